@@ -1,0 +1,818 @@
+//===- MoEOps.cpp - moe dialect operations --------------------------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/IR/MoEOps.h"
+#include "moe/IR/MoEShapeChecker.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+/// Dimension `dim` of the type of `value`, or dynamic when `value` is null or
+/// not a ranked tensor of that rank (inference runs before verification).
+static int64_t dimOf(Value value, unsigned dim) {
+  return value ? getDimOrDynamic(value.getType(), dim) : ShapedType::kDynamic;
+}
+
+static Type elementTypeOf(Value value) {
+  return value ? getElementTypeOrSelf(value.getType()) : Type();
+}
+
+static int64_t mulDims(int64_t a, int64_t b) {
+  if (ShapedType::isDynamic(a) || ShapedType::isDynamic(b))
+    return ShapedType::kDynamic;
+  return a * b;
+}
+
+/// A tensor type for inferred results. Sizes that an unverified op makes
+/// negative become dynamic, so that the verifier reports the cause.
+static RankedTensorType tensorOf(ArrayRef<int64_t> shape, Type element) {
+  SmallVector<int64_t> sizes(shape);
+  for (int64_t &size : sizes)
+    if (size < 0)
+      size = ShapedType::kDynamic;
+  return RankedTensorType::get(sizes, element);
+}
+
+static LogicalResult failInference(std::optional<Location> loc,
+                                   const Twine &message) {
+  return emitOptionalError(loc, message);
+}
+
+/// The per-expert capacity of expert-choice routing: `capacity` when given,
+/// else ceil(T * k / E); dynamic when it depends on an unknown size.
+static int64_t expertChoiceCapacity(int64_t numTokens, int64_t k,
+                                    int64_t numExperts, CapacityAttr capacity) {
+  if (capacity && capacity.getCount())
+    return capacity.computeCapacity(0, k, 1);
+  if (ShapedType::isDynamic(numTokens) || ShapedType::isDynamic(numExperts) ||
+      numExperts < 1)
+    return ShapedType::kDynamic;
+  if (capacity)
+    return capacity.computeCapacity(numTokens, k, numExperts);
+  return (numTokens * k + numExperts - 1) / numExperts;
+}
+
+static LogicalResult
+verifyExpertChoiceCapacity(Operation *op, CapacityAttr capacity) {
+  if (capacity &&
+      (capacity.getDropOrder() || capacity.getRenormalizeAfterDrop()))
+    return op->emitOpError()
+           << "`drop_order` and `renormalize_after_drop` do not apply to "
+              "expert-choice routing: an expert never takes more tokens than "
+              "its capacity";
+  return success();
+}
+
+static Type i32Type(MLIRContext *ctx) { return IntegerType::get(ctx, 32); }
+static Type i64Type(MLIRContext *ctx) { return IntegerType::get(ctx, 64); }
+static Type f32Type(MLIRContext *ctx) { return Float32Type::get(ctx); }
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+int64_t LayerOp::getNumExperts() {
+  return getDimOrDynamic(getRouterWeight().getType(), 0);
+}
+
+LogicalResult LayerOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, ValueRange operands,
+    DictionaryAttr attributes, OpaqueProperties properties,
+    RegionRange regions, SmallVectorImpl<Type> &results) {
+  Adaptor adaptor(operands, attributes, properties, regions);
+  Value input = adaptor.getInput();
+  if (adaptor.getRouterWeights().empty())
+    return failInference(loc, "'moe.layer' op expects a router weight");
+  int64_t numTokens = dimOf(input, 0);
+  int64_t outDim = dimOf(input, 1);
+  ExpertsAttr experts = adaptor.getProperties().experts;
+  if (!experts && attributes)
+    experts = attributes.getAs<ExpertsAttr>(getExpertsAttrName(
+        OperationName(getOperationName(), ctx)));
+  if (experts && experts.getKind() == ExpertKind::Lora &&
+      !adaptor.getExpertWeights().empty())
+    outDim = dimOf(adaptor.getExpertWeights().front(), 0);
+  int64_t numExperts = dimOf(adaptor.getRouterWeights().front(), 0);
+  results.push_back(tensorOf({numTokens, outDim}, elementTypeOf(input)));
+  results.push_back(tensorOf({numExperts}, i64Type(ctx)));
+  results.push_back(tensorOf({numExperts}, i64Type(ctx)));
+  return success();
+}
+
+namespace {
+/// Checks that a layer's attribute set is one its `family` uses (spec
+/// section 9), naming the first parameter that differs.
+class FamilyChecker {
+public:
+  FamilyChecker(LayerOp op, Family family) : op(op), family(family) {}
+
+  template <typename T, typename StringifyFn>
+  FamilyChecker &expect(StringRef name, T found, T expected,
+                        StringifyFn stringify) {
+    if (!failed && found != expected)
+      fail() << "expects " << name << " = " << stringify(expected)
+             << ", found " << name << " = " << stringify(found);
+    return *this;
+  }
+
+  FamilyChecker &require(bool condition, const Twine &what) {
+    if (!failed && !condition)
+      fail() << "expects " << what;
+    return *this;
+  }
+
+  LogicalResult result() const { return failure(failed); }
+
+private:
+  InFlightDiagnostic fail() {
+    failed = true;
+    return op.emitOpError() << "family = " << stringifyFamily(family) << " ";
+  }
+
+  LayerOp op;
+  Family family;
+  bool failed = false;
+};
+} // namespace
+
+static StringRef stringifyBool(bool value) { return value ? "true" : "false"; }
+
+static LogicalResult verifyFamily(LayerOp op, Family family) {
+  RoutingAttr routing = op.getRouting();
+  ExpertsAttr experts = op.getExperts();
+  size_t numShared = op.getSharedWeights().size();
+  bool hasBias = static_cast<bool>(op.getSelectionBias());
+  FamilyChecker check(op, family);
+
+  ScoreFunc score = ScoreFunc::Softmax;
+  if (family == Family::GraniteMoe)
+    score = ScoreFunc::Logits;
+  if (family == Family::DeepseekV3)
+    score = ScoreFunc::Sigmoid;
+  check.expect("score", routing.getScore(), score, stringifyScoreFunc);
+
+  switch (family) {
+  case Family::DeepseekV2:
+    check.require(routing.getSelection() == Selection::TopK ||
+                      (routing.getSelection() == Selection::GroupedTopK &&
+                       routing.getGroupScore() == GroupScore::Max),
+                  "selection = top_k or grouped_top_k with group_score = max");
+    break;
+  case Family::DeepseekV3:
+    check.expect("selection", routing.getSelection(), Selection::GroupedTopK,
+                 stringifySelection);
+    check.expect("group_score", routing.getGroupScore(), GroupScore::SumTop2,
+                 stringifyGroupScore);
+    break;
+  default:
+    check.expect("selection", routing.getSelection(), Selection::TopK,
+                 stringifySelection);
+  }
+
+  check.expect("weights", routing.getWeights(),
+               family == Family::GraniteMoe ? CombineWeights::SoftmaxSelected
+                                            : CombineWeights::Scores,
+               stringifyCombineWeights);
+  check.expect("apply_weight", routing.getApplyWeight(), ApplyWeight::Output,
+               stringifyApplyWeight);
+  switch (family) {
+  case Family::Mixtral:
+  case Family::Qwen3Moe:
+    check.expect("renormalize", routing.getRenormalize(), true,
+                 stringifyBool);
+    break;
+  case Family::Olmoe:
+  case Family::GraniteMoe:
+  case Family::Switch:
+    check.expect("renormalize", routing.getRenormalize(), false,
+                 stringifyBool);
+    break;
+  default:
+    break;
+  }
+  bool scaled = family == Family::DeepseekV2 || family == Family::DeepseekV3;
+  check.require(scaled || routing.getScale() == 1.0,
+                "scale = 1 (it has no routed scaling factor)");
+  check.require(family != Family::DeepseekV2 || !routing.getRenormalize() ||
+                    routing.getScale() == 1.0,
+                "scale = 1 when it renormalizes (the published code scales "
+                "only raw weights)");
+
+  check.expect("kind", experts.getKind(),
+               family == Family::Switch ? ExpertKind::Mlp : ExpertKind::Gated,
+               stringifyExpertKind);
+  if (family == Family::Switch) {
+    check.expect("act", experts.getAct(), Activation::Relu,
+                 stringifyActivation);
+    check.expect("k", routing.getK(), int64_t(1),
+                 [](int64_t v) { return std::to_string(v); });
+    CapacityAttr capacity = op.getCapacityAttr();
+    check.require(capacity && capacity.getDropOrderOrDefault() ==
+                                  DropOrder::TokenMajor,
+                  "a capacity with drop_order = token_major");
+  }
+
+  if (family == Family::Qwen2Moe)
+    check.require(numShared == 4,
+                  "a shared expert with its sigmoid gate: shared(gate, up, "
+                  "down, gate_weight)");
+  else if (scaled)
+    check.require(numShared == 0 || numShared == 3,
+                  "ungated shared experts: shared(gate, up, down) or none");
+  else
+    check.require(numShared == 0, "no shared experts");
+
+  check.require(hasBias == (family == Family::DeepseekV3),
+                family == Family::DeepseekV3
+                    ? "a selection bias (e_score_correction_bias)"
+                    : "no selection bias");
+  return check.result();
+}
+
+LogicalResult LayerOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("input", getInput().getType(), {"T", "d"});
+
+  ValueRange router = getRouterWeights();
+  if (router.empty() || router.size() > 2)
+    return emitOpError() << "expected router(weight [E, d]) or router(weight, "
+                            "bias [E]), found "
+                         << router.size() << " operands";
+  check.dims("router weight", router[0].getType(), {"E", "d"});
+  if (router.size() == 2)
+    check.dims("router bias", router[1].getType(), {"E"});
+  if (getSelectionBias())
+    check.dims("bias", getSelectionBias().getType(), {"E"});
+  if (failed(check.result()))
+    return failure();
+  int64_t numExperts = check.get("E");
+  if (ShapedType::isDynamic(numExperts))
+    return emitOpError() << "expected a static number of experts E (router "
+                            "weight dim 0), found a dynamic size";
+
+  RoutingAttr routing = getRouting();
+  if (failed(routing.verifyFor([&] { return emitOpError(); }, numExperts,
+                               static_cast<bool>(getTau()))))
+    return failure();
+  if (routing.getSelection() == Selection::ExpertChoice &&
+      failed(verifyExpertChoiceCapacity(getOperation(), getCapacityAttr())))
+    return failure();
+
+  ValueRange weights = getExpertWeights();
+  ExpertKind kind = getExperts().getKind();
+  auto expectCount = [&](ArrayRef<size_t> counts,
+                         StringRef forms) -> LogicalResult {
+    if (llvm::is_contained(counts, weights.size()))
+      return success();
+    return emitOpError() << "expected " << forms << " for kind = "
+                         << stringifyExpertKind(kind) << ", found "
+                         << weights.size() << " expert operands";
+  };
+  StringRef outSym = "d";
+  switch (kind) {
+  case ExpertKind::Gated:
+    if (failed(expectCount({2, 3}, "experts(gate, up, down) or "
+                                   "experts(gate_up, down)")))
+      return failure();
+    if (weights.size() == 3) {
+      check.dims("gate", weights[0].getType(), {"E", "f", "d"});
+      check.dims("up", weights[1].getType(), {"E", "f", "d"});
+    } else {
+      check.dims("gate_up", weights[0].getType(), {"E", "2*f", "d"});
+    }
+    check.dims("down", weights.back().getType(), {"E", "d", "f"});
+    break;
+  case ExpertKind::Mlp:
+    if (failed(expectCount({2}, "experts(w1, w2)")))
+      return failure();
+    check.dims("w1", weights[0].getType(), {"E", "f", "d"});
+    check.dims("w2", weights[1].getType(), {"E", "d", "f"});
+    break;
+  case ExpertKind::Lora:
+    if (failed(expectCount({3}, "experts(base, A, B)")))
+      return failure();
+    check.dims("base", weights[0].getType(), {"d_out", "d"});
+    check.dims("A", weights[1].getType(), {"E", "r", "d"});
+    check.dims("B", weights[2].getType(), {"E", "d_out", "r"});
+    outSym = "d_out";
+    break;
+  case ExpertKind::LoraGated:
+    if (failed(expectCount({9}, "experts(gate, up, down, A_gate, B_gate, "
+                                "A_up, B_up, A_down, B_down)")))
+      return failure();
+    check.dims("gate", weights[0].getType(), {"f", "d"});
+    check.dims("up", weights[1].getType(), {"f", "d"});
+    check.dims("down", weights[2].getType(), {"d", "f"});
+    check.dims("A_gate", weights[3].getType(), {"E", "r", "d"});
+    check.dims("B_gate", weights[4].getType(), {"E", "f", "r"});
+    check.dims("A_up", weights[5].getType(), {"E", "r", "d"});
+    check.dims("B_up", weights[6].getType(), {"E", "f", "r"});
+    check.dims("A_down", weights[7].getType(), {"E", "r", "f"});
+    check.dims("B_down", weights[8].getType(), {"E", "d", "r"});
+    break;
+  }
+
+  ValueRange shared = getSharedWeights();
+  if (!shared.empty()) {
+    if (shared.size() != 3 && shared.size() != 4)
+      return emitOpError() << "expected shared(gate, up, down) or "
+                              "shared(gate, up, down, gate_weight), found "
+                           << shared.size() << " operands";
+    check.dims("shared gate", shared[0].getType(), {"fs", "d"});
+    check.dims("shared up", shared[1].getType(), {"fs", "d"});
+    check.dims("shared down", shared[2].getType(), {"d", "fs"});
+    if (shared.size() == 4)
+      check.dims("shared gate_weight", shared[3].getType(), {"1", "d"});
+  }
+
+  check.dims("output", getOutput().getType(), {"T", outSym});
+  check.sameElementType("output", getOutput().getType(), "input",
+                        getInput().getType());
+  check.dims("assignments", getAssignments().getType(), {"E"});
+  check.dims("dropped", getDropped().getType(), {"E"});
+  if (failed(check.result()))
+    return failure();
+
+  if (std::optional<Family> family = getFamily())
+    return verifyFamily(*this, *family);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RouterOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RouterOp::inferReturnTypes(MLIRContext *ctx,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &results) {
+  results.push_back(tensorOf(
+      {dimOf(adaptor.getInput(), 0), dimOf(adaptor.getWeight(), 0)},
+      f32Type(ctx)));
+  return success();
+}
+
+LogicalResult RouterOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("input", getInput().getType(), {"T", "d"})
+      .dims("weight", getWeight().getType(), {"E", "d"});
+  if (getBias())
+    check.dims("bias", getBias().getType(), {"E"});
+  check.dims("logits", getLogits().getType(), {"T", "E"});
+  return check.result();
+}
+
+//===----------------------------------------------------------------------===//
+// RouteOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RouteOp::inferReturnTypes(MLIRContext *ctx,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &results) {
+  RoutingAttr routing = adaptor.getProperties().routing;
+  if (!routing)
+    return failInference(loc, "'moe.route' op expects a routing attribute");
+  SmallVector<int64_t> shape = {dimOf(adaptor.getLogits(), 0), routing.getK()};
+  results.push_back(tensorOf(shape, i32Type(ctx)));
+  results.push_back(tensorOf(shape, f32Type(ctx)));
+  return success();
+}
+
+LogicalResult RouteOp::verify() {
+  RoutingAttr routing = getRouting();
+  if (routing.getSelection() == Selection::ExpertChoice)
+    return emitOpError() << "selection = expert_choice is expressed by "
+                            "`moe.expert_choice`, not `moe.route`";
+  ShapeChecker check(getOperation());
+  check.dims("logits", getLogits().getType(), {"T", "E"});
+  if (getSelectionBias())
+    check.dims("bias", getSelectionBias().getType(), {"E"});
+  check.dims("expert_ids", getExpertIds().getType(), {"T", "k"})
+      .dims("weights", getWeights().getType(), {"T", "k"})
+      .require("k", routing.getK(), "k of the routing");
+  if (failed(check.result()))
+    return failure();
+  return routing.verifyFor([&] { return emitOpError(); }, check.get("E"),
+                           static_cast<bool>(getTau()));
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertChoiceOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertChoiceOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  int64_t numTokens = dimOf(adaptor.getLogits(), 0);
+  int64_t numExperts = dimOf(adaptor.getLogits(), 1);
+  IntegerAttr k = adaptor.getProperties().k;
+  if (!k)
+    return failInference(loc, "'moe.expert_choice' op expects `k`");
+  int64_t capacity = expertChoiceCapacity(numTokens, k.getInt(), numExperts,
+                                          adaptor.getProperties().capacity);
+  results.push_back(tensorOf({numExperts, capacity}, i32Type(ctx)));
+  results.push_back(tensorOf({numExperts, capacity}, f32Type(ctx)));
+  results.push_back(tensorOf({numTokens, numExperts}, i32Type(ctx)));
+  results.push_back(tensorOf({numTokens, numExperts}, f32Type(ctx)));
+  return success();
+}
+
+LogicalResult ExpertChoiceOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("logits", getLogits().getType(), {"T", "E"})
+      .dims("token_ids", getTokenIds().getType(), {"E", "C"})
+      .dims("token_weights", getTokenWeights().getType(), {"E", "C"})
+      .dims("expert_ids", getExpertIds().getType(), {"T", "E"})
+      .dims("weights", getWeights().getType(), {"T", "E"});
+  if (failed(check.result()))
+    return failure();
+  int64_t numExperts = check.get("E");
+  int64_t k = static_cast<int64_t>(getK());
+  if (k < 1)
+    return emitOpError() << "expected k >= 1, found k = " << k;
+  if (!ShapedType::isDynamic(numExperts) && k > numExperts)
+    return emitOpError() << "expected k <= E = " << numExperts
+                         << " experts, found k = " << k;
+  return verifyExpertChoiceCapacity(getOperation(), getCapacityAttr());
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult DispatchOp::inferReturnTypes(MLIRContext *ctx,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &results) {
+  IntegerAttr numExpertsAttr = adaptor.getProperties().num_experts;
+  if (!numExpertsAttr)
+    return failInference(loc, "'moe.dispatch' op expects `num_experts`");
+  int64_t numTokens = dimOf(adaptor.getExpertIds(), 0);
+  int64_t numSlots = dimOf(adaptor.getExpertIds(), 1);
+  int64_t numRows = mulDims(numTokens, numSlots);
+  int64_t numExperts = numExpertsAttr.getInt();
+  results.push_back(tensorOf({numRows}, i32Type(ctx)));
+  results.push_back(tensorOf({numRows}, f32Type(ctx)));
+  results.push_back(tensorOf({numTokens, numSlots}, i32Type(ctx)));
+  results.push_back(tensorOf({numTokens, numSlots}, f32Type(ctx)));
+  for (int i = 0; i < 3; ++i)
+    results.push_back(tensorOf({numExperts}, i64Type(ctx)));
+  return success();
+}
+
+LogicalResult DispatchOp::verify() {
+  int64_t numExperts = static_cast<int64_t>(getNumExperts());
+  if (numExperts < 1)
+    return emitOpError() << "expected num_experts >= 1, found "
+                         << numExperts;
+  ShapeChecker check(getOperation());
+  check.dims("expert_ids", getExpertIds().getType(), {"T", "S"})
+      .dims("weights", getWeights().getType(), {"T", "S"})
+      .dims("row_token", getRowToken().getType(), {"N"})
+      .dims("row_weight", getRowWeight().getType(), {"N"})
+      .dims("slot_row", getSlotRow().getType(), {"T", "S"})
+      .dims("slot_weight", getSlotWeight().getType(), {"T", "S"})
+      .dims("group_sizes", getGroupSizes().getType(), {"E"})
+      .dims("group_offsets", getGroupOffsets().getType(), {"E"})
+      .dims("dropped", getDropped().getType(), {"E"})
+      .require("E", numExperts, "num_experts");
+  if (failed(check.result()))
+    return failure();
+  int64_t rows = mulDims(check.get("T"), check.get("S"));
+  int64_t numRows = check.get("N");
+  if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(numRows) &&
+      rows != numRows)
+    return emitOpError() << "expected N = T * S = " << rows
+                         << " grouped rows, found N = " << numRows;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GatherOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GatherOp::inferReturnTypes(MLIRContext *ctx,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &results) {
+  results.push_back(tensorOf(
+      {dimOf(adaptor.getRowToken(), 0), dimOf(adaptor.getInput(), 1)},
+      elementTypeOf(adaptor.getInput())));
+  return success();
+}
+
+LogicalResult GatherOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("input", getInput().getType(), {"T", "d"})
+      .dims("row_token", getRowToken().getType(), {"N"});
+  if (getRowWeight())
+    check.dims("row_weight", getRowWeight().getType(), {"N"});
+  check.dims("result", getResult().getType(), {"N", "d"})
+      .sameElementType("result", getResult().getType(), "input",
+                       getInput().getType());
+  return check.result();
+}
+
+//===----------------------------------------------------------------------===//
+// CombineOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CombineOp::inferReturnTypes(MLIRContext *ctx,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &results) {
+  results.push_back(tensorOf(
+      {dimOf(adaptor.getSlotRow(), 0), dimOf(adaptor.getRows(), 1)},
+      elementTypeOf(adaptor.getRows())));
+  return success();
+}
+
+LogicalResult CombineOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("rows", getRows().getType(), {"N", "d"})
+      .dims("slot_row", getSlotRow().getType(), {"T", "S"});
+  if (getSlotWeight())
+    check.dims("slot_weight", getSlotWeight().getType(), {"T", "S"});
+  if (getAddend())
+    check.dims("addend", getAddend().getType(), {"T", "d"})
+        .sameElementType("addend", getAddend().getType(), "rows",
+                         getRows().getType());
+  check.dims("result", getResult().getType(), {"T", "d"})
+      .sameElementType("result", getResult().getType(), "rows",
+                       getRows().getType());
+  return check.result();
+}
+
+//===----------------------------------------------------------------------===//
+// GroupedMatmulOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GroupedMatmulOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  unsigned outDim = adaptor.getProperties().transpose_rhs ? 1 : 2;
+  results.push_back(tensorOf(
+      {dimOf(adaptor.getLhs(), 0), dimOf(adaptor.getRhs(), outDim)},
+      elementTypeOf(adaptor.getLhs())));
+  return success();
+}
+
+LogicalResult GroupedMatmulOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("lhs", getLhs().getType(), {"N", "K"});
+  if (getTransposeRhs())
+    check.dims("rhs", getRhs().getType(), {"E", "M", "K"});
+  else
+    check.dims("rhs", getRhs().getType(), {"E", "K", "M"});
+  check.dims("group_sizes", getGroupSizes().getType(), {"E"})
+      .dims("result", getResult().getType(), {"N", "M"})
+      .sameElementType("result", getResult().getType(), "lhs",
+                       getLhs().getType());
+  return check.result();
+}
+
+//===----------------------------------------------------------------------===//
+// Expert ops
+//===----------------------------------------------------------------------===//
+
+/// Result type of an expert op on grouped rows: `[N, outDim]` of the rows'
+/// element type.
+static void inferGroupedResult(Value rows, int64_t outDim,
+                               SmallVectorImpl<Type> &results) {
+  results.push_back(
+      tensorOf({dimOf(rows, 0), outDim}, elementTypeOf(rows)));
+}
+
+int64_t GatedExpertsOp::getInnerSize() {
+  return getDimOrDynamic(getDown().getType(), 2);
+}
+
+LogicalResult GatedExpertsOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  inferGroupedResult(adaptor.getRows(), dimOf(adaptor.getRows(), 1), results);
+  return success();
+}
+
+LogicalResult GatedExpertsOp::verify() {
+  bool separate = getGate() && getUp();
+  bool fused = static_cast<bool>(getGateUp());
+  if (separate == fused || (!separate && (getGate() || getUp())))
+    return emitOpError() << "expected either gate(...) and up(...), or "
+                            "gate_up(...)";
+  ShapeChecker check(getOperation());
+  check.dims("rows", getRows().getType(), {"N", "d"})
+      .dims("group_sizes", getGroupSizes().getType(), {"E"});
+  if (separate)
+    check.dims("gate", getGate().getType(), {"E", "f", "d"})
+        .dims("up", getUp().getType(), {"E", "f", "d"});
+  else
+    check.dims("gate_up", getGateUp().getType(), {"E", "2*f", "d"});
+  check.dims("down", getDown().getType(), {"E", "d", "f"})
+      .dims("result", getResult().getType(), {"N", "d"})
+      .sameElementType("result", getResult().getType(), "rows",
+                       getRows().getType());
+  return check.result();
+}
+
+LogicalResult MlpExpertsOp::inferReturnTypes(MLIRContext *ctx,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &results) {
+  inferGroupedResult(adaptor.getRows(), dimOf(adaptor.getRows(), 1), results);
+  return success();
+}
+
+LogicalResult MlpExpertsOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("rows", getRows().getType(), {"N", "d"})
+      .dims("group_sizes", getGroupSizes().getType(), {"E"})
+      .dims("w1", getW1().getType(), {"E", "f", "d"})
+      .dims("w2", getW2().getType(), {"E", "d", "f"})
+      .dims("result", getResult().getType(), {"N", "d"})
+      .sameElementType("result", getResult().getType(), "rows",
+                       getRows().getType());
+  return check.result();
+}
+
+LogicalResult LoraExpertsOp::inferReturnTypes(MLIRContext *ctx,
+                                              std::optional<Location> loc,
+                                              Adaptor adaptor,
+                                              SmallVectorImpl<Type> &results) {
+  inferGroupedResult(adaptor.getRows(), dimOf(adaptor.getLoraB(), 1),
+                     results);
+  return success();
+}
+
+LogicalResult LoraExpertsOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("rows", getRows().getType(), {"N", "d_in"})
+      .dims("group_sizes", getGroupSizes().getType(), {"E"})
+      .dims("lora_a", getLoraA().getType(), {"E", "r", "d_in"})
+      .dims("lora_b", getLoraB().getType(), {"E", "d_out", "r"})
+      .dims("result", getResult().getType(), {"N", "d_out"})
+      .sameElementType("result", getResult().getType(), "rows",
+                       getRows().getType());
+  return check.result();
+}
+
+LogicalResult LoraGatedExpertsOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  inferGroupedResult(adaptor.getRows(), dimOf(adaptor.getRows(), 1), results);
+  return success();
+}
+
+LogicalResult LoraGatedExpertsOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("rows", getRows().getType(), {"N", "d"})
+      .dims("group_sizes", getGroupSizes().getType(), {"E"})
+      .dims("gate", getGate().getType(), {"f", "d"})
+      .dims("up", getUp().getType(), {"f", "d"})
+      .dims("down", getDown().getType(), {"d", "f"})
+      .dims("gate_a", getGateA().getType(), {"E", "r", "d"})
+      .dims("gate_b", getGateB().getType(), {"E", "f", "r"})
+      .dims("up_a", getUpA().getType(), {"E", "r", "d"})
+      .dims("up_b", getUpB().getType(), {"E", "f", "r"})
+      .dims("down_a", getDownA().getType(), {"E", "r", "f"})
+      .dims("down_b", getDownB().getType(), {"E", "d", "r"})
+      .dims("result", getResult().getType(), {"N", "d"})
+      .sameElementType("result", getResult().getType(), "rows",
+                       getRows().getType());
+  return check.result();
+}
+
+LogicalResult SharedExpertOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  results.push_back(tensorOf(
+      {dimOf(adaptor.getInput(), 0), dimOf(adaptor.getInput(), 1)},
+      elementTypeOf(adaptor.getInput())));
+  return success();
+}
+
+LogicalResult SharedExpertOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("input", getInput().getType(), {"T", "d"})
+      .dims("gate", getGate().getType(), {"f", "d"})
+      .dims("up", getUp().getType(), {"f", "d"})
+      .dims("down", getDown().getType(), {"d", "f"});
+  if (getGateWeight())
+    check.dims("gate_weight", getGateWeight().getType(), {"1", "d"});
+  check.dims("result", getResult().getType(), {"T", "d"})
+      .sameElementType("result", getResult().getType(), "input",
+                       getInput().getType());
+  return check.result();
+}
+
+LogicalResult LinearOp::inferReturnTypes(MLIRContext *ctx,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &results) {
+  results.push_back(tensorOf(
+      {dimOf(adaptor.getInput(), 0), dimOf(adaptor.getWeight(), 0)},
+      elementTypeOf(adaptor.getInput())));
+  return success();
+}
+
+LogicalResult LinearOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("input", getInput().getType(), {"T", "d_in"})
+      .dims("weight", getWeight().getType(), {"d_out", "d_in"})
+      .dims("result", getResult().getType(), {"T", "d_out"})
+      .sameElementType("result", getResult().getType(), "input",
+                       getInput().getType());
+  return check.result();
+}
+
+//===----------------------------------------------------------------------===//
+// Losses and statistics
+//===----------------------------------------------------------------------===//
+
+LogicalResult AuxLossOp::inferReturnTypes(MLIRContext *ctx,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &results) {
+  results.push_back(tensorOf({}, f32Type(ctx)));
+  return success();
+}
+
+LogicalResult AuxLossOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("logits", getLogits().getType(), {"T", "E"})
+      .dims("expert_ids", getExpertIds().getType(), {"T", "S"});
+  return check.result();
+}
+
+LogicalResult ZLossOp::inferReturnTypes(MLIRContext *ctx,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &results) {
+  results.push_back(tensorOf({}, f32Type(ctx)));
+  return success();
+}
+
+LogicalResult ExpertLoadOp::inferReturnTypes(MLIRContext *ctx,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &results) {
+  IntegerAttr numExperts = adaptor.getProperties().num_experts;
+  if (!numExperts)
+    return failInference(loc, "'moe.expert_load' op expects `num_experts`");
+  results.push_back(tensorOf({numExperts.getInt()}, i64Type(ctx)));
+  return success();
+}
+
+LogicalResult ExpertLoadOp::verify() {
+  int64_t numExperts = static_cast<int64_t>(getNumExperts());
+  if (numExperts < 1)
+    return emitOpError() << "expected num_experts >= 1, found "
+                         << numExperts;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Custom directives
+//===----------------------------------------------------------------------===//
+
+/// An enum attribute printed as its bare keyword (`act = silu`).
+template <typename EnumAttrT>
+static void printEnumKeyword(OpAsmPrinter &printer, Operation *,
+                             EnumAttrT attr) {
+  printer << stringifyEnum(attr.getValue());
+}
+
+template <typename EnumAttrT>
+static ParseResult parseEnumKeyword(OpAsmParser &parser, EnumAttrT &attr) {
+  using EnumT = decltype(std::declval<EnumAttrT>().getValue());
+  SMLoc loc = parser.getCurrentLocation();
+  StringRef keyword;
+  if (parser.parseKeyword(&keyword))
+    return failure();
+  std::optional<EnumT> value = symbolizeEnum<EnumT>(keyword);
+  if (!value)
+    return parser.emitError(loc) << "unknown " << EnumAttrT::getMnemonic()
+                                 << " `" << keyword << "`";
+  attr = EnumAttrT::get(parser.getContext(), *value);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// TableGen'd definitions
+//===----------------------------------------------------------------------===//
+
+#define GET_OP_CLASSES
+#include "moe/IR/MoEOps.cpp.inc"

@@ -1,0 +1,556 @@
+//===- MoEOps.td - moe dialect operations -------------------*- tablegen -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_IR_MOEOPS_TD
+#define MOE_IR_MOEOPS_TD
+
+include "moe/IR/MoEBase.td"
+include "moe/IR/MoEAttrs.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Type constraints
+//===----------------------------------------------------------------------===//
+
+defvar MoE_ActTypes = [F32, F16, BF16];
+def MoE_Activations : TensorRankOf<MoE_ActTypes, [2]>;
+def MoE_Matrix : TensorRankOf<MoE_ActTypes, [2]>;
+def MoE_Vector : TensorRankOf<MoE_ActTypes, [1]>;
+def MoE_ExpertWeights : TensorRankOf<MoE_ActTypes, [3]>;
+def MoE_Logits : TensorRankOf<[F32], [2]>;
+def MoE_F32Vector : TensorRankOf<[F32], [1]>;
+def MoE_Slots : TensorRankOf<[I32], [2]>;
+def MoE_SlotWeights : TensorRankOf<[F32], [2]>;
+def MoE_RowIndex : TensorRankOf<[I32], [1]>;
+def MoE_RowWeights : TensorRankOf<[F32], [1]>;
+def MoE_Counts : TensorRankOf<[I64], [1]>;
+def MoE_Scalar : TensorRankOf<[F32], [0]>;
+def MoE_ActTensor : RankedTensorOf<MoE_ActTypes>;
+
+// Ops whose result types follow from their operands and attributes.
+class MoE_InferredOp<string mnemonic, list<Trait> traits = []>
+    : MoE_Op<mnemonic, !listconcat([Pure, InferTypeOpAdaptor], traits)> {
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Whole layer
+//===----------------------------------------------------------------------===//
+
+// The layer keeps its configuration in the attribute dictionary, where the
+// parser has not yet moved it into properties when it infers result types;
+// hence the raw inference signature.
+def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "a whole sparse MoE block, as a front end emits it";
+  let description = [{
+    Computes a complete MoE block on `input` (`[T, d]`): router logits from
+    `router` (`Wg: [E, d]` and an optional bias `[E]`), scores and selection
+    per `routing`, optional `capacity` dropping, the routed experts per
+    `experts`, optional shared experts, and the combine. Results: the block
+    output `[T, d_out]` (element type of `input`), the per-expert assignment
+    counts before dropping and the per-expert dropped counts (`[E]`, i64).
+
+    Operands:
+    - `bias(...)`: the selection bias `[E]` (DeepSeek-V3
+      `e_score_correction_bias`); selection uses `s + b`, weights use `s`.
+    - `tau(...)`: a run-time threshold (f32) for `selection = threshold`,
+      instead of the `tau` parameter.
+    - `experts(...)`, by `experts.kind`:
+      - `gated`: `gate [E, f, d], up [E, f, d], down [E, d, f]`, or the fused
+        `gate_up [E, 2f, d]` (gate rows first) and `down [E, d, f]`;
+      - `mlp`: `w1 [E, f, d], w2 [E, d, f]`;
+      - `lora`: `base [d_out, d], A [E, r, d], B [E, d_out, r]`;
+      - `lora_gated`: `gate [f, d], up [f, d], down [d, f]` (the frozen base)
+        then the LoRA pairs `A_gate [E, r, d], B_gate [E, f, r],
+        A_up [E, r, d], B_up [E, f, r], A_down [E, r, f], B_down [E, d, r]`.
+    - `shared(...)`: a shared gated FFN `gate [fs, d], up [fs, d],
+      down [d, fs]`, optionally followed by its sigmoid gate `[1, d]`.
+
+    `family`, when present, names the preset of spec section 9 that the
+    attribute set follows; the verifier checks that it does.
+
+    Example (Mixtral):
+
+    ```mlir
+    %y, %load, %dropped = moe.layer %x router(%wg : tensor<8x1024xf32>)
+        experts(%w1, %w3, %w2 : tensor<8x2816x1024xf32>,
+                tensor<8x2816x1024xf32>, tensor<8x1024x2816xf32>)
+        {family = #moe.family<mixtral>,
+         routing = #moe.routing<score = softmax, selection = top_k, k = 2,
+                                renormalize = true>,
+         experts = #moe.experts<kind = gated, act = silu>}
+        : tensor<?x1024xf32>
+    ```
+  }];
+  let arguments = (ins
+    MoE_Activations:$input,
+    Variadic<MoE_ActTensor>:$router_weights,
+    Optional<MoE_F32Vector>:$selection_bias,
+    Optional<F32>:$tau,
+    Variadic<MoE_ActTensor>:$expert_weights,
+    Variadic<MoE_ActTensor>:$shared_weights,
+    MoE_RoutingAttr:$routing,
+    OptionalAttr<MoE_CapacityAttr>:$capacity,
+    MoE_ExpertsAttr:$experts,
+    OptionalAttr<MoE_FamilyAttr>:$family
+  );
+  let results = (outs
+    MoE_Activations:$output,
+    MoE_Counts:$assignments,
+    MoE_Counts:$dropped
+  );
+  let assemblyFormat = [{
+    $input `router` `(` $router_weights `:` type($router_weights) `)`
+    (`bias` `(` $selection_bias^ `:` type($selection_bias) `)`)?
+    (`tau` `(` $tau^ `)`)?
+    `experts` `(` $expert_weights `:` type($expert_weights) `)`
+    (`shared` `(` $shared_weights^ `:` type($shared_weights) `)`)?
+    attr-dict `:` type($input)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Number of routed experts, from the router weight.
+    int64_t getNumExperts();
+    /// The router weight `[E, d]` and its optional bias `[E]`.
+    ::mlir::Value getRouterWeight() { return getRouterWeights().front(); }
+    ::mlir::Value getRouterBias() {
+      return getRouterWeights().size() > 1 ? getRouterWeights()[1]
+                                           : ::mlir::Value();
+    }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Routing
+//===----------------------------------------------------------------------===//
+
+def MoE_RouterOp : MoE_InferredOp<"router"> {
+  let summary = "router logits";
+  let description = [{
+    `logits[t, e] = sum_i input[t, i] * weight[e, i] (+ bias[e])`, accumulated
+    and returned in f32 whatever the input type. `input: [T, d]`,
+    `weight: [E, d]`, `bias: [E]`; result `[T, E]` f32.
+
+    ```mlir
+    %z = moe.router %x, %wg : tensor<?x1024xbf16>, tensor<8x1024xbf16>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$input, MoE_Matrix:$weight,
+                       Optional<MoE_Vector>:$bias);
+  let results = (outs MoE_Logits:$logits);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` `(` $bias^ `:` type($bias) `)`)? attr-dict
+    `:` type($input) `,` type($weight)
+  }];
+}
+
+def MoE_RouteOp : MoE_InferredOp<"route", [AttrSizedOperandSegments]> {
+  let summary = "score, select experts per token and compute their weights";
+  let description = [{
+    Applies the score function of `routing` to `logits` (`[T, E]` f32),
+    selects up to `k` experts per token (`top_k`, `grouped_top_k`, `top_p`,
+    `threshold`) and computes the combine weights (spec sections 1 to 3).
+    Results: `expert_ids [T, k]` (i32, slot order, -1 for an unused slot) and
+    `weights [T, k]` (f32, 0 for an unused slot).
+
+    `bias(...)` is the selection bias `[E]`; `tau(...)` supplies the
+    threshold of `selection = threshold` at run time. `selection =
+    expert_choice` has its own op, `moe.expert_choice`.
+
+    ```mlir
+    %ids, %w = moe.route %z <score = softmax, selection = top_k, k = 2,
+                             renormalize = true> : tensor<?x8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Logits:$logits,
+                       Optional<MoE_F32Vector>:$selection_bias,
+                       Optional<F32>:$tau,
+                       MoE_RoutingAttr:$routing);
+  let results = (outs MoE_Slots:$expert_ids, MoE_SlotWeights:$weights);
+  let assemblyFormat = [{
+    $logits (`bias` `(` $selection_bias^ `:` type($selection_bias) `)`)?
+    (`tau` `(` $tau^ `)`)? $routing attr-dict `:` type($logits)
+  }];
+}
+
+def MoE_ExpertChoiceOp : MoE_InferredOp<"expert_choice"> {
+  let summary = "expert-choice routing: each expert picks its tokens";
+  let description = [{
+    Softmax scores of `logits` (`[T, E]`); each expert takes the `C` tokens
+    with the largest score (ties to the lower token index), where `C` comes
+    from `capacity` (`count`, or `ceil(factor * T * k / E)`, then `min` and
+    `align`) and is `ceil(T * k / E)` without it: `k` is the average number
+    of experts per token. When `C > T` the slots past `T` hold token -1 and
+    weight 0. Results:
+    - `token_ids [E, C]` (i32) and `token_weights [E, C]` (f32): the
+      per-expert view, in descending score order;
+    - `expert_ids [T, E]` and `weights [T, E]`: the same choice in per-token
+      slot form (slot `e` holds `e` when expert `e` chose the token, else -1
+      and weight 0), which `moe.dispatch` and `moe.combine` consume; a
+      token's slots are summed in expert order.
+
+    ```mlir
+    %tok, %tw, %ids, %w = moe.expert_choice %z k = 2 : tensor<?x8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Logits:$logits, I64Attr:$k,
+                       OptionalAttr<MoE_CapacityAttr>:$capacity);
+  let results = (outs MoE_Slots:$token_ids, MoE_SlotWeights:$token_weights,
+                      MoE_Slots:$expert_ids, MoE_SlotWeights:$weights);
+  let assemblyFormat = [{
+    $logits `k` `=` $k (`capacity` $capacity^)? attr-dict `:` type($logits)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Dispatch and combine
+//===----------------------------------------------------------------------===//
+
+def MoE_DispatchOp : MoE_InferredOp<"dispatch"> {
+  let summary = "group routed assignments by expert, with optional capacity";
+  let description = [{
+    Builds the expert-grouped layout of the assignments `expert_ids [T, S]`
+    (-1 marks an unused slot) with weights `weights [T, S]`. Without
+    `capacity` every assignment is kept (dropless). With it, each expert
+    keeps at most `C` assignments, chosen by `drop_order`; the others are
+    dropped and counted.
+
+    The grouped layout has `N = T * S` rows: expert `e` owns rows
+    `[group_offsets[e], group_offsets[e] + group_sizes[e])`, holding its kept
+    assignments in token order; rows past the last group are padding
+    (token -1, weight 0). Results:
+    - `row_token [N]` (i32): the token of each row;
+    - `row_weight [N]` (f32): the combine weight of each row;
+    - `slot_row [T, S]` (i32): the row of each slot, -1 when unused or dropped;
+    - `slot_weight [T, S]` (f32): the combine weight of each slot, 0 when
+      unused or dropped, renormalized over the surviving slots when
+      `renormalize_after_drop` is set;
+    - `group_sizes`, `group_offsets`, `dropped` (`[E]`, i64).
+
+    ```mlir
+    %rt, %rw, %sr, %sw, %sizes, %offsets, %dropped =
+        moe.dispatch %ids, %w experts = 8
+            capacity <factor = 1.25, drop_order = token_major>
+        : tensor<?x2xi32>, tensor<?x2xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Slots:$expert_ids, MoE_SlotWeights:$weights,
+                       I64Attr:$num_experts,
+                       OptionalAttr<MoE_CapacityAttr>:$capacity);
+  let results = (outs MoE_RowIndex:$row_token, MoE_RowWeights:$row_weight,
+                      MoE_Slots:$slot_row, MoE_SlotWeights:$slot_weight,
+                      MoE_Counts:$group_sizes, MoE_Counts:$group_offsets,
+                      MoE_Counts:$dropped);
+  let assemblyFormat = [{
+    $expert_ids `,` $weights `experts` `=` $num_experts
+    (`capacity` $capacity^)? attr-dict `:` type($expert_ids) `,` type($weights)
+  }];
+}
+
+def MoE_GatherOp : MoE_InferredOp<"gather"> {
+  let summary = "copy the routed rows into the expert-grouped layout";
+  let description = [{
+    `result[r] = input[row_token[r]] (* row_weight[r])`, and zero for padding
+    rows (`row_token[r] < 0`). `input: [T, d]`, `row_token: [N]`; result
+    `[N, d]` of the input's element type. `scale(...)` multiplies each row by
+    its weight (`apply_weight = input`).
+
+    ```mlir
+    %xg = moe.gather %x, %rt : tensor<?x1024xf32>, tensor<?xi32>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$input, MoE_RowIndex:$row_token,
+                       Optional<MoE_RowWeights>:$row_weight);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $input `,` $row_token (`scale` `(` $row_weight^ `:` type($row_weight) `)`)?
+    attr-dict `:` type($input) `,` type($row_token)
+  }];
+}
+
+def MoE_CombineOp : MoE_InferredOp<"combine", [AttrSizedOperandSegments]> {
+  let summary = "weighted sum of each token's expert outputs, in slot order";
+  let description = [{
+    `result[t] = sum over slots j with slot_row[t, j] >= 0, in slot order, of
+    slot_weight[t, j] * rows[slot_row[t, j]]`, then `+ addend[t]`,
+    accumulated in f32 (spec section 6). `rows: [N, d]`,
+    `slot_row: [T, S]`; result `[T, d]` of the rows' element type. Without
+    `weights(...)` each slot has weight 1 (`apply_weight = input`).
+    `addend(...)` adds an always-on term such as the shared experts or a
+    LoRA base projection.
+
+    ```mlir
+    %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
+        : tensor<?x1024xf32>, tensor<?x2xi32>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$rows, MoE_Slots:$slot_row,
+                       Optional<MoE_SlotWeights>:$slot_weight,
+                       Optional<MoE_Activations>:$addend);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $rows `,` $slot_row
+    (`weights` `(` $slot_weight^ `:` type($slot_weight) `)`)?
+    (`addend` `(` $addend^ `:` type($addend) `)`)?
+    attr-dict `:` type($rows) `,` type($slot_row)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Expert computation on grouped rows
+//===----------------------------------------------------------------------===//
+
+def MoE_GroupedMatmulOp : MoE_InferredOp<"grouped_matmul"> {
+  let summary = "matmul over ragged row groups (StableHLO ragged_dot mode 1)";
+  let description = [{
+    `lhs: [N, K]` is split into consecutive row groups of `group_sizes: [E]`;
+    group `e` multiplies `rhs[e]`: `[K, M]`, or `[M, K]` with
+    `transpose_rhs` (the checkpoint `[out, in]` convention). Rows past the
+    sum of the group sizes are zero. Accumulates in f32; result `[N, M]` of
+    the lhs element type.
+
+    ```mlir
+    %h = moe.grouped_matmul %xg, %w1, %sizes transpose_rhs
+        : tensor<?x1024xf32>, tensor<8x2816x1024xf32>, tensor<8xi64>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$lhs, MoE_ExpertWeights:$rhs,
+                       MoE_Counts:$group_sizes, UnitAttr:$transpose_rhs);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs `,` $group_sizes (`transpose_rhs` $transpose_rhs^)?
+    attr-dict `:` type($lhs) `,` type($rhs) `,` type($group_sizes)
+  }];
+}
+
+def MoE_GatedExpertsOp
+    : MoE_InferredOp<"gated_experts", [AttrSizedOperandSegments]> {
+  let summary = "gated (SwiGLU family) expert FFNs on grouped rows";
+  let description = [{
+    For the rows of group `e`:
+    `down[e] * (act(gate[e] * x) (.) (up[e] * x))`, accumulated in f32.
+    Weights are `gate, up: [E, f, d]` and `down: [E, d, f]`, or the fused
+    `gate_up: [E, 2f, d]` (gate rows first). `rows: [N, d]`,
+    `group_sizes: [E]`; rows past the groups are zero. Result `[N, d]`.
+
+    ```mlir
+    %yg = moe.gated_experts %xg, %sizes gate(%w1 : tensor<8x2816x1024xf32>)
+        up(%w3 : tensor<8x2816x1024xf32>) down(%w2 : tensor<8x1024x2816xf32>)
+        act = silu : tensor<?x1024xf32>, tensor<8xi64>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$rows, MoE_Counts:$group_sizes,
+                       Optional<MoE_ExpertWeights>:$gate,
+                       Optional<MoE_ExpertWeights>:$up,
+                       Optional<MoE_ExpertWeights>:$gate_up,
+                       MoE_ExpertWeights:$down,
+                       MoE_ActivationAttr:$act);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $rows `,` $group_sizes
+    (`gate` `(` $gate^ `:` type($gate) `)`)?
+    (`up` `(` $up^ `:` type($up) `)`)?
+    (`gate_up` `(` $gate_up^ `:` type($gate_up) `)`)?
+    `down` `(` $down `:` type($down) `)`
+    `act` `=` custom<EnumKeyword>($act) attr-dict `:` type($rows) `,` type($group_sizes)
+  }];
+  let extraClassDeclaration = [{
+    /// Inner size f of the experts.
+    int64_t getInnerSize();
+  }];
+}
+
+def MoE_MlpExpertsOp : MoE_InferredOp<"mlp_experts"> {
+  let summary = "two-layer MLP experts on grouped rows";
+  let description = [{
+    For the rows of group `e`: `w2[e] * act(w1[e] * x)` (Switch: relu, no
+    bias), accumulated in f32. `w1: [E, f, d]`, `w2: [E, d, f]`,
+    `rows: [N, d]`; result `[N, d]`.
+
+    ```mlir
+    %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
+        : tensor<?x512xf32>, tensor<8xi64>, tensor<8x2048x512xf32>,
+          tensor<8x512x2048xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$rows, MoE_Counts:$group_sizes,
+                       MoE_ExpertWeights:$w1, MoE_ExpertWeights:$w2,
+                       MoE_ActivationAttr:$act);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $rows `,` $group_sizes `,` $w1 `,` $w2 `act` `=` custom<EnumKeyword>($act) attr-dict
+    `:` type($rows) `,` type($group_sizes) `,` type($w1) `,` type($w2)
+  }];
+}
+
+def MoE_LoraExpertsOp : MoE_InferredOp<"lora_experts"> {
+  let summary = "per-expert low-rank deltas on grouped rows";
+  let description = [{
+    For the rows of group `e`: `(alpha / r) * B[e] * (A[e] * x)`, with
+    `A: [E, r, d_in]`, `B: [E, d_out, r]`, `rows: [N, d_in]`; result
+    `[N, d_out]`. The frozen base projection applies to every token
+    separately (`moe.linear`); `moe.combine` adds it.
+
+    ```mlir
+    %dg = moe.lora_experts %xg, %sizes, %a, %b alpha = 16.0
+        : tensor<?x512xf32>, tensor<8xi64>, tensor<8x8x512xf32>,
+          tensor<8x512x8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$rows, MoE_Counts:$group_sizes,
+                       MoE_ExpertWeights:$lora_a, MoE_ExpertWeights:$lora_b,
+                       F64Attr:$alpha);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $rows `,` $group_sizes `,` $lora_a `,` $lora_b `alpha` `=` $alpha
+    attr-dict `:` type($rows) `,` type($group_sizes) `,` type($lora_a) `,`
+    type($lora_b)
+  }];
+}
+
+def MoE_LoraGatedExpertsOp : MoE_InferredOp<"lora_gated_experts"> {
+  let summary = "a frozen gated FFN with per-expert LoRA pairs (MixLoRA)";
+  let description = [{
+    Expert `e` is the base gated FFN whose projections each add their own
+    low-rank delta: with `P_e(x) = P x + (alpha / r) B_P[e] (A_P[e] x)` for
+    `P` in gate, up, down, the rows of group `e` compute
+    `Down_e(act(Gate_e(x)) (.) Up_e(x))`. Base: `gate, up: [f, d]`,
+    `down: [d, f]`; LoRA: `A_gate, A_up: [E, r, d]`, `B_gate, B_up: [E, f, r]`,
+    `A_down: [E, r, f]`, `B_down: [E, d, r]`. Result `[N, d]`.
+  }];
+  let arguments = (ins MoE_Activations:$rows, MoE_Counts:$group_sizes,
+                       MoE_Matrix:$gate, MoE_Matrix:$up, MoE_Matrix:$down,
+                       MoE_ExpertWeights:$gate_a, MoE_ExpertWeights:$gate_b,
+                       MoE_ExpertWeights:$up_a, MoE_ExpertWeights:$up_b,
+                       MoE_ExpertWeights:$down_a, MoE_ExpertWeights:$down_b,
+                       MoE_ActivationAttr:$act, F64Attr:$alpha);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $rows `,` $group_sizes
+    `base` `(` $gate `,` $up `,` $down `:` type($gate) `,` type($up) `,`
+               type($down) `)`
+    `gate_lora` `(` $gate_a `,` $gate_b `:` type($gate_a) `,` type($gate_b) `)`
+    `up_lora` `(` $up_a `,` $up_b `:` type($up_a) `,` type($up_b) `)`
+    `down_lora` `(` $down_a `,` $down_b `:` type($down_a) `,` type($down_b) `)`
+    `act` `=` custom<EnumKeyword>($act) `alpha` `=` $alpha attr-dict
+    `:` type($rows) `,` type($group_sizes)
+  }];
+}
+
+def MoE_SharedExpertOp : MoE_InferredOp<"shared_expert"> {
+  let summary = "an always-on gated FFN with an optional sigmoid gate";
+  let description = [{
+    `g(x) * down * (act(gate * x) (.) (up * x))` for every token, where
+    `g(x) = sigmoid(gate_weight * x)` (Qwen2-MoE `shared_expert_gate`,
+    `[1, d]`) or 1 (DeepSeek). `gate, up: [f, d]`, `down: [d, f]`,
+    `input: [T, d]`; result `[T, d]`.
+
+    ```mlir
+    %s = moe.shared_expert %x, %sg, %su, %sd gate(%ws : tensor<1x1024xf32>)
+        act = silu : tensor<?x1024xf32>, tensor<2816x1024xf32>,
+        tensor<2816x1024xf32>, tensor<1024x2816xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$input, MoE_Matrix:$gate,
+                       MoE_Matrix:$up, MoE_Matrix:$down,
+                       Optional<MoE_Matrix>:$gate_weight,
+                       MoE_ActivationAttr:$act);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $input `,` $gate `,` $up `,` $down
+    (`gate` `(` $gate_weight^ `:` type($gate_weight) `)`)?
+    `act` `=` custom<EnumKeyword>($act) attr-dict
+    `:` type($input) `,` type($gate) `,` type($up) `,` type($down)
+  }];
+}
+
+def MoE_LinearOp : MoE_InferredOp<"linear"> {
+  let summary = "a dense projection of every token";
+  let description = [{
+    `result[t, o] = sum_i input[t, i] * weight[o, i]`, accumulated in f32;
+    `input: [T, d_in]`, `weight: [d_out, d_in]`; result `[T, d_out]` of the
+    input's element type. Used for the frozen base of LoRA experts.
+
+    ```mlir
+    %b = moe.linear %x, %w0 : tensor<?x512xf32>, tensor<512x512xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$input, MoE_Matrix:$weight);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Losses and statistics
+//===----------------------------------------------------------------------===//
+
+def MoE_AuxLossOp : MoE_InferredOp<"aux_loss"> {
+  let summary = "load-balancing loss (unscaled)";
+  let description = [{
+    With `P[e] = mean_t softmax(logits)[t, e]` and the assignments
+    `expert_ids [T, S]` taken before dropping (spec section 7):
+    - `switch`: `E * sum_e f[e] P[e]`, `f[e]` the fraction of tokens whose
+      first choice (slot 0) is `e`;
+    - `all_k`: `E * sum_e F[e] P[e]`, `F[e] = (1/T) * count of slots
+      choosing e`;
+    - `all_k_mean`: `all_k / S`.
+    The result is a 0-d f32 tensor; it is 0 when `T = 0`.
+
+    ```mlir
+    %l = moe.aux_loss %z, %ids convention = all_k
+        : tensor<?x8xf32>, tensor<?x2xi32>
+    ```
+  }];
+  let arguments = (ins MoE_Logits:$logits, MoE_Slots:$expert_ids,
+                       MoE_AuxLossConventionAttr:$convention);
+  let results = (outs MoE_Scalar:$loss);
+  let assemblyFormat = [{
+    $logits `,` $expert_ids `convention` `=` custom<EnumKeyword>($convention) attr-dict
+    `:` type($logits) `,` type($expert_ids)
+  }];
+}
+
+def MoE_ZLossOp : MoE_InferredOp<"z_loss"> {
+  let summary = "router z-loss (unscaled)";
+  let description = [{
+    `(1/T) * sum_t (logsumexp_e logits[t, e])^2` (ST-MoE), as a 0-d f32
+    tensor; 0 when `T = 0`.
+
+    ```mlir
+    %l = moe.z_loss %z : tensor<?x8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Logits:$logits);
+  let results = (outs MoE_Scalar:$loss);
+  let assemblyFormat = "$logits attr-dict `:` type($logits)";
+  let hasVerifier = 0;
+}
+
+def MoE_ExpertLoadOp : MoE_InferredOp<"expert_load"> {
+  let summary = "per-expert assignment counts";
+  let description = [{
+    `result[e]` = the number of slots of `expert_ids [T, S]` holding `e`
+    (i64), i.e. the assignments before any dropping. Together with the
+    `dropped` result of `moe.dispatch` this gives the per-expert statistics.
+
+    ```mlir
+    %load = moe.expert_load %ids experts = 8 : tensor<?x2xi32>
+    ```
+  }];
+  let arguments = (ins MoE_Slots:$expert_ids, I64Attr:$num_experts);
+  let results = (outs MoE_Counts:$counts);
+  let assemblyFormat = [{
+    $expert_ids `experts` `=` $num_experts attr-dict `:` type($expert_ids)
+  }];
+}
+
+#endif // MOE_IR_MOEOPS_TD

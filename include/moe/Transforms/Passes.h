@@ -1,0 +1,31 @@
+//===- Passes.h - moe transformation passes ---------------------*- C++ -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_TRANSFORMS_PASSES_H
+#define MOE_TRANSFORMS_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Pass/Pass.h"
+
+#include "moe/IR/MoEOps.h"
+
+namespace mlir::moe {
+
+#define GEN_PASS_DECL
+#include "moe/Transforms/Passes.h.inc"
+
+/// Adds the pattern that expands `moe.layer` into primitive moe ops.
+void populateMoEDecomposePatterns(RewritePatternSet &patterns);
+
+#define GEN_PASS_REGISTRATION
+#include "moe/Transforms/Passes.h.inc"
+
+} // namespace mlir::moe
+
+#endif // MOE_TRANSFORMS_PASSES_H

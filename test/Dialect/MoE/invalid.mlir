@@ -1,0 +1,306 @@
+// RUN: moe-opt %s -split-input-file -verify-diagnostics
+
+// Op verifiers: shapes, operand forms and routing constraints that depend on
+// the number of experts.
+
+func.func @router_dim_mismatch(%x: tensor<?x64xf32>, %wg: tensor<8x32xf32>) {
+  // expected-error@+1 {{'moe.router' op expected `weight` dim 1 (d) to be 64 (d = 64 from `input` dim 1 (d)), found 32}}
+  %z = moe.router %x, %wg : tensor<?x64xf32>, tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @router_bias_mismatch(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %b: tensor<4xf32>) {
+  // expected-error@+1 {{'moe.router' op expected `bias` dim 0 (E) to be 8 (E = 8 from `weight` dim 0 (E)), found 4}}
+  %z = moe.router %x, %wg bias(%b : tensor<4xf32>) : tensor<?x64xf32>, tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @router_int_input(%x: tensor<?x64xi32>, %wg: tensor<8x64xf32>) {
+  // expected-error@+1 {{'moe.router' op operand #0 must be 2D tensor of 32-bit float or 16-bit float or bfloat16 type values}}
+  %z = moe.router %x, %wg : tensor<?x64xi32>, tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @route_k_above_experts(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.route' op expected k <= E = 8 experts, found k = 9}}
+  %i, %w = moe.route %z <score = softmax, selection = top_k, k = 9> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @route_groups_do_not_divide(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.route' op expected the E = 8 experts to split into groups = 3 equal groups}}
+  %i, %w = moe.route %z <score = softmax, selection = grouped_top_k, k = 2, groups = 3, topk_group = 1> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @route_sum_top2_small_groups(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.route' op group_score = sum_top2 needs at least 2 experts per group, found 1}}
+  %i, %w = moe.route %z <score = softmax, selection = grouped_top_k, k = 2, groups = 8, topk_group = 2, group_score = sum_top2> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @route_k_above_kept_groups(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.route' op expected k <= topk_group * E / groups = 2 selectable experts, found k = 3}}
+  %i, %w = moe.route %z <score = softmax, selection = grouped_top_k, k = 3, groups = 4, topk_group = 1> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @route_threshold_needs_tau(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.route' op selection = threshold needs tau: a `tau` parameter or a tau operand}}
+  %i, %w = moe.route %z <score = softmax, selection = threshold, k = 2> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @route_tau_twice(%z: tensor<?x8xf32>, %tau: f32) {
+  // expected-error@+1 {{'moe.route' op tau given both as a `tau` parameter and as an operand}}
+  %i, %w = moe.route %z tau(%tau) <score = softmax, selection = threshold, k = 2, tau = 0.1> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @route_tau_operand_without_threshold(%z: tensor<?x8xf32>, %tau: f32) {
+  // expected-error@+1 {{'moe.route' op a tau operand applies only to selection = threshold, found selection = top_k}}
+  %i, %w = moe.route %z tau(%tau) <score = softmax, selection = top_k, k = 2> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @route_expert_choice(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.route' op selection = expert_choice is expressed by `moe.expert_choice`, not `moe.route`}}
+  %i, %w = moe.route %z <score = softmax, selection = expert_choice, k = 2> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @route_bias_mismatch(%z: tensor<?x8xf32>, %b: tensor<7xf32>) {
+  // expected-error@+1 {{'moe.route' op expected `bias` dim 0 (E) to be 8 (E = 8 from `logits` dim 1 (E)), found 7}}
+  %i, %w = moe.route %z bias(%b : tensor<7xf32>) <score = softmax, selection = top_k, k = 2> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @route_result_k(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.route' op expected k = 2 (k of the routing), found k = 3 from `expert_ids` dim 1 (k)}}
+  %i, %w = "moe.route"(%z) <{operandSegmentSizes = array<i32: 1, 0, 0>, routing = #moe.routing<score = softmax, selection = top_k, k = 2>}> : (tensor<?x8xf32>) -> (tensor<?x3xi32>, tensor<?x3xf32>)
+  return
+}
+
+// -----
+
+func.func @expert_choice_k_zero(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.expert_choice' op expected k >= 1, found k = 0}}
+  %t, %tw, %i, %w = moe.expert_choice %z k = 0 : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @expert_choice_k_above_experts(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.expert_choice' op expected k <= E = 8 experts, found k = 9}}
+  %t, %tw, %i, %w = moe.expert_choice %z k = 9 : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @expert_choice_drop_order(%z: tensor<?x8xf32>) {
+  // expected-error@+1 {{'moe.expert_choice' op `drop_order` and `renormalize_after_drop` do not apply to expert-choice routing: an expert never takes more tokens than its capacity}}
+  %t, %tw, %i, %w = moe.expert_choice %z k = 2 capacity <count = 4, drop_order = score> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_no_experts(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) {
+  // expected-error@+1 {{'moe.dispatch' op expected num_experts >= 1, found 0}}
+  %r:7 = moe.dispatch %ids, %w experts = 0 : tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_weights_mismatch(%ids: tensor<?x2xi32>, %w: tensor<?x3xf32>) {
+  // expected-error@+1 {{'moe.dispatch' op expected `weights` dim 1 (S) to be 2 (S = 2 from `expert_ids` dim 1 (S)), found 3}}
+  %r:7 = moe.dispatch %ids, %w experts = 8 : tensor<?x2xi32>, tensor<?x3xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_rows(%ids: tensor<4x2xi32>, %w: tensor<4x2xf32>) {
+  // expected-error@+1 {{'moe.dispatch' op expected N = T * S = 8 grouped rows, found N = 6}}
+  %r:7 = "moe.dispatch"(%ids, %w) <{num_experts = 8 : i64}> : (tensor<4x2xi32>, tensor<4x2xf32>) -> (tensor<6xi32>, tensor<6xf32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<8xi64>, tensor<8xi64>, tensor<8xi64>)
+  return
+}
+
+// -----
+
+func.func @dispatch_result_experts(%ids: tensor<4x2xi32>, %w: tensor<4x2xf32>) {
+  // expected-error@+1 {{'moe.dispatch' op expected E = 8 (num_experts), found E = 4 from `group_sizes` dim 0 (E)}}
+  %r:7 = "moe.dispatch"(%ids, %w) <{num_experts = 8 : i64}> : (tensor<4x2xi32>, tensor<4x2xf32>) -> (tensor<8xi32>, tensor<8xf32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4xi64>, tensor<4xi64>, tensor<4xi64>)
+  return
+}
+
+// -----
+
+func.func @gather_result_type(%x: tensor<?x64xf32>, %rt: tensor<?xi32>) {
+  // expected-error@+1 {{'moe.gather' op expected `result` to have element type 'f32' (that of `input`), found 'bf16'}}
+  %g = "moe.gather"(%x, %rt) : (tensor<?x64xf32>, tensor<?xi32>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @gather_weight_rows(%x: tensor<?x64xf32>, %rt: tensor<8xi32>, %rw: tensor<6xf32>) {
+  // expected-error@+1 {{'moe.gather' op expected `row_weight` dim 0 (N) to be 8 (N = 8 from `row_token` dim 0 (N)), found 6}}
+  %g = moe.gather %x, %rt scale(%rw : tensor<6xf32>) : tensor<?x64xf32>, tensor<8xi32>
+  return
+}
+
+// -----
+
+func.func @combine_addend(%rows: tensor<?x64xf32>, %sr: tensor<?x2xi32>, %a: tensor<?x32xf32>) {
+  // expected-error@+1 {{'moe.combine' op expected `addend` dim 1 (d) to be 64 (d = 64 from `rows` dim 1 (d)), found 32}}
+  %y = moe.combine %rows, %sr addend(%a : tensor<?x32xf32>) : tensor<?x64xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+func.func @combine_addend_type(%rows: tensor<?x64xf32>, %sr: tensor<?x2xi32>, %a: tensor<?x64xbf16>) {
+  // expected-error@+1 {{'moe.combine' op expected `addend` to have element type 'f32' (that of `rows`), found 'bf16'}}
+  %y = moe.combine %rows, %sr addend(%a : tensor<?x64xbf16>) : tensor<?x64xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+func.func @combine_slot_weights(%rows: tensor<?x64xf32>, %sr: tensor<?x2xi32>, %sw: tensor<?x4xf32>) {
+  // expected-error@+1 {{'moe.combine' op expected `slot_weight` dim 1 (S) to be 2 (S = 2 from `slot_row` dim 1 (S)), found 4}}
+  %y = moe.combine %rows, %sr weights(%sw : tensor<?x4xf32>) : tensor<?x64xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_k(%lhs: tensor<?x64xf32>, %rhs: tensor<8x32x32xf32>, %sizes: tensor<8xi64>) {
+  // expected-error@+1 {{'moe.grouped_matmul' op expected `rhs` dim 1 (K) to be 64 (K = 64 from `lhs` dim 1 (K)), found 32}}
+  %y = moe.grouped_matmul %lhs, %rhs, %sizes : tensor<?x64xf32>, tensor<8x32x32xf32>, tensor<8xi64>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_groups(%lhs: tensor<?x64xf32>, %rhs: tensor<8x32x64xf32>, %sizes: tensor<4xi64>) {
+  // expected-error@+1 {{'moe.grouped_matmul' op expected `group_sizes` dim 0 (E) to be 8 (E = 8 from `rhs` dim 0 (E)), found 4}}
+  %y = moe.grouped_matmul %lhs, %rhs, %sizes transpose_rhs : tensor<?x64xf32>, tensor<8x32x64xf32>, tensor<4xi64>
+  return
+}
+
+// -----
+
+func.func @gated_gate_and_fused(%rows: tensor<?x64xf32>, %sizes: tensor<8xi64>, %g: tensor<8x128x64xf32>, %gu: tensor<8x256x64xf32>, %d: tensor<8x64x128xf32>) {
+  // expected-error@+1 {{'moe.gated_experts' op expected either gate(...) and up(...), or gate_up(...)}}
+  %y = moe.gated_experts %rows, %sizes gate(%g : tensor<8x128x64xf32>) gate_up(%gu : tensor<8x256x64xf32>) down(%d : tensor<8x64x128xf32>) act = silu : tensor<?x64xf32>, tensor<8xi64>
+  return
+}
+
+// -----
+
+func.func @gated_inner_mismatch(%rows: tensor<?x64xf32>, %sizes: tensor<8xi64>, %g: tensor<8x128x64xf32>, %u: tensor<8x128x64xf32>, %d: tensor<8x64x96xf32>) {
+  // expected-error@+1 {{'moe.gated_experts' op expected `down` dim 2 (f) to be 128 (f = 128 from `gate` dim 1 (f)), found 96}}
+  %y = moe.gated_experts %rows, %sizes gate(%g : tensor<8x128x64xf32>) up(%u : tensor<8x128x64xf32>) down(%d : tensor<8x64x96xf32>) act = silu : tensor<?x64xf32>, tensor<8xi64>
+  return
+}
+
+// -----
+
+func.func @gated_fused_odd(%rows: tensor<?x64xf32>, %sizes: tensor<8xi64>, %gu: tensor<8x255x64xf32>, %d: tensor<8x64x128xf32>) {
+  // expected-error@+1 {{'moe.gated_experts' op expected `gate_up` dim 1 (2*f) to be a multiple of 2, found 255}}
+  %y = moe.gated_experts %rows, %sizes gate_up(%gu : tensor<8x255x64xf32>) down(%d : tensor<8x64x128xf32>) act = silu : tensor<?x64xf32>, tensor<8xi64>
+  return
+}
+
+// -----
+
+func.func @gated_unknown_act(%rows: tensor<?x64xf32>, %sizes: tensor<8xi64>, %gu: tensor<8x256x64xf32>, %d: tensor<8x64x128xf32>) {
+  // expected-error@+1 {{unknown act `swish`}}
+  %y = moe.gated_experts %rows, %sizes gate_up(%gu : tensor<8x256x64xf32>) down(%d : tensor<8x64x128xf32>) act = swish : tensor<?x64xf32>, tensor<8xi64>
+  return
+}
+
+// -----
+
+func.func @mlp_experts_count(%rows: tensor<?x64xf32>, %sizes: tensor<4xi64>, %w1: tensor<8x128x64xf32>, %w2: tensor<8x64x128xf32>) {
+  // expected-error@+1 {{'moe.mlp_experts' op expected `w1` dim 0 (E) to be 4 (E = 4 from `group_sizes` dim 0 (E)), found 8}}
+  %y = moe.mlp_experts %rows, %sizes, %w1, %w2 act = relu : tensor<?x64xf32>, tensor<4xi64>, tensor<8x128x64xf32>, tensor<8x64x128xf32>
+  return
+}
+
+// -----
+
+func.func @lora_rank(%rows: tensor<?x64xf32>, %sizes: tensor<8xi64>, %a: tensor<8x4x64xf32>, %b: tensor<8x32x8xf32>) {
+  // expected-error@+1 {{'moe.lora_experts' op expected `lora_b` dim 2 (r) to be 4 (r = 4 from `lora_a` dim 1 (r)), found 8}}
+  %y = moe.lora_experts %rows, %sizes, %a, %b alpha = 8.0 : tensor<?x64xf32>, tensor<8xi64>, tensor<8x4x64xf32>, tensor<8x32x8xf32>
+  return
+}
+
+// -----
+
+func.func @lora_gated_down(%rows: tensor<?x64xf32>, %sizes: tensor<4xi64>, %g: tensor<128x64xf32>, %u: tensor<128x64xf32>, %d: tensor<64x128xf32>, %ga: tensor<4x8x64xf32>, %gb: tensor<4x128x8xf32>, %ua: tensor<4x8x64xf32>, %ub: tensor<4x128x8xf32>, %da: tensor<4x8x64xf32>, %db: tensor<4x64x8xf32>) {
+  // expected-error@+1 {{'moe.lora_gated_experts' op expected `down_a` dim 2 (f) to be 128 (f = 128 from `gate` dim 0 (f)), found 64}}
+  %y = moe.lora_gated_experts %rows, %sizes base(%g, %u, %d : tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>) gate_lora(%ga, %gb : tensor<4x8x64xf32>, tensor<4x128x8xf32>) up_lora(%ua, %ub : tensor<4x8x64xf32>, tensor<4x128x8xf32>) down_lora(%da, %db : tensor<4x8x64xf32>, tensor<4x64x8xf32>) act = silu alpha = 16.0 : tensor<?x64xf32>, tensor<4xi64>
+  return
+}
+
+// -----
+
+func.func @shared_gate_rows(%x: tensor<?x64xf32>, %g: tensor<96x64xf32>, %u: tensor<96x64xf32>, %d: tensor<64x96xf32>, %ws: tensor<2x64xf32>) {
+  // expected-error@+1 {{'moe.shared_expert' op expected `gate_weight` dim 0 (1) to be 1, found 2}}
+  %s = moe.shared_expert %x, %g, %u, %d gate(%ws : tensor<2x64xf32>) act = silu : tensor<?x64xf32>, tensor<96x64xf32>, tensor<96x64xf32>, tensor<64x96xf32>
+  return
+}
+
+// -----
+
+func.func @linear_in(%x: tensor<?x64xf32>, %w: tensor<32x48xf32>) {
+  // expected-error@+1 {{'moe.linear' op expected `weight` dim 1 (d_in) to be 64 (d_in = 64 from `input` dim 1 (d_in)), found 48}}
+  %y = moe.linear %x, %w : tensor<?x64xf32>, tensor<32x48xf32>
+  return
+}
+
+// -----
+
+func.func @aux_loss_tokens(%z: tensor<4x8xf32>, %ids: tensor<5x2xi32>) {
+  // expected-error@+1 {{'moe.aux_loss' op expected `expert_ids` dim 0 (T) to be 4 (T = 4 from `logits` dim 0 (T)), found 5}}
+  %l = moe.aux_loss %z, %ids convention = switch : tensor<4x8xf32>, tensor<5x2xi32>
+  return
+}
+
+// -----
+
+func.func @expert_load_no_experts(%ids: tensor<?x2xi32>) {
+  // expected-error@+1 {{'moe.expert_load' op expected num_experts >= 1, found 0}}
+  %l = moe.expert_load %ids experts = 0 : tensor<?x2xi32>
+  return
+}

@@ -1,0 +1,40 @@
+# -*- Python -*-
+# lit configuration of the moe-mlir test suite.
+
+import os
+import shutil
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "MOE"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.moe_obj_root, "test")
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py",
+                   "consumer", "unit", "reference"]
+
+config.substitutions.append(("%shlibext", config.llvm_shlib_ext))
+config.substitutions.append(("%mlir_lib_dir", config.llvm_lib_dir))
+config.substitutions.append(("%moe_src_root", config.moe_src_root))
+config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
+config.substitutions.append(("%moe_lib_dir",
+                             os.path.join(config.moe_obj_root, "lib")))
+
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+tool_dirs = [os.path.join(config.moe_obj_root, "bin"), config.llvm_tools_dir]
+tools = ["moe-opt", "mlir-opt", "mlir-runner", "mlir-translate"]
+llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# Code generation for NVIDIA GPUs needs ptxas (and libdevice) from a CUDA
+# toolkit; tests that assemble PTX say `REQUIRES: ptxas`.
+cuda_root = os.environ.get("CUDA_ROOT", "/usr/local/cuda")
+if os.path.exists(os.path.join(cuda_root, "bin", "ptxas")):
+    config.environment["CUDA_ROOT"] = cuda_root
+    config.available_features.add("ptxas")
+elif shutil.which("ptxas"):
+    config.available_features.add("ptxas")
