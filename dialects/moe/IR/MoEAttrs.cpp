@@ -54,11 +54,17 @@ void mlir::moe::detail::printF64(AsmPrinter &printer, F64 value) {
     if (std::strtod(buffer, nullptr) == value.value)
       break;
   }
+  // MLIR float literals need a '.' before any exponent: "2" -> "2.0",
+  // "1e-20" -> "1.0e-20".
   StringRef text(buffer);
-  printer << text;
-  // Keep it a float literal: "2" -> "2.0".
-  if (!text.contains_insensitive('e') && !text.contains('.'))
-    printer << ".0";
+  if (text.contains('.')) {
+    printer << text;
+    return;
+  }
+  auto [mantissa, exponent] = text.split('e');
+  printer << mantissa << ".0";
+  if (text.contains('e'))
+    printer << "e" << exponent;
 }
 
 FailureOr<bool> mlir::moe::detail::parseBool(AsmParser &parser) {

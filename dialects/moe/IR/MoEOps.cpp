@@ -269,6 +269,12 @@ LogicalResult LayerOp::verify() {
   if (routing.getSelection() == Selection::ExpertChoice &&
       failed(verifyExpertChoiceCapacity(getOperation(), getCapacityAttr())))
     return failure();
+  if (CapacityAttr capacity = getCapacityAttr();
+      capacity && capacity.getRenormalizeAfterDrop() &&
+      routing.getScale() != 1.0)
+    return emitOpError() << "renormalize_after_drop makes each token's "
+                            "weights sum to 1, which would cancel scale = "
+                         << routing.getScale().value;
 
   ValueRange weights = getExpertWeights();
   ExpertKind kind = getExperts().getKind();

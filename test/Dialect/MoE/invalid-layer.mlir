@@ -273,3 +273,11 @@ func.func @unknown_family(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: tenso
   %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%g, %d : tensor<8x128x64xf32>, tensor<8x64x128xf32>) {family = #moe.family<llama>, routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @renormalize_after_drop_scale(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: tensor<8x128x64xf32>, %d: tensor<8x64x128xf32>) {
+  // expected-error@+1 {{'moe.layer' op renormalize_after_drop makes each token's weights sum to 1, which would cancel scale = 2.5}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%g, %d : tensor<8x128x64xf32>, tensor<8x64x128xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2, scale = 2.5>, capacity = #moe.capacity<count = 4, renormalize_after_drop = true>, experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
+  return
+}
