@@ -9,6 +9,8 @@
 #include "moe/InitMoE.h"
 
 #include "moe/IR/MoEDialect.h"
+#include "moe/Conversion/Passes.h"
+#include "moe/Pipelines/Pipelines.h"
 #include "moe/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -17,4 +19,8 @@ void mlir::moe::registerAllMoEDialects(DialectRegistry &registry) {
   registry.insert<MoEDialect>();
 }
 
-void mlir::moe::registerAllMoEPasses() { registerMoETransformsPasses(); }
+void mlir::moe::registerAllMoEPasses() {
+  registerMoETransformsPasses();
+  registerMoEConversionPasses();
+  registerMoEPipelines();
+}

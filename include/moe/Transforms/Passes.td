@@ -54,4 +54,44 @@ def MoEDecompose : Pass<"moe-decompose"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def MoELowerCopies : Pass<"moe-lower-copies"> {
+  let summary = "Rewrite memref.copy into linalg.copy";
+  let description = [{
+    Bufferization copies into strided subviews (an expert's rows written back
+    into the grouped result) with `memref.copy`, which the LLVM lowering
+    turns into a call to the `memrefCopy` function of MLIR's runner
+    libraries whenever it cannot prove the copy contiguous. Rewriting every
+    copy as `linalg.copy` lets it become plain loops, so compiled modules
+    need no runtime library for copies.
+
+    ```mlir
+    memref.copy %a, %b : memref<?x256xf32> to memref<?x256xf32, strided<[256, 1], offset: ?>>
+    // becomes
+    linalg.copy ins(%a : memref<?x256xf32>) outs(%b : memref<?x256xf32, strided<[256, 1], offset: ?>>)
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def MoECheckLowered : Pass<"moe-check-lowered", "::mlir::ModuleOp"> {
+  let summary = "Fail on the first op outside the dialects a stage may leave";
+  let description = [{
+    The last step of every moe pipeline, as a backend contract: it walks
+    the module and reports, at its location, the first op whose dialect is
+    not in `dialects`, so that a lowering gap surfaces as a located error
+    here instead of an obscure failure in translation or at load time.
+
+    ```
+    error: 'scf.for' is left after moe-cpu-pipeline: expected only ops of
+    the dialects builtin, llvm
+    ```
+  }];
+  let options = [
+    ListOption<"dialects", "dialects", "std::string",
+               "dialects whose ops may remain (default: builtin, llvm)">,
+    Option<"stage", "stage", "std::string", /*default=*/"\"lowering\"",
+           "name of the stage, for the message">,
+  ];
+}
+
 #endif // MOE_TRANSFORMS_PASSES_TD

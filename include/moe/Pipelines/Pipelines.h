@@ -1,0 +1,38 @@
+//===- Pipelines.h - moe compilation pipelines ------------------*- C++ -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_PIPELINES_PIPELINES_H
+#define MOE_PIPELINES_PIPELINES_H
+
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir {
+class OpPassManager;
+namespace moe {
+
+/// Options of `moe-cpu-pipeline`.
+struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
+  PassOptions::Option<bool> check{
+      *this, "check",
+      llvm::cl::desc("End with moe-check-lowered (only llvm and builtin ops "
+                     "may remain)"),
+      llvm::cl::init(true)};
+};
+
+/// moe IR (or any mix of moe and upstream ops on tensors) to the LLVM
+/// dialect for the host: the reference lowering, bufferization, loops, and
+/// conversion to LLVM, ending in a check that nothing else is left.
+void buildMoECPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
+
+/// Registers `moe-cpu-pipeline` with the global pass registry.
+void registerMoEPipelines();
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_PIPELINES_PIPELINES_H

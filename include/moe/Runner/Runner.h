@@ -1,0 +1,84 @@
+//===- Runner.h - JIT-compile and call moe functions ------------*- C++ -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Compiles one function of a module for the host with moe-cpu-pipeline and
+// calls it on host arrays: what moe-run does, as a library.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNNER_RUNNER_H
+#define MOE_RUNNER_RUNNER_H
+
+#include "moe/Support/Npy.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlir {
+class ExecutionEngine;
+namespace moe {
+
+/// The type of one argument or result of the entry function: a ranked
+/// tensor (`shape` may hold ShapedType::kDynamic) or a scalar (`shape` is
+/// empty and `isScalar` is set).
+struct ValueSpec {
+  Type elementType;
+  SmallVector<int64_t> shape;
+  bool isScalar = false;
+  npy::DType dtype;
+
+  std::string str() const;
+};
+
+struct RunnerOptions {
+  /// LLVM optimization level of the JIT (0 to 3).
+  unsigned optLevel = 3;
+};
+
+class CompiledFunction {
+public:
+  /// Compiles `entry` of `module` (which it lowers in place).
+  static llvm::Expected<std::unique_ptr<CompiledFunction>>
+  compile(ModuleOp module, StringRef entry, const RunnerOptions &options);
+  ~CompiledFunction();
+
+  ArrayRef<ValueSpec> arguments() const { return args; }
+  ArrayRef<ValueSpec> results() const { return resultSpecs; }
+  StringRef name() const { return entryName; }
+
+  /// Checks `inputs` against the arguments (count, dtype, rank and static
+  /// sizes), with messages that name the argument.
+  llvm::Error checkInputs(ArrayRef<const npy::Array *> inputs,
+                          ArrayRef<std::string> inputNames) const;
+
+  /// Calls the function; inputs must have passed checkInputs.
+  llvm::Expected<std::vector<npy::Array>>
+  call(ArrayRef<const npy::Array *> inputs) const;
+
+private:
+  CompiledFunction() = default;
+
+  std::string entryName;
+  SmallVector<ValueSpec> args;
+  SmallVector<ValueSpec> resultSpecs;
+  std::unique_ptr<ExecutionEngine> engine;
+  void (*packed)(void **) = nullptr;
+};
+
+/// The npy dtype that holds elements of `type`, if any.
+std::optional<npy::DType> dtypeFor(Type type);
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_RUNNER_RUNNER_H

@@ -1,0 +1,52 @@
+//===- MoEToLinalg.cpp - the convert-moe-to-linalg pass -------------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/Passes.h"
+
+#include "Patterns.h"
+#include "moe/IR/MoEDialect.h"
+#include "moe/Transforms/Passes.h"
+
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOLINALG
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+void mlir::moe::populateMoEToLinalgPatterns(TypeConverter &converter,
+                                            RewritePatternSet &patterns) {
+  lowering::populateRoutingPatterns(converter, patterns);
+  lowering::populateDispatchPatterns(converter, patterns);
+  lowering::populateExpertPatterns(converter, patterns);
+}
+
+namespace {
+struct ConvertMoEToLinalgPass
+    : mlir::moe::impl::ConvertMoEToLinalgBase<ConvertMoEToLinalgPass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    TypeConverter converter;
+    converter.addConversion([](Type type) { return type; });
+
+    RewritePatternSet patterns(ctx);
+    populateMoEDecomposePatterns(patterns);
+    populateMoEToLinalgPatterns(converter, patterns);
+
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<MoEDialect>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,288 @@
+//===- Runner.cpp - JIT-compile and call moe functions --------------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Runner/Runner.h"
+
+#include "moe/Pipelines/Pipelines.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/SmallPtrSet.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+#include <cstring>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+static llvm::Error makeError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+std::optional<npy::DType> mlir::moe::dtypeFor(Type type) {
+  if (type.isF32())
+    return npy::DType::F32;
+  if (type.isF64())
+    return npy::DType::F64;
+  if (type.isF16())
+    return npy::DType::F16;
+  if (type.isBF16())
+    return npy::DType::BF16;
+  if (type.isInteger(32))
+    return npy::DType::I32;
+  if (type.isInteger(64) || type.isIndex())
+    return npy::DType::I64;
+  if (type.isInteger(1))
+    return npy::DType::Bool;
+  return std::nullopt;
+}
+
+std::string ValueSpec::str() const {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  if (isScalar) {
+    os << elementType;
+    return s;
+  }
+  os << "tensor<";
+  for (int64_t d : shape)
+    os << (ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d))
+       << "x";
+  os << elementType << ">";
+  return s;
+}
+
+static llvm::Expected<ValueSpec> specFor(Type type, StringRef what) {
+  ValueSpec spec;
+  if (auto tensor = dyn_cast<RankedTensorType>(type)) {
+    spec.elementType = tensor.getElementType();
+    spec.shape.assign(tensor.getShape().begin(), tensor.getShape().end());
+  } else if (type.isIntOrIndexOrFloat()) {
+    spec.elementType = type;
+    spec.isScalar = true;
+  } else {
+    std::string s;
+    llvm::raw_string_ostream(s) << type;
+    return makeError(what + " has type " + s +
+                     "; moe-run passes ranked tensors and scalars");
+  }
+  std::optional<npy::DType> dtype = dtypeFor(spec.elementType);
+  if (!dtype) {
+    std::string s;
+    llvm::raw_string_ostream(s) << spec.elementType;
+    return makeError(what + " has element type " + s +
+                     ", which .npy files cannot hold here");
+  }
+  spec.dtype = *dtype;
+  if (spec.isScalar && what.starts_with("result"))
+    return makeError(what + " is a scalar; moe-run returns tensors only "
+                            "(return a 0-d tensor)");
+  return spec;
+}
+
+CompiledFunction::~CompiledFunction() = default;
+
+llvm::Expected<std::unique_ptr<CompiledFunction>>
+CompiledFunction::compile(ModuleOp module, StringRef entry,
+                          const RunnerOptions &options) {
+  auto func = module.lookupSymbol<func::FuncOp>(entry);
+  if (!func || func.isExternal())
+    return makeError("no function @" + entry + " with a body in the module");
+
+  std::unique_ptr<CompiledFunction> compiled(new CompiledFunction());
+  compiled->entryName = entry.str();
+  FunctionType type = func.getFunctionType();
+  for (auto [i, t] : llvm::enumerate(type.getInputs())) {
+    auto spec = specFor(t, ("argument " + llvm::Twine(i)).str());
+    if (!spec)
+      return spec.takeError();
+    compiled->args.push_back(*spec);
+  }
+  for (auto [i, t] : llvm::enumerate(type.getResults())) {
+    auto spec = specFor(t, ("result " + llvm::Twine(i)).str());
+    if (!spec)
+      return spec.takeError();
+    compiled->resultSpecs.push_back(*spec);
+  }
+
+  // The caller's arrays are read-only: bufferization copies before writing.
+  MLIRContext *ctx = module.getContext();
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+    if (isa<TensorType>(func.getArgument(i).getType()))
+      func.setArgAttr(i, bufferization::BufferizationDialect::kWritableAttrName,
+                      BoolAttr::get(ctx, false));
+
+  PassManager pm(ctx, ModuleOp::getOperationName());
+  buildMoECPUPipeline(pm, CPUPipelineOptions());
+  if (failed(pm.run(module)))
+    return makeError("compilation of @" + entry + " failed (see the "
+                     "diagnostics above)");
+
+  auto transformer = makeOptimizingTransformer(options.optLevel,
+                                               /*sizeLevel=*/0,
+                                               /*targetMachine=*/nullptr);
+  ExecutionEngineOptions engineOptions;
+  engineOptions.transformer = transformer;
+  engineOptions.jitCodeGenOptLevel =
+      static_cast<llvm::CodeGenOptLevel>(options.optLevel);
+  auto engine = ExecutionEngine::create(module, engineOptions);
+  if (!engine)
+    return engine.takeError();
+  compiled->engine = std::move(*engine);
+  auto packed = compiled->engine->lookupPacked(entry);
+  if (!packed)
+    return packed.takeError();
+  compiled->packed = *packed;
+  return compiled;
+}
+
+static std::string shapeString(ArrayRef<int64_t> shape) {
+  std::string s = "(";
+  for (auto [i, d] : llvm::enumerate(shape))
+    s += (i ? ", " : "") +
+         (ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d));
+  if (shape.size() == 1)
+    s += ",";
+  return s + ")";
+}
+
+llvm::Error
+CompiledFunction::checkInputs(ArrayRef<const npy::Array *> inputs,
+                              ArrayRef<std::string> inputNames) const {
+  if (inputs.size() != args.size())
+    return makeError("@" + entryName + " takes " + llvm::Twine(args.size()) +
+                     " arguments, got " + llvm::Twine(inputs.size()) +
+                     " inputs");
+  for (auto [i, input] : llvm::enumerate(inputs)) {
+    const ValueSpec &spec = args[i];
+    std::string where = ("input " + llvm::Twine(i) + " (" + inputNames[i] +
+                         ") for argument " + llvm::Twine(i) + " of type " +
+                         spec.str())
+                            .str();
+    if (input->type() != spec.dtype)
+      return makeError(where + ": dtype is " + npy::name(input->type()) +
+                       ", expected " + npy::name(spec.dtype));
+    if (spec.isScalar) {
+      if (!input->shape().empty())
+        return makeError(where + ": shape is " +
+                         shapeString(input->shape()) +
+                         ", expected a 0-d array ()");
+      continue;
+    }
+    bool ok = input->shape().size() == spec.shape.size();
+    for (size_t d = 0; ok && d < spec.shape.size(); ++d)
+      ok = ShapedType::isDynamic(spec.shape[d]) ||
+           spec.shape[d] == input->shape()[d];
+    if (!ok)
+      return makeError(where + ": shape is " + shapeString(input->shape()) +
+                       ", expected " + shapeString(spec.shape));
+  }
+  return llvm::Error::success();
+}
+
+namespace {
+/// Storage for the expanded LLVM arguments of one call: a memref becomes
+/// (allocated, aligned, offset, sizes..., strides...).
+struct PackedArguments {
+  std::vector<std::unique_ptr<int64_t[]>> slots;
+  std::vector<void *> pointers;
+
+  void *slot() {
+    slots.emplace_back(new int64_t[1]());
+    pointers.push_back(slots.back().get());
+    return slots.back().get();
+  }
+  void addPointer(void *value) { std::memcpy(slot(), &value, sizeof(value)); }
+  void addInt(int64_t value) { std::memcpy(slot(), &value, sizeof(value)); }
+};
+} // namespace
+
+llvm::Expected<std::vector<npy::Array>>
+CompiledFunction::call(ArrayRef<const npy::Array *> inputs) const {
+  PackedArguments packedArgs;
+  llvm::SmallPtrSet<const void *, 8> inputBuffers;
+  for (auto [i, input] : llvm::enumerate(inputs)) {
+    const ValueSpec &spec = args[i];
+    if (spec.isScalar) {
+      void *slot = packedArgs.slot();
+      std::memcpy(slot, input->data(), npy::elementSize(input->type()));
+      continue;
+    }
+    void *data = const_cast<void *>(input->data());
+    inputBuffers.insert(data);
+    packedArgs.addPointer(data);
+    packedArgs.addPointer(data);
+    packedArgs.addInt(0);
+    ArrayRef<int64_t> shape = input->shape();
+    for (int64_t d : shape)
+      packedArgs.addInt(d);
+    int64_t stride = 1;
+    SmallVector<int64_t> strides(shape.size());
+    for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+      strides[d] = stride;
+      stride *= shape[d];
+    }
+    for (int64_t s : strides)
+      packedArgs.addInt(s);
+  }
+
+  // All results are memref descriptors: 8-byte fields, laid out in order.
+  size_t resultWords = 0;
+  for (const ValueSpec &spec : resultSpecs)
+    resultWords += 3 + 2 * spec.shape.size();
+  std::vector<int64_t> resultStorage(std::max<size_t>(resultWords, 1));
+  if (!resultSpecs.empty())
+    packedArgs.pointers.push_back(resultStorage.data());
+
+  packed(packedArgs.pointers.data());
+
+  std::vector<npy::Array> outputs;
+  llvm::SmallPtrSet<void *, 8> freed;
+  const int64_t *field = resultStorage.data();
+  for (const ValueSpec &spec : resultSpecs) {
+    void *allocated, *aligned;
+    std::memcpy(&allocated, field, sizeof(void *));
+    std::memcpy(&aligned, field + 1, sizeof(void *));
+    int64_t offset = field[2];
+    size_t rank = spec.shape.size();
+    ArrayRef<int64_t> sizes(field + 3, rank);
+    ArrayRef<int64_t> strides(field + 3 + rank, rank);
+    field += 3 + 2 * rank;
+
+    npy::Array out(spec.dtype, sizes);
+    size_t elementSize = npy::elementSize(spec.dtype);
+    const char *base =
+        static_cast<const char *>(aligned) + offset * elementSize;
+    char *dst = static_cast<char *>(out.data());
+    SmallVector<int64_t> index(rank, 0);
+    for (int64_t n = 0, e = out.numElements(); n < e; ++n) {
+      int64_t linear = 0;
+      for (size_t d = 0; d < rank; ++d)
+        linear += index[d] * strides[d];
+      std::memcpy(dst + n * elementSize, base + linear * elementSize,
+                  elementSize);
+      for (int64_t d = static_cast<int64_t>(rank) - 1; d >= 0; --d) {
+        if (++index[d] < sizes[d])
+          break;
+        index[d] = 0;
+      }
+    }
+    // The caller owns returned buffers, unless a result is an input.
+    if (allocated && !inputBuffers.count(allocated) &&
+        freed.insert(allocated).second)
+      std::free(allocated);
+    outputs.push_back(std::move(out));
+  }
+  return outputs;
+}

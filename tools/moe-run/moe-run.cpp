@@ -1,0 +1,412 @@
+//===- moe-run.cpp - compile and run moe functions on .npy inputs ---------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+//   moe-run FILE.mlir --entry NAME [--input A.npy ...] [--output-dir DIR]
+//           [--case-dir DIR ...] [--random-inputs [--seed S]
+//           [--dynamic-size N[,N...]]] [--repeat N] [--pipeline cpu]
+//
+// JIT-compiles the module for the host with moe-cpu-pipeline and calls
+// NAME. Inputs come from .npy files (--input, in argument order), from case
+// directories (DIR/arg0.npy ... in, DIR/out0.npy ... out), or are generated.
+// One compilation serves every call, whatever the dynamic sizes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/InitMoE.h"
+#include "moe/Runner/Runner.h"
+#include "moe/Support/Npy.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+namespace cl = llvm::cl;
+
+static cl::OptionCategory category("moe-run options");
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.mlir>"),
+                                      cl::Required, cl::cat(category));
+static cl::opt<std::string> entry("entry", cl::desc("Function to call"),
+                                  cl::Required, cl::cat(category));
+static cl::list<std::string>
+    inputs("input", cl::desc("An .npy file per argument, in order"),
+           cl::cat(category));
+static cl::opt<std::string>
+    outputDir("output-dir",
+              cl::desc("Write the results as DIR/out0.npy, out1.npy, ..."),
+              cl::cat(category));
+static cl::list<std::string> caseDirs(
+    "case-dir",
+    cl::desc("Call once per DIR with DIR/arg<i>.npy, writing DIR/out<i>.npy"),
+    cl::cat(category));
+static cl::opt<bool>
+    randomInputs("random-inputs",
+                 cl::desc("Generate the inputs (seeded, deterministic)"),
+                 cl::cat(category));
+static cl::opt<uint64_t> seed("seed", cl::desc("Seed of --random-inputs"),
+                              cl::init(1), cl::cat(category));
+static cl::list<int64_t> dynamicSizes(
+    "dynamic-size",
+    cl::desc("Size of every dynamic dimension of generated inputs; several "
+             "values call the same compiled function once per size"),
+    cl::CommaSeparated, cl::cat(category));
+static cl::opt<unsigned>
+    repeat("repeat",
+           cl::desc("After one warm-up call, time N calls and print "
+                    "median_ms=... min_ms=... max_ms=..."),
+           cl::init(0), cl::cat(category));
+static cl::opt<std::string> pipeline("pipeline",
+                                     cl::desc("Target: cpu (default)"),
+                                     cl::init("cpu"), cl::cat(category));
+static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
+                                  cl::init(3), cl::cat(category));
+static cl::opt<bool> quiet("quiet", cl::desc("Do not print output summaries"),
+                           cl::cat(category));
+
+static int fail(const llvm::Twine &message) {
+  llvm::errs() << "moe-run: error: " << message << "\n";
+  return 1;
+}
+
+static int fail(llvm::Error error) {
+  std::string message = llvm::toString(std::move(error));
+  return fail(message);
+}
+
+//===----------------------------------------------------------------------===//
+// Generated inputs
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// splitmix64 and Box-Muller: the same numbers on every platform.
+class Random {
+public:
+  explicit Random(uint64_t seed) : state(seed) {}
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+  double normal() {
+    double u = std::max(uniform(), 1e-300), v = uniform();
+    return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
+  }
+
+private:
+  uint64_t state;
+};
+} // namespace
+
+/// Floats of rank >= 2 are N(0, 1/n) with n their last size (weights and
+/// activations then give O(1) products); rank <= 1 floats are N(0, 1);
+/// scalars are uniform in [0, 0.5) (thresholds); integers uniform in [0, 8).
+static npy::Array generate(const ValueSpec &spec, int64_t dynamicSize,
+                           Random &random) {
+  SmallVector<int64_t> shape;
+  for (int64_t d : spec.shape)
+    shape.push_back(ShapedType::isDynamic(d) ? dynamicSize : d);
+  npy::Array array(spec.dtype, shape);
+  bool isFloat = isa<FloatType>(spec.elementType);
+  double scale = 1.0;
+  if (shape.size() >= 2 && shape.back() > 0)
+    scale = 1.0 / std::sqrt(static_cast<double>(shape.back()));
+  for (int64_t i = 0, e = array.numElements(); i < e; ++i) {
+    double value;
+    if (spec.isScalar)
+      value = isFloat ? 0.5 * random.uniform()
+                      : std::floor(8 * random.uniform());
+    else if (isFloat)
+      value = scale * random.normal();
+    else
+      value = std::floor(8 * random.uniform());
+    array.setFromDouble(i, value);
+  }
+  return array;
+}
+
+//===----------------------------------------------------------------------===//
+// Reporting
+//===----------------------------------------------------------------------===//
+
+static bool isFloatDType(npy::DType type) {
+  return type == npy::DType::F32 || type == npy::DType::F64 ||
+         type == npy::DType::F16 || type == npy::DType::BF16;
+}
+
+static int64_t countNonFinite(const npy::Array &array) {
+  if (!isFloatDType(array.type()))
+    return 0;
+  int64_t count = 0;
+  for (int64_t i = 0, e = array.numElements(); i < e; ++i)
+    count += !std::isfinite(array.getAsDouble(i));
+  return count;
+}
+
+static std::string shapeString(ArrayRef<int64_t> shape) {
+  std::string s = "(";
+  for (auto [i, d] : llvm::enumerate(shape))
+    s += (i ? ", " : "") + std::to_string(d);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+static void printSummary(StringRef label, const npy::Array &array) {
+  llvm::outs() << label << ": " << npy::name(array.type()) << " "
+               << shapeString(array.shape());
+  int64_t n = array.numElements();
+  if (!isFloatDType(array.type())) {
+    llvm::outs() << " [";
+    for (int64_t i = 0; i < std::min<int64_t>(n, 16); ++i)
+      llvm::outs() << (i ? ", " : "")
+                   << static_cast<int64_t>(array.getAsDouble(i));
+    llvm::outs() << (n > 16 ? ", ...]" : "]") << "\n";
+    return;
+  }
+  double sum = 0, absMax = 0;
+  int64_t finite = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = array.getAsDouble(i);
+    if (!std::isfinite(v))
+      continue;
+    sum += v;
+    absMax = std::max(absMax, std::fabs(v));
+    ++finite;
+  }
+  llvm::outs() << llvm::format(" mean %.6g absmax %.6g", finite ? sum / finite
+                                                                : 0.0,
+                               absMax);
+  if (finite != n)
+    llvm::outs() << " non-finite " << (n - finite);
+  llvm::outs() << "\n";
+}
+
+/// Non-finite inputs are legal (see docs/semantics.md) but never silent.
+static void warnNonFinite(StringRef what, const npy::Array &array) {
+  if (int64_t count = countNonFinite(array))
+    llvm::errs() << "moe-run: warning: " << what << " holds " << count
+                 << " NaN or infinite values; tokens with non-finite router "
+                    "logits produce NaN outputs\n";
+}
+
+//===----------------------------------------------------------------------===//
+// Calls
+//===----------------------------------------------------------------------===//
+
+static llvm::Expected<std::vector<npy::Array>>
+callChecked(const CompiledFunction &function,
+            const std::vector<npy::Array> &arrays,
+            ArrayRef<std::string> names) {
+  std::vector<const npy::Array *> pointers;
+  for (const npy::Array &a : arrays)
+    pointers.push_back(&a);
+  if (llvm::Error error = function.checkInputs(pointers, names))
+    return std::move(error);
+  for (auto [i, a] : llvm::enumerate(arrays))
+    warnNonFinite(("input " + llvm::Twine(i) + " (" + names[i] + ")").str(),
+                  a);
+  return function.call(pointers);
+}
+
+static llvm::Error writeOutputs(StringRef dir,
+                                const std::vector<npy::Array> &outputs) {
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return llvm::createStringError(ec, "cannot create " + dir + ": " +
+                                           ec.message());
+  for (auto [i, out] : llvm::enumerate(outputs)) {
+    llvm::SmallString<256> path(dir);
+    llvm::sys::path::append(path, "out" + std::to_string(i) + ".npy");
+    if (llvm::Error error = npy::write(path, out))
+      return error;
+  }
+  return llvm::Error::success();
+}
+
+static void report(StringRef prefix, const std::vector<npy::Array> &outputs) {
+  for (auto [i, out] : llvm::enumerate(outputs)) {
+    std::string label = (prefix + "out" + llvm::Twine(i)).str();
+    warnNonFinite("output " + label, out);
+    if (!quiet)
+      printSummary(label, out);
+  }
+}
+
+static double millisecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+/// One warm-up call, then `repeat` timed calls.
+static llvm::Error timeCalls(const CompiledFunction &function,
+                             const std::vector<npy::Array> &arrays) {
+  std::vector<const npy::Array *> pointers;
+  for (const npy::Array &a : arrays)
+    pointers.push_back(&a);
+  if (auto warmup = function.call(pointers); !warmup)
+    return warmup.takeError();
+  std::vector<double> times;
+  for (unsigned i = 0; i < repeat; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto outputs = function.call(pointers);
+    times.push_back(millisecondsSince(start));
+    if (!outputs)
+      return outputs.takeError();
+  }
+  std::sort(times.begin(), times.end());
+  size_t n = times.size();
+  double median =
+      n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+  llvm::outs() << llvm::format("median_ms=%.4f min_ms=%.4f max_ms=%.4f\n",
+                               median, times.front(), times.back());
+  return llvm::Error::success();
+}
+
+static int runCaseDirs(const CompiledFunction &function) {
+  for (const std::string &dir : caseDirs) {
+    std::vector<npy::Array> arrays;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < function.arguments().size(); ++i) {
+      llvm::SmallString<256> path(dir);
+      llvm::sys::path::append(path, "arg" + std::to_string(i) + ".npy");
+      auto array = npy::read(path);
+      if (!array)
+        return fail(array.takeError());
+      arrays.push_back(std::move(*array));
+      names.push_back(std::string(path));
+    }
+    auto start = std::chrono::steady_clock::now();
+    auto outputs = callChecked(function, arrays, names);
+    if (!outputs)
+      return fail(outputs.takeError());
+    double ms = millisecondsSince(start);
+    if (llvm::Error error = writeOutputs(dir, *outputs))
+      return fail(std::move(error));
+    report(dir + ": ", *outputs);
+    llvm::outs() << llvm::format("%s: %zu outputs in %.3f ms\n", dir.c_str(),
+                                 outputs->size(), ms);
+  }
+  return 0;
+}
+
+static int runInputs(const CompiledFunction &function) {
+  SmallVector<int64_t> sizes(dynamicSizes.begin(), dynamicSizes.end());
+  if (sizes.empty())
+    sizes.push_back(16);
+  if (!randomInputs && sizes.size() > 1)
+    return fail("--dynamic-size with several values needs --random-inputs");
+  if (!randomInputs)
+    sizes.resize(1);
+  for (int64_t size : sizes) {
+    if (size < 0)
+      return fail("--dynamic-size must be >= 0, found " + llvm::Twine(size));
+    std::vector<npy::Array> arrays;
+    std::vector<std::string> names;
+    if (randomInputs) {
+      Random random(seed);
+      for (auto [i, spec] : llvm::enumerate(function.arguments())) {
+        arrays.push_back(generate(spec, size, random));
+        names.push_back("generated " + spec.str());
+      }
+    } else {
+      for (const std::string &path : inputs) {
+        auto array = npy::read(path);
+        if (!array)
+          return fail(array.takeError());
+        arrays.push_back(std::move(*array));
+        names.push_back(path);
+      }
+    }
+    std::string prefix = sizes.size() > 1
+                             ? ("size" + llvm::Twine(size) + "/").str()
+                             : std::string();
+    auto start = std::chrono::steady_clock::now();
+    auto outputs = callChecked(function, arrays, names);
+    if (!outputs)
+      return fail(outputs.takeError());
+    double ms = millisecondsSince(start);
+    if (!outputDir.empty()) {
+      llvm::SmallString<256> dir(outputDir);
+      if (!prefix.empty())
+        llvm::sys::path::append(dir, "size" + std::to_string(size));
+      if (llvm::Error error = writeOutputs(dir, *outputs))
+        return fail(std::move(error));
+    }
+    report(prefix, *outputs);
+    if (!quiet)
+      llvm::outs() << llvm::format("%scall: %.3f ms (first call)\n",
+                                   prefix.c_str(), ms);
+    if (repeat > 0)
+      if (llvm::Error error = timeCalls(function, arrays))
+        return fail(std::move(error));
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv, "moe-run: compile an moe module for the host and call one "
+                  "of its functions on .npy inputs\n");
+
+  if (pipeline != "cpu")
+    return fail("--pipeline=" + pipeline +
+                " is not available in this build (supported: cpu)");
+  int modes = !inputs.empty() + !caseDirs.empty() + randomInputs;
+  if (modes > 1)
+    return fail("give only one of --input FILE..., --case-dir DIR... and "
+                "--random-inputs");
+  if (!caseDirs.empty() && (!outputDir.empty() || repeat > 0))
+    return fail("--case-dir writes next to its inputs and does not time; "
+                "drop --output-dir and --repeat");
+
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  registerAllMoEDialects(registry);
+  MLIRContext context(registry);
+
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module =
+      parseSourceFile<ModuleOp>(inputFile, sourceMgr, &context);
+  if (!module)
+    return fail("cannot parse " + inputFile);
+
+  RunnerOptions options;
+  options.optLevel = std::min(optLevel.getValue(), 3u);
+  auto function = CompiledFunction::compile(*module, entry, options);
+  if (!function)
+    return fail(function.takeError());
+
+  return caseDirs.empty() ? runInputs(**function) : runCaseDirs(**function);
+}
