@@ -27,8 +27,8 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [os.path.join(config.moe_obj_root, "bin"), config.llvm_tools_dir]
-tools = ["moe-opt", "moe-run", "moe-capi-test", "mlir-opt", "mlir-runner",
-         "mlir-translate"]
+tools = ["moe-opt", "moe-run", "moe-reference", "moe-capi-test", "mlir-opt",
+         "mlir-runner", "mlir-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # Code generation for NVIDIA GPUs needs ptxas (and libdevice) from a CUDA

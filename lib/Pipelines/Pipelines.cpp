@@ -28,6 +28,8 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
   // moe ops to upstream ops on tensors.
   pm.addPass(createMoEDecompose());
   pm.addPass(createConvertMoEToLinalg());
+  // Elementwise arith on whole tensors (sums of always-on terms) to linalg.
+  pm.addPass(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 

@@ -16,6 +16,7 @@
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/raw_ostream.h"
@@ -248,7 +249,9 @@ CompiledFunction::call(ArrayRef<const npy::Array *> inputs) const {
   packed(packedArgs.pointers.data());
 
   std::vector<npy::Array> outputs;
-  llvm::SmallPtrSet<void *, 8> freed;
+  // Results may share a buffer (a value returned twice): copy them all out
+  // before freeing anything, and free each buffer once.
+  llvm::SetVector<void *> owned;
   const int64_t *field = resultStorage.data();
   for (const ValueSpec &spec : resultSpecs) {
     void *allocated, *aligned;
@@ -279,10 +282,11 @@ CompiledFunction::call(ArrayRef<const npy::Array *> inputs) const {
       }
     }
     // The caller owns returned buffers, unless a result is an input.
-    if (allocated && !inputBuffers.count(allocated) &&
-        freed.insert(allocated).second)
-      std::free(allocated);
+    if (allocated && !inputBuffers.count(allocated))
+      owned.insert(allocated);
     outputs.push_back(std::move(out));
   }
+  for (void *buffer : owned)
+    std::free(buffer);
   return outputs;
 }

@@ -134,10 +134,10 @@ LogicalResult RoutingAttr::verify(
       return emitError() << "selection = expert_choice ranks softmax scores: "
                             "expected score = softmax, found score = "
                          << stringifyScoreFunc(score);
-    if (weights != CombineWeights::Scores || renormalize)
+    if (weights != CombineWeights::Scores || renormalize || scale != 1.0)
       return emitError() << "selection = expert_choice weights each token by "
-                            "its score: `weights = softmax_selected` and "
-                            "`renormalize` do not apply";
+                            "its score: `weights = softmax_selected`, "
+                            "`renormalize` and `scale` do not apply";
   }
   return success();
 }

@@ -38,6 +38,7 @@ def MoE_Dialect : Dialect {
     The exact meaning of every variant is written in `docs/semantics.md`.
   }];
   let useDefaultAttributePrinterParser = 1;
+  let hasOperationAttrVerify = 1;
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
   let extraClassDeclaration = [{
     void registerAttributes();

@@ -10,6 +10,7 @@
 #include "moe/IR/MoEShapeChecker.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OpImplementation.h"
 
 using namespace mlir;
@@ -336,6 +337,10 @@ LogicalResult LayerOp::verify() {
       return emitOpError() << "expected shared(gate, up, down) or "
                               "shared(gate, up, down, gate_weight), found "
                            << shared.size() << " operands";
+    // The shared output [T, d] is added to the routed output [T, d_out].
+    if (!ShapedType::isDynamic(check.get("d")))
+      check.require("d_out", check.get("d"),
+                    "shared experts add a [T, d] output");
     check.dims("shared gate", shared[0].getType(), {"fs", "d"});
     check.dims("shared up", shared[1].getType(), {"fs", "d"});
     check.dims("shared down", shared[2].getType(), {"d", "fs"});
@@ -354,6 +359,97 @@ LogicalResult LayerOp::verify() {
   if (std::optional<Family> family = getFamily())
     return verifyFamily(*this, *family);
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// WeightOp
+//===----------------------------------------------------------------------===//
+
+void WeightOp::build(OpBuilder &builder, OperationState &state,
+                     RankedTensorType type, StringRef name) {
+  build(builder, state, type, builder.getStrArrayAttr({name}),
+        /*stacked=*/nullptr);
+}
+
+void WeightOp::build(OpBuilder &builder, OperationState &state,
+                     RankedTensorType type, ArrayRef<std::string> names) {
+  SmallVector<StringRef> refs(names.begin(), names.end());
+  build(builder, state, type, builder.getStrArrayAttr(refs),
+        builder.getUnitAttr());
+}
+
+// moe.weight "name" : type
+// moe.weight stacked ["a", "b"] : type
+ParseResult WeightOp::parse(OpAsmParser &parser, OperationState &result) {
+  Builder &builder = parser.getBuilder();
+  bool stacked = succeeded(parser.parseOptionalKeyword("stacked"));
+  ArrayAttr names;
+  if (stacked) {
+    if (parser.parseAttribute(names))
+      return failure();
+    result.addAttribute(getStackedAttrName(result.name),
+                        builder.getUnitAttr());
+  } else {
+    std::string name;
+    if (parser.parseString(&name))
+      return failure();
+    names = builder.getStrArrayAttr({name});
+  }
+  result.addAttribute(getNamesAttrName(result.name), names);
+  Type type;
+  if (parser.parseOptionalAttrDict(result.attributes) ||
+      parser.parseColonType(type))
+    return failure();
+  result.addTypes(type);
+  return success();
+}
+
+void WeightOp::print(OpAsmPrinter &printer) {
+  if (getStacked()) {
+    printer << " stacked ";
+    printer.printAttribute(getNames());
+  } else if (!getNames().empty()) {
+    printer << " ";
+    printer.printString(cast<StringAttr>(getNames()[0]).getValue());
+  }
+  printer.printOptionalAttrDict((*this)->getAttrs(),
+                                {getNamesAttrName(), getStackedAttrName()});
+  printer << " : " << getType();
+}
+
+LogicalResult WeightOp::verify() {
+  ArrayAttr names = getNames();
+  for (Attribute name : names)
+    if (cast<StringAttr>(name).getValue().empty())
+      return emitOpError() << "expected non-empty tensor names";
+  RankedTensorType type = getType();
+  if (!type.hasStaticShape())
+    return emitOpError() << "expected a static shape, found " << type;
+  if (!getStacked()) {
+    if (names.size() != 1)
+      return emitOpError() << "expected one tensor name (or `stacked` for "
+                              "several), found "
+                           << names.size();
+    return success();
+  }
+  if (type.getRank() < 1 ||
+      type.getDimSize(0) != static_cast<int64_t>(names.size()))
+    return emitOpError() << "expected " << names.size()
+                         << " stacked tensors to match dim 0 of " << type;
+  return success();
+}
+
+LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
+                                                   NamedAttribute attr) {
+  if (attr.getName() == WeightOp::getCheckpointAttrName()) {
+    if (!isa<ModuleOp>(op) || !isa<StringAttr>(attr.getValue()))
+      return op->emitError() << "'" << attr.getName().getValue()
+                             << "' expects a string (the checkpoint path) on "
+                                "a module";
+    return success();
+  }
+  return op->emitError() << "unknown moe attribute '" << attr.getName().getValue()
+                         << "'";
 }
 
 //===----------------------------------------------------------------------===//

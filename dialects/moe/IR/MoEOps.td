@@ -128,6 +128,47 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
 }
 
 //===----------------------------------------------------------------------===//
+// Weights from a checkpoint
+//===----------------------------------------------------------------------===//
+
+def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
+  let summary = "a weight tensor bound from the model's checkpoint at load time";
+  let description = [{
+    A constant tensor whose values live in the checkpoint named by the
+    module's `moe.checkpoint` attribute, not in the IR. `names` are tensor
+    names of that checkpoint. Without `stacked`, `names` holds one tensor of
+    exactly the result's shape and element type; with `stacked`, `names`
+    holds `result.dim(0)` tensors of the result's shape without its first
+    dimension, stacked in order (per-expert tensors into `[E, ...]`).
+
+    The runtime binds the tensors when the compiled module is loaded: a
+    tensor used as is points into the memory-mapped file; stacked tensors
+    are packed once. A missing tensor, a wrong shape or a wrong dtype is a
+    load-time error naming the tensor.
+
+    ```mlir
+    %wg = moe.weight "model.layers.0.block_sparse_moe.gate.weight"
+        : tensor<8x4096xbf16>
+    %w1 = moe.weight stacked ["model.layers.0.block_sparse_moe.experts.0.w1.weight",
+                              ...] : tensor<8x14336x4096xbf16>
+    ```
+  }];
+  let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked);
+  let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
+  let hasCustomAssemblyFormat = 1;
+  let hasVerifier = 1;
+  let builders = [
+    OpBuilder<(ins "::mlir::RankedTensorType":$type, "::llvm::StringRef":$name)>,
+    OpBuilder<(ins "::mlir::RankedTensorType":$type,
+                   "::llvm::ArrayRef<std::string>":$names)>
+  ];
+  let extraClassDeclaration = [{
+    /// The name of the module attribute holding the checkpoint location.
+    static ::llvm::StringRef getCheckpointAttrName() { return "moe.checkpoint"; }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Routing
 //===----------------------------------------------------------------------===//
 

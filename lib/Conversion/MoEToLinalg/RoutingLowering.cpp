@@ -37,10 +37,7 @@ Value addColumnBias(LocBuilder &b, Value matrix, Value bias) {
   MLIRContext *ctx = b.getContext();
   AffineExpr r, c;
   bindDims(ctx, r, c);
-  Value init = tensor::EmptyOp::create(
-      b, {OpFoldResult(dimSize(b, matrix, 0)),
-          OpFoldResult(dimSize(b, matrix, 1))},
-      b.getF32Type());
+  Value init = tensor::EmptyOp::create(b, sizesOf(b, matrix), b.getF32Type());
   SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {r, c}, ctx),
                                  AffineMap::get(2, 0, {c}, ctx),
                                  AffineMap::get(2, 0, {r, c}, ctx)};

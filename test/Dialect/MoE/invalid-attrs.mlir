@@ -116,7 +116,7 @@ func.func @expert_choice_sigmoid(%z: tensor<?x8xf32>) {
 // -----
 
 func.func @expert_choice_renormalize(%z: tensor<?x8xf32>) {
-  // expected-error@+1 {{selection = expert_choice weights each token by its score: `weights = softmax_selected` and `renormalize` do not apply}}
+  // expected-error@+1 {{selection = expert_choice weights each token by its score: `weights = softmax_selected`, `renormalize` and `scale` do not apply}}
   %y, %l, %d = moe.layer %z router(%z : tensor<?x8xf32>) experts(%z : tensor<?x8xf32>) {routing = #moe.routing<score = softmax, selection = expert_choice, k = 2, renormalize = true>, experts = #moe.experts<kind = gated>} : tensor<?x8xf32>
   return
 }

@@ -281,3 +281,11 @@ func.func @renormalize_after_drop_scale(%x: tensor<?x64xf32>, %wg: tensor<8x64xf
   %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%g, %d : tensor<8x128x64xf32>, tensor<8x64x128xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2, scale = 2.5>, capacity = #moe.capacity<count = 4, renormalize_after_drop = true>, experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @lora_shared_out(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %w0: tensor<32x64xf32>, %a: tensor<8x4x64xf32>, %b: tensor<8x32x4xf32>, %s: tensor<96x64xf32>, %sd: tensor<64x96xf32>) {
+  // expected-error@+1 {{'moe.layer' op expected d_out = 64 (shared experts add a [T, d] output), found d_out = 32 from `base` dim 0 (d_out)}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%w0, %a, %b : tensor<32x64xf32>, tensor<8x4x64xf32>, tensor<8x32x4xf32>) shared(%s, %s, %sd : tensor<96x64xf32>, tensor<96x64xf32>, tensor<64x96xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = lora, alpha = 4.0>} : tensor<?x64xf32>
+  return
+}

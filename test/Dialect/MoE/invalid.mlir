@@ -304,3 +304,47 @@ func.func @expert_load_no_experts(%ids: tensor<?x2xi32>) {
   %l = moe.expert_load %ids experts = 0 : tensor<?x2xi32>
   return
 }
+
+// -----
+
+func.func @weight_stack_count() {
+  // expected-error@+1 {{'moe.weight' op expected 3 stacked tensors to match dim 0 of 'tensor<2x4xf32>'}}
+  %w = moe.weight stacked ["a", "b", "c"] : tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @weight_names() {
+  // expected-error@+1 {{'moe.weight' op expected one tensor name (or `stacked` for several), found 2}}
+  %w = "moe.weight"() <{names = ["a", "b"]}> : () -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @weight_dynamic() {
+  // expected-error@+1 {{'moe.weight' op expected a static shape, found 'tensor<?x4xf32>'}}
+  %w = moe.weight "a" : tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @weight_empty_name() {
+  // expected-error@+1 {{'moe.weight' op expected non-empty tensor names}}
+  %w = moe.weight "" : tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// expected-error@+1 {{'moe.checkpoint' expects a string (the checkpoint path) on a module}}
+module attributes {moe.checkpoint = 3} {
+}
+
+// -----
+
+// expected-error@+1 {{unknown moe attribute 'moe.frobnicate'}}
+module attributes {moe.frobnicate} {
+}

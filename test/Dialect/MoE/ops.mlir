@@ -240,3 +240,12 @@ func.func @layer_variants(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
   return %y0, %l1, %y2, %y3
       : tensor<?x64xf32>, tensor<8xi64>, tensor<?x32xf32>, tensor<?x64xf32>
 }
+
+// CHECK-LABEL: func @weights
+func.func @weights() -> (tensor<8x64xbf16>, tensor<2x3x4xf32>) {
+  // CHECK: moe.weight "model.layers.0.mlp.gate.weight" : tensor<8x64xbf16>
+  %a = moe.weight "model.layers.0.mlp.gate.weight" : tensor<8x64xbf16>
+  // CHECK: moe.weight stacked ["e.0.w1", "e.1.w1"] : tensor<2x3x4xf32>
+  %b = moe.weight stacked ["e.0.w1", "e.1.w1"] : tensor<2x3x4xf32>
+  return %a, %b : tensor<8x64xbf16>, tensor<2x3x4xf32>
+}
