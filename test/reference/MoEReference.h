@@ -1,7 +1,7 @@
 //===- MoEReference.h - f64 reference model of a sparse MoE layer -*- C++ -*-===//
 //
 // An independent reference implementation of the sparse Mixture-of-Experts
-// layer of the project specification (/work/shared/spec/semantics.md) with
+// layer of the project specification (the semantics of the moe dialect) with
 // the readings of docs/semantics.md, computed in double precision. It is the
 // test oracle of moe-mlir and shares no code with the compiler: it uses the
 // C++ standard library only.
