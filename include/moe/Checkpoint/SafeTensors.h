@@ -1,0 +1,131 @@
+//===- SafeTensors.h - Hugging Face safetensors checkpoints -----*- C++ -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Reads the weights of a model in the safetensors format: one file, or a
+// directory with `model.safetensors` or with shards listed by
+// `model.safetensors.index.json`. Files are memory-mapped read-only and never
+// copied; a tensor's data points into the mapping, which lives as long as
+// its Checkpoint.
+//
+// A safetensors file is an 8-byte little-endian header length N, N bytes of
+// JSON mapping each tensor name to {"dtype", "shape", "data_offsets"} (plus
+// an optional "__metadata__" object of strings), then the data section, to
+// which the offsets are relative. Every header field is validated against
+// the file size before any use, so a corrupt file gives an error naming the
+// file (and the tensor), never an out-of-bounds read.
+//
+// Only the dtypes we compute with are exposed. A tensor of another dtype
+// (I64, F64, BOOL, F8_*, ...) is still listed, so that a checkpoint holding
+// one can be opened and inspected; using it gives an error.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_CHECKPOINT_SAFETENSORS_H
+#define MOE_CHECKPOINT_SAFETENSORS_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/FileSystem.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlir::moe::checkpoint {
+
+/// The dtypes we compute with.
+enum class DType { F32, F16, BF16 };
+
+/// The safetensors spelling: "F32", "F16", "BF16".
+llvm::StringRef name(DType type);
+size_t elementSize(DType type);
+/// The DType spelled `name`, if it is one we compute with.
+std::optional<DType> parseDType(llvm::StringRef name);
+
+/// One tensor of a checkpoint.
+struct TensorInfo {
+  std::string name;
+  /// The dtype as the file spells it ("F32", "BF16", "I64", ...).
+  std::string dtypeName;
+  /// The dtype to compute with; empty when the file's dtype is not one of
+  /// ours (use `Checkpoint::get` or `require`, which report that).
+  std::optional<DType> dtype;
+  llvm::SmallVector<int64_t> shape;
+  /// The bytes in the mapping. Not necessarily aligned to the element size
+  /// (the format does not promise it): read through memcpy.
+  const void *data = nullptr;
+  size_t numBytes = 0;
+  /// The file holding the tensor and the byte offset of its data there, so
+  /// that a consumer can refer to the weights without copying them.
+  std::string file;
+  uint64_t fileOffset = 0;
+
+  int64_t numElements() const;
+};
+
+/// Element `index` of a tensor of a supported dtype, widened to f32.
+float getAsF32(const TensorInfo &tensor, int64_t index);
+
+/// The tensors of one model. Owns the file mappings.
+class Checkpoint {
+public:
+  /// Opens a .safetensors file, or a model directory holding
+  /// `model.safetensors.index.json` (used if present) or `model.safetensors`.
+  static llvm::Expected<std::unique_ptr<Checkpoint>> open(llvm::StringRef path);
+
+  /// The path given to `open`.
+  llvm::StringRef path() const { return rootPath; }
+  /// Every tensor, sorted by name.
+  llvm::ArrayRef<TensorInfo> tensors() const { return sortedTensors; }
+  /// The tensor `name`, whatever its dtype; nullptr if absent.
+  const TensorInfo *lookup(llvm::StringRef name) const;
+  /// The tensor `name`; an error if it is absent or its dtype is not one we
+  /// compute with.
+  llvm::Expected<const TensorInfo *> get(llvm::StringRef name) const;
+  /// The tensor `name`, which must have this shape and one of the `allowed`
+  /// dtypes (any supported dtype if `allowed` is empty). The error names the
+  /// tensor, the file, and the expected and found shape or dtype.
+  llvm::Expected<const TensorInfo *>
+  require(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
+          llvm::ArrayRef<DType> allowed = {}) const;
+
+private:
+  Checkpoint() = default;
+  llvm::Error addFile(llvm::StringRef file);
+  llvm::Error openIndex(llvm::StringRef dir, llvm::StringRef indexPath);
+  void sortTensors();
+
+  std::string rootPath;
+  std::vector<llvm::sys::fs::mapped_file_region> mappings;
+  std::vector<TensorInfo> sortedTensors;
+};
+
+/// A tensor to write: `bytes` holds product(shape) elements of `dtype`,
+/// little-endian, C order.
+struct TensorData {
+  std::string name;
+  DType dtype;
+  llvm::SmallVector<int64_t> shape;
+  llvm::ArrayRef<char> bytes;
+};
+
+/// Writes a safetensors file. Tensors are laid out largest element size
+/// first, then by name, back to back after a header padded to 8 bytes, so
+/// every tensor is aligned to its element size (as the Python writer does).
+llvm::Error
+writeSafeTensors(llvm::StringRef path, llvm::ArrayRef<TensorData> tensors,
+                 const std::map<std::string, std::string> &metadata = {});
+
+} // namespace mlir::moe::checkpoint
+
+#endif // MOE_CHECKPOINT_SAFETENSORS_H

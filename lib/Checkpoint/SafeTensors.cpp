@@ -1,0 +1,571 @@
+//===- SafeTensors.cpp - Hugging Face safetensors checkpoints -------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Checkpoint/SafeTensors.h"
+#include "moe/Support/Npy.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/Endian.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MathExtras.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+using namespace mlir::moe;
+using namespace mlir::moe::checkpoint;
+using llvm::StringRef;
+using llvm::Twine;
+
+/// A header larger than this is corrupt, not a model: real headers of
+/// thousands of tensors take a few MB.
+static constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+
+static llvm::Error fail(StringRef path, const Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 path + ": " + message);
+}
+
+static std::string formatShape(llvm::ArrayRef<int64_t> shape) {
+  return "[" +
+         llvm::join(llvm::map_range(
+                        shape, [](int64_t d) { return std::to_string(d); }),
+                    ", ") +
+         "]";
+}
+
+/// Whether `text` nests arrays and objects at most `maxDepth` deep. The JSON
+/// parser recurses once per level, so a corrupt header of a million '['
+/// would overflow the stack; real headers nest 3 deep.
+static bool isShallowJson(StringRef text, unsigned maxDepth = 64) {
+  unsigned depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i; // the escaped character cannot end the string
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > maxDepth)
+        return false;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return true;
+}
+
+/// Parses JSON text, refusing deep nesting first.
+static llvm::Expected<llvm::json::Value> parseJson(StringRef text) {
+  if (!isShallowJson(text))
+    return llvm::createStringError("nested too deeply");
+  return llvm::json::parse(text);
+}
+
+//===----------------------------------------------------------------------===//
+// DType
+//===----------------------------------------------------------------------===//
+
+StringRef checkpoint::name(DType type) {
+  switch (type) {
+  case DType::F32:
+    return "F32";
+  case DType::F16:
+    return "F16";
+  case DType::BF16:
+    return "BF16";
+  }
+  llvm_unreachable("unknown dtype");
+}
+
+size_t checkpoint::elementSize(DType type) {
+  return type == DType::F32 ? 4 : 2;
+}
+
+std::optional<DType> checkpoint::parseDType(StringRef name) {
+  return llvm::StringSwitch<std::optional<DType>>(name)
+      .Case("F32", DType::F32)
+      .Case("F16", DType::F16)
+      .Case("BF16", DType::BF16)
+      .Default(std::nullopt);
+}
+
+/// The element size of any dtype of the format, so that the extent of an
+/// unsupported tensor is still checked; 0 for sub-byte or unknown dtypes,
+/// whose extent is only checked against the file.
+static size_t fileElementSize(StringRef dtype) {
+  return llvm::StringSwitch<size_t>(dtype)
+      .Cases({"BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0"}, 1)
+      .Cases({"I16", "U16", "F16", "BF16"}, 2)
+      .Cases({"I32", "U32", "F32"}, 4)
+      .Cases({"I64", "U64", "F64", "C64"}, 8)
+      .Default(0);
+}
+
+//===----------------------------------------------------------------------===//
+// TensorInfo
+//===----------------------------------------------------------------------===//
+
+int64_t TensorInfo::numElements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d; // cannot overflow: checked when the header was read
+  return n;
+}
+
+float checkpoint::getAsF32(const TensorInfo &tensor, int64_t index) {
+  assert(tensor.dtype && "tensor of an unsupported dtype");
+  assert(index >= 0 && index < tensor.numElements() && "index out of range");
+  const char *p = static_cast<const char *>(tensor.data) +
+                  index * elementSize(*tensor.dtype);
+  if (*tensor.dtype == DType::F32) {
+    float v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  }
+  uint16_t bits;
+  std::memcpy(&bits, p, sizeof(bits));
+  return *tensor.dtype == DType::F16 ? npy::f16ToFloat(bits)
+                                     : npy::bf16ToFloat(bits);
+}
+
+//===----------------------------------------------------------------------===//
+// Reading one file
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// The bytes of one mapped file.
+struct FileView {
+  StringRef path;
+  const char *base;
+  uint64_t dataStart; // 8 + header length
+  uint64_t dataSize;  // bytes after the header
+};
+} // namespace
+
+/// A non-negative integer, or nothing (JSON doubles that are not integral,
+/// strings, negative numbers...).
+static std::optional<int64_t> getCount(const llvm::json::Value &value) {
+  std::optional<int64_t> n = value.getAsInteger();
+  if (!n || *n < 0)
+    return std::nullopt;
+  return n;
+}
+
+static llvm::Error parseShape(const FileView &file, StringRef name,
+                              const llvm::json::Object &entry,
+                              TensorInfo &tensor) {
+  const llvm::json::Array *shape = entry.getArray("shape");
+  if (!shape)
+    return fail(file.path, "tensor " + name + " has no \"shape\" array");
+  int64_t elements = 1;
+  for (const llvm::json::Value &dim : *shape) {
+    std::optional<int64_t> d = getCount(dim);
+    if (!d)
+      return fail(file.path, "tensor " + name +
+                                 " has a shape entry that is not a "
+                                 "non-negative integer");
+    if (llvm::MulOverflow(elements, *d, elements))
+      return fail(file.path, "tensor " + name + " has too many elements");
+    tensor.shape.push_back(*d);
+  }
+  return llvm::Error::success();
+}
+
+/// Checks "data_offsets" against the data section and the shape, then
+/// points the tensor at its bytes.
+static llvm::Error parseOffsets(const FileView &file, StringRef name,
+                                const llvm::json::Object &entry,
+                                TensorInfo &tensor) {
+  const llvm::json::Array *offsets = entry.getArray("data_offsets");
+  std::optional<int64_t> begin, end;
+  if (offsets && offsets->size() == 2) {
+    begin = getCount((*offsets)[0]);
+    end = getCount((*offsets)[1]);
+  }
+  if (!begin || !end || *begin > *end)
+    return fail(file.path, "tensor " + name +
+                               " needs \"data_offsets\": [begin, end] with "
+                               "0 <= begin <= end");
+  if (static_cast<uint64_t>(*end) > file.dataSize)
+    return fail(file.path, "tensor " + name + " ends at data offset " +
+                               Twine(*end) + ", beyond the " +
+                               Twine(file.dataSize) + "-byte data section");
+  uint64_t numBytes = static_cast<uint64_t>(*end - *begin);
+  if (size_t elementBytes = fileElementSize(tensor.dtypeName)) {
+    std::string what = "tensor " + name.str() + " of " + tensor.dtypeName +
+                       " and shape " + formatShape(tensor.shape);
+    int64_t expected = 0;
+    if (llvm::MulOverflow(tensor.numElements(),
+                          static_cast<int64_t>(elementBytes), expected))
+      return fail(file.path, what + " has too many bytes");
+    if (static_cast<uint64_t>(expected) != numBytes)
+      return fail(file.path, what + " spans " + Twine(numBytes) +
+                                 " bytes in data_offsets, expected " +
+                                 Twine(expected));
+  }
+  tensor.fileOffset = file.dataStart + static_cast<uint64_t>(*begin);
+  tensor.data = file.base + tensor.fileOffset;
+  tensor.numBytes = numBytes;
+  return llvm::Error::success();
+}
+
+static llvm::Expected<TensorInfo> parseEntry(const FileView &file,
+                                             StringRef name,
+                                             const llvm::json::Value &value) {
+  const llvm::json::Object *entry = value.getAsObject();
+  if (!entry)
+    return fail(file.path, "tensor " + name + " is not a JSON object");
+  TensorInfo tensor;
+  tensor.name = name.str();
+  tensor.file = file.path.str();
+  std::optional<StringRef> dtype = entry->getString("dtype");
+  if (!dtype)
+    return fail(file.path, "tensor " + name + " has no \"dtype\" string");
+  tensor.dtypeName = dtype->str();
+  tensor.dtype = parseDType(*dtype);
+  if (llvm::Error err = parseShape(file, name, *entry, tensor))
+    return std::move(err);
+  if (llvm::Error err = parseOffsets(file, name, *entry, tensor))
+    return std::move(err);
+  return tensor;
+}
+
+static llvm::Error checkMetadata(StringRef path,
+                                 const llvm::json::Value &value) {
+  const llvm::json::Object *metadata = value.getAsObject();
+  if (!metadata)
+    return fail(path, "\"__metadata__\" is not a JSON object");
+  for (const auto &[key, item] : *metadata)
+    if (!item.getAsString())
+      return fail(path, "\"__metadata__\" entry " + StringRef(key) +
+                            " is not a string");
+  return llvm::Error::success();
+}
+
+/// The JSON header of a mapped file, after checking its length field.
+static llvm::Expected<llvm::json::Value> readHeader(FileView &file,
+                                                    uint64_t fileSize) {
+  if (fileSize < 8)
+    return fail(file.path, "too small for a safetensors file (" +
+                               Twine(fileSize) + " bytes)");
+  uint64_t headerSize = llvm::support::endian::read64le(file.base);
+  if (headerSize > kMaxHeaderBytes)
+    return fail(file.path, "header length " + Twine(headerSize) +
+                               " is implausible (more than 100 MB); not a "
+                               "safetensors file?");
+  if (headerSize > fileSize - 8)
+    return fail(file.path, "header length " + Twine(headerSize) +
+                               " exceeds the file size " + Twine(fileSize) +
+                               " (truncated file?)");
+  file.dataStart = 8 + headerSize;
+  file.dataSize = fileSize - file.dataStart;
+  llvm::Expected<llvm::json::Value> header =
+      parseJson(StringRef(file.base + 8, headerSize));
+  if (!header)
+    return fail(file.path,
+                "invalid JSON header: " + llvm::toString(header.takeError()));
+  return header;
+}
+
+llvm::Error Checkpoint::addFile(StringRef path) {
+  llvm::Expected<llvm::sys::fs::file_t> fd =
+      llvm::sys::fs::openNativeFileForRead(path);
+  if (!fd)
+    return fail(path, "cannot open: " + llvm::toString(fd.takeError()));
+  llvm::sys::fs::file_status status;
+  std::error_code ec = llvm::sys::fs::status(*fd, status);
+  uint64_t fileSize = status.getSize();
+  llvm::sys::fs::mapped_file_region mapping;
+  // A zero-length mapping is invalid; readHeader reports files under 8 bytes.
+  if (!ec && fileSize >= 8)
+    mapping = llvm::sys::fs::mapped_file_region(
+        *fd, llvm::sys::fs::mapped_file_region::readonly, fileSize, 0, ec);
+  llvm::sys::fs::closeFile(*fd);
+  if (ec)
+    return fail(path, "cannot map: " + ec.message());
+
+  FileView file{path, mapping ? mapping.const_data() : nullptr, 0, 0};
+  llvm::Expected<llvm::json::Value> header = readHeader(file, fileSize);
+  if (!header)
+    return header.takeError();
+  const llvm::json::Object *entries = header->getAsObject();
+  if (!entries)
+    return fail(path, "the header is not a JSON object");
+
+  std::vector<TensorInfo> found;
+  for (const auto &[key, value] : *entries) {
+    if (key == "__metadata__") {
+      if (llvm::Error err = checkMetadata(path, value))
+        return err;
+      continue;
+    }
+    llvm::Expected<TensorInfo> tensor = parseEntry(file, key, value);
+    if (!tensor)
+      return tensor.takeError();
+    found.push_back(std::move(*tensor));
+  }
+  llvm::append_range(sortedTensors, std::move(found));
+  mappings.push_back(std::move(mapping));
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Directories and sharded checkpoints
+//===----------------------------------------------------------------------===//
+
+static constexpr StringRef kIndexName = "model.safetensors.index.json";
+static constexpr StringRef kSingleName = "model.safetensors";
+
+/// The "weight_map" of an index: tensor name -> shard file name.
+static llvm::Expected<std::map<std::string, std::string>>
+readWeightMap(StringRef indexPath) {
+  auto buffer = llvm::MemoryBuffer::getFile(indexPath, /*IsText=*/true);
+  if (!buffer)
+    return fail(indexPath, "cannot read: " + buffer.getError().message());
+  llvm::Expected<llvm::json::Value> index = parseJson((*buffer)->getBuffer());
+  if (!index)
+    return fail(indexPath,
+                "invalid JSON: " + llvm::toString(index.takeError()));
+  const llvm::json::Object *root = index->getAsObject();
+  const llvm::json::Object *weights =
+      root ? root->getObject("weight_map") : nullptr;
+  if (!weights)
+    return fail(indexPath, "has no \"weight_map\" object");
+  std::map<std::string, std::string> weightMap;
+  for (const auto &[name, shard] : *weights) {
+    std::optional<StringRef> file = shard.getAsString();
+    if (!file || file->empty())
+      return fail(indexPath, "tensor " + StringRef(name) +
+                                 " maps to something other than a file name");
+    weightMap.emplace(name.str(), file->str());
+  }
+  return weightMap;
+}
+
+static llvm::Error checkUnique(llvm::ArrayRef<TensorInfo> sorted) {
+  for (size_t i = 1; i < sorted.size(); ++i)
+    if (sorted[i].name == sorted[i - 1].name)
+      return fail(sorted[i].file, "tensor " + sorted[i].name + " is also in " +
+                                      sorted[i - 1].file);
+  return llvm::Error::success();
+}
+
+llvm::Error Checkpoint::openIndex(StringRef dir, StringRef indexPath) {
+  llvm::Expected<std::map<std::string, std::string>> weightMap =
+      readWeightMap(indexPath);
+  if (!weightMap)
+    return weightMap.takeError();
+
+  auto shardPath = [&](StringRef shard) {
+    llvm::SmallString<256> path(dir);
+    llvm::sys::path::append(path, shard);
+    return std::string(path);
+  };
+  std::set<std::string> shards;
+  for (const auto &entry : *weightMap)
+    shards.insert(entry.second);
+  for (const std::string &shard : shards) {
+    if (!llvm::sys::fs::is_regular_file(shardPath(shard)))
+      return fail(indexPath,
+                  "names shard " + shard + ", which does not exist in " + dir);
+    if (llvm::Error err = addFile(shardPath(shard)))
+      return err;
+  }
+  sortTensors();
+  if (llvm::Error err = checkUnique(sortedTensors))
+    return err;
+
+  // Every mapped tensor must be in the shard that the index names: an
+  // importer that trusted the index would otherwise miss it.
+  for (const auto &[name, shard] : *weightMap) {
+    const TensorInfo *tensor = lookup(name);
+    if (!tensor)
+      return fail(indexPath,
+                  "maps tensor " + name + " to " + shard + ", which lacks it");
+    if (tensor->file != shardPath(shard))
+      return fail(indexPath, "maps tensor " + name + " to " + shard +
+                                 ", but it is in " + tensor->file);
+  }
+  return llvm::Error::success();
+}
+
+void Checkpoint::sortTensors() {
+  llvm::stable_sort(
+      sortedTensors,
+      [](const TensorInfo &a, const TensorInfo &b) { return a.name < b.name; });
+}
+
+llvm::Expected<std::unique_ptr<Checkpoint>> Checkpoint::open(StringRef path) {
+  std::unique_ptr<Checkpoint> result(new Checkpoint());
+  result->rootPath = path.str();
+  llvm::SmallString<256> indexPath(path), singlePath(path);
+  llvm::sys::path::append(indexPath, kIndexName);
+  llvm::sys::path::append(singlePath, kSingleName);
+
+  llvm::Error err = llvm::Error::success();
+  if (!llvm::sys::fs::exists(path))
+    err = fail(path, "no such file or directory");
+  else if (!llvm::sys::fs::is_directory(path))
+    err = result->addFile(path);
+  else if (llvm::sys::fs::exists(indexPath))
+    err = result->openIndex(path, indexPath);
+  else if (llvm::sys::fs::exists(singlePath))
+    err = result->addFile(singlePath);
+  else
+    err = fail(path,
+               "is a directory without " + kIndexName + " or " + kSingleName);
+  if (!err) {
+    result->sortTensors();
+    err = checkUnique(result->sortedTensors);
+  }
+  if (err)
+    return std::move(err);
+  return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Lookup
+//===----------------------------------------------------------------------===//
+
+const TensorInfo *Checkpoint::lookup(StringRef name) const {
+  auto it = llvm::partition_point(sortedTensors, [&](const TensorInfo &t) {
+    return StringRef(t.name) < name;
+  });
+  if (it == sortedTensors.end() || it->name != name)
+    return nullptr;
+  return &*it;
+}
+
+llvm::Expected<const TensorInfo *> Checkpoint::get(StringRef name) const {
+  const TensorInfo *tensor = lookup(name);
+  if (!tensor)
+    return fail(rootPath, "has no tensor " + name);
+  if (!tensor->dtype)
+    return fail(tensor->file, "unsupported dtype " + tensor->dtypeName +
+                                  " for tensor " + name +
+                                  " (expected F32, F16 or BF16)");
+  return tensor;
+}
+
+static std::string formatDTypes(llvm::ArrayRef<DType> types) {
+  std::string text;
+  for (size_t i = 0; i < types.size(); ++i) {
+    if (i)
+      text += i + 1 == types.size() ? " or " : ", ";
+    text += name(types[i]).str();
+  }
+  return text;
+}
+
+llvm::Expected<const TensorInfo *>
+Checkpoint::require(StringRef name, llvm::ArrayRef<int64_t> shape,
+                    llvm::ArrayRef<DType> allowed) const {
+  llvm::Expected<const TensorInfo *> tensor = get(name);
+  if (!tensor)
+    return tensor.takeError();
+  const TensorInfo &t = **tensor;
+  if (!allowed.empty() && !llvm::is_contained(allowed, *t.dtype))
+    return fail(t.file, "tensor " + name + " has dtype " + t.dtypeName +
+                            ", expected " + formatDTypes(allowed));
+  if (llvm::ArrayRef<int64_t>(t.shape) != shape)
+    return fail(t.file, "tensor " + name + " has shape " +
+                            formatShape(t.shape) + ", expected " +
+                            formatShape(shape));
+  return tensor;
+}
+
+//===----------------------------------------------------------------------===//
+// Writing
+//===----------------------------------------------------------------------===//
+
+/// The header of `tensors` laid out in `order`, padded so that the data
+/// section starts on an 8-byte boundary.
+static std::string
+buildHeader(llvm::ArrayRef<TensorData> tensors, llvm::ArrayRef<size_t> order,
+            const std::map<std::string, std::string> &metadata) {
+  llvm::json::Object header;
+  uint64_t offset = 0;
+  for (size_t i : order) {
+    const TensorData &t = tensors[i];
+    llvm::json::Array shape;
+    for (int64_t d : t.shape)
+      shape.push_back(d);
+    uint64_t end = offset + t.bytes.size();
+    header[t.name] =
+        llvm::json::Object{{"dtype", name(t.dtype)},
+                           {"shape", std::move(shape)},
+                           {"data_offsets", llvm::json::Array{offset, end}}};
+    offset = end;
+  }
+  if (!metadata.empty()) {
+    llvm::json::Object meta;
+    for (const auto &[key, value] : metadata)
+      meta[key] = value;
+    header["__metadata__"] = std::move(meta);
+  }
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::json::Value(std::move(header));
+  text.append((8 - text.size() % 8) % 8, ' ');
+  return text;
+}
+
+llvm::Error checkpoint::writeSafeTensors(
+    StringRef path, llvm::ArrayRef<TensorData> tensors,
+    const std::map<std::string, std::string> &metadata) {
+  std::set<StringRef> names;
+  for (const TensorData &t : tensors) {
+    int64_t elements = 1;
+    for (int64_t d : t.shape)
+      elements *= d;
+    if (static_cast<uint64_t>(elements) * elementSize(t.dtype) !=
+        t.bytes.size())
+      return fail(path, "tensor " + t.name + " of shape " +
+                            formatShape(t.shape) + " has " +
+                            Twine(t.bytes.size()) + " bytes of data");
+    if (!names.insert(t.name).second)
+      return fail(path, "tensor " + t.name + " given twice");
+  }
+
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  llvm::sort(order, [&](size_t a, size_t b) {
+    size_t sizeA = elementSize(tensors[a].dtype);
+    size_t sizeB = elementSize(tensors[b].dtype);
+    if (sizeA != sizeB)
+      return sizeA > sizeB;
+    return tensors[a].name < tensors[b].name;
+  });
+  std::string header = buildHeader(tensors, order, metadata);
+
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec)
+    return fail(path, "cannot write: " + ec.message());
+  char length[8];
+  llvm::support::endian::write64le(length, header.size());
+  os.write(length, sizeof(length));
+  os << header;
+  for (size_t i : order)
+    os.write(tensors[i].bytes.data(), tensors[i].bytes.size());
+  os.close();
+  if (os.has_error())
+    return fail(path, "write failed: " + os.error().message());
+  return llvm::Error::success();
+}

@@ -1,0 +1,649 @@
+//===- moe-gen-checkpoint.cpp - synthetic Hugging Face MoE checkpoints ----===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+//   moe-gen-checkpoint --family F --out DIR [--seed S] [--hidden D]
+//       [--inner F] [--experts E] [--top-k K] [--layers L]
+//       [--dtype f32|f16|bf16] [--shards N] ...   (see --help)
+//
+// Writes a small model in the layout of a real Hugging Face checkpoint of
+// family F (spec sections 9 and 10): DIR/config.json with the keys that
+// family's config uses, and the weights in model.safetensors, or in N shards
+// with model.safetensors.index.json. Dense layers (DeepSeek
+// first_k_dense_replace, Qwen mlp_only_layers and decoder_sparse_step) get a
+// dense MLP, and every layer gets a few non-MoE tensors, so that an importer
+// is tested on skipping what it must skip. Weights are random but fixed by
+// the seed and the tensor name, whatever the sharding.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Checkpoint/SafeTensors.h"
+#include "moe/Support/Npy.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+using namespace mlir::moe;
+using checkpoint::DType;
+using llvm::StringRef;
+namespace cl = llvm::cl;
+
+static cl::OptionCategory category("moe-gen-checkpoint options");
+
+static cl::opt<std::string>
+    familyName("family",
+               cl::desc("mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, "
+                        "deepseek_v3 or granitemoe"),
+               cl::Required, cl::cat(category));
+static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
+                                   cl::Required, cl::cat(category));
+static cl::opt<uint64_t> seed("seed", cl::desc("Seed of the weights"),
+                              cl::init(1), cl::cat(category));
+static cl::opt<int64_t> hidden("hidden", cl::desc("hidden_size"), cl::init(64),
+                               cl::cat(category));
+static cl::opt<int64_t> inner("inner", cl::desc("Inner size of an expert"),
+                              cl::init(96), cl::cat(category));
+static cl::opt<int64_t> experts("experts", cl::desc("Routed experts"),
+                                cl::init(8), cl::cat(category));
+static cl::opt<int64_t>
+    topK("top-k",
+         cl::desc("num_experts_per_tok (default 2; olmoe 8, at most E)"),
+         cl::cat(category));
+static cl::opt<int64_t> layers("layers", cl::desc("num_hidden_layers"),
+                               cl::init(2), cl::cat(category));
+static cl::opt<std::string> dtypeName("dtype", cl::desc("f32, f16 or bf16"),
+                                      cl::init("f32"), cl::cat(category));
+static cl::opt<int64_t> shards("shards", cl::desc("Number of weight files"),
+                               cl::init(1), cl::cat(category));
+static cl::opt<int64_t> denseInner(
+    "dense-inner",
+    cl::desc("intermediate_size of the dense MLP layers (qwen, deepseek)"),
+    cl::init(160), cl::cat(category));
+static cl::opt<int64_t>
+    sharedInner("shared-inner",
+                cl::desc("shared_expert_intermediate_size (qwen2_moe)"),
+                cl::init(128), cl::cat(category));
+static cl::opt<int64_t> sharedExperts(
+    "shared-experts",
+    cl::desc("n_shared_experts (deepseek; the shared FFN has inner size "
+             "n_shared_experts * inner)"),
+    cl::init(1), cl::cat(category));
+static cl::opt<int64_t>
+    groups("groups", cl::desc("n_group (deepseek; default divides E)"),
+           cl::cat(category));
+static cl::opt<int64_t> topkGroup("topk-group",
+                                  cl::desc("topk_group (deepseek)"),
+                                  cl::cat(category));
+static cl::opt<int64_t> firstDense("first-dense",
+                                   cl::desc("first_k_dense_replace (deepseek)"),
+                                   cl::init(1), cl::cat(category));
+static cl::opt<int64_t> moeLayerFreq("moe-layer-freq",
+                                     cl::desc("moe_layer_freq (deepseek)"),
+                                     cl::init(1), cl::cat(category));
+static cl::opt<int64_t> sparseStep("sparse-step",
+                                   cl::desc("decoder_sparse_step (qwen)"),
+                                   cl::init(1), cl::cat(category));
+static cl::list<int64_t> mlpOnlyLayers("mlp-only-layers",
+                                       cl::desc("mlp_only_layers (qwen)"),
+                                       cl::CommaSeparated, cl::cat(category));
+static cl::opt<bool> normTopkProb(
+    "norm-topk-prob",
+    cl::desc("norm_topk_prob, 0 or 1 (qwen, olmoe, deepseek; default per "
+             "family)"),
+    cl::ValueRequired, cl::cat(category));
+static cl::opt<double>
+    scalingFactor("scaling-factor",
+                  cl::desc("routed_scaling_factor (deepseek; default 16 in "
+                           "v2, 2.5 in v3)"),
+                  cl::cat(category));
+
+static int fail(const llvm::Twine &message) {
+  llvm::errs() << "moe-gen-checkpoint: error: " << message << "\n";
+  return 1;
+}
+
+static int fail(llvm::Error error) {
+  std::string message = llvm::toString(std::move(error));
+  return fail(message);
+}
+
+//===----------------------------------------------------------------------===//
+// Families and the model description
+//===----------------------------------------------------------------------===//
+
+namespace {
+enum class Family {
+  Mixtral,
+  Qwen2Moe,
+  Qwen3Moe,
+  Olmoe,
+  DeepSeekV2,
+  DeepSeekV3,
+  GraniteMoe
+};
+
+struct FamilyInfo {
+  Family family;
+  StringRef modelType;
+  StringRef architecture;
+};
+
+/// Everything the files depend on, after defaults and checks.
+struct Model {
+  const FamilyInfo *info;
+  int64_t hidden, inner, experts, topK, layers, denseInner;
+  int64_t sharedInner = 0; // qwen2_moe shared expert, or deepseek's
+  int64_t sharedExperts = 0, groups = 1, topkGroup = 1;
+  int64_t firstDense = 0, moeLayerFreq = 1, sparseStep = 1;
+  std::vector<int64_t> mlpOnlyLayers;
+  bool normTopkProb = false;
+  double scalingFactor = 1.0;
+  DType dtype;
+  int64_t vocab = 32;
+
+  Family family() const { return info->family; }
+};
+} // namespace
+
+static const FamilyInfo kFamilies[] = {
+    {Family::Mixtral, "mixtral", "MixtralForCausalLM"},
+    {Family::Qwen2Moe, "qwen2_moe", "Qwen2MoeForCausalLM"},
+    {Family::Qwen3Moe, "qwen3_moe", "Qwen3MoeForCausalLM"},
+    {Family::Olmoe, "olmoe", "OlmoeForCausalLM"},
+    {Family::DeepSeekV2, "deepseek_v2", "DeepseekV2ForCausalLM"},
+    {Family::DeepSeekV3, "deepseek_v3", "DeepseekV3ForCausalLM"},
+    {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
+};
+
+static bool isQwen(Family f) {
+  return f == Family::Qwen2Moe || f == Family::Qwen3Moe;
+}
+static bool isDeepSeek(Family f) {
+  return f == Family::DeepSeekV2 || f == Family::DeepSeekV3;
+}
+/// Families whose config has norm_topk_prob (the others always or never
+/// renormalize, spec section 9).
+static bool hasNormTopkProb(Family f) {
+  return isQwen(f) || isDeepSeek(f) || f == Family::Olmoe;
+}
+
+/// Whether layer L holds a sparse MoE block, with the rule of the family's
+/// Hugging Face modeling code.
+static bool isSparseLayer(const Model &m, int64_t layer) {
+  if (isQwen(m.family()))
+    return !llvm::is_contained(m.mlpOnlyLayers, layer) &&
+           (layer + 1) % m.sparseStep == 0;
+  if (isDeepSeek(m.family()))
+    return layer >= m.firstDense && layer % m.moeLayerFreq == 0;
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Options
+//===----------------------------------------------------------------------===//
+
+/// Options that only some families' configs have: giving one to another
+/// family is a mistake worth reporting, not ignoring.
+static llvm::Error checkOptionFamilies(Family family) {
+  struct Rule {
+    const cl::Option &option;
+    bool (*applies)(Family);
+    StringRef families;
+  };
+  auto isQwen2 = [](Family f) { return f == Family::Qwen2Moe; };
+  auto hasDense = [](Family f) { return isQwen(f) || isDeepSeek(f); };
+  const Rule rules[] = {
+      {denseInner, hasDense, "qwen2_moe, qwen3_moe and deepseek"},
+      {sharedInner, isQwen2, "qwen2_moe"},
+      {sharedExperts, isDeepSeek, "deepseek"},
+      {groups, isDeepSeek, "deepseek"},
+      {topkGroup, isDeepSeek, "deepseek"},
+      {firstDense, isDeepSeek, "deepseek"},
+      {moeLayerFreq, isDeepSeek, "deepseek"},
+      {scalingFactor, isDeepSeek, "deepseek"},
+      {sparseStep, isQwen, "qwen2_moe and qwen3_moe"},
+      {mlpOnlyLayers, isQwen, "qwen2_moe and qwen3_moe"},
+      {normTopkProb, hasNormTopkProb,
+       "qwen2_moe, qwen3_moe, olmoe and deepseek"},
+  };
+  for (const Rule &rule : rules)
+    if (rule.option.getNumOccurrences() && !rule.applies(family))
+      return llvm::createStringError("--" + rule.option.ArgStr +
+                                     " applies to " + rule.families + " only");
+  return llvm::Error::success();
+}
+
+static llvm::Error checkPositive(const cl::opt<int64_t> &option) {
+  if (option < 1)
+    return llvm::createStringError("--" + option.ArgStr +
+                                   " must be at least 1");
+  return llvm::Error::success();
+}
+
+/// DeepSeek's expert groups: the defaults split E into up to 4 groups of at
+/// least 2 experts (DeepSeek-V3 scores a group by its two best experts).
+static llvm::Error setGroups(Model &m) {
+  m.groups = groups.getNumOccurrences()             ? int64_t(groups)
+             : m.experts % 4 == 0 && m.experts >= 8 ? 4
+             : m.experts % 2 == 0 && m.experts >= 4 ? 2
+                                                    : 1;
+  m.topkGroup = topkGroup.getNumOccurrences()
+                    ? int64_t(topkGroup)
+                    : std::max<int64_t>(1, m.groups / 2);
+  if (m.groups < 1 || m.experts % m.groups != 0)
+    return llvm::createStringError("--groups must divide --experts");
+  if (m.topkGroup < 1 || m.topkGroup > m.groups)
+    return llvm::createStringError("--topk-group must be in [1, groups]");
+  int64_t perGroup = m.experts / m.groups;
+  if (m.family() == Family::DeepSeekV3 && perGroup < 2)
+    return llvm::createStringError(
+        "deepseek_v3 needs at least 2 experts per group");
+  if (m.topK > m.topkGroup * perGroup)
+    return llvm::createStringError("--top-k exceeds the experts of the "
+                                   "--topk-group kept groups");
+  return llvm::Error::success();
+}
+
+static llvm::Error setFamilyExtras(Model &m) {
+  Family f = m.family();
+  m.normTopkProb = normTopkProb.getNumOccurrences()
+                       ? bool(normTopkProb)
+                       : f == Family::Qwen3Moe || f == Family::DeepSeekV3;
+  if (isQwen(f)) {
+    m.sparseStep = sparseStep;
+    m.mlpOnlyLayers.assign(mlpOnlyLayers.begin(), mlpOnlyLayers.end());
+    for (int64_t layer : m.mlpOnlyLayers)
+      if (layer < 0 || layer >= m.layers)
+        return llvm::createStringError("--mlp-only-layers names layer " +
+                                       llvm::Twine(layer) +
+                                       ", outside [0, layers)");
+    if (f == Family::Qwen2Moe)
+      m.sharedInner = sharedInner;
+    return checkPositive(sparseStep);
+  }
+  if (!isDeepSeek(f))
+    return llvm::Error::success();
+  m.sharedExperts = sharedExperts;
+  m.sharedInner = m.sharedExperts * m.inner;
+  m.firstDense = firstDense;
+  m.moeLayerFreq = moeLayerFreq;
+  m.scalingFactor = scalingFactor.getNumOccurrences()
+                        ? double(scalingFactor)
+                        : (f == Family::DeepSeekV3 ? 2.5 : 16.0);
+  if (m.sharedExperts < 0)
+    return llvm::createStringError("--shared-experts must be at least 0");
+  if (m.firstDense < 0 || m.firstDense > m.layers)
+    return llvm::createStringError("--first-dense must be in [0, layers]");
+  if (llvm::Error err = checkPositive(moeLayerFreq))
+    return err;
+  return setGroups(m);
+}
+
+static llvm::Expected<Model> parseModel() {
+  auto info = llvm::find_if(
+      kFamilies, [](const FamilyInfo &i) { return i.modelType == familyName; });
+  if (info == std::end(kFamilies))
+    return llvm::createStringError("unknown --family " + familyName);
+  if (llvm::Error err = checkOptionFamilies(info->family))
+    return std::move(err);
+  for (const cl::opt<int64_t> *option :
+       {&hidden, &inner, &experts, &layers, &shards, &denseInner, &sharedInner})
+    if (llvm::Error err = checkPositive(*option))
+      return std::move(err);
+
+  Model m{info, hidden, inner, experts, 0, layers, denseInner};
+  int64_t familyK = info->family == Family::Olmoe ? 8 : 2;
+  m.topK =
+      topK.getNumOccurrences() ? int64_t(topK) : std::min(familyK, m.experts);
+  if (m.topK < 1 || m.topK > m.experts)
+    return llvm::createStringError("--top-k must be in [1, experts]");
+  std::optional<DType> dtype =
+      llvm::StringSwitch<std::optional<DType>>(dtypeName)
+          .Case("f32", DType::F32)
+          .Case("f16", DType::F16)
+          .Case("bf16", DType::BF16)
+          .Default(std::nullopt);
+  if (!dtype)
+    return llvm::createStringError("--dtype must be f32, f16 or bf16");
+  m.dtype = *dtype;
+  if (llvm::Error err = setFamilyExtras(m))
+    return std::move(err);
+  return m;
+}
+
+//===----------------------------------------------------------------------===//
+// config.json
+//===----------------------------------------------------------------------===//
+
+static StringRef torchDType(DType type) {
+  switch (type) {
+  case DType::F32:
+    return "float32";
+  case DType::F16:
+    return "float16";
+  case DType::BF16:
+    return "bfloat16";
+  }
+  llvm_unreachable("unknown dtype");
+}
+
+/// The keys each family's config.json has (Hugging Face names; note that
+/// mixtral, olmoe and granitemoe call the expert size intermediate_size).
+static void addMoEKeys(const Model &m, llvm::json::Object &config) {
+  Family f = m.family();
+  bool expertSizeIsIntermediate =
+      f == Family::Mixtral || f == Family::Olmoe || f == Family::GraniteMoe;
+  if (expertSizeIsIntermediate) {
+    config["intermediate_size"] = m.inner;
+  } else {
+    config["intermediate_size"] = m.denseInner;
+    config["moe_intermediate_size"] = m.inner;
+  }
+  StringRef expertsKey = f == Family::Mixtral || f == Family::GraniteMoe
+                             ? "num_local_experts"
+                         : isDeepSeek(f) ? "n_routed_experts"
+                                         : "num_experts";
+  config[expertsKey] = m.experts;
+  config["num_experts_per_tok"] = m.topK;
+  if (hasNormTopkProb(f))
+    config["norm_topk_prob"] = m.normTopkProb;
+  if (isQwen(f)) {
+    config["decoder_sparse_step"] = m.sparseStep;
+    config["mlp_only_layers"] = llvm::json::Array(m.mlpOnlyLayers);
+  }
+  if (f == Family::Qwen2Moe)
+    config["shared_expert_intermediate_size"] = m.sharedInner;
+}
+
+static void addDeepSeekKeys(const Model &m, llvm::json::Object &config) {
+  bool v3 = m.family() == Family::DeepSeekV3;
+  config["n_shared_experts"] = m.sharedExperts;
+  config["n_group"] = m.groups;
+  config["topk_group"] = m.topkGroup;
+  config["topk_method"] = v3             ? "noaux_tc"
+                          : m.groups > 1 ? "group_limited_greedy"
+                                         : "greedy";
+  config["scoring_func"] = v3 ? "sigmoid" : "softmax";
+  config["routed_scaling_factor"] = m.scalingFactor;
+  config["first_k_dense_replace"] = m.firstDense;
+  config["moe_layer_freq"] = m.moeLayerFreq;
+}
+
+static llvm::json::Object buildConfig(const Model &m) {
+  llvm::json::Object config{
+      {"architectures", llvm::json::Array{m.info->architecture}},
+      {"model_type", m.info->modelType},
+      {"hidden_size", m.hidden},
+      {"num_hidden_layers", m.layers},
+      {"hidden_act", "silu"},
+      {"vocab_size", m.vocab},
+      {"tie_word_embeddings", false},
+      {"torch_dtype", torchDType(m.dtype)},
+  };
+  addMoEKeys(m, config);
+  if (isDeepSeek(m.family()))
+    addDeepSeekKeys(m, config);
+  return config;
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor list
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// How a tensor's values are drawn.
+enum class Init {
+  Linear, // N(0, 1/fan_in), fan_in the last size
+  Norm,   // 1 + 0.1 N(0, 1), like trained RMSNorm scales
+  Bias,   // 0.1 N(0, 1), stored in f32
+};
+
+struct TensorSpec {
+  std::string name;
+  llvm::SmallVector<int64_t> shape;
+  Init init;
+};
+
+class TensorList {
+public:
+  void add(const llvm::Twine &name, llvm::ArrayRef<int64_t> shape,
+           Init init = Init::Linear) {
+    specs.push_back({name.str(), llvm::SmallVector<int64_t>(shape), init});
+  }
+  /// gate_proj, up_proj, down_proj of a gated FFN under `prefix`.
+  void addGatedFFN(const llvm::Twine &prefix, int64_t d, int64_t f) {
+    add(prefix + ".gate_proj.weight", {f, d});
+    add(prefix + ".up_proj.weight", {f, d});
+    add(prefix + ".down_proj.weight", {d, f});
+  }
+  std::vector<TensorSpec> specs;
+};
+} // namespace
+
+static void addSparseBlock(const Model &m, const std::string &layer,
+                           TensorList &list) {
+  int64_t d = m.hidden, f = m.inner, e = m.experts;
+  if (m.family() == Family::Mixtral) {
+    std::string moe = layer + ".block_sparse_moe";
+    list.add(moe + ".gate.weight", {e, d});
+    for (int64_t i = 0; i < e; ++i) {
+      std::string expert = moe + ".experts." + std::to_string(i);
+      list.add(expert + ".w1.weight", {f, d});
+      list.add(expert + ".w3.weight", {f, d});
+      list.add(expert + ".w2.weight", {d, f});
+    }
+    return;
+  }
+  if (m.family() == Family::GraniteMoe) {
+    std::string moe = layer + ".block_sparse_moe";
+    list.add(moe + ".router.layer.weight", {e, d});
+    list.add(moe + ".input_linear.weight", {e, 2 * f, d});
+    list.add(moe + ".output_linear.weight", {e, d, f});
+    return;
+  }
+  std::string mlp = layer + ".mlp";
+  list.add(mlp + ".gate.weight", {e, d});
+  if (m.family() == Family::DeepSeekV3)
+    list.add(mlp + ".gate.e_score_correction_bias", {e}, Init::Bias);
+  for (int64_t i = 0; i < e; ++i)
+    list.addGatedFFN(mlp + ".experts." + std::to_string(i), d, f);
+  if (m.family() == Family::Qwen2Moe) {
+    list.addGatedFFN(mlp + ".shared_expert", d, m.sharedInner);
+    list.add(mlp + ".shared_expert_gate.weight", {1, d});
+  }
+  if (isDeepSeek(m.family()) && m.sharedExperts > 0)
+    list.addGatedFFN(mlp + ".shared_experts", d, m.sharedInner);
+}
+
+/// Every tensor in the order of a Hugging Face checkpoint, with the
+/// attention and norm weights an importer must skip.
+static std::vector<TensorSpec> buildTensorList(const Model &m) {
+  int64_t d = m.hidden;
+  TensorList list;
+  list.add("model.embed_tokens.weight", {m.vocab, d});
+  for (int64_t l = 0; l < m.layers; ++l) {
+    std::string layer = "model.layers." + std::to_string(l);
+    list.add(layer + ".input_layernorm.weight", {d}, Init::Norm);
+    list.add(layer + ".self_attn.o_proj.weight", {d, d});
+    list.add(layer + ".post_attention_layernorm.weight", {d}, Init::Norm);
+    if (isSparseLayer(m, l))
+      addSparseBlock(m, layer, list);
+    else
+      list.addGatedFFN(layer + ".mlp", d, m.denseInner);
+  }
+  list.add("model.norm.weight", {d}, Init::Norm);
+  list.add("lm_head.weight", {m.vocab, d});
+  return std::move(list.specs);
+}
+
+//===----------------------------------------------------------------------===//
+// Values
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// splitmix64 and Box-Muller: the same numbers on every platform.
+class Random {
+public:
+  explicit Random(uint64_t seed) : state(seed) {}
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+  double normal() {
+    double u = std::max(uniform(), 1e-300), v = uniform();
+    return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
+  }
+
+private:
+  uint64_t state;
+};
+} // namespace
+
+/// FNV-1a, so that a tensor's values depend on its name, not on its place
+/// in the list or in the shards.
+static uint64_t hashName(StringRef name) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : name)
+    h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return h;
+}
+
+static void storeValue(DType type, float value, char *out) {
+  if (type == DType::F32) {
+    std::memcpy(out, &value, sizeof(value));
+    return;
+  }
+  uint16_t bits =
+      type == DType::F16 ? npy::floatToF16(value) : npy::floatToBF16(value);
+  std::memcpy(out, &bits, sizeof(bits));
+}
+
+static std::vector<char> generateValues(const TensorSpec &spec, DType type,
+                                        uint64_t seed) {
+  Random random(seed ^ hashName(spec.name));
+  int64_t count = 1;
+  for (int64_t s : spec.shape)
+    count *= s;
+  double scale = 1.0 / std::sqrt(static_cast<double>(spec.shape.back()));
+  std::vector<char> bytes(count * checkpoint::elementSize(type));
+  for (int64_t i = 0; i < count; ++i) {
+    double z = random.normal();
+    double value = spec.init == Init::Linear ? z * scale
+                   : spec.init == Init::Norm ? 1.0 + 0.1 * z
+                                             : 0.1 * z;
+    storeValue(type, static_cast<float>(value),
+               bytes.data() + i * checkpoint::elementSize(type));
+  }
+  return bytes;
+}
+
+//===----------------------------------------------------------------------===//
+// Files
+//===----------------------------------------------------------------------===//
+
+static llvm::Error writeJson(StringRef path, llvm::json::Value value) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_Text);
+  if (ec)
+    return llvm::createStringError(path + ": cannot write: " + ec.message());
+  os << llvm::formatv("{0:2}", value) << "\n";
+  os.close();
+  if (os.has_error())
+    return llvm::createStringError(path +
+                                   ": write failed: " + os.error().message());
+  return llvm::Error::success();
+}
+
+static std::string joinPath(StringRef dir, StringRef file) {
+  llvm::SmallString<256> path(dir);
+  llvm::sys::path::append(path, file);
+  return path.str().str();
+}
+
+/// Writes the tensors to one file or to `numShards` shards plus an index.
+/// Tensor i goes to shard floor(i * N / count): consecutive tensors stay
+/// together, and a layer may straddle two shards as in real checkpoints.
+static llvm::Error writeWeights(const Model &m,
+                                llvm::ArrayRef<TensorSpec> specs,
+                                int64_t numShards) {
+  std::vector<std::vector<char>> values;
+  std::vector<std::vector<checkpoint::TensorData>> byShard(numShards);
+  llvm::json::Object weightMap;
+  uint64_t totalSize = 0;
+  values.reserve(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    DType type = specs[i].init == Init::Bias ? DType::F32 : m.dtype;
+    values.push_back(generateValues(specs[i], type, seed));
+    size_t shard = i * numShards / specs.size();
+    byShard[shard].push_back(
+        {specs[i].name, type, specs[i].shape, values.back()});
+    totalSize += values.back().size();
+  }
+  const std::map<std::string, std::string> metadata = {{"format", "pt"}};
+
+  // Remove the other layout's entry point: a stale index would win over a
+  // fresh model.safetensors (and the reverse would confuse a reader).
+  std::string index = joinPath(outDir, "model.safetensors.index.json");
+  std::string single = joinPath(outDir, "model.safetensors");
+  llvm::sys::fs::remove(numShards == 1 ? index : single);
+  if (numShards == 1)
+    return checkpoint::writeSafeTensors(single, byShard[0], metadata);
+
+  for (int64_t s = 0; s < numShards; ++s) {
+    std::string file;
+    llvm::raw_string_ostream(file) << llvm::format(
+        "model-%05lld-of-%05lld.safetensors", static_cast<long long>(s + 1),
+        static_cast<long long>(numShards));
+    for (const checkpoint::TensorData &t : byShard[s])
+      weightMap[t.name] = file;
+    if (llvm::Error err = checkpoint::writeSafeTensors(joinPath(outDir, file),
+                                                       byShard[s], metadata))
+      return err;
+  }
+  return writeJson(
+      index, llvm::json::Object{
+                 {"metadata", llvm::json::Object{{"total_size", totalSize}}},
+                 {"weight_map", std::move(weightMap)}});
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(argc, argv,
+                              "synthetic Hugging Face MoE checkpoints\n");
+
+  llvm::Expected<Model> model = parseModel();
+  if (!model)
+    return fail(model.takeError());
+  std::vector<TensorSpec> specs = buildTensorList(*model);
+  if (shards > static_cast<int64_t>(specs.size()))
+    return fail("--shards " + llvm::Twine(shards) + " exceeds the " +
+                llvm::Twine(specs.size()) + " tensors");
+  if (std::error_code ec = llvm::sys::fs::create_directories(outDir))
+    return fail(outDir + ": cannot create: " + ec.message());
+  if (llvm::Error err =
+          writeJson(joinPath(outDir, "config.json"), buildConfig(*model)))
+    return fail(std::move(err));
+  if (llvm::Error err = writeWeights(*model, specs, shards))
+    return fail(std::move(err));
+  return 0;
+}
