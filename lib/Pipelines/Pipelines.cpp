@@ -25,8 +25,11 @@ using namespace mlir;
 
 void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
                                     const CPUPipelineOptions &options) {
-  // moe ops to upstream ops on tensors.
+  // moe ops to upstream ops on tensors and runtime calls.
+  if (options.stats)
+    pm.addPass(createMoEInsertStats());
   pm.addPass(createMoEDecompose());
+  pm.addPass(createConvertMoEToRuntime());
   pm.addPass(createConvertMoEToLinalg());
   // Elementwise arith on whole tensors (sums of always-on terms) to linalg.
   pm.addPass(createConvertElementwiseToLinalgPass());
@@ -43,6 +46,7 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createConvertBufferizationToMemRefPass());
+  pm.addPass(createConvertMoEWeightBuffers());
   pm.addPass(createMoELowerCopies());
 
   // Loops, then LLVM.

@@ -8,12 +8,17 @@
 
 #include "moe/Runner/Runner.h"
 
+#include "moe/IR/MoEOps.h"
 #include "moe/Pipelines/Pipelines.h"
+
+#include "Manifest.h"
+#include "Model.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
+#include "llvm/ExecutionEngine/Orc/Mangling.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/SetVector.h"
@@ -117,18 +122,26 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
     compiled->resultSpecs.push_back(*spec);
   }
 
-  // The caller's arrays are read-only: bufferization copies before writing.
-  MLIRContext *ctx = module.getContext();
-  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
-    if (isa<TensorType>(func.getArgument(i).getType()))
-      func.setArgAttr(i, bufferization::BufferizationDialect::kWritableAttrName,
-                      BoolAttr::get(ctx, false));
+  markArgumentsReadOnly(func);
 
-  PassManager pm(ctx, ModuleOp::getOperationName());
-  buildMoECPUPipeline(pm, CPUPipelineOptions());
+  PassManager pm(module.getContext(), ModuleOp::getOperationName());
+  CPUPipelineOptions pipelineOptions;
+  pipelineOptions.stats = options.stats;
+  buildMoECPUPipeline(pm, pipelineOptions);
   if (failed(pm.run(module)))
     return makeError("compilation of @" + entry + " failed (see the "
                      "diagnostics above)");
+
+  // Weights and statistics live in the runtime.
+  ::moe::rt::Manifest manifest;
+  if (llvm::Error error = collectRuntimeTables(module, manifest))
+    return std::move(error);
+  if (!manifest.weights.empty() || !manifest.stats.empty()) {
+    auto model = ::moe::rt::Model::load(std::move(manifest), options.checkpoint);
+    if (!model)
+      return model.takeError();
+    compiled->runtimeModel = std::move(*model);
+  }
 
   auto transformer = makeOptimizingTransformer(options.optLevel,
                                                /*sizeLevel=*/0,
@@ -141,6 +154,15 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
   if (!engine)
     return engine.takeError();
   compiled->engine = std::move(*engine);
+  compiled->engine->registerSymbols(
+      [](llvm::orc::MangleAndInterner interner) {
+        llvm::orc::SymbolMap symbols;
+        for (const ::moe::rt::Symbol &symbol : ::moe::rt::entryPoints())
+          symbols[interner(symbol.name)] = {
+              llvm::orc::ExecutorAddr::fromPtr(symbol.address),
+              llvm::JITSymbolFlags::Exported};
+        return symbols;
+      });
   auto packed = compiled->engine->lookupPacked(entry);
   if (!packed)
     return packed.takeError();
@@ -246,7 +268,10 @@ CompiledFunction::call(ArrayRef<const npy::Array *> inputs) const {
   if (!resultSpecs.empty())
     packedArgs.pointers.push_back(resultStorage.data());
 
-  packed(packedArgs.pointers.data());
+  {
+    ::moe::rt::ScopedModel scope(runtimeModel.get());
+    packed(packedArgs.pointers.data());
+  }
 
   std::vector<npy::Array> outputs;
   // Results may share a buffer (a value returned twice): copy them all out
@@ -289,4 +314,79 @@ CompiledFunction::call(ArrayRef<const npy::Array *> inputs) const {
   for (void *buffer : owned)
     std::free(buffer);
   return outputs;
+}
+
+//===----------------------------------------------------------------------===//
+// Runtime tables
+//===----------------------------------------------------------------------===//
+
+void mlir::moe::markArgumentsReadOnly(Operation *op) {
+  auto func = cast<func::FuncOp>(op);
+  MLIRContext *ctx = func.getContext();
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+    if (isa<TensorType>(func.getArgument(i).getType()))
+      func.setArgAttr(i, bufferization::BufferizationDialect::kWritableAttrName,
+                      BoolAttr::get(ctx, false));
+}
+
+static std::optional<moe_dtype> runtimeDType(Type type) {
+  if (type.isF32())
+    return MOE_DTYPE_F32;
+  if (type.isF16())
+    return MOE_DTYPE_F16;
+  if (type.isBF16())
+    return MOE_DTYPE_BF16;
+  return std::nullopt;
+}
+
+void mlir::moe::collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest) {
+  for (auto func : module.getOps<func::FuncOp>()) {
+    FunctionType type = func.getFunctionType();
+    if (func.isPrivate() || func.isExternal() || type.getNumInputs() != 1 ||
+        type.getNumResults() != 1)
+      continue;
+    auto in = dyn_cast<RankedTensorType>(type.getInput(0));
+    auto out = dyn_cast<RankedTensorType>(type.getResult(0));
+    if (!in || !out || in.getRank() != 2 || out.getRank() != 2 ||
+        !in.isDynamicDim(0) || !out.isDynamicDim(0) ||
+        in.isDynamicDim(1) || out.isDynamicDim(1) ||
+        in.getElementType() != out.getElementType())
+      continue;
+    std::optional<moe_dtype> dtype = runtimeDType(in.getElementType());
+    if (!dtype)
+      continue;
+    manifest.layers.push_back({func.getName().str(), in.getDimSize(1),
+                               out.getDimSize(1), *dtype});
+  }
+}
+
+llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
+                                            ::moe::rt::Manifest &manifest) {
+  if (auto path = module->getAttrOfType<StringAttr>(
+          WeightOp::getCheckpointAttrName()))
+    manifest.checkpoint = path.str();
+  if (auto weights = module->getAttrOfType<ArrayAttr>("moe.weights")) {
+    for (auto dict : weights.getAsRange<DictionaryAttr>()) {
+      ::moe::rt::WeightEntry entry;
+      entry.id = dict.getAs<IntegerAttr>("id").getInt();
+      for (auto name : dict.getAs<ArrayAttr>("names").getAsRange<StringAttr>())
+        entry.names.push_back(name.str());
+      entry.stacked = dict.getAs<BoolAttr>("stacked").getValue();
+      auto type = cast<RankedTensorType>(
+          dict.getAs<TypeAttr>("type").getValue());
+      std::optional<moe_dtype> dtype = runtimeDType(type.getElementType());
+      if (!dtype)
+        return makeError("weight " + entry.names.front() +
+                         " has an element type the runtime does not bind");
+      entry.dtype = *dtype;
+      entry.shape.assign(type.getShape().begin(), type.getShape().end());
+      manifest.weights.push_back(std::move(entry));
+    }
+  }
+  if (auto stats = module->getAttrOfType<ArrayAttr>("moe.stats"))
+    for (auto dict : stats.getAsRange<DictionaryAttr>())
+      manifest.stats.push_back({dict.getAs<IntegerAttr>("id").getInt(),
+                                dict.getAs<StringAttr>("layer").str(),
+                                dict.getAs<IntegerAttr>("experts").getInt()});
+  return llvm::Error::success();
 }

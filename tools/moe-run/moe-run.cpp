@@ -9,6 +9,7 @@
 //   moe-run FILE.mlir --entry NAME [--input A.npy ...] [--output-dir DIR]
 //           [--case-dir DIR ...] [--random-inputs [--seed S]
 //           [--dynamic-size N[,N...]]] [--repeat N] [--pipeline cpu]
+//           [--checkpoint DIR] [--stats]
 //
 // JIT-compiles the module for the host with moe-cpu-pipeline and calls
 // NAME. Inputs come from .npy files (--input, in argument order), from case
@@ -20,6 +21,8 @@
 #include "moe/InitMoE.h"
 #include "moe/Runner/Runner.h"
 #include "moe/Support/Npy.h"
+
+#include "Model.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
@@ -85,6 +88,26 @@ static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::cat(category));
 static cl::opt<bool> quiet("quiet", cl::desc("Do not print output summaries"),
                            cl::cat(category));
+static cl::opt<std::string> checkpointDir(
+    "checkpoint",
+    cl::desc("Bind moe.weight tensors from DIR (default: the module's "
+             "moe.checkpoint)"),
+    cl::cat(category));
+// `--stats` is also the name of LLVM's own statistics option, registered in
+// libLLVM: moe-run takes it off the command line before LLVM parses it.
+static bool printStats = false;
+
+static void takeStatsFlag(int &argc, char **argv) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    llvm::StringRef arg(argv[i]);
+    if (arg == "--stats" || arg == "-stats")
+      printStats = true;
+    else
+      argv[kept++] = argv[i];
+  }
+  argc = kept;
+}
 
 static int fail(const llvm::Twine &message) {
   llvm::errs() << "moe-run: error: " << message << "\n";
@@ -366,12 +389,38 @@ static int runInputs(const CompiledFunction &function) {
   return 0;
 }
 
+/// One row per expert of every layer that recorded statistics.
+static void printStatistics(const CompiledFunction &function) {
+  ::moe::rt::Model *model = function.model();
+  if (!model || model->manifest().stats.empty()) {
+    llvm::outs() << "no expert statistics were recorded\n";
+    return;
+  }
+  for (const ::moe::rt::StatsEntry &entry : model->manifest().stats) {
+    ::moe::rt::Counters counters = model->snapshot(entry.id);
+    llvm::outs() << llvm::format("layer %s: %lld calls, %lld tokens\n",
+                                 entry.layer.c_str(),
+                                 static_cast<long long>(counters.calls),
+                                 static_cast<long long>(counters.tokens));
+    llvm::outs() << "  expert  assignments  dropped\n";
+    for (int64_t e = 0; e < entry.experts; ++e)
+      llvm::outs() << llvm::format("  %6lld  %11lld  %7lld\n",
+                                   static_cast<long long>(e),
+                                   static_cast<long long>(
+                                       counters.assignments[e]),
+                                   static_cast<long long>(counters.dropped[e]));
+  }
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  takeStatsFlag(argc, argv);
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(
-      argc, argv, "moe-run: compile an moe module for the host and call one "
-                  "of its functions on .npy inputs\n");
+      argc, argv,
+      "moe-run: compile an moe module for the host and call one of its "
+      "functions on .npy inputs\n\n"
+      "  --stats    print each layer's expert statistics after the calls\n");
 
   if (pipeline != "cpu")
     return fail("--pipeline=" + pipeline +
@@ -404,9 +453,14 @@ int main(int argc, char **argv) {
 
   RunnerOptions options;
   options.optLevel = std::min(optLevel.getValue(), 3u);
+  options.checkpoint = checkpointDir;
   auto function = CompiledFunction::compile(*module, entry, options);
   if (!function)
     return fail(function.takeError());
 
-  return caseDirs.empty() ? runInputs(**function) : runCaseDirs(**function);
+  int status =
+      caseDirs.empty() ? runInputs(**function) : runCaseDirs(**function);
+  if (status == 0 && printStats)
+    printStatistics(**function);
+  return status;
 }

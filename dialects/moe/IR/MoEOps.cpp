@@ -448,6 +448,16 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
                                 "a module";
     return success();
   }
+  // The runtime manifest that convert-moe-to-runtime records.
+  if (attr.getName() == "moe.weights" || attr.getName() == "moe.stats") {
+    auto entries = dyn_cast<ArrayAttr>(attr.getValue());
+    if (!isa<ModuleOp>(op) || !entries ||
+        !llvm::all_of(entries, llvm::IsaPred<DictionaryAttr>))
+      return op->emitError() << "'" << attr.getName().getValue()
+                             << "' expects an array of dictionaries on a "
+                                "module";
+    return success();
+  }
   return op->emitError() << "unknown moe attribute '" << attr.getName().getValue()
                          << "'";
 }
@@ -883,6 +893,37 @@ LogicalResult ExpertLoadOp::verify() {
   if (numExperts < 1)
     return emitOpError() << "expected num_experts >= 1, found "
                          << numExperts;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// WeightBufferOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult WeightBufferOp::verify() {
+  if (static_cast<int64_t>(getId()) < 0)
+    return emitOpError() << "expected a weight id >= 0";
+  auto type = cast<MemRefType>(getType());
+  if (!type.hasStaticShape() || !type.getLayout().isIdentity())
+    return emitOpError() << "expected a static identity-layout memref, found "
+                         << type;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RecordStatsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RecordStatsOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("assignments", getAssignments().getType(), {"E"})
+      .dims("dropped", getDropped().getType(), {"E"});
+  if (failed(check.result()))
+    return failure();
+  if (ShapedType::isDynamic(check.get("E")))
+    return emitOpError() << "expected a static number of experts";
+  if (getLayer().empty())
+    return emitOpError() << "expected a non-empty layer name";
   return success();
 }
 

@@ -168,6 +168,25 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
   }];
 }
 
+def MoE_WeightBufferOp : MoE_Op<"weight_buffer", [Pure]> {
+  let summary = "the runtime's buffer of a bound weight";
+  let description = [{
+    The buffer that the runtime bound to weight `id` of the module's
+    `moe.weights` table (see `convert-moe-to-runtime`). It is not an
+    allocation: bufferization and deallocation see a buffer the function
+    does not own. `convert-moe-weight-buffers` turns it into the runtime
+    call once buffer deallocation has run.
+
+    ```mlir
+    %w = moe.weight_buffer 3 : memref<8x64xbf16>
+    ```
+  }];
+  let arguments = (ins I64Attr:$id);
+  let results = (outs MemRefOf<MoE_ActTypes>:$buffer);
+  let assemblyFormat = "$id attr-dict `:` type($buffer)";
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Routing
 //===----------------------------------------------------------------------===//
@@ -592,6 +611,30 @@ def MoE_ExpertLoadOp : MoE_InferredOp<"expert_load"> {
   let assemblyFormat = [{
     $expert_ids `experts` `=` $num_experts attr-dict `:` type($expert_ids)
   }];
+}
+
+def MoE_RecordStatsOp : MoE_Op<"record_stats",
+    [MemoryEffects<[MemWrite]>, AllTypesMatch<["assignments", "dropped"]>]> {
+  let summary = "add a layer call's expert statistics to the runtime counters";
+  let description = [{
+    Adds one call's per-expert `assignments` and `dropped` counts (`[E]`,
+    i64, as `moe.layer` returns them) and its token count to the counters of
+    the layer named `layer`, which the runtime exposes (C API, `moe-run
+    --stats`). Inserted by `moe-insert-stats`; lowered to a call into the
+    runtime by `convert-moe-to-runtime`.
+
+    ```mlir
+    moe.record_stats %load, %dropped tokens(%t) layer = "moe_layer_3"
+        : tensor<8xi64>
+    ```
+  }];
+  let arguments = (ins MoE_Counts:$assignments, MoE_Counts:$dropped,
+                       Index:$tokens, StrAttr:$layer);
+  let assemblyFormat = [{
+    $assignments `,` $dropped `tokens` `(` $tokens `)` `layer` `=` $layer
+    attr-dict `:` type($assignments)
+  }];
+  let hasVerifier = 1;
 }
 
 #endif // MOE_IR_MOEOPS_TD

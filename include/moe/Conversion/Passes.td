@@ -63,4 +63,66 @@ def ConvertMoEToLinalg : Pass<"convert-moe-to-linalg"> {
   ];
 }
 
+def ConvertMoEToRuntime : Pass<"convert-moe-to-runtime", "::mlir::ModuleOp"> {
+  let summary = "Lower checkpoint weights and statistics to runtime calls";
+  let description = [{
+    The module's contract with the runtime. Each `moe.weight` becomes a call
+    that returns the bound tensor as a memref (read-only); each
+    `moe.record_stats` a call that adds the counts to the runtime's
+    counters. Both callees use the C interface (`_mlir_ciface_...`):
+
+    - `moe_rt_weight_<dtype>_<rank>d(id) -> memref<?x...xdtype>`
+    - `moe_rt_record_stats(id, memref<?xi64>, memref<?xi64>, tokens)`
+
+    The pass records what it assigned in module attributes that the tools
+    turn into the manifest of a compiled module: `moe.weights` (per id: the
+    tensor names, `stacked`, and the tensor type) and `moe.stats` (per id:
+    the layer name and the number of experts). Identical weights share an
+    id.
+
+    Weights first become `moe.weight_buffer` (a buffer the function does not
+    own); `convert-moe-weight-buffers` makes them calls after buffer
+    deallocation, which would otherwise take a call's result for an
+    allocation to free.
+
+    ```mlir
+    %w = moe.weight "model.layers.0.mlp.gate.weight" : tensor<8x64xbf16>
+    // becomes
+    %b = moe.weight_buffer 0 : memref<8x64xbf16>
+    %w = bufferization.to_tensor %b restrict : memref<8x64xbf16> to tensor<8x64xbf16>
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+def ConvertMoEWeightBuffers
+    : Pass<"convert-moe-weight-buffers", "::mlir::ModuleOp"> {
+  let summary = "Fetch weight buffers from the runtime";
+  let description = [{
+    Replaces each `moe.weight_buffer` by a call to the runtime, declared with
+    the C interface, which returns the bound buffer:
+
+    ```mlir
+    %b = moe.weight_buffer 0 : memref<8x64xbf16>
+    // becomes
+    %id = arith.constant 0 : i64
+    %m = call @moe_rt_weight_bf16_2d(%id) : (i64) -> memref<?x?xbf16>
+    %b = memref.cast %m : memref<?x?xbf16> to memref<8x64xbf16>
+    ```
+
+    Runs after buffer deallocation (the runtime owns the buffer).
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::memref::MemRefDialect",
+  ];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

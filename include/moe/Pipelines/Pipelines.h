@@ -17,6 +17,11 @@ namespace moe {
 
 /// Options of `moe-cpu-pipeline`.
 struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
+  PassOptions::Option<bool> stats{
+      *this, "stats",
+      llvm::cl::desc("Record each layer's expert statistics in the runtime "
+                     "(moe-insert-stats)"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> check{
       *this, "check",
       llvm::cl::desc("End with moe-check-lowered (only llvm and builtin ops "

@@ -24,6 +24,11 @@
 #include <string>
 #include <vector>
 
+namespace moe::rt {
+class Model;
+struct Manifest;
+} // namespace moe::rt
+
 namespace mlir {
 class ExecutionEngine;
 namespace moe {
@@ -43,6 +48,11 @@ struct ValueSpec {
 struct RunnerOptions {
   /// LLVM optimization level of the JIT (0 to 3).
   unsigned optLevel = 3;
+  /// Checkpoint to bind `moe.weight` tensors from, instead of the module's
+  /// `moe.checkpoint`.
+  std::string checkpoint;
+  /// Record expert statistics (moe-insert-stats).
+  bool stats = true;
 };
 
 class CompiledFunction {
@@ -65,6 +75,10 @@ public:
   llvm::Expected<std::vector<npy::Array>>
   call(ArrayRef<const npy::Array *> inputs) const;
 
+  /// The runtime model (bound weights, statistics), if the module uses the
+  /// runtime.
+  ::moe::rt::Model *model() const { return runtimeModel.get(); }
+
 private:
   CompiledFunction() = default;
 
@@ -72,8 +86,22 @@ private:
   SmallVector<ValueSpec> args;
   SmallVector<ValueSpec> resultSpecs;
   std::unique_ptr<ExecutionEngine> engine;
+  std::unique_ptr<::moe::rt::Model> runtimeModel;
   void (*packed)(void **) = nullptr;
 };
+
+/// The layer functions of `module` as the runtime sees them: public
+/// functions from one `[T, d]` float tensor to one `[T, d_out]` tensor of
+/// the same element type. Call before lowering.
+void collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest);
+
+/// The weights, statistics and checkpoint that convert-moe-to-runtime
+/// recorded on the lowered `module`.
+llvm::Error collectRuntimeTables(ModuleOp module, ::moe::rt::Manifest &manifest);
+
+/// Marks the tensor arguments of `func` read-only for bufferization: the
+/// caller's arrays are never written.
+void markArgumentsReadOnly(Operation *func);
 
 /// The npy dtype that holds elements of `type`, if any.
 std::optional<npy::DType> dtypeFor(Type type);

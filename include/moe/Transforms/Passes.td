@@ -54,6 +54,30 @@ def MoEDecompose : Pass<"moe-decompose"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def MoEInsertStats : Pass<"moe-insert-stats", "::mlir::ModuleOp"> {
+  let summary = "Record each moe.layer's expert statistics in the runtime";
+  let description = [{
+    After every `moe.layer`, adds a `moe.record_stats` of the counts the
+    layer already returns (assignments and drops per expert) and of its
+    token count. No extra pass over the activations: the counts come out of
+    dispatch. The statistics are named after the enclosing function
+    (`moe_layer_3`), with `#i` appended when a function holds several
+    layers. A layer whose counts are already recorded is left alone.
+
+    ```mlir
+    %y, %load, %dropped = moe.layer %x ... : tensor<?x64xf32>
+    // becomes
+    %y, %load, %dropped = moe.layer %x ... : tensor<?x64xf32>
+    %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+    moe.record_stats %load, %dropped tokens(%t) layer = "moe_layer_3"
+        : tensor<8xi64>
+    ```
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MoELowerCopies : Pass<"moe-lower-copies"> {
   let summary = "Rewrite memref.copy into linalg.copy";
   let description = [{

@@ -9,7 +9,7 @@
 #include "moe/Conversion/Passes.h"
 
 #include "Patterns.h"
-#include "moe/IR/MoEDialect.h"
+#include "moe/IR/MoEOps.h"
 #include "moe/Transforms/Passes.h"
 
 #include "mlir/Transforms/DialectConversion.h"
@@ -43,6 +43,8 @@ struct ConvertMoEToLinalgPass
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MoEDialect>();
+    // Runtime buffers are lowered after bufferization.
+    target.addLegalOp<WeightBufferOp>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))

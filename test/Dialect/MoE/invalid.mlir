@@ -348,3 +348,27 @@ module attributes {moe.checkpoint = 3} {
 // expected-error@+1 {{unknown moe attribute 'moe.frobnicate'}}
 module attributes {moe.frobnicate} {
 }
+
+// -----
+
+func.func @record_stats_dynamic(%a: tensor<?xi64>, %t: index) {
+  // expected-error@+1 {{'moe.record_stats' op expected a static number of experts}}
+  moe.record_stats %a, %a tokens(%t) layer = "l" : tensor<?xi64>
+  return
+}
+
+// -----
+
+func.func @record_stats_name(%a: tensor<4xi64>, %t: index) {
+  // expected-error@+1 {{'moe.record_stats' op expected a non-empty layer name}}
+  moe.record_stats %a, %a tokens(%t) layer = "" : tensor<4xi64>
+  return
+}
+
+// -----
+
+func.func @weight_buffer_layout() {
+  // expected-error@+1 {{'moe.weight_buffer' op expected a static identity-layout memref, found 'memref<?x4xf32>'}}
+  %b = moe.weight_buffer 0 : memref<?x4xf32>
+  return
+}

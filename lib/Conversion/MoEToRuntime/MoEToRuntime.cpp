@@ -1,0 +1,178 @@
+//===- MoEToRuntime.cpp - weights and statistics to runtime calls ---------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The compiled module's contract with the runtime (runtime/): weights are
+// fetched by id, statistics recorded by id, both through C-interface calls,
+// and the module attributes moe.weights and moe.stats say what each id is.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/Passes.h"
+
+#include "moe/IR/MoEOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/MapVector.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETORUNTIME
+#define GEN_PASS_DEF_CONVERTMOEWEIGHTBUFFERS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+/// `f32`, `f16`, `bf16`: the dtype part of runtime symbol names.
+static std::string dtypeName(Type type) {
+  std::string name;
+  llvm::raw_string_ostream(name) << type;
+  return name;
+}
+
+/// The declaration of runtime function `name`, added on first use. Runtime
+/// functions take memrefs through the C interface.
+static func::FuncOp declareRuntimeFunction(ModuleOp module,
+                                           SymbolTable &symbols,
+                                           StringRef name, FunctionType type) {
+  if (auto existing = symbols.lookup<func::FuncOp>(name))
+    return existing;
+  OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
+  auto func = func::FuncOp::create(builder, module.getLoc(), name, type);
+  func.setPrivate();
+  func->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
+  symbols.insert(func);
+  return func;
+}
+
+namespace {
+struct ConvertMoEToRuntimePass
+    : mlir::moe::impl::ConvertMoEToRuntimeBase<ConvertMoEToRuntimePass> {
+  void runOnOperation() override;
+};
+
+struct ConvertMoEWeightBuffersPass
+    : mlir::moe::impl::ConvertMoEWeightBuffersBase<
+          ConvertMoEWeightBuffersPass> {
+  void runOnOperation() override;
+};
+} // namespace
+
+void ConvertMoEWeightBuffersPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  SymbolTable symbols(module);
+  SmallVector<WeightBufferOp> buffers;
+  module.walk([&](WeightBufferOp op) { buffers.push_back(op); });
+  for (WeightBufferOp op : buffers) {
+    auto type = cast<MemRefType>(op.getType());
+    SmallVector<int64_t> dynamic(type.getRank(), ShapedType::kDynamic);
+    auto anyShape = MemRefType::get(dynamic, type.getElementType());
+    std::string name = "moe_rt_weight_" + dtypeName(type.getElementType()) +
+                       "_" + std::to_string(type.getRank()) + "d";
+    OpBuilder builder(op);
+    func::FuncOp callee = declareRuntimeFunction(
+        module, symbols, name,
+        builder.getFunctionType({builder.getI64Type()}, {anyShape}));
+    Location loc = op.getLoc();
+    Value id = arith::ConstantIntOp::create(
+        builder, loc, static_cast<int64_t>(op.getId()), 64);
+    Value buffer = func::CallOp::create(builder, loc, callee, id).getResult(0);
+    op.replaceAllUsesWith(
+        memref::CastOp::create(builder, loc, type, buffer).getResult());
+    op.erase();
+  }
+}
+
+void ConvertMoEToRuntimePass::runOnOperation() {
+  ModuleOp module = getOperation();
+  SymbolTable symbols(module);
+  MLIRContext *ctx = &getContext();
+  Builder attrs(ctx);
+
+  // Weights: one id per distinct (names, stacked, type).
+  llvm::MapVector<Attribute, int64_t> weightIds;
+  SmallVector<Attribute> weightTable;
+  SmallVector<WeightOp> weights;
+  module.walk([&](WeightOp op) { weights.push_back(op); });
+  for (WeightOp op : weights) {
+    RankedTensorType type = op.getType();
+    Attribute key = attrs.getArrayAttr(
+        {op.getNames(), attrs.getBoolAttr(op.getStacked()),
+         TypeAttr::get(type)});
+    auto [it, inserted] =
+        weightIds.insert({key, static_cast<int64_t>(weightIds.size())});
+    int64_t id = it->second;
+    if (inserted)
+      weightTable.push_back(attrs.getDictionaryAttr(
+          {attrs.getNamedAttr("id", attrs.getI64IntegerAttr(id)),
+           attrs.getNamedAttr("names", op.getNames()),
+           attrs.getNamedAttr("stacked", attrs.getBoolAttr(op.getStacked())),
+           attrs.getNamedAttr("type", TypeAttr::get(type))}));
+
+    OpBuilder builder(op);
+    Location loc = op.getLoc();
+    auto memref = MemRefType::get(type.getShape(), type.getElementType());
+    Value buffer = WeightBufferOp::create(builder, loc, memref,
+                                          static_cast<uint64_t>(id));
+    Value tensor = bufferization::ToTensorOp::create(
+        builder, loc, type, buffer, /*restrict=*/builder.getUnitAttr());
+    op.replaceAllUsesWith(tensor);
+    op.erase();
+  }
+
+  // Statistics: one id per record.
+  SmallVector<Attribute> statsTable;
+  SmallVector<RecordStatsOp> records;
+  module.walk([&](RecordStatsOp op) { records.push_back(op); });
+  auto counts = MemRefType::get({ShapedType::kDynamic}, attrs.getI64Type());
+  for (auto [i, op] : llvm::enumerate(records)) {
+    int64_t id = static_cast<int64_t>(i);
+    auto countsType = cast<RankedTensorType>(op.getAssignments().getType());
+    statsTable.push_back(attrs.getDictionaryAttr(
+        {attrs.getNamedAttr("id", attrs.getI64IntegerAttr(id)),
+         attrs.getNamedAttr("layer", op.getLayerAttr()),
+         attrs.getNamedAttr("experts",
+                            attrs.getI64IntegerAttr(countsType.getDimSize(0)))}));
+    func::FuncOp callee = declareRuntimeFunction(
+        module, symbols, "moe_rt_record_stats",
+        FunctionType::get(ctx,
+                          {attrs.getI64Type(), counts, counts,
+                           attrs.getI64Type()},
+                          {}));
+    OpBuilder builder(op);
+    Location loc = op.getLoc();
+    auto toCounts = [&](Value tensor) -> Value {
+      auto memref = MemRefType::get(countsType.getShape(), attrs.getI64Type());
+      Value buffer = bufferization::ToBufferOp::create(
+          builder, loc, memref, tensor, /*read_only=*/true);
+      return memref::CastOp::create(builder, loc, counts, buffer);
+    };
+    Value tokens = arith::IndexCastOp::create(builder, loc, attrs.getI64Type(),
+                                              op.getTokens());
+    func::CallOp::create(builder, loc, callee,
+                         ValueRange{arith::ConstantIntOp::create(builder, loc,
+                                                                 id, 64),
+                                    toCounts(op.getAssignments()),
+                                    toCounts(op.getDropped()), tokens});
+    op.erase();
+  }
+
+  if (!weightTable.empty())
+    module->setAttr("moe.weights", attrs.getArrayAttr(weightTable));
+  if (!statsTable.empty())
+    module->setAttr("moe.stats", attrs.getArrayAttr(statsTable));
+  if (!weightTable.empty() &&
+      !module->hasAttr(WeightOp::getCheckpointAttrName())) {
+    module.emitError() << "the module reads checkpoint weights (moe.weight) "
+                          "but has no '"
+                       << WeightOp::getCheckpointAttrName() << "' attribute";
+    signalPassFailure();
+  }
+}

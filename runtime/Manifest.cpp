@@ -1,0 +1,150 @@
+//===- Manifest.cpp - what a compiled module needs from the runtime -------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "Manifest.h"
+
+#include "llvm/Support/JSON.h"
+
+using namespace moe::rt;
+namespace json = llvm::json;
+
+llvm::StringRef moe::rt::dtypeName(moe_dtype dtype) {
+  switch (dtype) {
+  case MOE_DTYPE_F32:
+    return "f32";
+  case MOE_DTYPE_F16:
+    return "f16";
+  case MOE_DTYPE_BF16:
+    return "bf16";
+  }
+  return "?";
+}
+
+size_t moe::rt::elementSize(moe_dtype dtype) {
+  return dtype == MOE_DTYPE_F32 ? 4 : 2;
+}
+
+static std::optional<moe_dtype> parseDType(llvm::StringRef name) {
+  for (moe_dtype d : {MOE_DTYPE_F32, MOE_DTYPE_F16, MOE_DTYPE_BF16})
+    if (dtypeName(d) == name)
+      return d;
+  return std::nullopt;
+}
+
+std::string Manifest::toJSON() const {
+  json::Array weightArray, statsArray, layerArray;
+  for (const WeightEntry &w : weights) {
+    json::Array names(w.names);
+    json::Array shape(w.shape);
+    weightArray.push_back(json::Object{{"id", w.id},
+                                       {"names", std::move(names)},
+                                       {"stacked", w.stacked},
+                                       {"dtype", dtypeName(w.dtype)},
+                                       {"shape", std::move(shape)}});
+  }
+  for (const StatsEntry &s : stats)
+    statsArray.push_back(json::Object{
+        {"id", s.id}, {"layer", s.layer}, {"experts", s.experts}});
+  for (const LayerEntry &l : layers)
+    layerArray.push_back(json::Object{{"name", l.name},
+                                      {"hidden", l.hidden},
+                                      {"output", l.output},
+                                      {"dtype", dtypeName(l.dtype)}});
+  json::Object root{{"abi", MOE_RUNTIME_ABI_VERSION},
+                    {"checkpoint", checkpoint},
+                    {"weights", std::move(weightArray)},
+                    {"stats", std::move(statsArray)},
+                    {"layers", std::move(layerArray)}};
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << json::Value(std::move(root));
+  return text;
+}
+
+static llvm::Error invalid(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 "invalid model manifest: " + message);
+}
+
+llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
+  llvm::Expected<json::Value> value = json::parse(text);
+  if (!value)
+    return invalid(llvm::toString(value.takeError()));
+  Manifest manifest;
+  json::Path::Root root("manifest");
+  const json::Object *object = value->getAsObject();
+  if (!object)
+    return invalid("not an object");
+  if (object->getInteger("abi") != MOE_RUNTIME_ABI_VERSION)
+    return invalid("ABI version differs from this runtime's " +
+                   llvm::Twine(MOE_RUNTIME_ABI_VERSION) +
+                   "; recompile the model");
+  if (auto checkpoint = object->getString("checkpoint"))
+    manifest.checkpoint = checkpoint->str();
+
+  auto dtypeOf = [](const json::Object &o) -> std::optional<moe_dtype> {
+    auto name = o.getString("dtype");
+    return name ? parseDType(*name) : std::nullopt;
+  };
+  if (const json::Array *weights = object->getArray("weights")) {
+    for (const json::Value &v : *weights) {
+      const json::Object *w = v.getAsObject();
+      WeightEntry entry;
+      std::optional<int64_t> id = w ? w->getInteger("id") : std::nullopt;
+      const json::Array *names = w ? w->getArray("names") : nullptr;
+      const json::Array *shape = w ? w->getArray("shape") : nullptr;
+      std::optional<moe_dtype> dtype = w ? dtypeOf(*w) : std::nullopt;
+      if (!id || !names || !shape || !dtype)
+        return invalid("malformed weight entry");
+      entry.id = *id;
+      entry.dtype = *dtype;
+      entry.stacked = w->getBoolean("stacked").value_or(false);
+      for (const json::Value &n : *names) {
+        auto name = n.getAsString();
+        if (!name)
+          return invalid("a weight name is not a string");
+        entry.names.push_back(name->str());
+      }
+      for (const json::Value &d : *shape) {
+        auto size = d.getAsInteger();
+        if (!size || *size < 0)
+          return invalid("malformed weight shape");
+        entry.shape.push_back(*size);
+      }
+      if (entry.id != static_cast<int64_t>(manifest.weights.size()))
+        return invalid("weight ids are not consecutive");
+      manifest.weights.push_back(std::move(entry));
+    }
+  }
+  if (const json::Array *stats = object->getArray("stats")) {
+    for (const json::Value &v : *stats) {
+      const json::Object *s = v.getAsObject();
+      std::optional<int64_t> id = s ? s->getInteger("id") : std::nullopt;
+      std::optional<int64_t> experts =
+          s ? s->getInteger("experts") : std::nullopt;
+      auto layer = s ? s->getString("layer") : std::nullopt;
+      if (!id || !experts || !layer || *experts < 1 ||
+          *id != static_cast<int64_t>(manifest.stats.size()))
+        return invalid("malformed statistics entry");
+      manifest.stats.push_back({*id, layer->str(), *experts});
+    }
+  }
+  if (const json::Array *layers = object->getArray("layers")) {
+    for (const json::Value &v : *layers) {
+      const json::Object *l = v.getAsObject();
+      auto name = l ? l->getString("name") : std::nullopt;
+      auto hidden = l ? l->getInteger("hidden") : std::nullopt;
+      auto output = l ? l->getInteger("output") : std::nullopt;
+      std::optional<moe_dtype> dtype = l ? dtypeOf(*l) : std::nullopt;
+      if (!name || !hidden || !output || !dtype)
+        return invalid("malformed layer entry");
+      manifest.layers.push_back({name->str(), *hidden, *output, *dtype});
+    }
+  }
+  return manifest;
+}

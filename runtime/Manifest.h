@@ -1,0 +1,66 @@
+//===- Manifest.h - what a compiled module needs from the runtime -*- C++ -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The manifest of a compiled module: the checkpoint it reads, its weights
+// by id (tensor names, packing, dtype, shape), its statistics counters by
+// id, and its layer functions. The compiler writes it (as JSON, embedded in
+// a compiled library) and the runtime reads it at load time.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_MANIFEST_H
+#define MOE_RUNTIME_MANIFEST_H
+
+#include "moe_runtime.h"
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moe::rt {
+
+struct WeightEntry {
+  int64_t id = 0;
+  std::vector<std::string> names;
+  bool stacked = false;
+  moe_dtype dtype = MOE_DTYPE_F32;
+  std::vector<int64_t> shape;
+};
+
+struct StatsEntry {
+  int64_t id = 0;
+  std::string layer;
+  int64_t experts = 0;
+};
+
+struct LayerEntry {
+  std::string name;
+  int64_t hidden = 0;
+  int64_t output = 0;
+  moe_dtype dtype = MOE_DTYPE_F32;
+};
+
+struct Manifest {
+  std::string checkpoint;
+  std::vector<WeightEntry> weights;
+  std::vector<StatsEntry> stats;
+  std::vector<LayerEntry> layers;
+
+  std::string toJSON() const;
+  static llvm::Expected<Manifest> parse(llvm::StringRef json);
+};
+
+llvm::StringRef dtypeName(moe_dtype dtype);
+size_t elementSize(moe_dtype dtype);
+
+} // namespace moe::rt
+
+#endif // MOE_RUNTIME_MANIFEST_H

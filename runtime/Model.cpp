@@ -1,0 +1,147 @@
+//===- Model.cpp - a compiled module bound to its weights -----------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "Model.h"
+
+#include <cstdlib>
+#include <cstring>
+
+using namespace moe::rt;
+namespace ckpt = mlir::moe::checkpoint;
+
+static ckpt::DType toCheckpointDType(moe_dtype dtype) {
+  switch (dtype) {
+  case MOE_DTYPE_F32:
+    return ckpt::DType::F32;
+  case MOE_DTYPE_F16:
+    return ckpt::DType::F16;
+  case MOE_DTYPE_BF16:
+    return ckpt::DType::BF16;
+  }
+  return ckpt::DType::F32;
+}
+
+llvm::Expected<std::unique_ptr<Model>> Model::load(Manifest manifest,
+                                                   llvm::StringRef path) {
+  std::unique_ptr<Model> model(new Model());
+  model->info = std::move(manifest);
+  std::string where = path.empty() ? model->info.checkpoint : path.str();
+  if (!model->info.weights.empty()) {
+    if (where.empty())
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "the model reads checkpoint weights but no checkpoint was given");
+    auto opened = ckpt::Checkpoint::open(where);
+    if (!opened)
+      return opened.takeError();
+    model->checkpoint = std::move(*opened);
+  }
+  for (const WeightEntry &weight : model->info.weights)
+    if (llvm::Error error = model->bind(weight))
+      return std::move(error);
+  for (const StatsEntry &stats : model->info.stats) {
+    Counters counters;
+    counters.assignments.assign(stats.experts, 0);
+    counters.dropped.assign(stats.experts, 0);
+    model->counters.push_back(std::move(counters));
+  }
+  return model;
+}
+
+llvm::Error Model::bind(const WeightEntry &weight) {
+  ckpt::DType dtype = toCheckpointDType(weight.dtype);
+  size_t element = elementSize(weight.dtype);
+  llvm::ArrayRef<int64_t> shape = weight.shape;
+  if (weight.stacked)
+    shape = shape.drop_front();
+  size_t pieceBytes = element;
+  for (int64_t d : shape)
+    pieceBytes *= static_cast<size_t>(d);
+
+  // A tensor used as it is stays in the mapping when it is aligned for its
+  // element type; everything else is packed once into an aligned buffer.
+  if (!weight.stacked) {
+    auto tensor = checkpoint->require(weight.names.front(), shape, {dtype});
+    if (!tensor)
+      return tensor.takeError();
+    if (reinterpret_cast<uintptr_t>((*tensor)->data) % element == 0) {
+      weights.push_back((*tensor)->data);
+      return llvm::Error::success();
+    }
+  }
+  size_t total = pieceBytes * weight.names.size();
+  size_t rounded = std::max<size_t>(64, (total + 63) / 64 * 64);
+  void *buffer = std::aligned_alloc(64, rounded);
+  if (!buffer)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "out of memory packing weight " +
+                                       weight.names.front());
+  packed.emplace_back(buffer);
+  for (auto [i, name] : llvm::enumerate(weight.names)) {
+    auto tensor = checkpoint->require(name, shape, {dtype});
+    if (!tensor)
+      return tensor.takeError();
+    std::memcpy(static_cast<char *>(buffer) + i * pieceBytes,
+                (*tensor)->data, pieceBytes);
+  }
+  weights.push_back(buffer);
+  return llvm::Error::success();
+}
+
+const void *Model::weight(int64_t id) const {
+  if (id < 0 || id >= static_cast<int64_t>(weights.size()))
+    return nullptr;
+  return weights[id];
+}
+
+void Model::record(int64_t id, const int64_t *assignments, int64_t aStride,
+                   const int64_t *dropped, int64_t dStride, int64_t tokens) {
+  std::lock_guard<std::mutex> lock(statsMutex);
+  if (id < 0 || id >= static_cast<int64_t>(counters.size()))
+    return;
+  Counters &c = counters[id];
+  for (size_t e = 0; e < c.assignments.size(); ++e) {
+    c.assignments[e] += assignments[e * aStride];
+    c.dropped[e] += dropped[e * dStride];
+  }
+  c.tokens += tokens;
+  ++c.calls;
+}
+
+int64_t Model::statsFor(llvm::StringRef layer) const {
+  for (const StatsEntry &stats : info.stats)
+    if (stats.layer == layer)
+      return stats.id;
+  return -1;
+}
+
+Counters Model::snapshot(int64_t id) const {
+  std::lock_guard<std::mutex> lock(statsMutex);
+  if (id < 0 || id >= static_cast<int64_t>(counters.size()))
+    return Counters();
+  return counters[id];
+}
+
+void Model::resetStats() {
+  std::lock_guard<std::mutex> lock(statsMutex);
+  for (Counters &c : counters) {
+    std::fill(c.assignments.begin(), c.assignments.end(), 0);
+    std::fill(c.dropped.begin(), c.dropped.end(), 0);
+    c.tokens = c.calls = 0;
+  }
+}
+
+static thread_local Model *boundModel = nullptr;
+
+ScopedModel::ScopedModel(Model *model) : previous(boundModel) {
+  boundModel = model;
+}
+
+ScopedModel::~ScopedModel() { boundModel = previous; }
+
+Model *moe::rt::currentModel() { return boundModel; }

@@ -1,0 +1,97 @@
+//===- Model.h - a compiled module bound to its weights ---------*- C++ -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// A Model is a manifest bound to a checkpoint: a pointer per weight id
+// (into the memory-mapped file when the tensor can be used as it is, into a
+// buffer packed once otherwise), and the statistics counters. Generated
+// code reaches the model of the current thread (ScopedModel) through the
+// runtime entry points (Entry.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_MODEL_H
+#define MOE_RUNTIME_MODEL_H
+
+#include "Manifest.h"
+
+#include "moe/Checkpoint/SafeTensors.h"
+
+#include <memory>
+#include <mutex>
+
+namespace moe::rt {
+
+/// Counters of one statistics id.
+struct Counters {
+  std::vector<int64_t> assignments;
+  std::vector<int64_t> dropped;
+  int64_t tokens = 0;
+  int64_t calls = 0;
+};
+
+class Model {
+public:
+  /// Binds every weight of `manifest` from `checkpointPath` (the manifest's
+  /// checkpoint when empty). Errors name the tensor and what was expected.
+  static llvm::Expected<std::unique_ptr<Model>> load(Manifest manifest,
+                                                     llvm::StringRef path);
+
+  const Manifest &manifest() const { return info; }
+  /// The bound data of weight `id`, or nullptr for an unknown id.
+  const void *weight(int64_t id) const;
+
+  /// Adds one call's counts to statistics `id` (strides in elements).
+  void record(int64_t id, const int64_t *assignments, int64_t aStride,
+              const int64_t *dropped, int64_t dStride, int64_t tokens);
+  /// The statistics id of the layer `name`, or -1.
+  int64_t statsFor(llvm::StringRef layer) const;
+  Counters snapshot(int64_t id) const;
+  void resetStats();
+
+private:
+  Model() = default;
+  llvm::Error bind(const WeightEntry &weight);
+
+  struct FreeDeleter {
+    void operator()(void *p) const { std::free(p); }
+  };
+
+  Manifest info;
+  std::unique_ptr<mlir::moe::checkpoint::Checkpoint> checkpoint;
+  std::vector<const void *> weights;
+  std::vector<std::unique_ptr<void, FreeDeleter>> packed;
+  mutable std::mutex statsMutex;
+  std::vector<Counters> counters;
+};
+
+/// Makes `model` the one that generated code on this thread reads weights
+/// from and records statistics into, for the scope's lifetime.
+class ScopedModel {
+public:
+  explicit ScopedModel(Model *model);
+  ~ScopedModel();
+  ScopedModel(const ScopedModel &) = delete;
+  ScopedModel &operator=(const ScopedModel &) = delete;
+
+private:
+  Model *previous;
+};
+
+/// The model bound on this thread, or nullptr.
+Model *currentModel();
+
+/// The runtime functions that generated code calls, for a JIT to resolve.
+struct Symbol {
+  const char *name;
+  void *address;
+};
+llvm::ArrayRef<Symbol> entryPoints();
+
+} // namespace moe::rt
+
+#endif // MOE_RUNTIME_MODEL_H

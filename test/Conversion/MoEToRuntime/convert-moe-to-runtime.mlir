@@ -1,0 +1,38 @@
+// RUN: moe-opt %s --convert-moe-to-runtime | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-runtime --convert-moe-weight-buffers \
+// RUN:   | FileCheck %s --check-prefix=CALLS
+
+// Weights become buffers bound by the runtime (ids in a module table, one
+// per distinct tensor); statistics become runtime calls.
+
+// CHECK: module attributes {moe.checkpoint = "ckpt", moe.stats = [{experts = 4 : i64, id = 0 : i64, layer = "moe_layer_0"}], moe.weights = [{id = 0 : i64, names = ["gate.weight"], stacked = false, type = tensor<4x16xbf16>}, {id = 1 : i64, names = ["e0", "e1", "e2", "e3"], stacked = true, type = tensor<4x8x16xbf16>}]}
+// CHECK: func.func private @moe_rt_record_stats(i64, memref<?xi64>, memref<?xi64>, i64) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func @moe_layer_0
+// CHECK: %[[B0:.*]] = moe.weight_buffer 0 : memref<4x16xbf16>
+// CHECK: bufferization.to_tensor %[[B0]] restrict : memref<4x16xbf16> to tensor<4x16xbf16>
+// CHECK: %[[B1:.*]] = moe.weight_buffer 1 : memref<4x8x16xbf16>
+// CHECK-NOT: moe.weight_buffer 2
+// CHECK: moe.weight_buffer 1 : memref<4x8x16xbf16>
+// CHECK: %[[T:.*]] = arith.index_cast %{{.*}} : index to i64
+// CHECK: %[[A:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<4xi64> to memref<4xi64>
+// CHECK: %[[AC:.*]] = memref.cast %[[A]] : memref<4xi64> to memref<?xi64>
+// CHECK: call @moe_rt_record_stats(%{{.*}}, %[[AC]], %{{.*}}, %[[T]]) : (i64, memref<?xi64>, memref<?xi64>, i64) -> ()
+
+// CALLS: func.func private @moe_rt_weight_bf16_3d(i64) -> memref<?x?x?xbf16> attributes {llvm.emit_c_interface}
+// CALLS: func.func private @moe_rt_weight_bf16_2d(i64) -> memref<?x?xbf16> attributes {llvm.emit_c_interface}
+// CALLS-LABEL: func @moe_layer_0
+// CALLS: %[[ID:.*]] = arith.constant 0 : i64
+// CALLS: %[[M:.*]] = call @moe_rt_weight_bf16_2d(%[[ID]]) : (i64) -> memref<?x?xbf16>
+// CALLS: memref.cast %[[M]] : memref<?x?xbf16> to memref<4x16xbf16>
+// CALLS-NOT: moe.weight_buffer
+module attributes {moe.checkpoint = "ckpt"} {
+  func.func @moe_layer_0(%x: tensor<?x16xbf16>, %a: tensor<4xi64>,
+                         %d: tensor<4xi64>, %t: index)
+      -> (tensor<4x16xbf16>, tensor<4x8x16xbf16>, tensor<4x8x16xbf16>) {
+    %wg = moe.weight "gate.weight" : tensor<4x16xbf16>
+    %w1 = moe.weight stacked ["e0", "e1", "e2", "e3"] : tensor<4x8x16xbf16>
+    %again = moe.weight stacked ["e0", "e1", "e2", "e3"] : tensor<4x8x16xbf16>
+    moe.record_stats %a, %d tokens(%t) layer = "moe_layer_0" : tensor<4xi64>
+    return %wg, %w1, %again : tensor<4x16xbf16>, tensor<4x8x16xbf16>, tensor<4x8x16xbf16>
+  }
+}
