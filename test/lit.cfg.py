@@ -28,8 +28,8 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [os.path.join(config.moe_obj_root, "bin"), config.llvm_tools_dir]
 tools = ["moe-opt", "moe-run", "moe-reference", "moe-capi-test",
-         "moe-gen-checkpoint", "moe-checkpoint-info", "mlir-opt",
-         "mlir-runner", "mlir-translate"]
+         "moe-gen-checkpoint", "moe-checkpoint-info", "moe-import",
+         "mlir-opt", "mlir-runner", "mlir-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # Code generation for NVIDIA GPUs needs ptxas (and libdevice) from a CUDA

@@ -1,20 +1,28 @@
 //===- moe-reference.cpp - Test cases and an oracle for moe-mlir ----------===//
 //
 //   moe-reference emit --case "SPEC" --seed S --tokens 0,1,7,33 --dir D
+//   moe-reference emit-model --model M --layer L --seed S --tokens 0,1,7,33 --dir D
 //   moe-reference compare --dir D [--tol X]
 //
 // `emit` writes D/case.mlir (one public function @case), and for each token
 // count a directory D/set<i> with the inputs arg<k>.npy, the expected
 // outputs ref<k>.npy (f64 or i64) computed by the f64 reference model, and
-// info.txt; plus D/moe-run.args. `compare` checks the out<k>.npy files that
-// moe-run wrote against the references.
+// info.txt; plus D/moe-run.args. `emit-model` writes such sets for the
+// function @moe_layer_L that `moe-import` makes of layer L of a Hugging Face
+// checkpoint: the hidden states arg0.npy and the output ref0.npy, computed
+// from the checkpoint's config.json and weights as read by HfModel.h.
+// `compare` checks the out<k>.npy files that moe-run wrote against the
+// references.
 //
 // SPEC is a whitespace-separated list of key=value; see usage() below.
 //
 //===----------------------------------------------------------------------===//
 
+#include "HfModel.h"
+#include "Json.h"
 #include "MoEReference.h"
 #include "Npy.h"
+#include "SafeTensorsReader.h"
 
 #include <algorithm>
 #include <cmath>
@@ -44,6 +52,12 @@ namespace {
 
 const char *kUsage = R"(usage:
   moe-reference emit --case "SPEC" --seed S --tokens T0,T1,... --dir D
+  moe-reference emit-model --model M --layer L --seed S --tokens T0,T1,...
+      --dir D [--weights-as-args 0|1]
+      (cases for @moe_layer_L of `moe-import --model M`: hidden states drawn
+       in the checkpoint's dtype, the reference from M's config.json and
+       weights; with --weights-as-args 1 also the weights as arg1.npy, ...
+       for `moe-import --weights-as-arguments`)
   moe-reference compare --dir D [--tol X]
   moe-reference mock-run --dir D [--perturb SET:OUT:INDEX] [--nan SET:OUT:INDEX]
       (writes the out<k>.npy a correct moe-run would write: the references
@@ -1014,6 +1028,95 @@ int emit(const std::string &specText, uint64_t seed,
 }
 
 //===----------------------------------------------------------------------===//
+// emit-model
+//===----------------------------------------------------------------------===//
+
+std::string readText(const fs::path &p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) fail(p.string() + ": cannot read");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+/// Cases for the imported function @moe_layer_L of a Hugging Face model:
+/// the weights come from the checkpoint (read by our own reader), the
+/// hidden states are drawn; the reference output is computed from both.
+/// With `weightsAsArgs`, each set also holds the weights as arg1.npy, ...
+/// in moe.layer operand order (for `moe-import --weights-as-arguments`).
+int emitModel(const std::string &modelDir, int64_t layerIndex, uint64_t seed,
+              const std::vector<int64_t> &tokens, const std::string &dir,
+              bool weightsAsArgs) {
+  fs::path configPath = fs::path(modelDir) / "config.json";
+  std::string err;
+  json::Value config;
+  if (!json::parse(readText(configPath), &config, &err))
+    fail(configPath.string() + ": invalid JSON: " + err);
+  hf::LayerPlan plan;
+  if (!hf::planLayer(config, configPath.string(), layerIndex, &plan, &err))
+    fail(err);
+  st::Reader reader;
+  hf::LayerWeights weights;
+  if (!reader.openDir(modelDir, &err) ||
+      !hf::loadWeights(reader, plan, &weights, &err))
+    fail(err);
+
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create " + dir + ": " + ec.message());
+  std::string runArgs;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    int64_t T = tokens[i];
+    std::string setName = "set" + std::to_string(i);
+    fs::path setDir = fs::path(dir) / setName;
+    fs::create_directories(setDir, ec);
+    if (ec) fail("cannot create " + setDir.string() + ": " + ec.message());
+    const int kMaxDraws = 101; // the first draw and up to 100 redraws
+    int redraw = 0;
+    std::string rejected;
+    npy::Array x;
+    LayerResult res;
+    for (; redraw < kMaxDraws; ++redraw) {
+      Rng rng(subSeed(seed, i, uint64_t(redraw)));
+      x = npy::Array();
+      x.dtype = weights.dtype;
+      x.shape = {T, plan.d};
+      for (int64_t q = 0; q < T * plan.d; ++q)
+        x.f.push_back(npy::roundTo(x.dtype, rng.normal()));
+      Margins mg;
+      res = layer(plan.cfg, hf::layerInputs(plan, weights, toMat(x)), &mg);
+      if (mg.count == 0) break;
+      if (redraw < 10)
+        rejected += "  draw " + std::to_string(redraw) + ": " +
+                    std::to_string(mg.count) + " ambiguous decision(s), " +
+                    "first: " + mg.notes[0] + "\n";
+    }
+    if (redraw == kMaxDraws)
+      fail(setName + " (T = " + std::to_string(T) + "): every one of " +
+           std::to_string(kMaxDraws) + " draws was rejected:\n" + rejected);
+    writeNpy(setDir / "arg0.npy", x);
+    if (weightsAsArgs)
+      for (size_t a = 0; a < weights.operands.size(); ++a)
+        writeNpy(setDir / ("arg" + std::to_string(a + 1) + ".npy"),
+                 weights.operands[a]);
+    writeNpy(setDir / "ref0.npy", floats({T, plan.d}, res.y.v));
+    std::string info = "model: " + modelDir + "\nlayer: " +
+                       std::to_string(layerIndex) + " (" + plan.modelType +
+                       ")\nT = " + std::to_string(T) + "\nseed = " +
+                       std::to_string(seed) + " (set " + std::to_string(i) +
+                       ", draw " + std::to_string(redraw) + ")\nredraws = " +
+                       std::to_string(redraw) + "\n";
+    if (!rejected.empty()) info += "rejected draws:\n" + rejected;
+    writeFile(setDir / "info.txt", info);
+    runArgs += " --case-dir=" + setDir.string();
+  }
+  writeFile(fs::path(dir) / "moe-run.args", runArgs + "\n");
+  std::cout << "emit-model: layer " << layerIndex << " (" << plan.modelType
+            << "), " << tokens.size() << " set(s) in " << dir << "\n";
+  return 0;
+}
+
+//===----------------------------------------------------------------------===//
 // compare
 //===----------------------------------------------------------------------===//
 
@@ -1233,6 +1336,20 @@ std::map<std::string, std::string> parseOptions(int argc, char **argv) {
   return opts;
 }
 
+/// "0,1,7,33" -> token counts.
+std::vector<int64_t> parseTokens(const std::string &list) {
+  std::vector<int64_t> tokens;
+  std::stringstream ts(list);
+  std::string item;
+  while (std::getline(ts, item, ',')) {
+    int64_t T = parseInt("--tokens", item);
+    if (T < 0) fail("token counts must be >= 0");
+    tokens.push_back(T);
+  }
+  if (tokens.empty()) fail("--tokens needs at least one count");
+  return tokens;
+}
+
 std::string need(std::map<std::string, std::string> &o, const char *key) {
   auto it = o.find(key);
   if (it == o.end()) fail(std::string("missing --") + key + "\n" + kUsage);
@@ -1257,18 +1374,23 @@ int main(int argc, char **argv) {
   if (cmd == "emit") {
     std::string spec = need(opts, "case");
     int64_t seedValue = parseInt("--seed", need(opts, "seed"));
-    std::vector<int64_t> tokens;
-    std::stringstream ts(need(opts, "tokens"));
-    std::string item;
-    while (std::getline(ts, item, ',')) {
-      int64_t T = parseInt("--tokens", item);
-      if (T < 0) fail("token counts must be >= 0");
-      tokens.push_back(T);
-    }
-    if (tokens.empty()) fail("--tokens needs at least one count");
+    std::vector<int64_t> tokens = parseTokens(need(opts, "tokens"));
     std::string dir = need(opts, "dir");
     if (!opts.empty()) fail("unknown option --" + opts.begin()->first);
     return emit(spec, uint64_t(seedValue), tokens, dir);
+  }
+  if (cmd == "emit-model") {
+    std::string model = need(opts, "model");
+    int64_t layerIndex = parseInt("--layer", need(opts, "layer"));
+    int64_t seedValue = parseInt("--seed", need(opts, "seed"));
+    std::vector<int64_t> tokens = parseTokens(need(opts, "tokens"));
+    std::string dir = need(opts, "dir");
+    bool weightsAsArgs = opts.count("weights-as-args") &&
+                         parseBool("--weights-as-args",
+                                   need(opts, "weights-as-args"));
+    if (!opts.empty()) fail("unknown option --" + opts.begin()->first);
+    return emitModel(model, layerIndex, uint64_t(seedValue), tokens, dir,
+                     weightsAsArgs);
   }
   if (cmd == "compare") {
     std::string dir = need(opts, "dir");

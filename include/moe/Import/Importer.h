@@ -1,0 +1,156 @@
+//===- Importer.h - Hugging Face MoE checkpoints to moe IR ------*- C++ -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The front end for Hugging Face checkpoints (spec sections 9 and 10): reads
+// a model directory's config.json and safetensors weights and builds a
+// module with one public function `moe_layer_L` per sparse MoE layer L,
+// taking the hidden states [T, d] and returning the block output [T, d].
+// The weights are `moe.weight` ops naming checkpoint tensors; the module's
+// `moe.checkpoint` attribute holds the directory's absolute path.
+//
+// Readings of config.json (each family follows its Hugging Face modeling
+// code):
+// - Keys that fix tensor shapes or expert groups are required: a missing or
+//   mistyped one is an error naming the key and the file. Keys that only
+//   switch behaviour take the default of the Hugging Face config class when
+//   absent or null (norm_topk_prob, hidden_act, decoder_sparse_step,
+//   mlp_only_layers, first_k_dense_replace, moe_layer_freq,
+//   routed_scaling_factor, topk_method, scoring_func).
+// - qwen3_moe's norm_topk_prob defaults to false, as in Qwen3MoeConfig
+//   (released Qwen3 configs all set it to true).
+// - When norm_topk_prob contradicts the family preset of spec section 9
+//   (olmoe with true, qwen3_moe with false), the layers compute what the
+//   Hugging Face code computes and are emitted without the `family`
+//   attribute, with a warning: the preset names published models, the
+//   routing attribute says what this model does.
+// - DeepSeek-V2 renormalizes only when norm_topk_prob is true and k > 1,
+//   and then does not scale (its published code); DeepSeek-V3 renormalizes
+//   when norm_topk_prob is true and always scales by routed_scaling_factor.
+// - hidden_act: silu or swish -> silu; gelu (the erf form) -> gelu_erf;
+//   gelu_new, gelu_pytorch_tanh, gelu_fast (the tanh form) -> gelu_tanh;
+//   relu -> relu. Shared experts use the same activation.
+// - Every tensor of a layer has the dtype of its router weight (F32, F16 or
+//   BF16), except DeepSeek-V3's e_score_correction_bias, which is F32.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_IMPORT_IMPORTER_H
+#define MOE_IMPORT_IMPORTER_H
+
+#include "moe/IR/MoEAttrs.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/JSON.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlir {
+class MLIRContext;
+} // namespace mlir
+
+namespace mlir::moe::import {
+
+/// The MoE configuration of a model, derived from its config.json: what
+/// every sparse layer computes, and which layers are sparse.
+struct ModelConfig {
+  /// The config file, for messages.
+  std::string path;
+  Family family = Family::Mixtral;
+  std::string modelType;
+
+  int64_t hiddenSize = 0;
+  int64_t numLayers = 0;
+  int64_t numExperts = 0;
+  int64_t topK = 0;
+  /// Inner size f of a routed expert.
+  int64_t expertSize = 0;
+  /// Inner size of the shared expert FFN; 0 without one.
+  int64_t sharedSize = 0;
+  /// Qwen2-MoE: the shared expert output is scaled by sigmoid(ws . x).
+  bool sharedGate = false;
+  Activation act = Activation::Silu;
+
+  // Routing (spec sections 1 to 3).
+  ScoreFunc score = ScoreFunc::Softmax;
+  Selection selection = Selection::TopK;
+  int64_t groups = 1;
+  std::optional<int64_t> topkGroup;
+  GroupScore groupScore = GroupScore::Max;
+  CombineWeights weights = CombineWeights::Scores;
+  bool renormalize = false;
+  double scale = 1.0;
+  /// DeepSeek-V3's e_score_correction_bias.
+  bool selectionBias = false;
+
+  /// Whether the routing is the family preset; when not, `presetNote`
+  /// says why and the layers carry no `family` attribute.
+  bool matchesPreset = true;
+  std::string presetNote;
+
+  // Which layers are sparse.
+  std::vector<int64_t> mlpOnlyLayers;
+  int64_t decoderSparseStep = 1;
+  int64_t firstKDenseReplace = 0;
+  int64_t moeLayerFreq = 1;
+
+  /// Whether layer `layer` (in [0, numLayers)) holds a sparse MoE block.
+  bool isSparseLayer(int64_t layer) const;
+  /// Every sparse layer, ascending.
+  llvm::SmallVector<int64_t> sparseLayers() const;
+  /// Why layer `layer` is dense, e.g. "first_k_dense_replace = 1".
+  std::string denseReason(int64_t layer) const;
+};
+
+/// The model types moe-import reads, for messages.
+llvm::StringRef supportedModelTypes();
+
+/// Derives the configuration from a parsed config.json; `path` names the
+/// file in errors.
+llvm::Expected<ModelConfig> parseModelConfig(const llvm::json::Value &config,
+                                             llvm::StringRef path);
+/// Reads and derives `path` (a config.json).
+llvm::Expected<ModelConfig> readModelConfig(llvm::StringRef path);
+
+/// Parses a comma-separated list of layer indices ("1,3").
+llvm::Expected<llvm::SmallVector<int64_t>> parseLayerList(llvm::StringRef list);
+
+struct ImportOptions {
+  /// Layers to import (each must be sparse); empty: every sparse layer.
+  llvm::SmallVector<int64_t> layers;
+  /// Pass the weights as function arguments after the hidden states, in
+  /// the operand order of moe.layer (router, selection bias, routed
+  /// experts, shared experts), instead of `moe.weight` ops. For running a
+  /// layer where weights cannot be bound from the checkpoint.
+  bool weightsAsArguments = false;
+};
+
+struct ImportResult {
+  OwningOpRef<ModuleOp> module;
+  /// Things the user should know that are not errors (a non-preset
+  /// routing).
+  std::vector<std::string> warnings;
+};
+
+/// Imports the model in directory `modelDir` (config.json plus
+/// model.safetensors, or shards with model.safetensors.index.json). Every
+/// tensor of an imported layer is checked for presence, shape and dtype.
+/// The module is verified before it is returned.
+llvm::Expected<ImportResult> importModel(MLIRContext &context,
+                                         llvm::StringRef modelDir,
+                                         const ImportOptions &options = {});
+
+} // namespace mlir::moe::import
+
+#endif // MOE_IMPORT_IMPORTER_H

@@ -1,0 +1,437 @@
+//===- Importer.cpp - Hugging Face MoE checkpoints to moe IR --------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Builds one function per sparse MoE layer: the weights that the layer's
+// family stores (spec section 10) become `moe.weight` ops, checked against
+// the checkpoint first, and one `moe.layer` with the family's attribute set
+// computes the block.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Import/Importer.h"
+#include "moe/Checkpoint/SafeTensors.h"
+#include "moe/IR/MoEDialect.h"
+#include "moe/IR/MoEOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::import;
+using checkpoint::Checkpoint;
+using checkpoint::DType;
+using llvm::StringRef;
+using llvm::Twine;
+
+static llvm::Error makeError(const Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+//===----------------------------------------------------------------------===//
+// Layer selection
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<llvm::SmallVector<int64_t>>
+mlir::moe::import::parseLayerList(StringRef list) {
+  llvm::SmallVector<int64_t> layers;
+  llvm::SmallVector<StringRef> items;
+  list.split(items, ',');
+  for (StringRef item : items) {
+    int64_t layer;
+    if (item.trim().getAsInteger(10, layer) || layer < 0)
+      return makeError("--layers expects comma-separated layer indices, "
+                       "found \"" +
+                       item + "\"");
+    if (llvm::is_contained(layers, layer))
+      return makeError("--layers names layer " + Twine(layer) + " twice");
+    layers.push_back(layer);
+  }
+  llvm::sort(layers);
+  return layers;
+}
+
+static std::string joinLayers(llvm::ArrayRef<int64_t> layers) {
+  std::string text;
+  for (int64_t layer : layers)
+    text += (text.empty() ? "" : ", ") + std::to_string(layer);
+  return text;
+}
+
+/// The requested layers, each of which must be sparse; or every sparse one.
+static llvm::Expected<llvm::SmallVector<int64_t>>
+selectLayers(const ModelConfig &config, llvm::ArrayRef<int64_t> requested) {
+  llvm::SmallVector<int64_t> sparse = config.sparseLayers();
+  if (sparse.empty())
+    return makeError(config.path + ": the model has no sparse MoE layer");
+  if (requested.empty())
+    return sparse;
+  for (int64_t layer : requested) {
+    if (layer >= config.numLayers)
+      return makeError("layer " + Twine(layer) +
+                       " does not exist: the model has " +
+                       Twine(config.numLayers) + " layers (num_hidden_layers)");
+    if (!config.isSparseLayer(layer))
+      return makeError("layer " + Twine(layer) +
+                       " is a dense layer, not a sparse MoE layer (" +
+                       config.denseReason(layer) + "); the sparse layers are " +
+                       joinLayers(sparse));
+  }
+  return llvm::SmallVector<int64_t>(requested);
+}
+
+//===----------------------------------------------------------------------===//
+// The tensors of a layer
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// One operand of moe.layer: a checkpoint tensor, or per-expert tensors
+/// stacked along a new first dimension.
+struct WeightSpec {
+  /// The operand's role, which names its SSA value ("router", "gate", ...).
+  std::string role;
+  llvm::SmallVector<std::string> names;
+  bool stacked = false;
+  /// The operand's shape (with the expert dimension when stacked).
+  llvm::SmallVector<int64_t> shape;
+  /// F32 whatever the layer's dtype (the selection bias).
+  bool alwaysF32 = false;
+
+  llvm::ArrayRef<int64_t> tensorShape() const {
+    return stacked ? llvm::ArrayRef<int64_t>(shape).drop_front()
+                   : llvm::ArrayRef<int64_t>(shape);
+  }
+};
+
+/// The operands of a layer's moe.layer, in operand order.
+struct LayerSpec {
+  WeightSpec router;
+  std::optional<WeightSpec> bias;
+  llvm::SmallVector<WeightSpec> experts;
+  llvm::SmallVector<WeightSpec> shared;
+
+  llvm::SmallVector<const WeightSpec *> all() const {
+    llvm::SmallVector<const WeightSpec *> specs = {&router};
+    if (bias)
+      specs.push_back(&*bias);
+    for (const WeightSpec &spec : experts)
+      specs.push_back(&spec);
+    for (const WeightSpec &spec : shared)
+      specs.push_back(&spec);
+    return specs;
+  }
+};
+} // namespace
+
+static WeightSpec single(StringRef role, const Twine &name,
+                         llvm::ArrayRef<int64_t> shape) {
+  WeightSpec spec;
+  spec.role = role.str();
+  spec.names.push_back(name.str());
+  spec.shape.assign(shape.begin(), shape.end());
+  return spec;
+}
+
+/// `prefix.experts.<e>.<leaf>` for every expert, stacked.
+static WeightSpec perExpert(StringRef role, const ModelConfig &m,
+                            const Twine &prefix, StringRef leaf,
+                            llvm::ArrayRef<int64_t> shape) {
+  WeightSpec spec;
+  spec.role = role.str();
+  spec.stacked = true;
+  for (int64_t e = 0; e < m.numExperts; ++e)
+    spec.names.push_back((prefix + ".experts." + Twine(e) + "." + leaf).str());
+  spec.shape.push_back(m.numExperts);
+  spec.shape.append(shape.begin(), shape.end());
+  return spec;
+}
+
+/// gate_proj, up_proj, down_proj of the FFN `prefix` with inner size f.
+static void addGatedFFN(llvm::SmallVectorImpl<WeightSpec> &out,
+                        const Twine &prefix, int64_t d, int64_t f) {
+  out.push_back(single("shared_gate", prefix + ".gate_proj.weight", {f, d}));
+  out.push_back(single("shared_up", prefix + ".up_proj.weight", {f, d}));
+  out.push_back(single("shared_down", prefix + ".down_proj.weight", {d, f}));
+}
+
+/// The module holding a layer's MoE block: `block_sparse_moe` (Mixtral,
+/// Granite) or `mlp`.
+static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
+  bool blockSparse =
+      m.family == Family::Mixtral || m.family == Family::GraniteMoe;
+  return "model.layers." + std::to_string(layer) +
+         (blockSparse ? ".block_sparse_moe" : ".mlp");
+}
+
+/// The router weight [E, d] of layer `layer`.
+static WeightSpec routerSpec(const ModelConfig &m, int64_t layer) {
+  StringRef leaf =
+      m.family == Family::GraniteMoe ? ".router.layer.weight" : ".gate.weight";
+  return single("router", blockPrefix(m, layer) + leaf,
+                {m.numExperts, m.hiddenSize});
+}
+
+/// The tensor names and shapes of layer `layer` (spec section 10).
+static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
+  int64_t d = m.hiddenSize, f = m.expertSize, e = m.numExperts;
+  LayerSpec spec;
+  spec.router = routerSpec(m, layer);
+  if (m.family == Family::Mixtral) {
+    std::string moe = blockPrefix(m, layer);
+    spec.experts = {perExpert("gate", m, moe, "w1.weight", {f, d}),
+                    perExpert("up", m, moe, "w3.weight", {f, d}),
+                    perExpert("down", m, moe, "w2.weight", {d, f})};
+    return spec;
+  }
+  if (m.family == Family::GraniteMoe) {
+    // Fused experts: input_linear holds gate rows then up rows.
+    std::string moe = blockPrefix(m, layer);
+    spec.experts = {
+        single("gate_up", moe + ".input_linear.weight", {e, 2 * f, d}),
+        single("down", moe + ".output_linear.weight", {e, d, f})};
+    return spec;
+  }
+  std::string mlp = blockPrefix(m, layer);
+  if (m.selectionBias) {
+    spec.bias = single("bias", mlp + ".gate.e_score_correction_bias", {e});
+    spec.bias->alwaysF32 = true;
+  }
+  spec.experts = {perExpert("gate", m, mlp, "gate_proj.weight", {f, d}),
+                  perExpert("up", m, mlp, "up_proj.weight", {f, d}),
+                  perExpert("down", m, mlp, "down_proj.weight", {d, f})};
+  if (m.sharedSize > 0) {
+    bool qwen2 = m.family == Family::Qwen2Moe;
+    addGatedFFN(spec.shared,
+                mlp + (qwen2 ? ".shared_expert" : ".shared_experts"), d,
+                m.sharedSize);
+    if (m.sharedGate)
+      spec.shared.push_back(single("shared_sigmoid_gate",
+                                   mlp + ".shared_expert_gate.weight", {1, d}));
+  }
+  return spec;
+}
+
+/// Checks one tensor of a layer whose dtype is `layerType` (set by its
+/// router weight `routerName`).
+static llvm::Error checkTensor(const Checkpoint &ckpt, StringRef name,
+                               llvm::ArrayRef<int64_t> shape, bool alwaysF32,
+                               DType layerType, StringRef routerName) {
+  DType expected = alwaysF32 ? DType::F32 : layerType;
+  const checkpoint::TensorInfo *tensor = ckpt.lookup(name);
+  if (!alwaysF32 && tensor && tensor->dtype && *tensor->dtype != expected)
+    return makeError(tensor->file + ": tensor " + name + " has dtype " +
+                     tensor->dtypeName + ", expected " +
+                     checkpoint::name(expected) +
+                     " like the layer's router weight " + routerName +
+                     " (every tensor of a layer has one dtype)");
+  return ckpt.require(name, shape, {expected}).takeError();
+}
+
+/// Checks the router weight of a layer; its dtype is the layer's.
+static llvm::Expected<DType> checkRouter(const Checkpoint &ckpt,
+                                         const WeightSpec &router) {
+  llvm::Expected<const checkpoint::TensorInfo *> tensor =
+      ckpt.require(router.names.front(), router.shape,
+                   {DType::F32, DType::F16, DType::BF16});
+  if (!tensor)
+    return tensor.takeError();
+  return *(*tensor)->dtype;
+}
+
+/// Checks every other tensor of the layer against its router's dtype.
+static llvm::Error checkLayer(const Checkpoint &ckpt, const LayerSpec &spec,
+                              DType layerType) {
+  StringRef routerName = spec.router.names.front();
+  for (const WeightSpec *weight : spec.all()) {
+    for (const std::string &name : weight->names)
+      if (name != routerName)
+        if (llvm::Error err =
+                checkTensor(ckpt, name, weight->tensorShape(),
+                            weight->alwaysF32, layerType, routerName))
+          return err;
+  }
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// IR
+//===----------------------------------------------------------------------===//
+
+static Type elementType(MLIRContext *ctx, DType type) {
+  switch (type) {
+  case DType::F32:
+    return Float32Type::get(ctx);
+  case DType::F16:
+    return Float16Type::get(ctx);
+  case DType::BF16:
+    return BFloat16Type::get(ctx);
+  }
+  llvm_unreachable("unknown dtype");
+}
+
+static RoutingAttr routingAttr(MLIRContext *ctx, const ModelConfig &m) {
+  return RoutingAttr::get(ctx, m.score, m.selection, m.topK, m.groups,
+                          m.topkGroup, m.groupScore, /*top_p=*/std::nullopt,
+                          /*tau=*/std::nullopt, m.weights, m.renormalize,
+                          F64{m.scale}, ApplyWeight::Output);
+}
+
+/// Builds `func.func @moe_layer_<layer>` at the end of `module`.
+static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
+                               const ModelConfig &m, int64_t layer,
+                               const LayerSpec &spec, DType dtype,
+                               bool weightsAsArguments) {
+  MLIRContext *ctx = builder.getContext();
+  Location loc = module.getLoc();
+  Type elemType = elementType(ctx, dtype);
+  auto typeOf = [&](const WeightSpec &weight) {
+    return RankedTensorType::get(
+        weight.shape, weight.alwaysF32 ? Float32Type::get(ctx) : elemType);
+  };
+  auto actType =
+      RankedTensorType::get({ShapedType::kDynamic, m.hiddenSize}, elemType);
+
+  llvm::SmallVector<Type> argTypes = {actType};
+  if (weightsAsArguments)
+    for (const WeightSpec *weight : spec.all())
+      argTypes.push_back(typeOf(*weight));
+
+  builder.setInsertionPointToEnd(module.getBody());
+  auto func =
+      func::FuncOp::create(builder, loc, "moe_layer_" + std::to_string(layer),
+                           builder.getFunctionType(argTypes, actType));
+  func->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
+  Block *entry = func.addEntryBlock();
+  builder.setInsertionPointToStart(entry);
+  // Name locations give the values readable names when printed with
+  // printNameLocAsPrefix (%x, %router, %gate, ...).
+  auto nameLoc = [&](StringRef name) {
+    return NameLoc::get(builder.getStringAttr(name), loc);
+  };
+  entry->getArgument(0).setLoc(nameLoc("x"));
+
+  unsigned nextArg = 1;
+  auto materialize = [&](const WeightSpec &weight) -> Value {
+    if (weightsAsArguments) {
+      BlockArgument arg = entry->getArgument(nextArg++);
+      arg.setLoc(nameLoc(weight.role));
+      return arg;
+    }
+    RankedTensorType type = typeOf(weight);
+    if (weight.stacked)
+      return WeightOp::create(builder, nameLoc(weight.role), type,
+                              llvm::ArrayRef<std::string>(weight.names));
+    return WeightOp::create(builder, nameLoc(weight.role), type,
+                            StringRef(weight.names.front()));
+  };
+  Value router = materialize(spec.router);
+  Value bias = spec.bias ? materialize(*spec.bias) : Value();
+  llvm::SmallVector<Value> experts, shared;
+  for (const WeightSpec &weight : spec.experts)
+    experts.push_back(materialize(weight));
+  for (const WeightSpec &weight : spec.shared)
+    shared.push_back(materialize(weight));
+
+  FamilyAttr family =
+      m.matchesPreset ? FamilyAttr::get(ctx, m.family) : FamilyAttr();
+  auto layerOp = LayerOp::create(
+      builder, loc, entry->getArgument(0), ValueRange{router}, bias,
+      /*tau=*/Value(), experts, shared, routingAttr(ctx, m),
+      /*capacity=*/CapacityAttr(),
+      ExpertsAttr::get(ctx, ExpertKind::Gated, m.act, std::nullopt), family);
+  func::ReturnOp::create(builder, loc, layerOp.getOutput());
+}
+
+/// Verifies the module, turning diagnostics into an error.
+static llvm::Error verifyModule(ModuleOp module) {
+  std::string messages;
+  ScopedDiagnosticHandler handler(module.getContext(), [&](Diagnostic &diag) {
+    messages += "\n  " + diag.str();
+    return success();
+  });
+  if (failed(verify(module)))
+    return makeError("internal error: the imported module does not verify:" +
+                     messages);
+  return llvm::Error::success();
+}
+
+llvm::Expected<ImportResult>
+mlir::moe::import::importModel(MLIRContext &context, StringRef modelDir,
+                               const ImportOptions &options) {
+  llvm::SmallString<256> dir(modelDir);
+  if (std::error_code ec = llvm::sys::fs::make_absolute(dir))
+    return makeError(modelDir + ": " + ec.message());
+  llvm::sys::path::remove_dots(dir, /*remove_dot_dot=*/true);
+  if (!llvm::sys::fs::exists(dir))
+    return makeError(modelDir + ": no such model directory");
+  if (!llvm::sys::fs::is_directory(dir))
+    return makeError(modelDir + ": not a directory (expected a model "
+                                "directory with config.json)");
+  llvm::SmallString<256> configPath(dir);
+  llvm::sys::path::append(configPath, "config.json");
+
+  llvm::Expected<ModelConfig> config = readModelConfig(configPath);
+  if (!config)
+    return config.takeError();
+  llvm::Expected<std::unique_ptr<Checkpoint>> ckpt = Checkpoint::open(dir);
+  if (!ckpt)
+    return ckpt.takeError();
+  // Every layer has tensors: this bounds the layers to enumerate.
+  size_t numTensors = (*ckpt)->tensors().size();
+  if (static_cast<uint64_t>(config->numLayers) > numTensors)
+    return makeError(
+        configPath + ": num_hidden_layers = " + Twine(config->numLayers) +
+        " exceeds the " + Twine(numTensors) + " tensors of the checkpoint");
+  llvm::Expected<llvm::SmallVector<int64_t>> layers =
+      selectLayers(*config, options.layers);
+  if (!layers)
+    return layers.takeError();
+
+  // Check every layer before building anything; the router first, as it
+  // confirms E and d before a name is made for each expert.
+  std::vector<LayerSpec> specs;
+  llvm::SmallVector<DType> dtypes;
+  for (int64_t layer : *layers) {
+    llvm::Expected<DType> dtype =
+        checkRouter(**ckpt, routerSpec(*config, layer));
+    if (!dtype)
+      return dtype.takeError();
+    specs.push_back(describeLayer(*config, layer));
+    if (llvm::Error err = checkLayer(**ckpt, specs.back(), *dtype))
+      return std::move(err);
+    dtypes.push_back(*dtype);
+  }
+
+  context.loadDialect<MoEDialect, func::FuncDialect>();
+  OpBuilder builder(&context);
+  ImportResult result;
+  result.module = ModuleOp::create(
+      FileLineColLoc::get(builder.getStringAttr(configPath), 1, 1));
+  result.module->getOperation()->setAttr(WeightOp::getCheckpointAttrName(),
+                                         builder.getStringAttr(dir));
+  for (auto [layer, spec, dtype] : llvm::zip_equal(*layers, specs, dtypes))
+    buildLayerFunction(builder, *result.module, *config, layer, spec, dtype,
+                       options.weightsAsArguments);
+  if (llvm::Error err = verifyModule(*result.module))
+    return std::move(err);
+  if (!config->matchesPreset)
+    result.warnings.push_back(config->modelType + " with " +
+                              config->presetNote +
+                              ": the layers are emitted without the family "
+                              "attribute");
+  return result;
+}

@@ -1,0 +1,458 @@
+//===- ModelConfig.cpp - config.json of Hugging Face MoE models -----------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Derives a layer's routing, experts and the sparse-layer rule from a
+// config.json, one family at a time, following each family's Hugging Face
+// modeling code (see Importer.h for the readings).
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Import/Importer.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <cmath>
+
+using namespace mlir::moe;
+using namespace mlir::moe::import;
+using llvm::StringRef;
+using llvm::Twine;
+
+//===----------------------------------------------------------------------===//
+// Typed access to config keys
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Reads keys of a config object. The first error is kept and later reads
+/// return their fallback, so a family's reader is a straight list of reads
+/// followed by one check.
+class ConfigReader {
+public:
+  ConfigReader(const llvm::json::Object &object, StringRef path)
+      : object(object), path(path.str()) {}
+
+  /// The key's value; null counts as absent (Python's None).
+  const llvm::json::Value *find(StringRef key) const {
+    const llvm::json::Value *value = object.get(key);
+    if (!value || value->kind() == llvm::json::Value::Null)
+      return nullptr;
+    return value;
+  }
+
+  /// Whether the key is present with the value null.
+  bool isNull(StringRef key) const {
+    const llvm::json::Value *value = object.get(key);
+    return value && value->kind() == llvm::json::Value::Null;
+  }
+
+  /// An integer >= `min`; required unless `fallback` is given.
+  int64_t getInt(StringRef key, std::optional<int64_t> fallback, int64_t min) {
+    const llvm::json::Value *value = find(key);
+    if (!value) {
+      if (!fallback)
+        missing(key, "an integer");
+      return fallback.value_or(min);
+    }
+    std::optional<int64_t> result = value->getAsInteger();
+    if (!result) {
+      mistyped(key, "an integer", *value);
+      return fallback.value_or(min);
+    }
+    if (*result < min) {
+      fail("key \"" + key + "\" must be at least " + Twine(min) + ", found " +
+           Twine(*result));
+      return min;
+    }
+    return *result;
+  }
+
+  bool getBool(StringRef key, bool fallback) {
+    const llvm::json::Value *value = find(key);
+    if (!value)
+      return fallback;
+    if (std::optional<bool> result = value->getAsBoolean())
+      return *result;
+    mistyped(key, "a boolean", *value);
+    return fallback;
+  }
+
+  /// A finite number > 0.
+  double getPositive(StringRef key, double fallback) {
+    const llvm::json::Value *value = find(key);
+    if (!value)
+      return fallback;
+    std::optional<double> result = value->getAsNumber();
+    if (!result) {
+      mistyped(key, "a number", *value);
+      return fallback;
+    }
+    if (!std::isfinite(*result) || *result <= 0.0) {
+      fail("key \"" + key + "\" must be a finite number > 0, found " +
+           std::to_string(*result));
+      return fallback;
+    }
+    return *result;
+  }
+
+  std::string getString(StringRef key, std::optional<StringRef> fallback) {
+    const llvm::json::Value *value = find(key);
+    if (!value) {
+      if (!fallback)
+        missing(key, "a string");
+      return fallback.value_or("").str();
+    }
+    if (std::optional<StringRef> result = value->getAsString())
+      return result->str();
+    mistyped(key, "a string", *value);
+    return fallback.value_or("").str();
+  }
+
+  /// A list of integers; absent means empty.
+  std::vector<int64_t> getIntList(StringRef key) {
+    std::vector<int64_t> result;
+    const llvm::json::Value *value = find(key);
+    if (!value)
+      return result;
+    const llvm::json::Array *array = value->getAsArray();
+    if (!array) {
+      mistyped(key, "a list of integers", *value);
+      return result;
+    }
+    for (const llvm::json::Value &item : *array) {
+      std::optional<int64_t> i = item.getAsInteger();
+      if (!i) {
+        mistyped(key, "a list of integers", item);
+        return {};
+      }
+      result.push_back(*i);
+    }
+    return result;
+  }
+
+  /// Records an error about the file (the first one wins).
+  void fail(const Twine &message) {
+    if (error.empty())
+      error = path + ": " + message.str();
+  }
+  bool failed() const { return !error.empty(); }
+  llvm::Error takeError() {
+    if (error.empty())
+      return llvm::Error::success();
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), error);
+  }
+
+private:
+  static StringRef describe(const llvm::json::Value &value) {
+    switch (value.kind()) {
+    case llvm::json::Value::Null:
+      return "null";
+    case llvm::json::Value::Boolean:
+      return "a boolean";
+    case llvm::json::Value::Number:
+      return "a number";
+    case llvm::json::Value::String:
+      return "a string";
+    case llvm::json::Value::Array:
+      return "an array";
+    case llvm::json::Value::Object:
+      return "an object";
+    }
+    return "a value";
+  }
+  void missing(StringRef key, StringRef what) {
+    fail("missing key \"" + key + "\" (" + what + ")");
+  }
+  void mistyped(StringRef key, StringRef what, const llvm::json::Value &found) {
+    std::string detail;
+    if (found.kind() == llvm::json::Value::Number)
+      detail = " (" + std::to_string(*found.getAsNumber()) + ")";
+    fail("key \"" + key + "\" must be " + what + ", found " + describe(found) +
+         detail);
+  }
+
+  const llvm::json::Object &object;
+  std::string path;
+  std::string error;
+};
+
+/// What differs between families in the keys that size a layer.
+struct FamilyInfo {
+  StringRef modelType;
+  Family family;
+  StringRef expertsKey; // number of routed experts
+  StringRef sizeKey;    // inner size of a routed expert
+};
+} // namespace
+
+static const FamilyInfo kFamilies[] = {
+    {"mixtral", Family::Mixtral, "num_local_experts", "intermediate_size"},
+    {"qwen2_moe", Family::Qwen2Moe, "num_experts", "moe_intermediate_size"},
+    {"qwen3_moe", Family::Qwen3Moe, "num_experts", "moe_intermediate_size"},
+    {"olmoe", Family::Olmoe, "num_experts", "intermediate_size"},
+    {"granitemoe", Family::GraniteMoe, "num_local_experts",
+     "intermediate_size"},
+    {"deepseek_v2", Family::DeepseekV2, "n_routed_experts",
+     "moe_intermediate_size"},
+    {"deepseek_v3", Family::DeepseekV3, "n_routed_experts",
+     "moe_intermediate_size"},
+};
+
+StringRef mlir::moe::import::supportedModelTypes() {
+  return "mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, "
+         "deepseek_v3";
+}
+
+static bool isQwen(Family f) {
+  return f == Family::Qwen2Moe || f == Family::Qwen3Moe;
+}
+static bool isDeepSeek(Family f) {
+  return f == Family::DeepseekV2 || f == Family::DeepseekV3;
+}
+
+//===----------------------------------------------------------------------===//
+// Family readers
+//===----------------------------------------------------------------------===//
+
+static void readActivation(ConfigReader &reader, ModelConfig &m) {
+  std::string act = reader.getString("hidden_act", StringRef("silu"));
+  std::optional<Activation> parsed =
+      llvm::StringSwitch<std::optional<Activation>>(act)
+          .Cases({"silu", "swish"}, Activation::Silu)
+          .Case("gelu", Activation::GeluErf)
+          .Cases({"gelu_new", "gelu_pytorch_tanh", "gelu_fast"},
+                 Activation::GeluTanh)
+          .Case("relu", Activation::Relu)
+          .Default(std::nullopt);
+  if (!parsed && !reader.failed())
+    reader.fail("unsupported hidden_act \"" + act +
+                "\" (supported: silu, swish, gelu, gelu_new, "
+                "gelu_pytorch_tanh, gelu_fast, relu)");
+  m.act = parsed.value_or(Activation::Silu);
+}
+
+/// DeepSeek's expert groups: n_group groups of E / n_group experts, of
+/// which topk_group are kept.
+static void readGroups(ConfigReader &reader, ModelConfig &m,
+                       int64_t minPerGroup) {
+  m.groups = reader.getInt("n_group", std::nullopt, 1);
+  m.topkGroup = reader.getInt("topk_group", std::nullopt, 1);
+  if (reader.failed())
+    return;
+  if (m.numExperts % m.groups != 0)
+    return reader.fail("n_group = " + Twine(m.groups) +
+                       " does not divide the " + Twine(m.numExperts) +
+                       " experts (n_routed_experts)");
+  int64_t perGroup = m.numExperts / m.groups;
+  if (perGroup < minPerGroup)
+    return reader.fail("n_group = " + Twine(m.groups) + " leaves " +
+                       Twine(perGroup) + " expert(s) per group; " +
+                       m.modelType + " scores a group by its " +
+                       Twine(minPerGroup) + " best experts");
+  if (*m.topkGroup > m.groups)
+    return reader.fail("topk_group = " + Twine(*m.topkGroup) +
+                       " exceeds n_group = " + Twine(m.groups));
+  if (m.topK > *m.topkGroup * perGroup)
+    return reader.fail("num_experts_per_tok = " + Twine(m.topK) +
+                       " exceeds the " + Twine(*m.topkGroup * perGroup) +
+                       " experts of the topk_group = " + Twine(*m.topkGroup) +
+                       " kept groups");
+}
+
+static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
+  bool v3 = m.family == Family::DeepseekV3;
+  // n_shared_experts = null means none (Python None); an absent key is an
+  // error, since the config classes disagree on its default.
+  int64_t sharedExperts =
+      reader.isNull("n_shared_experts")
+          ? 0
+          : reader.getInt("n_shared_experts", std::nullopt, 0);
+  m.sharedSize = sharedExperts * m.expertSize;
+  m.firstKDenseReplace = reader.getInt("first_k_dense_replace", 0, 0);
+  m.moeLayerFreq = reader.getInt("moe_layer_freq", 1, 1);
+  double factor = reader.getPositive("routed_scaling_factor", v3 ? 2.5 : 1.0);
+  bool norm = reader.getBool("norm_topk_prob", v3);
+  std::string scoring =
+      reader.getString("scoring_func", StringRef(v3 ? "sigmoid" : "softmax"));
+  std::string method =
+      reader.getString("topk_method", StringRef(v3 ? "noaux_tc" : "greedy"));
+  if (reader.failed())
+    return;
+
+  if (!v3) {
+    // DeepSeek-V2: softmax; greedy or group-limited greedy; the published
+    // code renormalizes (k > 1 and norm_topk_prob) or else scales.
+    if (scoring != "softmax")
+      return reader.fail("scoring_func \"" + scoring +
+                         "\" is not supported for deepseek_v2 (supported: "
+                         "softmax)");
+    if (method == "group_limited_greedy") {
+      m.selection = Selection::GroupedTopK;
+      m.groupScore = GroupScore::Max;
+      readGroups(reader, m, 1);
+    } else if (method != "greedy") {
+      return reader.fail("topk_method \"" + method +
+                         "\" is not supported for deepseek_v2 (supported: "
+                         "greedy, group_limited_greedy)");
+    }
+    m.renormalize = norm && m.topK > 1;
+    m.scale = m.renormalize ? 1.0 : factor;
+    return;
+  }
+  // DeepSeek-V3: sigmoid scores plus the correction bias for selection,
+  // groups scored by their two best experts, always scaled.
+  if (scoring != "sigmoid")
+    return reader.fail("scoring_func \"" + scoring +
+                       "\" is not supported for deepseek_v3 (supported: "
+                       "sigmoid)");
+  if (method != "noaux_tc")
+    return reader.fail("topk_method \"" + method +
+                       "\" is not supported for deepseek_v3 (supported: "
+                       "noaux_tc)");
+  m.score = ScoreFunc::Sigmoid;
+  m.selection = Selection::GroupedTopK;
+  m.groupScore = GroupScore::SumTop2;
+  m.selectionBias = true;
+  readGroups(reader, m, 2);
+  m.renormalize = norm;
+  m.scale = factor;
+}
+
+static void readFamily(ConfigReader &reader, ModelConfig &m) {
+  switch (m.family) {
+  case Family::Mixtral:
+    m.renormalize = true;
+    return;
+  case Family::GraniteMoe:
+    m.score = ScoreFunc::Logits;
+    m.weights = CombineWeights::SoftmaxSelected;
+    return;
+  case Family::Olmoe:
+    m.renormalize = reader.getBool("norm_topk_prob", false);
+    if (m.renormalize) {
+      m.matchesPreset = false;
+      m.presetNote = "norm_topk_prob = true renormalizes the top-k weights, "
+                     "which the olmoe preset does not";
+    }
+    return;
+  case Family::Qwen2Moe:
+  case Family::Qwen3Moe:
+    m.renormalize = reader.getBool("norm_topk_prob", false);
+    m.decoderSparseStep = reader.getInt("decoder_sparse_step", 1, 1);
+    m.mlpOnlyLayers = reader.getIntList("mlp_only_layers");
+    if (m.family == Family::Qwen2Moe) {
+      m.sharedSize =
+          reader.getInt("shared_expert_intermediate_size", std::nullopt, 1);
+      m.sharedGate = true;
+    } else if (!m.renormalize) {
+      m.matchesPreset = false;
+      m.presetNote = "norm_topk_prob = false (or absent) keeps the raw top-k "
+                     "weights, which the qwen3_moe preset renormalizes";
+    }
+    return;
+  case Family::DeepseekV2:
+  case Family::DeepseekV3:
+    return readDeepSeek(reader, m);
+  case Family::Switch:
+    break;
+  }
+  reader.fail("model family without a reader");
+}
+
+llvm::Expected<ModelConfig>
+mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
+                                    StringRef path) {
+  const llvm::json::Object *object = config.getAsObject();
+  if (!object)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   path + ": expected a JSON object");
+  ConfigReader reader(*object, path);
+  ModelConfig m;
+  m.path = path.str();
+  m.modelType = reader.getString("model_type", std::nullopt);
+  if (reader.failed())
+    return reader.takeError();
+  const FamilyInfo *info = llvm::find_if(kFamilies, [&](const FamilyInfo &f) {
+    return f.modelType == m.modelType;
+  });
+  if (info == std::end(kFamilies))
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        path + ": unsupported model_type \"" + m.modelType +
+            "\" (supported: " + supportedModelTypes() + ")");
+  m.family = info->family;
+
+  m.hiddenSize = reader.getInt("hidden_size", std::nullopt, 1);
+  m.numLayers = reader.getInt("num_hidden_layers", std::nullopt, 1);
+  m.numExperts = reader.getInt(info->expertsKey, std::nullopt, 1);
+  m.topK = reader.getInt("num_experts_per_tok", std::nullopt, 1);
+  m.expertSize = reader.getInt(info->sizeKey, std::nullopt, 1);
+  if (!reader.failed() && m.topK > m.numExperts)
+    reader.fail("num_experts_per_tok = " + Twine(m.topK) +
+                " exceeds the number of experts (" + info->expertsKey + " = " +
+                Twine(m.numExperts) + ")");
+  readActivation(reader, m);
+  if (!reader.failed())
+    readFamily(reader, m);
+  if (reader.failed())
+    return reader.takeError();
+  return m;
+}
+
+llvm::Expected<ModelConfig> mlir::moe::import::readModelConfig(StringRef path) {
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+  if (!buffer)
+    return llvm::createStringError(
+        buffer.getError(),
+        path + ": cannot read: " + buffer.getError().message());
+  llvm::Expected<llvm::json::Value> json =
+      llvm::json::parse((*buffer)->getBuffer());
+  if (!json)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        path + ": invalid JSON: " + llvm::toString(json.takeError()));
+  return parseModelConfig(*json, path);
+}
+
+//===----------------------------------------------------------------------===//
+// Sparse layers
+//===----------------------------------------------------------------------===//
+
+bool ModelConfig::isSparseLayer(int64_t layer) const {
+  if (layer < 0 || layer >= numLayers)
+    return false;
+  if (isQwen(family))
+    return !llvm::is_contained(mlpOnlyLayers, layer) &&
+           (layer + 1) % decoderSparseStep == 0;
+  if (isDeepSeek(family))
+    return layer >= firstKDenseReplace && layer % moeLayerFreq == 0;
+  return true;
+}
+
+llvm::SmallVector<int64_t> ModelConfig::sparseLayers() const {
+  llvm::SmallVector<int64_t> layers;
+  for (int64_t l = 0; l < numLayers; ++l)
+    if (isSparseLayer(l))
+      layers.push_back(l);
+  return layers;
+}
+
+std::string ModelConfig::denseReason(int64_t layer) const {
+  std::string l = std::to_string(layer);
+  if (isQwen(family)) {
+    if (llvm::is_contained(mlpOnlyLayers, layer))
+      return "it is in mlp_only_layers";
+    return "(" + l + " + 1) % decoder_sparse_step (" +
+           std::to_string(decoderSparseStep) + ") != 0";
+  }
+  if (layer < firstKDenseReplace)
+    return "first_k_dense_replace = " + std::to_string(firstKDenseReplace);
+  return l + " % moe_layer_freq (" + std::to_string(moeLayerFreq) + ") != 0";
+}

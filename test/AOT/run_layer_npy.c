@@ -1,0 +1,124 @@
+/*===- run_layer_npy.c - run one compiled layer on .npy files -------------===*\
+|*                                                                            *|
+|* Part of the moe-mlir project, under the Apache License v2.0 with LLVM      *|
+|* Exceptions. See LICENSE for license information.                           *|
+|* SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception                    *|
+|*                                                                            *|
+|*===----------------------------------------------------------------------===*|
+|*                                                                            *|
+|* Test driver of moe-compiled libraries: loads the model, runs LAYER on the  *|
+|* hidden states of X.npy ([T, d], the layer's dtype) and writes Y.npy, so    *|
+|* that moe-reference can compare the result with its f64 model.             *|
+|*                                                                            *|
+|*   run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy                           *|
+|*                                                                            *|
+\*===----------------------------------------------------------------------===*/
+
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *descr(moe_dtype dtype) {
+  return dtype == MOE_DTYPE_F32 ? "<f4" : dtype == MOE_DTYPE_F16 ? "<f2" : "<V2";
+}
+
+static int fail(const char *message, const char *detail) {
+  fprintf(stderr, "run_layer_npy: %s%s\n", message, detail ? detail : "");
+  return 1;
+}
+
+/* Reads a C-order 2-D .npy of the expected descr; returns its rows. */
+static void *read_npy(const char *path, const char *want, int64_t cols,
+                      size_t element, int64_t *rows) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  unsigned char preamble[10];
+  if (fread(preamble, 1, 10, f) != 10 || memcmp(preamble, "\x93NUMPY", 6)) {
+    fclose(f);
+    return NULL;
+  }
+  size_t length = preamble[8] | (size_t)preamble[9] << 8;
+  char *header = calloc(length + 1, 1);
+  if (fread(header, 1, length, f) != length || !strstr(header, want)) {
+    free(header);
+    fclose(f);
+    return NULL;
+  }
+  long long r = -1, c = -1;
+  char *shape = strstr(header, "'shape': (");
+  if (shape)
+    sscanf(shape, "'shape': (%lld, %lld)", &r, &c);
+  free(header);
+  if (r < 0 || c != cols) {
+    fclose(f);
+    return NULL;
+  }
+  size_t bytes = (size_t)r * (size_t)cols * element;
+  void *data = malloc(bytes + 1);
+  if (fread(data, 1, bytes, f) != bytes) {
+    free(data);
+    fclose(f);
+    return NULL;
+  }
+  fclose(f);
+  *rows = r;
+  return data;
+}
+
+static int write_npy(const char *path, const char *d, int64_t rows,
+                     int64_t cols, const void *data, size_t element) {
+  char header[128];
+  int n = snprintf(header, sizeof header,
+                   "{'descr': '%s', 'fortran_order': False, 'shape': (%lld, "
+                   "%lld), }",
+                   d, (long long)rows, (long long)cols);
+  int padded = ((10 + n + 1 + 63) / 64) * 64 - 10;
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return 1;
+  unsigned char preamble[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                                (unsigned char)(padded & 0xff),
+                                (unsigned char)(padded >> 8)};
+  fwrite(preamble, 1, 10, f);
+  fwrite(header, 1, (size_t)n, f);
+  for (int i = n; i < padded - 1; ++i)
+    fputc(' ', f);
+  fputc('\n', f);
+  fwrite(data, element, (size_t)(rows * cols), f);
+  return fclose(f) != 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 5)
+    return fail("usage: run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy", 0);
+  moe_model *model;
+  if (moe_model_load(argv[2], &model) != MOE_OK)
+    return fail("load: ", moe_last_error());
+  int64_t layer = moe_model_find_layer(model, argv[1]);
+  if (layer < 0)
+    return fail("no layer named ", argv[1]);
+  moe_layer_info info;
+  if (moe_model_layer_info(model, layer, &info) != MOE_OK)
+    return fail("info: ", moe_last_error());
+  size_t element = info.dtype == MOE_DTYPE_F32 ? 4 : 2;
+  int64_t tokens = 0;
+  void *x = read_npy(argv[3], descr(info.dtype), info.hidden_size, element,
+                     &tokens);
+  if (!x)
+    return fail("cannot read a [T, d] array of the layer's dtype from ",
+                argv[3]);
+  void *y = malloc((size_t)(tokens * info.output_size) * element + 1);
+  if (moe_model_run_layer(model, layer, x, tokens, y) != MOE_OK)
+    return fail("run: ", moe_last_error());
+  if (write_npy(argv[4], descr(info.dtype), tokens, info.output_size, y,
+                element))
+    return fail("cannot write ", argv[4]);
+  printf("%s: %lld tokens\n", info.name, (long long)tokens);
+  free(x);
+  free(y);
+  moe_model_free(model);
+  return 0;
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+# Writes a modified copy of a safetensors file, to make broken checkpoints
+# for moe-import's error tests:
+#
+#   edit_safetensors.py IN OUT --drop NAME
+#   edit_safetensors.py IN OUT --retype NAME DTYPE   (F32, F16 or BF16)
+#
+# The copy is laid out like the original writer does (header padded to 8
+# bytes, tensors back to back in the original order), so only the edit
+# differs.
+
+import json
+import struct
+import sys
+
+
+def decode(dtype, raw):
+    if dtype == "F32":
+        return list(struct.unpack("<%df" % (len(raw) // 4), raw))
+    if dtype == "F16":
+        return list(struct.unpack("<%de" % (len(raw) // 2), raw))
+    if dtype == "BF16":
+        halves = struct.unpack("<%dH" % (len(raw) // 2), raw)
+        return [struct.unpack("<f", struct.pack("<I", h << 16))[0] for h in halves]
+    sys.exit("edit_safetensors: cannot convert " + dtype)
+
+
+def encode(dtype, values):
+    if dtype == "F32":
+        return struct.pack("<%df" % len(values), *values)
+    if dtype == "F16":
+        return struct.pack("<%de" % len(values), *values)
+    if dtype == "BF16":
+        words = [struct.unpack("<I", struct.pack("<f", v))[0] >> 16 for v in values]
+        return struct.pack("<%dH" % len(words), *words)
+    sys.exit("edit_safetensors: cannot convert to " + dtype)
+
+
+def main(argv):
+    src, dst, op, name = argv[1], argv[2], argv[3], argv[4]
+    with open(src, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    body = data[8 + n :]
+    if name not in header:
+        sys.exit("edit_safetensors: no tensor " + name + " in " + src)
+    entries = sorted(
+        ((v["data_offsets"][0], k) for k, v in header.items() if k != "__metadata__")
+    )
+    out_header = {}
+    if "__metadata__" in header:
+        out_header["__metadata__"] = header["__metadata__"]
+    chunks, offset = [], 0
+    for begin, key in entries:
+        info = dict(header[key])
+        raw = body[info["data_offsets"][0] : info["data_offsets"][1]]
+        if key == name and op == "--drop":
+            continue
+        if key == name and op == "--retype":
+            raw = encode(argv[5], decode(info["dtype"], raw))
+            info["dtype"] = argv[5]
+        info["data_offsets"] = [offset, offset + len(raw)]
+        offset += len(raw)
+        out_header[key] = info
+        chunks.append(raw)
+    text = json.dumps(out_header, separators=(",", ":")).encode("utf-8")
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(dst, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for chunk in chunks:
+            f.write(chunk)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

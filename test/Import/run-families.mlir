@@ -1,0 +1,67 @@
+// Runs moe_layer_L of an imported checkpoint of every family and compares
+// it with the f64 reference, which reads the same checkpoint with its own
+// reader and derives the layer from config.json independently:
+// moe-gen-checkpoint -> moe-import -> moe-reference emit-model (hidden
+// states and reference outputs) -> moe-run -> moe-reference compare.
+//
+// The weights are bound from the checkpoint named by the module's
+// `moe.checkpoint` attribute when moe-run loads the module.
+// run-families-weights-as-arguments.test runs the same layers with the
+// weights passed as arguments instead.
+
+// RUN: rm -rf %t && mkdir -p %t
+
+// Mixtral, bf16, two layers (the module holds both; layer 1 is run).
+// RUN: moe-gen-checkpoint --family mixtral --out %t/mixtral --seed 11 --hidden 32 --inner 48 --dtype bf16
+// RUN: moe-import --model %t/mixtral -o %t/mixtral.mlir
+// RUN: moe-reference emit-model --model %t/mixtral --layer 1 --seed 1 --tokens 0,1,7,33 --dir %t/mixtral-cases
+// RUN: moe-run %t/mixtral.mlir --entry moe_layer_1 --quiet --stats $(cat %t/mixtral-cases/moe-run.args) | FileCheck %s --check-prefix=STATS
+// RUN: moe-reference compare --dir %t/mixtral-cases | FileCheck %s
+// Statistics are kept per imported layer: 4 calls of 0 + 1 + 7 + 33 tokens.
+// STATS: layer moe_layer_0: 0 calls, 0 tokens
+// STATS: layer moe_layer_1: 4 calls, 41 tokens
+
+// Qwen2-MoE, f32, sparse every second layer, shared expert with its gate.
+// RUN: moe-gen-checkpoint --family qwen2_moe --out %t/qwen2 --seed 12 --hidden 32 --inner 48 --shared-inner 64 --layers 4 --sparse-step 2
+// RUN: moe-import --model %t/qwen2 -o %t/qwen2.mlir
+// RUN: moe-reference emit-model --model %t/qwen2 --layer 3 --seed 2 --tokens 0,1,7,33 --dir %t/qwen2-cases
+// RUN: moe-run %t/qwen2.mlir --entry moe_layer_3 --quiet $(cat %t/qwen2-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/qwen2-cases | FileCheck %s
+
+// Qwen3-MoE, bf16, sharded.
+// RUN: moe-gen-checkpoint --family qwen3_moe --out %t/qwen3 --seed 13 --hidden 32 --inner 48 --experts 16 --top-k 4 --shards 3 --dtype bf16
+// RUN: moe-import --model %t/qwen3 -o %t/qwen3.mlir
+// RUN: moe-reference emit-model --model %t/qwen3 --layer 0 --seed 3 --tokens 0,1,7,33 --dir %t/qwen3-cases
+// RUN: moe-run %t/qwen3.mlir --entry moe_layer_0 --quiet $(cat %t/qwen3-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/qwen3-cases | FileCheck %s
+
+// OLMoE, f32, raw top-k weights.
+// RUN: moe-gen-checkpoint --family olmoe --out %t/olmoe --seed 14 --hidden 32 --inner 48 --experts 16 --top-k 4
+// RUN: moe-import --model %t/olmoe -o %t/olmoe.mlir
+// RUN: moe-reference emit-model --model %t/olmoe --layer 1 --seed 4 --tokens 0,1,7,33 --dir %t/olmoe-cases
+// RUN: moe-run %t/olmoe.mlir --entry moe_layer_1 --quiet $(cat %t/olmoe-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/olmoe-cases | FileCheck %s
+
+// Granite, f16, fused gate_up.
+// RUN: moe-gen-checkpoint --family granitemoe --out %t/granite --seed 15 --hidden 32 --inner 48 --dtype f16
+// RUN: moe-import --model %t/granite -o %t/granite.mlir
+// RUN: moe-reference emit-model --model %t/granite --layer 0 --seed 5 --tokens 0,1,7,33 --dir %t/granite-cases
+// RUN: moe-run %t/granite.mlir --entry moe_layer_0 --quiet $(cat %t/granite-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/granite-cases | FileCheck %s
+
+// DeepSeek-V2, f32, group-limited greedy, scaled raw weights, first layer
+// dense.
+// RUN: moe-gen-checkpoint --family deepseek_v2 --out %t/dsv2 --seed 16 --hidden 32 --inner 48 --experts 16 --top-k 3 --groups 4 --topk-group 2 --layers 3
+// RUN: moe-import --model %t/dsv2 -o %t/dsv2.mlir
+// RUN: moe-reference emit-model --model %t/dsv2 --layer 2 --seed 6 --tokens 0,1,7,33 --dir %t/dsv2-cases
+// RUN: moe-run %t/dsv2.mlir --entry moe_layer_2 --quiet $(cat %t/dsv2-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/dsv2-cases | FileCheck %s
+
+// DeepSeek-V3, bf16 with the F32 correction bias, sharded.
+// RUN: moe-gen-checkpoint --family deepseek_v3 --out %t/dsv3 --seed 17 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 3 --shards 2 --dtype bf16
+// RUN: moe-import --model %t/dsv3 -o %t/dsv3.mlir
+// RUN: moe-reference emit-model --model %t/dsv3 --layer 1 --seed 7 --tokens 0,1,7,33 --dir %t/dsv3-cases
+// RUN: moe-run %t/dsv3.mlir --entry moe_layer_1 --quiet $(cat %t/dsv3-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/dsv3-cases | FileCheck %s
+
+// CHECK: compare: 4 sets, 4 outputs, all ok

@@ -1,0 +1,491 @@
+//===- HfModel.cpp - Layers of Hugging Face MoE checkpoints ---------------===//
+
+#include "HfModel.h"
+
+#include <algorithm>
+#include <cmath>
+
+using moeref::Act;
+using moeref::GroupScore;
+using moeref::LayerConfig;
+using moeref::Mat;
+using moeref::Score;
+using moeref::Select;
+using moeref::SharedKind;
+using moeref::Weights;
+
+namespace hf {
+
+namespace {
+
+/// Keys of a config.json object; every accessor returns false with `err`
+/// set when the key is missing (and required) or has the wrong type.
+struct Keys {
+  const json::Value &root;
+  std::string file;
+  std::string *err;
+
+  bool bad(const std::string &what) {
+    *err = file + ": " + what;
+    return false;
+  }
+  /// The value, or nullptr when absent or null.
+  const json::Value *find(const std::string &key) const {
+    const json::Value *v = root.get(key);
+    return v && v->kind != json::Value::Kind::Null ? v : nullptr;
+  }
+
+  bool integer(const std::string &key, int64_t *out, int64_t min,
+               const int64_t *fallback = nullptr) {
+    const json::Value *v = find(key);
+    if (!v) {
+      if (fallback) {
+        *out = *fallback;
+        return true;
+      }
+      return bad("missing key \"" + key + "\" (an integer)");
+    }
+    if (v->kind != json::Value::Kind::Number || !v->isInteger)
+      return bad("key \"" + key + "\" must be an integer, found " +
+                 v->kindName());
+    if (v->integer < min)
+      return bad("key \"" + key + "\" must be at least " + std::to_string(min));
+    *out = v->integer;
+    return true;
+  }
+  bool integerOr(const std::string &key, int64_t fallback, int64_t *out,
+                 int64_t min) {
+    return integer(key, out, min, &fallback);
+  }
+
+  bool boolean(const std::string &key, bool fallback, bool *out) {
+    const json::Value *v = find(key);
+    if (!v) {
+      *out = fallback;
+      return true;
+    }
+    if (v->kind != json::Value::Kind::Bool)
+      return bad("key \"" + key + "\" must be a boolean, found " +
+                 v->kindName());
+    *out = v->boolean;
+    return true;
+  }
+
+  bool positive(const std::string &key, double fallback, double *out) {
+    const json::Value *v = find(key);
+    if (!v) {
+      *out = fallback;
+      return true;
+    }
+    if (v->kind != json::Value::Kind::Number || !(v->number > 0.0))
+      return bad("key \"" + key + "\" must be a number > 0");
+    *out = v->number;
+    return true;
+  }
+
+  bool text(const std::string &key, const char *fallback, std::string *out) {
+    const json::Value *v = find(key);
+    if (!v) {
+      if (!fallback) return bad("missing key \"" + key + "\" (a string)");
+      *out = fallback;
+      return true;
+    }
+    if (v->kind != json::Value::Kind::String)
+      return bad("key \"" + key + "\" must be a string, found " +
+                 v->kindName());
+    *out = v->string;
+    return true;
+  }
+
+  bool integers(const std::string &key, std::vector<int64_t> *out) {
+    out->clear();
+    const json::Value *v = find(key);
+    if (!v) return true;
+    if (v->kind != json::Value::Kind::Array)
+      return bad("key \"" + key + "\" must be a list of integers");
+    for (const json::Value &x : v->array) {
+      if (x.kind != json::Value::Kind::Number || !x.isInteger)
+        return bad("key \"" + key + "\" must be a list of integers");
+      out->push_back(x.integer);
+    }
+    return true;
+  }
+};
+
+bool isQwen(const std::string &t) { return t == "qwen2_moe" || t == "qwen3_moe"; }
+bool isDeepSeek(const std::string &t) {
+  return t == "deepseek_v2" || t == "deepseek_v3";
+}
+
+/// The model-wide facts: sizes and the sparse-layer rule.
+struct Model {
+  std::string type;
+  int64_t d = 0, layers = 0, E = 0, f = 0, k = 0;
+  std::vector<int64_t> mlpOnly;
+  int64_t sparseStep = 1, firstDense = 0, freq = 1;
+
+  bool sparse(int64_t l) const {
+    if (l < 0 || l >= layers) return false;
+    if (isQwen(type))
+      return std::find(mlpOnly.begin(), mlpOnly.end(), l) == mlpOnly.end() &&
+             (l + 1) % sparseStep == 0;
+    if (isDeepSeek(type)) return l >= firstDense && l % freq == 0;
+    return true;
+  }
+};
+
+bool readModel(Keys &keys, Model *m) {
+  if (!keys.text("model_type", nullptr, &m->type)) return false;
+  const char *expertsKey, *sizeKey;
+  if (m->type == "mixtral" || m->type == "granitemoe") {
+    expertsKey = "num_local_experts";
+    sizeKey = "intermediate_size";
+  } else if (m->type == "olmoe") {
+    expertsKey = "num_experts";
+    sizeKey = "intermediate_size";
+  } else if (isQwen(m->type)) {
+    expertsKey = "num_experts";
+    sizeKey = "moe_intermediate_size";
+  } else if (isDeepSeek(m->type)) {
+    expertsKey = "n_routed_experts";
+    sizeKey = "moe_intermediate_size";
+  } else {
+    return keys.bad("unsupported model_type \"" + m->type + "\"");
+  }
+  if (!keys.integer("hidden_size", &m->d, 1) ||
+      !keys.integer("num_hidden_layers", &m->layers, 1) ||
+      !keys.integer(expertsKey, &m->E, 1) || !keys.integer(sizeKey, &m->f, 1) ||
+      !keys.integer("num_experts_per_tok", &m->k, 1))
+    return false;
+  if (m->k > m->E) return keys.bad("num_experts_per_tok exceeds the experts");
+  if (isQwen(m->type))
+    return keys.integerOr("decoder_sparse_step", 1, &m->sparseStep, 1) &&
+           keys.integers("mlp_only_layers", &m->mlpOnly);
+  if (isDeepSeek(m->type))
+    return keys.integerOr("first_k_dense_replace", 0, &m->firstDense, 0) &&
+           keys.integerOr("moe_layer_freq", 1, &m->freq, 1);
+  return true;
+}
+
+bool readAct(Keys &keys, Act *act) {
+  std::string name;
+  if (!keys.text("hidden_act", "silu", &name)) return false;
+  if (name == "silu" || name == "swish") *act = Act::Silu;
+  else if (name == "gelu") *act = Act::GeluErf;
+  else if (name == "gelu_new" || name == "gelu_pytorch_tanh" ||
+           name == "gelu_fast")
+    *act = Act::GeluTanh;
+  else if (name == "relu") *act = Act::Relu;
+  else return keys.bad("unsupported hidden_act \"" + name + "\"");
+  return true;
+}
+
+/// n_group and topk_group of DeepSeek's grouped selection.
+bool readGroups(Keys &keys, const Model &m, moeref::RoutingConfig *r) {
+  if (!keys.integer("n_group", &r->groups, 1) ||
+      !keys.integer("topk_group", &r->topkGroup, 1))
+    return false;
+  if (m.E % r->groups != 0) return keys.bad("n_group does not divide the experts");
+  if (r->topkGroup > r->groups) return keys.bad("topk_group exceeds n_group");
+  if (m.k > r->topkGroup * (m.E / r->groups))
+    return keys.bad("num_experts_per_tok exceeds the experts of the kept groups");
+  if (r->groupScore == GroupScore::SumTop2 && m.E / r->groups < 2)
+    return keys.bad("deepseek_v3 needs at least 2 experts per group");
+  return true;
+}
+
+/// The routing of the family, and the shared expert's inner size (0: none).
+bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
+  moeref::RoutingConfig &r = cfg->routing;
+  r.k = m.k;
+  *fs = 0;
+  cfg->shared = SharedKind::None;
+  const std::string &t = m.type;
+  if (t == "mixtral") {
+    r.renormalize = true;
+    return true;
+  }
+  if (t == "granitemoe") {
+    r.score = Score::Logits;
+    r.weights = Weights::SoftmaxSelected;
+    return true;
+  }
+  if (t == "olmoe" || isQwen(t)) {
+    if (!keys.boolean("norm_topk_prob", false, &r.renormalize)) return false;
+    if (t != "qwen2_moe") return true;
+    cfg->shared = SharedKind::Gated;
+    return keys.integer("shared_expert_intermediate_size", fs, 1);
+  }
+  // DeepSeek.
+  bool v3 = t == "deepseek_v3";
+  bool norm = false;
+  double factor = 1.0;
+  std::string scoring, method;
+  if (!keys.boolean("norm_topk_prob", v3, &norm) ||
+      !keys.positive("routed_scaling_factor", v3 ? 2.5 : 1.0, &factor) ||
+      !keys.text("scoring_func", v3 ? "sigmoid" : "softmax", &scoring) ||
+      !keys.text("topk_method", v3 ? "noaux_tc" : "greedy", &method))
+    return false;
+  int64_t shared = 0;
+  if (keys.find("n_shared_experts")) {
+    if (!keys.integer("n_shared_experts", &shared, 0)) return false;
+  } else if (!keys.root.get("n_shared_experts")) {
+    return keys.bad("missing key \"n_shared_experts\" (an integer)");
+  }
+  *fs = shared * m.f;
+  cfg->shared = shared > 0 ? SharedKind::Plain : SharedKind::None;
+  if (v3) {
+    if (scoring != "sigmoid" || method != "noaux_tc")
+      return keys.bad("deepseek_v3 supports scoring_func sigmoid with "
+                      "topk_method noaux_tc only");
+    r.score = Score::Sigmoid;
+    r.select = Select::GroupedTopK;
+    r.groupScore = GroupScore::SumTop2;
+    r.renormalize = norm;
+    r.scale = factor;
+    return readGroups(keys, m, &r);
+  }
+  if (scoring != "softmax")
+    return keys.bad("deepseek_v2 supports scoring_func softmax only");
+  r.renormalize = norm && m.k > 1;
+  r.scale = r.renormalize ? 1.0 : factor;
+  if (method == "greedy") return true;
+  if (method != "group_limited_greedy")
+    return keys.bad("unsupported topk_method \"" + method + "\"");
+  r.select = Select::GroupedTopK;
+  r.groupScore = GroupScore::Max;
+  return readGroups(keys, m, &r);
+}
+
+Operand tensor(const std::string &role, const std::string &name,
+               std::vector<int64_t> shape) {
+  Operand o;
+  o.role = role;
+  o.names = {name};
+  o.shape = std::move(shape);
+  return o;
+}
+
+Operand experts(const std::string &role, const std::string &prefix,
+                const std::string &leaf, int64_t E,
+                std::vector<int64_t> shape) {
+  Operand o;
+  o.role = role;
+  o.stacked = true;
+  for (int64_t e = 0; e < E; ++e)
+    o.names.push_back(prefix + ".experts." + std::to_string(e) + "." + leaf);
+  o.shape = {E};
+  o.shape.insert(o.shape.end(), shape.begin(), shape.end());
+  return o;
+}
+
+/// The tensors of layer `l`, in moe.layer operand order (spec section 10).
+std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
+                                   int64_t l, int64_t fs) {
+  std::string base = "model.layers." + std::to_string(l);
+  int64_t d = m.d, E = m.E, f = m.f;
+  std::vector<Operand> ops;
+  if (m.type == "mixtral") {
+    std::string p = base + ".block_sparse_moe";
+    ops.push_back(tensor("router", p + ".gate.weight", {E, d}));
+    ops.push_back(experts("gate", p, "w1.weight", E, {f, d}));
+    ops.push_back(experts("up", p, "w3.weight", E, {f, d}));
+    ops.push_back(experts("down", p, "w2.weight", E, {d, f}));
+    return ops;
+  }
+  if (m.type == "granitemoe") {
+    std::string p = base + ".block_sparse_moe";
+    ops.push_back(tensor("router", p + ".router.layer.weight", {E, d}));
+    ops.push_back(tensor("gate_up", p + ".input_linear.weight", {E, 2 * f, d}));
+    ops.push_back(tensor("down", p + ".output_linear.weight", {E, d, f}));
+    return ops;
+  }
+  std::string p = base + ".mlp";
+  ops.push_back(tensor("router", p + ".gate.weight", {E, d}));
+  if (m.type == "deepseek_v3") {
+    ops.push_back(tensor("bias", p + ".gate.e_score_correction_bias", {E}));
+    ops.back().alwaysF32 = true;
+  }
+  ops.push_back(experts("gate", p, "gate_proj.weight", E, {f, d}));
+  ops.push_back(experts("up", p, "up_proj.weight", E, {f, d}));
+  ops.push_back(experts("down", p, "down_proj.weight", E, {d, f}));
+  if (cfg.shared != SharedKind::None) {
+    std::string s = p + (m.type == "qwen2_moe" ? ".shared_expert"
+                                               : ".shared_experts");
+    ops.push_back(tensor("shared_gate", s + ".gate_proj.weight", {fs, d}));
+    ops.push_back(tensor("shared_up", s + ".up_proj.weight", {fs, d}));
+    ops.push_back(tensor("shared_down", s + ".down_proj.weight", {d, fs}));
+    if (cfg.shared == SharedKind::Gated)
+      ops.push_back(tensor("shared_sigmoid_gate",
+                           p + ".shared_expert_gate.weight", {1, d}));
+  }
+  return ops;
+}
+
+std::string shapeText(const std::vector<int64_t> &s) {
+  std::string t = "[";
+  for (size_t i = 0; i < s.size(); ++i)
+    t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+bool dtypeOf(const std::string &name, npy::DType *out) {
+  if (name == "F32") *out = npy::DType::F32;
+  else if (name == "F16") *out = npy::DType::F16;
+  else if (name == "BF16") *out = npy::DType::BF16;
+  else return false;
+  return true;
+}
+
+std::vector<Mat> perExpert(const npy::Array &a) {
+  std::vector<Mat> ms;
+  int64_t rows = a.shape[1], cols = a.shape[2];
+  for (int64_t e = 0; e < a.shape[0]; ++e) {
+    Mat m(rows, cols);
+    std::copy(a.f.begin() + e * rows * cols, a.f.begin() + (e + 1) * rows * cols,
+              m.v.begin());
+    ms.push_back(std::move(m));
+  }
+  return ms;
+}
+
+Mat matrix(const npy::Array &a) {
+  Mat m(a.shape[0], a.shape[1]);
+  m.v = a.f;
+  return m;
+}
+
+} // namespace
+
+bool sparseLayers(const json::Value &config, const std::string &file,
+                  std::vector<int64_t> *layers, std::string *err) {
+  Keys keys{config, file, err};
+  Model m;
+  if (!readModel(keys, &m)) return false;
+  layers->clear();
+  for (int64_t l = 0; l < m.layers; ++l)
+    if (m.sparse(l)) layers->push_back(l);
+  return true;
+}
+
+bool planLayer(const json::Value &config, const std::string &file,
+               int64_t layer, LayerPlan *plan, std::string *err) {
+  if (config.kind != json::Value::Kind::Object) {
+    *err = file + ": not a JSON object";
+    return false;
+  }
+  Keys keys{config, file, err};
+  Model m;
+  LayerPlan p;
+  int64_t fs = 0;
+  if (!readModel(keys, &m) || !readAct(keys, &p.cfg.act) ||
+      !readRouting(keys, m, &p.cfg, &fs))
+    return false;
+  if (layer < 0 || layer >= m.layers)
+    return keys.bad("layer " + std::to_string(layer) + " does not exist (" +
+                    std::to_string(m.layers) + " layers)");
+  if (!m.sparse(layer))
+    return keys.bad("layer " + std::to_string(layer) +
+                    " is dense, not a sparse MoE layer");
+  p.modelType = m.type;
+  p.layer = layer;
+  p.d = m.d;
+  p.E = m.E;
+  p.f = m.f;
+  p.operands = layerOperands(m, p.cfg, layer, fs);
+  *plan = std::move(p);
+  return true;
+}
+
+bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
+                 LayerWeights *weights, std::string *err) {
+  weights->operands.clear();
+  bool haveType = false;
+  for (const Operand &op : plan.operands) {
+    npy::Array a;
+    a.shape = op.shape;
+    std::vector<int64_t> each = op.shape;
+    if (op.stacked) each.erase(each.begin());
+    for (const std::string &name : op.names) {
+      const st::TensorEntry *t = reader.find(name);
+      if (!t) {
+        *err = "the checkpoint has no tensor " + name;
+        return false;
+      }
+      if (t->shape != each) {
+        *err = t->file + ": tensor " + name + " has shape " +
+               shapeText(t->shape) + ", expected " + shapeText(each);
+        return false;
+      }
+      npy::DType type;
+      if (!dtypeOf(t->dtype, &type)) {
+        *err = t->file + ": tensor " + name + " has dtype " + t->dtype +
+               ", expected F32, F16 or BF16";
+        return false;
+      }
+      npy::DType expected = op.alwaysF32 ? npy::DType::F32
+                            : haveType   ? weights->dtype
+                                         : type;
+      if (type != expected) {
+        *err = t->file + ": tensor " + name + " has dtype " + t->dtype +
+               ", expected " + npy::dtypeName(expected);
+        return false;
+      }
+      if (!op.alwaysF32 && !haveType) {
+        weights->dtype = type;
+        haveType = true;
+      }
+      a.dtype = type;
+      std::vector<double> values;
+      if (!reader.read(*t, &values, err)) return false;
+      a.f.insert(a.f.end(), values.begin(), values.end());
+    }
+    weights->operands.push_back(std::move(a));
+  }
+  return true;
+}
+
+moeref::LayerInputs layerInputs(const LayerPlan &plan,
+                                const LayerWeights &weights, const Mat &x) {
+  moeref::LayerInputs in;
+  in.x = x;
+  moeref::ExpertWeights &w = in.experts;
+  w.kind = moeref::ExpertKind::Gated;
+  w.act = plan.cfg.act;
+  in.shared.kind = plan.cfg.shared;
+  in.shared.act = plan.cfg.act;
+  for (size_t i = 0; i < plan.operands.size(); ++i) {
+    const std::string &role = plan.operands[i].role;
+    const npy::Array &a = weights.operands[i];
+    if (role == "router") {
+      in.wg = matrix(a);
+    } else if (role == "bias") {
+      in.hasSelectionBias = true;
+      in.selectionBias = a.f;
+    } else if (role == "gate") {
+      w.gate = perExpert(a);
+    } else if (role == "up") {
+      w.up = perExpert(a);
+    } else if (role == "down") {
+      w.down = perExpert(a);
+    } else if (role == "gate_up") {
+      for (const Mat &gu : perExpert(a)) {
+        Mat g, u;
+        moeref::splitGateUp(gu, &g, &u);
+        w.gate.push_back(g);
+        w.up.push_back(u);
+      }
+    } else if (role == "shared_gate") {
+      in.shared.gate = matrix(a);
+    } else if (role == "shared_up") {
+      in.shared.up = matrix(a);
+    } else if (role == "shared_down") {
+      in.shared.down = matrix(a);
+    } else if (role == "shared_sigmoid_gate") {
+      in.shared.gateWeight = matrix(a);
+    }
+  }
+  return in;
+}
+
+} // namespace hf

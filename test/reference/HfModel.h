@@ -1,0 +1,98 @@
+//===- HfModel.h - Layers of Hugging Face MoE checkpoints -------*- C++ -*-===//
+//
+// The test oracle's reading of a Hugging Face MoE model (spec sections 9
+// and 10), written independently of the compiler's importer: which layers
+// are sparse, the routing and experts of a sparse layer, its tensor names,
+// and its weights as reference-model inputs. Standard C++ only.
+//
+// Readings (those of each family's Hugging Face modeling code, as
+// moe-import documents them):
+// - Expert count: num_local_experts (mixtral, granitemoe), num_experts
+//   (qwen2_moe, qwen3_moe, olmoe), n_routed_experts (deepseek); expert inner
+//   size: intermediate_size (mixtral, olmoe, granitemoe),
+//   moe_intermediate_size (qwen, deepseek). These, hidden_size,
+//   num_hidden_layers, num_experts_per_tok, shared_expert_intermediate_size
+//   (qwen2_moe), n_shared_experts (deepseek; null = none) and, for grouped
+//   selection, n_group and topk_group are required.
+// - Defaults when absent or null: hidden_act silu; norm_topk_prob false
+//   (true for deepseek_v3); decoder_sparse_step 1; mlp_only_layers [];
+//   first_k_dense_replace 0; moe_layer_freq 1; routed_scaling_factor 1.0
+//   (2.5 for deepseek_v3); topk_method greedy (noaux_tc for deepseek_v3);
+//   scoring_func softmax (sigmoid for deepseek_v3).
+// - Sparse layers: qwen: L not in mlp_only_layers and (L + 1) %
+//   decoder_sparse_step == 0; deepseek: L >= first_k_dense_replace and
+//   L % moe_layer_freq == 0; the others: every layer.
+// - Routing: mixtral softmax top_k renormalized; qwen2_moe, qwen3_moe and
+//   olmoe softmax top_k, renormalized iff norm_topk_prob; granitemoe top_k
+//   on the logits with a softmax over the selected ones; deepseek_v2
+//   softmax, top_k (greedy) or grouped_top_k with max (group_limited_greedy),
+//   renormalized iff norm_topk_prob and k > 1, else scaled by
+//   routed_scaling_factor; deepseek_v3 sigmoid, grouped_top_k with sum_top2
+//   on the scores plus e_score_correction_bias, renormalized iff
+//   norm_topk_prob, always scaled.
+// - Activations: silu/swish, gelu (erf), gelu_new/gelu_pytorch_tanh/
+//   gelu_fast (tanh), relu; shared experts use the same one.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_REFERENCE_HFMODEL_H
+#define MOE_REFERENCE_HFMODEL_H
+
+#include "Json.h"
+#include "MoEReference.h"
+#include "Npy.h"
+#include "SafeTensorsReader.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hf {
+
+/// One operand of the layer, in moe.layer operand order: router, selection
+/// bias, routed experts, shared expert.
+struct Operand {
+  /// router, bias, gate, up, down, gate_up, shared_gate, shared_up,
+  /// shared_down or shared_sigmoid_gate.
+  std::string role;
+  /// One tensor, or one per expert stacked along a new first dimension.
+  std::vector<std::string> names;
+  bool stacked = false;
+  std::vector<int64_t> shape; // of the operand
+  bool alwaysF32 = false;     // the selection bias
+};
+
+struct LayerPlan {
+  std::string modelType;
+  int64_t layer = 0, d = 0, E = 0, f = 0;
+  moeref::LayerConfig cfg; // cfg.routing.k holds k
+  std::vector<Operand> operands;
+};
+
+/// Plans sparse layer `layer` of the model with config.json `config`
+/// (`file` names it in messages). A dense or nonexistent layer is an error.
+bool planLayer(const json::Value &config, const std::string &file,
+               int64_t layer, LayerPlan *plan, std::string *err);
+
+/// The sparse layers of the model.
+bool sparseLayers(const json::Value &config, const std::string &file,
+                  std::vector<int64_t> *layers, std::string *err);
+
+struct LayerWeights {
+  npy::DType dtype = npy::DType::F32; // of the layer (the router weight's)
+  std::vector<npy::Array> operands;   // as planned, exact values
+};
+
+/// Reads and checks the planned tensors: present, of the planned shape, all
+/// of the router weight's dtype (F32, F16 or BF16) but the F32 bias.
+bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
+                 LayerWeights *weights, std::string *err);
+
+/// The reference model's inputs for hidden states `x` [T, d].
+moeref::LayerInputs layerInputs(const LayerPlan &plan,
+                                const LayerWeights &weights,
+                                const moeref::Mat &x);
+
+} // namespace hf
+
+#endif // MOE_REFERENCE_HFMODEL_H

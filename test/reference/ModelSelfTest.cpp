@@ -1,0 +1,608 @@
+//===- ModelSelfTest.cpp - Checks of the reference's checkpoint reading ---===//
+//
+// The JSON parser, the safetensors reader and the reading of Hugging Face
+// configs, on small hand-made inputs; and two tiny models whose layer
+// output is worked out by hand in the comments, from the files to y.
+//
+//===----------------------------------------------------------------------===//
+
+#include "HfModel.h"
+#include "Json.h"
+#include "MoEReference.h"
+#include "SafeTensorsReader.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using namespace moeref;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// JSON
+//===----------------------------------------------------------------------===//
+
+json::Value parseOk(const std::string &text) {
+  json::Value v;
+  std::string err;
+  EXPECT_TRUE(json::parse(text, &v, &err)) << text << ": " << err;
+  return v;
+}
+
+std::string parseError(const std::string &text) {
+  json::Value v;
+  std::string err;
+  EXPECT_FALSE(json::parse(text, &v, &err)) << "accepted: " << text;
+  return err;
+}
+
+TEST(Json, ValuesAndNesting) {
+  json::Value v = parseOk(
+      " {\"a\": [1, -2.5e1, true, false, null, []], \"b\": {\"c\": \"x\"},"
+      " \"e\": {}}\n");
+  ASSERT_EQ(v.kind, json::Value::Kind::Object);
+  ASSERT_EQ(v.object.size(), 3u);
+  EXPECT_EQ(v.object[0].first, "a"); // file order is kept
+  const json::Value *a = v.get("a");
+  ASSERT_TRUE(a && a->kind == json::Value::Kind::Array);
+  ASSERT_EQ(a->array.size(), 6u);
+  EXPECT_TRUE(a->array[0].isInteger);
+  EXPECT_EQ(a->array[0].integer, 1);
+  EXPECT_FALSE(a->array[1].isInteger);
+  EXPECT_EQ(a->array[1].number, -25.0);
+  EXPECT_EQ(a->array[2].kind, json::Value::Kind::Bool);
+  EXPECT_TRUE(a->array[2].boolean);
+  EXPECT_FALSE(a->array[3].boolean);
+  EXPECT_EQ(a->array[4].kind, json::Value::Kind::Null);
+  EXPECT_TRUE(a->array[5].array.empty());
+  EXPECT_EQ(v.get("b")->get("c")->string, "x");
+  EXPECT_EQ(v.get("e")->kind, json::Value::Kind::Object);
+  EXPECT_EQ(v.get("missing"), nullptr);
+  EXPECT_EQ(a->get("x"), nullptr); // not an object
+}
+
+TEST(Json, Numbers) {
+  EXPECT_EQ(parseOk("0").integer, 0);
+  EXPECT_TRUE(parseOk("-0").isInteger);
+  EXPECT_EQ(parseOk("-17").integer, -17);
+  EXPECT_EQ(parseOk("9223372036854775807").integer, INT64_MAX);
+  // Past int64: still a number, not an integer.
+  json::Value big = parseOk("9223372036854775808");
+  EXPECT_FALSE(big.isInteger);
+  EXPECT_EQ(big.number, 9223372036854775808.0);
+  // A fraction or an exponent makes a number non-integer even when its
+  // value is whole (config ints must be written as ints).
+  EXPECT_FALSE(parseOk("64.0").isInteger);
+  EXPECT_FALSE(parseOk("1e2").isInteger);
+  EXPECT_EQ(parseOk("1E+2").number, 100.0);
+  EXPECT_EQ(parseOk("2.5e-1").number, 0.25);
+  for (const char *bad : {"01", "+1", ".5", "1.", "1e", "-", "1.e3", "NaN",
+                          "Infinity", "-Infinity", "0x10", "1e999"})
+    parseError(bad);
+}
+
+TEST(Json, Strings) {
+  json::Value v =
+      parseOk("\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t \\u00e9 \\ud83d\\ude00\"");
+  EXPECT_EQ(v.string, "q\" b\\ s/ \b\f\n\r\t \xc3\xa9 \xf0\x9f\x98\x80");
+  for (const char *bad :
+       {"\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud83d\"", "\"\\ude00\"",
+        "\"a\nb\"", "'single'"})
+    parseError(bad);
+}
+
+TEST(Json, Strictness) {
+  EXPECT_NE(parseError("[1, 2,]").find("at byte 6"), std::string::npos);
+  parseError("{\"a\": 1,}");
+  parseError("{\"a\": 1 \"b\": 2}");
+  parseError("{a: 1}");
+  parseError("{\"a\" 1}");
+  EXPECT_NE(parseError("{\"a\": 1, \"a\": 2}").find("duplicate key \"a\""),
+            std::string::npos);
+  parseError("{} x");
+  parseError("");
+  parseError("  ");
+  parseError("// comment\n{}");
+  parseError("tru");
+  parseError("nul");
+  parseError(std::string(65, '[') + std::string(65, ']'));
+  parseOk(std::string(64, '[') + std::string(64, ']'));
+}
+
+//===----------------------------------------------------------------------===//
+// Files
+//===----------------------------------------------------------------------===//
+
+/// A fresh directory for one test.
+std::string tempDir(const std::string &name) {
+  fs::path p = fs::temp_directory_path() /
+               ("moe-reference-modeltest-" + std::to_string(getpid()) + "-" +
+                name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+void writeBytes(const std::string &path, const std::string &bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f << bytes;
+}
+
+std::string f32Bytes(std::vector<float> values) {
+  std::string s(values.size() * 4, '\0');
+  std::memcpy(&s[0], values.data(), s.size()); // little-endian hosts
+  return s;
+}
+
+std::string u16Bytes(std::vector<uint16_t> values) {
+  std::string s(values.size() * 2, '\0');
+  std::memcpy(&s[0], values.data(), s.size());
+  return s;
+}
+
+/// A safetensors file with a hand-written header.
+void writeSafetensors(const std::string &path, const std::string &header,
+                      const std::string &data) {
+  std::string h = header;
+  while (h.size() % 8) h += ' ';
+  std::string size(8, '\0');
+  uint64_t n = h.size();
+  for (int i = 0; i < 8; ++i) size[size_t(i)] = char((n >> (8 * i)) & 0xFF);
+  writeBytes(path, size + h + data);
+}
+
+TEST(SafeTensors, ReadsEveryComputeDType) {
+  std::string dir = tempDir("dtypes");
+  // a: F32 [2] = 1.5, -2; b: BF16 [1, 2] = 1 (0x3F80), -3 (0xC040);
+  // c: F16 [] = 1 (0x3C00); d: I64 [1], listed but not readable.
+  writeSafetensors(
+      dir + "/model.safetensors",
+      "{\"__metadata__\":{\"format\":\"pt\"},"
+      "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+      "\"b\":{\"dtype\":\"BF16\",\"shape\":[1,2],\"data_offsets\":[8,12]},"
+      "\"c\":{\"dtype\":\"F16\",\"shape\":[],\"data_offsets\":[12,14]},"
+      "\"d\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[16,24]}}",
+      f32Bytes({1.5f, -2.0f}) + u16Bytes({0x3F80, 0xC040}) +
+          u16Bytes({0x3C00, 0}) + std::string(8, '\0'));
+  st::Reader r;
+  std::string err;
+  ASSERT_TRUE(r.openDir(dir, &err)) << err;
+  EXPECT_EQ(r.tensors().size(), 4u);
+  std::vector<double> v;
+  const st::TensorEntry *a = r.find("a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->shape, (std::vector<int64_t>{2}));
+  ASSERT_TRUE(r.read(*a, &v, &err)) << err;
+  EXPECT_EQ(v, (std::vector<double>{1.5, -2.0}));
+  ASSERT_TRUE(r.read(*r.find("b"), &v, &err)) << err;
+  EXPECT_EQ(v, (std::vector<double>{1.0, -3.0}));
+  EXPECT_EQ(r.find("b")->shape, (std::vector<int64_t>{1, 2}));
+  ASSERT_TRUE(r.read(*r.find("c"), &v, &err)) << err;
+  EXPECT_EQ(v, (std::vector<double>{1.0}));
+  EXPECT_TRUE(r.find("c")->shape.empty());
+  EXPECT_FALSE(r.read(*r.find("d"), &v, &err));
+  EXPECT_NE(err.find("tensor d has dtype I64"), std::string::npos) << err;
+  EXPECT_EQ(r.find("e"), nullptr);
+  fs::remove_all(dir);
+}
+
+TEST(SafeTensors, RejectsBadHeaders) {
+  std::string dir = tempDir("bad");
+  std::string file = dir + "/model.safetensors";
+  auto openError = [&](const std::string &header, const std::string &data) {
+    writeSafetensors(file, header, data);
+    st::Reader r;
+    std::string err;
+    EXPECT_FALSE(r.openDir(dir, &err)) << header;
+    return err;
+  };
+  // Past the end of the data; size not matching dtype and shape; an
+  // unknown dtype; a bad shape; not JSON.
+  EXPECT_NE(openError("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
+                      "\"data_offsets\":[0,8]}}",
+                      std::string(4, '\0'))
+                .find("data_offsets outside the data section"),
+            std::string::npos);
+  EXPECT_NE(openError("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],"
+                      "\"data_offsets\":[0,8]}}",
+                      std::string(8, '\0'))
+                .find("spans 8 bytes, expected 12"),
+            std::string::npos);
+  EXPECT_NE(openError("{\"a\":{\"dtype\":\"Q4\",\"shape\":[1],"
+                      "\"data_offsets\":[0,1]}}",
+                      std::string(8, '\0'))
+                .find("unknown dtype Q4"),
+            std::string::npos);
+  EXPECT_NE(openError("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],"
+                      "\"data_offsets\":[0,4]}}",
+                      std::string(8, '\0'))
+                .find("a shape entry is not a count"),
+            std::string::npos);
+  EXPECT_NE(openError("{\"a\":", "").find("invalid header JSON"),
+            std::string::npos);
+  // A header size larger than the file.
+  writeBytes(file, std::string("\xff\x00\x00\x00\x00\x00\x00\x00", 8));
+  st::Reader r;
+  std::string err;
+  EXPECT_FALSE(r.openDir(dir, &err));
+  EXPECT_NE(err.find("exceeds the file"), std::string::npos) << err;
+  fs::remove_all(dir);
+  EXPECT_FALSE(r.openDir(dir, &err));
+  EXPECT_NE(err.find("no model.safetensors"), std::string::npos) << err;
+}
+
+TEST(SafeTensors, Shards) {
+  std::string dir = tempDir("shards");
+  writeSafetensors(dir + "/s1.safetensors",
+                   "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],"
+                   "\"data_offsets\":[0,4]}}",
+                   f32Bytes({3.0f}));
+  writeSafetensors(dir + "/s2.safetensors",
+                   "{\"y\":{\"dtype\":\"F32\",\"shape\":[1],"
+                   "\"data_offsets\":[0,4]}}",
+                   f32Bytes({4.0f}));
+  writeBytes(dir + "/model.safetensors.index.json",
+             "{\"metadata\": {\"total_size\": 8}, \"weight_map\": "
+             "{\"x\": \"s1.safetensors\", \"y\": \"s2.safetensors\"}}");
+  st::Reader r;
+  std::string err;
+  ASSERT_TRUE(r.openDir(dir, &err)) << err;
+  std::vector<double> v;
+  ASSERT_TRUE(r.read(*r.find("y"), &v, &err)) << err;
+  EXPECT_EQ(v, (std::vector<double>{4.0}));
+  // The index must name the shard that holds each tensor.
+  writeBytes(dir + "/model.safetensors.index.json",
+             "{\"weight_map\": {\"x\": \"s2.safetensors\", \"y\": "
+             "\"s2.safetensors\"}}");
+  st::Reader r2;
+  EXPECT_FALSE(r2.openDir(dir, &err));
+  EXPECT_NE(err.find("maps x to s2.safetensors"), std::string::npos) << err;
+  fs::remove_all(dir);
+}
+
+//===----------------------------------------------------------------------===//
+// Configs
+//===----------------------------------------------------------------------===//
+
+hf::LayerPlan plan(const std::string &config, int64_t layer) {
+  hf::LayerPlan p;
+  std::string err;
+  EXPECT_TRUE(hf::planLayer(parseOk(config), "config.json", layer, &p, &err))
+      << err;
+  return p;
+}
+
+std::string planError(const std::string &config, int64_t layer) {
+  hf::LayerPlan p;
+  std::string err;
+  EXPECT_FALSE(hf::planLayer(parseOk(config), "config.json", layer, &p, &err));
+  return err;
+}
+
+std::vector<std::string> roles(const hf::LayerPlan &p) {
+  std::vector<std::string> r;
+  for (const hf::Operand &o : p.operands) r.push_back(o.role);
+  return r;
+}
+
+const std::string kSizes = "\"hidden_size\": 4, \"num_hidden_layers\": 4, "
+                           "\"num_experts_per_tok\": 2, ";
+
+TEST(HfConfig, Mixtral) {
+  hf::LayerPlan p = plan("{\"model_type\": \"mixtral\", " + kSizes +
+                             "\"num_local_experts\": 3, "
+                             "\"intermediate_size\": 5}",
+                         3);
+  EXPECT_EQ(p.E, 3);
+  EXPECT_EQ(p.f, 5);
+  EXPECT_TRUE(p.cfg.routing.renormalize);
+  EXPECT_EQ(p.cfg.routing.score, Score::Softmax);
+  EXPECT_EQ(p.cfg.act, Act::Silu);
+  EXPECT_EQ(roles(p), (std::vector<std::string>{"router", "gate", "up", "down"}));
+  EXPECT_EQ(p.operands[0].names,
+            (std::vector<std::string>{
+                "model.layers.3.block_sparse_moe.gate.weight"}));
+  EXPECT_EQ(p.operands[2].names,
+            (std::vector<std::string>{
+                "model.layers.3.block_sparse_moe.experts.0.w3.weight",
+                "model.layers.3.block_sparse_moe.experts.1.w3.weight",
+                "model.layers.3.block_sparse_moe.experts.2.w3.weight"}));
+  EXPECT_EQ(p.operands[3].shape, (std::vector<int64_t>{3, 4, 5}));
+}
+
+TEST(HfConfig, QwenSparseLayersAndSharedExpert) {
+  std::string cfg = "{\"model_type\": \"qwen2_moe\", " + kSizes +
+                    "\"num_experts\": 4, \"moe_intermediate_size\": 3, "
+                    "\"shared_expert_intermediate_size\": 6, "
+                    "\"decoder_sparse_step\": 2, \"mlp_only_layers\": [3], "
+                    "\"hidden_act\": \"gelu\"}";
+  // (L + 1) % 2 == 0 -> 1, 3; 3 is MLP-only -> 1.
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(hf::sparseLayers(parseOk(cfg), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{1}));
+  EXPECT_NE(planError(cfg, 3).find("layer 3 is dense"), std::string::npos);
+  EXPECT_NE(planError(cfg, 4).find("layer 4 does not exist"),
+            std::string::npos);
+  hf::LayerPlan p = plan(cfg, 1);
+  EXPECT_FALSE(p.cfg.routing.renormalize); // norm_topk_prob defaults to false
+  EXPECT_EQ(p.cfg.act, Act::GeluErf);      // "gelu" is the erf form
+  EXPECT_EQ(p.cfg.shared, SharedKind::Gated);
+  EXPECT_EQ(roles(p),
+            (std::vector<std::string>{"router", "gate", "up", "down",
+                                      "shared_gate", "shared_up",
+                                      "shared_down", "shared_sigmoid_gate"}));
+  EXPECT_EQ(p.operands[4].names[0],
+            "model.layers.1.mlp.shared_expert.gate_proj.weight");
+  EXPECT_EQ(p.operands[4].shape, (std::vector<int64_t>{6, 4}));
+  EXPECT_EQ(p.operands[7].names[0],
+            "model.layers.1.mlp.shared_expert_gate.weight");
+  EXPECT_NE(planError("{\"model_type\": \"qwen2_moe\", " + kSizes +
+                          "\"num_experts\": 4, \"moe_intermediate_size\": 3}",
+                      0)
+                .find("missing key \"shared_expert_intermediate_size\""),
+            std::string::npos);
+}
+
+TEST(HfConfig, Qwen3AndOlmoeFollowNormTopkProb) {
+  std::string qwen3 = "{\"model_type\": \"qwen3_moe\", " + kSizes +
+                      "\"num_experts\": 4, \"moe_intermediate_size\": 3, ";
+  EXPECT_TRUE(plan(qwen3 + "\"norm_topk_prob\": true}", 0).cfg.routing.renormalize);
+  EXPECT_FALSE(plan(qwen3 + "\"norm_topk_prob\": null}", 0).cfg.routing.renormalize);
+  std::string olmoe = "{\"model_type\": \"olmoe\", " + kSizes +
+                      "\"num_experts\": 4, \"intermediate_size\": 3, ";
+  EXPECT_FALSE(plan(olmoe + "\"hidden_act\": \"silu\"}", 0).cfg.routing.renormalize);
+  EXPECT_TRUE(plan(olmoe + "\"norm_topk_prob\": true}", 0).cfg.routing.renormalize);
+  EXPECT_NE(planError(olmoe + "\"norm_topk_prob\": 1}", 0)
+                .find("\"norm_topk_prob\" must be a boolean"),
+            std::string::npos);
+}
+
+TEST(HfConfig, Granite) {
+  hf::LayerPlan p = plan("{\"model_type\": \"granitemoe\", " + kSizes +
+                             "\"num_local_experts\": 3, "
+                             "\"intermediate_size\": 5, "
+                             "\"hidden_act\": \"gelu_pytorch_tanh\"}",
+                         0);
+  EXPECT_EQ(p.cfg.routing.score, Score::Logits);
+  EXPECT_EQ(p.cfg.routing.weights, Weights::SoftmaxSelected);
+  EXPECT_FALSE(p.cfg.routing.renormalize);
+  EXPECT_EQ(p.cfg.act, Act::GeluTanh);
+  EXPECT_EQ(roles(p), (std::vector<std::string>{"router", "gate_up", "down"}));
+  EXPECT_EQ(p.operands[0].names[0],
+            "model.layers.0.block_sparse_moe.router.layer.weight");
+  EXPECT_EQ(p.operands[1].shape, (std::vector<int64_t>{3, 10, 4}));
+  EXPECT_FALSE(p.operands[1].stacked);
+}
+
+TEST(HfConfig, DeepSeekV2) {
+  std::string base = "{\"model_type\": \"deepseek_v2\", " + kSizes +
+                     "\"n_routed_experts\": 8, \"moe_intermediate_size\": 3, "
+                     "\"first_k_dense_replace\": 1, \"moe_layer_freq\": 2, "
+                     "\"routed_scaling_factor\": 16.0, ";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "\"n_shared_experts\": 2}"),
+                               "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{2})); // >= 1 and even
+  hf::LayerPlan p = plan(base + "\"n_shared_experts\": 2, \"topk_method\": "
+                                "\"group_limited_greedy\", \"n_group\": 4, "
+                                "\"topk_group\": 2}",
+                         2);
+  const RoutingConfig &r = p.cfg.routing;
+  EXPECT_EQ(r.select, Select::GroupedTopK);
+  EXPECT_EQ(r.groupScore, GroupScore::Max);
+  EXPECT_EQ(r.groups, 4);
+  EXPECT_EQ(r.topkGroup, 2);
+  EXPECT_FALSE(r.renormalize);
+  EXPECT_EQ(r.scale, 16.0); // raw weights are scaled
+  EXPECT_EQ(p.cfg.shared, SharedKind::Plain);
+  EXPECT_EQ(p.operands.back().names[0],
+            "model.layers.2.mlp.shared_experts.down_proj.weight");
+  EXPECT_EQ(p.operands.back().shape, (std::vector<int64_t>{4, 6})); // 2 * 3
+  // Renormalizing replaces scaling; with k = 1 the published code scales.
+  hf::LayerPlan n = plan(base + "\"n_shared_experts\": null, "
+                                "\"norm_topk_prob\": true}",
+                         2);
+  EXPECT_EQ(n.cfg.routing.select, Select::TopK); // greedy
+  EXPECT_TRUE(n.cfg.routing.renormalize);
+  EXPECT_EQ(n.cfg.routing.scale, 1.0);
+  EXPECT_EQ(n.cfg.shared, SharedKind::None);
+  EXPECT_EQ(roles(n), (std::vector<std::string>{"router", "gate", "up", "down"}));
+  std::string k1 = base;
+  k1.replace(k1.find("\"num_experts_per_tok\": 2"), 24,
+             "\"num_experts_per_tok\": 1");
+  hf::LayerPlan one = plan(k1 + "\"n_shared_experts\": 0, "
+                                "\"norm_topk_prob\": true}",
+                           2);
+  EXPECT_FALSE(one.cfg.routing.renormalize);
+  EXPECT_EQ(one.cfg.routing.scale, 16.0);
+  EXPECT_NE(planError(base + "\"topk_method\": \"greedy\"}", 2)
+                .find("missing key \"n_shared_experts\""),
+            std::string::npos);
+}
+
+TEST(HfConfig, DeepSeekV3) {
+  hf::LayerPlan p = plan("{\"model_type\": \"deepseek_v3\", " + kSizes +
+                             "\"n_routed_experts\": 8, "
+                             "\"moe_intermediate_size\": 3, "
+                             "\"n_shared_experts\": 1, \"n_group\": 4, "
+                             "\"topk_group\": 2}",
+                         0);
+  const RoutingConfig &r = p.cfg.routing;
+  EXPECT_EQ(r.score, Score::Sigmoid);
+  EXPECT_EQ(r.select, Select::GroupedTopK);
+  EXPECT_EQ(r.groupScore, GroupScore::SumTop2);
+  EXPECT_TRUE(r.renormalize); // the defaults of DeepseekV3Config
+  EXPECT_EQ(r.scale, 2.5);
+  EXPECT_EQ(roles(p),
+            (std::vector<std::string>{"router", "bias", "gate", "up", "down",
+                                      "shared_gate", "shared_up",
+                                      "shared_down"}));
+  EXPECT_EQ(p.operands[1].names[0],
+            "model.layers.0.mlp.gate.e_score_correction_bias");
+  EXPECT_TRUE(p.operands[1].alwaysF32);
+  EXPECT_NE(planError("{\"model_type\": \"deepseek_v3\", " + kSizes +
+                          "\"n_routed_experts\": 8, "
+                          "\"moe_intermediate_size\": 3, "
+                          "\"n_shared_experts\": 1, \"n_group\": 8, "
+                          "\"topk_group\": 2}",
+                      0)
+                .find("at least 2 experts per group"),
+            std::string::npos);
+}
+
+TEST(HfConfig, Errors) {
+  EXPECT_NE(planError("{\"model_type\": \"llama\"}", 0)
+                .find("config.json: unsupported model_type \"llama\""),
+            std::string::npos);
+  EXPECT_NE(planError("{\"model_type\": \"mixtral\", \"hidden_size\": \"4\"}", 0)
+                .find("\"hidden_size\" must be an integer, found a string"),
+            std::string::npos);
+  EXPECT_NE(planError("{\"model_type\": \"mixtral\", " + kSizes +
+                          "\"num_local_experts\": 3}",
+                      0)
+                .find("missing key \"intermediate_size\""),
+            std::string::npos);
+  EXPECT_NE(planError("{\"model_type\": \"mixtral\", " + kSizes +
+                          "\"num_local_experts\": 1, "
+                          "\"intermediate_size\": 5}",
+                      0)
+                .find("num_experts_per_tok exceeds"),
+            std::string::npos);
+  EXPECT_NE(planError("{\"model_type\": \"mixtral\", " + kSizes +
+                          "\"num_local_experts\": 3, "
+                          "\"intermediate_size\": 5, \"hidden_act\": \"tanh\"}",
+                      0)
+                .find("unsupported hidden_act \"tanh\""),
+            std::string::npos);
+}
+
+//===----------------------------------------------------------------------===//
+// Tiny models, from the files to y
+//===----------------------------------------------------------------------===//
+
+Mat mat(int64_t r, int64_t c, std::vector<double> v) {
+  Mat m(r, c);
+  m.v = std::move(v);
+  return m;
+}
+
+/// Plans, reads and runs layer 0 of the model in `dir` on `x`.
+LayerResult runModel(const std::string &dir, const Mat &x) {
+  std::ifstream f(dir + "/config.json");
+  std::string text((std::istreambuf_iterator<char>(f)),
+                   std::istreambuf_iterator<char>());
+  hf::LayerPlan p;
+  st::Reader r;
+  hf::LayerWeights w;
+  std::string err;
+  EXPECT_TRUE(hf::planLayer(parseOk(text), "config.json", 0, &p, &err) &&
+              r.openDir(dir, &err) && hf::loadWeights(r, p, &w, &err))
+      << err;
+  return layer(p.cfg, hf::layerInputs(p, w, x), nullptr);
+}
+
+// Mixtral, d = 2, E = 2, f = 1, k = 1, x = [1, 0]:
+//   Wg = I -> z = [1, 0]: expert 0, softmax weight e / (e + 1), renormalized
+//   over the one slot: 1.
+//   Expert 0: w1 = [2, 0], w3 = [3, 0], w2 = [1, 0.5]^T:
+//   gate x = 2, up x = 3, h = silu(2) * 3 = 3 * 2 / (1 + e^-2),
+//   y = [h, h / 2] = [5.284782467867295, 2.6423912339336475].
+// Expert 1 (all 9s) would give something else entirely.
+TEST(TinyModel, MixtralByHand) {
+  std::string dir = tempDir("mixtral");
+  writeBytes(dir + "/config.json",
+             "{\"model_type\": \"mixtral\", \"hidden_size\": 2, "
+             "\"num_hidden_layers\": 1, \"num_local_experts\": 2, "
+             "\"num_experts_per_tok\": 1, \"intermediate_size\": 1, "
+             "\"hidden_act\": \"silu\"}");
+  std::string p = "model.layers.0.block_sparse_moe.";
+  std::string header = "{";
+  std::string data;
+  auto add = [&](const std::string &name, const std::string &shape,
+                 std::vector<float> v) {
+    size_t begin = data.size();
+    data += f32Bytes(v);
+    header += std::string(header.size() > 1 ? "," : "") + "\"" + name +
+              "\":{\"dtype\":\"F32\",\"shape\":" + shape +
+              ",\"data_offsets\":[" + std::to_string(begin) + "," +
+              std::to_string(data.size()) + "]}";
+  };
+  add(p + "gate.weight", "[2,2]", {1, 0, 0, 1});
+  add(p + "experts.0.w1.weight", "[1,2]", {2, 0});
+  add(p + "experts.0.w3.weight", "[1,2]", {3, 0});
+  add(p + "experts.0.w2.weight", "[2,1]", {1, 0.5});
+  add(p + "experts.1.w1.weight", "[1,2]", {9, 9});
+  add(p + "experts.1.w3.weight", "[1,2]", {9, 9});
+  add(p + "experts.1.w2.weight", "[2,1]", {9, 9});
+  writeSafetensors(dir + "/model.safetensors", header + "}", data);
+
+  LayerResult res = runModel(dir, mat(1, 2, {1, 0}));
+  double h = 3.0 * 2.0 / (1.0 + std::exp(-2.0));
+  EXPECT_EQ(res.routing.id(0, 0), 0);
+  EXPECT_NEAR(res.y.at(0, 0), h, 1e-14);
+  EXPECT_NEAR(res.y.at(0, 1), h / 2, 1e-14);
+  EXPECT_NEAR(h, 5.284782467867295, 1e-14);
+  fs::remove_all(dir);
+}
+
+// Granite, d = 2, E = 1, f = 1, k = 1, x = [1, 1]: input_linear [1, 2, 2]
+// holds the gate row [1, 0] first, then the up row [0, 2]; output_linear
+// [1, 2, 1] = [1, -1]. gate x = 1, up x = 2: h = silu(1) * 2 =
+// 2 / (1 + e^-1) = 1.4621171572600098; the softmax over one selected logit
+// is 1; y = [h, -h]. Swapping gate and up would give silu(2) * 1 = 1.7616.
+TEST(TinyModel, GraniteFusedGateFirst) {
+  std::string dir = tempDir("granite");
+  writeBytes(dir + "/config.json",
+             "{\"model_type\": \"granitemoe\", \"hidden_size\": 2, "
+             "\"num_hidden_layers\": 1, \"num_local_experts\": 1, "
+             "\"num_experts_per_tok\": 1, \"intermediate_size\": 1}");
+  std::string p = "model.layers.0.block_sparse_moe.";
+  writeSafetensors(
+      dir + "/model.safetensors",
+      "{\"" + p + "router.layer.weight\":{\"dtype\":\"BF16\",\"shape\":[1,2],"
+      "\"data_offsets\":[0,4]},\"" + p + "input_linear.weight\":{\"dtype\":"
+      "\"BF16\",\"shape\":[1,2,2],\"data_offsets\":[4,12]},\"" + p +
+      "output_linear.weight\":{\"dtype\":\"BF16\",\"shape\":[1,2,1],"
+      "\"data_offsets\":[12,16]}}",
+      // bf16: 1 = 0x3F80, 2 = 0x4000, -1 = 0xBF80, 0.5 = 0x3F00.
+      u16Bytes({0x3F00, 0x3F00, 0x3F80, 0, 0, 0x4000, 0x3F80, 0xBF80}));
+  LayerResult res = runModel(dir, mat(1, 2, {1, 1}));
+  double h = 2.0 / (1.0 + std::exp(-1.0));
+  EXPECT_NEAR(res.y.at(0, 0), h, 1e-14);
+  EXPECT_NEAR(res.y.at(0, 1), -h, 1e-14);
+  EXPECT_NEAR(h, 1.4621171572600098, 1e-14);
+
+  // A tensor of another dtype than the router's is refused.
+  writeSafetensors(
+      dir + "/model.safetensors",
+      "{\"" + p + "router.layer.weight\":{\"dtype\":\"BF16\",\"shape\":[1,2],"
+      "\"data_offsets\":[0,4]},\"" + p + "input_linear.weight\":{\"dtype\":"
+      "\"F16\",\"shape\":[1,2,2],\"data_offsets\":[4,12]},\"" + p +
+      "output_linear.weight\":{\"dtype\":\"BF16\",\"shape\":[1,2,1],"
+      "\"data_offsets\":[12,16]}}",
+      u16Bytes({0, 0, 0, 0, 0, 0, 0, 0}));
+  std::ifstream f(dir + "/config.json");
+  std::string text((std::istreambuf_iterator<char>(f)),
+                   std::istreambuf_iterator<char>());
+  hf::LayerPlan plan;
+  st::Reader r;
+  hf::LayerWeights w;
+  std::string err;
+  ASSERT_TRUE(hf::planLayer(parseOk(text), "config.json", 0, &plan, &err));
+  ASSERT_TRUE(r.openDir(dir, &err)) << err;
+  EXPECT_FALSE(hf::loadWeights(r, plan, &w, &err));
+  EXPECT_NE(err.find("input_linear.weight has dtype F16, expected bf16"),
+            std::string::npos)
+      << err;
+  fs::remove_all(dir);
+}
+
+} // namespace

@@ -1,0 +1,374 @@
+//===- moe-compile.cpp - ahead-of-time compilation of moe modules ---------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+//   moe-compile IN.mlir -o OUT.(o|so) [--header OUT.h] [--target cpu]
+//               [--mcpu NAME]
+//
+// Compiles every layer function of the module (one [T, d] tensor in, one
+// [T, d_out] tensor out) for the host and emits an object file, or a shared
+// library that also holds the runtime: the C API of moe_runtime.h loads the
+// weights from a checkpoint, runs the layers and reads their statistics.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/InitMoE.h"
+#include "moe/Pipelines/Pipelines.h"
+#include "moe/Runner/Runner.h"
+
+#include "Manifest.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+namespace cl = llvm::cl;
+
+static cl::OptionCategory category("moe-compile options");
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<in.mlir>"),
+                                      cl::Required, cl::cat(category));
+static cl::opt<std::string>
+    outputFile("o", cl::desc("Output: an object file (.o) or a shared "
+                             "library (.so) with the runtime"),
+               cl::Required, cl::cat(category));
+static cl::opt<std::string> headerFile("header",
+                                       cl::desc("Write the C header here"),
+                                       cl::cat(category));
+static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
+                                   cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string>
+    mcpu("mcpu",
+         cl::desc("CPU to compile for (default: this host's, e.g. znver5; "
+                  "x86-64-v3 for any AVX2 machine)"),
+         cl::cat(category));
+static cl::opt<bool> noStats("no-stats",
+                             cl::desc("Do not record expert statistics"),
+                             cl::cat(category));
+
+static int fail(const llvm::Twine &message) {
+  llvm::errs() << "moe-compile: error: " << message << "\n";
+  return 1;
+}
+
+//===----------------------------------------------------------------------===//
+// The model descriptor
+//===----------------------------------------------------------------------===//
+
+/// A private constant C string.
+static llvm::Constant *cString(llvm::Module &module, llvm::StringRef text,
+                               const llvm::Twine &name) {
+  llvm::Constant *data =
+      llvm::ConstantDataArray::getString(module.getContext(), text, true);
+  auto *global = new llvm::GlobalVariable(
+      module, data->getType(), /*isConstant=*/true,
+      llvm::GlobalValue::PrivateLinkage, data, name);
+  global->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+  return global;
+}
+
+/// Emits `moe_compiled_model_descriptor()` (runtime/CompiledModel.h): the
+/// manifest and, per layer, its name and C-interface entry point.
+static llvm::Error addDescriptor(llvm::Module &module,
+                                 const ::moe::rt::Manifest &manifest) {
+  llvm::LLVMContext &ctx = module.getContext();
+  llvm::Type *i64 = llvm::Type::getInt64Ty(ctx);
+  llvm::PointerType *ptr = llvm::PointerType::getUnqual(ctx);
+  auto *layerType = llvm::StructType::get(ctx, {ptr, ptr});
+
+  SmallVector<llvm::Constant *> layers;
+  for (const ::moe::rt::LayerEntry &layer : manifest.layers) {
+    std::string symbol = "_mlir_ciface_" + layer.name;
+    llvm::Function *entry = module.getFunction(symbol);
+    if (!entry)
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "layer " + layer.name + " has no C-interface entry point " + symbol);
+    layers.push_back(llvm::ConstantStruct::get(
+        layerType, {cString(module, layer.name, "moe.layer.name"), entry}));
+  }
+  auto *layerArrayType = llvm::ArrayType::get(layerType, layers.size());
+  auto *layerArray = new llvm::GlobalVariable(
+      module, layerArrayType, true, llvm::GlobalValue::PrivateLinkage,
+      llvm::ConstantArray::get(layerArrayType, layers), "moe.layers");
+
+  auto *descriptorType = llvm::StructType::get(ctx, {i64, ptr, i64, ptr});
+  auto *descriptor = new llvm::GlobalVariable(
+      module, descriptorType, true, llvm::GlobalValue::PrivateLinkage,
+      llvm::ConstantStruct::get(
+          descriptorType,
+          {llvm::ConstantInt::get(i64, MOE_RUNTIME_ABI_VERSION),
+           cString(module, manifest.toJSON(), "moe.manifest"),
+           llvm::ConstantInt::get(i64, layers.size()), layerArray}),
+      "moe.descriptor");
+
+  auto *function = llvm::Function::Create(
+      llvm::FunctionType::get(ptr, false), llvm::GlobalValue::ExternalLinkage,
+      "moe_compiled_model_descriptor", module);
+  llvm::IRBuilder<> builder(llvm::BasicBlock::Create(ctx, "entry", function));
+  builder.CreateRet(descriptor);
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Code generation and linking
+//===----------------------------------------------------------------------===//
+
+static llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+hostTargetMachine() {
+  llvm::Triple triple(llvm::sys::getProcessTriple());
+  std::string error;
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), error);
+  std::string cpu = mcpu.empty() ? llvm::sys::getHostCPUName().str() : mcpu;
+  std::string features;
+  if (mcpu.empty()) {
+    for (const auto &feature : llvm::sys::getHostCPUFeatures())
+      features += (feature.second ? "+" : "-") + feature.first().str() + ",";
+  }
+  llvm::TargetOptions options;
+  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
+      triple, cpu, features, options, llvm::Reloc::PIC_,
+      std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  if (!machine)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "cannot create a target machine for " +
+                                       triple.str() + " (" + cpu + ")");
+  return machine;
+}
+
+static llvm::Error writeObject(llvm::Module &module,
+                               llvm::TargetMachine &machine,
+                               llvm::StringRef path) {
+  std::error_code ec;
+  llvm::ToolOutputFile out(path, ec, llvm::sys::fs::OF_None);
+  if (ec)
+    return llvm::createStringError(ec, "cannot write " + path + ": " +
+                                           ec.message());
+  llvm::legacy::PassManager pm;
+  if (machine.addPassesToEmitFile(pm, out.os(), nullptr,
+                                  llvm::CodeGenFileType::ObjectFile))
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "the target cannot emit object files");
+  pm.run(module);
+  out.keep();
+  return llvm::Error::success();
+}
+
+/// Links `object` with the runtime into a shared library that exports the
+/// C API only.
+static llvm::Error linkSharedLibrary(llvm::StringRef object,
+                                     llvm::StringRef output,
+                                     llvm::StringRef argv0) {
+  auto driver = llvm::sys::findProgramByName("c++");
+  if (!driver)
+    driver = llvm::sys::findProgramByName("g++");
+  if (!driver)
+    return llvm::createStringError(driver.getError(),
+                                   "no C++ compiler driver (c++ or g++) in "
+                                   "PATH to link the shared library");
+
+  // The runtime archives sit in ../lib next to bin/ (build and install
+  // trees alike); LLVM's Support library comes from the LLVM installation.
+  std::string exe = llvm::sys::fs::getMainExecutable(
+      argv0.data(), reinterpret_cast<void *>(&linkSharedLibrary));
+  llvm::SmallString<256> libDir(llvm::sys::path::parent_path(exe));
+  llvm::sys::path::append(libDir, "..", "lib");
+  auto archive = [&](llvm::StringRef name) {
+    llvm::SmallString<256> path(libDir);
+    llvm::sys::path::append(path, "lib" + name + ".a");
+    return std::string(path);
+  };
+  std::vector<std::string> archives = {
+      archive("MoERuntime"), archive("MoECheckpoint"), archive("MoESupport"),
+      MOE_LLVM_LIBRARY_DIR "/libLLVMSupport.a",
+      MOE_LLVM_LIBRARY_DIR "/libLLVMDemangle.a"};
+  std::string capi = archive("MoERuntimeCApi");
+  for (const std::string &path : archives)
+    if (!llvm::sys::fs::exists(path))
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "runtime library " + path + " not found");
+
+  // Export the C API only; keep everything else (LLVM's Support, the
+  // generated code) private to the library.
+  llvm::SmallString<256> script;
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("moe-exports", "map", script))
+    return llvm::createStringError(ec, "cannot create a temporary file");
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(script, ec);
+    os << "{ global: moe_*; local: *; };\n";
+  }
+
+  std::vector<std::string> args = {*driver, "-shared", "-o", output.str(),
+                                   object.str(), "-Wl,--whole-archive", capi,
+                                   "-Wl,--no-whole-archive"};
+  args.insert(args.end(), archives.begin(), archives.end());
+  for (const char *flag : {"-lpthread", "-lm", "-ldl", "-Wl,--no-undefined"})
+    args.push_back(flag);
+  args.push_back(("-Wl,--version-script=" + script).str());
+  SmallVector<llvm::StringRef> refs(args.begin(), args.end());
+  std::string message;
+  int status = llvm::sys::ExecuteAndWait(*driver, refs, std::nullopt, {}, 0,
+                                         0, &message);
+  llvm::sys::fs::remove(script);
+  if (status != 0)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "linking " + output + " failed" +
+            (message.empty() ? "" : ": " + message));
+  return llvm::Error::success();
+}
+
+/// The text of runtime/include/moe_runtime.h.
+static const char *const kRuntimeHeader =
+#include "RuntimeHeader.inc"
+    ;
+
+/// The C header: the runtime's API and the layers of this model, in one
+/// file that needs nothing else.
+static llvm::Error writeHeader(llvm::StringRef path,
+                               const ::moe::rt::Manifest &manifest) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec)
+    return llvm::createStringError(ec, "cannot write " + path);
+  std::string guard = "MOE_MODEL_" +
+                      llvm::sys::path::stem(path).upper() + "_H";
+  for (char &c : guard)
+    if (!llvm::isAlnum(c))
+      c = '_';
+  os << "/* Generated by moe-compile from " << llvm::sys::path::filename(
+                                                  inputFile)
+     << ". */\n";
+  os << "#ifndef " << guard << "\n#define " << guard << "\n\n";
+  os << "/* The C API of moe-compiled models (moe_runtime.h). */\n"
+     << kRuntimeHeader << "\n";
+  os << "/* Layers of this model, in the order of moe_model_layer_info:\n";
+  for (auto [i, layer] : llvm::enumerate(manifest.layers))
+    os << " *   " << i << ": " << layer.name << " (" << layer.hidden
+       << " -> " << layer.output << ", "
+       << ::moe::rt::dtypeName(layer.dtype) << ")\n";
+  os << " */\n#define MOE_MODEL_NUM_LAYERS " << manifest.layers.size()
+     << "\n";
+  if (!manifest.checkpoint.empty())
+    os << "#define MOE_MODEL_CHECKPOINT \"" << manifest.checkpoint << "\"\n";
+  os << "\n#endif /* " << guard << " */\n";
+  return llvm::Error::success();
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "moe-compile: compile an moe module ahead of time into an object file "
+      "or a shared library with the C API of moe_runtime.h\n");
+  if (target != "cpu")
+    return fail("--target=" + target +
+                " is not available in this build (supported: cpu)");
+  bool shared = llvm::StringRef(outputFile).ends_with(".so");
+  if (!shared && !llvm::StringRef(outputFile).ends_with(".o"))
+    return fail("-o must name a .o or a .so file, found " + outputFile);
+
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  registerAllMoEDialects(registry);
+  MLIRContext context(registry);
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module =
+      parseSourceFile<ModuleOp>(inputFile, sourceMgr, &context);
+  if (!module)
+    return fail("cannot parse " + inputFile);
+
+  // The layers the C API exposes: their arguments are the caller's.
+  ::moe::rt::Manifest manifest;
+  collectLayers(*module, manifest);
+  if (manifest.layers.empty())
+    return fail(inputFile + " has no layer function: expected public "
+                            "functions from one tensor<?xDxT> to one "
+                            "tensor<?xD'xT> (T = f32, f16 or bf16)");
+  for (const ::moe::rt::LayerEntry &layer : manifest.layers) {
+    auto func = module->lookupSymbol<func::FuncOp>(layer.name);
+    markArgumentsReadOnly(func);
+    func->setAttr("llvm.emit_c_interface", UnitAttr::get(&context));
+  }
+
+  PassManager pm(&context, ModuleOp::getOperationName());
+  CPUPipelineOptions options;
+  options.stats = !noStats;
+  buildMoECPUPipeline(pm, options);
+  if (failed(pm.run(*module)))
+    return fail("compilation failed (see the diagnostics above)");
+  if (llvm::Error error = collectRuntimeTables(*module, manifest))
+    return fail(llvm::toString(std::move(error)));
+
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(*module, llvmContext, "moe-model");
+  if (!llvmModule)
+    return fail("translation to LLVM IR failed");
+  auto machine = hostTargetMachine();
+  if (!machine)
+    return fail(llvm::toString(machine.takeError()));
+  llvmModule->setDataLayout((*machine)->createDataLayout());
+  llvmModule->setTargetTriple((*machine)->getTargetTriple());
+  if (llvm::Error error = addDescriptor(*llvmModule, manifest))
+    return fail(llvm::toString(std::move(error)));
+  auto optimize = makeOptimizingTransformer(3, 0, machine->get());
+  if (llvm::Error error = optimize(llvmModule.get()))
+    return fail(llvm::toString(std::move(error)));
+
+  std::string object = outputFile;
+  if (shared)
+    object = (outputFile + ".o");
+  if (llvm::Error error = writeObject(*llvmModule, **machine, object))
+    return fail(llvm::toString(std::move(error)));
+  if (shared) {
+    llvm::Error error = linkSharedLibrary(object, outputFile, argv[0]);
+    llvm::sys::fs::remove(object);
+    if (error)
+      return fail(llvm::toString(std::move(error)));
+  }
+  if (!headerFile.empty())
+    if (llvm::Error error = writeHeader(headerFile, manifest))
+      return fail(llvm::toString(std::move(error)));
+  return 0;
+}
