@@ -19,6 +19,10 @@ config.substitutions.append(("%shlibext", config.llvm_shlib_ext))
 config.substitutions.append(("%mlir_lib_dir", config.llvm_lib_dir))
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
 config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
+config.substitutions.append(("%cc", config.c_compiler))
+config.substitutions.append(("%moe_runtime_include",
+                             os.path.join(config.moe_src_root, "runtime",
+                                          "include")))
 config.substitutions.append(("%moe_lib_dir",
                              os.path.join(config.moe_obj_root, "lib")))
 
@@ -28,7 +32,7 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [os.path.join(config.moe_obj_root, "bin"), config.llvm_tools_dir]
 tools = ["moe-opt", "moe-run", "moe-reference", "moe-capi-test",
-         "moe-gen-checkpoint", "moe-checkpoint-info", "moe-import",
+         "moe-gen-checkpoint", "moe-checkpoint-info", "moe-import", "moe-compile",
          "mlir-opt", "mlir-runner", "mlir-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
