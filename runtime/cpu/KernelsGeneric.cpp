@@ -1,0 +1,108 @@
+//===- KernelsGeneric.cpp - plain C++ micro-kernels -----------------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Portable kernels for CPUs without AVX2: the same panel layout and the same
+// k order per output element as the vector kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Kernels.h"
+
+#include <cmath>
+#include <cstring>
+
+using namespace moe::rt::cpu;
+
+float moe::rt::cpu::activationScalar(Act act, float x) {
+  switch (act) {
+  case Act::Silu:
+    return x / (1.0f + std::exp(-x));
+  case Act::Relu:
+    return std::isnan(x) ? x : (x > 0.0f ? x : 0.0f);
+  case Act::GeluTanh: {
+    float s = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + std::tanh(s));
+  }
+  case Act::GeluErf:
+    return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
+  }
+  return x;
+}
+
+uint16_t moe::rt::cpu::toBF16Scalar(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  if (std::isnan(value))
+    return static_cast<uint16_t>((bits >> 16) | 0x40);
+  return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+}
+
+float moe::rt::cpu::fromBF16Scalar(uint16_t bits) {
+  uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof(value));
+  return value;
+}
+
+static float bf16ToF32(uint16_t bits) { return fromBF16Scalar(bits); }
+
+static void panelF32(const float *const *rows, int numRows, const float *panel,
+                     int64_t k, float *c, int64_t ldc) {
+  for (int m = 0; m < numRows; ++m) {
+    float acc[kPanel] = {};
+    for (int64_t i = 0; i < k; ++i) {
+      float a = rows[m][i];
+      const float *b = panel + i * kPanel;
+      for (int j = 0; j < kPanel; ++j)
+        acc[j] += a * b[j];
+    }
+    std::memcpy(c + m * ldc, acc, sizeof(acc));
+  }
+}
+
+static void panelBF16(const uint16_t *const *rows, int numRows,
+                      const uint16_t *panel, int64_t k, float *c,
+                      int64_t ldc) {
+  for (int m = 0; m < numRows; ++m) {
+    float acc[kPanel] = {};
+    for (int64_t i = 0; i < k; i += 2) {
+      float a0 = bf16ToF32(rows[m][i]);
+      float a1 = i + 1 < k ? bf16ToF32(rows[m][i + 1]) : 0.0f;
+      const uint16_t *b = panel + (i / 2) * kPanel * 2;
+      for (int j = 0; j < kPanel; ++j)
+        acc[j] += a0 * bf16ToF32(b[2 * j]) + a1 * bf16ToF32(b[2 * j + 1]);
+    }
+    std::memcpy(c + m * ldc, acc, sizeof(acc));
+  }
+}
+
+static void activation(Act act, float *g, const float *u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    g[i] = activationScalar(act, g[i]) * (u ? u[i] : 1.0f);
+}
+
+static void toBF16(const float *src, uint16_t *dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = toBF16Scalar(src[i]);
+}
+
+static void fromBF16(const uint16_t *src, float *dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = fromBF16Scalar(src[i]);
+}
+
+static void axpy(int64_t n, float w, const float *x, float *acc) {
+  for (int64_t i = 0; i < n; ++i)
+    acc[i] += w * x[i];
+}
+
+const Kernels &moe::rt::cpu::genericKernels() {
+  static const Kernels kernels = {"generic", 4,      panelF32, panelBF16,
+                                  activation, toBF16, fromBF16, axpy};
+  return kernels;
+}
