@@ -16,6 +16,7 @@
 
 #include "CompiledModel.h"
 #include "Model.h"
+#include "cpu/ThreadPool.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -225,3 +226,9 @@ extern "C" moe_status moe_model_reset_stats(moe_model *model) {
   model->model->resetStats();
   return ok();
 }
+
+extern "C" void moe_set_num_threads(int threads) {
+  moe::rt::cpu::setNumThreads(threads);
+}
+
+extern "C" int moe_num_threads(void) { return moe::rt::cpu::numThreads(); }

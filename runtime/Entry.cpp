@@ -16,6 +16,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 using namespace moe::rt;
 
@@ -46,15 +47,22 @@ void fillWeight(Descriptor<Rank> *out, int64_t id) {
   const void *data = model ? model->weight(id) : nullptr;
   if (!data)
     misuse("weight", id);
-  const WeightEntry &entry = model->manifest().weights[id];
+  std::vector<int64_t> shape = model->manifest().weights[id].boundShape();
+  if (shape.size() != Rank) {
+    std::fprintf(stderr,
+                 "moe runtime: weight %lld requested as rank %d, bound with "
+                 "rank %zu; the module was compiled for another manifest\n",
+                 static_cast<long long>(id), Rank, shape.size());
+    std::abort();
+  }
   out->allocated = const_cast<void *>(data);
   out->aligned = const_cast<void *>(data);
   out->offset = 0;
   int64_t stride = 1;
   for (int d = Rank - 1; d >= 0; --d) {
-    out->sizes[d] = entry.shape[d];
+    out->sizes[d] = shape[d];
     out->strides[d] = stride;
-    stride *= entry.shape[d];
+    stride *= shape[d];
   }
 }
 } // namespace
@@ -90,16 +98,20 @@ extern "C" void _mlir_ciface_moe_rt_record_stats(int64_t id,
                 dropped->strides[0], tokens);
 }
 
-llvm::ArrayRef<Symbol> moe::rt::entryPoints() {
+const std::vector<Symbol> &moe::rt::entryPoints() {
 #define MOE_SYMBOL(NAME) {#NAME, reinterpret_cast<void *>(&NAME)}
 #define MOE_WEIGHT_SYMBOLS(DTYPE)                                              \
   MOE_SYMBOL(_mlir_ciface_moe_rt_weight_##DTYPE##_1d),                         \
       MOE_SYMBOL(_mlir_ciface_moe_rt_weight_##DTYPE##_2d),                     \
       MOE_SYMBOL(_mlir_ciface_moe_rt_weight_##DTYPE##_3d)
-  static const Symbol symbols[] = {
-      MOE_WEIGHT_SYMBOLS(f32), MOE_WEIGHT_SYMBOLS(f16),
-      MOE_WEIGHT_SYMBOLS(bf16),
-      MOE_SYMBOL(_mlir_ciface_moe_rt_record_stats)};
+  static const std::vector<Symbol> symbols = [] {
+    std::vector<Symbol> all = {MOE_WEIGHT_SYMBOLS(f32), MOE_WEIGHT_SYMBOLS(f16),
+                               MOE_WEIGHT_SYMBOLS(bf16),
+                               MOE_SYMBOL(_mlir_ciface_moe_rt_record_stats)};
+    const std::vector<Symbol> &kernels = cpu::ukernelEntryPoints();
+    all.insert(all.end(), kernels.begin(), kernels.end());
+    return all;
+  }();
   return symbols;
 #undef MOE_WEIGHT_SYMBOLS
 #undef MOE_SYMBOL

@@ -8,6 +8,8 @@
 
 #include "Manifest.h"
 
+#include "moe_ukernel_abi.h"
+
 #include "llvm/Support/JSON.h"
 
 using namespace moe::rt;
@@ -41,11 +43,17 @@ std::string Manifest::toJSON() const {
   for (const WeightEntry &w : weights) {
     json::Array names(w.names);
     json::Array shape(w.shape);
-    weightArray.push_back(json::Object{{"id", w.id},
-                                       {"names", std::move(names)},
-                                       {"stacked", w.stacked},
-                                       {"dtype", dtypeName(w.dtype)},
-                                       {"shape", std::move(shape)}});
+    json::Object entry{{"id", w.id},
+                       {"names", std::move(names)},
+                       {"stacked", w.stacked},
+                       {"dtype", dtypeName(w.dtype)},
+                       {"shape", std::move(shape)}};
+    if (w.packing)
+      entry["packing"] = json::Object{{"first_row", w.packing->firstRow},
+                                      {"rows", w.packing->rows},
+                                      {"dtype", dtypeName(w.packing->dtype)},
+                                      {"elements", w.packing->elements}};
+    weightArray.push_back(std::move(entry));
   }
   for (const StatsEntry &s : stats)
     statsArray.push_back(json::Object{
@@ -115,6 +123,25 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
         if (!size || *size < 0)
           return invalid("malformed weight shape");
         entry.shape.push_back(*size);
+      }
+      if (const json::Object *p = w->getObject("packing")) {
+        Packing packing;
+        auto firstRow = p->getInteger("first_row");
+        auto rows = p->getInteger("rows");
+        auto elements = p->getInteger("elements");
+        std::optional<moe_dtype> packed = dtypeOf(*p);
+        if (!firstRow || !rows || !elements || !packed ||
+            *packed == MOE_DTYPE_F16 || entry.shape.size() < 2)
+          return invalid("malformed packing of weight " + entry.names.front());
+        int64_t n = entry.shape[entry.shape.size() - 2];
+        int64_t k = entry.shape.back();
+        int64_t matrices = entry.shape.size() == 3 ? entry.shape[0] : 1;
+        if (*firstRow < 0 || *rows < 1 || *firstRow + *rows > n ||
+            *elements != matrices * moe_uk_packed_elements(
+                                        *rows, k, *packed == MOE_DTYPE_BF16))
+          return invalid("inconsistent packing of weight " +
+                         entry.names.front());
+        entry.packing = Packing{*firstRow, *rows, *packed, *elements};
       }
       if (entry.id != static_cast<int64_t>(manifest.weights.size()))
         return invalid("weight ids are not consecutive");

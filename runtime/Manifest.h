@@ -22,17 +22,39 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace moe::rt {
 
+/// A weight bound in the CPU kernels' packed layout (moe_ukernel_abi.h):
+/// rows [firstRow, firstRow + rows) of each [n, k] matrix, packed into
+/// `elements` values of `dtype` (F32 or BF16).
+struct Packing {
+  int64_t firstRow = 0;
+  int64_t rows = 0;
+  moe_dtype dtype = MOE_DTYPE_F32;
+  int64_t elements = 0;
+};
+
 struct WeightEntry {
   int64_t id = 0;
   std::vector<std::string> names;
   bool stacked = false;
+  /// Element type and shape of the checkpoint tensors (stacked: with the
+  /// leading stacking dimension).
   moe_dtype dtype = MOE_DTYPE_F32;
   std::vector<int64_t> shape;
+  std::optional<Packing> packing;
+
+  /// The shape of the buffer the runtime binds: `shape`, or the packed
+  /// elements as one dimension.
+  std::vector<int64_t> boundShape() const {
+    if (packing)
+      return {packing->elements};
+    return shape;
+  }
 };
 
 struct StatsEntry {

@@ -8,6 +8,8 @@
 
 #include "Model.h"
 
+#include "cpu/Ops.h"
+
 #include <cstdlib>
 #include <cstring>
 
@@ -63,6 +65,9 @@ llvm::Error Model::bind(const WeightEntry &weight) {
   for (int64_t d : shape)
     pieceBytes *= static_cast<size_t>(d);
 
+  if (weight.packing)
+    return bindPacked(weight, shape, dtype);
+
   // A tensor used as it is stays in the mapping when it is aligned for its
   // element type; everything else is packed once into an aligned buffer.
   if (!weight.stacked) {
@@ -90,6 +95,43 @@ llvm::Error Model::bind(const WeightEntry &weight) {
                 (*tensor)->data, pieceBytes);
   }
   weights.push_back(buffer);
+  return llvm::Error::success();
+}
+
+llvm::Error Model::bindPacked(const WeightEntry &weight,
+                              llvm::ArrayRef<int64_t> pieceShape,
+                              ckpt::DType dtype) {
+  const Packing &packing = *weight.packing;
+  size_t bytes = static_cast<size_t>(packing.elements) *
+                 elementSize(packing.dtype);
+  cpu::Buffer buffer = cpu::allocateAligned(bytes);
+  if (!buffer)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "out of memory packing weight " +
+                                       weight.names.front());
+  // Each checkpoint tensor holds one [n, k] matrix (stacked) or all of
+  // them ([n, k] or [E, n, k]).
+  int64_t n = weight.shape[weight.shape.size() - 2];
+  int64_t k = weight.shape.back();
+  int64_t perMatrix =
+      cpu::packedElements(packing.rows, k, packing.dtype);
+  int64_t perTensor = 1;
+  for (int64_t d : pieceShape.drop_back(2))
+    perTensor *= d;
+  char *out = static_cast<char *>(buffer.get());
+  for (auto [i, name] : llvm::enumerate(weight.names)) {
+    auto tensor = checkpoint->require(name, pieceShape, {dtype});
+    if (!tensor)
+      return tensor.takeError();
+    const char *first = static_cast<const char *>((*tensor)->data) +
+                        packing.firstRow * k * elementSize(weight.dtype);
+    cpu::packPanels(first, weight.dtype, perTensor, packing.rows, k, n * k,
+                    out + i * perTensor * perMatrix *
+                              elementSize(packing.dtype),
+                    packing.dtype);
+  }
+  weights.push_back(buffer.get());
+  packed.emplace_back(buffer.release());
   return llvm::Error::success();
 }
 

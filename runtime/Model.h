@@ -17,6 +17,7 @@
 #ifndef MOE_RUNTIME_MODEL_H
 #define MOE_RUNTIME_MODEL_H
 
+#include "EntryPoints.h"
 #include "Manifest.h"
 
 #include "moe/Checkpoint/SafeTensors.h"
@@ -56,6 +57,9 @@ public:
 private:
   Model() = default;
   llvm::Error bind(const WeightEntry &weight);
+  llvm::Error bindPacked(const WeightEntry &weight,
+                         llvm::ArrayRef<int64_t> pieceShape,
+                         mlir::moe::checkpoint::DType dtype);
 
   struct FreeDeleter {
     void operator()(void *p) const { std::free(p); }
@@ -84,13 +88,6 @@ private:
 
 /// The model bound on this thread, or nullptr.
 Model *currentModel();
-
-/// The runtime functions that generated code calls, for a JIT to resolve.
-struct Symbol {
-  const char *name;
-  void *address;
-};
-llvm::ArrayRef<Symbol> entryPoints();
 
 } // namespace moe::rt
 

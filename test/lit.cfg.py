@@ -6,6 +6,7 @@ import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
 
 config.name = "MOE"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
@@ -30,9 +31,21 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
+# `lit --param moe_pipeline=reference` compiles every executed test with the
+# reference lowering instead of the CPU kernels (moe-run and moe-compile
+# get --reference), so that both lowerings meet the same f64 references.
+pipeline = lit_config.params.get("moe_pipeline", "fast")
+if pipeline not in ("fast", "reference"):
+    lit_config.fatal("moe_pipeline must be 'fast' or 'reference'")
+if pipeline == "reference":
+    config.name = "MOE-reference"
+compile_args = ["--reference"] if pipeline == "reference" else []
+
 tool_dirs = [os.path.join(config.moe_obj_root, "bin"), config.llvm_tools_dir]
-tools = ["moe-opt", "moe-run", "moe-reference", "moe-capi-test",
-         "moe-gen-checkpoint", "moe-checkpoint-info", "moe-import", "moe-compile",
+tools = ["moe-opt", ToolSubst("moe-run", extra_args=compile_args),
+         "moe-reference", "moe-capi-test", "moe-gen-checkpoint",
+         "moe-checkpoint-info", "moe-import",
+         ToolSubst("moe-compile", extra_args=compile_args),
          "mlir-opt", "mlir-runner", "mlir-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 

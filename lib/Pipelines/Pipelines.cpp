@@ -29,6 +29,11 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
   if (options.stats)
     pm.addPass(createMoEInsertStats());
   pm.addPass(createMoEDecompose());
+  if (!options.reference) {
+    pm.addPass(createMoEFuseGating());
+    pm.addPass(createMoEFuseExpertIO());
+    pm.addPass(createConvertMoEToCPU());
+  }
   pm.addPass(createConvertMoEToRuntime());
   pm.addPass(createConvertMoEToLinalg());
   // Elementwise arith on whole tensors (sums of always-on terms) to linalg.
@@ -47,6 +52,7 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createConvertBufferizationToMemRefPass());
   pm.addPass(createConvertMoEWeightBuffers());
+  pm.addPass(createConvertMoEUKernels());
   pm.addPass(createMoELowerCopies());
 
   // Loops, then LLVM.

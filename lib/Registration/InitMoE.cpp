@@ -11,12 +11,14 @@
 #include "moe/IR/MoEDialect.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
+#include "moe/Transforms/BufferizableOpInterfaceImpl.h"
 #include "moe/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
 
 void mlir::moe::registerAllMoEDialects(DialectRegistry &registry) {
   registry.insert<MoEDialect>();
+  registerBufferizableOpInterfaceExternalModels(registry);
 }
 
 void mlir::moe::registerAllMoEPasses() {

@@ -127,6 +127,7 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
   PassManager pm(module.getContext(), ModuleOp::getOperationName());
   CPUPipelineOptions pipelineOptions;
   pipelineOptions.stats = options.stats;
+  pipelineOptions.reference = options.reference;
   buildMoECPUPipeline(pm, pipelineOptions);
   if (failed(pm.run(module)))
     return makeError("compilation of @" + entry + " failed (see the "
@@ -380,6 +381,14 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
                          " has an element type the runtime does not bind");
       entry.dtype = *dtype;
       entry.shape.assign(type.getShape().begin(), type.getShape().end());
+      if (auto packing = dict.getAs<PackingAttr>("packing")) {
+        auto packed = cast<RankedTensorType>(
+            dict.getAs<TypeAttr>("packed").getValue());
+        entry.packing = ::moe::rt::Packing{
+            packing.getFirstRow(), packing.getRows(),
+            packed.getElementType().isBF16() ? MOE_DTYPE_BF16 : MOE_DTYPE_F32,
+            packed.getDimSize(0)};
+      }
       manifest.weights.push_back(std::move(entry));
     }
   }

@@ -39,102 +39,6 @@ using namespace moe::rt::cpu;
 
 namespace {
 
-struct FreeDeleter {
-  void operator()(void *p) const { std::free(p); }
-};
-using Buffer = std::unique_ptr<void, FreeDeleter>;
-
-Buffer allocate(size_t bytes) {
-  size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
-  return Buffer(std::aligned_alloc(64, rounded));
-}
-
-float bf16ToF32(uint16_t h) {
-  uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t f32ToBF16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if (std::isnan(value))
-    return static_cast<uint16_t>((bits >> 16) | 0x40);
-  return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
-}
-
-float f16ToF32(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
-  if (exponent == 0x1f)
-    bits = sign | 0x7f800000 | (mantissa << 13);
-  else if (exponent == 0) {
-    float v = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign ? -v : v;
-  } else
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t f32ToF16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  uint32_t sign = (bits >> 16) & 0x8000;
-  uint32_t exponent = (bits >> 23) & 0xff, mantissa = bits & 0x7fffff;
-  if (exponent == 0xff)
-    return static_cast<uint16_t>(sign | 0x7c00 | (mantissa ? 0x200 : 0));
-  int32_t e = static_cast<int32_t>(exponent) - 112;
-  if (e >= 0x1f)
-    return static_cast<uint16_t>(sign | 0x7c00);
-  if (e <= 0) {
-    if (e < -10)
-      return static_cast<uint16_t>(sign);
-    mantissa |= 0x800000;
-    uint32_t shift = static_cast<uint32_t>(14 - e);
-    uint32_t half = mantissa >> shift, rest = mantissa & ((1u << shift) - 1);
-    uint32_t mid = 1u << (shift - 1);
-    if (rest > mid || (rest == mid && (half & 1)))
-      ++half;
-    return static_cast<uint16_t>(sign | half);
-  }
-  uint32_t half = (static_cast<uint32_t>(e) << 10) | (mantissa >> 13);
-  uint32_t rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest == 0x1000 && (half & 1)))
-    ++half;
-  return static_cast<uint16_t>(sign | half);
-}
-
-float load(const void *base, moe_dtype type, int64_t i) {
-  switch (type) {
-  case MOE_DTYPE_F32:
-    return static_cast<const float *>(base)[i];
-  case MOE_DTYPE_BF16:
-    return bf16ToF32(static_cast<const uint16_t *>(base)[i]);
-  case MOE_DTYPE_F16:
-    return f16ToF32(static_cast<const uint16_t *>(base)[i]);
-  }
-  return 0.0f;
-}
-
-void store(void *base, moe_dtype type, int64_t i, float value) {
-  switch (type) {
-  case MOE_DTYPE_F32:
-    static_cast<float *>(base)[i] = value;
-    return;
-  case MOE_DTYPE_BF16:
-    static_cast<uint16_t *>(base)[i] = f32ToBF16(value);
-    return;
-  case MOE_DTYPE_F16:
-    static_cast<uint16_t *>(base)[i] = f32ToF16(value);
-    return;
-  }
-}
-
-size_t elementSize(moe_dtype type) { return type == MOE_DTYPE_F32 ? 4 : 2; }
-
 int64_t roundUp(int64_t n, int64_t multiple) {
   return (n + multiple - 1) / multiple * multiple;
 }
@@ -161,17 +65,22 @@ public:
     sharedPad = roundUp(p.sharedInner, kPanel);
     upPerExpert = packedElements(p.inner, p.hidden, p.wType);
     downPerExpert = packedElements(p.hidden, p.inner, p.wType);
+    // Groups past the last row are cut (the reference never reads them).
     offsets.assign(p.experts + 1, 0);
     for (int64_t e = 0; e < p.experts; ++e)
-      offsets[e + 1] = offsets[e] + std::max<int64_t>(p.groupSizes[e], 0);
+      offsets[e + 1] = std::min(
+          p.rows, offsets[e] + std::max<int64_t>(p.groupSizes[e], 0));
   }
 
   void run() {
     if (p.tokens == 0)
       return;
-    // Chunks bound the scratch: about 4096 routed rows at a time.
+    // Chunks bound the scratch: about 4096 routed rows at a time. They need
+    // the layout of moe.dispatch; any other layout is computed whole.
     int64_t perToken = std::max<int64_t>(p.slots, 1);
     int64_t chunk = std::max<int64_t>(1, 4096 / perToken);
+    if (!dispatchLayout())
+      chunk = p.tokens;
     allocateScratch(std::min(chunk, p.tokens));
     for (int64_t t0 = 0; t0 < p.tokens; t0 += chunk)
       runChunk(t0, std::min(p.tokens, t0 + chunk));
@@ -179,26 +88,63 @@ public:
 
 private:
   void allocateScratch(int64_t chunkTokens) {
-    int64_t maxRows = std::min<int64_t>(p.rows, chunkTokens * p.slots);
-    size_t cElem = elementSize(computeType);
-    hidden = allocate(maxRows * innerPad * cElem);
-    out = allocate(maxRows * hiddenPad * sizeof(float));
+    size_t cElem = dtypeBytes(computeType);
     if (p.sharedGate) {
-      sharedHidden = allocate(chunkTokens * sharedPad * cElem);
-      sharedOut = allocate(chunkTokens * hiddenPad * sizeof(float));
+      sharedHidden = allocateAligned(chunkTokens * sharedPad * cElem);
+      sharedOut = allocateAligned(chunkTokens * hiddenPad * sizeof(float));
     }
     if (p.xType != computeType)
-      converted = allocate(chunkTokens * p.hidden * cElem);
+      converted = allocateAligned(chunkTokens * p.hidden * cElem);
+    zeros = allocateAligned(p.hidden * cElem);
+    std::memset(zeros.get(), 0, p.hidden * cElem);
   }
 
-  /// The first row of group e (from `from`) whose token is >= t; padding
-  /// rows (token -1) sort last.
+  /// Scratch for `rows` routed rows (at most chunk tokens x slots with the
+  /// dispatch layout, every row otherwise).
+  void reserveRows(int64_t rows) {
+    if (rows <= reservedRows)
+      return;
+    hidden = allocateAligned(rows * innerPad * dtypeBytes(computeType));
+    out = allocateAligned(rows * hiddenPad * sizeof(float));
+    reservedRows = rows;
+  }
+
+  /// Whether the layout is one that moe.dispatch produces: each group's
+  /// rows in ascending token order with padding rows (no valid token)
+  /// last, and every slot naming a row of its own token. Chunks by token
+  /// range rely on it.
+  bool dispatchLayout() const {
+    for (int64_t e = 0; e < p.experts; ++e) {
+      int32_t previous = -1;
+      bool padding = false;
+      for (int64_t r = offsets[e]; r < offsets[e + 1]; ++r) {
+        int32_t token = p.rowToken[r];
+        if (token < 0 || token >= p.tokens) {
+          padding = true;
+          continue;
+        }
+        if (padding || token < previous)
+          return false;
+        previous = token;
+      }
+    }
+    for (int64_t t = 0; t < p.tokens; ++t)
+      for (int64_t j = 0; j < p.slots; ++j) {
+        int32_t row = p.slotRow[t * p.slots + j];
+        if (row >= 0 && row < offsets[p.experts] && p.rowToken[row] != t)
+          return false;
+      }
+    return true;
+  }
+
+  /// The first row of group e whose token is >= t; padding rows (no valid
+  /// token) sort last.
   int64_t lowerBound(int64_t e, int64_t t) const {
     int64_t lo = offsets[e], hi = offsets[e + 1];
     while (lo < hi) {
       int64_t mid = lo + (hi - lo) / 2;
       int32_t token = p.rowToken[mid];
-      if (token >= 0 && token < t)
+      if (token >= 0 && token < std::min(t, p.tokens))
         lo = mid + 1;
       else
         hi = mid;
@@ -211,10 +157,13 @@ private:
     chunkTokens = t1 - t0;
     shares.assign(p.experts, Share());
     int64_t local = 0;
+    bool whole = t0 == 0 && t1 == p.tokens;
     for (int64_t e = 0; e < p.experts; ++e) {
-      shares[e] = {lowerBound(e, t0), lowerBound(e, t1), local};
+      shares[e] = whole ? Share{offsets[e], offsets[e + 1], local}
+                        : Share{lowerBound(e, t0), lowerBound(e, t1), local};
       local += shares[e].last - shares[e].first;
     }
+    reserveRows(local);
     prepareInput();
     upPhase();
     downPhase();
@@ -223,13 +172,13 @@ private:
 
   /// The chunk's hidden states in the compute type, when x has another.
   void prepareInput() {
-    size_t xElem = elementSize(p.xType);
+    size_t xElem = dtypeBytes(p.xType);
     if (p.xType == computeType) {
       input = {static_cast<const char *>(p.x) + chunkFirst * p.hidden * xElem,
                static_cast<int64_t>(p.hidden * xElem)};
       return;
     }
-    size_t cElem = elementSize(computeType);
+    size_t cElem = dtypeBytes(computeType);
     parallelFor(chunkTokens, [&](int64_t t) {
       int64_t from = (chunkFirst + t) * p.hidden, to = t * p.hidden;
       if (p.xType == MOE_DTYPE_F32 && computeType == MOE_DTYPE_BF16)
@@ -240,14 +189,18 @@ private:
                    static_cast<float *>(converted.get()) + to, p.hidden);
       else
         for (int64_t i = 0; i < p.hidden; ++i)
-          store(converted.get(), computeType, to + i,
-                load(p.x, p.xType, from + i));
+          storeF32(converted.get(), computeType, to + i,
+                loadF32(p.x, p.xType, from + i));
     });
     input = {static_cast<const char *>(converted.get()),
              static_cast<int64_t>(p.hidden * cElem)};
   }
 
+  /// The input row of `token`; rows without a valid token (padding) read
+  /// zeros, as moe.gather gives them.
   const char *inputRow(int64_t token) const {
+    if (token < chunkFirst || token >= chunkFirst + chunkTokens)
+      return static_cast<const char *>(zeros.get());
     return input.base + (token - chunkFirst) * input.stride;
   }
 
@@ -265,7 +218,7 @@ private:
                       int64_t panel, int64_t depth) const {
     int64_t perPanel = packedElements(kPanel, depth, computeType);
     return static_cast<const char *>(packed) +
-           (matrix * perMatrix + panel * perPanel) * elementSize(computeType);
+           (matrix * perMatrix + panel * perPanel) * dtypeBytes(computeType);
   }
 
   /// h rows = act(rows x gate) * (rows x up), one panel of 32 columns.
@@ -298,7 +251,7 @@ private:
   void upPhase() {
     int64_t innerPanels = innerPad / kPanel;
     int64_t sharedPanels = sharedPad / kPanel;
-    size_t cElem = elementSize(computeType);
+    size_t cElem = dtypeBytes(computeType);
     int64_t items = p.experts * innerPanels + (p.sharedGate ? sharedPanels : 0);
     int tileRows = k.tileRows;
     parallelFor(items, [&](int64_t item) {
@@ -342,7 +295,7 @@ private:
 
   void downPhase() {
     int64_t hiddenPanels = hiddenPad / kPanel;
-    size_t cElem = elementSize(computeType);
+    size_t cElem = dtypeBytes(computeType);
     int64_t items = p.experts * hiddenPanels + (p.sharedGate ? hiddenPanels : 0);
     int tileRows = k.tileRows;
     parallelFor(items, [&](int64_t item) {
@@ -374,11 +327,16 @@ private:
     });
   }
 
-  /// The chunk-local row of global row `row`.
+  /// The chunk-local row of global row `row`, or -1 if the chunk did not
+  /// compute it (a row past every group).
   int64_t localRow(int64_t row) const {
+    if (row < 0 || row >= offsets[p.experts])
+      return -1;
     int64_t e = std::upper_bound(offsets.begin(), offsets.end(), row) -
                 offsets.begin() - 1;
     const Share &s = shares[e];
+    if (row < s.first || row >= s.last)
+      return -1;
     return s.local + row - s.first;
   }
 
@@ -392,20 +350,19 @@ private:
         int64_t token = chunkFirst + t;
         std::fill(acc.begin(), acc.end(), 0.0f);
         for (int64_t j = 0; j < p.slots; ++j) {
-          int32_t row = p.slotRow[token * p.slots + j];
-          if (row < 0 || row >= p.rows)
+          int64_t local = localRow(p.slotRow[token * p.slots + j]);
+          if (local < 0)
             continue;
           float w = p.slotWeight ? p.slotWeight[token * p.slots + j] : 1.0f;
-          k.axpy(p.hidden, w, rowsOut + localRow(row) * hiddenPad,
-                 acc.data());
+          k.axpy(p.hidden, w, rowsOut + local * hiddenPad, acc.data());
         }
         if (p.sharedGate) {
           float gate = 1.0f;
           if (p.sharedGateWeight) {
             float logit = 0.0f;
             for (int64_t i = 0; i < p.hidden; ++i)
-              logit += load(p.x, p.xType, token * p.hidden + i) *
-                       load(p.sharedGateWeight, p.xType, i);
+              logit += loadF32(p.x, p.xType, token * p.hidden + i) *
+                       loadF32(p.sharedGateWeight, p.sharedGateWeightType, i);
             gate = 1.0f / (1.0f + std::exp(-logit));
           }
           k.axpy(p.hidden, gate,
@@ -420,7 +377,7 @@ private:
           k.toBF16(acc.data(), static_cast<uint16_t *>(p.y) + at, p.hidden);
         else
           for (int64_t i = 0; i < p.hidden; ++i)
-            store(p.y, p.xType, at + i, acc[i]);
+            storeF32(p.y, p.xType, at + i, acc[i]);
       }
     });
   }
@@ -432,9 +389,9 @@ private:
   int64_t upPerExpert, downPerExpert;
   std::vector<int64_t> offsets;
   std::vector<Share> shares;
-  int64_t chunkFirst = 0, chunkTokens = 0;
+  int64_t chunkFirst = 0, chunkTokens = 0, reservedRows = -1;
   Rows input;
-  Buffer hidden, out, sharedHidden, sharedOut, converted;
+  Buffer hidden, out, sharedHidden, sharedOut, converted, zeros;
 };
 
 } // namespace

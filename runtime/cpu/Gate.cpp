@@ -27,10 +27,6 @@ using namespace moe::rt::cpu;
 
 namespace {
 
-// The moe dialect's enum values.
-enum Score : int64_t { Softmax = 0, Sigmoid = 1, SqrtSoftplus = 2, Logits = 3 };
-enum Selection : int64_t { TopK = 0, GroupedTopK = 1, TopP = 2, Threshold = 3 };
-enum GroupScore : int64_t { Max = 0, SumTop2 = 1 };
 
 /// (a, ia) comes before (b, ib): larger key first, NaN last, ties by index.
 bool before(float a, int64_t ia, float b, int64_t ib) {
@@ -68,7 +64,7 @@ Pick pickNext(int64_t count, KeyFn key, AllowedFn allowed,
 void scores(const Gate &g, const float *z, float *s) {
   int64_t e = g.experts;
   switch (g.score) {
-  case Softmax: {
+  case MOE_UK_SOFTMAX: {
     float max = -std::numeric_limits<float>::infinity();
     for (int64_t i = 0; i < e; ++i)
       max = (std::isnan(z[i]) || std::isnan(max)) ? NAN : std::max(max, z[i]);
@@ -81,11 +77,11 @@ void scores(const Gate &g, const float *z, float *s) {
       s[i] /= sum;
     return;
   }
-  case Sigmoid:
+  case MOE_UK_SIGMOID:
     for (int64_t i = 0; i < e; ++i)
       s[i] = 1.0f / (1.0f + std::exp(-z[i]));
     return;
-  case SqrtSoftplus:
+  case MOE_UK_SQRT_SOFTPLUS:
     for (int64_t i = 0; i < e; ++i) {
       float pos = std::isnan(z[i]) ? z[i] : std::max(z[i], 0.0f);
       s[i] = std::sqrt(pos + std::log1p(std::exp(-std::fabs(z[i]))));
@@ -107,7 +103,7 @@ void route(const Gate &g, const float *z, float *s, float *keys,
   // grouped_top_k: experts of groups after the last kept group are out.
   Pick lastGroup;
   int64_t groupSize = e / std::max<int64_t>(g.groups, 1);
-  bool grouped = g.selection == GroupedTopK;
+  bool grouped = g.selection == MOE_UK_GROUPED_TOP_K;
   if (grouped) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       float best = NAN, second = NAN;
@@ -120,7 +116,7 @@ void route(const Gate &g, const float *z, float *s, float *keys,
           second = x;
         }
       }
-      groupScore[grp] = g.groupScore == SumTop2 ? best + second : best;
+      groupScore[grp] = g.groupScore == MOE_UK_GROUP_SUM_TOP2 ? best + second : best;
     }
     Pick chain{true, std::numeric_limits<float>::infinity(), -1};
     for (int64_t i = 0; i < g.topkGroup; ++i)
@@ -153,10 +149,10 @@ void route(const Gate &g, const float *z, float *s, float *keys,
       continue;
     float sj = s[ids[j]];
     bool keep = true;
-    if (g.selection == TopP) {
+    if (g.selection == MOE_UK_TOP_P) {
       taking = taking && taken < g.topP;
       keep = j == 0 || taking;
-    } else if (g.selection == Threshold) {
+    } else if (g.selection == MOE_UK_THRESHOLD) {
       keep = j == 0 || !(sj < g.tau);
     }
     if (!keep)
@@ -201,38 +197,6 @@ void route(const Gate &g, const float *z, float *s, float *keys,
   }
 }
 
-float loadX(const void *x, moe_dtype type, int64_t i) {
-  if (type == MOE_DTYPE_F32)
-    return static_cast<const float *>(x)[i];
-  uint16_t h = static_cast<const uint16_t *>(x)[i];
-  if (type == MOE_DTYPE_BF16) {
-    uint32_t bits = static_cast<uint32_t>(h) << 16;
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-  }
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
-  if (exponent == 0x1f)
-    bits = sign | 0x7f800000 | (mantissa << 13);
-  else if (exponent == 0) {
-    float v = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign ? -v : v;
-  } else
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t toBF16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if (std::isnan(value))
-    return static_cast<uint16_t>((bits >> 16) | 0x40);
-  return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
-}
-
 } // namespace
 
 void moe::rt::cpu::runGate(const Gate &g) {
@@ -257,11 +221,11 @@ void moe::rt::cpu::runGate(const Gate &g) {
       converted.resize(n * g.hidden * wElem);
       for (int m = 0; m < n; ++m)
         for (int64_t i = 0; i < g.hidden; ++i) {
-          float v = loadX(g.x, g.xType, (t0 + m) * g.hidden + i);
+          float v = loadF32(g.x, g.xType, (t0 + m) * g.hidden + i);
           if (g.wType == MOE_DTYPE_F32)
             std::memcpy(&converted[(m * g.hidden + i) * 4], &v, 4);
           else {
-            uint16_t h = toBF16(v);
+            uint16_t h = toBF16Scalar(v);
             std::memcpy(&converted[(m * g.hidden + i) * 2], &h, 2);
           }
         }

@@ -14,6 +14,7 @@
 
 using namespace moe::rt::cpu;
 
+#if MOE_X86_KERNELS
 static bool hasAvx512() {
   return __builtin_cpu_supports("avx512f") &&
          __builtin_cpu_supports("avx512bw") &&
@@ -25,6 +26,13 @@ static bool hasAvx512() {
 static bool hasAvx2() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+#else
+// Only the portable kernels are built for this architecture.
+static bool hasAvx512() { return false; }
+static bool hasAvx2() { return false; }
+const Kernels *moe::rt::cpu::avx2Kernels() { return nullptr; }
+const Kernels *moe::rt::cpu::avx512Kernels() { return nullptr; }
+#endif
 
 static const Kernels &select() {
   const Kernels *avx512 = hasAvx512() ? avx512Kernels() : nullptr;

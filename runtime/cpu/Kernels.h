@@ -26,15 +26,23 @@
 #ifndef MOE_RUNTIME_CPU_KERNELS_H
 #define MOE_RUNTIME_CPU_KERNELS_H
 
+#include "Elements.h"
+#include "moe_ukernel_abi.h"
+
 #include <cstdint>
 
 namespace moe::rt::cpu {
 
-constexpr int kPanel = 32;
+constexpr int kPanel = MOE_UK_PANEL;
 constexpr int kMaxTileRows = 14;
 
 /// The activations of the expert FFNs (the moe dialect's Activation).
-enum class Act : int64_t { Silu = 0, GeluTanh = 1, GeluErf = 2, Relu = 3 };
+enum class Act : int64_t {
+  Silu = MOE_UK_SILU,
+  GeluTanh = MOE_UK_GELU_TANH,
+  GeluErf = MOE_UK_GELU_ERF,
+  Relu = MOE_UK_RELU,
+};
 
 using PanelF32Fn = void (*)(const float *const *rows, int numRows,
                             const float *panel, int64_t k, float *c,
@@ -73,9 +81,6 @@ const Kernels *avx512Kernels(); // null when not built in
 
 /// Scalar reference of an activation, used by every variant for tails.
 float activationScalar(Act act, float x);
-/// Scalar conversions, used by every variant for tails.
-uint16_t toBF16Scalar(float value);
-float fromBF16Scalar(uint16_t bits);
 
 } // namespace moe::rt::cpu
 

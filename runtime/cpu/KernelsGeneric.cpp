@@ -34,23 +34,6 @@ float moe::rt::cpu::activationScalar(Act act, float x) {
   return x;
 }
 
-uint16_t moe::rt::cpu::toBF16Scalar(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if (std::isnan(value))
-    return static_cast<uint16_t>((bits >> 16) | 0x40);
-  return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
-}
-
-float moe::rt::cpu::fromBF16Scalar(uint16_t bits) {
-  uint32_t wide = static_cast<uint32_t>(bits) << 16;
-  float value;
-  std::memcpy(&value, &wide, sizeof(value));
-  return value;
-}
-
-static float bf16ToF32(uint16_t bits) { return fromBF16Scalar(bits); }
-
 static void panelF32(const float *const *rows, int numRows, const float *panel,
                      int64_t k, float *c, int64_t ldc) {
   for (int m = 0; m < numRows; ++m) {
@@ -71,11 +54,11 @@ static void panelBF16(const uint16_t *const *rows, int numRows,
   for (int m = 0; m < numRows; ++m) {
     float acc[kPanel] = {};
     for (int64_t i = 0; i < k; i += 2) {
-      float a0 = bf16ToF32(rows[m][i]);
-      float a1 = i + 1 < k ? bf16ToF32(rows[m][i + 1]) : 0.0f;
+      float a0 = fromBF16Scalar(rows[m][i]);
+      float a1 = i + 1 < k ? fromBF16Scalar(rows[m][i + 1]) : 0.0f;
       const uint16_t *b = panel + (i / 2) * kPanel * 2;
       for (int j = 0; j < kPanel; ++j)
-        acc[j] += a0 * bf16ToF32(b[2 * j]) + a1 * bf16ToF32(b[2 * j + 1]);
+        acc[j] += a0 * fromBF16Scalar(b[2 * j]) + a1 * fromBF16Scalar(b[2 * j + 1]);
     }
     std::memcpy(c + m * ldc, acc, sizeof(acc));
   }

@@ -19,6 +19,7 @@
 #include "Kernels.h"
 
 #include "moe_runtime.h"
+#include "moe_ukernel_abi.h"
 
 #include <cstdint>
 
@@ -55,11 +56,12 @@ struct ExpertFFN {
   int64_t inner = 0;
   const void *gate = nullptr, *up = nullptr, *down = nullptr;
   // The shared expert (gated), if any, packed like one routed expert, and
-  // its sigmoid gate [hidden] in xType, if any.
+  // its sigmoid gate [hidden] (in sharedGateWeightType), if any.
   const void *sharedGate = nullptr, *sharedUp = nullptr,
              *sharedDown = nullptr;
   int64_t sharedInner = 0;
   const void *sharedGateWeight = nullptr;
+  moe_dtype sharedGateWeightType = MOE_DTYPE_F32;
 };
 
 void runExpertFFN(const ExpertFFN &problem);

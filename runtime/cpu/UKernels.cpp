@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "EntryPoints.h"
 #include "Ops.h"
 #include "ThreadPool.h"
 
@@ -27,12 +28,9 @@ using namespace moe::rt::cpu;
 
 namespace {
 
-/// The dtype codes of convert-moe-to-cpu (lib/Conversion/MoEToCPU).
-enum Code : int64_t { F32 = 0, F16 = 1, BF16 = 2, I32 = 3, I64 = 4, I8 = 5 };
-
 struct View {
   void *data = nullptr;
-  int64_t code = F32;
+  int64_t code = MOE_UK_F32;
   std::vector<int64_t> sizes;
 
   int64_t elements() const {
@@ -97,11 +95,11 @@ private:
 
 moe_dtype floatType(const char *kernel, int64_t code) {
   switch (code) {
-  case F32:
+  case MOE_UK_F32:
     return MOE_DTYPE_F32;
-  case F16:
+  case MOE_UK_F16:
     return MOE_DTYPE_F16;
-  case BF16:
+  case MOE_UK_BF16:
     return MOE_DTYPE_BF16;
   default:
     mismatch(kernel, "not a float buffer");
@@ -112,7 +110,7 @@ moe_dtype floatType(const char *kernel, int64_t code) {
 
 /// pack: ins(weights [count?, rows, k]) outs(packed [n]); config: first
 /// row, rows.
-extern "C" void moe_rt_ukernel_pack(const int64_t *words, int64_t count) {
+static void pack(const int64_t *words, int64_t count) {
   Args a("pack", words, count);
   View src = a.view(), dst = a.view();
   int64_t firstRow = a.word(), rows = a.word();
@@ -123,14 +121,18 @@ extern "C" void moe_rt_ukernel_pack(const int64_t *words, int64_t count) {
   int64_t k = src.sizes[rank - 1], total = src.sizes[rank - 2];
   int64_t matrices = rank == 3 ? src.sizes[0] : 1;
   moe_dtype from = floatType("pack", src.code), to = floatType("pack", dst.code);
-  size_t element = from == MOE_DTYPE_F32 ? 4 : 2;
-  const char *base = static_cast<const char *>(src.data) + firstRow * k * element;
+  if (firstRow < 0 || rows < 0 || firstRow + rows > total)
+    mismatch("pack", "rows outside the source");
+  if (dst.elements() < matrices * packedElements(rows, k, to))
+    mismatch("pack", "packed buffer too small");
+  const char *base =
+      static_cast<const char *>(src.data) + firstRow * k * dtypeBytes(from);
   packPanels(base, from, matrices, rows, k, total * k, dst.data, to);
 }
 
 /// gate: ins(x, router, router bias, selection bias, tau) outs(ids,
 /// weights); config: routing.
-extern "C" void moe_rt_ukernel_gate(const int64_t *words, int64_t count) {
+static void gate(const int64_t *words, int64_t count) {
   Args a("gate", words, count);
   View x = a.view(), router = a.view(), routerBias = a.view(),
        selectionBias = a.view(), tau = a.view(), ids = a.view(),
@@ -168,8 +170,7 @@ extern "C" void moe_rt_ukernel_gate(const int64_t *words, int64_t count) {
 /// expert_ffn: ins(x, row token, group sizes, row weight, slot row, slot
 /// weight, gate, up, down, shared gate, shared up, shared down, shared
 /// gate weight) outs(y); config: inner size, activation, shared inner size.
-extern "C" void moe_rt_ukernel_expert_ffn(const int64_t *words,
-                                          int64_t count) {
+static void expertFFN(const int64_t *words, int64_t count) {
   Args a("expert_ffn", words, count);
   View x = a.view(), rowToken = a.view(), groupSizes = a.view(),
        rowWeight = a.view(), slotRow = a.view(), slotWeight = a.view(),
@@ -203,6 +204,41 @@ extern "C" void moe_rt_ukernel_expert_ffn(const int64_t *words,
     p.sharedUp = sharedUp.data;
     p.sharedDown = sharedDown.data;
     p.sharedGateWeight = sharedGateWeight.as<const void>();
+    if (p.sharedGateWeight)
+      p.sharedGateWeightType =
+          floatType("expert_ffn", sharedGateWeight.code);
   }
   runExpertFFN(p);
+}
+
+namespace {
+/// The memref<?xi64> descriptor of the argument words.
+struct Words {
+  int64_t *allocated;
+  int64_t *aligned;
+  int64_t offset;
+  int64_t size;
+  int64_t stride;
+};
+} // namespace
+
+#define MOE_UKERNEL_ENTRY(NAME, FN)                                            \
+  extern "C" void _mlir_ciface_moe_rt_ukernel_##NAME(Words *words) {           \
+    if (words->stride != 1)                                                    \
+      mismatch(#NAME, "strided argument words");                               \
+    FN(words->aligned + words->offset, words->size);                           \
+  }
+
+MOE_UKERNEL_ENTRY(pack, pack)
+MOE_UKERNEL_ENTRY(gate, gate)
+MOE_UKERNEL_ENTRY(expert_ffn, expertFFN)
+
+const std::vector<moe::rt::Symbol> &moe::rt::cpu::ukernelEntryPoints() {
+#define MOE_SYMBOL(NAME) {#NAME, reinterpret_cast<void *>(&NAME)}
+  static const std::vector<Symbol> symbols = {
+      MOE_SYMBOL(_mlir_ciface_moe_rt_ukernel_pack),
+      MOE_SYMBOL(_mlir_ciface_moe_rt_ukernel_gate),
+      MOE_SYMBOL(_mlir_ciface_moe_rt_ukernel_expert_ffn)};
+#undef MOE_SYMBOL
+  return symbols;
 }

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define MOE_RUNTIME_ABI_VERSION 1
+#define MOE_RUNTIME_ABI_VERSION 2
 
 typedef enum moe_status {
   MOE_OK = 0,
@@ -81,6 +81,12 @@ moe_status moe_model_layer_stats(const moe_model *model, int64_t layer,
                                  int64_t *assignments, int64_t *dropped,
                                  int64_t *tokens, int64_t *calls);
 moe_status moe_model_reset_stats(moe_model *model);
+
+/* Threads that the CPU kernels of every model in the process use; 0 (or
+ * less) restores the default: MOE_NUM_THREADS if set, else one per core.
+ * Results are bitwise the same for every thread count. */
+void moe_set_num_threads(int threads);
+int moe_num_threads(void);
 
 #ifdef __cplusplus
 }

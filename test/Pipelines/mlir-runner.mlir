@@ -1,9 +1,14 @@
 // The output of moe-cpu-pipeline runs under upstream mlir-runner. Without
-// the moe runtime in the process, statistics are off (stats=false): the
-// module then calls nothing but libc and libm.
-// RUN: moe-opt %s --moe-cpu-pipeline="stats=false" \
+// the moe runtime in the process, statistics are off (stats=false). The
+// reference lowering then calls nothing but libc and libm; the fast path
+// also calls the CPU kernels, which libmoe_cpu_kernels provides alone.
+// RUN: moe-opt %s --moe-cpu-pipeline="stats=false reference=true" \
 // RUN:   | mlir-runner -e main -entry-point-result=void \
 // RUN:     -shared-libs=%mlir_lib_dir/libmlir_runner_utils%shlibext,%mlir_lib_dir/libmlir_c_runner_utils%shlibext \
+// RUN:   | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline="stats=false" \
+// RUN:   | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_lib_dir/libmlir_runner_utils%shlibext,%mlir_lib_dir/libmlir_c_runner_utils%shlibext,%moe_lib_dir/libmoe_cpu_kernels%shlibext \
 // RUN:   | FileCheck %s
 
 // Two tokens, two ReLU MLP experts, top-1 softmax routing. Router logits

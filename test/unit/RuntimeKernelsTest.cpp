@@ -50,10 +50,14 @@ float fromBF16(uint16_t h) {
 
 std::vector<const Kernels *> variants() {
   std::vector<const Kernels *> all = {&genericKernels()};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+#if defined(__x86_64__)
+  if (avx2Kernels() && __builtin_cpu_supports("avx2") &&
+      __builtin_cpu_supports("fma"))
     all.push_back(avx2Kernels());
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16"))
+  if (avx512Kernels() && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512bf16"))
     all.push_back(avx512Kernels());
+#endif
   return all;
 }
 

@@ -73,6 +73,12 @@ static cl::opt<bool> noStats("no-stats",
                              cl::desc("Do not record expert statistics"),
                              cl::cat(category));
 
+static cl::opt<bool>
+    reference("reference",
+              cl::desc("Compile with the reference lowering only (no CPU "
+                       "kernels)"),
+              cl::cat(category));
+
 static int fail(const llvm::Twine &message) {
   llvm::errs() << "moe-compile: error: " << message << "\n";
   return 1;
@@ -334,6 +340,7 @@ int main(int argc, char **argv) {
   PassManager pm(&context, ModuleOp::getOperationName());
   CPUPipelineOptions options;
   options.stats = !noStats;
+  options.reference = reference;
   buildMoECPUPipeline(pm, options);
   if (failed(pm.run(*module)))
     return fail("compilation failed (see the diagnostics above)");

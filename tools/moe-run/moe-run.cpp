@@ -23,6 +23,7 @@
 #include "moe/Support/Npy.h"
 
 #include "Model.h"
+#include "cpu/ThreadPool.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
@@ -84,6 +85,15 @@ static cl::opt<unsigned>
 static cl::opt<std::string> pipeline("pipeline",
                                      cl::desc("Target: cpu (default)"),
                                      cl::init("cpu"), cl::cat(category));
+static cl::opt<bool> reference(
+    "reference",
+    cl::desc("Compile with the reference lowering only (no CPU kernels)"),
+    cl::cat(category));
+static cl::opt<int> numThreads(
+    "num-threads",
+    cl::desc("Threads of the CPU kernels (default: MOE_NUM_THREADS, else one "
+             "per core)"),
+    cl::init(0), cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::cat(category));
 static cl::opt<bool> quiet("quiet", cl::desc("Do not print output summaries"),
@@ -454,6 +464,9 @@ int main(int argc, char **argv) {
   RunnerOptions options;
   options.optLevel = std::min(optLevel.getValue(), 3u);
   options.checkpoint = checkpointDir;
+  options.reference = reference;
+  if (numThreads > 0)
+    ::moe::rt::cpu::setNumThreads(numThreads);
   auto function = CompiledFunction::compile(*module, entry, options);
   if (!function)
     return fail(function.takeError());

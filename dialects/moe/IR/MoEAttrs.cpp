@@ -9,6 +9,8 @@
 #include "moe/IR/MoEAttrs.h"
 #include "moe/IR/MoEDialect.h"
 
+#include "moe_ukernel_abi.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/DialectImplementation.h"
@@ -224,6 +226,36 @@ int64_t CapacityAttr::computeCapacity(int64_t numTokens, int64_t k,
   capacity = std::max(capacity, getMin());
   int64_t align = getAlign();
   return (capacity + align - 1) / align * align;
+}
+
+//===----------------------------------------------------------------------===//
+// PackingAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult PackingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                  RankedTensorType source, int64_t firstRow,
+                                  int64_t rows) {
+  if (!source || (source.getRank() != 2 && source.getRank() != 3) ||
+      !source.hasStaticShape())
+    return emitError() << "expected a static [n, k] or [E, n, k] source, "
+                          "found "
+                       << source;
+  int64_t n = source.getDimSize(source.getRank() - 2);
+  if (firstRow < 0 || rows < 1 || firstRow + rows > n)
+    return emitError() << "expected rows [first_row, first_row + rows) "
+                          "within the "
+                       << n << " rows of the source, found [" << firstRow
+                       << ", " << firstRow + rows << ")";
+  return success();
+}
+
+int64_t PackingAttr::getPackedElements(Type packed) const {
+  RankedTensorType source = getSource();
+  int64_t rank = source.getRank();
+  int64_t matrices = rank == 3 ? source.getDimSize(0) : 1;
+  return matrices * moe_uk_packed_elements(getRows(),
+                                           source.getDimSize(rank - 1),
+                                           packed.isBF16());
 }
 
 //===----------------------------------------------------------------------===//

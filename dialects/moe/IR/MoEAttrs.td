@@ -173,6 +173,41 @@ def MoE_CapacityAttr : MoE_Attr<"Capacity", "capacity"> {
 }
 
 //===----------------------------------------------------------------------===//
+// PackingAttr
+//===----------------------------------------------------------------------===//
+
+def MoE_PackingAttr : MoE_Attr<"Packing", "packing"> {
+  let summary = "a checkpoint weight packed for the CPU kernels at load time";
+  let description = [{
+    On `moe.weight`: the checkpoint tensors (`source`, the type the names
+    describe) are not bound as they are but packed once, at load time, into
+    the panel layout of the runtime's CPU kernels (32 output rows per panel;
+    bf16 in pairs along the reduction dimension; see
+    `runtime/include/moe_ukernel_abi.h`). Rows `[first_row, first_row +
+    rows)` of each `[n, k]` matrix are packed, so that one fused `gate_up`
+    tensor yields a packed gate and a packed up. The op's result is the 1-D
+    packed tensor, of element type f32 or bf16.
+
+    ```mlir
+    %g = moe.weight stacked [...] {packing = #moe.packing<
+        source = tensor<8x5632x1024xbf16>, first_row = 0, rows = 2816>}
+        : tensor<23068672xbf16>
+    ```
+  }];
+  let parameters = (ins
+    "::mlir::RankedTensorType":$source,
+    "int64_t":$first_row,
+    "int64_t":$rows
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Elements of the packed tensor for packed element type `packed`.
+    int64_t getPackedElements(::mlir::Type packed) const;
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // ExpertsAttr
 //===----------------------------------------------------------------------===//
 

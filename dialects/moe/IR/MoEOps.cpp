@@ -242,52 +242,20 @@ static LogicalResult verifyFamily(LayerOp op, Family family) {
   return check.result();
 }
 
-LogicalResult LayerOp::verify() {
-  ShapeChecker check(getOperation());
-  check.dims("input", getInput().getType(), {"T", "d"});
-
-  ValueRange router = getRouterWeights();
-  if (router.empty() || router.size() > 2)
-    return emitOpError() << "expected router(weight [E, d]) or router(weight, "
-                            "bias [E]), found "
-                         << router.size() << " operands";
-  check.dims("router weight", router[0].getType(), {"E", "d"});
-  if (router.size() == 2)
-    check.dims("router bias", router[1].getType(), {"E"});
-  if (getSelectionBias())
-    check.dims("bias", getSelectionBias().getType(), {"E"});
-  if (failed(check.result()))
-    return failure();
-  int64_t numExperts = check.get("E");
-  if (ShapedType::isDynamic(numExperts))
-    return emitOpError() << "expected a static number of experts E (router "
-                            "weight dim 0), found a dynamic size";
-
-  RoutingAttr routing = getRouting();
-  if (failed(routing.verifyFor([&] { return emitOpError(); }, numExperts,
-                               static_cast<bool>(getTau()))))
-    return failure();
-  if (routing.getSelection() == Selection::ExpertChoice &&
-      failed(verifyExpertChoiceCapacity(getOperation(), getCapacityAttr())))
-    return failure();
-  if (CapacityAttr capacity = getCapacityAttr();
-      capacity && capacity.getRenormalizeAfterDrop() &&
-      routing.getScale() != 1.0)
-    return emitOpError() << "renormalize_after_drop makes each token's "
-                            "weights sum to 1, which would cancel scale = "
-                         << routing.getScale().value;
-
-  ValueRange weights = getExpertWeights();
-  ExpertKind kind = getExperts().getKind();
+/// Binds the expert weights of `kind` (the operand forms of moe.layer) and
+/// sets `outSym` to the symbol of the output size.
+static LogicalResult verifyExpertWeights(Operation *op, ShapeChecker &check,
+                                         ExpertKind kind, ValueRange weights,
+                                         StringRef &outSym) {
   auto expectCount = [&](ArrayRef<size_t> counts,
                          StringRef forms) -> LogicalResult {
     if (llvm::is_contained(counts, weights.size()))
       return success();
-    return emitOpError() << "expected " << forms << " for kind = "
-                         << stringifyExpertKind(kind) << ", found "
-                         << weights.size() << " expert operands";
+    return op->emitOpError() << "expected " << forms << " for kind = "
+                             << stringifyExpertKind(kind) << ", found "
+                             << weights.size() << " expert operands";
   };
-  StringRef outSym = "d";
+  outSym = "d";
   switch (kind) {
   case ExpertKind::Gated:
     if (failed(expectCount({2, 3}, "experts(gate, up, down) or "
@@ -330,23 +298,70 @@ LogicalResult LayerOp::verify() {
     check.dims("B_down", weights[8].getType(), {"E", "d", "r"});
     break;
   }
+  return check.result();
+}
 
-  ValueRange shared = getSharedWeights();
-  if (!shared.empty()) {
-    if (shared.size() != 3 && shared.size() != 4)
-      return emitOpError() << "expected shared(gate, up, down) or "
-                              "shared(gate, up, down, gate_weight), found "
-                           << shared.size() << " operands";
-    // The shared output [T, d] is added to the routed output [T, d_out].
-    if (!ShapedType::isDynamic(check.get("d")))
-      check.require("d_out", check.get("d"),
-                    "shared experts add a [T, d] output");
-    check.dims("shared gate", shared[0].getType(), {"fs", "d"});
-    check.dims("shared up", shared[1].getType(), {"fs", "d"});
-    check.dims("shared down", shared[2].getType(), {"d", "fs"});
-    if (shared.size() == 4)
-      check.dims("shared gate_weight", shared[3].getType(), {"1", "d"});
-  }
+/// Binds the shared expert weights: none, (gate, up, down) or (gate, up,
+/// down, gate_weight).
+static LogicalResult verifySharedWeights(Operation *op, ShapeChecker &check,
+                                         ValueRange shared) {
+  if (shared.empty())
+    return success();
+  if (shared.size() != 3 && shared.size() != 4)
+    return op->emitOpError() << "expected shared(gate, up, down) or "
+                                "shared(gate, up, down, gate_weight), found "
+                             << shared.size() << " operands";
+  // The shared output [T, d] is added to the routed output [T, d_out].
+  if (!ShapedType::isDynamic(check.get("d")))
+    check.require("d_out", check.get("d"), "shared experts add a [T, d] output");
+  check.dims("shared gate", shared[0].getType(), {"fs", "d"});
+  check.dims("shared up", shared[1].getType(), {"fs", "d"});
+  check.dims("shared down", shared[2].getType(), {"d", "fs"});
+  if (shared.size() == 4)
+    check.dims("shared gate_weight", shared[3].getType(), {"1", "d"});
+  return check.result();
+}
+
+LogicalResult LayerOp::verify() {
+  ShapeChecker check(getOperation());
+  check.dims("input", getInput().getType(), {"T", "d"});
+
+  ValueRange router = getRouterWeights();
+  if (router.empty() || router.size() > 2)
+    return emitOpError() << "expected router(weight [E, d]) or router(weight, "
+                            "bias [E]), found "
+                         << router.size() << " operands";
+  check.dims("router weight", router[0].getType(), {"E", "d"});
+  if (router.size() == 2)
+    check.dims("router bias", router[1].getType(), {"E"});
+  if (getSelectionBias())
+    check.dims("bias", getSelectionBias().getType(), {"E"});
+  if (failed(check.result()))
+    return failure();
+  int64_t numExperts = check.get("E");
+  if (ShapedType::isDynamic(numExperts))
+    return emitOpError() << "expected a static number of experts E (router "
+                            "weight dim 0), found a dynamic size";
+
+  RoutingAttr routing = getRouting();
+  if (failed(routing.verifyFor([&] { return emitOpError(); }, numExperts,
+                               static_cast<bool>(getTau()))))
+    return failure();
+  if (routing.getSelection() == Selection::ExpertChoice &&
+      failed(verifyExpertChoiceCapacity(getOperation(), getCapacityAttr())))
+    return failure();
+  if (CapacityAttr capacity = getCapacityAttr();
+      capacity && capacity.getRenormalizeAfterDrop() &&
+      routing.getScale() != 1.0)
+    return emitOpError() << "renormalize_after_drop makes each token's "
+                            "weights sum to 1, which would cancel scale = "
+                         << routing.getScale().value;
+
+  StringRef outSym = "d";
+  if (failed(verifyExpertWeights(getOperation(), check, getExperts().getKind(),
+                                 getExpertWeights(), outSym)) ||
+      failed(verifySharedWeights(getOperation(), check, getSharedWeights())))
+    return failure();
 
   check.dims("output", getOutput().getType(), {"T", outSym});
   check.sameElementType("output", getOutput().getType(), "input",
@@ -368,14 +383,14 @@ LogicalResult LayerOp::verify() {
 void WeightOp::build(OpBuilder &builder, OperationState &state,
                      RankedTensorType type, StringRef name) {
   build(builder, state, type, builder.getStrArrayAttr({name}),
-        /*stacked=*/nullptr);
+        /*stacked=*/nullptr, /*packing=*/nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
                      RankedTensorType type, ArrayRef<std::string> names) {
   SmallVector<StringRef> refs(names.begin(), names.end());
   build(builder, state, type, builder.getStrArrayAttr(refs),
-        builder.getUnitAttr());
+        builder.getUnitAttr(), /*packing=*/nullptr);
 }
 
 // moe.weight "name" : type
@@ -425,6 +440,19 @@ LogicalResult WeightOp::verify() {
   RankedTensorType type = getType();
   if (!type.hasStaticShape())
     return emitOpError() << "expected a static shape, found " << type;
+  if (PackingAttr packing = getPackingAttr()) {
+    Type element = type.getElementType();
+    int64_t expected = packing.getPackedElements(element);
+    if (type.getRank() != 1 || !(element.isF32() || element.isBF16()) ||
+        type.getDimSize(0) != expected)
+      return emitOpError() << "expected the packed result tensor<" << expected
+                           << "xf32> or tensor<"
+                           << packing.getPackedElements(
+                                  BFloat16Type::get(getContext()))
+                           << "xbf16>, found " << type;
+    // The names describe the source tensors.
+    type = packing.getSource();
+  }
   if (!getStacked()) {
     if (names.size() != 1)
       return emitOpError() << "expected one tensor name (or `stacked` for "
@@ -894,6 +922,131 @@ LogicalResult ExpertLoadOp::verify() {
     return emitOpError() << "expected num_experts >= 1, found "
                          << numExperts;
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GateOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GateOp::inferReturnTypes(MLIRContext *ctx,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &results) {
+  RoutingAttr routing = adaptor.getProperties().routing;
+  if (!routing)
+    return failInference(loc, "'moe.gate' op expects a routing attribute");
+  SmallVector<int64_t> shape = {dimOf(adaptor.getInput(), 0), routing.getK()};
+  results.push_back(tensorOf(shape, i32Type(ctx)));
+  results.push_back(tensorOf(shape, f32Type(ctx)));
+  return success();
+}
+
+LogicalResult GateOp::verify() {
+  RoutingAttr routing = getRouting();
+  if (routing.getSelection() == Selection::ExpertChoice)
+    return emitOpError() << "selection = expert_choice is expressed by "
+                            "`moe.expert_choice`, not `moe.gate`";
+  ShapeChecker check(getOperation());
+  check.dims("input", getInput().getType(), {"T", "d"})
+      .dims("weight", getWeight().getType(), {"E", "d"});
+  if (getBias())
+    check.dims("bias", getBias().getType(), {"E"});
+  if (getSelectionBias())
+    check.dims("selection_bias", getSelectionBias().getType(), {"E"});
+  check.dims("expert_ids", getExpertIds().getType(), {"T", "k"})
+      .dims("weights", getWeights().getType(), {"T", "k"})
+      .require("k", routing.getK(), "k of the routing");
+  if (failed(check.result()))
+    return failure();
+  return routing.verifyFor([&] { return emitOpError(); }, check.get("E"),
+                           static_cast<bool>(getTau()));
+}
+
+//===----------------------------------------------------------------------===//
+// FusedExpertsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult FusedExpertsOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  results.push_back(tensorOf(
+      {dimOf(adaptor.getInput(), 0), dimOf(adaptor.getInput(), 1)},
+      elementTypeOf(adaptor.getInput())));
+  return success();
+}
+
+LogicalResult FusedExpertsOp::verify() {
+  ExpertKind kind = getExperts().getKind();
+  if (kind != ExpertKind::Gated && kind != ExpertKind::Mlp)
+    return emitOpError() << "fuses gated and mlp experts, found kind = "
+                         << stringifyExpertKind(kind);
+  ShapeChecker check(getOperation());
+  check.dims("input", getInput().getType(), {"T", "d"})
+      .dims("row_token", getRowToken().getType(), {"N"})
+      .dims("group_sizes", getGroupSizes().getType(), {"E"})
+      .dims("slot_row", getSlotRow().getType(), {"T", "S"});
+  if (getRowWeight())
+    check.dims("row_weight", getRowWeight().getType(), {"N"});
+  if (getSlotWeight())
+    check.dims("slot_weight", getSlotWeight().getType(), {"T", "S"});
+  StringRef outSym;
+  if (failed(verifyExpertWeights(getOperation(), check, kind,
+                                 getExpertWeights(), outSym)) ||
+      failed(verifySharedWeights(getOperation(), check, getSharedWeights())))
+    return failure();
+  check.dims("result", getResult().getType(), {"T", "d"})
+      .sameElementType("result", getResult().getType(), "input",
+                       getInput().getType());
+  return check.result();
+}
+
+//===----------------------------------------------------------------------===//
+// UKernelOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult UKernelOp::verify() {
+  if (getName().empty())
+    return emitOpError() << "expected a kernel name";
+  bool tensors = llvm::all_of(getOutputs().getTypes(),
+                              llvm::IsaPred<RankedTensorType>);
+  bool buffers = llvm::all_of(getOutputs().getTypes(),
+                              llvm::IsaPred<MemRefType>);
+  if (!tensors && !buffers)
+    return emitOpError() << "expected outputs that are all tensors or all "
+                            "memrefs";
+  if (tensors && getResultTypes() != getOutputs().getTypes())
+    return emitOpError() << "expected one result per output, of its type";
+  if (buffers && getNumResults() != 0)
+    return emitOpError() << "expected no results on memref outputs";
+  for (Value operand : getOperation()->getOperands()) {
+    Type type = operand.getType();
+    if (tensors != isa<RankedTensorType>(type))
+      return emitOpError() << "expected every operand to be a "
+                           << (tensors ? "tensor" : "memref") << ", found "
+                           << type;
+    Type element = cast<ShapedType>(type).getElementType();
+    if (!(element.isF32() || element.isF16() || element.isBF16() ||
+          element.isInteger(32) || element.isInteger(64) ||
+          element.isInteger(8)))
+      return emitOpError() << "expected operands of f32, f16, bf16, i32, i64 "
+                              "or i8, found "
+                           << type;
+  }
+  return success();
+}
+
+void UKernelOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  for (OpOperand &operand : getOperation()->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                         SideEffects::DefaultResource::get());
+    if (isDpsInit(&operand))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  }
 }
 
 //===----------------------------------------------------------------------===//

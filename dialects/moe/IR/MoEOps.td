@@ -11,6 +11,7 @@
 
 include "moe/IR/MoEBase.td"
 include "moe/IR/MoEAttrs.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -146,6 +147,10 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     are packed once. A missing tensor, a wrong shape or a wrong dtype is a
     load-time error naming the tensor.
 
+    With `packing`, the names describe tensors of type `packing.source` and
+    the result is their packed form for the CPU kernels (see
+    `#moe.packing`), produced once at load time.
+
     ```mlir
     %wg = moe.weight "model.layers.0.block_sparse_moe.gate.weight"
         : tensor<8x4096xbf16>
@@ -153,7 +158,8 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
                               ...] : tensor<8x14336x4096xbf16>
     ```
   }];
-  let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked);
+  let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked,
+                       OptionalAttr<MoE_PackingAttr>:$packing);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;
@@ -635,6 +641,120 @@ def MoE_RecordStatsOp : MoE_Op<"record_stats",
     attr-dict `:` type($assignments)
   }];
   let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Fused forms (moe-fuse-gating, moe-fuse-expert-io) and kernels
+//===----------------------------------------------------------------------===//
+
+def MoE_GateOp : MoE_InferredOp<"gate", [AttrSizedOperandSegments]> {
+  let summary = "router logits, scores, selection and weights in one op";
+  let description = [{
+    `moe.route` applied to `moe.router`'s logits, as one op: for each token,
+    the logits `input . weight^T (+ bias)` (f32 accumulation), the scores,
+    the selection of `routing` (with the optional selection bias and
+    run-time tau) and the combine weights. Produced by `moe-fuse-gating`
+    when nothing else reads the logits; a back end computes it token tile
+    by token tile, never materializing the `[T, E]` scores.
+
+    ```mlir
+    %ids, %w = moe.gate %x, %wg <score = softmax, selection = top_k, k = 2,
+                                 renormalize = true>
+        : tensor<?x1024xf32>, tensor<8x1024xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$input, MoE_Matrix:$weight,
+                       Optional<MoE_Vector>:$bias,
+                       Optional<MoE_F32Vector>:$selection_bias,
+                       Optional<F32>:$tau,
+                       MoE_RoutingAttr:$routing);
+  let results = (outs MoE_Slots:$expert_ids, MoE_SlotWeights:$weights);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`selection_bias` `(` $selection_bias^ `:` type($selection_bias) `)`)?
+    (`tau` `(` $tau^ `)`)? $routing attr-dict
+    `:` type($input) `,` type($weight)
+  }];
+}
+
+def MoE_FusedExpertsOp
+    : MoE_InferredOp<"fused_experts", [AttrSizedOperandSegments]> {
+  let summary = "gather, routed experts, shared expert and combine in one op";
+  let description = [{
+    `moe.combine(experts(moe.gather(input, row_token[, row_weight])),
+    slot_row[, slot_weight]) + shared(input)` as one op, so that a back end
+    reads the routed rows in place (the gather folded into the first expert
+    GEMM) and sums each token's slots as the last GEMM's rows come out.
+    Produced by `moe-fuse-expert-io`.
+
+    `expert_weights` are those of `moe.gated_experts` (`gate, up, down` or
+    `gate_up, down`) or `moe.mlp_experts` (`w1, w2`), by `experts.kind`;
+    `shared_weights` those of `moe.shared_expert` (`gate, up, down` and
+    optionally the sigmoid gate `[1, d]`), or none.
+
+    ```mlir
+    %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+        slots(%sr : tensor<?x2xi32>) weights(%sw : tensor<?x2xf32>)
+        experts(%w1, %w3, %w2 : ...) {experts = #moe.experts<kind = gated>}
+        : tensor<?x1024xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$input,
+                       MoE_RowIndex:$row_token, MoE_Counts:$group_sizes,
+                       Optional<MoE_RowWeights>:$row_weight,
+                       MoE_Slots:$slot_row,
+                       Optional<MoE_SlotWeights>:$slot_weight,
+                       Variadic<MoE_ActTensor>:$expert_weights,
+                       Variadic<MoE_ActTensor>:$shared_weights,
+                       MoE_ExpertsAttr:$experts);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $input `rows` `(` $row_token `,` $group_sizes `:` type($row_token) `,`
+    type($group_sizes) `)`
+    (`scale` `(` $row_weight^ `:` type($row_weight) `)`)?
+    `slots` `(` $slot_row `:` type($slot_row) `)`
+    (`weights` `(` $slot_weight^ `:` type($slot_weight) `)`)?
+    `experts` `(` $expert_weights `:` type($expert_weights) `)`
+    (`shared` `(` $shared_weights^ `:` type($shared_weights) `)`)?
+    attr-dict `:` type($input)
+  }];
+}
+
+def MoE_UKernelOp : MoE_Op<"ukernel", [AttrSizedOperandSegments,
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "a call of one of the runtime's CPU kernels";
+  let description = [{
+    Calls kernel `name` of the runtime (`moe_rt_ukernel_<name>`), which
+    reads `inputs` and writes `outputs` (destination-passing style), with
+    the integers of `config`. On tensors the op returns the written
+    outputs; after bufferization it works on buffers, and
+    `convert-moe-ukernels` turns it into the call: every buffer becomes
+    (address, dtype code, rank, sizes), then `config`, all as 64-bit words
+    (`runtime/include/moe_ukernel_abi.h`). Element types are f32, f16,
+    bf16, i32, i64 and i8.
+
+    ```mlir
+    %p = moe.ukernel "pack" ins(%w : tensor<8x64x32xf32>)
+        outs(%e : tensor<16384xf32>) config = [0, 64] -> tensor<16384xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$name,
+                       Variadic<AnyTypeOf<[AnyRankedTensor, AnyMemRef]>>:$inputs,
+                       Variadic<AnyTypeOf<[AnyRankedTensor, AnyMemRef]>>:$outputs,
+                       DenseI64ArrayAttr:$config);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    $name `ins` `(` ($inputs^ `:` type($inputs))? `)`
+    `outs` `(` $outputs `:` type($outputs) `)` `config` `=` $config
+    attr-dict (`->` type($results)^)?
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getOutputsMutable();
+    }
+  }];
 }
 
 #endif // MOE_IR_MOEOPS_TD

@@ -19,6 +19,8 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir::moe {
@@ -28,6 +30,11 @@ namespace mlir::moe {
 
 #define GEN_PASS_REGISTRATION
 #include "moe/Conversion/Passes.h.inc"
+
+/// The declaration of runtime function `name` in `module`, added private
+/// with the C interface (memrefs by descriptor pointer) on first use.
+func::FuncOp declareRuntimeFunction(ModuleOp module, SymbolTable &symbols,
+                                    StringRef name, FunctionType type);
 
 } // namespace mlir::moe
 

@@ -16,7 +16,9 @@ def ConvertMoEToLinalg : Pass<"convert-moe-to-linalg"> {
   let description = [{
     The reference lowering: plain, obviously correct code that the fast
     paths are checked against. `moe.layer` is first expanded as by
-    `moe-decompose`; then every primitive op becomes upstream ops on
+    `moe-decompose`, and the fused ops (`moe.gate`, `moe.fused_experts`)
+    into the primitive ops they stand for; then every primitive op becomes
+    upstream ops on
     tensors:
 
     - router, scores, gather and combine are `linalg.generic` ops; the
@@ -117,6 +119,74 @@ def ConvertMoEWeightBuffers
     ```
 
     Runs after buffer deallocation (the runtime owns the buffer).
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::memref::MemRefDialect",
+  ];
+}
+
+def ConvertMoEToCPU : Pass<"convert-moe-to-cpu"> {
+  let summary = "Lower fused moe ops to the runtime's CPU kernels";
+  let description = [{
+    The fast CPU path. `moe.gate` and `moe.fused_experts` become
+    `moe.ukernel` calls of the runtime's kernels (`runtime/cpu/`), on
+    tensors, before bufferization:
+
+    - every weight matrix the kernels read is packed into their panel
+      layout: a checkpoint weight (`moe.weight`) gets a `#moe.packing` and
+      is packed once when the model is loaded; any other weight is packed
+      by a `pack` kernel call at run time;
+    - a fused `gate_up [E, 2f, d]` becomes a packed gate (rows `[0, f)`)
+      and a packed up (rows `[f, 2f)`);
+    - panels are bf16 when every routed and shared matrix is bf16 (the
+      kernels then accumulate bf16 products in f32), f32 otherwise;
+    - absent optional operands are zero-element buffers.
+
+    Ops the kernels do not cover (dynamic weight shapes) are left for
+    `convert-moe-to-linalg`, whose reference lowering covers every op.
+
+    ```mlir
+    %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+        slots(%sr : tensor<?x2xi32>) weights(%sw : tensor<?x2xf32>)
+        experts(%g, %u, %d : tensor<8x128x64xf32>, tensor<8x128x64xf32>,
+                             tensor<8x64x128xf32>)
+        {experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
+    // becomes (abridged)
+    %pg = moe.ukernel "pack" ins(%g : tensor<8x128x64xf32>)
+        outs(%e0 : tensor<65536xf32>) config = [0, 128] -> tensor<65536xf32>
+    ...
+    %y = moe.ukernel "expert_ffn" ins(%x, %rt, %sizes, %none, %sr, %sw,
+        %pg, %pu, %pd, ...) outs(%init : tensor<?x64xf32>)
+        config = [128, 0, 0] -> tensor<?x64xf32>
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+def ConvertMoEUKernels : Pass<"convert-moe-ukernels", "::mlir::ModuleOp"> {
+  let summary = "Turn moe.ukernel ops on buffers into runtime calls";
+  let description = [{
+    Runs after bufferization. Each `moe.ukernel "NAME"` on memrefs becomes
+    a call of `moe_rt_ukernel_NAME` (C interface) with one `memref<?xi64>`
+    of argument words: for each buffer, its address, dtype code, rank and
+    sizes, then the op's `config` (`runtime/include/moe_ukernel_abi.h`).
+    A buffer that is not contiguous row-major is copied into one that is
+    (and back, for an output) around the call.
+
+    ```mlir
+    moe.ukernel "pack" ins(%w : memref<8x64x32xf32>)
+        outs(%p : memref<16384xf32>) config = [0, 64]
+    // becomes (abridged)
+    %words = memref.alloca() : memref<10xi64>
+    ... // memref.store of each word
+    %cast = memref.cast %words : memref<10xi64> to memref<?xi64>
+    call @moe_rt_ukernel_pack(%cast) : (memref<?xi64>) -> ()
+    ```
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -27,11 +27,18 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("End with moe-check-lowered (only llvm and builtin ops "
                      "may remain)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> reference{
+      *this, "reference",
+      llvm::cl::desc("Compile with the reference lowering only, without the "
+                     "fused ops and the runtime's CPU kernels"),
+      llvm::cl::init(false)};
 };
 
 /// moe IR (or any mix of moe and upstream ops on tensors) to the LLVM
-/// dialect for the host: the reference lowering, bufferization, loops, and
-/// conversion to LLVM, ending in a check that nothing else is left.
+/// dialect for the host: gating and expert computation fused and lowered to
+/// the runtime's CPU kernels (unless `reference`), everything else by the
+/// reference lowering, then bufferization, loops, and conversion to LLVM,
+/// ending in a check that nothing else is left.
 void buildMoECPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
 /// Registers `moe-cpu-pipeline` with the global pass registry.

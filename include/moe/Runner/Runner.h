@@ -53,6 +53,8 @@ struct RunnerOptions {
   std::string checkpoint;
   /// Record expert statistics (moe-insert-stats).
   bool stats = true;
+  /// Compile with the reference lowering only (no CPU kernels).
+  bool reference = false;
 };
 
 class CompiledFunction {

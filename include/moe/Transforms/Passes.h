@@ -25,6 +25,10 @@ namespace mlir::moe {
 /// Adds the pattern that expands `moe.layer` into primitive moe ops.
 void populateMoEDecomposePatterns(RewritePatternSet &patterns);
 
+/// Patterns that expand the fused ops (`moe.gate`, `moe.fused_experts`)
+/// back into the primitive ops they stand for, for the reference lowering.
+void populateMoEUnfusePatterns(RewritePatternSet &patterns);
+
 #define GEN_PASS_REGISTRATION
 #include "moe/Transforms/Passes.h.inc"
 

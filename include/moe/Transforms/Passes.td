@@ -54,6 +54,53 @@ def MoEDecompose : Pass<"moe-decompose"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def MoEFuseGating : Pass<"moe-fuse-gating"> {
+  let summary = "Fuse the router matmul with score, selection and weights";
+  let description = [{
+    Replaces `moe.route` of `moe.router`'s logits by one `moe.gate` when
+    nothing else reads the logits (a loss does: then the two stay apart).
+    A back end then computes logits, scores, the selection and the combine
+    weights token tile by token tile, in one pass, without a `[T, E]`
+    probability tensor.
+
+    ```mlir
+    %z = moe.router %x, %wg : tensor<?x1024xf32>, tensor<8x1024xf32>
+    %ids, %w = moe.route %z <score = softmax, selection = top_k, k = 2>
+        : tensor<?x8xf32>
+    // becomes
+    %ids, %w = moe.gate %x, %wg <score = softmax, selection = top_k, k = 2>
+        : tensor<?x1024xf32>, tensor<8x1024xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+}
+
+def MoEFuseExpertIO : Pass<"moe-fuse-expert-io"> {
+  let summary = "Fold the gather and the combine into the expert computation";
+  let description = [{
+    Replaces `moe.combine` of gated or MLP experts applied to `moe.gather`
+    rows (plus a shared expert of the same activation, when the combine
+    adds one) by one `moe.fused_experts`. The back end then reads routed
+    rows in place in the first expert GEMM instead of copying them into a
+    permuted activation tensor, and sums each token's slots as the last
+    GEMM produces them. Chains with other uses in between are left alone.
+
+    ```mlir
+    %xg = moe.gather %x, %rt : tensor<?x64xf32>, tensor<?xi32>
+    %yg = moe.gated_experts %xg, %sizes gate(%g : ...) up(%u : ...)
+        down(%d : ...) act = silu : tensor<?x64xf32>, tensor<8xi64>
+    %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
+        : tensor<?x64xf32>, tensor<?x2xi32>
+    // becomes
+    %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+        slots(%sr : tensor<?x2xi32>) weights(%sw : tensor<?x2xf32>)
+        experts(%g, %u, %d : ...) {experts = #moe.experts<kind = gated>}
+        : tensor<?x64xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+}
+
 def MoEInsertStats : Pass<"moe-insert-stats", "::mlir::ModuleOp"> {
   let summary = "Record each moe.layer's expert statistics in the runtime";
   let description = [{

@@ -39,12 +39,13 @@ struct ConvertMoEToLinalgPass
 
     RewritePatternSet patterns(ctx);
     populateMoEDecomposePatterns(patterns);
+    populateMoEUnfusePatterns(patterns);
     populateMoEToLinalgPatterns(converter, patterns);
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MoEDialect>();
-    // Runtime buffers are lowered after bufferization.
-    target.addLegalOp<WeightBufferOp>();
+    // Runtime buffers and kernel calls are lowered after bufferization.
+    target.addLegalOp<WeightBufferOp, UKernelOp>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))

@@ -37,11 +37,10 @@ static std::string dtypeName(Type type) {
   return name;
 }
 
-/// The declaration of runtime function `name`, added on first use. Runtime
-/// functions take memrefs through the C interface.
-static func::FuncOp declareRuntimeFunction(ModuleOp module,
-                                           SymbolTable &symbols,
-                                           StringRef name, FunctionType type) {
+func::FuncOp mlir::moe::declareRuntimeFunction(ModuleOp module,
+                                              SymbolTable &symbols,
+                                              StringRef name,
+                                              FunctionType type) {
   if (auto existing = symbols.lookup<func::FuncOp>(name))
     return existing;
   OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
@@ -103,18 +102,28 @@ void ConvertMoEToRuntimePass::runOnOperation() {
   module.walk([&](WeightOp op) { weights.push_back(op); });
   for (WeightOp op : weights) {
     RankedTensorType type = op.getType();
+    PackingAttr packing = op.getPackingAttr();
     Attribute key = attrs.getArrayAttr(
         {op.getNames(), attrs.getBoolAttr(op.getStacked()),
-         TypeAttr::get(type)});
+         TypeAttr::get(type), packing ? Attribute(packing) : attrs.getUnitAttr()});
     auto [it, inserted] =
         weightIds.insert({key, static_cast<int64_t>(weightIds.size())});
     int64_t id = it->second;
-    if (inserted)
-      weightTable.push_back(attrs.getDictionaryAttr(
-          {attrs.getNamedAttr("id", attrs.getI64IntegerAttr(id)),
-           attrs.getNamedAttr("names", op.getNames()),
-           attrs.getNamedAttr("stacked", attrs.getBoolAttr(op.getStacked())),
-           attrs.getNamedAttr("type", TypeAttr::get(type))}));
+    if (inserted) {
+      // `type` is what the checkpoint tensors must be; `packed` what the
+      // runtime binds when it packs them.
+      SmallVector<NamedAttribute> entry = {
+          attrs.getNamedAttr("id", attrs.getI64IntegerAttr(id)),
+          attrs.getNamedAttr("names", op.getNames()),
+          attrs.getNamedAttr("stacked", attrs.getBoolAttr(op.getStacked())),
+          attrs.getNamedAttr("type", TypeAttr::get(packing ? packing.getSource()
+                                                           : type))};
+      if (packing) {
+        entry.push_back(attrs.getNamedAttr("packing", packing));
+        entry.push_back(attrs.getNamedAttr("packed", TypeAttr::get(type)));
+      }
+      weightTable.push_back(attrs.getDictionaryAttr(entry));
+    }
 
     OpBuilder builder(op);
     Location loc = op.getLoc();

@@ -372,3 +372,142 @@ func.func @weight_buffer_layout() {
   %b = moe.weight_buffer 0 : memref<?x4xf32>
   return
 }
+
+// -----
+
+func.func @gate_expert_choice(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>) {
+  // expected-error@+1 {{'moe.gate' op selection = expert_choice is expressed by `moe.expert_choice`, not `moe.gate`}}
+  %i, %w = moe.gate %x, %wg <score = softmax, selection = expert_choice, k = 2>
+      : tensor<?x64xf32>, tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @gate_hidden(%x: tensor<?x64xf32>, %wg: tensor<8x32xf32>) {
+  // expected-error@+1 {{'moe.gate' op expected `weight` dim 1 (d) to be 64 (d = 64 from `input` dim 1 (d)), found 32}}
+  %i, %w = moe.gate %x, %wg <score = softmax, selection = top_k, k = 2>
+      : tensor<?x64xf32>, tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @gate_k(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>) {
+  // expected-error@+1 {{'moe.gate' op expected k <= E = 8 experts, found k = 9}}
+  %i, %w = moe.gate %x, %wg <score = softmax, selection = top_k, k = 9>
+      : tensor<?x64xf32>, tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @fused_experts_kind(%x: tensor<?x64xf32>, %rt: tensor<?xi32>,
+                              %sizes: tensor<8xi64>, %sr: tensor<?x2xi32>,
+                              %base: tensor<64x64xf32>, %a: tensor<8x4x64xf32>,
+                              %b: tensor<8x64x4xf32>) {
+  // expected-error@+1 {{'moe.fused_experts' op fuses gated and mlp experts, found kind = lora}}
+  %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+      slots(%sr : tensor<?x2xi32>)
+      experts(%base, %a, %b : tensor<64x64xf32>, tensor<8x4x64xf32>, tensor<8x64x4xf32>)
+      {experts = #moe.experts<kind = lora, alpha = 8.0>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @fused_experts_down(%x: tensor<?x64xf32>, %rt: tensor<?xi32>,
+                              %sizes: tensor<8xi64>, %sr: tensor<?x2xi32>,
+                              %g: tensor<8x128x64xf32>, %d: tensor<8x64x96xf32>) {
+  // expected-error@+1 {{'moe.fused_experts' op expected `down` dim 2 (f) to be 128 (f = 128 from `gate` dim 1 (f)), found 96}}
+  %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+      slots(%sr : tensor<?x2xi32>)
+      experts(%g, %g, %d : tensor<8x128x64xf32>, tensor<8x128x64xf32>, tensor<8x64x96xf32>)
+      {experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @fused_experts_slots(%x: tensor<?x64xf32>, %rt: tensor<?xi32>,
+                               %sizes: tensor<8xi64>, %sr: tensor<?x2xi32>,
+                               %sw: tensor<?x3xf32>, %w1: tensor<8x128x64xf32>,
+                               %w2: tensor<8x64x128xf32>) {
+  // expected-error@+1 {{'moe.fused_experts' op expected `slot_weight` dim 1 (S) to be 2 (S = 2 from `slot_row` dim 1 (S)), found 3}}
+  %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+      slots(%sr : tensor<?x2xi32>) weights(%sw : tensor<?x3xf32>)
+      experts(%w1, %w2 : tensor<8x128x64xf32>, tensor<8x64x128xf32>)
+      {experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @ukernel_mixed(%w: tensor<4x4xf32>, %p: memref<128xf32>) {
+  // expected-error@+1 {{'moe.ukernel' op expected every operand to be a memref, found 'tensor<4x4xf32>'}}
+  moe.ukernel "pack" ins(%w : tensor<4x4xf32>) outs(%p : memref<128xf32>)
+      config = [0, 4]
+  return
+}
+
+// -----
+
+func.func @ukernel_results(%w: tensor<4x4xf32>, %p: tensor<128xf32>) {
+  // expected-error@+1 {{'moe.ukernel' op expected one result per output, of its type}}
+  %r = moe.ukernel "pack" ins(%w : tensor<4x4xf32>) outs(%p : tensor<128xf32>)
+      config = [0, 4] -> tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @ukernel_type(%w: memref<4x4xf64>, %p: memref<128xf32>) {
+  // expected-error@+1 {{'moe.ukernel' op expected operands of f32, f16, bf16, i32, i64 or i8, found 'memref<4x4xf64>'}}
+  moe.ukernel "pack" ins(%w : memref<4x4xf64>) outs(%p : memref<128xf32>)
+      config = [0, 4]
+  return
+}
+
+// -----
+
+func.func @ukernel_name(%p: memref<128xf32>) {
+  // expected-error@+1 {{'moe.ukernel' op expected a kernel name}}
+  moe.ukernel "" ins() outs(%p : memref<128xf32>) config = []
+  return
+}
+
+// -----
+
+module attributes {moe.checkpoint = "model"} {
+  func.func @packed_size() {
+    // expected-error@+1 {{'moe.weight' op expected the packed result tensor<4096xf32> or tensor<4096xbf16>, found 'tensor<4000xf32>'}}
+    %w = moe.weight "w" {packing = #moe.packing<
+        source = tensor<64x64xf32>, first_row = 0, rows = 64>}
+        : tensor<4000xf32>
+    return
+  }
+}
+
+// -----
+
+module attributes {moe.checkpoint = "model"} {
+  func.func @packed_rows() {
+    // expected-error@+1 {{expected rows [first_row, first_row + rows) within the 64 rows of the source, found [32, 96)}}
+    %w = moe.weight "w" {packing = #moe.packing<
+        source = tensor<64x64xf32>, first_row = 32, rows = 64>}
+        : tensor<4096xf32>
+    return
+  }
+}
+
+// -----
+
+module attributes {moe.checkpoint = "model"} {
+  func.func @packed_stacked() {
+    // expected-error@+1 {{'moe.weight' op expected 3 stacked tensors to match dim 0 of 'tensor<2x64x64xf32>'}}
+    %w = moe.weight stacked ["a", "b", "c"] {packing = #moe.packing<
+        source = tensor<2x64x64xf32>, first_row = 0, rows = 64>}
+        : tensor<8192xf32>
+    return
+  }
+}

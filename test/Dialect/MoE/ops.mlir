@@ -259,3 +259,74 @@ func.func @runtime_ops(%a: tensor<8xi64>, %d: tensor<8xi64>, %t: index)
   %b = moe.weight_buffer 3 : memref<8x64xbf16>
   return %b : memref<8x64xbf16>
 }
+
+// CHECK-LABEL: func @gate
+func.func @gate(%x: tensor<?x64xbf16>, %wg: tensor<16x64xbf16>,
+                %bg: tensor<16xbf16>, %b: tensor<16xf32>, %tau: f32)
+    -> (tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x4xi32>, tensor<?x4xf32>) {
+  // CHECK: moe.gate %{{.*}}, %{{.*}} <score = softmax, selection = top_k, k = 2> : tensor<?x64xbf16>, tensor<16x64xbf16>
+  %i0, %w0 = moe.gate %x, %wg <score = softmax, selection = top_k, k = 2>
+      : tensor<?x64xbf16>, tensor<16x64xbf16>
+  // CHECK: moe.gate %{{.*}}, %{{.*}} bias(%{{.*}} : tensor<16xbf16>) selection_bias(%{{.*}} : tensor<16xf32>) tau(%{{.*}}) <score = sigmoid, selection = threshold, k = 4> : tensor<?x64xbf16>, tensor<16x64xbf16>
+  %i1, %w1 = moe.gate %x, %wg bias(%bg : tensor<16xbf16>)
+      selection_bias(%b : tensor<16xf32>) tau(%tau)
+      <score = sigmoid, selection = threshold, k = 4>
+      : tensor<?x64xbf16>, tensor<16x64xbf16>
+  return %i0, %w0, %i1, %w1
+      : tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x4xi32>, tensor<?x4xf32>
+}
+
+// CHECK-LABEL: func @fused_experts
+func.func @fused_experts(%x: tensor<?x64xf32>, %rt: tensor<?xi32>,
+                         %sizes: tensor<8xi64>, %rw: tensor<?xf32>,
+                         %sr: tensor<?x2xi32>, %sw: tensor<?x2xf32>,
+                         %gu: tensor<8x256x64xbf16>, %d: tensor<8x64x128xbf16>,
+                         %sg: tensor<96x64xf32>, %sd: tensor<64x96xf32>,
+                         %sgw: tensor<1x64xf32>)
+    -> (tensor<?x64xf32>, tensor<?x64xf32>) {
+  // CHECK: moe.fused_experts %{{.*}} rows(%{{.*}}, %{{.*}} : tensor<?xi32>, tensor<8xi64>) slots(%{{.*}} : tensor<?x2xi32>) weights(%{{.*}} : tensor<?x2xf32>) experts(%{{.*}}, %{{.*}} : tensor<8x256x64xbf16>, tensor<8x64x128xbf16>) shared(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<96x64xf32>, tensor<96x64xf32>, tensor<64x96xf32>, tensor<1x64xf32>) {experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
+  %y0 = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+      slots(%sr : tensor<?x2xi32>) weights(%sw : tensor<?x2xf32>)
+      experts(%gu, %d : tensor<8x256x64xbf16>, tensor<8x64x128xbf16>)
+      shared(%sg, %sg, %sd, %sgw : tensor<96x64xf32>, tensor<96x64xf32>,
+                                   tensor<64x96xf32>, tensor<1x64xf32>)
+      {experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
+  // CHECK: moe.fused_experts %{{.*}} rows(%{{.*}}, %{{.*}} : tensor<?xi32>, tensor<8xi64>) scale(%{{.*}} : tensor<?xf32>) slots(%{{.*}} : tensor<?x2xi32>) experts(%{{.*}}, %{{.*}} : tensor<8x128x64xbf16>, tensor<8x64x128xbf16>) {experts = #moe.experts<kind = mlp, act = relu>} : tensor<?x64xf32>
+  %w1 = tensor.extract_slice %gu[0, 0, 0] [8, 128, 64] [1, 1, 1]
+      : tensor<8x256x64xbf16> to tensor<8x128x64xbf16>
+  %y1 = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+      scale(%rw : tensor<?xf32>) slots(%sr : tensor<?x2xi32>)
+      experts(%w1, %d : tensor<8x128x64xbf16>, tensor<8x64x128xbf16>)
+      {experts = #moe.experts<kind = mlp, act = relu>} : tensor<?x64xf32>
+  return %y0, %y1 : tensor<?x64xf32>, tensor<?x64xf32>
+}
+
+// CHECK-LABEL: func @ukernel
+func.func @ukernel(%w: tensor<8x64x32xf32>, %b: memref<8x64x32xf32>,
+                   %p: memref<16384xf32>) -> tensor<16384xf32> {
+  %e = tensor.empty() : tensor<16384xf32>
+  // CHECK: moe.ukernel "pack" ins(%{{.*}} : tensor<8x64x32xf32>) outs(%{{.*}} : tensor<16384xf32>) config = [0, 64] -> tensor<16384xf32>
+  %t = moe.ukernel "pack" ins(%w : tensor<8x64x32xf32>)
+      outs(%e : tensor<16384xf32>) config = [0, 64] -> tensor<16384xf32>
+  // CHECK: moe.ukernel "pack" ins(%{{.*}} : memref<8x64x32xf32>) outs(%{{.*}} : memref<16384xf32>) config = [0, 64]
+  moe.ukernel "pack" ins(%b : memref<8x64x32xf32>)
+      outs(%p : memref<16384xf32>) config = [0, 64]
+  return %t : tensor<16384xf32>
+}
+
+// CHECK-LABEL: func @packed_weight
+module attributes {moe.checkpoint = "model"} {
+  func.func @packed_weight() -> tensor<24576xbf16> {
+    // CHECK: moe.weight stacked ["e0", "e1"] {packing = #moe.packing<source = tensor<2x96x64xbf16>, first_row = 32, rows = 64>} : tensor<8192xbf16>
+    %w = moe.weight stacked ["e0", "e1"] {packing = #moe.packing<
+        source = tensor<2x96x64xbf16>, first_row = 32, rows = 64>}
+        : tensor<8192xbf16>
+    // CHECK: moe.weight "router" {packing = #moe.packing<source = tensor<8x64xbf16>, first_row = 0, rows = 8>} : tensor<2048xf32>
+    %r = moe.weight "router" {packing = #moe.packing<
+        source = tensor<8x64xbf16>, first_row = 0, rows = 8>}
+        : tensor<2048xf32>
+    %c = tensor.concat dim(0) %w, %w, %w
+        : (tensor<8192xbf16>, tensor<8192xbf16>, tensor<8192xbf16>) -> tensor<24576xbf16>
+    return %c : tensor<24576xbf16>
+  }
+}

@@ -1,0 +1,167 @@
+//===- RuntimeModelTest.cpp - load-time packing of checkpoint weights -----===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// A manifest weight with packing binds the panels of the checkpoint
+// tensors' selected rows, element for element what the packed layout of
+// moe_ukernel_abi.h says; malformed packings and mismatched tensors are
+// errors that name the weight.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Manifest.h"
+#include "Model.h"
+#include "cpu/Elements.h"
+#include "moe_ukernel_abi.h"
+
+#include "moe/Checkpoint/SafeTensors.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+using namespace moe::rt;
+namespace ckpt = mlir::moe::checkpoint;
+
+namespace {
+
+/// The packed value at [panel, i, j] of one matrix, from the layout's
+/// definition (not from the packing code).
+float packedAt(const void *packed, moe_dtype dtype, int64_t k, int64_t panel,
+               int64_t i, int64_t j) {
+  if (dtype == MOE_DTYPE_F32)
+    return static_cast<const float *>(packed)[(panel * k + i) * 32 + j];
+  int64_t pairs = (k + 1) / 2;
+  int64_t at = ((panel * pairs + i / 2) * 32 + j) * 2 + i % 2;
+  return cpu::fromBF16Scalar(static_cast<const uint16_t *>(packed)[at]);
+}
+
+class PackedWeights : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("moe-model-test", dir));
+    path = (dir + "/model.safetensors").str();
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (int e = 0; e < experts; ++e) {
+      f32[e].resize(n * k);
+      bf16[e].resize(n * k);
+      for (int64_t i = 0; i < n * k; ++i) {
+        f32[e][i] = dist(rng);
+        bf16[e][i] = cpu::toBF16Scalar(dist(rng));
+      }
+    }
+    std::vector<ckpt::TensorData> tensors;
+    for (int e = 0; e < experts; ++e) {
+      tensors.push_back({"f32." + std::to_string(e), ckpt::DType::F32, {n, k},
+                         {reinterpret_cast<const char *>(f32[e].data()),
+                          f32[e].size() * 4}});
+      tensors.push_back({"bf16." + std::to_string(e), ckpt::DType::BF16,
+                         {n, k},
+                         {reinterpret_cast<const char *>(bf16[e].data()),
+                          bf16[e].size() * 2}});
+    }
+    ASSERT_FALSE(bool(ckpt::writeSafeTensors(path, tensors)));
+  }
+
+  void TearDown() override { llvm::sys::fs::remove_directories(dir); }
+
+  WeightEntry entry(const std::string &prefix, moe_dtype dtype,
+                    int64_t firstRow, int64_t rows, moe_dtype packed) {
+    WeightEntry w;
+    for (int e = 0; e < experts; ++e)
+      w.names.push_back(prefix + "." + std::to_string(e));
+    w.stacked = true;
+    w.dtype = dtype;
+    w.shape = {experts, n, k};
+    w.packing = Packing{firstRow, rows, packed,
+                        experts * moe_uk_packed_elements(
+                                      rows, k, packed == MOE_DTYPE_BF16)};
+    return w;
+  }
+
+  static constexpr int experts = 2;
+  static constexpr int64_t n = 40, k = 7;
+  llvm::SmallString<128> dir;
+  std::string path;
+  std::vector<float> f32[experts];
+  std::vector<uint16_t> bf16[experts];
+};
+
+TEST_F(PackedWeights, BindsThePanelsOfTheSelectedRows) {
+  Manifest manifest;
+  manifest.weights = {entry("f32", MOE_DTYPE_F32, 8, 30, MOE_DTYPE_F32),
+                      entry("bf16", MOE_DTYPE_BF16, 0, 40, MOE_DTYPE_BF16),
+                      entry("f32", MOE_DTYPE_F32, 3, 33, MOE_DTYPE_BF16)};
+  for (auto [i, w] : llvm::enumerate(manifest.weights))
+    w.id = static_cast<int64_t>(i);
+  // The manifest survives its JSON form.
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  auto model = Model::load(std::move(*parsed), path);
+  ASSERT_TRUE(bool(model)) << llvm::toString(model.takeError());
+
+  for (const WeightEntry &w : manifest.weights) {
+    const Packing &p = *w.packing;
+    const char *data = static_cast<const char *>((*model)->weight(w.id));
+    int64_t perMatrix =
+        moe_uk_packed_elements(p.rows, k, p.dtype == MOE_DTYPE_BF16);
+    int64_t panels = (p.rows + 31) / 32;
+    for (int e = 0; e < experts; ++e) {
+      const void *matrix = data + e * perMatrix * cpu::dtypeBytes(p.dtype);
+      for (int64_t panel = 0; panel < panels; ++panel)
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t j = 0; j < 32; ++j) {
+            int64_t row = panel * 32 + j;
+            float expected = 0.0f;
+            if (row < p.rows) {
+              int64_t at = (p.firstRow + row) * k + i;
+              expected = w.dtype == MOE_DTYPE_F32
+                             ? f32[e][at]
+                             : cpu::fromBF16Scalar(bf16[e][at]);
+              if (p.dtype == MOE_DTYPE_BF16)
+                expected = cpu::fromBF16Scalar(cpu::toBF16Scalar(expected));
+            }
+            ASSERT_EQ(packedAt(matrix, p.dtype, k, panel, i, j), expected)
+                << w.names.front() << " matrix " << e << " panel " << panel
+                << " [" << i << ", " << j << "]";
+          }
+    }
+  }
+}
+
+TEST_F(PackedWeights, RejectsInconsistentPackings) {
+  Manifest manifest;
+  manifest.weights = {entry("f32", MOE_DTYPE_F32, 8, 40, MOE_DTYPE_F32)};
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("inconsistent packing of weight f32.0"),
+            std::string::npos);
+
+  manifest.weights = {entry("f32", MOE_DTYPE_F32, 0, 8, MOE_DTYPE_F16)};
+  parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("malformed packing of weight f32.0"),
+            std::string::npos);
+}
+
+TEST_F(PackedWeights, NamesAMismatchedTensor) {
+  Manifest manifest;
+  WeightEntry w = entry("f32", MOE_DTYPE_F32, 0, 8, MOE_DTYPE_F32);
+  w.dtype = MOE_DTYPE_BF16; // The checkpoint holds f32.
+  manifest.weights = {w};
+  auto model = Model::load(std::move(manifest), path);
+  ASSERT_FALSE(bool(model));
+  EXPECT_NE(llvm::toString(model.takeError()).find("f32.0"), std::string::npos);
+}
+
+} // namespace
