@@ -29,6 +29,13 @@
 // RUN: env MOE_CPU_ISA=avx2 moe-run %t/bf16/case.mlir --entry case --quiet $(cat %t/bf16/moe-run.args) 2>/dev/null
 // RUN: moe-reference compare --dir %t/bf16 | FileCheck %s
 
+// bf16 weights with f32 activations: the router multiplies the f32 input
+// as it is (its panels are f32), so selection matches the reference even
+// among 2048 assignments; the experts use bf16 panels (bf16 tolerance).
+// RUN: moe-reference emit --case "op=layer wdtype=bf16 d=256 f=512" --seed 5 --tokens 1,64,1024 --dir %t/mixed
+// RUN: moe-run %t/mixed/case.mlir --entry case --quiet $(cat %t/mixed/moe-run.args)
+// RUN: moe-reference compare --dir %t/mixed --tol 1e-2 | FileCheck %s
+
 // MLP experts, weights applied to the input, grouped routing with bias.
 // RUN: moe-reference emit --case "op=layer experts=mlp act=gelu_erf apply=input renormalize=1 E=16 select=grouped_top_k groups=4 topk_group=2 k=3 selection_bias=1 router_bias=1" --seed 303 --tokens 0,1,7,33 --dir %t/mlp
 // RUN: moe-opt %t/mlp/case.mlir --moe-decompose --moe-fuse-gating --moe-fuse-expert-io -o %t/mlp/fused.mlir

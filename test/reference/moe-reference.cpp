@@ -33,6 +33,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -66,6 +67,7 @@ const char *kUsage = R"(usage:
 SPEC: whitespace-separated key=value pairs (defaults in brackets):
   op=layer|route|expert_choice|dispatch|losses|grouped_matmul [layer]
   E [8] d [32] f [48] k [2] r [4] d_out [=d] fs [64] dtype=f32|f16|bf16 [f32]
+  wdtype=f32|f16|bf16 [=dtype] (the weights' element type)
   score=softmax|sigmoid|sqrt_softplus|logits [softmax]
   select=top_k|grouped_top_k|top_p|threshold|expert_choice [top_k]
   groups [1] topk_group group_score=max|sum_top2 top_p tau tau_operand=0|1
@@ -88,6 +90,7 @@ struct Spec {
   std::string op = "layer";
   int64_t E = 8, d = 32, f = 48, k = 2, r = 4, dOut = -1, fs = 64;
   DType dtype = DType::F32;
+  std::optional<DType> wdtype; // weights, when not `dtype`
   LayerConfig cfg;
   bool fused = false;
   bool tauOperand = false, routerBias = false, selectionBias = false;
@@ -176,6 +179,10 @@ Spec parseSpec(const std::string &text) {
       s.dtype = parseEnum<DType>(key, v, {{"f32", DType::F32},
                                           {"f16", DType::F16},
                                           {"bf16", DType::BF16}});
+    else if (key == "wdtype")
+      s.wdtype = parseEnum<DType>(key, v, {{"f32", DType::F32},
+                                           {"f16", DType::F16},
+                                           {"bf16", DType::BF16}});
     else if (key == "score")
       rt.score = parseEnum<Score>(key, v, {{"softmax", Score::Softmax},
                                            {"sigmoid", Score::Sigmoid},
@@ -463,17 +470,17 @@ struct Case {
 Case buildArgs(const Spec &s) {
   Case c;
   c.spec = s;
-  DType t = s.dtype;
+  DType t = s.wdtype.value_or(s.dtype); // weights
   int64_t E = s.E, d = s.d, f = s.f, r = s.r;
   if (s.op == "grouped_matmul") {
-    c.add("lhs", t, {-1, d}, 1.0);
+    c.add("lhs", s.dtype, {-1, d}, 1.0);
     c.add("rhs", t, s.transpose ? std::vector<int64_t>{E, f, d}
                                 : std::vector<int64_t>{E, d, f},
           double(d));
     c.add("sizes", DType::I64, {E}, 1.0, ArgKind::GroupSizes);
     return c;
   }
-  c.add("x", t, {-1, d}, 1.0);
+  c.add("x", s.dtype, {-1, d}, 1.0);
   c.add("wg", t, {E, d}, double(d));
   if (s.routerBias) c.add("bg", t, {E}, 4.0); // N(0, 1/2)
   if (s.selectionBias) c.add("sb", DType::F32, {E}, 25.0); // N(0, 1/5)

@@ -167,9 +167,13 @@ static LogicalResult lowerGate(RewriterBase &rewriter, GateOp op) {
   int64_t experts = weightType.getDimSize(0);
   Type f32 = rewriter.getF32Type();
 
+  // Logits multiply the input as it is (spec: widened, f32 accumulation):
+  // bf16 panels only when the input is bf16 too, so that no operand is
+  // rounded and selection matches the reference.
   Value router =
       packWeight(rewriter, loc, op.getWeight(), 0, experts,
-                 packedElementType(rewriter, ValueRange{op.getWeight()}));
+                 packedElementType(rewriter, ValueRange{op.getWeight(),
+                                                        op.getInput()}));
   Value bias = op.getBias() ? toF32(rewriter, loc, op.getBias())
                             : absent(rewriter, loc, f32);
   Value selectionBias =

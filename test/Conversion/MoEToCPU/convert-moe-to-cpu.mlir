@@ -48,6 +48,19 @@ module attributes {moe.checkpoint = "model"} {
 
 // -----
 
+// bf16 router weights with an f32 input: f32 panels, so that the input is
+// not rounded (logits multiply the input as it is).
+// CHECK-LABEL: func @gate_mixed
+// CHECK: moe.ukernel "pack" ins(%{{.*}} : tensor<8x64xbf16>) outs(%{{.*}} : tensor<2048xf32>)
+func.func @gate_mixed(%x: tensor<?x64xf32>, %wg: tensor<8x64xbf16>)
+    -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %ids, %w = moe.gate %x, %wg <score = softmax, selection = top_k, k = 2>
+      : tensor<?x64xf32>, tensor<8x64xbf16>
+  return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
+}
+
+// -----
+
 // Gated experts with a shared expert and its sigmoid gate: every matrix
 // packed into f32 panels; the sigmoid gate passes as it is.
 // CHECK-LABEL: func @gated_shared
