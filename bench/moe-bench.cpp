@@ -687,6 +687,14 @@ int main(int argc, char **argv) {
     if (!fast || !fastBF16 || (!skipReference && !ref))
       return 1;
     OneDNNExperts dnnlExperts(layer);
+    // The bf16 rows are checked against the same layer with its weights
+    // rounded to bf16 (routing may legitimately differ from f32 weights).
+    Layer rounded = layer;
+    for (std::vector<float> *w : {&rounded.router, &rounded.w1, &rounded.w3,
+                                  &rounded.w2})
+      for (float &v : *w)
+        v = ::moe::rt::cpu::fromBF16Scalar(::moe::rt::cpu::toBF16Scalar(v));
+    OneDNNExperts dnnlRounded(rounded);
     Gemm blas = openblasGemm(), dnnl = onednnGemm();
     auto blasExperts = [&](int64_t e, int which, int64_t m, const float *a,
                            int64_t k, float *c) {
@@ -750,7 +758,8 @@ int main(int argc, char **argv) {
       bf.oursF32 = row.ours;
       bf.ours = timeCold(evict, [&] { fastBF16->run(x); }, wanted);
       bf.gflops = useful / (bf.ours * 1e-3) / 1e9;
-      bf.maxError = relError(fastBF16->output(), yRef.data(), tokens * shape.d);
+      gatheredLayer(rounded, xs.data(), tokens, y.data(), dnnl, dnnlRounded);
+      bf.maxError = relError(fastBF16->output(), y.data(), tokens * shape.d);
       bf.reference = bf.dense = bf.openblas = bf.onednn = -1;
       double bfMemory = (touched * expertBytes / 2 + shape.E * shape.d * 2.0) /
                         (bandwidth * 1e9) * 1e3;

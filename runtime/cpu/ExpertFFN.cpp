@@ -56,6 +56,35 @@ struct Share {
   int64_t first = 0, last = 0, local = 0;
 };
 
+/// Reduction block of the expert GEMMs: 256 k values of a panel are 32 KB
+/// in f32, 16 KB in bf16, and stay in L1 across the row tiles.
+constexpr int64_t kBlock = 256;
+
+/// Experts with fewer routed rows read them in place (the gather folded
+/// into the GEMM); from this many on, their rows are first packed
+/// tile-interleaved, which the micro-kernel reads as one stream: a copy
+/// that pays once the rows are reused by many tiles and panels.
+constexpr int64_t kPackMinRows = 4;
+
+/// The balanced row tiles of `count` rows: tile t holds [first(t),
+/// first(t + 1)), at most `tileRows` rows (32 rows are 11 + 11 + 10).
+struct Tiles {
+  int64_t count = 0, n = 0;
+  Tiles(int64_t count, int tileRows)
+      : count(count), n(std::max<int64_t>(1, (count + tileRows - 1) / tileRows)) {}
+  int64_t first(int64_t t) const { return t * count / n; }
+};
+
+/// Operand A of an expert GEMM: `count` rows, through pointers or packed
+/// tile-interleaved (tile t at packed + first(t) * stride elements; see
+/// Tile in Kernels.h).
+struct RowOperand {
+  const char *const *rows = nullptr;
+  const char *packed = nullptr;
+  int64_t stride = 0;
+  int64_t count = 0;
+};
+
 class Runner {
 public:
   explicit Runner(const ExpertFFN &p) : p(p), k(kernels()) {
@@ -63,6 +92,12 @@ public:
     innerPad = roundUp(p.inner, kPanel);
     hiddenPad = roundUp(p.hidden, kPanel);
     sharedPad = roundUp(p.sharedInner, kPanel);
+    // AMX multiplies bf16 rows stored row-major, 16 rows and 32 k values
+    // at a time (zero padding); the AVX-512 kernels read tile-interleaved
+    // rows (see packRows).
+    amx = computeType == MOE_DTYPE_BF16 && k.amxBF16;
+    rowAlign = amx ? 16 : 1;
+    inputStride = amx ? roundUp(p.hidden, 32) : roundUp(p.hidden, 2);
     upPerExpert = packedElements(p.inner, p.hidden, p.wType);
     downPerExpert = packedElements(p.hidden, p.inner, p.wType);
     // Groups past the last row are cut (the reference never reads them).
@@ -89,9 +124,11 @@ public:
 private:
   void allocateScratch(int64_t chunkTokens) {
     size_t cElem = dtypeBytes(computeType);
+    chunkTokens = roundUp(chunkTokens, rowAlign);
     if (p.sharedGate) {
       sharedHidden = allocateAligned(chunkTokens * sharedPad * cElem);
       sharedOut = allocateAligned(chunkTokens * hiddenPad * sizeof(float));
+      sharedInput = allocateAligned(chunkTokens * inputStride * cElem);
     }
     if (p.xType != computeType)
       converted = allocateAligned(chunkTokens * p.hidden * cElem);
@@ -104,8 +141,10 @@ private:
   void reserveRows(int64_t rows) {
     if (rows <= reservedRows)
       return;
-    hidden = allocateAligned(rows * innerPad * dtypeBytes(computeType));
+    size_t cElem = dtypeBytes(computeType);
+    hidden = allocateAligned(rows * innerPad * cElem);
     out = allocateAligned(rows * hiddenPad * sizeof(float));
+    packedInput = allocateAligned(rows * inputStride * cElem);
     reservedRows = rows;
   }
 
@@ -161,10 +200,11 @@ private:
     for (int64_t e = 0; e < p.experts; ++e) {
       shares[e] = whole ? Share{offsets[e], offsets[e + 1], local}
                         : Share{lowerBound(e, t0), lowerBound(e, t1), local};
-      local += shares[e].last - shares[e].first;
+      local += roundUp(shares[e].last - shares[e].first, rowAlign);
     }
     reserveRows(local);
     prepareInput();
+    packPhase();
     upPhase();
     downPhase();
     combinePhase();
@@ -204,14 +244,135 @@ private:
     return input.base + (token - chunkFirst) * input.stride;
   }
 
-  void tile(const char *const *rows, int numRows, const void *panel,
-            int64_t depth, float *c, int64_t ldc) const {
-    if (computeType == MOE_DTYPE_F32)
-      k.panelF32(reinterpret_cast<const float *const *>(rows), numRows,
-                 static_cast<const float *>(panel), depth, c, ldc);
-    else
-      k.panelBF16(reinterpret_cast<const uint16_t *const *>(rows), numRows,
-                  static_cast<const uint16_t *>(panel), depth, c, ldc);
+  /// Packs rows[0 .. count) tile by tile into `dst`, tile t at
+  /// first(t) * inputStride elements: element (m, i) of a tile of M rows at
+  /// [i * M + m] (f32) or [((i / 2) * M + m) * 2 + i % 2] (bf16, a zero
+  /// completing an odd hidden size).
+  void packRows(const char *const *rows, int64_t count, char *dst) const {
+    Tiles tiles(count, k.tileRows);
+    for (int64_t t = 0; t < tiles.n; ++t) {
+      int64_t r0 = tiles.first(t), M = tiles.first(t + 1) - r0;
+      if (computeType == MOE_DTYPE_F32) {
+        float *tile = reinterpret_cast<float *>(dst) + r0 * inputStride;
+        for (int64_t m = 0; m < M; ++m) {
+          const float *src = reinterpret_cast<const float *>(rows[r0 + m]);
+          for (int64_t i = 0; i < p.hidden; ++i)
+            tile[i * M + m] = src[i];
+        }
+      } else {
+        uint32_t *tile = reinterpret_cast<uint32_t *>(dst) + r0 * inputStride / 2;
+        for (int64_t m = 0; m < M; ++m) {
+          const uint16_t *src = reinterpret_cast<const uint16_t *>(rows[r0 + m]);
+          for (int64_t i = 0; i < p.hidden; i += 2) {
+            uint32_t hi = i + 1 < p.hidden ? src[i + 1] : 0;
+            tile[(i / 2) * M + m] = src[i] | (hi << 16);
+          }
+        }
+      }
+    }
+  }
+
+  /// Copies rows[0 .. count) row-major into `dst` (row stride inputStride,
+  /// bf16), zeros completing each row and the rows up to a multiple of 16:
+  /// the A operand of the AMX products.
+  void packRowsAmx(const char *const *rows, int64_t count, char *dst) const {
+    uint16_t *out = reinterpret_cast<uint16_t *>(dst);
+    for (int64_t m = 0; m < roundUp(count, rowAlign); ++m) {
+      uint16_t *row = out + m * inputStride;
+      int64_t valid = m < count ? p.hidden : 0;
+      if (valid)
+        std::memcpy(row, rows[m], valid * 2);
+      std::memset(row + valid, 0, (inputStride - valid) * 2);
+    }
+  }
+
+  /// The input rows of expert e's share (and, as the last item, of the
+  /// shared expert: every token of the chunk), packed where that pays.
+  void packPhase() {
+    size_t cElem = dtypeBytes(computeType);
+    int64_t items = p.experts + (p.sharedGate ? 1 : 0);
+    parallelFor(items, [&](int64_t item) {
+      thread_local std::vector<const char *> rows;
+      if (item < p.experts) {
+        const Share &s = shares[item];
+        int64_t count = s.last - s.first;
+        if (count == 0 || (!amx && count < kPackMinRows))
+          return;
+        rows.resize(count);
+        for (int64_t m = 0; m < count; ++m)
+          rows[m] = inputRow(p.rowToken[s.first + m]);
+        char *dst = static_cast<char *>(packedInput.get()) +
+                    s.local * inputStride * cElem;
+        if (amx)
+          packRowsAmx(rows.data(), count, dst);
+        else
+          packRows(rows.data(), count, dst);
+        return;
+      }
+      rows.resize(chunkTokens);
+      for (int64_t t = 0; t < chunkTokens; ++t)
+        rows[t] = inputRow(chunkFirst + t);
+      char *dst = static_cast<char *>(sharedInput.get());
+      if (amx)
+        packRowsAmx(rows.data(), chunkTokens, dst);
+      else
+        packRows(rows.data(), chunkTokens, dst);
+    });
+  }
+
+  /// c[r, 0:32] = a[r] . panel for r < a.count. The reduction runs in
+  /// blocks of kBlock: a panel block stays in L1 while every row tile uses
+  /// it. The tiles of a block spread among them the prefetch of the next
+  /// block (or of `next`, the stream that follows the panel), so that
+  /// memory streams while they compute.
+  void gemmPanel(const RowOperand &a, const void *panel, int64_t depth,
+                 float *c, int64_t ldc, const void *next = nullptr) const {
+    if (a.count == 0)
+      return;
+    size_t cElem = dtypeBytes(computeType);
+    PanelFn kernel = computeType == MOE_DTYPE_F32 ? k.panelF32 : k.panelBF16;
+    Tiles tiles(a.count, k.tileRows);
+    for (int64_t k0 = 0; k0 < depth; k0 += kBlock) {
+      int64_t kb = std::min<int64_t>(kBlock, depth - k0);
+      // A block of k0 values starts k0 * 32 elements into a panel in
+      // either layout (bf16 pairs: k0 / 2 rows of 64), and k0 * M
+      // elements into a packed tile of M rows.
+      const char *block =
+          static_cast<const char *>(panel) + k0 * kPanel * cElem;
+      bool last = k0 + kBlock >= depth;
+      const char *following =
+          !last ? block + kBlock * kPanel * cElem
+                : static_cast<const char *>(next);
+      int64_t followingBytes =
+          (last ? kBlock : std::min<int64_t>(kBlock, depth - k0 - kBlock)) *
+          kPanel * cElem;
+      // Lines of the following block per tile, one per k step or more.
+      int64_t share = (followingBytes + tiles.n - 1) / tiles.n;
+      int64_t step = ((share + kb - 1) / kb + 63) / 64 * 64;
+      for (int64_t t = 0; t < tiles.n; ++t) {
+        int64_t r0 = tiles.first(t), r1 = tiles.first(t + 1);
+        const void *ptrs[kMaxTileRows];
+        Tile tile;
+        if (a.packed) {
+          tile.packed = a.packed + (r0 * a.stride + k0 * (r1 - r0)) * cElem;
+        } else {
+          for (int64_t m = r0; m < r1; ++m)
+            ptrs[m - r0] = a.rows[m] + k0 * cElem;
+          tile.rows = ptrs;
+        }
+        tile.numRows = static_cast<int>(r1 - r0);
+        tile.panel = block;
+        tile.k = kb;
+        tile.c = c + r0 * ldc;
+        tile.ldc = ldc;
+        tile.accumulate = k0 > 0;
+        if (following) {
+          tile.prefetch = following + t * share;
+          tile.prefetchStep = step;
+        }
+        kernel(tile);
+      }
+    }
   }
 
   const void *panelOf(const void *packed, int64_t matrix, int64_t perMatrix,
@@ -221,31 +382,98 @@ private:
            (matrix * perMatrix + panel * perPanel) * dtypeBytes(computeType);
   }
 
-  /// h rows = act(rows x gate) * (rows x up), one panel of 32 columns.
-  void upTile(const char *const *rows, const float *scale, int numRows,
-              const void *gatePanel, const void *upPanel, char *hidden,
-              int64_t hiddenStride, int64_t panel, int64_t inner) const {
-    float g[kMaxTileRows * kPanel], u[kMaxTileRows * kPanel];
-    tile(rows, numRows, gatePanel, p.hidden, g, kPanel);
-    if (upPanel)
-      tile(rows, numRows, upPanel, p.hidden, u, kPanel);
+  /// Per-thread scratch of an up-phase work item.
+  struct UpScratch {
+    std::vector<float> gate, up;
+  };
+
+  /// Columns [32 panel, 32 panel + 32) of the hidden rows act(a . gate) *
+  /// (a . up), the rows scaled by `scale` first (apply_weight = input)
+  /// when given, stored packed tile by tile (stride `hiddenStride`) for
+  /// the down projection. Columns past `inner` come out zero (the panels
+  /// are zero there and every activation maps 0 to 0), so the packed
+  /// operand needs no other padding.
+  void upPanel(UpScratch &scratch, const RowOperand &a, const float *scale,
+               const void *gatePanel, const void *upPanel, char *hidden,
+               int64_t hiddenStride, int64_t panel, const void *next) const {
+    int64_t count = a.count;
+    int64_t rowsOut = roundUp(count, rowAlign);
+    scratch.gate.resize(rowsOut * kPanel);
+    scratch.up.resize(rowsOut * kPanel);
+    float *g = scratch.gate.data(), *u = scratch.up.data();
+    if (amx) {
+      auto product = [&](const void *panelData, float *c, const void *after) {
+        AmxProduct prod;
+        prod.a = reinterpret_cast<const uint16_t *>(a.packed);
+        prod.lda = a.stride;
+        prod.m = rowsOut;
+        prod.panel = static_cast<const uint16_t *>(panelData);
+        prod.k = inputStride;
+        prod.c = c;
+        prod.ldc = kPanel;
+        prod.next = static_cast<const char *>(after);
+        k.amxBF16(prod);
+      };
+      product(gatePanel, g, upPanel ? upPanel : next);
+      if (upPanel)
+        product(upPanel, u, next);
+    } else {
+      gemmPanel(a, gatePanel, p.hidden, g, kPanel, upPanel ? upPanel : next);
+      if (upPanel)
+        gemmPanel(a, upPanel, p.hidden, u, kPanel, next);
+    }
     if (scale)
-      for (int m = 0; m < numRows; ++m)
+      for (int64_t m = 0; m < count; ++m)
         for (int j = 0; j < kPanel; ++j) {
           g[m * kPanel + j] *= scale[m];
           u[m * kPanel + j] *= scale[m];
         }
-    k.activation(p.act, g, upPanel ? u : nullptr, numRows * kPanel);
-    int64_t width = std::min<int64_t>(kPanel, inner - panel * kPanel);
-    for (int m = 0; m < numRows; ++m) {
-      char *dst = hidden + m * hiddenStride;
-      if (computeType == MOE_DTYPE_F32)
-        std::memcpy(reinterpret_cast<float *>(dst) + panel * kPanel,
-                    g + m * kPanel, width * sizeof(float));
-      else
+    k.activation(p.act, g, upPanel ? u : nullptr, rowsOut * kPanel);
+    int64_t col0 = panel * kPanel;
+    if (amx) {
+      // Row-major bf16, the A operand of the down products.
+      for (int64_t m = 0; m < rowsOut; ++m)
         k.toBF16(g + m * kPanel,
-                 reinterpret_cast<uint16_t *>(dst) + panel * kPanel, width);
+                 reinterpret_cast<uint16_t *>(hidden) + m * hiddenStride + col0,
+                 kPanel);
+      return;
     }
+    Tiles tiles(count, k.tileRows);
+    for (int64_t t = 0; t < tiles.n; ++t) {
+      int64_t r0 = tiles.first(t), M = tiles.first(t + 1) - r0;
+      const float *src = g + r0 * kPanel;
+      if (computeType == MOE_DTYPE_F32) {
+        float *dst = reinterpret_cast<float *>(hidden) + r0 * hiddenStride +
+                     col0 * M;
+        for (int j = 0; j < kPanel; ++j)
+          for (int64_t m = 0; m < M; ++m)
+            dst[j * M + m] = src[m * kPanel + j];
+      } else {
+        uint32_t *dst = reinterpret_cast<uint32_t *>(hidden) +
+                        (r0 * hiddenStride + col0 * M) / 2;
+        for (int j = 0; j < kPanel; j += 2)
+          for (int64_t m = 0; m < M; ++m)
+            dst[(j / 2) * M + m] =
+                toBF16Scalar(src[m * kPanel + j]) |
+                (uint32_t(toBF16Scalar(src[m * kPanel + j + 1])) << 16);
+      }
+    }
+  }
+
+  /// The first panel an up-phase item reads (its gate panel).
+  const void *upItemPanel(int64_t item) const {
+    int64_t innerPanels = innerPad / kPanel;
+    if (item < 0)
+      return nullptr;
+    if (item < p.experts * innerPanels) {
+      int64_t e = item / innerPanels;
+      if (shares[e].last == shares[e].first)
+        return nullptr;
+      return panelOf(p.gate, e, upPerExpert, item % innerPanels, p.hidden);
+    }
+    return panelOf(p.sharedGate, 0,
+                   packedElements(p.sharedInner, p.hidden, computeType),
+                   item - p.experts * innerPanels, p.hidden);
   }
 
   void upPhase() {
@@ -253,77 +481,99 @@ private:
     int64_t sharedPanels = sharedPad / kPanel;
     size_t cElem = dtypeBytes(computeType);
     int64_t items = p.experts * innerPanels + (p.sharedGate ? sharedPanels : 0);
-    int tileRows = k.tileRows;
-    parallelFor(items, [&](int64_t item) {
-      const char *rows[kMaxTileRows];
-      float scale[kMaxTileRows];
+    parallelForAhead(items, [&](int64_t item, int64_t nextItem) {
+      thread_local UpScratch scratch;
+      thread_local std::vector<const char *> rows;
+      const void *next = upItemPanel(nextItem);
       if (item < p.experts * innerPanels) {
         int64_t e = item / innerPanels, panel = item % innerPanels;
         const Share &s = shares[e];
-        const void *gatePanel = panelOf(p.gate, e, upPerExpert, panel, p.hidden);
-        const void *upPanel =
-            p.up ? panelOf(p.up, e, upPerExpert, panel, p.hidden) : nullptr;
-        for (int64_t r = s.first; r < s.last; r += tileRows) {
-          int n = static_cast<int>(std::min<int64_t>(tileRows, s.last - r));
-          for (int m = 0; m < n; ++m) {
-            rows[m] = inputRow(p.rowToken[r + m]);
-            scale[m] = p.rowWeight ? p.rowWeight[r + m] : 1.0f;
-          }
-          char *dst = static_cast<char *>(hidden.get()) +
-                      (s.local + r - s.first) * innerPad * cElem;
-          upTile(rows, p.rowWeight ? scale : nullptr, n, gatePanel, upPanel,
-                 dst, innerPad * cElem, panel, p.inner);
+        RowOperand a;
+        a.count = s.last - s.first;
+        if (amx || a.count >= kPackMinRows) {
+          a.packed = static_cast<const char *>(packedInput.get()) +
+                     s.local * inputStride * cElem;
+          a.stride = inputStride;
+        } else {
+          rows.resize(a.count);
+          for (int64_t m = 0; m < a.count; ++m)
+            rows[m] = inputRow(p.rowToken[s.first + m]);
+          a.rows = rows.data();
         }
+        upPanel(scratch, a, p.rowWeight ? p.rowWeight + s.first : nullptr,
+                panelOf(p.gate, e, upPerExpert, panel, p.hidden),
+                p.up ? panelOf(p.up, e, upPerExpert, panel, p.hidden)
+                     : nullptr,
+                static_cast<char *>(hidden.get()) +
+                    s.local * innerPad * cElem,
+                innerPad, panel, next);
         return;
       }
       int64_t panel = item - p.experts * innerPanels;
       int64_t sharedPer = packedElements(p.sharedInner, p.hidden, computeType);
-      const void *gatePanel =
-          panelOf(p.sharedGate, 0, sharedPer, panel, p.hidden);
-      const void *upPanel = panelOf(p.sharedUp, 0, sharedPer, panel, p.hidden);
-      for (int64_t t = 0; t < chunkTokens; t += tileRows) {
-        int n = static_cast<int>(std::min<int64_t>(tileRows, chunkTokens - t));
-        for (int m = 0; m < n; ++m)
-          rows[m] = inputRow(chunkFirst + t + m);
-        char *dst = static_cast<char *>(sharedHidden.get()) +
-                    t * sharedPad * cElem;
-        upTile(rows, nullptr, n, gatePanel, upPanel, dst, sharedPad * cElem,
-               panel, p.sharedInner);
-      }
+      RowOperand a;
+      a.count = chunkTokens;
+      a.packed = static_cast<const char *>(sharedInput.get());
+      a.stride = inputStride;
+      upPanel(scratch, a, nullptr,
+              panelOf(p.sharedGate, 0, sharedPer, panel, p.hidden),
+              panelOf(p.sharedUp, 0, sharedPer, panel, p.hidden),
+              static_cast<char *>(sharedHidden.get()), sharedPad, panel,
+              next);
     });
+  }
+
+  /// The down panel of down-phase item `item` (null for none).
+  const void *downItemPanel(int64_t item) const {
+    int64_t hiddenPanels = hiddenPad / kPanel;
+    if (item < 0)
+      return nullptr;
+    if (item >= p.experts * hiddenPanels)
+      return panelOf(p.sharedDown, 0,
+                     packedElements(p.hidden, p.sharedInner, computeType),
+                     item - p.experts * hiddenPanels, p.sharedInner);
+    int64_t e = item / hiddenPanels;
+    if (shares[e].last == shares[e].first)
+      return nullptr;
+    return panelOf(p.down, e, downPerExpert, item % hiddenPanels, p.inner);
   }
 
   void downPhase() {
     int64_t hiddenPanels = hiddenPad / kPanel;
     size_t cElem = dtypeBytes(computeType);
     int64_t items = p.experts * hiddenPanels + (p.sharedGate ? hiddenPanels : 0);
-    int tileRows = k.tileRows;
-    parallelFor(items, [&](int64_t item) {
-      const char *rows[kMaxTileRows];
+    parallelForAhead(items, [&](int64_t item, int64_t nextItem) {
       bool shared = item >= p.experts * hiddenPanels;
       int64_t e = shared ? 0 : item / hiddenPanels;
+      int64_t first = shared ? 0 : shares[e].local;
+      RowOperand a;
+      a.count = shared ? chunkTokens : shares[e].last - shares[e].first;
+      a.stride = shared ? sharedPad : innerPad;
+      a.packed = static_cast<const char *>(shared ? sharedHidden.get()
+                                                  : hidden.get()) +
+                 first * a.stride * cElem;
+      float *dst = static_cast<float *>(shared ? sharedOut.get() : out.get());
       int64_t panel = shared ? item - p.experts * hiddenPanels
                              : item % hiddenPanels;
       int64_t depth = shared ? p.sharedInner : p.inner;
-      int64_t depthPad = shared ? sharedPad : innerPad;
-      const void *downPanel =
-          shared ? panelOf(p.sharedDown, 0,
-                           packedElements(p.hidden, p.sharedInner,
-                                          computeType),
-                           panel, p.sharedInner)
-                 : panelOf(p.down, e, downPerExpert, panel, p.inner);
-      int64_t first = shared ? 0 : shares[e].local;
-      int64_t count = shared ? chunkTokens : shares[e].last - shares[e].first;
-      const char *source = static_cast<const char *>(
-          shared ? sharedHidden.get() : hidden.get());
-      float *dst = static_cast<float *>(shared ? sharedOut.get() : out.get());
-      for (int64_t r = 0; r < count; r += tileRows) {
-        int n = static_cast<int>(std::min<int64_t>(tileRows, count - r));
-        for (int m = 0; m < n; ++m)
-          rows[m] = source + (first + r + m) * depthPad * cElem;
-        tile(rows, n, downPanel, depth,
-             dst + (first + r) * hiddenPad + panel * kPanel, hiddenPad);
+      float *c = dst + first * hiddenPad + panel * kPanel;
+      if (amx) {
+        if (a.count == 0)
+          return;
+        AmxProduct prod;
+        prod.a = reinterpret_cast<const uint16_t *>(a.packed);
+        prod.lda = a.stride;
+        prod.m = roundUp(a.count, rowAlign);
+        prod.panel = static_cast<const uint16_t *>(downItemPanel(item));
+        prod.k = a.stride; // the depth, padded to 32 in zeros
+        prod.c = c;
+        prod.ldc = hiddenPad;
+        prod.next = static_cast<const char *>(downItemPanel(nextItem));
+        k.amxBF16(prod);
+        return;
       }
+      gemmPanel(a, downItemPanel(item), depth, c, hiddenPad,
+                downItemPanel(nextItem));
     });
   }
 
@@ -385,13 +635,17 @@ private:
   const ExpertFFN &p;
   const Kernels &k;
   moe_dtype computeType;
-  int64_t innerPad, hiddenPad, sharedPad;
+  int64_t innerPad, hiddenPad, sharedPad, inputStride;
+  bool amx = false;
+  int64_t rowAlign = 1;
   int64_t upPerExpert, downPerExpert;
   std::vector<int64_t> offsets;
   std::vector<Share> shares;
   int64_t chunkFirst = 0, chunkTokens = 0, reservedRows = -1;
   Rows input;
   Buffer hidden, out, sharedHidden, sharedOut, converted, zeros;
+  // Packed (tile-interleaved) input rows of the routed and shared experts.
+  Buffer packedInput, sharedInput;
 };
 
 } // namespace

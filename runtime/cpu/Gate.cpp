@@ -236,14 +236,14 @@ void moe::rt::cpu::runGate(const Gate &g) {
     for (int64_t q = 0; q < panels; ++q) {
       const char *panel =
           static_cast<const char *>(g.router) + q * perPanel * wElem;
-      if (g.wType == MOE_DTYPE_F32)
-        k.panelF32(reinterpret_cast<const float *const *>(rows), n,
-                   reinterpret_cast<const float *>(panel), g.hidden,
-                   logits.data() + q * kPanel, ePad);
-      else
-        k.panelBF16(reinterpret_cast<const uint16_t *const *>(rows), n,
-                    reinterpret_cast<const uint16_t *>(panel), g.hidden,
-                    logits.data() + q * kPanel, ePad);
+      Tile tile;
+      tile.rows = reinterpret_cast<const void *const *>(rows);
+      tile.numRows = n;
+      tile.panel = panel;
+      tile.k = g.hidden;
+      tile.c = logits.data() + q * kPanel;
+      tile.ldc = ePad;
+      (g.wType == MOE_DTYPE_F32 ? k.panelF32 : k.panelBF16)(tile);
     }
     std::vector<float> s(g.experts), keys(g.experts),
         groupScore(std::max<int64_t>(g.groups, 1));

@@ -44,12 +44,48 @@ enum class Act : int64_t {
   Relu = MOE_UK_RELU,
 };
 
-using PanelF32Fn = void (*)(const float *const *rows, int numRows,
-                            const float *panel, int64_t k, float *c,
-                            int64_t ldc);
-using PanelBF16Fn = void (*)(const uint16_t *const *rows, int numRows,
-                             const uint16_t *panel, int64_t k, float *c,
-                             int64_t ldc);
+/// One tile of a product with a packed panel:
+///   c[m, 0:32] (+)= sum_{i < k} rows[m][i] * panel[i][0:32], m < numRows
+/// (numRows <= kMaxTileRows). Rows are f32 or bf16 like the panel, given
+/// by pointers (`rows`) or, when `rows` is null, packed: `packed` holds
+/// the tile's rows interleaved, element (m, i) at [i * numRows + m] for
+/// f32 and at [((i / 2) * numRows + m) * 2 + i % 2] for bf16 (a zero
+/// completing the last pair of an odd k).
+/// `accumulate` adds to c instead of overwriting it, so that a caller can
+/// split k into blocks. With `prefetch`, step i also asks for the cache line
+/// at prefetch + i * prefetchStep to be brought into L2: callers spread the
+/// next block of a panel stream over the tiles of the current one, so that
+/// memory keeps streaming while the tiles compute.
+struct Tile {
+  const void *const *rows = nullptr;
+  const void *packed = nullptr;
+  int numRows = 0;
+  const void *panel = nullptr;
+  int64_t k = 0;
+  float *c = nullptr;
+  int64_t ldc = 0;
+  bool accumulate = false;
+  const char *prefetch = nullptr;
+  int64_t prefetchStep = 0;
+};
+using PanelFn = void (*)(const Tile &tile);
+/// An AMX product: c[0:m, 0:32] = a[0:m, 0:k] . panel, with `a` bf16
+/// row-major (row stride lda elements, m a multiple of 16, zero rows
+/// allowed), `panel` one packed bf16 panel (k a multiple of 32, as the
+/// packed layout pads it), c f32 with row stride ldc. `next` (optional) is
+/// prefetched into L2 as the panel streams: the stream that follows.
+struct AmxProduct {
+  const uint16_t *a = nullptr;
+  int64_t lda = 0;
+  int64_t m = 0;
+  const uint16_t *panel = nullptr;
+  int64_t k = 0;
+  float *c = nullptr;
+  int64_t ldc = 0;
+  const char *next = nullptr;
+};
+using AmxFn = void (*)(const AmxProduct &product);
+
 /// g[i] = act(g[i]) * u[i] for i < n (act(g[i]) alone when u is null).
 using ActivationFn = void (*)(Act act, float *g, const float *u, int64_t n);
 /// dst[i] = bf16(src[i]) (round to nearest even), and back.
@@ -63,21 +99,24 @@ struct Kernels {
   /// Rows per tile that the micro-kernels handle best (at most
   /// kMaxTileRows; any count up to kMaxTileRows works).
   int tileRows;
-  PanelF32Fn panelF32;
-  PanelBF16Fn panelBF16;
+  PanelFn panelF32;
+  PanelFn panelBF16;
   ActivationFn activation;
   ToBF16Fn toBF16;
   FromBF16Fn fromBF16;
   AxpyFn axpy;
+  /// bf16 products on AMX tiles; null where the CPU (or the OS) has none.
+  AmxFn amxBF16 = nullptr;
 };
 
-/// The kernels for this CPU; MOE_CPU_ISA=generic|avx2|avx512 overrides the
-/// choice (for tests of every variant on one machine).
+/// The kernels for this CPU; MOE_CPU_ISA=generic|avx2|avx512|amx overrides
+/// the choice (for tests of every variant on one machine).
 const Kernels &kernels();
 
 const Kernels &genericKernels();
 const Kernels *avx2Kernels();   // null when not built in
 const Kernels *avx512Kernels(); // null when not built in
+const Kernels *amxKernels();    // null when not built in
 
 /// Scalar reference of an activation, used by every variant for tails.
 float activationScalar(Act act, float x);

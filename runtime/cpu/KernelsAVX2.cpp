@@ -16,25 +16,34 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include <cstring>
 
 using namespace moe::rt::cpu;
 
 namespace {
 
+/// Rows m0 .. m0 + M of tile t; its rows come through pointers or packed.
 template <int M>
-void tileF32(const float *const *rows, const float *panel, int64_t k,
-             float *c, int64_t ldc) {
+void tileF32(const Tile &t, int m0) {
+  auto panel = static_cast<const float *>(t.panel);
+  float *c = t.c + m0 * t.ldc;
+  const int64_t k = t.k, ldc = t.ldc;
+  auto packed = static_cast<const float *>(t.packed);
   __m256 acc[M][4];
   for (int m = 0; m < M; ++m)
     for (int j = 0; j < 4; ++j)
-      acc[m][j] = _mm256_setzero_ps();
+      acc[m][j] = t.accumulate ? _mm256_loadu_ps(c + m * ldc + 8 * j)
+                               : _mm256_setzero_ps();
   for (int64_t i = 0; i < k; ++i) {
     __m256 b[4];
     for (int j = 0; j < 4; ++j)
       b[j] = _mm256_loadu_ps(panel + i * kPanel + 8 * j);
     for (int m = 0; m < M; ++m) {
-      __m256 x = _mm256_broadcast_ss(rows[m] + i);
+      __m256 x = _mm256_broadcast_ss(
+          t.rows ? static_cast<const float *>(t.rows[m0 + m]) + i
+                 : packed + i * t.numRows + m0 + m);
       for (int j = 0; j < 4; ++j)
         acc[m][j] = _mm256_fmadd_ps(x, b[j], acc[m][j]);
     }
@@ -44,13 +53,27 @@ void tileF32(const float *const *rows, const float *panel, int64_t k,
       _mm256_storeu_ps(c + m * ldc + 8 * j, acc[m][j]);
 }
 
+/// Element i of row m of tile t as f32 (0 past k: an odd k's last pair).
+inline float bf16Row(const Tile &t, int m, int64_t i) {
+  if (i >= t.k)
+    return 0.0f;
+  uint16_t h =
+      t.rows ? static_cast<const uint16_t *>(t.rows[m])[i]
+             : static_cast<const uint16_t *>(
+                   t.packed)[((i / 2) * t.numRows + m) * 2 + i % 2];
+  return fromBF16Scalar(h);
+}
+
 template <int M>
-void tileBF16(const uint16_t *const *rows, const uint16_t *panel, int64_t k,
-              float *c, int64_t ldc) {
+void tileBF16(const Tile &t, int m0) {
+  auto panel = static_cast<const uint16_t *>(t.panel);
+  float *c = t.c + m0 * t.ldc;
+  const int64_t k = t.k, ldc = t.ldc;
   __m256 acc[M][4];
   for (int m = 0; m < M; ++m)
     for (int j = 0; j < 4; ++j)
-      acc[m][j] = _mm256_setzero_ps();
+      acc[m][j] = t.accumulate ? _mm256_loadu_ps(c + m * ldc + 8 * j)
+                               : _mm256_setzero_ps();
   for (int64_t i = 0; i < k; i += 2) {
     // Split the (k, k + 1) pairs of 32 columns into two rows of 32.
     const uint16_t *b = panel + (i / 2) * 2 * kPanel;
@@ -63,13 +86,8 @@ void tileBF16(const uint16_t *const *rows, const uint16_t *panel, int64_t k,
           _mm256_and_si256(pairs, _mm256_set1_epi32(0xffff0000)));
     }
     for (int m = 0; m < M; ++m) {
-      uint32_t a0 = static_cast<uint32_t>(rows[m][i]) << 16;
-      uint32_t a1 = i + 1 < k ? static_cast<uint32_t>(rows[m][i + 1]) << 16
-                              : 0u;
-      float f0, f1;
-      std::memcpy(&f0, &a0, 4);
-      std::memcpy(&f1, &a1, 4);
-      __m256 x0 = _mm256_set1_ps(f0), x1 = _mm256_set1_ps(f1);
+      __m256 x0 = _mm256_set1_ps(bf16Row(t, m0 + m, i));
+      __m256 x1 = _mm256_set1_ps(bf16Row(t, m0 + m, i + 1));
       for (int j = 0; j < 4; ++j)
         acc[m][j] = _mm256_fmadd_ps(x1, odd[j],
                                     _mm256_fmadd_ps(x0, even[j], acc[m][j]));
@@ -80,38 +98,31 @@ void tileBF16(const uint16_t *const *rows, const uint16_t *panel, int64_t k,
       _mm256_storeu_ps(c + m * ldc + 8 * j, acc[m][j]);
 }
 
-
-void panelF32(const float *const *rows, int numRows, const float *panel,
-              int64_t k, float *c, int64_t ldc) {
-  while (numRows > 0) {
-    int m = numRows >= 6 ? 6 : numRows;
+void panelF32(const Tile &t) {
+  for (int m0 = 0; m0 < t.numRows;) {
+    int m = std::min(6, t.numRows - m0);
     switch (m) {
-    case 6: tileF32<6>(rows, panel, k, c, ldc); break;
-    case 5: tileF32<5>(rows, panel, k, c, ldc); break;
-    case 4: tileF32<4>(rows, panel, k, c, ldc); break;
-    case 3: tileF32<3>(rows, panel, k, c, ldc); break;
-    case 2: tileF32<2>(rows, panel, k, c, ldc); break;
-    default: tileF32<1>(rows, panel, k, c, ldc); break;
+    case 6: tileF32<6>(t, m0); break;
+    case 5: tileF32<5>(t, m0); break;
+    case 4: tileF32<4>(t, m0); break;
+    case 3: tileF32<3>(t, m0); break;
+    case 2: tileF32<2>(t, m0); break;
+    default: tileF32<1>(t, m0); break;
     }
-    rows += m;
-    c += m * ldc;
-    numRows -= m;
+    m0 += m;
   }
 }
 
-void panelBF16(const uint16_t *const *rows, int numRows,
-               const uint16_t *panel, int64_t k, float *c, int64_t ldc) {
-  while (numRows > 0) {
-    int m = numRows >= 4 ? 4 : numRows;
+void panelBF16(const Tile &t) {
+  for (int m0 = 0; m0 < t.numRows;) {
+    int m = std::min(4, t.numRows - m0);
     switch (m) {
-    case 4: tileBF16<4>(rows, panel, k, c, ldc); break;
-    case 3: tileBF16<3>(rows, panel, k, c, ldc); break;
-    case 2: tileBF16<2>(rows, panel, k, c, ldc); break;
-    default: tileBF16<1>(rows, panel, k, c, ldc); break;
+    case 4: tileBF16<4>(t, m0); break;
+    case 3: tileBF16<3>(t, m0); break;
+    case 2: tileBF16<2>(t, m0); break;
+    default: tileBF16<1>(t, m0); break;
     }
-    rows += m;
-    c += m * ldc;
-    numRows -= m;
+    m0 += m;
   }
 }
 

@@ -23,21 +23,44 @@ using namespace moe::rt::cpu;
 
 namespace {
 
-template <int M>
-void tileF32(const float *const *rows, const float *panel, int64_t k,
-             float *c, int64_t ldc) {
+/// k steps between a panel row's prefetch and its use (2 cache lines per
+/// step for f32): the first tile over a panel block reads it from memory.
+constexpr int64_t kPrefetchF32 = 24;
+
+/// Rows come through pointers (Packed = false) or as one tile-interleaved
+/// block a[i * M + m] (Packed = true): one stream instead of M.
+template <int M, bool Packed>
+void tileF32(const Tile &t) {
+  auto panel = static_cast<const float *>(t.panel);
+  float *c = t.c;
+  const int64_t k = t.k, ldc = t.ldc;
+  const char *far = t.prefetch;
+  const int64_t farStep = t.prefetchStep;
   __m512 acc[M][2];
-  for (int m = 0; m < M; ++m)
-    acc[m][0] = acc[m][1] = _mm512_setzero_ps();
+  for (int m = 0; m < M; ++m) {
+    acc[m][0] = t.accumulate ? _mm512_loadu_ps(c + m * ldc) : _mm512_setzero_ps();
+    acc[m][1] = t.accumulate ? _mm512_loadu_ps(c + m * ldc + 16)
+                             : _mm512_setzero_ps();
+  }
   const float *a[M];
-  for (int m = 0; m < M; ++m)
-    a[m] = rows[m];
+  const float *packed = static_cast<const float *>(t.packed);
+  if (!Packed)
+    for (int m = 0; m < M; ++m)
+      a[m] = static_cast<const float *>(t.rows[m]);
   for (int64_t i = 0; i < k; ++i) {
+    // The panel streams from memory the first time: fetch ahead into L1;
+    // the spread prefetch brings what follows into L2.
+    _mm_prefetch(reinterpret_cast<const char *>(panel + (i + kPrefetchF32) * kPanel),
+                 _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char *>(panel + (i + kPrefetchF32) * kPanel + 16),
+                 _MM_HINT_T0);
+    if (far)
+      _mm_prefetch(far + i * farStep, _MM_HINT_T1);
     __m512 b0 = _mm512_loadu_ps(panel + i * kPanel);
     __m512 b1 = _mm512_loadu_ps(panel + i * kPanel + 16);
 #pragma GCC unroll 14
     for (int m = 0; m < M; ++m) {
-      __m512 x = _mm512_set1_ps(a[m][i]);
+      __m512 x = _mm512_set1_ps(Packed ? packed[i * M + m] : a[m][i]);
       acc[m][0] = _mm512_fmadd_ps(x, b0, acc[m][0]);
       acc[m][1] = _mm512_fmadd_ps(x, b1, acc[m][1]);
     }
@@ -48,29 +71,50 @@ void tileF32(const float *const *rows, const float *panel, int64_t k,
   }
 }
 
-template <int M>
-void tileBF16(const uint16_t *const *rows, const uint16_t *panel, int64_t k,
-              float *c, int64_t ldc) {
+/// bf16 pairs (k, k + 1) per VDPBF16PS, f32 accumulation. Packed rows hold
+/// the pairs interleaved, a[(p * M + m) * 2 + (i % 2)], the last one
+/// zero-padded for an odd k.
+template <int M, bool Packed>
+void tileBF16(const Tile &t) {
+  auto panel = static_cast<const uint16_t *>(t.panel);
+  float *c = t.c;
+  const int64_t k = t.k, ldc = t.ldc;
+  const char *far = t.prefetch;
+  const int64_t farStep = t.prefetchStep;
   __m512 acc[M][2];
-  for (int m = 0; m < M; ++m)
-    acc[m][0] = acc[m][1] = _mm512_setzero_ps();
+  for (int m = 0; m < M; ++m) {
+    acc[m][0] = t.accumulate ? _mm512_loadu_ps(c + m * ldc) : _mm512_setzero_ps();
+    acc[m][1] = t.accumulate ? _mm512_loadu_ps(c + m * ldc + 16)
+                             : _mm512_setzero_ps();
+  }
   const uint16_t *a[M];
-  for (int m = 0; m < M; ++m)
-    a[m] = rows[m];
-  int64_t pairs = k / 2;
+  const int32_t *packed = static_cast<const int32_t *>(t.packed);
+  if (!Packed)
+    for (int m = 0; m < M; ++m)
+      a[m] = static_cast<const uint16_t *>(t.rows[m]);
+  int64_t pairs = Packed ? (k + 1) / 2 : k / 2;
   for (int64_t p = 0; p < pairs; ++p) {
+    if (far)
+      _mm_prefetch(far + p * farStep, _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char *>(panel + (p + kPrefetchF32) * 2 * kPanel),
+                 _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char *>(panel + (p + kPrefetchF32) * 2 * kPanel + 32),
+                 _MM_HINT_T0);
     __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + p * 2 * kPanel);
     __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + p * 2 * kPanel + 32);
 #pragma GCC unroll 14
     for (int m = 0; m < M; ++m) {
       int32_t pair;
-      std::memcpy(&pair, a[m] + 2 * p, sizeof(pair));
+      if (Packed)
+        pair = packed[p * M + m];
+      else
+        std::memcpy(&pair, a[m] + 2 * p, sizeof(pair));
       __m512bh x = (__m512bh)_mm512_set1_epi32(pair);
       acc[m][0] = _mm512_dpbf16_ps(acc[m][0], x, b0);
       acc[m][1] = _mm512_dpbf16_ps(acc[m][1], x, b1);
     }
   }
-  if (k % 2) {
+  if (!Packed && k % 2) {
     // The last k pairs with the panel's zero padding.
     __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + pairs * 2 * kPanel);
     __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + pairs * 2 * kPanel + 32);
@@ -86,13 +130,11 @@ void tileBF16(const uint16_t *const *rows, const uint16_t *panel, int64_t k,
   }
 }
 
-
-void panelF32(const float *const *rows, int numRows, const float *panel,
-              int64_t k, float *c, int64_t ldc) {
-  switch (numRows) {
+void panelF32(const Tile &t) {
+  switch (t.numRows) {
 #define MOE_TILE(M)                                                            \
   case M:                                                                      \
-    return tileF32<M>(rows, panel, k, c, ldc);
+    return t.rows ? tileF32<M, false>(t) : tileF32<M, true>(t);
     MOE_TILE(1) MOE_TILE(2) MOE_TILE(3) MOE_TILE(4) MOE_TILE(5) MOE_TILE(6)
     MOE_TILE(7) MOE_TILE(8) MOE_TILE(9) MOE_TILE(10) MOE_TILE(11)
     MOE_TILE(12) MOE_TILE(13) MOE_TILE(14)
@@ -102,12 +144,11 @@ void panelF32(const float *const *rows, int numRows, const float *panel,
   }
 }
 
-void panelBF16(const uint16_t *const *rows, int numRows,
-               const uint16_t *panel, int64_t k, float *c, int64_t ldc) {
-  switch (numRows) {
+void panelBF16(const Tile &t) {
+  switch (t.numRows) {
 #define MOE_TILE(M)                                                            \
   case M:                                                                      \
-    return tileBF16<M>(rows, panel, k, c, ldc);
+    return t.rows ? tileBF16<M, false>(t) : tileBF16<M, true>(t);
     MOE_TILE(1) MOE_TILE(2) MOE_TILE(3) MOE_TILE(4) MOE_TILE(5) MOE_TILE(6)
     MOE_TILE(7) MOE_TILE(8) MOE_TILE(9) MOE_TILE(10) MOE_TILE(11)
     MOE_TILE(12) MOE_TILE(13) MOE_TILE(14)

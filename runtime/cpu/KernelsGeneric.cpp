@@ -34,33 +34,52 @@ float moe::rt::cpu::activationScalar(Act act, float x) {
   return x;
 }
 
-static void panelF32(const float *const *rows, int numRows, const float *panel,
-                     int64_t k, float *c, int64_t ldc) {
-  for (int m = 0; m < numRows; ++m) {
+/// Row m's element i of a tile's rows (pointers or packed).
+static float rowF32(const Tile &t, int m, int64_t i) {
+  if (t.rows)
+    return static_cast<const float *>(t.rows[m])[i];
+  return static_cast<const float *>(t.packed)[i * t.numRows + m];
+}
+
+static float rowBF16(const Tile &t, int m, int64_t i) {
+  if (i >= t.k)
+    return 0.0f;
+  if (t.rows)
+    return fromBF16Scalar(static_cast<const uint16_t *>(t.rows[m])[i]);
+  return fromBF16Scalar(static_cast<const uint16_t *>(
+      t.packed)[((i / 2) * t.numRows + m) * 2 + i % 2]);
+}
+
+static void panelF32(const Tile &t) {
+  auto panel = static_cast<const float *>(t.panel);
+  for (int m = 0; m < t.numRows; ++m) {
     float acc[kPanel] = {};
-    for (int64_t i = 0; i < k; ++i) {
-      float a = rows[m][i];
+    if (t.accumulate)
+      std::memcpy(acc, t.c + m * t.ldc, sizeof(acc));
+    for (int64_t i = 0; i < t.k; ++i) {
+      float a = rowF32(t, m, i);
       const float *b = panel + i * kPanel;
       for (int j = 0; j < kPanel; ++j)
         acc[j] += a * b[j];
     }
-    std::memcpy(c + m * ldc, acc, sizeof(acc));
+    std::memcpy(t.c + m * t.ldc, acc, sizeof(acc));
   }
 }
 
-static void panelBF16(const uint16_t *const *rows, int numRows,
-                      const uint16_t *panel, int64_t k, float *c,
-                      int64_t ldc) {
-  for (int m = 0; m < numRows; ++m) {
+static void panelBF16(const Tile &t) {
+  auto panel = static_cast<const uint16_t *>(t.panel);
+  for (int m = 0; m < t.numRows; ++m) {
     float acc[kPanel] = {};
-    for (int64_t i = 0; i < k; i += 2) {
-      float a0 = fromBF16Scalar(rows[m][i]);
-      float a1 = i + 1 < k ? fromBF16Scalar(rows[m][i + 1]) : 0.0f;
+    if (t.accumulate)
+      std::memcpy(acc, t.c + m * t.ldc, sizeof(acc));
+    for (int64_t i = 0; i < t.k; i += 2) {
+      float a0 = rowBF16(t, m, i);
+      float a1 = rowBF16(t, m, i + 1);
       const uint16_t *b = panel + (i / 2) * kPanel * 2;
       for (int j = 0; j < kPanel; ++j)
         acc[j] += a0 * fromBF16Scalar(b[2 * j]) + a1 * fromBF16Scalar(b[2 * j + 1]);
     }
-    std::memcpy(c + m * ldc, acc, sizeof(acc));
+    std::memcpy(t.c + m * t.ldc, acc, sizeof(acc));
   }
 }
 

@@ -48,11 +48,15 @@ void moe::rt::cpu::packPanels(const void *w, moe_dtype src, int64_t count,
           std::memcpy(panelOut + at * 2, &v, 2);
         }
       }
-    if (dst == MOE_DTYPE_BF16 && k % 2)
-      for (int64_t j = 0; j < kPanel; ++j) {
-        uint16_t zero = 0;
-        std::memcpy(panelOut + (((k / 2) * kPanel + j) * 2 + 1) * 2, &zero,
-                    2);
-      }
+    // bf16 panels hold k rounded up to a multiple of 32, in zeros: the
+    // odd k's last pair, then whole pair rows.
+    if (dst == MOE_DTYPE_BF16) {
+      if (k % 2)
+        for (int64_t j = 0; j < kPanel; ++j)
+          std::memset(panelOut + (((k / 2) * kPanel + j) * 2 + 1) * 2, 0, 2);
+      int64_t pairs = (k + 1) / 2, paddedPairs = (k + 31) / 32 * 16;
+      std::memset(panelOut + pairs * kPanel * 2 * 2, 0,
+                  (paddedPairs - pairs) * kPanel * 2 * 2);
+    }
   });
 }

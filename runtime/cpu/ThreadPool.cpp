@@ -41,12 +41,12 @@ public:
   int threads() const { return wanted.load(); }
   void setThreads(int n) { wanted.store(n > 0 ? n : defaultThreads()); }
 
-  void run(int64_t count, const std::function<void(int64_t)> &body) {
+  void run(int64_t count, const Body &body) {
     int participants =
         static_cast<int>(std::min<int64_t>(wanted.load(), count));
     if (participants <= 1 || inLoop) {
       for (int64_t i = 0; i < count; ++i)
-        body(i);
+        body(i, i + 1 < count ? i + 1 : -1);
       return;
     }
     std::lock_guard<std::mutex> exclusive(runMutex);
@@ -87,10 +87,15 @@ private:
     }
   }
 
+  /// Claims the next index before running the current one, so that the
+  /// body knows what this thread does next.
   void work() {
     inLoop = true;
-    for (int64_t i = next.fetch_add(1); i < total; i = next.fetch_add(1))
-      (*task)(i);
+    for (int64_t i = next.fetch_add(1); i < total;) {
+      int64_t following = next.fetch_add(1);
+      (*task)(i, following < total ? following : -1);
+      i = following;
+    }
     inLoop = false;
   }
 
@@ -118,7 +123,7 @@ private:
   std::mutex mutex;
   std::condition_variable wake, done;
   std::vector<std::thread> workers;
-  const std::function<void(int64_t)> *task = nullptr;
+  const Body *task = nullptr;
   int64_t total = 0;
   std::atomic<int64_t> next{0};
   int helpers = 0, active = 0;
@@ -133,6 +138,10 @@ thread_local bool Pool::inLoop = false;
 
 void moe::rt::cpu::parallelFor(int64_t count,
                                const std::function<void(int64_t)> &body) {
+  Pool::get().run(count, [&](int64_t i, int64_t) { body(i); });
+}
+
+void moe::rt::cpu::parallelForAhead(int64_t count, const Body &body) {
   Pool::get().run(count, body);
 }
 

@@ -24,6 +24,11 @@ namespace moe::rt::cpu {
 /// (the caller included). Nested calls run serially.
 void parallelFor(int64_t count, const std::function<void(int64_t)> &body);
 
+/// body(i, next) for i < count, where `next` is the index the same thread
+/// runs after i (or -1): a body can prefetch its next item's data.
+using Body = std::function<void(int64_t i, int64_t next)>;
+void parallelForAhead(int64_t count, const Body &body);
+
 /// The number of threads parallel loops use: MOE_NUM_THREADS if set, else
 /// the hardware's. setNumThreads(0) restores the default.
 int numThreads();

@@ -66,16 +66,20 @@ enum moe_uk_group_score { MOE_UK_GROUP_MAX = 0, MOE_UK_GROUP_SUM_TOP2 = 1 };
  * of the product x . W^T): panels of MOE_UK_PANEL rows of W, the last one
  * padded with zeros. An f32 panel stores, for each i < k, its 32 values
  * W[j, i] (j in the panel) contiguously: [k][32]. A bf16 panel stores
- * pairs along k: [ceil(k/2)][32][2], a zero filling the odd k's last pair.
+ * pairs along k, with k rounded up to a multiple of 32 in zeros:
+ * [kp/2][32][2], kp = roundup(k, 32), so that AMX tiles of 32 k values
+ * read it directly (16 pair rows, 64-byte halves of the 128-byte rows).
  * Stacked matrices [E, n, k] pack to E packed matrices one after the
  * other. Only f32 and bf16 panels exist; f16 weights pack to f32. */
 #define MOE_UK_PANEL 32
+#define MOE_UK_BF16_K_ALIGN 32
 
 static inline int64_t moe_uk_packed_elements(int64_t n, int64_t k,
                                              int32_t bf16) {
   int64_t panels = (n + MOE_UK_PANEL - 1) / MOE_UK_PANEL;
-  return bf16 ? panels * ((k + 1) / 2) * MOE_UK_PANEL * 2
-              : panels * k * MOE_UK_PANEL;
+  int64_t kp = (k + MOE_UK_BF16_K_ALIGN - 1) / MOE_UK_BF16_K_ALIGN *
+               MOE_UK_BF16_K_ALIGN;
+  return bf16 ? panels * kp * MOE_UK_PANEL : panels * k * MOE_UK_PANEL;
 }
 
 /* Kernel argument layouts (buffers; then config words):

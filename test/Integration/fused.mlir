@@ -1,8 +1,9 @@
 // The fused ops (moe.gate, moe.fused_experts) against the f64 reference,
 // both ways they are compiled: by the reference lowering, which expands
 // them back into the primitive ops (--reference), and by the CPU kernels
-// for each instruction set the runtime has (MOE_CPU_ISA; a set this CPU
-// lacks falls back to the best one it has, with a warning).
+// for each instruction set the runtime has (MOE_CPU_ISA=generic, avx2,
+// avx512, amx; a set this CPU lacks falls back to the best one it has,
+// with a warning).
 //
 // RUN: rm -rf %t && mkdir -p %t
 
@@ -28,12 +29,18 @@
 // RUN: moe-reference compare --dir %t/bf16 | FileCheck %s
 // RUN: env MOE_CPU_ISA=avx2 moe-run %t/bf16/case.mlir --entry case --quiet $(cat %t/bf16/moe-run.args) 2>/dev/null
 // RUN: moe-reference compare --dir %t/bf16 | FileCheck %s
+// RUN: env MOE_CPU_ISA=avx512 moe-run %t/bf16/case.mlir --entry case --quiet $(cat %t/bf16/moe-run.args) 2>/dev/null
+// RUN: moe-reference compare --dir %t/bf16 | FileCheck %s
+// RUN: env MOE_CPU_ISA=amx moe-run %t/bf16/case.mlir --entry case --quiet $(cat %t/bf16/moe-run.args) 2>/dev/null
+// RUN: moe-reference compare --dir %t/bf16 | FileCheck %s
 
 // bf16 weights with f32 activations: the router multiplies the f32 input
 // as it is (its panels are f32), so selection matches the reference even
 // among 2048 assignments; the experts use bf16 panels (bf16 tolerance).
 // RUN: moe-reference emit --case "op=layer wdtype=bf16 d=256 f=512" --seed 5 --tokens 1,64,1024 --dir %t/mixed
 // RUN: moe-run %t/mixed/case.mlir --entry case --quiet $(cat %t/mixed/moe-run.args)
+// RUN: moe-reference compare --dir %t/mixed --tol 1e-2 | FileCheck %s
+// RUN: env MOE_CPU_ISA=avx512 moe-run %t/mixed/case.mlir --entry case --quiet $(cat %t/mixed/moe-run.args) 2>/dev/null
 // RUN: moe-reference compare --dir %t/mixed --tol 1e-2 | FileCheck %s
 
 // MLP experts, weights applied to the input, grouped routing with bias.

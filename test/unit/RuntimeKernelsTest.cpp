@@ -73,9 +73,34 @@ TEST(RuntimeKernels, PanelsMatchPlainSums) {
         std::vector<const float *> rowPtrs;
         for (int m = 0; m < rows; ++m)
           rowPtrs.push_back(a.data() + m * depth);
+        // The reduction in two blocks, the second one accumulating (an
+        // even split, as bf16 pairs need).
+        int64_t split = (depth / 2) & ~int64_t(1);
+        auto offset = [](auto ptrs, int64_t by) {
+          for (auto &p : ptrs)
+            p += by;
+          return ptrs;
+        };
+        auto run = [&](PanelFn fn, auto ptrs, const void *panel,
+                       int64_t depthPart, float *c, bool accumulate) {
+          std::vector<const void *> untyped(ptrs.begin(), ptrs.end());
+          Tile tile;
+          tile.rows = untyped.data();
+          tile.numRows = rows;
+          tile.panel = panel;
+          tile.k = depthPart;
+          tile.c = c;
+          tile.ldc = kPanel;
+          tile.accumulate = accumulate;
+          tile.prefetch = reinterpret_cast<const char *>(panel);
+          tile.prefetchStep = 64;
+          fn(tile);
+        };
         std::vector<float> c(rows * kPanel);
-        k->panelF32(rowPtrs.data(), rows, packed.data(), depth, c.data(),
-                    kPanel);
+        run(k->panelF32, rowPtrs, packed.data(), split, c.data(), false);
+        run(k->panelF32, offset(rowPtrs, split),
+            packed.data() + split * kPanel, depth - split, c.data(),
+            split > 0);
         // bf16 operands: the same sums over bf16-rounded values.
         std::vector<uint16_t> a16(a.size());
         for (size_t i = 0; i < a.size(); ++i)
@@ -88,8 +113,41 @@ TEST(RuntimeKernels, PanelsMatchPlainSums) {
         for (int m = 0; m < rows; ++m)
           rowPtrs16.push_back(a16.data() + m * depth);
         std::vector<float> c16(rows * kPanel);
-        k->panelBF16(rowPtrs16.data(), rows, packed16.data(), depth,
-                     c16.data(), kPanel);
+        run(k->panelBF16, rowPtrs16, packed16.data(), split, c16.data(),
+            false);
+        run(k->panelBF16, offset(rowPtrs16, split),
+            packed16.data() + split * kPanel, depth - split, c16.data(),
+            split > 0);
+        // The same rows packed (tile-interleaved), in one call.
+        std::vector<float> aPacked(depth * rows);
+        std::vector<uint16_t> a16Packed(((depth + 1) / 2) * rows * 2, 0);
+        for (int m = 0; m < rows; ++m)
+          for (int64_t i = 0; i < depth; ++i) {
+            aPacked[i * rows + m] = a[m * depth + i];
+            a16Packed[((i / 2) * rows + m) * 2 + i % 2] = a16[m * depth + i];
+          }
+        std::vector<float> cPacked(rows * kPanel), c16Packed(rows * kPanel);
+        for (int bf16 = 0; bf16 < 2; ++bf16) {
+          Tile tile;
+          tile.packed = bf16 ? static_cast<const void *>(a16Packed.data())
+                             : aPacked.data();
+          tile.numRows = rows;
+          tile.panel = bf16 ? static_cast<const void *>(packed16.data())
+                            : packed.data();
+          tile.k = depth;
+          tile.c = bf16 ? c16Packed.data() : cPacked.data();
+          tile.ldc = kPanel;
+          (bf16 ? k->panelBF16 : k->panelF32)(tile);
+        }
+        for (int m = 0; m < rows; ++m)
+          for (int j = 0; j < kPanel; ++j) {
+            EXPECT_EQ(cPacked[m * kPanel + j], c[m * kPanel + j])
+                << k->name << " packed depth " << depth << " rows " << rows;
+            EXPECT_NEAR(c16Packed[m * kPanel + j], c16[m * kPanel + j],
+                        1e-5 * (1 + std::fabs(c16[m * kPanel + j])))
+                << k->name << " packed bf16 depth " << depth << " rows "
+                << rows;
+          }
         for (int m = 0; m < rows; ++m)
           for (int j = 0; j < kPanel; ++j) {
             double ref = 0, ref16 = 0;

@@ -38,7 +38,7 @@ float packedAt(const void *packed, moe_dtype dtype, int64_t k, int64_t panel,
                int64_t i, int64_t j) {
   if (dtype == MOE_DTYPE_F32)
     return static_cast<const float *>(packed)[(panel * k + i) * 32 + j];
-  int64_t pairs = (k + 1) / 2;
+  int64_t pairs = (k + 31) / 32 * 16; // k rounded up to 32, in pairs
   int64_t at = ((panel * pairs + i / 2) * 32 + j) * 2 + i % 2;
   return cpu::fromBF16Scalar(static_cast<const uint16_t *>(packed)[at]);
 }
