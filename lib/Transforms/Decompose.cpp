@@ -98,7 +98,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     }
 
     auto dispatch = DispatchOp::create(rewriter, loc, expertIds, weights,
-                                       numExperts, dispatchCapacity);
+                                       numExperts, dispatchCapacity,
+                                       /*layout=*/LayoutAttr());
     bool weightInput = routing.getApplyWeight() == ApplyWeight::Input;
     Value rows = GatherOp::create(
         rewriter, loc, input, dispatch.getRowToken(),

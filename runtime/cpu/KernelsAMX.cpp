@@ -51,11 +51,15 @@ void configure() {
   configured = true;
 }
 
+/// k steps (2 KB of panel each) between a panel line's prefetch and use.
+constexpr int64_t kAheadSteps = 1;
+
 void amxBF16(const AmxProduct &p) {
   configure();
   const int64_t aStride = p.lda * 2, cStride = p.ldc * 4;
-  // Prefetch: the panel's pair rows one k step (2 KB) ahead into L1, and
-  // what follows the panel spread over the k steps into L2.
+  // Prefetch, while the first row block streams the panel from memory:
+  // the panel's pair rows a k step ahead into L1, and what follows the
+  // panel spread over the k steps into L2.
   const int64_t steps = p.k / 32;
   const int64_t nextPerStep = p.next ? (p.k * 64 + steps - 1) / steps : 0;
   for (int64_t m0 = 0; m0 < p.m; m0 += 32) {
@@ -70,9 +74,10 @@ void amxBF16(const AmxProduct &p) {
     const uint16_t *a1 = a0 + 16 * p.lda;
     for (int64_t s = 0; s < steps; ++s) {
       const uint16_t *b = p.panel + s * 16 * 64; // 16 pair rows of 64
-      const char *ahead = reinterpret_cast<const char *>(b + 16 * 64);
-      for (int line = 0; line < 2048; line += 64)
-        _mm_prefetch(ahead + line, _MM_HINT_T0);
+      const char *ahead = reinterpret_cast<const char *>(b + kAheadSteps * 16 * 64);
+      if (m0 == 0)
+        for (int line = 0; line < 2048; line += 64)
+          _mm_prefetch(ahead + line, _MM_HINT_T0);
       if (p.next && m0 == 0)
         for (int64_t line = 0; line < nextPerStep; line += 64)
           _mm_prefetch(p.next + s * nextPerStep + line, _MM_HINT_T1);

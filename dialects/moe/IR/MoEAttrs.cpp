@@ -229,6 +229,21 @@ int64_t CapacityAttr::computeCapacity(int64_t numTokens, int64_t k,
 }
 
 //===----------------------------------------------------------------------===//
+// LayoutAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult LayoutAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 GroupLayout kind, int64_t block) {
+  if (block < 1)
+    return emitError() << "expected block >= 1, found block = " << block;
+  if (kind != GroupLayout::Aligned && block != 1)
+    return emitError() << "expected `block` only with kind = aligned, found "
+                          "kind = "
+                       << stringifyGroupLayout(kind);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // PackingAttr
 //===----------------------------------------------------------------------===//
 

@@ -173,6 +173,41 @@ def MoE_CapacityAttr : MoE_Attr<"Capacity", "capacity"> {
 }
 
 //===----------------------------------------------------------------------===//
+// LayoutAttr
+//===----------------------------------------------------------------------===//
+
+def MoE_LayoutAttr : MoE_Attr<"Layout", "layout"> {
+  let summary = "the grouped layout that dispatch builds";
+  let description = [{
+    Where each expert's rows go in `moe.dispatch`'s grouped layout:
+
+    - `ragged` (the default): groups back to back, each exactly its kept
+      assignments;
+    - `aligned`: each group rounded up to a multiple of `block` rows with
+      padding rows (token -1, weight 0), so that every group starts and
+      ends on a kernel tile (`N = T * S + E * (block - 1)` rows);
+    - `padded`: every group `C` rows, the capacity (`N = E * C`): a static
+      per-expert batch, as capacity-based systems lay it out. Needs a
+      capacity.
+
+    `group_sizes` then count the group's rows, padding included (the
+    experts compute zeros there and no slot points to them); the kept
+    assignments are `group_sizes` minus padding, that is, `moe.expert_load`
+    minus `dropped`.
+
+    ```mlir
+    #moe.layout<kind = aligned, block = 16>
+    ```
+  }];
+  let parameters = (ins
+    EnumParameter<MoE_GroupLayout>:$kind,
+    DefaultValuedParameter<"int64_t", "1">:$block
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // PackingAttr
 //===----------------------------------------------------------------------===//
 

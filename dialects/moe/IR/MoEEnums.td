@@ -61,6 +61,13 @@ def MoE_DropOrder : MoE_I32Enum<"DropOrder",
   I32EnumCase<"Score", 2, "score">
 ]>;
 
+def MoE_GroupLayout : MoE_I32Enum<"GroupLayout",
+    "how dispatch lays out the rows of each expert", [
+  I32EnumCase<"Ragged", 0, "ragged">,
+  I32EnumCase<"Aligned", 1, "aligned">,
+  I32EnumCase<"Padded", 2, "padded">
+]>;
+
 def MoE_Activation : MoE_I32Enum<"Activation", "expert activation function", [
   I32EnumCase<"Silu", 0, "silu">,
   I32EnumCase<"GeluTanh", 1, "gelu_tanh">,

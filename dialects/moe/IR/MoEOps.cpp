@@ -593,6 +593,33 @@ LogicalResult ExpertChoiceOp::verify() {
 // DispatchOp
 //===----------------------------------------------------------------------===//
 
+int64_t DispatchOp::numRows(int64_t numTokens, int64_t numSlots,
+                            int64_t numExperts, CapacityAttr capacity,
+                            LayoutAttr layout) {
+  int64_t assignments = mulDims(numTokens, numSlots);
+  GroupLayout kind = layout ? layout.getKind() : GroupLayout::Ragged;
+  switch (kind) {
+  case GroupLayout::Ragged:
+    return assignments;
+  case GroupLayout::Aligned:
+    if (ShapedType::isDynamic(assignments))
+      return ShapedType::kDynamic;
+    return assignments + numExperts * (layout.getBlock() - 1);
+  case GroupLayout::Padded:
+    if (!capacity)
+      return ShapedType::kDynamic;
+    if (capacity.getCount()) {
+      // A count capacity does not depend on T.
+      return numExperts * capacity.computeCapacity(0, 0, numExperts);
+    }
+    if (ShapedType::isDynamic(numTokens) || ShapedType::isDynamic(numSlots))
+      return ShapedType::kDynamic;
+    return numExperts *
+           capacity.computeCapacity(numTokens, numSlots, numExperts);
+  }
+  llvm_unreachable("unknown layout");
+}
+
 LogicalResult DispatchOp::inferReturnTypes(MLIRContext *ctx,
                                            std::optional<Location> loc,
                                            Adaptor adaptor,
@@ -602,8 +629,11 @@ LogicalResult DispatchOp::inferReturnTypes(MLIRContext *ctx,
     return failInference(loc, "'moe.dispatch' op expects `num_experts`");
   int64_t numTokens = dimOf(adaptor.getExpertIds(), 0);
   int64_t numSlots = dimOf(adaptor.getExpertIds(), 1);
-  int64_t numRows = mulDims(numTokens, numSlots);
   int64_t numExperts = numExpertsAttr.getInt();
+  int64_t numRows =
+      DispatchOp::numRows(numTokens, numSlots, numExperts,
+                          adaptor.getProperties().capacity,
+                          adaptor.getProperties().layout);
   results.push_back(tensorOf({numRows}, i32Type(ctx)));
   results.push_back(tensorOf({numRows}, f32Type(ctx)));
   results.push_back(tensorOf({numTokens, numSlots}, i32Type(ctx)));
@@ -631,12 +661,28 @@ LogicalResult DispatchOp::verify() {
       .require("E", numExperts, "num_experts");
   if (failed(check.result()))
     return failure();
-  int64_t rows = mulDims(check.get("T"), check.get("S"));
-  int64_t numRows = check.get("N");
-  if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(numRows) &&
-      rows != numRows)
-    return emitOpError() << "expected N = T * S = " << rows
-                         << " grouped rows, found N = " << numRows;
+  if (getLayoutKind() == GroupLayout::Padded && !getCapacityAttr())
+    return emitOpError() << "expected a capacity with layout kind = padded "
+                            "(every expert gets C rows)";
+  int64_t rows = numRows(check.get("T"), check.get("S"), numExperts,
+                         getCapacityAttr(), getLayoutAttr());
+  int64_t numRowsFound = check.get("N");
+  if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(numRowsFound) &&
+      rows != numRowsFound) {
+    InFlightDiagnostic diag = emitOpError() << "expected N = ";
+    switch (getLayoutKind()) {
+    case GroupLayout::Ragged:
+      diag << "T * S = ";
+      break;
+    case GroupLayout::Aligned:
+      diag << "T * S + E * (block - 1) = ";
+      break;
+    case GroupLayout::Padded:
+      diag << "E * C = ";
+      break;
+    }
+    return diag << rows << " grouped rows, found N = " << numRowsFound;
+  }
   return success();
 }
 

@@ -291,7 +291,9 @@ def MoE_DispatchOp : MoE_InferredOp<"dispatch"> {
     The grouped layout has `N = T * S` rows: expert `e` owns rows
     `[group_offsets[e], group_offsets[e] + group_sizes[e])`, holding its kept
     assignments in token order; rows past the last group are padding
-    (token -1, weight 0). Results:
+    (token -1, weight 0). `layout` (`#moe.layout`) can instead align each
+    group to a block of rows or give every expert `C` rows; padding rows
+    then also end groups. Results:
     - `row_token [N]` (i32): the token of each row;
     - `row_weight [N]` (f32): the combine weight of each row;
     - `slot_row [T, S]` (i32): the row of each slot, -1 when unused or dropped;
@@ -305,18 +307,34 @@ def MoE_DispatchOp : MoE_InferredOp<"dispatch"> {
         moe.dispatch %ids, %w experts = 8
             capacity <factor = 1.25, drop_order = token_major>
         : tensor<?x2xi32>, tensor<?x2xf32>
+    %r:7 = moe.dispatch %ids, %w experts = 8
+        layout <kind = aligned, block = 16> : tensor<?x2xi32>, tensor<?x2xf32>
     ```
   }];
   let arguments = (ins MoE_Slots:$expert_ids, MoE_SlotWeights:$weights,
                        I64Attr:$num_experts,
-                       OptionalAttr<MoE_CapacityAttr>:$capacity);
+                       OptionalAttr<MoE_CapacityAttr>:$capacity,
+                       OptionalAttr<MoE_LayoutAttr>:$layout);
   let results = (outs MoE_RowIndex:$row_token, MoE_RowWeights:$row_weight,
                       MoE_Slots:$slot_row, MoE_SlotWeights:$slot_weight,
                       MoE_Counts:$group_sizes, MoE_Counts:$group_offsets,
                       MoE_Counts:$dropped);
+  let extraClassDeclaration = [{
+    /// The layout kind, `ragged` unless given.
+    ::mlir::moe::GroupLayout getLayoutKind() {
+      return getLayoutAttr() ? getLayoutAttr().getKind()
+                             : ::mlir::moe::GroupLayout::Ragged;
+    }
+    /// Rows of the grouped layout for `numTokens` tokens of `numSlots`
+    /// slots (ShapedType::kDynamic when not static).
+    static int64_t numRows(int64_t numTokens, int64_t numSlots,
+                           int64_t numExperts, ::mlir::moe::CapacityAttr
+                           capacity, ::mlir::moe::LayoutAttr layout);
+  }];
   let assemblyFormat = [{
     $expert_ids `,` $weights `experts` `=` $num_experts
-    (`capacity` $capacity^)? attr-dict `:` type($expert_ids) `,` type($weights)
+    (`capacity` $capacity^)? (`layout` $layout^)? attr-dict `:`
+    type($expert_ids) `,` type($weights)
   }];
 }
 

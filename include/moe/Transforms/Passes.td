@@ -101,6 +101,59 @@ def MoEFuseExpertIO : Pass<"moe-fuse-expert-io"> {
   let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 
+def MoECapacityBatching : Pass<"moe-capacity-batching"> {
+  let summary = "Choose each dispatch's grouped layout with a cost model";
+  let description = [{
+    Sets the `layout` of every `moe.dispatch` that has none: `ragged`,
+    `aligned` to the kernel's row tile, or `padded` to the capacity (see
+    `#moe.layout`). The dispatch lowering then counts the assignments per
+    expert, prefix-sums the group offsets and lays the rows out that way.
+
+    The cost model counts, in rows, the work of the expert kernels for an
+    expected token count (`expected-tokens`, or the static token count)
+    and uniform routing: each expert expects `n = T * S / E` assignments,
+    at most the capacity `C`. A kernel that works on tiles of `tile-rows`
+    (`B`) rows pays for whole tiles; for a group that does not start on a
+    tile it also pays `repack-cost` to copy the group into tiles; and a
+    group of data-dependent size costs `group-cost` (a launch, a loop
+    bound read at run time) that the uniform batches of `padded` avoid:
+
+    | layout | cost |
+    |---|---|
+    | ragged | `E * (roundup(n, B) + group-cost)` (+ `E * repack-cost` when `B > 1`) |
+    | aligned | `E * (roundup(n, B) + group-cost)` |
+    | padded (needs a capacity) | `E * roundup(C, B)` |
+
+    The cheapest wins; ties go to the simpler layout (ragged, then
+    aligned, then padded). With `tile-rows = 1` (kernels that take any row
+    count, as the CPU kernels do) ragged always wins; tile-based kernels
+    get aligned groups, and where groups cost a launch, a capacity close
+    to the expected load gets a static `[E * C]` batch.
+
+    A layout that would change a static row count (a static token count)
+    is not applied: the dispatch stays ragged, with a remark.
+
+    ```mlir
+    %r:7 = moe.dispatch %ids, %w experts = 8 : tensor<?x2xi32>, tensor<?x2xf32>
+    // with tile-rows=16, becomes
+    %r:7 = moe.dispatch %ids, %w experts = 8
+        layout <kind = aligned, block = 16> : tensor<?x2xi32>, tensor<?x2xf32>
+    ```
+  }];
+  let options = [
+    Option<"tileRows", "tile-rows", "int64_t", /*default=*/"16",
+           "Rows the expert kernels process at once">,
+    Option<"expectedTokens", "expected-tokens", "int64_t", /*default=*/"512",
+           "Token count to plan for when the token dimension is dynamic">,
+    Option<"repackCost", "repack-cost", "double", /*default=*/"8.0",
+           "Cost, in rows, of copying a ragged group into whole tiles">,
+    Option<"groupCost", "group-cost", "double", /*default=*/"0.0",
+           "Cost, in rows, of a group of data-dependent size">,
+  ];
+  let dependentDialects = ["::mlir::moe::MoEDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MoEInsertStats : Pass<"moe-insert-stats", "::mlir::ModuleOp"> {
   let summary = "Record each moe.layer's expert statistics in the runtime";
   let description = [{

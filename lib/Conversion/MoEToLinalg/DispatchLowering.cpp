@@ -89,6 +89,39 @@ struct DispatchLowering : OpConversionPattern<DispatchOp> {
         survivingWeights(b, weights, keep,
                          capacity && capacity.getRenormalizeAfterDrop());
 
+    // Group sizes by layout: the kept assignments (ragged), rounded up to
+    // a multiple of the block (aligned), or the capacity (padded).
+    Value numRows = arith::MulIOp::create(b, numTokens, slots);
+    Value sizes = kept;
+    switch (op.getLayoutKind()) {
+    case GroupLayout::Ragged:
+      break;
+    case GroupLayout::Aligned: {
+      int64_t block = op.getLayoutAttr().getBlock();
+      sizes = mapElements(b, {kept}, b.getI64Type(),
+                          [&](LocBuilder &nb, ValueRange v) -> Value {
+                            Value up = arith::AddIOp::create(
+                                nb, v[0], constI64(nb, block - 1));
+                            return arith::MulIOp::create(
+                                nb,
+                                arith::DivUIOp::create(nb, up,
+                                                       constI64(nb, block)),
+                                constI64(nb, block));
+                          });
+      numRows = arith::AddIOp::create(
+          b, numRows, constIndex(b, numExperts * (block - 1)));
+      break;
+    }
+    case GroupLayout::Padded: {
+      Value c =
+          lowering::capacity(b, capacity, numTokens, numSlots, numExperts);
+      sizes = filledTensor(b, {b.getIndexAttr(numExperts)},
+                           indexToI64(b, c));
+      numRows = arith::MulIOp::create(b, c, constIndex(b, numExperts));
+      break;
+    }
+    }
+
     // Exclusive prefix sum of the group sizes.
     Value offsets =
         filledTensor(b, {b.getIndexAttr(numExperts)}, constI64(b, 0));
@@ -97,12 +130,12 @@ struct DispatchLowering : OpConversionPattern<DispatchOp> {
         {offsets, constI64(b, 0)},
         [&](LocBuilder &nb, Value e, ValueRange args) -> SmallVector<Value> {
           Value next = arith::AddIOp::create(nb, args[1],
-                                             extract(nb, kept, e));
+                                             extract(nb, sizes, e));
           return {insert(nb, args[1], args[0], e), next};
         })[0];
 
-    // Lay the kept assignments out, grouped by expert, in token order.
-    Value numRows = arith::MulIOp::create(b, numTokens, slots);
+    // Lay the kept assignments out, grouped by expert, in token order;
+    // padding rows (token -1) fill each group up to its size.
     Value rowToken = filledTensor(
         b, sizesOf(b, op.getRowToken().getType(), {numRows}),
         constI32(b, -1));
@@ -135,7 +168,7 @@ struct DispatchLowering : OpConversionPattern<DispatchOp> {
               });
         });
 
-    rewriter.replaceOp(op, {layout[1], layout[2], layout[3], slotWeight, kept,
+    rewriter.replaceOp(op, {layout[1], layout[2], layout[3], slotWeight, sizes,
                             offsets, dropped});
     return success();
   }

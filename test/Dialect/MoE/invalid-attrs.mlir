@@ -210,3 +210,21 @@ func.func @alpha_nan(%x: tensor<?x8xf32>) {
   %y, %l, %d = moe.layer %x router(%x : tensor<?x8xf32>) experts(%x : tensor<?x8xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = lora, alpha = 0x7FF8000000000000>} : tensor<?x8xf32>
   return
 }
+
+// -----
+
+func.func @layout_block(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) {
+  // expected-error@+1 {{expected block >= 1, found block = 0}}
+  %r:7 = moe.dispatch %ids, %w experts = 8 layout <kind = aligned, block = 0>
+      : tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+func.func @layout_block_ragged(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) {
+  // expected-error@+1 {{expected `block` only with kind = aligned, found kind = ragged}}
+  %r:7 = moe.dispatch %ids, %w experts = 8 layout <kind = ragged, block = 4>
+      : tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}

@@ -511,3 +511,24 @@ module attributes {moe.checkpoint = "model"} {
     return
   }
 }
+
+// -----
+
+func.func @dispatch_padded_without_capacity(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) {
+  // expected-error@+1 {{'moe.dispatch' op expected a capacity with layout kind = padded (every expert gets C rows)}}
+  %r:7 = moe.dispatch %ids, %w experts = 8 layout <kind = padded>
+      : tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_aligned_rows(%ids: tensor<4x2xi32>, %w: tensor<4x2xf32>) {
+  // expected-error@+1 {{'moe.dispatch' op expected N = T * S + E * (block - 1) = 32 grouped rows, found N = 8}}
+  %r:7 = "moe.dispatch"(%ids, %w) <{num_experts = 8 : i64,
+      layout = #moe.layout<kind = aligned, block = 4>}>
+      : (tensor<4x2xi32>, tensor<4x2xf32>)
+      -> (tensor<8xi32>, tensor<8xf32>, tensor<4x2xi32>, tensor<4x2xf32>,
+          tensor<8xi64>, tensor<8xi64>, tensor<8xi64>)
+  return
+}

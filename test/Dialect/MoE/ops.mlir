@@ -72,6 +72,12 @@ func.func @dispatch(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>,
           capacity <factor = 1.25, min = 4, align = 8, drop_order = score,
                     renormalize_after_drop = true>
       : tensor<4x2xi32>, tensor<4x2xf32>
+  // CHECK: moe.dispatch %{{.*}}, %{{.*}} experts = 8 layout <kind = aligned, block = 16> : tensor<?x2xi32>, tensor<?x2xf32>
+  %al:7 = moe.dispatch %ids, %w experts = 8 layout <kind = aligned, block = 16>
+      : tensor<?x2xi32>, tensor<?x2xf32>
+  // CHECK: moe.dispatch %{{.*}}, %{{.*}} experts = 8 capacity <count = 3> layout <kind = padded> : tensor<?x2xi32>, tensor<?x2xf32>
+  %pd:7 = moe.dispatch %ids, %w experts = 8 capacity <count = 3>
+      layout <kind = padded> : tensor<?x2xi32>, tensor<?x2xf32>
   // CHECK: moe.dispatch %{{.*}}, %{{.*}} experts = 8 capacity <count = 3, drop_order = choice_major> : tensor<?x2xi32>, tensor<?x2xf32>
   %r:7 = moe.dispatch %ids, %w experts = 8
       capacity <count = 3, drop_order = choice_major>
