@@ -132,6 +132,8 @@ extern "C" moe_status moe_model_layer_info(const moe_model *model,
   info->hidden_size = entry.hidden;
   info->output_size = entry.output;
   info->dtype = entry.dtype;
+  info->flops_per_token = entry.flopsPerToken;
+  info->dense_flops_per_token = entry.denseFlopsPerToken;
   int64_t stats = model->statsIds[layer];
   info->num_experts =
       stats >= 0 ? model->model->manifest().stats[stats].experts : 0;

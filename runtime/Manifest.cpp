@@ -62,7 +62,10 @@ std::string Manifest::toJSON() const {
     layerArray.push_back(json::Object{{"name", l.name},
                                       {"hidden", l.hidden},
                                       {"output", l.output},
-                                      {"dtype", dtypeName(l.dtype)}});
+                                      {"dtype", dtypeName(l.dtype)},
+                                      {"flops_per_token", l.flopsPerToken},
+                                      {"dense_flops_per_token",
+                                       l.denseFlopsPerToken}});
   json::Object root{{"abi", MOE_RUNTIME_ABI_VERSION},
                     {"checkpoint", checkpoint},
                     {"weights", std::move(weightArray)},
@@ -170,7 +173,11 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       std::optional<moe_dtype> dtype = l ? dtypeOf(*l) : std::nullopt;
       if (!name || !hidden || !output || !dtype)
         return invalid("malformed layer entry");
-      manifest.layers.push_back({name->str(), *hidden, *output, *dtype});
+      LayerEntry entry{name->str(), *hidden, *output, *dtype};
+      entry.flopsPerToken = l->getNumber("flops_per_token").value_or(0);
+      entry.denseFlopsPerToken =
+          l->getNumber("dense_flops_per_token").value_or(0);
+      manifest.layers.push_back(std::move(entry));
     }
   }
   return manifest;

@@ -68,6 +68,10 @@ struct LayerEntry {
   int64_t hidden = 0;
   int64_t output = 0;
   moe_dtype dtype = MOE_DTYPE_F32;
+  /// Multiply-add FLOPs per token of the sparse layer and of the dense
+  /// layer that runs every expert (0 when unknown).
+  double flopsPerToken = 0;
+  double denseFlopsPerToken = 0;
 };
 
 struct Manifest {

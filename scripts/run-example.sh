@@ -17,6 +17,9 @@ ls -l "$work/checkpoint"
 echo "== 2. import: one moe_layer_L function per sparse layer =="
 "$bin/moe-import" --model "$work/checkpoint" -o "$work/model.mlir"
 grep -E "func.func|moe.layer" "$work/model.mlir" | sed 's/^ */   /' | cut -c1-110
+echo "   what each layer costs, sparse against dense (moe-report):"
+"$bin/moe-opt" "$work/model.mlir" --moe-report=tokens=1,64 -o /dev/null 2>&1 |
+  sed 's/^/   /'
 
 echo "== 3. compile ahead of time: libmodel.so and model.h =="
 "$bin/moe-compile" "$work/model.mlir" -o "$work/libmodel.so" --header "$work/model.h"

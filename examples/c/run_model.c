@@ -8,7 +8,8 @@
 |*                                                                            *|
 |* Loads the model (weights from a checkpoint directory), runs every MoE      *|
 |* layer on the same generated hidden states, and prints each layer's output  *|
-|* summary, its time per call (median of repeated calls) and its expert load. *|
+|* summary, its time per call (median of repeated calls), the FLOPs it saves  *|
+|* against the dense layer, and its expert load.                              *|
 |*                                                                            *|
 |*   cc run_model.c -I<dir of model.h> -L<dir of libmodel.so> -lmodel         *|
 |*   ./run_model [CHECKPOINT_DIR] [TOKENS] [REPEATS]                          *|
@@ -142,6 +143,15 @@ int main(int argc, char **argv) {
            (long long)info.output_size,
            tokens ? sum / (double)(tokens * info.output_size) : 0.0, absmax,
            times[repeats / 2], times[0], times[repeats - 1]);
+    if (info.dense_flops_per_token > 0) {
+      double sparse = info.flops_per_token * (double)tokens;
+      double dense = info.dense_flops_per_token * (double)tokens;
+      double ms = times[repeats / 2];
+      printf("  %.4g GFLOP per call (%.1f GFLOP/s); the dense layer would "
+             "do %.4g: %.1f%% saved\n",
+             sparse / 1e9, ms > 0 ? sparse / ms / 1e6 : 0.0, dense / 1e9,
+             100.0 * (1.0 - sparse / dense));
+    }
 
     if (info.num_experts > 0) {
       int64_t *load = calloc((size_t)info.num_experts, sizeof(int64_t));

@@ -8,6 +8,8 @@
 
 #include "moe/Runner/Runner.h"
 
+#include "moe/Analysis/LayerCost.h"
+
 #include "moe/IR/MoEOps.h"
 #include "moe/Pipelines/Pipelines.h"
 
@@ -356,8 +358,17 @@ void mlir::moe::collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest) {
     std::optional<moe_dtype> dtype = runtimeDType(in.getElementType());
     if (!dtype)
       continue;
-    manifest.layers.push_back({func.getName().str(), in.getDimSize(1),
-                               out.getDimSize(1), *dtype});
+    ::moe::rt::LayerEntry entry{func.getName().str(), in.getDimSize(1),
+                                out.getDimSize(1), *dtype};
+    // What the function's moe.layer ops cost (before decomposition).
+    func.walk([&](LayerOp layer) {
+      FailureOr<LayerCost> cost = analyzeLayer(layer);
+      if (failed(cost))
+        return;
+      entry.flopsPerToken += cost->sparseFlops(1);
+      entry.denseFlopsPerToken += cost->denseFlops(1);
+    });
+    manifest.layers.push_back(std::move(entry));
   }
 }
 

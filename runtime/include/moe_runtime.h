@@ -50,6 +50,10 @@ typedef struct moe_layer_info {
   int64_t output_size;    /* elements per output row (d, or LoRA's d_out) */
   int64_t num_experts;    /* E; 0 when compiled without statistics */
   moe_dtype dtype;        /* element type of the input and output rows */
+  /* Multiply-add FLOPs per token of the sparse layer, and of the same layer
+   * running every expert on every token (dense); 0 when unknown. */
+  double flops_per_token;
+  double dense_flops_per_token;
 } moe_layer_info;
 
 /* Why the last call on this thread failed (empty after a success). The
