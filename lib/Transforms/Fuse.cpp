@@ -39,7 +39,8 @@ struct FuseGating : OpRewritePattern<RouteOp> {
   }
 };
 
-/// gather -> gated/mlp experts -> combine (+ shared) -> fused_experts.
+/// gather -> gated/mlp/lora experts -> combine (+ shared, + a LoRA base)
+/// -> fused_experts.
 struct FuseExpertIO : OpRewritePattern<CombineOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -47,15 +48,17 @@ struct FuseExpertIO : OpRewritePattern<CombineOp> {
                                 PatternRewriter &rewriter) const override {
     Operation *experts = combine.getRows().getDefiningOp();
     if (!experts || !experts->hasOneUse() ||
-        !isa<GatedExpertsOp, MlpExpertsOp>(experts))
+        !isa<GatedExpertsOp, MlpExpertsOp, LoraExpertsOp>(experts))
       return rewriter.notifyMatchFailure(combine, "rows not from experts");
     Value rows = experts->getOperand(0);
     auto gather = rows.getDefiningOp<GatherOp>();
     if (!gather || !gather->hasOneUse())
       return rewriter.notifyMatchFailure(combine, "expert rows not gathered");
+    Value input = gather.getInput();
 
     ExpertKind kind;
-    Activation act;
+    std::optional<Activation> act;
+    std::optional<double> alpha;
     Value groupSizes;
     SmallVector<Value> weights;
     if (auto gated = dyn_cast<GatedExpertsOp>(experts)) {
@@ -66,31 +69,62 @@ struct FuseExpertIO : OpRewritePattern<CombineOp> {
         weights = {gated.getGateUp(), gated.getDown()};
       else
         weights = {gated.getGate(), gated.getUp(), gated.getDown()};
-    } else {
-      auto mlp = cast<MlpExpertsOp>(experts);
+    } else if (auto mlp = dyn_cast<MlpExpertsOp>(experts)) {
       kind = ExpertKind::Mlp;
       act = mlp.getAct();
       groupSizes = mlp.getGroupSizes();
       weights = {mlp.getW1(), mlp.getW2()};
+    } else {
+      auto lora = cast<LoraExpertsOp>(experts);
+      kind = ExpertKind::Lora;
+      alpha = lora.getAlpha().convertToDouble();
+      groupSizes = lora.getGroupSizes();
+      weights = {Value(), lora.getLoraA(), lora.getLoraB()};
     }
 
-    // The only always-on term folded is a shared expert of the same input
-    // and activation; anything else keeps the chain apart.
-    SmallVector<Value> shared;
+    // The always-on terms folded: a shared expert of the same input (and,
+    // for gated/mlp experts, activation), and for LoRA experts the frozen
+    // base `moe.linear` of the input, which LoRA requires. Anything else
+    // keeps the chain apart.
+    SmallVector<Value> terms;
     if (Value addend = combine.getAddend()) {
-      auto sharedOp = addend.getDefiningOp<SharedExpertOp>();
-      if (!sharedOp || !sharedOp->hasOneUse() ||
-          sharedOp.getInput() != gather.getInput() || sharedOp.getAct() != act)
+      if (auto sum = addend.getDefiningOp<arith::AddFOp>();
+          sum && sum->hasOneUse())
+        terms = {sum.getLhs(), sum.getRhs()};
+      else
+        terms = {addend};
+    }
+    SmallVector<Value> shared;
+    Value base;
+    for (Value term : terms) {
+      Operation *def = term.getDefiningOp();
+      if (auto linear = dyn_cast_or_null<LinearOp>(def);
+          linear && linear->hasOneUse() && kind == ExpertKind::Lora && !base &&
+          linear.getInput() == input) {
+        base = linear.getWeight();
+        continue;
+      }
+      auto sharedOp = dyn_cast_or_null<SharedExpertOp>(def);
+      if (!sharedOp || !sharedOp->hasOneUse() || !shared.empty() ||
+          sharedOp.getInput() != input || (act && sharedOp.getAct() != *act))
         return rewriter.notifyMatchFailure(combine, "addend not foldable");
+      if (!act)
+        act = sharedOp.getAct();
       shared = {sharedOp.getGate(), sharedOp.getUp(), sharedOp.getDown()};
       if (sharedOp.getGateWeight())
         shared.push_back(sharedOp.getGateWeight());
     }
+    if (kind == ExpertKind::Lora) {
+      if (!base)
+        return rewriter.notifyMatchFailure(combine, "LoRA without its base");
+      weights[0] = base;
+    }
 
-    auto attr = ExpertsAttr::get(rewriter.getContext(), kind, act,
-                                 std::nullopt);
+    auto attr = ExpertsAttr::get(
+        rewriter.getContext(), kind, act.value_or(Activation::Silu),
+        alpha ? std::optional<F64>(F64{*alpha}) : std::nullopt);
     rewriter.replaceOpWithNewOp<FusedExpertsOp>(
-        combine, gather.getInput(), gather.getRowToken(), groupSizes,
+        combine, input, gather.getRowToken(), groupSizes,
         gather.getRowWeight(), combine.getSlotRow(), combine.getSlotWeight(),
         weights, shared, attr);
     return success();
@@ -112,7 +146,7 @@ struct UnfuseGate : OpRewritePattern<GateOp> {
   }
 };
 
-/// fused_experts -> gather + experts (+ shared) + combine.
+/// fused_experts -> gather + experts (+ shared, + a LoRA base) + combine.
 struct UnfuseExperts : OpRewritePattern<FusedExpertsOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -120,28 +154,42 @@ struct UnfuseExperts : OpRewritePattern<FusedExpertsOp> {
                                 PatternRewriter &rewriter) const override {
     Location loc = fused.getLoc();
     ValueRange w = fused.getExpertWeights();
-    auto act =
-        ActivationAttr::get(rewriter.getContext(), fused.getExperts().getAct());
+    ExpertsAttr experts = fused.getExperts();
+    auto act = ActivationAttr::get(rewriter.getContext(), experts.getAct());
     Value rows = GatherOp::create(rewriter, loc, fused.getInput(),
                                   fused.getRowToken(), fused.getRowWeight());
-    Value out;
-    if (fused.getExperts().getKind() == ExpertKind::Gated) {
+    Value out, addend;
+    switch (experts.getKind()) {
+    case ExpertKind::Gated: {
       bool gateUp = w.size() == 2;
       out = GatedExpertsOp::create(rewriter, loc, rows, fused.getGroupSizes(),
                                    gateUp ? Value() : w[0],
                                    gateUp ? Value() : w[1],
                                    gateUp ? w[0] : Value(), w.back(), act);
-    } else {
+      break;
+    }
+    case ExpertKind::Mlp:
       out = MlpExpertsOp::create(rewriter, loc, rows, fused.getGroupSizes(),
                                  w[0], w[1], act);
+      break;
+    case ExpertKind::Lora:
+      out = LoraExpertsOp::create(
+          rewriter, loc, rows, fused.getGroupSizes(), w[1], w[2],
+          rewriter.getF64FloatAttr(experts.getAlpha()->value));
+      addend = LinearOp::create(rewriter, loc, fused.getInput(), w[0]);
+      break;
+    case ExpertKind::LoraGated:
+      return rewriter.notifyMatchFailure(fused, "not a fused kind");
     }
-    Value addend;
     ValueRange shared = fused.getSharedWeights();
-    if (!shared.empty())
-      addend = SharedExpertOp::create(rewriter, loc, fused.getInput(),
-                                      shared[0], shared[1], shared[2],
-                                      shared.size() == 4 ? shared[3] : Value(),
-                                      act);
+    if (!shared.empty()) {
+      Value sharedOut = SharedExpertOp::create(
+          rewriter, loc, fused.getInput(), shared[0], shared[1], shared[2],
+          shared.size() == 4 ? shared[3] : Value(), act);
+      addend = addend ? arith::AddFOp::create(rewriter, loc, addend, sharedOut)
+                            .getResult()
+                      : sharedOut;
+    }
     rewriter.replaceOpWithNewOp<CombineOp>(fused, out, fused.getSlotRow(),
                                            fused.getSlotWeight(), addend);
     return success();

@@ -90,7 +90,8 @@ public:
   explicit Runner(const ExpertFFN &p) : p(p), k(kernels()) {
     computeType = p.wType;
     innerPad = roundUp(p.inner, kPanel);
-    hiddenPad = roundUp(p.hidden, kPanel);
+    outWidth = p.outWidth > 0 ? p.outWidth : p.hidden;
+    outPad = roundUp(outWidth, kPanel);
     sharedPad = roundUp(p.sharedInner, kPanel);
     // AMX multiplies bf16 rows stored row-major, 16 rows and 32 k values
     // at a time (zero padding); the AVX-512 kernels read tile-interleaved
@@ -99,7 +100,7 @@ public:
     rowAlign = amx ? 16 : 1;
     inputStride = amx ? roundUp(p.hidden, 32) : roundUp(p.hidden, 2);
     upPerExpert = packedElements(p.inner, p.hidden, p.wType);
-    downPerExpert = packedElements(p.hidden, p.inner, p.wType);
+    downPerExpert = packedElements(outWidth, p.inner, p.wType);
     // Groups past the last row are cut (the reference never reads them).
     offsets.assign(p.experts + 1, 0);
     for (int64_t e = 0; e < p.experts; ++e)
@@ -127,9 +128,12 @@ private:
     chunkTokens = roundUp(chunkTokens, rowAlign);
     if (p.sharedGate) {
       sharedHidden = allocateAligned(chunkTokens * sharedPad * cElem);
-      sharedOut = allocateAligned(chunkTokens * hiddenPad * sizeof(float));
-      sharedInput = allocateAligned(chunkTokens * inputStride * cElem);
+      sharedOut = allocateAligned(chunkTokens * outPad * sizeof(float));
     }
+    if (p.base)
+      baseOut = allocateAligned(chunkTokens * outPad * sizeof(float));
+    if (p.sharedGate || p.base)
+      sharedInput = allocateAligned(chunkTokens * inputStride * cElem);
     if (p.xType != computeType)
       converted = allocateAligned(chunkTokens * p.hidden * cElem);
     zeros = allocateAligned(p.hidden * cElem);
@@ -143,7 +147,7 @@ private:
       return;
     size_t cElem = dtypeBytes(computeType);
     hidden = allocateAligned(rows * innerPad * cElem);
-    out = allocateAligned(rows * hiddenPad * sizeof(float));
+    out = allocateAligned(rows * outPad * sizeof(float));
     packedInput = allocateAligned(rows * inputStride * cElem);
     reservedRows = rows;
   }
@@ -287,10 +291,11 @@ private:
   }
 
   /// The input rows of expert e's share (and, as the last item, of the
-  /// shared expert: every token of the chunk), packed where that pays.
+  /// shared expert and the base: every token of the chunk), packed where
+  /// that pays.
   void packPhase() {
     size_t cElem = dtypeBytes(computeType);
-    int64_t items = p.experts + (p.sharedGate ? 1 : 0);
+    int64_t items = p.experts + (p.sharedGate || p.base ? 1 : 0);
     parallelFor(items, [&](int64_t item) {
       thread_local std::vector<const char *> rows;
       if (item < p.experts) {
@@ -394,8 +399,9 @@ private:
   /// are zero there and every activation maps 0 to 0), so the packed
   /// operand needs no other padding.
   void upPanel(UpScratch &scratch, const RowOperand &a, const float *scale,
-               const void *gatePanel, const void *upPanel, char *hidden,
-               int64_t hiddenStride, int64_t panel, const void *next) const {
+               Act act, const void *gatePanel, const void *upPanel,
+               char *hidden, int64_t hiddenStride, int64_t panel,
+               const void *next) const {
     int64_t count = a.count;
     int64_t rowsOut = roundUp(count, rowAlign);
     scratch.gate.resize(rowsOut * kPanel);
@@ -428,7 +434,7 @@ private:
           g[m * kPanel + j] *= scale[m];
           u[m * kPanel + j] *= scale[m];
         }
-    k.activation(p.act, g, upPanel ? u : nullptr, rowsOut * kPanel);
+    k.activation(act, g, upPanel ? u : nullptr, rowsOut * kPanel);
     int64_t col0 = panel * kPanel;
     if (amx) {
       // Row-major bf16, the A operand of the down products.
@@ -501,7 +507,7 @@ private:
           a.rows = rows.data();
         }
         upPanel(scratch, a, p.rowWeight ? p.rowWeight + s.first : nullptr,
-                panelOf(p.gate, e, upPerExpert, panel, p.hidden),
+                p.act, panelOf(p.gate, e, upPerExpert, panel, p.hidden),
                 p.up ? panelOf(p.up, e, upPerExpert, panel, p.hidden)
                      : nullptr,
                 static_cast<char *>(hidden.get()) +
@@ -515,7 +521,7 @@ private:
       a.count = chunkTokens;
       a.packed = static_cast<const char *>(sharedInput.get());
       a.stride = inputStride;
-      upPanel(scratch, a, nullptr,
+      upPanel(scratch, a, nullptr, p.sharedAct,
               panelOf(p.sharedGate, 0, sharedPer, panel, p.hidden),
               panelOf(p.sharedUp, 0, sharedPer, panel, p.hidden),
               static_cast<char *>(sharedHidden.get()), sharedPad, panel,
@@ -523,40 +529,82 @@ private:
     });
   }
 
-  /// The down panel of down-phase item `item` (null for none).
+  /// A down-phase work item: one 32-column panel of the output, for the
+  /// rows of a routed expert, of the shared expert, or of the base.
+  enum class DownKind { Routed, Shared, Base };
+  struct DownItem {
+    DownKind kind = DownKind::Routed;
+    int64_t expert = 0, panel = 0;
+  };
+
+  DownItem downItem(int64_t item) const {
+    int64_t panels = outPad / kPanel;
+    if (item < p.experts * panels)
+      return {DownKind::Routed, item / panels, item % panels};
+    item -= p.experts * panels;
+    if (p.sharedGate && item < panels)
+      return {DownKind::Shared, 0, item};
+    return {DownKind::Base, 0, item - (p.sharedGate ? panels : 0)};
+  }
+
+  /// The panel that down-phase item `item` reads (null for none).
   const void *downItemPanel(int64_t item) const {
-    int64_t hiddenPanels = hiddenPad / kPanel;
     if (item < 0)
       return nullptr;
-    if (item >= p.experts * hiddenPanels)
+    DownItem d = downItem(item);
+    switch (d.kind) {
+    case DownKind::Routed:
+      if (shares[d.expert].last == shares[d.expert].first)
+        return nullptr;
+      return panelOf(p.down, d.expert, downPerExpert, d.panel, p.inner);
+    case DownKind::Shared:
       return panelOf(p.sharedDown, 0,
-                     packedElements(p.hidden, p.sharedInner, computeType),
-                     item - p.experts * hiddenPanels, p.sharedInner);
-    int64_t e = item / hiddenPanels;
-    if (shares[e].last == shares[e].first)
-      return nullptr;
-    return panelOf(p.down, e, downPerExpert, item % hiddenPanels, p.inner);
+                     packedElements(outWidth, p.sharedInner, computeType),
+                     d.panel, p.sharedInner);
+    case DownKind::Base:
+      return panelOf(p.base, 0, packedElements(outWidth, p.hidden, computeType),
+                     d.panel, p.hidden);
+    }
+    return nullptr;
   }
 
   void downPhase() {
-    int64_t hiddenPanels = hiddenPad / kPanel;
+    int64_t panels = outPad / kPanel;
     size_t cElem = dtypeBytes(computeType);
-    int64_t items = p.experts * hiddenPanels + (p.sharedGate ? hiddenPanels : 0);
+    int64_t items = (p.experts + (p.sharedGate ? 1 : 0) + (p.base ? 1 : 0)) *
+                    panels;
     parallelForAhead(items, [&](int64_t item, int64_t nextItem) {
-      bool shared = item >= p.experts * hiddenPanels;
-      int64_t e = shared ? 0 : item / hiddenPanels;
-      int64_t first = shared ? 0 : shares[e].local;
+      DownItem d = downItem(item);
       RowOperand a;
-      a.count = shared ? chunkTokens : shares[e].last - shares[e].first;
-      a.stride = shared ? sharedPad : innerPad;
-      a.packed = static_cast<const char *>(shared ? sharedHidden.get()
-                                                  : hidden.get()) +
-                 first * a.stride * cElem;
-      float *dst = static_cast<float *>(shared ? sharedOut.get() : out.get());
-      int64_t panel = shared ? item - p.experts * hiddenPanels
-                             : item % hiddenPanels;
-      int64_t depth = shared ? p.sharedInner : p.inner;
-      float *c = dst + first * hiddenPad + panel * kPanel;
+      float *dst = nullptr;
+      int64_t depth = 0, first = 0;
+      switch (d.kind) {
+      case DownKind::Routed:
+        first = shares[d.expert].local;
+        a.count = shares[d.expert].last - shares[d.expert].first;
+        a.stride = innerPad;
+        a.packed = static_cast<const char *>(hidden.get()) +
+                   first * a.stride * cElem;
+        dst = static_cast<float *>(out.get());
+        depth = p.inner;
+        break;
+      case DownKind::Shared:
+        a.count = chunkTokens;
+        a.stride = sharedPad;
+        a.packed = static_cast<const char *>(sharedHidden.get());
+        dst = static_cast<float *>(sharedOut.get());
+        depth = p.sharedInner;
+        break;
+      case DownKind::Base:
+        // The input rows themselves, packed with the shared expert's.
+        a.count = chunkTokens;
+        a.stride = inputStride;
+        a.packed = static_cast<const char *>(sharedInput.get());
+        dst = static_cast<float *>(baseOut.get());
+        depth = p.hidden;
+        break;
+      }
+      float *c = dst + first * outPad + d.panel * kPanel;
       if (amx) {
         if (a.count == 0)
           return;
@@ -565,14 +613,14 @@ private:
         prod.lda = a.stride;
         prod.m = roundUp(a.count, rowAlign);
         prod.panel = static_cast<const uint16_t *>(downItemPanel(item));
-        prod.k = a.stride; // the depth, padded to 32 in zeros
+        prod.k = roundUp(depth, 32); // zeros pad both operands
         prod.c = c;
-        prod.ldc = hiddenPad;
+        prod.ldc = outPad;
         prod.next = static_cast<const char *>(downItemPanel(nextItem));
         k.amxBF16(prod);
         return;
       }
-      gemmPanel(a, downItemPanel(item), depth, c, hiddenPad,
+      gemmPanel(a, downItemPanel(item), depth, c, outPad,
                 downItemPanel(nextItem));
     });
   }
@@ -590,11 +638,13 @@ private:
     return s.local + row - s.first;
   }
 
+  /// y[t] = routedScale * sum over t's slots, in slot order, of
+  /// weight * row + the shared expert + the base, rounded once.
   void combinePhase() {
     const float *rowsOut = static_cast<const float *>(out.get());
     int64_t blocks = (chunkTokens + 7) / 8;
     parallelFor(blocks, [&](int64_t block) {
-      std::vector<float> acc(p.hidden);
+      std::vector<float> acc(outWidth);
       for (int64_t t = block * 8; t < std::min(chunkTokens, block * 8 + 8);
            ++t) {
         int64_t token = chunkFirst + t;
@@ -604,7 +654,8 @@ private:
           if (local < 0)
             continue;
           float w = p.slotWeight ? p.slotWeight[token * p.slots + j] : 1.0f;
-          k.axpy(p.hidden, w, rowsOut + local * hiddenPad, acc.data());
+          k.axpy(outWidth, w * p.routedScale, rowsOut + local * outPad,
+                 acc.data());
         }
         if (p.sharedGate) {
           float gate = 1.0f;
@@ -615,18 +666,22 @@ private:
                        loadF32(p.sharedGateWeight, p.sharedGateWeightType, i);
             gate = 1.0f / (1.0f + std::exp(-logit));
           }
-          k.axpy(p.hidden, gate,
-                 static_cast<const float *>(sharedOut.get()) + t * hiddenPad,
+          k.axpy(outWidth, gate,
+                 static_cast<const float *>(sharedOut.get()) + t * outPad,
                  acc.data());
         }
-        int64_t at = token * p.hidden;
+        if (p.base)
+          k.axpy(outWidth, 1.0f,
+                 static_cast<const float *>(baseOut.get()) + t * outPad,
+                 acc.data());
+        int64_t at = token * outWidth;
         if (p.xType == MOE_DTYPE_F32)
           std::memcpy(static_cast<float *>(p.y) + at, acc.data(),
-                      p.hidden * sizeof(float));
+                      outWidth * sizeof(float));
         else if (p.xType == MOE_DTYPE_BF16)
-          k.toBF16(acc.data(), static_cast<uint16_t *>(p.y) + at, p.hidden);
+          k.toBF16(acc.data(), static_cast<uint16_t *>(p.y) + at, outWidth);
         else
-          for (int64_t i = 0; i < p.hidden; ++i)
+          for (int64_t i = 0; i < outWidth; ++i)
             storeF32(p.y, p.xType, at + i, acc[i]);
       }
     });
@@ -635,7 +690,8 @@ private:
   const ExpertFFN &p;
   const Kernels &k;
   moe_dtype computeType;
-  int64_t innerPad, hiddenPad, sharedPad, inputStride;
+  int64_t innerPad, sharedPad, inputStride;
+  int64_t outWidth, outPad;
   bool amx = false;
   int64_t rowAlign = 1;
   int64_t upPerExpert, downPerExpert;
@@ -646,6 +702,8 @@ private:
   Buffer hidden, out, sharedHidden, sharedOut, converted, zeros;
   // Packed (tile-interleaved) input rows of the routed and shared experts.
   Buffer packedInput, sharedInput;
+  // The base projection of every chunk token (LoRA's frozen base).
+  Buffer baseOut;
 };
 
 } // namespace

@@ -42,6 +42,7 @@ enum class Act : int64_t {
   GeluTanh = MOE_UK_GELU_TANH,
   GeluErf = MOE_UK_GELU_ERF,
   Relu = MOE_UK_RELU,
+  Identity = MOE_UK_IDENTITY,
 };
 
 /// One tile of a product with a packed panel:

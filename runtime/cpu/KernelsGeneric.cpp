@@ -30,6 +30,8 @@ float moe::rt::cpu::activationScalar(Act act, float x) {
   }
   case Act::GeluErf:
     return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
+  case Act::Identity:
+    return x;
   }
   return x;
 }

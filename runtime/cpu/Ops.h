@@ -60,8 +60,16 @@ struct ExpertFFN {
   const void *sharedGate = nullptr, *sharedUp = nullptr,
              *sharedDown = nullptr;
   int64_t sharedInner = 0;
+  Act sharedAct = Act::Silu;
   const void *sharedGateWeight = nullptr;
   moe_dtype sharedGateWeightType = MOE_DTYPE_F32;
+  // The output: `outWidth` columns (0: hidden), y[t] = base x[t] (if
+  // `base`, packed(outWidth, hidden)) + routedScale * the routed slots +
+  // the shared expert. LoRA experts are A (as gate, inner = r) and B (as
+  // down) with Act::Identity, routedScale alpha / r, and their frozen base.
+  int64_t outWidth = 0;
+  float routedScale = 1.0f;
+  const void *base = nullptr;
 };
 
 void runExpertFFN(const ExpertFFN &problem);

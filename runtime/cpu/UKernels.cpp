@@ -169,19 +169,32 @@ static void gate(const int64_t *words, int64_t count) {
 
 /// expert_ffn: ins(x, row token, group sizes, row weight, slot row, slot
 /// weight, gate, up, down, shared gate, shared up, shared down, shared
-/// gate weight) outs(y); config: inner size, activation, shared inner size.
+/// gate weight, base) outs(y); config: inner size, activation, shared
+/// inner size, shared activation, output width, routed scale.
 static void expertFFN(const int64_t *words, int64_t count) {
   Args a("expert_ffn", words, count);
   View x = a.view(), rowToken = a.view(), groupSizes = a.view(),
        rowWeight = a.view(), slotRow = a.view(), slotWeight = a.view(),
        gate = a.view(), up = a.view(), down = a.view(),
        sharedGate = a.view(), sharedUp = a.view(), sharedDown = a.view(),
-       sharedGateWeight = a.view(), y = a.view();
+       sharedGateWeight = a.view(), base = a.view(), y = a.view();
   ExpertFFN p;
+  auto activation = [&] {
+    int64_t act = a.word();
+    if (act < MOE_UK_SILU || act > MOE_UK_IDENTITY)
+      mismatch("expert_ffn", "unknown activation");
+    return static_cast<Act>(act);
+  };
   p.inner = a.word();
-  p.act = static_cast<Act>(a.word());
+  p.act = activation();
   p.sharedInner = a.word();
+  p.sharedAct = activation();
+  p.outWidth = a.word();
+  p.routedScale = a.f32();
   a.finish();
+  if (p.outWidth != y.size(1) || (!sharedGate.empty() && p.outWidth != x.size(1)))
+    mismatch("expert_ffn", "output width");
+  p.base = base.as<const void>();
   p.x = x.data;
   p.y = y.data;
   p.xType = floatType("expert_ffn", x.code);

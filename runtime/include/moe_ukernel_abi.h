@@ -39,12 +39,14 @@ enum moe_uk_dtype {
   MOE_UK_I8 = 5,
 };
 
-/* Expert activations (config word of expert_ffn). */
+/* Expert activations (config word of expert_ffn); identity makes LoRA
+ * adapters (A then B) two-layer experts without an activation. */
 enum moe_uk_act {
   MOE_UK_SILU = 0,
   MOE_UK_GELU_TANH = 1,
   MOE_UK_GELU_ERF = 2,
   MOE_UK_RELU = 3,
+  MOE_UK_IDENTITY = 4,
 };
 
 /* Router score functions, selections and group scores (gate config). */
@@ -98,11 +100,14 @@ static inline int64_t moe_uk_packed_elements(int64_t n, int64_t k,
  * expert_ffn  ins(x [T, d], row_token [R] i32, group_sizes [E] i64,
  *                 row_weight [R] f32, slot_row [T, S] i32,
  *                 slot_weight [T, S] f32, gate (packed E x f x d),
- *                 up (same), down (packed E x d x f), shared_gate
+ *                 up (same), down (packed E x o x f), shared_gate
  *                 (packed fs x d), shared_up (same), shared_down (packed
- *                 d x fs), shared_gate_weight [1, d])
- *             outs(y [T, d])
- *             config: f, act, fs
+ *                 d x fs), shared_gate_weight [1, d], base (packed o x d))
+ *             outs(y [T, o])
+ *             config: f, act, fs, shared act, o, routed scale (f32 bits)
+ *             y[t] = base(x[t]) + routed scale * sum over slots of
+ *             weight * down(act(gate(row)) * up(row)) + shared(x[t]);
+ *             o is the output width (d, or a LoRA base's d_out).
  */
 
 #ifdef __cplusplus

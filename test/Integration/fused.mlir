@@ -51,6 +51,20 @@
 // RUN: env MOE_CPU_ISA=generic moe-run %t/mlp/case.mlir --entry case --quiet $(cat %t/mlp/moe-run.args)
 // RUN: moe-reference compare --dir %t/mlp | FileCheck %s
 
+// LoRA experts over their frozen base (one base product for all tokens,
+// grouped low-rank products for the routed adapters), with a shared
+// expert, and with another output width.
+// RUN: moe-reference emit --case "op=layer experts=lora shared=gated alpha=16.0" --seed 306 --tokens 0,1,7,33 --dir %t/lora
+// RUN: moe-opt %t/lora/case.mlir --moe-decompose --moe-fuse-gating --moe-fuse-expert-io -o %t/lora/fused.mlir
+// RUN: FileCheck %s --check-prefix=FUSED --input-file %t/lora/fused.mlir
+// RUN: moe-run %t/lora/fused.mlir --reference --entry case --quiet $(cat %t/lora/moe-run.args)
+// RUN: moe-reference compare --dir %t/lora | FileCheck %s
+// RUN: env MOE_CPU_ISA=generic moe-run %t/lora/case.mlir --entry case --quiet $(cat %t/lora/moe-run.args)
+// RUN: moe-reference compare --dir %t/lora | FileCheck %s
+// RUN: moe-reference emit --case "op=layer experts=lora d_out=24 r=8 dtype=bf16" --seed 307 --tokens 1,33,130 --dir %t/lora-out
+// RUN: moe-run %t/lora-out/case.mlir --entry case --quiet $(cat %t/lora-out/moe-run.args)
+// RUN: moe-reference compare --dir %t/lora-out | FileCheck %s
+
 // Expert choice: rows grouped by expert in score order with padding rows,
 // the layout the expert kernel computes whole instead of by token chunk.
 // RUN: moe-reference emit --case "op=layer select=expert_choice capacity=factor:1.25 experts=gated_fused" --seed 304 --tokens 0,1,7,33,300 --dir %t/choice

@@ -131,3 +131,28 @@ func.func @not_fused(%x: tensor<?x32xf32>, %rt: tensor<?xi32>,
   %y2 = moe.combine %yg2, %sr : tensor<?x32xf32>, tensor<?x1xi32>
   return %y0, %y1, %y2, %xg : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>
 }
+
+// -----
+
+// LoRA experts with their frozen base and a shared expert: the base and
+// the shared expert are the combine's addend (their sum).
+// IO-LABEL: func @lora
+// IO-SAME: (%[[X:.*]]: tensor<?x32xf32>, %[[RT:.*]]: tensor<?xi32>, %[[SIZES:.*]]: tensor<4xi64>, %[[SR:.*]]: tensor<?x2xi32>, %[[SW:.*]]: tensor<?x2xf32>, %[[BASE:.*]]: tensor<32x32xf32>, %[[A:.*]]: tensor<4x4x32xf32>, %[[B:.*]]: tensor<4x32x4xf32>, %[[SG:.*]]: tensor<16x32xf32>, %[[SD:.*]]: tensor<32x16xf32>)
+// IO-NEXT: %[[Y:.*]] = moe.fused_experts %[[X]] rows(%[[RT]], %[[SIZES]] : tensor<?xi32>, tensor<4xi64>) slots(%[[SR]] : tensor<?x2xi32>) weights(%[[SW]] : tensor<?x2xf32>) experts(%[[BASE]], %[[A]], %[[B]] : tensor<32x32xf32>, tensor<4x4x32xf32>, tensor<4x32x4xf32>) shared(%[[SG]], %[[SG]], %[[SD]] : tensor<16x32xf32>, tensor<16x32xf32>, tensor<32x16xf32>) {experts = #moe.experts<kind = lora, act = gelu_tanh, alpha = 8.0>} : tensor<?x32xf32>
+// IO-NEXT: return %[[Y]]
+func.func @lora(%x: tensor<?x32xf32>, %rt: tensor<?xi32>, %sizes: tensor<4xi64>,
+                %sr: tensor<?x2xi32>, %sw: tensor<?x2xf32>,
+                %base: tensor<32x32xf32>, %a: tensor<4x4x32xf32>,
+                %b: tensor<4x32x4xf32>, %sg: tensor<16x32xf32>,
+                %sd: tensor<32x16xf32>) -> tensor<?x32xf32> {
+  %xg = moe.gather %x, %rt : tensor<?x32xf32>, tensor<?xi32>
+  %yg = moe.lora_experts %xg, %sizes, %a, %b alpha = 8.0
+      : tensor<?x32xf32>, tensor<4xi64>, tensor<4x4x32xf32>, tensor<4x32x4xf32>
+  %b0 = moe.linear %x, %base : tensor<?x32xf32>, tensor<32x32xf32>
+  %s = moe.shared_expert %x, %sg, %sg, %sd act = gelu_tanh
+      : tensor<?x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<32x16xf32>
+  %add = arith.addf %b0, %s : tensor<?x32xf32>
+  %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
+      addend(%add : tensor<?x32xf32>) : tensor<?x32xf32>, tensor<?x2xi32>
+  return %y : tensor<?x32xf32>
+}

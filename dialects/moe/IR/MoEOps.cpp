@@ -1015,16 +1015,23 @@ LogicalResult GateOp::verify() {
 LogicalResult FusedExpertsOp::inferReturnTypes(
     MLIRContext *ctx, std::optional<Location> loc, Adaptor adaptor,
     SmallVectorImpl<Type> &results) {
-  results.push_back(tensorOf(
-      {dimOf(adaptor.getInput(), 0), dimOf(adaptor.getInput(), 1)},
-      elementTypeOf(adaptor.getInput())));
+  // [T, d], or [T, d_out] of a LoRA base: the only rank-2 first expert
+  // operand ([d_out, d]; the other kinds start with [E, ...]).
+  int64_t width = dimOf(adaptor.getInput(), 1);
+  ValueRange weights = adaptor.getExpertWeights();
+  if (!weights.empty())
+    if (auto base = dyn_cast<RankedTensorType>(weights.front().getType());
+        base && base.getRank() == 2)
+      width = base.getDimSize(0);
+  results.push_back(tensorOf({dimOf(adaptor.getInput(), 0), width},
+                             elementTypeOf(adaptor.getInput())));
   return success();
 }
 
 LogicalResult FusedExpertsOp::verify() {
   ExpertKind kind = getExperts().getKind();
-  if (kind != ExpertKind::Gated && kind != ExpertKind::Mlp)
-    return emitOpError() << "fuses gated and mlp experts, found kind = "
+  if (kind == ExpertKind::LoraGated)
+    return emitOpError() << "fuses gated, mlp and lora experts, found kind = "
                          << stringifyExpertKind(kind);
   ShapeChecker check(getOperation());
   check.dims("input", getInput().getType(), {"T", "d"})
@@ -1040,7 +1047,7 @@ LogicalResult FusedExpertsOp::verify() {
                                  getExpertWeights(), outSym)) ||
       failed(verifySharedWeights(getOperation(), check, getSharedWeights())))
     return failure();
-  check.dims("result", getResult().getType(), {"T", "d"})
+  check.dims("result", getResult().getType(), {"T", outSym})
       .sameElementType("result", getResult().getType(), "input",
                        getInput().getType());
   return check.result();

@@ -708,7 +708,11 @@ def MoE_FusedExpertsOp
     `expert_weights` are those of `moe.gated_experts` (`gate, up, down` or
     `gate_up, down`) or `moe.mlp_experts` (`w1, w2`), by `experts.kind`;
     `shared_weights` those of `moe.shared_expert` (`gate, up, down` and
-    optionally the sigmoid gate `[1, d]`), or none.
+    optionally the sigmoid gate `[1, d]`), or none. With `kind = lora` the
+    expert operands are `base [d_out, d], A [E, r, d], B [E, d_out, r]`
+    and the op is `moe.linear(input, base) + combine(moe.lora_experts(...))
+    (+ shared)`: one base product for all tokens, grouped low-rank products
+    for the routed adapters; the result is `[T, d_out]`.
 
     ```mlir
     %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)

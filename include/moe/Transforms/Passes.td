@@ -78,12 +78,16 @@ def MoEFuseGating : Pass<"moe-fuse-gating"> {
 def MoEFuseExpertIO : Pass<"moe-fuse-expert-io"> {
   let summary = "Fold the gather and the combine into the expert computation";
   let description = [{
-    Replaces `moe.combine` of gated or MLP experts applied to `moe.gather`
-    rows (plus a shared expert of the same activation, when the combine
-    adds one) by one `moe.fused_experts`. The back end then reads routed
-    rows in place in the first expert GEMM instead of copying them into a
-    permuted activation tensor, and sums each token's slots as the last
-    GEMM produces them. Chains with other uses in between are left alone.
+    Replaces `moe.combine` of gated, MLP or LoRA experts applied to
+    `moe.gather` rows by one `moe.fused_experts`, with the always-on terms
+    the combine adds: a shared expert of the same input (and activation),
+    and for LoRA experts their frozen base `moe.linear`, which becomes one
+    base product over all tokens next to the grouped low-rank products of
+    the routed adapters. The back end then reads routed rows in place (or
+    packs them once for its kernel) instead of materializing a permuted
+    activation tensor, and sums each token's slots as the last product
+    produces them. Chains with other uses in between are left alone, and
+    `lora_gated` experts keep their primitive form.
 
     ```mlir
     %xg = moe.gather %x, %rt : tensor<?x64xf32>, tensor<?xi32>

@@ -232,20 +232,42 @@ static LogicalResult lowerFusedExperts(RewriterBase &rewriter,
   };
 
   // Routed experts: gate and up [E, f, d] (or gate_up [E, 2f, d]), down
-  // [E, d, f]; MLP experts: w1 as the gate, no up, w2 as down.
+  // [E, d, f]; MLP experts: w1 as the gate, no up, w2 as down; LoRA
+  // experts: A [E, r, d] as the gate and B [E, d_out, r] as down, without
+  // an activation, scaled by alpha / r, over their frozen base [d_out, d].
+  ExpertsAttr experts = op.getExperts();
   Value down = expertWeights.back();
-  int64_t hidden = dims(down)[1], inner = dims(down)[2];
-  Value gate, up;
-  bool gated = op.getExperts().getKind() == ExpertKind::Gated;
-  if (gated && expertWeights.size() == 2) {
+  int64_t output = dims(down)[1], inner = dims(down)[2];
+  int64_t act = activationCode(experts.getAct());
+  double routedScale = 1.0;
+  Value gate, up, base;
+  switch (experts.getKind()) {
+  case ExpertKind::Gated:
+    if (expertWeights.size() == 2) {
+      gate = packWeight(rewriter, loc, expertWeights[0], 0, inner, packed);
+      up = packWeight(rewriter, loc, expertWeights[0], inner, inner, packed);
+    } else {
+      gate = packWeight(rewriter, loc, expertWeights[0], 0, inner, packed);
+      up = packWeight(rewriter, loc, expertWeights[1], 0, inner, packed);
+    }
+    break;
+  case ExpertKind::Mlp:
     gate = packWeight(rewriter, loc, expertWeights[0], 0, inner, packed);
-    up = packWeight(rewriter, loc, expertWeights[0], inner, inner, packed);
-  } else {
-    gate = packWeight(rewriter, loc, expertWeights[0], 0, inner, packed);
-    up = gated ? packWeight(rewriter, loc, expertWeights[1], 0, inner, packed)
-               : absent(rewriter, loc, packed);
+    break;
+  case ExpertKind::Lora:
+    gate = packWeight(rewriter, loc, expertWeights[1], 0, inner, packed);
+    base = packWeight(rewriter, loc, expertWeights[0], 0, output, packed);
+    act = MOE_UK_IDENTITY;
+    routedScale = experts.getAlpha()->value / static_cast<double>(inner);
+    break;
+  case ExpertKind::LoraGated:
+    return failure();
   }
-  Value packedDown = packWeight(rewriter, loc, down, 0, hidden, packed);
+  if (!up)
+    up = absent(rewriter, loc, packed);
+  if (!base)
+    base = absent(rewriter, loc, packed);
+  Value packedDown = packWeight(rewriter, loc, down, 0, output, packed);
 
   // The shared expert: gate and up [fs, d], down [d, fs], and its
   // optional sigmoid gate [1, d] as it is.
@@ -256,7 +278,7 @@ static LogicalResult lowerFusedExperts(RewriterBase &rewriter,
     sharedOperands = {
         packWeight(rewriter, loc, shared[0], 0, sharedInner, packed),
         packWeight(rewriter, loc, shared[1], 0, sharedInner, packed),
-        packWeight(rewriter, loc, shared[2], 0, hidden, packed),
+        packWeight(rewriter, loc, shared[2], 0, output, packed),
         shared.size() == 4 ? shared[3] : absent(rewriter, loc, f32)};
   } else {
     for (int i = 0; i < 3; ++i)
@@ -275,12 +297,14 @@ static LogicalResult lowerFusedExperts(RewriterBase &rewriter,
       up,
       packedDown};
   inputs.append(sharedOperands);
+  inputs.push_back(base);
   Value init = emptyLike(rewriter, loc, op.getType(), op.getInput());
   auto kernel = UKernelOp::create(
       rewriter, loc, TypeRange{op.getType()}, "expert_ffn", inputs,
       ValueRange{init},
       rewriter.getDenseI64ArrayAttr(
-          {inner, activationCode(op.getExperts().getAct()), sharedInner}));
+          {inner, act, sharedInner, activationCode(experts.getAct()), output,
+           f32Bits(routedScale)}));
   rewriter.replaceOp(op, kernel.getResults());
   return success();
 }

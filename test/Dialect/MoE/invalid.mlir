@@ -403,14 +403,18 @@ func.func @gate_k(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>) {
 // -----
 
 func.func @fused_experts_kind(%x: tensor<?x64xf32>, %rt: tensor<?xi32>,
-                              %sizes: tensor<8xi64>, %sr: tensor<?x2xi32>,
-                              %base: tensor<64x64xf32>, %a: tensor<8x4x64xf32>,
-                              %b: tensor<8x64x4xf32>) {
-  // expected-error@+1 {{'moe.fused_experts' op fuses gated and mlp experts, found kind = lora}}
-  %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+                              %sizes: tensor<4xi64>, %sr: tensor<?x2xi32>,
+                              %g: tensor<96x64xf32>, %dn: tensor<64x96xf32>,
+                              %a: tensor<4x4x64xf32>, %b: tensor<4x96x4xf32>,
+                              %da: tensor<4x4x96xf32>, %db: tensor<4x64x4xf32>) {
+  // expected-error@+1 {{'moe.fused_experts' op fuses gated, mlp and lora experts, found kind = lora_gated}}
+  %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<4xi64>)
       slots(%sr : tensor<?x2xi32>)
-      experts(%base, %a, %b : tensor<64x64xf32>, tensor<8x4x64xf32>, tensor<8x64x4xf32>)
-      {experts = #moe.experts<kind = lora, alpha = 8.0>} : tensor<?x64xf32>
+      experts(%g, %g, %dn, %a, %b, %a, %b, %da, %db
+          : tensor<96x64xf32>, tensor<96x64xf32>, tensor<64x96xf32>,
+            tensor<4x4x64xf32>, tensor<4x96x4xf32>, tensor<4x4x64xf32>,
+            tensor<4x96x4xf32>, tensor<4x4x96xf32>, tensor<4x64x4xf32>)
+      {experts = #moe.experts<kind = lora_gated, alpha = 8.0>} : tensor<?x64xf32>
   return
 }
 
