@@ -104,7 +104,7 @@ llvm::Error Model::bindPacked(const WeightEntry &weight,
   const Packing &packing = *weight.packing;
   size_t bytes = static_cast<size_t>(packing.elements) *
                  elementSize(packing.dtype);
-  cpu::Buffer buffer = cpu::allocateAligned(bytes);
+  cpu::Buffer buffer = cpu::allocateStreamed(bytes);
   if (!buffer)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "out of memory packing weight " +

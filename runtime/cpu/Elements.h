@@ -128,6 +128,11 @@ inline Buffer allocateAligned(size_t bytes) {
   return Buffer(std::aligned_alloc(64, rounded));
 }
 
+/// A buffer for data that streams through the kernels (packed weights):
+/// 2 MB aligned and, where the OS offers it, backed by huge pages, so that
+/// streaming it from memory does not also walk a page table per 4 KB.
+Buffer allocateStreamed(size_t bytes);
+
 } // namespace moe::rt::cpu
 
 #endif // MOE_RUNTIME_CPU_ELEMENTS_H

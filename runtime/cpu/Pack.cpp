@@ -12,6 +12,10 @@
 #include <cmath>
 #include <cstring>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 using namespace moe::rt::cpu;
 
 int64_t moe::rt::cpu::packedElements(int64_t n, int64_t k, moe_dtype dtype) {
@@ -59,4 +63,18 @@ void moe::rt::cpu::packPanels(const void *w, moe_dtype src, int64_t count,
                   (paddedPairs - pairs) * kPanel * 2 * 2);
     }
   });
+}
+
+Buffer moe::rt::cpu::allocateStreamed(size_t bytes) {
+  constexpr size_t kHuge = 2u << 20;
+  if (bytes < kHuge)
+    return allocateAligned(bytes);
+  size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void *data = std::aligned_alloc(kHuge, rounded);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  // Advice only: without transparent huge pages nothing changes.
+  if (data)
+    madvise(data, rounded, MADV_HUGEPAGE);
+#endif
+  return Buffer(data);
 }
