@@ -449,10 +449,15 @@ llvm::Error writeCheckpoint(const Layer &l, const std::string &path,
 
 class CompiledLayer {
 public:
+  /// Statistics the layer records: none, the counts (the default), or the
+  /// counts and co-activated pairs.
+  enum class Stats { Off, On, Coactivation };
+
   static std::unique_ptr<CompiledLayer> create(MLIRContext &ctx,
                                                const Layer &l,
                                                const std::string &dir,
-                                               bool bf16, bool reference) {
+                                               bool bf16, bool reference,
+                                               Stats stats = Stats::On) {
     std::string file = dir + (bf16 ? "/bf16.safetensors" : "/f32.safetensors");
     if (!llvm::sys::fs::exists(file))
       if (llvm::Error e = writeCheckpoint(l, file, bf16)) {
@@ -465,6 +470,8 @@ public:
       return nullptr;
     mlir::moe::RunnerOptions options;
     options.reference = reference;
+    options.stats = stats != Stats::Off;
+    options.coactivation = stats == Stats::Coactivation;
     auto fn = mlir::moe::CompiledFunction::compile(*module, "layer", options);
     if (!fn) {
       llvm::errs() << "moe-bench: " << llvm::toString(fn.takeError()) << "\n";
@@ -582,6 +589,34 @@ std::string isaFlags() {
 // The table
 //===----------------------------------------------------------------------===//
 
+/// Overhead of statistics: the layer with and without them, calls
+/// interleaved (the order alternating) so that drift hits both alike.
+struct OverheadRow {
+  std::string label;
+  int64_t tokens;
+  double off, on, coactivation;
+};
+
+std::vector<double> pairedTimes(Evictor &evict,
+                                std::vector<std::function<void()>> calls,
+                                int pairs) {
+  std::vector<std::vector<double>> times(calls.size());
+  for (auto &call : calls)
+    call();
+  for (int i = 0; i < pairs; ++i)
+    for (size_t j = 0; j < calls.size(); ++j) {
+      size_t which = i % 2 ? calls.size() - 1 - j : j;
+      evict();
+      double t0 = now();
+      calls[which]();
+      times[which].push_back((now() - t0) * 1e3);
+    }
+  std::vector<double> medians;
+  for (auto &t : times)
+    medians.push_back(median(t));
+  return medians;
+}
+
 struct Row {
   std::string label;
   int64_t tokens;
@@ -674,6 +709,7 @@ int main(int argc, char **argv) {
   }
 
   std::vector<Row> rows;
+  std::vector<OverheadRow> overheads;
   uint64_t seed = 1;
   for (const Shape &shape : shapes) {
     Layer layer = makeLayer(shape, seed += 10);
@@ -681,6 +717,12 @@ int main(int argc, char **argv) {
     llvm::sys::fs::create_directories(shapeDir);
     auto fast = CompiledLayer::create(ctx, layer, shapeDir, false, false);
     auto fastBF16 = CompiledLayer::create(ctx, layer, shapeDir, true, false);
+    auto noStats = CompiledLayer::create(ctx, layer, shapeDir, false, false,
+                                         CompiledLayer::Stats::Off);
+    auto coactivation = CompiledLayer::create(
+        ctx, layer, shapeDir, false, false, CompiledLayer::Stats::Coactivation);
+    if (!noStats || !coactivation)
+      return 1;
     std::unique_ptr<CompiledLayer> ref;
     if (!skipReference)
       ref = CompiledLayer::create(ctx, layer, shapeDir, false, true);
@@ -767,6 +809,13 @@ int main(int argc, char **argv) {
       bf.bound = "memory (bf16 bytes)";
       rows.push_back(bf);
 
+      std::vector<double> paired = pairedTimes(
+          evict,
+          {[&] { noStats->run(x); }, [&] { fast->run(x); },
+           [&] { coactivation->run(x); }},
+          std::max(wanted, 9));
+      overheads.push_back({label, tokens, paired[0], paired[1], paired[2]});
+
       std::printf("%-52s T=%-4lld f32 %8.2f ms  bf16 %8.2f ms  oneDNN %8.2f "
                   "OpenBLAS %8.2f dense %8.2f ref %9.2f  err %.1e/%.1e\n",
                   label.c_str(), (long long)tokens, row.ours, bf.ours,
@@ -814,6 +863,18 @@ int main(int argc, char **argv) {
                 fmt(r.floorMs).c_str(), r.bound.c_str(), fmt(ratio).c_str(),
                 vs(r.reference).c_str(), vs(r.dense).c_str(),
                 vs(r.openblas).c_str(), vs(r.onednn).c_str(), target.c_str());
+  }
+
+  std::printf("\nStatistics overhead (f32, calls interleaved, medians):\n\n"
+              "| shape | T | no statistics ms | statistics ms | overhead | "
+              "with co-activation ms | overhead | target (< 2%%) |\n"
+              "|---|---|---|---|---|---|---|---|\n");
+  for (const OverheadRow &r : overheads) {
+    double on = 100.0 * (r.on / r.off - 1.0);
+    double coact = 100.0 * (r.coactivation / r.off - 1.0);
+    std::printf("| %s | %lld | %.2f | %.2f | %+.1f%% | %.2f | %+.1f%% | %s |\n",
+                r.label.c_str(), (long long)r.tokens, r.off, r.on, on,
+                r.coactivation, coact, on < 2.0 ? "met" : "missed");
   }
   return 0;
 }

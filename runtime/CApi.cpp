@@ -15,9 +15,12 @@
 #include "moe_runtime.h"
 
 #include "CompiledModel.h"
+#include "Controller.h"
 #include "Model.h"
+#include "Stats.h"
 #include "cpu/ThreadPool.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -227,6 +230,266 @@ extern "C" moe_status moe_model_reset_stats(moe_model *model) {
                 "moe_model_reset_stats: model is NULL");
   model->model->resetStats();
   return ok();
+}
+
+//===----------------------------------------------------------------------===//
+// Statistics snapshots
+//===----------------------------------------------------------------------===//
+
+struct moe_stats {
+  std::vector<LayerStats> layers;
+  std::string json, prometheus;
+};
+
+extern "C" moe_status moe_model_stats_snapshot(const moe_model *model,
+                                               moe_stats **out) {
+  if (!model || !out)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_stats_snapshot: model and stats must not be NULL");
+  *out = nullptr;
+  auto *stats = new (std::nothrow) moe_stats();
+  if (!stats)
+    return fail(MOE_ERROR_OUT_OF_MEMORY,
+                "moe_model_stats_snapshot: out of memory");
+  stats->layers = snapshotStats(*model->model);
+  *out = stats;
+  return ok();
+}
+
+extern "C" void moe_stats_free(moe_stats *stats) { delete stats; }
+
+extern "C" int64_t moe_stats_num_layers(const moe_stats *stats) {
+  return stats ? static_cast<int64_t>(stats->layers.size()) : 0;
+}
+
+extern "C" moe_status moe_stats_layer(const moe_stats *stats, int64_t index,
+                                      moe_layer_stats *out) {
+  if (!stats || !out)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_stats_layer: stats and layer must not be NULL");
+  if (index < 0 || index >= static_cast<int64_t>(stats->layers.size()))
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_stats_layer: index " + llvm::Twine(index) +
+                    " out of range [0, " + llvm::Twine(stats->layers.size()) +
+                    ")");
+  const LayerStats &layer = stats->layers[index];
+  const Counters &c = layer.counters;
+  const LoadMetrics &m = layer.metrics;
+  *out = moe_layer_stats{layer.function.c_str(),
+                         static_cast<int64_t>(c.assignments.size()),
+                         c.calls,
+                         c.tokens,
+                         c.assignments.data(),
+                         c.dropped.data(),
+                         c.coactivation.empty() ? nullptr
+                                                : c.coactivation.data(),
+                         m.meanExpertsPerToken,
+                         m.meanLoad,
+                         m.maxLoad,
+                         m.maxLoadRatio,
+                         m.loadCV,
+                         m.normalizedEntropy,
+                         m.jainFairness,
+                         m.dropRate};
+  return ok();
+}
+
+extern "C" const char *moe_stats_json(moe_stats *stats) {
+  if (!stats)
+    return "";
+  if (stats->json.empty())
+    stats->json = statsToJSON(stats->layers);
+  return stats->json.c_str();
+}
+
+extern "C" const char *moe_stats_prometheus(moe_stats *stats) {
+  if (!stats)
+    return "";
+  if (stats->prometheus.empty())
+    stats->prometheus = statsToPrometheus(stats->layers);
+  return stats->prometheus.c_str();
+}
+
+//===----------------------------------------------------------------------===//
+// Knobs
+//===----------------------------------------------------------------------===//
+
+extern "C" int64_t moe_model_num_knobs(const moe_model *model) {
+  return model ? static_cast<int64_t>(model->model->manifest().knobs.size())
+               : 0;
+}
+
+extern "C" moe_status moe_model_knob_info(const moe_model *model,
+                                          int64_t index, const char **layer,
+                                          const char **name,
+                                          double *defaultValue) {
+  int64_t count = moe_model_num_knobs(model);
+  if (!model || index < 0 || index >= count)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_knob_info: knob " + llvm::Twine(index) +
+                    " out of range [0, " + llvm::Twine(count) + ")");
+  const KnobEntry &knob = model->model->manifest().knobs[index];
+  if (layer)
+    *layer = knob.layer.c_str();
+  if (name)
+    *name = knob.name.c_str();
+  if (defaultValue)
+    *defaultValue = knob.defaultValue;
+  return ok();
+}
+
+/// The id of knob `name` of `layer`, or a failure naming what was asked.
+static moe_status findKnob(const char *function, const moe_model *model,
+                           const char *layer, const char *name, int64_t &id) {
+  if (!model || !layer || !name)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                llvm::Twine(function) +
+                    ": model, layer and name must not be NULL");
+  id = model->model->knobFor(layer, name);
+  if (id < 0)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                llvm::Twine(function) + ": the model has no knob '" + name +
+                    "' of layer '" + layer + "'");
+  return MOE_OK;
+}
+
+extern "C" moe_status moe_model_get_knob(const moe_model *model,
+                                         const char *layer, const char *name,
+                                         double *value) {
+  int64_t id = -1;
+  if (moe_status status = findKnob("moe_model_get_knob", model, layer, name,
+                                   id))
+    return status;
+  if (!value)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_get_knob: value is NULL");
+  *value = model->model->knob(id);
+  return ok();
+}
+
+extern "C" moe_status moe_model_set_knob(moe_model *model, const char *layer,
+                                         const char *name, double value) {
+  int64_t id = -1;
+  if (moe_status status = findKnob("moe_model_set_knob", model, layer, name,
+                                   id))
+    return status;
+  if (llvm::Error error = model->model->setKnob(id, value))
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_set_knob: " + llvm::toString(std::move(error)));
+  return ok();
+}
+
+//===----------------------------------------------------------------------===//
+// Adaptive controller
+//===----------------------------------------------------------------------===//
+
+struct moe_controller {
+  moe_model *model;
+  int64_t statsId;
+  int64_t knobId;
+  Controller controller;
+  /// The counters at the end of the previous interval.
+  Counters last;
+  std::string log;
+};
+
+extern "C" moe_status moe_controller_create(moe_model *model,
+                                            const char *layer,
+                                            const moe_controller_config *config,
+                                            moe_controller **out) {
+  if (!model || !layer || !config || !out)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_controller_create: model, layer, config and controller "
+                "must not be NULL");
+  *out = nullptr;
+  if (config->target != MOE_CONTROL_MEAN_EXPERTS_PER_TOKEN &&
+      config->target != MOE_CONTROL_MAX_LOAD_RATIO)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_controller_create: unknown target " +
+                    llvm::Twine(static_cast<int>(config->target)));
+  ControllerConfig cfg;
+  cfg.target = config->target == MOE_CONTROL_MEAN_EXPERTS_PER_TOKEN
+                   ? ControlTarget::MeanExpertsPerToken
+                   : ControlTarget::MaxLoadRatio;
+  cfg.setpoint = config->setpoint;
+  cfg.band = config->band;
+  cfg.minValue = config->min_value;
+  cfg.maxValue = config->max_value;
+  cfg.initialStep = config->initial_step;
+  cfg.minStep = config->min_step;
+  cfg.maxStep = config->max_step;
+  int64_t statsId = model->model->statsFor(layer);
+  if (statsId < 0)
+    return fail(MOE_ERROR_NO_STATISTICS,
+                llvm::Twine("moe_controller_create: layer '") + layer +
+                    "' records no statistics");
+  const char *knob = knobName(cfg.target);
+  int64_t knobId = model->model->knobFor(layer, knob);
+  if (knobId < 0)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                llvm::Twine("moe_controller_create: layer '") + layer +
+                    "' has no knob '" + knob + "' to turn");
+  std::string error;
+  std::optional<Controller> controller =
+      Controller::create(cfg, model->model->knob(knobId), error);
+  if (!controller)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_controller_create: " + llvm::Twine(error));
+  auto *handle = new (std::nothrow)
+      moe_controller{model, statsId, knobId, std::move(*controller),
+                     model->model->snapshot(statsId), std::string()};
+  if (!handle)
+    return fail(MOE_ERROR_OUT_OF_MEMORY, "moe_controller_create: out of "
+                                         "memory");
+  *out = handle;
+  return ok();
+}
+
+extern "C" moe_status moe_controller_step(moe_controller *controller,
+                                          double *quantity, double *knob,
+                                          int *changed) {
+  if (!controller)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_controller_step: controller is NULL");
+  Counters now = controller->model->model->snapshot(controller->statsId);
+  // After a reset the counters restart from zero: the interval is all of
+  // them.
+  const Counters &last = controller->last;
+  bool reset = now.calls < last.calls;
+  IntervalStats interval;
+  interval.tokens = reset ? now.tokens : now.tokens - last.tokens;
+  for (size_t e = 0; e < now.assignments.size(); ++e) {
+    interval.assignments.push_back(
+        reset ? now.assignments[e] : now.assignments[e] - last.assignments[e]);
+    interval.dropped.push_back(reset ? now.dropped[e]
+                                     : now.dropped[e] - last.dropped[e]);
+  }
+  controller->last = std::move(now);
+  Decision decision = controller->controller.step(interval);
+  if (decision.changed())
+    if (llvm::Error error = controller->model->model->setKnob(
+            controller->knobId, decision.knobAfter))
+      return fail(MOE_ERROR_INTERNAL,
+                  "moe_controller_step: " + llvm::toString(std::move(error)));
+  if (quantity)
+    *quantity = decision.reason == DecisionReason::NoData ? NAN
+                                                          : decision.quantity;
+  if (knob)
+    *knob = decision.knobAfter;
+  if (changed)
+    *changed = decision.changed();
+  return ok();
+}
+
+extern "C" const char *moe_controller_log(moe_controller *controller) {
+  if (!controller)
+    return "";
+  controller->log = controller->controller.formatLog();
+  return controller->log.c_str();
+}
+
+extern "C" void moe_controller_free(moe_controller *controller) {
+  delete controller;
 }
 
 extern "C" void moe_set_num_threads(int threads) {

@@ -98,6 +98,25 @@ extern "C" void _mlir_ciface_moe_rt_record_stats(int64_t id,
                 dropped->strides[0], tokens);
 }
 
+extern "C" void _mlir_ciface_moe_rt_record_coactivation(int64_t id,
+                                                        Descriptor<2> *ids) {
+  Model *model = currentModel();
+  if (!model)
+    misuse("statistics", id);
+  model->recordCoactivation(id,
+                            static_cast<const int32_t *>(ids->aligned) +
+                                ids->offset,
+                            ids->sizes[0], ids->sizes[1], ids->strides[0],
+                            ids->strides[1]);
+}
+
+extern "C" double _mlir_ciface_moe_rt_knob(int64_t id) {
+  Model *model = currentModel();
+  if (!model)
+    misuse("knob", id);
+  return model->knob(id);
+}
+
 const std::vector<Symbol> &moe::rt::entryPoints() {
 #define MOE_SYMBOL(NAME) {#NAME, reinterpret_cast<void *>(&NAME)}
 #define MOE_WEIGHT_SYMBOLS(DTYPE)                                              \
@@ -107,7 +126,10 @@ const std::vector<Symbol> &moe::rt::entryPoints() {
   static const std::vector<Symbol> symbols = [] {
     std::vector<Symbol> all = {MOE_WEIGHT_SYMBOLS(f32), MOE_WEIGHT_SYMBOLS(f16),
                                MOE_WEIGHT_SYMBOLS(bf16),
-                               MOE_SYMBOL(_mlir_ciface_moe_rt_record_stats)};
+                               MOE_SYMBOL(_mlir_ciface_moe_rt_record_stats),
+                               MOE_SYMBOL(
+                                   _mlir_ciface_moe_rt_record_coactivation),
+                               MOE_SYMBOL(_mlir_ciface_moe_rt_knob)};
     const std::vector<Symbol> &kernels = cpu::ukernelEntryPoints();
     all.insert(all.end(), kernels.begin(), kernels.end());
     return all;

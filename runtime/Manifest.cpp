@@ -39,7 +39,7 @@ static std::optional<moe_dtype> parseDType(llvm::StringRef name) {
 }
 
 std::string Manifest::toJSON() const {
-  json::Array weightArray, statsArray, layerArray;
+  json::Array weightArray, statsArray, knobArray, layerArray;
   for (const WeightEntry &w : weights) {
     json::Array names(w.names);
     json::Array shape(w.shape);
@@ -58,6 +58,11 @@ std::string Manifest::toJSON() const {
   for (const StatsEntry &s : stats)
     statsArray.push_back(json::Object{
         {"id", s.id}, {"layer", s.layer}, {"experts", s.experts}});
+  for (const KnobEntry &k : knobs)
+    knobArray.push_back(json::Object{{"id", k.id},
+                                     {"layer", k.layer},
+                                     {"name", k.name},
+                                     {"default", k.defaultValue}});
   for (const LayerEntry &l : layers)
     layerArray.push_back(json::Object{{"name", l.name},
                                       {"hidden", l.hidden},
@@ -70,6 +75,7 @@ std::string Manifest::toJSON() const {
                     {"checkpoint", checkpoint},
                     {"weights", std::move(weightArray)},
                     {"stats", std::move(statsArray)},
+                    {"knobs", std::move(knobArray)},
                     {"layers", std::move(layerArray)}};
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -162,6 +168,19 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
           *id != static_cast<int64_t>(manifest.stats.size()))
         return invalid("malformed statistics entry");
       manifest.stats.push_back({*id, layer->str(), *experts});
+    }
+  }
+  if (const json::Array *knobs = object->getArray("knobs")) {
+    for (const json::Value &v : *knobs) {
+      const json::Object *k = v.getAsObject();
+      std::optional<int64_t> id = k ? k->getInteger("id") : std::nullopt;
+      auto layer = k ? k->getString("layer") : std::nullopt;
+      auto name = k ? k->getString("name") : std::nullopt;
+      std::optional<double> value = k ? k->getNumber("default") : std::nullopt;
+      if (!id || !layer || !name || !value ||
+          *id != static_cast<int64_t>(manifest.knobs.size()))
+        return invalid("malformed knob entry");
+      manifest.knobs.push_back({*id, layer->str(), name->str(), *value});
     }
   }
   if (const json::Array *layers = object->getArray("layers")) {

@@ -63,6 +63,14 @@ struct StatsEntry {
   int64_t experts = 0;
 };
 
+/// A run-time knob (moe.knob): a value generated code reads on every call.
+struct KnobEntry {
+  int64_t id = 0;
+  std::string layer;
+  std::string name;
+  double defaultValue = 0;
+};
+
 struct LayerEntry {
   std::string name;
   int64_t hidden = 0;
@@ -78,6 +86,7 @@ struct Manifest {
   std::string checkpoint;
   std::vector<WeightEntry> weights;
   std::vector<StatsEntry> stats;
+  std::vector<KnobEntry> knobs;
   std::vector<LayerEntry> layers;
 
   std::string toJSON() const;

@@ -10,6 +10,8 @@
 
 #include "cpu/Ops.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -52,6 +54,9 @@ llvm::Expected<std::unique_ptr<Model>> Model::load(Manifest manifest,
     counters.dropped.assign(stats.experts, 0);
     model->counters.push_back(std::move(counters));
   }
+  model->knobs.reset(new std::atomic<double>[model->info.knobs.size()]);
+  for (const KnobEntry &knob : model->info.knobs)
+    model->knobs[knob.id].store(knob.defaultValue);
   return model;
 }
 
@@ -155,6 +160,34 @@ void Model::record(int64_t id, const int64_t *assignments, int64_t aStride,
   ++c.calls;
 }
 
+void Model::recordCoactivation(int64_t id, const int32_t *ids,
+                               int64_t tokens, int64_t slots,
+                               int64_t tokenStride, int64_t slotStride) {
+  std::lock_guard<std::mutex> lock(statsMutex);
+  if (id < 0 || id >= static_cast<int64_t>(counters.size()))
+    return;
+  Counters &c = counters[id];
+  int64_t numExperts = static_cast<int64_t>(c.assignments.size());
+  if (c.coactivation.empty())
+    c.coactivation.assign(numExperts * (numExperts - 1) / 2, 0);
+  std::vector<int32_t> chosen;
+  for (int64_t t = 0; t < tokens; ++t) {
+    chosen.clear();
+    for (int64_t j = 0; j < slots; ++j) {
+      int32_t e = ids[t * tokenStride + j * slotStride];
+      if (e >= 0 && e < numExperts)
+        chosen.push_back(e);
+    }
+    // Selections hold distinct experts; sorting also makes a repeat a no-op.
+    std::sort(chosen.begin(), chosen.end());
+    chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+    for (size_t a = 0; a < chosen.size(); ++a)
+      for (size_t b = a + 1; b < chosen.size(); ++b)
+        ++c.coactivation[Counters::pairIndex(chosen[a], chosen[b],
+                                             numExperts)];
+  }
+}
+
 int64_t Model::statsFor(llvm::StringRef layer) const {
   for (const StatsEntry &stats : info.stats)
     if (stats.layer == layer)
@@ -169,13 +202,50 @@ Counters Model::snapshot(int64_t id) const {
   return counters[id];
 }
 
+std::vector<Counters> Model::snapshotAll() const {
+  std::lock_guard<std::mutex> lock(statsMutex);
+  return counters;
+}
+
 void Model::resetStats() {
   std::lock_guard<std::mutex> lock(statsMutex);
   for (Counters &c : counters) {
     std::fill(c.assignments.begin(), c.assignments.end(), 0);
     std::fill(c.dropped.begin(), c.dropped.end(), 0);
+    std::fill(c.coactivation.begin(), c.coactivation.end(), 0);
     c.tokens = c.calls = 0;
   }
+}
+
+int64_t Model::knobFor(llvm::StringRef layer, llvm::StringRef name) const {
+  for (const KnobEntry &knob : info.knobs)
+    if (knob.layer == layer && knob.name == name)
+      return knob.id;
+  return -1;
+}
+
+double Model::knob(int64_t id) const {
+  if (id < 0 || id >= static_cast<int64_t>(info.knobs.size()))
+    return 0;
+  return knobs[id].load(std::memory_order_relaxed);
+}
+
+llvm::Error Model::setKnob(int64_t id, double value) {
+  if (id < 0 || id >= static_cast<int64_t>(info.knobs.size()))
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "no knob with id %lld",
+                                   static_cast<long long>(id));
+  const KnobEntry &entry = info.knobs[id];
+  bool valid = std::isfinite(value) &&
+               (entry.name != "capacity_factor" || value > 0);
+  if (!valid)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "knob %s of layer %s: expected a finite value%s, found %g",
+        entry.name.c_str(), entry.layer.c_str(),
+        entry.name == "capacity_factor" ? " > 0" : "", value);
+  knobs[id].store(value, std::memory_order_relaxed);
+  return llvm::Error::success();
 }
 
 static thread_local Model *boundModel = nullptr;

@@ -22,6 +22,7 @@
 
 #include "moe/Checkpoint/SafeTensors.h"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 
@@ -31,8 +32,16 @@ namespace moe::rt {
 struct Counters {
   std::vector<int64_t> assignments;
   std::vector<int64_t> dropped;
+  /// Tokens that chose both experts i < j, at pairIndex(i, j, E); empty
+  /// until the layer records co-activation.
+  std::vector<int64_t> coactivation;
   int64_t tokens = 0;
   int64_t calls = 0;
+
+  /// Index of the pair (i, j), i < j < numExperts, in `coactivation`.
+  static size_t pairIndex(int64_t i, int64_t j, int64_t numExperts) {
+    return static_cast<size_t>(i * (2 * numExperts - i - 1) / 2 + (j - i - 1));
+  }
 };
 
 class Model {
@@ -49,10 +58,25 @@ public:
   /// Adds one call's counts to statistics `id` (strides in elements).
   void record(int64_t id, const int64_t *assignments, int64_t aStride,
               const int64_t *dropped, int64_t dStride, int64_t tokens);
+  /// Adds one call's co-activated pairs from its expert ids ([tokens,
+  /// slots], -1 for unused slots; strides in elements).
+  void recordCoactivation(int64_t id, const int32_t *ids, int64_t tokens,
+                          int64_t slots, int64_t tokenStride,
+                          int64_t slotStride);
   /// The statistics id of the layer `name`, or -1.
   int64_t statsFor(llvm::StringRef layer) const;
   Counters snapshot(int64_t id) const;
+  /// Every layer's counters, read under one lock.
+  std::vector<Counters> snapshotAll() const;
   void resetStats();
+
+  /// The id of knob `name` of `layer`, or -1.
+  int64_t knobFor(llvm::StringRef layer, llvm::StringRef name) const;
+  /// The current value of knob `id` (0 for an unknown id).
+  double knob(int64_t id) const;
+  /// Sets knob `id`; the values of the knobs the runtime knows are checked
+  /// (tau finite, capacity_factor finite and > 0).
+  llvm::Error setKnob(int64_t id, double value);
 
 private:
   Model() = default;
@@ -71,6 +95,7 @@ private:
   std::vector<std::unique_ptr<void, FreeDeleter>> packed;
   mutable std::mutex statsMutex;
   std::vector<Counters> counters;
+  std::unique_ptr<std::atomic<double>[]> knobs;
 };
 
 /// Makes `model` the one that generated code on this thread reads weights

@@ -44,7 +44,7 @@ compile_args = ["--reference"] if pipeline == "reference" else []
 tool_dirs = [os.path.join(config.moe_obj_root, "bin"), config.llvm_tools_dir]
 tools = ["moe-opt", ToolSubst("moe-run", extra_args=compile_args),
          "moe-reference", "moe-capi-test", "moe-gen-checkpoint",
-         "moe-checkpoint-info", "moe-import",
+         "moe-checkpoint-info", "moe-import", "moe-stats-report", "moe-place",
          ToolSubst("moe-compile", extra_args=compile_args),
          "mlir-opt", "mlir-runner", "mlir-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

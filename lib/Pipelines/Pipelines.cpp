@@ -26,8 +26,13 @@ using namespace mlir;
 void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
                                     const CPUPipelineOptions &options) {
   // moe ops to upstream ops on tensors and runtime calls.
-  if (options.stats)
-    pm.addPass(createMoEInsertStats());
+  if (options.knobs)
+    pm.addPass(createMoEExposeKnobs());
+  if (options.stats) {
+    MoEInsertStatsOptions stats;
+    stats.coactivation = options.statsCoactivation;
+    pm.addPass(createMoEInsertStats(stats));
+  }
   pm.addPass(createMoEDecompose());
   if (!options.reference) {
     pm.addPass(createMoEFuseGating());

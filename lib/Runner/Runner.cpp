@@ -129,6 +129,8 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
   PassManager pm(module.getContext(), ModuleOp::getOperationName());
   CPUPipelineOptions pipelineOptions;
   pipelineOptions.stats = options.stats;
+  pipelineOptions.statsCoactivation = options.coactivation;
+  pipelineOptions.knobs = options.knobs;
   pipelineOptions.reference = options.reference;
   buildMoECPUPipeline(pm, pipelineOptions);
   if (failed(pm.run(module)))
@@ -139,7 +141,8 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
   ::moe::rt::Manifest manifest;
   if (llvm::Error error = collectRuntimeTables(module, manifest))
     return std::move(error);
-  if (!manifest.weights.empty() || !manifest.stats.empty()) {
+  if (!manifest.weights.empty() || !manifest.stats.empty() ||
+      !manifest.knobs.empty()) {
     auto model = ::moe::rt::Model::load(std::move(manifest), options.checkpoint);
     if (!model)
       return model.takeError();
@@ -408,5 +411,12 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
       manifest.stats.push_back({dict.getAs<IntegerAttr>("id").getInt(),
                                 dict.getAs<StringAttr>("layer").str(),
                                 dict.getAs<IntegerAttr>("experts").getInt()});
+  if (auto knobs = module->getAttrOfType<ArrayAttr>("moe.knobs"))
+    for (auto dict : knobs.getAsRange<DictionaryAttr>())
+      manifest.knobs.push_back(
+          {dict.getAs<IntegerAttr>("id").getInt(),
+           dict.getAs<StringAttr>("layer").str(),
+           dict.getAs<StringAttr>("name").str(),
+           dict.getAs<FloatAttr>("default").getValueAsDouble()});
   return llvm::Error::success();
 }

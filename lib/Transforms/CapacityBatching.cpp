@@ -69,8 +69,10 @@ struct MoECapacityBatchingPass
                    experts * groupCost;
     double ragged = tiled + (block > 1 ? experts * repackCost : 0.0);
     double aligned = tiled;
-    double padded = capacity ? static_cast<double>(experts * roundUp(c, block))
-                             : std::numeric_limits<double>::infinity();
+    // Padding needs a capacity known when compiling: not a run-time factor.
+    double padded = capacity && !op.getCapacityFactor()
+                        ? static_cast<double>(experts * roundUp(c, block))
+                        : std::numeric_limits<double>::infinity();
 
     GroupLayout kind = GroupLayout::Ragged;
     double best = ragged;

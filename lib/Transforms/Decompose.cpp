@@ -97,9 +97,9 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       weights = route.getWeights();
     }
 
-    auto dispatch = DispatchOp::create(rewriter, loc, expertIds, weights,
-                                       numExperts, dispatchCapacity,
-                                       /*layout=*/LayoutAttr());
+    auto dispatch = DispatchOp::create(
+        rewriter, loc, expertIds, weights, layer.getCapacityFactor(),
+        numExperts, dispatchCapacity, /*layout=*/LayoutAttr());
     bool weightInput = routing.getApplyWeight() == ApplyWeight::Input;
     Value rows = GatherOp::create(
         rewriter, loc, input, dispatch.getRowToken(),
@@ -125,6 +125,15 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         weightInput ? Value() : dispatch.getSlotWeight(), addend);
     Value assignments =
         ExpertLoadOp::create(rewriter, loc, expertIds, numExperts);
+    // Records that asked for co-activation counts get the layer's ids.
+    for (Operation *user : layer.getAssignments().getUsers()) {
+      auto record = dyn_cast<RecordStatsOp>(user);
+      if (record && record.getWithCoactivation() && !record.getExpertIds())
+        rewriter.modifyOpInPlace(record, [&] {
+          record.getExpertIdsMutable().assign(expertIds);
+          record.setWithCoactivation(false);
+        });
+    }
     rewriter.replaceOp(layer, {output, assignments, dispatch.getDropped()});
     return success();
   }

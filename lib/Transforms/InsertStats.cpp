@@ -20,29 +20,39 @@ namespace mlir::moe {
 using namespace mlir;
 using namespace mlir::moe;
 
+void mlir::moe::forEachNamedLayer(
+    Operation *root, llvm::function_ref<void(LayerOp, StringRef)> fn) {
+  root->walk([&](FunctionOpInterface function) {
+    SmallVector<LayerOp> layers;
+    function.walk([&](LayerOp layer) { layers.push_back(layer); });
+    for (auto [i, layer] : llvm::enumerate(layers)) {
+      std::string name = function.getName().str();
+      if (layers.size() > 1)
+        name += "#" + std::to_string(i);
+      fn(layer, name);
+    }
+  });
+}
+
 namespace {
 struct MoEInsertStatsPass
     : mlir::moe::impl::MoEInsertStatsBase<MoEInsertStatsPass> {
+  using Base::Base;
+
   void runOnOperation() override {
-    getOperation().walk([](FunctionOpInterface function) {
-      SmallVector<LayerOp> layers;
-      function.walk([&](LayerOp layer) { layers.push_back(layer); });
-      for (auto [i, layer] : llvm::enumerate(layers)) {
-        bool recorded = llvm::any_of(layer.getAssignments().getUsers(),
-                                     llvm::IsaPred<RecordStatsOp>);
-        if (recorded)
-          continue;
-        std::string name = function.getName().str();
-        if (layers.size() > 1)
-          name += "#" + std::to_string(i);
-        OpBuilder builder(layer->getContext());
-        builder.setInsertionPointAfter(layer);
-        Location loc = layer.getLoc();
-        Value tokens = tensor::DimOp::create(builder, loc, layer.getInput(), 0);
-        RecordStatsOp::create(builder, loc, layer.getAssignments(),
-                              layer.getDropped(), tokens,
-                              builder.getStringAttr(name));
-      }
+    forEachNamedLayer(getOperation(), [&](LayerOp layer, StringRef name) {
+      bool recorded = llvm::any_of(layer.getAssignments().getUsers(),
+                                   llvm::IsaPred<RecordStatsOp>);
+      if (recorded)
+        return;
+      OpBuilder builder(layer->getContext());
+      builder.setInsertionPointAfter(layer);
+      Location loc = layer.getLoc();
+      Value tokens = tensor::DimOp::create(builder, loc, layer.getInput(), 0);
+      RecordStatsOp::create(builder, loc, layer.getAssignments(),
+                            layer.getDropped(), tokens,
+                            /*expert_ids=*/Value(), builder.getStringAttr(name),
+                            /*with_coactivation=*/coactivation);
     });
   }
 };

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define MOE_RUNTIME_ABI_VERSION 2
+#define MOE_RUNTIME_ABI_VERSION 3
 
 typedef enum moe_status {
   MOE_OK = 0,
@@ -85,6 +85,102 @@ moe_status moe_model_layer_stats(const moe_model *model, int64_t layer,
                                  int64_t *assignments, int64_t *dropped,
                                  int64_t *tokens, int64_t *calls);
 moe_status moe_model_reset_stats(moe_model *model);
+
+/* ---- Statistics snapshots (docs/monitoring.md) ---------------------------
+ * A snapshot holds every layer's counters read at one instant, with the
+ * derived metrics; it stays valid (and unchanged) until moe_stats_free. */
+
+typedef struct moe_stats moe_stats;
+
+typedef struct moe_layer_stats {
+  const char *function;  /* the layer's statistics name, e.g. "moe_layer_3" */
+  int64_t num_experts;
+  int64_t calls;
+  int64_t tokens;
+  const int64_t *assignments; /* [num_experts], before capacity */
+  const int64_t *dropped;     /* [num_experts] */
+  /* Tokens that chose both experts i < j, the upper triangle row by row
+   * (num_experts * (num_experts - 1) / 2 entries); NULL unless compiled
+   * with co-activation counting. */
+  const int64_t *coactivation;
+  double mean_experts_per_token;
+  double mean_load;
+  double max_load;
+  double max_load_ratio;
+  double load_cv;
+  double normalized_entropy;
+  double jain_fairness;
+  double drop_rate;
+} moe_layer_stats;
+
+/* Takes a snapshot of the layers called at least once since load or reset. */
+moe_status moe_model_stats_snapshot(const moe_model *model, moe_stats **stats);
+void moe_stats_free(moe_stats *stats);
+int64_t moe_stats_num_layers(const moe_stats *stats);
+moe_status moe_stats_layer(const moe_stats *stats, int64_t index,
+                           moe_layer_stats *layer);
+/* The snapshot as JSON (docs/monitoring.md) and in the Prometheus text
+ * exposition format; the strings belong to the snapshot. */
+const char *moe_stats_json(moe_stats *stats);
+const char *moe_stats_prometheus(moe_stats *stats);
+
+/* ---- Run-time knobs ------------------------------------------------------
+ * Values that compiled layers read on every call (moe-expose-knobs): "tau"
+ * of threshold routing and "capacity_factor" of token-choice capacity, per
+ * layer. Setting one takes effect from the next call; no recompilation.
+ * Safe to call while other threads run layers. */
+
+int64_t moe_model_num_knobs(const moe_model *model);
+/* The layer, name and default of knob `index` (strings owned by the model). */
+moe_status moe_model_knob_info(const moe_model *model, int64_t index,
+                               const char **layer, const char **name,
+                               double *default_value);
+moe_status moe_model_get_knob(const moe_model *model, const char *layer,
+                              const char *name, double *value);
+/* Rejects unknown knobs and invalid values (tau must be finite,
+ * capacity_factor finite and > 0). */
+moe_status moe_model_set_knob(moe_model *model, const char *layer,
+                              const char *name, double value);
+
+/* ---- Adaptive controller (docs/monitoring.md) -----------------------------
+ * Holds one layer's measured quantity near a setpoint by turning one knob
+ * after every interval of calls: a deadband with hysteresis, a step that
+ * adapts to the quantity's response, bounds. Deterministic: the same
+ * statistics give the same knob values and log. */
+
+typedef enum moe_control_target {
+  /* Routed assignments per token, turned with "tau" (threshold routing). */
+  MOE_CONTROL_MEAN_EXPERTS_PER_TOKEN = 0,
+  /* Largest kept load over the mean routed load, turned with
+   * "capacity_factor". */
+  MOE_CONTROL_MAX_LOAD_RATIO = 1
+} moe_control_target;
+
+typedef struct moe_controller_config {
+  moe_control_target target;
+  double setpoint;
+  double band;                 /* act outside setpoint +- band, until +- band/2 */
+  double min_value, max_value; /* bounds of the knob */
+  double initial_step, min_step, max_step;
+} moe_controller_config;
+
+typedef struct moe_controller moe_controller;
+
+/* A controller of `layer`'s knob, starting from the knob's current value.
+ * The layer must record statistics and have the target's knob. */
+moe_status moe_controller_create(moe_model *model, const char *layer,
+                                 const moe_controller_config *config,
+                                 moe_controller **controller);
+/* Ends an interval: reads the layer's statistics since the previous step
+ * (or creation), sets the knob for the next interval, and reports the
+ * measured quantity (NaN when the interval had no tokens), the new knob and
+ * whether it changed (any pointer may be NULL). */
+moe_status moe_controller_step(moe_controller *controller, double *quantity,
+                               double *knob, int *changed);
+/* Every change so far, one line each; valid until the next call on the
+ * controller. */
+const char *moe_controller_log(moe_controller *controller);
+void moe_controller_free(moe_controller *controller);
 
 /* Threads that the CPU kernels of every model in the process use; 0 (or
  * less) restores the default: MOE_NUM_THREADS if set, else one per core.

@@ -38,3 +38,26 @@ func.func @two(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
        experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
   return %z : tensor<?x64xf32>
 }
+
+// -----
+
+// With coactivation, the record waits for the layer's expert ids, which
+// moe-decompose attaches when it creates them.
+// RUN: moe-opt %s --moe-insert-stats=coactivation=true --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=COACT
+// RUN: moe-opt %s --moe-insert-stats=coactivation=true --moe-decompose \
+// RUN:   --split-input-file | FileCheck %s --check-prefix=ATTACHED
+// COACT-LABEL: func @coactivated
+// COACT: moe.record_stats %{{.*}}, %{{.*}} tokens(%{{.*}}) layer = "coactivated" {with_coactivation} : tensor<8xi64>
+// ATTACHED-LABEL: func @coactivated
+// ATTACHED: %[[IDS:.*]], %{{.*}} = moe.route
+// ATTACHED: moe.record_stats %{{.*}}, %{{.*}} tokens(%{{.*}}) coactivation(%[[IDS]] : tensor<?x2xi32>) layer = "coactivated" : tensor<8xi64>
+func.func @coactivated(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
+                       %w1: tensor<8x32x64xf32>, %w2: tensor<8x64x32xf32>)
+    -> tensor<?x64xf32> {
+  %y, %load, %dropped = moe.layer %x router(%wg : tensor<8x64xf32>)
+      experts(%w1, %w2 : tensor<8x32x64xf32>, tensor<8x64x32xf32>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

@@ -72,6 +72,15 @@ static cl::opt<std::string>
 static cl::opt<bool> noStats("no-stats",
                              cl::desc("Do not record expert statistics"),
                              cl::cat(category));
+static cl::opt<bool> statsCoactivation(
+    "stats-coactivation",
+    cl::desc("Also count co-activated expert pairs (for moe-place)"),
+    cl::cat(category));
+static cl::opt<bool>
+    noKnobs("no-knobs",
+            cl::desc("Compile tau and capacity factors as constants instead "
+                     "of run-time knobs"),
+            cl::cat(category));
 
 static cl::opt<bool>
     reference("reference",
@@ -340,6 +349,8 @@ int main(int argc, char **argv) {
   PassManager pm(&context, ModuleOp::getOperationName());
   CPUPipelineOptions options;
   options.stats = !noStats;
+  options.statsCoactivation = statsCoactivation;
+  options.knobs = !noKnobs;
   options.reference = reference;
   buildMoECPUPipeline(pm, options);
   if (failed(pm.run(*module)))

@@ -9,7 +9,9 @@
 //   moe-run FILE.mlir --entry NAME [--input A.npy ...] [--output-dir DIR]
 //           [--case-dir DIR ...] [--random-inputs [--seed S]
 //           [--dynamic-size N[,N...]]] [--repeat N] [--pipeline cpu]
-//           [--checkpoint DIR] [--stats]
+//           [--checkpoint DIR] [--stats] [--stats-json FILE]
+//           [--stats-history FILE] [--stats-coactivation]
+//           [--knob LAYER:NAME=VALUE ...]
 //
 // JIT-compiles the module for the host with moe-cpu-pipeline and calls
 // NAME. Inputs come from .npy files (--input, in argument order), from case
@@ -23,6 +25,7 @@
 #include "moe/Support/Npy.h"
 
 #include "Model.h"
+#include "Stats.h"
 #include "cpu/ThreadPool.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -103,20 +106,54 @@ static cl::opt<std::string> checkpointDir(
     cl::desc("Bind moe.weight tensors from DIR (default: the module's "
              "moe.checkpoint)"),
     cl::cat(category));
-// `--stats` is also the name of LLVM's own statistics option, registered in
-// libLLVM: moe-run takes it off the command line before LLVM parses it.
+static cl::opt<std::string> statsHistory(
+    "stats-history",
+    cl::desc("Write a statistics snapshot to FILE after every call (JSON "
+             "Lines)"),
+    cl::value_desc("FILE"), cl::cat(category));
+static cl::opt<bool> statsCoactivation(
+    "stats-coactivation",
+    cl::desc("Also count co-activated expert pairs"), cl::cat(category));
+static cl::opt<bool> noStats("no-stats",
+                             cl::desc("Do not record expert statistics"),
+                             cl::cat(category));
+static cl::opt<bool>
+    noKnobs("no-knobs",
+            cl::desc("Compile tau and capacity factors as constants instead "
+                     "of run-time knobs"),
+            cl::cat(category));
+static cl::list<std::string>
+    knobSettings("knob",
+                 cl::desc("Set a run-time knob before the calls, e.g. "
+                          "moe_layer_0:tau=0.2"),
+                 cl::value_desc("LAYER:NAME=VALUE"), cl::cat(category));
+// `--stats` and `--stats-json` are also the names of LLVM's own statistics
+// options, registered in libLLVM: moe-run takes them off the command line
+// before LLVM parses it.
 static bool printStats = false;
+static std::string statsJSON;
 
-static void takeStatsFlag(int &argc, char **argv) {
+static bool takeStatsFlags(int &argc, char **argv) {
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef arg(argv[i]);
-    if (arg == "--stats" || arg == "-stats")
+    if (arg == "--stats" || arg == "-stats") {
       printStats = true;
-    else
+    } else if (arg == "--stats-json" || arg == "-stats-json") {
+      if (i + 1 == argc) {
+        llvm::errs() << "moe-run: error: --stats-json expects a file name\n";
+        return false;
+      }
+      statsJSON = argv[++i];
+    } else if (arg.consume_front("--stats-json=") ||
+               arg.consume_front("-stats-json=")) {
+      statsJSON = arg.str();
+    } else {
       argv[kept++] = argv[i];
+    }
   }
   argc = kept;
+  return true;
 }
 
 static int fail(const llvm::Twine &message) {
@@ -246,6 +283,56 @@ static void warnNonFinite(StringRef what, const npy::Array &array) {
 }
 
 //===----------------------------------------------------------------------===//
+// Statistics and knobs
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Where --stats-history goes; open for the whole run.
+std::unique_ptr<llvm::raw_fd_ostream> historyStream;
+} // namespace
+
+/// After every call: one more line of --stats-history.
+static void afterCall(const CompiledFunction &function) {
+  if (!historyStream || !function.model())
+    return;
+  *historyStream << ::moe::rt::statsToJSON(
+                        ::moe::rt::snapshotStats(*function.model()))
+                 << "\n";
+}
+
+/// Applies every --knob LAYER:NAME=VALUE.
+static llvm::Error applyKnobs(const CompiledFunction &function) {
+  ::moe::rt::Model *model = function.model();
+  for (const std::string &setting : knobSettings) {
+    StringRef text(setting);
+    auto [target, valueText] = text.rsplit('=');
+    auto [layer, name] = target.rsplit(':');
+    double value;
+    if (valueText.empty() || name.empty() || layer.empty() ||
+        valueText.getAsDouble(value))
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "--knob expects LAYER:NAME=VALUE (e.g. moe_layer_0:tau=0.2), "
+          "found '" + setting + "'");
+    int64_t id = model ? model->knobFor(layer, name) : -1;
+    if (id < 0) {
+      std::string known;
+      if (model)
+        for (const ::moe::rt::KnobEntry &knob : model->manifest().knobs)
+          known += (known.empty() ? "" : ", ") + knob.layer + ":" + knob.name;
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "--knob " + setting + ": the module has no knob " + name +
+              " of layer " + layer + " (knobs: " +
+              (known.empty() ? "none" : known) + ")");
+    }
+    if (llvm::Error error = model->setKnob(id, value))
+      return error;
+  }
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
 // Calls
 //===----------------------------------------------------------------------===//
 
@@ -261,7 +348,9 @@ callChecked(const CompiledFunction &function,
   for (auto [i, a] : llvm::enumerate(arrays))
     warnNonFinite(("input " + llvm::Twine(i) + " (" + names[i] + ")").str(),
                   a);
-  return function.call(pointers);
+  auto outputs = function.call(pointers);
+  afterCall(function);
+  return outputs;
 }
 
 static llvm::Error writeOutputs(StringRef dir,
@@ -301,6 +390,7 @@ static llvm::Error timeCalls(const CompiledFunction &function,
     pointers.push_back(&a);
   if (auto warmup = function.call(pointers); !warmup)
     return warmup.takeError();
+  afterCall(function);
   std::vector<double> times;
   for (unsigned i = 0; i < repeat; ++i) {
     auto start = std::chrono::steady_clock::now();
@@ -308,6 +398,7 @@ static llvm::Error timeCalls(const CompiledFunction &function,
     times.push_back(millisecondsSince(start));
     if (!outputs)
       return outputs.takeError();
+    afterCall(function);
   }
   std::sort(times.begin(), times.end());
   size_t n = times.size();
@@ -399,38 +490,60 @@ static int runInputs(const CompiledFunction &function) {
   return 0;
 }
 
-/// One row per expert of every layer that recorded statistics.
+/// Per layer, the derived metrics and one row per expert.
 static void printStatistics(const CompiledFunction &function) {
   ::moe::rt::Model *model = function.model();
   if (!model || model->manifest().stats.empty()) {
     llvm::outs() << "no expert statistics were recorded\n";
     return;
   }
-  for (const ::moe::rt::StatsEntry &entry : model->manifest().stats) {
-    ::moe::rt::Counters counters = model->snapshot(entry.id);
+  for (const ::moe::rt::LayerStats &layer : ::moe::rt::snapshotStats(*model)) {
+    const ::moe::rt::Counters &counters = layer.counters;
+    const ::moe::rt::LoadMetrics &m = layer.metrics;
     llvm::outs() << llvm::format("layer %s: %lld calls, %lld tokens\n",
-                                 entry.layer.c_str(),
+                                 layer.function.c_str(),
                                  static_cast<long long>(counters.calls),
                                  static_cast<long long>(counters.tokens));
+    llvm::outs() << llvm::format(
+        "  experts/token %.4f  max/mean load %.4f  cv %.4f  entropy %.4f  "
+        "jain %.4f  drop rate %.4f\n",
+        m.meanExpertsPerToken, m.maxLoadRatio, m.loadCV, m.normalizedEntropy,
+        m.jainFairness, m.dropRate);
     llvm::outs() << "  expert  assignments  dropped\n";
-    for (int64_t e = 0; e < entry.experts; ++e)
-      llvm::outs() << llvm::format("  %6lld  %11lld  %7lld\n",
-                                   static_cast<long long>(e),
-                                   static_cast<long long>(
-                                       counters.assignments[e]),
-                                   static_cast<long long>(counters.dropped[e]));
+    for (size_t e = 0; e < counters.assignments.size(); ++e)
+      llvm::outs() << llvm::format(
+          "  %6lld  %11lld  %7lld\n", static_cast<long long>(e),
+          static_cast<long long>(counters.assignments[e]),
+          static_cast<long long>(counters.dropped[e]));
   }
+}
+
+static llvm::Error writeStatisticsJSON(const CompiledFunction &function) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(statsJSON, ec);
+  if (ec)
+    return llvm::createStringError(ec, "cannot write " + statsJSON + ": " +
+                                           ec.message());
+  std::vector<::moe::rt::LayerStats> layers;
+  if (function.model())
+    layers = ::moe::rt::snapshotStats(*function.model());
+  os << ::moe::rt::statsToJSON(layers) << "\n";
+  return llvm::Error::success();
 }
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  takeStatsFlag(argc, argv);
+  if (!takeStatsFlags(argc, argv))
+    return 1;
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(
       argc, argv,
       "moe-run: compile an moe module for the host and call one of its "
       "functions on .npy inputs\n\n"
-      "  --stats    print each layer's expert statistics after the calls\n");
+      "  --stats              print each layer's expert statistics after the "
+      "calls\n"
+      "  --stats-json FILE    write them to FILE as JSON (docs/monitoring.md)"
+      "\n");
 
   if (pipeline != "cpu")
     return fail("--pipeline=" + pipeline +
@@ -465,15 +578,34 @@ int main(int argc, char **argv) {
   options.optLevel = std::min(optLevel.getValue(), 3u);
   options.checkpoint = checkpointDir;
   options.reference = reference;
+  options.stats = !noStats;
+  options.coactivation = statsCoactivation;
+  options.knobs = !noKnobs;
+  if (noStats && (printStats || !statsJSON.empty() || !statsHistory.empty() ||
+                  statsCoactivation))
+    return fail("--no-stats contradicts --stats, --stats-json, "
+                "--stats-history and --stats-coactivation");
   if (numThreads > 0)
     ::moe::rt::cpu::setNumThreads(numThreads);
   auto function = CompiledFunction::compile(*module, entry, options);
   if (!function)
     return fail(function.takeError());
 
+  if (llvm::Error error = applyKnobs(**function))
+    return fail(std::move(error));
+  if (!statsHistory.empty()) {
+    std::error_code ec;
+    historyStream = std::make_unique<llvm::raw_fd_ostream>(statsHistory, ec);
+    if (ec)
+      return fail("cannot write " + statsHistory + ": " + ec.message());
+  }
+
   int status =
       caseDirs.empty() ? runInputs(**function) : runCaseDirs(**function);
   if (status == 0 && printStats)
     printStatistics(**function);
+  if (status == 0 && !statsJSON.empty())
+    if (llvm::Error error = writeStatisticsJSON(**function))
+      return fail(std::move(error));
   return status;
 }

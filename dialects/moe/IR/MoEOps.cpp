@@ -13,6 +13,8 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::moe;
 
@@ -322,6 +324,20 @@ static LogicalResult verifySharedWeights(Operation *op, ShapeChecker &check,
   return check.result();
 }
 
+/// A run-time capacity factor replaces the `factor` of a token-choice
+/// capacity; anything else has no factor to replace.
+static LogicalResult verifyCapacityFactor(Operation *op, Value factor,
+                                          CapacityAttr capacity) {
+  if (!factor)
+    return success();
+  if (!capacity || !capacity.getFactor())
+    return op->emitOpError()
+           << "expected a capacity with a factor when a run-time "
+              "capacity_factor is given, found "
+           << (capacity ? "a count capacity" : "no capacity");
+  return success();
+}
+
 LogicalResult LayerOp::verify() {
   ShapeChecker check(getOperation());
   check.dims("input", getInput().getType(), {"T", "d"});
@@ -349,6 +365,12 @@ LogicalResult LayerOp::verify() {
     return failure();
   if (routing.getSelection() == Selection::ExpertChoice &&
       failed(verifyExpertChoiceCapacity(getOperation(), getCapacityAttr())))
+    return failure();
+  if (getCapacityFactor() && routing.getSelection() == Selection::ExpertChoice)
+    return emitOpError() << "expected token-choice routing with a run-time "
+                            "capacity_factor, found selection = expert_choice";
+  if (failed(verifyCapacityFactor(getOperation(), getCapacityFactor(),
+                                  getCapacityAttr())))
     return failure();
   if (CapacityAttr capacity = getCapacityAttr();
       capacity && capacity.getRenormalizeAfterDrop() &&
@@ -477,7 +499,8 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
     return success();
   }
   // The runtime manifest that convert-moe-to-runtime records.
-  if (attr.getName() == "moe.weights" || attr.getName() == "moe.stats") {
+  if (attr.getName() == "moe.weights" || attr.getName() == "moe.stats" ||
+      attr.getName() == "moe.knobs") {
     auto entries = dyn_cast<ArrayAttr>(attr.getValue());
     if (!isa<ModuleOp>(op) || !entries ||
         !llvm::all_of(entries, llvm::IsaPred<DictionaryAttr>))
@@ -664,6 +687,13 @@ LogicalResult DispatchOp::verify() {
   if (getLayoutKind() == GroupLayout::Padded && !getCapacityAttr())
     return emitOpError() << "expected a capacity with layout kind = padded "
                             "(every expert gets C rows)";
+  if (failed(verifyCapacityFactor(getOperation(), getCapacityFactor(),
+                                  getCapacityAttr())))
+    return failure();
+  if (getCapacityFactor() && getLayoutKind() == GroupLayout::Padded)
+    return emitOpError() << "expected layout kind = ragged or aligned with a "
+                            "run-time capacity_factor, found padded (its row "
+                            "count would depend on the run-time factor)";
   int64_t rows = numRows(check.get("T"), check.get("S"), numExperts,
                          getCapacityAttr(), getLayoutAttr());
   int64_t numRowsFound = check.get("N");
@@ -1130,6 +1160,31 @@ LogicalResult RecordStatsOp::verify() {
     return emitOpError() << "expected a static number of experts";
   if (getLayer().empty())
     return emitOpError() << "expected a non-empty layer name";
+  if (Value ids = getExpertIds()) {
+    ShapeChecker slots(getOperation());
+    slots.dims("expert_ids", ids.getType(), {"T", "S"});
+    if (failed(slots.result()))
+      return failure();
+    if (ShapedType::isDynamic(slots.get("S")))
+      return emitOpError() << "expected a static slot count in coactivation "
+                              "expert_ids, found "
+                           << ids.getType();
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// KnobOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult KnobOp::verify() {
+  if (getName().empty() || getLayer().empty())
+    return emitOpError() << "expected a non-empty knob name and layer";
+  double value = getDefaultValue().convertToDouble();
+  if (!std::isfinite(value))
+    return emitOpError() << "expected a finite default, found " << value;
+  if (getName() == "capacity_factor" && !(value > 0))
+    return emitOpError() << "expected capacity_factor > 0, found " << value;
   return success();
 }
 

@@ -63,6 +63,9 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
       `e_score_correction_bias`); selection uses `s + b`, weights use `s`.
     - `tau(...)`: a run-time threshold (f32) for `selection = threshold`,
       instead of the `tau` parameter.
+    - `capacity_factor(...)`: a run-time capacity factor (f64) instead of
+      the `factor` of `capacity` (token-choice routing; `moe-expose-knobs`
+      feeds it from a run-time knob).
     - `experts(...)`, by `experts.kind`:
       - `gated`: `gate [E, f, d], up [E, f, d], down [E, d, f]`, or the fused
         `gate_up [E, 2f, d]` (gate rows first) and `down [E, d, f]`;
@@ -95,6 +98,7 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
     Variadic<MoE_ActTensor>:$router_weights,
     Optional<MoE_F32Vector>:$selection_bias,
     Optional<F32>:$tau,
+    Optional<F64>:$capacity_factor,
     Variadic<MoE_ActTensor>:$expert_weights,
     Variadic<MoE_ActTensor>:$shared_weights,
     MoE_RoutingAttr:$routing,
@@ -111,6 +115,7 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
     $input `router` `(` $router_weights `:` type($router_weights) `)`
     (`bias` `(` $selection_bias^ `:` type($selection_bias) `)`)?
     (`tau` `(` $tau^ `)`)?
+    (`capacity_factor` `(` $capacity_factor^ `)`)?
     `experts` `(` $expert_weights `:` type($expert_weights) `)`
     (`shared` `(` $shared_weights^ `:` type($shared_weights) `)`)?
     attr-dict `:` type($input)
@@ -293,7 +298,8 @@ def MoE_DispatchOp : MoE_InferredOp<"dispatch"> {
     assignments in token order; rows past the last group are padding
     (token -1, weight 0). `layout` (`#moe.layout`) can instead align each
     group to a block of rows or give every expert `C` rows; padding rows
-    then also end groups. Results:
+    then also end groups. `capacity_factor` (f64), when given, replaces the
+    `factor` of `capacity` at run time. Results:
     - `row_token [N]` (i32): the token of each row;
     - `row_weight [N]` (f32): the combine weight of each row;
     - `slot_row [T, S]` (i32): the row of each slot, -1 when unused or dropped;
@@ -312,6 +318,7 @@ def MoE_DispatchOp : MoE_InferredOp<"dispatch"> {
     ```
   }];
   let arguments = (ins MoE_Slots:$expert_ids, MoE_SlotWeights:$weights,
+                       Optional<F64>:$capacity_factor,
                        I64Attr:$num_experts,
                        OptionalAttr<MoE_CapacityAttr>:$capacity,
                        OptionalAttr<MoE_LayoutAttr>:$layout);
@@ -333,7 +340,9 @@ def MoE_DispatchOp : MoE_InferredOp<"dispatch"> {
   }];
   let assemblyFormat = [{
     $expert_ids `,` $weights `experts` `=` $num_experts
-    (`capacity` $capacity^)? (`layout` $layout^)? attr-dict `:`
+    (`capacity` $capacity^)?
+    (`capacity_factor` `(` $capacity_factor^ `)`)?
+    (`layout` $layout^)? attr-dict `:`
     type($expert_ids) `,` type($weights)
   }];
 }
@@ -644,19 +653,54 @@ def MoE_RecordStatsOp : MoE_Op<"record_stats",
     Adds one call's per-expert `assignments` and `dropped` counts (`[E]`,
     i64, as `moe.layer` returns them) and its token count to the counters of
     the layer named `layer`, which the runtime exposes (C API, `moe-run
-    --stats`). Inserted by `moe-insert-stats`; lowered to a call into the
-    runtime by `convert-moe-to-runtime`.
+    --stats`). With `coactivation(%ids)` (the layer's `[T, S]` expert ids)
+    the runtime also counts, for every pair of experts, the tokens that
+    chose both; this reads the ids, never the activations.
+
+    `moe-insert-stats` inserts the op after every `moe.layer`; with its
+    `coactivation` option it sets the `with_coactivation` unit attribute, and
+    `moe-decompose`, which creates the layer's ids, attaches them.
+    `convert-moe-to-runtime` lowers the op to calls into the runtime.
 
     ```mlir
     moe.record_stats %load, %dropped tokens(%t) layer = "moe_layer_3"
         : tensor<8xi64>
+    moe.record_stats %load, %dropped tokens(%t)
+        coactivation(%ids : tensor<?x2xi32>) layer = "moe_layer_3"
+        : tensor<8xi64>
     ```
   }];
   let arguments = (ins MoE_Counts:$assignments, MoE_Counts:$dropped,
-                       Index:$tokens, StrAttr:$layer);
+                       Index:$tokens, Optional<MoE_Slots>:$expert_ids,
+                       StrAttr:$layer, UnitAttr:$with_coactivation);
   let assemblyFormat = [{
-    $assignments `,` $dropped `tokens` `(` $tokens `)` `layer` `=` $layer
-    attr-dict `:` type($assignments)
+    $assignments `,` $dropped `tokens` `(` $tokens `)`
+    (`coactivation` `(` $expert_ids^ `:` type($expert_ids) `)`)?
+    `layer` `=` $layer attr-dict `:` type($assignments)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_KnobOp : MoE_Op<"knob", [MemoryEffects<[MemRead]>]> {
+  let summary = "a value that the runtime can change between calls";
+  let description = [{
+    Reads the run-time knob `name` of layer `layer`: a number that a user or
+    a controller sets through the runtime (C API `moe_model_set_knob`,
+    `moe-run --knob`) between calls, without recompiling; `default` until
+    then. The runtime checks the values of the knobs it knows: `tau`
+    (threshold routing's threshold: finite) and `capacity_factor` (> 0,
+    finite). Created by `moe-expose-knobs`; lowered to a runtime call by
+    `convert-moe-to-runtime`.
+
+    ```mlir
+    %tau = moe.knob "tau" layer = "moe_layer_0" default = 1.000000e-01 : f32
+    ```
+  }];
+  let arguments = (ins StrAttr:$name, StrAttr:$layer, F64Attr:$default_value);
+  let results = (outs AnyTypeOf<[F32, F64]>:$value);
+  let assemblyFormat = [{
+    $name `layer` `=` $layer `default` `=` $default_value attr-dict
+    `:` type($value)
   }];
   let hasVerifier = 1;
 }

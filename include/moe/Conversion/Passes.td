@@ -75,12 +75,17 @@ def ConvertMoEToRuntime : Pass<"convert-moe-to-runtime", "::mlir::ModuleOp"> {
 
     - `moe_rt_weight_<dtype>_<rank>d(id) -> memref<?x...xdtype>`
     - `moe_rt_record_stats(id, memref<?xi64>, memref<?xi64>, tokens)`
+    - `moe_rt_record_coactivation(id, memref<?x?xi32>)` (the expert ids of
+      a record with `coactivation`)
+    - `moe_rt_knob(id) -> f64` for each `moe.knob` (truncated to f32 when
+      the knob is f32)
 
     The pass records what it assigned in module attributes that the tools
     turn into the manifest of a compiled module: `moe.weights` (per id: the
-    tensor names, `stacked`, and the tensor type) and `moe.stats` (per id:
-    the layer name and the number of experts). Identical weights share an
-    id.
+    tensor names, `stacked`, and the tensor type), `moe.stats` (per id:
+    the layer name and the number of experts) and `moe.knobs` (per id: the
+    layer, the knob name and its default). Identical weights share an id;
+    every read of the same knob of the same layer gets the same id.
 
     Weights first become `moe.weight_buffer` (a buffer the function does not
     own); `convert-moe-weight-buffers` makes them calls after buffer

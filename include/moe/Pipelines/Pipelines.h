@@ -22,6 +22,16 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Record each layer's expert statistics in the runtime "
                      "(moe-insert-stats)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> statsCoactivation{
+      *this, "stats-coactivation",
+      llvm::cl::desc("Also count co-activated expert pairs (moe-insert-stats "
+                     "coactivation)"),
+      llvm::cl::init(false)};
+  PassOptions::Option<bool> knobs{
+      *this, "knobs",
+      llvm::cl::desc("Read threshold routing's tau and capacity factors from "
+                     "run-time knobs (moe-expose-knobs)"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> check{
       *this, "check",
       llvm::cl::desc("End with moe-check-lowered (only llvm and builtin ops "

@@ -51,8 +51,11 @@ struct RunnerOptions {
   /// Checkpoint to bind `moe.weight` tensors from, instead of the module's
   /// `moe.checkpoint`.
   std::string checkpoint;
-  /// Record expert statistics (moe-insert-stats).
+  /// Record expert statistics (moe-insert-stats), with co-activation.
   bool stats = true;
+  bool coactivation = false;
+  /// Read tau and capacity factors from run-time knobs (moe-expose-knobs).
+  bool knobs = true;
   /// Compile with the reference lowering only (no CPU kernels).
   bool reference = false;
 };

@@ -29,6 +29,12 @@ void populateMoEDecomposePatterns(RewritePatternSet &patterns);
 /// back into the primitive ops they stand for, for the reference lowering.
 void populateMoEUnfusePatterns(RewritePatternSet &patterns);
 
+/// Calls `fn` on every `moe.layer` under `root` with the name that the
+/// runtime knows it by: the enclosing function's name, with `#i` appended
+/// when the function holds several layers (statistics and knobs).
+void forEachNamedLayer(Operation *root,
+                       llvm::function_ref<void(LayerOp, StringRef)> fn);
+
 #define GEN_PASS_REGISTRATION
 #include "moe/Transforms/Passes.h.inc"
 

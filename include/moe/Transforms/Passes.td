@@ -202,10 +202,46 @@ def MoEInsertStats : Pass<"moe-insert-stats", "::mlir::ModuleOp"> {
     moe.record_stats %load, %dropped tokens(%t) layer = "moe_layer_3"
         : tensor<8xi64>
     ```
+
+    With `coactivation`, the record also counts pairs of experts chosen by
+    the same token (from the `[T, S]` expert ids that `moe-decompose`
+    attaches; `O(T * S^2)` integer work on the ids per call).
   }];
+  let options = [
+    Option<"coactivation", "coactivation", "bool", /*default=*/"false",
+           "Also count co-activated expert pairs">
+  ];
   let dependentDialects = ["::mlir::moe::MoEDialect",
                            "::mlir::arith::ArithDialect",
                            "::mlir::tensor::TensorDialect"];
+}
+
+def MoEExposeKnobs : Pass<"moe-expose-knobs", "::mlir::ModuleOp"> {
+  let summary = "Turn routing constants into knobs the runtime can change";
+  let description = [{
+    Makes the cost/quality constants of every `moe.layer` run-time values:
+    a `threshold` layer without a `tau` operand reads it from the knob
+    `tau`, and a token-choice layer whose capacity has a `factor` reads the
+    factor from the knob `capacity_factor` (both defaulting to the
+    attribute's value). A user or a controller then changes them between
+    calls through the runtime (`moe_model_set_knob`, `moe-run --knob`)
+    without recompiling. Knobs are named after the layer as
+    `moe-insert-stats` names its statistics. Layers that already take the
+    value as an operand are left alone.
+
+    ```mlir
+    %y, %load, %dropped = moe.layer %x router(%wg : tensor<8x64xf32>)
+        experts(...) {routing = #moe.routing<score = softmax,
+                        selection = threshold, k = 2, tau = 1.000000e-01>,
+                      capacity = #moe.capacity<factor = 1.250000e+00>, ...}
+    // becomes
+    %tau = moe.knob "tau" layer = "f" default = 1.000000e-01 : f32
+    %cf = moe.knob "capacity_factor" layer = "f" default = 1.250000e+00 : f64
+    %y, %load, %dropped = moe.layer %x router(%wg : tensor<8x64xf32>)
+        tau(%tau) capacity_factor(%cf) experts(...) {...}
+    ```
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 
 def MoELowerCopies : Pass<"moe-lower-copies"> {

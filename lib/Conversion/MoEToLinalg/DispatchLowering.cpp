@@ -75,7 +75,8 @@ struct DispatchLowering : OpConversionPattern<DispatchOp> {
     Value numTokens = dimSize(b, ids, 0);
     Value slots = constIndex(b, numSlots);
 
-    Value keep = keptAssignments(b, op.getCapacityAttr(), ids, weights,
+    Value keep = keptAssignments(b, op.getCapacityAttr(),
+                                 adaptor.getCapacityFactor(), ids, weights,
                                  numExperts);
     Value assigned = countWhere(b, ids, nullptr, numExperts);
     Value kept = countWhere(b, ids, keep, numExperts);
@@ -176,6 +177,7 @@ struct DispatchLowering : OpConversionPattern<DispatchOp> {
 private:
   /// `keep [T, S]` (i1): the assignments that keep their slot.
   static Value keptAssignments(LocBuilder &b, CapacityAttr capacityAttr,
+                               Value factor,
                                Value ids, Value weights, int64_t numExperts) {
     Value numTokens = dimSize(b, ids, 0);
     int64_t numSlots = cast<RankedTensorType>(ids.getType()).getDimSize(1);
@@ -192,7 +194,7 @@ private:
     }
     Value capacity = indexToI64(
         b, lowering::capacity(b, capacityAttr, numTokens, numSlots,
-                              numExperts));
+                              numExperts, factor));
     DropOrder order = capacityAttr.getDropOrderOrDefault();
 
     if (order == DropOrder::Score) {

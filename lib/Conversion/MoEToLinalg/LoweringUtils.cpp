@@ -381,7 +381,7 @@ Value lowering::scores(LocBuilder &b, ScoreFunc score, Value logits) {
 }
 
 Value lowering::capacity(LocBuilder &b, CapacityAttr attr, Value numTokens,
-                         int64_t slots, int64_t numExperts) {
+                         int64_t slots, int64_t numExperts, Value factor) {
   Value c;
   if (attr.getCount()) {
     c = constIndex(b, *attr.getCount());
@@ -391,8 +391,9 @@ Value lowering::capacity(LocBuilder &b, CapacityAttr attr, Value numTokens,
     Value assignments = indexToI64(
         b, arith::MulIOp::create(b, numTokens, constIndex(b, slots)));
     Value asFloat = arith::SIToFPOp::create(b, f64, assignments);
-    Value factor = arith::ConstantFloatOp::create(
-        b, b.getF64Type(), APFloat(attr.getFactor()->value));
+    if (!factor)
+      factor = arith::ConstantFloatOp::create(
+          b, b.getF64Type(), APFloat(attr.getFactor()->value));
     Value experts = arith::ConstantFloatOp::create(
         b, b.getF64Type(), APFloat(static_cast<double>(numExperts)));
     Value ratio = arith::DivFOp::create(

@@ -127,9 +127,10 @@ Value linear(LocBuilder &b, Value rows, Value weight, bool weightOutIn = true);
 Value scores(LocBuilder &b, ScoreFunc score, Value logits);
 
 /// The capacity of spec section 4 for `numTokens` tokens with `slots`
-/// assignments each over `numExperts` experts, as an index.
+/// assignments each over `numExperts` experts, as an index. `factor` (f64),
+/// when given, replaces the attribute's factor.
 Value capacity(LocBuilder &b, CapacityAttr attr, Value numTokens, int64_t slots,
-               int64_t numExperts);
+               int64_t numExperts, Value factor = Value());
 
 } // namespace mlir::moe::lowering
 

@@ -7,8 +7,9 @@
 //===----------------------------------------------------------------------===//
 //
 // The compiled module's contract with the runtime (runtime/): weights are
-// fetched by id, statistics recorded by id, both through C-interface calls,
-// and the module attributes moe.weights and moe.stats say what each id is.
+// fetched by id, statistics recorded by id, knobs read by id, all through
+// C-interface calls, and the module attributes moe.weights, moe.stats and
+// moe.knobs say what each id is.
 //
 //===----------------------------------------------------------------------===//
 
@@ -165,11 +166,70 @@ void ConvertMoEToRuntimePass::runOnOperation() {
     };
     Value tokens = arith::IndexCastOp::create(builder, loc, attrs.getI64Type(),
                                               op.getTokens());
+    Value idValue = arith::ConstantIntOp::create(builder, loc, id, 64);
     func::CallOp::create(builder, loc, callee,
-                         ValueRange{arith::ConstantIntOp::create(builder, loc,
-                                                                 id, 64),
-                                    toCounts(op.getAssignments()),
+                         ValueRange{idValue, toCounts(op.getAssignments()),
                                     toCounts(op.getDropped()), tokens});
+    if (Value ids = op.getExpertIds()) {
+      auto idsType = cast<RankedTensorType>(ids.getType());
+      auto anyIds = MemRefType::get(
+          {ShapedType::kDynamic, ShapedType::kDynamic}, idsType.getElementType());
+      func::FuncOp record = declareRuntimeFunction(
+          module, symbols, "moe_rt_record_coactivation",
+          FunctionType::get(ctx, {attrs.getI64Type(), anyIds}, {}));
+      Value buffer = bufferization::ToBufferOp::create(
+          builder, loc,
+          MemRefType::get(idsType.getShape(), idsType.getElementType()), ids,
+          /*read_only=*/true);
+      func::CallOp::create(
+          builder, loc, record,
+          ValueRange{idValue,
+                     memref::CastOp::create(builder, loc, anyIds, buffer)});
+    }
+    op.erase();
+  }
+
+  // Knobs: one id per (layer, name); every read is a call.
+  llvm::MapVector<std::pair<StringRef, StringRef>, KnobOp> knobIds;
+  SmallVector<KnobOp> knobs;
+  module.walk([&](KnobOp op) { knobs.push_back(op); });
+  SmallVector<Attribute> knobTable;
+  for (KnobOp op : knobs) {
+    auto [it, inserted] =
+        knobIds.try_emplace({op.getLayer(), op.getName()}, op);
+    if (!inserted &&
+        it->second.getDefaultValue() != op.getDefaultValue()) {
+      InFlightDiagnostic diag = op.emitError()
+                                << "knob '" << op.getName() << "' of layer '"
+                                << op.getLayer()
+                                << "' declared with two defaults";
+      diag.attachNote(it->second.getLoc()) << "first declared here";
+      return signalPassFailure();
+    }
+    int64_t id = std::distance(knobIds.begin(), it);
+    if (inserted)
+      knobTable.push_back(attrs.getDictionaryAttr(
+          {attrs.getNamedAttr("id", attrs.getI64IntegerAttr(id)),
+           attrs.getNamedAttr("layer", op.getLayerAttr()),
+           attrs.getNamedAttr("name", op.getNameAttr()),
+           attrs.getNamedAttr("default", op.getDefaultValueAttr())}));
+  }
+  for (KnobOp op : knobs) {
+    int64_t id = std::distance(
+        knobIds.begin(), knobIds.find({op.getLayer(), op.getName()}));
+    func::FuncOp callee = declareRuntimeFunction(
+        module, symbols, "moe_rt_knob",
+        FunctionType::get(ctx, {attrs.getI64Type()}, {attrs.getF64Type()}));
+    OpBuilder builder(op);
+    Location loc = op.getLoc();
+    Value value =
+        func::CallOp::create(builder, loc, callee,
+                             ValueRange{arith::ConstantIntOp::create(
+                                 builder, loc, id, 64)})
+            .getResult(0);
+    if (op.getType() != value.getType())
+      value = arith::TruncFOp::create(builder, loc, op.getType(), value);
+    op.replaceAllUsesWith(value);
     op.erase();
   }
 
@@ -177,6 +237,8 @@ void ConvertMoEToRuntimePass::runOnOperation() {
     module->setAttr("moe.weights", attrs.getArrayAttr(weightTable));
   if (!statsTable.empty())
     module->setAttr("moe.stats", attrs.getArrayAttr(statsTable));
+  if (!knobTable.empty())
+    module->setAttr("moe.knobs", attrs.getArrayAttr(knobTable));
   if (!weightTable.empty() &&
       !module->hasAttr(WeightOp::getCheckpointAttrName())) {
     module.emitError() << "the module reads checkpoint weights (moe.weight) "

@@ -289,3 +289,28 @@ func.func @lora_shared_out(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %w0: ten
   %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%w0, %a, %b : tensor<32x64xf32>, tensor<8x4x64xf32>, tensor<8x32x4xf32>) shared(%s, %s, %sd : tensor<96x64xf32>, tensor<96x64xf32>, tensor<64x96xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = lora, alpha = 4.0>} : tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @layer_factor_expert_choice(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
+    %w1: tensor<8x32x64xf32>, %w2: tensor<8x64x32xf32>, %f: f64) -> tensor<?x64xf32> {
+  // expected-error@+1 {{'moe.layer' op expected token-choice routing with a run-time capacity_factor, found selection = expert_choice}}
+  %y, %l, %d = moe.layer %x router(%wg : tensor<8x64xf32>) capacity_factor(%f)
+      experts(%w1, %w2 : tensor<8x32x64xf32>, tensor<8x64x32xf32>)
+      {routing = #moe.routing<score = softmax, selection = expert_choice, k = 2>,
+       capacity = #moe.capacity<factor = 1.0>,
+       experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @layer_factor_no_capacity(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
+    %w1: tensor<8x32x64xf32>, %w2: tensor<8x64x32xf32>, %f: f64) -> tensor<?x64xf32> {
+  // expected-error@+1 {{'moe.layer' op expected a capacity with a factor when a run-time capacity_factor is given, found no capacity}}
+  %y, %l, %d = moe.layer %x router(%wg : tensor<8x64xf32>) capacity_factor(%f)
+      experts(%w1, %w2 : tensor<8x32x64xf32>, tensor<8x64x32xf32>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

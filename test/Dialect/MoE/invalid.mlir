@@ -536,3 +536,60 @@ func.func @dispatch_aligned_rows(%ids: tensor<4x2xi32>, %w: tensor<4x2xf32>) {
           tensor<8xi64>, tensor<8xi64>, tensor<8xi64>)
   return
 }
+
+// -----
+
+func.func @record_stats_coactivation_slots(%a: tensor<4xi64>, %t: index,
+                                           %ids: tensor<?x?xi32>) {
+  // expected-error@+1 {{'moe.record_stats' op expected a static slot count in coactivation expert_ids, found 'tensor<?x?xi32>'}}
+  moe.record_stats %a, %a tokens(%t) coactivation(%ids : tensor<?x?xi32>) layer = "l" : tensor<4xi64>
+  return
+}
+
+// -----
+
+func.func @knob_default_nan() {
+  // expected-error@+1 {{'moe.knob' op expected a finite default, found nan}}
+  %k = moe.knob "tau" layer = "l" default = 0x7FF8000000000000 : f32
+  return
+}
+
+// -----
+
+func.func @knob_capacity_factor(%x: f32) {
+  // expected-error@+1 {{'moe.knob' op expected capacity_factor > 0, found 0}}
+  %k = moe.knob "capacity_factor" layer = "l" default = 0.0 : f64
+  return
+}
+
+// -----
+
+func.func @knob_type() {
+  // expected-error@+1 {{'moe.knob' op result #0 must be 32-bit float or 64-bit float, but got 'i32'}}
+  %k = moe.knob "tau" layer = "l" default = 0.5 : i32
+  return
+}
+
+// -----
+
+func.func @dispatch_factor_without_capacity(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>, %f: f64) {
+  // expected-error@+1 {{'moe.dispatch' op expected a capacity with a factor when a run-time capacity_factor is given, found no capacity}}
+  %r:7 = moe.dispatch %ids, %w experts = 8 capacity_factor(%f) : tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_factor_count(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>, %f: f64) {
+  // expected-error@+1 {{'moe.dispatch' op expected a capacity with a factor when a run-time capacity_factor is given, found a count capacity}}
+  %r:7 = moe.dispatch %ids, %w experts = 8 capacity <count = 4> capacity_factor(%f) : tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_factor_padded(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>, %f: f64) {
+  // expected-error@+1 {{'moe.dispatch' op expected layout kind = ragged or aligned with a run-time capacity_factor, found padded}}
+  %r:7 = moe.dispatch %ids, %w experts = 8 capacity <factor = 1.0> capacity_factor(%f) layout <kind = padded> : tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
