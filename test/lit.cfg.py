@@ -3,6 +3,7 @@
 
 import os
 import shutil
+import subprocess
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -46,7 +47,7 @@ tools = ["moe-opt", ToolSubst("moe-run", extra_args=compile_args),
          "moe-reference", "moe-capi-test", "moe-gen-checkpoint",
          "moe-checkpoint-info", "moe-import", "moe-stats-report", "moe-place",
          ToolSubst("moe-compile", extra_args=compile_args),
-         "mlir-opt", "mlir-runner", "mlir-translate"]
+         "moe-cuda-info", "mlir-opt", "mlir-runner", "mlir-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # Code generation for NVIDIA GPUs needs ptxas (and libdevice) from a CUDA
@@ -57,3 +58,13 @@ if os.path.exists(os.path.join(cuda_root, "bin", "ptxas")):
     config.available_features.add("ptxas")
 elif shutil.which("ptxas"):
     config.available_features.add("ptxas")
+
+# GPU tests run only where the CUDA runtime finds a driver and a device;
+# moe-cuda-info exits with 0 exactly then (77 without a usable GPU).
+cuda_info = os.path.join(config.moe_obj_root, "bin", "moe-cuda-info")
+try:
+    if subprocess.run([cuda_info], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL, timeout=60).returncode == 0:
+        config.available_features.add("cuda-gpu")
+except (OSError, subprocess.TimeoutExpired):
+    pass

@@ -1,0 +1,518 @@
+//===- CudaRuntime.cpp - the mgpu* functions on the CUDA driver -----------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The host side of code lowered by MLIR's GPU pipeline calls these: the
+// gpu-to-llvm conversion emits the stream, event, memory and host-register
+// calls, the gpu.binary / gpu.launch_func translation the module and launch
+// calls, and the nvgpu-to-nvvm conversion the TMA descriptor call. Their
+// signatures follow the LLVM types MLIR 22 declares them with (index is
+// intptr_t, i8 is int8_t).
+//
+// The ABI has no status, so a failure prints one line,
+//   moe cuda runtime: <call> failed: <why>
+// and aborts. Every call runs with the primary context of the default
+// device current on the calling thread.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CudaDriver.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#define MOE_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
+
+using namespace moe::rt::cuda;
+
+namespace {
+
+[[noreturn]] void fail(const std::string &call, const std::string &why) {
+  std::fprintf(stderr, "moe cuda runtime: %s failed: %s\n", call.c_str(),
+               why.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+void check(const Driver &d, CUresult result, const std::string &call) {
+  if (result != CUDA_SUCCESS)
+    fail(call, describeError(d, result));
+}
+
+/// Calls driver entry point `fn` and aborts when it fails.
+#define MOE_CU(d, fn, ...) check(d, (d).fn(__VA_ARGS__), #fn)
+
+const Driver &driverFor(const char *entry) {
+  const char *reason = nullptr;
+  if (const Driver *d = loadDriver(&reason))
+    return *d;
+  fail(entry, std::string("no usable CUDA GPU: ") + reason);
+}
+
+/// The primary context of each device, retained on first use and kept for
+/// the life of the process (never destroyed, like the driver: module unloads
+/// run from global destructors).
+CUresult primaryContext(const Driver &d, int device, CUcontext &context) {
+  static auto *contexts = new std::atomic<CUcontext>[d.deviceCount]();
+  static std::mutex mutex;
+  context = contexts[device].load();
+  if (context)
+    return CUDA_SUCCESS;
+  std::lock_guard<std::mutex> lock(mutex);
+  context = contexts[device].load();
+  if (context)
+    return CUDA_SUCCESS;
+  CUdevice handle = 0;
+  if (CUresult result = d.cuDeviceGet(&handle, device))
+    return result;
+  if (CUresult result = d.cuDevicePrimaryCtxRetain(&context, handle))
+    return result;
+  contexts[device].store(context);
+  return CUDA_SUCCESS;
+}
+
+/// Makes the default device's primary context current on this thread
+/// (cheap when it already is: other code on the thread may have changed it).
+CUresult makeCurrent(const Driver &d) {
+  CUcontext wanted = nullptr, current = nullptr;
+  if (CUresult result = primaryContext(d, defaultDevice(), wanted))
+    return result;
+  if (CUresult result = d.cuCtxGetCurrent(&current))
+    return result;
+  return current == wanted ? CUDA_SUCCESS : d.cuCtxSetCurrent(wanted);
+}
+
+/// The driver, ready for `entry` to use on this thread.
+const Driver &enter(const char *entry) {
+  const Driver &d = driverFor(entry);
+  check(d, makeCurrent(d), std::string(entry) + ": making the context current");
+  return d;
+}
+
+CUdeviceptr devicePtr(const void *ptr) {
+  return reinterpret_cast<CUdeviceptr>(ptr);
+}
+
+/// Launch dimensions arrive as intptr_t; the driver takes unsigned.
+/// Returns false for an empty launch (a zero dimension).
+bool launchDims(const char *entry, const char *what, const intptr_t dims[3],
+                unsigned out[3]) {
+  bool empty = false;
+  for (int i = 0; i < 3; ++i) {
+    if (dims[i] < 0 || uint64_t(dims[i]) > 0xffffffffu)
+      fail(entry, std::string(what) + " size " + std::to_string(dims[0]) + "x" +
+                      std::to_string(dims[1]) + "x" + std::to_string(dims[2]) +
+                      " out of range [0, 2^32)");
+    out[i] = unsigned(dims[i]);
+    empty = empty || dims[i] == 0;
+  }
+  return !empty;
+}
+
+std::string dimsString(const unsigned dims[3]) {
+  return std::to_string(dims[0]) + "x" + std::to_string(dims[1]) + "x" +
+         std::to_string(dims[2]);
+}
+
+/// Allows `smem` bytes of dynamic shared memory for `function`: above the
+/// default 48 KiB a kernel has to opt in, up to the device's limit.
+void allowSharedMemory(const Driver &d, const char *entry, CUfunction function,
+                       int32_t smem) {
+  if (smem < 0)
+    fail(entry, "negative dynamic shared memory size " + std::to_string(smem));
+  if (smem <= 48 * 1024)
+    return;
+  CUdevice device = 0;
+  int limit = 0;
+  MOE_CU(d, cuDeviceGet, &device, defaultDevice());
+  MOE_CU(d, cuDeviceGetAttribute, &limit,
+         CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device);
+  if (smem > limit)
+    fail(entry, "dynamic shared memory of " + std::to_string(smem) +
+                    " bytes exceeds the device's limit of " +
+                    std::to_string(limit) + " bytes");
+  MOE_CU(d, cuFuncSetAttribute, function,
+         CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem);
+}
+
+/// The ranked memref descriptor that MLIR passes by pointer: allocated and
+/// aligned pointers, offset, then `rank` sizes and `rank` strides.
+struct MemRefView {
+  char *aligned;
+  int64_t offset;
+  const int64_t *sizes; // then the strides
+};
+
+MemRefView viewMemRef(const void *descriptor) {
+  auto *bytes = static_cast<const char *>(descriptor);
+  MemRefView view;
+  std::memcpy(&view.aligned, bytes + sizeof(void *), sizeof(void *));
+  std::memcpy(&view.offset, bytes + 2 * sizeof(void *), sizeof(int64_t));
+  view.sizes = reinterpret_cast<const int64_t *>(bytes + 2 * sizeof(void *) +
+                                                 sizeof(int64_t));
+  return view;
+}
+
+/// The bytes a memref spans from its first element; 0 when it is empty.
+uint64_t memRefSpan(const char *entry, int64_t rank, const MemRefView &view,
+                    int64_t elementSize) {
+  uint64_t lastIndex = 0;
+  for (int64_t i = 0; i < rank; ++i) {
+    int64_t size = view.sizes[i], stride = view.sizes[rank + i];
+    if (size == 0)
+      return 0;
+    if (size < 0 || stride < 0)
+      fail(entry, "memref dimension " + std::to_string(i) + " has size " +
+                      std::to_string(size) + " and stride " +
+                      std::to_string(stride) + ", expected both >= 0");
+    lastIndex += uint64_t(size - 1) * uint64_t(stride);
+  }
+  return (lastIndex + 1) * uint64_t(elementSize);
+}
+
+char *memRefStart(const MemRefView &view, int64_t elementSize) {
+  return view.aligned + view.offset * elementSize;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Modules and launches
+//===----------------------------------------------------------------------===//
+
+/// A cubin or fatbin; `size` is not needed by the driver.
+MOE_CUDA_EXPORT CUmodule mgpuModuleLoad(void *data, size_t size) {
+  const Driver &d = enter("mgpuModuleLoad");
+  CUmodule module = nullptr;
+  MOE_CU(d, cuModuleLoadData, &module, data);
+  return module;
+}
+
+/// NUL-terminated PTX, compiled by the driver at optimization level
+/// `optLevel` (0-4).
+MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
+  const Driver &d = enter("mgpuModuleLoadJIT");
+  static constexpr size_t kLogSize = 8192;
+  std::unique_ptr<char[]> log(new char[kLogSize]());
+  int options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+                   CU_JIT_OPTIMIZATION_LEVEL};
+  intptr_t level = optLevel < 0 ? 0 : optLevel > 4 ? 4 : optLevel;
+  void *values[] = {log.get(), reinterpret_cast<void *>(kLogSize),
+                    reinterpret_cast<void *>(level)};
+  CUmodule module = nullptr;
+  CUresult result = d.cuModuleLoadDataEx(&module, data, 3, options, values);
+  if (result != CUDA_SUCCESS) {
+    log[kLogSize - 1] = '\0';
+    std::string why = describeError(d, result);
+    if (log[0])
+      why += "\n" + std::string(log.get());
+    fail("cuModuleLoadDataEx", why);
+  }
+  return module;
+}
+
+/// Runs from global destructors too, possibly after the driver shut down.
+MOE_CUDA_EXPORT void mgpuModuleUnload(CUmodule module) {
+  if (!module)
+    return;
+  const Driver &d = driverFor("mgpuModuleUnload");
+  CUresult result = makeCurrent(d);
+  if (result == CUDA_SUCCESS)
+    result = d.cuModuleUnload(module);
+  if (result != CUDA_ERROR_DEINITIALIZED)
+    check(d, result, "cuModuleUnload");
+}
+
+MOE_CUDA_EXPORT CUfunction mgpuModuleGetFunction(CUmodule module,
+                                                 const char *name) {
+  const Driver &d = enter("mgpuModuleGetFunction");
+  CUfunction function = nullptr;
+  check(d, d.cuModuleGetFunction(&function, module, name),
+        std::string("cuModuleGetFunction(\"") + (name ? name : "") + "\")");
+  return function;
+}
+
+MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
+                                      intptr_t gridY, intptr_t gridZ,
+                                      intptr_t blockX, intptr_t blockY,
+                                      intptr_t blockZ, int32_t smem,
+                                      CUstream stream, void **params,
+                                      void **extra, size_t paramsCount) {
+  const char *entry = "mgpuLaunchKernel";
+  const Driver &d = enter(entry);
+  const intptr_t gridIn[3] = {gridX, gridY, gridZ};
+  const intptr_t blockIn[3] = {blockX, blockY, blockZ};
+  unsigned grid[3], block[3];
+  bool gridOk = launchDims(entry, "grid", gridIn, grid);
+  bool blockOk = launchDims(entry, "block", blockIn, block);
+  // No blocks or no threads: nothing to run (an empty batch of tokens).
+  if (!gridOk || !blockOk)
+    return;
+  allowSharedMemory(d, entry, function, smem);
+  check(d,
+        d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0],
+                         block[1], block[2], unsigned(smem), stream, params,
+                         extra),
+        "cuLaunchKernel(grid " + dimsString(grid) + ", block " +
+            dimsString(block) + ")");
+}
+
+/// Thread-block clusters (sm_90+). The grid counts blocks, and is a
+/// multiple of the cluster.
+MOE_CUDA_EXPORT void
+mgpuLaunchClusterKernel(CUfunction function, intptr_t clusterX,
+                        intptr_t clusterY, intptr_t clusterZ, intptr_t gridX,
+                        intptr_t gridY, intptr_t gridZ, intptr_t blockX,
+                        intptr_t blockY, intptr_t blockZ, int32_t smem,
+                        CUstream stream, void **params, void **extra) {
+  const char *entry = "mgpuLaunchClusterKernel";
+  const Driver &d = enter(entry);
+  const intptr_t clusterIn[3] = {clusterX, clusterY, clusterZ};
+  const intptr_t gridIn[3] = {gridX, gridY, gridZ};
+  const intptr_t blockIn[3] = {blockX, blockY, blockZ};
+  unsigned cluster[3], grid[3], block[3];
+  if (!launchDims(entry, "cluster", clusterIn, cluster))
+    fail(entry, "empty cluster " + dimsString(cluster));
+  bool gridOk = launchDims(entry, "grid", gridIn, grid);
+  bool blockOk = launchDims(entry, "block", blockIn, block);
+  if (!gridOk || !blockOk)
+    return;
+  for (int i = 0; i < 3; ++i)
+    if (grid[i] % cluster[i] != 0)
+      fail(entry, "grid " + dimsString(grid) +
+                      " is not a multiple of cluster " + dimsString(cluster));
+  allowSharedMemory(d, entry, function, smem);
+  // Up to 8 blocks is the portable cluster size; beyond, the kernel opts in.
+  if (uint64_t(cluster[0]) * cluster[1] * cluster[2] > 8)
+    MOE_CU(d, cuFuncSetAttribute, function,
+           CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
+
+  CUlaunchAttribute attributes[2] = {};
+  attributes[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+  attributes[0].value.clusterDim = {cluster[0], cluster[1], cluster[2]};
+  attributes[1].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE;
+  attributes[1].value.clusterSchedulingPolicyPreference =
+      CU_CLUSTER_SCHEDULING_POLICY_SPREAD;
+  CUlaunchConfig config = {};
+  config.gridDimX = grid[0];
+  config.gridDimY = grid[1];
+  config.gridDimZ = grid[2];
+  config.blockDimX = block[0];
+  config.blockDimY = block[1];
+  config.blockDimZ = block[2];
+  config.sharedMemBytes = unsigned(smem);
+  config.hStream = stream;
+  config.attrs = attributes;
+  config.numAttrs = 2;
+  check(d, d.cuLaunchKernelEx(&config, function, params, extra),
+        "cuLaunchKernelEx(cluster " + dimsString(cluster) + ", grid " +
+            dimsString(grid) + ", block " + dimsString(block) + ")");
+}
+
+//===----------------------------------------------------------------------===//
+// Streams and events
+//===----------------------------------------------------------------------===//
+
+MOE_CUDA_EXPORT CUstream mgpuStreamCreate(void) {
+  const Driver &d = enter("mgpuStreamCreate");
+  CUstream stream = nullptr;
+  MOE_CU(d, cuStreamCreate, &stream, CU_STREAM_NON_BLOCKING);
+  return stream;
+}
+
+MOE_CUDA_EXPORT void mgpuStreamDestroy(CUstream stream) {
+  const Driver &d = enter("mgpuStreamDestroy");
+  MOE_CU(d, cuStreamDestroy, stream);
+}
+
+MOE_CUDA_EXPORT void mgpuStreamSynchronize(CUstream stream) {
+  const Driver &d = enter("mgpuStreamSynchronize");
+  MOE_CU(d, cuStreamSynchronize, stream);
+}
+
+MOE_CUDA_EXPORT void mgpuStreamWaitEvent(CUstream stream, CUevent event) {
+  const Driver &d = enter("mgpuStreamWaitEvent");
+  MOE_CU(d, cuStreamWaitEvent, stream, event, 0);
+}
+
+MOE_CUDA_EXPORT CUevent mgpuEventCreate(void) {
+  const Driver &d = enter("mgpuEventCreate");
+  CUevent event = nullptr;
+  MOE_CU(d, cuEventCreate, &event, CU_EVENT_DISABLE_TIMING);
+  return event;
+}
+
+MOE_CUDA_EXPORT void mgpuEventDestroy(CUevent event) {
+  const Driver &d = enter("mgpuEventDestroy");
+  MOE_CU(d, cuEventDestroy, event);
+}
+
+MOE_CUDA_EXPORT void mgpuEventSynchronize(CUevent event) {
+  const Driver &d = enter("mgpuEventSynchronize");
+  MOE_CU(d, cuEventSynchronize, event);
+}
+
+MOE_CUDA_EXPORT void mgpuEventRecord(CUevent event, CUstream stream) {
+  const Driver &d = enter("mgpuEventRecord");
+  MOE_CU(d, cuEventRecord, event, stream);
+}
+
+//===----------------------------------------------------------------------===//
+// Memory
+//===----------------------------------------------------------------------===//
+
+/// Device memory, or managed memory that the host can use as well when
+/// `isHostShared` (gpu.alloc host_shared). Allocation is immediate, so any
+/// stream may use the memory.
+MOE_CUDA_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream,
+                                   int8_t isHostShared) {
+  const Driver &d = enter("mgpuMemAlloc");
+  if (sizeBytes == 0)
+    return nullptr;
+  CUdeviceptr ptr = 0;
+  std::string call =
+      std::string(isHostShared ? "cuMemAllocManaged" : "cuMemAlloc") + "(" +
+      std::to_string(sizeBytes) + " bytes)";
+  check(d,
+        isHostShared
+            ? d.cuMemAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL)
+            : d.cuMemAlloc(&ptr, sizeBytes),
+        call);
+  return reinterpret_cast<void *>(ptr);
+}
+
+/// Work queued on `stream` may still use the memory: it finishes first.
+MOE_CUDA_EXPORT void mgpuMemFree(void *ptr, CUstream stream) {
+  if (!ptr)
+    return;
+  const Driver &d = enter("mgpuMemFree");
+  if (stream)
+    MOE_CU(d, cuStreamSynchronize, stream);
+  MOE_CU(d, cuMemFree, devicePtr(ptr));
+}
+
+MOE_CUDA_EXPORT void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,
+                                CUstream stream) {
+  const Driver &d = enter("mgpuMemcpy");
+  if (sizeBytes == 0)
+    return;
+  MOE_CU(d, cuMemcpyAsync, devicePtr(dst), devicePtr(src), sizeBytes, stream);
+}
+
+/// `count` is in elements (32-bit here, 16-bit below), not bytes.
+MOE_CUDA_EXPORT void mgpuMemset32(void *dst, uint32_t value, size_t count,
+                                  CUstream stream) {
+  const Driver &d = enter("mgpuMemset32");
+  if (count == 0)
+    return;
+  MOE_CU(d, cuMemsetD32Async, devicePtr(dst), value, count, stream);
+}
+
+MOE_CUDA_EXPORT void mgpuMemset16(void *dst, uint16_t value, size_t count,
+                                  CUstream stream) {
+  const Driver &d = enter("mgpuMemset16");
+  if (count == 0)
+    return;
+  MOE_CU(d, cuMemsetD16Async, devicePtr(dst), value, count, stream);
+}
+
+/// Page-locks host memory so that copies from and to it run asynchronously.
+MOE_CUDA_EXPORT void mgpuMemHostRegister(void *ptr, uint64_t sizeBytes) {
+  const Driver &d = enter("mgpuMemHostRegister");
+  if (sizeBytes == 0)
+    return;
+  MOE_CU(d, cuMemHostRegister, ptr, sizeBytes, 0);
+}
+
+MOE_CUDA_EXPORT void mgpuMemHostUnregister(void *ptr) {
+  const Driver &d = enter("mgpuMemHostUnregister");
+  MOE_CU(d, cuMemHostUnregister, ptr);
+}
+
+/// gpu.host_register: `descriptor` points to a ranked memref descriptor.
+/// The whole span the memref addresses is registered, strided or not.
+MOE_CUDA_EXPORT void mgpuMemHostRegisterMemRef(int64_t rank, void *descriptor,
+                                               int64_t elementSizeBytes) {
+  MemRefView view = viewMemRef(descriptor);
+  uint64_t span =
+      memRefSpan("mgpuMemHostRegisterMemRef", rank, view, elementSizeBytes);
+  if (span != 0)
+    mgpuMemHostRegister(memRefStart(view, elementSizeBytes), span);
+}
+
+MOE_CUDA_EXPORT void mgpuMemHostUnregisterMemRef(int64_t rank, void *descriptor,
+                                                 int64_t elementSizeBytes) {
+  MemRefView view = viewMemRef(descriptor);
+  if (memRefSpan("mgpuMemHostUnregisterMemRef", rank, view, elementSizeBytes) !=
+      0)
+    mgpuMemHostUnregister(memRefStart(view, elementSizeBytes));
+}
+
+//===----------------------------------------------------------------------===//
+// Devices and TMA descriptors
+//===----------------------------------------------------------------------===//
+
+/// Chooses the device of later calls, for every thread. Set it before the
+/// first module loads: a module belongs to the device it was loaded on.
+MOE_CUDA_EXPORT void mgpuSetDefaultDevice(int32_t device) {
+  const Driver &d = driverFor("mgpuSetDefaultDevice");
+  if (device < 0 || device >= d.deviceCount)
+    fail("mgpuSetDefaultDevice", "device " + std::to_string(device) +
+                                     " out of range [0, " +
+                                     std::to_string(d.deviceCount) + ")");
+  setDefaultDevice(device);
+}
+
+/// nvgpu.tma.create.descriptor: encodes a tiled TMA descriptor for a
+/// row-major memref of `rank` dimensions with box `boxDims` (outermost
+/// first), copies it to device memory and returns that copy (it lives as
+/// long as the process). The enum arguments carry the driver's values.
+MOE_CUDA_EXPORT void *mgpuTensorMapEncodeTiledMemref(
+    int64_t rank, void *descriptor, int64_t dataType, int64_t interleave,
+    int64_t swizzle, int64_t l2Promotion, int64_t oobFill, int64_t *boxDims) {
+  const char *entry = "mgpuTensorMapEncodeTiledMemref";
+  const Driver &d = enter(entry);
+  // Bytes per element of CU_TENSOR_MAP_DATA_TYPE_UINT8 ... _TFLOAT32_FTZ.
+  static const int kElementSize[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4};
+  constexpr int64_t kNumTypes = sizeof(kElementSize) / sizeof(int);
+  if (rank < 1 || rank > 5)
+    fail(entry, "rank " + std::to_string(rank) + ", expected 1 to 5");
+  if (dataType < 0 || dataType >= kNumTypes)
+    fail(entry, "data type " + std::to_string(dataType) + ", expected 0 to " +
+                    std::to_string(kNumTypes - 1));
+  int64_t elementSize = kElementSize[dataType];
+  MemRefView view = viewMemRef(descriptor);
+
+  // The driver lists dimensions innermost first, and the strides of all
+  // but the innermost in bytes.
+  uint64_t globalDim[5] = {}, globalStrides[4] = {};
+  uint32_t box[5] = {}, elementStrides[5] = {};
+  for (int64_t i = 0; i < rank; ++i) {
+    int64_t dim = rank - 1 - i;
+    globalDim[i] = uint64_t(view.sizes[dim]);
+    box[i] = uint32_t(boxDims[dim]);
+    elementStrides[i] = 1;
+    if (i > 0)
+      globalStrides[i - 1] = uint64_t(view.sizes[rank + dim] * elementSize);
+  }
+  CUtensorMap map;
+  check(d,
+        d.cuTensorMapEncodeTiled(
+            &map, int(dataType), uint32_t(rank), memRefStart(view, elementSize),
+            globalDim, globalStrides, box, elementStrides, int(interleave),
+            int(swizzle), int(l2Promotion), int(oobFill)),
+        "cuTensorMapEncodeTiled");
+  CUdeviceptr copy = 0;
+  MOE_CU(d, cuMemAlloc, &copy, sizeof(map));
+  MOE_CU(d, cuMemcpyHtoD, copy, &map, sizeof(map));
+  return reinterpret_cast<void *>(copy);
+}

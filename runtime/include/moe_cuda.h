@@ -1,0 +1,65 @@
+/*===-- moe_cuda.h - is there a usable CUDA GPU, and which --------*- C -*-===*\
+|*                                                                            *|
+|* Part of the moe-mlir project, under the Apache License v2.0 with LLVM      *|
+|* Exceptions. See LICENSE for license information.                           *|
+|* SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception                    *|
+|*                                                                            *|
+|*===----------------------------------------------------------------------===*|
+|*                                                                            *|
+|* libmoe_cuda_runtime implements the mgpu* functions that code compiled by   *|
+|* MLIR's GPU pipeline calls. It opens the CUDA driver (libcuda.so.1) when    *|
+|* first needed, so a program linked with it starts on any machine. These    *|
+|* functions ask, without ever aborting, whether the driver and a GPU are     *|
+|* there; the mgpu* functions abort with a one-line message when they are    *|
+|* not.                                                                       *|
+|*                                                                            *|
+\*===----------------------------------------------------------------------===*/
+
+#ifndef MOE_CUDA_H
+#define MOE_CUDA_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when the CUDA driver (CUDA 12.0 or newer) loads and sees at least one
+ * device; otherwise 0, and *reason (when reason is not NULL) says why, e.g.
+ * "libcuda.so.1 not found: ...", "no CUDA device" or "driver too old: needs
+ * CUDA 12.0+, has 11.8". On success *reason is "". The answer is computed
+ * once per process; the string lives as long as the process. */
+int moe_cuda_available(const char **reason);
+
+/* The number of devices the driver sees; 0 without a usable driver. */
+int moe_cuda_device_count(void);
+
+typedef struct moe_cuda_device_props {
+  char name[256];
+  int compute_capability_major; /* 9 and 0 for sm_90 */
+  int compute_capability_minor;
+  int multiprocessor_count;
+  int max_threads_per_block;
+  int warp_size;
+  int max_shared_memory_per_block; /* bytes, with the kernel's opt-in */
+  int l2_cache_bytes;
+  uint64_t total_memory_bytes;
+  int driver_version; /* the CUDA version the driver supports: 12040 = 12.4 */
+} moe_cuda_device_props;
+
+/* Fills *info for device `device` (0 <= device < moe_cuda_device_count()).
+ * Returns 1, or 0 (leaving *info zeroed) without a usable driver, for a bad
+ * ordinal or a NULL info. */
+int moe_cuda_device_info(int device, moe_cuda_device_props *info);
+
+/* Writes the name of the device that the mgpu* functions use (device 0
+ * unless mgpuSetDefaultDevice chose another) into buf, NUL-terminated and
+ * cut to len bytes. Returns 1, or 0 (buf empty when len > 0) without a
+ * usable GPU, with a NULL buf or with len <= 0. */
+int moe_cuda_device_name(char *buf, int len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOE_CUDA_H */

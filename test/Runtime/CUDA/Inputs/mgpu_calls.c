@@ -1,0 +1,185 @@
+/*===- mgpu_calls.c - calls the mgpu* functions as MLIR's code does -------===*\
+|*                                                                            *|
+|* Part of the moe-mlir project, under the Apache License v2.0 with LLVM      *|
+|* Exceptions. See LICENSE for license information.                           *|
+|* SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception                    *|
+|*                                                                            *|
+|*===----------------------------------------------------------------------===*|
+|*                                                                            *|
+|* The prototypes spell the LLVM types MLIR 22 declares the functions with    *|
+|* (ptr, i64 for index, i32, i16, i8). argv[1] picks a scenario; the fake     *|
+|* driver logs what reaches it.                                               *|
+|*                                                                            *|
+\*===----------------------------------------------------------------------===*/
+
+#include "moe_cuda.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+void *mgpuModuleLoad(void *data, int64_t size);
+void *mgpuModuleLoadJIT(void *data, int32_t optLevel);
+void mgpuModuleUnload(void *module);
+void *mgpuModuleGetFunction(void *module, void *name);
+void mgpuLaunchKernel(void *f, int64_t gx, int64_t gy, int64_t gz, int64_t bx,
+                      int64_t by, int64_t bz, int32_t smem, void *stream,
+                      void *params, void *extra, int64_t nparams);
+void mgpuLaunchClusterKernel(void *f, int64_t cx, int64_t cy, int64_t cz,
+                             int64_t gx, int64_t gy, int64_t gz, int64_t bx,
+                             int64_t by, int64_t bz, int32_t smem, void *stream,
+                             void *params, void *extra);
+void *mgpuStreamCreate(void);
+void mgpuStreamDestroy(void *stream);
+void mgpuStreamSynchronize(void *stream);
+void mgpuStreamWaitEvent(void *stream, void *event);
+void *mgpuEventCreate(void);
+void mgpuEventDestroy(void *event);
+void mgpuEventSynchronize(void *event);
+void mgpuEventRecord(void *event, void *stream);
+void *mgpuMemAlloc(int64_t size, void *stream, int8_t hostShared);
+void mgpuMemFree(void *ptr, void *stream);
+void mgpuMemcpy(void *dst, void *src, int64_t size, void *stream);
+void mgpuMemset32(void *dst, int32_t value, int64_t count, void *stream);
+void mgpuMemset16(void *dst, int16_t value, int64_t count, void *stream);
+void mgpuMemHostRegisterMemRef(int64_t rank, void *descriptor,
+                               int64_t elementSize);
+void mgpuMemHostUnregisterMemRef(int64_t rank, void *descriptor,
+                                 int64_t elementSize);
+void mgpuSetDefaultDevice(int32_t device);
+void *mgpuTensorMapEncodeTiledMemref(int64_t rank, void *descriptor,
+                                     int64_t type, int64_t interleave,
+                                     int64_t swizzle, int64_t l2, int64_t oob,
+                                     void *box);
+
+/* A rank-2 memref descriptor, as MLIR lays it out. */
+typedef struct {
+  void *allocated, *aligned;
+  int64_t offset, sizes[2], strides[2];
+} MemRef2;
+
+static const char kPtx[] = "//\n.version 8.0\n.target sm_90\n"
+                           ".visible .entry scale(\n.param .u64 p\n)\n{\n}\n";
+
+static void info(void) {
+  const char *reason = NULL;
+  int available = moe_cuda_available(&reason);
+  printf("available %d, reason \"%s\", devices %d\n", available, reason,
+         moe_cuda_device_count());
+  char name[8];
+  int named = moe_cuda_device_name(name, sizeof(name));
+  printf("name %d \"%s\"\n", named, name);
+  moe_cuda_device_props props;
+  int ok = moe_cuda_device_info(0, &props);
+  printf("info %d: sm_%d%d, %d SMs, %llu GiB, driver %d\n", ok,
+         props.compute_capability_major, props.compute_capability_minor,
+         props.multiprocessor_count,
+         (unsigned long long)(props.total_memory_bytes >> 30),
+         props.driver_version);
+  printf("info(7) %d, info(-1) %d, info(NULL) %d\n",
+         moe_cuda_device_info(7, &props), moe_cuda_device_info(-1, &props),
+         moe_cuda_device_info(0, NULL));
+}
+
+/* What the host code of a lowered function does, in order. */
+static void sequence(void) {
+  void *module = mgpuModuleLoadJIT((void *)kPtx, 3);
+  void *function = mgpuModuleGetFunction(module, "scale");
+  void *stream = mgpuStreamCreate();
+
+  float *device = mgpuMemAlloc(4 * sizeof(float), stream, 0);
+  mgpuMemset32(device, 0x3fc00000, 4, stream); /* 1.5f */
+  uint16_t *half = mgpuMemAlloc(3 * sizeof(uint16_t), stream, 0);
+  mgpuMemset16(half, (int16_t)0x3c00, 3, stream);
+
+  void *arg = device;
+  void *params[] = {&arg};
+  mgpuLaunchKernel(function, 2, 3, 4, 32, 1, 1, 0, stream, params, NULL, 1);
+  printf("-- large shared memory\n");
+  mgpuLaunchKernel(function, 1, 1, 1, 1, 1, 1, 100000, stream, params, NULL, 1);
+  printf("-- empty grid\n");
+  mgpuLaunchKernel(function, 0, 1, 1, 32, 1, 1, 0, stream, params, NULL, 1);
+  printf("-- cluster\n");
+  mgpuLaunchClusterKernel(function, 2, 1, 1, 4, 1, 1, 128, 1, 1, 0, stream,
+                          params, NULL);
+  mgpuLaunchClusterKernel(function, 4, 4, 1, 8, 4, 1, 64, 1, 1, 0, stream,
+                          params, NULL);
+
+  printf("-- events\n");
+  void *other = mgpuStreamCreate();
+  void *event = mgpuEventCreate();
+  mgpuEventRecord(event, other);
+  mgpuStreamWaitEvent(stream, event);
+  mgpuEventSynchronize(event);
+  mgpuEventDestroy(event);
+  mgpuStreamDestroy(other);
+
+  printf("-- copy back\n");
+  float host[4] = {0};
+  uint16_t hostHalf[3] = {0};
+  mgpuMemcpy(host, device, sizeof(host), stream);
+  mgpuMemcpy(hostHalf, half, sizeof(hostHalf), stream);
+  mgpuStreamSynchronize(stream);
+  printf("floats %g %g %g %g, halves 0x%x 0x%x 0x%x\n", host[0], host[1],
+         host[2], host[3], hostHalf[0], hostHalf[1], hostHalf[2]);
+
+  printf("-- host register\n");
+  float matrix[2][4];
+  MemRef2 view = {matrix, matrix, 1, {2, 3}, {4, 1}};
+  mgpuMemHostRegisterMemRef(2, &view, sizeof(float));
+  mgpuMemHostUnregisterMemRef(2, &view, sizeof(float));
+  MemRef2 empty = {matrix, matrix, 0, {0, 3}, {3, 1}};
+  mgpuMemHostRegisterMemRef(2, &empty, sizeof(float));
+
+  printf("-- tma\n");
+  static uint16_t tile[64][128];
+  MemRef2 tensor = {tile, tile, 0, {64, 128}, {128, 1}};
+  int64_t box[2] = {64, 32};
+  void *map = mgpuTensorMapEncodeTiledMemref(2, &tensor, 6, 0, 3, 0, 0, box);
+  printf("map %s\n", map ? "on the device" : "null");
+
+  printf("-- managed\n");
+  void *shared = mgpuMemAlloc(64, NULL, 1);
+  mgpuMemFree(shared, NULL);
+  printf("zero bytes: %s\n", mgpuMemAlloc(0, stream, 0) ? "memory" : "null");
+
+  printf("-- teardown\n");
+  mgpuMemFree(half, stream);
+  mgpuMemFree(device, stream);
+  mgpuStreamDestroy(stream);
+  mgpuModuleUnload(module);
+  printf("done\n");
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "";
+  if (!strcmp(mode, "info")) {
+    info();
+  } else if (!strcmp(mode, "sequence")) {
+    sequence();
+  } else if (!strcmp(mode, "cubin")) {
+    static const char elf[] = "\177ELF....";
+    mgpuModuleUnload(mgpuModuleLoad((void *)elf, sizeof(elf)));
+  } else if (!strcmp(mode, "missing-kernel")) {
+    mgpuModuleGetFunction(mgpuModuleLoadJIT((void *)kPtx, 2), "absent");
+  } else if (!strcmp(mode, "alloc")) {
+    mgpuMemAlloc(1 << 20, NULL, 0);
+  } else if (!strcmp(mode, "too-much-shared-memory")) {
+    mgpuLaunchKernel(
+        mgpuModuleGetFunction(mgpuModuleLoadJIT((void *)kPtx, 2), "scale"), 1,
+        1, 1, 1, 1, 1, 300000, NULL, NULL, NULL, 0);
+  } else if (!strcmp(mode, "bad-grid")) {
+    mgpuLaunchKernel(NULL, 1, -2, 1, 1, 1, 1, 0, NULL, NULL, NULL, 0);
+  } else if (!strcmp(mode, "bad-cluster")) {
+    mgpuLaunchClusterKernel(NULL, 2, 1, 1, 3, 1, 1, 1, 1, 1, 0, NULL, NULL,
+                            NULL);
+  } else if (!strcmp(mode, "device")) {
+    mgpuSetDefaultDevice(1);
+    mgpuStreamDestroy(mgpuStreamCreate());
+    mgpuSetDefaultDevice(5);
+  } else {
+    fprintf(stderr, "unknown scenario '%s'\n", mode);
+    return 2;
+  }
+  return 0;
+}
