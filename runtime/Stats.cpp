@@ -18,39 +18,9 @@
 using namespace moe::rt;
 namespace json = llvm::json;
 
-LoadMetrics moe::rt::computeMetrics(const Counters &c) {
-  LoadMetrics m;
-  size_t numExperts = c.assignments.size();
-  double total = 0, dropped = 0, squares = 0, maxLoad = 0;
-  for (size_t e = 0; e < numExperts; ++e) {
-    double load = static_cast<double>(c.assignments[e]);
-    total += load;
-    dropped += static_cast<double>(c.dropped[e]);
-    squares += load * load;
-    maxLoad = std::max(maxLoad, load);
-  }
-  if (total <= 0)
-    return m;
-  double experts = static_cast<double>(numExperts);
-  m.meanExpertsPerToken =
-      c.tokens > 0 ? total / static_cast<double>(c.tokens) : 0;
-  m.meanLoad = total / experts;
-  m.maxLoad = maxLoad;
-  m.maxLoadRatio = maxLoad / m.meanLoad;
-  double variance = 0, entropy = 0;
-  for (size_t e = 0; e < numExperts; ++e) {
-    double load = static_cast<double>(c.assignments[e]);
-    variance += (load - m.meanLoad) * (load - m.meanLoad);
-    if (load > 0) {
-      double p = load / total;
-      entropy -= p * std::log(p);
-    }
-  }
-  m.loadCV = std::sqrt(variance / experts) / m.meanLoad;
-  m.normalizedEntropy = numExperts > 1 ? entropy / std::log(experts) : 1.0;
-  m.jainFairness = total * total / (experts * squares);
-  m.dropRate = dropped / total;
-  return m;
+LoadMetrics moe::rt::computeMetrics(const Counters &counters) {
+  return computeMetrics(counters.assignments, counters.dropped,
+                        counters.tokens);
 }
 
 std::vector<LayerStats> moe::rt::snapshotStats(const Model &model) {

@@ -15,25 +15,13 @@
 #ifndef MOE_RUNTIME_STATS_H
 #define MOE_RUNTIME_STATS_H
 
+#include "LoadMetrics.h"
 #include "Model.h"
 
 #include <string>
 #include <vector>
 
 namespace moe::rt {
-
-/// The derived metrics of docs/monitoring.md ("Metrics"); all 0 when the
-/// layer has no assignments.
-struct LoadMetrics {
-  double meanExpertsPerToken = 0;
-  double meanLoad = 0;
-  double maxLoad = 0;
-  double maxLoadRatio = 0;
-  double loadCV = 0;
-  double normalizedEntropy = 0;
-  double jainFairness = 0;
-  double dropRate = 0;
-};
 
 LoadMetrics computeMetrics(const Counters &counters);
 

@@ -22,6 +22,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "LoadMetrics.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringMap.h"
@@ -644,16 +646,7 @@ buildSeries(const std::vector<Snapshot> &snapshots) {
 // Metrics (docs/monitoring.md, "Metrics")
 //===----------------------------------------------------------------------===//
 
-namespace {
-struct Metrics {
-  double meanExpertsPerToken = 0;
-  double maxLoadRatio = 0;
-  double loadCv = 0;
-  double normalizedEntropy = 0;
-  double jainFairness = 0;
-  double dropRate = 0;
-};
-} // namespace
+using Metrics = ::moe::rt::LoadMetrics;
 
 static double sum(const std::vector<int64_t> &values) {
   double total = 0;
@@ -662,40 +655,9 @@ static double sum(const std::vector<int64_t> &values) {
   return total;
 }
 
-/// max_load / mean_load, 0 without assignments.
-static double maxLoadRatio(const std::vector<int64_t> &loads) {
-  double total = sum(loads);
-  if (total == 0)
-    return 0;
-  double maxLoad = static_cast<double>(*llvm::max_element(loads));
-  return maxLoad / (total / static_cast<double>(loads.size()));
-}
-
 static Metrics computeMetrics(const LayerCounts &counts) {
-  Metrics metrics;
-  const std::vector<int64_t> &loads = counts.assignments;
-  double experts = static_cast<double>(loads.size());
-  double total = sum(loads);
-  if (total == 0)
-    return metrics;
-  double mean = total / experts;
-  double squares = 0, deviations = 0, entropy = 0;
-  for (int64_t load : loads) {
-    double value = static_cast<double>(load);
-    squares += value * value;
-    deviations += (value - mean) * (value - mean);
-    if (load > 0)
-      entropy -= value / total * std::log(value / total);
-  }
-  if (counts.tokens > 0)
-    metrics.meanExpertsPerToken = total / static_cast<double>(counts.tokens);
-  metrics.maxLoadRatio = maxLoadRatio(loads);
-  metrics.loadCv = std::sqrt(deviations / experts) / mean;
-  metrics.normalizedEntropy =
-      loads.size() == 1 ? 1.0 : entropy / std::log(experts);
-  metrics.jainFairness = total * total / (experts * squares);
-  metrics.dropRate = sum(counts.dropped) / total;
-  return metrics;
+  return ::moe::rt::computeMetrics(counts.assignments, counts.dropped,
+                                   counts.tokens);
 }
 
 //===----------------------------------------------------------------------===//
@@ -886,7 +848,7 @@ void PageWriter::writeSummary() {
        << escape(layer.name()) << "</td><td>" << layer.series->numExperts
        << "</td><td>" << layer.last().calls << "</td><td>"
        << layer.last().tokens << "</td>";
-    for (double value : {m.meanExpertsPerToken, m.maxLoadRatio, m.loadCv,
+    for (double value : {m.meanExpertsPerToken, m.maxLoadRatio, m.loadCV,
                          m.normalizedEntropy, m.jainFairness, m.dropRate})
       os << "<td>" << fixed4(value) << "</td>";
     os << "</tr>\n";
@@ -1137,12 +1099,13 @@ buildReports(const std::vector<LayerSeries> &series) {
     LayerReport &report = reports.emplace_back();
     report.series = &layer;
     report.metrics = computeMetrics(layer.counts.back());
-    std::vector<int64_t> delta(layer.numExperts);
+    std::vector<int64_t> delta(layer.numExperts), noDrops(layer.numExperts);
     for (size_t s = 0; s < layer.counts.size(); ++s) {
       for (int64_t e = 0; e < layer.numExperts; ++e)
         delta[e] = layer.counts[s].assignments[e] -
                    (s ? layer.counts[s - 1].assignments[e] : 0);
-      report.intervalRatio.push_back(maxLoadRatio(delta));
+      report.intervalRatio.push_back(
+          ::moe::rt::computeMetrics(delta, noDrops, 0).maxLoadRatio);
     }
   }
   return reports;
