@@ -77,6 +77,10 @@ llvm::cl::opt<bool> quick("quick",
                                          "repeats (a smoke run)"));
 llvm::cl::opt<bool> skipReference(
     "skip-reference", llvm::cl::desc("Do not time the reference lowering"));
+llvm::cl::opt<bool> overheadOnly(
+    "stats-overhead-only",
+    llvm::cl::desc("Only measure what statistics cost (no peers, no "
+                   "reference)"));
 llvm::cl::opt<std::string> only("only",
                                 llvm::cl::desc("Only rows whose label "
                                                "contains this string"));
@@ -590,31 +594,73 @@ std::string isaFlags() {
 //===----------------------------------------------------------------------===//
 
 /// Overhead of statistics: the layer with and without them, calls
-/// interleaved (the order alternating) so that drift hits both alike.
+/// interleaved (the order rotating) so that drift hits all alike. The
+/// calls are warm: what statistics cost does not depend on where the
+/// weights are, and a warm layer is faster, so the ratio is an upper bound
+/// of the cold one with far less noise.
 struct OverheadRow {
   std::string label;
   int64_t tokens;
-  double off, on, coactivation;
+  double off, on, coactivation; // median ms
+  double onRatio, coactivationRatio; // medians of the paired ratios
+  double recordUs, coactivationUs; // the runtime calls alone
 };
 
-std::vector<double> pairedTimes(Evictor &evict,
-                                std::vector<std::function<void()>> calls,
-                                int pairs) {
-  std::vector<std::vector<double>> times(calls.size());
+/// Median times of `calls`, and the median ratio of each call's time to
+/// the first's in the same round.
+std::pair<std::vector<double>, std::vector<double>>
+pairedTimes(std::vector<std::function<void()>> calls, int rounds) {
+  std::vector<std::vector<double>> times(calls.size()), ratios(calls.size());
   for (auto &call : calls)
     call();
-  for (int i = 0; i < pairs; ++i)
+  for (int i = 0; i < rounds; ++i) {
+    std::vector<double> round(calls.size());
     for (size_t j = 0; j < calls.size(); ++j) {
-      size_t which = i % 2 ? calls.size() - 1 - j : j;
-      evict();
+      // Rotated, so that no call follows itself (it would find its
+      // weights in cache) and every call follows each other one as often.
+      size_t which = (i + j) % calls.size();
       double t0 = now();
       calls[which]();
-      times[which].push_back((now() - t0) * 1e3);
+      round[which] = (now() - t0) * 1e3;
     }
-  std::vector<double> medians;
-  for (auto &t : times)
-    medians.push_back(median(t));
-  return medians;
+    for (size_t j = 0; j < calls.size(); ++j) {
+      times[j].push_back(round[j]);
+      ratios[j].push_back(round[j] / round[0]);
+    }
+  }
+  std::vector<double> medians, medianRatios;
+  for (size_t j = 0; j < calls.size(); ++j) {
+    medians.push_back(median(times[j]));
+    medianRatios.push_back(median(ratios[j]));
+  }
+  return {medians, medianRatios};
+}
+
+/// Microseconds per call of what the generated code calls to record one
+/// layer call of `tokens` tokens with `k` slots over `experts` experts.
+std::pair<double, double> recordCost(int64_t experts, int64_t tokens,
+                                     int64_t k) {
+  ::moe::rt::Manifest manifest;
+  manifest.stats.push_back({0, "layer", experts});
+  auto model = ::moe::rt::Model::load(manifest, "");
+  if (!model) {
+    llvm::consumeError(model.takeError());
+    return {-1, -1};
+  }
+  std::vector<int64_t> counts(experts, 1), dropped(experts, 0);
+  std::vector<int32_t> ids(tokens * k);
+  for (int64_t i = 0; i < tokens * k; ++i)
+    ids[i] = static_cast<int32_t>((i * 7 + i / k) % experts);
+  const int reps = 2000;
+  double t0 = now();
+  for (int i = 0; i < reps; ++i)
+    (*model)->record(0, counts.data(), 1, dropped.data(), 1, tokens);
+  double record = (now() - t0) / reps * 1e6;
+  t0 = now();
+  for (int i = 0; i < reps; ++i)
+    (*model)->recordCoactivation(0, ids.data(), tokens, k, k, 1);
+  double pairs = (now() - t0) / reps * 1e6;
+  return {record, pairs};
 }
 
 struct Row {
@@ -717,16 +763,22 @@ int main(int argc, char **argv) {
     llvm::sys::fs::create_directories(shapeDir);
     auto fast = CompiledLayer::create(ctx, layer, shapeDir, false, false);
     auto fastBF16 = CompiledLayer::create(ctx, layer, shapeDir, true, false);
+    // The three variants of the overhead measurement are compiled (and
+    // their weights packed) together, so that they differ only by what
+    // they record.
     auto noStats = CompiledLayer::create(ctx, layer, shapeDir, false, false,
                                          CompiledLayer::Stats::Off);
+    auto withStats = CompiledLayer::create(ctx, layer, shapeDir, false, false,
+                                           CompiledLayer::Stats::On);
     auto coactivation = CompiledLayer::create(
         ctx, layer, shapeDir, false, false, CompiledLayer::Stats::Coactivation);
-    if (!noStats || !coactivation)
+    if (!noStats || !withStats || !coactivation)
       return 1;
     std::unique_ptr<CompiledLayer> ref;
-    if (!skipReference)
+    bool timeReference = !skipReference && !overheadOnly;
+    if (timeReference)
       ref = CompiledLayer::create(ctx, layer, shapeDir, false, true);
-    if (!fast || !fastBF16 || (!skipReference && !ref))
+    if (!fast || !fastBF16 || (timeReference && !ref))
       return 1;
     OneDNNExperts dnnlExperts(layer);
     // The bf16 rows are checked against the same layer with its weights
@@ -755,82 +807,94 @@ int main(int argc, char **argv) {
       std::memcpy(x.data(), xs.data(), xs.size() * 4);
       std::vector<float> y(tokens * shape.d), yRef(tokens * shape.d);
 
-      Row row;
-      row.label = label;
-      row.tokens = tokens;
-      row.dtype = "f32";
-      fast->resetStats();
-      row.ours = timeCold(evict, [&] { fast->run(x); }, wanted);
-      int64_t touched = fast->touchedExperts();
-      double useful = 2.0 * tokens * shape.k * 3 * shape.d * shape.f +
-                      2.0 * tokens * shape.d * shape.E;
-      row.gflops = useful / (row.ours * 1e-3) / 1e9;
-      double expertBytes = 3.0 * shape.d * shape.f * 4;
-      double computeFloor = useful / (ceiling * 1e9) * 1e3;
-      double memoryFloor =
-          (touched * expertBytes + shape.E * shape.d * 4.0) / (bandwidth * 1e9) *
-          1e3;
-      row.floorMs = std::max(computeFloor, memoryFloor);
-      row.bound = computeFloor >= memoryFloor
-                      ? "compute"
-                      : "memory, " + std::to_string(touched) + " experts";
+      if (!overheadOnly) {
+        Row row;
+        row.label = label;
+        row.tokens = tokens;
+        row.dtype = "f32";
+        fast->resetStats();
+        row.ours = timeCold(evict, [&] { fast->run(x); }, wanted);
+        int64_t touched = fast->touchedExperts();
+        double useful = 2.0 * tokens * shape.k * 3 * shape.d * shape.f +
+                        2.0 * tokens * shape.d * shape.E;
+        row.gflops = useful / (row.ours * 1e-3) / 1e9;
+        double expertBytes = 3.0 * shape.d * shape.f * 4;
+        double computeFloor = useful / (ceiling * 1e9) * 1e3;
+        double memoryFloor =
+            (touched * expertBytes + shape.E * shape.d * 4.0) / (bandwidth * 1e9) *
+            1e3;
+        row.floorMs = std::max(computeFloor, memoryFloor);
+        row.bound = computeFloor >= memoryFloor
+                        ? "compute"
+                        : "memory, " + std::to_string(touched) + " experts";
 
-      // Peers, in the same process; each result checked against oneDNN's.
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      row.onednn = timeCold(
-          evict,
-          [&] { gatheredLayer(layer, xs.data(), tokens, yRef.data(), dnnl, dnnlExperts); },
-          wanted);
-      row.maxError = relError(fast->output(), yRef.data(), tokens * shape.d);
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      row.openblas = timeCold(
-          evict,
-          [&] { gatheredLayer(layer, xs.data(), tokens, y.data(), blas, blasExperts); },
-          wanted);
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      row.dense = timeCold(
-          evict, [&] { denseLayer(layer, xs.data(), tokens, y.data(), dnnl); },
-          std::min(wanted, 5));
-      if (ref)
-        row.reference = timeCold(evict, [&] { ref->run(x); }, 3);
-      rows.push_back(row);
+        // Peers, in the same process; each result checked against oneDNN's.
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        row.onednn = timeCold(
+            evict,
+            [&] { gatheredLayer(layer, xs.data(), tokens, yRef.data(), dnnl, dnnlExperts); },
+            wanted);
+        row.maxError = relError(fast->output(), yRef.data(), tokens * shape.d);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        row.openblas = timeCold(
+            evict,
+            [&] { gatheredLayer(layer, xs.data(), tokens, y.data(), blas, blasExperts); },
+            wanted);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        row.dense = timeCold(
+            evict, [&] { denseLayer(layer, xs.data(), tokens, y.data(), dnnl); },
+            std::min(wanted, 5));
+        if (ref)
+          row.reference = timeCold(evict, [&] { ref->run(x); }, 3);
+        rows.push_back(row);
 
-      Row bf = row;
-      bf.dtype = "bf16";
-      bf.oursF32 = row.ours;
-      bf.ours = timeCold(evict, [&] { fastBF16->run(x); }, wanted);
-      bf.gflops = useful / (bf.ours * 1e-3) / 1e9;
-      gatheredLayer(rounded, xs.data(), tokens, y.data(), dnnl, dnnlRounded);
-      bf.maxError = relError(fastBF16->output(), y.data(), tokens * shape.d);
-      bf.reference = bf.dense = bf.openblas = bf.onednn = -1;
-      double bfMemory = (touched * expertBytes / 2 + shape.E * shape.d * 2.0) /
-                        (bandwidth * 1e9) * 1e3;
-      bf.floorMs = bfMemory;
-      bf.bound = "memory (bf16 bytes)";
-      rows.push_back(bf);
+        Row bf = row;
+        bf.dtype = "bf16";
+        bf.oursF32 = row.ours;
+        bf.ours = timeCold(evict, [&] { fastBF16->run(x); }, wanted);
+        bf.gflops = useful / (bf.ours * 1e-3) / 1e9;
+        gatheredLayer(rounded, xs.data(), tokens, y.data(), dnnl, dnnlRounded);
+        bf.maxError = relError(fastBF16->output(), y.data(), tokens * shape.d);
+        bf.reference = bf.dense = bf.openblas = bf.onednn = -1;
+        double bfMemory = (touched * expertBytes / 2 + shape.E * shape.d * 2.0) /
+                          (bandwidth * 1e9) * 1e3;
+        bf.floorMs = bfMemory;
+        bf.bound = "memory (bf16 bytes)";
+        rows.push_back(bf);
 
-      std::vector<double> paired = pairedTimes(
-          evict,
-          {[&] { noStats->run(x); }, [&] { fast->run(x); },
+        std::printf("%-52s T=%-4lld f32 %8.2f ms  bf16 %8.2f ms  oneDNN %8.2f "
+                    "OpenBLAS %8.2f dense %8.2f ref %9.2f  err %.1e/%.1e\n",
+                    label.c_str(), (long long)tokens, row.ours, bf.ours,
+                    row.onednn, row.openblas, row.dense, row.reference,
+                    row.maxError, bf.maxError);
+        std::fflush(stdout);
+      }
+
+      auto [medians, ratios] = pairedTimes(
+          {[&] { noStats->run(x); }, [&] { withStats->run(x); },
            [&] { coactivation->run(x); }},
-          std::max(wanted, 9));
-      overheads.push_back({label, tokens, paired[0], paired[1], paired[2]});
-
-      std::printf("%-52s T=%-4lld f32 %8.2f ms  bf16 %8.2f ms  oneDNN %8.2f "
-                  "OpenBLAS %8.2f dense %8.2f ref %9.2f  err %.1e/%.1e\n",
-                  label.c_str(), (long long)tokens, row.ours, bf.ours,
-                  row.onednn, row.openblas, row.dense, row.reference,
-                  row.maxError, bf.maxError);
-      std::fflush(stdout);
+          std::max(wanted, 15));
+      auto [recordUs, pairsUs] = recordCost(shape.E, tokens, shape.k);
+      overheads.push_back({label, tokens, medians[0], medians[1], medians[2],
+                           ratios[1], ratios[2], recordUs, recordUs + pairsUs});
+      if (overheadOnly) {
+        std::printf("%-52s T=%-4lld statistics %+.2f%%, with co-activation "
+                    "%+.2f%%\n",
+                    label.c_str(), (long long)tokens,
+                    100.0 * (ratios[1] - 1.0), 100.0 * (ratios[2] - 1.0));
+        std::fflush(stdout);
+      }
     }
   }
   llvm::sys::fs::remove_directories(dir);
 
   // Markdown table.
-  std::printf("\n| shape | T | weights | moe-mlir ms | GFLOP/s | %% of ceiling "
+  if (!rows.empty())
+    std::printf("\n| shape | T | weights | moe-mlir ms | GFLOP/s | %% of ceiling "
               "| floor ms (bound) | x floor | vs reference | vs dense | vs "
               "OpenBLAS | vs oneDNN | target |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  if (!rows.empty())
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row &r : rows) {
     double ratio = r.ours / r.floorMs;
     std::string target;
@@ -865,16 +929,18 @@ int main(int argc, char **argv) {
                 vs(r.openblas).c_str(), vs(r.onednn).c_str(), target.c_str());
   }
 
-  std::printf("\nStatistics overhead (f32, calls interleaved, medians):\n\n"
-              "| shape | T | no statistics ms | statistics ms | overhead | "
-              "with co-activation ms | overhead | target (< 2%%) |\n"
-              "|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "\nStatistics overhead (f32, warm calls interleaved, medians of the "
+      "paired ratios; the runtime calls alone in us):\n\n"
+      "| shape | T | no statistics ms | statistics | with co-activation | "
+      "record call us | with co-activation us | target (< 2%%) |\n"
+      "|---|---|---|---|---|---|---|---|\n");
   for (const OverheadRow &r : overheads) {
-    double on = 100.0 * (r.on / r.off - 1.0);
-    double coact = 100.0 * (r.coactivation / r.off - 1.0);
-    std::printf("| %s | %lld | %.2f | %.2f | %+.1f%% | %.2f | %+.1f%% | %s |\n",
-                r.label.c_str(), (long long)r.tokens, r.off, r.on, on,
-                r.coactivation, coact, on < 2.0 ? "met" : "missed");
+    double on = 100.0 * (r.onRatio - 1.0);
+    double coact = 100.0 * (r.coactivationRatio - 1.0);
+    std::printf("| %s | %lld | %.2f | %+.1f%% | %+.1f%% | %.2f | %.2f | %s |\n",
+                r.label.c_str(), (long long)r.tokens, r.off, on, coact,
+                r.recordUs, r.coactivationUs, on < 2.0 ? "met" : "missed");
   }
   return 0;
 }

@@ -2,7 +2,8 @@
 # The CPU benchmark of docs/perf-cpu.md in one command: installs the peer
 # libraries it compares against (oneDNN, OpenBLAS; benchmark dependencies
 # only), builds moe-bench and prints its table. Arguments go to moe-bench
-# (--quick for a short run, --skip-reference, --num-threads N, --only S).
+# (--quick for a short run, --skip-reference, --num-threads N, --only S,
+# --stats-overhead-only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
