@@ -1,0 +1,465 @@
+//===- dispatch.mlir - Grouped layout of the routed tokens -----*- MLIR -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See https://llvm.org/LICENSE.txt for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Dropless dispatch (moe.dispatch with the ragged layout) on the device: the
+// expert-grouped layout of the assignments and the gathered rows, with no
+// host synchronization between the steps.
+//
+//   ids        [T, k]     i32   expert of each slot; an id outside [0, E)
+//                               marks an unused slot
+//   wts        [T, k]     f32   combine weight of each slot
+//   x          [T, d]     bf16  token activations
+//   offsets    [E + 1]    i32   group offsets: expert e owns rows
+//                               [offsets[e], offsets[e + 1])
+//   row_token  [T * k]    i32   token of each row; -1 on the padding rows
+//                               past offsets[E] (unused slots)
+//   row_weight [T * k]    f32   weight of each row; 0 on padding rows
+//   slot_row   [T, k]     i32   row of each slot; -1 for unused slots
+//   xp         [T * k, d] bf16  xp[r] = x[row_token[r]]; zeros on padding
+//
+// Within a group the rows follow the flattened slot order a = t * k + j
+// (token order, then slot order): a stable counting sort, the same layout
+// on every run and in the reference.
+//
+// Kernels of @moe_dispatch_kernels:
+//
+//   count_experts      One thread per slot, blocks of 256: counts[e] += 1
+//                      with atom.global.add (exact integers, so the result
+//                      does not depend on the order of the atomics); marks
+//                      unused slots in slot_row. counts must be zero first.
+//   build_permutation  1 block of 256 threads (E <= 256). Thread 0 scans the
+//                      counts into offsets. Then thread e walks the slots in
+//                      order, staged through shared memory 1024 at a time
+//                      and read by broadcast, giving each slot of expert e
+//                      the next row of its group. O(T * k) steps per thread.
+//   gather_rows        One block of 128 threads per row, 16-byte vector
+//                      copies (d % 8 == 0).
+//   dispatch_ref       Scalar reference of the two kernels above: a single
+//                      thread, O(E * T * k).
+//   gather_rows_ref    Scalar reference of gather_rows: one thread per
+//                      element.
+//
+// Limits: E <= 256, d % 8 == 0 with 16-byte aligned rows, T * k < 2^31.
+//
+// Host functions (host memrefs in and out; one stream, one synchronization
+// at the end):
+//   @moe_dispatch, @moe_dispatch_ref
+//     (ids, wts, x, offsets, row_token, row_weight, slot_row, xp)
+//
+//===----------------------------------------------------------------------===//
+
+module attributes {gpu.container_module} {
+
+gpu.module @moe_dispatch_kernels {
+
+  // Whether expert id e is a routed expert (0 <= e < E).
+  func.func private @is_expert(%e: i32, %E: index) -> i1 {
+    %z = arith.constant 0 : i32
+    %Ei = arith.index_cast %E : index to i32
+    %ge = arith.cmpi sge, %e, %z : i32
+    %lt = arith.cmpi slt, %e, %Ei : i32
+    %ok = arith.andi %ge, %lt : i1
+    return %ok : i1
+  }
+
+  gpu.func @count_experts(%ids: memref<?x?xi32>, %counts: memref<?xi32>,
+                          %slot_row: memref<?x?xi32>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %one = arith.constant 1 : i32
+    %m1 = arith.constant -1 : i32
+    %T = memref.dim %ids, %c0 : memref<?x?xi32>
+    %k = memref.dim %ids, %c1 : memref<?x?xi32>
+    %E = memref.dim %counts, %c0 : memref<?xi32>
+    %TK = arith.muli %T, %k : index
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %a0 = arith.muli %bid, %bdim : index
+    %a = arith.addi %a0, %tid : index
+    %in = arith.cmpi ult, %a, %TK : index
+    scf.if %in {
+      %t = arith.divui %a, %k : index
+      %j = arith.remui %a, %k : index
+      %e_i = memref.load %ids[%t, %j] : memref<?x?xi32>
+      %ok = func.call @is_expert(%e_i, %E) : (i32, index) -> i1
+      scf.if %ok {
+        %e = arith.index_cast %e_i : i32 to index
+        %old = memref.atomic_rmw addi %one, %counts[%e]
+            : (i32, memref<?xi32>) -> i32
+      } else {
+        memref.store %m1, %slot_row[%t, %j] : memref<?x?xi32>
+      }
+    }
+    gpu.return
+  }
+
+  gpu.func @build_permutation(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                              %counts: memref<?xi32>, %offsets: memref<?xi32>,
+                              %row_token: memref<?xi32>,
+                              %row_weight: memref<?xf32>,
+                              %slot_row: memref<?x?xi32>)
+      workgroup(%chunk: memref<1024xi32, #gpu.address_space<workgroup>>,
+                %offs: memref<257xi32, #gpu.address_space<workgroup>>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c1024 = arith.constant 1024 : index
+    %z = arith.constant 0 : i32
+    %m1 = arith.constant -1 : i32
+    %f0 = arith.constant 0.0 : f32
+    %T = memref.dim %ids, %c0 : memref<?x?xi32>
+    %k = memref.dim %ids, %c1 : memref<?x?xi32>
+    %TK = arith.muli %T, %k : index
+    %E = memref.dim %counts, %c0 : memref<?xi32>
+    %tid = gpu.thread_id x
+    %bdim = gpu.block_dim x
+    %is0 = arith.cmpi eq, %tid, %c0 : index
+    // Exclusive scan of the counts, serial in thread 0 (E <= 256).
+    scf.if %is0 {
+      memref.store %z, %offs[%c0] : memref<257xi32, #gpu.address_space<workgroup>>
+      memref.store %z, %offsets[%c0] : memref<?xi32>
+      %tot = scf.for %e = %c0 to %E step %c1 iter_args(%acc = %z) -> (i32) {
+        %cnt = memref.load %counts[%e] : memref<?xi32>
+        %nacc = arith.addi %acc, %cnt : i32
+        %e1 = arith.addi %e, %c1 : index
+        memref.store %nacc, %offs[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
+        memref.store %nacc, %offsets[%e1] : memref<?xi32>
+        scf.yield %nacc : i32
+      }
+    }
+    gpu.barrier
+    // Padding rows past the last group: unused slots.
+    %endi = memref.load %offs[%E] : memref<257xi32, #gpu.address_space<workgroup>>
+    %end = arith.index_cast %endi : i32 to index
+    %pad0 = arith.addi %end, %tid : index
+    scf.for %r = %pad0 to %TK step %bdim {
+      memref.store %m1, %row_token[%r] : memref<?xi32>
+      memref.store %f0, %row_weight[%r] : memref<?xf32>
+    }
+    // Thread e owns expert e; threads >= E match no id.
+    %me_i = arith.index_cast %tid : index to i32
+    %own = arith.cmpi ult, %tid, %E : index
+    %tclamp = arith.select %own, %tid, %c0 : index
+    %start = memref.load %offs[%tclamp] : memref<257xi32, #gpu.address_space<workgroup>>
+    %cur0 = arith.index_cast %start : i32 to index
+    %final = scf.for %base = %c0 to %TK step %c1024 iter_args(%cur = %cur0) -> (index) {
+      // Coalesced staging of the ids of slots base .. base + 1024; -1 past
+      // the end.
+      scf.for %i = %tid to %c1024 step %bdim {
+        %a = arith.addi %base, %i : index
+        %in = arith.cmpi ult, %a, %TK : index
+        %v = scf.if %in -> (i32) {
+          %t = arith.divui %a, %k : index
+          %j = arith.remui %a, %k : index
+          %e_i = memref.load %ids[%t, %j] : memref<?x?xi32>
+          scf.yield %e_i : i32
+        } else {
+          scf.yield %m1 : i32
+        }
+        memref.store %v, %chunk[%i] : memref<1024xi32, #gpu.address_space<workgroup>>
+      }
+      gpu.barrier
+      %rest = arith.subi %TK, %base : index
+      %n = arith.minui %rest, %c1024 : index
+      // Every thread reads the same chunk[i] (a shared-memory broadcast).
+      %ncur = scf.for %i = %c0 to %n step %c1 iter_args(%c = %cur) -> (index) {
+        %v = memref.load %chunk[%i] : memref<1024xi32, #gpu.address_space<workgroup>>
+        %mine = arith.cmpi eq, %v, %me_i : i32
+        %mine_own = arith.andi %mine, %own : i1
+        %nc = scf.if %mine_own -> (index) {
+          %a = arith.addi %base, %i : index
+          %t = arith.divui %a, %k : index
+          %j = arith.remui %a, %k : index
+          %ti = arith.index_cast %t : index to i32
+          %ci = arith.index_cast %c : index to i32
+          %w = memref.load %wts[%t, %j] : memref<?x?xf32>
+          memref.store %ti, %row_token[%c] : memref<?xi32>
+          memref.store %w, %row_weight[%c] : memref<?xf32>
+          memref.store %ci, %slot_row[%t, %j] : memref<?x?xi32>
+          %c1n = arith.addi %c, %c1 : index
+          scf.yield %c1n : index
+        } else {
+          scf.yield %c : index
+        }
+        scf.yield %nc : index
+      }
+      // The next iteration overwrites the chunk.
+      gpu.barrier
+      scf.yield %ncur : index
+    }
+    gpu.return
+  }
+
+  gpu.func @gather_rows(%x: memref<?x?xbf16>, %row_token: memref<?xi32>,
+                        %xp: memref<?x?xbf16>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
+    %z = arith.constant 0 : i32
+    %zero8 = arith.constant dense<0.0> : vector<8xbf16>
+    %d = memref.dim %x, %c1 : memref<?x?xbf16>
+    %nch = arith.divui %d, %c8 : index
+    %r = gpu.block_id x
+    %tid = gpu.thread_id x
+    %bdim = gpu.block_dim x
+    %t_i = memref.load %row_token[%r] : memref<?xi32>
+    %valid = arith.cmpi sge, %t_i, %z : i32
+    %t0 = arith.index_cast %t_i : i32 to index
+    %t = arith.select %valid, %t0, %c0 : index
+    scf.for %ch = %tid to %nch step %bdim {
+      %col = arith.muli %ch, %c8 : index
+      %v = scf.if %valid -> (vector<8xbf16>) {
+        %l = vector.load %x[%t, %col] {alignment = 16}
+            : memref<?x?xbf16>, vector<8xbf16>
+        scf.yield %l : vector<8xbf16>
+      } else {
+        scf.yield %zero8 : vector<8xbf16>
+      }
+      vector.store %v, %xp[%r, %col] {alignment = 16}
+          : memref<?x?xbf16>, vector<8xbf16>
+    }
+    gpu.return
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Reference kernels
+  //===--------------------------------------------------------------------===//
+
+  // One thread: counts, offsets, then the rows of each expert in slot order.
+  gpu.func @dispatch_ref(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                         %offsets: memref<?xi32>, %row_token: memref<?xi32>,
+                         %row_weight: memref<?xf32>,
+                         %slot_row: memref<?x?xi32>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %z = arith.constant 0 : i32
+    %one = arith.constant 1 : i32
+    %m1 = arith.constant -1 : i32
+    %f0 = arith.constant 0.0 : f32
+    %T = memref.dim %ids, %c0 : memref<?x?xi32>
+    %k = memref.dim %ids, %c1 : memref<?x?xi32>
+    %E1 = memref.dim %offsets, %c0 : memref<?xi32>
+    %E = arith.subi %E1, %c1 : index
+    %TK = arith.muli %T, %k : index
+    memref.store %z, %offsets[%c0] : memref<?xi32>
+    // Every slot unused until assigned; every row padding until filled.
+    scf.for %t = %c0 to %T step %c1 {
+      scf.for %j = %c0 to %k step %c1 {
+        memref.store %m1, %slot_row[%t, %j] : memref<?x?xi32>
+      }
+    }
+    scf.for %r = %c0 to %TK step %c1 {
+      memref.store %m1, %row_token[%r] : memref<?xi32>
+      memref.store %f0, %row_weight[%r] : memref<?xf32>
+    }
+    %total = scf.for %e = %c0 to %E step %c1 iter_args(%row = %z) -> (i32) {
+      %ei = arith.index_cast %e : index to i32
+      %next = scf.for %t = %c0 to %T step %c1 iter_args(%r0 = %row) -> (i32) {
+        %rt = scf.for %j = %c0 to %k step %c1 iter_args(%r1 = %r0) -> (i32) {
+          %id = memref.load %ids[%t, %j] : memref<?x?xi32>
+          %mine = arith.cmpi eq, %id, %ei : i32
+          %r2 = scf.if %mine -> (i32) {
+            %ri = arith.index_cast %r1 : i32 to index
+            %ti = arith.index_cast %t : index to i32
+            %w = memref.load %wts[%t, %j] : memref<?x?xf32>
+            memref.store %ti, %row_token[%ri] : memref<?xi32>
+            memref.store %w, %row_weight[%ri] : memref<?xf32>
+            memref.store %r1, %slot_row[%t, %j] : memref<?x?xi32>
+            %rn = arith.addi %r1, %one : i32
+            scf.yield %rn : i32
+          } else {
+            scf.yield %r1 : i32
+          }
+          scf.yield %r2 : i32
+        }
+        scf.yield %rt : i32
+      }
+      %e1 = arith.addi %e, %c1 : index
+      memref.store %next, %offsets[%e1] : memref<?xi32>
+      scf.yield %next : i32
+    }
+    gpu.return
+  }
+
+  // One thread per element of xp, blocks of 16 x 16 over [T * k, d].
+  gpu.func @gather_rows_ref(%x: memref<?x?xbf16>, %row_token: memref<?xi32>,
+                            %xp: memref<?x?xbf16>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %z = arith.constant 0 : i32
+    %zero = arith.constant 0.0 : bf16
+    %N = memref.dim %xp, %c0 : memref<?x?xbf16>
+    %d = memref.dim %xp, %c1 : memref<?x?xbf16>
+    %bx = gpu.block_id x
+    %by = gpu.block_id y
+    %tx = gpu.thread_id x
+    %ty = gpu.thread_id y
+    %dx = gpu.block_dim x
+    %dy = gpu.block_dim y
+    %col0 = arith.muli %bx, %dx : index
+    %col = arith.addi %col0, %tx : index
+    %row0 = arith.muli %by, %dy : index
+    %row = arith.addi %row0, %ty : index
+    %okr = arith.cmpi ult, %row, %N : index
+    %okc = arith.cmpi ult, %col, %d : index
+    %ok = arith.andi %okr, %okc : i1
+    scf.if %ok {
+      %t_i = memref.load %row_token[%row] : memref<?xi32>
+      %valid = arith.cmpi sge, %t_i, %z : i32
+      %v = scf.if %valid -> (bf16) {
+        %t = arith.index_cast %t_i : i32 to index
+        %l = memref.load %x[%t, %col] : memref<?x?xbf16>
+        scf.yield %l : bf16
+      } else {
+        scf.yield %zero : bf16
+      }
+      memref.store %v, %xp[%row, %col] : memref<?x?xbf16>
+    }
+    gpu.return
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Host functions
+//===----------------------------------------------------------------------===//
+
+func.func private @check_dispatch_limits(%d: index, %E: index) {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  %c256 = arith.constant 256 : index
+  %rem = arith.remui %d, %c8 : index
+  %d_ok = arith.cmpi eq, %rem, %c0 : index
+  cf.assert %d_ok, "moe gpu dispatch: the hidden size d must be a multiple of 8"
+  %e_ok = arith.cmpi ule, %E, %c256 : index
+  cf.assert %e_ok, "moe gpu dispatch: at most 256 experts"
+  return
+}
+
+// Fast path: memset, counts, scan and permutation, gather, all enqueued on
+// one stream.
+func.func @moe_dispatch(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                        %x: memref<?x?xbf16>, %offsets: memref<?xi32>,
+                        %row_token: memref<?xi32>, %row_weight: memref<?xf32>,
+                        %slot_row: memref<?x?xi32>, %xp: memref<?x?xbf16>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  %c255 = arith.constant 255 : index
+  %c256 = arith.constant 256 : index
+  %z = arith.constant 0 : i32
+  %T = memref.dim %ids, %c0 : memref<?x?xi32>
+  %k = memref.dim %ids, %c1 : memref<?x?xi32>
+  %d = memref.dim %x, %c1 : memref<?x?xbf16>
+  %E1 = memref.dim %offsets, %c0 : memref<?xi32>
+  %E = arith.subi %E1, %c1 : index
+  call @check_dispatch_limits(%d, %E) : (index, index) -> ()
+  %TK = arith.muli %T, %k : index
+  %dids = gpu.alloc (%T, %k) : memref<?x?xi32>
+  %dwts = gpu.alloc (%T, %k) : memref<?x?xf32>
+  %dx = gpu.alloc (%T, %d) : memref<?x?xbf16>
+  %dcnt = gpu.alloc (%E) : memref<?xi32>
+  %doff = gpu.alloc (%E1) : memref<?xi32>
+  %drt = gpu.alloc (%TK) : memref<?xi32>
+  %drw = gpu.alloc (%TK) : memref<?xf32>
+  %dsr = gpu.alloc (%T, %k) : memref<?x?xi32>
+  %dxp = gpu.alloc (%TK, %d) : memref<?x?xbf16>
+  gpu.memcpy %dids, %ids : memref<?x?xi32>, memref<?x?xi32>
+  gpu.memcpy %dwts, %wts : memref<?x?xf32>, memref<?x?xf32>
+  gpu.memcpy %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
+  gpu.memset %dcnt, %z : memref<?xi32>, i32
+  %ap = arith.addi %TK, %c255 : index
+  %gc = arith.divui %ap, %c256 : index
+  gpu.launch_func @moe_dispatch_kernels::@count_experts
+      blocks in (%gc, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
+           %dsr : memref<?x?xi32>)
+  gpu.launch_func @moe_dispatch_kernels::@build_permutation
+      blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
+           %dcnt : memref<?xi32>, %doff : memref<?xi32>,
+           %drt : memref<?xi32>, %drw : memref<?xf32>,
+           %dsr : memref<?x?xi32>)
+  gpu.launch_func @moe_dispatch_kernels::@gather_rows
+      blocks in (%TK, %c1, %c1) threads in (%c128, %c1, %c1)
+      args(%dx : memref<?x?xbf16>, %drt : memref<?xi32>,
+           %dxp : memref<?x?xbf16>)
+  gpu.memcpy %offsets, %doff : memref<?xi32>, memref<?xi32>
+  gpu.memcpy %row_token, %drt : memref<?xi32>, memref<?xi32>
+  gpu.memcpy %row_weight, %drw : memref<?xf32>, memref<?xf32>
+  gpu.memcpy %slot_row, %dsr : memref<?x?xi32>, memref<?x?xi32>
+  gpu.memcpy %xp, %dxp : memref<?x?xbf16>, memref<?x?xbf16>
+  gpu.dealloc %dids : memref<?x?xi32>
+  gpu.dealloc %dwts : memref<?x?xf32>
+  gpu.dealloc %dx : memref<?x?xbf16>
+  gpu.dealloc %dcnt : memref<?xi32>
+  gpu.dealloc %doff : memref<?xi32>
+  gpu.dealloc %drt : memref<?xi32>
+  gpu.dealloc %drw : memref<?xf32>
+  gpu.dealloc %dsr : memref<?x?xi32>
+  gpu.dealloc %dxp : memref<?x?xbf16>
+  return
+}
+
+// Reference path, same contract.
+func.func @moe_dispatch_ref(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                            %x: memref<?x?xbf16>, %offsets: memref<?xi32>,
+                            %row_token: memref<?xi32>,
+                            %row_weight: memref<?xf32>,
+                            %slot_row: memref<?x?xi32>,
+                            %xp: memref<?x?xbf16>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c15 = arith.constant 15 : index
+  %c16 = arith.constant 16 : index
+  %T = memref.dim %ids, %c0 : memref<?x?xi32>
+  %k = memref.dim %ids, %c1 : memref<?x?xi32>
+  %d = memref.dim %x, %c1 : memref<?x?xbf16>
+  %E1 = memref.dim %offsets, %c0 : memref<?xi32>
+  %TK = arith.muli %T, %k : index
+  %dids = gpu.alloc (%T, %k) : memref<?x?xi32>
+  %dwts = gpu.alloc (%T, %k) : memref<?x?xf32>
+  %dx = gpu.alloc (%T, %d) : memref<?x?xbf16>
+  %doff = gpu.alloc (%E1) : memref<?xi32>
+  %drt = gpu.alloc (%TK) : memref<?xi32>
+  %drw = gpu.alloc (%TK) : memref<?xf32>
+  %dsr = gpu.alloc (%T, %k) : memref<?x?xi32>
+  %dxp = gpu.alloc (%TK, %d) : memref<?x?xbf16>
+  gpu.memcpy %dids, %ids : memref<?x?xi32>, memref<?x?xi32>
+  gpu.memcpy %dwts, %wts : memref<?x?xf32>, memref<?x?xf32>
+  gpu.memcpy %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
+  gpu.launch_func @moe_dispatch_kernels::@dispatch_ref
+      blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1)
+      args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
+           %doff : memref<?xi32>, %drt : memref<?xi32>,
+           %drw : memref<?xf32>, %dsr : memref<?x?xi32>)
+  %rp = arith.addi %TK, %c15 : index
+  %gy = arith.divui %rp, %c16 : index
+  %cp = arith.addi %d, %c15 : index
+  %gx = arith.divui %cp, %c16 : index
+  gpu.launch_func @moe_dispatch_kernels::@gather_rows_ref
+      blocks in (%gx, %gy, %c1) threads in (%c16, %c16, %c1)
+      args(%dx : memref<?x?xbf16>, %drt : memref<?xi32>,
+           %dxp : memref<?x?xbf16>)
+  gpu.memcpy %offsets, %doff : memref<?xi32>, memref<?xi32>
+  gpu.memcpy %row_token, %drt : memref<?xi32>, memref<?xi32>
+  gpu.memcpy %row_weight, %drw : memref<?xf32>, memref<?xf32>
+  gpu.memcpy %slot_row, %dsr : memref<?x?xi32>, memref<?x?xi32>
+  gpu.memcpy %xp, %dxp : memref<?x?xbf16>, memref<?x?xbf16>
+  gpu.dealloc %dids : memref<?x?xi32>
+  gpu.dealloc %dwts : memref<?x?xf32>
+  gpu.dealloc %dx : memref<?x?xbf16>
+  gpu.dealloc %doff : memref<?xi32>
+  gpu.dealloc %drt : memref<?xi32>
+  gpu.dealloc %drw : memref<?xf32>
+  gpu.dealloc %dsr : memref<?x?xi32>
+  gpu.dealloc %dxp : memref<?x?xbf16>
+  return
+}
+
+}

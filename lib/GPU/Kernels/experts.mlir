@@ -1,0 +1,1068 @@
+//===- experts.mlir - Grouped expert GEMMs on tensor cores -----*- MLIR -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See https://llvm.org/LICENSE.txt for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The expert computation of a MoE layer on the grouped layout that
+// dispatch.mlir builds: the rows of expert e are X[off[e] .. off[e+1]).
+//
+//   X   [N, K]        bf16  grouped rows; rows past off[E] are ignored
+//   W   [E, Nout, K]  bf16  checkpoint layout [out_features, in_features]
+//   off [E + 1]       i32   group offsets: off[0] = 0, non-decreasing,
+//                           off[E] <= N
+//   Y   [N, Nout]     f32   Y[r, j] = sum_k X[r, k] * W[e(r), j, k]; rows
+//                           past off[E] are not written
+//
+// Kernels of @moe_experts:
+//
+//   build_tile_map      1 block of 256 threads. Lists the 64-row tiles of
+//                       every non-empty group in expert order as
+//                       (tile_expert[i], tile_m0[i]) and their number in
+//                       num_tiles[0]. Tables hold ceil(N / 64) + E entries.
+//   grouped_gemm_mma    Y = X W[e]^T. Grid (ceil(Nout / 64), ceil(N / 64) + E),
+//                       block 128 (4 warps, 2 x 2). Block y takes tile y of
+//                       the map (blocks past num_tiles return at once), block
+//                       x the 64 output columns from 64 * x. Block tile
+//                       64 x 64, k step 32; warp tile 32 x 32 as 2 x 4
+//                       mma.sync m16n8k16 (bf16 in, f32 accumulators).
+//                       Operands are staged by cp.async (16 bytes, zero-fill
+//                       for masked rows and the K tail) into two buffers of
+//                       padded shared memory (row pitch 40 elements = 80
+//                       bytes: 16-byte aligned, no ldmatrix bank conflicts)
+//                       and read by ldmatrix.x4. 20 KiB of shared memory.
+//   gate_up_swiglu_mma  H = silu(X Wg[e]^T) * (X Wu[e]^T), H [N, F] bf16.
+//                       Same grid, block and pipeline; each block loads one
+//                       X tile and two weight tiles (30 KiB shared), keeps a
+//                       gate and an up accumulator set per warp and applies
+//                       SwiGLU in registers before the bf16 store.
+//   grouped_gemm_ref    Scalar reference of grouped_gemm_mma: one thread per
+//   gate_up_swiglu_ref  element of Y (or H), blocks of 16 x 16, f32 sums in
+//                       k order. For checking the fast kernels on a GPU.
+//
+// Limits (not checked on the device; the host functions assert the first
+// two): K % 8 == 0 (a 16-byte cp.async chunk lies wholly inside or outside
+// a row), E <= 256 (the tile map's prefix table), base pointers 16-byte
+// aligned (gpu.alloc gives 256), ceil(N / 64) + E <= 65535 (grid y).
+// N, Nout and the K tail are arbitrary. Every output element is computed by
+// one thread in a fixed order: results are deterministic run to run.
+//
+// Host functions (host memrefs in and out; device buffers are allocated,
+// copied and freed inside, one stream, one synchronization at the end):
+//   @moe_grouped_gemm, @moe_grouped_gemm_ref (X, W, off, Y)
+//   @moe_expert_ffn, @moe_expert_ffn_ref (X, Wg, Wu, Wd, off, Y): the gated
+//     expert Y = (silu(X Wg^T) * (X Wu^T)) Wd^T, Wg/Wu [E, F, D],
+//     Wd [E, D, F], H rounded to bf16 between the two GEMMs.
+//   @moe_expert_ffn_device: the same on device buffers, with the tile map
+//     and H passed in; for benchmarks and for chaining with other kernels.
+//
+//===----------------------------------------------------------------------===//
+
+module attributes {gpu.container_module} {
+
+gpu.module @moe_experts {
+
+  // ---------------------------------------------------------------------------
+  // One m16n8k16 bf16 MMA.  a: 4 regs of 2xbf16 from ldmatrix.x4 (A fragment),
+  // b: 2 regs of 2xbf16 (B fragment, "col" layout == W row-major [n][k]).
+  // nvgpu.mma.sync cannot be used for bf16 in MLIR 22.1 (its lowering has no bf16
+  // case: "failed to deduce operand PTX types"), hence nvvm.mma.sync.
+  func.func private @mma_bf16(%a: vector<4x2xbf16>, %b: vector<2x2xbf16>,
+                              %c: vector<4xf32>) -> vector<4xf32> {
+    %a0v = vector.extract %a[0] : vector<2xbf16> from vector<4x2xbf16>
+    %a1v = vector.extract %a[1] : vector<2xbf16> from vector<4x2xbf16>
+    %a2v = vector.extract %a[2] : vector<2xbf16> from vector<4x2xbf16>
+    %a3v = vector.extract %a[3] : vector<2xbf16> from vector<4x2xbf16>
+    %b0v = vector.extract %b[0] : vector<2xbf16> from vector<2x2xbf16>
+    %b1v = vector.extract %b[1] : vector<2xbf16> from vector<2x2xbf16>
+    %a0c = vector.bitcast %a0v : vector<2xbf16> to vector<1xi32>
+    %a1c = vector.bitcast %a1v : vector<2xbf16> to vector<1xi32>
+    %a2c = vector.bitcast %a2v : vector<2xbf16> to vector<1xi32>
+    %a3c = vector.bitcast %a3v : vector<2xbf16> to vector<1xi32>
+    %b0c = vector.bitcast %b0v : vector<2xbf16> to vector<1xi32>
+    %b1c = vector.bitcast %b1v : vector<2xbf16> to vector<1xi32>
+    %a0 = vector.extract %a0c[0] : i32 from vector<1xi32>
+    %a1 = vector.extract %a1c[0] : i32 from vector<1xi32>
+    %a2 = vector.extract %a2c[0] : i32 from vector<1xi32>
+    %a3 = vector.extract %a3c[0] : i32 from vector<1xi32>
+    %b0 = vector.extract %b0c[0] : i32 from vector<1xi32>
+    %b1 = vector.extract %b1c[0] : i32 from vector<1xi32>
+    %c0 = vector.extract %c[0] : f32 from vector<4xf32>
+    %c1 = vector.extract %c[1] : f32 from vector<4xf32>
+    %c2 = vector.extract %c[2] : f32 from vector<4xf32>
+    %c3 = vector.extract %c[3] : f32 from vector<4xf32>
+    %d = nvvm.mma.sync A[%a0, %a1, %a2, %a3] B[%b0, %b1] C[%c0, %c1, %c2, %c3]
+      {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>,
+       multiplicandAPtxType = #nvvm.mma_type<bf16>,
+       multiplicandBPtxType = #nvvm.mma_type<bf16>,
+       shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+      : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+    %d0 = llvm.extractvalue %d[0] : !llvm.struct<(f32, f32, f32, f32)>
+    %d1 = llvm.extractvalue %d[1] : !llvm.struct<(f32, f32, f32, f32)>
+    %d2 = llvm.extractvalue %d[2] : !llvm.struct<(f32, f32, f32, f32)>
+    %d3 = llvm.extractvalue %d[3] : !llvm.struct<(f32, f32, f32, f32)>
+    %r = vector.from_elements %d0, %d1, %d2, %d3 : vector<4xf32>
+    return %r : vector<4xf32>
+  }
+
+  // Guarded store of one accumulator fragment: acc[0..1] -> (r0, c..c+1),
+  // acc[2..3] -> (r0+8, c..c+1); rows must be < rend, columns < nout.
+  func.func private @store_frag(%Y: memref<?x?xf32>, %acc: vector<4xf32>, %r0: index,
+                                %c: index, %rend: index, %nout: index) {
+    %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
+    %r1 = arith.addi %r0, %c8 : index
+    %cc1 = arith.addi %c, %c1 : index
+    %v0 = vector.extract %acc[0] : f32 from vector<4xf32>
+    %v1 = vector.extract %acc[1] : f32 from vector<4xf32>
+    %v2 = vector.extract %acc[2] : f32 from vector<4xf32>
+    %v3 = vector.extract %acc[3] : f32 from vector<4xf32>
+    %okr0 = arith.cmpi ult, %r0, %rend : index
+    %okr1 = arith.cmpi ult, %r1, %rend : index
+    %okc0 = arith.cmpi ult, %c, %nout : index
+    %okc1 = arith.cmpi ult, %cc1, %nout : index
+    %p00 = arith.andi %okr0, %okc0 : i1
+    %p01 = arith.andi %okr0, %okc1 : i1
+    %p10 = arith.andi %okr1, %okc0 : i1
+    %p11 = arith.andi %okr1, %okc1 : i1
+    scf.if %p00 { memref.store %v0, %Y[%r0, %c] : memref<?x?xf32> }
+    scf.if %p01 { memref.store %v1, %Y[%r0, %cc1] : memref<?x?xf32> }
+    scf.if %p10 { memref.store %v2, %Y[%r1, %c] : memref<?x?xf32> }
+    scf.if %p11 { memref.store %v3, %Y[%r1, %cc1] : memref<?x?xf32> }
+    return
+  }
+
+  // Number of bf16 elements of the 8-wide chunk starting at column kcol that lie
+  // inside a row of length K (0..8); 0 when the row itself is masked.
+  func.func private @chunk_elems(%valid: i1, %kcol: index, %K: index) -> index {
+    %c0 = arith.constant 0 : index
+    %c8 = arith.constant 8 : index
+    %inK = arith.cmpi ult, %kcol, %K : index
+    %rem = arith.subi %K, %kcol : index
+    %remc = arith.minui %rem, %c8 : index
+    %n0 = arith.select %inK, %remc, %c0 : index
+    %n = arith.select %valid, %n0, %c0 : index
+    return %n : index
+  }
+
+  func.func private @swiglu(%g: vector<4xf32>, %u: vector<4xf32>) -> vector<4xf32> {
+    %one = arith.constant dense<1.0> : vector<4xf32>
+    %ng = arith.negf %g : vector<4xf32>
+    %e = math.exp %ng : vector<4xf32>
+    %den = arith.addf %one, %e : vector<4xf32>
+    %s = arith.divf %g, %den : vector<4xf32>
+    %h = arith.mulf %s, %u : vector<4xf32>
+    return %h : vector<4xf32>
+  }
+
+  // bf16 variant of @store_frag: acc[0..1] -> (r0, c..c+1),
+  // acc[2..3] -> (r0+8, c..c+1); rows must be < rend, columns < nout.
+  func.func private @store_frag_bf16(%Y: memref<?x?xbf16>, %acc: vector<4xf32>, %r0: index,
+                                %c: index, %rend: index, %nout: index) {
+    %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
+    %r1 = arith.addi %r0, %c8 : index
+    %cc1 = arith.addi %c, %c1 : index
+    %accb = arith.truncf %acc : vector<4xf32> to vector<4xbf16>
+    %v0 = vector.extract %accb[0] : bf16 from vector<4xbf16>
+    %v1 = vector.extract %accb[1] : bf16 from vector<4xbf16>
+    %v2 = vector.extract %accb[2] : bf16 from vector<4xbf16>
+    %v3 = vector.extract %accb[3] : bf16 from vector<4xbf16>
+    %okr0 = arith.cmpi ult, %r0, %rend : index
+    %okr1 = arith.cmpi ult, %r1, %rend : index
+    %okc0 = arith.cmpi ult, %c, %nout : index
+    %okc1 = arith.cmpi ult, %cc1, %nout : index
+    %p00 = arith.andi %okr0, %okc0 : i1
+    %p01 = arith.andi %okr0, %okc1 : i1
+    %p10 = arith.andi %okr1, %okc0 : i1
+    %p11 = arith.andi %okr1, %okc1 : i1
+    scf.if %p00 { memref.store %v0, %Y[%r0, %c] : memref<?x?xbf16> }
+    scf.if %p01 { memref.store %v1, %Y[%r0, %cc1] : memref<?x?xbf16> }
+    scf.if %p10 { memref.store %v2, %Y[%r1, %c] : memref<?x?xbf16> }
+    scf.if %p11 { memref.store %v3, %Y[%r1, %cc1] : memref<?x?xbf16> }
+    return
+  }
+
+  // ---------------------------------------------------------------------------
+  // The 64-row tiles of the groups, in expert order: tile i covers rows
+  // tile_m0[i] .. min(tile_m0[i] + 64, off[e + 1]) of expert tile_expert[i].
+  // Grid 1, block 256 (any size works); thread 0 scans, then thread e fills
+  // the entries of expert e.
+  gpu.func @build_tile_map(%off: memref<?xi32>, %E: index, %tile_expert: memref<?xi32>,
+                           %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>)
+      workgroup(%pref: memref<257xi32, #gpu.address_space<workgroup>>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c63 = arith.constant 63 : index
+    %c64 = arith.constant 64 : index
+    %z = arith.constant 0 : i32
+    %tid = gpu.thread_id x
+    %bdim = gpu.block_dim x
+    %is0 = arith.cmpi eq, %tid, %c0 : index
+    scf.if %is0 {
+      memref.store %z, %pref[%c0] : memref<257xi32, #gpu.address_space<workgroup>>
+      %tot = scf.for %e = %c0 to %E step %c1 iter_args(%acc = %z) -> (i32) {
+        %e1 = arith.addi %e, %c1 : index
+        %lo = memref.load %off[%e] : memref<?xi32>
+        %hi = memref.load %off[%e1] : memref<?xi32>
+        %cnt = arith.subi %hi, %lo : i32
+        %cnti = arith.index_cast %cnt : i32 to index
+        %tp = arith.addi %cnti, %c63 : index
+        %tiles = arith.divui %tp, %c64 : index
+        %tilesi = arith.index_cast %tiles : index to i32
+        %nacc = arith.addi %acc, %tilesi : i32
+        memref.store %nacc, %pref[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
+        scf.yield %nacc : i32
+      }
+      memref.store %tot, %num_tiles[%c0] : memref<1xi32>
+    }
+    gpu.barrier
+    scf.for %e = %tid to %E step %bdim {
+      %e1 = arith.addi %e, %c1 : index
+      %p0 = memref.load %pref[%e] : memref<257xi32, #gpu.address_space<workgroup>>
+      %p1 = memref.load %pref[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
+      %lo = memref.load %off[%e] : memref<?xi32>
+      %p0i = arith.index_cast %p0 : i32 to index
+      %p1i = arith.index_cast %p1 : i32 to index
+      %ntile = arith.subi %p1i, %p0i : index
+      %ei = arith.index_cast %e : index to i32
+      scf.for %t = %c0 to %ntile step %c1 {
+        %slot = arith.addi %p0i, %t : index
+        %rows = arith.muli %t, %c64 : index
+        %rowsi = arith.index_cast %rows : index to i32
+        %m0 = arith.addi %lo, %rowsi : i32
+        memref.store %ei, %tile_expert[%slot] : memref<?xi32>
+        memref.store %m0, %tile_m0[%slot] : memref<?xi32>
+      }
+    }
+    gpu.return
+  }
+
+  // ---------------------------------------------------------------------------
+  // Y[r, n] = sum_k X[r, k] * W[e, n, k] for the 64 x 64 tile
+  // (tile blockIdx.y of the map, columns 64 * blockIdx.x ..). Grid
+  // (ceil(Nout / 64), ceil(N / 64) + E), block 128.
+  gpu.func @grouped_gemm_mma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
+                             %off: memref<?xi32>, %tile_expert: memref<?xi32>,
+                             %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
+                             %Y: memref<?x?xf32>)
+      // llvm.align = 16 is required: without it the shared arrays are emitted with
+      // `.shared .align 2` (element alignment), but cp.async.cg 16 and ldmatrix need
+      // 16-byte aligned shared addresses.
+      workgroup(%sA: memref<2x64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64},
+                %sB: memref<2x64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+      kernel attributes {known_block_size = array<i32: 128, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c4 = arith.constant 4 : index
+    %c8 = arith.constant 8 : index
+    %c16 = arith.constant 16 : index
+    %c24 = arith.constant 24 : index
+    %c31 = arith.constant 31 : index
+    %c32 = arith.constant 32 : index
+    %c64 = arith.constant 64 : index
+    %c128 = arith.constant 128 : index
+    %zero4 = arith.constant dense<0.0> : vector<4xf32>
+
+    %K = memref.dim %X, %c1 : memref<?x?xbf16>
+    %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
+    %bx = gpu.block_id x
+    %by = gpu.block_id y
+    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
+    %nt = arith.index_cast %nt_i : i32 to index
+    %active = arith.cmpi ult, %by, %nt : index
+    // Block-uniform early exit: everything (including barriers) is inside this if.
+    scf.if %active {
+      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
+      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
+      %e = arith.index_cast %e_i : i32 to index
+      %m0 = arith.index_cast %m0_i : i32 to index
+      %e1 = arith.addi %e, %c1 : index
+      %mend_i = memref.load %off[%e1] : memref<?xi32>
+      %mend = arith.index_cast %mend_i : i32 to index
+      %n0 = arith.muli %bx, %c64 : index
+
+      %tid = gpu.thread_id x
+      %warp = arith.divui %tid, %c32 : index
+      %lane = arith.remui %tid, %c32 : index
+      %wm = arith.divui %warp, %c2 : index
+      %wn = arith.remui %warp, %c2 : index
+      %wrow = arith.muli %wm, %c32 : index      // warp row offset in the tile
+      %wcol = arith.muli %wn, %c32 : index      // warp col offset in the tile
+      // ldmatrix.x4 per-lane addresses.
+      //  A (16x16 at (r,k)): lane -> row r + lane%16, col k + (lane/16)*8
+      //    => regs: [rows 0-7,k0-7] [rows 8-15,k0-7] [rows 0-7,k8-15] [rows 8-15,k8-15]
+      //  B (two n8 tiles x k16 at (n,k)): lane -> row n + lane%8 + (lane/16)*8,
+      //    col k + ((lane/8)%2)*8 => regs: [n0-7,k0-7] [n0-7,k8-15] [n8-15,k0-7] [n8-15,k8-15]
+      %l16 = arith.remui %lane, %c16 : index
+      %lhi = arith.divui %lane, %c16 : index
+      %a_koff = arith.muli %lhi, %c8 : index
+      %a_row0 = arith.addi %wrow, %l16 : index
+      %a_row1 = arith.addi %a_row0, %c16 : index
+      %l8 = arith.remui %lane, %c8 : index
+      %lhi8 = arith.muli %lhi, %c8 : index
+      %b_r = arith.addi %l8, %lhi8 : index
+      %b_row0 = arith.addi %wcol, %b_r : index
+      %b_row1 = arith.addi %b_row0, %c16 : index
+      %l8d = arith.divui %lane, %c8 : index
+      %l8m = arith.remui %l8d, %c2 : index
+      %b_koff = arith.muli %l8m, %c8 : index
+
+      // number of K stages
+      %kp = arith.addi %K, %c31 : index
+      %nk = arith.divui %kp, %c32 : index
+
+      // Software pipeline over nk+1 iterations: iteration `it` issues stage `it`
+      // (buffer it%2; chunks with k >= K are zero-filled, so the issue is
+      // unconditional and every iteration commits exactly one group) and, for it >= 1,
+      // waits until all groups but the newest are complete, then computes stage it-1.
+      %nk1 = arith.addi %nk, %c1 : index
+      %acc:8 = scf.for %it = %c0 to %nk1 step %c1
+          iter_args(%x0 = %zero4, %x1 = %zero4, %x2 = %zero4, %x3 = %zero4,
+                    %x4 = %zero4, %x5 = %zero4, %x6 = %zero4, %x7 = %zero4)
+          -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+              vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+        %sIss = arith.remui %it, %c2 : index
+        %kIss = arith.muli %it, %c32 : index
+        // chunk ids tid and tid+128 -> (row = id / 4, kc = (id % 4) * 8)
+        %id1 = arith.addi %tid, %c128 : index
+        %row0 = arith.divui %tid, %c4 : index
+        %row1 = arith.divui %id1, %c4 : index
+        %q = arith.remui %tid, %c4 : index
+        %kc = arith.muli %q, %c8 : index
+        %kcol = arith.addi %kIss, %kc : index
+        %kin = arith.cmpi ult, %kcol, %K : index
+        %kcol_s = arith.select %kin, %kcol, %c0 : index
+        // ---- A = X rows m0+row
+        %ga0 = arith.addi %m0, %row0 : index
+        %ga1 = arith.addi %m0, %row1 : index
+        %va0 = arith.cmpi ult, %ga0, %mend : index
+        %va1 = arith.cmpi ult, %ga1, %mend : index
+        %sa0 = arith.select %va0, %ga0, %m0 : index
+        %sa1 = arith.select %va1, %ga1, %m0 : index
+        %na0 = func.call @chunk_elems(%va0, %kcol, %K) : (i1, index, index) -> index
+        %na1 = func.call @chunk_elems(%va1, %kcol, %K) : (i1, index, index) -> index
+        %t0 = nvgpu.device_async_copy %X[%sa0, %kcol_s], %sA[%sIss, %row0, %kc], 8, %na0 {bypassL1}
+        : memref<?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        %t1 = nvgpu.device_async_copy %X[%sa1, %kcol_s], %sA[%sIss, %row1, %kc], 8, %na1 {bypassL1}
+        : memref<?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        // ---- B = W[e] rows n0+row
+        %gb0 = arith.addi %n0, %row0 : index
+        %gb1 = arith.addi %n0, %row1 : index
+        %vb0 = arith.cmpi ult, %gb0, %nout : index
+        %vb1 = arith.cmpi ult, %gb1, %nout : index
+        %sb0 = arith.select %vb0, %gb0, %c0 : index
+        %sb1 = arith.select %vb1, %gb1, %c0 : index
+        %nb0 = func.call @chunk_elems(%vb0, %kcol, %K) : (i1, index, index) -> index
+        %nb1 = func.call @chunk_elems(%vb1, %kcol, %K) : (i1, index, index) -> index
+        %t2 = nvgpu.device_async_copy %W[%e, %sb0, %kcol_s], %sB[%sIss, %row0, %kc], 8, %nb0 {bypassL1}
+        : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        %t3 = nvgpu.device_async_copy %W[%e, %sb1, %kcol_s], %sB[%sIss, %row1, %kc], 8, %nb1 {bypassL1}
+        : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        %g = nvgpu.device_async_create_group %t0, %t1, %t2, %t3
+        %hasprev = arith.cmpi uge, %it, %c1 : index
+        %o:8 = scf.if %hasprev
+            -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+                vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+          // all groups except the newest one are complete => stage it-1 is in smem
+          nvgpu.device_async_wait %g {numGroups = 1 : i32}
+          gpu.barrier
+          %kt = arith.subi %it, %c1 : index
+          %s = arith.remui %kt, %c2 : index
+          %r:8 = scf.for %ks = %c0 to %c32 step %c16
+              iter_args(%y0 = %x0, %y1 = %x1, %y2 = %x2, %y3 = %x3,
+                        %y4 = %x4, %y5 = %x5, %y6 = %x6, %y7 = %x7)
+              -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+                  vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+            %ak = arith.addi %ks, %a_koff : index
+            %bk = arith.addi %ks, %b_koff : index
+            %fa0 = nvgpu.ldmatrix %sA[%s, %a_row0, %ak] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fa1 = nvgpu.ldmatrix %sA[%s, %a_row1, %ak] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fb01 = nvgpu.ldmatrix %sB[%s, %b_row0, %bk] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fb23 = nvgpu.ldmatrix %sB[%s, %b_row1, %bk] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fb0 = vector.extract_strided_slice %fb01 {offsets = [0, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fb1 = vector.extract_strided_slice %fb01 {offsets = [2, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fb2 = vector.extract_strided_slice %fb23 {offsets = [0, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fb3 = vector.extract_strided_slice %fb23 {offsets = [2, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            // accumulator index = mi * 4 + nj
+            %z0 = func.call @mma_bf16(%fa0, %fb0, %y0) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+            %z1 = func.call @mma_bf16(%fa0, %fb1, %y1) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+            %z2 = func.call @mma_bf16(%fa0, %fb2, %y2) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+            %z3 = func.call @mma_bf16(%fa0, %fb3, %y3) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+            %z4 = func.call @mma_bf16(%fa1, %fb0, %y4) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+            %z5 = func.call @mma_bf16(%fa1, %fb1, %y5) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+            %z6 = func.call @mma_bf16(%fa1, %fb2, %y6) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+            %z7 = func.call @mma_bf16(%fa1, %fb3, %y7) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+            scf.yield %z0, %z1, %z2, %z3, %z4, %z5, %z6, %z7
+              : vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+                vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>
+          }
+          // the next iteration overwrites buffer (it+1)%2 == s
+          gpu.barrier
+          scf.yield %r#0, %r#1, %r#2, %r#3, %r#4, %r#5, %r#6, %r#7
+            : vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+              vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>
+        } else {
+          scf.yield %x0, %x1, %x2, %x3, %x4, %x5, %x6, %x7
+            : vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+              vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>
+        }
+        scf.yield %o#0, %o#1, %o#2, %o#3, %o#4, %o#5, %o#6, %o#7
+          : vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+            vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>
+      }
+      // drain the zero-fill group issued by the last iteration
+      nvvm.cp.async.wait.group 0
+
+      // Epilogue. C fragment: c0,c1 -> (row lane/4, cols 2*(lane%4)+{0,1}); c2,c3 -> row+8.
+      %lr = arith.divui %lane, %c4 : index
+      %lq = arith.remui %lane, %c4 : index
+      %lc = arith.muli %lq, %c2 : index
+      %rb = arith.addi %m0, %wrow : index
+      %r_mi0 = arith.addi %rb, %lr : index
+      %r_mi1 = arith.addi %r_mi0, %c16 : index
+      %cb0 = arith.addi %n0, %wcol : index
+      %cb = arith.addi %cb0, %lc : index
+      %c_nj1 = arith.addi %cb, %c8 : index
+      %c_nj2 = arith.addi %cb, %c16 : index
+      %c_nj3 = arith.addi %cb, %c24 : index
+      func.call @store_frag(%Y, %acc#0, %r_mi0, %cb,    %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag(%Y, %acc#1, %r_mi0, %c_nj1, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag(%Y, %acc#2, %r_mi0, %c_nj2, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag(%Y, %acc#3, %r_mi0, %c_nj3, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag(%Y, %acc#4, %r_mi1, %cb,    %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag(%Y, %acc#5, %r_mi1, %c_nj1, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag(%Y, %acc#6, %r_mi1, %c_nj2, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag(%Y, %acc#7, %r_mi1, %c_nj3, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+    }
+    gpu.return
+  }
+
+  // ---------------------------------------------------------------------------
+  // H[r, n] = bf16(silu(X Wg[e]^T) * (X Wu[e]^T)) for the 64 x 64 tile;
+  // the grouped_gemm_mma pipeline with a second weight operand. Grid
+  // (ceil(F / 64), ceil(N / 64) + E), block 128.
+  gpu.func @gate_up_swiglu_mma(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
+                             %off: memref<?xi32>, %tile_expert: memref<?xi32>,
+                             %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
+                             %H: memref<?x?xbf16>)
+      // llvm.align = 16 is required: without it the shared arrays are emitted with
+      // `.shared .align 2` (element alignment), but cp.async.cg 16 and ldmatrix need
+      // 16-byte aligned shared addresses.
+      workgroup(%sA: memref<2x64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64},
+                %sG: memref<2x64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64},
+                %sU: memref<2x64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+      kernel attributes {known_block_size = array<i32: 128, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c4 = arith.constant 4 : index
+    %c8 = arith.constant 8 : index
+    %c16 = arith.constant 16 : index
+    %c24 = arith.constant 24 : index
+    %c31 = arith.constant 31 : index
+    %c32 = arith.constant 32 : index
+    %c64 = arith.constant 64 : index
+    %c128 = arith.constant 128 : index
+    %zero4 = arith.constant dense<0.0> : vector<4xf32>
+
+    %K = memref.dim %X, %c1 : memref<?x?xbf16>
+    %nout = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+    %bx = gpu.block_id x
+    %by = gpu.block_id y
+    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
+    %nt = arith.index_cast %nt_i : i32 to index
+    %active = arith.cmpi ult, %by, %nt : index
+    // Block-uniform early exit: everything (including barriers) is inside this if.
+    scf.if %active {
+      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
+      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
+      %e = arith.index_cast %e_i : i32 to index
+      %m0 = arith.index_cast %m0_i : i32 to index
+      %e1 = arith.addi %e, %c1 : index
+      %mend_i = memref.load %off[%e1] : memref<?xi32>
+      %mend = arith.index_cast %mend_i : i32 to index
+      %n0 = arith.muli %bx, %c64 : index
+
+      %tid = gpu.thread_id x
+      %warp = arith.divui %tid, %c32 : index
+      %lane = arith.remui %tid, %c32 : index
+      %wm = arith.divui %warp, %c2 : index
+      %wn = arith.remui %warp, %c2 : index
+      %wrow = arith.muli %wm, %c32 : index      // warp row offset in the tile
+      %wcol = arith.muli %wn, %c32 : index      // warp col offset in the tile
+      // ldmatrix.x4 per-lane addresses.
+      //  A (16x16 at (r,k)): lane -> row r + lane%16, col k + (lane/16)*8
+      //    => regs: [rows 0-7,k0-7] [rows 8-15,k0-7] [rows 0-7,k8-15] [rows 8-15,k8-15]
+      //  B (two n8 tiles x k16 at (n,k)): lane -> row n + lane%8 + (lane/16)*8,
+      //    col k + ((lane/8)%2)*8 => regs: [n0-7,k0-7] [n0-7,k8-15] [n8-15,k0-7] [n8-15,k8-15]
+      %l16 = arith.remui %lane, %c16 : index
+      %lhi = arith.divui %lane, %c16 : index
+      %a_koff = arith.muli %lhi, %c8 : index
+      %a_row0 = arith.addi %wrow, %l16 : index
+      %a_row1 = arith.addi %a_row0, %c16 : index
+      %l8 = arith.remui %lane, %c8 : index
+      %lhi8 = arith.muli %lhi, %c8 : index
+      %b_r = arith.addi %l8, %lhi8 : index
+      %b_row0 = arith.addi %wcol, %b_r : index
+      %b_row1 = arith.addi %b_row0, %c16 : index
+      %l8d = arith.divui %lane, %c8 : index
+      %l8m = arith.remui %l8d, %c2 : index
+      %b_koff = arith.muli %l8m, %c8 : index
+
+      // number of K stages
+      %kp = arith.addi %K, %c31 : index
+      %nk = arith.divui %kp, %c32 : index
+
+      // Software pipeline over nk+1 iterations: iteration `it` issues stage `it`
+      // (buffer it%2; chunks with k >= K are zero-filled, so the issue is
+      // unconditional and every iteration commits exactly one group) and, for it >= 1,
+      // waits until all groups but the newest are complete, then computes stage it-1.
+      %nk1 = arith.addi %nk, %c1 : index
+      %acc:16 = scf.for %it = %c0 to %nk1 step %c1
+          iter_args(%x0 = %zero4, %x1 = %zero4, %x2 = %zero4, %x3 = %zero4,
+                    %x4 = %zero4, %x5 = %zero4, %x6 = %zero4, %x7 = %zero4,
+                    %x8 = %zero4, %x9 = %zero4, %x10 = %zero4, %x11 = %zero4,
+                    %x12 = %zero4, %x13 = %zero4, %x14 = %zero4, %x15 = %zero4)
+          -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+    vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+    vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+    vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+        %sIss = arith.remui %it, %c2 : index
+        %kIss = arith.muli %it, %c32 : index
+        // chunk ids tid and tid+128 -> (row = id / 4, kc = (id % 4) * 8)
+        %id1 = arith.addi %tid, %c128 : index
+        %row0 = arith.divui %tid, %c4 : index
+        %row1 = arith.divui %id1, %c4 : index
+        %q = arith.remui %tid, %c4 : index
+        %kc = arith.muli %q, %c8 : index
+        %kcol = arith.addi %kIss, %kc : index
+        %kin = arith.cmpi ult, %kcol, %K : index
+        %kcol_s = arith.select %kin, %kcol, %c0 : index
+        // ---- A = X rows m0+row
+        %ga0 = arith.addi %m0, %row0 : index
+        %ga1 = arith.addi %m0, %row1 : index
+        %va0 = arith.cmpi ult, %ga0, %mend : index
+        %va1 = arith.cmpi ult, %ga1, %mend : index
+        %sa0 = arith.select %va0, %ga0, %m0 : index
+        %sa1 = arith.select %va1, %ga1, %m0 : index
+        %na0 = func.call @chunk_elems(%va0, %kcol, %K) : (i1, index, index) -> index
+        %na1 = func.call @chunk_elems(%va1, %kcol, %K) : (i1, index, index) -> index
+        %t0 = nvgpu.device_async_copy %X[%sa0, %kcol_s], %sA[%sIss, %row0, %kc], 8, %na0 {bypassL1}
+        : memref<?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        %t1 = nvgpu.device_async_copy %X[%sa1, %kcol_s], %sA[%sIss, %row1, %kc], 8, %na1 {bypassL1}
+        : memref<?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        // ---- B = W[e] rows n0+row
+        %gb0 = arith.addi %n0, %row0 : index
+        %gb1 = arith.addi %n0, %row1 : index
+        %vb0 = arith.cmpi ult, %gb0, %nout : index
+        %vb1 = arith.cmpi ult, %gb1, %nout : index
+        %sb0 = arith.select %vb0, %gb0, %c0 : index
+        %sb1 = arith.select %vb1, %gb1, %c0 : index
+        %nb0 = func.call @chunk_elems(%vb0, %kcol, %K) : (i1, index, index) -> index
+        %nb1 = func.call @chunk_elems(%vb1, %kcol, %K) : (i1, index, index) -> index
+        %t2 = nvgpu.device_async_copy %Wg[%e, %sb0, %kcol_s], %sG[%sIss, %row0, %kc], 8, %nb0 {bypassL1}
+        : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        %t3 = nvgpu.device_async_copy %Wg[%e, %sb1, %kcol_s], %sG[%sIss, %row1, %kc], 8, %nb1 {bypassL1}
+        : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        %t4 = nvgpu.device_async_copy %Wu[%e, %sb0, %kcol_s], %sU[%sIss, %row0, %kc], 8, %nb0 {bypassL1}
+        : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        %t5 = nvgpu.device_async_copy %Wu[%e, %sb1, %kcol_s], %sU[%sIss, %row1, %kc], 8, %nb1 {bypassL1}
+        : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
+        %g = nvgpu.device_async_create_group %t0, %t1, %t2, %t3, %t4, %t5
+        %hasprev = arith.cmpi uge, %it, %c1 : index
+        %o:16 = scf.if %hasprev
+            -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+    vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+    vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+    vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+          // all groups except the newest one are complete => stage it-1 is in smem
+          nvgpu.device_async_wait %g {numGroups = 1 : i32}
+          gpu.barrier
+          %kt = arith.subi %it, %c1 : index
+          %s = arith.remui %kt, %c2 : index
+          %r:16 = scf.for %ks = %c0 to %c32 step %c16
+              iter_args(%y0 = %x0, %y1 = %x1, %y2 = %x2, %y3 = %x3,
+                    %y4 = %x4, %y5 = %x5, %y6 = %x6, %y7 = %x7,
+                    %y8 = %x8, %y9 = %x9, %y10 = %x10, %y11 = %x11,
+                    %y12 = %x12, %y13 = %x13, %y14 = %x14, %y15 = %x15)
+              -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+    vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+    vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>,
+    vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+            %ak = arith.addi %ks, %a_koff : index
+            %bk = arith.addi %ks, %b_koff : index
+            %fa0 = nvgpu.ldmatrix %sA[%s, %a_row0, %ak] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fa1 = nvgpu.ldmatrix %sA[%s, %a_row1, %ak] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fg01 = nvgpu.ldmatrix %sG[%s, %b_row0, %bk] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fg23 = nvgpu.ldmatrix %sG[%s, %b_row1, %bk] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fg0 = vector.extract_strided_slice %fg01 {offsets = [0, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fg1 = vector.extract_strided_slice %fg01 {offsets = [2, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fg2 = vector.extract_strided_slice %fg23 {offsets = [0, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fg3 = vector.extract_strided_slice %fg23 {offsets = [2, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fu01 = nvgpu.ldmatrix %sU[%s, %b_row0, %bk] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fu23 = nvgpu.ldmatrix %sU[%s, %b_row1, %bk] {numTiles = 4 : i32, transpose = false}
+              : memref<2x64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+            %fu0 = vector.extract_strided_slice %fu01 {offsets = [0, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fu1 = vector.extract_strided_slice %fu01 {offsets = [2, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fu2 = vector.extract_strided_slice %fu23 {offsets = [0, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+            %fu3 = vector.extract_strided_slice %fu23 {offsets = [2, 0], sizes = [2, 2], strides = [1, 1]}
+              : vector<4x2xbf16> to vector<2x2xbf16>
+          // accumulator index: gate = mi*4+nj, up = 8+mi*4+nj
+          %z0 = func.call @mma_bf16(%fa0, %fg0, %y0) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z1 = func.call @mma_bf16(%fa0, %fg1, %y1) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z2 = func.call @mma_bf16(%fa0, %fg2, %y2) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z3 = func.call @mma_bf16(%fa0, %fg3, %y3) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z4 = func.call @mma_bf16(%fa1, %fg0, %y4) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z5 = func.call @mma_bf16(%fa1, %fg1, %y5) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z6 = func.call @mma_bf16(%fa1, %fg2, %y6) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z7 = func.call @mma_bf16(%fa1, %fg3, %y7) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z8 = func.call @mma_bf16(%fa0, %fu0, %y8) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z9 = func.call @mma_bf16(%fa0, %fu1, %y9) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z10 = func.call @mma_bf16(%fa0, %fu2, %y10) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z11 = func.call @mma_bf16(%fa0, %fu3, %y11) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z12 = func.call @mma_bf16(%fa1, %fu0, %y12) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z13 = func.call @mma_bf16(%fa1, %fu1, %y13) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z14 = func.call @mma_bf16(%fa1, %fu2, %y14) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+          %z15 = func.call @mma_bf16(%fa1, %fu3, %y15) : (vector<4x2xbf16>, vector<2x2xbf16>, vector<4xf32>) -> vector<4xf32>
+            scf.yield %z0, %z1, %z2, %z3, %z4, %z5, %z6, %z7, %z8, %z9, %z10, %z11, %z12, %z13, %z14, %z15
+            : vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>
+          }
+          // the next iteration overwrites buffer (it+1)%2 == s
+          gpu.barrier
+          scf.yield %r#0, %r#1, %r#2, %r#3, %r#4, %r#5, %r#6, %r#7, %r#8, %r#9, %r#10, %r#11, %r#12, %r#13, %r#14, %r#15
+            : vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>
+        } else {
+          scf.yield %x0, %x1, %x2, %x3, %x4, %x5, %x6, %x7, %x8, %x9, %x10, %x11, %x12, %x13, %x14, %x15
+            : vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>
+        }
+        scf.yield %o#0, %o#1, %o#2, %o#3, %o#4, %o#5, %o#6, %o#7, %o#8, %o#9, %o#10, %o#11, %o#12, %o#13, %o#14, %o#15
+            : vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>
+      }
+      // drain the zero-fill group issued by the last iteration
+      nvvm.cp.async.wait.group 0
+
+      // Epilogue. C fragment: c0,c1 -> (row lane/4, cols 2*(lane%4)+{0,1}); c2,c3 -> row+8.
+      %lr = arith.divui %lane, %c4 : index
+      %lq = arith.remui %lane, %c4 : index
+      %lc = arith.muli %lq, %c2 : index
+      %rb = arith.addi %m0, %wrow : index
+      %r_mi0 = arith.addi %rb, %lr : index
+      %r_mi1 = arith.addi %r_mi0, %c16 : index
+      %cb0 = arith.addi %n0, %wcol : index
+      %cb = arith.addi %cb0, %lc : index
+      %c_nj1 = arith.addi %cb, %c8 : index
+      %c_nj2 = arith.addi %cb, %c16 : index
+      %c_nj3 = arith.addi %cb, %c24 : index
+      // h = silu(g) * u = g / (1 + exp(-g)) * u, on the accumulators, then bf16
+      %h0 = func.call @swiglu(%acc#0, %acc#8) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+      %h1 = func.call @swiglu(%acc#1, %acc#9) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+      %h2 = func.call @swiglu(%acc#2, %acc#10) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+      %h3 = func.call @swiglu(%acc#3, %acc#11) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+      %h4 = func.call @swiglu(%acc#4, %acc#12) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+      %h5 = func.call @swiglu(%acc#5, %acc#13) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+      %h6 = func.call @swiglu(%acc#6, %acc#14) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+      %h7 = func.call @swiglu(%acc#7, %acc#15) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+      func.call @store_frag_bf16(%H, %h0, %r_mi0, %cb, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag_bf16(%H, %h1, %r_mi0, %c_nj1, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag_bf16(%H, %h2, %r_mi0, %c_nj2, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag_bf16(%H, %h3, %r_mi0, %c_nj3, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag_bf16(%H, %h4, %r_mi1, %cb, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag_bf16(%H, %h5, %r_mi1, %c_nj1, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag_bf16(%H, %h6, %r_mi1, %c_nj2, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag_bf16(%H, %h7, %r_mi1, %c_nj3, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+    }
+    gpu.return
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Reference kernels
+  //===--------------------------------------------------------------------===//
+
+  // The expert of row r: the number of j in 1..E-1 with off[j] <= r.
+  func.func private @expert_of_row(%off: memref<?xi32>, %E: index,
+                                   %row: index) -> index {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %rowi = arith.index_cast %row : index to i32
+    %e = scf.for %j = %c1 to %E step %c1 iter_args(%acc = %c0) -> (index) {
+      %o = memref.load %off[%j] : memref<?xi32>
+      %le = arith.cmpi sle, %o, %rowi : i32
+      %inc = arith.select %le, %c1, %c0 : index
+      %nacc = arith.addi %acc, %inc : index
+      scf.yield %nacc : index
+    }
+    return %e : index
+  }
+
+  // sum_k X[row, k] * W[e, col, k] in f32, in k order.
+  func.func private @dot_row(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
+                             %row: index, %e: index, %col: index) -> f32 {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %f0 = arith.constant 0.0 : f32
+    %K = memref.dim %X, %c1 : memref<?x?xbf16>
+    %sum = scf.for %k = %c0 to %K step %c1 iter_args(%s = %f0) -> (f32) {
+      %xv = memref.load %X[%row, %k] : memref<?x?xbf16>
+      %wv = memref.load %W[%e, %col, %k] : memref<?x?x?xbf16>
+      %xf = arith.extf %xv : bf16 to f32
+      %wf = arith.extf %wv : bf16 to f32
+      %p = arith.mulf %xf, %wf : f32
+      %ns = arith.addf %s, %p : f32
+      scf.yield %ns : f32
+    }
+    return %sum : f32
+  }
+
+  // Y = X W[e]^T, one thread per element of Y, 16 x 16 blocks; rows past
+  // off[E] are not written.
+  gpu.func @grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
+                             %off: memref<?xi32>, %Y: memref<?x?xf32>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %E = memref.dim %W, %c0 : memref<?x?x?xbf16>
+    %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
+    %row, %col, %ok = func.call @ref_coords(%off, %E, %nout)
+        : (memref<?xi32>, index, index) -> (index, index, i1)
+    scf.if %ok {
+      %e = func.call @expert_of_row(%off, %E, %row)
+          : (memref<?xi32>, index, index) -> index
+      %y = func.call @dot_row(%X, %W, %row, %e, %col)
+          : (memref<?x?xbf16>, memref<?x?x?xbf16>, index, index, index) -> f32
+      memref.store %y, %Y[%row, %col] : memref<?x?xf32>
+    }
+    gpu.return
+  }
+
+  // H = silu(X Wg[e]^T) * (X Wu[e]^T) rounded to bf16, one thread per
+  // element of H.
+  gpu.func @gate_up_swiglu_ref(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
+                               %Wu: memref<?x?x?xbf16>, %off: memref<?xi32>,
+                               %H: memref<?x?xbf16>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %one = arith.constant 1.0 : f32
+    %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
+    %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+    %row, %col, %ok = func.call @ref_coords(%off, %E, %F)
+        : (memref<?xi32>, index, index) -> (index, index, i1)
+    scf.if %ok {
+      %e = func.call @expert_of_row(%off, %E, %row)
+          : (memref<?xi32>, index, index) -> index
+      %g = func.call @dot_row(%X, %Wg, %row, %e, %col)
+          : (memref<?x?xbf16>, memref<?x?x?xbf16>, index, index, index) -> f32
+      %u = func.call @dot_row(%X, %Wu, %row, %e, %col)
+          : (memref<?x?xbf16>, memref<?x?x?xbf16>, index, index, index) -> f32
+      %ng = arith.negf %g : f32
+      %ex = math.exp %ng : f32
+      %den = arith.addf %one, %ex : f32
+      %s = arith.divf %g, %den : f32
+      %h = arith.mulf %s, %u : f32
+      %hb = arith.truncf %h : f32 to bf16
+      memref.store %hb, %H[%row, %col] : memref<?x?xbf16>
+    }
+    gpu.return
+  }
+
+  // (row, col) of this thread in a grid of 16 x 16 blocks over an
+  // [off[E], ncols] output, and whether it lies inside.
+  func.func private @ref_coords(%off: memref<?xi32>, %E: index, %ncols: index)
+      -> (index, index, i1) {
+    %bx = gpu.block_id x
+    %by = gpu.block_id y
+    %tx = gpu.thread_id x
+    %ty = gpu.thread_id y
+    %dx = gpu.block_dim x
+    %dy = gpu.block_dim y
+    %col0 = arith.muli %bx, %dx : index
+    %col = arith.addi %col0, %tx : index
+    %row0 = arith.muli %by, %dy : index
+    %row = arith.addi %row0, %ty : index
+    %endi = memref.load %off[%E] : memref<?xi32>
+    %end = arith.index_cast %endi : i32 to index
+    %okr = arith.cmpi ult, %row, %end : index
+    %okc = arith.cmpi ult, %col, %ncols : index
+    %ok = arith.andi %okr, %okc : i1
+    return %row, %col, %ok : index, index, i1
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Host functions
+//===----------------------------------------------------------------------===//
+
+// The limits of the tensor-core kernels, checked once per call.
+func.func private @check_expert_limits(%K: index, %E: index) {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  %c256 = arith.constant 256 : index
+  %rem = arith.remui %K, %c8 : index
+  %k_ok = arith.cmpi eq, %rem, %c0 : index
+  cf.assert %k_ok, "moe gpu experts: the reduction size K must be a multiple of 8"
+  %e_ok = arith.cmpi ule, %E, %c256 : index
+  cf.assert %e_ok, "moe gpu experts: at most 256 experts"
+  return
+}
+
+// ceil(n / 64)
+func.func private @tiles64(%n: index) -> index {
+  %c63 = arith.constant 63 : index
+  %c64 = arith.constant 64 : index
+  %p = arith.addi %n, %c63 : index
+  %t = arith.divui %p, %c64 : index
+  return %t : index
+}
+
+// ceil(n / 16)
+func.func private @tiles16(%n: index) -> index {
+  %c15 = arith.constant 15 : index
+  %c16 = arith.constant 16 : index
+  %p = arith.addi %n, %c15 : index
+  %t = arith.divui %p, %c16 : index
+  return %t : index
+}
+
+// Y = X W[e]^T on tensor cores.
+func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
+                            %off: memref<?xi32>, %Y: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c128 = arith.constant 128 : index
+  %c256 = arith.constant 256 : index
+  %N = memref.dim %X, %c0 : memref<?x?xbf16>
+  %K = memref.dim %X, %c1 : memref<?x?xbf16>
+  %E = memref.dim %W, %c0 : memref<?x?x?xbf16>
+  %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
+  call @check_expert_limits(%K, %E) : (index, index) -> ()
+  %E1 = arith.addi %E, %c1 : index
+  %ntn = call @tiles64(%N) : (index) -> index
+  %maxtiles = arith.addi %ntn, %E : index
+  %gx = call @tiles64(%nout) : (index) -> index
+  %dX = gpu.alloc (%N, %K) : memref<?x?xbf16>
+  %dW = gpu.alloc (%E, %nout, %K) : memref<?x?x?xbf16>
+  %doff = gpu.alloc (%E1) : memref<?xi32>
+  %dY = gpu.alloc (%N, %nout) : memref<?x?xf32>
+  %dte = gpu.alloc (%maxtiles) : memref<?xi32>
+  %dtm = gpu.alloc (%maxtiles) : memref<?xi32>
+  %dnt = gpu.alloc () : memref<1xi32>
+  gpu.memcpy %dX, %X : memref<?x?xbf16>, memref<?x?xbf16>
+  gpu.memcpy %dW, %W : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  gpu.memcpy %doff, %off : memref<?xi32>, memref<?xi32>
+  gpu.memcpy %dY, %Y : memref<?x?xf32>, memref<?x?xf32>
+  gpu.launch_func @moe_experts::@build_tile_map
+      blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%doff : memref<?xi32>, %E : index, %dte : memref<?xi32>,
+           %dtm : memref<?xi32>, %dnt : memref<1xi32>)
+  gpu.launch_func @moe_experts::@grouped_gemm_mma
+      blocks in (%gx, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      args(%dX : memref<?x?xbf16>, %dW : memref<?x?x?xbf16>,
+           %doff : memref<?xi32>, %dte : memref<?xi32>, %dtm : memref<?xi32>,
+           %dnt : memref<1xi32>, %dY : memref<?x?xf32>)
+  gpu.memcpy %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
+  gpu.dealloc %dX : memref<?x?xbf16>
+  gpu.dealloc %dW : memref<?x?x?xbf16>
+  gpu.dealloc %doff : memref<?xi32>
+  gpu.dealloc %dY : memref<?x?xf32>
+  gpu.dealloc %dte : memref<?xi32>
+  gpu.dealloc %dtm : memref<?xi32>
+  gpu.dealloc %dnt : memref<1xi32>
+  return
+}
+
+// Y = X W[e]^T with the scalar reference kernel.
+func.func @moe_grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
+                                %off: memref<?xi32>, %Y: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %N = memref.dim %X, %c0 : memref<?x?xbf16>
+  %K = memref.dim %X, %c1 : memref<?x?xbf16>
+  %E = memref.dim %W, %c0 : memref<?x?x?xbf16>
+  %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
+  %E1 = arith.addi %E, %c1 : index
+  %gy = call @tiles16(%N) : (index) -> index
+  %gx = call @tiles16(%nout) : (index) -> index
+  %dX = gpu.alloc (%N, %K) : memref<?x?xbf16>
+  %dW = gpu.alloc (%E, %nout, %K) : memref<?x?x?xbf16>
+  %doff = gpu.alloc (%E1) : memref<?xi32>
+  %dY = gpu.alloc (%N, %nout) : memref<?x?xf32>
+  gpu.memcpy %dX, %X : memref<?x?xbf16>, memref<?x?xbf16>
+  gpu.memcpy %dW, %W : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  gpu.memcpy %doff, %off : memref<?xi32>, memref<?xi32>
+  gpu.memcpy %dY, %Y : memref<?x?xf32>, memref<?x?xf32>
+  gpu.launch_func @moe_experts::@grouped_gemm_ref
+      blocks in (%gx, %gy, %c1) threads in (%c16, %c16, %c1)
+      args(%dX : memref<?x?xbf16>, %dW : memref<?x?x?xbf16>,
+           %doff : memref<?xi32>, %dY : memref<?x?xf32>)
+  gpu.memcpy %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
+  gpu.dealloc %dX : memref<?x?xbf16>
+  gpu.dealloc %dW : memref<?x?x?xbf16>
+  gpu.dealloc %doff : memref<?xi32>
+  gpu.dealloc %dY : memref<?x?xf32>
+  return
+}
+
+// The gated expert on device buffers: tile map, fused gate/up + SwiGLU into
+// H [N, F] (bf16), down projection into Y [N, D] (f32). tile_expert and
+// tile_m0 hold ceil(N / 64) + E entries. Returns when Y is complete.
+func.func @moe_expert_ffn_device(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
+                                 %Wu: memref<?x?x?xbf16>,
+                                 %Wd: memref<?x?x?xbf16>, %off: memref<?xi32>,
+                                 %tile_expert: memref<?xi32>,
+                                 %tile_m0: memref<?xi32>,
+                                 %num_tiles: memref<1xi32>,
+                                 %H: memref<?x?xbf16>, %Y: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  %c256 = arith.constant 256 : index
+  %N = memref.dim %X, %c0 : memref<?x?xbf16>
+  %D = memref.dim %X, %c1 : memref<?x?xbf16>
+  %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
+  %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  call @check_expert_limits(%D, %E) : (index, index) -> ()
+  call @check_expert_limits(%F, %E) : (index, index) -> ()
+  %ntn = call @tiles64(%N) : (index) -> index
+  %maxtiles = arith.addi %ntn, %E : index
+  %gxf = call @tiles64(%F) : (index) -> index
+  %gxd = call @tiles64(%D) : (index) -> index
+  gpu.launch_func @moe_experts::@build_tile_map
+      blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%off : memref<?xi32>, %E : index, %tile_expert : memref<?xi32>,
+           %tile_m0 : memref<?xi32>, %num_tiles : memref<1xi32>)
+  gpu.launch_func @moe_experts::@gate_up_swiglu_mma
+      blocks in (%gxf, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
+           %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
+           %tile_expert : memref<?xi32>, %tile_m0 : memref<?xi32>,
+           %num_tiles : memref<1xi32>, %H : memref<?x?xbf16>)
+  gpu.launch_func @moe_experts::@grouped_gemm_mma
+      blocks in (%gxd, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      args(%H : memref<?x?xbf16>, %Wd : memref<?x?x?xbf16>,
+           %off : memref<?xi32>, %tile_expert : memref<?xi32>,
+           %tile_m0 : memref<?xi32>, %num_tiles : memref<1xi32>,
+           %Y : memref<?x?xf32>)
+  return
+}
+
+// Y = (silu(X Wg[e]^T) * (X Wu[e]^T)) Wd[e]^T on tensor cores.
+func.func @moe_expert_ffn(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
+                          %Wu: memref<?x?x?xbf16>, %Wd: memref<?x?x?xbf16>,
+                          %off: memref<?xi32>, %Y: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %N = memref.dim %X, %c0 : memref<?x?xbf16>
+  %D = memref.dim %X, %c1 : memref<?x?xbf16>
+  %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
+  %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %E1 = arith.addi %E, %c1 : index
+  %ntn = call @tiles64(%N) : (index) -> index
+  %maxtiles = arith.addi %ntn, %E : index
+  %dX = gpu.alloc (%N, %D) : memref<?x?xbf16>
+  %dWg = gpu.alloc (%E, %F, %D) : memref<?x?x?xbf16>
+  %dWu = gpu.alloc (%E, %F, %D) : memref<?x?x?xbf16>
+  %dWd = gpu.alloc (%E, %D, %F) : memref<?x?x?xbf16>
+  %doff = gpu.alloc (%E1) : memref<?xi32>
+  %dH = gpu.alloc (%N, %F) : memref<?x?xbf16>
+  %dY = gpu.alloc (%N, %D) : memref<?x?xf32>
+  %dte = gpu.alloc (%maxtiles) : memref<?xi32>
+  %dtm = gpu.alloc (%maxtiles) : memref<?xi32>
+  %dnt = gpu.alloc () : memref<1xi32>
+  gpu.memcpy %dX, %X : memref<?x?xbf16>, memref<?x?xbf16>
+  gpu.memcpy %dWg, %Wg : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  gpu.memcpy %dWu, %Wu : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  gpu.memcpy %dWd, %Wd : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  gpu.memcpy %doff, %off : memref<?xi32>, memref<?xi32>
+  gpu.memcpy %dY, %Y : memref<?x?xf32>, memref<?x?xf32>
+  call @moe_expert_ffn_device(%dX, %dWg, %dWu, %dWd, %doff, %dte, %dtm, %dnt,
+                              %dH, %dY)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>, memref<?xi32>,
+         memref<1xi32>, memref<?x?xbf16>, memref<?x?xf32>) -> ()
+  gpu.memcpy %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
+  gpu.dealloc %dX : memref<?x?xbf16>
+  gpu.dealloc %dWg : memref<?x?x?xbf16>
+  gpu.dealloc %dWu : memref<?x?x?xbf16>
+  gpu.dealloc %dWd : memref<?x?x?xbf16>
+  gpu.dealloc %doff : memref<?xi32>
+  gpu.dealloc %dH : memref<?x?xbf16>
+  gpu.dealloc %dY : memref<?x?xf32>
+  gpu.dealloc %dte : memref<?xi32>
+  gpu.dealloc %dtm : memref<?xi32>
+  gpu.dealloc %dnt : memref<1xi32>
+  return
+}
+
+// The gated expert with the scalar reference kernels.
+func.func @moe_expert_ffn_ref(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
+                              %Wu: memref<?x?x?xbf16>, %Wd: memref<?x?x?xbf16>,
+                              %off: memref<?xi32>, %Y: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %N = memref.dim %X, %c0 : memref<?x?xbf16>
+  %D = memref.dim %X, %c1 : memref<?x?xbf16>
+  %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
+  %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %E1 = arith.addi %E, %c1 : index
+  %gy = call @tiles16(%N) : (index) -> index
+  %gxf = call @tiles16(%F) : (index) -> index
+  %gxd = call @tiles16(%D) : (index) -> index
+  %dX = gpu.alloc (%N, %D) : memref<?x?xbf16>
+  %dWg = gpu.alloc (%E, %F, %D) : memref<?x?x?xbf16>
+  %dWu = gpu.alloc (%E, %F, %D) : memref<?x?x?xbf16>
+  %dWd = gpu.alloc (%E, %D, %F) : memref<?x?x?xbf16>
+  %doff = gpu.alloc (%E1) : memref<?xi32>
+  %dH = gpu.alloc (%N, %F) : memref<?x?xbf16>
+  %dY = gpu.alloc (%N, %D) : memref<?x?xf32>
+  gpu.memcpy %dX, %X : memref<?x?xbf16>, memref<?x?xbf16>
+  gpu.memcpy %dWg, %Wg : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  gpu.memcpy %dWu, %Wu : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  gpu.memcpy %dWd, %Wd : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  gpu.memcpy %doff, %off : memref<?xi32>, memref<?xi32>
+  gpu.memcpy %dY, %Y : memref<?x?xf32>, memref<?x?xf32>
+  gpu.launch_func @moe_experts::@gate_up_swiglu_ref
+      blocks in (%gxf, %gy, %c1) threads in (%c16, %c16, %c1)
+      args(%dX : memref<?x?xbf16>, %dWg : memref<?x?x?xbf16>,
+           %dWu : memref<?x?x?xbf16>, %doff : memref<?xi32>,
+           %dH : memref<?x?xbf16>)
+  gpu.launch_func @moe_experts::@grouped_gemm_ref
+      blocks in (%gxd, %gy, %c1) threads in (%c16, %c16, %c1)
+      args(%dH : memref<?x?xbf16>, %dWd : memref<?x?x?xbf16>,
+           %doff : memref<?xi32>, %dY : memref<?x?xf32>)
+  gpu.memcpy %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
+  gpu.dealloc %dX : memref<?x?xbf16>
+  gpu.dealloc %dWg : memref<?x?x?xbf16>
+  gpu.dealloc %dWu : memref<?x?x?xbf16>
+  gpu.dealloc %dWd : memref<?x?x?xbf16>
+  gpu.dealloc %doff : memref<?xi32>
+  gpu.dealloc %dH : memref<?x?xbf16>
+  gpu.dealloc %dY : memref<?x?xf32>
+  return
+}
+
+}
