@@ -15,6 +15,9 @@
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Pipelines/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
@@ -78,9 +81,67 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
   }
 }
 
+void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
+                                     const CUDAPipelineOptions &options) {
+  // Layers to calls of the kernel library's host functions, on buffers.
+  pm.addPass(createConvertMoEToGPUKernels());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  // Tensors to buffers; results returned by a function are owned by the
+  // caller, every other buffer is freed. The library comes after this: its
+  // gpu.launch_func ops have unknown effects for buffer deallocation.
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+  pm.addPass(createMoELinkGPUKernels());
+  // Host functions of the library that no layer calls.
+  pm.addPass(createSymbolDCEPass());
+
+  // The GPU lowering of lib/GPU/Kernels/README.md: device helpers inlined,
+  // host GPU ops on one stream per function, kernels to a gpu.binary.
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createInlinerPass());
+  kernels.addPass(createSymbolDCEPass());
+  pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  gpu::GPUToNVVMPipelineOptions nvvm;
+  nvvm.cubinChip = options.chip;
+  nvvm.cubinFeatures = options.features;
+  switch (options.format) {
+  case CUDAPipelineOptions::Format::Isa:
+    nvvm.cubinFormat = "isa";
+    break;
+  case CUDAPipelineOptions::Format::Bin:
+    nvvm.cubinFormat = "bin";
+    break;
+  case CUDAPipelineOptions::Format::Fatbin:
+    nvvm.cubinFormat = "fatbin";
+    break;
+  }
+  nvvm.optLevel = 3;
+  gpu::buildLowerToNVVMPassPipeline(pm, nvvm);
+  if (options.check) {
+    // gpu.binary and gpu.launch_func stay until translation to LLVM IR.
+    MoECheckLoweredOptions check;
+    check.dialects = {"builtin", "llvm", "gpu"};
+    check.stage = "moe-cuda-pipeline";
+    pm.addPass(createMoECheckLowered(check));
+  }
+}
+
 void mlir::moe::registerMoEPipelines() {
   PassPipelineRegistration<CPUPipelineOptions>(
       "moe-cpu-pipeline",
       "Compile moe IR for the host CPU down to the LLVM dialect",
       buildMoECPUPipeline);
+  PassPipelineRegistration<CUDAPipelineOptions>(
+      "moe-cuda-pipeline",
+      "Compile moe IR whose layers the CUDA kernel library supports to the "
+      "LLVM dialect for the host and a gpu.binary for the GPU",
+      buildMoECUDAPipeline);
 }

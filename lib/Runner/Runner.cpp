@@ -127,12 +127,21 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
   markArgumentsReadOnly(func);
 
   PassManager pm(module.getContext(), ModuleOp::getOperationName());
-  CPUPipelineOptions pipelineOptions;
-  pipelineOptions.stats = options.stats;
-  pipelineOptions.statsCoactivation = options.coactivation;
-  pipelineOptions.knobs = options.knobs;
-  pipelineOptions.reference = options.reference;
-  buildMoECPUPipeline(pm, pipelineOptions);
+  bool cuda = !options.cudaRuntime.empty();
+  if (cuda) {
+    // PTX for the oldest supported chip runs on every newer GPU.
+    CUDAPipelineOptions pipelineOptions;
+    pipelineOptions.chip = "sm_80";
+    pipelineOptions.format = CUDAPipelineOptions::Format::Isa;
+    buildMoECUDAPipeline(pm, pipelineOptions);
+  } else {
+    CPUPipelineOptions pipelineOptions;
+    pipelineOptions.stats = options.stats;
+    pipelineOptions.statsCoactivation = options.coactivation;
+    pipelineOptions.knobs = options.knobs;
+    pipelineOptions.reference = options.reference;
+    buildMoECPUPipeline(pm, pipelineOptions);
+  }
   if (failed(pm.run(module)))
     return makeError("compilation of @" + entry + " failed (see the "
                      "diagnostics above)");
@@ -156,6 +165,10 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
   engineOptions.transformer = transformer;
   engineOptions.jitCodeGenOptLevel =
       static_cast<llvm::CodeGenOptLevel>(options.optLevel);
+  SmallVector<StringRef, 1> sharedLibs;
+  if (cuda)
+    sharedLibs.push_back(options.cudaRuntime);
+  engineOptions.sharedLibPaths = sharedLibs;
   auto engine = ExecutionEngine::create(module, engineOptions);
   if (!engine)
     return engine.takeError();
@@ -169,6 +182,9 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
               llvm::JITSymbolFlags::Exported};
         return symbols;
       });
+  // Global constructors load the GPU binaries.
+  if (cuda)
+    compiled->engine->initialize();
   auto packed = compiled->engine->lookupPacked(entry);
   if (!packed)
     return packed.takeError();

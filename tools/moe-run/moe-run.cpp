@@ -8,12 +8,13 @@
 //
 //   moe-run FILE.mlir --entry NAME [--input A.npy ...] [--output-dir DIR]
 //           [--case-dir DIR ...] [--random-inputs [--seed S]
-//           [--dynamic-size N[,N...]]] [--repeat N] [--pipeline cpu]
+//           [--dynamic-size N[,N...]]] [--repeat N] [--pipeline cpu|cuda]
 //           [--checkpoint DIR] [--stats] [--stats-json FILE]
 //           [--stats-history FILE] [--stats-coactivation]
 //           [--knob LAYER:NAME=VALUE ...]
 //
-// JIT-compiles the module for the host with moe-cpu-pipeline and calls
+// JIT-compiles the module for the host with moe-cpu-pipeline (or, with
+// --pipeline cuda, moe-cuda-pipeline and the CUDA runtime) and calls
 // NAME. Inputs come from .npy files (--input, in argument order), from case
 // directories (DIR/arg0.npy ... in, DIR/out0.npy ... out), or are generated.
 // One compilation serves every call, whatever the dynamic sizes.
@@ -33,6 +34,7 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "llvm/ADT/StringExtras.h"
@@ -85,9 +87,11 @@ static cl::opt<unsigned>
            cl::desc("After one warm-up call, time N calls and print "
                     "median_ms=... min_ms=... max_ms=..."),
            cl::init(0), cl::cat(category));
-static cl::opt<std::string> pipeline("pipeline",
-                                     cl::desc("Target: cpu (default)"),
-                                     cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string>
+    pipeline("pipeline",
+             cl::desc("Target: cpu (default) or cuda (moe-cuda-pipeline, "
+                      "without statistics or knobs)"),
+             cl::init("cpu"), cl::cat(category));
 static cl::opt<bool> reference(
     "reference",
     cl::desc("Compile with the reference lowering only (no CPU kernels)"),
@@ -531,6 +535,17 @@ static llvm::Error writeStatisticsJSON(const CompiledFunction &function) {
   return llvm::Error::success();
 }
 
+/// libmoe_cuda_runtime next to this program: lib/ beside its bin/, as in
+/// the build and install trees.
+static std::string cudaRuntimePath(const char *argv0) {
+  std::string exe = llvm::sys::fs::getMainExecutable(
+      argv0, reinterpret_cast<void *>(&cudaRuntimePath));
+  llvm::SmallString<256> path(llvm::sys::path::parent_path(
+      llvm::sys::path::parent_path(exe)));
+  llvm::sys::path::append(path, "lib", "libmoe_cuda_runtime.so");
+  return std::string(path);
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   if (!takeStatsFlags(argc, argv))
@@ -545,9 +560,13 @@ int main(int argc, char **argv) {
       "  --stats-json FILE    write them to FILE as JSON (docs/monitoring.md)"
       "\n");
 
-  if (pipeline != "cpu")
-    return fail("--pipeline=" + pipeline +
-                " is not available in this build (supported: cpu)");
+  if (pipeline != "cpu" && pipeline != "cuda")
+    return fail("--pipeline=" + pipeline + " is not available in this build "
+                "(supported: cpu, cuda)");
+  if (pipeline == "cuda" && (reference || printStats || !statsJSON.empty() ||
+                             !statsHistory.empty() || statsCoactivation))
+    return fail("--pipeline=cuda runs without statistics and has no "
+                "reference mode: drop --reference and the --stats options");
   int modes = !inputs.empty() + !caseDirs.empty() + randomInputs;
   if (modes > 1)
     return fail("give only one of --input FILE..., --case-dir DIR... and "
@@ -564,6 +583,7 @@ int main(int argc, char **argv) {
   registerAllExtensions(registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerAllGPUToLLVMIRTranslations(registry);
   registerAllMoEDialects(registry);
   MLIRContext context(registry);
 
@@ -581,6 +601,11 @@ int main(int argc, char **argv) {
   options.stats = !noStats;
   options.coactivation = statsCoactivation;
   options.knobs = !noKnobs;
+  if (pipeline == "cuda") {
+    options.stats = false;
+    options.knobs = false;
+    options.cudaRuntime = cudaRuntimePath(argv[0]);
+  }
   if (noStats && (printStats || !statsJSON.empty() || !statsHistory.empty() ||
                   statsCoactivation))
     return fail("--no-stats contradicts --stats, --stats-json, "

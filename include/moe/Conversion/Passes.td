@@ -200,4 +200,103 @@ def ConvertMoEUKernels : Pass<"convert-moe-ukernels", "::mlir::ModuleOp"> {
   ];
 }
 
+def ConvertMoEToGPUKernels
+    : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleOp"> {
+  let summary = "Lower moe.layer to calls of the CUDA kernel library";
+  let description = [{
+    Rewrites each `moe.layer` into calls of the host functions of the CUDA
+    kernel library (`lib/GPU/Kernels`), which take host memrefs, copy them
+    to the device, launch the kernels and copy the results back:
+    `@moe_router` (softmax, top-k, renormalized weights), `@moe_dispatch`
+    (dropless grouped layout), `@moe_expert_ffn` (gated SwiGLU experts on
+    tensor cores) and `@moe_combine`. Operands are taken as buffers
+    (`bufferization.to_buffer`, cast to the dynamic shapes of the host
+    functions), every intermediate and output is a `memref.alloc`, and the
+    f32 combine result is rounded to bf16 by a host loop. The per-expert
+    assignment counts are the differences of the dispatch's group offsets;
+    no assignment is dropped (no capacity), so `dropped` is zero.
+
+    The callees are declared private here; `moe-link-gpu-kernels` adds
+    their bodies and kernels after bufferization (buffer deallocation does
+    not accept the library's `gpu.launch_func` ops).
+
+    Supported layers (anything else is an error on the op): softmax scores,
+    top_k selection with `1 <= k <= E <= 256`, renormalized weights
+    (`renormalize = true`, or `weights = softmax_selected`), `scale = 1.0`,
+    weights applied to the expert output, gated experts with `act = silu`
+    as separate `gate`, `up`, `down` operands, no capacity, no shared
+    experts, no selection or router bias, no run-time tau or capacity
+    factor, bf16 input and weights, and static `d` and `f` that are
+    multiples of 8.
+
+    ```mlir
+    %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+        experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+                tensor<8x64x32xbf16>)
+        {routing = #moe.routing<score = softmax, selection = top_k, k = 2,
+                                renormalize = true>,
+         experts = #moe.experts<kind = gated, act = silu>}
+        : tensor<?x64xbf16>
+    // becomes (abridged)
+    %xb = bufferization.to_buffer %x read_only
+        : tensor<?x64xbf16> to memref<?x64xbf16>
+    %xm = memref.cast %xb : memref<?x64xbf16> to memref<?x?xbf16>
+    ...
+    call @moe_router(%xm, %wrm, %ids, %wts) : (...) -> ()
+    call @moe_dispatch(%ids, %wts, %xm, %off, %rt, %rw, %sr, %xp) : ...
+    call @moe_expert_ffn(%xp, %gm, %um, %dm, %off, %rows) : ...
+    call @moe_combine(%rows, %sr, %wts, %yf) : ...
+    scf.for ... // %out[t, c] = arith.truncf %yf[t, c]
+    %y = bufferization.to_tensor %out restrict
+        : memref<?x64xbf16> to tensor<?x64xbf16>
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def MoELinkGPUKernels : Pass<"moe-link-gpu-kernels", "::mlir::ModuleOp"> {
+  let summary = "Add the CUDA kernel library to a module that calls it";
+  let description = [{
+    The kernel library (`lib/GPU/Kernels/*.mlir`) is embedded in the
+    compiler. When the module declares one of the library's host functions
+    (as `convert-moe-to-gpu-kernels` does), the pass parses the library
+    and merges it in once: its `gpu.module`s, and its host functions, made
+    private (internal linkage in LLVM), which replace the declarations. The
+    module becomes a `gpu.container_module`. A symbol of the module that clashes with the
+    library (another definition, or a declaration of a different type) is
+    an error. A module that calls none of the host functions is left
+    unchanged.
+
+    ```mlir
+    func.func private @moe_router(memref<?x?xbf16>, memref<?x?xbf16>,
+                                  memref<?x?xi32>, memref<?x?xf32>)
+    // becomes
+    gpu.module @moe_router_kernels { ... }
+    func.func private @moe_router(%x: memref<?x?xbf16>, ...) {
+      ... // gpu.alloc, gpu.memcpy, gpu.launch_func, gpu.dealloc
+    }
+    ```
+  }];
+  // Every dialect the library's sources use, for the parser.
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::cf::ControlFlowDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

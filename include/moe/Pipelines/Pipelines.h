@@ -51,7 +51,42 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 /// ending in a check that nothing else is left.
 void buildMoECPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
-/// Registers `moe-cpu-pipeline` with the global pass registry.
+/// Options of `moe-cuda-pipeline`.
+struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip", llvm::cl::desc("Target GPU (cubin-chip)"),
+      llvm::cl::init("sm_90")};
+  PassOptions::Option<std::string> features{
+      *this, "features", llvm::cl::desc("PTX features (cubin-features)"),
+      llvm::cl::init("+ptx80")};
+  enum class Format { Isa, Bin, Fatbin };
+  PassOptions::Option<Format> format{
+      *this, "format",
+      llvm::cl::desc("Device code in gpu.binary (cubin-format)"),
+      llvm::cl::init(Format::Bin),
+      llvm::cl::values(
+          clEnumValN(Format::Isa, "isa", "PTX, compiled by the driver"),
+          clEnumValN(Format::Bin, "bin", "a cubin for chip"),
+          clEnumValN(Format::Fatbin, "fatbin", "a fatbin for chip"))};
+  PassOptions::Option<bool> check{
+      *this, "check",
+      llvm::cl::desc("End with moe-check-lowered (only llvm, builtin and "
+                     "gpu ops may remain)"),
+      llvm::cl::init(true)};
+};
+
+/// moe IR whose layers the CUDA kernel library supports to the LLVM
+/// dialect for the host plus a gpu.binary for `chip`: each moe.layer
+/// becomes calls of the library's host functions
+/// (convert-moe-to-gpu-kernels), then bufferization and buffer
+/// deallocation, then the library is linked in (moe-link-gpu-kernels) and
+/// the GPU code is lowered as in lib/GPU/Kernels/README.md. Layers are not
+/// decomposed and run without statistics or run-time knobs.
+void buildMoECUDAPipeline(OpPassManager &pm,
+                          const CUDAPipelineOptions &options);
+
+/// Registers `moe-cpu-pipeline` and `moe-cuda-pipeline` with the global pass
+/// registry.
 void registerMoEPipelines();
 
 } // namespace moe

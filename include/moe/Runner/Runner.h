@@ -58,6 +58,10 @@ struct RunnerOptions {
   bool knobs = true;
   /// Compile with the reference lowering only (no CPU kernels).
   bool reference = false;
+  /// Compile with moe-cuda-pipeline (PTX for sm_80, compiled by the driver)
+  /// and load this mgpu* runtime library (libmoe_cuda_runtime) into the JIT.
+  /// Empty: compile for the CPU.
+  std::string cudaRuntime;
 };
 
 class CompiledFunction {

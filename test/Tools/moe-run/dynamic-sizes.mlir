@@ -21,5 +21,10 @@
 // RUN:   --random-inputs --dynamic-size=-2 2>&1 | FileCheck %s --check-prefix=NEG
 // NEG: moe-run: error: --dynamic-size must be >= 0, found -2
 // RUN: not moe-run %moe_src_root/examples/mixtral_layer.mlir --entry mixtral_layer \
+// RUN:   --random-inputs --pipeline rocm 2>&1 | FileCheck %s --check-prefix=PIPELINE
+// PIPELINE: moe-run: error: --pipeline=rocm is not available in this build (supported: cpu, cuda)
+// The example layer is f32, which the CUDA kernel library does not take.
+// RUN: not moe-run %moe_src_root/examples/mixtral_layer.mlir --entry mixtral_layer \
 // RUN:   --random-inputs --pipeline cuda 2>&1 | FileCheck %s --check-prefix=CUDA
-// CUDA: moe-run: error: --pipeline=cuda is not available in this build (supported: cpu)
+// CUDA: mixtral_layer.mlir:{{[0-9]+}}:{{[0-9]+}}: error: moe-cuda-pipeline supports moe.layer with {{.*}}; found input tensor<?x256xf32>
+// CUDA: moe-run: error: compilation of @mixtral_layer failed

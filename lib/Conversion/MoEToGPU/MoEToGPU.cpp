@@ -1,0 +1,255 @@
+//===- MoEToGPU.cpp - moe.layer to calls of the CUDA kernel library -------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// convert-moe-to-gpu-kernels: each supported moe.layer becomes the chain
+// router -> dispatch -> expert FFN -> combine of the host functions of
+// lib/GPU/Kernels, on buffers, before bufferization. The host functions are
+// declared here and defined by moe-link-gpu-kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/Passes.h"
+
+#include "moe/IR/MoEOps.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOGPUKERNELS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+struct ConvertMoEToGPUKernelsPass
+    : public moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernelsPass> {
+  void runOnOperation() override;
+};
+
+} // namespace
+
+static constexpr const char *supportedConfig =
+    "moe-cuda-pipeline supports moe.layer with softmax scores, top_k "
+    "selection (1 <= k <= E <= 256), renormalized weights (renormalize = "
+    "true or weights = softmax_selected), scale = 1.0, apply_weight = "
+    "output, gated experts (act = silu) as separate gate, up and down "
+    "operands, no capacity, no shared experts, no bias, no run-time tau or "
+    "capacity factor, bf16 input and weights, and static d and f that are "
+    "multiples of 8";
+
+/// The first reason why the kernel library cannot compute `op`, or an
+/// empty string.
+static std::string unsupportedReason(LayerOp op) {
+  std::string reason;
+  llvm::raw_string_ostream os(reason);
+  RoutingAttr routing = op.getRouting();
+  ExpertsAttr experts = op.getExperts();
+  int64_t numExperts = op.getNumExperts();
+  auto isBF16 = [](Value v) {
+    return cast<ShapedType>(v.getType()).getElementType().isBF16();
+  };
+  if (routing.getScore() != ScoreFunc::Softmax)
+    os << "score = " << stringifyScoreFunc(routing.getScore());
+  else if (routing.getSelection() != Selection::TopK)
+    os << "selection = " << stringifySelection(routing.getSelection());
+  else if (ShapedType::isDynamic(numExperts) || numExperts > 256)
+    os << "E = "
+       << (ShapedType::isDynamic(numExperts) ? std::string("?")
+                                             : std::to_string(numExperts));
+  else if (routing.getK() < 1 || routing.getK() > numExperts)
+    os << "k = " << routing.getK();
+  else if (routing.getWeights() == CombineWeights::Scores &&
+           !routing.getRenormalize())
+    os << "renormalize = false";
+  else if (routing.getScale() != F64{1.0})
+    os << "scale = " << llvm::format("%g", routing.getScale().value);
+  else if (routing.getApplyWeight() != ApplyWeight::Output)
+    os << "apply_weight = " << stringifyApplyWeight(routing.getApplyWeight());
+  else if (experts.getKind() != ExpertKind::Gated)
+    os << "experts kind = " << stringifyExpertKind(experts.getKind());
+  else if (experts.getAct() != Activation::Silu)
+    os << "act = " << stringifyActivation(experts.getAct());
+  else if (op.getExpertWeights().size() != 3)
+    os << "a fused gate_up operand";
+  else if (op.getCapacity() || op.getCapacityFactor())
+    os << "a capacity";
+  else if (!op.getSharedWeights().empty())
+    os << "shared experts";
+  else if (op.getSelectionBias() || op.getRouterBias())
+    os << "a bias";
+  else if (op.getTau())
+    os << "a run-time tau";
+  else if (!isBF16(op.getInput()) ||
+           !llvm::all_of(op.getRouterWeights(), isBF16) ||
+           !llvm::all_of(op.getExpertWeights(), isBF16))
+    os << "input " << op.getInput().getType() << ", router weight "
+       << op.getRouterWeight().getType() << ", expert weights "
+       << op.getExpertWeights().front().getType();
+  else {
+    auto down = cast<ShapedType>(op.getExpertWeights()[2].getType());
+    int64_t d = down.getDimSize(1), f = down.getDimSize(2);
+    if (ShapedType::isDynamic(d) || ShapedType::isDynamic(f) || d % 8 || f % 8)
+      os << "down projection " << down;
+  }
+  return reason;
+}
+
+/// The private declaration of library host function `name`.
+static void declareHostFunction(ModuleOp module, SymbolTable &symbols,
+                                StringRef name, FunctionType type) {
+  if (symbols.lookup(name))
+    return;
+  OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
+  auto func = func::FuncOp::create(builder, module.getLoc(), name, type);
+  func.setPrivate();
+  symbols.insert(func);
+}
+
+/// A fully dynamic memref of `type`'s rank, for the host functions.
+static MemRefType dynamicMemRef(int64_t rank, Type element) {
+  return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic),
+                         element);
+}
+
+/// `tensor` as a read-only buffer with dynamic sizes.
+static Value asBuffer(OpBuilder &b, Location loc, Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  Value buffer = bufferization::ToBufferOp::create(
+      b, loc, MemRefType::get(type.getShape(), type.getElementType()), tensor,
+      /*read_only=*/true);
+  return memref::CastOp::create(
+      b, loc, dynamicMemRef(type.getRank(), type.getElementType()), buffer);
+}
+
+static Value allocate(OpBuilder &b, Location loc, Type element,
+                      ValueRange sizes) {
+  return memref::AllocOp::create(b, loc, dynamicMemRef(sizes.size(), element),
+                                 sizes);
+}
+
+/// Replaces `op` by the library calls, declaring the callees in `module`.
+static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Type bf16 = b.getBF16Type(), f32 = b.getF32Type(), i32 = b.getI32Type();
+  Type i64 = b.getI64Type();
+  auto idx = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+
+  Value x = asBuffer(b, loc, op.getInput());
+  Value wr = asBuffer(b, loc, op.getRouterWeight());
+  Value gate = asBuffer(b, loc, op.getExpertWeights()[0]);
+  Value up = asBuffer(b, loc, op.getExpertWeights()[1]);
+  Value down = asBuffer(b, loc, op.getExpertWeights()[2]);
+
+  int64_t numExperts = op.getNumExperts();
+  auto downType = cast<ShapedType>(op.getExpertWeights()[2].getType());
+  Value c0 = idx(0), c1 = idx(1);
+  Value tokens = memref::DimOp::create(b, loc, x, c0);
+  Value d = idx(downType.getDimSize(1));
+  Value k = idx(op.getRouting().getK());
+  Value e1 = idx(numExperts + 1);
+  Value rows = arith::MulIOp::create(b, loc, tokens, k);
+
+  Value ids = allocate(b, loc, i32, {tokens, k});
+  Value wts = allocate(b, loc, f32, {tokens, k});
+  Value offsets = allocate(b, loc, i32, {e1});
+  Value rowToken = allocate(b, loc, i32, {rows});
+  Value rowWeight = allocate(b, loc, f32, {rows});
+  Value slotRow = allocate(b, loc, i32, {tokens, k});
+  Value xp = allocate(b, loc, bf16, {rows, d});
+  Value expertRows = allocate(b, loc, f32, {rows, d});
+  Value yf = allocate(b, loc, f32, {tokens, d});
+
+  auto call = [&](StringRef name, ValueRange args) {
+    auto type = b.getFunctionType(TypeRange(args), {});
+    declareHostFunction(module, symbols, name, type);
+    func::CallOp::create(b, loc, name, TypeRange(), args);
+  };
+  call("moe_router", {x, wr, ids, wts});
+  call("moe_dispatch",
+       {ids, wts, x, offsets, rowToken, rowWeight, slotRow, xp});
+  call("moe_expert_ffn", {xp, gate, up, down, offsets, expertRows});
+  call("moe_combine", {expertRows, slotRow, wts, yf});
+
+  // The combine's f32 sums, rounded to the layer's bf16 output.
+  Value out = allocate(b, loc, bf16, {tokens, d});
+  scf::ForOp::create(
+      b, loc, c0, tokens, c1, ValueRange(),
+      [&](OpBuilder &b, Location loc, Value t, ValueRange) {
+        scf::ForOp::create(
+            b, loc, c0, d, c1, ValueRange(),
+            [&](OpBuilder &b, Location loc, Value c, ValueRange) {
+              Value v = memref::LoadOp::create(b, loc, yf, {t, c});
+              Value r = arith::TruncFOp::create(b, loc, bf16, v);
+              memref::StoreOp::create(b, loc, r, out, {t, c});
+              scf::YieldOp::create(b, loc);
+            });
+        scf::YieldOp::create(b, loc);
+      });
+  auto toTensor = [&](Value buffer, Type type) -> Value {
+    auto tensorType = cast<RankedTensorType>(type);
+    Value cast = memref::CastOp::create(
+        b, loc,
+        MemRefType::get(tensorType.getShape(), tensorType.getElementType()),
+        buffer);
+    return bufferization::ToTensorOp::create(b, loc, tensorType, cast,
+                                             /*restrict=*/b.getUnitAttr());
+  };
+  op.getOutput().replaceAllUsesWith(toTensor(out, op.getOutput().getType()));
+
+  // Dropless: the assignments are the group sizes, nothing is dropped.
+  if (!op.getAssignments().use_empty() || !op.getDropped().use_empty()) {
+    Value numE = idx(numExperts);
+    Value load = allocate(b, loc, i64, {numE});
+    Value dropped = allocate(b, loc, i64, {numE});
+    Value zero = arith::ConstantIntOp::create(b, loc, i64, 0);
+    scf::ForOp::create(b, loc, c0, numE, c1, ValueRange(),
+                       [&](OpBuilder &b, Location loc, Value e, ValueRange) {
+                         Value next = arith::AddIOp::create(b, loc, e, c1);
+                         Value lo =
+                             memref::LoadOp::create(b, loc, offsets, {e});
+                         Value hi =
+                             memref::LoadOp::create(b, loc, offsets, {next});
+                         Value n = arith::SubIOp::create(b, loc, hi, lo);
+                         Value n64 = arith::ExtSIOp::create(b, loc, i64, n);
+                         memref::StoreOp::create(b, loc, n64, load, {e});
+                         memref::StoreOp::create(b, loc, zero, dropped, {e});
+                         scf::YieldOp::create(b, loc);
+                       });
+    op.getAssignments().replaceAllUsesWith(
+        toTensor(load, op.getAssignments().getType()));
+    op.getDropped().replaceAllUsesWith(
+        toTensor(dropped, op.getDropped().getType()));
+  }
+  op.erase();
+}
+
+void ConvertMoEToGPUKernelsPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  SmallVector<LayerOp> layers;
+  module.walk([&](LayerOp op) { layers.push_back(op); });
+  bool failed = false;
+  for (LayerOp op : layers) {
+    std::string reason = unsupportedReason(op);
+    if (reason.empty())
+      continue;
+    op.emitError() << supportedConfig << "; found " << reason;
+    failed = true;
+  }
+  if (failed)
+    return signalPassFailure();
+  SymbolTable symbols(module);
+  for (LayerOp op : layers)
+    rewriteLayer(op, module, symbols);
+}

@@ -1,0 +1,116 @@
+// RUN: moe-opt %s --split-input-file --convert-moe-to-gpu-kernels | FileCheck %s
+// RUN: moe-opt %s --split-input-file --convert-moe-to-gpu-kernels \
+// RUN:   --moe-link-gpu-kernels | FileCheck %s --check-prefix=LINK
+
+// A Mixtral-style bf16 layer becomes the four host functions of the kernel
+// library, on buffers with dynamic sizes.
+
+// CHECK-LABEL: func.func @layer(
+// CHECK-SAME:      %[[X:.*]]: tensor<?x64xbf16>, %[[WR:.*]]: tensor<8x64xbf16>, %[[G:.*]]: tensor<8x32x64xbf16>, %[[U:.*]]: tensor<8x32x64xbf16>, %[[D:.*]]: tensor<8x64x32xbf16>)
+// CHECK-DAG:   %[[XB:.*]] = bufferization.to_buffer %[[X]] read_only : tensor<?x64xbf16> to memref<?x64xbf16>
+// CHECK-DAG:   %[[XM:.*]] = memref.cast %[[XB]] : memref<?x64xbf16> to memref<?x?xbf16>
+// CHECK-DAG:   %[[WRB:.*]] = bufferization.to_buffer %[[WR]] read_only : tensor<8x64xbf16> to memref<8x64xbf16>
+// CHECK-DAG:   %[[WRM:.*]] = memref.cast %[[WRB]] : memref<8x64xbf16> to memref<?x?xbf16>
+// CHECK-DAG:   %[[GB:.*]] = bufferization.to_buffer %[[G]] read_only
+// CHECK-DAG:   %[[GM:.*]] = memref.cast %[[GB]] : memref<8x32x64xbf16> to memref<?x?x?xbf16>
+// CHECK-DAG:   %[[UB:.*]] = bufferization.to_buffer %[[U]] read_only
+// CHECK-DAG:   %[[UM:.*]] = memref.cast %[[UB]] : memref<8x32x64xbf16> to memref<?x?x?xbf16>
+// CHECK-DAG:   %[[DB:.*]] = bufferization.to_buffer %[[D]] read_only
+// CHECK-DAG:   %[[DM:.*]] = memref.cast %[[DB]] : memref<8x64x32xbf16> to memref<?x?x?xbf16>
+// CHECK-DAG:   %[[C0:.*]] = arith.constant 0 : index
+// CHECK-DAG:   %[[C2:.*]] = arith.constant 2 : index
+// CHECK-DAG:   %[[C9:.*]] = arith.constant 9 : index
+// CHECK-DAG:   %[[C64:.*]] = arith.constant 64 : index
+// CHECK-DAG:   %[[T:.*]] = memref.dim %[[XM]], %[[C0]] : memref<?x?xbf16>
+// CHECK:       %[[N:.*]] = arith.muli %[[T]], %[[C2]] : index
+// CHECK:       %[[IDS:.*]] = memref.alloc(%[[T]], %[[C2]]) : memref<?x?xi32>
+// CHECK:       %[[WTS:.*]] = memref.alloc(%[[T]], %[[C2]]) : memref<?x?xf32>
+// CHECK:       %[[OFF:.*]] = memref.alloc(%[[C9]]) : memref<?xi32>
+// CHECK:       %[[RT:.*]] = memref.alloc(%[[N]]) : memref<?xi32>
+// CHECK:       %[[RW:.*]] = memref.alloc(%[[N]]) : memref<?xf32>
+// CHECK:       %[[SR:.*]] = memref.alloc(%[[T]], %[[C2]]) : memref<?x?xi32>
+// CHECK:       %[[XP:.*]] = memref.alloc(%[[N]], %[[C64]]) : memref<?x?xbf16>
+// CHECK:       %[[ROWS:.*]] = memref.alloc(%[[N]], %[[C64]]) : memref<?x?xf32>
+// CHECK:       %[[YF:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xf32>
+// CHECK:       call @moe_router(%[[XM]], %[[WRM]], %[[IDS]], %[[WTS]])
+// CHECK:       call @moe_dispatch(%[[IDS]], %[[WTS]], %[[XM]], %[[OFF]], %[[RT]], %[[RW]], %[[SR]], %[[XP]])
+// CHECK:       call @moe_expert_ffn(%[[XP]], %[[GM]], %[[UM]], %[[DM]], %[[OFF]], %[[ROWS]])
+// CHECK:       call @moe_combine(%[[ROWS]], %[[SR]], %[[WTS]], %[[YF]])
+// CHECK:       %[[OUT:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xbf16>
+// CHECK:       scf.for %[[I:.*]] = %[[C0]] to %[[T]]
+// CHECK:         scf.for %[[J:.*]] = %[[C0]] to %[[C64]]
+// CHECK:           %[[V:.*]] = memref.load %[[YF]][%[[I]], %[[J]]] : memref<?x?xf32>
+// CHECK:           %[[R:.*]] = arith.truncf %[[V]] : f32 to bf16
+// CHECK:           memref.store %[[R]], %[[OUT]][%[[I]], %[[J]]] : memref<?x?xbf16>
+// CHECK:       %[[OC:.*]] = memref.cast %[[OUT]] : memref<?x?xbf16> to memref<?x64xbf16>
+// CHECK:       %[[Y:.*]] = bufferization.to_tensor %[[OC]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
+// CHECK-NOT:   moe.layer
+// CHECK:       return %[[Y]] : tensor<?x64xbf16>
+// CHECK-DAG:   func.func private @moe_router(memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>)
+// CHECK-DAG:   func.func private @moe_dispatch(memref<?x?xi32>, memref<?x?xf32>, memref<?x?xbf16>, memref<?xi32>, memref<?xi32>, memref<?xf32>, memref<?x?xi32>, memref<?x?xbf16>)
+// CHECK-DAG:   func.func private @moe_expert_ffn(memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>)
+// CHECK-DAG:   func.func private @moe_combine(memref<?x?xf32>, memref<?x?xi32>, memref<?x?xf32>, memref<?x?xf32>)
+
+// The library linked in: its kernels, and its host functions, private and
+// internal, in place of the declarations.
+// LINK:     module attributes {gpu.container_module}
+// LINK-DAG: gpu.module @moe_router_kernels
+// LINK-DAG: gpu.module @moe_dispatch_kernels
+// LINK-DAG: gpu.module @moe_experts
+// LINK-DAG: gpu.module @moe_combine_kernels
+// LINK-DAG: func.func private @moe_router(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
+// LINK-DAG: func.func private @moe_expert_ffn(
+// LINK-DAG: gpu.launch_func @moe_combine_kernels::@combine
+
+func.func @layer(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+                 %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+                 %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2,
+                              renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// The assignments are the dispatch's group sizes, offsets[e + 1] -
+// offsets[e]; nothing is dropped.
+
+// CHECK-LABEL: func.func @counts(
+// CHECK-DAG:   %[[C0:.*]] = arith.constant 0 : index
+// CHECK-DAG:   %[[C1:.*]] = arith.constant 1 : index
+// CHECK:       %[[OFF:.*]] = memref.alloc(%{{.*}}) : memref<?xi32>
+// CHECK:       call @moe_dispatch(%{{.*}}, %{{.*}}, %{{.*}}, %[[OFF]],
+// CHECK:       %[[C4:.*]] = arith.constant 4 : index
+// CHECK:       %[[LOAD:.*]] = memref.alloc(%[[C4]]) : memref<?xi64>
+// CHECK:       %[[DROP:.*]] = memref.alloc(%[[C4]]) : memref<?xi64>
+// CHECK:       %[[Z:.*]] = arith.constant 0 : i64
+// CHECK:       scf.for %[[E:.*]] = %[[C0]] to %[[C4]] step %[[C1]] {
+// CHECK:         %[[E1:.*]] = arith.addi %[[E]], %[[C1]] : index
+// CHECK:         %[[LO:.*]] = memref.load %[[OFF]][%[[E]]] : memref<?xi32>
+// CHECK:         %[[HI:.*]] = memref.load %[[OFF]][%[[E1]]] : memref<?xi32>
+// CHECK:         %[[NE:.*]] = arith.subi %[[HI]], %[[LO]] : i32
+// CHECK:         %[[NE64:.*]] = arith.extsi %[[NE]] : i32 to i64
+// CHECK:         memref.store %[[NE64]], %[[LOAD]][%[[E]]] : memref<?xi64>
+// CHECK:         memref.store %[[Z]], %[[DROP]][%[[E]]] : memref<?xi64>
+// CHECK:       %[[LC:.*]] = memref.cast %[[LOAD]] : memref<?xi64> to memref<4xi64>
+// CHECK:       %[[LT:.*]] = bufferization.to_tensor %[[LC]] restrict : memref<4xi64> to tensor<4xi64>
+// CHECK:       %[[DC:.*]] = memref.cast %[[DROP]] : memref<?xi64> to memref<4xi64>
+// CHECK:       %[[DT:.*]] = bufferization.to_tensor %[[DC]] restrict : memref<4xi64> to tensor<4xi64>
+// CHECK:       return %{{.*}}, %[[LT]], %[[DT]]
+
+func.func @counts(%x: tensor<16x32xbf16>, %wr: tensor<4x32xbf16>,
+                  %g: tensor<4x16x32xbf16>, %u: tensor<4x16x32xbf16>,
+                  %d: tensor<4x32x16xbf16>)
+    -> (tensor<16x32xbf16>, tensor<4xi64>, tensor<4xi64>) {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<4x32xbf16>)
+      experts(%g, %u, %d : tensor<4x16x32xbf16>, tensor<4x16x32xbf16>,
+              tensor<4x32x16xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 1,
+                              weights = softmax_selected>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<16x32xbf16>
+  return %y, %load, %dropped : tensor<16x32xbf16>, tensor<4xi64>, tensor<4xi64>
+}

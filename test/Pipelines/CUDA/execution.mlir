@@ -1,0 +1,17 @@
+// A bf16 layer compiled by moe-cuda-pipeline and run on the GPU by
+// moe-run, against moe-reference's f64 results: the output within bf16
+// tolerance, the per-expert assignments and dropped counts exactly.
+// REQUIRES: cuda-gpu
+// RUN: rm -rf %t && mkdir -p %t
+
+// Mixtral-style: k = 2 of 8 experts, renormalized.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1" --seed 1 --tokens 0,1,7,33,130 --dir %t/mixtral
+// RUN: moe-run %t/mixtral/case.mlir --entry case --pipeline cuda --quiet $(cat %t/mixtral/moe-run.args)
+// RUN: moe-reference compare --dir %t/mixtral | FileCheck %s
+
+// Wider: d = 256, f = 128, k = 4 of 16.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1 E=16 k=4 d=256 f=128" --seed 2 --tokens 1,64,100 --dir %t/wide
+// RUN: moe-run %t/wide/case.mlir --entry case --pipeline cuda --quiet $(cat %t/wide/moe-run.args)
+// RUN: moe-reference compare --dir %t/wide | FileCheck %s
+
+// CHECK: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok

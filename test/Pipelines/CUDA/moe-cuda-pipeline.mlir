@@ -1,0 +1,54 @@
+// moe-cuda-pipeline on a Mixtral-style bf16 layer: host code in the LLVM
+// dialect that calls the kernel library, and one gpu.binary per library
+// file, with the expert GEMMs on tensor cores.
+// REQUIRES: ptxas
+// RUN: rm -rf %t && mkdir -p %t
+// RUN: moe-opt %s --moe-cuda-pipeline="format=isa chip=sm_80" -o %t/isa.mlir
+// RUN: FileCheck %s --check-prefix=ISA < %t/isa.mlir
+// RUN: FileCheck %s --check-prefix=PTX < %t/isa.mlir
+// RUN: mlir-translate --mlir-to-llvmir %t/isa.mlir | FileCheck %s --check-prefix=HOST
+// The default: a cubin for sm_90.
+// RUN: moe-opt %s --moe-cuda-pipeline | FileCheck %s --check-prefix=BIN
+
+// Only LLVM ops, gpu.binary and gpu.launch_func (translated with the
+// binaries) are left.
+// ISA-NOT:   {{^ *(func|memref|scf|arith|bufferization|moe|gpu\.(alloc|memcpy|dealloc|module))[.a-z_]* }}
+// ISA:       llvm.func @layer(
+// ISA:       llvm.call @moe_router(
+// ISA:       llvm.call @moe_dispatch(
+// ISA:       llvm.call @moe_expert_ffn(
+// ISA:       llvm.call @moe_combine(
+// ISA:       llvm.func internal @moe_router(
+// ISA:       gpu.launch_func {{.*}} @moe_router_kernels::@router_topk blocks
+// PTX-DAG:   gpu.binary @moe_router_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">, {{.*}}assembly = "{{.*}}.target sm_80
+// PTX-DAG:   gpu.binary @moe_experts [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">, {{.*}}assembly = "{{.*}}mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// ISA-NOT:   {{^ *(func|memref|scf|arith|bufferization|moe)\.}}
+
+// HOST-LABEL: define {{.*}} @layer(
+// HOST:       call void @moe_router(
+// HOST:       call void @moe_dispatch(
+// HOST:       call void @moe_expert_ffn(
+// HOST:       call void @moe_combine(
+// HOST:       call void @free(
+// The unused reference paths of the library are gone.
+// HOST-NOT:   @moe_router_ref
+// HOST-LABEL: define internal void @moe_expert_ffn_device(
+// HOST:       call ptr @mgpuModuleGetFunction({{.*}}@moe_experts_gate_up_swiglu_mma_name)
+// HOST:       call void @mgpuLaunchKernel(
+// HOST:       call ptr @mgpuModuleGetFunction({{.*}}@moe_experts_grouped_gemm_mma_name)
+// HOST:       call void @mgpuLaunchKernel(
+// HOST:       call ptr @mgpuModuleLoadJIT(ptr @moe_experts_binary, i32 3)
+
+// BIN: gpu.binary @moe_experts [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">, {{.*}}bin = "\7FELF
+
+func.func @layer(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+                 %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+                 %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2,
+                              renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}

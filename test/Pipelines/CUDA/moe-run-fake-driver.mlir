@@ -1,0 +1,33 @@
+// moe-run --pipeline cuda on a stand-in driver that logs its calls
+// (test/Runtime/CUDA/Inputs/fake_libcuda.c): the JIT loads the four PTX
+// modules and a layer call launches the library's kernels in order, on
+// 7 tokens, k = 2, E = 8, d = 32, f = 48. The kernels do not run, so
+// the outputs are not checked here (see execution.mlir).
+// RUN: rm -rf %t && mkdir -p %t/fake
+// RUN: %cc -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-format-zero-length -Werror \
+// RUN:   %moe_src_root/test/Runtime/CUDA/Inputs/fake_libcuda.c -o %t/fake/libcuda.so.1
+// RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1" --seed 1 --tokens 7 --dir %t/layer
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/layer/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/layer/moe-run.args) | FileCheck %s
+// RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --stats \
+// RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=STATS
+
+// CHECK-COUNT-4: cuda: cuModuleLoadDataEx(.target sm_80, O3, log 8192 bytes)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuMemsetD32Async(0x0, 8)
+// CHECK-NEXT:    cuda: cuModuleGetFunction(count_experts)
+// CHECK-NEXT:    cuda: cuLaunchKernel(count_experts, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(gather_rows, grid 14x1x1, block 128x1x1, smem 0, a stream)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuLaunchKernel(build_tile_map, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(grouped_gemm_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK-COUNT-4: cuda: cuModuleUnload()
+
+// STATS: moe-run: error: --pipeline=cuda runs without statistics and has no reference mode: drop --reference and the --stats options

@@ -1,0 +1,131 @@
+// Layers that the CUDA kernel library does not compute are rejected on the
+// op, naming what is supported and what was found.
+// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-cuda-pipeline
+// An unknown binary format is an option error.
+// RUN: not moe-opt %s --moe-cuda-pipeline=format=ptx 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=FORMAT
+// FORMAT: for the --format option: Cannot find option named 'ptx'!
+
+func.func @sigmoid(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %dn: tensor<8x64x32xbf16>, %gu: tensor<8x64x64xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with softmax scores, top_k selection (1 <= k <= E <= 256), renormalized weights (renormalize = true or weights = softmax_selected), scale = 1.0, apply_weight = output, gated experts (act = silu) as separate gate, up and down operands, no capacity, no shared experts, no bias, no run-time tau or capacity factor, bf16 input and weights, and static d and f that are multiples of 8; found score = sigmoid}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %dn : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = sigmoid, selection = top_k, k = 2, renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+func.func @grouped(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %dn: tensor<8x64x32xbf16>, %gu: tensor<8x64x64xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with softmax scores, top_k selection (1 <= k <= E <= 256), renormalized weights (renormalize = true or weights = softmax_selected), scale = 1.0, apply_weight = output, gated experts (act = silu) as separate gate, up and down operands, no capacity, no shared experts, no bias, no run-time tau or capacity factor, bf16 input and weights, and static d and f that are multiples of 8; found selection = grouped_top_k}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %dn : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = grouped_top_k, k = 2, groups = 2, topk_group = 1, renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+func.func @not_renormalized(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %dn: tensor<8x64x32xbf16>, %gu: tensor<8x64x64xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with softmax scores, top_k selection (1 <= k <= E <= 256), renormalized weights (renormalize = true or weights = softmax_selected), scale = 1.0, apply_weight = output, gated experts (act = silu) as separate gate, up and down operands, no capacity, no shared experts, no bias, no run-time tau or capacity factor, bf16 input and weights, and static d and f that are multiples of 8; found renormalize = false}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %dn : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+func.func @scaled(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %dn: tensor<8x64x32xbf16>, %gu: tensor<8x64x64xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with softmax scores, top_k selection (1 <= k <= E <= 256), renormalized weights (renormalize = true or weights = softmax_selected), scale = 1.0, apply_weight = output, gated experts (act = silu) as separate gate, up and down operands, no capacity, no shared experts, no bias, no run-time tau or capacity factor, bf16 input and weights, and static d and f that are multiples of 8; found scale = 2.5}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %dn : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true, scale = 2.5>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+func.func @f32(%x: tensor<?x64xf32>, %wr: tensor<8x64xf32>,
+    %g: tensor<8x32x64xf32>, %u: tensor<8x32x64xf32>,
+    %dn: tensor<8x64x32xf32>, %gu: tensor<8x64x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with softmax scores, top_k selection (1 <= k <= E <= 256), renormalized weights (renormalize = true or weights = softmax_selected), scale = 1.0, apply_weight = output, gated experts (act = silu) as separate gate, up and down operands, no capacity, no shared experts, no bias, no run-time tau or capacity factor, bf16 input and weights, and static d and f that are multiples of 8; found input tensor<?x64xf32>, router weight tensor<8x64xf32>, expert weights tensor<8x32x64xf32>}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xf32>)
+      experts(%g, %u, %dn : tensor<8x32x64xf32>, tensor<8x32x64xf32>,
+              tensor<8x64x32xf32>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @fused(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %dn: tensor<8x64x32xbf16>, %gu: tensor<8x64x64xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with softmax scores, top_k selection (1 <= k <= E <= 256), renormalized weights (renormalize = true or weights = softmax_selected), scale = 1.0, apply_weight = output, gated experts (act = silu) as separate gate, up and down operands, no capacity, no shared experts, no bias, no run-time tau or capacity factor, bf16 input and weights, and static d and f that are multiples of 8; found a fused gate_up operand}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%gu, %dn : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+func.func @capacity(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %dn: tensor<8x64x32xbf16>, %gu: tensor<8x64x64xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with softmax scores, top_k selection (1 <= k <= E <= 256), renormalized weights (renormalize = true or weights = softmax_selected), scale = 1.0, apply_weight = output, gated experts (act = silu) as separate gate, up and down operands, no capacity, no shared experts, no bias, no run-time tau or capacity factor, bf16 input and weights, and static d and f that are multiples of 8; found a capacity}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %dn : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>,
+       capacity = #moe.capacity<factor = 1.25>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+func.func @odd_f(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x12x64xbf16>, %u: tensor<8x12x64xbf16>,
+    %dn: tensor<8x64x12xbf16>, %gu: tensor<8x24x64xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with softmax scores, top_k selection (1 <= k <= E <= 256), renormalized weights (renormalize = true or weights = softmax_selected), scale = 1.0, apply_weight = output, gated experts (act = silu) as separate gate, up and down operands, no capacity, no shared experts, no bias, no run-time tau or capacity factor, bf16 input and weights, and static d and f that are multiples of 8; found down projection tensor<8x64x12xbf16>}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %dn : tensor<8x12x64xbf16>, tensor<8x12x64xbf16>,
+              tensor<8x64x12xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+func.func @many_experts(%x: tensor<?x64xbf16>, %wr: tensor<512x64xbf16>,
+    %g: tensor<512x32x64xbf16>, %u: tensor<512x32x64xbf16>,
+    %dn: tensor<512x64x32xbf16>, %gu: tensor<512x64x64xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with softmax scores, top_k selection (1 <= k <= E <= 256), renormalized weights (renormalize = true or weights = softmax_selected), scale = 1.0, apply_weight = output, gated experts (act = silu) as separate gate, up and down operands, no capacity, no shared experts, no bias, no run-time tau or capacity factor, bf16 input and weights, and static d and f that are multiples of 8; found E = 512}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<512x64xbf16>)
+      experts(%g, %u, %dn : tensor<512x32x64xbf16>, tensor<512x32x64xbf16>,
+              tensor<512x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
