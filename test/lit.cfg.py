@@ -40,6 +40,9 @@ if pipeline not in ("fast", "reference"):
     lit_config.fatal("moe_pipeline must be 'fast' or 'reference'")
 if pipeline == "reference":
     config.name = "MOE-reference"
+    # Tests of targets without a reference mode (CUDA) say
+    # `UNSUPPORTED: reference-pipeline`.
+    config.available_features.add("reference-pipeline")
 compile_args = ["--reference"] if pipeline == "reference" else []
 
 tool_dirs = [os.path.join(config.moe_obj_root, "bin"), config.llvm_tools_dir]

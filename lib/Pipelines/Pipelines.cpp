@@ -83,8 +83,14 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
 
 void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
                                      const CUDAPipelineOptions &options) {
-  // Layers to calls of the kernel library's host functions, on buffers.
+  // Layers to calls of the kernel library's host functions, on buffers; the
+  // assignments come from the dispatch offsets. Checkpoint weights become
+  // runtime buffers (unpacked) and statistics runtime calls, as on the CPU.
+  // The supported layers have no knobs.
+  if (options.stats)
+    pm.addPass(createMoEInsertStats());
   pm.addPass(createConvertMoEToGPUKernels());
+  pm.addPass(createConvertMoEToRuntime());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
@@ -99,6 +105,7 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createConvertBufferizationToMemRefPass());
+  pm.addPass(createConvertMoEWeightBuffers());
   pm.addPass(createMoELinkGPUKernels());
   // Host functions of the library that no layer calls.
   pm.addPass(createSymbolDCEPass());

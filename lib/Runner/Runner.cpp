@@ -133,6 +133,7 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
     CUDAPipelineOptions pipelineOptions;
     pipelineOptions.chip = "sm_80";
     pipelineOptions.format = CUDAPipelineOptions::Format::Isa;
+    pipelineOptions.stats = options.stats;
     buildMoECUDAPipeline(pm, pipelineOptions);
   } else {
     CPUPipelineOptions pipelineOptions;

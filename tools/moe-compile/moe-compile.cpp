@@ -6,13 +6,16 @@
 //
 //===----------------------------------------------------------------------===//
 //
-//   moe-compile IN.mlir -o OUT.(o|so) [--header OUT.h] [--target cpu]
-//               [--mcpu NAME]
+//   moe-compile IN.mlir -o OUT.(o|so) [--header OUT.h] [--target cpu|cuda]
+//               [--mcpu NAME] [--cuda-chip SM] [--cuda-format isa|bin|fatbin]
 //
 // Compiles every layer function of the module (one [T, d] tensor in, one
-// [T, d_out] tensor out) for the host and emits an object file, or a shared
+// [T, d_out] tensor out) for the host, or with --target cuda for the host
+// and a GPU (moe-cuda-pipeline), and emits an object file, or a shared
 // library that also holds the runtime: the C API of moe_runtime.h loads the
 // weights from a checkpoint, runs the layers and reads their statistics.
+// CUDA libraries also link libmoe_cuda_runtime, found through their RUNPATH
+// in the lib/ directory beside moe-compile's bin/.
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,6 +33,7 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -62,8 +66,28 @@ static cl::opt<std::string>
 static cl::opt<std::string> headerFile("header",
                                        cl::desc("Write the C header here"),
                                        cl::cat(category));
-static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
-                                   cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string>
+    target("target",
+           cl::desc("Target: cpu, or cuda (moe-cuda-pipeline; the library "
+                    "also links libmoe_cuda_runtime)"),
+           cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string>
+    cudaChip("cuda-chip",
+             cl::desc("With --target cuda: the GPU to compile for"),
+             cl::init("sm_90"), cl::cat(category));
+static cl::opt<CUDAPipelineOptions::Format> cudaFormat(
+    "cuda-format",
+    cl::desc("With --target cuda: the device code embedded in the output"),
+    cl::init(CUDAPipelineOptions::Format::Bin),
+    cl::values(clEnumValN(CUDAPipelineOptions::Format::Isa, "isa",
+                          "PTX, compiled by the driver when the library "
+                          "loads"),
+               clEnumValN(CUDAPipelineOptions::Format::Bin, "bin",
+                          "a cubin for --cuda-chip (needs ptxas)"),
+               clEnumValN(CUDAPipelineOptions::Format::Fatbin, "fatbin",
+                          "a fatbin for --cuda-chip (needs ptxas and "
+                          "fatbinary)")),
+    cl::cat(category));
 static cl::opt<std::string>
     mcpu("mcpu",
          cl::desc("CPU to compile for (default: this host's, e.g. znver5; "
@@ -200,10 +224,11 @@ static llvm::Error writeObject(llvm::Module &module,
 }
 
 /// Links `object` with the runtime into a shared library that exports the
-/// C API only.
+/// C API only; with `cuda`, also with libmoe_cuda_runtime, which the
+/// library finds through its RUNPATH.
 static llvm::Error linkSharedLibrary(llvm::StringRef object,
                                      llvm::StringRef output,
-                                     llvm::StringRef argv0) {
+                                     llvm::StringRef argv0, bool cuda) {
   auto driver = llvm::sys::findProgramByName("c++");
   if (!driver)
     driver = llvm::sys::findProgramByName("g++");
@@ -218,6 +243,7 @@ static llvm::Error linkSharedLibrary(llvm::StringRef object,
       argv0.data(), reinterpret_cast<void *>(&linkSharedLibrary));
   llvm::SmallString<256> libDir(llvm::sys::path::parent_path(exe));
   llvm::sys::path::append(libDir, "..", "lib");
+  llvm::sys::path::remove_dots(libDir, /*remove_dot_dot=*/true);
   auto archive = [&](llvm::StringRef name) {
     llvm::SmallString<256> path(libDir);
     llvm::sys::path::append(path, "lib" + name + ".a");
@@ -228,6 +254,11 @@ static llvm::Error linkSharedLibrary(llvm::StringRef object,
       MOE_LLVM_LIBRARY_DIR "/libLLVMSupport.a",
       MOE_LLVM_LIBRARY_DIR "/libLLVMDemangle.a"};
   std::string capi = archive("MoERuntimeCApi");
+  if (cuda) {
+    llvm::SmallString<256> path(libDir);
+    llvm::sys::path::append(path, "libmoe_cuda_runtime.so");
+    archives.push_back(std::string(path));
+  }
   for (const std::string &path : archives)
     if (!llvm::sys::fs::exists(path))
       return llvm::createStringError(llvm::inconvertibleErrorCode(),
@@ -249,6 +280,8 @@ static llvm::Error linkSharedLibrary(llvm::StringRef object,
                                    object.str(), "-Wl,--whole-archive", capi,
                                    "-Wl,--no-whole-archive"};
   args.insert(args.end(), archives.begin(), archives.end());
+  if (cuda)
+    args.push_back(("-Wl,-rpath," + libDir).str());
   for (const char *flag : {"-lpthread", "-lm", "-ldl", "-Wl,--no-undefined"})
     args.push_back(flag);
   args.push_back(("-Wl,--version-script=" + script).str());
@@ -309,9 +342,16 @@ int main(int argc, char **argv) {
       argc, argv,
       "moe-compile: compile an moe module ahead of time into an object file "
       "or a shared library with the C API of moe_runtime.h\n");
-  if (target != "cpu")
+  if (target != "cpu" && target != "cuda")
     return fail("--target=" + target +
-                " is not available in this build (supported: cpu)");
+                " is not available in this build (supported: cpu, cuda)");
+  bool cuda = target == "cuda";
+  if (cuda && (reference || statsCoactivation))
+    return fail("--target=cuda has no reference mode and counts no "
+                "co-activated pairs: drop --reference and "
+                "--stats-coactivation");
+  if (!cuda && (cudaChip.getNumOccurrences() || cudaFormat.getNumOccurrences()))
+    return fail("--cuda-chip and --cuda-format need --target=cuda");
   bool shared = llvm::StringRef(outputFile).ends_with(".so");
   if (!shared && !llvm::StringRef(outputFile).ends_with(".o"))
     return fail("-o must name a .o or a .so file, found " + outputFile);
@@ -324,6 +364,7 @@ int main(int argc, char **argv) {
   registerAllExtensions(registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerAllGPUToLLVMIRTranslations(registry);
   registerAllMoEDialects(registry);
   MLIRContext context(registry);
   llvm::SourceMgr sourceMgr;
@@ -347,12 +388,21 @@ int main(int argc, char **argv) {
   }
 
   PassManager pm(&context, ModuleOp::getOperationName());
-  CPUPipelineOptions options;
-  options.stats = !noStats;
-  options.statsCoactivation = statsCoactivation;
-  options.knobs = !noKnobs;
-  options.reference = reference;
-  buildMoECPUPipeline(pm, options);
+  if (cuda) {
+    // The layers the kernel library supports have no knobs.
+    CUDAPipelineOptions options;
+    options.chip = cudaChip;
+    options.format = cudaFormat;
+    options.stats = !noStats;
+    buildMoECUDAPipeline(pm, options);
+  } else {
+    CPUPipelineOptions options;
+    options.stats = !noStats;
+    options.statsCoactivation = statsCoactivation;
+    options.knobs = !noKnobs;
+    options.reference = reference;
+    buildMoECPUPipeline(pm, options);
+  }
   if (failed(pm.run(*module)))
     return fail("compilation failed (see the diagnostics above)");
   if (llvm::Error error = collectRuntimeTables(*module, manifest))
@@ -380,7 +430,7 @@ int main(int argc, char **argv) {
   if (llvm::Error error = writeObject(*llvmModule, **machine, object))
     return fail(llvm::toString(std::move(error)));
   if (shared) {
-    llvm::Error error = linkSharedLibrary(object, outputFile, argv[0]);
+    llvm::Error error = linkSharedLibrary(object, outputFile, argv[0], cuda);
     llvm::sys::fs::remove(object);
     if (error)
       return fail(llvm::toString(std::move(error)));

@@ -90,7 +90,7 @@ static cl::opt<unsigned>
 static cl::opt<std::string>
     pipeline("pipeline",
              cl::desc("Target: cpu (default) or cuda (moe-cuda-pipeline, "
-                      "without statistics or knobs)"),
+                      "without knobs)"),
              cl::init("cpu"), cl::cat(category));
 static cl::opt<bool> reference(
     "reference",
@@ -563,10 +563,10 @@ int main(int argc, char **argv) {
   if (pipeline != "cpu" && pipeline != "cuda")
     return fail("--pipeline=" + pipeline + " is not available in this build "
                 "(supported: cpu, cuda)");
-  if (pipeline == "cuda" && (reference || printStats || !statsJSON.empty() ||
-                             !statsHistory.empty() || statsCoactivation))
-    return fail("--pipeline=cuda runs without statistics and has no "
-                "reference mode: drop --reference and the --stats options");
+  if (pipeline == "cuda" && (reference || statsCoactivation))
+    return fail("--pipeline=cuda has no reference mode and counts no "
+                "co-activated pairs: drop --reference and "
+                "--stats-coactivation");
   int modes = !inputs.empty() + !caseDirs.empty() + randomInputs;
   if (modes > 1)
     return fail("give only one of --input FILE..., --case-dir DIR... and "
@@ -602,7 +602,6 @@ int main(int argc, char **argv) {
   options.coactivation = statsCoactivation;
   options.knobs = !noKnobs;
   if (pipeline == "cuda") {
-    options.stats = false;
     options.knobs = false;
     options.cudaRuntime = cudaRuntimePath(argv[0]);
   }

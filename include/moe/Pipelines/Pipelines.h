@@ -68,6 +68,11 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
           clEnumValN(Format::Isa, "isa", "PTX, compiled by the driver"),
           clEnumValN(Format::Bin, "bin", "a cubin for chip"),
           clEnumValN(Format::Fatbin, "fatbin", "a fatbin for chip"))};
+  PassOptions::Option<bool> stats{
+      *this, "stats",
+      llvm::cl::desc("Record each layer's expert statistics in the runtime "
+                     "(moe-insert-stats)"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> check{
       *this, "check",
       llvm::cl::desc("End with moe-check-lowered (only llvm, builtin and "
@@ -80,8 +85,10 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
 /// becomes calls of the library's host functions
 /// (convert-moe-to-gpu-kernels), then bufferization and buffer
 /// deallocation, then the library is linked in (moe-link-gpu-kernels) and
-/// the GPU code is lowered as in lib/GPU/Kernels/README.md. Layers are not
-/// decomposed and run without statistics or run-time knobs.
+/// the GPU code is lowered as in lib/GPU/Kernels/README.md. Checkpoint
+/// weights (moe.weight) become runtime weight buffers and statistics (with
+/// `stats`) runtime calls, as on the CPU; layers are not decomposed and have
+/// no run-time knobs.
 void buildMoECUDAPipeline(OpPassManager &pm,
                           const CUDAPipelineOptions &options);
 

@@ -9,8 +9,10 @@
 // RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1" --seed 1 --tokens 7 --dir %t/layer
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/layer/case.mlir --entry case \
 // RUN:   --pipeline cuda --quiet $(cat %t/layer/moe-run.args) | FileCheck %s
-// RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --stats \
-// RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=STATS
+// RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --reference \
+// RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=REFERENCE
+// RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --stats-coactivation \
+// RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=REFERENCE
 
 // CHECK-COUNT-4: cuda: cuModuleLoadDataEx(.target sm_80, O3, log 8192 bytes)
 // CHECK-NOT:     cuLaunchKernel
@@ -30,4 +32,4 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-COUNT-4: cuda: cuModuleUnload()
 
-// STATS: moe-run: error: --pipeline=cuda runs without statistics and has no reference mode: drop --reference and the --stats options
+// REFERENCE: moe-run: error: --pipeline=cuda has no reference mode and counts no co-activated pairs: drop --reference and --stats-coactivation

@@ -1,0 +1,61 @@
+// moe-cuda-pipeline on an imported bf16 Mixtral-style checkpoint: the
+// weights (moe.weight) become runtime weight buffers, unpacked, and each
+// layer records its statistics through the runtime, as on the CPU; the
+// module keeps the moe.weights and moe.stats tables. moe-run runs it on
+// the stand-in driver that logs its calls
+// (test/Runtime/CUDA/Inputs/fake_libcuda.c): the modules load and the
+// kernels launch. The kernels do not run, so neither the outputs nor the
+// per-expert counts are checked here; the token count is the host's.
+// RUN: rm -rf %t && mkdir -p %t/fake
+// RUN: %cc -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-format-zero-length -Werror \
+// RUN:   %moe_src_root/test/Runtime/CUDA/Inputs/fake_libcuda.c -o %t/fake/libcuda.so.1
+// RUN: moe-gen-checkpoint --family mixtral --dtype bf16 --hidden 32 --inner 48 --out %t/ckpt --seed 3
+// RUN: moe-import --model %t/ckpt -o %t/model.mlir
+// RUN: moe-opt %t/model.mlir --moe-cuda-pipeline="chip=sm_80 format=isa" | FileCheck %s --check-prefix=IR
+// RUN: moe-opt %t/model.mlir --moe-cuda-pipeline="chip=sm_80 format=isa stats=false" | FileCheck %s --check-prefix=NOSTATS
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/model.mlir --entry moe_layer_1 \
+// RUN:   --checkpoint %t/ckpt --pipeline cuda --random-inputs --dynamic-size 5 \
+// RUN:   --quiet --stats --stats-json %t/stats.json > %t/run.out
+// RUN: FileCheck %s < %t/run.out
+// RUN: FileCheck %s --check-prefix=STATS < %t/run.out
+// RUN: FileCheck %s --check-prefix=JSON < %t/stats.json
+
+// IR:      module attributes {gpu.container_module, moe.checkpoint = "{{.*}}ckpt",
+// IR-SAME:   moe.stats = [{experts = 8 : i64, id = 0 : i64, layer = "moe_layer_0"}, {experts = 8 : i64, id = 1 : i64, layer = "moe_layer_1"}],
+// IR-SAME:   moe.weights = [{id = 0 : i64, names = ["model.layers.0.block_sparse_moe.gate.weight"], stacked = false, type = tensor<8x32xbf16>},
+// IR-SAME:   names = ["model.layers.0.block_sparse_moe.experts.0.w1.weight",
+// IR-SAME:   stacked = true, type = tensor<8x48x32xbf16>}
+// IR-NOT:    packing
+// IR-DAG:    llvm.call @_mlir_ciface_moe_rt_weight_bf16_2d(
+// IR-DAG:    llvm.call @_mlir_ciface_moe_rt_weight_bf16_3d(
+// IR-DAG:    llvm.call @_mlir_ciface_moe_rt_record_stats(
+// IR-DAG:    llvm.func @moe_layer_1(
+// IR-DAG:    gpu.binary @
+
+// NOSTATS-NOT: moe.stats
+// NOSTATS-NOT: record_stats
+// NOSTATS:     moe.weights
+// NOSTATS-NOT: record_stats
+
+// Weights in (copied to the device), the layer's kernels in order.
+// CHECK-COUNT-4: cuda: cuModuleLoadDataEx(.target sm_80, O3, log 8192 bytes)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuLaunchKernel(count_experts, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(gather_rows, grid 10x1x1, block 128x1x1, smem 0, a stream)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuLaunchKernel(build_tile_map, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(grouped_gemm_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuLaunchKernel(combine, grid 1x5x1, block 256x1x1, smem 0, a stream)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK-COUNT-4: cuda: cuModuleUnload()
+
+// STATS:         layer moe_layer_1: 1 calls, 5 tokens
+// STATS:         expert  assignments  dropped
+// STATS-COUNT-8: {{^ +[0-7] +-?[0-9]+ +0$}}
+
+// JSON: {"layers":[{"assignments":[{{.*}}],"calls":1,{{.*}}"dropped":[0,0,0,0,0,0,0,0],"function":"moe_layer_1",{{.*}}"num_experts":8,"tokens":5}],"version":1}
