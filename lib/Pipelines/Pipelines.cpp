@@ -26,6 +26,19 @@
 
 using namespace mlir;
 
+/// Tensors to buffers; results returned by a function are owned by the
+/// caller, every other buffer is freed.
+static void addBufferization(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+}
+
 void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
                                     const CPUPipelineOptions &options) {
   // moe ops to upstream ops on tensors and runtime calls.
@@ -49,16 +62,7 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
-  // Tensors to buffers; results returned by a function are owned by the
-  // caller, every other buffer is freed.
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addPass(createConvertBufferizationToMemRefPass());
+  addBufferization(pm);
   pm.addPass(createConvertMoEWeightBuffers());
   pm.addPass(createConvertMoEUKernels());
   pm.addPass(createMoELowerCopies());
@@ -94,17 +98,9 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
-  // Tensors to buffers; results returned by a function are owned by the
-  // caller, every other buffer is freed. The library comes after this: its
-  // gpu.launch_func ops have unknown effects for buffer deallocation.
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addPass(createConvertBufferizationToMemRefPass());
+  // The library comes after bufferization: its gpu.launch_func ops have
+  // unknown effects for buffer deallocation.
+  addBufferization(pm);
   pm.addPass(createConvertMoEWeightBuffers());
   pm.addPass(createMoELinkGPUKernels());
   // Host functions of the library that no layer calls.
