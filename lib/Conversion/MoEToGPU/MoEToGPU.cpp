@@ -6,10 +6,10 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// convert-moe-to-gpu-kernels: each supported moe.layer becomes the chain
-// router -> dispatch -> expert FFN -> combine of the host functions of
-// lib/GPU/Kernels, on buffers, before bufferization. The host functions are
-// declared here and defined by moe-link-gpu-kernels.
+// convert-moe-to-gpu-kernels: each supported moe.layer becomes a call of
+// @moe_layer of lib/GPU/Kernels (router -> dispatch -> expert FFN ->
+// combine on one stream), on buffers, before bufferization. The host
+// function is declared here and defined by moe-link-gpu-kernels.
 //
 //===----------------------------------------------------------------------===//
 
@@ -159,28 +159,15 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   Value d = idx(downType.getDimSize(1));
   Value k = idx(op.getRouting().getK());
   Value e1 = idx(numExperts + 1);
-  Value rows = arith::MulIOp::create(b, loc, tokens, k);
 
-  Value ids = allocate(b, loc, i32, {tokens, k});
-  Value wts = allocate(b, loc, f32, {tokens, k});
   Value offsets = allocate(b, loc, i32, {e1});
-  Value rowToken = allocate(b, loc, i32, {rows});
-  Value rowWeight = allocate(b, loc, f32, {rows});
-  Value slotRow = allocate(b, loc, i32, {tokens, k});
-  Value xp = allocate(b, loc, bf16, {rows, d});
-  Value expertRows = allocate(b, loc, f32, {rows, d});
   Value yf = allocate(b, loc, f32, {tokens, d});
 
-  auto call = [&](StringRef name, ValueRange args) {
-    auto type = b.getFunctionType(TypeRange(args), {});
-    declareHostFunction(module, symbols, name, type);
-    func::CallOp::create(b, loc, name, TypeRange(), args);
-  };
-  call("moe_router", {x, wr, ids, wts});
-  call("moe_dispatch",
-       {ids, wts, x, offsets, rowToken, rowWeight, slotRow, xp});
-  call("moe_expert_ffn", {xp, gate, up, down, offsets, expertRows});
-  call("moe_combine", {expertRows, slotRow, wts, yf});
+  // The whole layer on one stream, synchronized once (layer.mlir).
+  SmallVector<Value> args = {x, wr, gate, up, down, k, offsets, yf};
+  auto type = b.getFunctionType(TypeRange(args), {});
+  declareHostFunction(module, symbols, "moe_layer", type);
+  func::CallOp::create(b, loc, "moe_layer", TypeRange(), args);
 
   // The combine's f32 sums, rounded to the layer's bf16 output.
   Value out = allocate(b, loc, bf16, {tokens, d});

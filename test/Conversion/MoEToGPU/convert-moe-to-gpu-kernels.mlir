@@ -2,8 +2,8 @@
 // RUN: moe-opt %s --split-input-file --convert-moe-to-gpu-kernels \
 // RUN:   --moe-link-gpu-kernels | FileCheck %s --check-prefix=LINK
 
-// A Mixtral-style bf16 layer becomes the four host functions of the kernel
-// library, on buffers with dynamic sizes.
+// A Mixtral-style bf16 layer becomes one call of the kernel library's
+// @moe_layer, on buffers with dynamic sizes.
 
 // CHECK-LABEL: func.func @layer(
 // CHECK-SAME:      %[[X:.*]]: tensor<?x64xbf16>, %[[WR:.*]]: tensor<8x64xbf16>, %[[G:.*]]: tensor<8x32x64xbf16>, %[[U:.*]]: tensor<8x32x64xbf16>, %[[D:.*]]: tensor<8x64x32xbf16>)
@@ -22,20 +22,11 @@
 // CHECK-DAG:   %[[C9:.*]] = arith.constant 9 : index
 // CHECK-DAG:   %[[C64:.*]] = arith.constant 64 : index
 // CHECK-DAG:   %[[T:.*]] = memref.dim %[[XM]], %[[C0]] : memref<?x?xbf16>
-// CHECK:       %[[N:.*]] = arith.muli %[[T]], %[[C2]] : index
-// CHECK:       %[[IDS:.*]] = memref.alloc(%[[T]], %[[C2]]) : memref<?x?xi32>
-// CHECK:       %[[WTS:.*]] = memref.alloc(%[[T]], %[[C2]]) : memref<?x?xf32>
 // CHECK:       %[[OFF:.*]] = memref.alloc(%[[C9]]) : memref<?xi32>
-// CHECK:       %[[RT:.*]] = memref.alloc(%[[N]]) : memref<?xi32>
-// CHECK:       %[[RW:.*]] = memref.alloc(%[[N]]) : memref<?xf32>
-// CHECK:       %[[SR:.*]] = memref.alloc(%[[T]], %[[C2]]) : memref<?x?xi32>
-// CHECK:       %[[XP:.*]] = memref.alloc(%[[N]], %[[C64]]) : memref<?x?xbf16>
-// CHECK:       %[[ROWS:.*]] = memref.alloc(%[[N]], %[[C64]]) : memref<?x?xf32>
 // CHECK:       %[[YF:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xf32>
-// CHECK:       call @moe_router(%[[XM]], %[[WRM]], %[[IDS]], %[[WTS]])
-// CHECK:       call @moe_dispatch(%[[IDS]], %[[WTS]], %[[XM]], %[[OFF]], %[[RT]], %[[RW]], %[[SR]], %[[XP]])
-// CHECK:       call @moe_expert_ffn(%[[XP]], %[[GM]], %[[UM]], %[[DM]], %[[OFF]], %[[ROWS]])
-// CHECK:       call @moe_combine(%[[ROWS]], %[[SR]], %[[WTS]], %[[YF]])
+// CHECK-NOT:   call
+// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[GM]], %[[UM]], %[[DM]], %[[C2]], %[[OFF]], %[[YF]])
+// CHECK-NOT:   call
 // CHECK:       %[[OUT:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xbf16>
 // CHECK:       scf.for %[[I:.*]] = %[[C0]] to %[[T]]
 // CHECK:         scf.for %[[J:.*]] = %[[C0]] to %[[C64]]
@@ -46,10 +37,8 @@
 // CHECK:       %[[Y:.*]] = bufferization.to_tensor %[[OC]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
 // CHECK-NOT:   moe.layer
 // CHECK:       return %[[Y]] : tensor<?x64xbf16>
-// CHECK-DAG:   func.func private @moe_router(memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>)
-// CHECK-DAG:   func.func private @moe_dispatch(memref<?x?xi32>, memref<?x?xf32>, memref<?x?xbf16>, memref<?xi32>, memref<?xi32>, memref<?xf32>, memref<?x?xi32>, memref<?x?xbf16>)
-// CHECK-DAG:   func.func private @moe_expert_ffn(memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>)
-// CHECK-DAG:   func.func private @moe_combine(memref<?x?xf32>, memref<?x?xi32>, memref<?x?xf32>, memref<?x?xf32>)
+// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, memref<?xi32>, memref<?x?xf32>)
+// CHECK-NOT:   func.func private
 
 // The library linked in: its kernels, and its host functions, private and
 // internal, in place of the declarations.
@@ -58,6 +47,8 @@
 // LINK-DAG: gpu.module @moe_dispatch_kernels
 // LINK-DAG: gpu.module @moe_experts
 // LINK-DAG: gpu.module @moe_combine_kernels
+// LINK-DAG: func.func private @moe_layer(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: index, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
+// LINK-DAG: gpu.launch_func async [%{{.*}}] @moe_experts::@gate_up_swiglu_mma
 // LINK-DAG: func.func private @moe_router(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
 // LINK-DAG: func.func private @moe_expert_ffn(
 // LINK-DAG: gpu.launch_func @moe_combine_kernels::@combine
@@ -83,7 +74,7 @@ func.func @layer(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK-DAG:   %[[C0:.*]] = arith.constant 0 : index
 // CHECK-DAG:   %[[C1:.*]] = arith.constant 1 : index
 // CHECK:       %[[OFF:.*]] = memref.alloc(%{{.*}}) : memref<?xi32>
-// CHECK:       call @moe_dispatch(%{{.*}}, %{{.*}}, %{{.*}}, %[[OFF]],
+// CHECK:       call @moe_layer(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[OFF]],
 // CHECK:       %[[C4:.*]] = arith.constant 4 : index
 // CHECK:       %[[LOAD:.*]] = memref.alloc(%[[C4]]) : memref<?xi64>
 // CHECK:       %[[DROP:.*]] = memref.alloc(%[[C4]]) : memref<?xi64>

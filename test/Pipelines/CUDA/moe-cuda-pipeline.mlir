@@ -14,29 +14,43 @@
 // binaries) are left.
 // ISA-NOT:   {{^ *(func|memref|scf|arith|bufferization|moe|gpu\.(alloc|memcpy|dealloc|module))[.a-z_]* }}
 // ISA:       llvm.func @layer(
-// ISA:       llvm.call @moe_router(
-// ISA:       llvm.call @moe_dispatch(
-// ISA:       llvm.call @moe_expert_ffn(
-// ISA:       llvm.call @moe_combine(
-// ISA:       llvm.func internal @moe_router(
+// ISA-NOT:   llvm.call @moe_{{router|dispatch|expert|combine}}
+// ISA:       llvm.call @moe_layer(
+// ISA-NOT:   llvm.call @moe_{{router|dispatch|expert|combine}}
+// ISA:       llvm.func internal @moe_layer(
 // ISA:       gpu.launch_func {{.*}} @moe_router_kernels::@router_topk blocks
 // PTX-DAG:   gpu.binary @moe_router_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">, {{.*}}assembly = "{{.*}}.target sm_80
 // PTX-DAG:   gpu.binary @moe_experts [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">, {{.*}}assembly = "{{.*}}mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // ISA-NOT:   {{^ *(func|memref|scf|arith|bufferization|moe)\.}}
 
 // HOST-LABEL: define {{.*}} @layer(
-// HOST:       call void @moe_router(
-// HOST:       call void @moe_dispatch(
-// HOST:       call void @moe_expert_ffn(
-// HOST:       call void @moe_combine(
+// HOST-NOT:   call void @moe_{{router|dispatch|expert|combine}}
+// HOST:       call void @moe_layer(
+// HOST-NOT:   call void @moe_{{router|dispatch|expert|combine}}
 // HOST:       call void @free(
-// The unused reference paths of the library are gone.
+// The host functions of the library that the layer does not call are gone.
+// HOST-NOT:   @moe_router(
+// HOST-NOT:   @moe_expert_ffn_device(
 // HOST-NOT:   @moe_router_ref
-// HOST-LABEL: define internal void @moe_expert_ffn_device(
+// The layer's nine GPU operations on one stream, synchronized once after
+// the last of them.
+// HOST-LABEL: define internal void @moe_layer(
+// HOST:       [[S:%[0-9]+]] = call ptr @mgpuStreamCreate()
+// HOST-NOT:   @mgpuStream
+// HOST:       call ptr @mgpuModuleGetFunction({{.*}}@moe_router_kernels_router_topk_name)
+// HOST-NOT:   @mgpuStream
 // HOST:       call ptr @mgpuModuleGetFunction({{.*}}@moe_experts_gate_up_swiglu_mma_name)
-// HOST:       call void @mgpuLaunchKernel(
+// HOST:       call void @mgpuLaunchKernel({{.*}}, ptr [[S]],
+// HOST-NOT:   @mgpuStream
 // HOST:       call ptr @mgpuModuleGetFunction({{.*}}@moe_experts_grouped_gemm_mma_name)
-// HOST:       call void @mgpuLaunchKernel(
+// HOST:       call void @mgpuLaunchKernel({{.*}}, ptr [[S]],
+// HOST-NOT:   @mgpuStream
+// HOST:       call ptr @mgpuModuleGetFunction({{.*}}@moe_combine_kernels_combine_name)
+// HOST:       call void @mgpuLaunchKernel({{.*}}, ptr [[S]],
+// HOST-NOT:   @mgpuStream
+// HOST:       call void @mgpuStreamSynchronize(ptr [[S]])
+// HOST-NEXT:  call void @mgpuStreamDestroy(ptr [[S]])
+// HOST-NEXT:  ret void
 // HOST:       call ptr @mgpuModuleLoadJIT(ptr @moe_experts_binary, i32 3)
 
 // BIN: gpu.binary @moe_experts [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">, {{.*}}bin = "\7FELF

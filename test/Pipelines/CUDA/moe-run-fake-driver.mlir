@@ -1,7 +1,7 @@
 // moe-run --pipeline cuda on a stand-in driver that logs its calls
 // (test/Runtime/CUDA/Inputs/fake_libcuda.c): the JIT loads the four PTX
-// modules and a layer call launches the library's kernels in order, on
-// 7 tokens, k = 2, E = 8, d = 32, f = 48. The kernels do not run, so
+// modules and a layer call launches the library's kernels in order on one
+// stream, on 7 tokens, k = 2, E = 8, d = 32, f = 48. The kernels do not run, so
 // the outputs are not checked here (see execution.mlir).
 // RUN: rm -rf %t && mkdir -p %t/fake
 // RUN: %cc -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-format-zero-length -Werror \
@@ -16,19 +16,42 @@
 
 // CHECK-COUNT-4: cuda: cuModuleLoadDataEx(.target sm_80, O3, log 8192 bytes)
 // CHECK-NOT:     cuLaunchKernel
+// One stream for the whole layer (@moe_layer), and no synchronization
+// until the results have been copied back.
+// CHECK:         cuda: cuStreamCreate(flags 1)
+// CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
+// CHECK-NOT:     cuStream
 // CHECK:         cuda: cuMemsetD32Async(0x0, 8)
 // CHECK-NEXT:    cuda: cuModuleGetFunction(count_experts)
 // CHECK-NEXT:    cuda: cuLaunchKernel(count_experts, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(gather_rows, grid 14x1x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
+// CHECK-NOT:     cuStream
+// The expert GEMMs on ceil(14 / 64) + 8 = 9 tiles, the bound of the tile
+// map: the group sizes are never read on the host.
 // CHECK:         cuda: cuLaunchKernel(build_tile_map, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+// CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(grouped_gemm_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
+// CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
+// y (7 x 32 f32) and the offsets (9 i32) back, then the first
+// synchronization. mgpuMemFree waits for the stream before each cuMemFree
+// (no stream-ordered free), on a stream that has nothing left to do.
+// CHECK-NEXT:    cuda: cuMemcpyAsync(896)
+// CHECK-NEXT:    cuda: cuMemcpyAsync(36)
+// CHECK-NEXT:    cuda: cuStreamSynchronize()
+// CHECK-NEXT:    cuda: cuMemFree_v2()
+// CHECK-NOT:     cuLaunchKernel
+// CHECK-NOT:     cuMemcpy
+// CHECK:         cuda: cuStreamDestroy_v2()
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-COUNT-4: cuda: cuModuleUnload()
 
