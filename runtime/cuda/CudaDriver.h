@@ -130,6 +130,9 @@ struct alignas(128) CUtensorMap {
   X(cuMemAllocManaged, "cuMemAllocManaged", CUresult,                          \
     (CUdeviceptr *, size_t, unsigned))                                         \
   X(cuMemFree, "cuMemFree_v2", CUresult, (CUdeviceptr))                        \
+  X(cuMemAllocAsync, "cuMemAllocAsync", CUresult,                              \
+    (CUdeviceptr *, size_t, CUstream))                                         \
+  X(cuMemFreeAsync, "cuMemFreeAsync", CUresult, (CUdeviceptr, CUstream))       \
   X(cuMemcpyAsync, "cuMemcpyAsync", CUresult,                                  \
     (CUdeviceptr, CUdeviceptr, size_t, CUstream))                              \
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2", CUresult,                                 \

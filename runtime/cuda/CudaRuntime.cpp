@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 
 #define MOE_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -373,28 +374,56 @@ MOE_CUDA_EXPORT void mgpuEventRecord(CUevent event, CUstream stream) {
 /// Device memory, or managed memory that the host can use as well when
 /// `isHostShared` (gpu.alloc host_shared). Allocation is immediate, so any
 /// stream may use the memory.
+namespace {
+/// Device memory allocated in stream order: the only memory that is freed
+/// in stream order too.
+std::mutex streamOrderedMutex;
+std::unordered_set<CUdeviceptr> streamOrdered;
+} // namespace
+
+/// With a stream, device memory is allocated in stream order
+/// (cuMemAllocAsync), so that a chain of GPU work on one stream needs no
+/// synchronization for its temporaries (and a stream capture records
+/// them); without one, or for host-shared memory, synchronously.
 MOE_CUDA_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream,
                                    int8_t isHostShared) {
   const Driver &d = enter("mgpuMemAlloc");
   if (sizeBytes == 0)
     return nullptr;
   CUdeviceptr ptr = 0;
-  std::string call =
-      std::string(isHostShared ? "cuMemAllocManaged" : "cuMemAlloc") + "(" +
-      std::to_string(sizeBytes) + " bytes)";
+  bool ordered = stream && !isHostShared;
+  std::string call = std::string(isHostShared ? "cuMemAllocManaged"
+                                 : ordered    ? "cuMemAllocAsync"
+                                              : "cuMemAlloc") +
+                     "(" + std::to_string(sizeBytes) + " bytes)";
   check(d,
-        isHostShared
-            ? d.cuMemAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL)
-            : d.cuMemAlloc(&ptr, sizeBytes),
+        isHostShared ? d.cuMemAllocManaged(&ptr, sizeBytes,
+                                           CU_MEM_ATTACH_GLOBAL)
+        : ordered    ? d.cuMemAllocAsync(&ptr, sizeBytes, stream)
+                     : d.cuMemAlloc(&ptr, sizeBytes),
         call);
+  if (ordered) {
+    std::lock_guard<std::mutex> lock(streamOrderedMutex);
+    streamOrdered.insert(ptr);
+  }
   return reinterpret_cast<void *>(ptr);
 }
 
-/// Work queued on `stream` may still use the memory: it finishes first.
+/// Memory allocated in stream order is freed in stream order on `stream`;
+/// any other memory after the work queued on `stream` has finished.
 MOE_CUDA_EXPORT void mgpuMemFree(void *ptr, CUstream stream) {
   if (!ptr)
     return;
   const Driver &d = enter("mgpuMemFree");
+  bool ordered = false;
+  {
+    std::lock_guard<std::mutex> lock(streamOrderedMutex);
+    ordered = streamOrdered.erase(devicePtr(ptr)) > 0;
+  }
+  if (ordered && stream) {
+    MOE_CU(d, cuMemFreeAsync, devicePtr(ptr), stream);
+    return;
+  }
   if (stream)
     MOE_CU(d, cuStreamSynchronize, stream);
   MOE_CU(d, cuMemFree, devicePtr(ptr));

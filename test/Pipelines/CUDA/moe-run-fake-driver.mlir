@@ -42,16 +42,17 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
-// y (7 x 32 f32) and the offsets (9 i32) back, then the first
-// synchronization. mgpuMemFree waits for the stream before each cuMemFree
-// (no stream-ordered free), on a stream that has nothing left to do.
+// y (7 x 32 f32) and the offsets (9 i32) back, the temporaries freed in
+// stream order, then the layer's only synchronization.
 // CHECK-NEXT:    cuda: cuMemcpyAsync(896)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(36)
-// CHECK-NEXT:    cuda: cuStreamSynchronize()
-// CHECK-NEXT:    cuda: cuMemFree_v2()
+// CHECK-NEXT:    cuda: cuMemFreeAsync()
+// CHECK-NOT:     cuStreamSynchronize
+// CHECK-NOT:     cuMemFree_v2
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuMemcpy
-// CHECK:         cuda: cuStreamDestroy_v2()
+// CHECK:         cuda: cuStreamSynchronize()
+// CHECK-NEXT:    cuda: cuStreamDestroy_v2()
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-COUNT-4: cuda: cuModuleUnload()
 

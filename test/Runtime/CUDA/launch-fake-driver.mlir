@@ -14,14 +14,13 @@
 // The module is compiled from PTX by a global constructor.
 // CHECK:      cuda: cuModuleLoadDataEx(.target sm_80, O2, log 8192 bytes)
 // CHECK-NEXT: cuda: cuStreamCreate(flags 1)
-// CHECK-NEXT: cuda: cuMemAlloc_v2(32)
+// CHECK-NEXT: cuda: cuMemAllocAsync(32)
 // 2.5f, 8 elements:
 // CHECK-NEXT: cuda: cuMemsetD32Async(0x40200000, 8)
 // CHECK-NEXT: cuda: cuModuleGetFunction(main_kernel)
 // CHECK-NEXT: cuda: cuLaunchKernel(main_kernel, grid 2x1x1, block 4x1x1, smem 0, a stream)
 // CHECK-NEXT: cuda: cuMemcpyAsync(32)
-// CHECK-NEXT: cuda: cuStreamSynchronize()
-// CHECK-NEXT: cuda: cuMemFree_v2()
+// CHECK-NEXT: cuda: cuMemFreeAsync()
 // CHECK-NEXT: cuda: cuStreamSynchronize()
 // CHECK-NEXT: cuda: cuStreamDestroy_v2()
 // CHECK:      [2.5,  2.5,  2.5,  2.5,  2.5,  2.5,  2.5,  2.5]

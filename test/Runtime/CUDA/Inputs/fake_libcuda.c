@@ -359,6 +359,20 @@ CUresult cuMemFree_v2(CUdeviceptr ptr) {
   return enter("cuMemFree_v2", "");
 }
 
+CUresult cuMemAllocAsync(CUdeviceptr *ptr, size_t bytes, void *stream) {
+  CUresult r = enter("cuMemAllocAsync", "%zu", bytes);
+  *ptr = r ? 0 : allocate(bytes);
+  return r;
+}
+
+CUresult cuMemFreeAsync(CUdeviceptr ptr, void *stream) {
+  for (size_t i = 0; i < sizeof(allocations) / sizeof(allocations[0]); ++i)
+    if (allocations[i].base == ptr)
+      allocations[i].base = 0;
+  free((void *)(uintptr_t)ptr);
+  return enter("cuMemFreeAsync", "");
+}
+
 CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
                        void *stream) {
   CUresult r = enter("cuMemcpyAsync", "%zu", bytes);
