@@ -23,7 +23,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Checkpoint/SafeTensors.h"
-#include "moe/InitMoE.h"
 #include "moe/Runner/Runner.h"
 
 #include "Model.h"
@@ -32,11 +31,7 @@
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
 #include "mlir/Parser/Parser.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -706,11 +701,7 @@ int main(int argc, char **argv) {
   ::moe::rt::cpu::setNumThreads(threads);
 
   DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  mlir::moe::registerAllMoEDialects(registry);
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
+  mlir::moe::registerRunnerDialects(registry);
   MLIRContext ctx(registry);
   ctx.loadAllAvailableDialects();
 

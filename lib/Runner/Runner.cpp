@@ -16,12 +16,17 @@
 #include "Manifest.h"
 #include "Model.h"
 
+#include "moe/InitMoE.h"
+
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "llvm/ExecutionEngine/Orc/Mangling.h"
 #include "mlir/IR/Diagnostics.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/SmallPtrSet.h"
@@ -436,4 +441,12 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
            dict.getAs<StringAttr>("name").str(),
            dict.getAs<FloatAttr>("default").getValueAsDouble()});
   return llvm::Error::success();
+}
+
+void mlir::moe::registerRunnerDialects(DialectRegistry &registry) {
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  registerAllGPUToLLVMIRTranslations(registry);
+  registerAllMoEDialects(registry);
 }

@@ -27,21 +27,32 @@ namespace {
 /// step for f32): the first tile over a panel block reads it from memory.
 constexpr int64_t kPrefetchF32 = 24;
 
+/// The M x 32 accumulators of a tile: C's values when accumulating, else 0.
+template <int M>
+inline void loadAccumulators(const Tile &t, __m512 (&acc)[M][2]) {
+  for (int m = 0; m < M; ++m)
+    for (int h = 0; h < 2; ++h)
+      acc[m][h] = t.accumulate ? _mm512_loadu_ps(t.c + m * t.ldc + 16 * h)
+                               : _mm512_setzero_ps();
+}
+
+template <int M>
+inline void storeAccumulators(const Tile &t, const __m512 (&acc)[M][2]) {
+  for (int m = 0; m < M; ++m)
+    for (int h = 0; h < 2; ++h)
+      _mm512_storeu_ps(t.c + m * t.ldc + 16 * h, acc[m][h]);
+}
+
 /// Rows come through pointers (Packed = false) or as one tile-interleaved
 /// block a[i * M + m] (Packed = true): one stream instead of M.
 template <int M, bool Packed>
 void tileF32(const Tile &t) {
   auto panel = static_cast<const float *>(t.panel);
-  float *c = t.c;
-  const int64_t k = t.k, ldc = t.ldc;
+  const int64_t k = t.k;
   const char *far = t.prefetch;
   const int64_t farStep = t.prefetchStep;
   __m512 acc[M][2];
-  for (int m = 0; m < M; ++m) {
-    acc[m][0] = t.accumulate ? _mm512_loadu_ps(c + m * ldc) : _mm512_setzero_ps();
-    acc[m][1] = t.accumulate ? _mm512_loadu_ps(c + m * ldc + 16)
-                             : _mm512_setzero_ps();
-  }
+  loadAccumulators<M>(t, acc);
   const float *a[M];
   const float *packed = static_cast<const float *>(t.packed);
   if (!Packed)
@@ -65,10 +76,7 @@ void tileF32(const Tile &t) {
       acc[m][1] = _mm512_fmadd_ps(x, b1, acc[m][1]);
     }
   }
-  for (int m = 0; m < M; ++m) {
-    _mm512_storeu_ps(c + m * ldc, acc[m][0]);
-    _mm512_storeu_ps(c + m * ldc + 16, acc[m][1]);
-  }
+  storeAccumulators<M>(t, acc);
 }
 
 /// bf16 pairs (k, k + 1) per VDPBF16PS, f32 accumulation. Packed rows hold
@@ -77,16 +85,11 @@ void tileF32(const Tile &t) {
 template <int M, bool Packed>
 void tileBF16(const Tile &t) {
   auto panel = static_cast<const uint16_t *>(t.panel);
-  float *c = t.c;
-  const int64_t k = t.k, ldc = t.ldc;
+  const int64_t k = t.k;
   const char *far = t.prefetch;
   const int64_t farStep = t.prefetchStep;
   __m512 acc[M][2];
-  for (int m = 0; m < M; ++m) {
-    acc[m][0] = t.accumulate ? _mm512_loadu_ps(c + m * ldc) : _mm512_setzero_ps();
-    acc[m][1] = t.accumulate ? _mm512_loadu_ps(c + m * ldc + 16)
-                             : _mm512_setzero_ps();
-  }
+  loadAccumulators<M>(t, acc);
   const uint16_t *a[M];
   const int32_t *packed = static_cast<const int32_t *>(t.packed);
   if (!Packed)
@@ -124,10 +127,7 @@ void tileBF16(const Tile &t) {
       acc[m][1] = _mm512_dpbf16_ps(acc[m][1], x, b1);
     }
   }
-  for (int m = 0; m < M; ++m) {
-    _mm512_storeu_ps(c + m * ldc, acc[m][0]);
-    _mm512_storeu_ps(c + m * ldc + 16, acc[m][1]);
-  }
+  storeAccumulators<M>(t, acc);
 }
 
 void panelF32(const Tile &t) {

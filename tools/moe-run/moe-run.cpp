@@ -21,7 +21,6 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/InitMoE.h"
 #include "moe/Runner/Runner.h"
 #include "moe/Support/Npy.h"
 
@@ -31,12 +30,7 @@
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
 #include "mlir/Parser/Parser.h"
-#include "mlir/Target/LLVMIR/Dialect/All.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -579,12 +573,7 @@ int main(int argc, char **argv) {
   llvm::InitializeNativeTargetAsmPrinter();
 
   DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
-  registerAllGPUToLLVMIRTranslations(registry);
-  registerAllMoEDialects(registry);
+  registerRunnerDialects(registry);
   MLIRContext context(registry);
 
   llvm::SourceMgr sourceMgr;

@@ -541,35 +541,57 @@ LogicalResult RouterOp::verify() {
 // RouteOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult RouteOp::inferReturnTypes(MLIRContext *ctx,
-                                        std::optional<Location> loc,
-                                        Adaptor adaptor,
-                                        SmallVectorImpl<Type> &results) {
-  RoutingAttr routing = adaptor.getProperties().routing;
+/// The results of a token-choice selection (moe.route, moe.gate): expert
+/// ids and weights, `[T, k]`.
+static LogicalResult inferSelection(MLIRContext *ctx,
+                                    std::optional<Location> loc,
+                                    StringRef opName, RoutingAttr routing,
+                                    int64_t numTokens,
+                                    SmallVectorImpl<Type> &results) {
   if (!routing)
-    return failInference(loc, "'moe.route' op expects a routing attribute");
-  SmallVector<int64_t> shape = {dimOf(adaptor.getLogits(), 0), routing.getK()};
+    return failInference(loc, "'" + opName.str() +
+                                  "' op expects a routing attribute");
+  SmallVector<int64_t> shape = {numTokens, routing.getK()};
   results.push_back(tensorOf(shape, i32Type(ctx)));
   results.push_back(tensorOf(shape, f32Type(ctx)));
   return success();
 }
 
-LogicalResult RouteOp::verify() {
-  RoutingAttr routing = getRouting();
+/// The checks shared by moe.route and moe.gate once `check` has seen their
+/// operands: no expert choice, `[T, k]` results, and the routing against E.
+static LogicalResult verifySelection(Operation *op, RoutingAttr routing,
+                                     ShapeChecker &check, Value expertIds,
+                                     Value weights, bool hasTau) {
   if (routing.getSelection() == Selection::ExpertChoice)
-    return emitOpError() << "selection = expert_choice is expressed by "
-                            "`moe.expert_choice`, not `moe.route`";
+    return op->emitOpError()
+           << "selection = expert_choice is expressed by "
+              "`moe.expert_choice`, not `"
+           << op->getName().getStringRef() << "`";
+  check.dims("expert_ids", expertIds.getType(), {"T", "k"})
+      .dims("weights", weights.getType(), {"T", "k"})
+      .require("k", routing.getK(), "k of the routing");
+  if (failed(check.result()))
+    return failure();
+  return routing.verifyFor([&] { return op->emitOpError(); }, check.get("E"),
+                           hasTau);
+}
+
+LogicalResult RouteOp::inferReturnTypes(MLIRContext *ctx,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &results) {
+  return inferSelection(ctx, loc, getOperationName(),
+                        adaptor.getProperties().routing,
+                        dimOf(adaptor.getLogits(), 0), results);
+}
+
+LogicalResult RouteOp::verify() {
   ShapeChecker check(getOperation());
   check.dims("logits", getLogits().getType(), {"T", "E"});
   if (getSelectionBias())
     check.dims("bias", getSelectionBias().getType(), {"E"});
-  check.dims("expert_ids", getExpertIds().getType(), {"T", "k"})
-      .dims("weights", getWeights().getType(), {"T", "k"})
-      .require("k", routing.getK(), "k of the routing");
-  if (failed(check.result()))
-    return failure();
-  return routing.verifyFor([&] { return emitOpError(); }, check.get("E"),
-                           static_cast<bool>(getTau()));
+  return verifySelection(getOperation(), getRouting(), check, getExpertIds(),
+                         getWeights(), static_cast<bool>(getTau()));
 }
 
 //===----------------------------------------------------------------------===//
@@ -1008,20 +1030,12 @@ LogicalResult GateOp::inferReturnTypes(MLIRContext *ctx,
                                        std::optional<Location> loc,
                                        Adaptor adaptor,
                                        SmallVectorImpl<Type> &results) {
-  RoutingAttr routing = adaptor.getProperties().routing;
-  if (!routing)
-    return failInference(loc, "'moe.gate' op expects a routing attribute");
-  SmallVector<int64_t> shape = {dimOf(adaptor.getInput(), 0), routing.getK()};
-  results.push_back(tensorOf(shape, i32Type(ctx)));
-  results.push_back(tensorOf(shape, f32Type(ctx)));
-  return success();
+  return inferSelection(ctx, loc, getOperationName(),
+                        adaptor.getProperties().routing,
+                        dimOf(adaptor.getInput(), 0), results);
 }
 
 LogicalResult GateOp::verify() {
-  RoutingAttr routing = getRouting();
-  if (routing.getSelection() == Selection::ExpertChoice)
-    return emitOpError() << "selection = expert_choice is expressed by "
-                            "`moe.expert_choice`, not `moe.gate`";
   ShapeChecker check(getOperation());
   check.dims("input", getInput().getType(), {"T", "d"})
       .dims("weight", getWeight().getType(), {"E", "d"});
@@ -1029,13 +1043,8 @@ LogicalResult GateOp::verify() {
     check.dims("bias", getBias().getType(), {"E"});
   if (getSelectionBias())
     check.dims("selection_bias", getSelectionBias().getType(), {"E"});
-  check.dims("expert_ids", getExpertIds().getType(), {"T", "k"})
-      .dims("weights", getWeights().getType(), {"T", "k"})
-      .require("k", routing.getK(), "k of the routing");
-  if (failed(check.result()))
-    return failure();
-  return routing.verifyFor([&] { return emitOpError(); }, check.get("E"),
-                           static_cast<bool>(getTau()));
+  return verifySelection(getOperation(), getRouting(), check, getExpertIds(),
+                         getWeights(), static_cast<bool>(getTau()));
 }
 
 //===----------------------------------------------------------------------===//

@@ -112,6 +112,11 @@ llvm::Error collectRuntimeTables(ModuleOp module, ::moe::rt::Manifest &manifest)
 /// caller's arrays are never written.
 void markArgumentsReadOnly(Operation *func);
 
+/// Registers what the tools that compile and run moe modules parse and
+/// translate: every upstream dialect and extension, the moe dialects, and
+/// the LLVM IR translations (GPU ones included).
+void registerRunnerDialects(DialectRegistry &registry);
+
 /// The npy dtype that holds elements of `type`, if any.
 std::optional<npy::DType> dtypeFor(Type type);
 
