@@ -62,6 +62,11 @@ if os.path.exists(os.path.join(cuda_root, "bin", "ptxas")):
 elif shutil.which("ptxas"):
     config.available_features.add("ptxas")
 
+# libmoe_gpu_kernels is built where a CUDA toolkit is (runtime/CMakeLists.txt).
+if os.path.exists(os.path.join(config.moe_obj_root, "lib",
+                               "libmoe_gpu_kernels" + config.llvm_shlib_ext)):
+    config.available_features.add("gpu-kernels-lib")
+
 # GPU tests run only where the CUDA runtime finds a driver and a device;
 # moe-cuda-info exits with 0 exactly then (77 without a usable GPU).
 cuda_info = os.path.join(config.moe_obj_root, "bin", "moe-cuda-info")

@@ -106,12 +106,13 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   // Host functions of the library that no layer calls.
   pm.addPass(createSymbolDCEPass());
 
-  // The GPU lowering of lib/GPU/Kernels/README.md: device helpers inlined,
-  // host GPU ops on one stream per function, kernels to a gpu.binary.
-  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
-  kernels.addPass(createInlinerPass());
-  kernels.addPass(createSymbolDCEPass());
-  pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  // The GPU lowering of lib/GPU/Kernels/README.md: synchronous host GPU ops
+  // on one stream per function, then device and host helpers inlined (a
+  // function that takes a stream into its callers), kernels to a
+  // gpu.binary.
+  pm.addNestedPass<func::FuncOp>(createMoEGPUAsyncRegion());
+  pm.addPass(createInlinerPass());
+  pm.addPass(createSymbolDCEPass());
   gpu::GPUToNVVMPipelineOptions nvvm;
   nvvm.cubinChip = options.chip;
   nvvm.cubinFeatures = options.features;

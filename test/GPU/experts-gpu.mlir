@@ -7,12 +7,12 @@
 // independently (times 128).
 // REQUIRES: cuda-gpu, ptxas
 // RUN: rm -rf %t && mkdir -p %t
-// RUN: mlir-opt %gpu_kernels/experts.mlir %gpu_pipeline_sm80_isa \
+// RUN: moe-opt %gpu_kernels/experts.mlir %gpu_pipeline_sm80_isa \
 // RUN: | mlir-translate --mlir-to-llvmir -o %t/kernels.ll
 // RUN: llc -O2 -filetype=obj -relocation-model=pic %t/kernels.ll -o %t/kernels.o
 // RUN: %cc -shared %t/kernels.o -L%moe_lib_dir -lmoe_cuda_runtime \
 // RUN:   -Wl,-rpath,%moe_lib_dir -o %t/libkernels.so
-// RUN: mlir-opt %s %gpu_pipeline_sm80_isa \
+// RUN: moe-opt %s %gpu_pipeline_sm80_isa \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:   -shared-libs=%mlir_lib_dir/libmlir_c_runner_utils%shlibext,%t/libkernels.so \
 // RUN: | FileCheck %s

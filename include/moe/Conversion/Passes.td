@@ -204,17 +204,16 @@ def ConvertMoEToGPUKernels
     : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleOp"> {
   let summary = "Lower moe.layer to calls of the CUDA kernel library";
   let description = [{
-    Rewrites each `moe.layer` into calls of the host functions of the CUDA
-    kernel library (`lib/GPU/Kernels`), which take host memrefs, copy them
-    to the device, launch the kernels and copy the results back:
-    `@moe_router` (softmax, top-k, renormalized weights), `@moe_dispatch`
-    (dropless grouped layout), `@moe_expert_ffn` (gated SwiGLU experts on
-    tensor cores) and `@moe_combine`. Operands are taken as buffers
-    (`bufferization.to_buffer`, cast to the dynamic shapes of the host
-    functions), every intermediate and output is a `memref.alloc`, and the
-    f32 combine result is rounded to bf16 by a host loop. The per-expert
-    assignment counts are the differences of the dispatch's group offsets;
-    no assignment is dropped (no capacity), so `dropped` is zero.
+    Rewrites each `moe.layer` into one call of `@moe_layer`, the host
+    function of the CUDA kernel library (`lib/GPU/Kernels/layer.mlir`) that
+    takes host memrefs, copies them to the device, enqueues the router, the
+    dispatch, the expert FFN on tensor cores and the combine on one stream,
+    copies the results back and synchronizes once. Operands are taken as
+    buffers (`bufferization.to_buffer`, cast to the dynamic shapes of the
+    host function), the outputs are `memref.alloc`s, and the f32 combine
+    result is rounded to bf16 by a host loop. The per-expert assignment
+    counts are the differences of the dispatch's group offsets; no
+    assignment is dropped (no capacity), so `dropped` is zero.
 
     The callees are declared private here; `moe-link-gpu-kernels` adds
     their bodies and kernels after bufferization (buffer deallocation does
@@ -242,10 +241,7 @@ def ConvertMoEToGPUKernels
         : tensor<?x64xbf16> to memref<?x64xbf16>
     %xm = memref.cast %xb : memref<?x64xbf16> to memref<?x?xbf16>
     ...
-    call @moe_router(%xm, %wrm, %ids, %wts) : (...) -> ()
-    call @moe_dispatch(%ids, %wts, %xm, %off, %rt, %rw, %sr, %xp) : ...
-    call @moe_expert_ffn(%xp, %gm, %um, %dm, %off, %rows) : ...
-    call @moe_combine(%rows, %sr, %wts, %yf) : ...
+    call @moe_layer(%xm, %wrm, %gm, %um, %dm, %c2, %off, %yf) : (...) -> ()
     scf.for ... // %out[t, c] = arith.truncf %yf[t, c]
     %y = bufferization.to_tensor %out restrict
         : memref<?x64xbf16> to tensor<?x64xbf16>
@@ -296,6 +292,38 @@ def MoELinkGPUKernels : Pass<"moe-link-gpu-kernels", "::mlir::ModuleOp"> {
     "::mlir::nvgpu::NVGPUDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect",
+  ];
+}
+
+def MoEGPUAsyncRegion
+    : Pass<"moe-gpu-async-region", "::mlir::func::FuncOp"> {
+  let summary = "gpu-async-region for functions that do not manage streams";
+  let description = [{
+    Runs the upstream `gpu-async-region` on every function whose GPU
+    operations are synchronous, and leaves alone the functions that manage
+    their streams: those that take or return a `!gpu.async.token`, or whose
+    operations already produce one.
+
+    `gpu-async-region` gives a function a stream of its own, created at the
+    first GPU operation, and synchronizes it before every call and at the
+    end. That is right for synchronous code, and wrong for a function that
+    enqueues work on a stream its caller passes (a token argument, lowered
+    to the `CUstream`) and returns it: such a function must neither create
+    a stream nor synchronize, so that its caller can chain more work after
+    it or capture it in a CUDA graph. It is wrong, too, for a function that
+    chains its operations explicitly and calls such a function: the pass
+    would synchronize the chain before the call. The kernel library's
+    `@moe_layer_async`, `@moe_expert_ffn_async` and their callers
+    `@moe_layer` and `@moe_expert_ffn` are of these kinds.
+
+    Run it before inlining, then inline: `gpu.wait` lowers to a stream
+    synchronization only on a token that visibly comes from the stream's
+    creation (`gpu.wait async`) in the same function, not through a call's
+    result.
+  }];
+  let dependentDialects = [
+    "::mlir::async::AsyncDialect",
+    "::mlir::gpu::GPUDialect",
   ];
 }
 

@@ -55,8 +55,10 @@
 //   @moe_expert_ffn, @moe_expert_ffn_ref (X, Wg, Wu, Wd, off, Y): the gated
 //     expert Y = (silu(X Wg^T) * (X Wu^T)) Wd^T, Wg/Wu [E, F, D],
 //     Wd [E, D, F], H rounded to bf16 between the two GEMMs.
-//   @moe_expert_ffn_device: the same on device buffers, with the tile map
-//     and H passed in; for benchmarks and for chaining with other kernels.
+//   @moe_expert_ffn_async (X, Wg, Wu, Wd, off, Y, stream) -> stream: the
+//     same enqueued on the caller's stream, on device buffers; temporaries
+//     in stream order, no synchronization. @moe_expert_ffn is this call
+//     between its copies, and layer.mlir chains it with the other kernels.
 //
 //===----------------------------------------------------------------------===//
 
@@ -926,16 +928,17 @@ func.func @moe_grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
   return
 }
 
-// The gated expert on device buffers: tile map, fused gate/up + SwiGLU into
-// H [N, F] (bf16), down projection into Y [N, D] (f32). tile_expert and
-// tile_m0 hold ceil(N / 64) + E entries. Returns when Y is complete.
-func.func @moe_expert_ffn_device(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
-                                 %Wu: memref<?x?x?xbf16>,
-                                 %Wd: memref<?x?x?xbf16>, %off: memref<?xi32>,
-                                 %tile_expert: memref<?xi32>,
-                                 %tile_m0: memref<?xi32>,
-                                 %num_tiles: memref<1xi32>,
-                                 %H: memref<?x?xbf16>, %Y: memref<?x?xf32>) {
+// The gated expert enqueued on `stream`, on device buffers: tile map, fused
+// gate/up + SwiGLU into H [N, F] (bf16), down projection into Y [N, D]
+// (f32). The tile map and H are temporaries allocated and freed in stream
+// order. Returns the stream; nothing is synchronized, so a CUDA graph can
+// capture the call.
+func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
+                                %Wu: memref<?x?x?xbf16>,
+                                %Wd: memref<?x?x?xbf16>, %off: memref<?xi32>,
+                                %Y: memref<?x?xf32>,
+                                %stream: !gpu.async.token)
+    -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c128 = arith.constant 128 : index
@@ -950,23 +953,31 @@ func.func @moe_expert_ffn_device(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %maxtiles = arith.addi %ntn, %E : index
   %gxf = call @tiles64(%F) : (index) -> index
   %gxd = call @tiles64(%D) : (index) -> index
-  gpu.launch_func @moe_experts::@build_tile_map
+  %te, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?xi32>
+  %tm, %a1 = gpu.alloc async [%a0] (%maxtiles) : memref<?xi32>
+  %nt, %a2 = gpu.alloc async [%a1] () : memref<1xi32>
+  %H, %a3 = gpu.alloc async [%a2] (%N, %F) : memref<?x?xbf16>
+  %k0 = gpu.launch_func async [%a3] @moe_experts::@build_tile_map
       blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%off : memref<?xi32>, %E : index, %tile_expert : memref<?xi32>,
-           %tile_m0 : memref<?xi32>, %num_tiles : memref<1xi32>)
-  gpu.launch_func @moe_experts::@gate_up_swiglu_mma
+      args(%off : memref<?xi32>, %E : index, %te : memref<?xi32>,
+           %tm : memref<?xi32>, %nt : memref<1xi32>)
+  %k1 = gpu.launch_func async [%k0] @moe_experts::@gate_up_swiglu_mma
       blocks in (%gxf, %maxtiles, %c1) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
-           %tile_expert : memref<?xi32>, %tile_m0 : memref<?xi32>,
-           %num_tiles : memref<1xi32>, %H : memref<?x?xbf16>)
-  gpu.launch_func @moe_experts::@grouped_gemm_mma
+           %te : memref<?xi32>, %tm : memref<?xi32>,
+           %nt : memref<1xi32>, %H : memref<?x?xbf16>)
+  %k2 = gpu.launch_func async [%k1] @moe_experts::@grouped_gemm_mma
       blocks in (%gxd, %maxtiles, %c1) threads in (%c128, %c1, %c1)
       args(%H : memref<?x?xbf16>, %Wd : memref<?x?x?xbf16>,
-           %off : memref<?xi32>, %tile_expert : memref<?xi32>,
-           %tile_m0 : memref<?xi32>, %num_tiles : memref<1xi32>,
+           %off : memref<?xi32>, %te : memref<?xi32>,
+           %tm : memref<?xi32>, %nt : memref<1xi32>,
            %Y : memref<?x?xf32>)
-  return
+  %f0 = gpu.dealloc async [%k2] %te : memref<?xi32>
+  %f1 = gpu.dealloc async [%f0] %tm : memref<?xi32>
+  %f2 = gpu.dealloc async [%f1] %nt : memref<1xi32>
+  %f3 = gpu.dealloc async [%f2] %H : memref<?x?xbf16>
+  return %f3 : !gpu.async.token
 }
 
 // Y = (silu(X Wg[e]^T) * (X Wu[e]^T)) Wd[e]^T on tensor cores.
@@ -980,40 +991,34 @@ func.func @moe_expert_ffn(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
   %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
   %E1 = arith.addi %E, %c1 : index
-  %ntn = call @tiles64(%N) : (index) -> index
-  %maxtiles = arith.addi %ntn, %E : index
-  %dX = gpu.alloc (%N, %D) : memref<?x?xbf16>
-  %dWg = gpu.alloc (%E, %F, %D) : memref<?x?x?xbf16>
-  %dWu = gpu.alloc (%E, %F, %D) : memref<?x?x?xbf16>
-  %dWd = gpu.alloc (%E, %D, %F) : memref<?x?x?xbf16>
-  %doff = gpu.alloc (%E1) : memref<?xi32>
-  %dH = gpu.alloc (%N, %F) : memref<?x?xbf16>
-  %dY = gpu.alloc (%N, %D) : memref<?x?xf32>
-  %dte = gpu.alloc (%maxtiles) : memref<?xi32>
-  %dtm = gpu.alloc (%maxtiles) : memref<?xi32>
-  %dnt = gpu.alloc () : memref<1xi32>
-  gpu.memcpy %dX, %X : memref<?x?xbf16>, memref<?x?xbf16>
-  gpu.memcpy %dWg, %Wg : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  gpu.memcpy %dWu, %Wu : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  gpu.memcpy %dWd, %Wd : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  gpu.memcpy %doff, %off : memref<?xi32>, memref<?xi32>
-  gpu.memcpy %dY, %Y : memref<?x?xf32>, memref<?x?xf32>
-  call @moe_expert_ffn_device(%dX, %dWg, %dWu, %dWd, %doff, %dte, %dtm, %dnt,
-                              %dH, %dY)
+  %t0 = gpu.wait async
+  %dX, %a0 = gpu.alloc async [%t0] (%N, %D) : memref<?x?xbf16>
+  %dWg, %a1 = gpu.alloc async [%a0] (%E, %F, %D) : memref<?x?x?xbf16>
+  %dWu, %a2 = gpu.alloc async [%a1] (%E, %F, %D) : memref<?x?x?xbf16>
+  %dWd, %a3 = gpu.alloc async [%a2] (%E, %D, %F) : memref<?x?x?xbf16>
+  %doff, %a4 = gpu.alloc async [%a3] (%E1) : memref<?xi32>
+  %dY, %a5 = gpu.alloc async [%a4] (%N, %D) : memref<?x?xf32>
+  %m0 = gpu.memcpy async [%a5] %dX, %X : memref<?x?xbf16>, memref<?x?xbf16>
+  %m1 = gpu.memcpy async [%m0] %dWg, %Wg
+      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  %m2 = gpu.memcpy async [%m1] %dWu, %Wu
+      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  %m3 = gpu.memcpy async [%m2] %dWd, %Wd
+      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  %m4 = gpu.memcpy async [%m3] %doff, %off : memref<?xi32>, memref<?xi32>
+  %m5 = gpu.memcpy async [%m4] %dY, %Y : memref<?x?xf32>, memref<?x?xf32>
+  %k = call @moe_expert_ffn_async(%dX, %dWg, %dWu, %dWd, %doff, %dY, %m5)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>, memref<?xi32>,
-         memref<1xi32>, memref<?x?xbf16>, memref<?x?xf32>) -> ()
-  gpu.memcpy %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
-  gpu.dealloc %dX : memref<?x?xbf16>
-  gpu.dealloc %dWg : memref<?x?x?xbf16>
-  gpu.dealloc %dWu : memref<?x?x?xbf16>
-  gpu.dealloc %dWd : memref<?x?x?xbf16>
-  gpu.dealloc %doff : memref<?xi32>
-  gpu.dealloc %dH : memref<?x?xbf16>
-  gpu.dealloc %dY : memref<?x?xf32>
-  gpu.dealloc %dte : memref<?xi32>
-  gpu.dealloc %dtm : memref<?xi32>
-  gpu.dealloc %dnt : memref<1xi32>
+         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %o = gpu.memcpy async [%k] %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
+  %f0 = gpu.dealloc async [%o] %dX : memref<?x?xbf16>
+  %f1 = gpu.dealloc async [%f0] %dWg : memref<?x?x?xbf16>
+  %f2 = gpu.dealloc async [%f1] %dWu : memref<?x?x?xbf16>
+  %f3 = gpu.dealloc async [%f2] %dWd : memref<?x?x?xbf16>
+  %f4 = gpu.dealloc async [%f3] %doff : memref<?xi32>
+  %f5 = gpu.dealloc async [%f4] %dY : memref<?x?xf32>
+  gpu.wait [%f5]
   return
 }
 

@@ -14,27 +14,18 @@
 // binaries) are left.
 // ISA-NOT:   {{^ *(func|memref|scf|arith|bufferization|moe|gpu\.(alloc|memcpy|dealloc|module))[.a-z_]* }}
 // ISA:       llvm.func @layer(
-// ISA-NOT:   llvm.call @moe_{{router|dispatch|expert|combine}}
-// ISA:       llvm.call @moe_layer(
-// ISA-NOT:   llvm.call @moe_{{router|dispatch|expert|combine}}
-// ISA:       llvm.func internal @moe_layer(
+// ISA-NOT:   llvm.call @moe_
+// ISA-NOT:   llvm.func
 // ISA:       gpu.launch_func {{.*}} @moe_router_kernels::@router_topk blocks
 // PTX-DAG:   gpu.binary @moe_router_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">, {{.*}}assembly = "{{.*}}.target sm_80
 // PTX-DAG:   gpu.binary @moe_experts [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">, {{.*}}assembly = "{{.*}}mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // ISA-NOT:   {{^ *(func|memref|scf|arith|bufferization|moe)\.}}
 
+// The library's @moe_layer and @moe_layer_async are inlined into the layer:
+// its nine GPU operations on one stream, synchronized once after the last
+// of them, and no call of a library host function; then the statistics.
 // HOST-LABEL: define {{.*}} @layer(
-// HOST-NOT:   call void @moe_{{router|dispatch|expert|combine}}
-// HOST:       call void @moe_layer(
-// HOST-NOT:   call void @moe_{{router|dispatch|expert|combine}}
-// HOST:       call void @free(
-// The host functions of the library that the layer does not call are gone.
-// HOST-NOT:   @moe_router(
-// HOST-NOT:   @moe_expert_ffn_device(
-// HOST-NOT:   @moe_router_ref
-// The layer's nine GPU operations on one stream, synchronized once after
-// the last of them.
-// HOST-LABEL: define internal void @moe_layer(
+// HOST-NOT:   call {{.*}} @moe_
 // HOST:       [[S:%[0-9]+]] = call ptr @mgpuStreamCreate()
 // HOST-NOT:   @mgpuStream
 // HOST:       call ptr @mgpuModuleGetFunction({{.*}}@moe_router_kernels_router_topk_name)
@@ -50,7 +41,11 @@
 // HOST-NOT:   @mgpuStream
 // HOST:       call void @mgpuStreamSynchronize(ptr [[S]])
 // HOST-NEXT:  call void @mgpuStreamDestroy(ptr [[S]])
-// HOST-NEXT:  ret void
+// HOST-NOT:   call {{.*}} @moe_{{router|dispatch|expert|combine|layer}}
+// HOST:       call void @moe_rt_record_stats(
+// HOST:       call void @free(
+// No host function of the library is left.
+// HOST-NOT:   define {{.*}} @moe_{{(layer|router|dispatch|expert_ffn|grouped_gemm|combine)(_async|_ref)?}}(
 // HOST:       call ptr @mgpuModuleLoadJIT(ptr @moe_experts_binary, i32 3)
 
 // BIN: gpu.binary @moe_experts [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">, {{.*}}bin = "\7FELF

@@ -16,7 +16,8 @@
 
 // CHECK-COUNT-4: cuda: cuModuleLoadDataEx(.target sm_80, O3, log 8192 bytes)
 // CHECK-NOT:     cuLaunchKernel
-// One stream for the whole layer (@moe_layer), and no synchronization
+// One stream for the whole layer (@moe_layer around @moe_layer_async), and
+// no synchronization
 // until the results have been copied back.
 // CHECK:         cuda: cuStreamCreate(flags 1)
 // CHECK-NOT:     cuStream
@@ -42,11 +43,15 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
-// y (7 x 32 f32) and the offsets (9 i32) back, the temporaries freed in
-// stream order, then the layer's only synchronization.
+// The layer's eight temporaries freed in stream order, y (7 x 32 f32) and
+// the offsets (9 i32) copied back, the operands freed, then the layer's only
+// synchronization.
+// CHECK-NEXT:    cuda: cuMemFreeAsync()
+// CHECK-COUNT-7: cuda: cuMemFreeAsync()
 // CHECK-NEXT:    cuda: cuMemcpyAsync(896)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(36)
 // CHECK-NEXT:    cuda: cuMemFreeAsync()
+// CHECK-COUNT-6: cuda: cuMemFreeAsync()
 // CHECK-NOT:     cuStreamSynchronize
 // CHECK-NOT:     cuMemFree_v2
 // CHECK-NOT:     cuLaunchKernel

@@ -1,0 +1,175 @@
+//===- GPUKernels.cpp - The C API of libmoe_gpu_kernels --------------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Checks the arguments of moe_gpu_kernels.h and calls the entry points that
+// kernels/entry_points.mlir compiles to, with MLIR's C interface: a memref
+// is a pointer to its descriptor.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe_gpu_kernels.h"
+
+#include <cstddef>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+/// MLIR's ranked memref descriptor.
+template <int Rank> struct MemRef {
+  const void *allocated;
+  const void *aligned;
+  int64_t offset;
+  int64_t sizes[Rank];
+  int64_t strides[Rank];
+};
+
+/// The descriptor of a dense row-major array at `data`.
+template <int Rank>
+MemRef<Rank> dense(const void *data, const int64_t (&sizes)[Rank]) {
+  MemRef<Rank> m{data, data, 0, {}, {}};
+  int64_t stride = 1;
+  for (int i = Rank - 1; i >= 0; --i) {
+    m.sizes[i] = sizes[i];
+    m.strides[i] = stride;
+    stride *= sizes[i];
+  }
+  return m;
+}
+
+thread_local std::string lastError;
+
+int fail(const std::string &message) {
+  lastError = message;
+  return -1;
+}
+
+/// The first problem with `dims` (top_k only when `checkK`), or "".
+std::string checkDims(const moe_gpu_layer_dims *dims, bool checkK) {
+  if (!dims)
+    return "dims is NULL";
+  auto value = [](const char *name, int64_t v) {
+    return std::string(name) + " = " + std::to_string(v);
+  };
+  if (dims->tokens < 0)
+    return "expected tokens >= 0, found " + value("tokens", dims->tokens);
+  if (dims->hidden <= 0 || dims->hidden % 8)
+    return "expected a hidden size that is a positive multiple of 8, found " +
+           value("hidden", dims->hidden);
+  if (dims->ffn <= 0 || dims->ffn % 8)
+    return "expected an ffn size that is a positive multiple of 8, found " +
+           value("ffn", dims->ffn);
+  if (dims->experts < 1 || dims->experts > 256)
+    return "expected 1 <= experts <= 256, found " +
+           value("experts", dims->experts);
+  if (checkK && (dims->top_k < 1 || dims->top_k > dims->experts))
+    return "expected 1 <= top_k <= experts (" +
+           std::to_string(dims->experts) + "), found " +
+           value("top_k", dims->top_k);
+  // The expert GEMMs' grid: ceil(rows / 64) + E tiles in y.
+  int64_t rows = dims->tokens * (checkK ? dims->top_k : 1);
+  if ((rows + 63) / 64 + dims->experts > 65535)
+    return "too many rows for one call: " + std::to_string(rows) +
+           " (at most " + std::to_string((65535 - dims->experts) * 64) +
+           " with " + std::to_string(dims->experts) + " experts)";
+  if (checkK && dims->tokens > 65535)
+    return "expected at most 65535 tokens per call, found " +
+           value("tokens", dims->tokens);
+  return "";
+}
+
+std::string checkPointers(std::initializer_list<const void *> pointers,
+                          std::initializer_list<const char *> names) {
+  auto name = names.begin();
+  for (const void *p : pointers) {
+    if (!p)
+      return std::string(*name) + " is NULL";
+    if (reinterpret_cast<uintptr_t>(p) % 16)
+      return std::string(*name) + " is not 16-byte aligned";
+    ++name;
+  }
+  return "";
+}
+
+} // namespace
+
+extern "C" {
+void *_mlir_ciface_moe_gpu_layer_async(MemRef<2> *x, MemRef<2> *routerW,
+                                       MemRef<3> *gateW, MemRef<3> *upW,
+                                       MemRef<3> *downW, int64_t k,
+                                       MemRef<1> *offsets, MemRef<2> *y,
+                                       void *stream);
+void *_mlir_ciface_moe_gpu_expert_ffn_async(MemRef<2> *x, MemRef<3> *gateW,
+                                            MemRef<3> *upW, MemRef<3> *downW,
+                                            MemRef<1> *offsets, MemRef<2> *y,
+                                            void *stream);
+// libmoe_cuda_runtime.
+void mgpuMemset32(void *dst, uint32_t value, size_t count, void *stream);
+}
+
+#define MOE_GPU_EXPORT extern "C" __attribute__((visibility("default")))
+
+MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
+                                         const void *x, const void *router_w,
+                                         const void *gate_w, const void *up_w,
+                                         const void *down_w, int32_t *offsets,
+                                         float *y, void *stream) {
+  std::string error = checkDims(dims, /*checkK=*/true);
+  if (error.empty())
+    error = checkPointers({router_w, gate_w, up_w, down_w, offsets},
+                          {"router_w", "gate_w", "up_w", "down_w", "offsets"});
+  if (error.empty() && dims->tokens > 0)
+    error = checkPointers({x, y}, {"x", "y"});
+  if (!error.empty())
+    return fail("moe_gpu_layer_enqueue: " + error);
+  lastError.clear();
+  int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn,
+          e = dims->experts;
+  if (t == 0) {
+    // No rows: every group is empty.
+    mgpuMemset32(offsets, 0, static_cast<size_t>(e + 1), stream);
+    return 0;
+  }
+  MemRef<2> mx = dense<2>(x, {t, d}), mr = dense<2>(router_w, {e, d}),
+            my = dense<2>(y, {t, d});
+  MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = dense<3>(up_w, {e, f, d}),
+            md = dense<3>(down_w, {e, d, f});
+  MemRef<1> mo = dense<1>(offsets, {e + 1});
+  _mlir_ciface_moe_gpu_layer_async(&mx, &mr, &mg, &mu, &md, dims->top_k, &mo,
+                                   &my, stream);
+  return 0;
+}
+
+MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(
+    const moe_gpu_layer_dims *dims, const void *x, const void *gate_w,
+    const void *up_w, const void *down_w, const int32_t *offsets, float *y,
+    void *stream) {
+  std::string error = checkDims(dims, /*checkK=*/false);
+  if (error.empty())
+    error = checkPointers({gate_w, up_w, down_w, offsets},
+                          {"gate_w", "up_w", "down_w", "offsets"});
+  if (error.empty() && dims->tokens > 0)
+    error = checkPointers({x, y}, {"x", "y"});
+  if (!error.empty())
+    return fail("moe_gpu_expert_ffn_enqueue: " + error);
+  lastError.clear();
+  int64_t n = dims->tokens, d = dims->hidden, f = dims->ffn,
+          e = dims->experts;
+  if (n == 0)
+    return 0;
+  MemRef<2> mx = dense<2>(x, {n, d}), my = dense<2>(y, {n, d});
+  MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = dense<3>(up_w, {e, f, d}),
+            md = dense<3>(down_w, {e, d, f});
+  MemRef<1> mo = dense<1>(offsets, {e + 1});
+  _mlir_ciface_moe_gpu_expert_ffn_async(&mx, &mg, &mu, &md, &mo, &my, stream);
+  return 0;
+}
+
+MOE_GPU_EXPORT const char *moe_gpu_last_error(void) {
+  return lastError.c_str();
+}

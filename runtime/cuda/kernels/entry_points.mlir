@@ -1,0 +1,110 @@
+//===- entry_points.mlir - C entry points of libmoe_gpu_kernels -*- MLIR -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See https://llvm.org/LICENSE.txt for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The functions of the CUDA kernel library (lib/GPU/Kernels) that
+// libmoe_gpu_kernels exports, with the C interface of MLIR (memrefs passed
+// as pointers to descriptors). moe-link-gpu-kernels supplies the callees.
+//
+//   moe_gpu_layer_async, moe_gpu_expert_ffn_async
+//     Device buffers, enqueued on the caller's stream (a CUstream; the
+//     token type lowers to it), no synchronization. GPUKernels.cpp wraps
+//     them in the C API of moe_gpu_kernels.h.
+//   moe_gpu_<function>
+//     The host-memref functions and their scalar-reference twins, each
+//     synchronous on a stream of its own, for checking the fast kernels on
+//     a GPU (bench/gpu/moe-gpu-check.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+module {
+  func.func private @moe_layer_async(memref<?x?xbf16>, memref<?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
+      memref<?xi32>, memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+  func.func private @moe_expert_ffn_async(memref<?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?xi32>, memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+
+  func.func @moe_gpu_layer_async(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
+      %wg: memref<?x?x?xbf16>, %wu: memref<?x?x?xbf16>,
+      %wd: memref<?x?x?xbf16>, %k: index, %off: memref<?xi32>,
+      %y: memref<?x?xf32>, %stream: !gpu.async.token) -> !gpu.async.token
+      attributes {llvm.emit_c_interface} {
+    %r = call @moe_layer_async(%x, %wr, %wg, %wu, %wd, %k, %off, %y, %stream)
+        : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?x?xbf16>,
+           memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, memref<?xi32>,
+           memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+    return %r : !gpu.async.token
+  }
+
+  func.func @moe_gpu_expert_ffn_async(%x: memref<?x?xbf16>,
+      %wg: memref<?x?x?xbf16>, %wu: memref<?x?x?xbf16>,
+      %wd: memref<?x?x?xbf16>, %off: memref<?xi32>, %y: memref<?x?xf32>,
+      %stream: !gpu.async.token) -> !gpu.async.token
+      attributes {llvm.emit_c_interface} {
+    %r = call @moe_expert_ffn_async(%x, %wg, %wu, %wd, %off, %y, %stream)
+        : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+           memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>,
+           !gpu.async.token) -> !gpu.async.token
+    return %r : !gpu.async.token
+  }
+
+  // Host-memref functions, for checks.
+  func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
+      memref<?xi32>, memref<?x?xf32>)
+  func.func private @moe_router(memref<?x?xbf16>, memref<?x?xbf16>,
+      memref<?x?xi32>, memref<?x?xf32>)
+  func.func private @moe_router_ref(memref<?x?xbf16>, memref<?x?xbf16>,
+      memref<?x?xi32>, memref<?x?xf32>)
+  func.func private @moe_expert_ffn(memref<?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>)
+  func.func private @moe_expert_ffn_ref(memref<?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>)
+
+  func.func @moe_gpu_layer(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
+      %wg: memref<?x?x?xbf16>, %wu: memref<?x?x?xbf16>,
+      %wd: memref<?x?x?xbf16>, %k: index, %off: memref<?xi32>,
+      %y: memref<?x?xf32>) attributes {llvm.emit_c_interface} {
+    call @moe_layer(%x, %wr, %wg, %wu, %wd, %k, %off, %y)
+        : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?x?xbf16>,
+           memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, memref<?xi32>,
+           memref<?x?xf32>) -> ()
+    return
+  }
+  func.func @moe_gpu_router(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
+      %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
+      attributes {llvm.emit_c_interface} {
+    call @moe_router(%x, %wr, %ids, %wts) : (memref<?x?xbf16>,
+        memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>) -> ()
+    return
+  }
+  func.func @moe_gpu_router_ref(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
+      %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
+      attributes {llvm.emit_c_interface} {
+    call @moe_router_ref(%x, %wr, %ids, %wts) : (memref<?x?xbf16>,
+        memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>) -> ()
+    return
+  }
+  func.func @moe_gpu_expert_ffn(%x: memref<?x?xbf16>, %wg: memref<?x?x?xbf16>,
+      %wu: memref<?x?x?xbf16>, %wd: memref<?x?x?xbf16>, %off: memref<?xi32>,
+      %y: memref<?x?xf32>) attributes {llvm.emit_c_interface} {
+    call @moe_expert_ffn(%x, %wg, %wu, %wd, %off, %y) : (memref<?x?xbf16>,
+        memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+        memref<?xi32>, memref<?x?xf32>) -> ()
+    return
+  }
+  func.func @moe_gpu_expert_ffn_ref(%x: memref<?x?xbf16>,
+      %wg: memref<?x?x?xbf16>, %wu: memref<?x?x?xbf16>,
+      %wd: memref<?x?x?xbf16>, %off: memref<?xi32>, %y: memref<?x?xf32>)
+      attributes {llvm.emit_c_interface} {
+    call @moe_expert_ffn_ref(%x, %wg, %wu, %wd, %off, %y) : (memref<?x?xbf16>,
+        memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+        memref<?xi32>, memref<?x?xf32>) -> ()
+    return
+  }
+}

@@ -1,0 +1,84 @@
+/*===-- moe_gpu_kernels.h - A MoE layer on a CUDA stream ----------*- C -*-===*\
+|*                                                                            *|
+|* Part of the moe-mlir project, under the Apache License v2.0 with LLVM      *|
+|* Exceptions. See LICENSE for license information.                           *|
+|* SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception                    *|
+|*                                                                            *|
+|*===----------------------------------------------------------------------===*|
+|*                                                                            *|
+|* libmoe_gpu_kernels: the CUDA kernel library of moe-mlir (lib/GPU/Kernels)  *|
+|* compiled for one GPU architecture, for programs that keep their tensors    *|
+|* on the device. Every function enqueues its work on the caller's stream    *|
+|* and returns without synchronizing; temporaries are allocated and freed in  *|
+|* stream order (cuMemAllocAsync / cuMemFreeAsync). A call can therefore be  *|
+|* captured in a CUDA graph, and weights stay resident across calls.          *|
+|*                                                                            *|
+|* All pointers are device pointers of the current CUDA context (the device's *|
+|* primary context, which the CUDA runtime API uses too), row-major and       *|
+|* 16-byte aligned. bf16 tensors are passed as void pointers.                 *|
+|* The library needs libmoe_cuda_runtime (the CUDA driver through dlopen).    *|
+|*                                                                            *|
+\*===----------------------------------------------------------------------===*/
+
+#ifndef MOE_GPU_KERNELS_H
+#define MOE_GPU_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The shape of a layer: T tokens of hidden size d, E experts with inner
+ * size f, k experts per token. */
+typedef struct moe_gpu_layer_dims {
+  int64_t tokens; /* T >= 0 */
+  int64_t hidden; /* d > 0, a multiple of 8 */
+  int64_t ffn;    /* f > 0, a multiple of 8 */
+  int64_t experts; /* 1 <= E <= 256 */
+  int64_t top_k;  /* 1 <= k <= E */
+} moe_gpu_layer_dims;
+
+/* A MoE layer with softmax router scores, top-k selection (ties to the lower
+ * expert), weights renormalized over the k selected experts, and gated SiLU
+ * experts (spec sections 1-3, 6):
+ *
+ *   x        [T, d]     bf16  tokens
+ *   router_w [E, d]     bf16  router weight
+ *   gate_w   [E, f, d]  bf16  gate projections (checkpoint layout)
+ *   up_w     [E, f, d]  bf16  up projections
+ *   down_w   [E, d, f]  bf16  down projections
+ *   offsets  [E + 1]    i32   out: the grouped layout's offsets; expert e
+ *                             received offsets[e + 1] - offsets[e] rows
+ *   y        [T, d]     f32   out: the layer's output
+ *
+ * Every expert GEMM accumulates in f32; the activation between the two is
+ * rounded to bf16. Results are deterministic (bitwise) run to run.
+ * Returns 0, or -1 without enqueuing anything when the dimensions or
+ * pointers are invalid (moe_gpu_last_error() says why). */
+int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims, const void *x,
+                          const void *router_w, const void *gate_w,
+                          const void *up_w, const void *down_w,
+                          int32_t *offsets, float *y, void *stream);
+
+/* The gated experts alone, on rows already grouped by expert: the rows of
+ * expert e are x[offsets[e] .. offsets[e + 1]), offsets non-decreasing
+ * from 0 with offsets[E] <= rows. For each such row r,
+ *
+ *   y[r] = (silu(x[r] gate_w[e]^T) * (x[r] up_w[e]^T)) down_w[e]^T
+ *
+ * (f32; rows past offsets[E] are not written). dims->tokens is the number
+ * of rows and dims->top_k is ignored. Returns 0 or -1 as above. */
+int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims, const void *x,
+                               const void *gate_w, const void *up_w,
+                               const void *down_w, const int32_t *offsets,
+                               float *y, void *stream);
+
+/* Why the last call on this thread returned -1; "" after a success. */
+const char *moe_gpu_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOE_GPU_KERNELS_H */

@@ -1,0 +1,103 @@
+/*===- gpu_kernels_stream.c - moe_gpu_kernels.h on the caller's stream ----===*\
+|*                                                                            *|
+|* Part of the moe-mlir project, under the Apache License v2.0 with LLVM      *|
+|* Exceptions. See LICENSE for license information.                           *|
+|* SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception                    *|
+|*                                                                            *|
+|*===----------------------------------------------------------------------===*|
+|*                                                                            *|
+|* Enqueues a layer and the experts alone on a stream of the program's own    *|
+|* and on the null stream, then calls with invalid arguments; the stand-in    *|
+|* driver logs what reaches it.                                               *|
+|*                                                                            *|
+\*===----------------------------------------------------------------------===*/
+
+#include "moe_gpu_kernels.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+void *mgpuStreamCreate(void);
+void mgpuStreamSynchronize(void *stream);
+void mgpuStreamDestroy(void *stream);
+void *mgpuMemAlloc(int64_t size, void *stream, int8_t hostShared);
+
+static void *device(int64_t bytes) {
+  return mgpuMemAlloc(bytes, (void *)0, 0);
+}
+
+static void report(const char *what, int status) {
+  printf("%s: %d '%s'\n", what, status, moe_gpu_last_error());
+  fflush(stdout);
+}
+
+int main(void) {
+  /* T = 7, d = 32, f = 48, E = 8, k = 2 */
+  moe_gpu_layer_dims dims = {7, 32, 48, 8, 2};
+  void *x = device(7 * 32 * 2), *wr = device(8 * 32 * 2);
+  void *wg = device(8 * 48 * 32 * 2), *wu = device(8 * 48 * 32 * 2);
+  void *wd = device(8 * 32 * 48 * 2);
+  int32_t *off = device(9 * 4);
+  float *y = device(7 * 32 * 4);
+  void *rows = device(14 * 32 * 2);
+  float *ry = device(14 * 32 * 4);
+
+  printf("== layer on the program's stream\n");
+  fflush(stdout);
+  void *stream = mgpuStreamCreate();
+  report("layer", moe_gpu_layer_enqueue(&dims, x, wr, wg, wu, wd, off, y,
+                                        stream));
+  printf("== experts on the program's stream\n");
+  fflush(stdout);
+  moe_gpu_layer_dims grouped = {14, 32, 48, 8, 0};
+  report("experts", moe_gpu_expert_ffn_enqueue(&grouped, rows, wg, wu, wd,
+                                               off, ry, stream));
+  printf("== the program synchronizes\n");
+  fflush(stdout);
+  mgpuStreamSynchronize(stream);
+  mgpuStreamDestroy(stream);
+
+  printf("== layer on the null stream\n");
+  fflush(stdout);
+  report("null stream", moe_gpu_layer_enqueue(&dims, x, wr, wg, wu, wd, off,
+                                              y, (void *)0));
+  printf("== no tokens\n");
+  fflush(stdout);
+  moe_gpu_layer_dims none = {0, 32, 48, 8, 2};
+  report("no tokens", moe_gpu_layer_enqueue(&none, (void *)0, wr, wg, wu, wd,
+                                            off, (float *)0, (void *)0));
+
+  printf("== invalid arguments\n");
+  fflush(stdout);
+  moe_gpu_layer_dims bad = dims;
+  bad.hidden = 30;
+  report("hidden", moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+  bad = dims;
+  bad.top_k = 9;
+  report("top_k", moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+  bad = dims;
+  bad.experts = 300;
+  bad.top_k = 2;
+  report("experts", moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+  bad = dims;
+  bad.tokens = -1;
+  report("tokens", moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+  bad = dims;
+  bad.tokens = 70000;
+  report("many tokens",
+         moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+  report("null x",
+         moe_gpu_layer_enqueue(&dims, (void *)0, wr, wg, wu, wd, off, y, 0));
+  report("unaligned",
+         moe_gpu_layer_enqueue(&dims, x, (char *)wr + 2, wg, wu, wd, off, y,
+                               0));
+  report("null dims",
+         moe_gpu_layer_enqueue((void *)0, x, wr, wg, wu, wd, off, y, 0));
+  bad = grouped;
+  bad.ffn = 0;
+  report("experts ffn", moe_gpu_expert_ffn_enqueue(&bad, rows, wg, wu, wd,
+                                                   off, ry, 0));
+  report("after an error, a success",
+         moe_gpu_expert_ffn_enqueue(&grouped, rows, wg, wu, wd, off, ry, 0));
+  return 0;
+}
