@@ -66,6 +66,8 @@ elif shutil.which("ptxas"):
 if os.path.exists(os.path.join(config.moe_obj_root, "lib",
                                "libmoe_gpu_kernels" + config.llvm_shlib_ext)):
     config.available_features.add("gpu-kernels-lib")
+    llvm_config.add_tool_substitutions(["moe-gpu-check", "moe-gpu-bench"],
+                                       tool_dirs)
 
 # GPU tests run only where the CUDA runtime finds a driver and a device;
 # moe-cuda-info exits with 0 exactly then (77 without a usable GPU).

@@ -1,98 +1,91 @@
 #!/usr/bin/env bash
-# Builds what the CUDA kernel library needs, runs its GPU tests and times the
-# expert kernels, on a machine with an NVIDIA GPU (written for an H200).
+# Runs the GPU checks and the benchmark of the CUDA back end from a bundle
+# that bench/gpu/bundle.sh built (no LLVM, MLIR or build tree needed here):
 #
-#   bench/gpu/run.sh [RESULTS_DIR]
+#   bench/gpu/run.sh [BUNDLE_DIR] [RESULTS_DIR]
 #
-# Environment: CUDA_ROOT (default /usr/local/cuda; ptxas and libdevice),
-# LLVM_BIN (default /usr/lib/llvm-22/bin), CHIP (default sm_90), BUILD_DIR
-# (default build). Results go to RESULTS_DIR (default $BUILD_DIR/gpu-bench):
-# lit.log, bench.txt and summary.txt. Takes a few minutes.
-set -euo pipefail
+# BUNDLE_DIR defaults to gpu-bundle, RESULTS_DIR to BUNDLE_DIR/results.
+# Steps, each with a time limit, the whole in well under 10 minutes on an
+# H200:
+#   device.txt  moe-cuda-info
+#   check.txt   moe-gpu-check: libmoe_gpu_kernels against an f64 reference,
+#               bitwise determinism, a layer captured in a CUDA graph
+#   aot.txt     moe-compile --target cuda libraries run through their C API,
+#               compared with moe-reference's f64 results
+#   bench.txt   moe-gpu-bench: layers, experts, cuBLAS per-expert loop and
+#               grouped GEMM, memory bandwidth
+#   summary.txt all of the above with the date and the bundle's commit
+# Exits with 77 when there is no usable GPU, 1 when a check failed.
+# On a machine with a build tree: bench/gpu/bundle.sh && bench/gpu/run.sh
+set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-export CUDA_ROOT=${CUDA_ROOT:-/usr/local/cuda}
-llvm_bin=${LLVM_BIN:-/usr/lib/llvm-22/bin}
-chip=${CHIP:-sm_90}
-build=${BUILD_DIR:-build}
-out=${1:-$build/gpu-bench}
-
-step() { printf '\n== %s\n' "$*"; }
-die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
-
-for tool in mlir-opt mlir-translate mlir-runner llc lit FileCheck; do
-  [ -x "$llvm_bin/$tool" ] || die "$llvm_bin/$tool not found (set LLVM_BIN)"
-done
-[ -x "$CUDA_ROOT/bin/ptxas" ] ||
-  die "$CUDA_ROOT/bin/ptxas not found (set CUDA_ROOT to a CUDA toolkit)"
+bundle=${1:-gpu-bundle}
+out=${2:-$bundle/results}
+[ -x "$bundle/bin/moe-gpu-check" ] ||
+  { echo "run.sh: error: no bundle in $bundle (bench/gpu/bundle.sh)" >&2; exit 1; }
+bundle=$(cd "$bundle" && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-step "build: moe_cuda_runtime, moe-cuda-info ($build)"
-if [ ! -f "$build/build.ninja" ]; then
-  launcher=()
-  if command -v ccache >/dev/null 2>&1; then
-    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache
-              -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-  fi
-  cmake -G Ninja -S . -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
-    -DLLVM_EXTERNAL_LIT="$llvm_bin/lit" "${launcher[@]}" > "$out/cmake.log" ||
-    die "cmake failed; see $out/cmake.log"
-fi
-ninja -C "$build" moe_cuda_runtime moe-cuda-info > "$out/ninja.log" ||
-  die "the build failed; see $out/ninja.log"
-lib_dir=$(cd "$build/lib" && pwd)
+# The bundle's libraries, and cuBLAS from the CUDA toolkit or from
+# Python's nvidia-cublas package, wherever this machine has it.
+libs="$bundle/lib"
+for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$dir" ] && libs="$libs:$dir"
+done
+pydir=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
+[ -n "$pydir" ] && [ -d "$pydir" ] && libs="$libs:$pydir"
+export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+step() { printf '\n== %s\n' "$*"; }
+status=0
 
 step "device"
-"$build/bin/moe-cuda-info" | tee "$out/device.txt" ||
-  die "no usable CUDA GPU (moe-cuda-info exited with $?)"
-
-step "lit: test/GPU test/Runtime/CUDA"
-lit_status=0
-timeout 300 "$llvm_bin/lit" -v "$build/test/GPU" "$build/test/Runtime/CUDA" \
-  > "$out/lit.log" 2>&1 || lit_status=$?
-grep -E '^(PASS|FAIL|XFAIL|XPASS|UNSUPPORTED|UNRESOLVED|TIMEOUT):' \
-  "$out/lit.log" || true
-tail -n 6 "$out/lit.log"
-if grep -q '^UNSUPPORTED: .*-gpu.mlir' "$out/lit.log"; then
-  echo "warning: GPU execution tests were not run (no cuda-gpu feature)"
+"$bundle/bin/moe-cuda-info" 2>&1 | tee "$out/device.txt"
+info=${PIPESTATUS[0]}
+if [ "$info" -ne 0 ]; then
+  echo "run.sh: no usable CUDA GPU (moe-cuda-info exited with $info)" >&2
+  exit 77
 fi
 
-step "bench: gated expert FFN ($chip cubin)"
-work="$out/work"
-mkdir -p "$work"
-pipeline="builtin.module(gpu.module(inline, symbol-dce), \
-func.func(gpu-async-region), gpu-lower-to-nvvm-pipeline{cubin-chip=$chip \
-cubin-features=+ptx80 cubin-format=bin opt-level=3})"
-"$llvm_bin/mlir-opt" lib/GPU/Kernels/experts.mlir \
-  "--pass-pipeline=$pipeline" -o "$work/experts.mlir"
-"$llvm_bin/mlir-translate" --mlir-to-llvmir "$work/experts.mlir" \
-  -o "$work/experts.ll"
-"$llvm_bin/llc" -O2 -filetype=obj -relocation-model=pic "$work/experts.ll" \
-  -o "$work/experts.o"
-cc -shared "$work/experts.o" -L"$lib_dir" -lmoe_cuda_runtime \
-  -Wl,-rpath,"$lib_dir" -o "$work/libmoe_gpu_experts.so"
-"$llvm_bin/mlir-opt" bench/gpu/expert_ffn_bench.mlir \
-  "--pass-pipeline=$pipeline" -o "$work/bench.mlir"
-bench_status=0
-timeout 300 "$llvm_bin/mlir-runner" "$work/bench.mlir" -e main \
-  -entry-point-result=void \
-  -shared-libs="$llvm_bin/../lib/libmlir_c_runner_utils.so,$work/libmoe_gpu_experts.so" \
-  2>&1 | tee "$out/bench.txt" || bench_status=$?
+step "check: libmoe_gpu_kernels against the f64 reference"
+timeout 240 "$bundle/bin/moe-gpu-check" 2>&1 | tee "$out/check.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "AOT libraries (moe-compile --target cuda) against moe-reference"
+: > "$out/aot.txt"
+for dir in "$bundle"/aot/*/; do
+  name=$(basename "$dir")
+  layer=$(cat "$dir/layer")
+  ok=1
+  for set in "$dir"/cases/set*/; do
+    timeout 60 "$dir/run" "$layer" "$dir/ckpt" "$set/arg0.npy" "$set/out0.npy" \
+      >> "$out/aot.txt" 2>&1 || ok=0
+  done
+  if [ "$ok" -eq 1 ] &&
+     "$bundle/bin/moe-reference" compare --dir "$dir/cases" >> "$out/aot.txt" 2>&1; then
+    echo "PASS: aot $name" | tee -a "$out/aot.txt"
+  else
+    echo "FAIL: aot $name" | tee -a "$out/aot.txt"
+    status=1
+  fi
+done
+
+step "bench"
+timeout 360 "$bundle/bin/moe-gpu-bench" 2>&1 | tee "$out/bench.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "chip: $chip"
+  cat "$bundle/BUILD"
+  echo
   cat "$out/device.txt"
-  echo "lit exit status: $lit_status"
-  grep -E '^ *(Passed|Failed|Unsupported)' "$out/lit.log" || true
-  echo "bench exit status: $bench_status"
+  echo
+  grep -hE '^(PASS|FAIL|ALL PASSED|FAILED)' "$out/check.txt" "$out/aot.txt"
+  echo
   cat "$out/bench.txt"
 } > "$out/summary.txt"
-
-step "results in $out (summary.txt, lit.log, bench.txt)"
-[ "$lit_status" -eq 0 ] || die "lit failed (exit $lit_status); see $out/lit.log"
-[ "$bench_status" -eq 0 ] || die "the benchmark failed (exit $bench_status)"
+step "results in $out (summary.txt)"
+exit $status

@@ -191,7 +191,17 @@ char *memRefStart(const MemRefView &view, int64_t elementSize) {
 //===----------------------------------------------------------------------===//
 
 /// A cubin or fatbin; `size` is not needed by the driver.
+/// Whether there is no usable GPU: modules are loaded by global constructors,
+/// and a program (or a library it links) must still start without one. Such
+/// a load returns NULL, and the first use of the module reports why.
+static bool noGPU() {
+  const char *reason = nullptr;
+  return loadDriver(&reason) == nullptr;
+}
+
 MOE_CUDA_EXPORT CUmodule mgpuModuleLoad(void *data, size_t size) {
+  if (noGPU())
+    return nullptr;
   const Driver &d = enter("mgpuModuleLoad");
   CUmodule module = nullptr;
   MOE_CU(d, cuModuleLoadData, &module, data);
@@ -201,6 +211,8 @@ MOE_CUDA_EXPORT CUmodule mgpuModuleLoad(void *data, size_t size) {
 /// NUL-terminated PTX, compiled by the driver at optimization level
 /// `optLevel` (0-4).
 MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
+  if (noGPU())
+    return nullptr;
   const Driver &d = enter("mgpuModuleLoadJIT");
   static constexpr size_t kLogSize = 8192;
   std::unique_ptr<char[]> log(new char[kLogSize]());

@@ -14,10 +14,9 @@
 //     Device buffers, enqueued on the caller's stream (a CUstream; the
 //     token type lowers to it), no synchronization. GPUKernels.cpp wraps
 //     them in the C API of moe_gpu_kernels.h.
-//   moe_gpu_<function>
-//     The host-memref functions and their scalar-reference twins, each
-//     synchronous on a stream of its own, for checking the fast kernels on
-//     a GPU (bench/gpu/moe-gpu-check.cpp).
+//   moe_gpu_layer
+//     The same layer on host buffers, on a stream of its own, synchronized
+//     once (what compiled models call).
 //
 //===----------------------------------------------------------------------===//
 
@@ -53,19 +52,10 @@ module {
     return %r : !gpu.async.token
   }
 
-  // Host-memref functions, for checks.
+  // The host-buffer layer.
   func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
       memref<?xi32>, memref<?x?xf32>)
-  func.func private @moe_router(memref<?x?xbf16>, memref<?x?xbf16>,
-      memref<?x?xi32>, memref<?x?xf32>)
-  func.func private @moe_router_ref(memref<?x?xbf16>, memref<?x?xbf16>,
-      memref<?x?xi32>, memref<?x?xf32>)
-  func.func private @moe_expert_ffn(memref<?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>)
-  func.func private @moe_expert_ffn_ref(memref<?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>)
-
   func.func @moe_gpu_layer(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
       %wg: memref<?x?x?xbf16>, %wu: memref<?x?x?xbf16>,
       %wd: memref<?x?x?xbf16>, %k: index, %off: memref<?xi32>,
@@ -74,37 +64,6 @@ module {
         : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?x?xbf16>,
            memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, memref<?xi32>,
            memref<?x?xf32>) -> ()
-    return
-  }
-  func.func @moe_gpu_router(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
-      %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
-      attributes {llvm.emit_c_interface} {
-    call @moe_router(%x, %wr, %ids, %wts) : (memref<?x?xbf16>,
-        memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>) -> ()
-    return
-  }
-  func.func @moe_gpu_router_ref(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
-      %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
-      attributes {llvm.emit_c_interface} {
-    call @moe_router_ref(%x, %wr, %ids, %wts) : (memref<?x?xbf16>,
-        memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>) -> ()
-    return
-  }
-  func.func @moe_gpu_expert_ffn(%x: memref<?x?xbf16>, %wg: memref<?x?x?xbf16>,
-      %wu: memref<?x?x?xbf16>, %wd: memref<?x?x?xbf16>, %off: memref<?xi32>,
-      %y: memref<?x?xf32>) attributes {llvm.emit_c_interface} {
-    call @moe_expert_ffn(%x, %wg, %wu, %wd, %off, %y) : (memref<?x?xbf16>,
-        memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-        memref<?xi32>, memref<?x?xf32>) -> ()
-    return
-  }
-  func.func @moe_gpu_expert_ffn_ref(%x: memref<?x?xbf16>,
-      %wg: memref<?x?x?xbf16>, %wu: memref<?x?x?xbf16>,
-      %wd: memref<?x?x?xbf16>, %off: memref<?xi32>, %y: memref<?x?xf32>)
-      attributes {llvm.emit_c_interface} {
-    call @moe_expert_ffn_ref(%x, %wg, %wu, %wd, %off, %y) : (memref<?x?xbf16>,
-        memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-        memref<?xi32>, memref<?x?xf32>) -> ()
     return
   }
 }

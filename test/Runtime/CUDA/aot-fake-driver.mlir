@@ -2,7 +2,9 @@
 // with the runtime starts without a GPU driver: libcuda.so.1 is opened only
 // when the module-loading global constructor runs. With the stand-in driver
 // it runs to the end, the module unloaded by a global destructor after
-// main returns; without a driver it stops with one line.
+// main returns; without a usable driver the module loads return NULL (the
+// program starts: a library loaded by it must not end it) and the first
+// GPU operation stops it with one line.
 // RUN: rm -rf %t && mkdir -p %t/fake
 // RUN: %cc -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-format-zero-length -Werror \
 // RUN:   %S/Inputs/fake_libcuda.c -o %t/fake/libcuda.so.1
@@ -26,7 +28,7 @@
 // CHECK-NEXT: cuda: cuStreamDestroy_v2()
 // CHECK-NEXT: cuda: cuModuleUnload()
 
-// OLD: moe cuda runtime: mgpuModuleLoadJIT failed: no usable CUDA GPU: driver too old: needs CUDA 12.0+, has 11.2
+// OLD: moe cuda runtime: mgpuStreamCreate failed: no usable CUDA GPU: driver too old: needs CUDA 12.0+, has 11.2
 
 module attributes {gpu.container_module} {
   func.func @main() -> i32 {

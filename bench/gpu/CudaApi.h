@@ -1,0 +1,217 @@
+//===- CudaApi.h - The CUDA driver and cuBLAS, opened at run time -*- C++ -*-===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// What moe-gpu-check and moe-gpu-bench need of the CUDA driver and cuBLAS,
+// loaded with dlopen so that both programs start on a machine without
+// either (and say so, exiting with 77). The toolkit's headers give the
+// types; the names are those the headers map the API to (cuMemAlloc is
+// cuMemAlloc_v2, and so on).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_BENCH_GPU_CUDAAPI_H
+#define MOE_BENCH_GPU_CUDAAPI_H
+
+#include <cublas_v2.h>
+#include <cuda.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <string>
+#include <vector>
+
+namespace moe::gpubench {
+
+#define MOE_STR2(x) #x
+#define MOE_STR(x) MOE_STR2(x)
+
+#define MOE_DRIVER_FUNCTIONS(X)                                                \
+  X(cuGetErrorString) X(cuInit) X(cuDeviceGet) X(cuDeviceGetName)              \
+  X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuMemAlloc) X(cuMemFree)    \
+  X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemcpyDtoDAsync) X(cuMemsetD32Async)     \
+  X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize)                  \
+  X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize)    \
+  X(cuEventElapsedTime) X(cuStreamBeginCapture) X(cuStreamEndCapture)          \
+  X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphExecDestroy)                 \
+  X(cuGraphDestroy)
+
+#define MOE_CUBLAS_FUNCTIONS(X)                                                \
+  X(cublasCreate) X(cublasDestroy) X(cublasSetStream)                          \
+  X(cublasGemmGroupedBatchedEx)
+
+/// A library opened with dlopen and the functions taken from it.
+struct Driver {
+#define MOE_MEMBER(name) decltype(&::name) name = nullptr;
+  MOE_DRIVER_FUNCTIONS(MOE_MEMBER)
+  /// Opens libcuda.so.1; on failure returns false with `error` set.
+  bool open(std::string &error) {
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      error = std::string("libcuda.so.1 not found: ") + dlerror();
+      return false;
+    }
+#define MOE_LOAD(name)                                                         \
+  name = reinterpret_cast<decltype(name)>(dlsym(lib, MOE_STR(name)));          \
+  if (!name) {                                                                 \
+    error = "the CUDA driver has no " MOE_STR(name);                          \
+    return false;                                                              \
+  }
+    MOE_DRIVER_FUNCTIONS(MOE_LOAD)
+    return true;
+  }
+};
+
+struct Cublas {
+  MOE_CUBLAS_FUNCTIONS(MOE_MEMBER)
+  // C++ overloads it: the C function's type.
+  using GemmEx = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t,
+                                    cublasOperation_t, int, int, int,
+                                    const void *, const void *, cudaDataType,
+                                    int, const void *, cudaDataType, int,
+                                    const void *, void *, cudaDataType, int,
+                                    cublasComputeType_t, cublasGemmAlgo_t);
+  GemmEx cublasGemmEx = nullptr;
+  bool open(std::string &error) {
+    void *lib = dlopen("libcublas.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+      lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      error = std::string("libcublas.so.13 not found: ") + dlerror();
+      return false;
+    }
+    MOE_CUBLAS_FUNCTIONS(MOE_LOAD)
+    MOE_LOAD(cublasGemmEx)
+    return true;
+  }
+};
+#undef MOE_LOAD
+#undef MOE_MEMBER
+
+/// The process's driver; `check` aborts with the call's text on an error.
+inline Driver &cu() {
+  static Driver d;
+  return d;
+}
+
+inline void checkCu(CUresult r, const char *what, const char *file, int line) {
+  if (r == CUDA_SUCCESS)
+    return;
+  const char *message = "unknown error";
+  if (cu().cuGetErrorString)
+    cu().cuGetErrorString(r, &message);
+  std::fprintf(stderr, "%s:%d: %s failed: %s (%d)\n", file, line, what,
+               message, static_cast<int>(r));
+  std::exit(1);
+}
+#define CU_CHECK(call) ::moe::gpubench::checkCu((call), #call, __FILE__, __LINE__)
+
+/// Opens the driver and makes device 0's primary context current (the one
+/// libmoe_cuda_runtime and cuBLAS use). Exits with 77 when there is no
+/// usable GPU. Returns the device's name.
+inline std::string initDevice(const char *program) {
+  std::string error;
+  if (!cu().open(error)) {
+    std::fprintf(stderr, "%s: no usable CUDA GPU: %s\n", program,
+                 error.c_str());
+    std::exit(77);
+  }
+  CUresult r = cu().cuInit(0);
+  if (r != CUDA_SUCCESS) {
+    const char *message = "unknown error";
+    cu().cuGetErrorString(r, &message);
+    std::fprintf(stderr, "%s: no usable CUDA GPU: cuInit: %s\n", program,
+                 message);
+    std::exit(77);
+  }
+  CUdevice device;
+  CU_CHECK(cu().cuDeviceGet(&device, 0));
+  char name[256] = {};
+  CU_CHECK(cu().cuDeviceGetName(name, sizeof(name), device));
+  CUcontext ctx;
+  CU_CHECK(cu().cuDevicePrimaryCtxRetain(&ctx, device));
+  CU_CHECK(cu().cuCtxSetCurrent(ctx));
+  return name;
+}
+
+/// A device allocation of `count` elements of T.
+template <typename T> struct DeviceArray {
+  CUdeviceptr ptr = 0;
+  size_t count = 0;
+  DeviceArray() = default;
+  explicit DeviceArray(size_t n) : count(n) {
+    CU_CHECK(cu().cuMemAlloc(&ptr, std::max<size_t>(n, 1) * sizeof(T)));
+  }
+  DeviceArray(const DeviceArray &) = delete;
+  DeviceArray &operator=(const DeviceArray &) = delete;
+  DeviceArray(DeviceArray &&o) noexcept : ptr(o.ptr), count(o.count) {
+    o.ptr = 0;
+  }
+  ~DeviceArray() {
+    if (ptr)
+      cu().cuMemFree(ptr);
+  }
+  T *get() const { return reinterpret_cast<T *>(ptr); }
+  void upload(const std::vector<T> &v) {
+    CU_CHECK(cu().cuMemcpyHtoD(ptr, v.data(), v.size() * sizeof(T)));
+  }
+  std::vector<T> download() const {
+    std::vector<T> v(count);
+    CU_CHECK(cu().cuMemcpyDtoH(v.data(), ptr, count * sizeof(T)));
+    return v;
+  }
+};
+
+/// bf16 as its 16 bits; round to nearest even from f32.
+inline uint16_t toBF16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float fromBF16(uint16_t b) {
+  uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+/// A fixed-seed generator (SplitMix64) of uniform values in [-1, 1).
+struct Random {
+  uint64_t state;
+  explicit Random(uint64_t seed) : state(seed) {}
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1p-52 - 1.0; }
+  std::vector<uint16_t> bf16(size_t n, double scale) {
+    std::vector<uint16_t> v(n);
+    for (auto &x : v)
+      x = toBF16(static_cast<float>(uniform() * scale));
+    return v;
+  }
+};
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+} // namespace moe::gpubench
+
+#endif // MOE_BENCH_GPU_CUDAAPI_H

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds everything the GPU checks and benchmark need into one directory
+# that a GPU machine without LLVM or MLIR can run (bench/gpu/run.sh):
+#
+#   bench/gpu/bundle.sh [BUNDLE_DIR]      (default: gpu-bundle)
+#
+#   lib/   libmoe_cuda_runtime.so, libmoe_gpu_kernels.so (cubin for
+#          MOE_GPU_KERNELS_CHIP, sm_90 by default)
+#   bin/   moe-cuda-info, moe-gpu-check, moe-gpu-bench, moe-reference
+#   aot/   moe-compile --target cuda libraries of imported bf16 checkpoints,
+#          a C driver for each (test/AOT/run_layer_npy.c) and moe-reference's
+#          cases with their f64 results
+#
+# Needs a configured build (BUILD_DIR, default build) with a CUDA toolkit
+# (MOE_CUDA_ROOT). CHIP (default sm_90) is the AOT libraries' GPU.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+build=${BUILD_DIR:-build}
+out=${1:-gpu-bundle}
+chip=${CHIP:-sm_90}
+die() { printf 'bundle.sh: error: %s\n' "$*" >&2; exit 1; }
+
+[ -f "$build/build.ninja" ] || die "no configured build in $build (scripts/build.sh)"
+ninja -C "$build" moe_cuda_runtime moe-cuda-info moe-reference moe-compile \
+  moe-import moe-gen-checkpoint > /dev/null || die "the build failed"
+ninja -C "$build" moe_gpu_kernels moe-gpu-check moe-gpu-bench > /dev/null ||
+  die "libmoe_gpu_kernels was not built: is there a CUDA toolkit at MOE_CUDA_ROOT?"
+
+rm -rf "$out"
+mkdir -p "$out/lib" "$out/bin" "$out/aot"
+cp "$build/lib/libmoe_cuda_runtime.so" "$build/lib/libmoe_gpu_kernels.so" "$out/lib/"
+for tool in moe-cuda-info moe-gpu-check moe-gpu-bench moe-reference; do
+  cp "$build/bin/$tool" "$out/bin/"
+done
+
+# Ahead-of-time libraries, each checked against moe-reference's f64 model
+# on the GPU machine: NAME GENERATOR-OPTIONS LAYER TOKENS.
+aot() {
+  local name=$1 options=$2 layer=$3 tokens=$4 dir="$out/aot/$1"
+  mkdir -p "$dir"
+  "$build/bin/moe-gen-checkpoint" --family mixtral --dtype bf16 $options \
+    --out "$dir/ckpt" > /dev/null
+  "$build/bin/moe-import" --model "$dir/ckpt" -o "$dir/model.mlir"
+  "$build/bin/moe-compile" "$dir/model.mlir" --target cuda --cuda-chip "$chip" \
+    --cuda-format bin -o "$dir/libmodel.so" --header "$dir/model.h"
+  cc -O2 -Wall -Wextra -Werror test/AOT/run_layer_npy.c -I"$dir" -L"$dir" \
+    -lmodel -Wl,-rpath,'$ORIGIN' -o "$dir/run"
+  "$build/bin/moe-reference" emit-model --model "$dir/ckpt" --layer "$layer" \
+    --seed 5 --tokens "$tokens" --dir "$dir/cases" > /dev/null
+  echo "moe_layer_$layer" > "$dir/layer"
+}
+aot small "--hidden 32 --inner 48 --seed 3" 1 "0,1,9,40,130"
+aot wide "--hidden 256 --inner 128 --experts 16 --top-k 4 --layers 1 --seed 4" 0 "1,64,100"
+
+{
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "aot chip: $chip"
+} > "$out/BUILD"
+du -sh "$out" | sed 's/\t.*//; s/^/bundle size: /'
+echo "bundle in $out"

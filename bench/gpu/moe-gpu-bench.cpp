@@ -1,0 +1,377 @@
+//===- moe-gpu-bench.cpp - MoE layers on a GPU against cuBLAS -------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Times libmoe_gpu_kernels (moe_gpu_kernels.h) on Mixtral-like (d 4096,
+// f 14336, E 8, k 2) and Qwen3-like (d 2048, f 768, E 128, k 8) bf16 layers
+// at T = 1, 16, 256, 4096 tokens, and in the same process:
+//
+//   layer        moe_gpu_layer_enqueue: router, dispatch, experts, combine
+//   experts      moe_gpu_expert_ffn_enqueue on the layer's own routing (the
+//                group sizes its offsets give): fused gate/up + SwiGLU,
+//                down projection
+//   cublas-loop  the same expert GEMMs with one cublasGemmEx per expert and
+//                projection (gate, up, down), without the SwiGLU between
+//   cublas-grp   the same GEMMs with three cublasGemmGroupedBatchedEx calls
+//                (one group per non-empty expert)
+//   copy         a device-to-device copy of 2 GiB: the memory bandwidth
+//
+// Every timing is the median of per-call CUDA event times over repeated
+// calls, each after the L2 cache was overwritten (256 MiB memset), all on
+// one stream. Weights live on the device for the whole run.
+//
+// TFLOP/s count 2 * rows * d * f * 3 (gate, up, down) over the experts'
+// time; GB/s count the weights of the experts that received rows
+// (3 * f * d * 2 bytes each) over the experts' time. The targets of the
+// CUDA back end: prefill experts at least 0.8x the throughput of cuBLAS's
+// grouped GEMM on the same work, decode reading the chosen experts'
+// weights at 70% or more of the measured bandwidth.
+//
+//   moe-gpu-bench [--reps N] [--shapes mixtral,qwen3] [--tokens 1,16,...]
+//
+// Exits with 77 without a usable GPU.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CudaApi.h"
+#include "moe_gpu_kernels.h"
+
+#include <functional>
+#include <sstream>
+
+using namespace moe::gpubench;
+
+namespace {
+
+struct Shape {
+  const char *name;
+  int64_t d, f, E, k;
+};
+
+Cublas blas;
+cublasHandle_t handle = nullptr;
+bool haveBlas = false;
+
+/// Median milliseconds of `call` over `reps` calls, each timed by events
+/// after `flush` overwrote the L2 cache.
+double timeMs(CUstream stream, int reps, const std::function<void()> &flush,
+              const std::function<void()> &call) {
+  CUevent start, stop;
+  CU_CHECK(cu().cuEventCreate(&start, CU_EVENT_DEFAULT));
+  CU_CHECK(cu().cuEventCreate(&stop, CU_EVENT_DEFAULT));
+  for (int i = 0; i < 2; ++i)
+    call();
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    flush();
+    CU_CHECK(cu().cuEventRecord(start, stream));
+    call();
+    CU_CHECK(cu().cuEventRecord(stop, stream));
+    CU_CHECK(cu().cuEventSynchronize(stop));
+    float t = 0;
+    CU_CHECK(cu().cuEventElapsedTime(&t, start, stop));
+    ms.push_back(t);
+  }
+  CU_CHECK(cu().cuEventDestroy(start));
+  CU_CHECK(cu().cuEventDestroy(stop));
+  return median(ms);
+}
+
+void checkBlas(cublasStatus_t s, const char *what) {
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    std::fprintf(stderr, "moe-gpu-bench: %s failed: cuBLAS status %d\n", what,
+                 static_cast<int>(s));
+    std::exit(1);
+  }
+}
+
+/// Fills `n` bf16 values of `dst` from a pool of random values, at an
+/// offset that depends on `salt`: distinct tensors without generating
+/// gigabytes on the host.
+void fillFromPool(CUdeviceptr dst, size_t n, const DeviceArray<uint16_t> &pool,
+                  uint64_t salt, CUstream stream) {
+  size_t chunk = pool.count / 2;
+  size_t done = 0;
+  uint64_t r = salt * 0x9e3779b97f4a7c15ull;
+  while (done < n) {
+    size_t len = std::min(chunk, n - done);
+    size_t from = (r >> 17) % (pool.count - chunk);
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    CU_CHECK(cu().cuMemcpyDtoDAsync(dst + done * 2, pool.ptr + from * 2,
+                                    len * 2, stream));
+    done += len;
+  }
+}
+
+struct Row {
+  std::string shape;
+  int64_t T, rows, active;
+  double layer, experts, loop, grouped; // ms; < 0 when not measured
+  std::string groupedNote;
+};
+
+void printRow(const Row &r, double copyGBs, int64_t d, int64_t f) {
+  double flops = 2.0 * r.rows * d * f * 3;
+  double bytes = 3.0 * r.active * f * d * 2;
+  auto tf = [&](double ms) { return ms > 0 ? flops / ms * 1e-9 : 0.0; };
+  std::printf("| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
+              "| %.4f | %.4f | %.2f |%s\n",
+              r.shape.c_str(), (long long)r.T, (long long)r.rows,
+              (long long)r.active, r.layer, r.experts, tf(r.experts),
+              bytes / r.experts * 1e-6,
+              100.0 * bytes / r.experts * 1e-6 / copyGBs, r.loop, r.grouped,
+              r.grouped > 0 ? r.experts / r.grouped : 0.0,
+              r.groupedNote.c_str());
+  std::fflush(stdout);
+}
+
+std::vector<std::string> split(const std::string &s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    out.push_back(item);
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  int reps = 15;
+  std::vector<std::string> shapeNames = {"mixtral", "qwen3"};
+  std::vector<int64_t> tokens = {1, 16, 256, 4096};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (a == "--shapes" && i + 1 < argc)
+      shapeNames = split(argv[++i]);
+    else if (a == "--tokens" && i + 1 < argc) {
+      tokens.clear();
+      for (auto &t : split(argv[++i]))
+        tokens.push_back(std::atoll(t.c_str()));
+    } else {
+      std::fprintf(stderr,
+                   "usage: moe-gpu-bench [--reps N] [--shapes mixtral,qwen3] "
+                   "[--tokens 1,16,256,4096]\n");
+      return 2;
+    }
+  }
+  std::string device = initDevice("moe-gpu-bench");
+  std::printf("device: %s\n", device.c_str());
+  std::string error;
+  haveBlas = blas.open(error);
+  if (!haveBlas)
+    std::printf("cuBLAS: not measured (%s)\n", error.c_str());
+
+  CUstream stream;
+  CU_CHECK(cu().cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  if (haveBlas) {
+    checkBlas(blas.cublasCreate(&handle), "cublasCreate");
+    checkBlas(blas.cublasSetStream(handle, stream), "cublasSetStream");
+  }
+
+  DeviceArray<uint32_t> l2(64u << 20); // 256 MiB
+  auto flush = [&] {
+    CU_CHECK(cu().cuMemsetD32Async(l2.ptr, 0, l2.count, stream));
+  };
+
+  // Memory bandwidth: read + write of a 2 GiB copy.
+  double copyGBs;
+  {
+    size_t bytes = size_t(2) << 30;
+    DeviceArray<uint8_t> a(bytes), b(bytes);
+    double ms = timeMs(stream, 10, flush, [&] {
+      CU_CHECK(cu().cuMemcpyDtoDAsync(b.ptr, a.ptr, bytes, stream));
+    });
+    copyGBs = 2.0 * bytes / ms * 1e-6;
+    std::printf("copy: 2 GiB device to device in %.3f ms: %.0f GB/s (read + "
+                "write)\n",
+                ms, copyGBs);
+  }
+
+  Random random(1234);
+  DeviceArray<uint16_t> pool(size_t(32) << 20);
+  pool.upload(random.bf16(pool.count, 1.0 / 64));
+
+  const Shape shapes[] = {{"mixtral", 4096, 14336, 8, 2},
+                          {"qwen3", 2048, 768, 128, 8}};
+  std::printf("\n| shape | T | rows | experts used | layer ms | experts ms | "
+              "experts TFLOP/s | experts GB/s (of copy) | cublas-loop ms | "
+              "cublas-grouped ms | experts / grouped |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const Shape &s : shapes) {
+    if (std::find(shapeNames.begin(), shapeNames.end(), s.name) ==
+        shapeNames.end())
+      continue;
+    int64_t d = s.d, f = s.f, E = s.E, k = s.k;
+    int64_t maxT = *std::max_element(tokens.begin(), tokens.end());
+    DeviceArray<uint16_t> wr(E * d), wg(E * f * d), wu(E * f * d),
+        wd(E * d * f), x(maxT * d), xp(maxT * k * d), h(maxT * k * f),
+        hu(maxT * k * f);
+    DeviceArray<float> y(maxT * d), rows(maxT * k * d);
+    DeviceArray<int32_t> off(E + 1);
+    // Router weights and tokens at scales that spread the routing.
+    wr.upload(Random(7).bf16(wr.count, 2.0 / std::sqrt(double(d))));
+    x.upload(Random(8).bf16(x.count, 1.0));
+    fillFromPool(wg.ptr, wg.count, pool, 1, stream);
+    fillFromPool(wu.ptr, wu.count, pool, 2, stream);
+    fillFromPool(wd.ptr, wd.count, pool, 3, stream);
+    fillFromPool(xp.ptr, xp.count, pool, 4, stream);
+    CU_CHECK(cu().cuStreamSynchronize(stream));
+
+    for (int64_t T : tokens) {
+      Row r;
+      r.shape = s.name;
+      r.T = T;
+      moe_gpu_layer_dims dims{T, d, f, E, k};
+      auto layer = [&] {
+        if (moe_gpu_layer_enqueue(&dims, x.get(), wr.get(), wg.get(),
+                                  wu.get(), wd.get(), off.get(), y.get(),
+                                  stream)) {
+          std::fprintf(stderr, "moe-gpu-bench: %s\n", moe_gpu_last_error());
+          std::exit(1);
+        }
+      };
+      r.layer = timeMs(stream, reps, flush, layer);
+      CU_CHECK(cu().cuStreamSynchronize(stream));
+      std::vector<int32_t> o = off.download();
+      r.rows = o[E];
+      r.active = 0;
+      for (int64_t e = 0; e < E; ++e)
+        r.active += o[e + 1] > o[e];
+
+      moe_gpu_layer_dims grouped{r.rows, d, f, E, 0};
+      r.experts = timeMs(stream, reps, flush, [&] {
+        if (moe_gpu_expert_ffn_enqueue(&grouped, xp.get(), wg.get(),
+                                       wu.get(), wd.get(), off.get(),
+                                       rows.get(), stream)) {
+          std::fprintf(stderr, "moe-gpu-bench: %s\n", moe_gpu_last_error());
+          std::exit(1);
+        }
+      });
+
+      r.loop = r.grouped = -1;
+      if (haveBlas) {
+        // Row-major X [n, d] times W[e]^T ([f, d] row-major) is, in
+        // cuBLAS's column-major terms, C [f, n] = W^T(op T) [f, d] * X [d, n].
+        const float one = 1.0f, zero = 0.0f;
+        auto gemm = [&](int m, int n, int kk, CUdeviceptr a, CUdeviceptr b,
+                        CUdeviceptr c, cudaDataType ct) {
+          checkBlas(blas.cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, m, n,
+                                      kk, &one, (void *)a, CUDA_R_16BF, kk,
+                                      (void *)b, CUDA_R_16BF, kk, &zero,
+                                      (void *)c, ct, m, CUBLAS_COMPUTE_32F,
+                                      CUBLAS_GEMM_DEFAULT),
+                    "cublasGemmEx");
+        };
+        r.loop = timeMs(stream, reps, flush, [&] {
+          for (int64_t e = 0; e < E; ++e) {
+            int n = o[e + 1] - o[e];
+            if (!n)
+              continue;
+            CUdeviceptr xe = xp.ptr + size_t(o[e]) * d * 2;
+            CUdeviceptr he = h.ptr + size_t(o[e]) * f * 2;
+            CUdeviceptr ue = hu.ptr + size_t(o[e]) * f * 2;
+            gemm(f, n, d, wg.ptr + size_t(e) * f * d * 2, xe, he,
+                 CUDA_R_16BF);
+            gemm(f, n, d, wu.ptr + size_t(e) * f * d * 2, xe, ue,
+                 CUDA_R_16BF);
+            gemm(d, n, f, wd.ptr + size_t(e) * d * f * 2, he,
+                 rows.ptr + size_t(o[e]) * d * 4, CUDA_R_32F);
+          }
+        });
+
+        // Grouped: one group of one problem per non-empty expert.
+        std::vector<int> ms, ns, ks, lda, ldb, ldc, size;
+        std::vector<cublasOperation_t> ta, tb;
+        std::vector<float> alpha, beta;
+        std::vector<const void *> ag, au, ad, bx, bh;
+        std::vector<void *> cg, cu2, cd;
+        for (int64_t e = 0; e < E; ++e) {
+          int n = o[e + 1] - o[e];
+          if (!n)
+            continue;
+          ns.push_back(n);
+          ta.push_back(CUBLAS_OP_T);
+          tb.push_back(CUBLAS_OP_N);
+          alpha.push_back(1.0f);
+          beta.push_back(0.0f);
+          size.push_back(1);
+          ag.push_back((void *)(wg.ptr + size_t(e) * f * d * 2));
+          au.push_back((void *)(wu.ptr + size_t(e) * f * d * 2));
+          ad.push_back((void *)(wd.ptr + size_t(e) * d * f * 2));
+          bx.push_back((void *)(xp.ptr + size_t(o[e]) * d * 2));
+          bh.push_back((void *)(h.ptr + size_t(o[e]) * f * 2));
+          cg.push_back((void *)(h.ptr + size_t(o[e]) * f * 2));
+          cu2.push_back((void *)(hu.ptr + size_t(o[e]) * f * 2));
+          cd.push_back((void *)(rows.ptr + size_t(o[e]) * d * 4));
+        }
+        int groups = static_cast<int>(ns.size());
+        auto toDevice = [&](const auto &v) {
+          DeviceArray<uint64_t> a(v.size());
+          std::vector<uint64_t> bits(v.size());
+          std::memcpy(bits.data(), v.data(), v.size() * 8);
+          a.upload(bits);
+          return a;
+        };
+        DeviceArray<uint64_t> dag = toDevice(ag), dau = toDevice(au),
+                              dad = toDevice(ad), dbx = toDevice(bx),
+                              dbh = toDevice(bh), dcg = toDevice(cg),
+                              dcu = toDevice(cu2), dcd = toDevice(cd);
+        std::vector<int> fs(groups, int(f)), ds(groups, int(d));
+        auto grouped3 = [&](cudaDataType downType) {
+          cublasStatus_t st = blas.cublasGemmGroupedBatchedEx(
+              handle, ta.data(), tb.data(), fs.data(), ns.data(), ds.data(),
+              alpha.data(), (const void *const *)dag.get(), CUDA_R_16BF,
+              ds.data(), (const void *const *)dbx.get(), CUDA_R_16BF,
+              ds.data(), beta.data(), (void *const *)dcg.get(), CUDA_R_16BF,
+              fs.data(), groups, size.data(), CUBLAS_COMPUTE_32F);
+          if (st == CUBLAS_STATUS_SUCCESS)
+            st = blas.cublasGemmGroupedBatchedEx(
+                handle, ta.data(), tb.data(), fs.data(), ns.data(), ds.data(),
+                alpha.data(), (const void *const *)dau.get(), CUDA_R_16BF,
+                ds.data(), (const void *const *)dbx.get(), CUDA_R_16BF,
+                ds.data(), beta.data(), (void *const *)dcu.get(), CUDA_R_16BF,
+                fs.data(), groups, size.data(), CUBLAS_COMPUTE_32F);
+          if (st == CUBLAS_STATUS_SUCCESS)
+            st = blas.cublasGemmGroupedBatchedEx(
+                handle, ta.data(), tb.data(), ds.data(), ns.data(), fs.data(),
+                alpha.data(), (const void *const *)dad.get(), CUDA_R_16BF,
+                fs.data(), (const void *const *)dbh.get(), CUDA_R_16BF,
+                fs.data(), beta.data(), (void *const *)dcd.get(), downType,
+                ds.data(), groups, size.data(), CUBLAS_COMPUTE_32F);
+          return st;
+        };
+        // The down projection's output as ours (f32) where cuBLAS takes it,
+        // else bf16 (fewer bytes written than ours).
+        cudaDataType downType = CUDA_R_32F;
+        cublasStatus_t st = grouped3(downType);
+        if (st == CUBLAS_STATUS_NOT_SUPPORTED ||
+            st == CUBLAS_STATUS_INVALID_VALUE) {
+          downType = CUDA_R_16BF;
+          r.groupedNote = " grouped down output bf16";
+          st = grouped3(downType);
+        }
+        if (st != CUBLAS_STATUS_SUCCESS) {
+          r.groupedNote = " cublasGemmGroupedBatchedEx: status " +
+                          std::to_string(static_cast<int>(st));
+        } else {
+          r.grouped = timeMs(stream, reps, flush, [&] {
+            checkBlas(grouped3(downType), "cublasGemmGroupedBatchedEx");
+          });
+        }
+        CU_CHECK(cu().cuStreamSynchronize(stream));
+      }
+      printRow(r, copyGBs, d, f);
+    }
+  }
+  if (haveBlas)
+    blas.cublasDestroy(handle);
+  CU_CHECK(cu().cuStreamDestroy(stream));
+  return 0;
+}
