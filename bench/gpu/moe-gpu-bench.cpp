@@ -230,7 +230,7 @@ int main(int argc, char **argv) {
       r.T = T;
       moe_gpu_layer_dims dims{T, d, f, E, k};
       auto layer = [&] {
-        if (moe_gpu_layer_enqueue(&dims, x.get(), wr.get(), wg.get(),
+        if (moe_gpu_layer_enqueue(&dims, nullptr, x.get(), wr.get(), wg.get(),
                                   wu.get(), wd.get(), off.get(), y.get(),
                                   stream)) {
           std::fprintf(stderr, "moe-gpu-bench: %s\n", moe_gpu_last_error());

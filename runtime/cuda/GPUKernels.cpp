@@ -14,6 +14,7 @@
 
 #include "moe_gpu_kernels.h"
 
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <string>
@@ -83,6 +84,44 @@ std::string checkDims(const moe_gpu_layer_dims *dims, bool checkK) {
   return "";
 }
 
+/// The first problem with `r` for E experts and k slots, or "".
+std::string checkRouting(const moe_gpu_routing &r, int64_t e, int64_t k) {
+  auto bad = [](const char *what, double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%g", v);
+    return std::string(what) + ", found " + buf;
+  };
+  if (r.score < MOE_GPU_SCORE_SOFTMAX || r.score > MOE_GPU_SCORE_LOGITS)
+    return bad("expected a moe_gpu_score as score", r.score);
+  if (r.selection < MOE_GPU_SELECT_TOP_K ||
+      r.selection > MOE_GPU_SELECT_THRESHOLD)
+    return bad("expected a moe_gpu_selection as selection", r.selection);
+  if (!std::isfinite(r.scale))
+    return bad("expected a finite scale", r.scale);
+  if (r.selection == MOE_GPU_SELECT_TOP_P &&
+      !(r.threshold > 0.0f && r.threshold <= 1.0f))
+    return bad("expected top_p's threshold in (0, 1]", r.threshold);
+  if (r.selection == MOE_GPU_SELECT_THRESHOLD && std::isnan(r.threshold))
+    return "expected a threshold tau, found NaN";
+  if (r.selection == MOE_GPU_SELECT_GROUPED_TOP_K) {
+    if (r.groups < 1 || r.groups > 64 || e % r.groups)
+      return "expected 1 to 64 groups that divide the " + std::to_string(e) +
+             " experts, found groups = " + std::to_string(r.groups);
+    if (r.topk_group < 1 || r.topk_group > r.groups)
+      return "expected 1 <= topk_group <= groups, found topk_group = " +
+             std::to_string(r.topk_group);
+    int64_t size = e / r.groups;
+    if (r.group_score_sum_top2 && size < 2)
+      return "group_score_sum_top2 needs at least 2 experts per group, "
+             "found " + std::to_string(size);
+    if (k > r.topk_group * size)
+      return "expected top_k <= topk_group * experts / groups = " +
+             std::to_string(r.topk_group * size) + ", found top_k = " +
+             std::to_string(k);
+  }
+  return "";
+}
+
 std::string checkPointers(std::initializer_list<const void *> pointers,
                           std::initializer_list<const char *> names) {
   auto name = names.begin();
@@ -99,11 +138,13 @@ std::string checkPointers(std::initializer_list<const void *> pointers,
 } // namespace
 
 extern "C" {
-void *_mlir_ciface_moe_gpu_layer_async(MemRef<2> *x, MemRef<2> *routerW,
-                                       MemRef<3> *gateW, MemRef<3> *upW,
-                                       MemRef<3> *downW, int64_t k,
-                                       MemRef<1> *offsets, MemRef<2> *y,
-                                       void *stream);
+void *_mlir_ciface_moe_gpu_layer_async(
+    MemRef<2> *x, MemRef<2> *routerW, MemRef<1> *routerBias,
+    MemRef<1> *selectionBias, MemRef<3> *gateW, MemRef<3> *upW,
+    MemRef<3> *downW, int64_t k, int32_t score, int32_t selection,
+    int32_t flags, float scale, float param, int64_t groups,
+    int64_t topkGroup, int32_t groupScore, MemRef<1> *offsets, MemRef<2> *y,
+    void *stream);
 void *_mlir_ciface_moe_gpu_expert_ffn_async(MemRef<2> *x, MemRef<3> *gateW,
                                             MemRef<3> *upW, MemRef<3> *downW,
                                             MemRef<1> *offsets, MemRef<2> *y,
@@ -114,12 +155,27 @@ void mgpuMemset32(void *dst, uint32_t value, size_t count, void *stream);
 
 #define MOE_GPU_EXPORT extern "C" __attribute__((visibility("default")))
 
+MOE_GPU_EXPORT moe_gpu_routing moe_gpu_routing_default(void) {
+  moe_gpu_routing r{};
+  r.score = MOE_GPU_SCORE_SOFTMAX;
+  r.selection = MOE_GPU_SELECT_TOP_K;
+  r.renormalize = 1;
+  r.scale = 1.0f;
+  r.groups = 1;
+  r.topk_group = 1;
+  return r;
+}
+
 MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
+                                         const moe_gpu_routing *routing,
                                          const void *x, const void *router_w,
                                          const void *gate_w, const void *up_w,
                                          const void *down_w, int32_t *offsets,
                                          float *y, void *stream) {
+  moe_gpu_routing r = routing ? *routing : moe_gpu_routing_default();
   std::string error = checkDims(dims, /*checkK=*/true);
+  if (error.empty())
+    error = checkRouting(r, dims->experts, dims->top_k);
   if (error.empty())
     error = checkPointers({router_w, gate_w, up_w, down_w, offsets},
                           {"router_w", "gate_w", "up_w", "down_w", "offsets"});
@@ -140,8 +196,18 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
   MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = dense<3>(up_w, {e, f, d}),
             md = dense<3>(down_w, {e, d, f});
   MemRef<1> mo = dense<1>(offsets, {e + 1});
-  _mlir_ciface_moe_gpu_layer_async(&mx, &mr, &mg, &mu, &md, dims->top_k, &mo,
-                                   &my, stream);
+  // An absent bias: an empty array that the kernel does not read.
+  MemRef<1> mrb = dense<1>(r.router_bias, {r.router_bias ? e : 0});
+  MemRef<1> msb = dense<1>(r.selection_bias, {r.selection_bias ? e : 0});
+  int32_t flags = (r.renormalize ? 1 : 0) | (r.router_bias ? 2 : 0) |
+                  (r.selection_bias ? 4 : 0) | (r.softmax_selected ? 8 : 0);
+  int64_t groups = r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.groups : 1;
+  int64_t topkGroup =
+      r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.topk_group : 1;
+  _mlir_ciface_moe_gpu_layer_async(
+      &mx, &mr, &mrb, &msb, &mg, &mu, &md, dims->top_k, r.score, r.selection,
+      flags, r.scale, r.threshold, groups, topkGroup,
+      r.group_score_sum_top2 ? 1 : 0, &mo, &my, stream);
   return 0;
 }
 

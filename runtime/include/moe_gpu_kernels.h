@@ -39,9 +39,46 @@ typedef struct moe_gpu_layer_dims {
   int64_t top_k;  /* 1 <= k <= E */
 } moe_gpu_layer_dims;
 
-/* A MoE layer with softmax router scores, top-k selection (ties to the lower
- * expert), weights renormalized over the k selected experts, and gated SiLU
- * experts (spec sections 1-3, 6):
+/* The routing of a layer (spec sections 1-3). Zero-initialized, it is
+ * softmax scores, top-k selection, raw weights: set renormalize = 1 and
+ * scale = 1 for Mixtral and Qwen3 (moe_gpu_routing_default()). */
+typedef enum moe_gpu_score {
+  MOE_GPU_SCORE_SOFTMAX = 0,
+  MOE_GPU_SCORE_SIGMOID = 1,
+  MOE_GPU_SCORE_SQRT_SOFTPLUS = 2,
+  MOE_GPU_SCORE_LOGITS = 3
+} moe_gpu_score;
+
+typedef enum moe_gpu_selection {
+  MOE_GPU_SELECT_TOP_K = 0,
+  MOE_GPU_SELECT_GROUPED_TOP_K = 1,
+  MOE_GPU_SELECT_TOP_P = 2,     /* threshold = p in (0, 1]; k caps */
+  MOE_GPU_SELECT_THRESHOLD = 3  /* threshold = tau; slot 0 always kept */
+} moe_gpu_selection;
+
+typedef struct moe_gpu_routing {
+  int score;              /* moe_gpu_score */
+  int selection;          /* moe_gpu_selection */
+  int softmax_selected;   /* raw weights: 0 the scores, 1 a softmax over the
+                             kept slots' logits */
+  int renormalize;        /* divide by the sum over the kept slots + 1e-20 */
+  float scale;            /* routed_scaling_factor */
+  float threshold;        /* p of top_p, tau of threshold */
+  int groups;             /* grouped_top_k: 1..64 groups dividing E */
+  int topk_group;         /* grouped_top_k: groups kept, 1..groups */
+  int group_score_sum_top2; /* grouped_top_k: 0 max, 1 sum of the top two */
+  const float *router_bias;    /* [E] f32 device pointer added to the
+                                  logits, or NULL */
+  const float *selection_bias; /* [E] f32 device pointer added to the
+                                  scores for selection only, or NULL */
+} moe_gpu_routing;
+
+/* Softmax, top_k, renormalized, scale 1: Mixtral, Qwen3. */
+moe_gpu_routing moe_gpu_routing_default(void);
+
+/* A MoE layer: router logits, scores, a per-token selection and combine
+ * weights as `routing` says (NULL: moe_gpu_routing_default()), and gated
+ * SiLU experts (spec sections 1-3, 5, 6):
  *
  *   x        [T, d]     bf16  tokens
  *   router_w [E, d]     bf16  router weight
@@ -49,14 +86,17 @@ typedef struct moe_gpu_layer_dims {
  *   up_w     [E, f, d]  bf16  up projections
  *   down_w   [E, d, f]  bf16  down projections
  *   offsets  [E + 1]    i32   out: the grouped layout's offsets; expert e
- *                             received offsets[e + 1] - offsets[e] rows
+ *                             received offsets[e + 1] - offsets[e] rows,
+ *                             offsets[E] rows in all (fewer than T * k
+ *                             when top_p or threshold leave slots unused)
  *   y        [T, d]     f32   out: the layer's output
  *
  * Every expert GEMM accumulates in f32; the activation between the two is
  * rounded to bf16. Results are deterministic (bitwise) run to run.
  * Returns 0, or -1 without enqueuing anything when the dimensions or
  * pointers are invalid (moe_gpu_last_error() says why). */
-int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims, const void *x,
+int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
+                          const moe_gpu_routing *routing, const void *x,
                           const void *router_w, const void *gate_w,
                           const void *up_w, const void *down_w,
                           int32_t *offsets, float *y, void *stream);

@@ -38,13 +38,13 @@ struct ConvertMoEToGPUKernelsPass
 } // namespace
 
 static constexpr const char *supportedConfig =
-    "moe-cuda-pipeline supports moe.layer with softmax scores, top_k "
-    "selection (1 <= k <= E <= 256), renormalized weights (renormalize = "
-    "true or weights = softmax_selected), scale = 1.0, apply_weight = "
-    "output, gated experts (act = silu) as separate gate, up and down "
-    "operands, no capacity, no shared experts, no bias, no run-time tau or "
-    "capacity factor, bf16 input and weights, and static d and f that are "
-    "multiples of 8";
+    "moe-cuda-pipeline supports moe.layer with a per-token selection "
+    "(top_k, grouped_top_k with at most 64 groups, top_p, threshold; "
+    "1 <= k <= E <= 256), any score function, combine weights and scale, "
+    "router and selection biases, a run-time tau, apply_weight = output, "
+    "gated experts (act = silu) as separate gate, up and down operands, no "
+    "capacity, no shared experts, bf16 input and weights, and static d and "
+    "f that are multiples of 8";
 
 /// The first reason why the kernel library cannot compute `op`, or an
 /// empty string.
@@ -57,9 +57,7 @@ static std::string unsupportedReason(LayerOp op) {
   auto isBF16 = [](Value v) {
     return cast<ShapedType>(v.getType()).getElementType().isBF16();
   };
-  if (routing.getScore() != ScoreFunc::Softmax)
-    os << "score = " << stringifyScoreFunc(routing.getScore());
-  else if (routing.getSelection() != Selection::TopK)
+  if (routing.getSelection() == Selection::ExpertChoice)
     os << "selection = " << stringifySelection(routing.getSelection());
   else if (ShapedType::isDynamic(numExperts) || numExperts > 256)
     os << "E = "
@@ -67,11 +65,9 @@ static std::string unsupportedReason(LayerOp op) {
                                              : std::to_string(numExperts));
   else if (routing.getK() < 1 || routing.getK() > numExperts)
     os << "k = " << routing.getK();
-  else if (routing.getWeights() == CombineWeights::Scores &&
-           !routing.getRenormalize())
-    os << "renormalize = false";
-  else if (routing.getScale() != F64{1.0})
-    os << "scale = " << llvm::format("%g", routing.getScale().value);
+  else if (routing.getSelection() == Selection::GroupedTopK &&
+           routing.getGroups() > 64)
+    os << "groups = " << routing.getGroups();
   else if (routing.getApplyWeight() != ApplyWeight::Output)
     os << "apply_weight = " << stringifyApplyWeight(routing.getApplyWeight());
   else if (experts.getKind() != ExpertKind::Gated)
@@ -84,12 +80,7 @@ static std::string unsupportedReason(LayerOp op) {
     os << "a capacity";
   else if (!op.getSharedWeights().empty())
     os << "shared experts";
-  else if (op.getSelectionBias() || op.getRouterBias())
-    os << "a bias";
-  else if (op.getTau())
-    os << "a run-time tau";
-  else if (!isBF16(op.getInput()) ||
-           !llvm::all_of(op.getRouterWeights(), isBF16) ||
+  else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
            !llvm::all_of(op.getExpertWeights(), isBF16))
     os << "input " << op.getInput().getType() << ", router weight "
        << op.getRouterWeight().getType() << ", expert weights "
@@ -163,8 +154,81 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   Value offsets = allocate(b, loc, i32, {e1});
   Value yf = allocate(b, loc, f32, {tokens, d});
 
+  // Biases as f32 host buffers [E]; an absent one is a buffer of one zero
+  // that the kernel does not read.
+  Value numE = idx(numExperts);
+  auto f32Vector = [&](Value bias) -> Value {
+    if (!bias) {
+      Value none = allocate(b, loc, f32, {c1});
+      Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
+      memref::StoreOp::create(b, loc, zero, none, {c0});
+      return none;
+    }
+    Value from = asBuffer(b, loc, bias);
+    Value to = allocate(b, loc, f32, {numE});
+    scf::ForOp::create(
+        b, loc, c0, numE, c1, ValueRange(),
+        [&](OpBuilder &b, Location loc, Value e, ValueRange) {
+          Value v = memref::LoadOp::create(b, loc, from, {e});
+          Type type = v.getType();
+          if (type.getIntOrFloatBitWidth() < 32)
+            v = arith::ExtFOp::create(b, loc, f32, v);
+          else if (type.getIntOrFloatBitWidth() > 32)
+            v = arith::TruncFOp::create(b, loc, f32, v);
+          memref::StoreOp::create(b, loc, v, to, {e});
+          scf::YieldOp::create(b, loc);
+        });
+    return to;
+  };
+  Value routerBias = f32Vector(op.getRouterBias());
+  Value selectionBias = f32Vector(op.getSelectionBias());
+
+  // The routing as router_topk takes it (lib/GPU/Kernels/router.mlir).
+  RoutingAttr routing = op.getRouting();
+  auto i32c = [&](int64_t v) -> Value {
+    return arith::ConstantIntOp::create(b, loc, i32, v);
+  };
+  auto f32c = [&](double v) -> Value {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  };
+  int64_t flags = (routing.getRenormalize() ? 1 : 0) |
+                  (op.getRouterBias() ? 2 : 0) |
+                  (op.getSelectionBias() ? 4 : 0) |
+                  (routing.getWeights() == CombineWeights::SoftmaxSelected
+                       ? 8
+                       : 0);
+  Value param;
+  if (op.getTau())
+    param = op.getTau();
+  else if (routing.getSelection() == Selection::TopP && routing.getTopP())
+    param = f32c(routing.getTopP()->value);
+  else if (routing.getTau())
+    param = f32c(routing.getTau()->value);
+  else
+    param = f32c(0.0);
+  int64_t topkGroup =
+      routing.getTopkGroup() ? *routing.getTopkGroup() : routing.getGroups();
+
   // The whole layer on one stream, synchronized once (layer.mlir).
-  SmallVector<Value> args = {x, wr, gate, up, down, k, offsets, yf};
+  SmallVector<Value> args = {
+      x,
+      wr,
+      routerBias,
+      selectionBias,
+      gate,
+      up,
+      down,
+      k,
+      i32c(static_cast<int64_t>(routing.getScore())),
+      i32c(static_cast<int64_t>(routing.getSelection())),
+      i32c(flags),
+      f32c(routing.getScale().value),
+      param,
+      idx(routing.getGroups()),
+      idx(topkGroup),
+      i32c(static_cast<int64_t>(routing.getGroupScore())),
+      offsets,
+      yf};
   auto type = b.getFunctionType(TypeRange(args), {});
   declareHostFunction(module, symbols, "moe_layer", type);
   func::CallOp::create(b, loc, "moe_layer", TypeRange(), args);
@@ -195,9 +259,9 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   };
   op.getOutput().replaceAllUsesWith(toTensor(out, op.getOutput().getType()));
 
-  // Dropless: the assignments are the group sizes, nothing is dropped.
+  // Dropless: the assignments are the group sizes (the used slots), nothing
+  // is dropped.
   if (!op.getAssignments().use_empty() || !op.getDropped().use_empty()) {
-    Value numE = idx(numExperts);
     Value load = allocate(b, loc, i64, {numE});
     Value dropped = allocate(b, loc, i64, {numE});
     Value zero = arith::ConstantIntOp::create(b, loc, i64, 0);

@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The supported layer (softmax, top-k, renormalized weights, gated SiLU
+// The supported layer (any per-token routing of router.mlir, gated SiLU
 // experts, bf16) as one chain of asynchronous GPU operations on one stream:
 //
 //   router_topk -> memset of the counts -> count_experts ->
@@ -20,10 +20,17 @@
 //
 //   x       [T, d]     bf16  token activations
 //   Wr      [E, d]     bf16  router weight
+//   rbias   [E]        f32   router bias (read when flags has bit 2)
+//   sbias   [E]        f32   selection bias (read when flags has bit 4)
 //   Wg, Wu  [E, F, d]  bf16  gate and up projections
 //   Wd      [E, d, F]  bf16  down projection
-//   k                        experts per token
-//   offsets [E + 1]    i32   group offsets of the dispatch (out)
+//   k                        experts per token (slots; top_p and threshold
+//                            leave some unused)
+//   score, sel, flags, scale, param, G, topk_group, gscore
+//                            the routing, as router.mlir's router_topk
+//                            takes it
+//   offsets [E + 1]    i32   group offsets of the dispatch (out); offsets[E]
+//                            is the number of used slots
 //   y       [T, d]     f32   layer output (out)
 //
 // The kernels are those of router.mlir, dispatch.mlir, experts.mlir and
@@ -31,13 +38,14 @@
 // with them (moe-link-gpu-kernels merges the library into one module).
 //
 // Host functions:
-//   @moe_layer_async (x, Wr, Wg, Wu, Wd, k, offsets, y, stream) -> stream
+//   @moe_layer_async (x, Wr, rbias, sbias, Wg, Wu, Wd, k, routing...,
+//                     offsets, y, stream) -> stream
 //     Device buffers. Enqueues the layer on the caller's stream, its
 //     temporaries allocated and freed in stream order
 //     (cuMemAllocAsync/cuMemFreeAsync), and returns without synchronizing:
 //     the call can be captured in a CUDA graph, and weights stay resident
 //     across calls.
-//   @moe_layer (x, Wr, Wg, Wu, Wd, k, offsets, y)
+//   @moe_layer (x, Wr, rbias, sbias, Wg, Wu, Wd, k, routing..., offsets, y)
 //     Host buffers. Creates a stream, copies the operands in, enqueues
 //     @moe_layer_async, copies y and the offsets out, and synchronizes once.
 //
@@ -50,8 +58,11 @@
 module attributes {gpu.container_module} {
 
 func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
+                           %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                            %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
                            %Wd: memref<?x?x?xbf16>, %k: index,
+                           %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
+                           %G: index, %topkg: index, %gscore: i32,
                            %offsets: memref<?xi32>, %y: memref<?x?xf32>,
                            %stream: !gpu.async.token) -> !gpu.async.token {
   %c0 = arith.constant 0 : index
@@ -72,6 +83,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
 
   // Every check first, before anything is enqueued.
   call @check_router_limits(%d, %E, %k) : (index, index, index) -> ()
+  call @check_routing(%E, %k, %sel, %G, %topkg, %gscore, %param)
+      : (index, index, i32, index, index, i32, f32) -> ()
   call @check_dispatch_limits(%d, %E) : (index, index) -> ()
   call @check_expert_limits(%d, %E) : (index, index) -> ()
   call @check_expert_limits(%F, %E) : (index, index) -> ()
@@ -96,7 +109,10 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
 
   %k0 = gpu.launch_func async [%a7] @moe_router_kernels::@router_topk
       blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
-      args(%x : memref<?x?xbf16>, %Wr : memref<?x?xbf16>, %k : index,
+      args(%x : memref<?x?xbf16>, %Wr : memref<?x?xbf16>,
+           %rbias : memref<?xf32>, %sbias : memref<?xf32>, %k : index,
+           %score : i32, %sel : i32, %flags : i32, %scale : f32,
+           %param : f32, %G : index, %topkg : index, %gscore : i32,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
   %k1 = gpu.memset async [%k0] %dcnt, %z : memref<?xi32>, i32
   %k2 = gpu.launch_func async [%k1] @moe_dispatch_kernels::@count_experts
@@ -134,8 +150,11 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
 }
 
 func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
+                     %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                      %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
                      %Wd: memref<?x?x?xbf16>, %k: index,
+                     %score: i32, %sel: i32, %flags: i32, %scale: f32,
+                     %param: f32, %G: index, %topkg: index, %gscore: i32,
                      %offsets: memref<?xi32>, %y: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -144,31 +163,42 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
   %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
   %E1 = arith.addi %E, %c1 : index
+  %nr = memref.dim %rbias, %c0 : memref<?xf32>
+  %ns = memref.dim %sbias, %c0 : memref<?xf32>
 
   %t0 = gpu.wait async
   %dx, %a0 = gpu.alloc async [%t0] (%T, %d) : memref<?x?xbf16>
-  %dWr, %a1 = gpu.alloc async [%a0] (%E, %d) : memref<?x?xbf16>
+  %dWr, %a1r = gpu.alloc async [%a0] (%E, %d) : memref<?x?xbf16>
+  %drb, %a1b = gpu.alloc async [%a1r] (%nr) : memref<?xf32>
+  %dsb, %a1 = gpu.alloc async [%a1b] (%ns) : memref<?xf32>
   %dWg, %a2 = gpu.alloc async [%a1] (%E, %F, %d) : memref<?x?x?xbf16>
   %dWu, %a3 = gpu.alloc async [%a2] (%E, %F, %d) : memref<?x?x?xbf16>
   %dWd, %a4 = gpu.alloc async [%a3] (%E, %d, %F) : memref<?x?x?xbf16>
   %doff, %a5 = gpu.alloc async [%a4] (%E1) : memref<?xi32>
   %dy, %a6 = gpu.alloc async [%a5] (%T, %d) : memref<?x?xf32>
   %m0 = gpu.memcpy async [%a6] %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
-  %m1 = gpu.memcpy async [%m0] %dWr, %Wr : memref<?x?xbf16>, memref<?x?xbf16>
+  %m1r = gpu.memcpy async [%m0] %dWr, %Wr : memref<?x?xbf16>, memref<?x?xbf16>
+  %m1b = gpu.memcpy async [%m1r] %drb, %rbias : memref<?xf32>, memref<?xf32>
+  %m1 = gpu.memcpy async [%m1b] %dsb, %sbias : memref<?xf32>, memref<?xf32>
   %m2 = gpu.memcpy async [%m1] %dWg, %Wg
       : memref<?x?x?xbf16>, memref<?x?x?xbf16>
   %m3 = gpu.memcpy async [%m2] %dWu, %Wu
       : memref<?x?x?xbf16>, memref<?x?x?xbf16>
   %m4 = gpu.memcpy async [%m3] %dWd, %Wd
       : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  %l = call @moe_layer_async(%dx, %dWr, %dWg, %dWu, %dWd, %k, %doff, %dy, %m4)
-      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, memref<?xi32>,
+  %l = call @moe_layer_async(%dx, %dWr, %drb, %dsb, %dWg, %dWu, %dWd, %k,
+                             %score, %sel, %flags, %scale, %param, %G,
+                             %topkg, %gscore, %doff, %dy, %m4)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
+         i32, i32, i32, f32, f32, index, index, i32, memref<?xi32>,
          memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
   %o0 = gpu.memcpy async [%l] %y, %dy : memref<?x?xf32>, memref<?x?xf32>
   %o1 = gpu.memcpy async [%o0] %offsets, %doff : memref<?xi32>, memref<?xi32>
   %f0 = gpu.dealloc async [%o1] %dx : memref<?x?xbf16>
-  %f1 = gpu.dealloc async [%f0] %dWr : memref<?x?xbf16>
+  %f1r = gpu.dealloc async [%f0] %dWr : memref<?x?xbf16>
+  %f1b = gpu.dealloc async [%f1r] %drb : memref<?xf32>
+  %f1 = gpu.dealloc async [%f1b] %dsb : memref<?xf32>
   %f2 = gpu.dealloc async [%f1] %dWg : memref<?x?x?xbf16>
   %f3 = gpu.dealloc async [%f2] %dWu : memref<?x?x?xbf16>
   %f4 = gpu.dealloc async [%f3] %dWd : memref<?x?x?xbf16>

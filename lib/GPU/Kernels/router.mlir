@@ -6,15 +6,25 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The router of a MoE layer with softmax scores, top-k selection and
-// renormalized weights (spec sections 1-3: Mixtral, Qwen3), in one kernel.
+// The router of a MoE layer (spec sections 1-3) in one kernel: logits,
+// scores, every per-token selection and the combine weights.
 //
-//   x   [T, d]  bf16  token activations
-//   Wr  [E, d]  bf16  router weight
-//   ids [T, k]  i32   selected experts, by descending score; equal scores
-//                     go to the lower expert index
-//   wts [T, k]  f32   w[t, j] = s[t, ids[t, j]] / (sum_j s[t, ids[t, j]]
-//                     + 1e-20), s = softmax of the logits over all E
+//   x      [T, d]  bf16  token activations
+//   Wr     [E, d]  bf16  router weight
+//   rbias  [E]     f32   router bias, added to the logits (flags bit 2)
+//   sbias  [E]     f32   selection bias, added to the scores for selection
+//                        only (flags bit 4)
+//   ids    [T, k]  i32   the token's experts in slot order, by descending
+//                        key; equal keys go to the lower expert index; -1
+//                        for unused slots (top_p, threshold)
+//   wts    [T, k]  f32   combine weights; 0 for unused slots
+//
+// Scalar parameters: score (0 softmax, 1 sigmoid, 2 sqrt_softplus,
+// 3 logits), sel (0 top_k, 1 grouped_top_k, 2 top_p, 3 threshold), flags
+// (1 renormalize, 2 router bias, 4 selection bias, 8 weights =
+// softmax_selected), scale, param (p of top_p, tau of threshold), G,
+// topk_group and gscore (0 max, 1 sum_top2) of grouped_top_k. Selection by
+// expert (expert_choice) is not a per-token selection and is not here.
 //
 // Kernels of @moe_router_kernels:
 //
@@ -23,21 +33,27 @@
 //                    16-byte chunks (8 x bf16 vector loads, f32 fma) and
 //                    add their partial sums with a butterfly shuffle; the
 //                    E logits of the warp's token go to shared memory
-//                    ([4][256] f32). Softmax max and sum are warp
-//                    reductions. Then k rounds of warp argmax: a lane keeps
-//                    the first maximum of its experts (strict >), lanes
-//                    combine (value, index) pairs with ties to the lower
-//                    index, and the winner is masked with -inf. Warps past
-//                    T compute on token 0 and store nothing, so every
-//                    barrier is reached by the whole block.
-//   router_topk_ref  Scalar reference: one thread per token, logits
+//                    ([4][256] f32), and so do its scores and keys. Softmax
+//                    max and sum are warp reductions. grouped_top_k: lane 0
+//                    ranks the groups and gives the experts of the dropped
+//                    ones the key -inf. Then k rounds of warp argmax on the
+//                    keys: a lane keeps the first maximum of its experts
+//                    (strict >), lanes combine (value, index) pairs with
+//                    ties to the lower index, and the winner is masked with
+//                    -inf. Lane 0 then drops slots (top_p, threshold) and
+//                    computes the weights of the k slots. Warps past T
+//                    compute on token 0 and store nothing, so every barrier
+//                    is reached by the whole block.
+//   router_topk_ref  Scalar reference of the default routing (softmax,
+//                    top_k, renormalized): one thread per token, logits
 //                    recomputed in d order for every use.
 //
 // Limits: d % 8 == 0 with 16-byte aligned rows, 1 <= k <= E <= 256 (the
 // host functions assert them). The selection is deterministic; the logits
 // of the two kernels differ only by the order of f32 additions.
 //
-// Host functions (host memrefs in and out; one stream):
+// Host functions (host memrefs in and out; one stream), with the default
+// routing:
 //   @moe_router, @moe_router_ref (x, Wr, ids, wts)
 //
 //===----------------------------------------------------------------------===//
@@ -103,29 +119,86 @@ gpu.module @moe_router_kernels {
     return %nv, %ni : f32, i32
   }
 
+  // The score of logit z (spec section 1): 0 softmax (given the max m and
+  // the sum Z of exp(z - m) over the token's experts), 1 sigmoid,
+  // 2 sqrt_softplus (overflow-free softplus), 3 the logit itself.
+  func.func private @score_of(%z: f32, %m: f32, %Z: f32, %kind: i32) -> f32 {
+    %one = arith.constant 1.0 : f32
+    %zero = arith.constant 0.0 : f32
+    %k0 = arith.constant 0 : i32
+    %k1 = arith.constant 1 : i32
+    %k2 = arith.constant 2 : i32
+    %is0 = arith.cmpi eq, %kind, %k0 : i32
+    %r = scf.if %is0 -> (f32) {
+      %dz = arith.subf %z, %m : f32
+      %ez = math.exp %dz : f32
+      %soft = arith.divf %ez, %Z : f32
+      scf.yield %soft : f32
+    } else {
+      %is1 = arith.cmpi eq, %kind, %k1 : i32
+      %r1 = scf.if %is1 -> (f32) {
+        %nz = arith.negf %z : f32
+        %enz = math.exp %nz : f32
+        %den = arith.addf %one, %enz : f32
+        %sig = arith.divf %one, %den : f32
+        scf.yield %sig : f32
+      } else {
+        %is2 = arith.cmpi eq, %kind, %k2 : i32
+        %r2 = scf.if %is2 -> (f32) {
+          %az = math.absf %z : f32
+          %naz = arith.negf %az : f32
+          %enaz = math.exp %naz : f32
+          %l1p = math.log1p %enaz : f32
+          %pos = arith.maximumf %z, %zero : f32
+          %sp = arith.addf %pos, %l1p : f32
+          %ssp = math.sqrt %sp : f32
+          scf.yield %ssp : f32
+        } else {
+          scf.yield %z : f32
+        }
+        scf.yield %r2 : f32
+      }
+      scf.yield %r1 : f32
+    }
+    return %r : f32
+  }
+
   // ---------------------------------------------------------------------------
-  gpu.func @router_topk(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>, %k: index,
+  gpu.func @router_topk(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
+                        %rbias: memref<?xf32>, %sbias: memref<?xf32>,
+                        %k: index, %score: i32, %sel: i32, %flags: i32,
+                        %scale: f32, %param: f32, %G: index, %topkg: index,
+                        %gscore: i32,
                         %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
-      workgroup(%lg: memref<4x256xf32, #gpu.address_space<workgroup>>)
+      workgroup(%lg: memref<4x256xf32, #gpu.address_space<workgroup>>,
+                %sc: memref<4x256xf32, #gpu.address_space<workgroup>>,
+                %ky: memref<4x256xf32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 128, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c4 = arith.constant 4 : index
     %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
-    %i16 = arith.constant 16 : i32
-    %i8 = arith.constant 8 : i32
-    %i4 = arith.constant 4 : i32
-    %i2 = arith.constant 2 : i32
+    %i0 = arith.constant 0 : i32
     %i1 = arith.constant 1 : i32
+    %i2 = arith.constant 2 : i32
+    %i3 = arith.constant 3 : i32
+    %i4 = arith.constant 4 : i32
+    %i8 = arith.constant 8 : i32
+    %i16 = arith.constant 16 : i32
+    %im1 = arith.constant -1 : i32
+    %l0 = arith.constant 0 : i64
+    %l1 = arith.constant 1 : i64
     %f0 = arith.constant 0.0 : f32
     %ninf = arith.constant 0xFF800000 : f32
     %eps = arith.constant 1.0e-20 : f32
+    %true = arith.constant true
     %zero8 = arith.constant dense<0.0> : vector<8xf32>
     %T = memref.dim %x, %c0 : memref<?x?xbf16>
     %d = memref.dim %x, %c1 : memref<?x?xbf16>
     %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
     %Ei = arith.index_cast %E : index to i32
+    %Gi = arith.index_cast %G : index to i32
     %tid = gpu.thread_id x
     %bid = gpu.block_id x
     %warp = arith.divui %tid, %c32 : index
@@ -134,12 +207,25 @@ gpu.module @moe_router_kernels {
     %tb = arith.muli %bid, %c4 : index
     %t = arith.addi %tb, %warp : index
     %valid = arith.cmpi ult, %t, %T : index
+    %store = arith.andi %is_l0, %valid : i1
     // out-of-range warps compute on token 0 and skip all stores, so that every
     // thread reaches every barrier (control flow stays block-uniform)
     %tc = arith.select %valid, %t, %c0 : index
     %nch = arith.divui %d, %c8 : index
+    %fr = arith.andi %flags, %i1 : i32
+    %renorm = arith.cmpi ne, %fr, %i0 : i32
+    %fb = arith.andi %flags, %i2 : i32
+    %has_rbias = arith.cmpi ne, %fb, %i0 : i32
+    %fs = arith.andi %flags, %i4 : i32
+    %has_sbias = arith.cmpi ne, %fs, %i0 : i32
+    %fx = arith.andi %flags, %i8 : i32
+    %softmax_sel = arith.cmpi ne, %fx, %i0 : i32
+    %grouped = arith.cmpi eq, %sel, %i1 : i32
+    %top_p = arith.cmpi eq, %sel, %i2 : i32
+    %threshold = arith.cmpi eq, %sel, %i3 : i32
 
-    // ---- logits (f32 accumulation), one expert at a time, lanes split d
+    // ---- logits z (f32 accumulation, router bias added), one expert at a
+    // time, lanes split d
     scf.for %e = %c0 to %E step %c1 {
       %part = scf.for %ch = %lane to %nch step %c32 iter_args(%acc = %zero8) -> (vector<8xf32>) {
         %col = arith.muli %ch, %c8 : index
@@ -151,14 +237,21 @@ gpu.module @moe_router_kernels {
         scf.yield %nacc : vector<8xf32>
       }
       %ls = vector.reduction <add>, %part : vector<8xf32> into f32
-      %logit = func.call @warp_sum(%ls) : (f32) -> f32
+      %dot = func.call @warp_sum(%ls) : (f32) -> f32
       scf.if %is_l0 {
+        %b = scf.if %has_rbias -> (f32) {
+          %bv = memref.load %rbias[%e] : memref<?xf32>
+          scf.yield %bv : f32
+        } else {
+          scf.yield %f0 : f32
+        }
+        %logit = arith.addf %dot, %b : f32
         memref.store %logit, %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
       }
     }
     gpu.barrier
 
-    // ---- softmax statistics: m = max logit, Z = sum exp(l - m)
+    // ---- softmax statistics: m = max logit, Z = sum exp(z - m)
     %lmax = scf.for %e = %lane to %E step %c32 iter_args(%m = %ninf) -> (f32) {
       %v = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
       %nm = arith.maximumf %m, %v : f32
@@ -174,16 +267,92 @@ gpu.module @moe_router_kernels {
     }
     %Z = func.call @warp_sum(%lsum) : (f32) -> f32
 
-    // ---- top-k: k rounds of warp argmax; the winner is masked with -inf.
-    // Within a lane experts are visited in increasing order with a strict '>',
-    // so the lower index is kept on ties; across lanes argmax_step breaks ties.
-    %psum = scf.for %r = %c0 to %k step %c1 iter_args(%ps = %f0) -> (f32) {
+    // ---- scores s (unbiased) and selection keys s + b
+    scf.for %e = %lane to %E step %c32 {
+      %z = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+      %sv = func.call @score_of(%z, %mx, %Z, %score) : (f32, f32, f32, i32) -> f32
+      memref.store %sv, %sc[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+      %b = scf.if %has_sbias -> (f32) {
+        %bv = memref.load %sbias[%e] : memref<?xf32>
+        scf.yield %bv : f32
+      } else {
+        scf.yield %f0 : f32
+      }
+      %key = arith.addf %sv, %b : f32
+      memref.store %key, %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+    }
+    gpu.barrier
+
+    // ---- grouped_top_k: lane 0 keeps the topk_group best groups of E / G
+    // contiguous experts (group score: the max key, or the sum of the two
+    // largest; ties to the lower group) and gives every expert of the other
+    // groups the key -inf, so that it is never chosen
+    scf.if %grouped {
+      scf.if %is_l0 {
+        %gs = arith.divui %E, %G : index
+        %mask = scf.for %r = %c0 to %topkg step %c1 iter_args(%mk = %l0) -> (i64) {
+          %best:2 = scf.for %g = %c0 to %G step %c1
+              iter_args(%bv = %ninf, %bg = %Gi) -> (f32, i32) {
+            %gi = arith.index_cast %g : index to i32
+            %g64 = arith.index_cast %g : index to i64
+            %bit = arith.shli %l1, %g64 : i64
+            %hit = arith.andi %mk, %bit : i64
+            %free = arith.cmpi eq, %hit, %l0 : i64
+            %e0 = arith.muli %g, %gs : index
+            %e1 = arith.addi %e0, %gs : index
+            %top:2 = scf.for %e = %e0 to %e1 step %c1
+                iter_args(%b1 = %ninf, %b2 = %ninf) -> (f32, f32) {
+              %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+              %gt1 = arith.cmpf ogt, %v, %b1 : f32
+              %gt2 = arith.cmpf ogt, %v, %b2 : f32
+              %n2a = arith.select %gt2, %v, %b2 : f32
+              %n2 = arith.select %gt1, %b1, %n2a : f32
+              %n1 = arith.select %gt1, %v, %b1 : f32
+              scf.yield %n1, %n2 : f32, f32
+            }
+            %sum2 = arith.addf %top#0, %top#1 : f32
+            %use_sum = arith.cmpi eq, %gscore, %i1 : i32
+            %gv = arith.select %use_sum, %sum2, %top#0 : f32
+            %none = arith.cmpi eq, %bg, %Gi : i32
+            %gt = arith.cmpf ogt, %gv, %bv : f32
+            %better = arith.ori %none, %gt : i1
+            %take = arith.andi %free, %better : i1
+            %nbv = arith.select %take, %gv, %bv : f32
+            %nbg = arith.select %take, %gi, %bg : i32
+            scf.yield %nbv, %nbg : f32, i32
+          }
+          %bg64 = arith.extui %best#1 : i32 to i64
+          %bit = arith.shli %l1, %bg64 : i64
+          %nmk = arith.ori %mk, %bit : i64
+          scf.yield %nmk : i64
+        }
+        scf.for %e = %c0 to %E step %c1 {
+          %g = arith.divui %e, %gs : index
+          %g64 = arith.index_cast %g : index to i64
+          %sh = arith.shrui %mask, %g64 : i64
+          %kept = arith.andi %sh, %l1 : i64
+          %out = arith.cmpi eq, %kept, %l0 : i64
+          scf.if %out {
+            memref.store %ninf, %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+          }
+        }
+      }
+      gpu.barrier
+    }
+
+    // ---- top-k on the keys: k rounds of warp argmax; the winner is masked
+    // with -inf. Within a lane experts are visited in increasing order with a
+    // strict '>', so the lower index is kept on ties; across lanes
+    // argmax_step breaks ties.
+    scf.for %r = %c0 to %k step %c1 {
       %lb:2 = scf.for %e = %lane to %E step %c32 iter_args(%bv = %ninf, %bi = %Ei) -> (f32, i32) {
-        %v = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+        %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
         %ei = arith.index_cast %e : index to i32
+        %none = arith.cmpi eq, %bi, %Ei : i32
         %gt = arith.cmpf ogt, %v, %bv : f32
-        %nbv = arith.select %gt, %v, %bv : f32
-        %nbi = arith.select %gt, %ei, %bi : i32
+        %take = arith.ori %none, %gt : i1
+        %nbv = arith.select %take, %v, %bv : f32
+        %nbi = arith.select %take, %ei, %bi : i32
         scf.yield %nbv, %nbi : f32, i32
       }
       %a16:2 = func.call @argmax_step(%lb#0, %lb#1, %i16) : (f32, i32, i32) -> (f32, i32)
@@ -191,33 +360,78 @@ gpu.module @moe_router_kernels {
       %a4:2 = func.call @argmax_step(%a8#0, %a8#1, %i4) : (f32, i32, i32) -> (f32, i32)
       %a2:2 = func.call @argmax_step(%a4#0, %a4#1, %i2) : (f32, i32, i32) -> (f32, i32)
       %a1:2 = func.call @argmax_step(%a2#0, %a2#1, %i1) : (f32, i32, i32) -> (f32, i32)
-      %dv = arith.subf %a1#0, %mx : f32
-      %ev = math.exp %dv : f32
-      %p = arith.divf %ev, %Z : f32
-      %st = arith.andi %is_l0, %valid : i1
-      scf.if %st {
+      scf.if %store {
         memref.store %a1#1, %ids[%t, %r] : memref<?x?xi32>
-        memref.store %p, %wts[%t, %r] : memref<?x?xf32>
       }
-      // all lanes have read this round's logits before the winner is masked
+      // all lanes have read this round's keys before the winner is masked
       gpu.barrier
       scf.if %is_l0 {
         %wi = arith.index_cast %a1#1 : i32 to index
-        memref.store %ninf, %lg[%warp, %wi] : memref<4x256xf32, #gpu.address_space<workgroup>>
+        memref.store %ninf, %ky[%warp, %wi] : memref<4x256xf32, #gpu.address_space<workgroup>>
       }
       gpu.barrier
-      %nps = arith.addf %ps, %p : f32
-      scf.yield %nps : f32
     }
-    // ---- renormalize over the selected experts: w / (sum + 1e-20), spec
-    // section 3 (the same thread wrote these values)
-    %st2 = arith.andi %is_l0, %valid : i1
-    %den = arith.addf %psum, %eps : f32
-    scf.if %st2 {
+
+    // ---- slots and weights (spec sections 2-3), by lane 0: top_p keeps slot
+    // j while the scores already kept sum below p; threshold drops slots
+    // j >= 1 whose score is below tau (%param); unused slots get expert -1
+    // and weight 0. Raw weights are the scores, or a softmax over the kept
+    // logits (softmax_selected); then renormalization and scale. The same
+    // thread wrote the ids above.
+    scf.if %store {
+      %kept:2 = scf.for %r = %c0 to %k step %c1 iter_args(%cum = %f0, %zm = %ninf) -> (f32, f32) {
+        %id = memref.load %ids[%t, %r] : memref<?x?xi32>
+        %e = arith.index_cast %id : i32 to index
+        %sv = memref.load %sc[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+        %z = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+        %first = arith.cmpi eq, %r, %c0 : index
+        %below_p = arith.cmpf olt, %cum, %param : f32
+        %under = arith.cmpf olt, %sv, %param : f32
+        %at_tau = arith.xori %under, %true : i1
+        %p_ok = arith.select %top_p, %below_p, %true : i1
+        %t_ok = arith.select %threshold, %at_tau, %p_ok : i1
+        %keep = arith.ori %first, %t_ok : i1
+        %ncum = arith.addf %cum, %sv : f32
+        %nzm = arith.maximumf %zm, %z : f32
+        %rcum = arith.select %keep, %ncum, %cum : f32
+        %rzm = arith.select %keep, %nzm, %zm : f32
+        %drop = arith.xori %keep, %true : i1
+        scf.if %drop {
+          memref.store %im1, %ids[%t, %r] : memref<?x?xi32>
+        }
+        scf.yield %rcum, %rzm : f32, f32
+      }
+      %raw_sum = scf.for %r = %c0 to %k step %c1 iter_args(%acc = %f0) -> (f32) {
+        %id = memref.load %ids[%t, %r] : memref<?x?xi32>
+        %used = arith.cmpi sge, %id, %i0 : i32
+        %raw = scf.if %used -> (f32) {
+          %e = arith.index_cast %id : i32 to index
+          %sv = memref.load %sc[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+          %z = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+          %dz = arith.subf %z, %kept#1 : f32
+          %ez = math.exp %dz : f32
+          %rv = arith.select %softmax_sel, %ez, %sv : f32
+          scf.yield %rv : f32
+        } else {
+          scf.yield %f0 : f32
+        }
+        memref.store %raw, %wts[%t, %r] : memref<?x?xf32>
+        %nacc = arith.addf %acc, %raw : f32
+        scf.yield %nacc : f32
+      }
+      // softmax_selected: raw / sum of exp; then renormalize over the kept
+      // slots: w / (sum + 1e-20)
+      %one = arith.constant 1.0 : f32
+      %norm = arith.select %softmax_sel, %raw_sum, %one : f32
+      %sum1 = arith.divf %raw_sum, %norm : f32
+      %den0 = arith.addf %sum1, %eps : f32
       scf.for %r = %c0 to %k step %c1 {
-        %w = memref.load %wts[%t, %r] : memref<?x?xf32>
-        %wn = arith.divf %w, %den : f32
-        memref.store %wn, %wts[%t, %r] : memref<?x?xf32>
+        %raw = memref.load %wts[%t, %r] : memref<?x?xf32>
+        %w1 = arith.divf %raw, %norm : f32
+        %w2 = arith.divf %w1, %den0 : f32
+        %w3 = arith.select %renorm, %w2, %w1 : f32
+        %w = arith.mulf %w3, %scale : f32
+        memref.store %w, %wts[%t, %r] : memref<?x?xf32>
       }
     }
     gpu.return
@@ -347,7 +561,56 @@ func.func private @check_router_limits(%d: index, %E: index, %k: index) {
   return
 }
 
-// Fast path. ids and wts are [T, k]; k is taken from their shape.
+// The routing configuration's own limits: for grouped_top_k (sel = 1),
+// 1 <= G <= 64 groups that divide E, 1 <= topk_group <= G, k experts among
+// the kept groups, two experts per group for sum_top2 (gscore = 1); for
+// top_p (sel = 2), p in (0, 1].
+func.func private @check_routing(%E: index, %k: index, %sel: i32, %G: index,
+                                 %topkg: index, %gscore: i32, %param: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c64 = arith.constant 64 : index
+  %i1 = arith.constant 1 : i32
+  %i2 = arith.constant 2 : i32
+  %f0 = arith.constant 0.0 : f32
+  %f1 = arith.constant 1.0 : f32
+  %true = arith.constant true
+  %grouped = arith.cmpi eq, %sel, %i1 : i32
+  scf.if %grouped {
+    %g_lo = arith.cmpi uge, %G, %c1 : index
+    %g_hi = arith.cmpi ule, %G, %c64 : index
+    %g_ok = arith.andi %g_lo, %g_hi : i1
+    cf.assert %g_ok, "moe gpu router: grouped_top_k needs 1 to 64 groups"
+    %rem = arith.remui %E, %G : index
+    %div = arith.cmpi eq, %rem, %c0 : index
+    cf.assert %div, "moe gpu router: the groups must divide E"
+    %t_lo = arith.cmpi uge, %topkg, %c1 : index
+    %t_hi = arith.cmpi ule, %topkg, %G : index
+    %t_ok = arith.andi %t_lo, %t_hi : i1
+    cf.assert %t_ok, "moe gpu router: topk_group must be in 1..groups"
+    %gs = arith.divui %E, %G : index
+    %avail = arith.muli %topkg, %gs : index
+    %k_ok = arith.cmpi ule, %k, %avail : index
+    cf.assert %k_ok, "moe gpu router: k exceeds the experts of the kept groups"
+    %sum2 = arith.cmpi eq, %gscore, %i1 : i32
+    %two = arith.cmpi uge, %gs, %c2 : index
+    %nsum2 = arith.xori %sum2, %true : i1
+    %s_ok = arith.ori %nsum2, %two : i1
+    cf.assert %s_ok, "moe gpu router: sum_top2 needs two experts per group"
+  }
+  %is_p = arith.cmpi eq, %sel, %i2 : i32
+  scf.if %is_p {
+    %p_lo = arith.cmpf ogt, %param, %f0 : f32
+    %p_hi = arith.cmpf ole, %param, %f1 : f32
+    %p_ok = arith.andi %p_lo, %p_hi : i1
+    cf.assert %p_ok, "moe gpu router: top_p must be in (0, 1]"
+  }
+  return
+}
+
+// Fast path with the default routing (softmax, top_k, renormalized). ids
+// and wts are [T, k]; k is taken from their shape.
 func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                       %ids: memref<?x?xi32>, %wts: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
@@ -355,6 +618,10 @@ func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %c3 = arith.constant 3 : index
   %c4 = arith.constant 4 : index
   %c128 = arith.constant 128 : index
+  %i0 = arith.constant 0 : i32
+  %i1 = arith.constant 1 : i32
+  %f0 = arith.constant 0.0 : f32
+  %f1 = arith.constant 1.0 : f32
   %T = memref.dim %x, %c0 : memref<?x?xbf16>
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
@@ -364,13 +631,19 @@ func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %dWr = gpu.alloc (%E, %d) : memref<?x?xbf16>
   %dids = gpu.alloc (%T, %k) : memref<?x?xi32>
   %dwts = gpu.alloc (%T, %k) : memref<?x?xf32>
+  // No bias: a placeholder buffer that the kernel does not read.
+  %nb1 = gpu.alloc () : memref<1xf32>
+  %nb = memref.cast %nb1 : memref<1xf32> to memref<?xf32>
   gpu.memcpy %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
   gpu.memcpy %dWr, %Wr : memref<?x?xbf16>, memref<?x?xbf16>
   %tp = arith.addi %T, %c3 : index
   %gx = arith.divui %tp, %c4 : index
   gpu.launch_func @moe_router_kernels::@router_topk
       blocks in (%gx, %c1, %c1) threads in (%c128, %c1, %c1)
-      args(%dx : memref<?x?xbf16>, %dWr : memref<?x?xbf16>, %k : index,
+      args(%dx : memref<?x?xbf16>, %dWr : memref<?x?xbf16>,
+           %nb : memref<?xf32>, %nb : memref<?xf32>, %k : index,
+           %i0 : i32, %i0 : i32, %i1 : i32, %f1 : f32, %f0 : f32,
+           %c1 : index, %c1 : index, %i0 : i32,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
   gpu.memcpy %ids, %dids : memref<?x?xi32>, memref<?x?xi32>
   gpu.memcpy %wts, %dwts : memref<?x?xf32>, memref<?x?xf32>
@@ -378,6 +651,7 @@ func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   gpu.dealloc %dWr : memref<?x?xbf16>
   gpu.dealloc %dids : memref<?x?xi32>
   gpu.dealloc %dwts : memref<?x?xf32>
+  gpu.dealloc %nb1 : memref<1xf32>
   return
 }
 

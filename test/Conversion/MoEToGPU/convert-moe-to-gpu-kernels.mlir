@@ -24,8 +24,13 @@
 // CHECK-DAG:   %[[T:.*]] = memref.dim %[[XM]], %[[C0]] : memref<?x?xbf16>
 // CHECK:       %[[OFF:.*]] = memref.alloc(%[[C9]]) : memref<?xi32>
 // CHECK:       %[[YF:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xf32>
+// No biases: one-element placeholders.
+// CHECK:       %[[RB:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// CHECK:       %[[SB:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
 // CHECK-NOT:   call
-// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[GM]], %[[UM]], %[[DM]], %[[C2]], %[[OFF]], %[[YF]])
+// The routing: softmax (0), top_k (0), flags 1 (renormalize), scale 1,
+// groups 1, topk_group 1, group score max (0).
+// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[OFF]], %[[YF]])
 // CHECK-NOT:   call
 // CHECK:       %[[OUT:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xbf16>
 // CHECK:       scf.for %[[I:.*]] = %[[C0]] to %[[T]]
@@ -37,7 +42,7 @@
 // CHECK:       %[[Y:.*]] = bufferization.to_tensor %[[OC]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
 // CHECK-NOT:   moe.layer
 // CHECK:       return %[[Y]] : tensor<?x64xbf16>
-// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, memref<?xi32>, memref<?x?xf32>)
+// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, memref<?xi32>, memref<?x?xf32>)
 // CHECK-NOT:   func.func private
 
 // The library linked in: its kernels, and its host functions, private and
@@ -47,7 +52,7 @@
 // LINK-DAG: gpu.module @moe_dispatch_kernels
 // LINK-DAG: gpu.module @moe_experts
 // LINK-DAG: gpu.module @moe_combine_kernels
-// LINK-DAG: func.func private @moe_layer(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: index, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
+// LINK-DAG: func.func private @moe_layer(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
 // LINK-DAG: gpu.launch_func async [%{{.*}}] @moe_experts::@gate_up_swiglu_mma
 // LINK-DAG: func.func private @moe_router(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
 // LINK-DAG: func.func private @moe_expert_ffn(
@@ -74,8 +79,8 @@ func.func @layer(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK-DAG:   %[[C0:.*]] = arith.constant 0 : index
 // CHECK-DAG:   %[[C1:.*]] = arith.constant 1 : index
 // CHECK:       %[[OFF:.*]] = memref.alloc(%{{.*}}) : memref<?xi32>
-// CHECK:       call @moe_layer(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[OFF]],
 // CHECK:       %[[C4:.*]] = arith.constant 4 : index
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%[[OFF]],
 // CHECK:       %[[LOAD:.*]] = memref.alloc(%[[C4]]) : memref<?xi64>
 // CHECK:       %[[DROP:.*]] = memref.alloc(%[[C4]]) : memref<?xi64>
 // CHECK:       %[[Z:.*]] = arith.constant 0 : i64
@@ -104,4 +109,57 @@ func.func @counts(%x: tensor<16x32xbf16>, %wr: tensor<4x32xbf16>,
                               weights = softmax_selected>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<16x32xbf16>
   return %y, %load, %dropped : tensor<16x32xbf16>, tensor<4xi64>, tensor<4xi64>
+}
+
+// -----
+
+// DeepSeek-V3-style routing: sigmoid (1), grouped_top_k (1), flags 5
+// (renormalize, selection bias), scale 2.5, 4 groups, 2 kept, sum_top2 (1);
+// the selection bias becomes an f32 buffer [E].
+
+// CHECK-LABEL: func.func @deepseek(
+// CHECK-SAME:      %[[B:[^:]*]]: tensor<8xf32>
+// CHECK:       %[[BB:.*]] = bufferization.to_buffer %[[B]] read_only
+// CHECK:       %[[BM:.*]] = memref.cast %[[BB]] : memref<8xf32> to memref<?xf32>
+// CHECK:       %[[SB:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// CHECK:       scf.for %[[E:.*]] =
+// CHECK:         %[[V:.*]] = memref.load %[[BM]][%[[E]]] : memref<?xf32>
+// CHECK:         memref.store %[[V]], %[[SB]][%[[E]]] : memref<?xf32>
+// CHECK:       %[[SCALE:.*]] = arith.constant 2.500000e+00 : f32
+// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[SB]], {{(%[^,]*, )+}}%c1_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %c5_i32{{[_0-9]*}}, %[[SCALE]], %{{[^,]*}}, %c4{{[_0-9]*}}, %c2{{[_0-9]*}}, %c1_i32{{[_0-9]*}},
+func.func @deepseek(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+                    %b: tensor<8xf32>,
+                    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+                    %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      bias(%b : tensor<8xf32>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = sigmoid, selection = grouped_top_k,
+                              k = 2, groups = 4, topk_group = 2,
+                              group_score = sum_top2, renormalize = true,
+                              scale = 2.5>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// A run-time tau (threshold, 3) is passed as the routing parameter.
+
+// CHECK-LABEL: func.func @threshold(
+// CHECK-SAME:      %[[TAU:[^:]*]]: f32
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c0_i32{{[_0-9]*}}, %c3_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %{{[^,]*}}, %[[TAU]],
+func.func @threshold(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+                     %tau: f32,
+                     %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+                     %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      tau(%tau)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = threshold, k = 4,
+                              renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
 }

@@ -9,6 +9,16 @@
 // RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1" --seed 1 --tokens 7 --dir %t/layer
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/layer/case.mlir --entry case \
 // RUN:   --pipeline cuda --quiet $(cat %t/layer/moe-run.args) | FileCheck %s
+// DeepSeek-V3-style routing (sigmoid, grouped_top_k, selection bias, scale)
+// with 16 experts: the bias goes to the device with the weights (16 f32).
+// RUN: moe-reference emit --case "op=layer dtype=bf16 score=sigmoid select=grouped_top_k groups=4 topk_group=2 group_score=sum_top2 selection_bias=1 renormalize=1 scale=2.5 E=16 k=4" \
+// RUN:   --seed 1 --tokens 7 --dir %t/deepseek
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/deepseek/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/deepseek/moe-run.args) | FileCheck %s --check-prefix=DEEPSEEK
+// DEEPSEEK:      cuda: cuMemcpyAsync(64)
+// DEEPSEEK:      cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// DEEPSEEK:      cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
+// DEEPSEEK:      cuda: cuStreamSynchronize()
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --reference \
 // RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=REFERENCE
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --stats-coactivation \

@@ -45,7 +45,7 @@ int main(void) {
   printf("== layer on the program's stream\n");
   fflush(stdout);
   void *stream = mgpuStreamCreate();
-  report("layer", moe_gpu_layer_enqueue(&dims, x, wr, wg, wu, wd, off, y,
+  report("layer", moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, off, y,
                                         stream));
   printf("== experts on the program's stream\n");
   fflush(stdout);
@@ -57,46 +57,78 @@ int main(void) {
   mgpuStreamSynchronize(stream);
   mgpuStreamDestroy(stream);
 
+  printf("== DeepSeek-style routing on the null stream\n");
+  fflush(stdout);
+  float *bias = device(8 * 4);
+  moe_gpu_routing deepseek = moe_gpu_routing_default();
+  deepseek.score = MOE_GPU_SCORE_SIGMOID;
+  deepseek.selection = MOE_GPU_SELECT_GROUPED_TOP_K;
+  deepseek.groups = 4;
+  deepseek.topk_group = 2;
+  deepseek.group_score_sum_top2 = 1;
+  deepseek.scale = 2.5f;
+  deepseek.selection_bias = bias;
+  report("deepseek", moe_gpu_layer_enqueue(&dims, &deepseek, x, wr, wg, wu,
+                                           wd, off, y, (void *)0));
+
   printf("== layer on the null stream\n");
   fflush(stdout);
-  report("null stream", moe_gpu_layer_enqueue(&dims, x, wr, wg, wu, wd, off,
+  report("null stream", moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, off,
                                               y, (void *)0));
   printf("== no tokens\n");
   fflush(stdout);
   moe_gpu_layer_dims none = {0, 32, 48, 8, 2};
-  report("no tokens", moe_gpu_layer_enqueue(&none, (void *)0, wr, wg, wu, wd,
+  report("no tokens", moe_gpu_layer_enqueue(&none, (void *)0, (void *)0, wr, wg, wu, wd,
                                             off, (float *)0, (void *)0));
 
   printf("== invalid arguments\n");
   fflush(stdout);
   moe_gpu_layer_dims bad = dims;
   bad.hidden = 30;
-  report("hidden", moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+  report("hidden", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, off, y, 0));
   bad = dims;
   bad.top_k = 9;
-  report("top_k", moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+  report("top_k", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, off, y, 0));
   bad = dims;
   bad.experts = 300;
   bad.top_k = 2;
-  report("experts", moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+  report("experts", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, off, y, 0));
   bad = dims;
   bad.tokens = -1;
-  report("tokens", moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+  report("tokens", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, off, y, 0));
   bad = dims;
   bad.tokens = 70000;
   report("many tokens",
-         moe_gpu_layer_enqueue(&bad, x, wr, wg, wu, wd, off, y, 0));
+         moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, off, y, 0));
   report("null x",
-         moe_gpu_layer_enqueue(&dims, (void *)0, wr, wg, wu, wd, off, y, 0));
+         moe_gpu_layer_enqueue(&dims, (void *)0, (void *)0, wr, wg, wu, wd, off, y, 0));
   report("unaligned",
-         moe_gpu_layer_enqueue(&dims, x, (char *)wr + 2, wg, wu, wd, off, y,
+         moe_gpu_layer_enqueue(&dims, (void *)0, x, (char *)wr + 2, wg, wu, wd, off, y,
                                0));
   report("null dims",
-         moe_gpu_layer_enqueue((void *)0, x, wr, wg, wu, wd, off, y, 0));
+         moe_gpu_layer_enqueue((void *)0, (void *)0, x, wr, wg, wu, wd, off, y, 0));
   bad = grouped;
   bad.ffn = 0;
   report("experts ffn", moe_gpu_expert_ffn_enqueue(&bad, rows, wg, wu, wd,
                                                    off, ry, 0));
+  moe_gpu_routing routing = moe_gpu_routing_default();
+  routing.selection = MOE_GPU_SELECT_GROUPED_TOP_K;
+  routing.groups = 3;
+  routing.topk_group = 1;
+  report("groups", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd,
+                                         off, y, 0));
+  routing.groups = 4;
+  routing.topk_group = 5;
+  report("topk_group", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu,
+                                             wd, off, y, 0));
+  routing = moe_gpu_routing_default();
+  routing.selection = MOE_GPU_SELECT_TOP_P;
+  routing.threshold = 0.0f;
+  report("top_p", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd,
+                                        off, y, 0));
+  routing.score = 7;
+  report("score", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd,
+                                        off, y, 0));
   report("after an error, a success",
          moe_gpu_expert_ffn_enqueue(&grouped, rows, wg, wu, wd, off, ry, 0));
   return 0;
