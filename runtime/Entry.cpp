@@ -42,9 +42,10 @@ struct Descriptor {
 }
 
 template <int Rank>
-void fillWeight(Descriptor<Rank> *out, int64_t id) {
+void fillWeight(Descriptor<Rank> *out, int64_t id, bool device) {
   Model *model = currentModel();
-  const void *data = model ? model->weight(id) : nullptr;
+  const void *data =
+      model ? (device ? model->deviceWeight(id) : model->weight(id)) : nullptr;
   if (!data)
     misuse("weight", id);
   std::vector<int64_t> shape = model->manifest().weights[id].boundShape();
@@ -70,7 +71,11 @@ void fillWeight(Descriptor<Rank> *out, int64_t id) {
 #define MOE_WEIGHT_ENTRY(DTYPE, RANK)                                          \
   extern "C" void _mlir_ciface_moe_rt_weight_##DTYPE##_##RANK##d(              \
       Descriptor<RANK> *out, int64_t id) {                                     \
-    fillWeight<RANK>(out, id);                                                 \
+    fillWeight<RANK>(out, id, /*device=*/false);                               \
+  }                                                                            \
+  extern "C" void _mlir_ciface_moe_rt_device_weight_##DTYPE##_##RANK##d(       \
+      Descriptor<RANK> *out, int64_t id) {                                     \
+    fillWeight<RANK>(out, id, /*device=*/true);                                \
   }
 
 #define MOE_WEIGHT_ENTRIES(DTYPE)                                              \
@@ -122,7 +127,10 @@ const std::vector<Symbol> &moe::rt::entryPoints() {
 #define MOE_WEIGHT_SYMBOLS(DTYPE)                                              \
   MOE_SYMBOL(_mlir_ciface_moe_rt_weight_##DTYPE##_1d),                         \
       MOE_SYMBOL(_mlir_ciface_moe_rt_weight_##DTYPE##_2d),                     \
-      MOE_SYMBOL(_mlir_ciface_moe_rt_weight_##DTYPE##_3d)
+      MOE_SYMBOL(_mlir_ciface_moe_rt_weight_##DTYPE##_3d),                     \
+      MOE_SYMBOL(_mlir_ciface_moe_rt_device_weight_##DTYPE##_1d),              \
+      MOE_SYMBOL(_mlir_ciface_moe_rt_device_weight_##DTYPE##_2d),              \
+      MOE_SYMBOL(_mlir_ciface_moe_rt_device_weight_##DTYPE##_3d)
   static const std::vector<Symbol> symbols = [] {
     std::vector<Symbol> all = {MOE_WEIGHT_SYMBOLS(f32), MOE_WEIGHT_SYMBOLS(f16),
                                MOE_WEIGHT_SYMBOLS(bf16),

@@ -12,8 +12,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 
 using namespace moe::rt;
 namespace ckpt = mlir::moe::checkpoint;
@@ -144,6 +146,75 @@ const void *Model::weight(int64_t id) const {
   if (id < 0 || id >= static_cast<int64_t>(weights.size()))
     return nullptr;
   return weights[id];
+}
+
+namespace {
+/// The mgpu* functions of libmoe_cuda_runtime, which a process that runs
+/// GPU code has loaded (a CUDA model library links it; moe-run loads it for
+/// its JIT). Looked up by name so that CPU-only programs do not need it.
+struct GpuMemory {
+  void *(*alloc)(int64_t, void *, int8_t) = nullptr;
+  void (*free)(void *, void *) = nullptr;
+  void (*copy)(void *, void *, int64_t, void *) = nullptr;
+  void (*sync)(void *) = nullptr;
+
+  static const GpuMemory &get() {
+    static const GpuMemory memory = [] {
+      GpuMemory m;
+      void *lib = dlopen("libmoe_cuda_runtime.so", RTLD_NOW | RTLD_NOLOAD);
+      if (!lib)
+        return m;
+      m.alloc = reinterpret_cast<decltype(m.alloc)>(dlsym(lib, "mgpuMemAlloc"));
+      m.free = reinterpret_cast<decltype(m.free)>(dlsym(lib, "mgpuMemFree"));
+      m.copy = reinterpret_cast<decltype(m.copy)>(dlsym(lib, "mgpuMemcpy"));
+      m.sync = reinterpret_cast<decltype(m.sync)>(
+          dlsym(lib, "mgpuStreamSynchronize"));
+      return m;
+    }();
+    return memory;
+  }
+  bool usable() const { return alloc && free && copy && sync; }
+};
+
+int64_t dtypeBytes(moe_dtype dtype) { return dtype == MOE_DTYPE_F32 ? 4 : 2; }
+} // namespace
+
+const void *Model::deviceWeight(int64_t id) {
+  const void *host = weight(id);
+  if (!host)
+    return nullptr;
+  std::lock_guard<std::mutex> lock(deviceMutex);
+  if (deviceWeights.empty())
+    deviceWeights.assign(weights.size(), nullptr);
+  if (void *copy = deviceWeights[id])
+    return copy;
+  const GpuMemory &gpu = GpuMemory::get();
+  if (!gpu.usable()) {
+    std::fprintf(stderr, "moe runtime: weight %lld is asked for in GPU "
+                         "memory, but libmoe_cuda_runtime is not loaded\n",
+                 static_cast<long long>(id));
+    std::abort();
+  }
+  const WeightEntry &entry = info.weights[id];
+  int64_t bytes = dtypeBytes(entry.dtype);
+  for (int64_t dim : entry.boundShape())
+    bytes *= dim;
+  // Synchronous: the copy is complete before any stream uses it. The
+  // runtime's mgpu* functions abort with a message on failure.
+  void *copy = gpu.alloc(bytes, nullptr, 0);
+  gpu.copy(copy, const_cast<void *>(host), bytes, nullptr);
+  gpu.sync(nullptr);
+  deviceWeights[id] = copy;
+  return copy;
+}
+
+Model::~Model() {
+  if (deviceWeights.empty())
+    return;
+  const GpuMemory &gpu = GpuMemory::get();
+  for (void *copy : deviceWeights)
+    if (copy)
+      gpu.free(copy, nullptr);
 }
 
 void Model::record(int64_t id, const int64_t *assignments, int64_t aStride,

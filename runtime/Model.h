@@ -54,6 +54,12 @@ public:
   const Manifest &manifest() const { return info; }
   /// The bound data of weight `id`, or nullptr for an unknown id.
   const void *weight(int64_t id) const;
+  /// The copy of weight `id` in GPU memory, made at the first request
+  /// through libmoe_cuda_runtime (which the process must have loaded) and
+  /// kept until the model is destroyed; nullptr for an unknown id.
+  const void *deviceWeight(int64_t id);
+
+  ~Model();
 
   /// Adds one call's counts to statistics `id` (strides in elements).
   void record(int64_t id, const int64_t *assignments, int64_t aStride,
@@ -93,6 +99,8 @@ private:
   std::unique_ptr<mlir::moe::checkpoint::Checkpoint> checkpoint;
   std::vector<const void *> weights;
   std::vector<std::unique_ptr<void, FreeDeleter>> packed;
+  std::mutex deviceMutex;
+  std::vector<void *> deviceWeights;
   mutable std::mutex statsMutex;
   std::vector<Counters> counters;
   std::unique_ptr<std::atomic<double>[]> knobs;

@@ -405,14 +405,14 @@ LogicalResult LayerOp::verify() {
 void WeightOp::build(OpBuilder &builder, OperationState &state,
                      RankedTensorType type, StringRef name) {
   build(builder, state, type, builder.getStrArrayAttr({name}),
-        /*stacked=*/nullptr, /*packing=*/nullptr);
+        /*stacked=*/nullptr, /*packing=*/nullptr, /*device=*/nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
                      RankedTensorType type, ArrayRef<std::string> names) {
   SmallVector<StringRef> refs(names.begin(), names.end());
   build(builder, state, type, builder.getStrArrayAttr(refs),
-        builder.getUnitAttr(), /*packing=*/nullptr);
+        builder.getUnitAttr(), /*packing=*/nullptr, /*device=*/nullptr);
 }
 
 // moe.weight "name" : type
@@ -462,6 +462,9 @@ LogicalResult WeightOp::verify() {
   RankedTensorType type = getType();
   if (!type.hasStaticShape())
     return emitOpError() << "expected a static shape, found " << type;
+  if (getPackingAttr() && getDevice())
+    return emitOpError() << "expected `packing` (a CPU layout) or `device`, "
+                            "found both";
   if (PackingAttr packing = getPackingAttr()) {
     Type element = type.getElementType();
     int64_t expected = packing.getPackedElements(element);

@@ -156,6 +156,12 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     the result is their packed form for the CPU kernels (see
     `#moe.packing`), produced once at load time.
 
+    With `device`, the result lives in GPU memory: the runtime copies the
+    bound tensor to the device once, at its first use, and keeps it there
+    until the model is unloaded. Only GPU code may read it
+    (`convert-moe-to-gpu-kernels` asks for it; `packing` and `device` are
+    exclusive).
+
     ```mlir
     %wg = moe.weight "model.layers.0.block_sparse_moe.gate.weight"
         : tensor<8x4096xbf16>
@@ -164,7 +170,8 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     ```
   }];
   let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked,
-                       OptionalAttr<MoE_PackingAttr>:$packing);
+                       OptionalAttr<MoE_PackingAttr>:$packing,
+                       UnitAttr:$device);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;
@@ -186,13 +193,15 @@ def MoE_WeightBufferOp : MoE_Op<"weight_buffer", [Pure]> {
     `moe.weights` table (see `convert-moe-to-runtime`). It is not an
     allocation: bufferization and deallocation see a buffer the function
     does not own. `convert-moe-weight-buffers` turns it into the runtime
-    call once buffer deallocation has run.
+    call once buffer deallocation has run. With `device`, the buffer is the
+    weight's copy in GPU memory.
 
     ```mlir
     %w = moe.weight_buffer 3 : memref<8x64xbf16>
+    %d = moe.weight_buffer 3 {device} : memref<8x64xbf16>
     ```
   }];
-  let arguments = (ins I64Attr:$id);
+  let arguments = (ins I64Attr:$id, UnitAttr:$device);
   let results = (outs MemRefOf<MoE_ActTypes>:$buffer);
   let assemblyFormat = "$id attr-dict `:` type($buffer)";
   let hasVerifier = 1;

@@ -73,7 +73,9 @@ def ConvertMoEToRuntime : Pass<"convert-moe-to-runtime", "::mlir::ModuleOp"> {
     `moe.record_stats` a call that adds the counts to the runtime's
     counters. Both callees use the C interface (`_mlir_ciface_...`):
 
-    - `moe_rt_weight_<dtype>_<rank>d(id) -> memref<?x...xdtype>`
+    - `moe_rt_weight_<dtype>_<rank>d(id) -> memref<?x...xdtype>`, or
+      `moe_rt_device_weight_<dtype>_<rank>d(id)` for a `device` weight: the
+      copy in GPU memory that the runtime makes at the first call
     - `moe_rt_record_stats(id, memref<?xi64>, memref<?xi64>, tokens)`
     - `moe_rt_record_coactivation(id, memref<?x?xi32>)` (the expert ids of
       a record with `coactivation`)
@@ -204,11 +206,17 @@ def ConvertMoEToGPUKernels
     : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleOp"> {
   let summary = "Lower moe.layer to calls of the CUDA kernel library";
   let description = [{
-    Rewrites each `moe.layer` into one call of `@moe_layer`, the host
-    function of the CUDA kernel library (`lib/GPU/Kernels/layer.mlir`) that
-    takes host memrefs, copies them to the device, enqueues the router, the
-    dispatch, the expert FFN on tensor cores and the combine on one stream,
-    copies the results back and synchronizes once. Operands are taken as
+    Rewrites each `moe.layer` into one call of a host function of the CUDA
+    kernel library (`lib/GPU/Kernels/layer.mlir`) that copies the tokens to
+    the device, enqueues the router, the dispatch, the expert FFN on tensor
+    cores and the combine on one stream, copies the results back and
+    synchronizes once: `@moe_layer_resident` when the router and expert
+    weights are checkpoint weights (`moe.weight`), which it reads as
+    `moe.weight {device}` (copied to the GPU once by the runtime), else
+    `@moe_layer`, which copies the weights for the call. The routing
+    becomes scalar arguments (score, selection, flags, scale, tau or p,
+    groups), a run-time tau is passed as it is, and the biases become f32
+    buffers. Operands are taken as
     buffers (`bufferization.to_buffer`, cast to the dynamic shapes of the
     host function), the outputs are `memref.alloc`s, and the f32 combine
     result is rounded to bf16 by a host loop. The per-expert assignment

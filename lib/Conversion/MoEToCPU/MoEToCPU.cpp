@@ -135,7 +135,8 @@ static Value packWeight(OpBuilder &b, Location loc, Value weight,
   if (auto checkpoint = weight.getDefiningOp<WeightOp>();
       checkpoint && !checkpoint.getPackingAttr())
     return WeightOp::create(b, loc, type, checkpoint.getNamesAttr(),
-                            checkpoint.getStackedAttr(), packing);
+                            checkpoint.getStackedAttr(), packing,
+                            /*device=*/nullptr);
   Value init = tensor::EmptyOp::create(b, loc, type.getShape(), packed);
   return UKernelOp::create(b, loc, TypeRange{type}, "pack", ValueRange{weight},
                            ValueRange{init},

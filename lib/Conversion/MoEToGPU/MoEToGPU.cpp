@@ -127,6 +127,22 @@ static Value allocate(OpBuilder &b, Location loc, Type element,
                                  sizes);
 }
 
+/// The copy in GPU memory of checkpoint weight `tensor` (a `moe.weight
+/// {device}` next to its `moe.weight`), or null when `tensor` is not a
+/// checkpoint weight.
+static Value deviceWeight(OpBuilder &b, Value tensor) {
+  auto weight = tensor.getDefiningOp<WeightOp>();
+  if (!weight || weight.getPackingAttr())
+    return Value();
+  if (weight.getDevice())
+    return tensor;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfter(weight);
+  return WeightOp::create(b, weight.getLoc(), weight.getType(),
+                          weight.getNamesAttr(), weight.getStackedAttr(),
+                          /*packing=*/nullptr, b.getUnitAttr());
+}
+
 /// Replaces `op` by the library calls, declaring the callees in `module`.
 static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   OpBuilder b(op);
@@ -137,11 +153,26 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     return arith::ConstantIndexOp::create(b, loc, v);
   };
 
+  // Checkpoint weights stay on the device across calls (uploaded once by
+  // the runtime): @moe_layer_resident. Weights that are function arguments
+  // are copied for each call: @moe_layer.
+  SmallVector<Value> weights = {op.getRouterWeight(), op.getExpertWeights()[0],
+                                op.getExpertWeights()[1],
+                                op.getExpertWeights()[2]};
+  StringRef callee = "moe_layer_resident";
+  SmallVector<Value> onDevice;
+  for (Value weight : weights)
+    onDevice.push_back(deviceWeight(b, weight));
+  if (llvm::is_contained(onDevice, Value()))
+    callee = "moe_layer";
+  else
+    weights = onDevice;
+
   Value x = asBuffer(b, loc, op.getInput());
-  Value wr = asBuffer(b, loc, op.getRouterWeight());
-  Value gate = asBuffer(b, loc, op.getExpertWeights()[0]);
-  Value up = asBuffer(b, loc, op.getExpertWeights()[1]);
-  Value down = asBuffer(b, loc, op.getExpertWeights()[2]);
+  Value wr = asBuffer(b, loc, weights[0]);
+  Value gate = asBuffer(b, loc, weights[1]);
+  Value up = asBuffer(b, loc, weights[2]);
+  Value down = asBuffer(b, loc, weights[3]);
 
   int64_t numExperts = op.getNumExperts();
   auto downType = cast<ShapedType>(op.getExpertWeights()[2].getType());
@@ -230,8 +261,8 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
       offsets,
       yf};
   auto type = b.getFunctionType(TypeRange(args), {});
-  declareHostFunction(module, symbols, "moe_layer", type);
-  func::CallOp::create(b, loc, "moe_layer", TypeRange(), args);
+  declareHostFunction(module, symbols, callee, type);
+  func::CallOp::create(b, loc, callee, TypeRange(), args);
 
   // The combine's f32 sums, rounded to the layer's bf16 output.
   Value out = allocate(b, loc, bf16, {tokens, d});

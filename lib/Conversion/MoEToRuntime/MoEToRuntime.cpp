@@ -74,7 +74,9 @@ void ConvertMoEWeightBuffersPass::runOnOperation() {
     auto type = cast<MemRefType>(op.getType());
     SmallVector<int64_t> dynamic(type.getRank(), ShapedType::kDynamic);
     auto anyShape = MemRefType::get(dynamic, type.getElementType());
-    std::string name = "moe_rt_weight_" + dtypeName(type.getElementType()) +
+    std::string name = std::string(op.getDevice() ? "moe_rt_device_weight_"
+                                                  : "moe_rt_weight_") +
+                       dtypeName(type.getElementType()) +
                        "_" + std::to_string(type.getRank()) + "d";
     OpBuilder builder(op);
     func::FuncOp callee = declareRuntimeFunction(
@@ -130,7 +132,8 @@ void ConvertMoEToRuntimePass::runOnOperation() {
     Location loc = op.getLoc();
     auto memref = MemRefType::get(type.getShape(), type.getElementType());
     Value buffer = WeightBufferOp::create(builder, loc, memref,
-                                          static_cast<uint64_t>(id));
+                                          static_cast<uint64_t>(id),
+                                          op.getDevice());
     Value tensor = bufferization::ToTensorOp::create(
         builder, loc, type, buffer, /*restrict=*/builder.getUnitAttr());
     op.replaceAllUsesWith(tensor);

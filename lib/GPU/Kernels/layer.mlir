@@ -45,9 +45,14 @@
 //     (cuMemAllocAsync/cuMemFreeAsync), and returns without synchronizing:
 //     the call can be captured in a CUDA graph, and weights stay resident
 //     across calls.
-//   @moe_layer (x, Wr, rbias, sbias, Wg, Wu, Wd, k, routing..., offsets, y)
-//     Host buffers. Creates a stream, copies the operands in, enqueues
+//   @moe_layer_resident (same arguments)
+//     Host buffers, except the weights Wr, Wg, Wu and Wd, which are device
+//     buffers (a compiled model's checkpoint weights, uploaded once by the
+//     runtime). Creates a stream, copies x and the biases in, enqueues
 //     @moe_layer_async, copies y and the offsets out, and synchronizes once.
+//   @moe_layer (x, Wr, rbias, sbias, Wg, Wu, Wd, k, routing..., offsets, y)
+//     Host buffers: copies the weights to the device for the call, then
+//     @moe_layer_resident.
 //
 // A function that takes a stream is compiled without gpu-async-region
 // (moe-gpu-async-region skips it); callers are inlined first, so that the
@@ -149,6 +154,50 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   return %f7 : !gpu.async.token
 }
 
+func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
+                              %rbias: memref<?xf32>, %sbias: memref<?xf32>,
+                              %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
+                              %Wd: memref<?x?x?xbf16>, %k: index,
+                              %score: i32, %sel: i32, %flags: i32,
+                              %scale: f32, %param: f32, %G: index,
+                              %topkg: index, %gscore: i32,
+                              %offsets: memref<?xi32>, %y: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %T = memref.dim %x, %c0 : memref<?x?xbf16>
+  %d = memref.dim %x, %c1 : memref<?x?xbf16>
+  %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
+  %E1 = arith.addi %E, %c1 : index
+  %nr = memref.dim %rbias, %c0 : memref<?xf32>
+  %ns = memref.dim %sbias, %c0 : memref<?xf32>
+
+  %t0 = gpu.wait async
+  %dx, %a0 = gpu.alloc async [%t0] (%T, %d) : memref<?x?xbf16>
+  %drb, %a1 = gpu.alloc async [%a0] (%nr) : memref<?xf32>
+  %dsb, %a2 = gpu.alloc async [%a1] (%ns) : memref<?xf32>
+  %doff, %a3 = gpu.alloc async [%a2] (%E1) : memref<?xi32>
+  %dy, %a4 = gpu.alloc async [%a3] (%T, %d) : memref<?x?xf32>
+  %m0 = gpu.memcpy async [%a4] %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
+  %m1 = gpu.memcpy async [%m0] %drb, %rbias : memref<?xf32>, memref<?xf32>
+  %m2 = gpu.memcpy async [%m1] %dsb, %sbias : memref<?xf32>, memref<?xf32>
+  %l = call @moe_layer_async(%dx, %Wr, %drb, %dsb, %Wg, %Wu, %Wd, %k,
+                             %score, %sel, %flags, %scale, %param, %G,
+                             %topkg, %gscore, %doff, %dy, %m2)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
+         i32, i32, i32, f32, f32, index, index, i32, memref<?xi32>,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+  %o0 = gpu.memcpy async [%l] %y, %dy : memref<?x?xf32>, memref<?x?xf32>
+  %o1 = gpu.memcpy async [%o0] %offsets, %doff : memref<?xi32>, memref<?xi32>
+  %f0 = gpu.dealloc async [%o1] %dx : memref<?x?xbf16>
+  %f1 = gpu.dealloc async [%f0] %drb : memref<?xf32>
+  %f2 = gpu.dealloc async [%f1] %dsb : memref<?xf32>
+  %f3 = gpu.dealloc async [%f2] %doff : memref<?xi32>
+  %f4 = gpu.dealloc async [%f3] %dy : memref<?x?xf32>
+  gpu.wait [%f4]
+  return
+}
+
 func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                      %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
@@ -158,53 +207,37 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %offsets: memref<?xi32>, %y: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  %T = memref.dim %x, %c0 : memref<?x?xbf16>
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
   %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
-  %E1 = arith.addi %E, %c1 : index
-  %nr = memref.dim %rbias, %c0 : memref<?xf32>
-  %ns = memref.dim %sbias, %c0 : memref<?xf32>
 
+  // The weights to the device for this call only.
   %t0 = gpu.wait async
-  %dx, %a0 = gpu.alloc async [%t0] (%T, %d) : memref<?x?xbf16>
-  %dWr, %a1r = gpu.alloc async [%a0] (%E, %d) : memref<?x?xbf16>
-  %drb, %a1b = gpu.alloc async [%a1r] (%nr) : memref<?xf32>
-  %dsb, %a1 = gpu.alloc async [%a1b] (%ns) : memref<?xf32>
-  %dWg, %a2 = gpu.alloc async [%a1] (%E, %F, %d) : memref<?x?x?xbf16>
-  %dWu, %a3 = gpu.alloc async [%a2] (%E, %F, %d) : memref<?x?x?xbf16>
-  %dWd, %a4 = gpu.alloc async [%a3] (%E, %d, %F) : memref<?x?x?xbf16>
-  %doff, %a5 = gpu.alloc async [%a4] (%E1) : memref<?xi32>
-  %dy, %a6 = gpu.alloc async [%a5] (%T, %d) : memref<?x?xf32>
-  %m0 = gpu.memcpy async [%a6] %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
-  %m1r = gpu.memcpy async [%m0] %dWr, %Wr : memref<?x?xbf16>, memref<?x?xbf16>
-  %m1b = gpu.memcpy async [%m1r] %drb, %rbias : memref<?xf32>, memref<?xf32>
-  %m1 = gpu.memcpy async [%m1b] %dsb, %sbias : memref<?xf32>, memref<?xf32>
-  %m2 = gpu.memcpy async [%m1] %dWg, %Wg
+  %dWr, %a0 = gpu.alloc async [%t0] (%E, %d) : memref<?x?xbf16>
+  %dWg, %a1 = gpu.alloc async [%a0] (%E, %F, %d) : memref<?x?x?xbf16>
+  %dWu, %a2 = gpu.alloc async [%a1] (%E, %F, %d) : memref<?x?x?xbf16>
+  %dWd, %a3 = gpu.alloc async [%a2] (%E, %d, %F) : memref<?x?x?xbf16>
+  %m0 = gpu.memcpy async [%a3] %dWr, %Wr : memref<?x?xbf16>, memref<?x?xbf16>
+  %m1 = gpu.memcpy async [%m0] %dWg, %Wg
       : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  %m3 = gpu.memcpy async [%m2] %dWu, %Wu
+  %m2 = gpu.memcpy async [%m1] %dWu, %Wu
       : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  %m4 = gpu.memcpy async [%m3] %dWd, %Wd
+  %m3 = gpu.memcpy async [%m2] %dWd, %Wd
       : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  %l = call @moe_layer_async(%dx, %dWr, %drb, %dsb, %dWg, %dWu, %dWd, %k,
-                             %score, %sel, %flags, %scale, %param, %G,
-                             %topkg, %gscore, %doff, %dy, %m4)
+  gpu.wait [%m3]
+  call @moe_layer_resident(%x, %dWr, %rbias, %sbias, %dWg, %dWu, %dWd, %k,
+                           %score, %sel, %flags, %scale, %param, %G, %topkg,
+                           %gscore, %offsets, %y)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
          i32, i32, i32, f32, f32, index, index, i32, memref<?xi32>,
-         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
-  %o0 = gpu.memcpy async [%l] %y, %dy : memref<?x?xf32>, memref<?x?xf32>
-  %o1 = gpu.memcpy async [%o0] %offsets, %doff : memref<?xi32>, memref<?xi32>
-  %f0 = gpu.dealloc async [%o1] %dx : memref<?x?xbf16>
-  %f1r = gpu.dealloc async [%f0] %dWr : memref<?x?xbf16>
-  %f1b = gpu.dealloc async [%f1r] %drb : memref<?xf32>
-  %f1 = gpu.dealloc async [%f1b] %dsb : memref<?xf32>
-  %f2 = gpu.dealloc async [%f1] %dWg : memref<?x?x?xbf16>
-  %f3 = gpu.dealloc async [%f2] %dWu : memref<?x?x?xbf16>
-  %f4 = gpu.dealloc async [%f3] %dWd : memref<?x?x?xbf16>
-  %f5 = gpu.dealloc async [%f4] %doff : memref<?xi32>
-  %f6 = gpu.dealloc async [%f5] %dy : memref<?x?xf32>
-  gpu.wait [%f6]
+         memref<?x?xf32>) -> ()
+  %t1 = gpu.wait async
+  %f0 = gpu.dealloc async [%t1] %dWr : memref<?x?xbf16>
+  %f1 = gpu.dealloc async [%f0] %dWg : memref<?x?x?xbf16>
+  %f2 = gpu.dealloc async [%f1] %dWu : memref<?x?x?xbf16>
+  %f3 = gpu.dealloc async [%f2] %dWd : memref<?x?x?xbf16>
+  gpu.wait [%f3]
   return
 }
 

@@ -21,11 +21,18 @@
 // PTX-DAG:   gpu.binary @moe_experts [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">, {{.*}}assembly = "{{.*}}mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // ISA-NOT:   {{^ *(func|memref|scf|arith|bufferization|moe)\.}}
 
-// The library's @moe_layer and @moe_layer_async are inlined into the layer:
-// its nine GPU operations on one stream, synchronized once after the last
-// of them, and no call of a library host function; then the statistics.
+// The library's @moe_layer, @moe_layer_resident and @moe_layer_async are
+// inlined into the layer. The weights are function arguments: they go to
+// the device for the call, on a stream synchronized before the layer's.
+// Then the layer's nine GPU operations on one stream, synchronized once
+// after the last of them, and no call of a library host function; then
+// the statistics.
 // HOST-LABEL: define {{.*}} @layer(
 // HOST-NOT:   call {{.*}} @moe_
+// HOST:       [[W:%[0-9]+]] = call ptr @mgpuStreamCreate()
+// HOST-NOT:   @mgpuLaunchKernel
+// HOST:       call void @mgpuStreamSynchronize(ptr [[W]])
+// HOST-NEXT:  call void @mgpuStreamDestroy(ptr [[W]])
 // HOST:       [[S:%[0-9]+]] = call ptr @mgpuStreamCreate()
 // HOST-NOT:   @mgpuStream
 // HOST:       call ptr @mgpuModuleGetFunction({{.*}}@moe_router_kernels_router_topk_name)
@@ -41,6 +48,9 @@
 // HOST-NOT:   @mgpuStream
 // HOST:       call void @mgpuStreamSynchronize(ptr [[S]])
 // HOST-NEXT:  call void @mgpuStreamDestroy(ptr [[S]])
+// HOST-NEXT:  [[F:%[0-9]+]] = call ptr @mgpuStreamCreate()
+// HOST-COUNT-4: call void @mgpuMemFree(ptr {{%[0-9]+}}, ptr [[F]])
+// HOST-NEXT:  call void @mgpuStreamSynchronize(ptr [[F]])
 // HOST-NOT:   call {{.*}} @moe_{{router|dispatch|expert|combine|layer}}
 // HOST:       call void @moe_rt_record_stats(
 // HOST:       call void @free(

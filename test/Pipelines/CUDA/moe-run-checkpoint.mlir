@@ -1,5 +1,6 @@
 // moe-cuda-pipeline on an imported bf16 Mixtral-style checkpoint: the
-// weights (moe.weight) become runtime weight buffers, unpacked, and each
+// weights (moe.weight) become runtime weight buffers in GPU memory, copied
+// there once, at the first call, and kept until the model is unloaded; each
 // layer records its statistics through the runtime, as on the CPU; the
 // module keeps the moe.weights and moe.stats tables. moe-run runs it on
 // the stand-in driver that logs its calls
@@ -19,6 +20,9 @@
 // RUN: FileCheck %s < %t/run.out
 // RUN: FileCheck %s --check-prefix=STATS < %t/run.out
 // RUN: FileCheck %s --check-prefix=JSON < %t/stats.json
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/model.mlir --entry moe_layer_1 \
+// RUN:   --checkpoint %t/ckpt --pipeline cuda --random-inputs --dynamic-size 5 \
+// RUN:   --quiet --repeat 3 | FileCheck %s --check-prefix=ONCE
 
 // IR:      module attributes {gpu.container_module, moe.checkpoint = "{{.*}}ckpt",
 // IR-SAME:   moe.stats = [{experts = 8 : i64, id = 0 : i64, layer = "moe_layer_0"}, {experts = 8 : i64, id = 1 : i64, layer = "moe_layer_1"}],
@@ -26,8 +30,8 @@
 // IR-SAME:   names = ["model.layers.0.block_sparse_moe.experts.0.w1.weight",
 // IR-SAME:   stacked = true, type = tensor<8x48x32xbf16>}
 // IR-NOT:    packing
-// IR-DAG:    llvm.call @_mlir_ciface_moe_rt_weight_bf16_2d(
-// IR-DAG:    llvm.call @_mlir_ciface_moe_rt_weight_bf16_3d(
+// IR-DAG:    llvm.call @_mlir_ciface_moe_rt_device_weight_bf16_2d(
+// IR-DAG:    llvm.call @_mlir_ciface_moe_rt_device_weight_bf16_3d(
 // IR-DAG:    llvm.call @_mlir_ciface_moe_rt_record_stats(
 // IR-DAG:    llvm.func @moe_layer_1(
 // IR-DAG:    gpu.binary @
@@ -37,8 +41,16 @@
 // NOSTATS:     moe.weights
 // NOSTATS-NOT: record_stats
 
-// Weights in (copied to the device), the layer's kernels in order.
+// Weights to the device (router [8, 32], gate, up and down [8, 48, 32]
+// bf16), then only the tokens in and out; the layer's kernels in order.
 // CHECK-COUNT-4: cuda: cuModuleLoadDataEx(.target sm_80, O3, log 8192 bytes)
+// CHECK-NEXT:    cuda: cuMemAlloc_v2(512)
+// CHECK-NEXT:    cuda: cuMemcpyAsync(512)
+// CHECK-NEXT:    cuda: cuStreamSynchronize()
+// CHECK-COUNT-3: cuda: cuMemcpyAsync(24576)
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuStreamCreate(flags 1)
+// CHECK-NOT:     cuMemcpyAsync(24576)
 // CHECK-NOT:     cuLaunchKernel
 // CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
@@ -52,7 +64,19 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x5x1, block 256x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
+// The weights are freed with the model, before the modules unload.
+// CHECK-COUNT-4: cuda: cuMemFree_v2()
 // CHECK-COUNT-4: cuda: cuModuleUnload()
+
+// Five calls (two warm-up, three timed), one upload of each weight.
+// ONCE-COUNT-4:  cuda: cuMemAlloc_v2(
+// ONCE:          cuda: cuStreamCreate(flags 1)
+// ONCE-NOT:      cuMemAlloc_v2
+// ONCE-NOT:      cuMemcpyAsync(24576)
+// ONCE-COUNT-5:  cuda: cuLaunchKernel(router_topk,
+// ONCE-NOT:      cuMemAlloc_v2
+// ONCE-NOT:      cuMemcpyAsync(24576)
+// ONCE-COUNT-4:  cuda: cuMemFree_v2()
 
 // STATS:         layer moe_layer_1: 1 calls, 5 tokens
 // STATS:         expert  assignments  dropped

@@ -26,10 +26,19 @@
 
 // CHECK-COUNT-4: cuda: cuModuleLoadDataEx(.target sm_80, O3, log 8192 bytes)
 // CHECK-NOT:     cuLaunchKernel
-// One stream for the whole layer (@moe_layer around @moe_layer_async), and
-// no synchronization
-// until the results have been copied back.
+// The weights are arguments of the case: they go to the device for the
+// call (router [8, 32], gate, up, down [8, 48, 32] bf16), synchronized.
 // CHECK:         cuda: cuStreamCreate(flags 1)
+// CHECK-NEXT:    cuda: cuMemAllocAsync(512)
+// CHECK-COUNT-3: cuda: cuMemAllocAsync(24576)
+// CHECK-NEXT:    cuda: cuMemcpyAsync(512)
+// CHECK-COUNT-3: cuda: cuMemcpyAsync(24576)
+// CHECK-NEXT:    cuda: cuStreamSynchronize()
+// CHECK-NEXT:    cuda: cuStreamDestroy_v2()
+// Then one stream for the whole layer (@moe_layer_resident around
+// @moe_layer_async), and no synchronization until the results have been
+// copied back.
+// CHECK-NEXT:    cuda: cuStreamCreate(flags 1)
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
