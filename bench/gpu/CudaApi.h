@@ -17,6 +17,8 @@
 #ifndef MOE_BENCH_GPU_CUDAAPI_H
 #define MOE_BENCH_GPU_CUDAAPI_H
 
+#include "moe/Support/Random.h"
+
 #include <cublas_v2.h>
 #include <cuda.h>
 
@@ -35,6 +37,7 @@ namespace moe::gpubench {
 #define MOE_STR2(x) #x
 #define MOE_STR(x) MOE_STR2(x)
 
+// clang-format off
 #define MOE_DRIVER_FUNCTIONS(X)                                                \
   X(cuGetErrorString) X(cuInit) X(cuDeviceGet) X(cuDeviceGetName)              \
   X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuMemAlloc) X(cuMemFree)    \
@@ -42,12 +45,13 @@ namespace moe::gpubench {
   X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize)                  \
   X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize)    \
   X(cuEventElapsedTime) X(cuStreamBeginCapture) X(cuStreamEndCapture)          \
-  X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphExecDestroy)                 \
+  X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphExecDestroy)        \
   X(cuGraphDestroy)
 
 #define MOE_CUBLAS_FUNCTIONS(X)                                                \
   X(cublasCreate) X(cublasDestroy) X(cublasSetStream)                          \
   X(cublasGemmGroupedBatchedEx)
+// clang-format on
 
 /// A library opened with dlopen and the functions taken from it.
 struct Driver {
@@ -63,7 +67,7 @@ struct Driver {
 #define MOE_LOAD(name)                                                         \
   name = reinterpret_cast<decltype(name)>(dlsym(lib, MOE_STR(name)));          \
   if (!name) {                                                                 \
-    error = "the CUDA driver has no " MOE_STR(name);                          \
+    error = "the CUDA driver has no " MOE_STR(name);                           \
     return false;                                                              \
   }
     MOE_DRIVER_FUNCTIONS(MOE_LOAD)
@@ -109,11 +113,12 @@ inline void checkCu(CUresult r, const char *what, const char *file, int line) {
   const char *message = "unknown error";
   if (cu().cuGetErrorString)
     cu().cuGetErrorString(r, &message);
-  std::fprintf(stderr, "%s:%d: %s failed: %s (%d)\n", file, line, what,
-               message, static_cast<int>(r));
+  std::fprintf(stderr, "%s:%d: %s failed: %s (%d)\n", file, line, what, message,
+               static_cast<int>(r));
   std::exit(1);
 }
-#define CU_CHECK(call) ::moe::gpubench::checkCu((call), #call, __FILE__, __LINE__)
+#define CU_CHECK(call)                                                         \
+  ::moe::gpubench::checkCu((call), #call, __FILE__, __LINE__)
 
 /// Opens the driver and makes device 0's primary context current (the one
 /// libmoe_cuda_runtime and cuBLAS use). Exits with 77 when there is no
@@ -187,24 +192,14 @@ inline float fromBF16(uint16_t b) {
   return f;
 }
 
-/// A fixed-seed generator (SplitMix64) of uniform values in [-1, 1).
-struct Random {
-  uint64_t state;
-  explicit Random(uint64_t seed) : state(seed) {}
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1p-52 - 1.0; }
-  std::vector<uint16_t> bf16(size_t n, double scale) {
-    std::vector<uint16_t> v(n);
-    for (auto &x : v)
-      x = toBF16(static_cast<float>(uniform() * scale));
-    return v;
-  }
-};
+/// Fixed-seed bf16 values uniform in [-scale, scale).
+inline std::vector<uint16_t> randomBF16(mlir::moe::Random &random, size_t n,
+                                        double scale) {
+  std::vector<uint16_t> v(n);
+  for (auto &x : v)
+    x = toBF16(static_cast<float>((2.0 * random.uniform() - 1.0) * scale));
+  return v;
+}
 
 inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

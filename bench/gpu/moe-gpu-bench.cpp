@@ -44,6 +44,7 @@
 #include <sstream>
 
 using namespace moe::gpubench;
+using mlir::moe::Random;
 
 namespace {
 
@@ -118,14 +119,13 @@ void printRow(const Row &r, double copyGBs, int64_t d, int64_t f) {
   double flops = 2.0 * r.rows * d * f * 3;
   double bytes = 3.0 * r.active * f * d * 2;
   auto tf = [&](double ms) { return ms > 0 ? flops / ms * 1e-9 : 0.0; };
-  std::printf("| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
-              "| %.4f | %.4f | %.2f |%s\n",
-              r.shape.c_str(), (long long)r.T, (long long)r.rows,
-              (long long)r.active, r.layer, r.experts, tf(r.experts),
-              bytes / r.experts * 1e-6,
-              100.0 * bytes / r.experts * 1e-6 / copyGBs, r.loop, r.grouped,
-              r.grouped > 0 ? r.experts / r.grouped : 0.0,
-              r.groupedNote.c_str());
+  std::printf(
+      "| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
+      "| %.4f | %.4f | %.2f |%s\n",
+      r.shape.c_str(), (long long)r.T, (long long)r.rows, (long long)r.active,
+      r.layer, r.experts, tf(r.experts), bytes / r.experts * 1e-6,
+      100.0 * bytes / r.experts * 1e-6 / copyGBs, r.loop, r.grouped,
+      r.grouped > 0 ? r.experts / r.grouped : 0.0, r.groupedNote.c_str());
   std::fflush(stdout);
 }
 
@@ -196,7 +196,7 @@ int main(int argc, char **argv) {
 
   Random random(1234);
   DeviceArray<uint16_t> pool(size_t(32) << 20);
-  pool.upload(random.bf16(pool.count, 1.0 / 64));
+  pool.upload(randomBF16(random, pool.count, 1.0 / 64));
 
   const Shape shapes[] = {{"mixtral", 4096, 14336, 8, 2},
                           {"qwen3", 2048, 768, 128, 8}};
@@ -216,8 +216,9 @@ int main(int argc, char **argv) {
     DeviceArray<float> y(maxT * d), rows(maxT * k * d);
     DeviceArray<int32_t> off(E + 1);
     // Router weights and tokens at scales that spread the routing.
-    wr.upload(Random(7).bf16(wr.count, 2.0 / std::sqrt(double(d))));
-    x.upload(Random(8).bf16(x.count, 1.0));
+    Random routerValues(7), tokenValues(8);
+    wr.upload(randomBF16(routerValues, wr.count, 2.0 / std::sqrt(double(d))));
+    x.upload(randomBF16(tokenValues, x.count, 1.0));
     fillFromPool(wg.ptr, wg.count, pool, 1, stream);
     fillFromPool(wu.ptr, wu.count, pool, 2, stream);
     fillFromPool(wd.ptr, wd.count, pool, 3, stream);
@@ -247,9 +248,9 @@ int main(int argc, char **argv) {
 
       moe_gpu_layer_dims grouped{r.rows, d, f, E, 0};
       r.experts = timeMs(stream, reps, flush, [&] {
-        if (moe_gpu_expert_ffn_enqueue(&grouped, xp.get(), wg.get(),
-                                       wu.get(), wd.get(), off.get(),
-                                       rows.get(), stream)) {
+        if (moe_gpu_expert_ffn_enqueue(&grouped, xp.get(), wg.get(), wu.get(),
+                                       wd.get(), off.get(), rows.get(),
+                                       stream)) {
           std::fprintf(stderr, "moe-gpu-bench: %s\n", moe_gpu_last_error());
           std::exit(1);
         }
@@ -277,10 +278,8 @@ int main(int argc, char **argv) {
             CUdeviceptr xe = xp.ptr + size_t(o[e]) * d * 2;
             CUdeviceptr he = h.ptr + size_t(o[e]) * f * 2;
             CUdeviceptr ue = hu.ptr + size_t(o[e]) * f * 2;
-            gemm(f, n, d, wg.ptr + size_t(e) * f * d * 2, xe, he,
-                 CUDA_R_16BF);
-            gemm(f, n, d, wu.ptr + size_t(e) * f * d * 2, xe, ue,
-                 CUDA_R_16BF);
+            gemm(f, n, d, wg.ptr + size_t(e) * f * d * 2, xe, he, CUDA_R_16BF);
+            gemm(f, n, d, wu.ptr + size_t(e) * f * d * 2, xe, ue, CUDA_R_16BF);
             gemm(d, n, f, wd.ptr + size_t(e) * d * f * 2, he,
                  rows.ptr + size_t(o[e]) * d * 4, CUDA_R_32F);
           }
@@ -328,9 +327,9 @@ int main(int argc, char **argv) {
           cublasStatus_t st = blas.cublasGemmGroupedBatchedEx(
               handle, ta.data(), tb.data(), fs.data(), ns.data(), ds.data(),
               alpha.data(), (const void *const *)dag.get(), CUDA_R_16BF,
-              ds.data(), (const void *const *)dbx.get(), CUDA_R_16BF,
-              ds.data(), beta.data(), (void *const *)dcg.get(), CUDA_R_16BF,
-              fs.data(), groups, size.data(), CUBLAS_COMPUTE_32F);
+              ds.data(), (const void *const *)dbx.get(), CUDA_R_16BF, ds.data(),
+              beta.data(), (void *const *)dcg.get(), CUDA_R_16BF, fs.data(),
+              groups, size.data(), CUBLAS_COMPUTE_32F);
           if (st == CUBLAS_STATUS_SUCCESS)
             st = blas.cublasGemmGroupedBatchedEx(
                 handle, ta.data(), tb.data(), fs.data(), ns.data(), ds.data(),

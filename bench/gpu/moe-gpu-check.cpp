@@ -28,6 +28,7 @@
 #include "moe_gpu_kernels.h"
 
 using namespace moe::gpubench;
+using mlir::moe::Random;
 
 namespace {
 
@@ -44,10 +45,10 @@ Weights makeWeights(const Dims &s, uint64_t seed) {
   double sw = 1.0 / std::sqrt(static_cast<double>(s.d));
   double sf = 1.0 / std::sqrt(static_cast<double>(s.f));
   Weights w;
-  w.wr = r.bf16(s.E * s.d, 2.0 * sw);
-  w.wg = r.bf16(s.E * s.f * s.d, sw);
-  w.wu = r.bf16(s.E * s.f * s.d, sw);
-  w.wd = r.bf16(s.E * s.d * s.f, sf);
+  w.wr = randomBF16(r, s.E * s.d, 2.0 * sw);
+  w.wg = randomBF16(r, s.E * s.f * s.d, sw);
+  w.wu = randomBF16(r, s.E * s.f * s.d, sw);
+  w.wd = randomBF16(r, s.E * s.d * s.f, sf);
   return w;
 }
 
@@ -98,10 +99,9 @@ void report(bool ok, const std::string &what, const std::string &detail) {
 
 std::string name(const char *what, const Dims &s) {
   char buf[160];
-  std::snprintf(buf, sizeof(buf),
-                "%s T=%lld d=%lld f=%lld E=%lld k=%lld", what,
-                (long long)s.T, (long long)s.d, (long long)s.f,
-                (long long)s.E, (long long)s.k);
+  std::snprintf(buf, sizeof(buf), "%s T=%lld d=%lld f=%lld E=%lld k=%lld", what,
+                (long long)s.T, (long long)s.d, (long long)s.f, (long long)s.E,
+                (long long)s.k);
   return buf;
 }
 
@@ -118,10 +118,12 @@ Routing makeRouting(const char *name, moe_gpu_routing r, int64_t E,
   Random rng(seed);
   if (routerBias)
     for (int64_t e = 0; e < E; ++e)
-      out.routerBias.push_back(static_cast<float>(0.5 * rng.uniform()));
+      out.routerBias.push_back(
+          static_cast<float>(0.5 * (2.0 * rng.uniform() - 1.0)));
   if (selectionBias)
     for (int64_t e = 0; e < E; ++e)
-      out.selectionBias.push_back(static_cast<float>(0.1 * rng.uniform()));
+      out.selectionBias.push_back(
+          static_cast<float>(0.1 * (2.0 * rng.uniform() - 1.0)));
   return out;
 }
 
@@ -132,8 +134,8 @@ struct DeviceLayer {
   DeviceArray<int32_t> off;
   DeviceArray<float> y;
   moe_gpu_routing routing;
-  DeviceLayer(const Dims &s, const std::vector<uint16_t> &hx,
-              const Weights &w, const Routing &r)
+  DeviceLayer(const Dims &s, const std::vector<uint16_t> &hx, const Weights &w,
+              const Routing &r)
       : x(hx.size()), wr(w.wr.size()), wg(w.wg.size()), wu(w.wu.size()),
         wd(w.wd.size()), rb(r.routerBias.size()), sb(r.selectionBias.size()),
         off(s.E + 1), y(s.T * s.d), routing(r.r) {
@@ -156,8 +158,7 @@ struct DeviceLayer {
   void enqueue(const Dims &s, CUstream stream) {
     moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, s.k};
     if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(), wg.get(),
-                              wu.get(), wd.get(), off.get(), y.get(),
-                              stream)) {
+                              wu.get(), wd.get(), off.get(), y.get(), stream)) {
       std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
       std::exit(1);
     }
@@ -183,12 +184,17 @@ void referenceRoute(const Dims &s, const Routing &rt, const double *z,
   for (int64_t e = 0; e < E; ++e) {
     double v = z[e];
     switch (r.score) {
-    case MOE_GPU_SCORE_SOFTMAX: sc[e] = std::exp(v - zmax) / sum; break;
-    case MOE_GPU_SCORE_SIGMOID: sc[e] = 1.0 / (1.0 + std::exp(-v)); break;
+    case MOE_GPU_SCORE_SOFTMAX:
+      sc[e] = std::exp(v - zmax) / sum;
+      break;
+    case MOE_GPU_SCORE_SIGMOID:
+      sc[e] = 1.0 / (1.0 + std::exp(-v));
+      break;
     case MOE_GPU_SCORE_SQRT_SOFTPLUS:
       sc[e] = std::sqrt(std::max(v, 0.0) + std::log1p(std::exp(-std::fabs(v))));
       break;
-    default: sc[e] = v;
+    default:
+      sc[e] = v;
     }
     key[e] = sc[e] + (rt.selectionBias.empty() ? 0.0 : rt.selectionBias[e]);
   }
@@ -275,7 +281,8 @@ void referenceRoute(const Dims &s, const Routing &rt, const double *z,
 void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
                 CUstream stream, bool graphToo) {
   Weights w = makeWeights(s, seed);
-  std::vector<uint16_t> x = Random(seed + 1).bf16(s.T * s.d, 1.0);
+  Random inputs(seed + 1);
+  std::vector<uint16_t> x = randomBF16(inputs, s.T * s.d, 1.0);
   DeviceLayer dev(s, x, w, rt);
   dev.enqueue(s, stream);
   CU_CHECK(cu().cuStreamSynchronize(stream));
@@ -338,16 +345,15 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
   CU_CHECK(cu().cuStreamSynchronize(stream));
   std::vector<float> again = dev.y.download();
   report(std::memcmp(again.data(), y.data(), y.size() * 4) == 0,
-         name((std::string(rt.name) + " run twice, bitwise equal").c_str(),
-              s),
+         name((std::string(rt.name) + " run twice, bitwise equal").c_str(), s),
          "");
 
   if (!graphToo)
     return;
   // Captured in a CUDA graph, replayed twice.
   CU_CHECK(cu().cuMemsetD32Async(dev.y.ptr, 0, y.size(), stream));
-  CU_CHECK(cu().cuStreamBeginCapture(stream,
-                                     CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  CU_CHECK(
+      cu().cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
   dev.enqueue(s, stream);
   CUgraph graph;
   CU_CHECK(cu().cuStreamEndCapture(stream, &graph));
@@ -363,19 +369,20 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
   }
   CU_CHECK(cu().cuGraphExecDestroy(exec));
   CU_CHECK(cu().cuGraphDestroy(graph));
-  report(same,
-         name((std::string(rt.name) +
-               " captured in a CUDA graph, replayed twice")
-                  .c_str(),
-              s),
-         "");
+  report(
+      same,
+      name((std::string(rt.name) + " captured in a CUDA graph, replayed twice")
+               .c_str(),
+           s),
+      "");
 }
 
 /// The experts on `groups` rows per expert (their sum <= rows).
 void checkExperts(const Dims &s, const std::vector<int32_t> &groups,
                   uint64_t seed, CUstream stream) {
   Weights w = makeWeights(s, seed);
-  std::vector<uint16_t> x = Random(seed + 1).bf16(s.T * s.d, 1.0);
+  Random inputs(seed + 1);
+  std::vector<uint16_t> x = randomBF16(inputs, s.T * s.d, 1.0);
   std::vector<int32_t> off(s.E + 1, 0);
   for (int64_t e = 0; e < s.E; ++e)
     off[e + 1] = off[e] + groups[e];
@@ -391,8 +398,8 @@ void checkExperts(const Dims &s, const std::vector<int32_t> &groups,
   // Rows past off[E] must stay as they are.
   CU_CHECK(cu().cuMemsetD32Async(dy.ptr, 0x7fc00000u, dy.count, stream));
   moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, 0};
-  if (moe_gpu_expert_ffn_enqueue(&dims, dx.get(), dg.get(), du.get(),
-                                 dd.get(), doff.get(), dy.get(), stream)) {
+  if (moe_gpu_expert_ffn_enqueue(&dims, dx.get(), dg.get(), du.get(), dd.get(),
+                                 doff.get(), dy.get(), stream)) {
     std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
     std::exit(1);
   }
@@ -433,8 +440,7 @@ int main(int argc, char **argv) {
   // Experts: empty groups, a group of one row, groups across 64-row tiles,
   // f and d not multiples of 64, rows past the last group.
   checkExperts({1, 64, 64, 4, 0}, {0, 1, 0, 0}, 11, stream);
-  checkExperts({140, 256, 200, 8, 0}, {0, 37, 0, 64, 1, 28, 0, 0}, 12,
-               stream);
+  checkExperts({140, 256, 200, 8, 0}, {0, 37, 0, 64, 1, 28, 0, 0}, 12, stream);
   checkExperts({300, 512, 1032, 16, 0},
                {20, 0, 7, 65, 3, 0, 0, 44, 1, 63, 0, 12, 30, 0, 9, 46}, 13,
                stream);
@@ -445,8 +451,8 @@ int main(int argc, char **argv) {
   // Layers: Mixtral/Qwen3 routing at several sizes, then every other
   // per-token routing the library computes.
   moe_gpu_routing def = moe_gpu_routing_default();
-  Routing mixtral = makeRouting("layer softmax top_k renormalized", def, 0,
-                                false, false, 0);
+  Routing mixtral =
+      makeRouting("layer softmax top_k renormalized", def, 0, false, false, 0);
   checkLayer({1, 64, 64, 4, 2}, mixtral, 21, stream, /*graphToo=*/false);
   checkLayer({37, 256, 128, 16, 4}, mixtral, 22, stream, /*graphToo=*/true);
   checkLayer({200, 512, 256, 128, 8}, mixtral, 23, stream, false);
@@ -461,8 +467,8 @@ int main(int argc, char **argv) {
   v3.group_score_sum_top2 = 1;
   v3.scale = 2.5f;
   checkLayer({64, 256, 128, 32, 4},
-             makeRouting("layer sigmoid grouped_top_k sum_top2 bias scale",
-                         v3, 32, false, true, 31),
+             makeRouting("layer sigmoid grouped_top_k sum_top2 bias scale", v3,
+                         32, false, true, 31),
              32, stream, true);
   moe_gpu_routing v2 = def;
   v2.selection = MOE_GPU_SELECT_GROUPED_TOP_K;
@@ -470,15 +476,15 @@ int main(int argc, char **argv) {
   v2.topk_group = 2;
   v2.renormalize = 0;
   checkLayer({50, 128, 64, 16, 3},
-             makeRouting("layer softmax grouped_top_k max raw", v2, 16,
-                         false, false, 33),
+             makeRouting("layer softmax grouped_top_k max raw", v2, 16, false,
+                         false, 33),
              34, stream, false);
   moe_gpu_routing topp = def;
   topp.selection = MOE_GPU_SELECT_TOP_P;
   topp.threshold = 0.3f;
   checkLayer({60, 128, 64, 16, 4},
-             makeRouting("layer top_p", topp, 16, false, false, 35), 36,
-             stream, true);
+             makeRouting("layer top_p", topp, 16, false, false, 35), 36, stream,
+             true);
   moe_gpu_routing thr = def;
   thr.selection = MOE_GPU_SELECT_THRESHOLD;
   thr.threshold = 0.15f;
@@ -495,19 +501,18 @@ int main(int argc, char **argv) {
              40, stream, false);
   moe_gpu_routing ssp = def;
   ssp.score = MOE_GPU_SCORE_SQRT_SOFTPLUS;
-  checkLayer({40, 128, 64, 16, 2},
-             makeRouting("layer sqrt_softplus router bias", ssp, 16, true,
-                         false, 41),
-             42, stream, false);
+  checkLayer(
+      {40, 128, 64, 16, 2},
+      makeRouting("layer sqrt_softplus router bias", ssp, 16, true, false, 41),
+      42, stream, false);
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;
-  checkLayer({70, 256, 64, 64, 8},
-             makeRouting("layer softmax top_k raw", olmoe, 64, false, false,
-                         43),
-             44, stream, false);
+  checkLayer(
+      {70, 256, 64, 64, 8},
+      makeRouting("layer softmax top_k raw", olmoe, 64, false, false, 43), 44,
+      stream, false);
 
   CU_CHECK(cu().cuStreamDestroy(stream));
-  std::printf("%s: %d failed\n", failures ? "FAILED" : "ALL PASSED",
-              failures);
+  std::printf("%s: %d failed\n", failures ? "FAILED" : "ALL PASSED", failures);
   return failures ? 1 : 0;
 }

@@ -69,9 +69,8 @@ std::string checkDims(const moe_gpu_layer_dims *dims, bool checkK) {
     return "expected 1 <= experts <= 256, found " +
            value("experts", dims->experts);
   if (checkK && (dims->top_k < 1 || dims->top_k > dims->experts))
-    return "expected 1 <= top_k <= experts (" +
-           std::to_string(dims->experts) + "), found " +
-           value("top_k", dims->top_k);
+    return "expected 1 <= top_k <= experts (" + std::to_string(dims->experts) +
+           "), found " + value("top_k", dims->top_k);
   // The expert GEMMs' grid: ceil(rows / 64) + E tiles in y.
   int64_t rows = dims->tokens * (checkK ? dims->top_k : 1);
   if ((rows + 63) / 64 + dims->experts > 65535)
@@ -113,11 +112,12 @@ std::string checkRouting(const moe_gpu_routing &r, int64_t e, int64_t k) {
     int64_t size = e / r.groups;
     if (r.group_score_sum_top2 && size < 2)
       return "group_score_sum_top2 needs at least 2 experts per group, "
-             "found " + std::to_string(size);
+             "found " +
+             std::to_string(size);
     if (k > r.topk_group * size)
       return "expected top_k <= topk_group * experts / groups = " +
-             std::to_string(r.topk_group * size) + ", found top_k = " +
-             std::to_string(k);
+             std::to_string(r.topk_group * size) +
+             ", found top_k = " + std::to_string(k);
   }
   return "";
 }
@@ -142,9 +142,8 @@ void *_mlir_ciface_moe_gpu_layer_async(
     MemRef<2> *x, MemRef<2> *routerW, MemRef<1> *routerBias,
     MemRef<1> *selectionBias, MemRef<3> *gateW, MemRef<3> *upW,
     MemRef<3> *downW, int64_t k, int32_t score, int32_t selection,
-    int32_t flags, float scale, float param, int64_t groups,
-    int64_t topkGroup, int32_t groupScore, MemRef<1> *offsets, MemRef<2> *y,
-    void *stream);
+    int32_t flags, float scale, float param, int64_t groups, int64_t topkGroup,
+    int32_t groupScore, MemRef<1> *offsets, MemRef<2> *y, void *stream);
 void *_mlir_ciface_moe_gpu_expert_ffn_async(MemRef<2> *x, MemRef<3> *gateW,
                                             MemRef<3> *upW, MemRef<3> *downW,
                                             MemRef<1> *offsets, MemRef<2> *y,
@@ -184,8 +183,7 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
   if (!error.empty())
     return fail("moe_gpu_layer_enqueue: " + error);
   lastError.clear();
-  int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn,
-          e = dims->experts;
+  int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn, e = dims->experts;
   if (t == 0) {
     // No rows: every group is empty.
     mgpuMemset32(offsets, 0, static_cast<size_t>(e + 1), stream);
@@ -211,10 +209,12 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
   return 0;
 }
 
-MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(
-    const moe_gpu_layer_dims *dims, const void *x, const void *gate_w,
-    const void *up_w, const void *down_w, const int32_t *offsets, float *y,
-    void *stream) {
+MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
+                                              const void *x, const void *gate_w,
+                                              const void *up_w,
+                                              const void *down_w,
+                                              const int32_t *offsets, float *y,
+                                              void *stream) {
   std::string error = checkDims(dims, /*checkK=*/false);
   if (error.empty())
     error = checkPointers({gate_w, up_w, down_w, offsets},
@@ -224,8 +224,7 @@ MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(
   if (!error.empty())
     return fail("moe_gpu_expert_ffn_enqueue: " + error);
   lastError.clear();
-  int64_t n = dims->tokens, d = dims->hidden, f = dims->ffn,
-          e = dims->experts;
+  int64_t n = dims->tokens, d = dims->hidden, f = dims->ffn, e = dims->experts;
   if (n == 0)
     return 0;
   MemRef<2> mx = dense<2>(x, {n, d}), my = dense<2>(y, {n, d});

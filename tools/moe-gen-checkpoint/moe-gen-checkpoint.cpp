@@ -23,6 +23,7 @@
 
 #include "moe/Checkpoint/SafeTensors.h"
 #include "moe/Support/Npy.h"
+#include "moe/Support/Random.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -496,27 +497,7 @@ static std::vector<TensorSpec> buildTensorList(const Model &m) {
 // Values
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// splitmix64 and Box-Muller: the same numbers on every platform.
-class Random {
-public:
-  explicit Random(uint64_t seed) : state(seed) {}
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
-  double normal() {
-    double u = std::max(uniform(), 1e-300), v = uniform();
-    return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
-  }
-
-private:
-  uint64_t state;
-};
-} // namespace
+using mlir::moe::Random;
 
 /// FNV-1a, so that a tensor's values depend on its name, not on its place
 /// in the list or in the shards.

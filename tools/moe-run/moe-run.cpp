@@ -23,6 +23,7 @@
 
 #include "moe/Runner/Runner.h"
 #include "moe/Support/Npy.h"
+#include "moe/Support/Random.h"
 
 #include "Model.h"
 #include "Stats.h"
@@ -168,27 +169,7 @@ static int fail(llvm::Error error) {
 // Generated inputs
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// splitmix64 and Box-Muller: the same numbers on every platform.
-class Random {
-public:
-  explicit Random(uint64_t seed) : state(seed) {}
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
-  double normal() {
-    double u = std::max(uniform(), 1e-300), v = uniform();
-    return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
-  }
-
-private:
-  uint64_t state;
-};
-} // namespace
+using mlir::moe::Random;
 
 /// Floats of rank >= 2 are N(0, 1/n) with n their last size (weights and
 /// activations then give O(1) products); rank <= 1 floats are N(0, 1);
