@@ -15,6 +15,8 @@
 #   bench.txt   moe-gpu-bench: layers, experts, cuBLAS per-expert loop and
 #               grouped GEMM, memory bandwidth
 #   summary.txt all of the above with the date and the bundle's commit
+#   perf-gpu.md the benchmark's tables and targets, as docs/perf-gpu.md
+#               begins them
 # Exits with 77 when there is no usable GPU, 1 when a check failed.
 # On a machine with a build tree: bench/gpu/bundle.sh && bench/gpu/run.sh
 set -uo pipefail
@@ -87,5 +89,17 @@ timeout 360 "$bundle/bin/moe-gpu-bench" 2>&1 | tee "$out/bench.txt"
   echo
   cat "$out/bench.txt"
 } > "$out/summary.txt"
-step "results in $out (summary.txt)"
+# The measurements as docs/perf-gpu.md begins them.
+{
+  echo "# Performance of the CUDA back end"
+  echo
+  echo "Measured on $(date -u +%Y-%m-%d) on" \
+    "$(grep -m1 '^device 0:' "$out/device.txt" | sed 's/^device 0: //')" \
+    "by \`bench/gpu/run.sh\` ($(grep '^commit:' "$bundle/BUILD"))."
+  echo
+  grep '^copy:' "$out/bench.txt" || true
+  echo
+  sed -n '/^| shape | T | rows/,$p' "$out/bench.txt"
+} > "$out/perf-gpu.md"
+step "results in $out (summary.txt, perf-gpu.md)"
 exit $status
