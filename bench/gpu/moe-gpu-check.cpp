@@ -278,6 +278,49 @@ void referenceRoute(const Dims &s, const Routing &rt, const double *z,
     w[j] *= r.scale;
 }
 
+/// Expert-choice routing (spec section 2), in f64: softmax scores over the
+/// experts, then each expert takes the min(C, T) tokens with the largest
+/// score (ties to the lower token); C is the capacity, or ceil(T k / E).
+/// Slot e of a token is expert e when that expert took it. A token is
+/// fragile when a cut it is near could go either way in f32.
+void referenceExpertChoice(const Dims &s, const Routing &rt,
+                           const std::vector<std::vector<double>> &z,
+                           std::vector<std::vector<int64_t>> &ids,
+                           std::vector<std::vector<double>> &w,
+                           std::vector<bool> &fragile) {
+  int64_t T = s.T, E = s.E;
+  std::vector<std::vector<double>> sc(T, std::vector<double>(E));
+  for (int64_t t = 0; t < T; ++t) {
+    double m = -INFINITY, sum = 0;
+    for (double v : z[t])
+      m = std::max(m, v);
+    for (double v : z[t])
+      sum += std::exp(v - m);
+    for (int64_t e = 0; e < E; ++e)
+      sc[t][e] = std::exp(z[t][e] - m) / sum;
+    ids[t].assign(E, -1);
+    w[t].assign(E, 0.0);
+  }
+  int64_t cap = rt.r.capacity > 0 ? rt.r.capacity : (T * s.k + E - 1) / E;
+  int64_t taken = std::min(cap, T);
+  for (int64_t e = 0; e < E; ++e) {
+    std::vector<int64_t> order(T);
+    for (int64_t t = 0; t < T; ++t)
+      order[t] = t;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return sc[a][e] > sc[b][e]; });
+    for (int64_t i = 0; i < taken; ++i) {
+      ids[order[i]][e] = e;
+      w[order[i]][e] = sc[order[i]][e];
+    }
+    if (taken > 0 && taken < T &&
+        sc[order[taken - 1]][e] - sc[order[taken]][e] < 1e-6) {
+      fragile[order[taken - 1]] = true;
+      fragile[order[taken]] = true;
+    }
+  }
+}
+
 void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
                 CUstream stream, bool graphToo) {
   Weights w = makeWeights(s, seed);
@@ -289,33 +332,44 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
   std::vector<float> y = dev.y.download();
   std::vector<int32_t> off = dev.off.download();
 
-  // Reference: routing, counts, output.
+  // Reference: logits, routing, counts, output.
+  std::vector<std::vector<double>> z(s.T, std::vector<double>(s.E));
+  for (int64_t t = 0; t < s.T; ++t)
+    for (int64_t e = 0; e < s.E; ++e) {
+      double a = rt.routerBias.empty() ? 0.0 : rt.routerBias[e];
+      for (int64_t i = 0; i < s.d; ++i)
+        a += fromBF16(x[t * s.d + i]) * fromBF16(w.wr[e * s.d + i]);
+      z[t][e] = a;
+    }
+  bool expertChoice = rt.r.selection == MOE_GPU_SELECT_EXPERT_CHOICE;
+  int64_t slots = expertChoice ? s.E : s.k;
+  std::vector<std::vector<int64_t>> ids(s.T);
+  std::vector<std::vector<double>> wts(s.T);
+  std::vector<bool> fragile(s.T, false);
+  if (expertChoice)
+    referenceExpertChoice(s, rt, z, ids, wts, fragile);
+  else
+    for (int64_t t = 0; t < s.T; ++t) {
+      bool tie = false;
+      referenceRoute(s, rt, z[t].data(), ids[t], wts[t], tie);
+      fragile[t] = tie;
+    }
+
   std::vector<int64_t> counts(s.E, 0);
   int64_t nearTies = 0, bad = 0, used = 0;
   double worst = 0;
   for (int64_t t = 0; t < s.T; ++t) {
     const uint16_t *xt = &x[t * s.d];
-    std::vector<double> z(s.E);
-    for (int64_t e = 0; e < s.E; ++e) {
-      double a = rt.routerBias.empty() ? 0.0 : rt.routerBias[e];
-      for (int64_t i = 0; i < s.d; ++i)
-        a += fromBF16(xt[i]) * fromBF16(w.wr[e * s.d + i]);
-      z[e] = a;
-    }
-    std::vector<int64_t> ids;
-    std::vector<double> wt;
-    bool tie = false;
-    referenceRoute(s, rt, z.data(), ids, wt, tie);
-    nearTies += tie;
+    nearTies += fragile[t];
     std::vector<double> ref(s.d, 0.0), mag(s.d, 0.0);
-    for (int64_t j = 0; j < s.k; ++j) {
-      if (ids[j] < 0)
+    for (int64_t j = 0; j < slots; ++j) {
+      if (ids[t][j] < 0)
         continue;
-      ++counts[ids[j]];
+      ++counts[ids[t][j]];
       ++used;
-      expertRow(s, w, ids[j], xt, wt[j], ref.data(), mag.data());
+      expertRow(s, w, ids[t][j], xt, wts[t][j], ref.data(), mag.data());
     }
-    if (tie)
+    if (fragile[t])
       continue;
     for (int64_t c = 0; c < s.d; ++c) {
       double got = y[t * s.d + c];
@@ -328,7 +382,7 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
   bool offsetsOk = off[0] == 0;
   for (int64_t e = 0; e < s.E; ++e)
     countDiff += std::llabs((off[e + 1] - off[e]) - counts[e]);
-  offsetsOk &= std::llabs(off[s.E] - used) <= s.k * nearTies;
+  offsetsOk &= std::llabs(off[s.E] - used) <= slots * nearTies;
   char detail[200];
   std::snprintf(detail, sizeof(detail),
                 "%lld elements out of tolerance, worst |err|/sum|terms| "
@@ -336,8 +390,8 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
                 "%lld slots used",
                 (long long)bad, worst, (long long)countDiff,
                 (long long)nearTies, (long long)off[s.E],
-                (long long)(s.T * s.k));
-  report(bad == 0 && offsetsOk && countDiff <= 2 * s.k * nearTies,
+                (long long)(s.T * slots));
+  report(bad == 0 && offsetsOk && countDiff <= 2 * slots * nearTies,
          name(rt.name, s), detail);
 
   // Bitwise the same on a second run.
@@ -505,6 +559,17 @@ int main(int argc, char **argv) {
       {40, 128, 64, 16, 2},
       makeRouting("layer sqrt_softplus router bias", ssp, 16, true, false, 41),
       42, stream, false);
+  moe_gpu_routing ec = def;
+  ec.selection = MOE_GPU_SELECT_EXPERT_CHOICE;
+  ec.renormalize = 0;
+  checkLayer({100, 128, 64, 8, 2},
+             makeRouting("layer expert_choice", ec, 8, false, false, 45), 46,
+             stream, true);
+  ec.capacity = 40;
+  checkLayer({30, 128, 64, 16, 2},
+             makeRouting("layer expert_choice capacity > T router bias", ec, 16,
+                         true, false, 47),
+             48, stream, false);
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;
   checkLayer(

@@ -93,13 +93,19 @@ std::string checkRouting(const moe_gpu_routing &r, int64_t e, int64_t k) {
   if (r.score < MOE_GPU_SCORE_SOFTMAX || r.score > MOE_GPU_SCORE_LOGITS)
     return bad("expected a moe_gpu_score as score", r.score);
   if (r.selection < MOE_GPU_SELECT_TOP_K ||
-      r.selection > MOE_GPU_SELECT_THRESHOLD)
+      r.selection > MOE_GPU_SELECT_EXPERT_CHOICE)
     return bad("expected a moe_gpu_selection as selection", r.selection);
   if (!std::isfinite(r.scale))
     return bad("expected a finite scale", r.scale);
   if (r.selection == MOE_GPU_SELECT_TOP_P &&
       !(r.threshold > 0.0f && r.threshold <= 1.0f))
     return bad("expected top_p's threshold in (0, 1]", r.threshold);
+  if (r.selection == MOE_GPU_SELECT_EXPERT_CHOICE &&
+      r.score != MOE_GPU_SCORE_SOFTMAX)
+    return bad("expected softmax scores with expert_choice", r.score);
+  if (r.selection == MOE_GPU_SELECT_EXPERT_CHOICE && r.capacity < 0)
+    return bad("expected an expert_choice capacity >= 0",
+               static_cast<double>(r.capacity));
   if (r.selection == MOE_GPU_SELECT_THRESHOLD && std::isnan(r.threshold))
     return "expected a threshold tau, found NaN";
   if (r.selection == MOE_GPU_SELECT_GROUPED_TOP_K) {
@@ -143,7 +149,8 @@ void *_mlir_ciface_moe_gpu_layer_async(
     MemRef<1> *selectionBias, MemRef<3> *gateW, MemRef<3> *upW,
     MemRef<3> *downW, int64_t k, int32_t score, int32_t selection,
     int32_t flags, float scale, float param, int64_t groups, int64_t topkGroup,
-    int32_t groupScore, MemRef<1> *offsets, MemRef<2> *y, void *stream);
+    int32_t groupScore, int64_t capacity, MemRef<1> *offsets, MemRef<2> *y,
+    void *stream);
 void *_mlir_ciface_moe_gpu_expert_ffn_async(MemRef<2> *x, MemRef<3> *gateW,
                                             MemRef<3> *upW, MemRef<3> *downW,
                                             MemRef<1> *offsets, MemRef<2> *y,
@@ -175,6 +182,11 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
   std::string error = checkDims(dims, /*checkK=*/true);
   if (error.empty())
     error = checkRouting(r, dims->experts, dims->top_k);
+  if (error.empty() && r.selection == MOE_GPU_SELECT_EXPERT_CHOICE &&
+      (dims->tokens * dims->experts + 63) / 64 + dims->experts > 65535)
+    error = "too many tokens for expert_choice in one call: " +
+            std::to_string(dims->tokens) + " tokens, " +
+            std::to_string(dims->experts) + " experts";
   if (error.empty())
     error = checkPointers({router_w, gate_w, up_w, down_w, offsets},
                           {"router_w", "gate_w", "up_w", "down_w", "offsets"});
@@ -202,10 +214,15 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
   int64_t groups = r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.groups : 1;
   int64_t topkGroup =
       r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.topk_group : 1;
+  // expert_choice fills one slot per expert.
+  bool expertChoice = r.selection == MOE_GPU_SELECT_EXPERT_CHOICE;
+  int64_t slots = expertChoice ? e : dims->top_k;
+  int64_t capacity =
+      r.capacity > 0 ? r.capacity : (t * dims->top_k + e - 1) / e;
   _mlir_ciface_moe_gpu_layer_async(
-      &mx, &mr, &mrb, &msb, &mg, &mu, &md, dims->top_k, r.score, r.selection,
+      &mx, &mr, &mrb, &msb, &mg, &mu, &md, slots, r.score, r.selection,
       flags, r.scale, r.threshold, groups, topkGroup,
-      r.group_score_sum_top2 ? 1 : 0, &mo, &my, stream);
+      r.group_score_sum_top2 ? 1 : 0, capacity, &mo, &my, stream);
   return 0;
 }
 

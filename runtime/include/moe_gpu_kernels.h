@@ -53,7 +53,10 @@ typedef enum moe_gpu_selection {
   MOE_GPU_SELECT_TOP_K = 0,
   MOE_GPU_SELECT_GROUPED_TOP_K = 1,
   MOE_GPU_SELECT_TOP_P = 2,     /* threshold = p in (0, 1]; k caps */
-  MOE_GPU_SELECT_THRESHOLD = 3  /* threshold = tau; slot 0 always kept */
+  MOE_GPU_SELECT_THRESHOLD = 3, /* threshold = tau; slot 0 always kept */
+  MOE_GPU_SELECT_EXPERT_CHOICE = 4 /* each expert takes `capacity` tokens
+                                      by its softmax score; the weights are
+                                      those scores */
 } moe_gpu_selection;
 
 typedef struct moe_gpu_routing {
@@ -71,6 +74,8 @@ typedef struct moe_gpu_routing {
                                   logits, or NULL */
   const float *selection_bias; /* [E] f32 device pointer added to the
                                   scores for selection only, or NULL */
+  int64_t capacity;       /* expert_choice: tokens per expert (at most T are
+                             taken); 0: ceil(T * top_k / E) */
 } moe_gpu_routing;
 
 /* Softmax, top_k, renormalized, scale 1: Mixtral, Qwen3. */
@@ -88,7 +93,8 @@ moe_gpu_routing moe_gpu_routing_default(void);
  *   offsets  [E + 1]    i32   out: the grouped layout's offsets; expert e
  *                             received offsets[e + 1] - offsets[e] rows,
  *                             offsets[E] rows in all (fewer than T * k
- *                             when top_p or threshold leave slots unused)
+ *                             when top_p or threshold leave slots unused;
+ *                             E * min(capacity, T) with expert_choice)
  *   y        [T, d]     f32   out: the layer's output
  *
  * Every expert GEMM accumulates in f32; the activation between the two is

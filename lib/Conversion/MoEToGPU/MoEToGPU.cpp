@@ -38,13 +38,13 @@ struct ConvertMoEToGPUKernelsPass
 } // namespace
 
 static constexpr const char *supportedConfig =
-    "moe-cuda-pipeline supports moe.layer with a per-token selection "
-    "(top_k, grouped_top_k with at most 64 groups, top_p, threshold; "
+    "moe-cuda-pipeline supports moe.layer with any selection (top_k, "
+    "grouped_top_k with at most 64 groups, top_p, threshold, expert_choice; "
     "1 <= k <= E <= 256), any score function, combine weights and scale, "
     "router and selection biases, a run-time tau, apply_weight = output, "
     "gated experts (act = silu) as separate gate, up and down operands, no "
-    "capacity, no shared experts, bf16 input and weights, and static d and "
-    "f that are multiples of 8";
+    "capacity (except expert_choice's own), no shared experts, bf16 input "
+    "and weights, and static d and f that are multiples of 8";
 
 /// The first reason why the kernel library cannot compute `op`, or an
 /// empty string.
@@ -57,9 +57,8 @@ static std::string unsupportedReason(LayerOp op) {
   auto isBF16 = [](Value v) {
     return cast<ShapedType>(v.getType()).getElementType().isBF16();
   };
-  if (routing.getSelection() == Selection::ExpertChoice)
-    os << "selection = " << stringifySelection(routing.getSelection());
-  else if (ShapedType::isDynamic(numExperts) || numExperts > 256)
+  bool expertChoice = routing.getSelection() == Selection::ExpertChoice;
+  if (ShapedType::isDynamic(numExperts) || numExperts > 256)
     os << "E = "
        << (ShapedType::isDynamic(numExperts) ? std::string("?")
                                              : std::to_string(numExperts));
@@ -76,7 +75,7 @@ static std::string unsupportedReason(LayerOp op) {
     os << "act = " << stringifyActivation(experts.getAct());
   else if (op.getExpertWeights().size() != 3)
     os << "a fused gate_up operand";
-  else if (op.getCapacity() || op.getCapacityFactor())
+  else if ((op.getCapacity() && !expertChoice) || op.getCapacityFactor())
     os << "a capacity";
   else if (!op.getSharedWeights().empty())
     os << "shared experts";
@@ -240,6 +239,49 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   int64_t topkGroup =
       routing.getTopkGroup() ? *routing.getTopkGroup() : routing.getGroups();
 
+  // expert_choice (spec section 2): softmax scores of the logits (router
+  // bias included), one slot per expert, the scores as weights; each expert
+  // takes `cap` tokens: its capacity, or ceil(T k / E).
+  bool expertChoice = routing.getSelection() == Selection::ExpertChoice;
+  Value cap = c0;
+  if (expertChoice) {
+    k = idx(numExperts);
+    flags &= 2;
+    Value slots = arith::MulIOp::create(b, loc, tokens,
+                                        idx(routing.getK()));
+    CapacityAttr capacity = op.getCapacityAttr();
+    if (capacity && capacity.getCount()) {
+      cap = idx(*capacity.getCount());
+    } else if (capacity) {
+      // Exactly CapacityAttr::computeCapacity's f64 expression.
+      Type f64 = b.getF64Type();
+      Value n = arith::UIToFPOp::create(
+          b, loc, f64, arith::IndexCastUIOp::create(b, loc, i64, slots));
+      Value scaled = arith::MulFOp::create(
+          b, loc, n,
+          arith::ConstantOp::create(
+              b, loc, b.getF64FloatAttr(capacity.getFactor()->value)));
+      Value perExpert = arith::DivFOp::create(
+          b, loc, scaled,
+          arith::ConstantOp::create(
+              b, loc, b.getF64FloatAttr(static_cast<double>(numExperts))));
+      Value up = math::CeilOp::create(b, loc, perExpert);
+      cap = arith::IndexCastUIOp::create(
+          b, loc, b.getIndexType(), arith::FPToUIOp::create(b, loc, i64, up));
+    } else {
+      Value rounded = arith::AddIOp::create(b, loc, slots, idx(numExperts - 1));
+      cap = arith::DivUIOp::create(b, loc, rounded, idx(numExperts));
+    }
+    if (capacity) {
+      cap = arith::MaxUIOp::create(b, loc, cap, idx(capacity.getMin()));
+      Value align = idx(capacity.getAlign());
+      Value rounded = arith::AddIOp::create(b, loc, cap,
+                                            idx(capacity.getAlign() - 1));
+      cap = arith::MulIOp::create(
+          b, loc, arith::DivUIOp::create(b, loc, rounded, align), align);
+    }
+  }
+
   // The whole layer on one stream, synchronized once (layer.mlir).
   SmallVector<Value> args = {
       x,
@@ -250,14 +292,15 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
       up,
       down,
       k,
-      i32c(static_cast<int64_t>(routing.getScore())),
+      i32c(expertChoice ? 0 : static_cast<int64_t>(routing.getScore())),
       i32c(static_cast<int64_t>(routing.getSelection())),
       i32c(flags),
-      f32c(routing.getScale().value),
+      f32c(expertChoice ? 1.0 : routing.getScale().value),
       param,
       idx(routing.getGroups()),
       idx(topkGroup),
       i32c(static_cast<int64_t>(routing.getGroupScore())),
+      cap,
       offsets,
       yf};
   auto type = b.getFunctionType(TypeRange(args), {});

@@ -9,7 +9,7 @@
 // The supported layer (any per-token routing of router.mlir, gated SiLU
 // experts, bf16) as one chain of asynchronous GPU operations on one stream:
 //
-//   router_topk -> memset of the counts -> count_experts ->
+//   router_topk (-> expert_choice) -> memset of the counts -> count_experts ->
 //   build_permutation -> gather_rows -> @moe_expert_ffn_async (tile map,
 //   gate_up_swiglu_mma, grouped_gemm_mma) -> combine
 //
@@ -29,6 +29,8 @@
 //   score, sel, flags, scale, param, G, topk_group, gscore
 //                            the routing, as router.mlir's router_topk
 //                            takes it
+//   cap                      expert_choice (sel = 4, k = E): the tokens each
+//                            expert takes (at most T)
 //   offsets [E + 1]    i32   group offsets of the dispatch (out); offsets[E]
 //                            is the number of used slots
 //   y       [T, d]     f32   layer output (out)
@@ -68,6 +70,7 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                            %Wd: memref<?x?x?xbf16>, %k: index,
                            %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
                            %G: index, %topkg: index, %gscore: i32,
+                           %cap: index,
                            %offsets: memref<?xi32>, %y: memref<?x?xf32>,
                            %stream: !gpu.async.token) -> !gpu.async.token {
   %c0 = arith.constant 0 : index
@@ -101,6 +104,14 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %g_count = arith.divui %cp, %c256 : index
   %yp = arith.addi %d, %c1023 : index
   %g_combine = arith.divui %yp, %c1024 : index
+  // expert_choice (sel = 4): @expert_choice ranks tokens per expert into the
+  // k = E slots; other selections launch it on an empty grid.
+  %i4 = arith.constant 4 : i32
+  %is_ec = arith.cmpi eq, %sel, %i4 : i32
+  %ecp = arith.addi %T, %c255 : index
+  %ecb = arith.divui %ecp, %c256 : index
+  %g_ec = arith.select %is_ec, %ecb, %c0 : index
+  %taken = arith.minui %cap, %T : index
 
   // Temporaries of the router and the dispatch.
   %dids, %a0 = gpu.alloc async [%stream] (%T, %k) : memref<?x?xi32>
@@ -110,7 +121,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %drw, %a4 = gpu.alloc async [%a3] (%TK) : memref<?xf32>
   %dsr, %a5 = gpu.alloc async [%a4] (%T, %k) : memref<?x?xi32>
   %dxp, %a6 = gpu.alloc async [%a5] (%TK, %d) : memref<?x?xbf16>
-  %drows, %a7 = gpu.alloc async [%a6] (%TK, %d) : memref<?x?xf32>
+  %drows, %a7r = gpu.alloc async [%a6] (%TK, %d) : memref<?x?xf32>
+  %dsc, %a7 = gpu.alloc async [%a7r] (%T, %k) : memref<?x?xf32>
 
   %k0 = gpu.launch_func async [%a7] @moe_router_kernels::@router_topk
       blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
@@ -118,8 +130,13 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
            %rbias : memref<?xf32>, %sbias : memref<?xf32>, %k : index,
            %score : i32, %sel : i32, %flags : i32, %scale : f32,
            %param : f32, %G : index, %topkg : index, %gscore : i32,
+           %dsc : memref<?x?xf32>,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
-  %k1 = gpu.memset async [%k0] %dcnt, %z : memref<?xi32>, i32
+  %k0e = gpu.launch_func async [%k0] @moe_router_kernels::@expert_choice
+      blocks in (%g_ec, %E, %c1) threads in (%c256, %c1, %c1)
+      args(%dsc : memref<?x?xf32>, %taken : index,
+           %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
+  %k1 = gpu.memset async [%k0e] %dcnt, %z : memref<?xi32>, i32
   %k2 = gpu.launch_func async [%k1] @moe_dispatch_kernels::@count_experts
       blocks in (%g_count, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
@@ -150,7 +167,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %f4 = gpu.dealloc async [%f3] %drw : memref<?xf32>
   %f5 = gpu.dealloc async [%f4] %dsr : memref<?x?xi32>
   %f6 = gpu.dealloc async [%f5] %dxp : memref<?x?xbf16>
-  %f7 = gpu.dealloc async [%f6] %drows : memref<?x?xf32>
+  %f7r = gpu.dealloc async [%f6] %drows : memref<?x?xf32>
+  %f7 = gpu.dealloc async [%f7r] %dsc : memref<?x?xf32>
   return %f7 : !gpu.async.token
 }
 
@@ -160,7 +178,7 @@ func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                               %Wd: memref<?x?x?xbf16>, %k: index,
                               %score: i32, %sel: i32, %flags: i32,
                               %scale: f32, %param: f32, %G: index,
-                              %topkg: index, %gscore: i32,
+                              %topkg: index, %gscore: i32, %cap: index,
                               %offsets: memref<?xi32>, %y: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -182,10 +200,10 @@ func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %m2 = gpu.memcpy async [%m1] %dsb, %sbias : memref<?xf32>, memref<?xf32>
   %l = call @moe_layer_async(%dx, %Wr, %drb, %dsb, %Wg, %Wu, %Wd, %k,
                              %score, %sel, %flags, %scale, %param, %G,
-                             %topkg, %gscore, %doff, %dy, %m2)
+                             %topkg, %gscore, %cap, %doff, %dy, %m2)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
-         i32, i32, i32, f32, f32, index, index, i32, memref<?xi32>,
+         i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>,
          memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
   %o0 = gpu.memcpy async [%l] %y, %dy : memref<?x?xf32>, memref<?x?xf32>
   %o1 = gpu.memcpy async [%o0] %offsets, %doff : memref<?xi32>, memref<?xi32>
@@ -204,6 +222,7 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %Wd: memref<?x?x?xbf16>, %k: index,
                      %score: i32, %sel: i32, %flags: i32, %scale: f32,
                      %param: f32, %G: index, %topkg: index, %gscore: i32,
+                     %cap: index,
                      %offsets: memref<?xi32>, %y: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -227,10 +246,10 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   gpu.wait [%m3]
   call @moe_layer_resident(%x, %dWr, %rbias, %sbias, %dWg, %dWu, %dWd, %k,
                            %score, %sel, %flags, %scale, %param, %G, %topkg,
-                           %gscore, %offsets, %y)
+                           %gscore, %cap, %offsets, %y)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
-         i32, i32, i32, f32, f32, index, index, i32, memref<?xi32>,
+         i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>,
          memref<?x?xf32>) -> ()
   %t1 = gpu.wait async
   %f0 = gpu.dealloc async [%t1] %dWr : memref<?x?xbf16>

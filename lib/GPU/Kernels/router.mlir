@@ -20,11 +20,12 @@
 //   wts    [T, k]  f32   combine weights; 0 for unused slots
 //
 // Scalar parameters: score (0 softmax, 1 sigmoid, 2 sqrt_softplus,
-// 3 logits), sel (0 top_k, 1 grouped_top_k, 2 top_p, 3 threshold), flags
+// 3 logits), sel (0 top_k, 1 grouped_top_k, 2 top_p, 3 threshold,
+// 4 expert_choice: the kernel only writes the scores [T, E] to `scores`,
+// and @expert_choice selects per expert into k = E slots), flags
 // (1 renormalize, 2 router bias, 4 selection bias, 8 weights =
 // softmax_selected), scale, param (p of top_p, tau of threshold), G,
-// topk_group and gscore (0 max, 1 sum_top2) of grouped_top_k. Selection by
-// expert (expert_choice) is not a per-token selection and is not here.
+// topk_group and gscore (0 max, 1 sum_top2) of grouped_top_k.
 //
 // Kernels of @moe_router_kernels:
 //
@@ -44,6 +45,8 @@
 //                    computes the weights of the k slots. Warps past T
 //                    compute on token 0 and store nothing, so every barrier
 //                    is reached by the whole block.
+//   expert_choice    Grid (ceil(T / 256), E), one thread per (token,
+//                    expert): the token's rank among the expert's scores.
 //   router_topk_ref  Scalar reference of the default routing (softmax,
 //                    top_k, renormalized): one thread per token, logits
 //                    recomputed in d order for every use.
@@ -164,16 +167,18 @@ gpu.module @moe_router_kernels {
   }
 
   // ---------------------------------------------------------------------------
+  // (nvvm.maxnreg: left alone, ptxas for sm_90 keeps this kernel at 40
+  // registers and spills; 64 hold it without spills.)
   gpu.func @router_topk(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                         %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                         %k: index, %score: i32, %sel: i32, %flags: i32,
                         %scale: f32, %param: f32, %G: index, %topkg: index,
-                        %gscore: i32,
+                        %gscore: i32, %scores: memref<?x?xf32>,
                         %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
       workgroup(%lg: memref<4x256xf32, #gpu.address_space<workgroup>>,
                 %sc: memref<4x256xf32, #gpu.address_space<workgroup>>,
                 %ky: memref<4x256xf32, #gpu.address_space<workgroup>>)
-      kernel attributes {known_block_size = array<i32: 128, 1, 1>} {
+      kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c4 = arith.constant 4 : index
@@ -223,6 +228,8 @@ gpu.module @moe_router_kernels {
     %grouped = arith.cmpi eq, %sel, %i1 : i32
     %top_p = arith.cmpi eq, %sel, %i2 : i32
     %threshold = arith.cmpi eq, %sel, %i3 : i32
+    %ec = arith.cmpi eq, %sel, %i4 : i32
+    %per_token = arith.cmpi ne, %sel, %i4 : i32
 
     // ---- logits z (f32 accumulation, router bias added), one expert at a
     // time, lanes split d
@@ -280,163 +287,214 @@ gpu.module @moe_router_kernels {
       }
       %key = arith.addf %sv, %b : f32
       memref.store %key, %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+      // expert_choice: the scores out, for @expert_choice to rank per expert
+      %out = arith.andi %ec, %valid : i1
+      scf.if %out {
+        memref.store %sv, %scores[%t, %e] : memref<?x?xf32>
+      }
     }
     gpu.barrier
 
-    // ---- grouped_top_k: lane 0 keeps the topk_group best groups of E / G
-    // contiguous experts (group score: the max key, or the sum of the two
-    // largest; ties to the lower group) and gives every expert of the other
-    // groups the key -inf, so that it is never chosen
-    scf.if %grouped {
-      scf.if %is_l0 {
-        %gs = arith.divui %E, %G : index
-        %mask = scf.for %r = %c0 to %topkg step %c1 iter_args(%mk = %l0) -> (i64) {
-          %best:2 = scf.for %g = %c0 to %G step %c1
-              iter_args(%bv = %ninf, %bg = %Gi) -> (f32, i32) {
-            %gi = arith.index_cast %g : index to i32
-            %g64 = arith.index_cast %g : index to i64
-            %bit = arith.shli %l1, %g64 : i64
-            %hit = arith.andi %mk, %bit : i64
-            %free = arith.cmpi eq, %hit, %l0 : i64
-            %e0 = arith.muli %g, %gs : index
-            %e1 = arith.addi %e0, %gs : index
-            %top:2 = scf.for %e = %e0 to %e1 step %c1
-                iter_args(%b1 = %ninf, %b2 = %ninf) -> (f32, f32) {
-              %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-              %gt1 = arith.cmpf ogt, %v, %b1 : f32
-              %gt2 = arith.cmpf ogt, %v, %b2 : f32
-              %n2a = arith.select %gt2, %v, %b2 : f32
-              %n2 = arith.select %gt1, %b1, %n2a : f32
-              %n1 = arith.select %gt1, %v, %b1 : f32
-              scf.yield %n1, %n2 : f32, f32
+    scf.if %per_token {
+      // ---- grouped_top_k: lane 0 keeps the topk_group best groups of E / G
+      // contiguous experts (group score: the max key, or the sum of the two
+      // largest; ties to the lower group) and gives every expert of the other
+      // groups the key -inf, so that it is never chosen
+      scf.if %grouped {
+        scf.if %is_l0 {
+          %gs = arith.divui %E, %G : index
+          %mask = scf.for %r = %c0 to %topkg step %c1 iter_args(%mk = %l0) -> (i64) {
+            %best:2 = scf.for %g = %c0 to %G step %c1
+                iter_args(%bv = %ninf, %bg = %Gi) -> (f32, i32) {
+              %gi = arith.index_cast %g : index to i32
+              %g64 = arith.index_cast %g : index to i64
+              %bit = arith.shli %l1, %g64 : i64
+              %hit = arith.andi %mk, %bit : i64
+              %free = arith.cmpi eq, %hit, %l0 : i64
+              %e0 = arith.muli %g, %gs : index
+              %e1 = arith.addi %e0, %gs : index
+              %top:2 = scf.for %e = %e0 to %e1 step %c1
+                  iter_args(%b1 = %ninf, %b2 = %ninf) -> (f32, f32) {
+                %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+                %gt1 = arith.cmpf ogt, %v, %b1 : f32
+                %gt2 = arith.cmpf ogt, %v, %b2 : f32
+                %n2a = arith.select %gt2, %v, %b2 : f32
+                %n2 = arith.select %gt1, %b1, %n2a : f32
+                %n1 = arith.select %gt1, %v, %b1 : f32
+                scf.yield %n1, %n2 : f32, f32
+              }
+              %sum2 = arith.addf %top#0, %top#1 : f32
+              %use_sum = arith.cmpi eq, %gscore, %i1 : i32
+              %gv = arith.select %use_sum, %sum2, %top#0 : f32
+              %none = arith.cmpi eq, %bg, %Gi : i32
+              %gt = arith.cmpf ogt, %gv, %bv : f32
+              %better = arith.ori %none, %gt : i1
+              %take = arith.andi %free, %better : i1
+              %nbv = arith.select %take, %gv, %bv : f32
+              %nbg = arith.select %take, %gi, %bg : i32
+              scf.yield %nbv, %nbg : f32, i32
             }
-            %sum2 = arith.addf %top#0, %top#1 : f32
-            %use_sum = arith.cmpi eq, %gscore, %i1 : i32
-            %gv = arith.select %use_sum, %sum2, %top#0 : f32
-            %none = arith.cmpi eq, %bg, %Gi : i32
-            %gt = arith.cmpf ogt, %gv, %bv : f32
-            %better = arith.ori %none, %gt : i1
-            %take = arith.andi %free, %better : i1
-            %nbv = arith.select %take, %gv, %bv : f32
-            %nbg = arith.select %take, %gi, %bg : i32
-            scf.yield %nbv, %nbg : f32, i32
+            %bg64 = arith.extui %best#1 : i32 to i64
+            %bit = arith.shli %l1, %bg64 : i64
+            %nmk = arith.ori %mk, %bit : i64
+            scf.yield %nmk : i64
           }
-          %bg64 = arith.extui %best#1 : i32 to i64
-          %bit = arith.shli %l1, %bg64 : i64
-          %nmk = arith.ori %mk, %bit : i64
-          scf.yield %nmk : i64
-        }
-        scf.for %e = %c0 to %E step %c1 {
-          %g = arith.divui %e, %gs : index
-          %g64 = arith.index_cast %g : index to i64
-          %sh = arith.shrui %mask, %g64 : i64
-          %kept = arith.andi %sh, %l1 : i64
-          %out = arith.cmpi eq, %kept, %l0 : i64
-          scf.if %out {
-            memref.store %ninf, %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+          scf.for %e = %c0 to %E step %c1 {
+            %g = arith.divui %e, %gs : index
+            %g64 = arith.index_cast %g : index to i64
+            %sh = arith.shrui %mask, %g64 : i64
+            %kept = arith.andi %sh, %l1 : i64
+            %out = arith.cmpi eq, %kept, %l0 : i64
+            scf.if %out {
+              memref.store %ninf, %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+            }
           }
         }
+        gpu.barrier
       }
-      gpu.barrier
-    }
 
-    // ---- top-k on the keys: k rounds of warp argmax; the winner is masked
-    // with -inf. Within a lane experts are visited in increasing order with a
-    // strict '>', so the lower index is kept on ties; across lanes
-    // argmax_step breaks ties.
-    scf.for %r = %c0 to %k step %c1 {
-      %lb:2 = scf.for %e = %lane to %E step %c32 iter_args(%bv = %ninf, %bi = %Ei) -> (f32, i32) {
-        %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-        %ei = arith.index_cast %e : index to i32
-        %none = arith.cmpi eq, %bi, %Ei : i32
-        %gt = arith.cmpf ogt, %v, %bv : f32
-        %take = arith.ori %none, %gt : i1
-        %nbv = arith.select %take, %v, %bv : f32
-        %nbi = arith.select %take, %ei, %bi : i32
-        scf.yield %nbv, %nbi : f32, i32
+      // ---- top-k on the keys: k rounds of warp argmax; the winner is masked
+      // with -inf. Within a lane experts are visited in increasing order with a
+      // strict '>', so the lower index is kept on ties; across lanes
+      // argmax_step breaks ties.
+      scf.for %r = %c0 to %k step %c1 {
+        %lb:2 = scf.for %e = %lane to %E step %c32 iter_args(%bv = %ninf, %bi = %Ei) -> (f32, i32) {
+          %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+          %ei = arith.index_cast %e : index to i32
+          %none = arith.cmpi eq, %bi, %Ei : i32
+          %gt = arith.cmpf ogt, %v, %bv : f32
+          %take = arith.ori %none, %gt : i1
+          %nbv = arith.select %take, %v, %bv : f32
+          %nbi = arith.select %take, %ei, %bi : i32
+          scf.yield %nbv, %nbi : f32, i32
+        }
+        %a16:2 = func.call @argmax_step(%lb#0, %lb#1, %i16) : (f32, i32, i32) -> (f32, i32)
+        %a8:2 = func.call @argmax_step(%a16#0, %a16#1, %i8) : (f32, i32, i32) -> (f32, i32)
+        %a4:2 = func.call @argmax_step(%a8#0, %a8#1, %i4) : (f32, i32, i32) -> (f32, i32)
+        %a2:2 = func.call @argmax_step(%a4#0, %a4#1, %i2) : (f32, i32, i32) -> (f32, i32)
+        %a1:2 = func.call @argmax_step(%a2#0, %a2#1, %i1) : (f32, i32, i32) -> (f32, i32)
+        scf.if %store {
+          memref.store %a1#1, %ids[%t, %r] : memref<?x?xi32>
+        }
+        // all lanes have read this round's keys before the winner is masked
+        gpu.barrier
+        scf.if %is_l0 {
+          %wi = arith.index_cast %a1#1 : i32 to index
+          memref.store %ninf, %ky[%warp, %wi] : memref<4x256xf32, #gpu.address_space<workgroup>>
+        }
+        gpu.barrier
       }
-      %a16:2 = func.call @argmax_step(%lb#0, %lb#1, %i16) : (f32, i32, i32) -> (f32, i32)
-      %a8:2 = func.call @argmax_step(%a16#0, %a16#1, %i8) : (f32, i32, i32) -> (f32, i32)
-      %a4:2 = func.call @argmax_step(%a8#0, %a8#1, %i4) : (f32, i32, i32) -> (f32, i32)
-      %a2:2 = func.call @argmax_step(%a4#0, %a4#1, %i2) : (f32, i32, i32) -> (f32, i32)
-      %a1:2 = func.call @argmax_step(%a2#0, %a2#1, %i1) : (f32, i32, i32) -> (f32, i32)
+
+      // ---- slots and weights (spec sections 2-3), by lane 0: top_p keeps slot
+      // j while the scores already kept sum below p; threshold drops slots
+      // j >= 1 whose score is below tau (%param); unused slots get expert -1
+      // and weight 0. Raw weights are the scores, or a softmax over the kept
+      // logits (softmax_selected); then renormalization and scale. The same
+      // thread wrote the ids above.
       scf.if %store {
-        memref.store %a1#1, %ids[%t, %r] : memref<?x?xi32>
-      }
-      // all lanes have read this round's keys before the winner is masked
-      gpu.barrier
-      scf.if %is_l0 {
-        %wi = arith.index_cast %a1#1 : i32 to index
-        memref.store %ninf, %ky[%warp, %wi] : memref<4x256xf32, #gpu.address_space<workgroup>>
-      }
-      gpu.barrier
-    }
-
-    // ---- slots and weights (spec sections 2-3), by lane 0: top_p keeps slot
-    // j while the scores already kept sum below p; threshold drops slots
-    // j >= 1 whose score is below tau (%param); unused slots get expert -1
-    // and weight 0. Raw weights are the scores, or a softmax over the kept
-    // logits (softmax_selected); then renormalization and scale. The same
-    // thread wrote the ids above.
-    scf.if %store {
-      %kept:2 = scf.for %r = %c0 to %k step %c1 iter_args(%cum = %f0, %zm = %ninf) -> (f32, f32) {
-        %id = memref.load %ids[%t, %r] : memref<?x?xi32>
-        %e = arith.index_cast %id : i32 to index
-        %sv = memref.load %sc[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-        %z = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-        %first = arith.cmpi eq, %r, %c0 : index
-        %below_p = arith.cmpf olt, %cum, %param : f32
-        %under = arith.cmpf olt, %sv, %param : f32
-        %at_tau = arith.xori %under, %true : i1
-        %p_ok = arith.select %top_p, %below_p, %true : i1
-        %t_ok = arith.select %threshold, %at_tau, %p_ok : i1
-        %keep = arith.ori %first, %t_ok : i1
-        %ncum = arith.addf %cum, %sv : f32
-        %nzm = arith.maximumf %zm, %z : f32
-        %rcum = arith.select %keep, %ncum, %cum : f32
-        %rzm = arith.select %keep, %nzm, %zm : f32
-        %drop = arith.xori %keep, %true : i1
-        scf.if %drop {
-          memref.store %im1, %ids[%t, %r] : memref<?x?xi32>
-        }
-        scf.yield %rcum, %rzm : f32, f32
-      }
-      %raw_sum = scf.for %r = %c0 to %k step %c1 iter_args(%acc = %f0) -> (f32) {
-        %id = memref.load %ids[%t, %r] : memref<?x?xi32>
-        %used = arith.cmpi sge, %id, %i0 : i32
-        %raw = scf.if %used -> (f32) {
+        %kept:2 = scf.for %r = %c0 to %k step %c1 iter_args(%cum = %f0, %zm = %ninf) -> (f32, f32) {
+          %id = memref.load %ids[%t, %r] : memref<?x?xi32>
           %e = arith.index_cast %id : i32 to index
           %sv = memref.load %sc[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
           %z = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-          %dz = arith.subf %z, %kept#1 : f32
-          %ez = math.exp %dz : f32
-          %rv = arith.select %softmax_sel, %ez, %sv : f32
-          scf.yield %rv : f32
-        } else {
-          scf.yield %f0 : f32
+          %first = arith.cmpi eq, %r, %c0 : index
+          %below_p = arith.cmpf olt, %cum, %param : f32
+          %under = arith.cmpf olt, %sv, %param : f32
+          %at_tau = arith.xori %under, %true : i1
+          %p_ok = arith.select %top_p, %below_p, %true : i1
+          %t_ok = arith.select %threshold, %at_tau, %p_ok : i1
+          %keep = arith.ori %first, %t_ok : i1
+          %ncum = arith.addf %cum, %sv : f32
+          %nzm = arith.maximumf %zm, %z : f32
+          %rcum = arith.select %keep, %ncum, %cum : f32
+          %rzm = arith.select %keep, %nzm, %zm : f32
+          %drop = arith.xori %keep, %true : i1
+          scf.if %drop {
+            memref.store %im1, %ids[%t, %r] : memref<?x?xi32>
+          }
+          scf.yield %rcum, %rzm : f32, f32
         }
-        memref.store %raw, %wts[%t, %r] : memref<?x?xf32>
-        %nacc = arith.addf %acc, %raw : f32
-        scf.yield %nacc : f32
-      }
-      // softmax_selected: raw / sum of exp; then renormalize over the kept
-      // slots: w / (sum + 1e-20)
-      %one = arith.constant 1.0 : f32
-      %norm = arith.select %softmax_sel, %raw_sum, %one : f32
-      %sum1 = arith.divf %raw_sum, %norm : f32
-      %den0 = arith.addf %sum1, %eps : f32
-      scf.for %r = %c0 to %k step %c1 {
-        %raw = memref.load %wts[%t, %r] : memref<?x?xf32>
-        %w1 = arith.divf %raw, %norm : f32
-        %w2 = arith.divf %w1, %den0 : f32
-        %w3 = arith.select %renorm, %w2, %w1 : f32
-        %w = arith.mulf %w3, %scale : f32
-        memref.store %w, %wts[%t, %r] : memref<?x?xf32>
+        %raw_sum = scf.for %r = %c0 to %k step %c1 iter_args(%acc = %f0) -> (f32) {
+          %id = memref.load %ids[%t, %r] : memref<?x?xi32>
+          %used = arith.cmpi sge, %id, %i0 : i32
+          %raw = scf.if %used -> (f32) {
+            %e = arith.index_cast %id : i32 to index
+            %sv = memref.load %sc[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+            %z = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+            %dz = arith.subf %z, %kept#1 : f32
+            %ez = math.exp %dz : f32
+            %rv = arith.select %softmax_sel, %ez, %sv : f32
+            scf.yield %rv : f32
+          } else {
+            scf.yield %f0 : f32
+          }
+          memref.store %raw, %wts[%t, %r] : memref<?x?xf32>
+          %nacc = arith.addf %acc, %raw : f32
+          scf.yield %nacc : f32
+        }
+        // softmax_selected: raw / sum of exp; then renormalize over the kept
+        // slots: w / (sum + 1e-20)
+        %one = arith.constant 1.0 : f32
+        %norm = arith.select %softmax_sel, %raw_sum, %one : f32
+        %sum1 = arith.divf %raw_sum, %norm : f32
+        %den0 = arith.addf %sum1, %eps : f32
+        scf.for %r = %c0 to %k step %c1 {
+          %raw = memref.load %wts[%t, %r] : memref<?x?xf32>
+          %w1 = arith.divf %raw, %norm : f32
+          %w2 = arith.divf %w1, %den0 : f32
+          %w3 = arith.select %renorm, %w2, %w1 : f32
+          %w = arith.mulf %w3, %scale : f32
+          memref.store %w, %wts[%t, %r] : memref<?x?xf32>
+        }
       }
     }
     gpu.return
   }
 
+
+  // Expert-choice selection (spec section 2): expert e = block y takes the
+  // `taken` tokens with the largest scores[:, e] (ties to the lower token).
+  // Each thread ranks one token t = 256 * block x + thread against the
+  // whole column: rank = #{t' : s[t'] > s[t] or (s[t'] == s[t] and t' < t)}.
+  // Chosen tokens get expert e in slot e with their score as weight; the
+  // others -1 and 0. O(T^2) per expert, no barrier, deterministic.
+  gpu.func @expert_choice(%scores: memref<?x?xf32>, %taken: index,
+                          %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c256 = arith.constant 256 : index
+    %f0 = arith.constant 0.0 : f32
+    %m1 = arith.constant -1 : i32
+    %T = memref.dim %scores, %c0 : memref<?x?xf32>
+    %bx = gpu.block_id x
+    %e = gpu.block_id y
+    %tid = gpu.thread_id x
+    %t0 = arith.muli %bx, %c256 : index
+    %t = arith.addi %t0, %tid : index
+    %ok = arith.cmpi ult, %t, %T : index
+    scf.if %ok {
+      %v = memref.load %scores[%t, %e] : memref<?x?xf32>
+      %rank = scf.for %u = %c0 to %T step %c1 iter_args(%r = %c0) -> (index) {
+        %w = memref.load %scores[%u, %e] : memref<?x?xf32>
+        %gt = arith.cmpf ogt, %w, %v : f32
+        %eq = arith.cmpf oeq, %w, %v : f32
+        %lower = arith.cmpi ult, %u, %t : index
+        %tie = arith.andi %eq, %lower : i1
+        %before = arith.ori %gt, %tie : i1
+        %nr = arith.addi %r, %c1 : index
+        %rr = arith.select %before, %nr, %r : index
+        scf.yield %rr : index
+      }
+      %chosen = arith.cmpi ult, %rank, %taken : index
+      %ei = arith.index_cast %e : index to i32
+      %id = arith.select %chosen, %ei, %m1 : i32
+      %wv = arith.select %chosen, %v, %f0 : f32
+      memref.store %id, %ids[%t, %e] : memref<?x?xi32>
+      memref.store %wv, %wts[%t, %e] : memref<?x?xf32>
+    }
+    gpu.return
+  }
 
   // z[t, e] = sum_i x[t, i] * Wr[e, i] in f32, in i order.
   func.func private @logit(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
@@ -599,6 +657,12 @@ func.func private @check_routing(%E: index, %k: index, %sel: i32, %G: index,
     %s_ok = arith.ori %nsum2, %two : i1
     cf.assert %s_ok, "moe gpu router: sum_top2 needs two experts per group"
   }
+  %i4 = arith.constant 4 : i32
+  %is_ec = arith.cmpi eq, %sel, %i4 : i32
+  scf.if %is_ec {
+    %k_e = arith.cmpi eq, %k, %E : index
+    cf.assert %k_e, "moe gpu router: expert_choice fills one slot per expert (k = E)"
+  }
   %is_p = arith.cmpi eq, %sel, %i2 : i32
   scf.if %is_p {
     %p_lo = arith.cmpf ogt, %param, %f0 : f32
@@ -643,7 +707,7 @@ func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       args(%dx : memref<?x?xbf16>, %dWr : memref<?x?xbf16>,
            %nb : memref<?xf32>, %nb : memref<?xf32>, %k : index,
            %i0 : i32, %i0 : i32, %i1 : i32, %f1 : f32, %f0 : f32,
-           %c1 : index, %c1 : index, %i0 : i32,
+           %c1 : index, %c1 : index, %i0 : i32, %dwts : memref<?x?xf32>,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
   gpu.memcpy %ids, %dids : memref<?x?xi32>, memref<?x?xi32>
   gpu.memcpy %wts, %dwts : memref<?x?xf32>, memref<?x?xf32>

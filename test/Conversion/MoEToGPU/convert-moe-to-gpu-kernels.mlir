@@ -29,8 +29,8 @@
 // CHECK:       %[[SB:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
 // CHECK-NOT:   call
 // The routing: softmax (0), top_k (0), flags 1 (renormalize), scale 1,
-// groups 1, topk_group 1, group score max (0).
-// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[OFF]], %[[YF]])
+// groups 1, topk_group 1, group score max (0), no expert-choice capacity.
+// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[C0]], %[[OFF]], %[[YF]])
 // CHECK-NOT:   call
 // CHECK:       %[[OUT:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xbf16>
 // CHECK:       scf.for %[[I:.*]] = %[[C0]] to %[[T]]
@@ -42,7 +42,7 @@
 // CHECK:       %[[Y:.*]] = bufferization.to_tensor %[[OC]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
 // CHECK-NOT:   moe.layer
 // CHECK:       return %[[Y]] : tensor<?x64xbf16>
-// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, memref<?xi32>, memref<?x?xf32>)
+// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>, memref<?x?xf32>)
 // CHECK-NOT:   func.func private
 
 // The library linked in: its kernels, and its host functions, private and
@@ -52,7 +52,7 @@
 // LINK-DAG: gpu.module @moe_dispatch_kernels
 // LINK-DAG: gpu.module @moe_experts
 // LINK-DAG: gpu.module @moe_combine_kernels
-// LINK-DAG: func.func private @moe_layer(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
+// LINK-DAG: func.func private @moe_layer(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
 // LINK-DAG: gpu.launch_func async [%{{.*}}] @moe_experts::@gate_up_swiglu_mma
 // LINK-DAG: func.func private @moe_router(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
 // LINK-DAG: func.func private @moe_expert_ffn(
@@ -160,6 +160,30 @@ func.func @threshold(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
               tensor<8x64x32xbf16>)
       {routing = #moe.routing<score = softmax, selection = threshold, k = 4,
                               renormalize = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// Expert choice: one slot per expert (k = E = 8), softmax scores (0), no
+// flags, scale 1, and each expert takes ceil(T * 2 / 8) tokens.
+
+// CHECK-LABEL: func.func @expert_choice(
+// CHECK-DAG:   %[[C0:.*]] = arith.constant 0 : index
+// CHECK:       %[[T:.*]] = memref.dim %{{.*}}, %[[C0]] : memref<?x?xbf16>
+// CHECK:       %[[SLOTS:.*]] = arith.muli %[[T]], %{{.*}} : index
+// CHECK:       %[[R:.*]] = arith.addi %[[SLOTS]], %{{.*}} : index
+// CHECK:       %[[CAP:.*]] = arith.divui %[[R]], %{{.*}} : index
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c8{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c4_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}})
+func.func @expert_choice(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+                         %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+                         %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = expert_choice,
+                              k = 2>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }

@@ -62,11 +62,11 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
-// The layer's eight temporaries freed in stream order, y (7 x 32 f32) and
+// The layer's nine temporaries freed in stream order, y (7 x 32 f32) and
 // the offsets (9 i32) copied back, the operands freed, then the layer's only
 // synchronization.
 // CHECK-NEXT:    cuda: cuMemFreeAsync()
-// CHECK-COUNT-7: cuda: cuMemFreeAsync()
+// CHECK-COUNT-8: cuda: cuMemFreeAsync()
 // CHECK-NEXT:    cuda: cuMemcpyAsync(896)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(36)
 // CHECK-NEXT:    cuda: cuMemFreeAsync()

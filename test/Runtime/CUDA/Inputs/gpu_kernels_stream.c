@@ -71,6 +71,12 @@ int main(void) {
   report("deepseek", moe_gpu_layer_enqueue(&dims, &deepseek, x, wr, wg, wu,
                                            wd, off, y, (void *)0));
 
+  moe_gpu_routing ec = moe_gpu_routing_default();
+  ec.selection = MOE_GPU_SELECT_EXPERT_CHOICE;
+  ec.capacity = 4;
+  report("expert choice", moe_gpu_layer_enqueue(&dims, &ec, x, wr, wg, wu, wd,
+                                                off, y, (void *)0));
+
   printf("== layer on the null stream\n");
   fflush(stdout);
   report("null stream", moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, off,
@@ -129,6 +135,11 @@ int main(void) {
   routing.score = 7;
   report("score", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd,
                                         off, y, 0));
+  routing = moe_gpu_routing_default();
+  routing.selection = MOE_GPU_SELECT_EXPERT_CHOICE;
+  routing.score = MOE_GPU_SCORE_SIGMOID;
+  report("expert choice sigmoid",
+         moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd, off, y, 0));
   report("after an error, a success",
          moe_gpu_expert_ffn_enqueue(&grouped, rows, wg, wu, wd, off, ry, 0));
   return 0;
