@@ -518,6 +518,18 @@ module attributes {moe.checkpoint = "model"} {
 
 // -----
 
+module attributes {moe.checkpoint = "model"} {
+  func.func @packed_on_device() {
+    // expected-error@+1 {{'moe.weight' op expected `packing` (a CPU layout) or `device`, found both}}
+    %w = moe.weight "w" {device, packing = #moe.packing<
+        source = tensor<64x64xf32>, first_row = 0, rows = 64>}
+        : tensor<4096xf32>
+    return
+  }
+}
+
+// -----
+
 func.func @dispatch_padded_without_capacity(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) {
   // expected-error@+1 {{'moe.dispatch' op expected a capacity with layout kind = padded (every expert gets C rows)}}
   %r:7 = moe.dispatch %ids, %w experts = 8 layout <kind = padded>

@@ -253,6 +253,8 @@ func.func @weights() -> (tensor<8x64xbf16>, tensor<2x3x4xf32>) {
   %a = moe.weight "model.layers.0.mlp.gate.weight" : tensor<8x64xbf16>
   // CHECK: moe.weight stacked ["e.0.w1", "e.1.w1"] : tensor<2x3x4xf32>
   %b = moe.weight stacked ["e.0.w1", "e.1.w1"] : tensor<2x3x4xf32>
+  // CHECK: moe.weight "model.layers.0.mlp.gate.weight" {device} : tensor<8x64xbf16>
+  %c = moe.weight "model.layers.0.mlp.gate.weight" {device} : tensor<8x64xbf16>
   return %a, %b : tensor<8x64xbf16>, tensor<2x3x4xf32>
 }
 
@@ -261,6 +263,8 @@ func.func @runtime_ops(%a: tensor<8xi64>, %d: tensor<8xi64>, %t: index)
     -> memref<8x64xbf16> {
   // CHECK: moe.record_stats %{{.*}}, %{{.*}} tokens(%{{.*}}) layer = "moe_layer_1" : tensor<8xi64>
   moe.record_stats %a, %d tokens(%t) layer = "moe_layer_1" : tensor<8xi64>
+  // CHECK: moe.weight_buffer 3 {device} : memref<8x64xbf16>
+  %dev = moe.weight_buffer 3 {device} : memref<8x64xbf16>
   // CHECK: moe.weight_buffer 3 : memref<8x64xbf16>
   %b = moe.weight_buffer 3 : memref<8x64xbf16>
   return %b : memref<8x64xbf16>
