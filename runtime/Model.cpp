@@ -50,6 +50,8 @@ llvm::Expected<std::unique_ptr<Model>> Model::load(Manifest manifest,
   for (const WeightEntry &weight : model->info.weights)
     if (llvm::Error error = model->bind(weight))
       return std::move(error);
+  model->deviceWeights.reset(
+      new std::atomic<void *>[model->weights.size()]());
   for (const StatsEntry &stats : model->info.stats) {
     Counters counters;
     counters.assignments.assign(stats.experts, 0);
@@ -175,18 +177,17 @@ struct GpuMemory {
   }
   bool usable() const { return alloc && free && copy && sync; }
 };
-
-int64_t dtypeBytes(moe_dtype dtype) { return dtype == MOE_DTYPE_F32 ? 4 : 2; }
 } // namespace
 
 const void *Model::deviceWeight(int64_t id) {
   const void *host = weight(id);
   if (!host)
     return nullptr;
+  // Every layer call asks: no lock once the copy exists.
+  if (void *copy = deviceWeights[id].load(std::memory_order_acquire))
+    return copy;
   std::lock_guard<std::mutex> lock(deviceMutex);
-  if (deviceWeights.empty())
-    deviceWeights.assign(weights.size(), nullptr);
-  if (void *copy = deviceWeights[id])
+  if (void *copy = deviceWeights[id].load(std::memory_order_relaxed))
     return copy;
   const GpuMemory &gpu = GpuMemory::get();
   if (!gpu.usable()) {
@@ -196,7 +197,7 @@ const void *Model::deviceWeight(int64_t id) {
     std::abort();
   }
   const WeightEntry &entry = info.weights[id];
-  int64_t bytes = dtypeBytes(entry.dtype);
+  int64_t bytes = static_cast<int64_t>(elementSize(entry.dtype));
   for (int64_t dim : entry.boundShape())
     bytes *= dim;
   // Synchronous: the copy is complete before any stream uses it. The
@@ -204,17 +205,16 @@ const void *Model::deviceWeight(int64_t id) {
   void *copy = gpu.alloc(bytes, nullptr, 0);
   gpu.copy(copy, const_cast<void *>(host), bytes, nullptr);
   gpu.sync(nullptr);
-  deviceWeights[id] = copy;
+  deviceWeights[id].store(copy, std::memory_order_release);
   return copy;
 }
 
 Model::~Model() {
-  if (deviceWeights.empty())
+  if (!deviceWeights)
     return;
-  const GpuMemory &gpu = GpuMemory::get();
-  for (void *copy : deviceWeights)
-    if (copy)
-      gpu.free(copy, nullptr);
+  for (size_t id = 0; id < weights.size(); ++id)
+    if (void *copy = deviceWeights[id].load())
+      GpuMemory::get().free(copy, nullptr);
 }
 
 void Model::record(int64_t id, const int64_t *assignments, int64_t aStride,

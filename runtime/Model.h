@@ -99,8 +99,9 @@ private:
   std::unique_ptr<mlir::moe::checkpoint::Checkpoint> checkpoint;
   std::vector<const void *> weights;
   std::vector<std::unique_ptr<void, FreeDeleter>> packed;
+  /// The GPU copies of the weights, made on first request (deviceMutex).
   std::mutex deviceMutex;
-  std::vector<void *> deviceWeights;
+  std::unique_ptr<std::atomic<void *>[]> deviceWeights;
   mutable std::mutex statsMutex;
   std::vector<Counters> counters;
   std::unique_ptr<std::atomic<double>[]> knobs;

@@ -320,11 +320,11 @@ int main(int argc, char **argv) {
         });
 
         // Grouped: one group of one problem per non-empty expert.
-        std::vector<int> ms, ns, ks, lda, ldb, ldc, size;
+        std::vector<int> ns, size;
         std::vector<cublasOperation_t> ta, tb;
         std::vector<float> alpha, beta;
         std::vector<const void *> ag, au, ad, bx, bh;
-        std::vector<void *> cg, cu2, cd;
+        std::vector<void *> cg, cup, cd;
         for (int64_t e = 0; e < E; ++e) {
           int n = o[e + 1] - o[e];
           if (!n)
@@ -341,7 +341,7 @@ int main(int argc, char **argv) {
           bx.push_back((void *)(xp.ptr + size_t(o[e]) * d * 2));
           bh.push_back((void *)(h.ptr + size_t(o[e]) * f * 2));
           cg.push_back((void *)(h.ptr + size_t(o[e]) * f * 2));
-          cu2.push_back((void *)(hu.ptr + size_t(o[e]) * f * 2));
+          cup.push_back((void *)(hu.ptr + size_t(o[e]) * f * 2));
           cd.push_back((void *)(rows.ptr + size_t(o[e]) * d * 4));
         }
         int groups = static_cast<int>(ns.size());
@@ -355,29 +355,27 @@ int main(int argc, char **argv) {
         DeviceArray<uint64_t> dag = toDevice(ag), dau = toDevice(au),
                               dad = toDevice(ad), dbx = toDevice(bx),
                               dbh = toDevice(bh), dcg = toDevice(cg),
-                              dcu = toDevice(cu2), dcd = toDevice(cd);
+                              dcu = toDevice(cup), dcd = toDevice(cd);
         std::vector<int> fs(groups, int(f)), ds(groups, int(d));
+        // C[g] = A[g]^T B[g] for every group g: m x n outputs, k deep.
+        auto groupedGemm =
+            [&](const std::vector<int> &m, const std::vector<int> &kk,
+                const DeviceArray<uint64_t> &a, const DeviceArray<uint64_t> &b,
+                const DeviceArray<uint64_t> &c, cudaDataType ct) {
+              return blas.cublasGemmGroupedBatchedEx(
+                  handle, ta.data(), tb.data(), m.data(), ns.data(), kk.data(),
+                  alpha.data(), (const void *const *)a.get(), CUDA_R_16BF,
+                  kk.data(), (const void *const *)b.get(), CUDA_R_16BF,
+                  kk.data(), beta.data(), (void *const *)c.get(), ct, m.data(),
+                  groups, size.data(), CUBLAS_COMPUTE_32F);
+            };
+        // Gate, up, down.
         auto grouped3 = [&](cudaDataType downType) {
-          cublasStatus_t st = blas.cublasGemmGroupedBatchedEx(
-              handle, ta.data(), tb.data(), fs.data(), ns.data(), ds.data(),
-              alpha.data(), (const void *const *)dag.get(), CUDA_R_16BF,
-              ds.data(), (const void *const *)dbx.get(), CUDA_R_16BF, ds.data(),
-              beta.data(), (void *const *)dcg.get(), CUDA_R_16BF, fs.data(),
-              groups, size.data(), CUBLAS_COMPUTE_32F);
+          cublasStatus_t st = groupedGemm(fs, ds, dag, dbx, dcg, CUDA_R_16BF);
           if (st == CUBLAS_STATUS_SUCCESS)
-            st = blas.cublasGemmGroupedBatchedEx(
-                handle, ta.data(), tb.data(), fs.data(), ns.data(), ds.data(),
-                alpha.data(), (const void *const *)dau.get(), CUDA_R_16BF,
-                ds.data(), (const void *const *)dbx.get(), CUDA_R_16BF,
-                ds.data(), beta.data(), (void *const *)dcu.get(), CUDA_R_16BF,
-                fs.data(), groups, size.data(), CUBLAS_COMPUTE_32F);
+            st = groupedGemm(fs, ds, dau, dbx, dcu, CUDA_R_16BF);
           if (st == CUBLAS_STATUS_SUCCESS)
-            st = blas.cublasGemmGroupedBatchedEx(
-                handle, ta.data(), tb.data(), ds.data(), ns.data(), fs.data(),
-                alpha.data(), (const void *const *)dad.get(), CUDA_R_16BF,
-                fs.data(), (const void *const *)dbh.get(), CUDA_R_16BF,
-                fs.data(), beta.data(), (void *const *)dcd.get(), downType,
-                ds.data(), groups, size.data(), CUBLAS_COMPUTE_32F);
+            st = groupedGemm(ds, fs, dad, dbh, dcd, downType);
           return st;
         };
         // The down projection's output as ours (f32) where cuBLAS takes it,

@@ -50,8 +50,10 @@ int fail(const std::string &message) {
   return -1;
 }
 
-/// The first problem with `dims` (top_k only when `checkK`), or "".
-std::string checkDims(const moe_gpu_layer_dims *dims, bool checkK) {
+/// The first problem with `dims`, or "": of a layer with `slots` rows per
+/// token, or (not `layer`) of the experts alone, one row each and no top_k.
+std::string checkDims(const moe_gpu_layer_dims *dims, bool layer,
+                      int64_t slots) {
   if (!dims)
     return "dims is NULL";
   auto value = [](const char *name, int64_t v) {
@@ -68,16 +70,16 @@ std::string checkDims(const moe_gpu_layer_dims *dims, bool checkK) {
   if (dims->experts < 1 || dims->experts > 256)
     return "expected 1 <= experts <= 256, found " +
            value("experts", dims->experts);
-  if (checkK && (dims->top_k < 1 || dims->top_k > dims->experts))
+  if (layer && (dims->top_k < 1 || dims->top_k > dims->experts))
     return "expected 1 <= top_k <= experts (" + std::to_string(dims->experts) +
            "), found " + value("top_k", dims->top_k);
   // The expert GEMMs' grid: ceil(rows / 64) + E tiles in y.
-  int64_t rows = dims->tokens * (checkK ? dims->top_k : 1);
+  int64_t rows = dims->tokens * slots;
   if ((rows + 63) / 64 + dims->experts > 65535)
     return "too many rows for one call: " + std::to_string(rows) +
            " (at most " + std::to_string((65535 - dims->experts) * 64) +
            " with " + std::to_string(dims->experts) + " experts)";
-  if (checkK && dims->tokens > 65535)
+  if (layer && dims->tokens > 65535)
     return "expected at most 65535 tokens per call, found " +
            value("tokens", dims->tokens);
   return "";
@@ -179,14 +181,12 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
                                          const void *down_w, int32_t *offsets,
                                          float *y, void *stream) {
   moe_gpu_routing r = routing ? *routing : moe_gpu_routing_default();
-  std::string error = checkDims(dims, /*checkK=*/true);
+  // Rows per token: expert_choice fills one slot per expert.
+  bool expertChoice = r.selection == MOE_GPU_SELECT_EXPERT_CHOICE;
+  int64_t slots = !dims ? 0 : expertChoice ? dims->experts : dims->top_k;
+  std::string error = checkDims(dims, /*layer=*/true, slots);
   if (error.empty())
     error = checkRouting(r, dims->experts, dims->top_k);
-  if (error.empty() && r.selection == MOE_GPU_SELECT_EXPERT_CHOICE &&
-      (dims->tokens * dims->experts + 63) / 64 + dims->experts > 65535)
-    error = "too many tokens for expert_choice in one call: " +
-            std::to_string(dims->tokens) + " tokens, " +
-            std::to_string(dims->experts) + " experts";
   if (error.empty())
     error = checkPointers({router_w, gate_w, up_w, down_w, offsets},
                           {"router_w", "gate_w", "up_w", "down_w", "offsets"});
@@ -214,15 +214,12 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
   int64_t groups = r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.groups : 1;
   int64_t topkGroup =
       r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.topk_group : 1;
-  // expert_choice fills one slot per expert.
-  bool expertChoice = r.selection == MOE_GPU_SELECT_EXPERT_CHOICE;
-  int64_t slots = expertChoice ? e : dims->top_k;
   int64_t capacity =
       r.capacity > 0 ? r.capacity : (t * dims->top_k + e - 1) / e;
   _mlir_ciface_moe_gpu_layer_async(
-      &mx, &mr, &mrb, &msb, &mg, &mu, &md, slots, r.score, r.selection,
-      flags, r.scale, r.threshold, groups, topkGroup,
-      r.group_score_sum_top2 ? 1 : 0, capacity, &mo, &my, stream);
+      &mx, &mr, &mrb, &msb, &mg, &mu, &md, slots, r.score, r.selection, flags,
+      r.scale, r.threshold, groups, topkGroup, r.group_score_sum_top2 ? 1 : 0,
+      capacity, &mo, &my, stream);
   return 0;
 }
 
@@ -232,7 +229,7 @@ MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
                                               const void *down_w,
                                               const int32_t *offsets, float *y,
                                               void *stream) {
-  std::string error = checkDims(dims, /*checkK=*/false);
+  std::string error = checkDims(dims, /*layer=*/false, /*slots=*/1);
   if (error.empty())
     error = checkPointers({gate_w, up_w, down_w, offsets},
                           {"gate_w", "up_w", "down_w", "offsets"});

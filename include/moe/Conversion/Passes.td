@@ -215,8 +215,9 @@ def ConvertMoEToGPUKernels
     `moe.weight {device}` (copied to the GPU once by the runtime), else
     `@moe_layer`, which copies the weights for the call. The routing
     becomes scalar arguments (score, selection, flags, scale, tau or p,
-    groups), a run-time tau is passed as it is, and the biases become f32
-    buffers. Operands are taken as
+    groups, and for expert_choice the capacity, computed from the token
+    count as on the CPU, with one slot per expert), a run-time tau is
+    passed as it is, and the biases become f32 buffers. Operands are taken as
     buffers (`bufferization.to_buffer`, cast to the dynamic shapes of the
     host function), the outputs are `memref.alloc`s, and the f32 combine
     result is rounded to bf16 by a host loop. The per-expert assignment
@@ -227,13 +228,14 @@ def ConvertMoEToGPUKernels
     their bodies and kernels after bufferization (buffer deallocation does
     not accept the library's `gpu.launch_func` ops).
 
-    Supported layers (anything else is an error on the op): softmax scores,
-    top_k selection with `1 <= k <= E <= 256`, renormalized weights
-    (`renormalize = true`, or `weights = softmax_selected`), `scale = 1.0`,
-    weights applied to the expert output, gated experts with `act = silu`
-    as separate `gate`, `up`, `down` operands, no capacity, no shared
-    experts, no selection or router bias, no run-time tau or capacity
-    factor, bf16 input and weights, and static `d` and `f` that are
+    Supported layers (anything else is an error on the op): any score
+    function; top_k, grouped_top_k (at most 64 groups), top_p, threshold
+    (tau an attribute or an operand) or expert_choice (with its own
+    capacity) selection with `1 <= k <= E <= 256`; router and selection
+    biases; any combine weights, renormalization and scale; weights applied
+    to the expert output; gated experts with `act = silu` as separate
+    `gate`, `up`, `down` operands; no dispatch capacity or capacity factor;
+    no shared experts; bf16 input and weights; static `d` and `f` that are
     multiples of 8.
 
     ```mlir

@@ -17,6 +17,8 @@
 
 #include "moe/IR/MoEOps.h"
 
+#include "../MoEToLinalg/LoweringUtils.h"
+
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -199,13 +201,9 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     scf::ForOp::create(
         b, loc, c0, numE, c1, ValueRange(),
         [&](OpBuilder &b, Location loc, Value e, ValueRange) {
-          Value v = memref::LoadOp::create(b, loc, from, {e});
-          Type type = v.getType();
-          if (type.getIntOrFloatBitWidth() < 32)
-            v = arith::ExtFOp::create(b, loc, f32, v);
-          else if (type.getIntOrFloatBitWidth() > 32)
-            v = arith::TruncFOp::create(b, loc, f32, v);
-          memref::StoreOp::create(b, loc, v, to, {e});
+          lowering::LocBuilder lb(loc, b);
+          Value v = lowering::toF32(lb, memref::LoadOp::create(lb, from, {e}));
+          memref::StoreOp::create(lb, v, to, {e});
           scf::YieldOp::create(b, loc);
         });
     return to;
@@ -247,39 +245,14 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   if (expertChoice) {
     k = idx(numExperts);
     flags &= 2;
-    Value slots = arith::MulIOp::create(b, loc, tokens,
-                                        idx(routing.getK()));
-    CapacityAttr capacity = op.getCapacityAttr();
-    if (capacity && capacity.getCount()) {
-      cap = idx(*capacity.getCount());
-    } else if (capacity) {
-      // Exactly CapacityAttr::computeCapacity's f64 expression.
-      Type f64 = b.getF64Type();
-      Value n = arith::UIToFPOp::create(
-          b, loc, f64, arith::IndexCastUIOp::create(b, loc, i64, slots));
-      Value scaled = arith::MulFOp::create(
-          b, loc, n,
-          arith::ConstantOp::create(
-              b, loc, b.getF64FloatAttr(capacity.getFactor()->value)));
-      Value perExpert = arith::DivFOp::create(
-          b, loc, scaled,
-          arith::ConstantOp::create(
-              b, loc, b.getF64FloatAttr(static_cast<double>(numExperts))));
-      Value up = math::CeilOp::create(b, loc, perExpert);
-      cap = arith::IndexCastUIOp::create(
-          b, loc, b.getIndexType(), arith::FPToUIOp::create(b, loc, i64, up));
-    } else {
-      Value rounded = arith::AddIOp::create(b, loc, slots, idx(numExperts - 1));
-      cap = arith::DivUIOp::create(b, loc, rounded, idx(numExperts));
-    }
-    if (capacity) {
-      cap = arith::MaxUIOp::create(b, loc, cap, idx(capacity.getMin()));
-      Value align = idx(capacity.getAlign());
-      Value rounded = arith::AddIOp::create(b, loc, cap,
-                                            idx(capacity.getAlign() - 1));
-      cap = arith::MulIOp::create(
-          b, loc, arith::DivUIOp::create(b, loc, rounded, align), align);
-    }
+    lowering::LocBuilder lb(loc, b);
+    if (CapacityAttr capacity = op.getCapacityAttr())
+      cap = lowering::capacity(lb, capacity, tokens, routing.getK(),
+                               numExperts);
+    else
+      cap = arith::CeilDivSIOp::create(
+          lb, arith::MulIOp::create(lb, tokens, idx(routing.getK())),
+          idx(numExperts));
   }
 
   // The whole layer on one stream, synchronized once (layer.mlir).

@@ -172,9 +172,8 @@ func.func @threshold(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK-LABEL: func.func @expert_choice(
 // CHECK-DAG:   %[[C0:.*]] = arith.constant 0 : index
 // CHECK:       %[[T:.*]] = memref.dim %{{.*}}, %[[C0]] : memref<?x?xbf16>
-// CHECK:       %[[SLOTS:.*]] = arith.muli %[[T]], %{{.*}} : index
-// CHECK:       %[[R:.*]] = arith.addi %[[SLOTS]], %{{.*}} : index
-// CHECK:       %[[CAP:.*]] = arith.divui %[[R]], %{{.*}} : index
+// CHECK:       %[[SLOTS:.*]] = arith.muli %[[T]], %c2{{[_0-9]*}} : index
+// CHECK:       %[[CAP:.*]] = arith.ceildivsi %[[SLOTS]], %c8{{[_0-9]*}} : index
 // CHECK:       call @moe_layer({{(%[^,]*, )+}}%c8{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c4_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}})
 func.func @expert_choice(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
                          %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
@@ -184,6 +183,35 @@ func.func @expert_choice(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
               tensor<8x64x32xbf16>)
       {routing = #moe.routing<score = softmax, selection = expert_choice,
                               k = 2>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// An expert-choice capacity (factor 1.5, at least 2, a multiple of 4):
+// ceil(1.5 * T * 2 / 8) in f64, then the minimum and the alignment.
+
+// CHECK-LABEL: func.func @expert_choice_capacity(
+// CHECK:       %[[N:.*]] = arith.sitofp %{{.*}} : i64 to f64
+// CHECK:       %[[M:.*]] = arith.mulf %{{.*}}, %[[N]] : f64
+// CHECK:       %[[Q:.*]] = arith.divf %[[M]], %{{.*}} : f64
+// CHECK:       %[[UP:.*]] = math.ceil %[[Q]] : f64
+// CHECK:       %[[I:.*]] = arith.fptosi %[[UP]] : f64 to i64
+// CHECK:       %[[C:.*]] = arith.index_cast %[[I]] : i64 to index
+// CHECK:       %[[LO:.*]] = arith.maxsi %[[C]], %c2{{[_0-9]*}} : index
+// CHECK:       %[[A:.*]] = arith.ceildivsi %[[LO]], %c4{{[_0-9]*}} : index
+// CHECK:       %[[CAP:.*]] = arith.muli %[[A]], %c4{{[_0-9]*}} : index
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}})
+func.func @expert_choice_capacity(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = expert_choice,
+                              k = 2>,
+       capacity = #moe.capacity<factor = 1.5, min = 2, align = 4>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
