@@ -7,15 +7,17 @@
 //===----------------------------------------------------------------------===//
 //
 // Runs the layer and the experts of moe_gpu_kernels.h on a GPU and compares
-// them with a reference written here, in f64, from the spec (sections 1-3
+// them with a reference written here, in f64, from the spec (sections 1-4
 // and 6: softmax scores, top-k with ties to the lower expert, weights
-// renormalized over the k, gated SiLU experts). The kernels round the
-// activation between the two expert GEMMs to bf16, and so does the
-// reference; everything else is f64 there and f32 on the GPU.
+// renormalized over the k, every other routing of the library, capacities
+// in each drop order, gated SiLU experts). The kernels round the activation
+// between the two expert GEMMs to bf16, and so does the reference;
+// everything else is f64 there and f32 on the GPU.
 //
-// Also checked: the expert counts of the layer (the group offsets), that
-// two runs give bitwise the same output, and that a layer captured in a
-// CUDA graph and replayed gives bitwise the output of a direct call.
+// Also checked: the expert counts of the layer (the group offsets) and the
+// dropped counts, that two runs give bitwise the same output, and that a
+// layer captured in a CUDA graph and replayed gives bitwise the output of a
+// direct call.
 //
 //   moe-gpu-check [--quick]
 //
@@ -131,14 +133,14 @@ Routing makeRouting(const char *name, moe_gpu_routing r, int64_t E,
 struct DeviceLayer {
   DeviceArray<uint16_t> x, wr, wg, wu, wd;
   DeviceArray<float> rb, sb;
-  DeviceArray<int32_t> off;
+  DeviceArray<int32_t> off, dropped;
   DeviceArray<float> y;
   moe_gpu_routing routing;
   DeviceLayer(const Dims &s, const std::vector<uint16_t> &hx, const Weights &w,
               const Routing &r)
       : x(hx.size()), wr(w.wr.size()), wg(w.wg.size()), wu(w.wu.size()),
         wd(w.wd.size()), rb(r.routerBias.size()), sb(r.selectionBias.size()),
-        off(s.E + 1), y(s.T * s.d), routing(r.r) {
+        off(s.E + 1), dropped(s.E), y(s.T * s.d), routing(r.r) {
     x.upload(hx);
     wr.upload(w.wr);
     wg.upload(w.wg);
@@ -158,7 +160,8 @@ struct DeviceLayer {
   void enqueue(const Dims &s, CUstream stream) {
     moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, s.k};
     if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(), wg.get(),
-                              wu.get(), wd.get(), off.get(), y.get(), stream)) {
+                              wu.get(), wd.get(), off.get(), dropped.get(),
+                              y.get(), stream)) {
       std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
       std::exit(1);
     }
@@ -321,6 +324,63 @@ void referenceExpertChoice(const Dims &s, const Routing &rt,
   }
 }
 
+/// Capacity (spec section 4) after a per-token routing, in f64: the
+/// assignments past `r.capacity` per expert in the drop order lose their
+/// slot (id -1), the kept weights are renormalized when asked, and the
+/// dropped count of each expert is returned. In score order a cut between
+/// weights closer than f32 can separate marks both tokens fragile.
+std::vector<int64_t> referenceCapacity(const Dims &s, const moe_gpu_routing &r,
+                                       std::vector<std::vector<int64_t>> &ids,
+                                       std::vector<std::vector<double>> &w,
+                                       std::vector<bool> &fragile) {
+  struct Slot {
+    int64_t t, j;
+  };
+  std::vector<Slot> order;
+  for (int64_t t = 0; t < s.T; ++t)
+    for (int64_t j = 0; j < s.k; ++j)
+      if (ids[t][j] >= 0)
+        order.push_back({t, j});
+  // `order` is token_major; the others are stable sorts of it.
+  if (r.drop_order == MOE_GPU_DROP_CHOICE_MAJOR)
+    std::stable_sort(order.begin(), order.end(),
+                     [](const Slot &a, const Slot &b) { return a.j < b.j; });
+  if (r.drop_order == MOE_GPU_DROP_SCORE)
+    std::stable_sort(order.begin(), order.end(),
+                     [&](const Slot &a, const Slot &b) {
+                       return w[a.t][a.j] > w[b.t][b.j];
+                     });
+  std::vector<int64_t> dropped(s.E, 0);
+  std::vector<std::vector<Slot>> taken(s.E);
+  for (const Slot &a : order)
+    taken[ids[a.t][a.j]].push_back(a);
+  for (int64_t e = 0; e < s.E; ++e) {
+    std::vector<Slot> &v = taken[e];
+    int64_t n = static_cast<int64_t>(v.size());
+    if (n <= r.capacity)
+      continue;
+    dropped[e] = n - r.capacity;
+    if (r.drop_order == MOE_GPU_DROP_SCORE && r.capacity > 0) {
+      const Slot &in = v[r.capacity - 1], &out = v[r.capacity];
+      if (w[in.t][in.j] - w[out.t][out.j] < 1e-6)
+        fragile[in.t] = fragile[out.t] = true;
+    }
+    for (int64_t i = r.capacity; i < n; ++i) {
+      ids[v[i].t][v[i].j] = -1;
+      w[v[i].t][v[i].j] = 0.0;
+    }
+  }
+  if (r.renormalize_after_drop)
+    for (int64_t t = 0; t < s.T; ++t) {
+      double sum = 0;
+      for (int64_t j = 0; j < s.k; ++j)
+        sum += w[t][j];
+      for (int64_t j = 0; j < s.k; ++j)
+        w[t][j] /= sum + 1e-20;
+    }
+  return dropped;
+}
+
 void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
                 CUstream stream, bool graphToo) {
   Weights w = makeWeights(s, seed);
@@ -331,6 +391,7 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
   CU_CHECK(cu().cuStreamSynchronize(stream));
   std::vector<float> y = dev.y.download();
   std::vector<int32_t> off = dev.off.download();
+  std::vector<int32_t> dropped = dev.dropped.download();
 
   // Reference: logits, routing, counts, output.
   std::vector<std::vector<double>> z(s.T, std::vector<double>(s.E));
@@ -354,6 +415,16 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
       referenceRoute(s, rt, z[t].data(), ids[t], wts[t], tie);
       fragile[t] = tie;
     }
+  std::vector<int64_t> refDropped(s.E, 0);
+  if (!expertChoice && rt.r.capacity > 0) {
+    // A token routed differently moves the cut of its experts for every
+    // other token: then no token is compared.
+    bool anyTie =
+        std::find(fragile.begin(), fragile.end(), true) != fragile.end();
+    refDropped = referenceCapacity(s, rt.r, ids, wts, fragile);
+    if (anyTie)
+      fragile.assign(s.T, true);
+  }
 
   std::vector<int64_t> counts(s.E, 0);
   int64_t nearTies = 0, bad = 0, used = 0;
@@ -383,15 +454,22 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
   for (int64_t e = 0; e < s.E; ++e)
     countDiff += std::llabs((off[e + 1] - off[e]) - counts[e]);
   offsetsOk &= std::llabs(off[s.E] - used) <= slots * nearTies;
-  char detail[200];
+  int64_t droppedDiff = 0, droppedAll = 0;
+  for (int64_t e = 0; e < s.E; ++e) {
+    droppedDiff += std::llabs(dropped[e] - refDropped[e]);
+    droppedAll += dropped[e];
+  }
+  char detail[240];
   std::snprintf(detail, sizeof(detail),
                 "%lld elements out of tolerance, worst |err|/sum|terms| "
-                "%.2e, count differences %lld (near-ties %lld), %lld of "
-                "%lld slots used",
+                "%.2e, count differences %lld, dropped differences %lld "
+                "(near-ties %lld), %lld of %lld slots used, %lld dropped",
                 (long long)bad, worst, (long long)countDiff,
-                (long long)nearTies, (long long)off[s.E],
-                (long long)(s.T * slots));
-  report(bad == 0 && offsetsOk && countDiff <= 2 * slots * nearTies,
+                (long long)droppedDiff, (long long)nearTies,
+                (long long)off[s.E], (long long)(s.T * slots),
+                (long long)droppedAll);
+  report(bad == 0 && offsetsOk && countDiff <= 2 * slots * nearTies &&
+             droppedDiff <= 2 * slots * nearTies && nearTies < s.T,
          name(rt.name, s), detail);
 
   // Bitwise the same on a second run.
@@ -570,6 +648,33 @@ int main(int argc, char **argv) {
              makeRouting("layer expert_choice capacity > T router bias", ec, 16,
                          true, false, 47),
              48, stream, false);
+  // Capacities (spec section 4): every drop order, with and without the
+  // renormalization, a run where most assignments are dropped, and one
+  // where none is.
+  struct Capped {
+    const char *name;
+    int order, renormalize;
+    int64_t capacity;
+  };
+  const Capped capped[] = {
+      {"layer capacity token_major", MOE_GPU_DROP_TOKEN_MAJOR, 0, 12},
+      {"layer capacity choice_major", MOE_GPU_DROP_CHOICE_MAJOR, 0, 12},
+      {"layer capacity score renormalize_after_drop", MOE_GPU_DROP_SCORE, 1,
+       12},
+      {"layer capacity 1 token_major renormalize_after_drop",
+       MOE_GPU_DROP_TOKEN_MAJOR, 1, 1},
+      {"layer capacity above every load", MOE_GPU_DROP_SCORE, 0, 1000},
+  };
+  uint64_t cseed = 51;
+  for (const Capped &c : capped) {
+    moe_gpu_routing r = def;
+    r.capacity = c.capacity;
+    r.drop_order = c.order;
+    r.renormalize_after_drop = c.renormalize;
+    checkLayer({60, 128, 64, 8, 2}, makeRouting(c.name, r, 8, false, false, 0),
+               cseed, stream, c.order == MOE_GPU_DROP_SCORE);
+    cseed += 2;
+  }
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;
   checkLayer(

@@ -108,6 +108,13 @@ std::string checkRouting(const moe_gpu_routing &r, int64_t e, int64_t k) {
   if (r.selection == MOE_GPU_SELECT_EXPERT_CHOICE && r.capacity < 0)
     return bad("expected an expert_choice capacity >= 0",
                static_cast<double>(r.capacity));
+  if (r.selection != MOE_GPU_SELECT_EXPERT_CHOICE && r.capacity < 0)
+    return bad("expected a capacity >= 0 (0: dropless)",
+               static_cast<double>(r.capacity));
+  if (r.selection != MOE_GPU_SELECT_EXPERT_CHOICE && r.capacity > 0 &&
+      (r.drop_order < MOE_GPU_DROP_TOKEN_MAJOR ||
+       r.drop_order > MOE_GPU_DROP_SCORE))
+    return bad("expected a moe_gpu_drop_order as drop_order", r.drop_order);
   if (r.selection == MOE_GPU_SELECT_THRESHOLD && std::isnan(r.threshold))
     return "expected a threshold tau, found NaN";
   if (r.selection == MOE_GPU_SELECT_GROUPED_TOP_K) {
@@ -151,8 +158,8 @@ void *_mlir_ciface_moe_gpu_layer_async(
     MemRef<1> *selectionBias, MemRef<3> *gateW, MemRef<3> *upW,
     MemRef<3> *downW, int64_t k, int32_t score, int32_t selection,
     int32_t flags, float scale, float param, int64_t groups, int64_t topkGroup,
-    int32_t groupScore, int64_t capacity, MemRef<1> *offsets, MemRef<2> *y,
-    void *stream);
+    int32_t groupScore, int64_t capacity, MemRef<1> *offsets,
+    MemRef<1> *dropped, MemRef<2> *y, void *stream);
 void *_mlir_ciface_moe_gpu_expert_ffn_async(MemRef<2> *x, MemRef<3> *gateW,
                                             MemRef<3> *upW, MemRef<3> *downW,
                                             MemRef<1> *offsets, MemRef<2> *y,
@@ -179,7 +186,8 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
                                          const void *x, const void *router_w,
                                          const void *gate_w, const void *up_w,
                                          const void *down_w, int32_t *offsets,
-                                         float *y, void *stream) {
+                                         int32_t *dropped, float *y,
+                                         void *stream) {
   moe_gpu_routing r = routing ? *routing : moe_gpu_routing_default();
   // Rows per token: expert_choice fills one slot per expert.
   bool expertChoice = r.selection == MOE_GPU_SELECT_EXPERT_CHOICE;
@@ -192,13 +200,17 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
                           {"router_w", "gate_w", "up_w", "down_w", "offsets"});
   if (error.empty() && dims->tokens > 0)
     error = checkPointers({x, y}, {"x", "y"});
+  if (error.empty() && reinterpret_cast<uintptr_t>(dropped) % 4)
+    error = "dropped is not 4-byte aligned";
   if (!error.empty())
     return fail("moe_gpu_layer_enqueue: " + error);
   lastError.clear();
   int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn, e = dims->experts;
   if (t == 0) {
-    // No rows: every group is empty.
+    // No rows: every group is empty, nothing is dropped.
     mgpuMemset32(offsets, 0, static_cast<size_t>(e + 1), stream);
+    if (dropped)
+      mgpuMemset32(dropped, 0, static_cast<size_t>(e), stream);
     return 0;
   }
   MemRef<2> mx = dense<2>(x, {t, d}), mr = dense<2>(router_w, {e, d}),
@@ -206,20 +218,26 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
   MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = dense<3>(up_w, {e, f, d}),
             md = dense<3>(down_w, {e, d, f});
   MemRef<1> mo = dense<1>(offsets, {e + 1});
+  MemRef<1> mdr = dense<1>(dropped, {dropped ? e : 0});
   // An absent bias: an empty array that the kernel does not read.
   MemRef<1> mrb = dense<1>(r.router_bias, {r.router_bias ? e : 0});
   MemRef<1> msb = dense<1>(r.selection_bias, {r.selection_bias ? e : 0});
   int32_t flags = (r.renormalize ? 1 : 0) | (r.router_bias ? 2 : 0) |
                   (r.selection_bias ? 4 : 0) | (r.softmax_selected ? 8 : 0);
+  // A capacity of the dispatch (layer.mlir: bit 16, the drop order in bits
+  // 5-6, bit 128 renormalize_after_drop).
+  if (!expertChoice && r.capacity > 0)
+    flags |= 16 | (r.drop_order << 5) | (r.renormalize_after_drop ? 128 : 0);
   int64_t groups = r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.groups : 1;
   int64_t topkGroup =
       r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.topk_group : 1;
-  int64_t capacity =
-      r.capacity > 0 ? r.capacity : (t * dims->top_k + e - 1) / e;
+  int64_t capacity = r.capacity > 0 ? r.capacity
+                     : expertChoice ? (t * dims->top_k + e - 1) / e
+                                    : 0;
   _mlir_ciface_moe_gpu_layer_async(
       &mx, &mr, &mrb, &msb, &mg, &mu, &md, slots, r.score, r.selection, flags,
       r.scale, r.threshold, groups, topkGroup, r.group_score_sum_top2 ? 1 : 0,
-      capacity, &mo, &my, stream);
+      capacity, &mo, &mdr, &my, stream);
   return 0;
 }
 

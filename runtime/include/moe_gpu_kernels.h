@@ -59,6 +59,16 @@ typedef enum moe_gpu_selection {
                                       those scores */
 } moe_gpu_selection;
 
+/* Which assignments keep their slot when an expert receives more than its
+ * capacity (spec section 4). */
+typedef enum moe_gpu_drop_order {
+  MOE_GPU_DROP_TOKEN_MAJOR = 0,  /* flattened slot order t * k + j */
+  MOE_GPU_DROP_CHOICE_MAJOR = 1, /* all first choices in token order, then
+                                    all second choices, ... */
+  MOE_GPU_DROP_SCORE = 2         /* larger weight first, ties to the lower
+                                    t * k + j */
+} moe_gpu_drop_order;
+
 typedef struct moe_gpu_routing {
   int score;              /* moe_gpu_score */
   int selection;          /* moe_gpu_selection */
@@ -75,7 +85,13 @@ typedef struct moe_gpu_routing {
   const float *selection_bias; /* [E] f32 device pointer added to the
                                   scores for selection only, or NULL */
   int64_t capacity;       /* expert_choice: tokens per expert (at most T are
-                             taken); 0: ceil(T * top_k / E) */
+                             taken); 0: ceil(T * top_k / E).
+                             Other selections: 0 dropless; > 0 each expert
+                             keeps at most `capacity` assignments and the
+                             others are dropped (they contribute nothing) */
+  int drop_order;         /* moe_gpu_drop_order, with a capacity */
+  int renormalize_after_drop; /* with a capacity: divide each token's kept
+                                 weights by their sum + 1e-20 */
 } moe_gpu_routing;
 
 /* Softmax, top_k, renormalized, scale 1: Mixtral, Qwen3. */
@@ -91,10 +107,15 @@ moe_gpu_routing moe_gpu_routing_default(void);
  *   up_w     [E, f, d]  bf16  up projections
  *   down_w   [E, d, f]  bf16  down projections
  *   offsets  [E + 1]    i32   out: the grouped layout's offsets; expert e
- *                             received offsets[e + 1] - offsets[e] rows,
+ *                             computed offsets[e + 1] - offsets[e] rows,
  *                             offsets[E] rows in all (fewer than T * k
- *                             when top_p or threshold leave slots unused;
- *                             E * min(capacity, T) with expert_choice)
+ *                             when top_p or threshold leave slots unused
+ *                             or a capacity drops some; E * min(capacity,
+ *                             T) with expert_choice)
+ *   dropped  [E]        i32   out: the assignments each expert dropped for
+ *                             its capacity (0 when dropless), or NULL; the
+ *                             assignments before dropping are the rows
+ *                             plus these
  *   y        [T, d]     f32   out: the layer's output
  *
  * Every expert GEMM accumulates in f32; the activation between the two is
@@ -105,7 +126,8 @@ int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
                           const moe_gpu_routing *routing, const void *x,
                           const void *router_w, const void *gate_w,
                           const void *up_w, const void *down_w,
-                          int32_t *offsets, float *y, void *stream);
+                          int32_t *offsets, int32_t *dropped, float *y,
+                          void *stream);
 
 /* The gated experts alone, on rows already grouped by expert: the rows of
  * expert e are x[offsets[e] .. offsets[e + 1]), offsets non-decreasing

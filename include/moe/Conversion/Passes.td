@@ -215,14 +215,16 @@ def ConvertMoEToGPUKernels
     `moe.weight {device}` (copied to the GPU once by the runtime), else
     `@moe_layer`, which copies the weights for the call. The routing
     becomes scalar arguments (score, selection, flags, scale, tau or p,
-    groups, and for expert_choice the capacity, computed from the token
-    count as on the CPU, with one slot per expert), a run-time tau is
-    passed as it is, and the biases become f32 buffers. Operands are taken as
+    groups, and the capacity, computed from the token count as on the CPU:
+    expert_choice's, with one slot per expert, or the dispatch's, with its
+    drop order and renormalization as flags), a run-time tau or capacity
+    factor is used as it is, and the biases become f32 buffers. Operands are taken as
     buffers (`bufferization.to_buffer`, cast to the dynamic shapes of the
     host function), the outputs are `memref.alloc`s, and the f32 combine
-    result is rounded to bf16 by a host loop. The per-expert assignment
-    counts are the differences of the dispatch's group offsets; no
-    assignment is dropped (no capacity), so `dropped` is zero.
+    result is rounded to bf16 by a host loop. The library returns the
+    dispatch's group offsets (of the kept assignments) and the dropped
+    count of each expert; `dropped` is the latter, and the per-expert
+    assignments are the group sizes plus the dropped ones.
 
     The callees are declared private here; `moe-link-gpu-kernels` adds
     their bodies and kernels after bufferization (buffer deallocation does
@@ -234,8 +236,8 @@ def ConvertMoEToGPUKernels
     capacity) selection with `1 <= k <= E <= 256`; router and selection
     biases; any combine weights, renormalization and scale; weights applied
     to the expert output; gated experts with `act = silu` as separate
-    `gate`, `up`, `down` operands; no dispatch capacity or capacity factor;
-    no shared experts; bf16 input and weights; static `d` and `f` that are
+    `gate`, `up`, `down` operands; any capacity (count or factor, an
+    attribute or an operand, any drop order); no shared experts; bf16 input and weights; static `d` and `f` that are
     multiples of 8.
 
     ```mlir

@@ -43,10 +43,11 @@ static constexpr const char *supportedConfig =
     "moe-cuda-pipeline supports moe.layer with any selection (top_k, "
     "grouped_top_k with at most 64 groups, top_p, threshold, expert_choice; "
     "1 <= k <= E <= 256), any score function, combine weights and scale, "
-    "router and selection biases, a run-time tau, apply_weight = output, "
+    "router and selection biases, a run-time tau, any capacity (count or "
+    "factor, also at run time; any drop order), apply_weight = output, "
     "gated experts (act = silu) as separate gate, up and down operands, no "
-    "capacity (except expert_choice's own), no shared experts, bf16 input "
-    "and weights, and static d and f that are multiples of 8";
+    "shared experts, bf16 input and weights, and static d and f that are "
+    "multiples of 8";
 
 /// The first reason why the kernel library cannot compute `op`, or an
 /// empty string.
@@ -59,7 +60,6 @@ static std::string unsupportedReason(LayerOp op) {
   auto isBF16 = [](Value v) {
     return cast<ShapedType>(v.getType()).getElementType().isBF16();
   };
-  bool expertChoice = routing.getSelection() == Selection::ExpertChoice;
   if (ShapedType::isDynamic(numExperts) || numExperts > 256)
     os << "E = "
        << (ShapedType::isDynamic(numExperts) ? std::string("?")
@@ -77,8 +77,6 @@ static std::string unsupportedReason(LayerOp op) {
     os << "act = " << stringifyActivation(experts.getAct());
   else if (op.getExpertWeights().size() != 3)
     os << "a fused gate_up operand";
-  else if ((op.getCapacity() && !expertChoice) || op.getCapacityFactor())
-    os << "a capacity";
   else if (!op.getSharedWeights().empty())
     os << "shared experts";
   else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
@@ -184,6 +182,7 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   Value e1 = idx(numExperts + 1);
 
   Value offsets = allocate(b, loc, i32, {e1});
+  Value droppedCounts = allocate(b, loc, i32, {idx(numExperts)});
   Value yf = allocate(b, loc, f32, {tokens, d});
 
   // Biases as f32 host buffers [E]; an absent one is a buffer of one zero
@@ -241,18 +240,37 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   // bias included), one slot per expert, the scores as weights; each expert
   // takes `cap` tokens: its capacity, or ceil(T k / E).
   bool expertChoice = routing.getSelection() == Selection::ExpertChoice;
+  CapacityAttr capacity = op.getCapacityAttr();
+  lowering::LocBuilder lb(loc, b);
   Value cap = c0;
   if (expertChoice) {
     k = idx(numExperts);
     flags &= 2;
-    lowering::LocBuilder lb(loc, b);
-    if (CapacityAttr capacity = op.getCapacityAttr())
+    if (capacity)
       cap = lowering::capacity(lb, capacity, tokens, routing.getK(),
-                               numExperts);
+                               numExperts, op.getCapacityFactor());
     else
       cap = arith::CeilDivSIOp::create(
           lb, arith::MulIOp::create(lb, tokens, idx(routing.getK())),
           idx(numExperts));
+  } else if (capacity) {
+    // A capacity of the dispatch (spec section 4): layer.mlir's flags bit
+    // 16, the drop order in bits 5-6, bit 128 renormalize_after_drop.
+    cap = lowering::capacity(lb, capacity, tokens, routing.getK(), numExperts,
+                             op.getCapacityFactor());
+    int64_t order = 0;
+    switch (capacity.getDropOrderOrDefault()) {
+    case DropOrder::TokenMajor:
+      order = 0;
+      break;
+    case DropOrder::ChoiceMajor:
+      order = 1;
+      break;
+    case DropOrder::Score:
+      order = 2;
+      break;
+    }
+    flags |= 16 | (order << 5) | (capacity.getRenormalizeAfterDrop() ? 128 : 0);
   }
 
   // The whole layer on one stream, synchronized once (layer.mlir).
@@ -275,6 +293,7 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
       i32c(static_cast<int64_t>(routing.getGroupScore())),
       cap,
       offsets,
+      droppedCounts,
       yf};
   auto type = b.getFunctionType(TypeRange(args), {});
   declareHostFunction(module, symbols, callee, type);
@@ -306,25 +325,26 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   };
   op.getOutput().replaceAllUsesWith(toTensor(out, op.getOutput().getType()));
 
-  // Dropless: the assignments are the group sizes (the used slots), nothing
-  // is dropped.
+  // The assignments before dropping are the kept rows (the group sizes)
+  // plus the dropped ones.
   if (!op.getAssignments().use_empty() || !op.getDropped().use_empty()) {
     Value load = allocate(b, loc, i64, {numE});
     Value dropped = allocate(b, loc, i64, {numE});
-    Value zero = arith::ConstantIntOp::create(b, loc, i64, 0);
-    scf::ForOp::create(b, loc, c0, numE, c1, ValueRange(),
-                       [&](OpBuilder &b, Location loc, Value e, ValueRange) {
-                         Value next = arith::AddIOp::create(b, loc, e, c1);
-                         Value lo =
-                             memref::LoadOp::create(b, loc, offsets, {e});
-                         Value hi =
-                             memref::LoadOp::create(b, loc, offsets, {next});
-                         Value n = arith::SubIOp::create(b, loc, hi, lo);
-                         Value n64 = arith::ExtSIOp::create(b, loc, i64, n);
-                         memref::StoreOp::create(b, loc, n64, load, {e});
-                         memref::StoreOp::create(b, loc, zero, dropped, {e});
-                         scf::YieldOp::create(b, loc);
-                       });
+    scf::ForOp::create(
+        b, loc, c0, numE, c1, ValueRange(),
+        [&](OpBuilder &b, Location loc, Value e, ValueRange) {
+          Value next = arith::AddIOp::create(b, loc, e, c1);
+          Value lo = memref::LoadOp::create(b, loc, offsets, {e});
+          Value hi = memref::LoadOp::create(b, loc, offsets, {next});
+          Value kept = arith::SubIOp::create(b, loc, hi, lo);
+          Value lost = memref::LoadOp::create(b, loc, droppedCounts, {e});
+          Value n = arith::AddIOp::create(b, loc, kept, lost);
+          memref::StoreOp::create(b, loc, arith::ExtSIOp::create(b, loc, i64, n),
+                                  load, {e});
+          memref::StoreOp::create(
+              b, loc, arith::ExtSIOp::create(b, loc, i64, lost), dropped, {e});
+          scf::YieldOp::create(b, loc);
+        });
     op.getAssignments().replaceAllUsesWith(
         toTensor(load, op.getAssignments().getType()));
     op.getDropped().replaceAllUsesWith(

@@ -37,6 +37,15 @@
 //                      order, staged through shared memory 1024 at a time
 //                      and read by broadcast, giving each slot of expert e
 //                      the next row of its group. O(T * k) steps per thread.
+//   capacity_drop      Capacity (spec section 4) after a dropless pass: one
+//                      block of 256 per expert ranks its group's rows in the
+//                      drop order and marks the slots past the capacity
+//                      unused (ids -1); count_experts and build_permutation
+//                      then run again on the kept slots. token_major is the
+//                      group's own order; choice_major and score compare
+//                      every pair of the group's rows, O(n_e^2 / 256) steps.
+//   renormalize_kept   renormalize_after_drop: a token's weights over its
+//                      kept slots. One thread per token.
 //   gather_rows        One block of 128 threads per row, 16-byte vector
 //                      copies (d % 8 == 0).
 //   dispatch_ref       Scalar reference of the two kernels above: a single
@@ -192,6 +201,153 @@ gpu.module @moe_dispatch_kernels {
       // The next iteration overwrites the chunk.
       gpu.barrier
       scf.yield %ncur : index
+    }
+    gpu.return
+  }
+
+  // Capacity (spec section 4), after a dropless count_experts and
+  // build_permutation: block e ranks the rows of group e in the drop order
+  // (0 token_major: the group's own order; 1 choice_major: slot, then
+  // token; 2 score: larger weight first, ties to the lower slot t * k + j)
+  // and marks the slots of rank >= cap unused (ids -1). Block e also writes
+  // dropped[e] = max(n_e - cap, 0) when dropped is not empty. row_slot is
+  // scratch of T * k entries. Groups are independent, so the blocks are.
+  gpu.func @capacity_drop(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                          %offsets: memref<?xi32>, %row_token: memref<?xi32>,
+                          %slot_row: memref<?x?xi32>,
+                          %row_slot: memref<?xi32>, %cap: index,
+                          %order: i32, %dropped: memref<?xi32>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %m1 = arith.constant -1 : i32
+    %i0 = arith.constant 0 : i32
+    %i1 = arith.constant 1 : i32
+    %k = memref.dim %ids, %c1 : memref<?x?xi32>
+    %e = gpu.block_id x
+    %tid = gpu.thread_id x
+    %bdim = gpu.block_dim x
+    %e1 = arith.addi %e, %c1 : index
+    %lo_i = memref.load %offsets[%e] : memref<?xi32>
+    %hi_i = memref.load %offsets[%e1] : memref<?xi32>
+    %lo = arith.index_cast %lo_i : i32 to index
+    %hi = arith.index_cast %hi_i : i32 to index
+    %n = arith.subi %hi, %lo : index
+    %over = arith.cmpi ugt, %n, %cap : index
+    %nd = arith.select %over, %n, %cap : index
+    %excess = arith.subi %nd, %cap : index
+    %ndropped = memref.dim %dropped, %c0 : memref<?xi32>
+    %has = arith.cmpi ult, %e, %ndropped : index
+    %is0 = arith.cmpi eq, %tid, %c0 : index
+    %write = arith.andi %has, %is0 : i1
+    scf.if %write {
+      %x = arith.index_cast %excess : index to i32
+      memref.store %x, %dropped[%e] : memref<?xi32>
+    }
+    // Uniform over the block, so the barrier inside is reached by all.
+    scf.if %over {
+      %r0 = arith.addi %lo, %tid : index
+      // The slot a = t * k + j of each row.
+      scf.for %r = %r0 to %hi step %bdim {
+        %ri = arith.index_cast %r : index to i32
+        %t_i = memref.load %row_token[%r] : memref<?xi32>
+        %t = arith.index_cast %t_i : i32 to index
+        %j = scf.for %jj = %c0 to %k step %c1 iter_args(%acc = %c0) -> (index) {
+          %sr = memref.load %slot_row[%t, %jj] : memref<?x?xi32>
+          %here = arith.cmpi eq, %sr, %ri : i32
+          %nacc = arith.select %here, %jj, %acc : index
+          scf.yield %nacc : index
+        }
+        %tk = arith.muli %t, %k : index
+        %a = arith.addi %tk, %j : index
+        %ai = arith.index_cast %a : index to i32
+        memref.store %ai, %row_slot[%r] : memref<?xi32>
+      }
+      gpu.barrier
+      %token_major = arith.cmpi eq, %order, %i0 : i32
+      %choice_major = arith.cmpi eq, %order, %i1 : i32
+      scf.for %r = %r0 to %hi step %bdim {
+        %ai = memref.load %row_slot[%r] : memref<?xi32>
+        %a = arith.index_cast %ai : i32 to index
+        %t = arith.divui %a, %k : index
+        %j = arith.remui %a, %k : index
+        %w = memref.load %wts[%t, %j] : memref<?x?xf32>
+        %rank = scf.if %token_major -> (index) {
+          %own = arith.subi %r, %lo : index
+          scf.yield %own : index
+        } else {
+          // The rows of the group that come first in the drop order.
+          %ahead = scf.for %q = %lo to %hi step %c1 iter_args(%cnt = %c0) -> (index) {
+            %bi = memref.load %row_slot[%q] : memref<?xi32>
+            %b = arith.index_cast %bi : i32 to index
+            %tb = arith.divui %b, %k : index
+            %jb = arith.remui %b, %k : index
+            %lower = arith.cmpi slt, %bi, %ai : i32
+            %first = scf.if %choice_major -> (i1) {
+              %jlt = arith.cmpi ult, %jb, %j : index
+              %jeq = arith.cmpi eq, %jb, %j : index
+              %tlt = arith.cmpi ult, %tb, %t : index
+              %tie = arith.andi %jeq, %tlt : i1
+              %f = arith.ori %jlt, %tie : i1
+              scf.yield %f : i1
+            } else {
+              %wb = memref.load %wts[%tb, %jb] : memref<?x?xf32>
+              %gt = arith.cmpf ogt, %wb, %w : f32
+              %eq = arith.cmpf oeq, %wb, %w : f32
+              %tie = arith.andi %eq, %lower : i1
+              %f = arith.ori %gt, %tie : i1
+              scf.yield %f : i1
+            }
+            %inc = arith.select %first, %c1, %c0 : index
+            %ncnt = arith.addi %cnt, %inc : index
+            scf.yield %ncnt : index
+          }
+          scf.yield %ahead : index
+        }
+        %drop = arith.cmpi uge, %rank, %cap : index
+        scf.if %drop {
+          memref.store %m1, %ids[%t, %j] : memref<?x?xi32>
+        }
+      }
+    }
+    gpu.return
+  }
+
+  // renormalize_after_drop: each token's weights divided by the sum of its
+  // kept slots' weights (in slot order) + 1e-20; dropped and unused slots
+  // (ids outside [0, E)) get weight 0. One thread per token.
+  gpu.func @renormalize_kept(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                             %E: index) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %f0 = arith.constant 0.0 : f32
+    %tiny = arith.constant 1.0e-20 : f32
+    %T = memref.dim %ids, %c0 : memref<?x?xi32>
+    %k = memref.dim %ids, %c1 : memref<?x?xi32>
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %t0 = arith.muli %bid, %bdim : index
+    %t = arith.addi %t0, %tid : index
+    %in = arith.cmpi ult, %t, %T : index
+    scf.if %in {
+      %sum = scf.for %j = %c0 to %k step %c1 iter_args(%s = %f0) -> (f32) {
+        %id = memref.load %ids[%t, %j] : memref<?x?xi32>
+        %ok = func.call @is_expert(%id, %E) : (i32, index) -> i1
+        %w = memref.load %wts[%t, %j] : memref<?x?xf32>
+        %kept = arith.select %ok, %w, %f0 : f32
+        %ns = arith.addf %s, %kept : f32
+        scf.yield %ns : f32
+      }
+      %den = arith.addf %sum, %tiny : f32
+      scf.for %j = %c0 to %k step %c1 {
+        %id = memref.load %ids[%t, %j] : memref<?x?xi32>
+        %ok = func.call @is_expert(%id, %E) : (i32, index) -> i1
+        %w = memref.load %wts[%t, %j] : memref<?x?xf32>
+        %q = arith.divf %w, %den : f32
+        %nw = arith.select %ok, %q, %f0 : f32
+        memref.store %nw, %wts[%t, %j] : memref<?x?xf32>
+      }
     }
     gpu.return
   }

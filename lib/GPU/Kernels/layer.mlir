@@ -10,8 +10,13 @@
 // experts, bf16) as one chain of asynchronous GPU operations on one stream:
 //
 //   router_topk (-> expert_choice) -> memset of the counts -> count_experts ->
-//   build_permutation -> gather_rows -> @moe_expert_ffn_async (tile map,
-//   gate_up_swiglu_mma, grouped_gemm_mma) -> combine
+//   build_permutation (-> capacity_drop (-> renormalize_kept) -> memset ->
+//   count_experts -> build_permutation) -> gather_rows ->
+//   @moe_expert_ffn_async (tile map, gate_up_swiglu_mma, grouped_gemm_mma)
+//   -> combine
+//
+// The steps in parentheses run with a capacity (flags bit 16); without one
+// they are launched on empty grids, which the runtime skips.
 //
 // No device data is read on the host in between: the expert GEMMs are
 // launched on ceil(T * k / 64) + E tiles, the bound of build_tile_map for
@@ -28,11 +33,19 @@
 //                            leave some unused)
 //   score, sel, flags, scale, param, G, topk_group, gscore
 //                            the routing, as router.mlir's router_topk
-//                            takes it
+//                            takes it (flags bits 1, 2, 4, 8), and the
+//                            capacity: flags bit 16 drops the assignments
+//                            past `cap` per expert in the drop order
+//                            (flags >> 5) & 3 (0 token_major, 1
+//                            choice_major, 2 score); bit 128 renormalizes
+//                            each token's kept weights (spec section 4)
 //   cap                      expert_choice (sel = 4, k = E): the tokens each
-//                            expert takes (at most T)
-//   offsets [E + 1]    i32   group offsets of the dispatch (out); offsets[E]
-//                            is the number of used slots
+//                            expert takes (at most T); with bit 16: the
+//                            capacity of each expert
+//   offsets [E + 1]    i32   group offsets of the dispatch (out), of the
+//                            kept assignments; offsets[E] is their number
+//   dropped [E] or [0] i32   assignments dropped per expert (out; not
+//                            written when empty)
 //   y       [T, d]     f32   layer output (out)
 //
 // The kernels are those of router.mlir, dispatch.mlir, experts.mlir and
@@ -70,8 +83,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                            %Wd: memref<?x?x?xbf16>, %k: index,
                            %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
                            %G: index, %topkg: index, %gscore: i32,
-                           %cap: index,
-                           %offsets: memref<?xi32>, %y: memref<?x?xf32>,
+                           %cap: index, %offsets: memref<?xi32>,
+                           %dropped: memref<?xi32>, %y: memref<?x?xf32>,
                            %stream: !gpu.async.token) -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -112,6 +125,24 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %ecb = arith.divui %ecp, %c256 : index
   %g_ec = arith.select %is_ec, %ecb, %c0 : index
   %taken = arith.minui %cap, %T : index
+  // Capacity (flags bit 16): the second dispatch pass on the kept slots.
+  %i16 = arith.constant 16 : i32
+  %i128 = arith.constant 128 : i32
+  %i5 = arith.constant 5 : i32
+  %i3 = arith.constant 3 : i32
+  %bit16 = arith.andi %flags, %i16 : i32
+  %drops = arith.cmpi ne, %bit16, %z : i32
+  %osh = arith.shrui %flags, %i5 : i32
+  %order = arith.andi %osh, %i3 : i32
+  %bit128 = arith.andi %flags, %i128 : i32
+  %has128 = arith.cmpi ne, %bit128, %z : i32
+  %renorm_drop = arith.andi %drops, %has128 : i1
+  %g_drop = arith.select %drops, %E, %c0 : index
+  %tp = arith.addi %T, %c255 : index
+  %tb = arith.divui %tp, %c256 : index
+  %g_renorm = arith.select %renorm_drop, %tb, %c0 : index
+  %g_count2 = arith.select %drops, %g_count, %c0 : index
+  %g_perm2 = arith.select %drops, %c1, %c0 : index
 
   // Temporaries of the router and the dispatch.
   %dids, %a0 = gpu.alloc async [%stream] (%T, %k) : memref<?x?xi32>
@@ -122,7 +153,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %dsr, %a5 = gpu.alloc async [%a4] (%T, %k) : memref<?x?xi32>
   %dxp, %a6 = gpu.alloc async [%a5] (%TK, %d) : memref<?x?xbf16>
   %drows, %a7r = gpu.alloc async [%a6] (%TK, %d) : memref<?x?xf32>
-  %dsc, %a7 = gpu.alloc async [%a7r] (%T, %k) : memref<?x?xf32>
+  %dsc, %a7s = gpu.alloc async [%a7r] (%T, %k) : memref<?x?xf32>
+  %drs, %a7 = gpu.alloc async [%a7s] (%TK) : memref<?xi32>
 
   %k0 = gpu.launch_func async [%a7] @moe_router_kernels::@router_topk
       blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
@@ -147,7 +179,28 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
            %dcnt : memref<?xi32>, %offsets : memref<?xi32>,
            %drt : memref<?xi32>, %drw : memref<?xf32>,
            %dsr : memref<?x?xi32>)
-  %k4 = gpu.launch_func async [%k3] @moe_dispatch_kernels::@gather_rows
+  %kd0 = gpu.memset async [%k3] %dropped, %z : memref<?xi32>, i32
+  %kd1 = gpu.launch_func async [%kd0] @moe_dispatch_kernels::@capacity_drop
+      blocks in (%g_drop, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
+           %offsets : memref<?xi32>, %drt : memref<?xi32>,
+           %dsr : memref<?x?xi32>, %drs : memref<?xi32>, %cap : index,
+           %order : i32, %dropped : memref<?xi32>)
+  %kd2 = gpu.launch_func async [%kd1] @moe_dispatch_kernels::@renormalize_kept
+      blocks in (%g_renorm, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>, %E : index)
+  %kd3 = gpu.memset async [%kd2] %dcnt, %z : memref<?xi32>, i32
+  %kd4 = gpu.launch_func async [%kd3] @moe_dispatch_kernels::@count_experts
+      blocks in (%g_count2, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
+           %dsr : memref<?x?xi32>)
+  %kd5 = gpu.launch_func async [%kd4] @moe_dispatch_kernels::@build_permutation
+      blocks in (%g_perm2, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
+           %dcnt : memref<?xi32>, %offsets : memref<?xi32>,
+           %drt : memref<?xi32>, %drw : memref<?xf32>,
+           %dsr : memref<?x?xi32>)
+  %k4 = gpu.launch_func async [%kd5] @moe_dispatch_kernels::@gather_rows
       blocks in (%TK, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%x : memref<?x?xbf16>, %drt : memref<?xi32>,
            %dxp : memref<?x?xbf16>)
@@ -168,7 +221,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %f5 = gpu.dealloc async [%f4] %dsr : memref<?x?xi32>
   %f6 = gpu.dealloc async [%f5] %dxp : memref<?x?xbf16>
   %f7r = gpu.dealloc async [%f6] %drows : memref<?x?xf32>
-  %f7 = gpu.dealloc async [%f7r] %dsc : memref<?x?xf32>
+  %f7s = gpu.dealloc async [%f7r] %dsc : memref<?x?xf32>
+  %f7 = gpu.dealloc async [%f7s] %drs : memref<?xi32>
   return %f7 : !gpu.async.token
 }
 
@@ -179,7 +233,9 @@ func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                               %score: i32, %sel: i32, %flags: i32,
                               %scale: f32, %param: f32, %G: index,
                               %topkg: index, %gscore: i32, %cap: index,
-                              %offsets: memref<?xi32>, %y: memref<?x?xf32>) {
+                              %offsets: memref<?xi32>,
+                              %dropped: memref<?xi32>,
+                              %y: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %T = memref.dim %x, %c0 : memref<?x?xbf16>
@@ -194,24 +250,30 @@ func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %drb, %a1 = gpu.alloc async [%a0] (%nr) : memref<?xf32>
   %dsb, %a2 = gpu.alloc async [%a1] (%ns) : memref<?xf32>
   %doff, %a3 = gpu.alloc async [%a2] (%E1) : memref<?xi32>
-  %dy, %a4 = gpu.alloc async [%a3] (%T, %d) : memref<?x?xf32>
+  %nd = memref.dim %dropped, %c0 : memref<?xi32>
+  %ddr, %a3d = gpu.alloc async [%a3] (%nd) : memref<?xi32>
+  %dy, %a4 = gpu.alloc async [%a3d] (%T, %d) : memref<?x?xf32>
   %m0 = gpu.memcpy async [%a4] %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
   %m1 = gpu.memcpy async [%m0] %drb, %rbias : memref<?xf32>, memref<?xf32>
   %m2 = gpu.memcpy async [%m1] %dsb, %sbias : memref<?xf32>, memref<?xf32>
   %l = call @moe_layer_async(%dx, %Wr, %drb, %dsb, %Wg, %Wu, %Wd, %k,
                              %score, %sel, %flags, %scale, %param, %G,
-                             %topkg, %gscore, %cap, %doff, %dy, %m2)
+                             %topkg, %gscore, %cap, %doff, %ddr, %dy, %m2)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
          i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>,
-         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+         memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+      -> !gpu.async.token
   %o0 = gpu.memcpy async [%l] %y, %dy : memref<?x?xf32>, memref<?x?xf32>
-  %o1 = gpu.memcpy async [%o0] %offsets, %doff : memref<?xi32>, memref<?xi32>
+  %o1d = gpu.memcpy async [%o0] %offsets, %doff
+      : memref<?xi32>, memref<?xi32>
+  %o1 = gpu.memcpy async [%o1d] %dropped, %ddr : memref<?xi32>, memref<?xi32>
   %f0 = gpu.dealloc async [%o1] %dx : memref<?x?xbf16>
   %f1 = gpu.dealloc async [%f0] %drb : memref<?xf32>
   %f2 = gpu.dealloc async [%f1] %dsb : memref<?xf32>
   %f3 = gpu.dealloc async [%f2] %doff : memref<?xi32>
-  %f4 = gpu.dealloc async [%f3] %dy : memref<?x?xf32>
+  %f4d = gpu.dealloc async [%f3] %dy : memref<?x?xf32>
+  %f4 = gpu.dealloc async [%f4d] %ddr : memref<?xi32>
   gpu.wait [%f4]
   return
 }
@@ -222,8 +284,8 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %Wd: memref<?x?x?xbf16>, %k: index,
                      %score: i32, %sel: i32, %flags: i32, %scale: f32,
                      %param: f32, %G: index, %topkg: index, %gscore: i32,
-                     %cap: index,
-                     %offsets: memref<?xi32>, %y: memref<?x?xf32>) {
+                     %cap: index, %offsets: memref<?xi32>,
+                     %dropped: memref<?xi32>, %y: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
@@ -246,11 +308,11 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   gpu.wait [%m3]
   call @moe_layer_resident(%x, %dWr, %rbias, %sbias, %dWg, %dWu, %dWd, %k,
                            %score, %sel, %flags, %scale, %param, %G, %topkg,
-                           %gscore, %cap, %offsets, %y)
+                           %gscore, %cap, %offsets, %dropped, %y)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
          i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>,
-         memref<?x?xf32>) -> ()
+         memref<?xi32>, memref<?x?xf32>) -> ()
   %t1 = gpu.wait async
   %f0 = gpu.dealloc async [%t1] %dWr : memref<?x?xbf16>
   %f1 = gpu.dealloc async [%f0] %dWg : memref<?x?x?xbf16>

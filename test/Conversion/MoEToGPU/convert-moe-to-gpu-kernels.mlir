@@ -23,14 +23,15 @@
 // CHECK-DAG:   %[[C64:.*]] = arith.constant 64 : index
 // CHECK-DAG:   %[[T:.*]] = memref.dim %[[XM]], %[[C0]] : memref<?x?xbf16>
 // CHECK:       %[[OFF:.*]] = memref.alloc(%[[C9]]) : memref<?xi32>
+// CHECK:       %[[DR:.*]] = memref.alloc(%c8{{[_0-9]*}}) : memref<?xi32>
 // CHECK:       %[[YF:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xf32>
 // No biases: one-element placeholders.
 // CHECK:       %[[RB:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
 // CHECK:       %[[SB:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
 // CHECK-NOT:   call
 // The routing: softmax (0), top_k (0), flags 1 (renormalize), scale 1,
-// groups 1, topk_group 1, group score max (0), no expert-choice capacity.
-// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[C0]], %[[OFF]], %[[YF]])
+// groups 1, topk_group 1, group score max (0), no capacity.
+// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[C0]], %[[OFF]], %[[DR]], %[[YF]])
 // CHECK-NOT:   call
 // CHECK:       %[[OUT:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xbf16>
 // CHECK:       scf.for %[[I:.*]] = %[[C0]] to %[[T]]
@@ -42,7 +43,7 @@
 // CHECK:       %[[Y:.*]] = bufferization.to_tensor %[[OC]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
 // CHECK-NOT:   moe.layer
 // CHECK:       return %[[Y]] : tensor<?x64xbf16>
-// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>, memref<?x?xf32>)
+// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>)
 // CHECK-NOT:   func.func private
 
 // The library linked in: its kernels, and its host functions, private and
@@ -52,7 +53,7 @@
 // LINK-DAG: gpu.module @moe_dispatch_kernels
 // LINK-DAG: gpu.module @moe_experts
 // LINK-DAG: gpu.module @moe_combine_kernels
-// LINK-DAG: func.func private @moe_layer(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
+// LINK-DAG: func.func private @moe_layer(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
 // LINK-DAG: gpu.launch_func async [%{{.*}}] @moe_experts::@gate_up_swiglu_mma
 // LINK-DAG: func.func private @moe_router(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
 // LINK-DAG: func.func private @moe_expert_ffn(
@@ -73,25 +74,28 @@ func.func @layer(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // -----
 
 // The assignments are the dispatch's group sizes, offsets[e + 1] -
-// offsets[e]; nothing is dropped.
+// offsets[e], plus the dropped ones, which the library counts.
 
 // CHECK-LABEL: func.func @counts(
 // CHECK-DAG:   %[[C0:.*]] = arith.constant 0 : index
 // CHECK-DAG:   %[[C1:.*]] = arith.constant 1 : index
 // CHECK:       %[[OFF:.*]] = memref.alloc(%{{.*}}) : memref<?xi32>
+// CHECK:       %[[DR:.*]] = memref.alloc(%{{.*}}) : memref<?xi32>
 // CHECK:       %[[C4:.*]] = arith.constant 4 : index
-// CHECK:       call @moe_layer({{(%[^,]*, )+}}%[[OFF]],
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%[[OFF]], %[[DR]],
 // CHECK:       %[[LOAD:.*]] = memref.alloc(%[[C4]]) : memref<?xi64>
 // CHECK:       %[[DROP:.*]] = memref.alloc(%[[C4]]) : memref<?xi64>
-// CHECK:       %[[Z:.*]] = arith.constant 0 : i64
 // CHECK:       scf.for %[[E:.*]] = %[[C0]] to %[[C4]] step %[[C1]] {
 // CHECK:         %[[E1:.*]] = arith.addi %[[E]], %[[C1]] : index
 // CHECK:         %[[LO:.*]] = memref.load %[[OFF]][%[[E]]] : memref<?xi32>
 // CHECK:         %[[HI:.*]] = memref.load %[[OFF]][%[[E1]]] : memref<?xi32>
-// CHECK:         %[[NE:.*]] = arith.subi %[[HI]], %[[LO]] : i32
+// CHECK:         %[[KEPT:.*]] = arith.subi %[[HI]], %[[LO]] : i32
+// CHECK:         %[[LOST:.*]] = memref.load %[[DR]][%[[E]]] : memref<?xi32>
+// CHECK:         %[[NE:.*]] = arith.addi %[[KEPT]], %[[LOST]] : i32
 // CHECK:         %[[NE64:.*]] = arith.extsi %[[NE]] : i32 to i64
 // CHECK:         memref.store %[[NE64]], %[[LOAD]][%[[E]]] : memref<?xi64>
-// CHECK:         memref.store %[[Z]], %[[DROP]][%[[E]]] : memref<?xi64>
+// CHECK:         %[[LOST64:.*]] = arith.extsi %[[LOST]] : i32 to i64
+// CHECK:         memref.store %[[LOST64]], %[[DROP]][%[[E]]] : memref<?xi64>
 // CHECK:       %[[LC:.*]] = memref.cast %[[LOAD]] : memref<?xi64> to memref<4xi64>
 // CHECK:       %[[LT:.*]] = bufferization.to_tensor %[[LC]] restrict : memref<4xi64> to tensor<4xi64>
 // CHECK:       %[[DC:.*]] = memref.cast %[[DROP]] : memref<?xi64> to memref<4xi64>
@@ -174,7 +178,7 @@ func.func @threshold(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[T:.*]] = memref.dim %{{.*}}, %[[C0]] : memref<?x?xbf16>
 // CHECK:       %[[SLOTS:.*]] = arith.muli %[[T]], %c2{{[_0-9]*}} : index
 // CHECK:       %[[CAP:.*]] = arith.ceildivsi %[[SLOTS]], %c8{{[_0-9]*}} : index
-// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c8{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c4_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}})
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c8{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c4_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
 func.func @expert_choice(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
                          %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
                          %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
@@ -202,7 +206,7 @@ func.func @expert_choice(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[LO:.*]] = arith.maxsi %[[C]], %c2{{[_0-9]*}} : index
 // CHECK:       %[[A:.*]] = arith.ceildivsi %[[LO]], %c4{{[_0-9]*}} : index
 // CHECK:       %[[CAP:.*]] = arith.muli %[[A]], %c4{{[_0-9]*}} : index
-// CHECK:       call @moe_layer({{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}})
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
 func.func @expert_choice_capacity(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
     %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
@@ -212,6 +216,60 @@ func.func @expert_choice_capacity(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
       {routing = #moe.routing<score = softmax, selection = expert_choice,
                               k = 2>,
        capacity = #moe.capacity<factor = 1.5, min = 2, align = 4>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// A capacity of 4 per expert, score order, renormalized after the drop:
+// flags 1 (renormalize) | 16 (capacity) | 2 << 5 (score) | 128 = 209, and
+// the capacity passed as `cap`.
+
+// CHECK-LABEL: func.func @capacity_score(
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c209_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
+func.func @capacity_score(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2,
+                              renormalize = true>,
+       capacity = #moe.capacity<count = 4, drop_order = score,
+                                renormalize_after_drop = true>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// A run-time capacity factor (moe-expose-knobs) in the default
+// choice_major order: flags 1 | 16 | 1 << 5 = 49, and the capacity is
+// ceil(factor * T * 2 / 8) of the operand (at least 0, a multiple of 1).
+
+// CHECK-LABEL: func.func @capacity_factor(
+// CHECK-SAME:      %[[CF:[^:]*]]: f64
+// CHECK:       %[[N:.*]] = arith.sitofp %{{.*}} : i64 to f64
+// CHECK:       %[[M:.*]] = arith.mulf %[[CF]], %[[N]] : f64
+// CHECK:       %[[Q:.*]] = arith.divf %[[M]], %{{.*}} : f64
+// CHECK:       %[[UP:.*]] = math.ceil %[[Q]] : f64
+// CHECK:       %[[I:.*]] = arith.fptosi %[[UP]] : f64 to i64
+// CHECK:       %[[C:.*]] = arith.index_cast %[[I]] : i64 to index
+// CHECK:       %[[LO:.*]] = arith.maxsi %[[C]], %{{.*}} : index
+// CHECK:       %[[A:.*]] = arith.ceildivsi %[[LO]], %{{.*}} : index
+// CHECK:       %[[CAP:.*]] = arith.muli %[[A]], %{{.*}} : index
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c49_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
+func.func @capacity_factor(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %cf: f64, %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      capacity_factor(%cf)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2,
+                              renormalize = true>,
+       capacity = #moe.capacity<factor = 1.25>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }

@@ -19,6 +19,19 @@
 // DEEPSEEK:      cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
 // DEEPSEEK:      cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
 // DEEPSEEK:      cuda: cuStreamSynchronize()
+// A capacity (score order): capacity_drop on the 8 groups between a
+// dropless dispatch and the dispatch of the kept slots.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1 capacity=count:1 drop_order=score" \
+// RUN:   --seed 1 --tokens 7 --dir %t/capacity
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/capacity/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/capacity/moe-run.args) | FileCheck %s --check-prefix=CAPACITY
+// CAPACITY:      cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CAPACITY:      cuda: cuLaunchKernel(capacity_drop, grid 8x1x1, block 256x1x1, smem 0, a stream)
+// CAPACITY-NOT:  cuLaunchKernel(renormalize_kept
+// CAPACITY:      cuda: cuLaunchKernel(count_experts, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CAPACITY:      cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CAPACITY:      cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
+// CAPACITY:      cuda: cuStreamSynchronize()
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --reference \
 // RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=REFERENCE
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --stats-coactivation \
@@ -62,15 +75,16 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
-// The layer's nine temporaries freed in stream order, y (7 x 32 f32) and
-// the offsets (9 i32) copied back, the operands freed, then the layer's only
-// synchronization.
+// The layer's ten temporaries freed in stream order, y (7 x 32 f32), the
+// offsets (9 i32) and the dropped counts (8 i32) copied back, the operands
+// freed, then the layer's only synchronization.
 // CHECK-NEXT:    cuda: cuMemFreeAsync()
-// CHECK-COUNT-8: cuda: cuMemFreeAsync()
+// CHECK-COUNT-9: cuda: cuMemFreeAsync()
 // CHECK-NEXT:    cuda: cuMemcpyAsync(896)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(36)
+// CHECK-NEXT:    cuda: cuMemcpyAsync(32)
 // CHECK-NEXT:    cuda: cuMemFreeAsync()
-// CHECK-COUNT-6: cuda: cuMemFreeAsync()
+// CHECK-COUNT-7: cuda: cuMemFreeAsync()
 // CHECK-NOT:     cuStreamSynchronize
 // CHECK-NOT:     cuMemFree_v2
 // CHECK-NOT:     cuLaunchKernel
