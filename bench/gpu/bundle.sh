@@ -36,11 +36,11 @@ for tool in moe-cuda-info moe-gpu-check moe-gpu-bench moe-reference; do
 done
 
 # Ahead-of-time libraries, each checked against moe-reference's f64 model
-# on the GPU machine: NAME GENERATOR-OPTIONS LAYER TOKENS.
+# on the GPU machine: NAME FAMILY GENERATOR-OPTIONS LAYER TOKENS.
 aot() {
-  local name=$1 options=$2 layer=$3 tokens=$4 dir="$out/aot/$1"
+  local name=$1 family=$2 options=$3 layer=$4 tokens=$5 dir="$out/aot/$1"
   mkdir -p "$dir"
-  "$build/bin/moe-gen-checkpoint" --family mixtral --dtype bf16 $options \
+  "$build/bin/moe-gen-checkpoint" --family "$family" --dtype bf16 $options \
     --out "$dir/ckpt" > /dev/null
   "$build/bin/moe-import" --model "$dir/ckpt" -o "$dir/model.mlir"
   "$build/bin/moe-compile" "$dir/model.mlir" --target cuda --cuda-chip "$chip" \
@@ -51,8 +51,11 @@ aot() {
     --seed 5 --tokens "$tokens" --dir "$dir/cases" > /dev/null
   echo "moe_layer_$layer" > "$dir/layer"
 }
-aot small "--hidden 32 --inner 48 --seed 3" 1 "0,1,9,40,130"
-aot wide "--hidden 256 --inner 128 --experts 16 --top-k 4 --layers 1 --seed 4" 0 "1,64,100"
+aot small mixtral "--hidden 32 --inner 48 --seed 3" 1 "0,1,9,40,130"
+aot wide mixtral "--hidden 256 --inner 128 --experts 16 --top-k 4 --layers 1 --seed 4" 0 "1,64,100"
+# Shared experts: Qwen2-MoE's gated one; DeepSeek-V3's with its routing.
+aot qwen2 qwen2_moe "--hidden 64 --inner 32 --layers 1 --seed 6" 0 "1,17,64"
+aot deepseek deepseek_v3 "--hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7" 0 "1,17,64"
 
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -266,7 +266,8 @@ int main(int argc, char **argv) {
       moe_gpu_layer_dims dims{T, d, f, E, k};
       auto layer = [&] {
         if (moe_gpu_layer_enqueue(&dims, nullptr, x.get(), wr.get(), wg.get(),
-                                  wu.get(), wd.get(), off.get(),
+                                  wu.get(), wd.get(), /*shared=*/nullptr,
+                                  off.get(),
                                   /*dropped=*/nullptr, y.get(), stream)) {
           std::fprintf(stderr, "moe-gpu-bench: %s\n", moe_gpu_last_error());
           std::exit(1);

@@ -7,12 +7,12 @@
 //===----------------------------------------------------------------------===//
 //
 // Runs the layer and the experts of moe_gpu_kernels.h on a GPU and compares
-// them with a reference written here, in f64, from the spec (sections 1-4
-// and 6: softmax scores, top-k with ties to the lower expert, weights
-// renormalized over the k, every other routing of the library, capacities
-// in each drop order, gated SiLU experts). The kernels round the activation
-// between the two expert GEMMs to bf16, and so does the reference;
-// everything else is f64 there and f32 on the GPU.
+// them with a reference written here, in f64, from the spec (sections 1-6:
+// softmax scores, top-k with ties to the lower expert, weights renormalized
+// over the k, every other routing of the library, capacities in each drop
+// order, gated SiLU experts, shared experts). The kernels round the
+// activation between the two expert GEMMs to bf16, and so does the
+// reference; everything else is f64 there and f32 on the GPU.
 //
 // Also checked: the expert counts of the layer (the group offsets) and the
 // dropped counts, that two runs give bitwise the same output, and that a
@@ -107,12 +107,35 @@ std::string name(const char *what, const Dims &s) {
   return buf;
 }
 
-/// A routing and its biases on the host (empty: none).
+/// A routing and its biases on the host (empty: none), and the inner size
+/// of a shared expert (0: none) and whether it is gated.
 struct Routing {
   const char *name;
   moe_gpu_routing r;
   std::vector<float> routerBias, selectionBias;
+  int64_t sharedFfn = 0;
+  bool sharedGate = false;
 };
+
+/// A shared expert as one expert of inner size fs ({T, d, fs, 1, k}), and
+/// its gate vector [d] (empty when not gated).
+struct Shared {
+  Dims dims;
+  Weights w;
+  std::vector<uint16_t> gate;
+};
+
+Shared makeShared(const Dims &s, const Routing &rt, uint64_t seed) {
+  Shared sh{{s.T, s.d, rt.sharedFfn, 1, s.k}, {}, {}};
+  if (!rt.sharedFfn)
+    return sh;
+  sh.w = makeWeights(sh.dims, seed);
+  if (rt.sharedGate) {
+    Random r(seed + 1);
+    sh.gate = randomBF16(r, s.d, 2.0 / std::sqrt(static_cast<double>(s.d)));
+  }
+  return sh;
+}
 
 Routing makeRouting(const char *name, moe_gpu_routing r, int64_t E,
                     bool routerBias, bool selectionBias, uint64_t seed) {
@@ -135,12 +158,27 @@ struct DeviceLayer {
   DeviceArray<float> rb, sb;
   DeviceArray<int32_t> off, dropped;
   DeviceArray<float> y;
+  DeviceArray<uint16_t> sg, su, sd, sgate;
   moe_gpu_routing routing;
+  moe_gpu_shared_expert shared{};
+  bool hasShared;
   DeviceLayer(const Dims &s, const std::vector<uint16_t> &hx, const Weights &w,
-              const Routing &r)
+              const Routing &r, const Shared &sh)
       : x(hx.size()), wr(w.wr.size()), wg(w.wg.size()), wu(w.wu.size()),
         wd(w.wd.size()), rb(r.routerBias.size()), sb(r.selectionBias.size()),
-        off(s.E + 1), dropped(s.E), y(s.T * s.d), routing(r.r) {
+        off(s.E + 1), dropped(s.E), y(s.T * s.d), sg(sh.w.wg.size()),
+        su(sh.w.wu.size()), sd(sh.w.wd.size()), sgate(sh.gate.size()),
+        routing(r.r), hasShared(r.sharedFfn > 0) {
+    if (hasShared) {
+      sg.upload(sh.w.wg);
+      su.upload(sh.w.wu);
+      sd.upload(sh.w.wd);
+      shared = {r.sharedFfn, sg.get(), su.get(), sd.get(), nullptr};
+      if (!sh.gate.empty()) {
+        sgate.upload(sh.gate);
+        shared.gate_vector = sgate.get();
+      }
+    }
     x.upload(hx);
     wr.upload(w.wr);
     wg.upload(w.wg);
@@ -160,8 +198,8 @@ struct DeviceLayer {
   void enqueue(const Dims &s, CUstream stream) {
     moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, s.k};
     if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(), wg.get(),
-                              wu.get(), wd.get(), off.get(), dropped.get(),
-                              y.get(), stream)) {
+                              wu.get(), wd.get(), hasShared ? &shared : nullptr,
+                              off.get(), dropped.get(), y.get(), stream)) {
       std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
       std::exit(1);
     }
@@ -386,7 +424,8 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
   Weights w = makeWeights(s, seed);
   Random inputs(seed + 1);
   std::vector<uint16_t> x = randomBF16(inputs, s.T * s.d, 1.0);
-  DeviceLayer dev(s, x, w, rt);
+  Shared sh = makeShared(s, rt, seed + 7);
+  DeviceLayer dev(s, x, w, rt, sh);
   dev.enqueue(s, stream);
   CU_CHECK(cu().cuStreamSynchronize(stream));
   std::vector<float> y = dev.y.download();
@@ -439,6 +478,16 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
       ++counts[ids[t][j]];
       ++used;
       expertRow(s, w, ids[t][j], xt, wts[t][j], ref.data(), mag.data());
+    }
+    if (rt.sharedFfn) {
+      double g = 1.0;
+      if (rt.sharedGate) {
+        double a = 0;
+        for (int64_t i = 0; i < s.d; ++i)
+          a += fromBF16(xt[i]) * fromBF16(sh.gate[i]);
+        g = 1.0 / (1.0 + std::exp(-a));
+      }
+      expertRow(sh.dims, sh.w, 0, xt, g, ref.data(), mag.data());
     }
     if (fragile[t])
       continue;
@@ -675,6 +724,21 @@ int main(int argc, char **argv) {
                cseed, stream, c.order == MOE_GPU_DROP_SCORE);
     cseed += 2;
   }
+  // Shared experts (spec section 5): DeepSeek's (always on) and
+  // Qwen2-MoE's (sigmoid gate), the second with a capacity too.
+  Routing deepseekShared =
+      makeRouting("layer shared expert", def, 0, false, false, 0);
+  deepseekShared.sharedFfn = 96;
+  checkLayer({45, 128, 64, 8, 2}, deepseekShared, 61, stream, true);
+  moe_gpu_routing qwen2 = def;
+  qwen2.renormalize = 0;
+  qwen2.capacity = 14;
+  qwen2.drop_order = MOE_GPU_DROP_TOKEN_MAJOR;
+  Routing qwen2Shared = makeRouting("layer gated shared expert capacity", qwen2,
+                                    0, false, false, 0);
+  qwen2Shared.sharedFfn = 256;
+  qwen2Shared.sharedGate = true;
+  checkLayer({70, 256, 64, 16, 4}, qwen2Shared, 63, stream, false);
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;
   checkLayer(

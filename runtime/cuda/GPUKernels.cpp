@@ -156,10 +156,11 @@ extern "C" {
 void *_mlir_ciface_moe_gpu_layer_async(
     MemRef<2> *x, MemRef<2> *routerW, MemRef<1> *routerBias,
     MemRef<1> *selectionBias, MemRef<3> *gateW, MemRef<3> *upW,
-    MemRef<3> *downW, int64_t k, int32_t score, int32_t selection,
-    int32_t flags, float scale, float param, int64_t groups, int64_t topkGroup,
-    int32_t groupScore, int64_t capacity, MemRef<1> *offsets,
-    MemRef<1> *dropped, MemRef<2> *y, void *stream);
+    MemRef<3> *downW, MemRef<3> *sharedGate, MemRef<3> *sharedUp,
+    MemRef<3> *sharedDown, MemRef<2> *sharedGateVector, int64_t k,
+    int32_t score, int32_t selection, int32_t flags, float scale, float param,
+    int64_t groups, int64_t topkGroup, int32_t groupScore, int64_t capacity,
+    MemRef<1> *offsets, MemRef<1> *dropped, MemRef<2> *y, void *stream);
 void *_mlir_ciface_moe_gpu_expert_ffn_async(MemRef<2> *x, MemRef<3> *gateW,
                                             MemRef<3> *upW, MemRef<3> *downW,
                                             MemRef<1> *offsets, MemRef<2> *y,
@@ -181,13 +182,11 @@ MOE_GPU_EXPORT moe_gpu_routing moe_gpu_routing_default(void) {
   return r;
 }
 
-MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
-                                         const moe_gpu_routing *routing,
-                                         const void *x, const void *router_w,
-                                         const void *gate_w, const void *up_w,
-                                         const void *down_w, int32_t *offsets,
-                                         int32_t *dropped, float *y,
-                                         void *stream) {
+MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
+    const moe_gpu_layer_dims *dims, const moe_gpu_routing *routing,
+    const void *x, const void *router_w, const void *gate_w, const void *up_w,
+    const void *down_w, const moe_gpu_shared_expert *shared, int32_t *offsets,
+    int32_t *dropped, float *y, void *stream) {
   moe_gpu_routing r = routing ? *routing : moe_gpu_routing_default();
   // Rows per token: expert_choice fills one slot per expert.
   bool expertChoice = r.selection == MOE_GPU_SELECT_EXPERT_CHOICE;
@@ -202,6 +201,19 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
     error = checkPointers({x, y}, {"x", "y"});
   if (error.empty() && reinterpret_cast<uintptr_t>(dropped) % 4)
     error = "dropped is not 4-byte aligned";
+  if (error.empty() && shared) {
+    if (shared->ffn <= 0 || shared->ffn % 8)
+      error = "expected a shared ffn size that is a positive multiple of 8, "
+              "found ffn = " +
+              std::to_string(shared->ffn);
+    else
+      error =
+          checkPointers({shared->gate_w, shared->up_w, shared->down_w},
+                        {"shared->gate_w", "shared->up_w", "shared->down_w"});
+    if (error.empty() && shared->gate_vector &&
+        reinterpret_cast<uintptr_t>(shared->gate_vector) % 2)
+      error = "shared->gate_vector is not 2-byte aligned";
+  }
   if (!error.empty())
     return fail("moe_gpu_layer_enqueue: " + error);
   lastError.clear();
@@ -217,6 +229,13 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
             my = dense<2>(y, {t, d});
   MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = dense<3>(up_w, {e, f, d}),
             md = dense<3>(down_w, {e, d, f});
+  // No shared expert: empty arrays (the layer tests their first size).
+  int64_t fs = shared ? shared->ffn : 0, ns = shared ? 1 : 0;
+  int64_t ng = shared && shared->gate_vector ? 1 : 0;
+  MemRef<3> msg = dense<3>(shared ? shared->gate_w : nullptr, {ns, fs, d}),
+            msu = dense<3>(shared ? shared->up_w : nullptr, {ns, fs, d}),
+            msd = dense<3>(shared ? shared->down_w : nullptr, {ns, d, fs});
+  MemRef<2> msw = dense<2>(ng ? shared->gate_vector : nullptr, {ng, d});
   MemRef<1> mo = dense<1>(offsets, {e + 1});
   MemRef<1> mdr = dense<1>(dropped, {dropped ? e : 0});
   // An absent bias: an empty array that the kernel does not read.
@@ -235,9 +254,9 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
                      : expertChoice ? (t * dims->top_k + e - 1) / e
                                     : 0;
   _mlir_ciface_moe_gpu_layer_async(
-      &mx, &mr, &mrb, &msb, &mg, &mu, &md, slots, r.score, r.selection, flags,
-      r.scale, r.threshold, groups, topkGroup, r.group_score_sum_top2 ? 1 : 0,
-      capacity, &mo, &mdr, &my, stream);
+      &mx, &mr, &mrb, &msb, &mg, &mu, &md, &msg, &msu, &msd, &msw, slots,
+      r.score, r.selection, flags, r.scale, r.threshold, groups, topkGroup,
+      r.group_score_sum_top2 ? 1 : 0, capacity, &mo, &mdr, &my, stream);
   return 0;
 }
 

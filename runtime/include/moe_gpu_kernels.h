@@ -94,18 +94,33 @@ typedef struct moe_gpu_routing {
                                  weights by their sum + 1e-20 */
 } moe_gpu_routing;
 
+/* A shared expert (spec section 5), applied to every token and added to
+ * the routed sum: y += g(x) * S(x), S(x) = (silu(x gate_w^T) * (x up_w^T))
+ * down_w^T, g(x) = sigmoid(gate_vector . x) (Qwen2-MoE) or 1 when
+ * gate_vector is NULL (DeepSeek). g(x) * S(x) is rounded to bf16 before it
+ * is added, as moe.shared_expert's bf16 result is. */
+typedef struct moe_gpu_shared_expert {
+  int64_t ffn;             /* fs > 0, a multiple of 8 */
+  const void *gate_w;      /* [fs, d] bf16 */
+  const void *up_w;        /* [fs, d] bf16 */
+  const void *down_w;      /* [d, fs] bf16 */
+  const void *gate_vector; /* [d] bf16, or NULL */
+} moe_gpu_shared_expert;
+
 /* Softmax, top_k, renormalized, scale 1: Mixtral, Qwen3. */
 moe_gpu_routing moe_gpu_routing_default(void);
 
 /* A MoE layer: router logits, scores, a per-token selection and combine
- * weights as `routing` says (NULL: moe_gpu_routing_default()), and gated
- * SiLU experts (spec sections 1-3, 5, 6):
+ * weights as `routing` says (NULL: moe_gpu_routing_default()), a capacity
+ * if it sets one, gated SiLU experts and an optional shared expert (spec
+ * sections 1-6):
  *
  *   x        [T, d]     bf16  tokens
  *   router_w [E, d]     bf16  router weight
  *   gate_w   [E, f, d]  bf16  gate projections (checkpoint layout)
  *   up_w     [E, f, d]  bf16  up projections
  *   down_w   [E, d, f]  bf16  down projections
+ *   shared             a shared expert added to every token, or NULL
  *   offsets  [E + 1]    i32   out: the grouped layout's offsets; expert e
  *                             computed offsets[e + 1] - offsets[e] rows,
  *                             offsets[E] rows in all (fewer than T * k
@@ -126,6 +141,7 @@ int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
                           const moe_gpu_routing *routing, const void *x,
                           const void *router_w, const void *gate_w,
                           const void *up_w, const void *down_w,
+                          const moe_gpu_shared_expert *shared,
                           int32_t *offsets, int32_t *dropped, float *y,
                           void *stream);
 

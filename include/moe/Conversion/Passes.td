@@ -237,7 +237,9 @@ def ConvertMoEToGPUKernels
     biases; any combine weights, renormalization and scale; weights applied
     to the expert output; gated experts with `act = silu` as separate
     `gate`, `up`, `down` operands; any capacity (count or factor, an
-    attribute or an operand, any drop order); no shared experts; bf16 input and weights; static `d` and `f` that are
+    attribute or an operand, any drop order); shared experts, gated or
+    not (passed as one expert `[1, fs, d]`, empty buffers without one);
+    bf16 input and weights; static `d`, `f` and shared `fs` that are
     multiples of 8.
 
     ```mlir

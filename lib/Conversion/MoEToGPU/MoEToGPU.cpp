@@ -45,9 +45,9 @@ static constexpr const char *supportedConfig =
     "1 <= k <= E <= 256), any score function, combine weights and scale, "
     "router and selection biases, a run-time tau, any capacity (count or "
     "factor, also at run time; any drop order), apply_weight = output, "
-    "gated experts (act = silu) as separate gate, up and down operands, no "
-    "shared experts, bf16 input and weights, and static d and f that are "
-    "multiples of 8";
+    "gated experts (act = silu) as separate gate, up and down operands, "
+    "shared experts (gated or not), bf16 input and weights, and static d, f "
+    "and shared f that are multiples of 8";
 
 /// The first reason why the kernel library cannot compute `op`, or an
 /// empty string.
@@ -77,18 +77,26 @@ static std::string unsupportedReason(LayerOp op) {
     os << "act = " << stringifyActivation(experts.getAct());
   else if (op.getExpertWeights().size() != 3)
     os << "a fused gate_up operand";
-  else if (!op.getSharedWeights().empty())
-    os << "shared experts";
   else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
-           !llvm::all_of(op.getExpertWeights(), isBF16))
+           !llvm::all_of(op.getExpertWeights(), isBF16) ||
+           !llvm::all_of(op.getSharedWeights(), isBF16)) {
     os << "input " << op.getInput().getType() << ", router weight "
        << op.getRouterWeight().getType() << ", expert weights "
        << op.getExpertWeights().front().getType();
-  else {
+    if (!op.getSharedWeights().empty())
+      os << ", shared weights " << op.getSharedWeights().front().getType();
+  } else {
+    auto isStatic8 = [](ShapedType t) {
+      return t.hasStaticShape() &&
+             llvm::all_of(t.getShape().take_back(2),
+                          [](int64_t n) { return n % 8 == 0; });
+    };
     auto down = cast<ShapedType>(op.getExpertWeights()[2].getType());
-    int64_t d = down.getDimSize(1), f = down.getDimSize(2);
-    if (ShapedType::isDynamic(d) || ShapedType::isDynamic(f) || d % 8 || f % 8)
+    if (!isStatic8(down))
       os << "down projection " << down;
+    else if (!op.getSharedWeights().empty() &&
+             !isStatic8(cast<ShapedType>(op.getSharedWeights()[2].getType())))
+      os << "shared down projection " << op.getSharedWeights()[2].getType();
   }
   return reason;
 }
@@ -158,6 +166,7 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   SmallVector<Value> weights = {op.getRouterWeight(), op.getExpertWeights()[0],
                                 op.getExpertWeights()[1],
                                 op.getExpertWeights()[2]};
+  llvm::append_range(weights, op.getSharedWeights());
   StringRef callee = "moe_layer_resident";
   SmallVector<Value> onDevice;
   for (Value weight : weights)
@@ -181,6 +190,32 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   Value k = idx(op.getRouting().getK());
   Value e1 = idx(numExperts + 1);
 
+  // The shared expert as one more group of experts: its projections
+  // [1, fs, d], [1, fs, d], [1, d, fs] and its gate vector [1, d]; empty
+  // buffers when there is none (the library tests their first size).
+  SmallVector<Value> shared;
+  for (Value weight : ArrayRef<Value>(weights).drop_front(4)) {
+    auto type = cast<RankedTensorType>(weight.getType());
+    auto staticType = MemRefType::get(type.getShape(), type.getElementType());
+    Value buffer = bufferization::ToBufferOp::create(b, loc, staticType, weight,
+                                                     /*read_only=*/true);
+    if (shared.size() < 3) {
+      auto expanded = MemRefType::get(
+          {1, type.getDimSize(0), type.getDimSize(1)}, type.getElementType());
+      buffer = memref::ExpandShapeOp::create(
+          b, loc, expanded, buffer,
+          ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+    }
+    shared.push_back(memref::CastOp::create(
+        b, loc,
+        dynamicMemRef(cast<MemRefType>(buffer.getType()).getRank(), bf16),
+        buffer));
+  }
+  while (shared.size() < 3)
+    shared.push_back(allocate(b, loc, bf16, {c0, c0, c0}));
+  if (shared.size() < 4)
+    shared.push_back(allocate(b, loc, bf16, {c0, c0}));
+
   Value offsets = allocate(b, loc, i32, {e1});
   Value droppedCounts = allocate(b, loc, i32, {idx(numExperts)});
   Value yf = allocate(b, loc, f32, {tokens, d});
@@ -197,14 +232,14 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     }
     Value from = asBuffer(b, loc, bias);
     Value to = allocate(b, loc, f32, {numE});
-    scf::ForOp::create(
-        b, loc, c0, numE, c1, ValueRange(),
-        [&](OpBuilder &b, Location loc, Value e, ValueRange) {
-          lowering::LocBuilder lb(loc, b);
-          Value v = lowering::toF32(lb, memref::LoadOp::create(lb, from, {e}));
-          memref::StoreOp::create(lb, v, to, {e});
-          scf::YieldOp::create(b, loc);
-        });
+    scf::ForOp::create(b, loc, c0, numE, c1, ValueRange(),
+                       [&](OpBuilder &b, Location loc, Value e, ValueRange) {
+                         lowering::LocBuilder lb(loc, b);
+                         Value v = lowering::toF32(
+                             lb, memref::LoadOp::create(lb, from, {e}));
+                         memref::StoreOp::create(lb, v, to, {e});
+                         scf::YieldOp::create(b, loc);
+                       });
     return to;
   };
   Value routerBias = f32Vector(op.getRouterBias());
@@ -218,12 +253,10 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   auto f32c = [&](double v) -> Value {
     return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
   };
-  int64_t flags = (routing.getRenormalize() ? 1 : 0) |
-                  (op.getRouterBias() ? 2 : 0) |
-                  (op.getSelectionBias() ? 4 : 0) |
-                  (routing.getWeights() == CombineWeights::SoftmaxSelected
-                       ? 8
-                       : 0);
+  int64_t flags =
+      (routing.getRenormalize() ? 1 : 0) | (op.getRouterBias() ? 2 : 0) |
+      (op.getSelectionBias() ? 4 : 0) |
+      (routing.getWeights() == CombineWeights::SoftmaxSelected ? 8 : 0);
   Value param;
   if (op.getTau())
     param = op.getTau();
@@ -247,8 +280,8 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     k = idx(numExperts);
     flags &= 2;
     if (capacity)
-      cap = lowering::capacity(lb, capacity, tokens, routing.getK(),
-                               numExperts, op.getCapacityFactor());
+      cap = lowering::capacity(lb, capacity, tokens, routing.getK(), numExperts,
+                               op.getCapacityFactor());
     else
       cap = arith::CeilDivSIOp::create(
           lb, arith::MulIOp::create(lb, tokens, idx(routing.getK())),
@@ -282,6 +315,10 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
       gate,
       up,
       down,
+      shared[0],
+      shared[1],
+      shared[2],
+      shared[3],
       k,
       i32c(expertChoice ? 0 : static_cast<int64_t>(routing.getScore())),
       i32c(static_cast<int64_t>(routing.getSelection())),
@@ -339,8 +376,8 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
           Value kept = arith::SubIOp::create(b, loc, hi, lo);
           Value lost = memref::LoadOp::create(b, loc, droppedCounts, {e});
           Value n = arith::AddIOp::create(b, loc, kept, lost);
-          memref::StoreOp::create(b, loc, arith::ExtSIOp::create(b, loc, i64, n),
-                                  load, {e});
+          memref::StoreOp::create(
+              b, loc, arith::ExtSIOp::create(b, loc, i64, n), load, {e});
           memref::StoreOp::create(
               b, loc, arith::ExtSIOp::create(b, loc, i64, lost), dropped, {e});
           scf::YieldOp::create(b, loc);

@@ -27,6 +27,12 @@
 //                Reads of slot_row and slot_weight are uniform in the
 //                block.
 //   combine_ref  Scalar reference: one thread per element, 16 x 16 blocks.
+//   one_group, shared_gate, add_shared
+//                A shared expert (spec section 5) on the layer's tokens:
+//                the offsets of one group of T rows for the experts' GEMMs,
+//                the sigmoid gate g(x) = sigmoid(w . x) (one thread per
+//                token), and y += bf16(g * S) after the routed sum (one
+//                thread per element).
 //
 // Limits: d % 4 == 0 with 16-byte aligned rows (asserted by the host
 // functions); T <= 65535 (grid y); slot_row values < N (not checked).
@@ -123,6 +129,90 @@ gpu.module @moe_combine_kernels {
         scf.yield %na : f32
       }
       memref.store %acc, %y[%t, %col] : memref<?x?xf32>
+    }
+    gpu.return
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Shared experts (spec section 5): y += g(x) * S(x)
+  //===--------------------------------------------------------------------===//
+
+  // The group offsets of one expert owning rows [0, n): off = {0, n}.
+  gpu.func @one_group(%off: memref<?xi32>, %n: index) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %z = arith.constant 0 : i32
+    %ni = arith.index_cast %n : index to i32
+    memref.store %z, %off[%c0] : memref<?xi32>
+    memref.store %ni, %off[%c1] : memref<?xi32>
+    gpu.return
+  }
+
+  // g[t] = sigmoid(w[0] . x[t]): the products of bf16 values summed in f32
+  // in column order, one thread per token.
+  gpu.func @shared_gate(%x: memref<?x?xbf16>, %w: memref<?x?xbf16>,
+                        %g: memref<?xf32>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %f0 = arith.constant 0.0 : f32
+    %one = arith.constant 1.0 : f32
+    %T = memref.dim %x, %c0 : memref<?x?xbf16>
+    %d = memref.dim %x, %c1 : memref<?x?xbf16>
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %t0 = arith.muli %bid, %bdim : index
+    %t = arith.addi %t0, %tid : index
+    %in = arith.cmpi ult, %t, %T : index
+    scf.if %in {
+      %z = scf.for %i = %c0 to %d step %c1 iter_args(%acc = %f0) -> (f32) {
+        %xv = memref.load %x[%t, %i] : memref<?x?xbf16>
+        %wv = memref.load %w[%c0, %i] : memref<?x?xbf16>
+        %xf = arith.extf %xv : bf16 to f32
+        %wf = arith.extf %wv : bf16 to f32
+        %p = arith.mulf %xf, %wf : f32
+        %nacc = arith.addf %acc, %p : f32
+        scf.yield %nacc : f32
+      }
+      %nz = arith.negf %z : f32
+      %e = math.exp %nz : f32
+      %den = arith.addf %one, %e : f32
+      %sg = arith.divf %one, %den : f32
+      memref.store %sg, %g[%t] : memref<?xf32>
+    }
+    gpu.return
+  }
+
+  // y[t, c] += bf16(g[t] * s[t, c]) (or bf16(s[t, c]) when not gated): the
+  // shared expert's output rounded to the layer's type, as moe.shared_expert
+  // gives it, added after the routed sum. Grid (ceil(d / 256), T).
+  gpu.func @add_shared(%y: memref<?x?xf32>, %s: memref<?x?xf32>,
+                       %g: memref<?xf32>, %gated: i32) kernel {
+    %c1 = arith.constant 1 : index
+    %c256 = arith.constant 256 : index
+    %z = arith.constant 0 : i32
+    %d = memref.dim %y, %c1 : memref<?x?xf32>
+    %bx = gpu.block_id x
+    %t = gpu.block_id y
+    %tid = gpu.thread_id x
+    %col0 = arith.muli %bx, %c256 : index
+    %col = arith.addi %col0, %tid : index
+    %in = arith.cmpi ult, %col, %d : index
+    scf.if %in {
+      %sv = memref.load %s[%t, %col] : memref<?x?xf32>
+      %is_gated = arith.cmpi ne, %gated, %z : i32
+      %v = scf.if %is_gated -> (f32) {
+        %gv = memref.load %g[%t] : memref<?xf32>
+        %m = arith.mulf %gv, %sv : f32
+        scf.yield %m : f32
+      } else {
+        scf.yield %sv : f32
+      }
+      %r = arith.truncf %v : f32 to bf16
+      %rf = arith.extf %r : bf16 to f32
+      %yv = memref.load %y[%t, %col] : memref<?x?xf32>
+      %sum = arith.addf %yv, %rf : f32
+      memref.store %sum, %y[%t, %col] : memref<?x?xf32>
     }
     gpu.return
   }

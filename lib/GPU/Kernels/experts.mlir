@@ -957,8 +957,11 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %tm, %a1 = gpu.alloc async [%a0] (%maxtiles) : memref<?xi32>
   %nt, %a2 = gpu.alloc async [%a1] () : memref<1xi32>
   %H, %a3 = gpu.alloc async [%a2] (%N, %F) : memref<?x?xbf16>
+  // No rows and no groups: no tiles, and nothing is launched.
+  %any = arith.cmpi ne, %maxtiles, %c0 : index
+  %g_map = arith.select %any, %c1, %c0 : index
   %k0 = gpu.launch_func async [%a3] @moe_experts::@build_tile_map
-      blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
+      blocks in (%g_map, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%off : memref<?xi32>, %E : index, %te : memref<?xi32>,
            %tm : memref<?xi32>, %nt : memref<1xi32>)
   %k1 = gpu.launch_func async [%k0] @moe_experts::@gate_up_swiglu_mma

@@ -6,17 +6,21 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The supported layer (any per-token routing of router.mlir, gated SiLU
-// experts, bf16) as one chain of asynchronous GPU operations on one stream:
+// The supported layer (any routing of router.mlir, any capacity, gated SiLU
+// experts, an optional shared expert, bf16) as one chain of asynchronous
+// GPU operations on one stream:
 //
 //   router_topk (-> expert_choice) -> memset of the counts -> count_experts ->
 //   build_permutation (-> capacity_drop (-> renormalize_kept) -> memset ->
 //   count_experts -> build_permutation) -> gather_rows ->
 //   @moe_expert_ffn_async (tile map, gate_up_swiglu_mma, grouped_gemm_mma)
-//   -> combine
+//   -> combine -> one_group -> shared_gate -> @moe_expert_ffn_async on all
+//   T tokens as one group -> add_shared
 //
 // The steps in parentheses run with a capacity (flags bit 16); without one
-// they are launched on empty grids, which the runtime skips.
+// they are launched on empty grids, which the runtime skips. So are the
+// shared expert's steps without one (Sg of size 0): every size is then 0,
+// and only the experts' one-element tile count is allocated.
 //
 // No device data is read on the host in between: the expert GEMMs are
 // launched on ceil(T * k / 64) + E tiles, the bound of build_tile_map for
@@ -29,6 +33,11 @@
 //   sbias   [E]        f32   selection bias (read when flags has bit 4)
 //   Wg, Wu  [E, F, d]  bf16  gate and up projections
 //   Wd      [E, d, F]  bf16  down projection
+//   Sg, Su  [1, Fs, d] bf16  a shared expert's gate and up projections,
+//                            [0, ...] without one
+//   Sd      [1, d, Fs] bf16  its down projection
+//   Sw      [1, d]     bf16  its sigmoid gate vector, [0, d] for an
+//                            ungated shared expert (DeepSeek)
 //   k                        experts per token (slots; top_p and threshold
 //                            leave some unused)
 //   score, sel, flags, scale, param, G, topk_group, gscore
@@ -53,19 +62,20 @@
 // with them (moe-link-gpu-kernels merges the library into one module).
 //
 // Host functions:
-//   @moe_layer_async (x, Wr, rbias, sbias, Wg, Wu, Wd, k, routing...,
-//                     offsets, y, stream) -> stream
+//   @moe_layer_async (x, Wr, rbias, sbias, Wg, Wu, Wd, Sg, Su, Sd, Sw, k,
+//                     routing..., cap, offsets, dropped, y, stream) -> stream
 //     Device buffers. Enqueues the layer on the caller's stream, its
 //     temporaries allocated and freed in stream order
 //     (cuMemAllocAsync/cuMemFreeAsync), and returns without synchronizing:
 //     the call can be captured in a CUDA graph, and weights stay resident
 //     across calls.
 //   @moe_layer_resident (same arguments)
-//     Host buffers, except the weights Wr, Wg, Wu and Wd, which are device
-//     buffers (a compiled model's checkpoint weights, uploaded once by the
+//     Host buffers, except the weights Wr, Wg, Wu, Wd, Sg, Su, Sd and Sw,
+//     which are device buffers (a compiled model's checkpoint weights, uploaded once by the
 //     runtime). Creates a stream, copies x and the biases in, enqueues
 //     @moe_layer_async, copies y and the offsets out, and synchronizes once.
-//   @moe_layer (x, Wr, rbias, sbias, Wg, Wu, Wd, k, routing..., offsets, y)
+//   @moe_layer (x, Wr, rbias, sbias, Wg, Wu, Wd, Sg, Su, Sd, Sw, k,
+//               routing..., cap, offsets, dropped, y)
 //     Host buffers: copies the weights to the device for the call, then
 //     @moe_layer_resident.
 //
@@ -80,7 +90,10 @@ module attributes {gpu.container_module} {
 func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                            %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                            %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
-                           %Wd: memref<?x?x?xbf16>, %k: index,
+                           %Wd: memref<?x?x?xbf16>,
+                           %Sg: memref<?x?x?xbf16>, %Su: memref<?x?x?xbf16>,
+                           %Sd: memref<?x?x?xbf16>, %Sw: memref<?x?xbf16>,
+                           %k: index,
                            %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
                            %G: index, %topkg: index, %gscore: i32,
                            %cap: index, %offsets: memref<?xi32>,
@@ -109,6 +122,13 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   call @check_dispatch_limits(%d, %E) : (index, index) -> ()
   call @check_expert_limits(%d, %E) : (index, index) -> ()
   call @check_expert_limits(%F, %E) : (index, index) -> ()
+  // A shared expert: Sg [1, Fs, d] (else [0, ...]); gated when Sw is [1, d].
+  %Sn = memref.dim %Sg, %c0 : memref<?x?x?xbf16>
+  %Fs = memref.dim %Sg, %c1 : memref<?x?x?xbf16>
+  call @check_expert_limits(%Fs, %Sn) : (index, index) -> ()
+  %Gn = memref.dim %Sw, %c0 : memref<?x?xbf16>
+  %gated = arith.cmpi ne, %Gn, %c0 : index
+  %gated_i = arith.extui %gated : i1 to i32
 
   // Grids.
   %rp = arith.addi %T, %c3 : index
@@ -213,7 +233,46 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       args(%drows : memref<?x?xf32>, %dsr : memref<?x?xi32>,
            %dwts : memref<?x?xf32>, %y : memref<?x?xf32>)
 
-  %f0 = gpu.dealloc async [%k6] %dids : memref<?x?xi32>
+  // The shared expert on every token, added after the routed sum: one
+  // more group of T rows for the experts' GEMMs. Without one (Sn = 0) every
+  // size below is 0 and nothing is launched. (Not a branch: a token that
+  // reaches the final synchronization through a block argument lowers to
+  // an event synchronization.)
+  %c2 = arith.constant 2 : index
+  %Ts = arith.muli %T, %Sn : index
+  %n_off = arith.muli %c2, %Sn : index
+  %soff, %s0 = gpu.alloc async [%k6] (%n_off) : memref<?xi32>
+  %sy, %s1 = gpu.alloc async [%s0] (%Ts, %d) : memref<?x?xf32>
+  %sgv, %s2 = gpu.alloc async [%s1] (%Ts) : memref<?xf32>
+  %s3 = gpu.launch_func async [%s2] @moe_combine_kernels::@one_group
+      blocks in (%Sn, %c1, %c1) threads in (%c1, %c1, %c1)
+      args(%soff : memref<?xi32>, %T : index)
+  %gp = arith.addi %Ts, %c255 : index
+  %gb = arith.divui %gp, %c256 : index
+  %g_gate = arith.select %gated, %gb, %c0 : index
+  %s4 = gpu.launch_func async [%s3] @moe_combine_kernels::@shared_gate
+      blocks in (%g_gate, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%x : memref<?x?xbf16>, %Sw : memref<?x?xbf16>,
+           %sgv : memref<?xf32>)
+  // The tokens as Ts rows (all of them, or none; the identity layout has
+  // offset 0).
+  %xs = memref.reinterpret_cast %x to offset: [0], sizes: [%Ts, %d],
+      strides: [%d, 1] : memref<?x?xbf16> to memref<?x?xbf16>
+  %s5 = func.call @moe_expert_ffn_async(%xs, %Sg, %Su, %Sd, %soff, %sy, %s4)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %ap = arith.addi %d, %c255 : index
+  %g_add = arith.divui %ap, %c256 : index
+  %s6 = gpu.launch_func async [%s5] @moe_combine_kernels::@add_shared
+      blocks in (%g_add, %Ts, %c1) threads in (%c256, %c1, %c1)
+      args(%y : memref<?x?xf32>, %sy : memref<?x?xf32>,
+           %sgv : memref<?xf32>, %gated_i : i32)
+  %s7 = gpu.dealloc async [%s6] %soff : memref<?xi32>
+  %s8 = gpu.dealloc async [%s7] %sy : memref<?x?xf32>
+  %k7 = gpu.dealloc async [%s8] %sgv : memref<?xf32>
+
+  %f0 = gpu.dealloc async [%k7] %dids : memref<?x?xi32>
   %f1 = gpu.dealloc async [%f0] %dwts : memref<?x?xf32>
   %f2 = gpu.dealloc async [%f1] %dcnt : memref<?xi32>
   %f3 = gpu.dealloc async [%f2] %drt : memref<?xi32>
@@ -229,8 +288,11 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
 func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                               %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                               %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
-                              %Wd: memref<?x?x?xbf16>, %k: index,
-                              %score: i32, %sel: i32, %flags: i32,
+                              %Wd: memref<?x?x?xbf16>,
+                              %Sg: memref<?x?x?xbf16>,
+                              %Su: memref<?x?x?xbf16>,
+                              %Sd: memref<?x?x?xbf16>, %Sw: memref<?x?xbf16>,
+                              %k: index, %score: i32, %sel: i32, %flags: i32,
                               %scale: f32, %param: f32, %G: index,
                               %topkg: index, %gscore: i32, %cap: index,
                               %offsets: memref<?xi32>,
@@ -256,14 +318,16 @@ func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %m0 = gpu.memcpy async [%a4] %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
   %m1 = gpu.memcpy async [%m0] %drb, %rbias : memref<?xf32>, memref<?xf32>
   %m2 = gpu.memcpy async [%m1] %dsb, %sbias : memref<?xf32>, memref<?xf32>
-  %l = call @moe_layer_async(%dx, %Wr, %drb, %dsb, %Wg, %Wu, %Wd, %k,
+  %l = call @moe_layer_async(%dx, %Wr, %drb, %dsb, %Wg, %Wu, %Wd, %Sg, %Su,
+                             %Sd, %Sw, %k,
                              %score, %sel, %flags, %scale, %param, %G,
                              %topkg, %gscore, %cap, %doff, %ddr, %dy, %m2)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
-         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
-         i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>,
-         memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
-      -> !gpu.async.token
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+         index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
   %o0 = gpu.memcpy async [%l] %y, %dy : memref<?x?xf32>, memref<?x?xf32>
   %o1d = gpu.memcpy async [%o0] %offsets, %doff
       : memref<?xi32>, memref<?xi32>
@@ -281,13 +345,16 @@ func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
 func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                      %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
-                     %Wd: memref<?x?x?xbf16>, %k: index,
+                     %Wd: memref<?x?x?xbf16>, %Sg: memref<?x?x?xbf16>,
+                     %Su: memref<?x?x?xbf16>, %Sd: memref<?x?x?xbf16>,
+                     %Sw: memref<?x?xbf16>, %k: index,
                      %score: i32, %sel: i32, %flags: i32, %scale: f32,
                      %param: f32, %G: index, %topkg: index, %gscore: i32,
                      %cap: index, %offsets: memref<?xi32>,
                      %dropped: memref<?xi32>, %y: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
   %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
@@ -305,20 +372,49 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       : memref<?x?x?xbf16>, memref<?x?x?xbf16>
   %m3 = gpu.memcpy async [%m2] %dWd, %Wd
       : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  gpu.wait [%m3]
-  call @moe_layer_resident(%x, %dWr, %rbias, %sbias, %dWg, %dWu, %dWd, %k,
+  // The shared expert's weights (empty when there is none).
+  %Sn = memref.dim %Sg, %c0 : memref<?x?x?xbf16>
+  %Fs = memref.dim %Sg, %c1 : memref<?x?x?xbf16>
+  %Sd2 = memref.dim %Sd, %c2 : memref<?x?x?xbf16>
+  %Sd1 = memref.dim %Sd, %c1 : memref<?x?x?xbf16>
+  %Sd0 = memref.dim %Sd, %c0 : memref<?x?x?xbf16>
+  %Su0 = memref.dim %Su, %c0 : memref<?x?x?xbf16>
+  %Su1 = memref.dim %Su, %c1 : memref<?x?x?xbf16>
+  %Su2 = memref.dim %Su, %c2 : memref<?x?x?xbf16>
+  %Sg2 = memref.dim %Sg, %c2 : memref<?x?x?xbf16>
+  %Sw0 = memref.dim %Sw, %c0 : memref<?x?xbf16>
+  %Sw1 = memref.dim %Sw, %c1 : memref<?x?xbf16>
+  %dSg, %a4 = gpu.alloc async [%m3] (%Sn, %Fs, %Sg2) : memref<?x?x?xbf16>
+  %dSu, %a5 = gpu.alloc async [%a4] (%Su0, %Su1, %Su2) : memref<?x?x?xbf16>
+  %dSd, %a6 = gpu.alloc async [%a5] (%Sd0, %Sd1, %Sd2) : memref<?x?x?xbf16>
+  %dSw, %a7 = gpu.alloc async [%a6] (%Sw0, %Sw1) : memref<?x?xbf16>
+  %m4 = gpu.memcpy async [%a7] %dSg, %Sg
+      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  %m5 = gpu.memcpy async [%m4] %dSu, %Su
+      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  %m6 = gpu.memcpy async [%m5] %dSd, %Sd
+      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  %m7 = gpu.memcpy async [%m6] %dSw, %Sw : memref<?x?xbf16>, memref<?x?xbf16>
+  gpu.wait [%m7]
+  call @moe_layer_resident(%x, %dWr, %rbias, %sbias, %dWg, %dWu, %dWd, %dSg,
+                           %dSu, %dSd, %dSw, %k,
                            %score, %sel, %flags, %scale, %param, %G, %topkg,
                            %gscore, %cap, %offsets, %dropped, %y)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
-         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
-         i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>,
-         memref<?xi32>, memref<?x?xf32>) -> ()
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+         index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>) -> ()
   %t1 = gpu.wait async
   %f0 = gpu.dealloc async [%t1] %dWr : memref<?x?xbf16>
   %f1 = gpu.dealloc async [%f0] %dWg : memref<?x?x?xbf16>
   %f2 = gpu.dealloc async [%f1] %dWu : memref<?x?x?xbf16>
   %f3 = gpu.dealloc async [%f2] %dWd : memref<?x?x?xbf16>
-  gpu.wait [%f3]
+  %f4 = gpu.dealloc async [%f3] %dSg : memref<?x?x?xbf16>
+  %f5 = gpu.dealloc async [%f4] %dSu : memref<?x?x?xbf16>
+  %f6 = gpu.dealloc async [%f5] %dSd : memref<?x?x?xbf16>
+  %f7 = gpu.dealloc async [%f6] %dSw : memref<?x?xbf16>
+  gpu.wait [%f7]
   return
 }
 

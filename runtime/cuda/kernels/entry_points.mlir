@@ -23,7 +23,9 @@
 module {
   func.func private @moe_layer_async(memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
+      index, index, i32,
       index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
       -> !gpu.async.token
   func.func private @moe_expert_ffn_async(memref<?x?xbf16>,
@@ -32,18 +34,22 @@ module {
 
   func.func @moe_gpu_layer_async(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
       %rb: memref<?xf32>, %sb: memref<?xf32>, %wg: memref<?x?x?xbf16>,
-      %wu: memref<?x?x?xbf16>, %wd: memref<?x?x?xbf16>, %k: index,
+      %wu: memref<?x?x?xbf16>, %wd: memref<?x?x?xbf16>,
+      %sg: memref<?x?x?xbf16>, %su: memref<?x?x?xbf16>,
+      %sd: memref<?x?x?xbf16>, %sw: memref<?x?xbf16>, %k: index,
       %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
       %g: index, %topkg: index, %gscore: i32, %cap: index,
       %off: memref<?xi32>, %dropped: memref<?xi32>, %y: memref<?x?xf32>,
       %stream: !gpu.async.token) -> !gpu.async.token
       attributes {llvm.emit_c_interface} {
-    %r = call @moe_layer_async(%x, %wr, %rb, %sb, %wg, %wu, %wd, %k, %score,
-        %sel, %flags, %scale, %param, %g, %topkg, %gscore, %cap, %off,
-        %dropped, %y, %stream)
+    %r = call @moe_layer_async(%x, %wr, %rb, %sb, %wg, %wu, %wd, %sg, %su,
+        %sd, %sw, %k, %score, %sel, %flags, %scale, %param, %g, %topkg,
+        %gscore, %cap, %off, %dropped, %y, %stream)
         : (memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
+      index, index, i32,
       index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
       -> !gpu.async.token
     return %r : !gpu.async.token
@@ -64,20 +70,27 @@ module {
   // The host-buffer layer.
   func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
+      index, index, i32,
       index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>)
   func.func @moe_gpu_layer(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
       %rb: memref<?xf32>, %sb: memref<?xf32>, %wg: memref<?x?x?xbf16>,
-      %wu: memref<?x?x?xbf16>, %wd: memref<?x?x?xbf16>, %k: index,
+      %wu: memref<?x?x?xbf16>, %wd: memref<?x?x?xbf16>,
+      %sg: memref<?x?x?xbf16>, %su: memref<?x?x?xbf16>,
+      %sd: memref<?x?x?xbf16>, %sw: memref<?x?xbf16>, %k: index,
       %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
       %g: index, %topkg: index, %gscore: i32, %cap: index,
       %off: memref<?xi32>, %dropped: memref<?xi32>, %y: memref<?x?xf32>)
       attributes {llvm.emit_c_interface} {
-    call @moe_layer(%x, %wr, %rb, %sb, %wg, %wu, %wd, %k, %score, %sel,
-        %flags, %scale, %param, %g, %topkg, %gscore, %cap, %off, %dropped, %y)
+    call @moe_layer(%x, %wr, %rb, %sb, %wg, %wu, %wd, %sg, %su, %sd, %sw, %k,
+        %score, %sel, %flags, %scale, %param, %g, %topkg, %gscore, %cap, %off,
+        %dropped, %y)
         : (memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
+      index, index, i32,
       index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>) -> ()
     return
   }

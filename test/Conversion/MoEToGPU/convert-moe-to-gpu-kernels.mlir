@@ -22,6 +22,11 @@
 // CHECK-DAG:   %[[C9:.*]] = arith.constant 9 : index
 // CHECK-DAG:   %[[C64:.*]] = arith.constant 64 : index
 // CHECK-DAG:   %[[T:.*]] = memref.dim %[[XM]], %[[C0]] : memref<?x?xbf16>
+// No shared expert: empty buffers in its place.
+// CHECK:       %[[SG:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
+// CHECK:       %[[SU:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
+// CHECK:       %[[SD:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
+// CHECK:       %[[SW:.*]] = memref.alloc(%[[C0]], %[[C0]]) : memref<?x?xbf16>
 // CHECK:       %[[OFF:.*]] = memref.alloc(%[[C9]]) : memref<?xi32>
 // CHECK:       %[[DR:.*]] = memref.alloc(%c8{{[_0-9]*}}) : memref<?xi32>
 // CHECK:       %[[YF:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xf32>
@@ -31,7 +36,7 @@
 // CHECK-NOT:   call
 // The routing: softmax (0), top_k (0), flags 1 (renormalize), scale 1,
 // groups 1, topk_group 1, group score max (0), no capacity.
-// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[C0]], %[[OFF]], %[[DR]], %[[YF]])
+// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[SG]], %[[SU]], %[[SD]], %[[SW]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[C0]], %[[OFF]], %[[DR]], %[[YF]])
 // CHECK-NOT:   call
 // CHECK:       %[[OUT:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xbf16>
 // CHECK:       scf.for %[[I:.*]] = %[[C0]] to %[[T]]
@@ -43,7 +48,7 @@
 // CHECK:       %[[Y:.*]] = bufferization.to_tensor %[[OC]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
 // CHECK-NOT:   moe.layer
 // CHECK:       return %[[Y]] : tensor<?x64xbf16>
-// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>)
+// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>)
 // CHECK-NOT:   func.func private
 
 // The library linked in: its kernels, and its host functions, private and
@@ -53,7 +58,7 @@
 // LINK-DAG: gpu.module @moe_dispatch_kernels
 // LINK-DAG: gpu.module @moe_experts
 // LINK-DAG: gpu.module @moe_combine_kernels
-// LINK-DAG: func.func private @moe_layer(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
+// LINK-DAG: func.func private @moe_layer(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
 // LINK-DAG: gpu.launch_func async [%{{.*}}] @moe_experts::@gate_up_swiglu_mma
 // LINK-DAG: func.func private @moe_router(%{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xbf16>, %{{.*}}: memref<?x?xi32>, %{{.*}}: memref<?x?xf32>) attributes {llvm.linkage = #llvm.linkage<internal>} {
 // LINK-DAG: func.func private @moe_expert_ffn(
@@ -270,6 +275,39 @@ func.func @capacity_factor(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
       {routing = #moe.routing<score = softmax, selection = top_k, k = 2,
                               renormalize = true>,
        capacity = #moe.capacity<factor = 1.25>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// A Qwen2-MoE shared expert with its sigmoid gate: the projections as one
+// expert [1, fs, d] / [1, d, fs], the gate vector [1, d], after the routed
+// experts' operands.
+
+// CHECK-LABEL: func.func @shared(
+// CHECK-SAME:      %[[SG:[^:]*]]: tensor<128x64xbf16>, %[[SU:[^:]*]]: tensor<128x64xbf16>, %[[SD:[^:]*]]: tensor<64x128xbf16>, %[[WS:[^:]*]]: tensor<1x64xbf16>)
+// CHECK:       %[[SGB:.*]] = bufferization.to_buffer %[[SG]] read_only : tensor<128x64xbf16> to memref<128x64xbf16>
+// CHECK:       %[[SGE:.*]] = memref.expand_shape %[[SGB]] {{\[\[}}0, 1], [2]] output_shape [1, 128, 64] : memref<128x64xbf16> into memref<1x128x64xbf16>
+// CHECK:       %[[SGM:.*]] = memref.cast %[[SGE]] : memref<1x128x64xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[SUM:.*]] = memref.cast %{{.*}} : memref<1x128x64xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[SDB:.*]] = bufferization.to_buffer %[[SD]] read_only : tensor<64x128xbf16> to memref<64x128xbf16>
+// CHECK:       %[[SDE:.*]] = memref.expand_shape %[[SDB]] {{\[\[}}0, 1], [2]] output_shape [1, 64, 128] : memref<64x128xbf16> into memref<1x64x128xbf16>
+// CHECK:       %[[SDM:.*]] = memref.cast %[[SDE]] : memref<1x64x128xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[WSB:.*]] = bufferization.to_buffer %[[WS]] read_only : tensor<1x64xbf16> to memref<1x64xbf16>
+// CHECK:       %[[WSM:.*]] = memref.cast %[[WSB]] : memref<1x64xbf16> to memref<?x?xbf16>
+// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[SGM]], %[[SUM]], %[[SDM]], %[[WSM]],
+func.func @shared(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %d: tensor<8x64x32xbf16>, %sg: tensor<128x64xbf16>,
+    %su: tensor<128x64xbf16>, %sd: tensor<64x128xbf16>,
+    %ws: tensor<1x64xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      shared(%sg, %su, %sd, %ws : tensor<128x64xbf16>, tensor<128x64xbf16>,
+                                  tensor<64x128xbf16>, tensor<1x64xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 4>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }

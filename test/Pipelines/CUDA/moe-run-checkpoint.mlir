@@ -23,6 +23,20 @@
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/model.mlir --entry moe_layer_1 \
 // RUN:   --checkpoint %t/ckpt --pipeline cuda --random-inputs --dynamic-size 5 \
 // RUN:   --quiet --repeat 3 | FileCheck %s --check-prefix=ONCE
+// A Qwen2-MoE checkpoint: the shared expert's gate, up and down ([64, 32],
+// 8192 bytes each) and its gate vector ([1, 32]) go to the GPU once, like
+// the routed experts', and every call adds the shared expert.
+// RUN: moe-gen-checkpoint --family qwen2_moe --dtype bf16 --hidden 32 --inner 48 --out %t/qwen --seed 3
+// RUN: moe-import --model %t/qwen -o %t/qwen.mlir
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/qwen.mlir --entry moe_layer_1 \
+// RUN:   --checkpoint %t/qwen --pipeline cuda --random-inputs --dynamic-size 5 \
+// RUN:   --quiet --repeat 3 | FileCheck %s --check-prefix=QWEN
+// QWEN-COUNT-3: cuda: cuMemcpyAsync(24576)
+// QWEN-COUNT-3: cuda: cuMemcpyAsync(8192)
+// QWEN:         cuda: cuMemcpyAsync(64)
+// QWEN-NOT:     cuMemcpyAsync(8192)
+// QWEN-COUNT-5: cuda: cuLaunchKernel(add_shared, grid 1x5x1, block 256x1x1, smem 0, a stream)
+// QWEN-NOT:     cuMemcpyAsync(8192)
 
 // IR:      module attributes {gpu.container_module, moe.checkpoint = "{{.*}}ckpt",
 // IR-SAME:   moe.stats = [{experts = 8 : i64, id = 0 : i64, layer = "moe_layer_0"}, {experts = 8 : i64, id = 1 : i64, layer = "moe_layer_1"}],

@@ -32,6 +32,23 @@
 // CAPACITY:      cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
 // CAPACITY:      cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
 // CAPACITY:      cuda: cuStreamSynchronize()
+// A Qwen2-MoE-style gated shared expert (fs = 64): after the combine, its
+// offsets, its gate, the experts' GEMMs on one group of the 7 tokens
+// (ceil(7 / 64) + 1 tiles) and the addition, on the layer's stream.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1 shared=gated" \
+// RUN:   --seed 1 --tokens 7 --dir %t/shared
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/shared/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/shared/moe-run.args) | FileCheck %s --check-prefix=SHARED
+// SHARED:      cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
+// SHARED:      cuda: cuLaunchKernel(one_group, grid 1x1x1, block 1x1x1, smem 0, a stream)
+// SHARED:      cuda: cuLaunchKernel(shared_gate, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// SHARED:      cuda: cuLaunchKernel(build_tile_map, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// SHARED:      cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x2x1, block 128x1x1, smem 0, a stream)
+// SHARED:      cuda: cuLaunchKernel(grouped_gemm_mma, grid 1x2x1, block 128x1x1, smem 0, a stream)
+// SHARED:      cuda: cuLaunchKernel(add_shared, grid 1x7x1, block 256x1x1, smem 0, a stream)
+// SHARED-NOT:  cuStreamSynchronize
+// SHARED:      cuda: cuMemcpyAsync(896)
+// SHARED:      cuda: cuStreamSynchronize()
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --reference \
 // RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=REFERENCE
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --stats-coactivation \
@@ -75,6 +92,9 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
+// No shared expert: nothing launched for it.
+// CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuModuleGetFunction(add_shared)
 // The layer's ten temporaries freed in stream order, y (7 x 32 f32), the
 // offsets (9 i32) and the dropped counts (8 i32) copied back, the operands
 // freed, then the layer's only synchronization.

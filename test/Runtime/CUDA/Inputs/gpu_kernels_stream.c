@@ -43,8 +43,9 @@ int main(void) {
   printf("== layer on the program's stream\n");
   fflush(stdout);
   void *stream = mgpuStreamCreate();
-  report("layer", moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd,
-                                        off, (int32_t *)0, y, stream));
+  report("layer",
+         moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, stream));
   printf("== experts on the program's stream\n");
   fflush(stdout);
   moe_gpu_layer_dims grouped = {14, 32, 48, 8, 0};
@@ -66,15 +67,16 @@ int main(void) {
   deepseek.group_score_sum_top2 = 1;
   deepseek.scale = 2.5f;
   deepseek.selection_bias = bias;
-  report("deepseek", moe_gpu_layer_enqueue(&dims, &deepseek, x, wr, wg, wu, wd,
-                                           off, (int32_t *)0, y, (void *)0));
+  report("deepseek",
+         moe_gpu_layer_enqueue(&dims, &deepseek, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, (void *)0));
 
   moe_gpu_routing ec = moe_gpu_routing_default();
   ec.selection = MOE_GPU_SELECT_EXPERT_CHOICE;
   ec.capacity = 4;
   report("expert choice",
-         moe_gpu_layer_enqueue(&dims, &ec, x, wr, wg, wu, wd, off, (int32_t *)0,
-                               y, (void *)0));
+         moe_gpu_layer_enqueue(&dims, &ec, x, wr, wg, wu, wd, (void *)0, off,
+                               (int32_t *)0, y, (void *)0));
 
   printf("== a capacity on the null stream\n");
   fflush(stdout);
@@ -83,51 +85,63 @@ int main(void) {
   capped.capacity = 2;
   capped.drop_order = MOE_GPU_DROP_SCORE;
   capped.renormalize_after_drop = 1;
-  report("capacity", moe_gpu_layer_enqueue(&dims, &capped, x, wr, wg, wu, wd,
-                                           off, dropped, y, (void *)0));
+  report("capacity",
+         moe_gpu_layer_enqueue(&dims, &capped, x, wr, wg, wu, wd, (void *)0,
+                               off, dropped, y, (void *)0));
+
+  printf("== a gated shared expert on the null stream\n");
+  fflush(stdout);
+  moe_gpu_shared_expert shared = {64, device(64 * 32 * 2), device(64 * 32 * 2),
+                                  device(32 * 64 * 2), device(32 * 2)};
+  report("shared",
+         moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, &shared,
+                               off, (int32_t *)0, y, (void *)0));
 
   printf("== layer on the null stream\n");
   fflush(stdout);
   report("null stream",
-         moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, off,
-                               (int32_t *)0, y, (void *)0));
+         moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, (void *)0));
   printf("== no tokens\n");
   fflush(stdout);
   moe_gpu_layer_dims none = {0, 32, 48, 8, 2};
   report("no tokens",
-         moe_gpu_layer_enqueue(&none, (void *)0, (void *)0, wr, wg, wu, wd, off,
-                               dropped, (float *)0, (void *)0));
+         moe_gpu_layer_enqueue(&none, (void *)0, (void *)0, wr, wg, wu, wd,
+                               (void *)0, off, dropped, (float *)0, (void *)0));
 
   printf("== invalid arguments\n");
   fflush(stdout);
   moe_gpu_layer_dims bad = dims;
   bad.hidden = 30;
   report("hidden", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd,
-                                         off, (int32_t *)0, y, 0));
+                                         (void *)0, off, (int32_t *)0, y, 0));
   bad = dims;
   bad.top_k = 9;
-  report("top_k", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, off,
-                                        (int32_t *)0, y, 0));
+  report("top_k", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd,
+                                        (void *)0, off, (int32_t *)0, y, 0));
   bad = dims;
   bad.experts = 300;
   bad.top_k = 2;
   report("experts", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd,
-                                          off, (int32_t *)0, y, 0));
+                                          (void *)0, off, (int32_t *)0, y, 0));
   bad = dims;
   bad.tokens = -1;
   report("tokens", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd,
-                                         off, (int32_t *)0, y, 0));
+                                         (void *)0, off, (int32_t *)0, y, 0));
   bad = dims;
   bad.tokens = 70000;
-  report("many tokens", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu,
-                                              wd, off, (int32_t *)0, y, 0));
-  report("null x", moe_gpu_layer_enqueue(&dims, (void *)0, (void *)0, wr, wg,
-                                         wu, wd, off, (int32_t *)0, y, 0));
+  report("many tokens",
+         moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, 0));
+  report("null x",
+         moe_gpu_layer_enqueue(&dims, (void *)0, (void *)0, wr, wg, wu, wd,
+                               (void *)0, off, (int32_t *)0, y, 0));
   report("unaligned",
          moe_gpu_layer_enqueue(&dims, (void *)0, x, (char *)wr + 2, wg, wu, wd,
-                               off, (int32_t *)0, y, 0));
-  report("null dims", moe_gpu_layer_enqueue((void *)0, (void *)0, x, wr, wg, wu,
-                                            wd, off, (int32_t *)0, y, 0));
+                               (void *)0, off, (int32_t *)0, y, 0));
+  report("null dims",
+         moe_gpu_layer_enqueue((void *)0, (void *)0, x, wr, wg, wu, wd,
+                               (void *)0, off, (int32_t *)0, y, 0));
   bad = grouped;
   bad.ffn = 0;
   report("experts ffn",
@@ -137,37 +151,49 @@ int main(void) {
   routing.groups = 3;
   routing.topk_group = 1;
   report("groups", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd,
-                                         off, (int32_t *)0, y, 0));
+                                         (void *)0, off, (int32_t *)0, y, 0));
   routing.groups = 4;
   routing.topk_group = 5;
-  report("topk_group", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd,
-                                             off, (int32_t *)0, y, 0));
+  report("topk_group",
+         moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, 0));
   routing = moe_gpu_routing_default();
   routing.selection = MOE_GPU_SELECT_TOP_P;
   routing.threshold = 0.0f;
-  report("top_p", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd, off,
-                                        (int32_t *)0, y, 0));
+  report("top_p", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd,
+                                        (void *)0, off, (int32_t *)0, y, 0));
   routing.score = 7;
-  report("score", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd, off,
-                                        (int32_t *)0, y, 0));
+  report("score", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd,
+                                        (void *)0, off, (int32_t *)0, y, 0));
   routing = moe_gpu_routing_default();
   routing.selection = MOE_GPU_SELECT_EXPERT_CHOICE;
   routing.score = MOE_GPU_SCORE_SIGMOID;
   report("expert choice sigmoid",
-         moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd, off,
-                               (int32_t *)0, y, 0));
+         moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, 0));
   routing = moe_gpu_routing_default();
   routing.capacity = -1;
   report("negative capacity",
-         moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd, off,
-                               (int32_t *)0, y, 0));
+         moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, 0));
   routing.capacity = 4;
   routing.drop_order = 3;
-  report("drop order", moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd,
-                                             off, (int32_t *)0, y, 0));
+  report("drop order",
+         moe_gpu_layer_enqueue(&dims, &routing, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, 0));
   report("unaligned dropped",
-         moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, off,
-                               (int32_t *)((char *)dropped + 2), y, 0));
+         moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)((char *)dropped + 2), y, 0));
+  moe_gpu_shared_expert odd = shared;
+  odd.ffn = 12;
+  report("shared ffn",
+         moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, &odd, off,
+                               (int32_t *)0, y, 0));
+  odd = shared;
+  odd.down_w = (void *)0;
+  report("shared down",
+         moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, &odd, off,
+                               (int32_t *)0, y, 0));
   report("after an error, a success",
          moe_gpu_expert_ffn_enqueue(&grouped, rows, wg, wu, wd, off, ry, 0));
   return 0;
