@@ -10,9 +10,9 @@
 // them with a reference written here, in f64, from the spec (sections 1-6:
 // softmax scores, top-k with ties to the lower expert, weights renormalized
 // over the k, every other routing of the library, capacities in each drop
-// order, gated SiLU experts, shared experts). The kernels round the
-// activation between the two expert GEMMs to bf16, and so does the
-// reference; everything else is f64 there and f32 on the GPU.
+// order, gated experts of each activation, shared experts). The kernels
+// round the activation between the two expert GEMMs to bf16, and so does
+// the reference; everything else is f64 there and f32 on the GPU.
 //
 // Also checked: the expert counts of the layer (the group offsets) and the
 // dropped counts, that two runs give bitwise the same output, and that a
@@ -36,7 +36,24 @@ namespace {
 
 struct Dims {
   int64_t T, d, f, E, k;
+  int act = MOE_GPU_ACT_SILU; // of the gated experts
 };
+
+/// The gated experts' activation, as the CPU lowering defines it.
+double activation(int act, double a) {
+  switch (act) {
+  case MOE_GPU_ACT_GELU_TANH:
+    return 0.5 * a *
+           (1.0 +
+            std::tanh(std::sqrt(2.0 / M_PI) * (a + 0.044715 * a * a * a)));
+  case MOE_GPU_ACT_GELU_ERF:
+    return 0.5 * a * (1.0 + std::erf(a / std::sqrt(2.0)));
+  case MOE_GPU_ACT_RELU:
+    return std::max(a, 0.0);
+  default:
+    return a / (1.0 + std::exp(-a));
+  }
+}
 
 struct Weights {
   std::vector<uint16_t> wr, wg, wu, wd;
@@ -67,8 +84,7 @@ void expertRow(const Dims &s, const Weights &w, int64_t e, const uint16_t *x,
       a += xi * fromBF16(g[j * s.d + i]);
       b += xi * fromBF16(u[j * s.d + i]);
     }
-    double silu = a / (1.0 + std::exp(-a));
-    h[j] = fromBF16(toBF16(static_cast<float>(silu * b)));
+    h[j] = fromBF16(toBF16(static_cast<float>(activation(s.act, a) * b)));
   }
   const uint16_t *dn = &w.wd[e * s.d * s.f];
   for (int64_t c = 0; c < s.d; ++c) {
@@ -100,10 +116,12 @@ void report(bool ok, const std::string &what, const std::string &detail) {
 }
 
 std::string name(const char *what, const Dims &s) {
-  char buf[160];
-  std::snprintf(buf, sizeof(buf), "%s T=%lld d=%lld f=%lld E=%lld k=%lld", what,
-                (long long)s.T, (long long)s.d, (long long)s.f, (long long)s.E,
-                (long long)s.k);
+  static const char *const acts[] = {"", " act=gelu_tanh", " act=gelu_erf",
+                                     " act=relu"};
+  char buf[200];
+  std::snprintf(buf, sizeof(buf), "%s T=%lld d=%lld f=%lld E=%lld k=%lld%s",
+                what, (long long)s.T, (long long)s.d, (long long)s.f,
+                (long long)s.E, (long long)s.k, acts[s.act & 3]);
   return buf;
 }
 
@@ -126,7 +144,7 @@ struct Shared {
 };
 
 Shared makeShared(const Dims &s, const Routing &rt, uint64_t seed) {
-  Shared sh{{s.T, s.d, rt.sharedFfn, 1, s.k}, {}, {}};
+  Shared sh{{s.T, s.d, rt.sharedFfn, 1, s.k, s.act}, {}, {}};
   if (!rt.sharedFfn)
     return sh;
   sh.w = makeWeights(sh.dims, seed);
@@ -196,7 +214,7 @@ struct DeviceLayer {
     }
   }
   void enqueue(const Dims &s, CUstream stream) {
-    moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, s.k};
+    moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, s.k, s.act};
     if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(), wg.get(),
                               wu.get(), wd.get(), hasShared ? &shared : nullptr,
                               off.get(), dropped.get(), y.get(), stream)) {
@@ -578,7 +596,7 @@ void checkExperts(const Dims &s, const std::vector<int32_t> &groups,
   doff.upload(off);
   // Rows past off[E] must stay as they are.
   CU_CHECK(cu().cuMemsetD32Async(dy.ptr, 0x7fc00000u, dy.count, stream));
-  moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, 0};
+  moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, 0, s.act};
   if (moe_gpu_expert_ffn_enqueue(&dims, dx.get(), dg.get(), du.get(), dd.get(),
                                  doff.get(), dy.get(), stream)) {
     std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
@@ -628,6 +646,13 @@ int main(int argc, char **argv) {
   if (!quick)
     checkExperts({96, 1024, 2816, 8, 0}, {10, 0, 30, 2, 0, 40, 0, 14}, 14,
                  stream);
+  // The other activations of the epilogue.
+  checkExperts({140, 256, 200, 8, 0, MOE_GPU_ACT_GELU_TANH},
+               {0, 37, 0, 64, 1, 28, 0, 0}, 15, stream);
+  checkExperts({140, 256, 200, 8, 0, MOE_GPU_ACT_GELU_ERF},
+               {5, 30, 0, 60, 1, 28, 0, 10}, 16, stream);
+  checkExperts({140, 256, 200, 8, 0, MOE_GPU_ACT_RELU},
+               {20, 20, 20, 20, 20, 20, 0, 10}, 17, stream);
 
   // Layers: Mixtral/Qwen3 routing at several sizes, then every other
   // per-token routing the library computes.
@@ -739,6 +764,13 @@ int main(int argc, char **argv) {
   qwen2Shared.sharedFfn = 256;
   qwen2Shared.sharedGate = true;
   checkLayer({70, 256, 64, 16, 4}, qwen2Shared, 63, stream, false);
+  // GELU experts with a GELU shared expert (the layer's activation is
+  // theirs too).
+  Routing geluShared =
+      makeRouting("layer shared expert", def, 0, false, false, 0);
+  geluShared.sharedFfn = 64;
+  checkLayer({33, 128, 64, 8, 2, MOE_GPU_ACT_GELU_TANH}, geluShared, 65, stream,
+             false);
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;
   checkLayer(

@@ -70,6 +70,10 @@ std::string checkDims(const moe_gpu_layer_dims *dims, bool layer,
   if (dims->experts < 1 || dims->experts > 256)
     return "expected 1 <= experts <= 256, found " +
            value("experts", dims->experts);
+  if (dims->activation < MOE_GPU_ACT_SILU ||
+      dims->activation > MOE_GPU_ACT_RELU)
+    return "expected a moe_gpu_activation, found " +
+           value("activation", dims->activation);
   if (layer && (dims->top_k < 1 || dims->top_k > dims->experts))
     return "expected 1 <= top_k <= experts (" + std::to_string(dims->experts) +
            "), found " + value("top_k", dims->top_k);
@@ -164,7 +168,7 @@ void *_mlir_ciface_moe_gpu_layer_async(
 void *_mlir_ciface_moe_gpu_expert_ffn_async(MemRef<2> *x, MemRef<3> *gateW,
                                             MemRef<3> *upW, MemRef<3> *downW,
                                             MemRef<1> *offsets, MemRef<2> *y,
-                                            void *stream);
+                                            int32_t activation, void *stream);
 // libmoe_cuda_runtime.
 void mgpuMemset32(void *dst, uint32_t value, size_t count, void *stream);
 }
@@ -247,6 +251,7 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
   // 5-6, bit 128 renormalize_after_drop).
   if (!expertChoice && r.capacity > 0)
     flags |= 16 | (r.drop_order << 5) | (r.renormalize_after_drop ? 128 : 0);
+  flags |= dims->activation << 9;
   int64_t groups = r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.groups : 1;
   int64_t topkGroup =
       r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.topk_group : 1;
@@ -282,7 +287,8 @@ MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
   MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = dense<3>(up_w, {e, f, d}),
             md = dense<3>(down_w, {e, d, f});
   MemRef<1> mo = dense<1>(offsets, {e + 1});
-  _mlir_ciface_moe_gpu_expert_ffn_async(&mx, &mg, &mu, &md, &mo, &my, stream);
+  _mlir_ciface_moe_gpu_expert_ffn_async(&mx, &mg, &mu, &md, &mo, &my,
+                                        dims->activation, stream);
   return 0;
 }
 

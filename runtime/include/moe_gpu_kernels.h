@@ -29,14 +29,23 @@
 extern "C" {
 #endif
 
+/* The activation of the gated experts: act(x gate_w^T) * (x up_w^T). */
+typedef enum moe_gpu_activation {
+  MOE_GPU_ACT_SILU = 0,
+  MOE_GPU_ACT_GELU_TANH = 1,
+  MOE_GPU_ACT_GELU_ERF = 2,
+  MOE_GPU_ACT_RELU = 3
+} moe_gpu_activation;
+
 /* The shape of a layer: T tokens of hidden size d, E experts with inner
- * size f, k experts per token. */
+ * size f, k experts per token; and the experts' activation (zero: SiLU). */
 typedef struct moe_gpu_layer_dims {
   int64_t tokens; /* T >= 0 */
   int64_t hidden; /* d > 0, a multiple of 8 */
   int64_t ffn;    /* f > 0, a multiple of 8 */
   int64_t experts; /* 1 <= E <= 256 */
   int64_t top_k;  /* 1 <= k <= E */
+  int activation; /* moe_gpu_activation, of the routed and shared experts */
 } moe_gpu_layer_dims;
 
 /* The routing of a layer (spec sections 1-3). Zero-initialized, it is
@@ -95,8 +104,8 @@ typedef struct moe_gpu_routing {
 } moe_gpu_routing;
 
 /* A shared expert (spec section 5), applied to every token and added to
- * the routed sum: y += g(x) * S(x), S(x) = (silu(x gate_w^T) * (x up_w^T))
- * down_w^T, g(x) = sigmoid(gate_vector . x) (Qwen2-MoE) or 1 when
+ * the routed sum: y += g(x) * S(x), S(x) = (act(x gate_w^T) * (x up_w^T))
+ * down_w^T with the routed experts' act, g(x) = sigmoid(gate_vector . x) (Qwen2-MoE) or 1 when
  * gate_vector is NULL (DeepSeek). g(x) * S(x) is rounded to bf16 before it
  * is added, as moe.shared_expert's bf16 result is. */
 typedef struct moe_gpu_shared_expert {
@@ -112,8 +121,8 @@ moe_gpu_routing moe_gpu_routing_default(void);
 
 /* A MoE layer: router logits, scores, a per-token selection and combine
  * weights as `routing` says (NULL: moe_gpu_routing_default()), a capacity
- * if it sets one, gated SiLU experts and an optional shared expert (spec
- * sections 1-6):
+ * if it sets one, gated experts (dims->activation) and an optional shared
+ * expert (spec sections 1-6):
  *
  *   x        [T, d]     bf16  tokens
  *   router_w [E, d]     bf16  router weight
@@ -149,7 +158,7 @@ int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
  * expert e are x[offsets[e] .. offsets[e + 1]), offsets non-decreasing
  * from 0 with offsets[E] <= rows. For each such row r,
  *
- *   y[r] = (silu(x[r] gate_w[e]^T) * (x[r] up_w[e]^T)) down_w[e]^T
+ *   y[r] = (act(x[r] gate_w[e]^T) * (x[r] up_w[e]^T)) down_w[e]^T
  *
  * (f32; rows past offsets[E] are not written). dims->tokens is the number
  * of rows and dims->top_k is ignored. Returns 0 or -1 as above. */

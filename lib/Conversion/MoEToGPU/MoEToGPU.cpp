@@ -45,7 +45,7 @@ static constexpr const char *supportedConfig =
     "1 <= k <= E <= 256), any score function, combine weights and scale, "
     "router and selection biases, a run-time tau, any capacity (count or "
     "factor, also at run time; any drop order), apply_weight = output, "
-    "gated experts (act = silu) as separate gate, up and down operands, "
+    "gated experts (any act) as separate gate, up and down operands, "
     "shared experts (gated or not), bf16 input and weights, and static d, f "
     "and shared f that are multiples of 8";
 
@@ -73,8 +73,6 @@ static std::string unsupportedReason(LayerOp op) {
     os << "apply_weight = " << stringifyApplyWeight(routing.getApplyWeight());
   else if (experts.getKind() != ExpertKind::Gated)
     os << "experts kind = " << stringifyExpertKind(experts.getKind());
-  else if (experts.getAct() != Activation::Silu)
-    os << "act = " << stringifyActivation(experts.getAct());
   else if (op.getExpertWeights().size() != 3)
     os << "a fused gate_up operand";
   else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
@@ -305,6 +303,23 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     }
     flags |= 16 | (order << 5) | (capacity.getRenormalizeAfterDrop() ? 128 : 0);
   }
+  // The experts' activation (also the shared expert's): bits 9-10.
+  int64_t act = 0;
+  switch (op.getExperts().getAct()) {
+  case Activation::Silu:
+    act = 0;
+    break;
+  case Activation::GeluTanh:
+    act = 1;
+    break;
+  case Activation::GeluErf:
+    act = 2;
+    break;
+  case Activation::Relu:
+    act = 3;
+    break;
+  }
+  flags |= act << 9;
 
   // The whole layer on one stream, synchronized once (layer.mlir).
   SmallVector<Value> args = {

@@ -33,11 +33,13 @@
 //                       padded shared memory (row pitch 40 elements = 80
 //                       bytes: 16-byte aligned, no ldmatrix bank conflicts)
 //                       and read by ldmatrix.x4. 20 KiB of shared memory.
-//   gate_up_swiglu_mma  H = silu(X Wg[e]^T) * (X Wu[e]^T), H [N, F] bf16.
-//                       Same grid, block and pipeline; each block loads one
-//                       X tile and two weight tiles (30 KiB shared), keeps a
-//                       gate and an up accumulator set per warp and applies
-//                       SwiGLU in registers before the bf16 store.
+//   gate_up_swiglu_mma  H = act(X Wg[e]^T) * (X Wu[e]^T), H [N, F] bf16, act
+//                       a kernel argument (0 silu, 1 gelu_tanh, 2 gelu_erf,
+//                       3 relu). Same grid, block and pipeline; each block
+//                       loads one X tile and two weight tiles (30 KiB
+//                       shared), keeps a gate and an up accumulator set per
+//                       warp and applies the gated activation in registers
+//                       before the bf16 store.
 //   grouped_gemm_ref    Scalar reference of grouped_gemm_mma: one thread per
 //   gate_up_swiglu_ref  element of Y (or H), blocks of 16 x 16, f32 sums in
 //                       k order. For checking the fast kernels on a GPU.
@@ -55,8 +57,8 @@
 //   @moe_expert_ffn, @moe_expert_ffn_ref (X, Wg, Wu, Wd, off, Y): the gated
 //     expert Y = (silu(X Wg^T) * (X Wu^T)) Wd^T, Wg/Wu [E, F, D],
 //     Wd [E, D, F], H rounded to bf16 between the two GEMMs.
-//   @moe_expert_ffn_async (X, Wg, Wu, Wd, off, Y, stream) -> stream: the
-//     same enqueued on the caller's stream, on device buffers; temporaries
+//   @moe_expert_ffn_async (X, Wg, Wu, Wd, off, Y, act, stream) -> stream:
+//     the same with activation `act`, enqueued on the caller's stream, on device buffers; temporaries
 //     in stream order, no synchronization. @moe_expert_ffn is this call
 //     between its copies, and layer.mlir chains it with the other kernels.
 //
@@ -149,13 +151,66 @@ gpu.module @moe_experts {
     return %n : index
   }
 
-  func.func private @swiglu(%g: vector<4xf32>, %u: vector<4xf32>) -> vector<4xf32> {
-    %one = arith.constant dense<1.0> : vector<4xf32>
-    %ng = arith.negf %g : vector<4xf32>
-    %e = math.exp %ng : vector<4xf32>
-    %den = arith.addf %one, %e : vector<4xf32>
-    %s = arith.divf %g, %den : vector<4xf32>
-    %h = arith.mulf %s, %u : vector<4xf32>
+  // act(g) for the activation code `act` (0 silu, 1 gelu_tanh, 2 gelu_erf,
+  // 3 relu), in the operations of the CPU lowering.
+  func.func private @activation(%g: f32, %act: i32) -> f32 {
+    %one = arith.constant 1.0 : f32
+    %half = arith.constant 0.5 : f32
+    %zero = arith.constant 0.0 : f32
+    %a = arith.index_cast %act : i32 to index
+    %h = scf.index_switch %a -> f32
+    case 1 {
+      // 0.5 g (1 + tanh(sqrt(2 / pi) (g + 0.044715 g^3)))
+      %k0 = arith.constant 0.797884583 : f32
+      %k1 = arith.constant 0.044715 : f32
+      %g2 = arith.mulf %g, %g : f32
+      %g3 = arith.mulf %g, %g2 : f32
+      %c = arith.mulf %k1, %g3 : f32
+      %in = arith.addf %g, %c : f32
+      %sc = arith.mulf %k0, %in : f32
+      %t = math.tanh %sc : f32
+      %hg = arith.mulf %half, %g : f32
+      %t1 = arith.addf %one, %t : f32
+      %r = arith.mulf %hg, %t1 : f32
+      scf.yield %r : f32
+    }
+    case 2 {
+      // 0.5 g (1 + erf(g / sqrt(2)))
+      %k = arith.constant 0.707106769 : f32
+      %sc = arith.mulf %g, %k : f32
+      %e = math.erf %sc : f32
+      %hg = arith.mulf %half, %g : f32
+      %e1 = arith.addf %one, %e : f32
+      %r = arith.mulf %hg, %e1 : f32
+      scf.yield %r : f32
+    }
+    case 3 {
+      %r = arith.maximumf %g, %zero : f32
+      scf.yield %r : f32
+    }
+    default {
+      // g / (1 + exp(-g))
+      %ng = arith.negf %g : f32
+      %e = math.exp %ng : f32
+      %den = arith.addf %one, %e : f32
+      %r = arith.divf %g, %den : f32
+      scf.yield %r : f32
+    }
+    return %h : f32
+  }
+
+  // act(g) * u on an accumulator fragment.
+  func.func private @gated(%g: vector<4xf32>, %u: vector<4xf32>, %act: i32) -> vector<4xf32> {
+    %a0 = vector.extract %g[0] : f32 from vector<4xf32>
+    %a1 = vector.extract %g[1] : f32 from vector<4xf32>
+    %a2 = vector.extract %g[2] : f32 from vector<4xf32>
+    %a3 = vector.extract %g[3] : f32 from vector<4xf32>
+    %b0 = func.call @activation(%a0, %act) : (f32, i32) -> f32
+    %b1 = func.call @activation(%a1, %act) : (f32, i32) -> f32
+    %b2 = func.call @activation(%a2, %act) : (f32, i32) -> f32
+    %b3 = func.call @activation(%a3, %act) : (f32, i32) -> f32
+    %v0 = vector.from_elements %b0, %b1, %b2, %b3 : vector<4xf32>
+    %h = arith.mulf %v0, %u : vector<4xf32>
     return %h : vector<4xf32>
   }
 
@@ -452,13 +507,14 @@ gpu.module @moe_experts {
   }
 
   // ---------------------------------------------------------------------------
-  // H[r, n] = bf16(silu(X Wg[e]^T) * (X Wu[e]^T)) for the 64 x 64 tile;
+  // H[r, n] = bf16(act(X Wg[e]^T) * (X Wu[e]^T)) for the 64 x 64 tile (act
+  // silu unless `act` says otherwise: see @activation);
   // the grouped_gemm_mma pipeline with a second weight operand. Grid
   // (ceil(F / 64), ceil(N / 64) + E), block 128.
   gpu.func @gate_up_swiglu_mma(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
                              %off: memref<?xi32>, %tile_expert: memref<?xi32>,
                              %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
-                             %H: memref<?x?xbf16>)
+                             %H: memref<?x?xbf16>, %act: i32)
       // llvm.align = 16 is required: without it the shared arrays are emitted with
       // `.shared .align 2` (element alignment), but cp.async.cg 16 and ldmatrix need
       // 16-byte aligned shared addresses.
@@ -679,15 +735,15 @@ gpu.module @moe_experts {
       %c_nj1 = arith.addi %cb, %c8 : index
       %c_nj2 = arith.addi %cb, %c16 : index
       %c_nj3 = arith.addi %cb, %c24 : index
-      // h = silu(g) * u = g / (1 + exp(-g)) * u, on the accumulators, then bf16
-      %h0 = func.call @swiglu(%acc#0, %acc#8) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
-      %h1 = func.call @swiglu(%acc#1, %acc#9) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
-      %h2 = func.call @swiglu(%acc#2, %acc#10) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
-      %h3 = func.call @swiglu(%acc#3, %acc#11) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
-      %h4 = func.call @swiglu(%acc#4, %acc#12) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
-      %h5 = func.call @swiglu(%acc#5, %acc#13) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
-      %h6 = func.call @swiglu(%acc#6, %acc#14) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
-      %h7 = func.call @swiglu(%acc#7, %acc#15) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+      // h = act(g) * u on the accumulators, then bf16
+      %h0 = func.call @gated(%acc#0, %acc#8, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h1 = func.call @gated(%acc#1, %acc#9, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h2 = func.call @gated(%acc#2, %acc#10, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h3 = func.call @gated(%acc#3, %acc#11, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h4 = func.call @gated(%acc#4, %acc#12, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h5 = func.call @gated(%acc#5, %acc#13, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h6 = func.call @gated(%acc#6, %acc#14, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h7 = func.call @gated(%acc#7, %acc#15, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
       func.call @store_frag_bf16(%H, %h0, %r_mi0, %cb, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
       func.call @store_frag_bf16(%H, %h1, %r_mi0, %c_nj1, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
       func.call @store_frag_bf16(%H, %h2, %r_mi0, %c_nj2, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
@@ -929,14 +985,14 @@ func.func @moe_grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
 }
 
 // The gated expert enqueued on `stream`, on device buffers: tile map, fused
-// gate/up + SwiGLU into H [N, F] (bf16), down projection into Y [N, D]
-// (f32). The tile map and H are temporaries allocated and freed in stream
+// gate/up + act(gate) * up into H [N, F] (bf16; act 0 silu, 1 gelu_tanh,
+// 2 gelu_erf, 3 relu), down projection into Y [N, D] (f32). The tile map and H are temporaries allocated and freed in stream
 // order. Returns the stream; nothing is synchronized, so a CUDA graph can
 // capture the call.
 func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
                                 %Wu: memref<?x?x?xbf16>,
                                 %Wd: memref<?x?x?xbf16>, %off: memref<?xi32>,
-                                %Y: memref<?x?xf32>,
+                                %Y: memref<?x?xf32>, %act: i32,
                                 %stream: !gpu.async.token)
     -> !gpu.async.token {
   %c0 = arith.constant 0 : index
@@ -969,7 +1025,7 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>,
-           %nt : memref<1xi32>, %H : memref<?x?xbf16>)
+           %nt : memref<1xi32>, %H : memref<?x?xbf16>, %act : i32)
   %k2 = gpu.launch_func async [%k1] @moe_experts::@grouped_gemm_mma
       blocks in (%gxd, %maxtiles, %c1) threads in (%c128, %c1, %c1)
       args(%H : memref<?x?xbf16>, %Wd : memref<?x?x?xbf16>,
@@ -1010,9 +1066,11 @@ func.func @moe_expert_ffn(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
       : memref<?x?x?xbf16>, memref<?x?x?xbf16>
   %m4 = gpu.memcpy async [%m3] %doff, %off : memref<?xi32>, memref<?xi32>
   %m5 = gpu.memcpy async [%m4] %dY, %Y : memref<?x?xf32>, memref<?x?xf32>
-  %k = call @moe_expert_ffn_async(%dX, %dWg, %dWu, %dWd, %doff, %dY, %m5)
+  %silu = arith.constant 0 : i32
+  %k = call @moe_expert_ffn_async(%dX, %dWg, %dWu, %dWd, %doff, %dY, %silu,
+                                  %m5)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>,
+         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>, i32,
          !gpu.async.token) -> !gpu.async.token
   %o = gpu.memcpy async [%k] %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
   %f0 = gpu.dealloc async [%o] %dX : memref<?x?xbf16>

@@ -6,8 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The supported layer (any routing of router.mlir, any capacity, gated SiLU
-// experts, an optional shared expert, bf16) as one chain of asynchronous
+// The supported layer (any routing of router.mlir, any capacity, gated
+// experts of any activation, an optional shared expert, bf16) as one chain of asynchronous
 // GPU operations on one stream:
 //
 //   router_topk (-> expert_choice) -> memset of the counts -> count_experts ->
@@ -47,7 +47,9 @@
 //                            past `cap` per expert in the drop order
 //                            (flags >> 5) & 3 (0 token_major, 1
 //                            choice_major, 2 score); bit 128 renormalizes
-//                            each token's kept weights (spec section 4)
+//                            each token's kept weights (spec section 4);
+//                            bits 9-10 the experts' activation (0 silu,
+//                            1 gelu_tanh, 2 gelu_erf, 3 relu)
 //   cap                      expert_choice (sel = 4, k = E): the tokens each
 //                            expert takes (at most T); with bit 16: the
 //                            capacity of each expert
@@ -157,6 +159,11 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %bit128 = arith.andi %flags, %i128 : i32
   %has128 = arith.cmpi ne, %bit128, %z : i32
   %renorm_drop = arith.andi %drops, %has128 : i1
+  // The experts' activation: flags bits 9-10 (0 silu, 1 gelu_tanh,
+  // 2 gelu_erf, 3 relu).
+  %i9 = arith.constant 9 : i32
+  %ash = arith.shrui %flags, %i9 : i32
+  %act = arith.andi %ash, %i3 : i32
   %g_drop = arith.select %drops, %E, %c0 : index
   %tp = arith.addi %T, %c255 : index
   %tb = arith.divui %tp, %c256 : index
@@ -224,9 +231,10 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       blocks in (%TK, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%x : memref<?x?xbf16>, %drt : memref<?xi32>,
            %dxp : memref<?x?xbf16>)
-  %k5 = call @moe_expert_ffn_async(%dxp, %Wg, %Wu, %Wd, %offsets, %drows, %k4)
+  %k5 = call @moe_expert_ffn_async(%dxp, %Wg, %Wu, %Wd, %offsets, %drows,
+                                   %act, %k4)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>,
+         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>, i32,
          !gpu.async.token) -> !gpu.async.token
   %k6 = gpu.launch_func async [%k5] @moe_combine_kernels::@combine
       blocks in (%g_combine, %T, %c1) threads in (%c256, %c1, %c1)
@@ -258,9 +266,10 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   // offset 0).
   %xs = memref.reinterpret_cast %x to offset: [0], sizes: [%Ts, %d],
       strides: [%d, 1] : memref<?x?xbf16> to memref<?x?xbf16>
-  %s5 = func.call @moe_expert_ffn_async(%xs, %Sg, %Su, %Sd, %soff, %sy, %s4)
+  %s5 = func.call @moe_expert_ffn_async(%xs, %Sg, %Su, %Sd, %soff, %sy, %act,
+                                        %s4)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>,
+         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>, i32,
          !gpu.async.token) -> !gpu.async.token
   %ap = arith.addi %d, %c255 : index
   %g_add = arith.divui %ap, %c256 : index

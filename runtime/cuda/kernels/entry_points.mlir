@@ -30,7 +30,8 @@ module {
       -> !gpu.async.token
   func.func private @moe_expert_ffn_async(memref<?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?xi32>, memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+      memref<?xi32>, memref<?x?xf32>, i32, !gpu.async.token)
+      -> !gpu.async.token
 
   func.func @moe_gpu_layer_async(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
       %rb: memref<?xf32>, %sb: memref<?xf32>, %wg: memref<?x?x?xbf16>,
@@ -58,11 +59,12 @@ module {
   func.func @moe_gpu_expert_ffn_async(%x: memref<?x?xbf16>,
       %wg: memref<?x?x?xbf16>, %wu: memref<?x?x?xbf16>,
       %wd: memref<?x?x?xbf16>, %off: memref<?xi32>, %y: memref<?x?xf32>,
-      %stream: !gpu.async.token) -> !gpu.async.token
+      %act: i32, %stream: !gpu.async.token) -> !gpu.async.token
       attributes {llvm.emit_c_interface} {
-    %r = call @moe_expert_ffn_async(%x, %wg, %wu, %wd, %off, %y, %stream)
+    %r = call @moe_expert_ffn_async(%x, %wg, %wu, %wd, %off, %y, %act,
+        %stream)
         : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-           memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>,
+           memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>, i32,
            !gpu.async.token) -> !gpu.async.token
     return %r : !gpu.async.token
   }

@@ -311,3 +311,21 @@ func.func @shared(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// -----
+
+// GELU (erf) experts: the activation in flags bits 9-10, 2 << 9 | 1 = 1025.
+
+// CHECK-LABEL: func.func @gelu(
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1025_i32{{[_0-9]*}},
+func.func @gelu(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2,
+                              renormalize = true>,
+       experts = #moe.experts<kind = gated, act = gelu_erf>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}

@@ -31,7 +31,7 @@ static void report(const char *what, int status) {
 
 int main(void) {
   /* T = 7, d = 32, f = 48, E = 8, k = 2 */
-  moe_gpu_layer_dims dims = {7, 32, 48, 8, 2};
+  moe_gpu_layer_dims dims = {7, 32, 48, 8, 2, MOE_GPU_ACT_SILU};
   void *x = device(7 * 32 * 2), *wr = device(8 * 32 * 2);
   void *wg = device(8 * 48 * 32 * 2), *wu = device(8 * 48 * 32 * 2);
   void *wd = device(8 * 32 * 48 * 2);
@@ -48,7 +48,7 @@ int main(void) {
                                off, (int32_t *)0, y, stream));
   printf("== experts on the program's stream\n");
   fflush(stdout);
-  moe_gpu_layer_dims grouped = {14, 32, 48, 8, 0};
+  moe_gpu_layer_dims grouped = {14, 32, 48, 8, 0, MOE_GPU_ACT_SILU};
   report("experts", moe_gpu_expert_ffn_enqueue(&grouped, rows, wg, wu, wd, off,
                                                ry, stream));
   printf("== the program synchronizes\n");
@@ -97,6 +97,14 @@ int main(void) {
          moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, &shared,
                                off, (int32_t *)0, y, (void *)0));
 
+  printf("== GELU experts on the null stream\n");
+  fflush(stdout);
+  moe_gpu_layer_dims gelu = dims;
+  gelu.activation = MOE_GPU_ACT_GELU_TANH;
+  report("gelu",
+         moe_gpu_layer_enqueue(&gelu, (void *)0, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, (void *)0));
+
   printf("== layer on the null stream\n");
   fflush(stdout);
   report("null stream",
@@ -104,7 +112,7 @@ int main(void) {
                                off, (int32_t *)0, y, (void *)0));
   printf("== no tokens\n");
   fflush(stdout);
-  moe_gpu_layer_dims none = {0, 32, 48, 8, 2};
+  moe_gpu_layer_dims none = {0, 32, 48, 8, 2, MOE_GPU_ACT_SILU};
   report("no tokens",
          moe_gpu_layer_enqueue(&none, (void *)0, (void *)0, wr, wg, wu, wd,
                                (void *)0, off, dropped, (float *)0, (void *)0));
@@ -194,6 +202,11 @@ int main(void) {
   report("shared down",
          moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, &odd, off,
                                (int32_t *)0, y, 0));
+  bad = dims;
+  bad.activation = 4;
+  report("activation",
+         moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, 0));
   report("after an error, a success",
          moe_gpu_expert_ffn_enqueue(&grouped, rows, wg, wu, wd, off, ry, 0));
   return 0;
