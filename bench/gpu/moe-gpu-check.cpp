@@ -10,9 +10,10 @@
 // them with a reference written here, in f64, from the spec (sections 1-6:
 // softmax scores, top-k with ties to the lower expert, weights renormalized
 // over the k, every other routing of the library, capacities in each drop
-// order, gated experts of each activation, shared experts). The kernels
-// round the activation between the two expert GEMMs to bf16, and so does
-// the reference; everything else is f64 there and f32 on the GPU.
+// order, weights applied to the output or the input, gated experts of each
+// activation, shared experts). The kernels round the activation between
+// the two expert GEMMs to bf16, and so does the reference; everything else
+// is f64 there and f32 on the GPU.
 //
 // Also checked: the expert counts of the layer (the group offsets) and the
 // dropped counts, that two runs give bitwise the same output, and that a
@@ -495,7 +496,15 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
         continue;
       ++counts[ids[t][j]];
       ++used;
-      expertRow(s, w, ids[t][j], xt, wts[t][j], ref.data(), mag.data());
+      if (!rt.r.apply_to_input) {
+        expertRow(s, w, ids[t][j], xt, wts[t][j], ref.data(), mag.data());
+        continue;
+      }
+      // The weight applied to the input: bf16(x * w), then weight 1.
+      std::vector<uint16_t> scaled(s.d);
+      for (int64_t i = 0; i < s.d; ++i)
+        scaled[i] = toBF16(static_cast<float>(fromBF16(xt[i]) * wts[t][j]));
+      expertRow(s, w, ids[t][j], scaled.data(), 1.0, ref.data(), mag.data());
     }
     if (rt.sharedFfn) {
       double g = 1.0;
@@ -771,6 +780,13 @@ int main(int argc, char **argv) {
   geluShared.sharedFfn = 64;
   checkLayer({33, 128, 64, 8, 2, MOE_GPU_ACT_GELU_TANH}, geluShared, 65, stream,
              false);
+  // Weights applied to the expert input (rows scaled before the experts).
+  moe_gpu_routing onInput = def;
+  onInput.apply_to_input = 1;
+  checkLayer({50, 128, 64, 16, 4},
+             makeRouting("layer weights applied to the input", onInput, 16,
+                         false, false, 0),
+             67, stream, false);
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;
   checkLayer(

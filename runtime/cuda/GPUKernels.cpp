@@ -252,6 +252,8 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
   if (!expertChoice && r.capacity > 0)
     flags |= 16 | (r.drop_order << 5) | (r.renormalize_after_drop ? 128 : 0);
   flags |= dims->activation << 9;
+  if (r.apply_to_input)
+    flags |= 2048;
   int64_t groups = r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.groups : 1;
   int64_t topkGroup =
       r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.topk_group : 1;

@@ -101,6 +101,8 @@ typedef struct moe_gpu_routing {
   int drop_order;         /* moe_gpu_drop_order, with a capacity */
   int renormalize_after_drop; /* with a capacity: divide each token's kept
                                  weights by their sum + 1e-20 */
+  int apply_to_input;     /* 0: y = sum w * E(x); 1: y = sum E(bf16(w * x))
+                             (the weights applied to the expert input) */
 } moe_gpu_routing;
 
 /* A shared expert (spec section 5), applied to every token and added to

@@ -235,7 +235,7 @@ def ConvertMoEToGPUKernels
     (tau an attribute or an operand) or expert_choice (with its own
     capacity) selection with `1 <= k <= E <= 256`; router and selection
     biases; any combine weights, renormalization and scale; weights applied
-    to the expert output; gated experts of any `act` as separate
+    to the expert output or input; gated experts of any `act` as separate
     `gate`, `up`, `down` operands; any capacity (count or factor, an
     attribute or an operand, any drop order); shared experts, gated or
     not (passed as one expert `[1, fs, d]`, empty buffers without one);

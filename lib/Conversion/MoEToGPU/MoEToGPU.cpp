@@ -44,7 +44,8 @@ static constexpr const char *supportedConfig =
     "grouped_top_k with at most 64 groups, top_p, threshold, expert_choice; "
     "1 <= k <= E <= 256), any score function, combine weights and scale, "
     "router and selection biases, a run-time tau, any capacity (count or "
-    "factor, also at run time; any drop order), apply_weight = output, "
+    "factor, also at run time; any drop order), weights applied to the "
+    "output or the input, "
     "gated experts (any act) as separate gate, up and down operands, "
     "shared experts (gated or not), bf16 input and weights, and static d, f "
     "and shared f that are multiples of 8";
@@ -69,8 +70,6 @@ static std::string unsupportedReason(LayerOp op) {
   else if (routing.getSelection() == Selection::GroupedTopK &&
            routing.getGroups() > 64)
     os << "groups = " << routing.getGroups();
-  else if (routing.getApplyWeight() != ApplyWeight::Output)
-    os << "apply_weight = " << stringifyApplyWeight(routing.getApplyWeight());
   else if (experts.getKind() != ExpertKind::Gated)
     os << "experts kind = " << stringifyExpertKind(experts.getKind());
   else if (op.getExpertWeights().size() != 3)
@@ -320,6 +319,9 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     break;
   }
   flags |= act << 9;
+  // Weights applied to the expert input: bit 2048.
+  if (routing.getApplyWeight() == ApplyWeight::Input)
+    flags |= 2048;
 
   // The whole layer on one stream, synchronized once (layer.mlir).
   SmallVector<Value> args = {

@@ -24,6 +24,8 @@
 //
 //   combine      Grid (ceil(d / 1024), T), block 256; each thread owns 4
 //                consecutive columns (16-byte vector loads and stores).
+//                With `unit` set the weights count as 1 (weights applied
+//                to the expert input, spec section 3).
 //                Reads of slot_row and slot_weight are uniform in the
 //                block.
 //   combine_ref  Scalar reference: one thread per element, 16 x 16 blocks.
@@ -47,7 +49,8 @@ module attributes {gpu.container_module} {
 gpu.module @moe_combine_kernels {
 
   gpu.func @combine(%rows: memref<?x?xf32>, %slot_row: memref<?x?xi32>,
-                    %slot_weight: memref<?x?xf32>, %y: memref<?x?xf32>)
+                    %slot_weight: memref<?x?xf32>, %y: memref<?x?xf32>,
+                    %unit: i32)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -71,7 +74,11 @@ gpu.module @moe_combine_kernels {
         %used = arith.cmpi sge, %r_i, %z : i32
         %na = scf.if %used -> (vector<4xf32>) {
           %r = arith.index_cast %r_i : i32 to index
-          %w = memref.load %slot_weight[%t, %j] : memref<?x?xf32>
+          %w0 = memref.load %slot_weight[%t, %j] : memref<?x?xf32>
+          // Weights applied to the input already: 1 * v == v exactly.
+          %one = arith.constant 1.0 : f32
+          %is_unit = arith.cmpi ne, %unit, %z : i32
+          %w = arith.select %is_unit, %one, %w0 : f32
           %wv = vector.broadcast %w : f32 to vector<4xf32>
           %v = vector.load %rows[%r, %col] {alignment = 16}
               : memref<?x?xf32>, vector<4xf32>
@@ -230,6 +237,7 @@ func.func @moe_combine(%rows: memref<?x?xf32>, %slot_row: memref<?x?xi32>,
   %c256 = arith.constant 256 : index
   %c1023 = arith.constant 1023 : index
   %c1024 = arith.constant 1024 : index
+  %z = arith.constant 0 : i32
   %N = memref.dim %rows, %c0 : memref<?x?xf32>
   %d = memref.dim %rows, %c1 : memref<?x?xf32>
   %T = memref.dim %slot_row, %c0 : memref<?x?xi32>
@@ -249,7 +257,7 @@ func.func @moe_combine(%rows: memref<?x?xf32>, %slot_row: memref<?x?xi32>,
   gpu.launch_func @moe_combine_kernels::@combine
       blocks in (%gx, %T, %c1) threads in (%c256, %c1, %c1)
       args(%drows : memref<?x?xf32>, %dsr : memref<?x?xi32>,
-           %dsw : memref<?x?xf32>, %dy : memref<?x?xf32>)
+           %dsw : memref<?x?xf32>, %dy : memref<?x?xf32>, %z : i32)
   gpu.memcpy %y, %dy : memref<?x?xf32>, memref<?x?xf32>
   gpu.dealloc %drows : memref<?x?xf32>
   gpu.dealloc %dsr : memref<?x?xi32>

@@ -47,7 +47,9 @@
 //   renormalize_kept   renormalize_after_drop: a token's weights over its
 //                      kept slots. One thread per token.
 //   gather_rows        One block of 128 threads per row, 16-byte vector
-//                      copies (d % 8 == 0).
+//                      copies (d % 8 == 0); with `scale` set each row is
+//                      multiplied by its row_weight (weights applied to the
+//                      input).
 //   dispatch_ref       Scalar reference of the two kernels above: a single
 //                      thread, O(E * T * k).
 //   gather_rows_ref    Scalar reference of gather_rows: one thread per
@@ -353,7 +355,8 @@ gpu.module @moe_dispatch_kernels {
   }
 
   gpu.func @gather_rows(%x: memref<?x?xbf16>, %row_token: memref<?xi32>,
-                        %xp: memref<?x?xbf16>) kernel {
+                        %xp: memref<?x?xbf16>, %row_weight: memref<?xf32>,
+                        %scale: i32) kernel {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c8 = arith.constant 8 : index
@@ -368,12 +371,31 @@ gpu.module @moe_dispatch_kernels {
     %valid = arith.cmpi sge, %t_i, %z : i32
     %t0 = arith.index_cast %t_i : i32 to index
     %t = arith.select %valid, %t0, %c0 : index
+    // Weights applied to the input (spec section 3): bf16(x * w) in f32,
+    // as the CPU's moe.gather computes it.
+    %scaled = arith.cmpi ne, %scale, %z : i32
+    %w = scf.if %scaled -> (f32) {
+      %rw = memref.load %row_weight[%r] : memref<?xf32>
+      scf.yield %rw : f32
+    } else {
+      %one = arith.constant 1.0 : f32
+      scf.yield %one : f32
+    }
+    %wv = vector.broadcast %w : f32 to vector<8xf32>
     scf.for %ch = %tid to %nch step %bdim {
       %col = arith.muli %ch, %c8 : index
       %v = scf.if %valid -> (vector<8xbf16>) {
         %l = vector.load %x[%t, %col] {alignment = 16}
             : memref<?x?xbf16>, vector<8xbf16>
-        scf.yield %l : vector<8xbf16>
+        %ls = scf.if %scaled -> (vector<8xbf16>) {
+          %lf = arith.extf %l : vector<8xbf16> to vector<8xf32>
+          %p = arith.mulf %lf, %wv : vector<8xf32>
+          %pb = arith.truncf %p : vector<8xf32> to vector<8xbf16>
+          scf.yield %pb : vector<8xbf16>
+        } else {
+          scf.yield %l : vector<8xbf16>
+        }
+        scf.yield %ls : vector<8xbf16>
       } else {
         scf.yield %zero8 : vector<8xbf16>
       }
@@ -544,7 +566,7 @@ func.func @moe_dispatch(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
   gpu.launch_func @moe_dispatch_kernels::@gather_rows
       blocks in (%TK, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%dx : memref<?x?xbf16>, %drt : memref<?xi32>,
-           %dxp : memref<?x?xbf16>)
+           %dxp : memref<?x?xbf16>, %drw : memref<?xf32>, %z : i32)
   gpu.memcpy %offsets, %doff : memref<?xi32>, memref<?xi32>
   gpu.memcpy %row_token, %drt : memref<?xi32>, memref<?xi32>
   gpu.memcpy %row_weight, %drw : memref<?xf32>, memref<?xf32>

@@ -49,7 +49,9 @@
 //                            choice_major, 2 score); bit 128 renormalizes
 //                            each token's kept weights (spec section 4);
 //                            bits 9-10 the experts' activation (0 silu,
-//                            1 gelu_tanh, 2 gelu_erf, 3 relu)
+//                            1 gelu_tanh, 2 gelu_erf, 3 relu); bit 2048
+//                            applies the weights to the expert input
+//                            (rows scaled, combine unweighted)
 //   cap                      expert_choice (sel = 4, k = E): the tokens each
 //                            expert takes (at most T); with bit 16: the
 //                            capacity of each expert
@@ -164,6 +166,12 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %i9 = arith.constant 9 : i32
   %ash = arith.shrui %flags, %i9 : i32
   %act = arith.andi %ash, %i3 : i32
+  // Weights applied to the expert input (flags bit 2048): the gathered rows
+  // scaled, the combine unweighted.
+  %i2048 = arith.constant 2048 : i32
+  %bit2048 = arith.andi %flags, %i2048 : i32
+  %on_input = arith.cmpi ne, %bit2048, %z : i32
+  %on_input_i = arith.extui %on_input : i1 to i32
   %g_drop = arith.select %drops, %E, %c0 : index
   %tp = arith.addi %T, %c255 : index
   %tb = arith.divui %tp, %c256 : index
@@ -230,7 +238,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %k4 = gpu.launch_func async [%kd5] @moe_dispatch_kernels::@gather_rows
       blocks in (%TK, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%x : memref<?x?xbf16>, %drt : memref<?xi32>,
-           %dxp : memref<?x?xbf16>)
+           %dxp : memref<?x?xbf16>, %drw : memref<?xf32>,
+           %on_input_i : i32)
   %k5 = call @moe_expert_ffn_async(%dxp, %Wg, %Wu, %Wd, %offsets, %drows,
                                    %act, %k4)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
@@ -239,7 +248,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %k6 = gpu.launch_func async [%k5] @moe_combine_kernels::@combine
       blocks in (%g_combine, %T, %c1) threads in (%c256, %c1, %c1)
       args(%drows : memref<?x?xf32>, %dsr : memref<?x?xi32>,
-           %dwts : memref<?x?xf32>, %y : memref<?x?xf32>)
+           %dwts : memref<?x?xf32>, %y : memref<?x?xf32>,
+           %on_input_i : i32)
 
   // The shared expert on every token, added after the routed sum: one
   // more group of T rows for the experts' GEMMs. Without one (Sn = 0) every

@@ -329,3 +329,21 @@ func.func @gelu(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
        experts = #moe.experts<kind = gated, act = gelu_erf>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// -----
+
+// Weights applied to the expert input: flags bit 2048, 2048 | 1 = 2049.
+
+// CHECK-LABEL: func.func @apply_input(
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c2049_i32{{[_0-9]*}},
+func.func @apply_input(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2,
+                              renormalize = true, apply_weight = input>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
