@@ -56,6 +56,8 @@ aot wide mixtral "--hidden 256 --inner 128 --experts 16 --top-k 4 --layers 1 --s
 # Shared experts: Qwen2-MoE's gated one; DeepSeek-V3's with its routing.
 aot qwen2 qwen2_moe "--hidden 64 --inner 32 --layers 1 --seed 6" 0 "1,17,64"
 aot deepseek deepseek_v3 "--hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7" 0 "1,17,64"
+# A fused gate_up operand.
+aot granite granitemoe "--hidden 64 --inner 32 --layers 1 --seed 8" 0 "1,17,64"
 
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

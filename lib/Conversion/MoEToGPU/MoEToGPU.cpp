@@ -46,7 +46,8 @@ static constexpr const char *supportedConfig =
     "router and selection biases, a run-time tau, any capacity (count or "
     "factor, also at run time; any drop order), weights applied to the "
     "output or the input, "
-    "gated experts (any act) as separate gate, up and down operands, "
+    "gated experts (any act; gate, up and down operands or fused gate_up "
+    "and down), "
     "shared experts (gated or not), bf16 input and weights, and static d, f "
     "and shared f that are multiples of 8";
 
@@ -72,8 +73,6 @@ static std::string unsupportedReason(LayerOp op) {
     os << "groups = " << routing.getGroups();
   else if (experts.getKind() != ExpertKind::Gated)
     os << "experts kind = " << stringifyExpertKind(experts.getKind());
-  else if (op.getExpertWeights().size() != 3)
-    os << "a fused gate_up operand";
   else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
            !llvm::all_of(op.getExpertWeights(), isBF16) ||
            !llvm::all_of(op.getSharedWeights(), isBF16)) {
@@ -88,7 +87,7 @@ static std::string unsupportedReason(LayerOp op) {
              llvm::all_of(t.getShape().take_back(2),
                           [](int64_t n) { return n % 8 == 0; });
     };
-    auto down = cast<ShapedType>(op.getExpertWeights()[2].getType());
+    auto down = cast<ShapedType>(op.getExpertWeights().back().getType());
     if (!isStatic8(down))
       os << "down projection " << down;
     else if (!op.getSharedWeights().empty() &&
@@ -160,14 +159,21 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   // Checkpoint weights stay on the device across calls (uploaded once by
   // the runtime): @moe_layer_resident. Weights that are function arguments
   // are copied for each call: @moe_layer.
-  SmallVector<Value> weights = {op.getRouterWeight(), op.getExpertWeights()[0],
-                                op.getExpertWeights()[1],
-                                op.getExpertWeights()[2]};
+  // Router, gate, up, down: a fused gate_up [E, 2f, d] (gate rows first)
+  // is passed as both gate and up (the library reads the up rows at f).
+  ValueRange experts = op.getExpertWeights();
+  SmallVector<Value> weights = {op.getRouterWeight(), experts.front(),
+                                experts[experts.size() - 2], experts.back()};
   llvm::append_range(weights, op.getSharedWeights());
   StringRef callee = "moe_layer_resident";
   SmallVector<Value> onDevice;
-  for (Value weight : weights)
-    onDevice.push_back(deviceWeight(b, weight));
+  llvm::SmallDenseMap<Value, Value> deviceCopy;
+  for (Value weight : weights) {
+    auto [it, inserted] = deviceCopy.try_emplace(weight);
+    if (inserted)
+      it->second = deviceWeight(b, weight);
+    onDevice.push_back(it->second);
+  }
   if (llvm::is_contained(onDevice, Value()))
     callee = "moe_layer";
   else
@@ -176,11 +182,11 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   Value x = asBuffer(b, loc, op.getInput());
   Value wr = asBuffer(b, loc, weights[0]);
   Value gate = asBuffer(b, loc, weights[1]);
-  Value up = asBuffer(b, loc, weights[2]);
+  Value up = experts.size() == 2 ? gate : asBuffer(b, loc, weights[2]);
   Value down = asBuffer(b, loc, weights[3]);
 
   int64_t numExperts = op.getNumExperts();
-  auto downType = cast<ShapedType>(op.getExpertWeights()[2].getType());
+  auto downType = cast<ShapedType>(experts.back().getType());
   Value c0 = idx(0), c1 = idx(1);
   Value tokens = memref::DimOp::create(b, loc, x, c0);
   Value d = idx(downType.getDimSize(1));

@@ -536,7 +536,12 @@ gpu.module @moe_experts {
     %zero4 = arith.constant dense<0.0> : vector<4xf32>
 
     %K = memref.dim %X, %c1 : memref<?x?xbf16>
-    %nout = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+    // F: H's width. The up rows start at row uoff of Wu: 0 for separate
+    // gate and up operands, F when both are one fused gate_up [E, 2F, K]
+    // (gate rows first).
+    %nout = memref.dim %H, %c1 : memref<?x?xbf16>
+    %urows = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
+    %uoff = arith.subi %urows, %nout : index
     %bx = gpu.block_id x
     %by = gpu.block_id y
     %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
@@ -634,9 +639,11 @@ gpu.module @moe_experts {
         : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
         %t3 = nvgpu.device_async_copy %Wg[%e, %sb1, %kcol_s], %sG[%sIss, %row1, %kc], 8, %nb1 {bypassL1}
         : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
-        %t4 = nvgpu.device_async_copy %Wu[%e, %sb0, %kcol_s], %sU[%sIss, %row0, %kc], 8, %nb0 {bypassL1}
+        %su0 = arith.addi %sb0, %uoff : index
+        %su1 = arith.addi %sb1, %uoff : index
+        %t4 = nvgpu.device_async_copy %Wu[%e, %su0, %kcol_s], %sU[%sIss, %row0, %kc], 8, %nb0 {bypassL1}
         : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
-        %t5 = nvgpu.device_async_copy %Wu[%e, %sb1, %kcol_s], %sU[%sIss, %row1, %kc], 8, %nb1 {bypassL1}
+        %t5 = nvgpu.device_async_copy %Wu[%e, %su1, %kcol_s], %sU[%sIss, %row1, %kc], 8, %nb1 {bypassL1}
         : memref<?x?x?xbf16> to memref<2x64x40xbf16, #gpu.address_space<workgroup>>
         %g = nvgpu.device_async_create_group %t0, %t1, %t2, %t3, %t4, %t5
         %hasprev = arith.cmpi uge, %it, %c1 : index
@@ -986,7 +993,9 @@ func.func @moe_grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
 
 // The gated expert enqueued on `stream`, on device buffers: tile map, fused
 // gate/up + act(gate) * up into H [N, F] (bf16; act 0 silu, 1 gelu_tanh,
-// 2 gelu_erf, 3 relu), down projection into Y [N, D] (f32). The tile map and H are temporaries allocated and freed in stream
+// 2 gelu_erf, 3 relu), down projection into Y [N, D] (f32). F is Wd's
+// inner size; Wg and Wu may be one fused gate_up [E, 2F, D] (gate rows
+// first). The tile map and H are temporaries allocated and freed in stream
 // order. Returns the stream; nothing is synchronized, so a CUDA graph can
 // capture the call.
 func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
@@ -997,12 +1006,13 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
     -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
   %c128 = arith.constant 128 : index
   %c256 = arith.constant 256 : index
   %N = memref.dim %X, %c0 : memref<?x?xbf16>
   %D = memref.dim %X, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
-  %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
   call @check_expert_limits(%D, %E) : (index, index) -> ()
   call @check_expert_limits(%F, %E) : (index, index) -> ()
   %ntn = call @tiles64(%N) : (index) -> index
@@ -1048,12 +1058,15 @@ func.func @moe_expert_ffn(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %N = memref.dim %X, %c0 : memref<?x?xbf16>
   %D = memref.dim %X, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
-  %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %c2 = arith.constant 2 : index
+  %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
+  %Fg = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %Fu = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
   %E1 = arith.addi %E, %c1 : index
   %t0 = gpu.wait async
   %dX, %a0 = gpu.alloc async [%t0] (%N, %D) : memref<?x?xbf16>
-  %dWg, %a1 = gpu.alloc async [%a0] (%E, %F, %D) : memref<?x?x?xbf16>
-  %dWu, %a2 = gpu.alloc async [%a1] (%E, %F, %D) : memref<?x?x?xbf16>
+  %dWg, %a1 = gpu.alloc async [%a0] (%E, %Fg, %D) : memref<?x?x?xbf16>
+  %dWu, %a2 = gpu.alloc async [%a1] (%E, %Fu, %D) : memref<?x?x?xbf16>
   %dWd, %a3 = gpu.alloc async [%a2] (%E, %D, %F) : memref<?x?x?xbf16>
   %doff, %a4 = gpu.alloc async [%a3] (%E1) : memref<?xi32>
   %dY, %a5 = gpu.alloc async [%a4] (%N, %D) : memref<?x?xf32>

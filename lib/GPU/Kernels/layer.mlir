@@ -116,7 +116,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %T = memref.dim %x, %c0 : memref<?x?xbf16>
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
-  %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %c2 = arith.constant 2 : index
+  %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
   %TK = arith.muli %T, %k : index
 
   // Every check first, before anything is enqueued.
@@ -256,7 +257,6 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   // size below is 0 and nothing is launched. (Not a branch: a token that
   // reaches the final synchronization through a block argument lowers to
   // an event synchronization.)
-  %c2 = arith.constant 2 : index
   %Ts = arith.muli %T, %Sn : index
   %n_off = arith.muli %c2, %Sn : index
   %soff, %s0 = gpu.alloc async [%k6] (%n_off) : memref<?xi32>
@@ -376,13 +376,15 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %c2 = arith.constant 2 : index
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
-  %F = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
+  %Fg = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %Fu = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
 
   // The weights to the device for this call only.
   %t0 = gpu.wait async
   %dWr, %a0 = gpu.alloc async [%t0] (%E, %d) : memref<?x?xbf16>
-  %dWg, %a1 = gpu.alloc async [%a0] (%E, %F, %d) : memref<?x?x?xbf16>
-  %dWu, %a2 = gpu.alloc async [%a1] (%E, %F, %d) : memref<?x?x?xbf16>
+  %dWg, %a1 = gpu.alloc async [%a0] (%E, %Fg, %d) : memref<?x?x?xbf16>
+  %dWu, %a2 = gpu.alloc async [%a1] (%E, %Fu, %d) : memref<?x?x?xbf16>
   %dWd, %a3 = gpu.alloc async [%a2] (%E, %d, %F) : memref<?x?x?xbf16>
   %m0 = gpu.memcpy async [%a3] %dWr, %Wr : memref<?x?xbf16>, memref<?x?xbf16>
   %m1 = gpu.memcpy async [%m0] %dWg, %Wg

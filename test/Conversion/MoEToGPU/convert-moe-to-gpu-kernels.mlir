@@ -347,3 +347,24 @@ func.func @apply_input(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// -----
+
+// A fused gate_up [E, 2f, d] (GraniteMoE) is passed as both the gate and
+// the up operand; the library reads the up rows from row f.
+
+// CHECK-LABEL: func.func @fused_gate_up(
+// CHECK-SAME:      %{{[^:]*}}: tensor<?x64xbf16>, %{{[^:]*}}: tensor<8x64xbf16>, %[[GU:[^:]*]]: tensor<8x64x64xbf16>
+// CHECK:       %[[GUB:.*]] = bufferization.to_buffer %[[GU]] read_only : tensor<8x64x64xbf16> to memref<8x64x64xbf16>
+// CHECK:       %[[GUM:.*]] = memref.cast %[[GUB]] : memref<8x64x64xbf16> to memref<?x?x?xbf16>
+// CHECK-NOT:   bufferization.to_buffer %[[GU]]
+// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[GUM]], %[[GUM]], %{{[^,]*}},
+func.func @fused_gate_up(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %gu: tensor<8x64x64xbf16>, %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%gu, %d : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = logits, selection = top_k, k = 2,
+                              weights = softmax_selected>,
+       experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}

@@ -16,7 +16,8 @@
 
 // Every routing of the router kernels, capacities in each drop order (the
 // dropped counts compared exactly), shared experts, gated or not, every
-// activation of gated experts, and weights applied to the expert input.
+// activation of gated experts, weights applied to the expert input, and a
+// fused gate_up operand.
 // RUN: for spec in \
 // RUN:     "score=sigmoid select=grouped_top_k groups=4 topk_group=2 group_score=sum_top2 selection_bias=1 renormalize=1 scale=2.5 E=16 k=4" \
 // RUN:     "select=grouped_top_k groups=4 topk_group=2 E=16 k=3" \
@@ -36,7 +37,8 @@
 // RUN:     "act=gelu_tanh renormalize=1" \
 // RUN:     "act=gelu_erf E=16 k=4" \
 // RUN:     "act=relu renormalize=1 shared=plain" \
-// RUN:     "apply=input renormalize=1 E=16 k=4"; do \
+// RUN:     "apply=input renormalize=1 E=16 k=4" \
+// RUN:     "experts=gated_fused score=logits weights=softmax_selected"; do \
 // RUN:   rm -rf %t/v && \
 // RUN:   moe-reference emit --case "op=layer dtype=bf16 $spec" --seed 3 --tokens 1,17,64 --dir %t/v && \
 // RUN:   moe-run %t/v/case.mlir --entry case --pipeline cuda --quiet $(cat %t/v/moe-run.args) && \
@@ -44,4 +46,4 @@
 // RUN: done | FileCheck %s --check-prefix=VARIANTS
 
 // CHECK: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
-// VARIANTS-COUNT-19: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
+// VARIANTS-COUNT-20: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok

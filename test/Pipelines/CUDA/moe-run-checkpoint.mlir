@@ -35,6 +35,20 @@
 // QWEN-COUNT-3: cuda: cuMemcpyAsync(8192)
 // QWEN:         cuda: cuMemcpyAsync(64)
 // QWEN-NOT:     cuMemcpyAsync(8192)
+// A GraniteMoE checkpoint: the fused gate_up [8, 96, 32] goes to the GPU
+// once (49152 bytes) and serves as both gate and up; the fused GEMM covers
+// the 48 columns of f (one 64-wide tile), not 96.
+// RUN: moe-gen-checkpoint --family granitemoe --dtype bf16 --hidden 32 --inner 48 --out %t/granite --seed 3
+// RUN: moe-import --model %t/granite -o %t/granite.mlir
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/granite.mlir --entry moe_layer_1 \
+// RUN:   --checkpoint %t/granite --pipeline cuda --random-inputs --dynamic-size 5 \
+// RUN:   --quiet --repeat 3 | FileCheck %s --check-prefix=GRANITE
+// GRANITE:       cuda: cuMemcpyAsync(49152)
+// GRANITE-NOT:   cuMemcpyAsync(49152)
+// GRANITE:       cuda: cuMemcpyAsync(24576)
+// GRANITE-NOT:   cuMemcpyAsync(49152)
+// GRANITE-COUNT-5: cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+// GRANITE-NOT:   cuMemcpyAsync(49152)
 // QWEN-COUNT-5: cuda: cuLaunchKernel(add_shared, grid 1x5x1, block 256x1x1, smem 0, a stream)
 // QWEN-NOT:     cuMemcpyAsync(8192)
 
