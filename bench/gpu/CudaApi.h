@@ -167,7 +167,8 @@ template <typename T> struct DeviceArray {
   }
   T *get() const { return reinterpret_cast<T *>(ptr); }
   void upload(const std::vector<T> &v) {
-    CU_CHECK(cu().cuMemcpyHtoD(ptr, v.data(), v.size() * sizeof(T)));
+    if (!v.empty())
+      CU_CHECK(cu().cuMemcpyHtoD(ptr, v.data(), v.size() * sizeof(T)));
   }
   std::vector<T> download() const {
     std::vector<T> v(count);

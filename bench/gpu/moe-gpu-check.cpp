@@ -37,7 +37,8 @@ namespace {
 
 struct Dims {
   int64_t T, d, f, E, k;
-  int act = MOE_GPU_ACT_SILU; // of the gated experts
+  int act = MOE_GPU_ACT_SILU; // of the experts
+  bool mlp = false;           // plain MLP experts: no up projection
 };
 
 /// The gated experts' activation, as the CPU lowering defines it.
@@ -67,23 +68,27 @@ Weights makeWeights(const Dims &s, uint64_t seed) {
   Weights w;
   w.wr = randomBF16(r, s.E * s.d, 2.0 * sw);
   w.wg = randomBF16(r, s.E * s.f * s.d, sw);
-  w.wu = randomBF16(r, s.E * s.f * s.d, sw);
+  if (!s.mlp)
+    w.wu = randomBF16(r, s.E * s.f * s.d, sw);
   w.wd = randomBF16(r, s.E * s.d * s.f, sf);
   return w;
 }
 
 /// One expert on one row, f64, the activation rounded to bf16 as the
-/// kernels do. Adds w * out into y and w * |terms| into mag.
+/// kernels do: act(x g) * (x u), or act(x g) for plain MLP experts (no u).
+/// Adds w * out into y and w * |terms| into mag.
 void expertRow(const Dims &s, const Weights &w, int64_t e, const uint16_t *x,
                double weight, double *y, double *mag) {
   std::vector<double> h(s.f);
-  const uint16_t *g = &w.wg[e * s.f * s.d], *u = &w.wu[e * s.f * s.d];
+  const uint16_t *g = &w.wg[e * s.f * s.d];
+  const uint16_t *u = w.wu.empty() ? nullptr : &w.wu[e * s.f * s.d];
   for (int64_t j = 0; j < s.f; ++j) {
-    double a = 0, b = 0;
+    double a = 0, b = u ? 0.0 : 1.0;
     for (int64_t i = 0; i < s.d; ++i) {
       double xi = fromBF16(x[i]);
       a += xi * fromBF16(g[j * s.d + i]);
-      b += xi * fromBF16(u[j * s.d + i]);
+      if (u)
+        b += xi * fromBF16(u[j * s.d + i]);
     }
     h[j] = fromBF16(toBF16(static_cast<float>(activation(s.act, a) * b)));
   }
@@ -119,10 +124,11 @@ void report(bool ok, const std::string &what, const std::string &detail) {
 std::string name(const char *what, const Dims &s) {
   static const char *const acts[] = {"", " act=gelu_tanh", " act=gelu_erf",
                                      " act=relu"};
+  std::string act = std::string(acts[s.act & 3]) + (s.mlp ? " mlp" : "");
   char buf[200];
   std::snprintf(buf, sizeof(buf), "%s T=%lld d=%lld f=%lld E=%lld k=%lld%s",
                 what, (long long)s.T, (long long)s.d, (long long)s.f,
-                (long long)s.E, (long long)s.k, acts[s.act & 3]);
+                (long long)s.E, (long long)s.k, act.c_str());
   return buf;
 }
 
@@ -217,8 +223,9 @@ struct DeviceLayer {
   void enqueue(const Dims &s, CUstream stream) {
     moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, s.k, s.act};
     if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(), wg.get(),
-                              wu.get(), wd.get(), hasShared ? &shared : nullptr,
-                              off.get(), dropped.get(), y.get(), stream)) {
+                              s.mlp ? nullptr : wu.get(), wd.get(),
+                              hasShared ? &shared : nullptr, off.get(),
+                              dropped.get(), y.get(), stream)) {
       std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
       std::exit(1);
     }
@@ -606,7 +613,8 @@ void checkExperts(const Dims &s, const std::vector<int32_t> &groups,
   // Rows past off[E] must stay as they are.
   CU_CHECK(cu().cuMemsetD32Async(dy.ptr, 0x7fc00000u, dy.count, stream));
   moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, 0, s.act};
-  if (moe_gpu_expert_ffn_enqueue(&dims, dx.get(), dg.get(), du.get(), dd.get(),
+  if (moe_gpu_expert_ffn_enqueue(&dims, dx.get(), dg.get(),
+                                 w.wu.empty() ? nullptr : du.get(), dd.get(),
                                  doff.get(), dy.get(), stream)) {
     std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
     std::exit(1);
@@ -662,6 +670,9 @@ int main(int argc, char **argv) {
                {5, 30, 0, 60, 1, 28, 0, 10}, 16, stream);
   checkExperts({140, 256, 200, 8, 0, MOE_GPU_ACT_RELU},
                {20, 20, 20, 20, 20, 20, 0, 10}, 17, stream);
+  // Plain MLP experts (no up projection).
+  checkExperts({140, 256, 200, 8, 0, MOE_GPU_ACT_RELU, /*mlp=*/true},
+               {0, 37, 0, 64, 1, 28, 0, 0}, 18, stream);
 
   // Layers: Mixtral/Qwen3 routing at several sizes, then every other
   // per-token routing the library computes.
@@ -787,6 +798,15 @@ int main(int argc, char **argv) {
              makeRouting("layer weights applied to the input", onInput, 16,
                          false, false, 0),
              67, stream, false);
+  // Switch: plain MLP experts (relu), top-1, a capacity in token order.
+  moe_gpu_routing switchRouting = def;
+  switchRouting.renormalize = 0;
+  switchRouting.capacity = 10;
+  switchRouting.drop_order = MOE_GPU_DROP_TOKEN_MAJOR;
+  checkLayer({64, 128, 256, 8, 1, MOE_GPU_ACT_RELU, /*mlp=*/true},
+             makeRouting("layer switch mlp capacity", switchRouting, 8, false,
+                         false, 0),
+             69, stream, true);
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;
   checkLayer(

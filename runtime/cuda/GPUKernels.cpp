@@ -43,6 +43,12 @@ MemRef<Rank> dense(const void *data, const int64_t (&sizes)[Rank]) {
   return m;
 }
 
+/// The up projection [E, f, d], or an empty array for plain MLP experts
+/// (up_w NULL), which the library tests by its first size.
+MemRef<3> upWeight(const void *up, int64_t e, int64_t f, int64_t d) {
+  return up ? dense<3>(up, {e, f, d}) : dense<3>(nullptr, {0, 0, 0});
+}
+
 thread_local std::string lastError;
 
 int fail(const std::string &message) {
@@ -199,8 +205,10 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
   if (error.empty())
     error = checkRouting(r, dims->experts, dims->top_k);
   if (error.empty())
-    error = checkPointers({router_w, gate_w, up_w, down_w, offsets},
-                          {"router_w", "gate_w", "up_w", "down_w", "offsets"});
+    error = checkPointers({router_w, gate_w, down_w, offsets},
+                          {"router_w", "gate_w", "down_w", "offsets"});
+  if (error.empty() && up_w)
+    error = checkPointers({up_w}, {"up_w"});
   if (error.empty() && dims->tokens > 0)
     error = checkPointers({x, y}, {"x", "y"});
   if (error.empty() && reinterpret_cast<uintptr_t>(dropped) % 4)
@@ -231,7 +239,7 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
   }
   MemRef<2> mx = dense<2>(x, {t, d}), mr = dense<2>(router_w, {e, d}),
             my = dense<2>(y, {t, d});
-  MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = dense<3>(up_w, {e, f, d}),
+  MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = upWeight(up_w, e, f, d),
             md = dense<3>(down_w, {e, d, f});
   // No shared expert: empty arrays (the layer tests their first size).
   int64_t fs = shared ? shared->ffn : 0, ns = shared ? 1 : 0;
@@ -275,8 +283,10 @@ MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
                                               void *stream) {
   std::string error = checkDims(dims, /*layer=*/false, /*slots=*/1);
   if (error.empty())
-    error = checkPointers({gate_w, up_w, down_w, offsets},
-                          {"gate_w", "up_w", "down_w", "offsets"});
+    error = checkPointers({gate_w, down_w, offsets},
+                          {"gate_w", "down_w", "offsets"});
+  if (error.empty() && up_w)
+    error = checkPointers({up_w}, {"up_w"});
   if (error.empty() && dims->tokens > 0)
     error = checkPointers({x, y}, {"x", "y"});
   if (!error.empty())
@@ -286,7 +296,7 @@ MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
   if (n == 0)
     return 0;
   MemRef<2> mx = dense<2>(x, {n, d}), my = dense<2>(y, {n, d});
-  MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = dense<3>(up_w, {e, f, d}),
+  MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = upWeight(up_w, e, f, d),
             md = dense<3>(down_w, {e, d, f});
   MemRef<1> mo = dense<1>(offsets, {e + 1});
   _mlir_ciface_moe_gpu_expert_ffn_async(&mx, &mg, &mu, &md, &mo, &my,

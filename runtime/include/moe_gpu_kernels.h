@@ -29,7 +29,8 @@
 extern "C" {
 #endif
 
-/* The activation of the gated experts: act(x gate_w^T) * (x up_w^T). */
+/* The activation of the experts: act(x gate_w^T) * (x up_w^T), or
+ * act(x gate_w^T) for plain MLP experts. */
 typedef enum moe_gpu_activation {
   MOE_GPU_ACT_SILU = 0,
   MOE_GPU_ACT_GELU_TANH = 1,
@@ -129,7 +130,8 @@ moe_gpu_routing moe_gpu_routing_default(void);
  *   x        [T, d]     bf16  tokens
  *   router_w [E, d]     bf16  router weight
  *   gate_w   [E, f, d]  bf16  gate projections (checkpoint layout)
- *   up_w     [E, f, d]  bf16  up projections
+ *   up_w     [E, f, d]  bf16  up projections, or NULL for plain MLP experts
+ *                             act(x gate_w^T) down_w^T (Switch)
  *   down_w   [E, d, f]  bf16  down projections
  *   shared             a shared expert added to every token, or NULL
  *   offsets  [E + 1]    i32   out: the grouped layout's offsets; expert e
@@ -161,6 +163,8 @@ int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
  * from 0 with offsets[E] <= rows. For each such row r,
  *
  *   y[r] = (act(x[r] gate_w[e]^T) * (x[r] up_w[e]^T)) down_w[e]^T
+ *
+ * or act(x[r] gate_w[e]^T) down_w[e]^T when up_w is NULL
  *
  * (f32; rows past offsets[E] are not written). dims->tokens is the number
  * of rows and dims->top_k is ignored. Returns 0 or -1 as above. */

@@ -237,7 +237,8 @@ def ConvertMoEToGPUKernels
     biases; any combine weights, renormalization and scale; weights applied
     to the expert output or input; gated experts of any `act` as separate
     `gate`, `up`, `down` operands or a fused `gate_up` and `down` (passed
-    as both the gate and the up operand); any capacity (count or factor, an
+    as both the gate and the up operand), or plain MLP experts (`w1`,
+    `w2`; an empty up operand); any capacity (count or factor, an
     attribute or an operand, any drop order); shared experts, gated or
     not (passed as one expert `[1, fs, d]`, empty buffers without one);
     bf16 input and weights; static `d`, `f` and shared `fs` that are

@@ -47,7 +47,7 @@ static constexpr const char *supportedConfig =
     "factor, also at run time; any drop order), weights applied to the "
     "output or the input, "
     "gated experts (any act; gate, up and down operands or fused gate_up "
-    "and down), "
+    "and down) or plain MLP experts, "
     "shared experts (gated or not), bf16 input and weights, and static d, f "
     "and shared f that are multiples of 8";
 
@@ -71,7 +71,8 @@ static std::string unsupportedReason(LayerOp op) {
   else if (routing.getSelection() == Selection::GroupedTopK &&
            routing.getGroups() > 64)
     os << "groups = " << routing.getGroups();
-  else if (experts.getKind() != ExpertKind::Gated)
+  else if (experts.getKind() != ExpertKind::Gated &&
+           experts.getKind() != ExpertKind::Mlp)
     os << "experts kind = " << stringifyExpertKind(experts.getKind());
   else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
            !llvm::all_of(op.getExpertWeights(), isBF16) ||
@@ -160,8 +161,10 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   // the runtime): @moe_layer_resident. Weights that are function arguments
   // are copied for each call: @moe_layer.
   // Router, gate, up, down: a fused gate_up [E, 2f, d] (gate rows first)
-  // is passed as both gate and up (the library reads the up rows at f).
+  // is passed as both gate and up (the library reads the up rows at f);
+  // plain MLP experts (w1, w2) as gate and down with an empty up.
   ValueRange experts = op.getExpertWeights();
+  bool plain = op.getExperts().getKind() == ExpertKind::Mlp;
   SmallVector<Value> weights = {op.getRouterWeight(), experts.front(),
                                 experts[experts.size() - 2], experts.back()};
   llvm::append_range(weights, op.getSharedWeights());
@@ -182,12 +185,14 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   Value x = asBuffer(b, loc, op.getInput());
   Value wr = asBuffer(b, loc, weights[0]);
   Value gate = asBuffer(b, loc, weights[1]);
-  Value up = experts.size() == 2 ? gate : asBuffer(b, loc, weights[2]);
+  Value c0 = idx(0), c1 = idx(1);
+  Value up = plain                 ? allocate(b, loc, bf16, {c0, c0, c0})
+             : experts.size() == 2 ? gate
+                                   : asBuffer(b, loc, weights[2]);
   Value down = asBuffer(b, loc, weights[3]);
 
   int64_t numExperts = op.getNumExperts();
   auto downType = cast<ShapedType>(experts.back().getType());
-  Value c0 = idx(0), c1 = idx(1);
   Value tokens = memref::DimOp::create(b, loc, x, c0);
   Value d = idx(downType.getDimSize(1));
   Value k = idx(op.getRouting().getK());

@@ -40,6 +40,9 @@
 //                       shared), keeps a gate and an up accumulator set per
 //                       warp and applies the gated activation in registers
 //                       before the bf16 store.
+//   activate            H = bf16(act(Hf)) elementwise, for plain MLP experts
+//                       (an empty Wu: the first GEMM is grouped_gemm_mma
+//                       into f32 rows Hf). One thread per element.
 //   grouped_gemm_ref    Scalar reference of grouped_gemm_mma: one thread per
 //   gate_up_swiglu_ref  element of Y (or H), blocks of 16 x 16, f32 sums in
 //                       k order. For checking the fast kernels on a GPU.
@@ -212,6 +215,32 @@ gpu.module @moe_experts {
     %v0 = vector.from_elements %b0, %b1, %b2, %b3 : vector<4xf32>
     %h = arith.mulf %v0, %u : vector<4xf32>
     return %h : vector<4xf32>
+  }
+
+  // H = bf16(act(Hf)) elementwise (plain MLP experts), one thread per
+  // element.
+  gpu.func @activate(%Hf: memref<?x?xf32>, %H: memref<?x?xbf16>, %act: i32)
+      kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %N = memref.dim %Hf, %c0 : memref<?x?xf32>
+    %F = memref.dim %Hf, %c1 : memref<?x?xf32>
+    %NF = arith.muli %N, %F : index
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %i0 = arith.muli %bid, %bdim : index
+    %i = arith.addi %i0, %tid : index
+    %in = arith.cmpi ult, %i, %NF : index
+    scf.if %in {
+      %r = arith.divui %i, %F : index
+      %c = arith.remui %i, %F : index
+      %v = memref.load %Hf[%r, %c] : memref<?x?xf32>
+      %a = func.call @activation(%v, %act) : (f32, i32) -> f32
+      %b = arith.truncf %a : f32 to bf16
+      memref.store %b, %H[%r, %c] : memref<?x?xbf16>
+    }
+    gpu.return
   }
 
   // bf16 variant of @store_frag: acc[0..1] -> (r0, c..c+1),
@@ -1022,7 +1051,20 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %te, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?xi32>
   %tm, %a1 = gpu.alloc async [%a0] (%maxtiles) : memref<?xi32>
   %nt, %a2 = gpu.alloc async [%a1] () : memref<1xi32>
-  %H, %a3 = gpu.alloc async [%a2] (%N, %F) : memref<?x?xbf16>
+  %H, %a3h = gpu.alloc async [%a2] (%N, %F) : memref<?x?xbf16>
+  // Wu empty: plain MLP experts, act(X Wg^T) Wd^T. The first GEMM writes
+  // f32 rows into Hf and @activate rounds act(Hf) into H; the fused gate/up
+  // kernel is launched on an empty grid. Gated experts: Hf is empty.
+  %Eu = memref.dim %Wu, %c0 : memref<?x?x?xbf16>
+  %gated = arith.cmpi ne, %Eu, %c0 : index
+  %Nm = arith.select %gated, %c0, %N : index
+  %Hf, %a3 = gpu.alloc async [%a3h] (%Nm, %F) : memref<?x?xf32>
+  %g_gated = arith.select %gated, %gxf, %c0 : index
+  %g_plain = arith.select %gated, %c0, %gxf : index
+  %nact = arith.muli %Nm, %F : index
+  %c255 = arith.constant 255 : index
+  %nactp = arith.addi %nact, %c255 : index
+  %g_act = arith.divui %nactp, %c256 : index
   // No rows and no groups: no tiles, and nothing is launched.
   %any = arith.cmpi ne, %maxtiles, %c0 : index
   %g_map = arith.select %any, %c1, %c0 : index
@@ -1030,12 +1072,21 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
       blocks in (%g_map, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%off : memref<?xi32>, %E : index, %te : memref<?xi32>,
            %tm : memref<?xi32>, %nt : memref<1xi32>)
-  %k1 = gpu.launch_func async [%k0] @moe_experts::@gate_up_swiglu_mma
-      blocks in (%gxf, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+  %k1g = gpu.launch_func async [%k0] @moe_experts::@gate_up_swiglu_mma
+      blocks in (%g_gated, %maxtiles, %c1) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>,
            %nt : memref<1xi32>, %H : memref<?x?xbf16>, %act : i32)
+  %k1m = gpu.launch_func async [%k1g] @moe_experts::@grouped_gemm_mma
+      blocks in (%g_plain, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
+           %off : memref<?xi32>, %te : memref<?xi32>,
+           %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %Hf : memref<?x?xf32>)
+  %k1 = gpu.launch_func async [%k1m] @moe_experts::@activate
+      blocks in (%g_act, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32)
   %k2 = gpu.launch_func async [%k1] @moe_experts::@grouped_gemm_mma
       blocks in (%gxd, %maxtiles, %c1) threads in (%c128, %c1, %c1)
       args(%H : memref<?x?xbf16>, %Wd : memref<?x?x?xbf16>,
@@ -1045,7 +1096,8 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %f0 = gpu.dealloc async [%k2] %te : memref<?xi32>
   %f1 = gpu.dealloc async [%f0] %tm : memref<?xi32>
   %f2 = gpu.dealloc async [%f1] %nt : memref<1xi32>
-  %f3 = gpu.dealloc async [%f2] %H : memref<?x?xbf16>
+  %f3h = gpu.dealloc async [%f2] %H : memref<?x?xbf16>
+  %f3 = gpu.dealloc async [%f3h] %Hf : memref<?x?xf32>
   return %f3 : !gpu.async.token
 }
 
@@ -1061,12 +1113,14 @@ func.func @moe_expert_ffn(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %c2 = arith.constant 2 : index
   %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
   %Fg = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %Eu = memref.dim %Wu, %c0 : memref<?x?x?xbf16>
   %Fu = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
+  %Du = memref.dim %Wu, %c2 : memref<?x?x?xbf16>
   %E1 = arith.addi %E, %c1 : index
   %t0 = gpu.wait async
   %dX, %a0 = gpu.alloc async [%t0] (%N, %D) : memref<?x?xbf16>
   %dWg, %a1 = gpu.alloc async [%a0] (%E, %Fg, %D) : memref<?x?x?xbf16>
-  %dWu, %a2 = gpu.alloc async [%a1] (%E, %Fu, %D) : memref<?x?x?xbf16>
+  %dWu, %a2 = gpu.alloc async [%a1] (%Eu, %Fu, %Du) : memref<?x?x?xbf16>
   %dWd, %a3 = gpu.alloc async [%a2] (%E, %D, %F) : memref<?x?x?xbf16>
   %doff, %a4 = gpu.alloc async [%a3] (%E1) : memref<?xi32>
   %dY, %a5 = gpu.alloc async [%a4] (%N, %D) : memref<?x?xf32>

@@ -377,14 +377,18 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
   %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
+  // Each weight at its own size: gate and up may be one fused gate_up, up
+  // may be empty (plain MLP experts).
   %Fg = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
+  %Eu = memref.dim %Wu, %c0 : memref<?x?x?xbf16>
   %Fu = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
+  %Du = memref.dim %Wu, %c2 : memref<?x?x?xbf16>
 
   // The weights to the device for this call only.
   %t0 = gpu.wait async
   %dWr, %a0 = gpu.alloc async [%t0] (%E, %d) : memref<?x?xbf16>
   %dWg, %a1 = gpu.alloc async [%a0] (%E, %Fg, %d) : memref<?x?x?xbf16>
-  %dWu, %a2 = gpu.alloc async [%a1] (%E, %Fu, %d) : memref<?x?x?xbf16>
+  %dWu, %a2 = gpu.alloc async [%a1] (%Eu, %Fu, %Du) : memref<?x?x?xbf16>
   %dWd, %a3 = gpu.alloc async [%a2] (%E, %d, %F) : memref<?x?x?xbf16>
   %m0 = gpu.memcpy async [%a3] %dWr, %Wr : memref<?x?xbf16>, memref<?x?xbf16>
   %m1 = gpu.memcpy async [%m0] %dWg, %Wg

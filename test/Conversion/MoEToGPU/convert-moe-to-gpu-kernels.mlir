@@ -368,3 +368,28 @@ func.func @fused_gate_up(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
        experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// -----
+
+// Switch-style plain MLP experts (w1, w2; relu, code 3): w1 as the gate, an
+// empty up projection, w2 as the down; flags 3 << 9 | 16 (a capacity) |
+// 1 << 5 (choice_major) = 1584.
+
+// CHECK-LABEL: func.func @switch_mlp(
+// CHECK-SAME:      %{{[^:]*}}: tensor<?x64xbf16>, %{{[^:]*}}: tensor<8x64xbf16>, %[[W1:[^:]*]]: tensor<8x128x64xbf16>, %[[W2:[^:]*]]: tensor<8x64x128xbf16>)
+// CHECK:       %[[W1B:.*]] = bufferization.to_buffer %[[W1]] read_only
+// CHECK:       %[[W1M:.*]] = memref.cast %[[W1B]] : memref<8x128x64xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[C0:.*]] = arith.constant 0 : index
+// CHECK:       %[[UP:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
+// CHECK:       %[[W2B:.*]] = bufferization.to_buffer %[[W2]] read_only
+// CHECK:       %[[W2M:.*]] = memref.cast %[[W2B]] : memref<8x64x128xbf16> to memref<?x?x?xbf16>
+// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[W1M]], %[[UP]], %[[W2M]], {{(%[^,]*, )+}}%c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1584_i32{{[_0-9]*}},
+func.func @switch_mlp(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %w1: tensor<8x128x64xbf16>, %w2: tensor<8x64x128xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%w1, %w2 : tensor<8x128x64xbf16>, tensor<8x64x128xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 1>,
+       capacity = #moe.capacity<factor = 1.25>,
+       experts = #moe.experts<kind = mlp, act = relu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}

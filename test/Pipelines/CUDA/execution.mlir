@@ -16,8 +16,8 @@
 
 // Every routing of the router kernels, capacities in each drop order (the
 // dropped counts compared exactly), shared experts, gated or not, every
-// activation of gated experts, weights applied to the expert input, and a
-// fused gate_up operand.
+// activation, weights applied to the expert input, a fused gate_up operand,
+// and plain MLP experts (Switch).
 // RUN: for spec in \
 // RUN:     "score=sigmoid select=grouped_top_k groups=4 topk_group=2 group_score=sum_top2 selection_bias=1 renormalize=1 scale=2.5 E=16 k=4" \
 // RUN:     "select=grouped_top_k groups=4 topk_group=2 E=16 k=3" \
@@ -38,7 +38,9 @@
 // RUN:     "act=gelu_erf E=16 k=4" \
 // RUN:     "act=relu renormalize=1 shared=plain" \
 // RUN:     "apply=input renormalize=1 E=16 k=4" \
-// RUN:     "experts=gated_fused score=logits weights=softmax_selected"; do \
+// RUN:     "experts=gated_fused score=logits weights=softmax_selected" \
+// RUN:     "experts=mlp act=relu k=1 capacity=factor:1.25 drop_order=token_major" \
+// RUN:     "experts=mlp act=gelu_tanh E=16 k=4 shared=gated"; do \
 // RUN:   rm -rf %t/v && \
 // RUN:   moe-reference emit --case "op=layer dtype=bf16 $spec" --seed 3 --tokens 1,17,64 --dir %t/v && \
 // RUN:   moe-run %t/v/case.mlir --entry case --pipeline cuda --quiet $(cat %t/v/moe-run.args) && \
@@ -46,4 +48,4 @@
 // RUN: done | FileCheck %s --check-prefix=VARIANTS
 
 // CHECK: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
-// VARIANTS-COUNT-20: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
+// VARIANTS-COUNT-22: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok

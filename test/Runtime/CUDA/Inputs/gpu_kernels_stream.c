@@ -105,6 +105,14 @@ int main(void) {
          moe_gpu_layer_enqueue(&gelu, (void *)0, x, wr, wg, wu, wd, (void *)0,
                                off, (int32_t *)0, y, (void *)0));
 
+  printf("== plain MLP experts on the null stream\n");
+  fflush(stdout);
+  moe_gpu_layer_dims mlp = dims;
+  mlp.activation = MOE_GPU_ACT_RELU;
+  report("mlp",
+         moe_gpu_layer_enqueue(&mlp, (void *)0, x, wr, wg, (void *)0, wd,
+                               (void *)0, off, (int32_t *)0, y, (void *)0));
+
   printf("== layer on the null stream\n");
   fflush(stdout);
   report("null stream",
