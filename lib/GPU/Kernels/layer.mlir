@@ -190,7 +190,9 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %dxp, %a6 = gpu.alloc async [%a5] (%TK, %d) : memref<?x?xbf16>
   %drows, %a7r = gpu.alloc async [%a6] (%TK, %d) : memref<?x?xf32>
   %dsc, %a7s = gpu.alloc async [%a7r] (%T, %k) : memref<?x?xf32>
-  %drs, %a7 = gpu.alloc async [%a7s] (%TK) : memref<?xi32>
+  // capacity_drop's scratch, empty without a capacity.
+  %n_rs = arith.select %drops, %TK, %c0 : index
+  %drs, %a7 = gpu.alloc async [%a7s] (%n_rs) : memref<?xi32>
 
   %k0 = gpu.launch_func async [%a7] @moe_router_kernels::@router_topk
       blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
