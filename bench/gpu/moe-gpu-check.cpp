@@ -39,7 +39,21 @@ struct Dims {
   int64_t T, d, f, E, k;
   int act = MOE_GPU_ACT_SILU; // of the experts
   bool mlp = false;           // plain MLP experts: no up projection
+  bool fused = false;         // gate and up as one gate_up [E, 2f, d]
 };
+
+/// The fused gate_up [E, 2f, d] of gate and up [E, f, d]: each expert's
+/// gate rows, then its up rows (GraniteMoE's layout).
+std::vector<uint16_t> fuseGateUp(const Dims &s, const std::vector<uint16_t> &g,
+                                 const std::vector<uint16_t> &u) {
+  std::vector<uint16_t> gu;
+  size_t block = static_cast<size_t>(s.f * s.d);
+  for (int64_t e = 0; e < s.E; ++e) {
+    gu.insert(gu.end(), g.begin() + e * block, g.begin() + (e + 1) * block);
+    gu.insert(gu.end(), u.begin() + e * block, u.begin() + (e + 1) * block);
+  }
+  return gu;
+}
 
 /// The gated experts' activation, as the CPU lowering defines it.
 double activation(int act, double a) {
@@ -124,7 +138,8 @@ void report(bool ok, const std::string &what, const std::string &detail) {
 std::string name(const char *what, const Dims &s) {
   static const char *const acts[] = {"", " act=gelu_tanh", " act=gelu_erf",
                                      " act=relu"};
-  std::string act = std::string(acts[s.act & 3]) + (s.mlp ? " mlp" : "");
+  std::string act = std::string(acts[s.act & 3]) + (s.mlp ? " mlp" : "") +
+                    (s.fused ? " fused" : "");
   char buf[200];
   std::snprintf(buf, sizeof(buf), "%s T=%lld d=%lld f=%lld E=%lld k=%lld%s",
                 what, (long long)s.T, (long long)s.d, (long long)s.f,
@@ -189,11 +204,13 @@ struct DeviceLayer {
   bool hasShared;
   DeviceLayer(const Dims &s, const std::vector<uint16_t> &hx, const Weights &w,
               const Routing &r, const Shared &sh)
-      : x(hx.size()), wr(w.wr.size()), wg(w.wg.size()), wu(w.wu.size()),
-        wd(w.wd.size()), rb(r.routerBias.size()), sb(r.selectionBias.size()),
-        off(s.E + 1), dropped(s.E), y(s.T * s.d), sg(sh.w.wg.size()),
-        su(sh.w.wu.size()), sd(sh.w.wd.size()), sgate(sh.gate.size()),
-        routing(r.r), hasShared(r.sharedFfn > 0) {
+      // With a fused gate_up, wg holds gate and up.
+      : x(hx.size()), wr(w.wr.size()),
+        wg(w.wg.size() + (s.fused ? w.wu.size() : 0)),
+        wu(s.fused ? 0 : w.wu.size()), wd(w.wd.size()), rb(r.routerBias.size()),
+        sb(r.selectionBias.size()), off(s.E + 1), dropped(s.E), y(s.T * s.d),
+        sg(sh.w.wg.size()), su(sh.w.wu.size()), sd(sh.w.wd.size()),
+        sgate(sh.gate.size()), routing(r.r), hasShared(r.sharedFfn > 0) {
     if (hasShared) {
       sg.upload(sh.w.wg);
       su.upload(sh.w.wu);
@@ -206,8 +223,12 @@ struct DeviceLayer {
     }
     x.upload(hx);
     wr.upload(w.wr);
-    wg.upload(w.wg);
-    wu.upload(w.wu);
+    if (s.fused) {
+      wg.upload(fuseGateUp(s, w.wg, w.wu));
+    } else {
+      wg.upload(w.wg);
+      wu.upload(w.wu);
+    }
     wd.upload(w.wd);
     routing.router_bias = nullptr;
     routing.selection_bias = nullptr;
@@ -222,10 +243,10 @@ struct DeviceLayer {
   }
   void enqueue(const Dims &s, CUstream stream) {
     moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, s.k, s.act};
-    if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(), wg.get(),
-                              s.mlp ? nullptr : wu.get(), wd.get(),
-                              hasShared ? &shared : nullptr, off.get(),
-                              dropped.get(), y.get(), stream)) {
+    const void *up = s.mlp ? nullptr : s.fused ? wg.get() : wu.get();
+    if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(), wg.get(), up,
+                              wd.get(), hasShared ? &shared : nullptr,
+                              off.get(), dropped.get(), y.get(), stream)) {
       std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
       std::exit(1);
     }
@@ -807,6 +828,16 @@ int main(int argc, char **argv) {
              makeRouting("layer switch mlp capacity", switchRouting, 8, false,
                          false, 0),
              69, stream, true);
+  // GraniteMoE: logits, softmax over the kept slots, a fused gate_up.
+  moe_gpu_routing granite2 = def;
+  granite2.score = MOE_GPU_SCORE_LOGITS;
+  granite2.softmax_selected = 1;
+  granite2.renormalize = 0;
+  Dims fusedDims{40, 128, 64, 8, 2};
+  fusedDims.fused = true;
+  checkLayer(fusedDims,
+             makeRouting("layer fused gate_up", granite2, 8, false, false, 0),
+             71, stream, false);
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;
   checkLayer(

@@ -43,10 +43,22 @@ MemRef<Rank> dense(const void *data, const int64_t (&sizes)[Rank]) {
   return m;
 }
 
-/// The up projection [E, f, d], or an empty array for plain MLP experts
-/// (up_w NULL), which the library tests by its first size.
-MemRef<3> upWeight(const void *up, int64_t e, int64_t f, int64_t d) {
-  return up ? dense<3>(up, {e, f, d}) : dense<3>(nullptr, {0, 0, 0});
+/// The gate projection [E, f, d], or the fused gate_up [E, 2f, d] when
+/// up_w is the same pointer.
+MemRef<3> gateWeight(const void *gate, const void *up, int64_t e, int64_t f,
+                     int64_t d) {
+  return dense<3>(gate, {e, gate == up ? 2 * f : f, d});
+}
+
+/// The up projection [E, f, d]; the fused gate_up [E, 2f, d] (the library
+/// reads its up rows from row f) when it is the gate pointer; or an empty
+/// array for plain MLP experts (up_w NULL), which the library tests by its
+/// first size.
+MemRef<3> upWeight(const void *gate, const void *up, int64_t e, int64_t f,
+                   int64_t d) {
+  if (!up)
+    return dense<3>(nullptr, {0, 0, 0});
+  return dense<3>(up, {e, gate == up ? 2 * f : f, d});
 }
 
 thread_local std::string lastError;
@@ -239,7 +251,8 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
   }
   MemRef<2> mx = dense<2>(x, {t, d}), mr = dense<2>(router_w, {e, d}),
             my = dense<2>(y, {t, d});
-  MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = upWeight(up_w, e, f, d),
+  MemRef<3> mg = gateWeight(gate_w, up_w, e, f, d),
+            mu = upWeight(gate_w, up_w, e, f, d),
             md = dense<3>(down_w, {e, d, f});
   // No shared expert: empty arrays (the layer tests their first size).
   int64_t fs = shared ? shared->ffn : 0, ns = shared ? 1 : 0;
@@ -296,7 +309,8 @@ MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
   if (n == 0)
     return 0;
   MemRef<2> mx = dense<2>(x, {n, d}), my = dense<2>(y, {n, d});
-  MemRef<3> mg = dense<3>(gate_w, {e, f, d}), mu = upWeight(up_w, e, f, d),
+  MemRef<3> mg = gateWeight(gate_w, up_w, e, f, d),
+            mu = upWeight(gate_w, up_w, e, f, d),
             md = dense<3>(down_w, {e, d, f});
   MemRef<1> mo = dense<1>(offsets, {e + 1});
   _mlir_ciface_moe_gpu_expert_ffn_async(&mx, &mg, &mu, &md, &mo, &my,

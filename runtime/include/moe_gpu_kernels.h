@@ -129,7 +129,9 @@ moe_gpu_routing moe_gpu_routing_default(void);
  *
  *   x        [T, d]     bf16  tokens
  *   router_w [E, d]     bf16  router weight
- *   gate_w   [E, f, d]  bf16  gate projections (checkpoint layout)
+ *   gate_w   [E, f, d]  bf16  gate projections (checkpoint layout), or the
+ *                             fused gate_up [E, 2f, d] (gate rows first;
+ *                             GraniteMoE) when up_w is the same pointer
  *   up_w     [E, f, d]  bf16  up projections, or NULL for plain MLP experts
  *                             act(x gate_w^T) down_w^T (Switch)
  *   down_w   [E, d, f]  bf16  down projections

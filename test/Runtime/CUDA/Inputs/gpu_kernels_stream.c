@@ -113,6 +113,13 @@ int main(void) {
          moe_gpu_layer_enqueue(&mlp, (void *)0, x, wr, wg, (void *)0, wd,
                                (void *)0, off, (int32_t *)0, y, (void *)0));
 
+  printf("== a fused gate_up on the null stream\n");
+  fflush(stdout);
+  void *gate_up = device(8 * 96 * 32 * 2);
+  report("fused",
+         moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, gate_up, gate_up, wd,
+                               (void *)0, off, (int32_t *)0, y, (void *)0));
+
   printf("== layer on the null stream\n");
   fflush(stdout);
   report("null stream",
