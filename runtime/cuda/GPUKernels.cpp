@@ -134,7 +134,7 @@ std::string checkRouting(const moe_gpu_routing &r, int64_t e, int64_t k) {
     return bad("expected a capacity >= 0 (0: dropless)",
                static_cast<double>(r.capacity));
   if (r.selection != MOE_GPU_SELECT_EXPERT_CHOICE && r.capacity > 0 &&
-      (r.drop_order < MOE_GPU_DROP_TOKEN_MAJOR ||
+      (r.drop_order < MOE_GPU_DROP_CHOICE_MAJOR ||
        r.drop_order > MOE_GPU_DROP_SCORE))
     return bad("expected a moe_gpu_drop_order as drop_order", r.drop_order);
   if (r.selection == MOE_GPU_SELECT_THRESHOLD && std::isnan(r.threshold))

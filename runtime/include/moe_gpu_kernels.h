@@ -72,9 +72,10 @@ typedef enum moe_gpu_selection {
 /* Which assignments keep their slot when an expert receives more than its
  * capacity (spec section 4). */
 typedef enum moe_gpu_drop_order {
-  MOE_GPU_DROP_TOKEN_MAJOR = 0,  /* flattened slot order t * k + j */
-  MOE_GPU_DROP_CHOICE_MAJOR = 1, /* all first choices in token order, then
-                                    all second choices, ... */
+  MOE_GPU_DROP_CHOICE_MAJOR = 0, /* all first choices in token order, then
+                                    all second choices, ... (the spec's
+                                    default) */
+  MOE_GPU_DROP_TOKEN_MAJOR = 1,  /* flattened slot order t * k + j */
   MOE_GPU_DROP_SCORE = 2         /* larger weight first, ties to the lower
                                     t * k + j */
 } moe_gpu_drop_order;

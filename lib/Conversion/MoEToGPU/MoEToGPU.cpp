@@ -39,6 +39,18 @@ struct ConvertMoEToGPUKernelsPass
 
 } // namespace
 
+// The library's codes of the drop order and the activation are the
+// dialect's enum values.
+static_assert(static_cast<int>(DropOrder::ChoiceMajor) == 0 &&
+                  static_cast<int>(DropOrder::TokenMajor) == 1 &&
+                  static_cast<int>(DropOrder::Score) == 2,
+              "drop order codes of lib/GPU/Kernels/layer.mlir");
+static_assert(static_cast<int>(Activation::Silu) == 0 &&
+                  static_cast<int>(Activation::GeluTanh) == 1 &&
+                  static_cast<int>(Activation::GeluErf) == 2 &&
+                  static_cast<int>(Activation::Relu) == 3,
+              "activation codes of lib/GPU/Kernels/experts.mlir");
+
 static constexpr const char *supportedConfig =
     "moe-cuda-pipeline supports moe.layer with any selection (top_k, "
     "grouped_top_k with at most 64 groups, top_p, threshold, expert_choice; "
@@ -299,36 +311,11 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     // 16, the drop order in bits 5-6, bit 128 renormalize_after_drop.
     cap = lowering::capacity(lb, capacity, tokens, routing.getK(), numExperts,
                              op.getCapacityFactor());
-    int64_t order = 0;
-    switch (capacity.getDropOrderOrDefault()) {
-    case DropOrder::TokenMajor:
-      order = 0;
-      break;
-    case DropOrder::ChoiceMajor:
-      order = 1;
-      break;
-    case DropOrder::Score:
-      order = 2;
-      break;
-    }
+    int64_t order = static_cast<int64_t>(capacity.getDropOrderOrDefault());
     flags |= 16 | (order << 5) | (capacity.getRenormalizeAfterDrop() ? 128 : 0);
   }
   // The experts' activation (also the shared expert's): bits 9-10.
-  int64_t act = 0;
-  switch (op.getExperts().getAct()) {
-  case Activation::Silu:
-    act = 0;
-    break;
-  case Activation::GeluTanh:
-    act = 1;
-    break;
-  case Activation::GeluErf:
-    act = 2;
-    break;
-  case Activation::Relu:
-    act = 3;
-    break;
-  }
+  int64_t act = static_cast<int64_t>(op.getExperts().getAct());
   flags |= act << 9;
   // Weights applied to the expert input: bit 2048.
   if (routing.getApplyWeight() == ApplyWeight::Input)

@@ -209,8 +209,9 @@ gpu.module @moe_dispatch_kernels {
 
   // Capacity (spec section 4), after a dropless count_experts and
   // build_permutation: block e ranks the rows of group e in the drop order
-  // (0 token_major: the group's own order; 1 choice_major: slot, then
-  // token; 2 score: larger weight first, ties to the lower slot t * k + j)
+  // (0 choice_major: slot, then token; 1 token_major: the group's own
+  // order; 2 score: larger weight first, ties to the lower slot t * k + j;
+  // the dialect's DropOrder values)
   // and marks the slots of rank >= cap unused (ids -1). Block e also writes
   // dropped[e] = max(n_e - cap, 0) when dropped is not empty. row_slot is
   // scratch of T * k entries. Groups are independent, so the blocks are.
@@ -266,8 +267,8 @@ gpu.module @moe_dispatch_kernels {
         memref.store %ai, %row_slot[%r] : memref<?xi32>
       }
       gpu.barrier
-      %token_major = arith.cmpi eq, %order, %i0 : i32
-      %choice_major = arith.cmpi eq, %order, %i1 : i32
+      %choice_major = arith.cmpi eq, %order, %i0 : i32
+      %token_major = arith.cmpi eq, %order, %i1 : i32
       scf.for %r = %r0 to %hi step %bdim {
         %ai = memref.load %row_slot[%r] : memref<?xi32>
         %a = arith.index_cast %ai : i32 to index

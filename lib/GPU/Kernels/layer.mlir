@@ -45,8 +45,8 @@
 //                            takes it (flags bits 1, 2, 4, 8), and the
 //                            capacity: flags bit 16 drops the assignments
 //                            past `cap` per expert in the drop order
-//                            (flags >> 5) & 3 (0 token_major, 1
-//                            choice_major, 2 score); bit 128 renormalizes
+//                            (flags >> 5) & 3 (0 choice_major, 1
+//                            token_major, 2 score); bit 128 renormalizes
 //                            each token's kept weights (spec section 4);
 //                            bits 9-10 the experts' activation (0 silu,
 //                            1 gelu_tanh, 2 gelu_erf, 3 relu); bit 2048

@@ -250,7 +250,7 @@ func.func @capacity_score(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // -----
 
 // A run-time capacity factor (moe-expose-knobs) in the default
-// choice_major order: flags 1 | 16 | 1 << 5 = 49, and the capacity is
+// choice_major order: flags 1 | 16 | 0 << 5 = 17, and the capacity is
 // ceil(factor * T * 2 / 8) of the operand (at least 0, a multiple of 1).
 
 // CHECK-LABEL: func.func @capacity_factor(
@@ -264,7 +264,7 @@ func.func @capacity_score(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[LO:.*]] = arith.maxsi %[[C]], %{{.*}} : index
 // CHECK:       %[[A:.*]] = arith.ceildivsi %[[LO]], %{{.*}} : index
 // CHECK:       %[[CAP:.*]] = arith.muli %[[A]], %{{.*}} : index
-// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c49_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c17_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
 func.func @capacity_factor(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %cf: f64, %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
     %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
@@ -373,7 +373,7 @@ func.func @fused_gate_up(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 
 // Switch-style plain MLP experts (w1, w2; relu, code 3): w1 as the gate, an
 // empty up projection, w2 as the down; flags 3 << 9 | 16 (a capacity) |
-// 1 << 5 (choice_major) = 1584.
+// 0 << 5 (choice_major) = 1552.
 
 // CHECK-LABEL: func.func @switch_mlp(
 // CHECK-SAME:      %{{[^:]*}}: tensor<?x64xbf16>, %{{[^:]*}}: tensor<8x64xbf16>, %[[W1:[^:]*]]: tensor<8x128x64xbf16>, %[[W2:[^:]*]]: tensor<8x64x128xbf16>)
@@ -383,7 +383,7 @@ func.func @fused_gate_up(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[UP:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
 // CHECK:       %[[W2B:.*]] = bufferization.to_buffer %[[W2]] read_only
 // CHECK:       %[[W2M:.*]] = memref.cast %[[W2B]] : memref<8x64x128xbf16> to memref<?x?x?xbf16>
-// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[W1M]], %[[UP]], %[[W2M]], {{(%[^,]*, )+}}%c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1584_i32{{[_0-9]*}},
+// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[W1M]], %[[UP]], %[[W2M]], {{(%[^,]*, )+}}%c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1552_i32{{[_0-9]*}},
 func.func @switch_mlp(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %w1: tensor<8x128x64xbf16>, %w2: tensor<8x64x128xbf16>) -> tensor<?x64xbf16> {
   %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
