@@ -829,14 +829,10 @@ int main(int argc, char **argv) {
                          false, 0),
              69, stream, true);
   // GraniteMoE: logits, softmax over the kept slots, a fused gate_up.
-  moe_gpu_routing granite2 = def;
-  granite2.score = MOE_GPU_SCORE_LOGITS;
-  granite2.softmax_selected = 1;
-  granite2.renormalize = 0;
   Dims fusedDims{40, 128, 64, 8, 2};
   fusedDims.fused = true;
   checkLayer(fusedDims,
-             makeRouting("layer fused gate_up", granite2, 8, false, false, 0),
+             makeRouting("layer fused gate_up", granite, 8, false, false, 0),
              71, stream, false);
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;

@@ -213,13 +213,16 @@ gpu.module @moe_dispatch_kernels {
   // order; 2 score: larger weight first, ties to the lower slot t * k + j;
   // the dialect's DropOrder values)
   // and marks the slots of rank >= cap unused (ids -1). Block e also writes
-  // dropped[e] = max(n_e - cap, 0) when dropped is not empty. row_slot is
-  // scratch of T * k entries. Groups are independent, so the blocks are.
+  // dropped[e] = max(n_e - cap, 0) when dropped is not empty, and zeroes
+  // counts[e] for the recount of the kept slots (no memset on the dropless
+  // path). row_slot is scratch of T * k entries. Groups are independent, so
+  // the blocks are.
   gpu.func @capacity_drop(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
                           %offsets: memref<?xi32>, %row_token: memref<?xi32>,
                           %slot_row: memref<?x?xi32>,
                           %row_slot: memref<?xi32>, %cap: index,
-                          %order: i32, %dropped: memref<?xi32>)
+                          %order: i32, %dropped: memref<?xi32>,
+                          %counts: memref<?xi32>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -242,6 +245,9 @@ gpu.module @moe_dispatch_kernels {
     %ndropped = memref.dim %dropped, %c0 : memref<?xi32>
     %has = arith.cmpi ult, %e, %ndropped : index
     %is0 = arith.cmpi eq, %tid, %c0 : index
+    scf.if %is0 {
+      memref.store %i0, %counts[%e] : memref<?xi32>
+    }
     %write = arith.andi %has, %is0 : i1
     scf.if %write {
       %x = arith.index_cast %excess : index to i32

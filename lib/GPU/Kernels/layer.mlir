@@ -11,7 +11,7 @@
 // GPU operations on one stream:
 //
 //   router_topk (-> expert_choice) -> memset of the counts -> count_experts ->
-//   build_permutation (-> capacity_drop (-> renormalize_kept) -> memset ->
+//   build_permutation (-> capacity_drop (-> renormalize_kept) ->
 //   count_experts -> build_permutation) -> gather_rows ->
 //   @moe_expert_ffn_async (tile map, gate_up_swiglu_mma, grouped_gemm_mma)
 //   -> combine -> one_group -> shared_gate -> @moe_expert_ffn_async on all
@@ -223,12 +223,11 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
            %offsets : memref<?xi32>, %drt : memref<?xi32>,
            %dsr : memref<?x?xi32>, %drs : memref<?xi32>, %cap : index,
-           %order : i32, %dropped : memref<?xi32>)
+           %order : i32, %dropped : memref<?xi32>, %dcnt : memref<?xi32>)
   %kd2 = gpu.launch_func async [%kd1] @moe_dispatch_kernels::@renormalize_kept
       blocks in (%g_renorm, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>, %E : index)
-  %kd3 = gpu.memset async [%kd2] %dcnt, %z : memref<?xi32>, i32
-  %kd4 = gpu.launch_func async [%kd3] @moe_dispatch_kernels::@count_experts
+  %kd4 = gpu.launch_func async [%kd2] @moe_dispatch_kernels::@count_experts
       blocks in (%g_count2, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
            %dsr : memref<?x?xi32>)
