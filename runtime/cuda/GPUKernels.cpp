@@ -183,6 +183,16 @@ void *_mlir_ciface_moe_gpu_layer_async(
     int32_t score, int32_t selection, int32_t flags, float scale, float param,
     int64_t groups, int64_t topkGroup, int32_t groupScore, int64_t capacity,
     MemRef<1> *offsets, MemRef<1> *dropped, MemRef<2> *y, void *stream);
+void *_mlir_ciface_moe_gpu_lora_layer_async(
+    MemRef<2> *x, MemRef<2> *routerW, MemRef<1> *routerBias,
+    MemRef<1> *selectionBias, MemRef<3> *gateW, MemRef<3> *upW,
+    MemRef<3> *downW, MemRef<3> *gateA, MemRef<3> *gateB, MemRef<3> *upA,
+    MemRef<3> *upB, MemRef<3> *downA, MemRef<3> *downB, MemRef<3> *sharedGate,
+    MemRef<3> *sharedUp, MemRef<3> *sharedDown, MemRef<2> *sharedGateVector,
+    int64_t k, int32_t score, int32_t selection, int32_t flags, float scale,
+    float param, int64_t groups, int64_t topkGroup, int32_t groupScore,
+    float loraScale, int64_t capacity, MemRef<1> *offsets, MemRef<1> *dropped,
+    MemRef<2> *y, void *stream);
 void *_mlir_ciface_moe_gpu_expert_ffn_async(MemRef<2> *x, MemRef<3> *gateW,
                                             MemRef<3> *upW, MemRef<3> *downW,
                                             MemRef<1> *offsets, MemRef<2> *y,
@@ -204,11 +214,30 @@ MOE_GPU_EXPORT moe_gpu_routing moe_gpu_routing_default(void) {
   return r;
 }
 
-MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
-    const moe_gpu_layer_dims *dims, const moe_gpu_routing *routing,
-    const void *x, const void *router_w, const void *gate_w, const void *up_w,
-    const void *down_w, const moe_gpu_shared_expert *shared, int32_t *offsets,
-    int32_t *dropped, float *y, void *stream) {
+namespace {
+
+/// The operands of a layer but its experts', checked, as the library's
+/// layer functions take them.
+struct LayerOperands {
+  moe_gpu_routing r;
+  MemRef<2> x, routerW, y, sharedGateVector;
+  MemRef<1> routerBias, selectionBias, offsets, dropped;
+  MemRef<3> sharedGate, sharedUp, sharedDown;
+  int64_t slots, groups, topkGroup, capacity;
+  int32_t flags;
+};
+
+/// Checks the operands of a layer but its experts' (`experts`: their
+/// pointers and names), the output y [T, out], and fills `ops`; returns
+/// the first problem, or "".
+std::string prepareLayer(const moe_gpu_layer_dims *dims,
+                         const moe_gpu_routing *routing, const void *x,
+                         const void *router_w,
+                         std::initializer_list<const void *> experts,
+                         std::initializer_list<const char *> expertNames,
+                         const moe_gpu_shared_expert *shared, int32_t *offsets,
+                         int32_t *dropped, float *y, int64_t out,
+                         LayerOperands &ops) {
   moe_gpu_routing r = routing ? *routing : moe_gpu_routing_default();
   // Rows per token: expert_choice fills one slot per expert.
   bool expertChoice = r.selection == MOE_GPU_SELECT_EXPERT_CHOICE;
@@ -217,10 +246,11 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
   if (error.empty())
     error = checkRouting(r, dims->experts, dims->top_k);
   if (error.empty())
-    error = checkPointers({router_w, gate_w, down_w, offsets},
-                          {"router_w", "gate_w", "down_w", "offsets"});
-  if (error.empty() && up_w)
-    error = checkPointers({up_w}, {"up_w"});
+    error = checkPointers({router_w}, {"router_w"});
+  if (error.empty())
+    error = checkPointers(experts, expertNames);
+  if (error.empty())
+    error = checkPointers({offsets}, {"offsets"});
   if (error.empty() && dims->tokens > 0)
     error = checkPointers({x, y}, {"x", "y"});
   if (error.empty() && reinterpret_cast<uintptr_t>(dropped) % 4)
@@ -230,6 +260,10 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
       error = "expected a shared ffn size that is a positive multiple of 8, "
               "found ffn = " +
               std::to_string(shared->ffn);
+    else if (out != dims->hidden)
+      error = "a shared expert adds [T, hidden] to the output, found an "
+              "output of " +
+              std::to_string(out) + " columns";
     else
       error =
           checkPointers({shared->gate_w, shared->up_w, shared->down_w},
@@ -239,52 +273,152 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
       error = "shared->gate_vector is not 2-byte aligned";
   }
   if (!error.empty())
+    return error;
+  int64_t t = dims->tokens, d = dims->hidden, e = dims->experts;
+  ops.r = r;
+  ops.slots = slots;
+  ops.x = dense<2>(x, {t, d});
+  ops.routerW = dense<2>(router_w, {e, d});
+  ops.y = dense<2>(y, {t, out});
+  // No shared expert: empty arrays (the layer tests their first size).
+  int64_t fs = shared ? shared->ffn : 0, ns = shared ? 1 : 0;
+  int64_t ng = shared && shared->gate_vector ? 1 : 0;
+  ops.sharedGate = dense<3>(shared ? shared->gate_w : nullptr, {ns, fs, d});
+  ops.sharedUp = dense<3>(shared ? shared->up_w : nullptr, {ns, fs, d});
+  ops.sharedDown = dense<3>(shared ? shared->down_w : nullptr, {ns, d, fs});
+  ops.sharedGateVector = dense<2>(ng ? shared->gate_vector : nullptr, {ng, d});
+  ops.offsets = dense<1>(offsets, {e + 1});
+  ops.dropped = dense<1>(dropped, {dropped ? e : 0});
+  // An absent bias: an empty array that the kernel does not read.
+  ops.routerBias = dense<1>(r.router_bias, {r.router_bias ? e : 0});
+  ops.selectionBias = dense<1>(r.selection_bias, {r.selection_bias ? e : 0});
+  ops.flags = (r.renormalize ? 1 : 0) | (r.router_bias ? 2 : 0) |
+              (r.selection_bias ? 4 : 0) | (r.softmax_selected ? 8 : 0);
+  // A capacity of the dispatch (layer.mlir: bit 16, the drop order in bits
+  // 5-6, bit 128 renormalize_after_drop).
+  if (!expertChoice && r.capacity > 0)
+    ops.flags |=
+        16 | (r.drop_order << 5) | (r.renormalize_after_drop ? 128 : 0);
+  ops.flags |= dims->activation << 9;
+  if (r.apply_to_input)
+    ops.flags |= 2048;
+  bool grouped = r.selection == MOE_GPU_SELECT_GROUPED_TOP_K;
+  ops.groups = grouped ? r.groups : 1;
+  ops.topkGroup = grouped ? r.topk_group : 1;
+  ops.capacity = r.capacity > 0 ? r.capacity
+                 : expertChoice ? (t * dims->top_k + e - 1) / e
+                                : 0;
+  return "";
+}
+
+/// A layer of no tokens: every group is empty, nothing is dropped.
+void enqueueEmptyLayer(int64_t experts, int32_t *offsets, int32_t *dropped,
+                       void *stream) {
+  mgpuMemset32(offsets, 0, static_cast<size_t>(experts + 1), stream);
+  if (dropped)
+    mgpuMemset32(dropped, 0, static_cast<size_t>(experts), stream);
+}
+
+} // namespace
+
+MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
+    const moe_gpu_layer_dims *dims, const moe_gpu_routing *routing,
+    const void *x, const void *router_w, const void *gate_w, const void *up_w,
+    const void *down_w, const moe_gpu_shared_expert *shared, int32_t *offsets,
+    int32_t *dropped, float *y, void *stream) {
+  LayerOperands ops;
+  std::string error =
+      prepareLayer(dims, routing, x, router_w, {gate_w, down_w},
+                   {"gate_w", "down_w"}, shared, offsets, dropped, y,
+                   dims ? dims->hidden : 0, ops);
+  if (error.empty() && up_w)
+    error = checkPointers({up_w}, {"up_w"});
+  if (!error.empty())
     return fail("moe_gpu_layer_enqueue: " + error);
   lastError.clear();
   int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn, e = dims->experts;
   if (t == 0) {
-    // No rows: every group is empty, nothing is dropped.
-    mgpuMemset32(offsets, 0, static_cast<size_t>(e + 1), stream);
-    if (dropped)
-      mgpuMemset32(dropped, 0, static_cast<size_t>(e), stream);
+    enqueueEmptyLayer(e, offsets, dropped, stream);
     return 0;
   }
-  MemRef<2> mx = dense<2>(x, {t, d}), mr = dense<2>(router_w, {e, d}),
-            my = dense<2>(y, {t, d});
   MemRef<3> mg = gateWeight(gate_w, up_w, e, f, d),
             mu = upWeight(gate_w, up_w, e, f, d),
             md = dense<3>(down_w, {e, d, f});
-  // No shared expert: empty arrays (the layer tests their first size).
-  int64_t fs = shared ? shared->ffn : 0, ns = shared ? 1 : 0;
-  int64_t ng = shared && shared->gate_vector ? 1 : 0;
-  MemRef<3> msg = dense<3>(shared ? shared->gate_w : nullptr, {ns, fs, d}),
-            msu = dense<3>(shared ? shared->up_w : nullptr, {ns, fs, d}),
-            msd = dense<3>(shared ? shared->down_w : nullptr, {ns, d, fs});
-  MemRef<2> msw = dense<2>(ng ? shared->gate_vector : nullptr, {ng, d});
-  MemRef<1> mo = dense<1>(offsets, {e + 1});
-  MemRef<1> mdr = dense<1>(dropped, {dropped ? e : 0});
-  // An absent bias: an empty array that the kernel does not read.
-  MemRef<1> mrb = dense<1>(r.router_bias, {r.router_bias ? e : 0});
-  MemRef<1> msb = dense<1>(r.selection_bias, {r.selection_bias ? e : 0});
-  int32_t flags = (r.renormalize ? 1 : 0) | (r.router_bias ? 2 : 0) |
-                  (r.selection_bias ? 4 : 0) | (r.softmax_selected ? 8 : 0);
-  // A capacity of the dispatch (layer.mlir: bit 16, the drop order in bits
-  // 5-6, bit 128 renormalize_after_drop).
-  if (!expertChoice && r.capacity > 0)
-    flags |= 16 | (r.drop_order << 5) | (r.renormalize_after_drop ? 128 : 0);
-  flags |= dims->activation << 9;
-  if (r.apply_to_input)
-    flags |= 2048;
-  int64_t groups = r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.groups : 1;
-  int64_t topkGroup =
-      r.selection == MOE_GPU_SELECT_GROUPED_TOP_K ? r.topk_group : 1;
-  int64_t capacity = r.capacity > 0 ? r.capacity
-                     : expertChoice ? (t * dims->top_k + e - 1) / e
-                                    : 0;
+  const moe_gpu_routing &r = ops.r;
   _mlir_ciface_moe_gpu_layer_async(
-      &mx, &mr, &mrb, &msb, &mg, &mu, &md, &msg, &msu, &msd, &msw, slots,
-      r.score, r.selection, flags, r.scale, r.threshold, groups, topkGroup,
-      r.group_score_sum_top2 ? 1 : 0, capacity, &mo, &mdr, &my, stream);
+      &ops.x, &ops.routerW, &ops.routerBias, &ops.selectionBias, &mg, &mu, &md,
+      &ops.sharedGate, &ops.sharedUp, &ops.sharedDown, &ops.sharedGateVector,
+      ops.slots, r.score, r.selection, ops.flags, r.scale, r.threshold,
+      ops.groups, ops.topkGroup, r.group_score_sum_top2 ? 1 : 0, ops.capacity,
+      &ops.offsets, &ops.dropped, &ops.y, stream);
+  return 0;
+}
+
+MOE_GPU_EXPORT int moe_gpu_lora_layer_enqueue(
+    const moe_gpu_layer_dims *dims, const moe_gpu_routing *routing,
+    const void *x, const void *router_w, const moe_gpu_lora_experts *lora,
+    const moe_gpu_shared_expert *shared, int32_t *offsets, int32_t *dropped,
+    float *y, void *stream) {
+  const char *fn = "moe_gpu_lora_layer_enqueue: ";
+  if (!lora)
+    return fail(std::string(fn) + "lora is NULL");
+  if (lora->rank <= 0 || lora->rank % 8)
+    return fail(std::string(fn) +
+                "expected a rank that is a positive multiple of 8, found "
+                "rank = " +
+                std::to_string(lora->rank));
+  if (!std::isfinite(lora->alpha))
+    return fail(std::string(fn) + "expected a finite alpha");
+  LayerOperands ops;
+  bool gated = lora->gated != 0;
+  // lora: the output is the base's d_out = ffn columns.
+  int64_t out = !dims ? 0 : gated ? dims->hidden : dims->ffn;
+  std::string error =
+      gated ? prepareLayer(dims, routing, x, router_w,
+                           {lora->gate_w, lora->up_w, lora->down_w,
+                            lora->gate_a, lora->gate_b, lora->up_a,
+                            lora->up_b, lora->down_a, lora->down_b},
+                           {"lora->gate_w", "lora->up_w", "lora->down_w",
+                            "lora->gate_a", "lora->gate_b", "lora->up_a",
+                            "lora->up_b", "lora->down_a", "lora->down_b"},
+                           shared, offsets, dropped, y, out, ops)
+            : prepareLayer(dims, routing, x, router_w,
+                           {lora->gate_w, lora->gate_a, lora->gate_b},
+                           {"lora->gate_w", "lora->gate_a", "lora->gate_b"},
+                           shared, offsets, dropped, y, out, ops);
+  if (!error.empty())
+    return fail(fn + error);
+  lastError.clear();
+  int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn, e = dims->experts;
+  int64_t rank = lora->rank;
+  if (t == 0) {
+    enqueueEmptyLayer(e, offsets, dropped, stream);
+    return 0;
+  }
+  MemRef<3> none = dense<3>(nullptr, {0, 0, 0});
+  // The frozen projections as one expert each [1, n, m]; lora's base is the
+  // gate's, its pair the gate's pair.
+  MemRef<3> pg = dense<3>(lora->gate_w, {1, f, d});
+  MemRef<3> ag = dense<3>(lora->gate_a, {e, rank, d});
+  MemRef<3> bg = dense<3>(lora->gate_b, {e, f, rank});
+  MemRef<3> pu = none, pd = none, au = none, bu = none, ad = none, bd = none;
+  if (gated) {
+    pu = dense<3>(lora->up_w, {1, f, d});
+    pd = dense<3>(lora->down_w, {1, d, f});
+    au = dense<3>(lora->up_a, {e, rank, d});
+    bu = dense<3>(lora->up_b, {e, f, rank});
+    ad = dense<3>(lora->down_a, {e, rank, f});
+    bd = dense<3>(lora->down_b, {e, d, rank});
+  }
+  const moe_gpu_routing &r = ops.r;
+  _mlir_ciface_moe_gpu_lora_layer_async(
+      &ops.x, &ops.routerW, &ops.routerBias, &ops.selectionBias, &pg, &pu, &pd,
+      &ag, &bg, &au, &bu, &ad, &bd, &ops.sharedGate, &ops.sharedUp,
+      &ops.sharedDown, &ops.sharedGateVector, ops.slots, r.score, r.selection,
+      ops.flags, r.scale, r.threshold, ops.groups, ops.topkGroup,
+      r.group_score_sum_top2 ? 1 : 0,
+      lora->alpha / static_cast<float>(rank), ops.capacity, &ops.offsets,
+      &ops.dropped, &ops.y, stream);
   return 0;
 }
 

@@ -161,6 +161,39 @@ int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
                           int32_t *offsets, int32_t *dropped, float *y,
                           void *stream);
 
+/* LoRA experts (spec section 5): frozen projections shared by all experts,
+ * and per expert e low-rank deltas (alpha / r) B_e (A_e v) on them.
+ *
+ *   gated = 0 (kind lora): one projection of width d_out = dims->ffn,
+ *     y = x base^T + sum over slots of w * (alpha / r) B_e (A_e x)
+ *     base = gate_w [d_out, d], A_e = gate_a [E, r, d], B_e = gate_b
+ *     [E, d_out, r]; up_*, down_* unused; y is [T, d_out].
+ *   gated = 1 (kind lora_gated, MixLoRA): expert e is the frozen gated FFN
+ *     gate_w, up_w [f, d], down_w [d, f] (f = dims->ffn) with a pair on each
+ *     projection: gate_a, up_a [E, r, d], gate_b, up_b [E, f, r], down_a
+ *     [E, r, f], down_b [E, d, r]; y is [T, d].
+ *
+ * A_e v is rounded to bf16 before B_e, the activation to bf16 before the
+ * down projection, and each expert's output to bf16 before the combine. */
+typedef struct moe_gpu_lora_experts {
+  int gated;             /* 0 lora, 1 lora_gated */
+  int64_t rank;          /* r > 0, a multiple of 8 */
+  float alpha;           /* the deltas are scaled by alpha / r */
+  const void *gate_w, *up_w, *down_w;
+  const void *gate_a, *gate_b, *up_a, *up_b, *down_a, *down_b;
+} moe_gpu_lora_experts;
+
+/* A MoE layer of LoRA experts: the routing, capacity and shared expert of
+ * moe_gpu_layer_enqueue (a shared expert needs d_out = d), the experts of
+ * `lora`. Returns 0, or -1 without enqueuing anything. */
+int moe_gpu_lora_layer_enqueue(const moe_gpu_layer_dims *dims,
+                               const moe_gpu_routing *routing, const void *x,
+                               const void *router_w,
+                               const moe_gpu_lora_experts *lora,
+                               const moe_gpu_shared_expert *shared,
+                               int32_t *offsets, int32_t *dropped, float *y,
+                               void *stream);
+
 /* The gated experts alone, on rows already grouped by expert: the rows of
  * expert e are x[offsets[e] .. offsets[e + 1]), offsets non-decreasing
  * from 0 with offsets[E] <= rows. For each such row r,

@@ -59,9 +59,9 @@ static constexpr const char *supportedConfig =
     "factor, also at run time; any drop order), weights applied to the "
     "output or the input, "
     "gated experts (any act; gate, up and down operands or fused gate_up "
-    "and down) or plain MLP experts, "
-    "shared experts (gated or not), bf16 input and weights, and static d, f "
-    "and shared f that are multiples of 8";
+    "and down), plain MLP experts or LoRA experts (lora or lora_gated), "
+    "shared experts (gated or not), bf16 input and weights, and static "
+    "expert and shared expert sizes that are multiples of 8";
 
 /// The first reason why the kernel library cannot compute `op`, or an
 /// empty string.
@@ -69,7 +69,6 @@ static std::string unsupportedReason(LayerOp op) {
   std::string reason;
   llvm::raw_string_ostream os(reason);
   RoutingAttr routing = op.getRouting();
-  ExpertsAttr experts = op.getExperts();
   int64_t numExperts = op.getNumExperts();
   auto isBF16 = [](Value v) {
     return cast<ShapedType>(v.getType()).getElementType().isBF16();
@@ -83,9 +82,6 @@ static std::string unsupportedReason(LayerOp op) {
   else if (routing.getSelection() == Selection::GroupedTopK &&
            routing.getGroups() > 64)
     os << "groups = " << routing.getGroups();
-  else if (experts.getKind() != ExpertKind::Gated &&
-           experts.getKind() != ExpertKind::Mlp)
-    os << "experts kind = " << stringifyExpertKind(experts.getKind());
   else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
            !llvm::all_of(op.getExpertWeights(), isBF16) ||
            !llvm::all_of(op.getSharedWeights(), isBF16)) {
@@ -100,9 +96,11 @@ static std::string unsupportedReason(LayerOp op) {
              llvm::all_of(t.getShape().take_back(2),
                           [](int64_t n) { return n % 8 == 0; });
     };
-    auto down = cast<ShapedType>(op.getExpertWeights().back().getType());
-    if (!isStatic8(down))
-      os << "down projection " << down;
+    auto unsupported = llvm::find_if(op.getExpertWeights(), [&](Value w) {
+      return !isStatic8(cast<ShapedType>(w.getType()));
+    });
+    if (unsupported != op.getExpertWeights().end())
+      os << "expert weight " << (*unsupported).getType();
     else if (!op.getSharedWeights().empty() &&
              !isStatic8(cast<ShapedType>(op.getSharedWeights()[2].getType())))
       os << "shared down projection " << op.getSharedWeights()[2].getType();
@@ -171,16 +169,21 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
 
   // Checkpoint weights stay on the device across calls (uploaded once by
   // the runtime): @moe_layer_resident. Weights that are function arguments
-  // are copied for each call: @moe_layer.
-  // Router, gate, up, down: a fused gate_up [E, 2f, d] (gate rows first)
-  // is passed as both gate and up (the library reads the up rows at f);
-  // plain MLP experts (w1, w2) as gate and down with an empty up.
+  // are copied for each call: @moe_layer. The router weight comes first,
+  // then the experts' (see below), then the shared expert's.
   ValueRange experts = op.getExpertWeights();
-  bool plain = op.getExperts().getKind() == ExpertKind::Mlp;
-  SmallVector<Value> weights = {op.getRouterWeight(), experts.front(),
-                                experts[experts.size() - 2], experts.back()};
+  ExpertKind kind = op.getExperts().getKind();
+  bool plain = kind == ExpertKind::Mlp;
+  bool lora = kind == ExpertKind::Lora || kind == ExpertKind::LoraGated;
+  SmallVector<Value> weights = {op.getRouterWeight()};
+  if (lora)
+    llvm::append_range(weights, experts);
+  else
+    weights.append({experts.front(), experts[experts.size() - 2],
+                    experts.back()});
+  size_t numExpertWeights = weights.size() - 1;
   llvm::append_range(weights, op.getSharedWeights());
-  StringRef callee = "moe_layer_resident";
+  StringRef callee = lora ? "moe_lora_layer_resident" : "moe_layer_resident";
   SmallVector<Value> onDevice;
   llvm::SmallDenseMap<Value, Value> deviceCopy;
   for (Value weight : weights) {
@@ -190,23 +193,60 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     onDevice.push_back(it->second);
   }
   if (llvm::is_contained(onDevice, Value()))
-    callee = "moe_layer";
+    callee = lora ? "moe_lora_layer" : "moe_layer";
   else
     weights = onDevice;
 
+  Value c0 = idx(0), c1 = idx(1);
+  auto empty3 = [&] { return allocate(b, loc, bf16, {c0, c0, c0}); };
+  // A weight as the library takes it: [E, n, m], a matrix [n, m] (a frozen
+  // LoRA base, a shared projection) as one expert [1, n, m].
+  auto expertBuffer = [&](Value weight) -> Value {
+    auto type = cast<RankedTensorType>(weight.getType());
+    if (type.getRank() == 3)
+      return asBuffer(b, loc, weight);
+    auto staticType = MemRefType::get(type.getShape(), type.getElementType());
+    Value buffer = bufferization::ToBufferOp::create(b, loc, staticType, weight,
+                                                     /*read_only=*/true);
+    auto expanded = MemRefType::get({1, type.getDimSize(0), type.getDimSize(1)},
+                                    type.getElementType());
+    buffer = memref::ExpandShapeOp::create(
+        b, loc, expanded, buffer, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+    return memref::CastOp::create(b, loc, dynamicMemRef(3, bf16), buffer);
+  };
+
   Value x = asBuffer(b, loc, op.getInput());
   Value wr = asBuffer(b, loc, weights[0]);
-  Value gate = asBuffer(b, loc, weights[1]);
-  Value c0 = idx(0), c1 = idx(1);
-  Value up = plain                 ? allocate(b, loc, bf16, {c0, c0, c0})
-             : experts.size() == 2 ? gate
-                                   : asBuffer(b, loc, weights[2]);
-  Value down = asBuffer(b, loc, weights[3]);
+  // The experts' weights. Gated and MLP experts: gate, up, down; a fused
+  // gate_up [E, 2f, d] (gate rows first) is passed as both gate and up (the
+  // library reads the up rows at f), plain MLP experts (w1, w2) as gate and
+  // down with an empty up. LoRA experts: the frozen projections Pg, Pu, Pd
+  // then the pairs (A, B) of the gate, the up and the down projection; for
+  // kind = lora, Pg is the base and (A, B) the gate's pair, the rest empty.
+  ArrayRef<Value> expertWeights =
+      ArrayRef<Value>(weights).slice(1, numExpertWeights);
+  SmallVector<Value> expertArgs;
+  if (!lora) {
+    Value gate = expertBuffer(expertWeights[0]);
+    Value up = plain                 ? empty3()
+               : experts.size() == 2 ? gate
+                                     : expertBuffer(expertWeights[1]);
+    expertArgs = {gate, up, expertBuffer(expertWeights[2])};
+  } else if (kind == ExpertKind::Lora) {
+    expertArgs = {expertBuffer(expertWeights[0]), empty3(), empty3(),
+                  expertBuffer(expertWeights[1]),
+                  expertBuffer(expertWeights[2])};
+    expertArgs.append(4, empty3());
+  } else {
+    for (Value weight : expertWeights)
+      expertArgs.push_back(expertBuffer(weight));
+  }
 
   int64_t numExperts = op.getNumExperts();
-  auto downType = cast<ShapedType>(experts.back().getType());
+  int64_t outDim =
+      cast<ShapedType>(op.getOutput().getType()).getDimSize(1);
   Value tokens = memref::DimOp::create(b, loc, x, c0);
-  Value d = idx(downType.getDimSize(1));
+  Value d = idx(outDim);
   Value k = idx(op.getRouting().getK());
   Value e1 = idx(numExperts + 1);
 
@@ -214,25 +254,11 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   // [1, fs, d], [1, fs, d], [1, d, fs] and its gate vector [1, d]; empty
   // buffers when there is none (the library tests their first size).
   SmallVector<Value> shared;
-  for (Value weight : ArrayRef<Value>(weights).drop_front(4)) {
-    auto type = cast<RankedTensorType>(weight.getType());
-    auto staticType = MemRefType::get(type.getShape(), type.getElementType());
-    Value buffer = bufferization::ToBufferOp::create(b, loc, staticType, weight,
-                                                     /*read_only=*/true);
-    if (shared.size() < 3) {
-      auto expanded = MemRefType::get(
-          {1, type.getDimSize(0), type.getDimSize(1)}, type.getElementType());
-      buffer = memref::ExpandShapeOp::create(
-          b, loc, expanded, buffer,
-          ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-    }
-    shared.push_back(memref::CastOp::create(
-        b, loc,
-        dynamicMemRef(cast<MemRefType>(buffer.getType()).getRank(), bf16),
-        buffer));
-  }
+  for (Value weight : ArrayRef<Value>(weights).drop_front(1 + numExpertWeights))
+    shared.push_back(shared.size() < 3 ? expertBuffer(weight)
+                                       : asBuffer(b, loc, weight));
   while (shared.size() < 3)
-    shared.push_back(allocate(b, loc, bf16, {c0, c0, c0}));
+    shared.push_back(empty3());
   if (shared.size() < 4)
     shared.push_back(allocate(b, loc, bf16, {c0, c0}));
 
@@ -322,31 +348,22 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     flags |= 2048;
 
   // The whole layer on one stream, synchronized once (layer.mlir).
-  SmallVector<Value> args = {
-      x,
-      wr,
-      routerBias,
-      selectionBias,
-      gate,
-      up,
-      down,
-      shared[0],
-      shared[1],
-      shared[2],
-      shared[3],
-      k,
-      i32c(expertChoice ? 0 : static_cast<int64_t>(routing.getScore())),
-      i32c(static_cast<int64_t>(routing.getSelection())),
-      i32c(flags),
-      f32c(expertChoice ? 1.0 : routing.getScale().value),
-      param,
-      idx(routing.getGroups()),
-      idx(topkGroup),
-      i32c(static_cast<int64_t>(routing.getGroupScore())),
-      cap,
-      offsets,
-      droppedCounts,
-      yf};
+  SmallVector<Value> args = {x, wr, routerBias, selectionBias};
+  llvm::append_range(args, expertArgs);
+  llvm::append_range(args, shared);
+  args.append(
+      {k, i32c(expertChoice ? 0 : static_cast<int64_t>(routing.getScore())),
+       i32c(static_cast<int64_t>(routing.getSelection())), i32c(flags),
+       f32c(expertChoice ? 1.0 : routing.getScale().value), param,
+       idx(routing.getGroups()), idx(topkGroup),
+       i32c(static_cast<int64_t>(routing.getGroupScore()))});
+  // LoRA experts: the scale alpha / r of their deltas.
+  if (lora) {
+    auto a = cast<ShapedType>(experts[kind == ExpertKind::Lora ? 1 : 3].getType());
+    args.push_back(f32c(*op.getExperts().getAlpha() /
+                        static_cast<double>(a.getDimSize(1))));
+  }
+  args.append({cap, offsets, droppedCounts, yf});
   auto type = b.getFunctionType(TypeRange(args), {});
   declareHostFunction(module, symbols, callee, type);
   func::CallOp::create(b, loc, callee, TypeRange(), args);

@@ -155,6 +155,19 @@ gpu.module @moe_combine_kernels {
     gpu.return
   }
 
+  // all = [0, off[E]]: the kept rows of the groups of `off` as one group
+  // (the frozen projections of LoRA experts).
+  gpu.func @kept_as_one_group(%off: memref<?xi32>, %E: index,
+                              %all: memref<?xi32>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %z = arith.constant 0 : i32
+    %n = memref.load %off[%E] : memref<?xi32>
+    memref.store %z, %all[%c0] : memref<?xi32>
+    memref.store %n, %all[%c1] : memref<?xi32>
+    gpu.return
+  }
+
   // g[t] = sigmoid(w[0] . x[t]): the products of bf16 values summed in f32
   // in column order, one thread per token.
   gpu.func @shared_gate(%x: memref<?x?xbf16>, %w: memref<?x?xbf16>,

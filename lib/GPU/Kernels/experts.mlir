@@ -243,6 +243,107 @@ gpu.module @moe_experts {
     gpu.return
   }
 
+  // LoRA experts (moe.lora_experts, moe.lora_gated_experts): the products
+  // are the grouped GEMMs above; these kernels join them, one thread per
+  // element of an [N, n] output, elements in row-major order.
+
+  // H = bf16(Y): the rank-r rows X A[e]^T as the input of the second
+  // low-rank GEMM.
+  gpu.func @round_bf16(%Y: memref<?x?xf32>, %H: memref<?x?xbf16>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %N = memref.dim %Y, %c0 : memref<?x?xf32>
+    %n = memref.dim %Y, %c1 : memref<?x?xf32>
+    %Nn = arith.muli %N, %n : index
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %i0 = arith.muli %bid, %bdim : index
+    %i = arith.addi %i0, %tid : index
+    %in = arith.cmpi ult, %i, %Nn : index
+    scf.if %in {
+      %r = arith.divui %i, %n : index
+      %c = arith.remui %i, %n : index
+      %v = memref.load %Y[%r, %c] : memref<?x?xf32>
+      %b = arith.truncf %v : f32 to bf16
+      memref.store %b, %H[%r, %c] : memref<?x?xbf16>
+    }
+    gpu.return
+  }
+
+  // Y = bf16(P + D * s), kept in f32: a projection with its LoRA delta
+  // (alpha / r) B (A x), rounded as the LoRA ops return it. P with no rows
+  // is absent (a lone delta). Y may be D.
+  gpu.func @lora_sum(%P: memref<?x?xf32>, %D: memref<?x?xf32>, %s: f32,
+                     %Y: memref<?x?xf32>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %f0 = arith.constant 0.0 : f32
+    %N = memref.dim %Y, %c0 : memref<?x?xf32>
+    %n = memref.dim %Y, %c1 : memref<?x?xf32>
+    %Np = memref.dim %P, %c0 : memref<?x?xf32>
+    %has_p = arith.cmpi ne, %Np, %c0 : index
+    %Nn = arith.muli %N, %n : index
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %i0 = arith.muli %bid, %bdim : index
+    %i = arith.addi %i0, %tid : index
+    %in = arith.cmpi ult, %i, %Nn : index
+    scf.if %in {
+      %r = arith.divui %i, %n : index
+      %c = arith.remui %i, %n : index
+      %dv = memref.load %D[%r, %c] : memref<?x?xf32>
+      %pv = scf.if %has_p -> (f32) {
+        %v = memref.load %P[%r, %c] : memref<?x?xf32>
+        scf.yield %v : f32
+      } else {
+        scf.yield %f0 : f32
+      }
+      %sd = arith.mulf %dv, %s : f32
+      %sum = arith.addf %pv, %sd : f32
+      %b = arith.truncf %sum : f32 to bf16
+      %v = arith.extf %b : bf16 to f32
+      memref.store %v, %Y[%r, %c] : memref<?x?xf32>
+    }
+    gpu.return
+  }
+
+  // H = bf16(act(G + Gd * s) * (U + Ud * s)): the gated activation of a
+  // frozen FFN whose gate and up projections carry LoRA deltas (MixLoRA).
+  gpu.func @lora_gated(%G: memref<?x?xf32>, %Gd: memref<?x?xf32>,
+                       %U: memref<?x?xf32>, %Ud: memref<?x?xf32>, %s: f32,
+                       %act: i32, %H: memref<?x?xbf16>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %N = memref.dim %H, %c0 : memref<?x?xbf16>
+    %F = memref.dim %H, %c1 : memref<?x?xbf16>
+    %NF = arith.muli %N, %F : index
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %i0 = arith.muli %bid, %bdim : index
+    %i = arith.addi %i0, %tid : index
+    %in = arith.cmpi ult, %i, %NF : index
+    scf.if %in {
+      %r = arith.divui %i, %F : index
+      %c = arith.remui %i, %F : index
+      %g = memref.load %G[%r, %c] : memref<?x?xf32>
+      %gd = memref.load %Gd[%r, %c] : memref<?x?xf32>
+      %u = memref.load %U[%r, %c] : memref<?x?xf32>
+      %ud = memref.load %Ud[%r, %c] : memref<?x?xf32>
+      %gs = arith.mulf %gd, %s : f32
+      %gate = arith.addf %g, %gs : f32
+      %us = arith.mulf %ud, %s : f32
+      %up = arith.addf %u, %us : f32
+      %a = func.call @activation(%gate, %act) : (f32, i32) -> f32
+      %h = arith.mulf %a, %up : f32
+      %b = arith.truncf %h : f32 to bf16
+      memref.store %b, %H[%r, %c] : memref<?x?xbf16>
+    }
+    gpu.return
+  }
+
   // bf16 variant of @store_frag: acc[0..1] -> (r0, c..c+1),
   // acc[2..3] -> (r0+8, c..c+1); rows must be < rend, columns < nout.
   func.func private @store_frag_bf16(%Y: memref<?x?xbf16>, %acc: vector<4xf32>, %r0: index,
@@ -1020,6 +1121,105 @@ func.func @moe_grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
   return
 }
 
+// The tile map of the E groups of `off` (at most N rows) on `stream`: the
+// tables of build_tile_map and the GEMMs' grid bound ceil(N / 64) + E
+// @free_tile_map_async frees them.
+func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
+                                  %stream: !gpu.async.token)
+    -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+        !gpu.async.token) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  %ntn = call @tiles64(%N) : (index) -> index
+  %maxtiles = arith.addi %ntn, %E : index
+  %te, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?xi32>
+  %tm, %a1 = gpu.alloc async [%a0] (%maxtiles) : memref<?xi32>
+  // The tile count; without tiles (no rows and no groups) nothing is
+  // allocated or launched.
+  %any = arith.cmpi ne, %maxtiles, %c0 : index
+  %g_map = arith.select %any, %c1, %c0 : index
+  %ntd, %a2 = gpu.alloc async [%a1] (%g_map) : memref<?xi32>
+  %nt = memref.cast %ntd : memref<?xi32> to memref<1xi32>
+  %k = gpu.launch_func async [%a2] @moe_experts::@build_tile_map
+      blocks in (%g_map, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%off : memref<?xi32>, %E : index, %te : memref<?xi32>,
+           %tm : memref<?xi32>, %nt : memref<1xi32>)
+  return %te, %tm, %nt, %maxtiles, %k
+      : memref<?xi32>, memref<?xi32>, memref<1xi32>, index, !gpu.async.token
+}
+
+func.func private @free_tile_map_async(%te: memref<?xi32>, %tm: memref<?xi32>,
+                                       %nt: memref<1xi32>,
+                                       %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %f0 = gpu.dealloc async [%stream] %te : memref<?xi32>
+  %f1 = gpu.dealloc async [%f0] %tm : memref<?xi32>
+  %f2 = gpu.dealloc async [%f1] %nt : memref<1xi32>
+  return %f2 : !gpu.async.token
+}
+
+// Y = X W[e]^T on a tile map of @tile_map_async; nothing is launched when
+// W has no rows.
+func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
+                                      %W: memref<?x?x?xbf16>,
+                                      %off: memref<?xi32>, %te: memref<?xi32>,
+                                      %tm: memref<?xi32>, %nt: memref<1xi32>,
+                                      %maxtiles: index, %Y: memref<?x?xf32>,
+                                      %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
+  %gx = call @tiles64(%nout) : (index) -> index
+  %k = gpu.launch_func async [%stream] @moe_experts::@grouped_gemm_mma
+      blocks in (%gx, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
+           %off : memref<?xi32>, %te : memref<?xi32>, %tm : memref<?xi32>,
+           %nt : memref<1xi32>, %Y : memref<?x?xf32>)
+  return %k : !gpu.async.token
+}
+
+// D = bf16(X A[e]^T) B[e]^T: a LoRA delta before its scale alpha / r, the
+// rank-r rows rounded to bf16 for the second GEMM (A [E, r, K], B [E, n, r],
+// D [N, n] f32). Nothing is launched when A and B are empty.
+func.func private @lora_delta_async(%X: memref<?x?xbf16>,
+                                    %A: memref<?x?x?xbf16>,
+                                    %B: memref<?x?x?xbf16>,
+                                    %off: memref<?xi32>, %te: memref<?xi32>,
+                                    %tm: memref<?xi32>, %nt: memref<1xi32>,
+                                    %maxtiles: index, %D: memref<?x?xf32>,
+                                    %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c255 = arith.constant 255 : index
+  %c256 = arith.constant 256 : index
+  %N = memref.dim %X, %c0 : memref<?x?xbf16>
+  %r = memref.dim %A, %c1 : memref<?x?x?xbf16>
+  %t, %a0 = gpu.alloc async [%stream] (%N, %r) : memref<?x?xf32>
+  %tb, %a1 = gpu.alloc async [%a0] (%N, %r) : memref<?x?xbf16>
+  %k0 = call @grouped_gemm_async(%X, %A, %off, %te, %tm, %nt, %maxtiles, %t,
+                                 %a1)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %Nr = arith.muli %N, %r : index
+  %p = arith.addi %Nr, %c255 : index
+  %g = arith.divui %p, %c256 : index
+  %k1 = gpu.launch_func async [%k0] @moe_experts::@round_bf16
+      blocks in (%g, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%t : memref<?x?xf32>, %tb : memref<?x?xbf16>)
+  %k2 = call @grouped_gemm_async(%tb, %B, %off, %te, %tm, %nt, %maxtiles, %D,
+                                 %k1)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %f0 = gpu.dealloc async [%k2] %t : memref<?x?xf32>
+  %f1 = gpu.dealloc async [%f0] %tb : memref<?x?xbf16>
+  return %f1 : !gpu.async.token
+}
+
 // The gated expert enqueued on `stream`, on device buffers: tile map, fused
 // gate/up + act(gate) * up into H [N, F] (bf16; act 0 silu, 1 gelu_tanh,
 // 2 gelu_erf, 3 relu), down projection into Y [N, D] (f32). F is Wd's
@@ -1044,14 +1244,12 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
   call @check_expert_limits(%D, %E) : (index, index) -> ()
   call @check_expert_limits(%F, %E) : (index, index) -> ()
-  %ntn = call @tiles64(%N) : (index) -> index
-  %maxtiles = arith.addi %ntn, %E : index
   %gxf = call @tiles64(%F) : (index) -> index
-  %gxd = call @tiles64(%D) : (index) -> index
-  %te, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?xi32>
-  %tm, %a1 = gpu.alloc async [%a0] (%maxtiles) : memref<?xi32>
-  %nt, %a2 = gpu.alloc async [%a1] () : memref<1xi32>
-  %H, %a3h = gpu.alloc async [%a2] (%N, %F) : memref<?x?xbf16>
+  %te, %tm, %nt, %maxtiles, %k0 = call @tile_map_async(%off, %E, %N, %stream)
+      : (memref<?xi32>, index, index, !gpu.async.token)
+      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+          !gpu.async.token)
+  %H, %a3h = gpu.alloc async [%k0] (%N, %F) : memref<?x?xbf16>
   // Wu empty: plain MLP experts, act(X Wg^T) Wd^T. The first GEMM writes
   // f32 rows into Hf and @activate rounds act(Hf) into H; the fused gate/up
   // kernel is launched on an empty grid. Gated experts: Hf is empty.
@@ -1065,14 +1263,7 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %c255 = arith.constant 255 : index
   %nactp = arith.addi %nact, %c255 : index
   %g_act = arith.divui %nactp, %c256 : index
-  // No rows and no groups: no tiles, and nothing is launched.
-  %any = arith.cmpi ne, %maxtiles, %c0 : index
-  %g_map = arith.select %any, %c1, %c0 : index
-  %k0 = gpu.launch_func async [%a3] @moe_experts::@build_tile_map
-      blocks in (%g_map, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%off : memref<?xi32>, %E : index, %te : memref<?xi32>,
-           %tm : memref<?xi32>, %nt : memref<1xi32>)
-  %k1g = gpu.launch_func async [%k0] @moe_experts::@gate_up_swiglu_mma
+  %k1g = gpu.launch_func async [%a3] @moe_experts::@gate_up_swiglu_mma
       blocks in (%g_gated, %maxtiles, %c1) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
@@ -1087,15 +1278,14 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %k1 = gpu.launch_func async [%k1m] @moe_experts::@activate
       blocks in (%g_act, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32)
-  %k2 = gpu.launch_func async [%k1] @moe_experts::@grouped_gemm_mma
-      blocks in (%gxd, %maxtiles, %c1) threads in (%c128, %c1, %c1)
-      args(%H : memref<?x?xbf16>, %Wd : memref<?x?x?xbf16>,
-           %off : memref<?xi32>, %te : memref<?xi32>,
-           %tm : memref<?xi32>, %nt : memref<1xi32>,
-           %Y : memref<?x?xf32>)
-  %f0 = gpu.dealloc async [%k2] %te : memref<?xi32>
-  %f1 = gpu.dealloc async [%f0] %tm : memref<?xi32>
-  %f2 = gpu.dealloc async [%f1] %nt : memref<1xi32>
+  %k2 = call @grouped_gemm_async(%H, %Wd, %off, %te, %tm, %nt, %maxtiles,
+                                 %Y, %k1)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %f2 = call @free_tile_map_async(%te, %tm, %nt, %k2)
+      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+      -> !gpu.async.token
   %f3h = gpu.dealloc async [%f2] %H : memref<?x?xbf16>
   %f3 = gpu.dealloc async [%f3h] %Hf : memref<?x?xf32>
   return %f3 : !gpu.async.token

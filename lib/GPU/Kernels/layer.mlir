@@ -91,18 +91,29 @@
 
 module attributes {gpu.container_module} {
 
-func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
-                           %rbias: memref<?xf32>, %sbias: memref<?xf32>,
-                           %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
-                           %Wd: memref<?x?x?xbf16>,
-                           %Sg: memref<?x?x?xbf16>, %Su: memref<?x?x?xbf16>,
-                           %Sd: memref<?x?x?xbf16>, %Sw: memref<?x?xbf16>,
-                           %k: index,
-                           %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
-                           %G: index, %topkg: index, %gscore: i32,
-                           %cap: index, %offsets: memref<?xi32>,
-                           %dropped: memref<?xi32>, %y: memref<?x?xf32>,
-                           %stream: !gpu.async.token) -> !gpu.async.token {
+// (flags >> shift) & mask
+func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
+  %s = arith.shrui %flags, %shift : i32
+  %v = arith.andi %s, %mask : i32
+  return %v : i32
+}
+
+// The router and the dispatch of a layer, everything before its experts:
+// router_topk (-> expert_choice), the counts, the permutation (with a
+// capacity: capacity_drop (-> renormalize_kept), the counts and the
+// permutation again) and gather_rows. Returns the gathered rows xp
+// [T k, d] (grouped by expert as `offsets` says, the kept ones first),
+// slot_row [T, k] and the combine weights [T, k], which the caller frees;
+// the other temporaries are freed in stream order. Checks the router and
+// dispatch limits before it enqueues anything.
+func.func private @moe_route_dispatch_async(
+    %x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>, %rbias: memref<?xf32>,
+    %sbias: memref<?xf32>, %k: index, %score: i32, %sel: i32, %flags: i32,
+    %scale: f32, %param: f32, %G: index, %topkg: index, %gscore: i32,
+    %cap: index, %offsets: memref<?xi32>, %dropped: memref<?xi32>,
+    %stream: !gpu.async.token)
+    -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>,
+        !gpu.async.token) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c3 = arith.constant 3 : index
@@ -110,38 +121,23 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %c128 = arith.constant 128 : index
   %c255 = arith.constant 255 : index
   %c256 = arith.constant 256 : index
-  %c1023 = arith.constant 1023 : index
-  %c1024 = arith.constant 1024 : index
   %z = arith.constant 0 : i32
+  %i1 = arith.constant 1 : i32
+  %i11 = arith.constant 11 : i32
   %T = memref.dim %x, %c0 : memref<?x?xbf16>
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
-  %c2 = arith.constant 2 : index
-  %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
   %TK = arith.muli %T, %k : index
-
-  // Every check first, before anything is enqueued.
   call @check_router_limits(%d, %E, %k) : (index, index, index) -> ()
   call @check_routing(%E, %k, %sel, %G, %topkg, %gscore, %param)
       : (index, index, i32, index, index, i32, f32) -> ()
   call @check_dispatch_limits(%d, %E) : (index, index) -> ()
-  call @check_expert_limits(%d, %E) : (index, index) -> ()
-  call @check_expert_limits(%F, %E) : (index, index) -> ()
-  // A shared expert: Sg [1, Fs, d] (else [0, ...]); gated when Sw is [1, d].
-  %Sn = memref.dim %Sg, %c0 : memref<?x?x?xbf16>
-  %Fs = memref.dim %Sg, %c1 : memref<?x?x?xbf16>
-  call @check_expert_limits(%Fs, %Sn) : (index, index) -> ()
-  %Gn = memref.dim %Sw, %c0 : memref<?x?xbf16>
-  %gated = arith.cmpi ne, %Gn, %c0 : index
-  %gated_i = arith.extui %gated : i1 to i32
 
   // Grids.
   %rp = arith.addi %T, %c3 : index
   %g_router = arith.divui %rp, %c4 : index
   %cp = arith.addi %TK, %c255 : index
   %g_count = arith.divui %cp, %c256 : index
-  %yp = arith.addi %d, %c1023 : index
-  %g_combine = arith.divui %yp, %c1024 : index
   // expert_choice (sel = 4): @expert_choice ranks tokens per expert into the
   // k = E slots; other selections launch it on an empty grid.
   %i4 = arith.constant 4 : i32
@@ -162,17 +158,9 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %bit128 = arith.andi %flags, %i128 : i32
   %has128 = arith.cmpi ne, %bit128, %z : i32
   %renorm_drop = arith.andi %drops, %has128 : i1
-  // The experts' activation: flags bits 9-10 (0 silu, 1 gelu_tanh,
-  // 2 gelu_erf, 3 relu).
-  %i9 = arith.constant 9 : i32
-  %ash = arith.shrui %flags, %i9 : i32
-  %act = arith.andi %ash, %i3 : i32
   // Weights applied to the expert input (flags bit 2048): the gathered rows
-  // scaled, the combine unweighted.
-  %i2048 = arith.constant 2048 : i32
-  %bit2048 = arith.andi %flags, %i2048 : i32
-  %on_input = arith.cmpi ne, %bit2048, %z : i32
-  %on_input_i = arith.extui %on_input : i1 to i32
+  // scaled.
+  %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
   %g_drop = arith.select %drops, %E, %c0 : index
   %tp = arith.addi %T, %c255 : index
   %tb = arith.divui %tp, %c256 : index
@@ -188,8 +176,7 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %drw, %a4 = gpu.alloc async [%a3] (%TK) : memref<?xf32>
   %dsr, %a5 = gpu.alloc async [%a4] (%T, %k) : memref<?x?xi32>
   %dxp, %a6 = gpu.alloc async [%a5] (%TK, %d) : memref<?x?xbf16>
-  %drows, %a7r = gpu.alloc async [%a6] (%TK, %d) : memref<?x?xf32>
-  %dsc, %a7s = gpu.alloc async [%a7r] (%T, %k) : memref<?x?xf32>
+  %dsc, %a7s = gpu.alloc async [%a6] (%T, %k) : memref<?x?xf32>
   // capacity_drop's scratch, empty without a capacity.
   %n_rs = arith.select %drops, %TK, %c0 : index
   %drs, %a7 = gpu.alloc async [%a7s] (%n_rs) : memref<?xi32>
@@ -242,25 +229,97 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       args(%x : memref<?x?xbf16>, %drt : memref<?xi32>,
            %dxp : memref<?x?xbf16>, %drw : memref<?xf32>,
            %on_input_i : i32)
-  %k5 = call @moe_expert_ffn_async(%dxp, %Wg, %Wu, %Wd, %offsets, %drows,
-                                   %act, %k4)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>, i32,
-         !gpu.async.token) -> !gpu.async.token
-  %k6 = gpu.launch_func async [%k5] @moe_combine_kernels::@combine
-      blocks in (%g_combine, %T, %c1) threads in (%c256, %c1, %c1)
-      args(%drows : memref<?x?xf32>, %dsr : memref<?x?xi32>,
-           %dwts : memref<?x?xf32>, %y : memref<?x?xf32>,
-           %on_input_i : i32)
+  %f0 = gpu.dealloc async [%k4] %dids : memref<?x?xi32>
+  %f1 = gpu.dealloc async [%f0] %dcnt : memref<?xi32>
+  %f2 = gpu.dealloc async [%f1] %drt : memref<?xi32>
+  %f3 = gpu.dealloc async [%f2] %drw : memref<?xf32>
+  %f4 = gpu.dealloc async [%f3] %dsc : memref<?x?xf32>
+  %f5 = gpu.dealloc async [%f4] %drs : memref<?xi32>
+  return %dxp, %dsr, %dwts, %f5
+      : memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token
+}
 
-  // The shared expert on every token, added after the routed sum: one
-  // more group of T rows for the experts' GEMMs. Without one (Sn = 0) every
-  // size below is 0 and nothing is launched. (Not a branch: a token that
-  // reaches the final synchronization through a block argument lowers to
-  // an event synchronization.)
+// y += bf16(P x^T): a projection P [1, n, d] of every token (the base of
+// LoRA experts), its GEMM that of the experts on the tokens as one group.
+// Nothing is launched when P is empty ([0, ...]).
+func.func private @add_token_projection_async(%x: memref<?x?xbf16>,
+                                              %P: memref<?x?x?xbf16>,
+                                              %y: memref<?x?xf32>,
+                                              %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c255 = arith.constant 255 : index
+  %c256 = arith.constant 256 : index
+  %z = arith.constant 0 : i32
+  %T = memref.dim %x, %c0 : memref<?x?xbf16>
+  %d = memref.dim %x, %c1 : memref<?x?xbf16>
+  %Pn = memref.dim %P, %c0 : memref<?x?x?xbf16>
+  %n = memref.dim %P, %c1 : memref<?x?x?xbf16>
+  %Tp = arith.muli %T, %Pn : index
+  %n_off = arith.muli %c2, %Pn : index
+  %off, %a0 = gpu.alloc async [%stream] (%n_off) : memref<?xi32>
+  %py, %a1 = gpu.alloc async [%a0] (%Tp, %n) : memref<?x?xf32>
+  %none, %a2 = gpu.alloc async [%a1] (%c0) : memref<?xf32>
+  %k0 = gpu.launch_func async [%a2] @moe_combine_kernels::@one_group
+      blocks in (%Pn, %c1, %c1) threads in (%c1, %c1, %c1)
+      args(%off : memref<?xi32>, %T : index)
+  %xs = memref.reinterpret_cast %x to offset: [0], sizes: [%Tp, %d],
+      strides: [%d, 1] : memref<?x?xbf16> to memref<?x?xbf16>
+  %te, %tm, %nt, %maxtiles, %k1 = call @tile_map_async(%off, %Pn, %Tp, %k0)
+      : (memref<?xi32>, index, index, !gpu.async.token)
+      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+          !gpu.async.token)
+  %k2 = call @grouped_gemm_async(%xs, %P, %off, %te, %tm, %nt, %maxtiles,
+                                 %py, %k1)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %np = arith.addi %n, %c255 : index
+  %g_add = arith.divui %np, %c256 : index
+  %k3 = gpu.launch_func async [%k2] @moe_combine_kernels::@add_shared
+      blocks in (%g_add, %Tp, %c1) threads in (%c256, %c1, %c1)
+      args(%y : memref<?x?xf32>, %py : memref<?x?xf32>,
+           %none : memref<?xf32>, %z : i32)
+  %f0 = call @free_tile_map_async(%te, %tm, %nt, %k3)
+      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+      -> !gpu.async.token
+  %f1 = gpu.dealloc async [%f0] %off : memref<?xi32>
+  %f2 = gpu.dealloc async [%f1] %py : memref<?x?xf32>
+  %f3 = gpu.dealloc async [%f2] %none : memref<?xf32>
+  return %f3 : !gpu.async.token
+}
+
+// The shared expert (spec section 5) on every token, added after the
+// routed sum: y += bf16(g(x) * S(x)), S's GEMMs those of the experts on the
+// tokens as one more group (Sg, Su [1, Fs, d], Sd [1, d, Fs]), g the
+// sigmoid of Sw [1, d] x, or 1 when Sw is [0, d]. Without a shared expert
+// (Sg [0, ...]) every size is 0 and nothing is launched. (Not a branch: a
+// token that reaches the final synchronization through a block argument
+// lowers to an event synchronization.)
+func.func private @shared_expert_async(%x: memref<?x?xbf16>,
+                                       %Sg: memref<?x?x?xbf16>,
+                                       %Su: memref<?x?x?xbf16>,
+                                       %Sd: memref<?x?x?xbf16>,
+                                       %Sw: memref<?x?xbf16>, %act: i32,
+                                       %y: memref<?x?xf32>,
+                                       %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c255 = arith.constant 255 : index
+  %c256 = arith.constant 256 : index
+  %T = memref.dim %x, %c0 : memref<?x?xbf16>
+  %d = memref.dim %x, %c1 : memref<?x?xbf16>
+  %Sn = memref.dim %Sg, %c0 : memref<?x?x?xbf16>
+  %Gn = memref.dim %Sw, %c0 : memref<?x?xbf16>
+  %gated = arith.cmpi ne, %Gn, %c0 : index
+  %gated_i = arith.extui %gated : i1 to i32
   %Ts = arith.muli %T, %Sn : index
   %n_off = arith.muli %c2, %Sn : index
-  %soff, %s0 = gpu.alloc async [%k6] (%n_off) : memref<?xi32>
+  %soff, %s0 = gpu.alloc async [%stream] (%n_off) : memref<?xi32>
   %sy, %s1 = gpu.alloc async [%s0] (%Ts, %d) : memref<?x?xf32>
   %sgv, %s2 = gpu.alloc async [%s1] (%Ts) : memref<?xf32>
   %s3 = gpu.launch_func async [%s2] @moe_combine_kernels::@one_group
@@ -290,19 +349,340 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
            %sgv : memref<?xf32>, %gated_i : i32)
   %s7 = gpu.dealloc async [%s6] %soff : memref<?xi32>
   %s8 = gpu.dealloc async [%s7] %sy : memref<?x?xf32>
-  %k7 = gpu.dealloc async [%s8] %sgv : memref<?xf32>
+  %s9 = gpu.dealloc async [%s8] %sgv : memref<?xf32>
+  return %s9 : !gpu.async.token
+}
 
-  %f0 = gpu.dealloc async [%k7] %dids : memref<?x?xi32>
-  %f1 = gpu.dealloc async [%f0] %dwts : memref<?x?xf32>
-  %f2 = gpu.dealloc async [%f1] %dcnt : memref<?xi32>
-  %f3 = gpu.dealloc async [%f2] %drt : memref<?xi32>
-  %f4 = gpu.dealloc async [%f3] %drw : memref<?xf32>
-  %f5 = gpu.dealloc async [%f4] %dsr : memref<?x?xi32>
-  %f6 = gpu.dealloc async [%f5] %dxp : memref<?x?xbf16>
-  %f7r = gpu.dealloc async [%f6] %drows : memref<?x?xf32>
-  %f7s = gpu.dealloc async [%f7r] %dsc : memref<?x?xf32>
-  %f7 = gpu.dealloc async [%f7s] %drs : memref<?xi32>
-  return %f7 : !gpu.async.token
+func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
+                           %rbias: memref<?xf32>, %sbias: memref<?xf32>,
+                           %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
+                           %Wd: memref<?x?x?xbf16>,
+                           %Sg: memref<?x?x?xbf16>, %Su: memref<?x?x?xbf16>,
+                           %Sd: memref<?x?x?xbf16>, %Sw: memref<?x?xbf16>,
+                           %k: index,
+                           %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
+                           %G: index, %topkg: index, %gscore: i32,
+                           %cap: index, %offsets: memref<?xi32>,
+                           %dropped: memref<?xi32>, %y: memref<?x?xf32>,
+                           %stream: !gpu.async.token) -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c256 = arith.constant 256 : index
+  %c1023 = arith.constant 1023 : index
+  %c1024 = arith.constant 1024 : index
+  %i1 = arith.constant 1 : i32
+  %i3 = arith.constant 3 : i32
+  %i9 = arith.constant 9 : i32
+  %i11 = arith.constant 11 : i32
+  %T = memref.dim %x, %c0 : memref<?x?xbf16>
+  %d = memref.dim %x, %c1 : memref<?x?xbf16>
+  %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
+  %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
+  %TK = arith.muli %T, %k : index
+
+  // Every check first, before anything is enqueued (the router's and the
+  // dispatch's in @moe_route_dispatch_async).
+  call @check_expert_limits(%d, %E) : (index, index) -> ()
+  call @check_expert_limits(%F, %E) : (index, index) -> ()
+  %Sn = memref.dim %Sg, %c0 : memref<?x?x?xbf16>
+  %Fs = memref.dim %Sg, %c1 : memref<?x?x?xbf16>
+  call @check_expert_limits(%Fs, %Sn) : (index, index) -> ()
+  // The experts' activation: flags bits 9-10 (0 silu, 1 gelu_tanh,
+  // 2 gelu_erf, 3 relu). Weights applied to the expert input (bit 2048):
+  // the combine is unweighted.
+  %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
+  %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
+
+  %dxp, %dsr, %dwts, %k4 = call @moe_route_dispatch_async(
+      %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param, %G,
+      %topkg, %gscore, %cap, %offsets, %dropped, %stream)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         index, i32, i32, i32, f32, f32, index, index, i32, index,
+         memref<?xi32>, memref<?xi32>, !gpu.async.token)
+      -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>,
+          !gpu.async.token)
+  %drows, %a0 = gpu.alloc async [%k4] (%TK, %d) : memref<?x?xf32>
+  %k5 = call @moe_expert_ffn_async(%dxp, %Wg, %Wu, %Wd, %offsets, %drows,
+                                   %act, %a0)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>, i32,
+         !gpu.async.token) -> !gpu.async.token
+  %yp = arith.addi %d, %c1023 : index
+  %g_combine = arith.divui %yp, %c1024 : index
+  %k6 = gpu.launch_func async [%k5] @moe_combine_kernels::@combine
+      blocks in (%g_combine, %T, %c1) threads in (%c256, %c1, %c1)
+      args(%drows : memref<?x?xf32>, %dsr : memref<?x?xi32>,
+           %dwts : memref<?x?xf32>, %y : memref<?x?xf32>,
+           %on_input_i : i32)
+  %k7 = call @shared_expert_async(%x, %Sg, %Su, %Sd, %Sw, %act, %y, %k6)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?xbf16>, i32, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %f0 = gpu.dealloc async [%k7] %dxp : memref<?x?xbf16>
+  %f1 = gpu.dealloc async [%f0] %dsr : memref<?x?xi32>
+  %f2 = gpu.dealloc async [%f1] %dwts : memref<?x?xf32>
+  %f3 = gpu.dealloc async [%f2] %drows : memref<?x?xf32>
+  return %f3 : !gpu.async.token
+}
+
+// LoRA experts (spec section 5), both kinds, on the routing of
+// @moe_layer_async; the gathered rows xp, `offsets` and the tile maps of
+// the groups and of all kept rows as one group:
+//
+//   lora (Pu, Pd, Au, Bu, Ad, Bd empty; Pg the base [1, d_out, d], Ag, Bg
+//   the pairs A [E, r, d], B [E, d_out, r]):
+//     rows = bf16(s * B_e bf16(A_e xp))        @lora_delta_async, lora_sum
+//     y = combine(rows) + bf16(x Pg^T)         @add_token_projection_async
+//   lora_gated (MixLoRA; Pg, Pu [1, f, d], Pd [1, d, f] the frozen FFN,
+//   Ag, Au [E, r, d], Bg, Bu [E, f, r], Ad [E, r, f], Bd [E, d, r]):
+//     h = bf16(act(xp Pg^T + s Gd) * (xp Pu^T + s Ud))          lora_gated
+//     rows = bf16(h Pd^T + s Dd)                                 lora_sum
+//     y = combine(rows)
+//   with Gd, Ud, Dd the deltas B_e bf16(A_e .) of @lora_delta_async and
+//   s = alpha / r. Then the shared expert, as in @moe_layer_async. The
+//   frozen projections of lora_gated run on the kept rows (every slot of a
+//   token recomputes them), not once per token.
+func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
+                                %rbias: memref<?xf32>, %sbias: memref<?xf32>,
+                                %Pg: memref<?x?x?xbf16>,
+                                %Pu: memref<?x?x?xbf16>,
+                                %Pd: memref<?x?x?xbf16>,
+                                %Ag: memref<?x?x?xbf16>,
+                                %Bg: memref<?x?x?xbf16>,
+                                %Au: memref<?x?x?xbf16>,
+                                %Bu: memref<?x?x?xbf16>,
+                                %Ad: memref<?x?x?xbf16>,
+                                %Bd: memref<?x?x?xbf16>,
+                                %Sg: memref<?x?x?xbf16>,
+                                %Su: memref<?x?x?xbf16>,
+                                %Sd: memref<?x?x?xbf16>,
+                                %Sw: memref<?x?xbf16>, %k: index,
+                                %score: i32, %sel: i32, %flags: i32,
+                                %scale: f32, %param: f32, %G: index,
+                                %topkg: index, %gscore: i32, %s: f32,
+                                %cap: index, %offsets: memref<?xi32>,
+                                %dropped: memref<?xi32>, %y: memref<?x?xf32>,
+                                %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c255 = arith.constant 255 : index
+  %c256 = arith.constant 256 : index
+  %c1023 = arith.constant 1023 : index
+  %c1024 = arith.constant 1024 : index
+  %i1 = arith.constant 1 : i32
+  %i3 = arith.constant 3 : i32
+  %i9 = arith.constant 9 : i32
+  %i11 = arith.constant 11 : i32
+  %T = memref.dim %x, %c0 : memref<?x?xbf16>
+  %d = memref.dim %x, %c1 : memref<?x?xbf16>
+  %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
+  %dout = memref.dim %y, %c1 : memref<?x?xf32>
+  %TK = arith.muli %T, %k : index
+  %r = memref.dim %Ag, %c1 : memref<?x?x?xbf16>
+  %n1 = memref.dim %Bg, %c1 : memref<?x?x?xbf16>
+  // lora_gated when the up projection carries a LoRA pair.
+  %Eu = memref.dim %Au, %c0 : memref<?x?x?xbf16>
+  %gated = arith.cmpi ne, %Eu, %c0 : index
+  %F = memref.dim %Pu, %c1 : memref<?x?x?xbf16>
+  %Nd = memref.dim %Pd, %c1 : memref<?x?x?xbf16>
+
+  // Every check first: the reduction sizes d, r and f (0 for lora).
+  call @check_expert_limits(%d, %E) : (index, index) -> ()
+  call @check_expert_limits(%r, %E) : (index, index) -> ()
+  call @check_expert_limits(%F, %E) : (index, index) -> ()
+  %Sn = memref.dim %Sg, %c0 : memref<?x?x?xbf16>
+  %Fs = memref.dim %Sg, %c1 : memref<?x?x?xbf16>
+  call @check_expert_limits(%Fs, %Sn) : (index, index) -> ()
+  %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
+  %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
+
+  %xp, %dsr, %dwts, %k0 = call @moe_route_dispatch_async(
+      %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param, %G,
+      %topkg, %gscore, %cap, %offsets, %dropped, %stream)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         index, i32, i32, i32, f32, f32, index, index, i32, index,
+         memref<?xi32>, memref<?xi32>, !gpu.async.token)
+      -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>,
+          !gpu.async.token)
+
+  // The tile maps: of the groups, and of the kept rows as one group
+  // (offsets [0, offsets[E]], for the frozen projections of lora_gated).
+  %te, %tm, %nt, %mt, %k1 = call @tile_map_async(%offsets, %E, %TK, %k0)
+      : (memref<?xi32>, index, index, !gpu.async.token)
+      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+          !gpu.async.token)
+  %one = arith.select %gated, %c1, %c0 : index
+  %TKg = arith.select %gated, %TK, %c0 : index
+  %n_all = arith.muli %one, %c2 : index
+  %all, %a0 = gpu.alloc async [%k1] (%n_all) : memref<?xi32>
+  %k2 = gpu.launch_func async [%a0] @moe_combine_kernels::@kept_as_one_group
+      blocks in (%one, %c1, %c1) threads in (%c1, %c1, %c1)
+      args(%offsets : memref<?xi32>, %E : index, %all : memref<?xi32>)
+  %te1, %tm1, %nt1, %mt1, %k3 = call @tile_map_async(%all, %one, %TKg, %k2)
+      : (memref<?xi32>, index, index, !gpu.async.token)
+      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+          !gpu.async.token)
+
+  // The first projections: the gate's (lora: the only one) delta Gd, the
+  // up delta Ud, and the frozen gate and up rows G0, U0 (empty for lora:
+  // Pg is then applied to the tokens).
+  %none = memref.reinterpret_cast %Pg to offset: [0],
+      sizes: [%c0, %c0, %c0], strides: [%c0, %c0, 1]
+      : memref<?x?x?xbf16> to memref<?x?x?xbf16>
+  %Prow = arith.select %gated, %Pg, %none : memref<?x?x?xbf16>
+  %Ptok = arith.select %gated, %none, %Pg : memref<?x?x?xbf16>
+  %Gd, %a1 = gpu.alloc async [%k3] (%TK, %n1) : memref<?x?xf32>
+  %Ud, %a2 = gpu.alloc async [%a1] (%TK, %F) : memref<?x?xf32>
+  %G0, %a3 = gpu.alloc async [%a2] (%TK, %F) : memref<?x?xf32>
+  %U0, %a4 = gpu.alloc async [%a3] (%TK, %F) : memref<?x?xf32>
+  %H, %a5 = gpu.alloc async [%a4] (%TK, %F) : memref<?x?xbf16>
+  %Dd, %a6 = gpu.alloc async [%a5] (%TK, %Nd) : memref<?x?xf32>
+  %D0, %a7 = gpu.alloc async [%a6] (%TKg, %Nd) : memref<?x?xf32>
+  %l0 = call @lora_delta_async(%xp, %Ag, %Bg, %offsets, %te, %tm, %nt, %mt,
+                               %Gd, %a7)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+  %l1 = call @lora_delta_async(%xp, %Au, %Bu, %offsets, %te, %tm, %nt, %mt,
+                               %Ud, %l0)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+  %l2 = call @grouped_gemm_async(%xp, %Prow, %all, %te1, %tm1, %nt1, %mt1,
+                                 %G0, %l1)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %l3 = call @grouped_gemm_async(%xp, %Pu, %all, %te1, %tm1, %nt1, %mt1,
+                                 %U0, %l2)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  // lora_gated: the gated activation, then the down projection's delta and
+  // frozen rows (all empty for lora).
+  %nh = arith.muli %TK, %F : index
+  %nhp = arith.addi %nh, %c255 : index
+  %g_h = arith.divui %nhp, %c256 : index
+  %l4 = gpu.launch_func async [%l3] @moe_experts::@lora_gated
+      blocks in (%g_h, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%G0 : memref<?x?xf32>, %Gd : memref<?x?xf32>,
+           %U0 : memref<?x?xf32>, %Ud : memref<?x?xf32>, %s : f32,
+           %act : i32, %H : memref<?x?xbf16>)
+  %l5 = call @lora_delta_async(%H, %Ad, %Bd, %offsets, %te, %tm, %nt, %mt,
+                               %Dd, %l4)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+  %l6 = call @grouped_gemm_async(%H, %Pd, %all, %te1, %tm1, %nt1, %mt1,
+                                 %D0, %l5)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  // The expert rows, rounded to bf16: D0 + s Dd (lora_gated) or s Gd (lora;
+  // D0 has no rows), in place.
+  %rows = arith.select %gated, %Dd, %Gd : memref<?x?xf32>
+  %nr = arith.muli %TK, %dout : index
+  %nrp = arith.addi %nr, %c255 : index
+  %g_r = arith.divui %nrp, %c256 : index
+  %l7 = gpu.launch_func async [%l6] @moe_experts::@lora_sum
+      blocks in (%g_r, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%D0 : memref<?x?xf32>, %rows : memref<?x?xf32>, %s : f32,
+           %rows : memref<?x?xf32>)
+  %yp = arith.addi %dout, %c1023 : index
+  %g_combine = arith.divui %yp, %c1024 : index
+  %l8 = gpu.launch_func async [%l7] @moe_combine_kernels::@combine
+      blocks in (%g_combine, %T, %c1) threads in (%c256, %c1, %c1)
+      args(%rows : memref<?x?xf32>, %dsr : memref<?x?xi32>,
+           %dwts : memref<?x?xf32>, %y : memref<?x?xf32>,
+           %on_input_i : i32)
+  %l9 = call @add_token_projection_async(%x, %Ptok, %y, %l8)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %l10 = call @shared_expert_async(%x, %Sg, %Su, %Sd, %Sw, %act, %y, %l9)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?xbf16>, i32, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+
+  %f0 = call @free_tile_map_async(%te, %tm, %nt, %l10)
+      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+      -> !gpu.async.token
+  %f1 = call @free_tile_map_async(%te1, %tm1, %nt1, %f0)
+      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+      -> !gpu.async.token
+  %f2 = gpu.dealloc async [%f1] %all : memref<?xi32>
+  %f3 = gpu.dealloc async [%f2] %Gd : memref<?x?xf32>
+  %f4 = gpu.dealloc async [%f3] %Ud : memref<?x?xf32>
+  %f5 = gpu.dealloc async [%f4] %G0 : memref<?x?xf32>
+  %f6 = gpu.dealloc async [%f5] %U0 : memref<?x?xf32>
+  %f7 = gpu.dealloc async [%f6] %H : memref<?x?xbf16>
+  %f8 = gpu.dealloc async [%f7] %Dd : memref<?x?xf32>
+  %f9 = gpu.dealloc async [%f8] %D0 : memref<?x?xf32>
+  %f10 = gpu.dealloc async [%f9] %xp : memref<?x?xbf16>
+  %f11 = gpu.dealloc async [%f10] %dsr : memref<?x?xi32>
+  %f12 = gpu.dealloc async [%f11] %dwts : memref<?x?xf32>
+  return %f12 : !gpu.async.token
+}
+
+// A layer's inputs x, rbias and sbias copied to the device on a new
+// stream, and device buffers for its outputs offsets, dropped and y.
+func.func private @layer_to_device_async(%x: memref<?x?xbf16>,
+                                         %rbias: memref<?xf32>,
+                                         %sbias: memref<?xf32>,
+                                         %offsets: memref<?xi32>,
+                                         %dropped: memref<?xi32>,
+                                         %y: memref<?x?xf32>)
+    -> (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
+        memref<?xi32>, memref<?x?xf32>, !gpu.async.token) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %T = memref.dim %x, %c0 : memref<?x?xbf16>
+  %d = memref.dim %x, %c1 : memref<?x?xbf16>
+  %dout = memref.dim %y, %c1 : memref<?x?xf32>
+  %nr = memref.dim %rbias, %c0 : memref<?xf32>
+  %ns = memref.dim %sbias, %c0 : memref<?xf32>
+  %E1 = memref.dim %offsets, %c0 : memref<?xi32>
+  %nd = memref.dim %dropped, %c0 : memref<?xi32>
+  %t0 = gpu.wait async
+  %dx, %a0 = gpu.alloc async [%t0] (%T, %d) : memref<?x?xbf16>
+  %drb, %a1 = gpu.alloc async [%a0] (%nr) : memref<?xf32>
+  %dsb, %a2 = gpu.alloc async [%a1] (%ns) : memref<?xf32>
+  %doff, %a3 = gpu.alloc async [%a2] (%E1) : memref<?xi32>
+  %ddr, %a4 = gpu.alloc async [%a3] (%nd) : memref<?xi32>
+  %dy, %a5 = gpu.alloc async [%a4] (%T, %dout) : memref<?x?xf32>
+  %m0 = gpu.memcpy async [%a5] %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
+  %m1 = gpu.memcpy async [%m0] %drb, %rbias : memref<?xf32>, memref<?xf32>
+  %m2 = gpu.memcpy async [%m1] %dsb, %sbias : memref<?xf32>, memref<?xf32>
+  return %dx, %drb, %dsb, %doff, %ddr, %dy, %m2
+      : memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
+        memref<?xi32>, memref<?x?xf32>, !gpu.async.token
+}
+
+// The outputs of a layer enqueued on the stream of @layer_to_device_async
+// copied back to offsets, dropped and y, the buffers freed, and the stream
+// synchronized.
+func.func private @layer_from_device(%offsets: memref<?xi32>,
+                                     %dropped: memref<?xi32>,
+                                     %y: memref<?x?xf32>,
+                                     %dx: memref<?x?xbf16>,
+                                     %drb: memref<?xf32>, %dsb: memref<?xf32>,
+                                     %doff: memref<?xi32>,
+                                     %ddr: memref<?xi32>,
+                                     %dy: memref<?x?xf32>,
+                                     %stream: !gpu.async.token) {
+  %o0 = gpu.memcpy async [%stream] %y, %dy : memref<?x?xf32>, memref<?x?xf32>
+  %o1 = gpu.memcpy async [%o0] %offsets, %doff : memref<?xi32>, memref<?xi32>
+  %o2 = gpu.memcpy async [%o1] %dropped, %ddr : memref<?xi32>, memref<?xi32>
+  %f0 = gpu.dealloc async [%o2] %dx : memref<?x?xbf16>
+  %f1 = gpu.dealloc async [%f0] %drb : memref<?xf32>
+  %f2 = gpu.dealloc async [%f1] %dsb : memref<?xf32>
+  %f3 = gpu.dealloc async [%f2] %doff : memref<?xi32>
+  %f4 = gpu.dealloc async [%f3] %dy : memref<?x?xf32>
+  %f5 = gpu.dealloc async [%f4] %ddr : memref<?xi32>
+  gpu.wait [%f5]
+  return
 }
 
 func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
@@ -318,50 +698,110 @@ func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                               %offsets: memref<?xi32>,
                               %dropped: memref<?xi32>,
                               %y: memref<?x?xf32>) {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %T = memref.dim %x, %c0 : memref<?x?xbf16>
-  %d = memref.dim %x, %c1 : memref<?x?xbf16>
-  %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
-  %E1 = arith.addi %E, %c1 : index
-  %nr = memref.dim %rbias, %c0 : memref<?xf32>
-  %ns = memref.dim %sbias, %c0 : memref<?xf32>
-
-  %t0 = gpu.wait async
-  %dx, %a0 = gpu.alloc async [%t0] (%T, %d) : memref<?x?xbf16>
-  %drb, %a1 = gpu.alloc async [%a0] (%nr) : memref<?xf32>
-  %dsb, %a2 = gpu.alloc async [%a1] (%ns) : memref<?xf32>
-  %doff, %a3 = gpu.alloc async [%a2] (%E1) : memref<?xi32>
-  %nd = memref.dim %dropped, %c0 : memref<?xi32>
-  %ddr, %a3d = gpu.alloc async [%a3] (%nd) : memref<?xi32>
-  %dy, %a4 = gpu.alloc async [%a3d] (%T, %d) : memref<?x?xf32>
-  %m0 = gpu.memcpy async [%a4] %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
-  %m1 = gpu.memcpy async [%m0] %drb, %rbias : memref<?xf32>, memref<?xf32>
-  %m2 = gpu.memcpy async [%m1] %dsb, %sbias : memref<?xf32>, memref<?xf32>
+  %dx, %drb, %dsb, %doff, %ddr, %dy, %t = call @layer_to_device_async(
+      %x, %rbias, %sbias, %offsets, %dropped, %y)
+      : (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
+         memref<?xi32>, memref<?x?xf32>)
+      -> (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
+          memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
   %l = call @moe_layer_async(%dx, %Wr, %drb, %dsb, %Wg, %Wu, %Wd, %Sg, %Su,
                              %Sd, %Sw, %k,
                              %score, %sel, %flags, %scale, %param, %G,
-                             %topkg, %gscore, %cap, %doff, %ddr, %dy, %m2)
+                             %topkg, %gscore, %cap, %doff, %ddr, %dy, %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
          index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
-  %o0 = gpu.memcpy async [%l] %y, %dy : memref<?x?xf32>, memref<?x?xf32>
-  %o1d = gpu.memcpy async [%o0] %offsets, %doff
-      : memref<?xi32>, memref<?xi32>
-  %o1 = gpu.memcpy async [%o1d] %dropped, %ddr : memref<?xi32>, memref<?xi32>
-  %f0 = gpu.dealloc async [%o1] %dx : memref<?x?xbf16>
-  %f1 = gpu.dealloc async [%f0] %drb : memref<?xf32>
-  %f2 = gpu.dealloc async [%f1] %dsb : memref<?xf32>
-  %f3 = gpu.dealloc async [%f2] %doff : memref<?xi32>
-  %f4d = gpu.dealloc async [%f3] %dy : memref<?x?xf32>
-  %f4 = gpu.dealloc async [%f4d] %ddr : memref<?xi32>
-  gpu.wait [%f4]
+  call @layer_from_device(%offsets, %dropped, %y, %dx, %drb, %dsb, %doff,
+                          %ddr, %dy, %l)
+      : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xbf16>,
+         memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xi32>,
+         memref<?x?xf32>, !gpu.async.token) -> ()
   return
 }
 
+func.func @moe_lora_layer_resident(%x: memref<?x?xbf16>,
+                                   %Wr: memref<?x?xbf16>,
+                                   %rbias: memref<?xf32>,
+                                   %sbias: memref<?xf32>,
+                                   %Pg: memref<?x?x?xbf16>,
+                                   %Pu: memref<?x?x?xbf16>,
+                                   %Pd: memref<?x?x?xbf16>,
+                                   %Ag: memref<?x?x?xbf16>,
+                                   %Bg: memref<?x?x?xbf16>,
+                                   %Au: memref<?x?x?xbf16>,
+                                   %Bu: memref<?x?x?xbf16>,
+                                   %Ad: memref<?x?x?xbf16>,
+                                   %Bd: memref<?x?x?xbf16>,
+                                   %Sg: memref<?x?x?xbf16>,
+                                   %Su: memref<?x?x?xbf16>,
+                                   %Sd: memref<?x?x?xbf16>,
+                                   %Sw: memref<?x?xbf16>, %k: index,
+                                   %score: i32, %sel: i32, %flags: i32,
+                                   %scale: f32, %param: f32, %G: index,
+                                   %topkg: index, %gscore: i32, %s: f32,
+                                   %cap: index, %offsets: memref<?xi32>,
+                                   %dropped: memref<?xi32>,
+                                   %y: memref<?x?xf32>) {
+  %dx, %drb, %dsb, %doff, %ddr, %dy, %t = call @layer_to_device_async(
+      %x, %rbias, %sbias, %offsets, %dropped, %y)
+      : (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
+         memref<?xi32>, memref<?x?xf32>)
+      -> (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
+          memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+  %l = call @moe_lora_layer_async(%dx, %Wr, %drb, %dsb, %Pg, %Pu, %Pd, %Ag,
+                                  %Bg, %Au, %Bu, %Ad, %Bd, %Sg, %Su, %Sd, %Sw,
+                                  %k, %score, %sel, %flags, %scale, %param,
+                                  %G, %topkg, %gscore, %s, %cap, %doff, %ddr,
+                                  %dy, %t)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+         f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  call @layer_from_device(%offsets, %dropped, %y, %dx, %drb, %dsb, %doff,
+                          %ddr, %dy, %l)
+      : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xbf16>,
+         memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xi32>,
+         memref<?x?xf32>, !gpu.async.token) -> ()
+  return
+}
+
+// A weight copied to the device on `stream` (free it with gpu.dealloc).
+func.func private @weight_to_device_async(%w: memref<?x?x?xbf16>,
+                                          %stream: !gpu.async.token)
+    -> (memref<?x?x?xbf16>, !gpu.async.token) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %n0 = memref.dim %w, %c0 : memref<?x?x?xbf16>
+  %n1 = memref.dim %w, %c1 : memref<?x?x?xbf16>
+  %n2 = memref.dim %w, %c2 : memref<?x?x?xbf16>
+  %dw, %a = gpu.alloc async [%stream] (%n0, %n1, %n2) : memref<?x?x?xbf16>
+  %m = gpu.memcpy async [%a] %dw, %w : memref<?x?x?xbf16>, memref<?x?x?xbf16>
+  return %dw, %m : memref<?x?x?xbf16>, !gpu.async.token
+}
+
+func.func private @matrix_to_device_async(%w: memref<?x?xbf16>,
+                                          %stream: !gpu.async.token)
+    -> (memref<?x?xbf16>, !gpu.async.token) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n0 = memref.dim %w, %c0 : memref<?x?xbf16>
+  %n1 = memref.dim %w, %c1 : memref<?x?xbf16>
+  %dw, %a = gpu.alloc async [%stream] (%n0, %n1) : memref<?x?xbf16>
+  %m = gpu.memcpy async [%a] %dw, %w : memref<?x?xbf16>, memref<?x?xbf16>
+  return %dw, %m : memref<?x?xbf16>, !gpu.async.token
+}
+
+// Host weights: copied to the device for this call only, then
+// @moe_layer_resident. Each weight at its own size: gate and up may be one
+// fused gate_up, up may be empty (plain MLP experts).
 func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                      %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
@@ -372,56 +812,32 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %param: f32, %G: index, %topkg: index, %gscore: i32,
                      %cap: index, %offsets: memref<?xi32>,
                      %dropped: memref<?xi32>, %y: memref<?x?xf32>) {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %c2 = arith.constant 2 : index
-  %d = memref.dim %x, %c1 : memref<?x?xbf16>
-  %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
-  %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
-  // Each weight at its own size: gate and up may be one fused gate_up, up
-  // may be empty (plain MLP experts).
-  %Fg = memref.dim %Wg, %c1 : memref<?x?x?xbf16>
-  %Eu = memref.dim %Wu, %c0 : memref<?x?x?xbf16>
-  %Fu = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
-  %Du = memref.dim %Wu, %c2 : memref<?x?x?xbf16>
-
-  // The weights to the device for this call only.
   %t0 = gpu.wait async
-  %dWr, %a0 = gpu.alloc async [%t0] (%E, %d) : memref<?x?xbf16>
-  %dWg, %a1 = gpu.alloc async [%a0] (%E, %Fg, %d) : memref<?x?x?xbf16>
-  %dWu, %a2 = gpu.alloc async [%a1] (%Eu, %Fu, %Du) : memref<?x?x?xbf16>
-  %dWd, %a3 = gpu.alloc async [%a2] (%E, %d, %F) : memref<?x?x?xbf16>
-  %m0 = gpu.memcpy async [%a3] %dWr, %Wr : memref<?x?xbf16>, memref<?x?xbf16>
-  %m1 = gpu.memcpy async [%m0] %dWg, %Wg
-      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  %m2 = gpu.memcpy async [%m1] %dWu, %Wu
-      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  %m3 = gpu.memcpy async [%m2] %dWd, %Wd
-      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  // The shared expert's weights (empty when there is none).
-  %Sn = memref.dim %Sg, %c0 : memref<?x?x?xbf16>
-  %Fs = memref.dim %Sg, %c1 : memref<?x?x?xbf16>
-  %Sd2 = memref.dim %Sd, %c2 : memref<?x?x?xbf16>
-  %Sd1 = memref.dim %Sd, %c1 : memref<?x?x?xbf16>
-  %Sd0 = memref.dim %Sd, %c0 : memref<?x?x?xbf16>
-  %Su0 = memref.dim %Su, %c0 : memref<?x?x?xbf16>
-  %Su1 = memref.dim %Su, %c1 : memref<?x?x?xbf16>
-  %Su2 = memref.dim %Su, %c2 : memref<?x?x?xbf16>
-  %Sg2 = memref.dim %Sg, %c2 : memref<?x?x?xbf16>
-  %Sw0 = memref.dim %Sw, %c0 : memref<?x?xbf16>
-  %Sw1 = memref.dim %Sw, %c1 : memref<?x?xbf16>
-  %dSg, %a4 = gpu.alloc async [%m3] (%Sn, %Fs, %Sg2) : memref<?x?x?xbf16>
-  %dSu, %a5 = gpu.alloc async [%a4] (%Su0, %Su1, %Su2) : memref<?x?x?xbf16>
-  %dSd, %a6 = gpu.alloc async [%a5] (%Sd0, %Sd1, %Sd2) : memref<?x?x?xbf16>
-  %dSw, %a7 = gpu.alloc async [%a6] (%Sw0, %Sw1) : memref<?x?xbf16>
-  %m4 = gpu.memcpy async [%a7] %dSg, %Sg
-      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  %m5 = gpu.memcpy async [%m4] %dSu, %Su
-      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  %m6 = gpu.memcpy async [%m5] %dSd, %Sd
-      : memref<?x?x?xbf16>, memref<?x?x?xbf16>
-  %m7 = gpu.memcpy async [%m6] %dSw, %Sw : memref<?x?xbf16>, memref<?x?xbf16>
-  gpu.wait [%m7]
+  %dWg, %uWg = call @weight_to_device_async(%Wg, %t0)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dWu, %uWu = call @weight_to_device_async(%Wu, %uWg)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dWd, %uWd = call @weight_to_device_async(%Wd, %uWu)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dSg, %uSg = call @weight_to_device_async(%Sg, %uWd)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dSu, %uSu = call @weight_to_device_async(%Su, %uSg)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dSd, %uSd = call @weight_to_device_async(%Sd, %uSu)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dWr, %uWr = call @matrix_to_device_async(%Wr, %uSd)
+      : (memref<?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?xbf16>, !gpu.async.token)
+  %dSw, %uSw = call @matrix_to_device_async(%Sw, %uWr)
+      : (memref<?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?xbf16>, !gpu.async.token)
+  gpu.wait [%uSw]
   call @moe_layer_resident(%x, %dWr, %rbias, %sbias, %dWg, %dWu, %dWd, %dSg,
                            %dSu, %dSd, %dSw, %k,
                            %score, %sel, %flags, %scale, %param, %G, %topkg,
@@ -433,14 +849,105 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
          index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>) -> ()
   %t1 = gpu.wait async
   %f0 = gpu.dealloc async [%t1] %dWr : memref<?x?xbf16>
-  %f1 = gpu.dealloc async [%f0] %dWg : memref<?x?x?xbf16>
-  %f2 = gpu.dealloc async [%f1] %dWu : memref<?x?x?xbf16>
-  %f3 = gpu.dealloc async [%f2] %dWd : memref<?x?x?xbf16>
-  %f4 = gpu.dealloc async [%f3] %dSg : memref<?x?x?xbf16>
-  %f5 = gpu.dealloc async [%f4] %dSu : memref<?x?x?xbf16>
-  %f6 = gpu.dealloc async [%f5] %dSd : memref<?x?x?xbf16>
-  %f7 = gpu.dealloc async [%f6] %dSw : memref<?x?xbf16>
+  %f1 = gpu.dealloc async [%f0] %dSw : memref<?x?xbf16>
+  %f2 = gpu.dealloc async [%f1] %dWg : memref<?x?x?xbf16>
+  %f3 = gpu.dealloc async [%f2] %dWu : memref<?x?x?xbf16>
+  %f4 = gpu.dealloc async [%f3] %dWd : memref<?x?x?xbf16>
+  %f5 = gpu.dealloc async [%f4] %dSg : memref<?x?x?xbf16>
+  %f6 = gpu.dealloc async [%f5] %dSu : memref<?x?x?xbf16>
+  %f7 = gpu.dealloc async [%f6] %dSd : memref<?x?x?xbf16>
   gpu.wait [%f7]
+  return
+}
+
+// Host weights: copied to the device for this call only, then
+// @moe_lora_layer_resident.
+func.func @moe_lora_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
+                          %rbias: memref<?xf32>, %sbias: memref<?xf32>,
+                          %Pg: memref<?x?x?xbf16>, %Pu: memref<?x?x?xbf16>,
+                          %Pd: memref<?x?x?xbf16>, %Ag: memref<?x?x?xbf16>,
+                          %Bg: memref<?x?x?xbf16>, %Au: memref<?x?x?xbf16>,
+                          %Bu: memref<?x?x?xbf16>, %Ad: memref<?x?x?xbf16>,
+                          %Bd: memref<?x?x?xbf16>, %Sg: memref<?x?x?xbf16>,
+                          %Su: memref<?x?x?xbf16>, %Sd: memref<?x?x?xbf16>,
+                          %Sw: memref<?x?xbf16>, %k: index,
+                          %score: i32, %sel: i32, %flags: i32, %scale: f32,
+                          %param: f32, %G: index, %topkg: index,
+                          %gscore: i32, %s: f32, %cap: index,
+                          %offsets: memref<?xi32>, %dropped: memref<?xi32>,
+                          %y: memref<?x?xf32>) {
+  %t0 = gpu.wait async
+  %dPg, %uPg = call @weight_to_device_async(%Pg, %t0)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dPu, %uPu = call @weight_to_device_async(%Pu, %uPg)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dPd, %uPd = call @weight_to_device_async(%Pd, %uPu)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dAg, %uAg = call @weight_to_device_async(%Ag, %uPd)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dBg, %uBg = call @weight_to_device_async(%Bg, %uAg)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dAu, %uAu = call @weight_to_device_async(%Au, %uBg)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dBu, %uBu = call @weight_to_device_async(%Bu, %uAu)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dAd, %uAd = call @weight_to_device_async(%Ad, %uBu)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dBd, %uBd = call @weight_to_device_async(%Bd, %uAd)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dSg, %uSg = call @weight_to_device_async(%Sg, %uBd)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dSu, %uSu = call @weight_to_device_async(%Su, %uSg)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dSd, %uSd = call @weight_to_device_async(%Sd, %uSu)
+      : (memref<?x?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dWr, %uWr = call @matrix_to_device_async(%Wr, %uSd)
+      : (memref<?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?xbf16>, !gpu.async.token)
+  %dSw, %uSw = call @matrix_to_device_async(%Sw, %uWr)
+      : (memref<?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?xbf16>, !gpu.async.token)
+  gpu.wait [%uSw]
+  call @moe_lora_layer_resident(%x, %dWr, %rbias, %sbias, %dPg, %dPu, %dPd,
+                                %dAg, %dBg, %dAu, %dBu, %dAd, %dBd, %dSg,
+                                %dSu, %dSd, %dSw, %k, %score, %sel, %flags,
+                                %scale, %param, %G, %topkg, %gscore, %s, %cap,
+                                %offsets, %dropped, %y)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+         f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>) -> ()
+  %t1 = gpu.wait async
+  %f0 = gpu.dealloc async [%t1] %dWr : memref<?x?xbf16>
+  %f1 = gpu.dealloc async [%f0] %dSw : memref<?x?xbf16>
+  %f2 = gpu.dealloc async [%f1] %dPg : memref<?x?x?xbf16>
+  %f3 = gpu.dealloc async [%f2] %dPu : memref<?x?x?xbf16>
+  %f4 = gpu.dealloc async [%f3] %dPd : memref<?x?x?xbf16>
+  %f5 = gpu.dealloc async [%f4] %dAg : memref<?x?x?xbf16>
+  %f6 = gpu.dealloc async [%f5] %dBg : memref<?x?x?xbf16>
+  %f7 = gpu.dealloc async [%f6] %dAu : memref<?x?x?xbf16>
+  %f8 = gpu.dealloc async [%f7] %dBu : memref<?x?x?xbf16>
+  %f9 = gpu.dealloc async [%f8] %dAd : memref<?x?x?xbf16>
+  %f10 = gpu.dealloc async [%f9] %dBd : memref<?x?x?xbf16>
+  %f11 = gpu.dealloc async [%f10] %dSg : memref<?x?x?xbf16>
+  %f12 = gpu.dealloc async [%f11] %dSu : memref<?x?x?xbf16>
+  %f13 = gpu.dealloc async [%f12] %dSd : memref<?x?x?xbf16>
+  gpu.wait [%f13]
   return
 }
 

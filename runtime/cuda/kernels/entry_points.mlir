@@ -10,7 +10,7 @@
 // libmoe_gpu_kernels exports, with the C interface of MLIR (memrefs passed
 // as pointers to descriptors). moe-link-gpu-kernels supplies the callees.
 //
-//   moe_gpu_layer_async, moe_gpu_expert_ffn_async
+//   moe_gpu_layer_async, moe_gpu_lora_layer_async, moe_gpu_expert_ffn_async
 //     Device buffers, enqueued on the caller's stream (a CUstream; the
 //     token type lowers to it), no synchronization. GPUKernels.cpp wraps
 //     them in the C API of moe_gpu_kernels.h.
@@ -53,6 +53,43 @@ module {
       index, index, i32,
       index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
       -> !gpu.async.token
+    return %r : !gpu.async.token
+  }
+
+  func.func private @moe_lora_layer_async(memref<?x?xbf16>,
+      memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32,
+      i32, i32, f32, f32, index, index, i32, f32, index, memref<?xi32>,
+      memref<?xi32>, memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+
+  func.func @moe_gpu_lora_layer_async(%x: memref<?x?xbf16>,
+      %wr: memref<?x?xbf16>, %rb: memref<?xf32>, %sb: memref<?xf32>,
+      %pg: memref<?x?x?xbf16>, %pu: memref<?x?x?xbf16>,
+      %pd: memref<?x?x?xbf16>, %ag: memref<?x?x?xbf16>,
+      %bg: memref<?x?x?xbf16>, %au: memref<?x?x?xbf16>,
+      %bu: memref<?x?x?xbf16>, %ad: memref<?x?x?xbf16>,
+      %bd: memref<?x?x?xbf16>, %sg: memref<?x?x?xbf16>,
+      %su: memref<?x?x?xbf16>, %sd: memref<?x?x?xbf16>,
+      %sw: memref<?x?xbf16>, %k: index, %score: i32, %sel: i32, %flags: i32,
+      %scale: f32, %param: f32, %g: index, %topkg: index, %gscore: i32,
+      %s: f32, %cap: index, %off: memref<?xi32>, %dropped: memref<?xi32>,
+      %y: memref<?x?xf32>, %stream: !gpu.async.token) -> !gpu.async.token
+      attributes {llvm.emit_c_interface} {
+    %r = call @moe_lora_layer_async(%x, %wr, %rb, %sb, %pg, %pu, %pd, %ag,
+        %bg, %au, %bu, %ad, %bd, %sg, %su, %sd, %sw, %k, %score, %sel,
+        %flags, %scale, %param, %g, %topkg, %gscore, %s, %cap, %off,
+        %dropped, %y, %stream)
+        : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+           memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+           memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+           memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+           memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+           memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index,
+           i32, f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
+           !gpu.async.token) -> !gpu.async.token
     return %r : !gpu.async.token
   }
 

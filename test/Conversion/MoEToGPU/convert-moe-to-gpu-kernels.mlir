@@ -377,9 +377,9 @@ func.func @fused_gate_up(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 
 // CHECK-LABEL: func.func @switch_mlp(
 // CHECK-SAME:      %{{[^:]*}}: tensor<?x64xbf16>, %{{[^:]*}}: tensor<8x64xbf16>, %[[W1:[^:]*]]: tensor<8x128x64xbf16>, %[[W2:[^:]*]]: tensor<8x64x128xbf16>)
+// CHECK:       %[[C0:.*]] = arith.constant 0 : index
 // CHECK:       %[[W1B:.*]] = bufferization.to_buffer %[[W1]] read_only
 // CHECK:       %[[W1M:.*]] = memref.cast %[[W1B]] : memref<8x128x64xbf16> to memref<?x?x?xbf16>
-// CHECK:       %[[C0:.*]] = arith.constant 0 : index
 // CHECK:       %[[UP:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
 // CHECK:       %[[W2B:.*]] = bufferization.to_buffer %[[W2]] read_only
 // CHECK:       %[[W2M:.*]] = memref.cast %[[W2B]] : memref<8x64x128xbf16> to memref<?x?x?xbf16>
@@ -391,5 +391,75 @@ func.func @switch_mlp(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
       {routing = #moe.routing<score = softmax, selection = top_k, k = 1>,
        capacity = #moe.capacity<factor = 1.25>,
        experts = #moe.experts<kind = mlp, act = relu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// LoRA experts (kind = lora): @moe_lora_layer with the base [40, 64] as one
+// expert [1, 40, 64], empty up and down projections, the pair (A, B) as
+// the gate's and the other pairs empty, and alpha / r = 16 / 8 = 2 after
+// the routing; the output has d_out = 40 columns.
+
+// CHECK-LABEL: func.func @lora(
+// CHECK-SAME:      %{{[^:]*}}: tensor<?x64xbf16>, %{{[^:]*}}: tensor<8x64xbf16>, %[[BASE:[^:]*]]: tensor<40x64xbf16>, %[[A:[^:]*]]: tensor<8x8x64xbf16>, %[[B:[^:]*]]: tensor<8x40x8xbf16>)
+// CHECK:       %[[C0:.*]] = arith.constant 0 : index
+// CHECK:       %[[BB:.*]] = bufferization.to_buffer %[[BASE]] read_only : tensor<40x64xbf16> to memref<40x64xbf16>
+// CHECK:       %[[BE:.*]] = memref.expand_shape %[[BB]] {{\[\[}}0, 1], [2]] output_shape [1, 40, 64] : memref<40x64xbf16> into memref<1x40x64xbf16>
+// CHECK:       %[[P:.*]] = memref.cast %[[BE]] : memref<1x40x64xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[PU:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
+// CHECK:       %[[PD:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
+// CHECK:       %[[AB:.*]] = bufferization.to_buffer %[[A]] read_only
+// CHECK:       %[[AM:.*]] = memref.cast %[[AB]] : memref<8x8x64xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[BBB:.*]] = bufferization.to_buffer %[[B]] read_only
+// CHECK:       %[[BM:.*]] = memref.cast %[[BBB]] : memref<8x40x8xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[NONE:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
+// CHECK:       %[[Y:.*]] = memref.alloc(%{{.*}}, %c40{{[_0-9]*}}) : memref<?x?xf32>
+// CHECK:       %[[S:.*]] = arith.constant 2.000000e+00 : f32
+// CHECK:       call @moe_lora_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[P]], %[[PU]], %[[PD]], %[[AM]], %[[BM]], %[[NONE]], %[[NONE]], %[[NONE]], %[[NONE]], {{(%[^,]*, )+}}%[[S]], %[[C0]], %{{[^,]*}}, %{{[^,]*}}, %[[Y]])
+// CHECK-NOT:   moe.layer
+func.func @lora(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %base: tensor<40x64xbf16>, %a: tensor<8x8x64xbf16>,
+    %b: tensor<8x40x8xbf16>) -> tensor<?x40xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%base, %a, %b : tensor<40x64xbf16>, tensor<8x8x64xbf16>,
+                              tensor<8x40x8xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = lora, alpha = 16.0>} : tensor<?x64xbf16>
+  return %y : tensor<?x40xbf16>
+}
+
+// -----
+
+// MixLoRA (kind = lora_gated): the frozen gate, up and down as experts
+// [1, f, d], [1, f, d], [1, d, f], then the six LoRA operands in order, and
+// alpha / r = 8 / 16.
+
+// CHECK-LABEL: func.func @lora_gated(
+// CHECK-SAME:      %[[G:[^:]*]]: tensor<32x64xbf16>, %[[U:[^:]*]]: tensor<32x64xbf16>, %[[D:[^:]*]]: tensor<64x32xbf16>, %[[AG:[^:]*]]: tensor<8x16x64xbf16>, %[[BG:[^:]*]]: tensor<8x32x16xbf16>, %[[AU:[^:]*]]: tensor<8x16x64xbf16>, %[[BU:[^:]*]]: tensor<8x32x16xbf16>, %[[AD:[^:]*]]: tensor<8x16x32xbf16>, %[[BD:[^:]*]]: tensor<8x64x16xbf16>)
+// CHECK:       memref.expand_shape {{.*}} output_shape [1, 32, 64]
+// CHECK:       memref.expand_shape {{.*}} output_shape [1, 32, 64]
+// CHECK:       memref.expand_shape {{.*}} output_shape [1, 64, 32]
+// CHECK:       bufferization.to_buffer %[[AG]]
+// CHECK:       bufferization.to_buffer %[[BG]]
+// CHECK:       bufferization.to_buffer %[[AU]]
+// CHECK:       bufferization.to_buffer %[[BU]]
+// CHECK:       bufferization.to_buffer %[[AD]]
+// CHECK:       bufferization.to_buffer %[[BD]]
+// CHECK:       %[[S:.*]] = arith.constant 5.000000e-01 : f32
+// CHECK:       call @moe_lora_layer({{(%[^,]*, )+}}%[[S]], %c0{{[_0-9]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
+func.func @lora_gated(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<32x64xbf16>, %u: tensor<32x64xbf16>, %d: tensor<64x32xbf16>,
+    %ag: tensor<8x16x64xbf16>, %bg: tensor<8x32x16xbf16>,
+    %au: tensor<8x16x64xbf16>, %bu: tensor<8x32x16xbf16>,
+    %ad: tensor<8x16x32xbf16>, %bd: tensor<8x64x16xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d, %ag, %bg, %au, %bu, %ad, %bd
+              : tensor<32x64xbf16>, tensor<32x64xbf16>, tensor<64x32xbf16>,
+                tensor<8x16x64xbf16>, tensor<8x32x16xbf16>,
+                tensor<8x16x64xbf16>, tensor<8x32x16xbf16>,
+                tensor<8x16x32xbf16>, tensor<8x64x16xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true>,
+       experts = #moe.experts<kind = lora_gated, alpha = 8.0>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }

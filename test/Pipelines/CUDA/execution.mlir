@@ -40,7 +40,11 @@
 // RUN:     "apply=input renormalize=1 E=16 k=4" \
 // RUN:     "experts=gated_fused score=logits weights=softmax_selected" \
 // RUN:     "experts=mlp act=relu k=1 capacity=factor:1.25 drop_order=token_major" \
-// RUN:     "experts=mlp act=gelu_tanh E=16 k=4 shared=gated"; do \
+// RUN:     "experts=mlp act=gelu_tanh E=16 k=4 shared=gated" \
+// RUN:     "experts=lora r=8 alpha=16 renormalize=1" \
+// RUN:     "experts=lora r=16 d_out=40 E=16 k=4 apply=input capacity=factor:1.0" \
+// RUN:     "experts=lora_gated r=8 renormalize=1" \
+// RUN:     "experts=lora_gated r=8 act=gelu_tanh E=16 k=4 shared=gated"; do \
 // RUN:   rm -rf %t/v && \
 // RUN:   moe-reference emit --case "op=layer dtype=bf16 $spec" --seed 3 --tokens 1,17,64 --dir %t/v && \
 // RUN:   moe-run %t/v/case.mlir --entry case --pipeline cuda --quiet $(cat %t/v/moe-run.args) && \
@@ -48,4 +52,4 @@
 // RUN: done | FileCheck %s --check-prefix=VARIANTS
 
 // CHECK: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
-// VARIANTS-COUNT-22: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
+// VARIANTS-COUNT-26: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok

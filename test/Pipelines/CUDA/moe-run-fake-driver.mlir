@@ -49,6 +49,22 @@
 // SHARED-NOT:  cuStreamSynchronize
 // SHARED:      cuda: cuMemcpyAsync(896)
 // SHARED:      cuda: cuStreamSynchronize()
+// MixLoRA (lora_gated, r = 8): the library's LoRA layer, weights as
+// arguments copied for the call.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 experts=lora_gated r=8 renormalize=1" \
+// RUN:   --seed 1 --tokens 7 --dir %t/mixlora
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/mixlora/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/mixlora/moe-run.args) | FileCheck %s --check-prefix=MIXLORA
+// MIXLORA-COUNT-9: cuda: cuMemcpyAsync(
+// MIXLORA:         cuda: cuLaunchKernel(gather_rows, grid 14x1x1, block 128x1x1, smem 0, a stream)
+// MIXLORA:         cuda: cuLaunchKernel(kept_as_one_group, grid 1x1x1, block 1x1x1, smem 0, a stream)
+// MIXLORA:         cuda: cuLaunchKernel(lora_gated, grid 3x1x1, block 256x1x1, smem 0, a stream)
+// MIXLORA:         cuda: cuLaunchKernel(lora_sum, grid 2x1x1, block 256x1x1, smem 0, a stream)
+// MIXLORA-NEXT:    cuda: cuModuleGetFunction(combine)
+// MIXLORA-NEXT:    cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
+// MIXLORA-NOT:     cuLaunchKernel
+// MIXLORA:         cuda: cuMemcpyAsync(896)
+// MIXLORA:         cuda: cuStreamSynchronize()
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --reference \
 // RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=REFERENCE
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --stats-coactivation \
@@ -59,10 +75,14 @@
 // The weights are arguments of the case: they go to the device for the
 // call (router [8, 32], gate, up, down [8, 48, 32] bf16), synchronized.
 // CHECK:         cuda: cuStreamCreate(flags 1)
+// CHECK-NEXT:    cuda: cuMemAllocAsync(24576)
+// CHECK-NEXT:    cuda: cuMemcpyAsync(24576)
+// CHECK-NEXT:    cuda: cuMemAllocAsync(24576)
+// CHECK-NEXT:    cuda: cuMemcpyAsync(24576)
+// CHECK-NEXT:    cuda: cuMemAllocAsync(24576)
+// CHECK-NEXT:    cuda: cuMemcpyAsync(24576)
 // CHECK-NEXT:    cuda: cuMemAllocAsync(512)
-// CHECK-COUNT-3: cuda: cuMemAllocAsync(24576)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(512)
-// CHECK-COUNT-3: cuda: cuMemcpyAsync(24576)
 // CHECK-NEXT:    cuda: cuStreamSynchronize()
 // CHECK-NEXT:    cuda: cuStreamDestroy_v2()
 // Then one stream for the whole layer (@moe_layer_resident around
@@ -80,6 +100,9 @@
 // CHECK:         cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(gather_rows, grid 14x1x1, block 128x1x1, smem 0, a stream)
+// The router's and the dispatch's other temporaries freed in stream order
+// (the capacity's scratch is empty).
+// CHECK-COUNT-5: cuda: cuMemFreeAsync()
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuStream
 // The expert GEMMs on ceil(14 / 64) + 8 = 9 tiles, the bound of the tile
@@ -92,15 +115,15 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
-// No shared expert: nothing launched for it.
+// No shared expert: nothing allocated or launched for it.
 // CHECK-NOT:     cuLaunchKernel
+// CHECK-NOT:     cuMemAllocAsync
 // CHECK:         cuda: cuModuleGetFunction(add_shared)
-// The layer's nine temporaries freed in stream order (the capacity's
-// scratch is empty), y (7 x 32 f32), the offsets (9 i32) and the dropped
-// counts (8 i32) copied back, the operands freed, then the layer's only
-// synchronization.
+// The rows, slots, weights and expert rows freed in stream order, y (7 x
+// 32 f32), the offsets (9 i32) and the dropped counts (8 i32) copied back,
+// the operands freed, then the layer's only synchronization.
 // CHECK-NEXT:    cuda: cuMemFreeAsync()
-// CHECK-COUNT-8: cuda: cuMemFreeAsync()
+// CHECK-COUNT-3: cuda: cuMemFreeAsync()
 // CHECK-NEXT:    cuda: cuMemcpyAsync(896)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(36)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(32)

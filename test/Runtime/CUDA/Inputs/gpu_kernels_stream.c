@@ -120,6 +120,30 @@ int main(void) {
          moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, gate_up, gate_up, wd,
                                (void *)0, off, (int32_t *)0, y, (void *)0));
 
+  printf("== LoRA experts on the null stream\n");
+  fflush(stdout);
+  /* lora: base [40, 32] (d_out = ffn = 40), A [8, 8, 32], B [8, 40, 8]. */
+  moe_gpu_layer_dims loraDims = {7, 32, 40, 8, 2, MOE_GPU_ACT_SILU};
+  moe_gpu_lora_experts lora = {0, 8, 16.0f, device(40 * 32 * 2), (void *)0,
+                               (void *)0, device(8 * 8 * 32 * 2),
+                               device(8 * 40 * 8 * 2), (void *)0, (void *)0,
+                               (void *)0, (void *)0};
+  float *ly = device(7 * 40 * 4);
+  report("lora", moe_gpu_lora_layer_enqueue(&loraDims, (void *)0, x, wr, &lora,
+                                            (void *)0, off, (int32_t *)0, ly,
+                                            (void *)0));
+  printf("== LoRA-gated experts on the null stream\n");
+  fflush(stdout);
+  /* lora_gated (MixLoRA): f = 48, r = 8. */
+  moe_gpu_lora_experts mix = {
+      1, 8, 16.0f, device(48 * 32 * 2), device(48 * 32 * 2),
+      device(32 * 48 * 2), device(8 * 8 * 32 * 2), device(8 * 48 * 8 * 2),
+      device(8 * 8 * 32 * 2), device(8 * 48 * 8 * 2), device(8 * 8 * 48 * 2),
+      device(8 * 32 * 8 * 2)};
+  report("lora_gated",
+         moe_gpu_lora_layer_enqueue(&dims, (void *)0, x, wr, &mix, &shared,
+                                    off, (int32_t *)0, y, (void *)0));
+
   printf("== layer on the null stream\n");
   fflush(stdout);
   report("null stream",
@@ -165,6 +189,18 @@ int main(void) {
   report("null dims",
          moe_gpu_layer_enqueue((void *)0, (void *)0, x, wr, wg, wu, wd,
                                (void *)0, off, (int32_t *)0, y, 0));
+  lora.rank = 4;
+  report("lora rank",
+         moe_gpu_lora_layer_enqueue(&loraDims, (void *)0, x, wr, &lora,
+                                    (void *)0, off, (int32_t *)0, ly, 0));
+  lora.rank = 8;
+  report("lora shared",
+         moe_gpu_lora_layer_enqueue(&loraDims, (void *)0, x, wr, &lora,
+                                    &shared, off, (int32_t *)0, ly, 0));
+  mix.down_b = (void *)0;
+  report("lora_gated down_b",
+         moe_gpu_lora_layer_enqueue(&dims, (void *)0, x, wr, &mix, (void *)0,
+                                    off, (int32_t *)0, y, 0));
   bad = grouped;
   bad.ffn = 0;
   report("experts ffn",
