@@ -11,9 +11,10 @@
 // softmax scores, top-k with ties to the lower expert, weights renormalized
 // over the k, every other routing of the library, capacities in each drop
 // order, weights applied to the output or the input, gated experts of each
-// activation, shared experts). The kernels round the activation between
-// the two expert GEMMs to bf16, and so does the reference; everything else
-// is f64 there and f32 on the GPU.
+// activation, shared experts, LoRA experts of both kinds). The kernels
+// round the activation between the two expert GEMMs to bf16, and so does
+// the reference (and, for LoRA experts, the rank-r rows and each expert's
+// output); everything else is f64 there and f32 on the GPU.
 //
 // Also checked: the expert counts of the layer (the group offsets) and the
 // dropped counts, that two runs give bitwise the same output, and that a
@@ -40,7 +41,15 @@ struct Dims {
   int act = MOE_GPU_ACT_SILU; // of the experts
   bool mlp = false;           // plain MLP experts: no up projection
   bool fused = false;         // gate and up as one gate_up [E, 2f, d]
+  int lora = 0;               // LoRA experts: 1 lora (d_out = f), 2 lora_gated
+  int64_t rank = 8;           // of the LoRA pairs
 };
+
+/// The LoRA scale numerator of every LoRA case: deltas scaled by alpha / r.
+constexpr double loraAlpha = 16.0;
+
+/// The width of a layer's output: d, or d_out = f for kind lora.
+int64_t outDim(const Dims &s) { return s.lora == 1 ? s.f : s.d; }
 
 /// The fused gate_up [E, 2f, d] of gate and up [E, f, d]: each expert's
 /// gate rows, then its up rows (GraniteMoE's layout).
@@ -71,21 +80,109 @@ double activation(int act, double a) {
   }
 }
 
+/// The experts' weights. LoRA experts: wg, wu, wd are the frozen
+/// projections [f, d], [f, d], [d, f] (kind lora: wg is the base [d_out, d])
+/// and the pairs A [E, r, in], B [E, out, r] of gate, up and down.
 struct Weights {
   std::vector<uint16_t> wr, wg, wu, wd;
+  std::vector<uint16_t> ga, gb, ua, ub, da, db;
 };
 
 Weights makeWeights(const Dims &s, uint64_t seed) {
   Random r(seed);
   double sw = 1.0 / std::sqrt(static_cast<double>(s.d));
   double sf = 1.0 / std::sqrt(static_cast<double>(s.f));
+  double sr = 1.0 / std::sqrt(static_cast<double>(s.rank));
   Weights w;
   w.wr = randomBF16(r, s.E * s.d, 2.0 * sw);
-  w.wg = randomBF16(r, s.E * s.f * s.d, sw);
-  if (!s.mlp)
-    w.wu = randomBF16(r, s.E * s.f * s.d, sw);
-  w.wd = randomBF16(r, s.E * s.d * s.f, sf);
+  int64_t experts = s.lora ? 1 : s.E;
+  w.wg = randomBF16(r, experts * s.f * s.d, sw);
+  if (!s.mlp && s.lora != 1)
+    w.wu = randomBF16(r, experts * s.f * s.d, sw);
+  if (s.lora != 1)
+    w.wd = randomBF16(r, experts * s.d * s.f, sf);
+  if (s.lora) {
+    w.ga = randomBF16(r, s.E * s.rank * s.d, sw);
+    w.gb = randomBF16(r, s.E * s.f * s.rank, sr);
+  }
+  if (s.lora == 2) {
+    w.ua = randomBF16(r, s.E * s.rank * s.d, sw);
+    w.ub = randomBF16(r, s.E * s.f * s.rank, sr);
+    w.da = randomBF16(r, s.E * s.rank * s.f, sf);
+    w.db = randomBF16(r, s.E * s.d * s.rank, sr);
+  }
   return w;
+}
+
+/// v [n] times m^T for m [rows, n] (bf16), in f64; `mag` gets the sums of
+/// the products' magnitudes.
+std::vector<double> product(const double *v, int64_t n, const uint16_t *m,
+                            int64_t rows, std::vector<double> *mag = nullptr) {
+  std::vector<double> out(rows, 0.0);
+  if (mag)
+    mag->assign(rows, 0.0);
+  for (int64_t j = 0; j < rows; ++j)
+    for (int64_t i = 0; i < n; ++i) {
+      double t = v[i] * fromBF16(m[j * n + i]);
+      out[j] += t;
+      if (mag)
+        (*mag)[j] += std::fabs(t);
+    }
+  return out;
+}
+
+double roundBF16(double v) { return fromBF16(toBF16(static_cast<float>(v))); }
+
+/// The LoRA delta B_e bf16(A_e v) of expert e (A [E, r, n], B [E, out, r]),
+/// the rank-r rows rounded to bf16 as the kernels round them.
+std::vector<double> loraDelta(const Dims &s, const std::vector<uint16_t> &a,
+                              const std::vector<uint16_t> &b, int64_t e,
+                              const double *v, int64_t n, int64_t out,
+                              std::vector<double> &mag) {
+  std::vector<double> t =
+      product(v, n, &a[e * s.rank * n], s.rank);
+  for (double &q : t)
+    q = roundBF16(q);
+  return product(t.data(), s.rank, &b[e * out * s.rank], out, &mag);
+}
+
+/// One LoRA expert on one row (spec section 5), rounded as the kernels
+/// round it: kind lora bf16(s B_e bf16(A_e x)), kind lora_gated (MixLoRA)
+/// h = bf16(act(x G^T + s Dg) * (x U^T + s Du)), bf16(h D^T + s Dd).
+/// Adds w * out into y and |w| * (|terms| + 2 |out|) into mag: the last
+/// rounding may flip by one bf16 step.
+void loraRow(const Dims &s, const Weights &w, int64_t e, const uint16_t *xb,
+             double weight, double scale, double *y, double *mag) {
+  std::vector<double> x(s.d), m1, m2, m3;
+  for (int64_t i = 0; i < s.d; ++i)
+    x[i] = fromBF16(xb[i]);
+  std::vector<double> out, terms;
+  if (s.lora == 1) {
+    out = loraDelta(s, w.ga, w.gb, e, x.data(), s.d, s.f, terms);
+    for (int64_t c = 0; c < s.f; ++c) {
+      out[c] = roundBF16(scale * out[c]);
+      terms[c] *= std::fabs(scale);
+    }
+  } else {
+    std::vector<double> g = product(x.data(), s.d, w.wg.data(), s.f, &m1);
+    std::vector<double> u = product(x.data(), s.d, w.wu.data(), s.f, &m2);
+    std::vector<double> dg = loraDelta(s, w.ga, w.gb, e, x.data(), s.d, s.f, m1);
+    std::vector<double> du = loraDelta(s, w.ua, w.ub, e, x.data(), s.d, s.f, m2);
+    std::vector<double> h(s.f);
+    for (int64_t j = 0; j < s.f; ++j)
+      h[j] = roundBF16(activation(s.act, g[j] + scale * dg[j]) *
+                       (u[j] + scale * du[j]));
+    out = product(h.data(), s.f, w.wd.data(), s.d, &terms);
+    std::vector<double> dd = loraDelta(s, w.da, w.db, e, h.data(), s.f, s.d, m3);
+    for (int64_t c = 0; c < s.d; ++c) {
+      out[c] = roundBF16(out[c] + scale * dd[c]);
+      terms[c] += std::fabs(scale) * m3[c];
+    }
+  }
+  for (size_t c = 0; c < out.size(); ++c) {
+    y[c] += weight * out[c];
+    mag[c] += std::fabs(weight) * (terms[c] + 2.0 * std::fabs(out[c]));
+  }
 }
 
 /// One expert on one row, f64, the activation rounded to bf16 as the
@@ -93,6 +190,8 @@ Weights makeWeights(const Dims &s, uint64_t seed) {
 /// Adds w * out into y and w * |terms| into mag.
 void expertRow(const Dims &s, const Weights &w, int64_t e, const uint16_t *x,
                double weight, double *y, double *mag) {
+  if (s.lora)
+    return loraRow(s, w, e, x, weight, loraAlpha / s.rank, y, mag);
   std::vector<double> h(s.f);
   const uint16_t *g = &w.wg[e * s.f * s.d];
   const uint16_t *u = w.wu.empty() ? nullptr : &w.wu[e * s.f * s.d];
@@ -139,7 +238,10 @@ std::string name(const char *what, const Dims &s) {
   static const char *const acts[] = {"", " act=gelu_tanh", " act=gelu_erf",
                                      " act=relu"};
   std::string act = std::string(acts[s.act & 3]) + (s.mlp ? " mlp" : "") +
-                    (s.fused ? " fused" : "");
+                    (s.fused ? " fused" : "") +
+                    (s.lora == 1   ? " lora r=" + std::to_string(s.rank)
+                     : s.lora == 2 ? " lora_gated r=" + std::to_string(s.rank)
+                                   : "");
   char buf[200];
   std::snprintf(buf, sizeof(buf), "%s T=%lld d=%lld f=%lld E=%lld k=%lld%s",
                 what, (long long)s.T, (long long)s.d, (long long)s.f,
@@ -194,7 +296,7 @@ Routing makeRouting(const char *name, moe_gpu_routing r, int64_t E,
 
 /// The device copies of a layer's operands.
 struct DeviceLayer {
-  DeviceArray<uint16_t> x, wr, wg, wu, wd;
+  DeviceArray<uint16_t> x, wr, wg, wu, wd, ga, gb, ua, ub, da, db;
   DeviceArray<float> rb, sb;
   DeviceArray<int32_t> off, dropped;
   DeviceArray<float> y;
@@ -207,8 +309,10 @@ struct DeviceLayer {
       // With a fused gate_up, wg holds gate and up.
       : x(hx.size()), wr(w.wr.size()),
         wg(w.wg.size() + (s.fused ? w.wu.size() : 0)),
-        wu(s.fused ? 0 : w.wu.size()), wd(w.wd.size()), rb(r.routerBias.size()),
-        sb(r.selectionBias.size()), off(s.E + 1), dropped(s.E), y(s.T * s.d),
+        wu(s.fused ? 0 : w.wu.size()), wd(w.wd.size()), ga(w.ga.size()),
+        gb(w.gb.size()), ua(w.ua.size()), ub(w.ub.size()), da(w.da.size()),
+        db(w.db.size()), rb(r.routerBias.size()), sb(r.selectionBias.size()),
+        off(s.E + 1), dropped(s.E), y(s.T * outDim(s)),
         sg(sh.w.wg.size()), su(sh.w.wu.size()), sd(sh.w.wd.size()),
         sgate(sh.gate.size()), routing(r.r), hasShared(r.sharedFfn > 0) {
     if (hasShared) {
@@ -230,6 +334,12 @@ struct DeviceLayer {
       wu.upload(w.wu);
     }
     wd.upload(w.wd);
+    ga.upload(w.ga);
+    gb.upload(w.gb);
+    ua.upload(w.ua);
+    ub.upload(w.ub);
+    da.upload(w.da);
+    db.upload(w.db);
     routing.router_bias = nullptr;
     routing.selection_bias = nullptr;
     if (!r.routerBias.empty()) {
@@ -244,9 +354,22 @@ struct DeviceLayer {
   void enqueue(const Dims &s, CUstream stream) {
     moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, s.k, s.act};
     const void *up = s.mlp ? nullptr : s.fused ? wg.get() : wu.get();
-    if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(), wg.get(), up,
-                              wd.get(), hasShared ? &shared : nullptr,
-                              off.get(), dropped.get(), y.get(), stream)) {
+    moe_gpu_lora_experts lora = {s.lora == 2, s.rank,
+                                 static_cast<float>(loraAlpha),
+                                 wg.get(),    wu.get(), wd.get(),
+                                 ga.get(),    gb.get(), ua.get(),
+                                 ub.get(),    da.get(), db.get()};
+    int status =
+        s.lora ? moe_gpu_lora_layer_enqueue(
+                     &dims, &routing, x.get(), wr.get(), &lora,
+                     hasShared ? &shared : nullptr, off.get(), dropped.get(),
+                     y.get(), stream)
+               : moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(),
+                                       wg.get(), up, wd.get(),
+                                       hasShared ? &shared : nullptr,
+                                       off.get(), dropped.get(), y.get(),
+                                       stream);
+    if (status) {
       std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
       std::exit(1);
     }
@@ -518,7 +641,8 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
   for (int64_t t = 0; t < s.T; ++t) {
     const uint16_t *xt = &x[t * s.d];
     nearTies += fragile[t];
-    std::vector<double> ref(s.d, 0.0), mag(s.d, 0.0);
+    int64_t out = outDim(s);
+    std::vector<double> ref(out, 0.0), mag(out, 0.0);
     for (int64_t j = 0; j < slots; ++j) {
       if (ids[t][j] < 0)
         continue;
@@ -534,6 +658,18 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
         scaled[i] = toBF16(static_cast<float>(fromBF16(xt[i]) * wts[t][j]));
       expertRow(s, w, ids[t][j], scaled.data(), 1.0, ref.data(), mag.data());
     }
+    if (s.lora == 1) {
+      // The frozen base on the token, rounded to bf16 (moe.linear).
+      std::vector<double> xd(s.d), terms;
+      for (int64_t i = 0; i < s.d; ++i)
+        xd[i] = fromBF16(xt[i]);
+      std::vector<double> base = product(xd.data(), s.d, w.wg.data(), out, &terms);
+      for (int64_t c = 0; c < out; ++c) {
+        double b = roundBF16(base[c]);
+        ref[c] += b;
+        mag[c] += terms[c] + 2.0 * std::fabs(b);
+      }
+    }
     if (rt.sharedFfn) {
       double g = 1.0;
       if (rt.sharedGate) {
@@ -546,8 +682,8 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
     }
     if (fragile[t])
       continue;
-    for (int64_t c = 0; c < s.d; ++c) {
-      double got = y[t * s.d + c];
+    for (int64_t c = 0; c < out; ++c) {
+      double got = y[t * out + c];
       if (!close(got, ref[c], mag[c]))
         ++bad;
       worst = std::max(worst, std::fabs(got - ref[c]) / (mag[c] + 1e-30));
@@ -834,6 +970,30 @@ int main(int argc, char **argv) {
   checkLayer(fusedDims,
              makeRouting("layer fused gate_up", granite, 8, false, false, 0),
              71, stream, false);
+  // LoRA experts: kind lora with d_out = 96 != d and its base on every
+  // token; the same with the weights applied to the input and a capacity;
+  // MixLoRA (lora_gated, GELU) with a gated shared expert.
+  Dims loraDims{50, 128, 96, 8, 2};
+  loraDims.lora = 1;
+  loraDims.rank = 16;
+  checkLayer(loraDims,
+             makeRouting("layer lora experts", def, 8, false, false, 0), 73,
+             stream, true);
+  moe_gpu_routing loraInput = def;
+  loraInput.apply_to_input = 1;
+  loraInput.capacity = 14;
+  loraInput.drop_order = MOE_GPU_DROP_SCORE;
+  checkLayer(loraDims,
+             makeRouting("layer lora experts on the input capacity", loraInput,
+                         8, false, false, 0),
+             75, stream, false);
+  Dims mixDims{45, 128, 64, 16, 4, MOE_GPU_ACT_GELU_TANH};
+  mixDims.lora = 2;
+  Routing mixShared = makeRouting("layer lora_gated experts gated shared",
+                                  def, 16, false, false, 0);
+  mixShared.sharedFfn = 64;
+  mixShared.sharedGate = true;
+  checkLayer(mixDims, mixShared, 77, stream, true);
   moe_gpu_routing olmoe = def;
   olmoe.renormalize = 0;
   checkLayer(

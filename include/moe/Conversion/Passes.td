@@ -238,11 +238,14 @@ def ConvertMoEToGPUKernels
     to the expert output or input; gated experts of any `act` as separate
     `gate`, `up`, `down` operands or a fused `gate_up` and `down` (passed
     as both the gate and the up operand), or plain MLP experts (`w1`,
-    `w2`; an empty up operand); any capacity (count or factor, an
-    attribute or an operand, any drop order); shared experts, gated or
-    not (passed as one expert `[1, fs, d]`, empty buffers without one);
-    bf16 input and weights; static `d`, `f` and shared `fs` that are
-    multiples of 8.
+    `w2`; an empty up operand), or LoRA experts (`kind = lora` or
+    `lora_gated`: `@moe_lora_layer` and `@moe_lora_layer_resident`, the
+    frozen projections as one expert `[1, n, m]`, the unused operands of
+    `kind = lora` empty, and `alpha / r` as an f32 argument); any capacity
+    (count or factor, an attribute or an operand, any drop order); shared
+    experts, gated or not (passed as one expert `[1, fs, d]`, empty buffers
+    without one); bf16 input and weights; static expert and shared expert
+    sizes (`d`, `f`, `d_out`, `r`, `fs`) that are multiples of 8.
 
     ```mlir
     %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)

@@ -6,9 +6,9 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The supported layer (any routing of router.mlir, any capacity, gated
-// experts of any activation, an optional shared expert, bf16) as one chain of asynchronous
-// GPU operations on one stream:
+// The supported layer (any routing of router.mlir, any capacity, gated,
+// MLP or LoRA experts of any activation, an optional shared expert, bf16)
+// as one chain of asynchronous GPU operations on one stream:
 //
 //   router_topk (-> expert_choice) -> memset of the counts -> count_experts ->
 //   build_permutation (-> capacity_drop (-> renormalize_kept) ->
@@ -82,6 +82,16 @@
 //               routing..., cap, offsets, dropped, y)
 //     Host buffers: copies the weights to the device for the call, then
 //     @moe_layer_resident.
+//
+//   @moe_lora_layer_async (x, Wr, rbias, sbias, Pg, Pu, Pd, Ag, Bg, Au, Bu,
+//                          Ad, Bd, Sg, Su, Sd, Sw, k, routing..., s, cap,
+//                          offsets, dropped, y, stream) -> stream
+//   @moe_lora_layer_resident, @moe_lora_layer (same arguments)
+//     The same for LoRA experts (spec section 5): kind lora (Pg the frozen
+//     base [1, d_out, d], Ag [E, r, d] and Bg [E, d_out, r] its pair; Pu,
+//     Pd, Au, Bu, Ad, Bd empty; y [T, d_out]) or lora_gated (MixLoRA: the
+//     frozen FFN Pg, Pu [1, f, d], Pd [1, d, f], and the pairs of gate, up
+//     and down). s = alpha / r scales the deltas.
 //
 // A function that takes a stream is compiled without gpu-async-region
 // (moe-gpu-async-region skips it); callers are inlined first, so that the
