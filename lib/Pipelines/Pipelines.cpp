@@ -89,8 +89,11 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
                                      const CUDAPipelineOptions &options) {
   // Layers to calls of the kernel library's host functions, on buffers; the
   // assignments come from the dispatch offsets. Checkpoint weights become
-  // runtime buffers (unpacked) and statistics runtime calls, as on the CPU.
-  // The supported layers have no knobs.
+  // runtime buffers (unpacked), statistics and knobs runtime calls, as on
+  // the CPU: the library takes tau and the capacity factor as host scalars
+  // on every call.
+  if (options.knobs)
+    pm.addPass(createMoEExposeKnobs());
   if (options.stats)
     pm.addPass(createMoEInsertStats());
   pm.addPass(createConvertMoEToGPUKernels());

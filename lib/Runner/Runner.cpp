@@ -139,6 +139,7 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
     pipelineOptions.chip = "sm_80";
     pipelineOptions.format = CUDAPipelineOptions::Format::Isa;
     pipelineOptions.stats = options.stats;
+    pipelineOptions.knobs = options.knobs;
     buildMoECUDAPipeline(pm, pipelineOptions);
   } else {
     CPUPipelineOptions pipelineOptions;

@@ -378,11 +378,11 @@ int main(int argc, char **argv) {
 
   PassManager pm(&context, ModuleOp::getOperationName());
   if (cuda) {
-    // The layers the kernel library supports have no knobs.
     CUDAPipelineOptions options;
     options.chip = cudaChip;
     options.format = cudaFormat;
     options.stats = !noStats;
+    options.knobs = !noKnobs;
     buildMoECUDAPipeline(pm, options);
   } else {
     CPUPipelineOptions options;

@@ -84,8 +84,7 @@ static cl::opt<unsigned>
            cl::init(0), cl::cat(category));
 static cl::opt<std::string>
     pipeline("pipeline",
-             cl::desc("Target: cpu (default) or cuda (moe-cuda-pipeline, "
-                      "without knobs)"),
+             cl::desc("Target: cpu (default) or cuda (moe-cuda-pipeline)"),
              cl::init("cpu"), cl::cat(category));
 static cl::opt<bool> reference(
     "reference",
@@ -572,7 +571,6 @@ int main(int argc, char **argv) {
   options.coactivation = statsCoactivation;
   options.knobs = !noKnobs;
   if (pipeline == "cuda") {
-    options.knobs = false;
     options.cudaRuntime = cudaRuntimePath(argv[0]);
   }
   if (noStats && (printStats || !statsJSON.empty() || !statsHistory.empty() ||

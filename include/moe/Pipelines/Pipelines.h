@@ -73,6 +73,11 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::desc("Record each layer's expert statistics in the runtime "
                      "(moe-insert-stats)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> knobs{
+      *this, "knobs",
+      llvm::cl::desc("Read threshold routing's tau and capacity factors from "
+                     "run-time knobs (moe-expose-knobs)"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> check{
       *this, "check",
       llvm::cl::desc("End with moe-check-lowered (only llvm, builtin and "
@@ -86,9 +91,10 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
 /// (convert-moe-to-gpu-kernels), then bufferization and buffer
 /// deallocation, then the library is linked in (moe-link-gpu-kernels) and
 /// the GPU code is lowered as in lib/GPU/Kernels/README.md. Checkpoint
-/// weights (moe.weight) become runtime weight buffers and statistics (with
-/// `stats`) runtime calls, as on the CPU; layers are not decomposed and have
-/// no run-time knobs.
+/// weights (moe.weight) become runtime weight buffers, statistics (with
+/// `stats`) and knobs (with `knobs`: tau and capacity factors, host scalars
+/// of the library's calls) runtime calls, as on the CPU; layers are not
+/// decomposed.
 void buildMoECUDAPipeline(OpPassManager &pm,
                           const CUDAPipelineOptions &options);
 

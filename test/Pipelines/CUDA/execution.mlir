@@ -51,5 +51,17 @@
 // RUN:   moe-reference compare --dir %t/v || exit 1; \
 // RUN: done | FileCheck %s --check-prefix=VARIANTS
 
+// Run-time knobs (test/Integration/knobs.mlir on the GPU): the reference
+// is made for tau = 0.3 and a capacity factor of 0.75, the module defaults
+// to other values, and the knobs set the reference's.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 select=threshold tau=0.3 k=3 renormalize=1 capacity=factor:0.75 drop_order=token_major" \
+// RUN:   --seed 31 --tokens 1,7,33 --dir %t/knobs
+// RUN: sed -i -E 's/tau = 0.3([,>])/tau = 0.05\1/; s/factor = 0.75([,>])/factor = 4.0\1/' %t/knobs/case.mlir
+// RUN: moe-run %t/knobs/case.mlir --entry case --pipeline cuda --quiet --knob case:tau=0.3 \
+// RUN:   --knob case:capacity_factor=0.75 $(cat %t/knobs/moe-run.args)
+// RUN: moe-reference compare --dir %t/knobs | FileCheck %s
+// RUN: moe-run %t/knobs/case.mlir --entry case --pipeline cuda --quiet $(cat %t/knobs/moe-run.args)
+// RUN: not moe-reference compare --dir %t/knobs
+
 // CHECK: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
 // VARIANTS-COUNT-26: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok

@@ -65,6 +65,23 @@
 // MIXLORA-NOT:     cuLaunchKernel
 // MIXLORA:         cuda: cuMemcpyAsync(896)
 // MIXLORA:         cuda: cuStreamSynchronize()
+// Run-time knobs: threshold routing's tau and the capacity factor are read
+// on every call and passed to the library (the value reaching the kernels
+// is checked on a GPU by execution.mlir); unknown knobs are reported.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 select=threshold tau=0.3 k=3 renormalize=1 capacity=factor:1.0" \
+// RUN:   --seed 1 --tokens 7 --dir %t/knobs
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/knobs/case.mlir --entry case --pipeline cuda --quiet \
+// RUN:   --knob case:tau=0.2 --knob case:capacity_factor=1.5 $(cat %t/knobs/moe-run.args) \
+// RUN:   | FileCheck %s --check-prefix=KNOBS
+// RUN: env LD_LIBRARY_PATH=%t/fake not moe-run %t/knobs/case.mlir --entry case --pipeline cuda \
+// RUN:   --knob case:top_p=0.5 $(cat %t/knobs/moe-run.args) 2>&1 | FileCheck %s --check-prefix=UNKNOWN
+// RUN: env LD_LIBRARY_PATH=%t/fake not moe-run %t/knobs/case.mlir --entry case --pipeline cuda \
+// RUN:   --no-knobs --knob case:tau=0.2 $(cat %t/knobs/moe-run.args) 2>&1 | FileCheck %s --check-prefix=NOKNOBS
+// KNOBS:   cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// KNOBS:   cuda: cuLaunchKernel(capacity_drop, grid 8x1x1, block 256x1x1, smem 0, a stream)
+// KNOBS:   cuda: cuStreamSynchronize()
+// UNKNOWN: error: --knob case:top_p=0.5: the module has no knob top_p of layer case (knobs: case:tau, case:capacity_factor)
+// NOKNOBS: error: --knob case:tau=0.2: the module has no knob tau of layer case (knobs: none)
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --reference \
 // RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=REFERENCE
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --stats-coactivation \
