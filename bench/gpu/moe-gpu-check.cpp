@@ -839,8 +839,11 @@ int main(int argc, char **argv) {
   checkLayer({1, 64, 64, 4, 2}, mixtral, 21, stream, /*graphToo=*/false);
   checkLayer({37, 256, 128, 16, 4}, mixtral, 22, stream, /*graphToo=*/true);
   checkLayer({200, 512, 256, 128, 8}, mixtral, 23, stream, false);
-  if (!quick)
+  if (!quick) {
     checkLayer({513, 1024, 512, 8, 2}, mixtral, 24, stream, true);
+    // Many slots per warp of the permutation (12000 slots, 1500 a warp).
+    checkLayer({1500, 128, 64, 64, 8}, mixtral, 25, stream, false);
+  }
 
   moe_gpu_routing v3 = def;
   v3.score = MOE_GPU_SCORE_SIGMOID;

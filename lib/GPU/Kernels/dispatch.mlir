@@ -33,10 +33,13 @@
 //                      does not depend on the order of the atomics); marks
 //                      unused slots in slot_row. counts must be zero first.
 //   build_permutation  1 block of 256 threads (E <= 256). Thread 0 scans the
-//                      counts into offsets. Then thread e walks the slots in
-//                      order, staged through shared memory 1024 at a time
-//                      and read by broadcast, giving each slot of expert e
-//                      the next row of its group. O(T * k) steps per thread.
+//                      counts into offsets. Warp w owns the w-th eighth of
+//                      the slots and walks it 32 slots at a time: lanes of
+//                      one expert find each other with match.sync, count
+//                      (pass 1: the warp's count of each expert), and take
+//                      consecutive rows (pass 2, after a scan of the 8
+//                      warps' counts per expert). O(T * k / 256) steps per
+//                      thread; within a group the rows are in slot order.
 //   capacity_drop      Capacity (spec section 4) after a dropless pass: one
 //                      block of 256 per expert ranks its group's rows in the
 //                      drop order and marks the slots past the capacity
@@ -67,6 +70,27 @@
 module attributes {gpu.container_module} {
 
 gpu.module @moe_dispatch_kernels {
+
+  // The expert of slot a = t * k + j when a < end and it is routed, else -1
+  // (unused slots and lanes past the end).
+  func.func private @slot_expert(%ids: memref<?x?xi32>, %a: index,
+                                 %end: index, %E: index) -> i32 {
+    %c1 = arith.constant 1 : index
+    %m1 = arith.constant -1 : i32
+    %in = arith.cmpi ult, %a, %end : index
+    %v = scf.if %in -> (i32) {
+      %k = memref.dim %ids, %c1 : memref<?x?xi32>
+      %t = arith.divui %a, %k : index
+      %j = arith.remui %a, %k : index
+      %e = memref.load %ids[%t, %j] : memref<?x?xi32>
+      %ok = func.call @is_expert(%e, %E) : (i32, index) -> i1
+      %r = arith.select %ok, %e, %m1 : i32
+      scf.yield %r : i32
+    } else {
+      scf.yield %m1 : i32
+    }
+    return %v : i32
+  }
 
   // Whether expert id e is a routed expert (0 <= e < E).
   func.func private @is_expert(%e: i32, %E: index) -> i1 {
@@ -115,14 +139,18 @@ gpu.module @moe_dispatch_kernels {
                               %row_token: memref<?xi32>,
                               %row_weight: memref<?xf32>,
                               %slot_row: memref<?x?xi32>)
-      workgroup(%chunk: memref<1024xi32, #gpu.address_space<workgroup>>,
+      workgroup(%wbase: memref<2048xi32, #gpu.address_space<workgroup>>,
                 %offs: memref<257xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
-    %c1024 = arith.constant 1024 : index
+    %c7 = arith.constant 7 : index
+    %c8 = arith.constant 8 : index
+    %c32 = arith.constant 32 : index
+    %c256 = arith.constant 256 : index
     %z = arith.constant 0 : i32
     %m1 = arith.constant -1 : i32
+    %full = arith.constant -1 : i32
     %f0 = arith.constant 0.0 : f32
     %T = memref.dim %ids, %c0 : memref<?x?xi32>
     %k = memref.dim %ids, %c1 : memref<?x?xi32>
@@ -131,7 +159,8 @@ gpu.module @moe_dispatch_kernels {
     %tid = gpu.thread_id x
     %bdim = gpu.block_dim x
     %is0 = arith.cmpi eq, %tid, %c0 : index
-    // Exclusive scan of the counts, serial in thread 0 (E <= 256).
+    // Exclusive scan of the counts, serial in thread 0 (E <= 256), and the
+    // per-warp counts zeroed (thread t: column t of the 8 x 256 table).
     scf.if %is0 {
       memref.store %z, %offs[%c0] : memref<257xi32, #gpu.address_space<workgroup>>
       memref.store %z, %offsets[%c0] : memref<?xi32>
@@ -144,6 +173,11 @@ gpu.module @moe_dispatch_kernels {
         scf.yield %nacc : i32
       }
     }
+    scf.for %w = %c0 to %c8 step %c1 {
+      %cell0 = arith.muli %w, %c256 : index
+      %cell = arith.addi %cell0, %tid : index
+      memref.store %z, %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+    }
     gpu.barrier
     // Padding rows past the last group: unused slots.
     %endi = memref.load %offs[%E] : memref<257xi32, #gpu.address_space<workgroup>>
@@ -153,56 +187,89 @@ gpu.module @moe_dispatch_kernels {
       memref.store %m1, %row_token[%r] : memref<?xi32>
       memref.store %f0, %row_weight[%r] : memref<?xf32>
     }
-    // Thread e owns expert e; threads >= E match no id.
-    %me_i = arith.index_cast %tid : index to i32
+    // Warp w owns the slots [w S, (w + 1) S), S = ceil(T k / 8), and walks
+    // them 32 at a time, lane l on slot base + l. Lanes of one expert find
+    // each other with match.sync: the lowest of them updates the warp's
+    // count of that expert, and each one's rank among them is the number
+    // of lower lanes in the match. The trip counts are uniform per warp.
+    %warp = arith.divui %tid, %c32 : index
+    %lane = arith.remui %tid, %c32 : index
+    %lt = nvvm.read.ptx.sreg.lanemask.lt : i32
+    %tk7 = arith.addi %TK, %c7 : index
+    %S = arith.divui %tk7, %c8 : index
+    %seg0 = arith.muli %warp, %S : index
+    %seg1u = arith.addi %seg0, %S : index
+    %seg1 = arith.minui %seg1u, %TK : index
+    %row0 = arith.muli %warp, %c256 : index
+    // Pass 1: the warp's count of each expert in its segment.
+    scf.for %base = %seg0 to %seg1 step %c32 {
+      %a = arith.addi %base, %lane : index
+      %e_i = func.call @slot_expert(%ids, %a, %seg1, %E)
+          : (memref<?x?xi32>, index, index, index) -> i32
+      %mask = nvvm.match.sync any %full, %e_i : i32 -> i32
+      %lower = arith.andi %mask, %lt : i32
+      %first = arith.cmpi eq, %lower, %z : i32
+      %used = arith.cmpi sge, %e_i, %z : i32
+      %lead = arith.andi %first, %used : i1
+      scf.if %lead {
+        %n = math.ctpop %mask : i32
+        %e = arith.index_cast %e_i : i32 to index
+        %cell = arith.addi %row0, %e : index
+        %old = memref.load %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+        %new = arith.addi %old, %n : i32
+        memref.store %new, %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+      }
+    }
+    gpu.barrier
+    // Each expert's warp counts to the rows where each warp starts: thread
+    // e scans column e from the group's offset.
     %own = arith.cmpi ult, %tid, %E : index
-    %tclamp = arith.select %own, %tid, %c0 : index
-    %start = memref.load %offs[%tclamp] : memref<257xi32, #gpu.address_space<workgroup>>
-    %cur0 = arith.index_cast %start : i32 to index
-    %final = scf.for %base = %c0 to %TK step %c1024 iter_args(%cur = %cur0) -> (index) {
-      // Coalesced staging of the ids of slots base .. base + 1024; -1 past
-      // the end.
-      scf.for %i = %tid to %c1024 step %bdim {
-        %a = arith.addi %base, %i : index
-        %in = arith.cmpi ult, %a, %TK : index
-        %v = scf.if %in -> (i32) {
-          %t = arith.divui %a, %k : index
-          %j = arith.remui %a, %k : index
-          %e_i = memref.load %ids[%t, %j] : memref<?x?xi32>
-          scf.yield %e_i : i32
-        } else {
-          scf.yield %m1 : i32
-        }
-        memref.store %v, %chunk[%i] : memref<1024xi32, #gpu.address_space<workgroup>>
+    scf.if %own {
+      %start = memref.load %offs[%tid] : memref<257xi32, #gpu.address_space<workgroup>>
+      %last = scf.for %w = %c0 to %c8 step %c1 iter_args(%run = %start) -> (i32) {
+        %cell0 = arith.muli %w, %c256 : index
+        %cell = arith.addi %cell0, %tid : index
+        %cnt = memref.load %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+        memref.store %run, %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+        %nrun = arith.addi %run, %cnt : i32
+        scf.yield %nrun : i32
       }
-      gpu.barrier
-      %rest = arith.subi %TK, %base : index
-      %n = arith.minui %rest, %c1024 : index
-      // Every thread reads the same chunk[i] (a shared-memory broadcast).
-      %ncur = scf.for %i = %c0 to %n step %c1 iter_args(%c = %cur) -> (index) {
-        %v = memref.load %chunk[%i] : memref<1024xi32, #gpu.address_space<workgroup>>
-        %mine = arith.cmpi eq, %v, %me_i : i32
-        %mine_own = arith.andi %mine, %own : i1
-        %nc = scf.if %mine_own -> (index) {
-          %a = arith.addi %base, %i : index
-          %t = arith.divui %a, %k : index
-          %j = arith.remui %a, %k : index
-          %ti = arith.index_cast %t : index to i32
-          %ci = arith.index_cast %c : index to i32
-          %w = memref.load %wts[%t, %j] : memref<?x?xf32>
-          memref.store %ti, %row_token[%c] : memref<?xi32>
-          memref.store %w, %row_weight[%c] : memref<?xf32>
-          memref.store %ci, %slot_row[%t, %j] : memref<?x?xi32>
-          %c1n = arith.addi %c, %c1 : index
-          scf.yield %c1n : index
-        } else {
-          scf.yield %c : index
+    }
+    gpu.barrier
+    // Pass 2: each slot takes the next row of its expert in the warp's
+    // range, in slot order. The warp synchronizes between reading a row
+    // base and its update, and after the update.
+    scf.for %base = %seg0 to %seg1 step %c32 {
+      %a = arith.addi %base, %lane : index
+      %e_i = func.call @slot_expert(%ids, %a, %seg1, %E)
+          : (memref<?x?xi32>, index, index, index) -> i32
+      %mask = nvvm.match.sync any %full, %e_i : i32 -> i32
+      %lower = arith.andi %mask, %lt : i32
+      %used = arith.cmpi sge, %e_i, %z : i32
+      %e_c = arith.select %used, %e_i, %z : i32
+      %e = arith.index_cast %e_c : i32 to index
+      %cell = arith.addi %row0, %e : index
+      %rbase = memref.load %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+      nvvm.bar.warp.sync %full : i32
+      scf.if %used {
+        %rank = math.ctpop %lower : i32
+        %row_i = arith.addi %rbase, %rank : i32
+        %row = arith.index_cast %row_i : i32 to index
+        %t = arith.divui %a, %k : index
+        %j = arith.remui %a, %k : index
+        %ti = arith.index_cast %t : index to i32
+        %w = memref.load %wts[%t, %j] : memref<?x?xf32>
+        memref.store %ti, %row_token[%row] : memref<?xi32>
+        memref.store %w, %row_weight[%row] : memref<?xf32>
+        memref.store %row_i, %slot_row[%t, %j] : memref<?x?xi32>
+        %first = arith.cmpi eq, %lower, %z : i32
+        scf.if %first {
+          %n = math.ctpop %mask : i32
+          %next = arith.addi %rbase, %n : i32
+          memref.store %next, %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
         }
-        scf.yield %nc : index
       }
-      // The next iteration overwrites the chunk.
-      gpu.barrier
-      scf.yield %ncur : index
+      nvvm.bar.warp.sync %full : i32
     }
     gpu.return
   }
