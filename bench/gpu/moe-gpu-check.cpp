@@ -902,6 +902,12 @@ int main(int argc, char **argv) {
              makeRouting("layer expert_choice capacity > T router bias", ec, 16,
                          true, false, 47),
              48, stream, false);
+  // Columns of three tiles of the ranking, the last one partial.
+  ec.capacity = 0;
+  checkLayer({600, 128, 64, 8, 2},
+             makeRouting("layer expert_choice 600 tokens", ec, 8, false, false,
+                         49),
+             50, stream, false);
   // Capacities (spec section 4): every drop order, with and without the
   // renormalization, a run where most assignments are dropped, and one
   // where none is.

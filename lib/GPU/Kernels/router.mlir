@@ -46,7 +46,8 @@
 //                    compute on token 0 and store nothing, so every barrier
 //                    is reached by the whole block.
 //   expert_choice    Grid (ceil(T / 256), E), one thread per (token,
-//                    expert): the token's rank among the expert's scores.
+//                    expert): the token's rank among the expert's scores,
+//                    the column read through shared memory 256 at a time.
 //   router_topk_ref  Scalar reference of the default routing (softmax,
 //                    top_k, renormalized): one thread per token, logits
 //                    recomputed in d order for every use.
@@ -455,11 +456,14 @@ gpu.module @moe_router_kernels {
   // Expert-choice selection (spec section 2): expert e = block y takes the
   // `taken` tokens with the largest scores[:, e] (ties to the lower token).
   // Each thread ranks one token t = 256 * block x + thread against the
-  // whole column: rank = #{t' : s[t'] > s[t] or (s[t'] == s[t] and t' < t)}.
-  // Chosen tokens get expert e in slot e with their score as weight; the
-  // others -1 and 0. O(T^2) per expert, no barrier, deterministic.
+  // whole column: rank = #{t' : s[t'] > s[t] or (s[t'] == s[t] and t' < t)},
+  // the column staged through shared memory 256 scores at a time and read
+  // by broadcast. Chosen tokens get expert e in slot e with their score as
+  // weight; the others -1 and 0. O(T^2) comparisons per expert (O(T) per
+  // thread), O(T) global loads per block; deterministic.
   gpu.func @expert_choice(%scores: memref<?x?xf32>, %taken: index,
                           %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
+      workgroup(%tile: memref<256xf32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -473,19 +477,36 @@ gpu.module @moe_router_kernels {
     %t0 = arith.muli %bx, %c256 : index
     %t = arith.addi %t0, %tid : index
     %ok = arith.cmpi ult, %t, %T : index
-    scf.if %ok {
-      %v = memref.load %scores[%t, %e] : memref<?x?xf32>
-      %rank = scf.for %u = %c0 to %T step %c1 iter_args(%r = %c0) -> (index) {
+    // Every thread stages and waits at the barriers; only tokens < T rank.
+    %tc = arith.select %ok, %t, %c0 : index
+    %v = memref.load %scores[%tc, %e] : memref<?x?xf32>
+    %rank = scf.for %u0 = %c0 to %T step %c256 iter_args(%r = %c0) -> (index) {
+      %u = arith.addi %u0, %tid : index
+      %uin = arith.cmpi ult, %u, %T : index
+      scf.if %uin {
         %w = memref.load %scores[%u, %e] : memref<?x?xf32>
+        memref.store %w, %tile[%tid] : memref<256xf32, #gpu.address_space<workgroup>>
+      }
+      gpu.barrier
+      %rest = arith.subi %T, %u0 : index
+      %n = arith.minui %rest, %c256 : index
+      %nr = scf.for %i = %c0 to %n step %c1 iter_args(%q = %r) -> (index) {
+        %w = memref.load %tile[%i] : memref<256xf32, #gpu.address_space<workgroup>>
+        %ui = arith.addi %u0, %i : index
         %gt = arith.cmpf ogt, %w, %v : f32
         %eq = arith.cmpf oeq, %w, %v : f32
-        %lower = arith.cmpi ult, %u, %t : index
+        %lower = arith.cmpi ult, %ui, %t : index
         %tie = arith.andi %eq, %lower : i1
         %before = arith.ori %gt, %tie : i1
-        %nr = arith.addi %r, %c1 : index
-        %rr = arith.select %before, %nr, %r : index
-        scf.yield %rr : index
+        %q1 = arith.addi %q, %c1 : index
+        %qq = arith.select %before, %q1, %q : index
+        scf.yield %qq : index
       }
+      // The next tile overwrites this one.
+      gpu.barrier
+      scf.yield %nr : index
+    }
+    scf.if %ok {
       %chosen = arith.cmpi ult, %rank, %taken : index
       %ei = arith.index_cast %e : index to i32
       %id = arith.select %chosen, %ei, %m1 : i32
