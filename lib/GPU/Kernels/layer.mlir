@@ -822,13 +822,25 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %param: f32, %G: index, %topkg: index, %gscore: i32,
                      %cap: index, %offsets: memref<?xi32>,
                      %dropped: memref<?xi32>, %y: memref<?x?xf32>) {
+  // A fused gate_up is passed as both Wg and Wu: copied once (Wu's copy is
+  // then empty and the device gate_up stands for both).
+  %c0 = arith.constant 0 : index
+  %pg = memref.extract_aligned_pointer_as_index %Wg
+      : memref<?x?x?xbf16> -> index
+  %pu = memref.extract_aligned_pointer_as_index %Wu
+      : memref<?x?x?xbf16> -> index
+  %fused = arith.cmpi eq, %pg, %pu : index
+  %Wu0 = memref.reinterpret_cast %Wu to offset: [0], sizes: [%c0, %c0, %c0],
+      strides: [%c0, %c0, 1] : memref<?x?x?xbf16> to memref<?x?x?xbf16>
+  %Wu_copy = arith.select %fused, %Wu0, %Wu : memref<?x?x?xbf16>
   %t0 = gpu.wait async
   %dWg, %uWg = call @weight_to_device_async(%Wg, %t0)
       : (memref<?x?x?xbf16>, !gpu.async.token)
       -> (memref<?x?x?xbf16>, !gpu.async.token)
-  %dWu, %uWu = call @weight_to_device_async(%Wu, %uWg)
+  %dWu_copy, %uWu = call @weight_to_device_async(%Wu_copy, %uWg)
       : (memref<?x?x?xbf16>, !gpu.async.token)
       -> (memref<?x?x?xbf16>, !gpu.async.token)
+  %dWu = arith.select %fused, %dWg, %dWu_copy : memref<?x?x?xbf16>
   %dWd, %uWd = call @weight_to_device_async(%Wd, %uWu)
       : (memref<?x?x?xbf16>, !gpu.async.token)
       -> (memref<?x?x?xbf16>, !gpu.async.token)
@@ -861,7 +873,7 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %f0 = gpu.dealloc async [%t1] %dWr : memref<?x?xbf16>
   %f1 = gpu.dealloc async [%f0] %dSw : memref<?x?xbf16>
   %f2 = gpu.dealloc async [%f1] %dWg : memref<?x?x?xbf16>
-  %f3 = gpu.dealloc async [%f2] %dWu : memref<?x?x?xbf16>
+  %f3 = gpu.dealloc async [%f2] %dWu_copy : memref<?x?x?xbf16>
   %f4 = gpu.dealloc async [%f3] %dWd : memref<?x?x?xbf16>
   %f5 = gpu.dealloc async [%f4] %dSg : memref<?x?x?xbf16>
   %f6 = gpu.dealloc async [%f5] %dSu : memref<?x?x?xbf16>

@@ -49,6 +49,22 @@
 // SHARED-NOT:  cuStreamSynchronize
 // SHARED:      cuda: cuMemcpyAsync(896)
 // SHARED:      cuda: cuStreamSynchronize()
+// A fused gate_up [8, 96, 32] (GraniteMoE) is the gate and the up operand:
+// copied to the device once.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 experts=gated_fused score=logits weights=softmax_selected" \
+// RUN:   --seed 1 --tokens 7 --dir %t/fused
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/fused/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/fused/moe-run.args) | FileCheck %s --check-prefix=FUSED
+// FUSED:      cuda: cuStreamCreate(flags 1)
+// FUSED-NEXT: cuda: cuMemAllocAsync(49152)
+// FUSED-NEXT: cuda: cuMemcpyAsync(49152)
+// FUSED-NEXT: cuda: cuMemAllocAsync(24576)
+// FUSED-NEXT: cuda: cuMemcpyAsync(24576)
+// FUSED-NEXT: cuda: cuMemAllocAsync(512)
+// FUSED-NEXT: cuda: cuMemcpyAsync(512)
+// FUSED-NEXT: cuda: cuStreamSynchronize()
+// FUSED:      cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+
 // MixLoRA (lora_gated, r = 8): the library's LoRA layer, weights as
 // arguments copied for the call.
 // RUN: moe-reference emit --case "op=layer dtype=bf16 experts=lora_gated r=8 renormalize=1" \
