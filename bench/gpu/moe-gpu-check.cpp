@@ -865,6 +865,15 @@ int main(int argc, char **argv) {
              makeRouting("layer softmax grouped_top_k max raw", v2, 16, false,
                          false, 33),
              34, stream, false);
+  // 128 groups of 2 experts (more groups than a 64-bit mask holds).
+  moe_gpu_routing many = v3;
+  many.groups = 128;
+  many.topk_group = 8;
+  many.scale = 1.0f;
+  checkLayer({40, 128, 64, 256, 8},
+             makeRouting("layer grouped_top_k 128 groups", many, 256, false,
+                         true, 35),
+             36, stream, false);
   moe_gpu_routing topp = def;
   topp.selection = MOE_GPU_SELECT_TOP_P;
   topp.threshold = 0.3f;

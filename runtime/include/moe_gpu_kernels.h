@@ -88,7 +88,7 @@ typedef struct moe_gpu_routing {
   int renormalize;        /* divide by the sum over the kept slots + 1e-20 */
   float scale;            /* routed_scaling_factor */
   float threshold;        /* p of top_p, tau of threshold */
-  int groups;             /* grouped_top_k: 1..64 groups dividing E */
+  int groups;             /* grouped_top_k: groups dividing E (>= 1) */
   int topk_group;         /* grouped_top_k: groups kept, 1..groups */
   int group_score_sum_top2; /* grouped_top_k: 0 max, 1 sum of the top two */
   const float *router_bias;    /* [E] f32 device pointer added to the

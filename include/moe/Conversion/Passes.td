@@ -231,7 +231,7 @@ def ConvertMoEToGPUKernels
     not accept the library's `gpu.launch_func` ops).
 
     Supported layers (anything else is an error on the op): any score
-    function; top_k, grouped_top_k (at most 64 groups), top_p, threshold
+    function; top_k, grouped_top_k, top_p, threshold
     (tau an attribute or an operand) or expert_choice (with its own
     capacity) selection with `1 <= k <= E <= 256`; router and selection
     biases; any combine weights, renormalization and scale; weights applied

@@ -53,7 +53,7 @@ static_assert(static_cast<int>(Activation::Silu) == 0 &&
 
 static constexpr const char *supportedConfig =
     "moe-cuda-pipeline supports moe.layer with any selection (top_k, "
-    "grouped_top_k with at most 64 groups, top_p, threshold, expert_choice; "
+    "grouped_top_k, top_p, threshold, expert_choice; "
     "1 <= k <= E <= 256), any score function, combine weights and scale, "
     "router and selection biases, a run-time tau, any capacity (count or "
     "factor, also at run time; any drop order), weights applied to the "
@@ -79,9 +79,6 @@ static std::string unsupportedReason(LayerOp op) {
                                              : std::to_string(numExperts));
   else if (routing.getK() < 1 || routing.getK() > numExperts)
     os << "k = " << routing.getK();
-  else if (routing.getSelection() == Selection::GroupedTopK &&
-           routing.getGroups() > 64)
-    os << "groups = " << routing.getGroups();
   else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
            !llvm::all_of(op.getExpertWeights(), isBF16) ||
            !llvm::all_of(op.getSharedWeights(), isBF16)) {

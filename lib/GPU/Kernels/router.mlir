@@ -36,7 +36,8 @@
 //                    E logits of the warp's token go to shared memory
 //                    ([4][256] f32), and so do its scores and keys. Softmax
 //                    max and sum are warp reductions. grouped_top_k: lane 0
-//                    ranks the groups and gives the experts of the dropped
+//                    ranks the groups (the kept ones marked in [4][256] i32
+//                    of shared memory) and gives the experts of the dropped
 //                    ones the key -inf. Then k rounds of warp argmax on the
 //                    keys: a lane keeps the first maximum of its experts
 //                    (strict >), lanes combine (value, index) pairs with
@@ -178,7 +179,8 @@ gpu.module @moe_router_kernels {
                         %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
       workgroup(%lg: memref<4x256xf32, #gpu.address_space<workgroup>>,
                 %sc: memref<4x256xf32, #gpu.address_space<workgroup>>,
-                %ky: memref<4x256xf32, #gpu.address_space<workgroup>>)
+                %ky: memref<4x256xf32, #gpu.address_space<workgroup>>,
+                %gkept: memref<4x256xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -193,8 +195,6 @@ gpu.module @moe_router_kernels {
     %i8 = arith.constant 8 : i32
     %i16 = arith.constant 16 : i32
     %im1 = arith.constant -1 : i32
-    %l0 = arith.constant 0 : i64
-    %l1 = arith.constant 1 : i64
     %f0 = arith.constant 0.0 : f32
     %ninf = arith.constant 0xFF800000 : f32
     %eps = arith.constant 1.0e-20 : f32
@@ -299,19 +299,21 @@ gpu.module @moe_router_kernels {
     scf.if %per_token {
       // ---- grouped_top_k: lane 0 keeps the topk_group best groups of E / G
       // contiguous experts (group score: the max key, or the sum of the two
-      // largest; ties to the lower group) and gives every expert of the other
-      // groups the key -inf, so that it is never chosen
+      // largest; ties to the lower group), marking them in gkept[warp], and
+      // gives every expert of the other groups the key -inf, so that it is
+      // never chosen
       scf.if %grouped {
         scf.if %is_l0 {
           %gs = arith.divui %E, %G : index
-          %mask = scf.for %r = %c0 to %topkg step %c1 iter_args(%mk = %l0) -> (i64) {
+          scf.for %g = %c0 to %G step %c1 {
+            memref.store %i0, %gkept[%warp, %g] : memref<4x256xi32, #gpu.address_space<workgroup>>
+          }
+          scf.for %r = %c0 to %topkg step %c1 {
             %best:2 = scf.for %g = %c0 to %G step %c1
                 iter_args(%bv = %ninf, %bg = %Gi) -> (f32, i32) {
               %gi = arith.index_cast %g : index to i32
-              %g64 = arith.index_cast %g : index to i64
-              %bit = arith.shli %l1, %g64 : i64
-              %hit = arith.andi %mk, %bit : i64
-              %free = arith.cmpi eq, %hit, %l0 : i64
+              %mark = memref.load %gkept[%warp, %g] : memref<4x256xi32, #gpu.address_space<workgroup>>
+              %free = arith.cmpi eq, %mark, %i0 : i32
               %e0 = arith.muli %g, %gs : index
               %e1 = arith.addi %e0, %gs : index
               %top:2 = scf.for %e = %e0 to %e1 step %c1
@@ -335,17 +337,13 @@ gpu.module @moe_router_kernels {
               %nbg = arith.select %take, %gi, %bg : i32
               scf.yield %nbv, %nbg : f32, i32
             }
-            %bg64 = arith.extui %best#1 : i32 to i64
-            %bit = arith.shli %l1, %bg64 : i64
-            %nmk = arith.ori %mk, %bit : i64
-            scf.yield %nmk : i64
+            %bgx = arith.index_cast %best#1 : i32 to index
+            memref.store %i1, %gkept[%warp, %bgx] : memref<4x256xi32, #gpu.address_space<workgroup>>
           }
           scf.for %e = %c0 to %E step %c1 {
             %g = arith.divui %e, %gs : index
-            %g64 = arith.index_cast %g : index to i64
-            %sh = arith.shrui %mask, %g64 : i64
-            %kept = arith.andi %sh, %l1 : i64
-            %out = arith.cmpi eq, %kept, %l0 : i64
+            %mark = memref.load %gkept[%warp, %g] : memref<4x256xi32, #gpu.address_space<workgroup>>
+            %out = arith.cmpi eq, %mark, %i0 : i32
             scf.if %out {
               memref.store %ninf, %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
             }
@@ -641,15 +639,14 @@ func.func private @check_router_limits(%d: index, %E: index, %k: index) {
 }
 
 // The routing configuration's own limits: for grouped_top_k (sel = 1),
-// 1 <= G <= 64 groups that divide E, 1 <= topk_group <= G, k experts among
-// the kept groups, two experts per group for sum_top2 (gscore = 1); for
+// G >= 1 groups that divide E (so G <= E <= 256), 1 <= topk_group <= G, k
+// experts among the kept groups, two experts per group for sum_top2 (gscore = 1); for
 // top_p (sel = 2), p in (0, 1].
 func.func private @check_routing(%E: index, %k: index, %sel: i32, %G: index,
                                  %topkg: index, %gscore: i32, %param: f32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
-  %c64 = arith.constant 64 : index
   %i1 = arith.constant 1 : i32
   %i2 = arith.constant 2 : i32
   %f0 = arith.constant 0.0 : f32
@@ -657,10 +654,8 @@ func.func private @check_routing(%E: index, %k: index, %sel: i32, %G: index,
   %true = arith.constant true
   %grouped = arith.cmpi eq, %sel, %i1 : i32
   scf.if %grouped {
-    %g_lo = arith.cmpi uge, %G, %c1 : index
-    %g_hi = arith.cmpi ule, %G, %c64 : index
-    %g_ok = arith.andi %g_lo, %g_hi : i1
-    cf.assert %g_ok, "moe gpu router: grouped_top_k needs 1 to 64 groups"
+    %g_ok = arith.cmpi uge, %G, %c1 : index
+    cf.assert %g_ok, "moe gpu router: grouped_top_k needs at least 1 group"
     %rem = arith.remui %E, %G : index
     %div = arith.cmpi eq, %rem, %c0 : index
     cf.assert %div, "moe gpu router: the groups must divide E"

@@ -21,6 +21,7 @@
 // RUN: for spec in \
 // RUN:     "score=sigmoid select=grouped_top_k groups=4 topk_group=2 group_score=sum_top2 selection_bias=1 renormalize=1 scale=2.5 E=16 k=4" \
 // RUN:     "select=grouped_top_k groups=4 topk_group=2 E=16 k=3" \
+// RUN:     "score=sigmoid select=grouped_top_k groups=128 topk_group=8 group_score=sum_top2 renormalize=1 E=256 k=8" \
 // RUN:     "select=top_p top_p=0.4 renormalize=1 E=16 k=4" \
 // RUN:     "select=threshold tau=0.15 tau_operand=1 renormalize=1 k=4" \
 // RUN:     "score=logits weights=softmax_selected" \
@@ -64,4 +65,4 @@
 // RUN: not moe-reference compare --dir %t/knobs
 
 // CHECK: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
-// VARIANTS-COUNT-26: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
+// VARIANTS-COUNT-27: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok

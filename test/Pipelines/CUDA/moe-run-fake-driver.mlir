@@ -49,6 +49,14 @@
 // SHARED-NOT:  cuStreamSynchronize
 // SHARED:      cuda: cuMemcpyAsync(896)
 // SHARED:      cuda: cuStreamSynchronize()
+// Grouped top-k over 128 groups of 2 of 256 experts: compiled and launched.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 score=sigmoid select=grouped_top_k groups=128 topk_group=8 group_score=sum_top2 renormalize=1 E=256 k=8" \
+// RUN:   --seed 1 --tokens 7 --dir %t/groups
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/groups/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/groups/moe-run.args) | FileCheck %s --check-prefix=GROUPS
+// GROUPS: cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// GROUPS: cuda: cuLaunchKernel(gather_rows, grid 56x1x1, block 128x1x1, smem 0, a stream)
+
 // A fused gate_up [8, 96, 32] (GraniteMoE) is the gate and the up operand:
 // copied to the device once.
 // RUN: moe-reference emit --case "op=layer dtype=bf16 experts=gated_fused score=logits weights=softmax_selected" \
