@@ -14,6 +14,7 @@
 
 #include "moe_gpu_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -95,9 +96,9 @@ std::string checkDims(const moe_gpu_layer_dims *dims, bool layer,
   if (layer && (dims->top_k < 1 || dims->top_k > dims->experts))
     return "expected 1 <= top_k <= experts (" + std::to_string(dims->experts) +
            "), found " + value("top_k", dims->top_k);
-  // The expert GEMMs' grid: ceil(rows / 64) + E tiles in y.
+  // The expert GEMMs' grid: ceil(rows / 64) + min(E, rows) tiles in y.
   int64_t rows = dims->tokens * slots;
-  if ((rows + 63) / 64 + dims->experts > 65535)
+  if ((rows + 63) / 64 + std::min<int64_t>(dims->experts, rows) > 65535)
     return "too many rows for one call: " + std::to_string(rows) +
            " (at most " + std::to_string((65535 - dims->experts) * 64) +
            " with " + std::to_string(dims->experts) + " experts)";

@@ -21,8 +21,9 @@
 //   build_tile_map      1 block of 256 threads. Lists the 64-row tiles of
 //                       every non-empty group in expert order as
 //                       (tile_expert[i], tile_m0[i]) and their number in
-//                       num_tiles[0]. Tables hold ceil(N / 64) + E entries.
-//   grouped_gemm_mma    Y = X W[e]^T. Grid (ceil(Nout / 64), ceil(N / 64) + E),
+//                       num_tiles[0], at most ceil(N / 64) + min(E, N).
+//   grouped_gemm_mma    Y = X W[e]^T. Grid (ceil(Nout / 64),
+//                       ceil(N / 64) + min(E, N)),
 //                       block 128 (4 warps, 2 x 2). Block y takes tile y of
 //                       the map (blocks past num_tiles return at once), block
 //                       x the 64 output columns from 64 * x. Block tile
@@ -50,7 +51,8 @@
 // Limits (not checked on the device; the host functions assert the first
 // two): K % 8 == 0 (a 16-byte cp.async chunk lies wholly inside or outside
 // a row), E <= 256 (the tile map's prefix table), base pointers 16-byte
-// aligned (gpu.alloc gives 256), ceil(N / 64) + E <= 65535 (grid y).
+// aligned (gpu.alloc gives 256), ceil(N / 64) + min(E, N) <= 65535 (grid
+// y).
 // N, Nout and the K tail are arbitrary. Every output element is computed by
 // one thread in a fixed order: results are deterministic run to run.
 //
@@ -430,7 +432,7 @@ gpu.module @moe_experts {
   // ---------------------------------------------------------------------------
   // Y[r, n] = sum_k X[r, k] * W[e, n, k] for the 64 x 64 tile
   // (tile blockIdx.y of the map, columns 64 * blockIdx.x ..). Grid
-  // (ceil(Nout / 64), ceil(N / 64) + E), block 128.
+  // (ceil(Nout / 64), ceil(N / 64) + min(E, N)), block 128.
   gpu.func @grouped_gemm_mma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
                              %off: memref<?xi32>, %tile_expert: memref<?xi32>,
                              %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
@@ -640,7 +642,7 @@ gpu.module @moe_experts {
   // H[r, n] = bf16(act(X Wg[e]^T) * (X Wu[e]^T)) for the 64 x 64 tile (act
   // silu unless `act` says otherwise: see @activation);
   // the grouped_gemm_mma pipeline with a second weight operand. Grid
-  // (ceil(F / 64), ceil(N / 64) + E), block 128.
+  // (ceil(F / 64), ceil(N / 64) + min(E, N)), block 128.
   gpu.func @gate_up_swiglu_mma(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
                              %off: memref<?xi32>, %tile_expert: memref<?xi32>,
                              %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
@@ -1055,7 +1057,8 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
   call @check_expert_limits(%K, %E) : (index, index) -> ()
   %E1 = arith.addi %E, %c1 : index
   %ntn = call @tiles64(%N) : (index) -> index
-  %maxtiles = arith.addi %ntn, %E : index
+  %groups = arith.minui %E, %N : index
+  %maxtiles = arith.addi %ntn, %groups : index
   %gx = call @tiles64(%nout) : (index) -> index
   %dX = gpu.alloc (%N, %K) : memref<?x?xbf16>
   %dW = gpu.alloc (%E, %nout, %K) : memref<?x?x?xbf16>
@@ -1122,8 +1125,9 @@ func.func @moe_grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
 }
 
 // The tile map of the E groups of `off` (at most N rows) on `stream`: the
-// tables of build_tile_map and the GEMMs' grid bound ceil(N / 64) + E
-// @free_tile_map_async frees them.
+// tables of build_tile_map and the GEMMs' grid bound, ceil(N / 64) +
+// min(E, N) (at most min(E, N) groups have rows, and each has at most one
+// partial tile). @free_tile_map_async frees them.
 func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
                                   %stream: !gpu.async.token)
     -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
@@ -1132,7 +1136,8 @@ func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
   %c1 = arith.constant 1 : index
   %c256 = arith.constant 256 : index
   %ntn = call @tiles64(%N) : (index) -> index
-  %maxtiles = arith.addi %ntn, %E : index
+  %groups = arith.minui %E, %N : index
+  %maxtiles = arith.addi %ntn, %groups : index
   %te, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?xi32>
   %tm, %a1 = gpu.alloc async [%a0] (%maxtiles) : memref<?xi32>
   // The tile count; without tiles (no rows and no groups) nothing is

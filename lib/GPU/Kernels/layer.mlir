@@ -23,8 +23,9 @@
 // and only the experts' one-element tile count is allocated.
 //
 // No device data is read on the host in between: the expert GEMMs are
-// launched on ceil(T * k / 64) + E tiles, the bound of build_tile_map for
-// any group sizes, and their blocks past num_tiles return at once. The
+// launched on ceil(T * k / 64) + min(E, T * k) tiles, the bound of
+// build_tile_map for any group sizes, and their blocks past num_tiles
+// return at once. The
 // limits of every step are checked before the first GPU operation.
 //
 //   x       [T, d]     bf16  token activations

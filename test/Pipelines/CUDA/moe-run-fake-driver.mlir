@@ -57,6 +57,15 @@
 // GROUPS: cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
 // GROUPS: cuda: cuLaunchKernel(gather_rows, grid 56x1x1, block 128x1x1, smem 0, a stream)
 
+// Decode (one token, k = 8 of 64 experts): the expert GEMMs on
+// ceil(8 / 64) + min(64, 8) = 9 tiles, not one per expert.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1 E=64 k=8" \
+// RUN:   --seed 1 --tokens 1 --dir %t/decode
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/decode/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/decode/moe-run.args) | FileCheck %s --check-prefix=DECODE
+// DECODE: cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+// DECODE: cuda: cuLaunchKernel(grouped_gemm_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+
 // A fused gate_up [8, 96, 32] (GraniteMoE) is the gate and the up operand:
 // copied to the device once.
 // RUN: moe-reference emit --case "op=layer dtype=bf16 experts=gated_fused score=logits weights=softmax_selected" \
