@@ -32,8 +32,8 @@
 //                      with atom.global.add (exact integers, so the result
 //                      does not depend on the order of the atomics); marks
 //                      unused slots in slot_row. counts must be zero first.
-//   build_permutation  1 block of 256 threads (E <= 256). Thread 0 scans the
-//                      counts into offsets. Warp w owns the w-th eighth of
+//   build_permutation  1 block of 256 threads (E <= 256). A block scan of
+//                      the counts gives the offsets. Warp w owns the w-th eighth of
 //                      the slots and walks it 32 slots at a time: lanes of
 //                      one expert find each other with match.sync, count
 //                      (pass 1: the warp's count of each expert), and take
@@ -140,7 +140,8 @@ gpu.module @moe_dispatch_kernels {
                               %row_weight: memref<?xf32>,
                               %slot_row: memref<?x?xi32>)
       workgroup(%wbase: memref<2048xi32, #gpu.address_space<workgroup>>,
-                %offs: memref<257xi32, #gpu.address_space<workgroup>>)
+                %offs: memref<257xi32, #gpu.address_space<workgroup>>,
+                %scan: memref<256xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -159,19 +160,42 @@ gpu.module @moe_dispatch_kernels {
     %tid = gpu.thread_id x
     %bdim = gpu.block_dim x
     %is0 = arith.cmpi eq, %tid, %c0 : index
-    // Exclusive scan of the counts, serial in thread 0 (E <= 256), and the
-    // per-warp counts zeroed (thread t: column t of the 8 x 256 table).
+    // The group offsets: a block scan of the counts (thread e: expert e,
+    // E <= 256), and the per-warp counts zeroed (thread t: column t of the
+    // 8 x 256 table).
+    %mine = arith.cmpi ult, %tid, %E : index
+    %own_count = scf.if %mine -> (i32) {
+      %c = memref.load %counts[%tid] : memref<?xi32>
+      scf.yield %c : i32
+    } else {
+      scf.yield %z : i32
+    }
+    // Inclusive block scan (Hillis-Steele in %scan, 8 steps): thread t gets
+    // the sum of the values of threads 0..t.
+    memref.store %own_count, %scan[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
+    gpu.barrier
+    %c8s = arith.constant 8 : index
+    %incl = scf.for %si = %c0 to %c8s step %c1 iter_args(%cur = %own_count) -> (i32) {
+      %s = arith.shli %c1, %si : index
+      %has = arith.cmpi uge, %tid, %s : index
+      %from = arith.subi %tid, %s : index
+      %src = arith.select %has, %from, %c0 : index
+      %w = memref.load %scan[%src] : memref<256xi32, #gpu.address_space<workgroup>>
+      %x = arith.select %has, %w, %z : i32
+      gpu.barrier
+      %next = arith.addi %cur, %x : i32
+      memref.store %next, %scan[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
+      gpu.barrier
+      scf.yield %next : i32
+    }
     scf.if %is0 {
       memref.store %z, %offs[%c0] : memref<257xi32, #gpu.address_space<workgroup>>
       memref.store %z, %offsets[%c0] : memref<?xi32>
-      %tot = scf.for %e = %c0 to %E step %c1 iter_args(%acc = %z) -> (i32) {
-        %cnt = memref.load %counts[%e] : memref<?xi32>
-        %nacc = arith.addi %acc, %cnt : i32
-        %e1 = arith.addi %e, %c1 : index
-        memref.store %nacc, %offs[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
-        memref.store %nacc, %offsets[%e1] : memref<?xi32>
-        scf.yield %nacc : i32
-      }
+    }
+    scf.if %mine {
+      %e1 = arith.addi %tid, %c1 : index
+      memref.store %incl, %offs[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
+      memref.store %incl, %offsets[%e1] : memref<?xi32>
     }
     scf.for %w = %c0 to %c8 step %c1 {
       %cell0 = arith.muli %w, %c256 : index

@@ -18,8 +18,9 @@
 //
 // Kernels of @moe_experts:
 //
-//   build_tile_map      1 block of 256 threads. Lists the 64-row tiles of
-//                       every non-empty group in expert order as
+//   build_tile_map      1 block of 256 threads (E <= 256). A block scan of
+//                       the groups' tile counts; then lists the 64-row
+//                       tiles of every non-empty group in expert order as
 //                       (tile_expert[i], tile_m0[i]) and their number in
 //                       num_tiles[0], at most ceil(N / 64) + min(E, N).
 //   grouped_gemm_mma    Y = X W[e]^T. Grid (ceil(Nout / 64),
@@ -381,31 +382,61 @@ gpu.module @moe_experts {
   // the entries of expert e.
   gpu.func @build_tile_map(%off: memref<?xi32>, %E: index, %tile_expert: memref<?xi32>,
                            %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>)
-      workgroup(%pref: memref<257xi32, #gpu.address_space<workgroup>>) kernel {
+      workgroup(%pref: memref<257xi32, #gpu.address_space<workgroup>>,
+                %scan: memref<256xi32, #gpu.address_space<workgroup>>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c63 = arith.constant 63 : index
     %c64 = arith.constant 64 : index
+    %c255 = arith.constant 255 : index
     %z = arith.constant 0 : i32
     %tid = gpu.thread_id x
     %bdim = gpu.block_dim x
+    // Thread e: the tiles of group e; their prefix sums by a block scan.
+    %mine = arith.cmpi ult, %tid, %E : index
+    %ntiles = scf.if %mine -> (i32) {
+      %e1 = arith.addi %tid, %c1 : index
+      %lo = memref.load %off[%tid] : memref<?xi32>
+      %hi = memref.load %off[%e1] : memref<?xi32>
+      %cnt = arith.subi %hi, %lo : i32
+      %cnti = arith.index_cast %cnt : i32 to index
+      %tp = arith.addi %cnti, %c63 : index
+      %tiles = arith.divui %tp, %c64 : index
+      %tilesi = arith.index_cast %tiles : index to i32
+      scf.yield %tilesi : i32
+    } else {
+      scf.yield %z : i32
+    }
+    // Inclusive block scan (Hillis-Steele in %scan, 8 steps): thread t gets
+    // the sum of the values of threads 0..t.
+    memref.store %ntiles, %scan[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
+    gpu.barrier
+    %c8s = arith.constant 8 : index
+    %incl = scf.for %si = %c0 to %c8s step %c1 iter_args(%cur = %ntiles) -> (i32) {
+      %s = arith.shli %c1, %si : index
+      %has = arith.cmpi uge, %tid, %s : index
+      %from = arith.subi %tid, %s : index
+      %src = arith.select %has, %from, %c0 : index
+      %w = memref.load %scan[%src] : memref<256xi32, #gpu.address_space<workgroup>>
+      %x = arith.select %has, %w, %z : i32
+      gpu.barrier
+      %next = arith.addi %cur, %x : i32
+      memref.store %next, %scan[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
+      gpu.barrier
+      scf.yield %next : i32
+    }
     %is0 = arith.cmpi eq, %tid, %c0 : index
     scf.if %is0 {
       memref.store %z, %pref[%c0] : memref<257xi32, #gpu.address_space<workgroup>>
-      %tot = scf.for %e = %c0 to %E step %c1 iter_args(%acc = %z) -> (i32) {
-        %e1 = arith.addi %e, %c1 : index
-        %lo = memref.load %off[%e] : memref<?xi32>
-        %hi = memref.load %off[%e1] : memref<?xi32>
-        %cnt = arith.subi %hi, %lo : i32
-        %cnti = arith.index_cast %cnt : i32 to index
-        %tp = arith.addi %cnti, %c63 : index
-        %tiles = arith.divui %tp, %c64 : index
-        %tilesi = arith.index_cast %tiles : index to i32
-        %nacc = arith.addi %acc, %tilesi : i32
-        memref.store %nacc, %pref[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
-        scf.yield %nacc : i32
-      }
-      memref.store %tot, %num_tiles[%c0] : memref<1xi32>
+    }
+    scf.if %mine {
+      %e1 = arith.addi %tid, %c1 : index
+      memref.store %incl, %pref[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
+    }
+    %last = arith.cmpi eq, %tid, %c255 : index
+    scf.if %last {
+      memref.store %incl, %num_tiles[%c0] : memref<1xi32>
     }
     gpu.barrier
     scf.for %e = %tid to %E step %bdim {
