@@ -839,6 +839,16 @@ int main(int argc, char **argv) {
   checkLayer({1, 64, 64, 4, 2}, mixtral, 21, stream, /*graphToo=*/false);
   checkLayer({37, 256, 128, 16, 4}, mixtral, 22, stream, /*graphToo=*/true);
   checkLayer({200, 512, 256, 128, 8}, mixtral, 23, stream, false);
+  // Decoding sizes (at most max(16, 2 E) rows): gemv_experts, groups of
+  // several rows (row chunks of 4), a fused gate_up, plain MLP experts.
+  checkLayer({8, 256, 192, 8, 2}, mixtral, 26, stream, true);
+  checkLayer({16, 512, 256, 64, 8}, mixtral, 27, stream, false);
+  Dims decodeFused{5, 128, 64, 4, 2};
+  decodeFused.fused = true;
+  checkLayer(decodeFused, mixtral, 28, stream, false);
+  checkLayer({6, 128, 96, 8, 1, MOE_GPU_ACT_RELU, /*mlp=*/true}, mixtral, 29,
+             stream, false);
+  checkExperts({13, 256, 200, 4, 0}, {0, 9, 1, 3}, 15, stream);
   if (!quick) {
     checkLayer({513, 1024, 512, 8, 2}, mixtral, 24, stream, true);
     // Many slots per warp of the permutation (12000 slots, 1500 a warp).

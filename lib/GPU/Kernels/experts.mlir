@@ -42,6 +42,13 @@
 //                       shared), keeps a gate and an up accumulator set per
 //                       warp and applies the gated activation in registers
 //                       before the bf16 store.
+//   gemv_experts        The GEMMs for few rows (decoding; the host functions
+//                       pick it when N <= max(16, 2 E)): one warp per output
+//                       column, 8 per block of 256, a block per (8 columns,
+//                       tile); the rows of the tile 4 at a time against each
+//                       weight row (16-byte loads, f32 sums, a butterfly
+//                       across the lanes). Y = X W[e]^T (f32), or the gated
+//                       activation H (bf16) of gate and up weights.
 //   activate            H = bf16(act(Hf)) elementwise, for plain MLP experts
 //                       (an empty Wu: the first GEMM is grouped_gemm_mma
 //                       into f32 rows Hf). One thread per element.
@@ -343,6 +350,205 @@ gpu.module @moe_experts {
       %h = arith.mulf %a, %up : f32
       %b = arith.truncf %h : f32 to bf16
       memref.store %b, %H[%r, %c] : memref<?x?xbf16>
+    }
+    gpu.return
+  }
+
+  // sum over the 32 lanes of a warp, a butterfly of xor shuffles (every
+  // lane gets the same value, in the same order of additions).
+  func.func private @warp_sum(%v: f32) -> f32 {
+    %c32 = arith.constant 32 : i32
+    %o16 = arith.constant 16 : i32
+    %o8 = arith.constant 8 : i32
+    %o4 = arith.constant 4 : i32
+    %o2 = arith.constant 2 : i32
+    %o1 = arith.constant 1 : i32
+    %s16, %p16 = gpu.shuffle xor %v, %o16, %c32 : f32
+    %v16 = arith.addf %v, %s16 : f32
+    %s8, %p8 = gpu.shuffle xor %v16, %o8, %c32 : f32
+    %v8 = arith.addf %v16, %s8 : f32
+    %s4, %p4 = gpu.shuffle xor %v8, %o4, %c32 : f32
+    %v4 = arith.addf %v8, %s4 : f32
+    %s2, %p2 = gpu.shuffle xor %v4, %o2, %c32 : f32
+    %v2 = arith.addf %v4, %s2 : f32
+    %s1, %p1 = gpu.shuffle xor %v2, %o1, %c32 : f32
+    %v1 = arith.addf %v2, %s1 : f32
+    return %v1 : f32
+  }
+
+  // The expert GEMMs for few rows per group (decoding), bound by reading
+  // the weights: one warp per output column j (8 per block of 256
+  // threads), one block per (8 columns, tile of the map). For the tile's
+  // rows, 4 at a time, the lanes split K into 8-element chunks (16-byte
+  // loads of the weight row, read once per 4 rows) and add their partial
+  // sums with a butterfly. gated = 0: Y[r, j] = X[r] . Wa[e, j] (f32);
+  // gated = 1: H[r, j] = bf16(act(X[r] . Wa[e, j]) * (X[r] . Wb[e, ub + j]))
+  // with ub = rows(Wb) - F (a fused gate_up holds the up rows from F).
+  // Every output element is one warp's fixed order of additions.
+  gpu.func @gemv_experts(%X: memref<?x?xbf16>, %Wa: memref<?x?x?xbf16>,
+                         %Wb: memref<?x?x?xbf16>, %off: memref<?xi32>,
+                         %tile_expert: memref<?xi32>, %tile_m0: memref<?xi32>,
+                         %num_tiles: memref<1xi32>, %Y: memref<?x?xf32>,
+                         %H: memref<?x?xbf16>, %act: i32, %gated: i32)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c3 = arith.constant 3 : index
+    %c4 = arith.constant 4 : index
+    %c8 = arith.constant 8 : index
+    %c32 = arith.constant 32 : index
+    %c64 = arith.constant 64 : index
+    %c256 = arith.constant 256 : index
+    %z = arith.constant 0 : i32
+    %f0 = arith.constant 0.0 : f32
+    %zero8 = arith.constant dense<0.0> : vector<8xf32>
+    %K = memref.dim %X, %c1 : memref<?x?xbf16>
+    %gated_b = arith.cmpi ne, %gated, %z : i32
+    %nh = memref.dim %H, %c1 : memref<?x?xbf16>
+    %ny = memref.dim %Y, %c1 : memref<?x?xf32>
+    %n = arith.select %gated_b, %nh, %ny : index
+    %rows_b = memref.dim %Wb, %c1 : memref<?x?x?xbf16>
+    %ub0 = arith.subi %rows_b, %n : index
+    %ub = arith.select %gated_b, %ub0, %c0 : index
+    %bx = gpu.block_id x
+    %by = gpu.block_id y
+    %tid = gpu.thread_id x
+    %warp = arith.divui %tid, %c32 : index
+    %lane = arith.remui %tid, %c32 : index
+    %lane0 = arith.cmpi eq, %lane, %c0 : index
+    %j0 = arith.muli %bx, %c8 : index
+    %j = arith.addi %j0, %warp : index
+    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
+    %nt = arith.index_cast %nt_i : i32 to index
+    %tile_ok = arith.cmpi ult, %by, %nt : index
+    %col_ok = arith.cmpi ult, %j, %n : index
+    // Warp-uniform: no barrier below.
+    %active = arith.andi %tile_ok, %col_ok : i1
+    scf.if %active {
+      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
+      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
+      %e = arith.index_cast %e_i : i32 to index
+      %m0 = arith.index_cast %m0_i : i32 to index
+      %e1 = arith.addi %e, %c1 : index
+      %hi_i = memref.load %off[%e1] : memref<?xi32>
+      %hi = arith.index_cast %hi_i : i32 to index
+      %m64 = arith.addi %m0, %c64 : index
+      %mend = arith.minui %m64, %hi : index
+      %k0 = arith.muli %lane, %c8 : index
+      %jb = arith.addi %ub, %j : index
+      scf.for %rb = %m0 to %mend step %c4 {
+        %acc:8 = scf.for %k = %k0 to %K step %c256
+            iter_args(%a0 = %f0, %a1 = %f0, %a2 = %f0, %a3 = %f0, %b0 = %f0, %b1 = %f0, %b2 = %f0, %b3 = %f0)
+            -> (f32, f32, f32, f32, f32, f32, f32, f32) {
+          %wa = vector.load %Wa[%e, %j, %k] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
+          %waf = arith.extf %wa : vector<8xbf16> to vector<8xf32>
+          %wbf = scf.if %gated_b -> (vector<8xf32>) {
+            %wb = vector.load %Wb[%e, %jb, %k] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
+            %wbe = arith.extf %wb : vector<8xbf16> to vector<8xf32>
+            scf.yield %wbe : vector<8xf32>
+          } else {
+            scf.yield %zero8 : vector<8xf32>
+          }
+          %r0 = arith.addi %rb, %c0 : index
+          %in0 = arith.cmpi ult, %r0, %mend : index
+          %rs0 = arith.select %in0, %r0, %m0 : index
+          %xv0 = vector.load %X[%rs0, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %xf0 = arith.extf %xv0 : vector<8xbf16> to vector<8xf32>
+          %pa0 = arith.mulf %xf0, %waf : vector<8xf32>
+          %na0 = vector.reduction <add>, %pa0, %a0 : vector<8xf32> into f32
+          %pb0 = arith.mulf %xf0, %wbf : vector<8xf32>
+          %nb0 = vector.reduction <add>, %pb0, %b0 : vector<8xf32> into f32
+          %r1 = arith.addi %rb, %c1 : index
+          %in1 = arith.cmpi ult, %r1, %mend : index
+          %rs1 = arith.select %in1, %r1, %m0 : index
+          %xv1 = vector.load %X[%rs1, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %xf1 = arith.extf %xv1 : vector<8xbf16> to vector<8xf32>
+          %pa1 = arith.mulf %xf1, %waf : vector<8xf32>
+          %na1 = vector.reduction <add>, %pa1, %a1 : vector<8xf32> into f32
+          %pb1 = arith.mulf %xf1, %wbf : vector<8xf32>
+          %nb1 = vector.reduction <add>, %pb1, %b1 : vector<8xf32> into f32
+          %r2 = arith.addi %rb, %c2 : index
+          %in2 = arith.cmpi ult, %r2, %mend : index
+          %rs2 = arith.select %in2, %r2, %m0 : index
+          %xv2 = vector.load %X[%rs2, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %xf2 = arith.extf %xv2 : vector<8xbf16> to vector<8xf32>
+          %pa2 = arith.mulf %xf2, %waf : vector<8xf32>
+          %na2 = vector.reduction <add>, %pa2, %a2 : vector<8xf32> into f32
+          %pb2 = arith.mulf %xf2, %wbf : vector<8xf32>
+          %nb2 = vector.reduction <add>, %pb2, %b2 : vector<8xf32> into f32
+          %r3 = arith.addi %rb, %c3 : index
+          %in3 = arith.cmpi ult, %r3, %mend : index
+          %rs3 = arith.select %in3, %r3, %m0 : index
+          %xv3 = vector.load %X[%rs3, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %xf3 = arith.extf %xv3 : vector<8xbf16> to vector<8xf32>
+          %pa3 = arith.mulf %xf3, %waf : vector<8xf32>
+          %na3 = vector.reduction <add>, %pa3, %a3 : vector<8xf32> into f32
+          %pb3 = arith.mulf %xf3, %wbf : vector<8xf32>
+          %nb3 = vector.reduction <add>, %pb3, %b3 : vector<8xf32> into f32
+          scf.yield %na0, %na1, %na2, %na3, %nb0, %nb1, %nb2, %nb3 : f32, f32, f32, f32, f32, f32, f32, f32
+        }
+        %ta0 = func.call @warp_sum(%acc#0) : (f32) -> f32
+        %tb0 = func.call @warp_sum(%acc#4) : (f32) -> f32
+        %r0 = arith.addi %rb, %c0 : index
+        %in0 = arith.cmpi ult, %r0, %mend : index
+        %st0 = arith.andi %in0, %lane0 : i1
+        scf.if %st0 {
+          scf.if %gated_b {
+            %g0 = func.call @activation(%ta0, %act) : (f32, i32) -> f32
+            %h0 = arith.mulf %g0, %tb0 : f32
+            %hb0 = arith.truncf %h0 : f32 to bf16
+            memref.store %hb0, %H[%r0, %j] : memref<?x?xbf16>
+          } else {
+            memref.store %ta0, %Y[%r0, %j] : memref<?x?xf32>
+          }
+        }
+        %ta1 = func.call @warp_sum(%acc#1) : (f32) -> f32
+        %tb1 = func.call @warp_sum(%acc#5) : (f32) -> f32
+        %r1 = arith.addi %rb, %c1 : index
+        %in1 = arith.cmpi ult, %r1, %mend : index
+        %st1 = arith.andi %in1, %lane0 : i1
+        scf.if %st1 {
+          scf.if %gated_b {
+            %g1 = func.call @activation(%ta1, %act) : (f32, i32) -> f32
+            %h1 = arith.mulf %g1, %tb1 : f32
+            %hb1 = arith.truncf %h1 : f32 to bf16
+            memref.store %hb1, %H[%r1, %j] : memref<?x?xbf16>
+          } else {
+            memref.store %ta1, %Y[%r1, %j] : memref<?x?xf32>
+          }
+        }
+        %ta2 = func.call @warp_sum(%acc#2) : (f32) -> f32
+        %tb2 = func.call @warp_sum(%acc#6) : (f32) -> f32
+        %r2 = arith.addi %rb, %c2 : index
+        %in2 = arith.cmpi ult, %r2, %mend : index
+        %st2 = arith.andi %in2, %lane0 : i1
+        scf.if %st2 {
+          scf.if %gated_b {
+            %g2 = func.call @activation(%ta2, %act) : (f32, i32) -> f32
+            %h2 = arith.mulf %g2, %tb2 : f32
+            %hb2 = arith.truncf %h2 : f32 to bf16
+            memref.store %hb2, %H[%r2, %j] : memref<?x?xbf16>
+          } else {
+            memref.store %ta2, %Y[%r2, %j] : memref<?x?xf32>
+          }
+        }
+        %ta3 = func.call @warp_sum(%acc#3) : (f32) -> f32
+        %tb3 = func.call @warp_sum(%acc#7) : (f32) -> f32
+        %r3 = arith.addi %rb, %c3 : index
+        %in3 = arith.cmpi ult, %r3, %mend : index
+        %st3 = arith.andi %in3, %lane0 : i1
+        scf.if %st3 {
+          scf.if %gated_b {
+            %g3 = func.call @activation(%ta3, %act) : (f32, i32) -> f32
+            %h3 = arith.mulf %g3, %tb3 : f32
+            %hb3 = arith.truncf %h3 : f32 to bf16
+            memref.store %hb3, %H[%r3, %j] : memref<?x?xbf16>
+          } else {
+            memref.store %ta3, %Y[%r3, %j] : memref<?x?xf32>
+          }
+        }
+      }
     }
     gpu.return
   }
@@ -1064,6 +1270,27 @@ func.func private @tiles64(%n: index) -> index {
   return %t : index
 }
 
+// Whether N rows over the groups of E experts are few enough for
+// gemv_experts (decoding: at most max(16, 2 E) rows, so a group has a row
+// or two on average and the weights are read about once) rather than the
+// 64-row tiles of the tensor-core kernels.
+func.func private @few_rows(%N: index, %E: index) -> i1 {
+  %c16 = arith.constant 16 : index
+  %E2 = arith.addi %E, %E : index
+  %lim = arith.maxui %E2, %c16 : index
+  %few = arith.cmpi ule, %N, %lim : index
+  return %few : i1
+}
+
+// ceil(n / 8)
+func.func private @tiles8(%n: index) -> index {
+  %c7 = arith.constant 7 : index
+  %c8 = arith.constant 8 : index
+  %p = arith.addi %n, %c7 : index
+  %t = arith.divui %p, %c8 : index
+  return %t : index
+}
+
 // ceil(n / 16)
 func.func private @tiles16(%n: index) -> index {
   %c15 = arith.constant 15 : index
@@ -1195,8 +1422,9 @@ func.func private @free_tile_map_async(%te: memref<?xi32>, %tm: memref<?xi32>,
   return %f2 : !gpu.async.token
 }
 
-// Y = X W[e]^T on a tile map of @tile_map_async; nothing is launched when
-// W has no rows.
+// Y = X W[e]^T on a tile map of @tile_map_async: gemv_experts for few rows
+// (@few_rows), else grouped_gemm_mma (the other launched on an empty grid);
+// nothing is launched when W has no rows.
 func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
                                       %W: memref<?x?x?xbf16>,
                                       %off: memref<?xi32>, %te: memref<?xi32>,
@@ -1204,16 +1432,35 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
                                       %maxtiles: index, %Y: memref<?x?xf32>,
                                       %stream: !gpu.async.token)
     -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c128 = arith.constant 128 : index
+  %c256 = arith.constant 256 : index
+  %z = arith.constant 0 : i32
+  %N = memref.dim %X, %c0 : memref<?x?xbf16>
+  %E = memref.dim %W, %c0 : memref<?x?x?xbf16>
   %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
-  %gx = call @tiles64(%nout) : (index) -> index
-  %k = gpu.launch_func async [%stream] @moe_experts::@grouped_gemm_mma
+  %few = call @few_rows(%N, %E) : (index, index) -> i1
+  %g64 = call @tiles64(%nout) : (index) -> index
+  %gx = arith.select %few, %c0, %g64 : index
+  %g8 = call @tiles8(%nout) : (index) -> index
+  %gv = arith.select %few, %g8, %c0 : index
+  %k0 = gpu.launch_func async [%stream] @moe_experts::@grouped_gemm_mma
       blocks in (%gx, %maxtiles, %c1) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
            %off : memref<?xi32>, %te : memref<?xi32>, %tm : memref<?xi32>,
            %nt : memref<1xi32>, %Y : memref<?x?xf32>)
-  return %k : !gpu.async.token
+  // No bf16 output: an empty view.
+  %noH = memref.reinterpret_cast %X to offset: [0], sizes: [%c0, %c0],
+      strides: [%c0, 1] : memref<?x?xbf16> to memref<?x?xbf16>
+  %k1 = gpu.launch_func async [%k0] @moe_experts::@gemv_experts
+      blocks in (%gv, %maxtiles, %c1) threads in (%c256, %c1, %c1)
+      args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
+           %W : memref<?x?x?xbf16>, %off : memref<?xi32>,
+           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32,
+           %z : i32)
+  return %k1 : !gpu.async.token
 }
 
 // D = bf16(X A[e]^T) B[e]^T: a LoRA delta before its scale alpha / r, the
@@ -1293,8 +1540,17 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %gated = arith.cmpi ne, %Eu, %c0 : index
   %Nm = arith.select %gated, %c0, %N : index
   %Hf, %a3 = gpu.alloc async [%a3h] (%Nm, %F) : memref<?x?xf32>
-  %g_gated = arith.select %gated, %gxf, %c0 : index
-  %g_plain = arith.select %gated, %c0, %gxf : index
+  // Few rows (decoding): gemv_experts instead of the tensor-core kernels.
+  %few = call @few_rows(%N, %E) : (index, index) -> i1
+  %gxf_mma = arith.select %few, %c0, %gxf : index
+  %g_gated = arith.select %gated, %gxf_mma, %c0 : index
+  %g_plain = arith.select %gated, %c0, %gxf_mma : index
+  %gvf = call @tiles8(%F) : (index) -> index
+  %gvf_few = arith.select %few, %gvf, %c0 : index
+  %gv_gated = arith.select %gated, %gvf_few, %c0 : index
+  %gv_plain = arith.select %gated, %c0, %gvf_few : index
+  %one_i = arith.constant 1 : i32
+  %zero_i = arith.constant 0 : i32
   %nact = arith.muli %Nm, %F : index
   %c255 = arith.constant 255 : index
   %nactp = arith.addi %nact, %c255 : index
@@ -1311,7 +1567,21 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
            %off : memref<?xi32>, %te : memref<?xi32>,
            %tm : memref<?xi32>, %nt : memref<1xi32>,
            %Hf : memref<?x?xf32>)
-  %k1 = gpu.launch_func async [%k1m] @moe_experts::@activate
+  %k1vg = gpu.launch_func async [%k1m] @moe_experts::@gemv_experts
+      blocks in (%gv_gated, %maxtiles, %c1) threads in (%c256, %c1, %c1)
+      args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
+           %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
+           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
+           %one_i : i32)
+  %k1vp = gpu.launch_func async [%k1vg] @moe_experts::@gemv_experts
+      blocks in (%gv_plain, %maxtiles, %c1) threads in (%c256, %c1, %c1)
+      args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
+           %Wg : memref<?x?x?xbf16>, %off : memref<?xi32>,
+           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
+           %zero_i : i32)
+  %k1 = gpu.launch_func async [%k1vp] @moe_experts::@activate
       blocks in (%g_act, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32)
   %k2 = call @grouped_gemm_async(%H, %Wd, %off, %te, %tm, %nt, %maxtiles,

@@ -36,8 +36,9 @@
 // QWEN:         cuda: cuMemcpyAsync(64)
 // QWEN-NOT:     cuMemcpyAsync(8192)
 // A GraniteMoE checkpoint: the fused gate_up [8, 96, 32] goes to the GPU
-// once (49152 bytes) and serves as both gate and up; the fused GEMM covers
-// the 48 columns of f (one 64-wide tile), not 96.
+// once (49152 bytes) and serves as both gate and up; the fused gate/up of
+// the 10 rows (gemv_experts) covers the 48 columns of f (6 blocks of 8),
+// not 96.
 // RUN: moe-gen-checkpoint --family granitemoe --dtype bf16 --hidden 32 --inner 48 --out %t/granite --seed 3
 // RUN: moe-import --model %t/granite -o %t/granite.mlir
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/granite.mlir --entry moe_layer_1 \
@@ -47,7 +48,7 @@
 // GRANITE-NOT:   cuMemcpyAsync(49152)
 // GRANITE:       cuda: cuMemcpyAsync(24576)
 // GRANITE-NOT:   cuMemcpyAsync(49152)
-// GRANITE-COUNT-5: cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+// GRANITE-COUNT-5: cuda: cuLaunchKernel(gemv_experts, grid 6x9x1, block 256x1x1, smem 0, a stream)
 // GRANITE-NOT:   cuMemcpyAsync(49152)
 // QWEN-COUNT-5: cuda: cuLaunchKernel(add_shared, grid 1x5x1, block 256x1x1, smem 0, a stream)
 // QWEN-NOT:     cuMemcpyAsync(8192)
@@ -87,8 +88,8 @@
 // CHECK:         cuda: cuLaunchKernel(gather_rows, grid 10x1x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
 // CHECK:         cuda: cuLaunchKernel(build_tile_map, grid 1x1x1, block 256x1x1, smem 0, a stream)
-// CHECK:         cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
-// CHECK:         cuda: cuLaunchKernel(grouped_gemm_mma, grid 1x9x1, block 128x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(gemv_experts, grid 6x9x1, block 256x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(gemv_experts, grid 4x9x1, block 256x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x5x1, block 256x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
