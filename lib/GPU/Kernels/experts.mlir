@@ -1533,24 +1533,26 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
       -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
           !gpu.async.token)
   %H, %a3h = gpu.alloc async [%k0] (%N, %F) : memref<?x?xbf16>
-  // Wu empty: plain MLP experts, act(X Wg^T) Wd^T. The first GEMM writes
-  // f32 rows into Hf and @activate rounds act(Hf) into H; the fused gate/up
-  // kernel is launched on an empty grid. Gated experts: Hf is empty.
+  // Wu empty: plain MLP experts, act(X Wg^T) Wd^T. The first GEMM
+  // (@grouped_gemm_async) writes f32 rows into Hf and @activate rounds
+  // act(Hf) into H; the gated kernels are launched on empty grids. Gated
+  // experts: Hf is empty, and so is the first GEMM's weight.
   %Eu = memref.dim %Wu, %c0 : memref<?x?x?xbf16>
   %gated = arith.cmpi ne, %Eu, %c0 : index
   %Nm = arith.select %gated, %c0, %N : index
   %Hf, %a3 = gpu.alloc async [%a3h] (%Nm, %F) : memref<?x?xf32>
-  // Few rows (decoding): gemv_experts instead of the tensor-core kernels.
+  %noW = memref.reinterpret_cast %Wg to offset: [0], sizes: [%c0, %c0, %c0],
+      strides: [%c0, %c0, 1] : memref<?x?x?xbf16> to memref<?x?x?xbf16>
+  %W1 = arith.select %gated, %noW, %Wg : memref<?x?x?xbf16>
+  // The gated activation: gemv_experts for few rows (decoding), else the
+  // fused tensor-core kernel.
   %few = call @few_rows(%N, %E) : (index, index) -> i1
   %gxf_mma = arith.select %few, %c0, %gxf : index
   %g_gated = arith.select %gated, %gxf_mma, %c0 : index
-  %g_plain = arith.select %gated, %c0, %gxf_mma : index
   %gvf = call @tiles8(%F) : (index) -> index
   %gvf_few = arith.select %few, %gvf, %c0 : index
   %gv_gated = arith.select %gated, %gvf_few, %c0 : index
-  %gv_plain = arith.select %gated, %c0, %gvf_few : index
   %one_i = arith.constant 1 : i32
-  %zero_i = arith.constant 0 : i32
   %nact = arith.muli %Nm, %F : index
   %c255 = arith.constant 255 : index
   %nactp = arith.addi %nact, %c255 : index
@@ -1561,26 +1563,18 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>,
            %nt : memref<1xi32>, %H : memref<?x?xbf16>, %act : i32)
-  %k1m = gpu.launch_func async [%k1g] @moe_experts::@grouped_gemm_mma
-      blocks in (%g_plain, %maxtiles, %c1) threads in (%c128, %c1, %c1)
-      args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
-           %off : memref<?xi32>, %te : memref<?xi32>,
-           %tm : memref<?xi32>, %nt : memref<1xi32>,
-           %Hf : memref<?x?xf32>)
-  %k1vg = gpu.launch_func async [%k1m] @moe_experts::@gemv_experts
+  %k1vg = gpu.launch_func async [%k1g] @moe_experts::@gemv_experts
       blocks in (%gv_gated, %maxtiles, %c1) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
            %Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
            %one_i : i32)
-  %k1vp = gpu.launch_func async [%k1vg] @moe_experts::@gemv_experts
-      blocks in (%gv_plain, %maxtiles, %c1) threads in (%c256, %c1, %c1)
-      args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
-           %Wg : memref<?x?x?xbf16>, %off : memref<?xi32>,
-           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
-           %Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
-           %zero_i : i32)
+  %k1vp = call @grouped_gemm_async(%X, %W1, %off, %te, %tm, %nt, %maxtiles,
+                                   %Hf, %k1vg)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
   %k1 = gpu.launch_func async [%k1vp] @moe_experts::@activate
       blocks in (%g_act, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32)

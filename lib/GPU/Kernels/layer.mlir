@@ -164,8 +164,7 @@ func.func private @moe_route_dispatch_async(
   %i3 = arith.constant 3 : i32
   %bit16 = arith.andi %flags, %i16 : i32
   %drops = arith.cmpi ne, %bit16, %z : i32
-  %osh = arith.shrui %flags, %i5 : i32
-  %order = arith.andi %osh, %i3 : i32
+  %order = call @flag_bits(%flags, %i5, %i3) : (i32, i32, i32) -> i32
   %bit128 = arith.andi %flags, %i128 : i32
   %has128 = arith.cmpi ne, %bit128, %z : i32
   %renorm_drop = arith.andi %drops, %has128 : i1
