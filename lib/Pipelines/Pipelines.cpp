@@ -85,6 +85,57 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
   }
 }
 
+/// MLIR 22's gpu-lower-to-nvvm-pipeline, pass for pass, with moe-gpu-emulate in the place of gpu-module-to-binary when
+/// `emulate` is set: the emulator runs the very code the GPU would.
+static void addLowerToNVVM(OpPassManager &pm,
+                           const gpu::GPUToNVVMPipelineOptions &options,
+                           bool emulate) {
+  pm.addPass(createConvertNVGPUToNVVMPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createConvertVectorToSCFPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertNVVMToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  GpuNVVMAttachTargetOptions target;
+  target.triple = options.cubinTriple;
+  target.chip = options.cubinChip;
+  target.features = options.cubinFeatures;
+  target.optLevel = options.optLevel;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createArithToLLVMConversionPass());
+  ConvertIndexToLLVMPassOptions index;
+  index.indexBitwidth = options.indexBitWidth;
+  pm.addPass(createConvertIndexToLLVMPass(index));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  ConvertGpuOpsToNVVMOpsOptions device;
+  device.useBarePtrCallConv = options.kernelUseBarePtrCallConv;
+  device.indexBitwidth = options.indexBitWidth;
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps(device));
+  pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
+
+  GpuToLLVMConversionPassOptions host;
+  host.hostBarePtrCallConv = options.hostUseBarePtrCallConv;
+  host.kernelBarePtrCallConv = options.kernelUseBarePtrCallConv;
+  pm.addPass(createGpuToLLVMConversionPass(host));
+  if (emulate) {
+    pm.addPass(moe::createMoEGPUEmulate());
+  } else {
+    GpuModuleToBinaryPassOptions binary;
+    binary.compilationTarget = options.cubinFormat;
+    pm.addPass(createGpuModuleToBinaryPass(binary));
+  }
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
 void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
                                      const CUDAPipelineOptions &options) {
   // Layers to calls of the kernel library's host functions, on buffers; the
@@ -131,14 +182,23 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
     break;
   }
   nvvm.optLevel = 3;
-  gpu::buildLowerToNVVMPassPipeline(pm, nvvm);
+  addLowerToNVVM(pm, nvvm, options.emulate);
   if (options.check) {
-    // gpu.binary and gpu.launch_func stay until translation to LLVM IR.
+    // gpu.binary and gpu.launch_func stay until translation to LLVM IR
+    // (none when emulated).
     MoECheckLoweredOptions check;
-    check.dialects = {"builtin", "llvm", "gpu"};
+    check.dialects = {"builtin", "llvm"};
+    if (!options.emulate)
+      check.dialects.push_back("gpu");
     check.stage = "moe-cuda-pipeline";
     pm.addPass(createMoECheckLowered(check));
   }
+}
+
+void mlir::moe::buildGPUEmulationPipeline(OpPassManager &pm) {
+  gpu::GPUToNVVMPipelineOptions nvvm;
+  nvvm.optLevel = 3;
+  addLowerToNVVM(pm, nvvm, /*emulate=*/true);
 }
 
 void mlir::moe::registerMoEPipelines() {
@@ -151,4 +211,10 @@ void mlir::moe::registerMoEPipelines() {
       "Compile moe IR whose layers the CUDA kernel library supports to the "
       "LLVM dialect for the host and a gpu.binary for the GPU",
       buildMoECUDAPipeline);
+  PassPipelineRegistration<>(
+      "moe-gpu-emulation-pipeline",
+      "MLIR's gpu-lower-to-nvvm-pipeline with moe-gpu-emulate in the place "
+      "of gpu-module-to-binary: GPU code to host code whose kernels the SIMT "
+      "emulator (libmoe_cuda_emulator) runs",
+      buildGPUEmulationPipeline);
 }

@@ -347,4 +347,40 @@ def MoEGPUAsyncRegion
   ];
 }
 
+def MoEGPUEmulate : Pass<"moe-gpu-emulate", "::mlir::ModuleOp"> {
+  let summary = "Run the NVVM kernels of gpu.modules on the host's SIMT "
+                "emulator";
+  let description = [{
+    Runs in the place of `gpu-module-to-binary`, after `gpu-to-llvm`: the
+    kernels of every `gpu.module`, already in the LLVM and NVVM dialects,
+    become host functions that the SIMT emulator of the runtime
+    (`runtime/cuda/Emulator.cpp`, `libmoe_cuda_emulator`) runs with one
+    fiber per GPU thread, so that the code the GPU would run can be executed
+    and checked on a machine without one.
+
+    - Every symbol of a `gpu.module` moves into the host module, renamed
+      `<module>__<name>`; libdevice declarations (`__nv_expf`, ...) become
+      the C library's functions of the same name without the prefix.
+    - Shared memory (address space 3 globals) becomes one buffer per block,
+      laid out per `gpu.module` and returned by `moe_emu_shared()`; every
+      other address space becomes the generic one.
+    - NVVM operations become calls of the emulator: special registers,
+      `barrier0`, `shfl.sync`, `match.sync.any`, `bar.warp.sync`, `ldmatrix`
+      (`.m8n8.b16`, x1/x2/x4, with or without `.trans`), `mma.sync`
+      (m16n8k16, bf16 A row-major and B column-major, f32 C and D) and
+      `cp.async` (a synchronous copy, so its commit and wait groups
+      vanish). Any other NVVM operation, and inline assembly, is an error.
+    - Each kernel gets a `<module>__<kernel>__launch(void **params)` entry,
+      and every `gpu.launch_func` becomes a `moe_emu_launch` call with its
+      arguments packed as `cuLaunchKernel` takes them, the module's static
+      shared memory plus the launch's dynamic shared memory, and the
+      stream.
+
+    `moe-cuda-pipeline{emulate=1}` uses it; the pass is exposed for tests.
+  }];
+  let dependentDialects = [
+    "::mlir::LLVM::LLVMDialect",
+  ];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

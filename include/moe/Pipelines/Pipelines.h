@@ -83,6 +83,12 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::desc("End with moe-check-lowered (only llvm, builtin and "
                      "gpu ops may remain)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> emulate{
+      *this, "emulate",
+      llvm::cl::desc("Kernels as host code for the SIMT emulator "
+                     "(moe-gpu-emulate, libmoe_cuda_emulator) instead of a "
+                     "gpu.binary"),
+      llvm::cl::init(false)};
 };
 
 /// moe IR whose layers the CUDA kernel library supports to the LLVM
@@ -98,8 +104,15 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
 void buildMoECUDAPipeline(OpPassManager &pm,
                           const CUDAPipelineOptions &options);
 
-/// Registers `moe-cpu-pipeline` and `moe-cuda-pipeline` with the global pass
-/// registry.
+/// MLIR 22's gpu-lower-to-nvvm-pipeline with moe-gpu-emulate in the place of
+/// gpu-module-to-binary: code in the gpu, nvgpu and nvvm dialects (GPU
+/// operations on the host chained by async tokens, as that pipeline wants
+/// them) to the LLVM dialect for the host, the kernels included, run by the
+/// SIMT emulator of libmoe_cuda_emulator.
+void buildGPUEmulationPipeline(OpPassManager &pm);
+
+/// Registers `moe-cpu-pipeline`, `moe-cuda-pipeline` and
+/// `moe-gpu-emulation-pipeline` with the global pass registry.
 void registerMoEPipelines();
 
 } // namespace moe

@@ -1,0 +1,733 @@
+//===- Emulator.cpp - a SIMT emulator for kernels run on the host ---------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// libmoe_cuda_emulator: the mgpu* functions of MLIR's GPU host code over host
+// memory, and the moe_emu_* functions that code compiled by moe-gpu-emulate
+// calls, so that the CUDA back end's kernels execute, and are checked, on a
+// machine without a GPU.
+//
+// A launch runs its blocks one after the other; a block runs one fiber per
+// thread, in thread order, each until it waits: at a block
+// barrier until every live thread of the block is there, at a warp-wide
+// operation (shuffle, match, warp sync, ldmatrix, mma.sync) until every
+// lane its mask names is at the same operation. The schedule is fixed, so
+// runs are deterministic. The emulator is strict where CUDA leaves things
+// undefined and a kernel would be wrong:
+//
+//   - device memory from mgpuMemAlloc and each block's shared memory start
+//     filled with 0xff bytes (a NaN in f32 and bf16, -1 in integers), not
+//     zeros;
+//   - a shuffle from a lane outside the mask reads 0xffffffff;
+//   - a launch beyond the device's limits (more than 1024 threads, a grid
+//     of more than 65535 in y or z) is an error, as in cuLaunchKernel (an
+//     empty grid runs nothing, as in libmoe_cuda_runtime), and so is a
+//     deadlock: a lane that exits
+//     before a warp-wide operation naming it, lanes of one mask at different
+//     operations, a barrier that some threads never reach.
+//
+// Errors print one line, "moe cuda emulator: ...", and abort, as the driver
+// runtime does. The cp.async copies complete when issued; the emulator does
+// not model timing, caches or memory ordering beyond the program order of a
+// fiber and the points where it waits.
+//
+//===----------------------------------------------------------------------===//
+
+#include <sys/mman.h>
+#include <unistd.h>
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#define MOE_EMU_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+[[noreturn]] void fail(const std::string &message) {
+  std::fprintf(stderr, "moe cuda emulator: %s\n", message.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+//===----------------------------------------------------------------------===//
+// Fibers
+//===----------------------------------------------------------------------===//
+
+// On x86-64 a switch saves the callee-saved registers and the floating-point
+// control words on the stack it leaves, and restores them from the stack it
+// enters (tens of nanoseconds); elsewhere ucontext, whose switches also save
+// the signal mask (a system call each).
+#if defined(__x86_64__)
+extern "C" void moe_emu_switch(void **from, void *to);
+asm(R"(
+  .text
+  .p2align 4
+  .type moe_emu_switch,@function
+moe_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size moe_emu_switch, .-moe_emu_switch
+)");
+
+struct Fiber {
+  void *sp = nullptr;
+};
+
+/// Makes `fiber` start `entry` (which never returns) on `stack` at its next
+/// switch.
+void startFiber(Fiber &fiber, void *stack, size_t size, void (*entry)(),
+                Fiber &) {
+  auto top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
+  auto *words = reinterpret_cast<uint64_t *>(top);
+  words[-1] = 0;                                     // entry's return address
+  words[-2] = reinterpret_cast<uintptr_t>(entry);     // popped by `ret`
+  for (int i = 3; i <= 8; ++i)
+    words[-i] = 0;                                   // rbp, rbx, r12-r15
+  uint32_t mxcsr;
+  uint16_t fpcw;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(fpcw));
+  auto *control = reinterpret_cast<unsigned char *>(&words[-9]);
+  std::memcpy(control, &mxcsr, 4);
+  std::memcpy(control + 4, &fpcw, 2);
+  fiber.sp = &words[-9];
+}
+
+void switchFiber(Fiber &from, Fiber &to) { moe_emu_switch(&from.sp, to.sp); }
+#else
+struct Fiber {
+  ucontext_t context;
+};
+
+void startFiber(Fiber &fiber, void *stack, size_t size, void (*entry)(),
+                Fiber &link) {
+  getcontext(&fiber.context);
+  fiber.context.uc_stack.ss_sp = stack;
+  fiber.context.uc_stack.ss_size = size;
+  fiber.context.uc_link = &link.context;
+  makecontext(&fiber.context, entry, 0);
+}
+
+void switchFiber(Fiber &from, Fiber &to) {
+  swapcontext(&from.context, &to.context);
+}
+#endif
+
+constexpr uint32_t kWarpSize = 32;
+constexpr uint32_t kMaxThreads = 1024;
+constexpr size_t kStackBytes = 256 * 1024;
+
+enum class State { Runnable, AtBarrier, AtWarpOp, Done };
+enum class WarpOp { Shuffle, Match, Sync, LdMatrix, Mma };
+
+const char *warpOpName(WarpOp op) {
+  switch (op) {
+  case WarpOp::Shuffle:
+    return "shfl.sync";
+  case WarpOp::Match:
+    return "match.sync";
+  case WarpOp::Sync:
+    return "bar.warp.sync";
+  case WarpOp::LdMatrix:
+    return "ldmatrix";
+  case WarpOp::Mma:
+    return "mma.sync";
+  }
+  return "?";
+}
+
+struct Thread {
+  Fiber fiber;
+  uint32_t tid[3] = {0, 0, 0};
+  uint32_t linear = 0;
+  State state = State::Runnable;
+  // The warp-wide operation this thread waits at: its mask, its inputs
+  // (shuffle: mode, value, offset, clamp; ldmatrix: the row address; mma:
+  // the A, B and C fragments) and, once every lane is there, its outputs.
+  WarpOp op = WarpOp::Sync;
+  uint32_t mask = 0;
+  uint32_t in[10] = {};
+  const void *address = nullptr;
+  int32_t num = 0, trans = 0;
+  uint32_t out[4] = {};
+};
+
+/// Fiber stacks, kept across launches, each with a guard page below it.
+class Stacks {
+public:
+  void *get(size_t i) {
+    while (stacks.size() <= i) {
+      size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+      void *p = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED)
+        fail("cannot map a fiber stack");
+      mprotect(p, page, PROT_NONE);
+      stacks.push_back(static_cast<char *>(p) + page);
+    }
+    return stacks[i];
+  }
+
+private:
+  std::vector<char *> stacks;
+};
+
+struct Launch {
+  void (*entry)(void **) = nullptr;
+  void **params = nullptr;
+  const char *name = "";
+  uint32_t grid[3] = {1, 1, 1}, block[3] = {1, 1, 1}, ctaid[3] = {0, 0, 0};
+  std::vector<Thread> threads;
+  std::vector<unsigned char> shared;
+  Fiber scheduler;
+  Thread *current = nullptr;
+  uint32_t live = 0, atBarrier = 0;
+
+  std::string where() const {
+    return std::string("kernel ") + name + ", block (" +
+           std::to_string(ctaid[0]) + ", " + std::to_string(ctaid[1]) +
+           ", " + std::to_string(ctaid[2]) + ")";
+  }
+  void runBlock();
+  void releaseBarrier();
+  void tryCompleteWarpOp(uint32_t warp, const Thread &arrived);
+  [[noreturn]] void deadlock();
+};
+
+thread_local Launch *active = nullptr;
+Stacks &stacks() {
+  static Stacks s;
+  return s;
+}
+
+Thread &self() {
+  if (!active || !active->current)
+    fail("an emulated device function ran outside a kernel launch");
+  return *active->current;
+}
+
+/// Back to the scheduler until this thread is runnable again.
+void waitUntilRunnable(Thread &t) {
+  while (t.state != State::Runnable)
+    switchFiber(t.fiber, active->scheduler);
+}
+
+void threadMain() {
+  Launch &l = *active;
+  l.entry(l.params);
+  Thread &t = *l.current;
+  t.state = State::Done;
+  --l.live;
+  // Exited threads no longer hold a barrier back.
+  if (l.live && l.atBarrier == l.live)
+    l.releaseBarrier();
+  // Never resumed.
+  switchFiber(t.fiber, l.scheduler);
+}
+
+void Launch::releaseBarrier() {
+  for (Thread &t : threads)
+    if (t.state == State::AtBarrier)
+      t.state = State::Runnable;
+  atBarrier = 0;
+}
+
+void Launch::runBlock() {
+  uint32_t count = block[0] * block[1] * block[2];
+  threads.assign(count, Thread());
+  for (uint32_t i = 0; i < count; ++i) {
+    Thread &t = threads[i];
+    t.linear = i;
+    t.tid[0] = i % block[0];
+    t.tid[1] = (i / block[0]) % block[1];
+    t.tid[2] = i / (block[0] * block[1]);
+    startFiber(t.fiber, stacks().get(i), kStackBytes, threadMain, scheduler);
+  }
+  std::memset(shared.data(), 0xff, shared.size());
+  live = count;
+  atBarrier = 0;
+  while (live) {
+    bool progress = false;
+    for (Thread &t : threads) {
+      if (t.state != State::Runnable)
+        continue;
+      current = &t;
+      switchFiber(scheduler, t.fiber);
+      current = nullptr;
+      progress = true;
+    }
+    if (!progress)
+      deadlock();
+  }
+}
+
+void Launch::deadlock() {
+  // Runs of consecutive threads waiting at the same place.
+  auto place = [](const Thread &t) -> std::string {
+    if (t.state == State::AtBarrier)
+      return "at a barrier";
+    if (t.state == State::Done)
+      return "exited";
+    char hex[9];
+    std::snprintf(hex, sizeof(hex), "%08x", t.mask);
+    return std::string("at ") + warpOpName(t.op) + " (mask 0x" + hex + ")";
+  };
+  std::string message = where() + ": deadlock:";
+  for (size_t i = 0; i < threads.size();) {
+    std::string here = place(threads[i]);
+    size_t j = i + 1;
+    while (j < threads.size() && place(threads[j]) == here)
+      ++j;
+    message += (i ? "; " : " ") +
+               (j - i == 1 ? "thread " + std::to_string(i)
+                           : "threads " + std::to_string(i) + "-" +
+                                 std::to_string(j - 1)) +
+               " " + here;
+    i = j;
+  }
+  fail(message);
+}
+
+float bf16ToFloat(uint16_t bits) {
+  uint32_t word = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &word, sizeof(f));
+  return f;
+}
+
+uint32_t floatBits(float f) {
+  uint32_t word;
+  std::memcpy(&word, &f, sizeof(word));
+  return word;
+}
+
+/// shfl.sync as the PTX ISA defines it: the source lane and whether it is
+/// in range; the value of a lane outside the mask reads 0xffffffff.
+void shuffle(Thread *const lanes[kWarpSize], uint32_t mask) {
+  for (uint32_t lane = 0; lane < kWarpSize; ++lane) {
+    if (!(mask >> lane & 1))
+      continue;
+    Thread &t = *lanes[lane];
+    uint32_t mode = t.in[0], b = t.in[2] & 31, c = t.in[3];
+    uint32_t segmask = (c >> 8) & 31, cval = c & 31;
+    int32_t maxLane = static_cast<int32_t>((lane & segmask) |
+                                           (cval & ~segmask));
+    int32_t minLane = static_cast<int32_t>(lane & segmask);
+    int32_t j = static_cast<int32_t>(lane);
+    bool inRange = false;
+    switch (mode) {
+    case 0: // bfly
+      j = static_cast<int32_t>(lane ^ b);
+      inRange = j <= maxLane;
+      break;
+    case 1: // up
+      j = static_cast<int32_t>(lane) - static_cast<int32_t>(b);
+      inRange = j >= maxLane;
+      break;
+    case 2: // down
+      j = static_cast<int32_t>(lane + b);
+      inRange = j <= maxLane;
+      break;
+    case 3: // idx
+      j = minLane | static_cast<int32_t>(b & ~segmask);
+      inRange = j <= maxLane;
+      break;
+    default:
+      fail("shfl.sync: unknown mode " + std::to_string(mode));
+    }
+    if (!inRange)
+      j = static_cast<int32_t>(lane);
+    uint32_t value = 0xffffffffu;
+    if (j >= 0 && j < static_cast<int32_t>(kWarpSize) && (mask >> j & 1))
+      value = lanes[j]->in[1];
+    t.out[0] = value;
+    t.out[1] = inRange;
+  }
+}
+
+/// ldmatrix .m8n8 .b16: lanes 8i..8i+7 give the row addresses of matrix i;
+/// lane t receives row t/4, columns 2(t%4) and 2(t%4)+1 of each matrix (of
+/// its transpose with .trans).
+void ldmatrix(Thread *const lanes[kWarpSize]) {
+  int32_t num = lanes[0]->num, trans = lanes[0]->trans;
+  for (uint32_t lane = 0; lane < kWarpSize; ++lane) {
+    Thread &t = *lanes[lane];
+    if (t.num != num || t.trans != trans)
+      fail("ldmatrix: the lanes of a warp disagree on the shape");
+    uint32_t r = lane / 4, c = 2 * (lane % 4);
+    for (int32_t i = 0; i < num; ++i) {
+      auto element = [&](uint32_t row, uint32_t col) {
+        const auto *p =
+            static_cast<const uint16_t *>(lanes[8 * i + row]->address);
+        return p[col];
+      };
+      uint16_t lo = trans ? element(c, r) : element(r, c);
+      uint16_t hi = trans ? element(c + 1, r) : element(r, c + 1);
+      t.out[i] = lo | static_cast<uint32_t>(hi) << 16;
+    }
+  }
+}
+
+/// mma.sync m16n8k16, A row-major and B column-major bf16, C and D f32, in
+/// the fragment layout of the PTX ISA (group g = lane / 4, q = lane % 4).
+void mma(Thread *const lanes[kWarpSize]) {
+  float a[16][16], b[16][8], c[16][8];
+  for (uint32_t lane = 0; lane < kWarpSize; ++lane) {
+    const uint32_t *in = lanes[lane]->in;
+    uint32_t g = lane / 4, q = lane % 4;
+    for (uint32_t h = 0; h < 2; ++h) {
+      auto lo = [&](uint32_t w) {
+        return bf16ToFloat(static_cast<uint16_t>(w >> (16 * h)));
+      };
+      a[g][2 * q + h] = lo(in[0]);
+      a[g + 8][2 * q + h] = lo(in[1]);
+      a[g][2 * q + 8 + h] = lo(in[2]);
+      a[g + 8][2 * q + 8 + h] = lo(in[3]);
+      b[2 * q + h][g] = lo(in[4]);
+      b[2 * q + 8 + h][g] = lo(in[5]);
+    }
+    for (uint32_t i = 0; i < 4; ++i) {
+      float f;
+      std::memcpy(&f, &in[6 + i], sizeof(f));
+      c[g + 8 * (i / 2)][2 * q + i % 2] = f;
+    }
+  }
+  for (uint32_t lane = 0; lane < kWarpSize; ++lane) {
+    uint32_t g = lane / 4, q = lane % 4;
+    for (uint32_t i = 0; i < 4; ++i) {
+      uint32_t m = g + 8 * (i / 2), n = 2 * q + i % 2;
+      // Exact bf16 products, accumulated in double, rounded once.
+      double sum = c[m][n];
+      for (uint32_t k = 0; k < 16; ++k)
+        sum += static_cast<double>(a[m][k]) * b[k][n];
+      lanes[lane]->out[i] = floatBits(static_cast<float>(sum));
+    }
+  }
+}
+
+void Launch::tryCompleteWarpOp(uint32_t warp, const Thread &arrived) {
+  uint32_t first = warp * kWarpSize;
+  uint32_t count = static_cast<uint32_t>(threads.size());
+  uint32_t mask = arrived.mask;
+  Thread *lanes[kWarpSize] = {};
+  for (uint32_t lane = 0; lane < kWarpSize; ++lane) {
+    if (!(mask >> lane & 1))
+      continue;
+    if (first + lane >= count)
+      fail(where() + ": " + warpOpName(arrived.op) + " names lane " +
+           std::to_string(lane) + " of warp " + std::to_string(warp) +
+           ", which the block does not have");
+    Thread &t = threads[first + lane];
+    if (t.state == State::Done)
+      fail(where() + ": thread " + std::to_string(arrived.linear) + " is at " +
+           warpOpName(arrived.op) + " with thread " +
+           std::to_string(t.linear) + " in its mask, which has exited");
+    if (t.state != State::AtWarpOp)
+      return;
+    if (t.op != arrived.op || t.mask != mask)
+      fail(where() + ": threads " + std::to_string(arrived.linear) + " and " +
+           std::to_string(t.linear) + " of one warp wait at different " +
+           "warp-wide operations (" + warpOpName(arrived.op) + " and " +
+           warpOpName(t.op) + ") or masks");
+    lanes[lane] = &t;
+  }
+  switch (arrived.op) {
+  case WarpOp::Shuffle:
+    shuffle(lanes, mask);
+    break;
+  case WarpOp::Match:
+    for (uint32_t lane = 0; lane < kWarpSize; ++lane) {
+      if (!lanes[lane])
+        continue;
+      uint32_t same = 0;
+      for (uint32_t other = 0; other < kWarpSize; ++other)
+        if (lanes[other] && lanes[other]->in[0] == lanes[lane]->in[0])
+          same |= 1u << other;
+      lanes[lane]->out[0] = same;
+    }
+    break;
+  case WarpOp::Sync:
+    break;
+  case WarpOp::LdMatrix:
+    ldmatrix(lanes);
+    break;
+  case WarpOp::Mma:
+    mma(lanes);
+    break;
+  }
+  for (Thread *t : lanes)
+    if (t)
+      t->state = State::Runnable;
+}
+
+/// Waits at a warp-wide operation until every lane of `mask` is there.
+void warpOp(Thread &t, WarpOp op, uint32_t mask) {
+  uint32_t lane = t.linear % kWarpSize;
+  if (!(mask >> lane & 1)) {
+    char hex[9];
+    std::snprintf(hex, sizeof(hex), "%08x", mask);
+    fail(active->where() + ": thread " + std::to_string(t.linear) + " runs " +
+         warpOpName(op) + " with mask 0x" + hex +
+         ", which does not name its own lane (undefined in PTX)");
+  }
+  t.op = op;
+  t.mask = mask;
+  t.state = State::AtWarpOp;
+  active->tryCompleteWarpOp(t.linear / kWarpSize, t);
+  waitUntilRunnable(t);
+}
+
+constexpr uint32_t kFullMask = 0xffffffffu;
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Device functions (called by kernels compiled by moe-gpu-emulate)
+//===----------------------------------------------------------------------===//
+
+MOE_EMU_EXPORT int32_t moe_emu_sreg(int32_t which) {
+  Thread &t = self();
+  const Launch &l = *active;
+  uint32_t lane = t.linear % kWarpSize;
+  switch (which) {
+  case 0:
+  case 1:
+  case 2:
+    return static_cast<int32_t>(t.tid[which]);
+  case 3:
+  case 4:
+  case 5:
+    return static_cast<int32_t>(l.block[which - 3]);
+  case 6:
+  case 7:
+  case 8:
+    return static_cast<int32_t>(l.ctaid[which - 6]);
+  case 9:
+  case 10:
+  case 11:
+    return static_cast<int32_t>(l.grid[which - 9]);
+  case 12:
+    return static_cast<int32_t>(lane);
+  case 13:
+    return static_cast<int32_t>(kWarpSize);
+  case 14:
+    return static_cast<int32_t>((1u << lane) - 1);
+  case 15:
+    return static_cast<int32_t>(lane == 31 ? kFullMask : (2u << lane) - 1);
+  case 16:
+    return static_cast<int32_t>(1u << lane);
+  case 17:
+    return static_cast<int32_t>(kFullMask << lane);
+  case 18:
+    return static_cast<int32_t>(lane == 31 ? 0u : kFullMask << (lane + 1));
+  default:
+    fail("unknown special register " + std::to_string(which));
+  }
+}
+
+MOE_EMU_EXPORT void *moe_emu_shared() {
+  self();
+  return active->shared.data();
+}
+
+MOE_EMU_EXPORT void moe_emu_barrier() {
+  Thread &t = self();
+  Launch &l = *active;
+  t.state = State::AtBarrier;
+  if (++l.atBarrier == l.live)
+    l.releaseBarrier();
+  waitUntilRunnable(t);
+}
+
+MOE_EMU_EXPORT uint64_t moe_emu_shfl(int32_t mode, int32_t mask,
+                                     int32_t value, int32_t offset,
+                                     int32_t clamp) {
+  Thread &t = self();
+  t.in[0] = static_cast<uint32_t>(mode);
+  t.in[1] = static_cast<uint32_t>(value);
+  t.in[2] = static_cast<uint32_t>(offset);
+  t.in[3] = static_cast<uint32_t>(clamp);
+  warpOp(t, WarpOp::Shuffle, static_cast<uint32_t>(mask));
+  return t.out[0] | static_cast<uint64_t>(t.out[1]) << 32;
+}
+
+MOE_EMU_EXPORT int32_t moe_emu_match_any(int32_t mask, int32_t value) {
+  Thread &t = self();
+  t.in[0] = static_cast<uint32_t>(value);
+  warpOp(t, WarpOp::Match, static_cast<uint32_t>(mask));
+  return static_cast<int32_t>(t.out[0]);
+}
+
+MOE_EMU_EXPORT void moe_emu_warp_sync(int32_t mask) {
+  warpOp(self(), WarpOp::Sync, static_cast<uint32_t>(mask));
+}
+
+MOE_EMU_EXPORT void moe_emu_ldmatrix(const void *row, int32_t num,
+                                     int32_t trans, uint32_t *out) {
+  Thread &t = self();
+  t.address = row;
+  t.num = num;
+  t.trans = trans;
+  warpOp(t, WarpOp::LdMatrix, kFullMask);
+  std::memcpy(out, t.out, sizeof(uint32_t) * static_cast<size_t>(num));
+}
+
+/// `fragments`: A (4 words), B (2), C (4 f32) in, D (4 f32) out after them.
+MOE_EMU_EXPORT void moe_emu_mma_m16n8k16_bf16(uint32_t *fragments) {
+  Thread &t = self();
+  std::memcpy(t.in, fragments, sizeof(t.in));
+  warpOp(t, WarpOp::Mma, kFullMask);
+  std::memcpy(fragments + 10, t.out, sizeof(t.out));
+}
+
+MOE_EMU_EXPORT void moe_emu_cp_async(void *dst, const void *src, int32_t size,
+                                     int32_t srcSize) {
+  self();
+  int32_t copied = srcSize < size ? srcSize : size;
+  if (copied > 0)
+    std::memcpy(dst, src, static_cast<size_t>(copied));
+  if (copied < size)
+    std::memset(static_cast<char *>(dst) + (copied > 0 ? copied : 0), 0,
+                static_cast<size_t>(size - (copied > 0 ? copied : 0)));
+}
+
+MOE_EMU_EXPORT void moe_emu_launch(void (*entry)(void **), const char *name,
+                                   int64_t gridX, int64_t gridY, int64_t gridZ,
+                                   int64_t blockX, int64_t blockY,
+                                   int64_t blockZ, int64_t sharedBytes,
+                                   void *stream, void **params) {
+  (void)stream; // Work runs when it is enqueued: every stream is in order.
+  if (active)
+    fail(std::string("kernel ") + name + " launched from a kernel");
+  auto dims = [](int64_t x, int64_t y, int64_t z) {
+    return std::to_string(x) + "x" + std::to_string(y) + "x" +
+           std::to_string(z);
+  };
+  if (gridX < 0 || gridY < 0 || gridZ < 0 || gridX > INT32_MAX ||
+      gridY > 65535 || gridZ > 65535)
+    fail(std::string("kernel ") + name + ": grid " + dims(gridX, gridY, gridZ) +
+         " is invalid (cuLaunchKernel would fail)");
+  if (blockX < 0 || blockY < 0 || blockZ < 0 ||
+      blockX * blockY * blockZ > kMaxThreads)
+    fail(std::string("kernel ") + name + ": block " +
+         dims(blockX, blockY, blockZ) +
+         " is invalid (at most 1024 threads; cuLaunchKernel would fail)");
+  // No blocks or no threads: nothing runs, as in libmoe_cuda_runtime.
+  if (gridX * gridY * gridZ == 0 || blockX * blockY * blockZ == 0)
+    return;
+  Launch l;
+  l.entry = entry;
+  l.params = params;
+  l.name = name;
+  l.grid[0] = static_cast<uint32_t>(gridX);
+  l.grid[1] = static_cast<uint32_t>(gridY);
+  l.grid[2] = static_cast<uint32_t>(gridZ);
+  l.block[0] = static_cast<uint32_t>(blockX);
+  l.block[1] = static_cast<uint32_t>(blockY);
+  l.block[2] = static_cast<uint32_t>(blockZ);
+  l.shared.resize(static_cast<size_t>(sharedBytes > 0 ? sharedBytes : 0));
+  active = &l;
+  for (uint32_t z = 0; z < l.grid[2]; ++z)
+    for (uint32_t y = 0; y < l.grid[1]; ++y)
+      for (uint32_t x = 0; x < l.grid[0]; ++x) {
+        l.ctaid[0] = x;
+        l.ctaid[1] = y;
+        l.ctaid[2] = z;
+        l.runBlock();
+      }
+  active = nullptr;
+}
+
+//===----------------------------------------------------------------------===//
+// Host functions (the mgpu* calls of gpu-to-llvm) over host memory
+//===----------------------------------------------------------------------===//
+
+namespace {
+struct Handle {
+  int unused = 0;
+};
+} // namespace
+
+MOE_EMU_EXPORT void *mgpuStreamCreate() { return new Handle(); }
+MOE_EMU_EXPORT void mgpuStreamDestroy(void *stream) {
+  delete static_cast<Handle *>(stream);
+}
+MOE_EMU_EXPORT void mgpuStreamSynchronize(void *) {}
+MOE_EMU_EXPORT void mgpuStreamWaitEvent(void *, void *) {}
+MOE_EMU_EXPORT void *mgpuEventCreate() { return new Handle(); }
+MOE_EMU_EXPORT void mgpuEventDestroy(void *event) {
+  delete static_cast<Handle *>(event);
+}
+MOE_EMU_EXPORT void mgpuEventSynchronize(void *) {}
+MOE_EMU_EXPORT void mgpuEventRecord(void *, void *) {}
+MOE_EMU_EXPORT void mgpuSetDefaultDevice(int32_t) {}
+
+/// Device memory: host memory aligned as cuMemAlloc aligns, filled with
+/// 0xff bytes (device memory is not zeroed).
+MOE_EMU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *, int8_t) {
+  if (sizeBytes == 0)
+    return nullptr;
+  size_t bytes = (sizeBytes + 255) / 256 * 256;
+  void *p = std::aligned_alloc(256, bytes);
+  if (!p)
+    fail("mgpuMemAlloc(" + std::to_string(sizeBytes) + " bytes): out of memory");
+  std::memset(p, 0xff, bytes);
+  return p;
+}
+
+MOE_EMU_EXPORT void mgpuMemFree(void *ptr, void *) { std::free(ptr); }
+
+MOE_EMU_EXPORT void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,
+                               void *) {
+  if (sizeBytes)
+    std::memmove(dst, src, sizeBytes);
+}
+
+MOE_EMU_EXPORT void mgpuMemset32(void *dst, uint32_t value, size_t count,
+                                 void *) {
+  auto *p = static_cast<uint32_t *>(dst);
+  for (size_t i = 0; i < count; ++i)
+    p[i] = value;
+}
+
+MOE_EMU_EXPORT void mgpuMemset16(void *dst, uint16_t value, size_t count,
+                                 void *) {
+  auto *p = static_cast<uint16_t *>(dst);
+  for (size_t i = 0; i < count; ++i)
+    p[i] = value;
+}
+
+MOE_EMU_EXPORT void mgpuMemHostRegister(void *, uint64_t) {}
+MOE_EMU_EXPORT void mgpuMemHostUnregister(void *) {}
+MOE_EMU_EXPORT void mgpuMemHostRegisterMemRef(int64_t, void *, int64_t) {}
+MOE_EMU_EXPORT void mgpuMemHostUnregisterMemRef(int64_t, void *, int64_t) {}
