@@ -140,6 +140,7 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
     pipelineOptions.format = CUDAPipelineOptions::Format::Isa;
     pipelineOptions.stats = options.stats;
     pipelineOptions.knobs = options.knobs;
+    pipelineOptions.emulate = options.cudaEmulate;
     buildMoECUDAPipeline(pm, pipelineOptions);
   } else {
     CPUPipelineOptions pipelineOptions;

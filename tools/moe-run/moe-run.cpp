@@ -8,14 +8,16 @@
 //
 //   moe-run FILE.mlir --entry NAME [--input A.npy ...] [--output-dir DIR]
 //           [--case-dir DIR ...] [--random-inputs [--seed S]
-//           [--dynamic-size N[,N...]]] [--repeat N] [--pipeline cpu|cuda]
+//           [--dynamic-size N[,N...]]] [--repeat N]
+//           [--pipeline cpu|cuda|cuda-emu]
 //           [--checkpoint DIR] [--stats] [--stats-json FILE]
 //           [--stats-history FILE] [--stats-coactivation]
 //           [--knob LAYER:NAME=VALUE ...]
 //
 // JIT-compiles the module for the host with moe-cpu-pipeline (or, with
-// --pipeline cuda, moe-cuda-pipeline and the CUDA runtime) and calls
-// NAME. Inputs come from .npy files (--input, in argument order), from case
+// --pipeline cuda, moe-cuda-pipeline and the CUDA runtime; with
+// --pipeline cuda-emu, the same kernels run by the SIMT emulator on the host)
+// and calls NAME. Inputs come from .npy files (--input, in argument order), from case
 // directories (DIR/arg0.npy ... in, DIR/out0.npy ... out), or are generated.
 // One compilation serves every call, whatever the dynamic sizes.
 //
@@ -84,7 +86,9 @@ static cl::opt<unsigned>
            cl::init(0), cl::cat(category));
 static cl::opt<std::string>
     pipeline("pipeline",
-             cl::desc("Target: cpu (default) or cuda (moe-cuda-pipeline)"),
+             cl::desc("Target: cpu (default), cuda (moe-cuda-pipeline) or "
+                      "cuda-emu (moe-cuda-pipeline with its kernels run by "
+                      "the SIMT emulator on the host, no GPU needed)"),
              cl::init("cpu"), cl::cat(category));
 static cl::opt<bool> reference(
     "reference",
@@ -509,14 +513,14 @@ static llvm::Error writeStatisticsJSON(const CompiledFunction &function) {
   return llvm::Error::success();
 }
 
-/// libmoe_cuda_runtime next to this program: lib/ beside its bin/, as in
-/// the build and install trees.
-static std::string cudaRuntimePath(const char *argv0) {
+/// `library` next to this program: lib/ beside its bin/, as in the build
+/// and install trees.
+static std::string runtimeLibraryPath(const char *argv0, StringRef library) {
   std::string exe = llvm::sys::fs::getMainExecutable(
-      argv0, reinterpret_cast<void *>(&cudaRuntimePath));
+      argv0, reinterpret_cast<void *>(&runtimeLibraryPath));
   llvm::SmallString<256> path(llvm::sys::path::parent_path(
       llvm::sys::path::parent_path(exe)));
-  llvm::sys::path::append(path, "lib", "libmoe_cuda_runtime.so");
+  llvm::sys::path::append(path, "lib", library);
   return std::string(path);
 }
 
@@ -534,11 +538,12 @@ int main(int argc, char **argv) {
       "  --stats-json FILE    write them to FILE as JSON (docs/monitoring.md)"
       "\n");
 
-  if (pipeline != "cpu" && pipeline != "cuda")
+  if (pipeline != "cpu" && pipeline != "cuda" && pipeline != "cuda-emu")
     return fail("--pipeline=" + pipeline + " is not available in this build "
-                "(supported: cpu, cuda)");
-  if (pipeline == "cuda" && (reference || statsCoactivation))
-    return fail("--pipeline=cuda has no reference mode and counts no "
+                "(supported: cpu, cuda, cuda-emu)");
+  bool cuda = pipeline != "cpu";
+  if (cuda && (reference || statsCoactivation))
+    return fail("--pipeline=" + pipeline + " has no reference mode and counts no "
                 "co-activated pairs: drop --reference and "
                 "--stats-coactivation");
   int modes = !inputs.empty() + !caseDirs.empty() + randomInputs;
@@ -570,8 +575,11 @@ int main(int argc, char **argv) {
   options.stats = !noStats;
   options.coactivation = statsCoactivation;
   options.knobs = !noKnobs;
-  if (pipeline == "cuda") {
-    options.cudaRuntime = cudaRuntimePath(argv[0]);
+  if (cuda) {
+    options.cudaEmulate = pipeline == "cuda-emu";
+    options.cudaRuntime = runtimeLibraryPath(
+        argv[0], options.cudaEmulate ? "libmoe_cuda_emulator.so"
+                                     : "libmoe_cuda_runtime.so");
   }
   if (noStats && (printStats || !statsJSON.empty() || !statsHistory.empty() ||
                   statsCoactivation))

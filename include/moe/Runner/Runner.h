@@ -62,6 +62,9 @@ struct RunnerOptions {
   /// and load this mgpu* runtime library (libmoe_cuda_runtime) into the JIT.
   /// Empty: compile for the CPU.
   std::string cudaRuntime;
+  /// With cudaRuntime the SIMT emulator (libmoe_cuda_emulator): compile with
+  /// moe-cuda-pipeline{emulate=1}, the kernels as host code.
+  bool cudaEmulate = false;
 };
 
 class CompiledFunction {

@@ -22,7 +22,7 @@
 // NEG: moe-run: error: --dynamic-size must be >= 0, found -2
 // RUN: not moe-run %moe_src_root/examples/mixtral_layer.mlir --entry mixtral_layer \
 // RUN:   --random-inputs --pipeline rocm 2>&1 | FileCheck %s --check-prefix=PIPELINE
-// PIPELINE: moe-run: error: --pipeline=rocm is not available in this build (supported: cpu, cuda)
+// PIPELINE: moe-run: error: --pipeline=rocm is not available in this build (supported: cpu, cuda, cuda-emu)
 // The example layer is f32, which the CUDA kernel library does not take.
 // RUN: not moe-run %moe_src_root/examples/mixtral_layer.mlir --entry mixtral_layer \
 // RUN:   --random-inputs --pipeline cuda 2>&1 | FileCheck %s --check-prefix=CUDA
