@@ -153,7 +153,9 @@ const void *Model::weight(int64_t id) const {
 namespace {
 /// The mgpu* functions of libmoe_cuda_runtime, which a process that runs
 /// GPU code has loaded (a CUDA model library links it; moe-run loads it for
-/// its JIT). Looked up by name so that CPU-only programs do not need it.
+/// its JIT), or of libmoe_cuda_emulator, which stands for it when the
+/// kernels run on the host. Looked up by name so that CPU-only programs do
+/// not need either.
 struct GpuMemory {
   void *(*alloc)(int64_t, void *, int8_t) = nullptr;
   void (*free)(void *, void *) = nullptr;
@@ -164,6 +166,8 @@ struct GpuMemory {
     static const GpuMemory memory = [] {
       GpuMemory m;
       void *lib = dlopen("libmoe_cuda_runtime.so", RTLD_NOW | RTLD_NOLOAD);
+      if (!lib)
+        lib = dlopen("libmoe_cuda_emulator.so", RTLD_NOW | RTLD_NOLOAD);
       if (!lib)
         return m;
       m.alloc = reinterpret_cast<decltype(m.alloc)>(dlsym(lib, "mgpuMemAlloc"));
@@ -192,7 +196,8 @@ const void *Model::deviceWeight(int64_t id) {
   const GpuMemory &gpu = GpuMemory::get();
   if (!gpu.usable()) {
     std::fprintf(stderr, "moe runtime: weight %lld is asked for in GPU "
-                         "memory, but libmoe_cuda_runtime is not loaded\n",
+                         "memory, but neither libmoe_cuda_runtime nor "
+                         "libmoe_cuda_emulator is loaded\n",
                  static_cast<long long>(id));
     std::abort();
   }

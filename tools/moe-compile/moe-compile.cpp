@@ -6,7 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-//   moe-compile IN.mlir -o OUT.(o|so) [--header OUT.h] [--target cpu|cuda]
+//   moe-compile IN.mlir -o OUT.(o|so) [--header OUT.h]
+//               [--target cpu|cuda|cuda-emu]
 //               [--mcpu NAME] [--cuda-chip SM] [--cuda-format isa|bin|fatbin]
 //
 // Compiles every layer function of the module (one [T, d] tensor in, one
@@ -15,7 +16,9 @@
 // library that also holds the runtime: the C API of moe_runtime.h loads the
 // weights from a checkpoint, runs the layers and reads their statistics.
 // CUDA libraries also link libmoe_cuda_runtime, found through their RUNPATH
-// in the lib/ directory beside moe-compile's bin/.
+// in the lib/ directory beside moe-compile's bin/; with --target cuda-emu
+// they link libmoe_cuda_emulator instead and run their kernels on the host
+// (moe-cuda-pipeline{emulate=1}).
 //
 //===----------------------------------------------------------------------===//
 
@@ -62,8 +65,10 @@ static cl::opt<std::string> headerFile("header",
                                        cl::cat(category));
 static cl::opt<std::string>
     target("target",
-           cl::desc("Target: cpu, or cuda (moe-cuda-pipeline; the library "
-                    "also links libmoe_cuda_runtime)"),
+           cl::desc("Target: cpu, cuda (moe-cuda-pipeline; the library "
+                    "also links libmoe_cuda_runtime) or cuda-emu (the same "
+                    "kernels run on the host by the SIMT emulator, "
+                    "libmoe_cuda_emulator)"),
            cl::init("cpu"), cl::cat(category));
 static cl::opt<std::string>
     cudaChip("cuda-chip",
@@ -218,11 +223,13 @@ static llvm::Error writeObject(llvm::Module &module,
 }
 
 /// Links `object` with the runtime into a shared library that exports the
-/// C API only; with `cuda`, also with libmoe_cuda_runtime, which the
-/// library finds through its RUNPATH.
+/// C API only; with `gpuLibrary` (libmoe_cuda_runtime or
+/// libmoe_cuda_emulator), also with that, which the library finds through
+/// its RUNPATH.
 static llvm::Error linkSharedLibrary(llvm::StringRef object,
                                      llvm::StringRef output,
-                                     llvm::StringRef argv0, bool cuda) {
+                                     llvm::StringRef argv0,
+                                     llvm::StringRef gpuLibrary) {
   auto driver = llvm::sys::findProgramByName("c++");
   if (!driver)
     driver = llvm::sys::findProgramByName("g++");
@@ -248,9 +255,9 @@ static llvm::Error linkSharedLibrary(llvm::StringRef object,
       MOE_LLVM_LIBRARY_DIR "/libLLVMSupport.a",
       MOE_LLVM_LIBRARY_DIR "/libLLVMDemangle.a"};
   std::string capi = archive("MoERuntimeCApi");
-  if (cuda) {
+  if (!gpuLibrary.empty()) {
     llvm::SmallString<256> path(libDir);
-    llvm::sys::path::append(path, "libmoe_cuda_runtime.so");
+    llvm::sys::path::append(path, gpuLibrary);
     archives.push_back(std::string(path));
   }
   for (const std::string &path : archives)
@@ -274,7 +281,7 @@ static llvm::Error linkSharedLibrary(llvm::StringRef object,
                                    object.str(), "-Wl,--whole-archive", capi,
                                    "-Wl,--no-whole-archive"};
   args.insert(args.end(), archives.begin(), archives.end());
-  if (cuda)
+  if (!gpuLibrary.empty())
     args.push_back(("-Wl,-rpath," + libDir).str());
   for (const char *flag : {"-lpthread", "-lm", "-ldl", "-Wl,--no-undefined"})
     args.push_back(flag);
@@ -336,15 +343,18 @@ int main(int argc, char **argv) {
       argc, argv,
       "moe-compile: compile an moe module ahead of time into an object file "
       "or a shared library with the C API of moe_runtime.h\n");
-  if (target != "cpu" && target != "cuda")
+  if (target != "cpu" && target != "cuda" && target != "cuda-emu")
     return fail("--target=" + target +
-                " is not available in this build (supported: cpu, cuda)");
-  bool cuda = target == "cuda";
+                " is not available in this build (supported: cpu, cuda, "
+                "cuda-emu)");
+  bool cuda = target != "cpu";
+  bool emulate = target == "cuda-emu";
   if (cuda && (reference || statsCoactivation))
-    return fail("--target=cuda has no reference mode and counts no "
+    return fail("--target=" + target + " has no reference mode and counts no "
                 "co-activated pairs: drop --reference and "
                 "--stats-coactivation");
-  if (!cuda && (cudaChip.getNumOccurrences() || cudaFormat.getNumOccurrences()))
+  if (target != "cuda" &&
+      (cudaChip.getNumOccurrences() || cudaFormat.getNumOccurrences()))
     return fail("--cuda-chip and --cuda-format need --target=cuda");
   bool shared = llvm::StringRef(outputFile).ends_with(".so");
   if (!shared && !llvm::StringRef(outputFile).ends_with(".o"))
@@ -383,6 +393,7 @@ int main(int argc, char **argv) {
     options.format = cudaFormat;
     options.stats = !noStats;
     options.knobs = !noKnobs;
+    options.emulate = emulate;
     buildMoECUDAPipeline(pm, options);
   } else {
     CPUPipelineOptions options;
@@ -419,7 +430,11 @@ int main(int argc, char **argv) {
   if (llvm::Error error = writeObject(*llvmModule, **machine, object))
     return fail(llvm::toString(std::move(error)));
   if (shared) {
-    llvm::Error error = linkSharedLibrary(object, outputFile, argv[0], cuda);
+    llvm::StringRef gpuLibrary = !cuda     ? ""
+                                 : emulate ? "libmoe_cuda_emulator.so"
+                                           : "libmoe_cuda_runtime.so";
+    llvm::Error error =
+        linkSharedLibrary(object, outputFile, argv[0], gpuLibrary);
     llvm::sys::fs::remove(object);
     if (error)
       return fail(llvm::toString(std::move(error)));

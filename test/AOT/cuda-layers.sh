@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# moe-compile --target TARGET (cuda: on the GPU; cuda-emu: the kernels on the
+# host's SIMT emulator): libraries built from imported bf16 checkpoints
+# (Mixtral-style, Qwen2-MoE and DeepSeek-V3 with their shared experts,
+# GraniteMoE with its fused gate_up) run their layers through the C API (run_layer_npy.c) and match
+# moe-reference's f64 results of the same checkpoint within bf16 tolerance.
+# Prints one `compare:` line per checkpoint; stops at the first failure.
+#
+#   cuda-layers.sh TARGET DIR BINDIR CC
+set -euo pipefail
+target=$1
+dir=$2
+export PATH="$3:$PATH"
+cc=$4
+src=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$dir" && mkdir -p "$dir"
+# The GPU's device code is PTX for sm_80, which every supported GPU runs.
+flags=()
+if [ "$target" = cuda ]; then
+  flags=(--cuda-chip sm_80 --cuda-format isa)
+fi
+
+# layer NAME FAMILY LAYER SEED TOKENS GEN-ARGS...: a checkpoint, its
+# library, and the cases of one layer.
+layer() {
+  local name=$1 family=$2 layer=$3 seed=$4 tokens=$5
+  shift 5
+  moe-gen-checkpoint --family "$family" --dtype bf16 "$@" --out "$dir/$name/ckpt" >/dev/null
+  moe-import --model "$dir/$name/ckpt" -o "$dir/$name/model.mlir"
+  mkdir -p "$dir/$name/lib"
+  moe-compile "$dir/$name/model.mlir" --target "$target" "${flags[@]}" \
+    -o "$dir/$name/lib/libmodel.so" --header "$dir/$name/lib/model.h"
+  $cc -O2 -Wall -Wextra -Werror "$src/run_layer_npy.c" -I"$dir/$name/lib" \
+    -L"$dir/$name/lib" -lmodel -Wl,-rpath,"$dir/$name/lib" -o "$dir/$name/run"
+  moe-reference emit-model --model "$dir/$name/ckpt" --layer "$layer" \
+    --seed "$seed" --tokens "$tokens" --dir "$dir/$name/cases" >/dev/null
+  for set in "$dir/$name/cases"/set*; do
+    "$dir/$name/run" "moe_layer_$layer" "$dir/$name/ckpt" "$set/arg0.npy" "$set/out0.npy"
+  done
+  moe-reference compare --dir "$dir/$name/cases" | tail -n 1
+}
+
+layer small mixtral 1 5 0,1,9,40,130 --hidden 32 --inner 48 --seed 3
+# Wider: d = 256, f = 128, 16 experts, k = 4, layer 0.
+layer wide mixtral 0 6 1,64,100 --hidden 256 --inner 128 --experts 16 --top-k 4 --layers 1 --seed 4
+# Shared experts: Qwen2-MoE's gated one; DeepSeek-V3's with its routing.
+layer qwen2 qwen2_moe 0 7 1,17,64 --hidden 64 --inner 32 --layers 1 --seed 6
+layer deepseek deepseek_v3 0 8 1,17,64 --hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7
+# A fused gate_up operand.
+layer granite granitemoe 0 9 1,17,64 --hidden 64 --inner 32 --layers 1 --seed 8
