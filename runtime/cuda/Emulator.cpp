@@ -47,6 +47,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -202,6 +203,107 @@ private:
   std::vector<char *> stacks;
 };
 
+enum class Access { Read, Write, Atomic };
+
+/// Races on shared memory, found as the accesses happen: two accesses to one
+/// byte by different threads of a block, at least one of them a write and
+/// not both atomic, with no barrier between them and, for two lanes of one
+/// warp, no warp-wide operation naming both (a shuffle, a warp sync, ...)
+/// completed in between. Per byte it keeps the last write and the last two
+/// readers since, tagged with the block, the barrier epoch and the warp's
+/// count of completed warp-wide operations.
+class RaceChecker {
+public:
+  struct Race {
+    uint32_t other;
+    bool otherWrote;
+  };
+
+  void startBlock(size_t bytes, uint32_t threads) {
+    if (shadow.size() < bytes)
+      shadow.resize(bytes);
+    ++generation;
+    epoch = 0;
+    uint32_t warps = (threads + kWarp - 1) / kWarp;
+    seq.assign(warps, 0);
+    fullSeq.assign(warps, 0);
+    pairSeq.assign(static_cast<size_t>(warps) * kWarp * kWarp, 0);
+  }
+  void barrier() { ++epoch; }
+  void warpOpCompleted(uint32_t warp, uint32_t mask) {
+    uint32_t now = ++seq[warp];
+    if (mask == 0xffffffffu) {
+      fullSeq[warp] = now;
+      return;
+    }
+    for (uint32_t a = 0; a < kWarp; ++a)
+      if (mask >> a & 1)
+        for (uint32_t b = 0; b < kWarp; ++b)
+          if (mask >> b & 1)
+            pairSeq[(static_cast<size_t>(warp) * kWarp + a) * kWarp + b] = now;
+  }
+
+  /// Records an access of `thread` to byte `offset`; the race it makes
+  /// with an earlier access, if any.
+  std::optional<Race> access(uint32_t thread, size_t offset, Access kind) {
+    Byte &byte = shadow[offset];
+    Record now{generation, epoch, seq[thread / kWarp], thread,
+               kind == Access::Atomic};
+    auto conflicts = [&](const Record &r, bool bothMayBeAtomic) {
+      if (!current(r) || r.thread == thread)
+        return false;
+      if (bothMayBeAtomic && r.atomic && kind == Access::Atomic)
+        return false;
+      return !synced(r, thread);
+    };
+    if (conflicts(byte.write, true))
+      return Race{byte.write.thread, true};
+    if (kind == Access::Read) {
+      if (current(byte.reader[0]) && byte.reader[0].thread != thread)
+        byte.reader[1] = byte.reader[0];
+      byte.reader[0] = now;
+      return std::nullopt;
+    }
+    for (const Record &r : byte.reader)
+      if (conflicts(r, false))
+        return Race{r.thread, false};
+    byte.write = now;
+    byte.reader[0] = byte.reader[1] = Record();
+    return std::nullopt;
+  }
+
+private:
+  static constexpr uint32_t kWarp = 32;
+  struct Record {
+    uint32_t generation = 0, epoch = 0, seq = 0, thread = 0;
+    bool atomic = false;
+  };
+  struct Byte {
+    Record write;
+    Record reader[2];
+  };
+
+  bool current(const Record &r) const {
+    return r.generation == generation && r.epoch == epoch;
+  }
+  /// Whether a warp-wide operation naming both lanes completed after `r`.
+  bool synced(const Record &r, uint32_t thread) const {
+    uint32_t warp = thread / kWarp;
+    if (r.thread / kWarp != warp)
+      return false;
+    if (fullSeq[warp] > r.seq)
+      return true;
+    size_t pair = (static_cast<size_t>(warp) * kWarp + r.thread % kWarp) *
+                      kWarp +
+                  thread % kWarp;
+    return pairSeq[pair] > r.seq;
+  }
+
+  std::vector<Byte> shadow;
+  uint32_t generation = 0, epoch = 0;
+  std::vector<uint32_t> seq, fullSeq, pairSeq;
+};
+
 struct Launch {
   void (*entry)(void **) = nullptr;
   void **params = nullptr;
@@ -212,6 +314,8 @@ struct Launch {
   Fiber scheduler;
   Thread *current = nullptr;
   uint32_t live = 0, atBarrier = 0;
+  size_t staticShared = 0;
+  RaceChecker races;
 
   std::string where() const {
     return std::string("kernel ") + name + ", block (" +
@@ -222,6 +326,10 @@ struct Launch {
   void releaseBarrier();
   void tryCompleteWarpOp(uint32_t warp, const Thread &arrived);
   [[noreturn]] void deadlock();
+  /// Checks an access of `thread` to `bytes` bytes of shared memory at
+  /// `address`: in bounds, and without a race.
+  void sharedAccess(uint32_t thread, const void *address, size_t bytes,
+                    Access kind, const char *what);
 };
 
 thread_local Launch *active = nullptr;
@@ -260,6 +368,29 @@ void Launch::releaseBarrier() {
     if (t.state == State::AtBarrier)
       t.state = State::Runnable;
   atBarrier = 0;
+  races.barrier();
+}
+
+void Launch::sharedAccess(uint32_t thread, const void *address, size_t bytes,
+                          Access kind, const char *what) {
+  auto offset = static_cast<const unsigned char *>(address) - shared.data();
+  if (offset < 0 || static_cast<size_t>(offset) + bytes > shared.size())
+    fail(where() + ": thread " + std::to_string(thread) + " " + what + " " +
+         std::to_string(bytes) + " bytes at shared offset " +
+         std::to_string(offset) + ", outside the block's " +
+         std::to_string(shared.size()) + " bytes of shared memory");
+  for (size_t i = 0; i < bytes; ++i) {
+    std::optional<RaceChecker::Race> race =
+        races.access(thread, static_cast<size_t>(offset) + i, kind);
+    if (!race)
+      continue;
+    fail(where() + ": shared-memory race at offset " +
+         std::to_string(static_cast<size_t>(offset) + i) + ": thread " +
+         std::to_string(thread) + " " + what + " a byte that thread " +
+         std::to_string(race->other) +
+         (race->otherWrote ? " wrote" : " read") +
+         " with no barrier (or warp-wide operation naming both) in between");
+  }
 }
 
 void Launch::runBlock() {
@@ -274,6 +405,7 @@ void Launch::runBlock() {
     startFiber(t.fiber, stacks().get(i), kStackBytes, threadMain, scheduler);
   }
   std::memset(shared.data(), 0xff, shared.size());
+  races.startBlock(shared.size(), count);
   live = count;
   atBarrier = 0;
   while (live) {
@@ -380,6 +512,9 @@ void shuffle(Thread *const lanes[kWarpSize], uint32_t mask) {
 /// its transpose with .trans).
 void ldmatrix(Thread *const lanes[kWarpSize]) {
   int32_t num = lanes[0]->num, trans = lanes[0]->trans;
+  for (int32_t lane = 0; lane < 8 * num; ++lane)
+    active->sharedAccess(lanes[lane]->linear, lanes[lane]->address, 16,
+                         Access::Read, "reads (ldmatrix)");
   for (uint32_t lane = 0; lane < kWarpSize; ++lane) {
     Thread &t = *lanes[lane];
     if (t.num != num || t.trans != trans)
@@ -485,6 +620,7 @@ void Launch::tryCompleteWarpOp(uint32_t warp, const Thread &arrived) {
     mma(lanes);
     break;
   }
+  races.warpOpCompleted(warp, mask);
   for (Thread *t : lanes)
     if (t)
       t->state = State::Runnable;
@@ -555,9 +691,28 @@ MOE_EMU_EXPORT int32_t moe_emu_sreg(int32_t which) {
   }
 }
 
+/// Every load, store and atomic of a kernel on shared memory comes here
+/// first (`kind`: 0 a load, 1 a store, 2 an atomic).
+MOE_EMU_EXPORT void moe_emu_shared_access(const void *address, int64_t bytes,
+                                          int32_t kind) {
+  Thread &t = self();
+  Access access = kind == 0 ? Access::Read
+                  : kind == 1 ? Access::Write
+                              : Access::Atomic;
+  active->sharedAccess(t.linear, address, static_cast<size_t>(bytes), access,
+                       kind == 0 ? "reads" : kind == 1 ? "writes"
+                                                       : "updates atomically");
+}
+
 MOE_EMU_EXPORT void *moe_emu_shared() {
   self();
   return active->shared.data();
+}
+
+/// Dynamic shared memory follows the kernel's static shared memory.
+MOE_EMU_EXPORT void *moe_emu_dynamic_shared() {
+  self();
+  return active->shared.data() + active->staticShared;
 }
 
 MOE_EMU_EXPORT void moe_emu_barrier() {
@@ -612,7 +767,8 @@ MOE_EMU_EXPORT void moe_emu_mma_m16n8k16_bf16(uint32_t *fragments) {
 
 MOE_EMU_EXPORT void moe_emu_cp_async(void *dst, const void *src, int32_t size,
                                      int32_t srcSize) {
-  self();
+  active->sharedAccess(self().linear, dst, static_cast<size_t>(size),
+                       Access::Write, "writes (cp.async)");
   int32_t copied = srcSize < size ? srcSize : size;
   if (copied > 0)
     std::memcpy(dst, src, static_cast<size_t>(copied));
@@ -624,8 +780,9 @@ MOE_EMU_EXPORT void moe_emu_cp_async(void *dst, const void *src, int32_t size,
 MOE_EMU_EXPORT void moe_emu_launch(void (*entry)(void **), const char *name,
                                    int64_t gridX, int64_t gridY, int64_t gridZ,
                                    int64_t blockX, int64_t blockY,
-                                   int64_t blockZ, int64_t sharedBytes,
-                                   void *stream, void **params) {
+                                   int64_t blockZ, int64_t staticShared,
+                                   int64_t dynamicShared, void *stream,
+                                   void **params) {
   (void)stream; // Work runs when it is enqueued: every stream is in order.
   if (active)
     fail(std::string("kernel ") + name + " launched from a kernel");
@@ -655,7 +812,10 @@ MOE_EMU_EXPORT void moe_emu_launch(void (*entry)(void **), const char *name,
   l.block[0] = static_cast<uint32_t>(blockX);
   l.block[1] = static_cast<uint32_t>(blockY);
   l.block[2] = static_cast<uint32_t>(blockZ);
-  l.shared.resize(static_cast<size_t>(sharedBytes > 0 ? sharedBytes : 0));
+  if (staticShared < 0 || dynamicShared < 0)
+    fail(std::string("kernel ") + name + ": negative shared memory size");
+  l.staticShared = static_cast<size_t>(staticShared);
+  l.shared.resize(static_cast<size_t>(staticShared + dynamicShared));
   active = &l;
   for (uint32_t z = 0; z < l.grid[2]; ++z)
     for (uint32_t y = 0; y < l.grid[1]; ++y)

@@ -108,16 +108,23 @@ private:
                        StringRef text);
 
   ModuleOp top;
-  /// Shared-memory globals (renamed) to their byte offset in the block's
-  /// buffer, and the buffer's size per gpu.module.
-  llvm::StringMap<int64_t> sharedOffset;
-  llvm::StringMap<int64_t> sharedSize;
+  /// Static shared-memory globals (renamed) with their size and alignment,
+  /// then their byte offset in the block's buffer; the dynamic ones.
+  struct SharedGlobal {
+    int64_t bytes = 0, align = 16, offset = -1;
+  };
+  llvm::StringMap<SharedGlobal> sharedGlobals;
+  llvm::StringSet<> dynamicShared;
+  /// Kernels (renamed) to the bytes of static shared memory they use.
+  llvm::StringMap<int64_t> kernelShared;
+  void layOutSharedMemory();
   /// Functions moved out of the gpu.modules, with their module's name.
   SmallVector<std::pair<LLVM::LLVMFuncOp, std::string>> moved;
   /// "<module>::<kernel>" to the kernel's launch entry.
   llvm::StringMap<LLVM::LLVMFuncOp> launchEntry;
-  /// Kernels (renamed) to "<module>::<kernel>".
+  /// Kernels (renamed) to "<module>::<kernel>", and back.
   llvm::StringMap<std::string> kernelKey;
+  llvm::StringMap<std::string> kernelOfKey;
 };
 
 LLVM::LLVMFuncOp MoEGPUEmulatePass::runtimeFunction(StringRef name,
@@ -151,7 +158,6 @@ Value MoEGPUEmulatePass::stringConstant(OpBuilder &b, Location loc,
 LogicalResult MoEGPUEmulatePass::moveModule(gpu::GPUModuleOp module) {
   std::string prefix = (module.getName() + "__").str();
   DataLayout layout = DataLayout::closest(module);
-  int64_t shared = 0;
   SmallVector<Operation *> symbols, toMove;
   for (Operation &op : module.getBody()->getOperations())
     if (isa<SymbolOpInterface>(op))
@@ -187,8 +193,11 @@ LogicalResult MoEGPUEmulatePass::moveModule(gpu::GPUModuleOp module) {
       return op->emitOpError("moe-gpu-emulate: @")
              << renamed << " is already a host symbol";
     if (func && (func->hasAttr(gpu::GPUDialect::getKernelFuncAttrName()) ||
-                 func->hasAttr(NVVM::NVVMDialect::getKernelFuncAttrName())))
-      kernelKey[renamed] = (module.getName() + "::" + name).str();
+                 func->hasAttr(NVVM::NVVMDialect::getKernelFuncAttrName()))) {
+      std::string key = (module.getName() + "::" + name).str();
+      kernelKey[renamed] = key;
+      kernelOfKey[key] = renamed;
+    }
     if (failed(SymbolTable::replaceAllSymbolUses(
             op, StringAttr::get(op->getContext(), renamed), module)))
       return failure();
@@ -197,12 +206,15 @@ LogicalResult MoEGPUEmulatePass::moveModule(gpu::GPUModuleOp module) {
       if (global.getAddrSpace() == 3) {
         // Static shared memory; a zero-sized array is the dynamic part,
         // which starts after the static part.
-        int64_t align = std::max<int64_t>(global.getAlignment().value_or(16),
-                                          16);
-        shared = llvm::alignTo(shared, align);
-        sharedOffset[renamed] = shared;
-        shared += static_cast<int64_t>(
-            layout.getTypeSize(global.getGlobalType()).getFixedValue());
+        auto array = dyn_cast<LLVM::LLVMArrayType>(global.getGlobalType());
+        if (array && array.getNumElements() == 0) {
+          dynamicShared.insert(renamed);
+        } else {
+          SharedGlobal &g = sharedGlobals[renamed];
+          g.align = std::max<int64_t>(global.getAlignment().value_or(16), 16);
+          g.bytes = static_cast<int64_t>(
+              layout.getTypeSize(global.getGlobalType()).getFixedValue());
+        }
       } else {
         global.setAddrSpace(0);
       }
@@ -214,15 +226,55 @@ LogicalResult MoEGPUEmulatePass::moveModule(gpu::GPUModuleOp module) {
   // After every rename: uses are renamed only inside the gpu.module.
   for (Operation *op : toMove)
     op->moveBefore(top.getBody(), top.getBody()->end());
-  sharedSize[module.getName()] = llvm::alignTo(shared, 16);
-  // Dynamic shared memory starts at the end of the static part.
-  for (auto &[name, offset] : sharedOffset)
-    if (StringRef(name).starts_with(prefix))
-      if (auto g = top.lookupSymbol<LLVM::GlobalOp>(name))
-        if (auto array = dyn_cast<LLVM::LLVMArrayType>(g.getGlobalType());
-            array && array.getNumElements() == 0)
-          offset = sharedSize[module.getName()];
   return success();
+}
+
+/// Each kernel's shared memory starts at offset 0 of its block's buffer and
+/// holds the static shared globals it (or a function it calls) uses, so
+/// that the emulator knows the kernel's own bounds. A global two kernels
+/// use keeps one offset.
+void MoEGPUEmulatePass::layOutSharedMemory() {
+  llvm::StringMap<LLVM::LLVMFuncOp> functions;
+  for (auto &[func, module] : moved)
+    functions[func.getName()] = func;
+  for (auto &[kernel, module] : moved) {
+    if (!kernelKey.count(kernel.getName()))
+      continue;
+    SmallVector<StringRef> used;
+    llvm::StringSet<> seen, visited;
+    SmallVector<LLVM::LLVMFuncOp> worklist = {kernel};
+    visited.insert(kernel.getName());
+    while (!worklist.empty()) {
+      LLVM::LLVMFuncOp func = worklist.pop_back_val();
+      func.walk([&](Operation *op) {
+        if (auto addr = dyn_cast<LLVM::AddressOfOp>(op)) {
+          if (sharedGlobals.count(addr.getGlobalName()) &&
+              seen.insert(addr.getGlobalName()).second)
+            used.push_back(addr.getGlobalName());
+        } else if (auto call = dyn_cast<LLVM::CallOp>(op)) {
+          if (std::optional<StringRef> callee = call.getCallee()) {
+            auto it = functions.find(*callee);
+            if (it != functions.end() && visited.insert(*callee).second)
+              worklist.push_back(it->second);
+          }
+        }
+      });
+    }
+    int64_t end = 0;
+    for (StringRef name : used) {
+      const SharedGlobal &g = sharedGlobals[name];
+      if (g.offset >= 0)
+        end = std::max(end, g.offset + g.bytes);
+    }
+    for (StringRef name : used) {
+      SharedGlobal &g = sharedGlobals[name];
+      if (g.offset >= 0)
+        continue;
+      g.offset = static_cast<int64_t>(llvm::alignTo(end, g.align));
+      end = g.offset + g.bytes;
+    }
+    kernelShared[kernel.getName()] = static_cast<int64_t>(llvm::alignTo(end, 16));
+  }
 }
 
 LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
@@ -258,13 +310,18 @@ LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
     return success();
   }
   if (auto addr = dyn_cast<LLVM::AddressOfOp>(op)) {
-    auto it = sharedOffset.find(addr.getGlobalName());
-    if (it == sharedOffset.end())
+    Value p;
+    auto it = sharedGlobals.find(addr.getGlobalName());
+    if (it != sharedGlobals.end()) {
+      Value base = call("moe_emu_shared", ptr, {}).getResult();
+      p = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), base,
+                              ArrayRef<LLVM::GEPArg>{
+                                  static_cast<int32_t>(it->second.offset)});
+    } else if (dynamicShared.contains(addr.getGlobalName())) {
+      p = call("moe_emu_dynamic_shared", ptr, {}).getResult();
+    } else {
       return success();
-    Value base = call("moe_emu_shared", ptr, {}).getResult();
-    Value p = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), base,
-                                  ArrayRef<LLVM::GEPArg>{
-                                      static_cast<int32_t>(it->second)});
+    }
     addr.replaceAllUsesWith(p);
     addr.erase();
     return success();
@@ -424,6 +481,49 @@ LogicalResult MoEGPUEmulatePass::rewriteBody(LLVM::LLVMFuncOp func) {
   Value scratch = LLVM::AllocaOp::create(
       b, loc, LLVM::LLVMPointerType::get(&getContext()),
       LLVM::LLVMArrayType::get(b.getI32Type(), 14), one, /*alignment=*/16);
+  // Every access to shared memory (an address-space-3 pointer) is checked
+  // by the emulator first: bounds and races.
+  DataLayout layout = DataLayout::closest(func);
+  func.walk([&](Operation *op) {
+    Value address;
+    Type type;
+    int32_t kind = 0;
+    if (auto load = dyn_cast<LLVM::LoadOp>(op)) {
+      address = load.getAddr();
+      type = load.getType();
+    } else if (auto store = dyn_cast<LLVM::StoreOp>(op)) {
+      address = store.getAddr();
+      type = store.getValue().getType();
+      kind = 1;
+    } else if (auto rmw = dyn_cast<LLVM::AtomicRMWOp>(op)) {
+      address = rmw.getPtr();
+      type = rmw.getVal().getType();
+      kind = 2;
+    } else if (auto cas = dyn_cast<LLVM::AtomicCmpXchgOp>(op)) {
+      address = cas.getPtr();
+      type = cas.getVal().getType();
+      kind = 2;
+    } else {
+      return;
+    }
+    auto pointer = dyn_cast<LLVM::LLVMPointerType>(address.getType());
+    if (!pointer || pointer.getAddressSpace() != 3)
+      return;
+    OpBuilder at(op);
+    Location loc = op->getLoc();
+    Type i64 = at.getI64Type(), i32 = at.getI32Type();
+    Type ptr = LLVM::LLVMPointerType::get(op->getContext());
+    LLVM::LLVMFuncOp check = runtimeFunction(
+        "moe_emu_shared_access", LLVM::LLVMVoidType::get(op->getContext()),
+        {ptr, i64, i32});
+    int64_t bytes =
+        static_cast<int64_t>(layout.getTypeSize(type).getFixedValue());
+    LLVM::CallOp::create(at, loc, check,
+                         ValueRange{address,
+                                    LLVM::ConstantOp::create(at, loc, i64, bytes),
+                                    LLVM::ConstantOp::create(at, loc, i32, kind)});
+  });
+
   SmallVector<Operation *> ops;
   func.walk([&](Operation *op) {
     if (op != func)
@@ -517,10 +617,11 @@ LogicalResult MoEGPUEmulatePass::rewriteLaunch(gpu::LaunchFuncOp launch) {
       return v;
     return LLVM::ZExtOp::create(b, loc, i64, v);
   };
-  int64_t staticShared = sharedSize.lookup(launch.getKernelModuleName());
-  Value shared = LLVM::ConstantOp::create(b, loc, i64, staticShared);
-  if (Value dynamic = launch.getDynamicSharedMemorySize())
-    shared = LLVM::AddOp::create(b, loc, shared, toI64(dynamic));
+  Value staticShared = LLVM::ConstantOp::create(
+      b, loc, i64, kernelShared.lookup(kernelOfKey.lookup(key)));
+  Value dynamicShared = launch.getDynamicSharedMemorySize()
+                            ? toI64(launch.getDynamicSharedMemorySize())
+                            : LLVM::ConstantOp::create(b, loc, i64, 0);
   Value stream = launch.getAsyncObject();
   if (!stream)
     stream = LLVM::ZeroOp::create(b, loc, ptr);
@@ -533,8 +634,8 @@ LogicalResult MoEGPUEmulatePass::rewriteLaunch(gpu::LaunchFuncOp launch) {
                              toI64(grid.x),   toI64(grid.y),
                              toI64(grid.z),   toI64(block.x),
                              toI64(block.y),  toI64(block.z),
-                             shared,          stream,
-                             params};
+                             staticShared,    dynamicShared,
+                             stream,          params};
   SmallVector<Type> argTypes(ValueRange(args).getTypes());
   LLVM::LLVMFuncOp callee = runtimeFunction(
       "moe_emu_launch", LLVM::LLVMVoidType::get(ctx), argTypes);
@@ -550,6 +651,7 @@ void MoEGPUEmulatePass::runOnOperation() {
     if (failed(moveModule(module)))
       return signalPassFailure();
 
+  layOutSharedMemory();
   for (auto &[func, module] : moved)
     if (failed(rewriteBody(func)))
       return signalPassFailure();
@@ -578,8 +680,11 @@ void MoEGPUEmulatePass::runOnOperation() {
     if (failed(rewriteLaunch(launch)))
       return signalPassFailure();
 
-  for (auto &[name, offset] : sharedOffset)
-    if (Operation *global = top.lookupSymbol(name))
+  for (auto &entry : sharedGlobals)
+    if (Operation *global = top.lookupSymbol(entry.getKey()))
+      global->erase();
+  for (auto &entry : dynamicShared)
+    if (Operation *global = top.lookupSymbol(entry.getKey()))
       global->erase();
   for (gpu::GPUModuleOp module : modules)
     module.erase();

@@ -1,8 +1,10 @@
 // Kernels that are wrong on a GPU stop the SIMT emulator with one line that
 // names the kernel, the block and the threads, instead of a result: a lane
 // that exits before a warp-wide operation naming it, a shuffle whose mask
-// leaves out the lane that runs it, and a deadlock between a barrier and a
-// shuffle.
+// leaves out the lane that runs it, a deadlock between a barrier and a
+// shuffle, a race on shared memory, and a shared access out of bounds. A
+// warp that exchanges values through shared memory with a warp sync in
+// between is no race.
 // RUN: rm -rf %t && mkdir -p %t
 // RUN: moe-opt %s --moe-gpu-emulation-pipeline -o %t/host.mlir
 // RUN: not --crash mlir-runner %t/host.mlir -e exited -entry-point-result=void \
@@ -14,10 +16,21 @@
 // RUN: not --crash mlir-runner %t/host.mlir -e deadlock -entry-point-result=void \
 // RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext 2>&1 \
 // RUN: | FileCheck %s --check-prefix=DEADLOCK
+// RUN: not --crash mlir-runner %t/host.mlir -e race -entry-point-result=void \
+// RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext 2>&1 \
+// RUN: | FileCheck %s --check-prefix=RACE
+// RUN: not --crash mlir-runner %t/host.mlir -e out_of_bounds -entry-point-result=void \
+// RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext 2>&1 \
+// RUN: | FileCheck %s --check-prefix=BOUNDS
+// RUN: mlir-runner %t/host.mlir -e warp_exchange -entry-point-result=void \
+// RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext
 
 // EXITED: moe cuda emulator: kernel kernels::exited, block (1, 0, 0): thread 1 is at shfl.sync with thread 0 in its mask, which has exited
 // OWN-LANE: moe cuda emulator: kernel kernels::own_lane, block (0, 0, 0): thread 8 runs shfl.sync with mask 0x000000ff, which does not name its own lane (undefined in PTX)
 // DEADLOCK: moe cuda emulator: kernel kernels::deadlock, block (0, 0, 0): deadlock: threads 0-15 at shfl.sync (mask 0xffffffff); threads 16-31 at a barrier
+
+// RACE: moe cuda emulator: kernel kernels::race, block (0, 0, 0): shared-memory race at offset 128: thread 32 writes a byte that thread 0 read with no barrier (or warp-wide operation naming both) in between
+// BOUNDS: moe cuda emulator: kernel kernels::out_of_bounds, block (0, 0, 0): thread 31 writes 4 bytes at shared offset 128, outside the block's 128 bytes of shared memory
 
 module attributes {gpu.container_module} {
   gpu.module @kernels {
@@ -50,6 +63,52 @@ module attributes {gpu.container_module} {
       %i8 = arith.constant 8 : i32
       %s, %p = gpu.shuffle xor %v, %i1, %i8 : f32
       memref.store %s, %out[%t] : memref<32xf32>
+      gpu.return
+    }
+
+    // Thread t writes word t and reads word t + 32 (mod 64) without a
+    // barrier: thread 32 reads what thread 0 wrote.
+    gpu.func @race(%out: memref<32xf32>)
+        workgroup(%s: memref<64xf32, #gpu.address_space<workgroup>>) kernel {
+      %t = gpu.thread_id x
+      %c32 = arith.constant 32 : index
+      %c64 = arith.constant 64 : index
+      %v = arith.constant 1.0 : f32
+      memref.store %v, %s[%t] : memref<64xf32, #gpu.address_space<workgroup>>
+      %u = arith.addi %t, %c32 : index
+      %o = arith.remui %u, %c64 : index
+      %w = memref.load %s[%o] : memref<64xf32, #gpu.address_space<workgroup>>
+      %i = arith.remui %t, %c32 : index
+      memref.store %w, %out[%i] : memref<32xf32>
+      gpu.return
+    }
+
+    // Lane 31 writes one word past the end.
+    gpu.func @out_of_bounds(%out: memref<32xf32>)
+        workgroup(%s: memref<32xf32, #gpu.address_space<workgroup>>) kernel {
+      %t = gpu.thread_id x
+      %c1 = arith.constant 1 : index
+      %n = arith.addi %t, %c1 : index
+      %v = arith.constant 1.0 : f32
+      %p = memref.reinterpret_cast %s to offset: [0], sizes: [33], strides: [1]
+          : memref<32xf32, #gpu.address_space<workgroup>>
+            to memref<33xf32, #gpu.address_space<workgroup>>
+      memref.store %v, %p[%n] : memref<33xf32, #gpu.address_space<workgroup>>
+      gpu.return
+    }
+
+    // Lane l writes word l, syncs the warp, and reads word l ^ 1: no race.
+    gpu.func @warp_exchange(%out: memref<32xf32>)
+        workgroup(%s: memref<32xf32, #gpu.address_space<workgroup>>) kernel {
+      %t = gpu.thread_id x
+      %c1 = arith.constant 1 : index
+      %v = arith.constant 1.0 : f32
+      memref.store %v, %s[%t] : memref<32xf32, #gpu.address_space<workgroup>>
+      %full = arith.constant -1 : i32
+      nvvm.bar.warp.sync %full : i32
+      %o = arith.xori %t, %c1 : index
+      %w = memref.load %s[%o] : memref<32xf32, #gpu.address_space<workgroup>>
+      memref.store %w, %out[%t] : memref<32xf32>
       gpu.return
     }
 
@@ -106,6 +165,45 @@ module attributes {gpu.container_module} {
     %d, %t1 = gpu.alloc async [%t0] () : memref<32xf32>
     %t2 = gpu.launch_func async [%t1] @kernels::@deadlock
         blocks in (%blocks, %c1, %c1) threads in (%c32, %c1, %c1)
+        args(%d : memref<32xf32>)
+    %t3 = gpu.dealloc async [%t2] %d : memref<32xf32>
+    gpu.wait [%t3]
+    return
+  }
+  func.func @race() {
+    %c1 = arith.constant 1 : index
+    %blocks = arith.constant 1 : index
+    %threads = arith.constant 64 : index
+    %t0 = gpu.wait async
+    %d, %t1 = gpu.alloc async [%t0] () : memref<32xf32>
+    %t2 = gpu.launch_func async [%t1] @kernels::@race
+        blocks in (%blocks, %c1, %c1) threads in (%threads, %c1, %c1)
+        args(%d : memref<32xf32>)
+    %t3 = gpu.dealloc async [%t2] %d : memref<32xf32>
+    gpu.wait [%t3]
+    return
+  }
+  func.func @out_of_bounds() {
+    %c1 = arith.constant 1 : index
+    %blocks = arith.constant 1 : index
+    %threads = arith.constant 32 : index
+    %t0 = gpu.wait async
+    %d, %t1 = gpu.alloc async [%t0] () : memref<32xf32>
+    %t2 = gpu.launch_func async [%t1] @kernels::@out_of_bounds
+        blocks in (%blocks, %c1, %c1) threads in (%threads, %c1, %c1)
+        args(%d : memref<32xf32>)
+    %t3 = gpu.dealloc async [%t2] %d : memref<32xf32>
+    gpu.wait [%t3]
+    return
+  }
+  func.func @warp_exchange() {
+    %c1 = arith.constant 1 : index
+    %blocks = arith.constant 1 : index
+    %threads = arith.constant 32 : index
+    %t0 = gpu.wait async
+    %d, %t1 = gpu.alloc async [%t0] () : memref<32xf32>
+    %t2 = gpu.launch_func async [%t1] @kernels::@warp_exchange
+        blocks in (%blocks, %c1, %c1) threads in (%threads, %c1, %c1)
         args(%d : memref<32xf32>)
     %t3 = gpu.dealloc async [%t2] %d : memref<32xf32>
     gpu.wait [%t3]
