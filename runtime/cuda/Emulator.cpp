@@ -23,6 +23,10 @@
 //     filled with 0xff bytes (a NaN in f32 and bf16, -1 in integers), not
 //     zeros;
 //   - a shuffle from a lane outside the mask reads 0xffffffff;
+//   - an access to shared memory outside the kernel's, two threads of a
+//     block touching one shared byte (one writing) with no barrier or
+//     warp-wide operation ordering them, and an access to any other memory
+//     outside the live device allocations are errors;
 //   - a launch beyond the device's limits (more than 1024 threads, a grid
 //     of more than 65535 in y or z) is an error, as in cuLaunchKernel (an
 //     empty grid runs nothing, as in libmoe_cuda_runtime), and so is a
@@ -47,6 +51,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -704,6 +710,54 @@ MOE_EMU_EXPORT void moe_emu_shared_access(const void *address, int64_t bytes,
                                                        : "updates atomically");
 }
 
+namespace {
+/// Live device allocations (and registered host memory), by start address.
+class Allocations {
+public:
+  void add(const void *p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex);
+    ranges[reinterpret_cast<uintptr_t>(p)] = bytes;
+  }
+  void remove(const void *p) {
+    std::lock_guard<std::mutex> lock(mutex);
+    ranges.erase(reinterpret_cast<uintptr_t>(p));
+  }
+  bool contains(const void *p, size_t bytes) const {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto address = reinterpret_cast<uintptr_t>(p);
+    auto it = ranges.upper_bound(address);
+    if (it == ranges.begin())
+      return false;
+    --it;
+    return address + bytes <= it->first + it->second;
+  }
+
+private:
+  mutable std::mutex mutex;
+  std::map<uintptr_t, size_t> ranges;
+};
+
+Allocations &allocations() {
+  static Allocations a;
+  return a;
+}
+} // namespace
+
+/// Every load, store and atomic of a kernel on memory other than shared
+/// memory and its own stack comes here first (`kind` as above).
+MOE_EMU_EXPORT void moe_emu_global_access(const void *address, int64_t bytes,
+                                          int32_t kind) {
+  Thread &t = self();
+  if (allocations().contains(address, static_cast<size_t>(bytes)))
+    return;
+  char where[32];
+  std::snprintf(where, sizeof(where), "%p", address);
+  fail(active->where() + ": thread " + std::to_string(t.linear) + " " +
+       (kind == 0 ? "reads" : kind == 1 ? "writes" : "updates atomically") +
+       " " + std::to_string(bytes) + " bytes at " + where +
+       ", outside every live device allocation");
+}
+
 MOE_EMU_EXPORT void *moe_emu_shared() {
   self();
   return active->shared.data();
@@ -769,6 +823,8 @@ MOE_EMU_EXPORT void moe_emu_cp_async(void *dst, const void *src, int32_t size,
                                      int32_t srcSize) {
   active->sharedAccess(self().linear, dst, static_cast<size_t>(size),
                        Access::Write, "writes (cp.async)");
+  if (srcSize > 0)
+    moe_emu_global_access(src, srcSize < size ? srcSize : size, 0);
   int32_t copied = srcSize < size ? srcSize : size;
   if (copied > 0)
     std::memcpy(dst, src, static_cast<size_t>(copied));
@@ -862,10 +918,15 @@ MOE_EMU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *, int8_t) {
   if (!p)
     fail("mgpuMemAlloc(" + std::to_string(sizeBytes) + " bytes): out of memory");
   std::memset(p, 0xff, bytes);
+  // Kernels may touch the requested bytes, not the rounding.
+  allocations().add(p, sizeBytes);
   return p;
 }
 
-MOE_EMU_EXPORT void mgpuMemFree(void *ptr, void *) { std::free(ptr); }
+MOE_EMU_EXPORT void mgpuMemFree(void *ptr, void *) {
+  allocations().remove(ptr);
+  std::free(ptr);
+}
 
 MOE_EMU_EXPORT void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,
                                void *) {
@@ -887,7 +948,12 @@ MOE_EMU_EXPORT void mgpuMemset16(void *dst, uint16_t value, size_t count,
     p[i] = value;
 }
 
-MOE_EMU_EXPORT void mgpuMemHostRegister(void *, uint64_t) {}
-MOE_EMU_EXPORT void mgpuMemHostUnregister(void *) {}
+/// Registered host memory is memory kernels may touch, as on the GPU.
+MOE_EMU_EXPORT void mgpuMemHostRegister(void *ptr, uint64_t sizeBytes) {
+  allocations().add(ptr, sizeBytes);
+}
+MOE_EMU_EXPORT void mgpuMemHostUnregister(void *ptr) {
+  allocations().remove(ptr);
+}
 MOE_EMU_EXPORT void mgpuMemHostRegisterMemRef(int64_t, void *, int64_t) {}
 MOE_EMU_EXPORT void mgpuMemHostUnregisterMemRef(int64_t, void *, int64_t) {}

@@ -481,8 +481,10 @@ LogicalResult MoEGPUEmulatePass::rewriteBody(LLVM::LLVMFuncOp func) {
   Value scratch = LLVM::AllocaOp::create(
       b, loc, LLVM::LLVMPointerType::get(&getContext()),
       LLVM::LLVMArrayType::get(b.getI32Type(), 14), one, /*alignment=*/16);
-  // Every access to shared memory (an address-space-3 pointer) is checked
-  // by the emulator first: bounds and races.
+  // Every access to memory is checked by the emulator first: to shared
+  // memory (an address-space-3 pointer) for bounds and races, to any other
+  // memory but the thread's stack (allocas) for being inside a live
+  // device allocation.
   DataLayout layout = DataLayout::closest(func);
   func.walk([&](Operation *op) {
     Value address;
@@ -507,15 +509,21 @@ LogicalResult MoEGPUEmulatePass::rewriteBody(LLVM::LLVMFuncOp func) {
       return;
     }
     auto pointer = dyn_cast<LLVM::LLVMPointerType>(address.getType());
-    if (!pointer || pointer.getAddressSpace() != 3)
+    if (!pointer)
+      return;
+    bool shared = pointer.getAddressSpace() == 3;
+    Value root = address;
+    while (auto gep = root.getDefiningOp<LLVM::GEPOp>())
+      root = gep.getBase();
+    if (!shared && root.getDefiningOp<LLVM::AllocaOp>())
       return;
     OpBuilder at(op);
     Location loc = op->getLoc();
     Type i64 = at.getI64Type(), i32 = at.getI32Type();
     Type ptr = LLVM::LLVMPointerType::get(op->getContext());
     LLVM::LLVMFuncOp check = runtimeFunction(
-        "moe_emu_shared_access", LLVM::LLVMVoidType::get(op->getContext()),
-        {ptr, i64, i32});
+        shared ? "moe_emu_shared_access" : "moe_emu_global_access",
+        LLVM::LLVMVoidType::get(op->getContext()), {ptr, i64, i32});
     int64_t bytes =
         static_cast<int64_t>(layout.getTypeSize(type).getFixedValue());
     LLVM::CallOp::create(at, loc, check,
