@@ -391,9 +391,17 @@ gpu.module @moe_dispatch_kernels {
               %f = arith.ori %jlt, %tie : i1
               scf.yield %f : i1
             } else {
+              // Scores descending, NaN below every number (NaNs tie).
               %wb = memref.load %wts[%tb, %jb] : memref<?x?xf32>
-              %gt = arith.cmpf ogt, %wb, %w : f32
-              %eq = arith.cmpf oeq, %wb, %w : f32
+              %gt0 = arith.cmpf ogt, %wb, %w : f32
+              %wb_num = arith.cmpf ord, %wb, %wb : f32
+              %wb_nan = arith.cmpf uno, %wb, %wb : f32
+              %w_nan = arith.cmpf uno, %w, %w : f32
+              %over_nan = arith.andi %wb_num, %w_nan : i1
+              %gt = arith.ori %gt0, %over_nan : i1
+              %eq0 = arith.cmpf oeq, %wb, %w : f32
+              %nans = arith.andi %wb_nan, %w_nan : i1
+              %eq = arith.ori %eq0, %nans : i1
               %tie = arith.andi %eq, %lower : i1
               %f = arith.ori %gt, %tie : i1
               scf.yield %f : i1

@@ -38,11 +38,12 @@
 //                    max and sum are warp reductions. grouped_top_k: lane 0
 //                    ranks the groups (the kept ones marked in [4][256] i32
 //                    of shared memory) and gives the experts of the dropped
-//                    ones the key -inf. Then k rounds of warp argmax on the
-//                    keys: a lane keeps the first maximum of its experts
-//                    (strict >), lanes combine (value, index) pairs with
-//                    ties to the lower index, and the winner is masked with
-//                    -inf. Lane 0 then drops slots (top_p, threshold) and
+//                    ones out. Then k rounds of warp argmax on the keys, in
+//                    the order of the spec (NaN lowest): a lane keeps the
+//                    first maximum of its experts not yet taken nor left
+//                    out (a bit mask in a register), lanes combine (value,
+//                    index) pairs with ties to the lower index, and the
+//                    winner's lane marks it taken. Lane 0 then drops slots (top_p, threshold) and
 //                    computes the weights of the k slots. Warps past T
 //                    compute on token 0 and store nothing, so every barrier
 //                    is reached by the whole block.
@@ -108,17 +109,45 @@ gpu.module @moe_router_kernels {
     return %v1 : f32
   }
 
-  // One butterfly step of the (value, index) argmax: larger value wins, equal values
-  // -> lower index wins. Total order, so every lane ends with the same winner.
-  func.func private @argmax_step(%v: f32, %i: i32, %off: i32) -> (f32, i32) {
+  // The order of keys (docs/semantics.md, non-finite values): descending,
+  // with NaN below every number, -inf included. Whether %a ranks above %b.
+  func.func private @key_above(%a: f32, %b: f32) -> i1 {
+    %gt = arith.cmpf ogt, %a, %b : f32
+    %a_num = arith.cmpf ord, %a, %a : f32
+    %b_nan = arith.cmpf uno, %b, %b : f32
+    %over_nan = arith.andi %a_num, %b_nan : i1
+    %r = arith.ori %gt, %over_nan : i1
+    return %r : i1
+  }
+
+  // Whether %a and %b tie in that order: equal, or both NaN.
+  func.func private @key_tie(%a: f32, %b: f32) -> i1 {
+    %eq = arith.cmpf oeq, %a, %b : f32
+    %a_nan = arith.cmpf uno, %a, %a : f32
+    %b_nan = arith.cmpf uno, %b, %b : f32
+    %nans = arith.andi %a_nan, %b_nan : i1
+    %r = arith.ori %eq, %nans : i1
+    return %r : i1
+  }
+
+  // One butterfly step of the (value, index) argmax in the order of keys:
+  // the higher key wins, tied keys -> the lower index; index %none (a lane
+  // without a candidate) loses to every candidate. Total order, so every
+  // lane ends with the same winner.
+  func.func private @argmax_step(%v: f32, %i: i32, %off: i32, %none: i32)
+      -> (f32, i32) {
     %c32 = arith.constant 32 : i32
     %ov, %pv = gpu.shuffle xor %v, %off, %c32 : f32
     %oi, %pi = gpu.shuffle xor %i, %off, %c32 : i32
-    %gt = arith.cmpf ogt, %ov, %v : f32
-    %eq = arith.cmpf oeq, %ov, %v : f32
+    %above = func.call @key_above(%ov, %v) : (f32, f32) -> i1
+    %tie = func.call @key_tie(%ov, %v) : (f32, f32) -> i1
     %lt = arith.cmpi slt, %oi, %i : i32
-    %eqlt = arith.andi %eq, %lt : i1
-    %take = arith.ori %gt, %eqlt : i1
+    %tielt = arith.andi %tie, %lt : i1
+    %better = arith.ori %above, %tielt : i1
+    %self_none = arith.cmpi eq, %i, %none : i32
+    %other = arith.cmpi ne, %oi, %none : i32
+    %wins = arith.ori %self_none, %better : i1
+    %take = arith.andi %other, %wins : i1
     %nv = arith.select %take, %ov, %v : f32
     %ni = arith.select %take, %oi, %i : i32
     return %nv, %ni : f32, i32
@@ -194,11 +223,14 @@ gpu.module @moe_router_kernels {
     %i4 = arith.constant 4 : i32
     %i8 = arith.constant 8 : i32
     %i16 = arith.constant 16 : i32
+    %i32 = arith.constant 32 : i32
     %im1 = arith.constant -1 : i32
     %f0 = arith.constant 0.0 : f32
     %ninf = arith.constant 0xFF800000 : f32
+    %nan = arith.constant 0x7FC00000 : f32
     %eps = arith.constant 1.0e-20 : f32
     %true = arith.constant true
+    %false = arith.constant false
     %zero8 = arith.constant dense<0.0> : vector<8xf32>
     %T = memref.dim %x, %c0 : memref<?x?xbf16>
     %d = memref.dim %x, %c1 : memref<?x?xbf16>
@@ -299,9 +331,8 @@ gpu.module @moe_router_kernels {
     scf.if %per_token {
       // ---- grouped_top_k: lane 0 keeps the topk_group best groups of E / G
       // contiguous experts (group score: the max key, or the sum of the two
-      // largest; ties to the lower group), marking them in gkept[warp], and
-      // gives every expert of the other groups the key -inf, so that it is
-      // never chosen
+      // largest, in the order of keys; ties to the lower group), marking them
+      // in gkept[warp]; the experts of the other groups are never chosen
       scf.if %grouped {
         scf.if %is_l0 {
           %gs = arith.divui %E, %G : index
@@ -310,17 +341,18 @@ gpu.module @moe_router_kernels {
           }
           scf.for %r = %c0 to %topkg step %c1 {
             %best:2 = scf.for %g = %c0 to %G step %c1
-                iter_args(%bv = %ninf, %bg = %Gi) -> (f32, i32) {
+                iter_args(%bv = %nan, %bg = %Gi) -> (f32, i32) {
               %gi = arith.index_cast %g : index to i32
               %mark = memref.load %gkept[%warp, %g] : memref<4x256xi32, #gpu.address_space<workgroup>>
               %free = arith.cmpi eq, %mark, %i0 : i32
               %e0 = arith.muli %g, %gs : index
               %e1 = arith.addi %e0, %gs : index
+              // NaN, the lowest key, until a key is seen
               %top:2 = scf.for %e = %e0 to %e1 step %c1
-                  iter_args(%b1 = %ninf, %b2 = %ninf) -> (f32, f32) {
+                  iter_args(%b1 = %nan, %b2 = %nan) -> (f32, f32) {
                 %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-                %gt1 = arith.cmpf ogt, %v, %b1 : f32
-                %gt2 = arith.cmpf ogt, %v, %b2 : f32
+                %gt1 = func.call @key_above(%v, %b1) : (f32, f32) -> i1
+                %gt2 = func.call @key_above(%v, %b2) : (f32, f32) -> i1
                 %n2a = arith.select %gt2, %v, %b2 : f32
                 %n2 = arith.select %gt1, %b1, %n2a : f32
                 %n1 = arith.select %gt1, %v, %b1 : f32
@@ -330,7 +362,7 @@ gpu.module @moe_router_kernels {
               %use_sum = arith.cmpi eq, %gscore, %i1 : i32
               %gv = arith.select %use_sum, %sum2, %top#0 : f32
               %none = arith.cmpi eq, %bg, %Gi : i32
-              %gt = arith.cmpf ogt, %gv, %bv : f32
+              %gt = func.call @key_above(%gv, %bv) : (f32, f32) -> i1
               %better = arith.ori %none, %gt : i1
               %take = arith.andi %free, %better : i1
               %nbv = arith.select %take, %gv, %bv : f32
@@ -340,48 +372,59 @@ gpu.module @moe_router_kernels {
             %bgx = arith.index_cast %best#1 : i32 to index
             memref.store %i1, %gkept[%warp, %bgx] : memref<4x256xi32, #gpu.address_space<workgroup>>
           }
-          scf.for %e = %c0 to %E step %c1 {
-            %g = arith.divui %e, %gs : index
-            %mark = memref.load %gkept[%warp, %g] : memref<4x256xi32, #gpu.address_space<workgroup>>
-            %out = arith.cmpi eq, %mark, %i0 : i32
-            scf.if %out {
-              memref.store %ninf, %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-            }
-          }
         }
         gpu.barrier
       }
 
-      // ---- top-k on the keys: k rounds of warp argmax; the winner is masked
-      // with -inf. Within a lane experts are visited in increasing order with a
-      // strict '>', so the lower index is kept on ties; across lanes
-      // argmax_step breaks ties.
-      scf.for %r = %c0 to %k step %c1 {
-        %lb:2 = scf.for %e = %lane to %E step %c32 iter_args(%bv = %ninf, %bi = %Ei) -> (f32, i32) {
+      // ---- top-k on the keys: k rounds of warp argmax in the order of keys.
+      // A lane visits its experts (e = lane + 32 j) in increasing order with
+      // a strict key_above, so the lower index is kept on ties, and skips the
+      // experts already taken (bit j of %taken) and those of dropped groups;
+      // across lanes argmax_step breaks ties. The winner's lane marks it.
+      %gsz = arith.divui %E, %G : index
+      %rounds = scf.for %r = %c0 to %k step %c1 iter_args(%taken = %i0) -> (i32) {
+        %lb:2 = scf.for %e = %lane to %E step %c32 iter_args(%bv = %nan, %bi = %Ei) -> (f32, i32) {
           %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
           %ei = arith.index_cast %e : index to i32
+          %j = arith.divui %e, %c32 : index
+          %ji = arith.index_cast %j : index to i32
+          %bit = arith.shli %i1, %ji : i32
+          %mine = arith.andi %taken, %bit : i32
+          %used = arith.cmpi ne, %mine, %i0 : i32
+          %dropped = scf.if %grouped -> (i1) {
+            %g = arith.divui %e, %gsz : index
+            %mark = memref.load %gkept[%warp, %g] : memref<4x256xi32, #gpu.address_space<workgroup>>
+            %out = arith.cmpi eq, %mark, %i0 : i32
+            scf.yield %out : i1
+          } else {
+            scf.yield %false : i1
+          }
           %none = arith.cmpi eq, %bi, %Ei : i32
-          %gt = arith.cmpf ogt, %v, %bv : f32
-          %take = arith.ori %none, %gt : i1
+          %gt = func.call @key_above(%v, %bv) : (f32, f32) -> i1
+          %better = arith.ori %none, %gt : i1
+          %excluded = arith.ori %used, %dropped : i1
+          %free = arith.xori %excluded, %true : i1
+          %take = arith.andi %better, %free : i1
           %nbv = arith.select %take, %v, %bv : f32
           %nbi = arith.select %take, %ei, %bi : i32
           scf.yield %nbv, %nbi : f32, i32
         }
-        %a16:2 = func.call @argmax_step(%lb#0, %lb#1, %i16) : (f32, i32, i32) -> (f32, i32)
-        %a8:2 = func.call @argmax_step(%a16#0, %a16#1, %i8) : (f32, i32, i32) -> (f32, i32)
-        %a4:2 = func.call @argmax_step(%a8#0, %a8#1, %i4) : (f32, i32, i32) -> (f32, i32)
-        %a2:2 = func.call @argmax_step(%a4#0, %a4#1, %i2) : (f32, i32, i32) -> (f32, i32)
-        %a1:2 = func.call @argmax_step(%a2#0, %a2#1, %i1) : (f32, i32, i32) -> (f32, i32)
+        %a16:2 = func.call @argmax_step(%lb#0, %lb#1, %i16, %Ei) : (f32, i32, i32, i32) -> (f32, i32)
+        %a8:2 = func.call @argmax_step(%a16#0, %a16#1, %i8, %Ei) : (f32, i32, i32, i32) -> (f32, i32)
+        %a4:2 = func.call @argmax_step(%a8#0, %a8#1, %i4, %Ei) : (f32, i32, i32, i32) -> (f32, i32)
+        %a2:2 = func.call @argmax_step(%a4#0, %a4#1, %i2, %Ei) : (f32, i32, i32, i32) -> (f32, i32)
+        %a1:2 = func.call @argmax_step(%a2#0, %a2#1, %i1, %Ei) : (f32, i32, i32, i32) -> (f32, i32)
         scf.if %store {
           memref.store %a1#1, %ids[%t, %r] : memref<?x?xi32>
         }
-        // all lanes have read this round's keys before the winner is masked
-        gpu.barrier
-        scf.if %is_l0 {
-          %wi = arith.index_cast %a1#1 : i32 to index
-          memref.store %ninf, %ky[%warp, %wi] : memref<4x256xf32, #gpu.address_space<workgroup>>
-        }
-        gpu.barrier
+        %w_lane = arith.remui %a1#1, %i32 : i32
+        %lane_i = arith.index_cast %lane : index to i32
+        %owner = arith.cmpi eq, %w_lane, %lane_i : i32
+        %w_j = arith.divui %a1#1, %i32 : i32
+        %w_bit = arith.shli %i1, %w_j : i32
+        %marked = arith.ori %taken, %w_bit : i32
+        %next = arith.select %owner, %marked, %taken : i32
+        scf.yield %next : i32
       }
 
       // ---- slots and weights (spec sections 2-3), by lane 0: top_p keeps slot
@@ -491,8 +534,8 @@ gpu.module @moe_router_kernels {
       %nr = scf.for %i = %c0 to %n step %c1 iter_args(%q = %r) -> (index) {
         %w = memref.load %tile[%i] : memref<256xf32, #gpu.address_space<workgroup>>
         %ui = arith.addi %u0, %i : index
-        %gt = arith.cmpf ogt, %w, %v : f32
-        %eq = arith.cmpf oeq, %w, %v : f32
+        %gt = func.call @key_above(%w, %v) : (f32, f32) -> i1
+        %eq = func.call @key_tie(%w, %v) : (f32, f32) -> i1
         %lower = arith.cmpi ult, %ui, %t : index
         %tie = arith.andi %eq, %lower : i1
         %before = arith.ori %gt, %tie : i1
@@ -591,7 +634,11 @@ gpu.module @moe_router_kernels {
               : (memref<?x?xi32>, index, index, i32) -> i1
           %z = func.call @logit(%x, %Wr, %t, %e)
               : (memref<?x?xbf16>, memref<?x?xbf16>, index, index) -> f32
-          %gt = arith.cmpf ogt, %z, %bv : f32
+          // In the order of keys (NaN lowest); the first free expert is
+          // taken whatever its key.
+          %none = arith.cmpi eq, %bi, %Ei : i32
+          %above = func.call @key_above(%z, %bv) : (f32, f32) -> i1
+          %gt = arith.ori %none, %above : i1
           %free = arith.xori %used, %true : i1
           %take = arith.andi %gt, %free : i1
           %nbv = arith.select %take, %z, %bv : f32

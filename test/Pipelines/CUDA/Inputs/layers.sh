@@ -67,6 +67,20 @@ experts=lora_gated r=8 renormalize=1
 experts=lora_gated r=8 act=gelu_tanh E=16 k=4 shared=gated
 SPECS
 
+# Tokens with NaN or infinite hidden states (docs/semantics.md): keys in
+# descending order with NaN below every number, in top-k, grouped top-k,
+# expert choice and the score drop order; the counts exact.
+i=0
+while read -r spec; do
+  i=$((i + 1))
+  run "nonfinite$i" 4 3,20 "data=nonfinite $spec"
+done <<'SPECS'
+renormalize=1
+score=sigmoid select=grouped_top_k groups=4 topk_group=2 group_score=sum_top2 selection_bias=1 renormalize=1 E=16 k=4
+select=expert_choice k=2
+E=16 k=4 capacity=count:2 drop_order=score
+SPECS
+
 # Run-time knobs (test/Integration/knobs.mlir): the reference is made for
 # tau = 0.3 and a capacity factor of 0.75, the module defaults to other
 # values, and the knobs set the reference's.
