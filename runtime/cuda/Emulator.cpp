@@ -50,8 +50,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -833,15 +836,99 @@ MOE_EMU_EXPORT void moe_emu_cp_async(void *dst, const void *src, int32_t size,
                 static_cast<size_t>(size - (copied > 0 ? copied : 0)));
 }
 
+namespace {
+/// A stream's work while it is captured (cuStreamBeginCapture), replayed by
+/// cuGraphLaunch: kernel launches with a copy of their arguments, copies,
+/// memsets, and the allocations made during the capture, which keep their
+/// address, are refilled with 0xff bytes at each replay (as fresh device
+/// memory) and are freed with the graph.
+struct Graph {
+  std::vector<std::function<void()>> steps;
+  std::vector<void *> owned;
+  std::vector<std::unique_ptr<unsigned char[]>> copies;
+};
+
+class Captures {
+public:
+  /// The graph `stream` is being captured into, if any.
+  Graph *of(void *stream) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = graphs.find(stream);
+    return it == graphs.end() ? nullptr : it->second;
+  }
+  void begin(void *stream, Graph *graph) {
+    std::lock_guard<std::mutex> lock(mutex);
+    graphs[stream] = graph;
+  }
+  Graph *end(void *stream) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = graphs.find(stream);
+    if (it == graphs.end())
+      return nullptr;
+    Graph *graph = it->second;
+    graphs.erase(it);
+    return graph;
+  }
+
+private:
+  std::mutex mutex;
+  std::map<void *, Graph *> graphs;
+};
+
+Captures &captures() {
+  static Captures c;
+  return c;
+}
+
+/// Runs `step` now, or records it when `stream` is being captured.
+void enqueue(void *stream, std::function<void()> step) {
+  if (Graph *graph = stream ? captures().of(stream) : nullptr)
+    graph->steps.push_back(std::move(step));
+  else
+    step();
+}
+
+struct Kernel {
+  void (*entry)(void **);
+  const char *name;
+  int64_t grid[3], block[3], staticShared, dynamicShared;
+};
+
+void runKernel(const Kernel &k, void **params) {
+  if (active)
+    fail(std::string("kernel ") + k.name + " launched from a kernel");
+  Launch l;
+  l.entry = k.entry;
+  l.params = params;
+  l.name = k.name;
+  for (int i = 0; i < 3; ++i) {
+    l.grid[i] = static_cast<uint32_t>(k.grid[i]);
+    l.block[i] = static_cast<uint32_t>(k.block[i]);
+  }
+  l.staticShared = static_cast<size_t>(k.staticShared);
+  l.shared.resize(static_cast<size_t>(k.staticShared + k.dynamicShared));
+  active = &l;
+  for (uint32_t z = 0; z < l.grid[2]; ++z)
+    for (uint32_t y = 0; y < l.grid[1]; ++y)
+      for (uint32_t x = 0; x < l.grid[0]; ++x) {
+        l.ctaid[0] = x;
+        l.ctaid[1] = y;
+        l.ctaid[2] = z;
+        l.runBlock();
+      }
+  active = nullptr;
+}
+} // namespace
+
+/// A kernel launch: `params[i]` points at argument i, inside `values`
+/// (`valuesBytes` bytes), which a stream capture copies.
 MOE_EMU_EXPORT void moe_emu_launch(void (*entry)(void **), const char *name,
                                    int64_t gridX, int64_t gridY, int64_t gridZ,
                                    int64_t blockX, int64_t blockY,
                                    int64_t blockZ, int64_t staticShared,
                                    int64_t dynamicShared, void *stream,
-                                   void **params) {
-  (void)stream; // Work runs when it is enqueued: every stream is in order.
-  if (active)
-    fail(std::string("kernel ") + name + " launched from a kernel");
+                                   void **params, int64_t numParams,
+                                   void *values, int64_t valuesBytes) {
   auto dims = [](int64_t x, int64_t y, int64_t z) {
     return std::to_string(x) + "x" + std::to_string(y) + "x" +
            std::to_string(z);
@@ -855,33 +942,33 @@ MOE_EMU_EXPORT void moe_emu_launch(void (*entry)(void **), const char *name,
     fail(std::string("kernel ") + name + ": block " +
          dims(blockX, blockY, blockZ) +
          " is invalid (at most 1024 threads; cuLaunchKernel would fail)");
+  if (staticShared < 0 || dynamicShared < 0)
+    fail(std::string("kernel ") + name + ": negative shared memory size");
   // No blocks or no threads: nothing runs, as in libmoe_cuda_runtime.
   if (gridX * gridY * gridZ == 0 || blockX * blockY * blockZ == 0)
     return;
-  Launch l;
-  l.entry = entry;
-  l.params = params;
-  l.name = name;
-  l.grid[0] = static_cast<uint32_t>(gridX);
-  l.grid[1] = static_cast<uint32_t>(gridY);
-  l.grid[2] = static_cast<uint32_t>(gridZ);
-  l.block[0] = static_cast<uint32_t>(blockX);
-  l.block[1] = static_cast<uint32_t>(blockY);
-  l.block[2] = static_cast<uint32_t>(blockZ);
-  if (staticShared < 0 || dynamicShared < 0)
-    fail(std::string("kernel ") + name + ": negative shared memory size");
-  l.staticShared = static_cast<size_t>(staticShared);
-  l.shared.resize(static_cast<size_t>(staticShared + dynamicShared));
-  active = &l;
-  for (uint32_t z = 0; z < l.grid[2]; ++z)
-    for (uint32_t y = 0; y < l.grid[1]; ++y)
-      for (uint32_t x = 0; x < l.grid[0]; ++x) {
-        l.ctaid[0] = x;
-        l.ctaid[1] = y;
-        l.ctaid[2] = z;
-        l.runBlock();
-      }
-  active = nullptr;
+  Kernel kernel{entry,
+                name,
+                {gridX, gridY, gridZ},
+                {blockX, blockY, blockZ},
+                staticShared,
+                dynamicShared};
+  Graph *graph = stream ? captures().of(stream) : nullptr;
+  if (!graph) {
+    runKernel(kernel, params);
+    return;
+  }
+  // Captured: the arguments as they are now, as cuLaunchKernel copies them.
+  auto n = static_cast<size_t>(numParams);
+  auto bytes = static_cast<size_t>(valuesBytes);
+  graph->copies.emplace_back(new unsigned char[bytes + n * sizeof(void *)]);
+  unsigned char *copy = graph->copies.back().get();
+  std::memcpy(copy, values, bytes);
+  auto **copied = reinterpret_cast<void **>(copy + bytes);
+  for (size_t i = 0; i < n; ++i)
+    copied[i] = copy + (static_cast<unsigned char *>(params[i]) -
+                        static_cast<unsigned char *>(values));
+  graph->steps.push_back([kernel, copied] { runKernel(kernel, copied); });
 }
 
 //===----------------------------------------------------------------------===//
@@ -908,11 +995,8 @@ MOE_EMU_EXPORT void mgpuEventSynchronize(void *) {}
 MOE_EMU_EXPORT void mgpuEventRecord(void *, void *) {}
 MOE_EMU_EXPORT void mgpuSetDefaultDevice(int32_t) {}
 
-/// Device memory: host memory aligned as cuMemAlloc aligns, filled with
-/// 0xff bytes (device memory is not zeroed).
-MOE_EMU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *, int8_t) {
-  if (sizeBytes == 0)
-    return nullptr;
+namespace {
+void *allocate(uint64_t sizeBytes) {
   size_t bytes = (sizeBytes + 255) / 256 * 256;
   void *p = std::aligned_alloc(256, bytes);
   if (!p)
@@ -923,29 +1007,61 @@ MOE_EMU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *, int8_t) {
   return p;
 }
 
-MOE_EMU_EXPORT void mgpuMemFree(void *ptr, void *) {
+void release(void *ptr) {
   allocations().remove(ptr);
   std::free(ptr);
 }
+} // namespace
+
+/// Device memory: host memory aligned as cuMemAlloc aligns, filled with
+/// 0xff bytes (device memory is not zeroed). Allocated during a capture, it
+/// belongs to the graph.
+MOE_EMU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, int8_t) {
+  if (sizeBytes == 0)
+    return nullptr;
+  void *p = allocate(sizeBytes);
+  if (Graph *graph = stream ? captures().of(stream) : nullptr) {
+    graph->owned.push_back(p);
+    graph->steps.push_back(
+        [p, sizeBytes] { std::memset(p, 0xff, sizeBytes); });
+  }
+  return p;
+}
+
+MOE_EMU_EXPORT void mgpuMemFree(void *ptr, void *stream) {
+  if (!ptr)
+    return;
+  if (Graph *graph = stream ? captures().of(stream) : nullptr) {
+    if (std::find(graph->owned.begin(), graph->owned.end(), ptr) ==
+        graph->owned.end())
+      fail("mgpuMemFree: a stream capture frees memory allocated outside it");
+    return; // Freed with the graph.
+  }
+  release(ptr);
+}
 
 MOE_EMU_EXPORT void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,
-                               void *) {
+                               void *stream) {
   if (sizeBytes)
-    std::memmove(dst, src, sizeBytes);
+    enqueue(stream, [=] { std::memmove(dst, src, sizeBytes); });
 }
 
 MOE_EMU_EXPORT void mgpuMemset32(void *dst, uint32_t value, size_t count,
-                                 void *) {
-  auto *p = static_cast<uint32_t *>(dst);
-  for (size_t i = 0; i < count; ++i)
-    p[i] = value;
+                                 void *stream) {
+  enqueue(stream, [=] {
+    auto *p = static_cast<uint32_t *>(dst);
+    for (size_t i = 0; i < count; ++i)
+      p[i] = value;
+  });
 }
 
 MOE_EMU_EXPORT void mgpuMemset16(void *dst, uint16_t value, size_t count,
-                                 void *) {
-  auto *p = static_cast<uint16_t *>(dst);
-  for (size_t i = 0; i < count; ++i)
-    p[i] = value;
+                                 void *stream) {
+  enqueue(stream, [=] {
+    auto *p = static_cast<uint16_t *>(dst);
+    for (size_t i = 0; i < count; ++i)
+      p[i] = value;
+  });
 }
 
 /// Registered host memory is memory kernels may touch, as on the GPU.
@@ -957,3 +1073,137 @@ MOE_EMU_EXPORT void mgpuMemHostUnregister(void *ptr) {
 }
 MOE_EMU_EXPORT void mgpuMemHostRegisterMemRef(int64_t, void *, int64_t) {}
 MOE_EMU_EXPORT void mgpuMemHostUnregisterMemRef(int64_t, void *, int64_t) {}
+
+#if defined(__x86_64__)
+/// f32 to bf16, rounded to nearest even (NaN stays NaN), as the compiler
+/// runtime defines it for x86-64 CPUs without a native conversion, which
+/// kernels compiled for the host call: the bf16 comes back in the low half
+/// of the result register.
+MOE_EMU_EXPORT float __truncsfbf2(float f) {
+  uint32_t bits = floatBits(f);
+  uint32_t half = (bits & 0x7fffffffu) > 0x7f800000u
+                      ? (bits >> 16) | 0x40u
+                      : (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  float result;
+  uint32_t word = half & 0xffffu;
+  std::memcpy(&result, &word, sizeof(result));
+  return result;
+}
+#endif
+
+//===----------------------------------------------------------------------===//
+// The CUDA driver functions that moe-gpu-check opens with dlopen, so that it
+// runs with this library as its libcuda.so.1 and libmoe_gpu_kernels built
+// for the emulator (docs/cuda.md). Names as cuda.h maps them; results are
+// CUDA_SUCCESS (0) or CUDA_ERROR_INVALID_VALUE (1).
+//===----------------------------------------------------------------------===//
+
+namespace {
+using CUdeviceptr = unsigned long long;
+constexpr int kSuccess = 0, kInvalidValue = 1;
+} // namespace
+
+MOE_EMU_EXPORT int cuGetErrorString(int error, const char **text) {
+  *text = error == kSuccess ? "no error" : "invalid argument";
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuInit(unsigned) { return kSuccess; }
+MOE_EMU_EXPORT int cuDeviceGet(int *device, int ordinal) {
+  *device = ordinal;
+  return ordinal == 0 ? kSuccess : kInvalidValue;
+}
+MOE_EMU_EXPORT int cuDeviceGetName(char *name, int length, int) {
+  std::snprintf(name, static_cast<size_t>(length), "%s",
+                "moe cuda emulator (SIMT, on the host)");
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuDevicePrimaryCtxRetain(void **context, int) {
+  static int primary;
+  *context = &primary;
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuCtxSetCurrent(void *) { return kSuccess; }
+MOE_EMU_EXPORT int cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
+  *ptr = reinterpret_cast<CUdeviceptr>(bytes ? allocate(bytes) : nullptr);
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuMemFree_v2(CUdeviceptr ptr) {
+  if (ptr)
+    release(reinterpret_cast<void *>(ptr));
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src,
+                                   size_t bytes) {
+  std::memcpy(reinterpret_cast<void *>(dst), src, bytes);
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t bytes) {
+  std::memcpy(dst, reinterpret_cast<const void *>(src), bytes);
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src,
+                                        size_t bytes, void *stream) {
+  mgpuMemcpy(reinterpret_cast<void *>(dst), reinterpret_cast<void *>(src),
+             bytes, stream);
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuMemsetD32Async(CUdeviceptr dst, unsigned value,
+                                    size_t count, void *stream) {
+  mgpuMemset32(reinterpret_cast<void *>(dst), value, count, stream);
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuStreamCreate(void **stream, unsigned) {
+  *stream = mgpuStreamCreate();
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuStreamDestroy_v2(void *stream) {
+  mgpuStreamDestroy(stream);
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuStreamSynchronize(void *) { return kSuccess; }
+MOE_EMU_EXPORT int cuEventCreate(void **event, unsigned) {
+  *event = mgpuEventCreate();
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuEventDestroy_v2(void *event) {
+  mgpuEventDestroy(event);
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuEventRecord(void *, void *) { return kSuccess; }
+MOE_EMU_EXPORT int cuEventSynchronize(void *) { return kSuccess; }
+/// The emulator keeps no time.
+MOE_EMU_EXPORT int cuEventElapsedTime_v2(float *ms, void *, void *) {
+  *ms = 0.0f;
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuStreamBeginCapture_v2(void *stream, int) {
+  if (!stream || captures().of(stream))
+    return kInvalidValue;
+  captures().begin(stream, new Graph());
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuStreamEndCapture(void *stream, void **graph) {
+  *graph = captures().end(stream);
+  return *graph ? kSuccess : kInvalidValue;
+}
+/// The executable graph is the graph.
+MOE_EMU_EXPORT int cuGraphInstantiateWithFlags(void **exec, void *graph,
+                                               unsigned long long) {
+  *exec = graph;
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuGraphLaunch(void *exec, void *stream) {
+  if (stream && captures().of(stream))
+    return kInvalidValue;
+  for (const std::function<void()> &step : static_cast<Graph *>(exec)->steps)
+    step();
+  return kSuccess;
+}
+MOE_EMU_EXPORT int cuGraphExecDestroy(void *) { return kSuccess; }
+MOE_EMU_EXPORT int cuGraphDestroy(void *graph) {
+  auto *g = static_cast<Graph *>(graph);
+  for (void *p : g->owned)
+    release(p);
+  delete g;
+  return kSuccess;
+}

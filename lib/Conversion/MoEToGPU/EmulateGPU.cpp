@@ -644,6 +644,14 @@ LogicalResult MoEGPUEmulatePass::rewriteLaunch(gpu::LaunchFuncOp launch) {
                              toI64(block.y),  toI64(block.z),
                              staticShared,    dynamicShared,
                              stream,          params};
+  // The number of arguments, and their values and size, for a stream
+  // capture to copy.
+  int64_t valuesBytes = static_cast<int64_t>(
+      DataLayout::closest(launch).getTypeSize(argsType).getFixedValue());
+  args.push_back(LLVM::ConstantOp::create(
+      b, loc, i64, static_cast<int64_t>(operands.size())));
+  args.push_back(values);
+  args.push_back(LLVM::ConstantOp::create(b, loc, i64, valuesBytes));
   SmallVector<Type> argTypes(ValueRange(args).getTypes());
   LLVM::LLVMFuncOp callee = runtimeFunction(
       "moe_emu_launch", LLVM::LLVMVoidType::get(ctx), argTypes);

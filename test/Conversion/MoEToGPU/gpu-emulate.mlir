@@ -7,7 +7,9 @@
 // libdevice's expf the C library's; the launch packs its arguments as
 // cuLaunchKernel takes them and calls the emulator with the kernel's entry,
 // its name, the grid, the block, 256 bytes of static shared memory and none
-// dynamic. Every access to shared memory is checked by the emulator first.
+// dynamic, the stream, the 6 argument pointers and the 48 bytes they point
+// into (for a stream capture to copy). Every access to shared memory is
+// checked by the emulator first.
 
 // CHECK:      llvm.mlir.global internal constant @kernels__scale__launch__name("kernels::scale\00")
 // CHECK-LABEL: llvm.func @run(
@@ -15,13 +17,15 @@
 // CHECK-DAG:    %[[ENTRY:.*]] = llvm.mlir.addressof @kernels__scale__launch :
 // CHECK-DAG:    %[[SHARED:.*]] = llvm.mlir.constant(256 : i64) : i64
 // CHECK-DAG:    %[[NODYNAMIC:.*]] = llvm.mlir.constant(0 : i64) : i64
+// CHECK-DAG:    %[[COUNT:.*]] = llvm.mlir.constant(6 : i64) : i64
+// CHECK-DAG:    %[[BYTES:.*]] = llvm.mlir.constant(48 : i64) : i64
 // CHECK-DAG:    %[[THREADS:.*]] = llvm.mlir.constant(64 : index) : i64
 // CHECK-DAG:    %[[ONE:.*]] = llvm.mlir.constant(1 : index) : i64
 // CHECK:        %[[VALUES:.*]] = llvm.alloca %{{.*}} x !llvm.struct<(ptr, ptr, i64, i64, i64, f32)>
 // CHECK:        %[[PARAMS:.*]] = llvm.alloca %{{.*}} x !llvm.array<6 x ptr>
 // CHECK:        %[[STREAM:.*]] = llvm.call @mgpuStreamCreate()
 // CHECK-COUNT-6: llvm.store %{{.*}}, %{{.*}} : !llvm.ptr, !llvm.ptr
-// CHECK:        llvm.call @moe_emu_launch(%[[ENTRY]], %[[NAME]], %[[ONE]], %[[ONE]], %[[ONE]], %[[THREADS]], %[[ONE]], %[[ONE]], %[[SHARED]], %[[NODYNAMIC]], %[[STREAM]], %[[PARAMS]])
+// CHECK:        llvm.call @moe_emu_launch(%[[ENTRY]], %[[NAME]], %[[ONE]], %[[ONE]], %[[ONE]], %[[THREADS]], %[[ONE]], %[[ONE]], %[[SHARED]], %[[NODYNAMIC]], %[[STREAM]], %[[PARAMS]], %[[COUNT]], %[[VALUES]], %[[BYTES]])
 // CHECK:        llvm.call @mgpuStreamSynchronize(%[[STREAM]])
 
 // CHECK:       llvm.func @expf(f32) -> f32
