@@ -35,9 +35,11 @@
 //     operations, a barrier that some threads never reach.
 //
 // Errors print one line, "moe cuda emulator: ...", and abort, as the driver
-// runtime does. The cp.async copies complete when issued; the emulator does
-// not model timing, caches or memory ordering beyond the program order of a
-// fiber and the points where it waits.
+// runtime does. The cp.async copies complete when issued, and their bytes
+// count as in flight (an access to them is an error) until a wait of the
+// issuing thread covers their group; the emulator does not model timing,
+// caches or memory ordering beyond the program order of a fiber and the
+// points where it waits.
 //
 //===----------------------------------------------------------------------===//
 
@@ -190,6 +192,10 @@ struct Thread {
   const void *address = nullptr;
   int32_t num = 0, trans = 0;
   uint32_t out[4] = {};
+  // Its cp.async copies into shared memory (offset, bytes) not yet covered
+  // by a wait: the open group, and the committed groups, oldest first.
+  std::vector<std::pair<size_t, size_t>> openCopies;
+  std::vector<std::vector<std::pair<size_t, size_t>>> committedCopies;
 };
 
 /// Fiber stacks, kept across launches, each with a guard page below it.
@@ -325,6 +331,9 @@ struct Launch {
   uint32_t live = 0, atBarrier = 0;
   size_t staticShared = 0;
   RaceChecker races;
+  /// Per byte of shared memory, 1 + the thread whose cp.async may still be
+  /// writing it, or 0.
+  std::vector<uint32_t> inFlight;
 
   std::string where() const {
     return std::string("kernel ") + name + ", block (" +
@@ -389,6 +398,11 @@ void Launch::sharedAccess(uint32_t thread, const void *address, size_t bytes,
          std::to_string(offset) + ", outside the block's " +
          std::to_string(shared.size()) + " bytes of shared memory");
   for (size_t i = 0; i < bytes; ++i) {
+    if (uint32_t copier = inFlight[static_cast<size_t>(offset) + i])
+      fail(where() + ": thread " + std::to_string(thread) + " " + what +
+           " shared offset " + std::to_string(static_cast<size_t>(offset) + i) +
+           ", which a cp.async of thread " + std::to_string(copier - 1) +
+           " may still be writing (no cp.async.wait_group covers it)");
     std::optional<RaceChecker::Race> race =
         races.access(thread, static_cast<size_t>(offset) + i, kind);
     if (!race)
@@ -415,6 +429,7 @@ void Launch::runBlock() {
   }
   std::memset(shared.data(), 0xff, shared.size());
   races.startBlock(shared.size(), count);
+  inFlight.assign(shared.size(), 0);
   live = count;
   atBarrier = 0;
   while (live) {
@@ -822,12 +837,20 @@ MOE_EMU_EXPORT void moe_emu_mma_m16n8k16_bf16(uint32_t *fragments) {
   std::memcpy(fragments + 10, t.out, sizeof(t.out));
 }
 
+/// The copy happens at once; its bytes count as in flight until a
+/// cp.async.wait_group of this thread covers its group.
 MOE_EMU_EXPORT void moe_emu_cp_async(void *dst, const void *src, int32_t size,
                                      int32_t srcSize) {
-  active->sharedAccess(self().linear, dst, static_cast<size_t>(size),
+  Thread &t = self();
+  active->sharedAccess(t.linear, dst, static_cast<size_t>(size),
                        Access::Write, "writes (cp.async)");
   if (srcSize > 0)
     moe_emu_global_access(src, srcSize < size ? srcSize : size, 0);
+  auto offset = static_cast<size_t>(static_cast<unsigned char *>(dst) -
+                                    active->shared.data());
+  for (size_t i = 0; i < static_cast<size_t>(size); ++i)
+    active->inFlight[offset + i] = t.linear + 1;
+  t.openCopies.push_back({offset, static_cast<size_t>(size)});
   int32_t copied = srcSize < size ? srcSize : size;
   if (copied > 0)
     std::memcpy(dst, src, static_cast<size_t>(copied));
@@ -922,6 +945,23 @@ void runKernel(const Kernel &k, void **params) {
 
 /// A kernel launch: `params[i]` points at argument i, inside `values`
 /// (`valuesBytes` bytes), which a stream capture copies.
+MOE_EMU_EXPORT void moe_emu_cp_async_commit() {
+  Thread &t = self();
+  t.committedCopies.push_back(std::move(t.openCopies));
+  t.openCopies.clear();
+}
+
+/// Waits until at most `pending` committed groups of this thread remain.
+MOE_EMU_EXPORT void moe_emu_cp_async_wait(int32_t pending) {
+  Thread &t = self();
+  while (t.committedCopies.size() > static_cast<size_t>(pending)) {
+    for (const auto &[offset, bytes] : t.committedCopies.front())
+      for (size_t i = 0; i < bytes; ++i)
+        active->inFlight[offset + i] = 0;
+    t.committedCopies.erase(t.committedCopies.begin());
+  }
+}
+
 MOE_EMU_EXPORT void moe_emu_launch(void (*entry)(void **), const char *name,
                                    int64_t gridX, int64_t gridY, int64_t gridZ,
                                    int64_t blockX, int64_t blockY,

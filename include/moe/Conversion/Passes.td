@@ -368,8 +368,10 @@ def MoEGPUEmulate : Pass<"moe-gpu-emulate", "::mlir::ModuleOp"> {
       `barrier0`, `shfl.sync`, `match.sync.any`, `bar.warp.sync`, `ldmatrix`
       (`.m8n8.b16`, x1/x2/x4, with or without `.trans`), `mma.sync`
       (m16n8k16, bf16 A row-major and B column-major, f32 C and D) and
-      `cp.async` (a synchronous copy, so its commit and wait groups
-      vanish). Any other NVVM operation, and inline assembly, is an error.
+      `cp.async` with its commit and wait groups (the emulator copies at
+      once, and reports a read of bytes that a copy no wait has covered yet
+      may still be writing). Any other NVVM operation, and inline assembly,
+      is an error.
     - Each kernel gets a `<module>__<kernel>__launch(void **params)` entry,
       and every `gpu.launch_func` becomes a `moe_emu_launch` call with its
       arguments packed as `cuLaunchKernel` takes them, the module's static

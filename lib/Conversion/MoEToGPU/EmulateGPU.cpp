@@ -19,8 +19,9 @@
 //     spaces become the generic one;
 //   - the NVVM operations become calls of the emulator: special registers,
 //     barriers, warp shuffles, match and warp syncs, ldmatrix, mma.sync
-//     (m16n8k16, bf16 to f32) and cp.async (a synchronous copy, so commit and
-//     wait groups vanish); any other NVVM operation is an error;
+//     (m16n8k16, bf16 to f32) and cp.async with its commit and wait groups
+//     (the emulator copies at once and tracks which bytes a real copy might
+//     not have written yet); any other NVVM operation is an error;
 //   - each kernel gets a `<kernel>__launch(void **params)` entry and every
 //     gpu.launch_func becomes a moe_emu_launch call with the arguments
 //     packed as cuLaunchKernel takes them.
@@ -458,9 +459,14 @@ LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
     copy.erase();
     return success();
   }
-  if (name == "nvvm.cp.async.commit.group" ||
-      name == "nvvm.cp.async.wait.group") {
-    // The copies above completed when they were issued.
+  if (isa<NVVM::CpAsyncCommitGroupOp>(op)) {
+    call("moe_emu_cp_async_commit", voidType, {});
+    op->erase();
+    return success();
+  }
+  if (auto wait = dyn_cast<NVVM::CpAsyncWaitGroupOp>(op)) {
+    call("moe_emu_cp_async_wait", voidType,
+         {constI32(static_cast<int32_t>(wait.getN()))});
     op->erase();
     return success();
   }

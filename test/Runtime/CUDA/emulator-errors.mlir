@@ -2,8 +2,9 @@
 // names the kernel, the block and the threads, instead of a result: a lane
 // that exits before a warp-wide operation naming it, a shuffle whose mask
 // leaves out the lane that runs it, a deadlock between a barrier and a
-// shuffle, a race on shared memory, a shared access out of bounds, and a
-// read past the end of a device allocation. A
+// shuffle, a race on shared memory, a shared access out of bounds, a read
+// past the end of a device allocation, and a read of shared memory that a
+// cp.async no wait has covered may still be writing. A
 // warp that exchanges values through shared memory with a warp sync in
 // between is no race.
 // RUN: rm -rf %t && mkdir -p %t
@@ -26,6 +27,9 @@
 // RUN: not --crash mlir-runner %t/host.mlir -e global_out_of_bounds -entry-point-result=void \
 // RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext 2>&1 \
 // RUN: | FileCheck %s --check-prefix=GLOBAL
+// RUN: not --crash mlir-runner %t/host.mlir -e no_wait -entry-point-result=void \
+// RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext 2>&1 \
+// RUN: | FileCheck %s --check-prefix=NO-WAIT
 // RUN: mlir-runner %t/host.mlir -e warp_exchange -entry-point-result=void \
 // RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext
 
@@ -36,6 +40,7 @@
 // RACE: moe cuda emulator: kernel kernels::race, block (0, 0, 0): shared-memory race at offset 128: thread 32 writes a byte that thread 0 read with no barrier (or warp-wide operation naming both) in between
 // BOUNDS: moe cuda emulator: kernel kernels::out_of_bounds, block (0, 0, 0): thread 31 writes 4 bytes at shared offset 128, outside the block's 128 bytes of shared memory
 // GLOBAL: moe cuda emulator: kernel kernels::global_out_of_bounds, block (0, 0, 0): thread 31 reads 4 bytes at 0x{{[0-9a-f]+}}, outside every live device allocation
+// NO-WAIT: moe cuda emulator: kernel kernels::no_wait, block (0, 0, 0): thread 0 reads shared offset 0, which a cp.async of thread 0 may still be writing (no cp.async.wait_group covers it)
 
 module attributes {gpu.container_module} {
   gpu.module @kernels {
@@ -110,6 +115,19 @@ module attributes {gpu.container_module} {
       %p = memref.reinterpret_cast %out to offset: [0], sizes: [33], strides: [1]
           : memref<32xf32> to memref<33xf32>
       %v = memref.load %p[%n] : memref<33xf32>
+      memref.store %v, %out[%t] : memref<32xf32>
+      gpu.return
+    }
+
+    // Each thread copies one word into shared memory with cp.async, commits
+    // the group, and reads the word without waiting for it.
+    gpu.func @no_wait(%out: memref<32xf32>)
+        workgroup(%s: memref<32xf32, #gpu.address_space<workgroup>>) kernel {
+      %t = gpu.thread_id x
+      %copy = nvgpu.device_async_copy %out[%t], %s[%t], 1
+          : memref<32xf32> to memref<32xf32, #gpu.address_space<workgroup>>
+      %group = nvgpu.device_async_create_group %copy
+      %v = memref.load %s[%t] : memref<32xf32, #gpu.address_space<workgroup>>
       memref.store %v, %out[%t] : memref<32xf32>
       gpu.return
     }
@@ -232,6 +250,18 @@ module attributes {gpu.container_module} {
     %t0 = gpu.wait async
     %d, %t1 = gpu.alloc async [%t0] () : memref<32xf32>
     %t2 = gpu.launch_func async [%t1] @kernels::@global_out_of_bounds
+        blocks in (%c1, %c1, %c1) threads in (%c32, %c1, %c1)
+        args(%d : memref<32xf32>)
+    %t3 = gpu.dealloc async [%t2] %d : memref<32xf32>
+    gpu.wait [%t3]
+    return
+  }
+  func.func @no_wait() {
+    %c1 = arith.constant 1 : index
+    %c32 = arith.constant 32 : index
+    %t0 = gpu.wait async
+    %d, %t1 = gpu.alloc async [%t0] () : memref<32xf32>
+    %t2 = gpu.launch_func async [%t1] @kernels::@no_wait
         blocks in (%c1, %c1, %c1) threads in (%c32, %c1, %c1)
         args(%d : memref<32xf32>)
     %t3 = gpu.dealloc async [%t2] %d : memref<32xf32>
