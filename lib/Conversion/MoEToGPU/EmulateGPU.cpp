@@ -119,8 +119,8 @@ private:
   /// Kernels (renamed) to the bytes of static shared memory they use.
   llvm::StringMap<int64_t> kernelShared;
   void layOutSharedMemory();
-  /// Functions moved out of the gpu.modules, with their module's name.
-  SmallVector<std::pair<LLVM::LLVMFuncOp, std::string>> moved;
+  /// Functions moved out of the gpu.modules.
+  SmallVector<LLVM::LLVMFuncOp> moved;
   /// "<module>::<kernel>" to the kernel's launch entry.
   llvm::StringMap<LLVM::LLVMFuncOp> launchEntry;
   /// Kernels (renamed) to "<module>::<kernel>", and back.
@@ -154,8 +154,8 @@ Value MoEGPUEmulatePass::stringConstant(OpBuilder &b, Location loc,
   return LLVM::AddressOfOp::create(b, loc, global);
 }
 
-/// Moves every symbol of `module` into the host module, renamed, and lays
-/// out its shared memory.
+/// Moves every symbol of `module` into the host module, renamed, and notes
+/// its shared-memory globals and kernels.
 LogicalResult MoEGPUEmulatePass::moveModule(gpu::GPUModuleOp module) {
   std::string prefix = (module.getName() + "__").str();
   DataLayout layout = DataLayout::closest(module);
@@ -221,7 +221,7 @@ LogicalResult MoEGPUEmulatePass::moveModule(gpu::GPUModuleOp module) {
       }
     }
     if (func)
-      moved.push_back({func, module.getName().str()});
+      moved.push_back(func);
     toMove.push_back(op);
   }
   // After every rename: uses are renamed only inside the gpu.module.
@@ -236,9 +236,9 @@ LogicalResult MoEGPUEmulatePass::moveModule(gpu::GPUModuleOp module) {
 /// use keeps one offset.
 void MoEGPUEmulatePass::layOutSharedMemory() {
   llvm::StringMap<LLVM::LLVMFuncOp> functions;
-  for (auto &[func, module] : moved)
+  for (LLVM::LLVMFuncOp func : moved)
     functions[func.getName()] = func;
-  for (auto &[kernel, module] : moved) {
+  for (LLVM::LLVMFuncOp kernel : moved) {
     if (!kernelKey.count(kernel.getName()))
       continue;
     SmallVector<StringRef> used;
@@ -674,7 +674,7 @@ void MoEGPUEmulatePass::runOnOperation() {
       return signalPassFailure();
 
   layOutSharedMemory();
-  for (auto &[func, module] : moved)
+  for (LLVM::LLVMFuncOp func : moved)
     if (failed(rewriteBody(func)))
       return signalPassFailure();
 
@@ -687,12 +687,12 @@ void MoEGPUEmulatePass::runOnOperation() {
           return std::nullopt;
         return LLVM::LLVMPointerType::get(type.getContext());
       });
-  for (auto &[func, module] : moved)
+  for (LLVM::LLVMFuncOp func : moved)
     generic.recursivelyReplaceElementsIn(func, /*replaceAttrs=*/true,
                                          /*replaceLocs=*/false,
                                          /*replaceTypes=*/true);
 
-  for (auto &[func, module] : moved)
+  for (LLVM::LLVMFuncOp func : moved)
     if (kernelKey.count(func.getName()))
       addLaunchEntry(func);
 
