@@ -321,14 +321,21 @@ gpu.module @moe_experts {
 
   // H = bf16(act(G + Gd * s) * (U + Ud * s)): the gated activation of a
   // frozen FFN whose gate and up projections carry LoRA deltas (MixLoRA).
+  // Gd and Ud have a row per row of H; G and U too when `base` is empty,
+  // else a row per token, row r of H reading row base[r] (its token; the
+  // unused rows, token -1, are not written).
   gpu.func @lora_gated(%G: memref<?x?xf32>, %Gd: memref<?x?xf32>,
                        %U: memref<?x?xf32>, %Ud: memref<?x?xf32>, %s: f32,
-                       %act: i32, %H: memref<?x?xbf16>) kernel {
+                       %act: i32, %base: memref<?xi32>,
+                       %H: memref<?x?xbf16>) kernel {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
+    %z = arith.constant 0 : i32
     %N = memref.dim %H, %c0 : memref<?x?xbf16>
     %F = memref.dim %H, %c1 : memref<?x?xbf16>
     %NF = arith.muli %N, %F : index
+    %nb = memref.dim %base, %c0 : memref<?xi32>
+    %by_token = arith.cmpi ne, %nb, %c0 : index
     %bid = gpu.block_id x
     %bdim = gpu.block_dim x
     %tid = gpu.thread_id x
@@ -338,18 +345,30 @@ gpu.module @moe_experts {
     scf.if %in {
       %r = arith.divui %i, %F : index
       %c = arith.remui %i, %F : index
-      %g = memref.load %G[%r, %c] : memref<?x?xf32>
-      %gd = memref.load %Gd[%r, %c] : memref<?x?xf32>
-      %u = memref.load %U[%r, %c] : memref<?x?xf32>
-      %ud = memref.load %Ud[%r, %c] : memref<?x?xf32>
-      %gs = arith.mulf %gd, %s : f32
-      %gate = arith.addf %g, %gs : f32
-      %us = arith.mulf %ud, %s : f32
-      %up = arith.addf %u, %us : f32
-      %a = func.call @activation(%gate, %act) : (f32, i32) -> f32
-      %h = arith.mulf %a, %up : f32
-      %b = arith.truncf %h : f32 to bf16
-      memref.store %b, %H[%r, %c] : memref<?x?xbf16>
+      // The row of G and U: r, or the row's token (-1: an unused row).
+      %b_i = scf.if %by_token -> (i32) {
+        %t = memref.load %base[%r] : memref<?xi32>
+        scf.yield %t : i32
+      } else {
+        %ri = arith.index_cast %r : index to i32
+        scf.yield %ri : i32
+      }
+      %used = arith.cmpi sge, %b_i, %z : i32
+      scf.if %used {
+        %b = arith.index_cast %b_i : i32 to index
+        %g = memref.load %G[%b, %c] : memref<?x?xf32>
+        %gd = memref.load %Gd[%r, %c] : memref<?x?xf32>
+        %u = memref.load %U[%b, %c] : memref<?x?xf32>
+        %ud = memref.load %Ud[%r, %c] : memref<?x?xf32>
+        %gs = arith.mulf %gd, %s : f32
+        %gate = arith.addf %g, %gs : f32
+        %us = arith.mulf %ud, %s : f32
+        %up = arith.addf %u, %us : f32
+        %a = func.call @activation(%gate, %act) : (f32, i32) -> f32
+        %h = arith.mulf %a, %up : f32
+        %hb = arith.truncf %h : f32 to bf16
+        memref.store %hb, %H[%r, %c] : memref<?x?xbf16>
+      }
     }
     gpu.return
   }

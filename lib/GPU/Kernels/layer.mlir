@@ -114,7 +114,8 @@ func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
 // capacity: capacity_drop (-> renormalize_kept), the counts and the
 // permutation again) and gather_rows. Returns the gathered rows xp
 // [T k, d] (grouped by expert as `offsets` says, the kept ones first),
-// slot_row [T, k] and the combine weights [T, k], which the caller frees;
+// slot_row [T, k], the combine weights [T, k] and row_token [T k] (the token
+// of each row, -1 for the unused rows at the end), which the caller frees;
 // the other temporaries are freed in stream order. Checks the router and
 // dispatch limits before it enqueues anything.
 func.func private @moe_route_dispatch_async(
@@ -123,7 +124,7 @@ func.func private @moe_route_dispatch_async(
     %scale: f32, %param: f32, %G: index, %topkg: index, %gscore: i32,
     %cap: index, %offsets: memref<?xi32>, %dropped: memref<?xi32>,
     %stream: !gpu.async.token)
-    -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>,
+    -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
         !gpu.async.token) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -241,12 +242,12 @@ func.func private @moe_route_dispatch_async(
            %on_input_i : i32)
   %f0 = gpu.dealloc async [%k4] %dids : memref<?x?xi32>
   %f1 = gpu.dealloc async [%f0] %dcnt : memref<?xi32>
-  %f2 = gpu.dealloc async [%f1] %drt : memref<?xi32>
-  %f3 = gpu.dealloc async [%f2] %drw : memref<?xf32>
+  %f3 = gpu.dealloc async [%f1] %drw : memref<?xf32>
   %f4 = gpu.dealloc async [%f3] %dsc : memref<?x?xf32>
   %f5 = gpu.dealloc async [%f4] %drs : memref<?xi32>
-  return %dxp, %dsr, %dwts, %f5
-      : memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token
+  return %dxp, %dsr, %dwts, %drt, %f5
+      : memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
+        !gpu.async.token
 }
 
 // y += bf16(P x^T): a projection P [1, n, d] of every token (the base of
@@ -404,14 +405,15 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
-  %dxp, %dsr, %dwts, %k4 = call @moe_route_dispatch_async(
+  %dxp, %dsr, %dwts, %drt, %k3 = call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param, %G,
       %topkg, %gscore, %cap, %offsets, %dropped, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          index, i32, i32, i32, f32, f32, index, index, i32, index,
          memref<?xi32>, memref<?xi32>, !gpu.async.token)
-      -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>,
+      -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
+  %k4 = gpu.dealloc async [%k3] %drt : memref<?xi32>
   %drows, %a0 = gpu.alloc async [%k4] (%TK, %d) : memref<?x?xf32>
   %k5 = call @moe_expert_ffn_async(%dxp, %Wg, %Wu, %Wd, %offsets, %drows,
                                    %act, %a0)
@@ -509,13 +511,13 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
-  %xp, %dsr, %dwts, %k0 = call @moe_route_dispatch_async(
+  %xp, %dsr, %dwts, %drt, %k0 = call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param, %G,
       %topkg, %gscore, %cap, %offsets, %dropped, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          index, i32, i32, i32, f32, f32, index, index, i32, index,
          memref<?xi32>, memref<?xi32>, !gpu.async.token)
-      -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>,
+      -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
 
   // The tile maps: of the groups, and of the kept rows as one group
@@ -531,10 +533,42 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %k2 = gpu.launch_func async [%a0] @moe_combine_kernels::@kept_as_one_group
       blocks in (%one, %c1, %c1) threads in (%c1, %c1, %c1)
       args(%offsets : memref<?xi32>, %E : index, %all : memref<?xi32>)
-  %te1, %tm1, %nt1, %mt1, %k3 = call @tile_map_async(%all, %one, %TKg, %k2)
+  %te1, %tm1, %nt1, %mt1, %k2t = call @tile_map_async(%all, %one, %TKg, %k2)
       : (memref<?xi32>, index, index, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
           !gpu.async.token)
+  // lora_gated with the weights applied to the output: the frozen gate and
+  // up projections are the same for every row of a token, so they run once
+  // per token (the tokens as one group, [0, T]) and lora_gated reads them
+  // through row_token; with the weights applied to the input each row is
+  // scaled, and they run on the rows.
+  %i0 = arith.constant 0 : i32
+  %on_input = arith.cmpi ne, %on_input_i, %i0 : i32
+  %true = arith.constant true
+  %on_output = arith.xori %on_input, %true : i1
+  %per_token = arith.andi %gated, %on_output : i1
+  %one_tok = arith.select %per_token, %c1, %c0 : index
+  %T_tok = arith.select %per_token, %T, %c0 : index
+  %n_tok = arith.muli %one_tok, %c2 : index
+  %tok, %a0t = gpu.alloc async [%k2t] (%n_tok) : memref<?xi32>
+  %k2g = gpu.launch_func async [%a0t] @moe_combine_kernels::@one_group
+      blocks in (%one_tok, %c1, %c1) threads in (%c1, %c1, %c1)
+      args(%tok : memref<?xi32>, %T : index)
+  %te2, %tm2, %nt2, %mt2, %k3 = call @tile_map_async(%tok, %one_tok, %T_tok,
+                                                    %k2g)
+      : (memref<?xi32>, index, index, !gpu.async.token)
+      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+          !gpu.async.token)
+  %fin = arith.select %per_token, %x, %xp : memref<?x?xbf16>
+  %fgrp = arith.select %per_token, %tok, %all : memref<?xi32>
+  %fte = arith.select %per_token, %te2, %te1 : memref<?xi32>
+  %ftm = arith.select %per_token, %tm2, %tm1 : memref<?xi32>
+  %fnt = arith.select %per_token, %nt2, %nt1 : memref<1xi32>
+  %fmt = arith.select %per_token, %mt2, %mt1 : index
+  %n0 = arith.select %per_token, %T, %TKg : index
+  %no_rows = memref.reinterpret_cast %offsets to offset: [0], sizes: [%c0],
+      strides: [1] : memref<?xi32> to memref<?xi32>
+  %base = arith.select %per_token, %drt, %no_rows : memref<?xi32>
 
   // The first projections: the gate's (lora: the only one) delta Gd, the
   // up delta Ud, and the frozen gate and up rows G0, U0 (empty for lora:
@@ -546,8 +580,8 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %Ptok = arith.select %gated, %none, %Pg : memref<?x?x?xbf16>
   %Gd, %a1 = gpu.alloc async [%k3] (%TK, %n1) : memref<?x?xf32>
   %Ud, %a2 = gpu.alloc async [%a1] (%TK, %F) : memref<?x?xf32>
-  %G0, %a3 = gpu.alloc async [%a2] (%TK, %F) : memref<?x?xf32>
-  %U0, %a4 = gpu.alloc async [%a3] (%TK, %F) : memref<?x?xf32>
+  %G0, %a3 = gpu.alloc async [%a2] (%n0, %F) : memref<?x?xf32>
+  %U0, %a4 = gpu.alloc async [%a3] (%n0, %F) : memref<?x?xf32>
   %H, %a5 = gpu.alloc async [%a4] (%TK, %F) : memref<?x?xbf16>
   %Dd, %a6 = gpu.alloc async [%a5] (%TK, %Nd) : memref<?x?xf32>
   %D0, %a7 = gpu.alloc async [%a6] (%TKg, %Nd) : memref<?x?xf32>
@@ -561,12 +595,12 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
          memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
-  %l2 = call @grouped_gemm_async(%xp, %Prow, %all, %te1, %tm1, %nt1, %mt1,
+  %l2 = call @grouped_gemm_async(%fin, %Prow, %fgrp, %fte, %ftm, %fnt, %fmt,
                                  %G0, %l1)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
          memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
-  %l3 = call @grouped_gemm_async(%xp, %Pu, %all, %te1, %tm1, %nt1, %mt1,
+  %l3 = call @grouped_gemm_async(%fin, %Pu, %fgrp, %fte, %ftm, %fnt, %fmt,
                                  %U0, %l2)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
          memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
@@ -580,7 +614,7 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       blocks in (%g_h, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%G0 : memref<?x?xf32>, %Gd : memref<?x?xf32>,
            %U0 : memref<?x?xf32>, %Ud : memref<?x?xf32>, %s : f32,
-           %act : i32, %H : memref<?x?xbf16>)
+           %act : i32, %base : memref<?xi32>, %H : memref<?x?xbf16>)
   %l5 = call @lora_delta_async(%H, %Ad, %Bd, %offsets, %te, %tm, %nt, %mt,
                                %Dd, %l4)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
@@ -633,7 +667,12 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %f10 = gpu.dealloc async [%f9] %xp : memref<?x?xbf16>
   %f11 = gpu.dealloc async [%f10] %dsr : memref<?x?xi32>
   %f12 = gpu.dealloc async [%f11] %dwts : memref<?x?xf32>
-  return %f12 : !gpu.async.token
+  %f13 = call @free_tile_map_async(%te2, %tm2, %nt2, %f12)
+      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+      -> !gpu.async.token
+  %f14 = gpu.dealloc async [%f13] %tok : memref<?xi32>
+  %f15 = gpu.dealloc async [%f14] %drt : memref<?xi32>
+  return %f15 : !gpu.async.token
 }
 
 // A layer's inputs x, rbias and sbias copied to the device on a new
