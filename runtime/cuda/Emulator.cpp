@@ -198,12 +198,20 @@ struct Thread {
   std::vector<std::vector<std::pair<size_t, size_t>>> committedCopies;
 };
 
-/// Fiber stacks, kept across launches, each with a guard page below it.
+/// Fiber stacks of one host thread, kept across its launches, each with a
+/// guard page below it.
 class Stacks {
 public:
+  Stacks() : page(static_cast<size_t>(sysconf(_SC_PAGESIZE))) {}
+  Stacks(const Stacks &) = delete;
+  Stacks &operator=(const Stacks &) = delete;
+  ~Stacks() {
+    for (char *stack : stacks)
+      munmap(stack - page, kStackBytes + page);
+  }
+
   void *get(size_t i) {
     while (stacks.size() <= i) {
-      size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
       void *p = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
       if (p == MAP_FAILED)
@@ -215,6 +223,7 @@ public:
   }
 
 private:
+  size_t page;
   std::vector<char *> stacks;
 };
 
@@ -351,8 +360,10 @@ struct Launch {
 };
 
 thread_local Launch *active = nullptr;
+/// Host threads may launch kernels at once (a compiled model called from
+/// several threads): each runs its launches on fibers of its own.
 Stacks &stacks() {
-  static Stacks s;
+  thread_local Stacks s;
   return s;
 }
 

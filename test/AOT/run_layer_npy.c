@@ -8,14 +8,17 @@
 |*                                                                            *|
 |* Test driver of moe-compiled libraries: loads the model, runs LAYER on the  *|
 |* hidden states of X.npy ([T, d], the layer's dtype) and writes Y.npy, so    *|
-|* that moe-reference can compare the result with its f64 model.             *|
+|* that moe-reference can compare the result with its f64 model. With        *|
+|* THREADS, also runs the layer from that many threads at once and checks    *|
+|* that each gives bitwise the first result.                                 *|
 |*                                                                            *|
-|*   run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy                           *|
+|*   run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy [THREADS]                 *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
 #include "model.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,9 +94,49 @@ static int write_npy(const char *path, const char *d, int64_t rows,
   return fclose(f) != 0;
 }
 
+struct call {
+  moe_model *model;
+  int64_t layer, tokens;
+  const void *x;
+  void *y;
+  int status;
+};
+
+static void *run_call(void *arg) {
+  struct call *c = arg;
+  c->status = moe_model_run_layer(c->model, c->layer, c->x, c->tokens, c->y);
+  return NULL;
+}
+
+/* Runs the layer from `threads` threads at once; 0 when every output is
+   bitwise `want`. */
+static int run_concurrently(moe_model *model, int64_t layer, const void *x,
+                            int64_t tokens, const void *want, size_t bytes,
+                            int threads) {
+  struct call calls[16];
+  pthread_t ids[16];
+  if (threads < 1 || threads > 16)
+    return fail("THREADS must be in [1, 16]", 0);
+  for (int i = 0; i < threads; ++i) {
+    calls[i] = (struct call){model, layer, tokens, x, malloc(bytes + 1), 0};
+    pthread_create(&ids[i], NULL, run_call, &calls[i]);
+  }
+  int bad = 0;
+  for (int i = 0; i < threads; ++i) {
+    pthread_join(ids[i], NULL);
+    bad |= calls[i].status != MOE_OK || memcmp(calls[i].y, want, bytes) != 0;
+    free(calls[i].y);
+  }
+  if (bad)
+    return fail("concurrent calls gave another result", 0);
+  printf("%d threads at once: bitwise equal\n", threads);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 5)
-    return fail("usage: run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy", 0);
+  if (argc != 5 && argc != 6)
+    return fail("usage: run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy "
+                "[THREADS]", 0);
   moe_model *model;
   if (moe_model_load(argv[2], &model) != MOE_OK)
     return fail("load: ", moe_last_error());
@@ -117,6 +160,11 @@ int main(int argc, char **argv) {
                 element))
     return fail("cannot write ", argv[4]);
   printf("%s: %lld tokens\n", info.name, (long long)tokens);
+  if (argc == 6 &&
+      run_concurrently(model, layer, x, tokens, y,
+                       (size_t)(tokens * info.output_size) * element,
+                       atoi(argv[5])))
+    return 1;
   free(x);
   free(y);
   moe_model_free(model);
