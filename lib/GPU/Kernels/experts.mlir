@@ -456,6 +456,9 @@ gpu.module @moe_experts {
       %mend = arith.minui %m64, %hi : index
       %k0 = arith.muli %lane, %c8 : index
       %jb = arith.addi %ub, %j : index
+      // Rows past the tile's end, and the second product when not gated,
+      // are skipped (uniform across the warp), so that decoding (a row or
+      // two per expert) does the multiply-adds of its rows only.
       scf.for %rb = %m0 to %mend step %c4 {
         %acc:8 = scf.for %k = %k0 to %K step %c256
             iter_args(%a0 = %f0, %a1 = %f0, %a2 = %f0, %a3 = %f0, %b0 = %f0, %b1 = %f0, %b2 = %f0, %b3 = %f0)
@@ -471,100 +474,148 @@ gpu.module @moe_experts {
           }
           %r0 = arith.addi %rb, %c0 : index
           %in0 = arith.cmpi ult, %r0, %mend : index
-          %rs0 = arith.select %in0, %r0, %m0 : index
-          %xv0 = vector.load %X[%rs0, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-          %xf0 = arith.extf %xv0 : vector<8xbf16> to vector<8xf32>
-          %pa0 = arith.mulf %xf0, %waf : vector<8xf32>
-          %na0 = vector.reduction <add>, %pa0, %a0 : vector<8xf32> into f32
-          %pb0 = arith.mulf %xf0, %wbf : vector<8xf32>
-          %nb0 = vector.reduction <add>, %pb0, %b0 : vector<8xf32> into f32
+          %na0, %nb0 = scf.if %in0 -> (f32, f32) {
+            %xv = vector.load %X[%r0, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+            %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
+            %pa = arith.mulf %xf, %waf : vector<8xf32>
+            %na = vector.reduction <add>, %pa, %a0 : vector<8xf32> into f32
+            %nb = scf.if %gated_b -> (f32) {
+              %pb = arith.mulf %xf, %wbf : vector<8xf32>
+              %r = vector.reduction <add>, %pb, %b0 : vector<8xf32> into f32
+              scf.yield %r : f32
+            } else {
+              scf.yield %b0 : f32
+            }
+            scf.yield %na, %nb : f32, f32
+          } else {
+            scf.yield %a0, %b0 : f32, f32
+          }
           %r1 = arith.addi %rb, %c1 : index
           %in1 = arith.cmpi ult, %r1, %mend : index
-          %rs1 = arith.select %in1, %r1, %m0 : index
-          %xv1 = vector.load %X[%rs1, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-          %xf1 = arith.extf %xv1 : vector<8xbf16> to vector<8xf32>
-          %pa1 = arith.mulf %xf1, %waf : vector<8xf32>
-          %na1 = vector.reduction <add>, %pa1, %a1 : vector<8xf32> into f32
-          %pb1 = arith.mulf %xf1, %wbf : vector<8xf32>
-          %nb1 = vector.reduction <add>, %pb1, %b1 : vector<8xf32> into f32
+          %na1, %nb1 = scf.if %in1 -> (f32, f32) {
+            %xv = vector.load %X[%r1, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+            %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
+            %pa = arith.mulf %xf, %waf : vector<8xf32>
+            %na = vector.reduction <add>, %pa, %a1 : vector<8xf32> into f32
+            %nb = scf.if %gated_b -> (f32) {
+              %pb = arith.mulf %xf, %wbf : vector<8xf32>
+              %r = vector.reduction <add>, %pb, %b1 : vector<8xf32> into f32
+              scf.yield %r : f32
+            } else {
+              scf.yield %b1 : f32
+            }
+            scf.yield %na, %nb : f32, f32
+          } else {
+            scf.yield %a1, %b1 : f32, f32
+          }
           %r2 = arith.addi %rb, %c2 : index
           %in2 = arith.cmpi ult, %r2, %mend : index
-          %rs2 = arith.select %in2, %r2, %m0 : index
-          %xv2 = vector.load %X[%rs2, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-          %xf2 = arith.extf %xv2 : vector<8xbf16> to vector<8xf32>
-          %pa2 = arith.mulf %xf2, %waf : vector<8xf32>
-          %na2 = vector.reduction <add>, %pa2, %a2 : vector<8xf32> into f32
-          %pb2 = arith.mulf %xf2, %wbf : vector<8xf32>
-          %nb2 = vector.reduction <add>, %pb2, %b2 : vector<8xf32> into f32
+          %na2, %nb2 = scf.if %in2 -> (f32, f32) {
+            %xv = vector.load %X[%r2, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+            %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
+            %pa = arith.mulf %xf, %waf : vector<8xf32>
+            %na = vector.reduction <add>, %pa, %a2 : vector<8xf32> into f32
+            %nb = scf.if %gated_b -> (f32) {
+              %pb = arith.mulf %xf, %wbf : vector<8xf32>
+              %r = vector.reduction <add>, %pb, %b2 : vector<8xf32> into f32
+              scf.yield %r : f32
+            } else {
+              scf.yield %b2 : f32
+            }
+            scf.yield %na, %nb : f32, f32
+          } else {
+            scf.yield %a2, %b2 : f32, f32
+          }
           %r3 = arith.addi %rb, %c3 : index
           %in3 = arith.cmpi ult, %r3, %mend : index
-          %rs3 = arith.select %in3, %r3, %m0 : index
-          %xv3 = vector.load %X[%rs3, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-          %xf3 = arith.extf %xv3 : vector<8xbf16> to vector<8xf32>
-          %pa3 = arith.mulf %xf3, %waf : vector<8xf32>
-          %na3 = vector.reduction <add>, %pa3, %a3 : vector<8xf32> into f32
-          %pb3 = arith.mulf %xf3, %wbf : vector<8xf32>
-          %nb3 = vector.reduction <add>, %pb3, %b3 : vector<8xf32> into f32
+          %na3, %nb3 = scf.if %in3 -> (f32, f32) {
+            %xv = vector.load %X[%r3, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+            %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
+            %pa = arith.mulf %xf, %waf : vector<8xf32>
+            %na = vector.reduction <add>, %pa, %a3 : vector<8xf32> into f32
+            %nb = scf.if %gated_b -> (f32) {
+              %pb = arith.mulf %xf, %wbf : vector<8xf32>
+              %r = vector.reduction <add>, %pb, %b3 : vector<8xf32> into f32
+              scf.yield %r : f32
+            } else {
+              scf.yield %b3 : f32
+            }
+            scf.yield %na, %nb : f32, f32
+          } else {
+            scf.yield %a3, %b3 : f32, f32
+          }
           scf.yield %na0, %na1, %na2, %na3, %nb0, %nb1, %nb2, %nb3 : f32, f32, f32, f32, f32, f32, f32, f32
         }
-        %ta0 = func.call @warp_sum(%acc#0) : (f32) -> f32
-        %tb0 = func.call @warp_sum(%acc#4) : (f32) -> f32
-        %r0 = arith.addi %rb, %c0 : index
-        %in0 = arith.cmpi ult, %r0, %mend : index
-        %st0 = arith.andi %in0, %lane0 : i1
-        scf.if %st0 {
+        %s0 = arith.addi %rb, %c0 : index
+        %ok0 = arith.cmpi ult, %s0, %mend : index
+        scf.if %ok0 {
+          %ta = func.call @warp_sum(%acc#0) : (f32) -> f32
           scf.if %gated_b {
-            %g0 = func.call @activation(%ta0, %act) : (f32, i32) -> f32
-            %h0 = arith.mulf %g0, %tb0 : f32
-            %hb0 = arith.truncf %h0 : f32 to bf16
-            memref.store %hb0, %H[%r0, %j] : memref<?x?xbf16>
+            %tb = func.call @warp_sum(%acc#4) : (f32) -> f32
+            scf.if %lane0 {
+              %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
+              %h = arith.mulf %g, %tb : f32
+              %hb = arith.truncf %h : f32 to bf16
+              memref.store %hb, %H[%s0, %j] : memref<?x?xbf16>
+            }
           } else {
-            memref.store %ta0, %Y[%r0, %j] : memref<?x?xf32>
+            scf.if %lane0 {
+              memref.store %ta, %Y[%s0, %j] : memref<?x?xf32>
+            }
           }
         }
-        %ta1 = func.call @warp_sum(%acc#1) : (f32) -> f32
-        %tb1 = func.call @warp_sum(%acc#5) : (f32) -> f32
-        %r1 = arith.addi %rb, %c1 : index
-        %in1 = arith.cmpi ult, %r1, %mend : index
-        %st1 = arith.andi %in1, %lane0 : i1
-        scf.if %st1 {
+        %s1 = arith.addi %rb, %c1 : index
+        %ok1 = arith.cmpi ult, %s1, %mend : index
+        scf.if %ok1 {
+          %ta = func.call @warp_sum(%acc#1) : (f32) -> f32
           scf.if %gated_b {
-            %g1 = func.call @activation(%ta1, %act) : (f32, i32) -> f32
-            %h1 = arith.mulf %g1, %tb1 : f32
-            %hb1 = arith.truncf %h1 : f32 to bf16
-            memref.store %hb1, %H[%r1, %j] : memref<?x?xbf16>
+            %tb = func.call @warp_sum(%acc#5) : (f32) -> f32
+            scf.if %lane0 {
+              %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
+              %h = arith.mulf %g, %tb : f32
+              %hb = arith.truncf %h : f32 to bf16
+              memref.store %hb, %H[%s1, %j] : memref<?x?xbf16>
+            }
           } else {
-            memref.store %ta1, %Y[%r1, %j] : memref<?x?xf32>
+            scf.if %lane0 {
+              memref.store %ta, %Y[%s1, %j] : memref<?x?xf32>
+            }
           }
         }
-        %ta2 = func.call @warp_sum(%acc#2) : (f32) -> f32
-        %tb2 = func.call @warp_sum(%acc#6) : (f32) -> f32
-        %r2 = arith.addi %rb, %c2 : index
-        %in2 = arith.cmpi ult, %r2, %mend : index
-        %st2 = arith.andi %in2, %lane0 : i1
-        scf.if %st2 {
+        %s2 = arith.addi %rb, %c2 : index
+        %ok2 = arith.cmpi ult, %s2, %mend : index
+        scf.if %ok2 {
+          %ta = func.call @warp_sum(%acc#2) : (f32) -> f32
           scf.if %gated_b {
-            %g2 = func.call @activation(%ta2, %act) : (f32, i32) -> f32
-            %h2 = arith.mulf %g2, %tb2 : f32
-            %hb2 = arith.truncf %h2 : f32 to bf16
-            memref.store %hb2, %H[%r2, %j] : memref<?x?xbf16>
+            %tb = func.call @warp_sum(%acc#6) : (f32) -> f32
+            scf.if %lane0 {
+              %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
+              %h = arith.mulf %g, %tb : f32
+              %hb = arith.truncf %h : f32 to bf16
+              memref.store %hb, %H[%s2, %j] : memref<?x?xbf16>
+            }
           } else {
-            memref.store %ta2, %Y[%r2, %j] : memref<?x?xf32>
+            scf.if %lane0 {
+              memref.store %ta, %Y[%s2, %j] : memref<?x?xf32>
+            }
           }
         }
-        %ta3 = func.call @warp_sum(%acc#3) : (f32) -> f32
-        %tb3 = func.call @warp_sum(%acc#7) : (f32) -> f32
-        %r3 = arith.addi %rb, %c3 : index
-        %in3 = arith.cmpi ult, %r3, %mend : index
-        %st3 = arith.andi %in3, %lane0 : i1
-        scf.if %st3 {
+        %s3 = arith.addi %rb, %c3 : index
+        %ok3 = arith.cmpi ult, %s3, %mend : index
+        scf.if %ok3 {
+          %ta = func.call @warp_sum(%acc#3) : (f32) -> f32
           scf.if %gated_b {
-            %g3 = func.call @activation(%ta3, %act) : (f32, i32) -> f32
-            %h3 = arith.mulf %g3, %tb3 : f32
-            %hb3 = arith.truncf %h3 : f32 to bf16
-            memref.store %hb3, %H[%r3, %j] : memref<?x?xbf16>
+            %tb = func.call @warp_sum(%acc#7) : (f32) -> f32
+            scf.if %lane0 {
+              %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
+              %h = arith.mulf %g, %tb : f32
+              %hb = arith.truncf %h : f32 to bf16
+              memref.store %hb, %H[%s3, %j] : memref<?x?xbf16>
+            }
           } else {
-            memref.store %ta3, %Y[%r3, %j] : memref<?x?xf32>
+            scf.if %lane0 {
+              memref.store %ta, %Y[%s3, %j] : memref<?x?xf32>
+            }
           }
         }
       }
