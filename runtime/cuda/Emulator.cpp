@@ -53,6 +53,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -790,6 +791,88 @@ MOE_EMU_EXPORT void moe_emu_global_access(const void *address, int64_t bytes,
 MOE_EMU_EXPORT void *moe_emu_shared() {
   self();
   return active->shared.data();
+}
+
+/// CUDA's vprintf: `args` holds the arguments, each at an offset aligned to
+/// its size (floats promoted to double), as the device's printf packs them.
+MOE_EMU_EXPORT int32_t moe_emu_vprintf(const char *format,
+                                       const unsigned char *args) {
+  self();
+  std::string out;
+  size_t offset = 0;
+  auto next = [&](size_t bytes) {
+    offset = (offset + bytes - 1) / bytes * bytes;
+    const unsigned char *p = args + offset;
+    offset += bytes;
+    return p;
+  };
+  for (const char *c = format; *c; ++c) {
+    if (*c != '%') {
+      out.push_back(*c);
+      continue;
+    }
+    if (c[1] == '%') {
+      out.push_back('%');
+      ++c;
+      continue;
+    }
+    // One conversion: flags, width, precision, length, specifier.
+    const char *start = c++;
+    while (*c && std::strchr("-+ #0", *c))
+      ++c;
+    while (*c && (std::isdigit(static_cast<unsigned char>(*c)) || *c == '.'))
+      ++c;
+    bool wide = false;
+    while (*c && std::strchr("hlzjtL", *c))
+      wide |= *c++ != 'h';
+    if (!*c)
+      break;
+    // The conversion without its length modifier, applied to a value of the
+    // widest type of its kind.
+    std::string spec(start, static_cast<size_t>(c - start));
+    spec.erase(std::remove_if(spec.begin(), spec.end(),
+                              [](char m) { return std::strchr("hlzjtL", m); }),
+               spec.end());
+    char buffer[512];
+    char conv = *c;
+    if (std::strchr("diouxXc", conv)) {
+      long long value = 0;
+      if (wide) {
+        int64_t v;
+        std::memcpy(&v, next(8), 8);
+        value = v;
+      } else {
+        int32_t v;
+        std::memcpy(&v, next(4), 4);
+        value = std::strchr("di", conv) ? v : static_cast<uint32_t>(v);
+      }
+      spec += conv == 'c' ? "c" : std::string("ll") + conv;
+      std::snprintf(buffer, sizeof(buffer), spec.c_str(),
+                    conv == 'c' ? static_cast<int>(value) : value);
+    } else if (std::strchr("fFeEgGaA", conv)) {
+      double v;
+      std::memcpy(&v, next(8), 8);
+      spec += conv;
+      std::snprintf(buffer, sizeof(buffer), spec.c_str(), v);
+    } else if (conv == 's' || conv == 'p') {
+      const void *v;
+      std::memcpy(&v, next(8), 8);
+      spec += conv;
+      if (conv == 's')
+        std::snprintf(buffer, sizeof(buffer), spec.c_str(),
+                      v ? static_cast<const char *>(v) : "(null)");
+      else
+        std::snprintf(buffer, sizeof(buffer), spec.c_str(), v);
+    } else {
+      fail(std::string("printf: unsupported conversion '%") + conv + "'");
+    }
+    out += buffer;
+  }
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+  return static_cast<int32_t>(out.size());
 }
 
 /// Dynamic shared memory follows the kernel's static shared memory.

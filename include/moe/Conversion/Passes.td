@@ -360,7 +360,8 @@ def MoEGPUEmulate : Pass<"moe-gpu-emulate", "::mlir::ModuleOp"> {
 
     - Every symbol of a `gpu.module` moves into the host module, renamed
       `<module>__<name>`; libdevice declarations (`__nv_expf`, ...) become
-      the C library's functions of the same name without the prefix.
+      the C library's functions of the same name without the prefix, and
+      CUDA's `vprintf` (`gpu.printf`) the emulator's.
     - Shared memory (address space 3 globals) becomes one buffer per block,
       laid out per `gpu.module` and returned by `moe_emu_shared()`; every
       other address space becomes the generic one.

@@ -13,7 +13,7 @@
 //
 //   - every symbol of a gpu.module moves into the host module, renamed
 //     `<module>__<name>`; libdevice declarations (__nv_expf, ...) become the
-//     C library's functions;
+//     C library's functions, vprintf (gpu.printf) the emulator's;
 //   - shared memory (address space 3 globals) becomes one buffer per block,
 //     laid out per gpu.module, that moe_emu_shared() returns; other address
 //     spaces become the generic one;
@@ -169,8 +169,10 @@ LogicalResult MoEGPUEmulatePass::moveModule(gpu::GPUModuleOp module) {
     StringRef name = symbol.getName();
     auto func = dyn_cast<LLVM::LLVMFuncOp>(op);
     if (func && func.isExternal()) {
-      // A libdevice declaration: the C library's function of that name.
-      std::optional<StringRef> libm = libmFor(name);
+      // A libdevice declaration: the C library's function of that name;
+      // CUDA's vprintf (gpu.printf): the emulator's.
+      std::optional<StringRef> libm =
+          name == "vprintf" ? StringRef("moe_emu_vprintf") : libmFor(name);
       if (!libm)
         return func.emitOpError("moe-gpu-emulate: the device function @")
                << name << " has no C library counterpart on the host";

@@ -2,11 +2,17 @@
 // moe-gpu-emulation-pipeline, against values worked out by hand from the
 // PTX ISA: warp shuffles in each mode and segment width, match.sync, a block
 // barrier over shared memory, ldmatrix with and without .trans, and
-// mma.sync m16n8k16 on bf16 fragments.
+// mma.sync m16n8k16 on bf16 fragments; and gpu.printf, whose lines come in
+// the emulator's fixed order of blocks and threads.
 // RUN: moe-opt %s --moe-gpu-emulation-pipeline \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:   -shared-libs=%mlir_lib_dir/libmlir_runner_utils%shlibext,%moe_lib_dir/libmoe_cuda_emulator%shlibext \
 // RUN: | FileCheck %s
+
+// CHECK:      block 0 thread 0: x = 0.500000, big = 4294967296, hex 0x0000002a, s = moe
+// CHECK-NEXT: block 0 thread 1: x = 1.500000, big = 4294967297, hex 0x0000002a, s = moe
+// CHECK-NEXT: block 1 thread 0: x = 10.500000, big = 4294967306, hex 0x0000002a, s = moe
+// CHECK-NEXT: block 1 thread 1: x = 11.500000, big = 4294967307, hex 0x0000002a, s = moe
 
 // Lane l holds 100 + l. xor 1; down 3 within segments of 8 (lanes past the
 // segment keep their value); up 3 (lanes 0-2 keep theirs); idx 3 within
@@ -59,6 +65,25 @@
 
 module attributes {gpu.container_module} {
   gpu.module @kernels {
+    gpu.func @hello() kernel {
+      %t = gpu.thread_id x
+      %b = gpu.block_id x
+      %c10 = arith.constant 10 : index
+      %bt = arith.muli %b, %c10 : index
+      %n = arith.addi %bt, %t : index
+      %ni = arith.index_cast %n : index to i64
+      %bi = arith.index_cast %b : index to i32
+      %ti = arith.index_cast %t : index to i32
+      %nf = arith.uitofp %ni : i64 to f32
+      %half = arith.constant 0.5 : f32
+      %x = arith.addf %nf, %half : f32
+      %two32 = arith.constant 4294967296 : i64
+      %big = arith.addi %two32, %ni : i64
+      %h = arith.constant 42 : i32
+      gpu.printf "block %d thread %d: x = %f, big = %lld, hex 0x%08x, s = moe\n", %bi, %ti, %x, %big, %h : i32, i32, f32, i64, i32
+      gpu.return
+    }
+
     gpu.func @shuffles(%out: memref<5x32xi32>) kernel {
       %lane = gpu.thread_id x
       %l = arith.index_cast %lane : index to i32
@@ -221,7 +246,10 @@ module attributes {gpu.container_module} {
     %h2 = memref.alloc() : memref<64xi32>
     %h3 = memref.alloc() : memref<2x16x8xf32>
 
-    %t0 = gpu.wait async
+    %c2 = arith.constant 2 : index
+    %t00 = gpu.wait async
+    %t0 = gpu.launch_func async [%t00] @kernels::@hello
+        blocks in (%c2, %c1, %c1) threads in (%c2, %c1, %c1)
     %d1, %t1 = gpu.alloc async [%t0] () : memref<5x32xi32>
     %d2, %t2 = gpu.alloc async [%t1] () : memref<64xi32>
     %d3, %t3 = gpu.alloc async [%t2] () : memref<2x16x8xf32>
