@@ -179,6 +179,13 @@ const char *warpOpName(WarpOp op) {
   return "?";
 }
 
+/// A lane mask as the messages print it: 0x and eight hex digits.
+std::string maskString(uint32_t mask) {
+  char hex[11];
+  std::snprintf(hex, sizeof(hex), "0x%08x", mask);
+  return hex;
+}
+
 struct Thread {
   Fiber fiber;
   uint32_t tid[3] = {0, 0, 0};
@@ -409,22 +416,20 @@ void Launch::sharedAccess(uint32_t thread, const void *address, size_t bytes,
          std::to_string(bytes) + " bytes at shared offset " +
          std::to_string(offset) + ", outside the block's " +
          std::to_string(shared.size()) + " bytes of shared memory");
-  for (size_t i = 0; i < bytes; ++i) {
-    if (uint32_t copier = inFlight[static_cast<size_t>(offset) + i])
+  auto first = static_cast<size_t>(offset);
+  for (size_t at = first; at < first + bytes; ++at) {
+    if (uint32_t copier = inFlight[at])
       fail(where() + ": thread " + std::to_string(thread) + " " + what +
-           " shared offset " + std::to_string(static_cast<size_t>(offset) + i) +
+           " shared offset " + std::to_string(at) +
            ", which a cp.async of thread " + std::to_string(copier - 1) +
            " may still be writing (no cp.async.wait_group covers it)");
-    std::optional<RaceChecker::Race> race =
-        races.access(thread, static_cast<size_t>(offset) + i, kind);
-    if (!race)
-      continue;
-    fail(where() + ": shared-memory race at offset " +
-         std::to_string(static_cast<size_t>(offset) + i) + ": thread " +
-         std::to_string(thread) + " " + what + " a byte that thread " +
-         std::to_string(race->other) +
-         (race->otherWrote ? " wrote" : " read") +
-         " with no barrier (or warp-wide operation naming both) in between");
+    if (std::optional<RaceChecker::Race> race = races.access(thread, at, kind))
+      fail(where() + ": shared-memory race at offset " + std::to_string(at) +
+           ": thread " + std::to_string(thread) + " " + what +
+           " a byte that thread " + std::to_string(race->other) +
+           (race->otherWrote ? " wrote" : " read") +
+           " with no barrier (or warp-wide operation naming both) in "
+           "between");
   }
 }
 
@@ -466,9 +471,8 @@ void Launch::deadlock() {
       return "at a barrier";
     if (t.state == State::Done)
       return "exited";
-    char hex[9];
-    std::snprintf(hex, sizeof(hex), "%08x", t.mask);
-    return std::string("at ") + warpOpName(t.op) + " (mask 0x" + hex + ")";
+    return std::string("at ") + warpOpName(t.op) + " (mask " +
+           maskString(t.mask) + ")";
   };
   std::string message = where() + ": deadlock:";
   for (size_t i = 0; i < threads.size();) {
@@ -666,10 +670,8 @@ void Launch::tryCompleteWarpOp(uint32_t warp, const Thread &arrived) {
 void warpOp(Thread &t, WarpOp op, uint32_t mask) {
   uint32_t lane = t.linear % kWarpSize;
   if (!(mask >> lane & 1)) {
-    char hex[9];
-    std::snprintf(hex, sizeof(hex), "%08x", mask);
     fail(active->where() + ": thread " + std::to_string(t.linear) + " runs " +
-         warpOpName(op) + " with mask 0x" + hex +
+         warpOpName(op) + " with mask " + maskString(mask) +
          ", which does not name its own lane (undefined in PTX)");
   }
   t.op = op;
@@ -1182,20 +1184,14 @@ MOE_EMU_EXPORT void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,
 
 MOE_EMU_EXPORT void mgpuMemset32(void *dst, uint32_t value, size_t count,
                                  void *stream) {
-  enqueue(stream, [=] {
-    auto *p = static_cast<uint32_t *>(dst);
-    for (size_t i = 0; i < count; ++i)
-      p[i] = value;
-  });
+  enqueue(stream,
+          [=] { std::fill_n(static_cast<uint32_t *>(dst), count, value); });
 }
 
 MOE_EMU_EXPORT void mgpuMemset16(void *dst, uint16_t value, size_t count,
                                  void *stream) {
-  enqueue(stream, [=] {
-    auto *p = static_cast<uint16_t *>(dst);
-    for (size_t i = 0; i < count; ++i)
-      p[i] = value;
-  });
+  enqueue(stream,
+          [=] { std::fill_n(static_cast<uint16_t *>(dst), count, value); });
 }
 
 /// Registered host memory is memory kernels may touch, as on the GPU.

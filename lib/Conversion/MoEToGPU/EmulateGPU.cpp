@@ -116,16 +116,16 @@ private:
   };
   llvm::StringMap<SharedGlobal> sharedGlobals;
   llvm::StringSet<> dynamicShared;
-  /// Kernels (renamed) to the bytes of static shared memory they use.
+  /// "<module>::<kernel>" to the bytes of static shared memory the kernel
+  /// uses.
   llvm::StringMap<int64_t> kernelShared;
   void layOutSharedMemory();
   /// Functions moved out of the gpu.modules.
   SmallVector<LLVM::LLVMFuncOp> moved;
   /// "<module>::<kernel>" to the kernel's launch entry.
   llvm::StringMap<LLVM::LLVMFuncOp> launchEntry;
-  /// Kernels (renamed) to "<module>::<kernel>", and back.
+  /// Kernels (renamed) to "<module>::<kernel>", the name launches use.
   llvm::StringMap<std::string> kernelKey;
-  llvm::StringMap<std::string> kernelOfKey;
 };
 
 LLVM::LLVMFuncOp MoEGPUEmulatePass::runtimeFunction(StringRef name,
@@ -197,9 +197,7 @@ LogicalResult MoEGPUEmulatePass::moveModule(gpu::GPUModuleOp module) {
              << renamed << " is already a host symbol";
     if (func && (func->hasAttr(gpu::GPUDialect::getKernelFuncAttrName()) ||
                  func->hasAttr(NVVM::NVVMDialect::getKernelFuncAttrName()))) {
-      std::string key = (module.getName() + "::" + name).str();
-      kernelKey[renamed] = key;
-      kernelOfKey[key] = renamed;
+      kernelKey[renamed] = (module.getName() + "::" + name).str();
     }
     if (failed(SymbolTable::replaceAllSymbolUses(
             op, StringAttr::get(op->getContext(), renamed), module)))
@@ -276,7 +274,8 @@ void MoEGPUEmulatePass::layOutSharedMemory() {
       g.offset = static_cast<int64_t>(llvm::alignTo(end, g.align));
       end = g.offset + g.bytes;
     }
-    kernelShared[kernel.getName()] = static_cast<int64_t>(llvm::alignTo(end, 16));
+    kernelShared[kernelKey.lookup(kernel.getName())] =
+        static_cast<int64_t>(llvm::alignTo(end, 16));
   }
 }
 
@@ -335,13 +334,8 @@ LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
     cast.erase();
     return success();
   }
-  if (isa<NVVM::Barrier0Op>(op)) {
-    call("moe_emu_barrier", voidType, {});
-    op->erase();
-    return success();
-  }
-  if (auto barrier = dyn_cast<NVVM::BarrierOp>(op)) {
-    if (barrier->getNumOperands() || barrier->getNumResults())
+  if (isa<NVVM::Barrier0Op, NVVM::BarrierOp>(op)) {
+    if (op->getNumOperands() || op->getNumResults())
       return op->emitOpError("moe-gpu-emulate: only the plain block barrier "
                              "is emulated");
     call("moe_emu_barrier", voidType, {});
@@ -634,7 +628,7 @@ LogicalResult MoEGPUEmulatePass::rewriteLaunch(gpu::LaunchFuncOp launch) {
     return LLVM::ZExtOp::create(b, loc, i64, v);
   };
   Value staticShared = LLVM::ConstantOp::create(
-      b, loc, i64, kernelShared.lookup(kernelOfKey.lookup(key)));
+      b, loc, i64, kernelShared.lookup(key));
   Value dynamicShared = launch.getDynamicSharedMemorySize()
                             ? toI64(launch.getDynamicSharedMemorySize())
                             : LLVM::ConstantOp::create(b, loc, i64, 0);

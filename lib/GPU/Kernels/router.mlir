@@ -381,7 +381,10 @@ gpu.module @moe_router_kernels {
       // a strict key_above, so the lower index is kept on ties, and skips the
       // experts already taken (bit j of %taken) and those of dropped groups;
       // across lanes argmax_step breaks ties. The winner's lane marks it.
-      %gsz = arith.divui %E, %G : index
+      // The group size; groups is only meaningful (and >= 1) for
+      // grouped_top_k, so guard the division for the other selections.
+      %G1 = arith.maxui %G, %c1 : index
+      %gsz = arith.divui %E, %G1 : index
       %rounds = scf.for %r = %c0 to %k step %c1 iter_args(%taken = %i0) -> (i32) {
         %lb:2 = scf.for %e = %lane to %E step %c32 iter_args(%bv = %nan, %bi = %Ei) -> (f32, i32) {
           %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>

@@ -8,7 +8,8 @@
 |*                                                                            *|
 |* Enqueues a layer and the experts alone on a stream of the program's own    *|
 |* and on the null stream, then calls with invalid arguments; the stand-in    *|
-|* driver logs what reaches it.                                               *|
+|* driver logs what reaches it (built against the emulator's library, the    *|
+|* kernels run).                                                              *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
@@ -260,5 +261,12 @@ int main(void) {
                                off, (int32_t *)0, y, 0));
   report("after an error, a success",
          moe_gpu_expert_ffn_enqueue(&grouped, rows, wg, wu, wd, off, ry, 0));
+  /* groups means nothing outside grouped_top_k, even 0. */
+  moe_gpu_routing no_groups = moe_gpu_routing_default();
+  no_groups.groups = 0;
+  no_groups.topk_group = 0;
+  report("top_k, groups 0",
+         moe_gpu_layer_enqueue(&dims, &no_groups, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, 0));
   return 0;
 }
