@@ -85,8 +85,11 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
   }
 }
 
-/// MLIR 22's gpu-lower-to-nvvm-pipeline, pass for pass, with moe-gpu-emulate in the place of gpu-module-to-binary when
-/// `emulate` is set: the emulator runs the very code the GPU would.
+/// MLIR 22's gpu-lower-to-nvvm-pipeline, pass for pass, with
+/// moe-gpu-attach-targets in the place of nvvm-attach-target (sm_90a kernels
+/// get a module of their own) and moe-gpu-emulate in the place of
+/// gpu-module-to-binary when `emulate` is set: the emulator runs the very
+/// code the GPU would.
 static void addLowerToNVVM(OpPassManager &pm,
                            const gpu::GPUToNVVMPipelineOptions &options,
                            bool emulate) {
@@ -97,12 +100,12 @@ static void addLowerToNVVM(OpPassManager &pm,
   pm.addPass(createConvertNVVMToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
-  GpuNVVMAttachTargetOptions target;
+  moe::MoEGPUAttachTargetsOptions target;
   target.triple = options.cubinTriple;
   target.chip = options.cubinChip;
   target.features = options.cubinFeatures;
   target.optLevel = options.optLevel;
-  pm.addPass(createGpuNVVMAttachTarget(target));
+  pm.addPass(moe::createMoEGPUAttachTargets(target));
   pm.addPass(createLowerAffinePass());
   pm.addPass(createArithToLLVMConversionPass());
   ConvertIndexToLLVMPassOptions index;
@@ -201,6 +204,11 @@ void mlir::moe::buildGPUEmulationPipeline(OpPassManager &pm) {
   addLowerToNVVM(pm, nvvm, /*emulate=*/true);
 }
 
+void mlir::moe::buildGPULowerToNVVMPipeline(
+    OpPassManager &pm, const gpu::GPUToNVVMPipelineOptions &options) {
+  addLowerToNVVM(pm, options, /*emulate=*/false);
+}
+
 void mlir::moe::registerMoEPipelines() {
   PassPipelineRegistration<CPUPipelineOptions>(
       "moe-cpu-pipeline",
@@ -211,6 +219,12 @@ void mlir::moe::registerMoEPipelines() {
       "Compile moe IR whose layers the CUDA kernel library supports to the "
       "LLVM dialect for the host and a gpu.binary for the GPU",
       buildMoECUDAPipeline);
+  PassPipelineRegistration<gpu::GPUToNVVMPipelineOptions>(
+      "moe-gpu-lower-to-nvvm",
+      "MLIR's gpu-lower-to-nvvm-pipeline with moe-gpu-attach-targets in the "
+      "place of nvvm-attach-target: kernels marked moe.sm90a are compiled "
+      "for sm_90a in a module of their own",
+      buildGPULowerToNVVMPipeline);
   PassPipelineRegistration<>(
       "moe-gpu-emulation-pipeline",
       "MLIR's gpu-lower-to-nvvm-pipeline with moe-gpu-emulate in the place "

@@ -204,6 +204,12 @@ struct Thread {
   // by a wait: the open group, and the committed groups, oldest first.
   std::vector<std::pair<size_t, size_t>> openCopies;
   std::vector<std::vector<std::pair<size_t, size_t>>> committedCopies;
+  // The shared bytes its wgmma.mma_async operations read (offset, bytes)
+  // that a wgmma.wait_group has not covered yet: the open group, and the
+  // committed groups, oldest first.
+  std::vector<std::pair<size_t, size_t>> openReads;
+  std::vector<std::vector<std::pair<size_t, size_t>>> committedReads;
+  bool wgmmaFenced = false;
 };
 
 /// Fiber stacks of one host thread, kept across its launches, each with a
@@ -351,6 +357,9 @@ struct Launch {
   /// Per byte of shared memory, 1 + the thread whose cp.async may still be
   /// writing it, or 0.
   std::vector<uint32_t> inFlight;
+  /// Per byte of shared memory, how many threads' wgmma.mma_async may still
+  /// be reading it.
+  std::vector<uint16_t> wgmmaReaders;
 
   std::string where() const {
     return std::string("kernel ") + name + ", block (" +
@@ -418,6 +427,11 @@ void Launch::sharedAccess(uint32_t thread, const void *address, size_t bytes,
          std::to_string(shared.size()) + " bytes of shared memory");
   auto first = static_cast<size_t>(offset);
   for (size_t at = first; at < first + bytes; ++at) {
+    if (kind != Access::Read && wgmmaReaders[at])
+      fail(where() + ": thread " + std::to_string(thread) + " " + what +
+           " shared offset " + std::to_string(at) +
+           ", which a wgmma.mma_async may still be reading (no "
+           "wgmma.wait_group of its warpgroup covers it)");
     if (uint32_t copier = inFlight[at])
       fail(where() + ": thread " + std::to_string(thread) + " " + what +
            " shared offset " + std::to_string(at) +
@@ -447,6 +461,7 @@ void Launch::runBlock() {
   std::memset(shared.data(), 0xff, shared.size());
   races.startBlock(shared.size(), count);
   inFlight.assign(shared.size(), 0);
+  wgmmaReaders.assign(shared.size(), 0);
   live = count;
   atBarrier = 0;
   while (live) {
@@ -1055,6 +1070,150 @@ MOE_EMU_EXPORT void moe_emu_cp_async_wait(int32_t pending) {
       for (size_t i = 0; i < bytes; ++i)
         active->inFlight[offset + i] = 0;
     t.committedCopies.erase(t.committedCopies.begin());
+  }
+}
+
+namespace {
+/// An element of a wgmma operand in shared memory, K-major (the rows of A,
+/// the columns of B, K contiguous) as its 64-bit matrix descriptor places
+/// it: start address bits 0-13, leading byte offset bits 16-29 (between
+/// the 8 x 16-byte core matrices adjacent in K, without swizzling), stride
+/// byte offset bits 32-45 (between 8-row groups), base offset bits 49-51
+/// and swizzling bits 62-63 (0 none, 1 128-byte); each field in 16-byte
+/// units. With 128-byte swizzling, row r of an 8-row group is the 128 bytes
+/// at r * 128 whose 16-byte chunks are permuted by XOR-ing address bits
+/// 4-6 with bits 7-9.
+class MatrixDescriptor {
+public:
+  MatrixDescriptor(uint64_t bits, const char *operand) : bits(bits) {
+    uint64_t swizzle = bits >> 62;
+    if (swizzle > 1)
+      fail(active->where() + ": wgmma " + operand + " descriptor 0x" +
+           hex(bits) + ": only 128-byte swizzling or none is emulated");
+    if ((bits >> 49 & 7) != 0)
+      fail(active->where() + ": wgmma " + operand + " descriptor 0x" +
+           hex(bits) + ": a matrix base offset is not emulated (align the "
+           "swizzled tile to 1024 bytes)");
+    // The 18-bit shared address, within a block's shared memory (at most
+    // 228 KiB): the host address whose low 18 bits it is.
+    auto base = reinterpret_cast<uintptr_t>(active->shared.data());
+    uint64_t address = (bits & 0x3fff) << 4;
+    start = base + ((address - base) & 0x3ffff);
+    leading = (bits >> 16 & 0x3fff) << 4;
+    stride = (bits >> 32 & 0x3fff) << 4;
+    swizzled = swizzle == 1;
+  }
+  /// Element (r, k) of a 16-bit K-major operand, k < 16.
+  const uint16_t *element(uint32_t r, uint32_t k) const {
+    uintptr_t at;
+    if (swizzled) {
+      at = start + r / 8 * stride + r % 8 * 128 + k * 2;
+      at ^= (at >> 7 & 7) << 4;
+    } else {
+      at = start + r / 8 * stride + k / 8 * leading + r % 8 * 16 + k % 8 * 2;
+    }
+    return reinterpret_cast<const uint16_t *>(at);
+  }
+
+private:
+  static std::string hex(uint64_t v) {
+    char text[17];
+    std::snprintf(text, sizeof(text), "%016llx",
+                  static_cast<unsigned long long>(v));
+    return text;
+  }
+  uint64_t bits;
+  uintptr_t start = 0;
+  uint64_t leading = 0, stride = 0;
+  bool swizzled = false;
+};
+} // namespace
+
+/// The kernel library's choice of its sm_90a kernels (the runtime's
+/// moe_gpu_use_wgmma): the emulator runs both kinds, the portable ones
+/// unless MOE_GPU_WGMMA=1.
+MOE_EMU_EXPORT int32_t moe_gpu_use_wgmma() {
+  const char *env = std::getenv("MOE_GPU_WGMMA");
+  std::string choice = env ? env : "";
+  if (choice.empty() || choice == "0")
+    return 0;
+  if (choice != "1")
+    fail("moe_gpu_use_wgmma: MOE_GPU_WGMMA must be 0 or 1, found '" + choice +
+         "'");
+  return 1;
+}
+
+/// wgmma.fence: the accumulator registers are the thread's own here; a
+/// thread's first wgmma.mma_async must follow one.
+MOE_EMU_EXPORT void moe_emu_wgmma_fence() { self().wgmmaFenced = true; }
+
+/// wgmma.mma_async m64nNk16, bf16 A and B from shared memory (K-major), f32
+/// D: each thread computes its own fragment at once (warp w of the
+/// warpgroup holds rows 16 w .. 16 w + 15 in the mma.sync m16n8 layout,
+/// one 8-column block after another), and the bytes it read count as being
+/// read until a wgmma.wait_group of the thread covers them.
+MOE_EMU_EXPORT void moe_emu_wgmma(float *d, int32_t n, uint64_t descA,
+                                  uint64_t descB, int32_t scaleD,
+                                  int32_t scaleA, int32_t scaleB,
+                                  int32_t transA, int32_t transB) {
+  Thread &t = self();
+  if (active->threads.size() % 128)
+    fail(active->where() + ": wgmma.mma_async in a block of " +
+         std::to_string(active->threads.size()) +
+         " threads, not whole warpgroups of 128");
+  if (!t.wgmmaFenced)
+    fail(active->where() + ": thread " + std::to_string(t.linear) +
+         ": wgmma.mma_async with no wgmma.fence before it");
+  if (transA || transB)
+    fail(active->where() + ": wgmma.mma_async with transposed operands is "
+         "not emulated");
+  MatrixDescriptor a(descA, "A"), b(descB, "B");
+  uint32_t warp = t.linear / kWarpSize % 4, lane = t.linear % kWarpSize;
+  uint32_t g = lane / 4, q = lane % 4;
+  auto read = [&](const uint16_t *p) {
+    active->sharedAccess(t.linear, p, 2, Access::Read, "reads (wgmma)");
+    auto offset = static_cast<size_t>(
+        reinterpret_cast<const unsigned char *>(p) - active->shared.data());
+    ++active->wgmmaReaders[offset];
+    ++active->wgmmaReaders[offset + 1];
+    t.openReads.push_back({offset, 2});
+    return bf16ToFloat(*p);
+  };
+  float rowA[2][16];
+  for (uint32_t h = 0; h < 2; ++h)
+    for (uint32_t k = 0; k < 16; ++k)
+      rowA[h][k] = (scaleA < 0 ? -1.0f : 1.0f) *
+                   read(a.element(16 * warp + g + 8 * h, k));
+  for (int32_t block = 0; block < n / 8; ++block) {
+    float colB[2][16];
+    for (uint32_t c = 0; c < 2; ++c)
+      for (uint32_t k = 0; k < 16; ++k)
+        colB[c][k] = (scaleB < 0 ? -1.0f : 1.0f) *
+                     read(b.element(8 * block + 2 * q + c, k));
+    for (uint32_t i = 0; i < 4; ++i) {
+      // Exact bf16 products, accumulated in double, rounded once.
+      float *out = d + 4 * block + i;
+      double sum = scaleD ? *out : 0.0;
+      for (uint32_t k = 0; k < 16; ++k)
+        sum += static_cast<double>(rowA[i / 2][k]) * colB[i % 2][k];
+      *out = static_cast<float>(sum);
+    }
+  }
+}
+
+MOE_EMU_EXPORT void moe_emu_wgmma_commit() {
+  Thread &t = self();
+  t.committedReads.push_back(std::move(t.openReads));
+  t.openReads.clear();
+}
+
+MOE_EMU_EXPORT void moe_emu_wgmma_wait(int32_t pending) {
+  Thread &t = self();
+  while (t.committedReads.size() > static_cast<size_t>(pending)) {
+    for (const auto &[offset, bytes] : t.committedReads.front())
+      for (size_t i = 0; i < bytes; ++i)
+        --active->wgmmaReaders[offset + i];
+    t.committedReads.erase(t.committedReads.begin());
   }
 }
 

@@ -512,6 +512,15 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
                                 "module";
     return success();
   }
+  // A kernel for the sm_90a target only (moe-gpu-attach-targets).
+  if (attr.getName() == "moe.sm90a") {
+    // By name: the dialect does not depend on the GPU dialect.
+    if (op->getName().getStringRef() != "gpu.func" ||
+        !isa<UnitAttr>(attr.getValue()))
+      return op->emitError() << "'moe.sm90a' expects a unit attribute on a "
+                                "gpu.func kernel";
+    return success();
+  }
   return op->emitError() << "unknown moe attribute '" << attr.getName().getValue()
                          << "'";
 }

@@ -368,11 +368,15 @@ def MoEGPUEmulate : Pass<"moe-gpu-emulate", "::mlir::ModuleOp"> {
     - NVVM operations become calls of the emulator: special registers,
       `barrier0`, `shfl.sync`, `match.sync.any`, `bar.warp.sync`, `ldmatrix`
       (`.m8n8.b16`, x1/x2/x4, with or without `.trans`), `mma.sync`
-      (m16n8k16, bf16 A row-major and B column-major, f32 C and D) and
+      (m16n8k16, bf16 A row-major and B column-major, f32 C and D),
       `cp.async` with its commit and wait groups (the emulator copies at
       once, and reports a read of bytes that a copy no wait has covered yet
-      may still be writing). Any other NVVM operation, and inline assembly,
-      is an error.
+      may still be writing), and `wgmma.mma_async` (the inline assembly of
+      m64nNk16 with bf16 A and B through shared-memory descriptors, 128-byte
+      swizzled or not, and f32 D) with its fence, commit and wait (a write
+      to bytes that an uncovered wgmma may still read is reported); proxy
+      fences are dropped. Any other NVVM operation or inline assembly is an
+      error.
     - Each kernel gets a `<module>__<kernel>__launch(void **params)` entry,
       and every `gpu.launch_func` becomes a `moe_emu_launch` call with its
       arguments packed as `cuLaunchKernel` takes them, the module's static
@@ -383,6 +387,36 @@ def MoEGPUEmulate : Pass<"moe-gpu-emulate", "::mlir::ModuleOp"> {
   }];
   let dependentDialects = [
     "::mlir::LLVM::LLVMDialect",
+  ];
+}
+
+def MoEGPUAttachTargets : Pass<"moe-gpu-attach-targets", "::mlir::ModuleOp"> {
+  let summary = "Attach NVVM targets to gpu.modules, moving sm_90a kernels "
+                "into a module of their own";
+  let description = [{
+    In the place of `nvvm-attach-target`: the kernels of a `gpu.module`
+    marked `moe.sm90a` (a unit attribute; they use wgmma, which only the
+    architecture-specific `sm_90a` target has) move into a sibling module
+    `<module>_sm90a` with the target `sm_90a` (PTX 8.0) and the launches
+    follow them; each module keeps only the private functions its kernels
+    call. Every `gpu.module` without targets then gets the NVVM target of
+    the options; a module that names its own targets keeps them.
+
+    The sm_90a module's binary loads only on devices of compute capability
+    9.0; the host chooses between its kernels and the portable ones at run
+    time (`moe_gpu_use_wgmma` of the runtime).
+  }];
+  let options = [
+    Option<"triple", "triple", "std::string", "\"nvptx64-nvidia-cuda\"",
+           "The target triple">,
+    Option<"chip", "chip", "std::string", "\"sm_50\"",
+           "The target chip of the portable modules">,
+    Option<"features", "features", "std::string", "\"+ptx60\"",
+           "The target features of the portable modules">,
+    Option<"optLevel", "O", "unsigned", "2", "The optimization level">,
+  ];
+  let dependentDialects = [
+    "::mlir::NVVM::NVVMDialect",
   ];
 }
 

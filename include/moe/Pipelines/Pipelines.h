@@ -9,6 +9,7 @@
 #ifndef MOE_PIPELINES_PIPELINES_H
 #define MOE_PIPELINES_PIPELINES_H
 
+#include "mlir/Dialect/GPU/Pipelines/Passes.h"
 #include "mlir/Pass/PassOptions.h"
 
 namespace mlir {
@@ -111,8 +112,16 @@ void buildMoECUDAPipeline(OpPassManager &pm,
 /// SIMT emulator of libmoe_cuda_emulator.
 void buildGPUEmulationPipeline(OpPassManager &pm);
 
-/// Registers `moe-cpu-pipeline`, `moe-cuda-pipeline` and
-/// `moe-gpu-emulation-pipeline` with the global pass registry.
+/// MLIR 22's gpu-lower-to-nvvm-pipeline with moe-gpu-attach-targets in the
+/// place of nvvm-attach-target, so that kernels marked `moe.sm90a` get a
+/// module (and binary) for sm_90a of their own; the lowering of the CUDA
+/// kernel library (lib/GPU/Kernels).
+void buildGPULowerToNVVMPipeline(OpPassManager &pm,
+                                 const gpu::GPUToNVVMPipelineOptions &options);
+
+/// Registers `moe-cpu-pipeline`, `moe-cuda-pipeline`,
+/// `moe-gpu-lower-to-nvvm` and `moe-gpu-emulation-pipeline` with the global
+/// pass registry.
 void registerMoEPipelines();
 
 } // namespace moe

@@ -279,6 +279,35 @@ void MoEGPUEmulatePass::layOutSharedMemory() {
   }
 }
 
+/// The N of `wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16` as
+/// convert-nvvm-to-llvm writes it (both operands from shared memory through
+/// descriptors, 4-byte accumulators only), if `op` is that.
+static std::optional<int64_t> wgmmaWidth(LLVM::InlineAsmOp op) {
+  StringRef text = op.getAsmString();
+  size_t at = text.find("wgmma.mma_async.sync.aligned.m64n");
+  if (at == StringRef::npos)
+    return std::nullopt;
+  StringRef rest = text.drop_front(at).drop_front(
+      StringRef("wgmma.mma_async.sync.aligned.m64n").size());
+  int64_t n = 0;
+  if (rest.consumeInteger(10, n) || !rest.consume_front("k16.f32.bf16.bf16 "))
+    return std::nullopt;
+  if (n < 8 || n > 256 || n % 8 || op.getNumResults() != 1)
+    return std::nullopt;
+  auto type = dyn_cast<LLVM::LLVMStructType>(op.getType(0));
+  int64_t fragments = n / 2;
+  if (!type || static_cast<int64_t>(type.getBody().size()) != fragments ||
+      static_cast<int64_t>(op.getNumOperands()) != fragments + 7)
+    return std::nullopt;
+  Type f32 = Float32Type::get(op.getContext());
+  Type i64 = IntegerType::get(op.getContext(), 64);
+  if (!llvm::all_of(type.getBody(), [&](Type t) { return t == f32; }) ||
+      op.getOperand(fragments).getType() != i64 ||
+      op.getOperand(fragments + 1).getType() != i64)
+    return std::nullopt;
+  return n;
+}
+
 LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
   OpBuilder b(op);
   Location loc = op->getLoc();
@@ -466,8 +495,55 @@ LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
     op->erase();
     return success();
   }
-  if (isa<LLVM::InlineAsmOp>(op) || op->getDialect() ==
-                                        ctx->getLoadedDialect<NVVM::NVVMDialect>())
+  if (auto inlineAsm = dyn_cast<LLVM::InlineAsmOp>(op)) {
+    std::optional<int64_t> n = wgmmaWidth(inlineAsm);
+    if (!n)
+      return op->emitOpError("moe-gpu-emulate: no emulation of this inline "
+                             "assembly (only wgmma.mma_async m64nNk16 with "
+                             "bf16 A and B from shared memory and f32 D)");
+    // Operands: N / 2 accumulators, the descriptors of A and B, then
+    // scale-d, imm-scale-a, imm-scale-b, imm-trans-a and imm-trans-b.
+    ValueRange operands = inlineAsm.getOperands();
+    int64_t fragments = *n / 2;
+    for (int64_t i = 0; i < fragments; ++i)
+      LLVM::StoreOp::create(b, loc, operands[i],
+                            slot(static_cast<int32_t>(i)));
+    SmallVector<Value> args = {scratch, constI32(*n)};
+    for (Value v : operands.drop_front(fragments))
+      args.push_back(v);
+    call("moe_emu_wgmma", voidType, args);
+    Value result = LLVM::PoisonOp::create(b, loc, inlineAsm.getType(0));
+    for (int64_t i = 0; i < fragments; ++i)
+      result = LLVM::InsertValueOp::create(
+          b, loc, result,
+          LLVM::LoadOp::create(b, loc, f32, slot(static_cast<int32_t>(i))),
+          ArrayRef<int64_t>{i});
+    inlineAsm.getResult(0).replaceAllUsesWith(result);
+    inlineAsm.erase();
+    return success();
+  }
+  if (isa<NVVM::WgmmaFenceAlignedOp>(op)) {
+    call("moe_emu_wgmma_fence", voidType, {});
+    op->erase();
+    return success();
+  }
+  if (isa<NVVM::WgmmaGroupSyncAlignedOp>(op)) {
+    call("moe_emu_wgmma_commit", voidType, {});
+    op->erase();
+    return success();
+  }
+  if (auto wait = dyn_cast<NVVM::WgmmaWaitGroupSyncOp>(op)) {
+    call("moe_emu_wgmma_wait", voidType,
+         {constI32(static_cast<int32_t>(wait.getGroup()))});
+    op->erase();
+    return success();
+  }
+  // The emulator has one memory: proxy fences order nothing more.
+  if (isa<NVVM::FenceProxyOp>(op)) {
+    op->erase();
+    return success();
+  }
+  if (op->getDialect() == ctx->getLoadedDialect<NVVM::NVVMDialect>())
     return op->emitOpError("moe-gpu-emulate: no emulation of this operation");
   return success();
 }
@@ -476,13 +552,13 @@ LogicalResult MoEGPUEmulatePass::rewriteBody(LLVM::LLVMFuncOp func) {
   if (func.isExternal())
     return success();
   // Scratch words for the warp-wide operations' fragments: mma.sync takes
-  // 10 and returns 4.
+  // 10 and returns 4, wgmma m64n256k16 takes and returns 128.
   OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
   Location loc = func.getLoc();
   Value one = LLVM::ConstantOp::create(b, loc, b.getI64Type(), 1);
   Value scratch = LLVM::AllocaOp::create(
       b, loc, LLVM::LLVMPointerType::get(&getContext()),
-      LLVM::LLVMArrayType::get(b.getI32Type(), 14), one, /*alignment=*/16);
+      LLVM::LLVMArrayType::get(b.getI32Type(), 128), one, /*alignment=*/16);
   // Every access to memory is checked by the emulator first: to shared
   // memory (an address-space-3 pointer) for bounds and races, to any other
   // memory but the thread's stack (allocas) for being inside a live

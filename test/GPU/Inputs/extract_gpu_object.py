@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Writes the device code of the one #gpu.object in an MLIR file.
 
-usage: extract_gpu_object.py IN.mlir OUT
+usage: extract_gpu_object.py IN.mlir OUT [BINARY]
 
 IN is the output of gpu-module-to-binary: a gpu.binary holding exactly one
-object, whose payload is `assembly = "..."` (PTX) or `bin = "..."` (cubin).
+object (or, with BINARY, the gpu.binary of that name among several), whose payload is `assembly = "..."` (PTX) or `bin = "..."` (cubin).
 MLIR prints the payload as a string literal in which a backslash appears
 as two backslashes, and `"` and every byte outside printable ASCII as a
 backslash and two hex digits; this undoes that escaping and writes the raw
@@ -35,10 +35,18 @@ def unescape(payload):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: extract_gpu_object.py IN.mlir OUT")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: extract_gpu_object.py IN.mlir OUT [BINARY]")
     with open(sys.argv[1], "rb") as f:
         text = f.read()
+    if len(sys.argv) == 4:
+        binaries = re.split(rb"gpu\.binary @", text)[1:]
+        named = [b for b in binaries
+                 if b.startswith(sys.argv[3].encode() + b" ")]
+        if len(named) != 1:
+            sys.exit("%s: expected one gpu.binary @%s, found %d"
+                     % (sys.argv[1], sys.argv[3], len(named)))
+        text = named[0]
     objects = OBJECT.findall(text)
     if len(objects) != 1:
         sys.exit("%s: expected one #gpu.object with an assembly or bin "
