@@ -148,6 +148,16 @@ inline std::string initDevice(const char *program) {
   return name;
 }
 
+/// Whether libmoe_gpu_kernels takes its wgmma (sm_90a) kernels: the
+/// moe_gpu_use_wgmma of whichever library it resolves to, the CUDA runtime
+/// or, with the emulated kernel library, the SIMT emulator (so it is looked
+/// up rather than linked).
+inline bool kernelsUseWgmma() {
+  using Fn = int32_t (*)();
+  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "moe_gpu_use_wgmma"));
+  return fn && fn() != 0;
+}
+
 /// A device allocation of `count` elements of T.
 template <typename T> struct DeviceArray {
   CUdeviceptr ptr = 0;

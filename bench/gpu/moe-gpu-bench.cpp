@@ -13,7 +13,8 @@
 //   layer        moe_gpu_layer_enqueue: router, dispatch, experts, combine
 //   experts      moe_gpu_expert_ffn_enqueue on the layer's own routing (the
 //                group sizes its offsets give): fused gate/up + SwiGLU,
-//                down projection
+//                down projection; on compute capability 9.0 the wgmma
+//                kernels, and the mma.sync ones again (MOE_GPU_WGMMA=0)
 //   cublas-loop  the same expert GEMMs with one cublasGemmEx per expert and
 //                projection (gate, up, down), without the SwiGLU between
 //   cublas-grp   the same GEMMs with three cublasGemmGroupedBatchedEx calls
@@ -111,7 +112,9 @@ void fillFromPool(CUdeviceptr dst, size_t n, const DeviceArray<uint16_t> &pool,
 struct Row {
   std::string shape;
   int64_t T, rows, active;
-  double layer, experts, loop, grouped; // ms; < 0 when not measured
+  // ms; < 0 when not measured. expertsMma: the experts on the mma.sync
+  // kernels where `experts` took the wgmma ones.
+  double layer, experts, expertsMma, loop, grouped;
   std::string groupedNote;
   int64_t d = 0, f = 0;
 };
@@ -154,11 +157,12 @@ void printRow(const Row &r, double copyGBs, int64_t d, int64_t f) {
   auto tf = [&](double ms) { return ms > 0 ? flops / ms * 1e-9 : 0.0; };
   std::printf(
       "| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
-      "| %.4f | %.4f | %.2f |%s\n",
+      "| %.4f | %.4f | %.4f | %.2f |%s\n",
       r.shape.c_str(), (long long)r.T, (long long)r.rows, (long long)r.active,
       r.layer, r.experts, tf(r.experts), bytes / r.experts * 1e-6,
-      100.0 * bytes / r.experts * 1e-6 / copyGBs, r.loop, r.grouped,
-      r.grouped > 0 ? r.experts / r.grouped : 0.0, r.groupedNote.c_str());
+      100.0 * bytes / r.experts * 1e-6 / copyGBs, r.expertsMma, r.loop,
+      r.grouped, r.grouped > 0 ? r.experts / r.grouped : 0.0,
+      r.groupedNote.c_str());
   std::fflush(stdout);
 }
 
@@ -196,6 +200,11 @@ int main(int argc, char **argv) {
   }
   std::string device = initDevice("moe-gpu-bench");
   std::printf("device: %s\n", device.c_str());
+  // The GEMMs of moe_gpu_expert_ffn_enqueue: wgmma on compute capability
+  // 9.0, where the mma.sync kernels are timed too (MOE_GPU_WGMMA=0).
+  bool wgmma = kernelsUseWgmma();
+  std::printf("tensor-core GEMMs: %s\n",
+              wgmma ? "wgmma (sm_90a), mma.sync timed alongside" : "mma.sync");
   std::string error;
   haveBlas = blas.open(error);
   if (!haveBlas)
@@ -235,9 +244,9 @@ int main(int argc, char **argv) {
                           {"qwen3", 2048, 768, 128, 8}};
   std::vector<Row> results;
   std::printf("\n| shape | T | rows | experts used | layer ms | experts ms | "
-              "experts TFLOP/s | experts GB/s (of copy) | cublas-loop ms | "
-              "cublas-grouped ms | experts / grouped |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "experts TFLOP/s | experts GB/s (of copy) | mma.sync experts "
+              "ms | cublas-loop ms | cublas-grouped ms | experts / grouped |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape &s : shapes) {
     if (std::find(shapeNames.begin(), shapeNames.end(), s.name) ==
         shapeNames.end())
@@ -282,14 +291,26 @@ int main(int argc, char **argv) {
         r.active += o[e + 1] > o[e];
 
       moe_gpu_layer_dims grouped{r.rows, d, f, E, 0};
-      r.experts = timeMs(stream, reps, flush, [&] {
+      auto experts = [&] {
         if (moe_gpu_expert_ffn_enqueue(&grouped, xp.get(), wg.get(), wu.get(),
                                        wd.get(), off.get(), rows.get(),
                                        stream)) {
           std::fprintf(stderr, "moe-gpu-bench: %s\n", moe_gpu_last_error());
           std::exit(1);
         }
-      });
+      };
+      r.experts = timeMs(stream, reps, flush, experts);
+      r.expertsMma = -1;
+      if (wgmma) {
+        const char *was = std::getenv("MOE_GPU_WGMMA");
+        std::string saved = was ? was : "";
+        setenv("MOE_GPU_WGMMA", "0", 1);
+        r.expertsMma = timeMs(stream, reps, flush, experts);
+        if (was)
+          setenv("MOE_GPU_WGMMA", saved.c_str(), 1);
+        else
+          unsetenv("MOE_GPU_WGMMA");
+      }
 
       r.loop = r.grouped = -1;
       if (haveBlas) {

@@ -807,6 +807,8 @@ int main(int argc, char **argv) {
   bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   std::string device = initDevice("moe-gpu-check");
   std::printf("device: %s\n", device.c_str());
+  std::printf("tensor-core GEMMs: %s\n",
+              kernelsUseWgmma() ? "wgmma (sm_90a)" : "mma.sync");
   CUstream stream;
   CU_CHECK(cu().cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
 

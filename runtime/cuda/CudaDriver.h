@@ -37,6 +37,7 @@ constexpr CUresult CUDA_SUCCESS = 0;
 constexpr CUresult CUDA_ERROR_DEINITIALIZED = 4;
 constexpr CUresult CUDA_ERROR_STUB_LIBRARY = 34;
 constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
+constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
 
 // Flags and attribute numbers.
 constexpr unsigned CU_STREAM_NON_BLOCKING = 0x1;

@@ -199,21 +199,72 @@ static bool noGPU() {
   return loadDriver(&reason) == nullptr;
 }
 
+/// Why modules were not loaded: a binary for another architecture (the
+/// kernel library's sm_90a kernels on any other device) is loaded at
+/// startup like the others, but the host code never launches its kernels
+/// there; a launch that does reports these reasons. Any other load failure
+/// is an error at once.
+static std::mutex foreignMutex;
+static std::string foreignModules;
+
+static CUmodule foreignModule(const std::string &why) {
+  std::lock_guard<std::mutex> lock(foreignMutex);
+  foreignModules += (foreignModules.empty() ? "" : "; ") + why;
+  return nullptr;
+}
+
+/// The compute capability (10 major + minor) of the current device, asked
+/// of the driver once per device (the kernel library asks on every layer).
+static int deviceArchitecture(const Driver &d) {
+  static constexpr int kCachedDevices = 64;
+  static std::atomic<int> cached[kCachedDevices] = {};
+  int ordinal = defaultDevice();
+  if (ordinal >= 0 && ordinal < kCachedDevices)
+    if (int arch = cached[ordinal].load(std::memory_order_relaxed))
+      return arch;
+  CUdevice device = 0;
+  int major = 0, minor = 0;
+  MOE_CU(d, cuDeviceGet, &device, ordinal);
+  MOE_CU(d, cuDeviceGetAttribute, &major,
+         CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
+  MOE_CU(d, cuDeviceGetAttribute, &minor,
+         CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
+  int arch = 10 * major + minor;
+  if (ordinal >= 0 && ordinal < kCachedDevices)
+    cached[ordinal].store(arch, std::memory_order_relaxed);
+  return arch;
+}
+
 MOE_CUDA_EXPORT CUmodule mgpuModuleLoad(void *data, size_t size) {
   if (noGPU())
     return nullptr;
   const Driver &d = enter("mgpuModuleLoad");
   CUmodule module = nullptr;
-  MOE_CU(d, cuModuleLoadData, &module, data);
+  CUresult result = d.cuModuleLoadData(&module, data);
+  if (result == CUDA_ERROR_NO_BINARY_FOR_GPU)
+    return foreignModule("cuModuleLoadData: " + describeError(d, result));
+  check(d, result, "cuModuleLoadData");
   return module;
 }
 
 /// NUL-terminated PTX, compiled by the driver at optimization level
-/// `optLevel` (0-4).
+/// `optLevel` (0-4). PTX for an architecture-specific target (`.target
+/// sm_90a`) of another device is not loaded.
 MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
   if (noGPU())
     return nullptr;
   const Driver &d = enter("mgpuModuleLoadJIT");
+  const char *ptx = static_cast<const char *>(data);
+  if (const char *target = ptx ? std::strstr(ptx, "\n.target sm_") : nullptr) {
+    char *end = nullptr;
+    long arch = std::strtol(target + std::strlen("\n.target sm_"), &end, 10);
+    int device = end && *end == 'a' ? deviceArchitecture(d) : 0;
+    if (device && arch != device)
+      return foreignModule("PTX for sm_" + std::to_string(arch) +
+                           "a on a device of compute capability " +
+                           std::to_string(device / 10) + "." +
+                           std::to_string(device % 10));
+  }
   static constexpr size_t kLogSize = 8192;
   std::unique_ptr<char[]> log(new char[kLogSize]());
   int options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
@@ -245,9 +296,22 @@ MOE_CUDA_EXPORT void mgpuModuleUnload(CUmodule module) {
     check(d, result, "cuModuleUnload");
 }
 
+/// A kernel about to run must come from a module that was loaded.
+static void requireLoaded(const char *entry, CUfunction function) {
+  if (function)
+    return;
+  std::lock_guard<std::mutex> lock(foreignMutex);
+  fail(entry, "the kernel's module is not for this device: " +
+                  foreignModules);
+}
+
+/// NULL for a module for another architecture: mgpuLaunchKernel reports it
+/// unless the grid is empty (a kernel the host code chose not to run).
 MOE_CUDA_EXPORT CUfunction mgpuModuleGetFunction(CUmodule module,
                                                  const char *name) {
   const Driver &d = enter("mgpuModuleGetFunction");
+  if (!module)
+    return nullptr;
   CUfunction function = nullptr;
   check(d, d.cuModuleGetFunction(&function, module, name),
         std::string("cuModuleGetFunction(\"") + (name ? name : "") + "\")");
@@ -270,6 +334,7 @@ MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
   // No blocks or no threads: nothing to run (an empty batch of tokens).
   if (!gridOk || !blockOk)
     return;
+  requireLoaded(entry, function);
   allowSharedMemory(d, entry, function, smem);
   check(d,
         d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0],
@@ -277,6 +342,30 @@ MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                          extra),
         "cuLaunchKernel(grid " + dimsString(grid) + ", block " +
             dimsString(block) + ")");
+}
+
+/// Whether the expert GEMMs of the kernel library take their sm_90a
+/// kernels (wgmma): on a device of compute capability 9.0, the only one
+/// that runs sm_90a code, unless MOE_GPU_WGMMA=0; MOE_GPU_WGMMA=1 asks for
+/// them and fails on any other device.
+MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
+  const char *entry = "moe_gpu_use_wgmma";
+  const char *env = std::getenv("MOE_GPU_WGMMA");
+  std::string choice = env ? env : "";
+  if (choice == "0")
+    return 0;
+  if (!choice.empty() && choice != "1")
+    fail(entry, "MOE_GPU_WGMMA must be 0 or 1, found '" + choice + "'");
+  int arch = deviceArchitecture(enter(entry));
+  bool sm90 = arch == 90;
+  if (choice.empty())
+    return sm90;
+  if (!sm90)
+    fail(entry, "MOE_GPU_WGMMA=1 asks for the sm_90a kernels, but device " +
+                    std::to_string(defaultDevice()) +
+                    " has compute capability " + std::to_string(arch / 10) +
+                    "." + std::to_string(arch % 10));
+  return 1;
 }
 
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a
@@ -303,6 +392,7 @@ mgpuLaunchClusterKernel(CUfunction function, intptr_t clusterX,
     if (grid[i] % cluster[i] != 0)
       fail(entry, "grid " + dimsString(grid) +
                       " is not a multiple of cluster " + dimsString(cluster));
+  requireLoaded(entry, function);
   allowSharedMemory(d, entry, function, smem);
   // Up to 8 blocks is the portable cluster size; beyond, the kernel opts in.
   if (uint64_t(cluster[0]) * cluster[1] * cluster[2] > 8)

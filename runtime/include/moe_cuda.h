@@ -58,6 +58,15 @@ int moe_cuda_device_info(int device, moe_cuda_device_props *info);
  * usable GPU, with a NULL buf or with len <= 0. */
 int moe_cuda_device_name(char *buf, int len);
 
+/* Whether the expert GEMMs of the CUDA kernel library take their sm_90a
+ * kernels (wgmma) on the device that the mgpu* functions use: 1 on a device
+ * of compute capability 9.0 (the only one that runs sm_90a code), else 0.
+ * The environment variable MOE_GPU_WGMMA=0 turns them off, and
+ * MOE_GPU_WGMMA=1 asks for them (an error, reported on stderr before an
+ * abort, on any other device). The kernel library calls this on every
+ * layer; the device is asked once. */
+int32_t moe_gpu_use_wgmma(void);
+
 #ifdef __cplusplus
 }
 #endif

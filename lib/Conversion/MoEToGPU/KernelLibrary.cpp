@@ -85,8 +85,8 @@ static LogicalResult mergeLibrary(ModuleOp module, SymbolTable &symbols,
     }
     op.remove();
     // Private, and internal in LLVM: modules compiled separately each have
-    // their own copy.
-    if (auto func = dyn_cast<func::FuncOp>(&op)) {
+    // their own copy. Declarations (runtime functions) stay external.
+    if (auto func = dyn_cast<func::FuncOp>(&op); func && !func.isDeclaration()) {
       func.setPrivate();
       func->setAttr(
           "llvm.linkage",

@@ -77,6 +77,17 @@
 //
 //===----------------------------------------------------------------------===//
 
+// A wgmma m64n128 f32 accumulator: the 64 registers of a thread.
+!wgmma_acc = !llvm.struct<(
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32)>
+
 module attributes {gpu.container_module} {
 
 gpu.module @moe_experts {
@@ -1202,6 +1213,262 @@ gpu.module @moe_experts {
     gpu.return
   }
 
+  // A wgmma matrix descriptor of a K-major operand in 128-byte swizzled
+  // 8-row atoms: start address bits 0-13 (bytes / 16, of the 18-bit shared
+  // address), leading byte offset 1 (unused when swizzled), stride byte
+  // offset 1024 / 16 at bit 32 (between atoms), swizzling 1 (128 bytes) at
+  // bit 62.
+  func.func private @wgmma_descriptor(%address: index) -> i64 {
+    %a = arith.index_cast %address : index to i64
+    %mask = arith.constant 262143 : i64
+    %c4 = arith.constant 4 : i64
+    // (1 << 16) | (64 << 32) | (1 << 62)
+    %fields = arith.constant 4611686293305360384 : i64
+    %am = arith.andi %a, %mask : i64
+    %a4 = arith.shrui %am, %c4 : i64
+    %d = arith.ori %a4, %fields : i64
+    return %d : i64
+  }
+
+  // ---------------------------------------------------------------------------
+  // sm_90a (moe.sm90a: moe-gpu-attach-targets compiles it into
+  // @moe_experts_sm90a). The 64-row tiles of the map on wgmma, one
+  // warpgroup per block: per k step of 64, A (64 rows of X) and B (128
+  // weight rows) in 128-byte swizzled shared memory, filled
+  // by cp.async two steps ahead into four buffers, and four wgmma
+  // m64n128k16 with f32 accumulators in registers, one step in flight.
+  // Plain (Wu empty): Y = X W[e]^T, B the rows n0 .. n0 + 127 of W[e]
+  // (n0 = 128 blockIdx.x). Gated: B rows 0-63 are Wg[e]'s n0 .. n0 + 63 and
+  // rows 64-127 Wu[e]'s (from row uoff as in @gate_up_swiglu_mma; n0 = 64
+  // blockIdx.x), so that accumulator column c < 64 is the gate and c + 64
+  // its up, and H = bf16(act(gate) * up). Grid (ceil(Nout / 128) or
+  // ceil(F / 64), ceil(N / 64) + min(E, N)), block 128, dynamic shared
+  // memory 4 x 24 KiB + 1 KiB (the buffers start at the first 1024-byte
+  // aligned address, as the swizzle atoms must).
+  gpu.func @grouped_gemm_wgmma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
+                               %Wu: memref<?x?x?xbf16>, %off: memref<?xi32>,
+                               %tile_expert: memref<?xi32>,
+                               %tile_m0: memref<?xi32>,
+                               %num_tiles: memref<1xi32>,
+                               %Y: memref<?x?xf32>, %H: memref<?x?xbf16>,
+                               %act: i32)
+      kernel attributes {known_block_size = array<i32: 128, 1, 1>,
+                         moe.sm90a} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c3 = arith.constant 3 : index
+    %c4 = arith.constant 4 : index
+    %c8 = arith.constant 8 : index
+    %c16 = arith.constant 16 : index
+    %c32 = arith.constant 32 : index
+    %c63 = arith.constant 63 : index
+    %c64 = arith.constant 64 : index
+    %c128 = arith.constant 128 : index
+    %c1024 = arith.constant 1024 : index
+    %c12 = arith.constant 12 : index
+    %c512 = arith.constant 512 : index
+    %c4096 = arith.constant 4096 : index
+    %c8192 = arith.constant 8192 : index
+    %c12288 = arith.constant 12288 : index
+    %c24576 = arith.constant 24576 : index
+    %c50176 = arith.constant 50176 : index
+    // The accumulator's home for the epilogue, in the entry block so that
+    // LLVM keeps it in registers once the epilogue's loops are unrolled.
+    %one = llvm.mlir.constant(1 : i32) : i32
+    %frag = llvm.alloca %one x !wgmma_acc : (i32) -> !llvm.ptr
+
+    %K = memref.dim %X, %c1 : memref<?x?xbf16>
+    %Eu = memref.dim %Wu, %c0 : memref<?x?x?xbf16>
+    %gated = arith.cmpi ne, %Eu, %c0 : index
+    %wrows = memref.dim %W, %c1 : memref<?x?x?xbf16>
+    %F = memref.dim %H, %c1 : memref<?x?xbf16>
+    %urows = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
+    %uoff = arith.subi %urows, %F : index
+    %nout = arith.select %gated, %F, %wrows : index
+    %bx = gpu.block_id x
+    %by = gpu.block_id y
+    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
+    %nt = arith.index_cast %nt_i : i32 to index
+    %active = arith.cmpi ult, %by, %nt : index
+    // Block-uniform early exit: everything (including barriers) is inside this if.
+    scf.if %active {
+      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
+      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
+      %e = arith.index_cast %e_i : i32 to index
+      %m0 = arith.index_cast %m0_i : i32 to index
+      %e1 = arith.addi %e, %c1 : index
+      %mend_i = memref.load %off[%e1] : memref<?xi32>
+      %mend = arith.index_cast %mend_i : i32 to index
+      %ncols = arith.select %gated, %c64, %c128 : index
+      %n0 = arith.muli %bx, %ncols : index
+      %tid = gpu.thread_id x
+
+      // 4 buffers of 12288 bf16 after the pad to 1024 bytes.
+      %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+      %view = memref.view %smem[%c0][%c50176] : memref<?xi8, #gpu.address_space<workgroup>>
+          to memref<?xbf16, #gpu.address_space<workgroup>>
+      %base = memref.extract_aligned_pointer_as_index %smem
+          : memref<?xi8, #gpu.address_space<workgroup>> -> index
+      %mis = arith.remui %base, %c1024 : index
+      %pad0 = arith.subi %c1024, %mis : index
+      %pad = arith.remui %pad0, %c1024 : index
+      %start = arith.addi %base, %pad : index
+      %pad_e = arith.divui %pad, %c2 : index
+
+      %kp = arith.addi %K, %c63 : index
+      %nk = arith.divui %kp, %c64 : index
+
+      // Iteration it issues the copies of k step it into buffer it % 4 and
+      // computes step it - 2. The copies: chunk c = tid + 128 i of 16 bytes
+      // (c < 512: A row c / 8, else B row (c - 512) / 8; chunk c % 8 of the
+      // row) lands at chunk (c % 8) ^ (row % 8) of its 128-byte row, rows in
+      // 8-row atoms of 1024 bytes; rows past the group or the weight's rows
+      // and columns past K are zero-filled. One cp.async group per
+      // iteration, empty past the last step.
+      %acc0 = llvm.mlir.zero : !wgmma_acc
+      %nk2 = arith.addi %nk, %c2 : index
+      %accN = scf.for %it = %c0 to %nk2 step %c1 iter_args(%acc = %acc0) -> (!wgmma_acc) {
+        %compute = arith.cmpi uge, %it, %c2 : index
+        scf.if %compute {
+          // Step it - 2 has landed (only step it - 1's group may be
+          // pending) for every thread once all are past the barrier, which
+          // is also past the wgmma of step it - 4: its buffer takes step it.
+          nvvm.cp.async.wait.group 1
+          nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+          gpu.barrier
+        }
+        %issue = arith.cmpi ult, %it, %nk : index
+        scf.if %issue {
+          %ib = arith.remui %it, %c4 : index
+          %ibo = arith.muli %ib, %c12288 : index
+          %buf = arith.addi %pad_e, %ibo : index
+          %k0 = arith.muli %it, %c64 : index
+          scf.for %i = %c0 to %c12 step %c1 {
+            %i128 = arith.muli %i, %c128 : index
+            %c = arith.addi %tid, %i128 : index
+            %isA = arith.cmpi ult, %c, %c512 : index
+            %cb = arith.subi %c, %c512 : index
+            %cl = arith.select %isA, %c, %cb : index
+            %row = arith.divui %cl, %c8 : index
+            %q = arith.remui %cl, %c8 : index
+            %rr = arith.remui %row, %c8 : index
+            %sq = arith.xori %q, %rr : index
+            // Element offset: row * 64 + swizzled chunk * 8 (+ 4096 for B).
+            %r64 = arith.muli %row, %c64 : index
+            %sq8 = arith.muli %sq, %c8 : index
+            %o0 = arith.addi %r64, %sq8 : index
+            %ob = arith.addi %o0, %c4096 : index
+            %o1 = arith.select %isA, %o0, %ob : index
+            %dst = arith.addi %buf, %o1 : index
+            %q8 = arith.muli %q, %c8 : index
+            %kcol = arith.addi %k0, %q8 : index
+            %kin = arith.cmpi ult, %kcol, %K : index
+            %kcol_s = arith.select %kin, %kcol, %c0 : index
+            scf.if %isA {
+              %ga = arith.addi %m0, %row : index
+              %va = arith.cmpi ult, %ga, %mend : index
+              %sa = arith.select %va, %ga, %m0 : index
+              %na = func.call @chunk_elems(%va, %kcol, %K) : (i1, index, index) -> index
+              %t = nvgpu.device_async_copy %X[%sa, %kcol_s], %view[%dst], 8, %na {bypassL1}
+                  : memref<?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
+            } else {
+              // Gated: B rows 64-127 are the up rows, from row uoff of Wu.
+              %up = arith.cmpi uge, %row, %c64 : index
+              %isup = arith.andi %gated, %up : i1
+              %rup = arith.subi %row, %c64 : index
+              %rw = arith.select %isup, %rup, %row : index
+              %gb = arith.addi %n0, %rw : index
+              %vb = arith.cmpi ult, %gb, %nout : index
+              %gu = arith.addi %gb, %uoff : index
+              %src = arith.select %isup, %gu, %gb : index
+              %src_s = arith.select %vb, %src, %c0 : index
+              %nb = func.call @chunk_elems(%vb, %kcol, %K) : (i1, index, index) -> index
+              %Wb = arith.select %isup, %Wu, %W : memref<?x?x?xbf16>
+              %t = nvgpu.device_async_copy %Wb[%e, %src_s, %kcol_s], %view[%dst], 8, %nb {bypassL1}
+                  : memref<?x?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
+            }
+          }
+        }
+        nvvm.cp.async.commit.group
+        %next = scf.if %compute -> (!wgmma_acc) {
+          %kt = arith.subi %it, %c2 : index
+          %b = arith.remui %kt, %c4 : index
+          %bo = arith.muli %b, %c24576 : index
+          %aaddr = arith.addi %start, %bo : index
+          %baddr = arith.addi %aaddr, %c8192 : index
+          nvvm.wgmma.fence.aligned
+          %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc) {
+            %ko = arith.muli %kk, %c32 : index
+            %ak = arith.addi %aaddr, %ko : index
+            %bk = arith.addi %baddr, %ko : index
+            %da = func.call @wgmma_descriptor(%ak) : (index) -> i64
+            %db = func.call @wgmma_descriptor(%bk) : (index) -> i64
+            %d1 = nvvm.wgmma.mma_async %da, %db, %d, #nvvm.shape<m = 64, n = 128, k = 16>,
+                D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+                : !wgmma_acc -> !wgmma_acc
+            scf.yield %d1 : !wgmma_acc
+          }
+          nvvm.wgmma.commit.group.sync.aligned
+          nvvm.wgmma.wait.group.sync.aligned 1
+          scf.yield %r : !wgmma_acc
+        } else {
+          scf.yield %acc : !wgmma_acc
+        }
+        scf.yield %next : !wgmma_acc
+      }
+      nvvm.wgmma.wait.group.sync.aligned 0
+      nvvm.cp.async.wait.group 0
+
+      // Epilogue. Warp w holds rows 16 w + lane / 4 (+ 8) and, for each
+      // 8-column block j, columns 8 j + 2 (lane % 4) (+ 1): fragment
+      // elements 4 j .. 4 j + 3, in @store_frag's order.
+      llvm.store %accN, %frag : !wgmma_acc, !llvm.ptr
+      %warp = arith.divui %tid, %c32 : index
+      %lane = arith.remui %tid, %c32 : index
+      %lr = arith.divui %lane, %c4 : index
+      %lq = arith.remui %lane, %c4 : index
+      %lc = arith.muli %lq, %c2 : index
+      %w16 = arith.muli %warp, %c16 : index
+      %rw = arith.addi %m0, %w16 : index
+      %r0 = arith.addi %rw, %lr : index
+      %cbase = arith.addi %n0, %lc : index
+      // Constant trip counts, so that the loops unroll and the fragment
+      // stays in registers.
+      scf.if %gated {
+        scf.for %j = %c0 to %c8 step %c1 {
+          %j8 = arith.muli %j, %c8 : index
+          %col = arith.addi %cbase, %j8 : index
+          %j1 = arith.addi %j, %c8 : index
+          %v = func.call @wgmma_fragment(%frag, %j) : (!llvm.ptr, index) -> vector<4xf32>
+          %u = func.call @wgmma_fragment(%frag, %j1) : (!llvm.ptr, index) -> vector<4xf32>
+          %h = func.call @gated(%v, %u, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+          func.call @store_frag_bf16(%H, %h, %r0, %col, %mend, %F)
+              : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+        }
+      } else {
+        scf.for %j = %c0 to %c16 step %c1 {
+          %j8 = arith.muli %j, %c8 : index
+          %col = arith.addi %cbase, %j8 : index
+          %v = func.call @wgmma_fragment(%frag, %j) : (!llvm.ptr, index) -> vector<4xf32>
+          func.call @store_frag(%Y, %v, %r0, %col, %mend, %nout)
+              : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+        }
+      }
+    }
+    gpu.return
+  }
+
+  // Elements 4 j .. 4 j + 3 of a wgmma accumulator stored at %frag.
+  func.func private @wgmma_fragment(%frag: !llvm.ptr, %j: index) -> vector<4xf32> {
+    %c4 = arith.constant 4 : index
+    %j4 = arith.muli %j, %c4 : index
+    %i = arith.index_cast %j4 : index to i32
+    %p = llvm.getelementptr %frag[%i] : (!llvm.ptr, i32) -> !llvm.ptr, f32
+    %v = llvm.load %p {alignment = 4 : i64} : !llvm.ptr -> vector<4xf32>
+    return %v : vector<4xf32>
+  }
+
   //===--------------------------------------------------------------------===//
   // Reference kernels
   //===--------------------------------------------------------------------===//
@@ -1350,6 +1617,39 @@ func.func private @few_rows(%N: index, %E: index) -> i1 {
   %lim = arith.maxui %E2, %c16 : index
   %few = arith.cmpi ule, %N, %lim : index
   return %few : i1
+}
+
+// ceil(n / 128)
+func.func private @tiles128(%n: index) -> index {
+  %c127 = arith.constant 127 : index
+  %c128 = arith.constant 128 : index
+  %p = arith.addi %n, %c127 : index
+  %t = arith.divui %p, %c128 : index
+  return %t : index
+}
+
+// Whether the GEMMs take grouped_gemm_wgmma (the runtime's choice: a device
+// of compute capability 9.0, unless MOE_GPU_WGMMA=0).
+func.func private @moe_gpu_use_wgmma() -> i32
+
+// The dynamic shared memory of grouped_gemm_wgmma: 4 buffers of 24 KiB and
+// 1 KiB to align them to 1024 bytes.
+func.func private @wgmma_shared_bytes() -> i32 {
+  %b = arith.constant 99328 : i32
+  return %b : i32
+}
+
+// Whether N rows take grouped_gemm_wgmma: the tensor-core path (not
+// @few_rows) on a device that runs it.
+func.func private @use_wgmma(%N: index, %E: index) -> i1 {
+  %few = call @few_rows(%N, %E) : (index, index) -> i1
+  %choice = call @moe_gpu_use_wgmma() : () -> i32
+  %z = arith.constant 0 : i32
+  %true = arith.constant true
+  %on = arith.cmpi ne, %choice, %z : i32
+  %many = arith.xori %few, %true : i1
+  %use = arith.andi %on, %many : i1
+  return %use : i1
 }
 
 // ceil(n / 8)
@@ -1511,8 +1811,12 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %E = memref.dim %W, %c0 : memref<?x?x?xbf16>
   %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
   %few = call @few_rows(%N, %E) : (index, index) -> i1
+  %wg = call @use_wgmma(%N, %E) : (index, index) -> i1
+  %tc = arith.ori %few, %wg : i1
   %g64 = call @tiles64(%nout) : (index) -> index
-  %gx = arith.select %few, %c0, %g64 : index
+  %gx = arith.select %tc, %c0, %g64 : index
+  %g128 = call @tiles128(%nout) : (index) -> index
+  %gw = arith.select %wg, %g128, %c0 : index
   %g8 = call @tiles8(%nout) : (index) -> index
   %gv = arith.select %few, %g8, %c0 : index
   %k0 = gpu.launch_func async [%stream] @moe_experts::@grouped_gemm_mma
@@ -1520,10 +1824,20 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
            %off : memref<?xi32>, %te : memref<?xi32>, %tm : memref<?xi32>,
            %nt : memref<1xi32>, %Y : memref<?x?xf32>)
-  // No bf16 output: an empty view.
+  // No bf16 output and no up weight: empty views.
   %noH = memref.reinterpret_cast %X to offset: [0], sizes: [%c0, %c0],
       strides: [%c0, 1] : memref<?x?xbf16> to memref<?x?xbf16>
-  %k1 = gpu.launch_func async [%k0] @moe_experts::@gemv_experts
+  %noWu = memref.reinterpret_cast %W to offset: [0], sizes: [%c0, %c0, %c0],
+      strides: [%c0, %c0, 1] : memref<?x?x?xbf16> to memref<?x?x?xbf16>
+  %smem = call @wgmma_shared_bytes() : () -> i32
+  %kw = gpu.launch_func async [%k0] @moe_experts::@grouped_gemm_wgmma
+      blocks in (%gw, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      dynamic_shared_memory_size %smem
+      args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
+           %noWu : memref<?x?x?xbf16>, %off : memref<?xi32>,
+           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32)
+  %k1 = gpu.launch_func async [%kw] @moe_experts::@gemv_experts
       blocks in (%gv, %maxtiles, %c1) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
            %W : memref<?x?x?xbf16>, %off : memref<?xi32>,
@@ -1617,8 +1931,12 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   // The gated activation: gemv_experts for few rows (decoding), else the
   // fused tensor-core kernel.
   %few = call @few_rows(%N, %E) : (index, index) -> i1
-  %gxf_mma = arith.select %few, %c0, %gxf : index
+  %wg = call @use_wgmma(%N, %E) : (index, index) -> i1
+  %tc = arith.ori %few, %wg : i1
+  %gxf_mma = arith.select %tc, %c0, %gxf : index
   %g_gated = arith.select %gated, %gxf_mma, %c0 : index
+  %gxf_wg = arith.select %wg, %gxf, %c0 : index
+  %g_gated_wg = arith.select %gated, %gxf_wg, %c0 : index
   %gvf = call @tiles8(%F) : (index) -> index
   %gvf_few = arith.select %few, %gvf, %c0 : index
   %gv_gated = arith.select %gated, %gvf_few, %c0 : index
@@ -1633,7 +1951,18 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>,
            %nt : memref<1xi32>, %H : memref<?x?xbf16>, %act : i32)
-  %k1vg = gpu.launch_func async [%k1g] @moe_experts::@gemv_experts
+  // No f32 output: an empty view.
+  %noY = memref.reinterpret_cast %Y to offset: [0], sizes: [%c0, %c0],
+      strides: [%c0, 1] : memref<?x?xf32> to memref<?x?xf32>
+  %smem = call @wgmma_shared_bytes() : () -> i32
+  %k1w = gpu.launch_func async [%k1g] @moe_experts::@grouped_gemm_wgmma
+      blocks in (%g_gated_wg, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      dynamic_shared_memory_size %smem
+      args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
+           %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
+           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %noY : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32)
+  %k1vg = gpu.launch_func async [%k1w] @moe_experts::@gemv_experts
       blocks in (%gv_gated, %maxtiles, %c1) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,

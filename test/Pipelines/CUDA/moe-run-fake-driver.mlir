@@ -71,15 +71,26 @@
 // DECODE-NOT: cuLaunchKernel(grouped_gemm_mma
 
 // Prefill-sized (40 tokens, 80 rows > max(16, 2 E)): the tensor-core
-// kernels on ceil(80 / 64) + min(8, 80) = 10 tiles.
+// kernels on ceil(80 / 64) + min(8, 80) = 10 tiles: those of wgmma on the
+// stand-in device (compute capability 9.0), those of mma.sync with
+// MOE_GPU_WGMMA=0.
 // RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1" \
 // RUN:   --seed 1 --tokens 40 --dir %t/prefill
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/prefill/case.mlir --entry case \
 // RUN:   --pipeline cuda --quiet $(cat %t/prefill/moe-run.args) | FileCheck %s --check-prefix=PREFILL
+// RUN: env LD_LIBRARY_PATH=%t/fake MOE_GPU_WGMMA=0 moe-run %t/prefill/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/prefill/moe-run.args) | FileCheck %s --check-prefix=PREFILL-MMA
 // PREFILL-NOT: cuLaunchKernel(gemv_experts
-// PREFILL: cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x10x1, block 128x1x1, smem 0, a stream)
-// PREFILL: cuda: cuLaunchKernel(grouped_gemm_mma, grid 1x10x1, block 128x1x1, smem 0, a stream)
+// PREFILL-NOT: cuLaunchKernel(gate_up_swiglu_mma
+// PREFILL: cuda: cuLaunchKernel(grouped_gemm_wgmma, grid 1x10x1, block 128x1x1, smem 99328, a stream)
+// PREFILL: cuda: cuLaunchKernel(grouped_gemm_wgmma, grid 1x10x1, block 128x1x1, smem 99328, a stream)
 // PREFILL-NOT: cuLaunchKernel(gemv_experts
+// PREFILL-NOT: cuLaunchKernel(grouped_gemm_mma
+// PREFILL-MMA-NOT: cuLaunchKernel(gemv_experts
+// PREFILL-MMA: cuda: cuLaunchKernel(gate_up_swiglu_mma, grid 1x10x1, block 128x1x1, smem 0, a stream)
+// PREFILL-MMA: cuda: cuLaunchKernel(grouped_gemm_mma, grid 1x10x1, block 128x1x1, smem 0, a stream)
+// PREFILL-MMA-NOT: cuLaunchKernel(gemv_experts
+// PREFILL-MMA-NOT: cuLaunchKernel(grouped_gemm_wgmma
 
 // A fused gate_up [8, 96, 32] (GraniteMoE) is the gate and the up operand:
 // copied to the device once.
