@@ -227,7 +227,7 @@ void mlir::moe::registerMoEPipelines() {
       buildGPULowerToNVVMPipeline);
   PassPipelineRegistration<>(
       "moe-gpu-emulation-pipeline",
-      "MLIR's gpu-lower-to-nvvm-pipeline with moe-gpu-emulate in the place "
+      "moe-gpu-lower-to-nvvm with moe-gpu-emulate in the place "
       "of gpu-module-to-binary: GPU code to host code whose kernels the SIMT "
       "emulator (libmoe_cuda_emulator) runs",
       buildGPUEmulationPipeline);

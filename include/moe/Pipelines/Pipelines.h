@@ -105,7 +105,7 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
 void buildMoECUDAPipeline(OpPassManager &pm,
                           const CUDAPipelineOptions &options);
 
-/// MLIR 22's gpu-lower-to-nvvm-pipeline with moe-gpu-emulate in the place of
+/// moe-gpu-lower-to-nvvm with moe-gpu-emulate in the place of
 /// gpu-module-to-binary: code in the gpu, nvgpu and nvvm dialects (GPU
 /// operations on the host chained by async tokens, as that pipeline wants
 /// them) to the LLVM dialect for the host, the kernels included, run by the
