@@ -186,6 +186,31 @@ std::string maskString(uint32_t mask) {
   return hex;
 }
 
+/// The shared-memory bytes (offset, count) that a thread's asynchronous
+/// operations may still touch, in the groups of their commits: the open
+/// group, and the committed ones, oldest first. A wait retires all but the
+/// newest `pending` committed groups.
+class AsyncGroups {
+public:
+  void add(size_t offset, size_t bytes) { open.push_back({offset, bytes}); }
+  void commit() {
+    committed.push_back(std::move(open));
+    open.clear();
+  }
+  /// Calls `release(offset, bytes)` for each range of the retired groups.
+  template <typename Release> void retire(size_t pending, Release &&release) {
+    while (committed.size() > pending) {
+      for (const auto &[offset, bytes] : committed.front())
+        release(offset, bytes);
+      committed.erase(committed.begin());
+    }
+  }
+
+private:
+  std::vector<std::pair<size_t, size_t>> open;
+  std::vector<std::vector<std::pair<size_t, size_t>>> committed;
+};
+
 struct Thread {
   Fiber fiber;
   uint32_t tid[3] = {0, 0, 0};
@@ -200,15 +225,10 @@ struct Thread {
   const void *address = nullptr;
   int32_t num = 0, trans = 0;
   uint32_t out[4] = {};
-  // Its cp.async copies into shared memory (offset, bytes) not yet covered
-  // by a wait: the open group, and the committed groups, oldest first.
-  std::vector<std::pair<size_t, size_t>> openCopies;
-  std::vector<std::vector<std::pair<size_t, size_t>>> committedCopies;
-  // The shared bytes its wgmma.mma_async operations read (offset, bytes)
-  // that a wgmma.wait_group has not covered yet: the open group, and the
-  // committed groups, oldest first.
-  std::vector<std::pair<size_t, size_t>> openReads;
-  std::vector<std::vector<std::pair<size_t, size_t>>> committedReads;
+  // Its cp.async copies into shared memory not yet covered by a wait, and
+  // the shared bytes its wgmma.mma_async operations read that no
+  // wgmma.wait_group has covered yet.
+  AsyncGroups copies, wgmmaReads;
   bool wgmmaFenced = false;
 };
 
@@ -961,7 +981,7 @@ MOE_EMU_EXPORT void moe_emu_cp_async(void *dst, const void *src, int32_t size,
                                     active->shared.data());
   for (size_t i = 0; i < static_cast<size_t>(size); ++i)
     active->inFlight[offset + i] = t.linear + 1;
-  t.openCopies.push_back({offset, static_cast<size_t>(size)});
+  t.copies.add(offset, static_cast<size_t>(size));
   int32_t copied = srcSize < size ? srcSize : size;
   if (copied > 0)
     std::memcpy(dst, src, static_cast<size_t>(copied));
@@ -1057,20 +1077,16 @@ void runKernel(const Kernel &k, void **params) {
 /// A kernel launch: `params[i]` points at argument i, inside `values`
 /// (`valuesBytes` bytes), which a stream capture copies.
 MOE_EMU_EXPORT void moe_emu_cp_async_commit() {
-  Thread &t = self();
-  t.committedCopies.push_back(std::move(t.openCopies));
-  t.openCopies.clear();
+  self().copies.commit();
 }
 
 /// Waits until at most `pending` committed groups of this thread remain.
 MOE_EMU_EXPORT void moe_emu_cp_async_wait(int32_t pending) {
-  Thread &t = self();
-  while (t.committedCopies.size() > static_cast<size_t>(pending)) {
-    for (const auto &[offset, bytes] : t.committedCopies.front())
-      for (size_t i = 0; i < bytes; ++i)
-        active->inFlight[offset + i] = 0;
-    t.committedCopies.erase(t.committedCopies.begin());
-  }
+  self().copies.retire(static_cast<size_t>(pending),
+                       [](size_t offset, size_t bytes) {
+                         std::fill_n(active->inFlight.begin() + offset, bytes,
+                                     0u);
+                       });
 }
 
 namespace {
@@ -1176,7 +1192,7 @@ MOE_EMU_EXPORT void moe_emu_wgmma(float *d, int32_t n, uint64_t descA,
         reinterpret_cast<const unsigned char *>(p) - active->shared.data());
     ++active->wgmmaReaders[offset];
     ++active->wgmmaReaders[offset + 1];
-    t.openReads.push_back({offset, 2});
+    t.wgmmaReads.add(offset, 2);
     return bf16ToFloat(*p);
   };
   float rowA[2][16];
@@ -1202,19 +1218,15 @@ MOE_EMU_EXPORT void moe_emu_wgmma(float *d, int32_t n, uint64_t descA,
 }
 
 MOE_EMU_EXPORT void moe_emu_wgmma_commit() {
-  Thread &t = self();
-  t.committedReads.push_back(std::move(t.openReads));
-  t.openReads.clear();
+  self().wgmmaReads.commit();
 }
 
 MOE_EMU_EXPORT void moe_emu_wgmma_wait(int32_t pending) {
-  Thread &t = self();
-  while (t.committedReads.size() > static_cast<size_t>(pending)) {
-    for (const auto &[offset, bytes] : t.committedReads.front())
-      for (size_t i = 0; i < bytes; ++i)
-        --active->wgmmaReaders[offset + i];
-    t.committedReads.erase(t.committedReads.begin());
-  }
+  self().wgmmaReads.retire(static_cast<size_t>(pending),
+                           [](size_t offset, size_t bytes) {
+                             for (size_t i = 0; i < bytes; ++i)
+                               --active->wgmmaReaders[offset + i];
+                           });
 }
 
 MOE_EMU_EXPORT void moe_emu_launch(void (*entry)(void **), const char *name,

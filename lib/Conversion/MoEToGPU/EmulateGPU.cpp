@@ -484,17 +484,17 @@ LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
     copy.erase();
     return success();
   }
-  if (isa<NVVM::CpAsyncCommitGroupOp>(op)) {
-    call("moe_emu_cp_async_commit", voidType, {});
+  // An operation without results that is one call of the emulator.
+  auto replaceByCall = [&](StringRef callee, ValueRange args) {
+    call(callee, voidType, args);
     op->erase();
     return success();
-  }
-  if (auto wait = dyn_cast<NVVM::CpAsyncWaitGroupOp>(op)) {
-    call("moe_emu_cp_async_wait", voidType,
-         {constI32(static_cast<int32_t>(wait.getN()))});
-    op->erase();
-    return success();
-  }
+  };
+  if (isa<NVVM::CpAsyncCommitGroupOp>(op))
+    return replaceByCall("moe_emu_cp_async_commit", {});
+  if (auto wait = dyn_cast<NVVM::CpAsyncWaitGroupOp>(op))
+    return replaceByCall("moe_emu_cp_async_wait",
+                         {constI32(static_cast<int32_t>(wait.getN()))});
   if (auto inlineAsm = dyn_cast<LLVM::InlineAsmOp>(op)) {
     std::optional<int64_t> n = wgmmaWidth(inlineAsm);
     if (!n)
@@ -522,22 +522,13 @@ LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
     inlineAsm.erase();
     return success();
   }
-  if (isa<NVVM::WgmmaFenceAlignedOp>(op)) {
-    call("moe_emu_wgmma_fence", voidType, {});
-    op->erase();
-    return success();
-  }
-  if (isa<NVVM::WgmmaGroupSyncAlignedOp>(op)) {
-    call("moe_emu_wgmma_commit", voidType, {});
-    op->erase();
-    return success();
-  }
-  if (auto wait = dyn_cast<NVVM::WgmmaWaitGroupSyncOp>(op)) {
-    call("moe_emu_wgmma_wait", voidType,
-         {constI32(static_cast<int32_t>(wait.getGroup()))});
-    op->erase();
-    return success();
-  }
+  if (isa<NVVM::WgmmaFenceAlignedOp>(op))
+    return replaceByCall("moe_emu_wgmma_fence", {});
+  if (isa<NVVM::WgmmaGroupSyncAlignedOp>(op))
+    return replaceByCall("moe_emu_wgmma_commit", {});
+  if (auto wait = dyn_cast<NVVM::WgmmaWaitGroupSyncOp>(op))
+    return replaceByCall("moe_emu_wgmma_wait",
+                         {constI32(static_cast<int32_t>(wait.getGroup()))});
   // The emulator has one memory: proxy fences order nothing more.
   if (isa<NVVM::FenceProxyOp>(op)) {
     op->erase();
