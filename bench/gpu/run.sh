@@ -10,6 +10,8 @@
 #   device.txt  moe-cuda-info
 #   check.txt   moe-gpu-check: libmoe_gpu_kernels against an f64 reference,
 #               bitwise determinism, a layer captured in a CUDA graph
+#   check-mma.txt  on compute capability 9.0, where check.txt ran the wgmma
+#               kernels: moe-gpu-check --quick on the mma.sync ones
 #   aot.txt     moe-compile --target cuda libraries run through their C API,
 #               compared with moe-reference's f64 results
 #   bench.txt   moe-gpu-bench: layers, experts, cuBLAS per-expert loop and
@@ -56,6 +58,17 @@ step "check: libmoe_gpu_kernels against the f64 reference"
 timeout 240 "$bundle/bin/moe-gpu-check" 2>&1 | tee "$out/check.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+# On compute capability 9.0 the check above ran the wgmma (sm_90a)
+# kernels; the mma.sync ones that every other GPU runs are checked too.
+if grep -q '^tensor-core GEMMs: wgmma' "$out/check.txt"; then
+  step "check: the mma.sync kernels (MOE_GPU_WGMMA=0)"
+  MOE_GPU_WGMMA=0 timeout 120 "$bundle/bin/moe-gpu-check" --quick 2>&1 |
+    tee "$out/check-mma.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+  : > "$out/check-mma.txt"
+fi
+
 step "AOT libraries (moe-compile --target cuda) against moe-reference"
 : > "$out/aot.txt"
 for dir in "$bundle"/aot/*/; do
@@ -85,7 +98,8 @@ timeout 360 "$bundle/bin/moe-gpu-bench" 2>&1 | tee "$out/bench.txt"
   echo
   cat "$out/device.txt"
   echo
-  grep -hE '^(PASS|FAIL|ALL PASSED|FAILED)' "$out/check.txt" "$out/aot.txt"
+  grep -hE '^(tensor-core GEMMs|PASS|FAIL|ALL PASSED|FAILED)' \
+    "$out/check.txt" "$out/check-mma.txt" "$out/aot.txt"
   echo
   cat "$out/bench.txt"
 } > "$out/summary.txt"
