@@ -13,6 +13,7 @@
 |*   FAKE_CUDA_VERSION  cuDriverGetVersion's answer (default 12040)           *|
 |*   FAKE_CUDA_DEVICES  the device count (default 1; 0: cuInit fails)         *|
 |*   FAKE_CUDA_FAIL     "symbol:code": that entry point returns code          *|
+|*   FAKE_CUDA_CC       the compute capability, 10 major + minor (default 90) *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
@@ -120,11 +121,11 @@ CUresult cuDeviceGetAttribute(int *value, int attribute, int device) {
   case 38: /* L2 bytes */
     *value = 50 << 20;
     break;
-  case 75: /* compute capability */
-    *value = 9;
+  case 75: /* compute capability, 90 unless FAKE_CUDA_CC says otherwise */
+    *value = envInt("FAKE_CUDA_CC", 90) / 10;
     break;
   case 76:
-    *value = 0;
+    *value = envInt("FAKE_CUDA_CC", 90) % 10;
     break;
   case 97: /* opt-in shared memory per block */
     *value = 232448;
