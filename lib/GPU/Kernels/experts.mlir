@@ -77,7 +77,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-// A wgmma m64n128 f32 accumulator: the 64 registers of a thread.
+// A wgmma m64n128 f32 accumulator: the 64 registers of a thread, and the
+// same as the LLVM type of an !nvgpu.warpgroup.accumulator of 64 x 128.
 !wgmma_acc = !llvm.struct<(
     f32, f32, f32, f32, f32, f32, f32, f32,
     f32, f32, f32, f32, f32, f32, f32, f32,
@@ -87,6 +88,7 @@
     f32, f32, f32, f32, f32, f32, f32, f32,
     f32, f32, f32, f32, f32, f32, f32, f32,
     f32, f32, f32, f32, f32, f32, f32, f32)>
+!wgmma_tile = !llvm.struct<(!wgmma_acc)>
 
 module attributes {gpu.container_module} {
 
@@ -1241,7 +1243,8 @@ gpu.module @moe_experts {
   // (n0 = 128 blockIdx.x). Gated: B rows 0-63 are Wg[e]'s n0 .. n0 + 63 and
   // rows 64-127 Wu[e]'s (from row uoff as in @gate_up_swiglu_mma; n0 = 64
   // blockIdx.x), so that accumulator column c < 64 is the gate and c + 64
-  // its up, and H = bf16(act(gate) * up). Grid (ceil(Nout / 128) or
+  // its up, and H = bf16(act(gate) * up); the epilogue reads the
+  // accumulators back from shared memory. Grid (ceil(Nout / 128) or
   // ceil(F / 64), ceil(N / 64) + min(E, N)), block 128, dynamic shared
   // memory 4 x 24 KiB + 1 KiB (the buffers start at the first 1024-byte
   // aligned address, as the swizzle atoms must).
@@ -1273,10 +1276,6 @@ gpu.module @moe_experts {
     %c12288 = arith.constant 12288 : index
     %c24576 = arith.constant 24576 : index
     %c50176 = arith.constant 50176 : index
-    // The accumulator's home for the epilogue, in the entry block so that
-    // LLVM keeps it in registers once the epilogue's loops are unrolled.
-    %one = llvm.mlir.constant(1 : i32) : i32
-    %frag = llvm.alloca %one x !wgmma_acc : (i32) -> !llvm.ptr
 
     %K = memref.dim %X, %c1 : memref<?x?xbf16>
     %Eu = memref.dim %Wu, %c0 : memref<?x?x?xbf16>
@@ -1420,53 +1419,59 @@ gpu.module @moe_experts {
       nvvm.wgmma.wait.group.sync.aligned 0
       nvvm.cp.async.wait.group 0
 
-      // Epilogue. Warp w holds rows 16 w + lane / 4 (+ 8) and, for each
-      // 8-column block j, columns 8 j + 2 (lane % 4) (+ 1): fragment
-      // elements 4 j .. 4 j + 3, in @store_frag's order.
-      llvm.store %accN, %frag : !wgmma_acc, !llvm.ptr
-      %warp = arith.divui %tid, %c32 : index
-      %lane = arith.remui %tid, %c32 : index
-      %lr = arith.divui %lane, %c4 : index
-      %lq = arith.remui %lane, %c4 : index
-      %lc = arith.muli %lq, %c2 : index
-      %w16 = arith.muli %warp, %c16 : index
-      %rw = arith.addi %m0, %w16 : index
-      %r0 = arith.addi %rw, %lr : index
-      %cbase = arith.addi %n0, %lc : index
-      // Constant trip counts, so that the loops unroll and the fragment
-      // stays in registers.
+      // Epilogue through shared memory, whose buffers are free once every
+      // warp is past its last wgmma: nvgpu.warpgroup.mma.store writes the
+      // accumulators as the 64 x 128 f32 tile (in the fragment layout the
+      // PTX ISA gives), then consecutive threads write consecutive columns
+      // of each row, guarded by the group's end and the output's width.
+      gpu.barrier
+      %stage = memref.view %smem[%pad][] : memref<?xi8, #gpu.address_space<workgroup>>
+          to memref<64x128xf32, #gpu.address_space<workgroup>>
+      %outer = llvm.mlir.poison : !wgmma_tile
+      %tile = llvm.insertvalue %accN, %outer[0] : !wgmma_tile
+      %acc = builtin.unrealized_conversion_cast %tile : !wgmma_tile
+          to !nvgpu.warpgroup.accumulator<fragmented = vector<64x128xf32>>
+      nvgpu.warpgroup.mma.store %acc, %stage
+          : !nvgpu.warpgroup.accumulator<fragmented = vector<64x128xf32>>
+          to memref<64x128xf32, #gpu.address_space<workgroup>>
+      gpu.barrier
       scf.if %gated {
-        scf.for %j = %c0 to %c8 step %c1 {
-          %j8 = arith.muli %j, %c8 : index
-          %col = arith.addi %cbase, %j8 : index
-          %j1 = arith.addi %j, %c8 : index
-          %v = func.call @wgmma_fragment(%frag, %j) : (!llvm.ptr, index) -> vector<4xf32>
-          %u = func.call @wgmma_fragment(%frag, %j1) : (!llvm.ptr, index) -> vector<4xf32>
-          %h = func.call @gated(%v, %u, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
-          func.call @store_frag_bf16(%H, %h, %r0, %col, %mend, %F)
-              : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
+        // Column c < 64 is a gate, c + 64 its up.
+        scf.for %i = %tid to %c4096 step %c128 {
+          %r = arith.divui %i, %c64 : index
+          %c = arith.remui %i, %c64 : index
+          %row = arith.addi %m0, %r : index
+          %col = arith.addi %n0, %c : index
+          %rin = arith.cmpi ult, %row, %mend : index
+          %cin = arith.cmpi ult, %col, %F : index
+          %in = arith.andi %rin, %cin : i1
+          scf.if %in {
+            %cu = arith.addi %c, %c64 : index
+            %g = memref.load %stage[%r, %c] : memref<64x128xf32, #gpu.address_space<workgroup>>
+            %u = memref.load %stage[%r, %cu] : memref<64x128xf32, #gpu.address_space<workgroup>>
+            %a = func.call @activation(%g, %act) : (f32, i32) -> f32
+            %h = arith.mulf %a, %u : f32
+            %hb = arith.truncf %h : f32 to bf16
+            memref.store %hb, %H[%row, %col] : memref<?x?xbf16>
+          }
         }
       } else {
-        scf.for %j = %c0 to %c16 step %c1 {
-          %j8 = arith.muli %j, %c8 : index
-          %col = arith.addi %cbase, %j8 : index
-          %v = func.call @wgmma_fragment(%frag, %j) : (!llvm.ptr, index) -> vector<4xf32>
-          func.call @store_frag(%Y, %v, %r0, %col, %mend, %nout)
-              : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+        scf.for %i = %tid to %c8192 step %c128 {
+          %r = arith.divui %i, %c128 : index
+          %c = arith.remui %i, %c128 : index
+          %row = arith.addi %m0, %r : index
+          %col = arith.addi %n0, %c : index
+          %rin = arith.cmpi ult, %row, %mend : index
+          %cin = arith.cmpi ult, %col, %nout : index
+          %in = arith.andi %rin, %cin : i1
+          scf.if %in {
+            %v = memref.load %stage[%r, %c] : memref<64x128xf32, #gpu.address_space<workgroup>>
+            memref.store %v, %Y[%row, %col] : memref<?x?xf32>
+          }
         }
       }
     }
     gpu.return
-  }
-
-  // Elements 4 j .. 4 j + 3 of a wgmma accumulator stored at %frag.
-  func.func private @wgmma_fragment(%frag: !llvm.ptr, %j: index) -> vector<4xf32> {
-    %c4 = arith.constant 4 : index
-    %j4 = arith.muli %j, %c4 : index
-    %i = arith.index_cast %j4 : index to i32
-    %p = llvm.getelementptr %frag[%i] : (!llvm.ptr, i32) -> !llvm.ptr, f32
-    %v = llvm.load %p {alignment = 4 : i64} : !llvm.ptr -> vector<4xf32>
-    return %v : vector<4xf32>
   }
 
   //===--------------------------------------------------------------------===//
