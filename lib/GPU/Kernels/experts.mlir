@@ -1275,7 +1275,7 @@ gpu.module @moe_experts {
     %c8192 = arith.constant 8192 : index
     %c12288 = arith.constant 12288 : index
     %c24576 = arith.constant 24576 : index
-    %c50176 = arith.constant 50176 : index
+    %c49664 = arith.constant 49664 : index
 
     %K = memref.dim %X, %c1 : memref<?x?xbf16>
     %Eu = memref.dim %Wu, %c0 : memref<?x?x?xbf16>
@@ -1303,9 +1303,10 @@ gpu.module @moe_experts {
       %n0 = arith.muli %bx, %ncols : index
       %tid = gpu.thread_id x
 
-      // 4 buffers of 12288 bf16 after the pad to 1024 bytes.
+      // 4 buffers of 12288 bf16 after the pad to 1024 bytes, within the
+      // 99328 bytes of the launch.
       %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
-      %view = memref.view %smem[%c0][%c50176] : memref<?xi8, #gpu.address_space<workgroup>>
+      %view = memref.view %smem[%c0][%c49664] : memref<?xi8, #gpu.address_space<workgroup>>
           to memref<?xbf16, #gpu.address_space<workgroup>>
       %base = memref.extract_aligned_pointer_as_index %smem
           : memref<?xi8, #gpu.address_space<workgroup>> -> index
