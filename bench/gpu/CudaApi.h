@@ -158,6 +158,14 @@ inline bool kernelsUseWgmma() {
   return fn && fn() != 0;
 }
 
+/// The row threshold of gemv_experts that libmoe_gpu_kernels applies for
+/// `experts` experts (moe_gpu_gemv_max_rows, looked up as above).
+inline int64_t kernelsGemvMaxRows(int64_t experts) {
+  using Fn = int64_t (*)(int64_t);
+  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "moe_gpu_gemv_max_rows"));
+  return fn ? fn(experts) : -1;
+}
+
 /// A device allocation of `count` elements of T.
 template <typename T> struct DeviceArray {
   CUdeviceptr ptr = 0;

@@ -14,7 +14,10 @@
 //   experts      moe_gpu_expert_ffn_enqueue on the layer's own routing (the
 //                group sizes its offsets give): fused gate/up + SwiGLU,
 //                down projection; on compute capability 9.0 the wgmma
-//                kernels, and the mma.sync ones again (MOE_GPU_WGMMA=0)
+//                kernels, and the mma.sync ones again (MOE_GPU_WGMMA=0);
+//                for T <= 16 also on the path (gemv_experts or the tensor
+//                cores) that the row threshold did not pick
+//                (MOE_GPU_GEMV_ROWS)
 //   cublas-loop  the same expert GEMMs with one cublasGemmEx per expert and
 //                projection (gate, up, down), without the SwiGLU between
 //   cublas-grp   the same GEMMs with three cublasGemmGroupedBatchedEx calls
@@ -113,8 +116,10 @@ struct Row {
   std::string shape;
   int64_t T, rows, active;
   // ms; < 0 when not measured. expertsMma: the experts on the mma.sync
-  // kernels where `experts` took the wgmma ones.
-  double layer, experts, expertsMma, loop, grouped;
+  // kernels where `experts` took the wgmma ones; expertsOther: decoding
+  // (T <= 16) on the path the row threshold did not pick (otherPath).
+  double layer, experts, expertsMma, expertsOther, loop, grouped;
+  std::string otherPath;
   std::string groupedNote;
   int64_t d = 0, f = 0;
 };
@@ -157,13 +162,28 @@ void printRow(const Row &r, double copyGBs, int64_t d, int64_t f) {
   auto tf = [&](double ms) { return ms > 0 ? flops / ms * 1e-9 : 0.0; };
   std::printf(
       "| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
-      "| %.4f | %.4f | %.4f | %.2f |%s\n",
+      "| %.4f | %.4f%s | %.4f | %.4f | %.2f |%s\n",
       r.shape.c_str(), (long long)r.T, (long long)r.rows, (long long)r.active,
       r.layer, r.experts, tf(r.experts), bytes / r.experts * 1e-6,
-      100.0 * bytes / r.experts * 1e-6 / copyGBs, r.expertsMma, r.loop,
-      r.grouped, r.grouped > 0 ? r.experts / r.grouped : 0.0,
-      r.groupedNote.c_str());
+      100.0 * bytes / r.experts * 1e-6 / copyGBs, r.expertsMma,
+      r.expertsOther, r.otherPath.c_str(), r.loop, r.grouped,
+      r.grouped > 0 ? r.experts / r.grouped : 0.0, r.groupedNote.c_str());
   std::fflush(stdout);
+}
+
+/// `run()` with the environment variable `name` set to `value` (the
+/// kernel library reads its overrides on every call), then restored.
+double withEnv(const char *name, const char *value,
+               const std::function<double()> &run) {
+  const char *was = std::getenv(name);
+  std::string saved = was ? was : "";
+  setenv(name, value, 1);
+  double result = run();
+  if (was)
+    setenv(name, saved.c_str(), 1);
+  else
+    unsetenv(name);
+  return result;
 }
 
 std::vector<std::string> split(const std::string &s) {
@@ -245,8 +265,9 @@ int main(int argc, char **argv) {
   std::vector<Row> results;
   std::printf("\n| shape | T | rows | experts used | layer ms | experts ms | "
               "experts TFLOP/s | experts GB/s (of copy) | mma.sync experts "
-              "ms | cublas-loop ms | cublas-grouped ms | experts / grouped |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "ms | other path ms | cublas-loop ms | cublas-grouped ms | "
+              "experts / grouped |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape &s : shapes) {
     if (std::find(shapeNames.begin(), shapeNames.end(), s.name) ==
         shapeNames.end())
@@ -300,16 +321,19 @@ int main(int argc, char **argv) {
         }
       };
       r.experts = timeMs(stream, reps, flush, experts);
-      r.expertsMma = -1;
-      if (wgmma) {
-        const char *was = std::getenv("MOE_GPU_WGMMA");
-        std::string saved = was ? was : "";
-        setenv("MOE_GPU_WGMMA", "0", 1);
-        r.expertsMma = timeMs(stream, reps, flush, experts);
-        if (was)
-          setenv("MOE_GPU_WGMMA", saved.c_str(), 1);
-        else
-          unsetenv("MOE_GPU_WGMMA");
+      r.expertsMma = r.expertsOther = -1;
+      if (wgmma)
+        r.expertsMma = withEnv("MOE_GPU_WGMMA", "0", [&] {
+          return timeMs(stream, reps, flush, experts);
+        });
+      // Decoding: the path the row threshold did not take, to place it.
+      if (T <= 16) {
+        bool gemv = r.rows <= kernelsGemvMaxRows(E);
+        r.otherPath = gemv ? " (tensor cores)" : " (gemv)";
+        std::string rows = gemv ? "0" : std::to_string(r.rows);
+        r.expertsOther = withEnv("MOE_GPU_GEMV_ROWS", rows.c_str(), [&] {
+          return timeMs(stream, reps, flush, experts);
+        });
       }
 
       r.loop = r.grouped = -1;

@@ -21,6 +21,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "CudaDriver.h"
+#include "KernelChoices.h"
 
 #include <atomic>
 #include <cstdio>
@@ -350,15 +351,15 @@ MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
 /// them and fails on any other device.
 MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
   const char *entry = "moe_gpu_use_wgmma";
-  const char *env = std::getenv("MOE_GPU_WGMMA");
-  std::string choice = env ? env : "";
-  if (choice == "0")
+  std::string bad;
+  std::optional<int> choice = wgmmaChoice(bad);
+  if (!bad.empty())
+    fail(entry, bad);
+  if (choice == 0)
     return 0;
-  if (!choice.empty() && choice != "1")
-    fail(entry, "MOE_GPU_WGMMA must be 0 or 1, found '" + choice + "'");
   int arch = deviceArchitecture(enter(entry));
   bool sm90 = arch == 90;
-  if (choice.empty())
+  if (!choice)
     return sm90;
   if (!sm90)
     fail(entry, "MOE_GPU_WGMMA=1 asks for the sm_90a kernels, but device " +
@@ -366,6 +367,17 @@ MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
                     " has compute capability " + std::to_string(arch / 10) +
                     "." + std::to_string(arch % 10));
   return 1;
+}
+
+/// The most rows (over all groups of a call) for which the kernel
+/// library's expert GEMMs take gemv_experts rather than the tensor cores:
+/// max(16, 2 experts), or MOE_GPU_GEMV_ROWS.
+MOE_CUDA_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
+  std::string bad;
+  int64_t rows = gemvMaxRows(experts, bad);
+  if (!bad.empty())
+    fail("moe_gpu_gemv_max_rows", bad);
+  return rows;
 }
 
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a

@@ -43,6 +43,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "KernelChoices.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 #if !defined(__x86_64__)
@@ -1149,14 +1151,20 @@ private:
 /// moe_gpu_use_wgmma): the emulator runs both kinds, the portable ones
 /// unless MOE_GPU_WGMMA=1.
 MOE_EMU_EXPORT int32_t moe_gpu_use_wgmma() {
-  const char *env = std::getenv("MOE_GPU_WGMMA");
-  std::string choice = env ? env : "";
-  if (choice.empty() || choice == "0")
-    return 0;
-  if (choice != "1")
-    fail("moe_gpu_use_wgmma: MOE_GPU_WGMMA must be 0 or 1, found '" + choice +
-         "'");
-  return 1;
+  std::string bad;
+  std::optional<int> choice = moe::rt::cuda::wgmmaChoice(bad);
+  if (!bad.empty())
+    fail("moe_gpu_use_wgmma: " + bad);
+  return choice.value_or(0);
+}
+
+/// The kernel library's row threshold for gemv_experts, as the runtime's.
+MOE_EMU_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
+  std::string bad;
+  int64_t rows = moe::rt::cuda::gemvMaxRows(experts, bad);
+  if (!bad.empty())
+    fail("moe_gpu_gemv_max_rows: " + bad);
+  return rows;
 }
 
 /// wgmma.fence: the accumulator registers are the thread's own here; a

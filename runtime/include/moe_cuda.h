@@ -67,6 +67,14 @@ int moe_cuda_device_name(char *buf, int len);
  * layer; the device is asked once. */
 int32_t moe_gpu_use_wgmma(void);
 
+/* The most rows (over all expert groups of a call) for which the kernel
+ * library's expert GEMMs take gemv_experts (one warp per output column,
+ * for decoding) rather than the tensor cores: max(16, 2 * experts), about
+ * two rows a group, unless the environment variable MOE_GPU_GEMV_ROWS
+ * gives a non-negative integer (anything else is an error, reported on
+ * stderr before an abort). The kernel library calls this on every call. */
+int64_t moe_gpu_gemv_max_rows(int64_t experts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1613,14 +1613,18 @@ func.func private @tiles64(%n: index) -> index {
   return %t : index
 }
 
+// The runtime's row threshold for gemv_experts: max(16, 2 E), unless
+// MOE_GPU_GEMV_ROWS says otherwise.
+func.func private @moe_gpu_gemv_max_rows(i64) -> i64
+
 // Whether N rows over the groups of E experts are few enough for
-// gemv_experts (decoding: at most max(16, 2 E) rows, so a group has a row
-// or two on average and the weights are read about once) rather than the
-// 64-row tiles of the tensor-core kernels.
+// gemv_experts (decoding: by default at most max(16, 2 E) rows, so a group
+// has a row or two on average and the weights are read about once) rather
+// than the 64-row tiles of the tensor-core kernels.
 func.func private @few_rows(%N: index, %E: index) -> i1 {
-  %c16 = arith.constant 16 : index
-  %E2 = arith.addi %E, %E : index
-  %lim = arith.maxui %E2, %c16 : index
+  %Ei = arith.index_cast %E : index to i64
+  %limi = call @moe_gpu_gemv_max_rows(%Ei) : (i64) -> i64
+  %lim = arith.index_cast %limi : i64 to index
   %few = arith.cmpi ule, %N, %lim : index
   return %few : i1
 }
