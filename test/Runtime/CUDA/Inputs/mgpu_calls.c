@@ -162,6 +162,18 @@ int main(int argc, char **argv) {
     mgpuModuleUnload(mgpuModuleLoad((void *)elf, sizeof(elf)));
   } else if (!strcmp(mode, "missing-kernel")) {
     mgpuModuleGetFunction(mgpuModuleLoadJIT((void *)kPtx, 2), "absent");
+  } else if (!strcmp(mode, "foreign")) {
+    /* PTX for sm_90a: loaded only on a device of compute capability 9.0;
+     * elsewhere its kernels may be launched on empty grids only. */
+    static const char ptx[] = "//\n.version 8.0\n.target sm_90a\n"
+                              ".visible .entry wgmma(\n)\n{\n}\n";
+    void *kernel =
+        mgpuModuleGetFunction(mgpuModuleLoadJIT((void *)ptx, 2), "wgmma");
+    mgpuLaunchKernel(kernel, 0, 1, 1, 128, 1, 1, 0, NULL, NULL, NULL, 0);
+    printf("empty grid: launched nothing\n");
+    fflush(stdout);
+    mgpuLaunchKernel(kernel, 1, 1, 1, 128, 1, 1, 0, NULL, NULL, NULL, 0);
+    printf("one block: launched\n");
   } else if (!strcmp(mode, "alloc")) {
     mgpuMemAlloc(1 << 20, NULL, 0);
   } else if (!strcmp(mode, "too-much-shared-memory")) {
