@@ -1121,14 +1121,16 @@ public:
     stride = (bits >> 32 & 0x3fff) << 4;
     swizzled = swizzle == 1;
   }
-  /// Element (r, k) of a 16-bit K-major operand, k < 16.
-  const uint16_t *element(uint32_t r, uint32_t k) const {
+  /// Elements (r, 8 c) .. (r, 8 c + 7) of a 16-bit K-major operand, c < 2:
+  /// one 16-byte chunk in every layout modelled here (swizzling permutes
+  /// whole chunks).
+  const uint16_t *chunk(uint32_t r, uint32_t c) const {
     uintptr_t at;
     if (swizzled) {
-      at = start + r / 8 * stride + r % 8 * 128 + k * 2;
+      at = start + r / 8 * stride + r % 8 * 128 + c * 16;
       at ^= (at >> 7 & 7) << 4;
     } else {
-      at = start + r / 8 * stride + k / 8 * leading + r % 8 * 16 + k % 8 * 2;
+      at = start + r / 8 * stride + c * leading + r % 8 * 16;
     }
     return reinterpret_cast<const uint16_t *>(at);
   }
@@ -1194,26 +1196,29 @@ MOE_EMU_EXPORT void moe_emu_wgmma(float *d, int32_t n, uint64_t descA,
   MatrixDescriptor a(descA, "A"), b(descB, "B");
   uint32_t warp = t.linear / kWarpSize % 4, lane = t.linear % kWarpSize;
   uint32_t g = lane / 4, q = lane % 4;
-  auto read = [&](const uint16_t *p) {
-    active->sharedAccess(t.linear, p, 2, Access::Read, "reads (wgmma)");
-    auto offset = static_cast<size_t>(
-        reinterpret_cast<const unsigned char *>(p) - active->shared.data());
-    ++active->wgmmaReaders[offset];
-    ++active->wgmmaReaders[offset + 1];
-    t.wgmmaReads.add(offset, 2);
-    return bf16ToFloat(*p);
+  // Row r of an operand's K (16 values, two 16-byte chunks), scaled; the
+  // bytes count as read until a wait covers them.
+  auto readRow = [&](const MatrixDescriptor &m, uint32_t r, int32_t scale,
+                     float out[16]) {
+    for (uint32_t c = 0; c < 2; ++c) {
+      const uint16_t *p = m.chunk(r, c);
+      active->sharedAccess(t.linear, p, 16, Access::Read, "reads (wgmma)");
+      auto offset = static_cast<size_t>(
+          reinterpret_cast<const unsigned char *>(p) - active->shared.data());
+      for (size_t i = 0; i < 16; ++i)
+        ++active->wgmmaReaders[offset + i];
+      t.wgmmaReads.add(offset, 16);
+      for (uint32_t k = 0; k < 8; ++k)
+        out[8 * c + k] = (scale < 0 ? -1.0f : 1.0f) * bf16ToFloat(p[k]);
+    }
   };
   float rowA[2][16];
   for (uint32_t h = 0; h < 2; ++h)
-    for (uint32_t k = 0; k < 16; ++k)
-      rowA[h][k] = (scaleA < 0 ? -1.0f : 1.0f) *
-                   read(a.element(16 * warp + g + 8 * h, k));
+    readRow(a, 16 * warp + g + 8 * h, scaleA, rowA[h]);
   for (int32_t block = 0; block < n / 8; ++block) {
     float colB[2][16];
     for (uint32_t c = 0; c < 2; ++c)
-      for (uint32_t k = 0; k < 16; ++k)
-        colB[c][k] = (scaleB < 0 ? -1.0f : 1.0f) *
-                     read(b.element(8 * block + 2 * q + c, k));
+      readRow(b, 8 * block + 2 * q + c, scaleB, colB[c]);
     for (uint32_t i = 0; i < 4; ++i) {
       // Exact bf16 products, accumulated in double, rounded once.
       float *out = d + 4 * block + i;

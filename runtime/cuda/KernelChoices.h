@@ -51,15 +51,13 @@ inline int64_t gemvMaxRows(int64_t experts, std::string &bad) {
   std::string value = env ? env : "";
   if (value.empty())
     return fallback;
-  char *end = nullptr;
-  long long rows = std::strtoll(value.c_str(), &end, 10);
-  if (*end != '\0' || rows < 0 ||
-      value.find_first_not_of("0123456789") != std::string::npos) {
+  if (value.find_first_not_of("0123456789") != std::string::npos) {
     bad = "MOE_GPU_GEMV_ROWS must be a non-negative integer, found '" +
           value + "'";
     return fallback;
   }
-  return static_cast<int64_t>(rows);
+  // Digits only; past the range, the largest count (every call a GEMV).
+  return static_cast<int64_t>(std::strtoll(value.c_str(), nullptr, 10));
 }
 
 } // namespace moe::rt::cuda

@@ -283,12 +283,12 @@ void MoEGPUEmulatePass::layOutSharedMemory() {
 /// convert-nvvm-to-llvm writes it (both operands from shared memory through
 /// descriptors, 4-byte accumulators only), if `op` is that.
 static std::optional<int64_t> wgmmaWidth(LLVM::InlineAsmOp op) {
+  static constexpr StringLiteral kPrefix = "wgmma.mma_async.sync.aligned.m64n";
   StringRef text = op.getAsmString();
-  size_t at = text.find("wgmma.mma_async.sync.aligned.m64n");
+  size_t at = text.find(kPrefix);
   if (at == StringRef::npos)
     return std::nullopt;
-  StringRef rest = text.drop_front(at).drop_front(
-      StringRef("wgmma.mma_async.sync.aligned.m64n").size());
+  StringRef rest = text.drop_front(at + kPrefix.size());
   int64_t n = 0;
   if (rest.consumeInteger(10, n) || !rest.consume_front("k16.f32.bf16.bf16 "))
     return std::nullopt;

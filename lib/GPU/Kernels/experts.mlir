@@ -1260,10 +1260,8 @@ gpu.module @moe_experts {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
-    %c3 = arith.constant 3 : index
     %c4 = arith.constant 4 : index
     %c8 = arith.constant 8 : index
-    %c16 = arith.constant 16 : index
     %c32 = arith.constant 32 : index
     %c63 = arith.constant 63 : index
     %c64 = arith.constant 64 : index
@@ -1649,10 +1647,9 @@ func.func private @wgmma_shared_bytes() -> i32 {
   return %b : i32
 }
 
-// Whether N rows take grouped_gemm_wgmma: the tensor-core path (not
-// @few_rows) on a device that runs it.
-func.func private @use_wgmma(%N: index, %E: index) -> i1 {
-  %few = call @few_rows(%N, %E) : (index, index) -> i1
+// Whether the GEMMs take grouped_gemm_wgmma: the tensor-core path (the
+// rows not %few, as @few_rows says) on a device that runs it.
+func.func private @use_wgmma(%few: i1) -> i1 {
   %choice = call @moe_gpu_use_wgmma() : () -> i32
   %z = arith.constant 0 : i32
   %true = arith.constant true
@@ -1821,7 +1818,7 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %E = memref.dim %W, %c0 : memref<?x?x?xbf16>
   %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
   %few = call @few_rows(%N, %E) : (index, index) -> i1
-  %wg = call @use_wgmma(%N, %E) : (index, index) -> i1
+  %wg = call @use_wgmma(%few) : (i1) -> i1
   %tc = arith.ori %few, %wg : i1
   %g64 = call @tiles64(%nout) : (index) -> index
   %gx = arith.select %tc, %c0, %g64 : index
@@ -1941,7 +1938,7 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   // The gated activation: gemv_experts for few rows (decoding), else the
   // fused tensor-core kernel.
   %few = call @few_rows(%N, %E) : (index, index) -> i1
-  %wg = call @use_wgmma(%N, %E) : (index, index) -> i1
+  %wg = call @use_wgmma(%few) : (i1) -> i1
   %tc = arith.ori %few, %wg : i1
   %gxf_mma = arith.select %tc, %c0, %gxf : index
   %g_gated = arith.select %gated, %gxf_mma, %c0 : index
