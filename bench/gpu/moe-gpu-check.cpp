@@ -257,6 +257,9 @@ struct Routing {
   std::vector<float> routerBias, selectionBias;
   int64_t sharedFfn = 0;
   bool sharedGate = false;
+  /// When > 0, token t is a copy of token t % repeat: scores tie exactly,
+  /// and the selection must break the ties as the spec says.
+  int64_t repeat = 0;
 };
 
 /// A shared expert as one expert of inner size fs ({T, d, fs, 1, k}), and
@@ -524,8 +527,11 @@ void referenceExpertChoice(const Dims &s, const Routing &rt,
       ids[order[i]][e] = e;
       w[order[i]][e] = sc[order[i]][e];
     }
-    if (taken > 0 && taken < T &&
-        sc[order[taken - 1]][e] - sc[order[taken]][e] < 1e-6) {
+    // Equal scores come from equal tokens and tie on the device too.
+    double gap = taken > 0 && taken < T
+                     ? sc[order[taken - 1]][e] - sc[order[taken]][e]
+                     : 1.0;
+    if (gap > 0 && gap < 1e-6) {
       fragile[order[taken - 1]] = true;
       fragile[order[taken]] = true;
     }
@@ -570,7 +576,8 @@ std::vector<int64_t> referenceCapacity(const Dims &s, const moe_gpu_routing &r,
     dropped[e] = n - r.capacity;
     if (r.drop_order == MOE_GPU_DROP_SCORE && r.capacity > 0) {
       const Slot &in = v[r.capacity - 1], &out = v[r.capacity];
-      if (w[in.t][in.j] - w[out.t][out.j] < 1e-6)
+      double gap = w[in.t][in.j] - w[out.t][out.j];
+      if (gap > 0 && gap < 1e-6)
         fragile[in.t] = fragile[out.t] = true;
     }
     for (int64_t i = r.capacity; i < n; ++i) {
@@ -594,6 +601,9 @@ void checkLayer(const Dims &s, const Routing &rt, uint64_t seed,
   Weights w = makeWeights(s, seed);
   Random inputs(seed + 1);
   std::vector<uint16_t> x = randomBF16(inputs, s.T * s.d, 1.0);
+  if (rt.repeat > 0)
+    for (int64_t t = rt.repeat; t < s.T; ++t)
+      std::copy_n(&x[(t % rt.repeat) * s.d], s.d, &x[t * s.d]);
   Shared sh = makeShared(s, rt, seed + 7);
   DeviceLayer dev(s, x, w, rt, sh);
   dev.enqueue(s, stream);
@@ -929,6 +939,13 @@ int main(int argc, char **argv) {
              makeRouting("layer expert_choice 600 tokens", ec, 8, false, false,
                          49),
              50, stream, false);
+  // 700 tokens, copies of 13: each expert's scores tie in groups of about
+  // 54, and its cut of 175 tokens falls inside one (ties to the lower
+  // token).
+  Routing ecRepeat = makeRouting("layer expert_choice 700 tokens, 13 distinct",
+                                 ec, 8, false, false, 0);
+  ecRepeat.repeat = 13;
+  checkLayer({700, 128, 64, 8, 2}, ecRepeat, 81, stream, false);
   // Capacities (spec section 4): every drop order, with and without the
   // renormalization, a run where most assignments are dropped, and one
   // where none is.
@@ -954,6 +971,22 @@ int main(int argc, char **argv) {
     r.renormalize_after_drop = c.renormalize;
     checkLayer({60, 128, 64, 8, 2}, makeRouting(c.name, r, 8, false, false, 0),
                cseed, stream, c.order == MOE_GPU_DROP_SCORE);
+    cseed += 2;
+  }
+  // 700 tokens, copies of 13, a capacity of 100 for about 175 assignments
+  // per expert: the drop orders that rank, with the cut inside groups of
+  // equal weights (ties to the lower slot t k + j).
+  for (int order : {MOE_GPU_DROP_CHOICE_MAJOR, MOE_GPU_DROP_SCORE}) {
+    moe_gpu_routing r = def;
+    r.capacity = 100;
+    r.drop_order = order;
+    Routing repeated = makeRouting(
+        order == MOE_GPU_DROP_SCORE
+            ? "layer capacity score 700 tokens, 13 distinct"
+            : "layer capacity choice_major 700 tokens, 13 distinct",
+        r, 8, false, false, 0);
+    repeated.repeat = 13;
+    checkLayer({700, 128, 64, 8, 2}, repeated, cseed, stream, false);
     cseed += 2;
   }
   // Shared experts (spec section 5): DeepSeek's (always on) and

@@ -33,20 +33,31 @@
 //                      does not depend on the order of the atomics); marks
 //                      unused slots in slot_row. counts must be zero first.
 //   build_permutation  1 block of 256 threads (E <= 256). A block scan of
-//                      the counts gives the offsets. Warp w owns the w-th eighth of
-//                      the slots and walks it 32 slots at a time: lanes of
-//                      one expert find each other with match.sync, count
-//                      (pass 1: the warp's count of each expert), and take
-//                      consecutive rows (pass 2, after a scan of the 8
+//                      the counts gives the offsets. Warp w owns the w-th
+//                      eighth of the slots and walks it 32 slots at a time:
+//                      lanes of one expert find each other with match.sync,
+//                      count (pass 1: the warp's count of each expert), and
+//                      take consecutive rows (pass 2, after a scan of the 8
 //                      warps' counts per expert). O(T * k / 256) steps per
 //                      thread; within a group the rows are in slot order.
-//   capacity_drop      Capacity (spec section 4) after a dropless pass: one
-//                      block of 256 per expert ranks its group's rows in the
-//                      drop order and marks the slots past the capacity
-//                      unused (ids -1); count_experts and build_permutation
-//                      then run again on the kept slots. token_major is the
-//                      group's own order; choice_major and score compare
-//                      every pair of the group's rows, O(n_e^2 / 256) steps.
+//   capacity_keys      Capacity (spec section 4) after a dropless pass: the
+//                      drop-order key of each routed slot, a distinct 64-bit
+//                      integer (larger first), at the slot's row. One
+//                      thread per slot.
+//   capacity_drop      One block of 256 per expert keeps the first `cap`
+//                      rows of its group in the drop order and marks the
+//                      slots of the others unused (ids -1); count_experts
+//                      and build_permutation then run again on the kept
+//                      slots. token_major is the group's own order;
+//                      choice_major and score find the cap-th largest key by
+//                      radix select (one byte a pass, at most 8, fewer when
+//                      the kept keys part from the others early): O(n_e /
+//                      256) steps per thread and pass.
+//   expert_choice      Expert-choice selection (spec section 2) from the
+//                      router's scores [T, E]: one block of 256 per expert
+//                      keeps its `taken` best tokens, by the same radix
+//                      select on (score, token) keys. O(T / 256) steps per
+//                      thread and pass.
 //   renormalize_kept   renormalize_after_drop: a token's weights over its
 //                      kept slots. One thread per token.
 //   gather_rows        One block of 128 threads per row, 16-byte vector
@@ -57,6 +68,10 @@
 //                      thread, O(E * T * k).
 //   gather_rows_ref    Scalar reference of gather_rows: one thread per
 //                      element.
+//
+// Selection order: larger keys first, NaN below every number, -0 equal to
+// +0, ties to the lower slot t * k + j (capacity) or token (expert choice),
+// as docs/semantics.md says; deterministic.
 //
 // Limits: E <= 256, d % 8 == 0 with 16-byte aligned rows, T * k < 2^31.
 //
@@ -134,6 +149,35 @@ gpu.module @moe_dispatch_kernels {
     gpu.return
   }
 
+  // Inclusive scan over a block of 256 threads (Hillis-Steele in %scan,
+  // 8 steps): thread t gets the sum of the values of threads 0..t. Every
+  // thread of the block calls it, from a region of scf (where the inliner
+  // inlines it); %scan is free again when it returns.
+  func.func private @block_scan(%v: i32,
+      %scan: memref<256xi32, #gpu.address_space<workgroup>>) -> i32 {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
+    %z = arith.constant 0 : i32
+    %tid = gpu.thread_id x
+    memref.store %v, %scan[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
+    gpu.barrier
+    %incl = scf.for %si = %c0 to %c8 step %c1 iter_args(%cur = %v) -> (i32) {
+      %s = arith.shli %c1, %si : index
+      %has = arith.cmpi uge, %tid, %s : index
+      %from = arith.subi %tid, %s : index
+      %src = arith.select %has, %from, %c0 : index
+      %w = memref.load %scan[%src] : memref<256xi32, #gpu.address_space<workgroup>>
+      %x = arith.select %has, %w, %z : i32
+      gpu.barrier
+      %next = arith.addi %cur, %x : i32
+      memref.store %next, %scan[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
+      gpu.barrier
+      scf.yield %next : i32
+    }
+    return %incl : i32
+  }
+
   gpu.func @build_permutation(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
                               %counts: memref<?xi32>, %offsets: memref<?xi32>,
                               %row_token: memref<?xi32>,
@@ -171,7 +215,10 @@ gpu.module @moe_dispatch_kernels {
       scf.yield %z : i32
     }
     // Inclusive block scan (Hillis-Steele in %scan, 8 steps): thread t gets
-    // the sum of the values of threads 0..t.
+    // the sum of the values of threads 0..t. Written out here rather than a
+    // call of @block_scan: MLIR's inliner inlines into scf regions but not
+    // into the body of a gpu.func, and a workgroup memref argument does not
+    // survive as a call.
     memref.store %own_count, %scan[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
     gpu.barrier
     %c8s = arith.constant 8 : index
@@ -298,32 +345,251 @@ gpu.module @moe_dispatch_kernels {
     gpu.return
   }
 
-  // Capacity (spec section 4), after a dropless count_experts and
-  // build_permutation: block e ranks the rows of group e in the drop order
-  // (0 choice_major: slot, then token; 1 token_major: the group's own
-  // order; 2 score: larger weight first, ties to the lower slot t * k + j;
-  // the dialect's DropOrder values)
-  // and marks the slots of rank >= cap unused (ids -1). Block e also writes
-  // dropped[e] = max(n_e - cap, 0) when dropped is not empty, and zeroes
-  // counts[e] for the recount of the kept slots (no memset on the dropless
-  // path). row_slot is scratch of T * k entries. Groups are independent, so
-  // the blocks are.
-  gpu.func @capacity_drop(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
-                          %offsets: memref<?xi32>, %row_token: memref<?xi32>,
-                          %slot_row: memref<?x?xi32>,
-                          %row_slot: memref<?xi32>, %cap: index,
+  // Selection of the first `keep` entries of a group in a priority order,
+  // shared by capacity_drop and expert_choice. Each entry has a distinct
+  // 64-bit key, larger first: the high word orders (see @score_key and
+  // @capacity_drop), the low word is ~i for the entry's slot or token i,
+  // so that equal high words go to the lower i and i can be read back.
+
+  // The high key word of a score in the order of docs/semantics.md:
+  // descending, NaN below every number (-inf included), NaNs tied, -0 and +0
+  // tied. Unsigned: larger ranks first.
+  func.func private @score_key(%v: f32) -> i32 {
+    %z = arith.constant 0 : i32
+    %sign = arith.constant -2147483648 : i32
+    %f0 = arith.constant 0.0 : f32
+    %bits = arith.bitcast %v : f32 to i32
+    %neg = arith.cmpi slt, %bits, %z : i32
+    %ones = arith.constant -1 : i32
+    %inv = arith.xori %bits, %ones : i32
+    %up = arith.ori %bits, %sign : i32
+    %num = arith.select %neg, %inv, %up : i32
+    %zero = arith.cmpf oeq, %v, %f0 : f32
+    %nan = arith.cmpf uno, %v, %v : f32
+    %k0 = arith.select %zero, %sign, %num : i32
+    %k = arith.select %nan, %z, %k0 : i32
+    return %k : i32
+  }
+
+  // (high << 32) | ~i as one key.
+  func.func private @entry_key(%high: i32, %i: index) -> i64 {
+    %ones = arith.constant -1 : i32
+    %c32 = arith.constant 32 : i64
+    %ii = arith.index_cast %i : index to i32
+    %low = arith.xori %ii, %ones : i32
+    %h = arith.extui %high : i32 to i64
+    %l = arith.extui %low : i32 to i64
+    %hs = arith.shli %h, %c32 : i64
+    %key = arith.ori %hs, %l : i64
+    return %key : i64
+  }
+
+  // The slot or token i of a key.
+  func.func private @entry_of(%key: i64) -> index {
+    %ones = arith.constant -1 : i32
+    %low = arith.trunci %key : i64 to i32
+    %ii = arith.xori %low, %ones : i32
+    %i = arith.index_cast %ii : i32 to index
+    return %i : index
+  }
+
+  // Radix select over the distinct keys[lo, hi) by one block of 256
+  // threads, for 0 < keep < hi - lo: returns (prefix, mask) such that
+  // (key & mask) >= prefix, unsigned, holds for the `keep` largest keys
+  // and no other. Eight passes of one byte each, the most significant
+  // first: a pass counts the keys that still match the prefix by their next
+  // byte (a histogram in shared memory; lanes of one byte value find each
+  // other with match.sync and add their count once), and a scan of the
+  // counts from byte 255 down finds the byte of the keep-th largest key. It
+  // stops at the first pass where every key of that byte is kept. O(8 (hi -
+  // lo) / 256) steps per thread; exact integer counts, so the result does
+  // not depend on the order of the atomics. Every thread of the block
+  // calls it, with the same arguments.
+  func.func private @select_largest(%keys: memref<?xi64>, %lo: index,
+      %hi: index, %keep: index,
+      %hist: memref<256xi32, #gpu.address_space<workgroup>>,
+      %scan: memref<256xi32, #gpu.address_space<workgroup>>,
+      %found: memref<3xi64, #gpu.address_space<workgroup>>) -> (i64, i64) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c8 = arith.constant 8 : index
+    %c32 = arith.constant 32 : index
+    %c255 = arith.constant 255 : index
+    %c256 = arith.constant 256 : index
+    %z = arith.constant 0 : i32
+    %m1 = arith.constant -1 : i32
+    %full = arith.constant -1 : i32
+    %l0 = arith.constant 0 : i64
+    %l8 = arith.constant 8 : i64
+    %l56 = arith.constant 56 : i64
+    %l255 = arith.constant 255 : i64
+    %false = arith.constant false
+    %tid = gpu.thread_id x
+    %warp = arith.divui %tid, %c32 : index
+    %lane = arith.remui %tid, %c32 : index
+    %lt = nvvm.read.ptx.sreg.lanemask.lt : i32
+    %keep_l = arith.index_cast %keep : index to i64
+    %w0 = arith.muli %warp, %c32 : index
+    %base0 = arith.addi %lo, %w0 : index
+    %res:4 = scf.for %p = %c0 to %c8 step %c1
+        iter_args(%prefix = %l0, %mask = %l0, %rest = %keep_l, %done = %false)
+        -> (i64, i64, i64, i1) {
+      // Uniform over the block: every thread reads the same %found.
+      %next:4 = scf.if %done -> (i64, i64, i64, i1) {
+        scf.yield %prefix, %mask, %rest, %done : i64, i64, i64, i1
+      } else {
+        %pl = arith.index_cast %p : index to i64
+        %p8 = arith.muli %pl, %l8 : i64
+        %shift = arith.subi %l56, %p8 : i64
+        memref.store %z, %hist[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
+        gpu.barrier
+        // Warp w reads 32 consecutive keys from lo + 32 w, 256 apart: the
+        // trip count is uniform over the warp, as match.sync needs.
+        scf.for %b = %base0 to %hi step %c256 {
+          %i = arith.addi %b, %lane : index
+          %in = arith.cmpi ult, %i, %hi : index
+          %byte = scf.if %in -> (i32) {
+            %key = memref.load %keys[%i] : memref<?xi64>
+            %km = arith.andi %key, %mask : i64
+            %tied = arith.cmpi eq, %km, %prefix : i64
+            %ks = arith.shrui %key, %shift : i64
+            %kb = arith.andi %ks, %l255 : i64
+            %kbi = arith.trunci %kb : i64 to i32
+            %v = arith.select %tied, %kbi, %m1 : i32
+            scf.yield %v : i32
+          } else {
+            scf.yield %m1 : i32
+          }
+          %same = nvvm.match.sync any %full, %byte : i32 -> i32
+          %lower = arith.andi %same, %lt : i32
+          %first = arith.cmpi eq, %lower, %z : i32
+          %counted = arith.cmpi sge, %byte, %z : i32
+          %lead = arith.andi %first, %counted : i1
+          scf.if %lead {
+            %n = math.ctpop %same : i32
+            %bi = arith.index_cast %byte : i32 to index
+            %old = memref.atomic_rmw addi %n, %hist[%bi]
+                : (i32, memref<256xi32, #gpu.address_space<workgroup>>) -> i32
+          }
+        }
+        gpu.barrier
+        // Thread t counts byte 255 - t: the inclusive scan is the number of
+        // matching keys whose byte is at least that one.
+        %own = arith.subi %c255, %tid : index
+        %cnt = memref.load %hist[%own] : memref<256xi32, #gpu.address_space<workgroup>>
+        %incl = func.call @block_scan(%cnt, %scan)
+            : (i32, memref<256xi32, #gpu.address_space<workgroup>>) -> i32
+        %excl = arith.subi %incl, %cnt : i32
+        %excl_l = arith.extui %excl : i32 to i64
+        %incl_l = arith.extui %incl : i32 to i64
+        %after = arith.cmpi ult, %excl_l, %rest : i64
+        %within = arith.cmpi ule, %rest, %incl_l : i64
+        %hit = arith.andi %after, %within : i1
+        scf.if %hit {
+          %own_l = arith.index_cast %own : index to i64
+          %bs = arith.shli %own_l, %shift : i64
+          %np = arith.ori %prefix, %bs : i64
+          %nr = arith.subi %rest, %excl_l : i64
+          %cnt_l = arith.extui %cnt : i32 to i64
+          memref.store %np, %found[%c0] : memref<3xi64, #gpu.address_space<workgroup>>
+          memref.store %nr, %found[%c1] : memref<3xi64, #gpu.address_space<workgroup>>
+          memref.store %cnt_l, %found[%c2] : memref<3xi64, #gpu.address_space<workgroup>>
+        }
+        gpu.barrier
+        // %found is written again only after the barriers of the next pass.
+        %np = memref.load %found[%c0] : memref<3xi64, #gpu.address_space<workgroup>>
+        %nr = memref.load %found[%c1] : memref<3xi64, #gpu.address_space<workgroup>>
+        %nc = memref.load %found[%c2] : memref<3xi64, #gpu.address_space<workgroup>>
+        %bm = arith.shli %l255, %shift : i64
+        %nm = arith.ori %mask, %bm : i64
+        // Every key of the byte kept: the prefix decides alone.
+        %nd = arith.cmpi eq, %nr, %nc : i64
+        scf.yield %np, %nm, %nr, %nd : i64, i64, i64, i1
+      }
+      scf.yield %next#0, %next#1, %next#2, %next#3 : i64, i64, i64, i1
+    }
+    return %res#0, %res#1 : i64, i64
+  }
+
+  // Whether a key is among the selected: (key & mask) >= prefix.
+  func.func private @selected(%key: i64, %prefix: i64, %mask: i64) -> i1 {
+    %km = arith.andi %key, %mask : i64
+    %sel = arith.cmpi uge, %km, %prefix : i64
+    return %sel : i1
+  }
+
+  // The drop-order keys of capacity_drop, one thread per slot a = t * k + j
+  // (blocks of 256): the routed slot's row r gets keys[r] = (high, ~a), high
+  // = ~j for choice_major (slot, then token), the weight's @score_key for
+  // score (larger weight first, ties to the lower slot), 0 for token_major
+  // (the slot order, which is the group's own order). `order` takes the
+  // dialect's DropOrder values (0 choice_major, 1 token_major, 2 score).
+  gpu.func @capacity_keys(%wts: memref<?x?xf32>, %slot_row: memref<?x?xi32>,
+                          %order: i32, %keys: memref<?xi64>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %z = arith.constant 0 : i32
+    %i1 = arith.constant 1 : i32
+    %m1 = arith.constant -1 : i32
+    %T = memref.dim %slot_row, %c0 : memref<?x?xi32>
+    %k = memref.dim %slot_row, %c1 : memref<?x?xi32>
+    %TK = arith.muli %T, %k : index
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %a0 = arith.muli %bid, %bdim : index
+    %a = arith.addi %a0, %tid : index
+    %in = arith.cmpi ult, %a, %TK : index
+    scf.if %in {
+      %t = arith.divui %a, %k : index
+      %j = arith.remui %a, %k : index
+      %r_i = memref.load %slot_row[%t, %j] : memref<?x?xi32>
+      %routed = arith.cmpi sge, %r_i, %z : i32
+      scf.if %routed {
+        %ji = arith.index_cast %j : index to i32
+        %nj = arith.xori %ji, %m1 : i32
+        %w = memref.load %wts[%t, %j] : memref<?x?xf32>
+        %sk = func.call @score_key(%w) : (f32) -> i32
+        %choice_major = arith.cmpi eq, %order, %z : i32
+        %token_major = arith.cmpi eq, %order, %i1 : i32
+        %h0 = arith.select %choice_major, %nj, %sk : i32
+        %high = arith.select %token_major, %z, %h0 : i32
+        %key = func.call @entry_key(%high, %a) : (i32, index) -> i64
+        %r = arith.index_cast %r_i : i32 to index
+        memref.store %key, %keys[%r] : memref<?xi64>
+      }
+    }
+    gpu.return
+  }
+
+  // Capacity (spec section 4), after a dropless count_experts,
+  // build_permutation and capacity_keys: block e keeps the first `cap` rows
+  // of group e, those of the largest keys (@select_largest; the first `cap`
+  // rows themselves for token_major), and marks the slots of the others
+  // unused (ids -1). Block e also writes dropped[e] = max(n_e - cap, 0)
+  // when dropped is not empty, and zeroes counts[e] for the recount of the
+  // kept slots (no memset on the dropless path). Groups are independent,
+  // and so are the blocks.
+  gpu.func @capacity_drop(%ids: memref<?x?xi32>, %offsets: memref<?xi32>,
+                          %keys: memref<?xi64>, %cap: index,
                           %order: i32, %dropped: memref<?xi32>,
                           %counts: memref<?xi32>)
+      workgroup(%hist: memref<256xi32, #gpu.address_space<workgroup>>,
+                %scan: memref<256xi32, #gpu.address_space<workgroup>>,
+                %found: memref<3xi64, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
+    %c256 = arith.constant 256 : index
     %m1 = arith.constant -1 : i32
     %i0 = arith.constant 0 : i32
     %i1 = arith.constant 1 : i32
+    %l0 = arith.constant 0 : i64
+    %true = arith.constant true
     %k = memref.dim %ids, %c1 : memref<?x?xi32>
     %e = gpu.block_id x
     %tid = gpu.thread_id x
-    %bdim = gpu.block_dim x
     %e1 = arith.addi %e, %c1 : index
     %lo_i = memref.load %offsets[%e] : memref<?xi32>
     %hi_i = memref.load %offsets[%e1] : memref<?xi32>
@@ -344,79 +610,104 @@ gpu.module @moe_dispatch_kernels {
       %x = arith.index_cast %excess : index to i32
       memref.store %x, %dropped[%e] : memref<?xi32>
     }
-    // Uniform over the block, so the barrier inside is reached by all.
+    // Uniform over the block, so the barriers inside are reached by all.
+    %token_major = arith.cmpi eq, %order, %i1 : i32
+    %ranked = arith.xori %token_major, %true : i1
+    %some = arith.cmpi ugt, %cap, %c0 : index
+    %ranked_some = arith.andi %ranked, %some : i1
+    %select = arith.andi %over, %ranked_some : i1
+    %sel:2 = scf.if %select -> (i64, i64) {
+      %pm:2 = func.call @select_largest(%keys, %lo, %hi, %cap, %hist, %scan, %found)
+          : (memref<?xi64>, index, index, index,
+             memref<256xi32, #gpu.address_space<workgroup>>,
+             memref<256xi32, #gpu.address_space<workgroup>>,
+             memref<3xi64, #gpu.address_space<workgroup>>) -> (i64, i64)
+      scf.yield %pm#0, %pm#1 : i64, i64
+    } else {
+      scf.yield %l0, %l0 : i64, i64
+    }
     scf.if %over {
+      // token_major keeps the group's first `cap` rows; cap = 0 keeps none.
+      %end = arith.addi %lo, %cap : index
       %r0 = arith.addi %lo, %tid : index
-      // The slot a = t * k + j of each row.
-      scf.for %r = %r0 to %hi step %bdim {
-        %ri = arith.index_cast %r : index to i32
-        %t_i = memref.load %row_token[%r] : memref<?xi32>
-        %t = arith.index_cast %t_i : i32 to index
-        %j = scf.for %jj = %c0 to %k step %c1 iter_args(%acc = %c0) -> (index) {
-          %sr = memref.load %slot_row[%t, %jj] : memref<?x?xi32>
-          %here = arith.cmpi eq, %sr, %ri : i32
-          %nacc = arith.select %here, %jj, %acc : index
-          scf.yield %nacc : index
-        }
-        %tk = arith.muli %t, %k : index
-        %a = arith.addi %tk, %j : index
-        %ai = arith.index_cast %a : index to i32
-        memref.store %ai, %row_slot[%r] : memref<?xi32>
-      }
-      gpu.barrier
-      %choice_major = arith.cmpi eq, %order, %i0 : i32
-      %token_major = arith.cmpi eq, %order, %i1 : i32
-      scf.for %r = %r0 to %hi step %bdim {
-        %ai = memref.load %row_slot[%r] : memref<?xi32>
-        %a = arith.index_cast %ai : i32 to index
-        %t = arith.divui %a, %k : index
-        %j = arith.remui %a, %k : index
-        %w = memref.load %wts[%t, %j] : memref<?x?xf32>
-        %rank = scf.if %token_major -> (index) {
-          %own = arith.subi %r, %lo : index
-          scf.yield %own : index
-        } else {
-          // The rows of the group that come first in the drop order.
-          %ahead = scf.for %q = %lo to %hi step %c1 iter_args(%cnt = %c0) -> (index) {
-            %bi = memref.load %row_slot[%q] : memref<?xi32>
-            %b = arith.index_cast %bi : i32 to index
-            %tb = arith.divui %b, %k : index
-            %jb = arith.remui %b, %k : index
-            %lower = arith.cmpi slt, %bi, %ai : i32
-            %first = scf.if %choice_major -> (i1) {
-              %jlt = arith.cmpi ult, %jb, %j : index
-              %jeq = arith.cmpi eq, %jb, %j : index
-              %tlt = arith.cmpi ult, %tb, %t : index
-              %tie = arith.andi %jeq, %tlt : i1
-              %f = arith.ori %jlt, %tie : i1
-              scf.yield %f : i1
-            } else {
-              // Scores descending, NaN below every number (NaNs tie).
-              %wb = memref.load %wts[%tb, %jb] : memref<?x?xf32>
-              %gt0 = arith.cmpf ogt, %wb, %w : f32
-              %wb_num = arith.cmpf ord, %wb, %wb : f32
-              %wb_nan = arith.cmpf uno, %wb, %wb : f32
-              %w_nan = arith.cmpf uno, %w, %w : f32
-              %over_nan = arith.andi %wb_num, %w_nan : i1
-              %gt = arith.ori %gt0, %over_nan : i1
-              %eq0 = arith.cmpf oeq, %wb, %w : f32
-              %nans = arith.andi %wb_nan, %w_nan : i1
-              %eq = arith.ori %eq0, %nans : i1
-              %tie = arith.andi %eq, %lower : i1
-              %f = arith.ori %gt, %tie : i1
-              scf.yield %f : i1
-            }
-            %inc = arith.select %first, %c1, %c0 : index
-            %ncnt = arith.addi %cnt, %inc : index
-            scf.yield %ncnt : index
-          }
-          scf.yield %ahead : index
-        }
-        %drop = arith.cmpi uge, %rank, %cap : index
+      scf.for %r = %r0 to %hi step %c256 {
+        %key = memref.load %keys[%r] : memref<?xi64>
+        %in_order = arith.cmpi ult, %r, %end : index
+        %by_key = func.call @selected(%key, %sel#0, %sel#1) : (i64, i64, i64) -> i1
+        %kept_ranked = arith.andi %by_key, %some : i1
+        %kept = arith.select %token_major, %in_order, %kept_ranked : i1
+        %drop = arith.xori %kept, %true : i1
         scf.if %drop {
+          %a = func.call @entry_of(%key) : (i64) -> index
+          %t = arith.divui %a, %k : index
+          %j = arith.remui %a, %k : index
           memref.store %m1, %ids[%t, %j] : memref<?x?xi32>
         }
       }
+    }
+    gpu.return
+  }
+
+  // Expert-choice selection (spec section 2), grid E: expert e = block x
+  // takes the `taken` tokens with the largest scores[:, e] (in the order of
+  // @score_key, ties to the lower token): the keys (score, ~t) of the
+  // column go to keys[e T, (e + 1) T) and @select_largest keeps `taken` of
+  // them. Chosen tokens get expert e in slot e with their score as weight;
+  // the others -1 and 0. O(T / 256) steps per thread and pass.
+  gpu.func @expert_choice(%scores: memref<?x?xf32>, %taken: index,
+                          %ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                          %keys: memref<?xi64>)
+      workgroup(%hist: memref<256xi32, #gpu.address_space<workgroup>>,
+                %scan: memref<256xi32, #gpu.address_space<workgroup>>,
+                %found: memref<3xi64, #gpu.address_space<workgroup>>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c256 = arith.constant 256 : index
+    %f0 = arith.constant 0.0 : f32
+    %m1 = arith.constant -1 : i32
+    %l0 = arith.constant 0 : i64
+    %T = memref.dim %scores, %c0 : memref<?x?xf32>
+    %e = gpu.block_id x
+    %tid = gpu.thread_id x
+    %lo = arith.muli %e, %T : index
+    %hi = arith.addi %lo, %T : index
+    %some = arith.cmpi ugt, %taken, %c0 : index
+    %part = arith.cmpi ult, %taken, %T : index
+    // Uniform over the block.
+    %select = arith.andi %some, %part : i1
+    %sel:2 = scf.if %select -> (i64, i64) {
+      scf.for %t = %tid to %T step %c256 {
+        %v = memref.load %scores[%t, %e] : memref<?x?xf32>
+        %sk = func.call @score_key(%v) : (f32) -> i32
+        %key = func.call @entry_key(%sk, %t) : (i32, index) -> i64
+        %at = arith.addi %lo, %t : index
+        memref.store %key, %keys[%at] : memref<?xi64>
+      }
+      gpu.barrier
+      %pm:2 = func.call @select_largest(%keys, %lo, %hi, %taken, %hist, %scan, %found)
+          : (memref<?xi64>, index, index, index,
+             memref<256xi32, #gpu.address_space<workgroup>>,
+             memref<256xi32, #gpu.address_space<workgroup>>,
+             memref<3xi64, #gpu.address_space<workgroup>>) -> (i64, i64)
+      scf.yield %pm#0, %pm#1 : i64, i64
+    } else {
+      scf.yield %l0, %l0 : i64, i64
+    }
+    %ei = arith.index_cast %e : index to i32
+    scf.for %t = %tid to %T step %c256 {
+      %v = memref.load %scores[%t, %e] : memref<?x?xf32>
+      %chosen = scf.if %select -> (i1) {
+        %at = arith.addi %lo, %t : index
+        %key = memref.load %keys[%at] : memref<?xi64>
+        %s = func.call @selected(%key, %sel#0, %sel#1) : (i64, i64, i64) -> i1
+        scf.yield %s : i1
+      } else {
+        scf.yield %some : i1
+      }
+      %id = arith.select %chosen, %ei, %m1 : i32
+      %wv = arith.select %chosen, %v, %f0 : f32
+      memref.store %id, %ids[%t, %e] : memref<?x?xi32>
+      memref.store %wv, %wts[%t, %e] : memref<?x?xf32>
     }
     gpu.return
   }

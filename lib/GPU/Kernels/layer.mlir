@@ -10,9 +10,9 @@
 // MLP or LoRA experts of any activation, an optional shared expert, bf16)
 // as one chain of asynchronous GPU operations on one stream:
 //
-//   router_topk (-> expert_choice) -> memset of the counts -> count_experts ->
-//   build_permutation (-> capacity_drop (-> renormalize_kept) ->
-//   count_experts -> build_permutation) -> gather_rows ->
+//   router_topk (-> expert_choice) -> memset of the counts -> count_experts
+//   -> build_permutation (-> capacity_keys -> capacity_drop (->
+//   renormalize_kept) -> count_experts -> build_permutation) -> gather_rows ->
 //   @moe_expert_ffn_async (tile map, gate_up_swiglu_mma, grouped_gemm_mma)
 //   -> combine -> one_group -> shared_gate -> @moe_expert_ffn_async on all
 //   T tokens as one group -> add_shared
@@ -111,8 +111,8 @@ func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
 
 // The router and the dispatch of a layer, everything before its experts:
 // router_topk (-> expert_choice), the counts, the permutation (with a
-// capacity: capacity_drop (-> renormalize_kept), the counts and the
-// permutation again) and gather_rows. Returns the gathered rows xp
+// capacity: capacity_keys, capacity_drop (-> renormalize_kept), the counts
+// and the permutation again) and gather_rows. Returns the gathered rows xp
 // [T k, d] (grouped by expert as `offsets` says, the kept ones first),
 // slot_row [T, k], the combine weights [T, k] and row_token [T k] (the token
 // of each row, -1 for the unused rows at the end), which the caller frees;
@@ -150,13 +150,12 @@ func.func private @moe_route_dispatch_async(
   %g_router = arith.divui %rp, %c4 : index
   %cp = arith.addi %TK, %c255 : index
   %g_count = arith.divui %cp, %c256 : index
-  // expert_choice (sel = 4): @expert_choice ranks tokens per expert into the
-  // k = E slots; other selections launch it on an empty grid.
+  // expert_choice (sel = 4): @expert_choice selects tokens per expert into
+  // the k = E slots, one block per expert; other selections launch it on an
+  // empty grid.
   %i4 = arith.constant 4 : i32
   %is_ec = arith.cmpi eq, %sel, %i4 : i32
-  %ecp = arith.addi %T, %c255 : index
-  %ecb = arith.divui %ecp, %c256 : index
-  %g_ec = arith.select %is_ec, %ecb, %c0 : index
+  %g_ec = arith.select %is_ec, %E, %c0 : index
   %taken = arith.minui %cap, %T : index
   // Capacity (flags bit 16): the second dispatch pass on the kept slots.
   %i16 = arith.constant 16 : i32
@@ -188,9 +187,11 @@ func.func private @moe_route_dispatch_async(
   %dsr, %a5 = gpu.alloc async [%a4] (%T, %k) : memref<?x?xi32>
   %dxp, %a6 = gpu.alloc async [%a5] (%TK, %d) : memref<?x?xbf16>
   %dsc, %a7s = gpu.alloc async [%a6] (%T, %k) : memref<?x?xf32>
-  // capacity_drop's scratch, empty without a capacity.
-  %n_rs = arith.select %drops, %TK, %c0 : index
-  %drs, %a7 = gpu.alloc async [%a7s] (%n_rs) : memref<?xi32>
+  // The selection keys of expert_choice and capacity_drop, T * k of them
+  // (k = E with expert_choice); empty when neither runs.
+  %keyed = arith.ori %drops, %is_ec : i1
+  %n_keys = arith.select %keyed, %TK, %c0 : index
+  %dkeys, %a7 = gpu.alloc async [%a7s] (%n_keys) : memref<?xi64>
 
   %k0 = gpu.launch_func async [%a7] @moe_router_kernels::@router_topk
       blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
@@ -200,10 +201,11 @@ func.func private @moe_route_dispatch_async(
            %param : f32, %G : index, %topkg : index, %gscore : i32,
            %dsc : memref<?x?xf32>,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
-  %k0e = gpu.launch_func async [%k0] @moe_router_kernels::@expert_choice
-      blocks in (%g_ec, %E, %c1) threads in (%c256, %c1, %c1)
+  %k0e = gpu.launch_func async [%k0] @moe_dispatch_kernels::@expert_choice
+      blocks in (%g_ec, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dsc : memref<?x?xf32>, %taken : index,
-           %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
+           %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
+           %dkeys : memref<?xi64>)
   %k1 = gpu.memset async [%k0e] %dcnt, %z : memref<?xi32>, i32
   %k2 = gpu.launch_func async [%k1] @moe_dispatch_kernels::@count_experts
       blocks in (%g_count, %c1, %c1) threads in (%c256, %c1, %c1)
@@ -216,12 +218,15 @@ func.func private @moe_route_dispatch_async(
            %drt : memref<?xi32>, %drw : memref<?xf32>,
            %dsr : memref<?x?xi32>)
   %kd0 = gpu.memset async [%k3] %dropped, %z : memref<?xi32>, i32
-  %kd1 = gpu.launch_func async [%kd0] @moe_dispatch_kernels::@capacity_drop
+  %kdk = gpu.launch_func async [%kd0] @moe_dispatch_kernels::@capacity_keys
+      blocks in (%g_count2, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%dwts : memref<?x?xf32>, %dsr : memref<?x?xi32>, %order : i32,
+           %dkeys : memref<?xi64>)
+  %kd1 = gpu.launch_func async [%kdk] @moe_dispatch_kernels::@capacity_drop
       blocks in (%g_drop, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
-           %offsets : memref<?xi32>, %drt : memref<?xi32>,
-           %dsr : memref<?x?xi32>, %drs : memref<?xi32>, %cap : index,
-           %order : i32, %dropped : memref<?xi32>, %dcnt : memref<?xi32>)
+      args(%dids : memref<?x?xi32>, %offsets : memref<?xi32>,
+           %dkeys : memref<?xi64>, %cap : index, %order : i32,
+           %dropped : memref<?xi32>, %dcnt : memref<?xi32>)
   %kd2 = gpu.launch_func async [%kd1] @moe_dispatch_kernels::@renormalize_kept
       blocks in (%g_renorm, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>, %E : index)
@@ -244,7 +249,7 @@ func.func private @moe_route_dispatch_async(
   %f1 = gpu.dealloc async [%f0] %dcnt : memref<?xi32>
   %f3 = gpu.dealloc async [%f1] %drw : memref<?xf32>
   %f4 = gpu.dealloc async [%f3] %dsc : memref<?x?xf32>
-  %f5 = gpu.dealloc async [%f4] %drs : memref<?xi32>
+  %f5 = gpu.dealloc async [%f4] %dkeys : memref<?xi64>
   return %dxp, %dsr, %dwts, %drt, %f5
       : memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
         !gpu.async.token

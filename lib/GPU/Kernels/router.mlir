@@ -22,10 +22,11 @@
 // Scalar parameters: score (0 softmax, 1 sigmoid, 2 sqrt_softplus,
 // 3 logits), sel (0 top_k, 1 grouped_top_k, 2 top_p, 3 threshold,
 // 4 expert_choice: the kernel only writes the scores [T, E] to `scores`,
-// and @expert_choice selects per expert into k = E slots), flags
-// (1 renormalize, 2 router bias, 4 selection bias, 8 weights =
-// softmax_selected), scale, param (p of top_p, tau of threshold), G,
-// topk_group and gscore (0 max, 1 sum_top2) of grouped_top_k.
+// and dispatch.mlir's @expert_choice selects per expert into k = E
+// slots), flags (1 renormalize, 2 router bias, 4 selection bias, 8
+// weights = softmax_selected), scale, param (p of top_p, tau of
+// threshold), G, topk_group and gscore (0 max, 1 sum_top2) of
+// grouped_top_k.
 //
 // Kernels of @moe_router_kernels:
 //
@@ -47,9 +48,6 @@
 //                    computes the weights of the k slots. Warps past T
 //                    compute on token 0 and store nothing, so every barrier
 //                    is reached by the whole block.
-//   expert_choice    Grid (ceil(T / 256), E), one thread per (token,
-//                    expert): the token's rank among the expert's scores,
-//                    the column read through shared memory 256 at a time.
 //   router_topk_ref  Scalar reference of the default routing (softmax,
 //                    top_k, renormalized): one thread per token, logits
 //                    recomputed in d order for every use.
@@ -320,7 +318,7 @@ gpu.module @moe_router_kernels {
       }
       %key = arith.addf %sv, %b : f32
       memref.store %key, %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-      // expert_choice: the scores out, for @expert_choice to rank per expert
+      // expert_choice: the scores out, for @expert_choice to select per expert
       %out = arith.andi %ec, %valid : i1
       scf.if %out {
         memref.store %sv, %scores[%t, %e] : memref<?x?xf32>
@@ -496,70 +494,6 @@ gpu.module @moe_router_kernels {
     gpu.return
   }
 
-
-  // Expert-choice selection (spec section 2): expert e = block y takes the
-  // `taken` tokens with the largest scores[:, e] (ties to the lower token).
-  // Each thread ranks one token t = 256 * block x + thread against the
-  // whole column: rank = #{t' : s[t'] > s[t] or (s[t'] == s[t] and t' < t)},
-  // the column staged through shared memory 256 scores at a time and read
-  // by broadcast. Chosen tokens get expert e in slot e with their score as
-  // weight; the others -1 and 0. O(T^2) comparisons per expert (O(T) per
-  // thread), O(T) global loads per block; deterministic.
-  gpu.func @expert_choice(%scores: memref<?x?xf32>, %taken: index,
-                          %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
-      workgroup(%tile: memref<256xf32, #gpu.address_space<workgroup>>)
-      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
-    %c0 = arith.constant 0 : index
-    %c1 = arith.constant 1 : index
-    %c256 = arith.constant 256 : index
-    %f0 = arith.constant 0.0 : f32
-    %m1 = arith.constant -1 : i32
-    %T = memref.dim %scores, %c0 : memref<?x?xf32>
-    %bx = gpu.block_id x
-    %e = gpu.block_id y
-    %tid = gpu.thread_id x
-    %t0 = arith.muli %bx, %c256 : index
-    %t = arith.addi %t0, %tid : index
-    %ok = arith.cmpi ult, %t, %T : index
-    // Every thread stages and waits at the barriers; only tokens < T rank.
-    %tc = arith.select %ok, %t, %c0 : index
-    %v = memref.load %scores[%tc, %e] : memref<?x?xf32>
-    %rank = scf.for %u0 = %c0 to %T step %c256 iter_args(%r = %c0) -> (index) {
-      %u = arith.addi %u0, %tid : index
-      %uin = arith.cmpi ult, %u, %T : index
-      scf.if %uin {
-        %w = memref.load %scores[%u, %e] : memref<?x?xf32>
-        memref.store %w, %tile[%tid] : memref<256xf32, #gpu.address_space<workgroup>>
-      }
-      gpu.barrier
-      %rest = arith.subi %T, %u0 : index
-      %n = arith.minui %rest, %c256 : index
-      %nr = scf.for %i = %c0 to %n step %c1 iter_args(%q = %r) -> (index) {
-        %w = memref.load %tile[%i] : memref<256xf32, #gpu.address_space<workgroup>>
-        %ui = arith.addi %u0, %i : index
-        %gt = func.call @key_above(%w, %v) : (f32, f32) -> i1
-        %eq = func.call @key_tie(%w, %v) : (f32, f32) -> i1
-        %lower = arith.cmpi ult, %ui, %t : index
-        %tie = arith.andi %eq, %lower : i1
-        %before = arith.ori %gt, %tie : i1
-        %q1 = arith.addi %q, %c1 : index
-        %qq = arith.select %before, %q1, %q : index
-        scf.yield %qq : index
-      }
-      // The next tile overwrites this one.
-      gpu.barrier
-      scf.yield %nr : index
-    }
-    scf.if %ok {
-      %chosen = arith.cmpi ult, %rank, %taken : index
-      %ei = arith.index_cast %e : index to i32
-      %id = arith.select %chosen, %ei, %m1 : i32
-      %wv = arith.select %chosen, %v, %f0 : f32
-      memref.store %id, %ids[%t, %e] : memref<?x?xi32>
-      memref.store %wv, %wts[%t, %e] : memref<?x?xf32>
-    }
-    gpu.return
-  }
 
   // z[t, e] = sum_i x[t, i] * Wr[e, i] in f32, in i order.
   func.func private @logit(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,

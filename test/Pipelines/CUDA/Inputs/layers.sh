@@ -81,6 +81,20 @@ select=expert_choice k=2
 E=16 k=4 capacity=count:2 drop_order=score
 SPECS
 
+# Tokens that tie exactly (data=ties: tokens 1 and 3, 2 and 5 are equal) in
+# expert choice and in the drop orders that rank (ties to the lower token,
+# or slot t * k + j); 300 tokens give each thread of the selection several
+# keys.
+i=0
+while read -r spec; do
+  i=$((i + 1))
+  run "ties$i" 5 6,300 "data=ties $spec"
+done <<'SPECS'
+select=expert_choice k=2
+renormalize=1 capacity=factor:0.5 drop_order=score
+capacity=factor:0.5 drop_order=choice_major E=16 k=4
+SPECS
+
 # Run-time knobs (test/Integration/knobs.mlir): the reference is made for
 # tau = 0.3 and a capacity factor of 0.75, the module defaults to other
 # values, and the knobs set the reference's.
