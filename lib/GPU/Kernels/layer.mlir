@@ -23,10 +23,12 @@
 // and only the experts' one-element tile count is allocated.
 //
 // No device data is read on the host in between: the expert GEMMs are
-// launched on ceil(T * k / 64) + min(E, T * k) tiles, the bound of
-// build_tile_map for any group sizes, and their blocks past num_tiles
-// return at once. The
-// limits of every step are checked before the first GPU operation.
+// launched on ceil(R / 64) + min(E, R) tiles, the bound of build_tile_map
+// for any group sizes of R rows in all, and their blocks past num_tiles
+// return at once. R, the rows of the gathered tokens and of the expert
+// outputs, is T * k, or E * min(C, T) when that is smaller and the routing
+// bounds the rows by it (expert_choice, a capacity). The limits of every
+// step are checked before the first GPU operation.
 //
 //   x       [T, d]     bf16  token activations
 //   Wr      [E, d]     bf16  router weight
@@ -113,11 +115,12 @@ func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
 // router_topk (-> expert_choice), the counts, the permutation (with a
 // capacity: capacity_keys, capacity_drop (-> renormalize_kept), the counts
 // and the permutation again) and gather_rows. Returns the gathered rows xp
-// [T k, d] (grouped by expert as `offsets` says, the kept ones first),
-// slot_row [T, k], the combine weights [T, k] and row_token [T k] (the token
-// of each row, -1 for the unused rows at the end), which the caller frees;
-// the other temporaries are freed in stream order. Checks the router and
-// dispatch limits before it enqueues anything.
+// [R, d] (R as the file's header says; grouped by expert as `offsets`
+// says, the kept ones first), slot_row [T, k], the combine weights [T, k]
+// and row_token [T k] (the token of each row, -1 for the unused rows at
+// the end), which the caller frees; the other temporaries are freed in
+// stream order. Checks the router and dispatch limits before it enqueues
+// anything.
 func.func private @moe_route_dispatch_async(
     %x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>, %rbias: memref<?xf32>,
     %sbias: memref<?xf32>, %k: index, %score: i32, %sel: i32, %flags: i32,
@@ -177,6 +180,14 @@ func.func private @moe_route_dispatch_async(
   %g_renorm = arith.select %renorm_drop, %tb, %c0 : index
   %g_count2 = arith.select %drops, %g_count, %c0 : index
   %g_perm2 = arith.select %drops, %c1, %c0 : index
+  // The rows the experts compute, at most: T * k; with expert_choice
+  // exactly E * min(C, T) (k = E slots, most of them unused), with a
+  // capacity at most E * min(C, T) (an expert has at most T assignments).
+  // The gathered rows, and every buffer of rows after them, take R.
+  %kept_bound = arith.muli %E, %taken : index
+  %bounded = arith.minui %kept_bound, %TK : index
+  %selective = arith.ori %drops, %is_ec : i1
+  %R = arith.select %selective, %bounded, %TK : index
 
   // Temporaries of the router and the dispatch.
   %dids, %a0 = gpu.alloc async [%stream] (%T, %k) : memref<?x?xi32>
@@ -185,7 +196,7 @@ func.func private @moe_route_dispatch_async(
   %drt, %a3 = gpu.alloc async [%a2] (%TK) : memref<?xi32>
   %drw, %a4 = gpu.alloc async [%a3] (%TK) : memref<?xf32>
   %dsr, %a5 = gpu.alloc async [%a4] (%T, %k) : memref<?x?xi32>
-  %dxp, %a6 = gpu.alloc async [%a5] (%TK, %d) : memref<?x?xbf16>
+  %dxp, %a6 = gpu.alloc async [%a5] (%R, %d) : memref<?x?xbf16>
   %dsc, %a7s = gpu.alloc async [%a6] (%T, %k) : memref<?x?xf32>
   // The selection keys of expert_choice and capacity_drop, T * k of them
   // (k = E with expert_choice); empty when neither runs.
@@ -241,7 +252,7 @@ func.func private @moe_route_dispatch_async(
            %drt : memref<?xi32>, %drw : memref<?xf32>,
            %dsr : memref<?x?xi32>)
   %k4 = gpu.launch_func async [%kd5] @moe_dispatch_kernels::@gather_rows
-      blocks in (%TK, %c1, %c1) threads in (%c128, %c1, %c1)
+      blocks in (%R, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%x : memref<?x?xbf16>, %drt : memref<?xi32>,
            %dxp : memref<?x?xbf16>, %drw : memref<?xf32>,
            %on_input_i : i32)
@@ -395,7 +406,6 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
   %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
-  %TK = arith.muli %T, %k : index
 
   // Every check first, before anything is enqueued (the router's and the
   // dispatch's in @moe_route_dispatch_async).
@@ -419,7 +429,8 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
   %k4 = gpu.dealloc async [%k3] %drt : memref<?xi32>
-  %drows, %a0 = gpu.alloc async [%k4] (%TK, %d) : memref<?x?xf32>
+  %R = memref.dim %dxp, %c0 : memref<?x?xbf16>
+  %drows, %a0 = gpu.alloc async [%k4] (%R, %d) : memref<?x?xf32>
   %k5 = call @moe_expert_ffn_async(%dxp, %Wg, %Wu, %Wd, %offsets, %drows,
                                    %act, %a0)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
@@ -497,7 +508,6 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
   %dout = memref.dim %y, %c1 : memref<?x?xf32>
-  %TK = arith.muli %T, %k : index
   %r = memref.dim %Ag, %c1 : memref<?x?x?xbf16>
   %n1 = memref.dim %Bg, %c1 : memref<?x?x?xbf16>
   // lora_gated when the up projection carries a LoRA pair.
@@ -524,21 +534,23 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
          memref<?xi32>, memref<?xi32>, !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
+  // The rows of xp (at most T * k), which every buffer of rows takes.
+  %R = memref.dim %xp, %c0 : memref<?x?xbf16>
 
   // The tile maps: of the groups, and of the kept rows as one group
   // (offsets [0, offsets[E]], for the frozen projections of lora_gated).
-  %te, %tm, %nt, %mt, %k1 = call @tile_map_async(%offsets, %E, %TK, %k0)
+  %te, %tm, %nt, %mt, %k1 = call @tile_map_async(%offsets, %E, %R, %k0)
       : (memref<?xi32>, index, index, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
           !gpu.async.token)
   %one = arith.select %gated, %c1, %c0 : index
-  %TKg = arith.select %gated, %TK, %c0 : index
+  %Rg = arith.select %gated, %R, %c0 : index
   %n_all = arith.muli %one, %c2 : index
   %all, %a0 = gpu.alloc async [%k1] (%n_all) : memref<?xi32>
   %k2 = gpu.launch_func async [%a0] @moe_combine_kernels::@kept_as_one_group
       blocks in (%one, %c1, %c1) threads in (%c1, %c1, %c1)
       args(%offsets : memref<?xi32>, %E : index, %all : memref<?xi32>)
-  %te1, %tm1, %nt1, %mt1, %k2t = call @tile_map_async(%all, %one, %TKg, %k2)
+  %te1, %tm1, %nt1, %mt1, %k2t = call @tile_map_async(%all, %one, %Rg, %k2)
       : (memref<?xi32>, index, index, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
           !gpu.async.token)
@@ -570,7 +582,7 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %ftm = arith.select %per_token, %tm2, %tm1 : memref<?xi32>
   %fnt = arith.select %per_token, %nt2, %nt1 : memref<1xi32>
   %fmt = arith.select %per_token, %mt2, %mt1 : index
-  %n0 = arith.select %per_token, %T, %TKg : index
+  %n0 = arith.select %per_token, %T, %Rg : index
   %no_rows = memref.reinterpret_cast %offsets to offset: [0], sizes: [%c0],
       strides: [1] : memref<?xi32> to memref<?xi32>
   %base = arith.select %per_token, %drt, %no_rows : memref<?xi32>
@@ -583,13 +595,13 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       : memref<?x?x?xbf16> to memref<?x?x?xbf16>
   %Prow = arith.select %gated, %Pg, %none : memref<?x?x?xbf16>
   %Ptok = arith.select %gated, %none, %Pg : memref<?x?x?xbf16>
-  %Gd, %a1 = gpu.alloc async [%k3] (%TK, %n1) : memref<?x?xf32>
-  %Ud, %a2 = gpu.alloc async [%a1] (%TK, %F) : memref<?x?xf32>
+  %Gd, %a1 = gpu.alloc async [%k3] (%R, %n1) : memref<?x?xf32>
+  %Ud, %a2 = gpu.alloc async [%a1] (%R, %F) : memref<?x?xf32>
   %G0, %a3 = gpu.alloc async [%a2] (%n0, %F) : memref<?x?xf32>
   %U0, %a4 = gpu.alloc async [%a3] (%n0, %F) : memref<?x?xf32>
-  %H, %a5 = gpu.alloc async [%a4] (%TK, %F) : memref<?x?xbf16>
-  %Dd, %a6 = gpu.alloc async [%a5] (%TK, %Nd) : memref<?x?xf32>
-  %D0, %a7 = gpu.alloc async [%a6] (%TKg, %Nd) : memref<?x?xf32>
+  %H, %a5 = gpu.alloc async [%a4] (%R, %F) : memref<?x?xbf16>
+  %Dd, %a6 = gpu.alloc async [%a5] (%R, %Nd) : memref<?x?xf32>
+  %D0, %a7 = gpu.alloc async [%a6] (%Rg, %Nd) : memref<?x?xf32>
   %l0 = call @lora_delta_async(%xp, %Ag, %Bg, %offsets, %te, %tm, %nt, %mt,
                                %Gd, %a7)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
@@ -612,7 +624,7 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
          !gpu.async.token) -> !gpu.async.token
   // lora_gated: the gated activation, then the down projection's delta and
   // frozen rows (all empty for lora).
-  %nh = arith.muli %TK, %F : index
+  %nh = arith.muli %R, %F : index
   %nhp = arith.addi %nh, %c255 : index
   %g_h = arith.divui %nhp, %c256 : index
   %l4 = gpu.launch_func async [%l3] @moe_experts::@lora_gated
@@ -633,7 +645,7 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   // The expert rows, rounded to bf16: D0 + s Dd (lora_gated) or s Gd (lora;
   // D0 has no rows), in place.
   %rows = arith.select %gated, %Dd, %Gd : memref<?x?xf32>
-  %nr = arith.muli %TK, %dout : index
+  %nr = arith.muli %R, %dout : index
   %nrp = arith.addi %nr, %c255 : index
   %g_r = arith.divui %nrp, %c256 : index
   %l7 = gpu.launch_func async [%l6] @moe_experts::@lora_sum
