@@ -23,6 +23,10 @@
 //   cublas-grp   the same GEMMs with three cublasGemmGroupedBatchedEx calls
 //                (one group per non-empty expert)
 //   copy         a device-to-device copy of 2 GiB: the memory bandwidth
+//   selection    for T >= 256, the layer again with expert_choice (C =
+//                ceil(T k / E)), and with a capacity of ceil(T k / E) in the
+//                score and choice_major drop orders: the selection kernels
+//                and the second dispatch, against the dropless layer
 //
 // Every timing is the median of per-call CUDA event times over repeated
 // calls, each after the L2 cache was overwritten (256 MiB memset), all on
@@ -263,6 +267,7 @@ int main(int argc, char **argv) {
   const Shape shapes[] = {{"mixtral", 4096, 14336, 8, 2},
                           {"qwen3", 2048, 768, 128, 8}};
   std::vector<Row> results;
+  std::vector<std::string> selectionRows;
   std::printf("\n| shape | T | rows | experts used | layer ms | experts ms | "
               "experts TFLOP/s | experts GB/s (of copy) | mma.sync experts "
               "ms | other path ms | cublas-loop ms | cublas-grouped ms | "
@@ -305,6 +310,39 @@ int main(int argc, char **argv) {
       };
       r.layer = timeMs(stream, reps, flush, layer);
       CU_CHECK(cu().cuStreamSynchronize(stream));
+      // Prefill: the selections that rank, through the same layer.
+      if (T >= 256) {
+        moe_gpu_routing ec = moe_gpu_routing_default();
+        ec.selection = MOE_GPU_SELECT_EXPERT_CHOICE;
+        ec.renormalize = 0;
+        moe_gpu_routing score = moe_gpu_routing_default();
+        score.capacity = (T * k + E - 1) / E;
+        score.drop_order = MOE_GPU_DROP_SCORE;
+        moe_gpu_routing choice = score;
+        choice.drop_order = MOE_GPU_DROP_CHOICE_MAJOR;
+        const std::pair<const char *, moe_gpu_routing> variants[] = {
+            {"expert_choice", ec},
+            {"capacity score", score},
+            {"capacity choice_major", choice}};
+        for (const auto &[what, routing] : variants) {
+          double ms = timeMs(stream, reps, flush, [&] {
+            if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(),
+                                      wg.get(), wu.get(), wd.get(), nullptr,
+                                      off.get(), nullptr, y.get(), stream)) {
+              std::fprintf(stderr, "moe-gpu-bench: %s\n",
+                           moe_gpu_last_error());
+              std::exit(1);
+            }
+          });
+          char line[160];
+          std::snprintf(line, sizeof(line), "| %s | %lld | %s | %.3f | %.3f |",
+                        s.name, (long long)T, what, ms, ms / r.layer);
+          selectionRows.push_back(line);
+        }
+        // The dropless layer's offsets again, for the rows below.
+        layer();
+        CU_CHECK(cu().cuStreamSynchronize(stream));
+      }
       std::vector<int32_t> o = off.download();
       r.rows = o[E];
       r.active = 0;
@@ -451,6 +489,13 @@ int main(int argc, char **argv) {
     }
   }
   printTargets(results, copyGBs);
+  if (!selectionRows.empty()) {
+    std::printf("\nSelections that rank (the whole layer; C = ceil(T k / E)):"
+                "\n\n| shape | T | selection | layer ms | / top-k layer |\n"
+                "|---|---|---|---|---|\n");
+    for (const std::string &line : selectionRows)
+      std::printf("%s\n", line.c_str());
+  }
   if (haveBlas)
     blas.cublasDestroy(handle);
   CU_CHECK(cu().cuStreamDestroy(stream));
