@@ -154,6 +154,13 @@ extern "C" int64_t moe_model_find_layer(const moe_model *model,
   return -1;
 }
 
+extern "C" int64_t moe_model_max_tokens(const moe_model *model,
+                                        int64_t layer) {
+  if (!validLayer(model, layer))
+    return -1;
+  return model->model->manifest().layers[layer].maxTokens;
+}
+
 extern "C" moe_status moe_model_run_layer(moe_model *model, int64_t layer,
                                           const void *x, int64_t tokens,
                                           void *y) {
@@ -167,6 +174,12 @@ extern "C" moe_status moe_model_run_layer(moe_model *model, int64_t layer,
     return fail(MOE_ERROR_INVALID_ARGUMENT,
                 "moe_model_run_layer: x and y must not be NULL");
   const LayerEntry &entry = model->model->manifest().layers[layer];
+  if (entry.maxTokens > 0 && tokens > entry.maxTokens)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_run_layer: tokens is " + llvm::Twine(tokens) +
+                    ", expected at most " + llvm::Twine(entry.maxTokens) +
+                    " for layer " + entry.name +
+                    " (the GPU kernels' limit per call)");
   static const char empty[64] = {};
   const void *input = tokens > 0 ? x : empty;
 

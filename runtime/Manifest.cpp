@@ -70,7 +70,8 @@ std::string Manifest::toJSON() const {
                                       {"dtype", dtypeName(l.dtype)},
                                       {"flops_per_token", l.flopsPerToken},
                                       {"dense_flops_per_token",
-                                       l.denseFlopsPerToken}});
+                                       l.denseFlopsPerToken},
+                                      {"max_tokens", l.maxTokens}});
   json::Object root{{"abi", MOE_RUNTIME_ABI_VERSION},
                     {"checkpoint", checkpoint},
                     {"weights", std::move(weightArray)},
@@ -196,6 +197,9 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       entry.flopsPerToken = l->getNumber("flops_per_token").value_or(0);
       entry.denseFlopsPerToken =
           l->getNumber("dense_flops_per_token").value_or(0);
+      entry.maxTokens = l->getInteger("max_tokens").value_or(0);
+      if (entry.maxTokens < 0)
+        return invalid("malformed layer entry");
       manifest.layers.push_back(std::move(entry));
     }
   }

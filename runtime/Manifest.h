@@ -80,6 +80,9 @@ struct LayerEntry {
   /// layer that runs every expert (0 when unknown).
   double flopsPerToken = 0;
   double denseFlopsPerToken = 0;
+  /// The most tokens one call takes (compiled for CUDA: the kernel
+  /// library's grid limits); 0 when any number works.
+  int64_t maxTokens = 0;
 };
 
 struct Manifest {

@@ -10,6 +10,7 @@
 
 #include "moe/Analysis/LayerCost.h"
 
+#include "moe/Conversion/Passes.h"
 #include "moe/IR/MoEOps.h"
 #include "moe/Pipelines/Pipelines.h"
 
@@ -133,6 +134,22 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
 
   PassManager pm(module.getContext(), ModuleOp::getOperationName());
   bool cuda = !options.cudaRuntime.empty();
+  // The kernel library's limit on the tokens of a call, checked before the
+  // call where a layer takes an argument as its input.
+  if (cuda)
+    func.walk([&](LayerOp layer) {
+      auto arg = dyn_cast<BlockArgument>(layer.getInput());
+      if (!arg || arg.getOwner()->getParentOp() != func)
+        return;
+      int64_t limit = cudaMaxTokens(layer);
+      auto it = llvm::find_if(compiled->tokenLimits, [&](const auto &entry) {
+        return entry.first == arg.getArgNumber();
+      });
+      if (it == compiled->tokenLimits.end())
+        compiled->tokenLimits.emplace_back(arg.getArgNumber(), limit);
+      else
+        it->second = std::min(it->second, limit);
+    });
   if (cuda) {
     // PTX for the oldest supported chip runs on every newer GPU.
     CUDAPipelineOptions pipelineOptions;
@@ -241,6 +258,13 @@ CompiledFunction::checkInputs(ArrayRef<const npy::Array *> inputs,
       return makeError(where + ": shape is " + shapeString(input->shape()) +
                        ", expected " + shapeString(spec.shape));
   }
+  for (auto [arg, limit] : tokenLimits)
+    if (inputs[arg]->shape()[0] > limit)
+      return makeError("input " + llvm::Twine(arg) + " (" + inputNames[arg] +
+                       ") has " + llvm::Twine(inputs[arg]->shape()[0]) +
+                       " tokens, expected at most " + llvm::Twine(limit) +
+                       ": the most one call of the CUDA kernel library takes "
+                       "for this layer (docs/cuda.md)");
   return llvm::Error::success();
 }
 
@@ -369,7 +393,8 @@ static std::optional<moe_dtype> runtimeDType(Type type) {
   return std::nullopt;
 }
 
-void mlir::moe::collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest) {
+void mlir::moe::collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest,
+                              bool cuda) {
   for (auto func : module.getOps<func::FuncOp>()) {
     FunctionType type = func.getFunctionType();
     if (func.isPrivate() || func.isExternal() || type.getNumInputs() != 1 ||
@@ -395,6 +420,12 @@ void mlir::moe::collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest) {
       entry.flopsPerToken += cost->sparseFlops(1);
       entry.denseFlopsPerToken += cost->denseFlops(1);
     });
+    if (cuda)
+      func.walk([&](LayerOp layer) {
+        int64_t limit = cudaMaxTokens(layer);
+        entry.maxTokens =
+            entry.maxTokens ? std::min(entry.maxTokens, limit) : limit;
+      });
     manifest.layers.push_back(std::move(entry));
   }
 }

@@ -74,9 +74,15 @@ int64_t moe_model_find_layer(const moe_model *model, const char *name);
 
 /* Runs layer `layer` on `tokens` rows of `x` ([tokens, hidden_size], C
  * order, the layer's dtype) into `y` ([tokens, output_size]). Any token
- * count >= 0 works; `x` and `y` may be NULL when it is 0. */
+ * count from 0 to moe_model_max_tokens works; `x` and `y` may be NULL when
+ * it is 0. */
 moe_status moe_model_run_layer(moe_model *model, int64_t layer,
                                const void *x, int64_t tokens, void *y);
+
+/* The most tokens one call of moe_model_run_layer takes for `layer`: 0
+ * when any number works (CPU libraries), else the GPU kernels' grid limit
+ * (65535 or fewer; docs/cuda.md). -1 for an invalid model or layer. */
+int64_t moe_model_max_tokens(const moe_model *model, int64_t layer);
 
 /* The layer's counters since load or the last reset: per expert, the
  * assignments routed to it and the ones it dropped (arrays of num_experts

@@ -36,6 +36,15 @@ int main(int argc, char **argv) {
   EXPECT(moe_model_layer_stats(model, 3, load, NULL, NULL, NULL),
          MOE_ERROR_INVALID_ARGUMENT);
   EXPECT(moe_model_reset_stats(NULL), MOE_ERROR_INVALID_ARGUMENT);
+  /* 0 (no limit) for a CPU library; beyond the limit of a CUDA one, the
+   * call is refused before it reads x. */
+  int64_t max = moe_model_max_tokens(model, 0);
+  printf("max tokens: %lld %lld %lld\n", (long long)max,
+         (long long)moe_model_max_tokens(model, 1),
+         (long long)moe_model_max_tokens(NULL, 0));
+  if (max > 0)
+    EXPECT(moe_model_run_layer(model, 0, x, max + 1, y),
+           MOE_ERROR_INVALID_ARGUMENT);
   printf("find: %lld %lld\n", (long long)moe_model_find_layer(model, "nope"),
          (long long)moe_model_find_layer(model, info.name));
   moe_model_free(model);

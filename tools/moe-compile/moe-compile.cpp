@@ -326,8 +326,11 @@ static llvm::Error writeHeader(llvm::StringRef path,
   os << "/* Layers of this model, in the order of moe_model_layer_info:\n";
   for (auto [i, layer] : llvm::enumerate(manifest.layers))
     os << " *   " << i << ": " << layer.name << " (" << layer.hidden
-       << " -> " << layer.output << ", "
-       << ::moe::rt::dtypeName(layer.dtype) << ")\n";
+       << " -> " << layer.output << ", " << ::moe::rt::dtypeName(layer.dtype)
+       << (layer.maxTokens
+               ? ", at most " + std::to_string(layer.maxTokens) + " tokens"
+               : std::string())
+       << ")\n";
   os << " */\n#define MOE_MODEL_NUM_LAYERS " << manifest.layers.size()
      << "\n";
   if (!manifest.checkpoint.empty())
@@ -375,7 +378,7 @@ int main(int argc, char **argv) {
 
   // The layers the C API exposes: their arguments are the caller's.
   ::moe::rt::Manifest manifest;
-  collectLayers(*module, manifest);
+  collectLayers(*module, manifest, /*cuda=*/target != "cpu");
   if (manifest.layers.empty())
     return fail(inputFile + " has no layer function: expected public "
                             "functions from one tensor<?xDxT> to one "

@@ -31,6 +31,15 @@ namespace mlir::moe {
 #define GEN_PASS_REGISTRATION
 #include "moe/Conversion/Passes.h.inc"
 
+class LayerOp;
+
+/// The most tokens one call of `op` may take once moe-cuda-pipeline lowers
+/// it to the kernel library (lib/GPU/Kernels/layer.mlir): 65535, the combine's
+/// grid y, or fewer where the expert GEMMs' tiles would exceed that grid
+/// (ceil(rows / 64) + min(E, rows) <= 65535; rows = T k, or with
+/// expert_choice E min(C, T), bounded from what the capacity says).
+int64_t cudaMaxTokens(LayerOp op);
+
 /// The declaration of runtime function `name` in `module`, added private
 /// with the C interface (memrefs by descriptor pointer) on first use.
 func::FuncOp declareRuntimeFunction(ModuleOp module, SymbolTable &symbols,

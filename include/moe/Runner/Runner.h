@@ -79,7 +79,9 @@ public:
   StringRef name() const { return entryName; }
 
   /// Checks `inputs` against the arguments (count, dtype, rank and static
-  /// sizes), with messages that name the argument.
+  /// sizes) and, compiled for CUDA, the tokens of the arguments that are a
+  /// layer's input against cudaMaxTokens, with messages that name the
+  /// argument.
   llvm::Error checkInputs(ArrayRef<const npy::Array *> inputs,
                           ArrayRef<std::string> inputNames) const;
 
@@ -97,6 +99,9 @@ private:
   std::string entryName;
   SmallVector<ValueSpec> args;
   SmallVector<ValueSpec> resultSpecs;
+  /// (argument, most tokens per call) for the arguments that are the input
+  /// of a layer lowered to the CUDA kernel library.
+  SmallVector<std::pair<unsigned, int64_t>> tokenLimits;
   std::unique_ptr<ExecutionEngine> engine;
   std::unique_ptr<::moe::rt::Model> runtimeModel;
   void (*packed)(void **) = nullptr;
@@ -104,8 +109,10 @@ private:
 
 /// The layer functions of `module` as the runtime sees them: public
 /// functions from one `[T, d]` float tensor to one `[T, d_out]` tensor of
-/// the same element type. Call before lowering.
-void collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest);
+/// the same element type. With `cuda`, each takes at most the fewest
+/// tokens of cudaMaxTokens over its moe.layer ops. Call before lowering.
+void collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest,
+                   bool cuda = false);
 
 /// The weights, statistics and checkpoint that convert-moe-to-runtime
 /// recorded on the lowered `module`.

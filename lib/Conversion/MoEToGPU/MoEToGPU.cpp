@@ -105,6 +105,30 @@ static std::string unsupportedReason(LayerOp op) {
   return reason;
 }
 
+int64_t mlir::moe::cudaMaxTokens(LayerOp op) {
+  constexpr int64_t gridY = 65535;
+  int64_t numExperts = op.getNumExperts();
+  RoutingAttr routing = op.getRouting();
+  if (ShapedType::isDynamic(numExperts) || numExperts < 1 ||
+      routing.getK() < 1)
+    return gridY;
+  // ceil(R / 64) + min(E, R) <= gridY for R rows.
+  int64_t maxRows = (gridY - std::min(numExperts, gridY)) * 64;
+  if (routing.getSelection() != Selection::ExpertChoice)
+    return std::min(gridY, maxRows / routing.getK());
+  // Expert choice: R = E min(C, T). Without a capacity C = ceil(T k / E),
+  // so R <= T k + E; a fixed count bounds R by E C; a factor (also a run-
+  // time knob) only by E T.
+  CapacityAttr capacity = op.getCapacityAttr();
+  if (!capacity)
+    return std::min(gridY, (maxRows - numExperts) / routing.getK());
+  if (capacity.getCount() &&
+      capacity.computeCapacity(/*numTokens=*/0, routing.getK(), numExperts) <=
+          maxRows / numExperts)
+    return gridY;
+  return std::min(gridY, maxRows / numExperts);
+}
+
 /// The private declaration of library host function `name`.
 static void declareHostFunction(ModuleOp module, SymbolTable &symbols,
                                 StringRef name, FunctionType type) {

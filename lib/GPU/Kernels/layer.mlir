@@ -188,6 +188,17 @@ func.func private @moe_route_dispatch_async(
   %bounded = arith.minui %kept_bound, %TK : index
   %selective = arith.ori %drops, %is_ec : i1
   %R = arith.select %selective, %bounded, %TK : index
+  // Grid y: the combine's T blocks and the expert GEMMs' ceil(R / 64) +
+  // min(E, R) tiles. The C API and compiled libraries refuse such calls
+  // before they get here.
+  %c65535 = arith.constant 65535 : index
+  %t_ok = arith.cmpi ule, %T, %c65535 : index
+  cf.assert %t_ok, "moe gpu layer: at most 65535 tokens per call"
+  %row_tiles = call @tiles64(%R) : (index) -> index
+  %group_tiles = arith.minui %E, %R : index
+  %tiles = arith.addi %row_tiles, %group_tiles : index
+  %tiles_ok = arith.cmpi ule, %tiles, %c65535 : index
+  cf.assert %tiles_ok, "moe gpu layer: too many rows for one call: ceil(rows / 64) + min(experts, rows) must be at most 65535"
 
   // Temporaries of the router and the dispatch.
   %dids, %a0 = gpu.alloc async [%stream] (%T, %k) : memref<?x?xi32>

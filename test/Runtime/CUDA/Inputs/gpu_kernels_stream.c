@@ -181,6 +181,14 @@ int main(void) {
   report("many tokens",
          moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, (void *)0,
                                off, (int32_t *)0, y, 0));
+  /* 20000 tokens on 256 of 256 experts: 5120000 rows, past the expert
+   * GEMMs' grid ((65535 - 256) * 64 rows). */
+  bad.tokens = 20000;
+  bad.experts = 256;
+  bad.top_k = 256;
+  report("many rows",
+         moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, (void *)0,
+                               off, (int32_t *)0, y, 0));
   report("null x",
          moe_gpu_layer_enqueue(&dims, (void *)0, (void *)0, wr, wg, wu, wd,
                                (void *)0, off, (int32_t *)0, y, 0));
