@@ -922,6 +922,18 @@ int main(int argc, char **argv) {
       {40, 128, 64, 16, 2},
       makeRouting("layer sqrt_softplus router bias", ssp, 16, true, false, 41),
       42, stream, false);
+  // More than 256 experts: Kimi-K2-like routing (sigmoid scores, a
+  // selection bias, 8 of 384, scaled) and 512 experts with many slots, so
+  // that the scans over experts (two a thread) and the tile map cover
+  // experts past 256.
+  moe_gpu_routing kimi = def;
+  kimi.score = MOE_GPU_SCORE_SIGMOID;
+  kimi.scale = 2.827f;
+  checkLayer({40, 128, 64, 384, 8},
+             makeRouting("layer 384 experts sigmoid selection bias", kimi, 384,
+                         false, true, 83),
+             84, stream, false);
+  checkLayer({300, 128, 64, 512, 8}, mixtral, 85, stream, false);
   moe_gpu_routing ec = def;
   ec.selection = MOE_GPU_SELECT_EXPERT_CHOICE;
   ec.renormalize = 0;

@@ -87,8 +87,8 @@ std::string checkDims(const moe_gpu_layer_dims *dims, bool layer,
   if (dims->ffn <= 0 || dims->ffn % 8)
     return "expected an ffn size that is a positive multiple of 8, found " +
            value("ffn", dims->ffn);
-  if (dims->experts < 1 || dims->experts > 256)
-    return "expected 1 <= experts <= 256, found " +
+  if (dims->experts < 1 || dims->experts > 512)
+    return "expected 1 <= experts <= 512, found " +
            value("experts", dims->experts);
   if (dims->activation < MOE_GPU_ACT_SILU ||
       dims->activation > MOE_GPU_ACT_RELU)
@@ -248,7 +248,7 @@ std::string prepareLayer(const moe_gpu_layer_dims *dims,
   int64_t rows = 0;
   // Computed on sizes in range only (checkDims reports the others).
   if (dims && dims->tokens >= 0 && dims->tokens <= 65535 &&
-      dims->experts >= 1 && dims->experts <= 256 && dims->top_k >= 1 &&
+      dims->experts >= 1 && dims->experts <= 512 && dims->top_k >= 1 &&
       dims->top_k <= dims->experts) {
     int64_t t = dims->tokens, e = dims->experts;
     int64_t capacity = r.capacity > 0 ? r.capacity

@@ -44,7 +44,7 @@ typedef struct moe_gpu_layer_dims {
   int64_t tokens; /* T >= 0 */
   int64_t hidden; /* d > 0, a multiple of 8 */
   int64_t ffn;    /* f > 0, a multiple of 8 */
-  int64_t experts; /* 1 <= E <= 256 */
+  int64_t experts; /* 1 <= E <= 512 */
   int64_t top_k;  /* 1 <= k <= E */
   int activation; /* moe_gpu_activation, of the routed and shared experts */
 } moe_gpu_layer_dims;

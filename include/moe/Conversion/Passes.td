@@ -233,7 +233,7 @@ def ConvertMoEToGPUKernels
     Supported layers (anything else is an error on the op): any score
     function; top_k, grouped_top_k, top_p, threshold
     (tau an attribute or an operand) or expert_choice (with its own
-    capacity) selection with `1 <= k <= E <= 256`; router and selection
+    capacity) selection with `1 <= k <= E <= 512`; router and selection
     biases; any combine weights, renormalization and scale; weights applied
     to the expert output or input; gated experts of any `act` as separate
     `gate`, `up`, `down` operands or a fused `gate_up` and `down` (passed

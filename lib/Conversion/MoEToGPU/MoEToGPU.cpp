@@ -54,7 +54,7 @@ static_assert(static_cast<int>(Activation::Silu) == 0 &&
 static constexpr const char *supportedConfig =
     "moe-cuda-pipeline supports moe.layer with any selection (top_k, "
     "grouped_top_k, top_p, threshold, expert_choice; "
-    "1 <= k <= E <= 256), any score function, combine weights and scale, "
+    "1 <= k <= E <= 512), any score function, combine weights and scale, "
     "router and selection biases, a run-time tau, any capacity (count or "
     "factor, also at run time; any drop order), weights applied to the "
     "output or the input, "
@@ -73,7 +73,7 @@ static std::string unsupportedReason(LayerOp op) {
   auto isBF16 = [](Value v) {
     return cast<ShapedType>(v.getType()).getElementType().isBF16();
   };
-  if (ShapedType::isDynamic(numExperts) || numExperts > 256)
+  if (ShapedType::isDynamic(numExperts) || numExperts > 512)
     os << "E = "
        << (ShapedType::isDynamic(numExperts) ? std::string("?")
                                              : std::to_string(numExperts));

@@ -32,14 +32,15 @@
 //                      with atom.global.add (exact integers, so the result
 //                      does not depend on the order of the atomics); marks
 //                      unused slots in slot_row. counts must be zero first.
-//   build_permutation  1 block of 256 threads (E <= 256). A block scan of
-//                      the counts gives the offsets. Warp w owns the w-th
-//                      eighth of the slots and walks it 32 slots at a time:
-//                      lanes of one expert find each other with match.sync,
-//                      count (pass 1: the warp's count of each expert), and
-//                      take consecutive rows (pass 2, after a scan of the 8
-//                      warps' counts per expert). O(T * k / 256) steps per
-//                      thread; within a group the rows are in slot order.
+//   build_permutation  1 block of 256 threads (E <= 512, two experts a
+//                      thread). A block scan of the counts gives the
+//                      offsets. Warp w owns the w-th eighth of the slots
+//                      and walks it 32 slots at a time: lanes of one expert
+//                      find each other with match.sync, count (pass 1: the
+//                      warp's count of each expert), and take consecutive
+//                      rows (pass 2, after a scan of the 8 warps' counts
+//                      per expert). O(T * k / 256) steps per thread; within
+//                      a group the rows are in slot order.
 //   capacity_keys      Capacity (spec section 4) after a dropless pass: the
 //                      drop-order key of each routed slot, a distinct 64-bit
 //                      integer (larger first), at the slot's row. One
@@ -73,7 +74,7 @@
 // +0, ties to the lower slot t * k + j (capacity) or token (expert choice),
 // as docs/semantics.md says; deterministic.
 //
-// Limits: E <= 256, d % 8 == 0 with 16-byte aligned rows, T * k < 2^31.
+// Limits: E <= 512, d % 8 == 0 with 16-byte aligned rows, T * k < 2^31.
 //
 // Host functions (host memrefs in and out; one stream, one synchronization
 // at the end):
@@ -183,16 +184,18 @@ gpu.module @moe_dispatch_kernels {
                               %row_token: memref<?xi32>,
                               %row_weight: memref<?xf32>,
                               %slot_row: memref<?x?xi32>)
-      workgroup(%wbase: memref<2048xi32, #gpu.address_space<workgroup>>,
-                %offs: memref<257xi32, #gpu.address_space<workgroup>>,
+      workgroup(%wbase: memref<4096xi32, #gpu.address_space<workgroup>>,
+                %offs: memref<513xi32, #gpu.address_space<workgroup>>,
                 %scan: memref<256xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
     %c7 = arith.constant 7 : index
     %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
     %c256 = arith.constant 256 : index
+    %c512 = arith.constant 512 : index
     %z = arith.constant 0 : i32
     %m1 = arith.constant -1 : i32
     %full = arith.constant -1 : i32
@@ -204,16 +207,26 @@ gpu.module @moe_dispatch_kernels {
     %tid = gpu.thread_id x
     %bdim = gpu.block_dim x
     %is0 = arith.cmpi eq, %tid, %c0 : index
-    // The group offsets: a block scan of the counts (thread e: expert e,
-    // E <= 256), and the per-warp counts zeroed (thread t: column t of the
-    // 8 x 256 table).
-    %mine = arith.cmpi ult, %tid, %E : index
-    %own_count = scf.if %mine -> (i32) {
-      %c = memref.load %counts[%tid] : memref<?xi32>
+    // The group offsets: a block scan of the counts, thread t owning
+    // experts 2 t and 2 t + 1 (E <= 512), and the per-warp counts zeroed
+    // (thread t: columns t and t + 256 of the 8 x 512 table).
+    %ea = arith.muli %tid, %c2 : index
+    %eb = arith.addi %ea, %c1 : index
+    %has_a = arith.cmpi ult, %ea, %E : index
+    %has_b = arith.cmpi ult, %eb, %E : index
+    %count_a = scf.if %has_a -> (i32) {
+      %c = memref.load %counts[%ea] : memref<?xi32>
       scf.yield %c : i32
     } else {
       scf.yield %z : i32
     }
+    %count_b = scf.if %has_b -> (i32) {
+      %c = memref.load %counts[%eb] : memref<?xi32>
+      scf.yield %c : i32
+    } else {
+      scf.yield %z : i32
+    }
+    %own_count = arith.addi %count_a, %count_b : i32
     // Inclusive block scan (Hillis-Steele in %scan, 8 steps): thread t gets
     // the sum of the values of threads 0..t. Written out here rather than a
     // call of @block_scan: MLIR's inliner inlines into scf regions but not
@@ -236,22 +249,31 @@ gpu.module @moe_dispatch_kernels {
       scf.yield %next : i32
     }
     scf.if %is0 {
-      memref.store %z, %offs[%c0] : memref<257xi32, #gpu.address_space<workgroup>>
+      memref.store %z, %offs[%c0] : memref<513xi32, #gpu.address_space<workgroup>>
       memref.store %z, %offsets[%c0] : memref<?xi32>
     }
-    scf.if %mine {
-      %e1 = arith.addi %tid, %c1 : index
-      memref.store %incl, %offs[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
-      memref.store %incl, %offsets[%e1] : memref<?xi32>
+    // offsets[e + 1]: the counts of the experts up to e.
+    %excl = arith.subi %incl, %own_count : i32
+    %end_a = arith.addi %excl, %count_a : i32
+    scf.if %has_a {
+      memref.store %end_a, %offs[%eb] : memref<513xi32, #gpu.address_space<workgroup>>
+      memref.store %end_a, %offsets[%eb] : memref<?xi32>
+    }
+    scf.if %has_b {
+      %eb1 = arith.addi %eb, %c1 : index
+      memref.store %incl, %offs[%eb1] : memref<513xi32, #gpu.address_space<workgroup>>
+      memref.store %incl, %offsets[%eb1] : memref<?xi32>
     }
     scf.for %w = %c0 to %c8 step %c1 {
-      %cell0 = arith.muli %w, %c256 : index
+      %cell0 = arith.muli %w, %c512 : index
       %cell = arith.addi %cell0, %tid : index
-      memref.store %z, %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+      %cell2 = arith.addi %cell, %c256 : index
+      memref.store %z, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      memref.store %z, %wbase[%cell2] : memref<4096xi32, #gpu.address_space<workgroup>>
     }
     gpu.barrier
     // Padding rows past the last group: unused slots.
-    %endi = memref.load %offs[%E] : memref<257xi32, #gpu.address_space<workgroup>>
+    %endi = memref.load %offs[%E] : memref<513xi32, #gpu.address_space<workgroup>>
     %end = arith.index_cast %endi : i32 to index
     %pad0 = arith.addi %end, %tid : index
     scf.for %r = %pad0 to %TK step %bdim {
@@ -271,7 +293,7 @@ gpu.module @moe_dispatch_kernels {
     %seg0 = arith.muli %warp, %S : index
     %seg1u = arith.addi %seg0, %S : index
     %seg1 = arith.minui %seg1u, %TK : index
-    %row0 = arith.muli %warp, %c256 : index
+    %row0 = arith.muli %warp, %c512 : index
     // Pass 1: the warp's count of each expert in its segment.
     scf.for %base = %seg0 to %seg1 step %c32 {
       %a = arith.addi %base, %lane : index
@@ -286,22 +308,21 @@ gpu.module @moe_dispatch_kernels {
         %n = math.ctpop %mask : i32
         %e = arith.index_cast %e_i : i32 to index
         %cell = arith.addi %row0, %e : index
-        %old = memref.load %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+        %old = memref.load %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
         %new = arith.addi %old, %n : i32
-        memref.store %new, %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+        memref.store %new, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
       }
     }
     gpu.barrier
     // Each expert's warp counts to the rows where each warp starts: thread
-    // e scans column e from the group's offset.
-    %own = arith.cmpi ult, %tid, %E : index
-    scf.if %own {
-      %start = memref.load %offs[%tid] : memref<257xi32, #gpu.address_space<workgroup>>
+    // t scans columns t and t + 256 (experts) from the group's offset.
+    scf.for %e = %tid to %E step %c256 {
+      %start = memref.load %offs[%e] : memref<513xi32, #gpu.address_space<workgroup>>
       %last = scf.for %w = %c0 to %c8 step %c1 iter_args(%run = %start) -> (i32) {
-        %cell0 = arith.muli %w, %c256 : index
-        %cell = arith.addi %cell0, %tid : index
-        %cnt = memref.load %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
-        memref.store %run, %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+        %cell0 = arith.muli %w, %c512 : index
+        %cell = arith.addi %cell0, %e : index
+        %cnt = memref.load %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+        memref.store %run, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
         %nrun = arith.addi %run, %cnt : i32
         scf.yield %nrun : i32
       }
@@ -320,7 +341,7 @@ gpu.module @moe_dispatch_kernels {
       %e_c = arith.select %used, %e_i, %z : i32
       %e = arith.index_cast %e_c : i32 to index
       %cell = arith.addi %row0, %e : index
-      %rbase = memref.load %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+      %rbase = memref.load %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
       nvvm.bar.warp.sync %full : i32
       scf.if %used {
         %rank = math.ctpop %lower : i32
@@ -337,7 +358,7 @@ gpu.module @moe_dispatch_kernels {
         scf.if %first {
           %n = math.ctpop %mask : i32
           %next = arith.addi %rbase, %n : i32
-          memref.store %next, %wbase[%cell] : memref<2048xi32, #gpu.address_space<workgroup>>
+          memref.store %next, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
         }
       }
       nvvm.bar.warp.sync %full : i32
@@ -907,12 +928,12 @@ gpu.module @moe_dispatch_kernels {
 func.func private @check_dispatch_limits(%d: index, %E: index) {
   %c0 = arith.constant 0 : index
   %c8 = arith.constant 8 : index
-  %c256 = arith.constant 256 : index
+  %c512 = arith.constant 512 : index
   %rem = arith.remui %d, %c8 : index
   %d_ok = arith.cmpi eq, %rem, %c0 : index
   cf.assert %d_ok, "moe gpu dispatch: the hidden size d must be a multiple of 8"
-  %e_ok = arith.cmpi ule, %E, %c256 : index
-  cf.assert %e_ok, "moe gpu dispatch: at most 256 experts"
+  %e_ok = arith.cmpi ule, %E, %c512 : index
+  cf.assert %e_ok, "moe gpu dispatch: at most 512 experts"
   return
 }
 

@@ -18,7 +18,7 @@
 //
 // Kernels of @moe_experts:
 //
-//   build_tile_map      1 block of 256 threads (E <= 256). A block scan of
+//   build_tile_map      1 block of 256 threads (E <= 512). A block scan of
 //                       the groups' tile counts; then lists the 64-row
 //                       tiles of every non-empty group in expert order as
 //                       (tile_expert[i], tile_m0[i]) and their number in
@@ -58,7 +58,7 @@
 //
 // Limits (not checked on the device; the host functions assert the first
 // two): K % 8 == 0 (a 16-byte cp.async chunk lies wholly inside or outside
-// a row), E <= 256 (the tile map's prefix table), base pointers 16-byte
+// a row), E <= 512 (the tile map's prefix table), base pointers 16-byte
 // aligned (gpu.alloc gives 256), ceil(N / 64) + min(E, N) <= 65535 (grid
 // y).
 // N, Nout and the K tail are arbitrary. Every output element is computed by
@@ -665,38 +665,56 @@ gpu.module @moe_experts {
   }
 
   // ---------------------------------------------------------------------------
+  // The 64-row tiles of group e, 0 past the last group.
+  func.func private @group_tiles(%off: memref<?xi32>, %e: index,
+                                 %E: index) -> i32 {
+    %c1 = arith.constant 1 : index
+    %c63 = arith.constant 63 : index
+    %c64 = arith.constant 64 : index
+    %z = arith.constant 0 : i32
+    %in = arith.cmpi ult, %e, %E : index
+    %tiles = scf.if %in -> (i32) {
+      %e1 = arith.addi %e, %c1 : index
+      %lo = memref.load %off[%e] : memref<?xi32>
+      %hi = memref.load %off[%e1] : memref<?xi32>
+      %cnt = arith.subi %hi, %lo : i32
+      %cnti = arith.index_cast %cnt : i32 to index
+      %tp = arith.addi %cnti, %c63 : index
+      %t = arith.divui %tp, %c64 : index
+      %ti = arith.index_cast %t : index to i32
+      scf.yield %ti : i32
+    } else {
+      scf.yield %z : i32
+    }
+    return %tiles : i32
+  }
+
   // The 64-row tiles of the groups, in expert order: tile i covers rows
   // tile_m0[i] .. min(tile_m0[i] + 64, off[e + 1]) of expert tile_expert[i].
-  // Grid 1, block 256 (any size works); thread 0 scans, then thread e fills
-  // the entries of expert e.
+  // Grid 1, block 256: a block scan of the groups' tile counts (thread t
+  // owns groups 2 t and 2 t + 1), then thread t fills the entries of
+  // experts t, t + 256.
   gpu.func @build_tile_map(%off: memref<?xi32>, %E: index, %tile_expert: memref<?xi32>,
                            %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>)
-      workgroup(%pref: memref<257xi32, #gpu.address_space<workgroup>>,
+      workgroup(%pref: memref<513xi32, #gpu.address_space<workgroup>>,
                 %scan: memref<256xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
     %c63 = arith.constant 63 : index
     %c64 = arith.constant 64 : index
     %c255 = arith.constant 255 : index
     %z = arith.constant 0 : i32
     %tid = gpu.thread_id x
     %bdim = gpu.block_dim x
-    // Thread e: the tiles of group e; their prefix sums by a block scan.
-    %mine = arith.cmpi ult, %tid, %E : index
-    %ntiles = scf.if %mine -> (i32) {
-      %e1 = arith.addi %tid, %c1 : index
-      %lo = memref.load %off[%tid] : memref<?xi32>
-      %hi = memref.load %off[%e1] : memref<?xi32>
-      %cnt = arith.subi %hi, %lo : i32
-      %cnti = arith.index_cast %cnt : i32 to index
-      %tp = arith.addi %cnti, %c63 : index
-      %tiles = arith.divui %tp, %c64 : index
-      %tilesi = arith.index_cast %tiles : index to i32
-      scf.yield %tilesi : i32
-    } else {
-      scf.yield %z : i32
-    }
+    // Thread t: the tiles of groups 2 t and 2 t + 1 (E <= 512); their
+    // prefix sums by a block scan.
+    %ea = arith.muli %tid, %c2 : index
+    %eb = arith.addi %ea, %c1 : index
+    %tiles_a = func.call @group_tiles(%off, %ea, %E) : (memref<?xi32>, index, index) -> i32
+    %tiles_b = func.call @group_tiles(%off, %eb, %E) : (memref<?xi32>, index, index) -> i32
+    %ntiles = arith.addi %tiles_a, %tiles_b : i32
     // Inclusive block scan (Hillis-Steele in %scan, 8 steps): thread t gets
     // the sum of the values of threads 0..t.
     memref.store %ntiles, %scan[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
@@ -717,11 +735,18 @@ gpu.module @moe_experts {
     }
     %is0 = arith.cmpi eq, %tid, %c0 : index
     scf.if %is0 {
-      memref.store %z, %pref[%c0] : memref<257xi32, #gpu.address_space<workgroup>>
+      memref.store %z, %pref[%c0] : memref<513xi32, #gpu.address_space<workgroup>>
     }
-    scf.if %mine {
-      %e1 = arith.addi %tid, %c1 : index
-      memref.store %incl, %pref[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
+    %excl = arith.subi %incl, %ntiles : i32
+    %end_a = arith.addi %excl, %tiles_a : i32
+    %has_a = arith.cmpi ult, %ea, %E : index
+    scf.if %has_a {
+      memref.store %end_a, %pref[%eb] : memref<513xi32, #gpu.address_space<workgroup>>
+    }
+    %has_b = arith.cmpi ult, %eb, %E : index
+    scf.if %has_b {
+      %eb1 = arith.addi %eb, %c1 : index
+      memref.store %incl, %pref[%eb1] : memref<513xi32, #gpu.address_space<workgroup>>
     }
     %last = arith.cmpi eq, %tid, %c255 : index
     scf.if %last {
@@ -730,8 +755,8 @@ gpu.module @moe_experts {
     gpu.barrier
     scf.for %e = %tid to %E step %bdim {
       %e1 = arith.addi %e, %c1 : index
-      %p0 = memref.load %pref[%e] : memref<257xi32, #gpu.address_space<workgroup>>
-      %p1 = memref.load %pref[%e1] : memref<257xi32, #gpu.address_space<workgroup>>
+      %p0 = memref.load %pref[%e] : memref<513xi32, #gpu.address_space<workgroup>>
+      %p1 = memref.load %pref[%e1] : memref<513xi32, #gpu.address_space<workgroup>>
       %lo = memref.load %off[%e] : memref<?xi32>
       %p0i = arith.index_cast %p0 : i32 to index
       %p1i = arith.index_cast %p1 : i32 to index
@@ -1593,12 +1618,12 @@ gpu.module @moe_experts {
 func.func private @check_expert_limits(%K: index, %E: index) {
   %c0 = arith.constant 0 : index
   %c8 = arith.constant 8 : index
-  %c256 = arith.constant 256 : index
+  %c512 = arith.constant 512 : index
   %rem = arith.remui %K, %c8 : index
   %k_ok = arith.cmpi eq, %rem, %c0 : index
   cf.assert %k_ok, "moe gpu experts: the reduction size K must be a multiple of 8"
-  %e_ok = arith.cmpi ule, %E, %c256 : index
-  cf.assert %e_ok, "moe gpu experts: at most 256 experts"
+  %e_ok = arith.cmpi ule, %E, %c512 : index
+  cf.assert %e_ok, "moe gpu experts: at most 512 experts"
   return
 }
 

@@ -35,9 +35,9 @@
 //                    16-byte chunks (8 x bf16 vector loads, f32 fma) and
 //                    add their partial sums with a butterfly shuffle; the
 //                    E logits of the warp's token go to shared memory
-//                    ([4][256] f32), and so do its scores and keys. Softmax
+//                    ([4][512] f32), and so do its scores and keys. Softmax
 //                    max and sum are warp reductions. grouped_top_k: lane 0
-//                    ranks the groups (the kept ones marked in [4][256] i32
+//                    ranks the groups (the kept ones marked in [4][512] i32
 //                    of shared memory) and gives the experts of the dropped
 //                    ones out. Then k rounds of warp argmax on the keys, in
 //                    the order of the spec (NaN lowest): a lane keeps the
@@ -52,7 +52,7 @@
 //                    top_k, renormalized): one thread per token, logits
 //                    recomputed in d order for every use.
 //
-// Limits: d % 8 == 0 with 16-byte aligned rows, 1 <= k <= E <= 256 (the
+// Limits: d % 8 == 0 with 16-byte aligned rows, 1 <= k <= E <= 512 (the
 // host functions assert them). The selection is deterministic; the logits
 // of the two kernels differ only by the order of f32 additions.
 //
@@ -204,10 +204,10 @@ gpu.module @moe_router_kernels {
                         %scale: f32, %param: f32, %G: index, %topkg: index,
                         %gscore: i32, %scores: memref<?x?xf32>,
                         %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
-      workgroup(%lg: memref<4x256xf32, #gpu.address_space<workgroup>>,
-                %sc: memref<4x256xf32, #gpu.address_space<workgroup>>,
-                %ky: memref<4x256xf32, #gpu.address_space<workgroup>>,
-                %gkept: memref<4x256xi32, #gpu.address_space<workgroup>>)
+      workgroup(%lg: memref<4x512xf32, #gpu.address_space<workgroup>>,
+                %sc: memref<4x512xf32, #gpu.address_space<workgroup>>,
+                %ky: memref<4x512xf32, #gpu.address_space<workgroup>>,
+                %gkept: memref<4x512xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -284,20 +284,20 @@ gpu.module @moe_router_kernels {
           scf.yield %f0 : f32
         }
         %logit = arith.addf %dot, %b : f32
-        memref.store %logit, %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+        memref.store %logit, %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
       }
     }
     gpu.barrier
 
     // ---- softmax statistics: m = max logit, Z = sum exp(z - m)
     %lmax = scf.for %e = %lane to %E step %c32 iter_args(%m = %ninf) -> (f32) {
-      %v = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+      %v = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
       %nm = arith.maximumf %m, %v : f32
       scf.yield %nm : f32
     }
     %mx = func.call @warp_max(%lmax) : (f32) -> f32
     %lsum = scf.for %e = %lane to %E step %c32 iter_args(%s = %f0) -> (f32) {
-      %v = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+      %v = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
       %dv = arith.subf %v, %mx : f32
       %ev = math.exp %dv : f32
       %ns = arith.addf %s, %ev : f32
@@ -307,9 +307,9 @@ gpu.module @moe_router_kernels {
 
     // ---- scores s (unbiased) and selection keys s + b
     scf.for %e = %lane to %E step %c32 {
-      %z = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+      %z = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
       %sv = func.call @score_of(%z, %mx, %Z, %score) : (f32, f32, f32, i32) -> f32
-      memref.store %sv, %sc[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+      memref.store %sv, %sc[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
       %b = scf.if %has_sbias -> (f32) {
         %bv = memref.load %sbias[%e] : memref<?xf32>
         scf.yield %bv : f32
@@ -317,7 +317,7 @@ gpu.module @moe_router_kernels {
         scf.yield %f0 : f32
       }
       %key = arith.addf %sv, %b : f32
-      memref.store %key, %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+      memref.store %key, %ky[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
       // expert_choice: the scores out, for @expert_choice to select per expert
       %out = arith.andi %ec, %valid : i1
       scf.if %out {
@@ -335,20 +335,20 @@ gpu.module @moe_router_kernels {
         scf.if %is_l0 {
           %gs = arith.divui %E, %G : index
           scf.for %g = %c0 to %G step %c1 {
-            memref.store %i0, %gkept[%warp, %g] : memref<4x256xi32, #gpu.address_space<workgroup>>
+            memref.store %i0, %gkept[%warp, %g] : memref<4x512xi32, #gpu.address_space<workgroup>>
           }
           scf.for %r = %c0 to %topkg step %c1 {
             %best:2 = scf.for %g = %c0 to %G step %c1
                 iter_args(%bv = %nan, %bg = %Gi) -> (f32, i32) {
               %gi = arith.index_cast %g : index to i32
-              %mark = memref.load %gkept[%warp, %g] : memref<4x256xi32, #gpu.address_space<workgroup>>
+              %mark = memref.load %gkept[%warp, %g] : memref<4x512xi32, #gpu.address_space<workgroup>>
               %free = arith.cmpi eq, %mark, %i0 : i32
               %e0 = arith.muli %g, %gs : index
               %e1 = arith.addi %e0, %gs : index
               // NaN, the lowest key, until a key is seen
               %top:2 = scf.for %e = %e0 to %e1 step %c1
                   iter_args(%b1 = %nan, %b2 = %nan) -> (f32, f32) {
-                %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+                %v = memref.load %ky[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
                 %gt1 = func.call @key_above(%v, %b1) : (f32, f32) -> i1
                 %gt2 = func.call @key_above(%v, %b2) : (f32, f32) -> i1
                 %n2a = arith.select %gt2, %v, %b2 : f32
@@ -368,7 +368,7 @@ gpu.module @moe_router_kernels {
               scf.yield %nbv, %nbg : f32, i32
             }
             %bgx = arith.index_cast %best#1 : i32 to index
-            memref.store %i1, %gkept[%warp, %bgx] : memref<4x256xi32, #gpu.address_space<workgroup>>
+            memref.store %i1, %gkept[%warp, %bgx] : memref<4x512xi32, #gpu.address_space<workgroup>>
           }
         }
         gpu.barrier
@@ -385,7 +385,7 @@ gpu.module @moe_router_kernels {
       %gsz = arith.divui %E, %G1 : index
       %rounds = scf.for %r = %c0 to %k step %c1 iter_args(%taken = %i0) -> (i32) {
         %lb:2 = scf.for %e = %lane to %E step %c32 iter_args(%bv = %nan, %bi = %Ei) -> (f32, i32) {
-          %v = memref.load %ky[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+          %v = memref.load %ky[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
           %ei = arith.index_cast %e : index to i32
           %j = arith.divui %e, %c32 : index
           %ji = arith.index_cast %j : index to i32
@@ -394,7 +394,7 @@ gpu.module @moe_router_kernels {
           %used = arith.cmpi ne, %mine, %i0 : i32
           %dropped = scf.if %grouped -> (i1) {
             %g = arith.divui %e, %gsz : index
-            %mark = memref.load %gkept[%warp, %g] : memref<4x256xi32, #gpu.address_space<workgroup>>
+            %mark = memref.load %gkept[%warp, %g] : memref<4x512xi32, #gpu.address_space<workgroup>>
             %out = arith.cmpi eq, %mark, %i0 : i32
             scf.yield %out : i1
           } else {
@@ -438,8 +438,8 @@ gpu.module @moe_router_kernels {
         %kept:2 = scf.for %r = %c0 to %k step %c1 iter_args(%cum = %f0, %zm = %ninf) -> (f32, f32) {
           %id = memref.load %ids[%t, %r] : memref<?x?xi32>
           %e = arith.index_cast %id : i32 to index
-          %sv = memref.load %sc[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-          %z = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+          %sv = memref.load %sc[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+          %z = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
           %first = arith.cmpi eq, %r, %c0 : index
           %below_p = arith.cmpf olt, %cum, %param : f32
           %under = arith.cmpf olt, %sv, %param : f32
@@ -462,8 +462,8 @@ gpu.module @moe_router_kernels {
           %used = arith.cmpi sge, %id, %i0 : i32
           %raw = scf.if %used -> (f32) {
             %e = arith.index_cast %id : i32 to index
-            %sv = memref.load %sc[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
-            %z = memref.load %lg[%warp, %e] : memref<4x256xf32, #gpu.address_space<workgroup>>
+            %sv = memref.load %sc[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+            %z = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
             %dz = arith.subf %z, %kept#1 : f32
             %ez = math.exp %dz : f32
             %rv = arith.select %softmax_sel, %ez, %sv : f32
@@ -609,12 +609,12 @@ func.func private @check_router_limits(%d: index, %E: index, %k: index) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c8 = arith.constant 8 : index
-  %c256 = arith.constant 256 : index
+  %c512 = arith.constant 512 : index
   %rem = arith.remui %d, %c8 : index
   %d_ok = arith.cmpi eq, %rem, %c0 : index
   cf.assert %d_ok, "moe gpu router: the hidden size d must be a multiple of 8"
-  %e_ok = arith.cmpi ule, %E, %c256 : index
-  cf.assert %e_ok, "moe gpu router: at most 256 experts"
+  %e_ok = arith.cmpi ule, %E, %c512 : index
+  cf.assert %e_ok, "moe gpu router: at most 512 experts"
   %k_lo = arith.cmpi uge, %k, %c1 : index
   %k_hi = arith.cmpi ule, %k, %E : index
   %k_ok = arith.andi %k_lo, %k_hi : i1
@@ -623,7 +623,7 @@ func.func private @check_router_limits(%d: index, %E: index, %k: index) {
 }
 
 // The routing configuration's own limits: for grouped_top_k (sel = 1),
-// G >= 1 groups that divide E (so G <= E <= 256), 1 <= topk_group <= G, k
+// G >= 1 groups that divide E (so G <= E <= 512), 1 <= topk_group <= G, k
 // experts among the kept groups, two experts per group for sum_top2 (gscore = 1); for
 // top_p (sel = 2), p in (0, 1].
 func.func private @check_routing(%E: index, %k: index, %sel: i32, %G: index,

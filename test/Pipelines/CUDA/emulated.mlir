@@ -8,5 +8,5 @@
 // The same with the sm_90a kernels (wgmma) for the expert GEMMs.
 // RUN: env MOE_GPU_WGMMA=1 bash %S/Inputs/layers.sh cuda-emu %t.wgmma %moe_obj_root/bin | FileCheck %s
 
-// CHECK-COUNT-37: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
+// CHECK-COUNT-38: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
 // CHECK-NOT: compare:

@@ -6,5 +6,5 @@
 // UNSUPPORTED: reference-pipeline
 // RUN: bash %S/Inputs/layers.sh cuda %t %moe_obj_root/bin | FileCheck %s
 
-// CHECK-COUNT-37: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
+// CHECK-COUNT-38: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok
 // CHECK-NOT: compare:

@@ -41,6 +41,7 @@ done <<'SPECS'
 score=sigmoid select=grouped_top_k groups=4 topk_group=2 group_score=sum_top2 selection_bias=1 renormalize=1 scale=2.5 E=16 k=4
 select=grouped_top_k groups=4 topk_group=2 E=16 k=3
 score=sigmoid select=grouped_top_k groups=128 topk_group=8 group_score=sum_top2 renormalize=1 E=256 k=8
+score=sigmoid selection_bias=1 renormalize=1 scale=2.5 E=384 k=8
 select=top_p top_p=0.4 renormalize=1 E=16 k=4
 select=threshold tau=0.15 tau_operand=1 renormalize=1 k=4
 score=logits weights=softmax_selected
