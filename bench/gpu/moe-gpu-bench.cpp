@@ -41,6 +41,9 @@
 //
 //   moe-gpu-bench [--reps N] [--shapes mixtral,qwen3] [--tokens 1,16,...]
 //
+// --shapes kimi adds a Kimi-K2-like layer (d 7168, f 2048, E 384, k 8;
+// 34 GB of expert weights), not run by default.
+//
 // Exits with 77 without a usable GPU.
 //
 //===----------------------------------------------------------------------===//
@@ -217,10 +220,31 @@ int main(int argc, char **argv) {
         tokens.push_back(std::atoll(t.c_str()));
     } else {
       std::fprintf(stderr,
-                   "usage: moe-gpu-bench [--reps N] [--shapes mixtral,qwen3] "
+                   "usage: moe-gpu-bench [--reps N] [--shapes "
+                   "mixtral,qwen3,kimi] "
                    "[--tokens 1,16,256,4096]\n");
       return 2;
     }
+  }
+  for (const std::string &name : shapeNames)
+    if (name != "mixtral" && name != "qwen3" && name != "kimi") {
+      std::fprintf(stderr,
+                   "moe-gpu-bench: unknown shape '%s' (mixtral, qwen3, "
+                   "kimi)\n",
+                   name.c_str());
+      return 2;
+    }
+  for (int64_t t : tokens)
+    if (t < 1) {
+      std::fprintf(stderr, "moe-gpu-bench: expected token counts >= 1, "
+                           "found %lld\n",
+                   static_cast<long long>(t));
+      return 2;
+    }
+  if (reps < 1) {
+    std::fprintf(stderr, "moe-gpu-bench: expected --reps >= 1, found %d\n",
+                 reps);
+    return 2;
   }
   std::string device = initDevice("moe-gpu-bench");
   std::printf("device: %s\n", device.c_str());
@@ -265,7 +289,8 @@ int main(int argc, char **argv) {
   pool.upload(randomBF16(random, pool.count, 1.0 / 64));
 
   const Shape shapes[] = {{"mixtral", 4096, 14336, 8, 2},
-                          {"qwen3", 2048, 768, 128, 8}};
+                          {"qwen3", 2048, 768, 128, 8},
+                          {"kimi", 7168, 2048, 384, 8}};
   std::vector<Row> results;
   std::vector<std::string> selectionRows;
   std::printf("\n| shape | T | rows | experts used | layer ms | experts ms | "
