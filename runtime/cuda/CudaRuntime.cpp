@@ -380,6 +380,25 @@ MOE_CUDA_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
   return rows;
 }
 
+/// The grid's y (or z) for n blocks along y (KernelChoices.h).
+static int64_t gridSplit(const char *entry, int64_t n, bool z) {
+  std::string bad;
+  int64_t maxY = maxGridY(bad);
+  if (!bad.empty())
+    fail(entry, bad);
+  int64_t dims[2];
+  splitGridY(n, maxY, dims[0], dims[1]);
+  return dims[z];
+}
+
+MOE_CUDA_EXPORT int64_t moe_gpu_grid_y(int64_t n) {
+  return gridSplit("moe_gpu_grid_y", n, false);
+}
+
+MOE_CUDA_EXPORT int64_t moe_gpu_grid_z(int64_t n) {
+  return gridSplit("moe_gpu_grid_z", n, true);
+}
+
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a
 /// multiple of the cluster.
 MOE_CUDA_EXPORT void

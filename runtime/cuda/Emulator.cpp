@@ -1169,6 +1169,25 @@ MOE_EMU_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
   return rows;
 }
 
+/// The grid's y (or z) for n blocks along y, as the runtime's.
+static int64_t gridSplit(const char *entry, int64_t n, bool z) {
+  std::string bad;
+  int64_t maxY = moe::rt::cuda::maxGridY(bad);
+  if (!bad.empty())
+    fail(std::string(entry) + ": " + bad);
+  int64_t dims[2];
+  moe::rt::cuda::splitGridY(n, maxY, dims[0], dims[1]);
+  return dims[z];
+}
+
+MOE_EMU_EXPORT int64_t moe_gpu_grid_y(int64_t n) {
+  return gridSplit("moe_gpu_grid_y", n, false);
+}
+
+MOE_EMU_EXPORT int64_t moe_gpu_grid_z(int64_t n) {
+  return gridSplit("moe_gpu_grid_z", n, true);
+}
+
 /// wgmma.fence: the accumulator registers are the thread's own here; a
 /// thread's first wgmma.mma_async must follow one.
 MOE_EMU_EXPORT void moe_emu_wgmma_fence() { self().wgmmaFenced = true; }

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -69,11 +70,10 @@ int fail(const std::string &message) {
   return -1;
 }
 
-/// The first problem with `dims`, or "": of a layer whose expert GEMMs
-/// see `rows` rows, or (not `layer`) of the experts alone, one row per
-/// token and no top_k.
+/// The first problem with `dims`, or "": of a layer with `slots` slots per
+/// token, or (not `layer`) of the experts alone, one row each and no top_k.
 std::string checkDims(const moe_gpu_layer_dims *dims, bool layer,
-                      int64_t rows) {
+                      int64_t slots) {
   if (!dims)
     return "dims is NULL";
   auto value = [](const char *name, int64_t v) {
@@ -97,14 +97,13 @@ std::string checkDims(const moe_gpu_layer_dims *dims, bool layer,
   if (layer && (dims->top_k < 1 || dims->top_k > dims->experts))
     return "expected 1 <= top_k <= experts (" + std::to_string(dims->experts) +
            "), found " + value("top_k", dims->top_k);
-  // The expert GEMMs' grid: ceil(rows / 64) + min(E, rows) tiles in y.
-  if ((rows + 63) / 64 + std::min<int64_t>(dims->experts, rows) > 65535)
-    return "too many rows for one call: " + std::to_string(rows) +
-           " (at most " + std::to_string((65535 - dims->experts) * 64) +
-           " with " + std::to_string(dims->experts) + " experts)";
-  if (layer && dims->tokens > 65535)
-    return "expected at most 65535 tokens per call, found " +
-           value("tokens", dims->tokens);
+  // Slots, rows and tokens are 32-bit on the device (grids past 65535
+  // blocks in y go on in z).
+  if (dims->tokens > INT32_MAX / std::max<int64_t>(slots, 1))
+    return "expected tokens * slots below 2^31 (32-bit indices on the "
+           "device), found " +
+           value("tokens", dims->tokens) + " with " + std::to_string(slots) +
+           " slots per token";
   return "";
 }
 
@@ -240,25 +239,10 @@ std::string prepareLayer(const moe_gpu_layer_dims *dims,
                          int32_t *dropped, float *y, int64_t out,
                          LayerOperands &ops) {
   moe_gpu_routing r = routing ? *routing : moe_gpu_routing_default();
-  // Slots per token: expert_choice fills one per expert. The rows of the
-  // expert GEMMs (layer.mlir's R): T * slots, or E * min(C, T) when expert
-  // choice or a capacity bounds them by less.
+  // Slots per token: expert_choice fills one per expert.
   bool expertChoice = r.selection == MOE_GPU_SELECT_EXPERT_CHOICE;
   int64_t slots = !dims ? 0 : expertChoice ? dims->experts : dims->top_k;
-  int64_t rows = 0;
-  // Computed on sizes in range only (checkDims reports the others).
-  if (dims && dims->tokens >= 0 && dims->tokens <= 65535 &&
-      dims->experts >= 1 && dims->experts <= 512 && dims->top_k >= 1 &&
-      dims->top_k <= dims->experts) {
-    int64_t t = dims->tokens, e = dims->experts;
-    int64_t capacity = r.capacity > 0 ? r.capacity
-                       : expertChoice     ? (t * dims->top_k + e - 1) / e
-                                          : 0;
-    rows = t * slots;
-    if (capacity > 0)
-      rows = std::min(rows, e * std::min(capacity, t));
-  }
-  std::string error = checkDims(dims, /*layer=*/true, rows);
+  std::string error = checkDims(dims, /*layer=*/true, slots);
   if (error.empty())
     error = checkRouting(r, dims->experts, dims->top_k);
   if (error.empty())
@@ -444,8 +428,7 @@ MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
                                               const void *down_w,
                                               const int32_t *offsets, float *y,
                                               void *stream) {
-  std::string error =
-      checkDims(dims, /*layer=*/false, dims ? dims->tokens : 0);
+  std::string error = checkDims(dims, /*layer=*/false, /*slots=*/1);
   if (error.empty())
     error = checkPointers({gate_w, down_w, offsets},
                           {"gate_w", "down_w", "offsets"});

@@ -8,12 +8,16 @@
 //
 // The environment variables with which a user overrides the kernels the
 // CUDA kernel library picks, read the same way by the CUDA runtime and by
-// the SIMT emulator (each defines moe_gpu_use_wgmma and
-// moe_gpu_gemv_max_rows, and reports a bad value its own way):
+// the SIMT emulator (each defines moe_gpu_use_wgmma, moe_gpu_gemv_max_rows
+// and moe_gpu_grid_y, and reports a bad value its own way):
 //
 //   MOE_GPU_WGMMA=0|1       the sm_90a (wgmma) GEMMs off or on
 //   MOE_GPU_GEMV_ROWS=N     gemv_experts for at most N rows (default
 //                           max(16, 2 E)), the tensor-core GEMMs above
+//   MOE_GPU_MAX_GRID_Y=N    at most N blocks in a grid's y dimension, the
+//                           rest in z (default and largest 65535, the
+//                           limit of every CUDA device; smaller values
+//                           exercise the split in tests)
 //
 //===----------------------------------------------------------------------===//
 
@@ -58,6 +62,41 @@ inline int64_t gemvMaxRows(int64_t experts, std::string &bad) {
   }
   // Digits only; past the range, the largest count (every call a GEMV).
   return static_cast<int64_t>(std::strtoll(value.c_str(), nullptr, 10));
+}
+
+/// The most blocks a launch of the kernel library puts in the grid's y
+/// dimension: MOE_GPU_MAX_GRID_Y in 1..65535, or 65535 when it is unset or
+/// empty. Any other value is put in `bad` (and 65535 returned).
+inline int64_t maxGridY(std::string &bad) {
+  constexpr int64_t limit = 65535;
+  const char *env = std::getenv("MOE_GPU_MAX_GRID_Y");
+  std::string value = env ? env : "";
+  if (value.empty())
+    return limit;
+  if (value.size() > 5 || value.find_first_not_of("0123456789") !=
+                              std::string::npos) {
+    bad = "MOE_GPU_MAX_GRID_Y must be an integer in 1..65535, found '" +
+          value + "'";
+    return limit;
+  }
+  int64_t v = std::strtoll(value.c_str(), nullptr, 10);
+  if (v < 1 || v > limit) {
+    bad = "MOE_GPU_MAX_GRID_Y must be an integer in 1..65535, found '" +
+          value + "'";
+    return limit;
+  }
+  return v;
+}
+
+/// The grid's (y, z) for `n` blocks along y: y = min(n, maxY) and z =
+/// ceil(n / y); (0, 0) for none.
+inline void splitGridY(int64_t n, int64_t maxY, int64_t &y, int64_t &z) {
+  if (n <= 0) {
+    y = z = 0;
+    return;
+  }
+  y = n < maxY ? n : maxY;
+  z = (n + y - 1) / y;
 }
 
 } // namespace moe::rt::cuda

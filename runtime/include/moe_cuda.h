@@ -75,6 +75,16 @@ int32_t moe_gpu_use_wgmma(void);
  * stderr before an abort). The kernel library calls this on every call. */
 int64_t moe_gpu_gemv_max_rows(int64_t experts);
 
+/* The grid the kernel library launches for n blocks along y, which CUDA
+ * caps at 65535: y = min(n, 65535) blocks in y and z = ceil(n / y) in z
+ * (0 and 0 for n <= 0); the kernels read their index as blockIdx.y +
+ * gridDim.y * blockIdx.z and skip those past n. The environment variable
+ * MOE_GPU_MAX_GRID_Y (1..65535) lowers the cap, which tests use to run
+ * the split on small problems; anything else is an error, reported on
+ * stderr before an abort. */
+int64_t moe_gpu_grid_y(int64_t n);
+int64_t moe_gpu_grid_z(int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -80,8 +80,9 @@ moe_status moe_model_run_layer(moe_model *model, int64_t layer,
                                const void *x, int64_t tokens, void *y);
 
 /* The most tokens one call of moe_model_run_layer takes for `layer`: 0
- * when any number works (CPU libraries), else the GPU kernels' grid limit
- * (65535 or fewer; docs/cuda.md). -1 for an invalid model or layer. */
+ * when any number works (CPU libraries), else the GPU kernels' limit of
+ * 32-bit slots, (2^31 - 1) / k (or / E with expert_choice; docs/cuda.md).
+ * -1 for an invalid model or layer. */
 int64_t moe_model_max_tokens(const moe_model *model, int64_t layer);
 
 /* The layer's counters since load or the last reset: per expert, the

@@ -34,10 +34,8 @@ namespace mlir::moe {
 class LayerOp;
 
 /// The most tokens one call of `op` may take once moe-cuda-pipeline lowers
-/// it to the kernel library (lib/GPU/Kernels/layer.mlir): 65535, the combine's
-/// grid y, or fewer where the expert GEMMs' tiles would exceed that grid
-/// (ceil(rows / 64) + min(E, rows) <= 65535; rows = T k, or with
-/// expert_choice E min(C, T), bounded from what the capacity says).
+/// it to the kernel library (lib/GPU/Kernels/layer.mlir), whose slots, rows
+/// and tokens are 32-bit: (2^31 - 1) / k, or / E with expert_choice.
 int64_t cudaMaxTokens(LayerOp op);
 
 /// The declaration of runtime function `name` in `module`, added private

@@ -106,27 +106,18 @@ static std::string unsupportedReason(LayerOp op) {
 }
 
 int64_t mlir::moe::cudaMaxTokens(LayerOp op) {
-  constexpr int64_t gridY = 65535;
+  // Slots, rows and tokens are i32 on the device: T * slots < 2^31, with
+  // slots = k, or E with expert_choice (its scores and keys are [T, E]).
+  constexpr int64_t int32Max = 2147483647;
   int64_t numExperts = op.getNumExperts();
   RoutingAttr routing = op.getRouting();
   if (ShapedType::isDynamic(numExperts) || numExperts < 1 ||
       routing.getK() < 1)
-    return gridY;
-  // ceil(R / 64) + min(E, R) <= gridY for R rows.
-  int64_t maxRows = (gridY - std::min(numExperts, gridY)) * 64;
-  if (routing.getSelection() != Selection::ExpertChoice)
-    return std::min(gridY, maxRows / routing.getK());
-  // Expert choice: R = E min(C, T). Without a capacity C = ceil(T k / E),
-  // so R <= T k + E; a fixed count bounds R by E C; a factor (also a run-
-  // time knob) only by E T.
-  CapacityAttr capacity = op.getCapacityAttr();
-  if (!capacity)
-    return std::min(gridY, (maxRows - numExperts) / routing.getK());
-  if (capacity.getCount() &&
-      capacity.computeCapacity(/*numTokens=*/0, routing.getK(), numExperts) <=
-          maxRows / numExperts)
-    return gridY;
-  return std::min(gridY, maxRows / numExperts);
+    return int32Max;
+  int64_t slots = routing.getSelection() == Selection::ExpertChoice
+                      ? numExperts
+                      : routing.getK();
+  return int32Max / slots;
 }
 
 /// The private declaration of library host function `name`.

@@ -22,8 +22,9 @@
 //
 // Kernels of @moe_combine_kernels:
 //
-//   combine      Grid (ceil(d / 1024), T), block 256; each thread owns 4
-//                consecutive columns (16-byte vector loads and stores).
+//   combine      Grid (ceil(d / 1024), T in y and z), block 256; each
+//                thread owns 4 consecutive columns (16-byte vector loads
+//                and stores).
 //                With `unit` set the weights count as 1 (weights applied
 //                to the expert input, spec section 3).
 //                Reads of slot_row and slot_weight are uniform in the
@@ -37,7 +38,9 @@
 //                thread per element).
 //
 // Limits: d % 4 == 0 with 16-byte aligned rows (asserted by the host
-// functions); T <= 65535 (grid y); slot_row values < N (not checked).
+// functions); slot_row values < N (not checked). T may pass 65535: the
+// host splits it between the grid's y and z (moe_gpu_grid_y, _z), and
+// the kernels read @block_index_y and skip blocks past T.
 //
 // Host functions (host memrefs in and out; one stream):
 //   @moe_combine, @moe_combine_ref (rows, slot_row, slot_weight, y)
@@ -47,6 +50,18 @@
 module attributes {gpu.container_module} {
 
 gpu.module @moe_combine_kernels {
+
+  // The block's index along y when a launch splits more than 65535 blocks
+  // between the grid's y and z (moe_gpu_grid_y and moe_gpu_grid_z):
+  // blockIdx.y + gridDim.y * blockIdx.z.
+  func.func private @block_index_y() -> index {
+    %y = gpu.block_id y
+    %ny = gpu.grid_dim y
+    %z = gpu.block_id z
+    %yz = arith.muli %ny, %z : index
+    %i = arith.addi %y, %yz : index
+    return %i : index
+  }
 
   gpu.func @combine(%rows: memref<?x?xf32>, %slot_row: memref<?x?xi32>,
                     %slot_weight: memref<?x?xf32>, %y: memref<?x?xf32>,
@@ -60,13 +75,16 @@ gpu.module @moe_combine_kernels {
     %zero4 = arith.constant dense<0.0> : vector<4xf32>
     %d = memref.dim %y, %c1 : memref<?x?xf32>
     %k = memref.dim %slot_row, %c1 : memref<?x?xi32>
+    %T = memref.dim %slot_row, %c0 : memref<?x?xi32>
     %bx = gpu.block_id x
-    %t = gpu.block_id y
+    %t = func.call @block_index_y() : () -> index
     %tid = gpu.thread_id x
     %col0 = arith.muli %bx, %c1024 : index
     %lc = arith.muli %tid, %c4 : index
     %col = arith.addi %col0, %lc : index
-    %in = arith.cmpi ult, %col, %d : index
+    %in_col = arith.cmpi ult, %col, %d : index
+    %in_t = arith.cmpi ult, %t, %T : index
+    %in = arith.andi %in_col, %in_t : i1
     scf.if %in {
       %acc = scf.for %j = %c0 to %k step %c1 iter_args(%a = %zero4)
           -> (vector<4xf32>) {
@@ -205,19 +223,24 @@ gpu.module @moe_combine_kernels {
 
   // y[t, c] += bf16(g[t] * s[t, c]) (or bf16(s[t, c]) when not gated): the
   // shared expert's output rounded to the layer's type, as moe.shared_expert
-  // gives it, added after the routed sum. Grid (ceil(d / 256), T).
+  // gives it, added after the routed sum. Grid (ceil(d / 256), T), T split
+  // between y and z as moe_gpu_grid_y and moe_gpu_grid_z say.
   gpu.func @add_shared(%y: memref<?x?xf32>, %s: memref<?x?xf32>,
                        %g: memref<?xf32>, %gated: i32) kernel {
     %c1 = arith.constant 1 : index
     %c256 = arith.constant 256 : index
     %z = arith.constant 0 : i32
+    %c0 = arith.constant 0 : index
     %d = memref.dim %y, %c1 : memref<?x?xf32>
+    %T = memref.dim %y, %c0 : memref<?x?xf32>
     %bx = gpu.block_id x
-    %t = gpu.block_id y
+    %t = func.call @block_index_y() : () -> index
     %tid = gpu.thread_id x
     %col0 = arith.muli %bx, %c256 : index
     %col = arith.addi %col0, %tid : index
-    %in = arith.cmpi ult, %col, %d : index
+    %in_col = arith.cmpi ult, %col, %d : index
+    %in_t = arith.cmpi ult, %t, %T : index
+    %in = arith.andi %in_col, %in_t : i1
     scf.if %in {
       %sv = memref.load %s[%t, %col] : memref<?x?xf32>
       %is_gated = arith.cmpi ne, %gated, %z : i32
@@ -241,6 +264,11 @@ gpu.module @moe_combine_kernels {
 //===----------------------------------------------------------------------===//
 // Host functions
 //===----------------------------------------------------------------------===//
+
+// The grid's y and z for n blocks along y, past CUDA's 65535 in y
+// (runtime/include/moe_cuda.h); kernels read @block_index_y.
+func.func private @moe_gpu_grid_y(index) -> index
+func.func private @moe_gpu_grid_z(index) -> index
 
 func.func @moe_combine(%rows: memref<?x?xf32>, %slot_row: memref<?x?xi32>,
                        %slot_weight: memref<?x?xf32>, %y: memref<?x?xf32>) {
@@ -267,8 +295,10 @@ func.func @moe_combine(%rows: memref<?x?xf32>, %slot_row: memref<?x?xi32>,
   gpu.memcpy %dsw, %slot_weight : memref<?x?xf32>, memref<?x?xf32>
   %cp = arith.addi %d, %c1023 : index
   %gx = arith.divui %cp, %c1024 : index
+  %ty = call @moe_gpu_grid_y(%T) : (index) -> index
+  %tz = call @moe_gpu_grid_z(%T) : (index) -> index
   gpu.launch_func @moe_combine_kernels::@combine
-      blocks in (%gx, %T, %c1) threads in (%c256, %c1, %c1)
+      blocks in (%gx, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%drows : memref<?x?xf32>, %dsr : memref<?x?xi32>,
            %dsw : memref<?x?xf32>, %dy : memref<?x?xf32>, %z : i32)
   gpu.memcpy %y, %dy : memref<?x?xf32>, memref<?x?xf32>

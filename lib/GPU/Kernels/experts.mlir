@@ -59,8 +59,8 @@
 // Limits (not checked on the device; the host functions assert the first
 // two): K % 8 == 0 (a 16-byte cp.async chunk lies wholly inside or outside
 // a row), E <= 512 (the tile map's prefix table), base pointers 16-byte
-// aligned (gpu.alloc gives 256), ceil(N / 64) + min(E, N) <= 65535 (grid
-// y).
+// aligned (gpu.alloc gives 256), N < 2^31. The tiles of the map go in the
+// grid's y, and in z past 65535 (moe_gpu_grid_y, _z; @block_index_y).
 // N, Nout and the K tail are arbitrary. Every output element is computed by
 // one thread in a fixed order: results are deterministic run to run.
 //
@@ -388,6 +388,18 @@ gpu.module @moe_experts {
 
   // sum over the 32 lanes of a warp, a butterfly of xor shuffles (every
   // lane gets the same value, in the same order of additions).
+  // The block's index along y when a launch splits more than 65535 blocks
+  // between the grid's y and z (moe_gpu_grid_y and moe_gpu_grid_z):
+  // blockIdx.y + gridDim.y * blockIdx.z.
+  func.func private @block_index_y() -> index {
+    %y = gpu.block_id y
+    %ny = gpu.grid_dim y
+    %z = gpu.block_id z
+    %yz = arith.muli %ny, %z : index
+    %i = arith.addi %y, %yz : index
+    return %i : index
+  }
+
   func.func private @warp_sum(%v: f32) -> f32 {
     %c32 = arith.constant 32 : i32
     %o16 = arith.constant 16 : i32
@@ -444,7 +456,7 @@ gpu.module @moe_experts {
     %ub0 = arith.subi %rows_b, %n : index
     %ub = arith.select %gated_b, %ub0, %c0 : index
     %bx = gpu.block_id x
-    %by = gpu.block_id y
+    %by = func.call @block_index_y() : () -> index
     %tid = gpu.thread_id x
     %warp = arith.divui %tid, %c32 : index
     %lane = arith.remui %tid, %c32 : index
@@ -804,7 +816,7 @@ gpu.module @moe_experts {
     %K = memref.dim %X, %c1 : memref<?x?xbf16>
     %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
     %bx = gpu.block_id x
-    %by = gpu.block_id y
+    %by = func.call @block_index_y() : () -> index
     %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
     %nt = arith.index_cast %nt_i : i32 to index
     %active = arith.cmpi ult, %by, %nt : index
@@ -1020,7 +1032,7 @@ gpu.module @moe_experts {
     %urows = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
     %uoff = arith.subi %urows, %nout : index
     %bx = gpu.block_id x
-    %by = gpu.block_id y
+    %by = func.call @block_index_y() : () -> index
     %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
     %nt = arith.index_cast %nt_i : i32 to index
     %active = arith.cmpi ult, %by, %nt : index
@@ -1309,7 +1321,7 @@ gpu.module @moe_experts {
     %uoff = arith.subi %urows, %F : index
     %nout = arith.select %gated, %F, %wrows : index
     %bx = gpu.block_id x
-    %by = gpu.block_id y
+    %by = func.call @block_index_y() : () -> index
     %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
     %nt = arith.index_cast %nt_i : i32 to index
     %active = arith.cmpi ult, %by, %nt : index
@@ -1640,6 +1652,11 @@ func.func private @tiles64(%n: index) -> index {
 // MOE_GPU_GEMV_ROWS says otherwise.
 func.func private @moe_gpu_gemv_max_rows(i64) -> i64
 
+// The grid's y and z for n blocks along y, past CUDA's 65535 in y
+// (runtime/include/moe_cuda.h); kernels read @block_index_y.
+func.func private @moe_gpu_grid_y(index) -> index
+func.func private @moe_gpu_grid_z(index) -> index
+
 // Whether N rows over the groups of E experts are few enough for
 // gemv_experts (decoding: by default at most max(16, 2 E) rows, so a group
 // has a row or two on average and the weights are read about once) rather
@@ -1735,8 +1752,10 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
       blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%doff : memref<?xi32>, %E : index, %dte : memref<?xi32>,
            %dtm : memref<?xi32>, %dnt : memref<1xi32>)
+  %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
+  %tz = call @moe_gpu_grid_z(%maxtiles) : (index) -> index
   gpu.launch_func @moe_experts::@grouped_gemm_mma
-      blocks in (%gx, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      blocks in (%gx, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%dX : memref<?x?xbf16>, %dW : memref<?x?x?xbf16>,
            %doff : memref<?xi32>, %dte : memref<?xi32>, %dtm : memref<?xi32>,
            %dnt : memref<1xi32>, %dY : memref<?x?xf32>)
@@ -1851,8 +1870,10 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %gw = arith.select %wg, %g128, %c0 : index
   %g8 = call @tiles8(%nout) : (index) -> index
   %gv = arith.select %few, %g8, %c0 : index
+  %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
+  %tz = call @moe_gpu_grid_z(%maxtiles) : (index) -> index
   %k0 = gpu.launch_func async [%stream] @moe_experts::@grouped_gemm_mma
-      blocks in (%gx, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      blocks in (%gx, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
            %off : memref<?xi32>, %te : memref<?xi32>, %tm : memref<?xi32>,
            %nt : memref<1xi32>, %Y : memref<?x?xf32>)
@@ -1863,14 +1884,14 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
       strides: [%c0, %c0, 1] : memref<?x?x?xbf16> to memref<?x?x?xbf16>
   %smem = call @wgmma_shared_bytes() : () -> i32
   %kw = gpu.launch_func async [%k0] @moe_experts::@grouped_gemm_wgmma
-      blocks in (%gw, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      blocks in (%gw, %ty, %tz) threads in (%c128, %c1, %c1)
       dynamic_shared_memory_size %smem
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
            %noWu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
            %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32)
   %k1 = gpu.launch_func async [%kw] @moe_experts::@gemv_experts
-      blocks in (%gv, %maxtiles, %c1) threads in (%c256, %c1, %c1)
+      blocks in (%gv, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
            %W : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
@@ -1977,8 +1998,10 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %c255 = arith.constant 255 : index
   %nactp = arith.addi %nact, %c255 : index
   %g_act = arith.divui %nactp, %c256 : index
+  %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
+  %tz = call @moe_gpu_grid_z(%maxtiles) : (index) -> index
   %k1g = gpu.launch_func async [%a3] @moe_experts::@gate_up_swiglu_mma
-      blocks in (%g_gated, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      blocks in (%g_gated, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>,
@@ -1988,14 +2011,14 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
       strides: [%c0, 1] : memref<?x?xf32> to memref<?x?xf32>
   %smem = call @wgmma_shared_bytes() : () -> i32
   %k1w = gpu.launch_func async [%k1g] @moe_experts::@grouped_gemm_wgmma
-      blocks in (%g_gated_wg, %maxtiles, %c1) threads in (%c128, %c1, %c1)
+      blocks in (%g_gated_wg, %ty, %tz) threads in (%c128, %c1, %c1)
       dynamic_shared_memory_size %smem
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
            %noY : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32)
   %k1vg = gpu.launch_func async [%k1w] @moe_experts::@gemv_experts
-      blocks in (%gv_gated, %maxtiles, %c1) threads in (%c256, %c1, %c1)
+      blocks in (%gv_gated, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,

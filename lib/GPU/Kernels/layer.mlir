@@ -188,17 +188,12 @@ func.func private @moe_route_dispatch_async(
   %bounded = arith.minui %kept_bound, %TK : index
   %selective = arith.ori %drops, %is_ec : i1
   %R = arith.select %selective, %bounded, %TK : index
-  // Grid y: the combine's T blocks and the expert GEMMs' ceil(R / 64) +
-  // min(E, R) tiles. The C API and compiled libraries refuse such calls
-  // before they get here.
-  %c65535 = arith.constant 65535 : index
-  %t_ok = arith.cmpi ule, %T, %c65535 : index
-  cf.assert %t_ok, "moe gpu layer: at most 65535 tokens per call"
-  %row_tiles = call @tiles64(%R) : (index) -> index
-  %group_tiles = arith.minui %E, %R : index
-  %tiles = arith.addi %row_tiles, %group_tiles : index
-  %tiles_ok = arith.cmpi ule, %tiles, %c65535 : index
-  cf.assert %tiles_ok, "moe gpu layer: too many rows for one call: ceil(rows / 64) + min(experts, rows) must be at most 65535"
+  // Slots, rows and tokens are i32 on the device: T * k < 2^31 (k = E
+  // with expert_choice). The C API and compiled libraries refuse larger
+  // calls before they get here.
+  %int32_max = arith.constant 2147483647 : index
+  %slots_ok = arith.cmpi ule, %TK, %int32_max : index
+  cf.assert %slots_ok, "moe gpu layer: too many slots for one call: tokens * slots must be below 2^31"
 
   // Temporaries of the router and the dispatch.
   %dids, %a0 = gpu.alloc async [%stream] (%T, %k) : memref<?x?xi32>
@@ -316,8 +311,10 @@ func.func private @add_token_projection_async(%x: memref<?x?xbf16>,
          !gpu.async.token) -> !gpu.async.token
   %np = arith.addi %n, %c255 : index
   %g_add = arith.divui %np, %c256 : index
+  %gy = call @moe_gpu_grid_y(%Tp) : (index) -> index
+  %gz = call @moe_gpu_grid_z(%Tp) : (index) -> index
   %k3 = gpu.launch_func async [%k2] @moe_combine_kernels::@add_shared
-      blocks in (%g_add, %Tp, %c1) threads in (%c256, %c1, %c1)
+      blocks in (%g_add, %gy, %gz) threads in (%c256, %c1, %c1)
       args(%y : memref<?x?xf32>, %py : memref<?x?xf32>,
            %none : memref<?xf32>, %z : i32)
   %f0 = call @free_tile_map_async(%te, %tm, %nt, %k3)
@@ -381,8 +378,10 @@ func.func private @shared_expert_async(%x: memref<?x?xbf16>,
          !gpu.async.token) -> !gpu.async.token
   %ap = arith.addi %d, %c255 : index
   %g_add = arith.divui %ap, %c256 : index
+  %gy = call @moe_gpu_grid_y(%Ts) : (index) -> index
+  %gz = call @moe_gpu_grid_z(%Ts) : (index) -> index
   %s6 = gpu.launch_func async [%s5] @moe_combine_kernels::@add_shared
-      blocks in (%g_add, %Ts, %c1) threads in (%c256, %c1, %c1)
+      blocks in (%g_add, %gy, %gz) threads in (%c256, %c1, %c1)
       args(%y : memref<?x?xf32>, %sy : memref<?x?xf32>,
            %sgv : memref<?xf32>, %gated_i : i32)
   %s7 = gpu.dealloc async [%s6] %soff : memref<?xi32>
@@ -449,8 +448,10 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
          !gpu.async.token) -> !gpu.async.token
   %yp = arith.addi %d, %c1023 : index
   %g_combine = arith.divui %yp, %c1024 : index
+  %cy = call @moe_gpu_grid_y(%T) : (index) -> index
+  %cz = call @moe_gpu_grid_z(%T) : (index) -> index
   %k6 = gpu.launch_func async [%k5] @moe_combine_kernels::@combine
-      blocks in (%g_combine, %T, %c1) threads in (%c256, %c1, %c1)
+      blocks in (%g_combine, %cy, %cz) threads in (%c256, %c1, %c1)
       args(%drows : memref<?x?xf32>, %dsr : memref<?x?xi32>,
            %dwts : memref<?x?xf32>, %y : memref<?x?xf32>,
            %on_input_i : i32)
@@ -665,8 +666,10 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
            %rows : memref<?x?xf32>)
   %yp = arith.addi %dout, %c1023 : index
   %g_combine = arith.divui %yp, %c1024 : index
+  %cy = call @moe_gpu_grid_y(%T) : (index) -> index
+  %cz = call @moe_gpu_grid_z(%T) : (index) -> index
   %l8 = gpu.launch_func async [%l7] @moe_combine_kernels::@combine
-      blocks in (%g_combine, %T, %c1) threads in (%c256, %c1, %c1)
+      blocks in (%g_combine, %cy, %cz) threads in (%c256, %c1, %c1)
       args(%rows : memref<?x?xf32>, %dsr : memref<?x?xi32>,
            %dwts : memref<?x?xf32>, %y : memref<?x?xf32>,
            %on_input_i : i32)

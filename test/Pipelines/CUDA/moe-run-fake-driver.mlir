@@ -50,21 +50,16 @@
 // SHARED-NOT:  cuStreamSynchronize
 // SHARED:      cuda: cuMemcpyAsync(896)
 // SHARED:      cuda: cuStreamSynchronize()
-// One call takes at most 65535 tokens (the grid's y dimension), and expert
-// choice over 256 experts with a capacity factor (E min(C, T) <= E T rows)
-// at most (65535 - 256) * 64 / 256 = 16319: more are refused before the
-// call, naming the input.
-// RUN: env LD_LIBRARY_PATH=%t/fake not moe-run %t/layer/case.mlir --entry case \
-// RUN:   --pipeline cuda --random-inputs --dynamic-size 65536 2>&1 \
+// Slots, rows and tokens are 32-bit on the device: expert choice over 512
+// experts (a slot per expert) takes at most (2^31 - 1) / 512 = 4194303
+// tokens a call, and more are refused before the call, naming the input.
+// RUN: moe-reference emit --case "op=layer dtype=bf16 select=expert_choice k=2 E=512 d=8 f=8" \
+// RUN:   --seed 1 --tokens 7 --dir %t/ec512
+// RUN: env LD_LIBRARY_PATH=%t/fake not moe-run %t/ec512/case.mlir --entry case \
+// RUN:   --pipeline cuda --random-inputs --dynamic-size 4194304 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=TOKENS
 // TOKENS-NOT: cuLaunchKernel
-// TOKENS: moe-run: error: input 0 (generated tensor<?x32xbf16>) has 65536 tokens, expected at most 65535: the most one call of the CUDA kernel library takes for this layer (docs/cuda.md)
-// RUN: moe-reference emit --case "op=layer dtype=bf16 select=expert_choice k=2 E=256 capacity=factor:1.5" \
-// RUN:   --seed 1 --tokens 7 --dir %t/ec256
-// RUN: env LD_LIBRARY_PATH=%t/fake not moe-run %t/ec256/case.mlir --entry case \
-// RUN:   --pipeline cuda --random-inputs --dynamic-size 16320 2>&1 \
-// RUN:   | FileCheck %s --check-prefix=EC-TOKENS
-// EC-TOKENS: moe-run: error: input 0 (generated tensor<?x32xbf16>) has 16320 tokens, expected at most 16319
+// TOKENS: moe-run: error: input 0 (generated tensor<?x8xbf16>) has 4194304 tokens, expected at most 4194303: the most one call of the CUDA kernel library takes for this layer (docs/cuda.md)
 // Grouped top-k over 128 groups of 2 of 256 experts: compiled and launched.
 // RUN: moe-reference emit --case "op=layer dtype=bf16 score=sigmoid select=grouped_top_k groups=128 topk_group=8 group_score=sum_top2 renormalize=1 E=256 k=8" \
 // RUN:   --seed 1 --tokens 7 --dir %t/groups

@@ -176,17 +176,17 @@ int main(void) {
   bad.tokens = -1;
   report("tokens", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd,
                                          (void *)0, off, (int32_t *)0, y, 0));
+  /* Slots, rows and tokens are 32-bit on the device: 2^30 tokens of 2
+   * slots, or 2^22 of 512, are one slot too many. */
   bad = dims;
-  bad.tokens = 70000;
+  bad.tokens = (int64_t)1 << 30;
   report("many tokens",
          moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, (void *)0,
                                off, (int32_t *)0, y, 0));
-  /* 20000 tokens on 256 of 256 experts: 5120000 rows, past the expert
-   * GEMMs' grid ((65535 - 256) * 64 rows). */
-  bad.tokens = 20000;
-  bad.experts = 256;
-  bad.top_k = 256;
-  report("many rows",
+  bad.tokens = (int64_t)1 << 22;
+  bad.experts = 512;
+  bad.top_k = 512;
+  report("many slots",
          moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, (void *)0,
                                off, (int32_t *)0, y, 0));
   report("null x",
