@@ -51,7 +51,9 @@
 #include "CudaApi.h"
 #include "moe_gpu_kernels.h"
 
+#include <algorithm>
 #include <functional>
+#include <iterator>
 #include <sstream>
 
 using namespace moe::gpubench;
@@ -226,8 +228,12 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  const Shape shapes[] = {{"mixtral", 4096, 14336, 8, 2},
+                          {"qwen3", 2048, 768, 128, 8},
+                          {"kimi", 7168, 2048, 384, 8}};
   for (const std::string &name : shapeNames)
-    if (name != "mixtral" && name != "qwen3" && name != "kimi") {
+    if (std::none_of(std::begin(shapes), std::end(shapes),
+                     [&](const Shape &s) { return name == s.name; })) {
       std::fprintf(stderr,
                    "moe-gpu-bench: unknown shape '%s' (mixtral, qwen3, "
                    "kimi)\n",
@@ -288,9 +294,6 @@ int main(int argc, char **argv) {
   DeviceArray<uint16_t> pool(size_t(32) << 20);
   pool.upload(randomBF16(random, pool.count, 1.0 / 64));
 
-  const Shape shapes[] = {{"mixtral", 4096, 14336, 8, 2},
-                          {"qwen3", 2048, 768, 128, 8},
-                          {"kimi", 7168, 2048, 384, 8}};
   std::vector<Row> results;
   std::vector<std::string> selectionRows;
   std::printf("\n| shape | T | rows | experts used | layer ms | experts ms | "
@@ -324,8 +327,9 @@ int main(int argc, char **argv) {
       r.shape = s.name;
       r.T = T;
       moe_gpu_layer_dims dims{T, d, f, E, k};
-      auto layer = [&] {
-        if (moe_gpu_layer_enqueue(&dims, nullptr, x.get(), wr.get(), wg.get(),
+      // The layer with `routing` (NULL: the default, top-k dropless).
+      auto enqueue = [&](const moe_gpu_routing *routing) {
+        if (moe_gpu_layer_enqueue(&dims, routing, x.get(), wr.get(), wg.get(),
                                   wu.get(), wd.get(), /*shared=*/nullptr,
                                   off.get(),
                                   /*dropped=*/nullptr, y.get(), stream)) {
@@ -333,6 +337,7 @@ int main(int argc, char **argv) {
           std::exit(1);
         }
       };
+      auto layer = [&] { enqueue(nullptr); };
       r.layer = timeMs(stream, reps, flush, layer);
       CU_CHECK(cu().cuStreamSynchronize(stream));
       // Prefill: the selections that rank, through the same layer.
@@ -350,15 +355,8 @@ int main(int argc, char **argv) {
             {"capacity score", score},
             {"capacity choice_major", choice}};
         for (const auto &[what, routing] : variants) {
-          double ms = timeMs(stream, reps, flush, [&] {
-            if (moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(),
-                                      wg.get(), wu.get(), wd.get(), nullptr,
-                                      off.get(), nullptr, y.get(), stream)) {
-              std::fprintf(stderr, "moe-gpu-bench: %s\n",
-                           moe_gpu_last_error());
-              std::exit(1);
-            }
-          });
+          double ms =
+              timeMs(stream, reps, flush, [&] { enqueue(&routing); });
           char line[160];
           std::snprintf(line, sizeof(line), "| %s | %lld | %s | %.3f | %.3f |",
                         s.name, (long long)T, what, ms, ms / r.layer);

@@ -142,12 +142,9 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
       if (!arg || arg.getOwner()->getParentOp() != func)
         return;
       int64_t limit = cudaMaxTokens(layer);
-      auto it = llvm::find_if(compiled->tokenLimits, [&](const auto &entry) {
-        return entry.first == arg.getArgNumber();
-      });
-      if (it == compiled->tokenLimits.end())
-        compiled->tokenLimits.emplace_back(arg.getArgNumber(), limit);
-      else
+      auto [it, inserted] =
+          compiled->tokenLimits.try_emplace(arg.getArgNumber(), limit);
+      if (!inserted)
         it->second = std::min(it->second, limit);
     });
   if (cuda) {

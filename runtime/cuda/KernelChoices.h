@@ -73,13 +73,10 @@ inline int64_t maxGridY(std::string &bad) {
   std::string value = env ? env : "";
   if (value.empty())
     return limit;
-  if (value.size() > 5 || value.find_first_not_of("0123456789") !=
-                              std::string::npos) {
-    bad = "MOE_GPU_MAX_GRID_Y must be an integer in 1..65535, found '" +
-          value + "'";
-    return limit;
-  }
-  int64_t v = std::strtoll(value.c_str(), nullptr, 10);
+  // At most 5 digits, so the value fits before it is range-checked.
+  bool digits = value.size() <= 5 &&
+                value.find_first_not_of("0123456789") == std::string::npos;
+  int64_t v = digits ? std::strtoll(value.c_str(), nullptr, 10) : 0;
   if (v < 1 || v > limit) {
     bad = "MOE_GPU_MAX_GRID_Y must be an integer in 1..65535, found '" +
           value + "'";

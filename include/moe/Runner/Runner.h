@@ -18,6 +18,7 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/Support/Error.h"
 
 #include <memory>
@@ -99,9 +100,9 @@ private:
   std::string entryName;
   SmallVector<ValueSpec> args;
   SmallVector<ValueSpec> resultSpecs;
-  /// (argument, most tokens per call) for the arguments that are the input
-  /// of a layer lowered to the CUDA kernel library.
-  SmallVector<std::pair<unsigned, int64_t>> tokenLimits;
+  /// Argument -> most tokens per call, for the arguments that are the
+  /// input of a layer lowered to the CUDA kernel library.
+  llvm::SmallDenseMap<unsigned, int64_t> tokenLimits;
   std::unique_ptr<ExecutionEngine> engine;
   std::unique_ptr<::moe::rt::Model> runtimeModel;
   void (*packed)(void **) = nullptr;
