@@ -46,8 +46,8 @@
 //                       pick it when N <= max(16, 2 E)): one warp per output
 //                       column, 8 per block of 256, a block per (8 columns,
 //                       tile); the rows of the tile 4 at a time against each
-//                       weight row (16-byte loads, f32 sums, a butterfly
-//                       across the lanes). Y = X W[e]^T (f32), or the gated
+//                       weight row (16-byte loads, two chunks of K in flight
+//                       a lane, f32 sums, a butterfly across the lanes). Y = X W[e]^T (f32), or the gated
 //                       activation H (bf16) of gate and up weights.
 //   activate            H = bf16(act(Hf)) elementwise, for plain MLP experts
 //                       (an empty Wu: the first GEMM is grouped_gemm_mma
@@ -420,6 +420,61 @@ gpu.module @moe_experts {
     return %v1 : f32
   }
 
+  // Row r of gemv_experts at one chunk of K (8 elements at k), when r is
+  // below mend: a += X[r, k..] . wa and, gated, b += X[r, k..] . wb, each
+  // in element order.
+  func.func private @gemv_row(%X: memref<?x?xbf16>, %r: index, %mend: index,
+                              %k: index, %waf: vector<8xf32>,
+                              %wbf: vector<8xf32>, %gated_b: i1, %a: f32,
+                              %b: f32) -> (f32, f32) {
+    %in = arith.cmpi ult, %r, %mend : index
+    %na, %nb = scf.if %in -> (f32, f32) {
+      %xv = vector.load %X[%r, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+      %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
+      %pa = arith.mulf %xf, %waf : vector<8xf32>
+      %sa = vector.reduction <add>, %pa, %a : vector<8xf32> into f32
+      %sb = scf.if %gated_b -> (f32) {
+        %pb = arith.mulf %xf, %wbf : vector<8xf32>
+        %v = vector.reduction <add>, %pb, %b : vector<8xf32> into f32
+        scf.yield %v : f32
+      } else {
+        scf.yield %b : f32
+      }
+      scf.yield %sa, %sb : f32, f32
+    } else {
+      scf.yield %a, %b : f32, f32
+    }
+    return %na, %nb : f32, f32
+  }
+
+  // The four rows rb .. rb + 3 of gemv_experts at one chunk of K:
+  // @gemv_row for each, (a_i, b_i) the sums of row rb + i.
+  func.func private @gemv_chunk(%X: memref<?x?xbf16>, %rb: index, %mend: index,
+                                %k: index, %wa: vector<8xbf16>,
+                                %wb: vector<8xbf16>, %gated_b: i1,
+                                %a0: f32, %a1: f32, %a2: f32, %a3: f32,
+                                %b0: f32, %b1: f32, %b2: f32, %b3: f32)
+      -> (f32, f32, f32, f32, f32, f32, f32, f32) {
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c3 = arith.constant 3 : index
+    %waf = arith.extf %wa : vector<8xbf16> to vector<8xf32>
+    %wbf = arith.extf %wb : vector<8xbf16> to vector<8xf32>
+    %r1 = arith.addi %rb, %c1 : index
+    %r2 = arith.addi %rb, %c2 : index
+    %r3 = arith.addi %rb, %c3 : index
+    %n0:2 = func.call @gemv_row(%X, %rb, %mend, %k, %waf, %wbf, %gated_b, %a0, %b0)
+        : (memref<?x?xbf16>, index, index, index, vector<8xf32>, vector<8xf32>, i1, f32, f32) -> (f32, f32)
+    %n1:2 = func.call @gemv_row(%X, %r1, %mend, %k, %waf, %wbf, %gated_b, %a1, %b1)
+        : (memref<?x?xbf16>, index, index, index, vector<8xf32>, vector<8xf32>, i1, f32, f32) -> (f32, f32)
+    %n2:2 = func.call @gemv_row(%X, %r2, %mend, %k, %waf, %wbf, %gated_b, %a2, %b2)
+        : (memref<?x?xbf16>, index, index, index, vector<8xf32>, vector<8xf32>, i1, f32, f32) -> (f32, f32)
+    %n3:2 = func.call @gemv_row(%X, %r3, %mend, %k, %waf, %wbf, %gated_b, %a3, %b3)
+        : (memref<?x?xbf16>, index, index, index, vector<8xf32>, vector<8xf32>, i1, f32, f32) -> (f32, f32)
+    return %n0#0, %n1#0, %n2#0, %n3#0, %n0#1, %n1#1, %n2#1, %n3#1
+        : f32, f32, f32, f32, f32, f32, f32, f32
+  }
+
   // The expert GEMMs for few rows per group (decoding), bound by reading
   // the weights: one warp per output column j (8 per block of 256
   // threads), one block per (8 columns, tile of the map). For the tile's
@@ -429,12 +484,17 @@ gpu.module @moe_experts {
   // gated = 1: H[r, j] = bf16(act(X[r] . Wa[e, j]) * (X[r] . Wb[e, ub + j]))
   // with ub = rows(Wb) - F (a fused gate_up holds the up rows from F).
   // Every output element is one warp's fixed order of additions.
+  // Decoding is bound by the weight bytes in flight: a warp keeps two
+  // chunks of each weight row in flight (1 KiB, 2 KiB gated), and
+  // nvvm.maxnreg = 80 (ptxas takes 92 unbounded and spills at 72) keeps
+  // three blocks of 256 threads an SM, where the one-chunk loop had four
+  // at 64 registers: 1.5 times the bytes in flight an SM.
   gpu.func @gemv_experts(%X: memref<?x?xbf16>, %Wa: memref<?x?x?xbf16>,
                          %Wb: memref<?x?x?xbf16>, %off: memref<?xi32>,
                          %tile_expert: memref<?xi32>, %tile_m0: memref<?xi32>,
                          %num_tiles: memref<1xi32>, %Y: memref<?x?xf32>,
                          %H: memref<?x?xbf16>, %act: i32, %gated: i32)
-      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 80 : i32} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
@@ -444,10 +504,12 @@ gpu.module @moe_experts {
     %c32 = arith.constant 32 : index
     %c64 = arith.constant 64 : index
     %c256 = arith.constant 256 : index
+    %c512 = arith.constant 512 : index
     %z = arith.constant 0 : i32
     %f0 = arith.constant 0.0 : f32
-    %zero8 = arith.constant dense<0.0> : vector<8xf32>
+    %zero8b = arith.constant dense<0.0> : vector<8xbf16>
     %K = memref.dim %X, %c1 : memref<?x?xbf16>
+    %klast = arith.subi %K, %c8 : index
     %gated_b = arith.cmpi ne, %gated, %z : i32
     %nh = memref.dim %H, %c1 : memref<?x?xbf16>
     %ny = memref.dim %Y, %c1 : memref<?x?xf32>
@@ -485,91 +547,44 @@ gpu.module @moe_experts {
       // are skipped (uniform across the warp), so that decoding (a row or
       // two per expert) does the multiply-adds of its rows only.
       scf.for %rb = %m0 to %mend step %c4 {
-        %acc:8 = scf.for %k = %k0 to %K step %c256
+        // Two chunks of K an iteration (k and k + 256, the second clamped
+        // to the row and its sums discarded past it): every weight load of
+        // the iteration is issued before the first is used, twice the bytes
+        // in flight a warp; the sums still go in K order.
+        %acc:8 = scf.for %k = %k0 to %K step %c512
             iter_args(%a0 = %f0, %a1 = %f0, %a2 = %f0, %a3 = %f0, %b0 = %f0, %b1 = %f0, %b2 = %f0, %b3 = %f0)
             -> (f32, f32, f32, f32, f32, f32, f32, f32) {
+          %k2 = arith.addi %k, %c256 : index
+          %has2 = arith.cmpi ult, %k2, %K : index
+          %k2_in = arith.minui %k2, %klast : index
           %wa = vector.load %Wa[%e, %j, %k] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
-          %waf = arith.extf %wa : vector<8xbf16> to vector<8xf32>
-          %wbf = scf.if %gated_b -> (vector<8xf32>) {
-            %wb = vector.load %Wb[%e, %jb, %k] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
-            %wbe = arith.extf %wb : vector<8xbf16> to vector<8xf32>
-            scf.yield %wbe : vector<8xf32>
+          %wa2 = vector.load %Wa[%e, %j, %k2_in] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
+          %wb:2 = scf.if %gated_b -> (vector<8xbf16>, vector<8xbf16>) {
+            %v = vector.load %Wb[%e, %jb, %k] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
+            %v2 = vector.load %Wb[%e, %jb, %k2_in] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
+            scf.yield %v, %v2 : vector<8xbf16>, vector<8xbf16>
           } else {
-            scf.yield %zero8 : vector<8xf32>
+            scf.yield %zero8b, %zero8b : vector<8xbf16>, vector<8xbf16>
           }
-          %r0 = arith.addi %rb, %c0 : index
-          %in0 = arith.cmpi ult, %r0, %mend : index
-          %na0, %nb0 = scf.if %in0 -> (f32, f32) {
-            %xv = vector.load %X[%r0, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-            %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
-            %pa = arith.mulf %xf, %waf : vector<8xf32>
-            %na = vector.reduction <add>, %pa, %a0 : vector<8xf32> into f32
-            %nb = scf.if %gated_b -> (f32) {
-              %pb = arith.mulf %xf, %wbf : vector<8xf32>
-              %r = vector.reduction <add>, %pb, %b0 : vector<8xf32> into f32
-              scf.yield %r : f32
-            } else {
-              scf.yield %b0 : f32
-            }
-            scf.yield %na, %nb : f32, f32
-          } else {
-            scf.yield %a0, %b0 : f32, f32
-          }
-          %r1 = arith.addi %rb, %c1 : index
-          %in1 = arith.cmpi ult, %r1, %mend : index
-          %na1, %nb1 = scf.if %in1 -> (f32, f32) {
-            %xv = vector.load %X[%r1, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-            %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
-            %pa = arith.mulf %xf, %waf : vector<8xf32>
-            %na = vector.reduction <add>, %pa, %a1 : vector<8xf32> into f32
-            %nb = scf.if %gated_b -> (f32) {
-              %pb = arith.mulf %xf, %wbf : vector<8xf32>
-              %r = vector.reduction <add>, %pb, %b1 : vector<8xf32> into f32
-              scf.yield %r : f32
-            } else {
-              scf.yield %b1 : f32
-            }
-            scf.yield %na, %nb : f32, f32
-          } else {
-            scf.yield %a1, %b1 : f32, f32
-          }
-          %r2 = arith.addi %rb, %c2 : index
-          %in2 = arith.cmpi ult, %r2, %mend : index
-          %na2, %nb2 = scf.if %in2 -> (f32, f32) {
-            %xv = vector.load %X[%r2, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-            %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
-            %pa = arith.mulf %xf, %waf : vector<8xf32>
-            %na = vector.reduction <add>, %pa, %a2 : vector<8xf32> into f32
-            %nb = scf.if %gated_b -> (f32) {
-              %pb = arith.mulf %xf, %wbf : vector<8xf32>
-              %r = vector.reduction <add>, %pb, %b2 : vector<8xf32> into f32
-              scf.yield %r : f32
-            } else {
-              scf.yield %b2 : f32
-            }
-            scf.yield %na, %nb : f32, f32
-          } else {
-            scf.yield %a2, %b2 : f32, f32
-          }
-          %r3 = arith.addi %rb, %c3 : index
-          %in3 = arith.cmpi ult, %r3, %mend : index
-          %na3, %nb3 = scf.if %in3 -> (f32, f32) {
-            %xv = vector.load %X[%r3, %k] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-            %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
-            %pa = arith.mulf %xf, %waf : vector<8xf32>
-            %na = vector.reduction <add>, %pa, %a3 : vector<8xf32> into f32
-            %nb = scf.if %gated_b -> (f32) {
-              %pb = arith.mulf %xf, %wbf : vector<8xf32>
-              %r = vector.reduction <add>, %pb, %b3 : vector<8xf32> into f32
-              scf.yield %r : f32
-            } else {
-              scf.yield %b3 : f32
-            }
-            scf.yield %na, %nb : f32, f32
-          } else {
-            scf.yield %a3, %b3 : f32, f32
-          }
-          scf.yield %na0, %na1, %na2, %na3, %nb0, %nb1, %nb2, %nb3 : f32, f32, f32, f32, f32, f32, f32, f32
+          %p:8 = func.call @gemv_chunk(%X, %rb, %mend, %k, %wa, %wb#0, %gated_b,
+                                       %a0, %a1, %a2, %a3, %b0, %b1, %b2, %b3)
+              : (memref<?x?xbf16>, index, index, index, vector<8xbf16>, vector<8xbf16>, i1,
+                 f32, f32, f32, f32, f32, f32, f32, f32)
+              -> (f32, f32, f32, f32, f32, f32, f32, f32)
+          %q:8 = func.call @gemv_chunk(%X, %rb, %mend, %k2_in, %wa2, %wb#1, %gated_b,
+                                       %p#0, %p#1, %p#2, %p#3, %p#4, %p#5, %p#6, %p#7)
+              : (memref<?x?xbf16>, index, index, index, vector<8xbf16>, vector<8xbf16>, i1,
+                 f32, f32, f32, f32, f32, f32, f32, f32)
+              -> (f32, f32, f32, f32, f32, f32, f32, f32)
+          %o0 = arith.select %has2, %q#0, %p#0 : f32
+          %o1 = arith.select %has2, %q#1, %p#1 : f32
+          %o2 = arith.select %has2, %q#2, %p#2 : f32
+          %o3 = arith.select %has2, %q#3, %p#3 : f32
+          %o4 = arith.select %has2, %q#4, %p#4 : f32
+          %o5 = arith.select %has2, %q#5, %p#5 : f32
+          %o6 = arith.select %has2, %q#6, %p#6 : f32
+          %o7 = arith.select %has2, %q#7, %p#7 : f32
+          scf.yield %o0, %o1, %o2, %o3, %o4, %o5, %o6, %o7 : f32, f32, f32, f32, f32, f32, f32, f32
         }
         %s0 = arith.addi %rb, %c0 : index
         %ok0 = arith.cmpi ult, %s0, %mend : index
