@@ -10,12 +10,12 @@
 // MLP or LoRA experts of any activation, an optional shared expert, bf16)
 // as one chain of asynchronous GPU operations on one stream:
 //
-//   router_topk (-> expert_choice) -> memset of the counts -> count_experts
-//   -> build_permutation (-> capacity_keys -> capacity_drop (->
-//   renormalize_kept) -> count_experts -> build_permutation) -> gather_rows ->
-//   @moe_expert_ffn_async (tile map, gate_up_swiglu_mma, grouped_gemm_mma)
-//   -> combine -> one_group -> shared_gate -> @moe_expert_ffn_async on all
-//   T tokens as one group -> add_shared
+//   router_logits -> router_topk (-> expert_choice) -> memset of the counts
+//   -> count_experts -> build_permutation (-> capacity_keys -> capacity_drop
+//   (-> renormalize_kept) -> count_experts -> build_permutation) ->
+//   gather_rows -> @moe_expert_ffn_async (tile map, gate_up_swiglu_mma,
+//   grouped_gemm_mma) -> combine -> one_group -> shared_gate ->
+//   @moe_expert_ffn_async on all T tokens as one group -> add_shared
 //
 // The steps in parentheses run with a capacity (flags bit 16); without one
 // they are launched on empty grids, which the runtime skips. So are the
@@ -112,15 +112,15 @@ func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
 }
 
 // The router and the dispatch of a layer, everything before its experts:
-// router_topk (-> expert_choice), the counts, the permutation (with a
-// capacity: capacity_keys, capacity_drop (-> renormalize_kept), the counts
-// and the permutation again) and gather_rows. Returns the gathered rows xp
-// [R, d] (R as the file's header says; grouped by expert as `offsets`
-// says, the kept ones first), slot_row [T, k], the combine weights [T, k]
-// and row_token [T k] (the token of each row, -1 for the unused rows at
-// the end), which the caller frees; the other temporaries are freed in
-// stream order. Checks the router and dispatch limits before it enqueues
-// anything.
+// router_logits, router_topk (-> expert_choice), the counts, the
+// permutation (with a capacity: capacity_keys, capacity_drop (->
+// renormalize_kept), the counts and the permutation again) and
+// gather_rows. Returns the gathered rows xp [R, d] (R as the file's
+// header says; grouped by expert as `offsets` says, the kept ones first),
+// slot_row [T, k], the combine weights [T, k] and row_token [T k] (the
+// token of each row, -1 for the unused rows at the end), which the caller
+// frees; the other temporaries are freed in stream order. Checks the
+// router and dispatch limits before it enqueues anything.
 func.func private @moe_route_dispatch_async(
     %x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>, %rbias: memref<?xf32>,
     %sbias: memref<?xf32>, %k: index, %score: i32, %sel: i32, %flags: i32,
@@ -210,10 +210,17 @@ func.func private @moe_route_dispatch_async(
   %n_keys = arith.select %keyed, %TK, %c0 : index
   %dkeys, %a7 = gpu.alloc async [%a7s] (%n_keys) : memref<?xi64>
 
-  %k0 = gpu.launch_func async [%a7] @moe_router_kernels::@router_topk
-      blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
+  %dz, %a8 = gpu.alloc async [%a7] (%T, %E) : memref<?x?xf32>
+
+  %lg:3 = call @router_logits_grid(%T, %E) : (index, index) -> (index, index, index)
+  %kz = gpu.launch_func async [%a8] @moe_router_kernels::@router_logits
+      blocks in (%lg#0, %lg#1, %c1) threads in (%c128, %c1, %c1)
       args(%x : memref<?x?xbf16>, %Wr : memref<?x?xbf16>,
-           %rbias : memref<?xf32>, %sbias : memref<?xf32>, %k : index,
+           %rbias : memref<?xf32>, %flags : i32, %lg#2 : index,
+           %dz : memref<?x?xf32>)
+  %k0 = gpu.launch_func async [%kz] @moe_router_kernels::@router_topk
+      blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
+      args(%dz : memref<?x?xf32>, %sbias : memref<?xf32>, %k : index,
            %score : i32, %sel : i32, %flags : i32, %scale : f32,
            %param : f32, %G : index, %topkg : index, %gscore : i32,
            %dsc : memref<?x?xf32>,
@@ -267,7 +274,8 @@ func.func private @moe_route_dispatch_async(
   %f3 = gpu.dealloc async [%f1] %drw : memref<?xf32>
   %f4 = gpu.dealloc async [%f3] %dsc : memref<?x?xf32>
   %f5 = gpu.dealloc async [%f4] %dkeys : memref<?xi64>
-  return %dxp, %dsr, %dwts, %drt, %f5
+  %f6 = gpu.dealloc async [%f5] %dz : memref<?x?xf32>
+  return %dxp, %dsr, %dwts, %drt, %f6
       : memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
         !gpu.async.token
 }

@@ -1,4 +1,4 @@
-//===- router.mlir - Fused router: logits, softmax, top-k ------*- MLIR -*-===//
+//===- router.mlir - The router: logits, scores, selection -----*- MLIR -*-===//
 //
 // Part of the moe-mlir project, under the Apache License v2.0 with LLVM
 // Exceptions. See https://llvm.org/LICENSE.txt for license information.
@@ -6,11 +6,13 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The router of a MoE layer (spec sections 1-3) in one kernel: logits,
-// scores, every per-token selection and the combine weights.
+// The router of a MoE layer (spec sections 1-3) in two kernels: the
+// logits, then the scores, every per-token selection and the combine
+// weights.
 //
 //   x      [T, d]  bf16  token activations
 //   Wr     [E, d]  bf16  router weight
+//   z      [T, E]  f32   logits (router_logits out, router_topk in)
 //   rbias  [E]     f32   router bias, added to the logits (flags bit 2)
 //   sbias  [E]     f32   selection bias, added to the scores for selection
 //                        only (flags bit 4)
@@ -19,7 +21,7 @@
 //                        for unused slots (top_p, threshold)
 //   wts    [T, k]  f32   combine weights; 0 for unused slots
 //
-// Scalar parameters: score (0 softmax, 1 sigmoid, 2 sqrt_softplus,
+// Scalar parameters (router_topk; router_logits takes flags): score (0 softmax, 1 sigmoid, 2 sqrt_softplus,
 // 3 logits), sel (0 top_k, 1 grouped_top_k, 2 top_p, 3 threshold,
 // 4 expert_choice: the kernel only writes the scores [T, E] to `scores`,
 // and dispatch.mlir's @expert_choice selects per expert into k = E
@@ -30,12 +32,18 @@
 //
 // Kernels of @moe_router_kernels:
 //
+//   router_logits    Logits z = x Wr^T (+ router bias) in f32, [T, E] in
+//                    global memory. A warp per expert and 4 tokens: the
+//                    lanes split d into 16-byte chunks (8 x bf16 vector
+//                    loads, f32 fma) and add their partial sums with a
+//                    butterfly shuffle. Grid ceil(T / 4) x ceil(E / (4 epw))
+//                    of 128 threads; a warp takes epw experts (1 below 256
+//                    tokens, so that a decoding step spreads the router
+//                    weight over E warps, else 8).
 //   router_topk      One warp per token, 4 tokens per block of 128 threads,
-//                    grid ceil(T / 4). Logits in f32: the lanes split d into
-//                    16-byte chunks (8 x bf16 vector loads, f32 fma) and
-//                    add their partial sums with a butterfly shuffle; the
-//                    E logits of the warp's token go to shared memory
-//                    ([4][512] f32), and so do its scores and keys. Softmax
+//                    grid ceil(T / 4). The E logits of the warp's token
+//                    go to shared memory ([4][512] f32), and so do its
+//                    scores and keys. Softmax
 //                    max and sum are warp reductions. grouped_top_k: lane 0
 //                    ranks the groups (the kept ones marked in [4][512] i32
 //                    of shared memory) and gives the experts of the dropped
@@ -54,7 +62,8 @@
 //
 // Limits: d % 8 == 0 with 16-byte aligned rows, 1 <= k <= E <= 512 (the
 // host functions assert them). The selection is deterministic; the logits
-// of the two kernels differ only by the order of f32 additions.
+// of the fast and the reference kernels differ only by the order of f32
+// additions, and a token's logits do not depend on the other tokens.
 //
 // Host functions (host memrefs in and out; one stream), with the default
 // routing:
@@ -195,11 +204,153 @@ gpu.module @moe_router_kernels {
     return %r : f32
   }
 
+  // acc + x w, elementwise in f32 (8 bf16 of a token and of a weight row).
+  func.func private @fma_bf16x8(%x: vector<8xbf16>, %w: vector<8xbf16>,
+                                %acc: vector<8xf32>) -> vector<8xf32> {
+    %xf = arith.extf %x : vector<8xbf16> to vector<8xf32>
+    %wf = arith.extf %w : vector<8xbf16> to vector<8xf32>
+    %r = vector.fma %xf, %wf, %acc : vector<8xf32>
+    return %r : vector<8xf32>
+  }
+
+  // ---------------------------------------------------------------------------
+  // router_logits: z[t, e] = x[t] . Wr[e] (+ rbias[e] with flags bit 2) in
+  // f32. A block (4 warps) takes 4 tokens (block x) and 4 * epw experts
+  // (block y): warp w computes experts e = 4 epw y + w + 4 i (i < epw), each
+  // for the block's 4 tokens, so a row of Wr is read once per 4 tokens. The
+  // lanes split d into 16-byte chunks (ch = lane, lane + 32, ...: 8 x bf16
+  // vector loads, f32 fma), then add their sums by butterfly: a logit's
+  // order of additions depends on d alone, not on T or epw. With epw = 1 (few tokens)
+  // every expert of a token is a warp of its own, so that decoding reads
+  // the router weight with the whole GPU rather than with one warp per
+  // token.
+  gpu.func @router_logits(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
+                          %rbias: memref<?xf32>, %flags: i32, %epw: index,
+                          %z: memref<?x?xf32>)
+      kernel attributes {known_block_size = array<i32: 128, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c3 = arith.constant 3 : index
+    %c4 = arith.constant 4 : index
+    %c8 = arith.constant 8 : index
+    %c32 = arith.constant 32 : index
+    %c64 = arith.constant 64 : index
+    %i0 = arith.constant 0 : i32
+    %i2 = arith.constant 2 : i32
+    %f0 = arith.constant 0.0 : f32
+    %zero8 = arith.constant dense<0.0> : vector<8xf32>
+    %T = memref.dim %x, %c0 : memref<?x?xbf16>
+    %d = memref.dim %x, %c1 : memref<?x?xbf16>
+    %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
+    %tid = gpu.thread_id x
+    %bx = gpu.block_id x
+    %by = gpu.block_id y
+    %warp = arith.divui %tid, %c32 : index
+    %lane = arith.remui %tid, %c32 : index
+    %is_l0 = arith.cmpi eq, %lane, %c0 : index
+    %fb = arith.andi %flags, %i2 : i32
+    %has_rbias = arith.cmpi ne, %fb, %i0 : i32
+    %nch = arith.divui %d, %c8 : index
+    %last = arith.subi %nch, %c1 : index
+    // The block's tokens; those past T read the first one (always valid)
+    // and store nothing.
+    %t0 = arith.muli %bx, %c4 : index
+    %t1 = arith.addi %t0, %c1 : index
+    %t2 = arith.addi %t0, %c2 : index
+    %t3 = arith.addi %t0, %c3 : index
+    %v1 = arith.cmpi ult, %t1, %T : index
+    %v2 = arith.cmpi ult, %t2, %T : index
+    %v3 = arith.cmpi ult, %t3, %T : index
+    %r1 = arith.select %v1, %t1, %t0 : index
+    %r2 = arith.select %v2, %t2, %t0 : index
+    %r3 = arith.select %v3, %t3, %t0 : index
+    %s1 = arith.andi %is_l0, %v1 : i1
+    %s2 = arith.andi %is_l0, %v2 : i1
+    %s3 = arith.andi %is_l0, %v3 : i1
+    %per_block = arith.muli %epw, %c4 : index
+    %e_blk = arith.muli %by, %per_block : index
+    %e_first = arith.addi %e_blk, %warp : index
+    scf.for %i = %c0 to %epw step %c1 {
+      %i4 = arith.muli %i, %c4 : index
+      %e = arith.addi %e_first, %i4 : index
+      %in = arith.cmpi ult, %e, %E : index
+      scf.if %in {
+        // Two chunks an iteration (ch and ch + 32, the second clamped to
+        // the row and its sums discarded past it), loaded before either is
+        // added: ten 16-byte loads in flight a lane, the additions still in
+        // chunk order.
+        %acc:4 = scf.for %ch = %lane to %nch step %c64
+            iter_args(%a0 = %zero8, %a1 = %zero8, %a2 = %zero8, %a3 = %zero8)
+            -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
+          %chb = arith.addi %ch, %c32 : index
+          %has_b = arith.cmpi ult, %chb, %nch : index
+          %chb_in = arith.minui %chb, %last : index
+          %col = arith.muli %ch, %c8 : index
+          %colb = arith.muli %chb_in, %c8 : index
+          %wv = vector.load %Wr[%e, %col] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %x0 = vector.load %x[%t0, %col] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %x1 = vector.load %x[%r1, %col] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %x2 = vector.load %x[%r2, %col] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %x3 = vector.load %x[%r3, %col] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %wvb = vector.load %Wr[%e, %colb] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %x0b = vector.load %x[%t0, %colb] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %x1b = vector.load %x[%r1, %colb] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %x2b = vector.load %x[%r2, %colb] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %x3b = vector.load %x[%r3, %colb] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
+          %n0 = func.call @fma_bf16x8(%x0, %wv, %a0) : (vector<8xbf16>, vector<8xbf16>, vector<8xf32>) -> vector<8xf32>
+          %n1 = func.call @fma_bf16x8(%x1, %wv, %a1) : (vector<8xbf16>, vector<8xbf16>, vector<8xf32>) -> vector<8xf32>
+          %n2 = func.call @fma_bf16x8(%x2, %wv, %a2) : (vector<8xbf16>, vector<8xbf16>, vector<8xf32>) -> vector<8xf32>
+          %n3 = func.call @fma_bf16x8(%x3, %wv, %a3) : (vector<8xbf16>, vector<8xbf16>, vector<8xf32>) -> vector<8xf32>
+          %m0 = func.call @fma_bf16x8(%x0b, %wvb, %n0) : (vector<8xbf16>, vector<8xbf16>, vector<8xf32>) -> vector<8xf32>
+          %m1 = func.call @fma_bf16x8(%x1b, %wvb, %n1) : (vector<8xbf16>, vector<8xbf16>, vector<8xf32>) -> vector<8xf32>
+          %m2 = func.call @fma_bf16x8(%x2b, %wvb, %n2) : (vector<8xbf16>, vector<8xbf16>, vector<8xf32>) -> vector<8xf32>
+          %m3 = func.call @fma_bf16x8(%x3b, %wvb, %n3) : (vector<8xbf16>, vector<8xbf16>, vector<8xf32>) -> vector<8xf32>
+          %o0 = arith.select %has_b, %m0, %n0 : vector<8xf32>
+          %o1 = arith.select %has_b, %m1, %n1 : vector<8xf32>
+          %o2 = arith.select %has_b, %m2, %n2 : vector<8xf32>
+          %o3 = arith.select %has_b, %m3, %n3 : vector<8xf32>
+          scf.yield %o0, %o1, %o2, %o3 : vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>
+        }
+        %b = scf.if %has_rbias -> (f32) {
+          %bv = memref.load %rbias[%e] : memref<?xf32>
+          scf.yield %bv : f32
+        } else {
+          scf.yield %f0 : f32
+        }
+        %p0 = vector.reduction <add>, %acc#0 : vector<8xf32> into f32
+        %p1 = vector.reduction <add>, %acc#1 : vector<8xf32> into f32
+        %p2 = vector.reduction <add>, %acc#2 : vector<8xf32> into f32
+        %p3 = vector.reduction <add>, %acc#3 : vector<8xf32> into f32
+        %d0 = func.call @warp_sum(%p0) : (f32) -> f32
+        %d1 = func.call @warp_sum(%p1) : (f32) -> f32
+        %d2 = func.call @warp_sum(%p2) : (f32) -> f32
+        %d3 = func.call @warp_sum(%p3) : (f32) -> f32
+        scf.if %is_l0 {
+          %z0 = arith.addf %d0, %b : f32
+          memref.store %z0, %z[%t0, %e] : memref<?x?xf32>
+        }
+        scf.if %s1 {
+          %z1 = arith.addf %d1, %b : f32
+          memref.store %z1, %z[%t1, %e] : memref<?x?xf32>
+        }
+        scf.if %s2 {
+          %z2 = arith.addf %d2, %b : f32
+          memref.store %z2, %z[%t2, %e] : memref<?x?xf32>
+        }
+        scf.if %s3 {
+          %z3 = arith.addf %d3, %b : f32
+          memref.store %z3, %z[%t3, %e] : memref<?x?xf32>
+        }
+      }
+    }
+    gpu.return
+  }
+
   // ---------------------------------------------------------------------------
   // (nvvm.maxnreg: left alone, ptxas for sm_90 keeps this kernel at 40
   // registers and spills; 64 hold it without spills.)
-  gpu.func @router_topk(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
-                        %rbias: memref<?xf32>, %sbias: memref<?xf32>,
+  gpu.func @router_topk(%logits: memref<?x?xf32>, %sbias: memref<?xf32>,
                         %k: index, %score: i32, %sel: i32, %flags: i32,
                         %scale: f32, %param: f32, %G: index, %topkg: index,
                         %gscore: i32, %scores: memref<?x?xf32>,
@@ -212,7 +363,6 @@ gpu.module @moe_router_kernels {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c4 = arith.constant 4 : index
-    %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
     %i0 = arith.constant 0 : i32
     %i1 = arith.constant 1 : i32
@@ -229,10 +379,8 @@ gpu.module @moe_router_kernels {
     %eps = arith.constant 1.0e-20 : f32
     %true = arith.constant true
     %false = arith.constant false
-    %zero8 = arith.constant dense<0.0> : vector<8xf32>
-    %T = memref.dim %x, %c0 : memref<?x?xbf16>
-    %d = memref.dim %x, %c1 : memref<?x?xbf16>
-    %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
+    %T = memref.dim %logits, %c0 : memref<?x?xf32>
+    %E = memref.dim %logits, %c1 : memref<?x?xf32>
     %Ei = arith.index_cast %E : index to i32
     %Gi = arith.index_cast %G : index to i32
     %tid = gpu.thread_id x
@@ -247,11 +395,8 @@ gpu.module @moe_router_kernels {
     // out-of-range warps compute on token 0 and skip all stores, so that every
     // thread reaches every barrier (control flow stays block-uniform)
     %tc = arith.select %valid, %t, %c0 : index
-    %nch = arith.divui %d, %c8 : index
     %fr = arith.andi %flags, %i1 : i32
     %renorm = arith.cmpi ne, %fr, %i0 : i32
-    %fb = arith.andi %flags, %i2 : i32
-    %has_rbias = arith.cmpi ne, %fb, %i0 : i32
     %fs = arith.andi %flags, %i4 : i32
     %has_sbias = arith.cmpi ne, %fs, %i0 : i32
     %fx = arith.andi %flags, %i8 : i32
@@ -262,30 +407,10 @@ gpu.module @moe_router_kernels {
     %ec = arith.cmpi eq, %sel, %i4 : i32
     %per_token = arith.cmpi ne, %sel, %i4 : i32
 
-    // ---- logits z (f32 accumulation, router bias added), one expert at a
-    // time, lanes split d
-    scf.for %e = %c0 to %E step %c1 {
-      %part = scf.for %ch = %lane to %nch step %c32 iter_args(%acc = %zero8) -> (vector<8xf32>) {
-        %col = arith.muli %ch, %c8 : index
-        %xv = vector.load %x[%tc, %col] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-        %wv = vector.load %Wr[%e, %col] {alignment = 16} : memref<?x?xbf16>, vector<8xbf16>
-        %xf = arith.extf %xv : vector<8xbf16> to vector<8xf32>
-        %wf = arith.extf %wv : vector<8xbf16> to vector<8xf32>
-        %nacc = vector.fma %xf, %wf, %acc : vector<8xf32>
-        scf.yield %nacc : vector<8xf32>
-      }
-      %ls = vector.reduction <add>, %part : vector<8xf32> into f32
-      %dot = func.call @warp_sum(%ls) : (f32) -> f32
-      scf.if %is_l0 {
-        %b = scf.if %has_rbias -> (f32) {
-          %bv = memref.load %rbias[%e] : memref<?xf32>
-          scf.yield %bv : f32
-        } else {
-          scf.yield %f0 : f32
-        }
-        %logit = arith.addf %dot, %b : f32
-        memref.store %logit, %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
-      }
+      // ---- the logits of the warp's token (router_logits), into shared memory
+    scf.for %e = %lane to %E step %c32 {
+      %z = memref.load %logits[%tc, %e] : memref<?x?xf32>
+      memref.store %z, %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
     }
     gpu.barrier
 
@@ -673,6 +798,29 @@ func.func private @check_routing(%E: index, %k: index, %sel: i32, %G: index,
   return
 }
 
+// The grid of router_logits for T tokens and E experts, and its experts
+// per warp: ceil(T / 4) blocks of 4 tokens in x; in y blocks of 4 warps
+// with one expert each below 256 tokens (decoding: the router weight read
+// by E warps at once), else 8 each (a row of Wr read by fewer, longer
+// warps, each once per 4 tokens).
+func.func private @router_logits_grid(%T: index, %E: index)
+    -> (index, index, index) {
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  %c256 = arith.constant 256 : index
+  %tp = arith.addi %T, %c3 : index
+  %gx = arith.divui %tp, %c4 : index
+  %many = arith.cmpi uge, %T, %c256 : index
+  %epw = arith.select %many, %c8, %c1 : index
+  %per_block = arith.muli %epw, %c4 : index
+  %ep0 = arith.addi %E, %per_block : index
+  %ep = arith.subi %ep0, %c1 : index
+  %gy = arith.divui %ep, %per_block : index
+  return %gx, %gy, %epw : index, index, index
+}
+
 // Fast path with the default routing (softmax, top_k, renormalized). ids
 // and wts are [T, k]; k is taken from their shape.
 func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
@@ -698,14 +846,20 @@ func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   // No bias: a placeholder buffer that the kernel does not read.
   %nb1 = gpu.alloc () : memref<1xf32>
   %nb = memref.cast %nb1 : memref<1xf32> to memref<?xf32>
+  %dz = gpu.alloc (%T, %E) : memref<?x?xf32>
   gpu.memcpy %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
   gpu.memcpy %dWr, %Wr : memref<?x?xbf16>, memref<?x?xbf16>
+  %lg:3 = call @router_logits_grid(%T, %E) : (index, index) -> (index, index, index)
+  gpu.launch_func @moe_router_kernels::@router_logits
+      blocks in (%lg#0, %lg#1, %c1) threads in (%c128, %c1, %c1)
+      args(%dx : memref<?x?xbf16>, %dWr : memref<?x?xbf16>,
+           %nb : memref<?xf32>, %i0 : i32, %lg#2 : index,
+           %dz : memref<?x?xf32>)
   %tp = arith.addi %T, %c3 : index
   %gx = arith.divui %tp, %c4 : index
   gpu.launch_func @moe_router_kernels::@router_topk
       blocks in (%gx, %c1, %c1) threads in (%c128, %c1, %c1)
-      args(%dx : memref<?x?xbf16>, %dWr : memref<?x?xbf16>,
-           %nb : memref<?xf32>, %nb : memref<?xf32>, %k : index,
+      args(%dz : memref<?x?xf32>, %nb : memref<?xf32>, %k : index,
            %i0 : i32, %i0 : i32, %i1 : i32, %f1 : f32, %f0 : f32,
            %c1 : index, %c1 : index, %i0 : i32, %dwts : memref<?x?xf32>,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
@@ -716,6 +870,7 @@ func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   gpu.dealloc %dids : memref<?x?xi32>
   gpu.dealloc %dwts : memref<?x?xf32>
   gpu.dealloc %nb1 : memref<1xf32>
+  gpu.dealloc %dz : memref<?x?xf32>
   return
 }
 

@@ -81,6 +81,8 @@
 // CHECK:         cuda: cuStreamCreate(flags 1)
 // CHECK-NOT:     cuMemcpyAsync(24576)
 // CHECK-NOT:     cuLaunchKernel
+// CHECK:         cuda: cuLaunchKernel(router_logits, grid 2x2x1, block 128x1x1, smem 0, a stream)
+// CHECK-NOT:     cuLaunchKernel
 // CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
 // CHECK:         cuda: cuLaunchKernel(count_experts, grid 1x1x1, block 256x1x1, smem 0, a stream)
