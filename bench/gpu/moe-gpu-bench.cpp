@@ -26,7 +26,10 @@
 //   selection    for T >= 256, the layer again with expert_choice (C =
 //                ceil(T k / E)), and with a capacity of ceil(T k / E) in the
 //                score and choice_major drop orders: the selection kernels
-//                and the second dispatch, against the dropless layer
+//                and the second dispatch, against the dropless layer; each
+//                layer (the dropless one too) also with the permutation on
+//                one block (MOE_GPU_PERMUTATION_SLOTS), where the default
+//                takes the segmented kernels past 4096 slots
 //
 // Every timing is the median of per-call CUDA event times over repeated
 // calls, each after the L2 cache was overwritten (256 MiB memset), all on
@@ -351,15 +354,21 @@ int main(int argc, char **argv) {
         moe_gpu_routing choice = score;
         choice.drop_order = MOE_GPU_DROP_CHOICE_MAJOR;
         const std::pair<const char *, moe_gpu_routing> variants[] = {
+            {"top_k (dropless)", moe_gpu_routing_default()},
             {"expert_choice", ec},
             {"capacity score", score},
             {"capacity choice_major", choice}};
         for (const auto &[what, routing] : variants) {
-          double ms =
-              timeMs(stream, reps, flush, [&] { enqueue(&routing); });
-          char line[160];
-          std::snprintf(line, sizeof(line), "| %s | %lld | %s | %.3f | %.3f |",
-                        s.name, (long long)T, what, ms, ms / r.layer);
+          double ms = timeMs(stream, reps, flush, [&] { enqueue(&routing); });
+          double oneBlock =
+              withEnv("MOE_GPU_PERMUTATION_SLOTS", "999999999", [&] {
+                return timeMs(stream, reps, flush,
+                              [&] { enqueue(&routing); });
+              });
+          char line[200];
+          std::snprintf(line, sizeof(line),
+                        "| %s | %lld | %s | %.3f | %.3f | %.3f |", s.name,
+                        (long long)T, what, ms, ms / r.layer, oneBlock);
           selectionRows.push_back(line);
         }
         // The dropless layer's offsets again, for the rows below.
@@ -513,9 +522,11 @@ int main(int argc, char **argv) {
   }
   printTargets(results, copyGBs);
   if (!selectionRows.empty()) {
-    std::printf("\nSelections that rank (the whole layer; C = ceil(T k / E)):"
-                "\n\n| shape | T | selection | layer ms | / top-k layer |\n"
-                "|---|---|---|---|---|\n");
+    std::printf("\nSelections that rank (the whole layer; C = ceil(T k / E)),"
+                " and each layer with its permutation on one block:\n\n"
+                "| shape | T | selection | layer ms | / top-k layer | "
+                "one-block permutation ms |\n"
+                "|---|---|---|---|---|---|\n");
     for (const std::string &line : selectionRows)
       std::printf("%s\n", line.c_str());
   }

@@ -399,6 +399,16 @@ MOE_CUDA_EXPORT int64_t moe_gpu_grid_z(int64_t n) {
   return gridSplit("moe_gpu_grid_z", n, true);
 }
 
+/// The blocks of the dispatch's permutation for `slots` slots
+/// (KernelChoices.h).
+MOE_CUDA_EXPORT int64_t moe_gpu_permutation_blocks(int64_t slots) {
+  std::string bad;
+  int64_t blocks = permutationBlocks(slots, bad);
+  if (!bad.empty())
+    fail("moe_gpu_permutation_blocks", bad);
+  return blocks;
+}
+
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a
 /// multiple of the cluster.
 MOE_CUDA_EXPORT void

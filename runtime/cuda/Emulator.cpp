@@ -1188,6 +1188,15 @@ MOE_EMU_EXPORT int64_t moe_gpu_grid_z(int64_t n) {
   return gridSplit("moe_gpu_grid_z", n, true);
 }
 
+/// The blocks of the dispatch's permutation, as the runtime's.
+MOE_EMU_EXPORT int64_t moe_gpu_permutation_blocks(int64_t slots) {
+  std::string bad;
+  int64_t blocks = moe::rt::cuda::permutationBlocks(slots, bad);
+  if (!bad.empty())
+    fail("moe_gpu_permutation_blocks: " + bad);
+  return blocks;
+}
+
 /// wgmma.fence: the accumulator registers are the thread's own here; a
 /// thread's first wgmma.mma_async must follow one.
 MOE_EMU_EXPORT void moe_emu_wgmma_fence() { self().wgmmaFenced = true; }

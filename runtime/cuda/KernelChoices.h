@@ -8,8 +8,9 @@
 //
 // The environment variables with which a user overrides the kernels the
 // CUDA kernel library picks, read the same way by the CUDA runtime and by
-// the SIMT emulator (each defines moe_gpu_use_wgmma, moe_gpu_gemv_max_rows
-// and moe_gpu_grid_y, and reports a bad value its own way):
+// the SIMT emulator (each defines moe_gpu_use_wgmma, moe_gpu_gemv_max_rows,
+// moe_gpu_grid_y and moe_gpu_permutation_blocks, and reports a bad value
+// its own way):
 //
 //   MOE_GPU_WGMMA=0|1       the sm_90a (wgmma) GEMMs off or on
 //   MOE_GPU_GEMV_ROWS=N     gemv_experts for at most N rows (default
@@ -18,6 +19,12 @@
 //                           rest in z (default and largest 65535, the
 //                           limit of every CUDA device; smaller values
 //                           exercise the split in tests)
+//   MOE_GPU_PERMUTATION_SLOTS=N
+//                           the slots a block of the dispatch's
+//                           permutation takes (default 4096; one block,
+//                           build_permutation, up to N slots, else the
+//                           segmented kernels on ceil(slots / N) blocks, at
+//                           most 1024)
 //
 //===----------------------------------------------------------------------===//
 
@@ -83,6 +90,30 @@ inline int64_t maxGridY(std::string &bad) {
     return limit;
   }
   return v;
+}
+
+/// The blocks of the dispatch's permutation for `slots` slots: ceil(slots /
+/// N) in 1..1024, N from MOE_GPU_PERMUTATION_SLOTS (a positive integer) or
+/// 4096 when it is unset or empty. Any other value is put in `bad` (and
+/// the default used).
+inline int64_t permutationBlocks(int64_t slots, std::string &bad) {
+  constexpr int64_t fallback = 4096, maxBlocks = 1024;
+  int64_t per = fallback;
+  const char *env = std::getenv("MOE_GPU_PERMUTATION_SLOTS");
+  std::string value = env ? env : "";
+  if (!value.empty()) {
+    // At most 9 digits, so the value fits before it is range-checked.
+    bool digits = value.size() <= 9 &&
+                  value.find_first_not_of("0123456789") == std::string::npos;
+    int64_t v = digits ? std::strtoll(value.c_str(), nullptr, 10) : 0;
+    if (v < 1)
+      bad = "MOE_GPU_PERMUTATION_SLOTS must be an integer in 1..999999999, "
+            "found '" + value + "'";
+    else
+      per = v;
+  }
+  int64_t blocks = slots <= 0 ? 1 : (slots + per - 1) / per;
+  return blocks < maxBlocks ? blocks : maxBlocks;
 }
 
 /// The grid's (y, z) for `n` blocks along y: y = min(n, maxY) and z =

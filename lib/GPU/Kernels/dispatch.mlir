@@ -40,7 +40,18 @@
 //                      warp's count of each expert), and take consecutive
 //                      rows (pass 2, after a scan of the 8 warps' counts
 //                      per expert). O(T * k / 256) steps per thread; within
-//                      a group the rows are in slot order.
+//                      a group the rows are in slot order. For at most
+//                      4096 slots (moe_gpu_permutation_blocks of the
+//                      runtime; @permute_async picks).
+//   permute_count,     The same layout for more slots, from B blocks
+//   permute_scan,      (ceil(T k / 4096), at most 1024): warp w of block b
+//   permute_rows       walks segment 8 b + w of the slots; permute_count
+//                      writes each segment's count of each expert to a
+//                      [8 B, E] table, permute_scan (a block per expert)
+//                      turns the counts into the rows where the segments
+//                      start and writes the offsets, and permute_rows
+//                      places the slots as pass 2 above does and marks the
+//                      padding rows. O(T k / (256 B)) steps per thread.
 //   capacity_keys      Capacity (spec section 4) after a dropless pass: the
 //                      drop-order key of each routed slot, a distinct 64-bit
 //                      integer (larger first), at the slot's row. One
@@ -179,6 +190,92 @@ gpu.module @moe_dispatch_kernels {
     return %incl : i32
   }
 
+  // Pass 1 of a permutation on the 32 slots base .. base + 31 of a warp's
+  // segment, which ends at seg1: lanes of one expert find each other with
+  // match.sync, and the lowest of them adds their number to the warp's
+  // count of that expert, cnt[row0 + e]. Called by the whole warp.
+  func.func private @count_chunk(%ids: memref<?x?xi32>, %base: index,
+                                 %seg1: index, %E: index,
+                                 %cnt: memref<4096xi32, #gpu.address_space<workgroup>>,
+                                 %row0: index) {
+    %c32 = arith.constant 32 : index
+    %z = arith.constant 0 : i32
+    %full = arith.constant -1 : i32
+    %tid = gpu.thread_id x
+    %lane = arith.remui %tid, %c32 : index
+    %lt = nvvm.read.ptx.sreg.lanemask.lt : i32
+    %a = arith.addi %base, %lane : index
+    %e_i = func.call @slot_expert(%ids, %a, %seg1, %E)
+        : (memref<?x?xi32>, index, index, index) -> i32
+    %mask = nvvm.match.sync any %full, %e_i : i32 -> i32
+    %lower = arith.andi %mask, %lt : i32
+    %first = arith.cmpi eq, %lower, %z : i32
+    %used = arith.cmpi sge, %e_i, %z : i32
+    %lead = arith.andi %first, %used : i1
+    scf.if %lead {
+      %n = math.ctpop %mask : i32
+      %e = arith.index_cast %e_i : i32 to index
+      %cell = arith.addi %row0, %e : index
+      %old = memref.load %cnt[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      %new = arith.addi %old, %n : i32
+      memref.store %new, %cnt[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+    }
+    return
+  }
+
+  // Pass 2 on the same 32 slots: each routed slot takes the next row of its
+  // expert, rows[row0 + e] (the warp's next row of each expert), plus its
+  // rank among the lanes of that expert, writes the row's token and weight
+  // and its own slot_row, and the lowest lane advances rows[row0 + e]. The
+  // warp synchronizes between reading a row base and its update, and after
+  // the update. Called by the whole warp.
+  func.func private @place_chunk(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                                 %base: index, %seg1: index, %E: index,
+                                 %rows: memref<4096xi32, #gpu.address_space<workgroup>>,
+                                 %row0: index, %row_token: memref<?xi32>,
+                                 %row_weight: memref<?xf32>,
+                                 %slot_row: memref<?x?xi32>) {
+    %c1 = arith.constant 1 : index
+    %c32 = arith.constant 32 : index
+    %z = arith.constant 0 : i32
+    %full = arith.constant -1 : i32
+    %k = memref.dim %ids, %c1 : memref<?x?xi32>
+    %tid = gpu.thread_id x
+    %lane = arith.remui %tid, %c32 : index
+    %lt = nvvm.read.ptx.sreg.lanemask.lt : i32
+    %a = arith.addi %base, %lane : index
+    %e_i = func.call @slot_expert(%ids, %a, %seg1, %E)
+        : (memref<?x?xi32>, index, index, index) -> i32
+    %mask = nvvm.match.sync any %full, %e_i : i32 -> i32
+    %lower = arith.andi %mask, %lt : i32
+    %used = arith.cmpi sge, %e_i, %z : i32
+    %e_c = arith.select %used, %e_i, %z : i32
+    %e = arith.index_cast %e_c : i32 to index
+    %cell = arith.addi %row0, %e : index
+    %rbase = memref.load %rows[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+    nvvm.bar.warp.sync %full : i32
+    scf.if %used {
+      %rank = math.ctpop %lower : i32
+      %row_i = arith.addi %rbase, %rank : i32
+      %row = arith.index_cast %row_i : i32 to index
+      %t = arith.divui %a, %k : index
+      %j = arith.remui %a, %k : index
+      %ti = arith.index_cast %t : index to i32
+      %w = memref.load %wts[%t, %j] : memref<?x?xf32>
+      memref.store %ti, %row_token[%row] : memref<?xi32>
+      memref.store %w, %row_weight[%row] : memref<?xf32>
+      memref.store %row_i, %slot_row[%t, %j] : memref<?x?xi32>
+      %first = arith.cmpi eq, %lower, %z : i32
+      scf.if %first {
+        %n = math.ctpop %mask : i32
+        %next = arith.addi %rbase, %n : i32
+        memref.store %next, %rows[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      }
+    }
+    nvvm.bar.warp.sync %full : i32
+    return
+  }
+
   gpu.func @build_permutation(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
                               %counts: memref<?xi32>, %offsets: memref<?xi32>,
                               %row_token: memref<?xi32>,
@@ -286,8 +383,6 @@ gpu.module @moe_dispatch_kernels {
     // count of that expert, and each one's rank among them is the number
     // of lower lanes in the match. The trip counts are uniform per warp.
     %warp = arith.divui %tid, %c32 : index
-    %lane = arith.remui %tid, %c32 : index
-    %lt = nvvm.read.ptx.sreg.lanemask.lt : i32
     %tk7 = arith.addi %TK, %c7 : index
     %S = arith.divui %tk7, %c8 : index
     %seg0 = arith.muli %warp, %S : index
@@ -296,22 +391,9 @@ gpu.module @moe_dispatch_kernels {
     %row0 = arith.muli %warp, %c512 : index
     // Pass 1: the warp's count of each expert in its segment.
     scf.for %base = %seg0 to %seg1 step %c32 {
-      %a = arith.addi %base, %lane : index
-      %e_i = func.call @slot_expert(%ids, %a, %seg1, %E)
-          : (memref<?x?xi32>, index, index, index) -> i32
-      %mask = nvvm.match.sync any %full, %e_i : i32 -> i32
-      %lower = arith.andi %mask, %lt : i32
-      %first = arith.cmpi eq, %lower, %z : i32
-      %used = arith.cmpi sge, %e_i, %z : i32
-      %lead = arith.andi %first, %used : i1
-      scf.if %lead {
-        %n = math.ctpop %mask : i32
-        %e = arith.index_cast %e_i : i32 to index
-        %cell = arith.addi %row0, %e : index
-        %old = memref.load %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
-        %new = arith.addi %old, %n : i32
-        memref.store %new, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
-      }
+      func.call @count_chunk(%ids, %base, %seg1, %E, %wbase, %row0)
+          : (memref<?x?xi32>, index, index, index,
+             memref<4096xi32, #gpu.address_space<workgroup>>, index) -> ()
     }
     gpu.barrier
     // Each expert's warp counts to the rows where each warp starts: thread
@@ -329,39 +411,206 @@ gpu.module @moe_dispatch_kernels {
     }
     gpu.barrier
     // Pass 2: each slot takes the next row of its expert in the warp's
-    // range, in slot order. The warp synchronizes between reading a row
-    // base and its update, and after the update.
+    // range, in slot order.
     scf.for %base = %seg0 to %seg1 step %c32 {
-      %a = arith.addi %base, %lane : index
-      %e_i = func.call @slot_expert(%ids, %a, %seg1, %E)
-          : (memref<?x?xi32>, index, index, index) -> i32
-      %mask = nvvm.match.sync any %full, %e_i : i32 -> i32
-      %lower = arith.andi %mask, %lt : i32
-      %used = arith.cmpi sge, %e_i, %z : i32
-      %e_c = arith.select %used, %e_i, %z : i32
-      %e = arith.index_cast %e_c : i32 to index
-      %cell = arith.addi %row0, %e : index
-      %rbase = memref.load %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
-      nvvm.bar.warp.sync %full : i32
-      scf.if %used {
-        %rank = math.ctpop %lower : i32
-        %row_i = arith.addi %rbase, %rank : i32
-        %row = arith.index_cast %row_i : i32 to index
-        %t = arith.divui %a, %k : index
-        %j = arith.remui %a, %k : index
-        %ti = arith.index_cast %t : index to i32
-        %w = memref.load %wts[%t, %j] : memref<?x?xf32>
-        memref.store %ti, %row_token[%row] : memref<?xi32>
-        memref.store %w, %row_weight[%row] : memref<?xf32>
-        memref.store %row_i, %slot_row[%t, %j] : memref<?x?xi32>
-        %first = arith.cmpi eq, %lower, %z : i32
-        scf.if %first {
-          %n = math.ctpop %mask : i32
-          %next = arith.addi %rbase, %n : i32
-          memref.store %next, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
-        }
+      func.call @place_chunk(%ids, %wts, %base, %seg1, %E, %wbase, %row0,
+                             %row_token, %row_weight, %slot_row)
+          : (memref<?x?xi32>, memref<?x?xf32>, index, index, index,
+             memref<4096xi32, #gpu.address_space<workgroup>>, index, memref<?xi32>,
+             memref<?xf32>, memref<?x?xi32>) -> ()
+    }
+    gpu.return
+  }
+
+  // The segmented permutation, for many slots (moe_gpu_permutation_blocks
+  // of the runtime > 1): the layout of build_permutation from three
+  // kernels. The slots are cut into NS = 8 B segments (B blocks of 8
+  // warps), segment s = 8 b + w the slots [s S, (s + 1) S) of [0, T k), S =
+  // ceil(T k / NS), walked by warp w of block b. segc [NS, E] i32 holds
+  // each segment's count of each expert (permute_count), then the row
+  // where the segment's slots of that expert start (permute_scan), from
+  // which permute_rows places them, so the rows of a group stay in slot
+  // order.
+
+  // The slots [seg0, seg1) of the calling warp's segment (S as above, NS
+  // = 8 gridDim.x), its index s and the start of its row of the shared
+  // table, 512 w.
+  func.func private @warp_segment(%TK: index) -> (index, index, index, index) {
+    %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
+    %c32 = arith.constant 32 : index
+    %c512 = arith.constant 512 : index
+    %tid = gpu.thread_id x
+    %b = gpu.block_id x
+    %nb = gpu.grid_dim x
+    %warp = arith.divui %tid, %c32 : index
+    %ns = arith.muli %nb, %c8 : index
+    %b8 = arith.muli %b, %c8 : index
+    %s = arith.addi %b8, %warp : index
+    %tkp = arith.addi %TK, %ns : index
+    %tkp1 = arith.subi %tkp, %c1 : index
+    %S = arith.divui %tkp1, %ns : index
+    %seg0u = arith.muli %s, %S : index
+    %seg0 = arith.minui %seg0u, %TK : index
+    %seg1u = arith.addi %seg0, %S : index
+    %seg1 = arith.minui %seg1u, %TK : index
+    %row0 = arith.muli %warp, %c512 : index
+    return %seg0, %seg1, %s, %row0 : index, index, index, index
+  }
+
+  // segc[s, e]: the slots of segment s routed to expert e.
+  gpu.func @permute_count(%ids: memref<?x?xi32>, %segc: memref<?x?xi32>)
+      workgroup(%cnt: memref<4096xi32, #gpu.address_space<workgroup>>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c32 = arith.constant 32 : index
+    %c256 = arith.constant 256 : index
+    %c4096 = arith.constant 4096 : index
+    %z = arith.constant 0 : i32
+    %T = memref.dim %ids, %c0 : memref<?x?xi32>
+    %k = memref.dim %ids, %c1 : memref<?x?xi32>
+    %TK = arith.muli %T, %k : index
+    %E = memref.dim %segc, %c1 : memref<?x?xi32>
+    %tid = gpu.thread_id x
+    %lane = arith.remui %tid, %c32 : index
+    scf.for %i = %tid to %c4096 step %c256 {
+      memref.store %z, %cnt[%i] : memref<4096xi32, #gpu.address_space<workgroup>>
+    }
+    gpu.barrier
+    %seg:4 = func.call @warp_segment(%TK) : (index) -> (index, index, index, index)
+    scf.for %base = %seg#0 to %seg#1 step %c32 {
+      func.call @count_chunk(%ids, %base, %seg#1, %E, %cnt, %seg#3)
+          : (memref<?x?xi32>, index, index, index,
+             memref<4096xi32, #gpu.address_space<workgroup>>, index) -> ()
+    }
+    gpu.barrier
+    scf.for %e = %lane to %E step %c32 {
+      %cell = arith.addi %seg#3, %e : index
+      %n = memref.load %cnt[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      memref.store %n, %segc[%seg#2, %e] : memref<?x?xi32>
+    }
+    gpu.return
+  }
+
+  // Block e (grid E): offsets[e + 1] (offsets[0] = 0 by block 0), and
+  // segc[s, e] replaced by the row where segment s's slots of expert e
+  // start: offsets[e] plus the count of the segments before s.
+  gpu.func @permute_scan(%counts: memref<?xi32>, %segc: memref<?x?xi32>,
+                         %offsets: memref<?xi32>)
+      workgroup(%scan: memref<256xi32, #gpu.address_space<workgroup>>,
+                %total: memref<1xi32, #gpu.address_space<workgroup>>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c255 = arith.constant 255 : index
+    %c256 = arith.constant 256 : index
+    %z = arith.constant 0 : i32
+    %E = memref.dim %counts, %c0 : memref<?xi32>
+    %NS = memref.dim %segc, %c0 : memref<?x?xi32>
+    %e = gpu.block_id x
+    %tid = gpu.thread_id x
+    %is0 = arith.cmpi eq, %tid, %c0 : index
+    %in = arith.cmpi ult, %e, %E : index
+    // Block-uniform: every barrier below is reached by the whole block.
+    scf.if %in {
+      // The group's offset: the counts of the experts before e.
+      %part = scf.for %i = %tid to %e step %c256 iter_args(%acc = %z) -> (i32) {
+        %v = memref.load %counts[%i] : memref<?xi32>
+        %n = arith.addi %acc, %v : i32
+        scf.yield %n : i32
       }
-      nvvm.bar.warp.sync %full : i32
+      %pincl = func.call @block_scan(%part, %scan)
+          : (i32, memref<256xi32, #gpu.address_space<workgroup>>) -> i32
+      %last = arith.cmpi eq, %tid, %c255 : index
+      scf.if %last {
+        memref.store %pincl, %total[%c0] : memref<1xi32, #gpu.address_space<workgroup>>
+      }
+      gpu.barrier
+      %start = memref.load %total[%c0] : memref<1xi32, #gpu.address_space<workgroup>>
+      // Thread t: the segments [t q, (t + 1) q), q = ceil(NS / 256).
+      %nsp = arith.addi %NS, %c255 : index
+      %q = arith.divui %nsp, %c256 : index
+      %s0u = arith.muli %tid, %q : index
+      %s0 = arith.minui %s0u, %NS : index
+      %s1u = arith.addi %s0, %q : index
+      %s1 = arith.minui %s1u, %NS : index
+      %mine = scf.for %s = %s0 to %s1 step %c1 iter_args(%acc = %z) -> (i32) {
+        %v = memref.load %segc[%s, %e] : memref<?x?xi32>
+        %n = arith.addi %acc, %v : i32
+        scf.yield %n : i32
+      }
+      %incl = func.call @block_scan(%mine, %scan)
+          : (i32, memref<256xi32, #gpu.address_space<workgroup>>) -> i32
+      %excl = arith.subi %incl, %mine : i32
+      %first = arith.addi %start, %excl : i32
+      %end = scf.for %s = %s0 to %s1 step %c1 iter_args(%run = %first) -> (i32) {
+        %v = memref.load %segc[%s, %e] : memref<?x?xi32>
+        memref.store %run, %segc[%s, %e] : memref<?x?xi32>
+        %n = arith.addi %run, %v : i32
+        scf.yield %n : i32
+      }
+      scf.if %last {
+        %e1 = arith.addi %e, %c1 : index
+        memref.store %end, %offsets[%e1] : memref<?xi32>
+      }
+      %e0 = arith.cmpi eq, %e, %c0 : index
+      %write0 = arith.andi %e0, %is0 : i1
+      scf.if %write0 {
+        memref.store %z, %offsets[%c0] : memref<?xi32>
+      }
+    }
+    gpu.return
+  }
+
+  // Each warp places its segment's slots from the rows of segc (pass 2 of
+  // build_permutation); the blocks together mark the rows past offsets[E]
+  // as padding.
+  gpu.func @permute_rows(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                         %offsets: memref<?xi32>, %segc: memref<?x?xi32>,
+                         %row_token: memref<?xi32>,
+                         %row_weight: memref<?xf32>,
+                         %slot_row: memref<?x?xi32>)
+      workgroup(%rows: memref<4096xi32, #gpu.address_space<workgroup>>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c32 = arith.constant 32 : index
+    %c256 = arith.constant 256 : index
+    %m1 = arith.constant -1 : i32
+    %f0 = arith.constant 0.0 : f32
+    %T = memref.dim %ids, %c0 : memref<?x?xi32>
+    %k = memref.dim %ids, %c1 : memref<?x?xi32>
+    %TK = arith.muli %T, %k : index
+    %E = memref.dim %segc, %c1 : memref<?x?xi32>
+    %tid = gpu.thread_id x
+    %b = gpu.block_id x
+    %nb = gpu.grid_dim x
+    %lane = arith.remui %tid, %c32 : index
+    %seg:4 = func.call @warp_segment(%TK) : (index) -> (index, index, index, index)
+    scf.for %e = %lane to %E step %c32 {
+      %cell = arith.addi %seg#3, %e : index
+      %r = memref.load %segc[%seg#2, %e] : memref<?x?xi32>
+      memref.store %r, %rows[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+    }
+    gpu.barrier
+    scf.for %base = %seg#0 to %seg#1 step %c32 {
+      func.call @place_chunk(%ids, %wts, %base, %seg#1, %E, %rows, %seg#3,
+                             %row_token, %row_weight, %slot_row)
+          : (memref<?x?xi32>, memref<?x?xf32>, index, index, index,
+             memref<4096xi32, #gpu.address_space<workgroup>>, index, memref<?xi32>,
+             memref<?xf32>, memref<?x?xi32>) -> ()
+    }
+    // Padding rows past the last group: unused slots.
+    %endi = memref.load %offsets[%E] : memref<?xi32>
+    %end = arith.index_cast %endi : i32 to index
+    %b256 = arith.muli %b, %c256 : index
+    %g = arith.addi %b256, %tid : index
+    %pad0 = arith.addi %end, %g : index
+    %stride = arith.muli %nb, %c256 : index
+    scf.for %r = %pad0 to %TK step %stride {
+      memref.store %m1, %row_token[%r] : memref<?xi32>
+      memref.store %f0, %row_weight[%r] : memref<?xf32>
     }
     gpu.return
   }
@@ -939,6 +1188,67 @@ func.func private @check_dispatch_limits(%d: index, %E: index) {
 
 // Fast path: memset, counts, scan and permutation, gather, all enqueued on
 // one stream.
+// The blocks of the permutation for a number of slots (the runtime's
+// choice, runtime/cuda/KernelChoices.h).
+func.func private @moe_gpu_permutation_blocks(index) -> index
+
+// The permutation of a dispatch (offsets, row_token, row_weight and
+// slot_row from the routed slots and the counts of count_experts),
+// enqueued on the stream when %run is set: build_permutation, one block,
+// when moe_gpu_permutation_blocks(T k) is 1, else permute_count on B
+// blocks, permute_scan on E and permute_rows on B (a table of 8 B x E
+// segment counts, allocated and freed in stream order). The kernels of
+// the path not taken are launched on empty grids, which the runtime skips.
+// Both paths give the same layout.
+func.func private @permute_async(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
+                                 %counts: memref<?xi32>,
+                                 %offsets: memref<?xi32>,
+                                 %row_token: memref<?xi32>,
+                                 %row_weight: memref<?xf32>,
+                                 %slot_row: memref<?x?xi32>, %run: i1,
+                                 %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %c256 = arith.constant 256 : index
+  %T = memref.dim %ids, %c0 : memref<?x?xi32>
+  %k = memref.dim %ids, %c1 : memref<?x?xi32>
+  %E = memref.dim %counts, %c0 : memref<?xi32>
+  %TK = arith.muli %T, %k : index
+  %nb = call @moe_gpu_permutation_blocks(%TK) : (index) -> index
+  %many = arith.cmpi ugt, %nb, %c1 : index
+  %one = arith.cmpi eq, %nb, %c1 : index
+  %single = arith.andi %run, %one : i1
+  %segmented = arith.andi %run, %many : i1
+  %g_single = arith.select %single, %c1, %c0 : index
+  %g_seg = arith.select %segmented, %nb, %c0 : index
+  %g_scan = arith.select %segmented, %E, %c0 : index
+  %ns = arith.muli %g_seg, %c8 : index
+  %segc, %a0 = gpu.alloc async [%stream] (%ns, %E) : memref<?x?xi32>
+  %k0 = gpu.launch_func async [%a0] @moe_dispatch_kernels::@build_permutation
+      blocks in (%g_single, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%ids : memref<?x?xi32>, %wts : memref<?x?xf32>,
+           %counts : memref<?xi32>, %offsets : memref<?xi32>,
+           %row_token : memref<?xi32>, %row_weight : memref<?xf32>,
+           %slot_row : memref<?x?xi32>)
+  %k1 = gpu.launch_func async [%k0] @moe_dispatch_kernels::@permute_count
+      blocks in (%g_seg, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%ids : memref<?x?xi32>, %segc : memref<?x?xi32>)
+  %k2 = gpu.launch_func async [%k1] @moe_dispatch_kernels::@permute_scan
+      blocks in (%g_scan, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%counts : memref<?xi32>, %segc : memref<?x?xi32>,
+           %offsets : memref<?xi32>)
+  %k3 = gpu.launch_func async [%k2] @moe_dispatch_kernels::@permute_rows
+      blocks in (%g_seg, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%ids : memref<?x?xi32>, %wts : memref<?x?xf32>,
+           %offsets : memref<?xi32>, %segc : memref<?x?xi32>,
+           %row_token : memref<?xi32>, %row_weight : memref<?xf32>,
+           %slot_row : memref<?x?xi32>)
+  %f = gpu.dealloc async [%k3] %segc : memref<?x?xi32>
+  return %f : !gpu.async.token
+}
+
 func.func @moe_dispatch(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
                         %x: memref<?x?xbf16>, %offsets: memref<?xi32>,
                         %row_token: memref<?xi32>, %row_weight: memref<?xf32>,

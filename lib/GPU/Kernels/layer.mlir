@@ -179,7 +179,6 @@ func.func private @moe_route_dispatch_async(
   %tb = arith.divui %tp, %c256 : index
   %g_renorm = arith.select %renorm_drop, %tb, %c0 : index
   %g_count2 = arith.select %drops, %g_count, %c0 : index
-  %g_perm2 = arith.select %drops, %c1, %c0 : index
   // The rows the experts compute, at most: T * k; with expert_choice
   // exactly E * min(C, T) (k = E slots, most of them unused), with a
   // capacity at most E * min(C, T) (an expert has at most T assignments).
@@ -235,12 +234,12 @@ func.func private @moe_route_dispatch_async(
       blocks in (%g_count, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
            %dsr : memref<?x?xi32>)
-  %k3 = gpu.launch_func async [%k2] @moe_dispatch_kernels::@build_permutation
-      blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
-           %dcnt : memref<?xi32>, %offsets : memref<?xi32>,
-           %drt : memref<?xi32>, %drw : memref<?xf32>,
-           %dsr : memref<?x?xi32>)
+  %true = arith.constant true
+  %k3 = call @permute_async(%dids, %dwts, %dcnt, %offsets, %drt, %drw, %dsr,
+                            %true, %k2)
+      : (memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<?xf32>, memref<?x?xi32>, i1,
+         !gpu.async.token) -> !gpu.async.token
   %kd0 = gpu.memset async [%k3] %dropped, %z : memref<?xi32>, i32
   %kdk = gpu.launch_func async [%kd0] @moe_dispatch_kernels::@capacity_keys
       blocks in (%g_count2, %c1, %c1) threads in (%c256, %c1, %c1)
@@ -258,12 +257,11 @@ func.func private @moe_route_dispatch_async(
       blocks in (%g_count2, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
            %dsr : memref<?x?xi32>)
-  %kd5 = gpu.launch_func async [%kd4] @moe_dispatch_kernels::@build_permutation
-      blocks in (%g_perm2, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
-           %dcnt : memref<?xi32>, %offsets : memref<?xi32>,
-           %drt : memref<?xi32>, %drw : memref<?xf32>,
-           %dsr : memref<?x?xi32>)
+  %kd5 = call @permute_async(%dids, %dwts, %dcnt, %offsets, %drt, %drw,
+                             %dsr, %drops, %kd4)
+      : (memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>, memref<?xi32>,
+         memref<?xi32>, memref<?xf32>, memref<?x?xi32>, i1,
+         !gpu.async.token) -> !gpu.async.token
   %k4 = gpu.launch_func async [%kd5] @moe_dispatch_kernels::@gather_rows
       blocks in (%R, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%x : memref<?x?xbf16>, %drt : memref<?xi32>,
