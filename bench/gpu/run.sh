@@ -12,6 +12,9 @@
 #               bitwise determinism, a layer captured in a CUDA graph
 #   check-mma.txt  on compute capability 9.0, where check.txt ran the wgmma
 #               kernels: moe-gpu-check --quick on the mma.sync ones
+#   check-wide.txt  on compute capability 9.0: moe-gpu-check --quick on the
+#               wgmma kernels with 128-row tiles (MOE_GPU_WGMMA_ROWS=128)
+#               and every permutation past 64 slots segmented
 #   aot.txt     moe-compile --target cuda libraries run through their C API,
 #               compared with moe-reference's f64 results
 #   bench.txt   moe-gpu-bench: layers, experts, cuBLAS per-expert loop and
@@ -66,8 +69,13 @@ if grep -q '^tensor-core GEMMs: wgmma' "$out/check.txt"; then
   MOE_GPU_WGMMA=0 timeout 120 "$bundle/bin/moe-gpu-check" --quick 2>&1 |
     tee "$out/check-mma.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "check: 128-row wgmma tiles, segmented permutations"
+  MOE_GPU_WGMMA_ROWS=128 MOE_GPU_PERMUTATION_SLOTS=64 timeout 120 \
+    "$bundle/bin/moe-gpu-check" --quick 2>&1 | tee "$out/check-wide.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 else
   : > "$out/check-mma.txt"
+  : > "$out/check-wide.txt"
 fi
 
 step "AOT libraries (moe-compile --target cuda) against moe-reference"
@@ -106,7 +114,8 @@ env "${bench_env[@]}" timeout 360 "$bundle/bin/moe-gpu-bench" 2>&1 | tee "$out/b
   cat "$out/device.txt"
   echo
   grep -hE '^(tensor-core GEMMs|PASS|FAIL|ALL PASSED|FAILED)' \
-    "$out/check.txt" "$out/check-mma.txt" "$out/aot.txt"
+    "$out/check.txt" "$out/check-mma.txt" "$out/check-wide.txt" \
+    "$out/aot.txt"
   echo
   cat "$out/bench.txt"
 } > "$out/summary.txt"

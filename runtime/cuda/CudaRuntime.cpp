@@ -369,6 +369,16 @@ MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
   return 1;
 }
 
+/// The rows of the tiles of the kernel library's wgmma GEMMs: 64 (one
+/// warpgroup a block) unless MOE_GPU_WGMMA_ROWS=128 (two).
+MOE_CUDA_EXPORT int32_t moe_gpu_wgmma_rows() {
+  std::string bad;
+  int32_t rows = wgmmaRows(bad);
+  if (!bad.empty())
+    fail("moe_gpu_wgmma_rows", bad);
+  return rows;
+}
+
 /// The most rows (over all groups of a call) for which the kernel
 /// library's expert GEMMs take gemv_experts rather than the tensor cores:
 /// max(16, 2 experts), or MOE_GPU_GEMV_ROWS.

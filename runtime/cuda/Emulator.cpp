@@ -1160,6 +1160,15 @@ MOE_EMU_EXPORT int32_t moe_gpu_use_wgmma() {
   return choice.value_or(0);
 }
 
+/// The rows of the wgmma GEMMs' tiles, as the runtime's.
+MOE_EMU_EXPORT int32_t moe_gpu_wgmma_rows() {
+  std::string bad;
+  int32_t rows = moe::rt::cuda::wgmmaRows(bad);
+  if (!bad.empty())
+    fail("moe_gpu_wgmma_rows: " + bad);
+  return rows;
+}
+
 /// The kernel library's row threshold for gemv_experts, as the runtime's.
 MOE_EMU_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
   std::string bad;

@@ -9,10 +9,13 @@
 // The environment variables with which a user overrides the kernels the
 // CUDA kernel library picks, read the same way by the CUDA runtime and by
 // the SIMT emulator (each defines moe_gpu_use_wgmma, moe_gpu_gemv_max_rows,
-// moe_gpu_grid_y and moe_gpu_permutation_blocks, and reports a bad value
-// its own way):
+// moe_gpu_wgmma_rows, moe_gpu_grid_y and moe_gpu_permutation_blocks, and
+// reports a bad value its own way):
 //
 //   MOE_GPU_WGMMA=0|1       the sm_90a (wgmma) GEMMs off or on
+//   MOE_GPU_WGMMA_ROWS=64|128
+//                           the rows of the wgmma GEMMs' tiles: one
+//                           warpgroup a block (64, the default) or two
 //   MOE_GPU_GEMV_ROWS=N     gemv_experts for at most N rows (default
 //                           max(16, 2 E)), the tensor-core GEMMs above
 //   MOE_GPU_MAX_GRID_Y=N    at most N blocks in a grid's y dimension, the
@@ -49,6 +52,20 @@ inline std::optional<int> wgmmaChoice(std::string &bad) {
     return value == "1";
   bad = "MOE_GPU_WGMMA must be 0 or 1, found '" + value + "'";
   return std::nullopt;
+}
+
+/// The rows of the wgmma GEMMs' tiles: MOE_GPU_WGMMA_ROWS, 64 or 128, or 64
+/// when it is unset or empty. Any other value is put in `bad` (and 64
+/// returned).
+inline int32_t wgmmaRows(std::string &bad) {
+  const char *env = std::getenv("MOE_GPU_WGMMA_ROWS");
+  std::string value = env ? env : "";
+  if (value.empty() || value == "64")
+    return 64;
+  if (value == "128")
+    return 128;
+  bad = "MOE_GPU_WGMMA_ROWS must be 64 or 128, found '" + value + "'";
+  return 64;
 }
 
 /// The most rows (over all groups) that gemv_experts takes instead of the

@@ -694,11 +694,10 @@ gpu.module @moe_experts {
   // ---------------------------------------------------------------------------
   // The 64-row tiles of group e, 0 past the last group.
   func.func private @group_tiles(%off: memref<?xi32>, %e: index,
-                                 %E: index) -> i32 {
+                                 %E: index, %rows: index) -> i32 {
     %c1 = arith.constant 1 : index
-    %c63 = arith.constant 63 : index
-    %c64 = arith.constant 64 : index
     %z = arith.constant 0 : i32
+    %rows1 = arith.subi %rows, %c1 : index
     %in = arith.cmpi ult, %e, %E : index
     %tiles = scf.if %in -> (i32) {
       %e1 = arith.addi %e, %c1 : index
@@ -706,8 +705,8 @@ gpu.module @moe_experts {
       %hi = memref.load %off[%e1] : memref<?xi32>
       %cnt = arith.subi %hi, %lo : i32
       %cnti = arith.index_cast %cnt : i32 to index
-      %tp = arith.addi %cnti, %c63 : index
-      %t = arith.divui %tp, %c64 : index
+      %tp = arith.addi %cnti, %rows1 : index
+      %t = arith.divui %tp, %rows : index
       %ti = arith.index_cast %t : index to i32
       scf.yield %ti : i32
     } else {
@@ -716,12 +715,14 @@ gpu.module @moe_experts {
     return %tiles : i32
   }
 
-  // The 64-row tiles of the groups, in expert order: tile i covers rows
-  // tile_m0[i] .. min(tile_m0[i] + 64, off[e + 1]) of expert tile_expert[i].
+  // The tiles of `rows` rows (64, or 128 for the two-warpgroup wgmma
+  // kernel) of the groups, in expert order: tile i covers rows tile_m0[i]
+  // .. min(tile_m0[i] + rows, off[e + 1]) of expert tile_expert[i].
   // Grid 1, block 256: a block scan of the groups' tile counts (thread t
   // owns groups 2 t and 2 t + 1), then thread t fills the entries of
   // experts t, t + 256.
-  gpu.func @build_tile_map(%off: memref<?xi32>, %E: index, %tile_expert: memref<?xi32>,
+  gpu.func @build_tile_map(%off: memref<?xi32>, %E: index, %rows_per: index,
+                           %tile_expert: memref<?xi32>,
                            %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>)
       workgroup(%pref: memref<513xi32, #gpu.address_space<workgroup>>,
                 %scan: memref<256xi32, #gpu.address_space<workgroup>>)
@@ -739,8 +740,10 @@ gpu.module @moe_experts {
     // prefix sums by a block scan.
     %ea = arith.muli %tid, %c2 : index
     %eb = arith.addi %ea, %c1 : index
-    %tiles_a = func.call @group_tiles(%off, %ea, %E) : (memref<?xi32>, index, index) -> i32
-    %tiles_b = func.call @group_tiles(%off, %eb, %E) : (memref<?xi32>, index, index) -> i32
+    %tiles_a = func.call @group_tiles(%off, %ea, %E, %rows_per)
+        : (memref<?xi32>, index, index, index) -> i32
+    %tiles_b = func.call @group_tiles(%off, %eb, %E, %rows_per)
+        : (memref<?xi32>, index, index, index) -> i32
     %ntiles = arith.addi %tiles_a, %tiles_b : i32
     // Inclusive block scan (Hillis-Steele in %scan, 8 steps): thread t gets
     // the sum of the values of threads 0..t.
@@ -791,7 +794,7 @@ gpu.module @moe_experts {
       %ei = arith.index_cast %e : index to i32
       scf.for %t = %c0 to %ntile step %c1 {
         %slot = arith.addi %p0i, %t : index
-        %rows = arith.muli %t, %c64 : index
+        %rows = arith.muli %t, %rows_per : index
         %rowsi = arith.index_cast %rows : index to i32
         %m0 = arith.addi %lo, %rowsi : i32
         memref.store %ei, %tile_expert[%slot] : memref<?xi32>
@@ -1286,20 +1289,22 @@ gpu.module @moe_experts {
 
   // ---------------------------------------------------------------------------
   // sm_90a (moe.sm90a: moe-gpu-attach-targets compiles it into
-  // @moe_experts_sm90a). The 64-row tiles of the map on wgmma, one
-  // warpgroup per block: per k step of 64, A (64 rows of X) and B (128
-  // weight rows) in 128-byte swizzled shared memory, filled
-  // by cp.async two steps ahead into four buffers, and four wgmma
-  // m64n128k16 with f32 accumulators in registers, one step in flight.
-  // Plain (Wu empty): Y = X W[e]^T, B the rows n0 .. n0 + 127 of W[e]
-  // (n0 = 128 blockIdx.x). Gated: B rows 0-63 are Wg[e]'s n0 .. n0 + 63 and
-  // rows 64-127 Wu[e]'s (from row uoff as in @gate_up_swiglu_mma; n0 = 64
-  // blockIdx.x), so that accumulator column c < 64 is the gate and c + 64
-  // its up, and H = bf16(act(gate) * up); the epilogue reads the
+  // @moe_experts_sm90a). The tiles of the map on wgmma, W = 1 or 2
+  // warpgroups per block of 128 W threads on tiles of 64 W rows (a map of
+  // 64 W-row tiles; warpgroup w computes rows 64 w .. 64 w + 63, and the
+  // warpgroups share the weight operand): per k step of 64, A (64 W rows
+  // of X) and B (128 weight rows) in 128-byte swizzled shared memory,
+  // filled by cp.async two steps ahead into four buffers, and four wgmma
+  // m64n128k16 a warpgroup with f32 accumulators in registers, one step in
+  // flight. Plain (Wu empty): Y = X W[e]^T, B the rows n0 .. n0 + 127 of
+  // W[e] (n0 = 128 blockIdx.x). Gated: B rows 0-63 are Wg[e]'s n0 .. n0 +
+  // 63 and rows 64-127 Wu[e]'s (from row uoff as in @gate_up_swiglu_mma; n0
+  // = 64 blockIdx.x), so that accumulator column c < 64 is the gate and c +
+  // 64 its up, and H = bf16(act(gate) * up); the epilogue reads the
   // accumulators back from shared memory. Grid (ceil(Nout / 128) or
-  // ceil(F / 64), ceil(N / 64) + min(E, N)), block 128, dynamic shared
-  // memory 4 x 24 KiB + 1 KiB (the buffers start at the first 1024-byte
-  // aligned address, as the swizzle atoms must).
+  // ceil(F / 64), ceil(N / (64 W)) + min(E, N)), dynamic shared memory 4 x
+  // (8 W + 16) KiB + 1 KiB (@wgmma_shared_bytes; the buffers start at the
+  // first 1024-byte aligned address, as the swizzle atoms must).
   gpu.func @grouped_gemm_wgmma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
                                %Wu: memref<?x?x?xbf16>, %off: memref<?xi32>,
                                %tile_expert: memref<?xi32>,
@@ -1307,8 +1312,7 @@ gpu.module @moe_experts {
                                %num_tiles: memref<1xi32>,
                                %Y: memref<?x?xf32>, %H: memref<?x?xbf16>,
                                %act: i32)
-      kernel attributes {known_block_size = array<i32: 128, 1, 1>,
-                         moe.sm90a} {
+      kernel attributes {moe.sm90a} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
@@ -1319,13 +1323,9 @@ gpu.module @moe_experts {
     %c64 = arith.constant 64 : index
     %c128 = arith.constant 128 : index
     %c1024 = arith.constant 1024 : index
-    %c12 = arith.constant 12 : index
     %c512 = arith.constant 512 : index
     %c4096 = arith.constant 4096 : index
     %c8192 = arith.constant 8192 : index
-    %c12288 = arith.constant 12288 : index
-    %c24576 = arith.constant 24576 : index
-    %c49664 = arith.constant 49664 : index
 
     %K = memref.dim %X, %c1 : memref<?x?xbf16>
     %Eu = memref.dim %Wu, %c0 : memref<?x?x?xbf16>
@@ -1352,11 +1352,26 @@ gpu.module @moe_experts {
       %ncols = arith.select %gated, %c64, %c128 : index
       %n0 = arith.muli %bx, %ncols : index
       %tid = gpu.thread_id x
+      // W warpgroups (the block's 128 W threads) share the B operand; the
+      // tile has 64 W rows, warpgroup w computing rows 64 w .. 64 w + 63.
+      %nthreads = gpu.block_dim x
+      %nwg = arith.divui %nthreads, %c128 : index
+      %wgi = arith.divui %tid, %c128 : index
+      // A buffer: A (64 W rows of 64 bf16) then B (128 rows), in elements.
+      %a_chunks = arith.muli %nwg, %c512 : index
+      %a_elems = arith.muli %nwg, %c4096 : index
+      %a_bytes = arith.muli %nwg, %c8192 : index
+      %buf_elems = arith.addi %a_elems, %c8192 : index
+      %buf_bytes = arith.muli %buf_elems, %c2 : index
+      %chunks = arith.addi %a_chunks, %c1024 : index
+      %per_thread = arith.divui %chunks, %nthreads : index
+      %bufs_elems = arith.muli %buf_elems, %c4 : index
+      %view_elems = arith.addi %bufs_elems, %c512 : index
 
-      // 4 buffers of 12288 bf16 after the pad to 1024 bytes, within the
-      // 99328 bytes of the launch.
+      // 4 buffers after the pad to 1024 bytes, within the launch's
+      // dynamic shared memory (@wgmma_shared_bytes).
       %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
-      %view = memref.view %smem[%c0][%c49664] : memref<?xi8, #gpu.address_space<workgroup>>
+      %view = memref.view %smem[%c0][%view_elems] : memref<?xi8, #gpu.address_space<workgroup>>
           to memref<?xbf16, #gpu.address_space<workgroup>>
       %base = memref.extract_aligned_pointer_as_index %smem
           : memref<?xi8, #gpu.address_space<workgroup>> -> index
@@ -1370,9 +1385,9 @@ gpu.module @moe_experts {
       %nk = arith.divui %kp, %c64 : index
 
       // Iteration it issues the copies of k step it into buffer it % 4 and
-      // computes step it - 2. The copies: chunk c = tid + 128 i of 16 bytes
-      // (c < 512: A row c / 8, else B row (c - 512) / 8; chunk c % 8 of the
-      // row) lands at chunk (c % 8) ^ (row % 8) of its 128-byte row, rows in
+      // computes step it - 2. The copies: chunk c = tid + 128 W i of 16
+      // bytes (c < 512 W: A row c / 8, else B row (c - 512 W) / 8; chunk c %
+      // 8 of the row) lands at chunk (c % 8) ^ (row % 8) of its 128-byte row, rows in
       // 8-row atoms of 1024 bytes; rows past the group or the weight's rows
       // and columns past K are zero-filled. One cp.async group per
       // iteration, empty past the last step.
@@ -1391,24 +1406,24 @@ gpu.module @moe_experts {
         %issue = arith.cmpi ult, %it, %nk : index
         scf.if %issue {
           %ib = arith.remui %it, %c4 : index
-          %ibo = arith.muli %ib, %c12288 : index
+          %ibo = arith.muli %ib, %buf_elems : index
           %buf = arith.addi %pad_e, %ibo : index
           %k0 = arith.muli %it, %c64 : index
-          scf.for %i = %c0 to %c12 step %c1 {
-            %i128 = arith.muli %i, %c128 : index
+          scf.for %i = %c0 to %per_thread step %c1 {
+            %i128 = arith.muli %i, %nthreads : index
             %c = arith.addi %tid, %i128 : index
-            %isA = arith.cmpi ult, %c, %c512 : index
-            %cb = arith.subi %c, %c512 : index
+            %isA = arith.cmpi ult, %c, %a_chunks : index
+            %cb = arith.subi %c, %a_chunks : index
             %cl = arith.select %isA, %c, %cb : index
             %row = arith.divui %cl, %c8 : index
             %q = arith.remui %cl, %c8 : index
             %rr = arith.remui %row, %c8 : index
             %sq = arith.xori %q, %rr : index
-            // Element offset: row * 64 + swizzled chunk * 8 (+ 4096 for B).
+            // Element offset: row * 64 + swizzled chunk * 8 (+ 4096 W for B).
             %r64 = arith.muli %row, %c64 : index
             %sq8 = arith.muli %sq, %c8 : index
             %o0 = arith.addi %r64, %sq8 : index
-            %ob = arith.addi %o0, %c4096 : index
+            %ob = arith.addi %o0, %a_elems : index
             %o1 = arith.select %isA, %o0, %ob : index
             %dst = arith.addi %buf, %o1 : index
             %q8 = arith.muli %q, %c8 : index
@@ -1444,9 +1459,11 @@ gpu.module @moe_experts {
         %next = scf.if %compute -> (!wgmma_acc) {
           %kt = arith.subi %it, %c2 : index
           %b = arith.remui %kt, %c4 : index
-          %bo = arith.muli %b, %c24576 : index
-          %aaddr = arith.addi %start, %bo : index
-          %baddr = arith.addi %aaddr, %c8192 : index
+          %bo = arith.muli %b, %buf_bytes : index
+          %abuf = arith.addi %start, %bo : index
+          %wgo = arith.muli %wgi, %c8192 : index
+          %aaddr = arith.addi %abuf, %wgo : index
+          %baddr = arith.addi %abuf, %a_bytes : index
           nvvm.wgmma.fence.aligned
           %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc) {
             %ko = arith.muli %kk, %c32 : index
@@ -1475,20 +1492,30 @@ gpu.module @moe_experts {
       // accumulators as the 64 x 128 f32 tile (in the fragment layout the
       // PTX ISA gives), then consecutive threads write consecutive columns
       // of each row, guarded by the group's end and the output's width.
+      // The accumulators staged as the (64 W) x 128 f32 tile. The store
+      // takes a 64 x 128 destination (its verifier asks for the
+      // accumulator's size), and MLIR 22 lowers it with the row 16 (tid /
+      // 32) + lane / 4 (+ 8): the warps of the second warpgroup (4 .. 7)
+      // write rows 64 .. 127, right after the view, where the tile's rows
+      // 64 .. 127 belong. The epilogue reads the tile through %stage.
       gpu.barrier
-      %stage = memref.view %smem[%pad][] : memref<?xi8, #gpu.address_space<workgroup>>
+      %first64 = memref.view %smem[%pad][] : memref<?xi8, #gpu.address_space<workgroup>>
           to memref<64x128xf32, #gpu.address_space<workgroup>>
+      %stage = memref.view %smem[%pad][] : memref<?xi8, #gpu.address_space<workgroup>>
+          to memref<128x128xf32, #gpu.address_space<workgroup>>
       %outer = llvm.mlir.poison : !wgmma_tile
       %tile = llvm.insertvalue %accN, %outer[0] : !wgmma_tile
       %acc = builtin.unrealized_conversion_cast %tile : !wgmma_tile
           to !nvgpu.warpgroup.accumulator<fragmented = vector<64x128xf32>>
-      nvgpu.warpgroup.mma.store %acc, %stage
+      nvgpu.warpgroup.mma.store %acc, %first64
           : !nvgpu.warpgroup.accumulator<fragmented = vector<64x128xf32>>
           to memref<64x128xf32, #gpu.address_space<workgroup>>
       gpu.barrier
+      %n_gated = arith.muli %nwg, %c4096 : index
+      %n_plain = arith.muli %nwg, %c8192 : index
       scf.if %gated {
         // Column c < 64 is a gate, c + 64 its up.
-        scf.for %i = %tid to %c4096 step %c128 {
+        scf.for %i = %tid to %n_gated step %nthreads {
           %r = arith.divui %i, %c64 : index
           %c = arith.remui %i, %c64 : index
           %row = arith.addi %m0, %r : index
@@ -1498,8 +1525,8 @@ gpu.module @moe_experts {
           %in = arith.andi %rin, %cin : i1
           scf.if %in {
             %cu = arith.addi %c, %c64 : index
-            %g = memref.load %stage[%r, %c] : memref<64x128xf32, #gpu.address_space<workgroup>>
-            %u = memref.load %stage[%r, %cu] : memref<64x128xf32, #gpu.address_space<workgroup>>
+            %g = memref.load %stage[%r, %c] : memref<128x128xf32, #gpu.address_space<workgroup>>
+            %u = memref.load %stage[%r, %cu] : memref<128x128xf32, #gpu.address_space<workgroup>>
             %a = func.call @activation(%g, %act) : (f32, i32) -> f32
             %h = arith.mulf %a, %u : f32
             %hb = arith.truncf %h : f32 to bf16
@@ -1507,7 +1534,7 @@ gpu.module @moe_experts {
           }
         }
       } else {
-        scf.for %i = %tid to %c8192 step %c128 {
+        scf.for %i = %tid to %n_plain step %nthreads {
           %r = arith.divui %i, %c128 : index
           %c = arith.remui %i, %c128 : index
           %row = arith.addi %m0, %r : index
@@ -1516,7 +1543,7 @@ gpu.module @moe_experts {
           %cin = arith.cmpi ult, %col, %nout : index
           %in = arith.andi %rin, %cin : i1
           scf.if %in {
-            %v = memref.load %stage[%r, %c] : memref<64x128xf32, #gpu.address_space<workgroup>>
+            %v = memref.load %stage[%r, %c] : memref<128x128xf32, #gpu.address_space<workgroup>>
             memref.store %v, %Y[%row, %col] : memref<?x?xf32>
           }
         }
@@ -1697,11 +1724,22 @@ func.func private @tiles128(%n: index) -> index {
 // of compute capability 9.0, unless MOE_GPU_WGMMA=0).
 func.func private @moe_gpu_use_wgmma() -> i32
 
-// The dynamic shared memory of grouped_gemm_wgmma: 4 buffers of 24 KiB and
-// 1 KiB to align them to 1024 bytes.
-func.func private @wgmma_shared_bytes() -> i32 {
-  %b = arith.constant 99328 : i32
-  return %b : i32
+// The rows of grouped_gemm_wgmma's tiles that the runtime asks for: 64
+// (one warpgroup a block) or 128 (two), MOE_GPU_WGMMA_ROWS.
+func.func private @moe_gpu_wgmma_rows() -> i32
+
+// The dynamic shared memory of grouped_gemm_wgmma on tiles of `rows` rows:
+// 4 buffers of (rows + 128) rows of 128 bytes (A, then B) and 1 KiB to
+// align them to 1024 bytes; 97 KiB for 64 rows, 129 KiB for 128.
+func.func private @wgmma_shared_bytes(%rows: index) -> i32 {
+  %c128 = arith.constant 128 : index
+  %c512 = arith.constant 512 : index
+  %c1024 = arith.constant 1024 : index
+  %r = arith.addi %rows, %c128 : index
+  %buffers = arith.muli %r, %c512 : index
+  %b = arith.addi %buffers, %c1024 : index
+  %bi = arith.index_cast %b : index to i32
+  return %bi : i32
 }
 
 // Whether the GEMMs take grouped_gemm_wgmma: the tensor-core path (the
@@ -1714,6 +1752,24 @@ func.func private @use_wgmma(%few: i1) -> i1 {
   %many = arith.xori %few, %true : i1
   %use = arith.andi %on, %many : i1
   return %use : i1
+}
+
+// The rows of the tiles of the expert GEMMs on N rows in E groups: 128
+// when they take grouped_gemm_wgmma and the runtime asks for two
+// warpgroups a block, else 64 (the other kernels' tiles). The tile map
+// (@tile_map_async) and the GEMMs that read it ask with the same N and E,
+// so they agree.
+func.func private @gemm_tile_rows(%N: index, %E: index) -> index {
+  %c64 = arith.constant 64 : index
+  %c128 = arith.constant 128 : index
+  %i128 = arith.constant 128 : i32
+  %few = call @few_rows(%N, %E) : (index, index) -> i1
+  %wg = call @use_wgmma(%few) : (i1) -> i1
+  %asked = call @moe_gpu_wgmma_rows() : () -> i32
+  %two = arith.cmpi eq, %asked, %i128 : i32
+  %wide = arith.andi %wg, %two : i1
+  %rows = arith.select %wide, %c128, %c64 : index
+  return %rows : index
 }
 
 // ceil(n / 8)
@@ -1740,6 +1796,7 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
+  %c64 = arith.constant 64 : index
   %c128 = arith.constant 128 : index
   %c256 = arith.constant 256 : index
   %N = memref.dim %X, %c0 : memref<?x?xbf16>
@@ -1765,8 +1822,9 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
   gpu.memcpy %dY, %Y : memref<?x?xf32>, memref<?x?xf32>
   gpu.launch_func @moe_experts::@build_tile_map
       blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%doff : memref<?xi32>, %E : index, %dte : memref<?xi32>,
-           %dtm : memref<?xi32>, %dnt : memref<1xi32>)
+      args(%doff : memref<?xi32>, %E : index, %c64 : index,
+           %dte : memref<?xi32>, %dtm : memref<?xi32>,
+           %dnt : memref<1xi32>)
   %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
   %tz = call @moe_gpu_grid_z(%maxtiles) : (index) -> index
   gpu.launch_func @moe_experts::@grouped_gemm_mma
@@ -1819,9 +1877,10 @@ func.func @moe_grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
 }
 
 // The tile map of the E groups of `off` (at most N rows) on `stream`: the
-// tables of build_tile_map and the GEMMs' grid bound, ceil(N / 64) +
-// min(E, N) (at most min(E, N) groups have rows, and each has at most one
-// partial tile). @free_tile_map_async frees them.
+// tables of build_tile_map on tiles of @gemm_tile_rows rows and the GEMMs'
+// grid bound, ceil(N / rows) + min(E, N) (at most min(E, N) groups have
+// rows, and each has at most one partial tile). @free_tile_map_async
+// frees them.
 func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
                                   %stream: !gpu.async.token)
     -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
@@ -1829,7 +1888,10 @@ func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c256 = arith.constant 256 : index
-  %ntn = call @tiles64(%N) : (index) -> index
+  %rows = call @gemm_tile_rows(%N, %E) : (index, index) -> index
+  %rows1 = arith.subi %rows, %c1 : index
+  %np = arith.addi %N, %rows1 : index
+  %ntn = arith.divui %np, %rows : index
   %groups = arith.minui %E, %N : index
   %maxtiles = arith.addi %ntn, %groups : index
   %te, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?xi32>
@@ -1842,8 +1904,8 @@ func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
   %nt = memref.cast %ntd : memref<?xi32> to memref<1xi32>
   %k = gpu.launch_func async [%a2] @moe_experts::@build_tile_map
       blocks in (%g_map, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%off : memref<?xi32>, %E : index, %te : memref<?xi32>,
-           %tm : memref<?xi32>, %nt : memref<1xi32>)
+      args(%off : memref<?xi32>, %E : index, %rows : index,
+           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>)
   return %te, %tm, %nt, %maxtiles, %k
       : memref<?xi32>, memref<?xi32>, memref<1xi32>, index, !gpu.async.token
 }
@@ -1870,6 +1932,7 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
     -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
   %c128 = arith.constant 128 : index
   %c256 = arith.constant 256 : index
   %z = arith.constant 0 : i32
@@ -1897,9 +1960,11 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
       strides: [%c0, 1] : memref<?x?xbf16> to memref<?x?xbf16>
   %noWu = memref.reinterpret_cast %W to offset: [0], sizes: [%c0, %c0, %c0],
       strides: [%c0, %c0, 1] : memref<?x?x?xbf16> to memref<?x?x?xbf16>
-  %smem = call @wgmma_shared_bytes() : () -> i32
+  %trows = call @gemm_tile_rows(%N, %E) : (index, index) -> index
+  %smem = call @wgmma_shared_bytes(%trows) : (index) -> i32
+  %wthreads = arith.muli %trows, %c2 : index
   %kw = gpu.launch_func async [%k0] @moe_experts::@grouped_gemm_wgmma
-      blocks in (%gw, %ty, %tz) threads in (%c128, %c1, %c1)
+      blocks in (%gw, %ty, %tz) threads in (%wthreads, %c1, %c1)
       dynamic_shared_memory_size %smem
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
            %noWu : memref<?x?x?xbf16>, %off : memref<?xi32>,
@@ -2024,9 +2089,11 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   // No f32 output: an empty view.
   %noY = memref.reinterpret_cast %Y to offset: [0], sizes: [%c0, %c0],
       strides: [%c0, 1] : memref<?x?xf32> to memref<?x?xf32>
-  %smem = call @wgmma_shared_bytes() : () -> i32
+  %trows = call @gemm_tile_rows(%N, %E) : (index, index) -> index
+  %smem = call @wgmma_shared_bytes(%trows) : (index) -> i32
+  %wthreads = arith.muli %trows, %c2 : index
   %k1w = gpu.launch_func async [%k1g] @moe_experts::@grouped_gemm_wgmma
-      blocks in (%g_gated_wg, %ty, %tz) threads in (%c128, %c1, %c1)
+      blocks in (%g_gated_wg, %ty, %tz) threads in (%wthreads, %c1, %c1)
       dynamic_shared_memory_size %smem
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
