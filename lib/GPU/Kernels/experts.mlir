@@ -1385,12 +1385,35 @@ gpu.module @moe_experts {
       %nk = arith.divui %kp, %c64 : index
 
       // Iteration it issues the copies of k step it into buffer it % 4 and
-      // computes step it - 2. The copies: chunk c = tid + 128 W i of 16
-      // bytes (c < 512 W: A row c / 8, else B row (c - 512 W) / 8; chunk c %
-      // 8 of the row) lands at chunk (c % 8) ^ (row % 8) of its 128-byte row, rows in
-      // 8-row atoms of 1024 bytes; rows past the group or the weight's rows
-      // and columns past K are zero-filled. One cp.async group per
-      // iteration, empty past the last step.
+      // computes step it - 2. Thread t copies, of each row r = r0 + S j it
+      // owns (r0 = t / 8, S = 16 W: 4 rows of A and 8 / W of B), the
+      // 16-byte chunk q = t % 8 of the step's 64 columns into chunk q ^ (r %
+      // 8) = q ^ (r0 % 8) of the row's 128 bytes, rows in 8-row atoms of
+      // 1024 bytes; rows past the group or the weight's rows and columns
+      // past K are zero-filled. The rows and their sources are the same at
+      // every step (computed here once), a step only moves the column. One
+      // cp.async group per iteration, empty past the last step.
+      %r0 = arith.divui %tid, %c8 : index
+      %q = arith.remui %tid, %c8 : index
+      %rr = arith.remui %r0, %c8 : index
+      %sq = arith.xori %q, %rr : index
+      %q8 = arith.muli %q, %c8 : index
+      %r0_64 = arith.muli %r0, %c64 : index
+      %sq8 = arith.muli %sq, %c8 : index
+      %my_off = arith.addi %r0_64, %sq8 : index
+      %rstep = arith.divui %nthreads, %c8 : index
+      %dstep = arith.muli %rstep, %c64 : index
+      %half_chunks = arith.divui %c512, %nthreads : index
+      // B rows 64-127: the up rows of Wu (gated, from row uoff + n0) or W's
+      // rows n0 + 64 .. (plain); valid while the output column is below
+      // nout (gated: F).
+      %W_hi = arith.select %gated, %Wu, %W : memref<?x?x?xbf16>
+      %n0_64 = arith.addi %n0, %c64 : index
+      %up0 = arith.addi %uoff, %n0 : index
+      %col_hi = arith.select %gated, %n0, %n0_64 : index
+      %src_hi = arith.select %gated, %up0, %n0_64 : index
+      %true = arith.constant true
+
       %acc0 = llvm.mlir.zero : !wgmma_acc
       %nk2 = arith.addi %nk, %c2 : index
       %accN = scf.for %it = %c0 to %nk2 step %c1 iter_args(%acc = %acc0) -> (!wgmma_acc) {
@@ -1409,48 +1432,57 @@ gpu.module @moe_experts {
           %ibo = arith.muli %ib, %buf_elems : index
           %buf = arith.addi %pad_e, %ibo : index
           %k0 = arith.muli %it, %c64 : index
-          scf.for %i = %c0 to %per_thread step %c1 {
-            %i128 = arith.muli %i, %nthreads : index
-            %c = arith.addi %tid, %i128 : index
-            %isA = arith.cmpi ult, %c, %a_chunks : index
-            %cb = arith.subi %c, %a_chunks : index
-            %cl = arith.select %isA, %c, %cb : index
-            %row = arith.divui %cl, %c8 : index
-            %q = arith.remui %cl, %c8 : index
-            %rr = arith.remui %row, %c8 : index
-            %sq = arith.xori %q, %rr : index
-            // Element offset: row * 64 + swizzled chunk * 8 (+ 4096 W for B).
-            %r64 = arith.muli %row, %c64 : index
-            %sq8 = arith.muli %sq, %c8 : index
-            %o0 = arith.addi %r64, %sq8 : index
-            %ob = arith.addi %o0, %a_elems : index
-            %o1 = arith.select %isA, %o0, %ob : index
-            %dst = arith.addi %buf, %o1 : index
-            %q8 = arith.muli %q, %c8 : index
-            %kcol = arith.addi %k0, %q8 : index
-            %kin = arith.cmpi ult, %kcol, %K : index
-            %kcol_s = arith.select %kin, %kcol, %c0 : index
-            scf.if %isA {
-              %ga = arith.addi %m0, %row : index
-              %va = arith.cmpi ult, %ga, %mend : index
-              %sa = arith.select %va, %ga, %m0 : index
-              %na = func.call @chunk_elems(%va, %kcol, %K) : (i1, index, index) -> index
-              %t = nvgpu.device_async_copy %X[%sa, %kcol_s], %view[%dst], 8, %na {bypassL1}
-                  : memref<?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
-            } else {
-              // Gated: B rows 64-127 are the up rows, from row uoff of Wu.
-              %up = arith.cmpi uge, %row, %c64 : index
-              %isup = arith.andi %gated, %up : i1
-              %rup = arith.subi %row, %c64 : index
-              %rw = arith.select %isup, %rup, %row : index
-              %gb = arith.addi %n0, %rw : index
+          %kcol = arith.addi %k0, %q8 : index
+          %kin = arith.cmpi ult, %kcol, %K : index
+          %kcol_s = arith.select %kin, %kcol, %c0 : index
+          %nkc = func.call @chunk_elems(%true, %kcol, %K) : (i1, index, index) -> index
+          %dst0 = arith.addi %buf, %my_off : index
+          // A: X's rows m0 + r, r = r0 + S j (j < 4).
+          scf.for %j = %c0 to %c4 step %c1 {
+            %rj = arith.muli %rstep, %j : index
+            %r = arith.addi %r0, %rj : index
+            %ga = arith.addi %m0, %r : index
+            %va = arith.cmpi ult, %ga, %mend : index
+            %sa = arith.select %va, %ga, %m0 : index
+            %na = arith.select %va, %nkc, %c0 : index
+            %dj = arith.muli %dstep, %j : index
+            %dst = arith.addi %dst0, %dj : index
+            %t = nvgpu.device_async_copy %X[%sa, %kcol_s], %view[%dst], 8, %na {bypassL1}
+                : memref<?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
+          }
+          // B rows 0-63: W's rows n0 + r (r = r0 + S j, j < 4 / W).
+          %dstb = arith.addi %dst0, %a_elems : index
+          scf.for %j = %c0 to %c4 step %c1 {
+            %mine = arith.cmpi ult, %j, %half_chunks : index
+            scf.if %mine {
+              %rj = arith.muli %rstep, %j : index
+              %r = arith.addi %r0, %rj : index
+              %gb = arith.addi %n0, %r : index
               %vb = arith.cmpi ult, %gb, %nout : index
-              %gu = arith.addi %gb, %uoff : index
-              %src = arith.select %isup, %gu, %gb : index
-              %src_s = arith.select %vb, %src, %c0 : index
-              %nb = func.call @chunk_elems(%vb, %kcol, %K) : (i1, index, index) -> index
-              %Wb = arith.select %isup, %Wu, %W : memref<?x?x?xbf16>
-              %t = nvgpu.device_async_copy %Wb[%e, %src_s, %kcol_s], %view[%dst], 8, %nb {bypassL1}
+              %sb = arith.select %vb, %gb, %c0 : index
+              %nb = arith.select %vb, %nkc, %c0 : index
+              %dj = arith.muli %dstep, %j : index
+              %dst = arith.addi %dstb, %dj : index
+              %t = nvgpu.device_async_copy %W[%e, %sb, %kcol_s], %view[%dst], 8, %nb {bypassL1}
+                  : memref<?x?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
+            }
+          }
+          // B rows 64-127: gated, Wu's up rows uoff + n0 + r; plain, W's
+          // rows n0 + 64 + r.
+          %dstu = arith.addi %dstb, %c4096 : index
+          scf.for %j = %c0 to %c4 step %c1 {
+            %mine = arith.cmpi ult, %j, %half_chunks : index
+            scf.if %mine {
+              %rj = arith.muli %rstep, %j : index
+              %r = arith.addi %r0, %rj : index
+              %col = arith.addi %col_hi, %r : index
+              %vb = arith.cmpi ult, %col, %nout : index
+              %src = arith.addi %src_hi, %r : index
+              %sb = arith.select %vb, %src, %c0 : index
+              %nb = arith.select %vb, %nkc, %c0 : index
+              %dj = arith.muli %dstep, %j : index
+              %dst = arith.addi %dstu, %dj : index
+              %t = nvgpu.device_async_copy %W_hi[%e, %sb, %kcol_s], %view[%dst], 8, %nb {bypassL1}
                   : memref<?x?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
             }
           }
