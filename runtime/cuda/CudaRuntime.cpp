@@ -45,6 +45,12 @@ namespace {
   std::abort();
 }
 
+/// The reporter of a bad setting for readChoice (KernelChoices.h): fails
+/// `entry` with it.
+auto failing(const char *entry) {
+  return [entry](const std::string &bad) { fail(entry, bad); };
+}
+
 void check(const Driver &d, CUresult result, const std::string &call) {
   if (result != CUDA_SUCCESS)
     fail(call, describeError(d, result));
@@ -351,10 +357,7 @@ MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
 /// them and fails on any other device.
 MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
   const char *entry = "moe_gpu_use_wgmma";
-  std::string bad;
-  std::optional<int> choice = wgmmaChoice(bad);
-  if (!bad.empty())
-    fail(entry, bad);
+  std::optional<int> choice = readChoice(wgmmaChoice, failing(entry));
   if (choice == 0)
     return 0;
   int arch = deviceArchitecture(enter(entry));
@@ -372,30 +375,20 @@ MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
 /// The rows of the tiles of the kernel library's wgmma GEMMs: 64 (one
 /// warpgroup a block) unless MOE_GPU_WGMMA_ROWS=128 (two).
 MOE_CUDA_EXPORT int32_t moe_gpu_wgmma_rows() {
-  std::string bad;
-  int32_t rows = wgmmaRows(bad);
-  if (!bad.empty())
-    fail("moe_gpu_wgmma_rows", bad);
-  return rows;
+  return readChoice(wgmmaRows, failing("moe_gpu_wgmma_rows"));
 }
 
 /// The most rows (over all groups of a call) for which the kernel
 /// library's expert GEMMs take gemv_experts rather than the tensor cores:
 /// max(16, 2 experts), or MOE_GPU_GEMV_ROWS.
 MOE_CUDA_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
-  std::string bad;
-  int64_t rows = gemvMaxRows(experts, bad);
-  if (!bad.empty())
-    fail("moe_gpu_gemv_max_rows", bad);
-  return rows;
+  return readChoice([&](std::string &bad) { return gemvMaxRows(experts, bad); },
+                    failing("moe_gpu_gemv_max_rows"));
 }
 
 /// The grid's y (or z) for n blocks along y (KernelChoices.h).
 static int64_t gridSplit(const char *entry, int64_t n, bool z) {
-  std::string bad;
-  int64_t maxY = maxGridY(bad);
-  if (!bad.empty())
-    fail(entry, bad);
+  int64_t maxY = readChoice(maxGridY, failing(entry));
   int64_t dims[2];
   splitGridY(n, maxY, dims[0], dims[1]);
   return dims[z];
@@ -412,11 +405,9 @@ MOE_CUDA_EXPORT int64_t moe_gpu_grid_z(int64_t n) {
 /// The blocks of the dispatch's permutation for `slots` slots
 /// (KernelChoices.h).
 MOE_CUDA_EXPORT int64_t moe_gpu_permutation_blocks(int64_t slots) {
-  std::string bad;
-  int64_t blocks = permutationBlocks(slots, bad);
-  if (!bad.empty())
-    fail("moe_gpu_permutation_blocks", bad);
-  return blocks;
+  return readChoice(
+      [&](std::string &bad) { return permutationBlocks(slots, bad); },
+      failing("moe_gpu_permutation_blocks"));
 }
 
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a

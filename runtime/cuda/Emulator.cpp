@@ -75,6 +75,14 @@ namespace {
   std::abort();
 }
 
+/// The reporter of a bad setting for readChoice (KernelChoices.h): fails
+/// with `entry: bad`.
+auto failing(const char *entry) {
+  return [entry](const std::string &bad) {
+    fail(std::string(entry) + ": " + bad);
+  };
+}
+
 //===----------------------------------------------------------------------===//
 // Fibers
 //===----------------------------------------------------------------------===//
@@ -1149,43 +1157,37 @@ private:
 };
 } // namespace
 
+using moe::rt::cuda::gemvMaxRows;
+using moe::rt::cuda::maxGridY;
+using moe::rt::cuda::permutationBlocks;
+using moe::rt::cuda::readChoice;
+using moe::rt::cuda::splitGridY;
+using moe::rt::cuda::wgmmaChoice;
+using moe::rt::cuda::wgmmaRows;
+
 /// The kernel library's choice of its sm_90a kernels (the runtime's
 /// moe_gpu_use_wgmma): the emulator runs both kinds, the portable ones
 /// unless MOE_GPU_WGMMA=1.
 MOE_EMU_EXPORT int32_t moe_gpu_use_wgmma() {
-  std::string bad;
-  std::optional<int> choice = moe::rt::cuda::wgmmaChoice(bad);
-  if (!bad.empty())
-    fail("moe_gpu_use_wgmma: " + bad);
-  return choice.value_or(0);
+  return readChoice(wgmmaChoice, failing("moe_gpu_use_wgmma")).value_or(0);
 }
 
 /// The rows of the wgmma GEMMs' tiles, as the runtime's.
 MOE_EMU_EXPORT int32_t moe_gpu_wgmma_rows() {
-  std::string bad;
-  int32_t rows = moe::rt::cuda::wgmmaRows(bad);
-  if (!bad.empty())
-    fail("moe_gpu_wgmma_rows: " + bad);
-  return rows;
+  return readChoice(wgmmaRows, failing("moe_gpu_wgmma_rows"));
 }
 
 /// The kernel library's row threshold for gemv_experts, as the runtime's.
 MOE_EMU_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
-  std::string bad;
-  int64_t rows = moe::rt::cuda::gemvMaxRows(experts, bad);
-  if (!bad.empty())
-    fail("moe_gpu_gemv_max_rows: " + bad);
-  return rows;
+  return readChoice([&](std::string &bad) { return gemvMaxRows(experts, bad); },
+                    failing("moe_gpu_gemv_max_rows"));
 }
 
 /// The grid's y (or z) for n blocks along y, as the runtime's.
 static int64_t gridSplit(const char *entry, int64_t n, bool z) {
-  std::string bad;
-  int64_t maxY = moe::rt::cuda::maxGridY(bad);
-  if (!bad.empty())
-    fail(std::string(entry) + ": " + bad);
+  int64_t maxY = readChoice(maxGridY, failing(entry));
   int64_t dims[2];
-  moe::rt::cuda::splitGridY(n, maxY, dims[0], dims[1]);
+  splitGridY(n, maxY, dims[0], dims[1]);
   return dims[z];
 }
 
@@ -1199,11 +1201,9 @@ MOE_EMU_EXPORT int64_t moe_gpu_grid_z(int64_t n) {
 
 /// The blocks of the dispatch's permutation, as the runtime's.
 MOE_EMU_EXPORT int64_t moe_gpu_permutation_blocks(int64_t slots) {
-  std::string bad;
-  int64_t blocks = moe::rt::cuda::permutationBlocks(slots, bad);
-  if (!bad.empty())
-    fail("moe_gpu_permutation_blocks: " + bad);
-  return blocks;
+  return readChoice(
+      [&](std::string &bad) { return permutationBlocks(slots, bad); },
+      failing("moe_gpu_permutation_blocks"));
 }
 
 /// wgmma.fence: the accumulator registers are the thread's own here; a

@@ -133,6 +133,17 @@ inline int64_t permutationBlocks(int64_t slots, std::string &bad) {
   return blocks < maxBlocks ? blocks : maxBlocks;
 }
 
+/// `read(bad)`, one of the readers above, with a bad setting passed to
+/// `report(bad)`, which does not return.
+template <typename Read, typename Report>
+auto readChoice(Read read, Report report) {
+  std::string bad;
+  auto value = read(bad);
+  if (!bad.empty())
+    report(bad);
+  return value;
+}
+
 /// The grid's (y, z) for `n` blocks along y: y = min(n, maxY) and z =
 /// ceil(n / y); (0, 0) for none.
 inline void splitGridY(int64_t n, int64_t maxY, int64_t &y, int64_t &z) {
