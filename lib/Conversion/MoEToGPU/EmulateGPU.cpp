@@ -279,6 +279,11 @@ void MoEGPUEmulatePass::layOutSharedMemory() {
   }
 }
 
+/// The kernel library's prefetch of a line into L2 (a generic address;
+/// `nvvm.prefetch` lowers to an intrinsic that LLVM 22 selects on sm_90
+/// only, so the kernels, which are also compiled for sm_80, write it out).
+static constexpr StringLiteral kPrefetchL2 = "prefetch.L2 [$0];";
+
 /// The N of `wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16` as
 /// convert-nvvm-to-llvm writes it (both operands from shared memory through
 /// descriptors, 4-byte accumulators only), if `op` is that.
@@ -496,11 +501,18 @@ LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
     return replaceByCall("moe_emu_cp_async_wait",
                          {constI32(static_cast<int32_t>(wait.getN()))});
   if (auto inlineAsm = dyn_cast<LLVM::InlineAsmOp>(op)) {
+    // A prefetch into a cache changes no result.
+    if (inlineAsm.getAsmString() == kPrefetchL2 &&
+        inlineAsm.getNumResults() == 0) {
+      op->erase();
+      return success();
+    }
     std::optional<int64_t> n = wgmmaWidth(inlineAsm);
     if (!n)
       return op->emitOpError("moe-gpu-emulate: no emulation of this inline "
                              "assembly (only wgmma.mma_async m64nNk16 with "
-                             "bf16 A and B from shared memory and f32 D)");
+                             "bf16 A and B from shared memory and f32 D, "
+                             "and the kernels' prefetch into L2)");
     // Operands: N / 2 accumulators, the descriptors of A and B, then
     // scale-d, imm-scale-a, imm-scale-b, imm-trans-a and imm-trans-b.
     ValueRange operands = inlineAsm.getOperands();

@@ -45,9 +45,11 @@
 //   gemv_experts        The GEMMs for few rows (decoding; the host functions
 //                       pick it when N <= max(16, 2 E)): one warp per output
 //                       column, 8 per block of 256, a block per (8 columns,
-//                       tile); the rows of the tile 4 at a time against each
-//                       weight row (16-byte loads, two chunks of K in flight
-//                       a lane, f32 sums, a butterfly across the lanes). Y = X W[e]^T (f32), or the gated
+//                       tile); the weight rows prefetched into L2 (a
+//                       128-byte line a lane), then the rows of the tile 4
+//                       at a time against each weight row (16-byte loads,
+//                       two chunks of K in flight a lane, f32 sums, a
+//                       butterfly across the lanes). Y = X W[e]^T (f32), or the gated
 //                       activation H (bf16) of gate and up weights.
 //   activate            H = bf16(act(Hf)) elementwise, for plain MLP experts
 //                       (an empty Wu: the first GEMM is grouped_gemm_mma
@@ -420,6 +422,51 @@ gpu.module @moe_experts {
     return %v1 : f32
   }
 
+  // Row `row` of W[e] (K bf16) into L2, the lanes of the calling warp
+  // splitting its 128-byte lines: one prefetch a line, no registers held
+  // for the bytes in flight, so the warp's loads of the row then wait on
+  // L2 rather than on memory.
+  func.func private @prefetch_row_l2(%W: memref<?x?x?xbf16>, %e: index,
+                                     %row: index) {
+    %c1 = arith.constant 1 : index
+    %c32 = arith.constant 32 : index
+    %c2i = arith.constant 2 : i64
+    %c127i = arith.constant 127 : i64
+    %c128i = arith.constant 128 : i64
+    %not127 = arith.constant -128 : i64
+    %base, %offset, %sizes:3, %strides:3 = memref.extract_strided_metadata %W
+        : memref<?x?x?xbf16> -> memref<bf16>, index, index, index, index,
+          index, index, index
+    %ptr = memref.extract_aligned_pointer_as_index %W : memref<?x?x?xbf16> -> index
+    %eo = arith.muli %e, %strides#0 : index
+    %ro = arith.muli %row, %strides#1 : index
+    %o1 = arith.addi %offset, %eo : index
+    %o = arith.addi %o1, %ro : index
+    %oi = arith.index_cast %o : index to i64
+    %pi = arith.index_cast %ptr : index to i64
+    %ob = arith.muli %oi, %c2i : i64
+    %start = arith.addi %pi, %ob : i64
+    %Ki = arith.index_cast %sizes#2 : index to i64
+    %bytes = arith.muli %Ki, %c2i : i64
+    %end = arith.addi %start, %bytes : i64
+    %first = arith.andi %start, %not127 : i64
+    %span = arith.subi %end, %first : i64
+    %span1 = arith.addi %span, %c127i : i64
+    %lines_i = arith.divui %span1, %c128i : i64
+    %lines = arith.index_cast %lines_i : i64 to index
+    %tid = gpu.thread_id x
+    %lane = arith.remui %tid, %c32 : index
+    scf.for %l = %lane to %lines step %c32 {
+      %li = arith.index_cast %l : index to i64
+      %lo = arith.muli %li, %c128i : i64
+      %a = arith.addi %first, %lo : i64
+      // prefetch.L2 on a generic address (PTX ISA 2.0, every sm): LLVM 22
+      // selects its intrinsic (nvvm.prefetch) on sm_90 only.
+      llvm.inline_asm has_side_effects "prefetch.L2 [$0];", "l" %a : (i64) -> ()
+    }
+    return
+  }
+
   // Row r of gemv_experts at one chunk of K (8 elements at k), when r is
   // below mend: a += X[r, k..] . wa and, gated, b += X[r, k..] . wb, each
   // in element order.
@@ -535,6 +582,13 @@ gpu.module @moe_experts {
       %e_i = memref.load %tile_expert[%by] : memref<?xi32>
       %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
       %e = arith.index_cast %e_i : i32 to index
+      %jb = arith.addi %ub, %j : index
+      // The warp's weight rows into L2 first, as soon as the expert is
+      // known.
+      func.call @prefetch_row_l2(%Wa, %e, %j) : (memref<?x?x?xbf16>, index, index) -> ()
+      scf.if %gated_b {
+        func.call @prefetch_row_l2(%Wb, %e, %jb) : (memref<?x?x?xbf16>, index, index) -> ()
+      }
       %m0 = arith.index_cast %m0_i : i32 to index
       %e1 = arith.addi %e, %c1 : index
       %hi_i = memref.load %off[%e1] : memref<?xi32>
@@ -542,7 +596,6 @@ gpu.module @moe_experts {
       %m64 = arith.addi %m0, %c64 : index
       %mend = arith.minui %m64, %hi : index
       %k0 = arith.muli %lane, %c8 : index
-      %jb = arith.addi %ub, %j : index
       // Rows past the tile's end, and the second product when not gated,
       // are skipped (uniform across the warp), so that decoding (a row or
       // two per expert) does the multiply-adds of its rows only.
