@@ -45,12 +45,6 @@ namespace {
   std::abort();
 }
 
-/// The reporter of a bad setting for readChoice (KernelChoices.h): fails
-/// `entry` with it.
-auto failing(const char *entry) {
-  return [entry](const std::string &bad) { fail(entry, bad); };
-}
-
 void check(const Driver &d, CUresult result, const std::string &call) {
   if (result != CUDA_SUCCESS)
     fail(call, describeError(d, result));
@@ -351,13 +345,19 @@ MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
             dimsString(block) + ")");
 }
 
+/// A bad setting of the kernel library's choices (KernelChoices.cpp).
+void moe::rt::cuda::failKernelChoice(const char *entry,
+                                     const std::string &bad) {
+  fail(entry, bad);
+}
+
 /// Whether the expert GEMMs of the kernel library take their sm_90a
 /// kernels (wgmma): on a device of compute capability 9.0, the only one
 /// that runs sm_90a code, unless MOE_GPU_WGMMA=0; MOE_GPU_WGMMA=1 asks for
 /// them and fails on any other device.
 MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
   const char *entry = "moe_gpu_use_wgmma";
-  std::optional<int> choice = readChoice(wgmmaChoice, failing(entry));
+  std::optional<int> choice = readChoice(entry, wgmmaChoice);
   if (choice == 0)
     return 0;
   int arch = deviceArchitecture(enter(entry));
@@ -370,44 +370,6 @@ MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
                     " has compute capability " + std::to_string(arch / 10) +
                     "." + std::to_string(arch % 10));
   return 1;
-}
-
-/// The rows of the tiles of the kernel library's wgmma GEMMs: 64 (one
-/// warpgroup a block) unless MOE_GPU_WGMMA_ROWS=128 (two).
-MOE_CUDA_EXPORT int32_t moe_gpu_wgmma_rows() {
-  return readChoice(wgmmaRows, failing("moe_gpu_wgmma_rows"));
-}
-
-/// The most rows (over all groups of a call) for which the kernel
-/// library's expert GEMMs take gemv_experts rather than the tensor cores:
-/// max(16, 2 experts), or MOE_GPU_GEMV_ROWS.
-MOE_CUDA_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
-  return readChoice([&](std::string &bad) { return gemvMaxRows(experts, bad); },
-                    failing("moe_gpu_gemv_max_rows"));
-}
-
-/// The grid's y (or z) for n blocks along y (KernelChoices.h).
-static int64_t gridSplit(const char *entry, int64_t n, bool z) {
-  int64_t maxY = readChoice(maxGridY, failing(entry));
-  int64_t dims[2];
-  splitGridY(n, maxY, dims[0], dims[1]);
-  return dims[z];
-}
-
-MOE_CUDA_EXPORT int64_t moe_gpu_grid_y(int64_t n) {
-  return gridSplit("moe_gpu_grid_y", n, false);
-}
-
-MOE_CUDA_EXPORT int64_t moe_gpu_grid_z(int64_t n) {
-  return gridSplit("moe_gpu_grid_z", n, true);
-}
-
-/// The blocks of the dispatch's permutation for `slots` slots
-/// (KernelChoices.h).
-MOE_CUDA_EXPORT int64_t moe_gpu_permutation_blocks(int64_t slots) {
-  return readChoice(
-      [&](std::string &bad) { return permutationBlocks(slots, bad); },
-      failing("moe_gpu_permutation_blocks"));
 }
 
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a

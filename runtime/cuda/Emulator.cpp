@@ -75,14 +75,6 @@ namespace {
   std::abort();
 }
 
-/// The reporter of a bad setting for readChoice (KernelChoices.h): fails
-/// with `entry: bad`.
-auto failing(const char *entry) {
-  return [entry](const std::string &bad) {
-    fail(std::string(entry) + ": " + bad);
-  };
-}
-
 //===----------------------------------------------------------------------===//
 // Fibers
 //===----------------------------------------------------------------------===//
@@ -1157,53 +1149,19 @@ private:
 };
 } // namespace
 
-using moe::rt::cuda::gemvMaxRows;
-using moe::rt::cuda::maxGridY;
-using moe::rt::cuda::permutationBlocks;
-using moe::rt::cuda::readChoice;
-using moe::rt::cuda::splitGridY;
-using moe::rt::cuda::wgmmaChoice;
-using moe::rt::cuda::wgmmaRows;
+/// A bad setting of the kernel library's choices (KernelChoices.cpp).
+void moe::rt::cuda::failKernelChoice(const char *entry,
+                                     const std::string &bad) {
+  fail(std::string(entry) + ": " + bad);
+}
 
 /// The kernel library's choice of its sm_90a kernels (the runtime's
 /// moe_gpu_use_wgmma): the emulator runs both kinds, the portable ones
 /// unless MOE_GPU_WGMMA=1.
 MOE_EMU_EXPORT int32_t moe_gpu_use_wgmma() {
-  return readChoice(wgmmaChoice, failing("moe_gpu_use_wgmma")).value_or(0);
-}
-
-/// The rows of the wgmma GEMMs' tiles, as the runtime's.
-MOE_EMU_EXPORT int32_t moe_gpu_wgmma_rows() {
-  return readChoice(wgmmaRows, failing("moe_gpu_wgmma_rows"));
-}
-
-/// The kernel library's row threshold for gemv_experts, as the runtime's.
-MOE_EMU_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
-  return readChoice([&](std::string &bad) { return gemvMaxRows(experts, bad); },
-                    failing("moe_gpu_gemv_max_rows"));
-}
-
-/// The grid's y (or z) for n blocks along y, as the runtime's.
-static int64_t gridSplit(const char *entry, int64_t n, bool z) {
-  int64_t maxY = readChoice(maxGridY, failing(entry));
-  int64_t dims[2];
-  splitGridY(n, maxY, dims[0], dims[1]);
-  return dims[z];
-}
-
-MOE_EMU_EXPORT int64_t moe_gpu_grid_y(int64_t n) {
-  return gridSplit("moe_gpu_grid_y", n, false);
-}
-
-MOE_EMU_EXPORT int64_t moe_gpu_grid_z(int64_t n) {
-  return gridSplit("moe_gpu_grid_z", n, true);
-}
-
-/// The blocks of the dispatch's permutation, as the runtime's.
-MOE_EMU_EXPORT int64_t moe_gpu_permutation_blocks(int64_t slots) {
-  return readChoice(
-      [&](std::string &bad) { return permutationBlocks(slots, bad); },
-      failing("moe_gpu_permutation_blocks"));
+  return moe::rt::cuda::readChoice("moe_gpu_use_wgmma",
+                                   moe::rt::cuda::wgmmaChoice)
+      .value_or(0);
 }
 
 /// wgmma.fence: the accumulator registers are the thread's own here; a

@@ -8,9 +8,9 @@
 //
 // The environment variables with which a user overrides the kernels the
 // CUDA kernel library picks, read the same way by the CUDA runtime and by
-// the SIMT emulator (each defines moe_gpu_use_wgmma, moe_gpu_gemv_max_rows,
-// moe_gpu_wgmma_rows, moe_gpu_grid_y and moe_gpu_permutation_blocks, and
-// reports a bad value its own way):
+// the SIMT emulator (KernelChoices.cpp, compiled into both, defines the
+// moe_gpu_* functions that read them, but for moe_gpu_use_wgmma, which
+// each library defines; each reports a bad value its own way):
 //
 //   MOE_GPU_WGMMA=0|1       the sm_90a (wgmma) GEMMs off or on
 //   MOE_GPU_WGMMA_ROWS=64|128
@@ -133,14 +133,18 @@ inline int64_t permutationBlocks(int64_t slots, std::string &bad) {
   return blocks < maxBlocks ? blocks : maxBlocks;
 }
 
-/// `read(bad)`, one of the readers above, with a bad setting passed to
-/// `report(bad)`, which does not return.
-template <typename Read, typename Report>
-auto readChoice(Read read, Report report) {
+/// Reports a bad setting of `entry` and aborts: defined by each library that
+/// compiles KernelChoices.cpp (the CUDA runtime, the emulator), in its own
+/// words.
+[[noreturn]] void failKernelChoice(const char *entry, const std::string &bad);
+
+/// `read(bad)`, one of the readers above, for the library entry `entry`; a
+/// bad setting goes to failKernelChoice.
+template <typename Read> auto readChoice(const char *entry, Read read) {
   std::string bad;
   auto value = read(bad);
   if (!bad.empty())
-    report(bad);
+    failKernelChoice(entry, bad);
   return value;
 }
 

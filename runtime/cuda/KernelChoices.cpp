@@ -1,0 +1,59 @@
+//===- KernelChoices.cpp - The kernel library's run-time choices ----------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The choices of the CUDA kernel library that depend on the environment
+// alone, compiled into both the CUDA runtime and the SIMT emulator, so
+// that the two read them the same way. moe_gpu_use_wgmma, which also asks
+// the device, is each library's own; so is failKernelChoice, which reports
+// a bad setting in the library's words.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelChoices.h"
+
+#define MOE_CHOICE_EXPORT extern "C" __attribute__((visibility("default")))
+
+using namespace moe::rt::cuda;
+
+/// The rows of the tiles of the kernel library's wgmma GEMMs: 64 (one
+/// warpgroup a block) unless MOE_GPU_WGMMA_ROWS=128 (two).
+MOE_CHOICE_EXPORT int32_t moe_gpu_wgmma_rows() {
+  return readChoice("moe_gpu_wgmma_rows", wgmmaRows);
+}
+
+/// The most rows (over all groups of a call) for which the kernel
+/// library's expert GEMMs take gemv_experts rather than the tensor cores:
+/// max(16, 2 experts), or MOE_GPU_GEMV_ROWS.
+MOE_CHOICE_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
+  return readChoice("moe_gpu_gemv_max_rows", [&](std::string &bad) {
+    return gemvMaxRows(experts, bad);
+  });
+}
+
+/// The grid's y (or z) for n blocks along y.
+static int64_t gridSplit(const char *entry, int64_t n, bool z) {
+  int64_t maxY = readChoice(entry, maxGridY);
+  int64_t dims[2];
+  splitGridY(n, maxY, dims[0], dims[1]);
+  return dims[z];
+}
+
+MOE_CHOICE_EXPORT int64_t moe_gpu_grid_y(int64_t n) {
+  return gridSplit("moe_gpu_grid_y", n, false);
+}
+
+MOE_CHOICE_EXPORT int64_t moe_gpu_grid_z(int64_t n) {
+  return gridSplit("moe_gpu_grid_z", n, true);
+}
+
+/// The blocks of the dispatch's permutation for `slots` slots.
+MOE_CHOICE_EXPORT int64_t moe_gpu_permutation_blocks(int64_t slots) {
+  return readChoice("moe_gpu_permutation_blocks", [&](std::string &bad) {
+    return permutationBlocks(slots, bad);
+  });
+}
