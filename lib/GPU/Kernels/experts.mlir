@@ -1845,11 +1845,18 @@ func.func private @use_wgmma(%few: i1) -> i1 {
 // (@tile_map_async) and the GEMMs that read it ask with the same N and E,
 // so they agree.
 func.func private @gemm_tile_rows(%N: index, %E: index) -> index {
+  %few = call @few_rows(%N, %E) : (index, index) -> i1
+  %wg = call @use_wgmma(%few) : (i1) -> i1
+  %rows = call @wgmma_tile_rows(%wg) : (i1) -> index
+  return %rows : index
+}
+
+// The same for a caller that already knows whether the GEMMs take
+// grouped_gemm_wgmma (%wg).
+func.func private @wgmma_tile_rows(%wg: i1) -> index {
   %c64 = arith.constant 64 : index
   %c128 = arith.constant 128 : index
   %i128 = arith.constant 128 : i32
-  %few = call @few_rows(%N, %E) : (index, index) -> i1
-  %wg = call @use_wgmma(%few) : (i1) -> i1
   %asked = call @moe_gpu_wgmma_rows() : () -> i32
   %two = arith.cmpi eq, %asked, %i128 : i32
   %wide = arith.andi %wg, %two : i1
@@ -2045,7 +2052,7 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
       strides: [%c0, 1] : memref<?x?xbf16> to memref<?x?xbf16>
   %noWu = memref.reinterpret_cast %W to offset: [0], sizes: [%c0, %c0, %c0],
       strides: [%c0, %c0, 1] : memref<?x?x?xbf16> to memref<?x?x?xbf16>
-  %trows = call @gemm_tile_rows(%N, %E) : (index, index) -> index
+  %trows = call @wgmma_tile_rows(%wg) : (i1) -> index
   %smem = call @wgmma_shared_bytes(%trows) : (index) -> i32
   %wthreads = arith.muli %trows, %c2 : index
   %kw = gpu.launch_func async [%k0] @moe_experts::@grouped_gemm_wgmma
@@ -2174,7 +2181,7 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   // No f32 output: an empty view.
   %noY = memref.reinterpret_cast %Y to offset: [0], sizes: [%c0, %c0],
       strides: [%c0, 1] : memref<?x?xf32> to memref<?x?xf32>
-  %trows = call @gemm_tile_rows(%N, %E) : (index, index) -> index
+  %trows = call @wgmma_tile_rows(%wg) : (i1) -> index
   %smem = call @wgmma_shared_bytes(%trows) : (index) -> i32
   %wthreads = arith.muli %trows, %c2 : index
   %k1w = gpu.launch_func async [%k1g] @moe_experts::@grouped_gemm_wgmma
