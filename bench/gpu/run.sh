@@ -14,7 +14,8 @@
 #               kernels: moe-gpu-check --quick on the mma.sync ones
 #   check-wide.txt  on compute capability 9.0: moe-gpu-check --quick on the
 #               wgmma kernels with 128-row tiles (MOE_GPU_WGMMA_ROWS=128)
-#               and every permutation past 64 slots segmented
+#               and every permutation past 64 slots segmented, then on
+#               128 x 256 tiles (MOE_GPU_WGMMA_COLS=256)
 #   aot.txt     moe-compile --target cuda libraries run through their C API,
 #               compared with moe-reference's f64 results
 #   bench.txt   moe-gpu-bench: layers, experts, cuBLAS per-expert loop and
@@ -72,6 +73,10 @@ if grep -q '^tensor-core GEMMs: wgmma' "$out/check.txt"; then
   step "check: 128-row wgmma tiles, segmented permutations"
   MOE_GPU_WGMMA_ROWS=128 MOE_GPU_PERMUTATION_SLOTS=64 timeout 120 \
     "$bundle/bin/moe-gpu-check" --quick 2>&1 | tee "$out/check-wide.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "check: 128 x 256 wgmma tiles"
+  MOE_GPU_WGMMA_ROWS=128 MOE_GPU_WGMMA_COLS=256 timeout 120 \
+    "$bundle/bin/moe-gpu-check" --quick 2>&1 | tee -a "$out/check-wide.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 else
   : > "$out/check-mma.txt"

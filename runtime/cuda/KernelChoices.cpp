@@ -26,6 +26,12 @@ MOE_CHOICE_EXPORT int32_t moe_gpu_wgmma_rows() {
   return readChoice("moe_gpu_wgmma_rows", wgmmaRows);
 }
 
+/// The weight rows of the blocks of the kernel library's wgmma GEMMs: 128
+/// unless MOE_GPU_WGMMA_COLS=256.
+MOE_CHOICE_EXPORT int32_t moe_gpu_wgmma_cols() {
+  return readChoice("moe_gpu_wgmma_cols", wgmmaCols);
+}
+
 /// The most rows (over all groups of a call) for which the kernel
 /// library's expert GEMMs take gemv_experts rather than the tensor cores:
 /// max(16, 2 experts), or MOE_GPU_GEMV_ROWS.

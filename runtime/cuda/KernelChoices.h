@@ -16,6 +16,11 @@
 //   MOE_GPU_WGMMA_ROWS=64|128
 //                           the rows of the wgmma GEMMs' tiles: one
 //                           warpgroup a block (64, the default) or two
+//   MOE_GPU_WGMMA_COLS=128|256
+//                           the weight rows of the wgmma GEMMs' blocks,
+//                           which the warpgroups share: 128 (the default)
+//                           or 256 (the output columns of a block; half as
+//                           many for the gated GEMM, gate and up)
 //   MOE_GPU_GEMV_ROWS=N     gemv_experts for at most N rows (default
 //                           max(16, 2 E)), the tensor-core GEMMs above
 //   MOE_GPU_MAX_GRID_Y=N    at most N blocks in a grid's y dimension, the
@@ -54,18 +59,32 @@ inline std::optional<int> wgmmaChoice(std::string &bad) {
   return std::nullopt;
 }
 
-/// The rows of the wgmma GEMMs' tiles: MOE_GPU_WGMMA_ROWS, 64 or 128, or 64
-/// when it is unset or empty. Any other value is put in `bad` (and 64
-/// returned).
-inline int32_t wgmmaRows(std::string &bad) {
-  const char *env = std::getenv("MOE_GPU_WGMMA_ROWS");
+/// The value of the environment variable `name` that picks one of two
+/// sizes: `first` when it is unset or empty, else `first` or `second` as
+/// written. Any other value is put in `bad` (and `first` returned).
+inline int32_t sizeChoice(const char *name, int32_t first, int32_t second,
+                          std::string &bad) {
+  const char *env = std::getenv(name);
   std::string value = env ? env : "";
-  if (value.empty() || value == "64")
-    return 64;
-  if (value == "128")
-    return 128;
-  bad = "MOE_GPU_WGMMA_ROWS must be 64 or 128, found '" + value + "'";
-  return 64;
+  if (value.empty() || value == std::to_string(first))
+    return first;
+  if (value == std::to_string(second))
+    return second;
+  bad = std::string(name) + " must be " + std::to_string(first) + " or " +
+        std::to_string(second) + ", found '" + value + "'";
+  return first;
+}
+
+/// The rows of the wgmma GEMMs' tiles: MOE_GPU_WGMMA_ROWS, 64 (the
+/// default) or 128.
+inline int32_t wgmmaRows(std::string &bad) {
+  return sizeChoice("MOE_GPU_WGMMA_ROWS", 64, 128, bad);
+}
+
+/// The weight rows of the wgmma GEMMs' blocks: MOE_GPU_WGMMA_COLS, 128 (the
+/// default) or 256.
+inline int32_t wgmmaCols(std::string &bad) {
+  return sizeChoice("MOE_GPU_WGMMA_COLS", 128, 256, bad);
 }
 
 /// The most rows (over all groups) that gemv_experts takes instead of the

@@ -92,6 +92,27 @@
     f32, f32, f32, f32, f32, f32, f32, f32)>
 !wgmma_tile = !llvm.struct<(!wgmma_acc)>
 
+// A wgmma m64n256 f32 accumulator: the 128 registers of a thread, the LLVM
+// type of an !nvgpu.warpgroup.accumulator of 64 x 256.
+!wgmma_acc256 = !llvm.struct<(
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32,
+    f32, f32, f32, f32, f32, f32, f32, f32)>
+!wgmma_tile256 = !llvm.struct<(!wgmma_acc256)>
+
 module attributes {gpu.container_module} {
 
 gpu.module @moe_experts {
@@ -1342,29 +1363,257 @@ gpu.module @moe_experts {
 
   // ---------------------------------------------------------------------------
   // sm_90a (moe.sm90a: moe-gpu-attach-targets compiles it into
-  // @moe_experts_sm90a). The tiles of the map on wgmma, W = 1 or 2
-  // warpgroups per block of 128 W threads on tiles of 64 W rows (a map of
-  // 64 W-row tiles; warpgroup w computes rows 64 w .. 64 w + 63, and the
-  // warpgroups share the weight operand): per k step of 64, A (64 W rows
-  // of X) and B (128 weight rows) in 128-byte swizzled shared memory,
-  // filled by cp.async two steps ahead into four buffers, and four wgmma
-  // m64n128k16 a warpgroup with f32 accumulators in registers, one step in
-  // flight. Plain (Wu empty): Y = X W[e]^T, B the rows n0 .. n0 + 127 of
-  // W[e] (n0 = 128 blockIdx.x). Gated: B rows 0-63 are Wg[e]'s n0 .. n0 +
-  // 63 and rows 64-127 Wu[e]'s (from row uoff as in @gate_up_swiglu_mma; n0
-  // = 64 blockIdx.x), so that accumulator column c < 64 is the gate and c +
-  // 64 its up, and H = bf16(act(gate) * up); the epilogue reads the
-  // accumulators back from shared memory. Grid (ceil(Nout / 128) or
-  // ceil(F / 64), ceil(N / (64 W)) + min(E, N)), dynamic shared memory 4 x
-  // (8 W + 16) KiB + 1 KiB (@wgmma_shared_bytes; the buffers start at the
-  // first 1024-byte aligned address, as the swizzle atoms must).
+  // @moe_experts_sm90a). The tiles of the map on wgmma: W = 1 or 2
+  // warpgroups a block of 128 W threads on tiles of 64 W rows (a map of
+  // 64 W-row tiles; warpgroup w computes rows 64 w .. 64 w + 63), and NB =
+  // 128 or 256 weight rows a block (%bcols), which the warpgroups share.
+  // Per k step of 64, A (64 W rows of X) and B (NB weight rows) in 128-byte
+  // swizzled shared memory, filled by cp.async two steps ahead into four
+  // buffers, and four wgmma m64nNBk16 a warpgroup with f32 accumulators in
+  // registers (64 a thread for NB = 128, 128 for 256), one step in flight.
+  // Plain (Wu empty): Y = X W[e]^T, B the rows n0 .. n0 + NB - 1 of W[e]
+  // (n0 = NB blockIdx.x). Gated: B's first half is Wg[e]'s rows n0 .. n0 +
+  // NB / 2 - 1 and its second half the matching rows of Wu[e] (from row
+  // uoff as in @gate_up_swiglu_mma; n0 = NB / 2 blockIdx.x), so that
+  // accumulator column c < NB / 2 is the gate and c + NB / 2 its up, and H
+  // = bf16(act(gate) * up); the epilogue reads the accumulators back from
+  // shared memory. Grid (ceil(Nout / NB) or ceil(F / (NB / 2)), ceil(N /
+  // (64 W)) + min(E, N)), dynamic shared memory 4 x (8 W + NB / 8) KiB + 1
+  // KiB (@wgmma_shared_bytes; the buffers start at the first 1024-byte
+  // aligned address, as the swizzle atoms must).
+
+  // The copies of k step %it into its buffer, %buf elements into the
+  // dynamic shared memory seen as %view_elems bf16 (A: 64 W rows, then B:
+  // NB = 2 %half rows, of 64 bf16 each; %half_mine = 8 %half / (128 W) of
+  // each half a thread, at most %most: a constant of the caller, 4 or 8,
+  // so that the copies unroll). Thread t
+  // copies, of each row r = r0 + S j it owns (r0 = t / 8, S = 16 W: 4 rows
+  // of A and NB / (4 W) of each half of B), the 16-byte chunk q = t % 8 of
+  // the step's 64 columns into chunk q ^ (r % 8) = q ^ (r0 % 8) of the
+  // row's 128 bytes, rows in 8-row atoms of 1024 bytes. A is X's rows m0 +
+  // r; B's first half W's rows n0 + r, its second half W_hi's rows src_hi
+  // + r, valid while col_hi + r < nout; rows past the group (mend) or the
+  // weight's rows and columns past K are zero-filled. The rows and their
+  // sources do not depend on the step (inlined into the k loop, they are
+  // computed once, before it): a step only moves the column.
+  func.func private @wgmma_copy_step(%X: memref<?x?xbf16>,
+      %W: memref<?x?x?xbf16>, %W_hi: memref<?x?x?xbf16>,
+      %view_elems: index, %buf: index,
+      %a_elems: index, %half: index, %half_mine: index, %most: index,
+      %it: index, %e: index, %m0: index, %mend: index, %n0: index,
+      %col_hi: index, %src_hi: index, %nout: index) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c4 = arith.constant 4 : index
+    %c8 = arith.constant 8 : index
+    %c64 = arith.constant 64 : index
+    %true = arith.constant true
+    %K = memref.dim %X, %c1 : memref<?x?xbf16>
+    %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+    %view = memref.view %smem[%c0][%view_elems] : memref<?xi8, #gpu.address_space<workgroup>>
+        to memref<?xbf16, #gpu.address_space<workgroup>>
+    %tid = gpu.thread_id x
+    %nthreads = gpu.block_dim x
+    %r0 = arith.divui %tid, %c8 : index
+    %q = arith.remui %tid, %c8 : index
+    %rr = arith.remui %r0, %c8 : index
+    %sq = arith.xori %q, %rr : index
+    %q8 = arith.muli %q, %c8 : index
+    %r0_64 = arith.muli %r0, %c64 : index
+    %sq8 = arith.muli %sq, %c8 : index
+    %my_off = arith.addi %r0_64, %sq8 : index
+    %rstep = arith.divui %nthreads, %c8 : index
+    %dstep = arith.muli %rstep, %c64 : index
+    %k0 = arith.muli %it, %c64 : index
+    %kcol = arith.addi %k0, %q8 : index
+    %kin = arith.cmpi ult, %kcol, %K : index
+    %kcol_s = arith.select %kin, %kcol, %c0 : index
+    %nkc = func.call @chunk_elems(%true, %kcol, %K) : (i1, index, index) -> index
+    %dst0 = arith.addi %buf, %my_off : index
+    // A: X's rows m0 + r (j < 4).
+    scf.for %j = %c0 to %c4 step %c1 {
+      %rj = arith.muli %rstep, %j : index
+      %r = arith.addi %r0, %rj : index
+      %ga = arith.addi %m0, %r : index
+      %va = arith.cmpi ult, %ga, %mend : index
+      %sa = arith.select %va, %ga, %m0 : index
+      %na = arith.select %va, %nkc, %c0 : index
+      %dj = arith.muli %dstep, %j : index
+      %dst = arith.addi %dst0, %dj : index
+      %t = nvgpu.device_async_copy %X[%sa, %kcol_s], %view[%dst], 8, %na {bypassL1}
+          : memref<?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
+    }
+    // B's first half: W's rows n0 + r.
+    %dstb = arith.addi %dst0, %a_elems : index
+    scf.for %j = %c0 to %most step %c1 {
+      %mine = arith.cmpi ult, %j, %half_mine : index
+      scf.if %mine {
+        %rj = arith.muli %rstep, %j : index
+        %r = arith.addi %r0, %rj : index
+        %gb = arith.addi %n0, %r : index
+        %vb = arith.cmpi ult, %gb, %nout : index
+        %sb = arith.select %vb, %gb, %c0 : index
+        %nb = arith.select %vb, %nkc, %c0 : index
+        %dj = arith.muli %dstep, %j : index
+        %dst = arith.addi %dstb, %dj : index
+        %t = nvgpu.device_async_copy %W[%e, %sb, %kcol_s], %view[%dst], 8, %nb {bypassL1}
+            : memref<?x?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
+      }
+    }
+    // B's second half: gated, Wu's up rows uoff + n0 + r; plain, W's rows
+    // n0 + NB / 2 + r.
+    %half_elems = arith.muli %half, %c64 : index
+    %dstu = arith.addi %dstb, %half_elems : index
+    scf.for %j = %c0 to %most step %c1 {
+      %mine = arith.cmpi ult, %j, %half_mine : index
+      scf.if %mine {
+        %rj = arith.muli %rstep, %j : index
+        %r = arith.addi %r0, %rj : index
+        %col = arith.addi %col_hi, %r : index
+        %vb = arith.cmpi ult, %col, %nout : index
+        %src = arith.addi %src_hi, %r : index
+        %sb = arith.select %vb, %src, %c0 : index
+        %nb = arith.select %vb, %nkc, %c0 : index
+        %dj = arith.muli %dstep, %j : index
+        %dst = arith.addi %dstu, %dj : index
+        %t = nvgpu.device_async_copy %W_hi[%e, %sb, %kcol_s], %view[%dst], 8, %nb {bypassL1}
+            : memref<?x?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
+      }
+    }
+    return
+  }
+
+  // Iteration %it of a wgmma k loop up to its wgmma: it issues the copies
+  // of k step it (none past the last step, %nk) into buffer it % 4, one
+  // cp.async group (empty past the last step), and returns whether step it
+  // - 2 is to be computed. Step it - 2 has landed then (only step it - 1's
+  // group may be pending) for every thread once all are past the barrier,
+  // which is also past the wgmma of step it - 4 (one wgmma step stays in
+  // flight): its buffer takes step it.
+  func.func private @wgmma_step_begin(%X: memref<?x?xbf16>,
+      %W: memref<?x?x?xbf16>, %W_hi: memref<?x?x?xbf16>,
+      %view_elems: index, %pad_e: index, %buf_elems: index, %a_elems: index,
+      %half: index, %half_mine: index, %most: index, %it: index, %nk: index,
+      %e: index, %m0: index, %mend: index, %n0: index, %col_hi: index,
+      %src_hi: index, %nout: index) -> i1 {
+    %c2 = arith.constant 2 : index
+    %c4 = arith.constant 4 : index
+    %compute = arith.cmpi uge, %it, %c2 : index
+    scf.if %compute {
+      nvvm.cp.async.wait.group 1
+      nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+      gpu.barrier
+    }
+    %issue = arith.cmpi ult, %it, %nk : index
+    scf.if %issue {
+      %ib = arith.remui %it, %c4 : index
+      %ibo = arith.muli %ib, %buf_elems : index
+      %buf = arith.addi %pad_e, %ibo : index
+      func.call @wgmma_copy_step(%X, %W, %W_hi, %view_elems, %buf, %a_elems,
+                                 %half, %half_mine, %most, %it, %e, %m0,
+                                 %mend, %n0, %col_hi, %src_hi, %nout)
+          : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
+             index, index, index, index, index, index, index, index, index,
+             index, index, index, index) -> ()
+    }
+    nvvm.cp.async.commit.group
+    return %compute : i1
+  }
+
+  // The shared addresses of this thread's warpgroup's A (64 rows) and of B
+  // in the buffer of k step %kt: 4 buffers of %buf_bytes from %start (the
+  // first 1024-byte aligned address), A of %a_bytes first.
+  func.func private @wgmma_step_operands(%kt: index, %start: index,
+                                         %buf_bytes: index, %a_bytes: index)
+      -> (index, index) {
+    %c4 = arith.constant 4 : index
+    %c128 = arith.constant 128 : index
+    %c8192 = arith.constant 8192 : index
+    %tid = gpu.thread_id x
+    %wgi = arith.divui %tid, %c128 : index
+    %b = arith.remui %kt, %c4 : index
+    %bo = arith.muli %b, %buf_bytes : index
+    %abuf = arith.addi %start, %bo : index
+    %wgo = arith.muli %wgi, %c8192 : index
+    %aaddr = arith.addi %abuf, %wgo : index
+    %baddr = arith.addi %abuf, %a_bytes : index
+    return %aaddr, %baddr : index, index
+  }
+
+  // The epilogue of grouped_gemm_wgmma: the %rows x %bcols f32 tile staged
+  // %pad bytes into the dynamic shared memory, consecutive threads on consecutive columns of each row,
+  // guarded by the group's end and the output's width. Gated: column c <
+  // NB / 2 is a gate and c + NB / 2 its up, H[m0 + r, n0 + c] = bf16(act(
+  // gate) * up) for c + n0 < F; plain: Y[m0 + r, n0 + c] for n0 + c < nout.
+  func.func private @wgmma_epilogue(%pad: index, %rows: index,
+      %bcols: index, %gated: i1, %m0: index, %n0: index, %mend: index,
+      %nout: index, %Y: memref<?x?xf32>, %H: memref<?x?xbf16>, %act: i32) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c6 = arith.constant 6 : index
+    %c7 = arith.constant 7 : index
+    %c8 = arith.constant 8 : index
+    %c256 = arith.constant 256 : index
+    %tid = gpu.thread_id x
+    %nthreads = gpu.block_dim x
+    %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+    %stage = memref.view %smem[%pad][%rows, %bcols] : memref<?xi8, #gpu.address_space<workgroup>>
+        to memref<?x?xf32, #gpu.address_space<workgroup>>
+    %half = arith.divui %bcols, %c2 : index
+    %wide = arith.cmpi eq, %bcols, %c256 : index
+    // log2 of the half (64 or 128) and of NB.
+    %lh = arith.select %wide, %c7, %c6 : index
+    %lb = arith.select %wide, %c8, %c7 : index
+    %hmask = arith.subi %half, %c1 : index
+    %bmask = arith.subi %bcols, %c1 : index
+    scf.if %gated {
+      %F = memref.dim %H, %c1 : memref<?x?xbf16>
+      %n = arith.muli %rows, %half : index
+      scf.for %i = %tid to %n step %nthreads {
+        %r = arith.shrui %i, %lh : index
+        %c = arith.andi %i, %hmask : index
+        %row = arith.addi %m0, %r : index
+        %col = arith.addi %n0, %c : index
+        %rin = arith.cmpi ult, %row, %mend : index
+        %cin = arith.cmpi ult, %col, %F : index
+        %in = arith.andi %rin, %cin : i1
+        scf.if %in {
+          %cu = arith.addi %c, %half : index
+          %g = memref.load %stage[%r, %c] : memref<?x?xf32, #gpu.address_space<workgroup>>
+          %u = memref.load %stage[%r, %cu] : memref<?x?xf32, #gpu.address_space<workgroup>>
+          %a = func.call @activation(%g, %act) : (f32, i32) -> f32
+          %h = arith.mulf %a, %u : f32
+          %hb = arith.truncf %h : f32 to bf16
+          memref.store %hb, %H[%row, %col] : memref<?x?xbf16>
+        }
+      }
+    } else {
+      %n = arith.muli %rows, %bcols : index
+      scf.for %i = %tid to %n step %nthreads {
+        %r = arith.shrui %i, %lb : index
+        %c = arith.andi %i, %bmask : index
+        %row = arith.addi %m0, %r : index
+        %col = arith.addi %n0, %c : index
+        %rin = arith.cmpi ult, %row, %mend : index
+        %cin = arith.cmpi ult, %col, %nout : index
+        %in = arith.andi %rin, %cin : i1
+        scf.if %in {
+          %v = memref.load %stage[%r, %c] : memref<?x?xf32, #gpu.address_space<workgroup>>
+          memref.store %v, %Y[%row, %col] : memref<?x?xf32>
+        }
+      }
+    }
+    return
+  }
+
   gpu.func @grouped_gemm_wgmma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
                                %Wu: memref<?x?x?xbf16>, %off: memref<?xi32>,
                                %tile_expert: memref<?xi32>,
                                %tile_m0: memref<?xi32>,
                                %num_tiles: memref<1xi32>,
                                %Y: memref<?x?xf32>, %H: memref<?x?xbf16>,
-                               %act: i32)
+                               %act: i32, %bcols: index)
       kernel attributes {moe.sm90a} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -1375,6 +1624,7 @@ gpu.module @moe_experts {
     %c63 = arith.constant 63 : index
     %c64 = arith.constant 64 : index
     %c128 = arith.constant 128 : index
+    %c256 = arith.constant 256 : index
     %c1024 = arith.constant 1024 : index
     %c512 = arith.constant 512 : index
     %c4096 = arith.constant 4096 : index
@@ -1402,30 +1652,26 @@ gpu.module @moe_experts {
       %e1 = arith.addi %e, %c1 : index
       %mend_i = memref.load %off[%e1] : memref<?xi32>
       %mend = arith.index_cast %mend_i : i32 to index
-      %ncols = arith.select %gated, %c64, %c128 : index
+      %half = arith.divui %bcols, %c2 : index
+      %ncols = arith.select %gated, %half, %bcols : index
       %n0 = arith.muli %bx, %ncols : index
-      %tid = gpu.thread_id x
       // W warpgroups (the block's 128 W threads) share the B operand; the
       // tile has 64 W rows, warpgroup w computing rows 64 w .. 64 w + 63.
       %nthreads = gpu.block_dim x
       %nwg = arith.divui %nthreads, %c128 : index
-      %wgi = arith.divui %tid, %c128 : index
-      // A buffer: A (64 W rows of 64 bf16) then B (128 rows), in elements.
-      %a_chunks = arith.muli %nwg, %c512 : index
+      %rows = arith.muli %nwg, %c64 : index
+      // A buffer: A (64 W rows of 64 bf16) then B (NB rows), in elements.
       %a_elems = arith.muli %nwg, %c4096 : index
       %a_bytes = arith.muli %nwg, %c8192 : index
-      %buf_elems = arith.addi %a_elems, %c8192 : index
+      %b_elems = arith.muli %bcols, %c64 : index
+      %buf_elems = arith.addi %a_elems, %b_elems : index
       %buf_bytes = arith.muli %buf_elems, %c2 : index
-      %chunks = arith.addi %a_chunks, %c1024 : index
-      %per_thread = arith.divui %chunks, %nthreads : index
       %bufs_elems = arith.muli %buf_elems, %c4 : index
       %view_elems = arith.addi %bufs_elems, %c512 : index
 
       // 4 buffers after the pad to 1024 bytes, within the launch's
       // dynamic shared memory (@wgmma_shared_bytes).
       %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
-      %view = memref.view %smem[%c0][%view_elems] : memref<?xi8, #gpu.address_space<workgroup>>
-          to memref<?xbf16, #gpu.address_space<workgroup>>
       %base = memref.extract_aligned_pointer_as_index %smem
           : memref<?xi8, #gpu.address_space<workgroup>> -> index
       %mis = arith.remui %base, %c1024 : index
@@ -1436,203 +1682,126 @@ gpu.module @moe_experts {
 
       %kp = arith.addi %K, %c63 : index
       %nk = arith.divui %kp, %c64 : index
-
-      // Iteration it issues the copies of k step it into buffer it % 4 and
-      // computes step it - 2. Thread t copies, of each row r = r0 + S j it
-      // owns (r0 = t / 8, S = 16 W: 4 rows of A and 8 / W of B), the
-      // 16-byte chunk q = t % 8 of the step's 64 columns into chunk q ^ (r %
-      // 8) = q ^ (r0 % 8) of the row's 128 bytes, rows in 8-row atoms of
-      // 1024 bytes; rows past the group or the weight's rows and columns
-      // past K are zero-filled. The rows and their sources are the same at
-      // every step (computed here once), a step only moves the column. One
-      // cp.async group per iteration, empty past the last step.
-      %r0 = arith.divui %tid, %c8 : index
-      %q = arith.remui %tid, %c8 : index
-      %rr = arith.remui %r0, %c8 : index
-      %sq = arith.xori %q, %rr : index
-      %q8 = arith.muli %q, %c8 : index
-      %r0_64 = arith.muli %r0, %c64 : index
-      %sq8 = arith.muli %sq, %c8 : index
-      %my_off = arith.addi %r0_64, %sq8 : index
-      %rstep = arith.divui %nthreads, %c8 : index
-      %dstep = arith.muli %rstep, %c64 : index
-      %half_chunks = arith.divui %c512, %nthreads : index
-      // B rows 64-127: the up rows of Wu (gated, from row uoff + n0) or W's
-      // rows n0 + 64 .. (plain); valid while the output column is below
-      // nout (gated: F).
-      %W_hi = arith.select %gated, %Wu, %W : memref<?x?x?xbf16>
-      %n0_64 = arith.addi %n0, %c64 : index
-      %up0 = arith.addi %uoff, %n0 : index
-      %col_hi = arith.select %gated, %n0, %n0_64 : index
-      %src_hi = arith.select %gated, %up0, %n0_64 : index
-      %true = arith.constant true
-
-      %acc0 = llvm.mlir.zero : !wgmma_acc
       %nk2 = arith.addi %nk, %c2 : index
-      %accN = scf.for %it = %c0 to %nk2 step %c1 iter_args(%acc = %acc0) -> (!wgmma_acc) {
-        %compute = arith.cmpi uge, %it, %c2 : index
-        scf.if %compute {
-          // Step it - 2 has landed (only step it - 1's group may be
-          // pending) for every thread once all are past the barrier, which
-          // is also past the wgmma of step it - 4: its buffer takes step it.
-          nvvm.cp.async.wait.group 1
-          nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-          gpu.barrier
-        }
-        %issue = arith.cmpi ult, %it, %nk : index
-        scf.if %issue {
-          %ib = arith.remui %it, %c4 : index
-          %ibo = arith.muli %ib, %buf_elems : index
-          %buf = arith.addi %pad_e, %ibo : index
-          %k0 = arith.muli %it, %c64 : index
-          %kcol = arith.addi %k0, %q8 : index
-          %kin = arith.cmpi ult, %kcol, %K : index
-          %kcol_s = arith.select %kin, %kcol, %c0 : index
-          %nkc = func.call @chunk_elems(%true, %kcol, %K) : (i1, index, index) -> index
-          %dst0 = arith.addi %buf, %my_off : index
-          // A: X's rows m0 + r, r = r0 + S j (j < 4).
-          scf.for %j = %c0 to %c4 step %c1 {
-            %rj = arith.muli %rstep, %j : index
-            %r = arith.addi %r0, %rj : index
-            %ga = arith.addi %m0, %r : index
-            %va = arith.cmpi ult, %ga, %mend : index
-            %sa = arith.select %va, %ga, %m0 : index
-            %na = arith.select %va, %nkc, %c0 : index
-            %dj = arith.muli %dstep, %j : index
-            %dst = arith.addi %dst0, %dj : index
-            %t = nvgpu.device_async_copy %X[%sa, %kcol_s], %view[%dst], 8, %na {bypassL1}
-                : memref<?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
-          }
-          // B rows 0-63: W's rows n0 + r (r = r0 + S j, j < 4 / W).
-          %dstb = arith.addi %dst0, %a_elems : index
-          scf.for %j = %c0 to %c4 step %c1 {
-            %mine = arith.cmpi ult, %j, %half_chunks : index
-            scf.if %mine {
-              %rj = arith.muli %rstep, %j : index
-              %r = arith.addi %r0, %rj : index
-              %gb = arith.addi %n0, %r : index
-              %vb = arith.cmpi ult, %gb, %nout : index
-              %sb = arith.select %vb, %gb, %c0 : index
-              %nb = arith.select %vb, %nkc, %c0 : index
-              %dj = arith.muli %dstep, %j : index
-              %dst = arith.addi %dstb, %dj : index
-              %t = nvgpu.device_async_copy %W[%e, %sb, %kcol_s], %view[%dst], 8, %nb {bypassL1}
-                  : memref<?x?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
-            }
-          }
-          // B rows 64-127: gated, Wu's up rows uoff + n0 + r; plain, W's
-          // rows n0 + 64 + r.
-          %dstu = arith.addi %dstb, %c4096 : index
-          scf.for %j = %c0 to %c4 step %c1 {
-            %mine = arith.cmpi ult, %j, %half_chunks : index
-            scf.if %mine {
-              %rj = arith.muli %rstep, %j : index
-              %r = arith.addi %r0, %rj : index
-              %col = arith.addi %col_hi, %r : index
-              %vb = arith.cmpi ult, %col, %nout : index
-              %src = arith.addi %src_hi, %r : index
-              %sb = arith.select %vb, %src, %c0 : index
-              %nb = arith.select %vb, %nkc, %c0 : index
-              %dj = arith.muli %dstep, %j : index
-              %dst = arith.addi %dstu, %dj : index
-              %t = nvgpu.device_async_copy %W_hi[%e, %sb, %kcol_s], %view[%dst], 8, %nb {bypassL1}
-                  : memref<?x?x?xbf16> to memref<?xbf16, #gpu.address_space<workgroup>>
-            }
-          }
-        }
-        nvvm.cp.async.commit.group
-        %next = scf.if %compute -> (!wgmma_acc) {
-          %kt = arith.subi %it, %c2 : index
-          %b = arith.remui %kt, %c4 : index
-          %bo = arith.muli %b, %buf_bytes : index
-          %abuf = arith.addi %start, %bo : index
-          %wgo = arith.muli %wgi, %c8192 : index
-          %aaddr = arith.addi %abuf, %wgo : index
-          %baddr = arith.addi %abuf, %a_bytes : index
-          nvvm.wgmma.fence.aligned
-          %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc) {
-            %ko = arith.muli %kk, %c32 : index
-            %ak = arith.addi %aaddr, %ko : index
-            %bk = arith.addi %baddr, %ko : index
-            %da = func.call @wgmma_descriptor(%ak) : (index) -> i64
-            %db = func.call @wgmma_descriptor(%bk) : (index) -> i64
-            %d1 = nvvm.wgmma.mma_async %da, %db, %d, #nvvm.shape<m = 64, n = 128, k = 16>,
-                D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-                : !wgmma_acc -> !wgmma_acc
-            scf.yield %d1 : !wgmma_acc
-          }
-          nvvm.wgmma.commit.group.sync.aligned
-          nvvm.wgmma.wait.group.sync.aligned 1
-          scf.yield %r : !wgmma_acc
-        } else {
-          scf.yield %acc : !wgmma_acc
-        }
-        scf.yield %next : !wgmma_acc
-      }
-      nvvm.wgmma.wait.group.sync.aligned 0
-      nvvm.cp.async.wait.group 0
+      // The rows of each half of B a thread copies (@wgmma_copy_step).
+      %half_chunks = arith.muli %half, %c8 : index
+      %half_mine = arith.divui %half_chunks, %nthreads : index
+      // B's second half: gated, Wu's up rows from uoff + n0; plain, W's
+      // rows from n0 + NB / 2. Valid while the output column is below nout
+      // (gated: F).
+      %W_hi = arith.select %gated, %Wu, %W : memref<?x?x?xbf16>
+      %n0_half = arith.addi %n0, %half : index
+      %up0 = arith.addi %uoff, %n0 : index
+      %col_hi = arith.select %gated, %n0, %n0_half : index
+      %src_hi = arith.select %gated, %up0, %n0_half : index
 
-      // Epilogue through shared memory, whose buffers are free once every
-      // warp is past its last wgmma: nvgpu.warpgroup.mma.store writes the
-      // accumulators as the 64 x 128 f32 tile (in the fragment layout the
-      // PTX ISA gives), then consecutive threads write consecutive columns
-      // of each row, guarded by the group's end and the output's width.
-      // The accumulators staged as the (64 W) x 128 f32 tile. The store
-      // takes a 64 x 128 destination (its verifier asks for the
-      // accumulator's size), and MLIR 22 lowers it with the row 16 (tid /
-      // 32) + lane / 4 (+ 8): the warps of the second warpgroup (4 .. 7)
-      // write rows 64 .. 127, right after the view, where the tile's rows
-      // 64 .. 127 belong. The epilogue reads the tile through %stage.
-      gpu.barrier
-      %first64 = memref.view %smem[%pad][] : memref<?xi8, #gpu.address_space<workgroup>>
-          to memref<64x128xf32, #gpu.address_space<workgroup>>
-      %stage = memref.view %smem[%pad][] : memref<?xi8, #gpu.address_space<workgroup>>
-          to memref<128x128xf32, #gpu.address_space<workgroup>>
-      %outer = llvm.mlir.poison : !wgmma_tile
-      %tile = llvm.insertvalue %accN, %outer[0] : !wgmma_tile
-      %acc = builtin.unrealized_conversion_cast %tile : !wgmma_tile
-          to !nvgpu.warpgroup.accumulator<fragmented = vector<64x128xf32>>
-      nvgpu.warpgroup.mma.store %acc, %first64
-          : !nvgpu.warpgroup.accumulator<fragmented = vector<64x128xf32>>
-          to memref<64x128xf32, #gpu.address_space<workgroup>>
-      gpu.barrier
-      %n_gated = arith.muli %nwg, %c4096 : index
-      %n_plain = arith.muli %nwg, %c8192 : index
-      scf.if %gated {
-        // Column c < 64 is a gate, c + 64 its up.
-        scf.for %i = %tid to %n_gated step %nthreads {
-          %r = arith.divui %i, %c64 : index
-          %c = arith.remui %i, %c64 : index
-          %row = arith.addi %m0, %r : index
-          %col = arith.addi %n0, %c : index
-          %rin = arith.cmpi ult, %row, %mend : index
-          %cin = arith.cmpi ult, %col, %F : index
-          %in = arith.andi %rin, %cin : i1
-          scf.if %in {
-            %cu = arith.addi %c, %c64 : index
-            %g = memref.load %stage[%r, %c] : memref<128x128xf32, #gpu.address_space<workgroup>>
-            %u = memref.load %stage[%r, %cu] : memref<128x128xf32, #gpu.address_space<workgroup>>
-            %a = func.call @activation(%g, %act) : (f32, i32) -> f32
-            %h = arith.mulf %a, %u : f32
-            %hb = arith.truncf %h : f32 to bf16
-            memref.store %hb, %H[%row, %col] : memref<?x?xbf16>
+      // Iteration it issues the copies of k step it and computes step it -
+      // 2 (@wgmma_step_begin). The accumulators stay in registers, so each
+      // width has its own loop; then every warp is past its last wgmma, the
+      // buffers are free, and nvgpu.warpgroup.mma.store writes the
+      // accumulators as the (64 W) x NB f32 tile at the start of the
+      // buffers. The store takes a 64 x NB destination (its verifier asks
+      // for the accumulator's size), and MLIR 22 lowers it with the row 16
+      // (tid / 32) + lane / 4 (+ 8): the warps of the second warpgroup (4
+      // .. 7) write rows 64 .. 127, right after the view, where the tile's
+      // rows 64 .. 127 belong.
+      %wide = arith.cmpi eq, %bcols, %c256 : index
+      scf.if %wide {
+        %acc0 = llvm.mlir.zero : !wgmma_acc256
+        %accN = scf.for %it = %c0 to %nk2 step %c1 iter_args(%acc = %acc0) -> (!wgmma_acc256) {
+          %compute = func.call @wgmma_step_begin(%X, %W, %W_hi, %view_elems,
+              %pad_e, %buf_elems, %a_elems, %half, %half_mine, %c8, %it, %nk,
+              %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
+              : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+                 index, index, index, index, index, index, index, index,
+                 index, index, index, index, index, index, index, index) -> i1
+          %next = scf.if %compute -> (!wgmma_acc256) {
+            %kt = arith.subi %it, %c2 : index
+            %aaddr, %baddr = func.call @wgmma_step_operands(%kt, %start,
+                %buf_bytes, %a_bytes) : (index, index, index, index) -> (index, index)
+            nvvm.wgmma.fence.aligned
+            %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc256) {
+              %ko = arith.muli %kk, %c32 : index
+              %ak = arith.addi %aaddr, %ko : index
+              %bk = arith.addi %baddr, %ko : index
+              %da = func.call @wgmma_descriptor(%ak) : (index) -> i64
+              %db = func.call @wgmma_descriptor(%bk) : (index) -> i64
+              %d1 = nvvm.wgmma.mma_async %da, %db, %d, #nvvm.shape<m = 64, n = 256, k = 16>,
+                  D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+                  : !wgmma_acc256 -> !wgmma_acc256
+              scf.yield %d1 : !wgmma_acc256
+            }
+            nvvm.wgmma.commit.group.sync.aligned
+            nvvm.wgmma.wait.group.sync.aligned 1
+            scf.yield %r : !wgmma_acc256
+          } else {
+            scf.yield %acc : !wgmma_acc256
           }
+          scf.yield %next : !wgmma_acc256
         }
+        nvvm.wgmma.wait.group.sync.aligned 0
+        nvvm.cp.async.wait.group 0
+        gpu.barrier
+        %first64 = memref.view %smem[%pad][] : memref<?xi8, #gpu.address_space<workgroup>>
+            to memref<64x256xf32, #gpu.address_space<workgroup>>
+        %outer = llvm.mlir.poison : !wgmma_tile256
+        %tile = llvm.insertvalue %accN, %outer[0] : !wgmma_tile256
+        %acc = builtin.unrealized_conversion_cast %tile : !wgmma_tile256
+            to !nvgpu.warpgroup.accumulator<fragmented = vector<64x256xf32>>
+        nvgpu.warpgroup.mma.store %acc, %first64
+            : !nvgpu.warpgroup.accumulator<fragmented = vector<64x256xf32>>
+            to memref<64x256xf32, #gpu.address_space<workgroup>>
       } else {
-        scf.for %i = %tid to %n_plain step %nthreads {
-          %r = arith.divui %i, %c128 : index
-          %c = arith.remui %i, %c128 : index
-          %row = arith.addi %m0, %r : index
-          %col = arith.addi %n0, %c : index
-          %rin = arith.cmpi ult, %row, %mend : index
-          %cin = arith.cmpi ult, %col, %nout : index
-          %in = arith.andi %rin, %cin : i1
-          scf.if %in {
-            %v = memref.load %stage[%r, %c] : memref<128x128xf32, #gpu.address_space<workgroup>>
-            memref.store %v, %Y[%row, %col] : memref<?x?xf32>
+        %acc0 = llvm.mlir.zero : !wgmma_acc
+        %accN = scf.for %it = %c0 to %nk2 step %c1 iter_args(%acc = %acc0) -> (!wgmma_acc) {
+          %compute = func.call @wgmma_step_begin(%X, %W, %W_hi, %view_elems,
+              %pad_e, %buf_elems, %a_elems, %half, %half_mine, %c4, %it, %nk,
+              %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
+              : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+                 index, index, index, index, index, index, index, index,
+                 index, index, index, index, index, index, index, index) -> i1
+          %next = scf.if %compute -> (!wgmma_acc) {
+            %kt = arith.subi %it, %c2 : index
+            %aaddr, %baddr = func.call @wgmma_step_operands(%kt, %start,
+                %buf_bytes, %a_bytes) : (index, index, index, index) -> (index, index)
+            nvvm.wgmma.fence.aligned
+            %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc) {
+              %ko = arith.muli %kk, %c32 : index
+              %ak = arith.addi %aaddr, %ko : index
+              %bk = arith.addi %baddr, %ko : index
+              %da = func.call @wgmma_descriptor(%ak) : (index) -> i64
+              %db = func.call @wgmma_descriptor(%bk) : (index) -> i64
+              %d1 = nvvm.wgmma.mma_async %da, %db, %d, #nvvm.shape<m = 64, n = 128, k = 16>,
+                  D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+                  : !wgmma_acc -> !wgmma_acc
+              scf.yield %d1 : !wgmma_acc
+            }
+            nvvm.wgmma.commit.group.sync.aligned
+            nvvm.wgmma.wait.group.sync.aligned 1
+            scf.yield %r : !wgmma_acc
+          } else {
+            scf.yield %acc : !wgmma_acc
           }
+          scf.yield %next : !wgmma_acc
         }
+        nvvm.wgmma.wait.group.sync.aligned 0
+        nvvm.cp.async.wait.group 0
+        gpu.barrier
+        %first64 = memref.view %smem[%pad][] : memref<?xi8, #gpu.address_space<workgroup>>
+            to memref<64x128xf32, #gpu.address_space<workgroup>>
+        %outer = llvm.mlir.poison : !wgmma_tile
+        %tile = llvm.insertvalue %accN, %outer[0] : !wgmma_tile
+        %acc = builtin.unrealized_conversion_cast %tile : !wgmma_tile
+            to !nvgpu.warpgroup.accumulator<fragmented = vector<64x128xf32>>
+        nvgpu.warpgroup.mma.store %acc, %first64
+            : !nvgpu.warpgroup.accumulator<fragmented = vector<64x128xf32>>
+            to memref<64x128xf32, #gpu.address_space<workgroup>>
       }
+      gpu.barrier
+      func.call @wgmma_epilogue(%pad, %rows, %bcols, %gated, %m0, %n0, %mend,
+                                %nout, %Y, %H, %act)
+          : (index, index, index, i1, index, index, index, index,
+             memref<?x?xf32>, memref<?x?xbf16>, i32) -> ()
     }
     gpu.return
   }
@@ -1796,15 +1965,6 @@ func.func private @few_rows(%N: index, %E: index) -> i1 {
   return %few : i1
 }
 
-// ceil(n / 128)
-func.func private @tiles128(%n: index) -> index {
-  %c127 = arith.constant 127 : index
-  %c128 = arith.constant 128 : index
-  %p = arith.addi %n, %c127 : index
-  %t = arith.divui %p, %c128 : index
-  return %t : index
-}
-
 // Whether the GEMMs take grouped_gemm_wgmma (the runtime's choice: a device
 // of compute capability 9.0, unless MOE_GPU_WGMMA=0).
 func.func private @moe_gpu_use_wgmma() -> i32
@@ -1813,14 +1973,18 @@ func.func private @moe_gpu_use_wgmma() -> i32
 // (one warpgroup a block) or 128 (two), MOE_GPU_WGMMA_ROWS.
 func.func private @moe_gpu_wgmma_rows() -> i32
 
-// The dynamic shared memory of grouped_gemm_wgmma on tiles of `rows` rows:
-// 4 buffers of (rows + 128) rows of 128 bytes (A, then B) and 1 KiB to
-// align them to 1024 bytes; 97 KiB for 64 rows, 129 KiB for 128.
-func.func private @wgmma_shared_bytes(%rows: index) -> i32 {
-  %c128 = arith.constant 128 : index
+// The weight rows of grouped_gemm_wgmma's blocks that the runtime asks
+// for: 128 or 256, MOE_GPU_WGMMA_COLS.
+func.func private @moe_gpu_wgmma_cols() -> i32
+
+// The dynamic shared memory of grouped_gemm_wgmma on tiles of `rows` rows
+// and `cols` weight rows: 4 buffers of (rows + cols) rows of 128 bytes (A,
+// then B) and 1 KiB to align them to 1024 bytes; 97 KiB for 64 x 128, 129
+// KiB for 128 x 128, 193 KiB for 128 x 256.
+func.func private @wgmma_shared_bytes(%rows: index, %cols: index) -> i32 {
   %c512 = arith.constant 512 : index
   %c1024 = arith.constant 1024 : index
-  %r = arith.addi %rows, %c128 : index
+  %r = arith.addi %rows, %cols : index
   %buffers = arith.muli %r, %c512 : index
   %b = arith.addi %buffers, %c1024 : index
   %bi = arith.index_cast %b : index to i32
@@ -1862,6 +2026,28 @@ func.func private @wgmma_tile_rows(%wg: i1) -> index {
   %wide = arith.andi %wg, %two : i1
   %rows = arith.select %wide, %c128, %c64 : index
   return %rows : index
+}
+
+// The weight rows of grouped_gemm_wgmma's blocks (its %bcols): 256 when
+// the GEMMs take it (%wg) and the runtime asks for 256, else 128.
+func.func private @wgmma_tile_cols(%wg: i1) -> index {
+  %c128 = arith.constant 128 : index
+  %c256 = arith.constant 256 : index
+  %i256 = arith.constant 256 : i32
+  %asked = call @moe_gpu_wgmma_cols() : () -> i32
+  %two = arith.cmpi eq, %asked, %i256 : i32
+  %wide = arith.andi %wg, %two : i1
+  %cols = arith.select %wide, %c256, %c128 : index
+  return %cols : index
+}
+
+// ceil(n / d)
+func.func private @ceil_div(%n: index, %d: index) -> index {
+  %c1 = arith.constant 1 : index
+  %d1 = arith.subi %d, %c1 : index
+  %p = arith.addi %n, %d1 : index
+  %t = arith.divui %p, %d : index
+  return %t : index
 }
 
 // ceil(n / 8)
@@ -2036,8 +2222,9 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %tc = arith.ori %few, %wg : i1
   %g64 = call @tiles64(%nout) : (index) -> index
   %gx = arith.select %tc, %c0, %g64 : index
-  %g128 = call @tiles128(%nout) : (index) -> index
-  %gw = arith.select %wg, %g128, %c0 : index
+  %tcols = call @wgmma_tile_cols(%wg) : (i1) -> index
+  %gwc = call @ceil_div(%nout, %tcols) : (index, index) -> index
+  %gw = arith.select %wg, %gwc, %c0 : index
   %g8 = call @tiles8(%nout) : (index) -> index
   %gv = arith.select %few, %g8, %c0 : index
   %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
@@ -2053,7 +2240,7 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %noWu = memref.reinterpret_cast %W to offset: [0], sizes: [%c0, %c0, %c0],
       strides: [%c0, %c0, 1] : memref<?x?x?xbf16> to memref<?x?x?xbf16>
   %trows = call @wgmma_tile_rows(%wg) : (i1) -> index
-  %smem = call @wgmma_shared_bytes(%trows) : (index) -> i32
+  %smem = call @wgmma_shared_bytes(%trows, %tcols) : (index, index) -> i32
   %wthreads = arith.muli %trows, %c2 : index
   %kw = gpu.launch_func async [%k0] @moe_experts::@grouped_gemm_wgmma
       blocks in (%gw, %ty, %tz) threads in (%wthreads, %c1, %c1)
@@ -2061,7 +2248,8 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
            %noWu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
-           %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32)
+           %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32,
+           %tcols : index)
   %k1 = gpu.launch_func async [%kw] @moe_experts::@gemv_experts
       blocks in (%gv, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
@@ -2160,7 +2348,11 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %tc = arith.ori %few, %wg : i1
   %gxf_mma = arith.select %tc, %c0, %gxf : index
   %g_gated = arith.select %gated, %gxf_mma, %c0 : index
-  %gxf_wg = arith.select %wg, %gxf, %c0 : index
+  // grouped_gemm_wgmma: NB / 2 gate columns a block.
+  %tcols = call @wgmma_tile_cols(%wg) : (i1) -> index
+  %thalf = arith.divui %tcols, %c2 : index
+  %gxf_half = call @ceil_div(%F, %thalf) : (index, index) -> index
+  %gxf_wg = arith.select %wg, %gxf_half, %c0 : index
   %g_gated_wg = arith.select %gated, %gxf_wg, %c0 : index
   %gvf = call @tiles8(%F) : (index) -> index
   %gvf_few = arith.select %few, %gvf, %c0 : index
@@ -2182,7 +2374,7 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %noY = memref.reinterpret_cast %Y to offset: [0], sizes: [%c0, %c0],
       strides: [%c0, 1] : memref<?x?xf32> to memref<?x?xf32>
   %trows = call @wgmma_tile_rows(%wg) : (i1) -> index
-  %smem = call @wgmma_shared_bytes(%trows) : (index) -> i32
+  %smem = call @wgmma_shared_bytes(%trows, %tcols) : (index, index) -> i32
   %wthreads = arith.muli %trows, %c2 : index
   %k1w = gpu.launch_func async [%k1g] @moe_experts::@grouped_gemm_wgmma
       blocks in (%g_gated_wg, %ty, %tz) threads in (%wthreads, %c1, %c1)
@@ -2190,7 +2382,8 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
-           %noY : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32)
+           %noY : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
+           %tcols : index)
   %k1vg = gpu.launch_func async [%k1w] @moe_experts::@gemv_experts
       blocks in (%gv_gated, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
