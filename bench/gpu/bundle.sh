@@ -6,7 +6,12 @@
 #
 #   lib/   libmoe_cuda_runtime.so, libmoe_gpu_kernels.so (cubin for
 #          MOE_GPU_KERNELS_CHIP, sm_90 by default)
-#   bin/   moe-cuda-info, moe-gpu-check, moe-gpu-bench, moe-reference
+#   bin/   moe-cuda-info, moe-gpu-check, moe-gpu-bench, moe-reference, and
+#          moe-run.xz: moe-run linked against the static LLVM and MLIR
+#          libraries (a configuration of its own in STATIC_BUILD_DIR,
+#          default BUILD_DIR-static, with -DMOE_STATIC_LLVM=ON), stripped
+#          and compressed, since the GPU machine has no LLVM and the
+#          shared libMLIR and libLLVM are too large to carry there
 #   aot/   moe-compile --target cuda libraries of imported bf16 checkpoints,
 #          a C driver for each (test/AOT/run_layer_npy.c) and moe-reference's
 #          cases with their f64 results
@@ -18,6 +23,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 build=${BUILD_DIR:-build}
+static_build=${STATIC_BUILD_DIR:-$build-static}
 out=${1:-gpu-bundle}
 chip=${CHIP:-sm_90}
 die() { printf 'bundle.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -28,12 +34,30 @@ ninja -C "$build" moe_cuda_runtime moe-cuda-info moe-reference moe-compile \
 ninja -C "$build" moe_gpu_kernels moe-gpu-check moe-gpu-bench > /dev/null ||
   die "libmoe_gpu_kernels was not built: is there a CUDA toolkit at MOE_CUDA_ROOT?"
 
+# moe-run for `--pipeline cuda` on the GPU machine, with the build's
+# compiler and launcher.
+if [ ! -f "$static_build/build.ninja" ]; then
+  cache() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
+  cmake -G Ninja -S . -B "$static_build" -DCMAKE_BUILD_TYPE=Release \
+    -DMLIR_DIR="$(cache MLIR_DIR)" \
+    -DCMAKE_CXX_COMPILER="$(cache CMAKE_CXX_COMPILER)" \
+    -DCMAKE_C_COMPILER="$(cache CMAKE_C_COMPILER)" \
+    -DCMAKE_CXX_COMPILER_LAUNCHER="$(cache CMAKE_CXX_COMPILER_LAUNCHER)" \
+    -DCMAKE_C_COMPILER_LAUNCHER="$(cache CMAKE_C_COMPILER_LAUNCHER)" \
+    -DMOE_LINK_MLIR_DYLIB=OFF -DMOE_STATIC_LLVM=ON > /dev/null ||
+    die "configuring the static moe-run in $static_build failed"
+fi
+ninja -C "$static_build" moe-run > /dev/null ||
+  die "the static moe-run did not build (in $static_build)"
+
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/bin" "$out/aot"
 cp "$build/lib/libmoe_cuda_runtime.so" "$build/lib/libmoe_gpu_kernels.so" "$out/lib/"
 for tool in moe-cuda-info moe-gpu-check moe-gpu-bench moe-reference; do
   cp "$build/bin/$tool" "$out/bin/"
 done
+strip -o "$out/bin/moe-run" "$static_build/bin/moe-run"
+xz -T0 -6 "$out/bin/moe-run"
 
 # Ahead-of-time libraries, each checked against moe-reference's f64 model
 # on the GPU machine: NAME FAMILY GENERATOR-OPTIONS LAYER TOKENS.

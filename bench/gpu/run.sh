@@ -16,8 +16,10 @@
 #               wgmma kernels with 128-row tiles (MOE_GPU_WGMMA_ROWS=128)
 #               and every permutation past 64 slots segmented, then on
 #               128 x 256 tiles (MOE_GPU_WGMMA_COLS=256)
-#   aot.txt     moe-compile --target cuda libraries run through their C API,
-#               compared with moe-reference's f64 results
+#   e2e.txt     end to end, against moe-reference's f64 results:
+#               moe-compile --target cuda libraries run through their C API,
+#               and moe-run --pipeline cuda (the bundle's static moe-run,
+#               JIT) on the layers of test/Pipelines/CUDA/Inputs/layers.sh
 #   bench.txt   moe-gpu-bench: layers, experts, cuBLAS per-expert loop and
 #               grouped GEMM, memory bandwidth
 #   summary.txt all of the above with the date and the bundle's commit
@@ -84,23 +86,54 @@ else
 fi
 
 step "AOT libraries (moe-compile --target cuda) against moe-reference"
-: > "$out/aot.txt"
+: > "$out/e2e.txt"
 for dir in "$bundle"/aot/*/; do
   name=$(basename "$dir")
   layer=$(cat "$dir/layer")
   ok=1
   for set in "$dir"/cases/set*/; do
     timeout 60 "$dir/run" "$layer" "$dir/ckpt" "$set/arg0.npy" "$set/out0.npy" \
-      >> "$out/aot.txt" 2>&1 || ok=0
+      >> "$out/e2e.txt" 2>&1 || ok=0
   done
   if [ "$ok" -eq 1 ] &&
-     "$bundle/bin/moe-reference" compare --dir "$dir/cases" >> "$out/aot.txt" 2>&1; then
-    echo "PASS: aot $name" | tee -a "$out/aot.txt"
+     "$bundle/bin/moe-reference" compare --dir "$dir/cases" >> "$out/e2e.txt" 2>&1; then
+    echo "PASS: aot $name" | tee -a "$out/e2e.txt"
   else
-    echo "FAIL: aot $name" | tee -a "$out/aot.txt"
+    echo "FAIL: aot $name" | tee -a "$out/e2e.txt"
     status=1
   fi
 done
+
+step "moe-run --pipeline cuda against moe-reference"
+# The bundle carries moe-run compressed; it needs a C library as recent as
+# the build machine's.
+moe_run="$bundle/bin/moe-run"
+if [ ! -x "$moe_run" ] && [ -f "$moe_run.xz" ]; then
+  if command -v xz > /dev/null; then
+    xz -dc "$moe_run.xz" > "$moe_run"
+  else
+    python3 -c 'import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as f, open(sys.argv[2], "wb") as g:
+    shutil.copyfileobj(f, g)' "$moe_run.xz" "$moe_run"
+  fi
+  chmod +x "$moe_run"
+fi
+if ! "$moe_run" --version > /dev/null 2>&1; then
+  echo "FAIL: moe-run --pipeline cuda: the bundle's moe-run does not start here" |
+    tee -a "$out/e2e.txt"
+  "$moe_run" --version 2>&1 | head -n 3 | tee -a "$out/e2e.txt"
+  status=1
+elif timeout 300 bash test/Pipelines/CUDA/Inputs/layers.sh cuda \
+       "$bundle/layers" "$bundle/bin" > "$bundle/layers.txt" 2>&1; then
+  cat "$bundle/layers.txt" >> "$out/e2e.txt"
+  echo "PASS: moe-run --pipeline cuda ($(grep -c '^compare: .*all ok' "$bundle/layers.txt") layers)" |
+    tee -a "$out/e2e.txt"
+else
+  cat "$bundle/layers.txt" >> "$out/e2e.txt"
+  tail -n 5 "$bundle/layers.txt"
+  echo "FAIL: moe-run --pipeline cuda" | tee -a "$out/e2e.txt"
+  status=1
+fi
 
 # Where the wgmma kernels failed their check, the benchmark times the
 # mma.sync ones alone, so that the run still measures something.
@@ -120,7 +153,7 @@ env "${bench_env[@]}" timeout 360 "$bundle/bin/moe-gpu-bench" 2>&1 | tee "$out/b
   echo
   grep -hE '^(tensor-core GEMMs|PASS|FAIL|ALL PASSED|FAILED)' \
     "$out/check.txt" "$out/check-mma.txt" "$out/check-wide.txt" \
-    "$out/aot.txt"
+    "$out/e2e.txt"
   echo
   cat "$out/bench.txt"
 } > "$out/summary.txt"
