@@ -1384,15 +1384,14 @@ gpu.module @moe_experts {
 
   // The copies of k step %it into its buffer, %buf elements into the
   // dynamic shared memory seen as %view_elems bf16 (A: 64 W rows, then B:
-  // NB = 2 %half rows, of 64 bf16 each; %half_mine = 8 %half / (128 W) of
-  // each half a thread, at most %most: a constant of the caller, 4 or 8,
-  // so that the copies unroll). Thread t
-  // copies, of each row r = r0 + S j it owns (r0 = t / 8, S = 16 W: 4 rows
-  // of A and NB / (4 W) of each half of B), the 16-byte chunk q = t % 8 of
-  // the step's 64 columns into chunk q ^ (r % 8) = q ^ (r0 % 8) of the
-  // row's 128 bytes, rows in 8-row atoms of 1024 bytes. A is X's rows m0 +
-  // r; B's first half W's rows n0 + r, its second half W_hi's rows src_hi
-  // + r, valid while col_hi + r < nout; rows past the group (mend) or the
+  // NB = 2 %half rows, of 64 bf16 each). Thread t copies, of each row r =
+  // r0 + S j it owns (r0 = t / 8, S = 16 W: 4 rows of A and %half_mine =
+  // NB / (32 W) of each half of B, at most %most, a constant of the caller,
+  // 4 or 8, so that the copies unroll), the 16-byte chunk q = t % 8 of the
+  // step's 64 columns into chunk q ^ (r % 8) = q ^ (r0 % 8) of the row's
+  // 128 bytes, rows in 8-row atoms of 1024 bytes. A is X's rows m0 + r;
+  // B's first half W's rows n0 + r, its second half W_hi's rows src_hi +
+  // r, valid while col_hi + r < nout; rows past the group (mend) or the
   // weight's rows and columns past K are zero-filled. The rows and their
   // sources do not depend on the step (inlined into the k loop, they are
   // computed once, before it): a step only moves the column.
