@@ -67,6 +67,13 @@ int moe_cuda_device_name(char *buf, int len);
  * layer; the device is asked once. */
 int32_t moe_gpu_use_wgmma(void);
 
+/* The tile of those sm_90a GEMMs: its rows, 64 (one warpgroup a block) or
+ * 128 (two), from the environment variable MOE_GPU_WGMMA_ROWS; its weight
+ * rows, 128 or 256, from MOE_GPU_WGMMA_COLS. Unset, 64 and 128; any other
+ * value is an error, reported on stderr before an abort. */
+int32_t moe_gpu_wgmma_rows(void);
+int32_t moe_gpu_wgmma_cols(void);
+
 /* The most rows (over all expert groups of a call) for which the kernel
  * library's expert GEMMs take gemv_experts (one warp per output column,
  * for decoding) rather than the tensor cores: max(16, 2 * experts), about

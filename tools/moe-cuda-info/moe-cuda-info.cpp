@@ -6,9 +6,11 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Prints each device that libmoe_cuda_runtime can use. Without a usable GPU
-// it says why on stderr and exits with 77, the code test harnesses read as
-// "skipped"; the test suite runs it once to decide whether GPU tests run.
+// Prints each device that libmoe_cuda_runtime can use, and the expert GEMMs
+// the CUDA kernel library takes on the default one (the environment's
+// overrides included). Without a usable GPU it says why on stderr and
+// exits with 77, the code test harnesses read as "skipped"; the test suite
+// runs it once to decide whether GPU tests run.
 //
 //===----------------------------------------------------------------------===//
 
@@ -59,5 +61,10 @@ int main(int argc, char **argv) {
                 info.max_shared_memory_per_block);
     std::printf("  L2 cache: %d KiB\n", info.l2_cache_bytes >> 10);
   }
+  if (moe_gpu_use_wgmma())
+    std::printf("expert GEMMs: wgmma (sm_90a), %d x %d tiles\n",
+                moe_gpu_wgmma_rows(), moe_gpu_wgmma_cols());
+  else
+    std::printf("expert GEMMs: mma.sync, 64 x 64 tiles\n");
   return 0;
 }
