@@ -1540,16 +1540,20 @@ gpu.module @moe_experts {
   }
 
   // The epilogue of grouped_gemm_wgmma: the %rows x %bcols f32 tile staged
-  // %pad bytes into the dynamic shared memory, consecutive threads on consecutive columns of each row,
-  // guarded by the group's end and the output's width. Gated: column c <
-  // NB / 2 is a gate and c + NB / 2 its up, H[m0 + r, n0 + c] = bf16(act(
-  // gate) * up) for c + n0 < F; plain: Y[m0 + r, n0 + c] for n0 + c < nout.
+  // %pad bytes into the dynamic shared memory, written out row by row,
+  // consecutive threads on consecutive columns, guarded by the group's end
+  // and the output's width. Gated: column c < NB / 2 is a gate and c + NB /
+  // 2 its up, H[m0 + r, n0 + c] = bf16(act(gate) * up) for n0 + c < F,
+  // four columns a thread (16-byte loads from shared memory, an 8-byte
+  // store); plain: Y[m0 + r, n0 + c] for n0 + c < nout, a column a thread
+  // (the output's width is arbitrary).
   func.func private @wgmma_epilogue(%pad: index, %rows: index,
       %bcols: index, %gated: i1, %m0: index, %n0: index, %mend: index,
       %nout: index, %Y: memref<?x?xf32>, %H: memref<?x?xbf16>, %act: i32) {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
+    %c4 = arith.constant 4 : index
     %c6 = arith.constant 6 : index
     %c7 = arith.constant 7 : index
     %c8 = arith.constant 8 : index
@@ -1564,14 +1568,20 @@ gpu.module @moe_experts {
     // log2 of the half (64 or 128) and of NB.
     %lh = arith.select %wide, %c7, %c6 : index
     %lb = arith.select %wide, %c8, %c7 : index
-    %hmask = arith.subi %half, %c1 : index
     %bmask = arith.subi %bcols, %c1 : index
     scf.if %gated {
+      // Four columns a thread: F, the down GEMM's K, is a multiple of 8
+      // (@check_expert_limits), so four columns from a multiple of 4 are
+      // all below F or all past it, and H's rows are 16-byte aligned.
       %F = memref.dim %H, %c1 : memref<?x?xbf16>
-      %n = arith.muli %rows, %half : index
+      %quads = arith.divui %half, %c4 : index
+      %lq = arith.subi %lh, %c2 : index
+      %qmask = arith.subi %quads, %c1 : index
+      %n = arith.muli %rows, %quads : index
       scf.for %i = %tid to %n step %nthreads {
-        %r = arith.shrui %i, %lh : index
-        %c = arith.andi %i, %hmask : index
+        %r = arith.shrui %i, %lq : index
+        %cq = arith.andi %i, %qmask : index
+        %c = arith.muli %cq, %c4 : index
         %row = arith.addi %m0, %r : index
         %col = arith.addi %n0, %c : index
         %rin = arith.cmpi ult, %row, %mend : index
@@ -1579,12 +1589,15 @@ gpu.module @moe_experts {
         %in = arith.andi %rin, %cin : i1
         scf.if %in {
           %cu = arith.addi %c, %half : index
-          %g = memref.load %stage[%r, %c] : memref<?x?xf32, #gpu.address_space<workgroup>>
-          %u = memref.load %stage[%r, %cu] : memref<?x?xf32, #gpu.address_space<workgroup>>
-          %a = func.call @activation(%g, %act) : (f32, i32) -> f32
-          %h = arith.mulf %a, %u : f32
-          %hb = arith.truncf %h : f32 to bf16
-          memref.store %hb, %H[%row, %col] : memref<?x?xbf16>
+          %g = vector.load %stage[%r, %c] {alignment = 16}
+              : memref<?x?xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+          %u = vector.load %stage[%r, %cu] {alignment = 16}
+              : memref<?x?xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+          %h = func.call @gated(%g, %u, %act)
+              : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+          %hb = arith.truncf %h : vector<4xf32> to vector<4xbf16>
+          vector.store %hb, %H[%row, %col] {alignment = 8}
+              : memref<?x?xbf16>, vector<4xbf16>
         }
       }
     } else {
