@@ -17,7 +17,10 @@
 //                kernels, and the mma.sync ones again (MOE_GPU_WGMMA=0),
 //                and for T >= 256 the wgmma kernels on 128-row tiles of two
 //                warpgroups (MOE_GPU_WGMMA_ROWS=128), with 128 and with
-//                256 weight rows a block (MOE_GPU_WGMMA_COLS=256);
+//                256 weight rows a block (MOE_GPU_WGMMA_COLS=256), and
+//                with the blocks launched columns fastest
+//                (MOE_GPU_GEMM_GROUP=1, against 16 tiles of a column at
+//                a time by default);
 //                for T <= 16 also on the path (gemv_experts or the tensor
 //                cores) that the row threshold did not pick
 //                (MOE_GPU_GEMV_ROWS)
@@ -132,11 +135,12 @@ struct Row {
   int64_t T, rows, active;
   // ms; < 0 when not measured. expertsMma: the experts on the mma.sync
   // kernels where `experts` took the wgmma ones; expertsWide: prefill on
-  // the wgmma kernels with 128-row tiles, expertsWider on 128 x 256 tiles;
+  // the wgmma kernels with 128-row tiles, expertsWider on 128 x 256 tiles,
+  // expertsColumns with the GEMM blocks in launch order (columns fastest);
   // expertsOther: decoding (T <= 16) on the path the row threshold did not
   // pick (otherPath).
-  double layer, experts, expertsMma, expertsWide, expertsWider, expertsOther,
-      loop, grouped;
+  double layer, experts, expertsMma, expertsWide, expertsWider, expertsColumns,
+      expertsOther, loop, grouped;
   std::string otherPath;
   std::string groupedNote;
   int64_t d = 0, f = 0;
@@ -158,14 +162,17 @@ void printTargets(const std::vector<Row> &rows, double copyGBs) {
         continue;
       }
       double ratio = r.experts / r.grouped;
-      char wide[96] = "";
+      char wide[96] = "", columns[64] = "";
       if (r.expertsWide > 0 && r.expertsWider > 0)
         std::snprintf(wide, sizeof(wide),
                       " (wgmma tiles 128 x 128: %.2fx, 128 x 256: %.2fx)",
                       r.expertsWide / r.grouped, r.expertsWider / r.grouped);
-      std::printf("| %s | %lld | experts <= 1.25x cuBLAS grouped | %.2fx%s | "
-                  "%s |\n",
-                  r.shape.c_str(), (long long)r.T, ratio, wide,
+      if (r.expertsColumns > 0)
+        std::snprintf(columns, sizeof(columns), " (columns fastest: %.2fx)",
+                      r.expertsColumns / r.grouped);
+      std::printf("| %s | %lld | experts <= 1.25x cuBLAS grouped | %.2fx%s%s "
+                  "| %s |\n",
+                  r.shape.c_str(), (long long)r.T, ratio, wide, columns,
                   ratio <= 1.25 ? "yes" : "no");
     } else {
       double bytes = 3.0 * r.active * r.f * r.d * 2;
@@ -185,12 +192,13 @@ void printRow(const Row &r, double copyGBs, int64_t d, int64_t f) {
   auto tf = [&](double ms) { return ms > 0 ? flops / ms * 1e-9 : 0.0; };
   std::printf(
       "| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
-      "| %.4f | %.4f | %.4f | %.4f%s | %.4f | %.4f | %.2f |%s\n",
+      "| %.4f | %.4f | %.4f | %.4f | %.4f%s | %.4f | %.4f | %.2f |%s\n",
       r.shape.c_str(), (long long)r.T, (long long)r.rows, (long long)r.active,
       r.layer, r.experts, tf(r.experts), bytes / r.experts * 1e-6,
       100.0 * bytes / r.experts * 1e-6 / copyGBs, r.expertsMma, r.expertsWide,
-      r.expertsWider, r.expertsOther, r.otherPath.c_str(), r.loop, r.grouped,
-      r.grouped > 0 ? r.experts / r.grouped : 0.0, r.groupedNote.c_str());
+      r.expertsWider, r.expertsColumns, r.expertsOther, r.otherPath.c_str(),
+      r.loop, r.grouped, r.grouped > 0 ? r.experts / r.grouped : 0.0,
+      r.groupedNote.c_str());
   std::fflush(stdout);
 }
 
@@ -314,9 +322,10 @@ int main(int argc, char **argv) {
       "\n| shape | T | rows | experts used | layer ms | experts ms | "
       "experts TFLOP/s | experts GB/s (of copy) | mma.sync experts "
       "ms | wgmma 128x128 experts ms | wgmma 128x256 experts ms | "
+      "columns-fastest experts ms | "
       "other path ms | cublas-loop ms | cublas-grouped ms | experts / "
       "grouped |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape &s : shapes) {
     if (std::find(shapeNames.begin(), shapeNames.end(), s.name) ==
         shapeNames.end())
@@ -404,7 +413,8 @@ int main(int argc, char **argv) {
         }
       };
       r.experts = timeMs(stream, reps, flush, experts);
-      r.expertsMma = r.expertsWide = r.expertsWider = r.expertsOther = -1;
+      r.expertsMma = r.expertsWide = r.expertsWider = r.expertsColumns =
+          r.expertsOther = -1;
       if (wgmma)
         r.expertsMma = withEnv("MOE_GPU_WGMMA", "0", [&] {
           return timeMs(stream, reps, flush, experts);
@@ -418,6 +428,10 @@ int main(int argc, char **argv) {
                          [&] { return timeMs(stream, reps, flush, experts); });
         });
       }
+      if (T >= 256)
+        r.expertsColumns = withEnv("MOE_GPU_GEMM_GROUP", "1", [&] {
+          return timeMs(stream, reps, flush, experts);
+        });
       // Decoding: the path the row threshold did not take, to place it.
       if (T <= 16) {
         bool gemv = r.rows <= kernelsGemvMaxRows(E);

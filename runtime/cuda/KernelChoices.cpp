@@ -32,6 +32,12 @@ MOE_CHOICE_EXPORT int32_t moe_gpu_wgmma_cols() {
   return readChoice("moe_gpu_wgmma_cols", wgmmaCols);
 }
 
+/// The tiles of a column that the kernel library's tensor-core GEMMs'
+/// blocks take before the next column: 16, or MOE_GPU_GEMM_GROUP.
+MOE_CHOICE_EXPORT int64_t moe_gpu_gemm_group() {
+  return readChoice("moe_gpu_gemm_group", gemmGroup);
+}
+
 /// The most rows (over all groups of a call) for which the kernel
 /// library's expert GEMMs take gemv_experts rather than the tensor cores:
 /// max(16, 2 experts), or MOE_GPU_GEMV_ROWS.

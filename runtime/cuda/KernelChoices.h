@@ -21,6 +21,9 @@
 //                           which the warpgroups share: 128 (the default)
 //                           or 256 (the output columns of a block; half as
 //                           many for the gated GEMM, gate and up)
+//   MOE_GPU_GEMM_GROUP=N    the tiles of a column the tensor-core GEMMs'
+//                           blocks take before the next column (default
+//                           16; 1: the columns fastest, as launched)
 //   MOE_GPU_GEMV_ROWS=N     gemv_experts for at most N rows (default
 //                           max(16, 2 E)), the tensor-core GEMMs above
 //   MOE_GPU_MAX_GRID_Y=N    at most N blocks in a grid's y dimension, the
@@ -87,6 +90,35 @@ inline int32_t wgmmaCols(std::string &bad) {
   return sizeChoice("MOE_GPU_WGMMA_COLS", 128, 256, bad);
 }
 
+/// The environment variable `name` as an integer in 1..`limit` (at most
+/// 65535), or `fallback` when it is unset or empty. Any other value is put
+/// in `bad` (and `fallback` returned).
+inline int64_t boundedChoice(const char *name, int64_t fallback, int64_t limit,
+                             std::string &bad) {
+  const char *env = std::getenv(name);
+  std::string value = env ? env : "";
+  if (value.empty())
+    return fallback;
+  // At most 5 digits, so the value fits before it is range-checked.
+  bool digits = value.size() <= 5 &&
+                value.find_first_not_of("0123456789") == std::string::npos;
+  int64_t v = digits ? std::strtoll(value.c_str(), nullptr, 10) : 0;
+  if (v < 1 || v > limit) {
+    bad = std::string(name) + " must be an integer in 1.." +
+          std::to_string(limit) + ", found '" + value + "'";
+    return fallback;
+  }
+  return v;
+}
+
+/// The tiles of a column that the tensor-core GEMMs' blocks take before
+/// the next column: MOE_GPU_GEMM_GROUP in 1..65535 (1: the columns
+/// fastest), or 16 when it is unset or empty. Any other value is put in
+/// `bad` (and 16 returned).
+inline int64_t gemmGroup(std::string &bad) {
+  return boundedChoice("MOE_GPU_GEMM_GROUP", 16, 65535, bad);
+}
+
 /// The most rows (over all groups) that gemv_experts takes instead of the
 /// tensor-core kernels for `experts` experts: MOE_GPU_GEMV_ROWS, or
 /// max(16, 2 experts), about two rows a group, when it is unset or empty.
@@ -111,21 +143,7 @@ inline int64_t gemvMaxRows(int64_t experts, std::string &bad) {
 /// dimension: MOE_GPU_MAX_GRID_Y in 1..65535, or 65535 when it is unset or
 /// empty. Any other value is put in `bad` (and 65535 returned).
 inline int64_t maxGridY(std::string &bad) {
-  constexpr int64_t limit = 65535;
-  const char *env = std::getenv("MOE_GPU_MAX_GRID_Y");
-  std::string value = env ? env : "";
-  if (value.empty())
-    return limit;
-  // At most 5 digits, so the value fits before it is range-checked.
-  bool digits = value.size() <= 5 &&
-                value.find_first_not_of("0123456789") == std::string::npos;
-  int64_t v = digits ? std::strtoll(value.c_str(), nullptr, 10) : 0;
-  if (v < 1 || v > limit) {
-    bad = "MOE_GPU_MAX_GRID_Y must be an integer in 1..65535, found '" +
-          value + "'";
-    return limit;
-  }
-  return v;
+  return boundedChoice("MOE_GPU_MAX_GRID_Y", 65535, 65535, bad);
 }
 
 /// The blocks of the dispatch's permutation for `slots` slots: ceil(slots /

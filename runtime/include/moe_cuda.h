@@ -74,6 +74,14 @@ int32_t moe_gpu_use_wgmma(void);
 int32_t moe_gpu_wgmma_rows(void);
 int32_t moe_gpu_wgmma_cols(void);
 
+/* The tiles of rows that the kernel library's tensor-core GEMM blocks take
+ * of one column of the output before the next column, in launch order, so
+ * that the blocks running at once share weight columns and rows in L2: 16,
+ * or the environment variable MOE_GPU_GEMM_GROUP (1..65535; 1 launches the
+ * columns fastest; anything else is an error, reported on stderr before an
+ * abort). */
+int64_t moe_gpu_gemm_group(void);
+
 /* The most rows (over all expert groups of a call) for which the kernel
  * library's expert GEMMs take gemv_experts (one warp per output column,
  * for decoding) rather than the tensor cores: max(16, 2 * experts), about

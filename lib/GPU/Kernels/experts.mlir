@@ -423,6 +423,39 @@ gpu.module @moe_experts {
     return %i : index
   }
 
+  // The (column block, tile) of a tensor-core GEMM block, in a grid of
+  // gridDim.x column blocks over the tiles along y (and z). Blocks start
+  // in launch order (blockIdx.x fastest); taking them `group` tiles of a
+  // column at a time, then the same tiles of the next column, makes the
+  // blocks that run at once share both their weight columns (across
+  // `group` tiles) and their rows (across the columns), so that both come
+  // from L2 rather than memory: with the columns fastest, a GEMM whose
+  // output has many columns (Mixtral's gate and up, 224 blocks of 64)
+  // reads every weight tile from memory again for every tile of rows. A
+  // bijection of the grid: the last group may have fewer tiles, and tiles
+  // past the map's count exit as before. `group` 1 is the plain order.
+  func.func private @gemm_block(%group: index) -> (index, index) {
+    %bx = gpu.block_id x
+    %gx = gpu.grid_dim x
+    %by = func.call @block_index_y() : () -> index
+    %gy = gpu.grid_dim y
+    %gz = gpu.grid_dim z
+    %tiles = arith.muli %gy, %gz : index
+    %row = arith.muli %gx, %by : index
+    %l = arith.addi %row, %bx : index
+    %per = arith.muli %group, %gx : index
+    %g = arith.divui %l, %per : index
+    %first = arith.muli %g, %group : index
+    %left = arith.subi %tiles, %first : index
+    %rows = arith.minui %left, %group : index
+    %start = arith.muli %g, %per : index
+    %local = arith.subi %l, %start : index
+    %ti = arith.remui %local, %rows : index
+    %tile = arith.addi %first, %ti : index
+    %col = arith.divui %local, %rows : index
+    return %col, %tile : index, index
+  }
+
   func.func private @warp_sum(%v: f32) -> f32 {
     %c32 = arith.constant 32 : i32
     %o16 = arith.constant 16 : i32
@@ -880,12 +913,12 @@ gpu.module @moe_experts {
 
   // ---------------------------------------------------------------------------
   // Y[r, n] = sum_k X[r, k] * W[e, n, k] for the 64 x 64 tile
-  // (tile blockIdx.y of the map, columns 64 * blockIdx.x ..). Grid
+  // (a tile of the map and 64 columns, @gemm_block with `group`). Grid
   // (ceil(Nout / 64), ceil(N / 64) + min(E, N)), block 128.
   gpu.func @grouped_gemm_mma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
                              %off: memref<?xi32>, %tile_expert: memref<?xi32>,
                              %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
-                             %Y: memref<?x?xf32>)
+                             %Y: memref<?x?xf32>, %group: index)
       // llvm.align = 16 is required: without it the shared arrays are emitted with
       // `.shared .align 2` (element alignment), but cp.async.cg 16 and ldmatrix need
       // 16-byte aligned shared addresses.
@@ -907,8 +940,7 @@ gpu.module @moe_experts {
 
     %K = memref.dim %X, %c1 : memref<?x?xbf16>
     %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
-    %bx = gpu.block_id x
-    %by = func.call @block_index_y() : () -> index
+    %bx, %by = func.call @gemm_block(%group) : (index) -> (index, index)
     %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
     %nt = arith.index_cast %nt_i : i32 to index
     %active = arith.cmpi ult, %by, %nt : index
@@ -1095,7 +1127,7 @@ gpu.module @moe_experts {
   gpu.func @gate_up_swiglu_mma(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
                              %off: memref<?xi32>, %tile_expert: memref<?xi32>,
                              %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
-                             %H: memref<?x?xbf16>, %act: i32)
+                             %H: memref<?x?xbf16>, %act: i32, %group: index)
       // llvm.align = 16 is required: without it the shared arrays are emitted with
       // `.shared .align 2` (element alignment), but cp.async.cg 16 and ldmatrix need
       // 16-byte aligned shared addresses.
@@ -1123,8 +1155,7 @@ gpu.module @moe_experts {
     %nout = memref.dim %H, %c1 : memref<?x?xbf16>
     %urows = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
     %uoff = arith.subi %urows, %nout : index
-    %bx = gpu.block_id x
-    %by = func.call @block_index_y() : () -> index
+    %bx, %by = func.call @gemm_block(%group) : (index) -> (index, index)
     %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
     %nt = arith.index_cast %nt_i : i32 to index
     %active = arith.cmpi ult, %by, %nt : index
@@ -1371,10 +1402,11 @@ gpu.module @moe_experts {
   // swizzled shared memory, filled by cp.async two steps ahead into four
   // buffers, and four wgmma m64nNBk16 a warpgroup with f32 accumulators in
   // registers (64 a thread for NB = 128, 128 for 256), one step in flight.
-  // Plain (Wu empty): Y = X W[e]^T, B the rows n0 .. n0 + NB - 1 of W[e]
-  // (n0 = NB blockIdx.x). Gated: B's first half is Wg[e]'s rows n0 .. n0 +
-  // NB / 2 - 1 and its second half the matching rows of Wu[e] (from row
-  // uoff as in @gate_up_swiglu_mma; n0 = NB / 2 blockIdx.x), so that
+  // The block's tile and column x come from @gemm_block (`group` tiles of
+  // a column at a time). Plain (Wu empty): Y = X W[e]^T, B the rows n0 ..
+  // n0 + NB - 1 of W[e] (n0 = NB x). Gated: B's first half is Wg[e]'s rows
+  // n0 .. n0 + NB / 2 - 1 and its second half the matching rows of Wu[e]
+  // (from row uoff as in @gate_up_swiglu_mma; n0 = NB / 2 x), so that
   // accumulator column c < NB / 2 is the gate and c + NB / 2 its up, and H
   // = bf16(act(gate) * up); the epilogue reads the accumulators back from
   // shared memory. Grid (ceil(Nout / NB) or ceil(F / (NB / 2)), ceil(N /
@@ -1625,7 +1657,7 @@ gpu.module @moe_experts {
                                %tile_m0: memref<?xi32>,
                                %num_tiles: memref<1xi32>,
                                %Y: memref<?x?xf32>, %H: memref<?x?xbf16>,
-                               %act: i32, %bcols: index)
+                               %act: i32, %bcols: index, %group: index)
       kernel attributes {moe.sm90a} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -1650,8 +1682,7 @@ gpu.module @moe_experts {
     %urows = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
     %uoff = arith.subi %urows, %F : index
     %nout = arith.select %gated, %F, %wrows : index
-    %bx = gpu.block_id x
-    %by = func.call @block_index_y() : () -> index
+    %bx, %by = func.call @gemm_block(%group) : (index) -> (index, index)
     %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
     %nt = arith.index_cast %nt_i : i32 to index
     %active = arith.cmpi ult, %by, %nt : index
@@ -1989,6 +2020,15 @@ func.func private @moe_gpu_wgmma_rows() -> i32
 // for: 128 or 256, MOE_GPU_WGMMA_COLS.
 func.func private @moe_gpu_wgmma_cols() -> i32
 
+// The tiles of a column that the tensor-core GEMMs' blocks take before
+// the next column (@gemm_block): 16, or MOE_GPU_GEMM_GROUP.
+func.func private @moe_gpu_gemm_group() -> i64
+func.func private @gemm_group() -> index {
+  %g = call @moe_gpu_gemm_group() : () -> i64
+  %i = arith.index_cast %g : i64 to index
+  return %i : index
+}
+
 // The dynamic shared memory of grouped_gemm_wgmma on tiles of `rows` rows
 // and `cols` weight rows: 4 buffers of (rows + cols) rows of 128 bytes (A,
 // then B) and 1 KiB to align them to 1024 bytes; 97 KiB for 64 x 128, 129
@@ -2117,11 +2157,12 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
            %dnt : memref<1xi32>)
   %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
   %tz = call @moe_gpu_grid_z(%maxtiles) : (index) -> index
+  %group = call @gemm_group() : () -> index
   gpu.launch_func @moe_experts::@grouped_gemm_mma
       blocks in (%gx, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%dX : memref<?x?xbf16>, %dW : memref<?x?x?xbf16>,
            %doff : memref<?xi32>, %dte : memref<?xi32>, %dtm : memref<?xi32>,
-           %dnt : memref<1xi32>, %dY : memref<?x?xf32>)
+           %dnt : memref<1xi32>, %dY : memref<?x?xf32>, %group : index)
   gpu.memcpy %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
   gpu.dealloc %dX : memref<?x?xbf16>
   gpu.dealloc %dW : memref<?x?x?xbf16>
@@ -2241,11 +2282,12 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %gv = arith.select %few, %g8, %c0 : index
   %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
   %tz = call @moe_gpu_grid_z(%maxtiles) : (index) -> index
+  %group = call @gemm_group() : () -> index
   %k0 = gpu.launch_func async [%stream] @moe_experts::@grouped_gemm_mma
       blocks in (%gx, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
            %off : memref<?xi32>, %te : memref<?xi32>, %tm : memref<?xi32>,
-           %nt : memref<1xi32>, %Y : memref<?x?xf32>)
+           %nt : memref<1xi32>, %Y : memref<?x?xf32>, %group : index)
   // No bf16 output and no up weight: empty views.
   %noH = memref.reinterpret_cast %X to offset: [0], sizes: [%c0, %c0],
       strides: [%c0, 1] : memref<?x?xbf16> to memref<?x?xbf16>
@@ -2261,7 +2303,7 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
            %noWu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
            %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32,
-           %tcols : index)
+           %tcols : index, %group : index)
   %k1 = gpu.launch_func async [%kw] @moe_experts::@gemv_experts
       blocks in (%gv, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
@@ -2376,12 +2418,14 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %g_act = arith.divui %nactp, %c256 : index
   %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
   %tz = call @moe_gpu_grid_z(%maxtiles) : (index) -> index
+  %group = call @gemm_group() : () -> index
   %k1g = gpu.launch_func async [%a3] @moe_experts::@gate_up_swiglu_mma
       blocks in (%g_gated, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>,
-           %nt : memref<1xi32>, %H : memref<?x?xbf16>, %act : i32)
+           %nt : memref<1xi32>, %H : memref<?x?xbf16>, %act : i32,
+           %group : index)
   // No f32 output: an empty view.
   %noY = memref.reinterpret_cast %Y to offset: [0], sizes: [%c0, %c0],
       strides: [%c0, 1] : memref<?x?xf32> to memref<?x?xf32>
@@ -2395,7 +2439,7 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
            %noY : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
-           %tcols : index)
+           %tcols : index, %group : index)
   %k1vg = gpu.launch_func async [%k1w] @moe_experts::@gemv_experts
       blocks in (%gv_gated, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
