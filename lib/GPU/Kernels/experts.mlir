@@ -25,9 +25,11 @@
 //                       num_tiles[0], at most ceil(N / 64) + min(E, N).
 //   grouped_gemm_mma    Y = X W[e]^T. Grid (ceil(Nout / 64),
 //                       ceil(N / 64) + min(E, N)),
-//                       block 128 (4 warps, 2 x 2). Block y takes tile y of
-//                       the map (blocks past num_tiles return at once), block
-//                       x the 64 output columns from 64 * x. Block tile
+//                       block 128 (4 warps, 2 x 2). A block takes a tile of
+//                       the map and 64 output columns, in launch order 16
+//                       tiles of a column before the next column
+//                       (@gemm_block; blocks past num_tiles return at
+//                       once). Block tile
 //                       64 x 64, k step 32; warp tile 32 x 32 as 2 x 4
 //                       mma.sync m16n8k16 (bf16 in, f32 accumulators).
 //                       Operands are staged by cp.async (16 bytes, zero-fill
