@@ -412,34 +412,30 @@ int main(int argc, char **argv) {
           std::exit(1);
         }
       };
-      r.experts = timeMs(stream, reps, flush, experts);
+      auto timeExperts = [&] { return timeMs(stream, reps, flush, experts); };
+      // The experts with the kernel library's choice `name` set to `value`.
+      auto expertsWith = [&](const char *name, const char *value) {
+        return withEnv(name, value, timeExperts);
+      };
+      r.experts = timeExperts();
       r.expertsMma = r.expertsWide = r.expertsWider = r.expertsColumns =
           r.expertsOther = -1;
       if (wgmma)
-        r.expertsMma = withEnv("MOE_GPU_WGMMA", "0", [&] {
-          return timeMs(stream, reps, flush, experts);
-        });
+        r.expertsMma = expertsWith("MOE_GPU_WGMMA", "0");
       if (wgmma && T >= 256) {
-        r.expertsWide = withEnv("MOE_GPU_WGMMA_ROWS", "128", [&] {
-          return timeMs(stream, reps, flush, experts);
-        });
+        r.expertsWide = expertsWith("MOE_GPU_WGMMA_ROWS", "128");
         r.expertsWider = withEnv("MOE_GPU_WGMMA_ROWS", "128", [&] {
-          return withEnv("MOE_GPU_WGMMA_COLS", "256",
-                         [&] { return timeMs(stream, reps, flush, experts); });
+          return expertsWith("MOE_GPU_WGMMA_COLS", "256");
         });
       }
       if (T >= 256)
-        r.expertsColumns = withEnv("MOE_GPU_GEMM_GROUP", "1", [&] {
-          return timeMs(stream, reps, flush, experts);
-        });
+        r.expertsColumns = expertsWith("MOE_GPU_GEMM_GROUP", "1");
       // Decoding: the path the row threshold did not take, to place it.
       if (T <= 16) {
         bool gemv = r.rows <= kernelsGemvMaxRows(E);
         r.otherPath = gemv ? " (tensor cores)" : " (gemv)";
         std::string rows = gemv ? "0" : std::to_string(r.rows);
-        r.expertsOther = withEnv("MOE_GPU_GEMV_ROWS", rows.c_str(), [&] {
-          return timeMs(stream, reps, flush, experts);
-        });
+        r.expertsOther = expertsWith("MOE_GPU_GEMV_ROWS", rows.c_str());
       }
 
       r.loop = r.grouped = -1;

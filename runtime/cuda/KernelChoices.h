@@ -90,17 +90,18 @@ inline int32_t wgmmaCols(std::string &bad) {
   return sizeChoice("MOE_GPU_WGMMA_COLS", 128, 256, bad);
 }
 
-/// The environment variable `name` as an integer in 1..`limit` (at most
-/// 65535), or `fallback` when it is unset or empty. Any other value is put
-/// in `bad` (and `fallback` returned).
+/// The environment variable `name` as an integer in 1..`limit`, or
+/// `fallback` when it is unset or empty. Any other value is put in `bad`
+/// (and `fallback` returned).
 inline int64_t boundedChoice(const char *name, int64_t fallback, int64_t limit,
                              std::string &bad) {
   const char *env = std::getenv(name);
   std::string value = env ? env : "";
   if (value.empty())
     return fallback;
-  // At most 5 digits, so the value fits before it is range-checked.
-  bool digits = value.size() <= 5 &&
+  // No more digits than the limit has, so the value fits before it is
+  // range-checked.
+  bool digits = value.size() <= std::to_string(limit).size() &&
                 value.find_first_not_of("0123456789") == std::string::npos;
   int64_t v = digits ? std::strtoll(value.c_str(), nullptr, 10) : 0;
   if (v < 1 || v > limit) {
@@ -151,21 +152,9 @@ inline int64_t maxGridY(std::string &bad) {
 /// 4096 when it is unset or empty. Any other value is put in `bad` (and
 /// the default used).
 inline int64_t permutationBlocks(int64_t slots, std::string &bad) {
-  constexpr int64_t fallback = 4096, maxBlocks = 1024;
-  int64_t per = fallback;
-  const char *env = std::getenv("MOE_GPU_PERMUTATION_SLOTS");
-  std::string value = env ? env : "";
-  if (!value.empty()) {
-    // At most 9 digits, so the value fits before it is range-checked.
-    bool digits = value.size() <= 9 &&
-                  value.find_first_not_of("0123456789") == std::string::npos;
-    int64_t v = digits ? std::strtoll(value.c_str(), nullptr, 10) : 0;
-    if (v < 1)
-      bad = "MOE_GPU_PERMUTATION_SLOTS must be an integer in 1..999999999, "
-            "found '" + value + "'";
-    else
-      per = v;
-  }
+  constexpr int64_t maxBlocks = 1024;
+  int64_t per =
+      boundedChoice("MOE_GPU_PERMUTATION_SLOTS", 4096, 999999999, bad);
   int64_t blocks = slots <= 0 ? 1 : (slots + per - 1) / per;
   return blocks < maxBlocks ? blocks : maxBlocks;
 }

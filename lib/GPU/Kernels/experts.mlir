@@ -1982,10 +1982,8 @@ func.func private @check_expert_limits(%K: index, %E: index) {
 
 // ceil(n / 64)
 func.func private @tiles64(%n: index) -> index {
-  %c63 = arith.constant 63 : index
   %c64 = arith.constant 64 : index
-  %p = arith.addi %n, %c63 : index
-  %t = arith.divui %p, %c64 : index
+  %t = call @ceil_div(%n, %c64) : (index, index) -> index
   return %t : index
 }
 
@@ -2106,19 +2104,15 @@ func.func private @ceil_div(%n: index, %d: index) -> index {
 
 // ceil(n / 8)
 func.func private @tiles8(%n: index) -> index {
-  %c7 = arith.constant 7 : index
   %c8 = arith.constant 8 : index
-  %p = arith.addi %n, %c7 : index
-  %t = arith.divui %p, %c8 : index
+  %t = call @ceil_div(%n, %c8) : (index, index) -> index
   return %t : index
 }
 
 // ceil(n / 16)
 func.func private @tiles16(%n: index) -> index {
-  %c15 = arith.constant 15 : index
   %c16 = arith.constant 16 : index
-  %p = arith.addi %n, %c15 : index
-  %t = arith.divui %p, %c16 : index
+  %t = call @ceil_div(%n, %c16) : (index, index) -> index
   return %t : index
 }
 
