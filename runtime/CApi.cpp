@@ -50,11 +50,21 @@ struct Descriptor2D {
 };
 
 using LayerEntryFn = void (*)(Descriptor2D *, Descriptor2D *);
+/// A layer's device entry point: x, y, counts, stream -> stream.
+using DeviceEntryFn = void *(*)(Descriptor2D *, Descriptor2D *, Descriptor2D *,
+                                void *);
+
+/// The descriptor of a dense row-major [rows, cols] array at `data`.
+Descriptor2D dense2D(const void *data, int64_t rows, int64_t cols) {
+  void *p = const_cast<void *>(data);
+  return {p, p, 0, {rows, cols}, {cols, 1}};
+}
 } // namespace
 
 struct moe_model {
   std::unique_ptr<Model> model;
   std::vector<LayerEntryFn> entries;
+  std::vector<DeviceEntryFn> deviceEntries;
   std::vector<int64_t> statsIds;
 };
 
@@ -85,15 +95,21 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
   handle->model = std::move(*model);
   for (const LayerEntry &layer : handle->model->manifest().layers) {
     LayerEntryFn entry = nullptr;
-    for (int64_t i = 0; i < compiled->num_layers; ++i)
-      if (layer.name == compiled->layers[i].name)
-        entry = reinterpret_cast<LayerEntryFn>(compiled->layers[i].entry);
+    DeviceEntryFn deviceEntry = nullptr;
+    for (int64_t i = 0; i < compiled->num_layers; ++i) {
+      if (layer.name != compiled->layers[i].name)
+        continue;
+      entry = reinterpret_cast<LayerEntryFn>(compiled->layers[i].entry);
+      deviceEntry =
+          reinterpret_cast<DeviceEntryFn>(compiled->layers[i].device_entry);
+    }
     if (!entry) {
       delete handle;
       return fail(MOE_ERROR_INTERNAL, "moe_model_load: layer " + layer.name +
                                           " has no compiled entry point");
     }
     handle->entries.push_back(entry);
+    handle->deviceEntries.push_back(deviceEntry);
     handle->statsIds.push_back(handle->model->statsFor(layer.name));
   }
   *out = handle;
@@ -183,11 +199,7 @@ extern "C" moe_status moe_model_run_layer(moe_model *model, int64_t layer,
   static const char empty[64] = {};
   const void *input = tokens > 0 ? x : empty;
 
-  Descriptor2D in = {const_cast<void *>(input),
-                     const_cast<void *>(input),
-                     0,
-                     {tokens, entry.hidden},
-                     {entry.hidden, 1}};
+  Descriptor2D in = dense2D(input, tokens, entry.hidden);
   Descriptor2D result = {};
   {
     ScopedModel scope(model->model.get());
@@ -209,6 +221,63 @@ extern "C" moe_status moe_model_run_layer(moe_model *model, int64_t layer,
                   element);
   if (result.allocated != input)
     std::free(result.allocated);
+  return ok();
+}
+
+extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
+                                                const void *x, int64_t tokens,
+                                                void *y, void *stream) {
+  if (!validLayer(model, layer))
+    return badLayer("moe_model_run_layer_async", model, layer);
+  const LayerEntry &entry = model->model->manifest().layers[layer];
+  DeviceEntryFn run = model->deviceEntries[layer];
+  if (!run && entry.maxTokens == 0)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_run_layer_async: layer " + entry.name +
+                    " was compiled for the CPU; device buffers need a "
+                    "library built with moe-compile --target cuda");
+  if (!run)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_run_layer_async: layer " + entry.name +
+                    " has no device entry point (moe-compile warned why: it "
+                    "gives them to functions that are one moe.layer on "
+                    "checkpoint weights); use moe_model_run_layer");
+  if (tokens < 0)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_run_layer_async: tokens is " + llvm::Twine(tokens) +
+                    ", expected >= 0");
+  if (tokens > entry.maxTokens)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_run_layer_async: tokens is " + llvm::Twine(tokens) +
+                    ", expected at most " + llvm::Twine(entry.maxTokens) +
+                    " for layer " + entry.name +
+                    " (the GPU kernels' limit per call)");
+  for (auto [name, pointer] :
+       {std::pair<const char *, const void *>{"x", x}, {"y", y}}) {
+    if (tokens > 0 && !pointer)
+      return fail(MOE_ERROR_INVALID_ARGUMENT,
+                  llvm::Twine("moe_model_run_layer_async: ") + name +
+                      " must not be NULL");
+    if (reinterpret_cast<uintptr_t>(pointer) % 16)
+      return fail(MOE_ERROR_INVALID_ARGUMENT,
+                  llvm::Twine("moe_model_run_layer_async: ") + name +
+                      " is not 16-byte aligned (the kernels' vector loads "
+                      "and stores)");
+  }
+  int64_t id = model->statsIds[layer];
+  if (tokens > 0) {
+    int64_t numExperts =
+        id >= 0 ? model->model->manifest().stats[id].experts : 0;
+    Descriptor2D in = dense2D(x, tokens, entry.hidden);
+    Descriptor2D out = dense2D(y, tokens, entry.output);
+    Descriptor2D counts =
+        dense2D(id >= 0 ? model->model->deviceCounters(id) : nullptr,
+                id >= 0 ? 2 : 0, numExperts);
+    ScopedModel scope(model->model.get());
+    run(&in, &out, &counts, stream);
+  }
+  if (id >= 0)
+    model->model->recordDeviceCall(id, tokens);
   return ok();
 }
 

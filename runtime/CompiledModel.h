@@ -9,7 +9,7 @@
 // The descriptor that moe-compile emits next to the compiled layers, and
 // through which the C API (CApi.cpp) finds them. The layout is part of the
 // runtime ABI (MOE_RUNTIME_ABI_VERSION): { i64 abi, ptr manifest, i64 count,
-// ptr layers }, each layer { ptr name, ptr entry }.
+// ptr layers }, each layer { ptr name, ptr entry, ptr device_entry }.
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,6 +26,11 @@ typedef struct moe_compiled_layer {
   const char *name;
   /* _mlir_ciface_<name>(result descriptor *, input descriptor *) */
   void *entry;
+  /* CUDA libraries: _mlir_ciface_<name>.device(input descriptor *, output
+   * descriptor *, counts descriptor *, CUstream) -> CUstream, the layer on
+   * device buffers (convert-moe-to-gpu-kernels{device-entries}); NULL when
+   * the layer has none. */
+  void *device_entry;
 } moe_compiled_layer;
 
 typedef struct moe_compiled_model {

@@ -215,11 +215,74 @@ const void *Model::deviceWeight(int64_t id) {
 }
 
 Model::~Model() {
+  for (int64_t *table : deviceCounts)
+    if (table)
+      GpuMemory::get().free(table, nullptr);
   if (!deviceWeights)
     return;
   for (size_t id = 0; id < weights.size(); ++id)
     if (void *copy = deviceWeights[id].load())
       GpuMemory::get().free(copy, nullptr);
+}
+
+/// Writes `entries` zeros to `table` in GPU memory, synchronously.
+static void zeroDeviceTable(int64_t *table, size_t entries) {
+  std::vector<int64_t> zeros(entries, 0);
+  const GpuMemory &gpu = GpuMemory::get();
+  gpu.copy(table, zeros.data(), static_cast<int64_t>(entries * sizeof(int64_t)),
+           nullptr);
+  gpu.sync(nullptr);
+}
+
+int64_t *Model::deviceCounters(int64_t id) {
+  std::lock_guard<std::mutex> lock(statsMutex);
+  if (id < 0 || id >= static_cast<int64_t>(counters.size()))
+    return nullptr;
+  if (deviceCounts.empty())
+    deviceCounts.assign(counters.size(), nullptr);
+  if (deviceCounts[id])
+    return deviceCounts[id];
+  const GpuMemory &gpu = GpuMemory::get();
+  if (!gpu.usable()) {
+    std::fprintf(stderr,
+                 "moe runtime: statistics %lld are asked for in GPU "
+                 "memory, but neither libmoe_cuda_runtime nor "
+                 "libmoe_cuda_emulator is loaded\n",
+                 static_cast<long long>(id));
+    std::abort();
+  }
+  size_t entries = 2 * counters[id].assignments.size();
+  deviceCounts[id] = static_cast<int64_t *>(
+      gpu.alloc(static_cast<int64_t>(entries * sizeof(int64_t)), nullptr, 0));
+  zeroDeviceTable(deviceCounts[id], entries);
+  return deviceCounts[id];
+}
+
+void Model::recordDeviceCall(int64_t id, int64_t tokens) {
+  std::lock_guard<std::mutex> lock(statsMutex);
+  if (id < 0 || id >= static_cast<int64_t>(counters.size()))
+    return;
+  counters[id].tokens += tokens;
+  ++counters[id].calls;
+}
+
+void Model::addDeviceCounts(int64_t id, Counters &c) const {
+  if (id >= static_cast<int64_t>(deviceCounts.size()) || !deviceCounts[id])
+    return;
+  // What the calls enqueued so far have added once they completed: the
+  // copy waits for the device's work on blocking streams (the legacy
+  // default stream's semantics), not for calls on non-blocking streams
+  // still in flight.
+  const GpuMemory &gpu = GpuMemory::get();
+  size_t numExperts = c.assignments.size();
+  std::vector<int64_t> table(2 * numExperts);
+  gpu.copy(table.data(), deviceCounts[id],
+           static_cast<int64_t>(table.size() * sizeof(int64_t)), nullptr);
+  gpu.sync(nullptr);
+  for (size_t e = 0; e < numExperts; ++e) {
+    c.assignments[e] += table[e];
+    c.dropped[e] += table[numExperts + e];
+  }
 }
 
 void Model::record(int64_t id, const int64_t *assignments, int64_t aStride,
@@ -275,12 +338,17 @@ Counters Model::snapshot(int64_t id) const {
   std::lock_guard<std::mutex> lock(statsMutex);
   if (id < 0 || id >= static_cast<int64_t>(counters.size()))
     return Counters();
-  return counters[id];
+  Counters c = counters[id];
+  addDeviceCounts(id, c);
+  return c;
 }
 
 std::vector<Counters> Model::snapshotAll() const {
   std::lock_guard<std::mutex> lock(statsMutex);
-  return counters;
+  std::vector<Counters> all = counters;
+  for (size_t id = 0; id < all.size(); ++id)
+    addDeviceCounts(static_cast<int64_t>(id), all[id]);
+  return all;
 }
 
 void Model::resetStats() {
@@ -291,6 +359,9 @@ void Model::resetStats() {
     std::fill(c.coactivation.begin(), c.coactivation.end(), 0);
     c.tokens = c.calls = 0;
   }
+  for (size_t id = 0; id < deviceCounts.size(); ++id)
+    if (deviceCounts[id])
+      zeroDeviceTable(deviceCounts[id], 2 * counters[id].assignments.size());
 }
 
 int64_t Model::knobFor(llvm::StringRef layer, llvm::StringRef name) const {

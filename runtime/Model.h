@@ -61,6 +61,15 @@ public:
 
   ~Model();
 
+  /// The counters of statistics `id` on the GPU, [2, E] i64 (assignments,
+  /// then dropped), that a layer's device entry point adds to; allocated
+  /// and zeroed at the first request (synchronously, like deviceWeight),
+  /// added to the host's in every snapshot. nullptr for an unknown id.
+  int64_t *deviceCounters(int64_t id);
+  /// Counts one call of `tokens` tokens of statistics `id` whose per-expert
+  /// counts go to deviceCounters(id).
+  void recordDeviceCall(int64_t id, int64_t tokens);
+
   /// Adds one call's counts to statistics `id` (strides in elements).
   void record(int64_t id, const int64_t *assignments, int64_t aStride,
               const int64_t *dropped, int64_t dStride, int64_t tokens);
@@ -104,6 +113,11 @@ private:
   std::unique_ptr<std::atomic<void *>[]> deviceWeights;
   mutable std::mutex statsMutex;
   std::vector<Counters> counters;
+  /// deviceCounters, per statistics id (statsMutex).
+  std::vector<int64_t *> deviceCounts;
+  /// `c` with the counts of statistics `id` on the GPU added (statsMutex
+  /// held).
+  void addDeviceCounts(int64_t id, Counters &c) const;
   std::unique_ptr<std::atomic<double>[]> knobs;
 };
 

@@ -70,7 +70,7 @@ aot() {
   "$build/bin/moe-compile" "$dir/model.mlir" --target cuda --cuda-chip "$chip" \
     --cuda-format bin -o "$dir/libmodel.so" --header "$dir/model.h"
   cc -O2 -Wall -Wextra -Werror test/AOT/run_layer_npy.c -I"$dir" -L"$dir" \
-    -lmodel -Wl,-rpath,'$ORIGIN' -o "$dir/run"
+    -lmodel -lpthread -ldl -Wl,-rpath,'$ORIGIN' -o "$dir/run"
   "$build/bin/moe-reference" emit-model --model "$dir/ckpt" --layer "$layer" \
     --seed 5 --tokens "$tokens" --dir "$dir/cases" > /dev/null
   echo "moe_layer_$layer" > "$dir/layer"

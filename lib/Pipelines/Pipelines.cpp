@@ -150,7 +150,9 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
     pm.addPass(createMoEExposeKnobs());
   if (options.stats)
     pm.addPass(createMoEInsertStats());
-  pm.addPass(createConvertMoEToGPUKernels());
+  ConvertMoEToGPUKernelsOptions layers;
+  layers.deviceEntries = options.deviceEntries;
+  pm.addPass(createConvertMoEToGPUKernels(layers));
   pm.addPass(createConvertMoEToRuntime());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define MOE_RUNTIME_ABI_VERSION 3
+#define MOE_RUNTIME_ABI_VERSION 4
 
 typedef enum moe_status {
   MOE_OK = 0,
@@ -78,6 +78,22 @@ int64_t moe_model_find_layer(const moe_model *model, const char *name);
  * it is 0. */
 moe_status moe_model_run_layer(moe_model *model, int64_t layer,
                                const void *x, int64_t tokens, void *y);
+
+/* Libraries built with moe-compile --target cuda: runs layer `layer` on
+ * device buffers, enqueued on `stream` (a CUstream; NULL for the default
+ * stream), and returns without waiting. `x` [tokens, hidden_size] and `y`
+ * [tokens, output_size] (bf16, C order, 16-byte aligned) are in GPU memory;
+ * nothing is copied to or from the host and nothing synchronizes, so the
+ * call can be captured in a CUDA graph. The first call of a layer copies
+ * its weights (and its statistics table) to the GPU synchronously: make it
+ * before a capture. Knobs are read when the call is enqueued (a captured
+ * graph keeps those values); the statistics count the call's tokens at
+ * once and its per-expert counts when the stream reaches them. Results are
+ * bitwise those of moe_model_run_layer. Fails for CPU libraries and for a
+ * layer whose function is more than one moe.layer (moe-compile warns). */
+moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
+                                     const void *x, int64_t tokens, void *y,
+                                     void *stream);
 
 /* The most tokens one call of moe_model_run_layer takes for `layer`: 0
  * when any number works (CPU libraries), else the GPU kernels' limit of

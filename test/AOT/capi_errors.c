@@ -20,7 +20,8 @@
 
 int main(int argc, char **argv) {
   moe_model *model = NULL;
-  float x[64] = {0}, y[64];
+  _Alignas(16) float x[64] = {0};
+  _Alignas(16) float y[64];
   int64_t load[8];
   moe_layer_info info;
   EXPECT(moe_model_load(argv[1], NULL), MOE_ERROR_INVALID_ARGUMENT);
@@ -45,6 +46,20 @@ int main(int argc, char **argv) {
   if (max > 0)
     EXPECT(moe_model_run_layer(model, 0, x, max + 1, y),
            MOE_ERROR_INVALID_ARGUMENT);
+  /* Device buffers: a CPU library refuses them; a CUDA one checks the
+   * call before it enqueues anything (x + 1 is misaligned). */
+  if (max > 0) {
+    EXPECT(moe_model_run_layer_async(model, 0, x + 1, 1, y, NULL),
+           MOE_ERROR_INVALID_ARGUMENT);
+    EXPECT(moe_model_run_layer_async(model, 0, x, max + 1, y, NULL),
+           MOE_ERROR_INVALID_ARGUMENT);
+    EXPECT(moe_model_run_layer_async(model, 0, NULL, 0, NULL, NULL), MOE_OK);
+  } else {
+    EXPECT(moe_model_run_layer_async(model, 0, x, 1, y, NULL),
+           MOE_ERROR_INVALID_ARGUMENT);
+  }
+  EXPECT(moe_model_run_layer_async(model, 2, x, 1, y, NULL),
+         MOE_ERROR_INVALID_ARGUMENT);
   printf("find: %lld %lld\n", (long long)moe_model_find_layer(model, "nope"),
          (long long)moe_model_find_layer(model, info.name));
   moe_model_free(model);

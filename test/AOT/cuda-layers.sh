@@ -31,14 +31,16 @@ layer() {
   moe-compile "$dir/$name/model.mlir" --target "$target" "${flags[@]}" \
     -o "$dir/$name/lib/libmodel.so" --header "$dir/$name/lib/model.h"
   $cc -O2 -Wall -Wextra -Werror "$src/run_layer_npy.c" -I"$dir/$name/lib" \
-    -L"$dir/$name/lib" -lmodel -lpthread -Wl,-rpath,"$dir/$name/lib" \
+    -L"$dir/$name/lib" -lmodel -lpthread -ldl -Wl,-rpath,"$dir/$name/lib" \
     -o "$dir/$name/run"
   moe-reference emit-model --model "$dir/$name/ckpt" --layer "$layer" \
     --seed "$seed" --tokens "$tokens" --dir "$dir/$name/cases" >/dev/null
-  # Each case's layer also runs from 4 threads at once, bitwise equal.
+  # Each case's layer also runs from 4 threads at once, bitwise equal, and
+  # on device buffers (moe_model_run_layer_async), bitwise equal with the
+  # same statistics.
   for set in "$dir/$name/cases"/set*; do
     "$dir/$name/run" "moe_layer_$layer" "$dir/$name/ckpt" "$set/arg0.npy" \
-      "$set/out0.npy" 4 >/dev/null
+      "$set/out0.npy" 4 device >/dev/null
   done
   moe-reference compare --dir "$dir/$name/cases" | tail -n 1
 }

@@ -10,15 +10,20 @@
 |* hidden states of X.npy ([T, d], the layer's dtype) and writes Y.npy, so    *|
 |* that moe-reference can compare the result with its f64 model. With        *|
 |* THREADS, also runs the layer from that many threads at once and checks    *|
-|* that each gives bitwise the first result.                                 *|
+|* that each gives bitwise the first result. With `device` (CUDA libraries), *|
+|* also runs the layer on device buffers (moe_model_run_layer_async) and     *|
+|* checks that its output is bitwise the first result and that its          *|
+|* statistics equal those of a host call.                                    *|
 |*                                                                            *|
-|*   run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy [THREADS]                 *|
+|*   run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy [THREADS [device]]        *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
 #include "model.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,10 +138,93 @@ static int run_concurrently(moe_model *model, int64_t layer, const void *x,
   return 0;
 }
 
+/* One layer's statistics. */
+struct stats {
+  int64_t assignments[1024], dropped[1024], tokens, calls;
+};
+
+static int read_stats(moe_model *model, int64_t layer, struct stats *s) {
+  memset(s, 0, sizeof *s);
+  moe_status status = moe_model_layer_stats(model, layer, s->assignments,
+                                            s->dropped, &s->tokens, &s->calls);
+  return status == MOE_OK ? 0 : status == MOE_ERROR_NO_STATISTICS ? 1 : -1;
+}
+
+/* The layer on device buffers, against `want` (the host call's output) and
+   the statistics of one host call. The buffers and the stream come from
+   the mgpu* functions of the GPU runtime the library links
+   (libmoe_cuda_runtime, or libmoe_cuda_emulator for cuda-emu), standing in
+   for an application's own CUDA allocations. */
+static int check_device(moe_model *model, int64_t layer,
+                        const moe_layer_info *info, const void *x,
+                        int64_t tokens, const void *want) {
+  void *(*alloc)(uint64_t, void *, bool) = dlsym(RTLD_DEFAULT, "mgpuMemAlloc");
+  void (*release)(void *, void *) = dlsym(RTLD_DEFAULT, "mgpuMemFree");
+  void (*copy)(void *, void *, size_t, void *) =
+      dlsym(RTLD_DEFAULT, "mgpuMemcpy");
+  void *(*create)(void) = dlsym(RTLD_DEFAULT, "mgpuStreamCreate");
+  void (*sync)(void *) = dlsym(RTLD_DEFAULT, "mgpuStreamSynchronize");
+  void (*destroy)(void *) = dlsym(RTLD_DEFAULT, "mgpuStreamDestroy");
+  if (!alloc || !release || !copy || !create || !sync || !destroy)
+    return fail("device: the library links no GPU runtime", 0);
+  size_t xbytes = (size_t)(tokens * info->hidden_size) * 2;
+  size_t ybytes = (size_t)(tokens * info->output_size) * 2;
+
+  struct stats host, device;
+  moe_model_reset_stats(model);
+  void *y = malloc(ybytes + 1);
+  if (moe_model_run_layer(model, layer, x, tokens, y) != MOE_OK)
+    return fail("run: ", moe_last_error());
+  int counted = read_stats(model, layer, &host);
+  if (counted < 0)
+    return fail("stats: ", moe_last_error());
+  moe_model_reset_stats(model);
+
+  void *stream = create();
+  void *dx = tokens ? alloc(xbytes, stream, false) : NULL;
+  void *dy = tokens ? alloc(ybytes, stream, false) : NULL;
+  if (tokens)
+    copy(dx, (void *)x, xbytes, stream);
+  if (moe_model_run_layer_async(model, layer, dx, tokens, dy, stream) != MOE_OK)
+    return fail("run on the device: ", moe_last_error());
+  if (tokens)
+    copy(y, dy, ybytes, stream);
+  sync(stream);
+  if (memcmp(y, want, ybytes) != 0)
+    return fail("device buffers gave another result", 0);
+  if (counted == 0) {
+    if (read_stats(model, layer, &device) != 0)
+      return fail("stats: ", moe_last_error());
+    if (memcmp(&host, &device, sizeof host) != 0)
+      return fail("device buffers counted other statistics", 0);
+  }
+  if (counted == 0) {
+    int64_t assigned = 0, dropped = 0;
+    for (int64_t e = 0; e < info->num_experts; ++e) {
+      assigned += device.assignments[e];
+      dropped += device.dropped[e];
+    }
+    printf("device buffers: bitwise equal, the same statistics (%lld "
+           "assignments, %lld dropped)\n",
+           (long long)assigned, (long long)dropped);
+  } else {
+    printf("device buffers: bitwise equal\n");
+  }
+  if (tokens) {
+    release(dx, stream);
+    release(dy, stream);
+  }
+  sync(stream);
+  destroy(stream);
+  free(y);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 5 && argc != 6)
+  if (argc < 5 || argc > 7 || (argc == 7 && strcmp(argv[6], "device") != 0))
     return fail("usage: run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy "
-                "[THREADS]", 0);
+                "[THREADS [device]]",
+                0);
   moe_model *model;
   if (moe_model_load(argv[2], &model) != MOE_OK)
     return fail("load: ", moe_last_error());
@@ -160,10 +248,12 @@ int main(int argc, char **argv) {
                 element))
     return fail("cannot write ", argv[4]);
   printf("%s: %lld tokens\n", info.name, (long long)tokens);
-  if (argc == 6 &&
+  if (argc >= 6 &&
       run_concurrently(model, layer, x, tokens, y,
                        (size_t)(tokens * info.output_size) * element,
                        atoi(argv[5])))
+    return 1;
+  if (argc == 7 && check_device(model, layer, &info, x, tokens, y))
     return 1;
   free(x);
   free(y);

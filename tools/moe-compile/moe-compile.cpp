@@ -133,13 +133,14 @@ static llvm::Constant *cString(llvm::Module &module, llvm::StringRef text,
 }
 
 /// Emits `moe_compiled_model_descriptor()` (runtime/CompiledModel.h): the
-/// manifest and, per layer, its name and C-interface entry point.
+/// manifest and, per layer, its name, C-interface entry point and device
+/// entry point (CUDA libraries; null when the layer has none).
 static llvm::Error addDescriptor(llvm::Module &module,
                                  const ::moe::rt::Manifest &manifest) {
   llvm::LLVMContext &ctx = module.getContext();
   llvm::Type *i64 = llvm::Type::getInt64Ty(ctx);
   llvm::PointerType *ptr = llvm::PointerType::getUnqual(ctx);
-  auto *layerType = llvm::StructType::get(ctx, {ptr, ptr});
+  auto *layerType = llvm::StructType::get(ctx, {ptr, ptr, ptr});
 
   SmallVector<llvm::Constant *> layers;
   for (const ::moe::rt::LayerEntry &layer : manifest.layers) {
@@ -149,8 +150,12 @@ static llvm::Error addDescriptor(llvm::Module &module,
       return llvm::createStringError(
           llvm::inconvertibleErrorCode(),
           "layer " + layer.name + " has no C-interface entry point " + symbol);
+    llvm::Constant *device = module.getFunction(symbol + ".device");
+    if (!device)
+      device = llvm::ConstantPointerNull::get(ptr);
     layers.push_back(llvm::ConstantStruct::get(
-        layerType, {cString(module, layer.name, "moe.layer.name"), entry}));
+        layerType,
+        {cString(module, layer.name, "moe.layer.name"), entry, device}));
   }
   auto *layerArrayType = llvm::ArrayType::get(layerType, layers.size());
   auto *layerArray = new llvm::GlobalVariable(
@@ -397,6 +402,7 @@ int main(int argc, char **argv) {
     options.stats = !noStats;
     options.knobs = !noKnobs;
     options.emulate = emulate;
+    options.deviceEntries = true;
     buildMoECUDAPipeline(pm, options);
   } else {
     CPUPipelineOptions options;

@@ -265,11 +265,38 @@ def ConvertMoEToGPUKernels
     %y = bufferization.to_tensor %out restrict
         : memref<?x64xbf16> to tensor<?x64xbf16>
     ```
+
+    With `device-entries`, each public function that is one layer (one
+    argument, the input of its only `moe.layer`, whose output it returns;
+    checkpoint weights and biases; knobs and constants as the other
+    operands) also gets a device entry point, `@<name>.device`, with the C
+    interface: the input and output rows in GPU memory, the model's
+    statistics on the device (`[2, E]` i64: assignments, then dropped; no
+    rows without statistics) and a stream, which it returns:
+
+    ```mlir
+    func.func @moe_layer_0.device(%x: memref<?x64xbf16>,
+        %y: memref<?x64xbf16>, %counts: memref<?x?xi64>,
+        %stream: !gpu.async.token) -> !gpu.async.token
+    ```
+
+    Its body reads the same weights (in GPU memory) and knobs and calls
+    `@moe_layer_device_async` (`@moe_lora_layer_device_async`), which
+    enqueues the layer on the stream, rounds the output into `y` and adds
+    the call's counts to `counts`, reading nothing back on the host (the
+    compiled model's `moe_model_run_layer_async`). A function that is not
+    one layer gets a warning that says why, and no device entry point.
   }];
+  let options = [
+    Option<"deviceEntries", "device-entries", "bool", /*default=*/"false",
+           "Also emit a device entry point for each public function that is "
+           "one layer">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
     "::mlir::func::FuncDialect",
+    "::mlir::gpu::GPUDialect",
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",

@@ -84,6 +84,12 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::desc("End with moe-check-lowered (only llvm, builtin and "
                      "gpu ops may remain)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> deviceEntries{
+      *this, "device-entries",
+      llvm::cl::desc("Also emit a device entry point for each function that "
+                     "is one layer (convert-moe-to-gpu-kernels; "
+                     "moe_model_run_layer_async)"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> emulate{
       *this, "emulate",
       llvm::cl::desc("Kernels as host code for the SIMT emulator "

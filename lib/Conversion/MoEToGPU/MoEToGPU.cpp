@@ -19,6 +19,12 @@
 
 #include "../MoEToLinalg/LoweringUtils.h"
 
+#include "mlir/Analysis/SliceAnalysis.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "llvm/ADT/SetVector.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -34,6 +40,7 @@ namespace {
 
 struct ConvertMoEToGPUKernelsPass
     : public moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernelsPass> {
+  using ConvertMoEToGPUKernelsBase::ConvertMoEToGPUKernelsBase;
   void runOnOperation() override;
 };
 
@@ -169,8 +176,19 @@ static Value deviceWeight(OpBuilder &b, Value tensor) {
                           /*packing=*/nullptr, b.getUnitAttr());
 }
 
+/// The operands of a device entry point that its layer writes to: the
+/// output rows, the model's statistics on the device ([2, E] i64, or no
+/// rows), and the caller's stream.
+struct DeviceResults {
+  Value y, counts, stream;
+};
+
 /// Replaces `op` by the library calls, declaring the callees in `module`.
-static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
+/// With `device`, `op` is the layer of a device entry point: its input and
+/// weights are in GPU memory and so are its results (`device`); the
+/// library call is enqueued on `device->stream` and its stream returned.
+static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
+                          const DeviceResults *device = nullptr) {
   OpBuilder b(op);
   Location loc = op.getLoc();
   Type bf16 = b.getBF16Type(), f32 = b.getF32Type(), i32 = b.getI32Type();
@@ -196,6 +214,8 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   size_t numExpertWeights = weights.size() - 1;
   llvm::append_range(weights, op.getSharedWeights());
   StringRef callee = lora ? "moe_lora_layer_resident" : "moe_layer_resident";
+  if (device)
+    callee = lora ? "moe_lora_layer_device_async" : "moe_layer_device_async";
   SmallVector<Value> onDevice;
   llvm::SmallDenseMap<Value, Value> deviceCopy;
   for (Value weight : weights) {
@@ -204,10 +224,12 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
       it->second = deviceWeight(b, weight);
     onDevice.push_back(it->second);
   }
-  if (llvm::is_contained(onDevice, Value()))
+  if (llvm::is_contained(onDevice, Value())) {
+    assert(!device && "a device entry point's weights are checkpoint weights");
     callee = lora ? "moe_lora_layer" : "moe_layer";
-  else
+  } else {
     weights = onDevice;
+  }
 
   Value c0 = idx(0), c1 = idx(1);
   auto empty3 = [&] { return allocate(b, loc, bf16, {c0, c0, c0}); };
@@ -274,14 +296,23 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
   if (shared.size() < 4)
     shared.push_back(allocate(b, loc, bf16, {c0, c0}));
 
-  Value offsets = allocate(b, loc, i32, {e1});
-  Value droppedCounts = allocate(b, loc, i32, {idx(numExperts)});
-  Value yf = allocate(b, loc, f32, {tokens, d});
+  // The library's outputs on the host (a device entry point's library
+  // call allocates them on the device).
+  Value offsets, droppedCounts, yf;
+  if (!device) {
+    offsets = allocate(b, loc, i32, {e1});
+    droppedCounts = allocate(b, loc, i32, {idx(numExperts)});
+    yf = allocate(b, loc, f32, {tokens, d});
+  }
 
   // Biases as f32 host buffers [E]; an absent one is a buffer of one zero
-  // that the kernel does not read.
+  // that the kernel does not read. A device entry point reads its f32
+  // checkpoint biases in GPU memory (an absent one: an empty buffer).
   Value numE = idx(numExperts);
   auto f32Vector = [&](Value bias) -> Value {
+    if (device)
+      return bias ? asBuffer(b, loc, deviceWeight(b, bias))
+                  : allocate(b, loc, f32, {c0});
     if (!bias) {
       Value none = allocate(b, loc, f32, {c1});
       Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
@@ -375,6 +406,16 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
     args.push_back(f32c(*op.getExperts().getAlpha() /
                         static_cast<double>(a.getDimSize(1))));
   }
+  if (device) {
+    args.append({cap, device->counts, device->y, device->stream});
+    Type token = device->stream.getType();
+    declareHostFunction(module, symbols, callee,
+                        b.getFunctionType(TypeRange(args), {token}));
+    Value done = func::CallOp::create(b, loc, callee, TypeRange{token}, args)
+                     .getResult(0);
+    op.erase();
+    return done;
+  }
   args.append({cap, offsets, droppedCounts, yf});
   auto type = b.getFunctionType(TypeRange(args), {});
   declareHostFunction(module, symbols, callee, type);
@@ -432,6 +473,101 @@ static void rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols) {
         toTensor(dropped, op.getDropped().getType()));
   }
   op.erase();
+  return Value();
+}
+
+/// Why `func`, which holds `layer`, cannot have a device entry point, or an
+/// empty string: it must be one layer (its one argument the layer's input,
+/// the layer's output its one result), and the layer's other operands must
+/// not depend on the input and must be on the device: checkpoint weights
+/// (the biases are f32), knobs, constants.
+static std::string deviceEntryObstacle(func::FuncOp func, LayerOp layer,
+                                       SetVector<Operation *> &slice) {
+  Block &body = func.getBody().front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  if (func.getNumArguments() != 1 || layer.getInput() != body.getArgument(0))
+    return "its only argument must be the input of its moe.layer";
+  if (ret.getNumOperands() != 1 || ret.getOperand(0) != layer.getOutput())
+    return "it must return the output of its moe.layer, and nothing else";
+  BackwardSliceOptions options;
+  options.inclusive = true;
+  options.omitBlockArguments = true;
+  options.filter = [&](Operation *op) { return op->getBlock() == &body; };
+  for (Value operand : layer->getOperands()) {
+    if (operand == layer.getInput())
+      continue;
+    if (operand == body.getArgument(0))
+      return "an operand of its moe.layer besides the input is the argument";
+    if (Operation *def = operand.getDefiningOp())
+      if (failed(getBackwardSlice(def, &slice, options)))
+        return "the operands of its moe.layer are not computed in its body";
+  }
+  for (Operation *op : slice) {
+    if (llvm::is_contained(op->getOperands(), body.getArgument(0)))
+      return "an operand of its moe.layer depends on the input";
+    if (!isa<WeightOp, KnobOp>(op) && !op->hasTrait<OpTrait::ConstantLike>() &&
+        !isMemoryEffectFree(op))
+      return "an operand of its moe.layer comes from an operation with side "
+             "effects";
+  }
+  SmallVector<Value> weights = {layer.getRouterWeight()};
+  llvm::append_range(weights, layer.getExpertWeights());
+  llvm::append_range(weights, layer.getSharedWeights());
+  for (Value weight : weights) {
+    auto op = weight.getDefiningOp<WeightOp>();
+    if (!op || op.getPackingAttr())
+      return "its weights must be checkpoint weights (moe.weight)";
+  }
+  for (Value bias : std::initializer_list<Value>{layer.getRouterBias(),
+                                                 layer.getSelectionBias()}) {
+    if (!bias)
+      continue;
+    auto op = bias.getDefiningOp<WeightOp>();
+    if (!op || op.getPackingAttr())
+      return "its biases must be checkpoint weights (moe.weight)";
+  }
+  return "";
+}
+
+/// Adds `@<name>.device` for `func`, which is the one layer `layer` (see
+/// the pass description), next to it.
+static void addDeviceEntry(func::FuncOp func, LayerOp layer,
+                           const SetVector<Operation *> &slice, ModuleOp module,
+                           SymbolTable &symbols) {
+  MLIRContext *ctx = func.getContext();
+  auto inType = cast<RankedTensorType>(layer.getInput().getType());
+  auto outType = cast<RankedTensorType>(layer.getOutput().getType());
+  Type token = gpu::AsyncTokenType::get(ctx);
+  auto xType = MemRefType::get(inType.getShape(), inType.getElementType());
+  auto yType = MemRefType::get(outType.getShape(), outType.getElementType());
+  auto countsType = dynamicMemRef(2, IntegerType::get(ctx, 64));
+  OpBuilder b(ctx);
+  b.setInsertionPointAfter(func);
+  auto entry = func::FuncOp::create(
+      b, func.getLoc(), (func.getName() + ".device").str(),
+      b.getFunctionType({xType, yType, countsType, token}, {token}));
+  entry->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+  symbols.insert(entry);
+  Block *body = entry.addEntryBlock();
+  b.setInsertionPointToStart(body);
+
+  // The layer's operands as in `func`, its input the device rows.
+  IRMapping mapping;
+  mapping.map(layer.getInput(),
+              bufferization::ToTensorOp::create(b, layer.getLoc(), inType,
+                                                body->getArgument(0),
+                                                /*restrict=*/b.getUnitAttr()));
+  for (Operation *op : slice)
+    b.clone(*op, mapping);
+  DeviceResults results = {
+      memref::CastOp::create(b, layer.getLoc(),
+                             dynamicMemRef(2, yType.getElementType()),
+                             body->getArgument(1)),
+      body->getArgument(2), body->getArgument(3)};
+  auto copy = cast<LayerOp>(b.clone(*layer, mapping));
+  Value done = rewriteLayer(copy, module, symbols, &results);
+  b.setInsertionPointToEnd(body);
+  func::ReturnOp::create(b, func.getLoc(), done);
 }
 
 void ConvertMoEToGPUKernelsPass::runOnOperation() {
@@ -449,6 +585,26 @@ void ConvertMoEToGPUKernelsPass::runOnOperation() {
   if (failed)
     return signalPassFailure();
   SymbolTable symbols(module);
+  if (deviceEntries) {
+    for (auto func : llvm::to_vector(module.getOps<func::FuncOp>())) {
+      if (!func.isPublic() || func.isExternal())
+        continue;
+      SmallVector<LayerOp> own;
+      func.walk([&](LayerOp op) { own.push_back(op); });
+      if (own.empty())
+        continue;
+      SetVector<Operation *> slice;
+      std::string obstacle =
+          own.size() > 1 ? std::string("it holds more than one moe.layer")
+                         : deviceEntryObstacle(func, own.front(), slice);
+      if (!obstacle.empty()) {
+        func.emitWarning() << "no device entry point for @" << func.getName()
+                           << ": " << obstacle;
+        continue;
+      }
+      addDeviceEntry(func, own.front(), slice, module, symbols);
+    }
+  }
   for (LayerOp op : layers)
     rewriteLayer(op, module, symbols);
 }

@@ -76,6 +76,11 @@
 //                      copies (d % 8 == 0); with `scale` set each row is
 //                      multiplied by its row_weight (weights applied to the
 //                      input).
+//   add_counts         A compiled model's statistics on the device: one
+//                      thread per expert adds the call's assignments
+//                      (kept + dropped) and dropped counts to a running
+//                      [2, E] i64 table with atom.global.add (callers on
+//                      several streams may share it).
 //   dispatch_ref       Scalar reference of the two kernels above: a single
 //                      thread, O(E * T * k).
 //   gather_rows_ref    Scalar reference of gather_rows: one thread per
@@ -1068,6 +1073,37 @@ gpu.module @moe_dispatch_kernels {
       }
       vector.store %v, %xp[%r, %col] {alignment = 16}
           : memref<?x?xbf16>, vector<8xbf16>
+    }
+    gpu.return
+  }
+
+  // counts[0, e] += offsets[e + 1] - offsets[e] + dropped[e] and
+  // counts[1, e] += dropped[e]: the assignments before the capacity and the
+  // dropped ones, as the host adds them after a synchronous call.
+  gpu.func @add_counts(%offsets: memref<?xi32>, %dropped: memref<?xi32>,
+                       %counts: memref<?x?xi64>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %E = memref.dim %dropped, %c0 : memref<?xi32>
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %e0 = arith.muli %bid, %bdim : index
+    %e = arith.addi %e0, %tid : index
+    %in = arith.cmpi ult, %e, %E : index
+    scf.if %in {
+      %e1 = arith.addi %e, %c1 : index
+      %lo = memref.load %offsets[%e] : memref<?xi32>
+      %hi = memref.load %offsets[%e1] : memref<?xi32>
+      %lost = memref.load %dropped[%e] : memref<?xi32>
+      %kept = arith.subi %hi, %lo : i32
+      %n = arith.addi %kept, %lost : i32
+      %n64 = arith.extsi %n : i32 to i64
+      %lost64 = arith.extsi %lost : i32 to i64
+      %a = memref.atomic_rmw addi %n64, %counts[%c0, %e]
+          : (i64, memref<?x?xi64>) -> i64
+      %b = memref.atomic_rmw addi %lost64, %counts[%c1, %e]
+          : (i64, memref<?x?xi64>) -> i64
     }
     gpu.return
   }

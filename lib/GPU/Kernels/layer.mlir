@@ -86,10 +86,23 @@
 //     Host buffers: copies the weights to the device for the call, then
 //     @moe_layer_resident.
 //
+//   @moe_layer_device_async (x, Wr, rbias, sbias, Wg, Wu, Wd, Sg, Su, Sd,
+//                            Sw, k, routing..., cap, counts, y, stream)
+//                            -> stream
+//     What a compiled model's device entry point calls (moe_model_run_
+//     layer_async): device buffers, @moe_layer_async on the caller's
+//     stream with its offsets, dropped counts and f32 output as stream-
+//     ordered temporaries, then y [T, d] bf16 = bf16(the f32 output), and
+//     the call's assignments (kept + dropped) and dropped counts added to
+//     counts [2, E] i64, the model's running statistics on the device
+//     (skipped when counts has no rows). Nothing is read on the host.
+//
 //   @moe_lora_layer_async (x, Wr, rbias, sbias, Pg, Pu, Pd, Ag, Bg, Au, Bu,
 //                          Ad, Bd, Sg, Su, Sd, Sw, k, routing..., s, cap,
 //                          offsets, dropped, y, stream) -> stream
 //   @moe_lora_layer_resident, @moe_lora_layer (same arguments)
+//   @moe_lora_layer_device_async (the arguments of @moe_layer_device_async
+//                                 with the LoRA weights and s)
 //     The same for LoRA experts (spec section 5): kind lora (Pg the frozen
 //     base [1, d_out, d], Ag [E, r, d] and Bg [E, d_out, r] its pair; Pu,
 //     Pd, Au, Bu, Ad, Bd empty; y [T, d_out]) or lora_gated (MixLoRA: the
@@ -856,6 +869,149 @@ func.func @moe_lora_layer_resident(%x: memref<?x?xbf16>,
          memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xi32>,
          memref<?x?xf32>, !gpu.async.token) -> ()
   return
+}
+
+// The device outputs of a layer whose results stay on the device: its
+// offsets [E + 1], dropped counts [E] and f32 output [T, dout], allocated
+// in stream order.
+func.func private @device_outputs_async(%E: index, %T: index, %dout: index,
+                                        %stream: !gpu.async.token)
+    -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token) {
+  %c1 = arith.constant 1 : index
+  %E1 = arith.addi %E, %c1 : index
+  %off, %a0 = gpu.alloc async [%stream] (%E1) : memref<?xi32>
+  %dr, %a1 = gpu.alloc async [%a0] (%E) : memref<?xi32>
+  %yf, %a2 = gpu.alloc async [%a1] (%T, %dout) : memref<?x?xf32>
+  return %off, %dr, %yf, %a2
+      : memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token
+}
+
+// y = bf16(yf), the call's counts added to `counts` (no rows: none), and
+// the temporaries of @device_outputs_async freed, in stream order.
+func.func private @device_results_async(%off: memref<?xi32>,
+                                        %dr: memref<?xi32>,
+                                        %yf: memref<?x?xf32>,
+                                        %counts: memref<?x?xi64>,
+                                        %y: memref<?x?xbf16>,
+                                        %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c255 = arith.constant 255 : index
+  %c256 = arith.constant 256 : index
+  %T = memref.dim %yf, %c0 : memref<?x?xf32>
+  %dout = memref.dim %yf, %c1 : memref<?x?xf32>
+  %E = memref.dim %dr, %c0 : memref<?xi32>
+  %n = arith.muli %T, %dout : index
+  %np = arith.addi %n, %c255 : index
+  %g_round = arith.divui %np, %c256 : index
+  %r = gpu.launch_func async [%stream] @moe_experts::@round_bf16
+      blocks in (%g_round, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%yf : memref<?x?xf32>, %y : memref<?x?xbf16>)
+  %rows = memref.dim %counts, %c0 : memref<?x?xi64>
+  %counted = arith.cmpi ne, %rows, %c0 : index
+  %ep = arith.addi %E, %c255 : index
+  %g_e = arith.divui %ep, %c256 : index
+  %g_count = arith.select %counted, %g_e, %c0 : index
+  %s = gpu.launch_func async [%r] @moe_dispatch_kernels::@add_counts
+      blocks in (%g_count, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%off : memref<?xi32>, %dr : memref<?xi32>,
+           %counts : memref<?x?xi64>)
+  %f0 = gpu.dealloc async [%s] %off : memref<?xi32>
+  %f1 = gpu.dealloc async [%f0] %dr : memref<?xi32>
+  %f2 = gpu.dealloc async [%f1] %yf : memref<?x?xf32>
+  return %f2 : !gpu.async.token
+}
+
+func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
+                                  %rbias: memref<?xf32>, %sbias: memref<?xf32>,
+                                  %Wg: memref<?x?x?xbf16>,
+                                  %Wu: memref<?x?x?xbf16>,
+                                  %Wd: memref<?x?x?xbf16>,
+                                  %Sg: memref<?x?x?xbf16>,
+                                  %Su: memref<?x?x?xbf16>,
+                                  %Sd: memref<?x?x?xbf16>,
+                                  %Sw: memref<?x?xbf16>, %k: index,
+                                  %score: i32, %sel: i32, %flags: i32,
+                                  %scale: f32, %param: f32, %G: index,
+                                  %topkg: index, %gscore: i32, %cap: index,
+                                  %counts: memref<?x?xi64>,
+                                  %y: memref<?x?xbf16>,
+                                  %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %T = memref.dim %x, %c0 : memref<?x?xbf16>
+  %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
+  %dout = memref.dim %y, %c1 : memref<?x?xbf16>
+  %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %stream)
+      : (index, index, index, !gpu.async.token)
+      -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+  %l = call @moe_layer_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd, %Sg,
+                             %Su, %Sd, %Sw, %k, %score, %sel, %flags, %scale,
+                             %param, %G, %topkg, %gscore, %cap, %off, %dr,
+                             %yf, %t)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+         index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %r = call @device_results_async(%off, %dr, %yf, %counts, %y, %l)
+      : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xi64>,
+         memref<?x?xbf16>, !gpu.async.token) -> !gpu.async.token
+  return %r : !gpu.async.token
+}
+
+func.func @moe_lora_layer_device_async(%x: memref<?x?xbf16>,
+                                       %Wr: memref<?x?xbf16>,
+                                       %rbias: memref<?xf32>,
+                                       %sbias: memref<?xf32>,
+                                       %Pg: memref<?x?x?xbf16>,
+                                       %Pu: memref<?x?x?xbf16>,
+                                       %Pd: memref<?x?x?xbf16>,
+                                       %Ag: memref<?x?x?xbf16>,
+                                       %Bg: memref<?x?x?xbf16>,
+                                       %Au: memref<?x?x?xbf16>,
+                                       %Bu: memref<?x?x?xbf16>,
+                                       %Ad: memref<?x?x?xbf16>,
+                                       %Bd: memref<?x?x?xbf16>,
+                                       %Sg: memref<?x?x?xbf16>,
+                                       %Su: memref<?x?x?xbf16>,
+                                       %Sd: memref<?x?x?xbf16>,
+                                       %Sw: memref<?x?xbf16>, %k: index,
+                                       %score: i32, %sel: i32, %flags: i32,
+                                       %scale: f32, %param: f32, %G: index,
+                                       %topkg: index, %gscore: i32, %s: f32,
+                                       %cap: index, %counts: memref<?x?xi64>,
+                                       %y: memref<?x?xbf16>,
+                                       %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %T = memref.dim %x, %c0 : memref<?x?xbf16>
+  %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
+  %dout = memref.dim %y, %c1 : memref<?x?xbf16>
+  %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %stream)
+      : (index, index, index, !gpu.async.token)
+      -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+  %l = call @moe_lora_layer_async(%x, %Wr, %rbias, %sbias, %Pg, %Pu, %Pd,
+                                  %Ag, %Bg, %Au, %Bu, %Ad, %Bd, %Sg, %Su, %Sd,
+                                  %Sw, %k, %score, %sel, %flags, %scale,
+                                  %param, %G, %topkg, %gscore, %s, %cap, %off,
+                                  %dr, %yf, %t)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
+         f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
+         !gpu.async.token) -> !gpu.async.token
+  %r = call @device_results_async(%off, %dr, %yf, %counts, %y, %l)
+      : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xi64>,
+         memref<?x?xbf16>, !gpu.async.token) -> !gpu.async.token
+  return %r : !gpu.async.token
 }
 
 // A weight copied to the device on `stream` (free it with gpu.dealloc).
