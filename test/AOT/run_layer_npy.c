@@ -11,9 +11,9 @@
 |* that moe-reference can compare the result with its f64 model. With        *|
 |* THREADS, also runs the layer from that many threads at once and checks    *|
 |* that each gives bitwise the first result. With `device` (CUDA libraries), *|
-|* also runs the layer on device buffers (moe_model_run_layer_async) and     *|
-|* checks that its output is bitwise the first result and that its          *|
-|* statistics equal those of a host call.                                    *|
+|* also runs the layer on device buffers (moe_model_run_layer_async) on     *|
+|* THREADS streams at once and checks that each output is bitwise the first *|
+|* result and that the statistics are THREADS times those of a host call.   *|
 |*                                                                            *|
 |*   run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy [THREADS [device]]        *|
 |*                                                                            *|
@@ -151,13 +151,14 @@ static int read_stats(moe_model *model, int64_t layer, struct stats *s) {
 }
 
 /* The layer on device buffers, against `want` (the host call's output) and
-   the statistics of one host call. The buffers and the stream come from
-   the mgpu* functions of the GPU runtime the library links
-   (libmoe_cuda_runtime, or libmoe_cuda_emulator for cuda-emu), standing in
-   for an application's own CUDA allocations. */
+   the statistics of one host call: `streams` calls at once, each on a
+   stream of its own into its own output, adding to the same statistics.
+   The buffers and the streams come from the mgpu* functions of the GPU
+   runtime the library links (libmoe_cuda_runtime, or libmoe_cuda_emulator
+   for cuda-emu), standing in for an application's own CUDA allocations. */
 static int check_device(moe_model *model, int64_t layer,
                         const moe_layer_info *info, const void *x,
-                        int64_t tokens, const void *want) {
+                        int64_t tokens, const void *want, int streams) {
   void *(*alloc)(uint64_t, void *, bool) = dlsym(RTLD_DEFAULT, "mgpuMemAlloc");
   void (*release)(void *, void *) = dlsym(RTLD_DEFAULT, "mgpuMemFree");
   void (*copy)(void *, void *, size_t, void *) =
@@ -167,6 +168,8 @@ static int check_device(moe_model *model, int64_t layer,
   void (*destroy)(void *) = dlsym(RTLD_DEFAULT, "mgpuStreamDestroy");
   if (!alloc || !release || !copy || !create || !sync || !destroy)
     return fail("device: the library links no GPU runtime", 0);
+  if (streams < 1 || streams > 16)
+    return fail("THREADS must be in [1, 16]", 0);
   size_t xbytes = (size_t)(tokens * info->hidden_size) * 2;
   size_t ybytes = (size_t)(tokens * info->output_size) * 2;
 
@@ -180,43 +183,52 @@ static int check_device(moe_model *model, int64_t layer,
     return fail("stats: ", moe_last_error());
   moe_model_reset_stats(model);
 
-  void *stream = create();
-  void *dx = tokens ? alloc(xbytes, stream, false) : NULL;
-  void *dy = tokens ? alloc(ybytes, stream, false) : NULL;
-  if (tokens)
-    copy(dx, (void *)x, xbytes, stream);
-  if (moe_model_run_layer_async(model, layer, dx, tokens, dy, stream) != MOE_OK)
-    return fail("run on the device: ", moe_last_error());
-  if (tokens)
-    copy(y, dy, ybytes, stream);
-  sync(stream);
-  if (memcmp(y, want, ybytes) != 0)
-    return fail("device buffers gave another result", 0);
-  if (counted == 0) {
-    if (read_stats(model, layer, &device) != 0)
-      return fail("stats: ", moe_last_error());
-    if (memcmp(&host, &device, sizeof host) != 0)
-      return fail("device buffers counted other statistics", 0);
+  void *stream[16], *dx[16], *dy[16];
+  for (int i = 0; i < streams; ++i) {
+    stream[i] = create();
+    dx[i] = tokens ? alloc(xbytes, stream[i], false) : NULL;
+    dy[i] = tokens ? alloc(ybytes, stream[i], false) : NULL;
+    if (tokens)
+      copy(dx[i], (void *)x, xbytes, stream[i]);
   }
-  if (counted == 0) {
-    int64_t assigned = 0, dropped = 0;
-    for (int64_t e = 0; e < info->num_experts; ++e) {
-      assigned += device.assignments[e];
-      dropped += device.dropped[e];
+  for (int i = 0; i < streams; ++i)
+    if (moe_model_run_layer_async(model, layer, dx[i], tokens, dy[i],
+                                  stream[i]) != MOE_OK)
+      return fail("run on the device: ", moe_last_error());
+  for (int i = 0; i < streams; ++i) {
+    if (tokens)
+      copy(y, dy[i], ybytes, stream[i]);
+    sync(stream[i]);
+    if (memcmp(y, want, ybytes) != 0)
+      return fail("device buffers gave another result", 0);
+    if (tokens) {
+      release(dx[i], stream[i]);
+      release(dy[i], stream[i]);
     }
-    printf("device buffers: bitwise equal, the same statistics (%lld "
-           "assignments, %lld dropped)\n",
-           (long long)assigned, (long long)dropped);
-  } else {
-    printf("device buffers: bitwise equal\n");
+    sync(stream[i]);
+    destroy(stream[i]);
   }
-  if (tokens) {
-    release(dx, stream);
-    release(dy, stream);
-  }
-  sync(stream);
-  destroy(stream);
   free(y);
+  if (counted != 0) {
+    printf("device buffers, %d streams: bitwise equal\n", streams);
+    return 0;
+  }
+  if (read_stats(model, layer, &device) != 0)
+    return fail("stats: ", moe_last_error());
+  int64_t assigned = 0, dropped = 0;
+  int same = device.tokens == streams * host.tokens &&
+             device.calls == streams * host.calls;
+  for (int64_t e = 0; e < info->num_experts; ++e) {
+    same = same && device.assignments[e] == streams * host.assignments[e] &&
+           device.dropped[e] == streams * host.dropped[e];
+    assigned += host.assignments[e];
+    dropped += host.dropped[e];
+  }
+  if (!same)
+    return fail("device buffers counted other statistics", 0);
+  printf("device buffers, %d streams: bitwise equal, the same statistics "
+         "(a call: %lld assignments, %lld dropped)\n",
+         streams, (long long)assigned, (long long)dropped);
   return 0;
 }
 
@@ -253,7 +265,8 @@ int main(int argc, char **argv) {
                        (size_t)(tokens * info.output_size) * element,
                        atoi(argv[5])))
     return 1;
-  if (argc == 7 && check_device(model, layer, &info, x, tokens, y))
+  if (argc == 7 &&
+      check_device(model, layer, &info, x, tokens, y, atoi(argv[5])))
     return 1;
   free(x);
   free(y);
