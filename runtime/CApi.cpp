@@ -281,6 +281,21 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
   return ok();
 }
 
+extern "C" moe_status moe_model_upload(moe_model *model) {
+  if (!model)
+    return fail(MOE_ERROR_INVALID_ARGUMENT, "moe_model_upload: model is NULL");
+  bool gpu = llvm::any_of(model->model->manifest().weights,
+                          [](const WeightEntry &w) { return w.device; }) ||
+             llvm::any_of(model->deviceEntries,
+                          [](DeviceEntryFn entry) { return entry != nullptr; });
+  if (!gpu)
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_upload: the model has nothing to put in GPU memory "
+                "(a library built with moe-compile --target cpu)");
+  model->model->upload();
+  return ok();
+}
+
 extern "C" moe_status moe_model_layer_stats(const moe_model *model,
                                             int64_t layer,
                                             int64_t *assignments,

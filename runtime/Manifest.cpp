@@ -48,6 +48,8 @@ std::string Manifest::toJSON() const {
                        {"stacked", w.stacked},
                        {"dtype", dtypeName(w.dtype)},
                        {"shape", std::move(shape)}};
+    if (w.device)
+      entry["device"] = true;
     if (w.packing)
       entry["packing"] = json::Object{{"first_row", w.packing->firstRow},
                                       {"rows", w.packing->rows},
@@ -122,6 +124,7 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       entry.id = *id;
       entry.dtype = *dtype;
       entry.stacked = w->getBoolean("stacked").value_or(false);
+      entry.device = w->getBoolean("device").value_or(false);
       for (const json::Value &n : *names) {
         auto name = n.getAsString();
         if (!name)

@@ -47,6 +47,8 @@ struct WeightEntry {
   moe_dtype dtype = MOE_DTYPE_F32;
   std::vector<int64_t> shape;
   std::optional<Packing> packing;
+  /// Some layer reads the weight in GPU memory (moe.weight {device}).
+  bool device = false;
 
   /// The shape of the buffer the runtime binds: `shape`, or the packed
   /// elements as one dimension.

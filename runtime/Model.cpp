@@ -225,6 +225,14 @@ Model::~Model() {
       GpuMemory::get().free(copy, nullptr);
 }
 
+void Model::upload() {
+  for (const WeightEntry &entry : info.weights)
+    if (entry.device)
+      deviceWeight(entry.id);
+  for (const StatsEntry &entry : info.stats)
+    deviceCounters(entry.id);
+}
+
 /// Writes `entries` zeros to `table` in GPU memory, synchronously.
 static void zeroDeviceTable(int64_t *table, size_t entries) {
   std::vector<int64_t> zeros(entries, 0);

@@ -61,6 +61,10 @@ public:
 
   ~Model();
 
+  /// Copies every weight that a layer reads in GPU memory, and every
+  /// statistics table, to the GPU now (what the first calls would do).
+  void upload();
+
   /// The counters of statistics `id` on the GPU, [2, E] i64 (assignments,
   /// then dropped), that a layer's device entry point adds to; allocated
   /// and zeroed at the first request (synchronously, like deviceWeight),

@@ -439,6 +439,8 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
       for (auto name : dict.getAs<ArrayAttr>("names").getAsRange<StringAttr>())
         entry.names.push_back(name.str());
       entry.stacked = dict.getAs<BoolAttr>("stacked").getValue();
+      if (auto device = dict.getAs<BoolAttr>("device"))
+        entry.device = device.getValue();
       auto type = cast<RankedTensorType>(
           dict.getAs<TypeAttr>("type").getValue());
       std::optional<moe_dtype> dtype = runtimeDType(type.getElementType());

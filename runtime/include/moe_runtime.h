@@ -85,15 +85,21 @@ moe_status moe_model_run_layer(moe_model *model, int64_t layer,
  * [tokens, output_size] (bf16, C order, 16-byte aligned) are in GPU memory;
  * nothing is copied to or from the host and nothing synchronizes, so the
  * call can be captured in a CUDA graph. The first call of a layer copies
- * its weights (and its statistics table) to the GPU synchronously: make it
- * before a capture. Knobs are read when the call is enqueued (a captured
- * graph keeps those values); the statistics count the call's tokens at
- * once and its per-expert counts when the stream reaches them. Results are
- * bitwise those of moe_model_run_layer. Fails for CPU libraries and for a
- * layer whose function is more than one moe.layer (moe-compile warns). */
+ * its weights (and its statistics table) to the GPU synchronously: make it,
+ * or moe_model_upload, before a capture. Knobs are read when the call is
+ * enqueued (a captured graph keeps those values); the statistics count the
+ * call's tokens at once and its per-expert counts when the stream reaches them.
+ * Results are bitwise those of moe_model_run_layer. Fails for CPU libraries and
+ * for a layer whose function is more than one moe.layer (moe-compile warns). */
 moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
                                      const void *x, int64_t tokens, void *y,
                                      void *stream);
+
+/* Libraries built with moe-compile --target cuda: copies the weights the
+ * layers read on the GPU, and the statistics tables, to GPU memory now,
+ * synchronously, which the first call of each layer does otherwise. Call
+ * it before capturing moe_model_run_layer_async in a CUDA graph. */
+moe_status moe_model_upload(moe_model *model);
 
 /* The most tokens one call of moe_model_run_layer takes for `layer`: 0
  * when any number works (CPU libraries), else the GPU kernels' limit of

@@ -54,10 +54,17 @@ int main(int argc, char **argv) {
     EXPECT(moe_model_run_layer_async(model, 0, x, max + 1, y, NULL),
            MOE_ERROR_INVALID_ARGUMENT);
     EXPECT(moe_model_run_layer_async(model, 0, NULL, 0, NULL, NULL), MOE_OK);
+    /* A fresh model puts its weights and statistics table on the GPU. */
+    moe_model *fresh = NULL;
+    EXPECT(moe_model_load(argv[1], &fresh), MOE_OK);
+    EXPECT(moe_model_upload(fresh), MOE_OK);
+    moe_model_free(fresh);
   } else {
     EXPECT(moe_model_run_layer_async(model, 0, x, 1, y, NULL),
            MOE_ERROR_INVALID_ARGUMENT);
+    EXPECT(moe_model_upload(model), MOE_ERROR_INVALID_ARGUMENT);
   }
+  EXPECT(moe_model_upload(NULL), MOE_ERROR_INVALID_ARGUMENT);
   EXPECT(moe_model_run_layer_async(model, 2, x, 1, y, NULL),
          MOE_ERROR_INVALID_ARGUMENT);
   printf("find: %lld %lld\n", (long long)moe_model_find_layer(model, "nope"),

@@ -98,9 +98,10 @@ void ConvertMoEToRuntimePass::runOnOperation() {
   MLIRContext *ctx = &getContext();
   Builder attrs(ctx);
 
-  // Weights: one id per distinct (names, stacked, type).
+  // Weights: one id per distinct (names, stacked, type); `device` marks the
+  // ones some layer reads in GPU memory (moe_model_upload copies those).
   llvm::MapVector<Attribute, int64_t> weightIds;
-  SmallVector<Attribute> weightTable;
+  SmallVector<SmallVector<NamedAttribute>> weightTable;
   SmallVector<WeightOp> weights;
   module.walk([&](WeightOp op) { weights.push_back(op); });
   for (WeightOp op : weights) {
@@ -125,8 +126,13 @@ void ConvertMoEToRuntimePass::runOnOperation() {
         entry.push_back(attrs.getNamedAttr("packing", packing));
         entry.push_back(attrs.getNamedAttr("packed", TypeAttr::get(type)));
       }
-      weightTable.push_back(attrs.getDictionaryAttr(entry));
+      weightTable.push_back(std::move(entry));
     }
+    if (op.getDevice() && !llvm::any_of(weightTable[id], [](NamedAttribute a) {
+          return a.getName() == "device";
+        }))
+      weightTable[id].push_back(
+          attrs.getNamedAttr("device", attrs.getBoolAttr(true)));
 
     OpBuilder builder(op);
     Location loc = op.getLoc();
@@ -236,8 +242,12 @@ void ConvertMoEToRuntimePass::runOnOperation() {
     op.erase();
   }
 
-  if (!weightTable.empty())
-    module->setAttr("moe.weights", attrs.getArrayAttr(weightTable));
+  if (!weightTable.empty()) {
+    SmallVector<Attribute> table;
+    for (ArrayRef<NamedAttribute> entry : weightTable)
+      table.push_back(attrs.getDictionaryAttr(entry));
+    module->setAttr("moe.weights", attrs.getArrayAttr(table));
+  }
   if (!statsTable.empty())
     module->setAttr("moe.stats", attrs.getArrayAttr(statsTable));
   if (!knobTable.empty())

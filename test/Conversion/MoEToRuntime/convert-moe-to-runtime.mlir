@@ -3,16 +3,17 @@
 // RUN:   | FileCheck %s --check-prefix=CALLS
 
 // Weights become buffers bound by the runtime (ids in a module table, one
-// per distinct tensor); statistics become runtime calls.
+// per distinct tensor, `device` when some use reads it in GPU memory);
+// statistics become runtime calls.
 
-// CHECK: module attributes {moe.checkpoint = "ckpt", moe.stats = [{experts = 4 : i64, id = 0 : i64, layer = "moe_layer_0"}], moe.weights = [{id = 0 : i64, names = ["gate.weight"], stacked = false, type = tensor<4x16xbf16>}, {id = 1 : i64, names = ["e0", "e1", "e2", "e3"], stacked = true, type = tensor<4x8x16xbf16>}]}
+// CHECK: module attributes {moe.checkpoint = "ckpt", moe.stats = [{experts = 4 : i64, id = 0 : i64, layer = "moe_layer_0"}], moe.weights = [{id = 0 : i64, names = ["gate.weight"], stacked = false, type = tensor<4x16xbf16>}, {device = true, id = 1 : i64, names = ["e0", "e1", "e2", "e3"], stacked = true, type = tensor<4x8x16xbf16>}]}
 // CHECK: func.func private @moe_rt_record_stats(i64, memref<?xi64>, memref<?xi64>, i64) attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func @moe_layer_0
 // CHECK: %[[B0:.*]] = moe.weight_buffer 0 : memref<4x16xbf16>
 // CHECK: bufferization.to_tensor %[[B0]] restrict : memref<4x16xbf16> to tensor<4x16xbf16>
 // CHECK: %[[B1:.*]] = moe.weight_buffer 1 : memref<4x8x16xbf16>
 // CHECK-NOT: moe.weight_buffer 2
-// CHECK: moe.weight_buffer 1 : memref<4x8x16xbf16>
+// CHECK: moe.weight_buffer 1 {device} : memref<4x8x16xbf16>
 // CHECK: %[[T:.*]] = arith.index_cast %{{.*}} : index to i64
 // CHECK: %[[A:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<4xi64> to memref<4xi64>
 // CHECK: %[[AC:.*]] = memref.cast %[[A]] : memref<4xi64> to memref<?xi64>
@@ -31,7 +32,7 @@ module attributes {moe.checkpoint = "ckpt"} {
       -> (tensor<4x16xbf16>, tensor<4x8x16xbf16>, tensor<4x8x16xbf16>) {
     %wg = moe.weight "gate.weight" : tensor<4x16xbf16>
     %w1 = moe.weight stacked ["e0", "e1", "e2", "e3"] : tensor<4x8x16xbf16>
-    %again = moe.weight stacked ["e0", "e1", "e2", "e3"] : tensor<4x8x16xbf16>
+    %again = moe.weight stacked ["e0", "e1", "e2", "e3"] {device} : tensor<4x8x16xbf16>
     moe.record_stats %a, %d tokens(%t) layer = "moe_layer_0" : tensor<4xi64>
     return %wg, %w1, %again : tensor<4x16xbf16>, tensor<4x8x16xbf16>, tensor<4x8x16xbf16>
   }

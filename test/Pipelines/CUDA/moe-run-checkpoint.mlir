@@ -55,7 +55,7 @@
 
 // IR:      module attributes {gpu.container_module, moe.checkpoint = "{{.*}}ckpt",
 // IR-SAME:   moe.stats = [{experts = 8 : i64, id = 0 : i64, layer = "moe_layer_0"}, {experts = 8 : i64, id = 1 : i64, layer = "moe_layer_1"}],
-// IR-SAME:   moe.weights = [{id = 0 : i64, names = ["model.layers.0.block_sparse_moe.gate.weight"], stacked = false, type = tensor<8x32xbf16>},
+// IR-SAME:   moe.weights = [{device = true, id = 0 : i64, names = ["model.layers.0.block_sparse_moe.gate.weight"], stacked = false, type = tensor<8x32xbf16>},
 // IR-SAME:   names = ["model.layers.0.block_sparse_moe.experts.0.w1.weight",
 // IR-SAME:   stacked = true, type = tensor<8x48x32xbf16>}
 // IR-NOT:    packing
