@@ -272,12 +272,11 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
     Descriptor2D out = dense2D(y, tokens, entry.output);
     Descriptor2D counts =
         dense2D(id >= 0 ? model->model->deviceCounters(id) : nullptr,
-                id >= 0 ? 2 : 0, numExperts);
+                id >= 0 ? 2 : 0, numExperts + 1);
     ScopedModel scope(model->model.get());
     run(&in, &out, &counts, stream);
-  }
-  if (id >= 0)
-    model->model->recordDeviceCall(id, tokens);
+  } else if (id >= 0)
+    model->model->recordEmptyCall(id);
   return ok();
 }
 

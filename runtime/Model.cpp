@@ -259,18 +259,17 @@ int64_t *Model::deviceCounters(int64_t id) {
                  static_cast<long long>(id));
     std::abort();
   }
-  size_t entries = 2 * counters[id].assignments.size();
+  size_t entries = 2 * (counters[id].assignments.size() + 1);
   deviceCounts[id] = static_cast<int64_t *>(
       gpu.alloc(static_cast<int64_t>(entries * sizeof(int64_t)), nullptr, 0));
   zeroDeviceTable(deviceCounts[id], entries);
   return deviceCounts[id];
 }
 
-void Model::recordDeviceCall(int64_t id, int64_t tokens) {
+void Model::recordEmptyCall(int64_t id) {
   std::lock_guard<std::mutex> lock(statsMutex);
   if (id < 0 || id >= static_cast<int64_t>(counters.size()))
     return;
-  counters[id].tokens += tokens;
   ++counters[id].calls;
 }
 
@@ -282,15 +281,17 @@ void Model::addDeviceCounts(int64_t id, Counters &c) const {
   // default stream's semantics), not for calls on non-blocking streams
   // still in flight.
   const GpuMemory &gpu = GpuMemory::get();
-  size_t numExperts = c.assignments.size();
-  std::vector<int64_t> table(2 * numExperts);
+  size_t row = c.assignments.size() + 1;
+  std::vector<int64_t> table(2 * row);
   gpu.copy(table.data(), deviceCounts[id],
            static_cast<int64_t>(table.size() * sizeof(int64_t)), nullptr);
   gpu.sync(nullptr);
-  for (size_t e = 0; e < numExperts; ++e) {
+  for (size_t e = 0; e + 1 < row; ++e) {
     c.assignments[e] += table[e];
-    c.dropped[e] += table[numExperts + e];
+    c.dropped[e] += table[row + e];
   }
+  c.tokens += table[row - 1];
+  c.calls += table[2 * row - 1];
 }
 
 void Model::record(int64_t id, const int64_t *assignments, int64_t aStride,
@@ -369,7 +370,8 @@ void Model::resetStats() {
   }
   for (size_t id = 0; id < deviceCounts.size(); ++id)
     if (deviceCounts[id])
-      zeroDeviceTable(deviceCounts[id], 2 * counters[id].assignments.size());
+      zeroDeviceTable(deviceCounts[id],
+                      2 * (counters[id].assignments.size() + 1));
 }
 
 int64_t Model::knobFor(llvm::StringRef layer, llvm::StringRef name) const {

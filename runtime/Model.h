@@ -65,14 +65,16 @@ public:
   /// statistics table, to the GPU now (what the first calls would do).
   void upload();
 
-  /// The counters of statistics `id` on the GPU, [2, E] i64 (assignments,
-  /// then dropped), that a layer's device entry point adds to; allocated
-  /// and zeroed at the first request (synchronously, like deviceWeight),
-  /// added to the host's in every snapshot. nullptr for an unknown id.
+  /// The counters of statistics `id` on the GPU, [2, E + 1] i64 (the
+  /// assignments of each expert and the tokens, then the dropped ones and
+  /// the calls), that a layer's device entry point adds to (at each replay
+  /// of a captured graph too); allocated and zeroed at the first request
+  /// (synchronously, like deviceWeight), added to the host's counters in
+  /// every snapshot. nullptr for an unknown id.
   int64_t *deviceCounters(int64_t id);
-  /// Counts one call of `tokens` tokens of statistics `id` whose per-expert
-  /// counts go to deviceCounters(id).
-  void recordDeviceCall(int64_t id, int64_t tokens);
+  /// Counts a call of a device entry point that enqueued nothing (no
+  /// tokens) in statistics `id`.
+  void recordEmptyCall(int64_t id);
 
   /// Adds one call's counts to statistics `id` (strides in elements).
   void record(int64_t id, const int64_t *assignments, int64_t aStride,

@@ -88,7 +88,7 @@ moe_status moe_model_run_layer(moe_model *model, int64_t layer,
  * its weights (and its statistics table) to the GPU synchronously: make it,
  * or moe_model_upload, before a capture. Knobs are read when the call is
  * enqueued (a captured graph keeps those values); the statistics count the
- * call's tokens at once and its per-expert counts when the stream reaches them.
+ * call when the stream reaches it, and each replay of a captured graph.
  * Results are bitwise those of moe_model_run_layer. Fails for CPU libraries and
  * for a layer whose function is more than one moe.layer (moe-compile warns). */
 moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,

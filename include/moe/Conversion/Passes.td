@@ -271,7 +271,8 @@ def ConvertMoEToGPUKernels
     checkpoint weights and biases; knobs and constants as the other
     operands) also gets a device entry point, `@<name>.device`, with the C
     interface: the input and output rows in GPU memory, the model's
-    statistics on the device (`[2, E]` i64: assignments, then dropped; no
+    statistics on the device (`[2, E + 1]` i64: the assignments of each
+    expert and the tokens, then the dropped ones and the calls; no
     rows without statistics) and a stream, which it returns:
 
     ```mlir

@@ -177,7 +177,7 @@ static Value deviceWeight(OpBuilder &b, Value tensor) {
 }
 
 /// The operands of a device entry point that its layer writes to: the
-/// output rows, the model's statistics on the device ([2, E] i64, or no
+/// output rows, the model's statistics on the device ([2, E + 1] i64, or no
 /// rows), and the caller's stream.
 struct DeviceResults {
   Value y, counts, stream;

@@ -78,9 +78,10 @@
 //                      input).
 //   add_counts         A compiled model's statistics on the device: one
 //                      thread per expert adds the call's assignments
-//                      (kept + dropped) and dropped counts to a running
-//                      [2, E] i64 table with atom.global.add (callers on
-//                      several streams may share it).
+//                      (kept + dropped) and dropped counts, and one more
+//                      its tokens and the call, to a running [2, E + 1]
+//                      i64 table with atom.global.add (callers on several
+//                      streams may share it; a graph adds at each replay).
 //   dispatch_ref       Scalar reference of the two kernels above: a single
 //                      thread, O(E * T * k).
 //   gather_rows_ref    Scalar reference of gather_rows: one thread per
@@ -1078,10 +1079,11 @@ gpu.module @moe_dispatch_kernels {
   }
 
   // counts[0, e] += offsets[e + 1] - offsets[e] + dropped[e] and
-  // counts[1, e] += dropped[e]: the assignments before the capacity and the
-  // dropped ones, as the host adds them after a synchronous call.
+  // counts[1, e] += dropped[e] for e < E: the assignments before the
+  // capacity and the dropped ones, as the host adds them after a
+  // synchronous call; counts[0, E] += T and counts[1, E] += 1.
   gpu.func @add_counts(%offsets: memref<?xi32>, %dropped: memref<?xi32>,
-                       %counts: memref<?x?xi64>) kernel {
+                       %T: index, %counts: memref<?x?xi64>) kernel {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %E = memref.dim %dropped, %c0 : memref<?xi32>
@@ -1104,6 +1106,16 @@ gpu.module @moe_dispatch_kernels {
           : (i64, memref<?x?xi64>) -> i64
       %b = memref.atomic_rmw addi %lost64, %counts[%c1, %e]
           : (i64, memref<?x?xi64>) -> i64
+    } else {
+      %call = arith.cmpi eq, %e, %E : index
+      scf.if %call {
+        %t64 = arith.index_cast %T : index to i64
+        %one = arith.constant 1 : i64
+        %a = memref.atomic_rmw addi %t64, %counts[%c0, %E]
+            : (i64, memref<?x?xi64>) -> i64
+        %b = memref.atomic_rmw addi %one, %counts[%c1, %E]
+            : (i64, memref<?x?xi64>) -> i64
+      }
     }
     gpu.return
   }

@@ -93,8 +93,9 @@
 //     layer_async): device buffers, @moe_layer_async on the caller's
 //     stream with its offsets, dropped counts and f32 output as stream-
 //     ordered temporaries, then y [T, d] bf16 = bf16(the f32 output), and
-//     the call's assignments (kept + dropped) and dropped counts added to
-//     counts [2, E] i64, the model's running statistics on the device
+//     the call's assignments (kept + dropped), dropped counts, tokens and
+//     the call added to counts [2, E + 1] i64 (assignments and tokens, then
+//     dropped and calls), the model's running statistics on the device
 //     (skipped when counts has no rows). Nothing is read on the host.
 //
 //   @moe_lora_layer_async (x, Wr, rbias, sbias, Pg, Pu, Pd, Ag, Bg, Au, Bu,
@@ -910,12 +911,12 @@ func.func private @device_results_async(%off: memref<?xi32>,
       args(%yf : memref<?x?xf32>, %y : memref<?x?xbf16>)
   %rows = memref.dim %counts, %c0 : memref<?x?xi64>
   %counted = arith.cmpi ne, %rows, %c0 : index
-  %ep = arith.addi %E, %c255 : index
+  %ep = arith.addi %E, %c256 : index
   %g_e = arith.divui %ep, %c256 : index
   %g_count = arith.select %counted, %g_e, %c0 : index
   %s = gpu.launch_func async [%r] @moe_dispatch_kernels::@add_counts
       blocks in (%g_count, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%off : memref<?xi32>, %dr : memref<?xi32>,
+      args(%off : memref<?xi32>, %dr : memref<?xi32>, %T : index,
            %counts : memref<?x?xi64>)
   %f0 = gpu.dealloc async [%s] %off : memref<?xi32>
   %f1 = gpu.dealloc async [%f0] %dr : memref<?xi32>
