@@ -62,6 +62,13 @@ if os.path.exists(os.path.join(cuda_root, "bin", "ptxas")):
 elif shutil.which("ptxas"):
     config.available_features.add("ptxas")
 
+# Programs that use the CUDA runtime API (examples/cuda) build against the
+# toolkit's headers and static cudart: `REQUIRES: cuda-toolkit`.
+if os.path.exists(os.path.join(cuda_root, "include", "cuda_runtime.h")) and \
+        os.path.exists(os.path.join(cuda_root, "lib64", "libcudart_static.a")):
+    config.available_features.add("cuda-toolkit")
+    config.substitutions.append(("%cuda_root", cuda_root))
+
 # libmoe_gpu_kernels is built where a CUDA toolkit is (runtime/CMakeLists.txt).
 if os.path.exists(os.path.join(config.moe_obj_root, "lib",
                                "libmoe_gpu_kernels" + config.llvm_shlib_ext)):

@@ -14,7 +14,9 @@
 #          shared libMLIR and libLLVM are too large to carry there
 #   aot/   moe-compile --target cuda libraries of imported bf16 checkpoints,
 #          a C driver for each (test/AOT/run_layer_npy.c) and moe-reference's
-#          cases with their f64 results
+#          cases with their f64 results, and examples/cuda/layer_graph.c
+#          built against the `wide` one (static cudart): its layer on device
+#          buffers in a CUDA graph
 #
 # Needs a configured build (BUILD_DIR, default build) with a CUDA toolkit
 # (MOE_CUDA_ROOT). CHIP (default sm_90) is the AOT libraries' GPU.
@@ -82,6 +84,11 @@ aot qwen2 qwen2_moe "--hidden 64 --inner 32 --layers 1 --seed 6" 0 "1,17,64"
 aot deepseek deepseek_v3 "--hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7" 0 "1,17,64"
 # A fused gate_up operand.
 aot granite granitemoe "--hidden 64 --inner 32 --layers 1 --seed 8" 0 "1,17,64"
+cuda=${MOE_CUDA_ROOT:-/usr/local/cuda}
+cc -O2 -Wall -Wextra -Werror examples/cuda/layer_graph.c -I"$out/aot/wide" \
+  -I"$cuda/include" -L"$out/aot/wide" -lmodel -Wl,-rpath,'$ORIGIN' \
+  -L"$cuda/lib64" -lcudart_static -ldl -lpthread -lrt \
+  -o "$out/aot/wide/layer_graph"
 
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -106,6 +106,17 @@ for dir in "$bundle"/aot/*/; do
   fi
 done
 
+# A compiled layer on device buffers, captured in a CUDA graph and replayed
+# (examples/cuda/layer_graph.c): bitwise the host entry point's output, and
+# every replay counted.
+if timeout 60 "$bundle/aot/wide/layer_graph" "$bundle/aot/wide/ckpt" 100 10 \
+     >> "$out/e2e.txt" 2>&1; then
+  echo "PASS: aot layer in a CUDA graph" | tee -a "$out/e2e.txt"
+else
+  echo "FAIL: aot layer in a CUDA graph" | tee -a "$out/e2e.txt"
+  status=1
+fi
+
 step "moe-run --pipeline cuda against moe-reference"
 # The bundle carries moe-run compressed; it needs a C library as recent as
 # the build machine's.
