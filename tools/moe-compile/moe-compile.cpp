@@ -105,6 +105,13 @@ static cl::opt<bool>
                      "of run-time knobs"),
             cl::cat(category));
 
+static cl::opt<bool> noDeviceEntries(
+    "no-device-entries",
+    cl::desc("With --target cuda or cuda-emu: no device entry points "
+             "(moe_model_run_layer_async), and no warning for the functions "
+             "that cannot have one"),
+    cl::cat(category));
+
 static cl::opt<bool>
     reference("reference",
               cl::desc("Compile with the reference lowering only (no CPU "
@@ -364,6 +371,8 @@ int main(int argc, char **argv) {
   if (target != "cuda" &&
       (cudaChip.getNumOccurrences() || cudaFormat.getNumOccurrences()))
     return fail("--cuda-chip and --cuda-format need --target=cuda");
+  if (!cuda && noDeviceEntries)
+    return fail("--no-device-entries needs --target=cuda or cuda-emu");
   bool shared = llvm::StringRef(outputFile).ends_with(".so");
   if (!shared && !llvm::StringRef(outputFile).ends_with(".o"))
     return fail("-o must name a .o or a .so file, found " + outputFile);
@@ -402,7 +411,7 @@ int main(int argc, char **argv) {
     options.stats = !noStats;
     options.knobs = !noKnobs;
     options.emulate = emulate;
-    options.deviceEntries = true;
+    options.deviceEntries = !noDeviceEntries;
     buildMoECUDAPipeline(pm, options);
   } else {
     CPUPipelineOptions options;
