@@ -50,9 +50,17 @@ struct Descriptor2D {
 };
 
 using LayerEntryFn = void (*)(Descriptor2D *, Descriptor2D *);
-/// A layer's device entry point: x, y, counts, stream -> stream.
+struct Descriptor1D {
+  void *allocated;
+  void *aligned;
+  int64_t offset;
+  int64_t sizes[1];
+  int64_t strides[1];
+};
+
+/// A layer's device entry point: x, y, counts, tau, stream -> stream.
 using DeviceEntryFn = void *(*)(Descriptor2D *, Descriptor2D *, Descriptor2D *,
-                                void *);
+                                Descriptor1D *, void *);
 
 /// The descriptor of a dense row-major [rows, cols] array at `data`.
 Descriptor2D dense2D(const void *data, int64_t rows, int64_t cols) {
@@ -273,8 +281,13 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
     Descriptor2D counts =
         dense2D(id >= 0 ? model->model->deviceCounters(id) : nullptr,
                 id >= 0 ? 2 : 0, numExperts + 1);
+    // A tau knob is read on the device, so that a replayed graph follows
+    // moe_model_set_knob.
+    int64_t tauId = model->model->knobFor(entry.name, "tau");
+    float *tau = tauId >= 0 ? model->model->deviceKnob(tauId) : nullptr;
+    Descriptor1D tauDesc = {tau, tau, 0, {tau ? 1 : 0}, {1}};
     ScopedModel scope(model->model.get());
-    run(&in, &out, &counts, stream);
+    run(&in, &out, &counts, &tauDesc, stream);
   } else if (id >= 0)
     model->model->recordEmptyCall(id);
   return ok();

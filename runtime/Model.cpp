@@ -218,6 +218,9 @@ Model::~Model() {
   for (int64_t *table : deviceCounts)
     if (table)
       GpuMemory::get().free(table, nullptr);
+  for (float *knob : deviceKnobs)
+    if (knob)
+      GpuMemory::get().free(knob, nullptr);
   if (!deviceWeights)
     return;
   for (size_t id = 0; id < weights.size(); ++id)
@@ -231,6 +234,39 @@ void Model::upload() {
       deviceWeight(entry.id);
   for (const StatsEntry &entry : info.stats)
     deviceCounters(entry.id);
+  for (const KnobEntry &entry : info.knobs)
+    if (entry.name == "tau")
+      deviceKnob(entry.id);
+}
+
+/// Writes `value` to the f32 at `knob` in GPU memory, synchronously.
+static void writeDeviceKnob(float *knob, double value) {
+  float v = static_cast<float>(value);
+  const GpuMemory &gpu = GpuMemory::get();
+  gpu.copy(knob, &v, sizeof(float), nullptr);
+  gpu.sync(nullptr);
+}
+
+float *Model::deviceKnob(int64_t id) {
+  if (id < 0 || id >= static_cast<int64_t>(info.knobs.size()))
+    return nullptr;
+  std::lock_guard<std::mutex> lock(knobMutex);
+  if (deviceKnobs.empty())
+    deviceKnobs.assign(info.knobs.size(), nullptr);
+  if (deviceKnobs[id])
+    return deviceKnobs[id];
+  const GpuMemory &gpu = GpuMemory::get();
+  if (!gpu.usable()) {
+    std::fprintf(stderr,
+                 "moe runtime: knob %lld is asked for in GPU memory, but "
+                 "neither libmoe_cuda_runtime nor libmoe_cuda_emulator is "
+                 "loaded\n",
+                 static_cast<long long>(id));
+    std::abort();
+  }
+  deviceKnobs[id] = static_cast<float *>(gpu.alloc(sizeof(float), nullptr, 0));
+  writeDeviceKnob(deviceKnobs[id], knob(id));
+  return deviceKnobs[id];
 }
 
 /// Writes `entries` zeros to `table` in GPU memory, synchronously.
@@ -401,7 +437,10 @@ llvm::Error Model::setKnob(int64_t id, double value) {
         "knob %s of layer %s: expected a finite value%s, found %g",
         entry.name.c_str(), entry.layer.c_str(),
         entry.name == "capacity_factor" ? " > 0" : "", value);
+  std::lock_guard<std::mutex> lock(knobMutex);
   knobs[id].store(value, std::memory_order_relaxed);
+  if (id < static_cast<int64_t>(deviceKnobs.size()) && deviceKnobs[id])
+    writeDeviceKnob(deviceKnobs[id], value);
   return llvm::Error::success();
 }
 

@@ -75,6 +75,11 @@ public:
   /// Counts a call of a device entry point that enqueued nothing (no
   /// tokens) in statistics `id`.
   void recordEmptyCall(int64_t id);
+  /// Knob `id` as an f32 in GPU memory, which kernels read when they run
+  /// (a replayed CUDA graph follows setKnob); made at the first request
+  /// (synchronously) and rewritten by every setKnob. nullptr for an
+  /// unknown id.
+  float *deviceKnob(int64_t id);
 
   /// Adds one call's counts to statistics `id` (strides in elements).
   void record(int64_t id, const int64_t *assignments, int64_t aStride,
@@ -125,6 +130,10 @@ private:
   /// held).
   void addDeviceCounts(int64_t id, Counters &c) const;
   std::unique_ptr<std::atomic<double>[]> knobs;
+  /// deviceKnob's copies, per knob id (knobMutex, which also orders their
+  /// writes with setKnob's).
+  std::mutex knobMutex;
+  std::vector<float *> deviceKnobs;
 };
 
 /// Makes `model` the one that generated code on this thread reads weights

@@ -17,6 +17,9 @@
 #          cases with their f64 results, and examples/cuda/layer_graph.c
 #          built against the `wide` one (static cudart): its layer on device
 #          buffers in a CUDA graph
+#   graph/ the same example against a threshold-routed layer
+#          (test/AOT/Inputs/threshold_device.mlir), whose tau it turns after
+#          the capture
 #
 # Needs a configured build (BUILD_DIR, default build) with a CUDA toolkit
 # (MOE_CUDA_ROOT). CHIP (default sm_90) is the AOT libraries' GPU.
@@ -84,11 +87,23 @@ aot qwen2 qwen2_moe "--hidden 64 --inner 32 --layers 1 --seed 6" 0 "1,17,64"
 aot deepseek deepseek_v3 "--hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7" 0 "1,17,64"
 # A fused gate_up operand.
 aot granite granitemoe "--hidden 64 --inner 32 --layers 1 --seed 8" 0 "1,17,64"
+# examples/cuda/layer_graph.c against `wide`, and against a threshold-routed
+# layer whose tau the example turns after the capture.
 cuda=${MOE_CUDA_ROOT:-/usr/local/cuda}
-cc -O2 -Wall -Wextra -Werror examples/cuda/layer_graph.c -I"$out/aot/wide" \
-  -I"$cuda/include" -L"$out/aot/wide" -lmodel -Wl,-rpath,'$ORIGIN' \
-  -L"$cuda/lib64" -lcudart_static -ldl -lpthread -lrt \
-  -o "$out/aot/wide/layer_graph"
+graph_example() {
+  cc -O2 -Wall -Wextra -Werror examples/cuda/layer_graph.c -I"$1" \
+    -I"$cuda/include" -L"$1" -lmodel -Wl,-rpath,'$ORIGIN' \
+    -L"$cuda/lib64" -lcudart_static -ldl -lpthread -lrt -o "$1/layer_graph"
+}
+graph_example "$out/aot/wide"
+mkdir -p "$out/graph/threshold"
+"$build/bin/moe-gen-checkpoint" --family mixtral --dtype bf16 --hidden 32 \
+  --inner 48 --experts 4 --top-k 2 --layers 1 --seed 11 \
+  --out "$out/graph/threshold/ckpt" > /dev/null
+"$build/bin/moe-compile" test/AOT/Inputs/threshold_device.mlir --target cuda \
+  --cuda-chip "$chip" --cuda-format bin -o "$out/graph/threshold/libmodel.so" \
+  --header "$out/graph/threshold/model.h"
+graph_example "$out/graph/threshold"
 
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -107,13 +107,15 @@ for dir in "$bundle"/aot/*/; do
 done
 
 # A compiled layer on device buffers, captured in a CUDA graph and replayed
-# (examples/cuda/layer_graph.c): bitwise the host entry point's output, and
-# every replay counted.
+# (examples/cuda/layer_graph.c): bitwise the host entry point's output,
+# every replay counted, a tau knob turned after the capture followed.
 if timeout 60 "$bundle/aot/wide/layer_graph" "$bundle/aot/wide/ckpt" 100 10 \
-     >> "$out/e2e.txt" 2>&1; then
-  echo "PASS: aot layer in a CUDA graph" | tee -a "$out/e2e.txt"
+     >> "$out/e2e.txt" 2>&1 &&
+   timeout 60 "$bundle/graph/threshold/layer_graph" \
+     "$bundle/graph/threshold/ckpt" 64 5 0.2 >> "$out/e2e.txt" 2>&1; then
+  echo "PASS: aot layers in CUDA graphs" | tee -a "$out/e2e.txt"
 else
-  echo "FAIL: aot layer in a CUDA graph" | tee -a "$out/e2e.txt"
+  echo "FAIL: aot layers in CUDA graphs" | tee -a "$out/e2e.txt"
   status=1
 fi
 

@@ -10,16 +10,19 @@
 |* its activations stay in GPU memory, and a decode step is captured once in *|
 |* a CUDA graph and replayed. For the first layer of the model:              *|
 |*                                                                            *|
-|*   1. the host entry point (moe_model_run_layer) on generated tokens, the   *|
-|*      expected output;                                                      *|
-|*   2. moe_model_upload, then moe_model_run_layer_async on cudaMalloc'ed     *|
-|*      buffers captured on a stream into a graph, replayed REPLAYS times;    *|
-|*   3. the output of the last replay against the host's (bitwise), and the  *|
-|*      layer's statistics against 1 + REPLAYS times the host call's.         *|
+|*   1. moe_model_upload, then moe_model_run_layer_async on cudaMalloc'ed     *|
+|*      buffers captured on a stream into a graph;                            *|
+|*   2. with TAU, the layer's tau knob set to it (after the capture: the     *|
+|*      replays read it on the device);                                       *|
+|*   3. the host entry point (moe_model_run_layer) on the same tokens, the    *|
+|*      expected output, and its statistics;                                  *|
+|*   4. REPLAYS replays; the last one's output against the host's (bitwise), *|
+|*      and the statistics they add against REPLAYS times the host call's.   *|
 |*                                                                            *|
 |*   cc layer_graph.c -I<dir of model.h> -I$CUDA/include -L<dir of           *|
-|*      libmodel.so> -lmodel -L$CUDA/lib64 -lcudart_static -ldl -lpthread -lrt *|
-|*   ./layer_graph CHECKPOINT_DIR [TOKENS] [REPLAYS]                          *|
+|*      libmodel.so> -lmodel -L$CUDA/lib64 -lcudart_static -ldl -lpthread -lrt
+*|
+|*   ./layer_graph CHECKPOINT_DIR [TOKENS] [REPLAYS] [TAU]                    *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
@@ -61,8 +64,9 @@ struct stats {
 };
 
 int main(int argc, char **argv) {
-  if (argc < 2 || argc > 4) {
-    fprintf(stderr, "usage: layer_graph CHECKPOINT_DIR [TOKENS] [REPLAYS]\n");
+  if (argc < 2 || argc > 5) {
+    fprintf(stderr,
+            "usage: layer_graph CHECKPOINT_DIR [TOKENS] [REPLAYS] [TAU]\n");
     return 2;
   }
   int64_t tokens = argc > 2 ? atoll(argv[2]) : 64;
@@ -94,14 +98,7 @@ int main(int argc, char **argv) {
     x[i] = to_bf16((float)((state >> 40) & 0xffff) / 32768.0f - 1.0f);
   }
 
-  /* 1. The host entry point: the expected output and one call's counts. */
-  struct stats one, all;
-  MOE_CHECK(moe_model_reset_stats(model));
-  MOE_CHECK(moe_model_run_layer(model, 0, x, tokens, want));
-  MOE_CHECK(moe_model_layer_stats(model, 0, one.assignments, one.dropped,
-                                  &one.tokens, &one.calls));
-
-  /* 2. Device buffers, one capture, REPLAYS replays. */
+  /* 1. Device buffers and one capture. */
   void *dx, *dy;
   cudaStream_t stream;
   CUDA_CHECK(cudaMalloc(&dx, xbytes));
@@ -116,6 +113,19 @@ int main(int argc, char **argv) {
   CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
 
+  /* 2. A knob turned after the capture. */
+  if (argc > 4)
+    MOE_CHECK(moe_model_set_knob(model, info.name, "tau", atof(argv[4])));
+
+  /* 3. The host entry point: the expected output and one call's counts. */
+  struct stats one, all;
+  MOE_CHECK(moe_model_reset_stats(model));
+  MOE_CHECK(moe_model_run_layer(model, 0, x, tokens, want));
+  MOE_CHECK(moe_model_layer_stats(model, 0, one.assignments, one.dropped,
+                                  &one.tokens, &one.calls));
+  MOE_CHECK(moe_model_reset_stats(model));
+
+  /* 4. REPLAYS replays. */
   cudaEvent_t start, stop;
   CUDA_CHECK(cudaEventCreate(&start));
   CUDA_CHECK(cudaEventCreate(&stop));
@@ -128,19 +138,21 @@ int main(int argc, char **argv) {
   float ms = 0;
   CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
 
-  /* 3. The last replay's output and everyone's counts. */
+  /* The last replay's output, and the replays' counts. */
   int same = memcmp(got, want, ybytes) == 0;
   MOE_CHECK(moe_model_layer_stats(model, 0, all.assignments, all.dropped,
                                   &all.tokens, &all.calls));
-  int64_t n = 1 + replays, routed = 0;
+  int64_t n = replays, routed = 0;
   int counted = all.tokens == n * one.tokens && all.calls == n * one.calls;
   for (int64_t e = 0; e < info.num_experts; ++e) {
     counted = counted && all.assignments[e] == n * one.assignments[e] &&
               all.dropped[e] == n * one.dropped[e];
     routed += one.assignments[e];
   }
-  printf("%s: %lld tokens, %d graph replays, %.4f ms a replay\n", info.name,
-         (long long)tokens, replays, ms / replays);
+  printf("%s: %lld tokens, %d graph replays, %.4f ms a replay%s%s\n", info.name,
+         (long long)tokens, replays, ms / replays,
+         argc > 4 ? ", tau set after the capture to " : "",
+         argc > 4 ? argv[4] : "");
   printf("output: %s the host entry point's\n",
          same ? "bitwise equal to" : "DIFFERENT from");
   printf("statistics: %lld calls, %lld tokens, %lld assignments (%lld a "

@@ -85,12 +85,14 @@ moe_status moe_model_run_layer(moe_model *model, int64_t layer,
  * [tokens, output_size] (bf16, C order, 16-byte aligned) are in GPU memory;
  * nothing is copied to or from the host and nothing synchronizes, so the
  * call can be captured in a CUDA graph. The first call of a layer copies
- * its weights (and its statistics table) to the GPU synchronously: make it,
- * or moe_model_upload, before a capture. Knobs are read when the call is
- * enqueued (a captured graph keeps those values); the statistics count the
- * call when the stream reaches it, and each replay of a captured graph.
- * Results are bitwise those of moe_model_run_layer. Fails for CPU libraries and
- * for a layer whose function is more than one moe.layer (moe-compile warns). */
+ * its weights (and its statistics table) to the GPU synchronously: make
+ * it, or moe_model_upload, before a capture. A tau knob is read on the GPU
+ * as the call runs (a replayed graph follows moe_model_set_knob), a
+ * capacity factor when the call is enqueued (a graph keeps it). The
+ * statistics count the call when the stream reaches it, and each replay
+ * of a captured graph. Results are bitwise those of moe_model_run_layer.
+ * Fails for CPU libraries and for a layer whose function is more than one
+ * moe.layer (moe-compile warns). */
 moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
                                      const void *x, int64_t tokens, void *y,
                                      void *stream);

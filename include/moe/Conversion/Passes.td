@@ -273,12 +273,15 @@ def ConvertMoEToGPUKernels
     interface: the input and output rows in GPU memory, the model's
     statistics on the device (`[2, E + 1]` i64: the assignments of each
     expert and the tokens, then the dropped ones and the calls; no
-    rows without statistics) and a stream, which it returns:
+    rows without statistics), the layer's tau in GPU memory (one element
+    when it is a run-time knob, which the kernels then read as they run, so
+    that a replayed CUDA graph follows the knob; none: the IR's value) and
+    a stream, which it returns:
 
     ```mlir
     func.func @moe_layer_0.device(%x: memref<?x64xbf16>,
         %y: memref<?x64xbf16>, %counts: memref<?x?xi64>,
-        %stream: !gpu.async.token) -> !gpu.async.token
+        %tau: memref<?xf32>, %stream: !gpu.async.token) -> !gpu.async.token
     ```
 
     Its body reads the same weights (in GPU memory) and knobs and calls

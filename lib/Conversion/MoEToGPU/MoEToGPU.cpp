@@ -176,11 +176,12 @@ static Value deviceWeight(OpBuilder &b, Value tensor) {
                           /*packing=*/nullptr, b.getUnitAttr());
 }
 
-/// The operands of a device entry point that its layer writes to: the
-/// output rows, the model's statistics on the device ([2, E + 1] i64, or no
-/// rows), and the caller's stream.
+/// The operands of a device entry point besides its input: the output
+/// rows, the model's statistics on the device ([2, E + 1] i64, or no rows),
+/// the layer's tau knob in GPU memory (one element, or none: the value of
+/// the IR), and the caller's stream.
 struct DeviceResults {
-  Value y, counts, stream;
+  Value y, counts, tau, stream;
 };
 
 /// Replaces `op` by the library calls, declaring the callees in `module`.
@@ -397,9 +398,13 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   args.append(
       {k, i32c(expertChoice ? 0 : static_cast<int64_t>(routing.getScore())),
        i32c(static_cast<int64_t>(routing.getSelection())), i32c(flags),
-       f32c(expertChoice ? 1.0 : routing.getScale().value), param,
-       idx(routing.getGroups()), idx(topkGroup),
-       i32c(static_cast<int64_t>(routing.getGroupScore()))});
+       f32c(expertChoice ? 1.0 : routing.getScale().value), param});
+  // A device entry point passes tau (or p) in GPU memory too: the knob,
+  // when the runtime gives it one.
+  if (device)
+    args.push_back(device->tau);
+  args.append({idx(routing.getGroups()), idx(topkGroup),
+               i32c(static_cast<int64_t>(routing.getGroupScore()))});
   // LoRA experts: the scale alpha / r of their deltas.
   if (lora) {
     auto a = cast<ShapedType>(experts[kind == ExpertKind::Lora ? 1 : 3].getType());
@@ -541,11 +546,12 @@ static void addDeviceEntry(func::FuncOp func, LayerOp layer,
   auto xType = MemRefType::get(inType.getShape(), inType.getElementType());
   auto yType = MemRefType::get(outType.getShape(), outType.getElementType());
   auto countsType = dynamicMemRef(2, IntegerType::get(ctx, 64));
+  auto tauType = dynamicMemRef(1, Float32Type::get(ctx));
   OpBuilder b(ctx);
   b.setInsertionPointAfter(func);
   auto entry = func::FuncOp::create(
       b, func.getLoc(), (func.getName() + ".device").str(),
-      b.getFunctionType({xType, yType, countsType, token}, {token}));
+      b.getFunctionType({xType, yType, countsType, tauType, token}, {token}));
   entry->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
   symbols.insert(entry);
   Block *body = entry.addEntryBlock();
@@ -563,7 +569,7 @@ static void addDeviceEntry(func::FuncOp func, LayerOp layer,
       memref::CastOp::create(b, layer.getLoc(),
                              dynamicMemRef(2, yType.getElementType()),
                              body->getArgument(1)),
-      body->getArgument(2), body->getArgument(3)};
+      body->getArgument(2), body->getArgument(3), body->getArgument(4)};
   auto copy = cast<LayerOp>(b.clone(*layer, mapping));
   Value done = rewriteLayer(copy, module, symbols, &results);
   b.setInsertionPointToEnd(body);

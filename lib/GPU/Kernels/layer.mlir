@@ -87,10 +87,13 @@
 //     @moe_layer_resident.
 //
 //   @moe_layer_device_async (x, Wr, rbias, sbias, Wg, Wu, Wd, Sg, Su, Sd,
-//                            Sw, k, routing..., cap, counts, y, stream)
-//                            -> stream
+//                            Sw, k, routing..., param_dev, G, topkg,
+//                            gscore, cap, counts, y, stream) -> stream
 //     What a compiled model's device entry point calls (moe_model_run_
-//     layer_async): device buffers, @moe_layer_async on the caller's
+//     layer_async): device buffers, tau (or p) read on the device from
+//     param_dev[0] when param_dev has an element (a run-time knob in GPU
+//     memory, so that a replayed graph follows the knob; router.mlir),
+//     @moe_layer_async on the caller's
 //     stream with its offsets, dropped counts and f32 output as stream-
 //     ordered temporaries, then y [T, d] bf16 = bf16(the f32 output), and
 //     the call's assignments (kept + dropped), dropped counts, tokens and
@@ -138,7 +141,8 @@ func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
 func.func private @moe_route_dispatch_async(
     %x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>, %rbias: memref<?xf32>,
     %sbias: memref<?xf32>, %k: index, %score: i32, %sel: i32, %flags: i32,
-    %scale: f32, %param: f32, %G: index, %topkg: index, %gscore: i32,
+    %scale: f32, %param: f32, %param_dev: memref<?xf32>, %G: index,
+    %topkg: index, %gscore: i32,
     %cap: index, %offsets: memref<?xi32>, %dropped: memref<?xi32>,
     %stream: !gpu.async.token)
     -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
@@ -235,7 +239,8 @@ func.func private @moe_route_dispatch_async(
       blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%dz : memref<?x?xf32>, %sbias : memref<?xf32>, %k : index,
            %score : i32, %sel : i32, %flags : i32, %scale : f32,
-           %param : f32, %G : index, %topkg : index, %gscore : i32,
+           %param : f32, %param_dev : memref<?xf32>, %G : index,
+           %topkg : index, %gscore : i32,
            %dsc : memref<?x?xf32>,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
   %k0e = gpu.launch_func async [%k0] @moe_dispatch_kernels::@expert_choice
@@ -422,6 +427,37 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                            %cap: index, %offsets: memref<?xi32>,
                            %dropped: memref<?xi32>, %y: memref<?x?xf32>,
                            %stream: !gpu.async.token) -> !gpu.async.token {
+  %none0 = memref.alloca() : memref<0xf32>
+  %none = memref.cast %none0 : memref<0xf32> to memref<?xf32>
+  %r = call @moe_layer_knob_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd, %Sg,
+                                  %Su, %Sd, %Sw, %k, %score, %sel, %flags,
+                                  %scale, %param, %none, %G, %topkg, %gscore,
+                                  %cap, %offsets, %dropped, %y, %stream)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf32>,
+         index, index, i32, index, memref<?xi32>, memref<?xi32>,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+  return %r : !gpu.async.token
+}
+
+// @moe_layer_async with tau (or p) read from param_dev[0] when param_dev
+// has an element (router.mlir's router_topk), for the device entry points.
+func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
+                           %Wr: memref<?x?xbf16>,
+                           %rbias: memref<?xf32>, %sbias: memref<?xf32>,
+                           %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
+                           %Wd: memref<?x?x?xbf16>,
+                           %Sg: memref<?x?x?xbf16>, %Su: memref<?x?x?xbf16>,
+                           %Sd: memref<?x?x?xbf16>, %Sw: memref<?x?xbf16>,
+                           %k: index,
+                           %score: i32, %sel: i32, %flags: i32, %scale: f32,
+                           %param: f32, %param_dev: memref<?xf32>,
+                           %G: index, %topkg: index, %gscore: i32,
+                           %cap: index, %offsets: memref<?xi32>,
+                           %dropped: memref<?xi32>, %y: memref<?x?xf32>,
+                           %stream: !gpu.async.token) -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
@@ -451,11 +487,11 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
   %dxp, %dsr, %dwts, %drt, %k3 = call @moe_route_dispatch_async(
-      %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param, %G,
-      %topkg, %gscore, %cap, %offsets, %dropped, %stream)
+      %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
+      %param_dev, %G, %topkg, %gscore, %cap, %offsets, %dropped, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
-         index, i32, i32, i32, f32, f32, index, index, i32, index,
-         memref<?xi32>, memref<?xi32>, !gpu.async.token)
+         index, i32, i32, i32, f32, f32, memref<?xf32>, index, index, i32,
+         index, memref<?xi32>, memref<?xi32>, !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
   %k4 = gpu.dealloc async [%k3] %drt : memref<?xi32>
@@ -525,6 +561,51 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                                 %dropped: memref<?xi32>, %y: memref<?x?xf32>,
                                 %stream: !gpu.async.token)
     -> !gpu.async.token {
+  %none0 = memref.alloca() : memref<0xf32>
+  %none = memref.cast %none0 : memref<0xf32> to memref<?xf32>
+  %r = call @moe_lora_layer_knob_async(%x, %Wr, %rbias, %sbias, %Pg, %Pu, %Pd,
+                                       %Ag, %Bg, %Au, %Bu, %Ad, %Bd, %Sg, %Su,
+                                       %Sd, %Sw, %k, %score, %sel, %flags,
+                                       %scale, %param, %none, %G, %topkg,
+                                       %gscore, %s, %cap, %offsets, %dropped,
+                                       %y, %stream)
+      : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf32>,
+         index, index, i32, f32, index, memref<?xi32>, memref<?xi32>,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+  return %r : !gpu.async.token
+}
+
+// @moe_lora_layer_async with tau (or p) read from param_dev[0] when
+// param_dev has an element, for the device entry points.
+func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
+                                %Wr: memref<?x?xbf16>,
+                                %rbias: memref<?xf32>, %sbias: memref<?xf32>,
+                                %Pg: memref<?x?x?xbf16>,
+                                %Pu: memref<?x?x?xbf16>,
+                                %Pd: memref<?x?x?xbf16>,
+                                %Ag: memref<?x?x?xbf16>,
+                                %Bg: memref<?x?x?xbf16>,
+                                %Au: memref<?x?x?xbf16>,
+                                %Bu: memref<?x?x?xbf16>,
+                                %Ad: memref<?x?x?xbf16>,
+                                %Bd: memref<?x?x?xbf16>,
+                                %Sg: memref<?x?x?xbf16>,
+                                %Su: memref<?x?x?xbf16>,
+                                %Sd: memref<?x?x?xbf16>,
+                                %Sw: memref<?x?xbf16>, %k: index,
+                                %score: i32, %sel: i32, %flags: i32,
+                                %scale: f32, %param: f32,
+                                %param_dev: memref<?xf32>, %G: index,
+                                %topkg: index, %gscore: i32, %s: f32,
+                                %cap: index, %offsets: memref<?xi32>,
+                                %dropped: memref<?xi32>, %y: memref<?x?xf32>,
+                                %stream: !gpu.async.token)
+    -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
@@ -559,11 +640,11 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
   %xp, %dsr, %dwts, %drt, %k0 = call @moe_route_dispatch_async(
-      %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param, %G,
-      %topkg, %gscore, %cap, %offsets, %dropped, %stream)
+      %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
+      %param_dev, %G, %topkg, %gscore, %cap, %offsets, %dropped, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
-         index, i32, i32, i32, f32, f32, index, index, i32, index,
-         memref<?xi32>, memref<?xi32>, !gpu.async.token)
+         index, i32, i32, i32, f32, f32, memref<?xf32>, index, index, i32,
+         index, memref<?xi32>, memref<?xi32>, !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
   // The rows of xp (at most T * k), which every buffer of rows takes.
@@ -934,7 +1015,8 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                                   %Sd: memref<?x?x?xbf16>,
                                   %Sw: memref<?x?xbf16>, %k: index,
                                   %score: i32, %sel: i32, %flags: i32,
-                                  %scale: f32, %param: f32, %G: index,
+                                  %scale: f32, %param: f32,
+                                  %param_dev: memref<?xf32>, %G: index,
                                   %topkg: index, %gscore: i32, %cap: index,
                                   %counts: memref<?x?xi64>,
                                   %y: memref<?x?xbf16>,
@@ -948,16 +1030,16 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %stream)
       : (index, index, index, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
-  %l = call @moe_layer_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd, %Sg,
-                             %Su, %Sd, %Sw, %k, %score, %sel, %flags, %scale,
-                             %param, %G, %topkg, %gscore, %cap, %off, %dr,
-                             %yf, %t)
+  %l = call @moe_layer_knob_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd,
+                                  %Sg, %Su, %Sd, %Sw, %k, %score, %sel,
+                                  %flags, %scale, %param, %param_dev, %G,
+                                  %topkg, %gscore, %cap, %off, %dr, %yf, %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
-         index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
-         !gpu.async.token) -> !gpu.async.token
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf32>,
+         index, index, i32, index, memref<?xi32>, memref<?xi32>,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
   %r = call @device_results_async(%off, %dr, %yf, %counts, %y, %l)
       : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xi64>,
          memref<?x?xbf16>, !gpu.async.token) -> !gpu.async.token
@@ -982,7 +1064,8 @@ func.func @moe_lora_layer_device_async(%x: memref<?x?xbf16>,
                                        %Sd: memref<?x?x?xbf16>,
                                        %Sw: memref<?x?xbf16>, %k: index,
                                        %score: i32, %sel: i32, %flags: i32,
-                                       %scale: f32, %param: f32, %G: index,
+                                       %scale: f32, %param: f32,
+                                       %param_dev: memref<?xf32>, %G: index,
                                        %topkg: index, %gscore: i32, %s: f32,
                                        %cap: index, %counts: memref<?x?xi64>,
                                        %y: memref<?x?xbf16>,
@@ -996,19 +1079,19 @@ func.func @moe_lora_layer_device_async(%x: memref<?x?xbf16>,
   %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %stream)
       : (index, index, index, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
-  %l = call @moe_lora_layer_async(%x, %Wr, %rbias, %sbias, %Pg, %Pu, %Pd,
-                                  %Ag, %Bg, %Au, %Bu, %Ad, %Bd, %Sg, %Su, %Sd,
-                                  %Sw, %k, %score, %sel, %flags, %scale,
-                                  %param, %G, %topkg, %gscore, %s, %cap, %off,
-                                  %dr, %yf, %t)
+  %l = call @moe_lora_layer_knob_async(%x, %Wr, %rbias, %sbias, %Pg, %Pu,
+                                       %Pd, %Ag, %Bg, %Au, %Bu, %Ad, %Bd, %Sg,
+                                       %Su, %Sd, %Sw, %k, %score, %sel, %flags,
+                                       %scale, %param, %param_dev, %G, %topkg,
+                                       %gscore, %s, %cap, %off, %dr, %yf, %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
-         f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
-         !gpu.async.token) -> !gpu.async.token
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf32>,
+         index, index, i32, f32, index, memref<?xi32>, memref<?xi32>,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
   %r = call @device_results_async(%off, %dr, %yf, %counts, %y, %l)
       : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xi64>,
          memref<?x?xbf16>, !gpu.async.token) -> !gpu.async.token

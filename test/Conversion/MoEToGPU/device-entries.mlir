@@ -4,8 +4,9 @@
 // RUN:   | FileCheck %s --check-prefix=OFF
 
 // A function that is one layer gets a device entry point: the rows in GPU
-// memory, the statistics table and the stream in, the stream out. It reads
-// the same knob, its weights and its f32 selection bias in GPU memory
+// memory, the statistics table, tau in GPU memory and the stream in, the
+// stream out. It reads the same knob (the library reads the one in GPU
+// memory instead when the runtime passes it), its weights and its f32 selection bias in GPU memory
 // (moe.weight {device}), and records nothing on the host: the library adds
 // the counts to the table on the device. The function itself is lowered
 // as without the option.
@@ -15,7 +16,7 @@
 // CHECK:         moe.record_stats
 
 // CHECK-LABEL: func.func @moe_layer_0.device(
-// CHECK-SAME:      %[[X:[^:]*]]: memref<?x64xbf16>, %[[Y:[^:]*]]: memref<?x64xbf16>, %[[COUNTS:[^:]*]]: memref<?x?xi64>, %[[STREAM:[^:]*]]: !gpu.async.token) -> !gpu.async.token
+// CHECK-SAME:      %[[X:[^:]*]]: memref<?x64xbf16>, %[[Y:[^:]*]]: memref<?x64xbf16>, %[[COUNTS:[^:]*]]: memref<?x?xi64>, %[[TAUD:[^:]*]]: memref<?xf32>, %[[STREAM:[^:]*]]: !gpu.async.token) -> !gpu.async.token
 // CHECK-SAME:      attributes {llvm.emit_c_interface}
 // CHECK-DAG:     %[[XT:.*]] = bufferization.to_tensor %[[X]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
 // CHECK-DAG:     %[[YM:.*]] = memref.cast %[[Y]] : memref<?x64xbf16> to memref<?x?xbf16>
@@ -30,7 +31,7 @@
 // CHECK-DAG:     %[[BB:.*]] = bufferization.to_buffer %[[B]] read_only : tensor<8xf32> to memref<8xf32>
 // CHECK-DAG:     %[[BM:.*]] = memref.cast %[[BB]] : memref<8xf32> to memref<?xf32>
 // CHECK-DAG:     %[[NOBIAS:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
-// CHECK:         %[[DONE:.*]] = call @moe_layer_device_async(%[[XM]], %{{[^,]*}}, %[[NOBIAS]], %[[BM]], {{(%[^,]*, )+}}%[[TAU]], {{(%[^,]*, )+}}%[[COUNTS]], %[[YM]], %[[STREAM]])
+// CHECK:         %[[DONE:.*]] = call @moe_layer_device_async(%[[XM]], %{{[^,]*}}, %[[NOBIAS]], %[[BM]], {{(%[^,]*, )+}}%[[TAU]], %[[TAUD]], {{(%[^,]*, )+}}%[[COUNTS]], %[[YM]], %[[STREAM]])
 // CHECK-NOT:     moe.record_stats
 // CHECK:         return %[[DONE]] : !gpu.async.token
 // CHECK:       func.func private @moe_layer_device_async(
