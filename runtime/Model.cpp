@@ -180,6 +180,22 @@ struct GpuMemory {
     return memory;
   }
   bool usable() const { return alloc && free && copy && sync; }
+
+  /// The functions, for putting `what` `id` in GPU memory; without them
+  /// (a CUDA library always links one of the two) the process cannot go
+  /// on, and says why.
+  static const GpuMemory &require(const char *what, int64_t id) {
+    const GpuMemory &gpu = get();
+    if (!gpu.usable()) {
+      std::fprintf(stderr,
+                   "moe runtime: %s %lld is asked for in GPU memory, but "
+                   "neither libmoe_cuda_runtime nor libmoe_cuda_emulator is "
+                   "loaded\n",
+                   what, static_cast<long long>(id));
+      std::abort();
+    }
+    return gpu;
+  }
 };
 } // namespace
 
@@ -193,14 +209,7 @@ const void *Model::deviceWeight(int64_t id) {
   std::lock_guard<std::mutex> lock(deviceMutex);
   if (void *copy = deviceWeights[id].load(std::memory_order_relaxed))
     return copy;
-  const GpuMemory &gpu = GpuMemory::get();
-  if (!gpu.usable()) {
-    std::fprintf(stderr, "moe runtime: weight %lld is asked for in GPU "
-                         "memory, but neither libmoe_cuda_runtime nor "
-                         "libmoe_cuda_emulator is loaded\n",
-                 static_cast<long long>(id));
-    std::abort();
-  }
+  const GpuMemory &gpu = GpuMemory::require("weight", id);
   const WeightEntry &entry = info.weights[id];
   int64_t bytes = static_cast<int64_t>(elementSize(entry.dtype));
   for (int64_t dim : entry.boundShape())
@@ -255,15 +264,7 @@ float *Model::deviceKnob(int64_t id) {
     deviceKnobs.assign(info.knobs.size(), nullptr);
   if (deviceKnobs[id])
     return deviceKnobs[id];
-  const GpuMemory &gpu = GpuMemory::get();
-  if (!gpu.usable()) {
-    std::fprintf(stderr,
-                 "moe runtime: knob %lld is asked for in GPU memory, but "
-                 "neither libmoe_cuda_runtime nor libmoe_cuda_emulator is "
-                 "loaded\n",
-                 static_cast<long long>(id));
-    std::abort();
-  }
+  const GpuMemory &gpu = GpuMemory::require("knob", id);
   deviceKnobs[id] = static_cast<float *>(gpu.alloc(sizeof(float), nullptr, 0));
   writeDeviceKnob(deviceKnobs[id], knob(id));
   return deviceKnobs[id];
@@ -286,15 +287,7 @@ int64_t *Model::deviceCounters(int64_t id) {
     deviceCounts.assign(counters.size(), nullptr);
   if (deviceCounts[id])
     return deviceCounts[id];
-  const GpuMemory &gpu = GpuMemory::get();
-  if (!gpu.usable()) {
-    std::fprintf(stderr,
-                 "moe runtime: statistics %lld are asked for in GPU "
-                 "memory, but neither libmoe_cuda_runtime nor "
-                 "libmoe_cuda_emulator is loaded\n",
-                 static_cast<long long>(id));
-    std::abort();
-  }
+  const GpuMemory &gpu = GpuMemory::require("statistics table", id);
   size_t entries = 2 * (counters[id].assignments.size() + 1);
   deviceCounts[id] = static_cast<int64_t *>(
       gpu.alloc(static_cast<int64_t>(entries * sizeof(int64_t)), nullptr, 0));
