@@ -308,12 +308,16 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
 
   // Biases as f32 host buffers [E]; an absent one is a buffer of one zero
   // that the kernel does not read. A device entry point reads its f32
-  // checkpoint biases in GPU memory (an absent one: an empty buffer).
+  // checkpoint biases in GPU memory (an absent one: an empty buffer on the
+  // stack).
   Value numE = idx(numExperts);
   auto f32Vector = [&](Value bias) -> Value {
+    if (device && bias)
+      return asBuffer(b, loc, deviceWeight(b, bias));
     if (device)
-      return bias ? asBuffer(b, loc, deviceWeight(b, bias))
-                  : allocate(b, loc, f32, {c0});
+      return memref::CastOp::create(
+          b, loc, dynamicMemRef(1, f32),
+          memref::AllocaOp::create(b, loc, MemRefType::get({0}, f32)));
     if (!bias) {
       Value none = allocate(b, loc, f32, {c1});
       Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
