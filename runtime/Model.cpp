@@ -161,6 +161,8 @@ struct GpuMemory {
   void (*free)(void *, void *) = nullptr;
   void (*copy)(void *, void *, int64_t, void *) = nullptr;
   void (*sync)(void *) = nullptr;
+  void *(*createStream)() = nullptr;
+  void (*destroyStream)(void *) = nullptr;
 
   static const GpuMemory &get() {
     static const GpuMemory memory = [] {
@@ -175,11 +177,17 @@ struct GpuMemory {
       m.copy = reinterpret_cast<decltype(m.copy)>(dlsym(lib, "mgpuMemcpy"));
       m.sync = reinterpret_cast<decltype(m.sync)>(
           dlsym(lib, "mgpuStreamSynchronize"));
+      m.createStream = reinterpret_cast<decltype(m.createStream)>(
+          dlsym(lib, "mgpuStreamCreate"));
+      m.destroyStream = reinterpret_cast<decltype(m.destroyStream)>(
+          dlsym(lib, "mgpuStreamDestroy"));
       return m;
     }();
     return memory;
   }
-  bool usable() const { return alloc && free && copy && sync; }
+  bool usable() const {
+    return alloc && free && copy && sync && createStream && destroyStream;
+  }
 
   /// The functions, for putting `what` `id` in GPU memory; without them
   /// (a CUDA library always links one of the two) the process cannot go
@@ -230,6 +238,8 @@ Model::~Model() {
   for (float *knob : deviceKnobs)
     if (knob)
       GpuMemory::get().free(knob, nullptr);
+  if (knobStream)
+    GpuMemory::get().destroyStream(knobStream);
   if (!deviceWeights)
     return;
   for (size_t id = 0; id < weights.size(); ++id)
@@ -248,12 +258,16 @@ void Model::upload() {
       deviceKnob(entry.id);
 }
 
-/// Writes `value` to the f32 at `knob` in GPU memory, synchronously.
-static void writeDeviceKnob(float *knob, double value) {
-  float v = static_cast<float>(value);
+void Model::writeDeviceKnob(int64_t id, double value) {
+  // On a stream of the model's own (non-blocking), not the legacy default
+  // stream: another thread may be capturing a stream in a CUDA graph, which
+  // forbids work that synchronizes with every stream.
   const GpuMemory &gpu = GpuMemory::get();
-  gpu.copy(knob, &v, sizeof(float), nullptr);
-  gpu.sync(nullptr);
+  if (!knobStream)
+    knobStream = gpu.createStream();
+  float v = static_cast<float>(value);
+  gpu.copy(deviceKnobs[id], &v, sizeof(float), knobStream);
+  gpu.sync(knobStream);
 }
 
 float *Model::deviceKnob(int64_t id) {
@@ -266,7 +280,7 @@ float *Model::deviceKnob(int64_t id) {
     return deviceKnobs[id];
   const GpuMemory &gpu = GpuMemory::require("knob", id);
   deviceKnobs[id] = static_cast<float *>(gpu.alloc(sizeof(float), nullptr, 0));
-  writeDeviceKnob(deviceKnobs[id], knob(id));
+  writeDeviceKnob(id, knob(id));
   return deviceKnobs[id];
 }
 
@@ -433,7 +447,7 @@ llvm::Error Model::setKnob(int64_t id, double value) {
   std::lock_guard<std::mutex> lock(knobMutex);
   knobs[id].store(value, std::memory_order_relaxed);
   if (id < static_cast<int64_t>(deviceKnobs.size()) && deviceKnobs[id])
-    writeDeviceKnob(deviceKnobs[id], value);
+    writeDeviceKnob(id, value);
   return llvm::Error::success();
 }
 

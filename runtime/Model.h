@@ -134,6 +134,10 @@ private:
   /// writes with setKnob's).
   std::mutex knobMutex;
   std::vector<float *> deviceKnobs;
+  /// The stream of the writes to deviceKnobs (knobMutex).
+  void *knobStream = nullptr;
+  /// Writes `value` to deviceKnobs[id], synchronously (knobMutex held).
+  void writeDeviceKnob(int64_t id, double value);
 };
 
 /// Makes `model` the one that generated code on this thread reads weights
