@@ -74,6 +74,9 @@ struct moe_model {
   std::vector<LayerEntryFn> entries;
   std::vector<DeviceEntryFn> deviceEntries;
   std::vector<int64_t> statsIds;
+  /// Per layer, its knob that the device entry point reads in GPU memory,
+  /// or -1.
+  std::vector<int64_t> deviceKnobIds;
 };
 
 extern "C" const char *moe_last_error(void) { return lastError.c_str(); }
@@ -119,6 +122,8 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
     handle->entries.push_back(entry);
     handle->deviceEntries.push_back(deviceEntry);
     handle->statsIds.push_back(handle->model->statsFor(layer.name));
+    handle->deviceKnobIds.push_back(
+        handle->model->knobFor(layer.name, Model::kDeviceKnob));
   }
   *out = handle;
   return ok();
@@ -283,7 +288,7 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
                 id >= 0 ? 2 : 0, numExperts + 1);
     // A tau knob is read on the device, so that a replayed graph follows
     // moe_model_set_knob.
-    int64_t tauId = model->model->knobFor(entry.name, "tau");
+    int64_t tauId = model->deviceKnobIds[layer];
     float *tau = tauId >= 0 ? model->model->deviceKnob(tauId) : nullptr;
     Descriptor1D tauDesc = {tau, tau, 0, {tau ? 1 : 0}, {1}};
     ScopedModel scope(model->model.get());

@@ -52,6 +52,10 @@ llvm::Expected<std::unique_ptr<Model>> Model::load(Manifest manifest,
       return std::move(error);
   model->deviceWeights.reset(
       new std::atomic<void *>[model->weights.size()]());
+  model->deviceCounts.reset(
+      new std::atomic<int64_t *>[model->info.stats.size()]());
+  model->deviceKnobs.reset(
+      new std::atomic<float *>[model->info.knobs.size()]());
   for (const StatsEntry &stats : model->info.stats) {
     Counters counters;
     counters.assignments.assign(stats.experts, 0);
@@ -189,6 +193,13 @@ struct GpuMemory {
     return alloc && free && copy && sync && createStream && destroyStream;
   }
 
+  /// Copies `bytes` from `src` to `dst` (either side on the device) on
+  /// `stream` and waits for it.
+  void copyNow(void *dst, const void *src, int64_t bytes, void *stream) const {
+    copy(dst, const_cast<void *>(src), bytes, stream);
+    sync(stream);
+  }
+
   /// The functions, for putting `what` `id` in GPU memory; without them
   /// (a CUDA library always links one of the two) the process cannot go
   /// on, and says why.
@@ -207,44 +218,49 @@ struct GpuMemory {
 };
 } // namespace
 
+/// The pointer in `slot`, made by `make` under `mutex` at the first request;
+/// no lock once it exists (every layer call asks).
+template <typename T, typename Make>
+static T *madeOnce(std::atomic<T *> &slot, std::mutex &mutex, Make make) {
+  if (T *p = slot.load(std::memory_order_acquire))
+    return p;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (T *p = slot.load(std::memory_order_relaxed))
+    return p;
+  T *p = make();
+  slot.store(p, std::memory_order_release);
+  return p;
+}
+
 const void *Model::deviceWeight(int64_t id) {
   const void *host = weight(id);
   if (!host)
     return nullptr;
-  // Every layer call asks: no lock once the copy exists.
-  if (void *copy = deviceWeights[id].load(std::memory_order_acquire))
+  return madeOnce(deviceWeights[id], deviceMutex, [&] {
+    const GpuMemory &gpu = GpuMemory::require("weight", id);
+    const WeightEntry &entry = info.weights[id];
+    int64_t bytes = static_cast<int64_t>(elementSize(entry.dtype));
+    for (int64_t dim : entry.boundShape())
+      bytes *= dim;
+    // Synchronous: the copy is complete before any stream uses it. The
+    // runtime's mgpu* functions abort with a message on failure.
+    void *copy = gpu.alloc(bytes, nullptr, 0);
+    gpu.copyNow(copy, host, bytes, nullptr);
     return copy;
-  std::lock_guard<std::mutex> lock(deviceMutex);
-  if (void *copy = deviceWeights[id].load(std::memory_order_relaxed))
-    return copy;
-  const GpuMemory &gpu = GpuMemory::require("weight", id);
-  const WeightEntry &entry = info.weights[id];
-  int64_t bytes = static_cast<int64_t>(elementSize(entry.dtype));
-  for (int64_t dim : entry.boundShape())
-    bytes *= dim;
-  // Synchronous: the copy is complete before any stream uses it. The
-  // runtime's mgpu* functions abort with a message on failure.
-  void *copy = gpu.alloc(bytes, nullptr, 0);
-  gpu.copy(copy, const_cast<void *>(host), bytes, nullptr);
-  gpu.sync(nullptr);
-  deviceWeights[id].store(copy, std::memory_order_release);
-  return copy;
+  });
 }
 
 Model::~Model() {
-  for (int64_t *table : deviceCounts)
-    if (table)
-      GpuMemory::get().free(table, nullptr);
-  for (float *knob : deviceKnobs)
-    if (knob)
-      GpuMemory::get().free(knob, nullptr);
+  auto release = [](auto &slots, size_t n) {
+    for (size_t id = 0; slots && id < n; ++id)
+      if (void *p = slots[id].load())
+        GpuMemory::get().free(p, nullptr);
+  };
+  release(deviceWeights, weights.size());
+  release(deviceCounts, counters.size());
+  release(deviceKnobs, info.knobs.size());
   if (knobStream)
     GpuMemory::get().destroyStream(knobStream);
-  if (!deviceWeights)
-    return;
-  for (size_t id = 0; id < weights.size(); ++id)
-    if (void *copy = deviceWeights[id].load())
-      GpuMemory::get().free(copy, nullptr);
 }
 
 void Model::upload() {
@@ -254,11 +270,11 @@ void Model::upload() {
   for (const StatsEntry &entry : info.stats)
     deviceCounters(entry.id);
   for (const KnobEntry &entry : info.knobs)
-    if (entry.name == "tau")
+    if (entry.name == kDeviceKnob)
       deviceKnob(entry.id);
 }
 
-void Model::writeDeviceKnob(int64_t id, double value) {
+void Model::writeDeviceKnob(float *knob, double value) {
   // On a stream of the model's own (non-blocking), not the legacy default
   // stream: another thread may be capturing a stream in a CUDA graph, which
   // forbids work that synchronizes with every stream.
@@ -266,47 +282,45 @@ void Model::writeDeviceKnob(int64_t id, double value) {
   if (!knobStream)
     knobStream = gpu.createStream();
   float v = static_cast<float>(value);
-  gpu.copy(deviceKnobs[id], &v, sizeof(float), knobStream);
-  gpu.sync(knobStream);
+  gpu.copyNow(knob, &v, sizeof(float), knobStream);
 }
 
 float *Model::deviceKnob(int64_t id) {
   if (id < 0 || id >= static_cast<int64_t>(info.knobs.size()))
     return nullptr;
-  std::lock_guard<std::mutex> lock(knobMutex);
-  if (deviceKnobs.empty())
-    deviceKnobs.assign(info.knobs.size(), nullptr);
-  if (deviceKnobs[id])
-    return deviceKnobs[id];
-  const GpuMemory &gpu = GpuMemory::require("knob", id);
-  deviceKnobs[id] = static_cast<float *>(gpu.alloc(sizeof(float), nullptr, 0));
-  writeDeviceKnob(id, knob(id));
-  return deviceKnobs[id];
+  // Made under knobMutex, which setKnob holds too: a set cannot fall
+  // between the copy's first value and its publication.
+  return madeOnce(deviceKnobs[id], knobMutex, [&] {
+    const GpuMemory &gpu = GpuMemory::require("knob", id);
+    auto *copy = static_cast<float *>(gpu.alloc(sizeof(float), nullptr, 0));
+    writeDeviceKnob(copy, knob(id));
+    return copy;
+  });
 }
 
-/// Writes `entries` zeros to `table` in GPU memory, synchronously.
-static void zeroDeviceTable(int64_t *table, size_t entries) {
-  std::vector<int64_t> zeros(entries, 0);
-  const GpuMemory &gpu = GpuMemory::get();
-  gpu.copy(table, zeros.data(), static_cast<int64_t>(entries * sizeof(int64_t)),
-           nullptr);
-  gpu.sync(nullptr);
+/// The [2, E + 1] i64 table of statistics with `numExperts` experts.
+static int64_t tableBytes(size_t numExperts) {
+  return static_cast<int64_t>(2 * (numExperts + 1) * sizeof(int64_t));
+}
+
+/// Writes zeros to the statistics table at `table`, synchronously.
+static void zeroDeviceTable(int64_t *table, size_t numExperts) {
+  std::vector<int64_t> zeros(2 * (numExperts + 1), 0);
+  GpuMemory::get().copyNow(table, zeros.data(), tableBytes(numExperts),
+                           nullptr);
 }
 
 int64_t *Model::deviceCounters(int64_t id) {
-  std::lock_guard<std::mutex> lock(statsMutex);
   if (id < 0 || id >= static_cast<int64_t>(counters.size()))
     return nullptr;
-  if (deviceCounts.empty())
-    deviceCounts.assign(counters.size(), nullptr);
-  if (deviceCounts[id])
-    return deviceCounts[id];
-  const GpuMemory &gpu = GpuMemory::require("statistics table", id);
-  size_t entries = 2 * (counters[id].assignments.size() + 1);
-  deviceCounts[id] = static_cast<int64_t *>(
-      gpu.alloc(static_cast<int64_t>(entries * sizeof(int64_t)), nullptr, 0));
-  zeroDeviceTable(deviceCounts[id], entries);
-  return deviceCounts[id];
+  return madeOnce(deviceCounts[id], deviceMutex, [&] {
+    const GpuMemory &gpu = GpuMemory::require("statistics table", id);
+    size_t numExperts = counters[id].assignments.size();
+    auto *table =
+        static_cast<int64_t *>(gpu.alloc(tableBytes(numExperts), nullptr, 0));
+    zeroDeviceTable(table, numExperts);
+    return table;
+  });
 }
 
 void Model::recordEmptyCall(int64_t id) {
@@ -316,19 +330,27 @@ void Model::recordEmptyCall(int64_t id) {
   ++counters[id].calls;
 }
 
-void Model::addDeviceCounts(int64_t id, Counters &c) const {
-  if (id >= static_cast<int64_t>(deviceCounts.size()) || !deviceCounts[id])
-    return;
+std::vector<int64_t> Model::readDeviceCounts(int64_t id) const {
+  int64_t *table = deviceCounts[id].load(std::memory_order_acquire);
+  if (!table)
+    return {};
   // What the calls enqueued so far have added once they completed: the
   // copy waits for the device's work on blocking streams (the legacy
   // default stream's semantics), not for calls on non-blocking streams
   // still in flight.
-  const GpuMemory &gpu = GpuMemory::get();
+  size_t numExperts = counters[id].assignments.size();
+  std::vector<int64_t> values(2 * (numExperts + 1));
+  GpuMemory::get().copyNow(values.data(), table, tableBytes(numExperts),
+                           nullptr);
+  return values;
+}
+
+/// Adds a statistics table of the device (readDeviceCounts; empty: none) to
+/// the host's counters `c`.
+static void addDeviceCounts(const std::vector<int64_t> &table, Counters &c) {
+  if (table.empty())
+    return;
   size_t row = c.assignments.size() + 1;
-  std::vector<int64_t> table(2 * row);
-  gpu.copy(table.data(), deviceCounts[id],
-           static_cast<int64_t>(table.size() * sizeof(int64_t)), nullptr);
-  gpu.sync(nullptr);
   for (size_t e = 0; e + 1 < row; ++e) {
     c.assignments[e] += table[e];
     c.dropped[e] += table[row + e];
@@ -386,24 +408,33 @@ int64_t Model::statsFor(llvm::StringRef layer) const {
   return -1;
 }
 
+// The device's tables are read before statsMutex is taken: the read waits
+// for the GPU, and calls recording their counts on the host must not.
 Counters Model::snapshot(int64_t id) const {
-  std::lock_guard<std::mutex> lock(statsMutex);
   if (id < 0 || id >= static_cast<int64_t>(counters.size()))
     return Counters();
+  std::vector<int64_t> table = readDeviceCounts(id);
+  std::lock_guard<std::mutex> lock(statsMutex);
   Counters c = counters[id];
-  addDeviceCounts(id, c);
+  addDeviceCounts(table, c);
   return c;
 }
 
 std::vector<Counters> Model::snapshotAll() const {
+  std::vector<std::vector<int64_t>> tables;
+  for (size_t id = 0; id < counters.size(); ++id)
+    tables.push_back(readDeviceCounts(static_cast<int64_t>(id)));
   std::lock_guard<std::mutex> lock(statsMutex);
   std::vector<Counters> all = counters;
   for (size_t id = 0; id < all.size(); ++id)
-    addDeviceCounts(static_cast<int64_t>(id), all[id]);
+    addDeviceCounts(tables[id], all[id]);
   return all;
 }
 
 void Model::resetStats() {
+  for (size_t id = 0; id < counters.size(); ++id)
+    if (int64_t *table = deviceCounts[id].load(std::memory_order_acquire))
+      zeroDeviceTable(table, counters[id].assignments.size());
   std::lock_guard<std::mutex> lock(statsMutex);
   for (Counters &c : counters) {
     std::fill(c.assignments.begin(), c.assignments.end(), 0);
@@ -411,10 +442,6 @@ void Model::resetStats() {
     std::fill(c.coactivation.begin(), c.coactivation.end(), 0);
     c.tokens = c.calls = 0;
   }
-  for (size_t id = 0; id < deviceCounts.size(); ++id)
-    if (deviceCounts[id])
-      zeroDeviceTable(deviceCounts[id],
-                      2 * (counters[id].assignments.size() + 1));
 }
 
 int64_t Model::knobFor(llvm::StringRef layer, llvm::StringRef name) const {
@@ -446,8 +473,8 @@ llvm::Error Model::setKnob(int64_t id, double value) {
         entry.name == "capacity_factor" ? " > 0" : "", value);
   std::lock_guard<std::mutex> lock(knobMutex);
   knobs[id].store(value, std::memory_order_relaxed);
-  if (id < static_cast<int64_t>(deviceKnobs.size()) && deviceKnobs[id])
-    writeDeviceKnob(id, value);
+  if (float *copy = deviceKnobs[id].load(std::memory_order_relaxed))
+    writeDeviceKnob(copy, value);
   return llvm::Error::success();
 }
 

@@ -75,6 +75,8 @@ public:
   /// Counts a call of a device entry point that enqueued nothing (no
   /// tokens) in statistics `id`.
   void recordEmptyCall(int64_t id);
+  /// The knob that the device entry points read in GPU memory.
+  static constexpr const char *kDeviceKnob = "tau";
   /// Knob `id` as an f32 in GPU memory, which kernels read when they run
   /// (a replayed CUDA graph follows setKnob); made at the first request
   /// (synchronously) and rewritten by every setKnob. nullptr for an
@@ -119,25 +121,25 @@ private:
   std::unique_ptr<mlir::moe::checkpoint::Checkpoint> checkpoint;
   std::vector<const void *> weights;
   std::vector<std::unique_ptr<void, FreeDeleter>> packed;
-  /// The GPU copies of the weights, made on first request (deviceMutex).
+  /// The GPU copies of the weights and the statistics tables on the GPU,
+  /// made on first request (deviceMutex).
   std::mutex deviceMutex;
   std::unique_ptr<std::atomic<void *>[]> deviceWeights;
+  std::unique_ptr<std::atomic<int64_t *>[]> deviceCounts;
   mutable std::mutex statsMutex;
   std::vector<Counters> counters;
-  /// deviceCounters, per statistics id (statsMutex).
-  std::vector<int64_t *> deviceCounts;
-  /// `c` with the counts of statistics `id` on the GPU added (statsMutex
-  /// held).
-  void addDeviceCounts(int64_t id, Counters &c) const;
+  /// The values of statistics `id`'s table on the GPU, or none.
+  std::vector<int64_t> readDeviceCounts(int64_t id) const;
   std::unique_ptr<std::atomic<double>[]> knobs;
-  /// deviceKnob's copies, per knob id (knobMutex, which also orders their
-  /// writes with setKnob's).
+  /// deviceKnob's copies, per knob id (made under knobMutex, which also
+  /// orders their writes with setKnob's).
   std::mutex knobMutex;
-  std::vector<float *> deviceKnobs;
+  std::unique_ptr<std::atomic<float *>[]> deviceKnobs;
   /// The stream of the writes to deviceKnobs (knobMutex).
   void *knobStream = nullptr;
-  /// Writes `value` to deviceKnobs[id], synchronously (knobMutex held).
-  void writeDeviceKnob(int64_t id, double value);
+  /// Writes `value` to the knob copy `knob`, synchronously (knobMutex
+  /// held).
+  void writeDeviceKnob(float *knob, double value);
 };
 
 /// Makes `model` the one that generated code on this thread reads weights
