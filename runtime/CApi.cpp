@@ -50,17 +50,11 @@ struct Descriptor2D {
 };
 
 using LayerEntryFn = void (*)(Descriptor2D *, Descriptor2D *);
-struct Descriptor1D {
-  void *allocated;
-  void *aligned;
-  int64_t offset;
-  int64_t sizes[1];
-  int64_t strides[1];
-};
 
-/// A layer's device entry point: x, y, counts, tau, stream -> stream.
+/// A layer's device entry point: x, y, counts, stream -> stream. The knobs
+/// it reads in GPU memory it asks the runtime for (moe_rt_device_knob).
 using DeviceEntryFn = void *(*)(Descriptor2D *, Descriptor2D *, Descriptor2D *,
-                                Descriptor1D *, void *);
+                                void *);
 
 /// The descriptor of a dense row-major [rows, cols] array at `data`.
 Descriptor2D dense2D(const void *data, int64_t rows, int64_t cols) {
@@ -74,9 +68,6 @@ struct moe_model {
   std::vector<LayerEntryFn> entries;
   std::vector<DeviceEntryFn> deviceEntries;
   std::vector<int64_t> statsIds;
-  /// Per layer, its knob that the device entry point reads in GPU memory,
-  /// or -1.
-  std::vector<int64_t> deviceKnobIds;
 };
 
 extern "C" const char *moe_last_error(void) { return lastError.c_str(); }
@@ -122,8 +113,6 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
     handle->entries.push_back(entry);
     handle->deviceEntries.push_back(deviceEntry);
     handle->statsIds.push_back(handle->model->statsFor(layer.name));
-    handle->deviceKnobIds.push_back(
-        handle->model->knobFor(layer.name, Model::kDeviceKnob));
   }
   *out = handle;
   return ok();
@@ -286,13 +275,8 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
     Descriptor2D counts =
         dense2D(id >= 0 ? model->model->deviceCounters(id) : nullptr,
                 id >= 0 ? 2 : 0, numExperts + 1);
-    // A tau knob is read on the device, so that a replayed graph follows
-    // moe_model_set_knob.
-    int64_t tauId = model->deviceKnobIds[layer];
-    float *tau = tauId >= 0 ? model->model->deviceKnob(tauId) : nullptr;
-    Descriptor1D tauDesc = {tau, tau, 0, {tau ? 1 : 0}, {1}};
     ScopedModel scope(model->model.get());
-    run(&in, &out, &counts, &tauDesc, stream);
+    run(&in, &out, &counts, stream);
   } else if (id >= 0)
     model->model->recordEmptyCall(id);
   return ok();

@@ -122,6 +122,15 @@ extern "C" double _mlir_ciface_moe_rt_knob(int64_t id) {
   return model->knob(id);
 }
 
+extern "C" void _mlir_ciface_moe_rt_device_knob(Descriptor<1> *out,
+                                                int64_t id) {
+  Model *model = currentModel();
+  double *copy = model ? model->deviceKnob(id) : nullptr;
+  if (!copy)
+    misuse("knob", id);
+  *out = {copy, copy, 0, {1}, {1}};
+}
+
 const std::vector<Symbol> &moe::rt::entryPoints() {
 #define MOE_SYMBOL(NAME) {#NAME, reinterpret_cast<void *>(&NAME)}
 #define MOE_WEIGHT_SYMBOLS(DTYPE)                                              \
@@ -132,12 +141,14 @@ const std::vector<Symbol> &moe::rt::entryPoints() {
       MOE_SYMBOL(_mlir_ciface_moe_rt_device_weight_##DTYPE##_2d),              \
       MOE_SYMBOL(_mlir_ciface_moe_rt_device_weight_##DTYPE##_3d)
   static const std::vector<Symbol> symbols = [] {
-    std::vector<Symbol> all = {MOE_WEIGHT_SYMBOLS(f32), MOE_WEIGHT_SYMBOLS(f16),
-                               MOE_WEIGHT_SYMBOLS(bf16),
-                               MOE_SYMBOL(_mlir_ciface_moe_rt_record_stats),
-                               MOE_SYMBOL(
-                                   _mlir_ciface_moe_rt_record_coactivation),
-                               MOE_SYMBOL(_mlir_ciface_moe_rt_knob)};
+    std::vector<Symbol> all = {
+        MOE_WEIGHT_SYMBOLS(f32),
+        MOE_WEIGHT_SYMBOLS(f16),
+        MOE_WEIGHT_SYMBOLS(bf16),
+        MOE_SYMBOL(_mlir_ciface_moe_rt_record_stats),
+        MOE_SYMBOL(_mlir_ciface_moe_rt_record_coactivation),
+        MOE_SYMBOL(_mlir_ciface_moe_rt_knob),
+        MOE_SYMBOL(_mlir_ciface_moe_rt_device_knob)};
     const std::vector<Symbol> &kernels = cpu::ukernelEntryPoints();
     all.insert(all.end(), kernels.begin(), kernels.end());
     return all;

@@ -60,11 +60,15 @@ std::string Manifest::toJSON() const {
   for (const StatsEntry &s : stats)
     statsArray.push_back(json::Object{
         {"id", s.id}, {"layer", s.layer}, {"experts", s.experts}});
-  for (const KnobEntry &k : knobs)
-    knobArray.push_back(json::Object{{"id", k.id},
-                                     {"layer", k.layer},
-                                     {"name", k.name},
-                                     {"default", k.defaultValue}});
+  for (const KnobEntry &k : knobs) {
+    json::Object entry{{"id", k.id},
+                       {"layer", k.layer},
+                       {"name", k.name},
+                       {"default", k.defaultValue}};
+    if (k.device)
+      entry["device"] = true;
+    knobArray.push_back(std::move(entry));
+  }
   for (const LayerEntry &l : layers)
     layerArray.push_back(json::Object{{"name", l.name},
                                       {"hidden", l.hidden},
@@ -184,7 +188,8 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       if (!id || !layer || !name || !value ||
           *id != static_cast<int64_t>(manifest.knobs.size()))
         return invalid("malformed knob entry");
-      manifest.knobs.push_back({*id, layer->str(), name->str(), *value});
+      manifest.knobs.push_back({*id, layer->str(), name->str(), *value,
+                                k->getBoolean("device").value_or(false)});
     }
   }
   if (const json::Array *layers = object->getArray("layers")) {

@@ -71,6 +71,8 @@ struct KnobEntry {
   std::string layer;
   std::string name;
   double defaultValue = 0;
+  /// Some GPU code reads the knob's copy in GPU memory (moe.knob {device}).
+  bool device = false;
 };
 
 struct LayerEntry {

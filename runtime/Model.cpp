@@ -55,7 +55,7 @@ llvm::Expected<std::unique_ptr<Model>> Model::load(Manifest manifest,
   model->deviceCounts.reset(
       new std::atomic<int64_t *>[model->info.stats.size()]());
   model->deviceKnobs.reset(
-      new std::atomic<float *>[model->info.knobs.size()]());
+      new std::atomic<double *>[model->info.knobs.size()]());
   for (const StatsEntry &stats : model->info.stats) {
     Counters counters;
     counters.assignments.assign(stats.experts, 0);
@@ -270,29 +270,28 @@ void Model::upload() {
   for (const StatsEntry &entry : info.stats)
     deviceCounters(entry.id);
   for (const KnobEntry &entry : info.knobs)
-    if (entry.name == kDeviceKnob)
+    if (entry.device)
       deviceKnob(entry.id);
 }
 
-void Model::writeDeviceKnob(float *knob, double value) {
+void Model::writeDeviceKnob(double *knob, double value) {
   // On a stream of the model's own (non-blocking), not the legacy default
   // stream: another thread may be capturing a stream in a CUDA graph, which
   // forbids work that synchronizes with every stream.
   const GpuMemory &gpu = GpuMemory::get();
   if (!knobStream)
     knobStream = gpu.createStream();
-  float v = static_cast<float>(value);
-  gpu.copyNow(knob, &v, sizeof(float), knobStream);
+  gpu.copyNow(knob, &value, sizeof(double), knobStream);
 }
 
-float *Model::deviceKnob(int64_t id) {
+double *Model::deviceKnob(int64_t id) {
   if (id < 0 || id >= static_cast<int64_t>(info.knobs.size()))
     return nullptr;
   // Made under knobMutex, which setKnob holds too: a set cannot fall
   // between the copy's first value and its publication.
   return madeOnce(deviceKnobs[id], knobMutex, [&] {
     const GpuMemory &gpu = GpuMemory::require("knob", id);
-    auto *copy = static_cast<float *>(gpu.alloc(sizeof(float), nullptr, 0));
+    auto *copy = static_cast<double *>(gpu.alloc(sizeof(double), nullptr, 0));
     writeDeviceKnob(copy, knob(id));
     return copy;
   });
@@ -473,7 +472,7 @@ llvm::Error Model::setKnob(int64_t id, double value) {
         entry.name == "capacity_factor" ? " > 0" : "", value);
   std::lock_guard<std::mutex> lock(knobMutex);
   knobs[id].store(value, std::memory_order_relaxed);
-  if (float *copy = deviceKnobs[id].load(std::memory_order_relaxed))
+  if (double *copy = deviceKnobs[id].load(std::memory_order_relaxed))
     writeDeviceKnob(copy, value);
   return llvm::Error::success();
 }

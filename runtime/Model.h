@@ -75,13 +75,11 @@ public:
   /// Counts a call of a device entry point that enqueued nothing (no
   /// tokens) in statistics `id`.
   void recordEmptyCall(int64_t id);
-  /// The knob that the device entry points read in GPU memory.
-  static constexpr const char *kDeviceKnob = "tau";
-  /// Knob `id` as an f32 in GPU memory, which kernels read when they run
-  /// (a replayed CUDA graph follows setKnob); made at the first request
-  /// (synchronously) and rewritten by every setKnob. nullptr for an
-  /// unknown id.
-  float *deviceKnob(int64_t id);
+  /// Knob `id` as an f64 in GPU memory (moe.knob {device}), which kernels
+  /// read when they run (a replayed CUDA graph follows setKnob); made at
+  /// the first request (synchronously) and rewritten by every setKnob.
+  /// nullptr for an unknown id.
+  double *deviceKnob(int64_t id);
 
   /// Adds one call's counts to statistics `id` (strides in elements).
   void record(int64_t id, const int64_t *assignments, int64_t aStride,
@@ -134,12 +132,12 @@ private:
   /// deviceKnob's copies, per knob id (made under knobMutex, which also
   /// orders their writes with setKnob's).
   std::mutex knobMutex;
-  std::unique_ptr<std::atomic<float *>[]> deviceKnobs;
+  std::unique_ptr<std::atomic<double *>[]> deviceKnobs;
   /// The stream of the writes to deviceKnobs (knobMutex).
   void *knobStream = nullptr;
   /// Writes `value` to the knob copy `knob`, synchronously (knobMutex
   /// held).
-  void writeDeviceKnob(float *knob, double value);
+  void writeDeviceKnob(double *knob, double value);
 };
 
 /// Makes `model` the one that generated code on this thread reads weights

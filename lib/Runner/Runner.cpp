@@ -466,12 +466,15 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
                                 dict.getAs<StringAttr>("layer").str(),
                                 dict.getAs<IntegerAttr>("experts").getInt()});
   if (auto knobs = module->getAttrOfType<ArrayAttr>("moe.knobs"))
-    for (auto dict : knobs.getAsRange<DictionaryAttr>())
+    for (auto dict : knobs.getAsRange<DictionaryAttr>()) {
+      auto device = dict.getAs<BoolAttr>("device");
       manifest.knobs.push_back(
           {dict.getAs<IntegerAttr>("id").getInt(),
            dict.getAs<StringAttr>("layer").str(),
            dict.getAs<StringAttr>("name").str(),
-           dict.getAs<FloatAttr>("default").getValueAsDouble()});
+           dict.getAs<FloatAttr>("default").getValueAsDouble(),
+           device && device.getValue()});
+    }
   return llvm::Error::success();
 }
 

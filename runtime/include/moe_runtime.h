@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define MOE_RUNTIME_ABI_VERSION 4
+#define MOE_RUNTIME_ABI_VERSION 5
 
 typedef enum moe_status {
   MOE_OK = 0,

@@ -14,9 +14,10 @@
 |* also runs the layer on device buffers (moe_model_run_layer_async) on     *|
 |* THREADS streams at once and checks that each output is bitwise the first *|
 |* result and that the statistics are THREADS times those of a host call.   *|
-|* With RUN_LAYER_TAU set in the environment, then sets the layer's tau     *|
-|* knob to it and checks both entry points again against the host's new    *|
-|* output (the device entry point reads the knob in GPU memory).           *|
+|* With RUN_LAYER_KNOBS="NAME=VALUE ..." in the environment, then sets each *|
+|* knob of the layer in turn and checks both entry points again against    *|
+|* the host's new output, which must differ from the one before (the       *|
+|* device entry point reads tau and the capacity factor in GPU memory).    *|
 |*                                                                            *|
 |*   run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy [THREADS [device]]        *|
 |*                                                                            *|
@@ -271,20 +272,28 @@ int main(int argc, char **argv) {
   if (argc == 7 &&
       check_device(model, layer, &info, x, tokens, y, atoi(argv[5])))
     return 1;
-  const char *tau = getenv("RUN_LAYER_TAU");
-  if (argc == 7 && tau) {
-    if (moe_model_set_knob(model, info.name, "tau", atof(tau)) != MOE_OK)
-      return fail("set tau: ", moe_last_error());
+  const char *knobs = getenv("RUN_LAYER_KNOBS");
+  char setting[128];
+  for (int used = 0;
+       argc == 7 && knobs && sscanf(knobs, " %127s%n", setting, &used) == 1;
+       knobs += used) {
+    char *value = strchr(setting, '=');
+    if (!value)
+      return fail("RUN_LAYER_KNOBS: expected NAME=VALUE, found ", setting);
+    *value++ = 0;
+    if (moe_model_set_knob(model, info.name, setting, atof(value)) != MOE_OK)
+      return fail("set knob: ", moe_last_error());
     void *y2 = malloc((size_t)(tokens * info.output_size) * element + 1);
     if (moe_model_run_layer(model, layer, x, tokens, y2) != MOE_OK)
       return fail("run: ", moe_last_error());
     if (tokens > 0 &&
         !memcmp(y, y2, (size_t)(tokens * info.output_size) * element))
-      return fail("the tau knob changed nothing", 0);
-    printf("tau = %s:\n", tau);
+      return fail("the knob changed nothing: ", setting);
+    printf("%s = %s:\n", setting, value);
     if (check_device(model, layer, &info, x, tokens, y2, atoi(argv[5])))
       return 1;
-    free(y2);
+    free(y);
+    y = y2;
   }
   free(x);
   free(y);

@@ -9,7 +9,7 @@
 // A manifest weight with packing binds the panels of the checkpoint
 // tensors' selected rows, element for element what the packed layout of
 // moe_ukernel_abi.h says; malformed packings and mismatched tensors are
-// errors that name the weight.
+// errors that name the weight. The manifest keeps its device flags.
 //
 //===----------------------------------------------------------------------===//
 
@@ -162,6 +162,21 @@ TEST_F(PackedWeights, NamesAMismatchedTensor) {
   auto model = Model::load(std::move(manifest), path);
   ASSERT_FALSE(bool(model));
   EXPECT_NE(llvm::toString(model.takeError()).find("f32.0"), std::string::npos);
+}
+
+/// The manifest keeps which weights and knobs GPU code reads in GPU memory
+/// (moe_model_upload copies exactly those).
+TEST(ManifestDeviceFlags, SurviveTheRoundTrip) {
+  Manifest manifest;
+  manifest.knobs = {{0, "moe_layer_0", "tau", 0.25, /*device=*/true},
+                    {1, "moe_layer_0", "capacity_factor", 1.5, false}};
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  ASSERT_EQ(parsed->knobs.size(), 2u);
+  EXPECT_TRUE(parsed->knobs[0].device);
+  EXPECT_FALSE(parsed->knobs[1].device);
+  EXPECT_EQ(parsed->knobs[1].name, "capacity_factor");
+  EXPECT_EQ(parsed->knobs[1].defaultValue, 1.5);
 }
 
 } // namespace

@@ -1167,6 +1167,15 @@ LogicalResult WeightBufferOp::verify() {
   return success();
 }
 
+LogicalResult KnobBufferOp::verify() {
+  if (static_cast<int64_t>(getId()) < 0)
+    return emitOpError() << "expected a knob id >= 0";
+  auto type = cast<MemRefType>(getType());
+  if (type.getShape() != ArrayRef<int64_t>{1} || !type.getLayout().isIdentity())
+    return emitOpError() << "expected memref<1xf64>, found " << type;
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // RecordStatsOp
 //===----------------------------------------------------------------------===//
@@ -1206,6 +1215,15 @@ LogicalResult KnobOp::verify() {
     return emitOpError() << "expected a finite default, found " << value;
   if (getName() == "capacity_factor" && !(value > 0))
     return emitOpError() << "expected capacity_factor > 0, found " << value;
+  Type type = getType();
+  Type deviceType = RankedTensorType::get({1}, Float64Type::get(getContext()));
+  if (getDevice() && type != deviceType)
+    return emitOpError() << "expected tensor<1xf64> with device, found "
+                         << type;
+  if (!getDevice() && !type.isF32() && !type.isF64())
+    return emitOpError() << "expected f32 or f64 (tensor<1xf64> with "
+                            "device), found "
+                         << type;
   return success();
 }
 

@@ -207,6 +207,25 @@ def MoE_WeightBufferOp : MoE_Op<"weight_buffer", [Pure]> {
   let hasVerifier = 1;
 }
 
+def MoE_KnobBufferOp : MoE_Op<"knob_buffer", [Pure]> {
+  let summary = "the runtime's copy in GPU memory of a knob";
+  let description = [{
+    The buffer in GPU memory that holds knob `id` of the module's
+    `moe.knobs` table as an f64 (see `convert-moe-to-runtime`), rewritten
+    by the runtime whenever the knob changes. Like `moe.weight_buffer`, it
+    is not an allocation; `convert-moe-weight-buffers` turns it into the
+    runtime call once buffer deallocation has run.
+
+    ```mlir
+    %tau = moe.knob_buffer 0 : memref<1xf64>
+    ```
+  }];
+  let arguments = (ins I64Attr:$id);
+  let results = (outs MemRefOf<[F64]>:$buffer);
+  let assemblyFormat = "$id attr-dict `:` type($buffer)";
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Routing
 //===----------------------------------------------------------------------===//
@@ -701,12 +720,22 @@ def MoE_KnobOp : MoE_Op<"knob", [MemoryEffects<[MemRead]>]> {
     finite). Created by `moe-expose-knobs`; lowered to a runtime call by
     `convert-moe-to-runtime`.
 
+    With `device`, the result is the knob's copy in GPU memory, one f64
+    (`tensor<1xf64>`), which the runtime rewrites at every change: GPU code
+    that reads it when it runs, rather than when it is enqueued, follows
+    the knob across the replays of a captured CUDA graph. Only GPU code may
+    read it (`convert-moe-to-gpu-kernels` asks for it in device entry
+    points).
+
     ```mlir
     %tau = moe.knob "tau" layer = "moe_layer_0" default = 1.000000e-01 : f32
+    %dev = moe.knob "tau" layer = "moe_layer_0" default = 1.000000e-01
+        {device} : tensor<1xf64>
     ```
   }];
-  let arguments = (ins StrAttr:$name, StrAttr:$layer, F64Attr:$default_value);
-  let results = (outs AnyTypeOf<[F32, F64]>:$value);
+  let arguments = (ins StrAttr:$name, StrAttr:$layer, F64Attr:$default_value,
+                       UnitAttr:$device);
+  let results = (outs AnyTypeOf<[F32, F64, RankedTensorOf<[F64]>]>:$value);
   let assemblyFormat = [{
     $name `layer` `=` $layer `default` `=` $default_value attr-dict
     `:` type($value)

@@ -80,17 +80,20 @@ def ConvertMoEToRuntime : Pass<"convert-moe-to-runtime", "::mlir::ModuleOp"> {
     - `moe_rt_record_coactivation(id, memref<?x?xi32>)` (the expert ids of
       a record with `coactivation`)
     - `moe_rt_knob(id) -> f64` for each `moe.knob` (truncated to f32 when
-      the knob is f32)
+      the knob is f32); a `device` knob becomes `moe.knob_buffer`, the
+      knob's copy in GPU memory, which the runtime rewrites at each change
 
     The pass records what it assigned in module attributes that the tools
     turn into the manifest of a compiled module: `moe.weights` (per id: the
     tensor names, `stacked`, and the tensor type), `moe.stats` (per id:
     the layer name and the number of experts) and `moe.knobs` (per id: the
-    layer, the knob name and its default). Identical weights share an id;
+    layer, the knob name, its default and, when GPU code reads it, `device`).
+    Identical weights share an id;
     every read of the same knob of the same layer gets the same id.
 
-    Weights first become `moe.weight_buffer` (a buffer the function does not
-    own); `convert-moe-weight-buffers` makes them calls after buffer
+    Weights first become `moe.weight_buffer`, device knobs
+    `moe.knob_buffer` (buffers the function does not own);
+    `convert-moe-weight-buffers` makes them calls after buffer
     deallocation, which would otherwise take a call's result for an
     allocation to free.
 
@@ -112,10 +115,12 @@ def ConvertMoEToRuntime : Pass<"convert-moe-to-runtime", "::mlir::ModuleOp"> {
 
 def ConvertMoEWeightBuffers
     : Pass<"convert-moe-weight-buffers", "::mlir::ModuleOp"> {
-  let summary = "Fetch weight buffers from the runtime";
+  let summary = "Fetch weight and knob buffers from the runtime";
   let description = [{
     Replaces each `moe.weight_buffer` by a call to the runtime, declared with
-    the C interface, which returns the bound buffer:
+    the C interface, which returns the bound buffer, and each
+    `moe.knob_buffer` by `moe_rt_device_knob(id) -> memref<?xf64>`, the
+    knob's copy in GPU memory:
 
     ```mlir
     %b = moe.weight_buffer 0 : memref<8x64xbf16>
@@ -273,18 +278,18 @@ def ConvertMoEToGPUKernels
     interface: the input and output rows in GPU memory, the model's
     statistics on the device (`[2, E + 1]` i64: the assignments of each
     expert and the tokens, then the dropped ones and the calls; no
-    rows without statistics), the layer's tau in GPU memory (one element
-    when it is a run-time knob, which the kernels then read as they run, so
-    that a replayed CUDA graph follows the knob; none: the IR's value) and
-    a stream, which it returns:
+    rows without statistics) and a stream, which it returns:
 
     ```mlir
     func.func @moe_layer_0.device(%x: memref<?x64xbf16>,
         %y: memref<?x64xbf16>, %counts: memref<?x?xi64>,
-        %tau: memref<?xf32>, %stream: !gpu.async.token) -> !gpu.async.token
+        %stream: !gpu.async.token) -> !gpu.async.token
     ```
 
-    Its body reads the same weights (in GPU memory) and knobs and calls
+    Its body reads the same weights in GPU memory, and its run-time tau and
+    (with a token-choice capacity) capacity factor in GPU memory as well
+    (`moe.knob {device}`): the kernels read those as they run, so that a
+    replayed CUDA graph follows the knobs. It calls
     `@moe_layer_device_async` (`@moe_lora_layer_device_async`), which
     enqueues the layer on the stream, rounds the output into `y` and adds
     the call's counts to `counts`, reading nothing back on the host (the

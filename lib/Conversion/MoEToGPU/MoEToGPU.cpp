@@ -176,12 +176,25 @@ static Value deviceWeight(OpBuilder &b, Value tensor) {
                           /*packing=*/nullptr, b.getUnitAttr());
 }
 
+/// The copy in GPU memory of the knob `value` (a `moe.knob {device}` next
+/// to its `moe.knob`), or null when `value` is not a knob.
+static Value deviceKnob(OpBuilder &b, Value value) {
+  auto knob = value ? value.getDefiningOp<KnobOp>() : KnobOp();
+  if (!knob)
+    return Value();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfter(knob);
+  return KnobOp::create(b, knob.getLoc(),
+                        RankedTensorType::get({1}, b.getF64Type()),
+                        knob.getNameAttr(), knob.getLayerAttr(),
+                        knob.getDefaultValueAttr(), b.getUnitAttr());
+}
+
 /// The operands of a device entry point besides its input: the output
 /// rows, the model's statistics on the device ([2, E + 1] i64, or no rows),
-/// the layer's tau knob in GPU memory (one element, or none: the value of
-/// the IR), and the caller's stream.
+/// and the caller's stream.
 struct DeviceResults {
-  Value y, counts, tau, stream;
+  Value y, counts, stream;
 };
 
 /// Replaces `op` by the library calls, declaring the callees in `module`.
@@ -352,6 +365,21 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
       (op.getSelectionBias() ? 4 : 0) |
       (routing.getWeights() == CombineWeights::SoftmaxSelected ? 8 : 0);
   Value param;
+  // A device entry point reads a tau knob (and a capacity factor knob,
+  // below) in GPU memory, so that a replayed CUDA graph follows the knob:
+  // the library reads it there when given one element.
+  auto knobBuffer = [&](Value scalar) -> Value {
+    Value knob = device ? deviceKnob(b, scalar) : Value();
+    if (!knob)
+      return memref::CastOp::create(
+          b, loc, dynamicMemRef(1, b.getF64Type()),
+          memref::AllocaOp::create(b, loc,
+                                   MemRefType::get({0}, b.getF64Type())));
+    return asBuffer(b, loc, knob);
+  };
+  Value paramDev;
+  if (device)
+    paramDev = knobBuffer(op.getTau());
   if (op.getTau())
     param = op.getTau();
   else if (routing.getSelection() == Selection::TopP && routing.getTopP())
@@ -369,7 +397,7 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   bool expertChoice = routing.getSelection() == Selection::ExpertChoice;
   CapacityAttr capacity = op.getCapacityAttr();
   lowering::LocBuilder lb(loc, b);
-  Value cap = c0;
+  Value cap = c0, capDev, capMin = c0, capAlign = c1;
   if (expertChoice) {
     k = idx(numExperts);
     flags &= 2;
@@ -380,11 +408,22 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
       cap = arith::CeilDivSIOp::create(
           lb, arith::MulIOp::create(lb, tokens, idx(routing.getK())),
           idx(numExperts));
+  } else if (Value factor = op.getCapacityFactor();
+             capacity && device && factor && factor.getDefiningOp<KnobOp>()) {
+    // A device entry point with a run-time capacity factor: the library
+    // computes the capacity from the knob's copy in GPU memory (`cap` is
+    // not read), so a replayed graph follows it. Expert choice keeps the
+    // factor of the enqueue: its capacity sizes the selection's launch.
+    capDev = knobBuffer(factor);
+    capMin = idx(capacity.getMin());
+    capAlign = idx(capacity.getAlign());
   } else if (capacity) {
-    // A capacity of the dispatch (spec section 4): layer.mlir's flags bit
-    // 16, the drop order in bits 5-6, bit 128 renormalize_after_drop.
     cap = lowering::capacity(lb, capacity, tokens, routing.getK(), numExperts,
                              op.getCapacityFactor());
+  }
+  if (!expertChoice && capacity) {
+    // A capacity of the dispatch (spec section 4): layer.mlir's flags bit
+    // 16, the drop order in bits 5-6, bit 128 renormalize_after_drop.
     int64_t order = static_cast<int64_t>(capacity.getDropOrderOrDefault());
     flags |= 16 | (order << 5) | (capacity.getRenormalizeAfterDrop() ? 128 : 0);
   }
@@ -403,10 +442,8 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
       {k, i32c(expertChoice ? 0 : static_cast<int64_t>(routing.getScore())),
        i32c(static_cast<int64_t>(routing.getSelection())), i32c(flags),
        f32c(expertChoice ? 1.0 : routing.getScale().value), param});
-  // A device entry point passes tau (or p) in GPU memory too: the knob,
-  // when the runtime gives it one.
   if (device)
-    args.push_back(device->tau);
+    args.push_back(paramDev);
   args.append({idx(routing.getGroups()), idx(topkGroup),
                i32c(static_cast<int64_t>(routing.getGroupScore()))});
   // LoRA experts: the scale alpha / r of their deltas.
@@ -416,7 +453,10 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
                         static_cast<double>(a.getDimSize(1))));
   }
   if (device) {
-    args.append({cap, device->counts, device->y, device->stream});
+    if (!capDev)
+      capDev = knobBuffer(Value());
+    args.append({cap, capDev, capMin, capAlign, device->counts, device->y,
+                 device->stream});
     Type token = device->stream.getType();
     declareHostFunction(module, symbols, callee,
                         b.getFunctionType(TypeRange(args), {token}));
@@ -550,12 +590,11 @@ static void addDeviceEntry(func::FuncOp func, LayerOp layer,
   auto xType = MemRefType::get(inType.getShape(), inType.getElementType());
   auto yType = MemRefType::get(outType.getShape(), outType.getElementType());
   auto countsType = dynamicMemRef(2, IntegerType::get(ctx, 64));
-  auto tauType = dynamicMemRef(1, Float32Type::get(ctx));
   OpBuilder b(ctx);
   b.setInsertionPointAfter(func);
   auto entry = func::FuncOp::create(
       b, func.getLoc(), (func.getName() + ".device").str(),
-      b.getFunctionType({xType, yType, countsType, tauType, token}, {token}));
+      b.getFunctionType({xType, yType, countsType, token}, {token}));
   entry->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
   symbols.insert(entry);
   Block *body = entry.addEntryBlock();
@@ -573,7 +612,7 @@ static void addDeviceEntry(func::FuncOp func, LayerOp layer,
       memref::CastOp::create(b, layer.getLoc(),
                              dynamicMemRef(2, yType.getElementType()),
                              body->getArgument(1)),
-      body->getArgument(2), body->getArgument(3), body->getArgument(4)};
+      body->getArgument(2), body->getArgument(3)};
   auto copy = cast<LayerOp>(b.clone(*layer, mapping));
   Value done = rewriteLayer(copy, module, symbols, &results);
   b.setInsertionPointToEnd(body);

@@ -90,6 +90,23 @@ void ConvertMoEWeightBuffersPass::runOnOperation() {
         memref::CastOp::create(builder, loc, type, buffer).getResult());
     op.erase();
   }
+  SmallVector<KnobBufferOp> knobs;
+  module.walk([&](KnobBufferOp op) { knobs.push_back(op); });
+  for (KnobBufferOp op : knobs) {
+    OpBuilder builder(op);
+    auto anyShape =
+        MemRefType::get({ShapedType::kDynamic}, builder.getF64Type());
+    func::FuncOp callee = declareRuntimeFunction(
+        module, symbols, "moe_rt_device_knob",
+        builder.getFunctionType({builder.getI64Type()}, {anyShape}));
+    Location loc = op.getLoc();
+    Value id = arith::ConstantIntOp::create(
+        builder, loc, static_cast<int64_t>(op.getId()), 64);
+    Value buffer = func::CallOp::create(builder, loc, callee, id).getResult(0);
+    op.replaceAllUsesWith(
+        memref::CastOp::create(builder, loc, op.getType(), buffer).getResult());
+    op.erase();
+  }
 }
 
 void ConvertMoEToRuntimePass::runOnOperation() {
@@ -202,7 +219,7 @@ void ConvertMoEToRuntimePass::runOnOperation() {
   llvm::MapVector<std::pair<StringRef, StringRef>, KnobOp> knobIds;
   SmallVector<KnobOp> knobs;
   module.walk([&](KnobOp op) { knobs.push_back(op); });
-  SmallVector<Attribute> knobTable;
+  SmallVector<SmallVector<NamedAttribute>> knobTable;
   for (KnobOp op : knobs) {
     auto [it, inserted] =
         knobIds.try_emplace({op.getLayer(), op.getName()}, op);
@@ -217,20 +234,38 @@ void ConvertMoEToRuntimePass::runOnOperation() {
     }
     int64_t id = std::distance(knobIds.begin(), it);
     if (inserted)
-      knobTable.push_back(attrs.getDictionaryAttr(
+      knobTable.push_back(
           {attrs.getNamedAttr("id", attrs.getI64IntegerAttr(id)),
            attrs.getNamedAttr("layer", op.getLayerAttr()),
            attrs.getNamedAttr("name", op.getNameAttr()),
-           attrs.getNamedAttr("default", op.getDefaultValueAttr())}));
+           attrs.getNamedAttr("default", op.getDefaultValueAttr())});
+    // `device`: some GPU code reads the knob's copy in GPU memory
+    // (moe_model_upload makes those copies).
+    if (op.getDevice() && !llvm::any_of(knobTable[id], [](NamedAttribute a) {
+          return a.getName() == "device";
+        }))
+      knobTable[id].push_back(
+          attrs.getNamedAttr("device", attrs.getBoolAttr(true)));
   }
   for (KnobOp op : knobs) {
     int64_t id = std::distance(
         knobIds.begin(), knobIds.find({op.getLayer(), op.getName()}));
+    OpBuilder builder(op);
+    Location loc = op.getLoc();
+    if (op.getDevice()) {
+      Value buffer = KnobBufferOp::create(
+          builder, loc, MemRefType::get({1}, attrs.getF64Type()),
+          static_cast<uint64_t>(id));
+      op.replaceAllUsesWith(
+          bufferization::ToTensorOp::create(builder, loc, op.getType(), buffer,
+                                            /*restrict=*/builder.getUnitAttr())
+              .getResult());
+      op.erase();
+      continue;
+    }
     func::FuncOp callee = declareRuntimeFunction(
         module, symbols, "moe_rt_knob",
         FunctionType::get(ctx, {attrs.getI64Type()}, {attrs.getF64Type()}));
-    OpBuilder builder(op);
-    Location loc = op.getLoc();
     Value value =
         func::CallOp::create(builder, loc, callee,
                              ValueRange{arith::ConstantIntOp::create(
@@ -250,8 +285,12 @@ void ConvertMoEToRuntimePass::runOnOperation() {
   }
   if (!statsTable.empty())
     module->setAttr("moe.stats", attrs.getArrayAttr(statsTable));
-  if (!knobTable.empty())
-    module->setAttr("moe.knobs", attrs.getArrayAttr(knobTable));
+  if (!knobTable.empty()) {
+    SmallVector<Attribute> table;
+    for (ArrayRef<NamedAttribute> entry : knobTable)
+      table.push_back(attrs.getDictionaryAttr(entry));
+    module->setAttr("moe.knobs", attrs.getArrayAttr(table));
+  }
   if (!weightTable.empty() &&
       !module->hasAttr(WeightOp::getCheckpointAttrName())) {
     module.emitError() << "the module reads checkpoint weights (moe.weight) "

@@ -839,6 +839,40 @@ gpu.module @moe_dispatch_kernels {
     gpu.return
   }
 
+  // The capacity of a factor (spec section 4): C = ceil(factor * T k / E),
+  // at least `min`, rounded up to a multiple of `align`; in f64 and in the
+  // order of the host's computation (lowering::capacity), so that both
+  // give the same C. factor > 0 and finite (the runtime checks knob
+  // values); the quotient is taken at most T k before its conversion to an
+  // integer, which changes nothing that @capacity_drop does (an expert
+  // receives at most T assignments) and keeps a huge factor defined.
+  func.func private @capacity_of_factor(%factor: f64, %T: index, %k: index,
+                                        %E: index, %min: index,
+                                        %align: index) -> index {
+    %one = arith.constant 1 : i64
+    %zero = arith.constant 0 : i64
+    %tk = arith.muli %T, %k : index
+    %tk_i = arith.index_cast %tk : index to i64
+    %slots = arith.sitofp %tk_i : i64 to f64
+    %e_i = arith.index_cast %E : index to i64
+    %experts = arith.sitofp %e_i : i64 to f64
+    %p = arith.mulf %factor, %slots : f64
+    %ratio = arith.divf %p, %experts : f64
+    %above = arith.cmpf ogt, %ratio, %slots : f64
+    %r = arith.select %above, %slots, %ratio : f64
+    // ceil(r) for 0 <= r < 2^31.
+    %t = arith.fptosi %r : f64 to i64
+    %tf = arith.sitofp %t : i64 to f64
+    %frac = arith.cmpf olt, %tf, %r : f64
+    %up = arith.select %frac, %one, %zero : i64
+    %c_i = arith.addi %t, %up : i64
+    %c = arith.index_cast %c_i : i64 to index
+    %at_least = arith.maxsi %c, %min : index
+    %q = arith.ceildivsi %at_least, %align : index
+    %cap = arith.muli %q, %align : index
+    return %cap : index
+  }
+
   // Capacity (spec section 4), after a dropless count_experts,
   // build_permutation and capacity_keys: block e keeps the first `cap` rows
   // of group e, those of the largest keys (@select_largest; the first `cap`
@@ -846,9 +880,14 @@ gpu.module @moe_dispatch_kernels {
   // unused (ids -1). Block e also writes dropped[e] = max(n_e - cap, 0)
   // when dropped is not empty, and zeroes counts[e] for the recount of the
   // kept slots (no memset on the dropless path). Groups are independent,
-  // and so are the blocks.
+  // and so are the blocks. `cap` is `cap_arg`, or, when `factor` has an
+  // element (a run-time capacity factor in GPU memory, which a replayed
+  // CUDA graph reads anew), @capacity_of_factor(factor[0], ..., cap_min,
+  // cap_align).
   gpu.func @capacity_drop(%ids: memref<?x?xi32>, %offsets: memref<?xi32>,
-                          %keys: memref<?xi64>, %cap: index,
+                          %keys: memref<?xi64>, %cap_arg: index,
+                          %factor: memref<?xf64>, %cap_min: index,
+                          %cap_align: index,
                           %order: i32, %dropped: memref<?xi32>,
                           %counts: memref<?xi32>)
       workgroup(%hist: memref<256xi32, #gpu.address_space<workgroup>>,
@@ -864,6 +903,19 @@ gpu.module @moe_dispatch_kernels {
     %l0 = arith.constant 0 : i64
     %true = arith.constant true
     %k = memref.dim %ids, %c1 : memref<?x?xi32>
+    %nf = memref.dim %factor, %c0 : memref<?xf64>
+    %on_device = arith.cmpi ne, %nf, %c0 : index
+    %cap = scf.if %on_device -> (index) {
+      %f = memref.load %factor[%c0] : memref<?xf64>
+      %T = memref.dim %ids, %c0 : memref<?x?xi32>
+      %E1 = memref.dim %offsets, %c0 : memref<?xi32>
+      %E = arith.subi %E1, %c1 : index
+      %c = func.call @capacity_of_factor(%f, %T, %k, %E, %cap_min, %cap_align)
+          : (f64, index, index, index, index, index) -> index
+      scf.yield %c : index
+    } else {
+      scf.yield %cap_arg : index
+    }
     %e = gpu.block_id x
     %tid = gpu.thread_id x
     %e1 = arith.addi %e, %c1 : index

@@ -26,8 +26,8 @@
 // launched on ceil(R / 64) + min(E, R) tiles, the bound of build_tile_map
 // for any group sizes of R rows in all, and their blocks past num_tiles
 // return at once. R, the rows of the gathered tokens and of the expert
-// outputs, is T * k, or E * min(C, T) when that is smaller and the routing
-// bounds the rows by it (expert_choice, a capacity). The limits of every
+// outputs, is T * k, or E * min(C, T) when that is smaller with
+// expert_choice (k = E slots, most of them unused). The limits of every
 // step are checked before the first GPU operation.
 //
 //   x       [T, d]     bf16  token activations
@@ -88,12 +88,15 @@
 //
 //   @moe_layer_device_async (x, Wr, rbias, sbias, Wg, Wu, Wd, Sg, Su, Sd,
 //                            Sw, k, routing..., param_dev, G, topkg,
-//                            gscore, cap, counts, y, stream) -> stream
+//                            gscore, cap, cap_dev, cap_min, cap_align,
+//                            counts, y, stream) -> stream
 //     What a compiled model's device entry point calls (moe_model_run_
 //     layer_async): device buffers, tau (or p) read on the device from
-//     param_dev[0] when param_dev has an element (a run-time knob in GPU
-//     memory, so that a replayed graph follows the knob; router.mlir),
-//     @moe_layer_async on the caller's
+//     param_dev[0] (f64) when param_dev has an element, and with bit 16 the
+//     capacity computed on the device from the factor cap_dev[0] (f64),
+//     cap_min and cap_align (dispatch.mlir's @capacity_of_factor; `cap` is
+//     not read) when cap_dev has one: run-time knobs in GPU memory, so that
+//     a replayed graph follows them. Then @moe_layer_async on the caller's
 //     stream with its offsets, dropped counts and f32 output as stream-
 //     ordered temporaries, then y [T, d] bf16 = bf16(the f32 output), and
 //     the call's assignments (kept + dropped), dropped counts, tokens and
@@ -141,9 +144,10 @@ func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
 func.func private @moe_route_dispatch_async(
     %x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>, %rbias: memref<?xf32>,
     %sbias: memref<?xf32>, %k: index, %score: i32, %sel: i32, %flags: i32,
-    %scale: f32, %param: f32, %param_dev: memref<?xf32>, %G: index,
+    %scale: f32, %param: f32, %param_dev: memref<?xf64>, %G: index,
     %topkg: index, %gscore: i32,
-    %cap: index, %offsets: memref<?xi32>, %dropped: memref<?xi32>,
+    %cap: index, %cap_dev: memref<?xf64>, %cap_min: index, %cap_align: index,
+    %offsets: memref<?xi32>, %dropped: memref<?xi32>,
     %stream: !gpu.async.token)
     -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
         !gpu.async.token) {
@@ -198,13 +202,16 @@ func.func private @moe_route_dispatch_async(
   %g_renorm = arith.select %renorm_drop, %tb, %c0 : index
   %g_count2 = arith.select %drops, %g_count, %c0 : index
   // The rows the experts compute, at most: T * k; with expert_choice
-  // exactly E * min(C, T) (k = E slots, most of them unused), with a
-  // capacity at most E * min(C, T) (an expert has at most T assignments).
-  // The gathered rows, and every buffer of rows after them, take R.
+  // exactly E * min(C, T) (k = E slots, most of them unused). The gathered
+  // rows, and every buffer of rows after them, take R. A capacity keeps
+  // the dropless bound although it keeps at most E * min(C, T) rows: the
+  // expert kernels are chosen by R (@few_rows), and a capacity factor read
+  // on the device (cap_dev) is not known here; so the same layer takes the
+  // same kernels, and gives bitwise the same output, whichever way its
+  // capacity arrives.
   %kept_bound = arith.muli %E, %taken : index
   %bounded = arith.minui %kept_bound, %TK : index
-  %selective = arith.ori %drops, %is_ec : i1
-  %R = arith.select %selective, %bounded, %TK : index
+  %R = arith.select %is_ec, %bounded, %TK : index
   // Slots, rows and tokens are i32 on the device: T * k < 2^31 (k = E
   // with expert_choice). The C API and compiled libraries refuse larger
   // calls before they get here.
@@ -239,7 +246,7 @@ func.func private @moe_route_dispatch_async(
       blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%dz : memref<?x?xf32>, %sbias : memref<?xf32>, %k : index,
            %score : i32, %sel : i32, %flags : i32, %scale : f32,
-           %param : f32, %param_dev : memref<?xf32>, %G : index,
+           %param : f32, %param_dev : memref<?xf64>, %G : index,
            %topkg : index, %gscore : i32,
            %dsc : memref<?x?xf32>,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
@@ -267,7 +274,8 @@ func.func private @moe_route_dispatch_async(
   %kd1 = gpu.launch_func async [%kdk] @moe_dispatch_kernels::@capacity_drop
       blocks in (%g_drop, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %offsets : memref<?xi32>,
-           %dkeys : memref<?xi64>, %cap : index, %order : i32,
+           %dkeys : memref<?xi64>, %cap : index, %cap_dev : memref<?xf64>,
+           %cap_min : index, %cap_align : index, %order : i32,
            %dropped : memref<?xi32>, %dcnt : memref<?xi32>)
   %kd2 = gpu.launch_func async [%kd1] @moe_dispatch_kernels::@renormalize_kept
       blocks in (%g_renorm, %c1, %c1) threads in (%c256, %c1, %c1)
@@ -427,18 +435,22 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                            %cap: index, %offsets: memref<?xi32>,
                            %dropped: memref<?xi32>, %y: memref<?x?xf32>,
                            %stream: !gpu.async.token) -> !gpu.async.token {
-  %none0 = memref.alloca() : memref<0xf32>
-  %none = memref.cast %none0 : memref<0xf32> to memref<?xf32>
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %none0 = memref.alloca() : memref<0xf64>
+  %none = memref.cast %none0 : memref<0xf64> to memref<?xf64>
   %r = call @moe_layer_knob_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd, %Sg,
                                   %Su, %Sd, %Sw, %k, %score, %sel, %flags,
                                   %scale, %param, %none, %G, %topkg, %gscore,
-                                  %cap, %offsets, %dropped, %y, %stream)
+                                  %cap, %none, %c0, %c1, %offsets, %dropped,
+                                  %y, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf32>,
-         index, index, i32, index, memref<?xi32>, memref<?xi32>,
-         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
+         index, index, i32, index, memref<?xf64>, index, index,
+         memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+      -> !gpu.async.token
   return %r : !gpu.async.token
 }
 
@@ -453,9 +465,11 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
                            %Sd: memref<?x?x?xbf16>, %Sw: memref<?x?xbf16>,
                            %k: index,
                            %score: i32, %sel: i32, %flags: i32, %scale: f32,
-                           %param: f32, %param_dev: memref<?xf32>,
+                           %param: f32, %param_dev: memref<?xf64>,
                            %G: index, %topkg: index, %gscore: i32,
-                           %cap: index, %offsets: memref<?xi32>,
+                           %cap: index, %cap_dev: memref<?xf64>,
+                           %cap_min: index, %cap_align: index,
+                           %offsets: memref<?xi32>,
                            %dropped: memref<?xi32>, %y: memref<?x?xf32>,
                            %stream: !gpu.async.token) -> !gpu.async.token {
   %c0 = arith.constant 0 : index
@@ -488,10 +502,12 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
 
   %dxp, %dsr, %dwts, %drt, %k3 = call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
-      %param_dev, %G, %topkg, %gscore, %cap, %offsets, %dropped, %stream)
+      %param_dev, %G, %topkg, %gscore, %cap, %cap_dev, %cap_min, %cap_align,
+      %offsets, %dropped, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
-         index, i32, i32, i32, f32, f32, memref<?xf32>, index, index, i32,
-         index, memref<?xi32>, memref<?xi32>, !gpu.async.token)
+         index, i32, i32, i32, f32, f32, memref<?xf64>, index, index, i32,
+         index, memref<?xf64>, index, index, memref<?xi32>, memref<?xi32>,
+         !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
   %k4 = gpu.dealloc async [%k3] %drt : memref<?xi32>
@@ -561,22 +577,25 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                                 %dropped: memref<?xi32>, %y: memref<?x?xf32>,
                                 %stream: !gpu.async.token)
     -> !gpu.async.token {
-  %none0 = memref.alloca() : memref<0xf32>
-  %none = memref.cast %none0 : memref<0xf32> to memref<?xf32>
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %none0 = memref.alloca() : memref<0xf64>
+  %none = memref.cast %none0 : memref<0xf64> to memref<?xf64>
   %r = call @moe_lora_layer_knob_async(%x, %Wr, %rbias, %sbias, %Pg, %Pu, %Pd,
                                        %Ag, %Bg, %Au, %Bu, %Ad, %Bd, %Sg, %Su,
                                        %Sd, %Sw, %k, %score, %sel, %flags,
                                        %scale, %param, %none, %G, %topkg,
-                                       %gscore, %s, %cap, %offsets, %dropped,
-                                       %y, %stream)
+                                       %gscore, %s, %cap, %none, %c0, %c1,
+                                       %offsets, %dropped, %y, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf32>,
-         index, index, i32, f32, index, memref<?xi32>, memref<?xi32>,
-         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
+         index, index, i32, f32, index, memref<?xf64>, index, index,
+         memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+      -> !gpu.async.token
   return %r : !gpu.async.token
 }
 
@@ -600,9 +619,11 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
                                 %Sw: memref<?x?xbf16>, %k: index,
                                 %score: i32, %sel: i32, %flags: i32,
                                 %scale: f32, %param: f32,
-                                %param_dev: memref<?xf32>, %G: index,
+                                %param_dev: memref<?xf64>, %G: index,
                                 %topkg: index, %gscore: i32, %s: f32,
-                                %cap: index, %offsets: memref<?xi32>,
+                                %cap: index, %cap_dev: memref<?xf64>,
+                                %cap_min: index, %cap_align: index,
+                                %offsets: memref<?xi32>,
                                 %dropped: memref<?xi32>, %y: memref<?x?xf32>,
                                 %stream: !gpu.async.token)
     -> !gpu.async.token {
@@ -641,10 +662,12 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
 
   %xp, %dsr, %dwts, %drt, %k0 = call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
-      %param_dev, %G, %topkg, %gscore, %cap, %offsets, %dropped, %stream)
+      %param_dev, %G, %topkg, %gscore, %cap, %cap_dev, %cap_min, %cap_align,
+      %offsets, %dropped, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
-         index, i32, i32, i32, f32, f32, memref<?xf32>, index, index, i32,
-         index, memref<?xi32>, memref<?xi32>, !gpu.async.token)
+         index, i32, i32, i32, f32, f32, memref<?xf64>, index, index, i32,
+         index, memref<?xf64>, index, index, memref<?xi32>, memref<?xi32>,
+         !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
   // The rows of xp (at most T * k), which every buffer of rows takes.
@@ -1016,8 +1039,10 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                                   %Sw: memref<?x?xbf16>, %k: index,
                                   %score: i32, %sel: i32, %flags: i32,
                                   %scale: f32, %param: f32,
-                                  %param_dev: memref<?xf32>, %G: index,
+                                  %param_dev: memref<?xf64>, %G: index,
                                   %topkg: index, %gscore: i32, %cap: index,
+                                  %cap_dev: memref<?xf64>, %cap_min: index,
+                                  %cap_align: index,
                                   %counts: memref<?x?xi64>,
                                   %y: memref<?x?xbf16>,
                                   %stream: !gpu.async.token)
@@ -1033,13 +1058,15 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %l = call @moe_layer_knob_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd,
                                   %Sg, %Su, %Sd, %Sw, %k, %score, %sel,
                                   %flags, %scale, %param, %param_dev, %G,
-                                  %topkg, %gscore, %cap, %off, %dr, %yf, %t)
+                                  %topkg, %gscore, %cap, %cap_dev, %cap_min,
+                                  %cap_align, %off, %dr, %yf, %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf32>,
-         index, index, i32, index, memref<?xi32>, memref<?xi32>,
-         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
+         index, index, i32, index, memref<?xf64>, index, index,
+         memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+      -> !gpu.async.token
   %r = call @device_results_async(%off, %dr, %yf, %counts, %y, %l)
       : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xi64>,
          memref<?x?xbf16>, !gpu.async.token) -> !gpu.async.token
@@ -1065,9 +1092,11 @@ func.func @moe_lora_layer_device_async(%x: memref<?x?xbf16>,
                                        %Sw: memref<?x?xbf16>, %k: index,
                                        %score: i32, %sel: i32, %flags: i32,
                                        %scale: f32, %param: f32,
-                                       %param_dev: memref<?xf32>, %G: index,
+                                       %param_dev: memref<?xf64>, %G: index,
                                        %topkg: index, %gscore: i32, %s: f32,
-                                       %cap: index, %counts: memref<?x?xi64>,
+                                       %cap: index, %cap_dev: memref<?xf64>,
+                                       %cap_min: index, %cap_align: index,
+                                       %counts: memref<?x?xi64>,
                                        %y: memref<?x?xbf16>,
                                        %stream: !gpu.async.token)
     -> !gpu.async.token {
@@ -1083,15 +1112,17 @@ func.func @moe_lora_layer_device_async(%x: memref<?x?xbf16>,
                                        %Pd, %Ag, %Bg, %Au, %Bu, %Ad, %Bd, %Sg,
                                        %Su, %Sd, %Sw, %k, %score, %sel, %flags,
                                        %scale, %param, %param_dev, %G, %topkg,
-                                       %gscore, %s, %cap, %off, %dr, %yf, %t)
+                                       %gscore, %s, %cap, %cap_dev, %cap_min,
+                                       %cap_align, %off, %dr, %yf, %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf32>,
-         index, index, i32, f32, index, memref<?xi32>, memref<?xi32>,
-         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+         memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
+         index, index, i32, f32, index, memref<?xf64>, index, index,
+         memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+      -> !gpu.async.token
   %r = call @device_results_async(%off, %dr, %yf, %counts, %y, %l)
       : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xi64>,
          memref<?x?xbf16>, !gpu.async.token) -> !gpu.async.token

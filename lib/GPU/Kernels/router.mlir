@@ -28,7 +28,8 @@
 // slots), flags (1 renormalize, 2 router bias, 4 selection bias, 8
 // weights = softmax_selected), scale, param (p of top_p, tau of
 // threshold; read from param_dev[0] instead when param_dev has an element:
-// a run-time knob in GPU memory, which a replayed CUDA graph reads anew),
+// a run-time knob's f64 copy in GPU memory, rounded to f32 as the host
+// rounds it, which a replayed CUDA graph reads anew),
 // G, topk_group and gscore (0 max, 1 sum_top2) of grouped_top_k.
 //
 // Kernels of @moe_router_kernels:
@@ -354,7 +355,7 @@ gpu.module @moe_router_kernels {
   gpu.func @router_topk(%logits: memref<?x?xf32>, %sbias: memref<?xf32>,
                         %k: index, %score: i32, %sel: i32, %flags: i32,
                         %scale: f32, %param_arg: f32,
-                        %param_dev: memref<?xf32>, %G: index, %topkg: index,
+                        %param_dev: memref<?xf64>, %G: index, %topkg: index,
                         %gscore: i32, %scores: memref<?x?xf32>,
                         %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
       workgroup(%lg: memref<4x512xf32, #gpu.address_space<workgroup>>,
@@ -385,10 +386,11 @@ gpu.module @moe_router_kernels {
     %E = memref.dim %logits, %c1 : memref<?x?xf32>
     %Ei = arith.index_cast %E : index to i32
     %Gi = arith.index_cast %G : index to i32
-    %np = memref.dim %param_dev, %c0 : memref<?xf32>
+    %np = memref.dim %param_dev, %c0 : memref<?xf64>
     %on_device = arith.cmpi ne, %np, %c0 : index
     %param = scf.if %on_device -> (f32) {
-      %v = memref.load %param_dev[%c0] : memref<?xf32>
+      %v64 = memref.load %param_dev[%c0] : memref<?xf64>
+      %v = arith.truncf %v64 : f64 to f32
       scf.yield %v : f32
     } else {
       scf.yield %param_arg : f32
@@ -867,13 +869,13 @@ func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
            %dz : memref<?x?xf32>)
   %tp = arith.addi %T, %c3 : index
   %gx = arith.divui %tp, %c4 : index
-  %none0 = memref.alloca() : memref<0xf32>
-  %none = memref.cast %none0 : memref<0xf32> to memref<?xf32>
+  %none0 = memref.alloca() : memref<0xf64>
+  %none = memref.cast %none0 : memref<0xf64> to memref<?xf64>
   gpu.launch_func @moe_router_kernels::@router_topk
       blocks in (%gx, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%dz : memref<?x?xf32>, %nb : memref<?xf32>, %k : index,
            %i0 : i32, %i0 : i32, %i1 : i32, %f1 : f32, %f0 : f32,
-           %none : memref<?xf32>, %c1 : index, %c1 : index, %i0 : i32, %dwts : memref<?x?xf32>,
+           %none : memref<?xf64>, %c1 : index, %c1 : index, %i0 : i32, %dwts : memref<?x?xf32>,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>)
   gpu.memcpy %ids, %dids : memref<?x?xi32>, memref<?x?xi32>
   gpu.memcpy %wts, %dwts : memref<?x?xf32>, memref<?x?xf32>

@@ -4,23 +4,25 @@
 // RUN:   | FileCheck %s --check-prefix=OFF
 
 // A function that is one layer gets a device entry point: the rows in GPU
-// memory, the statistics table, tau in GPU memory and the stream in, the
-// stream out. It reads the same knob (the library reads the one in GPU
-// memory instead when the runtime passes it), its weights and its f32 selection bias in GPU memory
-// (moe.weight {device}), and records nothing on the host: the library adds
-// the counts to the table on the device. The function itself is lowered
-// as without the option.
+// memory, the statistics table and the stream in, the stream out. Its
+// weights and its f32 selection bias are read in GPU memory (moe.weight
+// {device}), and so is its tau knob (moe.knob {device}, an f64 that the
+// library reads when the router runs, so that a replayed graph follows the
+// knob); it records nothing on the host: the library adds the counts to
+// the table on the device. The function itself is lowered as without the
+// option.
 
 // CHECK-LABEL: func.func @moe_layer_0(
 // CHECK:         call @moe_layer_resident(
 // CHECK:         moe.record_stats
 
 // CHECK-LABEL: func.func @moe_layer_0.device(
-// CHECK-SAME:      %[[X:[^:]*]]: memref<?x64xbf16>, %[[Y:[^:]*]]: memref<?x64xbf16>, %[[COUNTS:[^:]*]]: memref<?x?xi64>, %[[TAUD:[^:]*]]: memref<?xf32>, %[[STREAM:[^:]*]]: !gpu.async.token) -> !gpu.async.token
+// CHECK-SAME:      %[[X:[^:]*]]: memref<?x64xbf16>, %[[Y:[^:]*]]: memref<?x64xbf16>, %[[COUNTS:[^:]*]]: memref<?x?xi64>, %[[STREAM:[^:]*]]: !gpu.async.token) -> !gpu.async.token
 // CHECK-SAME:      attributes {llvm.emit_c_interface}
 // CHECK-DAG:     %[[XT:.*]] = bufferization.to_tensor %[[X]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
 // CHECK-DAG:     %[[YM:.*]] = memref.cast %[[Y]] : memref<?x64xbf16> to memref<?x?xbf16>
 // CHECK-DAG:     %[[TAU:.*]] = moe.knob "tau" layer = "moe_layer_0" default = 1.000000e-01 : f32
+// CHECK-DAG:     %[[TAUD:.*]] = moe.knob "tau" layer = "moe_layer_0" default = 1.000000e-01 {device} : tensor<1xf64>
 // CHECK-DAG:     %[[WR:.*]] = moe.weight "router" {device} : tensor<8x64xbf16>
 // CHECK-DAG:     %[[B:.*]] = moe.weight "bias" {device} : tensor<8xf32>
 // CHECK-DAG:     %[[G:.*]] = moe.weight "gate" {device} : tensor<8x32x64xbf16>
@@ -30,13 +32,17 @@
 // CHECK-DAG:     %[[XM:.*]] = memref.cast %[[XB]] : memref<?x64xbf16> to memref<?x?xbf16>
 // CHECK-DAG:     %[[BB:.*]] = bufferization.to_buffer %[[B]] read_only : tensor<8xf32> to memref<8xf32>
 // CHECK-DAG:     %[[BM:.*]] = memref.cast %[[BB]] : memref<8xf32> to memref<?xf32>
+// CHECK-DAG:     %[[TB:.*]] = bufferization.to_buffer %[[TAUD]] read_only : tensor<1xf64> to memref<1xf64>
+// CHECK-DAG:     %[[TM:.*]] = memref.cast %[[TB]] : memref<1xf64> to memref<?xf64>
 // CHECK-DAG:     %[[NONE:.*]] = memref.alloca() : memref<0xf32>
 // CHECK-DAG:     %[[NOBIAS:.*]] = memref.cast %[[NONE]] : memref<0xf32> to memref<?xf32>
-// CHECK:         %[[DONE:.*]] = call @moe_layer_device_async(%[[XM]], %{{[^,]*}}, %[[NOBIAS]], %[[BM]], {{(%[^,]*, )+}}%[[TAU]], %[[TAUD]], {{(%[^,]*, )+}}%[[COUNTS]], %[[YM]], %[[STREAM]])
+// CHECK-DAG:     %[[NONE64:.*]] = memref.alloca() : memref<0xf64>
+// CHECK-DAG:     %[[NOCAP:.*]] = memref.cast %[[NONE64]] : memref<0xf64> to memref<?xf64>
+// CHECK:         %[[DONE:.*]] = call @moe_layer_device_async(%[[XM]], %{{[^,]*}}, %[[NOBIAS]], %[[BM]], {{(%[^,]*, )+}}%[[TAU]], %[[TM]], {{(%[^,]*, )+}}%[[NOCAP]], %{{[^,]*}}, %{{[^,]*}}, %[[COUNTS]], %[[YM]], %[[STREAM]])
 // CHECK-NOT:     moe.record_stats
 // CHECK:         return %[[DONE]] : !gpu.async.token
 // CHECK:       func.func private @moe_layer_device_async(
-// CHECK-SAME:      memref<?x?xi64>, memref<?x?xbf16>, !gpu.async.token) -> !gpu.async.token
+// CHECK-SAME:      f32, f32, memref<?xf64>, index, index, i32, index, memref<?xf64>, index, index, memref<?x?xi64>, memref<?x?xbf16>, !gpu.async.token) -> !gpu.async.token
 
 // OFF-NOT: .device
 func.func @moe_layer_0(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
@@ -55,6 +61,41 @@ func.func @moe_layer_0(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
   %t = arith.constant 0 : index
   moe.record_stats %load, %dropped tokens(%t) layer = "moe_layer_0"
       : tensor<8xi64>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// A run-time capacity factor: the device entry point passes the knob's copy
+// in GPU memory with the capacity's min and align, and no capacity of its
+// own (0, which the library does not read with a factor in GPU memory);
+// the library computes the capacity when the dispatch runs. No tau: an
+// empty buffer.
+
+// CHECK-LABEL: func.func @capacity_layer.device(
+// CHECK-SAME:      %[[COUNTS:[^:]*]]: memref<?x?xi64>, %[[STREAM:[^:]*]]: !gpu.async.token) -> !gpu.async.token
+// CHECK-DAG:     %[[CF:.*]] = moe.knob "capacity_factor" layer = "capacity_layer" default = 1.250000e+00 {device} : tensor<1xf64>
+// CHECK-DAG:     %[[CB:.*]] = bufferization.to_buffer %[[CF]] read_only : tensor<1xf64> to memref<1xf64>
+// CHECK-DAG:     %[[CM:.*]] = memref.cast %[[CB]] : memref<1xf64> to memref<?xf64>
+// CHECK-DAG:     %[[NONE64:.*]] = memref.alloca() : memref<0xf64>
+// CHECK-DAG:     %[[NOTAU:.*]] = memref.cast %[[NONE64]] : memref<0xf64> to memref<?xf64>
+// CHECK-DAG:     %[[C0:.*]] = arith.constant 0 : index
+// CHECK-DAG:     %[[MIN:.*]] = arith.constant 3 : index
+// CHECK-DAG:     %[[ALIGN:.*]] = arith.constant 4 : index
+// CHECK:         call @moe_layer_device_async({{(%[^,]*, )+}}%[[NOTAU]], {{(%[^,]*, )(%[^,]*, )(%[^,]*, )}}%[[C0]], %[[CM]], %[[MIN]], %[[ALIGN]], %[[COUNTS]], %{{[^,]*}}, %[[STREAM]])
+func.func @capacity_layer(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
+  %wr = moe.weight "router" : tensor<8x64xbf16>
+  %g = moe.weight "gate" : tensor<8x32x64xbf16>
+  %u = moe.weight "up" : tensor<8x32x64xbf16>
+  %d = moe.weight "down" : tensor<8x64x32xbf16>
+  %cf = moe.knob "capacity_factor" layer = "capacity_layer" default = 1.25 : f64
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      capacity_factor(%cf)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {capacity = #moe.capacity<factor = 1.25, min = 3, align = 4>,
+       routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
 

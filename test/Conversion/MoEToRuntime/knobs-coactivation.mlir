@@ -37,3 +37,24 @@ func.func @conflict() -> (f32, f32) {
   %b = moe.knob "tau" layer = "l" default = 0.25 : f32
   return %a, %b : f32, f32
 }
+
+// -----
+
+// A device knob shares the id of the same knob read on the host; the table
+// marks it `device` (the runtime keeps a copy in GPU memory), and the read
+// becomes moe.knob_buffer, which convert-moe-weight-buffers turns into
+// moe_rt_device_knob after bufferization.
+
+// CHECK: module attributes {moe.knobs = [{default = 2.000000e+00 : f64, id = 0 : i64, layer = "l", name = "capacity_factor"}, {default = 1.000000e-01 : f64, device = true, id = 1 : i64, layer = "l", name = "tau"}]}
+// CHECK-LABEL: func @device_knob
+// CHECK: call @moe_rt_knob
+// CHECK: %[[B:.*]] = moe.knob_buffer 1 : memref<1xf64>
+// CHECK: %[[T:.*]] = bufferization.to_tensor %[[B]] restrict : memref<1xf64> to tensor<1xf64>
+// CHECK: call @moe_rt_knob
+// CHECK: return %{{.*}}, %[[T]], %{{.*}}
+func.func @device_knob() -> (f64, tensor<1xf64>, f32) {
+  %cf = moe.knob "capacity_factor" layer = "l" default = 2.0 : f64
+  %dev = moe.knob "tau" layer = "l" default = 0.1 {device} : tensor<1xf64>
+  %tau = moe.knob "tau" layer = "l" default = 0.1 : f32
+  return %cf, %dev, %tau : f64, tensor<1xf64>, f32
+}

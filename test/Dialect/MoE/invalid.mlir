@@ -577,8 +577,40 @@ func.func @knob_capacity_factor(%x: f32) {
 // -----
 
 func.func @knob_type() {
-  // expected-error@+1 {{'moe.knob' op result #0 must be 32-bit float or 64-bit float, but got 'i32'}}
+  // expected-error@+1 {{'moe.knob' op result #0 must be 32-bit float or 64-bit float or ranked tensor of 64-bit float values, but got 'i32'}}
   %k = moe.knob "tau" layer = "l" default = 0.5 : i32
+  return
+}
+
+// -----
+
+func.func @knob_device_scalar() {
+  // expected-error@+1 {{'moe.knob' op expected tensor<1xf64> with device, found 'f64'}}
+  %k = moe.knob "tau" layer = "l" default = 0.5 {device} : f64
+  return
+}
+
+// -----
+
+func.func @knob_device_shape() {
+  // expected-error@+1 {{'moe.knob' op expected tensor<1xf64> with device, found 'tensor<2xf64>'}}
+  %k = moe.knob "tau" layer = "l" default = 0.5 {device} : tensor<2xf64>
+  return
+}
+
+// -----
+
+func.func @knob_tensor_on_host() {
+  // expected-error@+1 {{'moe.knob' op expected f32 or f64 (tensor<1xf64> with device), found 'tensor<1xf64>'}}
+  %k = moe.knob "tau" layer = "l" default = 0.5 : tensor<1xf64>
+  return
+}
+
+// -----
+
+func.func @knob_buffer_shape() {
+  // expected-error@+1 {{'moe.knob_buffer' op expected memref<1xf64>, found 'memref<2xf64>'}}
+  %b = moe.knob_buffer 0 : memref<2xf64>
   return
 }
 

@@ -267,6 +267,12 @@ func.func @runtime_ops(%a: tensor<8xi64>, %d: tensor<8xi64>, %t: index)
   %dev = moe.weight_buffer 3 {device} : memref<8x64xbf16>
   // CHECK: moe.weight_buffer 3 : memref<8x64xbf16>
   %b = moe.weight_buffer 3 : memref<8x64xbf16>
+  // CHECK: moe.knob "tau" layer = "moe_layer_1" default = 2.500000e-01 : f32
+  %tau = moe.knob "tau" layer = "moe_layer_1" default = 0.25 : f32
+  // CHECK: moe.knob "tau" layer = "moe_layer_1" default = 2.500000e-01 {device} : tensor<1xf64>
+  %tau_dev = moe.knob "tau" layer = "moe_layer_1" default = 0.25 {device} : tensor<1xf64>
+  // CHECK: moe.knob_buffer 0 : memref<1xf64>
+  %kb = moe.knob_buffer 0 : memref<1xf64>
   return %b : memref<8x64xbf16>
 }
 
