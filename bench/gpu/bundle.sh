@@ -17,9 +17,9 @@
 #          cases with their f64 results, and examples/cuda/layer_graph.c
 #          built against the `wide` one (static cudart): its layer on device
 #          buffers in a CUDA graph
-#   graph/ the same example against a threshold-routed layer
-#          (test/AOT/Inputs/threshold_device.mlir), whose tau it turns after
-#          the capture
+#   graph/ the same example against a threshold-routed layer and a layer
+#          with a capacity (test/AOT/Inputs/{threshold,capacity}_device.mlir),
+#          whose tau and capacity factor it turns after the capture
 #
 # Needs a configured build (BUILD_DIR, default build) with a CUDA toolkit
 # (MOE_CUDA_ROOT). CHIP (default sm_90) is the AOT libraries' GPU.
@@ -87,8 +87,9 @@ aot qwen2 qwen2_moe "--hidden 64 --inner 32 --layers 1 --seed 6" 0 "1,17,64"
 aot deepseek deepseek_v3 "--hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7" 0 "1,17,64"
 # A fused gate_up operand.
 aot granite granitemoe "--hidden 64 --inner 32 --layers 1 --seed 8" 0 "1,17,64"
-# examples/cuda/layer_graph.c against `wide`, and against a threshold-routed
-# layer whose tau the example turns after the capture.
+# examples/cuda/layer_graph.c against `wide`, against a threshold-routed
+# layer whose tau the example turns after the capture, and against a layer
+# with a capacity whose factor it turns after the capture.
 cuda=${MOE_CUDA_ROOT:-/usr/local/cuda}
 graph_example() {
   cc -O2 -Wall -Wextra -Werror examples/cuda/layer_graph.c -I"$1" \
@@ -100,10 +101,13 @@ mkdir -p "$out/graph/threshold"
 "$build/bin/moe-gen-checkpoint" --family mixtral --dtype bf16 --hidden 32 \
   --inner 48 --experts 4 --top-k 2 --layers 1 --seed 11 \
   --out "$out/graph/threshold/ckpt" > /dev/null
-"$build/bin/moe-compile" test/AOT/Inputs/threshold_device.mlir --target cuda \
-  --cuda-chip "$chip" --cuda-format bin -o "$out/graph/threshold/libmodel.so" \
-  --header "$out/graph/threshold/model.h"
-graph_example "$out/graph/threshold"
+for input in threshold capacity; do
+  mkdir -p "$out/graph/$input"
+  "$build/bin/moe-compile" "test/AOT/Inputs/${input}_device.mlir" \
+    --target cuda --cuda-chip "$chip" --cuda-format bin \
+    -o "$out/graph/$input/libmodel.so" --header "$out/graph/$input/model.h"
+  graph_example "$out/graph/$input"
+done
 
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

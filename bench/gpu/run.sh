@@ -108,11 +108,15 @@ done
 
 # A compiled layer on device buffers, captured in a CUDA graph and replayed
 # (examples/cuda/layer_graph.c): bitwise the host entry point's output,
-# every replay counted, a tau knob turned after the capture followed.
+# every replay counted, a tau and a capacity factor turned after the
+# capture followed.
 if timeout 60 "$bundle/aot/wide/layer_graph" "$bundle/aot/wide/ckpt" 100 10 \
      >> "$out/e2e.txt" 2>&1 &&
    timeout 60 "$bundle/graph/threshold/layer_graph" \
-     "$bundle/graph/threshold/ckpt" 64 5 0.2 >> "$out/e2e.txt" 2>&1; then
+     "$bundle/graph/threshold/ckpt" 64 5 tau=0.2 >> "$out/e2e.txt" 2>&1 &&
+   timeout 60 "$bundle/graph/capacity/layer_graph" \
+     "$bundle/graph/threshold/ckpt" 64 5 capacity_factor=0.25 \
+     >> "$out/e2e.txt" 2>&1; then
   echo "PASS: aot layers in CUDA graphs" | tee -a "$out/e2e.txt"
 else
   echo "FAIL: aot layers in CUDA graphs" | tee -a "$out/e2e.txt"

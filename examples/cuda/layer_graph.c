@@ -12,8 +12,8 @@
 |*                                                                            *|
 |*   1. moe_model_upload, then moe_model_run_layer_async on cudaMalloc'ed     *|
 |*      buffers captured on a stream into a graph;                            *|
-|*   2. with TAU, the layer's tau knob set to it (after the capture: the     *|
-|*      replays read it on the device);                                       *|
+|*   2. with NAME=VALUE, the layer's knob NAME (tau or capacity_factor) set  *|
+|*      to VALUE after the capture: the replays read it on the device;       *|
 |*   3. the host entry point (moe_model_run_layer) on the same tokens, the    *|
 |*      expected output, and its statistics; then its wall time a call       *|
 |*      (copies and synchronization included);                               *|
@@ -23,7 +23,7 @@
 |*   cc layer_graph.c -I<dir of model.h> -I$CUDA/include -L<dir of           *|
 |*      libmodel.so> -lmodel -L$CUDA/lib64 -lcudart_static -ldl -lpthread -lrt
 *|
-|*   ./layer_graph CHECKPOINT_DIR [TOKENS] [REPLAYS] [TAU]                    *|
+|*   ./layer_graph CHECKPOINT_DIR [TOKENS] [REPLAYS] [NAME=VALUE]             *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
@@ -67,9 +67,20 @@ struct stats {
 
 int main(int argc, char **argv) {
   if (argc < 2 || argc > 5) {
-    fprintf(stderr,
-            "usage: layer_graph CHECKPOINT_DIR [TOKENS] [REPLAYS] [TAU]\n");
+    fprintf(stderr, "usage: layer_graph CHECKPOINT_DIR [TOKENS] [REPLAYS] "
+                    "[NAME=VALUE]\n");
     return 2;
+  }
+  char knob[64] = "";
+  const char *value = NULL;
+  if (argc > 4) {
+    const char *eq = strchr(argv[4], '=');
+    if (!eq || eq == argv[4] || (size_t)(eq - argv[4]) >= sizeof(knob)) {
+      fprintf(stderr, "layer_graph: expected NAME=VALUE, found %s\n", argv[4]);
+      return 2;
+    }
+    memcpy(knob, argv[4], (size_t)(eq - argv[4]));
+    value = eq + 1;
   }
   int64_t tokens = argc > 2 ? atoll(argv[2]) : 64;
   int replays = argc > 3 ? atoi(argv[3]) : 10;
@@ -116,8 +127,8 @@ int main(int argc, char **argv) {
   CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
 
   /* 2. A knob turned after the capture. */
-  if (argc > 4)
-    MOE_CHECK(moe_model_set_knob(model, info.name, "tau", atof(argv[4])));
+  if (value)
+    MOE_CHECK(moe_model_set_knob(model, info.name, knob, atof(value)));
 
   /* 3. The host entry point: the expected output and one call's counts. */
   struct stats one, all;
@@ -154,24 +165,25 @@ int main(int argc, char **argv) {
   int same = memcmp(got, want, ybytes) == 0;
   MOE_CHECK(moe_model_layer_stats(model, 0, all.assignments, all.dropped,
                                   &all.tokens, &all.calls));
-  int64_t n = replays, routed = 0;
+  int64_t n = replays, routed = 0, dropped = 0;
   int counted = all.tokens == n * one.tokens && all.calls == n * one.calls;
   for (int64_t e = 0; e < info.num_experts; ++e) {
     counted = counted && all.assignments[e] == n * one.assignments[e] &&
               all.dropped[e] == n * one.dropped[e];
     routed += one.assignments[e];
+    dropped += one.dropped[e];
   }
   printf("%s: %lld tokens, %d graph replays, %.4f ms a replay%s%s\n", info.name,
          (long long)tokens, replays, ms / replays,
-         argc > 4 ? ", tau set after the capture to " : "",
-         argc > 4 ? argv[4] : "");
+         value ? ", set after the capture: " : "", value ? argv[4] : "");
   printf("host entry point: %.4f ms a call (host buffers)\n", host_ms);
   printf("output: %s the host entry point's\n",
          same ? "bitwise equal to" : "DIFFERENT from");
   printf("statistics: %lld calls, %lld tokens, %lld assignments (%lld a "
-         "call): %s\n",
+         "call, %lld of them dropped): %s\n",
          (long long)all.calls, (long long)all.tokens, (long long)(n * routed),
-         (long long)routed, counted ? "as expected" : "WRONG");
+         (long long)routed, (long long)dropped,
+         counted ? "as expected" : "WRONG");
 
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
