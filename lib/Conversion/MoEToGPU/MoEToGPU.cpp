@@ -412,8 +412,8 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
              capacity && device && factor && factor.getDefiningOp<KnobOp>()) {
     // A device entry point with a run-time capacity factor: the library
     // computes the capacity from the knob's copy in GPU memory (`cap` is
-    // not read), so a replayed graph follows it. Expert choice keeps the
-    // factor of the enqueue: its capacity sizes the selection's launch.
+    // not read), so a replayed graph follows it. (Expert choice takes no
+    // run-time factor: its capacity sizes the selection's launch.)
     capDev = knobBuffer(factor);
     capMin = idx(capacity.getMin());
     capAlign = idx(capacity.getAlign());
