@@ -65,6 +65,26 @@ struct ConvertMoEWeightBuffersPass
 };
 } // namespace
 
+/// Replaces `op`, a buffer the runtime owns, by the call `callee(id)`,
+/// which returns it as `anyShape`, cast to the op's type.
+static void replaceByRuntimeCall(Operation *op, uint64_t id, StringRef callee,
+                                 MemRefType anyShape, ModuleOp module,
+                                 SymbolTable &symbols) {
+  OpBuilder builder(op);
+  func::FuncOp function = declareRuntimeFunction(
+      module, symbols, callee,
+      builder.getFunctionType({builder.getI64Type()}, {anyShape}));
+  Location loc = op->getLoc();
+  Value idValue =
+      arith::ConstantIntOp::create(builder, loc, static_cast<int64_t>(id), 64);
+  Value buffer =
+      func::CallOp::create(builder, loc, function, idValue).getResult(0);
+  op->replaceAllUsesWith(
+      memref::CastOp::create(builder, loc, op->getResult(0).getType(), buffer)
+          ->getResults());
+  op->erase();
+}
+
 void ConvertMoEWeightBuffersPass::runOnOperation() {
   ModuleOp module = getOperation();
   SymbolTable symbols(module);
@@ -73,40 +93,21 @@ void ConvertMoEWeightBuffersPass::runOnOperation() {
   for (WeightBufferOp op : buffers) {
     auto type = cast<MemRefType>(op.getType());
     SmallVector<int64_t> dynamic(type.getRank(), ShapedType::kDynamic);
-    auto anyShape = MemRefType::get(dynamic, type.getElementType());
     std::string name = std::string(op.getDevice() ? "moe_rt_device_weight_"
                                                   : "moe_rt_weight_") +
                        dtypeName(type.getElementType()) +
                        "_" + std::to_string(type.getRank()) + "d";
-    OpBuilder builder(op);
-    func::FuncOp callee = declareRuntimeFunction(
-        module, symbols, name,
-        builder.getFunctionType({builder.getI64Type()}, {anyShape}));
-    Location loc = op.getLoc();
-    Value id = arith::ConstantIntOp::create(
-        builder, loc, static_cast<int64_t>(op.getId()), 64);
-    Value buffer = func::CallOp::create(builder, loc, callee, id).getResult(0);
-    op.replaceAllUsesWith(
-        memref::CastOp::create(builder, loc, type, buffer).getResult());
-    op.erase();
+    replaceByRuntimeCall(op, op.getId(), name,
+                         MemRefType::get(dynamic, type.getElementType()),
+                         module, symbols);
   }
   SmallVector<KnobBufferOp> knobs;
   module.walk([&](KnobBufferOp op) { knobs.push_back(op); });
-  for (KnobBufferOp op : knobs) {
-    OpBuilder builder(op);
-    auto anyShape =
-        MemRefType::get({ShapedType::kDynamic}, builder.getF64Type());
-    func::FuncOp callee = declareRuntimeFunction(
-        module, symbols, "moe_rt_device_knob",
-        builder.getFunctionType({builder.getI64Type()}, {anyShape}));
-    Location loc = op.getLoc();
-    Value id = arith::ConstantIntOp::create(
-        builder, loc, static_cast<int64_t>(op.getId()), 64);
-    Value buffer = func::CallOp::create(builder, loc, callee, id).getResult(0);
-    op.replaceAllUsesWith(
-        memref::CastOp::create(builder, loc, op.getType(), buffer).getResult());
-    op.erase();
-  }
+  for (KnobBufferOp op : knobs)
+    replaceByRuntimeCall(
+        op, op.getId(), "moe_rt_device_knob",
+        MemRefType::get({ShapedType::kDynamic}, Float64Type::get(op.getContext())),
+        module, symbols);
 }
 
 void ConvertMoEToRuntimePass::runOnOperation() {
