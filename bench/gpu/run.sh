@@ -87,15 +87,16 @@ fi
 
 step "AOT libraries (moe-compile --target cuda) against moe-reference"
 : > "$out/e2e.txt"
-# Each case also from 4 threads at once and on device buffers
-# (moe_model_run_layer_async): bitwise the same output and statistics.
+# Each case also from 4 threads at once, on device buffers
+# (moe_model_run_layer_async) and captured in a CUDA graph and replayed:
+# bitwise the same output and statistics.
 for dir in "$bundle"/aot/*/; do
   name=$(basename "$dir")
   layer=$(cat "$dir/layer")
   ok=1
   for set in "$dir"/cases/set*/; do
     timeout 60 "$dir/run" "$layer" "$dir/ckpt" "$set/arg0.npy" "$set/out0.npy" \
-      4 device >> "$out/e2e.txt" 2>&1 || ok=0
+      4 graph >> "$out/e2e.txt" 2>&1 || ok=0
   done
   if [ "$ok" -eq 1 ] &&
      "$bundle/bin/moe-reference" compare --dir "$dir/cases" >> "$out/e2e.txt" 2>&1; then

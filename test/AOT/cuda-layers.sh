@@ -35,12 +35,12 @@ layer() {
     -o "$dir/$name/run"
   moe-reference emit-model --model "$dir/$name/ckpt" --layer "$layer" \
     --seed "$seed" --tokens "$tokens" --dir "$dir/$name/cases" >/dev/null
-  # Each case's layer also runs from 4 threads at once, bitwise equal, and
-  # on device buffers (moe_model_run_layer_async), bitwise equal with the
-  # same statistics.
+  # Each case's layer also runs from 4 threads at once, bitwise equal, on
+  # device buffers (moe_model_run_layer_async), bitwise equal with the
+  # same statistics, and captured in a CUDA graph and replayed, the same.
   for set in "$dir/$name/cases"/set*; do
     "$dir/$name/run" "moe_layer_$layer" "$dir/$name/ckpt" "$set/arg0.npy" \
-      "$set/out0.npy" 4 device >/dev/null
+      "$set/out0.npy" 4 graph >/dev/null
   done
   moe-reference compare --dir "$dir/$name/cases" | tail -n 1
 }

@@ -18,8 +18,11 @@
 |* knob of the layer in turn and checks both entry points again against    *|
 |* the host's new output, which must differ from the one before (the       *|
 |* device entry point reads tau and the capacity factor in GPU memory).    *|
+|* With `graph` instead of `device`, also captures one device call in a     *|
+|* CUDA graph before the knobs change, and replays it after each change:    *|
+|* bitwise the host's output, and every replay counted.                    *|
 |*                                                                            *|
-|*   run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy [THREADS [device]]        *|
+|*   run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy [THREADS [device|graph]]  *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
@@ -154,6 +157,28 @@ static int read_stats(moe_model *model, int64_t layer, struct stats *s) {
   return status == MOE_OK ? 0 : status == MOE_ERROR_NO_STATISTICS ? 1 : -1;
 }
 
+/* Whether `got` is `times` times `one`. */
+static bool same_stats(const struct stats *got, const struct stats *one,
+                       int64_t times, int64_t experts) {
+  bool same =
+      got->tokens == times * one->tokens && got->calls == times * one->calls;
+  for (int64_t e = 0; e < experts; ++e)
+    same = same && got->assignments[e] == times * one->assignments[e] &&
+           got->dropped[e] == times * one->dropped[e];
+  return same;
+}
+
+/* Prints one call's assignments and dropped assignments. */
+static void print_call(const struct stats *one, int64_t experts) {
+  int64_t assigned = 0, dropped = 0;
+  for (int64_t e = 0; e < experts; ++e) {
+    assigned += one->assignments[e];
+    dropped += one->dropped[e];
+  }
+  printf("(a call: %lld assignments, %lld dropped)\n", (long long)assigned,
+         (long long)dropped);
+}
+
 /* The layer on device buffers, against `want` (the host call's output) and
    the statistics of one host call: `streams` calls at once, each on a
    stream of its own into its own output, adding to the same statistics.
@@ -219,27 +244,99 @@ static int check_device(moe_model *model, int64_t layer,
   }
   if (read_stats(model, layer, &device) != 0)
     return fail("stats: ", moe_last_error());
-  int64_t assigned = 0, dropped = 0;
-  int same = device.tokens == streams * host.tokens &&
-             device.calls == streams * host.calls;
-  for (int64_t e = 0; e < info->num_experts; ++e) {
-    same = same && device.assignments[e] == streams * host.assignments[e] &&
-           device.dropped[e] == streams * host.dropped[e];
-    assigned += host.assignments[e];
-    dropped += host.dropped[e];
-  }
-  if (!same)
+  if (!same_stats(&device, &host, streams, info->num_experts))
     return fail("device buffers counted other statistics", 0);
-  printf("device buffers, %d streams: bitwise equal, the same statistics "
-         "(a call: %lld assignments, %lld dropped)\n",
-         streams, (long long)assigned, (long long)dropped);
+  printf("device buffers, %d streams: bitwise equal, the same statistics ",
+         streams);
+  print_call(&host, info->num_experts);
+  return 0;
+}
+
+/* One device call of the layer captured in a CUDA graph (driver API: the
+   emulator's, which the cuda-emu library links, or libcuda's). */
+struct graph {
+  int (*launch)(void *, void *);
+  void *stream, *dx, *dy, *exec;
+};
+
+static int capture(moe_model *model, int64_t layer, const moe_layer_info *info,
+                   const void *x, int64_t tokens, struct graph *g) {
+  void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+  void *lib = cuda ? cuda : RTLD_DEFAULT;
+  int (*begin)(void *, int) = dlsym(lib, "cuStreamBeginCapture_v2");
+  int (*end)(void *, void **) = dlsym(lib, "cuStreamEndCapture");
+  int (*instantiate)(void **, void *, unsigned long long) =
+      dlsym(lib, "cuGraphInstantiateWithFlags");
+  g->launch = dlsym(lib, "cuGraphLaunch");
+  void *(*alloc)(uint64_t, void *, bool) = dlsym(RTLD_DEFAULT, "mgpuMemAlloc");
+  void (*copy)(void *, void *, size_t, void *) =
+      dlsym(RTLD_DEFAULT, "mgpuMemcpy");
+  void *(*create)(void) = dlsym(RTLD_DEFAULT, "mgpuStreamCreate");
+  void (*sync)(void *) = dlsym(RTLD_DEFAULT, "mgpuStreamSynchronize");
+  if (!begin || !end || !instantiate || !g->launch || !alloc || !copy ||
+      !create || !sync)
+    return fail("graph: no CUDA driver API in the process", 0);
+  if (moe_model_upload(model) != MOE_OK)
+    return fail("upload: ", moe_last_error());
+  size_t xbytes = (size_t)(tokens * info->hidden_size) * 2;
+  size_t ybytes = (size_t)(tokens * info->output_size) * 2;
+  g->stream = create();
+  g->dx = alloc(xbytes, g->stream, false);
+  g->dy = alloc(ybytes, g->stream, false);
+  copy(g->dx, (void *)x, xbytes, g->stream);
+  sync(g->stream);
+  void *graph = NULL;
+  if (begin(g->stream, /*CU_STREAM_CAPTURE_MODE_THREAD_LOCAL=*/1) != 0)
+    return fail("graph: cannot begin a capture", 0);
+  if (moe_model_run_layer_async(model, layer, g->dx, tokens, g->dy,
+                                g->stream) != MOE_OK)
+    return fail("run in a capture: ", moe_last_error());
+  if (end(g->stream, &graph) != 0 || instantiate(&g->exec, graph, 0) != 0)
+    return fail("graph: cannot end the capture", 0);
+  return 0;
+}
+
+/* REPLAYS replays of the captured call against `want` and the statistics
+   of one host call with the knobs as they are now. */
+static int check_graph(moe_model *model, int64_t layer,
+                       const moe_layer_info *info, const void *x,
+                       int64_t tokens, const void *want,
+                       const struct graph *g) {
+  enum { REPLAYS = 3 };
+  void (*copy)(void *, void *, size_t, void *) =
+      dlsym(RTLD_DEFAULT, "mgpuMemcpy");
+  void (*sync)(void *) = dlsym(RTLD_DEFAULT, "mgpuStreamSynchronize");
+  size_t ybytes = (size_t)(tokens * info->output_size) * 2;
+  struct stats host, replayed;
+  moe_model_reset_stats(model);
+  void *y = malloc(ybytes + 1);
+  if (moe_model_run_layer(model, layer, x, tokens, y) != MOE_OK ||
+      read_stats(model, layer, &host) != 0)
+    return fail("run: ", moe_last_error());
+  moe_model_reset_stats(model);
+  for (int r = 0; r < REPLAYS; ++r)
+    if (g->launch(g->exec, g->stream) != 0)
+      return fail("graph: cannot launch", 0);
+  copy(y, g->dy, ybytes, g->stream);
+  sync(g->stream);
+  if (memcmp(y, want, ybytes) != 0)
+    return fail("the graph's replays gave another result", 0);
+  free(y);
+  if (read_stats(model, layer, &replayed) != 0)
+    return fail("stats: ", moe_last_error());
+  if (!same_stats(&replayed, &host, REPLAYS, info->num_experts))
+    return fail("the graph's replays counted other statistics", 0);
+  printf("graph, %d replays: bitwise equal, the same statistics ", REPLAYS);
+  print_call(&host, info->num_experts);
   return 0;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5 || argc > 7 || (argc == 7 && strcmp(argv[6], "device") != 0))
+  bool graph = argc == 7 && strcmp(argv[6], "graph") == 0;
+  if (argc < 5 || argc > 7 ||
+      (argc == 7 && !graph && strcmp(argv[6], "device") != 0))
     return fail("usage: run_layer_npy LAYER CHECKPOINT_DIR X.npy Y.npy "
-                "[THREADS [device]]",
+                "[THREADS [device|graph]]",
                 0);
   moe_model *model;
   if (moe_model_load(argv[2], &model) != MOE_OK)
@@ -272,6 +369,12 @@ int main(int argc, char **argv) {
   if (argc == 7 &&
       check_device(model, layer, &info, x, tokens, y, atoi(argv[5])))
     return 1;
+  /* No tokens: the device entry point enqueues nothing to capture. */
+  struct graph g;
+  graph = graph && tokens > 0;
+  if (graph && (capture(model, layer, &info, x, tokens, &g) ||
+                check_graph(model, layer, &info, x, tokens, y, &g)))
+    return 1;
   const char *knobs = getenv("RUN_LAYER_KNOBS");
   char setting[128];
   for (int used = 0;
@@ -291,6 +394,8 @@ int main(int argc, char **argv) {
       return fail("the knob changed nothing: ", setting);
     printf("%s = %s:\n", setting, value);
     if (check_device(model, layer, &info, x, tokens, y2, atoi(argv[5])))
+      return 1;
+    if (graph && check_graph(model, layer, &info, x, tokens, y2, &g))
       return 1;
     free(y);
     y = y2;
