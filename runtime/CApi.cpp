@@ -20,6 +20,7 @@
 #include "Stats.h"
 #include "cpu/ThreadPool.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -68,6 +69,10 @@ struct moe_model {
   std::vector<LayerEntryFn> entries;
   std::vector<DeviceEntryFn> deviceEntries;
   std::vector<int64_t> statsIds;
+  /// Per layer, whether what its device entry point reads in GPU memory
+  /// exists (after moe_model_upload, or a first call with tokens): a first
+  /// call copies synchronously, which a stream capture does not allow.
+  std::unique_ptr<std::atomic<bool>[]> deviceReady;
 };
 
 extern "C" const char *moe_last_error(void) { return lastError.c_str(); }
@@ -114,6 +119,7 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
     handle->deviceEntries.push_back(deviceEntry);
     handle->statsIds.push_back(handle->model->statsFor(layer.name));
   }
+  handle->deviceReady.reset(new std::atomic<bool>[handle->entries.size()]());
   *out = handle;
   return ok();
 }
@@ -268,6 +274,15 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
   }
   int64_t id = model->statsIds[layer];
   if (tokens > 0) {
+    // Before anything is made in GPU memory (deviceCounters below).
+    std::atomic<bool> &ready = model->deviceReady[layer];
+    if (!ready.load(std::memory_order_acquire) && Model::isCapturing(stream))
+      return fail(MOE_ERROR_INVALID_ARGUMENT,
+                  "moe_model_run_layer_async: layer " + entry.name +
+                      " is not in GPU memory yet and the stream is being "
+                      "captured (its first call copies synchronously, which "
+                      "a capture does not allow); call moe_model_upload "
+                      "before the capture");
     int64_t numExperts =
         id >= 0 ? model->model->manifest().stats[id].experts : 0;
     Descriptor2D in = dense2D(x, tokens, entry.hidden);
@@ -277,6 +292,7 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
                 id >= 0 ? 2 : 0, numExperts + 1);
     ScopedModel scope(model->model.get());
     run(&in, &out, &counts, stream);
+    ready.store(true, std::memory_order_release);
   } else if (id >= 0)
     model->model->recordEmptyCall(id);
   return ok();
@@ -294,6 +310,8 @@ extern "C" moe_status moe_model_upload(moe_model *model) {
                 "moe_model_upload: the model has nothing to put in GPU memory "
                 "(a library built with moe-compile --target cpu)");
   model->model->upload();
+  for (size_t layer = 0; layer < model->entries.size(); ++layer)
+    model->deviceReady[layer].store(true, std::memory_order_release);
   return ok();
 }
 

@@ -167,6 +167,7 @@ struct GpuMemory {
   void (*sync)(void *) = nullptr;
   void *(*createStream)() = nullptr;
   void (*destroyStream)(void *) = nullptr;
+  int32_t (*isCapturing)(void *) = nullptr;
 
   static const GpuMemory &get() {
     static const GpuMemory memory = [] {
@@ -185,12 +186,15 @@ struct GpuMemory {
           dlsym(lib, "mgpuStreamCreate"));
       m.destroyStream = reinterpret_cast<decltype(m.destroyStream)>(
           dlsym(lib, "mgpuStreamDestroy"));
+      m.isCapturing = reinterpret_cast<decltype(m.isCapturing)>(
+          dlsym(lib, "moe_gpu_stream_is_capturing"));
       return m;
     }();
     return memory;
   }
   bool usable() const {
-    return alloc && free && copy && sync && createStream && destroyStream;
+    return alloc && free && copy && sync && createStream && destroyStream &&
+           isCapturing;
   }
 
   /// Copies `bytes` from `src` to `dst` (either side on the device) on
@@ -261,6 +265,11 @@ Model::~Model() {
   release(deviceKnobs, info.knobs.size());
   if (knobStream)
     GpuMemory::get().destroyStream(knobStream);
+}
+
+bool Model::isCapturing(void *stream) {
+  const GpuMemory &gpu = GpuMemory::get();
+  return gpu.usable() && gpu.isCapturing(stream);
 }
 
 void Model::upload() {

@@ -61,9 +61,13 @@ public:
 
   ~Model();
 
-  /// Copies every weight that a layer reads in GPU memory, and every
-  /// statistics table, to the GPU now (what the first calls would do).
+  /// Copies every weight and knob that a layer reads in GPU memory, and
+  /// every statistics table, to the GPU now (what the first calls would
+  /// do).
   void upload();
+  /// Whether `stream` is being captured into a CUDA graph (false without a
+  /// GPU runtime in the process).
+  static bool isCapturing(void *stream);
 
   /// The counters of statistics `id` on the GPU, [2, E + 1] i64 (the
   /// assignments of each expert and the tokens, then the dropped ones and

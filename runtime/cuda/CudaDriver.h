@@ -121,6 +121,7 @@ struct alignas(128) CUtensorMap {
   X(cuStreamCreate, "cuStreamCreate", CUresult, (CUstream *, unsigned))        \
   X(cuStreamDestroy, "cuStreamDestroy_v2", CUresult, (CUstream))               \
   X(cuStreamSynchronize, "cuStreamSynchronize", CUresult, (CUstream))          \
+  X(cuStreamIsCapturing, "cuStreamIsCapturing", CUresult, (CUstream, int *))   \
   X(cuStreamWaitEvent, "cuStreamWaitEvent", CUresult,                          \
     (CUstream, CUevent, unsigned))                                             \
   X(cuEventCreate, "cuEventCreate", CUresult, (CUevent *, unsigned))           \

@@ -446,6 +446,15 @@ MOE_CUDA_EXPORT void mgpuStreamSynchronize(CUstream stream) {
   MOE_CU(d, cuStreamSynchronize, stream);
 }
 
+/// 1 when `stream` is being captured into a CUDA graph (the runtime's C API
+/// refuses work that would synchronize inside a capture), else 0.
+MOE_CUDA_EXPORT int32_t moe_gpu_stream_is_capturing(CUstream stream) {
+  const Driver &d = enter("moe_gpu_stream_is_capturing");
+  int status = 0; // CU_STREAM_CAPTURE_STATUS_NONE
+  MOE_CU(d, cuStreamIsCapturing, stream, &status);
+  return status != 0;
+}
+
 MOE_CUDA_EXPORT void mgpuStreamWaitEvent(CUstream stream, CUevent event) {
   const Driver &d = enter("mgpuStreamWaitEvent");
   MOE_CU(d, cuStreamWaitEvent, stream, event, 0);

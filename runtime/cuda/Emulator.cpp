@@ -1297,6 +1297,10 @@ struct Handle {
 } // namespace
 
 MOE_EMU_EXPORT void *mgpuStreamCreate() { return new Handle(); }
+/// moe_gpu_stream_is_capturing of libmoe_cuda_runtime.
+MOE_EMU_EXPORT int32_t moe_gpu_stream_is_capturing(void *stream) {
+  return stream && captures().of(stream) ? 1 : 0;
+}
 MOE_EMU_EXPORT void mgpuStreamDestroy(void *stream) {
   delete static_cast<Handle *>(stream);
 }

@@ -6,8 +6,11 @@
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
+#define _GNU_SOURCE
 #include "model.h"
 
+#include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #define EXPECT(call, expected)                                                 \
@@ -17,6 +20,36 @@
     if (s != (expected))                                                       \
       return 1;                                                                \
   } while (0)
+
+/* Where the driver API captures in this process (the emulator that a
+ * cuda-emu library links), a layer that is not in GPU memory yet cannot
+ * start in a capture (its first call copies synchronously): the call is
+ * refused, and accepted after moe_model_upload. */
+static int capture_checks(const char *checkpoint) {
+  int (*begin)(void *, int) = dlsym(RTLD_DEFAULT, "cuStreamBeginCapture_v2");
+  int (*end)(void *, void **) = dlsym(RTLD_DEFAULT, "cuStreamEndCapture");
+  int (*destroy)(void *) = dlsym(RTLD_DEFAULT, "cuGraphDestroy");
+  void *(*create)(void) = dlsym(RTLD_DEFAULT, "mgpuStreamCreate");
+  void *(*alloc)(uint64_t, void *, bool) = dlsym(RTLD_DEFAULT, "mgpuMemAlloc");
+  if (!begin || !end || !destroy || !create || !alloc)
+    return 0;
+  moe_model *fresh = NULL;
+  EXPECT(moe_model_load(checkpoint, &fresh), MOE_OK);
+  void *stream = create(), *graph = NULL;
+  void *dx = alloc(256, NULL, false), *dy = alloc(256, NULL, false);
+  begin(stream, /*CU_STREAM_CAPTURE_MODE_THREAD_LOCAL=*/1);
+  EXPECT(moe_model_run_layer_async(fresh, 0, dx, 1, dy, stream),
+         MOE_ERROR_INVALID_ARGUMENT);
+  end(stream, &graph);
+  destroy(graph);
+  EXPECT(moe_model_upload(fresh), MOE_OK);
+  begin(stream, 1);
+  EXPECT(moe_model_run_layer_async(fresh, 0, dx, 1, dy, stream), MOE_OK);
+  end(stream, &graph);
+  destroy(graph);
+  moe_model_free(fresh);
+  return 0;
+}
 
 int main(int argc, char **argv) {
   moe_model *model = NULL;
@@ -59,6 +92,8 @@ int main(int argc, char **argv) {
     EXPECT(moe_model_load(argv[1], &fresh), MOE_OK);
     EXPECT(moe_model_upload(fresh), MOE_OK);
     moe_model_free(fresh);
+    if (capture_checks(argv[1]))
+      return 1;
   } else {
     EXPECT(moe_model_run_layer_async(model, 0, x, 1, y, NULL),
            MOE_ERROR_INVALID_ARGUMENT);

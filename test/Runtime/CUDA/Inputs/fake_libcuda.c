@@ -289,6 +289,11 @@ CUresult cuStreamSynchronize(void *stream) {
   return enter("cuStreamSynchronize", "");
 }
 
+CUresult cuStreamIsCapturing(void *stream, int *status) {
+  *status = 0; /* CU_STREAM_CAPTURE_STATUS_NONE: the stand-in never captures */
+  return enter("cuStreamIsCapturing", "");
+}
+
 CUresult cuStreamWaitEvent(void *stream, void *event, unsigned flags) {
   return enter("cuStreamWaitEvent", "flags %u", flags);
 }
