@@ -447,11 +447,16 @@ MOE_CUDA_EXPORT void mgpuStreamSynchronize(CUstream stream) {
 }
 
 /// 1 when `stream` is being captured into a CUDA graph (the runtime's C API
-/// refuses work that would synchronize inside a capture), else 0.
+/// refuses work that would synchronize inside a capture), else 0. The
+/// legacy default stream while a blocking stream captures counts as
+/// captured: the driver calls it unusable until that capture ends.
 MOE_CUDA_EXPORT int32_t moe_gpu_stream_is_capturing(CUstream stream) {
   const Driver &d = enter("moe_gpu_stream_is_capturing");
   int status = 0; // CU_STREAM_CAPTURE_STATUS_NONE
-  MOE_CU(d, cuStreamIsCapturing, stream, &status);
+  CUresult result = d.cuStreamIsCapturing(stream, &status);
+  if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT)
+    return 1;
+  check(d, result, "cuStreamIsCapturing");
   return status != 0;
 }
 
