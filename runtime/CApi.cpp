@@ -70,8 +70,8 @@ struct moe_model {
   std::vector<DeviceEntryFn> deviceEntries;
   std::vector<int64_t> statsIds;
   /// Per layer, whether what its device entry point reads in GPU memory
-  /// exists (after moe_model_upload, or a first call with tokens): a first
-  /// call copies synchronously, which a stream capture does not allow.
+  /// exists (after moe_model_upload or a first call): a first call copies
+  /// synchronously, which a stream capture does not allow.
   std::unique_ptr<std::atomic<bool>[]> deviceReady;
 };
 
@@ -273,28 +273,24 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
                       "and stores)");
   }
   int64_t id = model->statsIds[layer];
-  if (tokens > 0) {
-    // Before anything is made in GPU memory (deviceCounters below).
-    std::atomic<bool> &ready = model->deviceReady[layer];
-    if (!ready.load(std::memory_order_acquire) && Model::isCapturing(stream))
-      return fail(MOE_ERROR_INVALID_ARGUMENT,
-                  "moe_model_run_layer_async: layer " + entry.name +
-                      " is not in GPU memory yet and the stream is being "
-                      "captured (its first call copies synchronously, which "
-                      "a capture does not allow); call moe_model_upload "
-                      "before the capture");
-    int64_t numExperts =
-        id >= 0 ? model->model->manifest().stats[id].experts : 0;
-    Descriptor2D in = dense2D(x, tokens, entry.hidden);
-    Descriptor2D out = dense2D(y, tokens, entry.output);
-    Descriptor2D counts =
-        dense2D(id >= 0 ? model->model->deviceCounters(id) : nullptr,
-                id >= 0 ? 2 : 0, numExperts + 1);
-    ScopedModel scope(model->model.get());
-    run(&in, &out, &counts, stream);
-    ready.store(true, std::memory_order_release);
-  } else if (id >= 0)
-    model->model->recordEmptyCall(id);
+  // Before anything is made in GPU memory (deviceCounters below).
+  std::atomic<bool> &ready = model->deviceReady[layer];
+  if (!ready.load(std::memory_order_acquire) && Model::isCapturing(stream))
+    return fail(MOE_ERROR_INVALID_ARGUMENT,
+                "moe_model_run_layer_async: layer " + entry.name +
+                    " is not in GPU memory yet and the stream is being "
+                    "captured (its first call copies synchronously, which "
+                    "a capture does not allow); call moe_model_upload "
+                    "before the capture");
+  int64_t numExperts = id >= 0 ? model->model->manifest().stats[id].experts : 0;
+  Descriptor2D in = dense2D(x, tokens, entry.hidden);
+  Descriptor2D out = dense2D(y, tokens, entry.output);
+  Descriptor2D counts =
+      dense2D(id >= 0 ? model->model->deviceCounters(id) : nullptr,
+              id >= 0 ? 2 : 0, numExperts + 1);
+  ScopedModel scope(model->model.get());
+  run(&in, &out, &counts, stream);
+  ready.store(true, std::memory_order_release);
   return ok();
 }
 

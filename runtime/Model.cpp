@@ -331,13 +331,6 @@ int64_t *Model::deviceCounters(int64_t id) {
   });
 }
 
-void Model::recordEmptyCall(int64_t id) {
-  std::lock_guard<std::mutex> lock(statsMutex);
-  if (id < 0 || id >= static_cast<int64_t>(counters.size()))
-    return;
-  ++counters[id].calls;
-}
-
 std::vector<int64_t> Model::readDeviceCounts(int64_t id) const {
   int64_t *table = deviceCounts[id].load(std::memory_order_acquire);
   if (!table)

@@ -76,9 +76,6 @@ public:
   /// (synchronously, like deviceWeight), added to the host's counters in
   /// every snapshot. nullptr for an unknown id.
   int64_t *deviceCounters(int64_t id);
-  /// Counts a call of a device entry point that enqueued nothing (no
-  /// tokens) in statistics `id`.
-  void recordEmptyCall(int64_t id);
   /// Knob `id` as an f64 in GPU memory (moe.knob {device}), which kernels
   /// read when they run (a replayed CUDA graph follows setKnob); made at
   /// the first request (synchronously) and rewritten by every setKnob.

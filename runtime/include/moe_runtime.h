@@ -84,15 +84,14 @@ moe_status moe_model_run_layer(moe_model *model, int64_t layer,
  * stream), and returns without waiting. `x` [tokens, hidden_size] and `y`
  * [tokens, output_size] (bf16, C order, 16-byte aligned) are in GPU memory;
  * nothing is copied to or from the host and nothing synchronizes, so the
- * call can be captured in a CUDA graph. The first call of a layer with
- * tokens copies its weights, knobs and statistics table to the GPU
- * synchronously: make it, or moe_model_upload, before a capture (inside
- * one it is refused). The tau and capacity_factor knobs are read on the
- * GPU as the call runs (a replayed graph follows moe_model_set_knob). The
- * statistics count the call when the stream reaches it, and each replay
- * of a captured graph. Results are bitwise those of moe_model_run_layer.
- * Fails for CPU libraries and for a layer whose function is more than one
- * moe.layer (moe-compile warns). */
+ * call can be captured in a CUDA graph. The first call of a layer copies
+ * its weights, knobs and statistics table to the GPU synchronously: make it, or
+ * moe_model_upload, before a capture (inside one it is refused). The tau and
+ * capacity_factor knobs are read on the GPU as the call runs (a replayed graph
+ * follows moe_model_set_knob). The statistics count the call when the stream
+ * reaches it, and each replay of a captured graph. Results are bitwise those of
+ * moe_model_run_layer. Fails for CPU libraries and for a layer whose function
+ * is more than one moe.layer (moe-compile warns). */
 moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
                                      const void *x, int64_t tokens, void *y,
                                      void *stream);

@@ -369,9 +369,7 @@ int main(int argc, char **argv) {
   if (argc == 7 &&
       check_device(model, layer, &info, x, tokens, y, atoi(argv[5])))
     return 1;
-  /* No tokens: the device entry point enqueues nothing to capture. */
   struct graph g;
-  graph = graph && tokens > 0;
   if (graph && (capture(model, layer, &info, x, tokens, &g) ||
                 check_graph(model, layer, &info, x, tokens, y, &g)))
     return 1;
