@@ -27,8 +27,7 @@ typedef struct moe_compiled_layer {
   /* _mlir_ciface_<name>(result descriptor *, input descriptor *) */
   void *entry;
   /* CUDA libraries: _mlir_ciface_<name>.device(input descriptor *, output
-   * descriptor *, counts descriptor *, tau descriptor *, CUstream) ->
-   * CUstream, the layer on
+   * descriptor *, counts descriptor *, CUstream) -> CUstream, the layer on
    * device buffers (convert-moe-to-gpu-kernels{device-entries}); NULL when
    * the layer has none. */
   void *device_entry;

@@ -306,14 +306,17 @@ double *Model::deviceKnob(int64_t id) {
   });
 }
 
-/// The [2, E + 1] i64 table of statistics with `numExperts` experts.
+/// The elements of the [2, E + 1] i64 statistics table of `numExperts`
+/// experts.
+static size_t tableSize(size_t numExperts) { return 2 * (numExperts + 1); }
+
 static int64_t tableBytes(size_t numExperts) {
-  return static_cast<int64_t>(2 * (numExperts + 1) * sizeof(int64_t));
+  return static_cast<int64_t>(tableSize(numExperts) * sizeof(int64_t));
 }
 
 /// Writes zeros to the statistics table at `table`, synchronously.
 static void zeroDeviceTable(int64_t *table, size_t numExperts) {
-  std::vector<int64_t> zeros(2 * (numExperts + 1), 0);
+  std::vector<int64_t> zeros(tableSize(numExperts), 0);
   GpuMemory::get().copyNow(table, zeros.data(), tableBytes(numExperts),
                            nullptr);
 }
@@ -340,7 +343,7 @@ std::vector<int64_t> Model::readDeviceCounts(int64_t id) const {
   // default stream's semantics), not for calls on non-blocking streams
   // still in flight.
   size_t numExperts = counters[id].assignments.size();
-  std::vector<int64_t> values(2 * (numExperts + 1));
+  std::vector<int64_t> values(tableSize(numExperts));
   GpuMemory::get().copyNow(values.data(), table, tableBytes(numExperts),
                            nullptr);
   return values;

@@ -179,46 +179,83 @@ static void print_call(const struct stats *one, int64_t experts) {
          (long long)dropped);
 }
 
-/* The layer on device buffers, against `want` (the host call's output) and
-   the statistics of one host call: `streams` calls at once, each on a
-   stream of its own into its own output, adding to the same statistics.
-   The buffers and the streams come from the mgpu* functions of the GPU
-   runtime the library links (libmoe_cuda_runtime, or libmoe_cuda_emulator
-   for cuda-emu), standing in for an application's own CUDA allocations. */
-static int check_device(moe_model *model, int64_t layer,
-                        const moe_layer_info *info, const void *x,
-                        int64_t tokens, const void *want, int streams) {
-  void *(*alloc)(uint64_t, void *, bool) = dlsym(RTLD_DEFAULT, "mgpuMemAlloc");
-  void (*release)(void *, void *) = dlsym(RTLD_DEFAULT, "mgpuMemFree");
-  void (*copy)(void *, void *, size_t, void *) =
-      dlsym(RTLD_DEFAULT, "mgpuMemcpy");
-  void *(*create)(void) = dlsym(RTLD_DEFAULT, "mgpuStreamCreate");
-  void (*sync)(void *) = dlsym(RTLD_DEFAULT, "mgpuStreamSynchronize");
-  void (*destroy)(void *) = dlsym(RTLD_DEFAULT, "mgpuStreamDestroy");
-  if (!alloc || !release || !copy || !create || !sync || !destroy)
+/* One host call (moe_model_run_layer) into `y`, and its statistics alone
+   in `one`: 0, 1 when the library counts none, -1 on an error. */
+static int host_call(moe_model *model, int64_t layer, const void *x,
+                     int64_t tokens, void *y, struct stats *one) {
+  moe_model_reset_stats(model);
+  if (moe_model_run_layer(model, layer, x, tokens, y) != MOE_OK)
+    return -1;
+  int counted = read_stats(model, layer, one);
+  moe_model_reset_stats(model);
+  return counted;
+}
+
+/* After calls that each should have counted `one` (`counted` as host_call
+   returned it), `times` of them: whether they did; prints the line of
+   `what` either way. The callers reset the statistics before the calls. */
+static int check_counts(moe_model *model, int64_t layer,
+                        const moe_layer_info *info, const struct stats *one,
+                        int counted, int64_t times, const char *what) {
+  if (counted != 0) {
+    printf("%s: bitwise equal\n", what);
+    return 0;
+  }
+  struct stats got;
+  if (read_stats(model, layer, &got) != 0)
+    return fail("stats: ", moe_last_error());
+  if (!same_stats(&got, one, times, info->num_experts))
+    return fail(what, ": other statistics than the host's");
+  printf("%s: bitwise equal, the same statistics ", what);
+  print_call(one, info->num_experts);
+  return 0;
+}
+
+/* The mgpu* functions of the GPU runtime the library links
+   (libmoe_cuda_runtime, or libmoe_cuda_emulator for cuda-emu): device
+   buffers and streams standing in for an application's own. */
+struct gpu {
+  void *(*alloc)(uint64_t, void *, bool);
+  void (*release)(void *, void *);
+  void (*copy)(void *, void *, size_t, void *);
+  void *(*create)(void);
+  void (*sync)(void *);
+  void (*destroy)(void *);
+};
+
+static int load_gpu(struct gpu *g) {
+  g->alloc = dlsym(RTLD_DEFAULT, "mgpuMemAlloc");
+  g->release = dlsym(RTLD_DEFAULT, "mgpuMemFree");
+  g->copy = dlsym(RTLD_DEFAULT, "mgpuMemcpy");
+  g->create = dlsym(RTLD_DEFAULT, "mgpuStreamCreate");
+  g->sync = dlsym(RTLD_DEFAULT, "mgpuStreamSynchronize");
+  g->destroy = dlsym(RTLD_DEFAULT, "mgpuStreamDestroy");
+  if (!g->alloc || !g->release || !g->copy || !g->create || !g->sync ||
+      !g->destroy)
     return fail("device: the library links no GPU runtime", 0);
+  return 0;
+}
+
+/* The layer on device buffers, against `want` and `one` (host_call's
+   output and statistics): `streams` calls at once, each on a stream of its
+   own into its own output, adding to the same statistics. */
+static int check_device(moe_model *model, int64_t layer,
+                        const moe_layer_info *info, const struct gpu *gpu,
+                        const void *x, int64_t tokens, const void *want,
+                        const struct stats *one, int counted, int streams) {
   if (streams < 1 || streams > 16)
     return fail("THREADS must be in [1, 16]", 0);
   size_t xbytes = (size_t)(tokens * info->hidden_size) * 2;
   size_t ybytes = (size_t)(tokens * info->output_size) * 2;
-
-  struct stats host, device;
-  moe_model_reset_stats(model);
   void *y = malloc(ybytes + 1);
-  if (moe_model_run_layer(model, layer, x, tokens, y) != MOE_OK)
-    return fail("run: ", moe_last_error());
-  int counted = read_stats(model, layer, &host);
-  if (counted < 0)
-    return fail("stats: ", moe_last_error());
   moe_model_reset_stats(model);
-
   void *stream[16], *dx[16], *dy[16];
   for (int i = 0; i < streams; ++i) {
-    stream[i] = create();
-    dx[i] = tokens ? alloc(xbytes, stream[i], false) : NULL;
-    dy[i] = tokens ? alloc(ybytes, stream[i], false) : NULL;
+    stream[i] = gpu->create();
+    dx[i] = tokens ? gpu->alloc(xbytes, stream[i], false) : NULL;
+    dy[i] = tokens ? gpu->alloc(ybytes, stream[i], false) : NULL;
     if (tokens)
-      copy(dx[i], (void *)x, xbytes, stream[i]);
+      gpu->copy(dx[i], (void *)x, xbytes, stream[i]);
   }
   for (int i = 0; i < streams; ++i)
     if (moe_model_run_layer_async(model, layer, dx[i], tokens, dy[i],
@@ -226,30 +263,21 @@ static int check_device(moe_model *model, int64_t layer,
       return fail("run on the device: ", moe_last_error());
   for (int i = 0; i < streams; ++i) {
     if (tokens)
-      copy(y, dy[i], ybytes, stream[i]);
-    sync(stream[i]);
+      gpu->copy(y, dy[i], ybytes, stream[i]);
+    gpu->sync(stream[i]);
     if (memcmp(y, want, ybytes) != 0)
       return fail("device buffers gave another result", 0);
     if (tokens) {
-      release(dx[i], stream[i]);
-      release(dy[i], stream[i]);
+      gpu->release(dx[i], stream[i]);
+      gpu->release(dy[i], stream[i]);
     }
-    sync(stream[i]);
-    destroy(stream[i]);
+    gpu->sync(stream[i]);
+    gpu->destroy(stream[i]);
   }
   free(y);
-  if (counted != 0) {
-    printf("device buffers, %d streams: bitwise equal\n", streams);
-    return 0;
-  }
-  if (read_stats(model, layer, &device) != 0)
-    return fail("stats: ", moe_last_error());
-  if (!same_stats(&device, &host, streams, info->num_experts))
-    return fail("device buffers counted other statistics", 0);
-  printf("device buffers, %d streams: bitwise equal, the same statistics ",
-         streams);
-  print_call(&host, info->num_experts);
-  return 0;
+  char what[64];
+  snprintf(what, sizeof what, "device buffers, %d streams", streams);
+  return check_counts(model, layer, info, one, counted, streams, what);
 }
 
 /* One device call of the layer captured in a CUDA graph (driver API: the
@@ -260,7 +288,8 @@ struct graph {
 };
 
 static int capture(moe_model *model, int64_t layer, const moe_layer_info *info,
-                   const void *x, int64_t tokens, struct graph *g) {
+                   const struct gpu *gpu, const void *x, int64_t tokens,
+                   struct graph *g) {
   void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
   void *lib = cuda ? cuda : RTLD_DEFAULT;
   int (*begin)(void *, int) = dlsym(lib, "cuStreamBeginCapture_v2");
@@ -268,23 +297,17 @@ static int capture(moe_model *model, int64_t layer, const moe_layer_info *info,
   int (*instantiate)(void **, void *, unsigned long long) =
       dlsym(lib, "cuGraphInstantiateWithFlags");
   g->launch = dlsym(lib, "cuGraphLaunch");
-  void *(*alloc)(uint64_t, void *, bool) = dlsym(RTLD_DEFAULT, "mgpuMemAlloc");
-  void (*copy)(void *, void *, size_t, void *) =
-      dlsym(RTLD_DEFAULT, "mgpuMemcpy");
-  void *(*create)(void) = dlsym(RTLD_DEFAULT, "mgpuStreamCreate");
-  void (*sync)(void *) = dlsym(RTLD_DEFAULT, "mgpuStreamSynchronize");
-  if (!begin || !end || !instantiate || !g->launch || !alloc || !copy ||
-      !create || !sync)
+  if (!begin || !end || !instantiate || !g->launch)
     return fail("graph: no CUDA driver API in the process", 0);
   if (moe_model_upload(model) != MOE_OK)
     return fail("upload: ", moe_last_error());
   size_t xbytes = (size_t)(tokens * info->hidden_size) * 2;
   size_t ybytes = (size_t)(tokens * info->output_size) * 2;
-  g->stream = create();
-  g->dx = alloc(xbytes, g->stream, false);
-  g->dy = alloc(ybytes, g->stream, false);
-  copy(g->dx, (void *)x, xbytes, g->stream);
-  sync(g->stream);
+  g->stream = gpu->create();
+  g->dx = gpu->alloc(xbytes, g->stream, false);
+  g->dy = gpu->alloc(ybytes, g->stream, false);
+  gpu->copy(g->dx, (void *)x, xbytes, g->stream);
+  gpu->sync(g->stream);
   void *graph = NULL;
   if (begin(g->stream, /*CU_STREAM_CAPTURE_MODE_THREAD_LOCAL=*/1) != 0)
     return fail("graph: cannot begin a capture", 0);
@@ -296,39 +319,28 @@ static int capture(moe_model *model, int64_t layer, const moe_layer_info *info,
   return 0;
 }
 
-/* REPLAYS replays of the captured call against `want` and the statistics
-   of one host call with the knobs as they are now. */
+/* Replays of the captured call against `want` and `one` (host_call's
+   output and statistics with the knobs as they are now). */
 static int check_graph(moe_model *model, int64_t layer,
-                       const moe_layer_info *info, const void *x,
+                       const moe_layer_info *info, const struct gpu *gpu,
                        int64_t tokens, const void *want,
+                       const struct stats *one, int counted,
                        const struct graph *g) {
   enum { REPLAYS = 3 };
-  void (*copy)(void *, void *, size_t, void *) =
-      dlsym(RTLD_DEFAULT, "mgpuMemcpy");
-  void (*sync)(void *) = dlsym(RTLD_DEFAULT, "mgpuStreamSynchronize");
   size_t ybytes = (size_t)(tokens * info->output_size) * 2;
-  struct stats host, replayed;
-  moe_model_reset_stats(model);
   void *y = malloc(ybytes + 1);
-  if (moe_model_run_layer(model, layer, x, tokens, y) != MOE_OK ||
-      read_stats(model, layer, &host) != 0)
-    return fail("run: ", moe_last_error());
   moe_model_reset_stats(model);
   for (int r = 0; r < REPLAYS; ++r)
     if (g->launch(g->exec, g->stream) != 0)
       return fail("graph: cannot launch", 0);
-  copy(y, g->dy, ybytes, g->stream);
-  sync(g->stream);
+  gpu->copy(y, g->dy, ybytes, g->stream);
+  gpu->sync(g->stream);
   if (memcmp(y, want, ybytes) != 0)
     return fail("the graph's replays gave another result", 0);
   free(y);
-  if (read_stats(model, layer, &replayed) != 0)
-    return fail("stats: ", moe_last_error());
-  if (!same_stats(&replayed, &host, REPLAYS, info->num_experts))
-    return fail("the graph's replays counted other statistics", 0);
-  printf("graph, %d replays: bitwise equal, the same statistics ", REPLAYS);
-  print_call(&host, info->num_experts);
-  return 0;
+  char what[64];
+  snprintf(what, sizeof what, "graph, %d replays", REPLAYS);
+  return check_counts(model, layer, info, one, counted, REPLAYS, what);
 }
 
 int main(int argc, char **argv) {
@@ -354,29 +366,38 @@ int main(int argc, char **argv) {
   if (!x)
     return fail("cannot read a [T, d] array of the layer's dtype from ",
                 argv[3]);
-  void *y = malloc((size_t)(tokens * info.output_size) * element + 1);
-  if (moe_model_run_layer(model, layer, x, tokens, y) != MOE_OK)
+  size_t ybytes = (size_t)(tokens * info.output_size) * element;
+  void *y = malloc(ybytes + 1);
+  struct stats one;
+  int counted = host_call(model, layer, x, tokens, y, &one);
+  if (counted < 0)
     return fail("run: ", moe_last_error());
   if (write_npy(argv[4], descr(info.dtype), tokens, info.output_size, y,
                 element))
     return fail("cannot write ", argv[4]);
   printf("%s: %lld tokens\n", info.name, (long long)tokens);
   if (argc >= 6 &&
-      run_concurrently(model, layer, x, tokens, y,
-                       (size_t)(tokens * info.output_size) * element,
-                       atoi(argv[5])))
+      run_concurrently(model, layer, x, tokens, y, ybytes, atoi(argv[5])))
     return 1;
-  if (argc == 7 &&
-      check_device(model, layer, &info, x, tokens, y, atoi(argv[5])))
+  if (argc < 7) {
+    free(x);
+    free(y);
+    moe_model_free(model);
+    return 0;
+  }
+  struct gpu gpu;
+  int streams = atoi(argv[5]);
+  if (load_gpu(&gpu) || check_device(model, layer, &info, &gpu, x, tokens, y,
+                                     &one, counted, streams))
     return 1;
   struct graph g;
-  if (graph && (capture(model, layer, &info, x, tokens, &g) ||
-                check_graph(model, layer, &info, x, tokens, y, &g)))
+  if (graph &&
+      (capture(model, layer, &info, &gpu, x, tokens, &g) ||
+       check_graph(model, layer, &info, &gpu, tokens, y, &one, counted, &g)))
     return 1;
   const char *knobs = getenv("RUN_LAYER_KNOBS");
   char setting[128];
-  for (int used = 0;
-       argc == 7 && knobs && sscanf(knobs, " %127s%n", setting, &used) == 1;
+  for (int used = 0; knobs && sscanf(knobs, " %127s%n", setting, &used) == 1;
        knobs += used) {
     char *value = strchr(setting, '=');
     if (!value)
@@ -384,16 +405,18 @@ int main(int argc, char **argv) {
     *value++ = 0;
     if (moe_model_set_knob(model, info.name, setting, atof(value)) != MOE_OK)
       return fail("set knob: ", moe_last_error());
-    void *y2 = malloc((size_t)(tokens * info.output_size) * element + 1);
-    if (moe_model_run_layer(model, layer, x, tokens, y2) != MOE_OK)
+    void *y2 = malloc(ybytes + 1);
+    counted = host_call(model, layer, x, tokens, y2, &one);
+    if (counted < 0)
       return fail("run: ", moe_last_error());
-    if (tokens > 0 &&
-        !memcmp(y, y2, (size_t)(tokens * info.output_size) * element))
+    if (tokens > 0 && !memcmp(y, y2, ybytes))
       return fail("the knob changed nothing: ", setting);
     printf("%s = %s:\n", setting, value);
-    if (check_device(model, layer, &info, x, tokens, y2, atoi(argv[5])))
+    if (check_device(model, layer, &info, &gpu, x, tokens, y2, &one, counted,
+                     streams))
       return 1;
-    if (graph && check_graph(model, layer, &info, x, tokens, y2, &g))
+    if (graph &&
+        check_graph(model, layer, &info, &gpu, tokens, y2, &one, counted, &g))
       return 1;
     free(y);
     y = y2;

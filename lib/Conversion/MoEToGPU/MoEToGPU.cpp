@@ -176,6 +176,14 @@ static Value deviceWeight(OpBuilder &b, Value tensor) {
                           /*packing=*/nullptr, b.getUnitAttr());
 }
 
+/// An empty [0] buffer of `element` on the stack: an absent operand of a
+/// device entry point's library call, which the library tests by size.
+static Value emptyVector(OpBuilder &b, Location loc, Type element) {
+  return memref::CastOp::create(
+      b, loc, dynamicMemRef(1, element),
+      memref::AllocaOp::create(b, loc, MemRefType::get({0}, element)));
+}
+
 /// The copy in GPU memory of the knob `value` (a `moe.knob {device}` next
 /// to its `moe.knob`), or null when `value` is not a knob.
 static Value deviceKnob(OpBuilder &b, Value value) {
@@ -328,9 +336,7 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
     if (device && bias)
       return asBuffer(b, loc, deviceWeight(b, bias));
     if (device)
-      return memref::CastOp::create(
-          b, loc, dynamicMemRef(1, f32),
-          memref::AllocaOp::create(b, loc, MemRefType::get({0}, f32)));
+      return emptyVector(b, loc, f32);
     if (!bias) {
       Value none = allocate(b, loc, f32, {c1});
       Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
@@ -368,18 +374,12 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   // A device entry point reads a tau knob (and a capacity factor knob,
   // below) in GPU memory, so that a replayed CUDA graph follows the knob:
   // the library reads it there when given one element.
-  auto knobBuffer = [&](Value scalar) -> Value {
-    Value knob = device ? deviceKnob(b, scalar) : Value();
-    if (!knob)
-      return memref::CastOp::create(
-          b, loc, dynamicMemRef(1, b.getF64Type()),
-          memref::AllocaOp::create(b, loc,
-                                   MemRefType::get({0}, b.getF64Type())));
-    return asBuffer(b, loc, knob);
-  };
+  Type f64 = b.getF64Type();
   Value paramDev;
-  if (device)
-    paramDev = knobBuffer(op.getTau());
+  if (device) {
+    Value knob = deviceKnob(b, op.getTau());
+    paramDev = knob ? asBuffer(b, loc, knob) : emptyVector(b, loc, f64);
+  }
   if (op.getTau())
     param = op.getTau();
   else if (routing.getSelection() == Selection::TopP && routing.getTopP())
@@ -414,7 +414,7 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
     // computes the capacity from the knob's copy in GPU memory (`cap` is
     // not read), so a replayed graph follows it. (Expert choice takes no
     // run-time factor: its capacity sizes the selection's launch.)
-    capDev = knobBuffer(factor);
+    capDev = asBuffer(b, loc, deviceKnob(b, factor));
     capMin = idx(capacity.getMin());
     capAlign = idx(capacity.getAlign());
   } else if (capacity) {
@@ -454,7 +454,7 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   }
   if (device) {
     if (!capDev)
-      capDev = knobBuffer(Value());
+      capDev = emptyVector(b, loc, f64);
     args.append({cap, capDev, capMin, capAlign, device->counts, device->y,
                  device->stream});
     Type token = device->stream.getType();
