@@ -282,12 +282,13 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
                     "captured (its first call copies synchronously, which "
                     "a capture does not allow); call moe_model_upload "
                     "before the capture");
-  int64_t numExperts = id >= 0 ? model->model->manifest().stats[id].experts : 0;
+  const StatsEntry *stats =
+      id >= 0 ? &model->model->manifest().stats[id] : nullptr;
   Descriptor2D in = dense2D(x, tokens, entry.hidden);
   Descriptor2D out = dense2D(y, tokens, entry.output);
   Descriptor2D counts =
-      dense2D(id >= 0 ? model->model->deviceCounters(id) : nullptr,
-              id >= 0 ? 2 : 0, numExperts + 1);
+      dense2D(stats ? model->model->deviceCounters(id) : nullptr,
+              stats ? stats->deviceRows() : 0, stats ? stats->experts + 1 : 1);
   ScopedModel scope(model->model.get());
   run(&in, &out, &counts, stream);
   ready.store(true, std::memory_order_release);

@@ -57,9 +57,13 @@ std::string Manifest::toJSON() const {
                                       {"elements", w.packing->elements}};
     weightArray.push_back(std::move(entry));
   }
-  for (const StatsEntry &s : stats)
-    statsArray.push_back(json::Object{
-        {"id", s.id}, {"layer", s.layer}, {"experts", s.experts}});
+  for (const StatsEntry &s : stats) {
+    json::Object entry{
+        {"id", s.id}, {"layer", s.layer}, {"experts", s.experts}};
+    if (s.coactivation)
+      entry["coactivation"] = true;
+    statsArray.push_back(std::move(entry));
+  }
   for (const KnobEntry &k : knobs) {
     json::Object entry{{"id", k.id},
                        {"layer", k.layer},
@@ -175,7 +179,8 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       if (!id || !experts || !layer || *experts < 1 ||
           *id != static_cast<int64_t>(manifest.stats.size()))
         return invalid("malformed statistics entry");
-      manifest.stats.push_back({*id, layer->str(), *experts});
+      manifest.stats.push_back({*id, layer->str(), *experts,
+                                s->getBoolean("coactivation").value_or(false)});
     }
   }
   if (const json::Array *knobs = object->getArray("knobs")) {

@@ -63,6 +63,16 @@ struct StatsEntry {
   int64_t id = 0;
   std::string layer;
   int64_t experts = 0;
+  /// The layer counts co-activated expert pairs (moe.record_stats with
+  /// expert ids or with_coactivation); its statistics table in GPU memory
+  /// then has the pair rows.
+  bool coactivation = false;
+
+  /// The rows of the layer's statistics table in GPU memory, of `experts +
+  /// 1` i64 each: the assignments of each expert and the tokens, the
+  /// dropped ones and the calls, then with `coactivation` one row per
+  /// expert (row 2 + i, column j > i: the tokens that chose i and j).
+  int64_t deviceRows() const { return 2 + (coactivation ? experts : 0); }
 };
 
 /// A run-time knob (moe.knob): a value generated code reads on every call.

@@ -306,19 +306,19 @@ double *Model::deviceKnob(int64_t id) {
   });
 }
 
-/// The elements of the [2, E + 1] i64 statistics table of `numExperts`
-/// experts.
-static size_t tableSize(size_t numExperts) { return 2 * (numExperts + 1); }
+/// The elements of the i64 statistics table of `stats` in GPU memory.
+static size_t tableSize(const StatsEntry &stats) {
+  return static_cast<size_t>(stats.deviceRows() * (stats.experts + 1));
+}
 
-static int64_t tableBytes(size_t numExperts) {
-  return static_cast<int64_t>(tableSize(numExperts) * sizeof(int64_t));
+static int64_t tableBytes(const StatsEntry &stats) {
+  return static_cast<int64_t>(tableSize(stats) * sizeof(int64_t));
 }
 
 /// Writes zeros to the statistics table at `table`, synchronously.
-static void zeroDeviceTable(int64_t *table, size_t numExperts) {
-  std::vector<int64_t> zeros(tableSize(numExperts), 0);
-  GpuMemory::get().copyNow(table, zeros.data(), tableBytes(numExperts),
-                           nullptr);
+static void zeroDeviceTable(int64_t *table, const StatsEntry &stats) {
+  std::vector<int64_t> zeros(tableSize(stats), 0);
+  GpuMemory::get().copyNow(table, zeros.data(), tableBytes(stats), nullptr);
 }
 
 int64_t *Model::deviceCounters(int64_t id) {
@@ -326,10 +326,10 @@ int64_t *Model::deviceCounters(int64_t id) {
     return nullptr;
   return madeOnce(deviceCounts[id], deviceMutex, [&] {
     const GpuMemory &gpu = GpuMemory::require("statistics table", id);
-    size_t numExperts = counters[id].assignments.size();
+    const StatsEntry &stats = info.stats[id];
     auto *table =
-        static_cast<int64_t *>(gpu.alloc(tableBytes(numExperts), nullptr, 0));
-    zeroDeviceTable(table, numExperts);
+        static_cast<int64_t *>(gpu.alloc(tableBytes(stats), nullptr, 0));
+    zeroDeviceTable(table, stats);
     return table;
   });
 }
@@ -342,25 +342,35 @@ std::vector<int64_t> Model::readDeviceCounts(int64_t id) const {
   // copy waits for the device's work on blocking streams (the legacy
   // default stream's semantics), not for calls on non-blocking streams
   // still in flight.
-  size_t numExperts = counters[id].assignments.size();
-  std::vector<int64_t> values(tableSize(numExperts));
-  GpuMemory::get().copyNow(values.data(), table, tableBytes(numExperts),
-                           nullptr);
+  const StatsEntry &stats = info.stats[id];
+  std::vector<int64_t> values(tableSize(stats));
+  GpuMemory::get().copyNow(values.data(), table, tableBytes(stats), nullptr);
   return values;
 }
 
 /// Adds a statistics table of the device (readDeviceCounts; empty: none) to
-/// the host's counters `c`.
+/// the host's counters `c`. Its pair rows, when it has them, count once a
+/// device call has (as the host's pairs appear at the first call that
+/// records them).
 static void addDeviceCounts(const std::vector<int64_t> &table, Counters &c) {
   if (table.empty())
     return;
-  size_t row = c.assignments.size() + 1;
-  for (size_t e = 0; e + 1 < row; ++e) {
+  size_t numExperts = c.assignments.size();
+  size_t row = numExperts + 1;
+  for (size_t e = 0; e < numExperts; ++e) {
     c.assignments[e] += table[e];
     c.dropped[e] += table[row + e];
   }
   c.tokens += table[row - 1];
   c.calls += table[2 * row - 1];
+  if (table.size() == 2 * row || table[2 * row - 1] == 0)
+    return;
+  if (c.coactivation.empty())
+    c.coactivation.assign(numExperts * (numExperts - 1) / 2, 0);
+  for (size_t i = 0; i < numExperts; ++i)
+    for (size_t j = i + 1; j < numExperts; ++j)
+      c.coactivation[Counters::pairIndex(i, j, numExperts)] +=
+          table[(2 + i) * row + j];
 }
 
 void Model::record(int64_t id, const int64_t *assignments, int64_t aStride,
@@ -438,7 +448,7 @@ std::vector<Counters> Model::snapshotAll() const {
 void Model::resetStats() {
   for (size_t id = 0; id < counters.size(); ++id)
     if (int64_t *table = deviceCounts[id].load(std::memory_order_acquire))
-      zeroDeviceTable(table, counters[id].assignments.size());
+      zeroDeviceTable(table, info.stats[id]);
   std::lock_guard<std::mutex> lock(statsMutex);
   for (Counters &c : counters) {
     std::fill(c.assignments.begin(), c.assignments.end(), 0);

@@ -69,12 +69,13 @@ public:
   /// GPU runtime in the process).
   static bool isCapturing(void *stream);
 
-  /// The counters of statistics `id` on the GPU, [2, E + 1] i64 (the
-  /// assignments of each expert and the tokens, then the dropped ones and
-  /// the calls), that a layer's device entry point adds to (at each replay
-  /// of a captured graph too); allocated and zeroed at the first request
-  /// (synchronously, like deviceWeight), added to the host's counters in
-  /// every snapshot. nullptr for an unknown id.
+  /// The counters of statistics `id` on the GPU, [deviceRows(), E + 1] i64
+  /// (the assignments of each expert and the tokens, then the dropped ones
+  /// and the calls, then the co-activated pairs of a layer that counts
+  /// them: StatsEntry), that a layer's device entry point adds to (at each
+  /// replay of a captured graph too); allocated and zeroed at the first
+  /// request (synchronously, like deviceWeight), added to the host's
+  /// counters in every snapshot. nullptr for an unknown id.
   int64_t *deviceCounters(int64_t id);
   /// Knob `id` as an f64 in GPU memory (moe.knob {device}), which kernels
   /// read when they run (a replayed CUDA graph follows setKnob); made at

@@ -65,7 +65,8 @@ strip -o "$out/bin/moe-run" "$static_build/bin/moe-run"
 xz -T0 -6 "$out/bin/moe-run"
 
 # Ahead-of-time libraries, each checked against moe-reference's f64 model
-# on the GPU machine: NAME FAMILY GENERATOR-OPTIONS LAYER TOKENS.
+# on the GPU machine: NAME FAMILY GENERATOR-OPTIONS LAYER TOKENS
+# [COMPILE-OPTIONS].
 aot() {
   local name=$1 family=$2 options=$3 layer=$4 tokens=$5 dir="$out/aot/$1"
   mkdir -p "$dir"
@@ -73,7 +74,7 @@ aot() {
     --out "$dir/ckpt" > /dev/null
   "$build/bin/moe-import" --model "$dir/ckpt" -o "$dir/model.mlir"
   "$build/bin/moe-compile" "$dir/model.mlir" --target cuda --cuda-chip "$chip" \
-    --cuda-format bin -o "$dir/libmodel.so" --header "$dir/model.h"
+    --cuda-format bin ${6:-} -o "$dir/libmodel.so" --header "$dir/model.h"
   cc -O2 -Wall -Wextra -Werror test/AOT/run_layer_npy.c -I"$dir" -L"$dir" \
     -lmodel -lpthread -ldl -Wl,-rpath,'$ORIGIN' -o "$dir/run"
   "$build/bin/moe-reference" emit-model --model "$dir/ckpt" --layer "$layer" \
@@ -82,9 +83,11 @@ aot() {
 }
 aot small mixtral "--hidden 32 --inner 48 --seed 3" 1 "0,1,9,40,130"
 aot wide mixtral "--hidden 256 --inner 128 --experts 16 --top-k 4 --layers 1 --seed 4" 0 "1,64,100"
-# Shared experts: Qwen2-MoE's gated one; DeepSeek-V3's with its routing.
+# Shared experts: Qwen2-MoE's gated one; DeepSeek-V3's with its routing,
+# counting co-activated pairs (on the device in graph mode, checked pair by
+# pair against the host entry point's).
 aot qwen2 qwen2_moe "--hidden 64 --inner 32 --layers 1 --seed 6" 0 "1,17,64"
-aot deepseek deepseek_v3 "--hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7" 0 "1,17,64"
+aot deepseek deepseek_v3 "--hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7" 0 "1,17,64" --stats-coactivation
 # A fused gate_up operand.
 aot granite granitemoe "--hidden 64 --inner 32 --layers 1 --seed 8" 0 "1,17,64"
 # examples/cuda/layer_graph.c against `wide`, against a threshold-routed

@@ -148,8 +148,11 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   // on every call.
   if (options.knobs)
     pm.addPass(createMoEExposeKnobs());
-  if (options.stats)
-    pm.addPass(createMoEInsertStats());
+  if (options.stats) {
+    MoEInsertStatsOptions stats;
+    stats.coactivation = options.statsCoactivation;
+    pm.addPass(createMoEInsertStats(stats));
+  }
   ConvertMoEToGPUKernelsOptions layers;
   layers.deviceEntries = options.deviceEntries;
   pm.addPass(createConvertMoEToGPUKernels(layers));

@@ -153,6 +153,7 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
     pipelineOptions.chip = "sm_80";
     pipelineOptions.format = CUDAPipelineOptions::Format::Isa;
     pipelineOptions.stats = options.stats;
+    pipelineOptions.statsCoactivation = options.coactivation;
     pipelineOptions.knobs = options.knobs;
     pipelineOptions.emulate = options.cudaEmulate;
     buildMoECUDAPipeline(pm, pipelineOptions);
@@ -461,10 +462,13 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
     }
   }
   if (auto stats = module->getAttrOfType<ArrayAttr>("moe.stats"))
-    for (auto dict : stats.getAsRange<DictionaryAttr>())
+    for (auto dict : stats.getAsRange<DictionaryAttr>()) {
+      auto pairs = dict.getAs<BoolAttr>("coactivation");
       manifest.stats.push_back({dict.getAs<IntegerAttr>("id").getInt(),
                                 dict.getAs<StringAttr>("layer").str(),
-                                dict.getAs<IntegerAttr>("experts").getInt()});
+                                dict.getAs<IntegerAttr>("experts").getInt(),
+                                pairs && pairs.getValue()});
+    }
   if (auto knobs = module->getAttrOfType<ArrayAttr>("moe.knobs"))
     for (auto dict : knobs.getAsRange<DictionaryAttr>()) {
       auto device = dict.getAs<BoolAttr>("device");

@@ -20,15 +20,16 @@ if [ "$target" = cuda ]; then
   flags=(--cuda-chip sm_80 --cuda-format isa)
 fi
 
-# layer NAME FAMILY LAYER SEED TOKENS GEN-ARGS...: a checkpoint, its
-# library, and the cases of one layer.
+# layer NAME FAMILY LAYER SEED TOKENS COMPILE-ARGS GEN-ARGS...: a
+# checkpoint, its library (moe-compile COMPILE-ARGS), and the cases of one
+# layer.
 layer() {
-  local name=$1 family=$2 layer=$3 seed=$4 tokens=$5
-  shift 5
+  local name=$1 family=$2 layer=$3 seed=$4 tokens=$5 compile=$6
+  shift 6
   moe-gen-checkpoint --family "$family" --dtype bf16 "$@" --out "$dir/$name/ckpt" >/dev/null
   moe-import --model "$dir/$name/ckpt" -o "$dir/$name/model.mlir"
   mkdir -p "$dir/$name/lib"
-  moe-compile "$dir/$name/model.mlir" --target "$target" "${flags[@]}" \
+  moe-compile "$dir/$name/model.mlir" --target "$target" "${flags[@]}" $compile \
     -o "$dir/$name/lib/libmodel.so" --header "$dir/$name/lib/model.h"
   $cc -O2 -Wall -Wextra -Werror "$src/run_layer_npy.c" -I"$dir/$name/lib" \
     -L"$dir/$name/lib" -lmodel -lpthread -ldl -Wl,-rpath,"$dir/$name/lib" \
@@ -37,7 +38,8 @@ layer() {
     --seed "$seed" --tokens "$tokens" --dir "$dir/$name/cases" >/dev/null
   # Each case's layer also runs from 4 threads at once, bitwise equal, on
   # device buffers (moe_model_run_layer_async), bitwise equal with the
-  # same statistics, and captured in a CUDA graph and replayed, the same.
+  # same statistics (co-activations too where counted), and captured in a
+  # CUDA graph and replayed, the same.
   for set in "$dir/$name/cases"/set*; do
     "$dir/$name/run" "moe_layer_$layer" "$dir/$name/ckpt" "$set/arg0.npy" \
       "$set/out0.npy" 4 graph >/dev/null
@@ -45,11 +47,12 @@ layer() {
   moe-reference compare --dir "$dir/$name/cases" | tail -n 1
 }
 
-layer small mixtral 1 5 0,1,9,40,130 --hidden 32 --inner 48 --seed 3
+layer small mixtral 1 5 0,1,9,40,130 "" --hidden 32 --inner 48 --seed 3
 # Wider: d = 256, f = 128, 16 experts, k = 4, layer 0.
-layer wide mixtral 0 6 1,64,100 --hidden 256 --inner 128 --experts 16 --top-k 4 --layers 1 --seed 4
-# Shared experts: Qwen2-MoE's gated one; DeepSeek-V3's with its routing.
-layer qwen2 qwen2_moe 0 7 1,17,64 --hidden 64 --inner 32 --layers 1 --seed 6
-layer deepseek deepseek_v3 0 8 1,17,64 --hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7
+layer wide mixtral 0 6 1,64,100 "" --hidden 256 --inner 128 --experts 16 --top-k 4 --layers 1 --seed 4
+# Shared experts: Qwen2-MoE's gated one; DeepSeek-V3's with its routing,
+# counting co-activated pairs.
+layer qwen2 qwen2_moe 0 7 1,17,64 "" --hidden 64 --inner 32 --layers 1 --seed 6
+layer deepseek deepseek_v3 0 8 1,17,64 --stats-coactivation --hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7
 # A fused gate_up operand.
-layer granite granitemoe 0 9 1,17,64 --hidden 64 --inner 32 --layers 1 --seed 8
+layer granite granitemoe 0 9 1,17,64 "" --hidden 64 --inner 32 --layers 1 --seed 8

@@ -145,38 +145,80 @@ static int run_concurrently(moe_model *model, int64_t layer, const void *x,
   return 0;
 }
 
-/* One layer's statistics. */
+/* One layer's statistics; `pairs` its co-activation counts when the
+   library records them (`num_pairs` is 0 otherwise). */
+#define MAX_PAIRS (128 * 127 / 2)
 struct stats {
   int64_t assignments[1024], dropped[1024], tokens, calls;
+  int64_t pairs[MAX_PAIRS], num_pairs;
 };
+
+/* The co-activation counts of `layer` from a snapshot, when it has them. */
+static int read_pairs(moe_model *model, int64_t layer, struct stats *s) {
+  moe_layer_info info;
+  moe_stats *snapshot;
+  if (moe_model_layer_info(model, layer, &info) != MOE_OK ||
+      moe_model_stats_snapshot(model, &snapshot) != MOE_OK)
+    return -1;
+  int status = 0;
+  for (int64_t i = 0; i < moe_stats_num_layers(snapshot); ++i) {
+    moe_layer_stats l;
+    if (moe_stats_layer(snapshot, i, &l) != MOE_OK) {
+      status = -1;
+      break;
+    }
+    if (strcmp(l.function, info.name) != 0 || !l.coactivation)
+      continue;
+    int64_t n = l.num_experts * (l.num_experts - 1) / 2;
+    if (n > MAX_PAIRS) {
+      status = -1;
+      break;
+    }
+    memcpy(s->pairs, l.coactivation, (size_t)n * sizeof(int64_t));
+    s->num_pairs = n;
+  }
+  moe_stats_free(snapshot);
+  return status;
+}
 
 static int read_stats(moe_model *model, int64_t layer, struct stats *s) {
   memset(s, 0, sizeof *s);
   moe_status status = moe_model_layer_stats(model, layer, s->assignments,
                                             s->dropped, &s->tokens, &s->calls);
+  if (status == MOE_OK && read_pairs(model, layer, s) != 0)
+    return -1;
   return status == MOE_OK ? 0 : status == MOE_ERROR_NO_STATISTICS ? 1 : -1;
 }
 
 /* Whether `got` is `times` times `one`. */
 static bool same_stats(const struct stats *got, const struct stats *one,
                        int64_t times, int64_t experts) {
-  bool same =
-      got->tokens == times * one->tokens && got->calls == times * one->calls;
+  bool same = got->tokens == times * one->tokens &&
+              got->calls == times * one->calls &&
+              got->num_pairs == one->num_pairs;
   for (int64_t e = 0; e < experts; ++e)
     same = same && got->assignments[e] == times * one->assignments[e] &&
            got->dropped[e] == times * one->dropped[e];
+  for (int64_t p = 0; same && p < one->num_pairs; ++p)
+    same = got->pairs[p] == times * one->pairs[p];
   return same;
 }
 
-/* Prints one call's assignments and dropped assignments. */
+/* Prints one call's assignments and dropped assignments, and its
+   co-activations when the library counts them. */
 static void print_call(const struct stats *one, int64_t experts) {
-  int64_t assigned = 0, dropped = 0;
+  int64_t assigned = 0, dropped = 0, pairs = 0;
   for (int64_t e = 0; e < experts; ++e) {
     assigned += one->assignments[e];
     dropped += one->dropped[e];
   }
-  printf("(a call: %lld assignments, %lld dropped)\n", (long long)assigned,
+  for (int64_t p = 0; p < one->num_pairs; ++p)
+    pairs += one->pairs[p];
+  printf("(a call: %lld assignments, %lld dropped", (long long)assigned,
          (long long)dropped);
+  if (one->num_pairs)
+    printf(", %lld co-activations", (long long)pairs);
+  printf(")\n");
 }
 
 /* One host call (moe_model_run_layer) into `y`, and its statistics alone

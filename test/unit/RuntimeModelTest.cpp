@@ -179,4 +179,19 @@ TEST(ManifestDeviceFlags, SurviveTheRoundTrip) {
   EXPECT_EQ(parsed->knobs[1].defaultValue, 1.5);
 }
 
+/// A layer that counts co-activated pairs keeps the flag, and its table in
+/// GPU memory has a row per expert more.
+TEST(ManifestCoactivation, SurvivesTheRoundTrip) {
+  Manifest manifest;
+  manifest.stats = {{0, "moe_layer_0", 8, /*coactivation=*/true},
+                    {1, "moe_layer_1", 8, false}};
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  ASSERT_EQ(parsed->stats.size(), 2u);
+  EXPECT_TRUE(parsed->stats[0].coactivation);
+  EXPECT_FALSE(parsed->stats[1].coactivation);
+  EXPECT_EQ(parsed->stats[0].deviceRows(), 10);
+  EXPECT_EQ(parsed->stats[1].deviceRows(), 2);
+}
+
 } // namespace

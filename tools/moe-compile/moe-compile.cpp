@@ -364,15 +364,16 @@ int main(int argc, char **argv) {
                 "cuda-emu)");
   bool cuda = target != "cpu";
   bool emulate = target == "cuda-emu";
-  if (cuda && (reference || statsCoactivation))
-    return fail("--target=" + target + " has no reference mode and counts no "
-                "co-activated pairs: drop --reference and "
-                "--stats-coactivation");
+  if (cuda && reference)
+    return fail("--target=" + target +
+                " has no reference mode: drop --reference");
   if (target != "cuda" &&
       (cudaChip.getNumOccurrences() || cudaFormat.getNumOccurrences()))
     return fail("--cuda-chip and --cuda-format need --target=cuda");
   if (!cuda && noDeviceEntries)
     return fail("--no-device-entries needs --target=cuda or cuda-emu");
+  if (noStats && statsCoactivation)
+    return fail("--no-stats contradicts --stats-coactivation");
   bool shared = llvm::StringRef(outputFile).ends_with(".so");
   if (!shared && !llvm::StringRef(outputFile).ends_with(".o"))
     return fail("-o must name a .o or a .so file, found " + outputFile);
@@ -409,6 +410,7 @@ int main(int argc, char **argv) {
     options.chip = cudaChip;
     options.format = cudaFormat;
     options.stats = !noStats;
+    options.statsCoactivation = statsCoactivation;
     options.knobs = !noKnobs;
     options.emulate = emulate;
     options.deviceEntries = !noDeviceEntries;

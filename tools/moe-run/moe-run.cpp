@@ -542,10 +542,9 @@ int main(int argc, char **argv) {
     return fail("--pipeline=" + pipeline + " is not available in this build "
                 "(supported: cpu, cuda, cuda-emu)");
   bool cuda = pipeline != "cpu";
-  if (cuda && (reference || statsCoactivation))
-    return fail("--pipeline=" + pipeline + " has no reference mode and counts no "
-                "co-activated pairs: drop --reference and "
-                "--stats-coactivation");
+  if (cuda && reference)
+    return fail("--pipeline=" + pipeline +
+                " has no reference mode: drop --reference");
   int modes = !inputs.empty() + !caseDirs.empty() + randomInputs;
   if (modes > 1)
     return fail("give only one of --input FILE..., --case-dir DIR... and "

@@ -687,7 +687,9 @@ def MoE_RecordStatsOp : MoE_Op<"record_stats",
 
     `moe-insert-stats` inserts the op after every `moe.layer`; with its
     `coactivation` option it sets the `with_coactivation` unit attribute, and
-    `moe-decompose`, which creates the layer's ids, attaches them.
+    `moe-decompose`, which creates the layer's ids, attaches them (for the
+    CUDA back end `convert-moe-to-gpu-kernels` does, the ids copied back
+    from the GPU).
     `convert-moe-to-runtime` lowers the op to calls into the runtime.
 
     ```mlir

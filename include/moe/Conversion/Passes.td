@@ -86,7 +86,8 @@ def ConvertMoEToRuntime : Pass<"convert-moe-to-runtime", "::mlir::ModuleOp"> {
     The pass records what it assigned in module attributes that the tools
     turn into the manifest of a compiled module: `moe.weights` (per id: the
     tensor names, `stacked`, and the tensor type), `moe.stats` (per id:
-    the layer name and the number of experts) and `moe.knobs` (per id: the
+    the layer name, the number of experts and, when the layer counts
+    co-activated pairs, `coactivation`) and `moe.knobs` (per id: the
     layer, the knob name, its default and, when GPU code reads it, `device`).
     Identical weights share an id;
     every read of the same knob of the same layer gets the same id.
@@ -229,7 +230,12 @@ def ConvertMoEToGPUKernels
     result is rounded to bf16 by a host loop. The library returns the
     dispatch's group offsets (of the kept assignments) and the dropped
     count of each expert; `dropped` is the latter, and the per-expert
-    assignments are the group sizes plus the dropped ones.
+    assignments are the group sizes plus the dropped ones. When a
+    `moe.record_stats` of the layer asks for co-activation counts
+    (`with_coactivation`, no expert ids), the library also copies the
+    selection before any drop (`[T, k]`, `[T, E]` with expert_choice) into
+    a host buffer, which becomes the record's expert ids; otherwise that
+    buffer has no rows and nothing is copied.
 
     The callees are declared private here; `moe-link-gpu-kernels` adds
     their bodies and kernels after bufferization (buffer deallocation does
@@ -278,7 +284,9 @@ def ConvertMoEToGPUKernels
     interface: the input and output rows in GPU memory, the model's
     statistics on the device (`[2, E + 1]` i64: the assignments of each
     expert and the tokens, then the dropped ones and the calls; no
-    rows without statistics) and a stream, which it returns:
+    rows without statistics; `[2 + E, E + 1]` when the layer counts
+    co-activated pairs, row `2 + i` column `j > i` the tokens that chose
+    both `i` and `j`) and a stream, which it returns:
 
     ```mlir
     func.func @moe_layer_0.device(%x: memref<?x64xbf16>,

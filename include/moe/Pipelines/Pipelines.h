@@ -74,6 +74,12 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::desc("Record each layer's expert statistics in the runtime "
                      "(moe-insert-stats)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> statsCoactivation{
+      *this, "stats-coactivation",
+      llvm::cl::desc("Also count co-activated expert pairs (moe-insert-stats "
+                     "coactivation; device entry points count them on the "
+                     "GPU)"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> knobs{
       *this, "knobs",
       llvm::cl::desc("Read threshold routing's tau and capacity factors from "

@@ -465,7 +465,19 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
     op.erase();
     return done;
   }
-  args.append({cap, offsets, droppedCounts, yf});
+  // Co-activation counts (a moe.record_stats with_coactivation) read the
+  // selection before any drop: the library copies it out ([T, slots]; no
+  // rows when nothing reads it) and the record takes it as its expert ids,
+  // as moe-decompose-layers gives them on the CPU.
+  auto record = llvm::find_if(op.getAssignments().getUsers(), [](Operation *u) {
+    auto stats = dyn_cast<RecordStatsOp>(u);
+    return stats && stats.getWithCoactivation() && !stats.getExpertIds();
+  });
+  RecordStatsOp pairs = record == op.getAssignments().getUsers().end()
+                            ? RecordStatsOp()
+                            : cast<RecordStatsOp>(*record);
+  Value ids = allocate(b, loc, i32, {pairs ? tokens : c0, k});
+  args.append({cap, offsets, droppedCounts, ids, yf});
   auto type = b.getFunctionType(TypeRange(args), {});
   declareHostFunction(module, symbols, callee, type);
   func::CallOp::create(b, loc, callee, TypeRange(), args);
@@ -495,6 +507,13 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
                                              /*restrict=*/b.getUnitAttr());
   };
   op.getOutput().replaceAllUsesWith(toTensor(out, op.getOutput().getType()));
+  if (pairs) {
+    int64_t slots = expertChoice ? numExperts : routing.getK();
+    auto idsType = RankedTensorType::get(
+        {cast<ShapedType>(op.getInput().getType()).getDimSize(0), slots}, i32);
+    pairs.getExpertIdsMutable().assign(toTensor(ids, idsType));
+    pairs.setWithCoactivation(false);
+  }
 
   // The assignments before dropping are the kept rows (the group sizes)
   // plus the dropped ones.

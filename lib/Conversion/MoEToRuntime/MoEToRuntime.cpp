@@ -172,11 +172,15 @@ void ConvertMoEToRuntimePass::runOnOperation() {
   for (auto [i, op] : llvm::enumerate(records)) {
     int64_t id = static_cast<int64_t>(i);
     auto countsType = cast<RankedTensorType>(op.getAssignments().getType());
-    statsTable.push_back(attrs.getDictionaryAttr(
-        {attrs.getNamedAttr("id", attrs.getI64IntegerAttr(id)),
-         attrs.getNamedAttr("layer", op.getLayerAttr()),
-         attrs.getNamedAttr("experts",
-                            attrs.getI64IntegerAttr(countsType.getDimSize(0)))}));
+    SmallVector<NamedAttribute> entry = {
+        attrs.getNamedAttr("id", attrs.getI64IntegerAttr(id)),
+        attrs.getNamedAttr("layer", op.getLayerAttr()),
+        attrs.getNamedAttr("experts",
+                           attrs.getI64IntegerAttr(countsType.getDimSize(0)))};
+    if (op.getExpertIds() || op.getWithCoactivation())
+      entry.push_back(
+          attrs.getNamedAttr("coactivation", attrs.getBoolAttr(true)));
+    statsTable.push_back(attrs.getDictionaryAttr(entry));
     func::FuncOp callee = declareRuntimeFunction(
         module, symbols, "moe_rt_record_stats",
         FunctionType::get(ctx,

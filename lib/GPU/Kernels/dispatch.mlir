@@ -82,6 +82,16 @@
 //                      its tokens and the call, to a running [2, E + 1]
 //                      i64 table with atom.global.add (callers on several
 //                      streams may share it; a graph adds at each replay).
+//   record_selection   The selection before any drop, for co-activation
+//                      counts (docs/monitoring.md): one thread per token
+//                      copies its expert ids to ids_out when ids_out has
+//                      rows, and adds 1 to counts[2 + i, j] for each pair
+//                      i < j of its routed experts when the statistics
+//                      table has those rows ([2 + E, E + 1]: add_counts'
+//                      two rows, then the pairs). Selections hold distinct
+//                      experts, so each pair counts once; the atomics add
+//                      exact integers, the result does not depend on their
+//                      order. O(k^2) steps per thread.
 //   dispatch_ref       Scalar reference of the two kernels above: a single
 //                      thread, O(E * T * k).
 //   gather_rows_ref    Scalar reference of gather_rows: one thread per
@@ -1167,6 +1177,57 @@ gpu.module @moe_dispatch_kernels {
             : (i64, memref<?x?xi64>) -> i64
         %b = memref.atomic_rmw addi %one, %counts[%c1, %E]
             : (i64, memref<?x?xi64>) -> i64
+      }
+    }
+    gpu.return
+  }
+
+  gpu.func @record_selection(%ids: memref<?x?xi32>,
+                              %ids_out: memref<?x?xi32>,
+                              %counts: memref<?x?xi64>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %one = arith.constant 1 : i64
+    %T = memref.dim %ids, %c0 : memref<?x?xi32>
+    %S = memref.dim %ids, %c1 : memref<?x?xi32>
+    %copied = memref.dim %ids_out, %c0 : memref<?x?xi32>
+    %copy = arith.cmpi ne, %copied, %c0 : index
+    %rows = memref.dim %counts, %c0 : memref<?x?xi64>
+    %pairs = arith.cmpi ugt, %rows, %c2 : index
+    %E = arith.subi %rows, %c2 : index
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %t0 = arith.muli %bid, %bdim : index
+    %t = arith.addi %t0, %tid : index
+    %in = arith.cmpi ult, %t, %T : index
+    scf.if %in {
+      scf.for %a = %c0 to %S step %c1 {
+        %ea = memref.load %ids[%t, %a] : memref<?x?xi32>
+        scf.if %copy {
+          memref.store %ea, %ids_out[%t, %a] : memref<?x?xi32>
+        }
+        %routed = func.call @is_expert(%ea, %E) : (i32, index) -> i1
+        %count = arith.andi %pairs, %routed : i1
+        scf.if %count {
+          %b0 = arith.addi %a, %c1 : index
+          scf.for %b = %b0 to %S step %c1 {
+            %eb = memref.load %ids[%t, %b] : memref<?x?xi32>
+            %ok = func.call @is_expert(%eb, %E) : (i32, index) -> i1
+            %other = arith.cmpi ne, %ea, %eb : i32
+            %both = arith.andi %ok, %other : i1
+            scf.if %both {
+              %lo = arith.minsi %ea, %eb : i32
+              %hi = arith.maxsi %ea, %eb : i32
+              %i = arith.index_cast %lo : i32 to index
+              %j = arith.index_cast %hi : i32 to index
+              %row = arith.addi %i, %c2 : index
+              %old = memref.atomic_rmw addi %one, %counts[%row, %j]
+                  : (i64, memref<?x?xi64>) -> i64
+            }
+          }
+        }
       }
     }
     gpu.return

@@ -10,15 +10,18 @@
 // MLP or LoRA experts of any activation, an optional shared expert, bf16)
 // as one chain of asynchronous GPU operations on one stream:
 //
-//   router_logits -> router_topk (-> expert_choice) -> memset of the counts
-//   -> count_experts -> build_permutation (-> capacity_keys -> capacity_drop
-//   (-> renormalize_kept) -> count_experts -> build_permutation) ->
-//   gather_rows -> @moe_expert_ffn_async (tile map, gate_up_swiglu_mma,
-//   grouped_gemm_mma) -> combine -> one_group -> shared_gate ->
-//   @moe_expert_ffn_async on all T tokens as one group -> add_shared
+//   router_logits -> router_topk (-> expert_choice) (-> record_selection)
+//   -> memset of the counts -> count_experts -> build_permutation
+//   (-> capacity_keys -> capacity_drop (-> renormalize_kept) ->
+//   count_experts -> build_permutation) -> gather_rows ->
+//   @moe_expert_ffn_async (tile map, gate_up_swiglu_mma, grouped_gemm_mma)
+//   -> combine -> one_group -> shared_gate -> @moe_expert_ffn_async on all
+//   T tokens as one group -> add_shared
 //
-// The steps in parentheses run with a capacity (flags bit 16); without one
-// they are launched on empty grids, which the runtime skips. So are the
+// The steps in parentheses run with a capacity (flags bit 16), with
+// expert_choice, or with co-activation counts (ids_out with rows, or a
+// statistics table with pair rows) for record_selection; otherwise they
+// are launched on empty grids, which the runtime skips. So are the
 // shared expert's steps without one (Sg of size 0): every size is then 0,
 // and only the experts' one-element tile count is allocated.
 //
@@ -62,6 +65,10 @@
 //                            kept assignments; offsets[E] is their number
 //   dropped [E] or [0] i32   assignments dropped per expert (out; not
 //                            written when empty)
+//   ids_out [T, k] or [0, k] i32
+//                            the selection before any drop (out; written
+//                            when it has rows): what co-activation counts
+//                            read (docs/monitoring.md)
 //   y       [T, d]     f32   layer output (out)
 //
 // The kernels are those of router.mlir, dispatch.mlir, experts.mlir and
@@ -70,7 +77,8 @@
 //
 // Host functions:
 //   @moe_layer_async (x, Wr, rbias, sbias, Wg, Wu, Wd, Sg, Su, Sd, Sw, k,
-//                     routing..., cap, offsets, dropped, y, stream) -> stream
+//                     routing..., cap, offsets, dropped, ids_out, y,
+//                     stream) -> stream
 //     Device buffers. Enqueues the layer on the caller's stream, its
 //     temporaries allocated and freed in stream order
 //     (cuMemAllocAsync/cuMemFreeAsync), and returns without synchronizing:
@@ -80,9 +88,10 @@
 //     Host buffers, except the weights Wr, Wg, Wu, Wd, Sg, Su, Sd and Sw,
 //     which are device buffers (a compiled model's checkpoint weights, uploaded once by the
 //     runtime). Creates a stream, copies x and the biases in, enqueues
-//     @moe_layer_async, copies y and the offsets out, and synchronizes once.
+//     @moe_layer_async, copies y, the offsets, the dropped counts and the
+//     ids out, and synchronizes once.
 //   @moe_layer (x, Wr, rbias, sbias, Wg, Wu, Wd, Sg, Su, Sd, Sw, k,
-//               routing..., cap, offsets, dropped, y)
+//               routing..., cap, offsets, dropped, ids, y)
 //     Host buffers: copies the weights to the device for the call, then
 //     @moe_layer_resident.
 //
@@ -102,11 +111,14 @@
 //     the call's assignments (kept + dropped), dropped counts, tokens and
 //     the call added to counts [2, E + 1] i64 (assignments and tokens, then
 //     dropped and calls), the model's running statistics on the device
-//     (skipped when counts has no rows). Nothing is read on the host.
+//     (skipped when counts has no rows). A table of [2 + E, E + 1] also
+//     counts co-activated pairs: row 2 + i, column j > i, the tokens whose
+//     selection (before any drop) holds experts i and j. Nothing is read on
+//     the host.
 //
 //   @moe_lora_layer_async (x, Wr, rbias, sbias, Pg, Pu, Pd, Ag, Bg, Au, Bu,
 //                          Ad, Bd, Sg, Su, Sd, Sw, k, routing..., s, cap,
-//                          offsets, dropped, y, stream) -> stream
+//                          offsets, dropped, ids_out, y, stream) -> stream
 //   @moe_lora_layer_resident, @moe_lora_layer (same arguments)
 //   @moe_lora_layer_device_async (the arguments of @moe_layer_device_async
 //                                 with the LoRA weights and s)
@@ -148,11 +160,13 @@ func.func private @moe_route_dispatch_async(
     %topkg: index, %gscore: i32,
     %cap: index, %cap_dev: memref<?xf64>, %cap_min: index, %cap_align: index,
     %offsets: memref<?xi32>, %dropped: memref<?xi32>,
+    %ids_out: memref<?x?xi32>, %counts: memref<?x?xi64>,
     %stream: !gpu.async.token)
     -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
         !gpu.async.token) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
   %c3 = arith.constant 3 : index
   %c4 = arith.constant 4 : index
   %c128 = arith.constant 128 : index
@@ -255,7 +269,20 @@ func.func private @moe_route_dispatch_async(
       args(%dsc : memref<?x?xf32>, %taken : index,
            %dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
            %dkeys : memref<?xi64>)
-  %k1 = gpu.memset async [%k0e] %dcnt, %z : memref<?xi32>, i32
+  // The selection before any drop, for co-activation counts: copied to
+  // ids_out when it has rows, its pairs added to counts when the table has
+  // pair rows ([2 + E, E + 1]); an empty grid otherwise.
+  %n_out = memref.dim %ids_out, %c0 : memref<?x?xi32>
+  %n_counts = memref.dim %counts, %c0 : memref<?x?xi64>
+  %copying = arith.cmpi ne, %n_out, %c0 : index
+  %pairing = arith.cmpi ugt, %n_counts, %c2 : index
+  %recording = arith.ori %copying, %pairing : i1
+  %g_rec = arith.select %recording, %tb, %c0 : index
+  %k0r = gpu.launch_func async [%k0e] @moe_dispatch_kernels::@record_selection
+      blocks in (%g_rec, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%dids : memref<?x?xi32>, %ids_out : memref<?x?xi32>,
+           %counts : memref<?x?xi64>)
+  %k1 = gpu.memset async [%k0r] %dcnt, %z : memref<?xi32>, i32
   %k2 = gpu.launch_func async [%k1] @moe_dispatch_kernels::@count_experts
       blocks in (%g_count, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
@@ -433,23 +460,27 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                            %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
                            %G: index, %topkg: index, %gscore: i32,
                            %cap: index, %offsets: memref<?xi32>,
-                           %dropped: memref<?xi32>, %y: memref<?x?xf32>,
+                           %dropped: memref<?xi32>,
+                           %ids_out: memref<?x?xi32>, %y: memref<?x?xf32>,
                            %stream: !gpu.async.token) -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %none0 = memref.alloca() : memref<0xf64>
   %none = memref.cast %none0 : memref<0xf64> to memref<?xf64>
+  %nc0 = memref.alloca() : memref<0x0xi64>
+  %no_counts = memref.cast %nc0 : memref<0x0xi64> to memref<?x?xi64>
   %r = call @moe_layer_knob_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd, %Sg,
                                   %Su, %Sd, %Sw, %k, %score, %sel, %flags,
                                   %scale, %param, %none, %G, %topkg, %gscore,
                                   %cap, %none, %c0, %c1, %offsets, %dropped,
-                                  %y, %stream)
+                                  %ids_out, %no_counts, %y, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
          index, index, i32, index, memref<?xf64>, index, index,
-         memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+         memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xi64>,
+         memref<?x?xf32>, !gpu.async.token)
       -> !gpu.async.token
   return %r : !gpu.async.token
 }
@@ -470,7 +501,9 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
                            %cap: index, %cap_dev: memref<?xf64>,
                            %cap_min: index, %cap_align: index,
                            %offsets: memref<?xi32>,
-                           %dropped: memref<?xi32>, %y: memref<?x?xf32>,
+                           %dropped: memref<?xi32>,
+                           %ids_out: memref<?x?xi32>,
+                           %counts: memref<?x?xi64>, %y: memref<?x?xf32>,
                            %stream: !gpu.async.token) -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -503,11 +536,11 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
   %dxp, %dsr, %dwts, %drt, %k3 = call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
       %param_dev, %G, %topkg, %gscore, %cap, %cap_dev, %cap_min, %cap_align,
-      %offsets, %dropped, %stream)
+      %offsets, %dropped, %ids_out, %counts, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          index, i32, i32, i32, f32, f32, memref<?xf64>, index, index, i32,
          index, memref<?xf64>, index, index, memref<?xi32>, memref<?xi32>,
-         !gpu.async.token)
+         memref<?x?xi32>, memref<?x?xi64>, !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
   %k4 = gpu.dealloc async [%k3] %drt : memref<?xi32>
@@ -574,19 +607,24 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                                 %scale: f32, %param: f32, %G: index,
                                 %topkg: index, %gscore: i32, %s: f32,
                                 %cap: index, %offsets: memref<?xi32>,
-                                %dropped: memref<?xi32>, %y: memref<?x?xf32>,
+                                %dropped: memref<?xi32>,
+                                %ids_out: memref<?x?xi32>,
+                                %y: memref<?x?xf32>,
                                 %stream: !gpu.async.token)
     -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %none0 = memref.alloca() : memref<0xf64>
   %none = memref.cast %none0 : memref<0xf64> to memref<?xf64>
+  %nc0 = memref.alloca() : memref<0x0xi64>
+  %no_counts = memref.cast %nc0 : memref<0x0xi64> to memref<?x?xi64>
   %r = call @moe_lora_layer_knob_async(%x, %Wr, %rbias, %sbias, %Pg, %Pu, %Pd,
                                        %Ag, %Bg, %Au, %Bu, %Ad, %Bd, %Sg, %Su,
                                        %Sd, %Sw, %k, %score, %sel, %flags,
                                        %scale, %param, %none, %G, %topkg,
                                        %gscore, %s, %cap, %none, %c0, %c1,
-                                       %offsets, %dropped, %y, %stream)
+                                       %offsets, %dropped, %ids_out,
+                                       %no_counts, %y, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
@@ -594,7 +632,8 @@ func.func @moe_lora_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
          index, index, i32, f32, index, memref<?xf64>, index, index,
-         memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+         memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xi64>,
+         memref<?x?xf32>, !gpu.async.token)
       -> !gpu.async.token
   return %r : !gpu.async.token
 }
@@ -624,7 +663,10 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
                                 %cap: index, %cap_dev: memref<?xf64>,
                                 %cap_min: index, %cap_align: index,
                                 %offsets: memref<?xi32>,
-                                %dropped: memref<?xi32>, %y: memref<?x?xf32>,
+                                %dropped: memref<?xi32>,
+                                %ids_out: memref<?x?xi32>,
+                                %counts: memref<?x?xi64>,
+                                %y: memref<?x?xf32>,
                                 %stream: !gpu.async.token)
     -> !gpu.async.token {
   %c0 = arith.constant 0 : index
@@ -663,11 +705,11 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
   %xp, %dsr, %dwts, %drt, %k0 = call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
       %param_dev, %G, %topkg, %gscore, %cap, %cap_dev, %cap_min, %cap_align,
-      %offsets, %dropped, %stream)
+      %offsets, %dropped, %ids_out, %counts, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          index, i32, i32, i32, f32, f32, memref<?xf64>, index, index, i32,
          index, memref<?xf64>, index, index, memref<?xi32>, memref<?xi32>,
-         !gpu.async.token)
+         memref<?x?xi32>, memref<?x?xi64>, !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
           !gpu.async.token)
   // The rows of xp (at most T * k), which every buffer of rows takes.
@@ -831,15 +873,16 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
 }
 
 // A layer's inputs x, rbias and sbias copied to the device on a new
-// stream, and device buffers for its outputs offsets, dropped and y.
+// stream, and device buffers for its outputs offsets, dropped, ids and y.
 func.func private @layer_to_device_async(%x: memref<?x?xbf16>,
                                          %rbias: memref<?xf32>,
                                          %sbias: memref<?xf32>,
                                          %offsets: memref<?xi32>,
                                          %dropped: memref<?xi32>,
+                                         %ids: memref<?x?xi32>,
                                          %y: memref<?x?xf32>)
     -> (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
-        memref<?xi32>, memref<?x?xf32>, !gpu.async.token) {
+        memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %T = memref.dim %x, %c0 : memref<?x?xbf16>
@@ -849,6 +892,8 @@ func.func private @layer_to_device_async(%x: memref<?x?xbf16>,
   %ns = memref.dim %sbias, %c0 : memref<?xf32>
   %E1 = memref.dim %offsets, %c0 : memref<?xi32>
   %nd = memref.dim %dropped, %c0 : memref<?xi32>
+  %ni = memref.dim %ids, %c0 : memref<?x?xi32>
+  %S = memref.dim %ids, %c1 : memref<?x?xi32>
   %t0 = gpu.wait async
   %dx, %a0 = gpu.alloc async [%t0] (%T, %d) : memref<?x?xbf16>
   %drb, %a1 = gpu.alloc async [%a0] (%nr) : memref<?xf32>
@@ -856,36 +901,41 @@ func.func private @layer_to_device_async(%x: memref<?x?xbf16>,
   %doff, %a3 = gpu.alloc async [%a2] (%E1) : memref<?xi32>
   %ddr, %a4 = gpu.alloc async [%a3] (%nd) : memref<?xi32>
   %dy, %a5 = gpu.alloc async [%a4] (%T, %dout) : memref<?x?xf32>
-  %m0 = gpu.memcpy async [%a5] %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
+  %dids, %a6 = gpu.alloc async [%a5] (%ni, %S) : memref<?x?xi32>
+  %m0 = gpu.memcpy async [%a6] %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
   %m1 = gpu.memcpy async [%m0] %drb, %rbias : memref<?xf32>, memref<?xf32>
   %m2 = gpu.memcpy async [%m1] %dsb, %sbias : memref<?xf32>, memref<?xf32>
-  return %dx, %drb, %dsb, %doff, %ddr, %dy, %m2
+  return %dx, %drb, %dsb, %doff, %ddr, %dids, %dy, %m2
       : memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
-        memref<?xi32>, memref<?x?xf32>, !gpu.async.token
+        memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token
 }
 
 // The outputs of a layer enqueued on the stream of @layer_to_device_async
-// copied back to offsets, dropped and y, the buffers freed, and the stream
-// synchronized.
+// copied back to offsets, dropped, ids and y, the buffers freed, and the
+// stream synchronized.
 func.func private @layer_from_device(%offsets: memref<?xi32>,
                                      %dropped: memref<?xi32>,
+                                     %ids: memref<?x?xi32>,
                                      %y: memref<?x?xf32>,
                                      %dx: memref<?x?xbf16>,
                                      %drb: memref<?xf32>, %dsb: memref<?xf32>,
                                      %doff: memref<?xi32>,
                                      %ddr: memref<?xi32>,
+                                     %dids: memref<?x?xi32>,
                                      %dy: memref<?x?xf32>,
                                      %stream: !gpu.async.token) {
   %o0 = gpu.memcpy async [%stream] %y, %dy : memref<?x?xf32>, memref<?x?xf32>
   %o1 = gpu.memcpy async [%o0] %offsets, %doff : memref<?xi32>, memref<?xi32>
   %o2 = gpu.memcpy async [%o1] %dropped, %ddr : memref<?xi32>, memref<?xi32>
-  %f0 = gpu.dealloc async [%o2] %dx : memref<?x?xbf16>
+  %o3 = gpu.memcpy async [%o2] %ids, %dids : memref<?x?xi32>, memref<?x?xi32>
+  %f0 = gpu.dealloc async [%o3] %dx : memref<?x?xbf16>
   %f1 = gpu.dealloc async [%f0] %drb : memref<?xf32>
   %f2 = gpu.dealloc async [%f1] %dsb : memref<?xf32>
   %f3 = gpu.dealloc async [%f2] %doff : memref<?xi32>
   %f4 = gpu.dealloc async [%f3] %dy : memref<?x?xf32>
   %f5 = gpu.dealloc async [%f4] %ddr : memref<?xi32>
-  gpu.wait [%f5]
+  %f6 = gpu.dealloc async [%f5] %dids : memref<?x?xi32>
+  gpu.wait [%f6]
   return
 }
 
@@ -901,28 +951,31 @@ func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                               %topkg: index, %gscore: i32, %cap: index,
                               %offsets: memref<?xi32>,
                               %dropped: memref<?xi32>,
+                              %ids: memref<?x?xi32>,
                               %y: memref<?x?xf32>) {
-  %dx, %drb, %dsb, %doff, %ddr, %dy, %t = call @layer_to_device_async(
-      %x, %rbias, %sbias, %offsets, %dropped, %y)
+  %dx, %drb, %dsb, %doff, %ddr, %dids, %dy, %t = call @layer_to_device_async(
+      %x, %rbias, %sbias, %offsets, %dropped, %ids, %y)
       : (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
-         memref<?xi32>, memref<?x?xf32>)
+         memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)
       -> (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
-          memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+          memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token)
   %l = call @moe_layer_async(%dx, %Wr, %drb, %dsb, %Wg, %Wu, %Wd, %Sg, %Su,
                              %Sd, %Sw, %k,
                              %score, %sel, %flags, %scale, %param, %G,
-                             %topkg, %gscore, %cap, %doff, %ddr, %dy, %t)
+                             %topkg, %gscore, %cap, %doff, %ddr, %dids, %dy,
+                             %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
-         index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
-         !gpu.async.token) -> !gpu.async.token
-  call @layer_from_device(%offsets, %dropped, %y, %dx, %drb, %dsb, %doff,
-                          %ddr, %dy, %l)
-      : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xbf16>,
-         memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xi32>,
-         memref<?x?xf32>, !gpu.async.token) -> ()
+         index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+  call @layer_from_device(%offsets, %dropped, %ids, %y, %dx, %drb, %dsb,
+                          %doff, %ddr, %dids, %dy, %l)
+      : (memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>,
+         memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
+         memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token)
+      -> ()
   return
 }
 
@@ -948,31 +1001,33 @@ func.func @moe_lora_layer_resident(%x: memref<?x?xbf16>,
                                    %topkg: index, %gscore: i32, %s: f32,
                                    %cap: index, %offsets: memref<?xi32>,
                                    %dropped: memref<?xi32>,
+                                   %ids: memref<?x?xi32>,
                                    %y: memref<?x?xf32>) {
-  %dx, %drb, %dsb, %doff, %ddr, %dy, %t = call @layer_to_device_async(
-      %x, %rbias, %sbias, %offsets, %dropped, %y)
+  %dx, %drb, %dsb, %doff, %ddr, %dids, %dy, %t = call @layer_to_device_async(
+      %x, %rbias, %sbias, %offsets, %dropped, %ids, %y)
       : (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
-         memref<?xi32>, memref<?x?xf32>)
+         memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)
       -> (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
-          memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+          memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token)
   %l = call @moe_lora_layer_async(%dx, %Wr, %drb, %dsb, %Pg, %Pu, %Pd, %Ag,
                                   %Bg, %Au, %Bu, %Ad, %Bd, %Sg, %Su, %Sd, %Sw,
                                   %k, %score, %sel, %flags, %scale, %param,
                                   %G, %topkg, %gscore, %s, %cap, %doff, %ddr,
-                                  %dy, %t)
+                                  %dids, %dy, %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
-         f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
-         !gpu.async.token) -> !gpu.async.token
-  call @layer_from_device(%offsets, %dropped, %y, %dx, %drb, %dsb, %doff,
-                          %ddr, %dy, %l)
-      : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xbf16>,
-         memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xi32>,
-         memref<?x?xf32>, !gpu.async.token) -> ()
+         f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>,
+         memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+  call @layer_from_device(%offsets, %dropped, %ids, %y, %dx, %drb, %dsb,
+                          %doff, %ddr, %dids, %dy, %l)
+      : (memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>,
+         memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
+         memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token)
+      -> ()
   return
 }
 
@@ -1052,6 +1107,8 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %T = memref.dim %x, %c0 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
   %dout = memref.dim %y, %c1 : memref<?x?xbf16>
+  %ni0 = memref.alloca() : memref<0x0xi32>
+  %no_ids = memref.cast %ni0 : memref<0x0xi32> to memref<?x?xi32>
   %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %stream)
       : (index, index, index, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
@@ -1059,13 +1116,15 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                                   %Sg, %Su, %Sd, %Sw, %k, %score, %sel,
                                   %flags, %scale, %param, %param_dev, %G,
                                   %topkg, %gscore, %cap, %cap_dev, %cap_min,
-                                  %cap_align, %off, %dr, %yf, %t)
+                                  %cap_align, %off, %dr, %no_ids, %counts,
+                                  %yf, %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
          index, index, i32, index, memref<?xf64>, index, index,
-         memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+         memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xi64>,
+         memref<?x?xf32>, !gpu.async.token)
       -> !gpu.async.token
   %r = call @device_results_async(%off, %dr, %yf, %counts, %y, %l)
       : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xi64>,
@@ -1105,6 +1164,8 @@ func.func @moe_lora_layer_device_async(%x: memref<?x?xbf16>,
   %T = memref.dim %x, %c0 : memref<?x?xbf16>
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
   %dout = memref.dim %y, %c1 : memref<?x?xbf16>
+  %ni0 = memref.alloca() : memref<0x0xi32>
+  %no_ids = memref.cast %ni0 : memref<0x0xi32> to memref<?x?xi32>
   %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %stream)
       : (index, index, index, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
@@ -1113,7 +1174,8 @@ func.func @moe_lora_layer_device_async(%x: memref<?x?xbf16>,
                                        %Su, %Sd, %Sw, %k, %score, %sel, %flags,
                                        %scale, %param, %param_dev, %G, %topkg,
                                        %gscore, %s, %cap, %cap_dev, %cap_min,
-                                       %cap_align, %off, %dr, %yf, %t)
+                                       %cap_align, %off, %dr, %no_ids,
+                                       %counts, %yf, %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
@@ -1121,7 +1183,8 @@ func.func @moe_lora_layer_device_async(%x: memref<?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
          index, index, i32, f32, index, memref<?xf64>, index, index,
-         memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
+         memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xi64>,
+         memref<?x?xf32>, !gpu.async.token)
       -> !gpu.async.token
   %r = call @device_results_async(%off, %dr, %yf, %counts, %y, %l)
       : (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, memref<?x?xi64>,
@@ -1168,7 +1231,8 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %score: i32, %sel: i32, %flags: i32, %scale: f32,
                      %param: f32, %G: index, %topkg: index, %gscore: i32,
                      %cap: index, %offsets: memref<?xi32>,
-                     %dropped: memref<?xi32>, %y: memref<?x?xf32>) {
+                     %dropped: memref<?xi32>, %ids: memref<?x?xi32>,
+                     %y: memref<?x?xf32>) {
   // A fused gate_up is passed as both Wg and Wu: copied once (Wu's copy is
   // then empty and the device gate_up stands for both).
   %c0 = arith.constant 0 : index
@@ -1210,12 +1274,13 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   call @moe_layer_resident(%x, %dWr, %rbias, %sbias, %dWg, %dWu, %dWd, %dSg,
                            %dSu, %dSd, %dSw, %k,
                            %score, %sel, %flags, %scale, %param, %G, %topkg,
-                           %gscore, %cap, %offsets, %dropped, %y)
+                           %gscore, %cap, %offsets, %dropped, %ids, %y)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
-         index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>) -> ()
+         index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>,
+         memref<?x?xf32>) -> ()
   %t1 = gpu.wait async
   %f0 = gpu.dealloc async [%t1] %dWr : memref<?x?xbf16>
   %f1 = gpu.dealloc async [%f0] %dSw : memref<?x?xbf16>
@@ -1244,7 +1309,7 @@ func.func @moe_lora_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                           %param: f32, %G: index, %topkg: index,
                           %gscore: i32, %s: f32, %cap: index,
                           %offsets: memref<?xi32>, %dropped: memref<?xi32>,
-                          %y: memref<?x?xf32>) {
+                          %ids: memref<?x?xi32>, %y: memref<?x?xf32>) {
   %t0 = gpu.wait async
   %dPg, %uPg = call @weight_to_device_async(%Pg, %t0)
       : (memref<?x?x?xbf16>, !gpu.async.token)
@@ -1293,14 +1358,15 @@ func.func @moe_lora_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                                 %dAg, %dBg, %dAu, %dBu, %dAd, %dBd, %dSg,
                                 %dSu, %dSd, %dSw, %k, %score, %sel, %flags,
                                 %scale, %param, %G, %topkg, %gscore, %s, %cap,
-                                %offsets, %dropped, %y)
+                                %offsets, %dropped, %ids, %y)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
-         f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>) -> ()
+         f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>,
+         memref<?x?xf32>) -> ()
   %t1 = gpu.wait async
   %f0 = gpu.dealloc async [%t1] %dWr : memref<?x?xbf16>
   %f1 = gpu.dealloc async [%f0] %dSw : memref<?x?xbf16>

@@ -26,8 +26,8 @@ module {
       memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
       index, index, i32,
-      index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
-      -> !gpu.async.token
+      index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>,
+      !gpu.async.token) -> !gpu.async.token
   func.func private @moe_expert_ffn_async(memref<?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?xi32>, memref<?x?xf32>, i32, !gpu.async.token)
@@ -43,16 +43,19 @@ module {
       %off: memref<?xi32>, %dropped: memref<?xi32>, %y: memref<?x?xf32>,
       %stream: !gpu.async.token) -> !gpu.async.token
       attributes {llvm.emit_c_interface} {
+    // No copy of the selection (ids_out): no co-activation counts here.
+    %ni = memref.alloca() : memref<0x0xi32>
+    %no_ids = memref.cast %ni : memref<0x0xi32> to memref<?x?xi32>
     %r = call @moe_layer_async(%x, %wr, %rb, %sb, %wg, %wu, %wd, %sg, %su,
         %sd, %sw, %k, %score, %sel, %flags, %scale, %param, %g, %topkg,
-        %gscore, %cap, %off, %dropped, %y, %stream)
+        %gscore, %cap, %off, %dropped, %no_ids, %y, %stream)
         : (memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
       index, index, i32,
-      index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
-      -> !gpu.async.token
+      index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>,
+      !gpu.async.token) -> !gpu.async.token
     return %r : !gpu.async.token
   }
 
@@ -63,7 +66,8 @@ module {
       memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32,
       i32, i32, f32, f32, index, index, i32, f32, index, memref<?xi32>,
-      memref<?xi32>, memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
+      memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token)
+      -> !gpu.async.token
 
   func.func @moe_gpu_lora_layer_async(%x: memref<?x?xbf16>,
       %wr: memref<?x?xbf16>, %rb: memref<?xf32>, %sb: memref<?xf32>,
@@ -78,18 +82,21 @@ module {
       %s: f32, %cap: index, %off: memref<?xi32>, %dropped: memref<?xi32>,
       %y: memref<?x?xf32>, %stream: !gpu.async.token) -> !gpu.async.token
       attributes {llvm.emit_c_interface} {
+    // No copy of the selection (ids_out): no co-activation counts here.
+    %ni = memref.alloca() : memref<0x0xi32>
+    %no_ids = memref.cast %ni : memref<0x0xi32> to memref<?x?xi32>
     %r = call @moe_lora_layer_async(%x, %wr, %rb, %sb, %pg, %pu, %pd, %ag,
         %bg, %au, %bu, %ad, %bd, %sg, %su, %sd, %sw, %k, %score, %sel,
         %flags, %scale, %param, %g, %topkg, %gscore, %s, %cap, %off,
-        %dropped, %y, %stream)
+        %dropped, %no_ids, %y, %stream)
         : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
            memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
            memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
            memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
            memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
            memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index,
-           i32, f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>,
-           !gpu.async.token) -> !gpu.async.token
+           i32, f32, index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>,
+           memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
     return %r : !gpu.async.token
   }
 
@@ -112,7 +119,7 @@ module {
       memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
       index, index, i32,
-      index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>)
+      index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)
   func.func @moe_gpu_layer(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
       %rb: memref<?xf32>, %sb: memref<?xf32>, %wg: memref<?x?x?xbf16>,
       %wu: memref<?x?x?xbf16>, %wd: memref<?x?x?xbf16>,
@@ -122,15 +129,19 @@ module {
       %g: index, %topkg: index, %gscore: i32, %cap: index,
       %off: memref<?xi32>, %dropped: memref<?xi32>, %y: memref<?x?xf32>)
       attributes {llvm.emit_c_interface} {
+    // No copy of the selection (ids_out): no co-activation counts here.
+    %ni = memref.alloca() : memref<0x0xi32>
+    %no_ids = memref.cast %ni : memref<0x0xi32> to memref<?x?xi32>
     call @moe_layer(%x, %wr, %rb, %sb, %wg, %wu, %wd, %sg, %su, %sd, %sw, %k,
         %score, %sel, %flags, %scale, %param, %g, %topkg, %gscore, %cap, %off,
-        %dropped, %y)
+        %dropped, %no_ids, %y)
         : (memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
       index, index, i32,
-      index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>) -> ()
+      index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)
+      -> ()
     return
   }
 }

@@ -34,9 +34,11 @@
 // CHECK:       %[[RB:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
 // CHECK:       %[[SB:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
 // CHECK-NOT:   call
+// No co-activation counts: the selection's copy has no rows.
+// CHECK:       %[[IDS:.*]] = memref.alloc(%[[C0]], %[[C2]]) : memref<?x?xi32>
 // The routing: softmax (0), top_k (0), flags 1 (renormalize), scale 1,
 // groups 1, topk_group 1, group score max (0), no capacity.
-// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[SG]], %[[SU]], %[[SD]], %[[SW]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[C0]], %[[OFF]], %[[DR]], %[[YF]])
+// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[SG]], %[[SU]], %[[SD]], %[[SW]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[C0]], %[[OFF]], %[[DR]], %[[IDS]], %[[YF]])
 // CHECK-NOT:   call
 // CHECK:       %[[OUT:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xbf16>
 // CHECK:       scf.for %[[I:.*]] = %[[C0]] to %[[T]]
@@ -48,7 +50,7 @@
 // CHECK:       %[[Y:.*]] = bufferization.to_tensor %[[OC]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
 // CHECK-NOT:   moe.layer
 // CHECK:       return %[[Y]] : tensor<?x64xbf16>
-// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>, memref<?xi32>, memref<?x?xf32>)
+// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)
 // CHECK-NOT:   func.func private
 
 // The library linked in: its kernels, and its host functions, private and
@@ -183,7 +185,7 @@ func.func @threshold(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[T:.*]] = memref.dim %{{.*}}, %[[C0]] : memref<?x?xbf16>
 // CHECK:       %[[SLOTS:.*]] = arith.muli %[[T]], %c2{{[_0-9]*}} : index
 // CHECK:       %[[CAP:.*]] = arith.ceildivsi %[[SLOTS]], %c8{{[_0-9]*}} : index
-// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c8{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c4_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c8{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c4_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
 func.func @expert_choice(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
                          %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
                          %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
@@ -211,7 +213,7 @@ func.func @expert_choice(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[LO:.*]] = arith.maxsi %[[C]], %c2{{[_0-9]*}} : index
 // CHECK:       %[[A:.*]] = arith.ceildivsi %[[LO]], %c4{{[_0-9]*}} : index
 // CHECK:       %[[CAP:.*]] = arith.muli %[[A]], %c4{{[_0-9]*}} : index
-// CHECK:       call @moe_layer({{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
 func.func @expert_choice_capacity(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
     %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
@@ -232,7 +234,7 @@ func.func @expert_choice_capacity(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // the capacity passed as `cap`.
 
 // CHECK-LABEL: func.func @capacity_score(
-// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c209_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c209_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
 func.func @capacity_score(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
     %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
@@ -264,7 +266,7 @@ func.func @capacity_score(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[LO:.*]] = arith.maxsi %[[C]], %{{.*}} : index
 // CHECK:       %[[A:.*]] = arith.ceildivsi %[[LO]], %{{.*}} : index
 // CHECK:       %[[CAP:.*]] = arith.muli %[[A]], %{{.*}} : index
-// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c17_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%c17_i32{{[_0-9]*}}, {{(%[^,]*, )+}}%[[CAP]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
 func.func @capacity_factor(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %cf: f64, %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
     %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
@@ -416,7 +418,7 @@ func.func @switch_mlp(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[NONE:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
 // CHECK:       %[[Y:.*]] = memref.alloc(%{{.*}}, %c40{{[_0-9]*}}) : memref<?x?xf32>
 // CHECK:       %[[S:.*]] = arith.constant 2.000000e+00 : f32
-// CHECK:       call @moe_lora_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[P]], %[[PU]], %[[PD]], %[[AM]], %[[BM]], %[[NONE]], %[[NONE]], %[[NONE]], %[[NONE]], {{(%[^,]*, )+}}%[[S]], %[[C0]], %{{[^,]*}}, %{{[^,]*}}, %[[Y]])
+// CHECK:       call @moe_lora_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[P]], %[[PU]], %[[PD]], %[[AM]], %[[BM]], %[[NONE]], %[[NONE]], %[[NONE]], %[[NONE]], {{(%[^,]*, )+}}%[[S]], %[[C0]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[Y]])
 // CHECK-NOT:   moe.layer
 func.func @lora(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %base: tensor<40x64xbf16>, %a: tensor<8x8x64xbf16>,
@@ -447,7 +449,7 @@ func.func @lora(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       bufferization.to_buffer %[[AD]]
 // CHECK:       bufferization.to_buffer %[[BD]]
 // CHECK:       %[[S:.*]] = arith.constant 5.000000e-01 : f32
-// CHECK:       call @moe_lora_layer({{(%[^,]*, )+}}%[[S]], %c0{{[_0-9]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
+// CHECK:       call @moe_lora_layer({{(%[^,]*, )+}}%[[S]], %c0{{[_0-9]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}})
 func.func @lora_gated(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %g: tensor<32x64xbf16>, %u: tensor<32x64xbf16>, %d: tensor<64x32xbf16>,
     %ag: tensor<8x16x64xbf16>, %bg: tensor<8x32x16xbf16>,
@@ -461,5 +463,33 @@ func.func @lora_gated(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
                 tensor<8x16x32xbf16>, tensor<8x64x16xbf16>)
       {routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true>,
        experts = #moe.experts<kind = lora_gated, alpha = 8.0>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// Co-activation counts (moe.record_stats with_coactivation): the library
+// copies the selection before any drop into a [T, k] host buffer, which
+// becomes the record's expert ids (the CPU's decomposition gives it those).
+
+// CHECK-LABEL: func.func @coactivation(
+// CHECK:       %[[T:.*]] = memref.dim %{{.*}}, %c0{{[_0-9]*}} : memref<?x?xbf16>
+// CHECK:       %[[IDS:.*]] = memref.alloc(%[[T]], %c2{{[_0-9]*}}) : memref<?x?xi32>
+// CHECK:       call @moe_layer({{(%[^,]*, )+}}%[[IDS]], %{{[^,]*}})
+// CHECK:       %[[IDC:.*]] = memref.cast %[[IDS]] : memref<?x?xi32> to memref<?x2xi32>
+// CHECK:       %[[IDT:.*]] = bufferization.to_tensor %[[IDC]] restrict : memref<?x2xi32> to tensor<?x2xi32>
+// CHECK:       moe.record_stats %{{.*}}, %{{.*}} tokens(%{{.*}}) coactivation(%[[IDT]] : tensor<?x2xi32>) layer = "coactivation" : tensor<8xi64>
+func.func @coactivation(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
+    %d: tensor<8x64x32xbf16>) -> tensor<?x64xbf16> {
+  %c0 = arith.constant 0 : index
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+                           tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  %tokens = tensor.dim %x, %c0 : tensor<?x64xbf16>
+  moe.record_stats %load, %dropped tokens(%tokens) layer = "coactivation"
+      {with_coactivation} : tensor<8xi64>
   return %y : tensor<?x64xbf16>
 }

@@ -1,9 +1,10 @@
 // RUN: moe-opt %s --convert-moe-to-runtime --split-input-file -verify-diagnostics | FileCheck %s
 
 // Knobs become calls by id (one id per layer and name, read as f64 and
-// truncated for f32); co-activation records pass the expert ids.
+// truncated for f32); co-activation records pass the expert ids, and their
+// statistics entry says so (a device entry point's table has the pair rows).
 
-// CHECK: module attributes {moe.knobs = [{default = 1.500000e-01 : f64, id = 0 : i64, layer = "moe_layer_0", name = "tau"}, {default = 1.250000e+00 : f64, id = 1 : i64, layer = "moe_layer_0", name = "capacity_factor"}], moe.stats = [{experts = 4 : i64, id = 0 : i64, layer = "moe_layer_0"}]}
+// CHECK: module attributes {moe.knobs = [{default = 1.500000e-01 : f64, id = 0 : i64, layer = "moe_layer_0", name = "tau"}, {default = 1.250000e+00 : f64, id = 1 : i64, layer = "moe_layer_0", name = "capacity_factor"}], moe.stats = [{coactivation = true, experts = 4 : i64, id = 0 : i64, layer = "moe_layer_0"}]}
 // CHECK-DAG: func.func private @moe_rt_knob(i64) -> f64 attributes {llvm.emit_c_interface}
 // CHECK-DAG: func.func private @moe_rt_record_coactivation(i64, memref<?x?xi32>) attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func @moe_layer_0

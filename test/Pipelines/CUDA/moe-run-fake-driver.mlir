@@ -153,8 +153,18 @@
 // NOKNOBS: error: --knob case:tau=0.2: the module has no knob tau of layer case (knobs: none)
 // RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --reference \
 // RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=REFERENCE
-// RUN: not moe-run %t/layer/case.mlir --entry case --pipeline cuda --stats-coactivation \
-// RUN:   $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=REFERENCE
+// Co-activation counts: the selection is copied for them (one thread a
+// token) and comes back with the other results, 7 tokens x 2 slots x 4
+// bytes, before the one synchronization of the layer.
+// RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/layer/case.mlir --entry case --pipeline cuda --quiet \
+// RUN:   --stats-coactivation $(cat %t/layer/moe-run.args) 2>/dev/null | FileCheck %s --check-prefix=COACT
+// COACT:      cuda: cuLaunchKernel(record_selection, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// COACT:      cuda: cuMemcpyAsync(896)
+// COACT-NEXT: cuda: cuMemcpyAsync(36)
+// COACT-NEXT: cuda: cuMemcpyAsync(32)
+// COACT-NEXT: cuda: cuMemcpyAsync(56)
+// COACT-NOT:  cuMemcpy
+// COACT:      cuda: cuStreamSynchronize()
 
 // CHECK-COUNT-4: cuda: cuModuleLoadDataEx(.target sm_80, O3, log 8192 bytes)
 // CHECK-NOT:     cuLaunchKernel
@@ -226,4 +236,4 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-COUNT-4: cuda: cuModuleUnload()
 
-// REFERENCE: moe-run: error: --pipeline=cuda has no reference mode and counts no co-activated pairs: drop --reference and --stats-coactivation
+// REFERENCE: moe-run: error: --pipeline=cuda has no reference mode: drop --reference
