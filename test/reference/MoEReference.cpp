@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <limits>
 #include <numeric>
+#include <set>
 
 namespace moeref {
 
@@ -475,6 +476,19 @@ std::vector<int64_t> expertLoad(const Assignments &a, int64_t E) {
   for (int64_t id : a.ids)
     if (id >= 0 && id < E) ++load[size_t(id)];
   return load;
+}
+
+std::vector<int64_t> coactivation(const Assignments &a, int64_t E) {
+  std::vector<int64_t> pairs(size_t(E * E), 0);
+  for (int64_t t = 0; t < a.T; ++t) {
+    std::set<int64_t> chose;
+    for (int64_t j = 0; j < a.S; ++j)
+      if (a.id(t, j) >= 0 && a.id(t, j) < E) chose.insert(a.id(t, j));
+    for (auto i = chose.begin(); i != chose.end(); ++i)
+      for (auto k = std::next(i); k != chose.end(); ++k)
+        ++pairs[size_t(*i * E + *k)];
+  }
+  return pairs;
 }
 
 double auxLoss(const Mat &z, const Assignments &a, AuxConv conv) {

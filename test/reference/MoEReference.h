@@ -195,6 +195,10 @@ DispatchResult dispatch(const Assignments &a, int64_t E,
 
 /// Assignments per expert before dropping (unused slots not counted).
 std::vector<int64_t> expertLoad(const Assignments &a, int64_t E);
+/// Co-activation counts before dropping, [E * E] row-major: entry (i, j),
+/// i < j, is the number of tokens whose selection holds both i and j (the
+/// rest 0).
+std::vector<int64_t> coactivation(const Assignments &a, int64_t E);
 double auxLoss(const Mat &z, const Assignments &a, AuxConv conv);
 double zLoss(const Mat &z);
 

@@ -7,7 +7,8 @@
 // `emit` writes D/case.mlir (one public function @case), and for each token
 // count a directory D/set<i> with the inputs arg<k>.npy, the expected
 // outputs ref<k>.npy (f64 or i64) computed by the f64 reference model, and
-// info.txt; plus D/moe-run.args. `emit-model` writes such sets for the
+// info.txt (op=layer: also coactivation.json, the selection's co-activated
+// pairs); plus D/moe-run.args. `emit-model` writes such sets for the
 // function @moe_layer_L that `moe-import` makes of layer L of a Hugging Face
 // checkpoint: the hidden states arg0.npy and the output ref0.npy, computed
 // from the checkpoint's config.json and weights as read by HfModel.h.
@@ -824,6 +825,8 @@ npy::Array ints(std::vector<int64_t> shape, std::vector<int64_t> v) {
 
 struct Reference {
   std::vector<npy::Array> outputs;
+  /// op=layer: the co-activation counts of the selection, [E * E].
+  std::vector<int64_t> coactivation;
   Margins margins;
   std::string violation; // a requested data property that the draw lacks
 };
@@ -908,6 +911,7 @@ Reference computeReference(const Case &c, const std::vector<npy::Array> &in,
     ref.outputs.push_back(floats({T, s.dOut}, res.y.v));
     ref.outputs.push_back(ints({s.E}, res.assignments));
     ref.outputs.push_back(ints({s.E}, res.dropped));
+    ref.coactivation = coactivation(res.routing, s.E);
   } else {
     Mat z = routerLogits(x, wg, bg);
     if (rt.select == Select::ExpertChoice) {
@@ -966,6 +970,20 @@ Reference computeReference(const Case &c, const std::vector<npy::Array> &in,
 // emit
 //===----------------------------------------------------------------------===//
 
+/// Co-activation counts [E * E] as the statistics snapshot lists them
+/// (docs/monitoring.md): {"num_experts": E, "coactivation": [[i, j, count],
+/// ...]} with i < j and count > 0, in (i, j) order.
+std::string coactivationJSON(const std::vector<int64_t> &pairs, int64_t E) {
+  std::string list;
+  for (int64_t i = 0; i < E; ++i)
+    for (int64_t j = i + 1; j < E; ++j)
+      if (int64_t n = pairs[size_t(i * E + j)])
+        list += (list.empty() ? "[" : ",[") + std::to_string(i) + "," +
+                std::to_string(j) + "," + std::to_string(n) + "]";
+  return "{\"num_experts\": " + std::to_string(E) + ", \"coactivation\": [" +
+         list + "]}\n";
+}
+
 void writeFile(const fs::path &p, const std::string &text) {
   std::ofstream f(p);
   f << text;
@@ -1016,6 +1034,9 @@ int emit(const std::string &specText, uint64_t seed,
       writeNpy(setDir / ("arg" + std::to_string(a) + ".npy"), inputs[a]);
     for (size_t o = 0; o < ref.outputs.size(); ++o)
       writeNpy(setDir / ("ref" + std::to_string(o) + ".npy"), ref.outputs[o]);
+    if (!ref.coactivation.empty())
+      writeFile(setDir / "coactivation.json",
+                coactivationJSON(ref.coactivation, c.spec.E));
     char seedBuf[32];
     std::snprintf(seedBuf, sizeof seedBuf, "0x%016llx",
                   static_cast<unsigned long long>(

@@ -3,14 +3,16 @@
 # by `moe-run --pipeline PIPELINE` (cuda: on the GPU; cuda-emu: its kernels
 # on the host's SIMT emulator), against moe-reference's f64 results: the
 # outputs within bf16 tolerance, the per-expert assignments and dropped
-# counts exactly. Prints one `compare:` line per case; exits non-zero at the
-# first failure.
+# counts exactly, and the co-activated pairs (--stats-coactivation) exactly
+# as the reference's selection has them. Prints one `compare:` line per
+# case; exits non-zero at the first failure.
 #
 #   layers.sh PIPELINE DIR BINDIR   (BINDIR: moe-run and moe-reference)
 set -euo pipefail
 pipeline=$1
 dir=$2
 export PATH="$3:$PATH"
+checker="$(dirname "$0")/../../../Tools/moe-run/Inputs/check_coactivation.py"
 rm -rf "$dir" && mkdir -p "$dir"
 
 # run NAME SEED TOKENS SPEC...: emit, run and compare one case.
@@ -20,8 +22,12 @@ run() {
   moe-reference emit --case "op=layer dtype=bf16 $*" --seed "$seed" \
     --tokens "$tokens" --dir "$dir/$name" >/dev/null
   moe-run "$dir/$name/case.mlir" --entry case --pipeline "$pipeline" --quiet \
+    --stats-coactivation --stats-json "$dir/$name/stats.json" \
     $(cat "$dir/$name/moe-run.args")
-  moe-reference compare --dir "$dir/$name" | tail -n 1
+  local outputs pairs
+  outputs=$(moe-reference compare --dir "$dir/$name" | tail -n 1)
+  pairs=$(python3 "$checker" "$dir/$name/stats.json" "$dir/$name")
+  echo "$outputs; $pairs"
 }
 
 # Mixtral-style: k = 2 of 8 experts, renormalized; no tokens to 130 tokens.
@@ -104,8 +110,11 @@ moe-reference emit --case "op=layer dtype=bf16 select=threshold tau=0.3 k=3 reno
   --seed 31 --tokens 1,7,33 --dir "$knobs" >/dev/null
 sed -i -E 's/tau = 0.3([,>])/tau = 0.05\1/; s/factor = 0.75([,>])/factor = 4.0\1/' "$knobs/case.mlir"
 moe-run "$knobs/case.mlir" --entry case --pipeline "$pipeline" --quiet \
-  --knob case:tau=0.3 --knob case:capacity_factor=0.75 $(cat "$knobs/moe-run.args")
-moe-reference compare --dir "$knobs" | tail -n 1
+  --knob case:tau=0.3 --knob case:capacity_factor=0.75 \
+  --stats-coactivation --stats-json "$knobs/stats.json" $(cat "$knobs/moe-run.args")
+outputs=$(moe-reference compare --dir "$knobs" | tail -n 1)
+pairs=$(python3 "$checker" "$knobs/stats.json" "$knobs")
+echo "$outputs; $pairs"
 moe-run "$knobs/case.mlir" --entry case --pipeline "$pipeline" --quiet \
   $(cat "$knobs/moe-run.args")
 if moe-reference compare --dir "$knobs" >/dev/null; then
