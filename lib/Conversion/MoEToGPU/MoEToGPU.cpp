@@ -468,7 +468,7 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   // Co-activation counts (a moe.record_stats with_coactivation) read the
   // selection before any drop: the library copies it out ([T, slots]; no
   // rows when nothing reads it) and the record takes it as its expert ids,
-  // as moe-decompose-layers gives them on the CPU.
+  // as moe-decompose gives them on the CPU.
   auto record = llvm::find_if(op.getAssignments().getUsers(), [](Operation *u) {
     auto stats = dyn_cast<RecordStatsOp>(u);
     return stats && stats.getWithCoactivation() && !stats.getExpertIds();
