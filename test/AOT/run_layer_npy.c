@@ -171,6 +171,8 @@ static int read_pairs(moe_model *model, int64_t layer, struct stats *s) {
       continue;
     int64_t n = l.num_experts * (l.num_experts - 1) / 2;
     if (n > MAX_PAIRS) {
+      fail("co-activation counts of more than 128 experts: raise MAX_PAIRS",
+           0);
       status = -1;
       break;
     }
