@@ -8,6 +8,15 @@
 // RUN: bash %S/Inputs/layers.sh cuda-emu %t %moe_obj_root/bin | FileCheck %s
 // The same with the sm_90a kernels (wgmma) for the expert GEMMs.
 // RUN: env MOE_GPU_WGMMA=1 bash %S/Inputs/layers.sh cuda-emu %t.wgmma %moe_obj_root/bin | FileCheck %s
+// The statistics snapshot and history of a CUDA layer that drops, with
+// its pairs: the identities and metrics test/Tools/moe-run/stats-json.test
+// checks on the CPU.
+// RUN: rm -rf %t.stats
+// RUN: moe-reference emit --case "op=layer dtype=bf16 E=16 k=4 renormalize=1 capacity=factor:0.75 drop_order=score" --seed 5 --tokens 0,1,7,33 --dir %t.stats > /dev/null
+// RUN: moe-run %t.stats/case.mlir --entry case --pipeline cuda-emu --quiet --stats-coactivation \
+// RUN:   --stats-json %t.stats/stats.json --stats-history %t.stats/history.jsonl $(cat %t.stats/moe-run.args) > /dev/null
+// RUN: %python %S/../../Tools/moe-run/Inputs/check_stats.py %t.stats/stats.json %t.stats/history.jsonl 4 41 4 | FileCheck %s --check-prefix=STATS
+// STATS: OK: 16 experts, {{[0-9]+}} pairs
 
 // CHECK-COUNT-38: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok; coactivation: {{[0-9]+}} sets, {{[0-9]+}} pairs, {{[0-9]+}} co-activations, as the reference
 // CHECK-NOT: compare:
