@@ -32,17 +32,23 @@
 //                      with atom.global.add (exact integers, so the result
 //                      does not depend on the order of the atomics); marks
 //                      unused slots in slot_row. counts must be zero first.
+//                      For the segmented permutation below.
 //   build_permutation  1 block of 256 threads (E <= 512, two experts a
-//                      thread). A block scan of the counts gives the
-//                      offsets. Warp w owns the w-th eighth of the slots
-//                      and walks it 32 slots at a time: lanes of one expert
-//                      find each other with match.sync, count (pass 1: the
-//                      warp's count of each expert), and take consecutive
+//                      thread), with no count before it. Warp w owns the
+//                      w-th eighth of the slots and walks it 32 slots at a
+//                      time: lanes of one expert find each other with
+//                      match.sync and count (pass 1: the warp's count of
+//                      each expert); the sums of the 8 warps' counts are
+//                      the counts (written out), and a block scan of them
+//                      gives the offsets; then each slot takes consecutive
 //                      rows (pass 2, after a scan of the 8 warps' counts
-//                      per expert). O(T * k / 256) steps per thread; within
-//                      a group the rows are in slot order. For at most
-//                      4096 slots (moe_gpu_permutation_blocks of the
-//                      runtime; @permute_async picks).
+//                      per expert), an unused slot -1 in slot_row.
+//                      O(T * k / 256) steps per thread; within a group the
+//                      rows are in slot order. For at most 4096 slots
+//                      (moe_gpu_permutation_blocks of the runtime;
+//                      @permute_async picks): one launch in the place of a
+//                      memset, count_experts and a launch (decode's
+//                      dispatch).
 //   permute_count,     The same layout for more slots, from B blocks
 //   permute_scan,      (ceil(T k / 4096), at most 1024): warp w of block b
 //   permute_rows       walks segment 8 b + w of the slots; permute_count
@@ -242,9 +248,10 @@ gpu.module @moe_dispatch_kernels {
   // Pass 2 on the same 32 slots: each routed slot takes the next row of its
   // expert, rows[row0 + e] (the warp's next row of each expert), plus its
   // rank among the lanes of that expert, writes the row's token and weight
-  // and its own slot_row, and the lowest lane advances rows[row0 + e]. The
-  // warp synchronizes between reading a row base and its update, and after
-  // the update. Called by the whole warp.
+  // and its own slot_row, and the lowest lane advances rows[row0 + e]; an
+  // unused slot's slot_row is -1. The warp synchronizes between reading a
+  // row base and its update, and after the update. Called by the whole
+  // warp.
   func.func private @place_chunk(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
                                  %base: index, %seg1: index, %E: index,
                                  %rows: memref<4096xi32, #gpu.address_space<workgroup>>,
@@ -254,6 +261,7 @@ gpu.module @moe_dispatch_kernels {
     %c1 = arith.constant 1 : index
     %c32 = arith.constant 32 : index
     %z = arith.constant 0 : i32
+    %m1 = arith.constant -1 : i32
     %full = arith.constant -1 : i32
     %k = memref.dim %ids, %c1 : memref<?x?xi32>
     %tid = gpu.thread_id x
@@ -265,6 +273,7 @@ gpu.module @moe_dispatch_kernels {
     %mask = nvvm.match.sync any %full, %e_i : i32 -> i32
     %lower = arith.andi %mask, %lt : i32
     %used = arith.cmpi sge, %e_i, %z : i32
+    %in_segment = arith.cmpi ult, %a, %seg1 : index
     %e_c = arith.select %used, %e_i, %z : i32
     %e = arith.index_cast %e_c : i32 to index
     %cell = arith.addi %row0, %e : index
@@ -287,9 +296,35 @@ gpu.module @moe_dispatch_kernels {
         %next = arith.addi %rbase, %n : i32
         memref.store %next, %rows[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
       }
+    } else {
+      scf.if %in_segment {
+        %t = arith.divui %a, %k : index
+        %j = arith.remui %a, %k : index
+        memref.store %m1, %slot_row[%t, %j] : memref<?x?xi32>
+      }
     }
     nvvm.bar.warp.sync %full : i32
     return
+  }
+
+  // Expert e's count in a permutation's per-warp table: the sum of the 8
+  // warps' counts, cnt[512 w + e].
+  func.func private @warps_count(
+      %cnt: memref<4096xi32, #gpu.address_space<workgroup>>, %e: index)
+      -> i32 {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
+    %c512 = arith.constant 512 : index
+    %z = arith.constant 0 : i32
+    %sum = scf.for %w = %c0 to %c8 step %c1 iter_args(%acc = %z) -> (i32) {
+      %cell0 = arith.muli %w, %c512 : index
+      %cell = arith.addi %cell0, %e : index
+      %n = memref.load %cnt[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      %next = arith.addi %acc, %n : i32
+      scf.yield %next : i32
+    }
+    return %sum : i32
   }
 
   gpu.func @build_permutation(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
@@ -311,7 +346,6 @@ gpu.module @moe_dispatch_kernels {
     %c512 = arith.constant 512 : index
     %z = arith.constant 0 : i32
     %m1 = arith.constant -1 : i32
-    %full = arith.constant -1 : i32
     %f0 = arith.constant 0.0 : f32
     %T = memref.dim %ids, %c0 : memref<?x?xi32>
     %k = memref.dim %ids, %c1 : memref<?x?xi32>
@@ -320,21 +354,54 @@ gpu.module @moe_dispatch_kernels {
     %tid = gpu.thread_id x
     %bdim = gpu.block_dim x
     %is0 = arith.cmpi eq, %tid, %c0 : index
-    // The group offsets: a block scan of the counts, thread t owning
-    // experts 2 t and 2 t + 1 (E <= 512), and the per-warp counts zeroed
-    // (thread t: columns t and t + 256 of the 8 x 512 table).
+    // The per-warp counts zeroed (thread t: columns t and t + 256 of the
+    // 8 x 512 table).
+    scf.for %w = %c0 to %c8 step %c1 {
+      %cell0 = arith.muli %w, %c512 : index
+      %cell = arith.addi %cell0, %tid : index
+      %cell2 = arith.addi %cell, %c256 : index
+      memref.store %z, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      memref.store %z, %wbase[%cell2] : memref<4096xi32, #gpu.address_space<workgroup>>
+    }
+    gpu.barrier
+    // Warp w owns the slots [w S, (w + 1) S), S = ceil(T k / 8), and walks
+    // them 32 at a time, lane l on slot base + l. Lanes of one expert find
+    // each other with match.sync: the lowest of them updates the warp's
+    // count of that expert, and each one's rank among them is the number
+    // of lower lanes in the match. The trip counts are uniform per warp.
+    %warp = arith.divui %tid, %c32 : index
+    %tk7 = arith.addi %TK, %c7 : index
+    %S = arith.divui %tk7, %c8 : index
+    %seg0 = arith.muli %warp, %S : index
+    %seg1u = arith.addi %seg0, %S : index
+    %seg1 = arith.minui %seg1u, %TK : index
+    %row0 = arith.muli %warp, %c512 : index
+    // Pass 1: the warp's count of each expert in its segment.
+    scf.for %base = %seg0 to %seg1 step %c32 {
+      func.call @count_chunk(%ids, %base, %seg1, %E, %wbase, %row0)
+          : (memref<?x?xi32>, index, index, index,
+             memref<4096xi32, #gpu.address_space<workgroup>>, index) -> ()
+    }
+    gpu.barrier
+    // Each expert's count, the sum of the warps' counts (written to
+    // `counts`), and the group offsets: a block scan of the counts, thread
+    // t owning experts 2 t and 2 t + 1 (E <= 512).
     %ea = arith.muli %tid, %c2 : index
     %eb = arith.addi %ea, %c1 : index
     %has_a = arith.cmpi ult, %ea, %E : index
     %has_b = arith.cmpi ult, %eb, %E : index
     %count_a = scf.if %has_a -> (i32) {
-      %c = memref.load %counts[%ea] : memref<?xi32>
+      %c = func.call @warps_count(%wbase, %ea)
+          : (memref<4096xi32, #gpu.address_space<workgroup>>, index) -> i32
+      memref.store %c, %counts[%ea] : memref<?xi32>
       scf.yield %c : i32
     } else {
       scf.yield %z : i32
     }
     %count_b = scf.if %has_b -> (i32) {
-      %c = memref.load %counts[%eb] : memref<?xi32>
+      %c = func.call @warps_count(%wbase, %eb)
+          : (memref<4096xi32, #gpu.address_space<workgroup>>, index) -> i32
+      memref.store %c, %counts[%eb] : memref<?xi32>
       scf.yield %c : i32
     } else {
       scf.yield %z : i32
@@ -377,13 +444,6 @@ gpu.module @moe_dispatch_kernels {
       memref.store %incl, %offs[%eb1] : memref<513xi32, #gpu.address_space<workgroup>>
       memref.store %incl, %offsets[%eb1] : memref<?xi32>
     }
-    scf.for %w = %c0 to %c8 step %c1 {
-      %cell0 = arith.muli %w, %c512 : index
-      %cell = arith.addi %cell0, %tid : index
-      %cell2 = arith.addi %cell, %c256 : index
-      memref.store %z, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
-      memref.store %z, %wbase[%cell2] : memref<4096xi32, #gpu.address_space<workgroup>>
-    }
     gpu.barrier
     // Padding rows past the last group: unused slots.
     %endi = memref.load %offs[%E] : memref<513xi32, #gpu.address_space<workgroup>>
@@ -393,25 +453,6 @@ gpu.module @moe_dispatch_kernels {
       memref.store %m1, %row_token[%r] : memref<?xi32>
       memref.store %f0, %row_weight[%r] : memref<?xf32>
     }
-    // Warp w owns the slots [w S, (w + 1) S), S = ceil(T k / 8), and walks
-    // them 32 at a time, lane l on slot base + l. Lanes of one expert find
-    // each other with match.sync: the lowest of them updates the warp's
-    // count of that expert, and each one's rank among them is the number
-    // of lower lanes in the match. The trip counts are uniform per warp.
-    %warp = arith.divui %tid, %c32 : index
-    %tk7 = arith.addi %TK, %c7 : index
-    %S = arith.divui %tk7, %c8 : index
-    %seg0 = arith.muli %warp, %S : index
-    %seg1u = arith.addi %seg0, %S : index
-    %seg1 = arith.minui %seg1u, %TK : index
-    %row0 = arith.muli %warp, %c512 : index
-    // Pass 1: the warp's count of each expert in its segment.
-    scf.for %base = %seg0 to %seg1 step %c32 {
-      func.call @count_chunk(%ids, %base, %seg1, %E, %wbase, %row0)
-          : (memref<?x?xi32>, index, index, index,
-             memref<4096xi32, #gpu.address_space<workgroup>>, index) -> ()
-    }
-    gpu.barrier
     // Each expert's warp counts to the rows where each warp starts: thread
     // t scans columns t and t + 256 (experts) from the group's offset.
     scf.for %e = %tid to %E step %c256 {
@@ -427,7 +468,7 @@ gpu.module @moe_dispatch_kernels {
     }
     gpu.barrier
     // Pass 2: each slot takes the next row of its expert in the warp's
-    // range, in slot order.
+    // range, in slot order; unused slots get -1.
     scf.for %base = %seg0 to %seg1 step %c32 {
       func.call @place_chunk(%ids, %wts, %base, %seg1, %E, %wbase, %row0,
                              %row_token, %row_weight, %slot_row)
@@ -1353,14 +1394,16 @@ func.func private @check_dispatch_limits(%d: index, %E: index) {
 // choice, runtime/cuda/KernelChoices.h).
 func.func private @moe_gpu_permutation_blocks(index) -> index
 
-// The permutation of a dispatch (offsets, row_token, row_weight and
-// slot_row from the routed slots and the counts of count_experts),
-// enqueued on the stream when %run is set: build_permutation, one block,
-// when moe_gpu_permutation_blocks(T k) is 1, else permute_count on B
-// blocks, permute_scan on E and permute_rows on B (a table of 8 B x E
+// The permutation of a dispatch (the counts of each expert, offsets,
+// row_token, row_weight and slot_row from the routed slots), enqueued on
+// the stream when %run is set: build_permutation, one block that also
+// counts, when moe_gpu_permutation_blocks(T k) is 1, else the counts
+// zeroed and count_experts on ceil(T k / 256) blocks, then permute_count
+// on B blocks, permute_scan on E and permute_rows on B (a table of 8 B x E
 // segment counts, allocated and freed in stream order). The kernels of
-// the path not taken are launched on empty grids, which the runtime skips.
-// Both paths give the same layout.
+// the path not taken are launched on empty grids, which the runtime
+// skips, and its memset has no elements. Both paths give the same
+// layout.
 func.func private @permute_async(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
                                  %counts: memref<?xi32>,
                                  %offsets: memref<?xi32>,
@@ -1386,7 +1429,20 @@ func.func private @permute_async(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
   %g_seg = arith.select %segmented, %nb, %c0 : index
   %g_scan = arith.select %segmented, %E, %c0 : index
   %ns = arith.muli %g_seg, %c8 : index
-  %segc, %a0 = gpu.alloc async [%stream] (%ns, %E) : memref<?x?xi32>
+  %z = arith.constant 0 : i32
+  %c255 = arith.constant 255 : index
+  %n_zeroed = arith.select %segmented, %E, %c0 : index
+  %zeroed = memref.reinterpret_cast %counts to offset: [0],
+      sizes: [%n_zeroed], strides: [1] : memref<?xi32> to memref<?xi32>
+  %m0 = gpu.memset async [%stream] %zeroed, %z : memref<?xi32>, i32
+  %tkp = arith.addi %TK, %c255 : index
+  %g_all = arith.divui %tkp, %c256 : index
+  %g_count = arith.select %segmented, %g_all, %c0 : index
+  %kc = gpu.launch_func async [%m0] @moe_dispatch_kernels::@count_experts
+      blocks in (%g_count, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%ids : memref<?x?xi32>, %counts : memref<?xi32>,
+           %slot_row : memref<?x?xi32>)
+  %segc, %a0 = gpu.alloc async [%kc] (%ns, %E) : memref<?x?xi32>
   %k0 = gpu.launch_func async [%a0] @moe_dispatch_kernels::@build_permutation
       blocks in (%g_single, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%ids : memref<?x?xi32>, %wts : memref<?x?xf32>,
@@ -1417,7 +1473,6 @@ func.func @moe_dispatch(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c128 = arith.constant 128 : index
-  %c255 = arith.constant 255 : index
   %c256 = arith.constant 256 : index
   %z = arith.constant 0 : i32
   %T = memref.dim %ids, %c0 : memref<?x?xi32>
@@ -1439,13 +1494,6 @@ func.func @moe_dispatch(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
   gpu.memcpy %dids, %ids : memref<?x?xi32>, memref<?x?xi32>
   gpu.memcpy %dwts, %wts : memref<?x?xf32>, memref<?x?xf32>
   gpu.memcpy %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
-  gpu.memset %dcnt, %z : memref<?xi32>, i32
-  %ap = arith.addi %TK, %c255 : index
-  %gc = arith.divui %ap, %c256 : index
-  gpu.launch_func @moe_dispatch_kernels::@count_experts
-      blocks in (%gc, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
-           %dsr : memref<?x?xi32>)
   gpu.launch_func @moe_dispatch_kernels::@build_permutation
       blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,

@@ -11,9 +11,10 @@
 // as one chain of asynchronous GPU operations on one stream:
 //
 //   router_logits -> router_topk (-> expert_choice) (-> record_selection)
-//   -> memset of the counts -> count_experts -> build_permutation
-//   (-> capacity_keys -> capacity_drop (-> renormalize_kept) ->
-//   count_experts -> build_permutation) -> gather_rows ->
+//   -> the permutation (build_permutation, one block that also counts;
+//   past 4096 slots a memset, count_experts and the segmented kernels)
+//   (-> capacity_keys -> capacity_drop (-> renormalize_kept) -> the
+//   permutation again) -> gather_rows ->
 //   @moe_expert_ffn_async (tile map, gate_up_swiglu_mma, grouped_gemm_mma)
 //   -> combine -> one_group -> shared_gate -> @moe_expert_ffn_async on all
 //   T tokens as one group -> add_shared
@@ -282,14 +283,9 @@ func.func private @moe_route_dispatch_async(
       blocks in (%g_rec, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %ids_out : memref<?x?xi32>,
            %counts : memref<?x?xi64>)
-  %k1 = gpu.memset async [%k0r] %dcnt, %z : memref<?xi32>, i32
-  %k2 = gpu.launch_func async [%k1] @moe_dispatch_kernels::@count_experts
-      blocks in (%g_count, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
-           %dsr : memref<?x?xi32>)
   %true = arith.constant true
   %k3 = call @permute_async(%dids, %dwts, %dcnt, %offsets, %drt, %drw, %dsr,
-                            %true, %k2)
+                            %true, %k0r)
       : (memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>, memref<?xi32>,
          memref<?xi32>, memref<?xf32>, memref<?x?xi32>, i1,
          !gpu.async.token) -> !gpu.async.token
@@ -307,12 +303,8 @@ func.func private @moe_route_dispatch_async(
   %kd2 = gpu.launch_func async [%kd1] @moe_dispatch_kernels::@renormalize_kept
       blocks in (%g_renorm, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>, %E : index)
-  %kd4 = gpu.launch_func async [%kd2] @moe_dispatch_kernels::@count_experts
-      blocks in (%g_count2, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%dids : memref<?x?xi32>, %dcnt : memref<?xi32>,
-           %dsr : memref<?x?xi32>)
   %kd5 = call @permute_async(%dids, %dwts, %dcnt, %offsets, %drt, %drw,
-                             %dsr, %drops, %kd4)
+                             %dsr, %drops, %kd2)
       : (memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>, memref<?xi32>,
          memref<?xi32>, memref<?xf32>, memref<?x?xi32>, i1,
          !gpu.async.token) -> !gpu.async.token
