@@ -228,9 +228,11 @@ def ConvertMoEToGPUKernels
     buffers (`bufferization.to_buffer`, cast to the dynamic shapes of the
     host function), the outputs are `memref.alloc`s, and the f32 combine
     result is rounded to bf16 by a host loop. The library returns the
-    dispatch's group offsets (of the kept assignments) and the dropped
-    count of each expert; `dropped` is the latter, and the per-expert
-    assignments are the group sizes plus the dropped ones. When a
+    dispatch's group offsets (of the kept assignments) and, for a layer
+    with a token-choice capacity, the dropped count of each expert (a
+    layer without one drops nothing: its dropped buffer has no elements);
+    `dropped` is the latter, and the per-expert assignments are the group
+    sizes plus the dropped ones. When a
     `moe.record_stats` of the layer asks for co-activation counts
     (`with_coactivation`, no expert ids), the library also copies the
     selection before any drop (`[T, k]`, `[T, E]` with expert_choice) into

@@ -319,11 +319,15 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
     shared.push_back(allocate(b, loc, bf16, {c0, c0}));
 
   // The library's outputs on the host (a device entry point's library
-  // call allocates them on the device).
+  // call allocates them on the device). Only a capacity of the dispatch
+  // drops assignments: without one the dropped counts have no elements,
+  // and the library neither zeroes nor copies them.
+  bool drops = op.getCapacityAttr() &&
+               op.getRouting().getSelection() != Selection::ExpertChoice;
   Value offsets, droppedCounts, yf;
   if (!device) {
     offsets = allocate(b, loc, i32, {e1});
-    droppedCounts = allocate(b, loc, i32, {idx(numExperts)});
+    droppedCounts = allocate(b, loc, i32, {idx(drops ? numExperts : 0)});
     yf = allocate(b, loc, f32, {tokens, d});
   }
 
@@ -527,7 +531,9 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
           Value lo = memref::LoadOp::create(b, loc, offsets, {e});
           Value hi = memref::LoadOp::create(b, loc, offsets, {next});
           Value kept = arith::SubIOp::create(b, loc, hi, lo);
-          Value lost = memref::LoadOp::create(b, loc, droppedCounts, {e});
+          Value lost =
+              drops ? Value(memref::LoadOp::create(b, loc, droppedCounts, {e}))
+                    : Value(arith::ConstantIntOp::create(b, loc, i32, 0));
           Value n = arith::AddIOp::create(b, loc, kept, lost);
           memref::StoreOp::create(
               b, loc, arith::ExtSIOp::create(b, loc, i64, n), load, {e});

@@ -84,7 +84,8 @@
 //                      input).
 //   add_counts         A compiled model's statistics on the device: one
 //                      thread per expert adds the call's assignments
-//                      (kept + dropped) and dropped counts, and one more
+//                      (kept + dropped; no dropped counts, [0], for a layer
+//                      without a capacity) and dropped counts, and one more
 //                      its tokens and the call, to a running [2, E + 1]
 //                      i64 table with atom.global.add (callers on several
 //                      streams may share it; a graph adds at each replay).
@@ -1189,7 +1190,11 @@ gpu.module @moe_dispatch_kernels {
                        %T: index, %counts: memref<?x?xi64>) kernel {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
-    %E = memref.dim %dropped, %c0 : memref<?xi32>
+    %zero = arith.constant 0 : i32
+    %E1 = memref.dim %offsets, %c0 : memref<?xi32>
+    %E = arith.subi %E1, %c1 : index
+    %nd = memref.dim %dropped, %c0 : memref<?xi32>
+    %drops = arith.cmpi ne, %nd, %c0 : index
     %bid = gpu.block_id x
     %bdim = gpu.block_dim x
     %tid = gpu.thread_id x
@@ -1200,7 +1205,12 @@ gpu.module @moe_dispatch_kernels {
       %e1 = arith.addi %e, %c1 : index
       %lo = memref.load %offsets[%e] : memref<?xi32>
       %hi = memref.load %offsets[%e1] : memref<?xi32>
-      %lost = memref.load %dropped[%e] : memref<?xi32>
+      %lost = scf.if %drops -> (i32) {
+        %v = memref.load %dropped[%e] : memref<?xi32>
+        scf.yield %v : i32
+      } else {
+        scf.yield %zero : i32
+      }
       %kept = arith.subi %hi, %lo : i32
       %n = arith.addi %kept, %lost : i32
       %n64 = arith.extsi %n : i32 to i64

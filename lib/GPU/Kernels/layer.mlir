@@ -107,8 +107,9 @@
 //     cap_min and cap_align (dispatch.mlir's @capacity_of_factor; `cap` is
 //     not read) when cap_dev has one: run-time knobs in GPU memory, so that
 //     a replayed graph follows them. Then @moe_layer_async on the caller's
-//     stream with its offsets, dropped counts and f32 output as stream-
-//     ordered temporaries, then y [T, d] bf16 = bf16(the f32 output), and
+//     stream with its offsets, dropped counts (with bit 16; else none)
+//     and f32 output as stream-ordered temporaries, then y [T, d] bf16 =
+//     bf16(the f32 output), and
 //     the call's assignments (kept + dropped), dropped counts, tokens and
 //     the call added to counts [2, E + 1] i64 (assignments and tokens, then
 //     dropped and calls), the model's running statistics on the device
@@ -1024,15 +1025,23 @@ func.func @moe_lora_layer_resident(%x: memref<?x?xbf16>,
 }
 
 // The device outputs of a layer whose results stay on the device: its
-// offsets [E + 1], dropped counts [E] and f32 output [T, dout], allocated
-// in stream order.
+// offsets [E + 1], dropped counts ([E] with a capacity, flags bit 16;
+// else none, which nothing writes or zeroes) and f32 output [T, dout],
+// allocated in stream order.
 func.func private @device_outputs_async(%E: index, %T: index, %dout: index,
+                                        %flags: i32,
                                         %stream: !gpu.async.token)
     -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token) {
+  %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
+  %i16 = arith.constant 16 : i32
+  %z = arith.constant 0 : i32
   %E1 = arith.addi %E, %c1 : index
+  %bit16 = arith.andi %flags, %i16 : i32
+  %drops = arith.cmpi ne, %bit16, %z : i32
+  %nd = arith.select %drops, %E, %c0 : index
   %off, %a0 = gpu.alloc async [%stream] (%E1) : memref<?xi32>
-  %dr, %a1 = gpu.alloc async [%a0] (%E) : memref<?xi32>
+  %dr, %a1 = gpu.alloc async [%a0] (%nd) : memref<?xi32>
   %yf, %a2 = gpu.alloc async [%a1] (%T, %dout) : memref<?x?xf32>
   return %off, %dr, %yf, %a2
       : memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token
@@ -1053,7 +1062,8 @@ func.func private @device_results_async(%off: memref<?xi32>,
   %c256 = arith.constant 256 : index
   %T = memref.dim %yf, %c0 : memref<?x?xf32>
   %dout = memref.dim %yf, %c1 : memref<?x?xf32>
-  %E = memref.dim %dr, %c0 : memref<?xi32>
+  %E1 = memref.dim %off, %c0 : memref<?xi32>
+  %E = arith.subi %E1, %c1 : index
   %n = arith.muli %T, %dout : index
   %np = arith.addi %n, %c255 : index
   %g_round = arith.divui %np, %c256 : index
@@ -1101,8 +1111,9 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %dout = memref.dim %y, %c1 : memref<?x?xbf16>
   %ni0 = memref.alloca() : memref<0x0xi32>
   %no_ids = memref.cast %ni0 : memref<0x0xi32> to memref<?x?xi32>
-  %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %stream)
-      : (index, index, index, !gpu.async.token)
+  %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %flags,
+                                                  %stream)
+      : (index, index, index, i32, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
   %l = call @moe_layer_knob_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd,
                                   %Sg, %Su, %Sd, %Sw, %k, %score, %sel,
@@ -1158,8 +1169,9 @@ func.func @moe_lora_layer_device_async(%x: memref<?x?xbf16>,
   %dout = memref.dim %y, %c1 : memref<?x?xbf16>
   %ni0 = memref.alloca() : memref<0x0xi32>
   %no_ids = memref.cast %ni0 : memref<0x0xi32> to memref<?x?xi32>
-  %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %stream)
-      : (index, index, index, !gpu.async.token)
+  %off, %dr, %yf, %t = call @device_outputs_async(%E, %T, %dout, %flags,
+                                                  %stream)
+      : (index, index, index, i32, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
   %l = call @moe_lora_layer_knob_async(%x, %Wr, %rbias, %sbias, %Pg, %Pu,
                                        %Pd, %Ag, %Bg, %Au, %Bu, %Ad, %Bd, %Sg,

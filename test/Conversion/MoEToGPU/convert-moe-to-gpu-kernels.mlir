@@ -28,7 +28,8 @@
 // CHECK:       %[[SD:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
 // CHECK:       %[[SW:.*]] = memref.alloc(%[[C0]], %[[C0]]) : memref<?x?xbf16>
 // CHECK:       %[[OFF:.*]] = memref.alloc(%[[C9]]) : memref<?xi32>
-// CHECK:       %[[DR:.*]] = memref.alloc(%c8{{[_0-9]*}}) : memref<?xi32>
+// No capacity, no dropped counts: a buffer of no elements.
+// CHECK:       %[[DR:.*]] = memref.alloc(%c0{{[_0-9]*}}) : memref<?xi32>
 // CHECK:       %[[YF:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xf32>
 // No biases: one-element placeholders.
 // CHECK:       %[[RB:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
@@ -81,7 +82,8 @@ func.func @layer(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // -----
 
 // The assignments are the dispatch's group sizes, offsets[e + 1] -
-// offsets[e], plus the dropped ones, which the library counts.
+// offsets[e], plus the dropped ones, which the library counts for a layer
+// with a capacity.
 
 // CHECK-LABEL: func.func @counts(
 // CHECK-DAG:   %[[C0:.*]] = arith.constant 0 : index
@@ -116,7 +118,8 @@ func.func @counts(%x: tensor<16x32xbf16>, %wr: tensor<4x32xbf16>,
   %y, %load, %dropped = moe.layer %x router(%wr : tensor<4x32xbf16>)
       experts(%g, %u, %d : tensor<4x16x32xbf16>, tensor<4x16x32xbf16>,
               tensor<4x32x16xbf16>)
-      {routing = #moe.routing<score = softmax, selection = top_k, k = 1,
+      {capacity = #moe.capacity<count = 3>,
+       routing = #moe.routing<score = softmax, selection = top_k, k = 1,
                               weights = softmax_selected>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<16x32xbf16>
   return %y, %load, %dropped : tensor<16x32xbf16>, tensor<4xi64>, tensor<4xi64>
