@@ -31,13 +31,16 @@ using CUmodule = struct CUmod_st *;
 using CUfunction = struct CUfunc_st *;
 using CUstream = struct CUstream_st *;
 using CUevent = struct CUevent_st *;
+using CUmemoryPool = struct CUmemPoolHandle_st *;
 
 // Result codes the runtime tells apart.
 constexpr CUresult CUDA_SUCCESS = 0;
+constexpr CUresult CUDA_ERROR_OUT_OF_MEMORY = 2;
 constexpr CUresult CUDA_ERROR_DEINITIALIZED = 4;
 constexpr CUresult CUDA_ERROR_STUB_LIBRARY = 34;
 constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
 constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
+constexpr CUresult CUDA_ERROR_NOT_SUPPORTED = 801;
 constexpr CUresult CUDA_ERROR_STREAM_CAPTURE_IMPLICIT = 906;
 
 // Flags and attribute numbers.
@@ -59,6 +62,10 @@ constexpr int CU_JIT_OPTIMIZATION_LEVEL = 7;
 constexpr int CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4;
 constexpr int CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE = 5;
 constexpr int CU_CLUSTER_SCHEDULING_POLICY_SPREAD = 1;
+constexpr int CU_MEM_ALLOCATION_TYPE_PINNED = 1;
+constexpr int CU_MEM_LOCATION_TYPE_DEVICE = 1;
+constexpr int CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4;
+constexpr int CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT = 5;
 
 // cuLaunchKernelEx's arguments.
 struct CUlaunchAttribute {
@@ -83,6 +90,22 @@ struct CUlaunchConfig {
   CUlaunchAttribute *attrs;
   unsigned numAttrs;
 };
+
+// cuMemPoolCreate's properties (CUmemPoolProps): device memory of one
+// device, not shareable with other processes; every other field zero.
+struct CUmemPoolProps {
+  int allocType;
+  int handleTypes;
+  struct {
+    int type;
+    int id;
+  } location;
+  void *win32SecurityAttributes;
+  size_t maxSize;
+  unsigned short usage;
+  unsigned char reserved[54];
+};
+static_assert(sizeof(CUmemPoolProps) == 88, "driver ABI");
 
 // A TMA descriptor (CUtensorMap): 128 opaque bytes.
 struct alignas(128) CUtensorMap {
@@ -136,6 +159,15 @@ struct alignas(128) CUtensorMap {
   X(cuMemAllocAsync, "cuMemAllocAsync", CUresult,                              \
     (CUdeviceptr *, size_t, CUstream))                                         \
   X(cuMemFreeAsync, "cuMemFreeAsync", CUresult, (CUdeviceptr, CUstream))       \
+  X(cuMemPoolCreate, "cuMemPoolCreate", CUresult,                              \
+    (CUmemoryPool *, const CUmemPoolProps *))                                  \
+  X(cuMemPoolSetAttribute, "cuMemPoolSetAttribute", CUresult,                  \
+    (CUmemoryPool, int, void *))                                               \
+  X(cuMemPoolGetAttribute, "cuMemPoolGetAttribute", CUresult,                  \
+    (CUmemoryPool, int, void *))                                               \
+  X(cuMemPoolTrimTo, "cuMemPoolTrimTo", CUresult, (CUmemoryPool, size_t))      \
+  X(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", CUresult,              \
+    (CUdeviceptr *, size_t, CUmemoryPool, CUstream))                           \
   X(cuMemcpyAsync, "cuMemcpyAsync", CUresult,                                  \
     (CUdeviceptr, CUdeviceptr, size_t, CUstream))                              \
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2", CUresult,                                 \

@@ -24,6 +24,7 @@
 #include "KernelChoices.h"
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -491,20 +492,120 @@ MOE_CUDA_EXPORT void mgpuEventRecord(CUevent event, CUstream stream) {
 // Memory
 //===----------------------------------------------------------------------===//
 
-/// Device memory, or managed memory that the host can use as well when
-/// `isHostShared` (gpu.alloc host_shared). Allocation is immediate, so any
-/// stream may use the memory.
 namespace {
 /// Device memory allocated in stream order: the only memory that is freed
 /// in stream order too.
 std::mutex streamOrderedMutex;
 std::unordered_set<CUdeviceptr> streamOrdered;
+
+/// The bytes a memory pool of the runtime keeps reserved across
+/// synchronizations: MOE_CUDA_POOL_RELEASE_THRESHOLD, or all of them. A bad
+/// value is an error.
+uint64_t poolReleaseThreshold() {
+  const char *env = std::getenv("MOE_CUDA_POOL_RELEASE_THRESHOLD");
+  std::string value = env ? env : "";
+  if (value.empty())
+    return UINT64_MAX;
+  errno = 0;
+  char *end = nullptr;
+  unsigned long long bytes = std::strtoull(value.c_str(), &end, 10);
+  if (value.find_first_not_of("0123456789") != std::string::npos ||
+      errno == ERANGE || *end)
+    fail("mgpuMemAlloc",
+         "MOE_CUDA_POOL_RELEASE_THRESHOLD must be a number of bytes, found '" +
+             value + "'");
+  return bytes;
+}
+
+/// The pools of the devices, created on first use and kept for the life of
+/// the process; a null pool once made means the device has none.
+struct Pools {
+  std::mutex mutex;
+  std::unique_ptr<CUmemoryPool[]> pool;
+  std::unique_ptr<bool[]> made;
+};
+
+Pools &pools(const Driver &d) {
+  static Pools *all = [&] {
+    auto *p = new Pools;
+    p->pool.reset(new CUmemoryPool[d.deviceCount]());
+    p->made.reset(new bool[d.deviceCount]());
+    return p;
+  }();
+  return *all;
+}
+
+/// The runtime's memory pool of `device`, from which memory is allocated in
+/// stream order; null on a device without memory pools, whose driver's
+/// default pool then serves. The driver's pools give their free memory back
+/// to the system at every synchronization unless told to keep it; this one
+/// keeps it (poolReleaseThreshold), so that a layer called again, after the
+/// synchronization of its results, finds its temporaries' memory mapped
+/// instead of asking the driver to map it anew. The pool is the runtime's
+/// own, so that the settings of the device's default pool, which other code
+/// of the process may use, stay as they are.
+CUmemoryPool streamPool(const Driver &d, int device) {
+  Pools &all = pools(d);
+  std::lock_guard<std::mutex> lock(all.mutex);
+  if (all.made[device])
+    return all.pool[device];
+  uint64_t threshold = poolReleaseThreshold();
+  CUmemPoolProps props{};
+  props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+  props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  props.location.id = device;
+  CUmemoryPool pool = nullptr;
+  CUresult result = d.cuMemPoolCreate(&pool, &props);
+  if (result == CUDA_ERROR_NOT_SUPPORTED) {
+    pool = nullptr;
+  } else {
+    check(d, result, "cuMemPoolCreate(device " + std::to_string(device) + ")");
+    MOE_CU(d, cuMemPoolSetAttribute, pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+           &threshold);
+  }
+  all.pool[device] = pool;
+  all.made[device] = true;
+  return pool;
+}
+
+/// Gives the free memory of `device`'s pool back to the system; the bytes
+/// it released.
+uint64_t trimPool(const Driver &d, int device) {
+  Pools &all = pools(d);
+  CUmemoryPool pool = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(all.mutex);
+    pool = all.pool[device];
+  }
+  if (!pool)
+    return 0;
+  uint64_t before = 0, after = 0;
+  MOE_CU(d, cuMemPoolGetAttribute, pool, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT,
+         &before);
+  MOE_CU(d, cuMemPoolTrimTo, pool, 0);
+  MOE_CU(d, cuMemPoolGetAttribute, pool, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT,
+         &after);
+  return before > after ? before - after : 0;
+}
+
+/// `allocate()`, and once more after the pool has given its free memory
+/// back when the device is out of memory: the memory the pool keeps for
+/// later calls must not be what makes an allocation fail.
+template <typename Allocate>
+CUresult allocateOrTrim(const Driver &d, Allocate allocate) {
+  CUresult result = allocate();
+  if (result == CUDA_ERROR_OUT_OF_MEMORY && trimPool(d, defaultDevice()) > 0)
+    result = allocate();
+  return result;
+}
 } // namespace
 
-/// With a stream, device memory is allocated in stream order
-/// (cuMemAllocAsync), so that a chain of GPU work on one stream needs no
-/// synchronization for its temporaries (and a stream capture records
-/// them); without one, or for host-shared memory, synchronously.
+/// Device memory, or managed memory that the host can use as well when
+/// `isHostShared` (gpu.alloc host_shared). With a stream, device memory is
+/// allocated in stream order from the runtime's pool (streamPool), so that
+/// a chain of GPU work on one stream needs no synchronization for its
+/// temporaries (and a stream capture records them); without one, or for
+/// host-shared memory, synchronously, and any stream may use it.
 MOE_CUDA_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream,
                                    int8_t isHostShared) {
   const Driver &d = enter("mgpuMemAlloc");
@@ -512,21 +613,37 @@ MOE_CUDA_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream,
     return nullptr;
   CUdeviceptr ptr = 0;
   bool ordered = stream && !isHostShared;
+  CUmemoryPool pool = ordered ? streamPool(d, defaultDevice()) : nullptr;
   std::string call = std::string(isHostShared ? "cuMemAllocManaged"
+                                 : pool       ? "cuMemAllocFromPoolAsync"
                                  : ordered    ? "cuMemAllocAsync"
                                               : "cuMemAlloc") +
                      "(" + std::to_string(sizeBytes) + " bytes)";
-  check(d,
-        isHostShared ? d.cuMemAllocManaged(&ptr, sizeBytes,
-                                           CU_MEM_ATTACH_GLOBAL)
-        : ordered    ? d.cuMemAllocAsync(&ptr, sizeBytes, stream)
-                     : d.cuMemAlloc(&ptr, sizeBytes),
-        call);
+  auto allocate = [&] {
+    if (isHostShared)
+      return d.cuMemAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL);
+    if (pool)
+      return d.cuMemAllocFromPoolAsync(&ptr, sizeBytes, pool, stream);
+    if (ordered)
+      return d.cuMemAllocAsync(&ptr, sizeBytes, stream);
+    return d.cuMemAlloc(&ptr, sizeBytes);
+  };
+  check(d, allocateOrTrim(d, allocate), call);
   if (ordered) {
     std::lock_guard<std::mutex> lock(streamOrderedMutex);
     streamOrdered.insert(ptr);
   }
   return reinterpret_cast<void *>(ptr);
+}
+
+MOE_CUDA_EXPORT uint64_t moe_cuda_release_memory(void) {
+  const Driver *d = loadDriver();
+  if (!d)
+    return 0;
+  uint64_t released = 0;
+  for (int device = 0; device < d->deviceCount; ++device)
+    released += trimPool(*d, device);
+  return released;
 }
 
 /// Memory allocated in stream order is freed in stream order on `stream`;

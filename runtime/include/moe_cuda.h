@@ -58,6 +58,25 @@ int moe_cuda_device_info(int device, moe_cuda_device_props *info);
  * usable GPU, with a NULL buf or with len <= 0. */
 int moe_cuda_device_name(char *buf, int len);
 
+/* Memory that the mgpu* functions allocate on a stream (gpu.alloc async:
+ * the temporaries of the kernel library's layers) comes from a memory pool
+ * of the runtime's own on each device, which keeps the memory freed in it
+ * for later allocations instead of returning it to the driver at each
+ * synchronization, as the driver's pools do by default: a layer called
+ * again allocates without the driver mapping memory. The environment
+ * variable MOE_CUDA_POOL_RELEASE_THRESHOLD sets the bytes a pool keeps
+ * across synchronizations (unset: all of them; 0: the driver's default;
+ * anything but a number of bytes is an error, reported on stderr before an
+ * abort). When the device is out of memory, an allocation gives the pool's
+ * free memory back and tries once more.
+ *
+ * moe_cuda_release_memory gives the free memory of every pool back to the
+ * driver now, e.g. before a phase of the program that needs it elsewhere,
+ * and returns the bytes released (0 without a usable driver or a pool).
+ * Memory freed on a stream whose work the host has not yet seen complete
+ * may stay in the pool until a later call. */
+uint64_t moe_cuda_release_memory(void);
+
 /* Whether the expert GEMMs of the CUDA kernel library take their sm_90a
  * kernels (wgmma) on the device that the mgpu* functions use: 1 on a device
  * of compute capability 9.0 (the only one that runs sm_90a code), else 0.

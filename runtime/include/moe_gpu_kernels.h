@@ -10,8 +10,9 @@
 |* compiled for one GPU architecture, for programs that keep their tensors    *|
 |* on the device. Every function enqueues its work on the caller's stream    *|
 |* and returns without synchronizing; temporaries are allocated and freed in  *|
-|* stream order (cuMemAllocAsync / cuMemFreeAsync). A call can therefore be  *|
-|* captured in a CUDA graph, and weights stay resident across calls.          *|
+|* stream order, from the runtime's memory pool (moe_cuda.h). A call can      *|
+|* therefore be captured in a CUDA graph, and weights stay resident across    *|
+|* calls.                                                                     *|
 |*                                                                            *|
 |* All pointers are device pointers of the current CUDA context (the device's *|
 |* primary context, which the CUDA runtime API uses too), row-major and       *|

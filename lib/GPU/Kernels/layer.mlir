@@ -81,8 +81,8 @@
 //                     routing..., cap, offsets, dropped, ids_out, y,
 //                     stream) -> stream
 //     Device buffers. Enqueues the layer on the caller's stream, its
-//     temporaries allocated and freed in stream order
-//     (cuMemAllocAsync/cuMemFreeAsync), and returns without synchronizing:
+//     temporaries allocated and freed in stream order (the runtime's
+//     memory pool), and returns without synchronizing:
 //     the call can be captured in a CUDA graph, and weights stay resident
 //     across calls.
 //   @moe_layer_resident (same arguments)

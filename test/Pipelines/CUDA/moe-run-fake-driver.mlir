@@ -109,11 +109,13 @@
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/fused/case.mlir --entry case \
 // RUN:   --pipeline cuda --quiet $(cat %t/fused/moe-run.args) | FileCheck %s --check-prefix=FUSED
 // FUSED:      cuda: cuStreamCreate(flags 1)
-// FUSED-NEXT: cuda: cuMemAllocAsync(49152)
+// FUSED-NEXT: cuda: cuMemPoolCreate(type 1, handles 0, location 1 device 0, max 0)
+// FUSED-NEXT: cuda: cuMemPoolSetAttribute(the pool, attribute 4, 18446744073709551615)
+// FUSED-NEXT: cuda: cuMemAllocFromPoolAsync(49152)
 // FUSED-NEXT: cuda: cuMemcpyAsync(49152)
-// FUSED-NEXT: cuda: cuMemAllocAsync(24576)
+// FUSED-NEXT: cuda: cuMemAllocFromPoolAsync(24576)
 // FUSED-NEXT: cuda: cuMemcpyAsync(24576)
-// FUSED-NEXT: cuda: cuMemAllocAsync(512)
+// FUSED-NEXT: cuda: cuMemAllocFromPoolAsync(512)
 // FUSED-NEXT: cuda: cuMemcpyAsync(512)
 // FUSED-NEXT: cuda: cuStreamSynchronize()
 // FUSED:      cuda: cuLaunchKernel(gemv_experts, grid 6x9x1, block 256x1x1, smem 0, a stream)
@@ -170,13 +172,15 @@
 // The weights are arguments of the case: they go to the device for the
 // call (router [8, 32], gate, up, down [8, 48, 32] bf16), synchronized.
 // CHECK:         cuda: cuStreamCreate(flags 1)
-// CHECK-NEXT:    cuda: cuMemAllocAsync(24576)
+// CHECK-NEXT:    cuda: cuMemPoolCreate(type 1, handles 0, location 1 device 0, max 0)
+// CHECK-NEXT:    cuda: cuMemPoolSetAttribute(the pool, attribute 4, 18446744073709551615)
+// CHECK-NEXT:    cuda: cuMemAllocFromPoolAsync(24576)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(24576)
-// CHECK-NEXT:    cuda: cuMemAllocAsync(24576)
+// CHECK-NEXT:    cuda: cuMemAllocFromPoolAsync(24576)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(24576)
-// CHECK-NEXT:    cuda: cuMemAllocAsync(24576)
+// CHECK-NEXT:    cuda: cuMemAllocFromPoolAsync(24576)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(24576)
-// CHECK-NEXT:    cuda: cuMemAllocAsync(512)
+// CHECK-NEXT:    cuda: cuMemAllocFromPoolAsync(512)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(512)
 // CHECK-NEXT:    cuda: cuStreamSynchronize()
 // CHECK-NEXT:    cuda: cuStreamDestroy_v2()
@@ -214,7 +218,7 @@
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
 // No shared expert: nothing allocated or launched for it.
 // CHECK-NOT:     cuLaunchKernel
-// CHECK-NOT:     cuMemAllocAsync
+// CHECK-NOT:     cuMemAllocFromPoolAsync
 // CHECK:         cuda: cuModuleGetFunction(add_shared)
 // The rows, slots, weights and expert rows freed in stream order, y (7 x
 // 32 f32) and the offsets (9 i32) copied back (no capacity: no dropped

@@ -19,7 +19,9 @@
 
 // CHECK:      cuda: cuModuleLoadDataEx(.target sm_80, O2, log 8192 bytes)
 // CHECK-NEXT: cuda: cuStreamCreate(flags 1)
-// CHECK-NEXT: cuda: cuMemAllocAsync(64)
+// CHECK-NEXT: cuda: cuMemPoolCreate(type 1, handles 0, location 1 device 0, max 0)
+// CHECK-NEXT: cuda: cuMemPoolSetAttribute(the pool, attribute 4, 18446744073709551615)
+// CHECK-NEXT: cuda: cuMemAllocFromPoolAsync(64)
 // CHECK-NEXT: cuda: cuMemsetD32Async(0x3f800000, 16)
 // CHECK-NEXT: cuda: cuModuleGetFunction(main_kernel)
 // CHECK-NEXT: cuda: cuLaunchKernel(main_kernel, grid 1x1x1, block 16x1x1, smem 0, a stream)

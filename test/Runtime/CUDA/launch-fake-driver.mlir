@@ -14,7 +14,9 @@
 // The module is compiled from PTX by a global constructor.
 // CHECK:      cuda: cuModuleLoadDataEx(.target sm_80, O2, log 8192 bytes)
 // CHECK-NEXT: cuda: cuStreamCreate(flags 1)
-// CHECK-NEXT: cuda: cuMemAllocAsync(32)
+// CHECK-NEXT: cuda: cuMemPoolCreate(type 1, handles 0, location 1 device 0, max 0)
+// CHECK-NEXT: cuda: cuMemPoolSetAttribute(the pool, attribute 4, 18446744073709551615)
+// CHECK-NEXT: cuda: cuMemAllocFromPoolAsync(32)
 // 2.5f, 8 elements:
 // CHECK-NEXT: cuda: cuMemsetD32Async(0x40200000, 8)
 // CHECK-NEXT: cuda: cuModuleGetFunction(main_kernel)

@@ -12,7 +12,8 @@
 |* Every call prints one line to stdout. The environment shapes it:           *|
 |*   FAKE_CUDA_VERSION  cuDriverGetVersion's answer (default 12040)           *|
 |*   FAKE_CUDA_DEVICES  the device count (default 1; 0: cuInit fails)         *|
-|*   FAKE_CUDA_FAIL     "symbol:code": that entry point returns code          *|
+|*   FAKE_CUDA_FAIL     "symbol:code": that entry point returns code;         *|
+|*                      "symbol:code:n": only its n-th call does              *|
 |*   FAKE_CUDA_CC       the compute capability, 10 major + minor (default 90) *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
@@ -42,9 +43,13 @@ enter(const char *symbol, const char *format, ...) {
   fflush(stdout);
   const char *fail = getenv("FAKE_CUDA_FAIL");
   size_t n = strlen(symbol);
-  if (fail && strncmp(fail, symbol, n) == 0 && fail[n] == ':')
-    return atoi(fail + n + 1);
-  return 0;
+  if (!fail || strncmp(fail, symbol, n) != 0 || fail[n] != ':')
+    return 0;
+  char *end = NULL;
+  CUresult code = (CUresult)strtol(fail + n + 1, &end, 10);
+  static long calls;
+  ++calls;
+  return *end != ':' || calls == strtol(end + 1, NULL, 10) ? code : 0;
 }
 
 static const struct {
@@ -61,6 +66,7 @@ static const struct {
     {500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {700, "CUDA_ERROR_ILLEGAL_ADDRESS",
      "an illegal memory access was encountered"},
+    {801, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
 };
 
 static int findError(int code) {
@@ -323,7 +329,12 @@ typedef unsigned long long CUdeviceptr;
 static struct {
   CUdeviceptr base;
   size_t size;
+  int pooled;
 } allocations[256];
+
+/* The one memory pool: the bytes its allocations use, and the bytes it
+ * holds (what they used at most since the last trim). */
+static size_t poolUsed, poolReserved;
 
 static CUdeviceptr allocate(size_t bytes) {
   CUdeviceptr p = (CUdeviceptr)(uintptr_t)malloc(bytes);
@@ -331,9 +342,22 @@ static CUdeviceptr allocate(size_t bytes) {
     if (!allocations[i].base) {
       allocations[i].base = p;
       allocations[i].size = bytes;
+      allocations[i].pooled = 0;
       break;
     }
   return p;
+}
+
+/* Forgets the allocation at p, and gives its bytes back to the pool when
+ * it came from there. */
+static void release(CUdeviceptr p) {
+  for (size_t i = 0; i < sizeof(allocations) / sizeof(allocations[0]); ++i)
+    if (allocations[i].base == p) {
+      if (allocations[i].pooled)
+        poolUsed -= allocations[i].size;
+      allocations[i].base = 0;
+    }
+  free((void *)(uintptr_t)p);
 }
 
 /* 1 when [p, p + bytes) lies within its allocation, or p is host memory. */
@@ -358,10 +382,7 @@ CUresult cuMemAllocManaged(CUdeviceptr *ptr, size_t bytes, unsigned flags) {
 }
 
 CUresult cuMemFree_v2(CUdeviceptr ptr) {
-  for (size_t i = 0; i < sizeof(allocations) / sizeof(allocations[0]); ++i)
-    if (allocations[i].base == ptr)
-      allocations[i].base = 0;
-  free((void *)(uintptr_t)ptr);
+  release(ptr);
   return enter("cuMemFree_v2", "");
 }
 
@@ -372,11 +393,64 @@ CUresult cuMemAllocAsync(CUdeviceptr *ptr, size_t bytes, void *stream) {
 }
 
 CUresult cuMemFreeAsync(CUdeviceptr ptr, void *stream) {
-  for (size_t i = 0; i < sizeof(allocations) / sizeof(allocations[0]); ++i)
-    if (allocations[i].base == ptr)
-      allocations[i].base = 0;
-  free((void *)(uintptr_t)ptr);
+  release(ptr);
   return enter("cuMemFreeAsync", "");
+}
+
+typedef struct {
+  int allocType, handleTypes;
+  struct {
+    int type, id;
+  } location;
+  void *win32SecurityAttributes;
+  size_t maxSize;
+  unsigned short usage;
+  unsigned char reserved[54];
+} MemPoolProps;
+
+static int thePool;
+
+CUresult cuMemPoolCreate(void **pool, const MemPoolProps *p) {
+  CUresult r =
+      enter("cuMemPoolCreate",
+            "type %d, handles %d, location %d device %d, max %zu", p->allocType,
+            p->handleTypes, p->location.type, p->location.id, p->maxSize);
+  *pool = r ? NULL : &thePool;
+  return r;
+}
+
+CUresult cuMemPoolSetAttribute(void *pool, int attribute, void *value) {
+  return enter("cuMemPoolSetAttribute", "%s, attribute %d, %llu",
+               pool == &thePool ? "the pool" : "another pool", attribute,
+               *(unsigned long long *)value);
+}
+
+/* Attribute 5 (CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT): the bytes held. */
+CUresult cuMemPoolGetAttribute(void *pool, int attribute, void *value) {
+  CUresult r = enter("cuMemPoolGetAttribute", "attribute %d = %zu", attribute,
+                     poolReserved);
+  *(unsigned long long *)value = attribute == 5 ? poolReserved : 0;
+  return r;
+}
+
+CUresult cuMemPoolTrimTo(void *pool, size_t keep) {
+  CUresult r = enter("cuMemPoolTrimTo", "%zu", keep);
+  if (!r && poolReserved > keep)
+    poolReserved = poolUsed > keep ? poolUsed : keep;
+  return r;
+}
+
+CUresult cuMemAllocFromPoolAsync(CUdeviceptr *ptr, size_t bytes, void *pool,
+                                 void *stream) {
+  CUresult r = enter("cuMemAllocFromPoolAsync", "%zu", bytes);
+  *ptr = r ? 0 : allocate(bytes);
+  for (size_t i = 0; !r && i < sizeof(allocations) / sizeof(allocations[0]);
+       ++i)
+    if (allocations[i].base == *ptr)
+      allocations[i].pooled = 1;
+  if (!r && (poolUsed += bytes) > poolReserved)
+    poolReserved = poolUsed;
+  return r;
 }
 
 CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,

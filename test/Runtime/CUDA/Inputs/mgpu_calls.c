@@ -176,6 +176,21 @@ int main(int argc, char **argv) {
     printf("one block: launched\n");
   } else if (!strcmp(mode, "alloc")) {
     mgpuMemAlloc(1 << 20, NULL, 0);
+  } else if (!strcmp(mode, "pool")) {
+    /* Memory allocated on a stream comes from the runtime's pool, which
+     * keeps it across a synchronization until asked to give it back. */
+    void *stream = mgpuStreamCreate();
+    mgpuMemFree(mgpuMemAlloc(4096, stream, 0), stream);
+    mgpuStreamSynchronize(stream);
+    printf("-- again\n");
+    fflush(stdout);
+    mgpuMemFree(mgpuMemAlloc(1024, stream, 0), stream);
+    printf("-- without a stream\n");
+    fflush(stdout);
+    mgpuMemFree(mgpuMemAlloc(1 << 20, NULL, 0), NULL);
+    printf("released %llu\n", (unsigned long long)moe_cuda_release_memory());
+    printf("released %llu\n", (unsigned long long)moe_cuda_release_memory());
+    mgpuStreamDestroy(stream);
   } else if (!strcmp(mode, "too-much-shared-memory")) {
     mgpuLaunchKernel(
         mgpuModuleGetFunction(mgpuModuleLoadJIT((void *)kPtx, 2), "scale"), 1,
