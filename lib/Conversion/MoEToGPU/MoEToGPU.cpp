@@ -322,8 +322,10 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   // call allocates them on the device). Only a capacity of the dispatch
   // drops assignments: without one the dropped counts have no elements,
   // and the library neither zeroes nor copies them.
-  bool drops = op.getCapacityAttr() &&
-               op.getRouting().getSelection() != Selection::ExpertChoice;
+  bool expertChoice =
+      op.getRouting().getSelection() == Selection::ExpertChoice;
+  CapacityAttr capacity = op.getCapacityAttr();
+  bool drops = capacity && !expertChoice;
   Value offsets, droppedCounts, yf;
   if (!device) {
     offsets = allocate(b, loc, i32, {e1});
@@ -398,8 +400,6 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   // expert_choice (spec section 2): softmax scores of the logits (router
   // bias included), one slot per expert, the scores as weights; each expert
   // takes `cap` tokens: its capacity, or ceil(T k / E).
-  bool expertChoice = routing.getSelection() == Selection::ExpertChoice;
-  CapacityAttr capacity = op.getCapacityAttr();
   lowering::LocBuilder lb(loc, b);
   Value cap = c0, capDev, capMin = c0, capAlign = c1;
   if (expertChoice) {
@@ -425,7 +425,7 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
     cap = lowering::capacity(lb, capacity, tokens, routing.getK(), numExperts,
                              op.getCapacityFactor());
   }
-  if (!expertChoice && capacity) {
+  if (drops) {
     // A capacity of the dispatch (spec section 4): layer.mlir's flags bit
     // 16, the drop order in bits 5-6, bit 128 renormalize_after_drop.
     int64_t order = static_cast<int64_t>(capacity.getDropOrderOrDefault());
