@@ -637,8 +637,19 @@ MOE_CUDA_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream,
 }
 
 MOE_CUDA_EXPORT uint64_t moe_cuda_release_memory(void) {
+  // Without a pool there is nothing to give back, and no reason to make a
+  // context current (or create one).
   const Driver *d = loadDriver();
   if (!d)
+    return 0;
+  bool anyPool = false;
+  {
+    Pools &all = pools(*d);
+    std::lock_guard<std::mutex> lock(all.mutex);
+    for (int device = 0; device < d->deviceCount; ++device)
+      anyPool = anyPool || all.pool[device];
+  }
+  if (!anyPool || makeCurrent(*d) != CUDA_SUCCESS)
     return 0;
   uint64_t released = 0;
   for (int device = 0; device < d->deviceCount; ++device)

@@ -179,6 +179,8 @@ int main(int argc, char **argv) {
   } else if (!strcmp(mode, "pool")) {
     /* Memory allocated on a stream comes from the runtime's pool, which
      * keeps it across a synchronization until asked to give it back. */
+    printf("released %llu\n", (unsigned long long)moe_cuda_release_memory());
+    fflush(stdout);
     void *stream = mgpuStreamCreate();
     mgpuMemFree(mgpuMemAlloc(4096, stream, 0), stream);
     mgpuStreamSynchronize(stream);
