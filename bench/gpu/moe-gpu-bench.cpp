@@ -55,6 +55,12 @@
 // graph" when only that one reaches 70%).
 //
 //   moe-gpu-bench [--reps N] [--shapes mixtral,qwen3] [--tokens 1,16,...]
+//                 [--profile]
+//
+// --profile, with MOE_CUDA_PROFILE set (moe_cuda.h), times nothing itself:
+// for each shape and T it calls the layer, then the experts, N times
+// each and writes the runtime's report of their kernels (launches, total,
+// median and mean GPU time by kernel and grid) under a heading.
 //
 // --shapes kimi adds a Kimi-K2-like layer (d 7168, f 2048, E 384, k 8;
 // 34 GB of expert weights), not run by default.
@@ -128,6 +134,38 @@ double graphMs(CUstream stream, int reps, const std::function<void()> &flush,
   CU_CHECK(cu().cuGraphExecDestroy(exec));
   CU_CHECK(cu().cuGraphDestroy(graph));
   return ms;
+}
+
+/// moe_cuda_profile_report of the CUDA runtime (moe_cuda.h), looked up when
+/// the bench runs rather than linked: with the emulator's libraries first on
+/// the library path, a direct reference would bind the kernel library's
+/// other runtime calls to the CUDA runtime instead of the emulator.
+int64_t profileReport() {
+  using Report = int64_t (*)();
+  static Report report =
+      reinterpret_cast<Report>(dlsym(RTLD_DEFAULT, "moe_cuda_profile_report"));
+  return report ? report() : 0;
+}
+
+/// --profile: `call` `reps` times after a warm-up call, each after `flush`,
+/// then the report of their kernels' times (MOE_CUDA_PROFILE) under a
+/// heading.
+void profileCalls(CUstream stream, int reps, const std::function<void()> &flush,
+                  const std::function<void()> &call, const char *shape,
+                  int64_t T, const char *what) {
+  call();
+  CU_CHECK(cu().cuStreamSynchronize(stream));
+  profileReport(); // the warm-up call's, left out
+  for (int i = 0; i < reps; ++i) {
+    flush();
+    call();
+  }
+  CU_CHECK(cu().cuStreamSynchronize(stream));
+  std::printf("\n== %s T=%lld: %s, %d calls\n", shape,
+              static_cast<long long>(T), what, reps);
+  std::fflush(stdout);
+  profileReport();
+  std::fflush(stderr);
 }
 
 void checkBlas(cublasStatus_t s, const char *what) {
@@ -269,12 +307,15 @@ std::vector<std::string> split(const std::string &s) {
 
 int main(int argc, char **argv) {
   int reps = 15;
+  bool profile = false;
   std::vector<std::string> shapeNames = {"mixtral", "qwen3"};
   std::vector<int64_t> tokens = {1, 16, 256, 4096};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--reps" && i + 1 < argc)
       reps = std::atoi(argv[++i]);
+    else if (a == "--profile")
+      profile = true;
     else if (a == "--shapes" && i + 1 < argc)
       shapeNames = split(argv[++i]);
     else if (a == "--tokens" && i + 1 < argc) {
@@ -282,10 +323,9 @@ int main(int argc, char **argv) {
       for (auto &t : split(argv[++i]))
         tokens.push_back(std::atoll(t.c_str()));
     } else {
-      std::fprintf(stderr,
-                   "usage: moe-gpu-bench [--reps N] [--shapes "
-                   "mixtral,qwen3,kimi] "
-                   "[--tokens 1,16,256,4096]\n");
+      std::fprintf(stderr, "usage: moe-gpu-bench [--reps N] [--shapes "
+                           "mixtral,qwen3,kimi] "
+                           "[--tokens 1,16,256,4096] [--profile]\n");
       return 2;
     }
   }
@@ -311,6 +351,12 @@ int main(int argc, char **argv) {
   if (reps < 1) {
     std::fprintf(stderr, "moe-gpu-bench: expected --reps >= 1, found %d\n",
                  reps);
+    return 2;
+  }
+  if (profile && !std::getenv("MOE_CUDA_PROFILE")) {
+    std::fprintf(stderr, "moe-gpu-bench: --profile reports the kernel times "
+                         "that MOE_CUDA_PROFILE records; set it (1: to "
+                         "stderr)\n");
     return 2;
   }
   std::string device = initDevice("moe-gpu-bench");
@@ -365,16 +411,17 @@ int main(int argc, char **argv) {
 
   std::vector<Row> results;
   std::vector<std::string> selectionRows;
-  std::printf(
-      "\n| shape | T | rows | experts used | layer ms | experts ms | "
-      "experts TFLOP/s | experts GB/s (of copy) | graph layer ms | graph "
-      "experts ms | mma.sync experts "
-      "ms | wgmma 128x128 experts ms | wgmma 128x256 experts ms | "
-      "columns-fastest experts ms | "
-      "other path ms | cublas-loop ms | cublas-grouped ms | experts / "
-      "grouped |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-      "---|\n");
+  if (!profile)
+    std::printf(
+        "\n| shape | T | rows | experts used | layer ms | experts ms | "
+        "experts TFLOP/s | experts GB/s (of copy) | graph layer ms | graph "
+        "experts ms | mma.sync experts "
+        "ms | wgmma 128x128 experts ms | wgmma 128x256 experts ms | "
+        "columns-fastest experts ms | "
+        "other path ms | cublas-loop ms | cublas-grouped ms | experts / "
+        "grouped |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "---|\n");
   for (const Shape &s : shapes) {
     if (std::find(shapeNames.begin(), shapeNames.end(), s.name) ==
         shapeNames.end())
@@ -412,6 +459,24 @@ int main(int argc, char **argv) {
         }
       };
       auto layer = [&] { enqueue(nullptr); };
+      if (profile) {
+        profileCalls(stream, reps, flush, layer, s.name, T, "the layer");
+        std::vector<int32_t> o = off.download();
+        moe_gpu_layer_dims grouped{o[E], d, f, E, 0};
+        profileCalls(
+            stream, reps, flush,
+            [&] {
+              if (moe_gpu_expert_ffn_enqueue(&grouped, xp.get(), wg.get(),
+                                             wu.get(), wd.get(), off.get(),
+                                             rows.get(), stream)) {
+                std::fprintf(stderr, "moe-gpu-bench: %s\n",
+                             moe_gpu_last_error());
+                std::exit(1);
+              }
+            },
+            s.name, T, "the experts");
+        continue;
+      }
       r.layer = timeMs(stream, reps, flush, layer);
       CU_CHECK(cu().cuStreamSynchronize(stream));
       r.layerGraph = T <= 16 ? graphMs(stream, reps, flush, layer) : -1;
@@ -603,7 +668,8 @@ int main(int argc, char **argv) {
       results.push_back(r);
     }
   }
-  printTargets(results, copyGBs);
+  if (!profile)
+    printTargets(results, copyGBs);
   if (!selectionRows.empty()) {
     std::printf("\nSelections that rank (the whole layer; C = ceil(T k / E)),"
                 " and each layer with its permutation on one block:\n\n"

@@ -22,6 +22,8 @@
 #               JIT) on the layers of test/Pipelines/CUDA/Inputs/layers.sh
 #   bench.txt   moe-gpu-bench: layers, experts, cuBLAS per-expert loop and
 #               grouped GEMM, memory bandwidth
+#   profile.txt moe-gpu-bench --profile: the GPU time of each kernel of the
+#               layers and the experts (MOE_CUDA_PROFILE)
 #   summary.txt all of the above with the date and the bundle's commit
 #   perf-gpu.md the benchmark's tables and targets, as docs/perf-gpu.md
 #               begins them
@@ -165,6 +167,14 @@ step "bench ${bench_env[*]}"
 env "${bench_env[@]}" timeout 360 "$bundle/bin/moe-gpu-bench" 2>&1 | tee "$out/bench.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+# Where the time goes: each layer's and experts' kernels timed one by one
+# (MOE_CUDA_PROFILE), by kernel and grid.
+step "profile ${bench_env[*]}"
+env "${bench_env[@]}" MOE_CUDA_PROFILE=1 timeout 120 \
+  "$bundle/bin/moe-gpu-bench" --profile --reps 5 > "$out/profile.txt" 2>&1
+[ $? -eq 0 ] || status=1
+tail -n 30 "$out/profile.txt"
+
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   cat "$bundle/BUILD"
@@ -176,6 +186,8 @@ env "${bench_env[@]}" timeout 360 "$bundle/bin/moe-gpu-bench" 2>&1 | tee "$out/b
     "$out/e2e.txt"
   echo
   cat "$out/bench.txt"
+  echo
+  cat "$out/profile.txt"
 } > "$out/summary.txt"
 # The measurements as docs/perf-gpu.md begins them.
 {

@@ -45,6 +45,7 @@ constexpr CUresult CUDA_ERROR_STREAM_CAPTURE_IMPLICIT = 906;
 
 // Flags and attribute numbers.
 constexpr unsigned CU_STREAM_NON_BLOCKING = 0x1;
+constexpr unsigned CU_EVENT_DEFAULT = 0x0;
 constexpr unsigned CU_EVENT_DISABLE_TIMING = 0x2;
 constexpr unsigned CU_MEM_ATTACH_GLOBAL = 0x1;
 constexpr int CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 1;
@@ -152,6 +153,8 @@ struct alignas(128) CUtensorMap {
   X(cuEventDestroy, "cuEventDestroy_v2", CUresult, (CUevent))                  \
   X(cuEventSynchronize, "cuEventSynchronize", CUresult, (CUevent))             \
   X(cuEventRecord, "cuEventRecord", CUresult, (CUevent, CUstream))             \
+  X(cuEventElapsedTime, "cuEventElapsedTime", CUresult,                        \
+    (float *, CUevent, CUevent))                                               \
   X(cuMemAlloc, "cuMemAlloc_v2", CUresult, (CUdeviceptr *, size_t))            \
   X(cuMemAllocManaged, "cuMemAllocManaged", CUresult,                          \
     (CUdeviceptr *, size_t, unsigned))                                         \

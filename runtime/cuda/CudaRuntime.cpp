@@ -23,15 +23,19 @@
 #include "CudaDriver.h"
 #include "KernelChoices.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #define MOE_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -189,6 +193,204 @@ char *memRefStart(const MemRefView &view, int64_t elementSize) {
 } // namespace
 
 //===----------------------------------------------------------------------===//
+// Kernel times (MOE_CUDA_PROFILE)
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// MOE_CUDA_PROFILE: unset, empty or 0, off; 1, the report goes to stderr;
+/// anything else is the path of a file the report is appended to.
+struct ProfileSettings {
+  bool on = false;
+  std::string path;
+};
+
+const ProfileSettings &profileSettings() {
+  static const ProfileSettings settings = [] {
+    const char *env = std::getenv("MOE_CUDA_PROFILE");
+    std::string value = env ? env : "";
+    ProfileSettings s;
+    s.on = !value.empty() && value != "0";
+    if (s.on && value != "1")
+      s.path = value;
+    return s;
+  }();
+  return settings;
+}
+
+bool profiling() { return profileSettings().on; }
+
+/// The GPU time of every kernel launch, from a pair of events recorded
+/// around it on its stream, by kernel and grid. Launches on a stream that is
+/// being captured are not timed: a graph runs later, and its kernels are
+/// timed by whoever replays it. The events are read when the report is
+/// written, or when many launches wait to be read, which synchronizes with
+/// their streams: profiling changes the timing of the host, not what a
+/// kernel takes.
+class Profile {
+public:
+  static Profile &get() {
+    static Profile *profile = new Profile;
+    return *profile;
+  }
+
+  void name(CUfunction function, const char *name) {
+    std::lock_guard<std::mutex> lock(mutex);
+    names.emplace(function, name ? name : "?");
+  }
+
+  /// Before a launch on `stream`: its start event, or null when the launch
+  /// is not timed.
+  CUevent begin(const Driver &d, CUstream stream) {
+    int status = 0;
+    CUresult result = d.cuStreamIsCapturing(stream, &status);
+    if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT || status != 0)
+      return nullptr;
+    check(d, result, "cuStreamIsCapturing");
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!reportAtExit) {
+      reportAtExit = true;
+      std::atexit([] { Profile::get().report(); });
+    }
+    CUevent start = event(d);
+    MOE_CU(d, cuEventRecord, start, stream);
+    return start;
+  }
+
+  /// After the launch that `begin` gave `start` for.
+  void end(const Driver &d, CUstream stream, CUevent start, CUfunction function,
+           const unsigned grid[3]) {
+    std::lock_guard<std::mutex> lock(mutex);
+    CUevent stop = event(d);
+    MOE_CU(d, cuEventRecord, stop, stream);
+    auto it = names.find(function);
+    pending.push_back({(it == names.end() ? std::string("?") : it->second) +
+                           " " + dimsString(grid),
+                       start, stop});
+    // Bounded: read the oldest launches' times once many wait.
+    if (pending.size() >= kMaxPending)
+      check(d, drain(d), "MOE_CUDA_PROFILE: reading kernel times");
+  }
+
+  /// Writes the times of the launches since the last report and forgets
+  /// them; the launches reported.
+  int64_t report() {
+    const Driver *d = loadDriver();
+    if (!d)
+      return 0;
+    std::lock_guard<std::mutex> lock(mutex);
+    // Also at exit, where a failure is reported rather than fatal.
+    CUresult result = makeCurrent(*d);
+    if (result == CUDA_SUCCESS)
+      result = drain(*d);
+    if (result != CUDA_SUCCESS)
+      std::fprintf(stderr,
+                   "moe cuda runtime: MOE_CUDA_PROFILE: reading kernel times "
+                   "failed: %s\n",
+                   describeError(*d, result).c_str());
+    int64_t launches = 0;
+    double totalMs = 0;
+    struct Line {
+      std::string key;
+      size_t count;
+      double total, median, mean;
+    };
+    std::vector<Line> lines;
+    for (auto &[key, ms] : times) {
+      std::sort(ms.begin(), ms.end());
+      double total = 0;
+      for (float t : ms)
+        total += t;
+      size_t n = ms.size();
+      double median = n % 2 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2.0;
+      lines.push_back({key, n, total, median, total / n});
+      launches += n;
+      totalMs += total;
+    }
+    times.clear();
+    if (!launches)
+      return 0;
+    // The most time first; ties by name, so that the report is stable.
+    std::sort(lines.begin(), lines.end(), [](const Line &a, const Line &b) {
+      return a.total != b.total ? a.total > b.total : a.key < b.key;
+    });
+    const std::string &path = profileSettings().path;
+    FILE *out = path.empty() ? stderr : std::fopen(path.c_str(), "a");
+    if (!out) {
+      std::fprintf(stderr,
+                   "moe cuda runtime: MOE_CUDA_PROFILE: cannot open '%s': "
+                   "%s\n",
+                   path.c_str(), std::strerror(errno));
+      out = stderr;
+    }
+    std::fprintf(out,
+                 "moe cuda profile: %lld kernel launch%s, %.3f ms\n"
+                 "%-40s %10s %12s %12s %12s\n",
+                 static_cast<long long>(launches), launches == 1 ? "" : "es",
+                 totalMs, "kernel grid", "launches", "total ms", "median us",
+                 "mean us");
+    for (const Line &line : lines)
+      std::fprintf(out, "%-40s %10zu %12.4f %12.2f %12.2f\n", line.key.c_str(),
+                   line.count, line.total, line.median * 1000.0,
+                   line.mean * 1000.0);
+    std::fflush(out);
+    if (out != stderr)
+      std::fclose(out);
+    return launches;
+  }
+
+private:
+  static constexpr size_t kMaxPending = 4096;
+
+  struct Pending {
+    std::string key;
+    CUevent start, stop;
+  };
+
+  /// An event with timing, from the ones already read or a new one.
+  CUevent event(const Driver &d) {
+    if (!spare.empty()) {
+      CUevent e = spare.back();
+      spare.pop_back();
+      return e;
+    }
+    CUevent e = nullptr;
+    MOE_CU(d, cuEventCreate, &e, CU_EVENT_DEFAULT);
+    return e;
+  }
+
+  /// Reads the time of every pending launch (waiting for it to finish);
+  /// on a failure the launches not read yet are dropped.
+  CUresult drain(const Driver &d) {
+    CUresult result = CUDA_SUCCESS;
+    for (const Pending &p : pending) {
+      float ms = 0;
+      if (result == CUDA_SUCCESS)
+        result = d.cuEventSynchronize(p.stop);
+      if (result == CUDA_SUCCESS)
+        result = d.cuEventElapsedTime(&ms, p.start, p.stop);
+      if (result == CUDA_SUCCESS)
+        times[p.key].push_back(ms);
+      spare.push_back(p.start);
+      spare.push_back(p.stop);
+    }
+    pending.clear();
+    return result;
+  }
+
+  std::mutex mutex;
+  std::unordered_map<CUfunction, std::string> names;
+  std::vector<Pending> pending;
+  std::vector<CUevent> spare;
+  std::map<std::string, std::vector<float>> times;
+  bool reportAtExit = false;
+};
+} // namespace
+
+MOE_CUDA_EXPORT int64_t moe_cuda_profile_report(void) {
+  return profiling() ? Profile::get().report() : 0;
+}
+
+//===----------------------------------------------------------------------===//
 // Modules and launches
 //===----------------------------------------------------------------------===//
 
@@ -317,6 +519,8 @@ MOE_CUDA_EXPORT CUfunction mgpuModuleGetFunction(CUmodule module,
   CUfunction function = nullptr;
   check(d, d.cuModuleGetFunction(&function, module, name),
         std::string("cuModuleGetFunction(\"") + (name ? name : "") + "\")");
+  if (profiling())
+    Profile::get().name(function, name);
   return function;
 }
 
@@ -338,12 +542,15 @@ MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
     return;
   requireLoaded(entry, function);
   allowSharedMemory(d, entry, function, smem);
+  CUevent start = profiling() ? Profile::get().begin(d, stream) : nullptr;
   check(d,
         d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0],
                          block[1], block[2], unsigned(smem), stream, params,
                          extra),
         "cuLaunchKernel(grid " + dimsString(grid) + ", block " +
             dimsString(block) + ")");
+  if (start)
+    Profile::get().end(d, stream, start, function, grid);
 }
 
 /// A bad setting of the kernel library's choices (KernelChoices.cpp).
@@ -421,9 +628,12 @@ mgpuLaunchClusterKernel(CUfunction function, intptr_t clusterX,
   config.hStream = stream;
   config.attrs = attributes;
   config.numAttrs = 2;
+  CUevent start = profiling() ? Profile::get().begin(d, stream) : nullptr;
   check(d, d.cuLaunchKernelEx(&config, function, params, extra),
         "cuLaunchKernelEx(cluster " + dimsString(cluster) + ", grid " +
             dimsString(grid) + ", block " + dimsString(block) + ")");
+  if (start)
+    Profile::get().end(d, stream, start, function, grid);
 }
 
 //===----------------------------------------------------------------------===//

@@ -77,6 +77,20 @@ int moe_cuda_device_name(char *buf, int len);
  * may stay in the pool until a later call. */
 uint64_t moe_cuda_release_memory(void);
 
+/* Kernel times: with the environment variable MOE_CUDA_PROFILE=1 the
+ * runtime records a pair of events around every kernel it launches on a
+ * stream that is not being captured, and at exit writes to stderr, for
+ * each kernel and grid, the launches, their total GPU time and the median
+ * and mean of one launch (MOE_CUDA_PROFILE=<path> appends the report to
+ * that file instead; unset, empty or 0: nothing is recorded, and launches
+ * cost what they cost without it). Reading the events waits for the
+ * kernels, so a profiled program's host runs behind its GPU.
+ *
+ * moe_cuda_profile_report writes the report of the launches since the
+ * last one now (a program reports its phases apart) and returns how many
+ * launches it reported; 0 when MOE_CUDA_PROFILE is off. */
+int64_t moe_cuda_profile_report(void);
+
 /* Whether the expert GEMMs of the CUDA kernel library take their sm_90a
  * kernels (wgmma) on the device that the mgpu* functions use: 1 on a device
  * of compute capability 9.0 (the only one that runs sm_90a code), else 0.

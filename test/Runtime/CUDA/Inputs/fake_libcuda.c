@@ -15,6 +15,7 @@
 |*   FAKE_CUDA_FAIL     "symbol:code": that entry point returns code;         *|
 |*                      "symbol:code:n": only its n-th call does              *|
 |*   FAKE_CUDA_CC       the compute capability, 10 major + minor (default 90) *|
+|*   FAKE_CUDA_CAPTURING  1: every stream is being captured (default 0)       *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
@@ -295,8 +296,9 @@ CUresult cuStreamSynchronize(void *stream) {
   return enter("cuStreamSynchronize", "");
 }
 
+/* Streams are being captured (status 1) when FAKE_CUDA_CAPTURING is 1. */
 CUresult cuStreamIsCapturing(void *stream, int *status) {
-  *status = 0; /* CU_STREAM_CAPTURE_STATUS_NONE: the stand-in never captures */
+  *status = envInt("FAKE_CUDA_CAPTURING", 0);
   return enter("cuStreamIsCapturing", "");
 }
 
@@ -304,8 +306,12 @@ CUresult cuStreamWaitEvent(void *stream, void *event, unsigned flags) {
   return enter("cuStreamWaitEvent", "flags %u", flags);
 }
 
+/* An event holds the tick of its last record: the stand-in GPU's clock
+ * advances by 10 us at each record. */
+static long ticks;
+
 CUresult cuEventCreate(void **event, unsigned flags) {
-  *event = malloc(1);
+  *event = calloc(1, sizeof(long));
   return enter("cuEventCreate", "flags %u", flags);
 }
 
@@ -319,7 +325,13 @@ CUresult cuEventSynchronize(void *event) {
 }
 
 CUresult cuEventRecord(void *event, void *stream) {
+  *(long *)event = ++ticks;
   return enter("cuEventRecord", "");
+}
+
+CUresult cuEventElapsedTime(float *ms, void *start, void *stop) {
+  *ms = 0.01f * (float)(*(long *)stop - *(long *)start);
+  return enter("cuEventElapsedTime", "%.2f", *ms);
 }
 
 typedef unsigned long long CUdeviceptr;

@@ -176,6 +176,28 @@ int main(int argc, char **argv) {
     printf("one block: launched\n");
   } else if (!strcmp(mode, "alloc")) {
     mgpuMemAlloc(1 << 20, NULL, 0);
+  } else if (!strcmp(mode, "profile")) {
+    /* Kernel times by kernel and grid: a report now, another at exit. */
+    void *function =
+        mgpuModuleGetFunction(mgpuModuleLoadJIT((void *)kPtx, 2), "scale");
+    void *stream = mgpuStreamCreate();
+    float *device = mgpuMemAlloc(4 * sizeof(float), stream, 0);
+    void *arg = device;
+    void *params[] = {&arg};
+    mgpuLaunchKernel(function, 2, 1, 1, 32, 1, 1, 0, stream, params, NULL, 1);
+    mgpuLaunchKernel(function, 2, 1, 1, 32, 1, 1, 0, stream, params, NULL, 1);
+    mgpuLaunchKernel(function, 3, 1, 1, 32, 1, 1, 0, stream, params, NULL, 1);
+    mgpuLaunchClusterKernel(function, 2, 1, 1, 4, 1, 1, 128, 1, 1, 0, stream,
+                            params, NULL);
+    fflush(stdout);
+    printf("reported %lld\n", (long long)moe_cuda_profile_report());
+    printf("reported %lld\n", (long long)moe_cuda_profile_report());
+    fflush(stdout);
+    mgpuLaunchKernel(function, 1, 1, 1, 32, 1, 1, 0, stream, params, NULL, 1);
+    mgpuMemFree(device, stream);
+    mgpuStreamDestroy(stream);
+    printf("-- exit\n");
+    fflush(stdout);
   } else if (!strcmp(mode, "pool")) {
     /* Memory allocated on a stream comes from the runtime's pool, which
      * keeps it across a synchronization until asked to give it back. */
