@@ -166,6 +166,15 @@ inline int64_t kernelsGemvMaxRows(int64_t experts) {
   return fn ? fn(experts) : -1;
 }
 
+/// Whether libmoe_gpu_kernels' GEMVs without a gated activation on rows of
+/// `rowBytes` bytes take gemv_pairs (moe_gpu_gemv_pairs, looked up as
+/// above).
+inline bool kernelsGemvPairs(int64_t rowBytes) {
+  using Fn = int32_t (*)(int64_t);
+  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "moe_gpu_gemv_pairs"));
+  return fn && fn(rowBytes) != 0;
+}
+
 /// A device allocation of `count` elements of T.
 template <typename T> struct DeviceArray {
   CUdeviceptr ptr = 0;

@@ -202,11 +202,13 @@ struct Row {
   // the wgmma kernels with 128-row tiles, expertsWider on 128 x 256 tiles,
   // expertsColumns with the GEMM blocks in launch order (columns fastest);
   // expertsOther: decoding (T <= 16) on the path the row threshold did not
-  // pick (otherPath); layerGraph, expertsGraph: decoding, the call captured
-  // in a CUDA graph and replayed.
+  // pick (otherPath); expertsPairing: decoding with the down projection's
+  // GEMV on the other kernel (pairingPath: gemv_pairs, two columns a warp,
+  // or gemv_experts, one) than the runtime's choice; layerGraph,
+  // expertsGraph: decoding, the call captured in a CUDA graph and replayed.
   double layer, experts, expertsMma, expertsWide, expertsWider, expertsColumns,
-      expertsOther, layerGraph, expertsGraph, loop, grouped;
-  std::string otherPath;
+      expertsOther, expertsPairing, layerGraph, expertsGraph, loop, grouped;
+  std::string otherPath, pairingPath;
   std::string groupedNote;
   int64_t d = 0, f = 0;
 };
@@ -268,13 +270,14 @@ void printRow(const Row &r, double copyGBs, int64_t d, int64_t f) {
   auto tf = [&](double ms) { return ms > 0 ? flops / ms * 1e-9 : 0.0; };
   std::printf(
       "| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
-      "| %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f%s | %.4f | %.4f "
-      "| %.2f |%s\n",
+      "| %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f%s | %.4f%s | %.4f "
+      "| %.4f | %.2f |%s\n",
       r.shape.c_str(), (long long)r.T, (long long)r.rows, (long long)r.active,
       r.layer, r.experts, tf(r.experts), bytes / r.experts * 1e-6,
       100.0 * bytes / r.experts * 1e-6 / copyGBs, r.layerGraph, r.expertsGraph,
       r.expertsMma, r.expertsWide, r.expertsWider, r.expertsColumns,
-      r.expertsOther, r.otherPath.c_str(), r.loop, r.grouped,
+      r.expertsOther, r.otherPath.c_str(), r.expertsPairing,
+      r.pairingPath.c_str(), r.loop, r.grouped,
       r.grouped > 0 ? r.experts / r.grouped : 0.0, r.groupedNote.c_str());
   std::fflush(stdout);
 }
@@ -418,10 +421,10 @@ int main(int argc, char **argv) {
         "experts ms | mma.sync experts "
         "ms | wgmma 128x128 experts ms | wgmma 128x256 experts ms | "
         "columns-fastest experts ms | "
-        "other path ms | cublas-loop ms | cublas-grouped ms | experts / "
-        "grouped |\n"
+        "other path ms | other down GEMV ms | cublas-loop ms | "
+        "cublas-grouped ms | experts / grouped |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        "---|\n");
+        "---|---|\n");
   for (const Shape &s : shapes) {
     if (std::find(shapeNames.begin(), shapeNames.end(), s.name) ==
         shapeNames.end())
@@ -535,7 +538,7 @@ int main(int argc, char **argv) {
       r.experts = timeExperts();
       r.expertsGraph = T <= 16 ? graphMs(stream, reps, flush, experts) : -1;
       r.expertsMma = r.expertsWide = r.expertsWider = r.expertsColumns =
-          r.expertsOther = -1;
+          r.expertsOther = r.expertsPairing = -1;
       if (wgmma)
         r.expertsMma = expertsWith("MOE_GPU_WGMMA", "0");
       if (wgmma && T >= 256) {
@@ -552,6 +555,14 @@ int main(int argc, char **argv) {
         r.otherPath = gemv ? " (tensor cores)" : " (gemv)";
         std::string rows = gemv ? "0" : std::to_string(r.rows);
         r.expertsOther = expertsWith("MOE_GPU_GEMV_ROWS", rows.c_str());
+        // The down projection's GEMV (rows of f bf16) on the kernel the
+        // runtime did not pick.
+        if (gemv) {
+          bool pairs = kernelsGemvPairs(f * 2);
+          r.pairingPath = pairs ? " (one column)" : " (pairs)";
+          r.expertsPairing =
+              expertsWith("MOE_GPU_GEMV_PAIRS", pairs ? "0" : "1");
+        }
       }
 
       r.loop = r.grouped = -1;

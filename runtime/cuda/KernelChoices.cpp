@@ -47,6 +47,13 @@ MOE_CHOICE_EXPORT int64_t moe_gpu_gemv_max_rows(int64_t experts) {
   });
 }
 
+/// Whether a GEMV without a gated activation on rows of `rowBytes` bytes
+/// takes gemv_pairs: rows of at most 4 KiB, or MOE_GPU_GEMV_PAIRS.
+MOE_CHOICE_EXPORT int32_t moe_gpu_gemv_pairs(int64_t rowBytes) {
+  return readChoice("moe_gpu_gemv_pairs",
+                    [&](std::string &bad) { return gemvPairs(rowBytes, bad); });
+}
+
 /// The grid's y (or z) for n blocks along y.
 static int64_t gridSplit(const char *entry, int64_t n, bool z) {
   int64_t maxY = readChoice(entry, maxGridY);

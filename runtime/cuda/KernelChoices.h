@@ -26,6 +26,10 @@
 //                           16; 1: the columns fastest, as launched)
 //   MOE_GPU_GEMV_ROWS=N     gemv_experts for at most N rows (default
 //                           max(16, 2 E)), the tensor-core GEMMs above
+//   MOE_GPU_GEMV_PAIRS=0|1  those GEMVs without a gated activation on
+//                           gemv_experts (one column a warp) or gemv_pairs
+//                           (two); default: gemv_pairs for weight rows of
+//                           at most 4 KiB
 //   MOE_GPU_MAX_GRID_Y=N    at most N blocks in a grid's y dimension, the
 //                           rest in z (default and largest 65535, the
 //                           limit of every CUDA device; smaller values
@@ -88,6 +92,24 @@ inline int32_t wgmmaRows(std::string &bad) {
 /// default) or 256.
 inline int32_t wgmmaCols(std::string &bad) {
   return sizeChoice("MOE_GPU_WGMMA_COLS", 128, 256, bad);
+}
+
+/// Whether a GEMV without a gated activation on weight rows of `rowBytes`
+/// bytes takes gemv_pairs (two output columns a warp) rather than
+/// gemv_experts: MOE_GPU_GEMV_PAIRS, 0 or 1, or, when it is unset or empty,
+/// rows of at most 4 KiB (short rows make many short-lived blocks of one
+/// column a warp). Any other value is put in `bad` (and the default
+/// returned).
+inline int32_t gemvPairs(int64_t rowBytes, std::string &bad) {
+  int32_t fallback = rowBytes <= 4096;
+  const char *env = std::getenv("MOE_GPU_GEMV_PAIRS");
+  std::string value = env ? env : "";
+  if (value.empty())
+    return fallback;
+  if (value == "0" || value == "1")
+    return value == "1";
+  bad = "MOE_GPU_GEMV_PAIRS must be 0 or 1, found '" + value + "'";
+  return fallback;
 }
 
 /// The environment variable `name` as an integer in 1..`limit`, or

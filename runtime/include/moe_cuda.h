@@ -123,6 +123,14 @@ int64_t moe_gpu_gemm_group(void);
  * stderr before an abort). The kernel library calls this on every call. */
 int64_t moe_gpu_gemv_max_rows(int64_t experts);
 
+/* Whether the kernel library's GEMVs without a gated activation (the down
+ * projection at decoding) on weight rows of row_bytes bytes take
+ * gemv_pairs, two output columns a warp, rather than gemv_experts, one:
+ * 1 for rows of at most 4 KiB (short rows make many short-lived blocks),
+ * unless the environment variable MOE_GPU_GEMV_PAIRS is 0 or 1 (anything
+ * else is an error, reported on stderr before an abort). */
+int32_t moe_gpu_gemv_pairs(int64_t row_bytes);
+
 /* The grid the kernel library launches for n blocks along y, which CUDA
  * caps at 65535: y = min(n, 65535) blocks in y and z = ceil(n / y) in z
  * (0 and 0 for n <= 0); the kernels read their index as blockIdx.y +

@@ -53,6 +53,13 @@
 //                       two chunks of K in flight a lane, f32 sums, a
 //                       butterfly across the lanes). Y = X W[e]^T (f32), or the gated
 //                       activation H (bf16) of gate and up weights.
+//   gemv_pairs          gemv_experts' Y = X W[e]^T with two adjacent output
+//                       columns a warp (half the blocks, the bytes of two
+//                       weight rows in flight a warp), for short rows: the
+//                       host functions take it when a row is at most 4 KiB
+//                       (@moe_gpu_gemv_pairs; MOE_GPU_GEMV_PAIRS overrides).
+//                       Each column's sum is in gemv_experts' order: the
+//                       outputs are bitwise the same.
 //   activate            H = bf16(act(Hf)) elementwise, for plain MLP experts
 //                       (an empty Wu: the first GEMM is grouped_gemm_mma
 //                       into f32 rows Hf). One thread per element.
@@ -578,6 +585,70 @@ gpu.module @moe_experts {
         : f32, f32, f32, f32, f32, f32, f32, f32
   }
 
+  // The sums of gemv_experts and gemv_pairs for rows rb .. rb + 3 of a
+  // tile (those below mend) against the weight row Wa[e, ja] and, when
+  // `second`, Wb[e, jb]: (a_0 .. a_3, b_0 .. b_3), the lane's part of each
+  // dot product (8-element chunks from 8 lane, two 256-element strides
+  // apart an iteration), for a butterfly to add up.
+  func.func private @gemv_sums(%X: memref<?x?xbf16>, %Wa: memref<?x?x?xbf16>,
+                               %Wb: memref<?x?x?xbf16>, %e: index, %j: index,
+                               %jb: index, %rb: index, %mend: index, %second: i1)
+      -> (f32, f32, f32, f32, f32, f32, f32, f32) {
+    %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
+    %c32 = arith.constant 32 : index
+    %c256 = arith.constant 256 : index
+    %c512 = arith.constant 512 : index
+    %f0 = arith.constant 0.0 : f32
+    %zero8b = arith.constant dense<0.0> : vector<8xbf16>
+    %K = memref.dim %X, %c1 : memref<?x?xbf16>
+    %klast = arith.subi %K, %c8 : index
+    %tid = gpu.thread_id x
+    %lane = arith.remui %tid, %c32 : index
+    %k0 = arith.muli %lane, %c8 : index
+    // Two chunks of K an iteration (k and k + 256, the second clamped
+    // to the row and its sums discarded past it): every weight load of
+    // the iteration is issued before the first is used, twice the bytes
+    // in flight a warp; the sums still go in K order.
+    %acc:8 = scf.for %k = %k0 to %K step %c512
+        iter_args(%a0 = %f0, %a1 = %f0, %a2 = %f0, %a3 = %f0, %b0 = %f0, %b1 = %f0, %b2 = %f0, %b3 = %f0)
+        -> (f32, f32, f32, f32, f32, f32, f32, f32) {
+      %k2 = arith.addi %k, %c256 : index
+      %has2 = arith.cmpi ult, %k2, %K : index
+      %k2_in = arith.minui %k2, %klast : index
+      %wa = vector.load %Wa[%e, %j, %k] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
+      %wa2 = vector.load %Wa[%e, %j, %k2_in] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
+      %wb:2 = scf.if %second -> (vector<8xbf16>, vector<8xbf16>) {
+        %v = vector.load %Wb[%e, %jb, %k] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
+        %v2 = vector.load %Wb[%e, %jb, %k2_in] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
+        scf.yield %v, %v2 : vector<8xbf16>, vector<8xbf16>
+      } else {
+        scf.yield %zero8b, %zero8b : vector<8xbf16>, vector<8xbf16>
+      }
+      %p:8 = func.call @gemv_chunk(%X, %rb, %mend, %k, %wa, %wb#0, %second,
+                                   %a0, %a1, %a2, %a3, %b0, %b1, %b2, %b3)
+          : (memref<?x?xbf16>, index, index, index, vector<8xbf16>, vector<8xbf16>, i1,
+             f32, f32, f32, f32, f32, f32, f32, f32)
+          -> (f32, f32, f32, f32, f32, f32, f32, f32)
+      %q:8 = func.call @gemv_chunk(%X, %rb, %mend, %k2_in, %wa2, %wb#1, %second,
+                                   %p#0, %p#1, %p#2, %p#3, %p#4, %p#5, %p#6, %p#7)
+          : (memref<?x?xbf16>, index, index, index, vector<8xbf16>, vector<8xbf16>, i1,
+             f32, f32, f32, f32, f32, f32, f32, f32)
+          -> (f32, f32, f32, f32, f32, f32, f32, f32)
+      %o0 = arith.select %has2, %q#0, %p#0 : f32
+      %o1 = arith.select %has2, %q#1, %p#1 : f32
+      %o2 = arith.select %has2, %q#2, %p#2 : f32
+      %o3 = arith.select %has2, %q#3, %p#3 : f32
+      %o4 = arith.select %has2, %q#4, %p#4 : f32
+      %o5 = arith.select %has2, %q#5, %p#5 : f32
+      %o6 = arith.select %has2, %q#6, %p#6 : f32
+      %o7 = arith.select %has2, %q#7, %p#7 : f32
+      scf.yield %o0, %o1, %o2, %o3, %o4, %o5, %o6, %o7 : f32, f32, f32, f32, f32, f32, f32, f32
+    }
+    return %acc#0, %acc#1, %acc#2, %acc#3, %acc#4, %acc#5, %acc#6, %acc#7
+        : f32, f32, f32, f32, f32, f32, f32, f32
+  }
+
   // The expert GEMMs for few rows per group (decoding), bound by reading
   // the weights: one warp per output column j (8 per block of 256
   // threads), one block per (8 columns, tile of the map). For the tile's
@@ -656,45 +727,9 @@ gpu.module @moe_experts {
       // are skipped (uniform across the warp), so that decoding (a row or
       // two per expert) does the multiply-adds of its rows only.
       scf.for %rb = %m0 to %mend step %c4 {
-        // Two chunks of K an iteration (k and k + 256, the second clamped
-        // to the row and its sums discarded past it): every weight load of
-        // the iteration is issued before the first is used, twice the bytes
-        // in flight a warp; the sums still go in K order.
-        %acc:8 = scf.for %k = %k0 to %K step %c512
-            iter_args(%a0 = %f0, %a1 = %f0, %a2 = %f0, %a3 = %f0, %b0 = %f0, %b1 = %f0, %b2 = %f0, %b3 = %f0)
-            -> (f32, f32, f32, f32, f32, f32, f32, f32) {
-          %k2 = arith.addi %k, %c256 : index
-          %has2 = arith.cmpi ult, %k2, %K : index
-          %k2_in = arith.minui %k2, %klast : index
-          %wa = vector.load %Wa[%e, %j, %k] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
-          %wa2 = vector.load %Wa[%e, %j, %k2_in] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
-          %wb:2 = scf.if %gated_b -> (vector<8xbf16>, vector<8xbf16>) {
-            %v = vector.load %Wb[%e, %jb, %k] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
-            %v2 = vector.load %Wb[%e, %jb, %k2_in] {alignment = 16} : memref<?x?x?xbf16>, vector<8xbf16>
-            scf.yield %v, %v2 : vector<8xbf16>, vector<8xbf16>
-          } else {
-            scf.yield %zero8b, %zero8b : vector<8xbf16>, vector<8xbf16>
-          }
-          %p:8 = func.call @gemv_chunk(%X, %rb, %mend, %k, %wa, %wb#0, %gated_b,
-                                       %a0, %a1, %a2, %a3, %b0, %b1, %b2, %b3)
-              : (memref<?x?xbf16>, index, index, index, vector<8xbf16>, vector<8xbf16>, i1,
-                 f32, f32, f32, f32, f32, f32, f32, f32)
-              -> (f32, f32, f32, f32, f32, f32, f32, f32)
-          %q:8 = func.call @gemv_chunk(%X, %rb, %mend, %k2_in, %wa2, %wb#1, %gated_b,
-                                       %p#0, %p#1, %p#2, %p#3, %p#4, %p#5, %p#6, %p#7)
-              : (memref<?x?xbf16>, index, index, index, vector<8xbf16>, vector<8xbf16>, i1,
-                 f32, f32, f32, f32, f32, f32, f32, f32)
-              -> (f32, f32, f32, f32, f32, f32, f32, f32)
-          %o0 = arith.select %has2, %q#0, %p#0 : f32
-          %o1 = arith.select %has2, %q#1, %p#1 : f32
-          %o2 = arith.select %has2, %q#2, %p#2 : f32
-          %o3 = arith.select %has2, %q#3, %p#3 : f32
-          %o4 = arith.select %has2, %q#4, %p#4 : f32
-          %o5 = arith.select %has2, %q#5, %p#5 : f32
-          %o6 = arith.select %has2, %q#6, %p#6 : f32
-          %o7 = arith.select %has2, %q#7, %p#7 : f32
-          scf.yield %o0, %o1, %o2, %o3, %o4, %o5, %o6, %o7 : f32, f32, f32, f32, f32, f32, f32, f32
-        }
+        %acc:8 = func.call @gemv_sums(%X, %Wa, %Wb, %e, %j, %jb, %rb, %mend, %gated_b)
+            : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, index,
+               index, index, index, i1) -> (f32, f32, f32, f32, f32, f32, f32, f32)
         %s0 = arith.addi %rb, %c0 : index
         %ok0 = arith.cmpi ult, %s0, %mend : index
         scf.if %ok0 {
@@ -767,6 +802,98 @@ gpu.module @moe_experts {
             }
           }
         }
+      }
+    }
+    gpu.return
+  }
+
+  // Rows r of gemv_pairs below mend: the butterflies of the sums a (of
+  // column j) and b (of column jb), stored by lane 0.
+  func.func private @gemv_store_pair(%Y: memref<?x?xf32>, %r: index,
+                                     %mend: index, %j: index, %jb: index,
+                                     %a: f32, %b: f32, %lane0: i1) {
+    %in = arith.cmpi ult, %r, %mend : index
+    scf.if %in {
+      %ta = func.call @warp_sum(%a) : (f32) -> f32
+      %tb = func.call @warp_sum(%b) : (f32) -> f32
+      scf.if %lane0 {
+        memref.store %ta, %Y[%r, %j] : memref<?x?xf32>
+        memref.store %tb, %Y[%r, %jb] : memref<?x?xf32>
+      }
+    }
+    return
+  }
+
+  // gemv_experts' Y = X W[e]^T (f32, no gated activation) with two
+  // adjacent output columns a warp, 2 w and 2 w + 1 for warp w of the
+  // grid (when the number of columns is odd, the last warp reads its row
+  // twice and stores the same sum twice): each warp has the bytes of two
+  // weight rows in flight, as the gated GEMM's does, and there are half as
+  // many blocks. The host functions take it for short rows (the runtime's
+  // choice, @moe_gpu_gemv_pairs: at most 4 KiB, e.g. the down projection
+  // of small experts at decoding, where one column a warp makes many
+  // short-lived blocks). Same grid y (the tile map), block and order of
+  // additions as gemv_experts.
+  gpu.func @gemv_pairs(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
+                       %off: memref<?xi32>, %tile_expert: memref<?xi32>,
+                       %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
+                       %Y: memref<?x?xf32>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 80 : i32} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c3 = arith.constant 3 : index
+    %c4 = arith.constant 4 : index
+    %c8 = arith.constant 8 : index
+    %c32 = arith.constant 32 : index
+    %c64 = arith.constant 64 : index
+    %true = arith.constant true
+    %n = memref.dim %Y, %c1 : memref<?x?xf32>
+    %last = arith.subi %n, %c1 : index
+    %bx = gpu.block_id x
+    %by = func.call @block_index_y() : () -> index
+    %tid = gpu.thread_id x
+    %warp = arith.divui %tid, %c32 : index
+    %lane = arith.remui %tid, %c32 : index
+    %lane0 = arith.cmpi eq, %lane, %c0 : index
+    %w0 = arith.muli %bx, %c8 : index
+    %w = arith.addi %w0, %warp : index
+    %j = arith.muli %w, %c2 : index
+    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
+    %nt = arith.index_cast %nt_i : i32 to index
+    %tile_ok = arith.cmpi ult, %by, %nt : index
+    %col_ok = arith.cmpi ult, %j, %n : index
+    // Warp-uniform: no barrier below.
+    %active = arith.andi %tile_ok, %col_ok : i1
+    scf.if %active {
+      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
+      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
+      %e = arith.index_cast %e_i : i32 to index
+      %j1 = arith.addi %j, %c1 : index
+      %jb = arith.minui %j1, %last : index
+      func.call @prefetch_row_l2(%W, %e, %j) : (memref<?x?x?xbf16>, index, index) -> ()
+      func.call @prefetch_row_l2(%W, %e, %jb) : (memref<?x?x?xbf16>, index, index) -> ()
+      %m0 = arith.index_cast %m0_i : i32 to index
+      %e1 = arith.addi %e, %c1 : index
+      %hi_i = memref.load %off[%e1] : memref<?xi32>
+      %hi = arith.index_cast %hi_i : i32 to index
+      %m64 = arith.addi %m0, %c64 : index
+      %mend = arith.minui %m64, %hi : index
+      scf.for %rb = %m0 to %mend step %c4 {
+        %acc:8 = func.call @gemv_sums(%X, %W, %W, %e, %j, %jb, %rb, %mend, %true)
+            : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, index,
+               index, index, index, i1) -> (f32, f32, f32, f32, f32, f32, f32, f32)
+        %r1 = arith.addi %rb, %c1 : index
+        %r2 = arith.addi %rb, %c2 : index
+        %r3 = arith.addi %rb, %c3 : index
+        func.call @gemv_store_pair(%Y, %rb, %mend, %j, %jb, %acc#0, %acc#4, %lane0)
+            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1) -> ()
+        func.call @gemv_store_pair(%Y, %r1, %mend, %j, %jb, %acc#1, %acc#5, %lane0)
+            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1) -> ()
+        func.call @gemv_store_pair(%Y, %r2, %mend, %j, %jb, %acc#2, %acc#6, %lane0)
+            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1) -> ()
+        func.call @gemv_store_pair(%Y, %r3, %mend, %j, %jb, %acc#3, %acc#7, %lane0)
+            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1) -> ()
       }
     }
     gpu.return
@@ -1991,6 +2118,11 @@ func.func private @tiles64(%n: index) -> index {
 // MOE_GPU_GEMV_ROWS says otherwise.
 func.func private @moe_gpu_gemv_max_rows(i64) -> i64
 
+// Whether a GEMV without a gated activation on rows of `row_bytes` bytes
+// takes gemv_pairs rather than gemv_experts (the runtime's choice: rows of
+// at most 4 KiB, unless MOE_GPU_GEMV_PAIRS says otherwise).
+func.func private @moe_gpu_gemv_pairs(i64) -> i32
+
 // The grid's y and z for n blocks along y, past CUDA's 65535 in y
 // (runtime/include/moe_cuda.h); kernels read @block_index_y.
 func.func private @moe_gpu_grid_y(index) -> index
@@ -2274,8 +2406,21 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %tcols = call @wgmma_tile_cols(%wg) : (i1) -> index
   %gwc = call @ceil_div(%nout, %tcols) : (index, index) -> index
   %gw = arith.select %wg, %gwc, %c0 : index
+  // Few rows: gemv_experts, or gemv_pairs (two columns a warp) when the
+  // runtime takes it for rows of K bf16.
+  %K = memref.dim %X, %c1 : memref<?x?xbf16>
+  %row_bytes = arith.muli %K, %c2 : index
+  %row_bytes_i = arith.index_cast %row_bytes : index to i64
+  %pairs_i = call @moe_gpu_gemv_pairs(%row_bytes_i) : (i64) -> i32
+  %pairs = arith.cmpi ne, %pairs_i, %z : i32
   %g8 = call @tiles8(%nout) : (index) -> index
-  %gv = arith.select %few, %g8, %c0 : index
+  %gv_few = arith.select %few, %g8, %c0 : index
+  %gv = arith.select %pairs, %c0, %gv_few : index
+  %nout1 = arith.addi %nout, %c1 : index
+  %npairs = arith.divui %nout1, %c2 : index
+  %gp8 = call @tiles8(%npairs) : (index) -> index
+  %gp_few = arith.select %few, %gp8, %c0 : index
+  %gp = arith.select %pairs, %gp_few, %c0 : index
   %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
   %tz = call @moe_gpu_grid_z(%maxtiles) : (index) -> index
   %group = call @gemm_group() : () -> index
@@ -2307,7 +2452,12 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
            %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
            %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32,
            %z : i32)
-  return %k1 : !gpu.async.token
+  %k2 = gpu.launch_func async [%k1] @moe_experts::@gemv_pairs
+      blocks in (%gp, %ty, %tz) threads in (%c256, %c1, %c1)
+      args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
+           %off : memref<?xi32>, %te : memref<?xi32>, %tm : memref<?xi32>,
+           %nt : memref<1xi32>, %Y : memref<?x?xf32>)
+  return %k2 : !gpu.async.token
 }
 
 // D = bf16(X A[e]^T) B[e]^T: a LoRA delta before its scale alpha / r, the

@@ -17,6 +17,19 @@
 // RUN:   --stats-json %t.stats/stats.json --stats-history %t.stats/history.jsonl $(cat %t.stats/moe-run.args) > /dev/null
 // RUN: %python %S/../../Tools/moe-run/Inputs/check_stats.py %t.stats/stats.json %t.stats/history.jsonl 4 41 4 | FileCheck %s --check-prefix=STATS
 // STATS: OK: 16 experts, {{[0-9]+}} pairs
+// Decoding's down projection on gemv_pairs (two columns a warp, the
+// default for its rows of 48 bf16) and on gemv_experts (one): the second
+// column of a pair is summed in the same order as a column alone, so the
+// outputs are bitwise the same, and the reference's.
+// RUN: rm -rf %t.pairs
+// RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1 E=16 k=4 f=48" --seed 9 --tokens 1,7 --dir %t.pairs > /dev/null
+// RUN: moe-run %t.pairs/case.mlir --entry case --pipeline cuda-emu --quiet $(cat %t.pairs/moe-run.args) > /dev/null
+// RUN: moe-reference compare --dir %t.pairs | FileCheck %s --check-prefix=PAIRS
+// RUN: cp %t.pairs/set0/out0.npy %t.pairs/set0.npy && cp %t.pairs/set1/out0.npy %t.pairs/set1.npy
+// RUN: env MOE_GPU_GEMV_PAIRS=0 moe-run %t.pairs/case.mlir --entry case --pipeline cuda-emu --quiet $(cat %t.pairs/moe-run.args) > /dev/null
+// RUN: cmp %t.pairs/set0/out0.npy %t.pairs/set0.npy
+// RUN: cmp %t.pairs/set1/out0.npy %t.pairs/set1.npy
+// PAIRS: compare: 2 sets, 6 outputs, all ok
 
 // CHECK-COUNT-38: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok; coactivation: {{[0-9]+}} sets, {{[0-9]+}} pairs, {{[0-9]+}} co-activations, as the reference
 // CHECK-NOT: compare:

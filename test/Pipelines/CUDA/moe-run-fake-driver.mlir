@@ -34,8 +34,9 @@
 // CAPACITY:      cuda: cuStreamSynchronize()
 // A Qwen2-MoE-style gated shared expert (fs = 64): after the combine, its
 // offsets, its gate, the experts' GEMMs on one group of the 7 tokens
-// (ceil(7 / 64) + 1 tiles; 7 rows: gemv_experts, 8 columns a block) and
-// the addition, on the layer's stream.
+// (ceil(7 / 64) + 1 tiles; 7 rows: gemv_experts, 8 columns a block, and
+// the down projection's short rows on gemv_pairs, 16) and the addition, on
+// the layer's stream.
 // RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1 shared=gated" \
 // RUN:   --seed 1 --tokens 7 --dir %t/shared
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/shared/case.mlir --entry case \
@@ -45,7 +46,7 @@
 // SHARED:      cuda: cuLaunchKernel(shared_gate, grid 1x1x1, block 256x1x1, smem 0, a stream)
 // SHARED:      cuda: cuLaunchKernel(build_tile_map, grid 1x1x1, block 256x1x1, smem 0, a stream)
 // SHARED:      cuda: cuLaunchKernel(gemv_experts, grid 8x2x1, block 256x1x1, smem 0, a stream)
-// SHARED:      cuda: cuLaunchKernel(gemv_experts, grid 4x2x1, block 256x1x1, smem 0, a stream)
+// SHARED:      cuda: cuLaunchKernel(gemv_pairs, grid 2x2x1, block 256x1x1, smem 0, a stream)
 // SHARED:      cuda: cuLaunchKernel(add_shared, grid 1x7x1, block 256x1x1, smem 0, a stream)
 // SHARED-NOT:  cuStreamSynchronize
 // SHARED:      cuda: cuMemcpyAsync(896)
@@ -70,14 +71,15 @@
 
 // Decode (one token, k = 8 of 64 experts): the expert GEMMs on
 // ceil(8 / 64) + min(64, 8) = 9 tiles, not one per expert, by
-// gemv_experts (8 rows: one warp per output column, 8 a block).
+// gemv_experts (8 rows: one warp per output column, 8 a block) and, for the
+// down projection's short rows (f = 48), gemv_pairs (two columns a warp).
 // RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1 E=64 k=8" \
 // RUN:   --seed 1 --tokens 1 --dir %t/decode
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/decode/case.mlir --entry case \
 // RUN:   --pipeline cuda --quiet $(cat %t/decode/moe-run.args) | FileCheck %s --check-prefix=DECODE
 // DECODE-NOT: cuLaunchKernel(gate_up_swiglu_mma
 // DECODE: cuda: cuLaunchKernel(gemv_experts, grid 6x9x1, block 256x1x1, smem 0, a stream)
-// DECODE: cuda: cuLaunchKernel(gemv_experts, grid 4x9x1, block 256x1x1, smem 0, a stream)
+// DECODE: cuda: cuLaunchKernel(gemv_pairs, grid 2x9x1, block 256x1x1, smem 0, a stream)
 // DECODE-NOT: cuLaunchKernel(grouped_gemm_mma
 
 // Prefill-sized (40 tokens, 80 rows > max(16, 2 E)): the tensor-core
@@ -207,12 +209,13 @@
 // The expert GEMMs on ceil(14 / 64) + min(8, 14) = 9 tiles, the bound of
 // the tile map: the group sizes are never read on the host. 14 rows are
 // few (at most max(16, 2 E)): gemv_experts, 8 output columns a block, for
-// the gate/up (f = 48) and the down projection (d = 32).
+// the gate/up (f = 48), and gemv_pairs, 16, for the down projection (d =
+// 32, on rows of 48 bf16).
 // CHECK:         cuda: cuLaunchKernel(build_tile_map, grid 1x1x1, block 256x1x1, smem 0, a stream)
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(gemv_experts, grid 6x9x1, block 256x1x1, smem 0, a stream)
 // CHECK-NOT:     cuStream
-// CHECK:         cuda: cuLaunchKernel(gemv_experts, grid 4x9x1, block 256x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(gemv_pairs, grid 2x9x1, block 256x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
