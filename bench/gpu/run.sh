@@ -26,7 +26,7 @@
 #               layers and the experts (MOE_CUDA_PROFILE)
 #   summary.txt all of the above with the date and the bundle's commit
 #   perf-gpu.md the benchmark's tables and targets, as docs/perf-gpu.md
-#               begins them
+#               begins them, and the largest kernel times of profile.txt
 # Exits with 77 when there is no usable GPU, 1 when a check failed.
 # On a machine with a build tree: bench/gpu/bundle.sh && bench/gpu/run.sh
 set -uo pipefail
@@ -200,6 +200,20 @@ tail -n 30 "$out/profile.txt"
   grep '^copy:' "$out/bench.txt" || true
   echo
   sed -n '/^| shape | T | rows/,$p' "$out/bench.txt"
+  # The kernels that took the most GPU time in each profiled call: the
+  # first six rows of each report of profile.txt.
+  echo
+  echo "Kernel times (MOE_CUDA_PROFILE, the six largest of each call):"
+  echo
+  echo "| shape | T | call | kernel | grid | launches | total ms | median us |"
+  echo "|---|---|---|---|---|---|---|---|"
+  awk '/^== / { shape = $2; t = $3; sub(/^T=/, "", t);
+                sub(/:$/, "", t); call = $4 " " $5; sub(/,$/, "", call);
+                n = 0; next }
+       /^moe cuda profile:/ || /^kernel grid/ { next }
+       shape != "" && NF == 6 && n < 6 {
+         printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                shape, t, call, $1, $2, $3, $4, $5; n++ }' "$out/profile.txt"
 } > "$out/perf-gpu.md"
 step "results in $out (summary.txt, perf-gpu.md)"
 exit $status
