@@ -33,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -50,8 +51,16 @@ namespace {
   std::abort();
 }
 
-void check(const Driver &d, CUresult result, const std::string &call) {
-  if (result != CUDA_SUCCESS)
+/// Aborts naming `call` when `result` is an error. `call` is a string, or
+/// a function that builds one: the checks on every launch, allocation and
+/// entry build their message only on a failure.
+template <typename Call>
+void check(const Driver &d, CUresult result, const Call &call) {
+  if (result == CUDA_SUCCESS)
+    return;
+  if constexpr (std::is_invocable_v<Call>)
+    fail(call(), describeError(d, result));
+  else
     fail(call, describeError(d, result));
 }
 
@@ -101,7 +110,9 @@ CUresult makeCurrent(const Driver &d) {
 /// The driver, ready for `entry` to use on this thread.
 const Driver &enter(const char *entry) {
   const Driver &d = driverFor(entry);
-  check(d, makeCurrent(d), std::string(entry) + ": making the context current");
+  check(d, makeCurrent(d), [&] {
+    return std::string(entry) + ": making the context current";
+  });
   return d;
 }
 
@@ -517,8 +528,9 @@ MOE_CUDA_EXPORT CUfunction mgpuModuleGetFunction(CUmodule module,
   if (!module)
     return nullptr;
   CUfunction function = nullptr;
-  check(d, d.cuModuleGetFunction(&function, module, name),
-        std::string("cuModuleGetFunction(\"") + (name ? name : "") + "\")");
+  check(d, d.cuModuleGetFunction(&function, module, name), [&] {
+    return std::string("cuModuleGetFunction(\"") + (name ? name : "") + "\")";
+  });
   if (profiling())
     Profile::get().name(function, name);
   return function;
@@ -547,8 +559,10 @@ MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
         d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0],
                          block[1], block[2], unsigned(smem), stream, params,
                          extra),
-        "cuLaunchKernel(grid " + dimsString(grid) + ", block " +
-            dimsString(block) + ")");
+        [&] {
+          return "cuLaunchKernel(grid " + dimsString(grid) + ", block " +
+                 dimsString(block) + ")";
+        });
   if (start)
     Profile::get().end(d, stream, start, function, grid);
 }
@@ -629,9 +643,10 @@ mgpuLaunchClusterKernel(CUfunction function, intptr_t clusterX,
   config.attrs = attributes;
   config.numAttrs = 2;
   CUevent start = profiling() ? Profile::get().begin(d, stream) : nullptr;
-  check(d, d.cuLaunchKernelEx(&config, function, params, extra),
-        "cuLaunchKernelEx(cluster " + dimsString(cluster) + ", grid " +
-            dimsString(grid) + ", block " + dimsString(block) + ")");
+  check(d, d.cuLaunchKernelEx(&config, function, params, extra), [&] {
+    return "cuLaunchKernelEx(cluster " + dimsString(cluster) + ", grid " +
+           dimsString(grid) + ", block " + dimsString(block) + ")";
+  });
   if (start)
     Profile::get().end(d, stream, start, function, grid);
 }
@@ -824,11 +839,6 @@ MOE_CUDA_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream,
   CUdeviceptr ptr = 0;
   bool ordered = stream && !isHostShared;
   CUmemoryPool pool = ordered ? streamPool(d, defaultDevice()) : nullptr;
-  std::string call = std::string(isHostShared ? "cuMemAllocManaged"
-                                 : pool       ? "cuMemAllocFromPoolAsync"
-                                 : ordered    ? "cuMemAllocAsync"
-                                              : "cuMemAlloc") +
-                     "(" + std::to_string(sizeBytes) + " bytes)";
   auto allocate = [&] {
     if (isHostShared)
       return d.cuMemAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL);
@@ -838,7 +848,13 @@ MOE_CUDA_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream,
       return d.cuMemAllocAsync(&ptr, sizeBytes, stream);
     return d.cuMemAlloc(&ptr, sizeBytes);
   };
-  check(d, allocateOrTrim(d, allocate), call);
+  check(d, allocateOrTrim(d, allocate), [&] {
+    return std::string(isHostShared ? "cuMemAllocManaged"
+                       : pool       ? "cuMemAllocFromPoolAsync"
+                       : ordered    ? "cuMemAllocAsync"
+                                    : "cuMemAlloc") +
+           "(" + std::to_string(sizeBytes) + " bytes)";
+  });
   if (ordered) {
     std::lock_guard<std::mutex> lock(streamOrderedMutex);
     streamOrdered.insert(ptr);

@@ -585,6 +585,34 @@ gpu.module @moe_experts {
         : f32, f32, f32, f32, f32, f32, f32, f32
   }
 
+  // Whether block row %by of a GEMV's grid has a tile of the map.
+  func.func private @gemv_tile_ok(%num_tiles: memref<1xi32>, %by: index) -> i1 {
+    %c0 = arith.constant 0 : index
+    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
+    %nt = arith.index_cast %nt_i : i32 to index
+    %ok = arith.cmpi ult, %by, %nt : index
+    return %ok : i1
+  }
+
+  // Tile %by of the map for the GEMVs: its expert e and its rows
+  // [m0, mend), at most 64 and within the group.
+  func.func private @gemv_tile(%off: memref<?xi32>, %tile_expert: memref<?xi32>,
+                               %tile_m0: memref<?xi32>, %by: index)
+      -> (index, index, index) {
+    %c1 = arith.constant 1 : index
+    %c64 = arith.constant 64 : index
+    %e_i = memref.load %tile_expert[%by] : memref<?xi32>
+    %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
+    %e = arith.index_cast %e_i : i32 to index
+    %m0 = arith.index_cast %m0_i : i32 to index
+    %e1 = arith.addi %e, %c1 : index
+    %hi_i = memref.load %off[%e1] : memref<?xi32>
+    %hi = arith.index_cast %hi_i : i32 to index
+    %m64 = arith.addi %m0, %c64 : index
+    %mend = arith.minui %m64, %hi : index
+    return %e, %m0, %mend : index, index, index
+  }
+
   // The sums of gemv_experts and gemv_pairs for rows rb .. rb + 3 of a
   // tile (those below mend) against the weight row Wa[e, ja] and, when
   // `second`, Wb[e, jb]: (a_0 .. a_3, b_0 .. b_3), the lane's part of each
@@ -676,14 +704,7 @@ gpu.module @moe_experts {
     %c4 = arith.constant 4 : index
     %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
-    %c64 = arith.constant 64 : index
-    %c256 = arith.constant 256 : index
-    %c512 = arith.constant 512 : index
     %z = arith.constant 0 : i32
-    %f0 = arith.constant 0.0 : f32
-    %zero8b = arith.constant dense<0.0> : vector<8xbf16>
-    %K = memref.dim %X, %c1 : memref<?x?xbf16>
-    %klast = arith.subi %K, %c8 : index
     %gated_b = arith.cmpi ne, %gated, %z : i32
     %nh = memref.dim %H, %c1 : memref<?x?xbf16>
     %ny = memref.dim %Y, %c1 : memref<?x?xf32>
@@ -699,16 +720,13 @@ gpu.module @moe_experts {
     %lane0 = arith.cmpi eq, %lane, %c0 : index
     %j0 = arith.muli %bx, %c8 : index
     %j = arith.addi %j0, %warp : index
-    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
-    %nt = arith.index_cast %nt_i : i32 to index
-    %tile_ok = arith.cmpi ult, %by, %nt : index
+    %tile_ok = func.call @gemv_tile_ok(%num_tiles, %by) : (memref<1xi32>, index) -> i1
     %col_ok = arith.cmpi ult, %j, %n : index
     // Warp-uniform: no barrier below.
     %active = arith.andi %tile_ok, %col_ok : i1
     scf.if %active {
-      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
-      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
-      %e = arith.index_cast %e_i : i32 to index
+      %e, %m0, %mend = func.call @gemv_tile(%off, %tile_expert, %tile_m0, %by)
+          : (memref<?xi32>, memref<?xi32>, memref<?xi32>, index) -> (index, index, index)
       %jb = arith.addi %ub, %j : index
       // The warp's weight rows into L2 first, as soon as the expert is
       // known.
@@ -716,13 +734,6 @@ gpu.module @moe_experts {
       scf.if %gated_b {
         func.call @prefetch_row_l2(%Wb, %e, %jb) : (memref<?x?x?xbf16>, index, index) -> ()
       }
-      %m0 = arith.index_cast %m0_i : i32 to index
-      %e1 = arith.addi %e, %c1 : index
-      %hi_i = memref.load %off[%e1] : memref<?xi32>
-      %hi = arith.index_cast %hi_i : i32 to index
-      %m64 = arith.addi %m0, %c64 : index
-      %mend = arith.minui %m64, %hi : index
-      %k0 = arith.muli %lane, %c8 : index
       // Rows past the tile's end, and the second product when not gated,
       // are skipped (uniform across the warp), so that decoding (a row or
       // two per expert) does the multiply-adds of its rows only.
@@ -846,7 +857,6 @@ gpu.module @moe_experts {
     %c4 = arith.constant 4 : index
     %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
-    %c64 = arith.constant 64 : index
     %true = arith.constant true
     %n = memref.dim %Y, %c1 : memref<?x?xf32>
     %last = arith.subi %n, %c1 : index
@@ -859,26 +869,17 @@ gpu.module @moe_experts {
     %w0 = arith.muli %bx, %c8 : index
     %w = arith.addi %w0, %warp : index
     %j = arith.muli %w, %c2 : index
-    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
-    %nt = arith.index_cast %nt_i : i32 to index
-    %tile_ok = arith.cmpi ult, %by, %nt : index
+    %tile_ok = func.call @gemv_tile_ok(%num_tiles, %by) : (memref<1xi32>, index) -> i1
     %col_ok = arith.cmpi ult, %j, %n : index
     // Warp-uniform: no barrier below.
     %active = arith.andi %tile_ok, %col_ok : i1
     scf.if %active {
-      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
-      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
-      %e = arith.index_cast %e_i : i32 to index
+      %e, %m0, %mend = func.call @gemv_tile(%off, %tile_expert, %tile_m0, %by)
+          : (memref<?xi32>, memref<?xi32>, memref<?xi32>, index) -> (index, index, index)
       %j1 = arith.addi %j, %c1 : index
       %jb = arith.minui %j1, %last : index
       func.call @prefetch_row_l2(%W, %e, %j) : (memref<?x?x?xbf16>, index, index) -> ()
       func.call @prefetch_row_l2(%W, %e, %jb) : (memref<?x?x?xbf16>, index, index) -> ()
-      %m0 = arith.index_cast %m0_i : i32 to index
-      %e1 = arith.addi %e, %c1 : index
-      %hi_i = memref.load %off[%e1] : memref<?xi32>
-      %hi = arith.index_cast %hi_i : i32 to index
-      %m64 = arith.addi %m0, %c64 : index
-      %mend = arith.minui %m64, %hi : index
       scf.for %rb = %m0 to %mend step %c4 {
         %acc:8 = func.call @gemv_sums(%X, %W, %W, %e, %j, %jb, %rb, %mend, %true)
             : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, index,

@@ -348,15 +348,18 @@ static struct {
  * holds (what they used at most since the last trim). */
 static size_t poolUsed, poolReserved;
 
-static CUdeviceptr allocate(size_t bytes) {
+/* A new "device" allocation; `pooled` when it comes from the pool. */
+static CUdeviceptr allocate(size_t bytes, int pooled) {
   CUdeviceptr p = (CUdeviceptr)(uintptr_t)malloc(bytes);
   for (size_t i = 0; i < sizeof(allocations) / sizeof(allocations[0]); ++i)
     if (!allocations[i].base) {
       allocations[i].base = p;
       allocations[i].size = bytes;
-      allocations[i].pooled = 0;
+      allocations[i].pooled = pooled;
       break;
     }
+  if (pooled && (poolUsed += bytes) > poolReserved)
+    poolReserved = poolUsed;
   return p;
 }
 
@@ -383,13 +386,13 @@ static int fits(CUdeviceptr p, size_t bytes) {
 
 CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
   CUresult r = enter("cuMemAlloc_v2", "%zu", bytes);
-  *ptr = r ? 0 : allocate(bytes);
+  *ptr = r ? 0 : allocate(bytes, 0);
   return r;
 }
 
 CUresult cuMemAllocManaged(CUdeviceptr *ptr, size_t bytes, unsigned flags) {
   CUresult r = enter("cuMemAllocManaged", "%zu, flags %u", bytes, flags);
-  *ptr = r ? 0 : allocate(bytes);
+  *ptr = r ? 0 : allocate(bytes, 0);
   return r;
 }
 
@@ -400,7 +403,7 @@ CUresult cuMemFree_v2(CUdeviceptr ptr) {
 
 CUresult cuMemAllocAsync(CUdeviceptr *ptr, size_t bytes, void *stream) {
   CUresult r = enter("cuMemAllocAsync", "%zu", bytes);
-  *ptr = r ? 0 : allocate(bytes);
+  *ptr = r ? 0 : allocate(bytes, 0);
   return r;
 }
 
@@ -455,13 +458,7 @@ CUresult cuMemPoolTrimTo(void *pool, size_t keep) {
 CUresult cuMemAllocFromPoolAsync(CUdeviceptr *ptr, size_t bytes, void *pool,
                                  void *stream) {
   CUresult r = enter("cuMemAllocFromPoolAsync", "%zu", bytes);
-  *ptr = r ? 0 : allocate(bytes);
-  for (size_t i = 0; !r && i < sizeof(allocations) / sizeof(allocations[0]);
-       ++i)
-    if (allocations[i].base == *ptr)
-      allocations[i].pooled = 1;
-  if (!r && (poolUsed += bytes) > poolReserved)
-    poolReserved = poolUsed;
+  *ptr = r ? 0 : allocate(bytes, 1);
   return r;
 }
 
