@@ -20,16 +20,18 @@
 //
 //   build_tile_map      1 block of 256 threads (E <= 512). A block scan of
 //                       the groups' tile counts; then lists the 64-row
-//                       tiles of every non-empty group in expert order as
-//                       (tile_expert[i], tile_m0[i]) and their number in
-//                       num_tiles[0], at most ceil(N / 64) + min(E, N).
+//                       tiles of every non-empty group in expert order,
+//                       entry i (e, m0, mend, 0): rows m0 .. mend - 1 of
+//                       expert e; at most ceil(N / 64) + min(E, N) tiles,
+//                       and the entries past them (-1, 0, 0, 0). A GEMM
+//                       block reads its entry with one 16-byte load.
 //   grouped_gemm_mma    Y = X W[e]^T. Grid (ceil(Nout / 64),
 //                       ceil(N / 64) + min(E, N)),
 //                       block 128 (4 warps, 2 x 2). A block takes a tile of
 //                       the map and 64 output columns, in launch order 16
 //                       tiles of a column before the next column
-//                       (@gemm_block; blocks past num_tiles return at
-//                       once). Block tile
+//                       (@gemm_block; blocks past the map's tiles
+//                       return at once). Block tile
 //                       64 x 64, k step 32; warp tile 32 x 32 as 2 x 4
 //                       mma.sync m16n8k16 (bf16 in, f32 accumulators).
 //                       Operands are staged by cp.async (16 bytes, zero-fill
@@ -585,32 +587,34 @@ gpu.module @moe_experts {
         : f32, f32, f32, f32, f32, f32, f32, f32
   }
 
-  // Whether block row %by of a GEMV's grid has a tile of the map.
-  func.func private @gemv_tile_ok(%num_tiles: memref<1xi32>, %by: index) -> i1 {
+  // Entry %by of a tile map (@build_tile_map): whether it is a tile, and
+  // if so its expert e and its rows [m0, mend). One 16-byte load: a block
+  // knows its work after one trip to memory, where reading the tile count,
+  // then the entry, then the group's end took three in a row. A grid split
+  // between y and z (@block_index_y) may have a few blocks past the map's
+  // entries (a grid has blocks only when the map has entries): they read
+  // the last entry and have no tile. (A load on a branch of its own costs
+  // gemv_experts a spill on sm_80.)
+  func.func private @map_tile(%tiles: memref<?x4xi32>, %by: index)
+      -> (i1, index, index, index) {
     %c0 = arith.constant 0 : index
-    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
-    %nt = arith.index_cast %nt_i : i32 to index
-    %ok = arith.cmpi ult, %by, %nt : index
-    return %ok : i1
-  }
-
-  // Tile %by of the map for the GEMVs: its expert e and its rows
-  // [m0, mend), at most 64 and within the group.
-  func.func private @gemv_tile(%off: memref<?xi32>, %tile_expert: memref<?xi32>,
-                               %tile_m0: memref<?xi32>, %by: index)
-      -> (index, index, index) {
     %c1 = arith.constant 1 : index
-    %c64 = arith.constant 64 : index
-    %e_i = memref.load %tile_expert[%by] : memref<?xi32>
-    %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
+    %z = arith.constant 0 : i32
+    %size = memref.dim %tiles, %c0 : memref<?x4xi32>
+    %in = arith.cmpi ult, %by, %size : index
+    %last = arith.subi %size, %c1 : index
+    %i = arith.minui %by, %last : index
+    %t = vector.load %tiles[%i, %c0] {alignment = 16}
+        : memref<?x4xi32>, vector<4xi32>
+    %e_i = vector.extract %t[0] : i32 from vector<4xi32>
+    %m0_i = vector.extract %t[1] : i32 from vector<4xi32>
+    %mend_i = vector.extract %t[2] : i32 from vector<4xi32>
+    %is_tile = arith.cmpi sge, %e_i, %z : i32
+    %ok = arith.andi %in, %is_tile : i1
     %e = arith.index_cast %e_i : i32 to index
     %m0 = arith.index_cast %m0_i : i32 to index
-    %e1 = arith.addi %e, %c1 : index
-    %hi_i = memref.load %off[%e1] : memref<?xi32>
-    %hi = arith.index_cast %hi_i : i32 to index
-    %m64 = arith.addi %m0, %c64 : index
-    %mend = arith.minui %m64, %hi : index
-    return %e, %m0, %mend : index, index, index
+    %mend = arith.index_cast %mend_i : i32 to index
+    return %ok, %e, %m0, %mend : i1, index, index, index
   }
 
   // The sums of gemv_experts and gemv_pairs for rows rb .. rb + 3 of a
@@ -692,9 +696,8 @@ gpu.module @moe_experts {
   // three blocks of 256 threads an SM, where the one-chunk loop had four
   // at 64 registers: 1.5 times the bytes in flight an SM.
   gpu.func @gemv_experts(%X: memref<?x?xbf16>, %Wa: memref<?x?x?xbf16>,
-                         %Wb: memref<?x?x?xbf16>, %off: memref<?xi32>,
-                         %tile_expert: memref<?xi32>, %tile_m0: memref<?xi32>,
-                         %num_tiles: memref<1xi32>, %Y: memref<?x?xf32>,
+                         %Wb: memref<?x?x?xbf16>, %tiles: memref<?x4xi32>,
+                         %Y: memref<?x?xf32>,
                          %H: memref<?x?xbf16>, %act: i32, %gated: i32)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 80 : i32} {
     %c0 = arith.constant 0 : index
@@ -720,13 +723,12 @@ gpu.module @moe_experts {
     %lane0 = arith.cmpi eq, %lane, %c0 : index
     %j0 = arith.muli %bx, %c8 : index
     %j = arith.addi %j0, %warp : index
-    %tile_ok = func.call @gemv_tile_ok(%num_tiles, %by) : (memref<1xi32>, index) -> i1
+    %tile_ok, %e, %m0, %mend = func.call @map_tile(%tiles, %by)
+        : (memref<?x4xi32>, index) -> (i1, index, index, index)
     %col_ok = arith.cmpi ult, %j, %n : index
     // Warp-uniform: no barrier below.
     %active = arith.andi %tile_ok, %col_ok : i1
     scf.if %active {
-      %e, %m0, %mend = func.call @gemv_tile(%off, %tile_expert, %tile_m0, %by)
-          : (memref<?xi32>, memref<?xi32>, memref<?xi32>, index) -> (index, index, index)
       %jb = arith.addi %ub, %j : index
       // The warp's weight rows into L2 first, as soon as the expert is
       // known.
@@ -846,9 +848,7 @@ gpu.module @moe_experts {
   // short-lived blocks). Same grid y (the tile map), block and order of
   // additions as gemv_experts.
   gpu.func @gemv_pairs(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
-                       %off: memref<?xi32>, %tile_expert: memref<?xi32>,
-                       %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
-                       %Y: memref<?x?xf32>)
+                       %tiles: memref<?x4xi32>, %Y: memref<?x?xf32>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 80 : i32} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -869,13 +869,12 @@ gpu.module @moe_experts {
     %w0 = arith.muli %bx, %c8 : index
     %w = arith.addi %w0, %warp : index
     %j = arith.muli %w, %c2 : index
-    %tile_ok = func.call @gemv_tile_ok(%num_tiles, %by) : (memref<1xi32>, index) -> i1
+    %tile_ok, %e, %m0, %mend = func.call @map_tile(%tiles, %by)
+        : (memref<?x4xi32>, index) -> (i1, index, index, index)
     %col_ok = arith.cmpi ult, %j, %n : index
     // Warp-uniform: no barrier below.
     %active = arith.andi %tile_ok, %col_ok : i1
     scf.if %active {
-      %e, %m0, %mend = func.call @gemv_tile(%off, %tile_expert, %tile_m0, %by)
-          : (memref<?xi32>, memref<?xi32>, memref<?xi32>, index) -> (index, index, index)
       %j1 = arith.addi %j, %c1 : index
       %jb = arith.minui %j1, %last : index
       func.call @prefetch_row_l2(%W, %e, %j) : (memref<?x?x?xbf16>, index, index) -> ()
@@ -953,14 +952,15 @@ gpu.module @moe_experts {
   }
 
   // The tiles of `rows` rows (64, or 128 for the two-warpgroup wgmma
-  // kernel) of the groups, in expert order: tile i covers rows tile_m0[i]
-  // .. min(tile_m0[i] + rows, off[e + 1]) of expert tile_expert[i].
-  // Grid 1, block 256: a block scan of the groups' tile counts (thread t
-  // owns groups 2 t and 2 t + 1), then thread t fills the entries of
-  // experts t, t + 256.
+  // kernel) of the groups, in expert order: entry i of `tiles` is (e, m0,
+  // mend, 0), tile i covering rows m0 .. mend - 1 of expert e, where mend
+  // = min(m0 + rows, off[e + 1]); the entries past the last tile are (-1,
+  // 0, 0, 0). Grid 1, block 256: a block scan of the groups' tile counts
+  // (thread t owns groups 2 t and 2 t + 1), then thread t fills the
+  // entries of experts t, t + 256, and every 256th entry past the tiles
+  // from t.
   gpu.func @build_tile_map(%off: memref<?xi32>, %E: index, %rows_per: index,
-                           %tile_expert: memref<?xi32>,
-                           %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>)
+                           %tiles: memref<?x4xi32>)
       workgroup(%pref: memref<513xi32, #gpu.address_space<workgroup>>,
                 %scan: memref<256xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
@@ -973,6 +973,7 @@ gpu.module @moe_experts {
     %z = arith.constant 0 : i32
     %tid = gpu.thread_id x
     %bdim = gpu.block_dim x
+    %rows_per_i = arith.index_cast %rows_per : index to i32
     // Thread t: the tiles of groups 2 t and 2 t + 1 (E <= 512); their
     // prefix sums by a block scan.
     %ea = arith.muli %tid, %c2 : index
@@ -1015,16 +1016,13 @@ gpu.module @moe_experts {
       %eb1 = arith.addi %eb, %c1 : index
       memref.store %incl, %pref[%eb1] : memref<513xi32, #gpu.address_space<workgroup>>
     }
-    %last = arith.cmpi eq, %tid, %c255 : index
-    scf.if %last {
-      memref.store %incl, %num_tiles[%c0] : memref<1xi32>
-    }
     gpu.barrier
     scf.for %e = %tid to %E step %bdim {
       %e1 = arith.addi %e, %c1 : index
       %p0 = memref.load %pref[%e] : memref<513xi32, #gpu.address_space<workgroup>>
       %p1 = memref.load %pref[%e1] : memref<513xi32, #gpu.address_space<workgroup>>
       %lo = memref.load %off[%e] : memref<?xi32>
+      %hi = memref.load %off[%e1] : memref<?xi32>
       %p0i = arith.index_cast %p0 : i32 to index
       %p1i = arith.index_cast %p1 : i32 to index
       %ntile = arith.subi %p1i, %p0i : index
@@ -1034,9 +1032,22 @@ gpu.module @moe_experts {
         %rows = arith.muli %t, %rows_per : index
         %rowsi = arith.index_cast %rows : index to i32
         %m0 = arith.addi %lo, %rowsi : i32
-        memref.store %ei, %tile_expert[%slot] : memref<?xi32>
-        memref.store %m0, %tile_m0[%slot] : memref<?xi32>
+        %m1 = arith.addi %m0, %rows_per_i : i32
+        %mend = arith.minsi %m1, %hi : i32
+        %entry = vector.from_elements %ei, %m0, %mend, %z : vector<4xi32>
+        vector.store %entry, %tiles[%slot, %c0] {alignment = 16}
+            : memref<?x4xi32>, vector<4xi32>
       }
+    }
+    // The scan's last value is the number of tiles.
+    %count_i = memref.load %scan[%c255] : memref<256xi32, #gpu.address_space<workgroup>>
+    %count = arith.index_cast %count_i : i32 to index
+    %size = memref.dim %tiles, %c0 : memref<?x4xi32>
+    %first = arith.addi %count, %tid : index
+    %none = arith.constant dense<[-1, 0, 0, 0]> : vector<4xi32>
+    scf.for %slot = %first to %size step %bdim {
+      vector.store %none, %tiles[%slot, %c0] {alignment = 16}
+          : memref<?x4xi32>, vector<4xi32>
     }
     gpu.return
   }
@@ -1046,9 +1057,8 @@ gpu.module @moe_experts {
   // (a tile of the map and 64 columns, @gemm_block with `group`). Grid
   // (ceil(Nout / 64), ceil(N / 64) + min(E, N)), block 128.
   gpu.func @grouped_gemm_mma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
-                             %off: memref<?xi32>, %tile_expert: memref<?xi32>,
-                             %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
-                             %Y: memref<?x?xf32>, %group: index)
+                             %tiles: memref<?x4xi32>, %Y: memref<?x?xf32>,
+                             %group: index)
       // llvm.align = 16 is required: without it the shared arrays are emitted with
       // `.shared .align 2` (element alignment), but cp.async.cg 16 and ldmatrix need
       // 16-byte aligned shared addresses.
@@ -1071,18 +1081,10 @@ gpu.module @moe_experts {
     %K = memref.dim %X, %c1 : memref<?x?xbf16>
     %nout = memref.dim %W, %c1 : memref<?x?x?xbf16>
     %bx, %by = func.call @gemm_block(%group) : (index) -> (index, index)
-    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
-    %nt = arith.index_cast %nt_i : i32 to index
-    %active = arith.cmpi ult, %by, %nt : index
+    %active, %e, %m0, %mend = func.call @map_tile(%tiles, %by)
+        : (memref<?x4xi32>, index) -> (i1, index, index, index)
     // Block-uniform early exit: everything (including barriers) is inside this if.
     scf.if %active {
-      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
-      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
-      %e = arith.index_cast %e_i : i32 to index
-      %m0 = arith.index_cast %m0_i : i32 to index
-      %e1 = arith.addi %e, %c1 : index
-      %mend_i = memref.load %off[%e1] : memref<?xi32>
-      %mend = arith.index_cast %mend_i : i32 to index
       %n0 = arith.muli %bx, %c64 : index
 
       %tid = gpu.thread_id x
@@ -1255,9 +1257,8 @@ gpu.module @moe_experts {
   // the grouped_gemm_mma pipeline with a second weight operand. Grid
   // (ceil(F / 64), ceil(N / 64) + min(E, N)), block 128.
   gpu.func @gate_up_swiglu_mma(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
-                             %off: memref<?xi32>, %tile_expert: memref<?xi32>,
-                             %tile_m0: memref<?xi32>, %num_tiles: memref<1xi32>,
-                             %H: memref<?x?xbf16>, %act: i32, %group: index)
+                             %tiles: memref<?x4xi32>, %H: memref<?x?xbf16>,
+                             %act: i32, %group: index)
       // llvm.align = 16 is required: without it the shared arrays are emitted with
       // `.shared .align 2` (element alignment), but cp.async.cg 16 and ldmatrix need
       // 16-byte aligned shared addresses.
@@ -1286,18 +1287,10 @@ gpu.module @moe_experts {
     %urows = memref.dim %Wu, %c1 : memref<?x?x?xbf16>
     %uoff = arith.subi %urows, %nout : index
     %bx, %by = func.call @gemm_block(%group) : (index) -> (index, index)
-    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
-    %nt = arith.index_cast %nt_i : i32 to index
-    %active = arith.cmpi ult, %by, %nt : index
+    %active, %e, %m0, %mend = func.call @map_tile(%tiles, %by)
+        : (memref<?x4xi32>, index) -> (i1, index, index, index)
     // Block-uniform early exit: everything (including barriers) is inside this if.
     scf.if %active {
-      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
-      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
-      %e = arith.index_cast %e_i : i32 to index
-      %m0 = arith.index_cast %m0_i : i32 to index
-      %e1 = arith.addi %e, %c1 : index
-      %mend_i = memref.load %off[%e1] : memref<?xi32>
-      %mend = arith.index_cast %mend_i : i32 to index
       %n0 = arith.muli %bx, %c64 : index
 
       %tid = gpu.thread_id x
@@ -1782,10 +1775,8 @@ gpu.module @moe_experts {
   }
 
   gpu.func @grouped_gemm_wgmma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
-                               %Wu: memref<?x?x?xbf16>, %off: memref<?xi32>,
-                               %tile_expert: memref<?xi32>,
-                               %tile_m0: memref<?xi32>,
-                               %num_tiles: memref<1xi32>,
+                               %Wu: memref<?x?x?xbf16>,
+                               %tiles: memref<?x4xi32>,
                                %Y: memref<?x?xf32>, %H: memref<?x?xbf16>,
                                %act: i32, %bcols: index, %group: index)
       kernel attributes {moe.sm90a} {
@@ -1813,18 +1804,10 @@ gpu.module @moe_experts {
     %uoff = arith.subi %urows, %F : index
     %nout = arith.select %gated, %F, %wrows : index
     %bx, %by = func.call @gemm_block(%group) : (index) -> (index, index)
-    %nt_i = memref.load %num_tiles[%c0] : memref<1xi32>
-    %nt = arith.index_cast %nt_i : i32 to index
-    %active = arith.cmpi ult, %by, %nt : index
+    %active, %e, %m0, %mend = func.call @map_tile(%tiles, %by)
+        : (memref<?x4xi32>, index) -> (i1, index, index, index)
     // Block-uniform early exit: everything (including barriers) is inside this if.
     scf.if %active {
-      %e_i = memref.load %tile_expert[%by] : memref<?xi32>
-      %m0_i = memref.load %tile_m0[%by] : memref<?xi32>
-      %e = arith.index_cast %e_i : i32 to index
-      %m0 = arith.index_cast %m0_i : i32 to index
-      %e1 = arith.addi %e, %c1 : index
-      %mend_i = memref.load %off[%e1] : memref<?xi32>
-      %mend = arith.index_cast %mend_i : i32 to index
       %half = arith.divui %bcols, %c2 : index
       %ncols = arith.select %gated, %half, %bcols : index
       %n0 = arith.muli %bx, %ncols : index
@@ -2272,9 +2255,7 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
   %dW = gpu.alloc (%E, %nout, %K) : memref<?x?x?xbf16>
   %doff = gpu.alloc (%E1) : memref<?xi32>
   %dY = gpu.alloc (%N, %nout) : memref<?x?xf32>
-  %dte = gpu.alloc (%maxtiles) : memref<?xi32>
-  %dtm = gpu.alloc (%maxtiles) : memref<?xi32>
-  %dnt = gpu.alloc () : memref<1xi32>
+  %dtiles = gpu.alloc (%maxtiles) : memref<?x4xi32>
   gpu.memcpy %dX, %X : memref<?x?xbf16>, memref<?x?xbf16>
   gpu.memcpy %dW, %W : memref<?x?x?xbf16>, memref<?x?x?xbf16>
   gpu.memcpy %doff, %off : memref<?xi32>, memref<?xi32>
@@ -2282,24 +2263,20 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
   gpu.launch_func @moe_experts::@build_tile_map
       blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%doff : memref<?xi32>, %E : index, %c64 : index,
-           %dte : memref<?xi32>, %dtm : memref<?xi32>,
-           %dnt : memref<1xi32>)
+           %dtiles : memref<?x4xi32>)
   %ty = call @moe_gpu_grid_y(%maxtiles) : (index) -> index
   %tz = call @moe_gpu_grid_z(%maxtiles) : (index) -> index
   %group = call @gemm_group() : () -> index
   gpu.launch_func @moe_experts::@grouped_gemm_mma
       blocks in (%gx, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%dX : memref<?x?xbf16>, %dW : memref<?x?x?xbf16>,
-           %doff : memref<?xi32>, %dte : memref<?xi32>, %dtm : memref<?xi32>,
-           %dnt : memref<1xi32>, %dY : memref<?x?xf32>, %group : index)
+           %dtiles : memref<?x4xi32>, %dY : memref<?x?xf32>, %group : index)
   gpu.memcpy %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
   gpu.dealloc %dX : memref<?x?xbf16>
   gpu.dealloc %dW : memref<?x?x?xbf16>
   gpu.dealloc %doff : memref<?xi32>
   gpu.dealloc %dY : memref<?x?xf32>
-  gpu.dealloc %dte : memref<?xi32>
-  gpu.dealloc %dtm : memref<?xi32>
-  gpu.dealloc %dnt : memref<1xi32>
+  gpu.dealloc %dtiles : memref<?x4xi32>
   return
 }
 
@@ -2337,14 +2314,13 @@ func.func @moe_grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
 }
 
 // The tile map of the E groups of `off` (at most N rows) on `stream`: the
-// tables of build_tile_map on tiles of @gemm_tile_rows rows and the GEMMs'
-// grid bound, ceil(N / rows) + min(E, N) (at most min(E, N) groups have
-// rows, and each has at most one partial tile). @free_tile_map_async
-// frees them.
+// entries of build_tile_map on tiles of @gemm_tile_rows rows, as many as
+// the GEMMs' grid bound, ceil(N / rows) + min(E, N) (at most min(E, N)
+// groups have rows, and each has at most one partial tile).
+// @free_tile_map_async frees it.
 func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
                                   %stream: !gpu.async.token)
-    -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
-        !gpu.async.token) {
+    -> (memref<?x4xi32>, index, !gpu.async.token) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c256 = arith.constant 256 : index
@@ -2354,30 +2330,22 @@ func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
   %ntn = arith.divui %np, %rows : index
   %groups = arith.minui %E, %N : index
   %maxtiles = arith.addi %ntn, %groups : index
-  %te, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?xi32>
-  %tm, %a1 = gpu.alloc async [%a0] (%maxtiles) : memref<?xi32>
-  // The tile count; without tiles (no rows and no groups) nothing is
-  // allocated or launched.
+  %tiles, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?x4xi32>
+  // Without tiles (no rows and no groups) nothing is launched.
   %any = arith.cmpi ne, %maxtiles, %c0 : index
   %g_map = arith.select %any, %c1, %c0 : index
-  %ntd, %a2 = gpu.alloc async [%a1] (%g_map) : memref<?xi32>
-  %nt = memref.cast %ntd : memref<?xi32> to memref<1xi32>
-  %k = gpu.launch_func async [%a2] @moe_experts::@build_tile_map
+  %k = gpu.launch_func async [%a0] @moe_experts::@build_tile_map
       blocks in (%g_map, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%off : memref<?xi32>, %E : index, %rows : index,
-           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>)
-  return %te, %tm, %nt, %maxtiles, %k
-      : memref<?xi32>, memref<?xi32>, memref<1xi32>, index, !gpu.async.token
+           %tiles : memref<?x4xi32>)
+  return %tiles, %maxtiles, %k : memref<?x4xi32>, index, !gpu.async.token
 }
 
-func.func private @free_tile_map_async(%te: memref<?xi32>, %tm: memref<?xi32>,
-                                       %nt: memref<1xi32>,
+func.func private @free_tile_map_async(%tiles: memref<?x4xi32>,
                                        %stream: !gpu.async.token)
     -> !gpu.async.token {
-  %f0 = gpu.dealloc async [%stream] %te : memref<?xi32>
-  %f1 = gpu.dealloc async [%f0] %tm : memref<?xi32>
-  %f2 = gpu.dealloc async [%f1] %nt : memref<1xi32>
-  return %f2 : !gpu.async.token
+  %f = gpu.dealloc async [%stream] %tiles : memref<?x4xi32>
+  return %f : !gpu.async.token
 }
 
 // Y = X W[e]^T on a tile map of @tile_map_async: gemv_experts for few rows
@@ -2385,8 +2353,7 @@ func.func private @free_tile_map_async(%te: memref<?xi32>, %tm: memref<?xi32>,
 // nothing is launched when W has no rows.
 func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
                                       %W: memref<?x?x?xbf16>,
-                                      %off: memref<?xi32>, %te: memref<?xi32>,
-                                      %tm: memref<?xi32>, %nt: memref<1xi32>,
+                                      %tiles: memref<?x4xi32>,
                                       %maxtiles: index, %Y: memref<?x?xf32>,
                                       %stream: !gpu.async.token)
     -> !gpu.async.token {
@@ -2428,8 +2395,8 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %k0 = gpu.launch_func async [%stream] @moe_experts::@grouped_gemm_mma
       blocks in (%gx, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
-           %off : memref<?xi32>, %te : memref<?xi32>, %tm : memref<?xi32>,
-           %nt : memref<1xi32>, %Y : memref<?x?xf32>, %group : index)
+           %tiles : memref<?x4xi32>,
+           %Y : memref<?x?xf32>, %group : index)
   // No bf16 output and no up weight: empty views.
   %noH = memref.reinterpret_cast %X to offset: [0], sizes: [%c0, %c0],
       strides: [%c0, 1] : memref<?x?xbf16> to memref<?x?xbf16>
@@ -2442,22 +2409,22 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
       blocks in (%gw, %ty, %tz) threads in (%wthreads, %c1, %c1)
       dynamic_shared_memory_size %smem
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
-           %noWu : memref<?x?x?xbf16>, %off : memref<?xi32>,
-           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %noWu : memref<?x?x?xbf16>, 
+           %tiles : memref<?x4xi32>,
            %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32,
            %tcols : index, %group : index)
   %k1 = gpu.launch_func async [%kw] @moe_experts::@gemv_experts
       blocks in (%gv, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
-           %W : memref<?x?x?xbf16>, %off : memref<?xi32>,
-           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %W : memref<?x?x?xbf16>, 
+           %tiles : memref<?x4xi32>,
            %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32,
            %z : i32)
   %k2 = gpu.launch_func async [%k1] @moe_experts::@gemv_pairs
       blocks in (%gp, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
-           %off : memref<?xi32>, %te : memref<?xi32>, %tm : memref<?xi32>,
-           %nt : memref<1xi32>, %Y : memref<?x?xf32>)
+           %tiles : memref<?x4xi32>,
+           %Y : memref<?x?xf32>)
   return %k2 : !gpu.async.token
 }
 
@@ -2467,8 +2434,7 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
 func.func private @lora_delta_async(%X: memref<?x?xbf16>,
                                     %A: memref<?x?x?xbf16>,
                                     %B: memref<?x?x?xbf16>,
-                                    %off: memref<?xi32>, %te: memref<?xi32>,
-                                    %tm: memref<?xi32>, %nt: memref<1xi32>,
+                                    %tiles: memref<?x4xi32>,
                                     %maxtiles: index, %D: memref<?x?xf32>,
                                     %stream: !gpu.async.token)
     -> !gpu.async.token {
@@ -2480,10 +2446,10 @@ func.func private @lora_delta_async(%X: memref<?x?xbf16>,
   %r = memref.dim %A, %c1 : memref<?x?x?xbf16>
   %t, %a0 = gpu.alloc async [%stream] (%N, %r) : memref<?x?xf32>
   %tb, %a1 = gpu.alloc async [%a0] (%N, %r) : memref<?x?xbf16>
-  %k0 = call @grouped_gemm_async(%X, %A, %off, %te, %tm, %nt, %maxtiles, %t,
+  %k0 = call @grouped_gemm_async(%X, %A, %tiles, %maxtiles, %t,
                                  %a1)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
+         memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
   %Nr = arith.muli %N, %r : index
   %p = arith.addi %Nr, %c255 : index
@@ -2491,10 +2457,10 @@ func.func private @lora_delta_async(%X: memref<?x?xbf16>,
   %k1 = gpu.launch_func async [%k0] @moe_experts::@round_bf16
       blocks in (%g, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%t : memref<?x?xf32>, %tb : memref<?x?xbf16>)
-  %k2 = call @grouped_gemm_async(%tb, %B, %off, %te, %tm, %nt, %maxtiles, %D,
+  %k2 = call @grouped_gemm_async(%tb, %B, %tiles, %maxtiles, %D,
                                  %k1)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
+         memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
   %f0 = gpu.dealloc async [%k2] %t : memref<?x?xf32>
   %f1 = gpu.dealloc async [%f0] %tb : memref<?x?xbf16>
@@ -2526,10 +2492,9 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   call @check_expert_limits(%D, %E) : (index, index) -> ()
   call @check_expert_limits(%F, %E) : (index, index) -> ()
   %gxf = call @tiles64(%F) : (index) -> index
-  %te, %tm, %nt, %maxtiles, %k0 = call @tile_map_async(%off, %E, %N, %stream)
+  %tiles, %maxtiles, %k0 = call @tile_map_async(%off, %E, %N, %stream)
       : (memref<?xi32>, index, index, !gpu.async.token)
-      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
-          !gpu.async.token)
+      -> (memref<?x4xi32>, index, !gpu.async.token)
   %H, %a3h = gpu.alloc async [%k0] (%N, %F) : memref<?x?xbf16>
   // Wu empty: plain MLP experts, act(X Wg^T) Wd^T. The first GEMM
   // (@grouped_gemm_async) writes f32 rows into Hf and @activate rounds
@@ -2569,9 +2534,8 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %k1g = gpu.launch_func async [%a3] @moe_experts::@gate_up_swiglu_mma
       blocks in (%g_gated, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
-           %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
-           %te : memref<?xi32>, %tm : memref<?xi32>,
-           %nt : memref<1xi32>, %H : memref<?x?xbf16>, %act : i32,
+           %Wu : memref<?x?x?xbf16>, 
+           %tiles : memref<?x4xi32>, %H : memref<?x?xbf16>, %act : i32,
            %group : index)
   // No f32 output: an empty view.
   %noY = memref.reinterpret_cast %Y to offset: [0], sizes: [%c0, %c0],
@@ -2583,32 +2547,32 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
       blocks in (%g_gated_wg, %ty, %tz) threads in (%wthreads, %c1, %c1)
       dynamic_shared_memory_size %smem
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
-           %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
-           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %Wu : memref<?x?x?xbf16>, 
+           %tiles : memref<?x4xi32>,
            %noY : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
            %tcols : index, %group : index)
   %k1vg = gpu.launch_func async [%k1w] @moe_experts::@gemv_experts
       blocks in (%gv_gated, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
-           %Wu : memref<?x?x?xbf16>, %off : memref<?xi32>,
-           %te : memref<?xi32>, %tm : memref<?xi32>, %nt : memref<1xi32>,
+           %Wu : memref<?x?x?xbf16>, 
+           %tiles : memref<?x4xi32>,
            %Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
            %one_i : i32)
-  %k1vp = call @grouped_gemm_async(%X, %W1, %off, %te, %tm, %nt, %maxtiles,
+  %k1vp = call @grouped_gemm_async(%X, %W1, %tiles, %maxtiles,
                                    %Hf, %k1vg)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
+         memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
   %k1 = gpu.launch_func async [%k1vp] @moe_experts::@activate
       blocks in (%g_act, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32)
-  %k2 = call @grouped_gemm_async(%H, %Wd, %off, %te, %tm, %nt, %maxtiles,
+  %k2 = call @grouped_gemm_async(%H, %Wd, %tiles, %maxtiles,
                                  %Y, %k1)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
+         memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
-  %f2 = call @free_tile_map_async(%te, %tm, %nt, %k2)
-      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+  %f2 = call @free_tile_map_async(%tiles, %k2)
+      : (memref<?x4xi32>, !gpu.async.token)
       -> !gpu.async.token
   %f3h = gpu.dealloc async [%f2] %H : memref<?x?xbf16>
   %f3 = gpu.dealloc async [%f3h] %Hf : memref<?x?xf32>

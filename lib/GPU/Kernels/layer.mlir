@@ -23,13 +23,12 @@
 // expert_choice, or with co-activation counts (ids_out with rows, or a
 // statistics table with pair rows) for record_selection; otherwise they
 // are launched on empty grids, which the runtime skips. So are the
-// shared expert's steps without one (Sg of size 0): every size is then 0,
-// and only the experts' one-element tile count is allocated.
+// shared expert's steps without one (Sg of size 0): every size is then 0.
 //
 // No device data is read on the host in between: the expert GEMMs are
 // launched on ceil(R / 64) + min(E, R) tiles, the bound of build_tile_map
-// for any group sizes of R rows in all, and their blocks past num_tiles
-// return at once. R, the rows of the gathered tokens and of the expert
+// for any group sizes of R rows in all, and their blocks past the map's
+// tiles return at once. R, the rows of the gathered tokens and of the expert
 // outputs, is T * k, or E * min(C, T) when that is smaller with
 // expert_choice (k = E slots, most of them unused). The limits of every
 // step are checked before the first GPU operation.
@@ -353,14 +352,13 @@ func.func private @add_token_projection_async(%x: memref<?x?xbf16>,
       args(%off : memref<?xi32>, %T : index)
   %xs = memref.reinterpret_cast %x to offset: [0], sizes: [%Tp, %d],
       strides: [%d, 1] : memref<?x?xbf16> to memref<?x?xbf16>
-  %te, %tm, %nt, %maxtiles, %k1 = call @tile_map_async(%off, %Pn, %Tp, %k0)
+  %tiles, %maxtiles, %k1 = call @tile_map_async(%off, %Pn, %Tp, %k0)
       : (memref<?xi32>, index, index, !gpu.async.token)
-      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
-          !gpu.async.token)
-  %k2 = call @grouped_gemm_async(%xs, %P, %off, %te, %tm, %nt, %maxtiles,
+      -> (memref<?x4xi32>, index, !gpu.async.token)
+  %k2 = call @grouped_gemm_async(%xs, %P, %tiles, %maxtiles,
                                  %py, %k1)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
+         memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
   %np = arith.addi %n, %c255 : index
   %g_add = arith.divui %np, %c256 : index
@@ -370,8 +368,8 @@ func.func private @add_token_projection_async(%x: memref<?x?xbf16>,
       blocks in (%g_add, %gy, %gz) threads in (%c256, %c1, %c1)
       args(%y : memref<?x?xf32>, %py : memref<?x?xf32>,
            %none : memref<?xf32>, %z : i32)
-  %f0 = call @free_tile_map_async(%te, %tm, %nt, %k3)
-      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+  %f0 = call @free_tile_map_async(%tiles, %k3)
+      : (memref<?x4xi32>, !gpu.async.token)
       -> !gpu.async.token
   %f1 = gpu.dealloc async [%f0] %off : memref<?xi32>
   %f2 = gpu.dealloc async [%f1] %py : memref<?x?xf32>
@@ -710,10 +708,9 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
 
   // The tile maps: of the groups, and of the kept rows as one group
   // (offsets [0, offsets[E]], for the frozen projections of lora_gated).
-  %te, %tm, %nt, %mt, %k1 = call @tile_map_async(%offsets, %E, %R, %k0)
+  %tiles, %mt, %k1 = call @tile_map_async(%offsets, %E, %R, %k0)
       : (memref<?xi32>, index, index, !gpu.async.token)
-      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
-          !gpu.async.token)
+      -> (memref<?x4xi32>, index, !gpu.async.token)
   %one = arith.select %gated, %c1, %c0 : index
   %Rg = arith.select %gated, %R, %c0 : index
   %n_all = arith.muli %one, %c2 : index
@@ -721,10 +718,9 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
   %k2 = gpu.launch_func async [%a0] @moe_combine_kernels::@kept_as_one_group
       blocks in (%one, %c1, %c1) threads in (%c1, %c1, %c1)
       args(%offsets : memref<?xi32>, %E : index, %all : memref<?xi32>)
-  %te1, %tm1, %nt1, %mt1, %k2t = call @tile_map_async(%all, %one, %Rg, %k2)
+  %tiles1, %mt1, %k2t = call @tile_map_async(%all, %one, %Rg, %k2)
       : (memref<?xi32>, index, index, !gpu.async.token)
-      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
-          !gpu.async.token)
+      -> (memref<?x4xi32>, index, !gpu.async.token)
   // lora_gated with the weights applied to the output: the frozen gate and
   // up projections are the same for every row of a token, so they run once
   // per token (the tokens as one group, [0, T]) and lora_gated reads them
@@ -742,16 +738,11 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
   %k2g = gpu.launch_func async [%a0t] @moe_combine_kernels::@one_group
       blocks in (%one_tok, %c1, %c1) threads in (%c1, %c1, %c1)
       args(%tok : memref<?xi32>, %T : index)
-  %te2, %tm2, %nt2, %mt2, %k3 = call @tile_map_async(%tok, %one_tok, %T_tok,
-                                                    %k2g)
+  %tiles2, %mt2, %k3 = call @tile_map_async(%tok, %one_tok, %T_tok, %k2g)
       : (memref<?xi32>, index, index, !gpu.async.token)
-      -> (memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
-          !gpu.async.token)
+      -> (memref<?x4xi32>, index, !gpu.async.token)
   %fin = arith.select %per_token, %x, %xp : memref<?x?xbf16>
-  %fgrp = arith.select %per_token, %tok, %all : memref<?xi32>
-  %fte = arith.select %per_token, %te2, %te1 : memref<?xi32>
-  %ftm = arith.select %per_token, %tm2, %tm1 : memref<?xi32>
-  %fnt = arith.select %per_token, %nt2, %nt1 : memref<1xi32>
+  %ftiles = arith.select %per_token, %tiles2, %tiles1 : memref<?x4xi32>
   %fmt = arith.select %per_token, %mt2, %mt1 : index
   %n0 = arith.select %per_token, %T, %Rg : index
   %no_rows = memref.reinterpret_cast %offsets to offset: [0], sizes: [%c0],
@@ -773,25 +764,25 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
   %H, %a5 = gpu.alloc async [%a4] (%R, %F) : memref<?x?xbf16>
   %Dd, %a6 = gpu.alloc async [%a5] (%R, %Nd) : memref<?x?xf32>
   %D0, %a7 = gpu.alloc async [%a6] (%Rg, %Nd) : memref<?x?xf32>
-  %l0 = call @lora_delta_async(%xp, %Ag, %Bg, %offsets, %te, %tm, %nt, %mt,
+  %l0 = call @lora_delta_async(%xp, %Ag, %Bg, %tiles, %mt,
                                %Gd, %a7)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+         memref<?x4xi32>, index,
          memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
-  %l1 = call @lora_delta_async(%xp, %Au, %Bu, %offsets, %te, %tm, %nt, %mt,
+  %l1 = call @lora_delta_async(%xp, %Au, %Bu, %tiles, %mt,
                                %Ud, %l0)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+         memref<?x4xi32>, index,
          memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
-  %l2 = call @grouped_gemm_async(%fin, %Prow, %fgrp, %fte, %ftm, %fnt, %fmt,
+  %l2 = call @grouped_gemm_async(%fin, %Prow, %ftiles, %fmt,
                                  %G0, %l1)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
+         memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
-  %l3 = call @grouped_gemm_async(%fin, %Pu, %fgrp, %fte, %ftm, %fnt, %fmt,
+  %l3 = call @grouped_gemm_async(%fin, %Pu, %ftiles, %fmt,
                                  %U0, %l2)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
+         memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
   // lora_gated: the gated activation, then the down projection's delta and
   // frozen rows (all empty for lora).
@@ -803,15 +794,15 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
       args(%G0 : memref<?x?xf32>, %Gd : memref<?x?xf32>,
            %U0 : memref<?x?xf32>, %Ud : memref<?x?xf32>, %s : f32,
            %act : i32, %base : memref<?xi32>, %H : memref<?x?xbf16>)
-  %l5 = call @lora_delta_async(%H, %Ad, %Bd, %offsets, %te, %tm, %nt, %mt,
+  %l5 = call @lora_delta_async(%H, %Ad, %Bd, %tiles, %mt,
                                %Dd, %l4)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<1xi32>, index,
+         memref<?x4xi32>, index,
          memref<?x?xf32>, !gpu.async.token) -> !gpu.async.token
-  %l6 = call @grouped_gemm_async(%H, %Pd, %all, %te1, %tm1, %nt1, %mt1,
+  %l6 = call @grouped_gemm_async(%H, %Pd, %tiles1, %mt1,
                                  %D0, %l5)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<1xi32>, index, memref<?x?xf32>,
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
+         memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
   // The expert rows, rounded to bf16: D0 + s Dd (lora_gated) or s Gd (lora;
   // D0 has no rows), in place.
@@ -840,11 +831,11 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?xbf16>, i32, memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
 
-  %f0 = call @free_tile_map_async(%te, %tm, %nt, %l10)
-      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+  %f0 = call @free_tile_map_async(%tiles, %l10)
+      : (memref<?x4xi32>, !gpu.async.token)
       -> !gpu.async.token
-  %f1 = call @free_tile_map_async(%te1, %tm1, %nt1, %f0)
-      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+  %f1 = call @free_tile_map_async(%tiles1, %f0)
+      : (memref<?x4xi32>, !gpu.async.token)
       -> !gpu.async.token
   %f2 = gpu.dealloc async [%f1] %all : memref<?xi32>
   %f3 = gpu.dealloc async [%f2] %Gd : memref<?x?xf32>
@@ -857,8 +848,8 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
   %f10 = gpu.dealloc async [%f9] %xp : memref<?x?xbf16>
   %f11 = gpu.dealloc async [%f10] %dsr : memref<?x?xi32>
   %f12 = gpu.dealloc async [%f11] %dwts : memref<?x?xf32>
-  %f13 = call @free_tile_map_async(%te2, %tm2, %nt2, %f12)
-      : (memref<?xi32>, memref<?xi32>, memref<1xi32>, !gpu.async.token)
+  %f13 = call @free_tile_map_async(%tiles2, %f12)
+      : (memref<?x4xi32>, !gpu.async.token)
       -> !gpu.async.token
   %f14 = gpu.dealloc async [%f13] %tok : memref<?xi32>
   %f15 = gpu.dealloc async [%f14] %drt : memref<?xi32>
