@@ -21,7 +21,9 @@
 //
 //   - device memory from mgpuMemAlloc and each block's shared memory start
 //     filled with 0xff bytes (a NaN in f32 and bf16, -1 in integers), not
-//     zeros;
+//     zeros, or with the byte MOE_EMU_FILL names (0 to 255, decimal or 0x
+//     hex), so that a second run shows a kernel reads no fresh memory as
+//     if it held -1;
 //   - a shuffle from a lane outside the mask reads 0xffffffff;
 //   - an access to shared memory outside the kernel's, two threads of a
 //     block touching one shared byte (one writing) with no barrier or
@@ -73,6 +75,33 @@ namespace {
   std::fprintf(stderr, "moe cuda emulator: %s\n", message.c_str());
   std::fflush(stderr);
   std::abort();
+}
+
+/// The byte fresh device memory and shared memory start filled with: 0xff,
+/// or MOE_EMU_FILL.
+unsigned char fillByte() {
+  static const unsigned char byte = [] {
+    const char *env = std::getenv("MOE_EMU_FILL");
+    if (!env || !*env)
+      return static_cast<unsigned char>(0xff);
+    std::string text(env);
+    bool hex =
+        text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+    const char *digits = text.c_str() + (hex ? 2 : 0);
+    bool ok = *digits != '\0';
+    for (const char *c = digits; *c && ok; ++c)
+      ok = hex ? std::isxdigit(static_cast<unsigned char>(*c))
+               : std::isdigit(static_cast<unsigned char>(*c));
+    unsigned long value = ok && std::strlen(digits) <= 4
+                              ? std::strtoul(digits, nullptr, hex ? 16 : 10)
+                              : 256;
+    if (value > 255)
+      fail("MOE_EMU_FILL: expected a byte, 0 to 255 (decimal or 0x hex), "
+           "found '" +
+           text + "'");
+    return static_cast<unsigned char>(value);
+  }();
+  return byte;
 }
 
 //===----------------------------------------------------------------------===//
@@ -480,7 +509,7 @@ void Launch::runBlock() {
     t.tid[2] = i / (block[0] * block[1]);
     startFiber(t.fiber, stacks().get(i), kStackBytes, threadMain, scheduler);
   }
-  std::memset(shared.data(), 0xff, shared.size());
+  std::memset(shared.data(), fillByte(), shared.size());
   races.startBlock(shared.size(), count);
   inFlight.assign(shared.size(), 0);
   wgmmaReaders.assign(shared.size(), 0);
@@ -996,7 +1025,7 @@ namespace {
 /// A stream's work while it is captured (cuStreamBeginCapture), replayed by
 /// cuGraphLaunch: kernel launches with a copy of their arguments, copies,
 /// memsets, and the allocations made during the capture, which keep their
-/// address, are refilled with 0xff bytes at each replay (as fresh device
+/// address, are refilled with fillByte() at each replay (as fresh device
 /// memory) and are freed with the graph.
 struct Graph {
   std::vector<std::function<void()>> steps;
@@ -1320,7 +1349,7 @@ void *allocate(uint64_t sizeBytes) {
   void *p = std::aligned_alloc(256, bytes);
   if (!p)
     fail("mgpuMemAlloc(" + std::to_string(sizeBytes) + " bytes): out of memory");
-  std::memset(p, 0xff, bytes);
+  std::memset(p, fillByte(), bytes);
   // Kernels may touch the requested bytes, not the rounding.
   allocations().add(p, sizeBytes);
   return p;
@@ -1333,7 +1362,7 @@ void release(void *ptr) {
 } // namespace
 
 /// Device memory: host memory aligned as cuMemAlloc aligns, filled with
-/// 0xff bytes (device memory is not zeroed). Allocated during a capture, it
+/// fillByte() (device memory is not zeroed). Allocated during a capture, it
 /// belongs to the graph.
 MOE_EMU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, int8_t) {
   if (sizeBytes == 0)
@@ -1342,7 +1371,7 @@ MOE_EMU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, int8_t) {
   if (Graph *graph = stream ? captures().of(stream) : nullptr) {
     graph->owned.push_back(p);
     graph->steps.push_back(
-        [p, sizeBytes] { std::memset(p, 0xff, sizeBytes); });
+        [p, sizeBytes] { std::memset(p, fillByte(), sizeBytes); });
   }
   return p;
 }
