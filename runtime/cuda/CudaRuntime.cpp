@@ -500,9 +500,51 @@ MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
 }
 
 /// Runs from global destructors too, possibly after the driver shut down.
+namespace {
+/// The functions cuModuleGetFunction found, by module and name. The host
+/// code of a kernel library asks for its function before every launch
+/// (and before every launch on an empty grid, which it skips), some thirty
+/// times a layer; the driver takes its locks for each lookup. Entries of a
+/// module go with it at mgpuModuleUnload, before the driver may reuse the
+/// handle.
+class FunctionCache {
+public:
+  static FunctionCache &get() {
+    // Never destroyed: modules are unloaded by destructors at exit too.
+    static FunctionCache *cache = new FunctionCache;
+    return *cache;
+  }
+
+  CUfunction find(CUmodule module, const char *name) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto m = functions.find(module);
+    if (m == functions.end())
+      return nullptr;
+    auto f = m->second.find(name);
+    return f == m->second.end() ? nullptr : f->second;
+  }
+
+  void add(CUmodule module, const char *name, CUfunction function) {
+    std::lock_guard<std::mutex> lock(mutex);
+    functions[module].emplace(name, function);
+  }
+
+  void forget(CUmodule module) {
+    std::lock_guard<std::mutex> lock(mutex);
+    functions.erase(module);
+  }
+
+private:
+  std::mutex mutex;
+  std::unordered_map<CUmodule, std::map<std::string, CUfunction, std::less<>>>
+      functions;
+};
+} // namespace
+
 MOE_CUDA_EXPORT void mgpuModuleUnload(CUmodule module) {
   if (!module)
     return;
+  FunctionCache::get().forget(module);
   const Driver &d = driverFor("mgpuModuleUnload");
   CUresult result = makeCurrent(d);
   if (result == CUDA_SUCCESS)
@@ -527,10 +569,14 @@ MOE_CUDA_EXPORT CUfunction mgpuModuleGetFunction(CUmodule module,
   const Driver &d = enter("mgpuModuleGetFunction");
   if (!module)
     return nullptr;
+  if (name)
+    if (CUfunction function = FunctionCache::get().find(module, name))
+      return function;
   CUfunction function = nullptr;
   check(d, d.cuModuleGetFunction(&function, module, name), [&] {
     return std::string("cuModuleGetFunction(\"") + (name ? name : "") + "\")";
   });
+  FunctionCache::get().add(module, name, function);
   if (profiling())
     Profile::get().name(function, name);
   return function;

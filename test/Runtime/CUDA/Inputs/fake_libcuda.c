@@ -172,6 +172,17 @@ typedef struct {
   const char *ptx;
 } Module;
 
+/* The module unloaded last, whose handle the next load reuses, as a real
+   driver may. */
+static Module *unloadedModule;
+
+static Module *newModule(void) {
+  Module *m = unloadedModule ? unloadedModule : malloc(sizeof(Module));
+  unloadedModule = NULL;
+  memset(m, 0, sizeof(Module));
+  return m;
+}
+
 static const char *imageKind(const void *image) {
   const unsigned char *bytes = image;
   if (memcmp(bytes, "\177ELF", 4) == 0)
@@ -183,14 +194,14 @@ static const char *imageKind(const void *image) {
 }
 
 CUresult cuModuleLoadData(void **module, const void *image) {
-  Module *m = calloc(1, sizeof(Module));
+  Module *m = newModule();
   *module = m;
   return enter("cuModuleLoadData", "%s", imageKind(image));
 }
 
 CUresult cuModuleLoadDataEx(void **module, const void *image,
                             unsigned numOptions, int *options, void **values) {
-  Module *m = calloc(1, sizeof(Module));
+  Module *m = newModule();
   m->ptx = image;
   *module = m;
   long level = -1, logSize = 0;
@@ -213,7 +224,8 @@ CUresult cuModuleLoadDataEx(void **module, const void *image,
 }
 
 CUresult cuModuleUnload(void *module) {
-  free(module);
+  free(unloadedModule);
+  unloadedModule = module;
   return enter("cuModuleUnload", "");
 }
 

@@ -85,6 +85,9 @@ static void info(void) {
 static void sequence(void) {
   void *module = mgpuModuleLoadJIT((void *)kPtx, 3);
   void *function = mgpuModuleGetFunction(module, "scale");
+  printf("-- looked up again: %s\n",
+         mgpuModuleGetFunction(module, "scale") == function ? "the same"
+                                                            : "another");
   void *stream = mgpuStreamCreate();
 
   float *device = mgpuMemAlloc(4 * sizeof(float), stream, 0);
@@ -147,6 +150,10 @@ static void sequence(void) {
   mgpuMemFree(half, stream);
   mgpuMemFree(device, stream);
   mgpuStreamDestroy(stream);
+  mgpuModuleUnload(module);
+  printf("-- loaded again\n");
+  module = mgpuModuleLoadJIT((void *)kPtx, 3);
+  mgpuModuleGetFunction(module, "scale");
   mgpuModuleUnload(module);
   printf("done\n");
 }
