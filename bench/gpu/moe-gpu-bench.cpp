@@ -28,6 +28,11 @@
 //                CUDA graph and replayed: the kernels without the host's
 //                enqueueing between them (launches, stream-ordered
 //                allocations), as serving engines run decode steps
+//   host         for T <= 16, the host's time in one call of the layer
+//                (its launches and stream-ordered allocations, on an idle
+//                stream; the call does not wait for the GPU): when it
+//                comes near the layer's time, decoding on a stream is
+//                bound by the host
 //   cublas-loop  the same expert GEMMs with one cublasGemmEx per expert and
 //                projection (gate, up, down), without the SwiGLU between
 //   cublas-grp   the same GEMMs with three cublasGemmGroupedBatchedEx calls
@@ -73,6 +78,7 @@
 #include "moe_gpu_kernels.h"
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <iterator>
 #include <sstream>
@@ -114,6 +120,23 @@ double timeMs(CUstream stream, int reps, const std::function<void()> &flush,
   CU_CHECK(cu().cuEventDestroy(start));
   CU_CHECK(cu().cuEventDestroy(stop));
   return median(ms);
+}
+
+/// Median microseconds the host spends in `call`, which enqueues work on
+/// `stream` without waiting for it, each call on an idle stream.
+double hostUs(CUstream stream, int reps, const std::function<void()> &call) {
+  std::vector<double> us;
+  for (int i = 0; i < reps + 2; ++i) {
+    CU_CHECK(cu().cuStreamSynchronize(stream));
+    auto start = std::chrono::steady_clock::now();
+    call();
+    auto stop = std::chrono::steady_clock::now();
+    if (i >= 2)
+      us.push_back(
+          std::chrono::duration<double, std::micro>(stop - start).count());
+  }
+  CU_CHECK(cu().cuStreamSynchronize(stream));
+  return median(us);
 }
 
 /// Median milliseconds of `call` captured once in a CUDA graph and
@@ -205,7 +228,9 @@ struct Row {
   // pick (otherPath); expertsPairing: decoding with the down projection's
   // GEMV on the other kernel (pairingPath: gemv_pairs, two columns a warp,
   // or gemv_experts, one) than the runtime's choice; layerGraph,
-  // expertsGraph: decoding, the call captured in a CUDA graph and replayed.
+  // expertsGraph: decoding, the call captured in a CUDA graph and replayed;
+  // layerHostUs: decoding, the host's microseconds in a call of the layer.
+  double layerHostUs = -1;
   double layer, experts, expertsMma, expertsWide, expertsWider, expertsColumns,
       expertsOther, expertsPairing, layerGraph, expertsGraph, loop, grouped;
   std::string otherPath, pairingPath;
@@ -270,13 +295,13 @@ void printRow(const Row &r, double copyGBs, int64_t d, int64_t f) {
   auto tf = [&](double ms) { return ms > 0 ? flops / ms * 1e-9 : 0.0; };
   std::printf(
       "| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
-      "| %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f%s | %.4f%s | %.4f "
-      "| %.4f | %.2f |%s\n",
+      "| %.4f | %.4f | %.1f | %.4f | %.4f | %.4f | %.4f | %.4f%s | %.4f%s "
+      "| %.4f | %.4f | %.2f |%s\n",
       r.shape.c_str(), (long long)r.T, (long long)r.rows, (long long)r.active,
       r.layer, r.experts, tf(r.experts), bytes / r.experts * 1e-6,
       100.0 * bytes / r.experts * 1e-6 / copyGBs, r.layerGraph, r.expertsGraph,
-      r.expertsMma, r.expertsWide, r.expertsWider, r.expertsColumns,
-      r.expertsOther, r.otherPath.c_str(), r.expertsPairing,
+      r.layerHostUs, r.expertsMma, r.expertsWide, r.expertsWider,
+      r.expertsColumns, r.expertsOther, r.otherPath.c_str(), r.expertsPairing,
       r.pairingPath.c_str(), r.loop, r.grouped,
       r.grouped > 0 ? r.experts / r.grouped : 0.0, r.groupedNote.c_str());
   std::fflush(stdout);
@@ -418,13 +443,13 @@ int main(int argc, char **argv) {
     std::printf(
         "\n| shape | T | rows | experts used | layer ms | experts ms | "
         "experts TFLOP/s | experts GB/s (of copy) | graph layer ms | graph "
-        "experts ms | mma.sync experts "
+        "experts ms | layer host us | mma.sync experts "
         "ms | wgmma 128x128 experts ms | wgmma 128x256 experts ms | "
         "columns-fastest experts ms | "
         "other path ms | other down GEMV ms | cublas-loop ms | "
         "cublas-grouped ms | experts / grouped |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        "---|---|\n");
+        "---|---|---|\n");
   for (const Shape &s : shapes) {
     if (std::find(shapeNames.begin(), shapeNames.end(), s.name) ==
         shapeNames.end())
@@ -483,6 +508,8 @@ int main(int argc, char **argv) {
       r.layer = timeMs(stream, reps, flush, layer);
       CU_CHECK(cu().cuStreamSynchronize(stream));
       r.layerGraph = T <= 16 ? graphMs(stream, reps, flush, layer) : -1;
+      if (T <= 16)
+        r.layerHostUs = hostUs(stream, reps, layer);
       // Prefill: the selections that rank, through the same layer.
       if (T >= 256) {
         moe_gpu_routing ec = moe_gpu_routing_default();
