@@ -499,15 +499,13 @@ MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
   return module;
 }
 
-/// Runs from global destructors too, possibly after the driver shut down.
 namespace {
 /// The functions cuModuleGetFunction found, by module and name. The host
 /// code of a kernel library asks for its function before every launch
 /// (and before every launch on an empty grid, which it skips), 48 times for
 /// the 8 launches of a dropless decoding layer; the driver takes its locks
-/// for each lookup. Entries of a
-/// module go with it at mgpuModuleUnload, before the driver may reuse the
-/// handle.
+/// for each lookup. Entries of a module go with it at mgpuModuleUnload,
+/// before the driver may reuse the handle.
 class FunctionCache {
 public:
   static FunctionCache &get() {
@@ -542,6 +540,7 @@ private:
 };
 } // namespace
 
+/// Runs from global destructors too, possibly after the driver shut down.
 MOE_CUDA_EXPORT void mgpuModuleUnload(CUmodule module) {
   if (!module)
     return;

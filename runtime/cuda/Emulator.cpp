@@ -21,9 +21,9 @@
 //
 //   - device memory from mgpuMemAlloc and each block's shared memory start
 //     filled with 0xff bytes (a NaN in f32 and bf16, -1 in integers), not
-//     zeros, or with the byte MOE_EMU_FILL names (0 to 255, decimal or 0x
-//     hex), so that a second run shows a kernel reads no fresh memory as
-//     if it held -1;
+//     zeros, or with the byte MOE_EMU_FILL names (an integer in 0..255),
+//     so that a second run shows a kernel reads no fresh memory as if it
+//     held -1;
 //   - a shuffle from a lane outside the mask reads 0xffffffff;
 //   - an access to shared memory outside the kernel's, two threads of a
 //     block touching one shared byte (one writing) with no barrier or
@@ -81,24 +81,11 @@ namespace {
 /// or MOE_EMU_FILL.
 unsigned char fillByte() {
   static const unsigned char byte = [] {
-    const char *env = std::getenv("MOE_EMU_FILL");
-    if (!env || !*env)
-      return static_cast<unsigned char>(0xff);
-    std::string text(env);
-    bool hex =
-        text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
-    const char *digits = text.c_str() + (hex ? 2 : 0);
-    bool ok = *digits != '\0';
-    for (const char *c = digits; *c && ok; ++c)
-      ok = hex ? std::isxdigit(static_cast<unsigned char>(*c))
-               : std::isdigit(static_cast<unsigned char>(*c));
-    unsigned long value = ok && std::strlen(digits) <= 4
-                              ? std::strtoul(digits, nullptr, hex ? 16 : 10)
-                              : 256;
-    if (value > 255)
-      fail("MOE_EMU_FILL: expected a byte, 0 to 255 (decimal or 0x hex), "
-           "found '" +
-           text + "'");
+    std::string bad;
+    int64_t value =
+        moe::rt::cuda::boundedChoice("MOE_EMU_FILL", 0xff, 0, 255, bad);
+    if (!bad.empty())
+      fail(bad);
     return static_cast<unsigned char>(value);
   }();
   return byte;

@@ -112,11 +112,11 @@ inline int32_t gemvPairs(int64_t rowBytes, std::string &bad) {
   return fallback;
 }
 
-/// The environment variable `name` as an integer in 1..`limit`, or
-/// `fallback` when it is unset or empty. Any other value is put in `bad`
-/// (and `fallback` returned).
-inline int64_t boundedChoice(const char *name, int64_t fallback, int64_t limit,
-                             std::string &bad) {
+/// The environment variable `name` as an integer in `lo`..`limit` (lo >=
+/// 0), or `fallback` when it is unset or empty. Any other value is put in
+/// `bad` (and `fallback` returned).
+inline int64_t boundedChoice(const char *name, int64_t fallback, int64_t lo,
+                             int64_t limit, std::string &bad) {
   const char *env = std::getenv(name);
   std::string value = env ? env : "";
   if (value.empty())
@@ -126,9 +126,9 @@ inline int64_t boundedChoice(const char *name, int64_t fallback, int64_t limit,
   bool digits = value.size() <= std::to_string(limit).size() &&
                 value.find_first_not_of("0123456789") == std::string::npos;
   int64_t v = digits ? std::strtoll(value.c_str(), nullptr, 10) : 0;
-  if (v < 1 || v > limit) {
-    bad = std::string(name) + " must be an integer in 1.." +
-          std::to_string(limit) + ", found '" + value + "'";
+  if (!digits || v < lo || v > limit) {
+    bad = std::string(name) + " must be an integer in " + std::to_string(lo) +
+          ".." + std::to_string(limit) + ", found '" + value + "'";
     return fallback;
   }
   return v;
@@ -139,7 +139,7 @@ inline int64_t boundedChoice(const char *name, int64_t fallback, int64_t limit,
 /// fastest), or 16 when it is unset or empty. Any other value is put in
 /// `bad` (and 16 returned).
 inline int64_t gemmGroup(std::string &bad) {
-  return boundedChoice("MOE_GPU_GEMM_GROUP", 16, 65535, bad);
+  return boundedChoice("MOE_GPU_GEMM_GROUP", 16, 1, 65535, bad);
 }
 
 /// The most rows (over all groups) that gemv_experts takes instead of the
@@ -166,7 +166,7 @@ inline int64_t gemvMaxRows(int64_t experts, std::string &bad) {
 /// dimension: MOE_GPU_MAX_GRID_Y in 1..65535, or 65535 when it is unset or
 /// empty. Any other value is put in `bad` (and 65535 returned).
 inline int64_t maxGridY(std::string &bad) {
-  return boundedChoice("MOE_GPU_MAX_GRID_Y", 65535, 65535, bad);
+  return boundedChoice("MOE_GPU_MAX_GRID_Y", 65535, 1, 65535, bad);
 }
 
 /// The blocks of the dispatch's permutation for `slots` slots: ceil(slots /
@@ -176,7 +176,7 @@ inline int64_t maxGridY(std::string &bad) {
 inline int64_t permutationBlocks(int64_t slots, std::string &bad) {
   constexpr int64_t maxBlocks = 1024;
   int64_t per =
-      boundedChoice("MOE_GPU_PERMUTATION_SLOTS", 4096, 999999999, bad);
+      boundedChoice("MOE_GPU_PERMUTATION_SLOTS", 4096, 1, 999999999, bad);
   int64_t blocks = slots <= 0 ? 1 : (slots + per - 1) / per;
   return blocks < maxBlocks ? blocks : maxBlocks;
 }

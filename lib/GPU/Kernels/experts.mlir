@@ -493,7 +493,6 @@ gpu.module @moe_experts {
   // L2 rather than on memory.
   func.func private @prefetch_row_l2(%W: memref<?x?x?xbf16>, %e: index,
                                      %row: index) {
-    %c1 = arith.constant 1 : index
     %c32 = arith.constant 32 : index
     %c2i = arith.constant 2 : i64
     %c127i = arith.constant 127 : i64
@@ -967,8 +966,6 @@ gpu.module @moe_experts {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
-    %c63 = arith.constant 63 : index
-    %c64 = arith.constant 64 : index
     %c255 = arith.constant 255 : index
     %z = arith.constant 0 : i32
     %tid = gpu.thread_id x
@@ -1705,7 +1702,6 @@ gpu.module @moe_experts {
   func.func private @wgmma_epilogue(%pad: index, %rows: index,
       %bcols: index, %gated: i1, %m0: index, %n0: index, %mend: index,
       %nout: index, %Y: memref<?x?xf32>, %H: memref<?x?xbf16>, %act: i32) {
-    %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
     %c4 = arith.constant 4 : index
@@ -2237,7 +2233,6 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
                             %off: memref<?xi32>, %Y: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  %c2 = arith.constant 2 : index
   %c64 = arith.constant 64 : index
   %c128 = arith.constant 128 : index
   %c256 = arith.constant 256 : index
