@@ -17,7 +17,11 @@
 //                kernels, and the mma.sync ones again (MOE_GPU_WGMMA=0),
 //                and for T >= 256 the wgmma kernels on 128-row tiles of two
 //                warpgroups (MOE_GPU_WGMMA_ROWS=128), with 128 and with
-//                256 weight rows a block (MOE_GPU_WGMMA_COLS=256), and
+//                256 weight rows a block (MOE_GPU_WGMMA_COLS=256), on
+//                128 x 128 tiles with 6 k steps in shared memory instead
+//                of 4 (MOE_GPU_WGMMA_STAGES=6: the copies 4 steps ahead
+//                of the tensor cores rather than 2, one block an SM
+//                either way), and
 //                with the blocks launched columns fastest
 //                (MOE_GPU_GEMM_GROUP=1, against 16 tiles of a column at
 //                a time by default);
@@ -68,7 +72,9 @@
 // median and mean GPU time by kernel and grid) under a heading.
 //
 // --shapes kimi adds a Kimi-K2-like layer (d 7168, f 2048, E 384, k 8;
-// 34 GB of expert weights), not run by default.
+// 34 GB of expert weights), not run by default; --shapes tiny a layer of
+// d 256, f 128, E 8, k 2, which measures nothing useful but runs every
+// path of the benchmark in seconds (on the SIMT emulator too).
 //
 // Exits with 77 without a usable GPU.
 //
@@ -222,7 +228,8 @@ struct Row {
   int64_t T, rows, active;
   // ms; < 0 when not measured. expertsMma: the experts on the mma.sync
   // kernels where `experts` took the wgmma ones; expertsWide: prefill on
-  // the wgmma kernels with 128-row tiles, expertsWider on 128 x 256 tiles,
+  // the wgmma kernels with 128-row tiles, expertsDeep on the same with 6
+  // stages, expertsWider on 128 x 256 tiles,
   // expertsColumns with the GEMM blocks in launch order (columns fastest);
   // expertsOther: decoding (T <= 16) on the path the row threshold did not
   // pick (otherPath); expertsPairing: decoding with the down projection's
@@ -231,8 +238,9 @@ struct Row {
   // expertsGraph: decoding, the call captured in a CUDA graph and replayed;
   // layerHostUs: decoding, the host's microseconds in a call of the layer.
   double layerHostUs = -1;
-  double layer, experts, expertsMma, expertsWide, expertsWider, expertsColumns,
-      expertsOther, expertsPairing, layerGraph, expertsGraph, loop, grouped;
+  double layer, experts, expertsMma, expertsWide, expertsDeep, expertsWider,
+      expertsColumns, expertsOther, expertsPairing, layerGraph, expertsGraph,
+      loop, grouped;
   std::string otherPath, pairingPath;
   std::string groupedNote;
   int64_t d = 0, f = 0;
@@ -254,11 +262,13 @@ void printTargets(const std::vector<Row> &rows, double copyGBs) {
         continue;
       }
       double ratio = r.experts / r.grouped;
-      char wide[96] = "", columns[64] = "";
-      if (r.expertsWide > 0 && r.expertsWider > 0)
+      char wide[128] = "", columns[64] = "";
+      if (r.expertsWide > 0 && r.expertsDeep > 0 && r.expertsWider > 0)
         std::snprintf(wide, sizeof(wide),
-                      " (wgmma tiles 128 x 128: %.2fx, 128 x 256: %.2fx)",
-                      r.expertsWide / r.grouped, r.expertsWider / r.grouped);
+                      " (wgmma tiles 128 x 128: %.2fx, with 6 stages: "
+                      "%.2fx, 128 x 256: %.2fx)",
+                      r.expertsWide / r.grouped, r.expertsDeep / r.grouped,
+                      r.expertsWider / r.grouped);
       if (r.expertsColumns > 0)
         std::snprintf(columns, sizeof(columns), " (columns fastest: %.2fx)",
                       r.expertsColumns / r.grouped);
@@ -295,12 +305,12 @@ void printRow(const Row &r, double copyGBs, int64_t d, int64_t f) {
   auto tf = [&](double ms) { return ms > 0 ? flops / ms * 1e-9 : 0.0; };
   std::printf(
       "| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
-      "| %.4f | %.4f | %.1f | %.4f | %.4f | %.4f | %.4f | %.4f%s | %.4f%s "
-      "| %.4f | %.4f | %.2f |%s\n",
+      "| %.4f | %.4f | %.1f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f%s "
+      "| %.4f%s | %.4f | %.4f | %.2f |%s\n",
       r.shape.c_str(), (long long)r.T, (long long)r.rows, (long long)r.active,
       r.layer, r.experts, tf(r.experts), bytes / r.experts * 1e-6,
       100.0 * bytes / r.experts * 1e-6 / copyGBs, r.layerGraph, r.expertsGraph,
-      r.layerHostUs, r.expertsMma, r.expertsWide, r.expertsWider,
+      r.layerHostUs, r.expertsMma, r.expertsWide, r.expertsDeep, r.expertsWider,
       r.expertsColumns, r.expertsOther, r.otherPath.c_str(), r.expertsPairing,
       r.pairingPath.c_str(), r.loop, r.grouped,
       r.grouped > 0 ? r.experts / r.grouped : 0.0, r.groupedNote.c_str());
@@ -352,20 +362,21 @@ int main(int argc, char **argv) {
         tokens.push_back(std::atoll(t.c_str()));
     } else {
       std::fprintf(stderr, "usage: moe-gpu-bench [--reps N] [--shapes "
-                           "mixtral,qwen3,kimi] "
+                           "mixtral,qwen3,kimi,tiny] "
                            "[--tokens 1,16,256,4096] [--profile]\n");
       return 2;
     }
   }
   const Shape shapes[] = {{"mixtral", 4096, 14336, 8, 2},
                           {"qwen3", 2048, 768, 128, 8},
-                          {"kimi", 7168, 2048, 384, 8}};
+                          {"kimi", 7168, 2048, 384, 8},
+                          {"tiny", 256, 128, 8, 2}};
   for (const std::string &name : shapeNames)
     if (std::none_of(std::begin(shapes), std::end(shapes),
                      [&](const Shape &s) { return name == s.name; })) {
       std::fprintf(stderr,
                    "moe-gpu-bench: unknown shape '%s' (mixtral, qwen3, "
-                   "kimi)\n",
+                   "kimi, tiny)\n",
                    name.c_str());
       return 2;
     }
@@ -444,12 +455,12 @@ int main(int argc, char **argv) {
         "\n| shape | T | rows | experts used | layer ms | experts ms | "
         "experts TFLOP/s | experts GB/s (of copy) | graph layer ms | graph "
         "experts ms | layer host us | mma.sync experts "
-        "ms | wgmma 128x128 experts ms | wgmma 128x256 experts ms | "
-        "columns-fastest experts ms | "
+        "ms | wgmma 128x128 experts ms | wgmma 128x128 6-stage experts ms | "
+        "wgmma 128x256 experts ms | columns-fastest experts ms | "
         "other path ms | other down GEMV ms | cublas-loop ms | "
         "cublas-grouped ms | experts / grouped |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        "---|---|---|\n");
+        "---|---|---|---|\n");
   for (const Shape &s : shapes) {
     if (std::find(shapeNames.begin(), shapeNames.end(), s.name) ==
         shapeNames.end())
@@ -564,12 +575,15 @@ int main(int argc, char **argv) {
       };
       r.experts = timeExperts();
       r.expertsGraph = T <= 16 ? graphMs(stream, reps, flush, experts) : -1;
-      r.expertsMma = r.expertsWide = r.expertsWider = r.expertsColumns =
-          r.expertsOther = r.expertsPairing = -1;
+      r.expertsMma = r.expertsWide = r.expertsDeep = r.expertsWider =
+          r.expertsColumns = r.expertsOther = r.expertsPairing = -1;
       if (wgmma)
         r.expertsMma = expertsWith("MOE_GPU_WGMMA", "0");
       if (wgmma && T >= 256) {
         r.expertsWide = expertsWith("MOE_GPU_WGMMA_ROWS", "128");
+        r.expertsDeep = withEnv("MOE_GPU_WGMMA_ROWS", "128", [&] {
+          return expertsWith("MOE_GPU_WGMMA_STAGES", "6");
+        });
         r.expertsWider = withEnv("MOE_GPU_WGMMA_ROWS", "128", [&] {
           return expertsWith("MOE_GPU_WGMMA_COLS", "256");
         });

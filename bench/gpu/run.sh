@@ -14,8 +14,9 @@
 #               kernels: moe-gpu-check --quick on the mma.sync ones
 #   check-wide.txt  on compute capability 9.0: moe-gpu-check --quick on the
 #               wgmma kernels with 128-row tiles (MOE_GPU_WGMMA_ROWS=128)
-#               and every permutation past 64 slots segmented, then on
-#               128 x 256 tiles (MOE_GPU_WGMMA_COLS=256)
+#               and every permutation past 64 slots segmented, then with
+#               6 k steps in shared memory (MOE_GPU_WGMMA_STAGES=6), then
+#               on 128 x 256 tiles (MOE_GPU_WGMMA_COLS=256)
 #   e2e.txt     end to end, against moe-reference's f64 results:
 #               moe-compile --target cuda libraries run through their C API,
 #               and moe-run --pipeline cuda (the bundle's static moe-run,
@@ -77,6 +78,10 @@ if grep -q '^tensor-core GEMMs: wgmma' "$out/check.txt"; then
   step "check: 128-row wgmma tiles, segmented permutations"
   MOE_GPU_WGMMA_ROWS=128 MOE_GPU_PERMUTATION_SLOTS=64 timeout 120 \
     "$bundle/bin/moe-gpu-check" --quick 2>&1 | tee "$out/check-wide.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "check: 128-row wgmma tiles, 6 k steps in shared memory"
+  MOE_GPU_WGMMA_ROWS=128 MOE_GPU_WGMMA_STAGES=6 timeout 120 \
+    "$bundle/bin/moe-gpu-check" --quick 2>&1 | tee -a "$out/check-wide.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   step "check: 128 x 256 wgmma tiles"
   MOE_GPU_WGMMA_ROWS=128 MOE_GPU_WGMMA_COLS=256 timeout 120 \

@@ -1275,6 +1275,12 @@ MOE_EMU_EXPORT void moe_emu_launch(void (*entry)(void **), const char *name,
          " is invalid (at most 1024 threads; cuLaunchKernel would fail)");
   if (staticShared < 0 || dynamicShared < 0)
     fail(std::string("kernel ") + name + ": negative shared memory size");
+  if (staticShared + dynamicShared > moe::rt::cuda::kWgmmaSharedLimit)
+    fail(std::string("kernel ") + name + ": " +
+         std::to_string(staticShared + dynamicShared) +
+         " bytes of shared memory a block, more than any device allows (" +
+         std::to_string(moe::rt::cuda::kWgmmaSharedLimit) +
+         "; cuLaunchKernel would fail)");
   // No blocks or no threads: nothing runs, as in libmoe_cuda_runtime.
   if (gridX * gridY * gridZ == 0 || blockX * blockY * blockZ == 0)
     return;

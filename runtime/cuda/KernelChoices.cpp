@@ -32,6 +32,15 @@ MOE_CHOICE_EXPORT int32_t moe_gpu_wgmma_cols() {
   return readChoice("moe_gpu_wgmma_cols", wgmmaCols);
 }
 
+/// The k steps in shared memory of the kernel library's wgmma GEMMs on
+/// tiles of `rows` x `cols`: 4, or MOE_GPU_WGMMA_STAGES where it fits.
+MOE_CHOICE_EXPORT int32_t moe_gpu_wgmma_stages(int32_t rows, int32_t cols) {
+  return static_cast<int32_t>(
+      readChoice("moe_gpu_wgmma_stages", [&](std::string &bad) {
+        return wgmmaStages(rows, cols, bad);
+      }));
+}
+
 /// The tiles of a column that the kernel library's tensor-core GEMMs'
 /// blocks take before the next column: 16, or MOE_GPU_GEMM_GROUP.
 MOE_CHOICE_EXPORT int64_t moe_gpu_gemm_group() {

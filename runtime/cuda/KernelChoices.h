@@ -21,6 +21,10 @@
 //                           which the warpgroups share: 128 (the default)
 //                           or 256 (the output columns of a block; half as
 //                           many for the gated GEMM, gate and up)
+//   MOE_GPU_WGMMA_STAGES=N  the k steps of the wgmma GEMMs' shared memory
+//                           (3..8, default 4; the copies run N - 2 steps
+//                           ahead), as many as the tile's fit in a block's
+//                           227 KiB
 //   MOE_GPU_GEMM_GROUP=N    the tiles of a column the tensor-core GEMMs'
 //                           blocks take before the next column (default
 //                           16; 1: the columns fastest, as launched)
@@ -140,6 +144,35 @@ inline int64_t boundedChoice(const char *name, int64_t fallback, int64_t lo,
 /// `bad` (and 16 returned).
 inline int64_t gemmGroup(std::string &bad) {
   return boundedChoice("MOE_GPU_GEMM_GROUP", 16, 1, 65535, bad);
+}
+
+/// The most dynamic shared memory a block may opt in to on the devices that
+/// run the wgmma GEMMs (compute capability 9.0): 227 KiB.
+constexpr int64_t kWgmmaSharedLimit = 227 * 1024;
+
+/// The dynamic shared memory of the wgmma GEMMs on tiles of `rows` rows and
+/// `cols` weight rows with `stages` k steps of 64 in flight: a buffer of
+/// (rows + cols) rows of 128 bytes a step, and 1 KiB to align the buffers
+/// to 1024 bytes (@wgmma_shared_bytes of the kernel library computes the
+/// same).
+inline int64_t wgmmaSharedBytes(int64_t rows, int64_t cols, int64_t stages) {
+  return (rows + cols) * 128 * stages + 1024;
+}
+
+/// The k steps that the wgmma GEMMs on tiles of `rows` x `cols` keep in
+/// shared memory: MOE_GPU_WGMMA_STAGES in 3..8, or 4 when it is unset or
+/// empty. A value out of range, or one whose buffers do not fit in
+/// kWgmmaSharedLimit, is put in `bad` (and 4 returned; 4 fits every tile).
+inline int64_t wgmmaStages(int64_t rows, int64_t cols, std::string &bad) {
+  int64_t stages = boundedChoice("MOE_GPU_WGMMA_STAGES", 4, 3, 8, bad);
+  int64_t bytes = wgmmaSharedBytes(rows, cols, stages);
+  if (bad.empty() && bytes > kWgmmaSharedLimit)
+    bad = "MOE_GPU_WGMMA_STAGES=" + std::to_string(stages) + " does not fit " +
+          std::to_string(rows) + " x " + std::to_string(cols) +
+          " wgmma tiles: " + std::to_string((bytes + 1023) / 1024) +
+          " KiB of shared memory a block, at most " +
+          std::to_string(kWgmmaSharedLimit / 1024);
+  return bad.empty() ? stages : 4;
 }
 
 /// The most rows (over all groups) that gemv_experts takes instead of the

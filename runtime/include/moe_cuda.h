@@ -107,6 +107,14 @@ int32_t moe_gpu_use_wgmma(void);
 int32_t moe_gpu_wgmma_rows(void);
 int32_t moe_gpu_wgmma_cols(void);
 
+/* The k steps of 64 that those GEMMs keep in shared memory on tiles of
+ * `rows` x `cols` (their copies run stages - 2 steps ahead of the tensor
+ * cores): 4, or the environment variable MOE_GPU_WGMMA_STAGES (3..8, as
+ * many as fit in 227 KiB of shared memory with the tile: at most 7 for 128
+ * x 128, 4 for 128 x 256; anything else is an error, reported on stderr
+ * before an abort). */
+int32_t moe_gpu_wgmma_stages(int32_t rows, int32_t cols);
+
 /* The tiles of rows that the kernel library's tensor-core GEMM blocks take
  * of one column of the output before the next column, in launch order, so
  * that the blocks running at once share weight columns and rows in L2: 16,

@@ -61,10 +61,13 @@ int main(int argc, char **argv) {
                 info.max_shared_memory_per_block);
     std::printf("  L2 cache: %d KiB\n", info.l2_cache_bytes >> 10);
   }
-  if (moe_gpu_use_wgmma())
-    std::printf("expert GEMMs: wgmma (sm_90a), %d x %d tiles\n",
-                moe_gpu_wgmma_rows(), moe_gpu_wgmma_cols());
-  else
+  if (moe_gpu_use_wgmma()) {
+    int32_t rows = moe_gpu_wgmma_rows(), cols = moe_gpu_wgmma_cols();
+    std::printf("expert GEMMs: wgmma (sm_90a), %d x %d tiles, %d k steps in "
+                "shared memory\n",
+                rows, cols, moe_gpu_wgmma_stages(rows, cols));
+  } else {
     std::printf("expert GEMMs: mma.sync, 64 x 64 tiles\n");
+  }
   return 0;
 }

@@ -1519,9 +1519,10 @@ gpu.module @moe_experts {
   // 64 W-row tiles; warpgroup w computes rows 64 w .. 64 w + 63), and NB =
   // 128 or 256 weight rows a block (%bcols), which the warpgroups share.
   // Per k step of 64, A (64 W rows of X) and B (NB weight rows) in 128-byte
-  // swizzled shared memory, filled by cp.async two steps ahead into four
-  // buffers, and four wgmma m64nNBk16 a warpgroup with f32 accumulators in
-  // registers (64 a thread for NB = 128, 128 for 256), one step in flight.
+  // swizzled shared memory, filled by cp.async S - 2 steps ahead into S
+  // buffers (%stages, 4 unless MOE_GPU_WGMMA_STAGES asks for 3 to 8), and
+  // four wgmma m64nNBk16 a warpgroup with f32 accumulators in registers (64
+  // a thread for NB = 128, 128 for 256), one step in flight.
   // The block's tile and column x come from @gemm_block (`group` tiles of
   // a column at a time). Plain (Wu empty): Y = X W[e]^T, B the rows n0 ..
   // n0 + NB - 1 of W[e] (n0 = NB x). Gated: B's first half is Wg[e]'s rows
@@ -1530,7 +1531,7 @@ gpu.module @moe_experts {
   // accumulator column c < NB / 2 is the gate and c + NB / 2 its up, and H
   // = bf16(act(gate) * up); the epilogue reads the accumulators back from
   // shared memory. Grid (ceil(Nout / NB) or ceil(F / (NB / 2)), ceil(N /
-  // (64 W)) + min(E, N)), dynamic shared memory 4 x (8 W + NB / 8) KiB + 1
+  // (64 W)) + min(E, N)), dynamic shared memory S x (8 W + NB / 8) KiB + 1
   // KiB (@wgmma_shared_bytes; the buffers start at the first 1024-byte
   // aligned address, as the swizzle atoms must).
 
@@ -1634,56 +1635,102 @@ gpu.module @moe_experts {
     return
   }
 
-  // Iteration %it of a wgmma k loop up to its wgmma: it issues the copies
-  // of k step it (none past the last step, %nk) into buffer it % 4, one
-  // cp.async group (empty past the last step), and returns whether step it
-  // - 2 is to be computed. Step it - 2 has landed then (only step it - 1's
-  // group may be pending) for every thread once all are past the barrier,
-  // which is also past the wgmma of step it - 4 (one wgmma step stays in
-  // flight): its buffer takes step it.
-  func.func private @wgmma_step_begin(%X: memref<?x?xbf16>,
+  // A wgmma k loop keeps S = %stages buffers in shared memory and copies D
+  // = S - 2 steps ahead of the tensor cores, one wgmma step in flight. The
+  // loop computes k step kt in buffer kt % S after
+  //   - @wgmma_wait_step: a wait for the copies of step kt (those of steps
+  //     kt + 1 .. kt + D - 1 may stay pending), then the proxy fence and a
+  //     block barrier, after which every thread's copies of step kt have
+  //     landed and every warpgroup is past the wgmma of step kt - 2;
+  //   - @wgmma_issue of step kt + D into buffer (kt + D) % S = (kt - 2) % S,
+  //     which that barrier freed.
+  // The first D steps are issued before the loop, by a loop of 6 (the
+  // largest D) iterations that skips those past D: when that loop runs to
+  // D itself, ptxas serializes the k loop's wgmma (C7515, accumulators
+  // defined by other instructions between a wgmma and its wait), which
+  // experts.test checks it does not report. The k loop counts the buffers
+  // rather than dividing by S (a 64-bit division, and a branch, a step).
+
+  // The copies of k step %step into buffer %ib (none past the last step,
+  // %nk) and one cp.async group (empty past the last step, so that every
+  // step has its group).
+  func.func private @wgmma_issue(%X: memref<?x?xbf16>,
       %W: memref<?x?x?xbf16>, %W_hi: memref<?x?x?xbf16>,
       %view_elems: index, %pad_e: index, %buf_elems: index, %a_elems: index,
-      %half: index, %half_mine: index, %most: index, %it: index, %nk: index,
-      %e: index, %m0: index, %mend: index, %n0: index, %col_hi: index,
-      %src_hi: index, %nout: index) -> i1 {
-    %c2 = arith.constant 2 : index
-    %c4 = arith.constant 4 : index
-    %compute = arith.cmpi uge, %it, %c2 : index
-    scf.if %compute {
-      nvvm.cp.async.wait.group 1
-      nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-      gpu.barrier
-    }
-    %issue = arith.cmpi ult, %it, %nk : index
+      %half: index, %half_mine: index, %most: index, %step: index,
+      %ib: index, %nk: index, %e: index, %m0: index, %mend: index,
+      %n0: index, %col_hi: index, %src_hi: index, %nout: index) {
+    %issue = arith.cmpi ult, %step, %nk : index
     scf.if %issue {
-      %ib = arith.remui %it, %c4 : index
       %ibo = arith.muli %ib, %buf_elems : index
       %buf = arith.addi %pad_e, %ibo : index
       func.call @wgmma_copy_step(%X, %W, %W_hi, %view_elems, %buf, %a_elems,
-                                 %half, %half_mine, %most, %it, %e, %m0,
+                                 %half, %half_mine, %most, %step, %e, %m0,
                                  %mend, %n0, %col_hi, %src_hi, %nout)
           : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index,
              index, index, index, index, index, index, index, index, index,
              index, index, index, index) -> ()
     }
     nvvm.cp.async.commit.group
-    return %compute : i1
+    return
+  }
+
+  // The wait of a k loop with the copies %ahead = D steps ahead (2 to 6)
+  // for its oldest step: D - 1 groups may stay pending (the count is an
+  // immediate), then the fence that makes the copies visible to the
+  // tensor cores, and the block barrier.
+  func.func private @wgmma_wait_step(%ahead: index) {
+    scf.index_switch %ahead
+    case 2 {
+      nvvm.cp.async.wait.group 1
+      scf.yield
+    }
+    case 3 {
+      nvvm.cp.async.wait.group 2
+      scf.yield
+    }
+    case 4 {
+      nvvm.cp.async.wait.group 3
+      scf.yield
+    }
+    case 5 {
+      nvvm.cp.async.wait.group 4
+      scf.yield
+    }
+    case 6 {
+      nvvm.cp.async.wait.group 5
+      scf.yield
+    }
+    default {
+      nvvm.cp.async.wait.group 0
+    }
+    nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+    gpu.barrier
+    return
+  }
+
+  // The buffer (%kb - 2) mod %stages, without a division.
+  func.func private @wgmma_buffer_back2(%kb: index, %stages: index) -> index {
+    %c2 = arith.constant 2 : index
+    %back = arith.subi %kb, %c2 : index
+    %ahead = arith.subi %stages, %c2 : index
+    %wrapped = arith.addi %kb, %ahead : index
+    %low = arith.cmpi ult, %kb, %c2 : index
+    %b = arith.select %low, %wrapped, %back : index
+    return %b : index
   }
 
   // The shared addresses of this thread's warpgroup's A (64 rows) and of B
-  // in the buffer of k step %kt: 4 buffers of %buf_bytes from %start (the
-  // first 1024-byte aligned address), A of %a_bytes first.
-  func.func private @wgmma_step_operands(%kt: index, %start: index,
+  // in buffer %kb: buffers of %buf_bytes from %start (the first 1024-byte
+  // aligned address), A of %a_bytes first.
+  func.func private @wgmma_step_operands(%kb: index, %start: index,
                                          %buf_bytes: index, %a_bytes: index)
       -> (index, index) {
-    %c4 = arith.constant 4 : index
     %c128 = arith.constant 128 : index
     %c8192 = arith.constant 8192 : index
     %tid = gpu.thread_id x
     %wgi = arith.divui %tid, %c128 : index
-    %b = arith.remui %kt, %c4 : index
-    %bo = arith.muli %b, %buf_bytes : index
+    %bo = arith.muli %kb, %buf_bytes : index
     %abuf = arith.addi %start, %bo : index
     %wgo = arith.muli %wgi, %c8192 : index
     %aaddr = arith.addi %abuf, %wgo : index
@@ -1774,12 +1821,14 @@ gpu.module @moe_experts {
                                %Wu: memref<?x?x?xbf16>,
                                %tiles: memref<?x4xi32>,
                                %Y: memref<?x?xf32>, %H: memref<?x?xbf16>,
-                               %act: i32, %bcols: index, %group: index)
+                               %act: i32, %bcols: index, %stages: index,
+                               %group: index)
       kernel attributes {moe.sm90a} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
     %c4 = arith.constant 4 : index
+    %c6 = arith.constant 6 : index
     %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
     %c63 = arith.constant 63 : index
@@ -1818,10 +1867,10 @@ gpu.module @moe_experts {
       %b_elems = arith.muli %bcols, %c64 : index
       %buf_elems = arith.addi %a_elems, %b_elems : index
       %buf_bytes = arith.muli %buf_elems, %c2 : index
-      %bufs_elems = arith.muli %buf_elems, %c4 : index
+      %bufs_elems = arith.muli %buf_elems, %stages : index
       %view_elems = arith.addi %bufs_elems, %c512 : index
 
-      // 4 buffers after the pad to 1024 bytes, within the launch's
+      // %stages buffers after the pad to 1024 bytes, within the launch's
       // dynamic shared memory (@wgmma_shared_bytes).
       %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
       %base = memref.extract_aligned_pointer_as_index %smem
@@ -1834,7 +1883,7 @@ gpu.module @moe_experts {
 
       %kp = arith.addi %K, %c63 : index
       %nk = arith.divui %kp, %c64 : index
-      %nk2 = arith.addi %nk, %c2 : index
+      %ahead = arith.subi %stages, %c2 : index
       // The rows of each half of B a thread copies (@wgmma_copy_step).
       %half_chunks = arith.muli %half, %c8 : index
       %half_mine = arith.divui %half_chunks, %nthreads : index
@@ -1847,10 +1896,10 @@ gpu.module @moe_experts {
       %col_hi = arith.select %gated, %n0, %n0_half : index
       %src_hi = arith.select %gated, %up0, %n0_half : index
 
-      // Iteration it issues the copies of k step it and computes step it -
-      // 2 (@wgmma_step_begin). The accumulators stay in registers, so each
-      // width has its own loop; then every warp is past its last wgmma, the
-      // buffers are free, and nvgpu.warpgroup.mma.store writes the
+      // The k loop (see @wgmma_issue): the first D = S - 2 steps' copies,
+      // then each step's wgmma after the copies of the step D ahead. The
+      // accumulators stay in registers, so each width has its own loop;
+      // then every warp is past its last wgmma, the buffers are free, and nvgpu.warpgroup.mma.store writes the
       // accumulators as the (64 W) x NB f32 tile at the start of the
       // buffers. The store takes a 64 x NB destination (its verifier asks
       // for the accumulator's size), and MLIR 22 lowers it with the row 16
@@ -1860,36 +1909,50 @@ gpu.module @moe_experts {
       %wide = arith.cmpi eq, %bcols, %c256 : index
       scf.if %wide {
         %acc0 = llvm.mlir.zero : !wgmma_acc256
-        %accN = scf.for %it = %c0 to %nk2 step %c1 iter_args(%acc = %acc0) -> (!wgmma_acc256) {
-          %compute = func.call @wgmma_step_begin(%X, %W, %W_hi, %view_elems,
-              %pad_e, %buf_elems, %a_elems, %half, %half_mine, %c8, %it, %nk,
+        scf.for %it = %c0 to %c6 step %c1 {
+          %first = arith.cmpi ult, %it, %ahead : index
+          scf.if %first {
+            func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e,
+                %buf_elems, %a_elems, %half, %half_mine, %c8, %it, %it,
+                %nk, %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
+                : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+                   index, index, index, index, index, index, index, index,
+                   index, index, index, index, index, index, index, index,
+                   index) -> ()
+          }
+        }
+        %accN, %kbN = scf.for %kt = %c0 to %nk step %c1
+            iter_args(%acc = %acc0, %kb = %c0) -> (!wgmma_acc256, index) {
+          func.call @wgmma_wait_step(%ahead) : (index) -> ()
+          %next = arith.addi %kt, %ahead : index
+          %ib = func.call @wgmma_buffer_back2(%kb, %stages) : (index, index) -> index
+          func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e,
+              %buf_elems, %a_elems, %half, %half_mine, %c8, %next, %ib, %nk,
               %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
               : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
                  index, index, index, index, index, index, index, index,
-                 index, index, index, index, index, index, index, index) -> i1
-          %next = scf.if %compute -> (!wgmma_acc256) {
-            %kt = arith.subi %it, %c2 : index
-            %aaddr, %baddr = func.call @wgmma_step_operands(%kt, %start,
-                %buf_bytes, %a_bytes) : (index, index, index, index) -> (index, index)
-            nvvm.wgmma.fence.aligned
-            %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc256) {
-              %ko = arith.muli %kk, %c32 : index
-              %ak = arith.addi %aaddr, %ko : index
-              %bk = arith.addi %baddr, %ko : index
-              %da = func.call @wgmma_descriptor(%ak) : (index) -> i64
-              %db = func.call @wgmma_descriptor(%bk) : (index) -> i64
-              %d1 = nvvm.wgmma.mma_async %da, %db, %d, #nvvm.shape<m = 64, n = 256, k = 16>,
-                  D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-                  : !wgmma_acc256 -> !wgmma_acc256
-              scf.yield %d1 : !wgmma_acc256
-            }
-            nvvm.wgmma.commit.group.sync.aligned
-            nvvm.wgmma.wait.group.sync.aligned 1
-            scf.yield %r : !wgmma_acc256
-          } else {
-            scf.yield %acc : !wgmma_acc256
+                 index, index, index, index, index, index, index, index,
+                 index) -> ()
+          %aaddr, %baddr = func.call @wgmma_step_operands(%kb, %start,
+              %buf_bytes, %a_bytes) : (index, index, index, index) -> (index, index)
+          nvvm.wgmma.fence.aligned
+          %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc256) {
+            %ko = arith.muli %kk, %c32 : index
+            %ak = arith.addi %aaddr, %ko : index
+            %bk = arith.addi %baddr, %ko : index
+            %da = func.call @wgmma_descriptor(%ak) : (index) -> i64
+            %db = func.call @wgmma_descriptor(%bk) : (index) -> i64
+            %d1 = nvvm.wgmma.mma_async %da, %db, %d, #nvvm.shape<m = 64, n = 256, k = 16>,
+                D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+                : !wgmma_acc256 -> !wgmma_acc256
+            scf.yield %d1 : !wgmma_acc256
           }
-          scf.yield %next : !wgmma_acc256
+          nvvm.wgmma.commit.group.sync.aligned
+          nvvm.wgmma.wait.group.sync.aligned 1
+          %kb1 = arith.addi %kb, %c1 : index
+          %wrap = arith.cmpi eq, %kb1, %stages : index
+          %kbn = arith.select %wrap, %c0, %kb1 : index
+          scf.yield %r, %kbn : !wgmma_acc256, index
         }
         nvvm.wgmma.wait.group.sync.aligned 0
         nvvm.cp.async.wait.group 0
@@ -1905,36 +1968,50 @@ gpu.module @moe_experts {
             to memref<64x256xf32, #gpu.address_space<workgroup>>
       } else {
         %acc0 = llvm.mlir.zero : !wgmma_acc
-        %accN = scf.for %it = %c0 to %nk2 step %c1 iter_args(%acc = %acc0) -> (!wgmma_acc) {
-          %compute = func.call @wgmma_step_begin(%X, %W, %W_hi, %view_elems,
-              %pad_e, %buf_elems, %a_elems, %half, %half_mine, %c4, %it, %nk,
+        scf.for %it = %c0 to %c6 step %c1 {
+          %first = arith.cmpi ult, %it, %ahead : index
+          scf.if %first {
+            func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e,
+                %buf_elems, %a_elems, %half, %half_mine, %c4, %it, %it,
+                %nk, %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
+                : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+                   index, index, index, index, index, index, index, index,
+                   index, index, index, index, index, index, index, index,
+                   index) -> ()
+          }
+        }
+        %accN, %kbN = scf.for %kt = %c0 to %nk step %c1
+            iter_args(%acc = %acc0, %kb = %c0) -> (!wgmma_acc, index) {
+          func.call @wgmma_wait_step(%ahead) : (index) -> ()
+          %next = arith.addi %kt, %ahead : index
+          %ib = func.call @wgmma_buffer_back2(%kb, %stages) : (index, index) -> index
+          func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e,
+              %buf_elems, %a_elems, %half, %half_mine, %c4, %next, %ib, %nk,
               %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
               : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
                  index, index, index, index, index, index, index, index,
-                 index, index, index, index, index, index, index, index) -> i1
-          %next = scf.if %compute -> (!wgmma_acc) {
-            %kt = arith.subi %it, %c2 : index
-            %aaddr, %baddr = func.call @wgmma_step_operands(%kt, %start,
-                %buf_bytes, %a_bytes) : (index, index, index, index) -> (index, index)
-            nvvm.wgmma.fence.aligned
-            %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc) {
-              %ko = arith.muli %kk, %c32 : index
-              %ak = arith.addi %aaddr, %ko : index
-              %bk = arith.addi %baddr, %ko : index
-              %da = func.call @wgmma_descriptor(%ak) : (index) -> i64
-              %db = func.call @wgmma_descriptor(%bk) : (index) -> i64
-              %d1 = nvvm.wgmma.mma_async %da, %db, %d, #nvvm.shape<m = 64, n = 128, k = 16>,
-                  D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-                  : !wgmma_acc -> !wgmma_acc
-              scf.yield %d1 : !wgmma_acc
-            }
-            nvvm.wgmma.commit.group.sync.aligned
-            nvvm.wgmma.wait.group.sync.aligned 1
-            scf.yield %r : !wgmma_acc
-          } else {
-            scf.yield %acc : !wgmma_acc
+                 index, index, index, index, index, index, index, index,
+                 index) -> ()
+          %aaddr, %baddr = func.call @wgmma_step_operands(%kb, %start,
+              %buf_bytes, %a_bytes) : (index, index, index, index) -> (index, index)
+          nvvm.wgmma.fence.aligned
+          %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc) {
+            %ko = arith.muli %kk, %c32 : index
+            %ak = arith.addi %aaddr, %ko : index
+            %bk = arith.addi %baddr, %ko : index
+            %da = func.call @wgmma_descriptor(%ak) : (index) -> i64
+            %db = func.call @wgmma_descriptor(%bk) : (index) -> i64
+            %d1 = nvvm.wgmma.mma_async %da, %db, %d, #nvvm.shape<m = 64, n = 128, k = 16>,
+                D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+                : !wgmma_acc -> !wgmma_acc
+            scf.yield %d1 : !wgmma_acc
           }
-          scf.yield %next : !wgmma_acc
+          nvvm.wgmma.commit.group.sync.aligned
+          nvvm.wgmma.wait.group.sync.aligned 1
+          %kb1 = arith.addi %kb, %c1 : index
+          %wrap = arith.cmpi eq, %kb1, %stages : index
+          %kbn = arith.select %wrap, %c0, %kb1 : index
+          scf.yield %r, %kbn : !wgmma_acc, index
         }
         nvvm.wgmma.wait.group.sync.aligned 0
         nvvm.cp.async.wait.group 0
@@ -2141,15 +2218,30 @@ func.func private @gemm_group() -> index {
   return %i : index
 }
 
+// The k steps of 64 in shared memory (the buffers) of grouped_gemm_wgmma
+// on tiles of `rows` x `cols` that the runtime asks for: 4, or 3 to 8 with
+// MOE_GPU_WGMMA_STAGES where they fit.
+func.func private @moe_gpu_wgmma_stages(i32, i32) -> i32
+func.func private @wgmma_stages(%rows: index, %cols: index) -> index {
+  %r = arith.index_cast %rows : index to i32
+  %c = arith.index_cast %cols : index to i32
+  %s = call @moe_gpu_wgmma_stages(%r, %c) : (i32, i32) -> i32
+  %i = arith.index_cast %s : i32 to index
+  return %i : index
+}
+
 // The dynamic shared memory of grouped_gemm_wgmma on tiles of `rows` rows
-// and `cols` weight rows: 4 buffers of (rows + cols) rows of 128 bytes (A,
-// then B) and 1 KiB to align them to 1024 bytes; 97 KiB for 64 x 128, 129
-// KiB for 128 x 128, 193 KiB for 128 x 256.
-func.func private @wgmma_shared_bytes(%rows: index, %cols: index) -> i32 {
-  %c512 = arith.constant 512 : index
+// and `cols` weight rows with `stages` buffers: a buffer of (rows + cols)
+// rows of 128 bytes (A, then B) a stage and 1 KiB to align them to 1024
+// bytes; with 4 stages, 97 KiB for 64 x 128, 129 KiB for 128 x 128, 193
+// KiB for 128 x 256.
+func.func private @wgmma_shared_bytes(%rows: index, %cols: index,
+                                      %stages: index) -> i32 {
+  %c128 = arith.constant 128 : index
   %c1024 = arith.constant 1024 : index
   %r = arith.addi %rows, %cols : index
-  %buffers = arith.muli %r, %c512 : index
+  %buffer = arith.muli %r, %c128 : index
+  %buffers = arith.muli %buffer, %stages : index
   %b = arith.addi %buffers, %c1024 : index
   %bi = arith.index_cast %b : index to i32
   return %bi : i32
@@ -2398,7 +2490,9 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %noWu = memref.reinterpret_cast %W to offset: [0], sizes: [%c0, %c0, %c0],
       strides: [%c0, %c0, 1] : memref<?x?x?xbf16> to memref<?x?x?xbf16>
   %trows = call @wgmma_tile_rows(%wg) : (i1) -> index
-  %smem = call @wgmma_shared_bytes(%trows, %tcols) : (index, index) -> i32
+  %stages = call @wgmma_stages(%trows, %tcols) : (index, index) -> index
+  %smem = call @wgmma_shared_bytes(%trows, %tcols, %stages)
+      : (index, index, index) -> i32
   %wthreads = arith.muli %trows, %c2 : index
   %kw = gpu.launch_func async [%k0] @moe_experts::@grouped_gemm_wgmma
       blocks in (%gw, %ty, %tz) threads in (%wthreads, %c1, %c1)
@@ -2407,7 +2501,7 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
            %noWu : memref<?x?x?xbf16>, 
            %tiles : memref<?x4xi32>,
            %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32,
-           %tcols : index, %group : index)
+           %tcols : index, %stages : index, %group : index)
   %k1 = gpu.launch_func async [%kw] @moe_experts::@gemv_experts
       blocks in (%gv, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
@@ -2536,7 +2630,9 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %noY = memref.reinterpret_cast %Y to offset: [0], sizes: [%c0, %c0],
       strides: [%c0, 1] : memref<?x?xf32> to memref<?x?xf32>
   %trows = call @wgmma_tile_rows(%wg) : (i1) -> index
-  %smem = call @wgmma_shared_bytes(%trows, %tcols) : (index, index) -> i32
+  %stages = call @wgmma_stages(%trows, %tcols) : (index, index) -> index
+  %smem = call @wgmma_shared_bytes(%trows, %tcols, %stages)
+      : (index, index, index) -> i32
   %wthreads = arith.muli %trows, %c2 : index
   %k1w = gpu.launch_func async [%k1g] @moe_experts::@grouped_gemm_wgmma
       blocks in (%g_gated_wg, %ty, %tz) threads in (%wthreads, %c1, %c1)
@@ -2545,7 +2641,7 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
            %Wu : memref<?x?x?xbf16>, 
            %tiles : memref<?x4xi32>,
            %noY : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
-           %tcols : index, %group : index)
+           %tcols : index, %stages : index, %group : index)
   %k1vg = gpu.launch_func async [%k1w] @moe_experts::@gemv_experts
       blocks in (%gv_gated, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
