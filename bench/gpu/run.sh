@@ -25,6 +25,11 @@
 #               grouped GEMM, memory bandwidth
 #   profile.txt moe-gpu-bench --profile: the GPU time of each kernel of the
 #               layers and the experts (MOE_CUDA_PROFILE)
+#   ncu.txt     where the machine has Nsight Compute (ncu) and lets it read
+#               the GPU's counters: the prefill expert GEMMs of a
+#               Mixtral-like layer at T = 4096 and the decoding GEMVs of a
+#               Qwen3-like layer at T = 1, analysed (speed of light,
+#               occupancy, warp stalls, memory); not a check
 #   summary.txt all of the above with the date and the bundle's commit
 #   perf-gpu.md the benchmark's tables and targets, as docs/perf-gpu.md
 #               begins them, and the largest kernel times of profile.txt
@@ -179,6 +184,37 @@ env "${bench_env[@]}" MOE_CUDA_PROFILE=1 timeout 120 \
   "$bundle/bin/moe-gpu-bench" --profile --reps 5 > "$out/profile.txt" 2>&1
 [ $? -eq 0 ] || status=1
 tail -n 30 "$out/profile.txt"
+
+# Why the kernels furthest from their targets are where they are: the
+# hardware's counters, where ncu is here and may read them (it needs the
+# toolkit and, on most machines, root or the driver's profiling
+# permission); its absence or refusal is written down, not a failure.
+ncu=$(command -v ncu || true)
+for dir in /usr/local/cuda/bin /opt/nvidia/nsight-compute/*; do
+  if [ -z "$ncu" ] && [ -x "$dir/ncu" ]; then ncu="$dir/ncu"; fi
+done
+if [ -n "$ncu" ]; then
+  step "ncu ${bench_env[*]}"
+  sections=(--section SpeedOfLight --section Occupancy
+            --section WarpStateStats --section MemoryWorkloadAnalysis
+            --section SchedulerStats)
+  {
+    echo "== prefill: mixtral T=4096, the first two expert GEMMs"
+    env "${bench_env[@]}" timeout 180 "$ncu" -k 'regex:grouped_gemm|gate_up_swiglu' \
+      -c 2 "${sections[@]}" "$bundle/bin/moe-gpu-bench" --shapes mixtral \
+      --tokens 4096 --reps 1
+    echo "ncu exit: $?"
+    echo "== decode: qwen3 T=1, the first two GEMVs"
+    env "${bench_env[@]}" timeout 120 "$ncu" -k regex:gemv -c 2 "${sections[@]}" \
+      "$bundle/bin/moe-gpu-bench" --shapes qwen3 --tokens 1 --reps 1
+    echo "ncu exit: $?"
+  } > "$out/ncu.txt" 2>&1
+  grep -E '^== |ncu exit|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|==ERROR==' \
+    "$out/ncu.txt" | head -n 40
+else
+  echo "ncu: not on this machine (PATH, /usr/local/cuda/bin, /opt/nvidia/nsight-compute)" |
+    tee "$out/ncu.txt"
+fi
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
