@@ -15,14 +15,15 @@
 //                group sizes its offsets give): fused gate/up + SwiGLU,
 //                down projection; on compute capability 9.0 the wgmma
 //                kernels, and the mma.sync ones again (MOE_GPU_WGMMA=0),
-//                and for T >= 256 the wgmma kernels on 128-row tiles of two
-//                warpgroups (MOE_GPU_WGMMA_ROWS=128), with 128 and with
-//                256 weight rows a block (MOE_GPU_WGMMA_COLS=256), on
-//                128 x 128 tiles with 6 k steps in shared memory instead
-//                of 4 (MOE_GPU_WGMMA_STAGES=6: the copies 4 steps ahead
-//                of the tensor cores rather than 2, one block an SM
-//                either way), and
-//                with the blocks launched columns fastest
+//                and where the experts take the tensor cores (prefill,
+//                and decoding above the GEMV's rows) the wgmma kernels on
+//                128-row tiles of two warpgroups (MOE_GPU_WGMMA_ROWS=128),
+//                with 128 and with 256 weight rows a block
+//                (MOE_GPU_WGMMA_COLS=256), and on 128 x 128 tiles with 6 k
+//                steps in shared memory instead of 4
+//                (MOE_GPU_WGMMA_STAGES=6: the copies 4 steps ahead of the
+//                tensor cores rather than 2, one block an SM either way);
+//                for T >= 256 with the blocks launched columns fastest
 //                (MOE_GPU_GEMM_GROUP=1, against 16 tiles of a column at
 //                a time by default);
 //                for T <= 16 also on the path (gemv_experts or the tensor
@@ -579,7 +580,11 @@ int main(int argc, char **argv) {
           r.expertsColumns = r.expertsOther = r.expertsPairing = -1;
       if (wgmma)
         r.expertsMma = expertsWith("MOE_GPU_WGMMA", "0");
-      if (wgmma && T >= 256) {
+      // The wgmma variants wherever the experts take the tensor cores:
+      // prefill, and decoding steps above the GEMV's rows (Mixtral-like at
+      // T = 16), which stream their weights through the same pipeline.
+      bool tensorCores = r.rows > kernelsGemvMaxRows(E);
+      if (wgmma && tensorCores) {
         r.expertsWide = expertsWith("MOE_GPU_WGMMA_ROWS", "128");
         r.expertsDeep = withEnv("MOE_GPU_WGMMA_ROWS", "128", [&] {
           return expertsWith("MOE_GPU_WGMMA_STAGES", "6");
