@@ -19,10 +19,12 @@
 //                and decoding above the GEMV's rows) the wgmma kernels on
 //                128-row tiles of two warpgroups (MOE_GPU_WGMMA_ROWS=128),
 //                with 128 and with 256 weight rows a block
-//                (MOE_GPU_WGMMA_COLS=256), and on 128 x 128 tiles with 6 k
+//                (MOE_GPU_WGMMA_COLS=256), on 128 x 128 tiles with 6 k
 //                steps in shared memory instead of 4
 //                (MOE_GPU_WGMMA_STAGES=6: the copies 4 steps ahead of the
-//                tensor cores rather than 2, one block an SM either way);
+//                tensor cores rather than 2, one block an SM either way),
+//                and on 64 x 128 tiles with 8 (96 KiB of weights in flight
+//                an SM, where two blocks of 4 have 64);
 //                for T >= 256 with the blocks launched columns fastest
 //                (MOE_GPU_GEMM_GROUP=1, against 16 tiles of a column at
 //                a time by default);
@@ -230,7 +232,8 @@ struct Row {
   // ms; < 0 when not measured. expertsMma: the experts on the mma.sync
   // kernels where `experts` took the wgmma ones; expertsWide: prefill on
   // the wgmma kernels with 128-row tiles, expertsDeep on the same with 6
-  // stages, expertsWider on 128 x 256 tiles,
+  // stages, expertsDeepNarrow on 64-row tiles with 8 (the most weight
+  // bytes in flight an SM), expertsWider on 128 x 256 tiles,
   // expertsColumns with the GEMM blocks in launch order (columns fastest);
   // expertsOther: decoding (T <= 16) on the path the row threshold did not
   // pick (otherPath); expertsPairing: decoding with the down projection's
@@ -239,9 +242,9 @@ struct Row {
   // expertsGraph: decoding, the call captured in a CUDA graph and replayed;
   // layerHostUs: decoding, the host's microseconds in a call of the layer.
   double layerHostUs = -1;
-  double layer, experts, expertsMma, expertsWide, expertsDeep, expertsWider,
-      expertsColumns, expertsOther, expertsPairing, layerGraph, expertsGraph,
-      loop, grouped;
+  double layer, experts, expertsMma, expertsWide, expertsDeep,
+      expertsDeepNarrow, expertsWider, expertsColumns, expertsOther,
+      expertsPairing, layerGraph, expertsGraph, loop, grouped;
   std::string otherPath, pairingPath;
   std::string groupedNote;
   int64_t d = 0, f = 0;
@@ -263,12 +266,15 @@ void printTargets(const std::vector<Row> &rows, double copyGBs) {
         continue;
       }
       double ratio = r.experts / r.grouped;
-      char wide[128] = "", columns[64] = "";
-      if (r.expertsWide > 0 && r.expertsDeep > 0 && r.expertsWider > 0)
+      char wide[160] = "", columns[64] = "";
+      if (r.expertsWide > 0 && r.expertsDeep > 0 && r.expertsDeepNarrow > 0 &&
+          r.expertsWider > 0)
         std::snprintf(wide, sizeof(wide),
                       " (wgmma tiles 128 x 128: %.2fx, with 6 stages: "
-                      "%.2fx, 128 x 256: %.2fx)",
+                      "%.2fx, 64 x 128 with 8 stages: %.2fx, 128 x 256: "
+                      "%.2fx)",
                       r.expertsWide / r.grouped, r.expertsDeep / r.grouped,
+                      r.expertsDeepNarrow / r.grouped,
                       r.expertsWider / r.grouped);
       if (r.expertsColumns > 0)
         std::snprintf(columns, sizeof(columns), " (columns fastest: %.2fx)",
@@ -306,15 +312,17 @@ void printRow(const Row &r, double copyGBs, int64_t d, int64_t f) {
   auto tf = [&](double ms) { return ms > 0 ? flops / ms * 1e-9 : 0.0; };
   std::printf(
       "| %s | %lld | %lld | %lld | %.4f | %.4f | %.1f | %.0f (%.0f%%) "
-      "| %.4f | %.4f | %.1f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f%s "
+      "| %.4f | %.4f | %.1f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f "
+      "| %.4f%s "
       "| %.4f%s | %.4f | %.4f | %.2f |%s\n",
       r.shape.c_str(), (long long)r.T, (long long)r.rows, (long long)r.active,
       r.layer, r.experts, tf(r.experts), bytes / r.experts * 1e-6,
       100.0 * bytes / r.experts * 1e-6 / copyGBs, r.layerGraph, r.expertsGraph,
-      r.layerHostUs, r.expertsMma, r.expertsWide, r.expertsDeep, r.expertsWider,
-      r.expertsColumns, r.expertsOther, r.otherPath.c_str(), r.expertsPairing,
-      r.pairingPath.c_str(), r.loop, r.grouped,
-      r.grouped > 0 ? r.experts / r.grouped : 0.0, r.groupedNote.c_str());
+      r.layerHostUs, r.expertsMma, r.expertsWide, r.expertsDeep,
+      r.expertsDeepNarrow, r.expertsWider, r.expertsColumns, r.expertsOther,
+      r.otherPath.c_str(), r.expertsPairing, r.pairingPath.c_str(), r.loop,
+      r.grouped, r.grouped > 0 ? r.experts / r.grouped : 0.0,
+      r.groupedNote.c_str());
   std::fflush(stdout);
 }
 
@@ -457,11 +465,12 @@ int main(int argc, char **argv) {
         "experts TFLOP/s | experts GB/s (of copy) | graph layer ms | graph "
         "experts ms | layer host us | mma.sync experts "
         "ms | wgmma 128x128 experts ms | wgmma 128x128 6-stage experts ms | "
-        "wgmma 128x256 experts ms | columns-fastest experts ms | "
+        "wgmma 64x128 8-stage experts ms | wgmma 128x256 experts ms | "
+        "columns-fastest experts ms | "
         "other path ms | other down GEMV ms | cublas-loop ms | "
         "cublas-grouped ms | experts / grouped |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        "---|---|---|---|\n");
+        "---|---|---|---|---|\n");
   for (const Shape &s : shapes) {
     if (std::find(shapeNames.begin(), shapeNames.end(), s.name) ==
         shapeNames.end())
@@ -576,8 +585,9 @@ int main(int argc, char **argv) {
       };
       r.experts = timeExperts();
       r.expertsGraph = T <= 16 ? graphMs(stream, reps, flush, experts) : -1;
-      r.expertsMma = r.expertsWide = r.expertsDeep = r.expertsWider =
-          r.expertsColumns = r.expertsOther = r.expertsPairing = -1;
+      r.expertsMma = r.expertsWide = r.expertsDeep = r.expertsDeepNarrow =
+          r.expertsWider = r.expertsColumns = r.expertsOther =
+              r.expertsPairing = -1;
       if (wgmma)
         r.expertsMma = expertsWith("MOE_GPU_WGMMA", "0");
       // The wgmma variants wherever the experts take the tensor cores:
@@ -589,6 +599,7 @@ int main(int argc, char **argv) {
         r.expertsDeep = withEnv("MOE_GPU_WGMMA_ROWS", "128", [&] {
           return expertsWith("MOE_GPU_WGMMA_STAGES", "6");
         });
+        r.expertsDeepNarrow = expertsWith("MOE_GPU_WGMMA_STAGES", "8");
         r.expertsWider = withEnv("MOE_GPU_WGMMA_ROWS", "128", [&] {
           return expertsWith("MOE_GPU_WGMMA_COLS", "256");
         });
