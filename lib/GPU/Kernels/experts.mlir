@@ -1637,16 +1637,16 @@ gpu.module @moe_experts {
 
   // A wgmma k loop keeps S = %stages buffers in shared memory and copies D
   // = S - 2 steps ahead of the tensor cores, one wgmma step in flight. The
-  // loop computes k step kt in buffer kt % S after
+  // loop computes k step kt in buffer kt % S after @wgmma_step_begin:
   //   - @wgmma_wait_step: a wait for the copies of step kt (those of steps
   //     kt + 1 .. kt + D - 1 may stay pending), then the proxy fence and a
   //     block barrier, after which every thread's copies of step kt have
   //     landed and every warpgroup is past the wgmma of step kt - 2;
   //   - @wgmma_issue of step kt + D into buffer (kt + D) % S = (kt - 2) % S,
   //     which that barrier freed.
-  // The first D steps are issued before the loop, by a loop of 6 (the
-  // largest D) iterations that skips those past D: when that loop runs to
-  // D itself, ptxas serializes the k loop's wgmma (C7515, accumulators
+  // The first D steps are issued before the loop (@wgmma_issue_first), by
+  // a loop of 6 (the largest D) iterations that skips those past D: when
+  // that loop runs to D itself, ptxas serializes the k loop's wgmma (C7515, accumulators
   // defined by other instructions between a wgmma and its wait), which
   // experts.test checks it does not report. The k loop counts the buffers
   // rather than dividing by S (a 64-bit division, and a branch, a step).
@@ -1709,15 +1709,72 @@ gpu.module @moe_experts {
     return
   }
 
-  // The buffer (%kb - 2) mod %stages, without a division.
-  func.func private @wgmma_buffer_back2(%kb: index, %stages: index) -> index {
+  // The copies of the first %ahead = D (at most 6) steps of a k loop, step
+  // it into buffer it, by a loop of a fixed 6 iterations (see above).
+  func.func private @wgmma_issue_first(%X: memref<?x?xbf16>,
+      %W: memref<?x?x?xbf16>, %W_hi: memref<?x?x?xbf16>,
+      %view_elems: index, %pad_e: index, %buf_elems: index, %a_elems: index,
+      %half: index, %half_mine: index, %most: index, %ahead: index,
+      %nk: index, %e: index, %m0: index, %mend: index, %n0: index,
+      %col_hi: index, %src_hi: index, %nout: index) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c6 = arith.constant 6 : index
+    scf.for %it = %c0 to %c6 step %c1 {
+      %first = arith.cmpi ult, %it, %ahead : index
+      scf.if %first {
+        func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e,
+            %buf_elems, %a_elems, %half, %half_mine, %most, %it, %it, %nk,
+            %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
+            : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+               index, index, index, index, index, index, index, index,
+               index, index, index, index, index, index, index, index,
+               index) -> ()
+      }
+    }
+    return
+  }
+
+  // Iteration %kt of a k loop up to its wgmma, with %stages = S buffers,
+  // step kt in buffer %kb: the wait for step kt, the copies of step kt + D
+  // into buffer (kb - 2) mod S (counted without a division), and the shared
+  // addresses of this thread's A and of B in buffer %kb.
+  func.func private @wgmma_step_begin(%X: memref<?x?xbf16>,
+      %W: memref<?x?x?xbf16>, %W_hi: memref<?x?x?xbf16>,
+      %view_elems: index, %pad_e: index, %buf_elems: index, %a_elems: index,
+      %half: index, %half_mine: index, %most: index, %stages: index,
+      %kt: index, %kb: index, %nk: index, %e: index, %m0: index,
+      %mend: index, %n0: index, %col_hi: index, %src_hi: index,
+      %nout: index, %start: index, %buf_bytes: index, %a_bytes: index)
+      -> (index, index) {
     %c2 = arith.constant 2 : index
-    %back = arith.subi %kb, %c2 : index
     %ahead = arith.subi %stages, %c2 : index
+    func.call @wgmma_wait_step(%ahead) : (index) -> ()
+    %next = arith.addi %kt, %ahead : index
+    %back = arith.subi %kb, %c2 : index
     %wrapped = arith.addi %kb, %ahead : index
     %low = arith.cmpi ult, %kb, %c2 : index
-    %b = arith.select %low, %wrapped, %back : index
-    return %b : index
+    %ib = arith.select %low, %wrapped, %back : index
+    func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e, %buf_elems,
+        %a_elems, %half, %half_mine, %most, %next, %ib, %nk, %e, %m0, %mend,
+        %n0, %col_hi, %src_hi, %nout)
+        : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+           index, index, index, index, index, index, index, index,
+           index, index, index, index, index, index, index, index,
+           index) -> ()
+    %aaddr, %baddr = func.call @wgmma_step_operands(%kb, %start,
+        %buf_bytes, %a_bytes) : (index, index, index, index) -> (index, index)
+    return %aaddr, %baddr : index, index
+  }
+
+  // The buffer after %kb of %stages: (kb + 1) mod S, without a division.
+  func.func private @wgmma_buffer_next(%kb: index, %stages: index) -> index {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %kb1 = arith.addi %kb, %c1 : index
+    %wrap = arith.cmpi eq, %kb1, %stages : index
+    %next = arith.select %wrap, %c0, %kb1 : index
+    return %next : index
   }
 
   // The shared addresses of this thread's warpgroup's A (64 rows) and of B
@@ -1828,7 +1885,6 @@ gpu.module @moe_experts {
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
     %c4 = arith.constant 4 : index
-    %c6 = arith.constant 6 : index
     %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
     %c63 = arith.constant 63 : index
@@ -1909,32 +1965,22 @@ gpu.module @moe_experts {
       %wide = arith.cmpi eq, %bcols, %c256 : index
       scf.if %wide {
         %acc0 = llvm.mlir.zero : !wgmma_acc256
-        scf.for %it = %c0 to %c6 step %c1 {
-          %first = arith.cmpi ult, %it, %ahead : index
-          scf.if %first {
-            func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e,
-                %buf_elems, %a_elems, %half, %half_mine, %c8, %it, %it,
-                %nk, %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
-                : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-                   index, index, index, index, index, index, index, index,
-                   index, index, index, index, index, index, index, index,
-                   index) -> ()
-          }
-        }
+        func.call @wgmma_issue_first(%X, %W, %W_hi, %view_elems, %pad_e,
+            %buf_elems, %a_elems, %half, %half_mine, %c8, %ahead, %nk,
+            %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
+            : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+               index, index, index, index, index, index, index, index,
+               index, index, index, index, index, index, index, index) -> ()
         %accN, %kbN = scf.for %kt = %c0 to %nk step %c1
             iter_args(%acc = %acc0, %kb = %c0) -> (!wgmma_acc256, index) {
-          func.call @wgmma_wait_step(%ahead) : (index) -> ()
-          %next = arith.addi %kt, %ahead : index
-          %ib = func.call @wgmma_buffer_back2(%kb, %stages) : (index, index) -> index
-          func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e,
-              %buf_elems, %a_elems, %half, %half_mine, %c8, %next, %ib, %nk,
-              %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
+          %aaddr, %baddr = func.call @wgmma_step_begin(%X, %W, %W_hi,
+              %view_elems, %pad_e, %buf_elems, %a_elems, %half, %half_mine,
+              %c8, %stages, %kt, %kb, %nk, %e, %m0, %mend, %n0, %col_hi,
+              %src_hi, %nout, %start, %buf_bytes, %a_bytes)
               : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
                  index, index, index, index, index, index, index, index,
                  index, index, index, index, index, index, index, index,
-                 index) -> ()
-          %aaddr, %baddr = func.call @wgmma_step_operands(%kb, %start,
-              %buf_bytes, %a_bytes) : (index, index, index, index) -> (index, index)
+                 index, index, index, index, index) -> (index, index)
           nvvm.wgmma.fence.aligned
           %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc256) {
             %ko = arith.muli %kk, %c32 : index
@@ -1949,9 +1995,7 @@ gpu.module @moe_experts {
           }
           nvvm.wgmma.commit.group.sync.aligned
           nvvm.wgmma.wait.group.sync.aligned 1
-          %kb1 = arith.addi %kb, %c1 : index
-          %wrap = arith.cmpi eq, %kb1, %stages : index
-          %kbn = arith.select %wrap, %c0, %kb1 : index
+          %kbn = func.call @wgmma_buffer_next(%kb, %stages) : (index, index) -> index
           scf.yield %r, %kbn : !wgmma_acc256, index
         }
         nvvm.wgmma.wait.group.sync.aligned 0
@@ -1968,32 +2012,22 @@ gpu.module @moe_experts {
             to memref<64x256xf32, #gpu.address_space<workgroup>>
       } else {
         %acc0 = llvm.mlir.zero : !wgmma_acc
-        scf.for %it = %c0 to %c6 step %c1 {
-          %first = arith.cmpi ult, %it, %ahead : index
-          scf.if %first {
-            func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e,
-                %buf_elems, %a_elems, %half, %half_mine, %c4, %it, %it,
-                %nk, %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
-                : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-                   index, index, index, index, index, index, index, index,
-                   index, index, index, index, index, index, index, index,
-                   index) -> ()
-          }
-        }
+        func.call @wgmma_issue_first(%X, %W, %W_hi, %view_elems, %pad_e,
+            %buf_elems, %a_elems, %half, %half_mine, %c4, %ahead, %nk,
+            %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
+            : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+               index, index, index, index, index, index, index, index,
+               index, index, index, index, index, index, index, index) -> ()
         %accN, %kbN = scf.for %kt = %c0 to %nk step %c1
             iter_args(%acc = %acc0, %kb = %c0) -> (!wgmma_acc, index) {
-          func.call @wgmma_wait_step(%ahead) : (index) -> ()
-          %next = arith.addi %kt, %ahead : index
-          %ib = func.call @wgmma_buffer_back2(%kb, %stages) : (index, index) -> index
-          func.call @wgmma_issue(%X, %W, %W_hi, %view_elems, %pad_e,
-              %buf_elems, %a_elems, %half, %half_mine, %c4, %next, %ib, %nk,
-              %e, %m0, %mend, %n0, %col_hi, %src_hi, %nout)
+          %aaddr, %baddr = func.call @wgmma_step_begin(%X, %W, %W_hi,
+              %view_elems, %pad_e, %buf_elems, %a_elems, %half, %half_mine,
+              %c4, %stages, %kt, %kb, %nk, %e, %m0, %mend, %n0, %col_hi,
+              %src_hi, %nout, %start, %buf_bytes, %a_bytes)
               : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
                  index, index, index, index, index, index, index, index,
                  index, index, index, index, index, index, index, index,
-                 index) -> ()
-          %aaddr, %baddr = func.call @wgmma_step_operands(%kb, %start,
-              %buf_bytes, %a_bytes) : (index, index, index, index) -> (index, index)
+                 index, index, index, index, index) -> (index, index)
           nvvm.wgmma.fence.aligned
           %r = scf.for %kk = %c0 to %c4 step %c1 iter_args(%d = %acc) -> (!wgmma_acc) {
             %ko = arith.muli %kk, %c32 : index
@@ -2008,9 +2042,7 @@ gpu.module @moe_experts {
           }
           nvvm.wgmma.commit.group.sync.aligned
           nvvm.wgmma.wait.group.sync.aligned 1
-          %kb1 = arith.addi %kb, %c1 : index
-          %wrap = arith.cmpi eq, %kb1, %stages : index
-          %kbn = arith.select %wrap, %c0, %kb1 : index
+          %kbn = func.call @wgmma_buffer_next(%kb, %stages) : (index, index) -> index
           scf.yield %r, %kbn : !wgmma_acc, index
         }
         nvvm.wgmma.wait.group.sync.aligned 0
