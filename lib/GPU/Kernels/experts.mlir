@@ -680,6 +680,32 @@ gpu.module @moe_experts {
         : f32, f32, f32, f32, f32, f32, f32, f32
   }
 
+  // Row r of gemv_experts below mend: the butterfly of the sum a, and
+  // gated, of b; lane 0 stores bf16(act(a) * b) into H, or a into Y.
+  func.func private @gemv_store_row(%H: memref<?x?xbf16>, %Y: memref<?x?xf32>,
+                                    %r: index, %mend: index, %j: index,
+                                    %a: f32, %b: f32, %gated: i1, %act: i32,
+                                    %lane0: i1) {
+    %in = arith.cmpi ult, %r, %mend : index
+    scf.if %in {
+      %ta = func.call @warp_sum(%a) : (f32) -> f32
+      scf.if %gated {
+        %tb = func.call @warp_sum(%b) : (f32) -> f32
+        scf.if %lane0 {
+          %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
+          %h = arith.mulf %g, %tb : f32
+          %hb = arith.truncf %h : f32 to bf16
+          memref.store %hb, %H[%r, %j] : memref<?x?xbf16>
+        }
+      } else {
+        scf.if %lane0 {
+          memref.store %ta, %Y[%r, %j] : memref<?x?xf32>
+        }
+      }
+    }
+    return
+  }
+
   // The expert GEMMs for few rows per group (decoding), bound by reading
   // the weights: one warp per output column j (8 per block of 256
   // threads), one block per (8 columns, tile of the map). For the tile's
@@ -742,78 +768,17 @@ gpu.module @moe_experts {
         %acc:8 = func.call @gemv_sums(%X, %Wa, %Wb, %e, %j, %jb, %rb, %mend, %gated_b)
             : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, index,
                index, index, index, i1) -> (f32, f32, f32, f32, f32, f32, f32, f32)
-        %s0 = arith.addi %rb, %c0 : index
-        %ok0 = arith.cmpi ult, %s0, %mend : index
-        scf.if %ok0 {
-          %ta = func.call @warp_sum(%acc#0) : (f32) -> f32
-          scf.if %gated_b {
-            %tb = func.call @warp_sum(%acc#4) : (f32) -> f32
-            scf.if %lane0 {
-              %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
-              %h = arith.mulf %g, %tb : f32
-              %hb = arith.truncf %h : f32 to bf16
-              memref.store %hb, %H[%s0, %j] : memref<?x?xbf16>
-            }
-          } else {
-            scf.if %lane0 {
-              memref.store %ta, %Y[%s0, %j] : memref<?x?xf32>
-            }
-          }
-        }
-        %s1 = arith.addi %rb, %c1 : index
-        %ok1 = arith.cmpi ult, %s1, %mend : index
-        scf.if %ok1 {
-          %ta = func.call @warp_sum(%acc#1) : (f32) -> f32
-          scf.if %gated_b {
-            %tb = func.call @warp_sum(%acc#5) : (f32) -> f32
-            scf.if %lane0 {
-              %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
-              %h = arith.mulf %g, %tb : f32
-              %hb = arith.truncf %h : f32 to bf16
-              memref.store %hb, %H[%s1, %j] : memref<?x?xbf16>
-            }
-          } else {
-            scf.if %lane0 {
-              memref.store %ta, %Y[%s1, %j] : memref<?x?xf32>
-            }
-          }
-        }
-        %s2 = arith.addi %rb, %c2 : index
-        %ok2 = arith.cmpi ult, %s2, %mend : index
-        scf.if %ok2 {
-          %ta = func.call @warp_sum(%acc#2) : (f32) -> f32
-          scf.if %gated_b {
-            %tb = func.call @warp_sum(%acc#6) : (f32) -> f32
-            scf.if %lane0 {
-              %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
-              %h = arith.mulf %g, %tb : f32
-              %hb = arith.truncf %h : f32 to bf16
-              memref.store %hb, %H[%s2, %j] : memref<?x?xbf16>
-            }
-          } else {
-            scf.if %lane0 {
-              memref.store %ta, %Y[%s2, %j] : memref<?x?xf32>
-            }
-          }
-        }
-        %s3 = arith.addi %rb, %c3 : index
-        %ok3 = arith.cmpi ult, %s3, %mend : index
-        scf.if %ok3 {
-          %ta = func.call @warp_sum(%acc#3) : (f32) -> f32
-          scf.if %gated_b {
-            %tb = func.call @warp_sum(%acc#7) : (f32) -> f32
-            scf.if %lane0 {
-              %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
-              %h = arith.mulf %g, %tb : f32
-              %hb = arith.truncf %h : f32 to bf16
-              memref.store %hb, %H[%s3, %j] : memref<?x?xbf16>
-            }
-          } else {
-            scf.if %lane0 {
-              memref.store %ta, %Y[%s3, %j] : memref<?x?xf32>
-            }
-          }
-        }
+        func.call @gemv_store_row(%H, %Y, %rb, %mend, %j, %acc#0, %acc#4, %gated_b, %act, %lane0)
+            : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1) -> ()
+        %r1 = arith.addi %rb, %c1 : index
+        func.call @gemv_store_row(%H, %Y, %r1, %mend, %j, %acc#1, %acc#5, %gated_b, %act, %lane0)
+            : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1) -> ()
+        %r2 = arith.addi %rb, %c2 : index
+        func.call @gemv_store_row(%H, %Y, %r2, %mend, %j, %acc#2, %acc#6, %gated_b, %act, %lane0)
+            : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1) -> ()
+        %r3 = arith.addi %rb, %c3 : index
+        func.call @gemv_store_row(%H, %Y, %r3, %mend, %j, %acc#3, %acc#7, %gated_b, %act, %lane0)
+            : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1) -> ()
       }
     }
     gpu.return
