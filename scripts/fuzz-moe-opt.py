@@ -2,11 +2,13 @@
 """Mutation fuzzing of moe-opt: bad input must give a diagnostic, not a crash.
 
 Takes .mlir files, applies random token-level mutations (drop, duplicate,
-swap, replace numbers and keywords), runs moe-opt on each mutant (parsing,
-verification and --moe-decompose), and fails if any run ends by a signal,
-or exits non-zero without printing an `error:` diagnostic.
+swap, replace numbers and keywords), runs moe-opt on each mutant (parsing
+and verification, then each --pass option in turn; --moe-decompose when
+none is given), and fails if any run ends by a signal or a timeout, or
+exits non-zero without printing an `error:` diagnostic.
 
-  fuzz-moe-opt.py --moe-opt build/bin/moe-opt --seed 1 --count 200 FILES...
+  fuzz-moe-opt.py --moe-opt build/bin/moe-opt --seed 1 --count 200 \
+      [--pass=--moe-cpu-pipeline ...] FILES...
 """
 
 import argparse
@@ -58,9 +60,14 @@ def main():
     parser.add_argument("--moe-opt", required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--pass", dest="passes", action="append",
+                        metavar="OPTION",
+                        help="a moe-opt option to run each mutant through "
+                             "(repeatable; default --moe-decompose)")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args()
 
+    passes = args.passes or ["--moe-decompose"]
     rng = random.Random(args.seed)
     corpus = []
     for path in args.files:
@@ -74,16 +81,20 @@ def main():
             tmp.truncate()
             tmp.write(mutant)
             tmp.flush()
-            for extra in ([], ["--moe-decompose"]):
-                run = subprocess.run([args.moe_opt, tmp.name] + extra,
-                                     capture_output=True, text=True,
-                                     timeout=60)
-                bad = run.returncode < 0 or (run.returncode != 0 and
-                                             "error:" not in run.stderr)
+            for extra in [[]] + [p.split() for p in passes]:
+                try:
+                    run = subprocess.run([args.moe_opt, tmp.name] + extra,
+                                         capture_output=True, text=True,
+                                         timeout=60)
+                    code, stderr = run.returncode, run.stderr
+                except subprocess.TimeoutExpired:
+                    code, stderr = "timeout (60 s)", ""
+                bad = code == "timeout (60 s)" or code < 0 or (
+                    code != 0 and "error:" not in stderr)
                 if bad:
                     failures += 1
-                    print(f"mutant {i} {extra}: exit {run.returncode}\n"
-                          f"{run.stderr[-2000:]}\n--- input ---\n{mutant}",
+                    print(f"mutant {i} {extra}: exit {code}\n"
+                          f"{stderr[-2000:]}\n--- input ---\n{mutant}",
                           file=sys.stderr)
     print(f"{args.count} mutants, {failures} failures")
     return 1 if failures else 0
