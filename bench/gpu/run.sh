@@ -27,9 +27,10 @@
 #               layers and the experts (MOE_CUDA_PROFILE)
 #   ncu.txt     where the machine has Nsight Compute (ncu) and lets it read
 #               the GPU's counters: the prefill expert GEMMs of a
-#               Mixtral-like layer at T = 4096 and the decoding GEMVs of a
-#               Qwen3-like layer at T = 1, analysed (speed of light,
-#               occupancy, warp stalls, memory); not a check
+#               Mixtral-like layer at T = 4096 and T = 256 and the
+#               decoding GEMVs of a Qwen3-like layer at T = 1, analysed
+#               (speed of light, occupancy, warp stalls, memory); not a
+#               check
 #   summary.txt all of the above with the date and the bundle's commit
 #   perf-gpu.md the benchmark's tables and targets, as docs/perf-gpu.md
 #               begins them, and the largest kernel times of profile.txt
@@ -204,13 +205,18 @@ if [ -n "$ncu" ]; then
       -c 2 "${sections[@]}" "$bundle/bin/moe-gpu-bench" --shapes mixtral \
       --tokens 4096 --reps 1
     echo "ncu exit: $?"
+    echo "== prefill: mixtral T=256, the first two expert GEMMs (the widest gap to cuBLAS grouped)"
+    env "${bench_env[@]}" timeout 120 "$ncu" -k 'regex:grouped_gemm|gate_up_swiglu' \
+      -c 2 "${sections[@]}" "$bundle/bin/moe-gpu-bench" --shapes mixtral \
+      --tokens 256 --reps 1
+    echo "ncu exit: $?"
     echo "== decode: qwen3 T=1, the first two GEMVs"
     env "${bench_env[@]}" timeout 120 "$ncu" -k regex:gemv -c 2 "${sections[@]}" \
       "$bundle/bin/moe-gpu-bench" --shapes qwen3 --tokens 1 --reps 1
     echo "ncu exit: $?"
   } > "$out/ncu.txt" 2>&1
   grep -E '^== |ncu exit|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|==ERROR==' \
-    "$out/ncu.txt" | head -n 40
+    "$out/ncu.txt" | head -n 60
 else
   echo "ncu: not on this machine (PATH, /usr/local/cuda/bin, /opt/nvidia/nsight-compute)" |
     tee "$out/ncu.txt"
