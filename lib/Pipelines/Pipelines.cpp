@@ -39,16 +39,24 @@ static void addBufferization(OpPassManager &pm) {
   pm.addPass(createConvertBufferizationToMemRefPass());
 }
 
+/// The passes both pipelines start with: run-time knobs for tau and the
+/// capacity factors (moe-expose-knobs), then each layer's statistics
+/// (moe-insert-stats), as the options ask.
+static void addKnobsAndStats(OpPassManager &pm, bool knobs, bool stats,
+                             bool coactivation) {
+  if (knobs)
+    pm.addPass(moe::createMoEExposeKnobs());
+  if (stats) {
+    moe::MoEInsertStatsOptions insert;
+    insert.coactivation = coactivation;
+    pm.addPass(moe::createMoEInsertStats(insert));
+  }
+}
+
 void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
                                     const CPUPipelineOptions &options) {
   // moe ops to upstream ops on tensors and runtime calls.
-  if (options.knobs)
-    pm.addPass(createMoEExposeKnobs());
-  if (options.stats) {
-    MoEInsertStatsOptions stats;
-    stats.coactivation = options.statsCoactivation;
-    pm.addPass(createMoEInsertStats(stats));
-  }
+  addKnobsAndStats(pm, options.knobs, options.stats, options.statsCoactivation);
   pm.addPass(createMoEDecompose());
   if (!options.reference) {
     pm.addPass(createMoEFuseGating());
@@ -146,13 +154,7 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   // runtime buffers (unpacked), statistics and knobs runtime calls, as on
   // the CPU: the library takes tau and the capacity factor as host scalars
   // on every call.
-  if (options.knobs)
-    pm.addPass(createMoEExposeKnobs());
-  if (options.stats) {
-    MoEInsertStatsOptions stats;
-    stats.coactivation = options.statsCoactivation;
-    pm.addPass(createMoEInsertStats(stats));
-  }
+  addKnobsAndStats(pm, options.knobs, options.stats, options.statsCoactivation);
   ConvertMoEToGPUKernelsOptions layers;
   layers.deviceEntries = options.deviceEntries;
   pm.addPass(createConvertMoEToGPUKernels(layers));
