@@ -16,7 +16,8 @@
 #               wgmma kernels with 128-row tiles (MOE_GPU_WGMMA_ROWS=128)
 #               and every permutation past 64 slots segmented, then with
 #               6 k steps in shared memory (MOE_GPU_WGMMA_STAGES=6), then
-#               on 128 x 256 tiles (MOE_GPU_WGMMA_COLS=256)
+#               on 64-row tiles with 8, then on 128 x 256 tiles
+#               (MOE_GPU_WGMMA_COLS=256): every variant the bench times
 #   e2e.txt     end to end, against moe-reference's f64 results:
 #               moe-compile --target cuda libraries run through their C API,
 #               and moe-run --pipeline cuda (the bundle's static moe-run,
@@ -87,6 +88,10 @@ if grep -q '^tensor-core GEMMs: wgmma' "$out/check.txt"; then
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   step "check: 128-row wgmma tiles, 6 k steps in shared memory"
   MOE_GPU_WGMMA_ROWS=128 MOE_GPU_WGMMA_STAGES=6 timeout 120 \
+    "$bundle/bin/moe-gpu-check" --quick 2>&1 | tee -a "$out/check-wide.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "check: 64-row wgmma tiles, 8 k steps in shared memory"
+  MOE_GPU_WGMMA_STAGES=8 timeout 120 \
     "$bundle/bin/moe-gpu-check" --quick 2>&1 | tee -a "$out/check-wide.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   step "check: 128 x 256 wgmma tiles"
