@@ -398,6 +398,11 @@ struct Launch {
   /// Per byte of shared memory, how many threads' wgmma.mma_async may still
   /// be reading it.
   std::vector<uint16_t> wgmmaReaders;
+  /// Per warp, how many of its lanes wait at a warp-wide operation, and
+  /// which lanes have exited: an operation is looked at lane by lane only
+  /// once as many lanes wait as its mask names, or when the mask names an
+  /// exited lane (an error), not at every lane's arrival.
+  std::vector<uint32_t> warpWaiting, warpExited;
 
   std::string where() const {
     return std::string("kernel ") + name + ", block (" +
@@ -439,6 +444,7 @@ void threadMain() {
   l.entry(l.params);
   Thread &t = *l.current;
   t.state = State::Done;
+  l.warpExited[t.linear / kWarpSize] |= 1u << (t.linear % kWarpSize);
   --l.live;
   // Exited threads no longer hold a barrier back.
   if (l.live && l.atBarrier == l.live)
@@ -500,6 +506,12 @@ void Launch::runBlock() {
   races.startBlock(shared.size(), count);
   inFlight.assign(shared.size(), 0);
   wgmmaReaders.assign(shared.size(), 0);
+  warpWaiting.assign((count + kWarpSize - 1) / kWarpSize, 0);
+  warpExited.assign(warpWaiting.size(), 0);
+  // The lanes a partial last warp does not have count as exited, so that
+  // a mask naming them is an error, not a wait.
+  if (uint32_t partial = count % kWarpSize)
+    warpExited.back() = ~0u << partial;
   live = count;
   atBarrier = 0;
   while (live) {
@@ -664,9 +676,12 @@ void mma(Thread *const lanes[kWarpSize]) {
 }
 
 void Launch::tryCompleteWarpOp(uint32_t warp, const Thread &arrived) {
+  uint32_t mask = arrived.mask;
+  if (warpWaiting[warp] < static_cast<uint32_t>(__builtin_popcount(mask)) &&
+      !(mask & warpExited[warp]))
+    return;
   uint32_t first = warp * kWarpSize;
   uint32_t count = static_cast<uint32_t>(threads.size());
-  uint32_t mask = arrived.mask;
   Thread *lanes[kWarpSize] = {};
   for (uint32_t lane = 0; lane < kWarpSize; ++lane) {
     if (!(mask >> lane & 1))
@@ -717,6 +732,7 @@ void Launch::tryCompleteWarpOp(uint32_t warp, const Thread &arrived) {
   for (Thread *t : lanes)
     if (t)
       t->state = State::Runnable;
+  warpWaiting[warp] -= static_cast<uint32_t>(__builtin_popcount(mask));
 }
 
 /// Waits at a warp-wide operation until every lane of `mask` is there.
@@ -730,6 +746,7 @@ void warpOp(Thread &t, WarpOp op, uint32_t mask) {
   t.op = op;
   t.mask = mask;
   t.state = State::AtWarpOp;
+  ++active->warpWaiting[t.linear / kWarpSize];
   active->tryCompleteWarpOp(t.linear / kWarpSize, t);
   waitUntilRunnable(t);
 }

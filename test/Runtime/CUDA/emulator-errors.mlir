@@ -15,6 +15,9 @@
 // RUN: not --crash mlir-runner %t/host.mlir -e own_lane -entry-point-result=void \
 // RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext 2>&1 \
 // RUN: | FileCheck %s --check-prefix=OWN-LANE
+// RUN: not --crash mlir-runner %t/host.mlir -e partial_warp -entry-point-result=void \
+// RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext 2>&1 \
+// RUN: | FileCheck %s --check-prefix=PARTIAL
 // RUN: not --crash mlir-runner %t/host.mlir -e deadlock -entry-point-result=void \
 // RUN:   -shared-libs=%moe_lib_dir/libmoe_cuda_emulator%shlibext 2>&1 \
 // RUN: | FileCheck %s --check-prefix=DEADLOCK
@@ -35,6 +38,7 @@
 
 // EXITED: moe cuda emulator: kernel kernels::exited, block (1, 0, 0): thread 1 is at shfl.sync with thread 0 in its mask, which has exited
 // OWN-LANE: moe cuda emulator: kernel kernels::own_lane, block (0, 0, 0): thread 8 runs shfl.sync with mask 0x000000ff, which does not name its own lane (undefined in PTX)
+// PARTIAL: moe cuda emulator: kernel kernels::partial_warp, block (0, 0, 0): shfl.sync names lane 16 of warp 0, which the block does not have
 // DEADLOCK: moe cuda emulator: kernel kernels::deadlock, block (0, 0, 0): deadlock: threads 0-15 at shfl.sync (mask 0xffffffff); threads 16-31 at a barrier
 
 // RACE: moe cuda emulator: kernel kernels::race, block (0, 0, 0): shared-memory race at offset 128: thread 32 writes a byte that thread 0 read with no barrier (or warp-wide operation naming both) in between
@@ -62,6 +66,18 @@ module attributes {gpu.container_module} {
       memref.store %s, %out[%t] : memref<32xf32>
       gpu.return
     ^exit:
+      gpu.return
+    }
+
+    // A block of 16 threads: a shuffle across the whole warp names lanes
+    // 16-31, which the block does not have.
+    gpu.func @partial_warp(%out: memref<32xf32>) kernel {
+      %t = gpu.thread_id x
+      %v = arith.constant 1.0 : f32
+      %i1 = arith.constant 1 : i32
+      %i32 = arith.constant 32 : i32
+      %s, %p = gpu.shuffle xor %v, %i1, %i32 : f32
+      memref.store %s, %out[%t] : memref<32xf32>
       gpu.return
     }
 
@@ -174,6 +190,18 @@ module attributes {gpu.container_module} {
     %d, %t1 = gpu.alloc async [%t0] () : memref<32xf32>
     %t2 = gpu.launch_func async [%t1] @kernels::@exited
         blocks in (%blocks, %c1, %c1) threads in (%c32, %c1, %c1)
+        args(%d : memref<32xf32>)
+    %t3 = gpu.dealloc async [%t2] %d : memref<32xf32>
+    gpu.wait [%t3]
+    return
+  }
+  func.func @partial_warp() {
+    %c1 = arith.constant 1 : index
+    %c16 = arith.constant 16 : index
+    %t0 = gpu.wait async
+    %d, %t1 = gpu.alloc async [%t0] () : memref<32xf32>
+    %t2 = gpu.launch_func async [%t1] @kernels::@partial_warp
+        blocks in (%c1, %c1, %c1) threads in (%c16, %c1, %c1)
         args(%d : memref<32xf32>)
     %t3 = gpu.dealloc async [%t2] %d : memref<32xf32>
     gpu.wait [%t3]
