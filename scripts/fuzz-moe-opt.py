@@ -86,15 +86,16 @@ def main():
                     run = subprocess.run([args.moe_opt, tmp.name] + extra,
                                          capture_output=True, text=True,
                                          timeout=60)
-                    code, stderr = run.returncode, run.stderr
                 except subprocess.TimeoutExpired:
-                    code, stderr = "timeout (60 s)", ""
-                bad = code == "timeout (60 s)" or code < 0 or (
-                    code != 0 and "error:" not in stderr)
-                if bad:
                     failures += 1
-                    print(f"mutant {i} {extra}: exit {code}\n"
-                          f"{stderr[-2000:]}\n--- input ---\n{mutant}",
+                    print(f"mutant {i} {extra}: no exit in 60 s\n"
+                          f"--- input ---\n{mutant}", file=sys.stderr)
+                    continue
+                if run.returncode < 0 or (run.returncode != 0 and
+                                          "error:" not in run.stderr):
+                    failures += 1
+                    print(f"mutant {i} {extra}: exit {run.returncode}\n"
+                          f"{run.stderr[-2000:]}\n--- input ---\n{mutant}",
                           file=sys.stderr)
     print(f"{args.count} mutants, {failures} failures")
     return 1 if failures else 0

@@ -246,8 +246,8 @@ struct Row {
       expertsDeepNarrow, expertsWider, expertsColumns, expertsOther,
       expertsPairing, layerGraph, expertsGraph, loop, grouped;
   std::string otherPath, pairingPath;
-  // The settings that took expertsOther and expertsPairing.
-  std::string otherSetting, pairingSetting;
+  // Each variant timed above, as (its time, the settings that pick it).
+  std::vector<std::pair<double, std::string>> variants;
   std::string groupedNote;
   int64_t d = 0, f = 0;
 };
@@ -256,18 +256,9 @@ struct Row {
 /// default, as the settings that pick it, and its time in `ms`; empty (and
 /// `ms` < 0) when it measured none.
 std::string fastestVariant(const Row &r, double &ms) {
-  const std::pair<double, std::string> variants[] = {
-      {r.expertsMma, "MOE_GPU_WGMMA=0"},
-      {r.expertsWide, "MOE_GPU_WGMMA_ROWS=128"},
-      {r.expertsDeep, "MOE_GPU_WGMMA_ROWS=128 MOE_GPU_WGMMA_STAGES=6"},
-      {r.expertsDeepNarrow, "MOE_GPU_WGMMA_STAGES=8"},
-      {r.expertsWider, "MOE_GPU_WGMMA_ROWS=128 MOE_GPU_WGMMA_COLS=256"},
-      {r.expertsColumns, "MOE_GPU_GEMM_GROUP=1"},
-      {r.expertsOther, r.otherSetting},
-      {r.expertsPairing, r.pairingSetting}};
   ms = -1;
   std::string best;
-  for (const auto &[time, setting] : variants)
+  for (const auto &[time, setting] : r.variants)
     if (time > 0 && (ms < 0 || time < ms)) {
       ms = time;
       best = setting;
@@ -382,6 +373,21 @@ double withEnv(const char *name, const char *value,
   else
     unsetenv(name);
   return result;
+}
+
+/// `run()` with `settings` ("NAME=VALUE", space-separated) in the
+/// environment, then restored.
+double withSettings(const std::string &settings,
+                    const std::function<double()> &run) {
+  size_t start = settings.find_first_not_of(' ');
+  if (start == std::string::npos)
+    return run();
+  size_t end = settings.find(' ', start);
+  std::string setting = settings.substr(start, end - start);
+  size_t eq = setting.find('=');
+  std::string rest = end == std::string::npos ? "" : settings.substr(end);
+  return withEnv(setting.substr(0, eq).c_str(), setting.substr(eq + 1).c_str(),
+                 [&] { return withSettings(rest, run); });
 }
 
 std::vector<std::string> split(const std::string &s) {
@@ -622,9 +628,12 @@ int main(int argc, char **argv) {
         }
       };
       auto timeExperts = [&] { return timeMs(stream, reps, flush, experts); };
-      // The experts with the kernel library's choice `name` set to `value`.
-      auto expertsWith = [&](const char *name, const char *value) {
-        return withEnv(name, value, timeExperts);
+      // The experts with the kernel library's choices set to `settings`,
+      // recorded as a variant of the row.
+      auto expertsWith = [&](const std::string &settings) {
+        double ms = withSettings(settings, timeExperts);
+        r.variants.push_back({ms, settings});
+        return ms;
       };
       r.experts = timeExperts();
       r.expertsGraph = T <= 16 ? graphMs(stream, reps, flush, experts) : -1;
@@ -632,39 +641,34 @@ int main(int argc, char **argv) {
           r.expertsWider = r.expertsColumns = r.expertsOther =
               r.expertsPairing = -1;
       if (wgmma)
-        r.expertsMma = expertsWith("MOE_GPU_WGMMA", "0");
+        r.expertsMma = expertsWith("MOE_GPU_WGMMA=0");
       // The wgmma variants wherever the experts take the tensor cores:
       // prefill, and decoding steps above the GEMV's rows (Mixtral-like at
       // T = 16), which stream their weights through the same pipeline.
       bool tensorCores = r.rows > kernelsGemvMaxRows(E);
       if (wgmma && tensorCores) {
-        r.expertsWide = expertsWith("MOE_GPU_WGMMA_ROWS", "128");
-        r.expertsDeep = withEnv("MOE_GPU_WGMMA_ROWS", "128", [&] {
-          return expertsWith("MOE_GPU_WGMMA_STAGES", "6");
-        });
-        r.expertsDeepNarrow = expertsWith("MOE_GPU_WGMMA_STAGES", "8");
-        r.expertsWider = withEnv("MOE_GPU_WGMMA_ROWS", "128", [&] {
-          return expertsWith("MOE_GPU_WGMMA_COLS", "256");
-        });
+        r.expertsWide = expertsWith("MOE_GPU_WGMMA_ROWS=128");
+        r.expertsDeep =
+            expertsWith("MOE_GPU_WGMMA_ROWS=128 MOE_GPU_WGMMA_STAGES=6");
+        r.expertsDeepNarrow = expertsWith("MOE_GPU_WGMMA_STAGES=8");
+        r.expertsWider =
+            expertsWith("MOE_GPU_WGMMA_ROWS=128 MOE_GPU_WGMMA_COLS=256");
       }
       if (T >= 256)
-        r.expertsColumns = expertsWith("MOE_GPU_GEMM_GROUP", "1");
+        r.expertsColumns = expertsWith("MOE_GPU_GEMM_GROUP=1");
       // Decoding: the path the row threshold did not take, to place it.
       if (T <= 16) {
         bool gemv = r.rows <= kernelsGemvMaxRows(E);
         r.otherPath = gemv ? " (tensor cores)" : " (gemv)";
         std::string rows = gemv ? "0" : std::to_string(r.rows);
-        r.expertsOther = expertsWith("MOE_GPU_GEMV_ROWS", rows.c_str());
-        r.otherSetting = "MOE_GPU_GEMV_ROWS=" + rows;
+        r.expertsOther = expertsWith("MOE_GPU_GEMV_ROWS=" + rows);
         // The down projection's GEMV (rows of f bf16) on the kernel the
         // runtime did not pick.
         if (gemv) {
           bool pairs = kernelsGemvPairs(f * 2);
           r.pairingPath = pairs ? " (one column)" : " (pairs)";
-          r.expertsPairing =
-              expertsWith("MOE_GPU_GEMV_PAIRS", pairs ? "0" : "1");
-          r.pairingSetting =
-              pairs ? "MOE_GPU_GEMV_PAIRS=0" : "MOE_GPU_GEMV_PAIRS=1";
+          r.expertsPairing = expertsWith(pairs ? "MOE_GPU_GEMV_PAIRS=0"
+                                               : "MOE_GPU_GEMV_PAIRS=1");
         }
       }
 

@@ -1611,10 +1611,11 @@ gpu.module @moe_experts {
   //     which that barrier freed.
   // The first D steps are issued before the loop (@wgmma_issue_first), by
   // a loop of 6 (the largest D) iterations that skips those past D: when
-  // that loop runs to D itself, ptxas serializes the k loop's wgmma (C7515, accumulators
-  // defined by other instructions between a wgmma and its wait), which
-  // experts.test checks it does not report. The k loop counts the buffers
-  // rather than dividing by S (a 64-bit division, and a branch, a step).
+  // that loop runs to D itself, ptxas serializes the k loop's wgmma
+  // (C7515, accumulators defined by other instructions between a wgmma
+  // and its wait), which experts.test checks it does not report. The k
+  // loop counts the buffers rather than dividing by S (a 64-bit division,
+  // and a branch, a step).
 
   // The copies of k step %step into buffer %ib (none past the last step,
   // %nk) and one cp.async group (empty past the last step, so that every
