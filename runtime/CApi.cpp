@@ -375,6 +375,16 @@ extern "C" int64_t moe_stats_num_layers(const moe_stats *stats) {
   return stats ? static_cast<int64_t>(stats->layers.size()) : 0;
 }
 
+/// The pair counts of `c` for moe_layer_stats: NULL when the layer does not
+/// count them, else its table (a valid pointer also for one expert, which
+/// has no pairs).
+static const int64_t *coactivationOf(const Counters &c) {
+  static const int64_t noPairs = 0;
+  if (!c.countsCoactivation)
+    return nullptr;
+  return c.coactivation.empty() ? &noPairs : c.coactivation.data();
+}
+
 extern "C" moe_status moe_stats_layer(const moe_stats *stats, int64_t index,
                                       moe_layer_stats *out) {
   if (!stats || !out)
@@ -394,8 +404,7 @@ extern "C" moe_status moe_stats_layer(const moe_stats *stats, int64_t index,
                          c.tokens,
                          c.assignments.data(),
                          c.dropped.data(),
-                         c.coactivation.empty() ? nullptr
-                                                : c.coactivation.data(),
+                         coactivationOf(c),
                          m.meanExpertsPerToken,
                          m.meanLoad,
                          m.maxLoad,

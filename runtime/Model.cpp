@@ -60,6 +60,8 @@ llvm::Expected<std::unique_ptr<Model>> Model::load(Manifest manifest,
     Counters counters;
     counters.assignments.assign(stats.experts, 0);
     counters.dropped.assign(stats.experts, 0);
+    if (stats.coactivation)
+      counters.countCoactivation();
     model->counters.push_back(std::move(counters));
   }
   model->knobs.reset(new std::atomic<double>[model->info.knobs.size()]);
@@ -365,8 +367,7 @@ static void addDeviceCounts(const std::vector<int64_t> &table, Counters &c) {
   c.calls += table[2 * row - 1];
   if (table.size() == 2 * row || table[2 * row - 1] == 0)
     return;
-  if (c.coactivation.empty())
-    c.coactivation.assign(numExperts * (numExperts - 1) / 2, 0);
+  c.countCoactivation();
   for (size_t i = 0; i < numExperts; ++i)
     for (size_t j = i + 1; j < numExperts; ++j)
       c.coactivation[Counters::pairIndex(i, j, numExperts)] +=
@@ -395,8 +396,7 @@ void Model::recordCoactivation(int64_t id, const int32_t *ids,
     return;
   Counters &c = counters[id];
   int64_t numExperts = static_cast<int64_t>(c.assignments.size());
-  if (c.coactivation.empty())
-    c.coactivation.assign(numExperts * (numExperts - 1) / 2, 0);
+  c.countCoactivation();
   std::vector<int32_t> chosen;
   for (int64_t t = 0; t < tokens; ++t) {
     chosen.clear();

@@ -32,11 +32,23 @@ namespace moe::rt {
 struct Counters {
   std::vector<int64_t> assignments;
   std::vector<int64_t> dropped;
-  /// Tokens that chose both experts i < j, at pairIndex(i, j, E); empty
-  /// until the layer records co-activation.
+  /// Whether the layer counts co-activated pairs (its manifest entry says
+  /// so); `coactivation` then has E (E - 1) / 2 entries, none for one
+  /// expert.
+  bool countsCoactivation = false;
+  /// Tokens that chose both experts i < j, at pairIndex(i, j, E).
   std::vector<int64_t> coactivation;
   int64_t tokens = 0;
   int64_t calls = 0;
+
+  /// Starts counting co-activated pairs (from zero), once.
+  void countCoactivation() {
+    if (countsCoactivation)
+      return;
+    countsCoactivation = true;
+    size_t numExperts = assignments.size();
+    coactivation.assign(numExperts * (numExperts - 1) / 2, 0);
+  }
 
   /// Index of the pair (i, j), i < j < numExperts, in `coactivation`.
   static size_t pairIndex(int64_t i, int64_t j, int64_t numExperts) {

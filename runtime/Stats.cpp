@@ -56,7 +56,7 @@ std::string moe::rt::statsToJSON(const std::vector<LayerStats> &layers) {
         {"normalized_entropy", layer.metrics.normalizedEntropy},
         {"jain_fairness", layer.metrics.jainFairness},
         {"drop_rate", layer.metrics.dropRate}};
-    if (!c.coactivation.empty()) {
+    if (c.countsCoactivation) {
       json::Array pairs;
       for (int64_t i = 0; i < numExperts; ++i)
         for (int64_t j = i + 1; j < numExperts; ++j)
