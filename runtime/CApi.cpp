@@ -19,6 +19,7 @@
 #include "Model.h"
 #include "Stats.h"
 #include "cpu/ThreadPool.h"
+#include "cuda/KernelChoices.h"
 
 #include <atomic>
 #include <cmath>
@@ -90,6 +91,17 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
   auto manifest = Manifest::parse(compiled->manifest);
   if (!manifest)
     return fail(MOE_ERROR_INTERNAL, llvm::toString(manifest.takeError()));
+  // A CUDA library's layers take at most maxTokens tokens (0 on the CPU).
+  // Its kernels read the MOE_GPU_* settings at their first call, where a
+  // bad one can only abort; here it is an error the caller sees first.
+  bool cuda = llvm::any_of(manifest->layers, [](const LayerEntry &layer) {
+    return layer.maxTokens > 0;
+  });
+  if (cuda) {
+    std::string bad = cuda::kernelChoicesError();
+    if (!bad.empty())
+      return fail(MOE_ERROR_INVALID_ARGUMENT, "moe_model_load: " + bad);
+  }
   auto model = Model::load(std::move(*manifest),
                            checkpointDir ? checkpointDir : "");
   if (!model)

@@ -214,6 +214,31 @@ inline int64_t permutationBlocks(int64_t slots, std::string &bad) {
   return blocks < maxBlocks ? blocks : maxBlocks;
 }
 
+/// The first bad setting among all the variables above, or an empty string
+/// when every one is unset or valid (the stages checked against the tile
+/// that MOE_GPU_WGMMA_ROWS and MOE_GPU_WGMMA_COLS pick). Programs call it
+/// before their first GPU layer, so that a bad setting is an error they
+/// report, not the abort of the kernel library's first read of it.
+inline std::string kernelChoicesError() {
+  std::string bad;
+  wgmmaChoice(bad);
+  int64_t rows = bad.empty() ? wgmmaRows(bad) : 0;
+  int64_t cols = bad.empty() ? wgmmaCols(bad) : 0;
+  if (bad.empty())
+    wgmmaStages(rows, cols, bad);
+  if (bad.empty())
+    gemmGroup(bad);
+  if (bad.empty())
+    gemvMaxRows(1, bad);
+  if (bad.empty())
+    gemvPairs(0, bad);
+  if (bad.empty())
+    maxGridY(bad);
+  if (bad.empty())
+    permutationBlocks(1, bad);
+  return bad;
+}
+
 /// Reports a bad setting of `entry` and aborts: defined by each library that
 /// compiles KernelChoices.cpp (the CUDA runtime, the emulator), in its own
 /// words.

@@ -62,7 +62,10 @@ const char *moe_last_error(void);
 
 /* Loads the model, binding its weights from `checkpoint_dir` (a directory
  * with config.json and safetensors files, or one .safetensors file); NULL
- * uses the checkpoint recorded at compile time. */
+ * uses the checkpoint recorded at compile time. A library built with
+ * moe-compile --target cuda also checks the MOE_GPU_* settings of the
+ * environment (docs/cuda.md) here: a bad one is MOE_ERROR_INVALID_ARGUMENT,
+ * named by moe_last_error. */
 moe_status moe_model_load(const char *checkpoint_dir, moe_model **model);
 void moe_model_free(moe_model *model);
 

@@ -30,6 +30,7 @@
 #include "Model.h"
 #include "Stats.h"
 #include "cpu/ThreadPool.h"
+#include "cuda/KernelChoices.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
@@ -542,6 +543,11 @@ int main(int argc, char **argv) {
     return fail("--pipeline=" + pipeline + " is not available in this build "
                 "(supported: cpu, cuda, cuda-emu)");
   bool cuda = pipeline != "cpu";
+  if (cuda) {
+    std::string bad = ::moe::rt::cuda::kernelChoicesError();
+    if (!bad.empty())
+      return fail(bad);
+  }
   if (cuda && reference)
     return fail("--pipeline=" + pipeline +
                 " has no reference mode: drop --reference");
