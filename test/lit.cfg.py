@@ -44,6 +44,8 @@ if pipeline == "reference":
     # `UNSUPPORTED: reference-pipeline`.
     config.available_features.add("reference-pipeline")
 compile_args = ["--reference"] if pipeline == "reference" else []
+# The same option for scripts that run moe-run themselves (empty: none).
+config.substitutions.append(("%moe_run_args", " ".join(compile_args)))
 
 tool_dirs = [os.path.join(config.moe_obj_root, "bin"), config.llvm_tools_dir]
 tools = ["moe-opt", ToolSubst("moe-run", extra_args=compile_args),
