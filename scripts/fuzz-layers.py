@@ -103,13 +103,22 @@ def draw_case(rng, pipeline):
     def size(lo, hi):
         return unit * rng.randint(max(1, lo // unit), hi // unit)
 
-    E = rng.choice([1, 2, 3, 4, 8, 8, 16, 16, 24, 32, 64, 128, 256, 384, 512])
+    # One case in ten is deep (K of 512 to 1024 in the first GEMM, 256 to
+    # 768 in the second) on few experts and tokens: more k steps than the
+    # GEMMs' buffers, so that their rings wrap around.
+    deep = rng.random() < 0.1
+    E = rng.choice([1, 2, 3, 4, 8, 8, 16] if deep else
+                   [1, 2, 3, 4, 8, 8, 16, 16, 24, 32, 64, 128, 256, 384, 512])
     big = E >= 128
     k = rng.randint(1, min(E, 8))
     spec = {"op": "layer", "E": E, "k": k}
     spec["dtype"] = "bf16" if cuda else rng.choice(["f32", "f16", "bf16"])
-    spec["d"] = size(8, 64 if big else 256)
-    spec["f"] = size(8, 48 if big else 160)
+    if deep:
+        spec["d"] = size(512, 1024)
+        spec["f"] = size(256, 768)
+    else:
+        spec["d"] = size(8, 64 if big else 256)
+        spec["f"] = size(8, 48 if big else 160)
     spec.update(draw_routing(rng, E, k))
     draw_capacity(rng, spec)
     experts = rng.choices(["gated", "gated_fused", "mlp", "lora",
@@ -130,7 +139,9 @@ def draw_case(rng, pipeline):
     spec["data"] = rng.choices(["random", "ties", "one_expert", "nonfinite"],
                                weights=[6, 1, 1, 1])[0]
     choices = [0, 1, 1, 2, 3, 5, 8, 16, 17, 31, 64, 100, 130]
-    if not big:
+    if deep:
+        choices = [1, 2, 5, 17, 64]
+    elif not big:
         choices += [257, 300]
     tokens = sorted(rng.sample(choices, rng.randint(1, 3)))
     return spec, tokens
