@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <new>
 #include <string>
 
@@ -78,6 +79,24 @@ struct moe_model {
 
 extern "C" const char *moe_last_error(void) { return lastError.c_str(); }
 
+/// Why the CUDA runtime that a --target cuda library links finds no usable
+/// GPU, or an empty string when it finds one (its first GPU operation would
+/// abort without). The SIMT emulator, which a --target cuda-emu library
+/// links instead, always runs.
+static std::string cudaUnavailable() {
+  void *runtime = dlopen("libmoe_cuda_runtime.so", RTLD_NOW | RTLD_NOLOAD);
+  if (!runtime)
+    return "";
+  auto available = reinterpret_cast<int (*)(const char **)>(
+      dlsym(runtime, "moe_cuda_available"));
+  const char *reason = nullptr;
+  std::string why;
+  if (available && !available(&reason))
+    why = reason && *reason ? reason : "unknown reason";
+  dlclose(runtime);
+  return why;
+}
+
 extern "C" moe_status moe_model_load(const char *checkpointDir,
                                      moe_model **out) {
   if (!out)
@@ -98,6 +117,10 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
     return layer.maxTokens > 0;
   });
   if (cuda) {
+    std::string why = cudaUnavailable();
+    if (!why.empty())
+      return fail(MOE_ERROR_NO_GPU,
+                  "moe_model_load: no usable CUDA GPU: " + why);
     std::string bad = cuda::kernelChoicesError();
     if (!bad.empty())
       return fail(MOE_ERROR_INVALID_ARGUMENT, "moe_model_load: " + bad);

@@ -33,7 +33,9 @@ typedef enum moe_status {
   MOE_ERROR_CHECKPOINT = 2,       /* missing, corrupt or mismatched weights */
   MOE_ERROR_OUT_OF_MEMORY = 3,
   MOE_ERROR_NO_STATISTICS = 4, /* compiled without statistics */
-  MOE_ERROR_INTERNAL = 5
+  MOE_ERROR_INTERNAL = 5,
+  MOE_ERROR_NO_GPU = 6 /* a CUDA library, and no usable GPU (moe_last_error
+                          says why: no driver, a driver too old, no device) */
 } moe_status;
 
 typedef enum moe_dtype {
@@ -63,9 +65,10 @@ const char *moe_last_error(void);
 /* Loads the model, binding its weights from `checkpoint_dir` (a directory
  * with config.json and safetensors files, or one .safetensors file); NULL
  * uses the checkpoint recorded at compile time. A library built with
- * moe-compile --target cuda also checks the MOE_GPU_* settings of the
- * environment (docs/cuda.md) here: a bad one is MOE_ERROR_INVALID_ARGUMENT,
- * named by moe_last_error. */
+ * moe-compile --target cuda also checks here that the process has a usable
+ * GPU (else MOE_ERROR_NO_GPU) and the MOE_GPU_* settings of the environment
+ * (docs/cuda.md): a bad one is MOE_ERROR_INVALID_ARGUMENT, named by
+ * moe_last_error. */
 moe_status moe_model_load(const char *checkpoint_dir, moe_model **model);
 void moe_model_free(moe_model *model);
 

@@ -16,6 +16,8 @@
 
 #include "moe_cuda.h"
 
+#include "cuda/KernelChoices.h"
+
 #include <cstdio>
 #include <cstring>
 
@@ -60,6 +62,13 @@ int main(int argc, char **argv) {
     std::printf("  shared memory per block: %d bytes (opt-in)\n",
                 info.max_shared_memory_per_block);
     std::printf("  L2 cache: %d KiB\n", info.l2_cache_bytes >> 10);
+  }
+  // The kernel choices below read the MOE_GPU_* settings, and the runtime
+  // aborts at a bad one: say which instead.
+  std::string bad = moe::rt::cuda::kernelChoicesError();
+  if (!bad.empty()) {
+    std::fprintf(stderr, "moe-cuda-info: error: %s\n", bad.c_str());
+    return 1;
   }
   if (moe_gpu_use_wgmma()) {
     int32_t rows = moe_gpu_wgmma_rows(), cols = moe_gpu_wgmma_cols();

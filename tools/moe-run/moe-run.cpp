@@ -47,6 +47,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <dlfcn.h>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -87,9 +88,10 @@ static cl::opt<unsigned>
            cl::init(0), cl::cat(category));
 static cl::opt<std::string>
     pipeline("pipeline",
-             cl::desc("Target: cpu (default), cuda (moe-cuda-pipeline) or "
-                      "cuda-emu (moe-cuda-pipeline with its kernels run by "
-                      "the SIMT emulator on the host, no GPU needed)"),
+             cl::desc("Target: cpu (default), cuda (moe-cuda-pipeline; "
+                      "exits with 77 without a usable GPU) or cuda-emu "
+                      "(moe-cuda-pipeline with its kernels run by the SIMT "
+                      "emulator on the host, no GPU needed)"),
              cl::init("cpu"), cl::cat(category));
 static cl::opt<bool> reference(
     "reference",
@@ -525,6 +527,31 @@ static std::string runtimeLibraryPath(const char *argv0, StringRef library) {
   return std::string(path);
 }
 
+/// The exit code without a usable GPU, as moe-cuda-info's: the "skipped"
+/// code of test harnesses.
+static constexpr int kExitNoGpu = 77;
+
+/// 0 when the CUDA runtime at `path` finds a usable GPU; otherwise says why
+/// and returns the exit code (the runtime would abort at the first GPU
+/// operation).
+static int requireGpu(const std::string &path) {
+  void *library = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  if (!library)
+    return fail("cannot load the CUDA runtime: " + llvm::Twine(dlerror()));
+  auto available = reinterpret_cast<int (*)(const char **)>(
+      dlsym(library, "moe_cuda_available"));
+  if (!available)
+    return fail(path + " has no moe_cuda_available");
+  const char *reason = nullptr;
+  if (available(&reason))
+    return 0;
+  llvm::errs() << "moe-run: error: --pipeline cuda needs a usable CUDA GPU: "
+               << reason
+               << " (--pipeline cuda-emu runs the same kernels on the "
+                  "host's SIMT emulator)\n";
+  return kExitNoGpu;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   if (!takeStatsFlags(argc, argv))
@@ -585,6 +612,9 @@ int main(int argc, char **argv) {
     options.cudaRuntime = runtimeLibraryPath(
         argv[0], options.cudaEmulate ? "libmoe_cuda_emulator.so"
                                      : "libmoe_cuda_runtime.so");
+    if (!options.cudaEmulate)
+      if (int code = requireGpu(options.cudaRuntime))
+        return code;
   }
   if (noStats && (printStats || !statsJSON.empty() || !statsHistory.empty() ||
                   statsCoactivation))
