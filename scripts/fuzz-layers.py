@@ -12,12 +12,21 @@ grid split, the permutation's blocks), so that the kernels the GPU can
 take are checked in combinations the fixed tests do not name; for the CPU,
 the kernels' threads.
 
-A case fails when moe-run rejects or crashes on it, times out, or differs
+With --source model, a case is instead a one-layer checkpoint of one of
+the supported families (moe-gen-checkpoint, random sizes, dtype and routing
+options), imported by moe-import, compiled by moe-compile --target PIPELINE
+and run through the C API by test/AOT/run_layer_npy.c (several threads at
+once; for CUDA also on device buffers from several streams or replayed from
+a CUDA graph, each bitwise the same), against moe-reference's f64 model of
+the same checkpoint.
+
+A case fails when a tool rejects or crashes on it, times out, or differs
 from the reference; each failure prints the commands that reproduce it.
 The same seed draws the same cases.
 
   fuzz-layers.py --bindir build/bin --pipeline cuda-emu --seed 1 --count 50
-      [--run-arg=--reference ...] [--jobs N] [--keep DIR]
+      [--source layer|model] [--run-arg=--reference ...] [--cc CC]
+      [--jobs N] [--keep DIR] [--list]
 """
 
 import argparse
@@ -30,9 +39,11 @@ import subprocess
 import sys
 import tempfile
 
-CHECK_COACTIVATION = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "test", "Tools",
-    "moe-run", "Inputs", "check_coactivation.py")
+TEST_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "test")
+CHECK_COACTIVATION = os.path.join(TEST_ROOT, "Tools", "moe-run", "Inputs",
+                                  "check_coactivation.py")
+RUN_LAYER_NPY = os.path.join(TEST_ROOT, "AOT", "run_layer_npy.c")
 
 CUDA = ("cuda", "cuda-emu")
 
@@ -184,52 +195,162 @@ def spec_string(spec):
     return " ".join(f"{key}={value}" for key, value in spec.items())
 
 
-def run_case(index, seed, spec, tokens, env, args, workdir):
-    """Returns None when the case passes, else a report."""
-    case_dir = os.path.join(workdir, f"case{index}")
-    tokens_arg = ",".join(map(str, tokens))
-    emit = [os.path.join(args.bindir, "moe-reference"), "emit", "--case",
-            spec_string(spec), "--seed", str(seed), "--tokens", tokens_arg,
-            "--dir", case_dir]
-    done = subprocess.run(emit, capture_output=True, text=True)
-    if done.returncode != 0:
-        # The reference declines cases it does not define (every draw of
-        # hidden states too close to a tie, say): not the compiler's fault.
-        return ("declined", done.stderr.strip().splitlines()[-1:])
-    with open(os.path.join(case_dir, "moe-run.args")) as f:
-        case_args = f.read().split()
+def quote(*words):
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+class Step:
+    """One shell command of a case; `declines` when its failure means the
+    reference does not define the case (not the compiler's fault)."""
+
+    def __init__(self, name, command, env=None, declines=False):
+        self.name, self.command = name, command
+        self.env, self.declines = env or {}, declines
+
+    def shell(self):
+        prefix = "".join(f"{k}={v} " for k, v in self.env.items())
+        return prefix + self.command
+
+
+def layer_steps(case_dir, seed, spec, tokens, env, args):
+    """moe-reference emit, moe-run, compare and the co-activation check."""
+    tool = lambda name: os.path.join(args.bindir, name)
     stats = os.path.join(case_dir, "stats.json")
-    run = [os.path.join(args.bindir, "moe-run"),
-           os.path.join(case_dir, "case.mlir"), "--entry", "case",
-           "--pipeline", args.pipeline, "--quiet", "--stats-coactivation",
-           "--stats-json", stats] + [a for a in args.run_args if a] + case_args
-    compare = [os.path.join(args.bindir, "moe-reference"), "compare",
-               "--dir", case_dir]
-    check = [sys.executable, CHECK_COACTIVATION, stats, case_dir]
-    full_env = dict(os.environ, **env)
-    repro = " && ".join(
-        [" ".join(shlex.quote(a) for a in emit),
-         " ".join([f"{k}={v}" for k, v in env.items()] +
-                  [shlex.quote(a) for a in run[:-len(case_args)]] +
-                  ["$(cat " + shlex.quote(case_dir + "/moe-run.args") + ")"]),
-         " ".join(shlex.quote(a) for a in compare)])
-    steps = [("moe-run", run, full_env), ("compare", compare, None),
-             ("co-activation", check, None)]
-    for name, command, step_env in steps:
+    run_args = [a for a in args.run_args if a]
+    return [
+        Step("emit", quote(tool("moe-reference"), "emit", "--case",
+                           spec_string(spec), "--seed", seed, "--tokens",
+                           ",".join(map(str, tokens)), "--dir", case_dir),
+             declines=True),
+        Step("moe-run",
+             quote(tool("moe-run"), os.path.join(case_dir, "case.mlir"),
+                   "--entry", "case", "--pipeline", args.pipeline, "--quiet",
+                   "--stats-coactivation", "--stats-json", stats, *run_args)
+             + " $(cat " + quote(os.path.join(case_dir, "moe-run.args")) + ")",
+             env),
+        Step("compare", quote(tool("moe-reference"), "compare", "--dir",
+                              case_dir)),
+        Step("co-activation", quote(sys.executable, CHECK_COACTIVATION, stats,
+                                    case_dir)),
+    ]
+
+
+FAMILIES = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2",
+            "deepseek_v3", "granitemoe"]
+
+
+def draw_model(rng, pipeline):
+    """moe-gen-checkpoint options of a one-layer checkpoint, moe-compile
+    options, and the token counts of its sets."""
+    cuda = pipeline in CUDA
+    unit = 8 if cuda else 1
+
+    def size(lo, hi):
+        return unit * rng.randint(max(1, lo // unit), hi // unit)
+
+    family = rng.choice(FAMILIES)
+    E = rng.choice([2, 4, 8, 8, 16, 32, 64])
+    k = rng.randint(1, min(E, 8))
+    gen = ["--family", family,
+           "--dtype", "bf16" if cuda else rng.choice(["f32", "f16", "bf16"]),
+           "--hidden", size(8, 256), "--inner", size(8, 160),
+           "--experts", E, "--top-k", k, "--layers", 1]
+    if family.startswith("deepseek"):
+        # Groups of at least two experts, enough of them kept for k.
+        divisors = [g for g in range(1, E // 2 + 1) if E % g == 0]
+        groups = rng.choice(divisors)
+        need = -(-k // (E // groups))
+        gen += ["--first-dense", 0, "--groups", groups,
+                "--topk-group", rng.randint(need, groups),
+                "--shared-experts", rng.randint(0, 2)]
+        if rng.random() < 0.3:
+            gen += ["--scaling-factor", rng.choice([1.0, 2.5, 16.0])]
+    if family == "qwen2_moe":
+        gen += ["--shared-inner", size(8, 96)]
+    if family != "mixtral" and family != "granitemoe" and rng.random() < 0.5:
+        gen += ["--norm-topk-prob", rng.randint(0, 1)]
+    compile_args = []
+    if rng.random() < 0.3:
+        compile_args.append("--stats-coactivation")
+    tokens = sorted(rng.sample([0, 1, 1, 2, 5, 16, 17, 31, 64, 100, 130],
+                               rng.randint(1, 3)))
+    # run_layer_npy's checks: several threads (or streams) at once give
+    # bitwise the first result; a CUDA layer also on device buffers, or
+    # captured in a CUDA graph and replayed.
+    threads = rng.randint(1, 3)
+    mode = rng.choice(["", "device", "graph"]) if cuda else ""
+    return gen, compile_args, tokens, threads, mode
+
+
+def model_steps(case_dir, seed, model, env, args):
+    """moe-gen-checkpoint, moe-import, moe-compile, a C program on the
+    library's C API (run_layer_npy.c) for each set, and compare."""
+    gen, compile_args, tokens, threads, mode = model
+    tool = lambda name: os.path.join(args.bindir, name)
+    ckpt = os.path.join(case_dir, "ckpt")
+    lib = os.path.join(case_dir, "lib")
+    mlir = os.path.join(case_dir, "model.mlir")
+    run = os.path.join(case_dir, "run")
+    cases = os.path.join(case_dir, "cases")
+    target = "cuda-emu" if args.pipeline == "cuda-emu" else args.pipeline
+    flags = ["--cuda-chip", "sm_80", "--cuda-format", "isa"] \
+        if target == "cuda" else []
+    steps = [
+        Step("moe-gen-checkpoint", quote(tool("moe-gen-checkpoint"), *gen,
+                                         "--seed", seed, "--out", ckpt)),
+        Step("moe-import", quote(tool("moe-import"), "--model", ckpt, "-o",
+                                 mlir)),
+        Step("moe-compile", "mkdir -p " + quote(lib) + " && " +
+             quote(tool("moe-compile"), mlir, "--target", target, *flags,
+                   *compile_args, *[a for a in args.run_args if a], "-o",
+                   os.path.join(lib, "libmodel.so"), "--header",
+                   os.path.join(lib, "model.h"))),
+        Step("cc", quote(args.cc, "-O2", RUN_LAYER_NPY, "-I" + lib,
+                         "-L" + lib, "-lmodel", "-lpthread", "-ldl",
+                         "-Wl,-rpath," + lib, "-o", run)),
+        Step("emit-model", quote(tool("moe-reference"), "emit-model",
+                                 "--model", ckpt, "--layer", 0, "--seed",
+                                 seed, "--tokens",
+                                 ",".join(map(str, tokens)), "--dir", cases),
+             declines=True),
+    ]
+    for i in range(len(tokens)):
+        data = os.path.join(cases, f"set{i}")
+        steps.append(Step(f"run set{i}", quote(
+            run, "moe_layer_0", ckpt, os.path.join(data, "arg0.npy"),
+            os.path.join(data, "out0.npy"), threads, *([mode] if mode else
+                                                        [])), env))
+    steps.append(Step("compare", quote(tool("moe-reference"), "compare",
+                                       "--dir", cases)))
+    return steps
+
+
+def run_steps(case_dir, steps, timeout):
+    """None when every step succeeds, else ("declined" or "failed", lines)."""
+    repro = " && ".join(step.shell() for step in steps)
+    for step in steps:
         try:
-            done = subprocess.run(command, capture_output=True, text=True,
-                                  env=step_env, timeout=args.timeout)
+            done = subprocess.run(["bash", "-c", step.command],
+                                  capture_output=True, text=True,
+                                  env=dict(os.environ, **step.env),
+                                  timeout=timeout)
         except subprocess.TimeoutExpired:
-            return ("failed", [f"{name}: no answer in {args.timeout} s",
+            return ("failed", [f"{step.name}: no answer in {timeout} s",
                                repro])
-        if done.returncode != 0:
-            lines = (done.stdout + done.stderr).strip().splitlines()
-            if len(lines) > 12:
-                lines = lines[:8] + ["..."] + lines[-3:]
-            if done.returncode < 0:
-                lines.append(f"killed by signal {-done.returncode}")
-            return ("failed", [f"{name}: exit status {done.returncode}"] +
-                    lines + [repro])
+        if done.returncode == 0:
+            continue
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        if step.declines:
+            # The reference declines cases it does not define (every draw
+            # of hidden states too close to a tie, say).
+            return ("declined", lines[-1:])
+        if len(lines) > 12:
+            lines = lines[:8] + ["..."] + lines[-3:]
+        # bash reports a signal as 128 + its number.
+        if done.returncode > 128:
+            lines.append(f"killed by signal {done.returncode - 128}")
+        return ("failed", [f"{step.name}: exit status {done.returncode}"] +
+                lines + [repro])
     shutil.rmtree(case_dir, ignore_errors=True)
     return None
 
@@ -237,13 +358,24 @@ def run_case(index, seed, spec, tokens, env, args, workdir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bindir", required=True,
-                        help="the directory of moe-run and moe-reference")
+                        help="the directory of moe-run, moe-reference and, "
+                             "for --source model, the other tools")
     parser.add_argument("--pipeline", default="cuda-emu",
-                        help="moe-run's --pipeline (cpu, cuda-emu, cuda, ...)")
+                        help="moe-run's --pipeline (cpu, cuda-emu, cuda), "
+                             "or moe-compile's --target for --source model")
+    parser.add_argument("--source", choices=["layer", "model"],
+                        default="layer",
+                        help="layer: moe-reference's cases run by moe-run; "
+                             "model: one-layer checkpoints of the supported "
+                             "families, imported, compiled ahead of time and "
+                             "run through the C API")
     parser.add_argument("--run-arg", dest="run_args", action="append",
                         default=[], metavar="OPTION",
-                        help="one more moe-run option (repeatable; an "
-                             "empty one is ignored), such as --reference")
+                        help="one more moe-run (or moe-compile) option "
+                             "(repeatable; an empty one is ignored), such "
+                             "as --reference")
+    parser.add_argument("--cc", default="cc",
+                        help="the C compiler of --source model")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=1)
@@ -258,23 +390,40 @@ def main():
     rng = random.Random(args.seed)
     cases = []
     for i in range(args.count):
-        spec, tokens = draw_case(rng, args.pipeline)
-        env = draw_env(rng, args.pipeline)
-        cases.append((i, rng.randrange(1 << 30), spec, tokens, env))
+        if args.source == "layer":
+            spec, tokens = draw_case(rng, args.pipeline)
+            what = f"{spec_string(spec)} tokens={','.join(map(str, tokens))}"
+            env = draw_env(rng, args.pipeline)
+            seed = rng.randrange(1 << 30)
+            make = (lambda d, seed=seed, spec=spec, tokens=tokens, env=env:
+                    layer_steps(d, seed, spec, tokens, env, args))
+        else:
+            model = draw_model(rng, args.pipeline)
+            gen, compile_args, tokens, threads, mode = model
+            what = (" ".join(map(str, gen + compile_args)) +
+                    f" tokens={','.join(map(str, tokens))} threads={threads}"
+                    + (f" {mode}" if mode else ""))
+            env = draw_env(rng, args.pipeline)
+            seed = rng.randrange(1 << 30)
+            make = (lambda d, seed=seed, model=model, env=env:
+                    model_steps(d, seed, model, env, args))
+        what += "".join(f" {k}={v}" for k, v in env.items())
+        cases.append((i, what, make))
     if args.list:
-        for i, seed, spec, tokens, env in cases:
-            print(f"case {i}: {spec_string(spec)} seed={seed} "
-                  f"tokens={','.join(map(str, tokens))} "
-                  + " ".join(f"{k}={v}" for k, v in env.items()))
+        for i, what, _ in cases:
+            print(f"case {i}: {what}")
         return 0
 
     workdir = args.keep or tempfile.mkdtemp(prefix="fuzz-layers.")
     os.makedirs(workdir, exist_ok=True)
     failed = declined = 0
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_case, *case, args, workdir)
-                   for case in cases]
-        for (i, seed, spec, tokens, env), future in zip(cases, futures):
+        futures = []
+        for i, _, make in cases:
+            case_dir = os.path.join(workdir, f"case{i}")
+            futures.append(pool.submit(run_steps, case_dir, make(case_dir),
+                                       args.timeout))
+        for (i, what, _), future in zip(cases, futures):
             result = future.result()
             if result is None:
                 continue
@@ -284,13 +433,13 @@ def main():
                 print(f"declined case {i}: {' '.join(lines)}")
                 continue
             failed += 1
-            print(f"FAIL case {i}: {spec_string(spec)} "
-                  f"tokens={','.join(map(str, tokens))}")
+            print(f"FAIL case {i}: {what}")
             for line in lines:
                 print("  " + line)
     passed = args.count - failed - declined
-    print(f"fuzz-layers: {args.count} cases on {args.pipeline}, {passed} "
-          f"passed, {declined} declined by the reference, {failed} failed")
+    print(f"fuzz-layers: {args.count} {args.source} cases on {args.pipeline}, "
+          f"{passed} passed, {declined} declined by the reference, "
+          f"{failed} failed")
     if not failed and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0

@@ -20,8 +20,10 @@
 #               (MOE_GPU_WGMMA_COLS=256): every variant the bench times
 #   e2e.txt     end to end, against moe-reference's f64 results:
 #               moe-compile --target cuda libraries run through their C API,
-#               and moe-run --pipeline cuda (the bundle's static moe-run,
-#               JIT) on the layers of test/Pipelines/CUDA/Inputs/layers.sh
+#               moe-run --pipeline cuda (the bundle's static moe-run,
+#               JIT) on the layers of test/Pipelines/CUDA/Inputs/layers.sh,
+#               and 40 random layers with random kernel choices
+#               (scripts/fuzz-layers.py, seed 1)
 #   bench.txt   moe-gpu-bench: layers, experts, cuBLAS per-expert loop and
 #               grouped GEMM, memory bandwidth
 #   profile.txt moe-gpu-bench --profile: the GPU time of each kernel of the
@@ -170,6 +172,23 @@ else
   cat "$bundle/layers.txt" >> "$out/e2e.txt"
   tail -n 5 "$bundle/layers.txt"
   echo "FAIL: moe-run --pipeline cuda" | tee -a "$out/e2e.txt"
+  status=1
+fi
+
+step "random layers and kernel choices (fuzz-layers.py) against moe-reference"
+# The layers of every routing, capacity and expert kind with random kernel
+# choices (wgmma or mma.sync, tiles, stages, GEMV threshold, grid split),
+# among them every variant the bench times: what the emulator checked,
+# now on the GPU.
+if "$moe_run" --version > /dev/null 2>&1 &&
+   timeout 300 python3 scripts/fuzz-layers.py --bindir "$bundle/bin" \
+     --pipeline cuda --seed 1 --count 40 --jobs 8 --keep "$bundle/fuzz" \
+     > "$bundle/fuzz.txt" 2>&1; then
+  tail -n 1 "$bundle/fuzz.txt" | tee -a "$out/e2e.txt"
+else
+  cat "$bundle/fuzz.txt" >> "$out/e2e.txt" 2>/dev/null
+  tail -n 5 "$bundle/fuzz.txt" 2>/dev/null
+  echo "FAIL: random layers on the GPU (fuzz-layers.py)" | tee -a "$out/e2e.txt"
   status=1
 fi
 
