@@ -79,20 +79,31 @@ struct moe_model {
 
 extern "C" const char *moe_last_error(void) { return lastError.c_str(); }
 
-/// Why the CUDA runtime that a --target cuda library links finds no usable
-/// GPU, or an empty string when it finds one (its first GPU operation would
-/// abort without). The SIMT emulator, which a --target cuda-emu library
-/// links instead, always runs.
-static std::string cudaUnavailable() {
+/// What keeps a --target cuda library from running in this process, found
+/// before any GPU operation (which would abort): no usable GPU
+/// (MOE_ERROR_NO_GPU) or a bad MOE_GPU_* setting for the device
+/// (MOE_ERROR_INVALID_ARGUMENT) from the CUDA runtime it links; an empty
+/// string when nothing does. A --target cuda-emu library links the SIMT
+/// emulator instead, which always runs and reads the same settings.
+static std::string cudaProblem(moe_status &status) {
+  status = MOE_ERROR_INVALID_ARGUMENT;
   void *runtime = dlopen("libmoe_cuda_runtime.so", RTLD_NOW | RTLD_NOLOAD);
   if (!runtime)
-    return "";
+    return cuda::kernelChoicesError();
   auto available = reinterpret_cast<int (*)(const char **)>(
       dlsym(runtime, "moe_cuda_available"));
+  auto checkSettings = reinterpret_cast<int32_t (*)(char *, int32_t)>(
+      dlsym(runtime, "moe_gpu_check_settings"));
   const char *reason = nullptr;
+  char bad[512] = "";
   std::string why;
-  if (available && !available(&reason))
-    why = reason && *reason ? reason : "unknown reason";
+  if (available && !available(&reason)) {
+    status = MOE_ERROR_NO_GPU;
+    why = std::string("no usable CUDA GPU: ") +
+          (reason && *reason ? reason : "unknown reason");
+  } else if (checkSettings && checkSettings(bad, sizeof(bad))) {
+    why = bad;
+  }
   dlclose(runtime);
   return why;
 }
@@ -111,19 +122,14 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
   if (!manifest)
     return fail(MOE_ERROR_INTERNAL, llvm::toString(manifest.takeError()));
   // A CUDA library's layers take at most maxTokens tokens (0 on the CPU).
-  // Its kernels read the MOE_GPU_* settings at their first call, where a
-  // bad one can only abort; here it is an error the caller sees first.
   bool cuda = llvm::any_of(manifest->layers, [](const LayerEntry &layer) {
     return layer.maxTokens > 0;
   });
   if (cuda) {
-    std::string why = cudaUnavailable();
+    moe_status status;
+    std::string why = cudaProblem(status);
     if (!why.empty())
-      return fail(MOE_ERROR_NO_GPU,
-                  "moe_model_load: no usable CUDA GPU: " + why);
-    std::string bad = cuda::kernelChoicesError();
-    if (!bad.empty())
-      return fail(MOE_ERROR_INVALID_ARGUMENT, "moe_model_load: " + bad);
+      return fail(status, "moe_model_load: " + why);
   }
   auto model = Model::load(std::move(*manifest),
                            checkpointDir ? checkpointDir : "");

@@ -619,6 +619,16 @@ void moe::rt::cuda::failKernelChoice(const char *entry,
   fail(entry, bad);
 }
 
+/// Why MOE_GPU_WGMMA=1 cannot be had on the default device, of
+/// architecture `arch` (an empty string on compute capability 9.0).
+static std::string wgmmaDeviceError(int arch) {
+  if (arch == 90)
+    return "";
+  return "MOE_GPU_WGMMA=1 asks for the sm_90a kernels, but device " +
+         std::to_string(defaultDevice()) + " has compute capability " +
+         std::to_string(arch / 10) + "." + std::to_string(arch % 10);
+}
+
 /// Whether the expert GEMMs of the kernel library take their sm_90a
 /// kernels (wgmma): on a device of compute capability 9.0, the only one
 /// that runs sm_90a code, unless MOE_GPU_WGMMA=0; MOE_GPU_WGMMA=1 asks for
@@ -629,15 +639,21 @@ MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
   if (choice == 0)
     return 0;
   int arch = deviceArchitecture(enter(entry));
-  bool sm90 = arch == 90;
   if (!choice)
-    return sm90;
-  if (!sm90)
-    fail(entry, "MOE_GPU_WGMMA=1 asks for the sm_90a kernels, but device " +
-                    std::to_string(defaultDevice()) +
-                    " has compute capability " + std::to_string(arch / 10) +
-                    "." + std::to_string(arch % 10));
+    return arch == 90;
+  std::string bad = wgmmaDeviceError(arch);
+  if (!bad.empty())
+    fail(entry, bad);
   return 1;
+}
+
+MOE_CUDA_EXPORT int32_t moe_gpu_check_settings(char *message, int32_t size) {
+  std::string bad = kernelChoicesError();
+  if (bad.empty() && readChoice("moe_gpu_check_settings", wgmmaChoice) == 1)
+    bad = wgmmaDeviceError(deviceArchitecture(enter("moe_gpu_check_settings")));
+  if (message && size > 0)
+    std::snprintf(message, static_cast<size_t>(size), "%s", bad.c_str());
+  return !bad.empty();
 }
 
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a

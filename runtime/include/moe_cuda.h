@@ -100,6 +100,12 @@ int64_t moe_cuda_profile_report(void);
  * layer; the device is asked once. */
 int32_t moe_gpu_use_wgmma(void);
 
+/* 0 when the MOE_GPU_* settings of the environment (docs/cuda.md) are valid
+ * for the device that the mgpu* functions use, where the kernel library
+ * would abort at the first bad one; otherwise 1, with that one described in
+ * message (cut to size bytes). Needs a usable GPU (moe_cuda_available). */
+int32_t moe_gpu_check_settings(char *message, int32_t size);
+
 /* The tile of those sm_90a GEMMs: its rows, 64 (one warpgroup a block) or
  * 128 (two), from the environment variable MOE_GPU_WGMMA_ROWS; its weight
  * rows, 128 or 256, from MOE_GPU_WGMMA_COLS. Unset, 64 and 128; any other

@@ -16,8 +16,6 @@
 
 #include "moe_cuda.h"
 
-#include "cuda/KernelChoices.h"
-
 #include <cstdio>
 #include <cstring>
 
@@ -65,9 +63,9 @@ int main(int argc, char **argv) {
   }
   // The kernel choices below read the MOE_GPU_* settings, and the runtime
   // aborts at a bad one: say which instead.
-  std::string bad = moe::rt::cuda::kernelChoicesError();
-  if (!bad.empty()) {
-    std::fprintf(stderr, "moe-cuda-info: error: %s\n", bad.c_str());
+  char bad[512];
+  if (moe_gpu_check_settings(bad, sizeof(bad))) {
+    std::fprintf(stderr, "moe-cuda-info: error: %s\n", bad);
     return 1;
   }
   if (moe_gpu_use_wgmma()) {

@@ -531,9 +531,9 @@ static std::string runtimeLibraryPath(const char *argv0, StringRef library) {
 /// code of test harnesses.
 static constexpr int kExitNoGpu = 77;
 
-/// 0 when the CUDA runtime at `path` finds a usable GPU; otherwise says why
-/// and returns the exit code (the runtime would abort at the first GPU
-/// operation).
+/// 0 when the CUDA runtime at `path` finds a usable GPU for which the
+/// MOE_GPU_* settings are valid; otherwise says why and returns the exit
+/// code (the runtime would abort at the first GPU operation).
 static int requireGpu(const std::string &path) {
   void *library = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (!library)
@@ -543,13 +543,20 @@ static int requireGpu(const std::string &path) {
   if (!available)
     return fail(path + " has no moe_cuda_available");
   const char *reason = nullptr;
-  if (available(&reason))
-    return 0;
-  llvm::errs() << "moe-run: error: --pipeline cuda needs a usable CUDA GPU: "
-               << reason
-               << " (--pipeline cuda-emu runs the same kernels on the "
-                  "host's SIMT emulator)\n";
-  return kExitNoGpu;
+  if (!available(&reason)) {
+    llvm::errs() << "moe-run: error: --pipeline cuda needs a usable CUDA GPU: "
+                 << reason
+                 << " (--pipeline cuda-emu runs the same kernels on the "
+                    "host's SIMT emulator)\n";
+    return kExitNoGpu;
+  }
+  // The settings that depend on the device (MOE_GPU_WGMMA=1).
+  auto checkSettings = reinterpret_cast<int32_t (*)(char *, int32_t)>(
+      dlsym(library, "moe_gpu_check_settings"));
+  char bad[512] = "";
+  if (checkSettings && checkSettings(bad, sizeof(bad)))
+    return fail(bad);
+  return 0;
 }
 
 int main(int argc, char **argv) {
