@@ -180,7 +180,10 @@ step "random layers and kernel choices (fuzz-layers.py) against moe-reference"
 # choices (wgmma or mma.sync, tiles, stages, GEMV threshold, grid split),
 # among them every variant the bench times: what the emulator checked,
 # now on the GPU.
-if "$moe_run" --version > /dev/null 2>&1 &&
+if ! command -v python3 > /dev/null; then
+  echo "SKIP: random layers on the GPU (fuzz-layers.py): no python3 here" |
+    tee -a "$out/e2e.txt"
+elif "$moe_run" --version > /dev/null 2>&1 &&
    timeout 300 python3 scripts/fuzz-layers.py --bindir "$bundle/bin" \
      --pipeline cuda --seed 1 --count 40 --jobs 8 --keep "$bundle/fuzz" \
      > "$bundle/fuzz.txt" 2>&1; then
