@@ -283,9 +283,24 @@ static std::vector<int64_t> selectToken(const RoutingConfig &r, const Vec &s,
   return chosen;
 }
 
+/// Flags a renormalization of `t`'s weights whose sum is small against the
+/// sum of their magnitudes (signed scores: logits). Dividing by it
+/// multiplies the rounding errors of any f32 implementation (those of the
+/// logits' dot products, about 1e-6 of their size) by that ratio, past the
+/// f32 outputs' tolerance (1e-5) beyond 10, so such a case would not test
+/// the implementation.
+static void checkRenormalization(double sum, double magnitude, Margins *mg,
+                                 int64_t t) {
+  if (mg && std::isfinite(sum) && std::isfinite(magnitude) &&
+      std::fabs(sum) * 10.0 < magnitude)
+    mg->flag("renormalization by a sum near zero (sum vs sum of magnitudes)", t,
+             sum, magnitude);
+}
+
 /// Combine weights of one token's kept slots (spec section 3).
 static Vec combineWeights(const RoutingConfig &r, const Vec &s, const Vec &z,
-                          const std::vector<int64_t> &chosen) {
+                          const std::vector<int64_t> &chosen, Margins *mg,
+                          int64_t t) {
   Vec raw(chosen.size(), 0.0);
   if (r.weights == Weights::SoftmaxSelected) {
     Vec zs;
@@ -299,9 +314,13 @@ static Vec combineWeights(const RoutingConfig &r, const Vec &s, const Vec &z,
       if (chosen[j] >= 0) raw[j] = s[size_t(chosen[j])];
   }
   if (r.renormalize) {
-    double sum = 0.0;
+    double sum = 0.0, magnitude = 0.0;
     for (size_t j = 0; j < chosen.size(); ++j)
-      if (chosen[j] >= 0) sum += raw[j];
+      if (chosen[j] >= 0) {
+        sum += raw[j];
+        magnitude += std::fabs(raw[j]);
+      }
+    checkRenormalization(sum, magnitude, mg, t);
     for (size_t j = 0; j < chosen.size(); ++j)
       if (chosen[j] >= 0) raw[j] = raw[j] / (sum + 1e-20);
   }
@@ -324,7 +343,7 @@ Assignments route(const Mat &z, const RoutingConfig &r, const Vec *selBias,
     if (selBias)
       for (size_t e = 0; e < keys.size(); ++e) keys[e] += (*selBias)[e];
     std::vector<int64_t> chosen = selectToken(r, st, keys, t, kf, mg);
-    Vec w = combineWeights(r, st, rowOf(z, t), chosen);
+    Vec w = combineWeights(r, st, rowOf(z, t), chosen, mg, t);
     for (int64_t j = 0; j < a.S; ++j) {
       a.ids[size_t(t * a.S + j)] = chosen[size_t(j)];
       a.w[size_t(t * a.S + j)] = w[size_t(j)];
@@ -434,9 +453,13 @@ DispatchResult dispatch(const Assignments &a, int64_t E,
     if (kept[size_t(q)]) fw[size_t(q)] = a.w[size_t(q)];
   if (c.kind != CapKind::None && c.renormalizeAfterDrop) {
     for (int64_t t = 0; t < T; ++t) {
-      double sum = 0.0;
+      double sum = 0.0, magnitude = 0.0;
       for (int64_t j = 0; j < S; ++j)
-        if (kept[size_t(t * S + j)]) sum += a.w[size_t(t * S + j)];
+        if (kept[size_t(t * S + j)]) {
+          sum += a.w[size_t(t * S + j)];
+          magnitude += std::fabs(a.w[size_t(t * S + j)]);
+        }
+      checkRenormalization(sum, magnitude, mg, t);
       for (int64_t j = 0; j < S; ++j)
         if (kept[size_t(t * S + j)])
           fw[size_t(t * S + j)] = a.w[size_t(t * S + j)] / (sum + 1e-20);
