@@ -619,9 +619,6 @@ int main(int argc, char **argv) {
     options.cudaRuntime = runtimeLibraryPath(
         argv[0], options.cudaEmulate ? "libmoe_cuda_emulator.so"
                                      : "libmoe_cuda_runtime.so");
-    if (!options.cudaEmulate)
-      if (int code = requireGpu(options.cudaRuntime))
-        return code;
   }
   if (noStats && (printStats || !statsJSON.empty() || !statsHistory.empty() ||
                   statsCoactivation))
@@ -632,6 +629,11 @@ int main(int argc, char **argv) {
   auto function = CompiledFunction::compile(*module, entry, options);
   if (!function)
     return fail(function.takeError());
+  // After the compilation, whose diagnostics do not depend on the machine;
+  // before the first GPU operation, which would abort without a GPU.
+  if (cuda && !options.cudaEmulate)
+    if (int code = requireGpu(options.cudaRuntime))
+      return code;
 
   if (llvm::Error error = applyKnobs(**function))
     return fail(std::move(error));
