@@ -19,13 +19,11 @@
 #include "Model.h"
 #include "Stats.h"
 #include "cpu/ThreadPool.h"
-#include "cuda/KernelChoices.h"
 
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <dlfcn.h>
 #include <new>
 #include <string>
 
@@ -79,35 +77,6 @@ struct moe_model {
 
 extern "C" const char *moe_last_error(void) { return lastError.c_str(); }
 
-/// What keeps a --target cuda library from running in this process, found
-/// before any GPU operation (which would abort): no usable GPU
-/// (MOE_ERROR_NO_GPU) or a bad MOE_GPU_* setting for the device
-/// (MOE_ERROR_INVALID_ARGUMENT) from the CUDA runtime it links; an empty
-/// string when nothing does. A --target cuda-emu library links the SIMT
-/// emulator instead, which always runs and reads the same settings.
-static std::string cudaProblem(moe_status &status) {
-  status = MOE_ERROR_INVALID_ARGUMENT;
-  void *runtime = dlopen("libmoe_cuda_runtime.so", RTLD_NOW | RTLD_NOLOAD);
-  if (!runtime)
-    return cuda::kernelChoicesError();
-  auto available = reinterpret_cast<int (*)(const char **)>(
-      dlsym(runtime, "moe_cuda_available"));
-  auto checkSettings = reinterpret_cast<int32_t (*)(char *, int32_t)>(
-      dlsym(runtime, "moe_gpu_check_settings"));
-  const char *reason = nullptr;
-  char bad[512] = "";
-  std::string why;
-  if (available && !available(&reason)) {
-    status = MOE_ERROR_NO_GPU;
-    why = std::string("no usable CUDA GPU: ") +
-          (reason && *reason ? reason : "unknown reason");
-  } else if (checkSettings && checkSettings(bad, sizeof(bad))) {
-    why = bad;
-  }
-  dlclose(runtime);
-  return why;
-}
-
 extern "C" moe_status moe_model_load(const char *checkpointDir,
                                      moe_model **out) {
   if (!out)
@@ -125,12 +94,19 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
   bool cuda = llvm::any_of(manifest->layers, [](const LayerEntry &layer) {
     return layer.maxTokens > 0;
   });
-  if (cuda) {
-    moe_status status;
-    std::string why = cudaProblem(status);
-    if (!why.empty())
-      return fail(status, "moe_model_load: " + why);
-  }
+  // Its kernels would abort at their first GPU operation without a GPU or
+  // with a bad MOE_GPU_* setting: errors here instead.
+  std::string why;
+  if (cuda)
+    switch (Model::checkGpu(why)) {
+    case 0:
+      break;
+    case 1:
+      return fail(MOE_ERROR_NO_GPU,
+                  "moe_model_load: no usable CUDA GPU: " + why);
+    default:
+      return fail(MOE_ERROR_INVALID_ARGUMENT, "moe_model_load: " + why);
+    }
   auto model = Model::load(std::move(*manifest),
                            checkpointDir ? checkpointDir : "");
   if (!model)

@@ -170,6 +170,7 @@ struct GpuMemory {
   void *(*createStream)() = nullptr;
   void (*destroyStream)(void *) = nullptr;
   int32_t (*isCapturing)(void *) = nullptr;
+  int32_t (*check)(char *, int32_t) = nullptr;
 
   static const GpuMemory &get() {
     static const GpuMemory memory = [] {
@@ -190,6 +191,8 @@ struct GpuMemory {
           dlsym(lib, "mgpuStreamDestroy"));
       m.isCapturing = reinterpret_cast<decltype(m.isCapturing)>(
           dlsym(lib, "moe_gpu_stream_is_capturing"));
+      m.check =
+          reinterpret_cast<decltype(m.check)>(dlsym(lib, "moe_cuda_check"));
       return m;
     }();
     return memory;
@@ -267,6 +270,16 @@ Model::~Model() {
   release(deviceKnobs, info.knobs.size());
   if (knobStream)
     GpuMemory::get().destroyStream(knobStream);
+}
+
+int32_t Model::checkGpu(std::string &why) {
+  const GpuMemory &gpu = GpuMemory::get();
+  if (!gpu.check)
+    return 0;
+  char message[512] = "";
+  int32_t status = gpu.check(message, sizeof(message));
+  why = message;
+  return status;
 }
 
 bool Model::isCapturing(void *stream) {

@@ -80,6 +80,10 @@ public:
   /// Whether `stream` is being captured into a CUDA graph (false without a
   /// GPU runtime in the process).
   static bool isCapturing(void *stream);
+  /// The moe_cuda_check of the CUDA runtime or emulator in the process: 0
+  /// when the kernel library can run (or the process has neither), 1
+  /// without a usable GPU, 2 for a bad MOE_GPU_* setting; `why` says why.
+  static int32_t checkGpu(std::string &why);
 
   /// The counters of statistics `id` on the GPU, [deviceRows(), E + 1] i64
   /// (the assignments of each expert and the tokens, then the dropped ones

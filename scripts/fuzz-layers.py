@@ -226,7 +226,6 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
     """moe-reference emit, moe-run, compare and the co-activation check."""
     tool = lambda name: os.path.join(args.bindir, name)
     stats = os.path.join(case_dir, "stats.json")
-    run_args = [a for a in args.run_args if a]
     return [
         Step("emit", quote(tool("moe-reference"), "emit", "--case",
                            spec_string(spec), "--seed", seed, "--tokens",
@@ -235,7 +234,8 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
         Step("moe-run",
              quote(tool("moe-run"), os.path.join(case_dir, "case.mlir"),
                    "--entry", "case", "--pipeline", args.pipeline, "--quiet",
-                   "--stats-coactivation", "--stats-json", stats, *run_args)
+                   "--stats-coactivation", "--stats-json", stats,
+                   *args.run_args)
              + " $(cat " + quote(os.path.join(case_dir, "moe-run.args")) + ")",
              env),
         Step("compare", quote(tool("moe-reference"), "compare", "--dir",
@@ -302,7 +302,7 @@ def model_steps(case_dir, seed, model, env, args):
     mlir = os.path.join(case_dir, "model.mlir")
     run = os.path.join(case_dir, "run")
     cases = os.path.join(case_dir, "cases")
-    target = "cuda-emu" if args.pipeline == "cuda-emu" else args.pipeline
+    target = args.pipeline
     flags = ["--cuda-chip", "sm_80", "--cuda-format", "isa"] \
         if target == "cuda" else []
     steps = [
@@ -312,7 +312,7 @@ def model_steps(case_dir, seed, model, env, args):
                                  mlir)),
         Step("moe-compile", "mkdir -p " + quote(lib) + " && " +
              quote(tool("moe-compile"), mlir, "--target", target, *flags,
-                   *compile_args, *[a for a in args.run_args if a], "-o",
+                   *compile_args, *args.run_args, "-o",
                    os.path.join(lib, "libmodel.so"), "--header",
                    os.path.join(lib, "model.h"))),
         Step("cc", quote(args.cc, "-O2", RUN_LAYER_NPY, "-I" + lib,
@@ -396,6 +396,7 @@ def main():
     parser.add_argument("--list", action="store_true",
                         help="print the drawn cases without running them")
     args = parser.parse_args()
+    args.run_args = [a for a in args.run_args if a]
 
     rng = random.Random(args.seed)
     cases = []
@@ -403,18 +404,18 @@ def main():
         if args.source == "layer":
             spec, tokens = draw_case(rng, args.pipeline)
             what = f"{spec_string(spec)} tokens={','.join(map(str, tokens))}"
-            env = draw_env(rng, args.pipeline)
-            seed = rng.randrange(1 << 30)
-            make = (lambda d, seed=seed, spec=spec, tokens=tokens, env=env:
-                    layer_steps(d, seed, spec, tokens, env, args))
         else:
             model = draw_model(rng, args.pipeline)
             gen, compile_args, tokens, threads, mode = model
             what = (" ".join(map(str, gen + compile_args)) +
                     f" tokens={','.join(map(str, tokens))} threads={threads}"
                     + (f" {mode}" if mode else ""))
-            env = draw_env(rng, args.pipeline)
-            seed = rng.randrange(1 << 30)
+        env = draw_env(rng, args.pipeline)
+        seed = rng.randrange(1 << 30)
+        if args.source == "layer":
+            make = (lambda d, seed=seed, spec=spec, tokens=tokens, env=env:
+                    layer_steps(d, seed, spec, tokens, env, args))
+        else:
             make = (lambda d, seed=seed, model=model, env=env:
                     model_steps(d, seed, model, env, args))
         what += "".join(f" {k}={v}" for k, v in env.items())

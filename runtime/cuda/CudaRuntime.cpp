@@ -22,6 +22,7 @@
 
 #include "CudaDriver.h"
 #include "KernelChoices.h"
+#include "moe_cuda.h"
 
 #include <algorithm>
 #include <atomic>
@@ -647,13 +648,22 @@ MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
   return 1;
 }
 
-MOE_CUDA_EXPORT int32_t moe_gpu_check_settings(char *message, int32_t size) {
-  std::string bad = kernelChoicesError();
-  if (bad.empty() && readChoice("moe_gpu_check_settings", wgmmaChoice) == 1)
-    bad = wgmmaDeviceError(deviceArchitecture(enter("moe_gpu_check_settings")));
+MOE_CUDA_EXPORT int32_t moe_cuda_check(char *message, int32_t size) {
+  const char *reason = nullptr;
+  int32_t status = 0;
+  std::string why;
+  if (!moe_cuda_available(&reason)) {
+    status = 1;
+    why = reason && *reason ? reason : "unknown reason";
+  } else {
+    why = kernelChoicesError();
+    if (why.empty() && readChoice("moe_cuda_check", wgmmaChoice) == 1)
+      why = wgmmaDeviceError(deviceArchitecture(enter("moe_cuda_check")));
+    status = why.empty() ? 0 : 2;
+  }
   if (message && size > 0)
-    std::snprintf(message, static_cast<size_t>(size), "%s", bad.c_str());
-  return !bad.empty();
+    std::snprintf(message, static_cast<size_t>(size), "%s", why.c_str());
+  return status;
 }
 
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a

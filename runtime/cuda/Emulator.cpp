@@ -1182,6 +1182,15 @@ private:
 };
 } // namespace
 
+/// The runtime's moe_cuda_check: the emulator always runs, so only the
+/// settings can keep it from it (2, and why in `message`).
+MOE_EMU_EXPORT int32_t moe_cuda_check(char *message, int32_t size) {
+  std::string bad = moe::rt::cuda::kernelChoicesError();
+  if (message && size > 0)
+    std::snprintf(message, static_cast<size_t>(size), "%s", bad.c_str());
+  return bad.empty() ? 0 : 2;
+}
+
 /// A bad setting of the kernel library's choices (KernelChoices.cpp).
 void moe::rt::cuda::failKernelChoice(const char *entry,
                                      const std::string &bad) {

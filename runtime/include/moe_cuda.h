@@ -100,11 +100,13 @@ int64_t moe_cuda_profile_report(void);
  * layer; the device is asked once. */
 int32_t moe_gpu_use_wgmma(void);
 
-/* 0 when the MOE_GPU_* settings of the environment (docs/cuda.md) are valid
- * for the device that the mgpu* functions use, where the kernel library
- * would abort at the first bad one; otherwise 1, with that one described in
- * message (cut to size bytes). Needs a usable GPU (moe_cuda_available). */
-int32_t moe_gpu_check_settings(char *message, int32_t size);
+/* Whether the CUDA kernel library can run in this process, asked before its
+ * first GPU operation (which aborts at a problem): 0 when it can; 1 without
+ * a usable GPU (moe_cuda_available), 2 when a MOE_GPU_* setting of the
+ * environment (docs/cuda.md) is bad, or bad for the device the mgpu*
+ * functions use. message (cut to size bytes) then says why. The SIMT
+ * emulator exports the same function (its settings only). */
+int32_t moe_cuda_check(char *message, int32_t size);
 
 /* The tile of those sm_90a GEMMs: its rows, 64 (one warpgroup a block) or
  * 128 (two), from the environment variable MOE_GPU_WGMMA_ROWS; its weight

@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
   // The kernel choices below read the MOE_GPU_* settings, and the runtime
   // aborts at a bad one: say which instead.
   char bad[512];
-  if (moe_gpu_check_settings(bad, sizeof(bad))) {
+  if (moe_cuda_check(bad, sizeof(bad))) {
     std::fprintf(stderr, "moe-cuda-info: error: %s\n", bad);
     return 1;
   }

@@ -538,25 +538,23 @@ static int requireGpu(const std::string &path) {
   void *library = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (!library)
     return fail("cannot load the CUDA runtime: " + llvm::Twine(dlerror()));
-  auto available = reinterpret_cast<int (*)(const char **)>(
-      dlsym(library, "moe_cuda_available"));
-  if (!available)
-    return fail(path + " has no moe_cuda_available");
-  const char *reason = nullptr;
-  if (!available(&reason)) {
+  auto check = reinterpret_cast<int32_t (*)(char *, int32_t)>(
+      dlsym(library, "moe_cuda_check"));
+  if (!check)
+    return fail(path + " has no moe_cuda_check");
+  char why[512] = "";
+  switch (check(why, sizeof(why))) {
+  case 0:
+    return 0;
+  case 1:
     llvm::errs() << "moe-run: error: --pipeline cuda needs a usable CUDA GPU: "
-                 << reason
+                 << why
                  << " (--pipeline cuda-emu runs the same kernels on the "
                     "host's SIMT emulator)\n";
     return kExitNoGpu;
+  default:
+    return fail(why);
   }
-  // The settings that depend on the device (MOE_GPU_WGMMA=1).
-  auto checkSettings = reinterpret_cast<int32_t (*)(char *, int32_t)>(
-      dlsym(library, "moe_gpu_check_settings"));
-  char bad[512] = "";
-  if (checkSettings && checkSettings(bad, sizeof(bad)))
-    return fail(bad);
-  return 0;
 }
 
 int main(int argc, char **argv) {
