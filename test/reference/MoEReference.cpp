@@ -378,8 +378,8 @@ int64_t expertChoiceCapacity(const CapacityConfig &c, int64_t T, int64_t k,
 }
 
 ExpertChoiceResult expertChoice(const Mat &z, int64_t k,
-                                const CapacityConfig &c, int64_t E,
-                                Margins *mg) {
+                                const CapacityConfig &c, int64_t E, Margins *mg,
+                                bool ranked) {
   int64_t T = z.rows;
   Mat s = softmaxRows(z);
   ExpertChoiceResult r;
@@ -395,7 +395,10 @@ ExpertChoiceResult expertChoice(const Mat &z, int64_t k,
     for (int64_t t = 0; t < T; ++t) col[size_t(t)] = s.at(t, e);
     std::vector<int64_t> order = rankDescending(col, iota(0, T));
     size_t m = size_t(std::min(r.C, T));
-    checkPrefix(col, order, m, 0.0, mg, "expert choice of expert", e);
+    if (ranked)
+      checkPrefix(col, order, m, 0.0, mg, "expert choice of expert", e);
+    else
+      checkCut(col, order, m, 0.0, mg, "expert choice of expert", e);
     for (size_t c2 = 0; c2 < m; ++c2) {
       int64_t t = order[c2];
       r.tokenIds[size_t(e * r.C) + c2] = t;
@@ -620,8 +623,11 @@ LayerResult layer(const LayerConfig &cfg, const LayerInputs &in, Margins *mg) {
                                                            : nullptr);
   if (r.select == Select::ExpertChoice) {
     // Expert choice: the capacity bounds the experts; dispatch is dropless.
-    res.routing =
-        expertChoice(res.logits, r.k, cfg.capacity, E, mg).slots;
+    // The layer depends on the tokens each expert chooses, not on their
+    // ranks.
+    res.routing = expertChoice(res.logits, r.k, cfg.capacity, E, mg,
+                               /*ranked=*/false)
+                      .slots;
     res.disp = dispatch(res.routing, E, CapacityConfig(), 0.0, mg);
   } else {
     res.routing = route(res.logits, r,

@@ -177,9 +177,13 @@ struct ExpertChoiceResult {
   Vec tokenWeights;              // [E, C]
   Assignments slots;             // [T, E] slot form
 };
+/// `mg` flags the near-ties that decide the result: with `ranked`, the
+/// order of each expert's chosen tokens (tokenIds lists them by rank);
+/// without, only which tokens each expert chooses (a layer's output and
+/// counts depend on nothing else).
 ExpertChoiceResult expertChoice(const Mat &z, int64_t k,
                                 const CapacityConfig &c, int64_t numExperts,
-                                Margins *mg);
+                                Margins *mg, bool ranked = true);
 
 struct DispatchResult {
   int64_t C = -1; // -1: dropless

@@ -414,6 +414,29 @@ TEST(ExpertChoice, TiesAndCapacityAboveT) {
   EXPECT_EQ(r.tokenWeights[2], 0.0);
 }
 
+TEST(ExpertChoice, NearTiesThatDoNotChooseAreNotFlaggedForLayers) {
+  // T = 2, E = 2, k = 1: C = 1. Each expert's scores for the two tokens
+  // are about 2.5e-15 apart (0.5 and 0.5 + 2.5e-15). With C = 1 < T that
+  // near-tie decides the choice: flagged, ranked (the op's token ids list
+  // the ranks) or not. With C = T = 2 every expert takes both tokens:
+  // only their order is near-tied, which a layer does not observe.
+  Mat z = mat(2, 2, {1e-14, 0, 0, 0});
+  Margins ranked, chosen;
+  expertChoice(z, 1, CapacityConfig(), 2, &ranked);
+  expertChoice(z, 1, CapacityConfig(), 2, &chosen, /*ranked=*/false);
+  EXPECT_GT(ranked.count, 0);
+  EXPECT_GT(chosen.count, 0);
+  CapacityConfig all;
+  all.kind = CapKind::Count;
+  all.count = 2;
+  Margins rankedAll, chosenAll;
+  ExpertChoiceResult r = expertChoice(z, 1, all, 2, &rankedAll);
+  expertChoice(z, 1, all, 2, &chosenAll, /*ranked=*/false);
+  ASSERT_EQ(r.C, 2);
+  EXPECT_GT(rankedAll.count, 0);
+  EXPECT_EQ(chosenAll.count, 0);
+}
+
 //===----------------------------------------------------------------------===//
 // Capacity and dropping
 //===----------------------------------------------------------------------===//
