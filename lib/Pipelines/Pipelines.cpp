@@ -95,7 +95,8 @@ void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
 
 /// MLIR 22's gpu-lower-to-nvvm-pipeline, pass for pass, with
 /// moe-gpu-attach-targets in the place of nvvm-attach-target (sm_90a kernels
-/// get a module of their own) and moe-gpu-emulate in the place of
+/// get a module of their own), moe-gpu-dependent-launch after the kernels'
+/// conversion to NVVM, and moe-gpu-emulate in the place of
 /// gpu-module-to-binary when `emulate` is set: the emulator runs the very
 /// code the GPU would.
 static void addLowerToNVVM(OpPassManager &pm,
@@ -126,6 +127,9 @@ static void addLowerToNVVM(OpPassManager &pm,
   device.useBarePtrCallConv = options.kernelUseBarePtrCallConv;
   device.indexBitwidth = options.indexBitWidth;
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps(device));
+  // Kernels for sm_90 and newer wait for the kernel before them, so that
+  // the runtime may overlap their launches (MOE_GPU_DEPENDENT_LAUNCH).
+  pm.addNestedPass<gpu::GPUModuleOp>(moe::createMoEGPUDependentLaunch());
   pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());

@@ -421,8 +421,9 @@ def MoEGPUEmulate : Pass<"moe-gpu-emulate", "::mlir::ModuleOp"> {
       m64nNk16 with bf16 A and B through shared-memory descriptors, 128-byte
       swizzled or not, and f32 D) with its fence, commit and wait (a write
       to bytes that an uncovered wgmma may still read is reported); proxy
-      fences are dropped. Any other NVVM operation or inline assembly is an
-      error.
+      fences and grid dependency control (`griddepcontrol`: the emulator
+      runs kernels one after the other) are dropped. Any other NVVM operation
+      or inline assembly is an error.
     - Each kernel gets a `<module>__<kernel>__launch(void **params)` entry,
       and every `gpu.launch_func` becomes a `moe_emu_launch` call with its
       arguments packed as `cuLaunchKernel` takes them, the module's static
@@ -462,6 +463,43 @@ def MoEGPUAttachTargets : Pass<"moe-gpu-attach-targets", "::mlir::ModuleOp"> {
     Option<"optLevel", "O", "unsigned", "2", "The optimization level">,
   ];
   let dependentDialects = [
+    "::mlir::NVVM::NVVMDialect",
+  ];
+}
+
+def MoEGPUDependentLaunch
+    : Pass<"moe-gpu-dependent-launch", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Let the kernels of sm_90 and newer modules overlap their "
+                "launch with the kernel before them (programmatic dependent "
+                "launch)";
+  let description = [{
+    On a `gpu.module` whose NVVM targets are all compute capability 9.0 or
+    newer (`sm_90`, `sm_90a`, ...); other modules are left as they are.
+    Every kernel (a `gpu.func` kernel, or the `llvm.func` that
+    `convert-gpu-to-nvvm` made of one) begins with
+
+    ```mlir
+    nvvm.griddepcontrol wait
+    nvvm.griddepcontrol launch_dependents
+    ```
+
+    and the module gets the global `moe_dependent_launch` (an `i32` 1 in
+    global memory). A kernel launched with the CUDA launch attribute
+    "programmatic stream serialization" may start while the kernel before
+    it on its stream still runs: its `wait` holds each thread until that
+    kernel has completed and its writes are visible, before the thread
+    touches any memory, and its `launch_dependents` lets the kernel after
+    it be launched as soon as every block has passed the `wait`. Launched
+    without the attribute, both are no-ops.
+
+    The global tells the runtime that every kernel of the module waits so:
+    `mgpuLaunchKernel` of `runtime/cuda` sets the attribute only for
+    kernels of modules that have it (and only when
+    `MOE_GPU_DEPENDENT_LAUNCH=1`), never for other GPU code, which may read
+    the previous kernel's results at once.
+  }];
+  let dependentDialects = [
+    "::mlir::LLVM::LLVMDialect",
     "::mlir::NVVM::NVVMDialect",
   ];
 }

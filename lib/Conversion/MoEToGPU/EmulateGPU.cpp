@@ -541,8 +541,10 @@ LogicalResult MoEGPUEmulatePass::rewriteOp(Operation *op, Value scratch) {
   if (auto wait = dyn_cast<NVVM::WgmmaWaitGroupSyncOp>(op))
     return replaceByCall("moe_emu_wgmma_wait",
                          {constI32(static_cast<int32_t>(wait.getGroup()))});
-  // The emulator has one memory: proxy fences order nothing more.
-  if (isa<NVVM::FenceProxyOp>(op)) {
+  // The emulator has one memory: proxy fences order nothing more. It runs
+  // the kernels of a stream one after the other: a kernel's wait for the
+  // one before it (griddepcontrol) has nothing to wait for.
+  if (isa<NVVM::FenceProxyOp, NVVM::GriddepcontrolOp>(op)) {
     op->erase();
     return success();
   }
