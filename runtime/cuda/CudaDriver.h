@@ -40,6 +40,7 @@ constexpr CUresult CUDA_ERROR_DEINITIALIZED = 4;
 constexpr CUresult CUDA_ERROR_STUB_LIBRARY = 34;
 constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
 constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
+constexpr CUresult CUDA_ERROR_NOT_FOUND = 500;
 constexpr CUresult CUDA_ERROR_NOT_SUPPORTED = 801;
 constexpr CUresult CUDA_ERROR_STREAM_CAPTURE_IMPLICIT = 906;
 
@@ -62,6 +63,7 @@ constexpr int CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
 constexpr int CU_JIT_OPTIMIZATION_LEVEL = 7;
 constexpr int CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4;
 constexpr int CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE = 5;
+constexpr int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 constexpr int CU_CLUSTER_SCHEDULING_POLICY_SPREAD = 1;
 constexpr int CU_MEM_ALLOCATION_TYPE_PINNED = 1;
 constexpr int CU_MEM_LOCATION_TYPE_DEVICE = 1;
@@ -78,6 +80,7 @@ struct CUlaunchAttribute {
       unsigned x, y, z;
     } clusterDim;
     int clusterSchedulingPolicyPreference;
+    int programmaticStreamSerializationAllowed;
     void *alignment;
   } value;
 };
@@ -136,6 +139,8 @@ struct alignas(128) CUtensorMap {
   X(cuModuleUnload, "cuModuleUnload", CUresult, (CUmodule))                    \
   X(cuModuleGetFunction, "cuModuleGetFunction", CUresult,                      \
     (CUfunction *, CUmodule, const char *))                                    \
+  X(cuModuleGetGlobal, "cuModuleGetGlobal_v2", CUresult,                       \
+    (CUdeviceptr *, size_t *, CUmodule, const char *))                         \
   X(cuFuncSetAttribute, "cuFuncSetAttribute", CUresult,                        \
     (CUfunction, int, int))                                                    \
   X(cuLaunchKernel, "cuLaunchKernel", CUresult,                                \

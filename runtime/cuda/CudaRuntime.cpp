@@ -451,6 +451,93 @@ static int deviceArchitecture(const Driver &d) {
   return arch;
 }
 
+namespace {
+/// The functions cuModuleGetFunction found, by module and name. The host
+/// code of a kernel library asks for its function before every launch
+/// (and before every launch on an empty grid, which it skips), 48 times for
+/// the 8 launches of a dropless decoding layer; the driver takes its locks
+/// for each lookup. Also which modules' kernels wait for the kernel before
+/// them (moe-gpu-dependent-launch marked them), and their functions. Entries
+/// of a module go with it at mgpuModuleUnload, before the driver may reuse
+/// the handles.
+class FunctionCache {
+public:
+  static FunctionCache &get() {
+    // Never destroyed: modules are unloaded by destructors at exit too.
+    static FunctionCache *cache = new FunctionCache;
+    return *cache;
+  }
+
+  /// A module was loaded; `waits`: its kernels wait for the kernel before
+  /// them.
+  void loaded(CUmodule module, bool waits) {
+    std::lock_guard<std::mutex> lock(mutex);
+    modules[module].waits = waits;
+  }
+
+  CUfunction find(CUmodule module, const char *name) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto m = modules.find(module);
+    if (m == modules.end())
+      return nullptr;
+    auto f = m->second.functions.find(name);
+    return f == m->second.functions.end() ? nullptr : f->second;
+  }
+
+  void add(CUmodule module, const char *name, CUfunction function) {
+    std::lock_guard<std::mutex> lock(mutex);
+    Module &m = modules[module];
+    m.functions.emplace(name, function);
+    if (m.waits)
+      waiting.insert(function);
+  }
+
+  /// Whether `function` is a kernel that waits for the kernel before it.
+  bool waits(CUfunction function) {
+    std::lock_guard<std::mutex> lock(mutex);
+    return waiting.count(function) != 0;
+  }
+
+  void forget(CUmodule module) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto m = modules.find(module);
+    if (m == modules.end())
+      return;
+    for (const auto &entry : m->second.functions)
+      waiting.erase(entry.second);
+    modules.erase(m);
+  }
+
+private:
+  struct Module {
+    bool waits = false;
+    std::map<std::string, CUfunction, std::less<>> functions;
+  };
+  std::mutex mutex;
+  std::unordered_map<CUmodule, Module> modules;
+  std::unordered_set<CUfunction> waiting;
+};
+} // namespace
+
+/// The global with which moe-gpu-dependent-launch marks a module whose
+/// kernels all begin by waiting for the kernel before them.
+static constexpr const char *kDependentLaunchMarker = "moe_dependent_launch";
+
+/// Records `module`, just loaded, and whether its kernels wait for the
+/// kernel before them.
+static void recordModule(const Driver &d, CUmodule module) {
+  CUdeviceptr marker = 0;
+  size_t bytes = 0;
+  CUresult result =
+      d.cuModuleGetGlobal(&marker, &bytes, module, kDependentLaunchMarker);
+  if (result != CUDA_ERROR_NOT_FOUND)
+    check(d, result, [] {
+      return std::string("cuModuleGetGlobal(\"") + kDependentLaunchMarker +
+             "\")";
+    });
+  FunctionCache::get().loaded(module, result == CUDA_SUCCESS);
+}
+
 MOE_CUDA_EXPORT CUmodule mgpuModuleLoad(void *data, size_t size) {
   if (noGPU())
     return nullptr;
@@ -460,6 +547,7 @@ MOE_CUDA_EXPORT CUmodule mgpuModuleLoad(void *data, size_t size) {
   if (result == CUDA_ERROR_NO_BINARY_FOR_GPU)
     return foreignModule("cuModuleLoadData: " + describeError(d, result));
   check(d, result, "cuModuleLoadData");
+  recordModule(d, module);
   return module;
 }
 
@@ -497,49 +585,9 @@ MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
       why += "\n" + std::string(log.get());
     fail("cuModuleLoadDataEx", why);
   }
+  recordModule(d, module);
   return module;
 }
-
-namespace {
-/// The functions cuModuleGetFunction found, by module and name. The host
-/// code of a kernel library asks for its function before every launch
-/// (and before every launch on an empty grid, which it skips), 48 times for
-/// the 8 launches of a dropless decoding layer; the driver takes its locks
-/// for each lookup. Entries of a module go with it at mgpuModuleUnload,
-/// before the driver may reuse the handle.
-class FunctionCache {
-public:
-  static FunctionCache &get() {
-    // Never destroyed: modules are unloaded by destructors at exit too.
-    static FunctionCache *cache = new FunctionCache;
-    return *cache;
-  }
-
-  CUfunction find(CUmodule module, const char *name) {
-    std::lock_guard<std::mutex> lock(mutex);
-    auto m = functions.find(module);
-    if (m == functions.end())
-      return nullptr;
-    auto f = m->second.find(name);
-    return f == m->second.end() ? nullptr : f->second;
-  }
-
-  void add(CUmodule module, const char *name, CUfunction function) {
-    std::lock_guard<std::mutex> lock(mutex);
-    functions[module].emplace(name, function);
-  }
-
-  void forget(CUmodule module) {
-    std::lock_guard<std::mutex> lock(mutex);
-    functions.erase(module);
-  }
-
-private:
-  std::mutex mutex;
-  std::unordered_map<CUmodule, std::map<std::string, CUfunction, std::less<>>>
-      functions;
-};
-} // namespace
 
 /// Runs from global destructors too, possibly after the driver shut down.
 MOE_CUDA_EXPORT void mgpuModuleUnload(CUmodule module) {
@@ -583,6 +631,45 @@ MOE_CUDA_EXPORT CUfunction mgpuModuleGetFunction(CUmodule module,
   return function;
 }
 
+/// Whether `function` is launched with programmatic stream serialization,
+/// overlapping its launch with the kernel before it on its stream: when
+/// MOE_GPU_DEPENDENT_LAUNCH=1, the kernel waits for that kernel
+/// (moe-gpu-dependent-launch) and the device has compute capability 9.0 or
+/// newer. Any other kernel may read what the kernel before it wrote at once.
+static bool dependentLaunch(const Driver &d, const char *entry,
+                            CUfunction function) {
+  return readChoice(entry, moe::rt::cuda::dependentLaunch) &&
+         FunctionCache::get().waits(function) && deviceArchitecture(d) >= 90;
+}
+
+/// cuLaunchKernelEx's configuration of a launch, with `attributes`; the
+/// programmatic stream serialization of dependentLaunch is added in
+/// `spare`, when `dependent`.
+static CUlaunchConfig launchConfig(const unsigned grid[3],
+                                   const unsigned block[3], int32_t smem,
+                                   CUstream stream,
+                                   CUlaunchAttribute *attributes,
+                                   unsigned count, bool dependent) {
+  if (dependent) {
+    CUlaunchAttribute &spare = attributes[count++];
+    spare = {};
+    spare.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    spare.value.programmaticStreamSerializationAllowed = 1;
+  }
+  CUlaunchConfig config = {};
+  config.gridDimX = grid[0];
+  config.gridDimY = grid[1];
+  config.gridDimZ = grid[2];
+  config.blockDimX = block[0];
+  config.blockDimY = block[1];
+  config.blockDimZ = block[2];
+  config.sharedMemBytes = unsigned(smem);
+  config.hStream = stream;
+  config.attrs = attributes;
+  config.numAttrs = count;
+  return config;
+}
+
 MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                                       intptr_t gridY, intptr_t gridZ,
                                       intptr_t blockX, intptr_t blockY,
@@ -602,14 +689,23 @@ MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
   requireLoaded(entry, function);
   allowSharedMemory(d, entry, function, smem);
   CUevent start = profiling() ? Profile::get().begin(d, stream) : nullptr;
-  check(d,
-        d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0],
-                         block[1], block[2], unsigned(smem), stream, params,
-                         extra),
-        [&] {
-          return "cuLaunchKernel(grid " + dimsString(grid) + ", block " +
-                 dimsString(block) + ")";
-        });
+  bool dependent = dependentLaunch(d, entry, function);
+  CUresult result;
+  if (dependent) {
+    CUlaunchAttribute attribute;
+    CUlaunchConfig config =
+        launchConfig(grid, block, smem, stream, &attribute, 0, dependent);
+    result = d.cuLaunchKernelEx(&config, function, params, extra);
+  } else {
+    result = d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0],
+                              block[1], block[2], unsigned(smem), stream,
+                              params, extra);
+  }
+  check(d, result, [&] {
+    return std::string(dependent ? "cuLaunchKernelEx(dependent launch, "
+                                 : "cuLaunchKernel(") +
+           "grid " + dimsString(grid) + ", block " + dimsString(block) + ")";
+  });
   if (start)
     Profile::get().end(d, stream, start, function, grid);
 }
@@ -697,23 +793,14 @@ mgpuLaunchClusterKernel(CUfunction function, intptr_t clusterX,
     MOE_CU(d, cuFuncSetAttribute, function,
            CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
 
-  CUlaunchAttribute attributes[2] = {};
+  CUlaunchAttribute attributes[3] = {};
   attributes[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
   attributes[0].value.clusterDim = {cluster[0], cluster[1], cluster[2]};
   attributes[1].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE;
   attributes[1].value.clusterSchedulingPolicyPreference =
       CU_CLUSTER_SCHEDULING_POLICY_SPREAD;
-  CUlaunchConfig config = {};
-  config.gridDimX = grid[0];
-  config.gridDimY = grid[1];
-  config.gridDimZ = grid[2];
-  config.blockDimX = block[0];
-  config.blockDimY = block[1];
-  config.blockDimZ = block[2];
-  config.sharedMemBytes = unsigned(smem);
-  config.hStream = stream;
-  config.attrs = attributes;
-  config.numAttrs = 2;
+  CUlaunchConfig config = launchConfig(grid, block, smem, stream, attributes, 2,
+                                       dependentLaunch(d, entry, function));
   CUevent start = profiling() ? Profile::get().begin(d, stream) : nullptr;
   check(d, d.cuLaunchKernelEx(&config, function, params, extra), [&] {
     return "cuLaunchKernelEx(cluster " + dimsString(cluster) + ", grid " +

@@ -1286,6 +1286,10 @@ MOE_EMU_EXPORT void moe_emu_launch(void (*entry)(void **), const char *name,
                                    int64_t dynamicShared, void *stream,
                                    void **params, int64_t numParams,
                                    void *values, int64_t valuesBytes) {
+  // Kernels run one after the other: a launch that overlaps the kernel
+  // before it (MOE_GPU_DEPENDENT_LAUNCH) is the same launch here, but the
+  // setting is read as the CUDA runtime reads it.
+  moe::rt::cuda::readChoice("mgpuLaunchKernel", moe::rt::cuda::dependentLaunch);
   auto dims = [](int64_t x, int64_t y, int64_t z) {
     return std::to_string(x) + "x" + std::to_string(y) + "x" +
            std::to_string(z);

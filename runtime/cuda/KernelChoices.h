@@ -38,6 +38,13 @@
 //                           rest in z (default and largest 65535, the
 //                           limit of every CUDA device; smaller values
 //                           exercise the split in tests)
+//   MOE_GPU_DEPENDENT_LAUNCH=0|1
+//                           the kernels of modules compiled for sm_90 and
+//                           newer launched with programmatic stream
+//                           serialization, each overlapping its launch
+//                           with the kernel before it (1), or not (0, the
+//                           default); no effect on other devices, on other
+//                           GPU code or in the emulator
 //   MOE_GPU_PERMUTATION_SLOTS=N
 //                           the slots a block of the dispatch's
 //                           permutation takes (default 4096; one block,
@@ -57,17 +64,30 @@
 
 namespace moe::rt::cuda {
 
-/// MOE_GPU_WGMMA: nullopt when unset or empty, else 0 or 1; any other value
-/// is put in `bad` (and nullopt returned).
-inline std::optional<int> wgmmaChoice(std::string &bad) {
-  const char *env = std::getenv("MOE_GPU_WGMMA");
+/// The environment variable `name` that turns something off or on: nullopt
+/// when it is unset or empty, else 0 or 1; any other value is put in `bad`
+/// (and nullopt returned).
+inline std::optional<int> switchChoice(const char *name, std::string &bad) {
+  const char *env = std::getenv(name);
   std::string value = env ? env : "";
   if (value.empty())
     return std::nullopt;
   if (value == "0" || value == "1")
     return value == "1";
-  bad = "MOE_GPU_WGMMA must be 0 or 1, found '" + value + "'";
+  bad = std::string(name) + " must be 0 or 1, found '" + value + "'";
   return std::nullopt;
+}
+
+/// MOE_GPU_WGMMA: nullopt when unset or empty, else 0 or 1; any other value
+/// is put in `bad` (and nullopt returned).
+inline std::optional<int> wgmmaChoice(std::string &bad) {
+  return switchChoice("MOE_GPU_WGMMA", bad);
+}
+
+/// MOE_GPU_DEPENDENT_LAUNCH: 0 (off) when unset or empty, else 0 or 1; any
+/// other value is put in `bad` (and 0 returned).
+inline int32_t dependentLaunch(std::string &bad) {
+  return switchChoice("MOE_GPU_DEPENDENT_LAUNCH", bad).value_or(0);
 }
 
 /// The value of the environment variable `name` that picks one of two
@@ -105,15 +125,7 @@ inline int32_t wgmmaCols(std::string &bad) {
 /// column a warp). Any other value is put in `bad` (and the default
 /// returned).
 inline int32_t gemvPairs(int64_t rowBytes, std::string &bad) {
-  int32_t fallback = rowBytes <= 4096;
-  const char *env = std::getenv("MOE_GPU_GEMV_PAIRS");
-  std::string value = env ? env : "";
-  if (value.empty())
-    return fallback;
-  if (value == "0" || value == "1")
-    return value == "1";
-  bad = "MOE_GPU_GEMV_PAIRS must be 0 or 1, found '" + value + "'";
-  return fallback;
+  return switchChoice("MOE_GPU_GEMV_PAIRS", bad).value_or(rowBytes <= 4096);
 }
 
 /// The environment variable `name` as an integer in `lo`..`limit` (lo >=
@@ -236,6 +248,8 @@ inline std::string kernelChoicesError() {
     maxGridY(bad);
   if (bad.empty())
     permutationBlocks(1, bad);
+  if (bad.empty())
+    dependentLaunch(bad);
   return bad;
 }
 

@@ -73,6 +73,7 @@
 // Weights to the device (router [8, 32], gate, up and down [8, 48, 32]
 // bf16), then only the tokens in and out; the layer's kernels in order.
 // CHECK-COUNT-4: cuda: cuModuleLoadDataEx(.target sm_80, O3, log 8192 bytes)
+// CHECK-NEXT:    cuda: cuModuleGetGlobal_v2(moe_dependent_launch: not found)
 // CHECK-NEXT:    cuda: cuMemAlloc_v2(512)
 // CHECK-NEXT:    cuda: cuMemcpyAsync(512)
 // CHECK-NEXT:    cuda: cuStreamSynchronize()

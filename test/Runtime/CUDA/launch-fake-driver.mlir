@@ -13,6 +13,7 @@
 
 // The module is compiled from PTX by a global constructor.
 // CHECK:      cuda: cuModuleLoadDataEx(.target sm_80, O2, log 8192 bytes)
+// CHECK-NEXT: cuda: cuModuleGetGlobal_v2(moe_dependent_launch: not found)
 // CHECK-NEXT: cuda: cuStreamCreate(flags 1)
 // CHECK-NEXT: cuda: cuMemPoolCreate(type 1, handles 0, location 1 device 0, max 0)
 // CHECK-NEXT: cuda: cuMemPoolSetAttribute(the pool, attribute 4, 18446744073709551615)

@@ -167,20 +167,76 @@ CUresult cuCtxSetCurrent(void *context) {
   return enter("cuCtxSetCurrent", "device %d", (int)(current - contexts));
 }
 
-/* A module remembers its image, to find kernels in PTX. */
+/* A module remembers its image, to find kernels in PTX and globals in any
+   image, and gives each kernel name a handle of its own (the name, copied),
+   as a driver gives each module's functions theirs. */
+enum { kMaxFunctions = 64 };
 typedef struct {
   const char *ptx;
+  const unsigned char *image;
+  size_t size;
+  int functions;
+  char *names[kMaxFunctions];
 } Module;
+
+/* The bytes of a cubin (ELF: up to the end of its last section or of its
+   section headers) or of a fatbin (its header's sizes); 0 for anything
+   else. */
+static size_t imageSize(const unsigned char *image) {
+  uint64_t end = 0, u64;
+  uint16_t u16;
+  if (memcmp(image, "\177ELF", 4) == 0) {
+    uint64_t shoff;
+    uint16_t shentsize, shnum;
+    memcpy(&shoff, image + 0x28, 8);
+    memcpy(&shentsize, image + 0x3a, 2);
+    memcpy(&shnum, image + 0x3c, 2);
+    end = shoff + (uint64_t)shentsize * shnum;
+    for (uint16_t i = 0; i < shnum; ++i) {
+      const unsigned char *header = image + shoff + (uint64_t)i * shentsize;
+      uint64_t offset, size;
+      uint32_t type;
+      memcpy(&type, header + 4, 4);
+      memcpy(&offset, header + 0x18, 8);
+      memcpy(&size, header + 0x20, 8);
+      if (type != 8 /* SHT_NOBITS */ && offset + size > end)
+        end = offset + size;
+    }
+  } else if (image[0] == 0x50 && image[1] == 0xed && image[2] == 0x55 &&
+             image[3] == 0xba) {
+    memcpy(&u16, image + 6, 2);
+    memcpy(&u64, image + 8, 8);
+    end = u16 + u64;
+  }
+  return (size_t)end;
+}
 
 /* The module unloaded last, whose handle the next load reuses, as a real
    driver may. */
 static Module *unloadedModule;
 
 static Module *newModule(void) {
-  Module *m = unloadedModule ? unloadedModule : malloc(sizeof(Module));
+  Module *m = unloadedModule;
   unloadedModule = NULL;
-  memset(m, 0, sizeof(Module));
+  if (!m) {
+    m = malloc(sizeof(Module));
+    memset(m, 0, sizeof(Module));
+  }
+  /* A reused handle keeps its function handles too, as a driver may. */
+  m->ptx = NULL;
+  m->image = NULL;
+  m->size = 0;
   return m;
+}
+
+/* The handle of kernel `name` of `m`. */
+static void *functionHandle(Module *m, const char *name) {
+  for (int i = 0; i < m->functions; ++i)
+    if (strcmp(m->names[i], name) == 0)
+      return m->names[i];
+  if (m->functions == kMaxFunctions)
+    return (void *)name;
+  return m->names[m->functions++] = strdup(name);
 }
 
 static const char *imageKind(const void *image) {
@@ -195,6 +251,8 @@ static const char *imageKind(const void *image) {
 
 CUresult cuModuleLoadData(void **module, const void *image) {
   Module *m = newModule();
+  m->image = image;
+  m->size = imageSize(image);
   *module = m;
   return enter("cuModuleLoadData", "%s", imageKind(image));
 }
@@ -203,6 +261,8 @@ CUresult cuModuleLoadDataEx(void **module, const void *image,
                             unsigned numOptions, int *options, void **values) {
   Module *m = newModule();
   m->ptx = image;
+  m->image = image;
+  m->size = strlen(image);
   *module = m;
   long level = -1, logSize = 0;
   char *log = NULL;
@@ -231,13 +291,30 @@ CUresult cuModuleUnload(void *module) {
 
 CUresult cuModuleGetFunction(void **function, void *module, const char *name) {
   Module *m = module;
-  *function = (void *)name;
+  *function = functionHandle(m, name);
   CUresult r = enter("cuModuleGetFunction", "%s", name);
   if (r || !m->ptx)
     return r;
   char entry[256];
   snprintf(entry, sizeof(entry), ".entry %s(", name);
   return strstr(m->ptx, entry) ? 0 : 500;
+}
+
+/* Found when the name is in the image (its symbol table, or the PTX). */
+CUresult cuModuleGetGlobal_v2(uint64_t *pointer, size_t *bytes, void *module,
+                              const char *name) {
+  Module *m = module;
+  size_t n = strlen(name);
+  int found = 0;
+  for (size_t i = 0; !found && n && i + n <= m->size; ++i)
+    found = memcmp(m->image + i, name, n) == 0;
+  CUresult r = enter("cuModuleGetGlobal_v2", "%s: %s", name,
+                     found ? "found" : "not found");
+  if (pointer)
+    *pointer = 0;
+  if (bytes)
+    *bytes = found ? 4 : 0;
+  return r ? r : found ? 0 : 500;
 }
 
 CUresult cuFuncSetAttribute(void *function, int attribute, int value) {
@@ -285,6 +362,9 @@ CUresult cuLaunchKernelEx(const LaunchConfig *c, void *function, void **params,
       snprintf(attrs + n, sizeof(attrs) - n, ", cluster %ux%ux%u",
                a->value.clusterDim.x, a->value.clusterDim.y,
                a->value.clusterDim.z);
+    else if (a->id == 6)
+      snprintf(attrs + n, sizeof(attrs) - n,
+               ", programmatic stream serialization %d", a->value.policy);
     else
       snprintf(attrs + n, sizeof(attrs) - n, ", attribute %d = %d", a->id,
                a->value.policy);

@@ -165,7 +165,8 @@ int main(int argc, char **argv) {
   } else if (!strcmp(mode, "sequence")) {
     sequence();
   } else if (!strcmp(mode, "cubin")) {
-    static const char elf[] = "\177ELF....";
+    /* An ELF header without sections. */
+    static const char elf[64] = "\177ELF";
     mgpuModuleUnload(mgpuModuleLoad((void *)elf, sizeof(elf)));
   } else if (!strcmp(mode, "missing-kernel")) {
     mgpuModuleGetFunction(mgpuModuleLoadJIT((void *)kPtx, 2), "absent");
@@ -181,6 +182,35 @@ int main(int argc, char **argv) {
     fflush(stdout);
     mgpuLaunchKernel(kernel, 1, 1, 1, 128, 1, 1, 0, NULL, NULL, NULL, 0);
     printf("one block: launched\n");
+  } else if (!strcmp(mode, "dependent")) {
+    /* Kernels of a module marked by moe-gpu-dependent-launch, and of one
+     * that is not, launched as MOE_GPU_DEPENDENT_LAUNCH says; the marked
+     * module is unloaded and another, unmarked, loaded in its place (the
+     * stand-in driver reuses the handle). */
+    static const char marked[] =
+        "//\n.version 8.0\n.target sm_90\n"
+        ".visible .global .align 4 .u32 moe_dependent_launch = 1;\n"
+        ".visible .entry scale(\n.param .u64 p\n)\n{\n}\n";
+    void *waiting = mgpuModuleLoadJIT((void *)marked, 2);
+    void *plain = mgpuModuleLoadJIT((void *)kPtx, 2);
+    void *stream = mgpuStreamCreate();
+    printf("-- marked\n");
+    fflush(stdout);
+    void *function = mgpuModuleGetFunction(waiting, "scale");
+    mgpuLaunchKernel(function, 2, 1, 1, 32, 1, 1, 0, stream, NULL, NULL, 0);
+    mgpuLaunchClusterKernel(function, 2, 1, 1, 4, 1, 1, 128, 1, 1, 0, stream,
+                            NULL, NULL);
+    printf("-- not marked\n");
+    fflush(stdout);
+    mgpuLaunchKernel(mgpuModuleGetFunction(plain, "scale"), 2, 1, 1, 32, 1, 1,
+                     0, stream, NULL, NULL, 0);
+    mgpuModuleUnload(waiting);
+    printf("-- another module in the marked one's place\n");
+    fflush(stdout);
+    void *again = mgpuModuleLoadJIT((void *)kPtx, 2);
+    mgpuLaunchKernel(mgpuModuleGetFunction(again, "scale"), 2, 1, 1, 32, 1, 1,
+                     0, stream, NULL, NULL, 0);
+    mgpuStreamDestroy(stream);
   } else if (!strcmp(mode, "alloc")) {
     mgpuMemAlloc(1 << 20, NULL, 0);
   } else if (!strcmp(mode, "profile")) {
