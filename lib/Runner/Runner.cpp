@@ -148,9 +148,9 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
         it->second = std::min(it->second, limit);
     });
   if (cuda) {
-    // PTX for the oldest supported chip runs on every newer GPU.
+    // PTX, compiled by the driver for the GPU it runs on.
     CUDAPipelineOptions pipelineOptions;
-    pipelineOptions.chip = "sm_80";
+    pipelineOptions.chip = options.cudaChip;
     pipelineOptions.format = CUDAPipelineOptions::Format::Isa;
     pipelineOptions.stats = options.stats;
     pipelineOptions.statsCoactivation = options.coactivation;

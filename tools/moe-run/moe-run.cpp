@@ -9,7 +9,7 @@
 //   moe-run FILE.mlir --entry NAME [--input A.npy ...] [--output-dir DIR]
 //           [--case-dir DIR ...] [--random-inputs [--seed S]
 //           [--dynamic-size N[,N...]]] [--repeat N]
-//           [--pipeline cpu|cuda|cuda-emu]
+//           [--pipeline cpu|cuda|cuda-emu] [--cuda-chip SM]
 //           [--checkpoint DIR] [--stats] [--stats-json FILE]
 //           [--stats-history FILE] [--stats-coactivation]
 //           [--knob LAYER:NAME=VALUE ...]
@@ -17,9 +17,9 @@
 // JIT-compiles the module for the host with moe-cpu-pipeline (or, with
 // --pipeline cuda, moe-cuda-pipeline and the CUDA runtime; with
 // --pipeline cuda-emu, the same kernels run by the SIMT emulator on the host)
-// and calls NAME. Inputs come from .npy files (--input, in argument order), from case
-// directories (DIR/arg0.npy ... in, DIR/out0.npy ... out), or are generated.
-// One compilation serves every call, whatever the dynamic sizes.
+// and calls NAME. Inputs come from .npy files (--input, in argument order),
+// from case directories (DIR/arg0.npy ... in, DIR/out0.npy ... out), or are
+// generated. One compilation serves every call, whatever the dynamic sizes.
 //
 //===----------------------------------------------------------------------===//
 
@@ -93,6 +93,13 @@ static cl::opt<std::string>
                       "(moe-cuda-pipeline with its kernels run by the SIMT "
                       "emulator on the host, no GPU needed)"),
              cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string> cudaChip(
+    "cuda-chip",
+    cl::desc("With --pipeline cuda or cuda-emu: the GPU architecture whose "
+             "PTX the kernels are compiled as (default sm_80, which every "
+             "supported GPU runs; sm_90 or newer also lets the kernels "
+             "overlap their launches, MOE_GPU_DEPENDENT_LAUNCH=1)"),
+    cl::init("sm_80"), cl::cat(category));
 static cl::opt<bool> reference(
     "reference",
     cl::desc("Compile with the reference lowering only (no CPU kernels)"),
@@ -527,6 +534,15 @@ static std::string runtimeLibraryPath(const char *argv0, StringRef library) {
   return std::string(path);
 }
 
+/// Whether `chip` names an NVIDIA architecture the kernel library compiles
+/// for: `sm_<N>` or `sm_<N>a` with N >= 80.
+static bool validCudaChip(llvm::StringRef chip) {
+  unsigned arch = 0;
+  if (!chip.consume_front("sm_") || chip.consumeInteger(10, arch) || arch < 80)
+    return false;
+  return chip.empty() || chip == "a";
+}
+
 /// The exit code without a usable GPU, as moe-cuda-info's: the "skipped"
 /// code of test harnesses.
 static constexpr int kExitNoGpu = 77;
@@ -575,6 +591,12 @@ int main(int argc, char **argv) {
     return fail("--pipeline=" + pipeline + " is not available in this build "
                 "(supported: cpu, cuda, cuda-emu)");
   bool cuda = pipeline != "cpu";
+  if (!cuda && cudaChip.getNumOccurrences())
+    return fail("--cuda-chip needs --pipeline=cuda or cuda-emu");
+  if (cuda && !validCudaChip(cudaChip))
+    return fail("--cuda-chip=" + cudaChip +
+                ": expected sm_80 or a newer architecture, such as sm_90 or "
+                "sm_90a");
   if (cuda) {
     std::string bad = ::moe::rt::cuda::kernelChoicesError();
     if (!bad.empty())
@@ -614,6 +636,7 @@ int main(int argc, char **argv) {
   options.knobs = !noKnobs;
   if (cuda) {
     options.cudaEmulate = pipeline == "cuda-emu";
+    options.cudaChip = cudaChip;
     options.cudaRuntime = runtimeLibraryPath(
         argv[0], options.cudaEmulate ? "libmoe_cuda_emulator.so"
                                      : "libmoe_cuda_runtime.so");

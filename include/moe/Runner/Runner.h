@@ -59,13 +59,18 @@ struct RunnerOptions {
   bool knobs = true;
   /// Compile with the reference lowering only (no CPU kernels).
   bool reference = false;
-  /// Compile with moe-cuda-pipeline (PTX for sm_80, compiled by the driver)
+  /// Compile with moe-cuda-pipeline (PTX for cudaChip, compiled by the
+  /// driver)
   /// and load this mgpu* runtime library (libmoe_cuda_runtime) into the JIT.
   /// Empty: compile for the CPU.
   std::string cudaRuntime;
   /// With cudaRuntime the SIMT emulator (libmoe_cuda_emulator): compile with
   /// moe-cuda-pipeline{emulate=1}, the kernels as host code.
   bool cudaEmulate = false;
+  /// With cudaRuntime the chip of the portable kernels' PTX: sm_80 runs on
+  /// every GPU the kernel library supports; sm_90 or newer also lets them
+  /// overlap their launches (moe-gpu-dependent-launch).
+  std::string cudaChip = "sm_80";
 };
 
 class CompiledFunction {

@@ -30,6 +30,14 @@
 // RUN: cmp %t.pairs/set0/out0.npy %t.pairs/set0.npy
 // RUN: cmp %t.pairs/set1/out0.npy %t.pairs/set1.npy
 // PAIRS: compare: 2 sets, 6 outputs, all ok
+// The kernels compiled for sm_90 begin by waiting for the kernel before
+// them (moe-gpu-dependent-launch), which the emulator, running kernels in
+// order, drops: the same outputs, bitwise, as sm_80's, launched with
+// MOE_GPU_DEPENDENT_LAUNCH=1 or not.
+// RUN: env MOE_GPU_DEPENDENT_LAUNCH=1 moe-run %t.pairs/case.mlir --entry case --pipeline cuda-emu --cuda-chip sm_90 --quiet $(cat %t.pairs/moe-run.args) > /dev/null
+// RUN: moe-reference compare --dir %t.pairs | FileCheck %s --check-prefix=PAIRS
+// RUN: cmp %t.pairs/set0/out0.npy %t.pairs/set0.npy
+// RUN: cmp %t.pairs/set1/out0.npy %t.pairs/set1.npy
 
 // CHECK-COUNT-38: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok; coactivation: {{[0-9]+}} sets, {{[0-9]+}} pairs, {{[0-9]+}} co-activations, as the reference
 // CHECK-NOT: compare:

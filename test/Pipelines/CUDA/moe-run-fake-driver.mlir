@@ -104,6 +104,32 @@
 // PREFILL-MMA-NOT: cuLaunchKernel(gemv_experts
 // PREFILL-MMA-NOT: cuLaunchKernel(grouped_gemm_wgmma
 
+// Compiled for sm_90 (--cuda-chip), every kernel waits for the kernel
+// before it: with MOE_GPU_DEPENDENT_LAUNCH=1 each launch may overlap the one
+// before it (programmatic stream serialization). Without --cuda-chip the
+// portable kernels are PTX for sm_80, which is not marked, and only the
+// sm_90a kernels (prefill) overlap.
+// RUN: env LD_LIBRARY_PATH=%t/fake MOE_GPU_DEPENDENT_LAUNCH=1 moe-run %t/decode/case.mlir --entry case \
+// RUN:   --pipeline cuda --cuda-chip sm_90 --quiet $(cat %t/decode/moe-run.args) | FileCheck %s --check-prefix=DEPENDENT
+// RUN: env LD_LIBRARY_PATH=%t/fake MOE_GPU_DEPENDENT_LAUNCH=1 moe-run %t/decode/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/decode/moe-run.args) | FileCheck %s --check-prefix=INDEPENDENT
+// RUN: env LD_LIBRARY_PATH=%t/fake MOE_GPU_DEPENDENT_LAUNCH=1 moe-run %t/prefill/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/prefill/moe-run.args) | FileCheck %s --check-prefix=DEPENDENT-SM90A
+// DEPENDENT-COUNT-5: cuda: cuModuleGetGlobal_v2(moe_dependent_launch: found)
+// DEPENDENT-NOT:     cuLaunchKernel(
+// DEPENDENT:         cuda: cuLaunchKernelEx(router_logits, grid 1x16x1, block 128x1x1, programmatic stream serialization 1)
+// DEPENDENT-NOT:     cuLaunchKernel(
+// DEPENDENT:         cuda: cuLaunchKernelEx(gemv_experts, grid 6x9x1, block 256x1x1, programmatic stream serialization 1)
+// DEPENDENT-NOT:     cuLaunchKernel(
+// DEPENDENT:         cuda: cuLaunchKernelEx(gemv_pairs, grid 2x9x1, block 256x1x1, programmatic stream serialization 1)
+// DEPENDENT-NOT:     cuLaunchKernel(
+// DEPENDENT:         cuda: cuLaunchKernelEx(combine, grid 1x1x1, block 256x1x1, programmatic stream serialization 1)
+// DEPENDENT-NOT:     cuLaunchKernel(
+// INDEPENDENT-NOT:   programmatic
+// DEPENDENT-SM90A:   cuda: cuLaunchKernel(gather_rows,
+// DEPENDENT-SM90A:   cuda: cuLaunchKernelEx(grouped_gemm_wgmma, grid 1x10x1, block 128x1x1, programmatic stream serialization 1)
+// DEPENDENT-SM90A:   cuda: cuLaunchKernel(combine,
+
 // A fused gate_up [8, 96, 32] (GraniteMoE) is the gate and the up operand:
 // copied to the device once.
 // RUN: moe-reference emit --case "op=layer dtype=bf16 experts=gated_fused score=logits weights=softmax_selected" \
