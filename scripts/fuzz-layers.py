@@ -8,7 +8,7 @@ data with ties or non-finite hidden states), compiles and runs each with
 counts and the co-activated pairs with the reference's. For the CUDA
 pipelines each case also draws the kernel library's run-time choices
 (MOE_GPU_WGMMA, its tile rows, columns and stages, the GEMV threshold, the
-grid split, the permutation's blocks), so that the kernels the GPU can
+grid split, the permutation's blocks, dependent launches), so that the kernels the GPU can
 take are checked in combinations the fixed tests do not name; for the CPU,
 the kernels' threads.
 
@@ -186,6 +186,7 @@ def draw_env(rng, pipeline):
         "MOE_GPU_GEMV_PAIRS": ["0", "1"],
         "MOE_GPU_MAX_GRID_Y": ["1", "3", "7"],
         "MOE_GPU_PERMUTATION_SLOTS": ["32", "96", "512"],
+        "MOE_GPU_DEPENDENT_LAUNCH": ["0", "1"],
     }
     for name, values in options.items():
         if rng.random() < 0.4:

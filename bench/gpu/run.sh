@@ -17,7 +17,9 @@
 #               and every permutation past 64 slots segmented, then with
 #               6 k steps in shared memory (MOE_GPU_WGMMA_STAGES=6), then
 #               on 64-row tiles with 8, then on 128 x 256 tiles
-#               (MOE_GPU_WGMMA_COLS=256): every variant the bench times
+#               (MOE_GPU_WGMMA_COLS=256), then with each kernel's launch
+#               overlapping the kernel before it
+#               (MOE_GPU_DEPENDENT_LAUNCH=1): every variant the bench times
 #   e2e.txt     end to end, against moe-reference's f64 results:
 #               moe-compile --target cuda libraries run through their C API,
 #               moe-run --pipeline cuda (the bundle's static moe-run,
@@ -98,6 +100,10 @@ if grep -q '^tensor-core GEMMs: wgmma' "$out/check.txt"; then
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   step "check: 128 x 256 wgmma tiles"
   MOE_GPU_WGMMA_ROWS=128 MOE_GPU_WGMMA_COLS=256 timeout 120 \
+    "$bundle/bin/moe-gpu-check" --quick 2>&1 | tee -a "$out/check-wide.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "check: dependent launches (MOE_GPU_DEPENDENT_LAUNCH=1)"
+  MOE_GPU_DEPENDENT_LAUNCH=1 timeout 120 \
     "$bundle/bin/moe-gpu-check" --quick 2>&1 | tee -a "$out/check-wide.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 else
