@@ -23,6 +23,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Conversion/Passes.h"
 #include "moe/Runner/Runner.h"
 #include "moe/Support/Npy.h"
 #include "moe/Support/Random.h"
@@ -534,15 +535,6 @@ static std::string runtimeLibraryPath(const char *argv0, StringRef library) {
   return std::string(path);
 }
 
-/// Whether `chip` names an NVIDIA architecture the kernel library compiles
-/// for: `sm_<N>` or `sm_<N>a` with N >= 80.
-static bool validCudaChip(llvm::StringRef chip) {
-  unsigned arch = 0;
-  if (!chip.consume_front("sm_") || chip.consumeInteger(10, arch) || arch < 80)
-    return false;
-  return chip.empty() || chip == "a";
-}
-
 /// The exit code without a usable GPU, as moe-cuda-info's: the "skipped"
 /// code of test harnesses.
 static constexpr int kExitNoGpu = 77;
@@ -593,7 +585,8 @@ int main(int argc, char **argv) {
   bool cuda = pipeline != "cpu";
   if (!cuda && cudaChip.getNumOccurrences())
     return fail("--cuda-chip needs --pipeline=cuda or cuda-emu");
-  if (cuda && !validCudaChip(cudaChip))
+  // The kernel library needs sm_80 (bf16 mma.sync, cp.async).
+  if (cuda && mlir::moe::cudaChipArchitecture(cudaChip) < 80)
     return fail("--cuda-chip=" + cudaChip +
                 ": expected sm_80 or a newer architecture, such as sm_90 or "
                 "sm_90a");

@@ -38,6 +38,10 @@ class LayerOp;
 /// and tokens are 32-bit: (2^31 - 1) / k, or / E with expert_choice.
 int64_t cudaMaxTokens(LayerOp op);
 
+/// The compute capability of an NVVM chip name, 10 major + minor (`sm_90`
+/// and `sm_90a` are 90), or 0 when `chip` is not `sm_<N>` or `sm_<N>a`.
+unsigned cudaChipArchitecture(StringRef chip);
+
 /// The declaration of runtime function `name` in `module`, added private
 /// with the C interface (memrefs by descriptor pointer) on first use.
 func::FuncOp declareRuntimeFunction(ModuleOp module, SymbolTable &symbols,

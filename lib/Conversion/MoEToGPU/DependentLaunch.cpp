@@ -34,15 +34,6 @@ namespace {
 /// its kernels wait for the kernel before them (CudaRuntime.cpp reads it).
 constexpr StringLiteral kMarker = "moe_dependent_launch";
 
-/// The compute capability of an NVVM chip name (`sm_90a` is 90), or 0 when
-/// `chip` is not one.
-unsigned chipArchitecture(StringRef chip) {
-  unsigned arch = 0;
-  if (!chip.consume_front("sm_") || chip.consumeInteger(10, arch))
-    return 0;
-  return arch;
-}
-
 /// Whether every target of `module` is an NVVM target of compute
 /// capability 9.0 or newer (there is at least one).
 bool targetsGridDependencies(gpu::GPUModuleOp module) {
@@ -51,7 +42,7 @@ bool targetsGridDependencies(gpu::GPUModuleOp module) {
     return false;
   return llvm::all_of(targets, [](Attribute attr) {
     auto target = dyn_cast<NVVM::NVVMTargetAttr>(attr);
-    return target && chipArchitecture(target.getChip()) >= 90;
+    return target && moe::cudaChipArchitecture(target.getChip()) >= 90;
   });
 }
 
@@ -107,3 +98,11 @@ struct MoEGPUDependentLaunchPass
 };
 
 } // namespace
+
+unsigned mlir::moe::cudaChipArchitecture(StringRef chip) {
+  unsigned arch = 0;
+  if (!chip.consume_front("sm_") || chip.consumeInteger(10, arch) ||
+      !(chip.empty() || chip == "a"))
+    return 0;
+  return arch;
+}
