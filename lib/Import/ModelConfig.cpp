@@ -16,6 +16,7 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <cmath>
@@ -170,9 +171,11 @@ private:
     fail("missing key \"" + key + "\" (" + what + ")");
   }
   void mistyped(StringRef key, StringRef what, const llvm::json::Value &found) {
+    // The number as JSON writes it: 1 rather than 1.000000, 1e+308 rather
+    // than its 309 digits.
     std::string detail;
     if (found.kind() == llvm::json::Value::Number)
-      detail = " (" + std::to_string(*found.getAsNumber()) + ")";
+      detail = " (" + llvm::formatv("{0}", found).str() + ")";
     fail("key \"" + key + "\" must be " + what + ", found " + describe(found) +
          detail);
   }
