@@ -82,19 +82,25 @@
 //                      copies (d % 8 == 0); with `scale` set each row is
 //                      multiplied by its row_weight (weights applied to the
 //                      input).
-//   add_counts         A compiled model's statistics on the device: one
-//                      thread per expert adds the call's assignments
-//                      (kept + dropped; no dropped counts, [0], for a layer
-//                      without a capacity) and dropped counts, and one more
-//                      its tokens and the call, to a running [2, E + 1]
-//                      i64 table with atom.global.add (callers on several
-//                      streams may share it; a graph adds at each replay).
+//   finish_layer       The last kernel of a device entry point: the
+//                      layer's f32 output rounded to bf16, one element a
+//                      thread, and, on the blocks after those, a compiled
+//                      model's statistics: one thread per expert adds the
+//                      call's assignments (kept + dropped; no dropped
+//                      counts, [0], for a layer without a capacity) and
+//                      dropped counts, and one more its tokens and the
+//                      call, to a running [2, E + 1] i64 table with
+//                      atom.global.add (callers on several streams may
+//                      share it; a graph adds at each replay). One launch
+//                      for both: the statistics cost a call a block or
+//                      two, not a kernel of their own (at decoding, a
+//                      tenth of the chain).
 //   record_selection   The selection before any drop, for co-activation
 //                      counts (docs/monitoring.md): one thread per token
 //                      copies its expert ids to ids_out when ids_out has
 //                      rows, and adds 1 to counts[2 + i, j] for each pair
 //                      i < j of its routed experts when the statistics
-//                      table has those rows ([2 + E, E + 1]: add_counts'
+//                      table has those rows ([2 + E, E + 1]: finish_layer's
 //                      two rows, then the pairs). Selections hold distinct
 //                      experts, so each pair counts once; the atomics add
 //                      exact integers, the result does not depend on their
@@ -1185,9 +1191,10 @@ gpu.module @moe_dispatch_kernels {
   // counts[0, e] += offsets[e + 1] - offsets[e] + dropped[e] and
   // counts[1, e] += dropped[e] for e < E: the assignments before the
   // capacity and the dropped ones, as the host adds them after a
-  // synchronous call; counts[0, E] += T and counts[1, E] += 1.
-  gpu.func @add_counts(%offsets: memref<?xi32>, %dropped: memref<?xi32>,
-                       %T: index, %counts: memref<?x?xi64>) kernel {
+  // synchronous call; counts[0, E] += T and counts[1, E] += 1 for e = E.
+  func.func private @add_call_counts(%offsets: memref<?xi32>,
+                                     %dropped: memref<?xi32>, %T: index,
+                                     %counts: memref<?x?xi64>, %e: index) {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %zero = arith.constant 0 : i32
@@ -1195,11 +1202,6 @@ gpu.module @moe_dispatch_kernels {
     %E = arith.subi %E1, %c1 : index
     %nd = memref.dim %dropped, %c0 : memref<?xi32>
     %drops = arith.cmpi ne, %nd, %c0 : index
-    %bid = gpu.block_id x
-    %bdim = gpu.block_dim x
-    %tid = gpu.thread_id x
-    %e0 = arith.muli %bid, %bdim : index
-    %e = arith.addi %e0, %tid : index
     %in = arith.cmpi ult, %e, %E : index
     scf.if %in {
       %e1 = arith.addi %e, %c1 : index
@@ -1229,6 +1231,47 @@ gpu.module @moe_dispatch_kernels {
         %b = memref.atomic_rmw addi %one, %counts[%c1, %E]
             : (i64, memref<?x?xi64>) -> i64
       }
+    }
+    return
+  }
+
+  // y = bf16(yf) ([T, n]) on blocks [0, ceil(T n / 256)), element
+  // b * 256 + tid of block b in row-major order; on the blocks after
+  // those, @add_call_counts for expert (b - ceil(T n / 256)) * 256 + tid
+  // (the host launches them when counts has rows: ceil((E + 1) / 256)).
+  gpu.func @finish_layer(%yf: memref<?x?xf32>, %y: memref<?x?xbf16>,
+                         %offsets: memref<?xi32>, %dropped: memref<?xi32>,
+                         %counts: memref<?x?xi64>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c255 = arith.constant 255 : index
+    %c256 = arith.constant 256 : index
+    %T = memref.dim %yf, %c0 : memref<?x?xf32>
+    %n = memref.dim %yf, %c1 : memref<?x?xf32>
+    %Tn = arith.muli %T, %n : index
+    %Tn255 = arith.addi %Tn, %c255 : index
+    %round_blocks = arith.divui %Tn255, %c256 : index
+    %bid = gpu.block_id x
+    %tid = gpu.thread_id x
+    %rounds = arith.cmpi ult, %bid, %round_blocks : index
+    scf.if %rounds {
+      %i0 = arith.muli %bid, %c256 : index
+      %i = arith.addi %i0, %tid : index
+      %in = arith.cmpi ult, %i, %Tn : index
+      scf.if %in {
+        %r = arith.divui %i, %n : index
+        %c = arith.remui %i, %n : index
+        %v = memref.load %yf[%r, %c] : memref<?x?xf32>
+        %b = arith.truncf %v : f32 to bf16
+        memref.store %b, %y[%r, %c] : memref<?x?xbf16>
+      }
+    } else {
+      %cb = arith.subi %bid, %round_blocks : index
+      %e0 = arith.muli %cb, %c256 : index
+      %e = arith.addi %e0, %tid : index
+      func.call @add_call_counts(%offsets, %dropped, %T, %counts, %e)
+          : (memref<?xi32>, memref<?xi32>, index, memref<?x?xi64>, index) -> ()
     }
     gpu.return
   }

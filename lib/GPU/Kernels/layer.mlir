@@ -108,8 +108,8 @@
 //     a replayed graph follows them. Then @moe_layer_async on the caller's
 //     stream with its offsets, dropped counts (with bit 16; else none)
 //     and f32 output as stream-ordered temporaries, then y [T, d] bf16 =
-//     bf16(the f32 output), and
-//     the call's assignments (kept + dropped), dropped counts, tokens and
+//     bf16(the f32 output), and, by the same kernel (finish_layer), the
+//     call's assignments (kept + dropped), dropped counts, tokens and
 //     the call added to counts [2, E + 1] i64 (assignments and tokens, then
 //     dropped and calls), the model's running statistics on the device
 //     (skipped when counts has no rows). A table of [2 + E, E + 1] also
@@ -1038,8 +1038,9 @@ func.func private @device_outputs_async(%E: index, %T: index, %dout: index,
       : memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token
 }
 
-// y = bf16(yf), the call's counts added to `counts` (no rows: none), and
-// the temporaries of @device_outputs_async freed, in stream order.
+// y = bf16(yf), the call's counts added to `counts` (no rows: none), both
+// by one launch of finish_layer, and the temporaries of
+// @device_outputs_async freed, in stream order.
 func.func private @device_results_async(%off: memref<?xi32>,
                                         %dr: memref<?xi32>,
                                         %yf: memref<?x?xf32>,
@@ -1054,21 +1055,19 @@ func.func private @device_results_async(%off: memref<?xi32>,
   %T = memref.dim %yf, %c0 : memref<?x?xf32>
   %dout = memref.dim %yf, %c1 : memref<?x?xf32>
   %E1 = memref.dim %off, %c0 : memref<?xi32>
-  %E = arith.subi %E1, %c1 : index
   %n = arith.muli %T, %dout : index
   %np = arith.addi %n, %c255 : index
   %g_round = arith.divui %np, %c256 : index
-  %r = gpu.launch_func async [%stream] @moe_experts::@round_bf16
-      blocks in (%g_round, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%yf : memref<?x?xf32>, %y : memref<?x?xbf16>)
   %rows = memref.dim %counts, %c0 : memref<?x?xi64>
   %counted = arith.cmpi ne, %rows, %c0 : index
-  %ep = arith.addi %E, %c256 : index
+  %ep = arith.addi %E1, %c255 : index
   %g_e = arith.divui %ep, %c256 : index
   %g_count = arith.select %counted, %g_e, %c0 : index
-  %s = gpu.launch_func async [%r] @moe_dispatch_kernels::@add_counts
-      blocks in (%g_count, %c1, %c1) threads in (%c256, %c1, %c1)
-      args(%off : memref<?xi32>, %dr : memref<?xi32>, %T : index,
+  %g = arith.addi %g_round, %g_count : index
+  %s = gpu.launch_func async [%stream] @moe_dispatch_kernels::@finish_layer
+      blocks in (%g, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%yf : memref<?x?xf32>, %y : memref<?x?xbf16>,
+           %off : memref<?xi32>, %dr : memref<?xi32>,
            %counts : memref<?x?xi64>)
   %f0 = gpu.dealloc async [%s] %off : memref<?xi32>
   %f1 = gpu.dealloc async [%f0] %dr : memref<?xi32>
