@@ -48,7 +48,11 @@
 //                      (moe_gpu_permutation_blocks of the runtime;
 //                      @permute_async picks): one launch in the place of a
 //                      memset, count_experts and a launch (decode's
-//                      dispatch).
+//                      dispatch). Given a tile map with entries (`tiles`,
+//                      tiles of `rows_per` rows), it also fills it from
+//                      the counts, as experts.mlir's build_tile_map would
+//                      (a block scan of the experts' tiles), which spares
+//                      a layer that kernel's launch.
 //   permute_count,     The same layout for more slots, from B blocks
 //   permute_scan,      (ceil(T k / 4096), at most 1024): warp w of block b
 //   permute_rows       walks segment 8 b + w of the slots; permute_count
@@ -334,11 +338,92 @@ gpu.module @moe_dispatch_kernels {
     return %sum : i32
   }
 
+  // The tile-map entries of expert e, whose `count` rows start at row lo:
+  // entry first + i is (e, lo + i rows, min(lo + (i + 1) rows, lo + count),
+  // 0) for each tile i of `rows` rows (experts.mlir's @build_tile_map
+  // writes the same entries).
+  func.func private @write_tiles(%tiles: memref<?x4xi32>, %e: index,
+                                 %lo: i32, %count: i32, %first: i32,
+                                 %rows: i32) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %z = arith.constant 0 : i32
+    %one = arith.constant 1 : i32
+    %ei = arith.index_cast %e : index to i32
+    %hi = arith.addi %lo, %count : i32
+    %rows1 = arith.subi %rows, %one : i32
+    %cp = arith.addi %count, %rows1 : i32
+    %n_i = arith.divui %cp, %rows : i32
+    %n = arith.index_cast %n_i : i32 to index
+    %first_i = arith.index_cast %first : i32 to index
+    scf.for %t = %c0 to %n step %c1 {
+      %slot = arith.addi %first_i, %t : index
+      %ti = arith.index_cast %t : index to i32
+      %r0 = arith.muli %ti, %rows : i32
+      %m0 = arith.addi %lo, %r0 : i32
+      %m1 = arith.addi %m0, %rows : i32
+      %mend = arith.minsi %m1, %hi : i32
+      %entry = vector.from_elements %ei, %m0, %mend, %z : vector<4xi32>
+      vector.store %entry, %tiles[%slot, %c0] {alignment = 16}
+          : memref<?x4xi32>, vector<4xi32>
+    }
+    return
+  }
+
+  // The tile map of the expert GEMMs from build_permutation's counts:
+  // thread t owns experts 2 t and 2 t + 1 (count_a rows from lo_a, count_b
+  // from lo_b = lo_a + count_a); a block scan of their tiles of `rows`
+  // rows places their entries (@write_tiles), and the entries past the
+  // last tile are (-1, 0, 0, 0), as @build_tile_map leaves them. Called by
+  // the whole block; %scan is free again when it returns.
+  func.func private @map_tiles(%count_a: i32, %count_b: i32, %lo_a: i32,
+                               %rows_per: index, %tiles: memref<?x4xi32>,
+                               %scan: memref<256xi32, #gpu.address_space<workgroup>>) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c255 = arith.constant 255 : index
+    %c256 = arith.constant 256 : index
+    %one = arith.constant 1 : i32
+    %tid = gpu.thread_id x
+    %rows = arith.index_cast %rows_per : index to i32
+    %rows1 = arith.subi %rows, %one : i32
+    %pa = arith.addi %count_a, %rows1 : i32
+    %tiles_a = arith.divui %pa, %rows : i32
+    %pb = arith.addi %count_b, %rows1 : i32
+    %tiles_b = arith.divui %pb, %rows : i32
+    %own = arith.addi %tiles_a, %tiles_b : i32
+    %incl = func.call @block_scan(%own, %scan)
+        : (i32, memref<256xi32, #gpu.address_space<workgroup>>) -> i32
+    %first_a = arith.subi %incl, %own : i32
+    %first_b = arith.addi %first_a, %tiles_a : i32
+    %lo_b = arith.addi %lo_a, %count_a : i32
+    %ea = arith.muli %tid, %c2 : index
+    %eb = arith.addi %ea, %c1 : index
+    func.call @write_tiles(%tiles, %ea, %lo_a, %count_a, %first_a, %rows)
+        : (memref<?x4xi32>, index, i32, i32, i32, i32) -> ()
+    func.call @write_tiles(%tiles, %eb, %lo_b, %count_b, %first_b, %rows)
+        : (memref<?x4xi32>, index, i32, i32, i32, i32) -> ()
+    // The scan's last value is the number of tiles.
+    %count_i = memref.load %scan[%c255] : memref<256xi32, #gpu.address_space<workgroup>>
+    %count = arith.index_cast %count_i : i32 to index
+    %size = memref.dim %tiles, %c0 : memref<?x4xi32>
+    %from = arith.addi %count, %tid : index
+    %none = arith.constant dense<[-1, 0, 0, 0]> : vector<4xi32>
+    scf.for %slot = %from to %size step %c256 {
+      vector.store %none, %tiles[%slot, %c0] {alignment = 16}
+          : memref<?x4xi32>, vector<4xi32>
+    }
+    gpu.barrier
+    return
+  }
+
   gpu.func @build_permutation(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
                               %counts: memref<?xi32>, %offsets: memref<?xi32>,
                               %row_token: memref<?xi32>,
                               %row_weight: memref<?xf32>,
-                              %slot_row: memref<?x?xi32>)
+                              %slot_row: memref<?x?xi32>, %rows_per: index,
+                              %tiles: memref<?x4xi32>)
       workgroup(%wbase: memref<4096xi32, #gpu.address_space<workgroup>>,
                 %offs: memref<513xi32, #gpu.address_space<workgroup>>,
                 %scan: memref<256xi32, #gpu.address_space<workgroup>>)
@@ -452,6 +537,15 @@ gpu.module @moe_dispatch_kernels {
       memref.store %incl, %offsets[%eb1] : memref<?xi32>
     }
     gpu.barrier
+    // The expert GEMMs' tile map, when the caller passes one with entries:
+    // from the counts at hand, so that no kernel of its own follows.
+    %n_entries = memref.dim %tiles, %c0 : memref<?x4xi32>
+    %mapping = arith.cmpi ne, %n_entries, %c0 : index
+    scf.if %mapping {
+      func.call @map_tiles(%count_a, %count_b, %excl, %rows_per, %tiles, %scan)
+          : (i32, i32, i32, index, memref<?x4xi32>,
+             memref<256xi32, #gpu.address_space<workgroup>>) -> ()
+    }
     // Padding rows past the last group: unused slots.
     %endi = memref.load %offs[%E] : memref<513xi32, #gpu.address_space<workgroup>>
     %end = arith.index_cast %endi : i32 to index
@@ -1456,15 +1550,18 @@ func.func private @moe_gpu_permutation_blocks(index) -> index
 // segment counts, allocated and freed in stream order). The kernels of
 // the path not taken are launched on empty grids, which the runtime
 // skips, and its memset has no elements. Both paths give the same
-// layout.
+// layout. build_permutation also fills `tiles`, the expert GEMMs' tile
+// map on tiles of `rows_per` rows, when it has entries; the i1 result
+// says whether it did (else the caller builds the map).
 func.func private @permute_async(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
                                  %counts: memref<?xi32>,
                                  %offsets: memref<?xi32>,
                                  %row_token: memref<?xi32>,
                                  %row_weight: memref<?xf32>,
-                                 %slot_row: memref<?x?xi32>, %run: i1,
-                                 %stream: !gpu.async.token)
-    -> !gpu.async.token {
+                                 %slot_row: memref<?x?xi32>,
+                                 %rows_per: index, %tiles: memref<?x4xi32>,
+                                 %run: i1, %stream: !gpu.async.token)
+    -> (i1, !gpu.async.token) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c8 = arith.constant 8 : index
@@ -1501,7 +1598,8 @@ func.func private @permute_async(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
       args(%ids : memref<?x?xi32>, %wts : memref<?x?xf32>,
            %counts : memref<?xi32>, %offsets : memref<?xi32>,
            %row_token : memref<?xi32>, %row_weight : memref<?xf32>,
-           %slot_row : memref<?x?xi32>)
+           %slot_row : memref<?x?xi32>, %rows_per : index,
+           %tiles : memref<?x4xi32>)
   %k1 = gpu.launch_func async [%k0] @moe_dispatch_kernels::@permute_count
       blocks in (%g_seg, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%ids : memref<?x?xi32>, %segc : memref<?x?xi32>)
@@ -1516,7 +1614,10 @@ func.func private @permute_async(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
            %row_token : memref<?xi32>, %row_weight : memref<?xf32>,
            %slot_row : memref<?x?xi32>)
   %f = gpu.dealloc async [%k3] %segc : memref<?x?xi32>
-  return %f : !gpu.async.token
+  %n_entries = memref.dim %tiles, %c0 : memref<?x4xi32>
+  %has_entries = arith.cmpi ne, %n_entries, %c0 : index
+  %mapped = arith.andi %single, %has_entries : i1
+  return %mapped, %f : i1, !gpu.async.token
 }
 
 func.func @moe_dispatch(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
@@ -1547,12 +1648,17 @@ func.func @moe_dispatch(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
   gpu.memcpy %dids, %ids : memref<?x?xi32>, memref<?x?xi32>
   gpu.memcpy %dwts, %wts : memref<?x?xf32>, memref<?x?xf32>
   gpu.memcpy %dx, %x : memref<?x?xbf16>, memref<?x?xbf16>
+  // No tile map to fill: an empty view.
+  %c64 = arith.constant 64 : index
+  %no_tiles = memref.reinterpret_cast %drt to offset: [0], sizes: [%c0, 4],
+      strides: [4, 1] : memref<?xi32> to memref<?x4xi32>
   gpu.launch_func @moe_dispatch_kernels::@build_permutation
       blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
            %dcnt : memref<?xi32>, %doff : memref<?xi32>,
            %drt : memref<?xi32>, %drw : memref<?xf32>,
-           %dsr : memref<?x?xi32>)
+           %dsr : memref<?x?xi32>, %c64 : index,
+           %no_tiles : memref<?x4xi32>)
   gpu.launch_func @moe_dispatch_kernels::@gather_rows
       blocks in (%TK, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%dx : memref<?x?xbf16>, %drt : memref<?xi32>,

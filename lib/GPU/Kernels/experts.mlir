@@ -2400,30 +2400,59 @@ func.func @moe_grouped_gemm_ref(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
 
 // The tile map of the E groups of `off` (at most N rows) on `stream`: the
 // entries of build_tile_map on tiles of @gemm_tile_rows rows, as many as
-// the GEMMs' grid bound, ceil(N / rows) + min(E, N) (at most min(E, N)
-// groups have rows, and each has at most one partial tile).
-// @free_tile_map_async frees it.
+// the GEMMs' grid bound (@alloc_tile_map_async). @free_tile_map_async
+// frees it.
 func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
                                   %stream: !gpu.async.token)
     -> (memref<?x4xi32>, index, !gpu.async.token) {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %c256 = arith.constant 256 : index
+  %false = arith.constant false
+  %tiles, %rows, %maxtiles, %a0 = call @alloc_tile_map_async(%E, %N, %stream)
+      : (index, index, !gpu.async.token)
+      -> (memref<?x4xi32>, index, index, !gpu.async.token)
+  %k = call @build_tile_map_async(%off, %E, %rows, %tiles, %false, %a0)
+      : (memref<?xi32>, index, index, memref<?x4xi32>, i1, !gpu.async.token)
+      -> !gpu.async.token
+  return %tiles, %maxtiles, %k : memref<?x4xi32>, index, !gpu.async.token
+}
+
+// A tile map for E groups over at most N rows, allocated on `stream` and
+// not yet filled: the rows of its tiles (@gemm_tile_rows) and its
+// entries, the GEMMs' grid bound ceil(N / rows) + min(E, N) (at most
+// min(E, N) groups have rows, and each has at most one partial tile).
+func.func private @alloc_tile_map_async(%E: index, %N: index,
+                                        %stream: !gpu.async.token)
+    -> (memref<?x4xi32>, index, index, !gpu.async.token) {
   %rows = call @gemm_tile_rows(%N, %E) : (index, index) -> index
-  %rows1 = arith.subi %rows, %c1 : index
-  %np = arith.addi %N, %rows1 : index
-  %ntn = arith.divui %np, %rows : index
+  %ntn = call @ceil_div(%N, %rows) : (index, index) -> index
   %groups = arith.minui %E, %N : index
   %maxtiles = arith.addi %ntn, %groups : index
   %tiles, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?x4xi32>
-  // Without tiles (no rows and no groups) nothing is launched.
-  %any = arith.cmpi ne, %maxtiles, %c0 : index
-  %g_map = arith.select %any, %c1, %c0 : index
-  %k = gpu.launch_func async [%a0] @moe_experts::@build_tile_map
+  return %tiles, %rows, %maxtiles, %a0
+      : memref<?x4xi32>, index, index, !gpu.async.token
+}
+
+// build_tile_map of the E groups of `off` into `tiles` (tiles of `rows`
+// rows), unless the map is `filled` already (by the permutation) or has
+// no entries: then an empty grid.
+func.func private @build_tile_map_async(%off: memref<?xi32>, %E: index,
+                                        %rows: index,
+                                        %tiles: memref<?x4xi32>, %filled: i1,
+                                        %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  %true = arith.constant true
+  %n = memref.dim %tiles, %c0 : memref<?x4xi32>
+  %any = arith.cmpi ne, %n, %c0 : index
+  %empty = arith.xori %filled, %true : i1
+  %build = arith.andi %empty, %any : i1
+  %g_map = arith.select %build, %c1, %c0 : index
+  %k = gpu.launch_func async [%stream] @moe_experts::@build_tile_map
       blocks in (%g_map, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%off : memref<?xi32>, %E : index, %rows : index,
            %tiles : memref<?x4xi32>)
-  return %tiles, %maxtiles, %k : memref<?x4xi32>, index, !gpu.async.token
+  return %k : !gpu.async.token
 }
 
 func.func private @free_tile_map_async(%tiles: memref<?x4xi32>,
@@ -2570,19 +2599,48 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
-  %c128 = arith.constant 128 : index
-  %c256 = arith.constant 256 : index
   %N = memref.dim %X, %c0 : memref<?x?xbf16>
   %D = memref.dim %X, %c1 : memref<?x?xbf16>
   %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
   %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
   call @check_expert_limits(%D, %E) : (index, index) -> ()
   call @check_expert_limits(%F, %E) : (index, index) -> ()
-  %gxf = call @tiles64(%F) : (index) -> index
   %tiles, %maxtiles, %k0 = call @tile_map_async(%off, %E, %N, %stream)
       : (memref<?xi32>, index, index, !gpu.async.token)
       -> (memref<?x4xi32>, index, !gpu.async.token)
-  %H, %a3h = gpu.alloc async [%k0] (%N, %F) : memref<?x?xbf16>
+  %k1 = call @expert_ffn_mapped_async(%X, %Wg, %Wu, %Wd, %tiles, %maxtiles,
+                                      %Y, %act, %k0)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?x?xbf16>, memref<?x4xi32>, index, memref<?x?xf32>, i32,
+         !gpu.async.token) -> !gpu.async.token
+  %f = call @free_tile_map_async(%tiles, %k1)
+      : (memref<?x4xi32>, !gpu.async.token) -> !gpu.async.token
+  return %f : !gpu.async.token
+}
+
+// @moe_expert_ffn_async on a tile map of @alloc_tile_map_async for X's
+// rows, filled before the stream reaches the GEMMs (by build_tile_map, or
+// by a permutation that fills it as it places the rows); `maxtiles` is
+// its entries. The limits are the caller's to check.
+func.func private @expert_ffn_mapped_async(%X: memref<?x?xbf16>,
+                                           %Wg: memref<?x?x?xbf16>,
+                                           %Wu: memref<?x?x?xbf16>,
+                                           %Wd: memref<?x?x?xbf16>,
+                                           %tiles: memref<?x4xi32>,
+                                           %maxtiles: index,
+                                           %Y: memref<?x?xf32>, %act: i32,
+                                           %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c128 = arith.constant 128 : index
+  %c256 = arith.constant 256 : index
+  %N = memref.dim %X, %c0 : memref<?x?xbf16>
+  %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
+  %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
+  %gxf = call @tiles64(%F) : (index) -> index
+  %H, %a3h = gpu.alloc async [%stream] (%N, %F) : memref<?x?xbf16>
   // Wu empty: plain MLP experts, act(X Wg^T) Wd^T. The first GEMM
   // (@grouped_gemm_async) writes f32 rows into Hf and @activate rounds
   // act(Hf) into H; the gated kernels are launched on empty grids. Gated
@@ -2660,10 +2718,7 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
          memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
-  %f2 = call @free_tile_map_async(%tiles, %k2)
-      : (memref<?x4xi32>, !gpu.async.token)
-      -> !gpu.async.token
-  %f3h = gpu.dealloc async [%f2] %H : memref<?x?xbf16>
+  %f3h = gpu.dealloc async [%k2] %H : memref<?x?xbf16>
   %f3 = gpu.dealloc async [%f3h] %Hf : memref<?x?xf32>
   return %f3 : !gpu.async.token
 }

@@ -11,13 +11,14 @@
 // as one chain of asynchronous GPU operations on one stream:
 //
 //   router_logits -> router_topk (-> expert_choice) (-> record_selection)
-//   -> the permutation (build_permutation, one block that also counts;
-//   past 4096 slots a memset, count_experts and the segmented kernels)
-//   (-> capacity_keys -> capacity_drop (-> renormalize_kept) -> the
-//   permutation again) -> gather_rows ->
-//   @moe_expert_ffn_async (tile map, gate_up_swiglu_mma, grouped_gemm_mma)
-//   -> combine -> one_group -> shared_gate -> @moe_expert_ffn_async on all
-//   T tokens as one group -> add_shared
+//   -> the permutation (build_permutation, one block that also counts and
+//   fills the expert GEMMs' tile map; past 4096 slots a memset,
+//   count_experts and the segmented kernels) (-> capacity_keys ->
+//   capacity_drop (-> renormalize_kept) -> the permutation again) ->
+//   gather_rows (-> build_tile_map, after the segmented kernels) -> the
+//   experts (gate_up_swiglu_mma, grouped_gemm_mma) -> combine ->
+//   one_group -> shared_gate -> @moe_expert_ffn_async on all T tokens as
+//   one group -> add_shared
 //
 // The steps in parentheses run with a capacity (flags bit 16), with
 // expert_choice, or with co-activation counts (ids_out with rows, or a
@@ -151,9 +152,13 @@ func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
 // gather_rows. Returns the gathered rows xp [R, d] (R as the file's
 // header says; grouped by expert as `offsets` says, the kept ones first),
 // slot_row [T, k], the combine weights [T, k] and row_token [T k] (the
-// token of each row, -1 for the unused rows at the end), which the caller
-// frees; the other temporaries are freed in stream order. Checks the
-// router and dispatch limits before it enqueues anything.
+// token of each row, -1 for the unused rows at the end), and the expert
+// GEMMs' tile map for the groups (@alloc_tile_map_async: the map, the rows
+// of its tiles and its entries), which the caller frees; the other
+// temporaries are freed in stream order. The permutation fills the tile
+// map when it runs on one block (build_permutation), and the i1 result
+// says so; @build_tile_map_async fills it otherwise. Checks the router and dispatch limits before it
+// enqueues anything.
 func.func private @moe_route_dispatch_async(
     %x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>, %rbias: memref<?xf32>,
     %sbias: memref<?xf32>, %k: index, %score: i32, %sel: i32, %flags: i32,
@@ -164,7 +169,7 @@ func.func private @moe_route_dispatch_async(
     %ids_out: memref<?x?xi32>, %counts: memref<?x?xi64>,
     %stream: !gpu.async.token)
     -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
-        !gpu.async.token) {
+        memref<?x4xi32>, index, index, i1, !gpu.async.token) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
@@ -283,12 +288,22 @@ func.func private @moe_route_dispatch_async(
       blocks in (%g_rec, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %ids_out : memref<?x?xi32>,
            %counts : memref<?x?xi64>)
+  // The expert GEMMs' tile map, which the permutation fills: with a
+  // capacity the second one, on the kept slots; the first one then has
+  // none to fill.
+  %tiles, %rows_per, %maxtiles, %a9 = call @alloc_tile_map_async(%E, %R, %k0r)
+      : (index, index, !gpu.async.token)
+      -> (memref<?x4xi32>, index, index, !gpu.async.token)
+  %no_tiles = memref.reinterpret_cast %tiles to offset: [0], sizes: [%c0, 4],
+      strides: [4, 1] : memref<?x4xi32> to memref<?x4xi32>
+  %tiles_first = arith.select %drops, %no_tiles, %tiles : memref<?x4xi32>
   %true = arith.constant true
-  %k3 = call @permute_async(%dids, %dwts, %dcnt, %offsets, %drt, %drw, %dsr,
-                            %true, %k0r)
+  %mapped_first, %k3 = call @permute_async(%dids, %dwts, %dcnt, %offsets,
+                                           %drt, %drw, %dsr, %rows_per,
+                                           %tiles_first, %true, %a9)
       : (memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<?xf32>, memref<?x?xi32>, i1,
-         !gpu.async.token) -> !gpu.async.token
+         memref<?xi32>, memref<?xf32>, memref<?x?xi32>, index,
+         memref<?x4xi32>, i1, !gpu.async.token) -> (i1, !gpu.async.token)
   %kd0 = gpu.memset async [%k3] %dropped, %z : memref<?xi32>, i32
   %kdk = gpu.launch_func async [%kd0] @moe_dispatch_kernels::@capacity_keys
       blocks in (%g_count2, %c1, %c1) threads in (%c256, %c1, %c1)
@@ -303,11 +318,13 @@ func.func private @moe_route_dispatch_async(
   %kd2 = gpu.launch_func async [%kd1] @moe_dispatch_kernels::@renormalize_kept
       blocks in (%g_renorm, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>, %E : index)
-  %kd5 = call @permute_async(%dids, %dwts, %dcnt, %offsets, %drt, %drw,
-                             %dsr, %drops, %kd2)
+  %mapped_kept, %kd5 = call @permute_async(%dids, %dwts, %dcnt, %offsets,
+                                           %drt, %drw, %dsr, %rows_per,
+                                           %tiles, %drops, %kd2)
       : (memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>, memref<?xi32>,
-         memref<?xi32>, memref<?xf32>, memref<?x?xi32>, i1,
-         !gpu.async.token) -> !gpu.async.token
+         memref<?xi32>, memref<?xf32>, memref<?x?xi32>, index,
+         memref<?x4xi32>, i1, !gpu.async.token) -> (i1, !gpu.async.token)
+  %mapped = arith.ori %mapped_first, %mapped_kept : i1
   %k4 = gpu.launch_func async [%kd5] @moe_dispatch_kernels::@gather_rows
       blocks in (%R, %c1, %c1) threads in (%c128, %c1, %c1)
       args(%x : memref<?x?xbf16>, %drt : memref<?xi32>,
@@ -319,9 +336,9 @@ func.func private @moe_route_dispatch_async(
   %f4 = gpu.dealloc async [%f3] %dsc : memref<?x?xf32>
   %f5 = gpu.dealloc async [%f4] %dkeys : memref<?xi64>
   %f6 = gpu.dealloc async [%f5] %dz : memref<?x?xf32>
-  return %dxp, %dsr, %dwts, %drt, %f6
+  return %dxp, %dsr, %dwts, %drt, %tiles, %rows_per, %maxtiles, %mapped, %f6
       : memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
-        !gpu.async.token
+        memref<?x4xi32>, index, index, i1, !gpu.async.token
 }
 
 // y += bf16(P x^T): a projection P [1, n, d] of every token (the base of
@@ -524,7 +541,8 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
   %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
-  %dxp, %dsr, %dwts, %drt, %k3 = call @moe_route_dispatch_async(
+  %dxp, %dsr, %dwts, %drt, %tiles, %rows_per, %maxtiles, %mapped, %k3 =
+      call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
       %param_dev, %G, %topkg, %gscore, %cap, %cap_dev, %cap_min, %cap_align,
       %offsets, %dropped, %ids_out, %counts, %stream)
@@ -533,15 +551,21 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
          index, memref<?xf64>, index, index, memref<?xi32>, memref<?xi32>,
          memref<?x?xi32>, memref<?x?xi64>, !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
-          !gpu.async.token)
-  %k4 = gpu.dealloc async [%k3] %drt : memref<?xi32>
+          memref<?x4xi32>, index, index, i1, !gpu.async.token)
+  %k3m = call @build_tile_map_async(%offsets, %E, %rows_per, %tiles,
+                                    %mapped, %k3)
+      : (memref<?xi32>, index, index, memref<?x4xi32>, i1, !gpu.async.token)
+      -> !gpu.async.token
+  %k4 = gpu.dealloc async [%k3m] %drt : memref<?xi32>
   %R = memref.dim %dxp, %c0 : memref<?x?xbf16>
   %drows, %a0 = gpu.alloc async [%k4] (%R, %d) : memref<?x?xf32>
-  %k5 = call @moe_expert_ffn_async(%dxp, %Wg, %Wu, %Wd, %offsets, %drows,
-                                   %act, %a0)
+  %k5e = call @expert_ffn_mapped_async(%dxp, %Wg, %Wu, %Wd, %tiles,
+                                       %maxtiles, %drows, %act, %a0)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?xi32>, memref<?x?xf32>, i32,
+         memref<?x?x?xbf16>, memref<?x4xi32>, index, memref<?x?xf32>, i32,
          !gpu.async.token) -> !gpu.async.token
+  %k5 = call @free_tile_map_async(%tiles, %k5e)
+      : (memref<?x4xi32>, !gpu.async.token) -> !gpu.async.token
   %yp = arith.addi %d, %c1023 : index
   %g_combine = arith.divui %yp, %c1024 : index
   %cy = call @moe_gpu_grid_y(%T) : (index) -> index
@@ -693,7 +717,8 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
   %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
-  %xp, %dsr, %dwts, %drt, %k0 = call @moe_route_dispatch_async(
+  %xp, %dsr, %dwts, %drt, %tiles, %rows_per, %mt, %mapped, %k0 =
+      call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
       %param_dev, %G, %topkg, %gscore, %cap, %cap_dev, %cap_min, %cap_align,
       %offsets, %dropped, %ids_out, %counts, %stream)
@@ -702,15 +727,17 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
          index, memref<?xf64>, index, index, memref<?xi32>, memref<?xi32>,
          memref<?x?xi32>, memref<?x?xi64>, !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
-          !gpu.async.token)
+          memref<?x4xi32>, index, index, i1, !gpu.async.token)
   // The rows of xp (at most T * k), which every buffer of rows takes.
   %R = memref.dim %xp, %c0 : memref<?x?xbf16>
 
-  // The tile maps: of the groups, and of the kept rows as one group
-  // (offsets [0, offsets[E]], for the frozen projections of lora_gated).
-  %tiles, %mt, %k1 = call @tile_map_async(%offsets, %E, %R, %k0)
-      : (memref<?xi32>, index, index, !gpu.async.token)
-      -> (memref<?x4xi32>, index, !gpu.async.token)
+  // The tile maps: of the groups (unless the permutation filled it), and
+  // of the kept rows as one group (offsets [0, offsets[E]], for the
+  // frozen projections of lora_gated).
+  %k1 = call @build_tile_map_async(%offsets, %E, %rows_per, %tiles,
+                                   %mapped, %k0)
+      : (memref<?xi32>, index, index, memref<?x4xi32>, i1, !gpu.async.token)
+      -> !gpu.async.token
   %one = arith.select %gated, %c1, %c0 : index
   %Rg = arith.select %gated, %R, %c0 : index
   %n_all = arith.muli %one, %c2 : index

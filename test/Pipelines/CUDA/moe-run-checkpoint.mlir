@@ -89,7 +89,6 @@
 // CHECK:         cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
 // CHECK:         cuda: cuLaunchKernel(gather_rows, grid 10x1x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
-// CHECK:         cuda: cuLaunchKernel(build_tile_map, grid 1x1x1, block 256x1x1, smem 0, a stream)
 // CHECK:         cuda: cuLaunchKernel(gemv_experts, grid 6x9x1, block 256x1x1, smem 0, a stream)
 // CHECK:         cuda: cuLaunchKernel(gemv_pairs, grid 2x9x1, block 256x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
