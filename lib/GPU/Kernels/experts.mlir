@@ -2406,29 +2406,30 @@ func.func private @tile_map_async(%off: memref<?xi32>, %E: index, %N: index,
                                   %stream: !gpu.async.token)
     -> (memref<?x4xi32>, index, !gpu.async.token) {
   %false = arith.constant false
-  %tiles, %rows, %maxtiles, %a0 = call @alloc_tile_map_async(%E, %N, %stream)
+  %c0 = arith.constant 0 : index
+  %tiles, %rows, %a0 = call @alloc_tile_map_async(%E, %N, %stream)
       : (index, index, !gpu.async.token)
-      -> (memref<?x4xi32>, index, index, !gpu.async.token)
+      -> (memref<?x4xi32>, index, !gpu.async.token)
   %k = call @build_tile_map_async(%off, %E, %rows, %tiles, %false, %a0)
       : (memref<?xi32>, index, index, memref<?x4xi32>, i1, !gpu.async.token)
       -> !gpu.async.token
+  %maxtiles = memref.dim %tiles, %c0 : memref<?x4xi32>
   return %tiles, %maxtiles, %k : memref<?x4xi32>, index, !gpu.async.token
 }
 
 // A tile map for E groups over at most N rows, allocated on `stream` and
-// not yet filled: the rows of its tiles (@gemm_tile_rows) and its
-// entries, the GEMMs' grid bound ceil(N / rows) + min(E, N) (at most
+// not yet filled, and the rows of its tiles (@gemm_tile_rows). Its
+// entries are the GEMMs' grid bound, ceil(N / rows) + min(E, N) (at most
 // min(E, N) groups have rows, and each has at most one partial tile).
 func.func private @alloc_tile_map_async(%E: index, %N: index,
                                         %stream: !gpu.async.token)
-    -> (memref<?x4xi32>, index, index, !gpu.async.token) {
+    -> (memref<?x4xi32>, index, !gpu.async.token) {
   %rows = call @gemm_tile_rows(%N, %E) : (index, index) -> index
   %ntn = call @ceil_div(%N, %rows) : (index, index) -> index
   %groups = arith.minui %E, %N : index
   %maxtiles = arith.addi %ntn, %groups : index
   %tiles, %a0 = gpu.alloc async [%stream] (%maxtiles) : memref<?x4xi32>
-  return %tiles, %rows, %maxtiles, %a0
-      : memref<?x4xi32>, index, index, !gpu.async.token
+  return %tiles, %rows, %a0 : memref<?x4xi32>, index, !gpu.async.token
 }
 
 // build_tile_map of the E groups of `off` into `tiles` (tiles of `rows`
@@ -2605,13 +2606,13 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
   call @check_expert_limits(%D, %E) : (index, index) -> ()
   call @check_expert_limits(%F, %E) : (index, index) -> ()
-  %tiles, %maxtiles, %k0 = call @tile_map_async(%off, %E, %N, %stream)
+  %tiles, %unused, %k0 = call @tile_map_async(%off, %E, %N, %stream)
       : (memref<?xi32>, index, index, !gpu.async.token)
       -> (memref<?x4xi32>, index, !gpu.async.token)
-  %k1 = call @expert_ffn_mapped_async(%X, %Wg, %Wu, %Wd, %tiles, %maxtiles,
-                                      %Y, %act, %k0)
+  %k1 = call @expert_ffn_mapped_async(%X, %Wg, %Wu, %Wd, %tiles, %Y, %act,
+                                      %k0)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?x4xi32>, index, memref<?x?xf32>, i32,
+         memref<?x?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>, i32,
          !gpu.async.token) -> !gpu.async.token
   %f = call @free_tile_map_async(%tiles, %k1)
       : (memref<?x4xi32>, !gpu.async.token) -> !gpu.async.token
@@ -2620,14 +2621,13 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
 
 // @moe_expert_ffn_async on a tile map of @alloc_tile_map_async for X's
 // rows, filled before the stream reaches the GEMMs (by build_tile_map, or
-// by a permutation that fills it as it places the rows); `maxtiles` is
-// its entries. The limits are the caller's to check.
+// by a permutation that fills it as it places the rows). The limits are
+// the caller's to check.
 func.func private @expert_ffn_mapped_async(%X: memref<?x?xbf16>,
                                            %Wg: memref<?x?x?xbf16>,
                                            %Wu: memref<?x?x?xbf16>,
                                            %Wd: memref<?x?x?xbf16>,
                                            %tiles: memref<?x4xi32>,
-                                           %maxtiles: index,
                                            %Y: memref<?x?xf32>, %act: i32,
                                            %stream: !gpu.async.token)
     -> !gpu.async.token {
@@ -2639,6 +2639,7 @@ func.func private @expert_ffn_mapped_async(%X: memref<?x?xbf16>,
   %N = memref.dim %X, %c0 : memref<?x?xbf16>
   %E = memref.dim %Wg, %c0 : memref<?x?x?xbf16>
   %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
+  %maxtiles = memref.dim %tiles, %c0 : memref<?x4xi32>
   %gxf = call @tiles64(%F) : (index) -> index
   %H, %a3h = gpu.alloc async [%stream] (%N, %F) : memref<?x?xbf16>
   // Wu empty: plain MLP experts, act(X Wg^T) Wd^T. The first GEMM

@@ -153,8 +153,8 @@ func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
 // header says; grouped by expert as `offsets` says, the kept ones first),
 // slot_row [T, k], the combine weights [T, k] and row_token [T k] (the
 // token of each row, -1 for the unused rows at the end), and the expert
-// GEMMs' tile map for the groups (@alloc_tile_map_async: the map, the rows
-// of its tiles and its entries), which the caller frees; the other
+// GEMMs' tile map for the groups (@alloc_tile_map_async: the map and the
+// rows of its tiles), which the caller frees; the other
 // temporaries are freed in stream order. The permutation fills the tile
 // map when it runs on one block (build_permutation), and the i1 result
 // says so; @build_tile_map_async fills it otherwise. Checks the router and dispatch limits before it
@@ -169,7 +169,7 @@ func.func private @moe_route_dispatch_async(
     %ids_out: memref<?x?xi32>, %counts: memref<?x?xi64>,
     %stream: !gpu.async.token)
     -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
-        memref<?x4xi32>, index, index, i1, !gpu.async.token) {
+        memref<?x4xi32>, index, i1, !gpu.async.token) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
@@ -291,9 +291,9 @@ func.func private @moe_route_dispatch_async(
   // The expert GEMMs' tile map, which the permutation fills: with a
   // capacity the second one, on the kept slots; the first one then has
   // none to fill.
-  %tiles, %rows_per, %maxtiles, %a9 = call @alloc_tile_map_async(%E, %R, %k0r)
+  %tiles, %rows_per, %a9 = call @alloc_tile_map_async(%E, %R, %k0r)
       : (index, index, !gpu.async.token)
-      -> (memref<?x4xi32>, index, index, !gpu.async.token)
+      -> (memref<?x4xi32>, index, !gpu.async.token)
   %no_tiles = memref.reinterpret_cast %tiles to offset: [0], sizes: [%c0, 4],
       strides: [4, 1] : memref<?x4xi32> to memref<?x4xi32>
   %tiles_first = arith.select %drops, %no_tiles, %tiles : memref<?x4xi32>
@@ -336,9 +336,9 @@ func.func private @moe_route_dispatch_async(
   %f4 = gpu.dealloc async [%f3] %dsc : memref<?x?xf32>
   %f5 = gpu.dealloc async [%f4] %dkeys : memref<?xi64>
   %f6 = gpu.dealloc async [%f5] %dz : memref<?x?xf32>
-  return %dxp, %dsr, %dwts, %drt, %tiles, %rows_per, %maxtiles, %mapped, %f6
+  return %dxp, %dsr, %dwts, %drt, %tiles, %rows_per, %mapped, %f6
       : memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
-        memref<?x4xi32>, index, index, i1, !gpu.async.token
+        memref<?x4xi32>, index, i1, !gpu.async.token
 }
 
 // y += bf16(P x^T): a projection P [1, n, d] of every token (the base of
@@ -541,7 +541,7 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
   %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
-  %dxp, %dsr, %dwts, %drt, %tiles, %rows_per, %maxtiles, %mapped, %k3 =
+  %dxp, %dsr, %dwts, %drt, %tiles, %rows_per, %mapped, %k3 =
       call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
       %param_dev, %G, %topkg, %gscore, %cap, %cap_dev, %cap_min, %cap_align,
@@ -551,7 +551,7 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
          index, memref<?xf64>, index, index, memref<?xi32>, memref<?xi32>,
          memref<?x?xi32>, memref<?x?xi64>, !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
-          memref<?x4xi32>, index, index, i1, !gpu.async.token)
+          memref<?x4xi32>, index, i1, !gpu.async.token)
   %k3m = call @build_tile_map_async(%offsets, %E, %rows_per, %tiles,
                                     %mapped, %k3)
       : (memref<?xi32>, index, index, memref<?x4xi32>, i1, !gpu.async.token)
@@ -560,9 +560,9 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
   %R = memref.dim %dxp, %c0 : memref<?x?xbf16>
   %drows, %a0 = gpu.alloc async [%k4] (%R, %d) : memref<?x?xf32>
   %k5e = call @expert_ffn_mapped_async(%dxp, %Wg, %Wu, %Wd, %tiles,
-                                       %maxtiles, %drows, %act, %a0)
+                                       %drows, %act, %a0)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?x4xi32>, index, memref<?x?xf32>, i32,
+         memref<?x?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>, i32,
          !gpu.async.token) -> !gpu.async.token
   %k5 = call @free_tile_map_async(%tiles, %k5e)
       : (memref<?x4xi32>, !gpu.async.token) -> !gpu.async.token
@@ -717,7 +717,7 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
   %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
-  %xp, %dsr, %dwts, %drt, %tiles, %rows_per, %mt, %mapped, %k0 =
+  %xp, %dsr, %dwts, %drt, %tiles, %rows_per, %mapped, %k0 =
       call @moe_route_dispatch_async(
       %x, %Wr, %rbias, %sbias, %k, %score, %sel, %flags, %scale, %param,
       %param_dev, %G, %topkg, %gscore, %cap, %cap_dev, %cap_min, %cap_align,
@@ -727,7 +727,7 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
          index, memref<?xf64>, index, index, memref<?xi32>, memref<?xi32>,
          memref<?x?xi32>, memref<?x?xi64>, !gpu.async.token)
       -> (memref<?x?xbf16>, memref<?x?xi32>, memref<?x?xf32>, memref<?xi32>,
-          memref<?x4xi32>, index, index, i1, !gpu.async.token)
+          memref<?x4xi32>, index, i1, !gpu.async.token)
   // The rows of xp (at most T * k), which every buffer of rows takes.
   %R = memref.dim %xp, %c0 : memref<?x?xbf16>
 
@@ -738,6 +738,7 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
                                    %mapped, %k0)
       : (memref<?xi32>, index, index, memref<?x4xi32>, i1, !gpu.async.token)
       -> !gpu.async.token
+  %mt = memref.dim %tiles, %c0 : memref<?x4xi32>
   %one = arith.select %gated, %c1, %c0 : index
   %Rg = arith.select %gated, %R, %c0 : index
   %n_all = arith.muli %one, %c2 : index
