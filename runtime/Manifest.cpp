@@ -50,6 +50,8 @@ std::string Manifest::toJSON() const {
                        {"shape", std::move(shape)}};
     if (w.device)
       entry["device"] = true;
+    if (w.stored)
+      entry["stored"] = dtypeName(*w.stored);
     if (w.packing)
       entry["packing"] = json::Object{{"first_row", w.packing->firstRow},
                                       {"rows", w.packing->rows},
@@ -138,6 +140,15 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
         if (!name)
           return invalid("a weight name is not a string");
         entry.names.push_back(name->str());
+      }
+      if (names->empty())
+        return invalid("a weight without tensor names");
+      if (const json::Value *stored = w->get("stored")) {
+        auto name = stored->getAsString();
+        entry.stored = name ? parseDType(*name) : std::nullopt;
+        if (!entry.stored || *entry.stored == entry.dtype)
+          return invalid("malformed stored dtype of weight " +
+                         entry.names.front());
       }
       for (const json::Value &d : *shape) {
         auto size = d.getAsInteger();

@@ -43,9 +43,12 @@ struct WeightEntry {
   std::vector<std::string> names;
   bool stacked = false;
   /// Element type and shape of the checkpoint tensors (stacked: with the
-  /// leading stacking dimension).
+  /// leading stacking dimension), after `stored`'s conversion.
   moe_dtype dtype = MOE_DTYPE_F32;
   std::vector<int64_t> shape;
+  /// The element type the checkpoint holds, when it is not `dtype`: the
+  /// runtime converts the tensors to `dtype` when it binds them.
+  std::optional<moe_dtype> stored;
   std::optional<Packing> packing;
   /// Some layer reads the weight in GPU memory (moe.weight {device}).
   bool device = false;

@@ -8,7 +8,9 @@
 
 #include "Model.h"
 
+#include "cpu/Elements.h"
 #include "cpu/Ops.h"
+#include "cpu/ThreadPool.h"
 
 #include <algorithm>
 #include <cmath>
@@ -80,6 +82,8 @@ llvm::Error Model::bind(const WeightEntry &weight) {
   for (int64_t d : shape)
     pieceBytes *= static_cast<size_t>(d);
 
+  if (weight.stored)
+    return bindConverted(weight, shape);
   if (weight.packing)
     return bindPacked(weight, shape, dtype);
 
@@ -113,9 +117,87 @@ llvm::Error Model::bind(const WeightEntry &weight) {
   return llvm::Error::success();
 }
 
+/// Element `i` of `base` (of `type`) as f32; `base` is a checkpoint
+/// mapping, not necessarily aligned for `type`.
+static float loadMapped(const void *base, moe_dtype type, int64_t i) {
+  const char *at = static_cast<const char *>(base) + i * elementSize(type);
+  if (type == MOE_DTYPE_F32) {
+    float value;
+    std::memcpy(&value, at, 4);
+    return value;
+  }
+  uint16_t bits;
+  std::memcpy(&bits, at, 2);
+  return type == MOE_DTYPE_BF16 ? cpu::fromBF16Scalar(bits)
+                                : cpu::fromF16Scalar(bits);
+}
+
+/// Converts the tensors of `weight` from the checkpoint's `stored` element
+/// type to `dtype`, rounding to nearest even, into one buffer in stacking
+/// order; a packed weight is then packed from the converted values, so that
+/// both layouts compute with the same rounded weights. A finite value that
+/// the conversion turns into an infinity is an error (f32 or bf16 values
+/// past f16's 65504, f32 values past bf16's largest).
+llvm::Error Model::bindConverted(const WeightEntry &weight,
+                                 llvm::ArrayRef<int64_t> pieceShape) {
+  moe_dtype from = *weight.stored, to = weight.dtype;
+  int64_t count = 1;
+  for (int64_t d : pieceShape)
+    count *= d;
+  size_t pieceBytes = static_cast<size_t>(count) * elementSize(to);
+  size_t total = pieceBytes * weight.names.size();
+  std::unique_ptr<void, FreeDeleter> buffer(
+      std::aligned_alloc(64, std::max<size_t>(64, (total + 63) / 64 * 64)));
+  if (!buffer)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "out of memory converting weight " +
+                                       weight.names.front());
+  constexpr int64_t kChunk = 1 << 16;
+  int64_t chunks = (count + kChunk - 1) / kChunk;
+  for (auto [i, name] : llvm::enumerate(weight.names)) {
+    auto tensor =
+        checkpoint->require(name, pieceShape, {toCheckpointDType(from)});
+    if (!tensor)
+      return tensor.takeError();
+    const void *in = (*tensor)->data;
+    void *out = static_cast<char *>(buffer.get()) + i * pieceBytes;
+    // Each chunk notes its first overflow; the error names the first one.
+    std::vector<int64_t> overflow(chunks, -1);
+    cpu::parallelFor(chunks, [&](int64_t chunk) {
+      int64_t end = std::min(count, (chunk + 1) * kChunk);
+      for (int64_t j = chunk * kChunk; j < end; ++j) {
+        float value = loadMapped(in, from, j);
+        cpu::storeF32(out, to, j, value);
+        if (overflow[chunk] < 0 && std::isfinite(value) &&
+            !std::isfinite(cpu::loadF32(out, to, j)))
+          overflow[chunk] = j;
+      }
+    });
+    for (int64_t j : overflow) {
+      if (j < 0)
+        continue;
+      char value[32];
+      std::snprintf(value, sizeof(value), "%.9g",
+                    static_cast<double>(loadMapped(in, from, j)));
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          (*tensor)->file + ": tensor " + name + ": element " +
+              std::to_string(j) + " (" + value + ") is out of the range of " +
+              dtypeName(to).str() + "; the model converts this " +
+              dtypeName(from).str() + " tensor to " + dtypeName(to).str());
+    }
+  }
+  if (weight.packing)
+    return bindPacked(weight, pieceShape, toCheckpointDType(to),
+                      static_cast<const char *>(buffer.get()));
+  weights.push_back(buffer.get());
+  packed.push_back(std::move(buffer));
+  return llvm::Error::success();
+}
+
 llvm::Error Model::bindPacked(const WeightEntry &weight,
                               llvm::ArrayRef<int64_t> pieceShape,
-                              ckpt::DType dtype) {
+                              ckpt::DType dtype, const char *converted) {
   const Packing &packing = *weight.packing;
   size_t bytes = static_cast<size_t>(packing.elements) *
                  elementSize(packing.dtype);
@@ -134,12 +216,17 @@ llvm::Error Model::bindPacked(const WeightEntry &weight,
   for (int64_t d : pieceShape.drop_back(2))
     perTensor *= d;
   char *out = static_cast<char *>(buffer.get());
+  size_t pieceBytes =
+      static_cast<size_t>(perTensor) * n * k * elementSize(weight.dtype);
   for (auto [i, name] : llvm::enumerate(weight.names)) {
-    auto tensor = checkpoint->require(name, pieceShape, {dtype});
-    if (!tensor)
-      return tensor.takeError();
-    const char *first = static_cast<const char *>((*tensor)->data) +
-                        packing.firstRow * k * elementSize(weight.dtype);
+    const char *data = converted + i * pieceBytes;
+    if (!converted) {
+      auto tensor = checkpoint->require(name, pieceShape, {dtype});
+      if (!tensor)
+        return tensor.takeError();
+      data = static_cast<const char *>((*tensor)->data);
+    }
+    const char *first = data + packing.firstRow * k * elementSize(weight.dtype);
     cpu::packPanels(first, weight.dtype, perTensor, packing.rows, k, n * k,
                     out + i * perTensor * perMatrix *
                               elementSize(packing.dtype),

@@ -127,7 +127,10 @@ private:
   llvm::Error bind(const WeightEntry &weight);
   llvm::Error bindPacked(const WeightEntry &weight,
                          llvm::ArrayRef<int64_t> pieceShape,
-                         mlir::moe::checkpoint::DType dtype);
+                         mlir::moe::checkpoint::DType dtype,
+                         const char *converted = nullptr);
+  llvm::Error bindConverted(const WeightEntry &weight,
+                            llvm::ArrayRef<int64_t> pieceShape);
 
   struct FreeDeleter {
     void operator()(void *p) const { std::free(p); }

@@ -449,6 +449,8 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
         return makeError("weight " + entry.names.front() +
                          " has an element type the runtime does not bind");
       entry.dtype = *dtype;
+      if (auto stored = dict.getAs<TypeAttr>("stored"))
+        entry.stored = runtimeDType(stored.getValue());
       entry.shape.assign(type.getShape().begin(), type.getShape().end());
       if (auto packing = dict.getAs<PackingAttr>("packing")) {
         auto packed = cast<RankedTensorType>(

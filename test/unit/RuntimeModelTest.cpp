@@ -9,7 +9,9 @@
 // A manifest weight with packing binds the panels of the checkpoint
 // tensors' selected rows, element for element what the packed layout of
 // moe_ukernel_abi.h says; malformed packings and mismatched tensors are
-// errors that name the weight. The manifest keeps its device flags.
+// errors that name the weight. A weight stored in another dtype is
+// converted, rounding to nearest even, before it is packed or bound. The
+// manifest keeps its device flags.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,6 +27,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <random>
 
 using namespace moe::rt;
@@ -162,6 +166,90 @@ TEST_F(PackedWeights, NamesAMismatchedTensor) {
   auto model = Model::load(std::move(manifest), path);
   ASSERT_FALSE(bool(model));
   EXPECT_NE(llvm::toString(model.takeError()).find("f32.0"), std::string::npos);
+}
+
+/// bf16 nearest to `value`, ties to even, from the two candidates that
+/// bracket it (not from the runtime's conversion).
+uint16_t nearestBF16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  uint16_t low = static_cast<uint16_t>(bits >> 16);
+  uint16_t high = static_cast<uint16_t>(low + 1);
+  double below = std::fabs(double(value) - cpu::fromBF16Scalar(low));
+  double above = std::fabs(double(value) - cpu::fromBF16Scalar(high));
+  if (below != above)
+    return below < above ? low : high;
+  return (low & 1) ? high : low;
+}
+
+/// A weight stored in f32 and bound in bf16 (`stored`) holds the nearest
+/// bf16 of each value, unpacked and packed; the conversion keeps the
+/// manifest entry's `stored` through its JSON form.
+TEST_F(PackedWeights, ConvertsStoredTensors) {
+  Manifest manifest;
+  WeightEntry plain = entry("f32", MOE_DTYPE_BF16, 0, 40, MOE_DTYPE_BF16);
+  plain.packing.reset();
+  plain.stored = MOE_DTYPE_F32;
+  WeightEntry packed = entry("f32", MOE_DTYPE_BF16, 3, 33, MOE_DTYPE_BF16);
+  packed.stored = MOE_DTYPE_F32;
+  manifest.weights = {plain, packed};
+  for (auto [i, w] : llvm::enumerate(manifest.weights))
+    w.id = static_cast<int64_t>(i);
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  ASSERT_EQ(parsed->weights[1].stored, MOE_DTYPE_F32);
+  auto model = Model::load(std::move(*parsed), path);
+  ASSERT_TRUE(bool(model)) << llvm::toString(model.takeError());
+
+  auto bound = static_cast<const uint16_t *>((*model)->weight(0));
+  for (int e = 0; e < experts; ++e)
+    for (int64_t i = 0; i < n * k; ++i)
+      ASSERT_EQ(bound[e * n * k + i], nearestBF16(f32[e][i]))
+          << "matrix " << e << " element " << i;
+
+  const char *data = static_cast<const char *>((*model)->weight(1));
+  int64_t perMatrix = moe_uk_packed_elements(33, k, /*bf16=*/true);
+  for (int e = 0; e < experts; ++e)
+    for (int64_t row = 0; row < 33; ++row)
+      for (int64_t i = 0; i < k; ++i)
+        ASSERT_EQ(packedAt(data + e * perMatrix * 2, MOE_DTYPE_BF16, k,
+                           row / 32, i, row % 32),
+                  cpu::fromBF16Scalar(nearestBF16(f32[e][(3 + row) * k + i])))
+            << "matrix " << e << " row " << row << " [" << i << "]";
+}
+
+/// A finite value that the conversion would make infinite is a load error
+/// naming the tensor, the element and the value; `stored` equal to the
+/// dtype is a malformed entry.
+TEST_F(PackedWeights, RefusesValuesOutOfRange) {
+  f32[1][17] = 1.0e6f; // past f16's 65504
+  std::vector<ckpt::TensorData> tensors;
+  for (int e = 0; e < experts; ++e)
+    tensors.push_back(
+        {"f32." + std::to_string(e),
+         ckpt::DType::F32,
+         {n, k},
+         {reinterpret_cast<const char *>(f32[e].data()), f32[e].size() * 4}});
+  ASSERT_FALSE(bool(ckpt::writeSafeTensors(path, tensors)));
+  Manifest manifest;
+  WeightEntry w = entry("f32", MOE_DTYPE_F16, 0, 40, MOE_DTYPE_F32);
+  w.packing.reset();
+  w.stored = MOE_DTYPE_F32;
+  manifest.weights = {w};
+  auto model = Model::load(manifest, path);
+  ASSERT_FALSE(bool(model));
+  std::string message = llvm::toString(model.takeError());
+  EXPECT_NE(message.find("tensor f32.1: element 17 (1000000) is out of the "
+                         "range of f16"),
+            std::string::npos)
+      << message;
+
+  manifest.weights[0].stored = MOE_DTYPE_F16;
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("malformed stored dtype of weight f32.0"),
+            std::string::npos);
 }
 
 /// The manifest keeps which weights and knobs GPU code reads in GPU memory

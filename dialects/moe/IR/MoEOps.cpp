@@ -403,16 +403,19 @@ LogicalResult LayerOp::verify() {
 //===----------------------------------------------------------------------===//
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
-                     RankedTensorType type, StringRef name) {
+                     RankedTensorType type, StringRef name, Type stored) {
   build(builder, state, type, builder.getStrArrayAttr({name}),
-        /*stacked=*/nullptr, /*packing=*/nullptr, /*device=*/nullptr);
+        /*stacked=*/nullptr, /*packing=*/nullptr, /*device=*/nullptr,
+        stored ? TypeAttr::get(stored) : nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
-                     RankedTensorType type, ArrayRef<std::string> names) {
+                     RankedTensorType type, ArrayRef<std::string> names,
+                     Type stored) {
   SmallVector<StringRef> refs(names.begin(), names.end());
   build(builder, state, type, builder.getStrArrayAttr(refs),
-        builder.getUnitAttr(), /*packing=*/nullptr, /*device=*/nullptr);
+        builder.getUnitAttr(), /*packing=*/nullptr, /*device=*/nullptr,
+        stored ? TypeAttr::get(stored) : nullptr);
 }
 
 // moe.weight "name" : type
@@ -477,6 +480,16 @@ LogicalResult WeightOp::verify() {
                            << "xbf16>, found " << type;
     // The names describe the source tensors.
     type = packing.getSource();
+  }
+  if (TypeAttr stored = getStoredAttr()) {
+    Type element = stored.getValue();
+    if (!(element.isF32() || element.isF16() || element.isBF16()))
+      return emitOpError() << "expected `stored` to be f32, f16 or bf16, found "
+                           << element;
+    if (element == type.getElementType())
+      return emitOpError() << "expected `stored` to differ from the element "
+                              "type it is converted to, found "
+                           << element << " for both (omit `stored`)";
   }
   if (!getStacked()) {
     if (names.size() != 1)

@@ -162,23 +162,35 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     (`convert-moe-to-gpu-kernels` asks for it; `packing` and `device` are
     exclusive).
 
+    With `stored`, the checkpoint tensors hold that element type (f32, f16
+    or bf16) instead of the result's (with `packing`, instead of
+    `packing.source`'s): the runtime converts them once, at load time,
+    rounding to nearest even, and refuses to load a tensor with a finite
+    value that the conversion would turn into an infinity. `moe-import
+    --dtype` writes it to run, say, an f32 checkpoint in bf16.
+
     ```mlir
     %wg = moe.weight "model.layers.0.block_sparse_moe.gate.weight"
         : tensor<8x4096xbf16>
     %w1 = moe.weight stacked ["model.layers.0.block_sparse_moe.experts.0.w1.weight",
                               ...] : tensor<8x14336x4096xbf16>
+    %w2 = moe.weight "model.layers.0.block_sparse_moe.experts.0.w2.weight"
+        {stored = f32} : tensor<4096x14336xbf16>
     ```
   }];
   let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked,
                        OptionalAttr<MoE_PackingAttr>:$packing,
-                       UnitAttr:$device);
+                       UnitAttr:$device,
+                       OptionalAttr<TypeAttr>:$stored);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;
   let builders = [
-    OpBuilder<(ins "::mlir::RankedTensorType":$type, "::llvm::StringRef":$name)>,
+    OpBuilder<(ins "::mlir::RankedTensorType":$type, "::llvm::StringRef":$name,
+                   CArg<"::mlir::Type", "{}">:$stored)>,
     OpBuilder<(ins "::mlir::RankedTensorType":$type,
-                   "::llvm::ArrayRef<std::string>":$names)>
+                   "::llvm::ArrayRef<std::string>":$names,
+                   CArg<"::mlir::Type", "{}">:$stored)>
   ];
   let extraClassDeclaration = [{
     /// The name of the module attribute holding the checkpoint location.

@@ -173,7 +173,8 @@ static Value deviceWeight(OpBuilder &b, Value tensor) {
   b.setInsertionPointAfter(weight);
   return WeightOp::create(b, weight.getLoc(), weight.getType(),
                           weight.getNamesAttr(), weight.getStackedAttr(),
-                          /*packing=*/nullptr, b.getUnitAttr());
+                          /*packing=*/nullptr, b.getUnitAttr(),
+                          weight.getStoredAttr());
 }
 
 /// An empty [0] buffer of `element` on the stack: an absent operand of a

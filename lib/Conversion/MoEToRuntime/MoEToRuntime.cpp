@@ -125,9 +125,11 @@ void ConvertMoEToRuntimePass::runOnOperation() {
   for (WeightOp op : weights) {
     RankedTensorType type = op.getType();
     PackingAttr packing = op.getPackingAttr();
+    TypeAttr stored = op.getStoredAttr();
     Attribute key = attrs.getArrayAttr(
-        {op.getNames(), attrs.getBoolAttr(op.getStacked()),
-         TypeAttr::get(type), packing ? Attribute(packing) : attrs.getUnitAttr()});
+        {op.getNames(), attrs.getBoolAttr(op.getStacked()), TypeAttr::get(type),
+         packing ? Attribute(packing) : attrs.getUnitAttr(),
+         stored ? Attribute(stored) : attrs.getUnitAttr()});
     auto [it, inserted] =
         weightIds.insert({key, static_cast<int64_t>(weightIds.size())});
     int64_t id = it->second;
@@ -144,6 +146,9 @@ void ConvertMoEToRuntimePass::runOnOperation() {
         entry.push_back(attrs.getNamedAttr("packing", packing));
         entry.push_back(attrs.getNamedAttr("packed", TypeAttr::get(type)));
       }
+      // The checkpoint's element type, when the runtime converts it.
+      if (stored)
+        entry.push_back(attrs.getNamedAttr("stored", stored));
       weightTable.push_back(std::move(entry));
     }
     if (op.getDevice() && !llvm::any_of(weightTable[id], [](NamedAttribute a) {

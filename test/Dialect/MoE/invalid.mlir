@@ -331,6 +331,22 @@ func.func @weight_dynamic() {
 
 // -----
 
+func.func @weight_stored_type() {
+  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16 or bf16, found 'i32'}}
+  %w = moe.weight "a" {stored = i32} : tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @weight_stored_same() {
+  // expected-error@+1 {{'moe.weight' op expected `stored` to differ from the element type it is converted to, found 'f16' for both (omit `stored`)}}
+  %w = moe.weight "a" {stored = f16} : tensor<2x4xf16>
+  return
+}
+
+// -----
+
 func.func @weight_empty_name() {
   // expected-error@+1 {{'moe.weight' op expected non-empty tensor names}}
   %w = moe.weight "" : tensor<2x4xf32>

@@ -255,6 +255,8 @@ func.func @weights() -> (tensor<8x64xbf16>, tensor<2x3x4xf32>) {
   %b = moe.weight stacked ["e.0.w1", "e.1.w1"] : tensor<2x3x4xf32>
   // CHECK: moe.weight "model.layers.0.mlp.gate.weight" {device} : tensor<8x64xbf16>
   %c = moe.weight "model.layers.0.mlp.gate.weight" {device} : tensor<8x64xbf16>
+  // CHECK: moe.weight stacked ["e.0.w1", "e.1.w1"] {stored = f32} : tensor<2x3x4xbf16>
+  %s = moe.weight stacked ["e.0.w1", "e.1.w1"] {stored = f32} : tensor<2x3x4xbf16>
   return %a, %b : tensor<8x64xbf16>, tensor<2x3x4xf32>
 }
 
