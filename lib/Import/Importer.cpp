@@ -293,11 +293,16 @@ static RoutingAttr routingAttr(MLIRContext *ctx, const ModelConfig &m) {
 /// Builds `func.func @moe_layer_<layer>` at the end of `module`.
 static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
                                const ModelConfig &m, int64_t layer,
-                               const LayerSpec &spec, DType dtype,
+                               const LayerSpec &spec, DType stored, DType dtype,
                                bool weightsAsArguments) {
   MLIRContext *ctx = builder.getContext();
   Location loc = module.getLoc();
   Type elemType = elementType(ctx, dtype);
+  // The runtime converts the checkpoint's tensors (not the f32 biases).
+  auto storedOf = [&](const WeightSpec &weight) {
+    return weight.alwaysF32 || stored == dtype ? Type()
+                                               : elementType(ctx, stored);
+  };
   auto typeOf = [&](const WeightSpec &weight) {
     return RankedTensorType::get(
         weight.shape, weight.alwaysF32 ? Float32Type::get(ctx) : elemType);
@@ -334,9 +339,10 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
     RankedTensorType type = typeOf(weight);
     if (weight.stacked)
       return WeightOp::create(builder, nameLoc(weight.role), type,
-                              llvm::ArrayRef<std::string>(weight.names));
+                              llvm::ArrayRef<std::string>(weight.names),
+                              storedOf(weight));
     return WeightOp::create(builder, nameLoc(weight.role), type,
-                            StringRef(weight.names.front()));
+                            StringRef(weight.names.front()), storedOf(weight));
   };
   Value router = materialize(spec.router);
   Value bias = spec.bias ? materialize(*spec.bias) : Value();
@@ -426,6 +432,7 @@ mlir::moe::import::importModel(MLIRContext &context, StringRef modelDir,
                                          builder.getStringAttr(dir));
   for (auto [layer, spec, dtype] : llvm::zip_equal(*layers, specs, dtypes))
     buildLayerFunction(builder, *result.module, *config, layer, spec, dtype,
+                       options.dtype.value_or(dtype),
                        options.weightsAsArguments);
   if (llvm::Error err = verifyModule(*result.module))
     return std::move(err);

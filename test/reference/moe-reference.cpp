@@ -55,11 +55,13 @@ namespace {
 const char *kUsage = R"(usage:
   moe-reference emit --case "SPEC" --seed S --tokens T0,T1,... --dir D
   moe-reference emit-model --model M --layer L --seed S --tokens T0,T1,...
-      --dir D [--weights-as-args 0|1]
+      --dir D [--weights-as-args 0|1] [--dtype f32|f16|bf16]
       (cases for @moe_layer_L of `moe-import --model M`: hidden states drawn
        in the checkpoint's dtype, the reference from M's config.json and
        weights; with --weights-as-args 1 also the weights as arg1.npy, ...
-       for `moe-import --weights-as-arguments`)
+       for `moe-import --weights-as-arguments`; with --dtype, for
+       `moe-import --dtype`: the weights rounded to it, the hidden states
+       drawn in it)
   moe-reference compare --dir D [--tol X]
   moe-reference mock-run --dir D [--perturb SET:OUT:INDEX] [--nan SET:OUT:INDEX]
       (writes the out<k>.npy a correct moe-run would write: the references
@@ -1072,9 +1074,12 @@ std::string readText(const fs::path &p) {
 /// hidden states are drawn; the reference output is computed from both.
 /// With `weightsAsArgs`, each set also holds the weights as arg1.npy, ...
 /// in moe.layer operand order (for `moe-import --weights-as-arguments`).
+/// With `dtype`, the layer computes in that element type (`moe-import
+/// --dtype`): the weights but the f32 bias are rounded to it, and the
+/// hidden states are drawn in it.
 int emitModel(const std::string &modelDir, int64_t layerIndex, uint64_t seed,
               const std::vector<int64_t> &tokens, const std::string &dir,
-              bool weightsAsArgs) {
+              bool weightsAsArgs, const DType *dtype) {
   fs::path configPath = fs::path(modelDir) / "config.json";
   std::string err;
   json::Value config;
@@ -1088,6 +1093,24 @@ int emitModel(const std::string &modelDir, int64_t layerIndex, uint64_t seed,
   if (!reader.openDir(modelDir, &err) ||
       !hf::loadWeights(reader, plan, &weights, &err))
     fail(err);
+  if (dtype) {
+    for (size_t a = 0; a < weights.operands.size(); ++a) {
+      if (plan.operands[a].alwaysF32) continue;
+      npy::Array &w = weights.operands[a];
+      const std::vector<std::string> &names = plan.operands[a].names;
+      size_t perTensor = w.f.size() / names.size();
+      for (size_t i = 0; i < w.f.size(); ++i) {
+        double rounded = npy::roundTo(*dtype, w.f[i]);
+        if (std::isfinite(w.f[i]) && !std::isfinite(rounded))
+          fail("tensor " + names[i / perTensor] + ": element " +
+               std::to_string(i % perTensor) + " is out of the range of " +
+               npy::dtypeName(*dtype));
+        w.f[i] = rounded;
+      }
+      w.dtype = *dtype;
+    }
+    weights.dtype = *dtype;
+  }
 
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -1416,9 +1439,16 @@ int main(int argc, char **argv) {
     bool weightsAsArgs = opts.count("weights-as-args") &&
                          parseBool("--weights-as-args",
                                    need(opts, "weights-as-args"));
+    DType dtype = DType::F32;
+    bool haveDType = opts.count("dtype");
+    if (haveDType)
+      dtype = parseEnum<DType>("--dtype", need(opts, "dtype"),
+                               {{"f32", DType::F32},
+                                {"f16", DType::F16},
+                                {"bf16", DType::BF16}});
     if (!opts.empty()) fail("unknown option --" + opts.begin()->first);
     return emitModel(model, layerIndex, uint64_t(seedValue), tokens, dir,
-                     weightsAsArgs);
+                     weightsAsArgs, haveDType ? &dtype : nullptr);
   }
   if (cmd == "compare") {
     std::string dir = need(opts, "dir");

@@ -23,6 +23,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -46,6 +47,12 @@ static cl::opt<std::string>
 static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
                                        cl::value_desc("OUT.mlir"),
                                        cl::init("-"), cl::cat(category));
+static cl::opt<std::string> dtypeName(
+    "dtype",
+    cl::desc("Element type of the layers: f32, f16 or bf16 (default: the "
+             "checkpoint's). Weights stored in another dtype are converted "
+             "when the model is loaded (moe.weight {stored})"),
+    cl::value_desc("TYPE"), cl::cat(category));
 static cl::opt<bool> weightsAsArguments(
     "weights-as-arguments",
     cl::desc("Pass the weights as function arguments after the hidden "
@@ -72,6 +79,18 @@ int main(int argc, char **argv) {
 
   moe::import::ImportOptions options;
   options.weightsAsArguments = weightsAsArguments;
+  if (dtypeName.getNumOccurrences()) {
+    std::optional<moe::checkpoint::DType> dtype =
+        llvm::StringSwitch<std::optional<moe::checkpoint::DType>>(dtypeName)
+            .Case("f32", moe::checkpoint::DType::F32)
+            .Case("f16", moe::checkpoint::DType::F16)
+            .Case("bf16", moe::checkpoint::DType::BF16)
+            .Default(std::nullopt);
+    if (!dtype)
+      return fail("--dtype: expected f32, f16 or bf16, found \"" + dtypeName +
+                  "\"");
+    options.dtype = dtype;
+  }
   if (layerList.getNumOccurrences()) {
     auto layers = moe::import::parseLayerList(layerList);
     if (!layers)

@@ -42,6 +42,7 @@
 #ifndef MOE_IMPORT_IMPORTER_H
 #define MOE_IMPORT_IMPORTER_H
 
+#include "moe/Checkpoint/SafeTensors.h"
 #include "moe/IR/MoEAttrs.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -134,6 +135,11 @@ struct ImportOptions {
   /// experts, shared experts), instead of `moe.weight` ops. For running a
   /// layer where weights cannot be bound from the checkpoint.
   bool weightsAsArguments = false;
+  /// The element type of the layers (hidden states and weights, not the
+  /// f32 biases); unset: each layer's checkpoint dtype. Weights stored in
+  /// another dtype get `moe.weight {stored}`: the runtime converts them
+  /// when it loads the model.
+  std::optional<checkpoint::DType> dtype;
 };
 
 struct ImportResult {

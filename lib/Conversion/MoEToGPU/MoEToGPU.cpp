@@ -94,6 +94,8 @@ static std::string unsupportedReason(LayerOp op) {
        << op.getExpertWeights().front().getType();
     if (!op.getSharedWeights().empty())
       os << ", shared weights " << op.getSharedWeights().front().getType();
+    os << " (a layer of an f32 or f16 checkpoint runs in bf16 when imported "
+          "with moe-import --dtype bf16)";
   } else {
     auto isStatic8 = [](ShapedType t) {
       return t.hasStaticShape() &&

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # Writes a modified copy of a safetensors file, to make broken checkpoints
-# for moe-import's error tests:
+# for the error tests of moe-import and of the runtime's loading:
 #
 #   edit_safetensors.py IN OUT --drop NAME
 #   edit_safetensors.py IN OUT --retype NAME DTYPE   (F32, F16 or BF16)
+#   edit_safetensors.py IN OUT --set NAME INDEX VALUE (element INDEX, flat)
 #
 # The copy is laid out like the original writer does (header padded to 8
 # bytes, tensors back to back in the original order), so only the edit
@@ -60,6 +61,10 @@ def main(argv):
         if key == name and op == "--retype":
             raw = encode(argv[5], decode(info["dtype"], raw))
             info["dtype"] = argv[5]
+        if key == name and op == "--set":
+            values = decode(info["dtype"], raw)
+            values[int(argv[5])] = float(argv[6])
+            raw = encode(info["dtype"], values)
         info["data_offsets"] = [offset, offset + len(raw)]
         offset += len(raw)
         out_header[key] = info
