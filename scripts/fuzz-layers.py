@@ -14,7 +14,9 @@ the kernels' threads.
 
 With --source model, a case is instead a one-layer checkpoint of one of
 the supported families (moe-gen-checkpoint, random sizes, dtype and routing
-options), imported by moe-import, compiled by moe-compile --target PIPELINE
+options), imported by moe-import (at times in another dtype than the
+checkpoint's, always in bf16 for CUDA, the weights then converted when the
+library loads), compiled by moe-compile --target PIPELINE
 and run through the C API by test/AOT/run_layer_npy.c (several threads at
 once; for CUDA also on device buffers from several streams or replayed from
 a CUDA graph, each bitwise the same), against moe-reference's f64 model of
@@ -262,8 +264,13 @@ def draw_model(rng, pipeline):
     family = rng.choice(FAMILIES)
     E = rng.choice([2, 4, 8, 8, 16, 32, 64])
     k = rng.randint(1, min(E, 8))
-    gen = ["--family", family,
-           "--dtype", "bf16" if cuda else rng.choice(["f32", "f16", "bf16"]),
+    # The checkpoint's dtype, and the layer's: the GPU computes in bf16, and
+    # another dtype is converted when the library loads (moe-import --dtype).
+    stored = rng.choice(["f32", "f16", "bf16"])
+    dtype = "bf16" if cuda else stored
+    if not cuda and rng.random() < 0.3:
+        dtype = rng.choice(["f32", "f16", "bf16"])
+    gen = ["--family", family, "--dtype", stored,
            "--hidden", size(8, 256), "--inner", size(8, 160),
            "--experts", E, "--top-k", k, "--layers", 1]
     if family.startswith("deepseek"):
@@ -290,13 +297,14 @@ def draw_model(rng, pipeline):
     # captured in a CUDA graph and replayed.
     threads = rng.randint(1, 3)
     mode = rng.choice(["", "device", "graph"]) if cuda else ""
-    return gen, compile_args, tokens, threads, mode
+    convert = ["--dtype", dtype] if dtype != stored else []
+    return gen, convert, compile_args, tokens, threads, mode
 
 
 def model_steps(case_dir, seed, model, env, args):
     """moe-gen-checkpoint, moe-import, moe-compile, a C program on the
     library's C API (run_layer_npy.c) for each set, and compare."""
-    gen, compile_args, tokens, threads, mode = model
+    gen, convert, compile_args, tokens, threads, mode = model
     tool = lambda name: os.path.join(args.bindir, name)
     ckpt = os.path.join(case_dir, "ckpt")
     lib = os.path.join(case_dir, "lib")
@@ -309,8 +317,8 @@ def model_steps(case_dir, seed, model, env, args):
     steps = [
         Step("moe-gen-checkpoint", quote(tool("moe-gen-checkpoint"), *gen,
                                          "--seed", seed, "--out", ckpt)),
-        Step("moe-import", quote(tool("moe-import"), "--model", ckpt, "-o",
-                                 mlir)),
+        Step("moe-import", quote(tool("moe-import"), "--model", ckpt,
+                                 *convert, "-o", mlir)),
         Step("moe-compile", "mkdir -p " + quote(lib) + " && " +
              quote(tool("moe-compile"), mlir, "--target", target, *flags,
                    *compile_args, *args.run_args, "-o",
@@ -322,7 +330,8 @@ def model_steps(case_dir, seed, model, env, args):
         Step("emit-model", quote(tool("moe-reference"), "emit-model",
                                  "--model", ckpt, "--layer", 0, "--seed",
                                  seed, "--tokens",
-                                 ",".join(map(str, tokens)), "--dir", cases),
+                                 ",".join(map(str, tokens)), "--dir", cases,
+                                 *convert),
              declines=True),
     ]
     for i in range(len(tokens)):
@@ -407,8 +416,9 @@ def main():
             what = f"{spec_string(spec)} tokens={','.join(map(str, tokens))}"
         else:
             model = draw_model(rng, args.pipeline)
-            gen, compile_args, tokens, threads, mode = model
+            gen, convert, compile_args, tokens, threads, mode = model
             what = (" ".join(map(str, gen + compile_args)) +
+                    (f" import={convert[1]}" if convert else "") +
                     f" tokens={','.join(map(str, tokens))} threads={threads}"
                     + (f" {mode}" if mode else ""))
         env = draw_env(rng, args.pipeline)

@@ -2,8 +2,9 @@
 # moe-compile --target TARGET (cuda: on the GPU; cuda-emu: the kernels on the
 # host's SIMT emulator): libraries built from imported bf16 checkpoints
 # (Mixtral-style, Qwen2-MoE and DeepSeek-V3 with their shared experts,
-# GraniteMoE with its fused gate_up) run their layers through the C API (run_layer_npy.c) and match
-# moe-reference's f64 results of the same checkpoint within bf16 tolerance.
+# GraniteMoE with its fused gate_up) and an f32 one imported in bf16 run
+# their layers through the C API (run_layer_npy.c) and match moe-reference's
+# f64 results of the same checkpoint within bf16 tolerance.
 # Prints one `compare:` line per checkpoint; stops at the first failure.
 #
 #   cuda-layers.sh TARGET DIR BINDIR CC
@@ -21,13 +22,13 @@ if [ "$target" = cuda ]; then
 fi
 
 # layer NAME FAMILY LAYER SEED TOKENS COMPILE-ARGS GEN-ARGS...: a
-# checkpoint, its library (moe-compile COMPILE-ARGS), and the cases of one
-# layer.
+# checkpoint (of dtype $stored, bf16 by default), imported in bf16, its
+# library (moe-compile COMPILE-ARGS), and the cases of one layer.
 layer() {
   local name=$1 family=$2 layer=$3 seed=$4 tokens=$5 compile=$6
   shift 6
-  moe-gen-checkpoint --family "$family" --dtype bf16 "$@" --out "$dir/$name/ckpt" >/dev/null
-  moe-import --model "$dir/$name/ckpt" -o "$dir/$name/model.mlir"
+  moe-gen-checkpoint --family "$family" --dtype "${stored:-bf16}" "$@" --out "$dir/$name/ckpt" >/dev/null
+  moe-import --model "$dir/$name/ckpt" --dtype bf16 -o "$dir/$name/model.mlir"
   mkdir -p "$dir/$name/lib"
   moe-compile "$dir/$name/model.mlir" --target "$target" "${flags[@]}" $compile \
     -o "$dir/$name/lib/libmodel.so" --header "$dir/$name/lib/model.h"
@@ -35,7 +36,7 @@ layer() {
     -L"$dir/$name/lib" -lmodel -lpthread -ldl -Wl,-rpath,"$dir/$name/lib" \
     -o "$dir/$name/run"
   moe-reference emit-model --model "$dir/$name/ckpt" --layer "$layer" \
-    --seed "$seed" --tokens "$tokens" --dir "$dir/$name/cases" >/dev/null
+    --seed "$seed" --tokens "$tokens" --dir "$dir/$name/cases" --dtype bf16 >/dev/null
   # Each case's layer also runs from 4 threads at once, bitwise equal, on
   # device buffers (moe_model_run_layer_async), bitwise equal with the
   # same statistics (co-activations too where counted), and captured in a
@@ -56,3 +57,6 @@ layer qwen2 qwen2_moe 0 7 1,17,64 "" --hidden 64 --inner 32 --layers 1 --seed 6
 layer deepseek deepseek_v3 0 8 1,17,64 --stats-coactivation --hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7
 # A fused gate_up operand.
 layer granite granitemoe 0 9 1,17,64 "" --hidden 64 --inner 32 --layers 1 --seed 8
+# An f32 checkpoint: the runtime rounds its weights to bf16 when it loads
+# the library, and the GPU gets the rounded copies.
+stored=f32 layer f32 qwen2_moe 0 10 1,17 "" --hidden 64 --inner 32 --layers 1 --seed 9
