@@ -42,6 +42,7 @@ CHECKPOINTS = {
     "granitemoe": ["--experts", "4", "--inner", "24", "--dtype", "f16"],
     "deepseek_v2": ["--experts", "8", "--inner", "24", "--shards", "2"],
     "deepseek_v3": ["--experts", "8", "--inner", "24", "--dtype", "bf16"],
+    "glm4_moe": ["--experts", "8", "--inner", "24", "--dtype", "bf16"],
 }
 
 JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|'

@@ -249,7 +249,7 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
 
 
 FAMILIES = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2",
-            "deepseek_v3", "granitemoe"]
+            "deepseek_v3", "glm4_moe", "granitemoe"]
 
 
 def draw_model(rng, pipeline):
@@ -273,7 +273,7 @@ def draw_model(rng, pipeline):
     gen = ["--family", family, "--dtype", stored,
            "--hidden", size(8, 256), "--inner", size(8, 160),
            "--experts", E, "--top-k", k, "--layers", 1]
-    if family.startswith("deepseek"):
+    if family.startswith("deepseek") or family == "glm4_moe":
         # Groups of at least two experts, enough of them kept for k.
         divisors = [g for g in range(1, E // 2 + 1) if E % g == 0]
         groups = rng.choice(divisors)

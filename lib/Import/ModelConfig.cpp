@@ -205,11 +205,15 @@ static const FamilyInfo kFamilies[] = {
      "moe_intermediate_size"},
     {"deepseek_v3", Family::DeepseekV3, "n_routed_experts",
      "moe_intermediate_size"},
+    // GLM-4.5's sparse block is DeepSeek-V3's (its Hugging Face router is
+    // DeepseekV3TopkRouter); only its config's defaults differ.
+    {"glm4_moe", Family::DeepseekV3, "n_routed_experts",
+     "moe_intermediate_size"},
 };
 
 StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, "
-         "deepseek_v3";
+         "deepseek_v3, glm4_moe";
 }
 
 static bool isQwen(Family f) {
@@ -270,6 +274,10 @@ static void readGroups(ConfigReader &reader, ModelConfig &m,
 
 static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   bool v3 = m.family == Family::DeepseekV3;
+  // glm4_moe: Glm4MoeConfig's defaults; its modeling code has no
+  // moe_layer_freq and always routes as DeepSeek-V3 (the keys scoring_func
+  // and topk_method are not read).
+  bool glm = m.modelType == "glm4_moe";
   // n_shared_experts = null means none (Python None); an absent key is an
   // error, since the config classes disagree on its default.
   int64_t sharedExperts =
@@ -277,14 +285,17 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
           ? 0
           : reader.getInt("n_shared_experts", std::nullopt, 0);
   m.sharedSize = sharedExperts * m.expertSize;
-  m.firstKDenseReplace = reader.getInt("first_k_dense_replace", 0, 0);
-  m.moeLayerFreq = reader.getInt("moe_layer_freq", 1, 1);
-  double factor = reader.getPositive("routed_scaling_factor", v3 ? 2.5 : 1.0);
+  m.firstKDenseReplace = reader.getInt("first_k_dense_replace", glm ? 1 : 0, 0);
+  m.moeLayerFreq = glm ? 1 : reader.getInt("moe_layer_freq", 1, 1);
+  double factor =
+      reader.getPositive("routed_scaling_factor", v3 && !glm ? 2.5 : 1.0);
   bool norm = reader.getBool("norm_topk_prob", v3);
-  std::string scoring =
-      reader.getString("scoring_func", StringRef(v3 ? "sigmoid" : "softmax"));
-  std::string method =
-      reader.getString("topk_method", StringRef(v3 ? "noaux_tc" : "greedy"));
+  StringRef defaultScoring = v3 ? "sigmoid" : "softmax";
+  StringRef defaultMethod = v3 ? "noaux_tc" : "greedy";
+  std::string scoring = glm ? defaultScoring.str()
+                            : reader.getString("scoring_func", defaultScoring);
+  std::string method = glm ? defaultMethod.str()
+                           : reader.getString("topk_method", defaultMethod);
   if (reader.failed())
     return;
 

@@ -2,7 +2,7 @@
 # moe-compile --target TARGET (cuda: on the GPU; cuda-emu: the kernels on the
 # host's SIMT emulator): libraries built from imported bf16 checkpoints
 # (Mixtral-style, Qwen2-MoE and DeepSeek-V3 with their shared experts,
-# GraniteMoE with its fused gate_up) and an f32 one imported in bf16 run
+# GraniteMoE with its fused gate_up) and an f32 GLM-4.5 one imported in bf16 run
 # their layers through the C API (run_layer_npy.c) and match moe-reference's
 # f64 results of the same checkpoint within bf16 tolerance.
 # Prints one `compare:` line per checkpoint; stops at the first failure.
@@ -57,6 +57,7 @@ layer qwen2 qwen2_moe 0 7 1,17,64 "" --hidden 64 --inner 32 --layers 1 --seed 6
 layer deepseek deepseek_v3 0 8 1,17,64 --stats-coactivation --hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7
 # A fused gate_up operand.
 layer granite granitemoe 0 9 1,17,64 "" --hidden 64 --inner 32 --layers 1 --seed 8
-# An f32 checkpoint: the runtime rounds its weights to bf16 when it loads
-# the library, and the GPU gets the rounded copies.
-stored=f32 layer f32 qwen2_moe 0 10 1,17 "" --hidden 64 --inner 32 --layers 1 --seed 9
+# An f32 GLM-4.5 checkpoint (DeepSeek-V3's block, the first layer dense):
+# the runtime rounds its weights to bf16 when it loads the library, and
+# the GPU gets the rounded copies.
+stored=f32 layer glm glm4_moe 1 10 1,17 "" --hidden 64 --inner 32 --layers 2 --experts 16 --top-k 4 --scaling-factor 2.5 --seed 9

@@ -67,4 +67,11 @@
 // RUN: moe-run %t/dsv3.mlir --entry moe_layer_1 --quiet $(cat %t/dsv3-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/dsv3-cases | FileCheck %s
 
+// GLM-4.5, bf16, scaled, with a shared expert, the first layer dense.
+// RUN: moe-gen-checkpoint --family glm4_moe --out %t/glm --seed 18 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 3 --scaling-factor 2.5 --dtype bf16
+// RUN: moe-import --model %t/glm -o %t/glm.mlir
+// RUN: moe-reference emit-model --model %t/glm --layer 2 --seed 8 --tokens 0,1,7,33 --dir %t/glm-cases
+// RUN: moe-run %t/glm.mlir --entry moe_layer_2 --quiet $(cat %t/glm-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/glm-cases | FileCheck %s
+
 // CHECK: compare: 4 sets, 4 outputs, all ok

@@ -113,8 +113,11 @@ struct Keys {
 };
 
 bool isQwen(const std::string &t) { return t == "qwen2_moe" || t == "qwen3_moe"; }
+/// glm4_moe's sparse block is DeepSeek-V3's: Glm4MoeTopkRouter is
+/// DeepseekV3TopkRouter in the Hugging Face code.
+bool isGlm(const std::string &t) { return t == "glm4_moe"; }
 bool isDeepSeek(const std::string &t) {
-  return t == "deepseek_v2" || t == "deepseek_v3";
+  return t == "deepseek_v2" || t == "deepseek_v3" || isGlm(t);
 }
 
 /// The model-wide facts: sizes and the sparse-layer rule.
@@ -161,6 +164,8 @@ bool readModel(Keys &keys, Model *m) {
   if (isQwen(m->type))
     return keys.integerOr("decoder_sparse_step", 1, &m->sparseStep, 1) &&
            keys.integers("mlp_only_layers", &m->mlpOnly);
+  if (isGlm(m->type))  // Glm4MoeDecoderLayer has no moe_layer_freq
+    return keys.integerOr("first_k_dense_replace", 1, &m->firstDense, 0);
   if (isDeepSeek(m->type))
     return keys.integerOr("first_k_dense_replace", 0, &m->firstDense, 0) &&
            keys.integerOr("moe_layer_freq", 1, &m->freq, 1);
@@ -216,15 +221,20 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     cfg->shared = SharedKind::Gated;
     return keys.integer("shared_expert_intermediate_size", fs, 1);
   }
-  // DeepSeek.
-  bool v3 = t == "deepseek_v3";
+  // DeepSeek, and GLM-4.5 (V3's router; Glm4MoeConfig's defaults; the
+  // router never reads scoring_func or topk_method).
+  bool glm = isGlm(t);
+  bool v3 = t == "deepseek_v3" || glm;
   bool norm = false;
   double factor = 1.0;
-  std::string scoring, method;
+  std::string scoring = "sigmoid", method = "noaux_tc";
   if (!keys.boolean("norm_topk_prob", v3, &norm) ||
-      !keys.positive("routed_scaling_factor", v3 ? 2.5 : 1.0, &factor) ||
-      !keys.text("scoring_func", v3 ? "sigmoid" : "softmax", &scoring) ||
-      !keys.text("topk_method", v3 ? "noaux_tc" : "greedy", &method))
+      !keys.positive("routed_scaling_factor", t == "deepseek_v3" ? 2.5 : 1.0,
+                     &factor))
+    return false;
+  if (!glm && (!keys.text("scoring_func", v3 ? "sigmoid" : "softmax",
+                          &scoring) ||
+               !keys.text("topk_method", v3 ? "noaux_tc" : "greedy", &method)))
     return false;
   int64_t shared = 0;
   if (keys.find("n_shared_experts")) {
@@ -302,7 +312,7 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
   }
   std::string p = base + ".mlp";
   ops.push_back(tensor("router", p + ".gate.weight", {E, d}));
-  if (m.type == "deepseek_v3") {
+  if (m.type == "deepseek_v3" || isGlm(m.type)) {
     ops.push_back(tensor("bias", p + ".gate.e_score_correction_bias", {E}));
     ops.back().alwaysF32 = true;
   }

@@ -458,6 +458,42 @@ TEST(HfConfig, DeepSeekV3) {
             std::string::npos);
 }
 
+TEST(HfConfig, Glm4Moe) {
+  // Glm4MoeConfig's defaults: the first layer dense, no scaling, the top-k
+  // weights renormalized; moe_layer_freq, scoring_func and topk_method are
+  // not part of GLM-4.5's modeling code, whatever the file says.
+  std::string base = "{\"model_type\": \"glm4_moe\", " + kSizes +
+                     "\"n_routed_experts\": 8, \"moe_intermediate_size\": 3, "
+                     "\"n_shared_experts\": 1, \"n_group\": 2, "
+                     "\"topk_group\": 1, \"moe_layer_freq\": 2, "
+                     "\"scoring_func\": \"softmax\", "
+                     "\"topk_method\": \"greedy\"";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "}"), "config.json", &layers,
+                               &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{1, 2, 3})); // every one from 1
+  hf::LayerPlan p = plan(base + "}", 1);
+  const RoutingConfig &r = p.cfg.routing;
+  EXPECT_EQ(r.score, Score::Sigmoid);
+  EXPECT_EQ(r.select, Select::GroupedTopK);
+  EXPECT_EQ(r.groupScore, GroupScore::SumTop2);
+  EXPECT_EQ(r.groups, 2);
+  EXPECT_EQ(r.topkGroup, 1);
+  EXPECT_TRUE(r.renormalize);
+  EXPECT_EQ(r.scale, 1.0);
+  EXPECT_EQ(p.operands[1].names[0],
+            "model.layers.1.mlp.gate.e_score_correction_bias");
+  EXPECT_TRUE(p.operands[1].alwaysF32);
+  EXPECT_EQ(p.operands.back().names[0],
+            "model.layers.1.mlp.shared_experts.down_proj.weight");
+  hf::LayerPlan scaled =
+      plan(base + ", \"routed_scaling_factor\": 2.5, "
+                  "\"first_k_dense_replace\": 0}",
+           0);
+  EXPECT_EQ(scaled.cfg.routing.scale, 2.5);
+}
+
 TEST(HfConfig, Errors) {
   EXPECT_NE(planError("{\"model_type\": \"llama\"}", 0)
                 .find("config.json: unsupported model_type \"llama\""),

@@ -50,7 +50,7 @@ static cl::OptionCategory category("moe-gen-checkpoint options");
 static cl::opt<std::string>
     familyName("family",
                cl::desc("mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, "
-                        "deepseek_v3 or granitemoe"),
+                        "deepseek_v3, glm4_moe or granitemoe"),
                cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
                                    cl::Required, cl::cat(category));
@@ -74,7 +74,8 @@ static cl::opt<int64_t> shards("shards", cl::desc("Number of weight files"),
                                cl::init(1), cl::cat(category));
 static cl::opt<int64_t> denseInner(
     "dense-inner",
-    cl::desc("intermediate_size of the dense MLP layers (qwen, deepseek)"),
+    cl::desc("intermediate_size of the dense MLP layers (qwen, deepseek, "
+             "glm4_moe)"),
     cl::init(160), cl::cat(category));
 static cl::opt<int64_t>
     sharedInner("shared-inner",
@@ -82,18 +83,20 @@ static cl::opt<int64_t>
                 cl::init(128), cl::cat(category));
 static cl::opt<int64_t> sharedExperts(
     "shared-experts",
-    cl::desc("n_shared_experts (deepseek; the shared FFN has inner size "
-             "n_shared_experts * inner)"),
+    cl::desc("n_shared_experts (deepseek, glm4_moe; the shared FFN has inner "
+             "size n_shared_experts * inner)"),
     cl::init(1), cl::cat(category));
 static cl::opt<int64_t>
-    groups("groups", cl::desc("n_group (deepseek; default divides E)"),
+    groups("groups",
+           cl::desc("n_group (deepseek, glm4_moe; default divides E)"),
            cl::cat(category));
 static cl::opt<int64_t> topkGroup("topk-group",
-                                  cl::desc("topk_group (deepseek)"),
+                                  cl::desc("topk_group (deepseek, glm4_moe)"),
                                   cl::cat(category));
-static cl::opt<int64_t> firstDense("first-dense",
-                                   cl::desc("first_k_dense_replace (deepseek)"),
-                                   cl::init(1), cl::cat(category));
+static cl::opt<int64_t>
+    firstDense("first-dense",
+               cl::desc("first_k_dense_replace (deepseek, glm4_moe)"),
+               cl::init(1), cl::cat(category));
 static cl::opt<int64_t> moeLayerFreq("moe-layer-freq",
                                      cl::desc("moe_layer_freq (deepseek)"),
                                      cl::init(1), cl::cat(category));
@@ -105,13 +108,13 @@ static cl::list<int64_t> mlpOnlyLayers("mlp-only-layers",
                                        cl::CommaSeparated, cl::cat(category));
 static cl::opt<bool> normTopkProb(
     "norm-topk-prob",
-    cl::desc("norm_topk_prob, 0 or 1 (qwen, olmoe, deepseek; default per "
-             "family)"),
+    cl::desc("norm_topk_prob, 0 or 1 (qwen, olmoe, deepseek, glm4_moe; "
+             "default per family)"),
     cl::ValueRequired, cl::cat(category));
 static cl::opt<double>
     scalingFactor("scaling-factor",
-                  cl::desc("routed_scaling_factor (deepseek; default 16 in "
-                           "v2, 2.5 in v3)"),
+                  cl::desc("routed_scaling_factor (deepseek, glm4_moe; "
+                           "default 16 in v2, 2.5 in v3, 1 in glm4_moe)"),
                   cl::cat(category));
 
 static int fail(const llvm::Twine &message) {
@@ -136,6 +139,7 @@ enum class Family {
   Olmoe,
   DeepSeekV2,
   DeepSeekV3,
+  Glm4Moe,
   GraniteMoe
 };
 
@@ -169,13 +173,25 @@ static const FamilyInfo kFamilies[] = {
     {Family::Olmoe, "olmoe", "OlmoeForCausalLM"},
     {Family::DeepSeekV2, "deepseek_v2", "DeepseekV2ForCausalLM"},
     {Family::DeepSeekV3, "deepseek_v3", "DeepseekV3ForCausalLM"},
+    {Family::Glm4Moe, "glm4_moe", "Glm4MoeForCausalLM"},
     {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
 };
 
 static bool isQwen(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Moe;
 }
+/// DeepSeek's sparse block: DeepSeek-V2 and V3, and GLM-4.5 (V3's router
+/// and tensors under other config defaults, without moe_layer_freq).
 static bool isDeepSeek(Family f) {
+  return f == Family::DeepSeekV2 || f == Family::DeepSeekV3 ||
+         f == Family::Glm4Moe;
+}
+/// Sigmoid scores, the f32 e_score_correction_bias, groups scored by their
+/// two best experts.
+static bool hasV3Router(Family f) {
+  return f == Family::DeepSeekV3 || f == Family::Glm4Moe;
+}
+static bool hasMoeLayerFreq(Family f) {
   return f == Family::DeepSeekV2 || f == Family::DeepSeekV3;
 }
 /// Families whose config has norm_topk_prob (the others always or never
@@ -210,18 +226,18 @@ static llvm::Error checkOptionFamilies(Family family) {
   auto isQwen2 = [](Family f) { return f == Family::Qwen2Moe; };
   auto hasDense = [](Family f) { return isQwen(f) || isDeepSeek(f); };
   const Rule rules[] = {
-      {denseInner, hasDense, "qwen2_moe, qwen3_moe and deepseek"},
+      {denseInner, hasDense, "qwen2_moe, qwen3_moe, deepseek and glm4_moe"},
       {sharedInner, isQwen2, "qwen2_moe"},
-      {sharedExperts, isDeepSeek, "deepseek"},
-      {groups, isDeepSeek, "deepseek"},
-      {topkGroup, isDeepSeek, "deepseek"},
-      {firstDense, isDeepSeek, "deepseek"},
-      {moeLayerFreq, isDeepSeek, "deepseek"},
-      {scalingFactor, isDeepSeek, "deepseek"},
+      {sharedExperts, isDeepSeek, "deepseek and glm4_moe"},
+      {groups, isDeepSeek, "deepseek and glm4_moe"},
+      {topkGroup, isDeepSeek, "deepseek and glm4_moe"},
+      {firstDense, isDeepSeek, "deepseek and glm4_moe"},
+      {moeLayerFreq, hasMoeLayerFreq, "deepseek"},
+      {scalingFactor, isDeepSeek, "deepseek and glm4_moe"},
       {sparseStep, isQwen, "qwen2_moe and qwen3_moe"},
       {mlpOnlyLayers, isQwen, "qwen2_moe and qwen3_moe"},
       {normTopkProb, hasNormTopkProb,
-       "qwen2_moe, qwen3_moe, olmoe and deepseek"},
+       "qwen2_moe, qwen3_moe, olmoe, deepseek and glm4_moe"},
   };
   for (const Rule &rule : rules)
     if (rule.option.getNumOccurrences() && !rule.applies(family))
@@ -252,9 +268,9 @@ static llvm::Error setGroups(Model &m) {
   if (m.topkGroup < 1 || m.topkGroup > m.groups)
     return llvm::createStringError("--topk-group must be in [1, groups]");
   int64_t perGroup = m.experts / m.groups;
-  if (m.family() == Family::DeepSeekV3 && perGroup < 2)
-    return llvm::createStringError(
-        "deepseek_v3 needs at least 2 experts per group");
+  if (hasV3Router(m.family()) && perGroup < 2)
+    return llvm::createStringError(m.info->modelType +
+                                   " needs at least 2 experts per group");
   if (m.topK > m.topkGroup * perGroup)
     return llvm::createStringError("--top-k exceeds the experts of the "
                                    "--topk-group kept groups");
@@ -265,7 +281,7 @@ static llvm::Error setFamilyExtras(Model &m) {
   Family f = m.family();
   m.normTopkProb = normTopkProb.getNumOccurrences()
                        ? bool(normTopkProb)
-                       : f == Family::Qwen3Moe || f == Family::DeepSeekV3;
+                       : f == Family::Qwen3Moe || hasV3Router(f);
   if (isQwen(f)) {
     m.sparseStep = sparseStep;
     m.mlpOnlyLayers.assign(mlpOnlyLayers.begin(), mlpOnlyLayers.end());
@@ -284,9 +300,10 @@ static llvm::Error setFamilyExtras(Model &m) {
   m.sharedInner = m.sharedExperts * m.inner;
   m.firstDense = firstDense;
   m.moeLayerFreq = moeLayerFreq;
-  m.scalingFactor = scalingFactor.getNumOccurrences()
-                        ? double(scalingFactor)
-                        : (f == Family::DeepSeekV3 ? 2.5 : 16.0);
+  m.scalingFactor = scalingFactor.getNumOccurrences() ? double(scalingFactor)
+                    : f == Family::DeepSeekV3         ? 2.5
+                    : f == Family::Glm4Moe            ? 1.0
+                                                      : 16.0;
   if (m.sharedExperts < 0)
     return llvm::createStringError("--shared-experts must be at least 0");
   if (m.firstDense < 0 || m.firstDense > m.layers)
@@ -377,12 +394,15 @@ static void addDeepSeekKeys(const Model &m, llvm::json::Object &config) {
   config["n_shared_experts"] = m.sharedExperts;
   config["n_group"] = m.groups;
   config["topk_group"] = m.topkGroup;
+  config["routed_scaling_factor"] = m.scalingFactor;
+  config["first_k_dense_replace"] = m.firstDense;
+  // Glm4MoeConfig has neither a routing method nor moe_layer_freq.
+  if (!hasMoeLayerFreq(m.family()))
+    return;
   config["topk_method"] = v3             ? "noaux_tc"
                           : m.groups > 1 ? "group_limited_greedy"
                                          : "greedy";
   config["scoring_func"] = v3 ? "sigmoid" : "softmax";
-  config["routed_scaling_factor"] = m.scalingFactor;
-  config["first_k_dense_replace"] = m.firstDense;
   config["moe_layer_freq"] = m.moeLayerFreq;
 }
 
@@ -460,7 +480,7 @@ static void addSparseBlock(const Model &m, const std::string &layer,
   }
   std::string mlp = layer + ".mlp";
   list.add(mlp + ".gate.weight", {e, d});
-  if (m.family() == Family::DeepSeekV3)
+  if (hasV3Router(m.family()))
     list.add(mlp + ".gate.e_score_correction_bias", {e}, Init::Bias);
   for (int64_t i = 0; i < e; ++i)
     list.addGatedFFN(mlp + ".experts." + std::to_string(i), d, f);

@@ -31,11 +31,18 @@
 // - DeepSeek-V2 renormalizes only when norm_topk_prob is true and k > 1,
 //   and then does not scale (its published code); DeepSeek-V3 renormalizes
 //   when norm_topk_prob is true and always scales by routed_scaling_factor.
+// - glm4_moe (GLM-4.5) is DeepSeek-V3's sparse block: its Hugging Face
+//   router is DeepseekV3TopkRouter, so its layers carry
+//   `#moe.family<deepseek_v3>`. Glm4MoeConfig's defaults apply
+//   (first_k_dense_replace 1, routed_scaling_factor 1, norm_topk_prob
+//   true); it has no moe_layer_freq, and scoring_func and topk_method are
+//   not read (the modeling code never does).
 // - hidden_act: silu or swish -> silu; gelu (the erf form) -> gelu_erf;
 //   gelu_new, gelu_pytorch_tanh, gelu_fast (the tanh form) -> gelu_tanh;
 //   relu -> relu. Shared experts use the same activation.
 // - Every tensor of a layer has the dtype of its router weight (F32, F16 or
-//   BF16), except DeepSeek-V3's e_score_correction_bias, which is F32.
+//   BF16), except DeepSeek-V3's (and GLM-4.5's) e_score_correction_bias,
+//   which is F32.
 //
 //===----------------------------------------------------------------------===//
 
