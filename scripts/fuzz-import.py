@@ -38,6 +38,8 @@ CHECKPOINTS = {
     "mixtral": ["--experts", "4", "--inner", "24"],
     "qwen3_moe": ["--experts", "4", "--inner", "24", "--dtype", "bf16"],
     "qwen2_moe": ["--experts", "4", "--inner", "24", "--shared-inner", "32"],
+    "qwen3_next": ["--experts", "16", "--top-k", "4", "--inner", "8",
+                   "--shared-inner", "16", "--dtype", "bf16"],
     "olmoe": ["--experts", "8", "--inner", "24"],
     "granitemoe": ["--experts", "4", "--inner", "24", "--dtype", "f16"],
     "deepseek_v2": ["--experts", "8", "--inner", "24", "--shards", "2"],

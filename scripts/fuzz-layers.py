@@ -248,8 +248,8 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
     ]
 
 
-FAMILIES = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2",
-            "deepseek_v3", "glm4_moe", "granitemoe"]
+FAMILIES = ["mixtral", "qwen2_moe", "qwen3_moe", "qwen3_next", "olmoe",
+            "deepseek_v2", "deepseek_v3", "glm4_moe", "granitemoe"]
 
 
 def draw_model(rng, pipeline):
@@ -283,7 +283,7 @@ def draw_model(rng, pipeline):
                 "--shared-experts", rng.randint(0, 2)]
         if rng.random() < 0.3:
             gen += ["--scaling-factor", rng.choice([1.0, 2.5, 16.0])]
-    if family == "qwen2_moe":
+    if family in ("qwen2_moe", "qwen3_next"):
         gen += ["--shared-inner", size(8, 96)]
     if family != "mixtral" and family != "granitemoe" and rng.random() < 0.5:
         gen += ["--norm-topk-prob", rng.randint(0, 1)]

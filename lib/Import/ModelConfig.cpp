@@ -197,6 +197,10 @@ struct FamilyInfo {
 static const FamilyInfo kFamilies[] = {
     {"mixtral", Family::Mixtral, "num_local_experts", "intermediate_size"},
     {"qwen2_moe", Family::Qwen2Moe, "num_experts", "moe_intermediate_size"},
+    // Qwen3-Next's sparse block is Qwen2-MoE's (Qwen3NextSparseMoeBlock
+    // derives from it): a gated shared expert; norm_topk_prob defaults to
+    // true.
+    {"qwen3_next", Family::Qwen2Moe, "num_experts", "moe_intermediate_size"},
     {"qwen3_moe", Family::Qwen3Moe, "num_experts", "moe_intermediate_size"},
     {"olmoe", Family::Olmoe, "num_experts", "intermediate_size"},
     {"granitemoe", Family::GraniteMoe, "num_local_experts",
@@ -212,8 +216,8 @@ static const FamilyInfo kFamilies[] = {
 };
 
 StringRef mlir::moe::import::supportedModelTypes() {
-  return "mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, "
-         "deepseek_v3, glm4_moe";
+  return "mixtral, qwen2_moe, qwen3_moe, qwen3_next, olmoe, granitemoe, "
+         "deepseek_v2, deepseek_v3, glm4_moe";
 }
 
 static bool isQwen(Family f) {
@@ -357,7 +361,8 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
     return;
   case Family::Qwen2Moe:
   case Family::Qwen3Moe:
-    m.renormalize = reader.getBool("norm_topk_prob", false);
+    m.renormalize =
+        reader.getBool("norm_topk_prob", m.modelType == "qwen3_next");
     m.decoderSparseStep = reader.getInt("decoder_sparse_step", 1, 1);
     m.mlpOnlyLayers = reader.getIntList("mlp_only_layers");
     if (m.family == Family::Qwen2Moe) {

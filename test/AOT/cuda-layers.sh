@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # moe-compile --target TARGET (cuda: on the GPU; cuda-emu: the kernels on the
 # host's SIMT emulator): libraries built from imported bf16 checkpoints
-# (Mixtral-style, Qwen2-MoE and DeepSeek-V3 with their shared experts,
+# (Mixtral-style, Qwen2-MoE, Qwen3-Next and DeepSeek-V3 with their shared experts,
 # GraniteMoE with its fused gate_up) and an f32 GLM-4.5 one imported in bf16 run
 # their layers through the C API (run_layer_npy.c) and match moe-reference's
 # f64 results of the same checkpoint within bf16 tolerance.
@@ -57,6 +57,8 @@ layer qwen2 qwen2_moe 0 7 1,17,64 "" --hidden 64 --inner 32 --layers 1 --seed 6
 layer deepseek deepseek_v3 0 8 1,17,64 --stats-coactivation --hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7
 # A fused gate_up operand.
 layer granite granitemoe 0 9 1,17,64 "" --hidden 64 --inner 32 --layers 1 --seed 8
+# Qwen3-Next's 512 experts and top-10 (its gated shared expert).
+layer qwen3-next qwen3_next 0 11 1,17 "" --hidden 64 --inner 32 --shared-inner 32 --experts 512 --top-k 10 --layers 1 --seed 10
 # An f32 GLM-4.5 checkpoint (DeepSeek-V3's block, the first layer dense):
 # the runtime rounds its weights to bf16 when it loads the library, and
 # the GPU gets the rounded copies.

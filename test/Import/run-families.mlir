@@ -67,6 +67,13 @@
 // RUN: moe-run %t/dsv3.mlir --entry moe_layer_1 --quiet $(cat %t/dsv3-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/dsv3-cases | FileCheck %s
 
+// Qwen3-Next, bf16: 512 experts, top-10, a gated shared expert.
+// RUN: moe-gen-checkpoint --family qwen3_next --out %t/qwen3-next --seed 19 --hidden 32 --inner 16 --shared-inner 24 --experts 512 --top-k 10 --layers 1 --dtype bf16
+// RUN: moe-import --model %t/qwen3-next -o %t/qwen3-next.mlir
+// RUN: moe-reference emit-model --model %t/qwen3-next --layer 0 --seed 9 --tokens 0,1,7,33 --dir %t/qwen3-next-cases
+// RUN: moe-run %t/qwen3-next.mlir --entry moe_layer_0 --quiet $(cat %t/qwen3-next-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/qwen3-next-cases | FileCheck %s
+
 // GLM-4.5, bf16, scaled, with a shared expert, the first layer dense.
 // RUN: moe-gen-checkpoint --family glm4_moe --out %t/glm --seed 18 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 3 --scaling-factor 2.5 --dtype bf16
 // RUN: moe-import --model %t/glm -o %t/glm.mlir

@@ -112,7 +112,12 @@ struct Keys {
   }
 };
 
-bool isQwen(const std::string &t) { return t == "qwen2_moe" || t == "qwen3_moe"; }
+/// qwen3_next's sparse block is Qwen2-MoE's (Qwen3NextSparseMoeBlock
+/// derives from Qwen2MoeSparseMoeBlock), under other config defaults.
+bool isQwen2Block(const std::string &t) {
+  return t == "qwen2_moe" || t == "qwen3_next";
+}
+bool isQwen(const std::string &t) { return isQwen2Block(t) || t == "qwen3_moe"; }
 /// glm4_moe's sparse block is DeepSeek-V3's: Glm4MoeTopkRouter is
 /// DeepseekV3TopkRouter in the Hugging Face code.
 bool isGlm(const std::string &t) { return t == "glm4_moe"; }
@@ -216,8 +221,9 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     return true;
   }
   if (t == "olmoe" || isQwen(t)) {
-    if (!keys.boolean("norm_topk_prob", false, &r.renormalize)) return false;
-    if (t != "qwen2_moe") return true;
+    if (!keys.boolean("norm_topk_prob", t == "qwen3_next", &r.renormalize))
+      return false;
+    if (!isQwen2Block(t)) return true;
     cfg->shared = SharedKind::Gated;
     return keys.integer("shared_expert_intermediate_size", fs, 1);
   }
@@ -320,8 +326,8 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
   ops.push_back(experts("up", p, "up_proj.weight", E, {f, d}));
   ops.push_back(experts("down", p, "down_proj.weight", E, {d, f}));
   if (cfg.shared != SharedKind::None) {
-    std::string s = p + (m.type == "qwen2_moe" ? ".shared_expert"
-                                               : ".shared_experts");
+    std::string s = p + (isQwen2Block(m.type) ? ".shared_expert"
+                                              : ".shared_experts");
     ops.push_back(tensor("shared_gate", s + ".gate_proj.weight", {fs, d}));
     ops.push_back(tensor("shared_up", s + ".up_proj.weight", {fs, d}));
     ops.push_back(tensor("shared_down", s + ".down_proj.weight", {d, fs}));

@@ -458,6 +458,22 @@ TEST(HfConfig, DeepSeekV3) {
             std::string::npos);
 }
 
+TEST(HfConfig, Qwen3Next) {
+  // Qwen2-MoE's block: the gated shared expert; norm_topk_prob defaults to
+  // true (Qwen3NextConfig).
+  hf::LayerPlan p = plan("{\"model_type\": \"qwen3_next\", " + kSizes +
+                             "\"num_experts\": 8, "
+                             "\"moe_intermediate_size\": 3, "
+                             "\"shared_expert_intermediate_size\": 5}",
+                         0);
+  EXPECT_TRUE(p.cfg.routing.renormalize);
+  EXPECT_EQ(p.cfg.shared, SharedKind::Gated);
+  EXPECT_EQ(p.operands.back().names[0],
+            "model.layers.0.mlp.shared_expert_gate.weight");
+  EXPECT_EQ(p.operands[p.operands.size() - 2].shape,
+            (std::vector<int64_t>{4, 5}));
+}
+
 TEST(HfConfig, Glm4Moe) {
   // Glm4MoeConfig's defaults: the first layer dense, no scaling, the top-k
   // weights renormalized; moe_layer_freq, scoring_func and topk_method are

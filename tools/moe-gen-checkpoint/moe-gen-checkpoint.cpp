@@ -49,8 +49,8 @@ static cl::OptionCategory category("moe-gen-checkpoint options");
 
 static cl::opt<std::string>
     familyName("family",
-               cl::desc("mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, "
-                        "deepseek_v3, glm4_moe or granitemoe"),
+               cl::desc("mixtral, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
+                        "deepseek_v2, deepseek_v3, glm4_moe or granitemoe"),
                cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
                                    cl::Required, cl::cat(category));
@@ -79,7 +79,8 @@ static cl::opt<int64_t> denseInner(
     cl::init(160), cl::cat(category));
 static cl::opt<int64_t>
     sharedInner("shared-inner",
-                cl::desc("shared_expert_intermediate_size (qwen2_moe)"),
+                cl::desc("shared_expert_intermediate_size (qwen2_moe, "
+                         "qwen3_next)"),
                 cl::init(128), cl::cat(category));
 static cl::opt<int64_t> sharedExperts(
     "shared-experts",
@@ -135,6 +136,7 @@ namespace {
 enum class Family {
   Mixtral,
   Qwen2Moe,
+  Qwen3Next,
   Qwen3Moe,
   Olmoe,
   DeepSeekV2,
@@ -169,6 +171,7 @@ struct Model {
 static const FamilyInfo kFamilies[] = {
     {Family::Mixtral, "mixtral", "MixtralForCausalLM"},
     {Family::Qwen2Moe, "qwen2_moe", "Qwen2MoeForCausalLM"},
+    {Family::Qwen3Next, "qwen3_next", "Qwen3NextForCausalLM"},
     {Family::Qwen3Moe, "qwen3_moe", "Qwen3MoeForCausalLM"},
     {Family::Olmoe, "olmoe", "OlmoeForCausalLM"},
     {Family::DeepSeekV2, "deepseek_v2", "DeepseekV2ForCausalLM"},
@@ -178,7 +181,13 @@ static const FamilyInfo kFamilies[] = {
 };
 
 static bool isQwen(Family f) {
-  return f == Family::Qwen2Moe || f == Family::Qwen3Moe;
+  return f == Family::Qwen2Moe || f == Family::Qwen3Moe ||
+         f == Family::Qwen3Next;
+}
+/// Qwen2-MoE's sparse block, with its sigmoid-gated shared expert (also
+/// Qwen3-Next's).
+static bool hasGatedSharedExpert(Family f) {
+  return f == Family::Qwen2Moe || f == Family::Qwen3Next;
 }
 /// DeepSeek's sparse block: DeepSeek-V2 and V3, and GLM-4.5 (V3's router
 /// and tensors under other config defaults, without moe_layer_freq).
@@ -223,21 +232,19 @@ static llvm::Error checkOptionFamilies(Family family) {
     bool (*applies)(Family);
     StringRef families;
   };
-  auto isQwen2 = [](Family f) { return f == Family::Qwen2Moe; };
   auto hasDense = [](Family f) { return isQwen(f) || isDeepSeek(f); };
   const Rule rules[] = {
-      {denseInner, hasDense, "qwen2_moe, qwen3_moe, deepseek and glm4_moe"},
-      {sharedInner, isQwen2, "qwen2_moe"},
+      {denseInner, hasDense, "qwen, deepseek and glm4_moe"},
+      {sharedInner, hasGatedSharedExpert, "qwen2_moe and qwen3_next"},
       {sharedExperts, isDeepSeek, "deepseek and glm4_moe"},
       {groups, isDeepSeek, "deepseek and glm4_moe"},
       {topkGroup, isDeepSeek, "deepseek and glm4_moe"},
       {firstDense, isDeepSeek, "deepseek and glm4_moe"},
       {moeLayerFreq, hasMoeLayerFreq, "deepseek"},
       {scalingFactor, isDeepSeek, "deepseek and glm4_moe"},
-      {sparseStep, isQwen, "qwen2_moe and qwen3_moe"},
-      {mlpOnlyLayers, isQwen, "qwen2_moe and qwen3_moe"},
-      {normTopkProb, hasNormTopkProb,
-       "qwen2_moe, qwen3_moe, olmoe, deepseek and glm4_moe"},
+      {sparseStep, isQwen, "qwen2_moe, qwen3_moe and qwen3_next"},
+      {mlpOnlyLayers, isQwen, "qwen2_moe, qwen3_moe and qwen3_next"},
+      {normTopkProb, hasNormTopkProb, "qwen, olmoe, deepseek and glm4_moe"},
   };
   for (const Rule &rule : rules)
     if (rule.option.getNumOccurrences() && !rule.applies(family))
@@ -279,9 +286,10 @@ static llvm::Error setGroups(Model &m) {
 
 static llvm::Error setFamilyExtras(Model &m) {
   Family f = m.family();
-  m.normTopkProb = normTopkProb.getNumOccurrences()
-                       ? bool(normTopkProb)
-                       : f == Family::Qwen3Moe || hasV3Router(f);
+  m.normTopkProb =
+      normTopkProb.getNumOccurrences()
+          ? bool(normTopkProb)
+          : f == Family::Qwen3Moe || f == Family::Qwen3Next || hasV3Router(f);
   if (isQwen(f)) {
     m.sparseStep = sparseStep;
     m.mlpOnlyLayers.assign(mlpOnlyLayers.begin(), mlpOnlyLayers.end());
@@ -290,7 +298,7 @@ static llvm::Error setFamilyExtras(Model &m) {
         return llvm::createStringError("--mlp-only-layers names layer " +
                                        llvm::Twine(layer) +
                                        ", outside [0, layers)");
-    if (f == Family::Qwen2Moe)
+    if (hasGatedSharedExpert(f))
       m.sharedInner = sharedInner;
     return checkPositive(sparseStep);
   }
@@ -385,7 +393,7 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
     config["decoder_sparse_step"] = m.sparseStep;
     config["mlp_only_layers"] = llvm::json::Array(m.mlpOnlyLayers);
   }
-  if (f == Family::Qwen2Moe)
+  if (hasGatedSharedExpert(f))
     config["shared_expert_intermediate_size"] = m.sharedInner;
 }
 
@@ -484,7 +492,7 @@ static void addSparseBlock(const Model &m, const std::string &layer,
     list.add(mlp + ".gate.e_score_correction_bias", {e}, Init::Bias);
   for (int64_t i = 0; i < e; ++i)
     list.addGatedFFN(mlp + ".experts." + std::to_string(i), d, f);
-  if (m.family() == Family::Qwen2Moe) {
+  if (hasGatedSharedExpert(m.family())) {
     list.addGatedFFN(mlp + ".shared_expert", d, m.sharedInner);
     list.add(mlp + ".shared_expert_gate.weight", {1, d});
   }

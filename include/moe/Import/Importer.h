@@ -31,6 +31,10 @@
 // - DeepSeek-V2 renormalizes only when norm_topk_prob is true and k > 1,
 //   and then does not scale (its published code); DeepSeek-V3 renormalizes
 //   when norm_topk_prob is true and always scales by routed_scaling_factor.
+// - qwen3_next (Qwen3-Next) is Qwen2-MoE's sparse block (its Hugging Face
+//   Qwen3NextSparseMoeBlock derives from Qwen2MoeSparseMoeBlock), so its
+//   layers carry `#moe.family<qwen2_moe>`; its norm_topk_prob defaults to
+//   true, as in Qwen3NextConfig.
 // - glm4_moe (GLM-4.5) is DeepSeek-V3's sparse block: its Hugging Face
 //   router is DeepseekV3TopkRouter, so its layers carry
 //   `#moe.family<deepseek_v3>`. Glm4MoeConfig's defaults apply
