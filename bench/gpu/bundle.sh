@@ -12,7 +12,8 @@
 #          default BUILD_DIR-static, with -DMOE_STATIC_LLVM=ON), stripped
 #          and compressed, since the GPU machine has no LLVM and the
 #          shared libMLIR and libLLVM are too large to carry there
-#   aot/   moe-compile --target cuda libraries of imported bf16 checkpoints,
+#   aot/   moe-compile --target cuda libraries of imported checkpoints (bf16,
+#          and an f32 one imported in bf16),
 #          a C driver for each (test/AOT/run_layer_npy.c) and moe-reference's
 #          cases with their f64 results, and examples/cuda/layer_graph.c
 #          built against the `wide` one (static cudart): its layer on device
@@ -66,19 +67,20 @@ xz -T0 -6 "$out/bin/moe-run"
 
 # Ahead-of-time libraries, each checked against moe-reference's f64 model
 # on the GPU machine: NAME FAMILY GENERATOR-OPTIONS LAYER TOKENS
-# [COMPILE-OPTIONS].
+# [COMPILE-OPTIONS]. The checkpoint has dtype $stored (bf16 by default) and
+# is imported in bf16.
 aot() {
   local name=$1 family=$2 options=$3 layer=$4 tokens=$5 dir="$out/aot/$1"
   mkdir -p "$dir"
-  "$build/bin/moe-gen-checkpoint" --family "$family" --dtype bf16 $options \
-    --out "$dir/ckpt" > /dev/null
-  "$build/bin/moe-import" --model "$dir/ckpt" -o "$dir/model.mlir"
+  "$build/bin/moe-gen-checkpoint" --family "$family" --dtype "${stored:-bf16}" \
+    $options --out "$dir/ckpt" > /dev/null
+  "$build/bin/moe-import" --model "$dir/ckpt" --dtype bf16 -o "$dir/model.mlir"
   "$build/bin/moe-compile" "$dir/model.mlir" --target cuda --cuda-chip "$chip" \
     --cuda-format bin ${6:-} -o "$dir/libmodel.so" --header "$dir/model.h"
   cc -O2 -Wall -Wextra -Werror test/AOT/run_layer_npy.c -I"$dir" -L"$dir" \
     -lmodel -lpthread -ldl -Wl,-rpath,'$ORIGIN' -o "$dir/run"
   "$build/bin/moe-reference" emit-model --model "$dir/ckpt" --layer "$layer" \
-    --seed 5 --tokens "$tokens" --dir "$dir/cases" > /dev/null
+    --seed 5 --tokens "$tokens" --dir "$dir/cases" --dtype bf16 > /dev/null
   echo "moe_layer_$layer" > "$dir/layer"
 }
 aot small mixtral "--hidden 32 --inner 48 --seed 3" 1 "0,1,9,40,130"
@@ -90,6 +92,10 @@ aot qwen2 qwen2_moe "--hidden 64 --inner 32 --layers 1 --seed 6" 0 "1,17,64"
 aot deepseek deepseek_v3 "--hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7" 0 "1,17,64" --stats-coactivation
 # A fused gate_up operand.
 aot granite granitemoe "--hidden 64 --inner 32 --layers 1 --seed 8" 0 "1,17,64"
+# Qwen3-Next's 512 experts and top-10; an f32 GLM-4.5 checkpoint, its
+# weights rounded to bf16 when the library loads.
+aot qwen3next qwen3_next "--hidden 32 --inner 16 --shared-inner 16 --experts 512 --top-k 10 --layers 1 --seed 10" 0 "1,17,64"
+stored=f32 aot glm glm4_moe "--hidden 64 --inner 32 --layers 2 --experts 16 --top-k 4 --scaling-factor 2.5 --seed 9" 1 "1,17,64"
 # examples/cuda/layer_graph.c against `wide`, against a threshold-routed
 # layer whose tau the example turns after the capture, and against a layer
 # with a capacity whose factor it turns after the capture.
@@ -118,4 +124,8 @@ done
   echo "aot chip: $chip"
 } > "$out/BUILD"
 du -sh "$out" | sed 's/\t.*//; s/^/bundle size: /'
+# A device run carries at most 64 MiB, the source tree (some 3 MiB) included.
+bytes=$(du -sb "$out" | cut -f1)
+[ "$bytes" -le $((58 * 1024 * 1024)) ] ||
+  die "the bundle has $bytes bytes, more than the 58 MiB a device run can carry beside the tree"
 echo "bundle in $out"
