@@ -219,8 +219,10 @@ llvm::Error Model::bindPacked(const WeightEntry &weight,
   size_t pieceBytes =
       static_cast<size_t>(perTensor) * n * k * elementSize(weight.dtype);
   for (auto [i, name] : llvm::enumerate(weight.names)) {
-    const char *data = converted + i * pieceBytes;
-    if (!converted) {
+    const char *data;
+    if (converted) {
+      data = converted + i * pieceBytes;
+    } else {
       auto tensor = checkpoint->require(name, pieceShape, {dtype});
       if (!tensor)
         return tensor.takeError();
