@@ -117,21 +117,6 @@ llvm::Error Model::bind(const WeightEntry &weight) {
   return llvm::Error::success();
 }
 
-/// Element `i` of `base` (of `type`) as f32; `base` is a checkpoint
-/// mapping, not necessarily aligned for `type`.
-static float loadMapped(const void *base, moe_dtype type, int64_t i) {
-  const char *at = static_cast<const char *>(base) + i * elementSize(type);
-  if (type == MOE_DTYPE_F32) {
-    float value;
-    std::memcpy(&value, at, 4);
-    return value;
-  }
-  uint16_t bits;
-  std::memcpy(&bits, at, 2);
-  return type == MOE_DTYPE_BF16 ? cpu::fromBF16Scalar(bits)
-                                : cpu::fromF16Scalar(bits);
-}
-
 /// Converts the tensors of `weight` from the checkpoint's `stored` element
 /// type to `dtype`, rounding to nearest even, into one buffer in stacking
 /// order; a packed weight is then packed from the converted values, so that
@@ -166,7 +151,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     cpu::parallelFor(chunks, [&](int64_t chunk) {
       int64_t end = std::min(count, (chunk + 1) * kChunk);
       for (int64_t j = chunk * kChunk; j < end; ++j) {
-        float value = loadMapped(in, from, j);
+        float value = cpu::loadF32(in, from, j);
         cpu::storeF32(out, to, j, value);
         if (overflow[chunk] < 0 && std::isfinite(value) &&
             !std::isfinite(cpu::loadF32(out, to, j)))
@@ -178,7 +163,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         continue;
       char value[32];
       std::snprintf(value, sizeof(value), "%.9g",
-                    static_cast<double>(loadMapped(in, from, j)));
+                    static_cast<double>(cpu::loadF32(in, from, j)));
       return llvm::createStringError(
           llvm::inconvertibleErrorCode(),
           (*tensor)->file + ": tensor " + name + ": element " +

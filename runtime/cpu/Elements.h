@@ -85,17 +85,19 @@ inline uint16_t toF16Scalar(float value) {
   return static_cast<uint16_t>(sign | half);
 }
 
-/// Element `i` of `base` (of `type`) as f32.
+/// Element `i` of `base` (of `type`) as f32. `base` need not be aligned
+/// for `type` (a checkpoint's mapping does not promise it): the loads are
+/// memcpy, which compilers turn into plain loads.
 inline float loadF32(const void *base, moe_dtype type, int64_t i) {
-  switch (type) {
-  case MOE_DTYPE_F32:
-    return static_cast<const float *>(base)[i];
-  case MOE_DTYPE_BF16:
-    return fromBF16Scalar(static_cast<const uint16_t *>(base)[i]);
-  case MOE_DTYPE_F16:
-    return fromF16Scalar(static_cast<const uint16_t *>(base)[i]);
+  const char *at = static_cast<const char *>(base);
+  if (type == MOE_DTYPE_F32) {
+    float value;
+    std::memcpy(&value, at + 4 * i, 4);
+    return value;
   }
-  return 0.0f;
+  uint16_t bits;
+  std::memcpy(&bits, at + 2 * i, 2);
+  return type == MOE_DTYPE_BF16 ? fromBF16Scalar(bits) : fromF16Scalar(bits);
 }
 
 /// Stores `value` rounded to `type` as element `i` of `base`.

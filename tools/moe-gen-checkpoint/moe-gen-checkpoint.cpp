@@ -26,7 +26,6 @@
 #include "moe/Support/Random.h"
 
 #include "llvm/ADT/STLExtras.h"
-#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
@@ -340,11 +339,7 @@ static llvm::Expected<Model> parseModel() {
   if (m.topK < 1 || m.topK > m.experts)
     return llvm::createStringError("--top-k must be in [1, experts]");
   std::optional<DType> dtype =
-      llvm::StringSwitch<std::optional<DType>>(dtypeName)
-          .Case("f32", DType::F32)
-          .Case("f16", DType::F16)
-          .Case("bf16", DType::BF16)
-          .Default(std::nullopt);
+      checkpoint::parseDType(StringRef(dtypeName).upper());
   if (!dtype)
     return llvm::createStringError("--dtype must be f32, f16 or bf16");
   m.dtype = *dtype;

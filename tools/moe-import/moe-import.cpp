@@ -23,7 +23,6 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/FileUtilities.h"
-#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -81,11 +80,7 @@ int main(int argc, char **argv) {
   options.weightsAsArguments = weightsAsArguments;
   if (dtypeName.getNumOccurrences()) {
     std::optional<moe::checkpoint::DType> dtype =
-        llvm::StringSwitch<std::optional<moe::checkpoint::DType>>(dtypeName)
-            .Case("f32", moe::checkpoint::DType::F32)
-            .Case("f16", moe::checkpoint::DType::F16)
-            .Case("bf16", moe::checkpoint::DType::BF16)
-            .Default(std::nullopt);
+        moe::checkpoint::parseDType(llvm::StringRef(dtypeName).upper());
     if (!dtype)
       return fail("--dtype: expected f32, f16 or bf16, found \"" + dtypeName +
                   "\"");
