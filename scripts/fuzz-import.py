@@ -36,6 +36,7 @@ import tempfile
 # One checkpoint per family, all small: moe-gen-checkpoint's options.
 CHECKPOINTS = {
     "mixtral": ["--experts", "4", "--inner", "24"],
+    "minimax_m2": ["--experts", "8", "--inner", "24", "--dtype", "bf16"],
     "qwen3_moe": ["--experts", "4", "--inner", "24", "--dtype", "bf16"],
     "qwen2_moe": ["--experts", "4", "--inner", "24", "--shared-inner", "32"],
     "qwen3_next": ["--experts", "16", "--top-k", "4", "--inner", "8",

@@ -169,7 +169,7 @@ static void addGatedFFN(llvm::SmallVectorImpl<WeightSpec> &out,
 }
 
 /// The module holding a layer's MoE block: `block_sparse_moe` (Mixtral,
-/// Granite) or `mlp`.
+/// MiniMax-M2, Granite) or `mlp`.
 static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
   bool blockSparse =
       m.family == Family::Mixtral || m.family == Family::GraniteMoe;
@@ -192,6 +192,10 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
   spec.router = routerSpec(m, layer);
   if (m.family == Family::Mixtral) {
     std::string moe = blockPrefix(m, layer);
+    if (m.selectionBias) { // MiniMax-M2: beside the router, not in it
+      spec.bias = single("bias", moe + ".e_score_correction_bias", {e});
+      spec.bias->alwaysF32 = true;
+    }
     spec.experts = {perExpert("gate", m, moe, "w1.weight", {f, d}),
                     perExpert("up", m, moe, "w3.weight", {f, d}),
                     perExpert("down", m, moe, "w2.weight", {d, f})};
@@ -352,8 +356,9 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
   for (const WeightSpec &weight : spec.shared)
     shared.push_back(materialize(weight));
 
-  FamilyAttr family =
-      m.matchesPreset ? FamilyAttr::get(ctx, m.family) : FamilyAttr();
+  FamilyAttr family = m.matchesPreset && m.hasPreset
+                          ? FamilyAttr::get(ctx, m.family)
+                          : FamilyAttr();
   auto layerOp = LayerOp::create(
       builder, loc, entry->getArgument(0), ValueRange{router}, bias,
       /*tau=*/Value(), /*capacity_factor=*/Value(), experts, shared,

@@ -196,6 +196,11 @@ struct FamilyInfo {
 
 static const FamilyInfo kFamilies[] = {
     {"mixtral", Family::Mixtral, "num_local_experts", "intermediate_size"},
+    // MiniMax-M2's sparse block is Mixtral's (MiniMaxM2SparseMoeBlock
+    // derives from MixtralSparseMoeBlock: its tensor names and config keys)
+    // with another router: sigmoid scores and a selection bias. No preset
+    // of spec section 9 names that routing.
+    {"minimax_m2", Family::Mixtral, "num_local_experts", "intermediate_size"},
     {"qwen2_moe", Family::Qwen2Moe, "num_experts", "moe_intermediate_size"},
     // Qwen3-Next's sparse block is Qwen2-MoE's (Qwen3NextSparseMoeBlock
     // derives from it): a gated shared expert; norm_topk_prob defaults to
@@ -216,8 +221,8 @@ static const FamilyInfo kFamilies[] = {
 };
 
 StringRef mlir::moe::import::supportedModelTypes() {
-  return "mixtral, qwen2_moe, qwen3_moe, qwen3_next, olmoe, granitemoe, "
-         "deepseek_v2, deepseek_v3, glm4_moe";
+  return "mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
+         "granitemoe, deepseek_v2, deepseek_v3, glm4_moe";
 }
 
 static bool isQwen(Family f) {
@@ -346,6 +351,15 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
   switch (m.family) {
   case Family::Mixtral:
     m.renormalize = true;
+    if (m.modelType == "minimax_m2") {
+      // MiniMaxM2TopKRouter: sigmoid scores, the top k of scores plus
+      // e_score_correction_bias, the unbiased scores renormalized. Its
+      // config has no routing keys (a scoring_func or norm_topk_prob in the
+      // file is not read), and no preset names this routing.
+      m.score = ScoreFunc::Sigmoid;
+      m.selectionBias = true;
+      m.hasPreset = false;
+    }
     return;
   case Family::GraniteMoe:
     m.score = ScoreFunc::Logits;

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # moe-compile --target TARGET (cuda: on the GPU; cuda-emu: the kernels on the
 # host's SIMT emulator): libraries built from imported bf16 checkpoints
-# (Mixtral-style, Qwen2-MoE, Qwen3-Next and DeepSeek-V3 with their shared experts,
-# GraniteMoE with its fused gate_up) and an f32 GLM-4.5 one imported in bf16 run
-# their layers through the C API (run_layer_npy.c) and match moe-reference's
-# f64 results of the same checkpoint within bf16 tolerance.
+# (Mixtral-style, Qwen2-MoE, Qwen3-Next and DeepSeek-V3 with their shared
+# experts, GraniteMoE with its fused gate_up), an f32 GLM-4.5 one and an f16
+# MiniMax-M2 one imported in bf16 run their layers through the C API
+# (run_layer_npy.c) and match moe-reference's f64 results of the same
+# checkpoint within bf16 tolerance.
 # Prints one `compare:` line per checkpoint; stops at the first failure.
 #
 #   cuda-layers.sh TARGET DIR BINDIR CC
@@ -63,3 +64,6 @@ layer qwen3-next qwen3_next 0 11 1,17 "" --hidden 64 --inner 32 --shared-inner 3
 # the runtime rounds its weights to bf16 when it loads the library, and
 # the GPU gets the rounded copies.
 stored=f32 layer glm glm4_moe 1 10 1,17 "" --hidden 64 --inner 32 --layers 2 --experts 16 --top-k 4 --scaling-factor 2.5 --seed 9
+# An f16 MiniMax-M2 checkpoint: sigmoid scores, the correction bias with a
+# plain top-k, 32 experts and top-8.
+stored=f16 layer minimax minimax_m2 0 12 1,17 "" --hidden 64 --inner 32 --layers 1 --experts 32 --top-k 8 --seed 11

@@ -81,4 +81,12 @@
 // RUN: moe-run %t/glm.mlir --entry moe_layer_2 --quiet $(cat %t/glm-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/glm-cases | FileCheck %s
 
+// MiniMax-M2, f16: Mixtral's block with sigmoid scores and the F32
+// correction bias beside the router, 32 experts, top-8.
+// RUN: moe-gen-checkpoint --family minimax_m2 --out %t/minimax --seed 20 --hidden 32 --inner 48 --experts 32 --top-k 8 --layers 2 --dtype f16
+// RUN: moe-import --model %t/minimax -o %t/minimax.mlir
+// RUN: moe-reference emit-model --model %t/minimax --layer 1 --seed 10 --tokens 0,1,7,33 --dir %t/minimax-cases
+// RUN: moe-run %t/minimax.mlir --entry moe_layer_1 --quiet $(cat %t/minimax-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/minimax-cases | FileCheck %s
+
 // CHECK: compare: 4 sets, 4 outputs, all ok

@@ -124,6 +124,14 @@ bool isGlm(const std::string &t) { return t == "glm4_moe"; }
 bool isDeepSeek(const std::string &t) {
   return t == "deepseek_v2" || t == "deepseek_v3" || isGlm(t);
 }
+/// minimax_m2's sparse block is Mixtral's (MiniMaxM2SparseMoeBlock derives
+/// from MixtralSparseMoeBlock) with MiniMaxM2TopKRouter: sigmoid scores and
+/// e_score_correction_bias.
+bool isMiniMax(const std::string &t) { return t == "minimax_m2"; }
+/// The families named as Mixtral is: block_sparse_moe, w1/w3/w2.
+bool isMixtralBlock(const std::string &t) {
+  return t == "mixtral" || isMiniMax(t);
+}
 
 /// The model-wide facts: sizes and the sparse-layer rule.
 struct Model {
@@ -145,7 +153,7 @@ struct Model {
 bool readModel(Keys &keys, Model *m) {
   if (!keys.text("model_type", nullptr, &m->type)) return false;
   const char *expertsKey, *sizeKey;
-  if (m->type == "mixtral" || m->type == "granitemoe") {
+  if (isMixtralBlock(m->type) || m->type == "granitemoe") {
     expertsKey = "num_local_experts";
     sizeKey = "intermediate_size";
   } else if (m->type == "olmoe") {
@@ -211,8 +219,11 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
   *fs = 0;
   cfg->shared = SharedKind::None;
   const std::string &t = m.type;
-  if (t == "mixtral") {
+  if (isMixtralBlock(t)) {
     r.renormalize = true;
+    // MiniMax-M2: its config has no routing keys; the router always takes
+    // sigmoid scores (and the bias, an operand below).
+    if (isMiniMax(t)) r.score = Score::Sigmoid;
     return true;
   }
   if (t == "granitemoe") {
@@ -301,9 +312,13 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
   std::string base = "model.layers." + std::to_string(l);
   int64_t d = m.d, E = m.E, f = m.f;
   std::vector<Operand> ops;
-  if (m.type == "mixtral") {
+  if (isMixtralBlock(m.type)) {
     std::string p = base + ".block_sparse_moe";
     ops.push_back(tensor("router", p + ".gate.weight", {E, d}));
+    if (isMiniMax(m.type)) { // the block's buffer, not the router's
+      ops.push_back(tensor("bias", p + ".e_score_correction_bias", {E}));
+      ops.back().alwaysF32 = true;
+    }
     ops.push_back(experts("gate", p, "w1.weight", E, {f, d}));
     ops.push_back(experts("up", p, "w3.weight", E, {f, d}));
     ops.push_back(experts("down", p, "w2.weight", E, {d, f}));

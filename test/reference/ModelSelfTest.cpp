@@ -316,6 +316,40 @@ TEST(HfConfig, Mixtral) {
   EXPECT_EQ(p.operands[3].shape, (std::vector<int64_t>{3, 4, 5}));
 }
 
+TEST(HfConfig, MiniMaxM2) {
+  // Mixtral's names and sizes, every layer sparse; MiniMaxM2TopKRouter's
+  // sigmoid scores, the bias beside the router, renormalized, unscaled.
+  // Routing keys in the file are not MiniMaxM2Config's and change nothing.
+  std::string config = "{\"model_type\": \"minimax_m2\", " + kSizes +
+                       "\"num_local_experts\": 3, "
+                       "\"intermediate_size\": 5, "
+                       "\"scoring_func\": \"softmax\", "
+                       "\"norm_topk_prob\": false, "
+                       "\"routed_scaling_factor\": 2.5}";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(
+      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{0, 1, 2, 3}));
+  hf::LayerPlan p = plan(config, 2);
+  const RoutingConfig &r = p.cfg.routing;
+  EXPECT_EQ(r.score, Score::Sigmoid);
+  EXPECT_EQ(r.select, Select::TopK);
+  EXPECT_TRUE(r.renormalize);
+  EXPECT_EQ(r.scale, 1.0);
+  EXPECT_EQ(p.E, 3);
+  EXPECT_EQ(p.f, 5);
+  EXPECT_EQ(roles(p),
+            (std::vector<std::string>{"router", "bias", "gate", "up", "down"}));
+  EXPECT_EQ(p.operands[1].names,
+            (std::vector<std::string>{
+                "model.layers.2.block_sparse_moe.e_score_correction_bias"}));
+  EXPECT_EQ(p.operands[1].shape, (std::vector<int64_t>{3}));
+  EXPECT_TRUE(p.operands[1].alwaysF32);
+  EXPECT_EQ(p.operands[4].names.back(),
+            "model.layers.2.block_sparse_moe.experts.2.w2.weight");
+}
+
 TEST(HfConfig, QwenSparseLayersAndSharedExpert) {
   std::string cfg = "{\"model_type\": \"qwen2_moe\", " + kSizes +
                     "\"num_experts\": 4, \"moe_intermediate_size\": 3, "

@@ -46,11 +46,11 @@ namespace cl = llvm::cl;
 
 static cl::OptionCategory category("moe-gen-checkpoint options");
 
-static cl::opt<std::string>
-    familyName("family",
-               cl::desc("mixtral, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
-                        "deepseek_v2, deepseek_v3, glm4_moe or granitemoe"),
-               cl::Required, cl::cat(category));
+static cl::opt<std::string> familyName(
+    "family",
+    cl::desc("mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
+             "deepseek_v2, deepseek_v3, glm4_moe or granitemoe"),
+    cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
                                    cl::Required, cl::cat(category));
 static cl::opt<uint64_t> seed("seed", cl::desc("Seed of the weights"),
@@ -134,6 +134,7 @@ static int fail(llvm::Error error) {
 namespace {
 enum class Family {
   Mixtral,
+  MiniMaxM2,
   Qwen2Moe,
   Qwen3Next,
   Qwen3Moe,
@@ -169,6 +170,7 @@ struct Model {
 
 static const FamilyInfo kFamilies[] = {
     {Family::Mixtral, "mixtral", "MixtralForCausalLM"},
+    {Family::MiniMaxM2, "minimax_m2", "MiniMaxM2ForCausalLM"},
     {Family::Qwen2Moe, "qwen2_moe", "Qwen2MoeForCausalLM"},
     {Family::Qwen3Next, "qwen3_next", "Qwen3NextForCausalLM"},
     {Family::Qwen3Moe, "qwen3_moe", "Qwen3MoeForCausalLM"},
@@ -179,6 +181,11 @@ static const FamilyInfo kFamilies[] = {
     {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
 };
 
+/// Mixtral's sparse block and tensor names (MiniMax-M2's block derives from
+/// it, with sigmoid scores and e_score_correction_bias beside the router).
+static bool isMixtralBlock(Family f) {
+  return f == Family::Mixtral || f == Family::MiniMaxM2;
+}
 static bool isQwen(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Moe ||
          f == Family::Qwen3Next;
@@ -365,18 +372,19 @@ static StringRef torchDType(DType type) {
 }
 
 /// The keys each family's config.json has (Hugging Face names; note that
-/// mixtral, olmoe and granitemoe call the expert size intermediate_size).
+/// mixtral, minimax_m2, olmoe and granitemoe call the expert size
+/// intermediate_size).
 static void addMoEKeys(const Model &m, llvm::json::Object &config) {
   Family f = m.family();
   bool expertSizeIsIntermediate =
-      f == Family::Mixtral || f == Family::Olmoe || f == Family::GraniteMoe;
+      isMixtralBlock(f) || f == Family::Olmoe || f == Family::GraniteMoe;
   if (expertSizeIsIntermediate) {
     config["intermediate_size"] = m.inner;
   } else {
     config["intermediate_size"] = m.denseInner;
     config["moe_intermediate_size"] = m.inner;
   }
-  StringRef expertsKey = f == Family::Mixtral || f == Family::GraniteMoe
+  StringRef expertsKey = isMixtralBlock(f) || f == Family::GraniteMoe
                              ? "num_local_experts"
                          : isDeepSeek(f) ? "n_routed_experts"
                                          : "num_experts";
@@ -463,9 +471,11 @@ public:
 static void addSparseBlock(const Model &m, const std::string &layer,
                            TensorList &list) {
   int64_t d = m.hidden, f = m.inner, e = m.experts;
-  if (m.family() == Family::Mixtral) {
+  if (isMixtralBlock(m.family())) {
     std::string moe = layer + ".block_sparse_moe";
     list.add(moe + ".gate.weight", {e, d});
+    if (m.family() == Family::MiniMaxM2)
+      list.add(moe + ".e_score_correction_bias", {e}, Init::Bias);
     for (int64_t i = 0; i < e; ++i) {
       std::string expert = moe + ".experts." + std::to_string(i);
       list.add(expert + ".w1.weight", {f, d});

@@ -41,12 +41,20 @@
 //   (first_k_dense_replace 1, routed_scaling_factor 1, norm_topk_prob
 //   true); it has no moe_layer_freq, and scoring_func and topk_method are
 //   not read (the modeling code never does).
+// - minimax_m2 (MiniMax-M2) is Mixtral's sparse block (tensor names and
+//   config keys: MiniMaxM2SparseMoeBlock derives from MixtralSparseMoeBlock)
+//   routed by MiniMaxM2TopKRouter: sigmoid scores, the top k of the scores
+//   plus `block_sparse_moe.e_score_correction_bias` (F32), the unbiased
+//   scores of the chosen experts renormalized, no scaling, every layer
+//   sparse. No preset names this routing, so its layers carry the routing
+//   attributes and no `family`. MiniMaxM2Config has no routing keys:
+//   scoring_func, norm_topk_prob and the like are not read.
 // - hidden_act: silu or swish -> silu; gelu (the erf form) -> gelu_erf;
 //   gelu_new, gelu_pytorch_tanh, gelu_fast (the tanh form) -> gelu_tanh;
 //   relu -> relu. Shared experts use the same activation.
 // - Every tensor of a layer has the dtype of its router weight (F32, F16 or
-//   BF16), except DeepSeek-V3's (and GLM-4.5's) e_score_correction_bias,
-//   which is F32.
+//   BF16), except the e_score_correction_bias of DeepSeek-V3, GLM-4.5 and
+//   MiniMax-M2, which is F32.
 //
 //===----------------------------------------------------------------------===//
 
@@ -110,6 +118,10 @@ struct ModelConfig {
   /// says why and the layers carry no `family` attribute.
   bool matchesPreset = true;
   std::string presetNote;
+  /// False for a model type that no preset of spec section 9 describes
+  /// (minimax_m2): its layers carry no `family` attribute, and that is not
+  /// worth a warning.
+  bool hasPreset = true;
 
   // Which layers are sparse.
   std::vector<int64_t> mlpOnlyLayers;
