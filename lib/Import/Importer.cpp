@@ -110,6 +110,10 @@ struct WeightSpec {
   llvm::SmallVector<int64_t> shape;
   /// F32 whatever the layer's dtype (the selection bias).
   bool alwaysF32 = false;
+  /// The checkpoint's dtype of an `alwaysF32` tensor, set when it is
+  /// checked: one stored in F16 or BF16 is widened, exactly, when the model
+  /// loads (`moe.weight {stored}`).
+  DType storedAs = DType::F32;
 
   llvm::ArrayRef<int64_t> tensorShape() const {
     return stacked ? llvm::ArrayRef<int64_t>(shape).drop_front()
@@ -232,17 +236,16 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
 /// Checks one tensor of a layer whose dtype is `layerType` (set by its
 /// router weight `routerName`).
 static llvm::Error checkTensor(const Checkpoint &ckpt, StringRef name,
-                               llvm::ArrayRef<int64_t> shape, bool alwaysF32,
-                               DType layerType, StringRef routerName) {
-  DType expected = alwaysF32 ? DType::F32 : layerType;
+                               llvm::ArrayRef<int64_t> shape, DType layerType,
+                               StringRef routerName) {
   const checkpoint::TensorInfo *tensor = ckpt.lookup(name);
-  if (!alwaysF32 && tensor && tensor->dtype && *tensor->dtype != expected)
+  if (tensor && tensor->dtype && *tensor->dtype != layerType)
     return makeError(tensor->file + ": tensor " + name + " has dtype " +
                      tensor->dtypeName + ", expected " +
-                     checkpoint::name(expected) +
+                     checkpoint::name(layerType) +
                      " like the layer's router weight " + routerName +
                      " (every tensor of a layer has one dtype)");
-  return ckpt.require(name, shape, {expected}).takeError();
+  return ckpt.require(name, shape, {layerType}).takeError();
 }
 
 /// Checks the router weight of a layer; its dtype is the layer's.
@@ -256,17 +259,29 @@ static llvm::Expected<DType> checkRouter(const Checkpoint &ckpt,
   return *(*tensor)->dtype;
 }
 
-/// Checks every other tensor of the layer against its router's dtype.
-static llvm::Error checkLayer(const Checkpoint &ckpt, const LayerSpec &spec,
+/// Checks every other tensor of the layer against its router's dtype, and
+/// records the dtype of those computed in F32 whatever the layer's.
+static llvm::Error checkLayer(const Checkpoint &ckpt, LayerSpec &spec,
                               DType layerType) {
   StringRef routerName = spec.router.names.front();
   for (const WeightSpec *weight : spec.all()) {
+    if (weight->alwaysF32)
+      continue;
     for (const std::string &name : weight->names)
       if (name != routerName)
-        if (llvm::Error err =
-                checkTensor(ckpt, name, weight->tensorShape(),
-                            weight->alwaysF32, layerType, routerName))
+        if (llvm::Error err = checkTensor(ckpt, name, weight->tensorShape(),
+                                          layerType, routerName))
           return err;
+  }
+  if (spec.bias) {
+    // The Hugging Face routers add the correction bias to f32 scores, so a
+    // bias saved in a narrower dtype counts with its exact f32 value.
+    llvm::Expected<const checkpoint::TensorInfo *> bias =
+        ckpt.require(spec.bias->names.front(), spec.bias->shape,
+                     {DType::F32, DType::F16, DType::BF16});
+    if (!bias)
+      return bias.takeError();
+    spec.bias->storedAs = *(*bias)->dtype;
   }
   return llvm::Error::success();
 }
@@ -302,10 +317,12 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
   MLIRContext *ctx = builder.getContext();
   Location loc = module.getLoc();
   Type elemType = elementType(ctx, dtype);
-  // The runtime converts the checkpoint's tensors (not the f32 biases).
+  // The runtime converts the tensors stored in another dtype than the
+  // layer's (or than F32, for the bias).
   auto storedOf = [&](const WeightSpec &weight) {
-    return weight.alwaysF32 || stored == dtype ? Type()
-                                               : elementType(ctx, stored);
+    DType from = weight.alwaysF32 ? weight.storedAs : stored;
+    DType to = weight.alwaysF32 ? DType::F32 : dtype;
+    return from == to ? Type() : elementType(ctx, from);
   };
   auto typeOf = [&](const WeightSpec &weight) {
     return RankedTensorType::get(

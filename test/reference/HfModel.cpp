@@ -454,9 +454,9 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
                ", expected F32, F16 or BF16";
         return false;
       }
-      npy::DType expected = op.alwaysF32 ? npy::DType::F32
-                            : haveType   ? weights->dtype
-                                         : type;
+      // A correction bias counts in f32 whatever its stored dtype (the Hugging
+      // Face routers add it to f32 scores); the other tensors share one.
+      npy::DType expected = op.alwaysF32 || !haveType ? type : weights->dtype;
       if (type != expected) {
         *err = t->file + ": tensor " + name + " has dtype " + t->dtype +
                ", expected " + npy::dtypeName(expected);
@@ -466,7 +466,7 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         weights->dtype = type;
         haveType = true;
       }
-      a.dtype = type;
+      a.dtype = op.alwaysF32 ? npy::DType::F32 : type;
       std::vector<double> values;
       if (!reader.read(*t, &values, err)) return false;
       a.f.insert(a.f.end(), values.begin(), values.end());

@@ -59,7 +59,7 @@ struct Operand {
   std::vector<std::string> names;
   bool stacked = false;
   std::vector<int64_t> shape; // of the operand
-  bool alwaysF32 = false;     // the selection bias
+  bool alwaysF32 = false;     // the selection bias: f32, stored in any float
 };
 
 struct LayerPlan {

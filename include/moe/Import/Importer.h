@@ -44,7 +44,7 @@
 // - minimax_m2 (MiniMax-M2) is Mixtral's sparse block (tensor names and
 //   config keys: MiniMaxM2SparseMoeBlock derives from MixtralSparseMoeBlock)
 //   routed by MiniMaxM2TopKRouter: sigmoid scores, the top k of the scores
-//   plus `block_sparse_moe.e_score_correction_bias` (F32), the unbiased
+//   plus `block_sparse_moe.e_score_correction_bias`, the unbiased
 //   scores of the chosen experts renormalized, no scaling, every layer
 //   sparse. No preset names this routing, so its layers carry the routing
 //   attributes and no `family`. MiniMaxM2Config has no routing keys:
@@ -54,7 +54,9 @@
 //   relu -> relu. Shared experts use the same activation.
 // - Every tensor of a layer has the dtype of its router weight (F32, F16 or
 //   BF16), except the e_score_correction_bias of DeepSeek-V3, GLM-4.5 and
-//   MiniMax-M2, which is F32.
+//   MiniMax-M2. Their routers add it to f32 scores, so the layer takes it
+//   in f32 whatever the dtype it is stored in: an F16 or BF16 bias gets
+//   `moe.weight {stored}` and is widened, exactly, when the model loads.
 //
 //===----------------------------------------------------------------------===//
 
