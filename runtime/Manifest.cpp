@@ -52,6 +52,8 @@ std::string Manifest::toJSON() const {
       entry["device"] = true;
     if (w.stored)
       entry["stored"] = dtypeName(*w.stored);
+    if (w.transposed)
+      entry["transposed"] = true;
     if (w.packing)
       entry["packing"] = json::Object{{"first_row", w.packing->firstRow},
                                       {"rows", w.packing->rows},
@@ -156,6 +158,11 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
           return invalid("malformed weight shape");
         entry.shape.push_back(*size);
       }
+      entry.transposed = w->getBoolean("transposed").value_or(false);
+      if (entry.transposed && entry.shape.size() < (entry.stacked ? 3u : 2u))
+        return invalid("weight " + entry.names.front() +
+                       " is transposed but its tensors have fewer than two "
+                       "dimensions");
       if (const json::Object *p = w->getObject("packing")) {
         Packing packing;
         auto firstRow = p->getInteger("first_row");

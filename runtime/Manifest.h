@@ -49,6 +49,10 @@ struct WeightEntry {
   /// The element type the checkpoint holds, when it is not `dtype`: the
   /// runtime converts the tensors to `dtype` when it binds them.
   std::optional<moe_dtype> stored;
+  /// The checkpoint tensors hold their pieces with the last two dimensions
+  /// swapped ([..., k, n] for [..., n, k]): the runtime transposes them
+  /// when it binds them.
+  bool transposed = false;
   std::optional<Packing> packing;
   /// Some layer reads the weight in GPU memory (moe.weight {device}).
   bool device = false;

@@ -82,7 +82,7 @@ llvm::Error Model::bind(const WeightEntry &weight) {
   for (int64_t d : shape)
     pieceBytes *= static_cast<size_t>(d);
 
-  if (weight.stored)
+  if (weight.stored || weight.transposed)
     return bindConverted(weight, shape);
   if (weight.packing)
     return bindPacked(weight, shape, dtype);
@@ -118,17 +118,28 @@ llvm::Error Model::bind(const WeightEntry &weight) {
 }
 
 /// Converts the tensors of `weight` from the checkpoint's `stored` element
-/// type to `dtype`, rounding to nearest even, into one buffer in stacking
-/// order; a packed weight is then packed from the converted values, so that
-/// both layouts compute with the same rounded weights. A finite value that
-/// the conversion turns into an infinity is an error (f32 or bf16 values
-/// past f16's 65504, f32 values past bf16's largest).
+/// type to `dtype`, rounding to nearest even, and swaps the last two
+/// dimensions of each when it is `transposed`, into one buffer in stacking
+/// order; a packed weight is then packed from that buffer, so that both
+/// layouts compute with the same weights. A finite value that the
+/// conversion turns into an infinity is an error (f32 or bf16 values past
+/// f16's 65504, f32 values past bf16's largest).
 llvm::Error Model::bindConverted(const WeightEntry &weight,
                                  llvm::ArrayRef<int64_t> pieceShape) {
-  moe_dtype from = *weight.stored, to = weight.dtype;
+  moe_dtype from = weight.stored.value_or(weight.dtype), to = weight.dtype;
   int64_t count = 1;
   for (int64_t d : pieceShape)
     count *= d;
+  // A transposed piece [batch, n, k] is stored [batch, k, n]; otherwise it
+  // is converted as one row.
+  llvm::SmallVector<int64_t> storedShape(pieceShape);
+  int64_t n = 1, k = count;
+  if (weight.transposed) {
+    n = pieceShape[pieceShape.size() - 2];
+    k = pieceShape.back();
+    std::swap(storedShape[storedShape.size() - 2], storedShape.back());
+  }
+  int64_t matrix = n * k, batch = matrix ? count / matrix : 0;
   size_t pieceBytes = static_cast<size_t>(count) * elementSize(to);
   size_t total = pieceBytes * weight.names.size();
   std::unique_ptr<void, FreeDeleter> buffer(
@@ -137,25 +148,36 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "out of memory converting weight " +
                                        weight.names.front());
-  constexpr int64_t kChunk = 1 << 16;
-  int64_t chunks = (count + kChunk - 1) / kChunk;
+  // Tasks of kRows rows by kCols columns of the result, so that a
+  // transposed read stays within a few cache lines per row.
+  constexpr int64_t kRows = 32, kCols = 1 << 16;
+  int64_t cols = weight.transposed ? 32 : kCols;
+  int64_t rowTasks = (n + kRows - 1) / kRows, colTasks = (k + cols - 1) / cols;
+  int64_t tasks = batch * rowTasks * colTasks;
   for (auto [i, name] : llvm::enumerate(weight.names)) {
     auto tensor =
-        checkpoint->require(name, pieceShape, {toCheckpointDType(from)});
+        checkpoint->require(name, storedShape, {toCheckpointDType(from)});
     if (!tensor)
       return tensor.takeError();
     const void *in = (*tensor)->data;
     void *out = static_cast<char *>(buffer.get()) + i * pieceBytes;
-    // Each chunk notes its first overflow; the error names the first one.
-    std::vector<int64_t> overflow(chunks, -1);
-    cpu::parallelFor(chunks, [&](int64_t chunk) {
-      int64_t end = std::min(count, (chunk + 1) * kChunk);
-      for (int64_t j = chunk * kChunk; j < end; ++j) {
-        float value = cpu::loadF32(in, from, j);
-        cpu::storeF32(out, to, j, value);
-        if (overflow[chunk] < 0 && std::isfinite(value) &&
-            !std::isfinite(cpu::loadF32(out, to, j)))
-          overflow[chunk] = j;
+    // Each task notes its first overflow (an index into the checkpoint
+    // tensor); the error names the first one.
+    std::vector<int64_t> overflow(tasks, -1);
+    cpu::parallelFor(tasks, [&](int64_t task) {
+      int64_t b = task / (rowTasks * colTasks);
+      int64_t r0 = task / colTasks % rowTasks * kRows;
+      int64_t c0 = task % colTasks * cols;
+      for (int64_t r = r0; r < std::min(n, r0 + kRows); ++r) {
+        for (int64_t c = c0; c < std::min(k, c0 + cols); ++c) {
+          int64_t j = b * matrix + r * k + c;
+          int64_t source = weight.transposed ? b * matrix + c * n + r : j;
+          float value = cpu::loadF32(in, from, source);
+          cpu::storeF32(out, to, j, value);
+          if (overflow[task] < 0 && std::isfinite(value) &&
+              !std::isfinite(cpu::loadF32(out, to, j)))
+            overflow[task] = source;
+        }
       }
     });
     for (int64_t j : overflow) {

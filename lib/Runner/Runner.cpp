@@ -451,6 +451,8 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
       entry.dtype = *dtype;
       if (auto stored = dict.getAs<TypeAttr>("stored"))
         entry.stored = runtimeDType(stored.getValue());
+      if (auto transposed = dict.getAs<BoolAttr>("transposed"))
+        entry.transposed = transposed.getValue();
       entry.shape.assign(type.getShape().begin(), type.getShape().end());
       if (auto packing = dict.getAs<PackingAttr>("packing")) {
         auto packed = cast<RankedTensorType>(

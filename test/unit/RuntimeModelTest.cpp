@@ -252,6 +252,68 @@ TEST_F(PackedWeights, RefusesValuesOutOfRange) {
             std::string::npos);
 }
 
+/// A transposed weight holds each checkpoint tensor [n, k] as [k, n],
+/// converted or not, unpacked and packed; the entry keeps `transposed`
+/// through its JSON form, and a transposed vector is malformed.
+TEST_F(PackedWeights, TransposesStoredTensors) {
+  Manifest manifest;
+  WeightEntry plain = entry("bf16", MOE_DTYPE_BF16, 0, 0, MOE_DTYPE_BF16);
+  plain.packing.reset();
+  plain.shape = {experts, k, n};
+  plain.transposed = true;
+  WeightEntry converted = plain;
+  converted.names = {"f32.1"};
+  converted.stacked = false;
+  converted.shape = {k, n};
+  converted.stored = MOE_DTYPE_F32;
+  // Rows 2..6 of the [k, n] result, packed in f32 panels.
+  WeightEntry packed = plain;
+  packed.dtype = MOE_DTYPE_F32;
+  packed.names = {"f32.0", "f32.1"};
+  packed.packing = Packing{2, 5, MOE_DTYPE_F32,
+                           experts * moe_uk_packed_elements(5, n, false)};
+  manifest.weights = {plain, converted, packed};
+  for (auto [i, w] : llvm::enumerate(manifest.weights))
+    w.id = static_cast<int64_t>(i);
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  ASSERT_TRUE(parsed->weights[0].transposed);
+  auto model = Model::load(std::move(*parsed), path);
+  ASSERT_TRUE(bool(model)) << llvm::toString(model.takeError());
+
+  // Element [c, r] of the result is element [r, c] of the tensor.
+  auto bound = static_cast<const uint16_t *>((*model)->weight(0));
+  for (int e = 0; e < experts; ++e)
+    for (int64_t c = 0; c < k; ++c)
+      for (int64_t r = 0; r < n; ++r)
+        ASSERT_EQ(bound[(e * k + c) * n + r], bf16[e][r * k + c])
+            << "matrix " << e << " [" << c << ", " << r << "]";
+  auto narrowed = static_cast<const uint16_t *>((*model)->weight(1));
+  for (int64_t c = 0; c < k; ++c)
+    for (int64_t r = 0; r < n; ++r)
+      ASSERT_EQ(narrowed[c * n + r], nearestBF16(f32[1][r * k + c]))
+          << "[" << c << ", " << r << "]";
+  const char *data = static_cast<const char *>((*model)->weight(2));
+  int64_t perMatrix = moe_uk_packed_elements(5, n, /*bf16=*/false);
+  for (int e = 0; e < experts; ++e)
+    for (int64_t row = 0; row < 5; ++row)
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(
+            packedAt(data + e * perMatrix * 4, MOE_DTYPE_F32, n, 0, i, row),
+            f32[e][i * k + 2 + row])
+            << "matrix " << e << " row " << row << " [" << i << "]";
+
+  WeightEntry vector = converted;
+  vector.shape = {n * k};
+  manifest.weights = {vector};
+  parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("weight f32.1 is transposed but its tensors have fewer "
+                      "than two dimensions"),
+            std::string::npos);
+}
+
 /// The manifest keeps which weights and knobs GPU code reads in GPU memory
 /// (moe_model_upload copies exactly those).
 TEST(ManifestDeviceFlags, SurviveTheRoundTrip) {

@@ -406,7 +406,7 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
                      RankedTensorType type, StringRef name, Type stored) {
   build(builder, state, type, builder.getStrArrayAttr({name}),
         /*stacked=*/nullptr, /*packing=*/nullptr, /*device=*/nullptr,
-        stored ? TypeAttr::get(stored) : nullptr);
+        stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
@@ -415,7 +415,7 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
   SmallVector<StringRef> refs(names.begin(), names.end());
   build(builder, state, type, builder.getStrArrayAttr(refs),
         builder.getUnitAttr(), /*packing=*/nullptr, /*device=*/nullptr,
-        stored ? TypeAttr::get(stored) : nullptr);
+        stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr);
 }
 
 // moe.weight "name" : type
@@ -491,6 +491,13 @@ LogicalResult WeightOp::verify() {
                               "type it is converted to, found "
                            << element << " for both (omit `stored`)";
   }
+  // A transposed tensor swaps the last two dimensions of its piece.
+  int64_t pieceRank = type.getRank() - (getStacked() ? 1 : 0);
+  if (getTransposed() && pieceRank < 2)
+    return emitOpError() << "expected `transposed` tensors of rank 2 or more, "
+                            "found rank "
+                         << pieceRank << " for " << type
+                         << (getStacked() ? " stacked" : "");
   if (!getStacked()) {
     if (names.size() != 1)
       return emitOpError() << "expected one tensor name (or `stacked` for "

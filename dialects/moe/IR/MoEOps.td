@@ -169,6 +169,13 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     value that the conversion would turn into an infinity. `moe-import
     --dtype` writes it to run, say, an f32 checkpoint in bf16.
 
+    With `transposed`, each checkpoint tensor holds its part of the result
+    with the last two dimensions swapped: a result piece `[..., n, k]` is
+    stored `[..., k, n]`, as in checkpoints that keep a projection as
+    `[in, out]` (Llama-4's fused experts, `[E, d, 2f]` for `[E, 2f, d]`).
+    The runtime transposes the tensors once, at load time (with `stored`'s
+    conversion, if any), so every path computes with the same weights.
+
     ```mlir
     %wg = moe.weight "model.layers.0.block_sparse_moe.gate.weight"
         : tensor<8x4096xbf16>
@@ -176,12 +183,15 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
                               ...] : tensor<8x14336x4096xbf16>
     %w2 = moe.weight "model.layers.0.block_sparse_moe.experts.0.w2.weight"
         {stored = f32} : tensor<4096x14336xbf16>
+    %gu = moe.weight "language_model.model.layers.0.feed_forward.experts.gate_up_proj"
+        {transposed} : tensor<16x16384x5120xbf16>
     ```
   }];
   let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked,
                        OptionalAttr<MoE_PackingAttr>:$packing,
                        UnitAttr:$device,
-                       OptionalAttr<TypeAttr>:$stored);
+                       OptionalAttr<TypeAttr>:$stored,
+                       UnitAttr:$transposed);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;

@@ -136,7 +136,8 @@ static Value packWeight(OpBuilder &b, Location loc, Value weight,
       checkpoint && !checkpoint.getPackingAttr())
     return WeightOp::create(b, loc, type, checkpoint.getNamesAttr(),
                             checkpoint.getStackedAttr(), packing,
-                            /*device=*/nullptr, checkpoint.getStoredAttr());
+                            /*device=*/nullptr, checkpoint.getStoredAttr(),
+                            checkpoint.getTransposedAttr());
   Value init = tensor::EmptyOp::create(b, loc, type.getShape(), packed);
   return UKernelOp::create(b, loc, TypeRange{type}, "pack", ValueRange{weight},
                            ValueRange{init},

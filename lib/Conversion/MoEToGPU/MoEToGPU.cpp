@@ -176,7 +176,7 @@ static Value deviceWeight(OpBuilder &b, Value tensor) {
   return WeightOp::create(b, weight.getLoc(), weight.getType(),
                           weight.getNamesAttr(), weight.getStackedAttr(),
                           /*packing=*/nullptr, b.getUnitAttr(),
-                          weight.getStoredAttr());
+                          weight.getStoredAttr(), weight.getTransposedAttr());
 }
 
 /// An empty [0] buffer of `element` on the stack: an absent operand of a

@@ -129,7 +129,8 @@ void ConvertMoEToRuntimePass::runOnOperation() {
     Attribute key = attrs.getArrayAttr(
         {op.getNames(), attrs.getBoolAttr(op.getStacked()), TypeAttr::get(type),
          packing ? Attribute(packing) : attrs.getUnitAttr(),
-         stored ? Attribute(stored) : attrs.getUnitAttr()});
+         stored ? Attribute(stored) : attrs.getUnitAttr(),
+         attrs.getBoolAttr(op.getTransposed())});
     auto [it, inserted] =
         weightIds.insert({key, static_cast<int64_t>(weightIds.size())});
     int64_t id = it->second;
@@ -149,6 +150,10 @@ void ConvertMoEToRuntimePass::runOnOperation() {
       // The checkpoint's element type, when the runtime converts it.
       if (stored)
         entry.push_back(attrs.getNamedAttr("stored", stored));
+      // Tensors stored with their last two dimensions swapped.
+      if (op.getTransposed())
+        entry.push_back(
+            attrs.getNamedAttr("transposed", attrs.getBoolAttr(true)));
       weightTable.push_back(std::move(entry));
     }
     if (op.getDevice() && !llvm::any_of(weightTable[id], [](NamedAttribute a) {

@@ -339,6 +339,14 @@ func.func @weight_stored_type() {
 
 // -----
 
+func.func @weight_transposed_vector() {
+  // expected-error@+1 {{'moe.weight' op expected `transposed` tensors of rank 2 or more, found rank 1 for 'tensor<2x4xf32>' stacked}}
+  %w = moe.weight stacked ["a", "b"] {transposed} : tensor<2x4xf32>
+  return
+}
+
+// -----
+
 func.func @weight_stored_same() {
   // expected-error@+1 {{'moe.weight' op expected `stored` to differ from the element type it is converted to, found 'f16' for both (omit `stored`)}}
   %w = moe.weight "a" {stored = f16} : tensor<2x4xf16>

@@ -257,6 +257,8 @@ func.func @weights() -> (tensor<8x64xbf16>, tensor<2x3x4xf32>) {
   %c = moe.weight "model.layers.0.mlp.gate.weight" {device} : tensor<8x64xbf16>
   // CHECK: moe.weight stacked ["e.0.w1", "e.1.w1"] {stored = f32} : tensor<2x3x4xbf16>
   %s = moe.weight stacked ["e.0.w1", "e.1.w1"] {stored = f32} : tensor<2x3x4xbf16>
+  // CHECK: moe.weight "experts.gate_up_proj" {stored = f32, transposed} : tensor<2x6x4xbf16>
+  %t = moe.weight "experts.gate_up_proj" {stored = f32, transposed} : tensor<2x6x4xbf16>
   return %a, %b : tensor<8x64xbf16>, tensor<2x3x4xf32>
 }
 
