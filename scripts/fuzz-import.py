@@ -46,6 +46,8 @@ CHECKPOINTS = {
     "deepseek_v2": ["--experts", "8", "--inner", "24", "--shards", "2"],
     "deepseek_v3": ["--experts", "8", "--inner", "24", "--dtype", "bf16"],
     "glm4_moe": ["--experts", "8", "--inner", "24", "--dtype", "bf16"],
+    "llama4": ["--experts", "4", "--inner", "24", "--layers", "4",
+               "--interleave-step", "2", "--dtype", "bf16"],
 }
 
 JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|'

@@ -249,7 +249,8 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
 
 
 FAMILIES = ["mixtral", "minimax_m2", "qwen2_moe", "qwen3_moe", "qwen3_next",
-            "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe", "granitemoe"]
+            "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe", "granitemoe",
+            "llama4", "llama4_text"]
 
 
 def draw_model(rng, pipeline):
@@ -285,7 +286,8 @@ def draw_model(rng, pipeline):
             gen += ["--scaling-factor", rng.choice([1.0, 2.5, 16.0])]
     if family in ("qwen2_moe", "qwen3_next"):
         gen += ["--shared-inner", size(8, 96)]
-    if (family not in ("mixtral", "minimax_m2", "granitemoe")
+    if (family not in ("mixtral", "minimax_m2", "granitemoe", "llama4",
+                       "llama4_text")
             and rng.random() < 0.5):
         gen += ["--norm-topk-prob", rng.randint(0, 1)]
     compile_args = []

@@ -114,10 +114,17 @@ struct WeightSpec {
   /// checked: one stored in F16 or BF16 is widened, exactly, when the model
   /// loads (`moe.weight {stored}`).
   DType storedAs = DType::F32;
+  /// The checkpoint tensor holds the operand with its last two dimensions
+  /// swapped (`moe.weight {transposed}`).
+  bool transposed = false;
 
-  llvm::ArrayRef<int64_t> tensorShape() const {
-    return stacked ? llvm::ArrayRef<int64_t>(shape).drop_front()
-                   : llvm::ArrayRef<int64_t>(shape);
+  /// The shape of each checkpoint tensor.
+  llvm::SmallVector<int64_t> tensorShape() const {
+    llvm::SmallVector<int64_t> result(
+        llvm::ArrayRef<int64_t>(shape).drop_front(stacked ? 1 : 0));
+    if (transposed)
+      std::swap(result[result.size() - 2], result.back());
+    return result;
   }
 };
 
@@ -172,19 +179,22 @@ static void addGatedFFN(llvm::SmallVectorImpl<WeightSpec> &out,
   out.push_back(single("shared_down", prefix + ".down_proj.weight", {d, f}));
 }
 
-/// The module holding a layer's MoE block: `block_sparse_moe` (Mixtral,
-/// MiniMax-M2, Granite) or `mlp`.
+/// The module holding a layer's MoE block: `feed_forward` (Llama-4),
+/// `block_sparse_moe` (Mixtral, MiniMax-M2, Granite) or `mlp`.
 static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
   bool blockSparse =
       m.family == Family::Mixtral || m.family == Family::GraniteMoe;
-  return "model.layers." + std::to_string(layer) +
-         (blockSparse ? ".block_sparse_moe" : ".mlp");
+  return m.layerPrefix + "." + std::to_string(layer) +
+         (m.llama4      ? ".feed_forward"
+          : blockSparse ? ".block_sparse_moe"
+                        : ".mlp");
 }
 
 /// The router weight [E, d] of layer `layer`.
 static WeightSpec routerSpec(const ModelConfig &m, int64_t layer) {
-  StringRef leaf =
-      m.family == Family::GraniteMoe ? ".router.layer.weight" : ".gate.weight";
+  StringRef leaf = m.llama4                         ? ".router.weight"
+                   : m.family == Family::GraniteMoe ? ".router.layer.weight"
+                                                    : ".gate.weight";
   return single("router", blockPrefix(m, layer) + leaf,
                 {m.numExperts, m.hiddenSize});
 }
@@ -194,6 +204,18 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
   int64_t d = m.hiddenSize, f = m.expertSize, e = m.numExperts;
   LayerSpec spec;
   spec.router = routerSpec(m, layer);
+  if (m.llama4) {
+    // Fused experts stored [in, out]: gate_up_proj [E, d, 2f] (gate
+    // columns, then up), down_proj [E, f, d].
+    std::string ff = blockPrefix(m, layer);
+    WeightSpec gateUp =
+        single("gate_up", ff + ".experts.gate_up_proj", {e, 2 * f, d});
+    WeightSpec down = single("down", ff + ".experts.down_proj", {e, d, f});
+    gateUp.transposed = down.transposed = true;
+    spec.experts = {gateUp, down};
+    addGatedFFN(spec.shared, ff + ".shared_expert", d, m.sharedSize);
+    return spec;
+  }
   if (m.family == Family::Mixtral) {
     std::string moe = blockPrefix(m, layer);
     if (m.selectionBias) { // MiniMax-M2: beside the router, not in it
@@ -306,7 +328,7 @@ static RoutingAttr routingAttr(MLIRContext *ctx, const ModelConfig &m) {
   return RoutingAttr::get(ctx, m.score, m.selection, m.topK, m.groups,
                           m.topkGroup, m.groupScore, /*top_p=*/std::nullopt,
                           /*tau=*/std::nullopt, m.weights, m.renormalize,
-                          F64{m.scale}, ApplyWeight::Output);
+                          F64{m.scale}, m.apply);
 }
 
 /// Builds `func.func @moe_layer_<layer>` at the end of `module`.
@@ -358,12 +380,16 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
       return arg;
     }
     RankedTensorType type = typeOf(weight);
-    if (weight.stacked)
-      return WeightOp::create(builder, nameLoc(weight.role), type,
-                              llvm::ArrayRef<std::string>(weight.names),
-                              storedOf(weight));
-    return WeightOp::create(builder, nameLoc(weight.role), type,
-                            StringRef(weight.names.front()), storedOf(weight));
+    WeightOp op =
+        weight.stacked
+            ? WeightOp::create(builder, nameLoc(weight.role), type,
+                               llvm::ArrayRef<std::string>(weight.names),
+                               storedOf(weight))
+            : WeightOp::create(builder, nameLoc(weight.role), type,
+                               StringRef(weight.names.front()),
+                               storedOf(weight));
+    op.setTransposed(weight.transposed);
+    return op.getResult();
   };
   Value router = materialize(spec.router);
   Value bias = spec.bias ? materialize(*spec.bias) : Value();

@@ -218,11 +218,16 @@ static const FamilyInfo kFamilies[] = {
     // DeepseekV3TopkRouter); only its config's defaults differ.
     {"glm4_moe", Family::DeepseekV3, "n_routed_experts",
      "moe_intermediate_size"},
+    // Llama-4: its own block (Llama4TextMoe), which no preset names; the
+    // family only fills the field. llama4 is the multimodal checkpoint,
+    // whose text model's keys are under text_config.
+    {"llama4", Family::Mixtral, "num_local_experts", "intermediate_size"},
+    {"llama4_text", Family::Mixtral, "num_local_experts", "intermediate_size"},
 };
 
 StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
-         "granitemoe, deepseek_v2, deepseek_v3, glm4_moe";
+         "granitemoe, deepseek_v2, deepseek_v3, glm4_moe, llama4, llama4_text";
 }
 
 static bool isQwen(Family f) {
@@ -347,7 +352,30 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   m.scale = factor;
 }
 
+/// Llama4TextMoe: the top k of the logits, each chosen expert's input scaled
+/// by the sigmoid of its logit (no renormalization), an ungated shared
+/// expert of the routed experts' size, and the sparse layers listed in
+/// moe_layers or every interleave_moe_layer_step-th one.
+static void readLlama4(ConfigReader &reader, ModelConfig &m) {
+  m.score = ScoreFunc::Sigmoid;
+  m.apply = ApplyWeight::Input;
+  m.sharedSize = m.expertSize;
+  m.hasPreset = false;
+  if (reader.find("moe_layers")) {
+    m.moeLayers = reader.getIntList("moe_layers");
+    for (int64_t layer : *m.moeLayers)
+      if (layer < 0 || layer >= m.numLayers)
+        return reader.fail(
+            "moe_layers names layer " + Twine(layer) +
+            ", outside [0, num_hidden_layers = " + Twine(m.numLayers) + ")");
+    return;
+  }
+  m.moeLayerFreq = reader.getInt("interleave_moe_layer_step", 1, 1);
+}
+
 static void readFamily(ConfigReader &reader, ModelConfig &m) {
+  if (m.llama4)
+    return readLlama4(reader, m);
   switch (m.family) {
   case Family::Mixtral:
     m.renormalize = true;
@@ -420,21 +448,39 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
         path + ": unsupported model_type \"" + m.modelType +
             "\" (supported: " + supportedModelTypes() + ")");
   m.family = info->family;
+  m.llama4 = StringRef(m.modelType).starts_with("llama4");
 
-  m.hiddenSize = reader.getInt("hidden_size", std::nullopt, 1);
-  m.numLayers = reader.getInt("num_hidden_layers", std::nullopt, 1);
-  m.numExperts = reader.getInt(info->expertsKey, std::nullopt, 1);
-  m.topK = reader.getInt("num_experts_per_tok", std::nullopt, 1);
-  m.expertSize = reader.getInt(info->sizeKey, std::nullopt, 1);
-  if (!reader.failed() && m.topK > m.numExperts)
-    reader.fail("num_experts_per_tok = " + Twine(m.topK) +
-                " exceeds the number of experts (" + info->expertsKey + " = " +
-                Twine(m.numExperts) + ")");
-  readActivation(reader, m);
-  if (!reader.failed())
-    readFamily(reader, m);
-  if (reader.failed())
-    return reader.takeError();
+  // The multimodal Llama-4 checkpoint keeps its text model's keys in
+  // text_config, and its tensors under language_model.
+  std::optional<ConfigReader> text;
+  if (m.modelType == "llama4") {
+    const llvm::json::Value *value = reader.find("text_config");
+    const llvm::json::Object *textConfig =
+        value ? value->getAsObject() : nullptr;
+    if (!textConfig)
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          path + ": key \"text_config\" must be an object (the text "
+                 "model's config of a llama4 checkpoint)");
+    text.emplace(*textConfig, (path + ": text_config").str());
+    m.layerPrefix = "language_model.model.layers";
+  }
+  ConfigReader &keys = text ? *text : reader;
+
+  m.hiddenSize = keys.getInt("hidden_size", std::nullopt, 1);
+  m.numLayers = keys.getInt("num_hidden_layers", std::nullopt, 1);
+  m.numExperts = keys.getInt(info->expertsKey, std::nullopt, 1);
+  m.topK = keys.getInt("num_experts_per_tok", std::nullopt, 1);
+  m.expertSize = keys.getInt(info->sizeKey, std::nullopt, 1);
+  if (!keys.failed() && m.topK > m.numExperts)
+    keys.fail("num_experts_per_tok = " + Twine(m.topK) +
+              " exceeds the number of experts (" + info->expertsKey + " = " +
+              Twine(m.numExperts) + ")");
+  readActivation(keys, m);
+  if (!keys.failed())
+    readFamily(keys, m);
+  if (keys.failed())
+    return keys.takeError();
   return m;
 }
 
@@ -461,6 +507,10 @@ llvm::Expected<ModelConfig> mlir::moe::import::readModelConfig(StringRef path) {
 bool ModelConfig::isSparseLayer(int64_t layer) const {
   if (layer < 0 || layer >= numLayers)
     return false;
+  if (moeLayers)
+    return llvm::is_contained(*moeLayers, layer);
+  if (llama4) // interleave_moe_layer_step
+    return layer % moeLayerFreq == moeLayerFreq - 1;
   if (isQwen(family))
     return !llvm::is_contained(mlpOnlyLayers, layer) &&
            (layer + 1) % decoderSparseStep == 0;
@@ -479,6 +529,11 @@ llvm::SmallVector<int64_t> ModelConfig::sparseLayers() const {
 
 std::string ModelConfig::denseReason(int64_t layer) const {
   std::string l = std::to_string(layer);
+  if (moeLayers)
+    return "it is not in moe_layers";
+  if (llama4)
+    return l + " % interleave_moe_layer_step (" + std::to_string(moeLayerFreq) +
+           ") != " + std::to_string(moeLayerFreq - 1);
   if (isQwen(family)) {
     if (llvm::is_contained(mlpOnlyLayers, layer))
       return "it is in mlp_only_layers";

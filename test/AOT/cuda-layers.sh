@@ -2,8 +2,9 @@
 # moe-compile --target TARGET (cuda: on the GPU; cuda-emu: the kernels on the
 # host's SIMT emulator): libraries built from imported bf16 checkpoints
 # (Mixtral-style, Qwen2-MoE, Qwen3-Next and DeepSeek-V3 with their shared
-# experts, GraniteMoE with its fused gate_up), an f32 GLM-4.5 one and an f16
-# MiniMax-M2 one imported in bf16 run their layers through the C API
+# experts, GraniteMoE with its fused gate_up, Llama-4 with its transposed
+# fused experts), an f32 GLM-4.5 one and an f16 MiniMax-M2 one imported in
+# bf16 run their layers through the C API
 # (run_layer_npy.c) and match moe-reference's f64 results of the same
 # checkpoint within bf16 tolerance.
 # Prints one `compare:` line per checkpoint; stops at the first failure.
@@ -67,3 +68,7 @@ stored=f32 layer glm glm4_moe 1 10 1,17 "" --hidden 64 --inner 32 --layers 2 --e
 # An f16 MiniMax-M2 checkpoint: sigmoid scores, the correction bias with a
 # plain top-k, 32 experts and top-8.
 stored=f16 layer minimax minimax_m2 0 12 1,17 "" --hidden 64 --inner 32 --layers 1 --experts 32 --top-k 8 --seed 11
+# Llama-4 (the multimodal checkpoint): top-1, the weight applied to the
+# expert input, the fused experts transposed when the library loads, the
+# shared expert; every second layer sparse.
+layer llama4 llama4 1 13 1,17,64 "" --hidden 64 --inner 32 --layers 2 --experts 16 --interleave-step 2 --seed 12

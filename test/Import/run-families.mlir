@@ -89,4 +89,22 @@
 // RUN: moe-run %t/minimax.mlir --entry moe_layer_1 --quiet $(cat %t/minimax-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/minimax-cases | FileCheck %s
 
+// Llama-4 (the multimodal checkpoint), bf16: top-1, the weight applied to
+// the expert input, the fused experts transposed when the model loads, the
+// shared expert; every second layer sparse.
+// RUN: moe-gen-checkpoint --family llama4 --out %t/llama4 --seed 21 --hidden 32 --inner 48 --experts 16 --layers 4 --interleave-step 2 --dtype bf16
+// RUN: moe-import --model %t/llama4 -o %t/llama4.mlir
+// RUN: moe-reference emit-model --model %t/llama4 --layer 3 --seed 11 --tokens 0,1,7,33 --dir %t/llama4-cases
+// RUN: moe-run %t/llama4.mlir --entry moe_layer_3 --quiet $(cat %t/llama4-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/llama4-cases | FileCheck %s
+
+// Llama-4 text-only, f32, top-2, with an f16 checkpoint converted as well
+// as transposed when the model loads (hidden 32 and inner 16: gate_up is
+// square, so only the values tell a missed transposition).
+// RUN: moe-gen-checkpoint --family llama4_text --out %t/llama4-text --seed 22 --hidden 32 --inner 16 --experts 8 --top-k 2 --layers 1 --dtype f16
+// RUN: moe-import --model %t/llama4-text --dtype f32 -o %t/llama4-text.mlir
+// RUN: moe-reference emit-model --model %t/llama4-text --layer 0 --seed 12 --tokens 0,1,7,33 --dir %t/llama4-text-cases --dtype f32
+// RUN: moe-run %t/llama4-text.mlir --entry moe_layer_0 --quiet $(cat %t/llama4-text-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/llama4-text-cases | FileCheck %s
+
 // CHECK: compare: 4 sets, 4 outputs, all ok

@@ -128,6 +128,9 @@ bool isDeepSeek(const std::string &t) {
 /// from MixtralSparseMoeBlock) with MiniMaxM2TopKRouter: sigmoid scores and
 /// e_score_correction_bias.
 bool isMiniMax(const std::string &t) { return t == "minimax_m2"; }
+/// Llama-4's text model (Llama4TextMoe); a multimodal llama4 checkpoint is
+/// read as llama4_text from its text_config.
+bool isLlama4(const std::string &t) { return t == "llama4_text"; }
 /// The families named as Mixtral is: block_sparse_moe, w1/w3/w2.
 bool isMixtralBlock(const std::string &t) {
   return t == "mixtral" || isMiniMax(t);
@@ -136,12 +139,21 @@ bool isMixtralBlock(const std::string &t) {
 /// The model-wide facts: sizes and the sparse-layer rule.
 struct Model {
   std::string type;
+  /// Layer L's tensors are under `prefix.L`.
+  std::string prefix = "model.layers";
   int64_t d = 0, layers = 0, E = 0, f = 0, k = 0;
   std::vector<int64_t> mlpOnly;
   int64_t sparseStep = 1, firstDense = 0, freq = 1;
+  /// Llama-4: moe_layers when given, else every freq-th layer from freq - 1.
+  bool hasMoeLayers = false;
+  std::vector<int64_t> moeLayers;
 
   bool sparse(int64_t l) const {
     if (l < 0 || l >= layers) return false;
+    if (isLlama4(type))
+      return hasMoeLayers ? std::find(moeLayers.begin(), moeLayers.end(), l) !=
+                                moeLayers.end()
+                          : l % freq == freq - 1;
     if (isQwen(type))
       return std::find(mlpOnly.begin(), mlpOnly.end(), l) == mlpOnly.end() &&
              (l + 1) % sparseStep == 0;
@@ -150,10 +162,14 @@ struct Model {
   }
 };
 
+/// Reads the model's keys; a type already set (a multimodal Llama-4's text
+/// model) is not read again.
 bool readModel(Keys &keys, Model *m) {
-  if (!keys.text("model_type", nullptr, &m->type)) return false;
+  if (m->type.empty() && !keys.text("model_type", nullptr, &m->type))
+    return false;
   const char *expertsKey, *sizeKey;
-  if (isMixtralBlock(m->type) || m->type == "granitemoe") {
+  if (isMixtralBlock(m->type) || m->type == "granitemoe" ||
+      isLlama4(m->type)) {
     expertsKey = "num_local_experts";
     sizeKey = "intermediate_size";
   } else if (m->type == "olmoe") {
@@ -177,6 +193,16 @@ bool readModel(Keys &keys, Model *m) {
   if (isQwen(m->type))
     return keys.integerOr("decoder_sparse_step", 1, &m->sparseStep, 1) &&
            keys.integers("mlp_only_layers", &m->mlpOnly);
+  if (isLlama4(m->type)) {
+    if (!keys.find("moe_layers"))
+      return keys.integerOr("interleave_moe_layer_step", 1, &m->freq, 1);
+    m->hasMoeLayers = true;
+    if (!keys.integers("moe_layers", &m->moeLayers)) return false;
+    for (int64_t l : m->moeLayers)
+      if (l < 0 || l >= m->layers)
+        return keys.bad("moe_layers names a layer outside the model");
+    return true;
+  }
   if (isGlm(m->type))  // Glm4MoeDecoderLayer has no moe_layer_freq
     return keys.integerOr("first_k_dense_replace", 1, &m->firstDense, 0);
   if (isDeepSeek(m->type))
@@ -219,6 +245,16 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
   *fs = 0;
   cfg->shared = SharedKind::None;
   const std::string &t = m.type;
+  if (isLlama4(t)) {
+    // Llama4Router: the top k of the logits, each weight the sigmoid of its
+    // logit, scaling the expert's input; Llama4TextMLP as a shared expert of
+    // the routed experts' size, added as it is.
+    r.score = Score::Sigmoid;
+    r.apply = moeref::Apply::Input;
+    cfg->shared = SharedKind::Plain;
+    *fs = m.f;
+    return true;
+  }
   if (isMixtralBlock(t)) {
     r.renormalize = true;
     // MiniMax-M2: its config has no routing keys; the router always takes
@@ -309,9 +345,24 @@ Operand experts(const std::string &role, const std::string &prefix,
 /// The tensors of layer `l`, in moe.layer operand order (spec section 10).
 std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
                                    int64_t l, int64_t fs) {
-  std::string base = "model.layers." + std::to_string(l);
+  std::string base = m.prefix + "." + std::to_string(l);
   int64_t d = m.d, E = m.E, f = m.f;
   std::vector<Operand> ops;
+  if (isLlama4(m.type)) {
+    // Fused experts kept as [in, out]: gate_up_proj [E, d, 2f], down_proj
+    // [E, f, d].
+    std::string p = base + ".feed_forward";
+    ops.push_back(tensor("router", p + ".router.weight", {E, d}));
+    ops.push_back(tensor("gate_up", p + ".experts.gate_up_proj", {E, 2 * f, d}));
+    ops.back().transposed = true;
+    ops.push_back(tensor("down", p + ".experts.down_proj", {E, d, f}));
+    ops.back().transposed = true;
+    std::string s = p + ".shared_expert";
+    ops.push_back(tensor("shared_gate", s + ".gate_proj.weight", {fs, d}));
+    ops.push_back(tensor("shared_up", s + ".up_proj.weight", {fs, d}));
+    ops.push_back(tensor("shared_down", s + ".down_proj.weight", {d, fs}));
+    return ops;
+  }
   if (isMixtralBlock(m.type)) {
     std::string p = base + ".block_sparse_moe";
     ops.push_back(tensor("router", p + ".gate.weight", {E, d}));
@@ -386,12 +437,34 @@ Mat matrix(const npy::Array &a) {
   return m;
 }
 
+/// The object holding the text model's keys: `config`, or the text_config
+/// of a multimodal Llama-4 checkpoint (whose tensors are under
+/// language_model). Null with `err` set when that is missing.
+const json::Value *textConfig(const json::Value &config,
+                              const std::string &file, Model *m,
+                              std::string *err) {
+  const json::Value *type = config.get("model_type");
+  if (!type || type->kind != json::Value::Kind::String ||
+      type->string != "llama4")
+    return &config;
+  const json::Value *text = config.get("text_config");
+  if (!text || text->kind != json::Value::Kind::Object) {
+    *err = file + ": llama4 without a text_config object";
+    return nullptr;
+  }
+  m->type = "llama4_text";
+  m->prefix = "language_model.model.layers";
+  return text;
+}
+
 } // namespace
 
 bool sparseLayers(const json::Value &config, const std::string &file,
                   std::vector<int64_t> *layers, std::string *err) {
-  Keys keys{config, file, err};
   Model m;
+  const json::Value *root = textConfig(config, file, &m, err);
+  if (!root) return false;
+  Keys keys{*root, file, err};
   if (!readModel(keys, &m)) return false;
   layers->clear();
   for (int64_t l = 0; l < m.layers; ++l)
@@ -405,8 +478,10 @@ bool planLayer(const json::Value &config, const std::string &file,
     *err = file + ": not a JSON object";
     return false;
   }
-  Keys keys{config, file, err};
   Model m;
+  const json::Value *root = textConfig(config, file, &m, err);
+  if (!root) return false;
+  Keys keys{*root, file, err};
   LayerPlan p;
   int64_t fs = 0;
   if (!readModel(keys, &m) || !readAct(keys, &p.cfg.act) ||
@@ -437,6 +512,10 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
     a.shape = op.shape;
     std::vector<int64_t> each = op.shape;
     if (op.stacked) each.erase(each.begin());
+    // A transposed tensor holds each [rows, cols] matrix as [cols, rows].
+    int64_t rows = each.size() >= 2 ? each[each.size() - 2] : 1;
+    int64_t cols = each.back();
+    if (op.transposed) std::swap(each[each.size() - 2], each.back());
     for (const std::string &name : op.names) {
       const st::TensorEntry *t = reader.find(name);
       if (!t) {
@@ -469,6 +548,13 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
       a.dtype = op.alwaysF32 ? npy::DType::F32 : type;
       std::vector<double> values;
       if (!reader.read(*t, &values, err)) return false;
+      if (op.transposed) {
+        std::vector<double> stored = values;
+        for (size_t m = 0; m < values.size(); m += rows * cols)
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < cols; ++c)
+              values[m + r * cols + c] = stored[m + c * rows + r];
+      }
       a.f.insert(a.f.end(), values.begin(), values.end());
     }
     weights->operands.push_back(std::move(a));

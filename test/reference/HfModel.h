@@ -21,7 +21,8 @@
 //   scoring_func softmax (sigmoid for deepseek_v3).
 // - Sparse layers: qwen: L not in mlp_only_layers and (L + 1) %
 //   decoder_sparse_step == 0; deepseek: L >= first_k_dense_replace and
-//   L % moe_layer_freq == 0; the others: every layer.
+//   L % moe_layer_freq == 0; llama4: L in moe_layers when given, else
+//   L % interleave_moe_layer_step == step - 1; the others: every layer.
 // - Routing: mixtral softmax top_k renormalized; qwen2_moe, qwen3_moe and
 //   olmoe softmax top_k, renormalized iff norm_topk_prob; granitemoe top_k
 //   on the logits with a softmax over the selected ones; deepseek_v2
@@ -29,7 +30,10 @@
 //   renormalized iff norm_topk_prob and k > 1, else scaled by
 //   routed_scaling_factor; deepseek_v3 sigmoid, grouped_top_k with sum_top2
 //   on the scores plus e_score_correction_bias, renormalized iff
-//   norm_topk_prob, always scaled.
+//   norm_topk_prob, always scaled; glm4_moe as deepseek_v3; minimax_m2
+//   sigmoid top_k on the scores plus e_score_correction_bias, renormalized;
+//   llama4 (text_config) and llama4_text sigmoid top_k, the weights applied
+//   to the expert input, the fused experts read transposed.
 // - Activations: silu/swish, gelu (erf), gelu_new/gelu_pytorch_tanh/
 //   gelu_fast (tanh), relu; shared experts use the same one.
 //
@@ -60,6 +64,7 @@ struct Operand {
   bool stacked = false;
   std::vector<int64_t> shape; // of the operand
   bool alwaysF32 = false;     // the selection bias: f32, stored in any float
+  bool transposed = false;    // stored with the last two dimensions swapped
 };
 
 struct LayerPlan {

@@ -350,6 +350,50 @@ TEST(HfConfig, MiniMaxM2) {
             "model.layers.2.block_sparse_moe.experts.2.w2.weight");
 }
 
+TEST(HfConfig, Llama4) {
+  // The multimodal config nests the text model's keys; its tensors are
+  // under language_model; every second layer is sparse from layer 1.
+  std::string text = "{\"model_type\": \"llama4_text\", " + kSizes +
+                     "\"num_local_experts\": 3, "
+                     "\"intermediate_size\": 5, "
+                     "\"interleave_moe_layer_step\": 2}";
+  std::string config =
+      "{\"model_type\": \"llama4\", \"text_config\": " + text + "}";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(
+      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{1, 3}));
+  hf::LayerPlan p = plan(config, 3);
+  const RoutingConfig &r = p.cfg.routing;
+  EXPECT_EQ(r.score, Score::Sigmoid);
+  EXPECT_EQ(r.select, Select::TopK);
+  EXPECT_FALSE(r.renormalize);
+  EXPECT_EQ(r.apply, moeref::Apply::Input);
+  EXPECT_EQ(p.cfg.shared, SharedKind::Plain);
+  EXPECT_EQ(roles(p), (std::vector<std::string>{"router", "gate_up", "down",
+                                                "shared_gate", "shared_up",
+                                                "shared_down"}));
+  EXPECT_EQ(p.operands[0].names[0],
+            "language_model.model.layers.3.feed_forward.router.weight");
+  EXPECT_EQ(p.operands[1].names[0],
+            "language_model.model.layers.3.feed_forward.experts.gate_up_proj");
+  EXPECT_EQ(p.operands[1].shape, (std::vector<int64_t>{3, 10, 4}));
+  EXPECT_TRUE(p.operands[1].transposed);
+  EXPECT_TRUE(p.operands[2].transposed);
+  EXPECT_EQ(p.operands[5].shape, (std::vector<int64_t>{4, 5}));
+  // Text-only: the same keys at the top, tensors under model; moe_layers
+  // decides when given.
+  ASSERT_TRUE(hf::sparseLayers(
+      parseOk(text.substr(0, text.size() - 1) + ", \"moe_layers\": [0, 2]}"),
+      "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(plan(text, 1).operands[0].names[0],
+            "model.layers.1.feed_forward.router.weight");
+  EXPECT_NE(planError("{\"model_type\": \"llama4\"}", 0).find("text_config"),
+            std::string::npos);
+}
+
 TEST(HfConfig, QwenSparseLayersAndSharedExpert) {
   std::string cfg = "{\"model_type\": \"qwen2_moe\", " + kSizes +
                     "\"num_experts\": 4, \"moe_intermediate_size\": 3, "

@@ -49,7 +49,8 @@ static cl::OptionCategory category("moe-gen-checkpoint options");
 static cl::opt<std::string> familyName(
     "family",
     cl::desc("mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
-             "deepseek_v2, deepseek_v3, glm4_moe or granitemoe"),
+             "deepseek_v2, deepseek_v3, glm4_moe, granitemoe, llama4 or "
+             "llama4_text"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
                                    cl::Required, cl::cat(category));
@@ -63,7 +64,8 @@ static cl::opt<int64_t> experts("experts", cl::desc("Routed experts"),
                                 cl::init(8), cl::cat(category));
 static cl::opt<int64_t>
     topK("top-k",
-         cl::desc("num_experts_per_tok (default 2; olmoe 8, at most E)"),
+         cl::desc("num_experts_per_tok (default 2; olmoe 8, llama4 1; at "
+                  "most E)"),
          cl::cat(category));
 static cl::opt<int64_t> layers("layers", cl::desc("num_hidden_layers"),
                                cl::init(2), cl::cat(category));
@@ -74,7 +76,7 @@ static cl::opt<int64_t> shards("shards", cl::desc("Number of weight files"),
 static cl::opt<int64_t> denseInner(
     "dense-inner",
     cl::desc("intermediate_size of the dense MLP layers (qwen, deepseek, "
-             "glm4_moe)"),
+             "glm4_moe; llama4's intermediate_size_mlp)"),
     cl::init(160), cl::cat(category));
 static cl::opt<int64_t>
     sharedInner("shared-inner",
@@ -97,6 +99,11 @@ static cl::opt<int64_t>
     firstDense("first-dense",
                cl::desc("first_k_dense_replace (deepseek, glm4_moe)"),
                cl::init(1), cl::cat(category));
+static cl::opt<int64_t>
+    interleaveStep("interleave-step",
+                   cl::desc("interleave_moe_layer_step (llama4): every "
+                            "N-th layer is sparse, from layer N - 1"),
+                   cl::init(1), cl::cat(category));
 static cl::opt<int64_t> moeLayerFreq("moe-layer-freq",
                                      cl::desc("moe_layer_freq (deepseek)"),
                                      cl::init(1), cl::cat(category));
@@ -142,7 +149,9 @@ enum class Family {
   DeepSeekV2,
   DeepSeekV3,
   Glm4Moe,
-  GraniteMoe
+  GraniteMoe,
+  Llama4,
+  Llama4Text
 };
 
 struct FamilyInfo {
@@ -179,12 +188,21 @@ static const FamilyInfo kFamilies[] = {
     {Family::DeepSeekV3, "deepseek_v3", "DeepseekV3ForCausalLM"},
     {Family::Glm4Moe, "glm4_moe", "Glm4MoeForCausalLM"},
     {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
+    {Family::Llama4, "llama4", "Llama4ForConditionalGeneration"},
+    {Family::Llama4Text, "llama4_text", "Llama4ForCausalLM"},
 };
 
 /// Mixtral's sparse block and tensor names (MiniMax-M2's block derives from
 /// it, with sigmoid scores and e_score_correction_bias beside the router).
 static bool isMixtralBlock(Family f) {
   return f == Family::Mixtral || f == Family::MiniMaxM2;
+}
+/// Llama-4's text model: fused experts stored [in, out], an ungated shared
+/// expert, every interleave_moe_layer_step-th layer sparse. The multimodal
+/// checkpoint (llama4) nests its config in text_config and its tensors
+/// under language_model.
+static bool isLlama4(Family f) {
+  return f == Family::Llama4 || f == Family::Llama4Text;
 }
 static bool isQwen(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Moe ||
@@ -223,6 +241,8 @@ static bool isSparseLayer(const Model &m, int64_t layer) {
            (layer + 1) % m.sparseStep == 0;
   if (isDeepSeek(m.family()))
     return layer >= m.firstDense && layer % m.moeLayerFreq == 0;
+  if (isLlama4(m.family()))
+    return layer % m.moeLayerFreq == m.moeLayerFreq - 1;
   return true;
 }
 
@@ -238,9 +258,12 @@ static llvm::Error checkOptionFamilies(Family family) {
     bool (*applies)(Family);
     StringRef families;
   };
-  auto hasDense = [](Family f) { return isQwen(f) || isDeepSeek(f); };
+  auto hasDense = [](Family f) {
+    return isQwen(f) || isDeepSeek(f) || isLlama4(f);
+  };
   const Rule rules[] = {
-      {denseInner, hasDense, "qwen, deepseek and glm4_moe"},
+      {denseInner, hasDense, "qwen, deepseek, glm4_moe and llama4"},
+      {interleaveStep, isLlama4, "llama4 and llama4_text"},
       {sharedInner, hasGatedSharedExpert, "qwen2_moe and qwen3_next"},
       {sharedExperts, isDeepSeek, "deepseek and glm4_moe"},
       {groups, isDeepSeek, "deepseek and glm4_moe"},
@@ -308,6 +331,11 @@ static llvm::Error setFamilyExtras(Model &m) {
       m.sharedInner = sharedInner;
     return checkPositive(sparseStep);
   }
+  if (isLlama4(f)) {
+    m.moeLayerFreq = interleaveStep;
+    m.sharedInner = m.inner; // Llama4TextMLP of intermediate_size
+    return checkPositive(interleaveStep);
+  }
   if (!isDeepSeek(f))
     return llvm::Error::success();
   m.sharedExperts = sharedExperts;
@@ -340,7 +368,9 @@ static llvm::Expected<Model> parseModel() {
       return std::move(err);
 
   Model m{info, hidden, inner, experts, 0, layers, denseInner};
-  int64_t familyK = info->family == Family::Olmoe ? 8 : 2;
+  int64_t familyK = info->family == Family::Olmoe ? 8
+                    : isLlama4(info->family)      ? 1
+                                                  : 2;
   m.topK =
       topK.getNumOccurrences() ? int64_t(topK) : std::min(familyK, m.experts);
   if (m.topK < 1 || m.topK > m.experts)
@@ -378,16 +408,21 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
   Family f = m.family();
   bool expertSizeIsIntermediate =
       isMixtralBlock(f) || f == Family::Olmoe || f == Family::GraniteMoe;
-  if (expertSizeIsIntermediate) {
+  if (isLlama4(f)) {
+    config["intermediate_size"] = m.inner;
+    config["intermediate_size_mlp"] = m.denseInner;
+    config["interleave_moe_layer_step"] = m.moeLayerFreq;
+  } else if (expertSizeIsIntermediate) {
     config["intermediate_size"] = m.inner;
   } else {
     config["intermediate_size"] = m.denseInner;
     config["moe_intermediate_size"] = m.inner;
   }
-  StringRef expertsKey = isMixtralBlock(f) || f == Family::GraniteMoe
-                             ? "num_local_experts"
-                         : isDeepSeek(f) ? "n_routed_experts"
-                                         : "num_experts";
+  StringRef expertsKey =
+      isMixtralBlock(f) || f == Family::GraniteMoe || isLlama4(f)
+          ? "num_local_experts"
+      : isDeepSeek(f) ? "n_routed_experts"
+                      : "num_experts";
   config[expertsKey] = m.experts;
   config["num_experts_per_tok"] = m.topK;
   if (hasNormTopkProb(f))
@@ -418,6 +453,22 @@ static void addDeepSeekKeys(const Model &m, llvm::json::Object &config) {
 }
 
 static llvm::json::Object buildConfig(const Model &m) {
+  if (m.family() == Family::Llama4) {
+    // The text model's config, nested as in Llama4Config.
+    Model textModel = m;
+    textModel.info = llvm::find_if(kFamilies, [](const FamilyInfo &i) {
+      return i.family == Family::Llama4Text;
+    });
+    llvm::json::Object text = buildConfig(textModel);
+    text.erase("architectures");
+    return llvm::json::Object{
+        {"architectures", llvm::json::Array{m.info->architecture}},
+        {"model_type", m.info->modelType},
+        {"text_config", std::move(text)},
+        {"tie_word_embeddings", false},
+        {"torch_dtype", torchDType(m.dtype)},
+    };
+  }
   llvm::json::Object config{
       {"architectures", llvm::json::Array{m.info->architecture}},
       {"model_type", m.info->modelType},
@@ -441,9 +492,10 @@ static llvm::json::Object buildConfig(const Model &m) {
 namespace {
 /// How a tensor's values are drawn.
 enum class Init {
-  Linear, // N(0, 1/fan_in), fan_in the last size
-  Norm,   // 1 + 0.1 N(0, 1), like trained RMSNorm scales
-  Bias,   // 0.1 N(0, 1), stored in f32
+  Linear,      // N(0, 1/fan_in), fan_in the last size
+  LinearInOut, // the same, stored [..., in, out]: fan_in the one before
+  Norm,        // 1 + 0.1 N(0, 1), like trained RMSNorm scales
+  Bias,        // 0.1 N(0, 1), stored in f32
 };
 
 struct TensorSpec {
@@ -471,6 +523,14 @@ public:
 static void addSparseBlock(const Model &m, const std::string &layer,
                            TensorList &list) {
   int64_t d = m.hidden, f = m.inner, e = m.experts;
+  if (isLlama4(m.family())) {
+    std::string ff = layer + ".feed_forward";
+    list.add(ff + ".router.weight", {e, d});
+    list.add(ff + ".experts.gate_up_proj", {e, d, 2 * f}, Init::LinearInOut);
+    list.add(ff + ".experts.down_proj", {e, f, d}, Init::LinearInOut);
+    list.addGatedFFN(ff + ".shared_expert", d, m.sharedInner);
+    return;
+  }
   if (isMixtralBlock(m.family())) {
     std::string moe = layer + ".block_sparse_moe";
     list.add(moe + ".gate.weight", {e, d});
@@ -510,19 +570,24 @@ static void addSparseBlock(const Model &m, const std::string &layer,
 static std::vector<TensorSpec> buildTensorList(const Model &m) {
   int64_t d = m.hidden;
   TensorList list;
-  list.add("model.embed_tokens.weight", {m.vocab, d});
+  // The multimodal Llama-4 checkpoint holds its text model under
+  // language_model.
+  std::string top = m.family() == Family::Llama4 ? "language_model." : "";
+  list.add(top + "model.embed_tokens.weight", {m.vocab, d});
   for (int64_t l = 0; l < m.layers; ++l) {
-    std::string layer = "model.layers." + std::to_string(l);
+    std::string layer = top + "model.layers." + std::to_string(l);
     list.add(layer + ".input_layernorm.weight", {d}, Init::Norm);
     list.add(layer + ".self_attn.o_proj.weight", {d, d});
     list.add(layer + ".post_attention_layernorm.weight", {d}, Init::Norm);
     if (isSparseLayer(m, l))
       addSparseBlock(m, layer, list);
     else
-      list.addGatedFFN(layer + ".mlp", d, m.denseInner);
+      list.addGatedFFN(layer +
+                           (isLlama4(m.family()) ? ".feed_forward" : ".mlp"),
+                       d, m.denseInner);
   }
-  list.add("model.norm.weight", {d}, Init::Norm);
-  list.add("lm_head.weight", {m.vocab, d});
+  list.add(top + "model.norm.weight", {d}, Init::Norm);
+  list.add(top + "lm_head.weight", {m.vocab, d});
   return std::move(list.specs);
 }
 
@@ -557,13 +622,16 @@ static std::vector<char> generateValues(const TensorSpec &spec, DType type,
   int64_t count = 1;
   for (int64_t s : spec.shape)
     count *= s;
-  double scale = 1.0 / std::sqrt(static_cast<double>(spec.shape.back()));
+  int64_t fanIn = spec.init == Init::LinearInOut
+                      ? spec.shape[spec.shape.size() - 2]
+                      : spec.shape.back();
+  double scale = 1.0 / std::sqrt(static_cast<double>(fanIn));
   std::vector<char> bytes(count * checkpoint::elementSize(type));
   for (int64_t i = 0; i < count; ++i) {
     double z = random.normal();
-    double value = spec.init == Init::Linear ? z * scale
-                   : spec.init == Init::Norm ? 1.0 + 0.1 * z
-                                             : 0.1 * z;
+    double value = spec.init == Init::Norm   ? 1.0 + 0.1 * z
+                   : spec.init == Init::Bias ? 0.1 * z
+                                             : z * scale;
     storeValue(type, static_cast<float>(value),
                bytes.data() + i * checkpoint::elementSize(type));
   }

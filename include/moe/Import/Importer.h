@@ -49,6 +49,16 @@
 //   sparse. No preset names this routing, so its layers carry the routing
 //   attributes and no `family`. MiniMaxM2Config has no routing keys:
 //   scoring_func, norm_topk_prob and the like are not read.
+// - llama4 (Llama-4; its text model's keys in text_config, its tensors
+//   under language_model.) and llama4_text: Llama4TextMoe, which no preset
+//   names, so its layers carry the routing and no `family`: the top k of
+//   the logits, each weight the sigmoid of its logit (no renormalization)
+//   applied to the expert's input (`apply_weight = input`); the fused
+//   experts gate_up_proj [E, d, 2f] and down_proj [E, f, d] stored
+//   [in, out], so emitted as `moe.weight {transposed}`; an ungated shared
+//   expert (Llama4TextMLP) of intermediate_size; the sparse layers listed
+//   in moe_layers, or else every interleave_moe_layer_step-th one (default
+//   1), from layer step - 1.
 // - hidden_act: silu or swish -> silu; gelu (the erf form) -> gelu_erf;
 //   gelu_new, gelu_pytorch_tanh, gelu_fast (the tanh form) -> gelu_tanh;
 //   relu -> relu. Shared experts use the same activation.
@@ -115,6 +125,8 @@ struct ModelConfig {
   double scale = 1.0;
   /// DeepSeek-V3's e_score_correction_bias.
   bool selectionBias = false;
+  /// Where the routing weight multiplies (Llama-4: the expert input).
+  ApplyWeight apply = ApplyWeight::Output;
 
   /// Whether the routing is the family preset; when not, `presetNote`
   /// says why and the layers carry no `family` attribute.
@@ -125,10 +137,19 @@ struct ModelConfig {
   /// worth a warning.
   bool hasPreset = true;
 
+  /// Llama-4's block (Llama4TextMoe): the fused experts stored [in, out]
+  /// (`moe.weight {transposed}`) and an ungated shared expert.
+  bool llama4 = false;
+  /// The tensors of layer L are under `<layerPrefix>.L`.
+  std::string layerPrefix = "model.layers";
+
   // Which layers are sparse.
+  /// Llama-4's moe_layers, when the config lists them.
+  std::optional<std::vector<int64_t>> moeLayers;
   std::vector<int64_t> mlpOnlyLayers;
   int64_t decoderSparseStep = 1;
   int64_t firstKDenseReplace = 0;
+  /// moe_layer_freq (DeepSeek) or interleave_moe_layer_step (Llama-4).
   int64_t moeLayerFreq = 1;
 
   /// Whether layer `layer` (in [0, numLayers)) holds a sparse MoE block.
