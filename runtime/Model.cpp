@@ -117,6 +117,25 @@ llvm::Error Model::bind(const WeightEntry &weight) {
   return llvm::Error::success();
 }
 
+/// Rows [r0, r1) by columns [c0, c1) (at most 32 of each) of the [n, k]
+/// matrix `out` from its transpose `in` ([k, n]), moving elements of `T` as
+/// they are: each row of `in` is read as one run, and each row of `out`
+/// written as one.
+template <typename T>
+static void transposeTile(const void *in, void *out, int64_t n, int64_t k,
+                          int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  constexpr int64_t kTile = 32;
+  T columns[kTile][kTile], row[kTile];
+  for (int64_t c = c0; c < c1; ++c)
+    std::memcpy(columns[c - c0], static_cast<const T *>(in) + c * n + r0,
+                (r1 - r0) * sizeof(T));
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t c = c0; c < c1; ++c)
+      row[c - c0] = columns[c - c0][r - r0];
+    std::memcpy(static_cast<T *>(out) + r * k + c0, row, (c1 - c0) * sizeof(T));
+  }
+}
+
 /// Converts the tensors of `weight` from the checkpoint's `stored` element
 /// type to `dtype`, rounding to nearest even, and swaps the last two
 /// dimensions of each when it is `transposed`, into one buffer in stacking
@@ -141,18 +160,19 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
   }
   int64_t matrix = n * k, batch = matrix ? count / matrix : 0;
   size_t pieceBytes = static_cast<size_t>(count) * elementSize(to);
-  size_t total = pieceBytes * weight.names.size();
-  std::unique_ptr<void, FreeDeleter> buffer(
-      std::aligned_alloc(64, std::max<size_t>(64, (total + 63) / 64 * 64)));
+  cpu::Buffer buffer = cpu::allocateStreamed(pieceBytes * weight.names.size());
   if (!buffer)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "out of memory converting weight " +
                                        weight.names.front());
-  // Tasks of kRows rows by kCols columns of the result, so that a
-  // transposed read stays within a few cache lines per row.
-  constexpr int64_t kRows = 32, kCols = 1 << 16;
-  int64_t cols = weight.transposed ? 32 : kCols;
-  int64_t rowTasks = (n + kRows - 1) / kRows, colTasks = (k + cols - 1) / cols;
+  // Work items of kBlock rows by kBlock columns of the result when it is
+  // transposed, so that each touches kBlock pages of either side, in tiles
+  // of kTile x kTile (each read and written one cache line a row); else of
+  // kChunk elements of the one row.
+  constexpr int64_t kTile = 32, kBlock = 256, kChunk = 1 << 16;
+  int64_t rows = weight.transposed ? kBlock : 1;
+  int64_t cols = weight.transposed ? kBlock : kChunk;
+  int64_t rowTasks = (n + rows - 1) / rows, colTasks = (k + cols - 1) / cols;
   int64_t tasks = batch * rowTasks * colTasks;
   for (auto [i, name] : llvm::enumerate(weight.names)) {
     auto tensor =
@@ -164,19 +184,49 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     // Each task notes its first overflow (an index into the checkpoint
     // tensor); the error names the first one.
     std::vector<int64_t> overflow(tasks, -1);
-    cpu::parallelFor(tasks, [&](int64_t task) {
-      int64_t b = task / (rowTasks * colTasks);
-      int64_t r0 = task / colTasks % rowTasks * kRows;
-      int64_t c0 = task % colTasks * cols;
-      for (int64_t r = r0; r < std::min(n, r0 + kRows); ++r) {
-        for (int64_t c = c0; c < std::min(k, c0 + cols); ++c) {
+    // Converts elements [r0, r1) x [c0, c1) of matrix b; a transposed tile
+    // (at most kTile x kTile) is read along the checkpoint's rows first.
+    auto convert = [&](int64_t task, int64_t b, int64_t r0, int64_t r1,
+                       int64_t c0, int64_t c1) {
+      float tile[kTile * kTile];
+      if (weight.transposed)
+        for (int64_t c = c0; c < c1; ++c)
+          for (int64_t r = r0; r < r1; ++r)
+            tile[(r - r0) * kTile + (c - c0)] =
+                cpu::loadF32(in, from, b * matrix + c * n + r);
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t c = c0; c < c1; ++c) {
           int64_t j = b * matrix + r * k + c;
           int64_t source = weight.transposed ? b * matrix + c * n + r : j;
-          float value = cpu::loadF32(in, from, source);
+          float value = weight.transposed ? tile[(r - r0) * kTile + (c - c0)]
+                                          : cpu::loadF32(in, from, source);
           cpu::storeF32(out, to, j, value);
           if (overflow[task] < 0 && std::isfinite(value) &&
               !std::isfinite(cpu::loadF32(out, to, j)))
             overflow[task] = source;
+        }
+      }
+    };
+    cpu::parallelFor(tasks, [&](int64_t task) {
+      int64_t b = task / (rowTasks * colTasks);
+      int64_t r0 = task / colTasks % rowTasks * rows;
+      int64_t c0 = task % colTasks * cols;
+      int64_t r1 = std::min(n, r0 + rows), c1 = std::min(k, c0 + cols);
+      if (!weight.transposed)
+        return convert(task, b, r0, r1, c0, c1);
+      const char *src =
+          static_cast<const char *>(in) + b * matrix * elementSize(from);
+      char *dst = static_cast<char *>(out) + b * matrix * elementSize(to);
+      for (int64_t r = r0; r < r1; r += kTile) {
+        for (int64_t c = c0; c < c1; c += kTile) {
+          int64_t rEnd = std::min(r1, r + kTile),
+                  cEnd = std::min(c1, c + kTile);
+          if (from != to)
+            convert(task, b, r, rEnd, c, cEnd);
+          else if (elementSize(to) == 2) // nothing to convert
+            transposeTile<uint16_t>(src, dst, n, k, r, rEnd, c, cEnd);
+          else
+            transposeTile<uint32_t>(src, dst, n, k, r, rEnd, c, cEnd);
         }
       }
     });
@@ -198,7 +248,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     return bindPacked(weight, pieceShape, toCheckpointDType(to),
                       static_cast<const char *>(buffer.get()));
   weights.push_back(buffer.get());
-  packed.push_back(std::move(buffer));
+  packed.emplace_back(buffer.release());
   return llvm::Error::success();
 }
 

@@ -314,6 +314,58 @@ TEST_F(PackedWeights, TransposesStoredTensors) {
             std::string::npos);
 }
 
+/// Transposition works by blocks of 256 x 256 and tiles of 32 x 32: a
+/// matrix with partial blocks and tiles on both sides, as it is and
+/// converted, holds every element where the transpose puts it.
+TEST(TransposedWeights, CrossBlockAndTileEdges) {
+  llvm::SmallString<128> dir;
+  ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("moe-model-test", dir));
+  std::string path = (dir + "/model.safetensors").str();
+  constexpr int64_t rows = 270, cols = 300; // stored [rows, cols]
+  std::vector<uint16_t> bf16(rows * cols);
+  std::vector<float> f32(rows * cols);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    bf16[i] = cpu::toBF16Scalar(dist(rng));
+    f32[i] = dist(rng);
+  }
+  std::vector<ckpt::TensorData> tensors = {
+      {"bf16",
+       ckpt::DType::BF16,
+       {rows, cols},
+       {reinterpret_cast<const char *>(bf16.data()), bf16.size() * 2}},
+      {"f32",
+       ckpt::DType::F32,
+       {rows, cols},
+       {reinterpret_cast<const char *>(f32.data()), f32.size() * 4}}};
+  ASSERT_FALSE(bool(ckpt::writeSafeTensors(path, tensors)));
+  Manifest manifest;
+  WeightEntry plain;
+  plain.id = 0;
+  plain.names = {"bf16"};
+  plain.dtype = MOE_DTYPE_BF16;
+  plain.shape = {cols, rows};
+  plain.transposed = true;
+  WeightEntry converted = plain;
+  converted.id = 1;
+  converted.names = {"f32"};
+  converted.stored = MOE_DTYPE_F32;
+  manifest.weights = {plain, converted};
+  auto model = Model::load(std::move(manifest), path);
+  ASSERT_TRUE(bool(model)) << llvm::toString(model.takeError());
+  auto moved = static_cast<const uint16_t *>((*model)->weight(0));
+  auto narrowed = static_cast<const uint16_t *>((*model)->weight(1));
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = 0; r < rows; ++r) {
+      ASSERT_EQ(moved[c * rows + r], bf16[r * cols + c])
+          << "[" << c << ", " << r << "]";
+      ASSERT_EQ(narrowed[c * rows + r], nearestBF16(f32[r * cols + c]))
+          << "[" << c << ", " << r << "]";
+    }
+  llvm::sys::fs::remove_directories(dir);
+}
+
 /// The manifest keeps which weights and knobs GPU code reads in GPU memory
 /// (moe_model_upload copies exactly those).
 TEST(ManifestDeviceFlags, SurviveTheRoundTrip) {
