@@ -184,49 +184,49 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     // Each task notes its first overflow (an index into the checkpoint
     // tensor); the error names the first one.
     std::vector<int64_t> overflow(tasks, -1);
-    // Converts elements [r0, r1) x [c0, c1) of matrix b; a transposed tile
-    // (at most kTile x kTile) is read along the checkpoint's rows first.
-    auto convert = [&](int64_t task, int64_t b, int64_t r0, int64_t r1,
-                       int64_t c0, int64_t c1) {
-      float tile[kTile * kTile];
-      if (weight.transposed)
-        for (int64_t c = c0; c < c1; ++c)
-          for (int64_t r = r0; r < r1; ++r)
-            tile[(r - r0) * kTile + (c - c0)] =
-                cpu::loadF32(in, from, b * matrix + c * n + r);
-      for (int64_t r = r0; r < r1; ++r) {
-        for (int64_t c = c0; c < c1; ++c) {
-          int64_t j = b * matrix + r * k + c;
-          int64_t source = weight.transposed ? b * matrix + c * n + r : j;
-          float value = weight.transposed ? tile[(r - r0) * kTile + (c - c0)]
-                                          : cpu::loadF32(in, from, source);
-          cpu::storeF32(out, to, j, value);
-          if (overflow[task] < 0 && std::isfinite(value) &&
-              !std::isfinite(cpu::loadF32(out, to, j)))
-            overflow[task] = source;
-        }
-      }
+    // Stores `value`, element `source` of the checkpoint tensor, as element
+    // `j` of the result.
+    auto store = [&](int64_t task, int64_t j, int64_t source, float value) {
+      cpu::storeF32(out, to, j, value);
+      if (overflow[task] < 0 && std::isfinite(value) &&
+          !std::isfinite(cpu::loadF32(out, to, j)))
+        overflow[task] = source;
     };
     cpu::parallelFor(tasks, [&](int64_t task) {
       int64_t b = task / (rowTasks * colTasks);
       int64_t r0 = task / colTasks % rowTasks * rows;
       int64_t c0 = task % colTasks * cols;
       int64_t r1 = std::min(n, r0 + rows), c1 = std::min(k, c0 + cols);
-      if (!weight.transposed)
-        return convert(task, b, r0, r1, c0, c1);
-      const char *src =
-          static_cast<const char *>(in) + b * matrix * elementSize(from);
-      char *dst = static_cast<char *>(out) + b * matrix * elementSize(to);
+      if (!weight.transposed) { // one row: n = 1, b = r0 = 0
+        for (int64_t j = c0; j < c1; ++j)
+          store(task, j, j, cpu::loadF32(in, from, j));
+        return;
+      }
+      int64_t base = b * matrix;
       for (int64_t r = r0; r < r1; r += kTile) {
         for (int64_t c = c0; c < c1; c += kTile) {
           int64_t rEnd = std::min(r1, r + kTile),
                   cEnd = std::min(c1, c + kTile);
-          if (from != to)
-            convert(task, b, r, rEnd, c, cEnd);
-          else if (elementSize(to) == 2) // nothing to convert
-            transposeTile<uint16_t>(src, dst, n, k, r, rEnd, c, cEnd);
-          else
-            transposeTile<uint32_t>(src, dst, n, k, r, rEnd, c, cEnd);
+          if (from == to) { // nothing to convert: move the raw elements
+            const char *src =
+                static_cast<const char *>(in) + base * elementSize(from);
+            char *dst = static_cast<char *>(out) + base * elementSize(to);
+            if (elementSize(to) == 2)
+              transposeTile<uint16_t>(src, dst, n, k, r, rEnd, c, cEnd);
+            else
+              transposeTile<uint32_t>(src, dst, n, k, r, rEnd, c, cEnd);
+            continue;
+          }
+          // The tile is read along the checkpoint's rows, one cache line
+          // each, then converted along the result's.
+          float tile[kTile][kTile];
+          for (int64_t sc = c; sc < cEnd; ++sc)
+            for (int64_t sr = r; sr < rEnd; ++sr)
+              tile[sr - r][sc - c] = cpu::loadF32(in, from, base + sc * n + sr);
+          for (int64_t sr = r; sr < rEnd; ++sr)
+            for (int64_t sc = c; sc < cEnd; ++sc)
+              store(task, base + sr * k + sc, base + sc * n + sr,
+                    tile[sr - r][sc - c]);
         }
       }
     });

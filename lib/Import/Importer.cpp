@@ -185,14 +185,14 @@ static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
   bool blockSparse =
       m.family == Family::Mixtral || m.family == Family::GraniteMoe;
   return m.layerPrefix + "." + std::to_string(layer) +
-         (m.llama4      ? ".feed_forward"
+         (m.isLlama4()  ? ".feed_forward"
           : blockSparse ? ".block_sparse_moe"
                         : ".mlp");
 }
 
 /// The router weight [E, d] of layer `layer`.
 static WeightSpec routerSpec(const ModelConfig &m, int64_t layer) {
-  StringRef leaf = m.llama4                         ? ".router.weight"
+  StringRef leaf = m.isLlama4()                     ? ".router.weight"
                    : m.family == Family::GraniteMoe ? ".router.layer.weight"
                                                     : ".gate.weight";
   return single("router", blockPrefix(m, layer) + leaf,
@@ -204,7 +204,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
   int64_t d = m.hiddenSize, f = m.expertSize, e = m.numExperts;
   LayerSpec spec;
   spec.router = routerSpec(m, layer);
-  if (m.llama4) {
+  if (m.isLlama4()) {
     // Fused experts stored [in, out]: gate_up_proj [E, d, 2f] (gate
     // columns, then up), down_proj [E, f, d].
     std::string ff = blockPrefix(m, layer);
@@ -270,11 +270,12 @@ static llvm::Error checkTensor(const Checkpoint &ckpt, StringRef name,
   return ckpt.require(name, shape, {layerType}).takeError();
 }
 
-/// Checks the router weight of a layer; its dtype is the layer's.
-static llvm::Expected<DType> checkRouter(const Checkpoint &ckpt,
-                                         const WeightSpec &router) {
+/// Checks a single tensor of any float dtype and returns that dtype: the
+/// router weight (whose dtype is the layer's) or the correction bias.
+static llvm::Expected<DType> checkAnyFloat(const Checkpoint &ckpt,
+                                           const WeightSpec &weight) {
   llvm::Expected<const checkpoint::TensorInfo *> tensor =
-      ckpt.require(router.names.front(), router.shape,
+      ckpt.require(weight.names.front(), weight.tensorShape(),
                    {DType::F32, DType::F16, DType::BF16});
   if (!tensor)
     return tensor.takeError();
@@ -298,12 +299,10 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, LayerSpec &spec,
   if (spec.bias) {
     // The Hugging Face routers add the correction bias to f32 scores, so a
     // bias saved in a narrower dtype counts with its exact f32 value.
-    llvm::Expected<const checkpoint::TensorInfo *> bias =
-        ckpt.require(spec.bias->names.front(), spec.bias->shape,
-                     {DType::F32, DType::F16, DType::BF16});
-    if (!bias)
-      return bias.takeError();
-    spec.bias->storedAs = *(*bias)->dtype;
+    llvm::Expected<DType> dtype = checkAnyFloat(ckpt, *spec.bias);
+    if (!dtype)
+      return dtype.takeError();
+    spec.bias->storedAs = *dtype;
   }
   return llvm::Error::success();
 }
@@ -462,7 +461,7 @@ mlir::moe::import::importModel(MLIRContext &context, StringRef modelDir,
   llvm::SmallVector<DType> dtypes;
   for (int64_t layer : *layers) {
     llvm::Expected<DType> dtype =
-        checkRouter(**ckpt, routerSpec(*config, layer));
+        checkAnyFloat(**ckpt, routerSpec(*config, layer));
     if (!dtype)
       return dtype.takeError();
     specs.push_back(describeLayer(*config, layer));

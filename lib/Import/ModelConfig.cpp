@@ -374,7 +374,7 @@ static void readLlama4(ConfigReader &reader, ModelConfig &m) {
 }
 
 static void readFamily(ConfigReader &reader, ModelConfig &m) {
-  if (m.llama4)
+  if (m.isLlama4())
     return readLlama4(reader, m);
   switch (m.family) {
   case Family::Mixtral:
@@ -448,7 +448,6 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
         path + ": unsupported model_type \"" + m.modelType +
             "\" (supported: " + supportedModelTypes() + ")");
   m.family = info->family;
-  m.llama4 = StringRef(m.modelType).starts_with("llama4");
 
   // The multimodal Llama-4 checkpoint keeps its text model's keys in
   // text_config, and its tensors under language_model.
@@ -509,7 +508,7 @@ bool ModelConfig::isSparseLayer(int64_t layer) const {
     return false;
   if (moeLayers)
     return llvm::is_contained(*moeLayers, layer);
-  if (llama4) // interleave_moe_layer_step
+  if (isLlama4()) // interleave_moe_layer_step
     return layer % moeLayerFreq == moeLayerFreq - 1;
   if (isQwen(family))
     return !llvm::is_contained(mlpOnlyLayers, layer) &&
@@ -531,7 +530,7 @@ std::string ModelConfig::denseReason(int64_t layer) const {
   std::string l = std::to_string(layer);
   if (moeLayers)
     return "it is not in moe_layers";
-  if (llama4)
+  if (isLlama4())
     return l + " % interleave_moe_layer_step (" + std::to_string(moeLayerFreq) +
            ") != " + std::to_string(moeLayerFreq - 1);
   if (isQwen(family)) {

@@ -137,9 +137,6 @@ struct ModelConfig {
   /// worth a warning.
   bool hasPreset = true;
 
-  /// Llama-4's block (Llama4TextMoe): the fused experts stored [in, out]
-  /// (`moe.weight {transposed}`) and an ungated shared expert.
-  bool llama4 = false;
   /// The tensors of layer L are under `<layerPrefix>.L`.
   std::string layerPrefix = "model.layers";
 
@@ -152,6 +149,12 @@ struct ModelConfig {
   /// moe_layer_freq (DeepSeek) or interleave_moe_layer_step (Llama-4).
   int64_t moeLayerFreq = 1;
 
+  /// Llama-4's block (Llama4TextMoe, model types llama4 and llama4_text):
+  /// the fused experts stored [in, out] (`moe.weight {transposed}`) and an
+  /// ungated shared expert.
+  bool isLlama4() const {
+    return llvm::StringRef(modelType).starts_with("llama4");
+  }
   /// Whether layer `layer` (in [0, numLayers)) holds a sparse MoE block.
   bool isSparseLayer(int64_t layer) const;
   /// Every sparse layer, ascending.
