@@ -31,6 +31,9 @@ size_t moe::rt::elementSize(moe_dtype dtype) {
   return dtype == MOE_DTYPE_F32 ? 4 : 2;
 }
 
+/// The manifest's `stored` of block-scaled FP8 weights.
+static constexpr llvm::StringLiteral kStoredF8E4M3 = "f8e4m3fn";
+
 static std::optional<moe_dtype> parseDType(llvm::StringRef name) {
   for (moe_dtype d : {MOE_DTYPE_F32, MOE_DTYPE_F16, MOE_DTYPE_BF16})
     if (dtypeName(d) == name)
@@ -52,6 +55,11 @@ std::string Manifest::toJSON() const {
       entry["device"] = true;
     if (w.stored)
       entry["stored"] = dtypeName(*w.stored);
+    if (w.scales) {
+      entry["stored"] = kStoredF8E4M3;
+      entry["scales"] = json::Array(w.scales->names);
+      entry["scale_block"] = json::Array{w.scales->rows, w.scales->cols};
+    }
     if (w.transposed)
       entry["transposed"] = true;
     if (w.packing)
@@ -103,6 +111,33 @@ static llvm::Error invalid(const llvm::Twine &message) {
                                  "invalid model manifest: " + message);
 }
 
+/// Reads the scale tensors and block size of block-scaled FP8 weight
+/// `w`, whose pieces have rank `pieceRank`, into `entry.scales`.
+static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
+                                    WeightEntry &entry) {
+  const json::Array *scales = w.getArray("scales");
+  const json::Array *block = w.getArray("scale_block");
+  std::string weight = entry.names.front();
+  if (!scales || scales->size() != entry.names.size() || !block ||
+      block->size() != 2 || pieceRank < 2)
+    return invalid("malformed block scales of FP8 weight " + weight);
+  WeightEntry::BlockScales result;
+  for (const json::Value &n : *scales) {
+    auto name = n.getAsString();
+    if (!name || name->empty())
+      return invalid("a scale name of weight " + weight + " is not a name");
+    result.names.push_back(name->str());
+  }
+  std::optional<int64_t> rows = (*block)[0].getAsInteger(),
+                         cols = (*block)[1].getAsInteger();
+  if (!rows || !cols || *rows < 1 || *cols < 1)
+    return invalid("malformed scale block of FP8 weight " + weight);
+  result.rows = *rows;
+  result.cols = *cols;
+  entry.scales = std::move(result);
+  return llvm::Error::success();
+}
+
 llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
   llvm::Expected<json::Value> value = json::parse(text);
   if (!value)
@@ -145,24 +180,33 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       }
       if (names->empty())
         return invalid("a weight without tensor names");
-      if (const json::Value *stored = w->get("stored")) {
-        auto name = stored->getAsString();
-        entry.stored = name ? parseDType(*name) : std::nullopt;
-        if (!entry.stored || *entry.stored == entry.dtype)
-          return invalid("malformed stored dtype of weight " +
-                         entry.names.front());
-      }
       for (const json::Value &d : *shape) {
         auto size = d.getAsInteger();
         if (!size || *size < 0)
           return invalid("malformed weight shape");
         entry.shape.push_back(*size);
       }
+      size_t pieceRank = entry.shape.size() - (entry.stacked ? 1 : 0);
+      if (const json::Value *stored = w->get("stored")) {
+        auto name = stored->getAsString();
+        if (name == kStoredF8E4M3) {
+          if (llvm::Error err = parseBlockScales(*w, pieceRank, entry))
+            return err;
+        } else {
+          entry.stored = name ? parseDType(*name) : std::nullopt;
+          if (!entry.stored || *entry.stored == entry.dtype)
+            return invalid("malformed stored dtype of weight " +
+                           entry.names.front());
+        }
+      }
       entry.transposed = w->getBoolean("transposed").value_or(false);
-      if (entry.transposed && entry.shape.size() < (entry.stacked ? 3u : 2u))
+      if (entry.transposed && pieceRank < 2)
         return invalid("weight " + entry.names.front() +
                        " is transposed but its tensors have fewer than two "
                        "dimensions");
+      if (entry.transposed && entry.scales)
+        return invalid("weight " + entry.names.front() +
+                       " is block-scaled FP8 and transposed");
       if (const json::Object *p = w->getObject("packing")) {
         Packing packing;
         auto firstRow = p->getInteger("first_row");

@@ -49,6 +49,15 @@ struct WeightEntry {
   /// The element type the checkpoint holds, when it is not `dtype`: the
   /// runtime converts the tensors to `dtype` when it binds them.
   std::optional<moe_dtype> stored;
+  /// Block-scaled FP8 tensors (`moe.weight {stored = f8E4M3FN}`; `stored`
+  /// is then unset): the scale tensor of each tensor of `names` and the
+  /// block size. The runtime dequantizes them to `dtype` when it binds
+  /// them.
+  struct BlockScales {
+    std::vector<std::string> names;
+    int64_t rows = 0, cols = 0;
+  };
+  std::optional<BlockScales> scales;
   /// The checkpoint tensors hold their pieces with the last two dimensions
   /// swapped ([..., k, n] for [..., n, k]): the runtime transposes them
   /// when it binds them.

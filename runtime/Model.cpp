@@ -12,6 +12,8 @@
 #include "cpu/Ops.h"
 #include "cpu/ThreadPool.h"
 
+#include "moe/Support/Npy.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -82,7 +84,7 @@ llvm::Error Model::bind(const WeightEntry &weight) {
   for (int64_t d : shape)
     pieceBytes *= static_cast<size_t>(d);
 
-  if (weight.stored || weight.transposed)
+  if (weight.stored || weight.transposed || weight.scales)
     return bindConverted(weight, shape);
   if (weight.packing)
     return bindPacked(weight, shape, dtype);
@@ -136,6 +138,94 @@ static void transposeTile(const void *in, void *out, int64_t n, int64_t k,
   }
 }
 
+/// The f32 product of FP8 E4M3 `code` and `scale`, as bits. The code's
+/// bits moved to the top of an f32's exponent and mantissa make a float
+/// 2^120 times too small, subnormals included, and multiplying by 2^120 is
+/// exact. NaN codes give a finite product: the caller tests for them.
+static inline uint32_t fp8Product(uint32_t code, float scale) {
+  uint32_t bits = (code & 0x80) << 24 | (code & 0x7f) << 20;
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  value = value * 0x1p120f * scale;
+  std::memcpy(&bits, &value, sizeof(bits));
+  return bits;
+}
+
+/// Stores `codes[0, n)` (FP8 E4M3) times `scale` as elements [0, n) of
+/// `out`, of type `to`, and returns whether every code is a number and
+/// every stored value finite (else nothing is promised of the stored
+/// values: the caller does the run again element by element). The bf16
+/// rounding is that of a finite value. No table, no branch and no bool, so
+/// that the loops vectorize.
+static bool dequantizeRun(const uint8_t *__restrict codes, int64_t n,
+                          float scale, void *__restrict out, moe_dtype to) {
+  uint32_t bad = 0;
+  switch (to) {
+  case MOE_DTYPE_F32: {
+    auto *result = static_cast<uint32_t *>(out);
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t code = codes[i], bits = fp8Product(code, scale);
+      result[i] = bits;
+      bad |= ((code & 0x7f) == 0x7f) | ((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    break;
+  }
+  case MOE_DTYPE_BF16: {
+    auto *result = static_cast<uint16_t *>(out);
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t code = codes[i], bits = fp8Product(code, scale);
+      uint32_t rounded = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16;
+      result[i] = static_cast<uint16_t>(rounded);
+      bad |= ((code & 0x7f) == 0x7f) | ((rounded & 0x7f80) == 0x7f80);
+    }
+    break;
+  }
+  case MOE_DTYPE_F16: {
+    auto *result = static_cast<uint16_t *>(out);
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t code = codes[i], bits = fp8Product(code, scale);
+      float value;
+      std::memcpy(&value, &bits, sizeof(value));
+      result[i] = cpu::toF16Scalar(value);
+      bad |= ((code & 0x7f) == 0x7f) | ((result[i] & 0x7c00u) == 0x7c00u);
+    }
+    break;
+  }
+  }
+  return bad == 0;
+}
+
+/// The scales of block-scaled FP8 tensor `name` (a piece of `pieceShape`),
+/// read from `scaleName` as f32, each finite.
+static llvm::Expected<std::vector<float>>
+readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
+                llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape,
+                const WeightEntry::BlockScales &blocks) {
+  llvm::SmallVector<int64_t> shape(pieceShape);
+  int64_t &rows = shape[shape.size() - 2], &cols = shape.back();
+  rows = (rows + blocks.rows - 1) / blocks.rows;
+  cols = (cols + blocks.cols - 1) / blocks.cols;
+  auto tensor = checkpoint.require(
+      scaleName, shape,
+      {ckpt::DType::F32, ckpt::DType::BF16, ckpt::DType::F16});
+  if (!tensor)
+    return tensor.takeError();
+  std::vector<float> scales((*tensor)->numElements());
+  for (auto [i, scale] : llvm::enumerate(scales)) {
+    scale = ckpt::getAsF32(**tensor, i);
+    if (!std::isfinite(scale)) {
+      char value[32];
+      std::snprintf(value, sizeof(value), "%g", static_cast<double>(scale));
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     (*tensor)->file + ": tensor " + scaleName +
+                                         ": scale " + std::to_string(i) + " (" +
+                                         value + ") of FP8 tensor " + name +
+                                         " is not finite");
+    }
+  }
+  return scales;
+}
+
 /// Converts the tensors of `weight` from the checkpoint's `stored` element
 /// type to `dtype`, rounding to nearest even, and swaps the last two
 /// dimensions of each when it is `transposed`, into one buffer in stacking
@@ -143,9 +233,25 @@ static void transposeTile(const void *in, void *out, int64_t n, int64_t k,
 /// layouts compute with the same weights. A finite value that the
 /// conversion turns into an infinity is an error (f32 or bf16 values past
 /// f16's 65504, f32 values past bf16's largest).
+///
+/// Block-scaled FP8 tensors (`scales`) are dequantized: each FP8 value
+/// times the f32 scale of its block, multiplied in f32 and rounded once to
+/// `dtype`. A NaN weight, or a product out of `dtype`'s range, is an error.
 llvm::Error Model::bindConverted(const WeightEntry &weight,
                                  llvm::ArrayRef<int64_t> pieceShape) {
   moe_dtype from = weight.stored.value_or(weight.dtype), to = weight.dtype;
+  const WeightEntry::BlockScales *blocks =
+      weight.scales ? &*weight.scales : nullptr;
+  ckpt::DType storedType =
+      blocks ? ckpt::DType::F8E4M3 : toCheckpointDType(from);
+  // The rows and columns of each piece's last two dimensions, and of its
+  // scales (FP8 only).
+  int64_t pieceRows = pieceShape.size() >= 2 ? pieceShape.end()[-2] : 1;
+  int64_t pieceCols = pieceShape.empty() ? 1 : pieceShape.back();
+  int64_t scaleRows =
+              blocks ? (pieceRows + blocks->rows - 1) / blocks->rows : 0,
+          scaleCols =
+              blocks ? (pieceCols + blocks->cols - 1) / blocks->cols : 0;
   int64_t count = 1;
   for (int64_t d : pieceShape)
     count *= d;
@@ -175,22 +281,67 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
   int64_t rowTasks = (n + rows - 1) / rows, colTasks = (k + cols - 1) / cols;
   int64_t tasks = batch * rowTasks * colTasks;
   for (auto [i, name] : llvm::enumerate(weight.names)) {
-    auto tensor =
-        checkpoint->require(name, storedShape, {toCheckpointDType(from)});
+    auto tensor = checkpoint->require(name, storedShape, {storedType});
     if (!tensor)
       return tensor.takeError();
+    std::vector<float> scales;
+    if (blocks) {
+      auto read = readBlockScales(*checkpoint, name, blocks->names[i],
+                                  pieceShape, *blocks);
+      if (!read)
+        return read.takeError();
+      scales = std::move(*read);
+    }
     const void *in = (*tensor)->data;
     void *out = static_cast<char *>(buffer.get()) + i * pieceBytes;
     // Each task notes its first overflow (an index into the checkpoint
     // tensor); the error names the first one.
     std::vector<int64_t> overflow(tasks, -1);
     // Stores `value`, element `source` of the checkpoint tensor, as element
-    // `j` of the result.
-    auto store = [&](int64_t task, int64_t j, int64_t source, float value) {
+    // `j` of the result; `finite` says whether the value read was.
+    auto store = [&](int64_t task, int64_t j, int64_t source, float value,
+                     bool finite) {
       cpu::storeF32(out, to, j, value);
-      if (overflow[task] < 0 && std::isfinite(value) &&
-          !std::isfinite(cpu::loadF32(out, to, j)))
+      // An overflow, or a NaN in an FP8 tensor (its quantizer never writes
+      // one).
+      bool bad =
+          finite ? !std::isfinite(cpu::loadF32(out, to, j)) : blocks != nullptr;
+      if (overflow[task] < 0 && bad)
         overflow[task] = source;
+    };
+    // The FP8 value of element j, and the scale of its block.
+    auto fp8 = [&](int64_t j) {
+      return mlir::moe::npy::f8E4M3ToFloat(static_cast<const uint8_t *>(in)[j]);
+    };
+    auto scaleRow = [&](int64_t row) {
+      return scales.data() +
+             (row / pieceRows * scaleRows + row % pieceRows / blocks->rows) *
+                 scaleCols;
+    };
+    auto scaleOf = [&](int64_t j) {
+      return scaleRow(j / pieceCols)[j % pieceCols / blocks->cols];
+    };
+    // Dequantizes elements [j0, j1) of the FP8 tensor, a run of one scale
+    // at a time; a run with a value that is not finite is done again
+    // element by element, to note the first.
+    auto dequantize = [&](int64_t task, int64_t j0, int64_t j1) {
+      const uint8_t *codes = static_cast<const uint8_t *>(in);
+      size_t size = elementSize(to);
+      for (int64_t j = j0; j < j1;) {
+        int64_t col = j % pieceCols;
+        const float *rowScales = scaleRow(j / pieceCols);
+        int64_t rowEnd = std::min(j1, j + pieceCols - col);
+        while (j < rowEnd) {
+          float scale = rowScales[col / blocks->cols];
+          int64_t end = std::min(rowEnd, j + blocks->cols - col % blocks->cols);
+          if (!dequantizeRun(codes + j, end - j, scale,
+                             static_cast<char *>(out) + j * size, to))
+            for (int64_t e = j; e < end; ++e)
+              store(task, e, e, fp8(e) * scale, !std::isnan(fp8(e)));
+          col += end - j;
+          j = end;
+        }
+      }
     };
     cpu::parallelFor(tasks, [&](int64_t task) {
       int64_t b = task / (rowTasks * colTasks);
@@ -198,8 +349,14 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
       int64_t c0 = task % colTasks * cols;
       int64_t r1 = std::min(n, r0 + rows), c1 = std::min(k, c0 + cols);
       if (!weight.transposed) { // one row: n = 1, b = r0 = 0
-        for (int64_t j = c0; j < c1; ++j)
-          store(task, j, j, cpu::loadF32(in, from, j));
+        if (blocks) {
+          dequantize(task, c0, c1);
+          return;
+        }
+        for (int64_t j = c0; j < c1; ++j) {
+          float value = cpu::loadF32(in, from, j);
+          store(task, j, j, value, std::isfinite(value));
+        }
         return;
       }
       int64_t base = b * matrix;
@@ -226,14 +383,32 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
           for (int64_t sr = r; sr < rEnd; ++sr)
             for (int64_t sc = c; sc < cEnd; ++sc)
               store(task, base + sr * k + sc, base + sc * n + sr,
-                    tile[sr - r][sc - c]);
+                    tile[sr - r][sc - c], std::isfinite(tile[sr - r][sc - c]));
         }
       }
     });
     for (int64_t j : overflow) {
       if (j < 0)
         continue;
-      char value[32];
+      char value[64];
+      if (blocks) {
+        float stored = fp8(j), scale = scaleOf(j);
+        if (std::isnan(stored))
+          return llvm::createStringError(
+              llvm::inconvertibleErrorCode(),
+              (*tensor)->file + ": tensor " + name + ": element " +
+                  std::to_string(j) + " is NaN (an FP8 weight must be finite)");
+        std::snprintf(value, sizeof(value), "%g times scale %.9g = %.9g",
+                      static_cast<double>(stored), static_cast<double>(scale),
+                      static_cast<double>(stored * scale));
+        return llvm::createStringError(
+            llvm::inconvertibleErrorCode(),
+            (*tensor)->file + ": tensor " + name + ": element " +
+                std::to_string(j) + " (" + value + ") is out of the range of " +
+                dtypeName(to).str() +
+                "; the model dequantizes this FP8 tensor to " +
+                dtypeName(to).str());
+      }
       std::snprintf(value, sizeof(value), "%.9g",
                     static_cast<double>(cpu::loadF32(in, from, j)));
       return llvm::createStringError(

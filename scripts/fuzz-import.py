@@ -34,9 +34,11 @@ import sys
 import tempfile
 
 # One checkpoint per family, all small: moe-gen-checkpoint's options.
+# DeepSeek-V3 and MiniMax-M2 are block-scaled FP8, as they are released.
 CHECKPOINTS = {
     "mixtral": ["--experts", "4", "--inner", "24"],
-    "minimax_m2": ["--experts", "8", "--inner", "24", "--dtype", "bf16"],
+    "minimax_m2": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
+                   "--fp8-block", "8,128"],
     "qwen3_moe": ["--experts", "4", "--inner", "24", "--dtype", "bf16"],
     "qwen2_moe": ["--experts", "4", "--inner", "24", "--shared-inner", "32"],
     "qwen3_next": ["--experts", "16", "--top-k", "4", "--inner", "8",
@@ -44,7 +46,8 @@ CHECKPOINTS = {
     "olmoe": ["--experts", "8", "--inner", "24"],
     "granitemoe": ["--experts", "4", "--inner", "24", "--dtype", "f16"],
     "deepseek_v2": ["--experts", "8", "--inner", "24", "--shards", "2"],
-    "deepseek_v3": ["--experts", "8", "--inner", "24", "--dtype", "bf16"],
+    "deepseek_v3": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
+                    "--fp8-block", "16,16"],
     "glm4_moe": ["--experts", "8", "--inner", "24", "--dtype", "bf16"],
     "llama4": ["--experts", "4", "--inner", "24", "--layers", "4",
                "--interleave-step", "2", "--dtype", "bf16"],

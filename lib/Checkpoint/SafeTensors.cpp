@@ -89,12 +89,23 @@ StringRef checkpoint::name(DType type) {
     return "F16";
   case DType::BF16:
     return "BF16";
+  case DType::F8E4M3:
+    return "F8_E4M3";
   }
   llvm_unreachable("unknown dtype");
 }
 
 size_t checkpoint::elementSize(DType type) {
-  return type == DType::F32 ? 4 : 2;
+  switch (type) {
+  case DType::F32:
+    return 4;
+  case DType::F16:
+  case DType::BF16:
+    return 2;
+  case DType::F8E4M3:
+    return 1;
+  }
+  llvm_unreachable("unknown dtype");
 }
 
 std::optional<DType> checkpoint::parseDType(StringRef name) {
@@ -102,7 +113,15 @@ std::optional<DType> checkpoint::parseDType(StringRef name) {
       .Case("F32", DType::F32)
       .Case("F16", DType::F16)
       .Case("BF16", DType::BF16)
+      .Case("F8_E4M3", DType::F8E4M3)
       .Default(std::nullopt);
+}
+
+std::optional<DType> checkpoint::parseComputeDType(StringRef name) {
+  std::optional<DType> type = parseDType(name.upper());
+  if (type == DType::F8E4M3)
+    return std::nullopt;
+  return type;
 }
 
 /// The element size of any dtype of the format, so that the extent of an
@@ -138,6 +157,8 @@ float checkpoint::getAsF32(const TensorInfo &tensor, int64_t index) {
     std::memcpy(&v, p, sizeof(v));
     return v;
   }
+  if (*tensor.dtype == DType::F8E4M3)
+    return npy::f8E4M3ToFloat(*reinterpret_cast<const uint8_t *>(p));
   uint16_t bits;
   std::memcpy(&bits, p, sizeof(bits));
   return *tensor.dtype == DType::F16 ? npy::f16ToFloat(bits)
@@ -459,7 +480,7 @@ llvm::Expected<const TensorInfo *> Checkpoint::get(StringRef name) const {
   if (!tensor->dtype)
     return fail(tensor->file, "unsupported dtype " + tensor->dtypeName +
                                   " for tensor " + name +
-                                  " (expected F32, F16 or BF16)");
+                                  " (expected F32, F16, BF16 or F8_E4M3)");
   return tensor;
 }
 

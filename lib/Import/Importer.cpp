@@ -117,6 +117,14 @@ struct WeightSpec {
   /// The checkpoint tensor holds the operand with its last two dimensions
   /// swapped (`moe.weight {transposed}`).
   bool transposed = false;
+  /// Block-scaled FP8 tensors, set when they are checked: each tensor's
+  /// scales are `<name>_scale_inv` (`moe.weight {stored = f8E4M3FN}`).
+  bool fp8 = false;
+
+  /// The scale tensor of FP8 tensor `name`.
+  static std::string scaleName(StringRef name) {
+    return (name + "_scale_inv").str();
+  }
 
   /// The shape of each checkpoint tensor.
   llvm::SmallVector<int64_t> tensorShape() const {
@@ -282,19 +290,60 @@ static llvm::Expected<DType> checkAnyFloat(const Checkpoint &ckpt,
   return *(*tensor)->dtype;
 }
 
-/// Checks every other tensor of the layer against its router's dtype, and
-/// records the dtype of those computed in F32 whatever the layer's.
-static llvm::Error checkLayer(const Checkpoint &ckpt, LayerSpec &spec,
-                              DType layerType) {
+/// Checks the tensors of `weight`, whose first one is block-scaled FP8: all
+/// of them are, with scales of the block size of config.json.
+static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
+                            WeightSpec &weight) {
+  const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
+  if (!m.fp8Block)
+    return makeError(first->file + ": tensor " + weight.names.front() +
+                     " has dtype F8_E4M3, but " + m.path +
+                     " has no quantization_config of block-scaled FP8 "
+                     "(quant_method \"fp8\" with weight_block_size)");
+  if (weight.transposed)
+    return makeError(first->file + ": tensor " + weight.names.front() +
+                     " has dtype F8_E4M3; block-scaled FP8 weights stored "
+                     "[in, out] are not supported");
+  auto [rows, cols] = *m.fp8Block;
+  llvm::SmallVector<int64_t> scaleShape = weight.tensorShape();
+  if (scaleShape.size() < 2)
+    return makeError(first->file + ": tensor " + weight.names.front() +
+                     " has dtype F8_E4M3 but rank " + Twine(scaleShape.size()) +
+                     " (block-scaled weights have rank 2 or more)");
+  scaleShape.end()[-2] = llvm::divideCeil(scaleShape.end()[-2], rows);
+  scaleShape.back() = llvm::divideCeil(scaleShape.back(), cols);
+  for (const std::string &name : weight.names) {
+    if (llvm::Error err =
+            ckpt.require(name, weight.tensorShape(), {DType::F8E4M3})
+                .takeError())
+      return err;
+    if (llvm::Error err = ckpt.require(WeightSpec::scaleName(name), scaleShape,
+                                       {DType::F32, DType::F16, DType::BF16})
+                              .takeError())
+      return err;
+  }
+  weight.fp8 = true;
+  return llvm::Error::success();
+}
+
+/// Checks every other tensor of the layer against its router's dtype (or as
+/// block-scaled FP8), and records the dtype of those computed in F32
+/// whatever the layer's.
+static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
+                              LayerSpec &spec, DType layerType) {
   StringRef routerName = spec.router.names.front();
-  for (const WeightSpec *weight : spec.all()) {
-    if (weight->alwaysF32)
+  for (WeightSpec &weight :
+       llvm::concat<WeightSpec>(spec.experts, spec.shared)) {
+    const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
+    if (first && first->dtype == DType::F8E4M3) {
+      if (llvm::Error err = checkFP8(ckpt, m, weight))
+        return err;
       continue;
-    for (const std::string &name : weight->names)
-      if (name != routerName)
-        if (llvm::Error err = checkTensor(ckpt, name, weight->tensorShape(),
-                                          layerType, routerName))
-          return err;
+    }
+    for (const std::string &name : weight.names)
+      if (llvm::Error err = checkTensor(ckpt, name, weight.tensorShape(),
+                                        layerType, routerName))
+        return err;
   }
   if (spec.bias) {
     // The Hugging Face routers add the correction bias to f32 scores, so a
@@ -319,6 +368,8 @@ static Type elementType(MLIRContext *ctx, DType type) {
     return Float16Type::get(ctx);
   case DType::BF16:
     return BFloat16Type::get(ctx);
+  case DType::F8E4M3:
+    return Float8E4M3FNType::get(ctx);
   }
   llvm_unreachable("unknown dtype");
 }
@@ -341,6 +392,8 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
   // The runtime converts the tensors stored in another dtype than the
   // layer's (or than F32, for the bias).
   auto storedOf = [&](const WeightSpec &weight) {
+    if (weight.fp8)
+      return elementType(ctx, DType::F8E4M3);
     DType from = weight.alwaysF32 ? weight.storedAs : stored;
     DType to = weight.alwaysF32 ? DType::F32 : dtype;
     return from == to ? Type() : elementType(ctx, from);
@@ -388,6 +441,14 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
                                StringRef(weight.names.front()),
                                storedOf(weight));
     op.setTransposed(weight.transposed);
+    if (weight.fp8) {
+      llvm::SmallVector<std::string> scales;
+      for (const std::string &name : weight.names)
+        scales.push_back(WeightSpec::scaleName(name));
+      op.setScalesAttr(builder.getStrArrayAttr(
+          llvm::SmallVector<StringRef>(scales.begin(), scales.end())));
+      op.setScaleBlock(llvm::ArrayRef<int64_t>(*m.fp8Block));
+    }
     return op.getResult();
   };
   Value router = materialize(spec.router);
@@ -465,7 +526,7 @@ mlir::moe::import::importModel(MLIRContext &context, StringRef modelDir,
     if (!dtype)
       return dtype.takeError();
     specs.push_back(describeLayer(*config, layer));
-    if (llvm::Error err = checkLayer(**ckpt, specs.back(), *dtype))
+    if (llvm::Error err = checkLayer(**ckpt, *config, specs.back(), *dtype))
       return std::move(err);
     dtypes.push_back(*dtype);
   }

@@ -137,6 +137,17 @@ public:
     return result;
   }
 
+  /// An object, or null when absent.
+  const llvm::json::Object *getObject(StringRef key) {
+    const llvm::json::Value *value = find(key);
+    if (!value)
+      return nullptr;
+    if (const llvm::json::Object *result = value->getAsObject())
+      return result;
+    mistyped(key, "an object", *value);
+    return nullptr;
+  }
+
   /// Records an error about the file (the first one wins).
   void fail(const Twine &message) {
     if (error.empty())
@@ -426,6 +437,39 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
   reader.fail("model family without a reader");
 }
 
+/// quantization_config. Block-scaled FP8 (quant_method "fp8" with a
+/// weight_block_size, DeepSeek-V3's format and that of the FP8 releases of
+/// Qwen3, MiniMax-M2 and GLM-4.5) is read; any other quantization is
+/// refused here, as its tensors are not weights moe-import can bind.
+static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
+  const llvm::json::Object *object = reader.getObject("quantization_config");
+  if (!object)
+    return reader.takeError();
+  ConfigReader keys(*object, m.path + ": quantization_config");
+  std::string method = keys.getString("quant_method", std::nullopt);
+  if (!keys.failed() && method != "fp8")
+    keys.fail("quant_method \"" + method +
+              "\" is not supported (moe-import reads unquantized checkpoints "
+              "and block-scaled FP8: quant_method \"fp8\" with "
+              "weight_block_size)");
+  std::string format = keys.getString("fmt", StringRef("e4m3"));
+  if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
+    keys.fail("fmt \"" + format +
+              "\" is not supported (FP8 weights are e4m3, float8_e4m3fn)");
+  std::vector<int64_t> block = keys.getIntList("weight_block_size");
+  if (!keys.failed() && block.empty())
+    keys.fail("FP8 without weight_block_size (one scale per tensor) is not "
+              "supported; block-scaled FP8 has weight_block_size [rows, "
+              "columns]");
+  if (!keys.failed() && (block.size() != 2 || block[0] < 1 || block[1] < 1))
+    keys.fail("key \"weight_block_size\" must be two positive integers "
+              "[rows, columns]");
+  if (keys.failed())
+    return keys.takeError();
+  m.fp8Block = {block[0], block[1]};
+  return llvm::Error::success();
+}
+
 llvm::Expected<ModelConfig>
 mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
                                     StringRef path) {
@@ -448,6 +492,8 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
         path + ": unsupported model_type \"" + m.modelType +
             "\" (supported: " + supportedModelTypes() + ")");
   m.family = info->family;
+  if (llvm::Error err = readQuantization(reader, m))
+    return std::move(err);
 
   // The multimodal Llama-4 checkpoint keeps its text model's keys in
   // text_config, and its tensors under language_model.

@@ -451,6 +451,15 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
       entry.dtype = *dtype;
       if (auto stored = dict.getAs<TypeAttr>("stored"))
         entry.stored = runtimeDType(stored.getValue());
+      if (auto scales = dict.getAs<ArrayAttr>("scales")) {
+        auto block = dict.getAs<DenseI64ArrayAttr>("scale_block");
+        ::moe::rt::WeightEntry::BlockScales blockScales;
+        for (auto name : scales.getAsRange<StringAttr>())
+          blockScales.names.push_back(name.str());
+        blockScales.rows = block[0];
+        blockScales.cols = block[1];
+        entry.scales = std::move(blockScales);
+      }
       if (auto transposed = dict.getAs<BoolAttr>("transposed"))
         entry.transposed = transposed.getValue();
       entry.shape.assign(type.getShape().begin(), type.getShape().end());

@@ -92,6 +92,42 @@ float npy::f16ToFloat(uint16_t bits) {
   return floatOf(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }
 
+float npy::f8E4M3ToFloat(uint8_t bits) {
+  uint32_t sign = static_cast<uint32_t>(bits & 0x80) << 24;
+  uint32_t exponent = (bits >> 3) & 0xf, mantissa = bits & 0x7;
+  if (exponent == 0xf && mantissa == 0x7)
+    return floatOf(sign | 0x7fc00000u);
+  if (exponent == 0) { // zero or subnormal: mantissa * 2^-9
+    float magnitude = static_cast<float>(mantissa) * 0x1p-9f;
+    return sign ? -magnitude : magnitude;
+  }
+  return floatOf(sign | ((exponent - 7 + 127) << 23) | (mantissa << 20));
+}
+
+uint8_t npy::floatToF8E4M3(float value) {
+  uint8_t sign = std::signbit(value) ? 0x80 : 0;
+  if (std::isnan(value))
+    return sign | 0x7f;
+  float magnitude = std::fabs(value);
+  if (magnitude >= 448.0f)
+    return sign | 0x7e;
+  // The positive codes 0x00..0x7e increase with their value: find the
+  // two that bracket `magnitude` and take the nearer, the even one on a
+  // tie.
+  uint8_t low = 0, high = 0x7e;
+  while (high - low > 1) {
+    uint8_t mid = static_cast<uint8_t>((low + high) / 2);
+    (f8E4M3ToFloat(mid) <= magnitude ? low : high) = mid;
+  }
+  float below = magnitude - f8E4M3ToFloat(low);
+  float above = f8E4M3ToFloat(high) - magnitude;
+  uint8_t code = below < above   ? low
+                 : above < below ? high
+                 : (low & 1)     ? high
+                                 : low;
+  return sign | code;
+}
+
 //===----------------------------------------------------------------------===//
 // DType and Array
 //===----------------------------------------------------------------------===//

@@ -419,6 +419,49 @@ bool dtypeOf(const std::string &name, npy::DType *out) {
   return true;
 }
 
+/// Block-scaled FP8 tensor `t` [..., n, k] times its scales
+/// `<name>_scale_inv` [..., ceil(n / r), ceil(k / c)], in f64.
+bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
+             const std::vector<int64_t> &block, std::vector<double> *values,
+             std::string *err) {
+  if (block.size() != 2 || t.shape.size() < 2) {
+    *err = t.file + ": tensor " + t.name +
+           " is F8_E4M3 but the config has no weight_block_size, or the "
+           "tensor is not a matrix";
+    return false;
+  }
+  std::string scaleName = t.name + "_scale_inv";
+  const st::TensorEntry *s = reader.find(scaleName);
+  if (!s) {
+    *err = "the checkpoint has no tensor " + scaleName;
+    return false;
+  }
+  size_t rank = t.shape.size();
+  int64_t n = t.shape[rank - 2], k = t.shape[rank - 1];
+  int64_t sr = (n + block[0] - 1) / block[0], sc = (k + block[1] - 1) / block[1];
+  std::vector<int64_t> expected(t.shape.begin(), t.shape.end() - 2);
+  expected.push_back(sr);
+  expected.push_back(sc);
+  if (s->shape != expected) {
+    *err = s->file + ": tensor " + scaleName + " has shape " +
+           shapeText(s->shape) + ", expected " + shapeText(expected);
+    return false;
+  }
+  std::vector<double> scales;
+  if (s->dtype == "F8_E4M3") {
+    *err = s->file + ": tensor " + scaleName + " has dtype F8_E4M3";
+    return false;
+  }
+  if (!reader.read(t, values, err) || !reader.read(*s, &scales, err))
+    return false;
+  for (size_t i = 0; i < values->size(); ++i) {
+    int64_t m = int64_t(i) / (n * k), r = int64_t(i) / k % n,
+            c = int64_t(i) % k;
+    (*values)[i] *= scales[(m * sr + r / block[0]) * sc + c / block[1]];
+  }
+  return true;
+}
+
 std::vector<Mat> perExpert(const npy::Array &a) {
   std::vector<Mat> ms;
   int64_t rows = a.shape[1], cols = a.shape[2];
@@ -499,6 +542,16 @@ bool planLayer(const json::Value &config, const std::string &file,
   p.E = m.E;
   p.f = m.f;
   p.operands = layerOperands(m, p.cfg, layer, fs);
+  if (const json::Value *q = config.get("quantization_config")) {
+    const json::Value *block = q->get("weight_block_size");
+    if (!block || block->kind != json::Value::Kind::Array ||
+        block->array.size() != 2 || !block->array[0].isInteger ||
+        !block->array[1].isInteger || block->array[0].integer < 1 ||
+        block->array[1].integer < 1)
+      return keys.bad("quantization_config without a weight_block_size of "
+                      "two positive integers");
+    p.fp8Block = {block->array[0].integer, block->array[1].integer};
+  }
   *plan = std::move(p);
   return true;
 }
@@ -527,6 +580,17 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
                shapeText(t->shape) + ", expected " + shapeText(each);
         return false;
       }
+      std::vector<double> values;
+      if (t->dtype == "F8_E4M3" && op.role != "router" && !op.alwaysF32) {
+        if (!readFP8(reader, *t, plan.fp8Block, &values, err)) return false;
+        if (op.transposed) {
+          *err = name + ": FP8 weights stored transposed are not read";
+          return false;
+        }
+        a.dtype = weights->dtype;
+        a.f.insert(a.f.end(), values.begin(), values.end());
+        continue;
+      }
       npy::DType type;
       if (!dtypeOf(t->dtype, &type)) {
         *err = t->file + ": tensor " + name + " has dtype " + t->dtype +
@@ -546,7 +610,6 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         haveType = true;
       }
       a.dtype = op.alwaysF32 ? npy::DType::F32 : type;
-      std::vector<double> values;
       if (!reader.read(*t, &values, err)) return false;
       if (op.transposed) {
         std::vector<double> stored = values;

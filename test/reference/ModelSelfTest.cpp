@@ -735,4 +735,40 @@ TEST(TinyModel, GraniteFusedGateFirst) {
   fs::remove_all(dir);
 }
 
+// The Granite layer above with block-scaled FP8 experts (blocks of 1 x 2,
+// one scale per row): input_linear codes [1, 0; 0, 2] (0x38 = 1, 0x40 = 2)
+// with scales [0.5; 2] hold the gate row [0.5, 0] and the up row [0, 4];
+// output_linear codes [1; -1] (0xB8 = -1) with scales [1.5; 0.25] hold
+// [1.5; -0.25]. gate x = 0.5, up x = 4: h = silu(0.5) * 4 =
+// 2 / (1 + e^-0.5) = 1.2449186624037092; y = [1.5 h, -0.25 h].
+TEST(TinyModel, BlockScaledFP8) {
+  std::string dir = tempDir("fp8");
+  writeBytes(dir + "/config.json",
+             "{\"model_type\": \"granitemoe\", \"hidden_size\": 2, "
+             "\"num_hidden_layers\": 1, \"num_local_experts\": 1, "
+             "\"num_experts_per_tok\": 1, \"intermediate_size\": 1, "
+             "\"quantization_config\": {\"quant_method\": \"fp8\", "
+             "\"weight_block_size\": [1, 2]}}");
+  std::string p = "model.layers.0.block_sparse_moe.";
+  writeSafetensors(
+      dir + "/model.safetensors",
+      "{\"" + p + "router.layer.weight\":{\"dtype\":\"BF16\",\"shape\":[1,2],"
+      "\"data_offsets\":[0,4]},\"" + p + "input_linear.weight\":{\"dtype\":"
+      "\"F8_E4M3\",\"shape\":[1,2,2],\"data_offsets\":[4,8]},\"" + p +
+      "input_linear.weight_scale_inv\":{\"dtype\":\"F32\",\"shape\":[1,2,1],"
+      "\"data_offsets\":[8,16]},\"" + p + "output_linear.weight\":{\"dtype\":"
+      "\"F8_E4M3\",\"shape\":[1,2,1],\"data_offsets\":[16,18]},\"" + p +
+      "output_linear.weight_scale_inv\":{\"dtype\":\"F32\",\"shape\":[1,2,1],"
+      "\"data_offsets\":[18,26]}}",
+      u16Bytes({0x3F00, 0x3F00}) + std::string("\x38\x00\x00\x40", 4) +
+          f32Bytes({0.5f, 2.0f}) + std::string("\x38\xB8", 2) +
+          f32Bytes({1.5f, 0.25f}));
+  LayerResult res = runModel(dir, mat(1, 2, {1, 1}));
+  double h = 2.0 / (1.0 + std::exp(-0.5));
+  EXPECT_NEAR(res.y.at(0, 0), 1.5 * h, 1e-14);
+  EXPECT_NEAR(res.y.at(0, 1), -0.25 * h, 1e-14);
+  EXPECT_NEAR(h, 1.2449186624037092, 1e-14);
+  fs::remove_all(dir);
+}
+
 } // namespace

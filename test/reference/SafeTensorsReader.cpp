@@ -4,6 +4,7 @@
 #include "Json.h"
 #include "Npy.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,16 @@ int dtypeBytes(const std::string &dtype) {
       dtype == "F8_E4M3" || dtype == "F8_E5M2")
     return 1;
   return 0;
+}
+
+/// float8_e4m3fn: sign, 4 exponent bits (bias 7), 3 mantissa bits;
+/// subnormals below exponent 1; S.1111.111 is NaN; no infinities.
+double e4m3ToF64(unsigned char byte) {
+  int exponent = (byte >> 3) & 15, mantissa = byte & 7;
+  double sign = (byte & 0x80) ? -1.0 : 1.0;
+  if (exponent == 15 && mantissa == 7) return std::nan("");
+  if (exponent == 0) return sign * std::ldexp(mantissa / 8.0, -6);
+  return sign * std::ldexp(1.0 + mantissa / 8.0, exponent - 7);
 }
 
 static bool readWhole(const std::string &path, std::string *text,
@@ -176,9 +187,10 @@ const TensorEntry *Reader::find(const std::string &name) const {
 
 bool Reader::read(const TensorEntry &t, std::vector<double> *out,
                   std::string *err) const {
-  if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16") {
+  if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16" &&
+      t.dtype != "F8_E4M3") {
     *err = t.file + ": tensor " + t.name + " has dtype " + t.dtype +
-           " (expected F32, F16 or BF16)";
+           " (expected F32, F16, BF16 or F8_E4M3)";
     return false;
   }
   std::ifstream f(t.file, std::ios::binary);
@@ -198,6 +210,8 @@ bool Reader::read(const TensorEntry &t, std::vector<double> *out,
       float x;
       std::memcpy(&x, &b, 4);
       (*out)[i] = x;
+    } else if (t.dtype == "F8_E4M3") {
+      (*out)[i] = e4m3ToF64(p[0]);
     } else {
       uint16_t h = uint16_t(p[0] | p[1] << 8);
       (*out)[i] = t.dtype == "F16" ? npy::f16ToF64(h) : npy::bf16ToF32(h);

@@ -34,6 +34,8 @@ struct TensorEntry {
 
 /// Bytes per element of a safetensors dtype; 0 if unknown.
 int dtypeBytes(const std::string &dtype);
+/// The value of a float8_e4m3fn byte.
+double e4m3ToF64(unsigned char byte);
 
 class Reader {
 public:

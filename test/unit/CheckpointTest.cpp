@@ -24,6 +24,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <cstring>
 #include <random>
 
@@ -200,7 +202,7 @@ TEST_F(CheckpointTest, UnsupportedDTypeIsListedButNotUsable) {
   std::string p = writeRaw(
       "u.safetensors",
       R"({"ids": {"dtype": "I64", "shape": [2], "data_offsets": [0, 16]},
-          "f8": {"dtype": "F8_E4M3", "shape": [4], "data_offsets": [16, 20]},
+          "f8": {"dtype": "F8_E5M2", "shape": [4], "data_offsets": [16, 20]},
           "w": {"dtype": "F32", "shape": [1], "data_offsets": [20, 24]}})",
       24);
   auto ckpt = Checkpoint::open(p);
@@ -210,12 +212,63 @@ TEST_F(CheckpointTest, UnsupportedDTypeIsListedButNotUsable) {
   EXPECT_FALSE(ids->dtype);
   EXPECT_EQ(ids->dtypeName, "I64");
   EXPECT_EQ(errorOf((*ckpt)->get("ids")),
-            p + ": unsupported dtype I64 for tensor ids (expected F32, F16 "
-                "or BF16)");
+            p + ": unsupported dtype I64 for tensor ids (expected F32, F16, "
+                "BF16 or F8_E4M3)");
   EXPECT_EQ(errorOf((*ckpt)->require("f8", {4})),
-            p + ": unsupported dtype F8_E4M3 for tensor f8 (expected F32, "
-                "F16 or BF16)");
+            p + ": unsupported dtype F8_E5M2 for tensor f8 (expected F32, "
+                "F16, BF16 or F8_E4M3)");
   EXPECT_TRUE(bool((*ckpt)->require("w", {1}, {DType::F32})));
+}
+
+TEST_F(CheckpointTest, F8E4M3IsRead) {
+  // 0x38 = 1, 0xc4 = -3, 0x01 = 2^-9 (the smallest subnormal), 0x7e = 448.
+  const char bytes[] = {'\x38', '\xc4', '\x01', '\x7e'};
+  std::string p =
+      write("f8.safetensors", {TensorData{"q", DType::F8E4M3, {2, 2}, bytes}});
+  auto ckpt = Checkpoint::open(p);
+  ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
+  auto q = (*ckpt)->require("q", {2, 2}, {DType::F8E4M3});
+  ASSERT_TRUE(bool(q)) << llvm::toString(q.takeError());
+  EXPECT_EQ(getAsF32(**q, 0), 1.0f);
+  EXPECT_EQ(getAsF32(**q, 1), -3.0f);
+  EXPECT_EQ(getAsF32(**q, 2), 0x1p-9f);
+  EXPECT_EQ(getAsF32(**q, 3), 448.0f);
+  EXPECT_EQ(errorOf((*ckpt)->require("q", {2, 2}, {DType::BF16})),
+            p + ": tensor q has dtype F8_E4M3, expected BF16");
+}
+
+/// Every finite FP8 E4M3 code decodes to its value by the format's
+/// definition and encodes back; values between two codes go to the nearer,
+/// ties to the even code; magnitudes past 448 saturate; NaN stays NaN.
+TEST(F8E4M3, DecodesAndRoundsEveryCode) {
+  auto value = [](int code) {
+    int exponent = (code >> 3) & 15, mantissa = code & 7;
+    double magnitude = exponent ? std::ldexp(8 + mantissa, exponent - 10)
+                                : std::ldexp(mantissa, -9);
+    return (code & 0x80) ? -magnitude : magnitude;
+  };
+  for (int code = 0; code < 256; ++code) {
+    float decoded = npy::f8E4M3ToFloat(static_cast<uint8_t>(code));
+    if ((code & 0x7f) == 0x7f) {
+      EXPECT_TRUE(std::isnan(decoded)) << code;
+      EXPECT_EQ(npy::floatToF8E4M3(decoded) & 0x7f, 0x7f) << code;
+      continue;
+    }
+    EXPECT_EQ(decoded, value(code)) << code;
+    EXPECT_EQ(npy::floatToF8E4M3(decoded), code) << code;
+    if ((code & 0x7f) == 0x7e)
+      continue;
+    // Between this code and the next one up in magnitude.
+    double next = value(code + 1);
+    float mid = static_cast<float>((value(code) + next) / 2);
+    int even = (code & 1) ? code + 1 : code;
+    EXPECT_EQ(npy::floatToF8E4M3(mid), even) << code;
+    float nearer = static_cast<float>(value(code) + (next - value(code)) / 4);
+    EXPECT_EQ(npy::floatToF8E4M3(nearer), code) << code;
+  }
+  EXPECT_EQ(npy::floatToF8E4M3(1.0e6f), 0x7e);
+  EXPECT_EQ(npy::floatToF8E4M3(-INFINITY), 0xfe);
+  EXPECT_EQ(npy::floatToF8E4M3(0x1p-11f), 0x00); // a quarter of 2^-9
 }
 
 TEST_F(CheckpointTest, UnknownDTypeIsCheckedAgainstTheFileOnly) {

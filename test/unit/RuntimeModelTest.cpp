@@ -366,6 +366,172 @@ TEST(TransposedWeights, CrossBlockAndTileEdges) {
   llvm::sys::fs::remove_directories(dir);
 }
 
+/// The value of a float8_e4m3fn code, from the format's definition.
+double e4m3Value(uint8_t code) {
+  int exponent = (code >> 3) & 15, mantissa = code & 7;
+  double magnitude = exponent ? std::ldexp(8 + mantissa, exponent - 10)
+                              : std::ldexp(mantissa, -9);
+  return (code & 0x80) ? -magnitude : magnitude;
+}
+
+/// Block-scaled FP8 weights: two pieces [5, 7] in blocks of 2 x 3 (partial
+/// blocks on both sides), one with f32 scales and one with bf16 scales,
+/// every finite code. Each bound element is its code's value times its
+/// block's scale, multiplied in f32 (exact in f64, then rounded once) and
+/// rounded to bf16, unpacked and packed; the entry keeps its scales through
+/// its JSON form.
+class BlockScaledWeights : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("moe-model-test", dir));
+    path = (dir + "/model.safetensors").str();
+    for (int e = 0; e < 2; ++e) {
+      codes[e].resize(n * k);
+      for (int64_t i = 0; i < n * k; ++i) {
+        uint8_t code = static_cast<uint8_t>(i * 7 + e * 128 + 3);
+        codes[e][i] = (code & 0x7f) == 0x7f ? 0x42 : code; // not NaN
+      }
+    }
+    for (int64_t b = 0; b < 9; ++b) {
+      scales32[b] = std::ldexp(1.0f + 0.1f * b, static_cast<int>(b) - 12);
+      scales16[b] = cpu::toBF16Scalar(0.0123f * (b + 1));
+    }
+    write();
+  }
+  void TearDown() override { llvm::sys::fs::remove_directories(dir); }
+
+  void write() {
+    std::vector<ckpt::TensorData> tensors = {
+        {"q.0",
+         ckpt::DType::F8E4M3,
+         {n, k},
+         {reinterpret_cast<const char *>(codes[0].data()), codes[0].size()}},
+        {"q.0_scale_inv",
+         ckpt::DType::F32,
+         {3, 3},
+         {reinterpret_cast<const char *>(scales32), sizeof(scales32)}},
+        {"q.1",
+         ckpt::DType::F8E4M3,
+         {n, k},
+         {reinterpret_cast<const char *>(codes[1].data()), codes[1].size()}},
+        {"q.1_scale_inv",
+         ckpt::DType::BF16,
+         {3, 3},
+         {reinterpret_cast<const char *>(scales16), sizeof(scales16)}}};
+    ASSERT_FALSE(bool(ckpt::writeSafeTensors(path, tensors)));
+  }
+
+  WeightEntry entry(moe_dtype dtype) const {
+    WeightEntry w;
+    w.names = {"q.0", "q.1"};
+    w.stacked = true;
+    w.dtype = dtype;
+    w.shape = {2, n, k};
+    w.scales =
+        WeightEntry::BlockScales{{"q.0_scale_inv", "q.1_scale_inv"}, 2, 3};
+    return w;
+  }
+
+  /// The f32 product of element i of piece e and its scale.
+  float expected(int e, int64_t i) const {
+    int64_t block = i / k / 2 * 3 + i % k / 3;
+    double scale =
+        e == 0 ? scales32[block] : cpu::fromBF16Scalar(scales16[block]);
+    return static_cast<float>(e4m3Value(codes[e][i]) * scale);
+  }
+
+  static constexpr int64_t n = 5, k = 7;
+  llvm::SmallString<128> dir;
+  std::string path;
+  std::vector<uint8_t> codes[2];
+  float scales32[9];
+  uint16_t scales16[9];
+};
+
+TEST_F(BlockScaledWeights, DequantizesEveryBlock) {
+  Manifest manifest;
+  WeightEntry plain = entry(MOE_DTYPE_BF16);
+  WeightEntry packed = entry(MOE_DTYPE_BF16);
+  packed.packing = Packing{1, 4, MOE_DTYPE_BF16,
+                           2 * moe_uk_packed_elements(4, k, /*bf16=*/true)};
+  WeightEntry wide = entry(MOE_DTYPE_F32);
+  manifest.weights = {plain, packed, wide};
+  for (auto [i, w] : llvm::enumerate(manifest.weights))
+    w.id = static_cast<int64_t>(i);
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  ASSERT_TRUE(parsed->weights[0].scales.has_value());
+  EXPECT_EQ(parsed->weights[0].scales->names[1], "q.1_scale_inv");
+  EXPECT_EQ(parsed->weights[0].scales->rows, 2);
+  EXPECT_EQ(parsed->weights[0].scales->cols, 3);
+  EXPECT_FALSE(parsed->weights[0].stored.has_value());
+  auto model = Model::load(std::move(*parsed), path);
+  ASSERT_TRUE(bool(model)) << llvm::toString(model.takeError());
+
+  auto bound = static_cast<const uint16_t *>((*model)->weight(0));
+  auto widened = static_cast<const float *>((*model)->weight(2));
+  const char *data = static_cast<const char *>((*model)->weight(1));
+  int64_t perMatrix = moe_uk_packed_elements(4, k, /*bf16=*/true);
+  for (int e = 0; e < 2; ++e)
+    for (int64_t i = 0; i < n * k; ++i) {
+      ASSERT_EQ(bound[e * n * k + i], nearestBF16(expected(e, i)))
+          << "piece " << e << " element " << i;
+      ASSERT_EQ(widened[e * n * k + i], expected(e, i))
+          << "piece " << e << " element " << i;
+      int64_t row = i / k - 1;
+      if (row < 0 || row >= 4)
+        continue;
+      ASSERT_EQ(
+          packedAt(data + e * perMatrix * 2, MOE_DTYPE_BF16, k, 0, i % k, row),
+          cpu::fromBF16Scalar(nearestBF16(expected(e, i))))
+          << "piece " << e << " element " << i;
+    }
+}
+
+/// A NaN code, a scale that is not finite, and a product past the bound
+/// dtype's range are load errors naming the tensor; malformed scales in
+/// the manifest are refused.
+TEST_F(BlockScaledWeights, RefusesBadValues) {
+  auto loadError = [&](moe_dtype dtype) {
+    Manifest manifest;
+    manifest.weights = {entry(dtype)};
+    auto model = Model::load(std::move(manifest), path);
+    return model ? std::string() : llvm::toString(model.takeError());
+  };
+  codes[1][11] = 0xff;
+  write();
+  EXPECT_NE(
+      loadError(MOE_DTYPE_BF16)
+          .find("tensor q.1: element 11 is NaN (an FP8 weight must be finite)"),
+      std::string::npos);
+  codes[1][11] = 0x10;
+  scales32[4] = INFINITY;
+  write();
+  EXPECT_NE(
+      loadError(MOE_DTYPE_BF16)
+          .find("tensor q.0_scale_inv: scale 4 (inf) of FP8 tensor q.0 is "
+                "not finite"),
+      std::string::npos);
+  scales32[4] = 1.0e3f; // block 4's first element is 17: 448 x 1000 is
+  codes[0][17] = 0x7e;  // past f16's 65504
+  write();
+  std::string message = loadError(MOE_DTYPE_F16);
+  EXPECT_NE(message.find("tensor q.0: element 17 (448 times scale 1000 = "
+                         "448000) is out of the range of f16; the model "
+                         "dequantizes this FP8 tensor to f16"),
+            std::string::npos)
+      << message;
+
+  Manifest manifest;
+  manifest.weights = {entry(MOE_DTYPE_BF16)};
+  manifest.weights[0].scales->names.pop_back();
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("malformed block scales of FP8 weight q.0"),
+            std::string::npos);
+}
+
 /// The manifest keeps which weights and knobs GPU code reads in GPU memory
 /// (moe_model_upload copies exactly those).
 TEST(ManifestDeviceFlags, SurviveTheRoundTrip) {

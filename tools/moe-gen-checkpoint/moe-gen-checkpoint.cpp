@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 
 using namespace mlir::moe;
 using checkpoint::DType;
@@ -124,6 +125,19 @@ static cl::opt<double>
                            "default 16 in v2, 2.5 in v3, 1 in glm4_moe)"),
                   cl::cat(category));
 
+static cl::list<int64_t>
+    fp8Block("fp8-block",
+             cl::desc("rows,cols: write the projections as block-scaled FP8 "
+                      "(F8_E4M3 with <name>_scale_inv, quant_method fp8), as "
+                      "DeepSeek-V3 is released; not llama4"),
+             cl::CommaSeparated, cl::cat(category));
+static cl::opt<bool> fp8Dequantized(
+    "fp8-dequantized",
+    cl::desc("with --fp8-block: write the FP8 weights dequantized to --dtype "
+             "instead (each FP8 value times its scale in f32, rounded once), "
+             "without quantization_config: the checkpoint's --dtype copy"),
+    cl::cat(category));
+
 static int fail(const llvm::Twine &message) {
   llvm::errs() << "moe-gen-checkpoint: error: " << message << "\n";
   return 1;
@@ -171,6 +185,9 @@ struct Model {
   bool normTopkProb = false;
   double scalingFactor = 1.0;
   DType dtype;
+  /// Block-scaled FP8 projections: the block (rows, columns); empty for
+  /// none.
+  std::vector<int64_t> fp8Block;
   int64_t vocab = 32;
 
   Family family() const { return info->family; }
@@ -376,10 +393,21 @@ static llvm::Expected<Model> parseModel() {
   if (m.topK < 1 || m.topK > m.experts)
     return llvm::createStringError("--top-k must be in [1, experts]");
   std::optional<DType> dtype =
-      checkpoint::parseDType(StringRef(dtypeName).upper());
+      checkpoint::parseComputeDType(StringRef(dtypeName));
   if (!dtype)
     return llvm::createStringError("--dtype must be f32, f16 or bf16");
   m.dtype = *dtype;
+  m.fp8Block.assign(fp8Block.begin(), fp8Block.end());
+  if (!m.fp8Block.empty() &&
+      (m.fp8Block.size() != 2 || m.fp8Block[0] < 1 || m.fp8Block[1] < 1))
+    return llvm::createStringError("--fp8-block must be two positive sizes "
+                                   "rows,cols");
+  if (!m.fp8Block.empty() && isLlama4(m.family()))
+    return llvm::createStringError(
+        "--fp8-block: Llama-4's experts are stored [in, out], which "
+        "block-scaled FP8 checkpoints do not use");
+  if (fp8Dequantized && m.fp8Block.empty())
+    return llvm::createStringError("--fp8-dequantized needs --fp8-block");
   if (llvm::Error err = setFamilyExtras(m))
     return std::move(err);
   return m;
@@ -397,6 +425,8 @@ static StringRef torchDType(DType type) {
     return "float16";
   case DType::BF16:
     return "bfloat16";
+  case DType::F8E4M3:
+    break;
   }
   llvm_unreachable("unknown dtype");
 }
@@ -482,6 +512,13 @@ static llvm::json::Object buildConfig(const Model &m) {
   addMoEKeys(m, config);
   if (isDeepSeek(m.family()))
     addDeepSeekKeys(m, config);
+  if (!m.fp8Block.empty() && !fp8Dequantized)
+    config["quantization_config"] = llvm::json::Object{
+        {"activation_scheme", "dynamic"},
+        {"fmt", "e4m3"},
+        {"quant_method", "fp8"},
+        {"weight_block_size", llvm::json::Array(m.fp8Block)},
+    };
   return config;
 }
 
@@ -502,6 +539,10 @@ struct TensorSpec {
   std::string name;
   llvm::SmallVector<int64_t> shape;
   Init init;
+  /// A projection that a block-scaled FP8 checkpoint quantizes: every
+  /// Linear matrix but the embeddings, the output head and the routers
+  /// (which FP8 releases keep in their dtype).
+  bool quantizable = false;
 };
 
 class TensorList {
@@ -510,11 +551,16 @@ public:
            Init init = Init::Linear) {
     specs.push_back({name.str(), llvm::SmallVector<int64_t>(shape), init});
   }
+  /// A projection weight, quantized in block-scaled FP8 checkpoints.
+  void addProjection(const llvm::Twine &name, llvm::ArrayRef<int64_t> shape) {
+    add(name, shape);
+    specs.back().quantizable = true;
+  }
   /// gate_proj, up_proj, down_proj of a gated FFN under `prefix`.
   void addGatedFFN(const llvm::Twine &prefix, int64_t d, int64_t f) {
-    add(prefix + ".gate_proj.weight", {f, d});
-    add(prefix + ".up_proj.weight", {f, d});
-    add(prefix + ".down_proj.weight", {d, f});
+    addProjection(prefix + ".gate_proj.weight", {f, d});
+    addProjection(prefix + ".up_proj.weight", {f, d});
+    addProjection(prefix + ".down_proj.weight", {d, f});
   }
   std::vector<TensorSpec> specs;
 };
@@ -538,17 +584,17 @@ static void addSparseBlock(const Model &m, const std::string &layer,
       list.add(moe + ".e_score_correction_bias", {e}, Init::Bias);
     for (int64_t i = 0; i < e; ++i) {
       std::string expert = moe + ".experts." + std::to_string(i);
-      list.add(expert + ".w1.weight", {f, d});
-      list.add(expert + ".w3.weight", {f, d});
-      list.add(expert + ".w2.weight", {d, f});
+      list.addProjection(expert + ".w1.weight", {f, d});
+      list.addProjection(expert + ".w3.weight", {f, d});
+      list.addProjection(expert + ".w2.weight", {d, f});
     }
     return;
   }
   if (m.family() == Family::GraniteMoe) {
     std::string moe = layer + ".block_sparse_moe";
     list.add(moe + ".router.layer.weight", {e, d});
-    list.add(moe + ".input_linear.weight", {e, 2 * f, d});
-    list.add(moe + ".output_linear.weight", {e, d, f});
+    list.addProjection(moe + ".input_linear.weight", {e, 2 * f, d});
+    list.addProjection(moe + ".output_linear.weight", {e, d, f});
     return;
   }
   std::string mlp = layer + ".mlp";
@@ -577,7 +623,7 @@ static std::vector<TensorSpec> buildTensorList(const Model &m) {
   for (int64_t l = 0; l < m.layers; ++l) {
     std::string layer = top + "model.layers." + std::to_string(l);
     list.add(layer + ".input_layernorm.weight", {d}, Init::Norm);
-    list.add(layer + ".self_attn.o_proj.weight", {d, d});
+    list.addProjection(layer + ".self_attn.o_proj.weight", {d, d});
     list.add(layer + ".post_attention_layernorm.weight", {d}, Init::Norm);
     if (isSparseLayer(m, l))
       addSparseBlock(m, layer, list);
@@ -616,8 +662,10 @@ static void storeValue(DType type, float value, char *out) {
   std::memcpy(out, &bits, sizeof(bits));
 }
 
-static std::vector<char> generateValues(const TensorSpec &spec, DType type,
-                                        uint64_t seed) {
+/// The values of `spec`, drawn from a generator seeded by `seed` and the
+/// tensor's name.
+static std::vector<float> generateValues(const TensorSpec &spec,
+                                         uint64_t seed) {
   Random random(seed ^ hashName(spec.name));
   int64_t count = 1;
   for (int64_t s : spec.shape)
@@ -626,16 +674,74 @@ static std::vector<char> generateValues(const TensorSpec &spec, DType type,
                       ? spec.shape[spec.shape.size() - 2]
                       : spec.shape.back();
   double scale = 1.0 / std::sqrt(static_cast<double>(fanIn));
-  std::vector<char> bytes(count * checkpoint::elementSize(type));
-  for (int64_t i = 0; i < count; ++i) {
+  std::vector<float> values(count);
+  for (float &value : values) {
     double z = random.normal();
-    double value = spec.init == Init::Norm   ? 1.0 + 0.1 * z
-                   : spec.init == Init::Bias ? 0.1 * z
-                                             : z * scale;
-    storeValue(type, static_cast<float>(value),
-               bytes.data() + i * checkpoint::elementSize(type));
+    value = static_cast<float>(spec.init == Init::Norm   ? 1.0 + 0.1 * z
+                               : spec.init == Init::Bias ? 0.1 * z
+                                                         : z * scale);
   }
+  return values;
+}
+
+static std::vector<char> storeValues(llvm::ArrayRef<float> values, DType type) {
+  std::vector<char> bytes(values.size() * checkpoint::elementSize(type));
+  for (auto [i, value] : llvm::enumerate(values))
+    storeValue(type, value, bytes.data() + i * checkpoint::elementSize(type));
   return bytes;
+}
+
+namespace {
+/// A tensor [..., n, k] quantized to block-scaled FP8: the FP8 bytes and
+/// the f32 scale of each block of `blockRows` x `blockCols`.
+struct BlockScaled {
+  int64_t n, k, blockRows, blockCols, rows, cols;
+  std::vector<char> bytes;
+  llvm::SmallVector<int64_t> scaleShape;
+  std::vector<float> scales;
+
+  /// The scale of element i.
+  int64_t blockOf(int64_t i) const {
+    int64_t m = i / (n * k), r = i / k % n, c = i % k;
+    return (m * rows + r / blockRows) * cols + c / blockCols;
+  }
+  /// What the publishers' conversion to bf16 computes: the FP8 value
+  /// times its f32 scale, in f32.
+  float dequantized(int64_t i) const {
+    return npy::f8E4M3ToFloat(static_cast<uint8_t>(bytes[i])) *
+           scales[blockOf(i)];
+  }
+};
+} // namespace
+
+/// Quantizes `values` of `shape` [..., n, k] by blocks of `block`: each
+/// block's scale is its largest magnitude over 448 (FP8 E4M3's largest),
+/// and each value the FP8 value nearest to value / scale.
+static BlockScaled quantizeFP8(llvm::ArrayRef<float> values,
+                               llvm::ArrayRef<int64_t> shape,
+                               llvm::ArrayRef<int64_t> block) {
+  BlockScaled q;
+  q.n = shape.end()[-2];
+  q.k = shape.back();
+  q.blockRows = block[0];
+  q.blockCols = block[1];
+  q.rows = (q.n + q.blockRows - 1) / q.blockRows;
+  q.cols = (q.k + q.blockCols - 1) / q.blockCols;
+  q.scaleShape.assign(shape.begin(), shape.end());
+  q.scaleShape.end()[-2] = q.rows;
+  q.scaleShape.back() = q.cols;
+  q.scales.assign(values.size() / (q.n * q.k) * q.rows * q.cols, 0.0f);
+  for (auto [i, value] : llvm::enumerate(values)) {
+    float &amax = q.scales[q.blockOf(i)];
+    amax = std::max(amax, std::fabs(value));
+  }
+  for (float &scale : q.scales)
+    scale = scale > 0.0f ? scale / 448.0f : 1.0f;
+  q.bytes.resize(values.size());
+  for (auto [i, value] : llvm::enumerate(values))
+    q.bytes[i] =
+        static_cast<char>(npy::floatToF8E4M3(value / q.scales[q.blockOf(i)]));
+  return q;
 }
 
 //===----------------------------------------------------------------------===//
@@ -667,18 +773,38 @@ static std::string joinPath(StringRef dir, StringRef file) {
 static llvm::Error writeWeights(const Model &m,
                                 llvm::ArrayRef<TensorSpec> specs,
                                 int64_t numShards) {
-  std::vector<std::vector<char>> values;
+  std::deque<std::vector<char>> values;
   std::vector<std::vector<checkpoint::TensorData>> byShard(numShards);
   llvm::json::Object weightMap;
   uint64_t totalSize = 0;
-  values.reserve(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
-    DType type = specs[i].init == Init::Bias ? DType::F32 : m.dtype;
-    values.push_back(generateValues(specs[i], type, seed));
-    size_t shard = i * numShards / specs.size();
-    byShard[shard].push_back(
-        {specs[i].name, type, specs[i].shape, values.back()});
-    totalSize += values.back().size();
+    const TensorSpec &spec = specs[i];
+    std::vector<checkpoint::TensorData> &shard =
+        byShard[i * numShards / specs.size()];
+    auto add = [&](const std::string &name, DType type,
+                   llvm::ArrayRef<int64_t> shape, std::vector<char> bytes) {
+      values.push_back(std::move(bytes));
+      shard.push_back(
+          {name, type, llvm::SmallVector<int64_t>(shape), values.back()});
+      totalSize += values.back().size();
+    };
+    std::vector<float> generated = generateValues(spec, seed);
+    if (m.fp8Block.empty() || !spec.quantizable) {
+      add(spec.name, spec.init == Init::Bias ? DType::F32 : m.dtype, spec.shape,
+          storeValues(generated,
+                      spec.init == Init::Bias ? DType::F32 : m.dtype));
+      continue;
+    }
+    BlockScaled fp8 = quantizeFP8(generated, spec.shape, m.fp8Block);
+    if (fp8Dequantized) {
+      for (auto [j, value] : llvm::enumerate(generated))
+        value = fp8.dequantized(j);
+      add(spec.name, m.dtype, spec.shape, storeValues(generated, m.dtype));
+      continue;
+    }
+    add(spec.name, DType::F8E4M3, spec.shape, std::move(fp8.bytes));
+    add(spec.name + "_scale_inv", DType::F32, fp8.scaleShape,
+        storeValues(fp8.scales, DType::F32));
   }
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};
 

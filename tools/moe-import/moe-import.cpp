@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
   options.weightsAsArguments = weightsAsArguments;
   if (dtypeName.getNumOccurrences()) {
     std::optional<moe::checkpoint::DType> dtype =
-        moe::checkpoint::parseDType(llvm::StringRef(dtypeName).upper());
+        moe::checkpoint::parseComputeDType(llvm::StringRef(dtypeName));
     if (!dtype)
       return fail("--dtype: expected f32, f16 or bf16, found \"" + dtypeName +
                   "\"");

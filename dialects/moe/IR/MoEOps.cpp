@@ -406,7 +406,8 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
                      RankedTensorType type, StringRef name, Type stored) {
   build(builder, state, type, builder.getStrArrayAttr({name}),
         /*stacked=*/nullptr, /*packing=*/nullptr, /*device=*/nullptr,
-        stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr);
+        stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
+        /*scales=*/nullptr, /*scale_block=*/nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
@@ -415,7 +416,8 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
   SmallVector<StringRef> refs(names.begin(), names.end());
   build(builder, state, type, builder.getStrArrayAttr(refs),
         builder.getUnitAttr(), /*packing=*/nullptr, /*device=*/nullptr,
-        stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr);
+        stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
+        /*scales=*/nullptr, /*scale_block=*/nullptr);
 }
 
 // moe.weight "name" : type
@@ -457,6 +459,43 @@ void WeightOp::print(OpAsmPrinter &printer) {
   printer << " : " << getType();
 }
 
+/// FP8 tensors (`stored = f8E4M3FN`) come with their block scales: one
+/// scale tensor per tensor, blocks of two positive sizes over pieces of
+/// rank 2 or more, and no transposition.
+LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
+  TypeAttr stored = getStoredAttr();
+  bool fp8 = stored && isa<Float8E4M3FNType>(stored.getValue());
+  ArrayAttr scales = getScalesAttr();
+  std::optional<ArrayRef<int64_t>> block = getScaleBlock();
+  if (!fp8) {
+    if (scales || block)
+      return emitOpError() << "expected `scales` and `scale_block` only with "
+                              "`stored = f8E4M3FN`";
+    return success();
+  }
+  if (!scales || !block)
+    return emitOpError() << "expected `scales` and `scale_block` with "
+                            "`stored = f8E4M3FN` (block-scaled FP8)";
+  if (scales.size() != getNames().size())
+    return emitOpError() << "expected one scale tensor per tensor ("
+                         << getNames().size() << "), found " << scales.size();
+  for (Attribute name : scales)
+    if (cast<StringAttr>(name).getValue().empty())
+      return emitOpError() << "expected non-empty scale tensor names";
+  if (block->size() != 2 || (*block)[0] < 1 || (*block)[1] < 1)
+    return emitOpError() << "expected `scale_block` to be two positive sizes "
+                            "(rows, columns), found "
+                         << getScaleBlockAttr();
+  if (pieceRank < 2)
+    return emitOpError() << "expected block-scaled tensors of rank 2 or more, "
+                            "found rank "
+                         << pieceRank;
+  if (getTransposed())
+    return emitOpError() << "expected block-scaled FP8 tensors that are not "
+                            "`transposed`";
+  return success();
+}
+
 LogicalResult WeightOp::verify() {
   ArrayAttr names = getNames();
   for (Attribute name : names)
@@ -481,18 +520,22 @@ LogicalResult WeightOp::verify() {
     // The names describe the source tensors.
     type = packing.getSource();
   }
+  int64_t pieceRank = type.getRank() - (getStacked() ? 1 : 0);
   if (TypeAttr stored = getStoredAttr()) {
     Type element = stored.getValue();
-    if (!(element.isF32() || element.isF16() || element.isBF16()))
-      return emitOpError() << "expected `stored` to be f32, f16 or bf16, found "
+    if (!(element.isF32() || element.isF16() || element.isBF16() ||
+          isa<Float8E4M3FNType>(element)))
+      return emitOpError() << "expected `stored` to be f32, f16, bf16 or "
+                              "f8E4M3FN, found "
                            << element;
     if (element == type.getElementType())
       return emitOpError() << "expected `stored` to differ from the element "
                               "type it is converted to, found "
                            << element << " for both (omit `stored`)";
   }
+  if (failed(verifyBlockScales(pieceRank)))
+    return failure();
   // A transposed tensor swaps the last two dimensions of its piece.
-  int64_t pieceRank = type.getRank() - (getStacked() ? 1 : 0);
   if (getTransposed() && pieceRank < 2)
     return emitOpError() << "expected `transposed` tensors of rank 2 or more, "
                             "found rank "

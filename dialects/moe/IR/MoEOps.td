@@ -169,6 +169,19 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     value that the conversion would turn into an infinity. `moe-import
     --dtype` writes it to run, say, an f32 checkpoint in bf16.
 
+    With `stored = f8E4M3FN`, the checkpoint tensors are block-scaled FP8
+    weights (DeepSeek-V3's format, `quant_method = "fp8"` in Hugging Face
+    configs): `scales` names one scale tensor per tensor of `names`, and
+    `scale_block = array<i64: r, c>` is the block size. A piece
+    `[..., n, k]` has scales `[..., ceil(n / r), ceil(k / c)]` (f32, f16
+    or bf16), and element `(i, j)` is the FP8 value times the f32 scale
+    of its block `(i / r, j / c)`, multiplied in f32 and rounded to the
+    result's element type once, at load time: the weights of the
+    checkpoint dequantized as its publishers do to make a bf16 copy. A
+    scale that is not finite, a NaN weight, or a product out of the
+    result type's range is a load-time error. FP8 tensors are not
+    `transposed`.
+
     With `transposed`, each checkpoint tensor holds its part of the result
     with the last two dimensions swapped: a result piece `[..., n, k]` is
     stored `[..., k, n]`, as in checkpoints that keep a projection as
@@ -185,13 +198,19 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
         {stored = f32} : tensor<4096x14336xbf16>
     %gu = moe.weight "language_model.model.layers.0.feed_forward.experts.gate_up_proj"
         {transposed} : tensor<16x16384x5120xbf16>
+    %w3 = moe.weight "model.layers.3.mlp.experts.0.up_proj.weight"
+        {scale_block = array<i64: 128, 128>,
+         scales = ["model.layers.3.mlp.experts.0.up_proj.weight_scale_inv"],
+         stored = f8E4M3FN} : tensor<2048x7168xbf16>
     ```
   }];
   let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked,
                        OptionalAttr<MoE_PackingAttr>:$packing,
                        UnitAttr:$device,
                        OptionalAttr<TypeAttr>:$stored,
-                       UnitAttr:$transposed);
+                       UnitAttr:$transposed,
+                       OptionalAttr<StrArrayAttr>:$scales,
+                       OptionalAttr<DenseI64ArrayAttr>:$scale_block);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;
@@ -205,6 +224,9 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
   let extraClassDeclaration = [{
     /// The name of the module attribute holding the checkpoint location.
     static ::llvm::StringRef getCheckpointAttrName() { return "moe.checkpoint"; }
+
+  private:
+    ::llvm::LogicalResult verifyBlockScales(int64_t pieceRank);
   }];
 }
 

@@ -19,9 +19,11 @@
 // the file size before any use, so a corrupt file gives an error naming the
 // file (and the tensor), never an out-of-bounds read.
 //
-// Only the dtypes we compute with are exposed. A tensor of another dtype
-// (I64, F64, BOOL, F8_*, ...) is still listed, so that a checkpoint holding
-// one can be opened and inspected; using it gives an error.
+// Only the dtypes we read are exposed: those we compute with, and FP8 E4M3
+// for block-scaled weights, which the runtime dequantizes when it loads
+// them. A tensor of another dtype (I64, F64, BOOL, F8_E5M2, ...) is still
+// listed, so that a checkpoint holding one can be opened and inspected;
+// using it gives an error.
 //
 //===----------------------------------------------------------------------===//
 
@@ -43,14 +45,18 @@
 
 namespace mlir::moe::checkpoint {
 
-/// The dtypes we compute with.
-enum class DType { F32, F16, BF16 };
+/// The dtypes we read: F32, F16 and BF16, which we compute with, and
+/// F8E4M3 (`float8_e4m3fn`), which only block-scaled weights hold.
+enum class DType { F32, F16, BF16, F8E4M3 };
 
-/// The safetensors spelling: "F32", "F16", "BF16".
+/// The safetensors spelling: "F32", "F16", "BF16", "F8_E4M3".
 llvm::StringRef name(DType type);
 size_t elementSize(DType type);
-/// The DType spelled `name`, if it is one we compute with.
+/// The DType spelled `name`, if it is one we read.
 std::optional<DType> parseDType(llvm::StringRef name);
+/// The DType spelled `name`, if it is one we compute with (F32, F16 and
+/// BF16; matched without regard to case, for command-line options).
+std::optional<DType> parseComputeDType(llvm::StringRef name);
 
 /// One tensor of a checkpoint.
 struct TensorInfo {
@@ -90,7 +96,7 @@ public:
   /// The tensor `name`, whatever its dtype; nullptr if absent.
   const TensorInfo *lookup(llvm::StringRef name) const;
   /// The tensor `name`; an error if it is absent or its dtype is not one we
-  /// compute with.
+  /// read.
   llvm::Expected<const TensorInfo *> get(llvm::StringRef name) const;
   /// The tensor `name`, which must have this shape and one of the `allowed`
   /// dtypes (any supported dtype if `allowed` is empty). The error names the

@@ -86,7 +86,8 @@ def ConvertMoEToRuntime : Pass<"convert-moe-to-runtime", "::mlir::ModuleOp"> {
     The pass records what it assigned in module attributes that the tools
     turn into the manifest of a compiled module: `moe.weights` (per id: the
     tensor names, `stacked`, the tensor type and, for a weight the runtime
-    converts, the checkpoint's element type `stored` and `transposed`),
+    converts, the checkpoint's element type `stored`, `transposed` and,
+    for block-scaled FP8, `scales` and `scale_block`),
     `moe.stats` (per id:
     the layer name, the number of experts and, when the layer counts
     co-activated pairs, `coactivation`) and `moe.knobs` (per id: the

@@ -67,6 +67,14 @@
 //   MiniMax-M2. Their routers add it to f32 scores, so the layer takes it
 //   in f32 whatever the dtype it is stored in: an F16 or BF16 bias gets
 //   `moe.weight {stored}` and is widened, exactly, when the model loads.
+// - Block-scaled FP8 checkpoints (quantization_config: quant_method "fp8",
+//   fmt e4m3, weight_block_size [r, c]) hold some weights in F8_E4M3,
+//   each with a scale tensor `<name>_scale_inv` of [ceil(n / r),
+//   ceil(k / c)]; the router and the correction bias stay unquantized.
+//   An F8_E4M3 expert or shared-expert weight becomes `moe.weight {stored
+//   = f8E4M3FN, scales, scale_block}` of the layer's dtype: the runtime
+//   dequantizes it when the model loads. Any other quantization is
+//   refused when config.json is read.
 //
 //===----------------------------------------------------------------------===//
 
@@ -83,6 +91,7 @@
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -136,6 +145,11 @@ struct ModelConfig {
   /// (minimax_m2): its layers carry no `family` attribute, and that is not
   /// worth a warning.
   bool hasPreset = true;
+
+  /// Block-scaled FP8 (quantization_config with quant_method "fp8"): the
+  /// block size [rows, columns] of the weights' scales. Unset for an
+  /// unquantized checkpoint.
+  std::optional<std::array<int64_t, 2>> fp8Block;
 
   /// The tensors of layer L are under `<layerPrefix>.L`.
   std::string layerPrefix = "model.layers";

@@ -71,6 +71,14 @@ float bf16ToFloat(uint16_t bits);
 uint16_t floatToF16(float value);
 float f16ToFloat(uint16_t bits);
 
+/// FP8 E4M3 as in `float8_e4m3fn` (OCP FP8): 1 sign, 4 exponent (bias 7)
+/// and 3 mantissa bits, subnormals, no infinities, NaN 0x7f and 0xff;
+/// the largest finite magnitude is 448. `floatToF8E4M3` rounds to nearest
+/// even and saturates finite values and infinities to +-448 (what
+/// quantizers store after clamping); NaN stays NaN.
+float f8E4M3ToFloat(uint8_t bits);
+uint8_t floatToF8E4M3(float value);
+
 } // namespace mlir::moe::npy
 
 #endif // MOE_SUPPORT_NPY_H

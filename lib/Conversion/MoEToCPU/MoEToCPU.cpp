@@ -133,11 +133,15 @@ static Value packWeight(OpBuilder &b, Location loc, Value weight,
   auto type = RankedTensorType::get({packing.getPackedElements(packed)},
                                     packed);
   if (auto checkpoint = weight.getDefiningOp<WeightOp>();
-      checkpoint && !checkpoint.getPackingAttr())
-    return WeightOp::create(b, loc, type, checkpoint.getNamesAttr(),
-                            checkpoint.getStackedAttr(), packing,
-                            /*device=*/nullptr, checkpoint.getStoredAttr(),
-                            checkpoint.getTransposedAttr());
+      checkpoint && !checkpoint.getPackingAttr()) {
+    // The same tensors, with every way of reading them, bound packed.
+    auto packed = cast<WeightOp>(b.clone(*checkpoint));
+    packed->setLoc(loc);
+    packed.getResult().setType(type);
+    packed.setPackingAttr(packing);
+    packed.setDevice(false);
+    return packed.getResult();
+  }
   Value init = tensor::EmptyOp::create(b, loc, type.getShape(), packed);
   return UKernelOp::create(b, loc, TypeRange{type}, "pack", ValueRange{weight},
                            ValueRange{init},

@@ -173,10 +173,10 @@ static Value deviceWeight(OpBuilder &b, Value tensor) {
     return tensor;
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointAfter(weight);
-  return WeightOp::create(b, weight.getLoc(), weight.getType(),
-                          weight.getNamesAttr(), weight.getStackedAttr(),
-                          /*packing=*/nullptr, b.getUnitAttr(),
-                          weight.getStoredAttr(), weight.getTransposedAttr());
+  // The same tensors, with every way of reading them, bound on the device.
+  auto onDevice = cast<WeightOp>(b.clone(*weight));
+  onDevice.setDevice(true);
+  return onDevice.getResult();
 }
 
 /// An empty [0] buffer of `element` on the stack: an absent operand of a

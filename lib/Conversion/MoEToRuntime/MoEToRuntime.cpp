@@ -130,7 +130,11 @@ void ConvertMoEToRuntimePass::runOnOperation() {
         {op.getNames(), attrs.getBoolAttr(op.getStacked()), TypeAttr::get(type),
          packing ? Attribute(packing) : attrs.getUnitAttr(),
          stored ? Attribute(stored) : attrs.getUnitAttr(),
-         attrs.getBoolAttr(op.getTransposed())});
+         attrs.getBoolAttr(op.getTransposed()),
+         op.getScalesAttr() ? Attribute(op.getScalesAttr())
+                            : attrs.getUnitAttr(),
+         op.getScaleBlockAttr() ? Attribute(op.getScaleBlockAttr())
+                                : attrs.getUnitAttr()});
     auto [it, inserted] =
         weightIds.insert({key, static_cast<int64_t>(weightIds.size())});
     int64_t id = it->second;
@@ -150,6 +154,12 @@ void ConvertMoEToRuntimePass::runOnOperation() {
       // The checkpoint's element type, when the runtime converts it.
       if (stored)
         entry.push_back(attrs.getNamedAttr("stored", stored));
+      // Block-scaled FP8 tensors: their scale tensors and block size.
+      if (ArrayAttr scales = op.getScalesAttr()) {
+        entry.push_back(attrs.getNamedAttr("scales", scales));
+        entry.push_back(
+            attrs.getNamedAttr("scale_block", op.getScaleBlockAttr()));
+      }
       // Tensors stored with their last two dimensions swapped.
       if (op.getTransposed())
         entry.push_back(

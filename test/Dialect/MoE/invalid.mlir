@@ -332,7 +332,7 @@ func.func @weight_dynamic() {
 // -----
 
 func.func @weight_stored_type() {
-  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16 or bf16, found 'i32'}}
+  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16 or f8E4M3FN, found 'i32'}}
   %w = moe.weight "a" {stored = i32} : tensor<2x4xf32>
   return
 }
@@ -342,6 +342,54 @@ func.func @weight_stored_type() {
 func.func @weight_transposed_vector() {
   // expected-error@+1 {{'moe.weight' op expected `transposed` tensors of rank 2 or more, found rank 1 for 'tensor<2x4xf32>' stacked}}
   %w = moe.weight stacked ["a", "b"] {transposed} : tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @weight_fp8_without_scales() {
+  // expected-error@+1 {{'moe.weight' op expected `scales` and `scale_block` with `stored = f8E4M3FN` (block-scaled FP8)}}
+  %w = moe.weight "a" {stored = f8E4M3FN} : tensor<2x4xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_scales_without_fp8() {
+  // expected-error@+1 {{'moe.weight' op expected `scales` and `scale_block` only with `stored = f8E4M3FN`}}
+  %w = moe.weight "a" {scales = ["a_scale_inv"], scale_block = array<i64: 128, 128>} : tensor<2x4xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_fp8_scale_count() {
+  // expected-error@+1 {{'moe.weight' op expected one scale tensor per tensor (2), found 1}}
+  %w = moe.weight stacked ["a", "b"] {stored = f8E4M3FN, scales = ["a_scale_inv"], scale_block = array<i64: 128, 128>} : tensor<2x2x4xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_fp8_block() {
+  // expected-error@+1 {{'moe.weight' op expected `scale_block` to be two positive sizes (rows, columns), found array<i64: 128, 0>}}
+  %w = moe.weight "a" {stored = f8E4M3FN, scales = ["a_scale_inv"], scale_block = array<i64: 128, 0>} : tensor<2x4xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_fp8_vector() {
+  // expected-error@+1 {{'moe.weight' op expected block-scaled tensors of rank 2 or more, found rank 1}}
+  %w = moe.weight stacked ["a", "b"] {stored = f8E4M3FN, scales = ["a_s", "b_s"], scale_block = array<i64: 128, 128>} : tensor<2x4xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_fp8_transposed() {
+  // expected-error@+1 {{'moe.weight' op expected block-scaled FP8 tensors that are not `transposed`}}
+  %w = moe.weight "a" {stored = f8E4M3FN, scales = ["a_s"], scale_block = array<i64: 128, 128>, transposed} : tensor<2x4xbf16>
   return
 }
 

@@ -5,6 +5,8 @@
 #   edit_safetensors.py IN OUT --drop NAME
 #   edit_safetensors.py IN OUT --retype NAME DTYPE   (F32, F16 or BF16)
 #   edit_safetensors.py IN OUT --set NAME INDEX VALUE (element INDEX, flat)
+#   edit_safetensors.py IN OUT --set-byte NAME INDEX BYTE (an F8_E4M3 code,
+#                                                          e.g. 0x7f)
 #
 # The copy is laid out like the original writer does (header padded to 8
 # bytes, tensors back to back in the original order), so only the edit
@@ -65,6 +67,10 @@ def main(argv):
             values = decode(info["dtype"], raw)
             values[int(argv[5])] = float(argv[6])
             raw = encode(info["dtype"], values)
+        if key == name and op == "--set-byte":
+            edited = bytearray(raw)
+            edited[int(argv[5])] = int(argv[6], 0)
+            raw = bytes(edited)
         info["data_offsets"] = [offset, offset + len(raw)]
         offset += len(raw)
         out_header[key] = info
