@@ -226,13 +226,40 @@ readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
   return scales;
 }
 
+/// A buffer for the packed form of `weight`.
+static cpu::Buffer allocatePacked(const WeightEntry &weight) {
+  return cpu::allocateStreamed(static_cast<size_t>(weight.packing->elements) *
+                               elementSize(weight.packing->dtype));
+}
+
+/// Packs tensor `i` of packed weight `weight` (`data`: `pieceShape`, of
+/// the weight's element type) into its place in `packedBuffer`. Each
+/// checkpoint tensor holds one [n, k] matrix (stacked) or all of them
+/// ([n, k] or [E, n, k]).
+static void packTensor(const WeightEntry &weight,
+                       llvm::ArrayRef<int64_t> pieceShape, size_t i,
+                       const char *data, char *packedBuffer) {
+  const Packing &packing = *weight.packing;
+  int64_t n = weight.shape[weight.shape.size() - 2];
+  int64_t k = weight.shape.back();
+  int64_t perMatrix = cpu::packedElements(packing.rows, k, packing.dtype);
+  int64_t perTensor = 1;
+  for (int64_t d : pieceShape.drop_back(2))
+    perTensor *= d;
+  const char *first = data + packing.firstRow * k * elementSize(weight.dtype);
+  cpu::packPanels(first, weight.dtype, perTensor, packing.rows, k, n * k,
+                  packedBuffer +
+                      i * perTensor * perMatrix * elementSize(packing.dtype),
+                  packing.dtype);
+}
+
 /// Converts the tensors of `weight` from the checkpoint's `stored` element
 /// type to `dtype`, rounding to nearest even, and swaps the last two
 /// dimensions of each when it is `transposed`, into one buffer in stacking
-/// order; a packed weight is then packed from that buffer, so that both
-/// layouts compute with the same weights. A finite value that the
-/// conversion turns into an infinity is an error (f32 or bf16 values past
-/// f16's 65504, f32 values past bf16's largest).
+/// order; a packed weight is packed from the converted tensors, one at a
+/// time, so that both layouts compute with the same weights. A finite value
+/// that the conversion turns into an infinity is an error (f32 or bf16 values
+/// past f16's 65504, f32 values past bf16's largest).
 ///
 /// Block-scaled FP8 tensors (`scales`) are dequantized: each FP8 value
 /// times the f32 scale of its block, multiplied in f32 and rounded once to
@@ -266,8 +293,14 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
   }
   int64_t matrix = n * k, batch = matrix ? count / matrix : 0;
   size_t pieceBytes = static_cast<size_t>(count) * elementSize(to);
-  cpu::Buffer buffer = cpu::allocateStreamed(pieceBytes * weight.names.size());
-  if (!buffer)
+  // A packed weight is converted one tensor at a time into a scratch
+  // buffer and packed from there: its converted form never exists whole.
+  cpu::Buffer buffer = cpu::allocateStreamed(
+      pieceBytes * (weight.packing ? 1 : weight.names.size()));
+  cpu::Buffer packedBuffer;
+  if (weight.packing)
+    packedBuffer = allocatePacked(weight);
+  if (!buffer || (weight.packing && !packedBuffer))
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "out of memory converting weight " +
                                        weight.names.front());
@@ -293,7 +326,8 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
       scales = std::move(*read);
     }
     const void *in = (*tensor)->data;
-    void *out = static_cast<char *>(buffer.get()) + i * pieceBytes;
+    void *out = static_cast<char *>(buffer.get()) +
+                (weight.packing ? 0 : i * pieceBytes);
     // Each task notes its first overflow (an index into the checkpoint
     // tensor); the error names the first one.
     std::vector<int64_t> overflow(tasks, -1);
@@ -418,10 +452,12 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
               dtypeName(to).str() + "; the model converts this " +
               dtypeName(from).str() + " tensor to " + dtypeName(to).str());
     }
+    if (weight.packing)
+      packTensor(weight, pieceShape, i, static_cast<const char *>(out),
+                 static_cast<char *>(packedBuffer.get()));
   }
   if (weight.packing)
-    return bindPacked(weight, pieceShape, toCheckpointDType(to),
-                      static_cast<const char *>(buffer.get()));
+    buffer = std::move(packedBuffer);
   weights.push_back(buffer.get());
   packed.emplace_back(buffer.release());
   return llvm::Error::success();
@@ -429,42 +465,19 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
 
 llvm::Error Model::bindPacked(const WeightEntry &weight,
                               llvm::ArrayRef<int64_t> pieceShape,
-                              ckpt::DType dtype, const char *converted) {
-  const Packing &packing = *weight.packing;
-  size_t bytes = static_cast<size_t>(packing.elements) *
-                 elementSize(packing.dtype);
-  cpu::Buffer buffer = cpu::allocateStreamed(bytes);
+                              ckpt::DType dtype) {
+  cpu::Buffer buffer = allocatePacked(weight);
   if (!buffer)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "out of memory packing weight " +
                                        weight.names.front());
-  // Each checkpoint tensor holds one [n, k] matrix (stacked) or all of
-  // them ([n, k] or [E, n, k]).
-  int64_t n = weight.shape[weight.shape.size() - 2];
-  int64_t k = weight.shape.back();
-  int64_t perMatrix =
-      cpu::packedElements(packing.rows, k, packing.dtype);
-  int64_t perTensor = 1;
-  for (int64_t d : pieceShape.drop_back(2))
-    perTensor *= d;
-  char *out = static_cast<char *>(buffer.get());
-  size_t pieceBytes =
-      static_cast<size_t>(perTensor) * n * k * elementSize(weight.dtype);
   for (auto [i, name] : llvm::enumerate(weight.names)) {
-    const char *data;
-    if (converted) {
-      data = converted + i * pieceBytes;
-    } else {
-      auto tensor = checkpoint->require(name, pieceShape, {dtype});
-      if (!tensor)
-        return tensor.takeError();
-      data = static_cast<const char *>((*tensor)->data);
-    }
-    const char *first = data + packing.firstRow * k * elementSize(weight.dtype);
-    cpu::packPanels(first, weight.dtype, perTensor, packing.rows, k, n * k,
-                    out + i * perTensor * perMatrix *
-                              elementSize(packing.dtype),
-                    packing.dtype);
+    auto tensor = checkpoint->require(name, pieceShape, {dtype});
+    if (!tensor)
+      return tensor.takeError();
+    packTensor(weight, pieceShape, i,
+               static_cast<const char *>((*tensor)->data),
+               static_cast<char *>(buffer.get()));
   }
   weights.push_back(buffer.get());
   packed.emplace_back(buffer.release());

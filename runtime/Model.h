@@ -127,8 +127,7 @@ private:
   llvm::Error bind(const WeightEntry &weight);
   llvm::Error bindPacked(const WeightEntry &weight,
                          llvm::ArrayRef<int64_t> pieceShape,
-                         mlir::moe::checkpoint::DType dtype,
-                         const char *converted = nullptr);
+                         mlir::moe::checkpoint::DType dtype);
   llvm::Error bindConverted(const WeightEntry &weight,
                             llvm::ArrayRef<int64_t> pieceShape);
 
