@@ -205,6 +205,12 @@ readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
   int64_t &rows = shape[shape.size() - 2], &cols = shape.back();
   rows = (rows + blocks.rows - 1) / blocks.rows;
   cols = (cols + blocks.cols - 1) / blocks.cols;
+  // One scale for the tensor may be a scalar or a vector of one (per-tensor
+  // FP8).
+  if (shape.size() == 2 && rows == 1 && cols == 1)
+    if (const ckpt::TensorInfo *t = checkpoint.lookup(scaleName);
+        t && t->shape.size() < 2)
+      shape.assign(t->shape.size(), 1);
   auto tensor = checkpoint.require(
       scaleName, shape,
       {ckpt::DType::F32, ckpt::DType::BF16, ckpt::DType::F16});

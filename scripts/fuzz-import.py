@@ -34,9 +34,10 @@ import sys
 import tempfile
 
 # One checkpoint per family, all small: moe-gen-checkpoint's options.
-# DeepSeek-V3 and MiniMax-M2 are block-scaled FP8, as they are released.
+# DeepSeek-V3 and MiniMax-M2 are block-scaled FP8, as they are released,
+# and Mixtral FP8 scaled per tensor, as AutoFP8 writes it.
 CHECKPOINTS = {
-    "mixtral": ["--experts", "4", "--inner", "24"],
+    "mixtral": ["--experts", "4", "--inner", "24", "--fp8-per-tensor"],
     "minimax_m2": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                    "--fp8-block", "8,128"],
     "qwen3_moe": ["--experts", "4", "--inner", "24", "--dtype", "bf16"],

@@ -290,11 +290,14 @@ def draw_model(rng, pipeline):
                        "llama4_text")
             and rng.random() < 0.5):
         gen += ["--norm-topk-prob", rng.randint(0, 1)]
-    # Block-scaled FP8 projections (dequantized when the library loads),
-    # with blocks that leave partial ones or cover a whole matrix.
+    # FP8 projections (dequantized when the library loads), scaled per
+    # tensor or by blocks that leave partial ones or cover a whole matrix.
     if not family.startswith("llama4") and rng.random() < 0.25:
-        gen += ["--fp8-block", "%d,%d" % (rng.choice([8, 16, 128]),
-                                          rng.choice([8, 24, 128]))]
+        if family != "granitemoe" and rng.random() < 0.3:
+            gen += ["--fp8-per-tensor"]
+        else:
+            gen += ["--fp8-block", "%d,%d" % (rng.choice([8, 16, 128]),
+                                              rng.choice([8, 24, 128]))]
     compile_args = []
     if rng.random() < 0.3:
         compile_args.append("--stats-coactivation")

@@ -117,14 +117,10 @@ struct WeightSpec {
   /// The checkpoint tensor holds the operand with its last two dimensions
   /// swapped (`moe.weight {transposed}`).
   bool transposed = false;
-  /// Block-scaled FP8 tensors, set when they are checked: each tensor's
-  /// scales are `<name>_scale_inv` (`moe.weight {stored = f8E4M3FN}`).
-  bool fp8 = false;
-
-  /// The scale tensor of FP8 tensor `name`.
-  static std::string scaleName(StringRef name) {
-    return (name + "_scale_inv").str();
-  }
+  /// FP8 tensors (`moe.weight {stored = f8E4M3FN}`), set when they are
+  /// checked: the scale tensor of each, and the block each scale covers.
+  llvm::SmallVector<std::string> scales;
+  std::array<int64_t, 2> scaleBlock = {0, 0};
 
   /// The shape of each checkpoint tensor.
   llvm::SmallVector<int64_t> tensorShape() const {
@@ -290,39 +286,51 @@ static llvm::Expected<DType> checkAnyFloat(const Checkpoint &ckpt,
   return *(*tensor)->dtype;
 }
 
-/// Checks the tensors of `weight`, whose first one is block-scaled FP8: all
-/// of them are, with scales of the block size of config.json.
+/// Checks the tensors of `weight`, whose first one is FP8: all of them are,
+/// with the scales that config.json's quantization_config describes.
 static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
                             WeightSpec &weight) {
   const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
-  if (!m.fp8Block)
+  auto fail = [&](const Twine &why) {
     return makeError(first->file + ": tensor " + weight.names.front() +
-                     " has dtype F8_E4M3, but " + m.path +
-                     " has no quantization_config of block-scaled FP8 "
-                     "(quant_method \"fp8\" with weight_block_size)");
+                     " has dtype F8_E4M3, but " + why);
+  };
+  if (!m.fp8)
+    return fail(m.path + " has no quantization_config of FP8 weights "
+                         "(quant_method \"fp8\")");
   if (weight.transposed)
-    return makeError(first->file + ": tensor " + weight.names.front() +
-                     " has dtype F8_E4M3; block-scaled FP8 weights stored "
-                     "[in, out] are not supported");
-  auto [rows, cols] = *m.fp8Block;
-  llvm::SmallVector<int64_t> scaleShape = weight.tensorShape();
-  if (scaleShape.size() < 2)
-    return makeError(first->file + ": tensor " + weight.names.front() +
-                     " has dtype F8_E4M3 but rank " + Twine(scaleShape.size()) +
-                     " (block-scaled weights have rank 2 or more)");
-  scaleShape.end()[-2] = llvm::divideCeil(scaleShape.end()[-2], rows);
-  scaleShape.back() = llvm::divideCeil(scaleShape.back(), cols);
+    return fail("FP8 weights stored [in, out] are not supported");
+  llvm::SmallVector<int64_t> shape = weight.tensorShape();
+  if (shape.size() < 2)
+    return fail("FP8 weights are matrices, and it has rank " +
+                Twine(shape.size()));
+  if (!m.fp8Block && shape.size() > 2)
+    return fail("one scale per tensor of rank " + Twine(shape.size()) +
+                " is not supported (quantization_config has no "
+                "weight_block_size)");
+  // Blocks of weight_block_size, or one block of the whole matrix.
+  weight.scaleBlock = m.fp8Block.value_or(
+      std::array<int64_t, 2>{shape.end()[-2], shape.back()});
+  llvm::SmallVector<int64_t> scaleShape = shape;
+  scaleShape.end()[-2] =
+      llvm::divideCeil(scaleShape.end()[-2], weight.scaleBlock[0]);
+  scaleShape.back() = llvm::divideCeil(scaleShape.back(), weight.scaleBlock[1]);
   for (const std::string &name : weight.names) {
     if (llvm::Error err =
-            ckpt.require(name, weight.tensorShape(), {DType::F8E4M3})
-                .takeError())
+            ckpt.require(name, shape, {DType::F8E4M3}).takeError())
       return err;
-    if (llvm::Error err = ckpt.require(WeightSpec::scaleName(name), scaleShape,
+    std::string scale = name + (m.fp8Block ? "_scale_inv" : "_scale");
+    // A per-tensor scale is a scalar, or a vector of one.
+    if (!m.fp8Block) {
+      const checkpoint::TensorInfo *tensor = ckpt.lookup(scale);
+      scaleShape.assign(tensor && tensor->shape.empty() ? 0 : 1, 1);
+    }
+    if (llvm::Error err = ckpt.require(scale, scaleShape,
                                        {DType::F32, DType::F16, DType::BF16})
                               .takeError())
       return err;
+    weight.scales.push_back(std::move(scale));
   }
-  weight.fp8 = true;
   return llvm::Error::success();
 }
 
@@ -392,7 +400,7 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
   // The runtime converts the tensors stored in another dtype than the
   // layer's (or than F32, for the bias).
   auto storedOf = [&](const WeightSpec &weight) {
-    if (weight.fp8)
+    if (!weight.scales.empty())
       return elementType(ctx, DType::F8E4M3);
     DType from = weight.alwaysF32 ? weight.storedAs : stored;
     DType to = weight.alwaysF32 ? DType::F32 : dtype;
@@ -441,13 +449,10 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
                                StringRef(weight.names.front()),
                                storedOf(weight));
     op.setTransposed(weight.transposed);
-    if (weight.fp8) {
-      llvm::SmallVector<std::string> scales;
-      for (const std::string &name : weight.names)
-        scales.push_back(WeightSpec::scaleName(name));
-      op.setScalesAttr(builder.getStrArrayAttr(
-          llvm::SmallVector<StringRef>(scales.begin(), scales.end())));
-      op.setScaleBlock(llvm::ArrayRef<int64_t>(*m.fp8Block));
+    if (!weight.scales.empty()) {
+      op.setScalesAttr(builder.getStrArrayAttr(llvm::SmallVector<StringRef>(
+          weight.scales.begin(), weight.scales.end())));
+      op.setScaleBlock(llvm::ArrayRef<int64_t>(weight.scaleBlock));
     }
     return op.getResult();
   };

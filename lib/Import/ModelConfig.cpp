@@ -437,10 +437,11 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
   reader.fail("model family without a reader");
 }
 
-/// quantization_config. Block-scaled FP8 (quant_method "fp8" with a
-/// weight_block_size, DeepSeek-V3's format and that of the FP8 releases of
-/// Qwen3, MiniMax-M2 and GLM-4.5) is read; any other quantization is
-/// refused here, as its tensors are not weights moe-import can bind.
+/// quantization_config. FP8 E4M3 weights (quant_method "fp8") are read:
+/// scaled by blocks of weight_block_size (DeepSeek-V3's format, and that
+/// of the FP8 releases of Qwen3, MiniMax-M2 and GLM-4.5), or per tensor
+/// without it (AutoFP8's format, as vLLM reads it). Any other quantization
+/// is refused here, as its tensors are not weights moe-import can bind.
 static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
   const llvm::json::Object *object = reader.getObject("quantization_config");
   if (!object)
@@ -450,23 +451,22 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
   if (!keys.failed() && method != "fp8")
     keys.fail("quant_method \"" + method +
               "\" is not supported (moe-import reads unquantized checkpoints "
-              "and block-scaled FP8: quant_method \"fp8\" with "
+              "and FP8 ones: quant_method \"fp8\", scaled per tensor or by "
               "weight_block_size)");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +
               "\" is not supported (FP8 weights are e4m3, float8_e4m3fn)");
   std::vector<int64_t> block = keys.getIntList("weight_block_size");
-  if (!keys.failed() && block.empty())
-    keys.fail("FP8 without weight_block_size (one scale per tensor) is not "
-              "supported; block-scaled FP8 has weight_block_size [rows, "
-              "columns]");
-  if (!keys.failed() && (block.size() != 2 || block[0] < 1 || block[1] < 1))
+  if (!keys.failed() && !block.empty() &&
+      (block.size() != 2 || block[0] < 1 || block[1] < 1))
     keys.fail("key \"weight_block_size\" must be two positive integers "
               "[rows, columns]");
   if (keys.failed())
     return keys.takeError();
-  m.fp8Block = {block[0], block[1]};
+  m.fp8 = true;
+  if (!block.empty())
+    m.fp8Block = {block[0], block[1]};
   return llvm::Error::success();
 }
 

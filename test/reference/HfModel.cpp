@@ -419,30 +419,34 @@ bool dtypeOf(const std::string &name, npy::DType *out) {
   return true;
 }
 
-/// Block-scaled FP8 tensor `t` [..., n, k] times its scales
-/// `<name>_scale_inv` [..., ceil(n / r), ceil(k / c)], in f64.
+/// FP8 tensor `t` [..., n, k] times its scales: `<name>_scale_inv`
+/// [..., ceil(n / r), ceil(k / c)] for blocks `block` of r x c, or
+/// `<name>_scale` [] or [1] for one scale of a matrix (no `block`); in f64.
 bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
              const std::vector<int64_t> &block, std::vector<double> *values,
              std::string *err) {
-  if (block.size() != 2 || t.shape.size() < 2) {
-    *err = t.file + ": tensor " + t.name +
-           " is F8_E4M3 but the config has no weight_block_size, or the "
-           "tensor is not a matrix";
+  size_t rank = t.shape.size();
+  if (rank < 2 || (block.empty() && rank != 2)) {
+    *err = t.file + ": tensor " + t.name + " is F8_E4M3 with shape " +
+           shapeText(t.shape) + " (expected a matrix" +
+           (block.empty() ? ", one scale each)" : " or a stack of them)");
     return false;
   }
-  std::string scaleName = t.name + "_scale_inv";
+  int64_t n = t.shape[rank - 2], k = t.shape[rank - 1];
+  int64_t r = block.empty() ? n : block[0], c = block.empty() ? k : block[1];
+  std::string scaleName = t.name + (block.empty() ? "_scale" : "_scale_inv");
   const st::TensorEntry *s = reader.find(scaleName);
   if (!s) {
     *err = "the checkpoint has no tensor " + scaleName;
     return false;
   }
-  size_t rank = t.shape.size();
-  int64_t n = t.shape[rank - 2], k = t.shape[rank - 1];
-  int64_t sr = (n + block[0] - 1) / block[0], sc = (k + block[1] - 1) / block[1];
+  int64_t sr = (n + r - 1) / r, sc = (k + c - 1) / c;
   std::vector<int64_t> expected(t.shape.begin(), t.shape.end() - 2);
   expected.push_back(sr);
   expected.push_back(sc);
-  if (s->shape != expected) {
+  bool scalar = block.empty() && (s->shape.empty() ||
+                                  s->shape == std::vector<int64_t>{1});
+  if (s->shape != expected && !scalar) {
     *err = s->file + ": tensor " + scaleName + " has shape " +
            shapeText(s->shape) + ", expected " + shapeText(expected);
     return false;
@@ -455,9 +459,9 @@ bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
   if (!reader.read(t, values, err) || !reader.read(*s, &scales, err))
     return false;
   for (size_t i = 0; i < values->size(); ++i) {
-    int64_t m = int64_t(i) / (n * k), r = int64_t(i) / k % n,
-            c = int64_t(i) % k;
-    (*values)[i] *= scales[(m * sr + r / block[0]) * sc + c / block[1]];
+    int64_t m = int64_t(i) / (n * k), row = int64_t(i) / k % n,
+            col = int64_t(i) % k;
+    (*values)[i] *= scales[(m * sr + row / r) * sc + col / c];
   }
   return true;
 }
@@ -543,14 +547,17 @@ bool planLayer(const json::Value &config, const std::string &file,
   p.f = m.f;
   p.operands = layerOperands(m, p.cfg, layer, fs);
   if (const json::Value *q = config.get("quantization_config")) {
+    p.fp8 = true;
     const json::Value *block = q->get("weight_block_size");
-    if (!block || block->kind != json::Value::Kind::Array ||
-        block->array.size() != 2 || !block->array[0].isInteger ||
-        !block->array[1].isInteger || block->array[0].integer < 1 ||
-        block->array[1].integer < 1)
-      return keys.bad("quantization_config without a weight_block_size of "
-                      "two positive integers");
-    p.fp8Block = {block->array[0].integer, block->array[1].integer};
+    if (block && block->kind != json::Value::Kind::Null) {
+      if (block->kind != json::Value::Kind::Array ||
+          block->array.size() != 2 || !block->array[0].isInteger ||
+          !block->array[1].isInteger || block->array[0].integer < 1 ||
+          block->array[1].integer < 1)
+        return keys.bad("quantization_config.weight_block_size is not two "
+                        "positive integers");
+      p.fp8Block = {block->array[0].integer, block->array[1].integer};
+    }
   }
   *plan = std::move(p);
   return true;
@@ -581,7 +588,8 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         return false;
       }
       std::vector<double> values;
-      if (t->dtype == "F8_E4M3" && op.role != "router" && !op.alwaysF32) {
+      if (t->dtype == "F8_E4M3" && plan.fp8 && op.role != "router" &&
+          !op.alwaysF32) {
         if (!readFP8(reader, *t, plan.fp8Block, &values, err)) return false;
         if (op.transposed) {
           *err = name + ": FP8 weights stored transposed are not read";

@@ -72,8 +72,9 @@ struct LayerPlan {
   int64_t layer = 0, d = 0, E = 0, f = 0;
   moeref::LayerConfig cfg; // cfg.routing.k holds k
   std::vector<Operand> operands;
-  /// Block-scaled FP8 checkpoints: quantization_config's weight_block_size
-  /// (rows, columns); empty otherwise.
+  /// FP8 checkpoints (a quantization_config): scaled by blocks of
+  /// weight_block_size (rows, columns), or per tensor when it is empty.
+  bool fp8 = false;
   std::vector<int64_t> fp8Block;
 };
 
@@ -93,9 +94,9 @@ struct LayerWeights {
 
 /// Reads and checks the planned tensors: present, of the planned shape, all
 /// of the router weight's dtype (F32, F16 or BF16) but the F32 bias. An
-/// expert weight may be block-scaled FP8 (F8_E4M3, with `<name>_scale_inv`
-/// of one scale per block of `plan.fp8Block`): its values are the FP8
-/// values times their scales, exactly.
+/// expert weight may be FP8 (F8_E4M3, with `<name>_scale_inv` of one scale
+/// per block of `plan.fp8Block`, or `<name>_scale` of one per tensor): its
+/// values are the FP8 values times their scales, exactly.
 bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
                  LayerWeights *weights, std::string *err);
 

@@ -131,11 +131,19 @@ static cl::list<int64_t>
                       "(F8_E4M3 with <name>_scale_inv, quant_method fp8), as "
                       "DeepSeek-V3 is released; not llama4"),
              cl::CommaSeparated, cl::cat(category));
+static cl::opt<bool> fp8PerTensor(
+    "fp8-per-tensor",
+    cl::desc("write the projections as FP8 with one scale each (F8_E4M3 "
+             "with <name>_scale and an input_scale, quant_method fp8 without "
+             "weight_block_size), as AutoFP8 writes them; not granitemoe or "
+             "llama4"),
+    cl::cat(category));
 static cl::opt<bool> fp8Dequantized(
     "fp8-dequantized",
-    cl::desc("with --fp8-block: write the FP8 weights dequantized to --dtype "
-             "instead (each FP8 value times its scale in f32, rounded once), "
-             "without quantization_config: the checkpoint's --dtype copy"),
+    cl::desc("with --fp8-block or --fp8-per-tensor: write the FP8 weights "
+             "dequantized to --dtype instead (each FP8 value times its scale "
+             "in f32, rounded once), without quantization_config: the "
+             "checkpoint's --dtype copy"),
     cl::cat(category));
 
 static int fail(const llvm::Twine &message) {
@@ -185,9 +193,11 @@ struct Model {
   bool normTopkProb = false;
   double scalingFactor = 1.0;
   DType dtype;
-  /// Block-scaled FP8 projections: the block (rows, columns); empty for
-  /// none.
+  /// FP8 projections, scaled by blocks (rows, columns) or per tensor.
   std::vector<int64_t> fp8Block;
+  bool fp8PerTensor = false;
+
+  bool fp8() const { return !fp8Block.empty() || fp8PerTensor; }
   int64_t vocab = 32;
 
   Family family() const { return info->family; }
@@ -402,12 +412,21 @@ static llvm::Expected<Model> parseModel() {
       (m.fp8Block.size() != 2 || m.fp8Block[0] < 1 || m.fp8Block[1] < 1))
     return llvm::createStringError("--fp8-block must be two positive sizes "
                                    "rows,cols");
-  if (!m.fp8Block.empty() && isLlama4(m.family()))
+  m.fp8PerTensor = fp8PerTensor;
+  if (m.fp8PerTensor && !m.fp8Block.empty())
     return llvm::createStringError(
-        "--fp8-block: Llama-4's experts are stored [in, out], which "
-        "block-scaled FP8 checkpoints do not use");
-  if (fp8Dequantized && m.fp8Block.empty())
-    return llvm::createStringError("--fp8-dequantized needs --fp8-block");
+        "--fp8-block and --fp8-per-tensor are exclusive");
+  if (m.fp8() && isLlama4(m.family()))
+    return llvm::createStringError(
+        "FP8: Llama-4's experts are stored [in, out], which FP8 checkpoints "
+        "do not use");
+  if (m.fp8PerTensor && m.family() == Family::GraniteMoe)
+    return llvm::createStringError(
+        "--fp8-per-tensor: Granite's fused expert tensors would share one "
+        "scale among experts");
+  if (fp8Dequantized && !m.fp8())
+    return llvm::createStringError(
+        "--fp8-dequantized needs --fp8-block or --fp8-per-tensor");
   if (llvm::Error err = setFamilyExtras(m))
     return std::move(err);
   return m;
@@ -518,6 +537,11 @@ static llvm::json::Object buildConfig(const Model &m) {
         {"fmt", "e4m3"},
         {"quant_method", "fp8"},
         {"weight_block_size", llvm::json::Array(m.fp8Block)},
+    };
+  if (m.fp8PerTensor && !fp8Dequantized)
+    config["quantization_config"] = llvm::json::Object{
+        {"activation_scheme", "static"},
+        {"quant_method", "fp8"},
     };
   return config;
 }
@@ -789,13 +813,17 @@ static llvm::Error writeWeights(const Model &m,
       totalSize += values.back().size();
     };
     std::vector<float> generated = generateValues(spec, seed);
-    if (m.fp8Block.empty() || !spec.quantizable) {
+    if (!m.fp8() || !spec.quantizable) {
       add(spec.name, spec.init == Init::Bias ? DType::F32 : m.dtype, spec.shape,
           storeValues(generated,
                       spec.init == Init::Bias ? DType::F32 : m.dtype));
       continue;
     }
-    BlockScaled fp8 = quantizeFP8(generated, spec.shape, m.fp8Block);
+    // Per tensor: one block of the whole matrix.
+    llvm::SmallVector<int64_t> block(m.fp8Block.begin(), m.fp8Block.end());
+    if (m.fp8PerTensor)
+      block = {spec.shape.end()[-2], spec.shape.back()};
+    BlockScaled fp8 = quantizeFP8(generated, spec.shape, block);
     if (fp8Dequantized) {
       for (auto [j, value] : llvm::enumerate(generated))
         value = fp8.dequantized(j);
@@ -803,8 +831,18 @@ static llvm::Error writeWeights(const Model &m,
       continue;
     }
     add(spec.name, DType::F8E4M3, spec.shape, std::move(fp8.bytes));
-    add(spec.name + "_scale_inv", DType::F32, fp8.scaleShape,
+    if (!m.fp8PerTensor) {
+      add(spec.name + "_scale_inv", DType::F32, fp8.scaleShape,
+          storeValues(fp8.scales, DType::F32));
+      continue;
+    }
+    // AutoFP8 writes scalars: the weight's scale, and that of the inputs
+    // for FP8 activations (which moe-import does not read).
+    add(spec.name + "_scale", DType::F32, {},
         storeValues(fp8.scales, DType::F32));
+    StringRef prefix = StringRef(spec.name).drop_back(strlen("weight"));
+    add((prefix + "input_scale").str(), DType::F32, {},
+        storeValues({0.0625f}, DType::F32));
   }
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};
 

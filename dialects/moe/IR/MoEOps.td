@@ -174,12 +174,13 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     configs): `scales` names one scale tensor per tensor of `names`, and
     `scale_block = array<i64: r, c>` is the block size. A piece
     `[..., n, k]` has scales `[..., ceil(n / r), ceil(k / c)]` (f32, f16
-    or bf16), and element `(i, j)` is the FP8 value times the f32 scale
-    of its block `(i / r, j / c)`, multiplied in f32 and rounded to the
-    result's element type once, at load time: the weights of the
-    checkpoint dequantized as its publishers do to make a bf16 copy. A
-    scale that is not finite, a NaN weight, or a product out of the
-    result type's range is a load-time error. FP8 tensors are not
+    or bf16; a single scale of a matrix, as in FP8 scaled per tensor, may
+    also be `[]` or `[1]`), and element `(i, j)` is the FP8 value times
+    the f32 scale of its block `(i / r, j / c)`, multiplied in f32 and
+    rounded to the result's element type once, at load time: the weights
+    of the checkpoint dequantized as its publishers do to make a bf16
+    copy. A scale that is not finite, a NaN weight, or a product out of
+    the result type's range is a load-time error. FP8 tensors are not
     `transposed`.
 
     With `transposed`, each checkpoint tensor holds its part of the result

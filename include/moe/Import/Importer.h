@@ -67,14 +67,18 @@
 //   MiniMax-M2. Their routers add it to f32 scores, so the layer takes it
 //   in f32 whatever the dtype it is stored in: an F16 or BF16 bias gets
 //   `moe.weight {stored}` and is widened, exactly, when the model loads.
-// - Block-scaled FP8 checkpoints (quantization_config: quant_method "fp8",
-//   fmt e4m3, weight_block_size [r, c]) hold some weights in F8_E4M3,
-//   each with a scale tensor `<name>_scale_inv` of [ceil(n / r),
-//   ceil(k / c)]; the router and the correction bias stay unquantized.
-//   An F8_E4M3 expert or shared-expert weight becomes `moe.weight {stored
-//   = f8E4M3FN, scales, scale_block}` of the layer's dtype: the runtime
-//   dequantizes it when the model loads. Any other quantization is
-//   refused when config.json is read.
+// - FP8 checkpoints (quantization_config: quant_method "fp8", fmt e4m3)
+//   hold some weights in F8_E4M3. With weight_block_size [r, c]
+//   (DeepSeek-V3's format) each has a scale tensor `<name>_scale_inv` of
+//   [ceil(n / r), ceil(k / c)]; without it (AutoFP8's format, which vLLM
+//   reads per tensor) each matrix has one scale, `<name>_scale` of shape
+//   [] or [1], and its `input_scale` (for FP8 activations) is not read.
+//   The router and the correction bias stay unquantized. An F8_E4M3
+//   expert or shared-expert weight becomes `moe.weight {stored =
+//   f8E4M3FN, scales, scale_block}` of the layer's dtype (a per-tensor
+//   scale is a block of the whole matrix): the runtime dequantizes it when
+//   the model loads. Any other quantization is refused when config.json
+//   is read.
 //
 //===----------------------------------------------------------------------===//
 
@@ -146,9 +150,10 @@ struct ModelConfig {
   /// worth a warning.
   bool hasPreset = true;
 
-  /// Block-scaled FP8 (quantization_config with quant_method "fp8"): the
-  /// block size [rows, columns] of the weights' scales. Unset for an
-  /// unquantized checkpoint.
+  /// FP8 weights (quantization_config with quant_method "fp8"), scaled by
+  /// blocks of `fp8Block` [rows, columns] (weight_block_size), or per
+  /// tensor when it is unset.
+  bool fp8 = false;
   std::optional<std::array<int64_t, 2>> fp8Block;
 
   /// The tensors of layer L are under `<layerPrefix>.L`.
