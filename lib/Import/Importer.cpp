@@ -311,20 +311,20 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
   // Blocks of weight_block_size, or one block of the whole matrix.
   weight.scaleBlock = m.fp8Block.value_or(
       std::array<int64_t, 2>{shape.end()[-2], shape.back()});
-  llvm::SmallVector<int64_t> scaleShape = shape;
-  scaleShape.end()[-2] =
-      llvm::divideCeil(scaleShape.end()[-2], weight.scaleBlock[0]);
-  scaleShape.back() = llvm::divideCeil(scaleShape.back(), weight.scaleBlock[1]);
+  llvm::SmallVector<int64_t> grid = shape;
+  grid.end()[-2] = llvm::divideCeil(grid.end()[-2], weight.scaleBlock[0]);
+  grid.back() = llvm::divideCeil(grid.back(), weight.scaleBlock[1]);
   for (const std::string &name : weight.names) {
+    llvm::SmallVector<int64_t> scaleShape = grid;
     if (llvm::Error err =
             ckpt.require(name, shape, {DType::F8E4M3}).takeError())
       return err;
     std::string scale = name + (m.fp8Block ? "_scale_inv" : "_scale");
-    // A per-tensor scale is a scalar, or a vector of one.
-    if (!m.fp8Block) {
-      const checkpoint::TensorInfo *tensor = ckpt.lookup(scale);
-      scaleShape.assign(tensor && tensor->shape.empty() ? 0 : 1, 1);
-    }
+    // A per-tensor scale may also be a scalar, or a vector of one.
+    if (!m.fp8Block)
+      if (const checkpoint::TensorInfo *tensor = ckpt.lookup(scale);
+          tensor && tensor->shape.size() < 2)
+        scaleShape.assign(tensor->shape.size(), 1);
     if (llvm::Error err = ckpt.require(scale, scaleShape,
                                        {DType::F32, DType::F16, DType::BF16})
                               .takeError())
@@ -335,8 +335,8 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
 }
 
 /// Checks every other tensor of the layer against its router's dtype (or as
-/// block-scaled FP8), and records the dtype of those computed in F32
-/// whatever the layer's.
+/// FP8), and records the dtype of those computed in F32 whatever the
+/// layer's.
 static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
                               LayerSpec &spec, DType layerType) {
   StringRef routerName = spec.router.names.front();

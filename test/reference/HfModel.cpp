@@ -566,10 +566,12 @@ bool planLayer(const json::Value &config, const std::string &file,
 bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
                  LayerWeights *weights, std::string *err) {
   weights->operands.clear();
+  weights->dequantized.clear();
   bool haveType = false;
   for (const Operand &op : plan.operands) {
     npy::Array a;
     a.shape = op.shape;
+    bool fp8 = false, plain = false; // the kinds of its tensors
     std::vector<int64_t> each = op.shape;
     if (op.stacked) each.erase(each.begin());
     // A transposed tensor holds each [rows, cols] matrix as [cols, rows].
@@ -595,10 +597,13 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
           *err = name + ": FP8 weights stored transposed are not read";
           return false;
         }
+        for (double &v : values) v = double(float(v));
+        fp8 = true;
         a.dtype = weights->dtype;
         a.f.insert(a.f.end(), values.begin(), values.end());
         continue;
       }
+      plain = true;
       npy::DType type;
       if (!dtypeOf(t->dtype, &type)) {
         *err = t->file + ": tensor " + name + " has dtype " + t->dtype +
@@ -628,7 +633,13 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
       }
       a.f.insert(a.f.end(), values.begin(), values.end());
     }
+    if (fp8 && plain) {
+      *err = "the tensors of " + op.names.front() + " and the others of " +
+             op.role + " mix F8_E4M3 and other dtypes";
+      return false;
+    }
     weights->operands.push_back(std::move(a));
+    weights->dequantized.push_back(fp8);
   }
   return true;
 }

@@ -90,13 +90,18 @@ bool sparseLayers(const json::Value &config, const std::string &file,
 struct LayerWeights {
   npy::DType dtype = npy::DType::F32; // of the layer (the router weight's)
   std::vector<npy::Array> operands;   // as planned, exact values
+  /// Per operand: FP8 weights dequantized, each code times its scale
+  /// rounded to f32 (the f32 product). They are the layer's weights once
+  /// rounded to the dtype the layer computes in, as the publishers'
+  /// conversion to bf16 does; the caller rounds them.
+  std::vector<bool> dequantized;
 };
 
 /// Reads and checks the planned tensors: present, of the planned shape, all
 /// of the router weight's dtype (F32, F16 or BF16) but the F32 bias. An
 /// expert weight may be FP8 (F8_E4M3, with `<name>_scale_inv` of one scale
 /// per block of `plan.fp8Block`, or `<name>_scale` of one per tensor): its
-/// values are the FP8 values times their scales, exactly.
+/// values are the FP8 values times their scales, rounded to f32.
 bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
                  LayerWeights *weights, std::string *err);
 

@@ -61,7 +61,8 @@ const char *kUsage = R"(usage:
        weights; with --weights-as-args 1 also the weights as arg1.npy, ...
        for `moe-import --weights-as-arguments`; with --dtype, for
        `moe-import --dtype`: the weights rounded to it, the hidden states
-       drawn in it)
+       drawn in it; FP8 weights are their f32 products with their scales,
+       rounded to the layer's dtype)
   moe-reference compare --dir D [--tol X]
   moe-reference mock-run --dir D [--perturb SET:OUT:INDEX] [--nan SET:OUT:INDEX]
       (writes the out<k>.npy a correct moe-run would write: the references
@@ -1093,23 +1094,28 @@ int emitModel(const std::string &modelDir, int64_t layerIndex, uint64_t seed,
   if (!reader.openDir(modelDir, &err) ||
       !hf::loadWeights(reader, plan, &weights, &err))
     fail(err);
-  if (dtype) {
+  // The weights in the dtype the layer computes in: --dtype's, else the
+  // checkpoint's; dequantized FP8 weights are rounded to it in either case.
+  npy::DType layerType = dtype ? *dtype : weights.dtype;
+  if (dtype || std::count(weights.dequantized.begin(),
+                          weights.dequantized.end(), true)) {
     for (size_t a = 0; a < weights.operands.size(); ++a) {
-      if (plan.operands[a].alwaysF32) continue;
+      if (plan.operands[a].alwaysF32 || (!dtype && !weights.dequantized[a]))
+        continue;
       npy::Array &w = weights.operands[a];
       const std::vector<std::string> &names = plan.operands[a].names;
       size_t perTensor = w.f.size() / names.size();
       for (size_t i = 0; i < w.f.size(); ++i) {
-        double rounded = npy::roundTo(*dtype, w.f[i]);
+        double rounded = npy::roundTo(layerType, w.f[i]);
         if (std::isfinite(w.f[i]) && !std::isfinite(rounded))
           fail("tensor " + names[i / perTensor] + ": element " +
                std::to_string(i % perTensor) + " is out of the range of " +
-               npy::dtypeName(*dtype));
+               npy::dtypeName(layerType));
         w.f[i] = rounded;
       }
-      w.dtype = *dtype;
+      w.dtype = layerType;
     }
-    weights.dtype = *dtype;
+    weights.dtype = layerType;
   }
 
   std::error_code ec;
