@@ -439,7 +439,7 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
 
 /// quantization_config. FP8 E4M3 weights (quant_method "fp8") are read:
 /// scaled by blocks of weight_block_size (DeepSeek-V3's format, and that
-/// of the FP8 releases of Qwen3, MiniMax-M2 and GLM-4.5), or per tensor
+/// of MiniMax-M2 and of the FP8 releases of Qwen3), or per tensor
 /// without it (AutoFP8's format, as vLLM reads it). Any other quantization
 /// is refused here, as its tensors are not weights moe-import can bind.
 static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
