@@ -563,7 +563,7 @@ struct TensorSpec {
   std::string name;
   llvm::SmallVector<int64_t> shape;
   Init init;
-  /// A projection that a block-scaled FP8 checkpoint quantizes: every
+  /// A projection that an FP8 checkpoint quantizes: every
   /// Linear matrix but the embeddings, the output head and the routers
   /// (which FP8 releases keep in their dtype).
   bool quantizable = false;
@@ -575,7 +575,7 @@ public:
            Init init = Init::Linear) {
     specs.push_back({name.str(), llvm::SmallVector<int64_t>(shape), init});
   }
-  /// A projection weight, quantized in block-scaled FP8 checkpoints.
+  /// A projection weight, quantized in FP8 checkpoints.
   void addProjection(const llvm::Twine &name, llvm::ArrayRef<int64_t> shape) {
     add(name, shape);
     specs.back().quantizable = true;
