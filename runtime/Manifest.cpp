@@ -186,7 +186,8 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
           return invalid("malformed weight shape");
         entry.shape.push_back(*size);
       }
-      size_t pieceRank = entry.shape.size() - (entry.stacked ? 1 : 0);
+      size_t pieceRank =
+          entry.shape.size() - (entry.stacked && !entry.shape.empty() ? 1 : 0);
       if (const json::Value *stored = w->get("stored")) {
         auto name = stored->getAsString();
         if (name == kStoredF8E4M3) {
@@ -199,6 +200,9 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
                            entry.names.front());
         }
       }
+      if (!entry.scales && (w->get("scales") || w->get("scale_block")))
+        return invalid("weight " + entry.names.front() +
+                       " has block scales but is not stored as FP8");
       entry.transposed = w->getBoolean("transposed").value_or(false);
       if (entry.transposed && pieceRank < 2)
         return invalid("weight " + entry.names.front() +

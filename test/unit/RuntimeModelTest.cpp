@@ -530,6 +530,17 @@ TEST_F(BlockScaledWeights, RefusesBadValues) {
   EXPECT_NE(llvm::toString(parsed.takeError())
                 .find("malformed block scales of FP8 weight q.0"),
             std::string::npos);
+
+  // Scales on a weight that is not FP8.
+  std::string text = manifest.toJSON();
+  size_t stored = text.find("\"stored\":\"f8e4m3fn\"");
+  ASSERT_NE(stored, std::string::npos) << text;
+  text.replace(stored, strlen("\"stored\":\"f8e4m3fn\""), "\"stored\":\"f32\"");
+  parsed = Manifest::parse(text);
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("weight q.0 has block scales but is not stored as FP8"),
+            std::string::npos);
 }
 
 /// The manifest keeps which weights and knobs GPU code reads in GPU memory
