@@ -21,6 +21,7 @@
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -56,6 +57,12 @@ struct WeightEntry {
   struct BlockScales {
     std::vector<std::string> names;
     int64_t rows = 0, cols = 0;
+
+    /// The scales of a matrix of `matrixRows` x `matrixCols`: one per block,
+    /// partial blocks included.
+    std::array<int64_t, 2> grid(int64_t matrixRows, int64_t matrixCols) const {
+      return {(matrixRows + rows - 1) / rows, (matrixCols + cols - 1) / cols};
+    }
   };
   std::optional<BlockScales> scales;
   /// The checkpoint tensors hold their pieces with the last two dimensions

@@ -202,9 +202,9 @@ readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
                 llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape,
                 const WeightEntry::BlockScales &blocks) {
   llvm::SmallVector<int64_t> shape(pieceShape);
-  int64_t &rows = shape[shape.size() - 2], &cols = shape.back();
-  rows = (rows + blocks.rows - 1) / blocks.rows;
-  cols = (cols + blocks.cols - 1) / blocks.cols;
+  auto [rows, cols] = blocks.grid(shape.end()[-2], shape.back());
+  shape.end()[-2] = rows;
+  shape.back() = cols;
   // One scale for the tensor may be a scalar or a vector of one (per-tensor
   // FP8).
   if (shape.size() == 2 && rows == 1 && cols == 1)
@@ -281,10 +281,9 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
   // scales (FP8 only).
   int64_t pieceRows = pieceShape.size() >= 2 ? pieceShape.end()[-2] : 1;
   int64_t pieceCols = pieceShape.empty() ? 1 : pieceShape.back();
-  int64_t scaleRows =
-              blocks ? (pieceRows + blocks->rows - 1) / blocks->rows : 0,
-          scaleCols =
-              blocks ? (pieceCols + blocks->cols - 1) / blocks->cols : 0;
+  std::array<int64_t, 2> scaleGrid =
+      blocks ? blocks->grid(pieceRows, pieceCols) : std::array<int64_t, 2>{};
+  int64_t scaleRows = scaleGrid[0], scaleCols = scaleGrid[1];
   int64_t count = 1;
   for (int64_t d : pieceShape)
     count *= d;

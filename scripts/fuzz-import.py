@@ -35,12 +35,14 @@ import tempfile
 
 # One checkpoint per family, all small: moe-gen-checkpoint's options.
 # DeepSeek-V3 and MiniMax-M2 are block-scaled FP8, as they are released,
-# and Mixtral FP8 scaled per tensor, as AutoFP8 writes it.
+# Mixtral FP8 scaled per tensor, as AutoFP8 writes it, and Qwen3 and
+# GLM-4.5 FP8 as llm-compressor writes it (compressed-tensors).
 CHECKPOINTS = {
     "mixtral": ["--experts", "4", "--inner", "24", "--fp8-per-tensor"],
     "minimax_m2": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                    "--fp8-block", "8,128"],
-    "qwen3_moe": ["--experts", "4", "--inner", "24", "--dtype", "bf16"],
+    "qwen3_moe": ["--experts", "4", "--inner", "24", "--dtype", "bf16",
+                  "--fp8-compressed", "channel"],
     "qwen2_moe": ["--experts", "4", "--inner", "24", "--shared-inner", "32"],
     "qwen3_next": ["--experts", "16", "--top-k", "4", "--inner", "8",
                    "--shared-inner", "16", "--dtype", "bf16"],
@@ -49,7 +51,8 @@ CHECKPOINTS = {
     "deepseek_v2": ["--experts", "8", "--inner", "24", "--shards", "2"],
     "deepseek_v3": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                     "--fp8-block", "16,16"],
-    "glm4_moe": ["--experts", "8", "--inner", "24", "--dtype", "bf16"],
+    "glm4_moe": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
+                 "--fp8-compressed", "group:16"],
     "llama4": ["--experts", "4", "--inner", "24", "--layers", "4",
                "--interleave-step", "2", "--dtype", "bf16"],
 }

@@ -291,10 +291,17 @@ def draw_model(rng, pipeline):
             and rng.random() < 0.5):
         gen += ["--norm-topk-prob", rng.randint(0, 1)]
     # FP8 projections (dequantized when the library loads), scaled per
-    # tensor or by blocks that leave partial ones or cover a whole matrix.
+    # tensor or by blocks that leave partial ones or cover a whole matrix,
+    # in the fp8 or the compressed-tensors format.
     if not family.startswith("llama4") and rng.random() < 0.25:
-        if family != "granitemoe" and rng.random() < 0.3:
+        draw = rng.random()
+        if family != "granitemoe" and draw < 0.2:
             gen += ["--fp8-per-tensor"]
+        elif draw < 0.5:
+            gen += ["--fp8-compressed", rng.choice([
+                "channel", "group:%d" % rng.choice([8, 16, 128]),
+                "block:%d,%d" % (rng.choice([8, 128]), rng.choice([24, 128])),
+            ] + (["tensor"] if family != "granitemoe" else []))]
         else:
             gen += ["--fp8-block", "%d,%d" % (rng.choice([8, 16, 128]),
                                               rng.choice([8, 24, 128]))]

@@ -297,31 +297,31 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
   };
   if (!m.fp8)
     return fail(m.path + " has no quantization_config of FP8 weights "
-                         "(quant_method \"fp8\")");
+                         "(quant_method \"fp8\" or \"compressed-tensors\")");
   if (weight.transposed)
     return fail("FP8 weights stored [in, out] are not supported");
   llvm::SmallVector<int64_t> shape = weight.tensorShape();
   if (shape.size() < 2)
     return fail("FP8 weights are matrices, and it has rank " +
                 Twine(shape.size()));
-  if (!m.fp8Block && shape.size() > 2)
+  if (m.fp8->perTensor() && shape.size() > 2)
     return fail("one scale per tensor of rank " + Twine(shape.size()) +
-                " is not supported (quantization_config has no "
-                "weight_block_size)");
-  // Blocks of weight_block_size, or one block of the whole matrix.
-  weight.scaleBlock = m.fp8Block.value_or(
-      std::array<int64_t, 2>{shape.end()[-2], shape.back()});
+                " is not supported (" + m.fp8->description + ")");
+  // A block size of 0 spans its whole dimension.
+  int64_t rows = shape.end()[-2], cols = shape.back();
+  weight.scaleBlock = {m.fp8->block[0] ? m.fp8->block[0] : rows,
+                       m.fp8->block[1] ? m.fp8->block[1] : cols};
   llvm::SmallVector<int64_t> grid = shape;
-  grid.end()[-2] = llvm::divideCeil(grid.end()[-2], weight.scaleBlock[0]);
-  grid.back() = llvm::divideCeil(grid.back(), weight.scaleBlock[1]);
+  grid.end()[-2] = llvm::divideCeil(rows, weight.scaleBlock[0]);
+  grid.back() = llvm::divideCeil(cols, weight.scaleBlock[1]);
   for (const std::string &name : weight.names) {
     llvm::SmallVector<int64_t> scaleShape = grid;
     if (llvm::Error err =
             ckpt.require(name, shape, {DType::F8E4M3}).takeError())
       return err;
-    std::string scale = name + (m.fp8Block ? "_scale_inv" : "_scale");
+    std::string scale = name + m.fp8->suffix;
     // A per-tensor scale may also be a scalar, or a vector of one.
-    if (!m.fp8Block)
+    if (m.fp8->perTensor())
       if (const checkpoint::TensorInfo *tensor = ckpt.lookup(scale);
           tensor && tensor->shape.size() < 2)
         scaleShape.assign(tensor->shape.size(), 1);

@@ -148,6 +148,17 @@ public:
     return nullptr;
   }
 
+  /// A reader of `value`, the object under `key`, whose errors name the
+  /// key's path.
+  ConfigReader nested(const llvm::json::Object &value, StringRef key) const {
+    return ConfigReader(value, path + "." + key.str());
+  }
+  /// Takes over the first error of a nested reader.
+  void adopt(const ConfigReader &inner) {
+    if (error.empty())
+      error = inner.error;
+  }
+
   /// Records an error about the file (the first one wins).
   void fail(const Twine &message) {
     if (error.empty())
@@ -437,22 +448,136 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
   reader.fail("model family without a reader");
 }
 
-/// quantization_config. FP8 E4M3 weights (quant_method "fp8") are read:
-/// scaled by blocks of weight_block_size (DeepSeek-V3's format, and that
-/// of MiniMax-M2 and of the FP8 releases of Qwen3), or per tensor
-/// without it (AutoFP8's format, as vLLM reads it). Any other quantization
-/// is refused here, as its tensors are not weights moe-import can bind.
+/// The weights' scheme of llm-compressor's quantization_config
+/// (quant_method "compressed-tensors"), when it is FP8 E4M3 scaled per
+/// tensor, channel, group or block: every config group that quantizes
+/// weights must use the same one.
+static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
+  std::string format = keys.getString("format", StringRef("float-quantized"));
+  if (!keys.failed() && format != "float-quantized" &&
+      format != "naive-quantized")
+    keys.fail("format \"" + format +
+              "\" is not supported (compressed-tensors checkpoints are read "
+              "in the formats float-quantized and naive-quantized, of FP8 "
+              "weights)");
+  // Rotations change what the weights multiply; a sparse format stores
+  // tensors of its own.
+  if (const llvm::json::Object *transforms = keys.getObject("transform_config");
+      transforms && !transforms->empty())
+    keys.fail("key \"transform_config\" is not supported (moe-import reads "
+              "compressed-tensors checkpoints without transforms)");
+  if (const llvm::json::Object *sparsity = keys.getObject("sparsity_config")) {
+    ConfigReader sparse = keys.nested(*sparsity, "sparsity_config");
+    std::string sparseFormat = sparse.getString("format", StringRef("dense"));
+    if (!sparse.failed() && sparseFormat != "dense")
+      sparse.fail("format \"" + sparseFormat +
+                  "\" is not supported (moe-import reads dense weights)");
+    keys.adopt(sparse);
+  }
+  const llvm::json::Object *groups = keys.getObject("config_groups");
+  if (!groups && !keys.failed())
+    keys.fail("missing key \"config_groups\" (an object)");
+  if (keys.failed())
+    return;
+  std::optional<ModelConfig::FP8Scales> scheme;
+  std::string schemeGroup;
+  // In name order, so that the diagnostic of a mixed scheme is stable.
+  llvm::SmallVector<StringRef> names;
+  for (const auto &entry : *groups)
+    names.push_back(entry.first);
+  llvm::sort(names);
+  for (StringRef name : names) {
+    std::string key = ("config_groups." + name).str();
+    const llvm::json::Object *group = groups->getObject(name);
+    if (!group) {
+      keys.fail("key \"" + key + "\" must be an object");
+      return;
+    }
+    ConfigReader groupKeys = keys.nested(*group, key);
+    const llvm::json::Object *weights = groupKeys.getObject("weights");
+    keys.adopt(groupKeys);
+    if (!weights) // a group of activations only
+      continue;
+    ConfigReader w = groupKeys.nested(*weights, "weights");
+    std::string type = w.getString("type", std::nullopt);
+    int64_t bits = w.getInt("num_bits", std::nullopt, 1);
+    std::string strategy = w.getString("strategy", std::nullopt);
+    bool symmetric = w.getBool("symmetric", true);
+    bool dynamic = w.getBool("dynamic", false);
+    ModelConfig::FP8Scales scales;
+    if (!w.failed() && (type != "float" || bits != 8))
+      w.fail("weights of type \"" + type + "\" and " + Twine(bits) +
+             " bits are not supported (moe-import reads FP8 weights: type "
+             "\"float\", num_bits 8)");
+    if (!w.failed() && (!symmetric || dynamic))
+      w.fail(Twine(symmetric ? "dynamic" : "asymmetric") +
+             " weights are not supported");
+    if (!w.failed()) {
+      if (strategy == "channel") {
+        scales.block = {1, 0};
+      } else if (strategy == "group") {
+        scales.block = {1, w.getInt("group_size", std::nullopt, 1)};
+        // Activation order "group" stores a permutation of the groups
+        // (weight_g_idx).
+        const llvm::json::Value *order = w.find("actorder");
+        if (order && order->getAsString() == std::optional<StringRef>("group"))
+          w.fail("actorder \"group\" is not supported (its weight_g_idx "
+                 "permutes the groups)");
+      } else if (strategy == "block") {
+        std::vector<int64_t> block = w.getIntList("block_structure");
+        if (!w.failed() && (block.size() != 2 || block[0] < 1 || block[1] < 1))
+          w.fail("key \"block_structure\" must be two positive integers "
+                 "[rows, columns]");
+        if (!w.failed())
+          scales.block = {block[0], block[1]};
+      } else if (strategy != "tensor") {
+        w.fail("strategy \"" + strategy +
+               "\" is not supported (FP8 weights are scaled per tensor, "
+               "channel, group or block)");
+      }
+    }
+    keys.adopt(w);
+    if (keys.failed())
+      return;
+    scales.description =
+        "quant_method \"compressed-tensors\", strategy \"" + strategy + "\"";
+    if (scheme && scheme->block != scales.block) {
+      keys.fail("config groups \"" + schemeGroup + "\" and \"" + name +
+                "\" scale their weights differently; moe-import reads one "
+                "scheme a checkpoint");
+      return;
+    }
+    scheme = std::move(scales);
+    schemeGroup = name.str();
+  }
+  m.fp8 = std::move(scheme);
+}
+
+/// quantization_config. FP8 E4M3 weights are read:
+/// - quant_method "fp8": scaled by blocks of weight_block_size
+///   (DeepSeek-V3's format, and that of MiniMax-M2 and of the FP8 releases
+///   of Qwen3), or per tensor without it (AutoFP8's format, as vLLM reads
+///   it);
+/// - quant_method "compressed-tensors" (llm-compressor's format): scaled
+///   per tensor, channel, group or block.
+/// Any other quantization is refused here, as its tensors are not weights
+/// moe-import can bind.
 static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
   const llvm::json::Object *object = reader.getObject("quantization_config");
   if (!object)
     return reader.takeError();
   ConfigReader keys(*object, m.path + ": quantization_config");
   std::string method = keys.getString("quant_method", std::nullopt);
+  if (!keys.failed() && method == "compressed-tensors") {
+    readCompressedTensors(keys, m);
+    return keys.takeError();
+  }
   if (!keys.failed() && method != "fp8")
     keys.fail("quant_method \"" + method +
               "\" is not supported (moe-import reads unquantized checkpoints "
               "and FP8 ones: quant_method \"fp8\", scaled per tensor or by "
-              "weight_block_size)");
+              "weight_block_size, and \"compressed-tensors\" of FP8 "
+              "weights)");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +
@@ -464,9 +589,14 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
               "[rows, columns]");
   if (keys.failed())
     return keys.takeError();
-  m.fp8 = true;
-  if (!block.empty())
-    m.fp8Block = {block[0], block[1]};
+  ModelConfig::FP8Scales scales;
+  scales.description = "quant_method \"fp8\", per tensor";
+  if (!block.empty()) {
+    scales.block = {block[0], block[1]};
+    scales.suffix = "_scale_inv";
+    scales.description = "quant_method \"fp8\", weight_block_size";
+  }
+  m.fp8 = std::move(scales);
   return llvm::Error::success();
 }
 

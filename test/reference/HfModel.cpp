@@ -419,22 +419,23 @@ bool dtypeOf(const std::string &name, npy::DType *out) {
   return true;
 }
 
-/// FP8 tensor `t` [..., n, k] times its scales: `<name>_scale_inv`
-/// [..., ceil(n / r), ceil(k / c)] for blocks `block` of r x c, or
-/// `<name>_scale` [] or [1] for one scale of a matrix (no `block`); in f64.
+/// FP8 tensor `t` [..., n, k] times its scales: `<name><suffix>` [...,
+/// ceil(n / r), ceil(k / c)] for blocks `block` of r x c, where 0 spans the
+/// whole dimension; one scale per tensor ({0, 0}) may be [] or [1] too.
 bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
-             const std::vector<int64_t> &block, std::vector<double> *values,
-             std::string *err) {
+             const std::vector<int64_t> &block, const std::string &suffix,
+             std::vector<double> *values, std::string *err) {
   size_t rank = t.shape.size();
-  if (rank < 2 || (block.empty() && rank != 2)) {
+  bool perTensor = block[0] == 0 && block[1] == 0;
+  if (rank < 2 || (perTensor && rank != 2)) {
     *err = t.file + ": tensor " + t.name + " is F8_E4M3 with shape " +
            shapeText(t.shape) + " (expected a matrix" +
-           (block.empty() ? ", one scale each)" : " or a stack of them)");
+           (perTensor ? ", one scale each)" : " or a stack of them)");
     return false;
   }
   int64_t n = t.shape[rank - 2], k = t.shape[rank - 1];
-  int64_t r = block.empty() ? n : block[0], c = block.empty() ? k : block[1];
-  std::string scaleName = t.name + (block.empty() ? "_scale" : "_scale_inv");
+  int64_t r = block[0] ? block[0] : n, c = block[1] ? block[1] : k;
+  std::string scaleName = t.name + suffix;
   const st::TensorEntry *s = reader.find(scaleName);
   if (!s) {
     *err = "the checkpoint has no tensor " + scaleName;
@@ -444,8 +445,8 @@ bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
   std::vector<int64_t> expected(t.shape.begin(), t.shape.end() - 2);
   expected.push_back(sr);
   expected.push_back(sc);
-  bool scalar = block.empty() && (s->shape.empty() ||
-                                  s->shape == std::vector<int64_t>{1});
+  bool scalar = perTensor && (s->shape.empty() ||
+                              s->shape == std::vector<int64_t>{1});
   if (s->shape != expected && !scalar) {
     *err = s->file + ": tensor " + scaleName + " has shape " +
            shapeText(s->shape) + ", expected " + shapeText(expected);
@@ -519,6 +520,56 @@ bool sparseLayers(const json::Value &config, const std::string &file,
   return true;
 }
 
+/// How the FP8 weights are scaled: quant_method "fp8" (blocks of
+/// weight_block_size, or one scale per tensor), or "compressed-tensors"
+/// (the first config group with weights: per tensor, channel, group or
+/// block).
+static bool readQuantization(const json::Value &q, Keys &keys,
+                             LayerPlan *p) {
+  auto positive = [](const json::Value *v) {
+    return v && v->isInteger && v->integer >= 1;
+  };
+  p->fp8 = true;
+  const json::Value *method = q.get("quant_method");
+  if (method && method->string == "compressed-tensors") {
+    const json::Value *groups = q.get("config_groups");
+    const json::Value *w = nullptr;
+    if (groups)
+      for (const auto &group : groups->object)
+        if ((w = group.second.get("weights")) &&
+            w->kind == json::Value::Kind::Object)
+          break;
+    if (!w || w->kind != json::Value::Kind::Object)
+      return keys.bad("quantization_config has no config group of weights");
+    const json::Value *strategy = w->get("strategy");
+    std::string name = strategy ? strategy->string : "";
+    const json::Value *group = w->get("group_size");
+    const json::Value *block = w->get("block_structure");
+    if (name == "tensor") p->fp8Block = {0, 0};
+    else if (name == "channel") p->fp8Block = {1, 0};
+    else if (name == "group" && positive(group))
+      p->fp8Block = {1, group->integer};
+    else if (name == "block" && block && block->array.size() == 2 &&
+             positive(&block->array[0]) && positive(&block->array[1]))
+      p->fp8Block = {block->array[0].integer, block->array[1].integer};
+    else
+      return keys.bad("quantization_config: weights of strategy \"" + name +
+                      "\" are not read");
+    p->fp8Suffix = "_scale";
+    return true;
+  }
+  const json::Value *block = q.get("weight_block_size");
+  if (block && block->kind != json::Value::Kind::Null) {
+    if (block->kind != json::Value::Kind::Array || block->array.size() != 2 ||
+        !positive(&block->array[0]) || !positive(&block->array[1]))
+      return keys.bad("quantization_config.weight_block_size is not two "
+                      "positive integers");
+    p->fp8Block = {block->array[0].integer, block->array[1].integer};
+    p->fp8Suffix = "_scale_inv";
+  }
+  return true;
+}
+
 bool planLayer(const json::Value &config, const std::string &file,
                int64_t layer, LayerPlan *plan, std::string *err) {
   if (config.kind != json::Value::Kind::Object) {
@@ -546,19 +597,8 @@ bool planLayer(const json::Value &config, const std::string &file,
   p.E = m.E;
   p.f = m.f;
   p.operands = layerOperands(m, p.cfg, layer, fs);
-  if (const json::Value *q = config.get("quantization_config")) {
-    p.fp8 = true;
-    const json::Value *block = q->get("weight_block_size");
-    if (block && block->kind != json::Value::Kind::Null) {
-      if (block->kind != json::Value::Kind::Array ||
-          block->array.size() != 2 || !block->array[0].isInteger ||
-          !block->array[1].isInteger || block->array[0].integer < 1 ||
-          block->array[1].integer < 1)
-        return keys.bad("quantization_config.weight_block_size is not two "
-                        "positive integers");
-      p.fp8Block = {block->array[0].integer, block->array[1].integer};
-    }
-  }
+  if (const json::Value *q = config.get("quantization_config"))
+    if (!readQuantization(*q, keys, &p)) return false;
   *plan = std::move(p);
   return true;
 }
@@ -592,7 +632,8 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
       std::vector<double> values;
       if (t->dtype == "F8_E4M3" && plan.fp8 && op.role != "router" &&
           !op.alwaysF32) {
-        if (!readFP8(reader, *t, plan.fp8Block, &values, err)) return false;
+        if (!readFP8(reader, *t, plan.fp8Block, plan.fp8Suffix, &values, err))
+          return false;
         if (op.transposed) {
           *err = name + ": FP8 weights stored transposed are not read";
           return false;

@@ -72,10 +72,12 @@ struct LayerPlan {
   int64_t layer = 0, d = 0, E = 0, f = 0;
   moeref::LayerConfig cfg; // cfg.routing.k holds k
   std::vector<Operand> operands;
-  /// FP8 checkpoints (a quantization_config): scaled by blocks of
-  /// weight_block_size (rows, columns), or per tensor when it is empty.
+  /// FP8 checkpoints (a quantization_config): the scale of tensor <name>
+  /// is <name><fp8Suffix>, one per block of fp8Block (rows, columns), where
+  /// 0 spans the whole dimension ({0, 0}: one scale per tensor).
   bool fp8 = false;
-  std::vector<int64_t> fp8Block;
+  std::vector<int64_t> fp8Block = {0, 0};
+  std::string fp8Suffix = "_scale";
 };
 
 /// Plans sparse layer `layer` of the model with config.json `config`
@@ -99,9 +101,9 @@ struct LayerWeights {
 
 /// Reads and checks the planned tensors: present, of the planned shape, all
 /// of the router weight's dtype (F32, F16 or BF16) but the F32 bias. An
-/// expert weight may be FP8 (F8_E4M3, with `<name>_scale_inv` of one scale
-/// per block of `plan.fp8Block`, or `<name>_scale` of one per tensor): its
-/// values are the FP8 values times their scales, rounded to f32.
+/// expert weight may be FP8 (F8_E4M3, with `<name><plan.fp8Suffix>` of one
+/// scale per block of `plan.fp8Block`): its values are the FP8 values times
+/// their scales, rounded to f32.
 bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
                  LayerWeights *weights, std::string *err);
 

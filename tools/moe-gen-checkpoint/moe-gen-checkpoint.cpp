@@ -138,9 +138,18 @@ static cl::opt<bool> fp8PerTensor(
              "weight_block_size), as AutoFP8 writes them; not granitemoe or "
              "llama4"),
     cl::cat(category));
+static cl::opt<std::string> fp8Compressed(
+    "fp8-compressed",
+    cl::desc("tensor, channel, group:G or block:R,C: write the projections "
+             "as FP8 the way llm-compressor does (quant_method "
+             "compressed-tensors; F8_E4M3 with <name>_scale in --dtype, one "
+             "a tensor, an output channel, a group of G columns of a row or "
+             "a block of R x C); not llama4, nor tensor for granitemoe"),
+    cl::value_desc("strategy"), cl::cat(category));
 static cl::opt<bool> fp8Dequantized(
     "fp8-dequantized",
-    cl::desc("with --fp8-block or --fp8-per-tensor: write the FP8 weights "
+    cl::desc("with --fp8-block, --fp8-per-tensor or --fp8-compressed: write "
+             "the FP8 weights "
              "dequantized to --dtype instead (each FP8 value times its scale "
              "in f32, rounded once), without quantization_config: the "
              "checkpoint's --dtype copy"),
@@ -193,11 +202,15 @@ struct Model {
   bool normTopkProb = false;
   double scalingFactor = 1.0;
   DType dtype;
-  /// FP8 projections, scaled by blocks (rows, columns) or per tensor.
-  std::vector<int64_t> fp8Block;
-  bool fp8PerTensor = false;
+  /// How the projections are written, when in FP8: the config's format,
+  /// and the rows and columns of the block of one scale (0 spans the whole
+  /// dimension).
+  enum class FP8 { None, Blocks, PerTensor, Compressed } fp8Format = FP8::None;
+  std::array<int64_t, 2> fp8Block = {0, 0};
+  /// compressed-tensors' name of the scheme.
+  std::string fp8Strategy;
 
-  bool fp8() const { return !fp8Block.empty() || fp8PerTensor; }
+  bool fp8() const { return fp8Format != FP8::None; }
   int64_t vocab = 32;
 
   Family family() const { return info->family; }
@@ -382,6 +395,75 @@ static llvm::Error setFamilyExtras(Model &m) {
   return setGroups(m);
 }
 
+/// --fp8-compressed's strategy: tensor, channel, group:G or block:R,C.
+static llvm::Error parseCompressedStrategy(Model &m) {
+  auto [strategy, sizes] = StringRef(fp8Compressed).split(':');
+  llvm::SmallVector<StringRef> parts;
+  if (!sizes.empty())
+    sizes.split(parts, ',');
+  llvm::SmallVector<int64_t> values;
+  for (StringRef part : parts) {
+    int64_t value = 0;
+    if (part.getAsInteger(10, value) || value < 1)
+      break;
+    values.push_back(value);
+  }
+  bool valid = values.size() == parts.size();
+  if (strategy == "tensor" || strategy == "channel")
+    valid &= parts.empty();
+  else if (strategy == "group")
+    valid &= values.size() == 1;
+  else if (strategy == "block")
+    valid &= values.size() == 2;
+  else
+    valid = false;
+  if (!valid)
+    return llvm::createStringError("--fp8-compressed must be tensor, "
+                                   "channel, group:G or block:R,C");
+  m.fp8Format = Model::FP8::Compressed;
+  m.fp8Strategy = strategy.str();
+  if (strategy == "channel")
+    m.fp8Block = {1, 0};
+  else if (strategy == "group")
+    m.fp8Block = {1, values[0]};
+  else if (strategy == "block")
+    m.fp8Block = {values[0], values[1]};
+  return llvm::Error::success();
+}
+
+/// The FP8 options.
+static llvm::Error parseFP8(Model &m) {
+  int given = !fp8Block.empty() + fp8PerTensor + !fp8Compressed.empty();
+  if (given > 1)
+    return llvm::createStringError(
+        "--fp8-block, --fp8-per-tensor and --fp8-compressed are exclusive");
+  if (!fp8Block.empty()) {
+    if (fp8Block.size() != 2 || fp8Block[0] < 1 || fp8Block[1] < 1)
+      return llvm::createStringError("--fp8-block must be two positive sizes "
+                                     "rows,cols");
+    m.fp8Format = Model::FP8::Blocks;
+    m.fp8Block = {fp8Block[0], fp8Block[1]};
+  }
+  if (fp8PerTensor)
+    m.fp8Format = Model::FP8::PerTensor;
+  if (!fp8Compressed.empty())
+    if (llvm::Error err = parseCompressedStrategy(m))
+      return err;
+  if (m.fp8() && isLlama4(m.family()))
+    return llvm::createStringError(
+        "FP8: Llama-4's experts are stored [in, out], which FP8 checkpoints "
+        "do not use");
+  if (m.fp8() && m.fp8Block == std::array<int64_t, 2>{0, 0} &&
+      m.family() == Family::GraniteMoe)
+    return llvm::createStringError(
+        "FP8 per tensor: Granite's fused expert tensors would share one "
+        "scale among experts");
+  if (fp8Dequantized && !m.fp8())
+    return llvm::createStringError("--fp8-dequantized needs --fp8-block, "
+                                   "--fp8-per-tensor or --fp8-compressed");
+  return llvm::Error::success();
+}
+
 static llvm::Expected<Model> parseModel() {
   auto info = llvm::find_if(
       kFamilies, [](const FamilyInfo &i) { return i.modelType == familyName; });
@@ -407,26 +489,8 @@ static llvm::Expected<Model> parseModel() {
   if (!dtype)
     return llvm::createStringError("--dtype must be f32, f16 or bf16");
   m.dtype = *dtype;
-  m.fp8Block.assign(fp8Block.begin(), fp8Block.end());
-  if (!m.fp8Block.empty() &&
-      (m.fp8Block.size() != 2 || m.fp8Block[0] < 1 || m.fp8Block[1] < 1))
-    return llvm::createStringError("--fp8-block must be two positive sizes "
-                                   "rows,cols");
-  m.fp8PerTensor = fp8PerTensor;
-  if (m.fp8PerTensor && !m.fp8Block.empty())
-    return llvm::createStringError(
-        "--fp8-block and --fp8-per-tensor are exclusive");
-  if (m.fp8() && isLlama4(m.family()))
-    return llvm::createStringError(
-        "FP8: Llama-4's experts are stored [in, out], which FP8 checkpoints "
-        "do not use");
-  if (m.fp8PerTensor && m.family() == Family::GraniteMoe)
-    return llvm::createStringError(
-        "--fp8-per-tensor: Granite's fused expert tensors would share one "
-        "scale among experts");
-  if (fp8Dequantized && !m.fp8())
-    return llvm::createStringError(
-        "--fp8-dequantized needs --fp8-block or --fp8-per-tensor");
+  if (llvm::Error err = parseFP8(m))
+    return std::move(err);
   if (llvm::Error err = setFamilyExtras(m))
     return std::move(err);
   return m;
@@ -501,6 +565,46 @@ static void addDeepSeekKeys(const Model &m, llvm::json::Object &config) {
   config["moe_layer_freq"] = m.moeLayerFreq;
 }
 
+/// The quantization_config llm-compressor writes for FP8 weights with
+/// dynamic FP8 activations (its FP8_DYNAMIC scheme, and the other weight
+/// strategies of the same format); the routers are not quantized.
+static llvm::json::Object compressedTensorsConfig(const Model &m) {
+  llvm::json::Value groupSize = nullptr, blockStructure = nullptr;
+  if (m.fp8Strategy == "group")
+    groupSize = m.fp8Block[1];
+  if (m.fp8Strategy == "block")
+    blockStructure = llvm::json::Array(m.fp8Block);
+  llvm::json::Object weights{
+      {"actorder", nullptr},
+      {"block_structure", blockStructure},
+      {"dynamic", false},
+      {"group_size", groupSize},
+      {"num_bits", 8},
+      {"observer", "minmax"},
+      {"strategy", m.fp8Strategy},
+      {"symmetric", true},
+      {"type", "float"},
+  };
+  llvm::json::Object activations{
+      {"dynamic", true},   {"num_bits", 8},   {"strategy", "token"},
+      {"symmetric", true}, {"type", "float"},
+  };
+  llvm::json::Object group{
+      {"input_activations", std::move(activations)},
+      {"output_activations", nullptr},
+      {"targets", llvm::json::Array{"Linear"}},
+      {"weights", std::move(weights)},
+  };
+  return llvm::json::Object{
+      {"config_groups", llvm::json::Object{{"group_0", std::move(group)}}},
+      {"format", "float-quantized"},
+      {"ignore", llvm::json::Array{"lm_head", "re:.*gate$", "re:.*router.*"}},
+      {"kv_cache_scheme", nullptr},
+      {"quant_method", "compressed-tensors"},
+      {"quantization_status", "compressed"},
+  };
+}
+
 static llvm::json::Object buildConfig(const Model &m) {
   if (m.family() == Family::Llama4) {
     // The text model's config, nested as in Llama4Config.
@@ -531,18 +635,20 @@ static llvm::json::Object buildConfig(const Model &m) {
   addMoEKeys(m, config);
   if (isDeepSeek(m.family()))
     addDeepSeekKeys(m, config);
-  if (!m.fp8Block.empty() && !fp8Dequantized)
+  if (!fp8Dequantized && m.fp8Format == Model::FP8::Blocks)
     config["quantization_config"] = llvm::json::Object{
         {"activation_scheme", "dynamic"},
         {"fmt", "e4m3"},
         {"quant_method", "fp8"},
         {"weight_block_size", llvm::json::Array(m.fp8Block)},
     };
-  if (m.fp8PerTensor && !fp8Dequantized)
+  if (!fp8Dequantized && m.fp8Format == Model::FP8::PerTensor)
     config["quantization_config"] = llvm::json::Object{
         {"activation_scheme", "static"},
         {"quant_method", "fp8"},
     };
+  if (!fp8Dequantized && m.fp8Format == Model::FP8::Compressed)
+    config["quantization_config"] = compressedTensorsConfig(m);
   return config;
 }
 
@@ -686,6 +792,18 @@ static void storeValue(DType type, float value, char *out) {
   std::memcpy(out, &bits, sizeof(bits));
 }
 
+/// `value` rounded to `type`.
+static float roundTo(DType type, float value) {
+  switch (type) {
+  case DType::F16:
+    return npy::f16ToFloat(npy::floatToF16(value));
+  case DType::BF16:
+    return npy::bf16ToFloat(npy::floatToBF16(value));
+  default:
+    return value;
+  }
+}
+
 /// The values of `spec`, drawn from a generator seeded by `seed` and the
 /// tensor's name.
 static std::vector<float> generateValues(const TensorSpec &spec,
@@ -740,10 +858,11 @@ struct BlockScaled {
 
 /// Quantizes `values` of `shape` [..., n, k] by blocks of `block`: each
 /// block's scale is its largest magnitude over 448 (FP8 E4M3's largest),
-/// and each value the FP8 value nearest to value / scale.
+/// rounded to `scaleType`, and each value the FP8 value nearest to value /
+/// scale.
 static BlockScaled quantizeFP8(llvm::ArrayRef<float> values,
                                llvm::ArrayRef<int64_t> shape,
-                               llvm::ArrayRef<int64_t> block) {
+                               llvm::ArrayRef<int64_t> block, DType scaleType) {
   BlockScaled q;
   q.n = shape.end()[-2];
   q.k = shape.back();
@@ -759,8 +878,9 @@ static BlockScaled quantizeFP8(llvm::ArrayRef<float> values,
     float &amax = q.scales[q.blockOf(i)];
     amax = std::max(amax, std::fabs(value));
   }
+  // Each scale as it is stored; the values are quantized with that one.
   for (float &scale : q.scales)
-    scale = scale > 0.0f ? scale / 448.0f : 1.0f;
+    scale = roundTo(scaleType, scale > 0.0f ? scale / 448.0f : 1.0f);
   q.bytes.resize(values.size());
   for (auto [i, value] : llvm::enumerate(values))
     q.bytes[i] =
@@ -819,11 +939,15 @@ static llvm::Error writeWeights(const Model &m,
                       spec.init == Init::Bias ? DType::F32 : m.dtype));
       continue;
     }
-    // Per tensor: one block of the whole matrix.
-    llvm::SmallVector<int64_t> block(m.fp8Block.begin(), m.fp8Block.end());
-    if (m.fp8PerTensor)
-      block = {spec.shape.end()[-2], spec.shape.back()};
-    BlockScaled fp8 = quantizeFP8(generated, spec.shape, block);
+    // A block size of 0 spans the whole dimension.
+    int64_t rows = spec.shape.end()[-2], cols = spec.shape.back();
+    int64_t block[] = {m.fp8Block[0] ? m.fp8Block[0] : rows,
+                       m.fp8Block[1] ? m.fp8Block[1] : cols};
+    // llm-compressor stores the scales in the model's dtype, the others in
+    // f32.
+    DType scaleType =
+        m.fp8Format == Model::FP8::Compressed ? m.dtype : DType::F32;
+    BlockScaled fp8 = quantizeFP8(generated, spec.shape, block, scaleType);
     if (fp8Dequantized) {
       for (auto [j, value] : llvm::enumerate(generated))
         value = fp8.dequantized(j);
@@ -831,18 +955,31 @@ static llvm::Error writeWeights(const Model &m,
       continue;
     }
     add(spec.name, DType::F8E4M3, spec.shape, std::move(fp8.bytes));
-    if (!m.fp8PerTensor) {
-      add(spec.name + "_scale_inv", DType::F32, fp8.scaleShape,
-          storeValues(fp8.scales, DType::F32));
-      continue;
+    std::vector<char> scales = storeValues(fp8.scales, scaleType);
+    switch (m.fp8Format) {
+    case Model::FP8::Blocks:
+      add(spec.name + "_scale_inv", scaleType, fp8.scaleShape,
+          std::move(scales));
+      break;
+    case Model::FP8::PerTensor: {
+      // AutoFP8 writes scalars: the weight's scale, and that of the inputs
+      // for FP8 activations (which moe-import does not read).
+      add(spec.name + "_scale", scaleType, {}, std::move(scales));
+      StringRef prefix = StringRef(spec.name).drop_back(strlen("weight"));
+      add((prefix + "input_scale").str(), DType::F32, {},
+          storeValues({0.0625f}, DType::F32));
+      break;
     }
-    // AutoFP8 writes scalars: the weight's scale, and that of the inputs
-    // for FP8 activations (which moe-import does not read).
-    add(spec.name + "_scale", DType::F32, {},
-        storeValues(fp8.scales, DType::F32));
-    StringRef prefix = StringRef(spec.name).drop_back(strlen("weight"));
-    add((prefix + "input_scale").str(), DType::F32, {},
-        storeValues({0.0625f}, DType::F32));
+    case Model::FP8::Compressed:
+      // One scale a tensor is a vector of one.
+      add(spec.name + "_scale", scaleType,
+          m.fp8Strategy == "tensor" ? llvm::ArrayRef<int64_t>{1}
+                                    : llvm::ArrayRef<int64_t>(fp8.scaleShape),
+          std::move(scales));
+      break;
+    case Model::FP8::None:
+      llvm_unreachable("not FP8");
+    }
   }
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};
 

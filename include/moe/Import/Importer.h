@@ -73,6 +73,13 @@
 //   [ceil(n / r), ceil(k / c)]; without it (AutoFP8's format, which vLLM
 //   reads per tensor) each matrix has one scale, `<name>_scale` of shape
 //   [] or [1], and its `input_scale` (for FP8 activations) is not read.
+//   llm-compressor's checkpoints (quant_method "compressed-tensors", format
+//   float-quantized) name each scale `<name>_scale`, one per tensor ([] or
+//   [1]), per output channel ([n, 1]), per group of columns of each row
+//   ([n, ceil(k / g)]) or per block ([ceil(n / r), ceil(k / c)]), as their
+//   weights' `strategy` says; every config group that quantizes weights
+//   must use the same 8-bit float scheme, and rotations (transform_config)
+//   and sparse formats are refused.
 //   The router and the correction bias stay unquantized. An F8_E4M3
 //   expert or shared-expert weight becomes `moe.weight {stored =
 //   f8E4M3FN, scales, scale_block}` of the layer's dtype (a per-tensor
@@ -150,11 +157,22 @@ struct ModelConfig {
   /// worth a warning.
   bool hasPreset = true;
 
-  /// FP8 weights (quantization_config with quant_method "fp8"), scaled by
-  /// blocks of `fp8Block` [rows, columns] (weight_block_size), or per
-  /// tensor when it is unset.
-  bool fp8 = false;
-  std::optional<std::array<int64_t, 2>> fp8Block;
+  /// How the FP8 weights of a quantized checkpoint are scaled.
+  struct FP8Scales {
+    /// The rows and columns of the block that one scale covers; 0 spans
+    /// the whole dimension ({0, 0}: one scale a matrix; {1, 0}: one an
+    /// output channel).
+    std::array<int64_t, 2> block = {0, 0};
+    /// The scales of tensor `<name>` are `<name><suffix>`.
+    std::string suffix = "_scale";
+    /// The quantization_config's words for the scheme, for diagnostics.
+    std::string description;
+
+    bool perTensor() const { return block[0] == 0 && block[1] == 0; }
+  };
+  /// Set when the checkpoint's FP8 weights are described by its
+  /// quantization_config (quant_method "fp8" or "compressed-tensors").
+  std::optional<FP8Scales> fp8;
 
   /// The tensors of layer L are under `<layerPrefix>.L`.
   std::string layerPrefix = "model.layers";
