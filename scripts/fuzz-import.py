@@ -53,6 +53,8 @@ CHECKPOINTS = {
                     "--fp8-block", "16,16"],
     "glm4_moe": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                  "--fp8-compressed", "group:16"],
+    "lfm2_moe": ["--experts", "8", "--inner", "24", "--layers", "3",
+                 "--dtype", "bf16"],
     "llama4": ["--experts", "4", "--inner", "24", "--layers", "4",
                "--interleave-step", "2", "--dtype", "bf16"],
 }

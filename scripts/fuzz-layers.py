@@ -250,7 +250,7 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
 
 FAMILIES = ["mixtral", "minimax_m2", "qwen2_moe", "qwen3_moe", "qwen3_next",
             "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe", "granitemoe",
-            "llama4", "llama4_text"]
+            "lfm2_moe", "llama4", "llama4_text"]
 
 
 def draw_model(rng, pipeline):
@@ -284,6 +284,10 @@ def draw_model(rng, pipeline):
                 "--shared-experts", rng.randint(0, 2)]
         if rng.random() < 0.3:
             gen += ["--scaling-factor", rng.choice([1.0, 2.5, 16.0])]
+    if family == "lfm2_moe":
+        gen += ["--first-dense", 0, "--expert-bias", rng.randint(0, 1)]
+        if rng.random() < 0.3:
+            gen += ["--scaling-factor", rng.choice([1.0, 2.5])]
     if family in ("qwen2_moe", "qwen3_next"):
         gen += ["--shared-inner", size(8, 96)]
     if (family not in ("mixtral", "minimax_m2", "granitemoe", "llama4",

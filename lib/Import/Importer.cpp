@@ -183,15 +183,15 @@ static void addGatedFFN(llvm::SmallVectorImpl<WeightSpec> &out,
   out.push_back(single("shared_down", prefix + ".down_proj.weight", {d, f}));
 }
 
-/// The module holding a layer's MoE block: `feed_forward` (Llama-4),
-/// `block_sparse_moe` (Mixtral, MiniMax-M2, Granite) or `mlp`.
+/// The module holding a layer's MoE block: `feed_forward` (Llama-4,
+/// LFM2-MoE), `block_sparse_moe` (Mixtral, MiniMax-M2, Granite) or `mlp`.
 static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
   bool blockSparse =
       m.family == Family::Mixtral || m.family == Family::GraniteMoe;
   return m.layerPrefix + "." + std::to_string(layer) +
-         (m.isLlama4()  ? ".feed_forward"
-          : blockSparse ? ".block_sparse_moe"
-                        : ".mlp");
+         (m.isLlama4() || m.isLfm2() ? ".feed_forward"
+          : blockSparse              ? ".block_sparse_moe"
+                                     : ".mlp");
 }
 
 /// The router weight [E, d] of layer `layer`.
@@ -222,8 +222,12 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
   }
   if (m.family == Family::Mixtral) {
     std::string moe = blockPrefix(m, layer);
-    if (m.selectionBias) { // MiniMax-M2: beside the router, not in it
-      spec.bias = single("bias", moe + ".e_score_correction_bias", {e});
+    // MiniMax-M2 and LFM2-MoE: a buffer of the block, beside the router.
+    if (m.selectionBias) {
+      spec.bias = single(
+          "bias",
+          moe + (m.isLfm2() ? ".expert_bias" : ".e_score_correction_bias"),
+          {e});
       spec.bias->alwaysF32 = true;
     }
     spec.experts = {perExpert("gate", m, moe, "w1.weight", {f, d}),

@@ -240,6 +240,10 @@ static const FamilyInfo kFamilies[] = {
     // DeepseekV3TopkRouter); only its config's defaults differ.
     {"glm4_moe", Family::DeepseekV3, "n_routed_experts",
      "moe_intermediate_size"},
+    // LFM2-MoE: its own block (Lfm2MoeSparseMoeBlock) with Mixtral's expert
+    // names; no preset names its routing, and the family only fills the
+    // field.
+    {"lfm2_moe", Family::Mixtral, "num_experts", "moe_intermediate_size"},
     // Llama-4: its own block (Llama4TextMoe), which no preset names; the
     // family only fills the field. llama4 is the multimodal checkpoint,
     // whose text model's keys are under text_config.
@@ -249,7 +253,8 @@ static const FamilyInfo kFamilies[] = {
 
 StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
-         "granitemoe, deepseek_v2, deepseek_v3, glm4_moe, llama4, llama4_text";
+         "granitemoe, deepseek_v2, deepseek_v3, glm4_moe, lfm2_moe, llama4, "
+         "llama4_text";
 }
 
 static bool isQwen(Family f) {
@@ -395,9 +400,26 @@ static void readLlama4(ConfigReader &reader, ModelConfig &m) {
   m.moeLayerFreq = reader.getInt("interleave_moe_layer_step", 1, 1);
 }
 
+/// Lfm2MoeSparseMoeBlock: sigmoid scores; with use_expert_bias, the top k
+/// of the scores plus expert_bias (else of the scores); the unbiased scores
+/// of the chosen experts, renormalized with norm_topk_prob, times
+/// routed_scaling_factor; the first num_dense_layers layers dense. The
+/// defaults are Lfm2MoeConfig's. Its MLPs are always SiLU-gated.
+static void readLfm2(ConfigReader &reader, ModelConfig &m) {
+  m.score = ScoreFunc::Sigmoid;
+  m.selectionBias = reader.getBool("use_expert_bias", true);
+  m.renormalize = reader.getBool("norm_topk_prob", true);
+  m.scale = reader.getPositive("routed_scaling_factor", 1.0);
+  m.firstKDenseReplace = reader.getInt("num_dense_layers", 2, 0);
+  m.act = Activation::Silu;
+  m.hasPreset = false;
+}
+
 static void readFamily(ConfigReader &reader, ModelConfig &m) {
   if (m.isLlama4())
     return readLlama4(reader, m);
+  if (m.isLfm2())
+    return readLfm2(reader, m);
   switch (m.family) {
   case Family::Mixtral:
     m.renormalize = true;
@@ -651,7 +673,9 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
     keys.fail("num_experts_per_tok = " + Twine(m.topK) +
               " exceeds the number of experts (" + info->expertsKey + " = " +
               Twine(m.numExperts) + ")");
-  readActivation(keys, m);
+  // LFM2-MoE's MLPs are SiLU-gated whatever hidden_act says.
+  if (!m.isLfm2())
+    readActivation(keys, m);
   if (!keys.failed())
     readFamily(keys, m);
   if (keys.failed())
@@ -686,6 +710,8 @@ bool ModelConfig::isSparseLayer(int64_t layer) const {
     return llvm::is_contained(*moeLayers, layer);
   if (isLlama4()) // interleave_moe_layer_step
     return layer % moeLayerFreq == moeLayerFreq - 1;
+  if (isLfm2()) // num_dense_layers
+    return layer >= firstKDenseReplace;
   if (isQwen(family))
     return !llvm::is_contained(mlpOnlyLayers, layer) &&
            (layer + 1) % decoderSparseStep == 0;
@@ -715,6 +741,8 @@ std::string ModelConfig::denseReason(int64_t layer) const {
     return "(" + l + " + 1) % decoder_sparse_step (" +
            std::to_string(decoderSparseStep) + ") != 0";
   }
+  if (isLfm2())
+    return "num_dense_layers = " + std::to_string(firstKDenseReplace);
   if (layer < firstKDenseReplace)
     return "first_k_dense_replace = " + std::to_string(firstKDenseReplace);
   return l + " % moe_layer_freq (" + std::to_string(moeLayerFreq) + ") != 0";

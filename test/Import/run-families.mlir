@@ -89,6 +89,14 @@
 // RUN: moe-run %t/minimax.mlir --entry moe_layer_1 --quiet $(cat %t/minimax-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/minimax-cases | FileCheck %s
 
+// LFM2-MoE, f32: sigmoid scores with the F32 expert_bias, renormalized and
+// scaled; the first layer dense.
+// RUN: moe-gen-checkpoint --family lfm2_moe --out %t/lfm2 --seed 22 --hidden 32 --inner 48 --experts 16 --layers 2 --scaling-factor 2 --dtype f32
+// RUN: moe-import --model %t/lfm2 -o %t/lfm2.mlir
+// RUN: moe-reference emit-model --model %t/lfm2 --layer 1 --seed 12 --tokens 0,1,7,33 --dir %t/lfm2-cases
+// RUN: moe-run %t/lfm2.mlir --entry moe_layer_1 --quiet $(cat %t/lfm2-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/lfm2-cases | FileCheck %s
+
 // Llama-4 (the multimodal checkpoint), bf16: top-1, the weight applied to
 // the expert input, the fused experts transposed when the model loads, the
 // shared expert; every second layer sparse.

@@ -131,6 +131,9 @@ bool isMiniMax(const std::string &t) { return t == "minimax_m2"; }
 /// Llama-4's text model (Llama4TextMoe); a multimodal llama4 checkpoint is
 /// read as llama4_text from its text_config.
 bool isLlama4(const std::string &t) { return t == "llama4_text"; }
+/// lfm2_moe: Lfm2MoeSparseMoeBlock under feed_forward, experts named w1/w3/w2,
+/// sigmoid scores, expert_bias for selection when use_expert_bias.
+bool isLfm2(const std::string &t) { return t == "lfm2_moe"; }
 /// The families named as Mixtral is: block_sparse_moe, w1/w3/w2.
 bool isMixtralBlock(const std::string &t) {
   return t == "mixtral" || isMiniMax(t);
@@ -144,6 +147,8 @@ struct Model {
   int64_t d = 0, layers = 0, E = 0, f = 0, k = 0;
   std::vector<int64_t> mlpOnly;
   int64_t sparseStep = 1, firstDense = 0, freq = 1;
+  /// LFM2-MoE's use_expert_bias.
+  bool expertBias = false;
   /// Llama-4: moe_layers when given, else every freq-th layer from freq - 1.
   bool hasMoeLayers = false;
   std::vector<int64_t> moeLayers;
@@ -158,6 +163,7 @@ struct Model {
       return std::find(mlpOnly.begin(), mlpOnly.end(), l) == mlpOnly.end() &&
              (l + 1) % sparseStep == 0;
     if (isDeepSeek(type)) return l >= firstDense && l % freq == 0;
+    if (isLfm2(type)) return l >= firstDense;
     return true;
   }
 };
@@ -175,7 +181,7 @@ bool readModel(Keys &keys, Model *m) {
   } else if (m->type == "olmoe") {
     expertsKey = "num_experts";
     sizeKey = "intermediate_size";
-  } else if (isQwen(m->type)) {
+  } else if (isQwen(m->type) || isLfm2(m->type)) {
     expertsKey = "num_experts";
     sizeKey = "moe_intermediate_size";
   } else if (isDeepSeek(m->type)) {
@@ -203,6 +209,9 @@ bool readModel(Keys &keys, Model *m) {
         return keys.bad("moe_layers names a layer outside the model");
     return true;
   }
+  if (isLfm2(m->type))  // Lfm2MoeConfig's defaults
+    return keys.integerOr("num_dense_layers", 2, &m->firstDense, 0) &&
+           keys.boolean("use_expert_bias", true, &m->expertBias);
   if (isGlm(m->type))  // Glm4MoeDecoderLayer has no moe_layer_freq
     return keys.integerOr("first_k_dense_replace", 1, &m->firstDense, 0);
   if (isDeepSeek(m->type))
@@ -211,7 +220,12 @@ bool readModel(Keys &keys, Model *m) {
   return true;
 }
 
-bool readAct(Keys &keys, Act *act) {
+bool readAct(Keys &keys, const Model &m, Act *act) {
+  // LFM2-MoE's MLPs are SiLU-gated; its config has no hidden_act.
+  if (isLfm2(m.type)) {
+    *act = Act::Silu;
+    return true;
+  }
   std::string name;
   if (!keys.text("hidden_act", "silu", &name)) return false;
   if (name == "silu" || name == "swish") *act = Act::Silu;
@@ -254,6 +268,15 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     cfg->shared = SharedKind::Plain;
     *fs = m.f;
     return true;
+  }
+  if (isLfm2(t)) {
+    // Lfm2MoeSparseMoeBlock: sigmoid scores (plus expert_bias, an operand
+    // below, to choose), the chosen ones renormalized with norm_topk_prob,
+    // times routed_scaling_factor. (Its code adds 1e-6 to the sum where the
+    // specification adds 1e-20; the reference follows the specification.)
+    r.score = Score::Sigmoid;
+    return keys.boolean("norm_topk_prob", true, &r.renormalize) &&
+           keys.positive("routed_scaling_factor", 1.0, &r.scale);
   }
   if (isMixtralBlock(t)) {
     r.renormalize = true;
@@ -363,11 +386,16 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
     ops.push_back(tensor("shared_down", s + ".down_proj.weight", {d, fs}));
     return ops;
   }
-  if (isMixtralBlock(m.type)) {
-    std::string p = base + ".block_sparse_moe";
+  if (isMixtralBlock(m.type) || isLfm2(m.type)) {
+    std::string p =
+        base + (isLfm2(m.type) ? ".feed_forward" : ".block_sparse_moe");
     ops.push_back(tensor("router", p + ".gate.weight", {E, d}));
     if (isMiniMax(m.type)) { // the block's buffer, not the router's
       ops.push_back(tensor("bias", p + ".e_score_correction_bias", {E}));
+      ops.back().alwaysF32 = true;
+    }
+    if (isLfm2(m.type) && m.expertBias) {
+      ops.push_back(tensor("bias", p + ".expert_bias", {E}));
       ops.back().alwaysF32 = true;
     }
     ops.push_back(experts("gate", p, "w1.weight", E, {f, d}));
@@ -582,7 +610,7 @@ bool planLayer(const json::Value &config, const std::string &file,
   Keys keys{*root, file, err};
   LayerPlan p;
   int64_t fs = 0;
-  if (!readModel(keys, &m) || !readAct(keys, &p.cfg.act) ||
+  if (!readModel(keys, &m) || !readAct(keys, m, &p.cfg.act) ||
       !readRouting(keys, m, &p.cfg, &fs))
     return false;
   if (layer < 0 || layer >= m.layers)

@@ -350,6 +350,53 @@ TEST(HfConfig, MiniMaxM2) {
             "model.layers.2.block_sparse_moe.experts.2.w2.weight");
 }
 
+TEST(HfConfig, Lfm2Moe) {
+  // Lfm2MoeConfig's defaults: the first two layers dense, the expert bias,
+  // renormalized, unscaled; the blocks under feed_forward with Mixtral's
+  // expert names. A hidden_act is not read.
+  std::string config = "{\"model_type\": \"lfm2_moe\", " + kSizes +
+                       "\"num_experts\": 3, "
+                       "\"moe_intermediate_size\": 5, "
+                       "\"hidden_act\": \"tanh\"}";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(
+      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{2, 3}));
+  hf::LayerPlan p = plan(config, 3);
+  const RoutingConfig &r = p.cfg.routing;
+  EXPECT_EQ(r.score, Score::Sigmoid);
+  EXPECT_EQ(r.select, Select::TopK);
+  EXPECT_TRUE(r.renormalize);
+  EXPECT_EQ(r.scale, 1.0);
+  EXPECT_EQ(p.cfg.act, Act::Silu);
+  EXPECT_EQ(p.f, 5);
+  EXPECT_EQ(roles(p),
+            (std::vector<std::string>{"router", "bias", "gate", "up", "down"}));
+  EXPECT_EQ(p.operands[0].names,
+            (std::vector<std::string>{"model.layers.3.feed_forward.gate.weight"}));
+  EXPECT_EQ(p.operands[1].names,
+            (std::vector<std::string>{"model.layers.3.feed_forward.expert_bias"}));
+  EXPECT_TRUE(p.operands[1].alwaysF32);
+  EXPECT_EQ(p.operands[3].names.front(),
+            "model.layers.3.feed_forward.experts.0.w3.weight");
+
+  // Each key read: no bias, raw weights, scaled, one dense layer.
+  std::string keys = "{\"model_type\": \"lfm2_moe\", " + kSizes +
+                     "\"num_experts\": 3, "
+                     "\"moe_intermediate_size\": 5, "
+                     "\"num_dense_layers\": 1, "
+                     "\"use_expert_bias\": false, "
+                     "\"norm_topk_prob\": false, "
+                     "\"routed_scaling_factor\": 2.0}";
+  ASSERT_TRUE(hf::sparseLayers(parseOk(keys), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{1, 2, 3}));
+  p = plan(keys, 1);
+  EXPECT_FALSE(p.cfg.routing.renormalize);
+  EXPECT_EQ(p.cfg.routing.scale, 2.0);
+  EXPECT_EQ(roles(p), (std::vector<std::string>{"router", "gate", "up", "down"}));
+}
+
 TEST(HfConfig, Llama4) {
   // The multimodal config nests the text model's keys; its tensors are
   // under language_model; every second layer is sparse from layer 1.

@@ -50,8 +50,8 @@ static cl::OptionCategory category("moe-gen-checkpoint options");
 static cl::opt<std::string> familyName(
     "family",
     cl::desc("mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
-             "deepseek_v2, deepseek_v3, glm4_moe, granitemoe, llama4 or "
-             "llama4_text"),
+             "deepseek_v2, deepseek_v3, glm4_moe, granitemoe, lfm2_moe, "
+             "llama4 or llama4_text"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
                                    cl::Required, cl::cat(category));
@@ -65,8 +65,8 @@ static cl::opt<int64_t> experts("experts", cl::desc("Routed experts"),
                                 cl::init(8), cl::cat(category));
 static cl::opt<int64_t>
     topK("top-k",
-         cl::desc("num_experts_per_tok (default 2; olmoe 8, llama4 1; at "
-                  "most E)"),
+         cl::desc("num_experts_per_tok (default 2; olmoe 8, lfm2_moe 4, "
+                  "llama4 1; at most E)"),
          cl::cat(category));
 static cl::opt<int64_t> layers("layers", cl::desc("num_hidden_layers"),
                                cl::init(2), cl::cat(category));
@@ -77,7 +77,7 @@ static cl::opt<int64_t> shards("shards", cl::desc("Number of weight files"),
 static cl::opt<int64_t> denseInner(
     "dense-inner",
     cl::desc("intermediate_size of the dense MLP layers (qwen, deepseek, "
-             "glm4_moe; llama4's intermediate_size_mlp)"),
+             "glm4_moe, lfm2_moe; llama4's intermediate_size_mlp)"),
     cl::init(160), cl::cat(category));
 static cl::opt<int64_t>
     sharedInner("shared-inner",
@@ -98,7 +98,8 @@ static cl::opt<int64_t> topkGroup("topk-group",
                                   cl::cat(category));
 static cl::opt<int64_t>
     firstDense("first-dense",
-               cl::desc("first_k_dense_replace (deepseek, glm4_moe)"),
+               cl::desc("first_k_dense_replace (deepseek, glm4_moe; "
+                        "lfm2_moe's num_dense_layers)"),
                cl::init(1), cl::cat(category));
 static cl::opt<int64_t>
     interleaveStep("interleave-step",
@@ -116,13 +117,18 @@ static cl::list<int64_t> mlpOnlyLayers("mlp-only-layers",
                                        cl::CommaSeparated, cl::cat(category));
 static cl::opt<bool> normTopkProb(
     "norm-topk-prob",
-    cl::desc("norm_topk_prob, 0 or 1 (qwen, olmoe, deepseek, glm4_moe; "
-             "default per family)"),
+    cl::desc("norm_topk_prob, 0 or 1 (qwen, olmoe, deepseek, glm4_moe, "
+             "lfm2_moe; default per family)"),
     cl::ValueRequired, cl::cat(category));
+static cl::opt<bool>
+    expertBias("expert-bias",
+               cl::desc("use_expert_bias, 0 or 1 (lfm2_moe; default 1)"),
+               cl::init(true), cl::ValueRequired, cl::cat(category));
 static cl::opt<double>
     scalingFactor("scaling-factor",
-                  cl::desc("routed_scaling_factor (deepseek, glm4_moe; "
-                           "default 16 in v2, 2.5 in v3, 1 in glm4_moe)"),
+                  cl::desc("routed_scaling_factor (deepseek, glm4_moe, "
+                           "lfm2_moe; default 16 in v2, 2.5 in v3, 1 in "
+                           "glm4_moe and lfm2_moe)"),
                   cl::cat(category));
 
 static cl::list<int64_t>
@@ -181,6 +187,7 @@ enum class Family {
   DeepSeekV3,
   Glm4Moe,
   GraniteMoe,
+  Lfm2Moe,
   Llama4,
   Llama4Text
 };
@@ -200,6 +207,7 @@ struct Model {
   int64_t firstDense = 0, moeLayerFreq = 1, sparseStep = 1;
   std::vector<int64_t> mlpOnlyLayers;
   bool normTopkProb = false;
+  bool expertBias = false; // lfm2_moe's use_expert_bias
   double scalingFactor = 1.0;
   DType dtype;
   /// How the projections are written, when in FP8: the config's format,
@@ -228,6 +236,7 @@ static const FamilyInfo kFamilies[] = {
     {Family::DeepSeekV3, "deepseek_v3", "DeepseekV3ForCausalLM"},
     {Family::Glm4Moe, "glm4_moe", "Glm4MoeForCausalLM"},
     {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
+    {Family::Lfm2Moe, "lfm2_moe", "Lfm2MoeForCausalLM"},
     {Family::Llama4, "llama4", "Llama4ForConditionalGeneration"},
     {Family::Llama4Text, "llama4_text", "Llama4ForCausalLM"},
 };
@@ -244,6 +253,10 @@ static bool isMixtralBlock(Family f) {
 static bool isLlama4(Family f) {
   return f == Family::Llama4 || f == Family::Llama4Text;
 }
+/// LFM2-MoE: Mixtral's expert names under feed_forward, sigmoid scores with
+/// an f32 expert_bias buffer, the first num_dense_layers layers dense, and
+/// LFM2's own names for the norms and the attention output.
+static bool isLfm2(Family f) { return f == Family::Lfm2Moe; }
 static bool isQwen(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Moe ||
          f == Family::Qwen3Next;
@@ -270,8 +283,10 @@ static bool hasMoeLayerFreq(Family f) {
 /// Families whose config has norm_topk_prob (the others always or never
 /// renormalize, spec section 9).
 static bool hasNormTopkProb(Family f) {
-  return isQwen(f) || isDeepSeek(f) || f == Family::Olmoe;
+  return isQwen(f) || isDeepSeek(f) || f == Family::Olmoe || isLfm2(f);
 }
+/// Families whose config says how many of the first layers are dense.
+static bool hasFirstDense(Family f) { return isDeepSeek(f) || isLfm2(f); }
 
 /// Whether layer L holds a sparse MoE block, with the rule of the family's
 /// Hugging Face modeling code.
@@ -281,6 +296,8 @@ static bool isSparseLayer(const Model &m, int64_t layer) {
            (layer + 1) % m.sparseStep == 0;
   if (isDeepSeek(m.family()))
     return layer >= m.firstDense && layer % m.moeLayerFreq == 0;
+  if (isLfm2(m.family()))
+    return layer >= m.firstDense;
   if (isLlama4(m.family()))
     return layer % m.moeLayerFreq == m.moeLayerFreq - 1;
   return true;
@@ -299,21 +316,23 @@ static llvm::Error checkOptionFamilies(Family family) {
     StringRef families;
   };
   auto hasDense = [](Family f) {
-    return isQwen(f) || isDeepSeek(f) || isLlama4(f);
+    return isQwen(f) || isDeepSeek(f) || isLfm2(f) || isLlama4(f);
   };
   const Rule rules[] = {
-      {denseInner, hasDense, "qwen, deepseek, glm4_moe and llama4"},
+      {denseInner, hasDense, "qwen, deepseek, glm4_moe, lfm2_moe and llama4"},
       {interleaveStep, isLlama4, "llama4 and llama4_text"},
       {sharedInner, hasGatedSharedExpert, "qwen2_moe and qwen3_next"},
       {sharedExperts, isDeepSeek, "deepseek and glm4_moe"},
       {groups, isDeepSeek, "deepseek and glm4_moe"},
       {topkGroup, isDeepSeek, "deepseek and glm4_moe"},
-      {firstDense, isDeepSeek, "deepseek and glm4_moe"},
+      {firstDense, hasFirstDense, "deepseek, glm4_moe and lfm2_moe"},
       {moeLayerFreq, hasMoeLayerFreq, "deepseek"},
-      {scalingFactor, isDeepSeek, "deepseek and glm4_moe"},
+      {scalingFactor, hasFirstDense, "deepseek, glm4_moe and lfm2_moe"},
       {sparseStep, isQwen, "qwen2_moe, qwen3_moe and qwen3_next"},
       {mlpOnlyLayers, isQwen, "qwen2_moe, qwen3_moe and qwen3_next"},
-      {normTopkProb, hasNormTopkProb, "qwen, olmoe, deepseek and glm4_moe"},
+      {normTopkProb, hasNormTopkProb,
+       "qwen, olmoe, deepseek, glm4_moe and lfm2_moe"},
+      {expertBias, isLfm2, "lfm2_moe"},
   };
   for (const Rule &rule : rules)
     if (rule.option.getNumOccurrences() && !rule.applies(family))
@@ -355,10 +374,10 @@ static llvm::Error setGroups(Model &m) {
 
 static llvm::Error setFamilyExtras(Model &m) {
   Family f = m.family();
-  m.normTopkProb =
-      normTopkProb.getNumOccurrences()
-          ? bool(normTopkProb)
-          : f == Family::Qwen3Moe || f == Family::Qwen3Next || hasV3Router(f);
+  m.normTopkProb = normTopkProb.getNumOccurrences()
+                       ? bool(normTopkProb)
+                       : f == Family::Qwen3Moe || f == Family::Qwen3Next ||
+                             hasV3Router(f) || isLfm2(f);
   if (isQwen(f)) {
     m.sparseStep = sparseStep;
     m.mlpOnlyLayers.assign(mlpOnlyLayers.begin(), mlpOnlyLayers.end());
@@ -370,6 +389,15 @@ static llvm::Error setFamilyExtras(Model &m) {
     if (hasGatedSharedExpert(f))
       m.sharedInner = sharedInner;
     return checkPositive(sparseStep);
+  }
+  if (isLfm2(f)) {
+    m.firstDense = firstDense;
+    m.expertBias = expertBias;
+    m.scalingFactor =
+        scalingFactor.getNumOccurrences() ? double(scalingFactor) : 1.0;
+    if (m.firstDense < 0 || m.firstDense > m.layers)
+      return llvm::createStringError("--first-dense must be in [0, layers]");
+    return llvm::Error::success();
   }
   if (isLlama4(f)) {
     m.moeLayerFreq = interleaveStep;
@@ -478,6 +506,7 @@ static llvm::Expected<Model> parseModel() {
 
   Model m{info, hidden, inner, experts, 0, layers, denseInner};
   int64_t familyK = info->family == Family::Olmoe ? 8
+                    : isLfm2(info->family)        ? 4
                     : isLlama4(info->family)      ? 1
                                                   : 2;
   m.topK =
@@ -546,6 +575,11 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
   }
   if (hasGatedSharedExpert(f))
     config["shared_expert_intermediate_size"] = m.sharedInner;
+  if (isLfm2(f)) {
+    config["num_dense_layers"] = m.firstDense;
+    config["use_expert_bias"] = m.expertBias;
+    config["routed_scaling_factor"] = m.scalingFactor;
+  }
 }
 
 static void addDeepSeekKeys(const Model &m, llvm::json::Object &config) {
@@ -627,11 +661,13 @@ static llvm::json::Object buildConfig(const Model &m) {
       {"model_type", m.info->modelType},
       {"hidden_size", m.hidden},
       {"num_hidden_layers", m.layers},
-      {"hidden_act", "silu"},
       {"vocab_size", m.vocab},
       {"tie_word_embeddings", false},
       {"torch_dtype", torchDType(m.dtype)},
   };
+  // LFM2-MoE's MLPs are SiLU-gated; its config has no hidden_act.
+  if (!isLfm2(m.family()))
+    config["hidden_act"] = "silu";
   addMoEKeys(m, config);
   if (isDeepSeek(m.family()))
     addDeepSeekKeys(m, config);
@@ -707,11 +743,14 @@ static void addSparseBlock(const Model &m, const std::string &layer,
     list.addGatedFFN(ff + ".shared_expert", d, m.sharedInner);
     return;
   }
-  if (isMixtralBlock(m.family())) {
-    std::string moe = layer + ".block_sparse_moe";
+  if (isMixtralBlock(m.family()) || isLfm2(m.family())) {
+    bool lfm2 = isLfm2(m.family());
+    std::string moe = layer + (lfm2 ? ".feed_forward" : ".block_sparse_moe");
     list.add(moe + ".gate.weight", {e, d});
     if (m.family() == Family::MiniMaxM2)
       list.add(moe + ".e_score_correction_bias", {e}, Init::Bias);
+    if (lfm2 && m.expertBias)
+      list.add(moe + ".expert_bias", {e}, Init::Bias);
     for (int64_t i = 0; i < e; ++i) {
       std::string expert = moe + ".experts." + std::to_string(i);
       list.addProjection(expert + ".w1.weight", {f, d});
@@ -750,19 +789,35 @@ static std::vector<TensorSpec> buildTensorList(const Model &m) {
   // language_model.
   std::string top = m.family() == Family::Llama4 ? "language_model." : "";
   list.add(top + "model.embed_tokens.weight", {m.vocab, d});
+  // LFM2 names its norms and its attention output its own way, and its
+  // dense MLP's projections as Mixtral's experts.
+  bool lfm2 = isLfm2(m.family());
   for (int64_t l = 0; l < m.layers; ++l) {
     std::string layer = top + "model.layers." + std::to_string(l);
-    list.add(layer + ".input_layernorm.weight", {d}, Init::Norm);
-    list.addProjection(layer + ".self_attn.o_proj.weight", {d, d});
-    list.add(layer + ".post_attention_layernorm.weight", {d}, Init::Norm);
-    if (isSparseLayer(m, l))
+    list.add(layer +
+                 (lfm2 ? ".operator_norm.weight" : ".input_layernorm.weight"),
+             {d}, Init::Norm);
+    list.addProjection(layer + (lfm2 ? ".self_attn.out_proj.weight"
+                                     : ".self_attn.o_proj.weight"),
+                       {d, d});
+    list.add(layer + (lfm2 ? ".ffn_norm.weight"
+                           : ".post_attention_layernorm.weight"),
+             {d}, Init::Norm);
+    if (isSparseLayer(m, l)) {
       addSparseBlock(m, layer, list);
-    else
+    } else if (lfm2) {
+      std::string ff = layer + ".feed_forward";
+      list.addProjection(ff + ".w1.weight", {m.denseInner, d});
+      list.addProjection(ff + ".w3.weight", {m.denseInner, d});
+      list.addProjection(ff + ".w2.weight", {d, m.denseInner});
+    } else {
       list.addGatedFFN(layer +
                            (isLlama4(m.family()) ? ".feed_forward" : ".mlp"),
                        d, m.denseInner);
+    }
   }
-  list.add(top + "model.norm.weight", {d}, Init::Norm);
+  list.add(top + (lfm2 ? "model.embedding_norm.weight" : "model.norm.weight"),
+           {d}, Init::Norm);
   list.add(top + "lm_head.weight", {m.vocab, d});
   return std::move(list.specs);
 }

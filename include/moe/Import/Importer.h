@@ -49,6 +49,18 @@
 //   sparse. No preset names this routing, so its layers carry the routing
 //   attributes and no `family`. MiniMaxM2Config has no routing keys:
 //   scoring_func, norm_topk_prob and the like are not read.
+// - lfm2_moe (LFM2-MoE): Lfm2MoeSparseMoeBlock under `feed_forward`, with
+//   Mixtral's expert names (experts.N.w1, w3, w2), the sizes in
+//   num_experts and moe_intermediate_size: sigmoid scores; with
+//   use_expert_bias (default true) the top k of the scores plus the
+//   block's `expert_bias` buffer, else of the scores; the unbiased scores
+//   of the chosen experts, renormalized with norm_topk_prob (default true)
+//   and times routed_scaling_factor (default 1); the first
+//   num_dense_layers (default 2) layers dense. Its MLPs are always
+//   SiLU-gated (hidden_act is not read). No preset names this routing, so
+//   its layers carry no `family`. The Hugging Face code renormalizes by
+//   the sum plus 1e-6; the layers add the specification's 1e-20
+//   (docs/models.md).
 // - llama4 (Llama-4; its text model's keys in text_config, its tensors
 //   under language_model.) and llama4_text: Llama4TextMoe, which no preset
 //   names, so its layers carry the routing and no `family`: the top k of
@@ -64,7 +76,8 @@
 //   relu -> relu. Shared experts use the same activation.
 // - Every tensor of a layer has the dtype of its router weight (F32, F16 or
 //   BF16), except the e_score_correction_bias of DeepSeek-V3, GLM-4.5 and
-//   MiniMax-M2. Their routers add it to f32 scores, so the layer takes it
+//   MiniMax-M2, and LFM2-MoE's expert_bias. Their routers add it to f32
+//   scores (LFM2-MoE's bias is an f32 buffer), so the layer takes it
 //   in f32 whatever the dtype it is stored in: an F16 or BF16 bias gets
 //   `moe.weight {stored}` and is widened, exactly, when the model loads.
 // - FP8 checkpoints (quantization_config: quant_method "fp8", fmt e4m3)
@@ -192,6 +205,10 @@ struct ModelConfig {
   bool isLlama4() const {
     return llvm::StringRef(modelType).starts_with("llama4");
   }
+  /// LFM2-MoE's block (Lfm2MoeSparseMoeBlock, model type lfm2_moe): Mixtral's
+  /// expert names under `feed_forward`, the selection bias `expert_bias`, the
+  /// first num_dense_layers layers dense.
+  bool isLfm2() const { return modelType == "lfm2_moe"; }
   /// Whether layer `layer` (in [0, numLayers)) holds a sparse MoE block.
   bool isSparseLayer(int64_t layer) const;
   /// Every sparse layer, ascending.
