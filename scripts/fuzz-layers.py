@@ -249,8 +249,10 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
 
 
 FAMILIES = ["mixtral", "minimax_m2", "qwen2_moe", "qwen3_moe", "qwen3_next",
-            "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe", "granitemoe",
-            "lfm2_moe", "llama4", "llama4_text"]
+            "qwen3_vl_moe", "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe",
+            "granitemoe", "lfm2_moe", "llama4", "llama4_text"]
+# Fused experts stored [in, out], which moe-import does not read in FP8.
+IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe")
 
 
 def draw_model(rng, pipeline):
@@ -291,13 +293,13 @@ def draw_model(rng, pipeline):
     if family in ("qwen2_moe", "qwen3_next"):
         gen += ["--shared-inner", size(8, 96)]
     if (family not in ("mixtral", "minimax_m2", "granitemoe", "llama4",
-                       "llama4_text")
+                       "llama4_text", "qwen3_vl_moe")
             and rng.random() < 0.5):
         gen += ["--norm-topk-prob", rng.randint(0, 1)]
     # FP8 projections (dequantized when the library loads), scaled per
     # tensor or by blocks that leave partial ones or cover a whole matrix,
     # in the fp8 or the compressed-tensors format.
-    if not family.startswith("llama4") and rng.random() < 0.25:
+    if family not in IN_OUT_EXPERTS and rng.random() < 0.25:
         draw = rng.random()
         if family != "granitemoe" and draw < 0.2:
             gen += ["--fp8-per-tensor"]

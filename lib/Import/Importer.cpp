@@ -208,16 +208,17 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
   int64_t d = m.hiddenSize, f = m.expertSize, e = m.numExperts;
   LayerSpec spec;
   spec.router = routerSpec(m, layer);
-  if (m.isLlama4()) {
+  if (m.isLlama4() || m.isQwen3VL()) {
     // Fused experts stored [in, out]: gate_up_proj [E, d, 2f] (gate
     // columns, then up), down_proj [E, f, d].
-    std::string ff = blockPrefix(m, layer);
+    std::string block = blockPrefix(m, layer);
     WeightSpec gateUp =
-        single("gate_up", ff + ".experts.gate_up_proj", {e, 2 * f, d});
-    WeightSpec down = single("down", ff + ".experts.down_proj", {e, d, f});
+        single("gate_up", block + ".experts.gate_up_proj", {e, 2 * f, d});
+    WeightSpec down = single("down", block + ".experts.down_proj", {e, d, f});
     gateUp.transposed = down.transposed = true;
     spec.experts = {gateUp, down};
-    addGatedFFN(spec.shared, ff + ".shared_expert", d, m.sharedSize);
+    if (m.isLlama4())
+      addGatedFFN(spec.shared, block + ".shared_expert", d, m.sharedSize);
     return spec;
   }
   if (m.family == Family::Mixtral) {

@@ -229,6 +229,9 @@ static const FamilyInfo kFamilies[] = {
     // true.
     {"qwen3_next", Family::Qwen2Moe, "num_experts", "moe_intermediate_size"},
     {"qwen3_moe", Family::Qwen3Moe, "num_experts", "moe_intermediate_size"},
+    // Qwen3-VL-MoE's text model routes as Qwen3-MoE (always renormalized);
+    // its experts are fused and stored [in, out], as Llama-4's.
+    {"qwen3_vl_moe", Family::Qwen3Moe, "num_experts", "moe_intermediate_size"},
     {"olmoe", Family::Olmoe, "num_experts", "intermediate_size"},
     {"granitemoe", Family::GraniteMoe, "num_local_experts",
      "intermediate_size"},
@@ -252,7 +255,8 @@ static const FamilyInfo kFamilies[] = {
 };
 
 StringRef mlir::moe::import::supportedModelTypes() {
-  return "mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
+  return "mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
+         "qwen3_vl_moe, olmoe, "
          "granitemoe, deepseek_v2, deepseek_v3, glm4_moe, lfm2_moe, llama4, "
          "llama4_text";
 }
@@ -447,7 +451,10 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
     return;
   case Family::Qwen2Moe:
   case Family::Qwen3Moe:
+    // Qwen3VLMoeTextSparseMoeBlock always renormalizes: it does not read
+    // norm_topk_prob.
     m.renormalize =
+        m.isQwen3VL() ||
         reader.getBool("norm_topk_prob", m.modelType == "qwen3_next");
     m.decoderSparseStep = reader.getInt("decoder_sparse_step", 1, 1);
     m.mlpOnlyLayers = reader.getIntList("mlp_only_layers");
@@ -647,20 +654,24 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
   if (llvm::Error err = readQuantization(reader, m))
     return std::move(err);
 
-  // The multimodal Llama-4 checkpoint keeps its text model's keys in
-  // text_config, and its tensors under language_model.
+  // The multimodal checkpoints keep their text model's keys in
+  // text_config, and its tensors under language_model.model (Llama-4) or
+  // model.language_model (Qwen3-VL).
   std::optional<ConfigReader> text;
-  if (m.modelType == "llama4") {
+  if (m.hasTextConfig()) {
     const llvm::json::Value *value = reader.find("text_config");
     const llvm::json::Object *textConfig =
         value ? value->getAsObject() : nullptr;
     if (!textConfig)
       return llvm::createStringError(
           llvm::inconvertibleErrorCode(),
-          path + ": key \"text_config\" must be an object (the text "
-                 "model's config of a llama4 checkpoint)");
+          path +
+              ": key \"text_config\" must be an object (the text "
+              "model's config of a " +
+              m.modelType + " checkpoint)");
     text.emplace(*textConfig, (path + ": text_config").str());
-    m.layerPrefix = "language_model.model.layers";
+    m.layerPrefix = m.isQwen3VL() ? "model.language_model.layers"
+                                  : "language_model.model.layers";
   }
   ConfigReader &keys = text ? *text : reader;
 

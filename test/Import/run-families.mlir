@@ -89,6 +89,14 @@
 // RUN: moe-run %t/minimax.mlir --entry moe_layer_1 --quiet $(cat %t/minimax-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/minimax-cases | FileCheck %s
 
+// Qwen3-VL-MoE, f16: the text model's fused experts transposed when the
+// model loads; the first layer dense (mlp_only_layers).
+// RUN: moe-gen-checkpoint --family qwen3_vl_moe --out %t/qwen3vl --seed 23 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2 --mlp-only-layers 0 --dtype f16
+// RUN: moe-import --model %t/qwen3vl -o %t/qwen3vl.mlir
+// RUN: moe-reference emit-model --model %t/qwen3vl --layer 1 --seed 13 --tokens 0,1,7,33 --dir %t/qwen3vl-cases
+// RUN: moe-run %t/qwen3vl.mlir --entry moe_layer_1 --quiet $(cat %t/qwen3vl-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/qwen3vl-cases | FileCheck %s
+
 // LFM2-MoE, f32: sigmoid scores with the F32 expert_bias, renormalized and
 // scaled; the first layer dense.
 // RUN: moe-gen-checkpoint --family lfm2_moe --out %t/lfm2 --seed 22 --hidden 32 --inner 48 --experts 16 --layers 2 --scaling-factor 2 --dtype f32

@@ -117,7 +117,12 @@ struct Keys {
 bool isQwen2Block(const std::string &t) {
   return t == "qwen2_moe" || t == "qwen3_next";
 }
-bool isQwen(const std::string &t) { return isQwen2Block(t) || t == "qwen3_moe"; }
+/// qwen3_vl_moe's text model: Qwen3-MoE's routing, always renormalized,
+/// with fused experts stored [in, out]; read from its text_config.
+bool isQwen3VL(const std::string &t) { return t == "qwen3_vl_moe_text"; }
+bool isQwen(const std::string &t) {
+  return isQwen2Block(t) || t == "qwen3_moe" || isQwen3VL(t);
+}
 /// glm4_moe's sparse block is DeepSeek-V3's: Glm4MoeTopkRouter is
 /// DeepseekV3TopkRouter in the Hugging Face code.
 bool isGlm(const std::string &t) { return t == "glm4_moe"; }
@@ -290,6 +295,10 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     r.weights = Weights::SoftmaxSelected;
     return true;
   }
+  if (isQwen3VL(t)) {  // Qwen3VLMoeTextSparseMoeBlock: no norm_topk_prob
+    r.renormalize = true;
+    return true;
+  }
   if (t == "olmoe" || isQwen(t)) {
     if (!keys.boolean("norm_topk_prob", t == "qwen3_next", &r.renormalize))
       return false;
@@ -371,15 +380,19 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
   std::string base = m.prefix + "." + std::to_string(l);
   int64_t d = m.d, E = m.E, f = m.f;
   std::vector<Operand> ops;
-  if (isLlama4(m.type)) {
+  if (isLlama4(m.type) || isQwen3VL(m.type)) {
     // Fused experts kept as [in, out]: gate_up_proj [E, d, 2f], down_proj
-    // [E, f, d].
-    std::string p = base + ".feed_forward";
-    ops.push_back(tensor("router", p + ".router.weight", {E, d}));
+    // [E, f, d]; Llama-4's block is feed_forward with a shared expert.
+    bool llama4 = isLlama4(m.type);
+    std::string p = base + (llama4 ? ".feed_forward" : ".mlp");
+    ops.push_back(
+        tensor("router", p + (llama4 ? ".router.weight" : ".gate.weight"),
+               {E, d}));
     ops.push_back(tensor("gate_up", p + ".experts.gate_up_proj", {E, 2 * f, d}));
     ops.back().transposed = true;
     ops.push_back(tensor("down", p + ".experts.down_proj", {E, d, f}));
     ops.back().transposed = true;
+    if (!llama4) return ops;
     std::string s = p + ".shared_expert";
     ops.push_back(tensor("shared_gate", s + ".gate_proj.weight", {fs, d}));
     ops.push_back(tensor("shared_up", s + ".up_proj.weight", {fs, d}));
@@ -521,15 +534,17 @@ const json::Value *textConfig(const json::Value &config,
                               std::string *err) {
   const json::Value *type = config.get("model_type");
   if (!type || type->kind != json::Value::Kind::String ||
-      type->string != "llama4")
+      (type->string != "llama4" && type->string != "qwen3_vl_moe"))
     return &config;
   const json::Value *text = config.get("text_config");
   if (!text || text->kind != json::Value::Kind::Object) {
-    *err = file + ": llama4 without a text_config object";
+    *err = file + ": " + type->string + " without a text_config object";
     return nullptr;
   }
-  m->type = "llama4_text";
-  m->prefix = "language_model.model.layers";
+  bool llama4 = type->string == "llama4";
+  m->type = llama4 ? "llama4_text" : "qwen3_vl_moe_text";
+  m->prefix = llama4 ? "language_model.model.layers"
+                     : "model.language_model.layers";
   return text;
 }
 

@@ -397,6 +397,41 @@ TEST(HfConfig, Lfm2Moe) {
   EXPECT_EQ(roles(p), (std::vector<std::string>{"router", "gate", "up", "down"}));
 }
 
+TEST(HfConfig, Qwen3VLMoe) {
+  // The text model's keys nested, its tensors under model.language_model;
+  // Qwen3-MoE's routing always renormalized (norm_topk_prob not read);
+  // Llama-4's fused experts stored [in, out]; no shared expert.
+  std::string config = "{\"model_type\": \"qwen3_vl_moe\", \"text_config\": "
+                       "{\"model_type\": \"qwen3_vl_moe_text\", " +
+                       kSizes +
+                       "\"num_experts\": 3, "
+                       "\"moe_intermediate_size\": 5, "
+                       "\"norm_topk_prob\": false, "
+                       "\"mlp_only_layers\": [1]}}";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(
+      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{0, 2, 3}));
+  hf::LayerPlan p = plan(config, 2);
+  const RoutingConfig &r = p.cfg.routing;
+  EXPECT_EQ(r.score, Score::Softmax);
+  EXPECT_EQ(r.select, Select::TopK);
+  EXPECT_TRUE(r.renormalize);
+  EXPECT_EQ(p.cfg.shared, SharedKind::None);
+  EXPECT_EQ(roles(p), (std::vector<std::string>{"router", "gate_up", "down"}));
+  EXPECT_EQ(p.operands[0].names[0],
+            "model.language_model.layers.2.mlp.gate.weight");
+  EXPECT_EQ(p.operands[1].names[0],
+            "model.language_model.layers.2.mlp.experts.gate_up_proj");
+  EXPECT_EQ(p.operands[1].shape, (std::vector<int64_t>{3, 10, 4}));
+  EXPECT_TRUE(p.operands[1].transposed);
+  EXPECT_TRUE(p.operands[2].transposed);
+  EXPECT_NE(planError("{\"model_type\": \"qwen3_vl_moe\"}", 0).find(
+                "text_config"),
+            std::string::npos);
+}
+
 TEST(HfConfig, Llama4) {
   // The multimodal config nests the text model's keys; its tensors are
   // under language_model; every second layer is sparse from layer 1.

@@ -49,9 +49,9 @@ static cl::OptionCategory category("moe-gen-checkpoint options");
 
 static cl::opt<std::string> familyName(
     "family",
-    cl::desc("mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, olmoe, "
-             "deepseek_v2, deepseek_v3, glm4_moe, granitemoe, lfm2_moe, "
-             "llama4 or llama4_text"),
+    cl::desc("mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
+             "qwen3_vl_moe, olmoe, deepseek_v2, deepseek_v3, glm4_moe, "
+             "granitemoe, lfm2_moe, llama4 or llama4_text"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
                                    cl::Required, cl::cat(category));
@@ -182,6 +182,7 @@ enum class Family {
   Qwen2Moe,
   Qwen3Next,
   Qwen3Moe,
+  Qwen3VLMoe,
   Olmoe,
   DeepSeekV2,
   DeepSeekV3,
@@ -231,6 +232,7 @@ static const FamilyInfo kFamilies[] = {
     {Family::Qwen2Moe, "qwen2_moe", "Qwen2MoeForCausalLM"},
     {Family::Qwen3Next, "qwen3_next", "Qwen3NextForCausalLM"},
     {Family::Qwen3Moe, "qwen3_moe", "Qwen3MoeForCausalLM"},
+    {Family::Qwen3VLMoe, "qwen3_vl_moe", "Qwen3VLMoeForConditionalGeneration"},
     {Family::Olmoe, "olmoe", "OlmoeForCausalLM"},
     {Family::DeepSeekV2, "deepseek_v2", "DeepseekV2ForCausalLM"},
     {Family::DeepSeekV3, "deepseek_v3", "DeepseekV3ForCausalLM"},
@@ -259,7 +261,12 @@ static bool isLlama4(Family f) {
 static bool isLfm2(Family f) { return f == Family::Lfm2Moe; }
 static bool isQwen(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Moe ||
-         f == Family::Qwen3Next;
+         f == Family::Qwen3Next || f == Family::Qwen3VLMoe;
+}
+/// Fused experts stored [in, out] (gate_up_proj [E, d, 2f], down_proj
+/// [E, f, d]): Llama-4's and Qwen3-VL-MoE's.
+static bool hasInOutExperts(Family f) {
+  return isLlama4(f) || f == Family::Qwen3VLMoe;
 }
 /// Qwen2-MoE's sparse block, with its sigmoid-gated shared expert (also
 /// Qwen3-Next's).
@@ -283,7 +290,8 @@ static bool hasMoeLayerFreq(Family f) {
 /// Families whose config has norm_topk_prob (the others always or never
 /// renormalize, spec section 9).
 static bool hasNormTopkProb(Family f) {
-  return isQwen(f) || isDeepSeek(f) || f == Family::Olmoe || isLfm2(f);
+  return (isQwen(f) && f != Family::Qwen3VLMoe) || isDeepSeek(f) ||
+         f == Family::Olmoe || isLfm2(f);
 }
 /// Families whose config says how many of the first layers are dense.
 static bool hasFirstDense(Family f) { return isDeepSeek(f) || isLfm2(f); }
@@ -477,10 +485,11 @@ static llvm::Error parseFP8(Model &m) {
   if (!fp8Compressed.empty())
     if (llvm::Error err = parseCompressedStrategy(m))
       return err;
-  if (m.fp8() && isLlama4(m.family()))
+  if (m.fp8() && hasInOutExperts(m.family()))
     return llvm::createStringError(
-        "FP8: Llama-4's experts are stored [in, out], which FP8 checkpoints "
-        "do not use");
+        "FP8: " + m.info->modelType +
+        "'s experts are stored [in, out], which moe-import does not read "
+        "in FP8");
   if (m.fp8() && m.fp8Block == std::array<int64_t, 2>{0, 0} &&
       m.family() == Family::GraniteMoe)
     return llvm::createStringError(
@@ -640,6 +649,26 @@ static llvm::json::Object compressedTensorsConfig(const Model &m) {
 }
 
 static llvm::json::Object buildConfig(const Model &m) {
+  if (m.family() == Family::Qwen3VLMoe) {
+    // The text model's config, nested as in Qwen3VLMoeConfig (the vision
+    // model's is left out).
+    Model textModel = m;
+    textModel.info = llvm::find_if(kFamilies, [](const FamilyInfo &i) {
+      return i.family == Family::Qwen3Moe;
+    });
+    llvm::json::Object text = buildConfig(textModel);
+    text.erase("architectures");
+    text["model_type"] = "qwen3_vl_moe_text";
+    text.erase("norm_topk_prob");
+    llvm::json::Object config{
+        {"architectures", llvm::json::Array{m.info->architecture}},
+        {"model_type", m.info->modelType},
+        {"text_config", std::move(text)},
+        {"tie_word_embeddings", false},
+        {"torch_dtype", torchDType(m.dtype)},
+    };
+    return config;
+  }
   if (m.family() == Family::Llama4) {
     // The text model's config, nested as in Llama4Config.
     Model textModel = m;
@@ -735,12 +764,14 @@ public:
 static void addSparseBlock(const Model &m, const std::string &layer,
                            TensorList &list) {
   int64_t d = m.hidden, f = m.inner, e = m.experts;
-  if (isLlama4(m.family())) {
-    std::string ff = layer + ".feed_forward";
-    list.add(ff + ".router.weight", {e, d});
-    list.add(ff + ".experts.gate_up_proj", {e, d, 2 * f}, Init::LinearInOut);
-    list.add(ff + ".experts.down_proj", {e, f, d}, Init::LinearInOut);
-    list.addGatedFFN(ff + ".shared_expert", d, m.sharedInner);
+  if (hasInOutExperts(m.family())) {
+    bool llama4 = isLlama4(m.family());
+    std::string block = layer + (llama4 ? ".feed_forward" : ".mlp");
+    list.add(block + (llama4 ? ".router.weight" : ".gate.weight"), {e, d});
+    list.add(block + ".experts.gate_up_proj", {e, d, 2 * f}, Init::LinearInOut);
+    list.add(block + ".experts.down_proj", {e, f, d}, Init::LinearInOut);
+    if (llama4)
+      list.addGatedFFN(block + ".shared_expert", d, m.sharedInner);
     return;
   }
   if (isMixtralBlock(m.family()) || isLfm2(m.family())) {
@@ -785,15 +816,19 @@ static void addSparseBlock(const Model &m, const std::string &layer,
 static std::vector<TensorSpec> buildTensorList(const Model &m) {
   int64_t d = m.hidden;
   TensorList list;
-  // The multimodal Llama-4 checkpoint holds its text model under
-  // language_model.
+  // The multimodal checkpoints hold their text model under
+  // language_model.model (Llama-4) or model.language_model (Qwen3-VL).
   std::string top = m.family() == Family::Llama4 ? "language_model." : "";
-  list.add(top + "model.embed_tokens.weight", {m.vocab, d});
+  std::string model = m.family() == Family::Llama4 ? "language_model.model"
+                      : m.family() == Family::Qwen3VLMoe
+                          ? "model.language_model"
+                          : "model";
+  list.add(model + ".embed_tokens.weight", {m.vocab, d});
   // LFM2 names its norms and its attention output its own way, and its
   // dense MLP's projections as Mixtral's experts.
   bool lfm2 = isLfm2(m.family());
   for (int64_t l = 0; l < m.layers; ++l) {
-    std::string layer = top + "model.layers." + std::to_string(l);
+    std::string layer = model + ".layers." + std::to_string(l);
     list.add(layer +
                  (lfm2 ? ".operator_norm.weight" : ".input_layernorm.weight"),
              {d}, Init::Norm);
@@ -816,8 +851,8 @@ static std::vector<TensorSpec> buildTensorList(const Model &m) {
                        d, m.denseInner);
     }
   }
-  list.add(top + (lfm2 ? "model.embedding_norm.weight" : "model.norm.weight"),
-           {d}, Init::Norm);
+  list.add(model + (lfm2 ? ".embedding_norm.weight" : ".norm.weight"), {d},
+           Init::Norm);
   list.add(top + "lm_head.weight", {m.vocab, d});
   return std::move(list.specs);
 }

@@ -49,6 +49,14 @@
 //   sparse. No preset names this routing, so its layers carry the routing
 //   attributes and no `family`. MiniMaxM2Config has no routing keys:
 //   scoring_func, norm_topk_prob and the like are not read.
+// - qwen3_vl_moe (Qwen3-VL-MoE; its text model's keys in text_config, its
+//   tensors under model.language_model.) routes as Qwen3-MoE always
+//   renormalized (Qwen3VLMoeTextSparseMoeBlock does not read
+//   norm_topk_prob), so its layers carry `#moe.family<qwen3_moe>`; its
+//   sparse layers follow decoder_sparse_step and mlp_only_layers. Its
+//   experts are fused and stored [in, out] as Llama-4's: gate_up_proj
+//   [E, d, 2f] (gate columns, then up) and down_proj [E, f, d], emitted as
+//   `moe.weight {transposed}`.
 // - lfm2_moe (LFM2-MoE): Lfm2MoeSparseMoeBlock under `feed_forward`, with
 //   Mixtral's expert names (experts.N.w1, w3, w2), the sizes in
 //   num_experts and moe_intermediate_size: sigmoid scores; with
@@ -205,6 +213,12 @@ struct ModelConfig {
   bool isLlama4() const {
     return llvm::StringRef(modelType).starts_with("llama4");
   }
+  /// Qwen3-VL-MoE (model type qwen3_vl_moe): Qwen3-MoE's routing with
+  /// Llama-4's fused experts stored [in, out], under text_config.
+  bool isQwen3VL() const { return modelType == "qwen3_vl_moe"; }
+  /// The multimodal checkpoints, whose text model's keys are under
+  /// text_config.
+  bool hasTextConfig() const { return modelType == "llama4" || isQwen3VL(); }
   /// LFM2-MoE's block (Lfm2MoeSparseMoeBlock, model type lfm2_moe): Mixtral's
   /// expert names under `feed_forward`, the selection bias `expert_bias`, the
   /// first num_dense_layers layers dense.
