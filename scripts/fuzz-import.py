@@ -53,6 +53,8 @@ CHECKPOINTS = {
     "deepseek_v2": ["--experts", "8", "--inner", "24", "--shards", "2"],
     "deepseek_v3": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                     "--fp8-block", "16,16"],
+    "dots1": ["--experts", "8", "--inner", "24", "--groups", "1",
+              "--topk-group", "1", "--first-dense", "0"],
     "glm4_moe": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                  "--fp8-compressed", "group:16"],
     "lfm2_moe": ["--experts", "8", "--inner", "24", "--layers", "3",

@@ -250,7 +250,7 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
 
 FAMILIES = ["mixtral", "minimax_m2", "qwen2_moe", "qwen3_moe", "qwen3_next",
             "qwen3_vl_moe", "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe",
-            "granitemoe", "lfm2_moe", "llama4", "llama4_text"]
+            "dots1", "granitemoe", "lfm2_moe", "llama4", "llama4_text"]
 # Fused experts stored [in, out], which moe-import does not read in FP8.
 IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe")
 
@@ -276,7 +276,7 @@ def draw_model(rng, pipeline):
     gen = ["--family", family, "--dtype", stored,
            "--hidden", size(8, 256), "--inner", size(8, 160),
            "--experts", E, "--top-k", k, "--layers", 1]
-    if family.startswith("deepseek") or family == "glm4_moe":
+    if family.startswith("deepseek") or family in ("glm4_moe", "dots1"):
         # Groups of at least two experts, enough of them kept for k.
         divisors = [g for g in range(1, E // 2 + 1) if E % g == 0]
         groups = rng.choice(divisors)

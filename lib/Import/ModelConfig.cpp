@@ -240,9 +240,11 @@ static const FamilyInfo kFamilies[] = {
     {"deepseek_v3", Family::DeepseekV3, "n_routed_experts",
      "moe_intermediate_size"},
     // GLM-4.5's sparse block is DeepSeek-V3's (its Hugging Face router is
-    // DeepseekV3TopkRouter); only its config's defaults differ.
+    // DeepseekV3TopkRouter); only its config's defaults differ. So is
+    // dots.llm1's (Dots1MoE derives from DeepseekV3MoE).
     {"glm4_moe", Family::DeepseekV3, "n_routed_experts",
      "moe_intermediate_size"},
+    {"dots1", Family::DeepseekV3, "n_routed_experts", "moe_intermediate_size"},
     // LFM2-MoE: its own block (Lfm2MoeSparseMoeBlock) with Mixtral's expert
     // names; no preset names its routing, and the family only fills the
     // field.
@@ -257,7 +259,8 @@ static const FamilyInfo kFamilies[] = {
 StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
          "qwen3_vl_moe, olmoe, "
-         "granitemoe, deepseek_v2, deepseek_v3, glm4_moe, lfm2_moe, llama4, "
+         "granitemoe, deepseek_v2, deepseek_v3, glm4_moe, dots1, lfm2_moe, "
+         "llama4, "
          "llama4_text";
 }
 
@@ -291,10 +294,11 @@ static void readActivation(ConfigReader &reader, ModelConfig &m) {
 
 /// DeepSeek's expert groups: n_group groups of E / n_group experts, of
 /// which topk_group are kept.
+/// `fallback` is the config class's default for both keys, when it has one.
 static void readGroups(ConfigReader &reader, ModelConfig &m,
-                       int64_t minPerGroup) {
-  m.groups = reader.getInt("n_group", std::nullopt, 1);
-  m.topkGroup = reader.getInt("topk_group", std::nullopt, 1);
+                       int64_t minPerGroup, std::optional<int64_t> fallback) {
+  m.groups = reader.getInt("n_group", fallback, 1);
+  m.topkGroup = reader.getInt("topk_group", fallback, 1);
   if (reader.failed())
     return;
   if (m.numExperts % m.groups != 0)
@@ -319,10 +323,13 @@ static void readGroups(ConfigReader &reader, ModelConfig &m,
 
 static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   bool v3 = m.family == Family::DeepseekV3;
-  // glm4_moe: Glm4MoeConfig's defaults; its modeling code has no
-  // moe_layer_freq and always routes as DeepSeek-V3 (the keys scoring_func
-  // and topk_method are not read).
+  // glm4_moe and dots1: their config classes' defaults; their modeling
+  // code has no moe_layer_freq and always routes as DeepSeek-V3 (the keys
+  // scoring_func and topk_method are not read). Dots1Config defaults
+  // norm_topk_prob to false and n_group and topk_group to 1.
   bool glm = m.modelType == "glm4_moe";
+  bool dots = m.modelType == "dots1";
+  bool fixedRouter = glm || dots;
   // n_shared_experts = null means none (Python None); an absent key is an
   // error, since the config classes disagree on its default.
   int64_t sharedExperts =
@@ -331,15 +338,17 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
           : reader.getInt("n_shared_experts", std::nullopt, 0);
   m.sharedSize = sharedExperts * m.expertSize;
   m.firstKDenseReplace = reader.getInt("first_k_dense_replace", glm ? 1 : 0, 0);
-  m.moeLayerFreq = glm ? 1 : reader.getInt("moe_layer_freq", 1, 1);
-  double factor =
-      reader.getPositive("routed_scaling_factor", v3 && !glm ? 2.5 : 1.0);
-  bool norm = reader.getBool("norm_topk_prob", v3);
+  m.moeLayerFreq = fixedRouter ? 1 : reader.getInt("moe_layer_freq", 1, 1);
+  double factor = reader.getPositive("routed_scaling_factor",
+                                     v3 && !fixedRouter ? 2.5 : 1.0);
+  bool norm = reader.getBool("norm_topk_prob", v3 && !dots);
   StringRef defaultScoring = v3 ? "sigmoid" : "softmax";
   StringRef defaultMethod = v3 ? "noaux_tc" : "greedy";
-  std::string scoring = glm ? defaultScoring.str()
+  std::string scoring = fixedRouter
+                            ? defaultScoring.str()
                             : reader.getString("scoring_func", defaultScoring);
-  std::string method = glm ? defaultMethod.str()
+  std::string method = fixedRouter
+                           ? defaultMethod.str()
                            : reader.getString("topk_method", defaultMethod);
   if (reader.failed())
     return;
@@ -354,7 +363,7 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
     if (method == "group_limited_greedy") {
       m.selection = Selection::GroupedTopK;
       m.groupScore = GroupScore::Max;
-      readGroups(reader, m, 1);
+      readGroups(reader, m, 1, std::nullopt);
     } else if (method != "greedy") {
       return reader.fail("topk_method \"" + method +
                          "\" is not supported for deepseek_v2 (supported: "
@@ -378,7 +387,7 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   m.selection = Selection::GroupedTopK;
   m.groupScore = GroupScore::SumTop2;
   m.selectionBias = true;
-  readGroups(reader, m, 2);
+  readGroups(reader, m, 2, dots ? std::optional<int64_t>(1) : std::nullopt);
   m.renormalize = norm;
   m.scale = factor;
 }

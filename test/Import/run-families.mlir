@@ -89,6 +89,14 @@
 // RUN: moe-run %t/minimax.mlir --entry moe_layer_1 --quiet $(cat %t/minimax-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/minimax-cases | FileCheck %s
 
+// dots.llm1, f32: DeepSeek-V3's router over one group, two shared
+// experts, raw weights (norm_topk_prob false), the first layer dense.
+// RUN: moe-gen-checkpoint --family dots1 --out %t/dots --seed 24 --hidden 32 --inner 48 --experts 16 --top-k 6 --layers 2 --first-dense 1 --groups 1 --topk-group 1 --shared-experts 2 --dtype f32
+// RUN: moe-import --model %t/dots -o %t/dots.mlir
+// RUN: moe-reference emit-model --model %t/dots --layer 1 --seed 14 --tokens 0,1,7,33 --dir %t/dots-cases
+// RUN: moe-run %t/dots.mlir --entry moe_layer_1 --quiet $(cat %t/dots-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/dots-cases | FileCheck %s
+
 // Qwen3-VL-MoE, f16: the text model's fused experts transposed when the
 // model loads; the first layer dense (mlp_only_layers).
 // RUN: moe-gen-checkpoint --family qwen3_vl_moe --out %t/qwen3vl --seed 23 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2 --mlp-only-layers 0 --dtype f16

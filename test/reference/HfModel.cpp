@@ -126,8 +126,11 @@ bool isQwen(const std::string &t) {
 /// glm4_moe's sparse block is DeepSeek-V3's: Glm4MoeTopkRouter is
 /// DeepseekV3TopkRouter in the Hugging Face code.
 bool isGlm(const std::string &t) { return t == "glm4_moe"; }
+/// dots1's sparse block is DeepSeek-V3's too (Dots1MoE, Dots1TopkRouter),
+/// under Dots1Config's defaults.
+bool isDots(const std::string &t) { return t == "dots1"; }
 bool isDeepSeek(const std::string &t) {
-  return t == "deepseek_v2" || t == "deepseek_v3" || isGlm(t);
+  return t == "deepseek_v2" || t == "deepseek_v3" || isGlm(t) || isDots(t);
 }
 /// minimax_m2's sparse block is Mixtral's (MiniMaxM2SparseMoeBlock derives
 /// from MixtralSparseMoeBlock) with MiniMaxM2TopKRouter: sigmoid scores and
@@ -219,6 +222,8 @@ bool readModel(Keys &keys, Model *m) {
            keys.boolean("use_expert_bias", true, &m->expertBias);
   if (isGlm(m->type))  // Glm4MoeDecoderLayer has no moe_layer_freq
     return keys.integerOr("first_k_dense_replace", 1, &m->firstDense, 0);
+  if (isDots(m->type))  // nor has Dots1DecoderLayer
+    return keys.integerOr("first_k_dense_replace", 0, &m->firstDense, 0);
   if (isDeepSeek(m->type))
     return keys.integerOr("first_k_dense_replace", 0, &m->firstDense, 0) &&
            keys.integerOr("moe_layer_freq", 1, &m->freq, 1);
@@ -245,8 +250,12 @@ bool readAct(Keys &keys, const Model &m, Act *act) {
 
 /// n_group and topk_group of DeepSeek's grouped selection.
 bool readGroups(Keys &keys, const Model &m, moeref::RoutingConfig *r) {
-  if (!keys.integer("n_group", &r->groups, 1) ||
-      !keys.integer("topk_group", &r->topkGroup, 1))
+  // Dots1Config defaults both to 1; the other classes' defaults differ
+  // from their released configs, which always give them.
+  const int64_t one = 1;
+  const int64_t *fallback = isDots(m.type) ? &one : nullptr;
+  if (!keys.integer("n_group", &r->groups, 1, fallback) ||
+      !keys.integer("topk_group", &r->topkGroup, 1, fallback))
     return false;
   if (m.E % r->groups != 0) return keys.bad("n_group does not divide the experts");
   if (r->topkGroup > r->groups) return keys.bad("topk_group exceeds n_group");
@@ -308,12 +317,14 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
   }
   // DeepSeek, and GLM-4.5 (V3's router; Glm4MoeConfig's defaults; the
   // router never reads scoring_func or topk_method).
-  bool glm = isGlm(t);
+  // GLM-4.5 and dots.llm1 route with DeepSeek-V3's router, which reads
+  // neither scoring_func nor topk_method.
+  bool glm = isGlm(t) || isDots(t);
   bool v3 = t == "deepseek_v3" || glm;
   bool norm = false;
   double factor = 1.0;
   std::string scoring = "sigmoid", method = "noaux_tc";
-  if (!keys.boolean("norm_topk_prob", v3, &norm) ||
+  if (!keys.boolean("norm_topk_prob", v3 && !isDots(t), &norm) ||
       !keys.positive("routed_scaling_factor", t == "deepseek_v3" ? 2.5 : 1.0,
                      &factor))
     return false;
@@ -425,7 +436,7 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
   }
   std::string p = base + ".mlp";
   ops.push_back(tensor("router", p + ".gate.weight", {E, d}));
-  if (m.type == "deepseek_v3" || isGlm(m.type)) {
+  if (m.type == "deepseek_v3" || isGlm(m.type) || isDots(m.type)) {
     ops.push_back(tensor("bias", p + ".gate.e_score_correction_bias", {E}));
     ops.back().alwaysF32 = true;
   }

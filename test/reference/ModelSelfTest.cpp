@@ -670,6 +670,45 @@ TEST(HfConfig, Glm4Moe) {
   EXPECT_EQ(scaled.cfg.routing.scale, 2.5);
 }
 
+TEST(HfConfig, Dots1) {
+  // Dots1Config's defaults: no dense layer, one group, raw weights, no
+  // scaling; DeepSeek-V3's router, which reads neither scoring_func nor
+  // topk_method, and no moe_layer_freq.
+  std::string base = "{\"model_type\": \"dots1\", " + kSizes +
+                     "\"n_routed_experts\": 8, \"moe_intermediate_size\": 3, "
+                     "\"n_shared_experts\": 2, \"moe_layer_freq\": 2, "
+                     "\"scoring_func\": \"noaux_tc\", "
+                     "\"topk_method\": \"greedy\"";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "}"), "config.json", &layers,
+                               &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{0, 1, 2, 3}));
+  hf::LayerPlan p = plan(base + "}", 1);
+  const RoutingConfig &r = p.cfg.routing;
+  EXPECT_EQ(r.score, Score::Sigmoid);
+  EXPECT_EQ(r.select, Select::GroupedTopK);
+  EXPECT_EQ(r.groupScore, GroupScore::SumTop2);
+  EXPECT_EQ(r.groups, 1);
+  EXPECT_EQ(r.topkGroup, 1);
+  EXPECT_FALSE(r.renormalize);
+  EXPECT_EQ(r.scale, 1.0);
+  EXPECT_EQ(p.operands[1].names[0],
+            "model.layers.1.mlp.gate.e_score_correction_bias");
+  EXPECT_EQ(p.operands.back().shape, (std::vector<int64_t>{4, 6}));
+  hf::LayerPlan keyed =
+      plan(base + ", \"norm_topk_prob\": true, \"routed_scaling_factor\": "
+                  "2.5, \"first_k_dense_replace\": 1, \"n_group\": 2, "
+                  "\"topk_group\": 1}",
+           1);
+  EXPECT_TRUE(keyed.cfg.routing.renormalize);
+  EXPECT_EQ(keyed.cfg.routing.scale, 2.5);
+  EXPECT_EQ(keyed.cfg.routing.groups, 2);
+  EXPECT_NE(planError(base + ", \"first_k_dense_replace\": 1}", 0)
+                .find("dense"),
+            std::string::npos);
+}
+
 TEST(HfConfig, Errors) {
   EXPECT_NE(planError("{\"model_type\": \"llama\"}", 0)
                 .find("config.json: unsupported model_type \"llama\""),

@@ -50,7 +50,7 @@ static cl::OptionCategory category("moe-gen-checkpoint options");
 static cl::opt<std::string> familyName(
     "family",
     cl::desc("mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
-             "qwen3_vl_moe, olmoe, deepseek_v2, deepseek_v3, glm4_moe, "
+             "qwen3_vl_moe, olmoe, deepseek_v2, deepseek_v3, glm4_moe, dots1, "
              "granitemoe, lfm2_moe, llama4 or llama4_text"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
@@ -86,19 +86,20 @@ static cl::opt<int64_t>
                 cl::init(128), cl::cat(category));
 static cl::opt<int64_t> sharedExperts(
     "shared-experts",
-    cl::desc("n_shared_experts (deepseek, glm4_moe; the shared FFN has inner "
-             "size n_shared_experts * inner)"),
+    cl::desc("n_shared_experts (deepseek, glm4_moe, dots1; the shared FFN "
+             "has inner size n_shared_experts * inner)"),
     cl::init(1), cl::cat(category));
 static cl::opt<int64_t>
     groups("groups",
-           cl::desc("n_group (deepseek, glm4_moe; default divides E)"),
+           cl::desc("n_group (deepseek, glm4_moe, dots1; default divides E)"),
            cl::cat(category));
 static cl::opt<int64_t> topkGroup("topk-group",
-                                  cl::desc("topk_group (deepseek, glm4_moe)"),
+                                  cl::desc("topk_group (deepseek, glm4_moe, "
+                                           "dots1)"),
                                   cl::cat(category));
 static cl::opt<int64_t>
     firstDense("first-dense",
-               cl::desc("first_k_dense_replace (deepseek, glm4_moe; "
+               cl::desc("first_k_dense_replace (deepseek, glm4_moe, dots1; "
                         "lfm2_moe's num_dense_layers)"),
                cl::init(1), cl::cat(category));
 static cl::opt<int64_t>
@@ -117,8 +118,8 @@ static cl::list<int64_t> mlpOnlyLayers("mlp-only-layers",
                                        cl::CommaSeparated, cl::cat(category));
 static cl::opt<bool> normTopkProb(
     "norm-topk-prob",
-    cl::desc("norm_topk_prob, 0 or 1 (qwen, olmoe, deepseek, glm4_moe, "
-             "lfm2_moe; default per family)"),
+    cl::desc("norm_topk_prob, 0 or 1 (qwen but qwen3_vl_moe, olmoe, "
+             "deepseek, glm4_moe, dots1, lfm2_moe; default per family)"),
     cl::ValueRequired, cl::cat(category));
 static cl::opt<bool>
     expertBias("expert-bias",
@@ -127,8 +128,8 @@ static cl::opt<bool>
 static cl::opt<double>
     scalingFactor("scaling-factor",
                   cl::desc("routed_scaling_factor (deepseek, glm4_moe, "
-                           "lfm2_moe; default 16 in v2, 2.5 in v3, 1 in "
-                           "glm4_moe and lfm2_moe)"),
+                           "dots1, lfm2_moe; default 16 in v2, 2.5 in v3, 1 "
+                           "in glm4_moe, dots1 and lfm2_moe)"),
                   cl::cat(category));
 
 static cl::list<int64_t>
@@ -187,6 +188,7 @@ enum class Family {
   DeepSeekV2,
   DeepSeekV3,
   Glm4Moe,
+  Dots1,
   GraniteMoe,
   Lfm2Moe,
   Llama4,
@@ -237,6 +239,7 @@ static const FamilyInfo kFamilies[] = {
     {Family::DeepSeekV2, "deepseek_v2", "DeepseekV2ForCausalLM"},
     {Family::DeepSeekV3, "deepseek_v3", "DeepseekV3ForCausalLM"},
     {Family::Glm4Moe, "glm4_moe", "Glm4MoeForCausalLM"},
+    {Family::Dots1, "dots1", "Dots1ForCausalLM"},
     {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
     {Family::Lfm2Moe, "lfm2_moe", "Lfm2MoeForCausalLM"},
     {Family::Llama4, "llama4", "Llama4ForConditionalGeneration"},
@@ -273,16 +276,17 @@ static bool hasInOutExperts(Family f) {
 static bool hasGatedSharedExpert(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Next;
 }
-/// DeepSeek's sparse block: DeepSeek-V2 and V3, and GLM-4.5 (V3's router
-/// and tensors under other config defaults, without moe_layer_freq).
+/// DeepSeek's sparse block: DeepSeek-V2 and V3, GLM-4.5 and dots.llm1
+/// (V3's router and tensors under other config defaults, without
+/// moe_layer_freq).
 static bool isDeepSeek(Family f) {
   return f == Family::DeepSeekV2 || f == Family::DeepSeekV3 ||
-         f == Family::Glm4Moe;
+         f == Family::Glm4Moe || f == Family::Dots1;
 }
 /// Sigmoid scores, the f32 e_score_correction_bias, groups scored by their
 /// two best experts.
 static bool hasV3Router(Family f) {
-  return f == Family::DeepSeekV3 || f == Family::Glm4Moe;
+  return f == Family::DeepSeekV3 || f == Family::Glm4Moe || f == Family::Dots1;
 }
 static bool hasMoeLayerFreq(Family f) {
   return f == Family::DeepSeekV2 || f == Family::DeepSeekV3;
@@ -327,19 +331,22 @@ static llvm::Error checkOptionFamilies(Family family) {
     return isQwen(f) || isDeepSeek(f) || isLfm2(f) || isLlama4(f);
   };
   const Rule rules[] = {
-      {denseInner, hasDense, "qwen, deepseek, glm4_moe, lfm2_moe and llama4"},
+      {denseInner, hasDense,
+       "qwen, deepseek, glm4_moe, dots1, lfm2_moe and llama4"},
       {interleaveStep, isLlama4, "llama4 and llama4_text"},
       {sharedInner, hasGatedSharedExpert, "qwen2_moe and qwen3_next"},
-      {sharedExperts, isDeepSeek, "deepseek and glm4_moe"},
-      {groups, isDeepSeek, "deepseek and glm4_moe"},
-      {topkGroup, isDeepSeek, "deepseek and glm4_moe"},
-      {firstDense, hasFirstDense, "deepseek, glm4_moe and lfm2_moe"},
+      {sharedExperts, isDeepSeek, "deepseek, glm4_moe and dots1"},
+      {groups, isDeepSeek, "deepseek, glm4_moe and dots1"},
+      {topkGroup, isDeepSeek, "deepseek, glm4_moe and dots1"},
+      {firstDense, hasFirstDense, "deepseek, glm4_moe, dots1 and lfm2_moe"},
       {moeLayerFreq, hasMoeLayerFreq, "deepseek"},
-      {scalingFactor, hasFirstDense, "deepseek, glm4_moe and lfm2_moe"},
-      {sparseStep, isQwen, "qwen2_moe, qwen3_moe and qwen3_next"},
-      {mlpOnlyLayers, isQwen, "qwen2_moe, qwen3_moe and qwen3_next"},
+      {scalingFactor, hasFirstDense, "deepseek, glm4_moe, dots1 and lfm2_moe"},
+      {sparseStep, isQwen, "qwen2_moe, qwen3_moe, qwen3_next and qwen3_vl_moe"},
+      {mlpOnlyLayers, isQwen,
+       "qwen2_moe, qwen3_moe, qwen3_next and qwen3_vl_moe"},
       {normTopkProb, hasNormTopkProb,
-       "qwen, olmoe, deepseek, glm4_moe and lfm2_moe"},
+       "qwen2_moe, qwen3_moe, qwen3_next, olmoe, deepseek, glm4_moe, dots1 "
+       "and lfm2_moe"},
       {expertBias, isLfm2, "lfm2_moe"},
   };
   for (const Rule &rule : rules)
@@ -385,7 +392,8 @@ static llvm::Error setFamilyExtras(Model &m) {
   m.normTopkProb = normTopkProb.getNumOccurrences()
                        ? bool(normTopkProb)
                        : f == Family::Qwen3Moe || f == Family::Qwen3Next ||
-                             hasV3Router(f) || isLfm2(f);
+                             (hasV3Router(f) && f != Family::Dots1) ||
+                             isLfm2(f);
   if (isQwen(f)) {
     m.sparseStep = sparseStep;
     m.mlpOnlyLayers.assign(mlpOnlyLayers.begin(), mlpOnlyLayers.end());
@@ -420,8 +428,8 @@ static llvm::Error setFamilyExtras(Model &m) {
   m.moeLayerFreq = moeLayerFreq;
   m.scalingFactor = scalingFactor.getNumOccurrences() ? double(scalingFactor)
                     : f == Family::DeepSeekV3         ? 2.5
-                    : f == Family::Glm4Moe            ? 1.0
-                                                      : 16.0;
+                    : f == Family::Glm4Moe || f == Family::Dots1 ? 1.0
+                                                                 : 16.0;
   if (m.sharedExperts < 0)
     return llvm::createStringError("--shared-experts must be at least 0");
   if (m.firstDense < 0 || m.firstDense > m.layers)

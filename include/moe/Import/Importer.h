@@ -41,6 +41,11 @@
 //   (first_k_dense_replace 1, routed_scaling_factor 1, norm_topk_prob
 //   true); it has no moe_layer_freq, and scoring_func and topk_method are
 //   not read (the modeling code never does).
+// - dots1 (dots.llm1) is DeepSeek-V3's sparse block too (Dots1MoE and
+//   Dots1TopkRouter derive from DeepSeek-V3's), under Dots1Config's
+//   defaults: first_k_dense_replace 0, routed_scaling_factor 1,
+//   norm_topk_prob false, n_group and topk_group 1; no moe_layer_freq,
+//   and scoring_func and topk_method are not read.
 // - minimax_m2 (MiniMax-M2) is Mixtral's sparse block (tensor names and
 //   config keys: MiniMaxM2SparseMoeBlock derives from MixtralSparseMoeBlock)
 //   routed by MiniMaxM2TopKRouter: sigmoid scores, the top k of the scores
