@@ -258,10 +258,8 @@ static const FamilyInfo kFamilies[] = {
 
 StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
-         "qwen3_vl_moe, olmoe, "
-         "granitemoe, deepseek_v2, deepseek_v3, glm4_moe, dots1, lfm2_moe, "
-         "llama4, "
-         "llama4_text";
+         "qwen3_vl_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, "
+         "glm4_moe, dots1, lfm2_moe, llama4, llama4_text";
 }
 
 static bool isQwen(Family f) {
@@ -293,8 +291,8 @@ static void readActivation(ConfigReader &reader, ModelConfig &m) {
 }
 
 /// DeepSeek's expert groups: n_group groups of E / n_group experts, of
-/// which topk_group are kept.
-/// `fallback` is the config class's default for both keys, when it has one.
+/// which topk_group are kept. `fallback` is the config class's default for
+/// both keys, when it has one.
 static void readGroups(ConfigReader &reader, ModelConfig &m,
                        int64_t minPerGroup, std::optional<int64_t> fallback) {
   m.groups = reader.getInt("n_group", fallback, 1);
