@@ -656,42 +656,38 @@ static llvm::json::Object compressedTensorsConfig(const Model &m) {
   };
 }
 
+static llvm::json::Object buildConfig(const Model &m);
+
+/// The config of a multimodal checkpoint: the text model's config, written
+/// as that of family `text`, nested in text_config (the vision model's is
+/// left out).
+static llvm::json::Object nestTextConfig(const Model &m, Family text,
+                                         StringRef textModelType) {
+  Model textModel = m;
+  textModel.info = llvm::find_if(
+      kFamilies, [&](const FamilyInfo &i) { return i.family == text; });
+  llvm::json::Object textConfig = buildConfig(textModel);
+  textConfig.erase("architectures");
+  textConfig["model_type"] = textModelType;
+  return llvm::json::Object{
+      {"architectures", llvm::json::Array{m.info->architecture}},
+      {"model_type", m.info->modelType},
+      {"text_config", std::move(textConfig)},
+      {"tie_word_embeddings", false},
+      {"torch_dtype", torchDType(m.dtype)},
+  };
+}
+
 static llvm::json::Object buildConfig(const Model &m) {
+  // As in Llama4Config and Qwen3VLMoeConfig; Qwen3-VL-MoE's text model is
+  // Qwen3-MoE's but for norm_topk_prob, which it does not have.
+  if (m.family() == Family::Llama4)
+    return nestTextConfig(m, Family::Llama4Text, "llama4_text");
   if (m.family() == Family::Qwen3VLMoe) {
-    // The text model's config, nested as in Qwen3VLMoeConfig (the vision
-    // model's is left out).
-    Model textModel = m;
-    textModel.info = llvm::find_if(kFamilies, [](const FamilyInfo &i) {
-      return i.family == Family::Qwen3Moe;
-    });
-    llvm::json::Object text = buildConfig(textModel);
-    text.erase("architectures");
-    text["model_type"] = "qwen3_vl_moe_text";
-    text.erase("norm_topk_prob");
-    llvm::json::Object config{
-        {"architectures", llvm::json::Array{m.info->architecture}},
-        {"model_type", m.info->modelType},
-        {"text_config", std::move(text)},
-        {"tie_word_embeddings", false},
-        {"torch_dtype", torchDType(m.dtype)},
-    };
+    llvm::json::Object config =
+        nestTextConfig(m, Family::Qwen3Moe, "qwen3_vl_moe_text");
+    config.getObject("text_config")->erase("norm_topk_prob");
     return config;
-  }
-  if (m.family() == Family::Llama4) {
-    // The text model's config, nested as in Llama4Config.
-    Model textModel = m;
-    textModel.info = llvm::find_if(kFamilies, [](const FamilyInfo &i) {
-      return i.family == Family::Llama4Text;
-    });
-    llvm::json::Object text = buildConfig(textModel);
-    text.erase("architectures");
-    return llvm::json::Object{
-        {"architectures", llvm::json::Array{m.info->architecture}},
-        {"model_type", m.info->modelType},
-        {"text_config", std::move(text)},
-        {"tie_word_embeddings", false},
-        {"torch_dtype", torchDType(m.dtype)},
-    };
   }
   llvm::json::Object config{
       {"architectures", llvm::json::Array{m.info->architecture}},
