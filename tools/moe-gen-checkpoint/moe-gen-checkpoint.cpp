@@ -156,10 +156,9 @@ static cl::opt<std::string> fp8Compressed(
 static cl::opt<bool> fp8Dequantized(
     "fp8-dequantized",
     cl::desc("with --fp8-block, --fp8-per-tensor or --fp8-compressed: write "
-             "the FP8 weights "
-             "dequantized to --dtype instead (each FP8 value times its scale "
-             "in f32, rounded once), without quantization_config: the "
-             "checkpoint's --dtype copy"),
+             "the FP8 weights dequantized to --dtype instead (each FP8 value "
+             "times its scale in f32, rounded once), without "
+             "quantization_config: the checkpoint's --dtype copy"),
     cl::cat(category));
 
 static int fail(const llvm::Twine &message) {
