@@ -201,19 +201,11 @@ static llvm::Expected<std::vector<float>>
 readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
                 llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape,
                 const WeightEntry::BlockScales &blocks) {
-  llvm::SmallVector<int64_t> shape(pieceShape);
-  auto [rows, cols] = blocks.grid(shape.end()[-2], shape.back());
-  shape.end()[-2] = rows;
-  shape.back() = cols;
-  // One scale for the tensor may be a scalar or a vector of one (per-tensor
-  // FP8).
-  if (shape.size() == 2 && rows == 1 && cols == 1)
-    if (const ckpt::TensorInfo *t = checkpoint.lookup(scaleName);
-        t && t->shape.size() < 2)
-      shape.assign(t->shape.size(), 1);
-  auto tensor = checkpoint.require(
-      scaleName, shape,
-      {ckpt::DType::F32, ckpt::DType::BF16, ckpt::DType::F16});
+  llvm::SmallVector<int64_t> grid(pieceShape);
+  auto [rows, cols] = blocks.grid(grid.end()[-2], grid.back());
+  grid.end()[-2] = rows;
+  grid.back() = cols;
+  auto tensor = checkpoint.requireScales(scaleName, grid);
   if (!tensor)
     return tensor.takeError();
   std::vector<float> scales((*tensor)->numElements());

@@ -511,6 +511,15 @@ Checkpoint::require(StringRef name, llvm::ArrayRef<int64_t> shape,
   return tensor;
 }
 
+llvm::Expected<const TensorInfo *>
+Checkpoint::requireScales(StringRef name, llvm::ArrayRef<int64_t> grid) const {
+  llvm::SmallVector<int64_t> shape(grid);
+  if (grid == llvm::ArrayRef<int64_t>{1, 1})
+    if (const TensorInfo *t = lookup(name); t && t->shape.size() < 2)
+      shape.assign(t->shape.size(), 1);
+  return require(name, shape, {DType::F32, DType::F16, DType::BF16});
+}
+
 //===----------------------------------------------------------------------===//
 // Writing
 //===----------------------------------------------------------------------===//

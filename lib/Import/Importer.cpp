@@ -320,19 +320,11 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
   grid.end()[-2] = llvm::divideCeil(rows, weight.scaleBlock[0]);
   grid.back() = llvm::divideCeil(cols, weight.scaleBlock[1]);
   for (const std::string &name : weight.names) {
-    llvm::SmallVector<int64_t> scaleShape = grid;
     if (llvm::Error err =
             ckpt.require(name, shape, {DType::F8E4M3}).takeError())
       return err;
     std::string scale = name + m.fp8->suffix;
-    // A per-tensor scale may also be a scalar, or a vector of one.
-    if (m.fp8->perTensor())
-      if (const checkpoint::TensorInfo *tensor = ckpt.lookup(scale);
-          tensor && tensor->shape.size() < 2)
-        scaleShape.assign(tensor->shape.size(), 1);
-    if (llvm::Error err = ckpt.require(scale, scaleShape,
-                                       {DType::F32, DType::F16, DType::BF16})
-                              .takeError())
+    if (llvm::Error err = ckpt.requireScales(scale, grid).takeError())
       return err;
     weight.scales.push_back(std::move(scale));
   }

@@ -473,7 +473,7 @@ bool dtypeOf(const std::string &name, npy::DType *out) {
 
 /// FP8 tensor `t` [..., n, k] times its scales: `<name><suffix>` [...,
 /// ceil(n / r), ceil(k / c)] for blocks `block` of r x c, where 0 spans the
-/// whole dimension; one scale per tensor ({0, 0}) may be [] or [1] too.
+/// whole dimension; the one scale of a matrix may be [] or [1] too.
 bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
              const std::vector<int64_t> &block, const std::string &suffix,
              std::vector<double> *values, std::string *err) {
@@ -497,8 +497,9 @@ bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
   std::vector<int64_t> expected(t.shape.begin(), t.shape.end() - 2);
   expected.push_back(sr);
   expected.push_back(sc);
-  bool scalar = perTensor && (s->shape.empty() ||
-                              s->shape == std::vector<int64_t>{1});
+  // The one scale of a matrix may be a scalar or a vector of one.
+  bool scalar = expected == std::vector<int64_t>{1, 1} &&
+                (s->shape.empty() || s->shape == std::vector<int64_t>{1});
   if (s->shape != expected && !scalar) {
     *err = s->file + ": tensor " + scaleName + " has shape " +
            shapeText(s->shape) + ", expected " + shapeText(expected);

@@ -1097,8 +1097,9 @@ int emitModel(const std::string &modelDir, int64_t layerIndex, uint64_t seed,
   // The weights in the dtype the layer computes in: --dtype's, else the
   // checkpoint's; dequantized FP8 weights are rounded to it in either case.
   npy::DType layerType = dtype ? *dtype : weights.dtype;
-  if (dtype || std::count(weights.dequantized.begin(),
-                          weights.dequantized.end(), true)) {
+  if (dtype || std::find(weights.dequantized.begin(),
+                         weights.dequantized.end(),
+                         true) != weights.dequantized.end()) {
     for (size_t a = 0; a < weights.operands.size(); ++a) {
       if (plan.operands[a].alwaysF32 || (!dtype && !weights.dequantized[a]))
         continue;

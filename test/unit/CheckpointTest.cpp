@@ -313,6 +313,34 @@ TEST_F(CheckpointTest, RequireNamesTensorAndBothShapes) {
   EXPECT_EQ((*ok)->name, "model.layers.0.mlp.gate.weight");
 }
 
+/// The scales of FP8 tensors: the grid's shape, in a float dtype; the one
+/// scale of a matrix may also be a scalar or a vector of one.
+TEST_F(CheckpointTest, RequireScalesOfEveryGrid) {
+  std::vector<char> one = encode(DType::F32, {0.5f});
+  std::vector<char> two = encode(DType::BF16, {0.5f, 0.25f});
+  std::string p = write("scales.safetensors",
+                        {{"scalar", DType::F32, {}, one},
+                         {"vector", DType::F32, {1}, one},
+                         {"pair", DType::BF16, {2}, two},
+                         {"column", DType::BF16, {2, 1}, two}});
+  auto ckpt = Checkpoint::open(p);
+  ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
+  const Checkpoint &c = **ckpt;
+  for (const char *name : {"scalar", "vector"}) {
+    auto scales = c.requireScales(name, {1, 1});
+    EXPECT_TRUE(bool(scales)) << llvm::toString(scales.takeError());
+  }
+  auto column = c.requireScales("column", {2, 1});
+  EXPECT_TRUE(bool(column)) << llvm::toString(column.takeError());
+  // A grid of more than one scale, or of another rank, takes its shape.
+  EXPECT_EQ(errorOf(c.requireScales("scalar", {2, 1})),
+            p + ": tensor scalar has shape [], expected [2, 1]");
+  EXPECT_EQ(errorOf(c.requireScales("vector", {3, 1, 1})),
+            p + ": tensor vector has shape [1], expected [3, 1, 1]");
+  EXPECT_EQ(errorOf(c.requireScales("pair", {1, 1})),
+            p + ": tensor pair has shape [2], expected [1]");
+}
+
 //===----------------------------------------------------------------------===//
 // Directories and shards
 //===----------------------------------------------------------------------===//

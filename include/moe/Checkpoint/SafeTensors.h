@@ -104,6 +104,12 @@ public:
   llvm::Expected<const TensorInfo *>
   require(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
           llvm::ArrayRef<DType> allowed = {}) const;
+  /// The scales `name` of an FP8 tensor, one per block of a `grid` (the
+  /// tensor's leading dimensions, then its blocks' rows and columns), in
+  /// f32, f16 or bf16. The one scale of a matrix (grid [1, 1]) may also be
+  /// stored as a scalar or a vector of one, as FP8 scaled per tensor is.
+  llvm::Expected<const TensorInfo *>
+  requireScales(llvm::StringRef name, llvm::ArrayRef<int64_t> grid) const;
 
 private:
   Checkpoint() = default;
