@@ -494,6 +494,16 @@ static std::string formatDTypes(llvm::ArrayRef<DType> types) {
   return text;
 }
 
+/// Whether a tensor of shape `found` holds one of shape `expected`: the same
+/// sizes, possibly after leading dimensions of size 1, which leave the
+/// elements and their order as they are.
+static bool holdsShape(llvm::ArrayRef<int64_t> found,
+                       llvm::ArrayRef<int64_t> expected) {
+  while (found.size() > expected.size() && found.front() == 1)
+    found = found.drop_front();
+  return found == expected;
+}
+
 llvm::Expected<const TensorInfo *>
 Checkpoint::require(StringRef name, llvm::ArrayRef<int64_t> shape,
                     llvm::ArrayRef<DType> allowed) const {
@@ -504,7 +514,7 @@ Checkpoint::require(StringRef name, llvm::ArrayRef<int64_t> shape,
   if (!allowed.empty() && !llvm::is_contained(allowed, *t.dtype))
     return fail(t.file, "tensor " + name + " has dtype " + t.dtypeName +
                             ", expected " + formatDTypes(allowed));
-  if (llvm::ArrayRef<int64_t>(t.shape) != shape)
+  if (!holdsShape(t.shape, shape))
     return fail(t.file, "tensor " + name + " has shape " +
                             formatShape(t.shape) + ", expected " +
                             formatShape(shape));

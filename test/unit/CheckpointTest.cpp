@@ -313,6 +313,32 @@ TEST_F(CheckpointTest, RequireNamesTensorAndBothShapes) {
   EXPECT_EQ((*ok)->name, "model.layers.0.mlp.gate.weight");
 }
 
+/// A tensor may carry leading dimensions of size 1 before the expected
+/// shape (PyTorch's [1, n] vectors), never other extra or missing ones.
+TEST_F(CheckpointTest, RequireAllowsLeadingUnitDimensions) {
+  std::vector<char> four = encode(DType::F32, {1, 2, 3, 4});
+  std::string p =
+      write("bias.safetensors", {{"row", DType::F32, {1, 4}, four},
+                                 {"deep", DType::F32, {1, 1, 4}, four},
+                                 {"pair", DType::F32, {2, 2}, four},
+                                 {"flat", DType::F32, {4}, four}});
+  auto ckpt = Checkpoint::open(p);
+  ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
+  const Checkpoint &c = **ckpt;
+  for (const char *name : {"row", "deep", "flat"}) {
+    auto vector = c.require(name, {4}, {DType::F32});
+    EXPECT_TRUE(bool(vector)) << llvm::toString(vector.takeError());
+  }
+  auto matrix = c.require("deep", {1, 4});
+  EXPECT_TRUE(bool(matrix)) << llvm::toString(matrix.takeError());
+  EXPECT_EQ(errorOf(c.require("pair", {4})),
+            p + ": tensor pair has shape [2, 2], expected [4]");
+  EXPECT_EQ(errorOf(c.require("flat", {1, 4})),
+            p + ": tensor flat has shape [4], expected [1, 4]");
+  EXPECT_EQ(errorOf(c.require("row", {4, 1})),
+            p + ": tensor row has shape [1, 4], expected [4, 1]");
+}
+
 /// The scales of FP8 tensors: the grid's shape, in a float dtype; the one
 /// scale of a matrix may also be a scalar or a vector of one.
 TEST_F(CheckpointTest, RequireScalesOfEveryGrid) {

@@ -99,8 +99,11 @@ public:
   /// read.
   llvm::Expected<const TensorInfo *> get(llvm::StringRef name) const;
   /// The tensor `name`, which must have this shape and one of the `allowed`
-  /// dtypes (any supported dtype if `allowed` is empty). The error names the
-  /// tensor, the file, and the expected and found shape or dtype.
+  /// dtypes (any supported dtype if `allowed` is empty). Leading dimensions
+  /// of size 1 before the shape are allowed: PyTorch keeps some vectors as
+  /// [1, n] (ERNIE-4.5's e_score_correction_bias), and they hold the same
+  /// elements in the same order. The error names the tensor, the file, and
+  /// the expected and found shape or dtype.
   llvm::Expected<const TensorInfo *>
   require(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
           llvm::ArrayRef<DType> allowed = {}) const;
