@@ -246,7 +246,11 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
   }
   std::string mlp = blockPrefix(m, layer);
   if (m.selectionBias) {
-    spec.bias = single("bias", mlp + ".gate.e_score_correction_bias", {e});
+    // ERNIE-4.5-MoE keeps it in the block's moe_statics, as [1, E].
+    spec.bias = single("bias",
+                       mlp + (m.isErnie() ? ".moe_statics" : ".gate") +
+                           ".e_score_correction_bias",
+                       {e});
     spec.bias->alwaysF32 = true;
   }
   spec.experts = {perExpert("gate", m, mlp, "gate_proj.weight", {f, d}),

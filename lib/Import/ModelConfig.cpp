@@ -213,6 +213,7 @@ struct FamilyInfo {
   Family family;
   StringRef expertsKey; // number of routed experts
   StringRef sizeKey;    // inner size of a routed expert
+  StringRef topKKey = "num_experts_per_tok";
 };
 } // namespace
 
@@ -245,6 +246,11 @@ static const FamilyInfo kFamilies[] = {
     {"glm4_moe", Family::DeepseekV3, "n_routed_experts",
      "moe_intermediate_size"},
     {"dots1", Family::DeepseekV3, "n_routed_experts", "moe_intermediate_size"},
+    // ERNIE-4.5-MoE: its own block (Ernie4_5_MoeSparseMoeBlock) with
+    // DeepSeek-V2's tensor names (an ungated shared_experts FFN); no preset
+    // names its routing, and the family only fills the field.
+    {"ernie4_5_moe", Family::DeepseekV2, "moe_num_experts",
+     "moe_intermediate_size", "moe_k"},
     // LFM2-MoE: its own block (Lfm2MoeSparseMoeBlock) with Mixtral's expert
     // names; no preset names its routing, and the family only fills the
     // field.
@@ -259,7 +265,7 @@ static const FamilyInfo kFamilies[] = {
 StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
          "qwen3_vl_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, "
-         "glm4_moe, dots1, lfm2_moe, llama4, llama4_text";
+         "glm4_moe, dots1, ernie4_5_moe, lfm2_moe, llama4, llama4_text";
 }
 
 static bool isQwen(Family f) {
@@ -411,6 +417,28 @@ static void readLlama4(ConfigReader &reader, ModelConfig &m) {
   m.moeLayerFreq = reader.getInt("interleave_moe_layer_step", 1, 1);
 }
 
+/// Ernie4_5_MoeSparseMoeBlock: softmax scores; the top k of the scores plus
+/// the block's moe_statics.e_score_correction_bias; the unbiased scores of
+/// the chosen experts, always renormalized; an ungated shared FFN of
+/// moe_num_shared_experts * moe_intermediate_size. Layer l is sparse when
+/// (l + 1) % moe_layer_interval == 0 and moe_layer_start_index <= l <=
+/// moe_layer_end_index (-1: the last layer). The defaults are
+/// Ernie4_5_MoeConfig's.
+static void readErnie(ConfigReader &reader, ModelConfig &m) {
+  m.score = ScoreFunc::Softmax;
+  m.selectionBias = true;
+  m.renormalize = true;
+  m.sharedSize = reader.getInt("moe_num_shared_experts", 2, 0) * m.expertSize;
+  m.firstKDenseReplace = reader.getInt("moe_layer_start_index", 1, 0);
+  int64_t end = reader.getInt("moe_layer_end_index", -1, -1);
+  m.moeLayerEnd = end == -1 ? m.numLayers - 1 : end;
+  m.moeLayerFreq = reader.getInt("moe_layer_interval", 1, 1);
+  if (reader.getBool("use_bias", false) && !reader.failed())
+    reader.fail("use_bias = true is not supported (it adds a bias to every "
+                "projection of the experts, which moe layers do not have)");
+  m.hasPreset = false;
+}
+
 /// Lfm2MoeSparseMoeBlock: sigmoid scores; with use_expert_bias, the top k
 /// of the scores plus expert_bias (else of the scores); the unbiased scores
 /// of the chosen experts, renormalized with norm_topk_prob, times
@@ -431,6 +459,8 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
     return readLlama4(reader, m);
   if (m.isLfm2())
     return readLfm2(reader, m);
+  if (m.isErnie())
+    return readErnie(reader, m);
   switch (m.family) {
   case Family::Mixtral:
     m.renormalize = true;
@@ -685,10 +715,10 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
   m.hiddenSize = keys.getInt("hidden_size", std::nullopt, 1);
   m.numLayers = keys.getInt("num_hidden_layers", std::nullopt, 1);
   m.numExperts = keys.getInt(info->expertsKey, std::nullopt, 1);
-  m.topK = keys.getInt("num_experts_per_tok", std::nullopt, 1);
+  m.topK = keys.getInt(info->topKKey, std::nullopt, 1);
   m.expertSize = keys.getInt(info->sizeKey, std::nullopt, 1);
   if (!keys.failed() && m.topK > m.numExperts)
-    keys.fail("num_experts_per_tok = " + Twine(m.topK) +
+    keys.fail(info->topKKey + " = " + Twine(m.topK) +
               " exceeds the number of experts (" + info->expertsKey + " = " +
               Twine(m.numExperts) + ")");
   // LFM2-MoE's MLPs are SiLU-gated whatever hidden_act says.
@@ -730,6 +760,9 @@ bool ModelConfig::isSparseLayer(int64_t layer) const {
     return layer % moeLayerFreq == moeLayerFreq - 1;
   if (isLfm2()) // num_dense_layers
     return layer >= firstKDenseReplace;
+  if (isErnie()) // moe_layer_start_index, _end_index and _interval
+    return layer >= firstKDenseReplace && layer <= moeLayerEnd &&
+           (layer + 1) % moeLayerFreq == 0;
   if (isQwen(family))
     return !llvm::is_contained(mlpOnlyLayers, layer) &&
            (layer + 1) % decoderSparseStep == 0;
@@ -761,6 +794,14 @@ std::string ModelConfig::denseReason(int64_t layer) const {
   }
   if (isLfm2())
     return "num_dense_layers = " + std::to_string(firstKDenseReplace);
+  if (isErnie()) {
+    if (layer < firstKDenseReplace)
+      return "moe_layer_start_index = " + std::to_string(firstKDenseReplace);
+    if (layer > moeLayerEnd)
+      return "moe_layer_end_index = " + std::to_string(moeLayerEnd);
+    return "(" + l + " + 1) % moe_layer_interval (" +
+           std::to_string(moeLayerFreq) + ") != 0";
+  }
   if (layer < firstKDenseReplace)
     return "first_k_dense_replace = " + std::to_string(firstKDenseReplace);
   return l + " % moe_layer_freq (" + std::to_string(moeLayerFreq) + ") != 0";

@@ -105,6 +105,15 @@
 // RUN: moe-run %t/qwen3vl.mlir --entry moe_layer_1 --quiet $(cat %t/qwen3vl-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/qwen3vl-cases | FileCheck %s
 
+// ERNIE-4.5-MoE, f32: softmax scores, the [1, E] correction bias choosing,
+// renormalized; two experts' worth of ungated shared FFN; the first layer
+// dense.
+// RUN: moe-gen-checkpoint --family ernie4_5_moe --out %t/ernie --seed 25 --hidden 32 --inner 48 --experts 16 --top-k 6 --layers 3 --shared-experts 2 --dtype f32
+// RUN: moe-import --model %t/ernie -o %t/ernie.mlir
+// RUN: moe-reference emit-model --model %t/ernie --layer 1 --seed 15 --tokens 0,1,7,33 --dir %t/ernie-cases
+// RUN: moe-run %t/ernie.mlir --entry moe_layer_1 --quiet $(cat %t/ernie-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/ernie-cases | FileCheck %s
+
 // LFM2-MoE, f32: sigmoid scores with the F32 expert_bias, renormalized and
 // scaled; the first layer dense.
 // RUN: moe-gen-checkpoint --family lfm2_moe --out %t/lfm2 --seed 22 --hidden 32 --inner 48 --experts 16 --layers 2 --scaling-factor 2 --dtype f32

@@ -142,6 +142,10 @@ bool isLlama4(const std::string &t) { return t == "llama4_text"; }
 /// lfm2_moe: Lfm2MoeSparseMoeBlock under feed_forward, experts named w1/w3/w2,
 /// sigmoid scores, expert_bias for selection when use_expert_bias.
 bool isLfm2(const std::string &t) { return t == "lfm2_moe"; }
+/// ernie4_5_moe: Ernie4_5_MoeSparseMoeBlock under mlp, experts named as
+/// DeepSeek's, softmax scores with moe_statics.e_score_correction_bias to
+/// choose, an ungated shared_experts FFN.
+bool isErnie(const std::string &t) { return t == "ernie4_5_moe"; }
 /// The families named as Mixtral is: block_sparse_moe, w1/w3/w2.
 bool isMixtralBlock(const std::string &t) {
   return t == "mixtral" || isMiniMax(t);
@@ -155,6 +159,9 @@ struct Model {
   int64_t d = 0, layers = 0, E = 0, f = 0, k = 0;
   std::vector<int64_t> mlpOnly;
   int64_t sparseStep = 1, firstDense = 0, freq = 1;
+  /// ERNIE-4.5-MoE's last sparse layer (moe_layer_end_index, -1 resolved);
+  /// its start and interval are firstDense and freq.
+  int64_t lastSparse = 0;
   /// LFM2-MoE's use_expert_bias.
   bool expertBias = false;
   /// Llama-4: moe_layers when given, else every freq-th layer from freq - 1.
@@ -172,6 +179,8 @@ struct Model {
              (l + 1) % sparseStep == 0;
     if (isDeepSeek(type)) return l >= firstDense && l % freq == 0;
     if (isLfm2(type)) return l >= firstDense;
+    if (isErnie(type))
+      return l >= firstDense && l <= lastSparse && (l + 1) % freq == 0;
     return true;
   }
 };
@@ -181,7 +190,7 @@ struct Model {
 bool readModel(Keys &keys, Model *m) {
   if (m->type.empty() && !keys.text("model_type", nullptr, &m->type))
     return false;
-  const char *expertsKey, *sizeKey;
+  const char *expertsKey, *sizeKey, *kKey = "num_experts_per_tok";
   if (isMixtralBlock(m->type) || m->type == "granitemoe" ||
       isLlama4(m->type)) {
     expertsKey = "num_local_experts";
@@ -195,15 +204,19 @@ bool readModel(Keys &keys, Model *m) {
   } else if (isDeepSeek(m->type)) {
     expertsKey = "n_routed_experts";
     sizeKey = "moe_intermediate_size";
+  } else if (isErnie(m->type)) {
+    expertsKey = "moe_num_experts";
+    sizeKey = "moe_intermediate_size";
+    kKey = "moe_k";
   } else {
     return keys.bad("unsupported model_type \"" + m->type + "\"");
   }
   if (!keys.integer("hidden_size", &m->d, 1) ||
       !keys.integer("num_hidden_layers", &m->layers, 1) ||
       !keys.integer(expertsKey, &m->E, 1) || !keys.integer(sizeKey, &m->f, 1) ||
-      !keys.integer("num_experts_per_tok", &m->k, 1))
+      !keys.integer(kKey, &m->k, 1))
     return false;
-  if (m->k > m->E) return keys.bad("num_experts_per_tok exceeds the experts");
+  if (m->k > m->E) return keys.bad(std::string(kKey) + " exceeds the experts");
   if (isQwen(m->type))
     return keys.integerOr("decoder_sparse_step", 1, &m->sparseStep, 1) &&
            keys.integers("mlp_only_layers", &m->mlpOnly);
@@ -215,6 +228,15 @@ bool readModel(Keys &keys, Model *m) {
     for (int64_t l : m->moeLayers)
       if (l < 0 || l >= m->layers)
         return keys.bad("moe_layers names a layer outside the model");
+    return true;
+  }
+  if (isErnie(m->type)) {  // Ernie4_5_MoeConfig's defaults
+    int64_t end = 0;
+    if (!keys.integerOr("moe_layer_start_index", 1, &m->firstDense, 0) ||
+        !keys.integerOr("moe_layer_end_index", -1, &end, -1) ||
+        !keys.integerOr("moe_layer_interval", 1, &m->freq, 1))
+      return false;
+    m->lastSparse = end == -1 ? m->layers - 1 : end;
     return true;
   }
   if (isLfm2(m->type))  // Lfm2MoeConfig's defaults
@@ -291,6 +313,23 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     r.score = Score::Sigmoid;
     return keys.boolean("norm_topk_prob", true, &r.renormalize) &&
            keys.positive("routed_scaling_factor", 1.0, &r.scale);
+  }
+  if (isErnie(t)) {
+    // Ernie4_5_MoeSparseMoeBlock: softmax scores (plus the correction bias,
+    // an operand below, to choose), the chosen ones always renormalized
+    // (its code divides by the sum clamped to moe_norm_min, the
+    // specification adds 1e-20; the reference follows the specification),
+    // and moe_num_shared_experts experts' worth of ungated shared FFN.
+    bool biases = false;
+    int64_t shared = 0;
+    if (!keys.boolean("use_bias", false, &biases) ||
+        !keys.integerOr("moe_num_shared_experts", 2, &shared, 0))
+      return false;
+    if (biases) return keys.bad("use_bias = true (biased experts) is not read");
+    r.renormalize = true;
+    *fs = shared * m.f;
+    cfg->shared = shared > 0 ? SharedKind::Plain : SharedKind::None;
+    return true;
   }
   if (isMixtralBlock(t)) {
     r.renormalize = true;
@@ -440,6 +479,11 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
     ops.push_back(tensor("bias", p + ".gate.e_score_correction_bias", {E}));
     ops.back().alwaysF32 = true;
   }
+  if (isErnie(m.type)) {  // stored [1, E]: see sameElements
+    ops.push_back(tensor("bias", p + ".moe_statics.e_score_correction_bias",
+                         {E}));
+    ops.back().alwaysF32 = true;
+  }
   ops.push_back(experts("gate", p, "gate_proj.weight", E, {f, d}));
   ops.push_back(experts("up", p, "up_proj.weight", E, {f, d}));
   ops.push_back(experts("down", p, "down_proj.weight", E, {d, f}));
@@ -461,6 +505,16 @@ std::string shapeText(const std::vector<int64_t> &s) {
   for (size_t i = 0; i < s.size(); ++i)
     t += (i ? ", " : "") + std::to_string(s[i]);
   return t + "]";
+}
+
+/// Whether a stored tensor of shape `stored` holds the elements of one of
+/// `wanted`: the same shape, or the same after leading sizes of 1 (a
+/// [1, E] bias read as [E]).
+bool sameElements(std::vector<int64_t> stored,
+                  const std::vector<int64_t> &wanted) {
+  while (stored.size() > wanted.size() && stored.front() == 1)
+    stored.erase(stored.begin());
+  return stored == wanted;
 }
 
 bool dtypeOf(const std::string &name, npy::DType *out) {
@@ -679,7 +733,7 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         *err = "the checkpoint has no tensor " + name;
         return false;
       }
-      if (t->shape != each) {
+      if (!sameElements(t->shape, each)) {
         *err = t->file + ": tensor " + name + " has shape " +
                shapeText(t->shape) + ", expected " + shapeText(each);
         return false;

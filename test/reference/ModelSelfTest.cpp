@@ -709,6 +709,56 @@ TEST(HfConfig, Dots1) {
             std::string::npos);
 }
 
+TEST(HfConfig, Ernie45Moe) {
+  // Ernie4_5_MoeConfig's defaults: sparse from layer 1 to the last, every
+  // layer; two experts' worth of shared FFN; k in moe_k; softmax scores
+  // renormalized, the correction bias in moe_statics.
+  std::string base = "{\"model_type\": \"ernie4_5_moe\", "
+                     "\"hidden_size\": 4, \"num_hidden_layers\": 6, "
+                     "\"moe_k\": 2, \"moe_num_experts\": 8, "
+                     "\"moe_intermediate_size\": 3";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "}"), "config.json", &layers,
+                               &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{1, 2, 3, 4, 5}));
+  hf::LayerPlan p = plan(base + "}", 1);
+  const RoutingConfig &r = p.cfg.routing;
+  EXPECT_EQ(r.score, Score::Softmax);
+  EXPECT_EQ(r.select, Select::TopK);
+  EXPECT_EQ(r.k, 2);
+  EXPECT_TRUE(r.renormalize);
+  EXPECT_EQ(r.scale, 1.0);
+  EXPECT_EQ(p.cfg.shared, SharedKind::Plain);
+  EXPECT_EQ(p.operands[1].names[0],
+            "model.layers.1.mlp.moe_statics.e_score_correction_bias");
+  EXPECT_EQ(p.operands[1].shape, (std::vector<int64_t>{8}));
+  EXPECT_EQ(p.operands[2].names[7],
+            "model.layers.1.mlp.experts.7.gate_proj.weight");
+  EXPECT_EQ(p.operands.back().names[0],
+            "model.layers.1.mlp.shared_experts.down_proj.weight");
+  EXPECT_EQ(p.operands.back().shape, (std::vector<int64_t>{4, 6}));
+  // Each key: the start, end and interval of the sparse layers, and the
+  // shared experts.
+  std::string keyed = base + ", \"moe_layer_start_index\": 0, "
+                             "\"moe_layer_end_index\": 4, "
+                             "\"moe_layer_interval\": 2, "
+                             "\"moe_num_shared_experts\": 0}";
+  ASSERT_TRUE(hf::sparseLayers(parseOk(keyed), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{1, 3}));
+  hf::LayerPlan unshared = plan(keyed, 3);
+  EXPECT_EQ(unshared.cfg.shared, SharedKind::None);
+  EXPECT_EQ(unshared.operands.back().names[0],
+            "model.layers.3.mlp.experts.0.down_proj.weight");
+  EXPECT_NE(planError(keyed, 5).find("dense"), std::string::npos);
+  EXPECT_NE(planError(base + ", \"use_bias\": true}", 1).find("use_bias"),
+            std::string::npos);
+  std::string tooMany = base;
+  tooMany.replace(tooMany.find("\"moe_k\": 2"), 10, "\"moe_k\": 9");
+  EXPECT_NE(planError(tooMany + "}", 1).find("moe_k exceeds"),
+            std::string::npos);
+}
+
 TEST(HfConfig, Errors) {
   EXPECT_NE(planError("{\"model_type\": \"llama\"}", 0)
                 .find("config.json: unsupported model_type \"llama\""),

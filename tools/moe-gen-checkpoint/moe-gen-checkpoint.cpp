@@ -51,7 +51,7 @@ static cl::opt<std::string> familyName(
     "family",
     cl::desc("mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
              "qwen3_vl_moe, olmoe, deepseek_v2, deepseek_v3, glm4_moe, dots1, "
-             "granitemoe, lfm2_moe, llama4 or llama4_text"),
+             "ernie4_5_moe, granitemoe, lfm2_moe, llama4 or llama4_text"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
                                    cl::Required, cl::cat(category));
@@ -77,7 +77,8 @@ static cl::opt<int64_t> shards("shards", cl::desc("Number of weight files"),
 static cl::opt<int64_t> denseInner(
     "dense-inner",
     cl::desc("intermediate_size of the dense MLP layers (qwen, deepseek, "
-             "glm4_moe, lfm2_moe; llama4's intermediate_size_mlp)"),
+             "glm4_moe, dots1, ernie4_5_moe, lfm2_moe; llama4's "
+             "intermediate_size_mlp)"),
     cl::init(160), cl::cat(category));
 static cl::opt<int64_t>
     sharedInner("shared-inner",
@@ -86,8 +87,9 @@ static cl::opt<int64_t>
                 cl::init(128), cl::cat(category));
 static cl::opt<int64_t> sharedExperts(
     "shared-experts",
-    cl::desc("n_shared_experts (deepseek, glm4_moe, dots1; the shared FFN "
-             "has inner size n_shared_experts * inner)"),
+    cl::desc("n_shared_experts (deepseek, glm4_moe, dots1; ernie4_5_moe's "
+             "moe_num_shared_experts; the shared FFN has inner size "
+             "n_shared_experts * inner)"),
     cl::init(1), cl::cat(category));
 static cl::opt<int64_t>
     groups("groups",
@@ -100,16 +102,25 @@ static cl::opt<int64_t> topkGroup("topk-group",
 static cl::opt<int64_t>
     firstDense("first-dense",
                cl::desc("first_k_dense_replace (deepseek, glm4_moe, dots1; "
-                        "lfm2_moe's num_dense_layers)"),
+                        "lfm2_moe's num_dense_layers, ernie4_5_moe's "
+                        "moe_layer_start_index)"),
                cl::init(1), cl::cat(category));
 static cl::opt<int64_t>
     interleaveStep("interleave-step",
                    cl::desc("interleave_moe_layer_step (llama4): every "
                             "N-th layer is sparse, from layer N - 1"),
                    cl::init(1), cl::cat(category));
-static cl::opt<int64_t> moeLayerFreq("moe-layer-freq",
-                                     cl::desc("moe_layer_freq (deepseek)"),
-                                     cl::init(1), cl::cat(category));
+static cl::opt<int64_t> moeLayerFreq(
+    "moe-layer-freq",
+    cl::desc("moe_layer_freq (deepseek: layer L is sparse when L % "
+             "N == 0); ernie4_5_moe's moe_layer_interval (when "
+             "(L + 1) % N == 0)"),
+    cl::init(1), cl::cat(category));
+static cl::opt<int64_t>
+    moeLayerEnd("moe-layer-end",
+                cl::desc("moe_layer_end_index (ernie4_5_moe): no later layer "
+                         "is sparse; -1, the default, is the last layer"),
+                cl::init(-1), cl::cat(category));
 static cl::opt<int64_t> sparseStep("sparse-step",
                                    cl::desc("decoder_sparse_step (qwen)"),
                                    cl::init(1), cl::cat(category));
@@ -188,6 +199,7 @@ enum class Family {
   DeepSeekV3,
   Glm4Moe,
   Dots1,
+  Ernie45Moe,
   GraniteMoe,
   Lfm2Moe,
   Llama4,
@@ -207,6 +219,7 @@ struct Model {
   int64_t sharedInner = 0; // qwen2_moe shared expert, or deepseek's
   int64_t sharedExperts = 0, groups = 1, topkGroup = 1;
   int64_t firstDense = 0, moeLayerFreq = 1, sparseStep = 1;
+  int64_t moeLayerEnd = 0; // ernie4_5_moe's moe_layer_end_index, as written
   std::vector<int64_t> mlpOnlyLayers;
   bool normTopkProb = false;
   bool expertBias = false; // lfm2_moe's use_expert_bias
@@ -239,6 +252,7 @@ static const FamilyInfo kFamilies[] = {
     {Family::DeepSeekV3, "deepseek_v3", "DeepseekV3ForCausalLM"},
     {Family::Glm4Moe, "glm4_moe", "Glm4MoeForCausalLM"},
     {Family::Dots1, "dots1", "Dots1ForCausalLM"},
+    {Family::Ernie45Moe, "ernie4_5_moe", "Ernie4_5_MoeForCausalLM"},
     {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
     {Family::Lfm2Moe, "lfm2_moe", "Lfm2MoeForCausalLM"},
     {Family::Llama4, "llama4", "Llama4ForConditionalGeneration"},
@@ -261,6 +275,11 @@ static bool isLlama4(Family f) {
 /// an f32 expert_bias buffer, the first num_dense_layers layers dense, and
 /// LFM2's own names for the norms and the attention output.
 static bool isLfm2(Family f) { return f == Family::Lfm2Moe; }
+/// ERNIE-4.5-MoE: DeepSeek-V2's tensor names with softmax scores, the
+/// selection bias moe_statics.e_score_correction_bias ([1, E], f32), always
+/// renormalized; the sparse layers between moe_layer_start_index and
+/// moe_layer_end_index at moe_layer_interval.
+static bool isErnie(Family f) { return f == Family::Ernie45Moe; }
 static bool isQwen(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Moe ||
          f == Family::Qwen3Next || f == Family::Qwen3VLMoe;
@@ -282,6 +301,8 @@ static bool isDeepSeek(Family f) {
   return f == Family::DeepSeekV2 || f == Family::DeepSeekV3 ||
          f == Family::Glm4Moe || f == Family::Dots1;
 }
+/// Families with an ungated shared FFN of n_shared_experts * inner.
+static bool hasSharedExperts(Family f) { return isDeepSeek(f) || isErnie(f); }
 /// Sigmoid scores, the f32 e_score_correction_bias, groups scored by their
 /// two best experts.
 static bool hasV3Router(Family f) {
@@ -297,7 +318,11 @@ static bool hasNormTopkProb(Family f) {
          f == Family::Olmoe || isLfm2(f);
 }
 /// Families whose config says how many of the first layers are dense.
-static bool hasFirstDense(Family f) { return isDeepSeek(f) || isLfm2(f); }
+static bool hasFirstDense(Family f) {
+  return isDeepSeek(f) || isLfm2(f) || isErnie(f);
+}
+/// Families with routed_scaling_factor.
+static bool hasScalingFactor(Family f) { return isDeepSeek(f) || isLfm2(f); }
 
 /// Whether layer L holds a sparse MoE block, with the rule of the family's
 /// Hugging Face modeling code.
@@ -309,6 +334,11 @@ static bool isSparseLayer(const Model &m, int64_t layer) {
     return layer >= m.firstDense && layer % m.moeLayerFreq == 0;
   if (isLfm2(m.family()))
     return layer >= m.firstDense;
+  if (isErnie(m.family())) {
+    int64_t end = m.moeLayerEnd == -1 ? m.layers - 1 : m.moeLayerEnd;
+    return layer >= m.firstDense && layer <= end &&
+           (layer + 1) % m.moeLayerFreq == 0;
+  }
   if (isLlama4(m.family()))
     return layer % m.moeLayerFreq == m.moeLayerFreq - 1;
   return true;
@@ -327,19 +357,26 @@ static llvm::Error checkOptionFamilies(Family family) {
     StringRef families;
   };
   auto hasDense = [](Family f) {
-    return isQwen(f) || isDeepSeek(f) || isLfm2(f) || isLlama4(f);
+    return isQwen(f) || isDeepSeek(f) || isLfm2(f) || isErnie(f) || isLlama4(f);
+  };
+  auto hasLayerInterval = [](Family f) {
+    return hasMoeLayerFreq(f) || isErnie(f);
   };
   const Rule rules[] = {
       {denseInner, hasDense,
-       "qwen, deepseek, glm4_moe, dots1, lfm2_moe and llama4"},
+       "qwen, deepseek, glm4_moe, dots1, ernie4_5_moe, lfm2_moe and llama4"},
       {interleaveStep, isLlama4, "llama4 and llama4_text"},
       {sharedInner, hasGatedSharedExpert, "qwen2_moe and qwen3_next"},
-      {sharedExperts, isDeepSeek, "deepseek, glm4_moe and dots1"},
+      {sharedExperts, hasSharedExperts,
+       "deepseek, glm4_moe, dots1 and ernie4_5_moe"},
       {groups, isDeepSeek, "deepseek, glm4_moe and dots1"},
       {topkGroup, isDeepSeek, "deepseek, glm4_moe and dots1"},
-      {firstDense, hasFirstDense, "deepseek, glm4_moe, dots1 and lfm2_moe"},
-      {moeLayerFreq, hasMoeLayerFreq, "deepseek"},
-      {scalingFactor, hasFirstDense, "deepseek, glm4_moe, dots1 and lfm2_moe"},
+      {firstDense, hasFirstDense,
+       "deepseek, glm4_moe, dots1, ernie4_5_moe and lfm2_moe"},
+      {moeLayerFreq, hasLayerInterval, "deepseek and ernie4_5_moe"},
+      {moeLayerEnd, isErnie, "ernie4_5_moe"},
+      {scalingFactor, hasScalingFactor,
+       "deepseek, glm4_moe, dots1 and lfm2_moe"},
       {sparseStep, isQwen, "qwen2_moe, qwen3_moe, qwen3_next and qwen3_vl_moe"},
       {mlpOnlyLayers, isQwen,
        "qwen2_moe, qwen3_moe, qwen3_next and qwen3_vl_moe"},
@@ -413,6 +450,21 @@ static llvm::Error setFamilyExtras(Model &m) {
     if (m.firstDense < 0 || m.firstDense > m.layers)
       return llvm::createStringError("--first-dense must be in [0, layers]");
     return llvm::Error::success();
+  }
+  if (isErnie(f)) {
+    m.sharedExperts = sharedExperts;
+    m.sharedInner = m.sharedExperts * m.inner;
+    m.firstDense = firstDense;
+    m.moeLayerFreq = moeLayerFreq;
+    m.moeLayerEnd = moeLayerEnd;
+    if (m.sharedExperts < 0)
+      return llvm::createStringError("--shared-experts must be at least 0");
+    if (m.firstDense < 0 || m.firstDense > m.layers)
+      return llvm::createStringError("--first-dense must be in [0, layers]");
+    if (m.moeLayerEnd < -1 || m.moeLayerEnd >= m.layers)
+      return llvm::createStringError(
+          "--moe-layer-end must be -1 or in [0, layers)");
+    return checkPositive(moeLayerFreq);
   }
   if (isLlama4(f)) {
     m.moeLayerFreq = interleaveStep;
@@ -580,9 +632,10 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
       isMixtralBlock(f) || f == Family::GraniteMoe || isLlama4(f)
           ? "num_local_experts"
       : isDeepSeek(f) ? "n_routed_experts"
+      : isErnie(f)    ? "moe_num_experts"
                       : "num_experts";
   config[expertsKey] = m.experts;
-  config["num_experts_per_tok"] = m.topK;
+  config[isErnie(f) ? "moe_k" : "num_experts_per_tok"] = m.topK;
   if (hasNormTopkProb(f))
     config["norm_topk_prob"] = m.normTopkProb;
   if (isQwen(f)) {
@@ -591,6 +644,14 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
   }
   if (hasGatedSharedExpert(f))
     config["shared_expert_intermediate_size"] = m.sharedInner;
+  if (isErnie(f)) {
+    config["moe_num_shared_experts"] = m.sharedExperts;
+    config["moe_layer_start_index"] = m.firstDense;
+    config["moe_layer_end_index"] = m.moeLayerEnd;
+    config["moe_layer_interval"] = m.moeLayerFreq;
+    config["moe_norm_min"] = 1e-12;
+    config["use_bias"] = false;
+  }
   if (isLfm2(f)) {
     config["num_dense_layers"] = m.firstDense;
     config["use_expert_bias"] = m.expertBias;
@@ -804,13 +865,16 @@ static void addSparseBlock(const Model &m, const std::string &layer,
   list.add(mlp + ".gate.weight", {e, d});
   if (hasV3Router(m.family()))
     list.add(mlp + ".gate.e_score_correction_bias", {e}, Init::Bias);
+  // Ernie4_5_MoeStatics keeps its bias as [1, E].
+  if (isErnie(m.family()))
+    list.add(mlp + ".moe_statics.e_score_correction_bias", {1, e}, Init::Bias);
   for (int64_t i = 0; i < e; ++i)
     list.addGatedFFN(mlp + ".experts." + std::to_string(i), d, f);
   if (hasGatedSharedExpert(m.family())) {
     list.addGatedFFN(mlp + ".shared_expert", d, m.sharedInner);
     list.add(mlp + ".shared_expert_gate.weight", {1, d});
   }
-  if (isDeepSeek(m.family()) && m.sharedExperts > 0)
+  if (hasSharedExperts(m.family()) && m.sharedExperts > 0)
     list.addGatedFFN(mlp + ".shared_experts", d, m.sharedInner);
 }
 

@@ -62,6 +62,19 @@
 //   experts are fused and stored [in, out] as Llama-4's: gate_up_proj
 //   [E, d, 2f] (gate columns, then up) and down_proj [E, f, d], emitted as
 //   `moe.weight {transposed}`.
+// - ernie4_5_moe (ERNIE-4.5-MoE): Ernie4_5_MoeSparseMoeBlock under `mlp`,
+//   with DeepSeek-V2's tensor names, the sizes in moe_num_experts and
+//   moe_intermediate_size and k in moe_k: softmax scores; the top k of the
+//   scores plus `mlp.moe_statics.e_score_correction_bias` (stored [1, E]);
+//   the unbiased scores of the chosen experts renormalized, no scaling;
+//   an ungated `shared_experts` FFN of moe_num_shared_experts (default 2)
+//   times moe_intermediate_size. Layer l is sparse when (l + 1) %
+//   moe_layer_interval == 0 and moe_layer_start_index <= l <=
+//   moe_layer_end_index (defaults 1, 1 and -1, the last layer).
+//   use_bias = true (biases in every projection) is refused. No preset
+//   names this routing, so its layers carry no `family`. The Hugging Face
+//   code divides by the sum clamped to at least moe_norm_min (1e-12); the
+//   layers add the specification's 1e-20 (docs/models.md).
 // - lfm2_moe (LFM2-MoE): Lfm2MoeSparseMoeBlock under `feed_forward`, with
 //   Mixtral's expert names (experts.N.w1, w3, w2), the sizes in
 //   num_experts and moe_intermediate_size: sigmoid scores; with
@@ -209,8 +222,12 @@ struct ModelConfig {
   std::vector<int64_t> mlpOnlyLayers;
   int64_t decoderSparseStep = 1;
   int64_t firstKDenseReplace = 0;
-  /// moe_layer_freq (DeepSeek) or interleave_moe_layer_step (Llama-4).
+  /// moe_layer_freq (DeepSeek), interleave_moe_layer_step (Llama-4) or
+  /// moe_layer_interval (ERNIE-4.5-MoE, whose moe_layer_start_index is
+  /// firstKDenseReplace).
   int64_t moeLayerFreq = 1;
+  /// ERNIE-4.5-MoE's moe_layer_end_index: no later layer is sparse.
+  int64_t moeLayerEnd = 0;
 
   /// Llama-4's block (Llama4TextMoe, model types llama4 and llama4_text):
   /// the fused experts stored [in, out] (`moe.weight {transposed}`) and an
@@ -228,6 +245,11 @@ struct ModelConfig {
   /// expert names under `feed_forward`, the selection bias `expert_bias`, the
   /// first num_dense_layers layers dense.
   bool isLfm2() const { return modelType == "lfm2_moe"; }
+  /// ERNIE-4.5-MoE's block (Ernie4_5_MoeSparseMoeBlock, model type
+  /// ernie4_5_moe): DeepSeek-V2's tensor names with the selection bias
+  /// `moe_statics.e_score_correction_bias`, the sparse layers between two
+  /// indices at an interval.
+  bool isErnie() const { return modelType == "ernie4_5_moe"; }
   /// Whether layer `layer` (in [0, numLayers)) holds a sparse MoE block.
   bool isSparseLayer(int64_t layer) const;
   /// Every sparse layer, ascending.
