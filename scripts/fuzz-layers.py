@@ -248,8 +248,9 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
     ]
 
 
-FAMILIES = ["mixtral", "minimax_m2", "qwen2_moe", "qwen3_moe", "qwen3_next",
-            "qwen3_vl_moe", "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe",
+FAMILIES = ["mixtral", "minimax", "minimax_m2", "qwen2_moe", "qwen3_moe",
+            "qwen3_next", "qwen3_vl_moe", "olmoe", "flex_olmo", "jamba",
+            "deepseek_v2", "deepseek_v3", "glm4_moe",
             "dots1", "ernie4_5_moe", "granitemoe", "lfm2_moe", "llama4",
             "llama4_text"]
 # Fused experts stored [in, out], which moe-import does not read in FP8.
@@ -287,6 +288,9 @@ def draw_model(rng, pipeline):
                 "--shared-experts", rng.randint(0, 2)]
         if rng.random() < 0.3:
             gen += ["--scaling-factor", rng.choice([1.0, 2.5, 16.0])]
+    if family == "jamba":
+        # Its one layer sparse: an expert_layer_period of 1.
+        gen += ["--moe-layer-freq", 1, "--moe-layer-offset", 0]
     if family == "ernie4_5_moe":
         # Its one layer sparse: from layer 0, at an interval of 1.
         gen += ["--first-dense", 0, "--shared-experts", rng.randint(0, 2)]
@@ -296,8 +300,9 @@ def draw_model(rng, pipeline):
             gen += ["--scaling-factor", rng.choice([1.0, 2.5])]
     if family in ("qwen2_moe", "qwen3_next"):
         gen += ["--shared-inner", size(8, 96)]
-    if (family not in ("mixtral", "minimax_m2", "granitemoe", "llama4",
-                       "llama4_text", "qwen3_vl_moe", "ernie4_5_moe")
+    if (family not in ("mixtral", "minimax", "minimax_m2", "granitemoe",
+                       "llama4", "llama4_text", "qwen3_vl_moe", "ernie4_5_moe",
+                       "jamba")
             and rng.random() < 0.5):
         gen += ["--norm-topk-prob", rng.randint(0, 1)]
     # FP8 projections (dequantized when the library loads), scaled per

@@ -184,19 +184,20 @@ static void addGatedFFN(llvm::SmallVectorImpl<WeightSpec> &out,
 }
 
 /// The module holding a layer's MoE block: `feed_forward` (Llama-4,
-/// LFM2-MoE), `block_sparse_moe` (Mixtral, MiniMax-M2, Granite) or `mlp`.
+/// LFM2-MoE, Jamba), `block_sparse_moe` (Mixtral, MiniMax, Granite) or
+/// `mlp`.
 static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
   bool blockSparse =
       m.family == Family::Mixtral || m.family == Family::GraniteMoe;
   return m.layerPrefix + "." + std::to_string(layer) +
-         (m.isLlama4() || m.isLfm2() ? ".feed_forward"
-          : blockSparse              ? ".block_sparse_moe"
-                                     : ".mlp");
+         (m.isLlama4() || m.isLfm2() || m.isJamba() ? ".feed_forward"
+          : blockSparse                             ? ".block_sparse_moe"
+                                                    : ".mlp");
 }
 
 /// The router weight [E, d] of layer `layer`.
 static WeightSpec routerSpec(const ModelConfig &m, int64_t layer) {
-  StringRef leaf = m.isLlama4()                     ? ".router.weight"
+  StringRef leaf = m.isLlama4() || m.isJamba()      ? ".router.weight"
                    : m.family == Family::GraniteMoe ? ".router.layer.weight"
                                                     : ".gate.weight";
   return single("router", blockPrefix(m, layer) + leaf,

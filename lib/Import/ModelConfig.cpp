@@ -224,6 +224,10 @@ static const FamilyInfo kFamilies[] = {
     // with another router: sigmoid scores and a selection bias. No preset
     // of spec section 9 names that routing.
     {"minimax_m2", Family::Mixtral, "num_local_experts", "intermediate_size"},
+    // MiniMax-Text-01 and MiniMax-M1 (model type minimax): Mixtral's sparse
+    // block and router (MiniMaxSparseMoeBlock derives from
+    // MixtralSparseMoeBlock) in every layer, beside lightning attention.
+    {"minimax", Family::Mixtral, "num_local_experts", "intermediate_size"},
     {"qwen2_moe", Family::Qwen2Moe, "num_experts", "moe_intermediate_size"},
     // Qwen3-Next's sparse block is Qwen2-MoE's (Qwen3NextSparseMoeBlock
     // derives from it): a gated shared expert; norm_topk_prob defaults to
@@ -234,6 +238,13 @@ static const FamilyInfo kFamilies[] = {
     // its experts are fused and stored [in, out], as Llama-4's.
     {"qwen3_vl_moe", Family::Qwen3Moe, "num_experts", "moe_intermediate_size"},
     {"olmoe", Family::Olmoe, "num_experts", "intermediate_size"},
+    // FlexOlmo's sparse block is OLMoE's (FlexOlmoSparseMoeBlock derives
+    // from OlmoeSparseMoeBlock), in every layer.
+    {"flex_olmo", Family::Olmoe, "num_experts", "intermediate_size"},
+    // Jamba: its own block (JambaSparseMoeBlock) under feed_forward, with a
+    // router named `router`; no preset names its routing, and the family
+    // only fills the field.
+    {"jamba", Family::Olmoe, "num_experts", "intermediate_size"},
     {"granitemoe", Family::GraniteMoe, "num_local_experts",
      "intermediate_size"},
     {"deepseek_v2", Family::DeepseekV2, "n_routed_experts",
@@ -263,8 +274,9 @@ static const FamilyInfo kFamilies[] = {
 };
 
 StringRef mlir::moe::import::supportedModelTypes() {
-  return "mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
-         "qwen3_vl_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, "
+  return "mixtral, minimax, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
+         "qwen3_vl_moe, olmoe, flex_olmo, granitemoe, jamba, deepseek_v2, "
+         "deepseek_v3, "
          "glm4_moe, dots1, ernie4_5_moe, lfm2_moe, llama4, llama4_text";
 }
 
@@ -439,6 +451,21 @@ static void readErnie(ConfigReader &reader, ModelConfig &m) {
   m.hasPreset = false;
 }
 
+/// JambaSparseMoeBlock: softmax scores, the top k, never renormalized nor
+/// scaled; layer l is sparse when l % expert_layer_period ==
+/// expert_layer_offset. The defaults are JambaConfig's.
+static void readJamba(ConfigReader &reader, ModelConfig &m) {
+  m.score = ScoreFunc::Softmax;
+  m.renormalize = false;
+  m.moeLayerFreq = reader.getInt("expert_layer_period", 2, 1);
+  m.moeLayerOffset = reader.getInt("expert_layer_offset", 1, 0);
+  if (!reader.failed() && m.moeLayerOffset >= m.moeLayerFreq)
+    reader.fail(
+        "expert_layer_offset = " + Twine(m.moeLayerOffset) +
+        " must be less than expert_layer_period = " + Twine(m.moeLayerFreq));
+  m.hasPreset = false;
+}
+
 /// Lfm2MoeSparseMoeBlock: sigmoid scores; with use_expert_bias, the top k
 /// of the scores plus expert_bias (else of the scores); the unbiased scores
 /// of the chosen experts, renormalized with norm_topk_prob, times
@@ -461,6 +488,8 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
     return readLfm2(reader, m);
   if (m.isErnie())
     return readErnie(reader, m);
+  if (m.isJamba())
+    return readJamba(reader, m);
   switch (m.family) {
   case Family::Mixtral:
     m.renormalize = true;
@@ -760,6 +789,8 @@ bool ModelConfig::isSparseLayer(int64_t layer) const {
     return layer % moeLayerFreq == moeLayerFreq - 1;
   if (isLfm2()) // num_dense_layers
     return layer >= firstKDenseReplace;
+  if (isJamba()) // expert_layer_period and expert_layer_offset
+    return layer % moeLayerFreq == moeLayerOffset;
   if (isErnie()) // moe_layer_start_index, _end_index and _interval
     return layer >= firstKDenseReplace && layer <= moeLayerEnd &&
            (layer + 1) % moeLayerFreq == 0;
@@ -794,6 +825,9 @@ std::string ModelConfig::denseReason(int64_t layer) const {
   }
   if (isLfm2())
     return "num_dense_layers = " + std::to_string(firstKDenseReplace);
+  if (isJamba())
+    return l + " % expert_layer_period (" + std::to_string(moeLayerFreq) +
+           ") != expert_layer_offset (" + std::to_string(moeLayerOffset) + ")";
   if (isErnie()) {
     if (layer < firstKDenseReplace)
       return "moe_layer_start_index = " + std::to_string(firstKDenseReplace);

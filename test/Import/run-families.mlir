@@ -105,6 +105,14 @@
 // RUN: moe-run %t/qwen3vl.mlir --entry moe_layer_1 --quiet $(cat %t/qwen3vl-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/qwen3vl-cases | FileCheck %s
 
+// Jamba, bf16: softmax top-k, not renormalized, under feed_forward; every
+// second layer sparse from layer 1.
+// RUN: moe-gen-checkpoint --family jamba --out %t/jamba --seed 26 --hidden 32 --inner 48 --experts 16 --top-k 3 --layers 2 --dtype bf16
+// RUN: moe-import --model %t/jamba -o %t/jamba.mlir
+// RUN: moe-reference emit-model --model %t/jamba --layer 1 --seed 16 --tokens 0,1,7,33 --dir %t/jamba-cases
+// RUN: moe-run %t/jamba.mlir --entry moe_layer_1 --quiet $(cat %t/jamba-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/jamba-cases | FileCheck %s
+
 // ERNIE-4.5-MoE, f32: softmax scores, the [1, E] correction bias choosing,
 // renormalized; two experts' worth of ungated shared FFN; the first layer
 // dense.

@@ -146,9 +146,16 @@ bool isLfm2(const std::string &t) { return t == "lfm2_moe"; }
 /// DeepSeek's, softmax scores with moe_statics.e_score_correction_bias to
 /// choose, an ungated shared_experts FFN.
 bool isErnie(const std::string &t) { return t == "ernie4_5_moe"; }
-/// The families named as Mixtral is: block_sparse_moe, w1/w3/w2.
+/// jamba: JambaSparseMoeBlock under feed_forward, its router named router,
+/// experts named as OLMoE's; softmax scores, never renormalized.
+bool isJamba(const std::string &t) { return t == "jamba"; }
+/// OLMoE's sparse block: olmoe, and flex_olmo (FlexOlmoSparseMoeBlock
+/// derives from OlmoeSparseMoeBlock).
+bool isOlmoe(const std::string &t) { return t == "olmoe" || t == "flex_olmo"; }
+/// The families named as Mixtral is: block_sparse_moe, w1/w3/w2. minimax
+/// (MiniMax-Text-01, -M1) is Mixtral's block and router in every layer.
 bool isMixtralBlock(const std::string &t) {
-  return t == "mixtral" || isMiniMax(t);
+  return t == "mixtral" || t == "minimax" || isMiniMax(t);
 }
 
 /// The model-wide facts: sizes and the sparse-layer rule.
@@ -162,6 +169,8 @@ struct Model {
   /// ERNIE-4.5-MoE's last sparse layer (moe_layer_end_index, -1 resolved);
   /// its start and interval are firstDense and freq.
   int64_t lastSparse = 0;
+  /// Jamba's expert_layer_offset (its expert_layer_period is freq).
+  int64_t offset = 0;
   /// LFM2-MoE's use_expert_bias.
   bool expertBias = false;
   /// Llama-4: moe_layers when given, else every freq-th layer from freq - 1.
@@ -181,6 +190,7 @@ struct Model {
     if (isLfm2(type)) return l >= firstDense;
     if (isErnie(type))
       return l >= firstDense && l <= lastSparse && (l + 1) % freq == 0;
+    if (isJamba(type)) return l % freq == offset;
     return true;
   }
 };
@@ -195,7 +205,7 @@ bool readModel(Keys &keys, Model *m) {
       isLlama4(m->type)) {
     expertsKey = "num_local_experts";
     sizeKey = "intermediate_size";
-  } else if (m->type == "olmoe") {
+  } else if (isOlmoe(m->type) || isJamba(m->type)) {
     expertsKey = "num_experts";
     sizeKey = "intermediate_size";
   } else if (isQwen(m->type) || isLfm2(m->type)) {
@@ -228,6 +238,15 @@ bool readModel(Keys &keys, Model *m) {
     for (int64_t l : m->moeLayers)
       if (l < 0 || l >= m->layers)
         return keys.bad("moe_layers names a layer outside the model");
+    return true;
+  }
+  if (isJamba(m->type)) {  // JambaConfig's defaults
+    if (!keys.integerOr("expert_layer_period", 2, &m->freq, 1) ||
+        !keys.integerOr("expert_layer_offset", 1, &m->offset, 0))
+      return false;
+    if (m->offset >= m->freq)
+      return keys.bad("expert_layer_offset must be less than "
+                      "expert_layer_period");
     return true;
   }
   if (isErnie(m->type)) {  // Ernie4_5_MoeConfig's defaults
@@ -347,7 +366,8 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     r.renormalize = true;
     return true;
   }
-  if (t == "olmoe" || isQwen(t)) {
+  if (isJamba(t)) return true;  // softmax, the top k as they are
+  if (isOlmoe(t) || isQwen(t)) {
     if (!keys.boolean("norm_topk_prob", t == "qwen3_next", &r.renormalize))
       return false;
     if (!isQwen2Block(t)) return true;
@@ -464,6 +484,14 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
     ops.push_back(experts("gate", p, "w1.weight", E, {f, d}));
     ops.push_back(experts("up", p, "w3.weight", E, {f, d}));
     ops.push_back(experts("down", p, "w2.weight", E, {d, f}));
+    return ops;
+  }
+  if (isJamba(m.type)) {
+    std::string p = base + ".feed_forward";
+    ops.push_back(tensor("router", p + ".router.weight", {E, d}));
+    ops.push_back(experts("gate", p, "gate_proj.weight", E, {f, d}));
+    ops.push_back(experts("up", p, "up_proj.weight", E, {f, d}));
+    ops.push_back(experts("down", p, "down_proj.weight", E, {d, f}));
     return ops;
   }
   if (m.type == "granitemoe") {

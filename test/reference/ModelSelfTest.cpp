@@ -759,6 +759,72 @@ TEST(HfConfig, Ernie45Moe) {
             std::string::npos);
 }
 
+TEST(HfConfig, MiniMaxIsMixtral) {
+  // MiniMax-Text-01 and -M1: Mixtral's block and router in every layer.
+  std::string config = "{\"model_type\": \"minimax\", " + kSizes +
+                       "\"num_local_experts\": 3, \"intermediate_size\": 5}";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{0, 1, 2, 3}));
+  hf::LayerPlan p = plan(config, 2);
+  EXPECT_TRUE(p.cfg.routing.renormalize);
+  EXPECT_EQ(p.cfg.routing.score, Score::Softmax);
+  EXPECT_EQ(roles(p),
+            (std::vector<std::string>{"router", "gate", "up", "down"}));
+  EXPECT_EQ(p.operands[3].names[2],
+            "model.layers.2.block_sparse_moe.experts.2.w2.weight");
+}
+
+TEST(HfConfig, FlexOlmoIsOlmoe) {
+  // FlexOlmo: OLMoE's block in every layer; norm_topk_prob false by
+  // default.
+  std::string base = "{\"model_type\": \"flex_olmo\", " + kSizes +
+                     "\"num_experts\": 7, \"intermediate_size\": 5";
+  hf::LayerPlan p = plan(base + "}", 3);
+  EXPECT_EQ(p.E, 7);
+  EXPECT_FALSE(p.cfg.routing.renormalize);
+  EXPECT_EQ(p.operands[0].names[0], "model.layers.3.mlp.gate.weight");
+  EXPECT_EQ(p.operands[1].names[6],
+            "model.layers.3.mlp.experts.6.gate_proj.weight");
+  EXPECT_TRUE(plan(base + ", \"norm_topk_prob\": true}", 0)
+                  .cfg.routing.renormalize);
+}
+
+TEST(HfConfig, Jamba) {
+  // JambaConfig's defaults: every second layer sparse from layer 1; softmax
+  // scores, the top k as they are; the router named router, under
+  // feed_forward.
+  std::string base = "{\"model_type\": \"jamba\", \"hidden_size\": 4, "
+                     "\"num_hidden_layers\": 6, \"num_experts_per_tok\": 2, "
+                     "\"num_experts\": 8, \"intermediate_size\": 3";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "}"), "config.json", &layers,
+                               &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{1, 3, 5}));
+  hf::LayerPlan p = plan(base + ", \"norm_topk_prob\": true}", 1);
+  EXPECT_EQ(p.cfg.routing.score, Score::Softmax);
+  EXPECT_EQ(p.cfg.routing.select, Select::TopK);
+  EXPECT_FALSE(p.cfg.routing.renormalize);  // not a key of Jamba's
+  EXPECT_EQ(p.cfg.routing.scale, 1.0);
+  EXPECT_EQ(p.cfg.shared, SharedKind::None);
+  EXPECT_EQ(roles(p),
+            (std::vector<std::string>{"router", "gate", "up", "down"}));
+  EXPECT_EQ(p.operands[0].names[0],
+            "model.layers.1.feed_forward.router.weight");
+  EXPECT_EQ(p.operands[3].names[7],
+            "model.layers.1.feed_forward.experts.7.down_proj.weight");
+  std::string keyed = base + ", \"expert_layer_period\": 3, "
+                             "\"expert_layer_offset\": 0}";
+  ASSERT_TRUE(hf::sparseLayers(parseOk(keyed), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{0, 3}));
+  EXPECT_NE(planError(keyed, 1).find("dense"), std::string::npos);
+  EXPECT_NE(planError(base + ", \"expert_layer_offset\": 2}", 1)
+                .find("expert_layer_offset must be less than"),
+            std::string::npos);
+}
+
 TEST(HfConfig, Errors) {
   EXPECT_NE(planError("{\"model_type\": \"llama\"}", 0)
                 .find("config.json: unsupported model_type \"llama\""),

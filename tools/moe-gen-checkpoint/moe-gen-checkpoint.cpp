@@ -49,9 +49,10 @@ static cl::OptionCategory category("moe-gen-checkpoint options");
 
 static cl::opt<std::string> familyName(
     "family",
-    cl::desc("mixtral, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
-             "qwen3_vl_moe, olmoe, deepseek_v2, deepseek_v3, glm4_moe, dots1, "
-             "ernie4_5_moe, granitemoe, lfm2_moe, llama4 or llama4_text"),
+    cl::desc("mixtral, minimax, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
+             "qwen3_vl_moe, olmoe, flex_olmo, jamba, deepseek_v2, deepseek_v3, "
+             "glm4_moe, dots1, ernie4_5_moe, granitemoe, lfm2_moe, llama4 or "
+             "llama4_text"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
                                    cl::Required, cl::cat(category));
@@ -65,8 +66,8 @@ static cl::opt<int64_t> experts("experts", cl::desc("Routed experts"),
                                 cl::init(8), cl::cat(category));
 static cl::opt<int64_t>
     topK("top-k",
-         cl::desc("num_experts_per_tok (default 2; olmoe 8, lfm2_moe 4, "
-                  "llama4 1; at most E)"),
+         cl::desc("num_experts_per_tok (default 2; olmoe 8, flex_olmo 5, "
+                  "lfm2_moe 4, llama4 1; at most E)"),
          cl::cat(category));
 static cl::opt<int64_t> layers("layers", cl::desc("num_hidden_layers"),
                                cl::init(2), cl::cat(category));
@@ -114,8 +115,13 @@ static cl::opt<int64_t> moeLayerFreq(
     "moe-layer-freq",
     cl::desc("moe_layer_freq (deepseek: layer L is sparse when L % "
              "N == 0); ernie4_5_moe's moe_layer_interval (when "
-             "(L + 1) % N == 0)"),
+             "(L + 1) % N == 0); jamba's expert_layer_period (default 2)"),
     cl::init(1), cl::cat(category));
+static cl::opt<int64_t>
+    moeLayerOffset("moe-layer-offset",
+                   cl::desc("expert_layer_offset (jamba): layer L is sparse "
+                            "when L % period equals it; default 1"),
+                   cl::init(1), cl::cat(category));
 static cl::opt<int64_t>
     moeLayerEnd("moe-layer-end",
                 cl::desc("moe_layer_end_index (ernie4_5_moe): no later layer "
@@ -189,12 +195,15 @@ static int fail(llvm::Error error) {
 namespace {
 enum class Family {
   Mixtral,
+  MiniMax,
   MiniMaxM2,
   Qwen2Moe,
   Qwen3Next,
   Qwen3Moe,
   Qwen3VLMoe,
   Olmoe,
+  FlexOlmo,
+  Jamba,
   DeepSeekV2,
   DeepSeekV3,
   Glm4Moe,
@@ -220,6 +229,7 @@ struct Model {
   int64_t sharedExperts = 0, groups = 1, topkGroup = 1;
   int64_t firstDense = 0, moeLayerFreq = 1, sparseStep = 1;
   int64_t moeLayerEnd = 0; // ernie4_5_moe's moe_layer_end_index, as written
+  int64_t moeLayerOffset = 0; // jamba's expert_layer_offset
   std::vector<int64_t> mlpOnlyLayers;
   bool normTopkProb = false;
   bool expertBias = false; // lfm2_moe's use_expert_bias
@@ -242,12 +252,15 @@ struct Model {
 
 static const FamilyInfo kFamilies[] = {
     {Family::Mixtral, "mixtral", "MixtralForCausalLM"},
+    {Family::MiniMax, "minimax", "MiniMaxForCausalLM"},
     {Family::MiniMaxM2, "minimax_m2", "MiniMaxM2ForCausalLM"},
     {Family::Qwen2Moe, "qwen2_moe", "Qwen2MoeForCausalLM"},
     {Family::Qwen3Next, "qwen3_next", "Qwen3NextForCausalLM"},
     {Family::Qwen3Moe, "qwen3_moe", "Qwen3MoeForCausalLM"},
     {Family::Qwen3VLMoe, "qwen3_vl_moe", "Qwen3VLMoeForConditionalGeneration"},
     {Family::Olmoe, "olmoe", "OlmoeForCausalLM"},
+    {Family::FlexOlmo, "flex_olmo", "FlexOlmoForCausalLM"},
+    {Family::Jamba, "jamba", "JambaForCausalLM"},
     {Family::DeepSeekV2, "deepseek_v2", "DeepseekV2ForCausalLM"},
     {Family::DeepSeekV3, "deepseek_v3", "DeepseekV3ForCausalLM"},
     {Family::Glm4Moe, "glm4_moe", "Glm4MoeForCausalLM"},
@@ -262,7 +275,7 @@ static const FamilyInfo kFamilies[] = {
 /// Mixtral's sparse block and tensor names (MiniMax-M2's block derives from
 /// it, with sigmoid scores and e_score_correction_bias beside the router).
 static bool isMixtralBlock(Family f) {
-  return f == Family::Mixtral || f == Family::MiniMaxM2;
+  return f == Family::Mixtral || f == Family::MiniMax || f == Family::MiniMaxM2;
 }
 /// Llama-4's text model: fused experts stored [in, out], an ungated shared
 /// expert, every interleave_moe_layer_step-th layer sparse. The multimodal
@@ -280,6 +293,15 @@ static bool isLfm2(Family f) { return f == Family::Lfm2Moe; }
 /// renormalized; the sparse layers between moe_layer_start_index and
 /// moe_layer_end_index at moe_layer_interval.
 static bool isErnie(Family f) { return f == Family::Ernie45Moe; }
+/// OLMoE's sparse block and names (FlexOlmo's derives from it).
+static bool isOlmoe(Family f) {
+  return f == Family::Olmoe || f == Family::FlexOlmo;
+}
+/// Jamba: OLMoE's expert names under feed_forward with the router named
+/// router, softmax top-k never renormalized, every expert_layer_period-th
+/// layer sparse from expert_layer_offset; its dense MLPs have the experts'
+/// intermediate_size.
+static bool isJamba(Family f) { return f == Family::Jamba; }
 static bool isQwen(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Moe ||
          f == Family::Qwen3Next || f == Family::Qwen3VLMoe;
@@ -315,7 +337,7 @@ static bool hasMoeLayerFreq(Family f) {
 /// renormalize, spec section 9).
 static bool hasNormTopkProb(Family f) {
   return (isQwen(f) && f != Family::Qwen3VLMoe) || isDeepSeek(f) ||
-         f == Family::Olmoe || isLfm2(f);
+         isOlmoe(f) || isLfm2(f);
 }
 /// Families whose config says how many of the first layers are dense.
 static bool hasFirstDense(Family f) {
@@ -334,6 +356,8 @@ static bool isSparseLayer(const Model &m, int64_t layer) {
     return layer >= m.firstDense && layer % m.moeLayerFreq == 0;
   if (isLfm2(m.family()))
     return layer >= m.firstDense;
+  if (isJamba(m.family()))
+    return layer % m.moeLayerFreq == m.moeLayerOffset;
   if (isErnie(m.family())) {
     int64_t end = m.moeLayerEnd == -1 ? m.layers - 1 : m.moeLayerEnd;
     return layer >= m.firstDense && layer <= end &&
@@ -360,7 +384,7 @@ static llvm::Error checkOptionFamilies(Family family) {
     return isQwen(f) || isDeepSeek(f) || isLfm2(f) || isErnie(f) || isLlama4(f);
   };
   auto hasLayerInterval = [](Family f) {
-    return hasMoeLayerFreq(f) || isErnie(f);
+    return hasMoeLayerFreq(f) || isErnie(f) || isJamba(f);
   };
   const Rule rules[] = {
       {denseInner, hasDense,
@@ -373,7 +397,8 @@ static llvm::Error checkOptionFamilies(Family family) {
       {topkGroup, isDeepSeek, "deepseek, glm4_moe and dots1"},
       {firstDense, hasFirstDense,
        "deepseek, glm4_moe, dots1, ernie4_5_moe and lfm2_moe"},
-      {moeLayerFreq, hasLayerInterval, "deepseek and ernie4_5_moe"},
+      {moeLayerFreq, hasLayerInterval, "deepseek, ernie4_5_moe and jamba"},
+      {moeLayerOffset, isJamba, "jamba"},
       {moeLayerEnd, isErnie, "ernie4_5_moe"},
       {scalingFactor, hasScalingFactor,
        "deepseek, glm4_moe, dots1 and lfm2_moe"},
@@ -381,8 +406,8 @@ static llvm::Error checkOptionFamilies(Family family) {
       {mlpOnlyLayers, isQwen,
        "qwen2_moe, qwen3_moe, qwen3_next and qwen3_vl_moe"},
       {normTopkProb, hasNormTopkProb,
-       "qwen2_moe, qwen3_moe, qwen3_next, olmoe, deepseek, glm4_moe, dots1 "
-       "and lfm2_moe"},
+       "qwen2_moe, qwen3_moe, qwen3_next, olmoe, flex_olmo, deepseek, "
+       "glm4_moe, dots1 and lfm2_moe"},
       {expertBias, isLfm2, "lfm2_moe"},
   };
   for (const Rule &rule : rules)
@@ -449,6 +474,17 @@ static llvm::Error setFamilyExtras(Model &m) {
         scalingFactor.getNumOccurrences() ? double(scalingFactor) : 1.0;
     if (m.firstDense < 0 || m.firstDense > m.layers)
       return llvm::createStringError("--first-dense must be in [0, layers]");
+    return llvm::Error::success();
+  }
+  if (isJamba(f)) {
+    m.moeLayerFreq =
+        moeLayerFreq.getNumOccurrences() ? int64_t(moeLayerFreq) : 2;
+    m.moeLayerOffset = moeLayerOffset;
+    if (m.moeLayerFreq < 1)
+      return llvm::createStringError("--moe-layer-freq must be at least 1");
+    if (m.moeLayerOffset < 0 || m.moeLayerOffset >= m.moeLayerFreq)
+      return llvm::createStringError(
+          "--moe-layer-offset must be in [0, --moe-layer-freq)");
     return llvm::Error::success();
   }
   if (isErnie(f)) {
@@ -573,10 +609,11 @@ static llvm::Expected<Model> parseModel() {
       return std::move(err);
 
   Model m{info, hidden, inner, experts, 0, layers, denseInner};
-  int64_t familyK = info->family == Family::Olmoe ? 8
-                    : isLfm2(info->family)        ? 4
-                    : isLlama4(info->family)      ? 1
-                                                  : 2;
+  int64_t familyK = info->family == Family::Olmoe      ? 8
+                    : info->family == Family::FlexOlmo ? 5
+                    : isLfm2(info->family)             ? 4
+                    : isLlama4(info->family)           ? 1
+                                                       : 2;
   m.topK =
       topK.getNumOccurrences() ? int64_t(topK) : std::min(familyK, m.experts);
   if (m.topK < 1 || m.topK > m.experts)
@@ -612,12 +649,12 @@ static StringRef torchDType(DType type) {
 }
 
 /// The keys each family's config.json has (Hugging Face names; note that
-/// mixtral, minimax_m2, olmoe and granitemoe call the expert size
+/// mixtral, minimax, minimax_m2, olmoe and granitemoe call the expert size
 /// intermediate_size).
 static void addMoEKeys(const Model &m, llvm::json::Object &config) {
   Family f = m.family();
   bool expertSizeIsIntermediate =
-      isMixtralBlock(f) || f == Family::Olmoe || f == Family::GraniteMoe;
+      isMixtralBlock(f) || isOlmoe(f) || isJamba(f) || f == Family::GraniteMoe;
   if (isLlama4(f)) {
     config["intermediate_size"] = m.inner;
     config["intermediate_size_mlp"] = m.denseInner;
@@ -644,6 +681,10 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
   }
   if (hasGatedSharedExpert(f))
     config["shared_expert_intermediate_size"] = m.sharedInner;
+  if (isJamba(f)) {
+    config["expert_layer_period"] = m.moeLayerFreq;
+    config["expert_layer_offset"] = m.moeLayerOffset;
+  }
   if (isErnie(f)) {
     config["moe_num_shared_experts"] = m.sharedExperts;
     config["moe_layer_start_index"] = m.firstDense;
@@ -838,6 +879,13 @@ static void addSparseBlock(const Model &m, const std::string &layer,
       list.addGatedFFN(block + ".shared_expert", d, m.sharedInner);
     return;
   }
+  if (isJamba(m.family())) {
+    std::string ff = layer + ".feed_forward";
+    list.add(ff + ".router.weight", {e, d});
+    for (int64_t i = 0; i < e; ++i)
+      list.addGatedFFN(ff + ".experts." + std::to_string(i), d, f);
+    return;
+  }
   if (isMixtralBlock(m.family()) || isLfm2(m.family())) {
     bool lfm2 = isLfm2(m.family());
     std::string moe = layer + (lfm2 ? ".feed_forward" : ".block_sparse_moe");
@@ -912,6 +960,8 @@ static std::vector<TensorSpec> buildTensorList(const Model &m) {
       list.addProjection(ff + ".w1.weight", {m.denseInner, d});
       list.addProjection(ff + ".w3.weight", {m.denseInner, d});
       list.addProjection(ff + ".w2.weight", {d, m.denseInner});
+    } else if (isJamba(m.family())) { // JambaMLP of intermediate_size
+      list.addGatedFFN(layer + ".feed_forward", d, m.inner);
     } else {
       list.addGatedFFN(layer +
                            (isLlama4(m.family()) ? ".feed_forward" : ".mlp"),

@@ -46,6 +46,10 @@
 //   defaults: first_k_dense_replace 0, routed_scaling_factor 1,
 //   norm_topk_prob false, n_group and topk_group 1; no moe_layer_freq,
 //   and scoring_func and topk_method are not read.
+// - minimax (MiniMax-Text-01, MiniMax-M1) is Mixtral's sparse block and
+//   router in every layer (MiniMaxSparseMoeBlock derives from
+//   MixtralSparseMoeBlock; its lightning attention is not read), so its
+//   layers carry `#moe.family<mixtral>`.
 // - minimax_m2 (MiniMax-M2) is Mixtral's sparse block (tensor names and
 //   config keys: MiniMaxM2SparseMoeBlock derives from MixtralSparseMoeBlock)
 //   routed by MiniMaxM2TopKRouter: sigmoid scores, the top k of the scores
@@ -62,6 +66,15 @@
 //   experts are fused and stored [in, out] as Llama-4's: gate_up_proj
 //   [E, d, 2f] (gate columns, then up) and down_proj [E, f, d], emitted as
 //   `moe.weight {transposed}`.
+// - flex_olmo (FlexOlmo) is OLMoE's sparse block (FlexOlmoSparseMoeBlock
+//   derives from OlmoeSparseMoeBlock) in every layer, so its layers carry
+//   `#moe.family<olmoe>` unless norm_topk_prob (default false) is true.
+// - jamba (Jamba): JambaSparseMoeBlock under `feed_forward`, its router
+//   `feed_forward.router.weight`, experts named as OLMoE's: softmax scores,
+//   the top k, not renormalized. Layer l is sparse when l %
+//   expert_layer_period == expert_layer_offset (defaults 2 and 1). No
+//   preset names this block, so its layers carry no `family`; its Mamba
+//   and attention layers are not read.
 // - ernie4_5_moe (ERNIE-4.5-MoE): Ernie4_5_MoeSparseMoeBlock under `mlp`,
 //   with DeepSeek-V2's tensor names, the sizes in moe_num_experts and
 //   moe_intermediate_size and k in moe_k: softmax scores; the top k of the
@@ -222,10 +235,13 @@ struct ModelConfig {
   std::vector<int64_t> mlpOnlyLayers;
   int64_t decoderSparseStep = 1;
   int64_t firstKDenseReplace = 0;
-  /// moe_layer_freq (DeepSeek), interleave_moe_layer_step (Llama-4) or
+  /// moe_layer_freq (DeepSeek), interleave_moe_layer_step (Llama-4),
   /// moe_layer_interval (ERNIE-4.5-MoE, whose moe_layer_start_index is
-  /// firstKDenseReplace).
+  /// firstKDenseReplace) or expert_layer_period (Jamba).
   int64_t moeLayerFreq = 1;
+  /// Jamba's expert_layer_offset: the sparse layers are those equal to it
+  /// modulo moeLayerFreq.
+  int64_t moeLayerOffset = 0;
   /// ERNIE-4.5-MoE's moe_layer_end_index: no later layer is sparse.
   int64_t moeLayerEnd = 0;
 
@@ -250,6 +266,10 @@ struct ModelConfig {
   /// `moe_statics.e_score_correction_bias`, the sparse layers between two
   /// indices at an interval.
   bool isErnie() const { return modelType == "ernie4_5_moe"; }
+  /// Jamba's block (JambaSparseMoeBlock, model type jamba): under
+  /// `feed_forward`, its router named `router`, every
+  /// expert_layer_period-th layer sparse from expert_layer_offset.
+  bool isJamba() const { return modelType == "jamba"; }
   /// Whether layer `layer` (in [0, numLayers)) holds a sparse MoE block.
   bool isSparseLayer(int64_t layer) const;
   /// Every sparse layer, ascending.
