@@ -243,6 +243,16 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
     spec.experts = {
         single("gate_up", moe + ".input_linear.weight", {e, 2 * f, d}),
         single("down", moe + ".output_linear.weight", {e, d, f})};
+    // GraniteMoeShared's and GraniteMoeHybrid's shared_mlp, beside the
+    // block and fused the same way: shared(gate_up, down).
+    if (m.sharedSize > 0) {
+      std::string mlp =
+          m.layerPrefix + "." + std::to_string(layer) + ".shared_mlp";
+      int64_t fs = m.sharedSize;
+      spec.shared = {
+          single("shared_gate_up", mlp + ".input_linear.weight", {2 * fs, d}),
+          single("shared_down", mlp + ".output_linear.weight", {d, fs})};
+    }
     return spec;
   }
   std::string mlp = blockPrefix(m, layer);

@@ -247,6 +247,12 @@ static const FamilyInfo kFamilies[] = {
     {"jamba", Family::Olmoe, "num_experts", "intermediate_size"},
     {"granitemoe", Family::GraniteMoe, "num_local_experts",
      "intermediate_size"},
+    // GraniteMoeShared and GraniteMoeHybrid (Granite 4.0): Granite's block
+    // in every layer, plus a shared_mlp stored fused as Granite's experts.
+    {"granitemoeshared", Family::GraniteMoe, "num_local_experts",
+     "intermediate_size"},
+    {"granitemoehybrid", Family::GraniteMoe, "num_local_experts",
+     "intermediate_size"},
     {"deepseek_v2", Family::DeepseekV2, "n_routed_experts",
      "moe_intermediate_size"},
     {"deepseek_v3", Family::DeepseekV3, "n_routed_experts",
@@ -275,9 +281,9 @@ static const FamilyInfo kFamilies[] = {
 
 StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
-         "qwen3_vl_moe, olmoe, flex_olmo, granitemoe, jamba, deepseek_v2, "
-         "deepseek_v3, "
-         "glm4_moe, dots1, ernie4_5_moe, lfm2_moe, llama4, llama4_text";
+         "qwen3_vl_moe, olmoe, flex_olmo, granitemoe, granitemoeshared, "
+         "granitemoehybrid, jamba, deepseek_v2, deepseek_v3, glm4_moe, "
+         "dots1, ernie4_5_moe, lfm2_moe, llama4, llama4_text";
 }
 
 static bool isQwen(Family f) {
@@ -506,6 +512,16 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
   case Family::GraniteMoe:
     m.score = ScoreFunc::Logits;
     m.weights = CombineWeights::SoftmaxSelected;
+    // GraniteMoeShared and GraniteMoeHybrid (Granite 4.0) add the
+    // ungated shared_mlp of every layer, which the granitemoe preset does
+    // not have; GraniteMoeHybrid builds it whatever its size (0: no
+    // output).
+    if (m.modelType != "granitemoe") {
+      m.sharedSize =
+          reader.getInt("shared_intermediate_size",
+                        m.modelType == "granitemoehybrid" ? 1024 : 0, 0);
+      m.hasPreset = m.sharedSize == 0;
+    }
     return;
   case Family::Olmoe:
     m.renormalize = reader.getBool("norm_topk_prob", false);

@@ -8,6 +8,7 @@
 
 #include "moe/Transforms/Passes.h"
 
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::moe {
@@ -108,7 +109,22 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     RoutedExperts routed =
         buildRoutedExperts(rewriter, layer, rows, dispatch.getGroupSizes());
     Value addend = routed.addend;
-    ValueRange shared = layer.getSharedWeights();
+    SmallVector<Value> shared(layer.getSharedWeights());
+    if (shared.size() == 2) {
+      // A fused gate_up [2 fs, d]: its gate rows, then its up rows. A
+      // back end packs the slices of a checkpoint weight when it loads.
+      auto type = cast<RankedTensorType>(shared[0].getType());
+      int64_t fs = type.getDimSize(0) / 2, d = type.getDimSize(1);
+      auto rows = [&](int64_t first) -> Value {
+        auto index = [&](int64_t v) -> OpFoldResult {
+          return rewriter.getIndexAttr(v);
+        };
+        return tensor::ExtractSliceOp::create(
+            rewriter, loc, shared[0], {index(first), index(0)},
+            {index(fs), index(d)}, {index(1), index(1)});
+      };
+      shared = {rows(0), rows(fs), shared[1]};
+    }
     if (!shared.empty()) {
       auto act =
           ActivationAttr::get(rewriter.getContext(), layer.getExperts().getAct());

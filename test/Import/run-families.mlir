@@ -105,6 +105,14 @@
 // RUN: moe-run %t/qwen3vl.mlir --entry moe_layer_1 --quiet $(cat %t/qwen3vl-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/qwen3vl-cases | FileCheck %s
 
+// Granite 4.0 (granitemoehybrid), f32 stored and run in bf16: the shared
+// MLP's fused gate and up rows packed from one checkpoint tensor.
+// RUN: moe-gen-checkpoint --family granitemoehybrid --out %t/granite4 --seed 27 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2 --shared-inner 40 --dtype f32
+// RUN: moe-import --model %t/granite4 --dtype bf16 -o %t/granite4.mlir
+// RUN: moe-reference emit-model --model %t/granite4 --layer 1 --seed 17 --tokens 0,1,7,33 --dtype bf16 --dir %t/granite4-cases
+// RUN: moe-run %t/granite4.mlir --entry moe_layer_1 --quiet $(cat %t/granite4-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/granite4-cases | FileCheck %s
+
 // Jamba, bf16: softmax top-k, not renormalized, under feed_forward; every
 // second layer sparse from layer 1.
 // RUN: moe-gen-checkpoint --family jamba --out %t/jamba --seed 26 --hidden 32 --inner 48 --experts 16 --top-k 3 --layers 2 --dtype bf16

@@ -96,6 +96,12 @@
 // RUN: moe-run %t/shared-plain/case.mlir --entry case --quiet $(cat %t/shared-plain/moe-run.args)
 // RUN: moe-reference compare --dir %t/shared-plain | FileCheck %s
 
+// An ungated shared expert stored fused, gate rows then up rows (Granite
+// 4.0's shared_mlp), with Granite's routing; f16 on the f32 panels.
+// RUN: moe-reference emit --case "op=layer shared=plain_fused fs=40 score=logits weights=softmax_selected dtype=f16" --seed 26 --tokens 0,1,7,33 --dir %t/shared-fused
+// RUN: moe-run %t/shared-fused/case.mlir --entry case --quiet $(cat %t/shared-fused/moe-run.args)
+// RUN: moe-reference compare --dir %t/shared-fused | FileCheck %s
+
 // A sigmoid-gated shared expert (Qwen2-MoE).
 // RUN: moe-reference emit --case "op=layer shared=gated" --seed 19 --tokens 0,1,7,33 --dir %t/shared-gated
 // RUN: moe-run %t/shared-gated/case.mlir --entry case --quiet $(cat %t/shared-gated/moe-run.args)

@@ -282,3 +282,24 @@ func.func @threshold_runtime_tau(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
        experts = #moe.experts<kind = mlp, act = gelu_erf>} : tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// A fused shared gate_up [2 fs, d] (Granite's shared_mlp): its gate rows,
+// then its up rows, into moe.shared_expert.
+// CHECK-LABEL: func.func @shared_gate_up
+// CHECK-SAME: %[[X:[^:]*]]: tensor<?x64xbf16>, {{.*}}, %[[SGU:[^:]*]]: tensor<96x64xbf16>, %[[SD:[^:]*]]: tensor<64x48xbf16>)
+// CHECK: %[[SG:.*]] = tensor.extract_slice %[[SGU]][0, 0] [48, 64] [1, 1] : tensor<96x64xbf16> to tensor<48x64xbf16>
+// CHECK: %[[SU:.*]] = tensor.extract_slice %[[SGU]][48, 0] [48, 64] [1, 1] : tensor<96x64xbf16> to tensor<48x64xbf16>
+// CHECK: moe.shared_expert %[[X]], %[[SG]], %[[SU]], %[[SD]] act = silu
+func.func @shared_gate_up(%x: tensor<?x64xbf16>, %wg: tensor<8x64xbf16>,
+    %gu: tensor<8x64x64xbf16>, %d: tensor<8x64x32xbf16>,
+    %sgu: tensor<96x64xbf16>, %sd: tensor<64x48xbf16>) -> tensor<?x64xbf16> {
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xbf16>)
+      experts(%gu, %d : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      shared(%sgu, %sd : tensor<96x64xbf16>, tensor<64x48xbf16>)
+      {routing = #moe.routing<score = logits, selection = top_k, k = 2,
+                              weights = softmax_selected>,
+       experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}

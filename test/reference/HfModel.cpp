@@ -149,6 +149,13 @@ bool isErnie(const std::string &t) { return t == "ernie4_5_moe"; }
 /// jamba: JambaSparseMoeBlock under feed_forward, its router named router,
 /// experts named as OLMoE's; softmax scores, never renormalized.
 bool isJamba(const std::string &t) { return t == "jamba"; }
+/// Granite's block (router.layer, fused input_linear and output_linear);
+/// granitemoeshared and granitemoehybrid add a shared_mlp fused the same
+/// way.
+bool isGranite(const std::string &t) {
+  return t == "granitemoe" || t == "granitemoeshared" ||
+         t == "granitemoehybrid";
+}
 /// OLMoE's sparse block: olmoe, and flex_olmo (FlexOlmoSparseMoeBlock
 /// derives from OlmoeSparseMoeBlock).
 bool isOlmoe(const std::string &t) { return t == "olmoe" || t == "flex_olmo"; }
@@ -201,7 +208,7 @@ bool readModel(Keys &keys, Model *m) {
   if (m->type.empty() && !keys.text("model_type", nullptr, &m->type))
     return false;
   const char *expertsKey, *sizeKey, *kKey = "num_experts_per_tok";
-  if (isMixtralBlock(m->type) || m->type == "granitemoe" ||
+  if (isMixtralBlock(m->type) || isGranite(m->type) ||
       isLlama4(m->type)) {
     expertsKey = "num_local_experts";
     sizeKey = "intermediate_size";
@@ -357,7 +364,15 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     if (isMiniMax(t)) r.score = Score::Sigmoid;
     return true;
   }
-  if (t == "granitemoe") {
+  if (isGranite(t)) {
+    // GraniteMoeShared's shared_mlp exists with a size (default 0);
+    // GraniteMoeHybrid's always does (default 1024; 0 adds nothing).
+    if (t != "granitemoe") {
+      if (!keys.integerOr("shared_intermediate_size",
+                          t == "granitemoehybrid" ? 1024 : 0, fs, 0))
+        return false;
+      cfg->shared = *fs > 0 ? SharedKind::Plain : SharedKind::None;
+    }
     r.score = Score::Logits;
     r.weights = Weights::SoftmaxSelected;
     return true;
@@ -494,11 +509,17 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
     ops.push_back(experts("down", p, "down_proj.weight", E, {d, f}));
     return ops;
   }
-  if (m.type == "granitemoe") {
+  if (isGranite(m.type)) {
     std::string p = base + ".block_sparse_moe";
     ops.push_back(tensor("router", p + ".router.layer.weight", {E, d}));
     ops.push_back(tensor("gate_up", p + ".input_linear.weight", {E, 2 * f, d}));
     ops.push_back(tensor("down", p + ".output_linear.weight", {E, d, f}));
+    if (cfg.shared != SharedKind::None) {  // fused as the experts are
+      std::string s = base + ".shared_mlp";
+      ops.push_back(
+          tensor("shared_gate_up", s + ".input_linear.weight", {2 * fs, d}));
+      ops.push_back(tensor("shared_down", s + ".output_linear.weight", {d, fs}));
+    }
     return ops;
   }
   std::string p = base + ".mlp";
@@ -852,6 +873,8 @@ moeref::LayerInputs layerInputs(const LayerPlan &plan,
         w.gate.push_back(g);
         w.up.push_back(u);
       }
+    } else if (role == "shared_gate_up") {
+      moeref::splitGateUp(matrix(a), &in.shared.gate, &in.shared.up);
     } else if (role == "shared_gate") {
       in.shared.gate = matrix(a);
     } else if (role == "shared_up") {

@@ -541,6 +541,37 @@ TEST(HfConfig, Granite) {
   EXPECT_FALSE(p.operands[1].stacked);
 }
 
+TEST(HfConfig, GraniteSharedMlp) {
+  // GraniteMoeShared: a shared_mlp when shared_intermediate_size (default
+  // 0) is positive; GraniteMoeHybrid: default 1024. Stored fused as the
+  // experts are, and split into gate and up rows.
+  std::string sizes = kSizes + "\"num_local_experts\": 3, "
+                               "\"intermediate_size\": 5";
+  hf::LayerPlan none =
+      plan("{\"model_type\": \"granitemoeshared\", " + sizes + "}", 1);
+  EXPECT_EQ(none.cfg.shared, SharedKind::None);
+  EXPECT_EQ(roles(none),
+            (std::vector<std::string>{"router", "gate_up", "down"}));
+  hf::LayerPlan hybrid =
+      plan("{\"model_type\": \"granitemoehybrid\", " + sizes + "}", 2);
+  EXPECT_EQ(hybrid.cfg.shared, SharedKind::Plain);
+  EXPECT_EQ(hybrid.cfg.routing.weights, Weights::SoftmaxSelected);
+  EXPECT_EQ(roles(hybrid),
+            (std::vector<std::string>{"router", "gate_up", "down",
+                                      "shared_gate_up", "shared_down"}));
+  EXPECT_EQ(hybrid.operands[3].names[0],
+            "model.layers.2.shared_mlp.input_linear.weight");
+  EXPECT_EQ(hybrid.operands[3].shape, (std::vector<int64_t>{2048, 4}));
+  EXPECT_EQ(hybrid.operands[4].shape, (std::vector<int64_t>{4, 1024}));
+  hf::LayerPlan sized = plan("{\"model_type\": \"granitemoeshared\", " +
+                                 sizes + ", \"shared_intermediate_size\": 6}",
+                             0);
+  EXPECT_EQ(sized.cfg.shared, SharedKind::Plain);
+  EXPECT_EQ(sized.operands[4].names[0],
+            "model.layers.0.shared_mlp.output_linear.weight");
+  EXPECT_EQ(sized.operands[4].shape, (std::vector<int64_t>{4, 6}));
+}
+
 TEST(HfConfig, DeepSeekV2) {
   std::string base = "{\"model_type\": \"deepseek_v2\", " + kSizes +
                      "\"n_routed_experts\": 8, \"moe_intermediate_size\": 3, "

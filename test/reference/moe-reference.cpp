@@ -80,7 +80,7 @@ SPEC: whitespace-separated key=value pairs (defaults in brackets):
   capacity=none|count:N|factor:F cap_min [0] cap_align [1]
   drop_order=choice_major|token_major|score renorm_after_drop=0|1
   experts=gated|gated_fused|mlp|lora|lora_gated act=silu|gelu_tanh|gelu_erf|relu
-  alpha [8.0] shared=none|plain|gated
+  alpha [8.0] shared=none|plain|plain_fused|gated
   data=random|ties|one_expert|nonfinite [random] bias0 [30.0] (one_expert bias)
   transpose=0|1 (grouped_matmul: rhs [E, M, K])
 )";
@@ -97,6 +97,8 @@ struct Spec {
   std::optional<DType> wdtype; // weights, when not `dtype`
   LayerConfig cfg;
   bool fused = false;
+  /// shared=plain_fused: the shared expert's gate and up as one [2 fs, d].
+  bool sharedFused = false;
   bool tauOperand = false, routerBias = false, selectionBias = false;
   bool dropOrderGiven = false;
   std::string data = "random";
@@ -261,11 +263,14 @@ Spec parseSpec(const std::string &text) {
                                           {"gelu_erf", Act::GeluErf},
                                           {"relu", Act::Relu}});
     else if (key == "alpha") s.cfg.alpha = parseFloat(key, v);
-    else if (key == "shared")
+    else if (key == "shared") {
+      s.sharedFused = v == "plain_fused";
       s.cfg.shared = parseEnum<SharedKind>(key, v,
                                            {{"none", SharedKind::None},
                                             {"plain", SharedKind::Plain},
+                                            {"plain_fused", SharedKind::Plain},
                                             {"gated", SharedKind::Gated}});
+    }
     else if (key == "data") {
       if (v != "random" && v != "ties" && v != "one_expert" && v != "nonfinite")
         fail("`data` expects random|ties|one_expert|nonfinite, found `" + v + "`");
@@ -521,7 +526,10 @@ Case buildArgs(const Spec &s) {
     c.add("b_down", t, {E, d, r}, double(r));
     break;
   }
-  if (s.cfg.shared != SharedKind::None) {
+  if (s.sharedFused) {  // gate rows, then up rows
+    c.add("sgate_up", t, {2 * s.fs, d}, double(d));
+    c.add("sdown", t, {d, s.fs}, double(s.fs));
+  } else if (s.cfg.shared != SharedKind::None) {
     c.add("sgate", t, {s.fs, d}, double(d));
     c.add("sup", t, {s.fs, d}, double(d));
     c.add("sdown", t, {d, s.fs}, double(s.fs));
@@ -604,7 +612,9 @@ Body buildBody(const Case &c) {
     if (c.has("tau")) b.text += " tau(%tau)";
     b.text += "\n      experts" + operandList(c, expertOperands(c));
     if (s.cfg.shared != SharedKind::None) {
-      std::vector<std::string> sh = {"sgate", "sup", "sdown"};
+      std::vector<std::string> sh =
+          s.sharedFused ? std::vector<std::string>{"sgate_up", "sdown"}
+                        : std::vector<std::string>{"sgate", "sup", "sdown"};
       if (c.has("sw")) sh.push_back("sw");
       b.text += "\n      shared" + operandList(c, sh);
     }
@@ -903,9 +913,13 @@ Reference computeReference(const Case &c, const std::vector<npy::Array> &in,
     }
     li.shared.kind = cfg.shared;
     li.shared.act = cfg.act;
-    if (cfg.shared != SharedKind::None) {
+    if (c.has("sgate_up")) {
+      splitGateUp(toMat(arg("sgate_up")), &li.shared.gate, &li.shared.up);
+    } else if (cfg.shared != SharedKind::None) {
       li.shared.gate = toMat(arg("sgate"));
       li.shared.up = toMat(arg("sup"));
+    }
+    if (cfg.shared != SharedKind::None) {
       li.shared.down = toMat(arg("sdown"));
       if (cfg.shared == SharedKind::Gated) li.shared.gateWeight = toMat(arg("sw"));
     }

@@ -51,7 +51,8 @@ static cl::opt<std::string> familyName(
     "family",
     cl::desc("mixtral, minimax, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
              "qwen3_vl_moe, olmoe, flex_olmo, jamba, deepseek_v2, deepseek_v3, "
-             "glm4_moe, dots1, ernie4_5_moe, granitemoe, lfm2_moe, llama4 or "
+             "glm4_moe, dots1, ernie4_5_moe, granitemoe, granitemoeshared, "
+             "granitemoehybrid, lfm2_moe, llama4 or "
              "llama4_text"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
@@ -84,7 +85,9 @@ static cl::opt<int64_t> denseInner(
 static cl::opt<int64_t>
     sharedInner("shared-inner",
                 cl::desc("shared_expert_intermediate_size (qwen2_moe, "
-                         "qwen3_next)"),
+                         "qwen3_next); shared_intermediate_size "
+                         "(granitemoeshared, where 0 leaves out the shared "
+                         "MLP, and granitemoehybrid)"),
                 cl::init(128), cl::cat(category));
 static cl::opt<int64_t> sharedExperts(
     "shared-experts",
@@ -210,6 +213,8 @@ enum class Family {
   Dots1,
   Ernie45Moe,
   GraniteMoe,
+  GraniteMoeShared,
+  GraniteMoeHybrid,
   Lfm2Moe,
   Llama4,
   Llama4Text
@@ -267,6 +272,10 @@ static const FamilyInfo kFamilies[] = {
     {Family::Dots1, "dots1", "Dots1ForCausalLM"},
     {Family::Ernie45Moe, "ernie4_5_moe", "Ernie4_5_MoeForCausalLM"},
     {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
+    {Family::GraniteMoeShared, "granitemoeshared",
+     "GraniteMoeSharedForCausalLM"},
+    {Family::GraniteMoeHybrid, "granitemoehybrid",
+     "GraniteMoeHybridForCausalLM"},
     {Family::Lfm2Moe, "lfm2_moe", "Lfm2MoeForCausalLM"},
     {Family::Llama4, "llama4", "Llama4ForConditionalGeneration"},
     {Family::Llama4Text, "llama4_text", "Llama4ForCausalLM"},
@@ -313,6 +322,20 @@ static bool hasInOutExperts(Family f) {
 }
 /// Qwen2-MoE's sparse block, with its sigmoid-gated shared expert (also
 /// Qwen3-Next's).
+static bool hasGatedSharedExpert(Family f);
+/// Granite's block (router.layer, fused input_linear and output_linear);
+/// GraniteMoeShared and GraniteMoeHybrid (Granite 4.0) add a shared_mlp of
+/// shared_intermediate_size, fused the same way, to every layer.
+static bool isGranite(Family f) {
+  return f == Family::GraniteMoe || f == Family::GraniteMoeShared ||
+         f == Family::GraniteMoeHybrid;
+}
+static bool hasGraniteSharedMlp(Family f) {
+  return f == Family::GraniteMoeShared || f == Family::GraniteMoeHybrid;
+}
+static bool hasSharedInner(Family f) {
+  return hasGatedSharedExpert(f) || hasGraniteSharedMlp(f);
+}
 static bool hasGatedSharedExpert(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Next;
 }
@@ -390,7 +413,8 @@ static llvm::Error checkOptionFamilies(Family family) {
       {denseInner, hasDense,
        "qwen, deepseek, glm4_moe, dots1, ernie4_5_moe, lfm2_moe and llama4"},
       {interleaveStep, isLlama4, "llama4 and llama4_text"},
-      {sharedInner, hasGatedSharedExpert, "qwen2_moe and qwen3_next"},
+      {sharedInner, hasSharedInner,
+       "qwen2_moe, qwen3_next, granitemoeshared and granitemoehybrid"},
       {sharedExperts, hasSharedExperts,
        "deepseek, glm4_moe, dots1 and ernie4_5_moe"},
       {groups, isDeepSeek, "deepseek, glm4_moe and dots1"},
@@ -455,6 +479,10 @@ static llvm::Error setFamilyExtras(Model &m) {
                        : f == Family::Qwen3Moe || f == Family::Qwen3Next ||
                              (hasV3Router(f) && f != Family::Dots1) ||
                              isLfm2(f);
+  if (hasGraniteSharedMlp(f)) {
+    m.sharedInner = sharedInner;
+    return llvm::Error::success();
+  }
   if (isQwen(f)) {
     m.sparseStep = sparseStep;
     m.mlpOnlyLayers.assign(mlpOnlyLayers.begin(), mlpOnlyLayers.end());
@@ -586,7 +614,7 @@ static llvm::Error parseFP8(Model &m) {
         "'s experts are stored [in, out], which moe-import does not read "
         "in FP8");
   if (m.fp8() && m.fp8Block == std::array<int64_t, 2>{0, 0} &&
-      m.family() == Family::GraniteMoe)
+      isGranite(m.family()))
     return llvm::createStringError(
         "FP8 per tensor: Granite's fused expert tensors would share one "
         "scale among experts");
@@ -604,9 +632,14 @@ static llvm::Expected<Model> parseModel() {
   if (llvm::Error err = checkOptionFamilies(info->family))
     return std::move(err);
   for (const cl::opt<int64_t> *option :
-       {&hidden, &inner, &experts, &layers, &shards, &denseInner, &sharedInner})
+       {&hidden, &inner, &experts, &layers, &shards, &denseInner})
     if (llvm::Error err = checkPositive(*option))
       return std::move(err);
+  // GraniteMoeShared without a shared MLP is shared_intermediate_size 0.
+  if (sharedInner < (info->family == Family::GraniteMoeShared ? 0 : 1))
+    return llvm::createStringError(info->family == Family::GraniteMoeShared
+                                       ? "--shared-inner must be at least 0"
+                                       : "--shared-inner must be at least 1");
 
   Model m{info, hidden, inner, experts, 0, layers, denseInner};
   int64_t familyK = info->family == Family::Olmoe      ? 8
@@ -654,7 +687,7 @@ static StringRef torchDType(DType type) {
 static void addMoEKeys(const Model &m, llvm::json::Object &config) {
   Family f = m.family();
   bool expertSizeIsIntermediate =
-      isMixtralBlock(f) || isOlmoe(f) || isJamba(f) || f == Family::GraniteMoe;
+      isMixtralBlock(f) || isOlmoe(f) || isJamba(f) || isGranite(f);
   if (isLlama4(f)) {
     config["intermediate_size"] = m.inner;
     config["intermediate_size_mlp"] = m.denseInner;
@@ -665,12 +698,11 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
     config["intermediate_size"] = m.denseInner;
     config["moe_intermediate_size"] = m.inner;
   }
-  StringRef expertsKey =
-      isMixtralBlock(f) || f == Family::GraniteMoe || isLlama4(f)
-          ? "num_local_experts"
-      : isDeepSeek(f) ? "n_routed_experts"
-      : isErnie(f)    ? "moe_num_experts"
-                      : "num_experts";
+  StringRef expertsKey = isMixtralBlock(f) || isGranite(f) || isLlama4(f)
+                             ? "num_local_experts"
+                         : isDeepSeek(f) ? "n_routed_experts"
+                         : isErnie(f)    ? "moe_num_experts"
+                                         : "num_experts";
   config[expertsKey] = m.experts;
   config[isErnie(f) ? "moe_k" : "num_experts_per_tok"] = m.topK;
   if (hasNormTopkProb(f))
@@ -681,6 +713,16 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
   }
   if (hasGatedSharedExpert(f))
     config["shared_expert_intermediate_size"] = m.sharedInner;
+  if (hasGraniteSharedMlp(f))
+    config["shared_intermediate_size"] = m.sharedInner;
+  // GraniteMoeHybrid: Mamba layers with an attention layer every fourth
+  // (the mixers are not what moe-import reads).
+  if (f == Family::GraniteMoeHybrid) {
+    llvm::json::Array types;
+    for (int64_t l = 0; l < m.layers; ++l)
+      types.push_back(l % 4 == 3 ? "attention" : "mamba");
+    config["layer_types"] = std::move(types);
+  }
   if (isJamba(f)) {
     config["expert_layer_period"] = m.moeLayerFreq;
     config["expert_layer_offset"] = m.moeLayerOffset;
@@ -902,11 +944,16 @@ static void addSparseBlock(const Model &m, const std::string &layer,
     }
     return;
   }
-  if (m.family() == Family::GraniteMoe) {
+  if (isGranite(m.family())) {
     std::string moe = layer + ".block_sparse_moe";
     list.add(moe + ".router.layer.weight", {e, d});
     list.addProjection(moe + ".input_linear.weight", {e, 2 * f, d});
     list.addProjection(moe + ".output_linear.weight", {e, d, f});
+    if (hasGraniteSharedMlp(m.family()) && m.sharedInner > 0) {
+      std::string mlp = layer + ".shared_mlp";
+      list.addProjection(mlp + ".input_linear.weight", {2 * m.sharedInner, d});
+      list.addProjection(mlp + ".output_linear.weight", {d, m.sharedInner});
+    }
     return;
   }
   std::string mlp = layer + ".mlp";

@@ -232,8 +232,9 @@ static LogicalResult verifyFamily(LayerOp op, Family family) {
                   "a shared expert with its sigmoid gate: shared(gate, up, "
                   "down, gate_weight)");
   else if (scaled)
-    check.require(numShared == 0 || numShared == 3,
-                  "ungated shared experts: shared(gate, up, down) or none");
+    check.require(numShared == 0 || numShared == 2 || numShared == 3,
+                  "ungated shared experts: shared(gate, up, down), "
+                  "shared(gate_up, down) or none");
   else
     check.require(numShared == 0, "no shared experts");
 
@@ -303,19 +304,25 @@ static LogicalResult verifyExpertWeights(Operation *op, ShapeChecker &check,
   return check.result();
 }
 
-/// Binds the shared expert weights: none, (gate, up, down) or (gate, up,
-/// down, gate_weight).
+/// Binds the shared expert weights: none, (gate_up, down), (gate, up, down)
+/// or (gate, up, down, gate_weight).
 static LogicalResult verifySharedWeights(Operation *op, ShapeChecker &check,
                                          ValueRange shared) {
   if (shared.empty())
     return success();
-  if (shared.size() != 3 && shared.size() != 4)
-    return op->emitOpError() << "expected shared(gate, up, down) or "
-                                "shared(gate, up, down, gate_weight), found "
-                             << shared.size() << " operands";
+  if (shared.size() < 2 || shared.size() > 4)
+    return op->emitOpError()
+           << "expected shared(gate, up, down), shared(gate, up, down, "
+              "gate_weight) or shared(gate_up, down), found "
+           << shared.size() << " operands";
   // The shared output [T, d] is added to the routed output [T, d_out].
   if (!ShapedType::isDynamic(check.get("d")))
     check.require("d_out", check.get("d"), "shared experts add a [T, d] output");
+  if (shared.size() == 2) {
+    check.dims("shared gate_up", shared[0].getType(), {"2*fs", "d"});
+    check.dims("shared down", shared[1].getType(), {"d", "fs"});
+    return check.result();
+  }
   check.dims("shared gate", shared[0].getType(), {"fs", "d"});
   check.dims("shared up", shared[1].getType(), {"fs", "d"});
   check.dims("shared down", shared[2].getType(), {"d", "fs"});

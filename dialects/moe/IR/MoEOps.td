@@ -75,7 +75,9 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
         then the LoRA pairs `A_gate [E, r, d], B_gate [E, f, r],
         A_up [E, r, d], B_up [E, f, r], A_down [E, r, f], B_down [E, d, r]`.
     - `shared(...)`: a shared gated FFN `gate [fs, d], up [fs, d],
-      down [d, fs]`, optionally followed by its sigmoid gate `[1, d]`.
+      down [d, fs]`, optionally followed by its sigmoid gate `[1, d]`; or
+      the fused `gate_up [2*fs, d]` (gate rows first) and `down [d, fs]`
+      (Granite's `shared_mlp.input_linear`), without a sigmoid gate.
 
     `family`, when present, names the preset of spec section 9 that the
     attribute set follows; the verifier checks that it does.
@@ -129,6 +131,13 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
     ::mlir::Value getRouterBias() {
       return getRouterWeights().size() > 1 ? getRouterWeights()[1]
                                            : ::mlir::Value();
+    }
+    /// The shared expert's down projection `[d, fs]`, or null without one.
+    ::mlir::Value getSharedDown() {
+      ::mlir::ValueRange shared = getSharedWeights();
+      if (shared.empty())
+        return {};
+      return shared.size() == 2 ? shared[1] : shared[2];
     }
   }];
 }
@@ -837,7 +846,8 @@ def MoE_FusedExpertsOp
     `expert_weights` are those of `moe.gated_experts` (`gate, up, down` or
     `gate_up, down`) or `moe.mlp_experts` (`w1, w2`), by `experts.kind`;
     `shared_weights` those of `moe.shared_expert` (`gate, up, down` and
-    optionally the sigmoid gate `[1, d]`), or none. With `kind = lora` the
+    optionally the sigmoid gate `[1, d]`), the fused `gate_up [2*fs, d],
+    down [d, fs]`, or none. With `kind = lora` the
     expert operands are `base [d_out, d], A [E, r, d], B [E, d_out, r]`
     and the op is `moe.linear(input, base) + combine(moe.lora_experts(...))
     (+ shared)`: one base product for all tokens, grouped low-rank products

@@ -66,6 +66,14 @@
 //   experts are fused and stored [in, out] as Llama-4's: gate_up_proj
 //   [E, d, 2f] (gate columns, then up) and down_proj [E, f, d], emitted as
 //   `moe.weight {transposed}`.
+// - granitemoeshared and granitemoehybrid (Granite 4.0) are Granite's
+//   sparse block in every layer (Mamba and attention layers alike; the
+//   mixers are not read) plus an ungated `shared_mlp` of
+//   shared_intermediate_size (default 0, no shared MLP, and 1024), stored
+//   fused as Granite's experts: `shared_mlp.input_linear.weight`
+//   [2 fs, d] (gate rows first) and `output_linear.weight` [d, fs], which
+//   the layer takes as shared(gate_up, down). With a shared MLP no preset
+//   names the layer, so it carries no `family`.
 // - flex_olmo (FlexOlmo) is OLMoE's sparse block (FlexOlmoSparseMoeBlock
 //   derives from OlmoeSparseMoeBlock) in every layer, so its layers carry
 //   `#moe.family<olmoe>` unless norm_topk_prob (default false) is true.

@@ -19,8 +19,9 @@ def MoEDecompose : Pass<"moe-decompose"> {
     `moe.dispatch` (with the layer's capacity), `moe.gather`, the expert op
     of its kind (`moe.gated_experts`, `moe.mlp_experts`, `moe.lora_experts`
     with a `moe.linear` base, `moe.lora_gated_experts`), `moe.shared_expert`
-    when the layer has one, `moe.combine`, and `moe.expert_load` for the
-    assignment counts. Every other op is left alone, so the pass can run on
+    when the layer has one (a fused shared `gate_up` split into its gate and
+    up rows by `tensor.extract_slice`), `moe.combine`, and `moe.expert_load`
+    for the assignment counts. Every other op is left alone, so the pass can run on
     any module.
 
     Before:
@@ -51,7 +52,8 @@ def MoEDecompose : Pass<"moe-decompose"> {
     ```
   }];
   let dependentDialects = ["::mlir::moe::MoEDialect",
-                           "::mlir::arith::ArithDialect"];
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def MoEFuseGating : Pass<"moe-fuse-gating"> {

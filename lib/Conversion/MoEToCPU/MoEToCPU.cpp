@@ -19,6 +19,9 @@
 #include "moe/IR/MoEOps.h"
 #include "moe_ukernel_abi.h"
 
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/bit.h"
 
@@ -123,11 +126,35 @@ static Value emptyLike(OpBuilder &b, Location loc, RankedTensorType type,
   return tensor::EmptyOp::create(b, loc, type, sizes);
 }
 
+/// The checkpoint weight [n, k] whose rows [*firstRow, ...) `slice` takes
+/// whole (moe-decompose splits a fused shared gate_up so), adding the
+/// slice's first row to `firstRow`; null for any other slice.
+static Value slicedCheckpointRows(tensor::ExtractSliceOp slice,
+                                  int64_t &firstRow) {
+  auto source = slice.getSource().getDefiningOp<WeightOp>();
+  RankedTensorType type = slice.getSourceType();
+  if (!source || source.getPackingAttr() || type.getRank() != 2 ||
+      !type.hasStaticShape() || !slice.hasUnitStride() ||
+      slice.getType().getRank() != 2)
+    return {};
+  std::optional<int64_t> row = getConstantIntValue(slice.getMixedOffsets()[0]);
+  std::optional<int64_t> col = getConstantIntValue(slice.getMixedOffsets()[1]);
+  std::optional<int64_t> cols = getConstantIntValue(slice.getMixedSizes()[1]);
+  if (!row || col != 0 || cols != type.getDimSize(1))
+    return {};
+  firstRow += *row;
+  return source.getResult();
+}
+
 /// Rows [firstRow, firstRow + rows) of each matrix of `weight` ([n, k] or
 /// [E, n, k]) in the packed layout of `packed` elements. A checkpoint
-/// weight is packed at load time; anything else by the `pack` kernel.
+/// weight, or rows of one, is packed at load time; anything else by the
+/// `pack` kernel.
 static Value packWeight(OpBuilder &b, Location loc, Value weight,
                         int64_t firstRow, int64_t rows, Type packed) {
+  if (auto slice = weight.getDefiningOp<tensor::ExtractSliceOp>())
+    if (Value whole = slicedCheckpointRows(slice, firstRow))
+      weight = whole;
   auto source = cast<RankedTensorType>(weight.getType());
   auto packing = PackingAttr::get(b.getContext(), source, firstRow, rows);
   auto type = RankedTensorType::get({packing.getPackedElements(packed)},
@@ -279,7 +306,14 @@ static LogicalResult lowerFusedExperts(RewriterBase &rewriter,
   // optional sigmoid gate [1, d] as it is.
   int64_t sharedInner = 0;
   SmallVector<Value> sharedOperands;
-  if (!shared.empty()) {
+  if (shared.size() == 2) { // fused gate_up [2 fs, d], gate rows first
+    sharedInner = dims(shared[0])[0] / 2;
+    sharedOperands = {
+        packWeight(rewriter, loc, shared[0], 0, sharedInner, packed),
+        packWeight(rewriter, loc, shared[0], sharedInner, sharedInner, packed),
+        packWeight(rewriter, loc, shared[1], 0, output, packed),
+        absent(rewriter, loc, f32)};
+  } else if (!shared.empty()) {
     sharedInner = dims(shared[0])[0];
     sharedOperands = {
         packWeight(rewriter, loc, shared[0], 0, sharedInner, packed),
@@ -336,10 +370,18 @@ struct ConvertMoEToCPUPass
       else
         (void)lowerFusedExperts(rewriter, cast<FusedExpertsOp>(op));
     }
-    // Checkpoint weights that were only read packed are no longer needed.
-    SmallVector<WeightOp> weights;
-    getOperation()->walk([&](WeightOp op) { weights.push_back(op); });
-    for (WeightOp op : weights)
+    // Checkpoint weights that were only read packed (whole, or rows of
+    // them through tensor.extract_slice) are no longer needed.
+    SmallVector<Operation *> unused;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<WeightOp>(op) ||
+          (isa<tensor::ExtractSliceOp>(op) && cast<tensor::ExtractSliceOp>(op)
+                                                  .getSource()
+                                                  .getDefiningOp<WeightOp>()))
+        unused.push_back(op);
+    });
+    // Slices first: their weights lose a use when they go.
+    for (Operation *op : llvm::reverse(unused))
       if (op->use_empty())
         rewriter.eraseOp(op);
   }

@@ -67,7 +67,8 @@ static constexpr const char *supportedConfig =
     "output or the input, "
     "gated experts (any act; gate, up and down operands or fused gate_up "
     "and down), plain MLP experts or LoRA experts (lora or lora_gated), "
-    "shared experts (gated or not), bf16 input and weights, and static "
+    "shared experts (gated or not; gate, up and down or fused gate_up and "
+    "down), bf16 input and weights, and static "
     "expert and shared expert sizes that are multiples of 8";
 
 /// The first reason why the kernel library cannot compute `op`, or an
@@ -107,9 +108,9 @@ static std::string unsupportedReason(LayerOp op) {
     });
     if (unsupported != op.getExpertWeights().end())
       os << "expert weight " << (*unsupported).getType();
-    else if (!op.getSharedWeights().empty() &&
-             !isStatic8(cast<ShapedType>(op.getSharedWeights()[2].getType())))
-      os << "shared down projection " << op.getSharedWeights()[2].getType();
+    else if (Value down = op.getSharedDown();
+             down && !isStatic8(cast<ShapedType>(down.getType())))
+      os << "shared down projection " << down.getType();
   }
   return reason;
 }
@@ -311,11 +312,15 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
 
   // The shared expert as one more group of experts: its projections
   // [1, fs, d], [1, fs, d], [1, d, fs] and its gate vector [1, d]; empty
-  // buffers when there is none (the library tests their first size).
+  // buffers when there is none (the library tests their first size). A
+  // fused gate_up [2 fs, d] is passed as both gate and up, as the routed
+  // experts' is.
   SmallVector<Value> shared;
   for (Value weight : ArrayRef<Value>(weights).drop_front(1 + numExpertWeights))
     shared.push_back(shared.size() < 3 ? expertBuffer(weight)
                                        : asBuffer(b, loc, weight));
+  if (op.getSharedWeights().size() == 2)
+    shared.insert(shared.begin() + 1, shared.front());
   while (shared.size() < 3)
     shared.push_back(empty3());
   if (shared.size() < 4)

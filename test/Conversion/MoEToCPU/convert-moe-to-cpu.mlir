@@ -200,3 +200,57 @@ func.func @dynamic_weights(%x: tensor<?x32xf32>, %rt: tensor<?xi32>,
       : tensor<?x32xf32>, tensor<?x32xf32>
   return %y, %ids, %w : tensor<?x32xf32>, tensor<?x1xi32>, tensor<?x1xf32>
 }
+
+// -----
+
+// A fused shared gate_up: rows [0, fs) and [fs, 2 fs) packed as the gate
+// and up panels, no sigmoid gate.
+// CHECK-LABEL: func @shared_gate_up
+// CHECK-SAME: %[[SGU:[^:]*]]: tensor<64x64xbf16>, %[[SD:[^:]*]]: tensor<64x32xbf16>)
+// CHECK: %[[PSG:.*]] = moe.ukernel "pack" ins(%[[SGU]] : tensor<64x64xbf16>) outs(%{{.*}} : tensor<2048xbf16>) config = [0, 32]
+// CHECK: %[[PSU:.*]] = moe.ukernel "pack" ins(%[[SGU]] : tensor<64x64xbf16>) outs(%{{.*}} : tensor<2048xbf16>) config = [32, 32]
+// CHECK: %[[PSD:.*]] = moe.ukernel "pack" ins(%[[SD]] : tensor<64x32xbf16>) outs(%{{.*}} : tensor<2048xbf16>) config = [0, 64]
+// CHECK: moe.ukernel "expert_ffn" ins({{.*}}, %[[PSG]], %[[PSU]], %[[PSD]], %{{.*}}, %{{.*}} : {{.*}}) {{.*}} config = [32, 0, 32, 0, 64, 1065353216]
+func.func @shared_gate_up(%x: tensor<?x64xbf16>, %rt: tensor<?xi32>,
+                          %sizes: tensor<8xi64>, %sr: tensor<?x2xi32>,
+                          %sw: tensor<?x2xf32>, %gu: tensor<8x64x64xbf16>,
+                          %d: tensor<8x64x32xbf16>, %sgu: tensor<64x64xbf16>,
+                          %sd: tensor<64x32xbf16>) -> tensor<?x64xbf16> {
+  %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+      slots(%sr : tensor<?x2xi32>) weights(%sw : tensor<?x2xf32>)
+      experts(%gu, %d : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      shared(%sgu, %sd : tensor<64x64xbf16>, tensor<64x32xbf16>)
+      {experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// The rows of a checkpoint weight that moe-decompose took with
+// tensor.extract_slice pack from the whole weight at load time; the
+// slices and the unpacked weight go.
+// CHECK-LABEL: func @sliced_checkpoint_rows
+// CHECK-NOT: tensor.extract_slice
+// CHECK-NOT: moe.weight "sgu" :
+// CHECK: moe.weight "sgu" {packing = #moe.packing<source = tensor<64x64xbf16>, first_row = 0, rows = 32>} : tensor<2048xbf16>
+// CHECK: moe.weight "sgu" {packing = #moe.packing<source = tensor<64x64xbf16>, first_row = 32, rows = 32>} : tensor<2048xbf16>
+// CHECK-NOT: tensor.extract_slice
+module attributes {moe.checkpoint = "ckpt"} {
+func.func @sliced_checkpoint_rows(%x: tensor<?x64xbf16>, %rt: tensor<?xi32>,
+    %sizes: tensor<8xi64>, %sr: tensor<?x2xi32>, %sw: tensor<?x2xf32>,
+    %gu: tensor<8x64x64xbf16>, %d: tensor<8x64x32xbf16>,
+    %sd: tensor<64x32xbf16>) -> tensor<?x64xbf16> {
+  %sgu = moe.weight "sgu" : tensor<64x64xbf16>
+  %sg = tensor.extract_slice %sgu[0, 0] [32, 64] [1, 1]
+      : tensor<64x64xbf16> to tensor<32x64xbf16>
+  %su = tensor.extract_slice %sgu[32, 0] [32, 64] [1, 1]
+      : tensor<64x64xbf16> to tensor<32x64xbf16>
+  %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<8xi64>)
+      slots(%sr : tensor<?x2xi32>) weights(%sw : tensor<?x2xf32>)
+      experts(%gu, %d : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      shared(%sg, %su, %sd : tensor<32x64xbf16>, tensor<32x64xbf16>,
+                             tensor<64x32xbf16>)
+      {experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+}

@@ -496,3 +496,30 @@ func.func @coactivation(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
       {with_coactivation} : tensor<8xi64>
   return %y : tensor<?x64xbf16>
 }
+
+// -----
+
+// A fused shared gate_up [2 fs, d] is passed as both the shared gate and
+// up projections [1, 2 fs, d] (the library reads the up rows from row fs),
+// as a routed gate_up is.
+
+// CHECK-LABEL: func.func @shared_gate_up(
+// CHECK-SAME:      %[[SGU:[^:]*]]: tensor<256x64xbf16>, %[[SD:[^:]*]]: tensor<64x128xbf16>)
+// CHECK:       %[[SGUB:.*]] = bufferization.to_buffer %[[SGU]] read_only : tensor<256x64xbf16> to memref<256x64xbf16>
+// CHECK:       %[[SGUE:.*]] = memref.expand_shape %[[SGUB]] {{\[\[}}0, 1], [2]] output_shape [1, 256, 64] : memref<256x64xbf16> into memref<1x256x64xbf16>
+// CHECK:       %[[SGUM:.*]] = memref.cast %[[SGUE]] : memref<1x256x64xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[SDB:.*]] = bufferization.to_buffer %[[SD]] read_only : tensor<64x128xbf16> to memref<64x128xbf16>
+// CHECK:       %[[SDE:.*]] = memref.expand_shape %[[SDB]] {{\[\[}}0, 1], [2]] output_shape [1, 64, 128] : memref<64x128xbf16> into memref<1x64x128xbf16>
+// CHECK:       %[[SDM:.*]] = memref.cast %[[SDE]] : memref<1x64x128xbf16> to memref<?x?x?xbf16>
+// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[SGUM]], %[[SGUM]], %[[SDM]], %{{[^,]*}},
+func.func @shared_gate_up(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %gu: tensor<8x64x64xbf16>, %d: tensor<8x64x32xbf16>,
+    %sgu: tensor<256x64xbf16>, %sd: tensor<64x128xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%gu, %d : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      shared(%sgu, %sd : tensor<256x64xbf16>, tensor<64x128xbf16>)
+      {routing = #moe.routing<score = logits, selection = top_k, k = 2,
+                              weights = softmax_selected>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}

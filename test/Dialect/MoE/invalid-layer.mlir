@@ -92,8 +92,25 @@ func.func @expert_weights_e(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: ten
 // -----
 
 func.func @shared_count(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: tensor<8x128x64xf32>, %d: tensor<8x64x128xf32>, %s: tensor<96x64xf32>) {
-  // expected-error@+1 {{'moe.layer' op expected shared(gate, up, down) or shared(gate, up, down, gate_weight), found 2 operands}}
+  // expected-error@+1 {{'moe.layer' op expected shared(gate, up, down), shared(gate, up, down, gate_weight) or shared(gate_up, down), found 1 operands}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%g, %d : tensor<8x128x64xf32>, tensor<8x64x128xf32>) shared(%s : tensor<96x64xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// The fused form: gate_up [2 fs, d], then down [d, fs].
+func.func @shared_gate_up(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: tensor<8x128x64xf32>, %d: tensor<8x64x128xf32>, %s: tensor<96x64xf32>) {
+  // expected-error@+1 {{'moe.layer' op expected `shared down` dim 0 (d) to be 64 (d = 64 from `input` dim 1 (d)), found 96}}
   %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%g, %d : tensor<8x128x64xf32>, tensor<8x64x128xf32>) shared(%s, %s : tensor<96x64xf32>, tensor<96x64xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @shared_gate_up_rows(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: tensor<8x128x64xf32>, %d: tensor<8x64x128xf32>, %s: tensor<96x64xf32>, %sd: tensor<64x40xf32>) {
+  // expected-error@+1 {{'moe.layer' op expected `shared down` dim 1 (fs) to be 48}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%g, %d : tensor<8x128x64xf32>, tensor<8x64x128xf32>) shared(%s, %sd : tensor<96x64xf32>, tensor<64x40xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
   return
 }
 
@@ -236,7 +253,7 @@ func.func @family_qwen2_shared(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: 
 // -----
 
 func.func @family_deepseek_shared_gate(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: tensor<8x128x64xf32>, %d: tensor<8x64x128xf32>, %s: tensor<96x64xf32>, %sd: tensor<64x96xf32>, %ws: tensor<1x64xf32>) {
-  // expected-error@+1 {{'moe.layer' op family = deepseek_v2 expects ungated shared experts: shared(gate, up, down) or none}}
+  // expected-error@+1 {{'moe.layer' op family = deepseek_v2 expects ungated shared experts: shared(gate, up, down), shared(gate_up, down) or none}}
   %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%g, %g, %d : tensor<8x128x64xf32>, tensor<8x128x64xf32>, tensor<8x64x128xf32>) shared(%s, %s, %sd, %ws : tensor<96x64xf32>, tensor<96x64xf32>, tensor<64x96xf32>, tensor<1x64xf32>) {family = #moe.family<deepseek_v2>, routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
   return
 }

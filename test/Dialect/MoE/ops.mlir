@@ -352,3 +352,18 @@ module attributes {moe.checkpoint = "model"} {
     return %c : tensor<24576xbf16>
   }
 }
+
+// A shared expert stored fused, gate rows first (Granite's shared_mlp).
+// CHECK-LABEL: func.func @shared_gate_up
+func.func @shared_gate_up(%x: tensor<?x64xbf16>, %wg: tensor<8x64xbf16>,
+    %gu: tensor<8x256x64xbf16>, %d: tensor<8x64x128xbf16>,
+    %sgu: tensor<192x64xbf16>, %sd: tensor<64x96xbf16>) -> tensor<?x64xbf16> {
+  // CHECK: moe.layer %{{.*}} router(%{{.*}} : tensor<8x64xbf16>) experts(%{{.*}}, %{{.*}} : tensor<8x256x64xbf16>, tensor<8x64x128xbf16>) shared(%{{.*}}, %{{.*}} : tensor<192x64xbf16>, tensor<64x96xbf16>) {experts = #moe.experts<kind = gated>, routing = #moe.routing<score = logits, selection = top_k, k = 2, weights = softmax_selected>} : tensor<?x64xbf16>
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xbf16>)
+      experts(%gu, %d : tensor<8x256x64xbf16>, tensor<8x64x128xbf16>)
+      shared(%sgu, %sd : tensor<192x64xbf16>, tensor<64x96xbf16>)
+      {routing = #moe.routing<score = logits, selection = top_k, k = 2,
+                              weights = softmax_selected>,
+       experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}

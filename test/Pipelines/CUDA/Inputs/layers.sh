@@ -36,9 +36,9 @@ run mixtral 1 0,1,7,33,130 renormalize=1
 run wide 2 1,64,100 renormalize=1 E=16 k=4 d=256 f=128
 
 # Every routing of the router kernels, capacities in each drop order, shared
-# experts, gated or not, every activation, weights applied to the expert
-# input, a fused gate_up operand, plain MLP experts (Switch) and LoRA
-# experts.
+# experts, gated or not (and stored fused, as Granite 4.0's), every
+# activation, weights applied to the expert input, a fused gate_up operand,
+# plain MLP experts (Switch) and LoRA experts.
 i=0
 while read -r spec; do
   i=$((i + 1))
@@ -64,6 +64,7 @@ E=16 k=4 shared=gated capacity=factor:1.0 drop_order=token_major
 act=gelu_tanh renormalize=1
 act=gelu_erf E=16 k=4
 act=relu renormalize=1 shared=plain
+experts=gated_fused score=logits weights=softmax_selected shared=plain_fused fs=64
 apply=input renormalize=1 E=16 k=4
 experts=gated_fused score=logits weights=softmax_selected
 experts=mlp act=relu k=1 capacity=factor:1.25 drop_order=token_major
