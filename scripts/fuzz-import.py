@@ -46,6 +46,8 @@ CHECKPOINTS = {
     "qwen2_moe": ["--experts", "4", "--inner", "24", "--shared-inner", "32"],
     "qwen3_vl_moe": ["--experts", "8", "--inner", "24", "--layers", "2",
                      "--dtype", "bf16"],
+    "qwen3_5_moe": ["--experts", "8", "--inner", "24", "--shared-inner", "16",
+                    "--dtype", "bf16", "--fp8-block", "16,16"],
     "qwen3_next": ["--experts", "16", "--top-k", "4", "--inner", "8",
                    "--shared-inner", "16", "--dtype", "bf16"],
     "olmoe": ["--experts", "8", "--inner", "24"],

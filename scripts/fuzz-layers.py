@@ -249,13 +249,18 @@ def layer_steps(case_dir, seed, spec, tokens, env, args):
 
 
 FAMILIES = ["mixtral", "minimax", "minimax_m2", "qwen2_moe", "qwen3_moe",
-            "qwen3_next", "qwen3_vl_moe", "olmoe", "flex_olmo", "jamba",
+            "qwen3_next", "qwen3_vl_moe", "qwen3_5_moe", "olmoe", "flex_olmo", "jamba",
             "deepseek_v2", "deepseek_v3", "glm4_moe",
             "dots1", "ernie4_5_moe", "granitemoe", "granitemoeshared",
             "granitemoehybrid", "lfm2_moe", "llama4",
             "llama4_text"]
 # Fused experts stored [in, out], which moe-import does not read in FP8.
 IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe")
+# Experts named gate_proj, up_proj, down_proj under mlp, which a
+# checkpoint may also hold fused as transformers 5 writes them.
+MLP_EXPERTS = ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe", "olmoe",
+               "flex_olmo", "deepseek_v2", "deepseek_v3", "glm4_moe", "dots1",
+               "ernie4_5_moe")
 
 
 def draw_model(rng, pipeline):
@@ -299,28 +304,36 @@ def draw_model(rng, pipeline):
         gen += ["--first-dense", 0, "--expert-bias", rng.randint(0, 1)]
         if rng.random() < 0.3:
             gen += ["--scaling-factor", rng.choice([1.0, 2.5])]
-    if family in ("qwen2_moe", "qwen3_next", "granitemoehybrid"):
+    if family in ("qwen2_moe", "qwen3_next", "qwen3_5_moe",
+                  "granitemoehybrid"):
         gen += ["--shared-inner", size(8, 96)]
+    fused = family.startswith("granitemoe")
+    if family in MLP_EXPERTS and rng.random() < 0.5:
+        fused = rng.random() < 0.5
+        gen += ["--fused-experts", int(fused)]
+    elif family == "qwen3_5_moe":  # fused as released
+        fused = True
     if family == "granitemoeshared":  # 0: no shared MLP
         gen += ["--shared-inner", rng.choice([0, size(8, 96)])]
     if (family not in ("mixtral", "minimax", "minimax_m2", "granitemoe",
                        "granitemoeshared", "granitemoehybrid",
-                       "llama4", "llama4_text", "qwen3_vl_moe", "ernie4_5_moe",
-                       "jamba")
+                       "llama4", "llama4_text", "qwen3_vl_moe", "qwen3_5_moe",
+                       "ernie4_5_moe", "jamba")
             and rng.random() < 0.5):
         gen += ["--norm-topk-prob", rng.randint(0, 1)]
     # FP8 projections (dequantized when the library loads), scaled per
     # tensor or by blocks that leave partial ones or cover a whole matrix,
-    # in the fp8 or the compressed-tensors format.
+    # in the fp8 or the compressed-tensors format (fused experts share no
+    # scale: not per tensor).
     if family not in IN_OUT_EXPERTS and rng.random() < 0.25:
         draw = rng.random()
-        if not family.startswith("granitemoe") and draw < 0.2:
+        if not fused and draw < 0.2:
             gen += ["--fp8-per-tensor"]
         elif draw < 0.5:
             gen += ["--fp8-compressed", rng.choice([
                 "channel", "group:%d" % rng.choice([8, 16, 128]),
                 "block:%d,%d" % (rng.choice([8, 128]), rng.choice([24, 128])),
-            ] + (["tensor"] if not family.startswith("granitemoe") else []))]
+            ] + (["tensor"] if not fused else []))]
         else:
             gen += ["--fp8-block", "%d,%d" % (rng.choice([8, 16, 128]),
                                               rng.choice([8, 24, 128]))]

@@ -204,8 +204,11 @@ static WeightSpec routerSpec(const ModelConfig &m, int64_t layer) {
                 {m.numExperts, m.hiddenSize});
 }
 
-/// The tensor names and shapes of layer `layer` (spec section 10).
-static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
+/// The tensor names and shapes of layer `layer` (spec section 10). The
+/// checkpoint says whether experts named per expert are stored so or
+/// fused, as transformers 5 writes them.
+static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
+                               const Checkpoint &ckpt) {
   int64_t d = m.hiddenSize, f = m.expertSize, e = m.numExperts;
   LayerSpec spec;
   spec.router = routerSpec(m, layer);
@@ -264,9 +267,16 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer) {
                        {e});
     spec.bias->alwaysF32 = true;
   }
-  spec.experts = {perExpert("gate", m, mlp, "gate_proj.weight", {f, d}),
-                  perExpert("up", m, mlp, "up_proj.weight", {f, d}),
-                  perExpert("down", m, mlp, "down_proj.weight", {d, f})};
+  // Fused experts [E, 2f, d] and [E, d, f] (transformers 5's layout,
+  // Qwen3.5-MoE's releases) when the per-expert tensors are not there.
+  std::string fused = mlp + ".experts.gate_up_proj";
+  if (!ckpt.lookup(mlp + ".experts.0.gate_proj.weight") && ckpt.lookup(fused))
+    spec.experts = {single("gate_up", fused, {e, 2 * f, d}),
+                    single("down", mlp + ".experts.down_proj", {e, d, f})};
+  else
+    spec.experts = {perExpert("gate", m, mlp, "gate_proj.weight", {f, d}),
+                    perExpert("up", m, mlp, "up_proj.weight", {f, d}),
+                    perExpert("down", m, mlp, "down_proj.weight", {d, f})};
   if (m.sharedSize > 0) {
     bool qwen2 = m.family == Family::Qwen2Moe;
     addGatedFFN(spec.shared,
@@ -542,7 +552,7 @@ mlir::moe::import::importModel(MLIRContext &context, StringRef modelDir,
         checkAnyFloat(**ckpt, routerSpec(*config, layer));
     if (!dtype)
       return dtype.takeError();
-    specs.push_back(describeLayer(*config, layer));
+    specs.push_back(describeLayer(*config, layer, **ckpt));
     if (llvm::Error err = checkLayer(**ckpt, *config, specs.back(), *dtype))
       return std::move(err);
     dtypes.push_back(*dtype);

@@ -233,6 +233,10 @@ static const FamilyInfo kFamilies[] = {
     // derives from it): a gated shared expert; norm_topk_prob defaults to
     // true.
     {"qwen3_next", Family::Qwen2Moe, "num_experts", "moe_intermediate_size"},
+    // Qwen3.5-MoE's sparse block is Qwen3-Next's (a gated shared expert) in
+    // every layer, always renormalized; its text model's keys are in
+    // text_config, and its released experts are fused.
+    {"qwen3_5_moe", Family::Qwen2Moe, "num_experts", "moe_intermediate_size"},
     {"qwen3_moe", Family::Qwen3Moe, "num_experts", "moe_intermediate_size"},
     // Qwen3-VL-MoE's text model routes as Qwen3-MoE (always renormalized);
     // its experts are fused and stored [in, out], as Llama-4's.
@@ -281,7 +285,8 @@ static const FamilyInfo kFamilies[] = {
 
 StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
-         "qwen3_vl_moe, olmoe, flex_olmo, granitemoe, granitemoeshared, "
+         "qwen3_vl_moe, qwen3_5_moe, olmoe, flex_olmo, granitemoe, "
+         "granitemoeshared, "
          "granitemoehybrid, jamba, deepseek_v2, deepseek_v3, glm4_moe, "
          "dots1, ernie4_5_moe, lfm2_moe, llama4, llama4_text";
 }
@@ -533,16 +538,21 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
     return;
   case Family::Qwen2Moe:
   case Family::Qwen3Moe:
-    // Qwen3VLMoeTextSparseMoeBlock always renormalizes: it does not read
-    // norm_topk_prob.
+    // Qwen3VLMoeTextSparseMoeBlock and Qwen3_5MoeSparseMoeBlock always
+    // renormalize: they do not read norm_topk_prob. Qwen3.5-MoE's config
+    // has neither decoder_sparse_step nor mlp_only_layers: every layer is
+    // sparse.
     m.renormalize =
-        m.isQwen3VL() ||
+        m.isQwen3VL() || m.isQwen35() ||
         reader.getBool("norm_topk_prob", m.modelType == "qwen3_next");
-    m.decoderSparseStep = reader.getInt("decoder_sparse_step", 1, 1);
-    m.mlpOnlyLayers = reader.getIntList("mlp_only_layers");
+    if (!m.isQwen35()) {
+      m.decoderSparseStep = reader.getInt("decoder_sparse_step", 1, 1);
+      m.mlpOnlyLayers = reader.getIntList("mlp_only_layers");
+    }
     if (m.family == Family::Qwen2Moe) {
-      m.sharedSize =
-          reader.getInt("shared_expert_intermediate_size", std::nullopt, 1);
+      m.sharedSize = reader.getInt(
+          "shared_expert_intermediate_size",
+          m.isQwen35() ? std::optional<int64_t>(512) : std::nullopt, 1);
       m.sharedGate = true;
     } else if (!m.renormalize) {
       m.matchesPreset = false;
@@ -752,8 +762,9 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
               "model's config of a " +
               m.modelType + " checkpoint)");
     text.emplace(*textConfig, (path + ": text_config").str());
-    m.layerPrefix = m.isQwen3VL() ? "model.language_model.layers"
-                                  : "language_model.model.layers";
+    m.layerPrefix = m.isQwen3VL() || m.isQwen35()
+                        ? "model.language_model.layers"
+                        : "language_model.model.layers";
   }
   ConfigReader &keys = text ? *text : reader;
 

@@ -105,6 +105,14 @@
 // RUN: moe-run %t/qwen3vl.mlir --entry moe_layer_1 --quiet $(cat %t/qwen3vl-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/qwen3vl-cases | FileCheck %s
 
+// Qwen3.5-MoE, bf16: the experts fused as released, the gated shared
+// expert, renormalized.
+// RUN: moe-gen-checkpoint --family qwen3_5_moe --out %t/qwen35 --seed 29 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2 --shared-inner 24 --dtype bf16
+// RUN: moe-import --model %t/qwen35 -o %t/qwen35.mlir
+// RUN: moe-reference emit-model --model %t/qwen35 --layer 1 --seed 19 --tokens 0,1,7,33 --dir %t/qwen35-cases
+// RUN: moe-run %t/qwen35.mlir --entry moe_layer_1 --quiet $(cat %t/qwen35-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/qwen35-cases | FileCheck %s
+
 // Granite 4.0 (granitemoehybrid), f32 stored and run in bf16: the shared
 // MLP's fused gate and up rows packed from one checkpoint tensor.
 // RUN: moe-gen-checkpoint --family granitemoehybrid --out %t/granite4 --seed 27 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2 --shared-inner 40 --dtype f32

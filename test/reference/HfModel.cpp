@@ -115,8 +115,11 @@ struct Keys {
 /// qwen3_next's sparse block is Qwen2-MoE's (Qwen3NextSparseMoeBlock
 /// derives from Qwen2MoeSparseMoeBlock), under other config defaults.
 bool isQwen2Block(const std::string &t) {
-  return t == "qwen2_moe" || t == "qwen3_next";
+  return t == "qwen2_moe" || t == "qwen3_next" || t == "qwen3_5_moe_text";
 }
+/// qwen3_5_moe's text model: Qwen3-Next's block in every layer, always
+/// renormalized; read from its text_config.
+bool isQwen35(const std::string &t) { return t == "qwen3_5_moe_text"; }
 /// qwen3_vl_moe's text model: Qwen3-MoE's routing, always renormalized,
 /// with fused experts stored [in, out]; read from its text_config.
 bool isQwen3VL(const std::string &t) { return t == "qwen3_vl_moe_text"; }
@@ -234,6 +237,7 @@ bool readModel(Keys &keys, Model *m) {
       !keys.integer(kKey, &m->k, 1))
     return false;
   if (m->k > m->E) return keys.bad(std::string(kKey) + " exceeds the experts");
+  if (isQwen35(m->type)) return true;  // every layer sparse
   if (isQwen(m->type))
     return keys.integerOr("decoder_sparse_step", 1, &m->sparseStep, 1) &&
            keys.integers("mlp_only_layers", &m->mlpOnly);
@@ -383,11 +387,17 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
   }
   if (isJamba(t)) return true;  // softmax, the top k as they are
   if (isOlmoe(t) || isQwen(t)) {
-    if (!keys.boolean("norm_topk_prob", t == "qwen3_next", &r.renormalize))
+    // Qwen3_5MoeSparseMoeBlock always renormalizes.
+    if (isQwen35(t))
+      r.renormalize = true;
+    else if (!keys.boolean("norm_topk_prob", t == "qwen3_next",
+                           &r.renormalize))
       return false;
     if (!isQwen2Block(t)) return true;
     cfg->shared = SharedKind::Gated;
-    return keys.integer("shared_expert_intermediate_size", fs, 1);
+    const int64_t qwen35Shared = 512;  // Qwen3_5MoeTextConfig's default
+    return keys.integer("shared_expert_intermediate_size", fs, 1,
+                        isQwen35(t) ? &qwen35Shared : nullptr);
   }
   // DeepSeek, and GLM-4.5 (V3's router; Glm4MoeConfig's defaults; the
   // router never reads scoring_func or topk_method).
@@ -649,7 +659,8 @@ const json::Value *textConfig(const json::Value &config,
                               std::string *err) {
   const json::Value *type = config.get("model_type");
   if (!type || type->kind != json::Value::Kind::String ||
-      (type->string != "llama4" && type->string != "qwen3_vl_moe"))
+      (type->string != "llama4" && type->string != "qwen3_vl_moe" &&
+       type->string != "qwen3_5_moe"))
     return &config;
   const json::Value *text = config.get("text_config");
   if (!text || text->kind != json::Value::Kind::Object) {
@@ -657,7 +668,7 @@ const json::Value *textConfig(const json::Value &config,
     return nullptr;
   }
   bool llama4 = type->string == "llama4";
-  m->type = llama4 ? "llama4_text" : "qwen3_vl_moe_text";
+  m->type = llama4 ? "llama4_text" : type->string + "_text";
   m->prefix = llama4 ? "language_model.model.layers"
                      : "model.language_model.layers";
   return text;
@@ -759,6 +770,27 @@ bool planLayer(const json::Value &config, const std::string &file,
     if (!readQuantization(*q, keys, &p)) return false;
   *plan = std::move(p);
   return true;
+}
+
+void useStoredExpertLayout(const st::Reader &reader, LayerPlan *plan) {
+  std::vector<Operand> &ops = plan->operands;
+  auto gate = std::find_if(ops.begin(), ops.end(), [](const Operand &o) {
+    return o.role == "gate" && o.stacked;
+  });
+  if (gate == ops.end() || gate + 2 >= ops.end() || reader.find(gate->names[0]))
+    return;
+  // names[0] is "<p>.experts.0.gate_proj.weight".
+  const std::string &first = gate->names[0];
+  std::string::size_type at = first.rfind(".experts.0.gate_proj.weight");
+  if (at == std::string::npos) return;
+  std::string p = first.substr(0, at) + ".experts.";
+  if (!reader.find(p + "gate_up_proj")) return;
+  int64_t E = plan->E, f = plan->f, d = plan->d;
+  Operand gateUp = tensor("gate_up", p + "gate_up_proj", {E, 2 * f, d});
+  Operand down = tensor("down", p + "down_proj", {E, d, f});
+  gate = ops.erase(gate, gate + 3);
+  gate = ops.insert(gate, down);
+  ops.insert(gate, gateUp);
 }
 
 bool loadWeights(const st::Reader &reader, const LayerPlan &plan,

@@ -99,6 +99,12 @@ struct LayerWeights {
   std::vector<bool> dequantized;
 };
 
+/// Experts planned per expert (`<p>.experts.N.gate_proj.weight`, up,
+/// down) that the checkpoint stores fused, as transformers 5 writes them
+/// (`<p>.experts.gate_up_proj` [E, 2f, d], gate rows first, and
+/// `<p>.experts.down_proj` [E, d, f]), are planned so instead.
+void useStoredExpertLayout(const st::Reader &reader, LayerPlan *plan);
+
 /// Reads and checks the planned tensors: present, of the planned shape, all
 /// of the router weight's dtype (F32, F16 or BF16) but the F32 bias. An
 /// expert weight may be FP8 (F8_E4M3, with `<name><plan.fp8Suffix>` of one

@@ -432,6 +432,36 @@ TEST(HfConfig, Qwen3VLMoe) {
             std::string::npos);
 }
 
+TEST(HfConfig, Qwen35Moe) {
+  // The text model's keys nested, its tensors under model.language_model;
+  // Qwen3-Next's block in every layer (mlp_only_layers and norm_topk_prob
+  // are not read), always renormalized, the gated shared expert of 512 by
+  // default; planned per expert until the checkpoint says otherwise.
+  std::string config = "{\"model_type\": \"qwen3_5_moe\", \"text_config\": "
+                       "{\"model_type\": \"qwen3_5_moe_text\", " +
+                       kSizes +
+                       "\"num_experts\": 3, "
+                       "\"moe_intermediate_size\": 5, "
+                       "\"norm_topk_prob\": false, "
+                       "\"mlp_only_layers\": [1]}}";
+  std::vector<int64_t> layers;
+  std::string err;
+  ASSERT_TRUE(
+      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
+  EXPECT_EQ(layers, (std::vector<int64_t>{0, 1, 2, 3}));
+  hf::LayerPlan p = plan(config, 1);
+  EXPECT_TRUE(p.cfg.routing.renormalize);
+  EXPECT_EQ(p.cfg.shared, SharedKind::Gated);
+  EXPECT_EQ(roles(p), (std::vector<std::string>{
+                          "router", "gate", "up", "down", "shared_gate",
+                          "shared_up", "shared_down", "shared_sigmoid_gate"}));
+  EXPECT_EQ(p.operands[1].names[2],
+            "model.language_model.layers.1.mlp.experts.2.gate_proj.weight");
+  EXPECT_EQ(p.operands[4].names[0],
+            "model.language_model.layers.1.mlp.shared_expert.gate_proj.weight");
+  EXPECT_EQ(p.operands[4].shape, (std::vector<int64_t>{512, 4}));
+}
+
 TEST(HfConfig, Llama4) {
   // The multimodal config nests the text model's keys; its tensors are
   // under language_model; every second layer is sparse from layer 1.

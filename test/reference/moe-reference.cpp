@@ -1105,9 +1105,9 @@ int emitModel(const std::string &modelDir, int64_t layerIndex, uint64_t seed,
     fail(err);
   st::Reader reader;
   hf::LayerWeights weights;
-  if (!reader.openDir(modelDir, &err) ||
-      !hf::loadWeights(reader, plan, &weights, &err))
-    fail(err);
+  if (!reader.openDir(modelDir, &err)) fail(err);
+  hf::useStoredExpertLayout(reader, &plan);
+  if (!hf::loadWeights(reader, plan, &weights, &err)) fail(err);
   // The weights in the dtype the layer computes in: --dtype's, else the
   // checkpoint's; dequantized FP8 weights are rounded to it in either case.
   npy::DType layerType = dtype ? *dtype : weights.dtype;

@@ -49,7 +49,8 @@ static cl::OptionCategory category("moe-gen-checkpoint options");
 
 static cl::opt<std::string> familyName(
     "family",
-    cl::desc("mixtral, minimax, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
+    cl::desc("mixtral, minimax, minimax_m2, qwen3_5_moe, qwen2_moe, qwen3_moe, "
+             "qwen3_next, "
              "qwen3_vl_moe, olmoe, flex_olmo, jamba, deepseek_v2, deepseek_v3, "
              "glm4_moe, dots1, ernie4_5_moe, granitemoe, granitemoeshared, "
              "granitemoehybrid, lfm2_moe, llama4 or "
@@ -85,7 +86,7 @@ static cl::opt<int64_t> denseInner(
 static cl::opt<int64_t>
     sharedInner("shared-inner",
                 cl::desc("shared_expert_intermediate_size (qwen2_moe, "
-                         "qwen3_next); shared_intermediate_size "
+                         "qwen3_next, qwen3_5_moe); shared_intermediate_size "
                          "(granitemoeshared, where 0 leaves out the shared "
                          "MLP, and granitemoehybrid)"),
                 cl::init(128), cl::cat(category));
@@ -140,6 +141,14 @@ static cl::opt<bool> normTopkProb(
     "norm-topk-prob",
     cl::desc("norm_topk_prob, 0 or 1 (qwen but qwen3_vl_moe, olmoe, "
              "deepseek, glm4_moe, dots1, lfm2_moe; default per family)"),
+    cl::ValueRequired, cl::cat(category));
+static cl::opt<bool> fusedExperts(
+    "fused-experts",
+    cl::desc("0 or 1: the routed experts fused, <block>.experts.gate_up_proj "
+             "[E, 2f, d] (gate rows first) and down_proj [E, d, f], as "
+             "transformers 5 saves them and Qwen3.5-MoE is released "
+             "(families whose experts are gate_proj, up_proj, down_proj "
+             "under mlp; default 1 for qwen3_5_moe, else 0)"),
     cl::ValueRequired, cl::cat(category));
 static cl::opt<bool>
     expertBias("expert-bias",
@@ -204,6 +213,7 @@ enum class Family {
   Qwen3Next,
   Qwen3Moe,
   Qwen3VLMoe,
+  Qwen35Moe,
   Olmoe,
   FlexOlmo,
   Jamba,
@@ -238,6 +248,7 @@ struct Model {
   std::vector<int64_t> mlpOnlyLayers;
   bool normTopkProb = false;
   bool expertBias = false; // lfm2_moe's use_expert_bias
+  bool fusedExperts = false; // experts.gate_up_proj and down_proj
   double scalingFactor = 1.0;
   DType dtype;
   /// How the projections are written, when in FP8: the config's format,
@@ -263,6 +274,7 @@ static const FamilyInfo kFamilies[] = {
     {Family::Qwen3Next, "qwen3_next", "Qwen3NextForCausalLM"},
     {Family::Qwen3Moe, "qwen3_moe", "Qwen3MoeForCausalLM"},
     {Family::Qwen3VLMoe, "qwen3_vl_moe", "Qwen3VLMoeForConditionalGeneration"},
+    {Family::Qwen35Moe, "qwen3_5_moe", "Qwen3_5MoeForConditionalGeneration"},
     {Family::Olmoe, "olmoe", "OlmoeForCausalLM"},
     {Family::FlexOlmo, "flex_olmo", "FlexOlmoForCausalLM"},
     {Family::Jamba, "jamba", "JambaForCausalLM"},
@@ -323,6 +335,14 @@ static bool hasInOutExperts(Family f) {
 /// Qwen2-MoE's sparse block, with its sigmoid-gated shared expert (also
 /// Qwen3-Next's).
 static bool hasGatedSharedExpert(Family f);
+static bool isQwen(Family f);
+static bool isDeepSeek(Family f);
+/// Experts named gate_proj, up_proj and down_proj under mlp, which
+/// transformers 5 can also store fused (--fused-experts).
+static bool hasMlpExperts(Family f) {
+  return (isQwen(f) && f != Family::Qwen3VLMoe) || f == Family::Qwen35Moe ||
+         isOlmoe(f) || isDeepSeek(f) || isErnie(f);
+}
 /// Granite's block (router.layer, fused input_linear and output_linear);
 /// GraniteMoeShared and GraniteMoeHybrid (Granite 4.0) add a shared_mlp of
 /// shared_intermediate_size, fused the same way, to every layer.
@@ -337,7 +357,8 @@ static bool hasSharedInner(Family f) {
   return hasGatedSharedExpert(f) || hasGraniteSharedMlp(f);
 }
 static bool hasGatedSharedExpert(Family f) {
-  return f == Family::Qwen2Moe || f == Family::Qwen3Next;
+  return f == Family::Qwen2Moe || f == Family::Qwen3Next ||
+         f == Family::Qwen35Moe;
 }
 /// DeepSeek's sparse block: DeepSeek-V2 and V3, GLM-4.5 and dots.llm1
 /// (V3's router and tensors under other config defaults, without
@@ -414,7 +435,8 @@ static llvm::Error checkOptionFamilies(Family family) {
        "qwen, deepseek, glm4_moe, dots1, ernie4_5_moe, lfm2_moe and llama4"},
       {interleaveStep, isLlama4, "llama4 and llama4_text"},
       {sharedInner, hasSharedInner,
-       "qwen2_moe, qwen3_next, granitemoeshared and granitemoehybrid"},
+       "qwen2_moe, qwen3_next, qwen3_5_moe, granitemoeshared and "
+       "granitemoehybrid"},
       {sharedExperts, hasSharedExperts,
        "deepseek, glm4_moe, dots1 and ernie4_5_moe"},
       {groups, isDeepSeek, "deepseek, glm4_moe and dots1"},
@@ -433,6 +455,9 @@ static llvm::Error checkOptionFamilies(Family family) {
        "qwen2_moe, qwen3_moe, qwen3_next, olmoe, flex_olmo, deepseek, "
        "glm4_moe, dots1 and lfm2_moe"},
       {expertBias, isLfm2, "lfm2_moe"},
+      {fusedExperts, hasMlpExperts,
+       "qwen2_moe, qwen3_moe, qwen3_next, qwen3_5_moe, olmoe, flex_olmo, "
+       "deepseek, glm4_moe, dots1 and ernie4_5_moe"},
   };
   for (const Rule &rule : rules)
     if (rule.option.getNumOccurrences() && !rule.applies(family))
@@ -479,7 +504,9 @@ static llvm::Error setFamilyExtras(Model &m) {
                        : f == Family::Qwen3Moe || f == Family::Qwen3Next ||
                              (hasV3Router(f) && f != Family::Dots1) ||
                              isLfm2(f);
-  if (hasGraniteSharedMlp(f)) {
+  m.fusedExperts = fusedExperts.getNumOccurrences() ? bool(fusedExperts)
+                                                    : f == Family::Qwen35Moe;
+  if (hasGraniteSharedMlp(f) || f == Family::Qwen35Moe) {
     m.sharedInner = sharedInner;
     return llvm::Error::success();
   }
@@ -613,11 +640,13 @@ static llvm::Error parseFP8(Model &m) {
         "FP8: " + m.info->modelType +
         "'s experts are stored [in, out], which moe-import does not read "
         "in FP8");
-  if (m.fp8() && m.fp8Block == std::array<int64_t, 2>{0, 0} &&
-      isGranite(m.family()))
+  bool fused = isGranite(m.family()) || (fusedExperts.getNumOccurrences()
+                                             ? bool(fusedExperts)
+                                             : m.family() == Family::Qwen35Moe);
+  if (m.fp8() && m.fp8Block == std::array<int64_t, 2>{0, 0} && fused)
     return llvm::createStringError(
-        "FP8 per tensor: Granite's fused expert tensors would share one "
-        "scale among experts");
+        "FP8 per tensor: fused expert tensors would share one scale among "
+        "experts");
   if (fp8Dequantized && !m.fp8())
     return llvm::createStringError("--fp8-dequantized needs --fp8-block, "
                                    "--fp8-per-tensor or --fp8-compressed");
@@ -812,13 +841,19 @@ static llvm::json::Object nestTextConfig(const Model &m, Family text,
   llvm::json::Object textConfig = buildConfig(textModel);
   textConfig.erase("architectures");
   textConfig["model_type"] = textModelType;
-  return llvm::json::Object{
+  llvm::json::Object config{
       {"architectures", llvm::json::Array{m.info->architecture}},
       {"model_type", m.info->modelType},
-      {"text_config", std::move(textConfig)},
       {"tie_word_embeddings", false},
       {"torch_dtype", torchDType(m.dtype)},
   };
+  // The quantization_config of the whole checkpoint stays at the top.
+  if (llvm::json::Value *quantization = textConfig.get("quantization_config")) {
+    config["quantization_config"] = std::move(*quantization);
+    textConfig.erase("quantization_config");
+  }
+  config["text_config"] = std::move(textConfig);
+  return config;
 }
 
 static llvm::json::Object buildConfig(const Model &m) {
@@ -830,6 +865,16 @@ static llvm::json::Object buildConfig(const Model &m) {
     llvm::json::Object config =
         nestTextConfig(m, Family::Qwen3Moe, "qwen3_vl_moe_text");
     config.getObject("text_config")->erase("norm_topk_prob");
+    return config;
+  }
+  // Qwen3_5MoeTextConfig: Qwen3-Next's keys but norm_topk_prob,
+  // decoder_sparse_step and mlp_only_layers, which it deletes.
+  if (m.family() == Family::Qwen35Moe) {
+    llvm::json::Object config =
+        nestTextConfig(m, Family::Qwen3Next, "qwen3_5_moe_text");
+    for (StringRef key :
+         {"norm_topk_prob", "decoder_sparse_step", "mlp_only_layers"})
+      config.getObject("text_config")->erase(key);
     return config;
   }
   llvm::json::Object config{
@@ -963,8 +1008,13 @@ static void addSparseBlock(const Model &m, const std::string &layer,
   // Ernie4_5_MoeStatics keeps its bias as [1, E].
   if (isErnie(m.family()))
     list.add(mlp + ".moe_statics.e_score_correction_bias", {1, e}, Init::Bias);
-  for (int64_t i = 0; i < e; ++i)
-    list.addGatedFFN(mlp + ".experts." + std::to_string(i), d, f);
+  if (m.fusedExperts) { // transformers 5's layout, gate rows first
+    list.addProjection(mlp + ".experts.gate_up_proj", {e, 2 * f, d});
+    list.addProjection(mlp + ".experts.down_proj", {e, d, f});
+  } else {
+    for (int64_t i = 0; i < e; ++i)
+      list.addGatedFFN(mlp + ".experts." + std::to_string(i), d, f);
+  }
   if (hasGatedSharedExpert(m.family())) {
     list.addGatedFFN(mlp + ".shared_expert", d, m.sharedInner);
     list.add(mlp + ".shared_expert_gate.weight", {1, d});
@@ -981,10 +1031,11 @@ static std::vector<TensorSpec> buildTensorList(const Model &m) {
   // The multimodal checkpoints hold their text model under
   // language_model.model (Llama-4) or model.language_model (Qwen3-VL).
   std::string top = m.family() == Family::Llama4 ? "language_model." : "";
-  std::string model = m.family() == Family::Llama4 ? "language_model.model"
-                      : m.family() == Family::Qwen3VLMoe
-                          ? "model.language_model"
-                          : "model";
+  std::string model =
+      m.family() == Family::Llama4 ? "language_model.model"
+      : m.family() == Family::Qwen3VLMoe || m.family() == Family::Qwen35Moe
+          ? "model.language_model"
+          : "model";
   list.add(model + ".embed_tokens.weight", {m.vocab, d});
   // LFM2 names its norms and its attention output its own way, and its
   // dense MLP's projections as Mixtral's experts.

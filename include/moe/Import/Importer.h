@@ -58,6 +58,19 @@
 //   sparse. No preset names this routing, so its layers carry the routing
 //   attributes and no `family`. MiniMaxM2Config has no routing keys:
 //   scoring_func, norm_topk_prob and the like are not read.
+// - qwen3_5_moe (Qwen3.5-MoE; its text model's keys in text_config, its
+//   tensors under model.language_model.) is Qwen3-Next's sparse block, so
+//   its layers carry `#moe.family<qwen2_moe>`: a gated shared expert of
+//   shared_expert_intermediate_size (default 512), every layer sparse,
+//   always renormalized (norm_topk_prob is not read). Its released bf16
+//   experts are fused (below).
+// - Experts stored fused, as transformers 5 writes them (Qwen3.5-MoE's
+//   releases, and any checkpoint saved with save_original_format=False):
+//   where `<block>.experts.0.gate_proj.weight` is absent and
+//   `<block>.experts.gate_up_proj` [E, 2f, d] (gate rows first) is there,
+//   the layer takes it and `<block>.experts.down_proj` [E, d, f] as
+//   experts(gate_up, down). The families whose experts are named
+//   gate_proj, up_proj and down_proj under `mlp` read either layout.
 // - qwen3_vl_moe (Qwen3-VL-MoE; its text model's keys in text_config, its
 //   tensors under model.language_model.) routes as Qwen3-MoE always
 //   renormalized (Qwen3VLMoeTextSparseMoeBlock does not read
@@ -262,9 +275,14 @@ struct ModelConfig {
   /// Qwen3-VL-MoE (model type qwen3_vl_moe): Qwen3-MoE's routing with
   /// Llama-4's fused experts stored [in, out], under text_config.
   bool isQwen3VL() const { return modelType == "qwen3_vl_moe"; }
+  /// Qwen3.5-MoE (model type qwen3_5_moe): Qwen3-Next's block in every
+  /// layer, always renormalized, under text_config.
+  bool isQwen35() const { return modelType == "qwen3_5_moe"; }
   /// The multimodal checkpoints, whose text model's keys are under
   /// text_config.
-  bool hasTextConfig() const { return modelType == "llama4" || isQwen3VL(); }
+  bool hasTextConfig() const {
+    return modelType == "llama4" || isQwen3VL() || isQwen35();
+  }
   /// LFM2-MoE's block (Lfm2MoeSparseMoeBlock, model type lfm2_moe): Mixtral's
   /// expert names under `feed_forward`, the selection bias `expert_bias`, the
   /// first num_dense_layers layers dense.
