@@ -397,17 +397,21 @@ TEST(HfConfig, Lfm2Moe) {
   EXPECT_EQ(roles(p), (std::vector<std::string>{"router", "gate", "up", "down"}));
 }
 
+/// A multimodal Qwen config of model type `type`: its text model's keys
+/// (3 experts, f = 5, norm_topk_prob false, layer 1 in mlp_only_layers)
+/// in text_config, of model type `type`_text.
+std::string qwenMultimodalConfig(const std::string &type) {
+  return "{\"model_type\": \"" + type + "\", \"text_config\": "
+         "{\"model_type\": \"" + type + "_text\", " + kSizes +
+         "\"num_experts\": 3, \"moe_intermediate_size\": 5, "
+         "\"norm_topk_prob\": false, \"mlp_only_layers\": [1]}}";
+}
+
 TEST(HfConfig, Qwen3VLMoe) {
   // The text model's keys nested, its tensors under model.language_model;
   // Qwen3-MoE's routing always renormalized (norm_topk_prob not read);
   // Llama-4's fused experts stored [in, out]; no shared expert.
-  std::string config = "{\"model_type\": \"qwen3_vl_moe\", \"text_config\": "
-                       "{\"model_type\": \"qwen3_vl_moe_text\", " +
-                       kSizes +
-                       "\"num_experts\": 3, "
-                       "\"moe_intermediate_size\": 5, "
-                       "\"norm_topk_prob\": false, "
-                       "\"mlp_only_layers\": [1]}}";
+  std::string config = qwenMultimodalConfig("qwen3_vl_moe");
   std::vector<int64_t> layers;
   std::string err;
   ASSERT_TRUE(
@@ -437,13 +441,7 @@ TEST(HfConfig, Qwen35Moe) {
   // Qwen3-Next's block in every layer (mlp_only_layers and norm_topk_prob
   // are not read), always renormalized, the gated shared expert of 512 by
   // default; planned per expert until the checkpoint says otherwise.
-  std::string config = "{\"model_type\": \"qwen3_5_moe\", \"text_config\": "
-                       "{\"model_type\": \"qwen3_5_moe_text\", " +
-                       kSizes +
-                       "\"num_experts\": 3, "
-                       "\"moe_intermediate_size\": 5, "
-                       "\"norm_topk_prob\": false, "
-                       "\"mlp_only_layers\": [1]}}";
+  std::string config = qwenMultimodalConfig("qwen3_5_moe");
   std::vector<int64_t> layers;
   std::string err;
   ASSERT_TRUE(
