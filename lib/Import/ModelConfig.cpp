@@ -17,9 +17,11 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <cmath>
+#include <limits>
 
 using namespace mlir::moe;
 using namespace mlir::moe::import;
@@ -286,9 +288,22 @@ static const FamilyInfo kFamilies[] = {
 StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
          "qwen3_vl_moe, qwen3_5_moe, olmoe, flex_olmo, granitemoe, "
-         "granitemoeshared, "
-         "granitemoehybrid, jamba, deepseek_v2, deepseek_v3, glm4_moe, "
-         "dots1, ernie4_5_moe, lfm2_moe, llama4, llama4_text";
+         "granitemoeshared, granitemoehybrid, jamba, deepseek_v2, "
+         "deepseek_v3, glm4_moe, dots1, ernie4_5_moe, lfm2_moe, llama4, "
+         "llama4_text";
+}
+
+/// The inner size of `count` shared experts of inner size `size` (key
+/// `key`), when it fits in 64 bits; else the reader fails.
+static int64_t sharedExpertsSize(ConfigReader &reader, StringRef key,
+                                 int64_t count, int64_t size) {
+  int64_t product = 0;
+  if (llvm::MulOverflow(count, size, product)) {
+    reader.fail("key \"" + key + "\" = " + Twine(count) +
+                " times the experts' inner size " + Twine(size) + " overflows");
+    return 0;
+  }
+  return product;
 }
 
 static bool isQwen(Family f) {
@@ -363,7 +378,8 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
       reader.isNull("n_shared_experts")
           ? 0
           : reader.getInt("n_shared_experts", std::nullopt, 0);
-  m.sharedSize = sharedExperts * m.expertSize;
+  m.sharedSize = sharedExpertsSize(reader, "n_shared_experts", sharedExperts,
+                                   m.expertSize);
   m.firstKDenseReplace = reader.getInt("first_k_dense_replace", glm ? 1 : 0, 0);
   m.moeLayerFreq = fixedRouter ? 1 : reader.getInt("moe_layer_freq", 1, 1);
   double factor = reader.getPositive("routed_scaling_factor",
@@ -451,7 +467,9 @@ static void readErnie(ConfigReader &reader, ModelConfig &m) {
   m.score = ScoreFunc::Softmax;
   m.selectionBias = true;
   m.renormalize = true;
-  m.sharedSize = reader.getInt("moe_num_shared_experts", 2, 0) * m.expertSize;
+  m.sharedSize = sharedExpertsSize(
+      reader, "moe_num_shared_experts",
+      reader.getInt("moe_num_shared_experts", 2, 0), m.expertSize);
   m.firstKDenseReplace = reader.getInt("moe_layer_start_index", 1, 0);
   int64_t end = reader.getInt("moe_layer_end_index", -1, -1);
   m.moeLayerEnd = end == -1 ? m.numLayers - 1 : end;
@@ -522,9 +540,14 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
     // not have; GraniteMoeHybrid builds it whatever its size (0: no
     // output).
     if (m.modelType != "granitemoe") {
-      m.sharedSize =
+      int64_t fs =
           reader.getInt("shared_intermediate_size",
                         m.modelType == "granitemoehybrid" ? 1024 : 0, 0);
+      // Stored fused: 2 * shared_intermediate_size rows.
+      if (fs > std::numeric_limits<int64_t>::max() / 2)
+        reader.fail("key \"shared_intermediate_size\" = " + Twine(fs) +
+                    " is too large (its fused tensor has twice as many rows)");
+      m.sharedSize = reader.failed() ? 0 : fs;
       m.hasPreset = m.sharedSize == 0;
     }
     return;

@@ -113,17 +113,21 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     if (shared.size() == 2) {
       // A fused gate_up [2 fs, d]: its gate rows, then its up rows. A
       // back end packs the slices of a checkpoint weight when it loads.
+      // Sizes that are not static come from the operands: fs is also
+      // down's dim 1.
       auto type = cast<RankedTensorType>(shared[0].getType());
-      int64_t fs = type.getDimSize(0) / 2, d = type.getDimSize(1);
-      auto rows = [&](int64_t first) -> Value {
-        auto index = [&](int64_t v) -> OpFoldResult {
-          return rewriter.getIndexAttr(v);
-        };
+      OpFoldResult fs =
+          ShapedType::isDynamic(type.getDimSize(0))
+              ? tensor::getMixedSize(rewriter, loc, shared[1], 1)
+              : OpFoldResult(rewriter.getIndexAttr(type.getDimSize(0) / 2));
+      OpFoldResult d = tensor::getMixedSize(rewriter, loc, shared[0], 1);
+      OpFoldResult zero = rewriter.getIndexAttr(0),
+                   one = rewriter.getIndexAttr(1);
+      auto rows = [&](OpFoldResult first) -> Value {
         return tensor::ExtractSliceOp::create(
-            rewriter, loc, shared[0], {index(first), index(0)},
-            {index(fs), index(d)}, {index(1), index(1)});
+            rewriter, loc, shared[0], {first, zero}, {fs, d}, {one, one});
       };
-      shared = {rows(0), rows(fs), shared[1]};
+      shared = {rows(zero), rows(fs), shared[1]};
     }
     if (!shared.empty()) {
       auto act =

@@ -303,3 +303,23 @@ func.func @shared_gate_up(%x: tensor<?x64xbf16>, %wg: tensor<8x64xbf16>,
        experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// -----
+
+// A fused shared gate_up of dynamic rows: fs from down's dim 1.
+// CHECK-LABEL: func.func @shared_gate_up_dynamic
+// CHECK-SAME: %[[SGU:[^:]*]]: tensor<?x64xf32>, %[[SD:[^:]*]]: tensor<64x?xf32>)
+// CHECK: %[[FS:.*]] = tensor.dim %[[SD]], %{{.*}} : tensor<64x?xf32>
+// CHECK: %[[SG:.*]] = tensor.extract_slice %[[SGU]][0, 0] [%[[FS]], 64] [1, 1] : tensor<?x64xf32> to tensor<?x64xf32>
+// CHECK: %[[SU:.*]] = tensor.extract_slice %[[SGU]][%[[FS]], 0] [%[[FS]], 64] [1, 1] : tensor<?x64xf32> to tensor<?x64xf32>
+// CHECK: moe.shared_expert %{{.*}}, %[[SG]], %[[SU]], %[[SD]] act = silu
+func.func @shared_gate_up_dynamic(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
+    %gu: tensor<8x64x64xf32>, %d: tensor<8x64x32xf32>,
+    %sgu: tensor<?x64xf32>, %sd: tensor<64x?xf32>) -> tensor<?x64xf32> {
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>)
+      experts(%gu, %d : tensor<8x64x64xf32>, tensor<8x64x32xf32>)
+      shared(%sgu, %sd : tensor<?x64xf32>, tensor<64x?xf32>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

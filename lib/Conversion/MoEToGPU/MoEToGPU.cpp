@@ -103,14 +103,24 @@ static std::string unsupportedReason(LayerOp op) {
              llvm::all_of(t.getShape().take_back(2),
                           [](int64_t n) { return n % 8 == 0; });
     };
-    auto unsupported = llvm::find_if(op.getExpertWeights(), [&](Value w) {
+    auto notStatic8 = [&](Value w) {
       return !isStatic8(cast<ShapedType>(w.getType()));
-    });
+    };
+    auto unsupported = llvm::find_if(op.getExpertWeights(), notStatic8);
+    // The shared projections (not the sigmoid gate [1, d]), down first.
+    ValueRange shared = op.getSharedWeights();
+    Value down = op.getSharedDown(), unsupportedShared;
+    if (down && notStatic8(down))
+      unsupportedShared = down;
+    for (Value w : shared.take_front(std::min<size_t>(3, shared.size())))
+      if (!unsupportedShared && notStatic8(w))
+        unsupportedShared = w;
     if (unsupported != op.getExpertWeights().end())
       os << "expert weight " << (*unsupported).getType();
-    else if (Value down = op.getSharedDown();
-             down && !isStatic8(cast<ShapedType>(down.getType())))
-      os << "shared down projection " << down.getType();
+    else if (unsupportedShared)
+      os << (unsupportedShared == down ? "shared down projection "
+                                       : "shared projection ")
+         << unsupportedShared.getType();
   }
   return reason;
 }

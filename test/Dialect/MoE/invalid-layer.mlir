@@ -108,6 +108,14 @@ func.func @shared_gate_up(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: tenso
 
 // -----
 
+func.func @shared_gate_up_odd(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: tensor<8x128x64xf32>, %d: tensor<8x64x128xf32>, %s: tensor<95x64xf32>, %sd: tensor<64x47xf32>) {
+  // expected-error@+1 {{'moe.layer' op expected `shared gate_up` dim 0 (2*fs) to be a multiple of 2, found 95}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%g, %d : tensor<8x128x64xf32>, tensor<8x64x128xf32>) shared(%s, %sd : tensor<95x64xf32>, tensor<64x47xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
 func.func @shared_gate_up_rows(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %g: tensor<8x128x64xf32>, %d: tensor<8x64x128xf32>, %s: tensor<96x64xf32>, %sd: tensor<64x40xf32>) {
   // expected-error@+1 {{'moe.layer' op expected `shared down` dim 1 (fs) to be 48}}
   %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%g, %d : tensor<8x128x64xf32>, tensor<8x64x128xf32>) shared(%s, %sd : tensor<96x64xf32>, tensor<64x40xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>

@@ -76,3 +76,18 @@ func.func @many_experts(%x: tensor<?x64xbf16>, %wr: tensor<1024x64xbf16>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// -----
+
+// A shared projection of dynamic size: the library takes static ones.
+func.func @shared_dynamic(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %gu: tensor<8x64x64xbf16>, %dn: tensor<8x64x32xbf16>,
+    %sgu: tensor<?x64xbf16>, %sd: tensor<64x16xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 512), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (any act; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found shared projection tensor<?x64xbf16>}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%gu, %dn : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      shared(%sgu, %sd : tensor<?x64xbf16>, tensor<64x16xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
