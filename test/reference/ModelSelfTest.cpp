@@ -291,6 +291,15 @@ std::vector<std::string> roles(const hf::LayerPlan &p) {
   return r;
 }
 
+/// The sparse layers of the model with config.json `text`.
+std::vector<int64_t> sparseLayersOf(const std::string &text) {
+  std::vector<int64_t> layers;
+  std::string err;
+  EXPECT_TRUE(hf::sparseLayers(parseOk(text), "config.json", &layers, &err))
+      << err;
+  return layers;
+}
+
 const std::string kSizes = "\"hidden_size\": 4, \"num_hidden_layers\": 4, "
                            "\"num_experts_per_tok\": 2, ";
 
@@ -326,11 +335,7 @@ TEST(HfConfig, MiniMaxM2) {
                        "\"scoring_func\": \"softmax\", "
                        "\"norm_topk_prob\": false, "
                        "\"routed_scaling_factor\": 2.5}";
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(
-      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(sparseLayersOf(config), (std::vector<int64_t>{0, 1, 2, 3}));
   hf::LayerPlan p = plan(config, 2);
   const RoutingConfig &r = p.cfg.routing;
   EXPECT_EQ(r.score, Score::Sigmoid);
@@ -358,11 +363,7 @@ TEST(HfConfig, Lfm2Moe) {
                        "\"num_experts\": 3, "
                        "\"moe_intermediate_size\": 5, "
                        "\"hidden_act\": \"tanh\"}";
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(
-      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(sparseLayersOf(config), (std::vector<int64_t>{2, 3}));
   hf::LayerPlan p = plan(config, 3);
   const RoutingConfig &r = p.cfg.routing;
   EXPECT_EQ(r.score, Score::Sigmoid);
@@ -389,8 +390,7 @@ TEST(HfConfig, Lfm2Moe) {
                      "\"use_expert_bias\": false, "
                      "\"norm_topk_prob\": false, "
                      "\"routed_scaling_factor\": 2.0}";
-  ASSERT_TRUE(hf::sparseLayers(parseOk(keys), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(sparseLayersOf(keys), (std::vector<int64_t>{1, 2, 3}));
   p = plan(keys, 1);
   EXPECT_FALSE(p.cfg.routing.renormalize);
   EXPECT_EQ(p.cfg.routing.scale, 2.0);
@@ -412,11 +412,7 @@ TEST(HfConfig, Qwen3VLMoe) {
   // Qwen3-MoE's routing always renormalized (norm_topk_prob not read);
   // Llama-4's fused experts stored [in, out]; no shared expert.
   std::string config = qwenMultimodalConfig("qwen3_vl_moe");
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(
-      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{0, 2, 3}));
+  EXPECT_EQ(sparseLayersOf(config), (std::vector<int64_t>{0, 2, 3}));
   hf::LayerPlan p = plan(config, 2);
   const RoutingConfig &r = p.cfg.routing;
   EXPECT_EQ(r.score, Score::Softmax);
@@ -442,11 +438,7 @@ TEST(HfConfig, Qwen35Moe) {
   // are not read), always renormalized, the gated shared expert of 512 by
   // default; planned per expert until the checkpoint says otherwise.
   std::string config = qwenMultimodalConfig("qwen3_5_moe");
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(
-      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(sparseLayersOf(config), (std::vector<int64_t>{0, 1, 2, 3}));
   hf::LayerPlan p = plan(config, 1);
   EXPECT_TRUE(p.cfg.routing.renormalize);
   EXPECT_EQ(p.cfg.shared, SharedKind::Gated);
@@ -471,9 +463,7 @@ TEST(HfConfig, Llama4) {
       "{\"model_type\": \"llama4\", \"text_config\": " + text + "}";
   std::vector<int64_t> layers;
   std::string err;
-  ASSERT_TRUE(
-      hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(sparseLayersOf(config), (std::vector<int64_t>{1, 3}));
   hf::LayerPlan p = plan(config, 3);
   const RoutingConfig &r = p.cfg.routing;
   EXPECT_EQ(r.score, Score::Sigmoid);
@@ -511,10 +501,7 @@ TEST(HfConfig, QwenSparseLayersAndSharedExpert) {
                     "\"decoder_sparse_step\": 2, \"mlp_only_layers\": [3], "
                     "\"hidden_act\": \"gelu\"}";
   // (L + 1) % 2 == 0 -> 1, 3; 3 is MLP-only -> 1.
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(hf::sparseLayers(parseOk(cfg), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{1}));
+  EXPECT_EQ(sparseLayersOf(cfg), (std::vector<int64_t>{1}));
   EXPECT_NE(planError(cfg, 3).find("layer 3 is dense"), std::string::npos);
   EXPECT_NE(planError(cfg, 4).find("layer 4 does not exist"),
             std::string::npos);
@@ -605,11 +592,7 @@ TEST(HfConfig, DeepSeekV2) {
                      "\"n_routed_experts\": 8, \"moe_intermediate_size\": 3, "
                      "\"first_k_dense_replace\": 1, \"moe_layer_freq\": 2, "
                      "\"routed_scaling_factor\": 16.0, ";
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "\"n_shared_experts\": 2}"),
-                               "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{2})); // >= 1 and even
+  EXPECT_EQ(sparseLayersOf(base + "\"n_shared_experts\": 2}"), (std::vector<int64_t>{2})); // >= 1 and even
   hf::LayerPlan p = plan(base + "\"n_shared_experts\": 2, \"topk_method\": "
                                 "\"group_limited_greedy\", \"n_group\": 4, "
                                 "\"topk_group\": 2}",
@@ -703,11 +686,7 @@ TEST(HfConfig, Glm4Moe) {
                      "\"topk_group\": 1, \"moe_layer_freq\": 2, "
                      "\"scoring_func\": \"softmax\", "
                      "\"topk_method\": \"greedy\"";
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "}"), "config.json", &layers,
-                               &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{1, 2, 3})); // every one from 1
+  EXPECT_EQ(sparseLayersOf(base + "}"), (std::vector<int64_t>{1, 2, 3})); // every one from 1
   hf::LayerPlan p = plan(base + "}", 1);
   const RoutingConfig &r = p.cfg.routing;
   EXPECT_EQ(r.score, Score::Sigmoid);
@@ -738,11 +717,7 @@ TEST(HfConfig, Dots1) {
                      "\"n_shared_experts\": 2, \"moe_layer_freq\": 2, "
                      "\"scoring_func\": \"noaux_tc\", "
                      "\"topk_method\": \"greedy\"";
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "}"), "config.json", &layers,
-                               &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(sparseLayersOf(base + "}"), (std::vector<int64_t>{0, 1, 2, 3}));
   hf::LayerPlan p = plan(base + "}", 1);
   const RoutingConfig &r = p.cfg.routing;
   EXPECT_EQ(r.score, Score::Sigmoid);
@@ -776,11 +751,7 @@ TEST(HfConfig, Ernie45Moe) {
                      "\"hidden_size\": 4, \"num_hidden_layers\": 6, "
                      "\"moe_k\": 2, \"moe_num_experts\": 8, "
                      "\"moe_intermediate_size\": 3";
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "}"), "config.json", &layers,
-                               &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(sparseLayersOf(base + "}"), (std::vector<int64_t>{1, 2, 3, 4, 5}));
   hf::LayerPlan p = plan(base + "}", 1);
   const RoutingConfig &r = p.cfg.routing;
   EXPECT_EQ(r.score, Score::Softmax);
@@ -803,8 +774,7 @@ TEST(HfConfig, Ernie45Moe) {
                              "\"moe_layer_end_index\": 4, "
                              "\"moe_layer_interval\": 2, "
                              "\"moe_num_shared_experts\": 0}";
-  ASSERT_TRUE(hf::sparseLayers(parseOk(keyed), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(sparseLayersOf(keyed), (std::vector<int64_t>{1, 3}));
   hf::LayerPlan unshared = plan(keyed, 3);
   EXPECT_EQ(unshared.cfg.shared, SharedKind::None);
   EXPECT_EQ(unshared.operands.back().names[0],
@@ -822,10 +792,7 @@ TEST(HfConfig, MiniMaxIsMixtral) {
   // MiniMax-Text-01 and -M1: Mixtral's block and router in every layer.
   std::string config = "{\"model_type\": \"minimax\", " + kSizes +
                        "\"num_local_experts\": 3, \"intermediate_size\": 5}";
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(hf::sparseLayers(parseOk(config), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(sparseLayersOf(config), (std::vector<int64_t>{0, 1, 2, 3}));
   hf::LayerPlan p = plan(config, 2);
   EXPECT_TRUE(p.cfg.routing.renormalize);
   EXPECT_EQ(p.cfg.routing.score, Score::Softmax);
@@ -857,11 +824,7 @@ TEST(HfConfig, Jamba) {
   std::string base = "{\"model_type\": \"jamba\", \"hidden_size\": 4, "
                      "\"num_hidden_layers\": 6, \"num_experts_per_tok\": 2, "
                      "\"num_experts\": 8, \"intermediate_size\": 3";
-  std::vector<int64_t> layers;
-  std::string err;
-  ASSERT_TRUE(hf::sparseLayers(parseOk(base + "}"), "config.json", &layers,
-                               &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{1, 3, 5}));
+  EXPECT_EQ(sparseLayersOf(base + "}"), (std::vector<int64_t>{1, 3, 5}));
   hf::LayerPlan p = plan(base + ", \"norm_topk_prob\": true}", 1);
   EXPECT_EQ(p.cfg.routing.score, Score::Softmax);
   EXPECT_EQ(p.cfg.routing.select, Select::TopK);
@@ -876,8 +839,7 @@ TEST(HfConfig, Jamba) {
             "model.layers.1.feed_forward.experts.7.down_proj.weight");
   std::string keyed = base + ", \"expert_layer_period\": 3, "
                              "\"expert_layer_offset\": 0}";
-  ASSERT_TRUE(hf::sparseLayers(parseOk(keyed), "config.json", &layers, &err));
-  EXPECT_EQ(layers, (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(sparseLayersOf(keyed), (std::vector<int64_t>{0, 3}));
   EXPECT_NE(planError(keyed, 1).find("dense"), std::string::npos);
   EXPECT_NE(planError(base + ", \"expert_layer_offset\": 2}", 1)
                 .find("expert_layer_offset must be less than"),

@@ -504,8 +504,6 @@ static llvm::Error setFamilyExtras(Model &m) {
                        : f == Family::Qwen3Moe || f == Family::Qwen3Next ||
                              (hasV3Router(f) && f != Family::Dots1) ||
                              isLfm2(f);
-  m.fusedExperts = fusedExperts.getNumOccurrences() ? bool(fusedExperts)
-                                                    : f == Family::Qwen35Moe;
   if (hasGraniteSharedMlp(f) || f == Family::Qwen35Moe) {
     m.sharedInner = sharedInner;
     return llvm::Error::success();
@@ -640,9 +638,8 @@ static llvm::Error parseFP8(Model &m) {
         "FP8: " + m.info->modelType +
         "'s experts are stored [in, out], which moe-import does not read "
         "in FP8");
-  bool fused = isGranite(m.family()) || (fusedExperts.getNumOccurrences()
-                                             ? bool(fusedExperts)
-                                             : m.family() == Family::Qwen35Moe);
+  // Granite's experts are always fused.
+  bool fused = m.fusedExperts || isGranite(m.family());
   if (m.fp8() && m.fp8Block == std::array<int64_t, 2>{0, 0} && fused)
     return llvm::createStringError(
         "FP8 per tensor: fused expert tensors would share one scale among "
@@ -685,6 +682,9 @@ static llvm::Expected<Model> parseModel() {
   if (!dtype)
     return llvm::createStringError("--dtype must be f32, f16 or bf16");
   m.dtype = *dtype;
+  m.fusedExperts = fusedExperts.getNumOccurrences()
+                       ? bool(fusedExperts)
+                       : info->family == Family::Qwen35Moe;
   if (llvm::Error err = parseFP8(m))
     return std::move(err);
   if (llvm::Error err = setFamilyExtras(m))
