@@ -495,12 +495,22 @@ static std::string formatDTypes(llvm::ArrayRef<DType> types) {
 }
 
 /// Whether a tensor of shape `found` holds one of shape `expected`: the same
-/// sizes, possibly after leading dimensions of size 1, which leave the
-/// elements and their order as they are.
+/// sizes, possibly after leading dimensions of size 1, or with the leading
+/// dimensions of a stack of matrices merged into its first one ([E * f, d]
+/// for [E, f, d]). Either way the elements and their order are the same.
 static bool holdsShape(llvm::ArrayRef<int64_t> found,
                        llvm::ArrayRef<int64_t> expected) {
   while (found.size() > expected.size() && found.front() == 1)
     found = found.drop_front();
+  if (found.size() >= 2 && found.size() < expected.size()) {
+    size_t merged = expected.size() - found.size() + 1;
+    int64_t rows = 1;
+    for (int64_t size : expected.take_front(merged))
+      if (llvm::MulOverflow(rows, size, rows))
+        return false;
+    return found.front() == rows &&
+           found.drop_front() == expected.drop_front(merged);
+  }
   return found == expected;
 }
 

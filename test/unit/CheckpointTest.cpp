@@ -339,6 +339,31 @@ TEST_F(CheckpointTest, RequireAllowsLeadingUnitDimensions) {
             p + ": tensor row has shape [1, 4], expected [4, 1]");
 }
 
+/// A stack of matrices may be stored with its leading dimensions merged into
+/// its first (DBRX keeps its experts' [E, f, d] as [E * f, d]); a vector is
+/// never such a stack, and the merged size must be the product.
+TEST_F(CheckpointTest, RequireAllowsMergedLeadingDimensions) {
+  std::vector<char> twelve =
+      encode(DType::F32, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  std::string p =
+      write("stack.safetensors", {{"tall", DType::F32, {6, 2}, twelve},
+                                  {"flat", DType::F32, {12}, twelve}});
+  auto ckpt = Checkpoint::open(p);
+  ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
+  const Checkpoint &c = **ckpt;
+  for (const std::vector<int64_t> &shape :
+       std::vector<std::vector<int64_t>>{{3, 2, 2}, {2, 3, 2}, {1, 3, 2, 2}}) {
+    auto stack = c.require("tall", shape, {DType::F32});
+    EXPECT_TRUE(bool(stack)) << llvm::toString(stack.takeError());
+  }
+  EXPECT_EQ(errorOf(c.require("tall", {2, 2, 3})),
+            p + ": tensor tall has shape [6, 2], expected [2, 2, 3]");
+  EXPECT_EQ(errorOf(c.require("tall", {2, 2, 2})),
+            p + ": tensor tall has shape [6, 2], expected [2, 2, 2]");
+  EXPECT_EQ(errorOf(c.require("flat", {3, 4})),
+            p + ": tensor flat has shape [12], expected [3, 4]");
+}
+
 /// The scales of FP8 tensors: the grid's shape, in a float dtype; the one
 /// scale of a matrix may also be a scalar or a vector of one.
 TEST_F(CheckpointTest, RequireScalesOfEveryGrid) {

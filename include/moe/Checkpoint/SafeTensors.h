@@ -99,10 +99,12 @@ public:
   /// read.
   llvm::Expected<const TensorInfo *> get(llvm::StringRef name) const;
   /// The tensor `name`, which must have this shape and one of the `allowed`
-  /// dtypes (any supported dtype if `allowed` is empty). Leading dimensions
-  /// of size 1 before the shape are allowed: PyTorch keeps some vectors as
-  /// [1, n] (ERNIE-4.5's e_score_correction_bias), and they hold the same
-  /// elements in the same order. The error names the tensor, the file, and
+  /// dtypes (any supported dtype if `allowed` is empty). Two other shapes
+  /// hold the same elements in the same order and are allowed: leading
+  /// dimensions of size 1 before the shape (PyTorch keeps some vectors as
+  /// [1, n]: ERNIE-4.5's e_score_correction_bias), and a stack of matrices
+  /// whose leading dimensions are merged into its first ([E * f, d] for
+  /// [E, f, d]: DBRX's experts). The error names the tensor, the file, and
   /// the expected and found shape or dtype.
   llvm::Expected<const TensorInfo *>
   require(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
