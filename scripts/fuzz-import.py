@@ -75,6 +75,8 @@ CHECKPOINTS = {
                  "--dtype", "bf16"],
     "llama4": ["--experts", "4", "--inner", "24", "--layers", "4",
                "--interleave-step", "2", "--dtype", "bf16"],
+    "dbrx": ["--experts", "8", "--top-k", "4", "--inner", "24",
+             "--dtype", "bf16"],
 }
 
 JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|'

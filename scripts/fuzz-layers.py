@@ -253,9 +253,9 @@ FAMILIES = ["mixtral", "minimax", "minimax_m2", "qwen2_moe", "qwen3_moe",
             "deepseek_v2", "deepseek_v3", "glm4_moe",
             "dots1", "ernie4_5_moe", "granitemoe", "granitemoeshared",
             "granitemoehybrid", "lfm2_moe", "llama4",
-            "llama4_text"]
-# Fused experts stored [in, out], which moe-import does not read in FP8.
-IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe")
+            "llama4_text", "dbrx"]
+# Experts stored [in, out], which moe-import does not read in FP8.
+IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe", "dbrx")
 # Experts named gate_proj, up_proj, down_proj under mlp, which a
 # checkpoint may also hold fused as transformers 5 writes them.
 MLP_EXPERTS = ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe", "olmoe",

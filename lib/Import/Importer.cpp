@@ -184,22 +184,24 @@ static void addGatedFFN(llvm::SmallVectorImpl<WeightSpec> &out,
 }
 
 /// The module holding a layer's MoE block: `feed_forward` (Llama-4,
-/// LFM2-MoE, Jamba), `block_sparse_moe` (Mixtral, MiniMax, Granite) or
-/// `mlp`.
+/// LFM2-MoE, Jamba), `ffn` (DBRX), `block_sparse_moe` (Mixtral, MiniMax,
+/// Granite) or `mlp`.
 static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
   bool blockSparse =
       m.family == Family::Mixtral || m.family == Family::GraniteMoe;
   return m.layerPrefix + "." + std::to_string(layer) +
          (m.isLlama4() || m.isLfm2() || m.isJamba() ? ".feed_forward"
+          : m.isDbrx()                              ? ".ffn"
           : blockSparse                             ? ".block_sparse_moe"
                                                     : ".mlp");
 }
 
 /// The router weight [E, d] of layer `layer`.
 static WeightSpec routerSpec(const ModelConfig &m, int64_t layer) {
-  StringRef leaf = m.isLlama4() || m.isJamba()      ? ".router.weight"
-                   : m.family == Family::GraniteMoe ? ".router.layer.weight"
-                                                    : ".gate.weight";
+  StringRef leaf = m.isLlama4() || m.isJamba() ? ".router.weight"
+                   : m.family == Family::GraniteMoe || m.isDbrx()
+                       ? ".router.layer.weight"
+                       : ".gate.weight";
   return single("router", blockPrefix(m, layer) + leaf,
                 {m.numExperts, m.hiddenSize});
 }
@@ -223,6 +225,17 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     spec.experts = {gateUp, down};
     if (m.isLlama4())
       addGatedFFN(spec.shared, block + ".shared_expert", d, m.sharedSize);
+    return spec;
+  }
+  if (m.isDbrx()) {
+    // DbrxExperts: w1 (gate) and v1 (up) stack the experts' [f, d]
+    // matrices as one [E * f, d] tensor; w2 stacks their down projections
+    // the same way, each stored [in, out].
+    std::string mlp = blockPrefix(m, layer) + ".experts.mlp";
+    WeightSpec down = single("down", mlp + ".w2", {e, d, f});
+    down.transposed = true;
+    spec.experts = {single("gate", mlp + ".w1", {e, f, d}),
+                    single("up", mlp + ".v1", {e, f, d}), down};
     return spec;
   }
   if (m.family == Family::Mixtral) {

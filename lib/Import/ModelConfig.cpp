@@ -283,6 +283,11 @@ static const FamilyInfo kFamilies[] = {
     // whose text model's keys are under text_config.
     {"llama4", Family::Mixtral, "num_local_experts", "intermediate_size"},
     {"llama4_text", Family::Mixtral, "num_local_experts", "intermediate_size"},
+    // DBRX: its own block (DbrxFFN) under ffn, which routes as Mixtral's when
+    // it divides the top-k weights by their sum; its block's keys are in
+    // ffn_config.
+    {"dbrx", Family::Mixtral, "moe_num_experts", "ffn_hidden_size",
+     "moe_top_k"},
 };
 
 StringRef mlir::moe::import::supportedModelTypes() {
@@ -290,7 +295,7 @@ StringRef mlir::moe::import::supportedModelTypes() {
          "qwen3_vl_moe, qwen3_5_moe, olmoe, flex_olmo, granitemoe, "
          "granitemoeshared, granitemoehybrid, jamba, deepseek_v2, "
          "deepseek_v3, glm4_moe, dots1, ernie4_5_moe, lfm2_moe, llama4, "
-         "llama4_text";
+         "llama4_text, dbrx";
 }
 
 /// The inner size of `count` shared experts of inner size `size` (key
@@ -318,7 +323,16 @@ static bool isDeepSeek(Family f) {
 //===----------------------------------------------------------------------===//
 
 static void readActivation(ConfigReader &reader, ModelConfig &m) {
-  std::string act = reader.getString("hidden_act", StringRef("silu"));
+  // DBRX names it in ffn_config's ffn_act_fn, {"name": ...} (default silu).
+  std::string key = m.isDbrx() ? "ffn_act_fn.name" : "hidden_act";
+  std::string act = "silu";
+  if (!m.isDbrx()) {
+    act = reader.getString("hidden_act", StringRef("silu"));
+  } else if (const llvm::json::Object *fn = reader.getObject("ffn_act_fn")) {
+    ConfigReader inner = reader.nested(*fn, "ffn_act_fn");
+    act = inner.getString("name", StringRef("silu"));
+    reader.adopt(inner);
+  }
   std::optional<Activation> parsed =
       llvm::StringSwitch<std::optional<Activation>>(act)
           .Cases({"silu", "swish"}, Activation::Silu)
@@ -328,7 +342,7 @@ static void readActivation(ConfigReader &reader, ModelConfig &m) {
           .Case("relu", Activation::Relu)
           .Default(std::nullopt);
   if (!parsed && !reader.failed())
-    reader.fail("unsupported hidden_act \"" + act +
+    reader.fail("unsupported " + key + " \"" + act +
                 "\" (supported: silu, swish, gelu, gelu_new, "
                 "gelu_pytorch_tanh, gelu_fast, relu)");
   m.act = parsed.value_or(Activation::Silu);
@@ -510,7 +524,35 @@ static void readLfm2(ConfigReader &reader, ModelConfig &m) {
   m.hasPreset = false;
 }
 
+/// DbrxFFN: softmax scores, the top k divided by their p-norm for p =
+/// moe_normalize_expert_weights (DbrxFFNConfig's default 1; null: not
+/// divided). The scores are positive, so p = 1 divides by their sum: the
+/// renormalization of the mixtral preset. Other norms are refused. `reader`
+/// reads ffn_config.
+static void readDbrx(ConfigReader &reader, ModelConfig &m) {
+  if (reader.getBool("uniform_expert_assignment", false))
+    return reader.fail("uniform_expert_assignment = true is not supported "
+                       "(it replaces the router's choice by a fixed "
+                       "assignment)");
+  m.score = ScoreFunc::Softmax;
+  m.renormalize = !reader.isNull("moe_normalize_expert_weights");
+  if (!m.renormalize) {
+    m.matchesPreset = false;
+    m.presetNote = "moe_normalize_expert_weights = null keeps the raw top-k "
+                   "weights, which the mixtral preset renormalizes";
+    return;
+  }
+  double p = reader.getPositive("moe_normalize_expert_weights", 1.0);
+  if (!reader.failed() && p != 1.0)
+    reader.fail("moe_normalize_expert_weights = " +
+                llvm::formatv("{0}", llvm::json::Value(p)).str() +
+                " is not supported (the top-k weights are divided by their "
+                "sum, 1, or not at all, null)");
+}
+
 static void readFamily(ConfigReader &reader, ModelConfig &m) {
+  if (m.isDbrx())
+    return readDbrx(reader, m);
   if (m.isLlama4())
     return readLlama4(reader, m);
   if (m.isLfm2())
@@ -789,10 +831,27 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
                         ? "model.language_model.layers"
                         : "language_model.model.layers";
   }
-  ConfigReader &keys = text ? *text : reader;
+  // DBRX names its sizes d_model and n_layers, keeps its block's keys in
+  // ffn_config and its tensors under transformer.blocks.
+  std::optional<ConfigReader> ffn;
+  if (m.isDbrx()) {
+    m.hiddenSize = reader.getInt("d_model", std::nullopt, 1);
+    m.numLayers = reader.getInt("n_layers", std::nullopt, 1);
+    const llvm::json::Object *ffnConfig = reader.getObject("ffn_config");
+    if (!ffnConfig && !reader.failed())
+      reader.fail("missing key \"ffn_config\" (an object: the sparse "
+                  "block's config of a dbrx checkpoint)");
+    if (reader.failed())
+      return reader.takeError();
+    ffn.emplace(*ffnConfig, (path + ": ffn_config").str());
+    m.layerPrefix = "transformer.blocks";
+  }
+  ConfigReader &keys = ffn ? *ffn : text ? *text : reader;
 
-  m.hiddenSize = keys.getInt("hidden_size", std::nullopt, 1);
-  m.numLayers = keys.getInt("num_hidden_layers", std::nullopt, 1);
+  if (!m.isDbrx()) {
+    m.hiddenSize = keys.getInt("hidden_size", std::nullopt, 1);
+    m.numLayers = keys.getInt("num_hidden_layers", std::nullopt, 1);
+  }
   m.numExperts = keys.getInt(info->expertsKey, std::nullopt, 1);
   m.topK = keys.getInt(info->topKKey, std::nullopt, 1);
   m.expertSize = keys.getInt(info->sizeKey, std::nullopt, 1);

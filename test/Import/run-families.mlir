@@ -129,6 +129,14 @@
 // RUN: moe-run %t/jamba.mlir --entry moe_layer_1 --quiet $(cat %t/jamba-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/jamba-cases | FileCheck %s
 
+// DBRX, bf16: Mixtral's routing; the experts stacked as [E * f, d] tensors,
+// the down projections [in, out] transposed when the weights are bound.
+// RUN: moe-gen-checkpoint --family dbrx --out %t/dbrx --seed 28 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2 --dtype bf16
+// RUN: moe-import --model %t/dbrx -o %t/dbrx.mlir
+// RUN: moe-reference emit-model --model %t/dbrx --layer 1 --seed 18 --tokens 0,1,7,33 --dir %t/dbrx-cases
+// RUN: moe-run %t/dbrx.mlir --entry moe_layer_1 --quiet $(cat %t/dbrx-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/dbrx-cases | FileCheck %s
+
 // ERNIE-4.5-MoE, f32: softmax scores, the [1, E] correction bias choosing,
 // renormalized; two experts' worth of ungated shared FFN; the first layer
 // dense.

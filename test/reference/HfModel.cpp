@@ -152,6 +152,10 @@ bool isErnie(const std::string &t) { return t == "ernie4_5_moe"; }
 /// jamba: JambaSparseMoeBlock under feed_forward, its router named router,
 /// experts named as OLMoE's; softmax scores, never renormalized.
 bool isJamba(const std::string &t) { return t == "jamba"; }
+/// dbrx: DbrxFFN under transformer.blocks.L.ffn, its router router.layer;
+/// d_model and n_layers, the block's keys in ffn_config; the experts w1,
+/// v1, w2 each [E * f, d], w2 holding the down projections [in, out].
+bool isDbrx(const std::string &t) { return t == "dbrx"; }
 /// Granite's block (router.layer, fused input_linear and output_linear);
 /// granitemoeshared and granitemoehybrid add a shared_mlp fused the same
 /// way.
@@ -205,11 +209,35 @@ struct Model {
   }
 };
 
+/// DBRX's ffn_config, or null with `err` set.
+const json::Value *ffnConfig(Keys &keys) {
+  const json::Value *ffn = keys.find("ffn_config");
+  if (!ffn || ffn->kind != json::Value::Kind::Object) {
+    keys.bad("dbrx without an ffn_config object");
+    return nullptr;
+  }
+  return ffn;
+}
+
 /// Reads the model's keys; a type already set (a multimodal Llama-4's text
 /// model) is not read again.
 bool readModel(Keys &keys, Model *m) {
   if (m->type.empty() && !keys.text("model_type", nullptr, &m->type))
     return false;
+  if (isDbrx(m->type)) {  // every layer sparse
+    m->prefix = "transformer.blocks";
+    const json::Value *ffn = ffnConfig(keys);
+    if (!ffn) return false;
+    Keys block{*ffn, keys.file + ": ffn_config", keys.err};
+    if (!keys.integer("d_model", &m->d, 1) ||
+        !keys.integer("n_layers", &m->layers, 1) ||
+        !block.integer("moe_num_experts", &m->E, 1) ||
+        !block.integer("ffn_hidden_size", &m->f, 1) ||
+        !block.integer("moe_top_k", &m->k, 1))
+      return false;
+    if (m->k > m->E) return block.bad("moe_top_k exceeds the experts");
+    return true;
+  }
   const char *expertsKey, *sizeKey, *kKey = "num_experts_per_tok";
   if (isMixtralBlock(m->type) || isGranite(m->type) ||
       isLlama4(m->type)) {
@@ -288,8 +316,20 @@ bool readAct(Keys &keys, const Model &m, Act *act) {
     *act = Act::Silu;
     return true;
   }
-  std::string name;
-  if (!keys.text("hidden_act", "silu", &name)) return false;
+  std::string name = "silu";
+  if (isDbrx(m.type)) {  // ffn_config.ffn_act_fn = {"name": ...}
+    const json::Value *ffn = ffnConfig(keys);
+    if (!ffn) return false;
+    Keys block{*ffn, keys.file + ": ffn_config", keys.err};
+    if (const json::Value *fn = block.find("ffn_act_fn")) {
+      if (fn->kind != json::Value::Kind::Object)
+        return block.bad("ffn_act_fn must be an object");
+      Keys inner{*fn, block.file + ".ffn_act_fn", keys.err};
+      if (!inner.text("name", "silu", &name)) return false;
+    }
+  } else if (!keys.text("hidden_act", "silu", &name)) {
+    return false;
+  }
   if (name == "silu" || name == "swish") *act = Act::Silu;
   else if (name == "gelu") *act = Act::GeluErf;
   else if (name == "gelu_new" || name == "gelu_pytorch_tanh" ||
@@ -359,6 +399,23 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     r.renormalize = true;
     *fs = shared * m.f;
     cfg->shared = shared > 0 ? SharedKind::Plain : SharedKind::None;
+    return true;
+  }
+  if (isDbrx(t)) {
+    // DbrxFFN: the top k of the softmax scores divided by their p-norm for
+    // p = moe_normalize_expert_weights (default 1: their sum), or not at
+    // all for null.
+    const json::Value *ffn = ffnConfig(keys);
+    if (!ffn) return false;
+    Keys block{*ffn, keys.file + ": ffn_config", keys.err};
+    const json::Value *norm = ffn->get("moe_normalize_expert_weights");
+    bool raw = norm && norm->kind == json::Value::Kind::Null;
+    double p = 1.0;
+    if (!raw && !block.positive("moe_normalize_expert_weights", 1.0, &p))
+      return false;
+    if (p != 1.0)
+      return block.bad("moe_normalize_expert_weights other than 1 or null");
+    r.renormalize = !raw;
     return true;
   }
   if (isMixtralBlock(t)) {
@@ -511,6 +568,15 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
     ops.push_back(experts("down", p, "w2.weight", E, {d, f}));
     return ops;
   }
+  if (isDbrx(m.type)) {
+    std::string p = base + ".ffn";
+    ops.push_back(tensor("router", p + ".router.layer.weight", {E, d}));
+    ops.push_back(tensor("gate", p + ".experts.mlp.w1", {E, f, d}));
+    ops.push_back(tensor("up", p + ".experts.mlp.v1", {E, f, d}));
+    ops.push_back(tensor("down", p + ".experts.mlp.w2", {E, d, f}));
+    ops.back().transposed = true;
+    return ops;
+  }
   if (isJamba(m.type)) {
     std::string p = base + ".feed_forward";
     ops.push_back(tensor("router", p + ".router.weight", {E, d}));
@@ -567,12 +633,15 @@ std::string shapeText(const std::vector<int64_t> &s) {
 }
 
 /// Whether a stored tensor of shape `stored` holds the elements of one of
-/// `wanted`: the same shape, or the same after leading sizes of 1 (a
-/// [1, E] bias read as [E]).
+/// `wanted`: the same shape, the same after leading sizes of 1 (a [1, E]
+/// bias read as [E]), or a stack of matrices kept as one tall matrix (DBRX's
+/// [E * f, d] read as [E, f, d]).
 bool sameElements(std::vector<int64_t> stored,
                   const std::vector<int64_t> &wanted) {
   while (stored.size() > wanted.size() && stored.front() == 1)
     stored.erase(stored.begin());
+  if (stored.size() == 2 && wanted.size() == 3)
+    return stored[0] == wanted[0] * wanted[1] && stored[1] == wanted[2];
   return stored == wanted;
 }
 

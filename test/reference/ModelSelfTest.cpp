@@ -846,6 +846,52 @@ TEST(HfConfig, Jamba) {
             std::string::npos);
 }
 
+TEST(HfConfig, Dbrx) {
+  // DbrxConfig's own size names and ffn_config; DbrxFFNConfig's defaults:
+  // silu, the top k divided by their sum (moe_normalize_expert_weights 1).
+  std::string base = "{\"model_type\": \"dbrx\", \"d_model\": 4, "
+                     "\"n_layers\": 2, \"ffn_config\": {"
+                     "\"moe_num_experts\": 3, \"moe_top_k\": 2, "
+                     "\"ffn_hidden_size\": 5";
+  EXPECT_EQ(sparseLayersOf(base + "}}"), (std::vector<int64_t>{0, 1}));
+  hf::LayerPlan p = plan(base + "}}", 1);
+  EXPECT_EQ(p.E, 3);
+  EXPECT_EQ(p.f, 5);
+  EXPECT_EQ(p.d, 4);
+  EXPECT_EQ(p.cfg.routing.score, Score::Softmax);
+  EXPECT_TRUE(p.cfg.routing.renormalize);
+  EXPECT_EQ(p.cfg.act, Act::Silu);
+  EXPECT_EQ(roles(p),
+            (std::vector<std::string>{"router", "gate", "up", "down"}));
+  EXPECT_EQ(p.operands[0].names[0],
+            "transformer.blocks.1.ffn.router.layer.weight");
+  EXPECT_EQ(p.operands[1].names[0], "transformer.blocks.1.ffn.experts.mlp.w1");
+  EXPECT_EQ(p.operands[2].names[0], "transformer.blocks.1.ffn.experts.mlp.v1");
+  EXPECT_EQ(p.operands[3].names[0], "transformer.blocks.1.ffn.experts.mlp.w2");
+  EXPECT_FALSE(p.operands[1].stacked);
+  EXPECT_TRUE(p.operands[3].transposed);
+  EXPECT_EQ(p.operands[3].shape, (std::vector<int64_t>{3, 4, 5}));
+  EXPECT_FALSE(
+      plan(base + ", \"moe_normalize_expert_weights\": null}}", 0)
+          .cfg.routing.renormalize);
+  EXPECT_EQ(plan(base + ", \"ffn_act_fn\": {\"name\": \"gelu\"}}}", 0).cfg.act,
+            Act::GeluErf);
+  EXPECT_NE(planError(base + ", \"moe_normalize_expert_weights\": 2}}", 0)
+                .find("moe_normalize_expert_weights other than 1 or null"),
+            std::string::npos);
+  EXPECT_NE(planError("{\"model_type\": \"dbrx\", \"d_model\": 4, "
+                      "\"n_layers\": 2}",
+                      0)
+                .find("without an ffn_config object"),
+            std::string::npos);
+  EXPECT_NE(planError("{\"model_type\": \"dbrx\", \"d_model\": 4, "
+                      "\"n_layers\": 2, \"ffn_config\": {"
+                      "\"moe_num_experts\": 3, \"ffn_hidden_size\": 5}}",
+                      0)
+                .find("config.json: ffn_config: missing key \"moe_top_k\""),
+            std::string::npos);
+}
+
 TEST(HfConfig, Errors) {
   EXPECT_NE(planError("{\"model_type\": \"llama\"}", 0)
                 .find("config.json: unsupported model_type \"llama\""),
@@ -990,6 +1036,46 @@ TEST(TinyModel, GraniteFusedGateFirst) {
   EXPECT_NE(err.find("input_linear.weight has dtype F16, expected bf16"),
             std::string::npos)
       << err;
+  fs::remove_all(dir);
+}
+
+// DBRX, d = 2, E = 2, f = 2, k = 1, x = [1, 0]: the router is I, so
+// expert 0, weight 1. w1 and v1 stack the experts' [f, d] rows: expert 0's
+// gate x = [2, 1] and up x = [3, 1], so h = [3 silu(2), silu(1)]. w2 stacks
+// each expert's down projection stored [in, out]: expert 0's [[1, 2],
+// [0, 4]] gives y = h W = [h0, 2 h0 + 4 h1]; read as [out, in] it would give
+// [h0 + 2 h1, 4 h1]. Expert 1 (all 9s) would give something else entirely.
+TEST(TinyModel, DbrxStackedExpertsDownInOut) {
+  std::string dir = tempDir("dbrx");
+  writeBytes(dir + "/config.json",
+             "{\"model_type\": \"dbrx\", \"d_model\": 2, \"n_layers\": 1, "
+             "\"ffn_config\": {\"moe_num_experts\": 2, \"moe_top_k\": 1, "
+             "\"ffn_hidden_size\": 2}}");
+  std::string p = "transformer.blocks.0.ffn.";
+  std::string header = "{";
+  std::string data;
+  auto add = [&](const std::string &name, const std::string &shape,
+                 std::vector<float> v) {
+    size_t begin = data.size();
+    data += f32Bytes(v);
+    header += std::string(header.size() > 1 ? "," : "") + "\"" + name +
+              "\":{\"dtype\":\"F32\",\"shape\":" + shape +
+              ",\"data_offsets\":[" + std::to_string(begin) + "," +
+              std::to_string(data.size()) + "]}";
+  };
+  add(p + "router.layer.weight", "[2,2]", {1, 0, 0, 1});
+  add(p + "experts.mlp.w1", "[4,2]", {2, 0, 1, 0, 9, 9, 9, 9});
+  add(p + "experts.mlp.v1", "[4,2]", {3, 0, 1, 0, 9, 9, 9, 9});
+  add(p + "experts.mlp.w2", "[4,2]", {1, 2, 0, 4, 9, 9, 9, 9});
+  writeSafetensors(dir + "/model.safetensors", header + "}", data);
+
+  LayerResult res = runModel(dir, mat(1, 2, {1, 0}));
+  double h0 = 3.0 * 2.0 / (1.0 + std::exp(-2.0));
+  double h1 = 1.0 / (1.0 + std::exp(-1.0));
+  EXPECT_EQ(res.routing.id(0, 0), 0);
+  EXPECT_NEAR(res.y.at(0, 0), h0, 1e-14);
+  EXPECT_NEAR(res.y.at(0, 1), 2 * h0 + 4 * h1, 1e-14);
+  EXPECT_NEAR(2 * h0 + 4 * h1, 13.49379925025461, 1e-13);
   fs::remove_all(dir);
 }
 

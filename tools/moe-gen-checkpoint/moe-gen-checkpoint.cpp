@@ -53,8 +53,7 @@ static cl::opt<std::string> familyName(
              "qwen3_next, "
              "qwen3_vl_moe, olmoe, flex_olmo, jamba, deepseek_v2, deepseek_v3, "
              "glm4_moe, dots1, ernie4_5_moe, granitemoe, granitemoeshared, "
-             "granitemoehybrid, lfm2_moe, llama4 or "
-             "llama4_text"),
+             "granitemoehybrid, lfm2_moe, llama4, llama4_text or dbrx"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
                                    cl::Required, cl::cat(category));
@@ -140,7 +139,8 @@ static cl::list<int64_t> mlpOnlyLayers("mlp-only-layers",
 static cl::opt<bool> normTopkProb(
     "norm-topk-prob",
     cl::desc("norm_topk_prob, 0 or 1 (qwen but qwen3_vl_moe, olmoe, "
-             "deepseek, glm4_moe, dots1, lfm2_moe; default per family)"),
+             "deepseek, glm4_moe, dots1, lfm2_moe; default per family); "
+             "dbrx's moe_normalize_expert_weights, 1 or null"),
     cl::ValueRequired, cl::cat(category));
 static cl::opt<bool> fusedExperts(
     "fused-experts",
@@ -227,7 +227,8 @@ enum class Family {
   GraniteMoeHybrid,
   Lfm2Moe,
   Llama4,
-  Llama4Text
+  Llama4Text,
+  Dbrx
 };
 
 struct FamilyInfo {
@@ -291,6 +292,7 @@ static const FamilyInfo kFamilies[] = {
     {Family::Lfm2Moe, "lfm2_moe", "Lfm2MoeForCausalLM"},
     {Family::Llama4, "llama4", "Llama4ForConditionalGeneration"},
     {Family::Llama4Text, "llama4_text", "Llama4ForCausalLM"},
+    {Family::Dbrx, "dbrx", "DbrxForCausalLM"},
 };
 
 /// Mixtral's sparse block and tensor names (MiniMax-M2's block derives from
@@ -323,6 +325,11 @@ static bool isOlmoe(Family f) {
 /// layer sparse from expert_layer_offset; its dense MLPs have the experts'
 /// intermediate_size.
 static bool isJamba(Family f) { return f == Family::Jamba; }
+/// DBRX: DbrxFFN under transformer.blocks.L.ffn, its sizes named d_model and
+/// n_layers and its block's keys in ffn_config; the experts w1, v1 and w2
+/// each one [E * f, d] tensor (w2 stacking the down projections stored
+/// [in, out]); every layer sparse.
+static bool isDbrx(Family f) { return f == Family::Dbrx; }
 static bool isQwen(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Moe ||
          f == Family::Qwen3Next || f == Family::Qwen3VLMoe;
@@ -451,9 +458,10 @@ static llvm::Error checkOptionFamilies(Family family) {
       {sparseStep, isQwen, "qwen2_moe, qwen3_moe, qwen3_next and qwen3_vl_moe"},
       {mlpOnlyLayers, isQwen,
        "qwen2_moe, qwen3_moe, qwen3_next and qwen3_vl_moe"},
-      {normTopkProb, hasNormTopkProb,
+      {normTopkProb, [](Family f) { return hasNormTopkProb(f) || isDbrx(f); },
        "qwen2_moe, qwen3_moe, qwen3_next, olmoe, flex_olmo, deepseek, "
-       "glm4_moe, dots1 and lfm2_moe"},
+       "glm4_moe, dots1, lfm2_moe and dbrx (moe_normalize_expert_weights 1 "
+       "or null)"},
       {expertBias, isLfm2, "lfm2_moe"},
       {fusedExperts, hasMlpExperts,
        "qwen2_moe, qwen3_moe, qwen3_next, qwen3_5_moe, olmoe, flex_olmo, "
@@ -503,7 +511,7 @@ static llvm::Error setFamilyExtras(Model &m) {
                        ? bool(normTopkProb)
                        : f == Family::Qwen3Moe || f == Family::Qwen3Next ||
                              (hasV3Router(f) && f != Family::Dots1) ||
-                             isLfm2(f);
+                             isLfm2(f) || isDbrx(f);
   if (hasGraniteSharedMlp(f) || f == Family::Qwen35Moe) {
     m.sharedInner = sharedInner;
     return llvm::Error::success();
@@ -633,7 +641,7 @@ static llvm::Error parseFP8(Model &m) {
   if (!fp8Compressed.empty())
     if (llvm::Error err = parseCompressedStrategy(m))
       return err;
-  if (m.fp8() && hasInOutExperts(m.family()))
+  if (m.fp8() && (hasInOutExperts(m.family()) || isDbrx(m.family())))
     return llvm::createStringError(
         "FP8: " + m.info->modelType +
         "'s experts are stored [in, out], which moe-import does not read "
@@ -856,7 +864,40 @@ static llvm::json::Object nestTextConfig(const Model &m, Family text,
   return config;
 }
 
+/// DbrxConfig: its own names for the sizes, the block's keys in ffn_config
+/// (as DbrxFFNConfig writes them) and the attention's in attn_config.
+static llvm::json::Object dbrxConfig(const Model &m) {
+  llvm::json::Value norm = nullptr;
+  if (m.normTopkProb)
+    norm = 1.0;
+  llvm::json::Object ffn{
+      {"ffn_act_fn", llvm::json::Object{{"name", "silu"}}},
+      {"ffn_hidden_size", m.inner},
+      {"moe_jitter_eps", 0.01},
+      {"moe_normalize_expert_weights", std::move(norm)},
+      {"moe_num_experts", m.experts},
+      {"moe_top_k", m.topK},
+  };
+  return llvm::json::Object{
+      {"architectures", llvm::json::Array{m.info->architecture}},
+      {"model_type", m.info->modelType},
+      {"d_model", m.hidden},
+      {"n_layers", m.layers},
+      {"n_heads", 1},
+      {"max_seq_len", 64},
+      {"vocab_size", m.vocab},
+      {"attn_config", llvm::json::Object{{"clip_qkv", 8},
+                                         {"kv_n_heads", 1},
+                                         {"rope_theta", 500000}}},
+      {"ffn_config", std::move(ffn)},
+      {"tie_word_embeddings", false},
+      {"torch_dtype", torchDType(m.dtype)},
+  };
+}
+
 static llvm::json::Object buildConfig(const Model &m) {
+  if (isDbrx(m.family()))
+    return dbrxConfig(m);
   // As in Llama4Config and Qwen3VLMoeConfig; Qwen3-VL-MoE's text model is
   // Qwen3-MoE's but for norm_topk_prob, which it does not have.
   if (m.family() == Family::Llama4)
@@ -926,6 +967,9 @@ struct TensorSpec {
   std::string name;
   llvm::SmallVector<int64_t> shape;
   Init init;
+  /// The fan-in of a Linear tensor whose sizes do not show it (DBRX's
+  /// stacked w2); 0: the one its init implies.
+  int64_t fanIn = 0;
   /// A projection that an FP8 checkpoint quantizes: every
   /// Linear matrix but the embeddings, the output head and the routers
   /// (which FP8 releases keep in their dtype).
@@ -1023,9 +1067,37 @@ static void addSparseBlock(const Model &m, const std::string &layer,
     list.addGatedFFN(mlp + ".shared_experts", d, m.sharedInner);
 }
 
+/// DBRX's tensors, named as DbrxForCausalLM's; the attention and norm
+/// weights are there for an importer to skip.
+static std::vector<TensorSpec> buildDbrxTensorList(const Model &m) {
+  int64_t d = m.hidden, f = m.inner, e = m.experts;
+  TensorList list;
+  list.add("transformer.wte.weight", {m.vocab, d});
+  for (int64_t l = 0; l < m.layers; ++l) {
+    std::string block = "transformer.blocks." + std::to_string(l);
+    std::string attn = block + ".norm_attn_norm";
+    list.add(attn + ".norm_1.weight", {d}, Init::Norm);
+    list.add(attn + ".attn.Wqkv.weight", {3 * d, d});
+    list.add(attn + ".attn.out_proj.weight", {d, d});
+    list.add(attn + ".norm_2.weight", {d}, Init::Norm);
+    std::string ffn = block + ".ffn";
+    list.add(ffn + ".router.layer.weight", {e, d});
+    list.add(ffn + ".experts.mlp.w1", {e * f, d});
+    list.add(ffn + ".experts.mlp.v1", {e * f, d});
+    // Each expert's down projection [in, out]: fan-in f.
+    list.add(ffn + ".experts.mlp.w2", {e * f, d});
+    list.specs.back().fanIn = f;
+  }
+  list.add("transformer.norm_f.weight", {d}, Init::Norm);
+  list.add("lm_head.weight", {m.vocab, d});
+  return std::move(list.specs);
+}
+
 /// Every tensor in the order of a Hugging Face checkpoint, with the
 /// attention and norm weights an importer must skip.
 static std::vector<TensorSpec> buildTensorList(const Model &m) {
+  if (isDbrx(m.family()))
+    return buildDbrxTensorList(m);
   int64_t d = m.hidden;
   TensorList list;
   // The multimodal checkpoints hold their text model under
@@ -1117,7 +1189,8 @@ static std::vector<float> generateValues(const TensorSpec &spec,
   int64_t count = 1;
   for (int64_t s : spec.shape)
     count *= s;
-  int64_t fanIn = spec.init == Init::LinearInOut
+  int64_t fanIn = spec.fanIn ? spec.fanIn
+                  : spec.init == Init::LinearInOut
                       ? spec.shape[spec.shape.size() - 2]
                       : spec.shape.back();
   double scale = 1.0 / std::sqrt(static_cast<double>(fanIn));

@@ -131,6 +131,18 @@
 //   expert (Llama4TextMLP) of intermediate_size; the sparse layers listed
 //   in moe_layers, or else every interleave_moe_layer_step-th one (default
 //   1), from layer step - 1.
+// - dbrx (DBRX): DbrxFFN under `ffn`, its router `ffn.router.layer.weight`;
+//   its sizes named d_model and n_layers, its block's keys in ffn_config
+//   (moe_num_experts, moe_top_k, ffn_hidden_size, ffn_act_fn.name). Softmax
+//   scores, the top k divided by their p-norm with p =
+//   moe_normalize_expert_weights: 1 (the default) divides by their sum, as
+//   the mixtral preset renormalizes, so the layers carry
+//   `#moe.family<mixtral>`; null keeps them raw (no `family`, with a
+//   warning); any other p is refused. The experts are three tensors of
+//   [E * f, d]: `ffn.experts.mlp.w1` (gate) and `v1` (up), read as
+//   [E, f, d], and `w2`, each expert's down projection stored [in, out],
+//   read as [E, f, d] and emitted as `moe.weight {transposed}`. Every
+//   layer is sparse.
 // - hidden_act: silu or swish -> silu; gelu (the erf form) -> gelu_erf;
 //   gelu_new, gelu_pytorch_tanh, gelu_fast (the tanh form) -> gelu_tanh;
 //   relu -> relu. Shared experts use the same activation.
@@ -296,6 +308,11 @@ struct ModelConfig {
   /// `feed_forward`, its router named `router`, every
   /// expert_layer_period-th layer sparse from expert_layer_offset.
   bool isJamba() const { return modelType == "jamba"; }
+  /// DBRX's block (DbrxFFN, model type dbrx): under `ffn`, its router
+  /// `router.layer`, its experts w1, v1 and w2 each one tensor [E * f, d]
+  /// (w2 holding the down projections [in, out]); its sizes named d_model
+  /// and n_layers, the block's keys in ffn_config.
+  bool isDbrx() const { return modelType == "dbrx"; }
   /// Whether layer `layer` (in [0, numLayers)) holds a sparse MoE block.
   bool isSparseLayer(int64_t layer) const;
   /// Every sparse layer, ascending.
