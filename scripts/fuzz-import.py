@@ -68,6 +68,8 @@ CHECKPOINTS = {
               "--topk-group", "1", "--first-dense", "0"],
     "glm4_moe": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                  "--fp8-compressed", "group:16"],
+    "glm4v_moe": ["--experts", "8", "--inner", "24", "--layers", "2",
+                  "--dtype", "bf16", "--fp8-block", "8,8"],
     "ernie4_5_moe": ["--experts", "8", "--inner", "24", "--layers", "3",
                      "--shared-experts", "2", "--dtype", "bf16",
                      "--fp8-compressed", "block:8,16"],

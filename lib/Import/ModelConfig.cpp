@@ -269,6 +269,11 @@ static const FamilyInfo kFamilies[] = {
     {"glm4_moe", Family::DeepseekV3, "n_routed_experts",
      "moe_intermediate_size"},
     {"dots1", Family::DeepseekV3, "n_routed_experts", "moe_intermediate_size"},
+    // GLM-4.5V's text model: GLM-4.5's block (Glm4vMoeTextMoE derives from
+    // Glm4MoeMoE) under Glm4vMoeTextConfig, which derives from Glm4MoeConfig;
+    // its keys are in text_config.
+    {"glm4v_moe", Family::DeepseekV3, "n_routed_experts",
+     "moe_intermediate_size"},
     // ERNIE-4.5-MoE: its own block (Ernie4_5_MoeSparseMoeBlock) with
     // DeepSeek-V2's tensor names (an ungated shared_experts FFN); no preset
     // names its routing, and the family only fills the field.
@@ -294,7 +299,8 @@ StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
          "qwen3_vl_moe, qwen3_5_moe, olmoe, flex_olmo, granitemoe, "
          "granitemoeshared, granitemoehybrid, jamba, deepseek_v2, "
-         "deepseek_v3, glm4_moe, dots1, ernie4_5_moe, lfm2_moe, llama4, "
+         "deepseek_v3, glm4_moe, glm4v_moe, dots1, ernie4_5_moe, lfm2_moe, "
+         "llama4, "
          "llama4_text, dbrx";
 }
 
@@ -383,7 +389,7 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   // code has no moe_layer_freq and always routes as DeepSeek-V3 (the keys
   // scoring_func and topk_method are not read). Dots1Config defaults
   // norm_topk_prob to false and n_group and topk_group to 1.
-  bool glm = m.modelType == "glm4_moe";
+  bool glm = m.modelType == "glm4_moe" || m.modelType == "glm4v_moe";
   bool dots = m.modelType == "dots1";
   bool fixedRouter = glm || dots;
   // n_shared_experts = null means none (Python None); an absent key is an
@@ -827,7 +833,7 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
               "model's config of a " +
               m.modelType + " checkpoint)");
     text.emplace(*textConfig, (path + ": text_config").str());
-    m.layerPrefix = m.isQwen3VL() || m.isQwen35()
+    m.layerPrefix = m.isQwen3VL() || m.isQwen35() || m.isGlm4V()
                         ? "model.language_model.layers"
                         : "language_model.model.layers";
   }

@@ -137,6 +137,14 @@
 // RUN: moe-run %t/dbrx.mlir --entry moe_layer_1 --quiet $(cat %t/dbrx-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/dbrx-cases | FileCheck %s
 
+// GLM-4.5V, f16: GLM-4.5's block under text_config, the tensors under
+// model.language_model, the first layer dense, a shared expert.
+// RUN: moe-gen-checkpoint --family glm4v_moe --out %t/glmv --seed 29 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2 --shared-experts 1 --dtype f16
+// RUN: moe-import --model %t/glmv -o %t/glmv.mlir
+// RUN: moe-reference emit-model --model %t/glmv --layer 1 --seed 19 --tokens 0,1,7,33 --dir %t/glmv-cases
+// RUN: moe-run %t/glmv.mlir --entry moe_layer_1 --quiet $(cat %t/glmv-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/glmv-cases | FileCheck %s
+
 // ERNIE-4.5-MoE, f32: softmax scores, the [1, E] correction bias choosing,
 // renormalized; two experts' worth of ungated shared FFN; the first layer
 // dense.

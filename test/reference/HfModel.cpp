@@ -127,8 +127,11 @@ bool isQwen(const std::string &t) {
   return isQwen2Block(t) || t == "qwen3_moe" || isQwen3VL(t);
 }
 /// glm4_moe's sparse block is DeepSeek-V3's: Glm4MoeTopkRouter is
-/// DeepseekV3TopkRouter in the Hugging Face code.
-bool isGlm(const std::string &t) { return t == "glm4_moe"; }
+/// DeepseekV3TopkRouter in the Hugging Face code. GLM-4.5V's text model
+/// (glm4v_moe, read from its text_config) is GLM-4.5's block and config.
+bool isGlm(const std::string &t) {
+  return t == "glm4_moe" || t == "glm4v_moe_text";
+}
 /// dots1's sparse block is DeepSeek-V3's too (Dots1MoE, Dots1TopkRouter),
 /// under Dots1Config's defaults.
 bool isDots(const std::string &t) { return t == "dots1"; }
@@ -729,7 +732,7 @@ const json::Value *textConfig(const json::Value &config,
   const json::Value *type = config.get("model_type");
   if (!type || type->kind != json::Value::Kind::String ||
       (type->string != "llama4" && type->string != "qwen3_vl_moe" &&
-       type->string != "qwen3_5_moe"))
+       type->string != "qwen3_5_moe" && type->string != "glm4v_moe"))
     return &config;
   const json::Value *text = config.get("text_config");
   if (!text || text->kind != json::Value::Kind::Object) {

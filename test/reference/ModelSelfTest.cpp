@@ -708,6 +708,33 @@ TEST(HfConfig, Glm4Moe) {
   EXPECT_EQ(scaled.cfg.routing.scale, 2.5);
 }
 
+TEST(HfConfig, Glm4vMoe) {
+  // GLM-4.5V: GLM-4.5's block and defaults (Glm4vMoeTextConfig derives
+  // from Glm4MoeConfig), read from text_config, the tensors under
+  // model.language_model.
+  std::string text = "{\"model_type\": \"glm4v_moe_text\", " + kSizes +
+                     "\"n_routed_experts\": 8, \"moe_intermediate_size\": 3, "
+                     "\"n_shared_experts\": 1, \"n_group\": 1, "
+                     "\"topk_group\": 1}";
+  std::string config =
+      "{\"model_type\": \"glm4v_moe\", \"text_config\": " + text + "}";
+  EXPECT_EQ(sparseLayersOf(config), (std::vector<int64_t>{1, 2, 3}));
+  hf::LayerPlan p = plan(config, 2);
+  EXPECT_EQ(p.modelType, "glm4v_moe_text");
+  EXPECT_EQ(p.cfg.routing.score, Score::Sigmoid);
+  EXPECT_EQ(p.cfg.routing.groupScore, GroupScore::SumTop2);
+  EXPECT_TRUE(p.cfg.routing.renormalize);
+  EXPECT_EQ(p.cfg.routing.scale, 1.0);
+  EXPECT_EQ(p.operands[0].names[0],
+            "model.language_model.layers.2.mlp.gate.weight");
+  EXPECT_EQ(p.operands.back().names[0],
+            "model.language_model.layers.2.mlp.shared_experts.down_proj."
+            "weight");
+  EXPECT_NE(planError("{\"model_type\": \"glm4v_moe\"}", 1)
+                .find("without a text_config object"),
+            std::string::npos);
+}
+
 TEST(HfConfig, Dots1) {
   // Dots1Config's defaults: no dense layer, one group, raw weights, no
   // scaling; DeepSeek-V3's router, which reads neither scoring_func nor

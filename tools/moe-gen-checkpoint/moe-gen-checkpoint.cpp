@@ -52,7 +52,8 @@ static cl::opt<std::string> familyName(
     cl::desc("mixtral, minimax, minimax_m2, qwen3_5_moe, qwen2_moe, qwen3_moe, "
              "qwen3_next, "
              "qwen3_vl_moe, olmoe, flex_olmo, jamba, deepseek_v2, deepseek_v3, "
-             "glm4_moe, dots1, ernie4_5_moe, granitemoe, granitemoeshared, "
+             "glm4_moe, glm4v_moe, dots1, ernie4_5_moe, granitemoe, "
+             "granitemoeshared, "
              "granitemoehybrid, lfm2_moe, llama4, llama4_text or dbrx"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
@@ -220,6 +221,7 @@ enum class Family {
   DeepSeekV2,
   DeepSeekV3,
   Glm4Moe,
+  Glm4vMoe,
   Dots1,
   Ernie45Moe,
   GraniteMoe,
@@ -282,6 +284,7 @@ static const FamilyInfo kFamilies[] = {
     {Family::DeepSeekV2, "deepseek_v2", "DeepseekV2ForCausalLM"},
     {Family::DeepSeekV3, "deepseek_v3", "DeepseekV3ForCausalLM"},
     {Family::Glm4Moe, "glm4_moe", "Glm4MoeForCausalLM"},
+    {Family::Glm4vMoe, "glm4v_moe", "Glm4vMoeForConditionalGeneration"},
     {Family::Dots1, "dots1", "Dots1ForCausalLM"},
     {Family::Ernie45Moe, "ernie4_5_moe", "Ernie4_5_MoeForCausalLM"},
     {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
@@ -372,14 +375,15 @@ static bool hasGatedSharedExpert(Family f) {
 /// moe_layer_freq).
 static bool isDeepSeek(Family f) {
   return f == Family::DeepSeekV2 || f == Family::DeepSeekV3 ||
-         f == Family::Glm4Moe || f == Family::Dots1;
+         f == Family::Glm4Moe || f == Family::Glm4vMoe || f == Family::Dots1;
 }
 /// Families with an ungated shared FFN of n_shared_experts * inner.
 static bool hasSharedExperts(Family f) { return isDeepSeek(f) || isErnie(f); }
 /// Sigmoid scores, the f32 e_score_correction_bias, groups scored by their
 /// two best experts.
 static bool hasV3Router(Family f) {
-  return f == Family::DeepSeekV3 || f == Family::Glm4Moe || f == Family::Dots1;
+  return f == Family::DeepSeekV3 || f == Family::Glm4Moe ||
+         f == Family::Glm4vMoe || f == Family::Dots1;
 }
 static bool hasMoeLayerFreq(Family f) {
   return f == Family::DeepSeekV2 || f == Family::DeepSeekV3;
@@ -574,10 +578,12 @@ static llvm::Error setFamilyExtras(Model &m) {
   m.sharedInner = m.sharedExperts * m.inner;
   m.firstDense = firstDense;
   m.moeLayerFreq = moeLayerFreq;
-  m.scalingFactor = scalingFactor.getNumOccurrences() ? double(scalingFactor)
-                    : f == Family::DeepSeekV3         ? 2.5
-                    : f == Family::Glm4Moe || f == Family::Dots1 ? 1.0
-                                                                 : 16.0;
+  m.scalingFactor =
+      scalingFactor.getNumOccurrences() ? double(scalingFactor)
+      : f == Family::DeepSeekV3         ? 2.5
+      : f == Family::Glm4Moe || f == Family::Glm4vMoe || f == Family::Dots1
+          ? 1.0
+          : 16.0;
   if (m.sharedExperts < 0)
     return llvm::createStringError("--shared-experts must be at least 0");
   if (m.firstDense < 0 || m.firstDense > m.layers)
@@ -902,6 +908,9 @@ static llvm::json::Object buildConfig(const Model &m) {
   // Qwen3-MoE's but for norm_topk_prob, which it does not have.
   if (m.family() == Family::Llama4)
     return nestTextConfig(m, Family::Llama4Text, "llama4_text");
+  // Glm4vMoeTextConfig derives from Glm4MoeConfig: GLM-4.5's keys.
+  if (m.family() == Family::Glm4vMoe)
+    return nestTextConfig(m, Family::Glm4Moe, "glm4v_moe_text");
   if (m.family() == Family::Qwen3VLMoe) {
     llvm::json::Object config =
         nestTextConfig(m, Family::Qwen3Moe, "qwen3_vl_moe_text");
@@ -1103,11 +1112,12 @@ static std::vector<TensorSpec> buildTensorList(const Model &m) {
   // The multimodal checkpoints hold their text model under
   // language_model.model (Llama-4) or model.language_model (Qwen3-VL).
   std::string top = m.family() == Family::Llama4 ? "language_model." : "";
-  std::string model =
-      m.family() == Family::Llama4 ? "language_model.model"
-      : m.family() == Family::Qwen3VLMoe || m.family() == Family::Qwen35Moe
-          ? "model.language_model"
-          : "model";
+  std::string model = m.family() == Family::Llama4 ? "language_model.model"
+                      : m.family() == Family::Qwen3VLMoe ||
+                              m.family() == Family::Qwen35Moe ||
+                              m.family() == Family::Glm4vMoe
+                          ? "model.language_model"
+                          : "model";
   list.add(model + ".embed_tokens.weight", {m.vocab, d});
   // LFM2 names its norms and its attention output its own way, and its
   // dense MLP's projections as Mixtral's experts.

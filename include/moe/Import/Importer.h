@@ -41,6 +41,10 @@
 //   (first_k_dense_replace 1, routed_scaling_factor 1, norm_topk_prob
 //   true); it has no moe_layer_freq, and scoring_func and topk_method are
 //   not read (the modeling code never does).
+// - glm4v_moe (GLM-4.5V, GLM-4.6V; its text model's keys in text_config,
+//   its tensors under model.language_model.) is GLM-4.5's sparse block
+//   under GLM-4.5's config defaults (Glm4vMoeTextConfig derives from
+//   Glm4MoeConfig), so its layers carry `#moe.family<deepseek_v3>`.
 // - dots1 (dots.llm1) is DeepSeek-V3's sparse block too (Dots1MoE and
 //   Dots1TopkRouter derive from DeepSeek-V3's), under Dots1Config's
 //   defaults: first_k_dense_replace 0, routed_scaling_factor 1,
@@ -290,10 +294,13 @@ struct ModelConfig {
   /// Qwen3.5-MoE (model type qwen3_5_moe): Qwen3-Next's block in every
   /// layer, always renormalized, under text_config.
   bool isQwen35() const { return modelType == "qwen3_5_moe"; }
+  /// GLM-4.5V (model type glm4v_moe): GLM-4.5's block and config defaults,
+  /// under text_config.
+  bool isGlm4V() const { return modelType == "glm4v_moe"; }
   /// The multimodal checkpoints, whose text model's keys are under
   /// text_config.
   bool hasTextConfig() const {
-    return modelType == "llama4" || isQwen3VL() || isQwen35();
+    return modelType == "llama4" || isQwen3VL() || isQwen35() || isGlm4V();
   }
   /// LFM2-MoE's block (Lfm2MoeSparseMoeBlock, model type lfm2_moe): Mixtral's
   /// expert names under `feed_forward`, the selection bias `expert_bias`, the
