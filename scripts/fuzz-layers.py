@@ -261,6 +261,8 @@ IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe", "dbrx")
 MLP_EXPERTS = ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe", "olmoe",
                "flex_olmo", "deepseek_v2", "deepseek_v3", "glm4_moe",
                "glm4v_moe", "dots1", "ernie4_5_moe")
+# Mixtral's block, which transformers 5 stores fused under mlp.
+MIXTRAL_BLOCK = ("mixtral", "minimax", "minimax_m2")
 
 
 def draw_model(rng, pipeline):
@@ -309,7 +311,7 @@ def draw_model(rng, pipeline):
                   "granitemoehybrid"):
         gen += ["--shared-inner", size(8, 96)]
     fused = family.startswith("granitemoe")
-    if family in MLP_EXPERTS and rng.random() < 0.5:
+    if family in MLP_EXPERTS + MIXTRAL_BLOCK and rng.random() < 0.5:
         fused = rng.random() < 0.5
         gen += ["--fused-experts", int(fused)]
     elif family == "qwen3_5_moe":  # fused as released

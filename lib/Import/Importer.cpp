@@ -196,8 +196,27 @@ static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
                                                     : ".mlp");
 }
 
+/// Whether layer `layer`'s block_sparse_moe is stored in transformers 5's
+/// layout (save_original_format = False): the block renamed mlp, its
+/// experts fused (`mlp.experts.gate_up_proj`, gate rows first, and
+/// `mlp.experts.down_proj`).
+static bool isMovedToMlp(const ModelConfig &m, int64_t layer,
+                         const Checkpoint &ckpt) {
+  if (m.family != Family::Mixtral || m.isLfm2() || m.isLlama4() || m.isDbrx())
+    return false;
+  std::string prefix = m.layerPrefix + "." + std::to_string(layer);
+  return !ckpt.lookup(prefix + ".block_sparse_moe.experts.0.w1.weight") &&
+         ckpt.lookup(prefix + ".mlp.experts.gate_up_proj");
+}
+
 /// The router weight [E, d] of layer `layer`.
-static WeightSpec routerSpec(const ModelConfig &m, int64_t layer) {
+static WeightSpec routerSpec(const ModelConfig &m, int64_t layer,
+                             const Checkpoint &ckpt) {
+  if (isMovedToMlp(m, layer, ckpt))
+    return single("router",
+                  m.layerPrefix + "." + std::to_string(layer) +
+                      ".mlp.gate.weight",
+                  {m.numExperts, m.hiddenSize});
   StringRef leaf = m.isLlama4() || m.isJamba() ? ".router.weight"
                    : m.family == Family::GraniteMoe || m.isDbrx()
                        ? ".router.layer.weight"
@@ -213,7 +232,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
                                const Checkpoint &ckpt) {
   int64_t d = m.hiddenSize, f = m.expertSize, e = m.numExperts;
   LayerSpec spec;
-  spec.router = routerSpec(m, layer);
+  spec.router = routerSpec(m, layer, ckpt);
   if (m.isLlama4() || m.isQwen3VL()) {
     // Fused experts stored [in, out]: gate_up_proj [E, d, 2f] (gate
     // columns, then up), down_proj [E, f, d].
@@ -239,7 +258,10 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     return spec;
   }
   if (m.family == Family::Mixtral) {
-    std::string moe = blockPrefix(m, layer);
+    bool fused = isMovedToMlp(m, layer, ckpt);
+    std::string moe = fused
+                          ? m.layerPrefix + "." + std::to_string(layer) + ".mlp"
+                          : blockPrefix(m, layer);
     // MiniMax-M2 and LFM2-MoE: a buffer of the block, beside the router.
     if (m.selectionBias) {
       spec.bias = single(
@@ -248,9 +270,14 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
           {e});
       spec.bias->alwaysF32 = true;
     }
-    spec.experts = {perExpert("gate", m, moe, "w1.weight", {f, d}),
-                    perExpert("up", m, moe, "w3.weight", {f, d}),
-                    perExpert("down", m, moe, "w2.weight", {d, f})};
+    if (fused)
+      spec.experts = {
+          single("gate_up", moe + ".experts.gate_up_proj", {e, 2 * f, d}),
+          single("down", moe + ".experts.down_proj", {e, d, f})};
+    else
+      spec.experts = {perExpert("gate", m, moe, "w1.weight", {f, d}),
+                      perExpert("up", m, moe, "w3.weight", {f, d}),
+                      perExpert("down", m, moe, "w2.weight", {d, f})};
     return spec;
   }
   if (m.family == Family::GraniteMoe) {
@@ -562,7 +589,7 @@ mlir::moe::import::importModel(MLIRContext &context, StringRef modelDir,
   llvm::SmallVector<DType> dtypes;
   for (int64_t layer : *layers) {
     llvm::Expected<DType> dtype =
-        checkAnyFloat(**ckpt, routerSpec(*config, layer));
+        checkAnyFloat(**ckpt, routerSpec(*config, layer, **ckpt));
     if (!dtype)
       return dtype.takeError();
     specs.push_back(describeLayer(*config, layer, **ckpt));

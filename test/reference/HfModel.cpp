@@ -851,12 +851,27 @@ void useStoredExpertLayout(const st::Reader &reader, LayerPlan *plan) {
   });
   if (gate == ops.end() || gate + 2 >= ops.end() || reader.find(gate->names[0]))
     return;
-  // names[0] is "<p>.experts.0.gate_proj.weight".
+  // names[0] is "<p>.experts.0.gate_proj.weight", or Mixtral's
+  // "<layer>.block_sparse_moe.experts.0.w1.weight", whose fused layout
+  // moves the whole block, router and bias too, to "<layer>.mlp".
   const std::string &first = gate->names[0];
+  const std::string mixtral = ".block_sparse_moe.experts.0.w1.weight";
   std::string::size_type at = first.rfind(".experts.0.gate_proj.weight");
-  if (at == std::string::npos) return;
-  std::string p = first.substr(0, at) + ".experts.";
+  bool moved = at == std::string::npos && first.size() > mixtral.size() &&
+               first.compare(first.size() - mixtral.size(), mixtral.size(),
+                             mixtral) == 0;
+  if (at == std::string::npos && !moved) return;
+  std::string layer =
+      moved ? first.substr(0, first.size() - mixtral.size()) : "";
+  std::string p = moved ? layer + ".mlp.experts."
+                        : first.substr(0, at) + ".experts.";
   if (!reader.find(p + "gate_up_proj")) return;
+  const std::string block = ".block_sparse_moe";
+  if (moved)
+    for (Operand &o : ops)
+      if (o.role == "router" || o.role == "bias")
+        o.names[0] =
+            layer + ".mlp" + o.names[0].substr(layer.size() + block.size());
   int64_t E = plan->E, f = plan->f, d = plan->d;
   Operand gateUp = tensor("gate_up", p + "gate_up_proj", {E, 2 * f, d});
   Operand down = tensor("down", p + "down_proj", {E, d, f});

@@ -149,7 +149,9 @@ static cl::opt<bool> fusedExperts(
              "[E, 2f, d] (gate rows first) and down_proj [E, d, f], as "
              "transformers 5 saves them and Qwen3.5-MoE is released "
              "(families whose experts are gate_proj, up_proj, down_proj "
-             "under mlp; default 1 for qwen3_5_moe, else 0)"),
+             "under mlp; default 1 for qwen3_5_moe, else 0; for mixtral, "
+             "minimax and minimax_m2 the block moves from block_sparse_moe "
+             "to mlp)"),
     cl::ValueRequired, cl::cat(category));
 static cl::opt<bool>
     expertBias("expert-bias",
@@ -467,9 +469,11 @@ static llvm::Error checkOptionFamilies(Family family) {
        "glm4_moe, dots1, lfm2_moe and dbrx (moe_normalize_expert_weights 1 "
        "or null)"},
       {expertBias, isLfm2, "lfm2_moe"},
-      {fusedExperts, hasMlpExperts,
+      {fusedExperts,
+       [](Family f) { return hasMlpExperts(f) || isMixtralBlock(f); },
        "qwen2_moe, qwen3_moe, qwen3_next, qwen3_5_moe, olmoe, flex_olmo, "
-       "deepseek, glm4_moe, dots1 and ernie4_5_moe"},
+       "deepseek, glm4_moe, dots1, ernie4_5_moe, mixtral, minimax and "
+       "minimax_m2"},
   };
   for (const Rule &rule : rules)
     if (rule.option.getNumOccurrences() && !rule.applies(family))
@@ -1028,12 +1032,20 @@ static void addSparseBlock(const Model &m, const std::string &layer,
   }
   if (isMixtralBlock(m.family()) || isLfm2(m.family())) {
     bool lfm2 = isLfm2(m.family());
-    std::string moe = layer + (lfm2 ? ".feed_forward" : ".block_sparse_moe");
+    // transformers 5 renames block_sparse_moe to mlp when it fuses.
+    std::string moe = layer + (lfm2             ? ".feed_forward"
+                               : m.fusedExperts ? ".mlp"
+                                                : ".block_sparse_moe");
     list.add(moe + ".gate.weight", {e, d});
     if (m.family() == Family::MiniMaxM2)
       list.add(moe + ".e_score_correction_bias", {e}, Init::Bias);
     if (lfm2 && m.expertBias)
       list.add(moe + ".expert_bias", {e}, Init::Bias);
+    if (m.fusedExperts) { // gate (w1) rows first, then up (w3)
+      list.addProjection(moe + ".experts.gate_up_proj", {e, 2 * f, d});
+      list.addProjection(moe + ".experts.down_proj", {e, d, f});
+      return;
+    }
     for (int64_t i = 0; i < e; ++i) {
       std::string expert = moe + ".experts." + std::to_string(i);
       list.addProjection(expert + ".w1.weight", {f, d});

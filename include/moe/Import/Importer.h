@@ -74,7 +74,9 @@
 //   `<block>.experts.gate_up_proj` [E, 2f, d] (gate rows first) is there,
 //   the layer takes it and `<block>.experts.down_proj` [E, d, f] as
 //   experts(gate_up, down). The families whose experts are named
-//   gate_proj, up_proj and down_proj under `mlp` read either layout.
+//   gate_proj, up_proj and down_proj under `mlp` read either layout; so
+//   does Mixtral's block (mixtral, minimax, minimax_m2), which that layout
+//   moves from `block_sparse_moe` to `mlp`, router and bias included.
 // - qwen3_vl_moe (Qwen3-VL-MoE; its text model's keys in text_config, its
 //   tensors under model.language_model.) routes as Qwen3-MoE always
 //   renormalized (Qwen3VLMoeTextSparseMoeBlock does not read
