@@ -149,6 +149,13 @@ def draw_case(rng, pipeline):
     spec["experts"] = experts
     if experts != "mlp" or rng.random() < 0.5:
         spec["act"] = rng.choice(["silu", "gelu_tanh", "gelu_erf", "relu"])
+    # GPT-OSS's clamped SwiGLU and expert biases: gated experts, and not in
+    # the CUDA library.
+    if experts in ("gated", "gated_fused") and not cuda:
+        if rng.random() < 0.2:
+            spec["act"] = "swiglu_oai"
+        if rng.random() < 0.25:
+            spec["expert_bias"] = 1
     if experts in ("lora", "lora_gated"):
         spec["r"] = size(8, 24)
         spec["alpha"] = rng.choice([8.0, 16.0])

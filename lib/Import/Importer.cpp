@@ -531,8 +531,8 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
                           : FamilyAttr();
   auto layerOp = LayerOp::create(
       builder, loc, entry->getArgument(0), ValueRange{router}, bias,
-      /*tau=*/Value(), /*capacity_factor=*/Value(), experts, shared,
-      routingAttr(ctx, m),
+      /*tau=*/Value(), /*capacity_factor=*/Value(), experts,
+      /*expert_biases=*/ValueRange(), shared, routingAttr(ctx, m),
       /*capacity=*/CapacityAttr(),
       ExpertsAttr::get(ctx, ExpertKind::Gated, m.act, std::nullopt), family);
   func::ReturnOp::create(builder, loc, layerOp.getOutput());

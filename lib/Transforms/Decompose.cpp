@@ -39,7 +39,8 @@ RoutedExperts buildRoutedExperts(PatternRewriter &rewriter, LayerOp layer,
     bool fused = w.size() == 2;
     Value out = GatedExpertsOp::create(
         rewriter, loc, rows, groupSizes, fused ? Value() : w[0],
-        fused ? Value() : w[1], fused ? w[0] : Value(), w.back(), act);
+        fused ? Value() : w[1], fused ? w[0] : Value(), w.back(),
+        layer.getExpertBiases(), act);
     return {out, Value()};
   }
   case ExpertKind::Mlp:

@@ -60,11 +60,12 @@ struct FuseExpertIO : OpRewritePattern<CombineOp> {
     std::optional<Activation> act;
     std::optional<double> alpha;
     Value groupSizes;
-    SmallVector<Value> weights;
+    SmallVector<Value> weights, biases;
     if (auto gated = dyn_cast<GatedExpertsOp>(experts)) {
       kind = ExpertKind::Gated;
       act = gated.getAct();
       groupSizes = gated.getGroupSizes();
+      biases = gated.getBiases();
       if (gated.getGateUp())
         weights = {gated.getGateUp(), gated.getDown()};
       else
@@ -124,9 +125,9 @@ struct FuseExpertIO : OpRewritePattern<CombineOp> {
         rewriter.getContext(), kind, act.value_or(Activation::Silu),
         alpha ? std::optional<F64>(F64{*alpha}) : std::nullopt);
     rewriter.replaceOpWithNewOp<FusedExpertsOp>(
-        combine, input, gather.getRowToken(), groupSizes,
-        gather.getRowWeight(), combine.getSlotRow(), combine.getSlotWeight(),
-        weights, shared, attr);
+        combine, input, gather.getRowToken(), groupSizes, gather.getRowWeight(),
+        combine.getSlotRow(), combine.getSlotWeight(), weights, biases, shared,
+        attr);
     return success();
   }
 };
@@ -162,10 +163,10 @@ struct UnfuseExperts : OpRewritePattern<FusedExpertsOp> {
     switch (experts.getKind()) {
     case ExpertKind::Gated: {
       bool gateUp = w.size() == 2;
-      out = GatedExpertsOp::create(rewriter, loc, rows, fused.getGroupSizes(),
-                                   gateUp ? Value() : w[0],
-                                   gateUp ? Value() : w[1],
-                                   gateUp ? w[0] : Value(), w.back(), act);
+      out = GatedExpertsOp::create(
+          rewriter, loc, rows, fused.getGroupSizes(), gateUp ? Value() : w[0],
+          gateUp ? Value() : w[1], gateUp ? w[0] : Value(), w.back(),
+          fused.getExpertBiases(), act);
       break;
     }
     case ExpertKind::Mlp:

@@ -122,4 +122,21 @@
 // RUN: moe-run %t/deepseek-v2/case.mlir --entry case --quiet $(cat %t/deepseek-v2/moe-run.args)
 // RUN: moe-reference compare --dir %t/deepseek-v2 | FileCheck %s
 
+// GPT-OSS's experts: a bias on every projection (wide, so that the clamps
+// at +-7 bite) and the clamped SwiGLU; its router's bias, the top k of the
+// logits, a softmax over them; bf16. Then each feature alone, and the
+// biases with a shared expert, a capacity and the weights on the input.
+// RUN: moe-reference emit --case "op=layer experts=gated_fused act=swiglu_oai expert_bias=1 score=logits weights=softmax_selected router_bias=1 k=4 dtype=bf16" --seed 23 --tokens 0,1,7,33 --dir %t/gpt-oss
+// RUN: moe-run %t/gpt-oss/case.mlir --entry case --quiet $(cat %t/gpt-oss/moe-run.args)
+// RUN: moe-reference compare --dir %t/gpt-oss | FileCheck %s
+// RUN: moe-reference emit --case "op=layer experts=gated act=swiglu_oai" --seed 24 --tokens 0,1,7,33 --dir %t/swiglu-oai
+// RUN: moe-run %t/swiglu-oai/case.mlir --entry case --quiet $(cat %t/swiglu-oai/moe-run.args)
+// RUN: moe-reference compare --dir %t/swiglu-oai | FileCheck %s
+// RUN: moe-reference emit --case "op=layer experts=gated act=silu expert_bias=1 shared=plain capacity=factor:1.0 dtype=f16" --seed 25 --tokens 0,1,7,33 --dir %t/biases-shared
+// RUN: moe-run %t/biases-shared/case.mlir --entry case --quiet $(cat %t/biases-shared/moe-run.args)
+// RUN: moe-reference compare --dir %t/biases-shared | FileCheck %s
+// RUN: moe-reference emit --case "op=layer experts=gated_fused act=gelu_tanh expert_bias=1 apply=input" --seed 26 --tokens 0,1,7,33 --dir %t/biases-input
+// RUN: moe-run %t/biases-input/case.mlir --entry case --quiet $(cat %t/biases-input/moe-run.args)
+// RUN: moe-reference compare --dir %t/biases-input | FileCheck %s
+
 // CHECK: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok

@@ -129,8 +129,20 @@ double activation(Act a, double x) {
   case Act::Relu:
     // max(x, 0); a NaN stays NaN (IEEE arithmetic on the non-finite input).
     return std::isnan(x) ? x : (x > 0.0 ? x : 0.0);
+  case Act::SwigluOai:
+    break;  // gates up itself: gatedValue
   }
   return kNaN;
+}
+
+double gatedValue(Act act, double g, double u) {
+  if (act != Act::SwigluOai) return activation(act, g) * u;
+  // GPT-OSS: alpha 1.702, limit 7; a NaN stays NaN through the clamps.
+  const double alpha = 1.702, limit = 7.0;
+  if (std::isnan(g) || std::isnan(u)) return kNaN;
+  double gc = std::min(g, limit);
+  double uc = std::max(std::min(u, limit), -limit);
+  return (uc + 1.0) * gc * sigmoid(alpha * gc);
 }
 
 /// Softmax of a vector; a NaN anywhere makes every entry NaN, and so do
@@ -561,11 +573,18 @@ void splitGateUp(const Mat &gateUp, Mat *gate, Mat *up) {
     }
 }
 
-/// act(g) (.) u, elementwise.
+/// act(g) (.) u, elementwise (swiglu_oai: gatedValue).
 static Vec gatedProduct(Act act, const Vec &g, const Vec &u) {
   Vec h(g.size());
-  for (size_t i = 0; i < g.size(); ++i) h[i] = activation(act, g[i]) * u[i];
+  for (size_t i = 0; i < g.size(); ++i) h[i] = gatedValue(act, g[i], u[i]);
   return h;
+}
+
+/// v + b, or v when there is no bias (`b` empty).
+static Vec plusBias(Vec v, const std::vector<Vec> &biases, size_t e) {
+  if (biases.empty()) return v;
+  for (size_t i = 0; i < v.size(); ++i) v[i] += biases[e][i];
+  return v;
 }
 
 /// P x + (alpha / r) B (A x).
@@ -581,9 +600,12 @@ static Vec loraProject(const Mat &P, const Mat &A, const Mat &B, double alpha,
 Vec expertForward(const ExpertWeights &w, int64_t e, const Vec &x) {
   size_t i = size_t(e);
   switch (w.kind) {
-  case ExpertKind::Gated:
-    return matVec(w.down[i],
-                  gatedProduct(w.act, matVec(w.gate[i], x), matVec(w.up[i], x)));
+  case ExpertKind::Gated: {
+    Vec g = plusBias(matVec(w.gate[i], x), w.gateBias, i);
+    Vec u = plusBias(matVec(w.up[i], x), w.upBias, i);
+    return plusBias(matVec(w.down[i], gatedProduct(w.act, g, u)), w.downBias,
+                    i);
+  }
   case ExpertKind::Mlp: {
     Vec h = matVec(w.gate[i], x);
     for (double &v : h) v = activation(w.act, v);

@@ -40,7 +40,9 @@ enum class Apply { Output, Input };
 enum class CapKind { None, Count, Factor };
 enum class DropOrder { ChoiceMajor, TokenMajor, Score };
 enum class ExpertKind { Gated, Mlp, Lora, LoraGated };
-enum class Act { Silu, GeluTanh, GeluErf, Relu };
+/// SwigluOai: GPT-OSS's clamped SwiGLU, which combines gate and up itself
+/// (see gatedValue); `activation` of it alone is not defined.
+enum class Act { Silu, GeluTanh, GeluErf, Relu, SwigluOai };
 enum class SharedKind { None, Plain, Gated };
 enum class AuxConv { Switch, AllK, AllKMean };
 
@@ -217,6 +219,9 @@ struct ExpertWeights {
   double alpha = 8.0;
   // gated: gate, up [f, d], down [d, f]; mlp: w1 in `gate`, w2 in `down`.
   std::vector<Mat> gate, up, down;
+  // gated, optional (GPT-OSS): biases of gate, up [f] and down [d], added
+  // to each projection's output.
+  std::vector<Vec> gateBias, upBias, downBias;
   // lora: base [d_out, d], A [r, d], B [d_out, r].
   Mat base;
   std::vector<Mat> a, b;
@@ -224,6 +229,11 @@ struct ExpertWeights {
   Mat baseGate, baseUp, baseDown;
   std::vector<Mat> aGate, bGate, aUp, bUp, aDown, bDown;
 };
+
+/// The gated combination of one gate value g and up value u: act(g) * u,
+/// or for swiglu_oai (clamp(u, -7, 7) + 1) * g' * sigmoid(1.702 g') with
+/// g' = min(g, 7).
+double gatedValue(Act act, double g, double u);
 
 /// Splits a fused gate_up[e] [2f, d] into gate (rows 0..f-1) and up.
 void splitGateUp(const Mat &gateUp, Mat *gate, Mat *up);

@@ -200,6 +200,16 @@ TEST(Experts, Activations) {
   EXPECT_NEAR(activation(Act::GeluErf, 1.0), 0.8413447460685429, 1e-15);
   // 0.5 (1 + tanh(sqrt(2/pi) * 1.044715))
   EXPECT_NEAR(activation(Act::GeluTanh, 1.0), 0.8411919906082768, 1e-15);
+  // GPT-OSS's clamped SwiGLU: (clamp(u, -7, 7) + 1) g' sigmoid(1.702 g'),
+  // g' = min(g, 7); by hand: 3 * 1 * sigmoid(1.702), the clamps of
+  // (10, -10) at (7, -7), and a negative gate; NaN stays NaN.
+  EXPECT_NEAR(gatedValue(Act::SwigluOai, 1.0, 2.0), 2.537387297798464, 1e-14);
+  EXPECT_NEAR(gatedValue(Act::SwigluOai, 10.0, -10.0), -41.99971876981991,
+              1e-12);
+  EXPECT_NEAR(gatedValue(Act::SwigluOai, -3.0, 0.5), -0.027106964561678954,
+              1e-15);
+  EXPECT_TRUE(std::isnan(gatedValue(Act::SwigluOai, kNaN, 1.0)));
+  EXPECT_EQ(gatedValue(Act::Silu, 2.0, 3.0), activation(Act::Silu, 2.0) * 3.0);
   EXPECT_EQ(activation(Act::Relu, -2.0), 0.0);
   EXPECT_EQ(activation(Act::Relu, 3.0), 3.0);
   EXPECT_TRUE(std::isnan(activation(Act::Relu, kNaN)));

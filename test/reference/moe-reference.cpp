@@ -79,7 +79,9 @@ SPEC: whitespace-separated key=value pairs (defaults in brackets):
   apply=output|input router_bias=0|1 selection_bias=0|1
   capacity=none|count:N|factor:F cap_min [0] cap_align [1]
   drop_order=choice_major|token_major|score renorm_after_drop=0|1
-  experts=gated|gated_fused|mlp|lora|lora_gated act=silu|gelu_tanh|gelu_erf|relu
+  experts=gated|gated_fused|mlp|lora|lora_gated
+  act=silu|gelu_tanh|gelu_erf|relu|swiglu_oai (swiglu_oai: gated experts)
+  expert_bias=0|1 (gated experts: a bias on every projection, GPT-OSS)
   alpha [8.0] shared=none|plain|plain_fused|gated
   data=random|ties|one_expert|nonfinite [random] bias0 [30.0] (one_expert bias)
   transpose=0|1 (grouped_matmul: rhs [E, M, K])
@@ -99,6 +101,8 @@ struct Spec {
   bool fused = false;
   /// shared=plain_fused: the shared expert's gate and up as one [2 fs, d].
   bool sharedFused = false;
+  /// expert_bias=1: a bias [E, n] for each expert weight [E, n, k].
+  bool expertBias = false;
   bool tauOperand = false, routerBias = false, selectionBias = false;
   bool dropOrderGiven = false;
   std::string data = "random";
@@ -261,7 +265,9 @@ Spec parseSpec(const std::string &text) {
       s.cfg.act = parseEnum<Act>(key, v, {{"silu", Act::Silu},
                                           {"gelu_tanh", Act::GeluTanh},
                                           {"gelu_erf", Act::GeluErf},
-                                          {"relu", Act::Relu}});
+                                          {"relu", Act::Relu},
+                                          {"swiglu_oai", Act::SwigluOai}});
+    else if (key == "expert_bias") s.expertBias = parseBool(key, v);
     else if (key == "alpha") s.cfg.alpha = parseFloat(key, v);
     else if (key == "shared") {
       s.sharedFused = v == "plain_fused";
@@ -339,6 +345,9 @@ Spec parseSpec(const std::string &text) {
   if (s.data == "one_expert") s.routerBias = true;
   if (s.dOut != s.d && s.cfg.kind != ExpertKind::Lora)
     fail("d_out != d needs experts=lora");
+  if ((s.expertBias || s.cfg.act == Act::SwigluOai) &&
+      s.cfg.kind != ExpertKind::Gated)
+    fail("expert_bias and act=swiglu_oai need experts=gated or gated_fused");
   if (s.dOut != s.d && s.cfg.shared != SharedKind::None)
     fail("d_out != d with shared experts: their output [T, d] cannot be "
          "added to [T, d_out]");
@@ -409,7 +418,7 @@ const char *name(DropOrder x) {
   return n[int(x)];
 }
 const char *name(Act x) {
-  const char *n[] = {"silu", "gelu_tanh", "gelu_erf", "relu"};
+  const char *n[] = {"silu", "gelu_tanh", "gelu_erf", "relu", "swiglu_oai"};
   return n[int(x)];
 }
 const char *name(ExpertKind x) {
@@ -504,6 +513,14 @@ Case buildArgs(const Spec &s) {
       c.add("up", t, {E, f, d}, double(d));
     }
     c.add("down", t, {E, d, f}, double(f));
+    // Wide biases (sd about 3), so that swiglu_oai's clamps at +-7 bite.
+    if (s.expertBias && s.fused) {
+      c.add("bgate_up", t, {E, 2 * f}, 0.1);
+    } else if (s.expertBias) {
+      c.add("bgate", t, {E, f}, 0.1);
+      c.add("bup", t, {E, f}, 0.1);
+    }
+    if (s.expertBias) c.add("bdown", t, {E, d}, 0.1);
     break;
   case ExpertKind::Mlp:
     c.add("w1", t, {E, f, d}, double(d));
@@ -611,6 +628,12 @@ Body buildBody(const Case &c) {
     if (c.has("sb")) b.text += " bias(%sb : " + argType(c, "sb") + ")";
     if (c.has("tau")) b.text += " tau(%tau)";
     b.text += "\n      experts" + operandList(c, expertOperands(c));
+    if (s.expertBias) {
+      std::vector<std::string> biases;
+      for (const char *n : {"bgate_up", "bgate", "bup", "bdown"})
+        if (c.has(n)) biases.push_back(n);
+      b.text += "\n      expert_biases" + operandList(c, biases);
+    }
     if (s.cfg.shared != SharedKind::None) {
       std::vector<std::string> sh =
           s.sharedFused ? std::vector<std::string>{"sgate_up", "sdown"}
@@ -911,6 +934,23 @@ Reference computeReference(const Case &c, const std::vector<npy::Array> &in,
       w.aDown = toMats(arg("a_down"));
       w.bDown = toMats(arg("b_down"));
     }
+    // Expert biases: rows of [E, n] (a fused gate_up's: gate, then up).
+    auto rowsOf = [&](const char *n, int64_t first, int64_t count) {
+      const npy::Array &a = arg(n);
+      std::vector<Vec> rows;
+      for (int64_t e = 0; e < a.shape[0]; ++e)
+        rows.emplace_back(a.f.begin() + e * a.shape[1] + first,
+                          a.f.begin() + e * a.shape[1] + first + count);
+      return rows;
+    };
+    if (c.has("bgate_up")) {
+      w.gateBias = rowsOf("bgate_up", 0, s.f);
+      w.upBias = rowsOf("bgate_up", s.f, s.f);
+    } else if (c.has("bgate")) {
+      w.gateBias = rowsOf("bgate", 0, s.f);
+      w.upBias = rowsOf("bup", 0, s.f);
+    }
+    if (c.has("bdown")) w.downBias = rowsOf("bdown", 0, s.d);
     li.shared.kind = cfg.shared;
     li.shared.act = cfg.act;
     if (c.has("sgate_up")) {

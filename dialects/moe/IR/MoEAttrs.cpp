@@ -289,6 +289,10 @@ LogicalResult ExpertsAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        << stringifyExpertKind(kind);
   if (alpha && !std::isfinite(*alpha))
     return emitError() << "expected a finite alpha, found " << alpha->value;
+  if (act == Activation::SwigluOai && kind != ExpertKind::Gated)
+    return emitError() << "act = swiglu_oai combines gate and up, so it "
+                          "needs kind = gated, found kind = "
+                       << stringifyExpertKind(kind);
   return success();
 }
 

@@ -254,7 +254,10 @@ def MoE_ExpertsAttr : MoE_Attr<"Experts", "experts"> {
     `(alpha / r) B_e A_e x`), or `lora_gated` (a frozen gated FFN whose three
     projections carry per-expert LoRA pairs). `act` is the activation
     (`silu` by default); `alpha` is the LoRA scale numerator, required by the
-    LoRA kinds and rejected by the others.
+    LoRA kinds and rejected by the others. `act = swiglu_oai` (GPT-OSS's
+    clamped SwiGLU) combines gate and up itself, so it applies to the gated
+    kind only: `(clamp(u, -7, 7) + 1) * g' * sigmoid(1.702 g')` with
+    `g' = min(g, 7)`.
 
     ```mlir
     #moe.experts<kind = gated, act = silu>

@@ -72,7 +72,8 @@ def MoE_Activation : MoE_I32Enum<"Activation", "expert activation function", [
   I32EnumCase<"Silu", 0, "silu">,
   I32EnumCase<"GeluTanh", 1, "gelu_tanh">,
   I32EnumCase<"GeluErf", 2, "gelu_erf">,
-  I32EnumCase<"Relu", 3, "relu">
+  I32EnumCase<"Relu", 3, "relu">,
+  I32EnumCase<"SwigluOai", 4, "swiglu_oai">
 ]>;
 
 def MoE_ExpertKind : MoE_I32Enum<"ExpertKind", "kind of routed expert", [

@@ -238,6 +238,7 @@ static LogicalResult verifyFamily(LayerOp op, Family family) {
   else
     check.require(numShared == 0, "no shared experts");
 
+  check.require(op.getExpertBiases().empty(), "no expert biases");
   check.require(hasBias == (family == Family::DeepseekV3),
                 family == Family::DeepseekV3
                     ? "a selection bias (e_score_correction_bias)"
@@ -300,6 +301,33 @@ static LogicalResult verifyExpertWeights(Operation *op, ShapeChecker &check,
     check.dims("A_down", weights[7].getType(), {"E", "r", "f"});
     check.dims("B_down", weights[8].getType(), {"E", "d", "r"});
     break;
+  }
+  return check.result();
+}
+
+/// Checks the expert biases: none, or (gated experts only) one `[E, n]` for
+/// each expert weight `[E, n, k]`, in the same order, of its element type.
+static LogicalResult verifyExpertBiases(Operation *op, ShapeChecker &check,
+                                        ExpertKind kind, ValueRange weights,
+                                        ValueRange biases) {
+  if (biases.empty())
+    return success();
+  if (kind != ExpertKind::Gated)
+    return op->emitOpError() << "expert biases apply to kind = gated, found "
+                                "kind = "
+                             << stringifyExpertKind(kind);
+  if (biases.size() != weights.size())
+    return op->emitOpError() << "expected one expert bias per expert weight ("
+                             << weights.size() << "), found " << biases.size();
+  bool fused = weights.size() == 2;
+  static constexpr StringLiteral kSeparate[] = {"gate", "up", "down"};
+  static constexpr StringLiteral kFused[] = {"gate_up", "down"};
+  for (auto [i, bias] : llvm::enumerate(biases)) {
+    StringRef weight = fused ? kFused[i] : kSeparate[i];
+    std::string name = (weight + " bias").str();
+    StringRef rows = i + 1 == biases.size() ? "d" : fused ? "2*f" : "f";
+    check.dims(name, bias.getType(), {"E", rows})
+        .sameElementType(name, bias.getType(), weight, weights[i].getType());
   }
   return check.result();
 }
@@ -389,6 +417,8 @@ LogicalResult LayerOp::verify() {
   StringRef outSym = "d";
   if (failed(verifyExpertWeights(getOperation(), check, getExperts().getKind(),
                                  getExpertWeights(), outSym)) ||
+      failed(verifyExpertBiases(getOperation(), check, getExperts().getKind(),
+                                getExpertWeights(), getExpertBiases())) ||
       failed(verifySharedWeights(getOperation(), check, getSharedWeights())))
     return failure();
 
@@ -945,6 +975,16 @@ LogicalResult GatedExpertsOp::verify() {
       .dims("result", getResult().getType(), {"N", "d"})
       .sameElementType("result", getResult().getType(), "rows",
                        getRows().getType());
+  SmallVector<Value> weights;
+  if (separate)
+    weights = {getGate(), getUp()};
+  else
+    weights = {getGateUp()};
+  weights.push_back(getDown());
+  if (failed(check.result()) ||
+      failed(verifyExpertBiases(getOperation(), check, ExpertKind::Gated,
+                                weights, getBiases())))
+    return failure();
   return check.result();
 }
 
@@ -957,6 +997,9 @@ LogicalResult MlpExpertsOp::inferReturnTypes(MLIRContext *ctx,
 }
 
 LogicalResult MlpExpertsOp::verify() {
+  if (getAct() == Activation::SwigluOai)
+    return emitOpError() << "act = swiglu_oai combines gate and up, which "
+                            "mlp experts do not have";
   ShapeChecker check(getOperation());
   check.dims("rows", getRows().getType(), {"N", "d"})
       .dims("group_sizes", getGroupSizes().getType(), {"E"})
@@ -1166,6 +1209,8 @@ LogicalResult FusedExpertsOp::verify() {
   StringRef outSym;
   if (failed(verifyExpertWeights(getOperation(), check, kind,
                                  getExpertWeights(), outSym)) ||
+      failed(verifyExpertBiases(getOperation(), check, kind, getExpertWeights(),
+                                getExpertBiases())) ||
       failed(verifySharedWeights(getOperation(), check, getSharedWeights())))
     return failure();
   check.dims("result", getResult().getType(), {"T", outSym})

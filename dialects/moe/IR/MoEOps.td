@@ -74,6 +74,11 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
       - `lora_gated`: `gate [f, d], up [f, d], down [d, f]` (the frozen base)
         then the LoRA pairs `A_gate [E, r, d], B_gate [E, f, r],
         A_up [E, r, d], B_up [E, f, r], A_down [E, r, f], B_down [E, d, r]`.
+    - `expert_biases(...)`, gated experts only: a bias `[E, n]` for each
+      expert weight `[E, n, k]`, in the same order (`gate, up, down` or
+      `gate_up, down`): expert e computes
+      `down_e (act(gate_e x + b_gate_e, up_e x + b_up_e)) + b_down_e`
+      (GPT-OSS), and the combine weight multiplies all of it.
     - `shared(...)`: a shared gated FFN `gate [fs, d], up [fs, d],
       down [d, fs]`, optionally followed by its sigmoid gate `[1, d]`; or
       the fused `gate_up [2*fs, d]` (gate rows first) and `down [d, fs]`
@@ -102,6 +107,7 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
     Optional<F32>:$tau,
     Optional<F64>:$capacity_factor,
     Variadic<MoE_ActTensor>:$expert_weights,
+    Variadic<MoE_Matrix>:$expert_biases,
     Variadic<MoE_ActTensor>:$shared_weights,
     MoE_RoutingAttr:$routing,
     OptionalAttr<MoE_CapacityAttr>:$capacity,
@@ -119,6 +125,7 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments,
     (`tau` `(` $tau^ `)`)?
     (`capacity_factor` `(` $capacity_factor^ `)`)?
     `experts` `(` $expert_weights `:` type($expert_weights) `)`
+    (`expert_biases` `(` $expert_biases^ `:` type($expert_biases) `)`)?
     (`shared` `(` $shared_weights^ `:` type($shared_weights) `)`)?
     attr-dict `:` type($input)
   }];
@@ -514,6 +521,10 @@ def MoE_GatedExpertsOp
     Weights are `gate, up: [E, f, d]` and `down: [E, d, f]`, or the fused
     `gate_up: [E, 2f, d]` (gate rows first). `rows: [N, d]`,
     `group_sizes: [E]`; rows past the groups are zero. Result `[N, d]`.
+    `biases(...)`, when present, gives a bias `[E, n]` for each weight
+    `[E, n, k]` in the same order, added to that projection's output
+    (GPT-OSS); `act = swiglu_oai` is GPT-OSS's clamped SwiGLU of gate and
+    up.
 
     ```mlir
     %yg = moe.gated_experts %xg, %sizes gate(%w1 : tensor<8x2816x1024xf32>)
@@ -526,6 +537,7 @@ def MoE_GatedExpertsOp
                        Optional<MoE_ExpertWeights>:$up,
                        Optional<MoE_ExpertWeights>:$gate_up,
                        MoE_ExpertWeights:$down,
+                       Variadic<MoE_Matrix>:$biases,
                        MoE_ActivationAttr:$act);
   let results = (outs MoE_Activations:$result);
   let assemblyFormat = [{
@@ -534,6 +546,7 @@ def MoE_GatedExpertsOp
     (`up` `(` $up^ `:` type($up) `)`)?
     (`gate_up` `(` $gate_up^ `:` type($gate_up) `)`)?
     `down` `(` $down `:` type($down) `)`
+    (`biases` `(` $biases^ `:` type($biases) `)`)?
     `act` `=` custom<EnumKeyword>($act) attr-dict `:` type($rows) `,` type($group_sizes)
   }];
   let extraClassDeclaration = [{
@@ -845,7 +858,9 @@ def MoE_FusedExpertsOp
 
     `expert_weights` are those of `moe.gated_experts` (`gate, up, down` or
     `gate_up, down`) or `moe.mlp_experts` (`w1, w2`), by `experts.kind`;
-    `shared_weights` those of `moe.shared_expert` (`gate, up, down` and
+    `expert_biases` those of `moe.gated_experts` (a bias `[E, n]` for each
+    expert weight, or none); `shared_weights` those of `moe.shared_expert`
+    (`gate, up, down` and
     optionally the sigmoid gate `[1, d]`), the fused `gate_up [2*fs, d],
     down [d, fs]`, or none. With `kind = lora` the
     expert operands are `base [d_out, d], A [E, r, d], B [E, d_out, r]`
@@ -866,6 +881,7 @@ def MoE_FusedExpertsOp
                        MoE_Slots:$slot_row,
                        Optional<MoE_SlotWeights>:$slot_weight,
                        Variadic<MoE_ActTensor>:$expert_weights,
+                       Variadic<MoE_Matrix>:$expert_biases,
                        Variadic<MoE_ActTensor>:$shared_weights,
                        MoE_ExpertsAttr:$experts);
   let results = (outs MoE_Activations:$result);
@@ -876,6 +892,7 @@ def MoE_FusedExpertsOp
     `slots` `(` $slot_row `:` type($slot_row) `)`
     (`weights` `(` $slot_weight^ `:` type($slot_weight) `)`)?
     `experts` `(` $expert_weights `:` type($expert_weights) `)`
+    (`expert_biases` `(` $expert_biases^ `:` type($expert_biases) `)`)?
     (`shared` `(` $shared_weights^ `:` type($shared_weights) `)`)?
     attr-dict `:` type($input)
   }];

@@ -65,7 +65,8 @@ static constexpr const char *supportedConfig =
     "router and selection biases, a run-time tau, any capacity (count or "
     "factor, also at run time; any drop order), weights applied to the "
     "output or the input, "
-    "gated experts (any act; gate, up and down operands or fused gate_up "
+    "gated experts (silu, gelu_tanh, gelu_erf or relu, without expert "
+    "biases; gate, up and down operands or fused gate_up "
     "and down), plain MLP experts or LoRA experts (lora or lora_gated), "
     "shared experts (gated or not; gate, up and down or fused gate_up and "
     "down), bf16 input and weights, and static "
@@ -87,6 +88,10 @@ static std::string unsupportedReason(LayerOp op) {
                                              : std::to_string(numExperts));
   else if (routing.getK() < 1 || routing.getK() > numExperts)
     os << "k = " << routing.getK();
+  else if (op.getExperts().getAct() == Activation::SwigluOai)
+    os << "act = swiglu_oai";
+  else if (!op.getExpertBiases().empty())
+    os << "expert biases";
   else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
            !llvm::all_of(op.getExpertWeights(), isBF16) ||
            !llvm::all_of(op.getSharedWeights(), isBF16)) {

@@ -53,14 +53,73 @@ Value roundTo(LocBuilder &b, Value matrix, Type type) {
   });
 }
 
-/// `act(gate) * up` elementwise, in f32.
+/// GPT-OSS's constants (its Hugging Face code's alpha, and its configs'
+/// swiglu_limit).
+constexpr double kSwigluOaiAlpha = 1.702, kSwigluOaiLimit = 7.0;
+
+/// GPT-OSS's clamped SwiGLU of one gate and up value:
+/// `(clamp(u, -7, 7) + 1) * g' * sigmoid(1.702 g')`, `g' = min(g, 7)`
+/// (NaN propagates through the clamps).
+Value swigluOai(LocBuilder &b, Value g, Value u) {
+  Value limit = constF32(b, kSwigluOaiLimit);
+  Value clampedG = arith::MinimumFOp::create(b, g, limit);
+  Value clampedU = arith::MaximumFOp::create(
+      b, arith::MinimumFOp::create(b, u, limit), constF32(b, -kSwigluOaiLimit));
+  Value glu = arith::MulFOp::create(
+      b, clampedG,
+      sigmoid(
+          b, arith::MulFOp::create(b, clampedG, constF32(b, kSwigluOaiAlpha))));
+  return arith::MulFOp::create(
+      b, arith::AddFOp::create(b, clampedU, constF32(b, 1.0)), glu);
+}
+
+/// `act(gate) * up` elementwise (swiglu_oai: its own combination), in f32.
 Value gatedActivation(LocBuilder &b, Activation act, Value gate, Value up) {
   return mapElements(b, {gate, up}, b.getF32Type(),
                      [&](LocBuilder &nb, ValueRange v) {
+                       if (act == Activation::SwigluOai)
+                         return swigluOai(nb, v[0], v[1]);
                        return arith::MulFOp::create(
                                   nb, activation(nb, act, v[0]), v[1])
                            .getResult();
                      });
+}
+
+/// `matrix` [n, m] (f32) plus `row` [m] on every row, in f32.
+Value addRow(LocBuilder &b, Value matrix, Value row) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr r, c;
+  bindDims(ctx, r, c);
+  SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {r, c}, ctx),
+                                 AffineMap::get(2, 0, {c}, ctx),
+                                 AffineMap::get(2, 0, {r, c}, ctx)};
+  Value init = tensor::EmptyOp::create(b, sizesOf(b, matrix), b.getF32Type());
+  return linalg::GenericOp::create(
+             b, init.getType(), ValueRange{matrix, row}, init, maps,
+             {utils::IteratorType::parallel, utils::IteratorType::parallel},
+             [&](OpBuilder &nested, Location loc, ValueRange args) {
+               LocBuilder nb(loc, nested);
+               linalg::YieldOp::create(
+                   nb, arith::AddFOp::create(nb, args[0], toF32(nb, args[1]))
+                           .getResult());
+             })
+      .getResult(0);
+}
+
+/// `matrix` [n, m] plus row `e` of `biases` [E, m] (its columns [first,
+/// first + m)), in f32; `matrix` itself without biases.
+Value addBias(LocBuilder &b, Value matrix, Value biases, Value e,
+              int64_t first = 0) {
+  if (!biases)
+    return matrix;
+  auto type = cast<RankedTensorType>(matrix.getType());
+  int64_t cols = type.getDimSize(1);
+  Value row = tensor::ExtractSliceOp::create(
+      b, RankedTensorType::get({cols}, getElementTypeOrSelf(biases.getType())),
+      biases, ArrayRef<OpFoldResult>{e, b.getIndexAttr(first)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(cols)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+  return addRow(b, matrix, row);
 }
 
 Value scaleBy(LocBuilder &b, Value matrix, double factor) {
@@ -166,9 +225,25 @@ struct GatedExpertsLowering : OpConversionPattern<GatedExpertsOp> {
             gate = expertMatrix(eb, adaptor.getGate(), e);
             up = expertMatrix(eb, adaptor.getUp(), e);
           }
-          Value h = gatedActivation(eb, op.getAct(), linear(eb, rows, gate),
-                                    linear(eb, rows, up));
-          return linear(eb, h, expertMatrix(eb, adaptor.getDown(), e));
+          // Biases mirror the weights: (gate, up, down) or (gate_up, down).
+          ValueRange biases = adaptor.getBiases();
+          Value gateBias, upBias, downBias;
+          int64_t upFirst = 0;
+          if (biases.size() == 3) {
+            gateBias = biases[0];
+            upBias = biases[1];
+          } else if (biases.size() == 2) {
+            gateBias = upBias = biases[0];
+            upFirst = inner;
+          }
+          if (!biases.empty())
+            downBias = biases.back();
+          Value g = addBias(eb, linear(eb, rows, gate), gateBias, e);
+          Value u = addBias(eb, linear(eb, rows, up), upBias, e, upFirst);
+          Value h = gatedActivation(eb, op.getAct(), g, u);
+          return addBias(eb,
+                         linear(eb, h, expertMatrix(eb, adaptor.getDown(), e)),
+                         downBias, e);
         });
     rewriter.replaceOp(op, result);
     return success();

@@ -296,6 +296,10 @@ Value lowering::activation(LocBuilder &b, Activation act, Value x) {
     return arith::MulFOp::create(
         b, half, arith::AddFOp::create(b, constF32(b, 1.0), e));
   }
+  case Activation::SwigluOai:
+    // Gates up itself: the verifiers keep it to gated experts, whose
+    // lowering combines gate and up (ExpertLowering.cpp).
+    break;
   }
   llvm_unreachable("unknown activation");
 }

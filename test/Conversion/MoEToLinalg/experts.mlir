@@ -12,8 +12,8 @@
 // CHECK:   %[[GROUP:.*]] = tensor.extract_slice %[[ROWS]][%[[OFF]], 0] [%[[LEN:.*]], 64] [1, 1] : tensor<?x64xf32> to tensor<?x64xf32>
 // CHECK-DAG: %[[GE:.*]] = tensor.extract_slice %[[G]][%[[E]], 0, 0] [1, 128, 64] [1, 1, 1] : tensor<8x128x64xf32> to tensor<128x64xf32>
 // CHECK-DAG: %[[UE:.*]] = tensor.extract_slice %[[U]][%[[E]], 0, 0] [1, 128, 64] [1, 1, 1] : tensor<8x128x64xf32> to tensor<128x64xf32>
-// CHECK: %[[UP:.*]] = linalg.generic {{.*}} ins(%[[GROUP]], %[[UE]] : tensor<?x64xf32>, tensor<128x64xf32>)
 // CHECK: %[[GATE:.*]] = linalg.generic {{.*}} ins(%[[GROUP]], %[[GE]] : tensor<?x64xf32>, tensor<128x64xf32>)
+// CHECK: %[[UP:.*]] = linalg.generic {{.*}} ins(%[[GROUP]], %[[UE]] : tensor<?x64xf32>, tensor<128x64xf32>)
 // CHECK: %[[H:.*]] = linalg.generic {{.*}} ins(%[[GATE]], %[[UP]] : tensor<?x128xf32>, tensor<?x128xf32>)
 // CHECK:   math.exp
 // CHECK: %[[DE:.*]] = tensor.extract_slice %[[D]][%[[E]], 0, 0] [1, 64, 128] [1, 1, 1]

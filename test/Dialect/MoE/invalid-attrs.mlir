@@ -228,3 +228,11 @@ func.func @layout_block_ragged(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) {
       : tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
+
+// -----
+
+func.func @swiglu_oai_mlp(%x: tensor<?x8xf32>) {
+  // expected-error@+1 {{act = swiglu_oai combines gate and up, so it needs kind = gated, found kind = mlp}}
+  %y, %l, %d = moe.layer %x router(%x : tensor<?x8xf32>) experts(%x : tensor<?x8xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = mlp, act = swiglu_oai>} : tensor<?x8xf32>
+  return
+}

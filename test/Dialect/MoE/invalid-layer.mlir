@@ -339,3 +339,45 @@ func.func @layer_factor_no_capacity(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
        experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// Expert biases: one [E, n] per expert weight [E, n, k], in its order and
+// element type; gated experts only.
+func.func @expert_bias_count(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %gu: tensor<8x256x64xf32>, %d: tensor<8x64x128xf32>, %b: tensor<8x256xf32>) {
+  // expected-error@+1 {{'moe.layer' op expected one expert bias per expert weight (2), found 1}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%gu, %d : tensor<8x256x64xf32>, tensor<8x64x128xf32>) expert_biases(%b : tensor<8x256xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @expert_bias_rows(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %gu: tensor<8x256x64xf32>, %d: tensor<8x64x128xf32>, %b: tensor<8x128xf32>, %bd: tensor<8x64xf32>) {
+  // expected-error@+1 {{'moe.layer' op expected `gate_up bias` dim 1 (2*f) to be 256 (f = 128 from `gate_up` dim 1 (2*f)), found 128}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%gu, %d : tensor<8x256x64xf32>, tensor<8x64x128xf32>) expert_biases(%b, %bd : tensor<8x128xf32>, tensor<8x64xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @expert_bias_type(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %gu: tensor<8x256x64xf32>, %d: tensor<8x64x128xf32>, %b: tensor<8x256xf32>, %bd: tensor<8x64xbf16>) {
+  // expected-error@+1 {{'moe.layer' op expected `down bias` to have element type 'f32' (that of `down`), found 'bf16'}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%gu, %d : tensor<8x256x64xf32>, tensor<8x64x128xf32>) expert_biases(%b, %bd : tensor<8x256xf32>, tensor<8x64xbf16>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @expert_bias_mlp(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %w1: tensor<8x128x64xf32>, %w2: tensor<8x64x128xf32>, %b: tensor<8x128xf32>, %bd: tensor<8x64xf32>) {
+  // expected-error@+1 {{'moe.layer' op expert biases apply to kind = gated, found kind = mlp}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%w1, %w2 : tensor<8x128x64xf32>, tensor<8x64x128xf32>) expert_biases(%b, %bd : tensor<8x128xf32>, tensor<8x64xf32>) {routing = #moe.routing<score = softmax, selection = top_k, k = 2>, experts = #moe.experts<kind = mlp>} : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @expert_bias_family(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %gu: tensor<8x256x64xf32>, %d: tensor<8x64x128xf32>, %b: tensor<8x256xf32>, %bd: tensor<8x64xf32>) {
+  // expected-error@+1 {{'moe.layer' op family = mixtral expects no expert biases}}
+  %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf32>) experts(%gu, %d : tensor<8x256x64xf32>, tensor<8x64x128xf32>) expert_biases(%b, %bd : tensor<8x256xf32>, tensor<8x64xf32>) {family = #moe.family<mixtral>, routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true>, experts = #moe.experts<kind = gated>} : tensor<?x64xf32>
+  return
+}

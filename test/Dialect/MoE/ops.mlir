@@ -367,3 +367,29 @@ func.func @shared_gate_up(%x: tensor<?x64xbf16>, %wg: tensor<8x64xbf16>,
        experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// GPT-OSS's layer: the router's bias, the top k of the logits with a softmax
+// over them, experts with a bias on every projection and the clamped
+// SwiGLU; and the primitive experts op with its biases.
+// CHECK-LABEL: func @expert_biases
+func.func @expert_biases(%x: tensor<?x64xbf16>, %wg: tensor<8x64xbf16>,
+    %bg: tensor<8xbf16>, %gu: tensor<8x256x64xbf16>,
+    %d: tensor<8x64x128xbf16>, %bgu: tensor<8x256xbf16>,
+    %bd: tensor<8x64xbf16>, %g: tensor<8x128x64xbf16>,
+    %bg1: tensor<8x128xbf16>, %sizes: tensor<8xi64>)
+    -> (tensor<?x64xbf16>, tensor<?x64xbf16>) {
+  // CHECK: moe.layer %{{.*}} router(%{{.*}}, %{{.*}} : tensor<8x64xbf16>, tensor<8xbf16>) experts(%{{.*}}, %{{.*}} : tensor<8x256x64xbf16>, tensor<8x64x128xbf16>) expert_biases(%{{.*}}, %{{.*}} : tensor<8x256xbf16>, tensor<8x64xbf16>) {experts = #moe.experts<kind = gated, act = swiglu_oai>, routing = #moe.routing<score = logits, selection = top_k, k = 4, weights = softmax_selected>} : tensor<?x64xbf16>
+  %y, %l, %dr = moe.layer %x router(%wg, %bg : tensor<8x64xbf16>, tensor<8xbf16>)
+      experts(%gu, %d : tensor<8x256x64xbf16>, tensor<8x64x128xbf16>)
+      expert_biases(%bgu, %bd : tensor<8x256xbf16>, tensor<8x64xbf16>)
+      {routing = #moe.routing<score = logits, selection = top_k, k = 4,
+                              weights = softmax_selected>,
+       experts = #moe.experts<kind = gated, act = swiglu_oai>} : tensor<?x64xbf16>
+  // CHECK: moe.gated_experts %{{.*}}, %{{.*}} gate(%{{.*}} : tensor<8x128x64xbf16>) up(%{{.*}} : tensor<8x128x64xbf16>) down(%{{.*}} : tensor<8x64x128xbf16>) biases(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x128xbf16>, tensor<8x128xbf16>, tensor<8x64xbf16>) act = swiglu_oai : tensor<?x64xbf16>, tensor<8xi64>
+  %yg = moe.gated_experts %x, %sizes gate(%g : tensor<8x128x64xbf16>)
+      up(%g : tensor<8x128x64xbf16>) down(%d : tensor<8x64x128xbf16>)
+      biases(%bg1, %bg1, %bd : tensor<8x128xbf16>, tensor<8x128xbf16>,
+                               tensor<8x64xbf16>)
+      act = swiglu_oai : tensor<?x64xbf16>, tensor<8xi64>
+  return %y, %yg : tensor<?x64xbf16>, tensor<?x64xbf16>
+}
