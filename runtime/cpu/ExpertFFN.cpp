@@ -401,7 +401,8 @@ private:
   void upPanel(UpScratch &scratch, const RowOperand &a, const float *scale,
                Act act, const void *gatePanel, const void *upPanel,
                char *hidden, int64_t hiddenStride, int64_t panel,
-               const void *next) const {
+               const void *next, const float *gateBias = nullptr,
+               const float *upBias = nullptr) const {
     int64_t count = a.count;
     int64_t rowsOut = roundUp(count, rowAlign);
     scratch.gate.resize(rowsOut * kPanel);
@@ -434,6 +435,16 @@ private:
           g[m * kPanel + j] *= scale[m];
           u[m * kPanel + j] *= scale[m];
         }
+    // The biases of the panel's columns past the scaling, on the rows
+    // themselves only: columns past `inner` and padding rows stay zero.
+    if (gateBias) {
+      int64_t width = std::min<int64_t>(kPanel, p.inner - panel * kPanel);
+      for (int64_t m = 0; m < count; ++m)
+        for (int64_t j = 0; j < width; ++j) {
+          g[m * kPanel + j] += gateBias[panel * kPanel + j];
+          u[m * kPanel + j] += upBias[panel * kPanel + j];
+        }
+    }
     k.activation(act, g, upPanel ? u : nullptr, rowsOut * kPanel);
     int64_t col0 = panel * kPanel;
     if (amx) {
@@ -508,11 +519,11 @@ private:
         }
         upPanel(scratch, a, p.rowWeight ? p.rowWeight + s.first : nullptr,
                 p.act, panelOf(p.gate, e, upPerExpert, panel, p.hidden),
-                p.up ? panelOf(p.up, e, upPerExpert, panel, p.hidden)
-                     : nullptr,
-                static_cast<char *>(hidden.get()) +
-                    s.local * innerPad * cElem,
-                innerPad, panel, next);
+                p.up ? panelOf(p.up, e, upPerExpert, panel, p.hidden) : nullptr,
+                static_cast<char *>(hidden.get()) + s.local * innerPad * cElem,
+                innerPad, panel, next,
+                p.gateBias ? p.gateBias + e * p.biasStride : nullptr,
+                p.upBias ? p.upBias + e * p.biasStride : nullptr);
         return;
       }
       int64_t panel = item - p.experts * innerPanels;
@@ -626,8 +637,8 @@ private:
   }
 
   /// The chunk-local row of global row `row`, or -1 if the chunk did not
-  /// compute it (a row past every group).
-  int64_t localRow(int64_t row) const {
+  /// compute it (a row past every group); `expert` gets its expert.
+  int64_t localRow(int64_t row, int64_t &expert) const {
     if (row < 0 || row >= offsets[p.experts])
       return -1;
     int64_t e = std::upper_bound(offsets.begin(), offsets.end(), row) -
@@ -635,6 +646,7 @@ private:
     const Share &s = shares[e];
     if (row < s.first || row >= s.last)
       return -1;
+    expert = e;
     return s.local + row - s.first;
   }
 
@@ -650,12 +662,17 @@ private:
         int64_t token = chunkFirst + t;
         std::fill(acc.begin(), acc.end(), 0.0f);
         for (int64_t j = 0; j < p.slots; ++j) {
-          int64_t local = localRow(p.slotRow[token * p.slots + j]);
+          int64_t e = 0;
+          int64_t local = localRow(p.slotRow[token * p.slots + j], e);
           if (local < 0)
             continue;
           float w = p.slotWeight ? p.slotWeight[token * p.slots + j] : 1.0f;
           k.axpy(outWidth, w * p.routedScale, rowsOut + local * outPad,
                  acc.data());
+          // The down bias is part of the expert's output: weighted alike.
+          if (p.downBias)
+            k.axpy(outWidth, w * p.routedScale, p.downBias + e * p.hidden,
+                   acc.data());
         }
         if (p.sharedGate) {
           float gate = 1.0f;

@@ -43,6 +43,7 @@ enum class Act : int64_t {
   GeluErf = MOE_UK_GELU_ERF,
   Relu = MOE_UK_RELU,
   Identity = MOE_UK_IDENTITY,
+  SwigluOai = MOE_UK_SWIGLU_OAI,
 };
 
 /// One tile of a product with a packed panel:
@@ -119,8 +120,16 @@ const Kernels *avx2Kernels();   // null when not built in
 const Kernels *avx512Kernels(); // null when not built in
 const Kernels *amxKernels();    // null when not built in
 
-/// Scalar reference of an activation, used by every variant for tails.
+/// Scalar reference of an activation, used by every variant for tails
+/// (swiglu_oai, which needs up too, is activationScalars').
 float activationScalar(Act act, float x);
+
+/// g[i] = act(g[i]) * u[i] (act(g[i]) when u is null) for i in [from, n);
+/// swiglu_oai: (clamp(u, -7, 7) + 1) * g' * sigmoid(1.702 g') with
+/// g' = min(g, 7). Every variant's tail, and its whole loop for the
+/// activations it does not vectorize.
+void activationScalars(Act act, float *g, const float *u, int64_t from,
+                       int64_t n);
 
 } // namespace moe::rt::cpu
 

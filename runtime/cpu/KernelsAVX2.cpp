@@ -127,8 +127,7 @@ void panelBF16(const Tile &t) {
 }
 
 void activation(Act act, float *g, const float *u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    g[i] = activationScalar(act, g[i]) * (u ? u[i] : 1.0f);
+  activationScalars(act, g, u, 0, n);
 }
 
 void toBF16(const float *src, uint16_t *dst, int64_t n) {

@@ -209,6 +209,7 @@ __m512 activation512(Act act, __m512 x) {
   }
   case Act::GeluErf:
   case Act::Identity:
+  case Act::SwigluOai:
     break;
   }
   return x;
@@ -216,7 +217,7 @@ __m512 activation512(Act act, __m512 x) {
 
 void activation(Act act, float *g, const float *u, int64_t n) {
   int64_t i = 0;
-  if (act != Act::GeluErf) {
+  if (act != Act::GeluErf && act != Act::SwigluOai) {
     for (; i + 16 <= n; i += 16) {
       __m512 v = activation512(act, _mm512_loadu_ps(g + i));
       if (u)
@@ -224,8 +225,7 @@ void activation(Act act, float *g, const float *u, int64_t n) {
       _mm512_storeu_ps(g + i, v);
     }
   }
-  for (; i < n; ++i)
-    g[i] = activationScalar(act, g[i]) * (u ? u[i] : 1.0f);
+  activationScalars(act, g, u, i, n);
 }
 
 void toBF16(const float *src, uint16_t *dst, int64_t n) {

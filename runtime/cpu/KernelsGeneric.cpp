@@ -31,9 +31,28 @@ float moe::rt::cpu::activationScalar(Act act, float x) {
   case Act::GeluErf:
     return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
   case Act::Identity:
+  case Act::SwigluOai: // needs up: activationScalars
     return x;
   }
   return x;
+}
+
+void moe::rt::cpu::activationScalars(Act act, float *g, const float *u,
+                                     int64_t from, int64_t n) {
+  if (act != Act::SwigluOai) {
+    for (int64_t i = from; i < n; ++i)
+      g[i] = activationScalar(act, g[i]) * (u ? u[i] : 1.0f);
+    return;
+  }
+  // GPT-OSS's alpha and limit; the clamps keep a NaN (std::fmin/fmax
+  // would drop it).
+  constexpr float alpha = 1.702f, limit = 7.0f;
+  for (int64_t i = from; i < n; ++i) {
+    float x = g[i], y = u ? u[i] : 0.0f;
+    float gc = x > limit ? limit : x;
+    float uc = y > limit ? limit : (y < -limit ? -limit : y);
+    g[i] = (uc + 1.0f) * (gc / (1.0f + std::exp(-alpha * gc)));
+  }
 }
 
 /// Row m's element i of a tile's rows (pointers or packed).
@@ -86,8 +105,7 @@ static void panelBF16(const Tile &t) {
 }
 
 static void activation(Act act, float *g, const float *u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    g[i] = activationScalar(act, g[i]) * (u ? u[i] : 1.0f);
+  activationScalars(act, g, u, 0, n);
 }
 
 static void toBF16(const float *src, uint16_t *dst, int64_t n) {

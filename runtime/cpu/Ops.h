@@ -55,6 +55,11 @@ struct ExpertFFN {
   Act act = Act::Silu;
   int64_t inner = 0;
   const void *gate = nullptr, *up = nullptr, *down = nullptr;
+  // Gated experts' biases (GPT-OSS), f32, or null: expert e adds
+  // gateBias[e * biasStride + i] (and upBias[...]) to column i < inner of
+  // its gate (up) product, and downBias[e * hidden + i] to its output.
+  const float *gateBias = nullptr, *upBias = nullptr, *downBias = nullptr;
+  int64_t biasStride = 0;
   // The shared expert (gated), if any, packed like one routed expert, and
   // its sigmoid gate [hidden] (in sharedGateWeightType), if any.
   const void *sharedGate = nullptr, *sharedUp = nullptr,

@@ -169,19 +169,21 @@ static void gate(const int64_t *words, int64_t count) {
 
 /// expert_ffn: ins(x, row token, group sizes, row weight, slot row, slot
 /// weight, gate, up, down, shared gate, shared up, shared down, shared
-/// gate weight, base) outs(y); config: inner size, activation, shared
-/// inner size, shared activation, output width, routed scale.
+/// gate weight, base, gate bias, up bias, down bias) outs(y); config: inner
+/// size, activation, shared inner size, shared activation, output width,
+/// routed scale, the up bias's first column.
 static void expertFFN(const int64_t *words, int64_t count) {
   Args a("expert_ffn", words, count);
   View x = a.view(), rowToken = a.view(), groupSizes = a.view(),
        rowWeight = a.view(), slotRow = a.view(), slotWeight = a.view(),
-       gate = a.view(), up = a.view(), down = a.view(),
-       sharedGate = a.view(), sharedUp = a.view(), sharedDown = a.view(),
-       sharedGateWeight = a.view(), base = a.view(), y = a.view();
+       gate = a.view(), up = a.view(), down = a.view(), sharedGate = a.view(),
+       sharedUp = a.view(), sharedDown = a.view(), sharedGateWeight = a.view(),
+       base = a.view(), gateBias = a.view(), upBias = a.view(),
+       downBias = a.view(), y = a.view();
   ExpertFFN p;
   auto activation = [&] {
     int64_t act = a.word();
-    if (act < MOE_UK_SILU || act > MOE_UK_IDENTITY)
+    if (act < MOE_UK_SILU || act > MOE_UK_SWIGLU_OAI)
       mismatch("expert_ffn", "unknown activation");
     return static_cast<Act>(act);
   };
@@ -191,7 +193,24 @@ static void expertFFN(const int64_t *words, int64_t count) {
   p.sharedAct = activation();
   p.outWidth = a.word();
   p.routedScale = a.f32();
+  int64_t upBiasFirst = a.word();
   a.finish();
+  // Biases: f32 [E, n] (gate and up, up from column upBiasFirst) and
+  // [E, output width] (down), or none.
+  if (!gateBias.empty()) {
+    int64_t experts = groupSizes.size(0);
+    if (gateBias.code != MOE_UK_F32 || upBias.code != MOE_UK_F32 ||
+        downBias.code != MOE_UK_F32 || gateBias.size(0) != experts ||
+        upBias.size(0) != experts || downBias.size(0) != experts ||
+        gateBias.size(1) < p.inner || upBias.size(1) != gateBias.size(1) ||
+        upBiasFirst < 0 || upBiasFirst + p.inner > upBias.size(1) ||
+        downBias.size(1) != p.outWidth)
+      mismatch("expert_ffn", "expert biases");
+    p.gateBias = gateBias.as<const float>();
+    p.upBias = upBias.as<const float>() + upBiasFirst;
+    p.downBias = downBias.as<const float>();
+    p.biasStride = gateBias.size(1);
+  }
   if (p.outWidth != y.size(1) || (!sharedGate.empty() && p.outWidth != x.size(1)))
     mismatch("expert_ffn", "output width");
   p.base = base.as<const void>();

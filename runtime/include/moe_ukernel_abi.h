@@ -40,13 +40,15 @@ enum moe_uk_dtype {
 };
 
 /* Expert activations (config word of expert_ffn); identity makes LoRA
- * adapters (A then B) two-layer experts without an activation. */
+ * adapters (A then B) two-layer experts without an activation; swiglu_oai
+ * (GPT-OSS) combines gate and up itself. */
 enum moe_uk_act {
   MOE_UK_SILU = 0,
   MOE_UK_GELU_TANH = 1,
   MOE_UK_GELU_ERF = 2,
   MOE_UK_RELU = 3,
   MOE_UK_IDENTITY = 4,
+  MOE_UK_SWIGLU_OAI = 5,
 };
 
 /* Router score functions, selections and group scores (gate config). */

@@ -1,8 +1,7 @@
 // Expert biases and swiglu_oai (GPT-OSS) through the passes: moe-decompose
 // hands the biases to moe.gated_experts, moe-fuse-expert-io to
-// moe.fused_experts, which convert-moe-to-cpu leaves to the reference
-// lowering (the CPU kernels do not take them yet) and convert-moe-to-linalg
-// lowers, the unfused experts included.
+// moe.fused_experts, which convert-moe-to-cpu hands to the expert_ffn
+// kernel and convert-moe-to-linalg lowers (the reference lowering).
 // RUN: moe-opt %s --moe-decompose | FileCheck %s --check-prefix=DECOMPOSED
 // RUN: moe-opt %s --moe-decompose --moe-fuse-expert-io | FileCheck %s --check-prefix=FUSED
 // RUN: moe-opt %s --moe-decompose --moe-fuse-expert-io --convert-moe-to-cpu | FileCheck %s --check-prefix=CPU
@@ -16,9 +15,8 @@
 // FUSED: moe.fused_experts %{{.*}} rows({{.*}}) slots({{.*}}) weights({{.*}}) experts(%{{.*}}, %{{.*}} : tensor<8x96x32xbf16>, tensor<8x32x48xbf16>) expert_biases(%{{.*}}, %{{.*}} : tensor<8x96xbf16>, tensor<8x32xbf16>) {experts = #moe.experts<kind = gated, act = swiglu_oai>}
 
 // CPU-LABEL: func @gpt_oss
-// CPU-NOT: "expert_ffn"
-// CPU: moe.fused_experts
-// CPU-NOT: "expert_ffn"
+// CPU-NOT: moe.fused_experts
+// CPU: moe.ukernel "expert_ffn" {{.*}} config = [48, 5, 0, 5, 32, 1065353216, 48]
 
 // LINALG-LABEL: func @gpt_oss
 // LINALG-NOT: moe.fused_experts

@@ -37,9 +37,7 @@ using namespace mlir::moe;
 // ABI codes
 //===----------------------------------------------------------------------===//
 
-/// The kernels' code of `act`; none for swiglu_oai, which the kernels do
-/// not compute (such layers stay for the reference lowering).
-static std::optional<int64_t> activationCode(Activation act) {
+static int64_t activationCode(Activation act) {
   switch (act) {
   case Activation::Silu:
     return MOE_UK_SILU;
@@ -50,7 +48,7 @@ static std::optional<int64_t> activationCode(Activation act) {
   case Activation::Relu:
     return MOE_UK_RELU;
   case Activation::SwigluOai:
-    return std::nullopt;
+    return MOE_UK_SWIGLU_OAI;
   }
   llvm_unreachable("unknown activation");
 }
@@ -252,13 +250,10 @@ static LogicalResult lowerFusedExperts(RewriterBase &rewriter,
                                        FusedExpertsOp op) {
   ValueRange expertWeights = op.getExpertWeights();
   ValueRange shared = op.getSharedWeights();
-  ValueRange sharedMatrices = shared.take_front(std::min<size_t>(3, shared.size()));
-  // Expert biases and swiglu_oai are not in the kernels yet: the op stays
-  // for the reference lowering.
-  std::optional<int64_t> actCode = activationCode(op.getExperts().getAct());
+  ValueRange sharedMatrices =
+      shared.take_front(std::min<size_t>(3, shared.size()));
   if (!llvm::all_of(expertWeights, isStaticMatrix) ||
-      !llvm::all_of(sharedMatrices, isStaticMatrix) ||
-      !op.getExpertBiases().empty() || !actCode)
+      !llvm::all_of(sharedMatrices, isStaticMatrix))
     return failure();
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
@@ -279,7 +274,7 @@ static LogicalResult lowerFusedExperts(RewriterBase &rewriter,
   ExpertsAttr experts = op.getExperts();
   Value down = expertWeights.back();
   int64_t output = dims(down)[1], inner = dims(down)[2];
-  int64_t act = *actCode;
+  int64_t act = activationCode(experts.getAct());
   double routedScale = 1.0;
   Value gate, up, base;
   switch (experts.getKind()) {
@@ -346,12 +341,28 @@ static LogicalResult lowerFusedExperts(RewriterBase &rewriter,
       packedDown};
   inputs.append(sharedOperands);
   inputs.push_back(base);
+  // Gated experts' biases in f32: gate and up (a fused gate_up bias twice,
+  // up from column `inner`), then down; none: three empty buffers.
+  ValueRange biases = op.getExpertBiases();
+  int64_t upBiasFirst = 0;
+  if (biases.size() == 3) {
+    for (Value bias : biases)
+      inputs.push_back(toF32(rewriter, loc, bias));
+  } else if (biases.size() == 2) {
+    Value gateUp = toF32(rewriter, loc, biases[0]);
+    inputs.append({gateUp, gateUp, toF32(rewriter, loc, biases[1])});
+    upBiasFirst = inner;
+  } else {
+    for (int i = 0; i < 3; ++i)
+      inputs.push_back(absent(rewriter, loc, f32));
+  }
   Value init = emptyLike(rewriter, loc, op.getType(), op.getInput());
   auto kernel = UKernelOp::create(
       rewriter, loc, TypeRange{op.getType()}, "expert_ffn", inputs,
       ValueRange{init},
-      rewriter.getDenseI64ArrayAttr(
-          {inner, act, sharedInner, *actCode, output, f32Bits(routedScale)}));
+      rewriter.getDenseI64ArrayAttr({inner, act, sharedInner,
+                                     activationCode(experts.getAct()), output,
+                                     f32Bits(routedScale), upBiasFirst}));
   rewriter.replaceOp(op, kernel.getResults());
   return success();
 }

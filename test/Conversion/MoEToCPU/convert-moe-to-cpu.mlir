@@ -73,7 +73,7 @@ func.func @gate_mixed(%x: tensor<?x64xf32>, %wg: tensor<8x64xbf16>)
 // CHECK: %[[PSD:.*]] = moe.ukernel "pack" ins(%[[SD]] : tensor<64x32xf32>) outs(%{{.*}} : tensor<2048xf32>) config = [0, 64]
 // CHECK: %[[NONE:.*]] = tensor.empty() : tensor<0xf32>
 // CHECK: %[[Y0:.*]] = tensor.empty(%{{.*}}) : tensor<?x64xf32>
-// CHECK: %[[Y:.*]] = moe.ukernel "expert_ffn" ins(%[[X]], %[[RT]], %[[SIZES]], %[[NONE]], %[[SR]], %[[SW]], %[[PG]], %[[PU]], %[[PD]], %[[PSG]], %[[PSU]], %[[PSD]], %[[WS]], %{{.*}} : {{.*}}) outs(%[[Y0]] : tensor<?x64xf32>) config = [96, 1, 32, 1, 64, 1065353216] -> tensor<?x64xf32>
+// CHECK: %[[Y:.*]] = moe.ukernel "expert_ffn" ins(%[[X]], %[[RT]], %[[SIZES]], %[[NONE]], %[[SR]], %[[SW]], %[[PG]], %[[PU]], %[[PD]], %[[PSG]], %[[PSU]], %[[PSD]], %[[WS]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : {{.*}}) outs(%[[Y0]] : tensor<?x64xf32>) config = [96, 1, 32, 1, 64, 1065353216, 0] -> tensor<?x64xf32>
 // CHECK: return %[[Y]]
 func.func @gated_shared(%x: tensor<?x64xf32>, %rt: tensor<?xi32>,
                         %sizes: tensor<8xi64>, %sr: tensor<?x2xi32>,
@@ -101,7 +101,7 @@ func.func @gated_shared(%x: tensor<?x64xf32>, %rt: tensor<?xi32>,
 // CHECK-DAG: %[[PG:.*]] = moe.weight stacked ["gu0", "gu1"] {packing = #moe.packing<source = tensor<2x64x32xbf16>, first_row = 0, rows = 32>} : tensor<2048xbf16>
 // CHECK-DAG: %[[PU:.*]] = moe.weight stacked ["gu0", "gu1"] {packing = #moe.packing<source = tensor<2x64x32xbf16>, first_row = 32, rows = 32>} : tensor<2048xbf16>
 // CHECK-DAG: %[[PD:.*]] = moe.weight stacked ["d0", "d1"] {packing = #moe.packing<source = tensor<2x32x32xbf16>, first_row = 0, rows = 32>} : tensor<2048xbf16>
-// CHECK: moe.ukernel "expert_ffn" ins(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[PG]], %[[PU]], %[[PD]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x32xf32>, tensor<?xi32>, tensor<2xi64>, tensor<?xf32>, tensor<?x1xi32>, tensor<0xf32>, tensor<2048xbf16>, tensor<2048xbf16>, tensor<2048xbf16>, tensor<0xbf16>, tensor<0xbf16>, tensor<0xbf16>, tensor<0xf32>, tensor<0xbf16>) outs(%{{.*}} : tensor<?x32xf32>) config = [32, 0, 0, 0, 32, 1065353216]
+// CHECK: moe.ukernel "expert_ffn" ins(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[PG]], %[[PU]], %[[PD]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x32xf32>, tensor<?xi32>, tensor<2xi64>, tensor<?xf32>, tensor<?x1xi32>, tensor<0xf32>, tensor<2048xbf16>, tensor<2048xbf16>, tensor<2048xbf16>, tensor<0xbf16>, tensor<0xbf16>, tensor<0xbf16>, tensor<0xf32>, tensor<0xbf16>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>) outs(%{{.*}} : tensor<?x32xf32>) config = [32, 0, 0, 0, 32, 1065353216, 0]
 module attributes {moe.checkpoint = "model"} {
   func.func @gate_up_checkpoint(%x: tensor<?x32xf32>, %rt: tensor<?xi32>,
                                 %rw: tensor<?xf32>, %sizes: tensor<2xi64>,
@@ -123,7 +123,7 @@ module attributes {moe.checkpoint = "model"} {
 // CHECK-LABEL: func @mlp_f16
 // CHECK: moe.ukernel "pack" ins(%{{.*}} : tensor<4x48x32xf16>) outs(%{{.*}} : tensor<8192xf32>) config = [0, 48]
 // CHECK: moe.ukernel "pack" ins(%{{.*}} : tensor<4x32x48xf16>) outs(%{{.*}} : tensor<6144xf32>) config = [0, 32]
-// CHECK: moe.ukernel "expert_ffn" ins({{.*}} : tensor<?x32xf16>, tensor<?xi32>, tensor<4xi64>, tensor<0xf32>, tensor<?x1xi32>, tensor<?x1xf32>, tensor<8192xf32>, tensor<0xf32>, tensor<6144xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>) outs(%{{.*}} : tensor<?x32xf16>) config = [48, 3, 0, 3, 32, 1065353216]
+// CHECK: moe.ukernel "expert_ffn" ins({{.*}} : tensor<?x32xf16>, tensor<?xi32>, tensor<4xi64>, tensor<0xf32>, tensor<?x1xi32>, tensor<?x1xf32>, tensor<8192xf32>, tensor<0xf32>, tensor<6144xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>) outs(%{{.*}} : tensor<?x32xf16>) config = [48, 3, 0, 3, 32, 1065353216, 0]
 func.func @mlp_f16(%x: tensor<?x32xf16>, %rt: tensor<?xi32>,
                    %sizes: tensor<4xi64>, %sr: tensor<?x1xi32>,
                    %sw: tensor<?x1xf32>, %w1: tensor<4x48x32xf16>,
@@ -167,7 +167,7 @@ func.func @mixed_panels(%x: tensor<?x32xf32>, %rt: tensor<?xi32>,
 // CHECK-DAG: %[[PA:.*]] = moe.ukernel "pack" ins(%[[A]] : tensor<4x8x64xf32>) outs(%{{.*}} : tensor<8192xf32>) config = [0, 8]
 // CHECK-DAG: %[[PBASE:.*]] = moe.ukernel "pack" ins(%[[BASE]] : tensor<48x64xf32>) outs(%{{.*}} : tensor<4096xf32>) config = [0, 48]
 // CHECK-DAG: %[[PB:.*]] = moe.ukernel "pack" ins(%[[B]] : tensor<4x48x8xf32>) outs(%{{.*}} : tensor<2048xf32>) config = [0, 48]
-// CHECK: moe.ukernel "expert_ffn" ins(%[[X]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[PA]], %{{.*}}, %[[PB]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[PBASE]] : {{.*}}) outs(%{{.*}} : tensor<?x48xf32>) config = [8, 4, 0, 0, 48, 1073741824] -> tensor<?x48xf32>
+// CHECK: moe.ukernel "expert_ffn" ins(%[[X]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[PA]], %{{.*}}, %[[PB]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[PBASE]], %{{.*}}, %{{.*}}, %{{.*}} : {{.*}}) outs(%{{.*}} : tensor<?x48xf32>) config = [8, 4, 0, 0, 48, 1073741824, 0] -> tensor<?x48xf32>
 func.func @lora(%x: tensor<?x64xf32>, %rt: tensor<?xi32>, %sizes: tensor<4xi64>,
                 %sr: tensor<?x1xi32>, %base: tensor<48x64xf32>,
                 %a: tensor<4x8x64xf32>, %b: tensor<4x48x8xf32>)
@@ -210,7 +210,7 @@ func.func @dynamic_weights(%x: tensor<?x32xf32>, %rt: tensor<?xi32>,
 // CHECK: %[[PSG:.*]] = moe.ukernel "pack" ins(%[[SGU]] : tensor<64x64xbf16>) outs(%{{.*}} : tensor<2048xbf16>) config = [0, 32]
 // CHECK: %[[PSU:.*]] = moe.ukernel "pack" ins(%[[SGU]] : tensor<64x64xbf16>) outs(%{{.*}} : tensor<2048xbf16>) config = [32, 32]
 // CHECK: %[[PSD:.*]] = moe.ukernel "pack" ins(%[[SD]] : tensor<64x32xbf16>) outs(%{{.*}} : tensor<2048xbf16>) config = [0, 64]
-// CHECK: moe.ukernel "expert_ffn" ins({{.*}}, %[[PSG]], %[[PSU]], %[[PSD]], %{{.*}}, %{{.*}} : {{.*}}) {{.*}} config = [32, 0, 32, 0, 64, 1065353216]
+// CHECK: moe.ukernel "expert_ffn" ins({{.*}}, %[[PSG]], %[[PSU]], %[[PSD]], %{{.*}}, %{{.*}} : {{.*}}) {{.*}} config = [32, 0, 32, 0, 64, 1065353216, 0]
 func.func @shared_gate_up(%x: tensor<?x64xbf16>, %rt: tensor<?xi32>,
                           %sizes: tensor<8xi64>, %sr: tensor<?x2xi32>,
                           %sw: tensor<?x2xf32>, %gu: tensor<8x64x64xbf16>,
@@ -253,4 +253,25 @@ func.func @sliced_checkpoint_rows(%x: tensor<?x64xbf16>, %rt: tensor<?xi32>,
       {experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+}
+
+// -----
+
+// GPT-OSS's experts: swiglu_oai (code 5) and the biases in f32, the fused
+// gate_up bias twice, up from column `inner` (the last config word).
+// CHECK-LABEL: func @expert_biases
+// CHECK-SAME: %[[BGU:[^:]*]]: tensor<4x64xbf16>, %[[BD:[^:]*]]: tensor<4x32xbf16>
+// CHECK-DAG: %[[FGU:.*]] = arith.extf %[[BGU]] : tensor<4x64xbf16> to tensor<4x64xf32>
+// CHECK-DAG: %[[FD:.*]] = arith.extf %[[BD]] : tensor<4x32xbf16> to tensor<4x32xf32>
+// CHECK: moe.ukernel "expert_ffn" ins({{.*}}, %[[FGU]], %[[FGU]], %[[FD]] : {{.*}}) outs({{.*}}) config = [32, 5, 0, 5, 32, 1065353216, 32]
+func.func @expert_biases(%x: tensor<?x32xbf16>, %rt: tensor<?xi32>,
+    %sizes: tensor<4xi64>, %sr: tensor<?x2xi32>, %sw: tensor<?x2xf32>,
+    %gu: tensor<4x64x32xbf16>, %d: tensor<4x32x32xbf16>,
+    %bgu: tensor<4x64xbf16>, %bd: tensor<4x32xbf16>) -> tensor<?x32xbf16> {
+  %y = moe.fused_experts %x rows(%rt, %sizes : tensor<?xi32>, tensor<4xi64>)
+      slots(%sr : tensor<?x2xi32>) weights(%sw : tensor<?x2xf32>)
+      experts(%gu, %d : tensor<4x64x32xbf16>, tensor<4x32x32xbf16>)
+      expert_biases(%bgu, %bd : tensor<4x64xbf16>, tensor<4x32xbf16>)
+      {experts = #moe.experts<kind = gated, act = swiglu_oai>} : tensor<?x32xbf16>
+  return %y : tensor<?x32xbf16>
 }
