@@ -157,6 +157,23 @@ void writeSafetensors(const std::string &path, const std::string &header,
   writeBytes(path, size + h + data);
 }
 
+/// F32 tensors written one by one, then as one safetensors file.
+struct F32Tensors {
+  std::string header = "{", data;
+  void add(const std::string &name, const std::string &shape,
+           std::vector<float> values) {
+    size_t begin = data.size();
+    data += f32Bytes(values);
+    header += std::string(header.size() > 1 ? "," : "") + "\"" + name +
+              "\":{\"dtype\":\"F32\",\"shape\":" + shape +
+              ",\"data_offsets\":[" + std::to_string(begin) + "," +
+              std::to_string(data.size()) + "]}";
+  }
+  void write(const std::string &path) const {
+    writeSafetensors(path, header + "}", data);
+  }
+};
+
 TEST(SafeTensors, ReadsEveryComputeDType) {
   std::string dir = tempDir("dtypes");
   // a: F32 [2] = 1.5, -2; b: BF16 [1, 2] = 1 (0x3F80), -3 (0xC040);
@@ -985,25 +1002,15 @@ TEST(TinyModel, MixtralByHand) {
              "\"num_experts_per_tok\": 1, \"intermediate_size\": 1, "
              "\"hidden_act\": \"silu\"}");
   std::string p = "model.layers.0.block_sparse_moe.";
-  std::string header = "{";
-  std::string data;
-  auto add = [&](const std::string &name, const std::string &shape,
-                 std::vector<float> v) {
-    size_t begin = data.size();
-    data += f32Bytes(v);
-    header += std::string(header.size() > 1 ? "," : "") + "\"" + name +
-              "\":{\"dtype\":\"F32\",\"shape\":" + shape +
-              ",\"data_offsets\":[" + std::to_string(begin) + "," +
-              std::to_string(data.size()) + "]}";
-  };
-  add(p + "gate.weight", "[2,2]", {1, 0, 0, 1});
-  add(p + "experts.0.w1.weight", "[1,2]", {2, 0});
-  add(p + "experts.0.w3.weight", "[1,2]", {3, 0});
-  add(p + "experts.0.w2.weight", "[2,1]", {1, 0.5});
-  add(p + "experts.1.w1.weight", "[1,2]", {9, 9});
-  add(p + "experts.1.w3.weight", "[1,2]", {9, 9});
-  add(p + "experts.1.w2.weight", "[2,1]", {9, 9});
-  writeSafetensors(dir + "/model.safetensors", header + "}", data);
+  F32Tensors tensors;
+  tensors.add(p + "gate.weight", "[2,2]", {1, 0, 0, 1});
+  tensors.add(p + "experts.0.w1.weight", "[1,2]", {2, 0});
+  tensors.add(p + "experts.0.w3.weight", "[1,2]", {3, 0});
+  tensors.add(p + "experts.0.w2.weight", "[2,1]", {1, 0.5});
+  tensors.add(p + "experts.1.w1.weight", "[1,2]", {9, 9});
+  tensors.add(p + "experts.1.w3.weight", "[1,2]", {9, 9});
+  tensors.add(p + "experts.1.w2.weight", "[2,1]", {9, 9});
+  tensors.write(dir + "/model.safetensors");
 
   LayerResult res = runModel(dir, mat(1, 2, {1, 0}));
   double h = 3.0 * 2.0 / (1.0 + std::exp(-2.0));
@@ -1079,22 +1086,12 @@ TEST(TinyModel, DbrxStackedExpertsDownInOut) {
              "\"ffn_config\": {\"moe_num_experts\": 2, \"moe_top_k\": 1, "
              "\"ffn_hidden_size\": 2}}");
   std::string p = "transformer.blocks.0.ffn.";
-  std::string header = "{";
-  std::string data;
-  auto add = [&](const std::string &name, const std::string &shape,
-                 std::vector<float> v) {
-    size_t begin = data.size();
-    data += f32Bytes(v);
-    header += std::string(header.size() > 1 ? "," : "") + "\"" + name +
-              "\":{\"dtype\":\"F32\",\"shape\":" + shape +
-              ",\"data_offsets\":[" + std::to_string(begin) + "," +
-              std::to_string(data.size()) + "]}";
-  };
-  add(p + "router.layer.weight", "[2,2]", {1, 0, 0, 1});
-  add(p + "experts.mlp.w1", "[4,2]", {2, 0, 1, 0, 9, 9, 9, 9});
-  add(p + "experts.mlp.v1", "[4,2]", {3, 0, 1, 0, 9, 9, 9, 9});
-  add(p + "experts.mlp.w2", "[4,2]", {1, 2, 0, 4, 9, 9, 9, 9});
-  writeSafetensors(dir + "/model.safetensors", header + "}", data);
+  F32Tensors tensors;
+  tensors.add(p + "router.layer.weight", "[2,2]", {1, 0, 0, 1});
+  tensors.add(p + "experts.mlp.w1", "[4,2]", {2, 0, 1, 0, 9, 9, 9, 9});
+  tensors.add(p + "experts.mlp.v1", "[4,2]", {3, 0, 1, 0, 9, 9, 9, 9});
+  tensors.add(p + "experts.mlp.w2", "[4,2]", {1, 2, 0, 4, 9, 9, 9, 9});
+  tensors.write(dir + "/model.safetensors");
 
   LayerResult res = runModel(dir, mat(1, 2, {1, 0}));
   double h0 = 3.0 * 2.0 / (1.0 + std::exp(-2.0));

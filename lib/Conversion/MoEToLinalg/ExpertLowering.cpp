@@ -85,27 +85,6 @@ Value gatedActivation(LocBuilder &b, Activation act, Value gate, Value up) {
                      });
 }
 
-/// `matrix` [n, m] (f32) plus `row` [m] on every row, in f32.
-Value addRow(LocBuilder &b, Value matrix, Value row) {
-  MLIRContext *ctx = b.getContext();
-  AffineExpr r, c;
-  bindDims(ctx, r, c);
-  SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {r, c}, ctx),
-                                 AffineMap::get(2, 0, {c}, ctx),
-                                 AffineMap::get(2, 0, {r, c}, ctx)};
-  Value init = tensor::EmptyOp::create(b, sizesOf(b, matrix), b.getF32Type());
-  return linalg::GenericOp::create(
-             b, init.getType(), ValueRange{matrix, row}, init, maps,
-             {utils::IteratorType::parallel, utils::IteratorType::parallel},
-             [&](OpBuilder &nested, Location loc, ValueRange args) {
-               LocBuilder nb(loc, nested);
-               linalg::YieldOp::create(
-                   nb, arith::AddFOp::create(nb, args[0], toF32(nb, args[1]))
-                           .getResult());
-             })
-      .getResult(0);
-}
-
 /// `matrix` [n, m] plus row `e` of `biases` [E, m] (its columns [first,
 /// first + m)), in f32; `matrix` itself without biases.
 Value addBias(LocBuilder &b, Value matrix, Value biases, Value e,
@@ -119,7 +98,7 @@ Value addBias(LocBuilder &b, Value matrix, Value biases, Value e,
       biases, ArrayRef<OpFoldResult>{e, b.getIndexAttr(first)},
       ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(cols)},
       ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
-  return addRow(b, matrix, row);
+  return addColumnBias(b, matrix, row);
 }
 
 Value scaleBy(LocBuilder &b, Value matrix, double factor) {

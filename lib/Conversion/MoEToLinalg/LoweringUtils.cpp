@@ -138,6 +138,27 @@ Value lowering::mapElements(LocBuilder &b, ValueRange inputs,
   return generic.getResult(0);
 }
 
+Value lowering::addColumnBias(LocBuilder &b, Value matrix, Value bias) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr r, c;
+  bindDims(ctx, r, c);
+  Value init = tensor::EmptyOp::create(b, sizesOf(b, matrix), b.getF32Type());
+  SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {r, c}, ctx),
+                                 AffineMap::get(2, 0, {c}, ctx),
+                                 AffineMap::get(2, 0, {r, c}, ctx)};
+  return linalg::GenericOp::create(
+             b, init.getType(), ValueRange{matrix, bias}, init, maps,
+             {utils::IteratorType::parallel, utils::IteratorType::parallel},
+             [&](OpBuilder &nested, Location loc, ValueRange args) {
+               LocBuilder nb(loc, nested);
+               linalg::YieldOp::create(
+                   nb, arith::AddFOp::create(nb, toF32(nb, args[0]),
+                                             toF32(nb, args[1]))
+                           .getResult());
+             })
+      .getResult(0);
+}
+
 Value lowering::reduceRows(
     LocBuilder &b, Value matrix, Value init,
     function_ref<Value(LocBuilder &, Value acc, Value x)> combine) {

@@ -65,6 +65,9 @@ Value insert(LocBuilder &b, Value value, Value tensor, ValueRange indices);
 Value mapElements(LocBuilder &b, ValueRange inputs, Type resultElementType,
                   function_ref<Value(LocBuilder &, ValueRange)> body);
 
+/// `matrix [R, C] + vector [C]` (a bias per column), in f32.
+Value addColumnBias(LocBuilder &b, Value matrix, Value bias);
+
 /// Row-wise reduction of a 2-D f32 tensor into a 1-D tensor.
 Value reduceRows(LocBuilder &b, Value matrix, Value init,
                  function_ref<Value(LocBuilder &, Value acc, Value x)> combine);
