@@ -654,8 +654,9 @@ static llvm::Error parseFP8(Model &m) {
   if (m.fp8() && (hasInOutExperts(m.family()) || isDbrx(m.family())))
     return llvm::createStringError(
         "FP8: " + m.info->modelType +
-        "'s experts are stored [in, out], which moe-import does not read "
-        "in FP8");
+        (isDbrx(m.family()) ? "'s down projections (w2) are"
+                            : "'s experts are") +
+        " stored [in, out], which moe-import does not read in FP8");
   // Granite's experts are always fused.
   bool fused = m.fusedExperts || isGranite(m.family());
   if (m.fp8() && m.fp8Block == std::array<int64_t, 2>{0, 0} && fused)
