@@ -62,6 +62,8 @@ std::string Manifest::toJSON() const {
     }
     if (w.transposed)
       entry["transposed"] = true;
+    if (w.interleaved)
+      entry["interleaved"] = true;
     if (w.packing)
       entry["packing"] = json::Object{{"first_row", w.packing->firstRow},
                                       {"rows", w.packing->rows},
@@ -211,6 +213,12 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       if (entry.transposed && entry.scales)
         return invalid("weight " + entry.names.front() +
                        " is block-scaled FP8 and transposed");
+      entry.interleaved = w->getBoolean("interleaved").value_or(false);
+      if (entry.interleaved &&
+          (entry.stacked || entry.shape.size() < 2 || entry.shape[1] % 2 != 0))
+        return invalid("weight " + entry.names.front() +
+                       " is interleaved but not one tensor of rank 2 or "
+                       "more with an even dimension 1");
       if (const json::Object *p = w->getObject("packing")) {
         Packing packing;
         auto firstRow = p->getInteger("first_row");

@@ -69,6 +69,10 @@ struct WeightEntry {
   /// swapped ([..., k, n] for [..., n, k]): the runtime transposes them
   /// when it binds them.
   bool transposed = false;
+  /// The one tensor holds dimension 1 interleaved (result index i < m at
+  /// 2 i, m + i at 2 i + 1): the runtime puts the halves apart when it
+  /// binds it.
+  bool interleaved = false;
   std::optional<Packing> packing;
   /// Some layer reads the weight in GPU memory (moe.weight {device}).
   bool device = false;

@@ -84,7 +84,7 @@ llvm::Error Model::bind(const WeightEntry &weight) {
   for (int64_t d : shape)
     pieceBytes *= static_cast<size_t>(d);
 
-  if (weight.stored || weight.transposed || weight.scales)
+  if (weight.stored || weight.transposed || weight.scales || weight.interleaved)
     return bindConverted(weight, shape);
   if (weight.packing)
     return bindPacked(weight, shape, dtype);
@@ -249,6 +249,27 @@ static void packTensor(const WeightEntry &weight,
                   packedBuffer +
                       i * perTensor * perMatrix * elementSize(packing.dtype),
                   packing.dtype);
+}
+
+/// Puts apart the halves of dimension 1 of `piece` (`shape`, elements of
+/// `size` bytes), stored interleaved: index i < m comes from 2 i, m + i
+/// from 2 i + 1.
+static void deinterleave(void *piece, llvm::ArrayRef<int64_t> shape,
+                         size_t size) {
+  int64_t outer = shape[0], pairs = shape[1] / 2, inner = 1;
+  for (int64_t d : shape.drop_front(2))
+    inner *= d;
+  size_t row = static_cast<size_t>(inner) * size;
+  std::vector<char> slab(2 * pairs * row);
+  for (int64_t o = 0; o < outer; ++o) {
+    char *base = static_cast<char *>(piece) + o * slab.size();
+    std::memcpy(slab.data(), base, slab.size());
+    for (int64_t i = 0; i < pairs; ++i) {
+      std::memcpy(base + i * row, slab.data() + 2 * i * row, row);
+      std::memcpy(base + (pairs + i) * row, slab.data() + (2 * i + 1) * row,
+                  row);
+    }
+  }
 }
 
 /// Converts the tensors of `weight` from the checkpoint's `stored` element
@@ -449,6 +470,8 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
               dtypeName(to).str() + "; the model converts this " +
               dtypeName(from).str() + " tensor to " + dtypeName(to).str());
     }
+    if (weight.interleaved)
+      deinterleave(out, pieceShape, elementSize(to));
     if (weight.packing)
       packTensor(weight, pieceShape, i, static_cast<const char *>(out),
                  static_cast<char *>(packedBuffer.get()));

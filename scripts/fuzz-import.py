@@ -80,6 +80,8 @@ CHECKPOINTS = {
                "--interleave-step", "2", "--dtype", "bf16"],
     "dbrx": ["--experts", "8", "--top-k", "4", "--inner", "24",
              "--dtype", "bf16"],
+    "gpt_oss": ["--experts", "8", "--top-k", "4", "--inner", "24",
+                "--dtype", "bf16"],
 }
 
 JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|'

@@ -260,9 +260,12 @@ FAMILIES = ["mixtral", "minimax", "minimax_m2", "qwen2_moe", "qwen3_moe",
             "deepseek_v2", "deepseek_v3", "glm4_moe", "glm4v_moe",
             "dots1", "ernie4_5_moe", "granitemoe", "granitemoeshared",
             "granitemoehybrid", "lfm2_moe", "llama4",
-            "llama4_text", "dbrx"]
+            "llama4_text", "dbrx", "gpt_oss"]
 # Experts stored [in, out], which moe-import does not read in FP8.
-IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe", "dbrx")
+IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe", "dbrx", "gpt_oss")
+# Layers the CUDA library does not compute (GPT-OSS's expert biases and
+# clamped SwiGLU).
+CPU_ONLY = ("gpt_oss",)
 # Experts named gate_proj, up_proj, down_proj under mlp, which a
 # checkpoint may also hold fused as transformers 5 writes them.
 MLP_EXPERTS = ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe", "olmoe",
@@ -281,7 +284,8 @@ def draw_model(rng, pipeline):
     def size(lo, hi):
         return unit * rng.randint(max(1, lo // unit), hi // unit)
 
-    family = rng.choice(FAMILIES)
+    family = rng.choice([f for f in FAMILIES
+                         if not (cuda and f in CPU_ONLY)])
     E = rng.choice([2, 4, 8, 8, 16, 32, 64])
     k = rng.randint(1, min(E, 8))
     # The checkpoint's dtype, and the layer's: the GPU computes in bf16, and
@@ -328,7 +332,7 @@ def draw_model(rng, pipeline):
     if (family not in ("mixtral", "minimax", "minimax_m2", "granitemoe",
                        "granitemoeshared", "granitemoehybrid",
                        "llama4", "llama4_text", "qwen3_vl_moe", "qwen3_5_moe",
-                       "ernie4_5_moe", "jamba")
+                       "ernie4_5_moe", "jamba", "gpt_oss")
             and rng.random() < 0.5):
         gen += ["--norm-topk-prob", rng.randint(0, 1)]
     # FP8 projections (dequantized when the library loads), scaled per

@@ -117,6 +117,9 @@ struct WeightSpec {
   /// The checkpoint tensor holds the operand with its last two dimensions
   /// swapped (`moe.weight {transposed}`).
   bool transposed = false;
+  /// The checkpoint tensor holds the operand's dimension 1 interleaved
+  /// (`moe.weight {interleaved}`: GPT-OSS's gate, up, gate, up, ...).
+  bool interleaved = false;
   /// FP8 tensors (`moe.weight {stored = f8E4M3FN}`), set when they are
   /// checked: the scale tensor of each, and the block each scale covers.
   llvm::SmallVector<std::string> scales;
@@ -135,17 +138,23 @@ struct WeightSpec {
 /// The operands of a layer's moe.layer, in operand order.
 struct LayerSpec {
   WeightSpec router;
+  /// The router's own bias [E] (GPT-OSS), added to the logits.
+  std::optional<WeightSpec> routerBias;
+  /// The selection bias.
   std::optional<WeightSpec> bias;
   llvm::SmallVector<WeightSpec> experts;
+  /// One bias per expert weight (GPT-OSS), or none.
+  llvm::SmallVector<WeightSpec> expertBiases;
   llvm::SmallVector<WeightSpec> shared;
 
   llvm::SmallVector<const WeightSpec *> all() const {
     llvm::SmallVector<const WeightSpec *> specs = {&router};
+    if (routerBias)
+      specs.push_back(&*routerBias);
     if (bias)
       specs.push_back(&*bias);
-    for (const WeightSpec &spec : experts)
-      specs.push_back(&spec);
-    for (const WeightSpec &spec : shared)
+    for (const WeightSpec &spec :
+         llvm::concat<const WeightSpec>(experts, expertBiases, shared))
       specs.push_back(&spec);
     return specs;
   }
@@ -185,10 +194,11 @@ static void addGatedFFN(llvm::SmallVectorImpl<WeightSpec> &out,
 
 /// The module holding a layer's MoE block: `feed_forward` (Llama-4,
 /// LFM2-MoE, Jamba), `ffn` (DBRX), `block_sparse_moe` (Mixtral, MiniMax,
-/// Granite) or `mlp`.
+/// Granite) or `mlp` (GPT-OSS and the others).
 static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
   bool blockSparse =
-      m.family == Family::Mixtral || m.family == Family::GraniteMoe;
+      (m.family == Family::Mixtral || m.family == Family::GraniteMoe) &&
+      !m.isGptOss();
   return m.layerPrefix + "." + std::to_string(layer) +
          (m.isLlama4() || m.isLfm2() || m.isJamba() ? ".feed_forward"
           : m.isDbrx()                              ? ".ffn"
@@ -212,6 +222,9 @@ static bool isMovedToMlp(const ModelConfig &m, int64_t layer,
 /// The router weight [E, d] of layer `layer`.
 static WeightSpec routerSpec(const ModelConfig &m, int64_t layer,
                              const Checkpoint &ckpt) {
+  if (m.isGptOss())
+    return single("router", blockPrefix(m, layer) + ".router.weight",
+                  {m.numExperts, m.hiddenSize});
   if (isMovedToMlp(m, layer, ckpt))
     return single("router",
                   m.layerPrefix + "." + std::to_string(layer) +
@@ -244,6 +257,26 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     spec.experts = {gateUp, down};
     if (m.isLlama4())
       addGatedFFN(spec.shared, block + ".shared_expert", d, m.sharedSize);
+    return spec;
+  }
+  if (m.isGptOss()) {
+    // GptOssMLP: the router's bias; the fused experts stored [in, out] with
+    // gate and up interleaved (gate_up_proj [E, d, 2f]; down_proj
+    // [E, f, d]), and a bias per projection, gate_up's interleaved too.
+    std::string mlp = blockPrefix(m, layer);
+    spec.routerBias = single("router_bias", mlp + ".router.bias", {e});
+    WeightSpec gateUp =
+        single("gate_up", mlp + ".experts.gate_up_proj", {e, 2 * f, d});
+    WeightSpec down = single("down", mlp + ".experts.down_proj", {e, d, f});
+    gateUp.transposed = down.transposed = true;
+    gateUp.interleaved = true;
+    spec.experts = {gateUp, down};
+    WeightSpec gateUpBias =
+        single("gate_up_bias", mlp + ".experts.gate_up_proj_bias", {e, 2 * f});
+    gateUpBias.interleaved = true;
+    spec.expertBiases = {
+        gateUpBias,
+        single("down_bias", mlp + ".experts.down_proj_bias", {e, d})};
     return spec;
   }
   if (m.isDbrx()) {
@@ -402,8 +435,13 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
 static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
                               LayerSpec &spec, DType layerType) {
   StringRef routerName = spec.router.names.front();
+  if (spec.routerBias)
+    for (const std::string &name : spec.routerBias->names)
+      if (llvm::Error err = checkTensor(ckpt, name, spec.routerBias->shape,
+                                        layerType, routerName))
+        return err;
   for (WeightSpec &weight :
-       llvm::concat<WeightSpec>(spec.experts, spec.shared)) {
+       llvm::concat<WeightSpec>(spec.experts, spec.expertBiases, spec.shared)) {
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
     if (first && first->dtype == DType::F8E4M3) {
       if (llvm::Error err = checkFP8(ckpt, m, weight))
@@ -511,6 +549,7 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
                                StringRef(weight.names.front()),
                                storedOf(weight));
     op.setTransposed(weight.transposed);
+    op.setInterleaved(weight.interleaved);
     if (!weight.scales.empty()) {
       op.setScalesAttr(builder.getStrArrayAttr(llvm::SmallVector<StringRef>(
           weight.scales.begin(), weight.scales.end())));
@@ -518,11 +557,15 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
     }
     return op.getResult();
   };
-  Value router = materialize(spec.router);
+  llvm::SmallVector<Value> router = {materialize(spec.router)};
+  if (spec.routerBias)
+    router.push_back(materialize(*spec.routerBias));
   Value bias = spec.bias ? materialize(*spec.bias) : Value();
-  llvm::SmallVector<Value> experts, shared;
+  llvm::SmallVector<Value> experts, expertBiases, shared;
   for (const WeightSpec &weight : spec.experts)
     experts.push_back(materialize(weight));
+  for (const WeightSpec &weight : spec.expertBiases)
+    expertBiases.push_back(materialize(weight));
   for (const WeightSpec &weight : spec.shared)
     shared.push_back(materialize(weight));
 
@@ -530,9 +573,9 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
                           ? FamilyAttr::get(ctx, m.family)
                           : FamilyAttr();
   auto layerOp = LayerOp::create(
-      builder, loc, entry->getArgument(0), ValueRange{router}, bias,
-      /*tau=*/Value(), /*capacity_factor=*/Value(), experts,
-      /*expert_biases=*/ValueRange(), shared, routingAttr(ctx, m),
+      builder, loc, entry->getArgument(0), router, bias,
+      /*tau=*/Value(), /*capacity_factor=*/Value(), experts, expertBiases,
+      shared, routingAttr(ctx, m),
       /*capacity=*/CapacityAttr(),
       ExpertsAttr::get(ctx, ExpertKind::Gated, m.act, std::nullopt), family);
   func::ReturnOp::create(builder, loc, layerOp.getOutput());

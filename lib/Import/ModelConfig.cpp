@@ -293,6 +293,11 @@ static const FamilyInfo kFamilies[] = {
     // ffn_config.
     {"dbrx", Family::Mixtral, "moe_num_experts", "ffn_hidden_size",
      "moe_top_k"},
+    // GPT-OSS: its own block (GptOssMLP), whose routing is Granite's (the
+    // top k of the logits, a softmax over them) with the router's bias,
+    // and whose experts have biases and a clamped SwiGLU; no preset names
+    // it, and the family only fills the field.
+    {"gpt_oss", Family::GraniteMoe, "num_local_experts", "intermediate_size"},
 };
 
 StringRef mlir::moe::import::supportedModelTypes() {
@@ -301,7 +306,7 @@ StringRef mlir::moe::import::supportedModelTypes() {
          "granitemoeshared, granitemoehybrid, jamba, deepseek_v2, "
          "deepseek_v3, glm4_moe, glm4v_moe, dots1, ernie4_5_moe, lfm2_moe, "
          "llama4, "
-         "llama4_text, dbrx";
+         "llama4_text, dbrx, gpt_oss";
 }
 
 /// The inner size of `count` shared experts of inner size `size` (key
@@ -556,7 +561,27 @@ static void readDbrx(ConfigReader &reader, ModelConfig &m) {
                 "sum, 1, or not at all, null)");
 }
 
+/// GptOssMLP: the top k of the router's logits (its bias included), a
+/// softmax over them; experts with biases gated by GPT-OSS's clamped
+/// SwiGLU, whose limit is swiglu_limit (GptOssConfig's default 7, the only
+/// value the swiglu_oai activation has); every layer sparse. hidden_act is
+/// not read.
+static void readGptOss(ConfigReader &reader, ModelConfig &m) {
+  m.score = ScoreFunc::Logits;
+  m.weights = CombineWeights::SoftmaxSelected;
+  m.act = Activation::SwigluOai;
+  m.hasPreset = false;
+  double limit = reader.getPositive("swiglu_limit", 7.0);
+  if (!reader.failed() && limit != 7.0)
+    reader.fail("swiglu_limit = " +
+                llvm::formatv("{0}", llvm::json::Value(limit)).str() +
+                " is not supported (the swiglu_oai activation clamps at 7, "
+                "as the released GPT-OSS models do)");
+}
+
 static void readFamily(ConfigReader &reader, ModelConfig &m) {
+  if (m.isGptOss())
+    return readGptOss(reader, m);
   if (m.isDbrx())
     return readDbrx(reader, m);
   if (m.isLlama4())
@@ -769,7 +794,11 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
               "\" is not supported (moe-import reads unquantized checkpoints "
               "and FP8 ones: quant_method \"fp8\", scaled per tensor or by "
               "weight_block_size, and \"compressed-tensors\" of FP8 "
-              "weights)");
+              "weights" +
+              (method == "mxfp4" ? "; an MXFP4 checkpoint imports once "
+                                   "dequantized to bf16"
+                                 : "") +
+              ")");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +

@@ -462,6 +462,8 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
       }
       if (auto transposed = dict.getAs<BoolAttr>("transposed"))
         entry.transposed = transposed.getValue();
+      if (auto interleaved = dict.getAs<BoolAttr>("interleaved"))
+        entry.interleaved = interleaved.getValue();
       entry.shape.assign(type.getShape().begin(), type.getShape().end());
       if (auto packing = dict.getAs<PackingAttr>("packing")) {
         auto packed = cast<RankedTensorType>(

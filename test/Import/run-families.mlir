@@ -145,6 +145,15 @@
 // RUN: moe-run %t/glmv.mlir --entry moe_layer_1 --quiet $(cat %t/glmv-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/glmv-cases | FileCheck %s
 
+// GPT-OSS, f32 imported in bf16: the fused experts converted, transposed
+// and put apart (gate and up interleaved) when the weights are bound; the
+// router's and the experts' biases; the clamped SwiGLU.
+// RUN: moe-gen-checkpoint --family gpt_oss --out %t/gpt-oss --seed 30 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2
+// RUN: moe-import --model %t/gpt-oss --dtype bf16 -o %t/gpt-oss.mlir
+// RUN: moe-reference emit-model --model %t/gpt-oss --layer 1 --seed 20 --tokens 0,1,7,33 --dtype bf16 --dir %t/gpt-oss-cases
+// RUN: moe-run %t/gpt-oss.mlir --entry moe_layer_1 --quiet $(cat %t/gpt-oss-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/gpt-oss-cases | FileCheck %s
+
 // ERNIE-4.5-MoE, f32: softmax scores, the [1, E] correction bias choosing,
 // renormalized; two experts' worth of ungated shared FFN; the first layer
 // dense.

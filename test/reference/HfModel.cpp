@@ -159,6 +159,10 @@ bool isJamba(const std::string &t) { return t == "jamba"; }
 /// d_model and n_layers, the block's keys in ffn_config; the experts w1,
 /// v1, w2 each [E * f, d], w2 holding the down projections [in, out].
 bool isDbrx(const std::string &t) { return t == "dbrx"; }
+/// gpt_oss: GptOssMLP, its router with a bias, fused experts stored
+/// [in, out] with gate and up interleaved, a bias per projection, the
+/// clamped SwiGLU.
+bool isGptOss(const std::string &t) { return t == "gpt_oss"; }
 /// Granite's block (router.layer, fused input_linear and output_linear);
 /// granitemoeshared and granitemoehybrid add a shared_mlp fused the same
 /// way.
@@ -242,8 +246,8 @@ bool readModel(Keys &keys, Model *m) {
     return true;
   }
   const char *expertsKey, *sizeKey, *kKey = "num_experts_per_tok";
-  if (isMixtralBlock(m->type) || isGranite(m->type) ||
-      isLlama4(m->type)) {
+  if (isMixtralBlock(m->type) || isGranite(m->type) || isLlama4(m->type) ||
+      isGptOss(m->type)) {
     expertsKey = "num_local_experts";
     sizeKey = "intermediate_size";
   } else if (isOlmoe(m->type) || isJamba(m->type)) {
@@ -317,6 +321,10 @@ bool readAct(Keys &keys, const Model &m, Act *act) {
   // LFM2-MoE's MLPs are SiLU-gated; its config has no hidden_act.
   if (isLfm2(m.type)) {
     *act = Act::Silu;
+    return true;
+  }
+  if (isGptOss(m.type)) {  // its experts' own gating; hidden_act unread
+    *act = Act::SwigluOai;
     return true;
   }
   std::string name = "silu";
@@ -402,6 +410,16 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     r.renormalize = true;
     *fs = shared * m.f;
     cfg->shared = shared > 0 ? SharedKind::Plain : SharedKind::None;
+    return true;
+  }
+  if (isGptOss(t)) {
+    // GptOssTopKRouter: the top k of the logits (with the router's bias), a
+    // softmax over them; swiglu_limit (default 7) must be the activation's.
+    double limit = 7.0;
+    if (!keys.positive("swiglu_limit", 7.0, &limit)) return false;
+    if (limit != 7.0) return keys.bad("swiglu_limit other than 7");
+    r.score = Score::Logits;
+    r.weights = Weights::SoftmaxSelected;
     return true;
   }
   if (isDbrx(t)) {
@@ -569,6 +587,21 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
     ops.push_back(experts("gate", p, "w1.weight", E, {f, d}));
     ops.push_back(experts("up", p, "w3.weight", E, {f, d}));
     ops.push_back(experts("down", p, "w2.weight", E, {d, f}));
+    return ops;
+  }
+  if (isGptOss(m.type)) {
+    std::string p = base + ".mlp";
+    ops.push_back(tensor("router", p + ".router.weight", {E, d}));
+    ops.push_back(tensor("router_bias", p + ".router.bias", {E}));
+    ops.push_back(
+        tensor("gate_up", p + ".experts.gate_up_proj", {E, 2 * f, d}));
+    ops.back().transposed = ops.back().interleaved = true;
+    ops.push_back(tensor("down", p + ".experts.down_proj", {E, d, f}));
+    ops.back().transposed = true;
+    ops.push_back(
+        tensor("gate_up_bias", p + ".experts.gate_up_proj_bias", {E, 2 * f}));
+    ops.back().interleaved = true;
+    ops.push_back(tensor("down_bias", p + ".experts.down_proj_bias", {E, d}));
     return ops;
   }
   if (isDbrx(m.type)) {
@@ -956,6 +989,17 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
              op.role + " mix F8_E4M3 and other dtypes";
       return false;
     }
+    if (op.interleaved) {  // index i < m from 2 i, m + i from 2 i + 1
+      int64_t m = op.shape[1] / 2, inner = 1;
+      for (size_t k = 2; k < op.shape.size(); ++k) inner *= op.shape[k];
+      std::vector<double> stored = a.f;
+      for (int64_t o = 0; o < op.shape[0]; ++o)
+        for (int64_t i = 0; i < 2 * m; ++i)
+          for (int64_t c = 0; c < inner; ++c)
+            a.f[(o * 2 * m + i) * inner + c] =
+                stored[(o * 2 * m + (i < m ? 2 * i : 2 * (i - m) + 1)) *
+                           inner + c];
+    }
     weights->operands.push_back(std::move(a));
     weights->dequantized.push_back(fp8);
   }
@@ -979,6 +1023,21 @@ moeref::LayerInputs layerInputs(const LayerPlan &plan,
     } else if (role == "bias") {
       in.hasSelectionBias = true;
       in.selectionBias = a.f;
+    } else if (role == "router_bias") {
+      in.hasRouterBias = true;
+      in.routerBias = a.f;
+    } else if (role == "gate_up_bias" || role == "down_bias") {
+      // Per expert: gate_up's gate half, then up; down's whole row.
+      int64_t n = a.shape[1];
+      for (int64_t e = 0; e < a.shape[0]; ++e) {
+        auto row = a.f.begin() + e * n;
+        if (role == "down_bias") {
+          w.downBias.emplace_back(row, row + n);
+        } else {
+          w.gateBias.emplace_back(row, row + n / 2);
+          w.upBias.emplace_back(row + n / 2, row + n);
+        }
+      }
     } else if (role == "gate") {
       w.gate = perExpert(a);
     } else if (role == "up") {

@@ -56,8 +56,8 @@ namespace hf {
 /// One operand of the layer, in moe.layer operand order: router, selection
 /// bias, routed experts, shared expert.
 struct Operand {
-  /// router, bias, gate, up, down, gate_up, shared_gate, shared_up,
-  /// shared_down or shared_sigmoid_gate.
+  /// router, router_bias, bias, gate, up, down, gate_up, gate_up_bias,
+  /// down_bias, shared_gate, shared_up, shared_down or shared_sigmoid_gate.
   std::string role;
   /// One tensor, or one per expert stacked along a new first dimension.
   std::vector<std::string> names;
@@ -65,6 +65,9 @@ struct Operand {
   std::vector<int64_t> shape; // of the operand
   bool alwaysF32 = false;     // the selection bias: f32, stored in any float
   bool transposed = false;    // stored with the last two dimensions swapped
+  /// Dimension 1 of the operand stored interleaved (GPT-OSS's gate, up,
+  /// gate, up, ...): index i < m at 2 i, m + i at 2 i + 1.
+  bool interleaved = false;
 };
 
 struct LayerPlan {

@@ -936,6 +936,30 @@ TEST(HfConfig, Dbrx) {
             std::string::npos);
 }
 
+TEST(HfConfig, GptOss) {
+  // GptOssMLP: the router's bias, the top k of the logits and a softmax
+  // over them; the fused experts [in, out] with gate and up interleaved,
+  // their biases, the clamped SwiGLU; every layer sparse.
+  std::string base = "{\"model_type\": \"gpt_oss\", " + kSizes +
+                     "\"num_local_experts\": 4, \"intermediate_size\": 3";
+  EXPECT_EQ(sparseLayersOf(base + "}"), (std::vector<int64_t>{0, 1, 2, 3}));
+  hf::LayerPlan p = plan(base + "}", 2);
+  EXPECT_EQ(p.cfg.routing.score, Score::Logits);
+  EXPECT_EQ(p.cfg.routing.weights, Weights::SoftmaxSelected);
+  EXPECT_EQ(p.cfg.act, Act::SwigluOai);
+  EXPECT_EQ(roles(p), (std::vector<std::string>{"router", "router_bias",
+                                                "gate_up", "down",
+                                                "gate_up_bias", "down_bias"}));
+  EXPECT_EQ(p.operands[1].names[0], "model.layers.2.mlp.router.bias");
+  EXPECT_TRUE(p.operands[2].transposed && p.operands[2].interleaved);
+  EXPECT_TRUE(p.operands[3].transposed && !p.operands[3].interleaved);
+  EXPECT_TRUE(p.operands[4].interleaved && !p.operands[4].transposed);
+  EXPECT_EQ(p.operands[4].shape, (std::vector<int64_t>{4, 6}));
+  EXPECT_NE(planError(base + ", \"swiglu_limit\": 8}", 0)
+                .find("swiglu_limit other than 7"),
+            std::string::npos);
+}
+
 TEST(HfConfig, Errors) {
   EXPECT_NE(planError("{\"model_type\": \"llama\"}", 0)
                 .find("config.json: unsupported model_type \"llama\""),
@@ -1100,6 +1124,33 @@ TEST(TinyModel, DbrxStackedExpertsDownInOut) {
   EXPECT_NEAR(res.y.at(0, 0), h0, 1e-14);
   EXPECT_NEAR(res.y.at(0, 1), 2 * h0 + 4 * h1, 1e-14);
   EXPECT_NEAR(2 * h0 + 4 * h1, 13.49379925025461, 1e-13);
+  fs::remove_all(dir);
+}
+
+// GPT-OSS, d = 1, E = 1, f = 2, k = 1, x = [1]: gate_up_proj [1, 1, 4]
+// holds (gate, up) pairs, [g0, u0, g1, u1] = [1, 2, 3, 4], and its bias
+// [0.5, -1, 0, 0.25] the same way: gate = [1.5, 3], up = [1, 4.25]. h =
+// (clamp(u, -7, 7) + 1) g sigmoid(1.702 g) = [2.783324396894153,
+// 15.655125624034124]; down_proj [1, 2, 1] = [1, -2] and its bias 0.125:
+// y = h0 - 2 h1 + 0.125. Read without the interleaving (gate = [1, 2]) it
+// would be something else.
+TEST(TinyModel, GptOssInterleavedGateUp) {
+  std::string dir = tempDir("gpt-oss");
+  writeBytes(dir + "/config.json",
+             "{\"model_type\": \"gpt_oss\", \"hidden_size\": 1, "
+             "\"num_hidden_layers\": 1, \"num_local_experts\": 1, "
+             "\"num_experts_per_tok\": 1, \"intermediate_size\": 2}");
+  std::string p = "model.layers.0.mlp.";
+  F32Tensors tensors;
+  tensors.add(p + "router.weight", "[1,1]", {1});
+  tensors.add(p + "router.bias", "[1]", {0});
+  tensors.add(p + "experts.gate_up_proj", "[1,1,4]", {1, 2, 3, 4});
+  tensors.add(p + "experts.gate_up_proj_bias", "[1,4]", {0.5, -1, 0, 0.25});
+  tensors.add(p + "experts.down_proj", "[1,2,1]", {1, -2});
+  tensors.add(p + "experts.down_proj_bias", "[1,1]", {0.125});
+  tensors.write(dir + "/model.safetensors");
+  LayerResult res = runModel(dir, mat(1, 1, {1}));
+  EXPECT_NEAR(res.y.at(0, 0), -28.401926851174096, 1e-12);
   fs::remove_all(dir);
 }
 

@@ -53,7 +53,7 @@ static cl::opt<std::string> familyName(
              "qwen3_next, "
              "qwen3_vl_moe, olmoe, flex_olmo, jamba, deepseek_v2, deepseek_v3, "
              "glm4_moe, glm4v_moe, dots1, ernie4_5_moe, granitemoe, "
-             "granitemoeshared, "
+             "granitemoeshared, gpt_oss, "
              "granitemoehybrid, lfm2_moe, llama4, llama4_text or dbrx"),
     cl::Required, cl::cat(category));
 static cl::opt<std::string> outDir("out", cl::desc("Output directory"),
@@ -232,7 +232,8 @@ enum class Family {
   Lfm2Moe,
   Llama4,
   Llama4Text,
-  Dbrx
+  Dbrx,
+  GptOss
 };
 
 struct FamilyInfo {
@@ -298,6 +299,7 @@ static const FamilyInfo kFamilies[] = {
     {Family::Llama4, "llama4", "Llama4ForConditionalGeneration"},
     {Family::Llama4Text, "llama4_text", "Llama4ForCausalLM"},
     {Family::Dbrx, "dbrx", "DbrxForCausalLM"},
+    {Family::GptOss, "gpt_oss", "GptOssForCausalLM"},
 };
 
 /// Mixtral's sparse block and tensor names (MiniMax-M2's block derives from
@@ -335,6 +337,10 @@ static bool isJamba(Family f) { return f == Family::Jamba; }
 /// each one [E * f, d] tensor (w2 stacking the down projections stored
 /// [in, out]); every layer sparse.
 static bool isDbrx(Family f) { return f == Family::Dbrx; }
+/// GPT-OSS: its router with a bias, fused experts stored [in, out] with
+/// gate and up interleaved, a bias per projection; every layer sparse.
+/// Written as its bf16 releases are (the MXFP4 ones dequantized).
+static bool isGptOss(Family f) { return f == Family::GptOss; }
 static bool isQwen(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Moe ||
          f == Family::Qwen3Next || f == Family::Qwen3VLMoe;
@@ -651,7 +657,8 @@ static llvm::Error parseFP8(Model &m) {
   if (!fp8Compressed.empty())
     if (llvm::Error err = parseCompressedStrategy(m))
       return err;
-  if (m.fp8() && (hasInOutExperts(m.family()) || isDbrx(m.family())))
+  if (m.fp8() && (hasInOutExperts(m.family()) || isDbrx(m.family()) ||
+                  isGptOss(m.family())))
     return llvm::createStringError(
         "FP8: " + m.info->modelType +
         (isDbrx(m.family()) ? "'s down projections (w2) are"
@@ -734,8 +741,8 @@ static StringRef torchDType(DType type) {
 /// intermediate_size).
 static void addMoEKeys(const Model &m, llvm::json::Object &config) {
   Family f = m.family();
-  bool expertSizeIsIntermediate =
-      isMixtralBlock(f) || isOlmoe(f) || isJamba(f) || isGranite(f);
+  bool expertSizeIsIntermediate = isMixtralBlock(f) || isOlmoe(f) ||
+                                  isJamba(f) || isGranite(f) || isGptOss(f);
   if (isLlama4(f)) {
     config["intermediate_size"] = m.inner;
     config["intermediate_size_mlp"] = m.denseInner;
@@ -746,11 +753,12 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
     config["intermediate_size"] = m.denseInner;
     config["moe_intermediate_size"] = m.inner;
   }
-  StringRef expertsKey = isMixtralBlock(f) || isGranite(f) || isLlama4(f)
-                             ? "num_local_experts"
-                         : isDeepSeek(f) ? "n_routed_experts"
-                         : isErnie(f)    ? "moe_num_experts"
-                                         : "num_experts";
+  StringRef expertsKey =
+      isMixtralBlock(f) || isGranite(f) || isLlama4(f) || isGptOss(f)
+          ? "num_local_experts"
+      : isDeepSeek(f) ? "n_routed_experts"
+      : isErnie(f)    ? "moe_num_experts"
+                      : "num_experts";
   config[expertsKey] = m.experts;
   config[isErnie(f) ? "moe_k" : "num_experts_per_tok"] = m.topK;
   if (hasNormTopkProb(f))
@@ -771,6 +779,8 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
       types.push_back(l % 4 == 3 ? "attention" : "mamba");
     config["layer_types"] = std::move(types);
   }
+  if (isGptOss(f)) // GptOssConfig's, the only limit swiglu_oai has
+    config["swiglu_limit"] = 7.0;
   if (isJamba(f)) {
     config["expert_layer_period"] = m.moeLayerFreq;
     config["expert_layer_offset"] = m.moeLayerOffset;
@@ -975,6 +985,8 @@ enum class Init {
   LinearInOut, // the same, stored [..., in, out]: fan_in the one before
   Norm,        // 1 + 0.1 N(0, 1), like trained RMSNorm scales
   Bias,        // 0.1 N(0, 1), stored in f32
+  WideBias,    // 2 N(0, 1) in the model's dtype (GPT-OSS's projection
+               // biases: wide, so that swiglu_oai's clamps at 7 bite)
 };
 
 struct TensorSpec {
@@ -1022,6 +1034,16 @@ static void addSparseBlock(const Model &m, const std::string &layer,
     list.add(block + ".experts.down_proj", {e, f, d}, Init::LinearInOut);
     if (llama4)
       list.addGatedFFN(block + ".shared_expert", d, m.sharedInner);
+    return;
+  }
+  if (isGptOss(m.family())) {
+    std::string mlp = layer + ".mlp";
+    list.add(mlp + ".router.weight", {e, d});
+    list.add(mlp + ".router.bias", {e}, Init::WideBias);
+    list.add(mlp + ".experts.gate_up_proj", {e, d, 2 * f}, Init::LinearInOut);
+    list.add(mlp + ".experts.gate_up_proj_bias", {e, 2 * f}, Init::WideBias);
+    list.add(mlp + ".experts.down_proj", {e, f, d}, Init::LinearInOut);
+    list.add(mlp + ".experts.down_proj_bias", {e, d}, Init::WideBias);
     return;
   }
   if (isJamba(m.family())) {
@@ -1220,9 +1242,10 @@ static std::vector<float> generateValues(const TensorSpec &spec,
   std::vector<float> values(count);
   for (float &value : values) {
     double z = random.normal();
-    value = static_cast<float>(spec.init == Init::Norm   ? 1.0 + 0.1 * z
-                               : spec.init == Init::Bias ? 0.1 * z
-                                                         : z * scale);
+    value = static_cast<float>(spec.init == Init::Norm       ? 1.0 + 0.1 * z
+                               : spec.init == Init::Bias     ? 0.1 * z
+                               : spec.init == Init::WideBias ? 2.0 * z
+                                                             : z * scale);
   }
   return values;
 }

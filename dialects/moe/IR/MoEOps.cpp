@@ -444,6 +444,7 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
   build(builder, state, type, builder.getStrArrayAttr({name}),
         /*stacked=*/nullptr, /*packing=*/nullptr, /*device=*/nullptr,
         stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
+        /*interleaved=*/nullptr,
         /*scales=*/nullptr, /*scale_block=*/nullptr);
 }
 
@@ -454,6 +455,7 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
   build(builder, state, type, builder.getStrArrayAttr(refs),
         builder.getUnitAttr(), /*packing=*/nullptr, /*device=*/nullptr,
         stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
+        /*interleaved=*/nullptr,
         /*scales=*/nullptr, /*scale_block=*/nullptr);
 }
 
@@ -578,6 +580,12 @@ LogicalResult WeightOp::verify() {
                             "found rank "
                          << pieceRank << " for " << type
                          << (getStacked() ? " stacked" : "");
+  if (getInterleaved() &&
+      (getStacked() || type.getRank() < 2 || type.getDimSize(1) % 2 != 0))
+    return emitOpError() << "expected an `interleaved` tensor that is not "
+                            "`stacked`, of rank 2 or more with an even "
+                            "dimension 1, found "
+                         << type << (getStacked() ? " stacked" : "");
   if (!getStacked()) {
     if (names.size() != 1)
       return emitOpError() << "expected one tensor name (or `stacked` for "

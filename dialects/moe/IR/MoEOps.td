@@ -206,6 +206,13 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     The runtime transposes the tensors once, at load time (with `stored`'s
     conversion, if any), so every path computes with the same weights.
 
+    With `interleaved`, the one (not `stacked`) tensor holds dimension 1 of
+    the result (of even size 2m) interleaved: result index `i < m` is stored
+    at `2 i`, and `m + i` at `2 i + 1`, as GPT-OSS stores its fused gate and
+    up projections and their biases (gate, up, gate, up, ...). The runtime
+    puts the halves apart once, at load time, after `stored`'s conversion
+    and `transposed`'s swap, so that the result holds the gate rows first.
+
     ```mlir
     %wg = moe.weight "model.layers.0.block_sparse_moe.gate.weight"
         : tensor<8x4096xbf16>
@@ -226,6 +233,7 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
                        UnitAttr:$device,
                        OptionalAttr<TypeAttr>:$stored,
                        UnitAttr:$transposed,
+                       UnitAttr:$interleaved,
                        OptionalAttr<StrArrayAttr>:$scales,
                        OptionalAttr<DenseI64ArrayAttr>:$scale_block);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);

@@ -149,6 +149,14 @@
 //   [E, f, d], and `w2`, each expert's down projection stored [in, out],
 //   read as [E, f, d] and emitted as `moe.weight {transposed}`. Every
 //   layer is sparse.
+// - gpt_oss (GPT-OSS, its bf16 checkpoints): GptOssMLP under `mlp`, every
+//   layer sparse: `router.weight` and its bias `router.bias`, the top k of
+//   the logits and a softmax over them, no `family`; the fused experts
+//   stored [in, out] with gate and up interleaved (`experts.gate_up_proj`,
+//   `moe.weight {interleaved, transposed}`; `experts.down_proj`), a bias
+//   per projection (`gate_up_proj_bias`, interleaved, and
+//   `down_proj_bias`) as `expert_biases(...)`, and `act = swiglu_oai`.
+//   swiglu_limit must be 7; MXFP4 checkpoints are refused.
 // - hidden_act: silu or swish -> silu; gelu (the erf form) -> gelu_erf;
 //   gelu_new, gelu_pytorch_tanh, gelu_fast (the tanh form) -> gelu_tanh;
 //   relu -> relu. Shared experts use the same activation.
@@ -322,6 +330,10 @@ struct ModelConfig {
   /// (w2 holding the down projections [in, out]); its sizes named d_model
   /// and n_layers, the block's keys in ffn_config.
   bool isDbrx() const { return modelType == "dbrx"; }
+  /// GPT-OSS's block (GptOssMLP, model type gpt_oss): a router with a bias,
+  /// fused experts stored [in, out] with gate and up interleaved, a bias
+  /// on every projection, GPT-OSS's clamped SwiGLU.
+  bool isGptOss() const { return modelType == "gpt_oss"; }
   /// Whether layer `layer` (in [0, numLayers)) holds a sparse MoE block.
   bool isSparseLayer(int64_t layer) const;
   /// Every sparse layer, ascending.

@@ -160,10 +160,14 @@ void ConvertMoEToRuntimePass::runOnOperation() {
         entry.push_back(
             attrs.getNamedAttr("scale_block", op.getScaleBlockAttr()));
       }
-      // Tensors stored with their last two dimensions swapped.
+      // Tensors stored with their last two dimensions swapped, and with
+      // their dimension 1 interleaved.
       if (op.getTransposed())
         entry.push_back(
             attrs.getNamedAttr("transposed", attrs.getBoolAttr(true)));
+      if (op.getInterleaved())
+        entry.push_back(
+            attrs.getNamedAttr("interleaved", attrs.getBoolAttr(true)));
       weightTable.push_back(std::move(entry));
     }
     if (op.getDevice() && !llvm::any_of(weightTable[id], [](NamedAttribute a) {

@@ -347,6 +347,23 @@ func.func @weight_transposed_vector() {
 
 // -----
 
+// `interleaved`: one tensor, its dimension 1 even.
+func.func @weight_interleaved_odd() {
+  // expected-error@+1 {{'moe.weight' op expected an `interleaved` tensor that is not `stacked`, of rank 2 or more with an even dimension 1, found 'tensor<4x5xf32>'}}
+  %w = moe.weight "a" {interleaved} : tensor<4x5xf32>
+  return
+}
+
+// -----
+
+func.func @weight_interleaved_stacked() {
+  // expected-error@+1 {{'moe.weight' op expected an `interleaved` tensor that is not `stacked`, of rank 2 or more with an even dimension 1, found 'tensor<2x4x2xf32>' stacked}}
+  %w = moe.weight stacked ["a", "b"] {interleaved} : tensor<2x4x2xf32>
+  return
+}
+
+// -----
+
 func.func @weight_fp8_without_scales() {
   // expected-error@+1 {{'moe.weight' op expected `scales` and `scale_block` with `stored = f8E4M3FN` (block-scaled FP8)}}
   %w = moe.weight "a" {stored = f8E4M3FN} : tensor<2x4xbf16>
