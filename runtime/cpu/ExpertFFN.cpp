@@ -671,7 +671,7 @@ private:
                  acc.data());
           // The down bias is part of the expert's output: weighted alike.
           if (p.downBias)
-            k.axpy(outWidth, w * p.routedScale, p.downBias + e * p.hidden,
+            k.axpy(outWidth, w * p.routedScale, p.downBias + e * outWidth,
                    acc.data());
         }
         if (p.sharedGate) {

@@ -57,7 +57,7 @@ struct ExpertFFN {
   const void *gate = nullptr, *up = nullptr, *down = nullptr;
   // Gated experts' biases (GPT-OSS), f32, or null: expert e adds
   // gateBias[e * biasStride + i] (and upBias[...]) to column i < inner of
-  // its gate (up) product, and downBias[e * hidden + i] to its output.
+  // its gate (up) product, and downBias[e * outWidth + i] to its output.
   const float *gateBias = nullptr, *upBias = nullptr, *downBias = nullptr;
   int64_t biasStride = 0;
   // The shared expert (gated), if any, packed like one routed expert, and
