@@ -238,6 +238,19 @@ static WeightSpec routerSpec(const ModelConfig &m, int64_t layer,
                 {m.numExperts, m.hiddenSize});
 }
 
+/// Experts fused as transformers stores them: `<block>.experts.gate_up_proj`
+/// [E, 2f, d] (gate rows first) and `<block>.experts.down_proj` [E, d, f],
+/// both stored [in, out] (`moe.weight {transposed}`) when `inOut`.
+static llvm::SmallVector<WeightSpec>
+fusedExperts(const ModelConfig &m, const std::string &block, bool inOut) {
+  int64_t d = m.hiddenSize, f = m.expertSize, e = m.numExperts;
+  WeightSpec gateUp =
+      single("gate_up", block + ".experts.gate_up_proj", {e, 2 * f, d});
+  WeightSpec down = single("down", block + ".experts.down_proj", {e, d, f});
+  gateUp.transposed = down.transposed = inOut;
+  return {gateUp, down};
+}
+
 /// The tensor names and shapes of layer `layer` (spec section 10). The
 /// checkpoint says whether experts named per expert are stored so or
 /// fused, as transformers 5 writes them.
@@ -250,11 +263,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     // Fused experts stored [in, out]: gate_up_proj [E, d, 2f] (gate
     // columns, then up), down_proj [E, f, d].
     std::string block = blockPrefix(m, layer);
-    WeightSpec gateUp =
-        single("gate_up", block + ".experts.gate_up_proj", {e, 2 * f, d});
-    WeightSpec down = single("down", block + ".experts.down_proj", {e, d, f});
-    gateUp.transposed = down.transposed = true;
-    spec.experts = {gateUp, down};
+    spec.experts = fusedExperts(m, block, /*inOut=*/true);
     if (m.isLlama4())
       addGatedFFN(spec.shared, block + ".shared_expert", d, m.sharedSize);
     return spec;
@@ -265,12 +274,8 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     // [E, f, d]), and a bias per projection, gate_up's interleaved too.
     std::string mlp = blockPrefix(m, layer);
     spec.routerBias = single("router_bias", mlp + ".router.bias", {e});
-    WeightSpec gateUp =
-        single("gate_up", mlp + ".experts.gate_up_proj", {e, 2 * f, d});
-    WeightSpec down = single("down", mlp + ".experts.down_proj", {e, d, f});
-    gateUp.transposed = down.transposed = true;
-    gateUp.interleaved = true;
-    spec.experts = {gateUp, down};
+    spec.experts = fusedExperts(m, mlp, /*inOut=*/true);
+    spec.experts[0].interleaved = true;
     WeightSpec gateUpBias =
         single("gate_up_bias", mlp + ".experts.gate_up_proj_bias", {e, 2 * f});
     gateUpBias.interleaved = true;
@@ -304,9 +309,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
       spec.bias->alwaysF32 = true;
     }
     if (fused)
-      spec.experts = {
-          single("gate_up", moe + ".experts.gate_up_proj", {e, 2 * f, d}),
-          single("down", moe + ".experts.down_proj", {e, d, f})};
+      spec.experts = fusedExperts(m, moe, /*inOut=*/false);
     else
       spec.experts = {perExpert("gate", m, moe, "w1.weight", {f, d}),
                       perExpert("up", m, moe, "w3.weight", {f, d}),
@@ -342,10 +345,9 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
   }
   // Fused experts [E, 2f, d] and [E, d, f] (transformers 5's layout,
   // Qwen3.5-MoE's releases) when the per-expert tensors are not there.
-  std::string fused = mlp + ".experts.gate_up_proj";
-  if (!ckpt.lookup(mlp + ".experts.0.gate_proj.weight") && ckpt.lookup(fused))
-    spec.experts = {single("gate_up", fused, {e, 2 * f, d}),
-                    single("down", mlp + ".experts.down_proj", {e, d, f})};
+  if (!ckpt.lookup(mlp + ".experts.0.gate_proj.weight") &&
+      ckpt.lookup(mlp + ".experts.gate_up_proj"))
+    spec.experts = fusedExperts(m, mlp, /*inOut=*/false);
   else
     spec.experts = {perExpert("gate", m, mlp, "gate_proj.weight", {f, d}),
                     perExpert("up", m, mlp, "up_proj.weight", {f, d}),

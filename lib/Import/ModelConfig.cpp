@@ -86,6 +86,16 @@ public:
     return fallback;
   }
 
+  /// A finite number > 0 that can only be `only` (the one value moe-import
+  /// supports): another is an error saying `why`.
+  void requireOnly(StringRef key, double fallback, double only,
+                   const Twine &why) {
+    double value = getPositive(key, fallback);
+    if (!failed() && value != only)
+      fail(key + " = " + llvm::formatv("{0}", llvm::json::Value(value)).str() +
+           " is not supported (" + why + ")");
+  }
+
   /// A finite number > 0.
   double getPositive(StringRef key, double fallback) {
     const llvm::json::Value *value = find(key);
@@ -553,12 +563,9 @@ static void readDbrx(ConfigReader &reader, ModelConfig &m) {
                    "weights, which the mixtral preset renormalizes";
     return;
   }
-  double p = reader.getPositive("moe_normalize_expert_weights", 1.0);
-  if (!reader.failed() && p != 1.0)
-    reader.fail("moe_normalize_expert_weights = " +
-                llvm::formatv("{0}", llvm::json::Value(p)).str() +
-                " is not supported (the top-k weights are divided by their "
-                "sum, 1, or not at all, null)");
+  reader.requireOnly("moe_normalize_expert_weights", 1.0, 1.0,
+                     "the top-k weights are divided by their sum, 1, or not "
+                     "at all, null");
 }
 
 /// GptOssMLP: the top k of the router's logits (its bias included), a
@@ -571,12 +578,9 @@ static void readGptOss(ConfigReader &reader, ModelConfig &m) {
   m.weights = CombineWeights::SoftmaxSelected;
   m.act = Activation::SwigluOai;
   m.hasPreset = false;
-  double limit = reader.getPositive("swiglu_limit", 7.0);
-  if (!reader.failed() && limit != 7.0)
-    reader.fail("swiglu_limit = " +
-                llvm::formatv("{0}", llvm::json::Value(limit)).str() +
-                " is not supported (the swiglu_oai activation clamps at 7, "
-                "as the released GPT-OSS models do)");
+  reader.requireOnly("swiglu_limit", 7.0, 7.0,
+                     "the swiglu_oai activation clamps at 7, as the released "
+                     "GPT-OSS models do");
 }
 
 static void readFamily(ConfigReader &reader, ModelConfig &m) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 using moeref::Act;
 using moeref::GroupScore;
@@ -216,14 +217,14 @@ struct Model {
   }
 };
 
-/// DBRX's ffn_config, or null with `err` set.
-const json::Value *ffnConfig(Keys &keys) {
+/// The keys of DBRX's ffn_config, or nothing with `err` set.
+std::optional<Keys> ffnConfig(Keys &keys) {
   const json::Value *ffn = keys.find("ffn_config");
   if (!ffn || ffn->kind != json::Value::Kind::Object) {
     keys.bad("dbrx without an ffn_config object");
-    return nullptr;
+    return std::nullopt;
   }
-  return ffn;
+  return Keys{*ffn, keys.file + ": ffn_config", keys.err};
 }
 
 /// Reads the model's keys; a type already set (a multimodal Llama-4's text
@@ -233,16 +234,15 @@ bool readModel(Keys &keys, Model *m) {
     return false;
   if (isDbrx(m->type)) {  // every layer sparse
     m->prefix = "transformer.blocks";
-    const json::Value *ffn = ffnConfig(keys);
-    if (!ffn) return false;
-    Keys block{*ffn, keys.file + ": ffn_config", keys.err};
+    std::optional<Keys> block = ffnConfig(keys);
+    if (!block) return false;
     if (!keys.integer("d_model", &m->d, 1) ||
         !keys.integer("n_layers", &m->layers, 1) ||
-        !block.integer("moe_num_experts", &m->E, 1) ||
-        !block.integer("ffn_hidden_size", &m->f, 1) ||
-        !block.integer("moe_top_k", &m->k, 1))
+        !block->integer("moe_num_experts", &m->E, 1) ||
+        !block->integer("ffn_hidden_size", &m->f, 1) ||
+        !block->integer("moe_top_k", &m->k, 1))
       return false;
-    if (m->k > m->E) return block.bad("moe_top_k exceeds the experts");
+    if (m->k > m->E) return block->bad("moe_top_k exceeds the experts");
     return true;
   }
   const char *expertsKey, *sizeKey, *kKey = "num_experts_per_tok";
@@ -329,13 +329,12 @@ bool readAct(Keys &keys, const Model &m, Act *act) {
   }
   std::string name = "silu";
   if (isDbrx(m.type)) {  // ffn_config.ffn_act_fn = {"name": ...}
-    const json::Value *ffn = ffnConfig(keys);
-    if (!ffn) return false;
-    Keys block{*ffn, keys.file + ": ffn_config", keys.err};
-    if (const json::Value *fn = block.find("ffn_act_fn")) {
+    std::optional<Keys> block = ffnConfig(keys);
+    if (!block) return false;
+    if (const json::Value *fn = block->find("ffn_act_fn")) {
       if (fn->kind != json::Value::Kind::Object)
-        return block.bad("ffn_act_fn must be an object");
-      Keys inner{*fn, block.file + ".ffn_act_fn", keys.err};
+        return block->bad("ffn_act_fn must be an object");
+      Keys inner{*fn, block->file + ".ffn_act_fn", keys.err};
       if (!inner.text("name", "silu", &name)) return false;
     }
   } else if (!keys.text("hidden_act", "silu", &name)) {
@@ -426,16 +425,15 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
     // DbrxFFN: the top k of the softmax scores divided by their p-norm for
     // p = moe_normalize_expert_weights (default 1: their sum), or not at
     // all for null.
-    const json::Value *ffn = ffnConfig(keys);
-    if (!ffn) return false;
-    Keys block{*ffn, keys.file + ": ffn_config", keys.err};
-    const json::Value *norm = ffn->get("moe_normalize_expert_weights");
+    std::optional<Keys> block = ffnConfig(keys);
+    if (!block) return false;
+    const json::Value *norm = block->root.get("moe_normalize_expert_weights");
     bool raw = norm && norm->kind == json::Value::Kind::Null;
     double p = 1.0;
-    if (!raw && !block.positive("moe_normalize_expert_weights", 1.0, &p))
+    if (!raw && !block->positive("moe_normalize_expert_weights", 1.0, &p))
       return false;
     if (p != 1.0)
-      return block.bad("moe_normalize_expert_weights other than 1 or null");
+      return block->bad("moe_normalize_expert_weights other than 1 or null");
     r.renormalize = !raw;
     return true;
   }

@@ -1011,6 +1011,18 @@ LayerResult runModel(const std::string &dir, const Mat &x) {
   return layer(p.cfg, hf::layerInputs(p, w, x), nullptr);
 }
 
+/// Writes a tiny model (its config.json and F32 tensors) to a directory of
+/// its own, runs its layer 0 on `x`, and removes it.
+LayerResult runTinyModel(const std::string &name, const std::string &config,
+                         const F32Tensors &tensors, const Mat &x) {
+  std::string dir = tempDir(name);
+  writeBytes(dir + "/config.json", config);
+  tensors.write(dir + "/model.safetensors");
+  LayerResult res = runModel(dir, x);
+  fs::remove_all(dir);
+  return res;
+}
+
 // Mixtral, d = 2, E = 2, f = 1, k = 1, x = [1, 0]:
 //   Wg = I -> z = [1, 0]: expert 0, softmax weight e / (e + 1), renormalized
 //   over the one slot: 1.
@@ -1019,12 +1031,11 @@ LayerResult runModel(const std::string &dir, const Mat &x) {
 //   y = [h, h / 2] = [5.284782467867295, 2.6423912339336475].
 // Expert 1 (all 9s) would give something else entirely.
 TEST(TinyModel, MixtralByHand) {
-  std::string dir = tempDir("mixtral");
-  writeBytes(dir + "/config.json",
-             "{\"model_type\": \"mixtral\", \"hidden_size\": 2, "
-             "\"num_hidden_layers\": 1, \"num_local_experts\": 2, "
-             "\"num_experts_per_tok\": 1, \"intermediate_size\": 1, "
-             "\"hidden_act\": \"silu\"}");
+  std::string config =
+      "{\"model_type\": \"mixtral\", \"hidden_size\": 2, "
+      "\"num_hidden_layers\": 1, \"num_local_experts\": 2, "
+      "\"num_experts_per_tok\": 1, \"intermediate_size\": 1, "
+      "\"hidden_act\": \"silu\"}";
   std::string p = "model.layers.0.block_sparse_moe.";
   F32Tensors tensors;
   tensors.add(p + "gate.weight", "[2,2]", {1, 0, 0, 1});
@@ -1034,15 +1045,13 @@ TEST(TinyModel, MixtralByHand) {
   tensors.add(p + "experts.1.w1.weight", "[1,2]", {9, 9});
   tensors.add(p + "experts.1.w3.weight", "[1,2]", {9, 9});
   tensors.add(p + "experts.1.w2.weight", "[2,1]", {9, 9});
-  tensors.write(dir + "/model.safetensors");
-
-  LayerResult res = runModel(dir, mat(1, 2, {1, 0}));
+  LayerResult res =
+      runTinyModel("mixtral", config, tensors, mat(1, 2, {1, 0}));
   double h = 3.0 * 2.0 / (1.0 + std::exp(-2.0));
   EXPECT_EQ(res.routing.id(0, 0), 0);
   EXPECT_NEAR(res.y.at(0, 0), h, 1e-14);
   EXPECT_NEAR(res.y.at(0, 1), h / 2, 1e-14);
   EXPECT_NEAR(h, 5.284782467867295, 1e-14);
-  fs::remove_all(dir);
 }
 
 // Granite, d = 2, E = 1, f = 1, k = 1, x = [1, 1]: input_linear [1, 2, 2]
@@ -1104,27 +1113,24 @@ TEST(TinyModel, GraniteFusedGateFirst) {
 // [0, 4]] gives y = h W = [h0, 2 h0 + 4 h1]; read as [out, in] it would give
 // [h0 + 2 h1, 4 h1]. Expert 1 (all 9s) would give something else entirely.
 TEST(TinyModel, DbrxStackedExpertsDownInOut) {
-  std::string dir = tempDir("dbrx");
-  writeBytes(dir + "/config.json",
-             "{\"model_type\": \"dbrx\", \"d_model\": 2, \"n_layers\": 1, "
-             "\"ffn_config\": {\"moe_num_experts\": 2, \"moe_top_k\": 1, "
-             "\"ffn_hidden_size\": 2}}");
+  std::string config =
+      "{\"model_type\": \"dbrx\", \"d_model\": 2, \"n_layers\": 1, "
+      "\"ffn_config\": {\"moe_num_experts\": 2, \"moe_top_k\": 1, "
+      "\"ffn_hidden_size\": 2}}";
   std::string p = "transformer.blocks.0.ffn.";
   F32Tensors tensors;
   tensors.add(p + "router.layer.weight", "[2,2]", {1, 0, 0, 1});
   tensors.add(p + "experts.mlp.w1", "[4,2]", {2, 0, 1, 0, 9, 9, 9, 9});
   tensors.add(p + "experts.mlp.v1", "[4,2]", {3, 0, 1, 0, 9, 9, 9, 9});
   tensors.add(p + "experts.mlp.w2", "[4,2]", {1, 2, 0, 4, 9, 9, 9, 9});
-  tensors.write(dir + "/model.safetensors");
-
-  LayerResult res = runModel(dir, mat(1, 2, {1, 0}));
+  LayerResult res =
+      runTinyModel("dbrx", config, tensors, mat(1, 2, {1, 0}));
   double h0 = 3.0 * 2.0 / (1.0 + std::exp(-2.0));
   double h1 = 1.0 / (1.0 + std::exp(-1.0));
   EXPECT_EQ(res.routing.id(0, 0), 0);
   EXPECT_NEAR(res.y.at(0, 0), h0, 1e-14);
   EXPECT_NEAR(res.y.at(0, 1), 2 * h0 + 4 * h1, 1e-14);
   EXPECT_NEAR(2 * h0 + 4 * h1, 13.49379925025461, 1e-13);
-  fs::remove_all(dir);
 }
 
 // GPT-OSS, d = 1, E = 1, f = 2, k = 1, x = [1]: gate_up_proj [1, 1, 4]
@@ -1135,11 +1141,10 @@ TEST(TinyModel, DbrxStackedExpertsDownInOut) {
 // y = h0 - 2 h1 + 0.125. Read without the interleaving (gate = [1, 2]) it
 // would be something else.
 TEST(TinyModel, GptOssInterleavedGateUp) {
-  std::string dir = tempDir("gpt-oss");
-  writeBytes(dir + "/config.json",
-             "{\"model_type\": \"gpt_oss\", \"hidden_size\": 1, "
-             "\"num_hidden_layers\": 1, \"num_local_experts\": 1, "
-             "\"num_experts_per_tok\": 1, \"intermediate_size\": 2}");
+  std::string config =
+      "{\"model_type\": \"gpt_oss\", \"hidden_size\": 1, "
+      "\"num_hidden_layers\": 1, \"num_local_experts\": 1, "
+      "\"num_experts_per_tok\": 1, \"intermediate_size\": 2}";
   std::string p = "model.layers.0.mlp.";
   F32Tensors tensors;
   tensors.add(p + "router.weight", "[1,1]", {1});
@@ -1148,10 +1153,9 @@ TEST(TinyModel, GptOssInterleavedGateUp) {
   tensors.add(p + "experts.gate_up_proj_bias", "[1,4]", {0.5, -1, 0, 0.25});
   tensors.add(p + "experts.down_proj", "[1,2,1]", {1, -2});
   tensors.add(p + "experts.down_proj_bias", "[1,1]", {0.125});
-  tensors.write(dir + "/model.safetensors");
-  LayerResult res = runModel(dir, mat(1, 1, {1}));
+  LayerResult res =
+      runTinyModel("gpt-oss", config, tensors, mat(1, 1, {1}));
   EXPECT_NEAR(res.y.at(0, 0), -28.401926851174096, 1e-12);
-  fs::remove_all(dir);
 }
 
 // The Granite layer above with block-scaled FP8 experts (blocks of 1 x 2,
