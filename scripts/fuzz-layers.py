@@ -149,9 +149,8 @@ def draw_case(rng, pipeline):
     spec["experts"] = experts
     if experts != "mlp" or rng.random() < 0.5:
         spec["act"] = rng.choice(["silu", "gelu_tanh", "gelu_erf", "relu"])
-    # GPT-OSS's clamped SwiGLU and expert biases: gated experts, and not in
-    # the CUDA library.
-    if experts in ("gated", "gated_fused") and not cuda:
+    # GPT-OSS's clamped SwiGLU and expert biases: gated experts.
+    if experts in ("gated", "gated_fused"):
         if rng.random() < 0.2:
             spec["act"] = "swiglu_oai"
         if rng.random() < 0.25:
@@ -263,9 +262,6 @@ FAMILIES = ["mixtral", "minimax", "minimax_m2", "qwen2_moe", "qwen3_moe",
             "llama4_text", "dbrx", "gpt_oss"]
 # Experts stored [in, out], which moe-import does not read in FP8.
 IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe", "dbrx", "gpt_oss")
-# Layers the CUDA library does not compute (GPT-OSS's expert biases and
-# clamped SwiGLU).
-CPU_ONLY = ("gpt_oss",)
 # Experts named gate_proj, up_proj, down_proj under mlp, which a
 # checkpoint may also hold fused as transformers 5 writes them.
 MLP_EXPERTS = ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe", "olmoe",
@@ -284,8 +280,7 @@ def draw_model(rng, pipeline):
     def size(lo, hi):
         return unit * rng.randint(max(1, lo // unit), hi // unit)
 
-    family = rng.choice([f for f in FAMILIES
-                         if not (cuda and f in CPU_ONLY)])
+    family = rng.choice(FAMILIES)
     E = rng.choice([2, 4, 8, 8, 16, 32, 64])
     k = rng.randint(1, min(E, 8))
     # The checkpoint's dtype, and the layer's: the GPU computes in bf16, and

@@ -274,6 +274,9 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     // [E, f, d]), and a bias per projection, gate_up's interleaved too.
     std::string mlp = blockPrefix(m, layer);
     spec.routerBias = single("router_bias", mlp + ".router.bias", {e});
+    // In f32 whatever --dtype says, as the selection biases of the other
+    // families: the router adds it to f32 logits.
+    spec.routerBias->alwaysF32 = true;
     spec.experts = fusedExperts(m, mlp, /*inOut=*/true);
     spec.experts[0].interleaved = true;
     WeightSpec gateUpBias =
@@ -437,11 +440,13 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
 static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
                               LayerSpec &spec, DType layerType) {
   StringRef routerName = spec.router.names.front();
-  if (spec.routerBias)
+  if (spec.routerBias) {
     for (const std::string &name : spec.routerBias->names)
       if (llvm::Error err = checkTensor(ckpt, name, spec.routerBias->shape,
                                         layerType, routerName))
         return err;
+    spec.routerBias->storedAs = layerType;
+  }
   for (WeightSpec &weight :
        llvm::concat<WeightSpec>(spec.experts, spec.expertBiases, spec.shared)) {
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());

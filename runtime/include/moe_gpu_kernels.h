@@ -31,7 +31,9 @@ extern "C" {
 #endif
 
 /* The activation of the experts: act(x gate_w^T) * (x up_w^T), or
- * act(x gate_w^T) for plain MLP experts. */
+ * act(x gate_w^T) for plain MLP experts. (GPT-OSS's swiglu_oai and expert
+ * biases are computed by the layers that moe-cuda-pipeline compiles, not
+ * through this API.) */
 typedef enum moe_gpu_activation {
   MOE_GPU_ACT_SILU = 0,
   MOE_GPU_ACT_GELU_TANH = 1,

@@ -591,6 +591,7 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
     std::string p = base + ".mlp";
     ops.push_back(tensor("router", p + ".router.weight", {E, d}));
     ops.push_back(tensor("router_bias", p + ".router.bias", {E}));
+    ops.back().alwaysF32 = true;
     ops.push_back(
         tensor("gate_up", p + ".experts.gate_up_proj", {E, 2 * f, d}));
     ops.back().transposed = ops.back().interleaved = true;

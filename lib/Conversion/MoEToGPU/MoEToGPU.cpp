@@ -65,8 +65,8 @@ static constexpr const char *supportedConfig =
     "router and selection biases, a run-time tau, any capacity (count or "
     "factor, also at run time; any drop order), weights applied to the "
     "output or the input, "
-    "gated experts (silu, gelu_tanh, gelu_erf or relu, without expert "
-    "biases; gate, up and down operands or fused gate_up "
+    "gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or "
+    "without expert biases; gate, up and down operands or fused gate_up "
     "and down), plain MLP experts or LoRA experts (lora or lora_gated), "
     "shared experts (gated or not; gate, up and down or fused gate_up and "
     "down), bf16 input and weights, and static "
@@ -88,12 +88,9 @@ static std::string unsupportedReason(LayerOp op) {
                                              : std::to_string(numExperts));
   else if (routing.getK() < 1 || routing.getK() > numExperts)
     os << "k = " << routing.getK();
-  else if (op.getExperts().getAct() == Activation::SwigluOai)
-    os << "act = swiglu_oai";
-  else if (!op.getExpertBiases().empty())
-    os << "expert biases";
   else if (!isBF16(op.getInput()) || !isBF16(op.getRouterWeight()) ||
            !llvm::all_of(op.getExpertWeights(), isBF16) ||
+           !llvm::all_of(op.getExpertBiases(), isBF16) ||
            !llvm::all_of(op.getSharedWeights(), isBF16)) {
     os << "input " << op.getInput().getType() << ", router weight "
        << op.getRouterWeight().getType() << ", expert weights "
@@ -179,19 +176,27 @@ static Value allocate(OpBuilder &b, Location loc, Type element,
 }
 
 /// The copy in GPU memory of checkpoint weight `tensor` (a `moe.weight
-/// {device}` next to its `moe.weight`), or null when `tensor` is not a
-/// checkpoint weight.
-static Value deviceWeight(OpBuilder &b, Value tensor) {
+/// {device}` next to its `moe.weight`), with `element` as its element type
+/// when given (`stored` then says what the checkpoint holds, and the
+/// runtime converts it at load time; the weight must not have a `stored` of
+/// its own), or null when `tensor` is not a checkpoint weight.
+static Value deviceWeight(OpBuilder &b, Value tensor, Type element = {}) {
   auto weight = tensor.getDefiningOp<WeightOp>();
   if (!weight || weight.getPackingAttr())
     return Value();
-  if (weight.getDevice())
+  auto type = cast<RankedTensorType>(tensor.getType());
+  if (weight.getDevice() && (!element || element == type.getElementType()))
     return tensor;
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointAfter(weight);
   // The same tensors, with every way of reading them, bound on the device.
   auto onDevice = cast<WeightOp>(b.clone(*weight));
   onDevice.setDevice(true);
+  if (element && element != type.getElementType()) {
+    assert(!weight.getStoredAttr() && "a weight converted twice");
+    onDevice.setStoredAttr(TypeAttr::get(type.getElementType()));
+    onDevice.getResult().setType(type.clone(element));
+  }
   return onDevice.getResult();
 }
 
@@ -241,7 +246,8 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   // Checkpoint weights stay on the device across calls (uploaded once by
   // the runtime): @moe_layer_resident. Weights that are function arguments
   // are copied for each call: @moe_layer. The router weight comes first,
-  // then the experts' (see below), then the shared expert's.
+  // then the experts' (see below), then the shared expert's, then the
+  // experts' biases.
   ValueRange experts = op.getExpertWeights();
   ExpertKind kind = op.getExperts().getKind();
   bool plain = kind == ExpertKind::Mlp;
@@ -254,6 +260,8 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
                     experts.back()});
   size_t numExpertWeights = weights.size() - 1;
   llvm::append_range(weights, op.getSharedWeights());
+  size_t numBiases = op.getExpertBiases().size();
+  llvm::append_range(weights, op.getExpertBiases());
   StringRef callee = lora ? "moe_lora_layer_resident" : "moe_layer_resident";
   if (device)
     callee = lora ? "moe_lora_layer_device_async" : "moe_layer_device_async";
@@ -331,7 +339,9 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   // fused gate_up [2 fs, d] is passed as both gate and up, as the routed
   // experts' is.
   SmallVector<Value> shared;
-  for (Value weight : ArrayRef<Value>(weights).drop_front(1 + numExpertWeights))
+  for (Value weight : ArrayRef<Value>(weights)
+                          .drop_front(1 + numExpertWeights)
+                          .drop_back(numBiases))
     shared.push_back(shared.size() < 3 ? expertBuffer(weight)
                                        : asBuffer(b, loc, weight));
   if (op.getSharedWeights().size() == 2)
@@ -340,6 +350,19 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
     shared.push_back(empty3());
   if (shared.size() < 4)
     shared.push_back(allocate(b, loc, bf16, {c0, c0}));
+
+  // The experts' biases (gated experts; GPT-OSS): gate, up and down
+  // [E, n], a fused gate_up bias [E, 2f] passed as both gate and up (the
+  // library reads the up bias from column f); [0, 0] buffers without.
+  SmallVector<Value> biasArgs;
+  if (!lora) {
+    for (Value bias : ArrayRef<Value>(weights).take_back(numBiases))
+      biasArgs.push_back(asBuffer(b, loc, bias));
+    if (numBiases == 2)
+      biasArgs.insert(biasArgs.begin() + 1, biasArgs.front());
+    while (biasArgs.size() < 3)
+      biasArgs.push_back(allocate(b, loc, bf16, {c0, c0}));
+  }
 
   // The library's outputs on the host (a device entry point's library
   // call allocates them on the device). Only a capacity of the dispatch
@@ -357,13 +380,14 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   }
 
   // Biases as f32 host buffers [E]; an absent one is a buffer of one zero
-  // that the kernel does not read. A device entry point reads its f32
-  // checkpoint biases in GPU memory (an absent one: an empty buffer on the
-  // stack).
+  // that the kernel does not read. A device entry point reads its
+  // checkpoint biases in GPU memory, as f32 (a bf16 bias, GPT-OSS's router
+  // bias, converted when the runtime binds it; an absent one: an empty
+  // buffer on the stack).
   Value numE = idx(numExperts);
   auto f32Vector = [&](Value bias) -> Value {
     if (device && bias)
-      return asBuffer(b, loc, deviceWeight(b, bias));
+      return asBuffer(b, loc, deviceWeight(b, bias, f32));
     if (device)
       return emptyVector(b, loc, f32);
     if (!bias) {
@@ -454,9 +478,10 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
     int64_t order = static_cast<int64_t>(capacity.getDropOrderOrDefault());
     flags |= 16 | (order << 5) | (capacity.getRenormalizeAfterDrop() ? 128 : 0);
   }
-  // The experts' activation (also the shared expert's): bits 9-10.
+  // The experts' activation (also the shared expert's): bits 9-10, and
+  // bit 4096 for swiglu_oai (code 4).
   int64_t act = static_cast<int64_t>(op.getExperts().getAct());
-  flags |= act << 9;
+  flags |= (act & 3) << 9 | (act >> 2) << 12;
   // Weights applied to the expert input: bit 2048.
   if (routing.getApplyWeight() == ApplyWeight::Input)
     flags |= 2048;
@@ -464,6 +489,7 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   // The whole layer on one stream, synchronized once (layer.mlir).
   SmallVector<Value> args = {x, wr, routerBias, selectionBias};
   llvm::append_range(args, expertArgs);
+  llvm::append_range(args, biasArgs);
   llvm::append_range(args, shared);
   args.append(
       {k, i32c(expertChoice ? 0 : static_cast<int64_t>(routing.getScore())),
@@ -615,6 +641,11 @@ static std::string deviceEntryObstacle(func::FuncOp func, LayerOp layer,
     if (!op || op.getPackingAttr())
       return "its weights must be checkpoint weights (moe.weight)";
   }
+  for (Value bias : layer.getExpertBiases()) {
+    auto op = bias.getDefiningOp<WeightOp>();
+    if (!op || op.getPackingAttr())
+      return "its expert biases must be checkpoint weights (moe.weight)";
+  }
   for (Value bias : std::initializer_list<Value>{layer.getRouterBias(),
                                                  layer.getSelectionBias()}) {
     if (!bias)
@@ -622,6 +653,13 @@ static std::string deviceEntryObstacle(func::FuncOp func, LayerOp layer,
     auto op = bias.getDefiningOp<WeightOp>();
     if (!op || op.getPackingAttr())
       return "its biases must be checkpoint weights (moe.weight)";
+    // The device reads router and selection biases in f32, widened from
+    // the checkpoint at load time: a bias rounded at load time to a
+    // narrower type has no such copy.
+    if (op.getStoredAttr() &&
+        !cast<ShapedType>(bias.getType()).getElementType().isF32())
+      return "its router and selection biases must be f32, or read from the "
+             "checkpoint without a conversion (`stored`)";
   }
   return "";
 }

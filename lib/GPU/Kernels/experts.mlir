@@ -16,6 +16,11 @@
 //   Y   [N, Nout]     f32   Y[r, j] = sum_k X[r, k] * W[e(r), j, k]; rows
 //                           past off[E] are not written
 //
+// Expert biases (GPT-OSS; gated experts): bf16 [E, n] operands, no rows
+// when the layer has none, added in f32 to the sums in the epilogues
+// (@plus_bias): the gate's and the up's before the activation (the up's
+// from column columns(B) - F of the operand), the down projection's to Y.
+//
 // Kernels of @moe_experts:
 //
 //   build_tile_map      1 block of 256 threads (E <= 512). A block scan of
@@ -41,7 +46,8 @@
 //                       and read by ldmatrix.x4. 20 KiB of shared memory.
 //   gate_up_swiglu_mma  H = act(X Wg[e]^T) * (X Wu[e]^T), H [N, F] bf16, act
 //                       a kernel argument (0 silu, 1 gelu_tanh, 2 gelu_erf,
-//                       3 relu). Same grid, block and pipeline; each block
+//                       3 relu, 4 swiglu_oai: @gate_up). Same grid, block
+//                       and pipeline; each block
 //                       loads one X tile and two weight tiles (30 KiB
 //                       shared), keeps a gate and an up accumulator set per
 //                       warp and applies the gated activation in registers
@@ -62,6 +68,10 @@
 //                       (@moe_gpu_gemv_pairs; MOE_GPU_GEMV_PAIRS overrides).
 //                       Each column's sum is in gemv_experts' order: the
 //                       outputs are bitwise the same.
+//   gemv_experts_bias   gemv_experts with expert biases (GPT-OSS), a kernel
+//                       of its own so that gemv_experts keeps its registers.
+//   concat_biases       Separate gate and up biases [E, F] joined into one
+//                       [E, 2F], the layout the gated kernels take.
 //   activate            H = bf16(act(Hf)) elementwise, for plain MLP experts
 //                       (an empty Wu: the first GEMM is grouped_gemm_mma
 //                       into f32 rows Hf). One thread per element.
@@ -173,12 +183,17 @@ gpu.module @moe_experts {
 
   // Guarded store of one accumulator fragment: acc[0..1] -> (r0, c..c+1),
   // acc[2..3] -> (r0+8, c..c+1); rows must be < rend, columns < nout.
-  func.func private @store_frag(%Y: memref<?x?xf32>, %acc: vector<4xf32>, %r0: index,
-                                %c: index, %rend: index, %nout: index) {
+  func.func private @store_frag(%Y: memref<?x?xf32>, %acc0: vector<4xf32>, %r0: index,
+                                %c: index, %rend: index, %nout: index,
+                                %Bias: memref<?x?xbf16>, %e: index) {
+    %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c8 = arith.constant 8 : index
     %r1 = arith.addi %r0, %c8 : index
     %cc1 = arith.addi %c, %c1 : index
+    %acc = func.call @plus_bias_frag(%acc0, %Bias, %e, %c0, %c, %nout)
+        : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index)
+        -> vector<4xf32>
     %v0 = vector.extract %acc[0] : f32 from vector<4xf32>
     %v1 = vector.extract %acc[1] : f32 from vector<4xf32>
     %v2 = vector.extract %acc[2] : f32 from vector<4xf32>
@@ -259,19 +274,135 @@ gpu.module @moe_experts {
     return %h : f32
   }
 
-  // act(g) * u on an accumulator fragment.
+  // The gated activation of one gate value g and up value u: act(g) * u,
+  // and for act 4 (swiglu_oai) GPT-OSS's clamped SwiGLU
+  // (clamp(u, -7, 7) + 1) * g' * sigmoid(1.702 g'), g' = min(g, 7), in the
+  // operations of the CPU lowering (a NaN propagates through the clamps).
+  func.func private @gate_up(%g: f32, %u: f32, %act: i32) -> f32 {
+    %oai = arith.constant 4 : i32
+    %is_oai = arith.cmpi eq, %act, %oai : i32
+    %h = scf.if %is_oai -> f32 {
+      %one = arith.constant 1.0 : f32
+      %limit = arith.constant 7.0 : f32
+      %nlimit = arith.constant -7.0 : f32
+      %alpha = arith.constant 1.702 : f32
+      %gc = arith.minimumf %g, %limit : f32
+      %u1 = arith.minimumf %u, %limit : f32
+      %uc = arith.maximumf %u1, %nlimit : f32
+      %ga = arith.mulf %gc, %alpha : f32
+      %nga = arith.negf %ga : f32
+      %ex = math.exp %nga : f32
+      %den = arith.addf %one, %ex : f32
+      %sig = arith.divf %one, %den : f32
+      %glu = arith.mulf %gc, %sig : f32
+      %up = arith.addf %uc, %one : f32
+      %r = arith.mulf %up, %glu : f32
+      scf.yield %r : f32
+    } else {
+      %a = func.call @activation(%g, %act) : (f32, i32) -> f32
+      %r = arith.mulf %a, %u : f32
+      scf.yield %r : f32
+    }
+    return %h : f32
+  }
+
+  // @gate_up on an accumulator fragment.
   func.func private @gated(%g: vector<4xf32>, %u: vector<4xf32>, %act: i32) -> vector<4xf32> {
     %a0 = vector.extract %g[0] : f32 from vector<4xf32>
     %a1 = vector.extract %g[1] : f32 from vector<4xf32>
     %a2 = vector.extract %g[2] : f32 from vector<4xf32>
     %a3 = vector.extract %g[3] : f32 from vector<4xf32>
-    %b0 = func.call @activation(%a0, %act) : (f32, i32) -> f32
-    %b1 = func.call @activation(%a1, %act) : (f32, i32) -> f32
-    %b2 = func.call @activation(%a2, %act) : (f32, i32) -> f32
-    %b3 = func.call @activation(%a3, %act) : (f32, i32) -> f32
-    %v0 = vector.from_elements %b0, %b1, %b2, %b3 : vector<4xf32>
-    %h = arith.mulf %v0, %u : vector<4xf32>
+    %u0 = vector.extract %u[0] : f32 from vector<4xf32>
+    %u1 = vector.extract %u[1] : f32 from vector<4xf32>
+    %u2 = vector.extract %u[2] : f32 from vector<4xf32>
+    %u3 = vector.extract %u[3] : f32 from vector<4xf32>
+    %h0 = func.call @gate_up(%a0, %u0, %act) : (f32, f32, i32) -> f32
+    %h1 = func.call @gate_up(%a1, %u1, %act) : (f32, f32, i32) -> f32
+    %h2 = func.call @gate_up(%a2, %u2, %act) : (f32, f32, i32) -> f32
+    %h3 = func.call @gate_up(%a3, %u3, %act) : (f32, f32, i32) -> f32
+    %h = vector.from_elements %h0, %h1, %h2, %h3 : vector<4xf32>
     return %h : vector<4xf32>
+  }
+
+  // B[e, boff + c] in f32, the expert bias of output column c < n, or -0
+  // when B has no rows or c >= n: v + -0 is v for every v (-0 included,
+  // which v + 0 would turn into +0), so adding the result is exact
+  // without biases.
+  func.func private @bias_value(%B: memref<?x?xbf16>, %e: index,
+                                %boff: index, %c: index, %n: index) -> f32 {
+    %c0 = arith.constant 0 : index
+    %nzero = arith.constant -0.0 : f32
+    %rows = memref.dim %B, %c0 : memref<?x?xbf16>
+    %has = arith.cmpi ne, %rows, %c0 : index
+    %inside = arith.cmpi ult, %c, %n : index
+    %add = arith.andi %has, %inside : i1
+    %v = scf.if %add -> f32 {
+      %col = arith.addi %boff, %c : index
+      %b = memref.load %B[%e, %col] : memref<?x?xbf16>
+      %bf = arith.extf %b : bf16 to f32
+      scf.yield %bf : f32
+    } else {
+      scf.yield %nzero : f32
+    }
+    return %v : f32
+  }
+
+  // v + @bias_value(B, e, boff, c, n).
+  func.func private @plus_bias(%v: f32, %B: memref<?x?xbf16>, %e: index,
+                               %boff: index, %c: index, %n: index) -> f32 {
+    %b = func.call @bias_value(%B, %e, %boff, %c, %n)
+        : (memref<?x?xbf16>, index, index, index, index) -> f32
+    %r = arith.addf %v, %b : f32
+    return %r : f32
+  }
+
+  // @plus_bias on an mma.sync accumulator fragment: elements 0 and 2 are of
+  // column c, 1 and 3 of column c + 1.
+  func.func private @plus_bias_frag(%acc: vector<4xf32>, %B: memref<?x?xbf16>,
+                                    %e: index, %boff: index, %c: index,
+                                    %n: index) -> vector<4xf32> {
+    %c1 = arith.constant 1 : index
+    %cc1 = arith.addi %c, %c1 : index
+    %v0 = vector.extract %acc[0] : f32 from vector<4xf32>
+    %v1 = vector.extract %acc[1] : f32 from vector<4xf32>
+    %v2 = vector.extract %acc[2] : f32 from vector<4xf32>
+    %v3 = vector.extract %acc[3] : f32 from vector<4xf32>
+    %b0 = func.call @plus_bias(%v0, %B, %e, %boff, %c, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %b1 = func.call @plus_bias(%v1, %B, %e, %boff, %cc1, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %b2 = func.call @plus_bias(%v2, %B, %e, %boff, %c, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %b3 = func.call @plus_bias(%v3, %B, %e, %boff, %cc1, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %r = vector.from_elements %b0, %b1, %b2, %b3 : vector<4xf32>
+    return %r : vector<4xf32>
+  }
+
+  // @plus_bias on four consecutive columns c .. c + 3.
+  func.func private @plus_bias4(%v: vector<4xf32>, %B: memref<?x?xbf16>,
+                                %e: index, %boff: index, %c: index,
+                                %n: index) -> vector<4xf32> {
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c3 = arith.constant 3 : index
+    %cc1 = arith.addi %c, %c1 : index
+    %cc2 = arith.addi %c, %c2 : index
+    %cc3 = arith.addi %c, %c3 : index
+    %v0 = vector.extract %v[0] : f32 from vector<4xf32>
+    %v1 = vector.extract %v[1] : f32 from vector<4xf32>
+    %v2 = vector.extract %v[2] : f32 from vector<4xf32>
+    %v3 = vector.extract %v[3] : f32 from vector<4xf32>
+    %b0 = func.call @plus_bias(%v0, %B, %e, %boff, %c, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %b1 = func.call @plus_bias(%v1, %B, %e, %boff, %cc1, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %b2 = func.call @plus_bias(%v2, %B, %e, %boff, %cc2, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %b3 = func.call @plus_bias(%v3, %B, %e, %boff, %cc3, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %r = vector.from_elements %b0, %b1, %b2, %b3 : vector<4xf32>
+    return %r : vector<4xf32>
   }
 
   // H = bf16(act(Hf)) elementwise (plain MLP experts), one thread per
@@ -303,6 +434,40 @@ gpu.module @moe_experts {
   // LoRA experts (moe.lora_experts, moe.lora_gated_experts): the products
   // are the grouped GEMMs above; these kernels join them, one thread per
   // element of an [N, n] output, elements in row-major order.
+
+  // B[e] = (Bg[e], Bu[e]): separate gate and up biases [E, F] as one
+  // [E, 2F], the layout of a fused gate_up's, for gemv_experts. One thread
+  // per element.
+  gpu.func @concat_biases(%Bg: memref<?x?xbf16>, %Bu: memref<?x?xbf16>,
+                          %B: memref<?x?xbf16>) kernel {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %E = memref.dim %B, %c0 : memref<?x?xbf16>
+    %W = memref.dim %B, %c1 : memref<?x?xbf16>
+    %F = memref.dim %Bg, %c1 : memref<?x?xbf16>
+    %EW = arith.muli %E, %W : index
+    %bid = gpu.block_id x
+    %bdim = gpu.block_dim x
+    %tid = gpu.thread_id x
+    %i0 = arith.muli %bid, %bdim : index
+    %i = arith.addi %i0, %tid : index
+    %in = arith.cmpi ult, %i, %EW : index
+    scf.if %in {
+      %e = arith.divui %i, %W : index
+      %c = arith.remui %i, %W : index
+      %gate = arith.cmpi ult, %c, %F : index
+      %v = scf.if %gate -> bf16 {
+        %g = memref.load %Bg[%e, %c] : memref<?x?xbf16>
+        scf.yield %g : bf16
+      } else {
+        %cu = arith.subi %c, %F : index
+        %u = memref.load %Bu[%e, %cu] : memref<?x?xbf16>
+        scf.yield %u : bf16
+      }
+      memref.store %v, %B[%e, %c] : memref<?x?xbf16>
+    }
+    gpu.return
+  }
 
   // H = bf16(Y): the rank-r rows X A[e]^T as the input of the second
   // low-rank GEMM.
@@ -681,25 +846,51 @@ gpu.module @moe_experts {
   }
 
   // Row r of gemv_experts below mend: the butterfly of the sum a, and
-  // gated, of b; lane 0 stores bf16(act(a) * b) into H, or a into Y.
+  // gated, of b; lane 0 adds the column's expert biases (@bias_value,
+  // kept in `biases` by the warp's lane 0: the gate's or the output's to
+  // a, the up's to b) and stores bf16(@gate_up(a, b)) into H, or a into Y.
   func.func private @gemv_store_row(%H: memref<?x?xbf16>, %Y: memref<?x?xf32>,
                                     %r: index, %mend: index, %j: index,
                                     %a: f32, %b: f32, %gated: i1, %act: i32,
-                                    %lane0: i1) {
+                                    %lane0: i1,
+                                    %biases: memref<8x2xf32, #gpu.address_space<workgroup>>,
+                                    %biased: i1) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c32 = arith.constant 32 : index
+    // The warp, from the thread index: one register less through the
+    // caller's loop.
+    %tid = gpu.thread_id x
+    %warp = arith.divui %tid, %c32 : index
     %in = arith.cmpi ult, %r, %mend : index
     scf.if %in {
       %ta = func.call @warp_sum(%a) : (f32) -> f32
       scf.if %gated {
         %tb = func.call @warp_sum(%b) : (f32) -> f32
         scf.if %lane0 {
-          %g = func.call @activation(%ta, %act) : (f32, i32) -> f32
-          %h = arith.mulf %g, %tb : f32
+          %g, %u = scf.if %biased -> (f32, f32) {
+            %bg = memref.load %biases[%warp, %c0] : memref<8x2xf32, #gpu.address_space<workgroup>>
+            %bu = memref.load %biases[%warp, %c1] : memref<8x2xf32, #gpu.address_space<workgroup>>
+            %gb = arith.addf %ta, %bg : f32
+            %ubv = arith.addf %tb, %bu : f32
+            scf.yield %gb, %ubv : f32, f32
+          } else {
+            scf.yield %ta, %tb : f32, f32
+          }
+          %h = func.call @gate_up(%g, %u, %act) : (f32, f32, i32) -> f32
           %hb = arith.truncf %h : f32 to bf16
           memref.store %hb, %H[%r, %j] : memref<?x?xbf16>
         }
       } else {
         scf.if %lane0 {
-          memref.store %ta, %Y[%r, %j] : memref<?x?xf32>
+          %g = scf.if %biased -> f32 {
+            %bg = memref.load %biases[%warp, %c0] : memref<8x2xf32, #gpu.address_space<workgroup>>
+            %gb = arith.addf %ta, %bg : f32
+            scf.yield %gb : f32
+          } else {
+            scf.yield %ta : f32
+          }
+          memref.store %g, %Y[%r, %j] : memref<?x?xf32>
         }
       }
     }
@@ -724,78 +915,177 @@ gpu.module @moe_experts {
                          %Wb: memref<?x?x?xbf16>, %tiles: memref<?x4xi32>,
                          %Y: memref<?x?xf32>,
                          %H: memref<?x?xbf16>, %act: i32, %gated: i32)
+      workgroup(%biases: memref<8x2xf32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 80 : i32} {
     %c0 = arith.constant 0 : index
-    %c1 = arith.constant 1 : index
-    %c2 = arith.constant 2 : index
-    %c3 = arith.constant 3 : index
-    %c4 = arith.constant 4 : index
-    %c8 = arith.constant 8 : index
-    %c32 = arith.constant 32 : index
+    %false = arith.constant false
+    %none = memref.reinterpret_cast %X to offset: [0], sizes: [%c0, %c0],
+        strides: [%c0, 1] : memref<?x?xbf16> to memref<?x?xbf16>
     %z = arith.constant 0 : i32
     %gated_b = arith.cmpi ne, %gated, %z : i32
+    %active, %e, %m0, %mend, %j, %n, %ub = func.call @gemv_warp(%Wb, %tiles,
+        %Y, %H, %gated_b)
+        : (memref<?x?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>,
+           memref<?x?xbf16>, i1)
+        -> (i1, index, index, index, index, index, index)
+    // Warp-uniform: no barrier below.
+    scf.if %active {
+      func.call @gemv_column(%X, %Wa, %Wb, %none, %Y, %H, %act, %gated_b, %e,
+                             %m0, %mend, %j, %n, %ub, %biases, %false)
+          : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+             memref<?x?xbf16>, memref<?x?xf32>, memref<?x?xbf16>, i32, i1,
+             index, index, index, index, index, index,
+             memref<8x2xf32, #gpu.address_space<workgroup>>, i1) -> ()
+    }
+    gpu.return
+  }
+
+  // gemv_experts with expert biases (a layer that has them, GPT-OSS's):
+  // its own kernel, so that gemv_experts keeps every register it had for
+  // the weights in flight. Bias: the biases of Y's columns [E, nout], or
+  // gated one [E, 2F] of gate then up (a fused gate_up's; one operand, for
+  // the registers). The column's biases are read before the loop and kept
+  // in shared memory by lane 0, which adds them (held in registers through
+  // the loop, ptxas spills them at 80).
+  gpu.func @gemv_experts_bias(%X: memref<?x?xbf16>, %Wa: memref<?x?x?xbf16>,
+                              %Wb: memref<?x?x?xbf16>,
+                              %Bias: memref<?x?xbf16>,
+                              %tiles: memref<?x4xi32>, %Y: memref<?x?xf32>,
+                              %H: memref<?x?xbf16>, %act: i32, %gated: i32)
+      workgroup(%biases: memref<8x2xf32, #gpu.address_space<workgroup>>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 80 : i32} {
+    %true = arith.constant true
+    %z = arith.constant 0 : i32
+    %gated_b = arith.cmpi ne, %gated, %z : i32
+    %active, %e, %m0, %mend, %j, %n, %ub = func.call @gemv_warp(%Wb, %tiles,
+        %Y, %H, %gated_b)
+        : (memref<?x?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>,
+           memref<?x?xbf16>, i1)
+        -> (i1, index, index, index, index, index, index)
+    // Warp-uniform: no barrier below.
+    scf.if %active {
+      func.call @gemv_column(%X, %Wa, %Wb, %Bias, %Y, %H, %act, %gated_b, %e,
+                             %m0, %mend, %j, %n, %ub, %biases, %true)
+          : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+             memref<?x?xbf16>, memref<?x?xf32>, memref<?x?xbf16>, i32, i1,
+             index, index, index, index, index, index,
+             memref<8x2xf32, #gpu.address_space<workgroup>>, i1) -> ()
+    }
+    gpu.return
+  }
+
+  // The work of a gemv_experts block's warp: whether it has a column
+  // (j < n, on a tile of the map), the tile's expert e and rows m0 .. mend,
+  // the column j, the number n of output columns and the first up row ub.
+  func.func private @gemv_warp(%Wb: memref<?x?x?xbf16>,
+      %tiles: memref<?x4xi32>, %Y: memref<?x?xf32>, %H: memref<?x?xbf16>,
+      %gated: i1) -> (i1, index, index, index, index, index, index) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
+    %c32 = arith.constant 32 : index
     %nh = memref.dim %H, %c1 : memref<?x?xbf16>
     %ny = memref.dim %Y, %c1 : memref<?x?xf32>
-    %n = arith.select %gated_b, %nh, %ny : index
+    %n = arith.select %gated, %nh, %ny : index
     %rows_b = memref.dim %Wb, %c1 : memref<?x?x?xbf16>
     %ub0 = arith.subi %rows_b, %n : index
-    %ub = arith.select %gated_b, %ub0, %c0 : index
+    %ub = arith.select %gated, %ub0, %c0 : index
     %bx = gpu.block_id x
     %by = func.call @block_index_y() : () -> index
     %tid = gpu.thread_id x
     %warp = arith.divui %tid, %c32 : index
-    %lane = arith.remui %tid, %c32 : index
-    %lane0 = arith.cmpi eq, %lane, %c0 : index
     %j0 = arith.muli %bx, %c8 : index
     %j = arith.addi %j0, %warp : index
     %tile_ok, %e, %m0, %mend = func.call @map_tile(%tiles, %by)
         : (memref<?x4xi32>, index) -> (i1, index, index, index)
     %col_ok = arith.cmpi ult, %j, %n : index
-    // Warp-uniform: no barrier below.
     %active = arith.andi %tile_ok, %col_ok : i1
-    scf.if %active {
-      %jb = arith.addi %ub, %j : index
-      // The warp's weight rows into L2 first, as soon as the expert is
-      // known.
-      func.call @prefetch_row_l2(%Wa, %e, %j) : (memref<?x?x?xbf16>, index, index) -> ()
-      scf.if %gated_b {
-        func.call @prefetch_row_l2(%Wb, %e, %jb) : (memref<?x?x?xbf16>, index, index) -> ()
-      }
-      // Rows past the tile's end, and the second product when not gated,
-      // are skipped (uniform across the warp), so that decoding (a row or
-      // two per expert) does the multiply-adds of its rows only.
-      scf.for %rb = %m0 to %mend step %c4 {
-        %acc:8 = func.call @gemv_sums(%X, %Wa, %Wb, %e, %j, %jb, %rb, %mend, %gated_b)
-            : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, index,
-               index, index, index, i1) -> (f32, f32, f32, f32, f32, f32, f32, f32)
-        func.call @gemv_store_row(%H, %Y, %rb, %mend, %j, %acc#0, %acc#4, %gated_b, %act, %lane0)
-            : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1) -> ()
-        %r1 = arith.addi %rb, %c1 : index
-        func.call @gemv_store_row(%H, %Y, %r1, %mend, %j, %acc#1, %acc#5, %gated_b, %act, %lane0)
-            : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1) -> ()
-        %r2 = arith.addi %rb, %c2 : index
-        func.call @gemv_store_row(%H, %Y, %r2, %mend, %j, %acc#2, %acc#6, %gated_b, %act, %lane0)
-            : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1) -> ()
-        %r3 = arith.addi %rb, %c3 : index
-        func.call @gemv_store_row(%H, %Y, %r3, %mend, %j, %acc#3, %acc#7, %gated_b, %act, %lane0)
-            : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1) -> ()
-      }
+    return %active, %e, %m0, %mend, %j, %n, %ub
+        : i1, index, index, index, index, index, index
+  }
+
+  // Column j of a gemv_experts block's warp (@gemv_warp), with the
+  // expert biases (gemv_experts_bias) when `biased`.
+  func.func private @gemv_column(%X: memref<?x?xbf16>,
+      %Wa: memref<?x?x?xbf16>, %Wb: memref<?x?x?xbf16>,
+      %Bias: memref<?x?xbf16>, %Y: memref<?x?xf32>, %H: memref<?x?xbf16>,
+      %act: i32, %gated_b: i1, %e: index, %m0: index, %mend: index,
+      %j: index, %n: index, %ub: index,
+      %biases: memref<8x2xf32, #gpu.address_space<workgroup>>,
+      %biased: i1) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %c3 = arith.constant 3 : index
+    %c4 = arith.constant 4 : index
+    %c32 = arith.constant 32 : index
+    %tid = gpu.thread_id x
+    %warp = arith.divui %tid, %c32 : index
+    %lane = arith.remui %tid, %c32 : index
+    %lane0 = arith.cmpi eq, %lane, %c0 : index
+    %jb = arith.addi %ub, %j : index
+    // The warp's weight rows into L2 first, as soon as the expert is
+    // known.
+    func.call @prefetch_row_l2(%Wa, %e, %j) : (memref<?x?x?xbf16>, index, index) -> ()
+    scf.if %gated_b {
+      func.call @prefetch_row_l2(%Wb, %e, %jb) : (memref<?x?x?xbf16>, index, index) -> ()
     }
-    gpu.return
+    %bias_lane = arith.andi %lane0, %biased : i1
+    scf.if %bias_lane {
+      %bcols = memref.dim %Bias, %c1 : memref<?x?xbf16>
+      %ubias = arith.subi %bcols, %n : index
+      %bg = func.call @bias_value(%Bias, %e, %c0, %j, %n)
+          : (memref<?x?xbf16>, index, index, index, index) -> f32
+      %bu = func.call @bias_value(%Bias, %e, %ubias, %j, %n)
+          : (memref<?x?xbf16>, index, index, index, index) -> f32
+      memref.store %bg, %biases[%warp, %c0] : memref<8x2xf32, #gpu.address_space<workgroup>>
+      memref.store %bu, %biases[%warp, %c1] : memref<8x2xf32, #gpu.address_space<workgroup>>
+    }
+    // Rows past the tile's end, and the second product when not gated,
+    // are skipped (uniform across the warp), so that decoding (a row or
+    // two per expert) does the multiply-adds of its rows only.
+    scf.for %rb = %m0 to %mend step %c4 {
+      %acc:8 = func.call @gemv_sums(%X, %Wa, %Wb, %e, %j, %jb, %rb, %mend, %gated_b)
+          : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, index,
+             index, index, index, i1) -> (f32, f32, f32, f32, f32, f32, f32, f32)
+      func.call @gemv_store_row(%H, %Y, %rb, %mend, %j, %acc#0, %acc#4, %gated_b, %act, %lane0,
+                                  %biases, %biased)
+          : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1,
+             memref<8x2xf32, #gpu.address_space<workgroup>>, i1) -> ()
+      %r1 = arith.addi %rb, %c1 : index
+      func.call @gemv_store_row(%H, %Y, %r1, %mend, %j, %acc#1, %acc#5, %gated_b, %act, %lane0,
+                                  %biases, %biased)
+          : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1,
+             memref<8x2xf32, #gpu.address_space<workgroup>>, i1) -> ()
+      %r2 = arith.addi %rb, %c2 : index
+      func.call @gemv_store_row(%H, %Y, %r2, %mend, %j, %acc#2, %acc#6, %gated_b, %act, %lane0,
+                                  %biases, %biased)
+          : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1,
+             memref<8x2xf32, #gpu.address_space<workgroup>>, i1) -> ()
+      %r3 = arith.addi %rb, %c3 : index
+      func.call @gemv_store_row(%H, %Y, %r3, %mend, %j, %acc#3, %acc#7, %gated_b, %act, %lane0,
+                                  %biases, %biased)
+          : (memref<?x?xbf16>, memref<?x?xf32>, index, index, index, f32, f32, i1, i32, i1,
+             memref<8x2xf32, #gpu.address_space<workgroup>>, i1) -> ()
+    }
+    return
   }
 
   // Rows r of gemv_pairs below mend: the butterflies of the sums a (of
   // column j) and b (of column jb), stored by lane 0.
   func.func private @gemv_store_pair(%Y: memref<?x?xf32>, %r: index,
                                      %mend: index, %j: index, %jb: index,
-                                     %a: f32, %b: f32, %lane0: i1) {
+                                     %a: f32, %b: f32, %lane0: i1,
+                                     %ba: f32, %bb: f32) {
     %in = arith.cmpi ult, %r, %mend : index
     scf.if %in {
       %ta = func.call @warp_sum(%a) : (f32) -> f32
       %tb = func.call @warp_sum(%b) : (f32) -> f32
       scf.if %lane0 {
-        memref.store %ta, %Y[%r, %j] : memref<?x?xf32>
-        memref.store %tb, %Y[%r, %jb] : memref<?x?xf32>
+        %ya = arith.addf %ta, %ba : f32
+        %yb = arith.addf %tb, %bb : f32
+        memref.store %ya, %Y[%r, %j] : memref<?x?xf32>
+        memref.store %yb, %Y[%r, %jb] : memref<?x?xf32>
       }
     }
     return
@@ -812,6 +1102,7 @@ gpu.module @moe_experts {
   // short-lived blocks). Same grid y (the tile map), block and order of
   // additions as gemv_experts.
   gpu.func @gemv_pairs(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
+                       %Bias: memref<?x?xbf16>,
                        %tiles: memref<?x4xi32>, %Y: memref<?x?xf32>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 80 : i32} {
     %c0 = arith.constant 0 : index
@@ -843,6 +1134,10 @@ gpu.module @moe_experts {
       %jb = arith.minui %j1, %last : index
       func.call @prefetch_row_l2(%W, %e, %j) : (memref<?x?x?xbf16>, index, index) -> ()
       func.call @prefetch_row_l2(%W, %e, %jb) : (memref<?x?x?xbf16>, index, index) -> ()
+      %ba = func.call @bias_value(%Bias, %e, %c0, %j, %n)
+          : (memref<?x?xbf16>, index, index, index, index) -> f32
+      %bb = func.call @bias_value(%Bias, %e, %c0, %jb, %n)
+          : (memref<?x?xbf16>, index, index, index, index) -> f32
       scf.for %rb = %m0 to %mend step %c4 {
         %acc:8 = func.call @gemv_sums(%X, %W, %W, %e, %j, %jb, %rb, %mend, %true)
             : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, index, index,
@@ -850,14 +1145,18 @@ gpu.module @moe_experts {
         %r1 = arith.addi %rb, %c1 : index
         %r2 = arith.addi %rb, %c2 : index
         %r3 = arith.addi %rb, %c3 : index
-        func.call @gemv_store_pair(%Y, %rb, %mend, %j, %jb, %acc#0, %acc#4, %lane0)
-            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1) -> ()
-        func.call @gemv_store_pair(%Y, %r1, %mend, %j, %jb, %acc#1, %acc#5, %lane0)
-            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1) -> ()
-        func.call @gemv_store_pair(%Y, %r2, %mend, %j, %jb, %acc#2, %acc#6, %lane0)
-            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1) -> ()
-        func.call @gemv_store_pair(%Y, %r3, %mend, %j, %jb, %acc#3, %acc#7, %lane0)
-            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1) -> ()
+        func.call @gemv_store_pair(%Y, %rb, %mend, %j, %jb, %acc#0, %acc#4, %lane0, %ba, %bb)
+            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1,
+               f32, f32) -> ()
+        func.call @gemv_store_pair(%Y, %r1, %mend, %j, %jb, %acc#1, %acc#5, %lane0, %ba, %bb)
+            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1,
+               f32, f32) -> ()
+        func.call @gemv_store_pair(%Y, %r2, %mend, %j, %jb, %acc#2, %acc#6, %lane0, %ba, %bb)
+            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1,
+               f32, f32) -> ()
+        func.call @gemv_store_pair(%Y, %r3, %mend, %j, %jb, %acc#3, %acc#7, %lane0, %ba, %bb)
+            : (memref<?x?xf32>, index, index, index, index, f32, f32, i1,
+               f32, f32) -> ()
       }
     }
     gpu.return
@@ -1019,6 +1318,7 @@ gpu.module @moe_experts {
   // (a tile of the map and 64 columns, @gemm_block with `group`). Grid
   // (ceil(Nout / 64), ceil(N / 64) + min(E, N)), block 128.
   gpu.func @grouped_gemm_mma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
+                             %Bias: memref<?x?xbf16>,
                              %tiles: memref<?x4xi32>, %Y: memref<?x?xf32>,
                              %group: index)
       // llvm.align = 16 is required: without it the shared arrays are emitted with
@@ -1201,14 +1501,14 @@ gpu.module @moe_experts {
       %c_nj1 = arith.addi %cb, %c8 : index
       %c_nj2 = arith.addi %cb, %c16 : index
       %c_nj3 = arith.addi %cb, %c24 : index
-      func.call @store_frag(%Y, %acc#0, %r_mi0, %cb,    %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
-      func.call @store_frag(%Y, %acc#1, %r_mi0, %c_nj1, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
-      func.call @store_frag(%Y, %acc#2, %r_mi0, %c_nj2, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
-      func.call @store_frag(%Y, %acc#3, %r_mi0, %c_nj3, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
-      func.call @store_frag(%Y, %acc#4, %r_mi1, %cb,    %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
-      func.call @store_frag(%Y, %acc#5, %r_mi1, %c_nj1, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
-      func.call @store_frag(%Y, %acc#6, %r_mi1, %c_nj2, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
-      func.call @store_frag(%Y, %acc#7, %r_mi1, %c_nj3, %mend, %nout) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index) -> ()
+      func.call @store_frag(%Y, %acc#0, %r_mi0, %cb,    %mend, %nout, %Bias, %e) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index, memref<?x?xbf16>, index) -> ()
+      func.call @store_frag(%Y, %acc#1, %r_mi0, %c_nj1, %mend, %nout, %Bias, %e) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index, memref<?x?xbf16>, index) -> ()
+      func.call @store_frag(%Y, %acc#2, %r_mi0, %c_nj2, %mend, %nout, %Bias, %e) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index, memref<?x?xbf16>, index) -> ()
+      func.call @store_frag(%Y, %acc#3, %r_mi0, %c_nj3, %mend, %nout, %Bias, %e) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index, memref<?x?xbf16>, index) -> ()
+      func.call @store_frag(%Y, %acc#4, %r_mi1, %cb,    %mend, %nout, %Bias, %e) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index, memref<?x?xbf16>, index) -> ()
+      func.call @store_frag(%Y, %acc#5, %r_mi1, %c_nj1, %mend, %nout, %Bias, %e) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index, memref<?x?xbf16>, index) -> ()
+      func.call @store_frag(%Y, %acc#6, %r_mi1, %c_nj2, %mend, %nout, %Bias, %e) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index, memref<?x?xbf16>, index) -> ()
+      func.call @store_frag(%Y, %acc#7, %r_mi1, %c_nj3, %mend, %nout, %Bias, %e) : (memref<?x?xf32>, vector<4xf32>, index, index, index, index, memref<?x?xbf16>, index) -> ()
     }
     gpu.return
   }
@@ -1219,6 +1519,7 @@ gpu.module @moe_experts {
   // the grouped_gemm_mma pipeline with a second weight operand. Grid
   // (ceil(F / 64), ceil(N / 64) + min(E, N)), block 128.
   gpu.func @gate_up_swiglu_mma(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
+                             %Bg: memref<?x?xbf16>, %Bu: memref<?x?xbf16>,
                              %tiles: memref<?x4xi32>, %H: memref<?x?xbf16>,
                              %act: i32, %group: index)
       // llvm.align = 16 is required: without it the shared arrays are emitted with
@@ -1439,15 +1740,51 @@ gpu.module @moe_experts {
       %c_nj1 = arith.addi %cb, %c8 : index
       %c_nj2 = arith.addi %cb, %c16 : index
       %c_nj3 = arith.addi %cb, %c24 : index
+      // The expert biases (none when Bg has no rows; the up bias from
+      // column ubias = columns(Bu) - F, F for a fused gate_up bias), then
       // h = act(g) * u on the accumulators, then bf16
-      %h0 = func.call @gated(%acc#0, %acc#8, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
-      %h1 = func.call @gated(%acc#1, %acc#9, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
-      %h2 = func.call @gated(%acc#2, %acc#10, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
-      %h3 = func.call @gated(%acc#3, %acc#11, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
-      %h4 = func.call @gated(%acc#4, %acc#12, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
-      %h5 = func.call @gated(%acc#5, %acc#13, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
-      %h6 = func.call @gated(%acc#6, %acc#14, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
-      %h7 = func.call @gated(%acc#7, %acc#15, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %bucols = memref.dim %Bu, %c1 : memref<?x?xbf16>
+      %ubias = arith.subi %bucols, %nout : index
+      %g0 = func.call @plus_bias_frag(%acc#0, %Bg, %e, %c0, %cb, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %u0 = func.call @plus_bias_frag(%acc#8, %Bu, %e, %ubias, %cb, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %g1 = func.call @plus_bias_frag(%acc#1, %Bg, %e, %c0, %c_nj1, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %u1 = func.call @plus_bias_frag(%acc#9, %Bu, %e, %ubias, %c_nj1, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %g2 = func.call @plus_bias_frag(%acc#2, %Bg, %e, %c0, %c_nj2, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %u2 = func.call @plus_bias_frag(%acc#10, %Bu, %e, %ubias, %c_nj2, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %g3 = func.call @plus_bias_frag(%acc#3, %Bg, %e, %c0, %c_nj3, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %u3 = func.call @plus_bias_frag(%acc#11, %Bu, %e, %ubias, %c_nj3, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %g4 = func.call @plus_bias_frag(%acc#4, %Bg, %e, %c0, %cb, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %u4 = func.call @plus_bias_frag(%acc#12, %Bu, %e, %ubias, %cb, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %g5 = func.call @plus_bias_frag(%acc#5, %Bg, %e, %c0, %c_nj1, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %u5 = func.call @plus_bias_frag(%acc#13, %Bu, %e, %ubias, %c_nj1, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %g6 = func.call @plus_bias_frag(%acc#6, %Bg, %e, %c0, %c_nj2, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %u6 = func.call @plus_bias_frag(%acc#14, %Bu, %e, %ubias, %c_nj2, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %g7 = func.call @plus_bias_frag(%acc#7, %Bg, %e, %c0, %c_nj3, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %u7 = func.call @plus_bias_frag(%acc#15, %Bu, %e, %ubias, %c_nj3, %nout)
+          : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index) -> vector<4xf32>
+      %h0 = func.call @gated(%g0, %u0, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h1 = func.call @gated(%g1, %u1, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h2 = func.call @gated(%g2, %u2, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h3 = func.call @gated(%g3, %u3, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h4 = func.call @gated(%g4, %u4, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h5 = func.call @gated(%g5, %u5, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h6 = func.call @gated(%g6, %u6, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
+      %h7 = func.call @gated(%g7, %u7, %act) : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
       func.call @store_frag_bf16(%H, %h0, %r_mi0, %cb, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
       func.call @store_frag_bf16(%H, %h1, %r_mi0, %c_nj1, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
       func.call @store_frag_bf16(%H, %h2, %r_mi0, %c_nj2, %mend, %nout) : (memref<?x?xbf16>, vector<4xf32>, index, index, index, index) -> ()
@@ -1768,10 +2105,15 @@ gpu.module @moe_experts {
   // 2 its up, H[m0 + r, n0 + c] = bf16(act(gate) * up) for n0 + c < F,
   // four columns a thread (16-byte loads from shared memory, an 8-byte
   // store); plain: Y[m0 + r, n0 + c] for n0 + c < nout, a column a thread
-  // (the output's width is arbitrary).
+  // (the output's width is arbitrary). The expert biases of expert e (none
+  // when Bg has no rows) join before the activation, or before the store:
+  // Bg the gate's or the plain output's, Bu the up's from its column
+  // columns(Bu) - F.
   func.func private @wgmma_epilogue(%pad: index, %rows: index,
       %bcols: index, %gated: i1, %m0: index, %n0: index, %mend: index,
-      %nout: index, %Y: memref<?x?xf32>, %H: memref<?x?xbf16>, %act: i32) {
+      %nout: index, %Y: memref<?x?xf32>, %H: memref<?x?xbf16>, %act: i32,
+      %Bg: memref<?x?xbf16>, %Bu: memref<?x?xbf16>, %e: index) {
+    %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
     %c4 = arith.constant 4 : index
@@ -1795,6 +2137,8 @@ gpu.module @moe_experts {
       // (@check_expert_limits), so four columns from a multiple of 4 are
       // all below F or all past it, and H's rows are 16-byte aligned.
       %F = memref.dim %H, %c1 : memref<?x?xbf16>
+      %bucols = memref.dim %Bu, %c1 : memref<?x?xbf16>
+      %ubias = arith.subi %bucols, %F : index
       %quads = arith.divui %half, %c4 : index
       %lq = arith.subi %lh, %c2 : index
       %qmask = arith.subi %quads, %c1 : index
@@ -1814,7 +2158,13 @@ gpu.module @moe_experts {
               : memref<?x?xf32, #gpu.address_space<workgroup>>, vector<4xf32>
           %u = vector.load %stage[%r, %cu] {alignment = 16}
               : memref<?x?xf32, #gpu.address_space<workgroup>>, vector<4xf32>
-          %h = func.call @gated(%g, %u, %act)
+          %gb = func.call @plus_bias4(%g, %Bg, %e, %c0, %col, %F)
+              : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index)
+              -> vector<4xf32>
+          %ub = func.call @plus_bias4(%u, %Bu, %e, %ubias, %col, %F)
+              : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index)
+              -> vector<4xf32>
+          %h = func.call @gated(%gb, %ub, %act)
               : (vector<4xf32>, vector<4xf32>, i32) -> vector<4xf32>
           %hb = arith.truncf %h : vector<4xf32> to vector<4xbf16>
           vector.store %hb, %H[%row, %col] {alignment = 8}
@@ -1833,7 +2183,9 @@ gpu.module @moe_experts {
         %in = arith.andi %rin, %cin : i1
         scf.if %in {
           %v = memref.load %stage[%r, %c] : memref<?x?xf32, #gpu.address_space<workgroup>>
-          memref.store %v, %Y[%row, %col] : memref<?x?xf32>
+          %vb = func.call @plus_bias(%v, %Bg, %e, %c0, %col, %nout)
+              : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+          memref.store %vb, %Y[%row, %col] : memref<?x?xf32>
         }
       }
     }
@@ -1842,6 +2194,7 @@ gpu.module @moe_experts {
 
   gpu.func @grouped_gemm_wgmma(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
                                %Wu: memref<?x?x?xbf16>,
+                               %Bg: memref<?x?xbf16>, %Bu: memref<?x?xbf16>,
                                %tiles: memref<?x4xi32>,
                                %Y: memref<?x?xf32>, %H: memref<?x?xbf16>,
                                %act: i32, %bcols: index, %stages: index,
@@ -2026,9 +2379,10 @@ gpu.module @moe_experts {
       }
       gpu.barrier
       func.call @wgmma_epilogue(%pad, %rows, %bcols, %gated, %m0, %n0, %mend,
-                                %nout, %Y, %H, %act)
+                                %nout, %Y, %H, %act, %Bg, %Bu, %e)
           : (index, index, index, i1, index, index, index, index,
-             memref<?x?xf32>, memref<?x?xbf16>, i32) -> ()
+             memref<?x?xf32>, memref<?x?xbf16>, i32, memref<?x?xbf16>,
+             memref<?x?xbf16>, index) -> ()
     }
     gpu.return
   }
@@ -2341,6 +2695,7 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
   %doff = gpu.alloc (%E1) : memref<?xi32>
   %dY = gpu.alloc (%N, %nout) : memref<?x?xf32>
   %dtiles = gpu.alloc (%maxtiles) : memref<?x4xi32>
+  %nob = call @no_bias(%dX) : (memref<?x?xbf16>) -> memref<?x?xbf16>
   gpu.memcpy %dX, %X : memref<?x?xbf16>, memref<?x?xbf16>
   gpu.memcpy %dW, %W : memref<?x?x?xbf16>, memref<?x?x?xbf16>
   gpu.memcpy %doff, %off : memref<?xi32>, memref<?xi32>
@@ -2355,6 +2710,7 @@ func.func @moe_grouped_gemm(%X: memref<?x?xbf16>, %W: memref<?x?x?xbf16>,
   gpu.launch_func @moe_experts::@grouped_gemm_mma
       blocks in (%gx, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%dX : memref<?x?xbf16>, %dW : memref<?x?x?xbf16>,
+           %nob : memref<?x?xbf16>,
            %dtiles : memref<?x4xi32>, %dY : memref<?x?xf32>, %group : index)
   gpu.memcpy %Y, %dY : memref<?x?xf32>, memref<?x?xf32>
   gpu.dealloc %dX : memref<?x?xbf16>
@@ -2463,14 +2819,73 @@ func.func private @free_tile_map_async(%tiles: memref<?x4xi32>,
   return %f : !gpu.async.token
 }
 
-// Y = X W[e]^T on a tile map of @tile_map_async: gemv_experts for few rows
-// (@few_rows), else grouped_gemm_mma (the other launched on an empty grid);
-// nothing is launched when W has no rows.
+// gemv_experts on grid (gx, ty, tz), or gemv_experts_bias when B (its
+// biases) has rows; the other on an empty grid.
+func.func private @gemv_async(%X: memref<?x?xbf16>, %Wa: memref<?x?x?xbf16>,
+                              %Wb: memref<?x?x?xbf16>, %B: memref<?x?xbf16>,
+                              %tiles: memref<?x4xi32>, %Y: memref<?x?xf32>,
+                              %H: memref<?x?xbf16>, %act: i32, %gated: i32,
+                              %gx: index, %ty: index, %tz: index,
+                              %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  %Eb = memref.dim %B, %c0 : memref<?x?xbf16>
+  %biased = arith.cmpi ne, %Eb, %c0 : index
+  %g_plain = arith.select %biased, %c0, %gx : index
+  %g_bias = arith.select %biased, %gx, %c0 : index
+  %k0 = gpu.launch_func async [%stream] @moe_experts::@gemv_experts
+      blocks in (%g_plain, %ty, %tz) threads in (%c256, %c1, %c1)
+      args(%X : memref<?x?xbf16>, %Wa : memref<?x?x?xbf16>,
+           %Wb : memref<?x?x?xbf16>, %tiles : memref<?x4xi32>,
+           %Y : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
+           %gated : i32)
+  %k1 = gpu.launch_func async [%k0] @moe_experts::@gemv_experts_bias
+      blocks in (%g_bias, %ty, %tz) threads in (%c256, %c1, %c1)
+      args(%X : memref<?x?xbf16>, %Wa : memref<?x?x?xbf16>,
+           %Wb : memref<?x?x?xbf16>, %B : memref<?x?xbf16>,
+           %tiles : memref<?x4xi32>, %Y : memref<?x?xf32>,
+           %H : memref<?x?xbf16>, %act : i32, %gated : i32)
+  return %k1 : !gpu.async.token
+}
+
+// An empty bias operand of the expert kernels (no rows: nothing added),
+// a view of X.
+func.func private @no_bias(%X: memref<?x?xbf16>) -> memref<?x?xbf16> {
+  %c0 = arith.constant 0 : index
+  %none = memref.reinterpret_cast %X to offset: [0], sizes: [%c0, %c0],
+      strides: [%c0, 1] : memref<?x?xbf16> to memref<?x?xbf16>
+  return %none : memref<?x?xbf16>
+}
+
+// @grouped_gemm_bias_async without a bias.
 func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
                                       %W: memref<?x?x?xbf16>,
                                       %tiles: memref<?x4xi32>,
                                       %maxtiles: index, %Y: memref<?x?xf32>,
                                       %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %none = call @no_bias(%X) : (memref<?x?xbf16>) -> memref<?x?xbf16>
+  %k = call @grouped_gemm_bias_async(%X, %W, %none, %tiles, %maxtiles, %Y,
+                                     %stream)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>,
+         memref<?x4xi32>, index, memref<?x?xf32>, !gpu.async.token)
+      -> !gpu.async.token
+  return %k : !gpu.async.token
+}
+
+// Y = X W[e]^T (+ B[e], an expert bias [E, Nout] when B has rows) on a
+// tile map of @tile_map_async: gemv_experts for few rows (@few_rows), else
+// grouped_gemm_mma (the other launched on an empty grid); nothing is
+// launched when W has no rows.
+func.func private @grouped_gemm_bias_async(%X: memref<?x?xbf16>,
+                                           %W: memref<?x?x?xbf16>,
+                                           %B: memref<?x?xbf16>,
+                                           %tiles: memref<?x4xi32>,
+                                           %maxtiles: index,
+                                           %Y: memref<?x?xf32>,
+                                           %stream: !gpu.async.token)
     -> !gpu.async.token {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -2510,6 +2925,7 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
   %k0 = gpu.launch_func async [%stream] @moe_experts::@grouped_gemm_mma
       blocks in (%gx, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
+           %B : memref<?x?xbf16>,
            %tiles : memref<?x4xi32>,
            %Y : memref<?x?xf32>, %group : index)
   // No bf16 output and no up weight: empty views.
@@ -2526,21 +2942,20 @@ func.func private @grouped_gemm_async(%X: memref<?x?xbf16>,
       blocks in (%gw, %ty, %tz) threads in (%wthreads, %c1, %c1)
       dynamic_shared_memory_size %smem
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
-           %noWu : memref<?x?x?xbf16>, 
-           %tiles : memref<?x4xi32>,
+           %noWu : memref<?x?x?xbf16>, %B : memref<?x?xbf16>,
+           %B : memref<?x?xbf16>, %tiles : memref<?x4xi32>,
            %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32,
            %tcols : index, %stages : index, %group : index)
-  %k1 = gpu.launch_func async [%kw] @moe_experts::@gemv_experts
-      blocks in (%gv, %ty, %tz) threads in (%c256, %c1, %c1)
-      args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
-           %W : memref<?x?x?xbf16>, 
-           %tiles : memref<?x4xi32>,
-           %Y : memref<?x?xf32>, %noH : memref<?x?xbf16>, %z : i32,
-           %z : i32)
+  %k1 = call @gemv_async(%X, %W, %W, %B, %tiles, %Y, %noH, %z, %z, %gv, %ty,
+                        %tz, %kw)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>,
+         memref<?x?xbf16>, i32, i32, index, index, index, !gpu.async.token)
+      -> !gpu.async.token
   %k2 = gpu.launch_func async [%k1] @moe_experts::@gemv_pairs
       blocks in (%gp, %ty, %tz) threads in (%c256, %c1, %c1)
       args(%X : memref<?x?xbf16>, %W : memref<?x?x?xbf16>,
-           %tiles : memref<?x4xi32>,
+           %B : memref<?x?xbf16>, %tiles : memref<?x4xi32>,
            %Y : memref<?x?xf32>)
   return %k2 : !gpu.async.token
 }
@@ -2609,10 +3024,12 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
   %tiles, %unused, %k0 = call @tile_map_async(%off, %E, %N, %stream)
       : (memref<?xi32>, index, index, !gpu.async.token)
       -> (memref<?x4xi32>, index, !gpu.async.token)
-  %k1 = call @expert_ffn_mapped_async(%X, %Wg, %Wu, %Wd, %tiles, %Y, %act,
-                                      %k0)
+  %none = call @no_bias(%X) : (memref<?x?xbf16>) -> memref<?x?xbf16>
+  %k1 = call @expert_ffn_mapped_async(%X, %Wg, %Wu, %Wd, %none, %none,
+                                      %none, %tiles, %Y, %act, %k0)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>, i32,
+         memref<?x?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
+         memref<?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>, i32,
          !gpu.async.token) -> !gpu.async.token
   %f = call @free_tile_map_async(%tiles, %k1)
       : (memref<?x4xi32>, !gpu.async.token) -> !gpu.async.token
@@ -2621,12 +3038,19 @@ func.func @moe_expert_ffn_async(%X: memref<?x?xbf16>, %Wg: memref<?x?x?xbf16>,
 
 // @moe_expert_ffn_async on a tile map of @alloc_tile_map_async for X's
 // rows, filled before the stream reaches the GEMMs (by build_tile_map, or
-// by a permutation that fills it as it places the rows). The limits are
-// the caller's to check.
+// by a permutation that fills it as it places the rows), with the expert
+// biases Bg, Bu [E, F] and Bd [E, D] of gated experts (GPT-OSS; empty
+// views of no rows otherwise; a fused gate_up bias [E, 2F] is passed as
+// both Bg and Bu, as its weight is): H = act(X Wg^T + Bg, X Wu^T + Bu),
+// Y = H Wd^T + Bd, the biases added in f32 to the GEMMs' sums. The limits
+// are the caller's to check.
 func.func private @expert_ffn_mapped_async(%X: memref<?x?xbf16>,
                                            %Wg: memref<?x?x?xbf16>,
                                            %Wu: memref<?x?x?xbf16>,
                                            %Wd: memref<?x?x?xbf16>,
+                                           %Bg: memref<?x?xbf16>,
+                                           %Bu: memref<?x?xbf16>,
+                                           %Bd: memref<?x?xbf16>,
                                            %tiles: memref<?x4xi32>,
                                            %Y: memref<?x?xf32>, %act: i32,
                                            %stream: !gpu.async.token)
@@ -2641,7 +3065,26 @@ func.func private @expert_ffn_mapped_async(%X: memref<?x?xbf16>,
   %F = memref.dim %Wd, %c2 : memref<?x?x?xbf16>
   %maxtiles = memref.dim %tiles, %c0 : memref<?x4xi32>
   %gxf = call @tiles64(%F) : (index) -> index
-  %H, %a3h = gpu.alloc async [%stream] (%N, %F) : memref<?x?xbf16>
+  // Separate gate and up biases (each [E, F]) become one [E, 2F] first,
+  // the fused layout, which the gated kernels take as both operands.
+  %Eb = memref.dim %Bg, %c0 : memref<?x?xbf16>
+  %Fu = memref.dim %Bu, %c1 : memref<?x?xbf16>
+  %any_b = arith.cmpi ne, %Eb, %c0 : index
+  %split_u = arith.cmpi eq, %Fu, %F : index
+  %split = arith.andi %any_b, %split_u : i1
+  %Es = arith.select %split, %Eb, %c0 : index
+  %F2 = arith.addi %F, %F : index
+  %Bcat, %a2b = gpu.alloc async [%stream] (%Es, %F2) : memref<?x?xbf16>
+  %nb = arith.muli %Es, %F2 : index
+  %c255b = arith.constant 255 : index
+  %nbp = arith.addi %nb, %c255b : index
+  %g_cat = arith.divui %nbp, %c256 : index
+  %a2c = gpu.launch_func async [%a2b] @moe_experts::@concat_biases
+      blocks in (%g_cat, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%Bg : memref<?x?xbf16>, %Bu : memref<?x?xbf16>,
+           %Bcat : memref<?x?xbf16>)
+  %Bgu = arith.select %split, %Bcat, %Bg : memref<?x?xbf16>
+  %H, %a3h = gpu.alloc async [%a2c] (%N, %F) : memref<?x?xbf16>
   // Wu empty: plain MLP experts, act(X Wg^T) Wd^T. The first GEMM
   // (@grouped_gemm_async) writes f32 rows into Hf and @activate rounds
   // act(Hf) into H; the gated kernels are launched on empty grids. Gated
@@ -2680,7 +3123,8 @@ func.func private @expert_ffn_mapped_async(%X: memref<?x?xbf16>,
   %k1g = gpu.launch_func async [%a3] @moe_experts::@gate_up_swiglu_mma
       blocks in (%g_gated, %ty, %tz) threads in (%c128, %c1, %c1)
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
-           %Wu : memref<?x?x?xbf16>, 
+           %Wu : memref<?x?x?xbf16>, %Bgu : memref<?x?xbf16>,
+           %Bgu : memref<?x?xbf16>,
            %tiles : memref<?x4xi32>, %H : memref<?x?xbf16>, %act : i32,
            %group : index)
   // No f32 output: an empty view.
@@ -2695,17 +3139,16 @@ func.func private @expert_ffn_mapped_async(%X: memref<?x?xbf16>,
       blocks in (%g_gated_wg, %ty, %tz) threads in (%wthreads, %c1, %c1)
       dynamic_shared_memory_size %smem
       args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
-           %Wu : memref<?x?x?xbf16>, 
-           %tiles : memref<?x4xi32>,
+           %Wu : memref<?x?x?xbf16>, %Bgu : memref<?x?xbf16>,
+           %Bgu : memref<?x?xbf16>, %tiles : memref<?x4xi32>,
            %noY : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
            %tcols : index, %stages : index, %group : index)
-  %k1vg = gpu.launch_func async [%k1w] @moe_experts::@gemv_experts
-      blocks in (%gv_gated, %ty, %tz) threads in (%c256, %c1, %c1)
-      args(%X : memref<?x?xbf16>, %Wg : memref<?x?x?xbf16>,
-           %Wu : memref<?x?x?xbf16>, 
-           %tiles : memref<?x4xi32>,
-           %Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32,
-           %one_i : i32)
+  %k1vg = call @gemv_async(%X, %Wg, %Wu, %Bgu, %tiles, %Hf, %H, %act,
+                           %one_i, %gv_gated, %ty, %tz, %k1w)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>,
+         memref<?x?xbf16>, i32, i32, index, index, index, !gpu.async.token)
+      -> !gpu.async.token
   %k1vp = call @grouped_gemm_async(%X, %W1, %tiles, %maxtiles,
                                    %Hf, %k1vg)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
@@ -2714,13 +3157,14 @@ func.func private @expert_ffn_mapped_async(%X: memref<?x?xbf16>,
   %k1 = gpu.launch_func async [%k1vp] @moe_experts::@activate
       blocks in (%g_act, %c1, %c1) threads in (%c256, %c1, %c1)
       args(%Hf : memref<?x?xf32>, %H : memref<?x?xbf16>, %act : i32)
-  %k2 = call @grouped_gemm_async(%H, %Wd, %tiles, %maxtiles,
-                                 %Y, %k1)
-      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x4xi32>, index,
-         memref<?x?xf32>,
+  %k2 = call @grouped_gemm_bias_async(%H, %Wd, %Bd, %tiles, %maxtiles,
+                                      %Y, %k1)
+      : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>,
+         memref<?x4xi32>, index, memref<?x?xf32>,
          !gpu.async.token) -> !gpu.async.token
   %f3h = gpu.dealloc async [%k2] %H : memref<?x?xbf16>
-  %f3 = gpu.dealloc async [%f3h] %Hf : memref<?x?xf32>
+  %f3f = gpu.dealloc async [%f3h] %Hf : memref<?x?xf32>
+  %f3 = gpu.dealloc async [%f3f] %Bcat : memref<?x?xbf16>
   return %f3 : !gpu.async.token
 }
 

@@ -40,6 +40,10 @@
 //   sbias   [E]        f32   selection bias (read when flags has bit 4)
 //   Wg, Wu  [E, F, d]  bf16  gate and up projections
 //   Wd      [E, d, F]  bf16  down projection
+//   Bg, Bu  [E, F]     bf16  expert biases of gate and up, Bd [E, d] of
+//   Bd                       down (GPT-OSS; gated experts), added to the
+//                            projections' f32 sums; a fused gate_up's
+//                            [E, 2F] passed as Bg and Bu; [0, 0] without
 //   Sg, Su  [1, Fs, d] bf16  a shared expert's gate and up projections,
 //                            [0, ...] without one
 //   Sd      [1, d, Fs] bf16  its down projection
@@ -56,7 +60,8 @@
 //                            token_major, 2 score); bit 128 renormalizes
 //                            each token's kept weights (spec section 4);
 //                            bits 9-10 the experts' activation (0 silu,
-//                            1 gelu_tanh, 2 gelu_erf, 3 relu); bit 2048
+//                            1 gelu_tanh, 2 gelu_erf, 3 relu), or bit
+//                            4096 for swiglu_oai (4); bit 2048
 //                            applies the weights to the expert input
 //                            (rows scaled, combine unweighted)
 //   cap                      expert_choice (sel = 4, k = E): the tokens each
@@ -143,6 +148,21 @@ func.func private @flag_bits(%flags: i32, %shift: i32, %mask: i32) -> i32 {
   %s = arith.shrui %flags, %shift : i32
   %v = arith.andi %s, %mask : i32
   return %v : i32
+}
+
+// The experts' activation code of experts.mlir's kernels: flags bits 9-10
+// (0 silu, 1 gelu_tanh, 2 gelu_erf, 3 relu), 4 (swiglu_oai) with bit 4096.
+func.func private @activation_of(%flags: i32) -> i32 {
+  %i1 = arith.constant 1 : i32
+  %i3 = arith.constant 3 : i32
+  %i9 = arith.constant 9 : i32
+  %i2 = arith.constant 2 : i32
+  %i12 = arith.constant 12 : i32
+  %low = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
+  %oai = call @flag_bits(%flags, %i12, %i1) : (i32, i32, i32) -> i32
+  %high = arith.shli %oai, %i2 : i32
+  %act = arith.ori %low, %high : i32
+  return %act : i32
 }
 
 // The router and the dispatch of a layer, everything before its experts:
@@ -461,7 +481,8 @@ func.func private @shared_expert_async(%x: memref<?x?xbf16>,
 func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                            %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                            %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
-                           %Wd: memref<?x?x?xbf16>,
+                           %Wd: memref<?x?x?xbf16>, %Bg: memref<?x?xbf16>,
+                           %Bu: memref<?x?xbf16>, %Bd: memref<?x?xbf16>,
                            %Sg: memref<?x?x?xbf16>, %Su: memref<?x?x?xbf16>,
                            %Sd: memref<?x?x?xbf16>, %Sw: memref<?x?xbf16>,
                            %k: index,
@@ -477,13 +498,15 @@ func.func @moe_layer_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %none = memref.cast %none0 : memref<0xf64> to memref<?xf64>
   %nc0 = memref.alloca() : memref<0x0xi64>
   %no_counts = memref.cast %nc0 : memref<0x0xi64> to memref<?x?xi64>
-  %r = call @moe_layer_knob_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd, %Sg,
+  %r = call @moe_layer_knob_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd,
+                                  %Bg, %Bu, %Bd, %Sg,
                                   %Su, %Sd, %Sw, %k, %score, %sel, %flags,
                                   %scale, %param, %none, %G, %topkg, %gscore,
                                   %cap, %none, %c0, %c1, %offsets, %dropped,
                                   %ids_out, %no_counts, %y, %stream)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
          index, index, i32, index, memref<?xf64>, index, index,
@@ -499,7 +522,8 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
                            %Wr: memref<?x?xbf16>,
                            %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                            %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
-                           %Wd: memref<?x?x?xbf16>,
+                           %Wd: memref<?x?x?xbf16>, %Bg: memref<?x?xbf16>,
+                           %Bu: memref<?x?xbf16>, %Bd: memref<?x?xbf16>,
                            %Sg: memref<?x?x?xbf16>, %Su: memref<?x?x?xbf16>,
                            %Sd: memref<?x?x?xbf16>, %Sw: memref<?x?xbf16>,
                            %k: index,
@@ -535,10 +559,9 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
   %Sn = memref.dim %Sg, %c0 : memref<?x?x?xbf16>
   %Fs = memref.dim %Sg, %c1 : memref<?x?x?xbf16>
   call @check_expert_limits(%Fs, %Sn) : (index, index) -> ()
-  // The experts' activation: flags bits 9-10 (0 silu, 1 gelu_tanh,
-  // 2 gelu_erf, 3 relu). Weights applied to the expert input (bit 2048):
-  // the combine is unweighted.
-  %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
+  // The experts' activation (@activation_of). Weights applied to the
+  // expert input (bit 2048): the combine is unweighted.
+  %act = call @activation_of(%flags) : (i32) -> i32
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
   %dxp, %dsr, %dwts, %drt, %tiles, %rows_per, %mapped, %k3 =
@@ -559,10 +582,11 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
   %k4 = gpu.dealloc async [%k3m] %drt : memref<?xi32>
   %R = memref.dim %dxp, %c0 : memref<?x?xbf16>
   %drows, %a0 = gpu.alloc async [%k4] (%R, %d) : memref<?x?xf32>
-  %k5e = call @expert_ffn_mapped_async(%dxp, %Wg, %Wu, %Wd, %tiles,
-                                       %drows, %act, %a0)
+  %k5e = call @expert_ffn_mapped_async(%dxp, %Wg, %Wu, %Wd, %Bg, %Bu, %Bd,
+                                       %tiles, %drows, %act, %a0)
       : (memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-         memref<?x?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>, i32,
+         memref<?x?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
+         memref<?x?xbf16>, memref<?x4xi32>, memref<?x?xf32>, i32,
          !gpu.async.token) -> !gpu.async.token
   %k5 = call @free_tile_map_async(%tiles, %k5e)
       : (memref<?x4xi32>, !gpu.async.token) -> !gpu.async.token
@@ -714,7 +738,7 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
   %Sn = memref.dim %Sg, %c0 : memref<?x?x?xbf16>
   %Fs = memref.dim %Sg, %c1 : memref<?x?x?xbf16>
   call @check_expert_limits(%Fs, %Sn) : (index, index) -> ()
-  %act = call @flag_bits(%flags, %i9, %i3) : (i32, i32, i32) -> i32
+  %act = call @activation_of(%flags) : (i32) -> i32
   %on_input_i = call @flag_bits(%flags, %i11, %i1) : (i32, i32, i32) -> i32
 
   %xp, %dsr, %dwts, %drt, %tiles, %rows_per, %mapped, %k0 =
@@ -954,7 +978,8 @@ func.func private @layer_from_device(%offsets: memref<?xi32>,
 func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                               %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                               %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
-                              %Wd: memref<?x?x?xbf16>,
+                              %Wd: memref<?x?x?xbf16>, %Bg: memref<?x?xbf16>,
+                              %Bu: memref<?x?xbf16>, %Bd: memref<?x?xbf16>,
                               %Sg: memref<?x?x?xbf16>,
                               %Su: memref<?x?x?xbf16>,
                               %Sd: memref<?x?x?xbf16>, %Sw: memref<?x?xbf16>,
@@ -971,13 +996,14 @@ func.func @moe_layer_resident(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
          memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)
       -> (memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?xi32>,
           memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>, !gpu.async.token)
-  %l = call @moe_layer_async(%dx, %Wr, %drb, %dsb, %Wg, %Wu, %Wd, %Sg, %Su,
-                             %Sd, %Sw, %k,
+  %l = call @moe_layer_async(%dx, %Wr, %drb, %dsb, %Wg, %Wu, %Wd, %Bg, %Bu,
+                             %Bd, %Sg, %Su, %Sd, %Sw, %k,
                              %score, %sel, %flags, %scale, %param, %G,
                              %topkg, %gscore, %cap, %doff, %ddr, %dids, %dy,
                              %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
          index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>,
@@ -1108,6 +1134,9 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                                   %Wg: memref<?x?x?xbf16>,
                                   %Wu: memref<?x?x?xbf16>,
                                   %Wd: memref<?x?x?xbf16>,
+                                  %Bg: memref<?x?xbf16>,
+                                  %Bu: memref<?x?xbf16>,
+                                  %Bd: memref<?x?xbf16>,
                                   %Sg: memref<?x?x?xbf16>,
                                   %Su: memref<?x?x?xbf16>,
                                   %Sd: memref<?x?x?xbf16>,
@@ -1134,6 +1163,7 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
       : (index, index, index, i32, !gpu.async.token)
       -> (memref<?xi32>, memref<?xi32>, memref<?x?xf32>, !gpu.async.token)
   %l = call @moe_layer_knob_async(%x, %Wr, %rbias, %sbias, %Wg, %Wu, %Wd,
+                                  %Bg, %Bu, %Bd,
                                   %Sg, %Su, %Sd, %Sw, %k, %score, %sel,
                                   %flags, %scale, %param, %param_dev, %G,
                                   %topkg, %gscore, %cap, %cap_dev, %cap_min,
@@ -1141,6 +1171,7 @@ func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                                   %yf, %t)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, memref<?xf64>,
          index, index, i32, index, memref<?xf64>, index, index,
@@ -1247,7 +1278,9 @@ func.func private @matrix_to_device_async(%w: memref<?x?xbf16>,
 func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
                      %rbias: memref<?xf32>, %sbias: memref<?xf32>,
                      %Wg: memref<?x?x?xbf16>, %Wu: memref<?x?x?xbf16>,
-                     %Wd: memref<?x?x?xbf16>, %Sg: memref<?x?x?xbf16>,
+                     %Wd: memref<?x?x?xbf16>, %Bg: memref<?x?xbf16>,
+                     %Bu: memref<?x?xbf16>, %Bd: memref<?x?xbf16>,
+                     %Sg: memref<?x?x?xbf16>,
                      %Su: memref<?x?x?xbf16>, %Sd: memref<?x?x?xbf16>,
                      %Sw: memref<?x?xbf16>, %k: index,
                      %score: i32, %sel: i32, %flags: i32, %scale: f32,
@@ -1292,13 +1325,24 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %dSw, %uSw = call @matrix_to_device_async(%Sw, %uWr)
       : (memref<?x?xbf16>, !gpu.async.token)
       -> (memref<?x?xbf16>, !gpu.async.token)
-  gpu.wait [%uSw]
-  call @moe_layer_resident(%x, %dWr, %rbias, %sbias, %dWg, %dWu, %dWd, %dSg,
-                           %dSu, %dSd, %dSw, %k,
+  // The expert biases (small: a fused gate_up bias is copied twice).
+  %dBg, %uBg = call @matrix_to_device_async(%Bg, %uSw)
+      : (memref<?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?xbf16>, !gpu.async.token)
+  %dBu, %uBu = call @matrix_to_device_async(%Bu, %uBg)
+      : (memref<?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?xbf16>, !gpu.async.token)
+  %dBd, %uBd = call @matrix_to_device_async(%Bd, %uBu)
+      : (memref<?x?xbf16>, !gpu.async.token)
+      -> (memref<?x?xbf16>, !gpu.async.token)
+  gpu.wait [%uBd]
+  call @moe_layer_resident(%x, %dWr, %rbias, %sbias, %dWg, %dWu, %dWd, %dBg,
+                           %dBu, %dBd, %dSg, %dSu, %dSd, %dSw, %k,
                            %score, %sel, %flags, %scale, %param, %G, %topkg,
                            %gscore, %cap, %offsets, %dropped, %ids, %y)
       : (memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+         memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
          memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
          memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32,
          index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>,
@@ -1312,7 +1356,10 @@ func.func @moe_layer(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %f5 = gpu.dealloc async [%f4] %dSg : memref<?x?x?xbf16>
   %f6 = gpu.dealloc async [%f5] %dSu : memref<?x?x?xbf16>
   %f7 = gpu.dealloc async [%f6] %dSd : memref<?x?x?xbf16>
-  gpu.wait [%f7]
+  %f8 = gpu.dealloc async [%f7] %dBg : memref<?x?xbf16>
+  %f9 = gpu.dealloc async [%f8] %dBu : memref<?x?xbf16>
+  %f10 = gpu.dealloc async [%f9] %dBd : memref<?x?xbf16>
+  gpu.wait [%f10]
   return
 }
 

@@ -23,7 +23,8 @@
 module {
   func.func private @moe_layer_async(memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
+      memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
       index, index, i32,
       index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>,
@@ -43,15 +44,20 @@ module {
       %off: memref<?xi32>, %dropped: memref<?xi32>, %y: memref<?x?xf32>,
       %stream: !gpu.async.token) -> !gpu.async.token
       attributes {llvm.emit_c_interface} {
-    // No copy of the selection (ids_out): no co-activation counts here.
+    // No copy of the selection (ids_out): no co-activation counts here; no
+    // expert biases (moe-cuda-pipeline passes GPT-OSS's).
     %ni = memref.alloca() : memref<0x0xi32>
     %no_ids = memref.cast %ni : memref<0x0xi32> to memref<?x?xi32>
-    %r = call @moe_layer_async(%x, %wr, %rb, %sb, %wg, %wu, %wd, %sg, %su,
+    %nb = memref.alloca() : memref<0x0xbf16>
+    %no_bias = memref.cast %nb : memref<0x0xbf16> to memref<?x?xbf16>
+    %r = call @moe_layer_async(%x, %wr, %rb, %sb, %wg, %wu, %wd, %no_bias,
+        %no_bias, %no_bias, %sg, %su,
         %sd, %sw, %k, %score, %sel, %flags, %scale, %param, %g, %topkg,
         %gscore, %cap, %off, %dropped, %no_ids, %y, %stream)
         : (memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
+      memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
       index, index, i32,
       index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>,
@@ -116,7 +122,8 @@ module {
   // The host-buffer layer.
   func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
+      memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
       index, index, i32,
       index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)
@@ -129,15 +136,20 @@ module {
       %g: index, %topkg: index, %gscore: i32, %cap: index,
       %off: memref<?xi32>, %dropped: memref<?xi32>, %y: memref<?x?xf32>)
       attributes {llvm.emit_c_interface} {
-    // No copy of the selection (ids_out): no co-activation counts here.
+    // No copy of the selection (ids_out): no co-activation counts here; no
+    // expert biases.
     %ni = memref.alloca() : memref<0x0xi32>
     %no_ids = memref.cast %ni : memref<0x0xi32> to memref<?x?xi32>
-    call @moe_layer(%x, %wr, %rb, %sb, %wg, %wu, %wd, %sg, %su, %sd, %sw, %k,
+    %nb = memref.alloca() : memref<0x0xbf16>
+    %no_bias = memref.cast %nb : memref<0x0xbf16> to memref<?x?xbf16>
+    call @moe_layer(%x, %wr, %rb, %sb, %wg, %wu, %wd, %no_bias, %no_bias,
+        %no_bias, %sg, %su, %sd, %sw, %k,
         %score, %sel, %flags, %scale, %param, %g, %topkg, %gscore, %cap, %off,
         %dropped, %no_ids, %y)
         : (memref<?x?xbf16>, memref<?x?xbf16>,
       memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
-      memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
+      memref<?x?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>,
+      memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>,
       memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32,
       index, index, i32,
       index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)

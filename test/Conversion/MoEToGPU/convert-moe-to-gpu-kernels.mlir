@@ -27,6 +27,10 @@
 // CHECK:       %[[SU:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
 // CHECK:       %[[SD:.*]] = memref.alloc(%[[C0]], %[[C0]], %[[C0]]) : memref<?x?x?xbf16>
 // CHECK:       %[[SW:.*]] = memref.alloc(%[[C0]], %[[C0]]) : memref<?x?xbf16>
+// No expert biases: [0, 0] buffers.
+// CHECK:       %[[BG:.*]] = memref.alloc(%[[C0]], %[[C0]]) : memref<?x?xbf16>
+// CHECK:       %[[BU:.*]] = memref.alloc(%[[C0]], %[[C0]]) : memref<?x?xbf16>
+// CHECK:       %[[BD:.*]] = memref.alloc(%[[C0]], %[[C0]]) : memref<?x?xbf16>
 // CHECK:       %[[OFF:.*]] = memref.alloc(%[[C9]]) : memref<?xi32>
 // No capacity, no dropped counts: a buffer of no elements.
 // CHECK:       %[[DR:.*]] = memref.alloc(%c0{{[_0-9]*}}) : memref<?xi32>
@@ -39,7 +43,7 @@
 // CHECK:       %[[IDS:.*]] = memref.alloc(%[[C0]], %[[C2]]) : memref<?x?xi32>
 // The routing: softmax (0), top_k (0), flags 1 (renormalize), scale 1,
 // groups 1, topk_group 1, group score max (0), no capacity.
-// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[SG]], %[[SU]], %[[SD]], %[[SW]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[C0]], %[[OFF]], %[[DR]], %[[IDS]], %[[YF]])
+// CHECK:       call @moe_layer(%[[XM]], %[[WRM]], %[[RB]], %[[SB]], %[[GM]], %[[UM]], %[[DM]], %[[BG]], %[[BU]], %[[BD]], %[[SG]], %[[SU]], %[[SD]], %[[SW]], %[[C2]], %c0_i32{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %c1_i32{{[_0-9]*}}, %cst{{[_0-9]*}}, %cst{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %c0_i32{{[_0-9]*}}, %[[C0]], %[[OFF]], %[[DR]], %[[IDS]], %[[YF]])
 // CHECK-NOT:   call
 // CHECK:       %[[OUT:.*]] = memref.alloc(%[[T]], %[[C64]]) : memref<?x?xbf16>
 // CHECK:       scf.for %[[I:.*]] = %[[C0]] to %[[T]]
@@ -51,7 +55,7 @@
 // CHECK:       %[[Y:.*]] = bufferization.to_tensor %[[OC]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
 // CHECK-NOT:   moe.layer
 // CHECK:       return %[[Y]] : tensor<?x64xbf16>
-// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)
+// CHECK:       func.func private @moe_layer(memref<?x?xbf16>, memref<?x?xbf16>, memref<?xf32>, memref<?xf32>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?x?xbf16>, memref<?x?xbf16>, index, i32, i32, i32, f32, f32, index, index, i32, index, memref<?xi32>, memref<?xi32>, memref<?x?xi32>, memref<?x?xf32>)
 // CHECK-NOT:   func.func private
 
 // The library linked in: its kernels, and its host functions, private and
@@ -301,7 +305,7 @@ func.func @capacity_factor(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[SDM:.*]] = memref.cast %[[SDE]] : memref<1x64x128xbf16> to memref<?x?x?xbf16>
 // CHECK:       %[[WSB:.*]] = bufferization.to_buffer %[[WS]] read_only : tensor<1x64xbf16> to memref<1x64xbf16>
 // CHECK:       %[[WSM:.*]] = memref.cast %[[WSB]] : memref<1x64xbf16> to memref<?x?xbf16>
-// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[SGM]], %[[SUM]], %[[SDM]], %[[WSM]],
+// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[SGM]], %[[SUM]], %[[SDM]], %[[WSM]],
 func.func @shared(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
     %d: tensor<8x64x32xbf16>, %sg: tensor<128x64xbf16>,
@@ -511,7 +515,7 @@ func.func @coactivation(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 // CHECK:       %[[SDB:.*]] = bufferization.to_buffer %[[SD]] read_only : tensor<64x128xbf16> to memref<64x128xbf16>
 // CHECK:       %[[SDE:.*]] = memref.expand_shape %[[SDB]] {{\[\[}}0, 1], [2]] output_shape [1, 64, 128] : memref<64x128xbf16> into memref<1x64x128xbf16>
 // CHECK:       %[[SDM:.*]] = memref.cast %[[SDE]] : memref<1x64x128xbf16> to memref<?x?x?xbf16>
-// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[SGUM]], %[[SGUM]], %[[SDM]], %{{[^,]*}},
+// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[SGUM]], %[[SGUM]], %[[SDM]], %{{[^,]*}},
 func.func @shared_gate_up(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %gu: tensor<8x64x64xbf16>, %d: tensor<8x64x32xbf16>,
     %sgu: tensor<256x64xbf16>, %sd: tensor<64x128xbf16>) -> tensor<?x64xbf16> {
@@ -521,5 +525,33 @@ func.func @shared_gate_up(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
       {routing = #moe.routing<score = logits, selection = top_k, k = 2,
                               weights = softmax_selected>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// GPT-OSS: expert biases after the experts' weights (a fused gate_up bias
+// [E, 2f] as both gate and up, as its weight is), and swiglu_oai as
+// activation code 4, flags bit 4096 (with 8, softmax_selected).
+
+// CHECK-LABEL: func.func @gpt_oss(
+// CHECK-SAME:      %[[BGU:[^:]*]]: tensor<8x64xbf16>, %[[BD:[^:]*]]: tensor<8x64xbf16>)
+// CHECK:       %[[GUM:.*]] = memref.cast %{{.*}} : memref<8x64x64xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[DM:.*]] = memref.cast %{{.*}} : memref<8x64x32xbf16> to memref<?x?x?xbf16>
+// CHECK:       %[[BGUB:.*]] = bufferization.to_buffer %[[BGU]] read_only : tensor<8x64xbf16> to memref<8x64xbf16>
+// CHECK:       %[[BGUM:.*]] = memref.cast %[[BGUB]] : memref<8x64xbf16> to memref<?x?xbf16>
+// CHECK:       %[[BDB:.*]] = bufferization.to_buffer %[[BD]] read_only : tensor<8x64xbf16> to memref<8x64xbf16>
+// CHECK:       %[[BDM:.*]] = memref.cast %[[BDB]] : memref<8x64xbf16> to memref<?x?xbf16>
+// CHECK:       %[[FLAGS:.*]] = arith.constant 4104 : i32
+// CHECK:       call @moe_layer(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[GUM]], %[[GUM]], %[[DM]], %[[BGUM]], %[[BGUM]], %[[BDM]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[FLAGS]],
+func.func @gpt_oss(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
+    %gu: tensor<8x64x64xbf16>, %dn: tensor<8x64x32xbf16>,
+    %bgu: tensor<8x64xbf16>, %bd: tensor<8x64xbf16>) -> tensor<?x64xbf16> {
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%gu, %dn : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      expert_biases(%bgu, %bd : tensor<8x64xbf16>, tensor<8x64xbf16>)
+      {routing = #moe.routing<score = logits, selection = top_k, k = 2,
+                              weights = softmax_selected>,
+       experts = #moe.experts<kind = gated, act = swiglu_oai>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }

@@ -154,3 +154,74 @@ func.func @constant_bias(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// -----
+
+// GPT-OSS: a bf16 router bias read in GPU memory as f32 (`stored = bf16`:
+// the runtime widens it at load time), the expert biases in GPU memory as
+// they are, after the experts' weights.
+
+// CHECK-LABEL: func.func @gpt_oss.device(
+// CHECK-DAG:     %[[RB:.*]] = moe.weight "router_bias" {device, stored = bf16} : tensor<8xf32>
+// CHECK-DAG:     %[[GU:.*]] = moe.weight "gate_up" {device, interleaved, transposed} : tensor<8x64x64xbf16>
+// CHECK-DAG:     %[[BGU:.*]] = moe.weight "gate_up_bias" {device, interleaved} : tensor<8x64xbf16>
+// CHECK-DAG:     %[[BD:.*]] = moe.weight "down_bias" {device} : tensor<8x64xbf16>
+// CHECK-DAG:     %[[RBB:.*]] = bufferization.to_buffer %[[RB]] read_only : tensor<8xf32> to memref<8xf32>
+// CHECK-DAG:     %[[RBM:.*]] = memref.cast %[[RBB]] : memref<8xf32> to memref<?xf32>
+// CHECK-DAG:     %[[BGUB:.*]] = bufferization.to_buffer %[[BGU]] read_only : tensor<8x64xbf16> to memref<8x64xbf16>
+// CHECK-DAG:     %[[BGUM:.*]] = memref.cast %[[BGUB]] : memref<8x64xbf16> to memref<?x?xbf16>
+// CHECK-DAG:     %[[BDB:.*]] = bufferization.to_buffer %[[BD]] read_only : tensor<8x64xbf16> to memref<8x64xbf16>
+// CHECK-DAG:     %[[BDM:.*]] = memref.cast %[[BDB]] : memref<8x64xbf16> to memref<?x?xbf16>
+// CHECK:         call @moe_layer_device_async(%{{[^,]*}}, %{{[^,]*}}, %[[RBM]], %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[BGUM]], %[[BGUM]], %[[BDM]],
+func.func @gpt_oss(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
+  %wr = moe.weight "router" : tensor<8x64xbf16>
+  %rb = moe.weight "router_bias" : tensor<8xbf16>
+  %gu = moe.weight "gate_up" {interleaved, transposed} : tensor<8x64x64xbf16>
+  %dn = moe.weight "down" {transposed} : tensor<8x64x32xbf16>
+  %bgu = moe.weight "gate_up_bias" {interleaved} : tensor<8x64xbf16>
+  %bd = moe.weight "down_bias" : tensor<8x64xbf16>
+  %y, %load, %dropped = moe.layer %x router(%wr, %rb : tensor<8x64xbf16>, tensor<8xbf16>)
+      experts(%gu, %dn : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      expert_biases(%bgu, %bd : tensor<8x64xbf16>, tensor<8x64xbf16>)
+      {routing = #moe.routing<score = logits, selection = top_k, k = 2,
+                              weights = softmax_selected>,
+       experts = #moe.experts<kind = gated, act = swiglu_oai>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// expected-warning @+1 {{no device entry point for @constant_expert_bias: its expert biases must be checkpoint weights (moe.weight)}}
+func.func @constant_expert_bias(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
+  %wr = moe.weight "router" : tensor<8x64xbf16>
+  %gu = moe.weight "gate_up" : tensor<8x64x64xbf16>
+  %dn = moe.weight "down" : tensor<8x64x32xbf16>
+  %bgu = moe.weight "gate_up_bias" : tensor<8x64xbf16>
+  %bd = arith.constant dense<1.0> : tensor<8x64xbf16>
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
+      experts(%gu, %dn : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      expert_biases(%bgu, %bd : tensor<8x64xbf16>, tensor<8x64xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// A router bias rounded to bf16 at load time (`stored = f32`): the device,
+// which reads biases in f32, would have the checkpoint's values instead.
+
+// expected-warning @+1 {{no device entry point for @stored_f32_bias: its router and selection biases must be f32, or read from the checkpoint without a conversion (`stored`)}}
+func.func @stored_f32_bias(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
+  %wr = moe.weight "router" : tensor<8x64xbf16>
+  %rb = moe.weight "router_bias" {stored = f32} : tensor<8xbf16>
+  %g = moe.weight "gate" : tensor<8x32x64xbf16>
+  %u = moe.weight "up" : tensor<8x32x64xbf16>
+  %d = moe.weight "down" : tensor<8x64x32xbf16>
+  %y, %load, %dropped = moe.layer %x router(%wr, %rb : tensor<8x64xbf16>, tensor<8xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}

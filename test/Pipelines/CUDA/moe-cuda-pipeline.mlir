@@ -49,8 +49,9 @@
 // HOST:       call void @mgpuStreamSynchronize(ptr [[S]])
 // HOST-NEXT:  call void @mgpuStreamDestroy(ptr [[S]])
 // HOST-NEXT:  [[F:%[0-9]+]] = call ptr @mgpuStreamCreate()
-// The weights freed (the four of the absent shared expert are empty).
-// HOST-COUNT-8: call void @mgpuMemFree(ptr {{%[0-9]+}}, ptr [[F]])
+// The weights freed (the four of the absent shared expert and the three
+// of the absent expert biases are empty).
+// HOST-COUNT-11: call void @mgpuMemFree(ptr {{%[0-9]+}}, ptr [[F]])
 // HOST-NEXT:  call void @mgpuStreamSynchronize(ptr [[F]])
 // HOST-NOT:   call {{.*}} @moe_{{router|dispatch|expert|combine|layer}}
 // HOST:       call void @moe_rt_record_stats(

@@ -38,7 +38,8 @@ run wide 2 1,64,100 renormalize=1 E=16 k=4 d=256 f=128
 # Every routing of the router kernels, capacities in each drop order, shared
 # experts, gated or not (and stored fused, as Granite 4.0's), every
 # activation, weights applied to the expert input, a fused gate_up operand,
-# plain MLP experts (Switch) and LoRA experts.
+# plain MLP experts (Switch), LoRA experts, and GPT-OSS's expert biases
+# (fused and separate) and clamped SwiGLU.
 i=0
 while read -r spec; do
   i=$((i + 1))
@@ -73,6 +74,9 @@ experts=lora r=8 alpha=16 renormalize=1
 experts=lora r=16 d_out=40 E=16 k=4 apply=input capacity=factor:1.0
 experts=lora_gated r=8 renormalize=1
 experts=lora_gated r=8 act=gelu_tanh E=16 k=4 shared=gated
+experts=gated_fused act=swiglu_oai expert_bias=1 score=logits weights=softmax_selected router_bias=1 E=16 k=4
+experts=gated act=swiglu_oai shared=gated renormalize=1
+experts=gated expert_bias=1 act=gelu_tanh apply=input capacity=factor:1.0 E=16 k=4
 SPECS
 
 # Tokens with NaN or infinite hidden states (docs/semantics.md): keys in
