@@ -544,8 +544,6 @@ func.func private @moe_layer_knob_async(%x: memref<?x?xbf16>,
   %c1023 = arith.constant 1023 : index
   %c1024 = arith.constant 1024 : index
   %i1 = arith.constant 1 : i32
-  %i3 = arith.constant 3 : i32
-  %i9 = arith.constant 9 : i32
   %i11 = arith.constant 11 : i32
   %T = memref.dim %x, %c0 : memref<?x?xbf16>
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
@@ -716,8 +714,6 @@ func.func private @moe_lora_layer_knob_async(%x: memref<?x?xbf16>,
   %c1023 = arith.constant 1023 : index
   %c1024 = arith.constant 1024 : index
   %i1 = arith.constant 1 : i32
-  %i3 = arith.constant 3 : i32
-  %i9 = arith.constant 9 : i32
   %i11 = arith.constant 11 : i32
   %T = memref.dim %x, %c0 : memref<?x?xbf16>
   %d = memref.dim %x, %c1 : memref<?x?xbf16>
