@@ -356,26 +356,37 @@ gpu.module @moe_experts {
     return %r : f32
   }
 
+  // @plus_bias on four values of columns c0, c1, c2 and c3.
+  func.func private @plus_bias_cols(%v: vector<4xf32>, %B: memref<?x?xbf16>,
+                                    %e: index, %boff: index, %c0: index,
+                                    %c1: index, %c2: index, %c3: index,
+                                    %n: index) -> vector<4xf32> {
+    %v0 = vector.extract %v[0] : f32 from vector<4xf32>
+    %v1 = vector.extract %v[1] : f32 from vector<4xf32>
+    %v2 = vector.extract %v[2] : f32 from vector<4xf32>
+    %v3 = vector.extract %v[3] : f32 from vector<4xf32>
+    %b0 = func.call @plus_bias(%v0, %B, %e, %boff, %c0, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %b1 = func.call @plus_bias(%v1, %B, %e, %boff, %c1, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %b2 = func.call @plus_bias(%v2, %B, %e, %boff, %c2, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %b3 = func.call @plus_bias(%v3, %B, %e, %boff, %c3, %n)
+        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
+    %r = vector.from_elements %b0, %b1, %b2, %b3 : vector<4xf32>
+    return %r : vector<4xf32>
+  }
+
   // @plus_bias on an mma.sync accumulator fragment: elements 0 and 2 are of
   // column c, 1 and 3 of column c + 1.
   func.func private @plus_bias_frag(%acc: vector<4xf32>, %B: memref<?x?xbf16>,
                                     %e: index, %boff: index, %c: index,
                                     %n: index) -> vector<4xf32> {
-    %c1 = arith.constant 1 : index
-    %cc1 = arith.addi %c, %c1 : index
-    %v0 = vector.extract %acc[0] : f32 from vector<4xf32>
-    %v1 = vector.extract %acc[1] : f32 from vector<4xf32>
-    %v2 = vector.extract %acc[2] : f32 from vector<4xf32>
-    %v3 = vector.extract %acc[3] : f32 from vector<4xf32>
-    %b0 = func.call @plus_bias(%v0, %B, %e, %boff, %c, %n)
-        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
-    %b1 = func.call @plus_bias(%v1, %B, %e, %boff, %cc1, %n)
-        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
-    %b2 = func.call @plus_bias(%v2, %B, %e, %boff, %c, %n)
-        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
-    %b3 = func.call @plus_bias(%v3, %B, %e, %boff, %cc1, %n)
-        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
-    %r = vector.from_elements %b0, %b1, %b2, %b3 : vector<4xf32>
+    %one = arith.constant 1 : index
+    %cc1 = arith.addi %c, %one : index
+    %r = func.call @plus_bias_cols(%acc, %B, %e, %boff, %c, %cc1, %c, %cc1, %n)
+        : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index, index,
+           index, index) -> vector<4xf32>
     return %r : vector<4xf32>
   }
 
@@ -383,25 +394,15 @@ gpu.module @moe_experts {
   func.func private @plus_bias4(%v: vector<4xf32>, %B: memref<?x?xbf16>,
                                 %e: index, %boff: index, %c: index,
                                 %n: index) -> vector<4xf32> {
-    %c1 = arith.constant 1 : index
-    %c2 = arith.constant 2 : index
-    %c3 = arith.constant 3 : index
-    %cc1 = arith.addi %c, %c1 : index
-    %cc2 = arith.addi %c, %c2 : index
-    %cc3 = arith.addi %c, %c3 : index
-    %v0 = vector.extract %v[0] : f32 from vector<4xf32>
-    %v1 = vector.extract %v[1] : f32 from vector<4xf32>
-    %v2 = vector.extract %v[2] : f32 from vector<4xf32>
-    %v3 = vector.extract %v[3] : f32 from vector<4xf32>
-    %b0 = func.call @plus_bias(%v0, %B, %e, %boff, %c, %n)
-        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
-    %b1 = func.call @plus_bias(%v1, %B, %e, %boff, %cc1, %n)
-        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
-    %b2 = func.call @plus_bias(%v2, %B, %e, %boff, %cc2, %n)
-        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
-    %b3 = func.call @plus_bias(%v3, %B, %e, %boff, %cc3, %n)
-        : (f32, memref<?x?xbf16>, index, index, index, index) -> f32
-    %r = vector.from_elements %b0, %b1, %b2, %b3 : vector<4xf32>
+    %one = arith.constant 1 : index
+    %two = arith.constant 2 : index
+    %three = arith.constant 3 : index
+    %cc1 = arith.addi %c, %one : index
+    %cc2 = arith.addi %c, %two : index
+    %cc3 = arith.addi %c, %three : index
+    %r = func.call @plus_bias_cols(%v, %B, %e, %boff, %c, %cc1, %cc2, %cc3, %n)
+        : (vector<4xf32>, memref<?x?xbf16>, index, index, index, index, index,
+           index, index) -> vector<4xf32>
     return %r : vector<4xf32>
   }
 
