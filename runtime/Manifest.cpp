@@ -31,8 +31,9 @@ size_t moe::rt::elementSize(moe_dtype dtype) {
   return dtype == MOE_DTYPE_F32 ? 4 : 2;
 }
 
-/// The manifest's `stored` of block-scaled FP8 weights.
+/// The manifest's `stored` of block-scaled FP8 and MXFP4 weights.
 static constexpr llvm::StringLiteral kStoredF8E4M3 = "f8e4m3fn";
+static constexpr llvm::StringLiteral kStoredF4E2M1 = "f4e2m1fn";
 
 static std::optional<moe_dtype> parseDType(llvm::StringRef name) {
   for (moe_dtype d : {MOE_DTYPE_F32, MOE_DTYPE_F16, MOE_DTYPE_BF16})
@@ -56,7 +57,7 @@ std::string Manifest::toJSON() const {
     if (w.stored)
       entry["stored"] = dtypeName(*w.stored);
     if (w.scales) {
-      entry["stored"] = kStoredF8E4M3;
+      entry["stored"] = w.scales->mxfp4 ? kStoredF4E2M1 : kStoredF8E4M3;
       entry["scales"] = json::Array(w.scales->names);
       entry["scale_block"] = json::Array{w.scales->rows, w.scales->cols};
     }
@@ -113,10 +114,11 @@ static llvm::Error invalid(const llvm::Twine &message) {
                                  "invalid model manifest: " + message);
 }
 
-/// Reads the scale tensors and block size of block-scaled FP8 weight
-/// `w`, whose pieces have rank `pieceRank`, into `entry.scales`.
+/// Reads the scale tensors and block size of block-scaled FP8 or MXFP4
+/// (`mxfp4`) weight `w`, whose pieces have rank `pieceRank`, into
+/// `entry.scales`.
 static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
-                                    WeightEntry &entry) {
+                                    bool mxfp4, WeightEntry &entry) {
   const json::Array *scales = w.getArray("scales");
   const json::Array *block = w.getArray("scale_block");
   std::string weight = entry.names.front();
@@ -134,8 +136,13 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
                          cols = (*block)[1].getAsInteger();
   if (!rows || !cols || *rows < 1 || *cols < 1)
     return invalid("malformed scale block of FP8 weight " + weight);
+  if (mxfp4 && (*rows != 1 || *cols != 32))
+    return invalid("MXFP4 weight " + weight +
+                   " has a scale block other "
+                   "than 1 x 32");
   result.rows = *rows;
   result.cols = *cols;
+  result.mxfp4 = mxfp4;
   entry.scales = std::move(result);
   return llvm::Error::success();
 }
@@ -192,8 +199,9 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
           entry.shape.size() - (entry.stacked && !entry.shape.empty() ? 1 : 0);
       if (const json::Value *stored = w->get("stored")) {
         auto name = stored->getAsString();
-        if (name == kStoredF8E4M3) {
-          if (llvm::Error err = parseBlockScales(*w, pieceRank, entry))
+        if (name == kStoredF8E4M3 || name == kStoredF4E2M1) {
+          if (llvm::Error err =
+                  parseBlockScales(*w, pieceRank, name == kStoredF4E2M1, entry))
             return err;
         } else {
           entry.stored = name ? parseDType(*name) : std::nullopt;
@@ -204,7 +212,7 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       }
       if (!entry.scales && (w->get("scales") || w->get("scale_block")))
         return invalid("weight " + entry.names.front() +
-                       " has block scales but is not stored as FP8");
+                       " has block scales but is not stored as FP8 or MXFP4");
       entry.transposed = w->getBoolean("transposed").value_or(false);
       if (entry.transposed && pieceRank < 2)
         return invalid("weight " + entry.names.front() +
@@ -212,7 +220,7 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
                        "dimensions");
       if (entry.transposed && entry.scales)
         return invalid("weight " + entry.names.front() +
-                       " is block-scaled FP8 and transposed");
+                       " is block-scaled and transposed");
       entry.interleaved = w->getBoolean("interleaved").value_or(false);
       if (entry.interleaved &&
           (entry.stacked || entry.shape.size() < 2 || entry.shape[1] % 2 != 0))

@@ -195,12 +195,44 @@ static bool dequantizeRun(const uint8_t *__restrict codes, int64_t n,
   return bad == 0;
 }
 
+/// The E2M1 values of MXFP4's 16 codes (sign, two exponent bits, one
+/// mantissa bit).
+static constexpr float kE2M1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,
+                                    4.0f,  6.0f,  -0.0f, -0.5f, -1.0f, -1.5f,
+                                    -2.0f, -3.0f, -4.0f, -6.0f};
+
+/// The E8M0 scales (bytes s: 2^(s - 127)) of MXFP4 tensor `name` (a piece
+/// of `pieceShape`), read from `scaleName` as f32; 255, E8M0's NaN, is an
+/// error.
+static llvm::Expected<std::vector<float>>
+readE8M0Scales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
+               llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape) {
+  auto tensor = checkpoint.requireE8M0Scales(scaleName, pieceShape);
+  if (!tensor)
+    return tensor.takeError();
+  const auto *bytes = static_cast<const uint8_t *>((*tensor)->data);
+  std::vector<float> scales((*tensor)->numElements());
+  for (auto [i, scale] : llvm::enumerate(scales)) {
+    if (bytes[i] == 0xff)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     (*tensor)->file + ": tensor " + scaleName +
+                                         ": scale " + std::to_string(i) +
+                                         " of MXFP4 tensor " + name +
+                                         " is 255, E8M0's NaN");
+    scale = std::ldexp(1.0f, static_cast<int>(bytes[i]) - 127);
+  }
+  return scales;
+}
+
 /// The scales of block-scaled FP8 tensor `name` (a piece of `pieceShape`),
-/// read from `scaleName` as f32, each finite.
+/// read from `scaleName` as f32, each finite; those of an MXFP4 tensor
+/// from its E8M0 bytes.
 static llvm::Expected<std::vector<float>>
 readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
                 llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape,
                 const WeightEntry::BlockScales &blocks) {
+  if (blocks.mxfp4)
+    return readE8M0Scales(checkpoint, name, scaleName, pieceShape);
   llvm::SmallVector<int64_t> grid(pieceShape);
   auto [rows, cols] = blocks.grid(grid.end()[-2], grid.back());
   grid.end()[-2] = rows;
@@ -283,6 +315,8 @@ static void deinterleave(void *piece, llvm::ArrayRef<int64_t> shape,
 /// Block-scaled FP8 tensors (`scales`) are dequantized: each FP8 value
 /// times the f32 scale of its block, multiplied in f32 and rounded once to
 /// `dtype`. A NaN weight, or a product out of `dtype`'s range, is an error.
+/// MXFP4 tensors the same way, each E2M1 value times its E8M0 scale (a
+/// product exact in f32).
 llvm::Error Model::bindConverted(const WeightEntry &weight,
                                  llvm::ArrayRef<int64_t> pieceShape) {
   moe_dtype from = weight.stored.value_or(weight.dtype), to = weight.dtype;
@@ -331,8 +365,10 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
   int64_t cols = weight.transposed ? kBlock : kChunk;
   int64_t rowTasks = (n + rows - 1) / rows, colTasks = (k + cols - 1) / cols;
   int64_t tasks = batch * rowTasks * colTasks;
+  bool mxfp4 = blocks && blocks->mxfp4;
   for (auto [i, name] : llvm::enumerate(weight.names)) {
-    auto tensor = checkpoint->require(name, storedShape, {storedType});
+    auto tensor = mxfp4 ? checkpoint->requireMXFP4(name, storedShape)
+                        : checkpoint->require(name, storedShape, {storedType});
     if (!tensor)
       return tensor.takeError();
     std::vector<float> scales;
@@ -361,9 +397,12 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
       if (overflow[task] < 0 && bad)
         overflow[task] = source;
     };
-    // The FP8 value of element j, and the scale of its block.
+    // The FP8 or E2M1 value of element j, and the scale of its block.
     auto fp8 = [&](int64_t j) {
-      return mlir::moe::npy::f8E4M3ToFloat(static_cast<const uint8_t *>(in)[j]);
+      const auto *codes = static_cast<const uint8_t *>(in);
+      if (mxfp4)
+        return kE2M1[codes[j / 2] >> (j % 2 * 4) & 0xf];
+      return mlir::moe::npy::f8E4M3ToFloat(codes[j]);
     };
     auto scaleRow = [&](int64_t row) {
       return scales.data() +
@@ -395,12 +434,41 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         }
       }
     };
+    // Dequantizes elements [j0, j1) of the MXFP4 tensor: the 16 products
+    // of a block's scale once, then a lookup an element.
+    auto dequantizeMXFP4 = [&](int64_t task, int64_t j0, int64_t j1) {
+      const auto *codes = static_cast<const uint8_t *>(in);
+      size_t size = elementSize(to);
+      char *result = static_cast<char *>(out);
+      for (int64_t j = j0; j < j1;) {
+        int64_t col = j % pieceCols;
+        int64_t end = std::min(
+            {j1, j + pieceCols - col, j + blocks->cols - col % blocks->cols});
+        float scale = scaleOf(j);
+        char products[16][4];
+        bool bad[16];
+        for (int c = 0; c < 16; ++c) {
+          cpu::storeF32(products[c], to, 0, kE2M1[c] * scale);
+          bad[c] = !std::isfinite(cpu::loadF32(products[c], to, 0));
+        }
+        for (; j < end; ++j) {
+          unsigned code = codes[j / 2] >> (j % 2 * 4) & 0xf;
+          std::memcpy(result + j * size, products[code], size);
+          if (bad[code] && overflow[task] < 0)
+            overflow[task] = j;
+        }
+      }
+    };
     cpu::parallelFor(tasks, [&](int64_t task) {
       int64_t b = task / (rowTasks * colTasks);
       int64_t r0 = task / colTasks % rowTasks * rows;
       int64_t c0 = task % colTasks * cols;
       int64_t r1 = std::min(n, r0 + rows), c1 = std::min(k, c0 + cols);
       if (!weight.transposed) { // one row: n = 1, b = r0 = 0
+        if (mxfp4) {
+          dequantizeMXFP4(task, c0, c1);
+          return;
+        }
         if (blocks) {
           dequantize(task, c0, c1);
           return;
@@ -457,8 +525,8 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
             llvm::inconvertibleErrorCode(),
             (*tensor)->file + ": tensor " + name + ": element " +
                 std::to_string(j) + " (" + value + ") is out of the range of " +
-                dtypeName(to).str() +
-                "; the model dequantizes this FP8 tensor to " +
+                dtypeName(to).str() + "; the model dequantizes this " +
+                (mxfp4 ? "MXFP4" : "FP8") + " tensor to " +
                 dtypeName(to).str());
       }
       std::snprintf(value, sizeof(value), "%.9g",

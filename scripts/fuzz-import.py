@@ -36,7 +36,8 @@ import tempfile
 # One checkpoint per family, all small: moe-gen-checkpoint's options.
 # DeepSeek-V3 and MiniMax-M2 are block-scaled FP8, as they are released,
 # Mixtral FP8 scaled per tensor, as AutoFP8 writes it, and Qwen3 and
-# GLM-4.5 FP8 as llm-compressor writes it (compressed-tensors).
+# GLM-4.5 FP8 as llm-compressor writes it (compressed-tensors), GPT-OSS
+# MXFP4.
 CHECKPOINTS = {
     "mixtral": ["--experts", "4", "--inner", "24", "--fp8-per-tensor"],
     "minimax_m2": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
@@ -80,8 +81,8 @@ CHECKPOINTS = {
                "--interleave-step", "2", "--dtype", "bf16"],
     "dbrx": ["--experts", "8", "--top-k", "4", "--inner", "24",
              "--dtype", "bf16"],
-    "gpt_oss": ["--experts", "8", "--top-k", "4", "--inner", "24",
-                "--dtype", "bf16"],
+    "gpt_oss": ["--experts", "8", "--top-k", "4", "--hidden", "32",
+                "--inner", "32", "--dtype", "bf16", "--mxfp4"],
 }
 
 JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|'
@@ -212,7 +213,9 @@ def main():
         for family, options in CHECKPOINTS.items():
             subprocess.run([tool["moe-gen-checkpoint"], "--family", family,
                             "--out", os.path.join(work, family), "--seed",
-                            str(args.seed), "--hidden", "16"] + options,
+                            str(args.seed)] +
+                           ([] if "--hidden" in options else ["--hidden", "16"])
+                           + options,
                            check=True)
         for case in range(args.count):
             family = rng.choice(sorted(CHECKPOINTS))

@@ -346,6 +346,13 @@ def draw_model(rng, pipeline):
         else:
             gen += ["--fp8-block", "%d,%d" % (rng.choice([8, 16, 128]),
                                               rng.choice([8, 24, 128]))]
+    # GPT-OSS's experts in MXFP4, as it is released (dequantized when the
+    # library loads): sizes of whole blocks of 32 inputs.
+    if family == "gpt_oss" and rng.random() < 0.5:
+        at = gen.index("--hidden")
+        gen[at + 1] = 32 * rng.randint(1, 8)
+        gen[at + 3] = 32 * rng.randint(1, 5)
+        gen += ["--mxfp4"]
     compile_args = []
     if rng.random() < 0.3:
         compile_args.append("--stats-coactivation")

@@ -91,6 +91,8 @@ StringRef checkpoint::name(DType type) {
     return "BF16";
   case DType::F8E4M3:
     return "F8_E4M3";
+  case DType::U8:
+    return "U8";
   }
   llvm_unreachable("unknown dtype");
 }
@@ -103,6 +105,7 @@ size_t checkpoint::elementSize(DType type) {
   case DType::BF16:
     return 2;
   case DType::F8E4M3:
+  case DType::U8:
     return 1;
   }
   llvm_unreachable("unknown dtype");
@@ -114,12 +117,13 @@ std::optional<DType> checkpoint::parseDType(StringRef name) {
       .Case("F16", DType::F16)
       .Case("BF16", DType::BF16)
       .Case("F8_E4M3", DType::F8E4M3)
+      .Case("U8", DType::U8)
       .Default(std::nullopt);
 }
 
 std::optional<DType> checkpoint::parseComputeDType(StringRef name) {
   std::optional<DType> type = parseDType(name.upper());
-  if (type == DType::F8E4M3)
+  if (type == DType::F8E4M3 || type == DType::U8)
     return std::nullopt;
   return type;
 }
@@ -159,6 +163,8 @@ float checkpoint::getAsF32(const TensorInfo &tensor, int64_t index) {
   }
   if (*tensor.dtype == DType::F8E4M3)
     return npy::f8E4M3ToFloat(*reinterpret_cast<const uint8_t *>(p));
+  if (*tensor.dtype == DType::U8)
+    return *reinterpret_cast<const uint8_t *>(p);
   uint16_t bits;
   std::memcpy(&bits, p, sizeof(bits));
   return *tensor.dtype == DType::F16 ? npy::f16ToFloat(bits)
@@ -480,7 +486,7 @@ llvm::Expected<const TensorInfo *> Checkpoint::get(StringRef name) const {
   if (!tensor->dtype)
     return fail(tensor->file, "unsupported dtype " + tensor->dtypeName +
                                   " for tensor " + name +
-                                  " (expected F32, F16, BF16 or F8_E4M3)");
+                                  " (expected F32, F16, BF16, F8_E4M3 or U8)");
   return tensor;
 }
 
@@ -538,6 +544,34 @@ Checkpoint::requireScales(StringRef name, llvm::ArrayRef<int64_t> grid) const {
     if (const TensorInfo *t = lookup(name); t && t->shape.size() < 2)
       shape.assign(t->shape.size(), 1);
   return require(name, shape, {DType::F32, DType::F16, DType::BF16});
+}
+
+llvm::Expected<const TensorInfo *>
+Checkpoint::requireMXFP4(StringRef name, llvm::ArrayRef<int64_t> shape) const {
+  assert(!shape.empty() && "MXFP4 tensors have a last dimension");
+  int64_t k = shape.back();
+  if (k % 2)
+    return fail(rootPath, "tensor " + name + " would hold MXFP4 rows of " +
+                              Twine(k) + " values, an odd number");
+  llvm::SmallVector<int64_t> bytes(shape);
+  bytes.back() = k / 2;
+  if (k % 32 == 0)
+    if (const TensorInfo *t = lookup(name);
+        t && t->shape.size() > shape.size()) {
+      // GPT-OSS's blocks: 16 bytes (32 codes) a scale.
+      bytes.back() = k / 32;
+      bytes.push_back(16);
+    }
+  return require(name, bytes, {DType::U8});
+}
+
+llvm::Expected<const TensorInfo *>
+Checkpoint::requireE8M0Scales(StringRef name,
+                              llvm::ArrayRef<int64_t> shape) const {
+  assert(!shape.empty() && "MXFP4 tensors have a last dimension");
+  llvm::SmallVector<int64_t> grid(shape);
+  grid.back() = llvm::divideCeil(shape.back(), 32);
+  return require(name, grid, {DType::U8});
 }
 
 //===----------------------------------------------------------------------===//

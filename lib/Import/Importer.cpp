@@ -124,6 +124,9 @@ struct WeightSpec {
   /// checked: the scale tensor of each, and the block each scale covers.
   llvm::SmallVector<std::string> scales;
   std::array<int64_t, 2> scaleBlock = {0, 0};
+  /// MXFP4 tensors (`moe.weight {stored = f4E2M1FN}`, GPT-OSS's
+  /// `_blocks`), whose E8M0 scales `scales` cover blocks of 1 x 32.
+  bool mxfp4 = false;
 
   /// The shape of each checkpoint tensor.
   llvm::SmallVector<int64_t> tensorShape() const {
@@ -279,6 +282,22 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     spec.routerBias->alwaysF32 = true;
     spec.experts = fusedExperts(m, mlp, /*inOut=*/true);
     spec.experts[0].interleaved = true;
+    if (m.mxfp4) {
+      // The released checkpoints: each projection stored [out, in] in
+      // MXFP4, `<proj>_blocks` with its E8M0 `<proj>_scales`, unless the
+      // checkpoint holds it unquantized instead (a dequantized copy whose
+      // config still says mxfp4).
+      for (WeightSpec &weight : spec.experts) {
+        std::string name = weight.names.front();
+        if (!ckpt.lookup(name + "_blocks") && ckpt.lookup(name))
+          continue;
+        weight.names = {name + "_blocks"};
+        weight.scales = {name + "_scales"};
+        weight.scaleBlock = {1, 32};
+        weight.transposed = false;
+        weight.mxfp4 = true;
+      }
+    }
     WeightSpec gateUpBias =
         single("gate_up_bias", mlp + ".experts.gate_up_proj_bias", {e, 2 * f});
     gateUpBias.interleaved = true;
@@ -434,8 +453,21 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
   return llvm::Error::success();
 }
 
+/// Checks the MXFP4 tensors of `weight` and their E8M0 scales.
+static llvm::Error checkMXFP4(const Checkpoint &ckpt,
+                              const WeightSpec &weight) {
+  llvm::SmallVector<int64_t> shape = weight.tensorShape();
+  for (auto [name, scale] : llvm::zip_equal(weight.names, weight.scales)) {
+    if (llvm::Error err = ckpt.requireMXFP4(name, shape).takeError())
+      return err;
+    if (llvm::Error err = ckpt.requireE8M0Scales(scale, shape).takeError())
+      return err;
+  }
+  return llvm::Error::success();
+}
+
 /// Checks every other tensor of the layer against its router's dtype (or as
-/// FP8), and records the dtype of those computed in F32 whatever the
+/// FP8 or MXFP4), and records the dtype of those computed in F32 whatever the
 /// layer's.
 static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
                               LayerSpec &spec, DType layerType) {
@@ -449,6 +481,11 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
   }
   for (WeightSpec &weight :
        llvm::concat<WeightSpec>(spec.experts, spec.expertBiases, spec.shared)) {
+    if (weight.mxfp4) {
+      if (llvm::Error err = checkMXFP4(ckpt, weight))
+        return err;
+      continue;
+    }
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
     if (first && first->dtype == DType::F8E4M3) {
       if (llvm::Error err = checkFP8(ckpt, m, weight))
@@ -485,8 +522,10 @@ static Type elementType(MLIRContext *ctx, DType type) {
     return BFloat16Type::get(ctx);
   case DType::F8E4M3:
     return Float8E4M3FNType::get(ctx);
+  case DType::U8:
+    break;
   }
-  llvm_unreachable("unknown dtype");
+  llvm_unreachable("not an element type of a layer");
 }
 
 static RoutingAttr routingAttr(MLIRContext *ctx, const ModelConfig &m) {
@@ -507,6 +546,8 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
   // The runtime converts the tensors stored in another dtype than the
   // layer's (or than F32, for the bias).
   auto storedOf = [&](const WeightSpec &weight) {
+    if (weight.mxfp4)
+      return Type(Float4E2M1FNType::get(ctx));
     if (!weight.scales.empty())
       return elementType(ctx, DType::F8E4M3);
     DType from = weight.alwaysF32 ? weight.storedAs : stored;

@@ -780,7 +780,8 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
 ///   of Qwen3), or per tensor without it (AutoFP8's format, as vLLM reads
 ///   it);
 /// - quant_method "compressed-tensors" (llm-compressor's format): scaled
-///   per tensor, channel, group or block.
+///   per tensor, channel, group or block;
+/// - quant_method "mxfp4" (GPT-OSS's release): its experts in MXFP4.
 /// Any other quantization is refused here, as its tensors are not weights
 /// moe-import can bind.
 static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
@@ -793,16 +794,22 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
     readCompressedTensors(keys, m);
     return keys.takeError();
   }
+  // GPT-OSS's release format: its experts' projections in MXFP4, the other
+  // weights unquantized (modules_to_not_convert, which the tensors show).
+  if (!keys.failed() && method == "mxfp4") {
+    if (!m.isGptOss())
+      keys.fail("quant_method \"mxfp4\" is read for gpt_oss checkpoints "
+                "only (found model_type \"" +
+                m.modelType + "\")");
+    m.mxfp4 = true;
+    return keys.takeError();
+  }
   if (!keys.failed() && method != "fp8")
     keys.fail("quant_method \"" + method +
-              "\" is not supported (moe-import reads unquantized checkpoints "
-              "and FP8 ones: quant_method \"fp8\", scaled per tensor or by "
+              "\" is not supported (moe-import reads unquantized checkpoints, "
+              "FP8 ones: quant_method \"fp8\", scaled per tensor or by "
               "weight_block_size, and \"compressed-tensors\" of FP8 "
-              "weights" +
-              (method == "mxfp4" ? "; an MXFP4 checkpoint imports once "
-                                   "dequantized to bf16"
-                                 : "") +
-              ")");
+              "weights, and GPT-OSS's \"mxfp4\")");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +

@@ -458,6 +458,8 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
           blockScales.names.push_back(name.str());
         blockScales.rows = block[0];
         blockScales.cols = block[1];
+        auto stored = dict.getAs<TypeAttr>("stored");
+        blockScales.mxfp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
         entry.scales = std::move(blockScales);
       }
       if (auto transposed = dict.getAs<BoolAttr>("transposed"))

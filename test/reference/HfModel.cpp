@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <tuple>
 
 using moeref::Act;
 using moeref::GroupScore;
@@ -737,6 +738,64 @@ bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
   return true;
 }
 
+/// The value of E2M1 code `c` (4 bits: sign, exponent of 2 bits with bias
+/// 1, mantissa of 1 bit; exponent 0 is subnormal).
+static double e2m1(unsigned c) {
+  unsigned exponent = c >> 1 & 3, mantissa = c & 1;
+  double magnitude = exponent == 0
+                         ? 0.5 * mantissa
+                         : std::ldexp(1.0 + 0.5 * mantissa, int(exponent) - 1);
+  return c & 8 ? -magnitude : magnitude;
+}
+
+/// MXFP4 tensor `<name>_blocks` of [..., n, k] (stored [..., n, k / 32,
+/// 16]) times its E8M0 scales `<name>_scales` [..., n, k / 32], each
+/// product exact.
+static bool readMXFP4(const st::Reader &reader, const std::string &name,
+                      const std::vector<int64_t> &shape,
+                      std::vector<double> *values, std::string *err) {
+  int64_t k = shape.back();
+  std::vector<int64_t> blockShape(shape.begin(), shape.end() - 1);
+  blockShape.push_back(k / 32);
+  std::vector<int64_t> scaleShape = blockShape;
+  blockShape.push_back(16);
+  const st::TensorEntry *b = reader.find(name + "_blocks");
+  const st::TensorEntry *s = reader.find(name + "_scales");
+  for (auto [t, want, suffix] : {std::make_tuple(b, &blockShape, "_blocks"),
+                                 std::make_tuple(s, &scaleShape, "_scales")}) {
+    if (!t) {
+      *err = "the checkpoint has no tensor " + name + suffix;
+      return false;
+    }
+    if (t->dtype != "U8" || t->shape != *want) {
+      *err = t->file + ": tensor " + t->name + " is " + t->dtype + " " +
+             shapeText(t->shape) + ", expected U8 " + shapeText(*want);
+      return false;
+    }
+  }
+  if (k % 32) {
+    *err = name + ": MXFP4 rows of " + std::to_string(k) +
+           " inputs, not whole blocks of 32";
+    return false;
+  }
+  std::vector<double> bytes, scales;
+  if (!reader.read(*b, &bytes, err) || !reader.read(*s, &scales, err))
+    return false;
+  values->resize(bytes.size() * 2);
+  for (size_t i = 0; i < values->size(); ++i) {
+    unsigned byte = unsigned(bytes[i / 2]);
+    unsigned code = i % 2 ? byte >> 4 : byte & 15;
+    int exponent = int(scales[i / 32]);
+    if (exponent == 255) {
+      *err = s->file + ": tensor " + s->name + ": scale " +
+             std::to_string(i / 32) + " is NaN (255)";
+      return false;
+    }
+    (*values)[i] = std::ldexp(e2m1(code), exponent - 127);
+  }
+  return true;
+}
+
 std::vector<Mat> perExpert(const npy::Array &a) {
   std::vector<Mat> ms;
   int64_t rows = a.shape[1], cols = a.shape[2];
@@ -802,8 +861,14 @@ static bool readQuantization(const json::Value &q, Keys &keys,
   auto positive = [](const json::Value *v) {
     return v && v->isInteger && v->integer >= 1;
   };
-  p->fp8 = true;
   const json::Value *method = q.get("quant_method");
+  if (method && method->string == "mxfp4") {
+    if (!isGptOss(p->modelType))
+      return keys.bad("quantization_config: mxfp4 is read for gpt_oss only");
+    p->mxfp4 = true;
+    return true;
+  }
+  p->fp8 = true;
   if (method && method->string == "compressed-tensors") {
     const json::Value *groups = q.get("config_groups");
     const json::Value *w = nullptr;
@@ -928,6 +993,18 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
     int64_t cols = each.back();
     if (op.transposed) std::swap(each[each.size() - 2], each.back());
     for (const std::string &name : op.names) {
+      // MXFP4 unless the checkpoint holds the projection unquantized.
+      if (plan.mxfp4 && (op.role == "gate_up" || op.role == "down") &&
+          (reader.find(name + "_blocks") || !reader.find(name))) {
+        // Stored [out, in]: the operand's own layout.
+        std::vector<double> values;
+        if (!readMXFP4(reader, name, op.shape, &values, err))
+          return false;
+        fp8 = true;
+        a.dtype = weights->dtype;
+        a.f.insert(a.f.end(), values.begin(), values.end());
+        continue;
+      }
       const st::TensorEntry *t = reader.find(name);
       if (!t) {
         *err = "the checkpoint has no tensor " + name;

@@ -81,6 +81,11 @@ struct LayerPlan {
   bool fp8 = false;
   std::vector<int64_t> fp8Block = {0, 0};
   std::string fp8Suffix = "_scale";
+  /// GPT-OSS's MXFP4 checkpoints (quant_method "mxfp4"): the experts'
+  /// projections are <name>_blocks [E, out, in / 32, 16] (E2M1 codes, two
+  /// a byte, low nibble first) with E8M0 scales <name>_scales [E, out, in
+  /// / 32], stored [out, in] where the unquantized ones are [in, out].
+  bool mxfp4 = false;
 };
 
 /// Plans sparse layer `layer` of the model with config.json `config`
@@ -95,7 +100,7 @@ bool sparseLayers(const json::Value &config, const std::string &file,
 struct LayerWeights {
   npy::DType dtype = npy::DType::F32; // of the layer (the router weight's)
   std::vector<npy::Array> operands;   // as planned, exact values
-  /// Per operand: FP8 weights dequantized, each code times its scale
+  /// Per operand: FP8 or MXFP4 weights dequantized, each code times its scale
   /// rounded to f32 (the f32 product). They are the layer's weights once
   /// rounded to the dtype the layer computes in, as the publishers'
   /// conversion to bf16 does; the caller rounds them.

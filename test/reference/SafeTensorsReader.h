@@ -49,7 +49,8 @@ public:
   /// Every tensor by name.
   const std::map<std::string, TensorEntry> &tensors() const { return all; }
 
-  /// Reads a F32, F16 or BF16 tensor as doubles (exact).
+  /// Reads a F32, F16, BF16 or F8_E4M3 tensor as doubles (exact); a U8
+  /// tensor as its bytes' values.
   bool read(const TensorEntry &t, std::vector<double> *out,
             std::string *err) const;
 

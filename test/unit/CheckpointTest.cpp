@@ -213,10 +213,10 @@ TEST_F(CheckpointTest, UnsupportedDTypeIsListedButNotUsable) {
   EXPECT_EQ(ids->dtypeName, "I64");
   EXPECT_EQ(errorOf((*ckpt)->get("ids")),
             p + ": unsupported dtype I64 for tensor ids (expected F32, F16, "
-                "BF16 or F8_E4M3)");
+                "BF16, F8_E4M3 or U8)");
   EXPECT_EQ(errorOf((*ckpt)->require("f8", {4})),
             p + ": unsupported dtype F8_E5M2 for tensor f8 (expected F32, "
-                "F16, BF16 or F8_E4M3)");
+                "F16, BF16, F8_E4M3 or U8)");
   EXPECT_TRUE(bool((*ckpt)->require("w", {1}, {DType::F32})));
 }
 
@@ -235,6 +235,34 @@ TEST_F(CheckpointTest, F8E4M3IsRead) {
   EXPECT_EQ(getAsF32(**q, 3), 448.0f);
   EXPECT_EQ(errorOf((*ckpt)->require("q", {2, 2}, {DType::BF16})),
             p + ": tensor q has dtype F8_E4M3, expected BF16");
+}
+
+/// MXFP4 codes are U8 [..., k / 2] or, as GPT-OSS stores them, [..., k /
+/// 32, 16]; their E8M0 scales U8 [..., ceil(k / 32)].
+TEST_F(CheckpointTest, MXFP4ShapesAreChecked) {
+  std::vector<char> bytes(2 * 64 / 2 + 2 * 2 + 3 * 32 / 2, '\x21');
+  llvm::ArrayRef<char> all(bytes);
+  std::string p = write(
+      "mx.safetensors",
+      {TensorData{"gpt_blocks", DType::U8, {2, 2, 16}, all.take_front(64)},
+       TensorData{"gpt_scales", DType::U8, {2, 2}, all.slice(64, 4)},
+       TensorData{"flat", DType::U8, {3, 16}, all.slice(68, 48)},
+       TensorData{"half", DType::BF16, {2, 16}, all.take_front(64)}});
+  auto ckpt = Checkpoint::open(p);
+  ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
+  EXPECT_TRUE(bool((*ckpt)->requireMXFP4("gpt_blocks", {2, 64})));
+  EXPECT_TRUE(bool((*ckpt)->requireE8M0Scales("gpt_scales", {2, 64})));
+  EXPECT_TRUE(bool((*ckpt)->requireMXFP4("flat", {3, 32})));
+  EXPECT_EQ(getAsF32(**(*ckpt)->requireMXFP4("flat", {3, 32}), 0), 33.0f);
+  EXPECT_EQ(errorOf((*ckpt)->requireMXFP4("gpt_blocks", {2, 96})),
+            p + ": tensor gpt_blocks has shape [2, 2, 16], expected "
+                "[2, 3, 16]");
+  EXPECT_EQ(errorOf((*ckpt)->requireE8M0Scales("gpt_scales", {2, 96})),
+            p + ": tensor gpt_scales has shape [2, 2], expected [2, 3]");
+  EXPECT_EQ(errorOf((*ckpt)->requireMXFP4("half", {2, 32})),
+            p + ": tensor half has dtype BF16, expected U8");
+  EXPECT_NE(errorOf((*ckpt)->requireMXFP4("flat", {3, 31})).find("odd"),
+            std::string::npos);
 }
 
 /// Every finite FP8 E4M3 code decodes to its value by the format's

@@ -193,6 +193,20 @@ static cl::opt<bool> fp8Dequantized(
              "quantization_config: the checkpoint's --dtype copy"),
     cl::cat(category));
 
+static cl::opt<bool> mxfp4(
+    "mxfp4",
+    cl::desc("gpt_oss: write the experts' projections in MXFP4 as the "
+             "released checkpoints do (<proj>_blocks, U8 [E, out, in / 32, "
+             "16], and E8M0 <proj>_scales [E, out, in / 32]; quant_method "
+             "mxfp4); --hidden and --inner multiples of 32"),
+    cl::cat(category));
+static cl::opt<bool> mxfp4Dequantized(
+    "mxfp4-dequantized",
+    cl::desc("with --mxfp4: write those projections dequantized to --dtype "
+             "instead (exact), in the unquantized checkpoints' layout, "
+             "without quantization_config"),
+    cl::cat(category));
+
 static int fail(const llvm::Twine &message) {
   llvm::errs() << "moe-gen-checkpoint: error: " << message << "\n";
   return 1;
@@ -673,6 +687,15 @@ static llvm::Error parseFP8(Model &m) {
   if (fp8Dequantized && !m.fp8())
     return llvm::createStringError("--fp8-dequantized needs --fp8-block, "
                                    "--fp8-per-tensor or --fp8-compressed");
+  if (mxfp4 && !isGptOss(m.family()))
+    return llvm::createStringError("--mxfp4 is GPT-OSS's format: it needs "
+                                   "--family gpt_oss");
+  if (mxfp4 && (m.hidden % 32 || m.inner % 32))
+    return llvm::createStringError(
+        "--mxfp4 needs --hidden and --inner multiples of 32 (one scale a "
+        "block of 32 inputs)");
+  if (mxfp4Dequantized && !mxfp4)
+    return llvm::createStringError("--mxfp4-dequantized needs --mxfp4");
   return llvm::Error::success();
 }
 
@@ -731,9 +754,10 @@ static StringRef torchDType(DType type) {
   case DType::BF16:
     return "bfloat16";
   case DType::F8E4M3:
+  case DType::U8:
     break;
   }
-  llvm_unreachable("unknown dtype");
+  llvm_unreachable("not a dtype of a model");
 }
 
 /// The keys each family's config.json has (Hugging Face names; note that
@@ -971,6 +995,15 @@ static llvm::json::Object buildConfig(const Model &m) {
     };
   if (!fp8Dequantized && m.fp8Format == Model::FP8::Compressed)
     config["quantization_config"] = compressedTensorsConfig(m);
+  // GPT-OSS's release: only the experts are MXFP4.
+  if (mxfp4 && !mxfp4Dequantized)
+    config["quantization_config"] = llvm::json::Object{
+        {"modules_to_not_convert",
+         llvm::json::Array{"model.layers.*.self_attn",
+                           "model.layers.*.mlp.router", "model.embed_tokens",
+                           "lm_head"}},
+        {"quant_method", "mxfp4"},
+    };
   return config;
 }
 
@@ -1000,6 +1033,8 @@ struct TensorSpec {
   /// Linear matrix but the embeddings, the output head and the routers
   /// (which FP8 releases keep in their dtype).
   bool quantizable = false;
+  /// An expert projection that an MXFP4 checkpoint quantizes (GPT-OSS's).
+  bool mxfp4 = false;
 };
 
 class TensorList {
@@ -1040,9 +1075,12 @@ static void addSparseBlock(const Model &m, const std::string &layer,
     std::string mlp = layer + ".mlp";
     list.add(mlp + ".router.weight", {e, d});
     list.add(mlp + ".router.bias", {e}, Init::WideBias);
+    // The projections, quantized in MXFP4 checkpoints (--mxfp4).
     list.add(mlp + ".experts.gate_up_proj", {e, d, 2 * f}, Init::LinearInOut);
+    list.specs.back().mxfp4 = true;
     list.add(mlp + ".experts.gate_up_proj_bias", {e, 2 * f}, Init::WideBias);
     list.add(mlp + ".experts.down_proj", {e, f, d}, Init::LinearInOut);
+    list.specs.back().mxfp4 = true;
     list.add(mlp + ".experts.down_proj_bias", {e, d}, Init::WideBias);
     return;
   }
@@ -1312,6 +1350,62 @@ static BlockScaled quantizeFP8(llvm::ArrayRef<float> values,
   return q;
 }
 
+namespace {
+/// A tensor [E, in, out] quantized to MXFP4 as GPT-OSS stores it: [E,
+/// out, in], each row's blocks of 32 inputs as 16 bytes of E2M1 codes (low
+/// nibble first) with an E8M0 scale.
+struct MXFP4 {
+  std::vector<char> blocks, scales;
+  /// The dequantized values, in the tensor's [E, in, out] layout.
+  std::vector<float> values;
+};
+} // namespace
+
+/// Quantizes `values` of `shape` [E, in, out] (in a multiple of 32): each
+/// block's scale is the power of two 2^s that brings its largest magnitude
+/// to at most 6 (E2M1's largest), and each value the E2M1 value nearest to
+/// value / 2^s, ties to the even code.
+static MXFP4 quantizeMXFP4(llvm::ArrayRef<float> values,
+                           llvm::ArrayRef<int64_t> shape) {
+  static constexpr float kValues[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+  int64_t e = shape[0], in = shape[1], out = shape[2], groups = in / 32;
+  MXFP4 q;
+  q.blocks.assign(e * out * in / 2, 0);
+  q.scales.resize(e * out * groups);
+  q.values.resize(values.size());
+  for (int64_t x = 0; x < e; ++x)
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t g = 0; g < groups; ++g) {
+        auto at = [&](int64_t i) { return (x * in + g * 32 + i) * out + o; };
+        float amax = 0;
+        for (int64_t i = 0; i < 32; ++i)
+          amax = std::max(amax, std::fabs(values[at(i)]));
+        int exponent = amax > 0 ? static_cast<int>(std::ceil(
+                                      std::log2(static_cast<double>(amax) / 6)))
+                                : 0;
+        exponent = std::clamp(exponent, -127, 127);
+        q.scales[(x * out + o) * groups + g] =
+            static_cast<char>(exponent + 127);
+        float scale = std::ldexp(1.0f, exponent);
+        for (int64_t i = 0; i < 32; ++i) {
+          float v = values[at(i)] / scale;
+          unsigned best = 0;
+          for (unsigned c = 1; c < 8; ++c) {
+            float miss = std::fabs(std::fabs(v) - kValues[c]);
+            float bestMiss = std::fabs(std::fabs(v) - kValues[best]);
+            if (miss < bestMiss || (miss == bestMiss && c % 2 == 0))
+              best = c;
+          }
+          unsigned code = best | (std::signbit(v) ? 8 : 0);
+          int64_t j = ((x * out + o) * groups + g) * 32 + i;
+          q.blocks[j / 2] =
+              static_cast<char>(q.blocks[j / 2] | code << (j % 2 * 4));
+          q.values[at(i)] = (code & 8 ? -kValues[best] : kValues[best]) * scale;
+        }
+      }
+  return q;
+}
+
 //===----------------------------------------------------------------------===//
 // Files
 //===----------------------------------------------------------------------===//
@@ -1357,6 +1451,19 @@ static llvm::Error writeWeights(const Model &m,
       totalSize += values.back().size();
     };
     std::vector<float> generated = generateValues(spec, seed);
+    if (mxfp4 && spec.mxfp4) {
+      MXFP4 q = quantizeMXFP4(generated, spec.shape);
+      if (mxfp4Dequantized) {
+        add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
+        continue;
+      }
+      int64_t e = spec.shape[0], in = spec.shape[1], out = spec.shape[2];
+      add(spec.name + "_blocks", DType::U8, {e, out, in / 32, 16},
+          std::move(q.blocks));
+      add(spec.name + "_scales", DType::U8, {e, out, in / 32},
+          std::move(q.scales));
+      continue;
+    }
     if (!m.fp8() || !spec.quantizable) {
       add(spec.name, spec.init == Init::Bias ? DType::F32 : m.dtype, spec.shape,
           storeValues(generated,

@@ -498,23 +498,28 @@ void WeightOp::print(OpAsmPrinter &printer) {
   printer << " : " << getType();
 }
 
-/// FP8 tensors (`stored = f8E4M3FN`) come with their block scales: one
-/// scale tensor per tensor, blocks of two positive sizes over pieces of
-/// rank 2 or more, and no transposition.
+/// Block-scaled tensors come with their scales: FP8 (`stored = f8E4M3FN`)
+/// one scale tensor per tensor, blocks of two positive sizes over pieces of
+/// rank 2 or more, and no transposition; MXFP4 (`stored = f4E2M1FN`) the
+/// same with blocks of 1 x 32 (the MX format's) over rows of even length.
 LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   TypeAttr stored = getStoredAttr();
   bool fp8 = stored && isa<Float8E4M3FNType>(stored.getValue());
+  bool mxfp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
   ArrayAttr scales = getScalesAttr();
   std::optional<ArrayRef<int64_t>> block = getScaleBlock();
-  if (!fp8) {
+  if (!fp8 && !mxfp4) {
     if (scales || block)
       return emitOpError() << "expected `scales` and `scale_block` only with "
-                              "`stored = f8E4M3FN`";
+                              "`stored = f8E4M3FN` or `stored = f4E2M1FN`";
     return success();
   }
+  StringRef format = fp8 ? "FP8" : "MXFP4";
   if (!scales || !block)
-    return emitOpError() << "expected `scales` and `scale_block` with "
-                            "`stored = f8E4M3FN` (block-scaled FP8)";
+    return emitOpError() << "expected `scales` and `scale_block` with `stored "
+                            "= "
+                         << (fp8 ? "f8E4M3FN" : "f4E2M1FN")
+                         << "` (block-scaled " << format << ")";
   if (scales.size() != getNames().size())
     return emitOpError() << "expected one scale tensor per tensor ("
                          << getNames().size() << "), found " << scales.size();
@@ -525,13 +530,22 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
     return emitOpError() << "expected `scale_block` to be two positive sizes "
                             "(rows, columns), found "
                          << getScaleBlockAttr();
+  if (mxfp4 && ((*block)[0] != 1 || (*block)[1] != 32))
+    return emitOpError() << "expected `scale_block = array<i64: 1, 32>` "
+                            "(one E8M0 scale a block of 32) with `stored = "
+                            "f4E2M1FN`, found "
+                         << getScaleBlockAttr();
   if (pieceRank < 2)
     return emitOpError() << "expected block-scaled tensors of rank 2 or more, "
                             "found rank "
                          << pieceRank;
+  if (mxfp4 && getType().getShape().back() % 2 != 0)
+    return emitOpError() << "expected MXFP4 rows of an even length (two "
+                            "codes a byte), found "
+                         << getType().getShape().back();
   if (getTransposed())
-    return emitOpError() << "expected block-scaled FP8 tensors that are not "
-                            "`transposed`";
+    return emitOpError() << "expected block-scaled " << format
+                         << " tensors that are not `transposed`";
   return success();
 }
 
@@ -563,9 +577,9 @@ LogicalResult WeightOp::verify() {
   if (TypeAttr stored = getStoredAttr()) {
     Type element = stored.getValue();
     if (!(element.isF32() || element.isF16() || element.isBF16() ||
-          isa<Float8E4M3FNType>(element)))
-      return emitOpError() << "expected `stored` to be f32, f16, bf16 or "
-                              "f8E4M3FN, found "
+          isa<Float8E4M3FNType, Float4E2M1FNType>(element)))
+      return emitOpError() << "expected `stored` to be f32, f16, bf16, "
+                              "f8E4M3FN or f4E2M1FN, found "
                            << element;
     if (element == type.getElementType())
       return emitOpError() << "expected `stored` to differ from the element "

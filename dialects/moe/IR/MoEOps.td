@@ -199,6 +199,18 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     the result type's range is a load-time error. FP8 tensors are not
     `transposed`.
 
+    With `stored = f4E2M1FN`, the checkpoint tensors are MXFP4 (the OCP
+    microscaling format, GPT-OSS's release): each holds a piece `[..., n,
+    k]` (k even) as bytes, two E2M1 codes a byte with the lower-indexed
+    element in the low nibble, shaped `[..., n, k / 2]` or, as GPT-OSS
+    stores them, `[..., n, k / 32, 16]`; `scales` names its E8M0 scales
+    `[..., n, ceil(k / 32)]` (bytes s, the scale 2^(s - 127)), and
+    `scale_block` must be `array<i64: 1, 32>`. Element `(i, j)` is its
+    E2M1 value times the scale of `(i, j / 32)`, exact in f32 and rounded
+    to the result's element type once, at load time. A scale of 255 (E8M0's
+    NaN), or a product out of the result type's range, is a load-time
+    error. MXFP4 tensors are not `transposed`.
+
     With `transposed`, each checkpoint tensor holds its part of the result
     with the last two dimensions swapped: a result piece `[..., n, k]` is
     stored `[..., k, n]`, as in checkpoints that keep a projection as
@@ -226,6 +238,10 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
         {scale_block = array<i64: 128, 128>,
          scales = ["model.layers.3.mlp.experts.0.up_proj.weight_scale_inv"],
          stored = f8E4M3FN} : tensor<2048x7168xbf16>
+    %w13 = moe.weight "model.layers.0.mlp.experts.gate_up_proj_blocks"
+        {interleaved, scale_block = array<i64: 1, 32>,
+         scales = ["model.layers.0.mlp.experts.gate_up_proj_scales"],
+         stored = f4E2M1FN} : tensor<32x5760x2880xbf16>
     ```
   }];
   let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked,

@@ -45,11 +45,13 @@
 
 namespace mlir::moe::checkpoint {
 
-/// The dtypes we read: F32, F16 and BF16, which we compute with, and
-/// F8E4M3 (`float8_e4m3fn`), which only block-scaled weights hold.
-enum class DType { F32, F16, BF16, F8E4M3 };
+/// The dtypes we read: F32, F16 and BF16, which we compute with,
+/// F8E4M3 (`float8_e4m3fn`), which only block-scaled weights hold, and U8,
+/// the bytes of MXFP4 weights (two 4-bit codes a byte) and of their E8M0
+/// scales.
+enum class DType { F32, F16, BF16, F8E4M3, U8 };
 
-/// The safetensors spelling: "F32", "F16", "BF16", "F8_E4M3".
+/// The safetensors spelling: "F32", "F16", "BF16", "F8_E4M3", "U8".
 llvm::StringRef name(DType type);
 size_t elementSize(DType type);
 /// The DType spelled `name`, if it is one we read.
@@ -115,6 +117,15 @@ public:
   /// stored as a scalar or a vector of one, as FP8 scaled per tensor is.
   llvm::Expected<const TensorInfo *>
   requireScales(llvm::StringRef name, llvm::ArrayRef<int64_t> grid) const;
+  /// The MXFP4 codes `name` of a tensor of `shape` [..., k] (k even): U8,
+  /// two E2M1 codes a byte, the low nibble first, stored [..., k / 2] or,
+  /// as GPT-OSS's `_blocks`, [..., k / 32, 16].
+  llvm::Expected<const TensorInfo *>
+  requireMXFP4(llvm::StringRef name, llvm::ArrayRef<int64_t> shape) const;
+  /// The E8M0 scales `name` (U8) of an MXFP4 tensor of `shape` [..., k]:
+  /// one a block of 32 of its last dimension, [..., ceil(k / 32)].
+  llvm::Expected<const TensorInfo *>
+  requireE8M0Scales(llvm::StringRef name, llvm::ArrayRef<int64_t> shape) const;
 
 private:
   Checkpoint() = default;

@@ -156,7 +156,14 @@
 //   `moe.weight {interleaved, transposed}`; `experts.down_proj`), a bias
 //   per projection (`gate_up_proj_bias`, interleaved, and
 //   `down_proj_bias`) as `expert_biases(...)`, and `act = swiglu_oai`.
-//   swiglu_limit must be 7; MXFP4 checkpoints are refused.
+//   swiglu_limit must be 7. MXFP4 checkpoints (quant_method "mxfp4", the
+//   released ones) hold the two expert projections as
+//   `experts.gate_up_proj_blocks` [E, 2f, d / 32, 16] and
+//   `experts.down_proj_blocks` [E, d, f / 32, 16] (U8, two E2M1 codes a
+//   byte, low nibble first; stored [out, in], gate and up interleaved
+//   along the output) with E8M0 scales `<proj>_scales` [E, out, in / 32]
+//   (U8, 2^(s - 127)): `moe.weight {stored = f4E2M1FN, scales,
+//   scale_block = [1, 32]}`, dequantized when the model loads.
 // - hidden_act: silu or swish -> silu; gelu (the erf form) -> gelu_erf;
 //   gelu_new, gelu_pytorch_tanh, gelu_fast (the tanh form) -> gelu_tanh;
 //   relu -> relu. Shared experts use the same activation.
@@ -272,6 +279,9 @@ struct ModelConfig {
   /// Set when the checkpoint's FP8 weights are described by its
   /// quantization_config (quant_method "fp8" or "compressed-tensors").
   std::optional<FP8Scales> fp8;
+  /// GPT-OSS's experts are MXFP4 (quant_method "mxfp4"): `<name>_blocks`
+  /// and `<name>_scales` for its fused expert projections.
+  bool mxfp4 = false;
 
   /// The tensors of layer L are under `<layerPrefix>.L`.
   std::string layerPrefix = "model.layers";

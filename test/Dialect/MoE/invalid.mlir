@@ -332,7 +332,7 @@ func.func @weight_dynamic() {
 // -----
 
 func.func @weight_stored_type() {
-  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16 or f8E4M3FN, found 'i32'}}
+  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16, f8E4M3FN or f4E2M1FN, found 'i32'}}
   %w = moe.weight "a" {stored = i32} : tensor<2x4xf32>
   return
 }
@@ -373,7 +373,7 @@ func.func @weight_fp8_without_scales() {
 // -----
 
 func.func @weight_scales_without_fp8() {
-  // expected-error@+1 {{'moe.weight' op expected `scales` and `scale_block` only with `stored = f8E4M3FN`}}
+  // expected-error@+1 {{'moe.weight' op expected `scales` and `scale_block` only with `stored = f8E4M3FN` or `stored = f4E2M1FN`}}
   %w = moe.weight "a" {scales = ["a_scale_inv"], scale_block = array<i64: 128, 128>} : tensor<2x4xbf16>
   return
 }
@@ -407,6 +407,40 @@ func.func @weight_fp8_vector() {
 func.func @weight_fp8_transposed() {
   // expected-error@+1 {{'moe.weight' op expected block-scaled FP8 tensors that are not `transposed`}}
   %w = moe.weight "a" {stored = f8E4M3FN, scales = ["a_s"], scale_block = array<i64: 128, 128>, transposed} : tensor<2x4xbf16>
+  return
+}
+
+// -----
+
+// MXFP4: E8M0 scales of blocks of 1 x 32, rows of an even length, not
+// transposed.
+func.func @weight_mxfp4_without_scales() {
+  // expected-error@+1 {{'moe.weight' op expected `scales` and `scale_block` with `stored = f4E2M1FN` (block-scaled MXFP4)}}
+  %w = moe.weight "a" {stored = f4E2M1FN} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_mxfp4_block() {
+  // expected-error@+1 {{'moe.weight' op expected `scale_block = array<i64: 1, 32>` (one E8M0 scale a block of 32) with `stored = f4E2M1FN`, found array<i64: 1, 16>}}
+  %w = moe.weight "a_blocks" {stored = f4E2M1FN, scales = ["a_scales"], scale_block = array<i64: 1, 16>} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_mxfp4_odd() {
+  // expected-error@+1 {{'moe.weight' op expected MXFP4 rows of an even length (two codes a byte), found 63}}
+  %w = moe.weight "a_blocks" {stored = f4E2M1FN, scales = ["a_scales"], scale_block = array<i64: 1, 32>} : tensor<2x63xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_mxfp4_transposed() {
+  // expected-error@+1 {{'moe.weight' op expected block-scaled MXFP4 tensors that are not `transposed`}}
+  %w = moe.weight "a_blocks" {stored = f4E2M1FN, scales = ["a_scales"], scale_block = array<i64: 1, 32>, transposed} : tensor<2x64xbf16>
   return
 }
 
