@@ -43,6 +43,7 @@ struct Dims {
   bool fused = false;         // gate and up as one gate_up [E, 2f, d]
   int lora = 0;               // LoRA experts: 1 lora (d_out = f), 2 lora_gated
   int64_t rank = 8;           // of the LoRA pairs
+  bool biases = false;        // GPT-OSS's expert biases (gated experts)
 };
 
 /// The LoRA scale numerator of every LoRA case: deltas scaled by alpha / r.
@@ -80,12 +81,23 @@ double activation(int act, double a) {
   }
 }
 
+/// The gated experts' h for gate sum a and up sum b (b = 1 for plain MLP
+/// experts): act(a) * b, or GPT-OSS's swiglu_oai, which clamps both.
+double gatedUnit(int act, double a, double b) {
+  if (act != MOE_GPU_ACT_SWIGLU_OAI)
+    return activation(act, a) * b;
+  double g = std::min(a, 7.0), u = std::max(-7.0, std::min(b, 7.0));
+  return (u + 1.0) * g / (1.0 + std::exp(-1.702 * g));
+}
+
 /// The experts' weights. LoRA experts: wg, wu, wd are the frozen
 /// projections [f, d], [f, d], [d, f] (kind lora: wg is the base [d_out, d])
 /// and the pairs A [E, r, in], B [E, out, r] of gate, up and down.
 struct Weights {
   std::vector<uint16_t> wr, wg, wu, wd;
   std::vector<uint16_t> ga, gb, ua, ub, da, db;
+  /// Expert biases (Dims::biases): gate and up [E, f], down [E, d].
+  std::vector<uint16_t> bgate, bup, bdown;
 };
 
 Weights makeWeights(const Dims &s, uint64_t seed) {
@@ -110,6 +122,12 @@ Weights makeWeights(const Dims &s, uint64_t seed) {
     w.ub = randomBF16(r, s.E * s.f * s.rank, sr);
     w.da = randomBF16(r, s.E * s.rank * s.f, sf);
     w.db = randomBF16(r, s.E * s.d * s.rank, sr);
+  }
+  if (s.biases) {
+    // Wide enough that swiglu_oai's clamps at 7 take some of the sums.
+    w.bgate = randomBF16(r, s.E * s.f, 8.0);
+    w.bup = randomBF16(r, s.E * s.f, 8.0);
+    w.bdown = randomBF16(r, s.E * s.d, 1.0);
   }
   return w;
 }
@@ -203,7 +221,11 @@ void expertRow(const Dims &s, const Weights &w, int64_t e, const uint16_t *x,
       if (u)
         b += xi * fromBF16(u[j * s.d + i]);
     }
-    h[j] = fromBF16(toBF16(static_cast<float>(activation(s.act, a) * b)));
+    if (!w.bgate.empty()) {
+      a += fromBF16(w.bgate[e * s.f + j]);
+      b += fromBF16(w.bup[e * s.f + j]);
+    }
+    h[j] = fromBF16(toBF16(static_cast<float>(gatedUnit(s.act, a, b))));
   }
   const uint16_t *dn = &w.wd[e * s.d * s.f];
   for (int64_t c = 0; c < s.d; ++c) {
@@ -212,6 +234,10 @@ void expertRow(const Dims &s, const Weights &w, int64_t e, const uint16_t *x,
       double t = h[j] * fromBF16(dn[c * s.f + j]);
       o += t;
       m += std::fabs(t);
+    }
+    if (!w.bdown.empty()) {
+      o += fromBF16(w.bdown[e * s.d + c]);
+      m += std::fabs(fromBF16(w.bdown[e * s.d + c]));
     }
     y[c] += weight * o;
     mag[c] += std::fabs(weight) * m;
@@ -236,9 +262,9 @@ void report(bool ok, const std::string &what, const std::string &detail) {
 
 std::string name(const char *what, const Dims &s) {
   static const char *const acts[] = {"", " act=gelu_tanh", " act=gelu_erf",
-                                     " act=relu"};
-  std::string act = std::string(acts[s.act & 3]) + (s.mlp ? " mlp" : "") +
-                    (s.fused ? " fused" : "") +
+                                     " act=relu", " act=swiglu_oai"};
+  std::string act = std::string(acts[s.act]) + (s.mlp ? " mlp" : "") +
+                    (s.fused ? " fused" : "") + (s.biases ? " biases" : "") +
                     (s.lora == 1   ? " lora r=" + std::to_string(s.rank)
                      : s.lora == 2 ? " lora_gated r=" + std::to_string(s.rank)
                                    : "");
@@ -300,6 +326,7 @@ Routing makeRouting(const char *name, moe_gpu_routing r, int64_t E,
 /// The device copies of a layer's operands.
 struct DeviceLayer {
   DeviceArray<uint16_t> x, wr, wg, wu, wd, ga, gb, ua, ub, da, db;
+  DeviceArray<uint16_t> bgate, bup, bdown;
   DeviceArray<float> rb, sb;
   DeviceArray<int32_t> off, dropped;
   DeviceArray<float> y;
@@ -314,10 +341,12 @@ struct DeviceLayer {
         wg(w.wg.size() + (s.fused ? w.wu.size() : 0)),
         wu(s.fused ? 0 : w.wu.size()), wd(w.wd.size()), ga(w.ga.size()),
         gb(w.gb.size()), ua(w.ua.size()), ub(w.ub.size()), da(w.da.size()),
-        db(w.db.size()), rb(r.routerBias.size()), sb(r.selectionBias.size()),
-        off(s.E + 1), dropped(s.E), y(s.T * outDim(s)),
-        sg(sh.w.wg.size()), su(sh.w.wu.size()), sd(sh.w.wd.size()),
-        sgate(sh.gate.size()), routing(r.r), hasShared(r.sharedFfn > 0) {
+        db(w.db.size()), bgate(w.bgate.size() + (s.fused ? w.bup.size() : 0)),
+        bup(s.fused ? 0 : w.bup.size()), bdown(w.bdown.size()),
+        rb(r.routerBias.size()), sb(r.selectionBias.size()), off(s.E + 1),
+        dropped(s.E), y(s.T * outDim(s)), sg(sh.w.wg.size()),
+        su(sh.w.wu.size()), sd(sh.w.wd.size()), sgate(sh.gate.size()),
+        routing(r.r), hasShared(r.sharedFfn > 0) {
     if (hasShared) {
       sg.upload(sh.w.wg);
       su.upload(sh.w.wu);
@@ -336,6 +365,18 @@ struct DeviceLayer {
       wg.upload(w.wg);
       wu.upload(w.wu);
     }
+    // A fused gate_up's biases [E, 2f] are each expert's gate biases, then
+    // its up biases, as its rows (fuseGateUp of one row each).
+    if (s.fused && s.biases) {
+      Dims row = s;
+      row.d = 1;
+      bgate.upload(fuseGateUp(row, w.bgate, w.bup));
+    } else if (s.biases) {
+      bgate.upload(w.bgate);
+      bup.upload(w.bup);
+    }
+    if (s.biases)
+      bdown.upload(w.bdown);
     wd.upload(w.wd);
     ga.upload(w.ga);
     gb.upload(w.gb);
@@ -357,21 +398,23 @@ struct DeviceLayer {
   void enqueue(const Dims &s, CUstream stream) {
     moe_gpu_layer_dims dims{s.T, s.d, s.f, s.E, s.k, s.act};
     const void *up = s.mlp ? nullptr : s.fused ? wg.get() : wu.get();
+    moe_gpu_expert_biases biases = {
+        bgate.get(), s.fused ? bgate.get() : bup.get(), bdown.get()};
     moe_gpu_lora_experts lora = {s.lora == 2, s.rank,
                                  static_cast<float>(loraAlpha),
                                  wg.get(),    wu.get(), wd.get(),
                                  ga.get(),    gb.get(), ua.get(),
                                  ub.get(),    da.get(), db.get()};
     int status =
-        s.lora ? moe_gpu_lora_layer_enqueue(
-                     &dims, &routing, x.get(), wr.get(), &lora,
-                     hasShared ? &shared : nullptr, off.get(), dropped.get(),
-                     y.get(), stream)
-               : moe_gpu_layer_enqueue(&dims, &routing, x.get(), wr.get(),
-                                       wg.get(), up, wd.get(),
-                                       hasShared ? &shared : nullptr,
-                                       off.get(), dropped.get(), y.get(),
-                                       stream);
+        s.lora
+            ? moe_gpu_lora_layer_enqueue(&dims, &routing, x.get(), wr.get(),
+                                         &lora, hasShared ? &shared : nullptr,
+                                         off.get(), dropped.get(), y.get(),
+                                         stream)
+            : moe_gpu_layer_enqueue_biased(
+                  &dims, &routing, x.get(), wr.get(), wg.get(), up, wd.get(),
+                  s.biases ? &biases : nullptr, hasShared ? &shared : nullptr,
+                  off.get(), dropped.get(), y.get(), stream);
     if (status) {
       std::fprintf(stderr, "moe-gpu-check: %s\n", moe_gpu_last_error());
       std::exit(1);
@@ -842,6 +885,8 @@ int main(int argc, char **argv) {
   // Plain MLP experts (no up projection).
   checkExperts({140, 256, 200, 8, 0, MOE_GPU_ACT_RELU, /*mlp=*/true},
                {0, 37, 0, 64, 1, 28, 0, 0}, 18, stream);
+  checkExperts({60, 128, 96, 4, 0, MOE_GPU_ACT_SWIGLU_OAI}, {3, 20, 0, 30}, 19,
+               stream);
 
   // Layers: Mixtral/Qwen3 routing at several sizes, then every other
   // per-token routing the library computes.
@@ -916,6 +961,19 @@ int main(int argc, char **argv) {
              makeRouting("layer logits softmax_selected", granite, 8, false,
                          false, 39),
              40, stream, false);
+  // GPT-OSS: its routing (the router's bias, a softmax over the selected
+  // logits), expert biases and swiglu_oai, on the tensor cores with
+  // separate gate and up and a shared expert, then decoding (the GEMV) with
+  // a fused gate_up and its fused biases.
+  Routing oss = makeRouting("layer gpt-oss", granite, 8, true, false, 41);
+  oss.sharedFfn = 32;
+  Dims ossPrefill{9, 128, 64, 8, 4, MOE_GPU_ACT_SWIGLU_OAI};
+  ossPrefill.biases = true;
+  checkLayer(ossPrefill, oss, 42, stream, /*graphToo=*/true);
+  Dims ossDecode{3, 64, 64, 8, 2, MOE_GPU_ACT_SWIGLU_OAI};
+  ossDecode.fused = ossDecode.biases = true;
+  oss.sharedFfn = 0;
+  checkLayer(ossDecode, oss, 43, stream, false);
   moe_gpu_routing ssp = def;
   ssp.score = MOE_GPU_SCORE_SQRT_SOFTPLUS;
   checkLayer(

@@ -91,7 +91,7 @@ std::string checkDims(const moe_gpu_layer_dims *dims, bool layer,
     return "expected 1 <= experts <= 512, found " +
            value("experts", dims->experts);
   if (dims->activation < MOE_GPU_ACT_SILU ||
-      dims->activation > MOE_GPU_ACT_RELU)
+      dims->activation > MOE_GPU_ACT_SWIGLU_OAI)
     return "expected a moe_gpu_activation, found " +
            value("activation", dims->activation);
   if (layer && (dims->top_k < 1 || dims->top_k > dims->experts))
@@ -178,7 +178,8 @@ extern "C" {
 void *_mlir_ciface_moe_gpu_layer_async(
     MemRef<2> *x, MemRef<2> *routerW, MemRef<1> *routerBias,
     MemRef<1> *selectionBias, MemRef<3> *gateW, MemRef<3> *upW,
-    MemRef<3> *downW, MemRef<3> *sharedGate, MemRef<3> *sharedUp,
+    MemRef<3> *downW, MemRef<2> *gateBias, MemRef<2> *upBias,
+    MemRef<2> *downBias, MemRef<3> *sharedGate, MemRef<3> *sharedUp,
     MemRef<3> *sharedDown, MemRef<2> *sharedGateVector, int64_t k,
     int32_t score, int32_t selection, int32_t flags, float scale, float param,
     int64_t groups, int64_t topkGroup, int32_t groupScore, int64_t capacity,
@@ -299,7 +300,8 @@ std::string prepareLayer(const moe_gpu_layer_dims *dims,
   if (!expertChoice && r.capacity > 0)
     ops.flags |=
         16 | (r.drop_order << 5) | (r.renormalize_after_drop ? 128 : 0);
-  ops.flags |= dims->activation << 9;
+  // The activation: bits 9-10, and bit 4096 for swiglu_oai (code 4).
+  ops.flags |= (dims->activation & 3) << 9 | (dims->activation >> 2) << 12;
   if (r.apply_to_input)
     ops.flags |= 2048;
   bool grouped = r.selection == MOE_GPU_SELECT_GROUPED_TOP_K;
@@ -319,6 +321,20 @@ void enqueueEmptyLayer(int64_t experts, int32_t *offsets, int32_t *dropped,
     mgpuMemset32(dropped, 0, static_cast<size_t>(experts), stream);
 }
 
+/// The first problem with the gated experts' needs: swiglu_oai and expert
+/// biases take gated experts (`up_w`), and the biases come all three.
+std::string checkGatedNeeds(const moe_gpu_layer_dims *dims, const void *up_w,
+                            const moe_gpu_expert_biases *biases) {
+  if (!up_w && dims->activation == MOE_GPU_ACT_SWIGLU_OAI)
+    return "swiglu_oai takes gated experts, found up_w = NULL";
+  if (!biases)
+    return "";
+  if (!up_w)
+    return "expert biases take gated experts, found up_w = NULL";
+  return checkPointers({biases->gate, biases->up, biases->down},
+                       {"biases->gate", "biases->up", "biases->down"});
+}
+
 } // namespace
 
 MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
@@ -326,6 +342,17 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
     const void *x, const void *router_w, const void *gate_w, const void *up_w,
     const void *down_w, const moe_gpu_shared_expert *shared, int32_t *offsets,
     int32_t *dropped, float *y, void *stream) {
+  return moe_gpu_layer_enqueue_biased(dims, routing, x, router_w, gate_w, up_w,
+                                      down_w, /*biases=*/nullptr, shared,
+                                      offsets, dropped, y, stream);
+}
+
+MOE_GPU_EXPORT int moe_gpu_layer_enqueue_biased(
+    const moe_gpu_layer_dims *dims, const moe_gpu_routing *routing,
+    const void *x, const void *router_w, const void *gate_w, const void *up_w,
+    const void *down_w, const moe_gpu_expert_biases *biases,
+    const moe_gpu_shared_expert *shared, int32_t *offsets, int32_t *dropped,
+    float *y, void *stream) {
   LayerOperands ops;
   std::string error =
       prepareLayer(dims, routing, x, router_w, {gate_w, down_w},
@@ -333,8 +360,12 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
                    dims ? dims->hidden : 0, ops);
   if (error.empty() && up_w)
     error = checkPointers({up_w}, {"up_w"});
+  if (error.empty())
+    error = checkGatedNeeds(dims, up_w, biases);
   if (!error.empty())
-    return fail("moe_gpu_layer_enqueue: " + error);
+    return fail(std::string(biases ? "moe_gpu_layer_enqueue_biased: "
+                                   : "moe_gpu_layer_enqueue: ") +
+                error);
   lastError.clear();
   int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn, e = dims->experts;
   if (t == 0) {
@@ -344,13 +375,22 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
   MemRef<3> mg = gateWeight(gate_w, up_w, e, f, d),
             mu = upWeight(gate_w, up_w, e, f, d),
             md = dense<3>(down_w, {e, d, f});
+  // The biases, as the weights: a fused gate_up's [E, 2f] as gate and up.
+  MemRef<2> bg = dense<2>(nullptr, {0, 0}), bu = bg, bd = bg;
+  if (biases) {
+    bool fused = biases->gate == biases->up;
+    bg = dense<2>(biases->gate, {e, fused ? 2 * f : f});
+    bu = dense<2>(biases->up, {e, fused ? 2 * f : f});
+    bd = dense<2>(biases->down, {e, d});
+  }
   const moe_gpu_routing &r = ops.r;
   _mlir_ciface_moe_gpu_layer_async(
       &ops.x, &ops.routerW, &ops.routerBias, &ops.selectionBias, &mg, &mu, &md,
-      &ops.sharedGate, &ops.sharedUp, &ops.sharedDown, &ops.sharedGateVector,
-      ops.slots, r.score, r.selection, ops.flags, r.scale, r.threshold,
-      ops.groups, ops.topkGroup, r.group_score_sum_top2 ? 1 : 0, ops.capacity,
-      &ops.offsets, &ops.dropped, &ops.y, stream);
+      &bg, &bu, &bd, &ops.sharedGate, &ops.sharedUp, &ops.sharedDown,
+      &ops.sharedGateVector, ops.slots, r.score, r.selection, ops.flags,
+      r.scale, r.threshold, ops.groups, ops.topkGroup,
+      r.group_score_sum_top2 ? 1 : 0, ops.capacity, &ops.offsets, &ops.dropped,
+      &ops.y, stream);
   return 0;
 }
 
@@ -386,6 +426,8 @@ MOE_GPU_EXPORT int moe_gpu_lora_layer_enqueue(
                            {lora->gate_w, lora->gate_a, lora->gate_b},
                            {"lora->gate_w", "lora->gate_a", "lora->gate_b"},
                            shared, offsets, dropped, y, out, ops);
+  if (error.empty() && dims->activation == MOE_GPU_ACT_SWIGLU_OAI)
+    error = "swiglu_oai takes gated experts that are not LoRA experts";
   if (!error.empty())
     return fail(fn + error);
   lastError.clear();
@@ -436,6 +478,8 @@ MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
     error = checkPointers({up_w}, {"up_w"});
   if (error.empty() && dims->tokens > 0)
     error = checkPointers({x, y}, {"x", "y"});
+  if (error.empty())
+    error = checkGatedNeeds(dims, up_w, /*biases=*/nullptr);
   if (!error.empty())
     return fail("moe_gpu_expert_ffn_enqueue: " + error);
   lastError.clear();

@@ -31,14 +31,16 @@ extern "C" {
 #endif
 
 /* The activation of the experts: act(x gate_w^T) * (x up_w^T), or
- * act(x gate_w^T) for plain MLP experts. (GPT-OSS's swiglu_oai and expert
- * biases are computed by the layers that moe-cuda-pipeline compiles, not
- * through this API.) */
+ * act(x gate_w^T) for plain MLP experts. MOE_GPU_ACT_SWIGLU_OAI is
+ * GPT-OSS's clamped SwiGLU, which combines gate g and up u itself:
+ * (clamp(u, -7, 7) + 1) * g' * sigmoid(1.702 g') with g' = min(g, 7); it
+ * takes gated experts (up_w not NULL), and no LoRA experts. */
 typedef enum moe_gpu_activation {
   MOE_GPU_ACT_SILU = 0,
   MOE_GPU_ACT_GELU_TANH = 1,
   MOE_GPU_ACT_GELU_ERF = 2,
-  MOE_GPU_ACT_RELU = 3
+  MOE_GPU_ACT_RELU = 3,
+  MOE_GPU_ACT_SWIGLU_OAI = 4
 } moe_gpu_activation;
 
 /* The shape of a layer: T tokens of hidden size d, E experts with inner
@@ -185,6 +187,32 @@ typedef struct moe_gpu_lora_experts {
   const void *gate_w, *up_w, *down_w;
   const void *gate_a, *gate_b, *up_a, *up_b, *down_a, *down_b;
 } moe_gpu_lora_experts;
+
+/* The experts' biases (GPT-OSS), bf16, each added in f32 to its
+ * projection's sums before what follows it (the activation; the combine's
+ * weighting):
+ *
+ *   gate [E, f]   of gate_w, or the fused gate_up [E, 2f] (gate columns
+ *                 first) when up is the same pointer
+ *   up   [E, f]   of up_w
+ *   down [E, d]   of down_w
+ *
+ * All three or none; gated experts only (up_w not NULL). */
+typedef struct moe_gpu_expert_biases {
+  const void *gate;
+  const void *up;
+  const void *down;
+} moe_gpu_expert_biases;
+
+/* moe_gpu_layer_enqueue with expert biases (NULL: none). */
+int moe_gpu_layer_enqueue_biased(const moe_gpu_layer_dims *dims,
+                                 const moe_gpu_routing *routing, const void *x,
+                                 const void *router_w, const void *gate_w,
+                                 const void *up_w, const void *down_w,
+                                 const moe_gpu_expert_biases *biases,
+                                 const moe_gpu_shared_expert *shared,
+                                 int32_t *offsets, int32_t *dropped, float *y,
+                                 void *stream);
 
 /* A MoE layer of LoRA experts: the routing, capacity and shared expert of
  * moe_gpu_layer_enqueue (a shared expert needs d_out = d), the experts of

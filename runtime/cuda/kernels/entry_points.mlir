@@ -37,6 +37,7 @@ module {
   func.func @moe_gpu_layer_async(%x: memref<?x?xbf16>, %wr: memref<?x?xbf16>,
       %rb: memref<?xf32>, %sb: memref<?xf32>, %wg: memref<?x?x?xbf16>,
       %wu: memref<?x?x?xbf16>, %wd: memref<?x?x?xbf16>,
+      %bg: memref<?x?xbf16>, %bu: memref<?x?xbf16>, %bd: memref<?x?xbf16>,
       %sg: memref<?x?x?xbf16>, %su: memref<?x?x?xbf16>,
       %sd: memref<?x?x?xbf16>, %sw: memref<?x?xbf16>, %k: index,
       %score: i32, %sel: i32, %flags: i32, %scale: f32, %param: f32,
@@ -44,14 +45,13 @@ module {
       %off: memref<?xi32>, %dropped: memref<?xi32>, %y: memref<?x?xf32>,
       %stream: !gpu.async.token) -> !gpu.async.token
       attributes {llvm.emit_c_interface} {
-    // No copy of the selection (ids_out): no co-activation counts here; no
-    // expert biases (moe-cuda-pipeline passes GPT-OSS's).
+    // No copy of the selection (ids_out): no co-activation counts here.
+    // The expert biases (GPT-OSS's; [0, 0] without) as the C API passes
+    // them.
     %ni = memref.alloca() : memref<0x0xi32>
     %no_ids = memref.cast %ni : memref<0x0xi32> to memref<?x?xi32>
-    %nb = memref.alloca() : memref<0x0xbf16>
-    %no_bias = memref.cast %nb : memref<0x0xbf16> to memref<?x?xbf16>
-    %r = call @moe_layer_async(%x, %wr, %rb, %sb, %wg, %wu, %wd, %no_bias,
-        %no_bias, %no_bias, %sg, %su,
+    %r = call @moe_layer_async(%x, %wr, %rb, %sb, %wg, %wu, %wd, %bg, %bu,
+        %bd, %sg, %su,
         %sd, %sw, %k, %score, %sel, %flags, %scale, %param, %g, %topkg,
         %gscore, %cap, %off, %dropped, %no_ids, %y, %stream)
         : (memref<?x?xbf16>, memref<?x?xbf16>,

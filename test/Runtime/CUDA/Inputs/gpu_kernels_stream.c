@@ -263,10 +263,31 @@ int main(void) {
          moe_gpu_layer_enqueue(&dims, (void *)0, x, wr, wg, wu, wd, &odd, off,
                                (int32_t *)0, y, 0));
   bad = dims;
-  bad.activation = 4;
+  bad.activation = 5;
   report("activation",
          moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd, (void *)0,
                                off, (int32_t *)0, y, 0));
+  /* swiglu_oai and expert biases take gated experts; the biases come all
+   * three. */
+  bad.activation = MOE_GPU_ACT_SWIGLU_OAI;
+  report("swiglu_oai mlp",
+         moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, (void *)0, wd,
+                               (void *)0, off, (int32_t *)0, y, 0));
+  moe_gpu_layer_dims oaiLora = loraDims;
+  oaiLora.activation = MOE_GPU_ACT_SWIGLU_OAI;
+  report("swiglu_oai lora",
+         moe_gpu_lora_layer_enqueue(&oaiLora, (void *)0, x, wr, &lora,
+                                    (void *)0, off, (int32_t *)0, ly, 0));
+  moe_gpu_expert_biases biases = {wr, wr, (void *)0};
+  report("biases down",
+         moe_gpu_layer_enqueue_biased(&bad, (void *)0, x, wr, wg, wu, wd,
+                                      &biases, (void *)0, off, (int32_t *)0,
+                                      y, 0));
+  biases.down = wr;
+  report("biases mlp",
+         moe_gpu_layer_enqueue_biased(&dims, (void *)0, x, wr, wg, (void *)0,
+                                      wd, &biases, (void *)0, off,
+                                      (int32_t *)0, y, 0));
   report("after an error, a success",
          moe_gpu_expert_ffn_enqueue(&grouped, rows, wg, wu, wd, off, ry, 0));
   /* groups means nothing outside grouped_top_k, even 0. */
