@@ -96,9 +96,10 @@ aot granite granitemoe "--hidden 64 --inner 32 --layers 1 --seed 8" 0 "1,17,64"
 # weights rounded to bf16 when the library loads.
 aot qwen3next qwen3_next "--hidden 32 --inner 16 --shared-inner 16 --experts 512 --top-k 10 --layers 1 --seed 10" 0 "1,17,64"
 stored=f32 aot glm glm4_moe "--hidden 64 --inner 32 --layers 2 --experts 16 --top-k 4 --scaling-factor 2.5 --seed 9" 1 "1,17,64"
-# GPT-OSS: expert biases and swiglu_oai, experts stored [in, out] with gate
-# and up interleaved, its bf16 router bias read in f32.
-aot gptoss gpt_oss "--hidden 64 --inner 32 --experts 16 --top-k 4 --layers 1 --seed 11" 0 "1,17,64"
+# GPT-OSS as released: experts in MXFP4 (dequantized when the library
+# loads), gate and up interleaved, expert biases and swiglu_oai, its bf16
+# router bias read in f32.
+aot gptoss gpt_oss "--hidden 64 --inner 32 --experts 16 --top-k 4 --layers 1 --seed 11 --mxfp4" 0 "1,17,64"
 # examples/cuda/layer_graph.c against `wide`, against a threshold-routed
 # layer whose tau the example turns after the capture, and against a layer
 # with a capacity whose factor it turns after the capture.
