@@ -121,25 +121,24 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
                                     bool mxfp4, WeightEntry &entry) {
   const json::Array *scales = w.getArray("scales");
   const json::Array *block = w.getArray("scale_block");
-  std::string weight = entry.names.front();
+  std::string weight =
+      (mxfp4 ? "MXFP4 weight " : "FP8 weight ") + entry.names.front();
   if (!scales || scales->size() != entry.names.size() || !block ||
       block->size() != 2 || pieceRank < 2)
-    return invalid("malformed block scales of FP8 weight " + weight);
+    return invalid("malformed block scales of " + weight);
   WeightEntry::BlockScales result;
   for (const json::Value &n : *scales) {
     auto name = n.getAsString();
     if (!name || name->empty())
-      return invalid("a scale name of weight " + weight + " is not a name");
+      return invalid("a scale name of " + weight + " is not a name");
     result.names.push_back(name->str());
   }
   std::optional<int64_t> rows = (*block)[0].getAsInteger(),
                          cols = (*block)[1].getAsInteger();
   if (!rows || !cols || *rows < 1 || *cols < 1)
-    return invalid("malformed scale block of FP8 weight " + weight);
+    return invalid("malformed scale block of " + weight);
   if (mxfp4 && (*rows != 1 || *cols != 32))
-    return invalid("MXFP4 weight " + weight +
-                   " has a scale block other "
-                   "than 1 x 32");
+    return invalid(weight + " has a scale block other than 1 x 32");
   result.rows = *rows;
   result.cols = *cols;
   result.mxfp4 = mxfp4;

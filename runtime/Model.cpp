@@ -397,12 +397,16 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
       if (overflow[task] < 0 && bad)
         overflow[task] = source;
     };
+    // The E2M1 code of element j of an MXFP4 tensor (two a byte, the low
+    // nibble first).
+    auto e2m1Code = [&](int64_t j) {
+      return static_cast<const uint8_t *>(in)[j / 2] >> (j % 2 * 4) & 0xf;
+    };
     // The FP8 or E2M1 value of element j, and the scale of its block.
     auto fp8 = [&](int64_t j) {
-      const auto *codes = static_cast<const uint8_t *>(in);
       if (mxfp4)
-        return kE2M1[codes[j / 2] >> (j % 2 * 4) & 0xf];
-      return mlir::moe::npy::f8E4M3ToFloat(codes[j]);
+        return kE2M1[e2m1Code(j)];
+      return mlir::moe::npy::f8E4M3ToFloat(static_cast<const uint8_t *>(in)[j]);
     };
     auto scaleRow = [&](int64_t row) {
       return scales.data() +
@@ -437,7 +441,6 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     // Dequantizes elements [j0, j1) of the MXFP4 tensor: the 16 products
     // of a block's scale once, then a lookup an element.
     auto dequantizeMXFP4 = [&](int64_t task, int64_t j0, int64_t j1) {
-      const auto *codes = static_cast<const uint8_t *>(in);
       size_t size = elementSize(to);
       char *result = static_cast<char *>(out);
       for (int64_t j = j0; j < j1;) {
@@ -452,7 +455,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
           bad[c] = !std::isfinite(cpu::loadF32(products[c], to, 0));
         }
         for (; j < end; ++j) {
-          unsigned code = codes[j / 2] >> (j % 2 * 4) & 0xf;
+          unsigned code = e2m1Code(j);
           std::memcpy(result + j * size, products[code], size);
           if (bad[code] && overflow[task] < 0)
             overflow[task] = j;

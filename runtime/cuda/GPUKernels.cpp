@@ -335,24 +335,13 @@ std::string checkGatedNeeds(const moe_gpu_layer_dims *dims, const void *up_w,
                        {"biases->gate", "biases->up", "biases->down"});
 }
 
-} // namespace
-
-MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
-    const moe_gpu_layer_dims *dims, const moe_gpu_routing *routing,
-    const void *x, const void *router_w, const void *gate_w, const void *up_w,
-    const void *down_w, const moe_gpu_shared_expert *shared, int32_t *offsets,
-    int32_t *dropped, float *y, void *stream) {
-  return moe_gpu_layer_enqueue_biased(dims, routing, x, router_w, gate_w, up_w,
-                                      down_w, /*biases=*/nullptr, shared,
-                                      offsets, dropped, y, stream);
-}
-
-MOE_GPU_EXPORT int moe_gpu_layer_enqueue_biased(
-    const moe_gpu_layer_dims *dims, const moe_gpu_routing *routing,
-    const void *x, const void *router_w, const void *gate_w, const void *up_w,
-    const void *down_w, const moe_gpu_expert_biases *biases,
-    const moe_gpu_shared_expert *shared, int32_t *offsets, int32_t *dropped,
-    float *y, void *stream) {
+/// moe_gpu_layer_enqueue_biased, whose errors `fn` names.
+int enqueueLayer(const char *fn, const moe_gpu_layer_dims *dims,
+                 const moe_gpu_routing *routing, const void *x,
+                 const void *router_w, const void *gate_w, const void *up_w,
+                 const void *down_w, const moe_gpu_expert_biases *biases,
+                 const moe_gpu_shared_expert *shared, int32_t *offsets,
+                 int32_t *dropped, float *y, void *stream) {
   LayerOperands ops;
   std::string error =
       prepareLayer(dims, routing, x, router_w, {gate_w, down_w},
@@ -363,9 +352,7 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue_biased(
   if (error.empty())
     error = checkGatedNeeds(dims, up_w, biases);
   if (!error.empty())
-    return fail(std::string(biases ? "moe_gpu_layer_enqueue_biased: "
-                                   : "moe_gpu_layer_enqueue: ") +
-                error);
+    return fail(std::string(fn) + ": " + error);
   lastError.clear();
   int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn, e = dims->experts;
   if (t == 0) {
@@ -392,6 +379,29 @@ MOE_GPU_EXPORT int moe_gpu_layer_enqueue_biased(
       r.group_score_sum_top2 ? 1 : 0, ops.capacity, &ops.offsets, &ops.dropped,
       &ops.y, stream);
   return 0;
+}
+
+} // namespace
+
+MOE_GPU_EXPORT int moe_gpu_layer_enqueue(
+    const moe_gpu_layer_dims *dims, const moe_gpu_routing *routing,
+    const void *x, const void *router_w, const void *gate_w, const void *up_w,
+    const void *down_w, const moe_gpu_shared_expert *shared, int32_t *offsets,
+    int32_t *dropped, float *y, void *stream) {
+  return enqueueLayer("moe_gpu_layer_enqueue", dims, routing, x, router_w,
+                      gate_w, up_w, down_w, /*biases=*/nullptr, shared, offsets,
+                      dropped, y, stream);
+}
+
+MOE_GPU_EXPORT int moe_gpu_layer_enqueue_biased(
+    const moe_gpu_layer_dims *dims, const moe_gpu_routing *routing,
+    const void *x, const void *router_w, const void *gate_w, const void *up_w,
+    const void *down_w, const moe_gpu_expert_biases *biases,
+    const moe_gpu_shared_expert *shared, int32_t *offsets, int32_t *dropped,
+    float *y, void *stream) {
+  return enqueueLayer("moe_gpu_layer_enqueue_biased", dims, routing, x,
+                      router_w, gate_w, up_w, down_w, biases, shared, offsets,
+                      dropped, y, stream);
 }
 
 MOE_GPU_EXPORT int moe_gpu_lora_layer_enqueue(

@@ -653,7 +653,7 @@ static llvm::Error parseCompressedStrategy(Model &m) {
   return llvm::Error::success();
 }
 
-/// The FP8 options.
+/// The FP8 and MXFP4 options.
 static llvm::Error parseFP8(Model &m) {
   int given = !fp8Block.empty() + fp8PerTensor + !fp8Compressed.empty();
   if (given > 1)
