@@ -8,6 +8,7 @@
 
 #include "Manifest.h"
 
+#include "moe/Checkpoint/SafeTensors.h"
 #include "moe_ukernel_abi.h"
 
 #include "llvm/Support/JSON.h"
@@ -137,7 +138,8 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
                          cols = (*block)[1].getAsInteger();
   if (!rows || !cols || *rows < 1 || *cols < 1)
     return invalid("malformed scale block of " + weight);
-  if (mxfp4 && (*rows != 1 || *cols != 32))
+  if (mxfp4 &&
+      (*rows != 1 || *cols != mlir::moe::checkpoint::Checkpoint::kMXFP4Block))
     return invalid(weight + " has a scale block other than 1 x 32");
   result.rows = *rows;
   result.cols = *cols;

@@ -555,12 +555,12 @@ Checkpoint::requireMXFP4(StringRef name, llvm::ArrayRef<int64_t> shape) const {
                               Twine(k) + " values, an odd number");
   llvm::SmallVector<int64_t> bytes(shape);
   bytes.back() = k / 2;
-  if (k % 32 == 0)
+  if (k % kMXFP4Block == 0)
     if (const TensorInfo *t = lookup(name);
         t && t->shape.size() > shape.size()) {
-      // GPT-OSS's blocks: 16 bytes (32 codes) a scale.
-      bytes.back() = k / 32;
-      bytes.push_back(16);
+      // GPT-OSS's blocks: the bytes of a scale's codes, as one dimension.
+      bytes.back() = k / kMXFP4Block;
+      bytes.push_back(kMXFP4Block / 2);
     }
   return require(name, bytes, {DType::U8});
 }
@@ -570,7 +570,7 @@ Checkpoint::requireE8M0Scales(StringRef name,
                               llvm::ArrayRef<int64_t> shape) const {
   assert(!shape.empty() && "MXFP4 tensors have a last dimension");
   llvm::SmallVector<int64_t> grid(shape);
-  grid.back() = llvm::divideCeil(shape.back(), 32);
+  grid.back() = llvm::divideCeil(shape.back(), kMXFP4Block);
   return require(name, grid, {DType::U8});
 }
 

@@ -293,7 +293,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
           continue;
         weight.names = {name + "_blocks"};
         weight.scales = {name + "_scales"};
-        weight.scaleBlock = {1, 32};
+        weight.scaleBlock = {1, Checkpoint::kMXFP4Block};
         weight.transposed = false;
         weight.mxfp4 = true;
       }

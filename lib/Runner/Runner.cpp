@@ -449,7 +449,8 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
         return makeError("weight " + entry.names.front() +
                          " has an element type the runtime does not bind");
       entry.dtype = *dtype;
-      if (auto stored = dict.getAs<TypeAttr>("stored"))
+      auto stored = dict.getAs<TypeAttr>("stored");
+      if (stored)
         entry.stored = runtimeDType(stored.getValue());
       if (auto scales = dict.getAs<ArrayAttr>("scales")) {
         auto block = dict.getAs<DenseI64ArrayAttr>("scale_block");
@@ -458,7 +459,6 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
           blockScales.names.push_back(name.str());
         blockScales.rows = block[0];
         blockScales.cols = block[1];
-        auto stored = dict.getAs<TypeAttr>("stored");
         blockScales.mxfp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
         entry.scales = std::move(blockScales);
       }

@@ -1390,11 +1390,13 @@ static MXFP4 quantizeMXFP4(llvm::ArrayRef<float> values,
         for (int64_t i = 0; i < 32; ++i) {
           float v = values[at(i)] / scale;
           unsigned best = 0;
+          float bestMiss = std::fabs(v);
           for (unsigned c = 1; c < 8; ++c) {
             float miss = std::fabs(std::fabs(v) - kValues[c]);
-            float bestMiss = std::fabs(std::fabs(v) - kValues[best]);
-            if (miss < bestMiss || (miss == bestMiss && c % 2 == 0))
+            if (miss < bestMiss || (miss == bestMiss && c % 2 == 0)) {
               best = c;
+              bestMiss = miss;
+            }
           }
           unsigned code = best | (std::signbit(v) ? 8 : 0);
           int64_t j = ((x * out + o) * groups + g) * 32 + i;

@@ -117,6 +117,9 @@ public:
   /// stored as a scalar or a vector of one, as FP8 scaled per tensor is.
   llvm::Expected<const TensorInfo *>
   requireScales(llvm::StringRef name, llvm::ArrayRef<int64_t> grid) const;
+  /// The values an E8M0 scale of an MXFP4 tensor covers along its last
+  /// dimension (the MX format's block).
+  static constexpr int64_t kMXFP4Block = 32;
   /// The MXFP4 codes `name` of a tensor of `shape` [..., k] (k even): U8,
   /// two E2M1 codes a byte, the low nibble first, stored [..., k / 2] or,
   /// as GPT-OSS's `_blocks`, [..., k / 32, 16].
