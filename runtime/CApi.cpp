@@ -42,6 +42,24 @@ moe_status ok() {
   return MOE_OK;
 }
 
+/// Runs `call`, the part of C API function `fn` that may use the GPU, with
+/// the CUDA runtime's failures caught on this thread (moe_cuda.h): a failed
+/// GPU operation (out of memory, a kernel that faulted earlier) becomes
+/// `fn`'s error rather than the end of the process.
+template <typename Call>
+moe_status catchingGpuFailures(const char *fn, Call call) {
+  Model::beginCatchingGpuFailures();
+  moe_status status = call();
+  std::string why;
+  int32_t code = Model::endCatchingGpuFailures(why);
+  if (code == 0)
+    return status;
+  return fail(code == 2 /* CUDA_ERROR_OUT_OF_MEMORY */
+                  ? MOE_ERROR_OUT_OF_MEMORY
+                  : MOE_ERROR_GPU,
+              llvm::Twine(fn) + ": " + why);
+}
+
 struct Descriptor2D {
   void *allocated;
   void *aligned;
@@ -141,7 +159,14 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
   return ok();
 }
 
-extern "C" void moe_model_free(moe_model *model) { delete model; }
+extern "C" void moe_model_free(moe_model *model) {
+  // Freeing GPU memory on a context that a fault broke fails too, and
+  // there is nothing left to do about it.
+  catchingGpuFailures("moe_model_free", [&] {
+    delete model;
+    return MOE_OK;
+  });
+}
 
 extern "C" int64_t moe_model_num_layers(const moe_model *model) {
   return model ? static_cast<int64_t>(model->entries.size()) : 0;
@@ -202,6 +227,29 @@ extern "C" int64_t moe_model_max_tokens(const moe_model *model,
   return model->model->manifest().layers[layer].maxTokens;
 }
 
+/// Copies the output `result` of a layer's host entry point to `y` and
+/// frees it.
+static moe_status copyOutput(const LayerEntry &entry, Descriptor2D &result,
+                             const void *input, int64_t tokens, void *y) {
+  if (result.sizes[0] != tokens || result.sizes[1] != entry.output) {
+    std::free(result.allocated);
+    return fail(MOE_ERROR_INTERNAL, "moe_model_run_layer: the layer returned "
+                                    "an output of an unexpected shape");
+  }
+  size_t element = elementSize(entry.dtype);
+  const char *base =
+      static_cast<const char *>(result.aligned) + result.offset * element;
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t i = 0; i < entry.output; ++i)
+      std::memcpy(static_cast<char *>(y) + (t * entry.output + i) * element,
+                  base +
+                      (t * result.strides[0] + i * result.strides[1]) * element,
+                  element);
+  if (result.allocated != input)
+    std::free(result.allocated);
+  return ok();
+}
+
 extern "C" moe_status moe_model_run_layer(moe_model *model, int64_t layer,
                                           const void *x, int64_t tokens,
                                           void *y) {
@@ -226,27 +274,13 @@ extern "C" moe_status moe_model_run_layer(moe_model *model, int64_t layer,
 
   Descriptor2D in = dense2D(input, tokens, entry.hidden);
   Descriptor2D result = {};
-  {
-    ScopedModel scope(model->model.get());
-    model->entries[layer](&result, &in);
-  }
-  if (result.sizes[0] != tokens || result.sizes[1] != entry.output) {
-    std::free(result.allocated);
-    return fail(MOE_ERROR_INTERNAL, "moe_model_run_layer: the layer returned "
-                                    "an output of an unexpected shape");
-  }
-  size_t element = elementSize(entry.dtype);
-  const char *base =
-      static_cast<const char *>(result.aligned) + result.offset * element;
-  for (int64_t t = 0; t < tokens; ++t)
-    for (int64_t i = 0; i < entry.output; ++i)
-      std::memcpy(static_cast<char *>(y) + (t * entry.output + i) * element,
-                  base + (t * result.strides[0] + i * result.strides[1]) *
-                             element,
-                  element);
-  if (result.allocated != input)
-    std::free(result.allocated);
-  return ok();
+  return catchingGpuFailures("moe_model_run_layer", [&] {
+    {
+      ScopedModel scope(model->model.get());
+      model->entries[layer](&result, &in);
+    }
+    return copyOutput(entry, result, input, tokens, y);
+  });
 }
 
 extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
@@ -303,13 +337,17 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
       id >= 0 ? &model->model->manifest().stats[id] : nullptr;
   Descriptor2D in = dense2D(x, tokens, entry.hidden);
   Descriptor2D out = dense2D(y, tokens, entry.output);
-  Descriptor2D counts =
-      dense2D(stats ? model->model->deviceCounters(id) : nullptr,
-              stats ? stats->deviceRows() : 0, stats ? stats->experts + 1 : 1);
-  ScopedModel scope(model->model.get());
-  run(&in, &out, &counts, stream);
-  ready.store(true, std::memory_order_release);
-  return ok();
+  moe_status status = catchingGpuFailures("moe_model_run_layer_async", [&] {
+    Descriptor2D counts = dense2D(
+        stats ? model->model->deviceCounters(id) : nullptr,
+        stats ? stats->deviceRows() : 0, stats ? stats->experts + 1 : 1);
+    ScopedModel scope(model->model.get());
+    run(&in, &out, &counts, stream);
+    return ok();
+  });
+  if (status == MOE_OK)
+    ready.store(true, std::memory_order_release);
+  return status;
 }
 
 extern "C" moe_status moe_model_upload(moe_model *model) {
@@ -323,7 +361,12 @@ extern "C" moe_status moe_model_upload(moe_model *model) {
     return fail(MOE_ERROR_INVALID_ARGUMENT,
                 "moe_model_upload: the model has nothing to put in GPU memory "
                 "(a library built with moe-compile --target cpu)");
-  model->model->upload();
+  moe_status status = catchingGpuFailures("moe_model_upload", [&] {
+    model->model->upload();
+    return ok();
+  });
+  if (status != MOE_OK)
+    return status;
   for (size_t layer = 0; layer < model->entries.size(); ++layer)
     model->deviceReady[layer].store(true, std::memory_order_release);
   return ok();
@@ -341,7 +384,12 @@ extern "C" moe_status moe_model_layer_stats(const moe_model *model,
     return fail(MOE_ERROR_NO_STATISTICS,
                 "moe_model_layer_stats: the model was compiled without "
                 "statistics");
-  Counters counters = model->model->snapshot(id);
+  Counters counters;
+  if (moe_status status = catchingGpuFailures("moe_model_layer_stats", [&] {
+        counters = model->model->snapshot(id);
+        return MOE_OK;
+      }))
+    return status;
   if (assignments)
     std::copy(counters.assignments.begin(), counters.assignments.end(),
               assignments);
@@ -358,8 +406,10 @@ extern "C" moe_status moe_model_reset_stats(moe_model *model) {
   if (!model)
     return fail(MOE_ERROR_INVALID_ARGUMENT,
                 "moe_model_reset_stats: model is NULL");
-  model->model->resetStats();
-  return ok();
+  return catchingGpuFailures("moe_model_reset_stats", [&] {
+    model->model->resetStats();
+    return ok();
+  });
 }
 
 //===----------------------------------------------------------------------===//
@@ -381,7 +431,13 @@ extern "C" moe_status moe_model_stats_snapshot(const moe_model *model,
   if (!stats)
     return fail(MOE_ERROR_OUT_OF_MEMORY,
                 "moe_model_stats_snapshot: out of memory");
-  stats->layers = snapshotStats(*model->model);
+  if (moe_status status = catchingGpuFailures("moe_model_stats_snapshot", [&] {
+        stats->layers = snapshotStats(*model->model);
+        return MOE_OK;
+      })) {
+    delete stats;
+    return status;
+  }
   *out = stats;
   return ok();
 }
@@ -512,10 +568,12 @@ extern "C" moe_status moe_model_set_knob(moe_model *model, const char *layer,
   if (moe_status status = findKnob("moe_model_set_knob", model, layer, name,
                                    id))
     return status;
-  if (llvm::Error error = model->model->setKnob(id, value))
-    return fail(MOE_ERROR_INVALID_ARGUMENT,
-                "moe_model_set_knob: " + llvm::toString(std::move(error)));
-  return ok();
+  return catchingGpuFailures("moe_model_set_knob", [&] {
+    if (llvm::Error error = model->model->setKnob(id, value))
+      return fail(MOE_ERROR_INVALID_ARGUMENT,
+                  "moe_model_set_knob: " + llvm::toString(std::move(error)));
+    return ok();
+  });
 }
 
 //===----------------------------------------------------------------------===//
@@ -590,7 +648,13 @@ extern "C" moe_status moe_controller_step(moe_controller *controller,
   if (!controller)
     return fail(MOE_ERROR_INVALID_ARGUMENT,
                 "moe_controller_step: controller is NULL");
-  Counters now = controller->model->model->snapshot(controller->statsId);
+  // A snapshot that fails leaves the controller as it was.
+  Counters now;
+  if (moe_status status = catchingGpuFailures("moe_controller_step", [&] {
+        now = controller->model->model->snapshot(controller->statsId);
+        return MOE_OK;
+      }))
+    return status;
   // After a reset the counters restart from zero: the interval is all of
   // them.
   const Counters &last = controller->last;
@@ -606,10 +670,15 @@ extern "C" moe_status moe_controller_step(moe_controller *controller,
   controller->last = std::move(now);
   Decision decision = controller->controller.step(interval);
   if (decision.changed())
-    if (llvm::Error error = controller->model->model->setKnob(
-            controller->knobId, decision.knobAfter))
-      return fail(MOE_ERROR_INTERNAL,
-                  "moe_controller_step: " + llvm::toString(std::move(error)));
+    if (moe_status status = catchingGpuFailures("moe_controller_step", [&] {
+          if (llvm::Error error = controller->model->model->setKnob(
+                  controller->knobId, decision.knobAfter))
+            return fail(MOE_ERROR_INTERNAL,
+                        "moe_controller_step: " +
+                            llvm::toString(std::move(error)));
+          return MOE_OK;
+        }))
+      return status;
   if (quantity)
     *quantity = decision.reason == DecisionReason::NoData ? NAN
                                                           : decision.quantity;

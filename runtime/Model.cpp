@@ -596,6 +596,9 @@ struct GpuMemory {
   void (*destroyStream)(void *) = nullptr;
   int32_t (*isCapturing)(void *) = nullptr;
   int32_t (*check)(char *, int32_t) = nullptr;
+  void (*catchBegin)() = nullptr;
+  int32_t (*caught)() = nullptr;
+  int32_t (*catchEnd)(char *, int32_t) = nullptr;
 
   static const GpuMemory &get() {
     static const GpuMemory memory = [] {
@@ -618,6 +621,12 @@ struct GpuMemory {
           dlsym(lib, "moe_gpu_stream_is_capturing"));
       m.check =
           reinterpret_cast<decltype(m.check)>(dlsym(lib, "moe_cuda_check"));
+      m.catchBegin = reinterpret_cast<decltype(m.catchBegin)>(
+          dlsym(lib, "moe_cuda_catch_begin"));
+      m.caught =
+          reinterpret_cast<decltype(m.caught)>(dlsym(lib, "moe_cuda_caught"));
+      m.catchEnd = reinterpret_cast<decltype(m.catchEnd)>(
+          dlsym(lib, "moe_cuda_catch_end"));
       return m;
     }();
     return memory;
@@ -625,6 +634,27 @@ struct GpuMemory {
   bool usable() const {
     return alloc && free && copy && sync && createStream && destroyStream &&
            isCapturing;
+  }
+
+  /// `bytes` of device memory holding a copy of `src` (host memory), or
+  /// NULL when a failure of this thread was caught (C API calls catch them):
+  /// then nothing made here is kept, and the next call tries again.
+  void *copyToDevice(const void *src, int64_t bytes) const {
+    void *copy = alloc(bytes, nullptr, 0);
+    copyNow(copy, src, bytes, nullptr);
+    return keepUnlessFailed(copy);
+  }
+
+  /// Whether a GPU operation of this thread failed since the C API call
+  /// that catches failures began (never where failures are fatal).
+  bool failed() const { return caught && caught(); }
+
+  /// `made`, or NULL (freeing it) after a caught failure of this thread.
+  template <typename T> T *keepUnlessFailed(T *made) const {
+    if (!failed())
+      return made;
+    free(made, nullptr);
+    return nullptr;
   }
 
   /// Copies `bytes` from `src` to `dst` (either side on the device) on
@@ -677,10 +707,9 @@ const void *Model::deviceWeight(int64_t id) {
     for (int64_t dim : entry.boundShape())
       bytes *= dim;
     // Synchronous: the copy is complete before any stream uses it. The
-    // runtime's mgpu* functions abort with a message on failure.
-    void *copy = gpu.alloc(bytes, nullptr, 0);
-    gpu.copyNow(copy, host, bytes, nullptr);
-    return copy;
+    // runtime's mgpu* functions abort with a message on failure, unless
+    // the C API catches it.
+    return gpu.copyToDevice(host, bytes);
   });
 }
 
@@ -705,6 +734,22 @@ int32_t Model::checkGpu(std::string &why) {
   int32_t status = gpu.check(message, sizeof(message));
   why = message;
   return status;
+}
+
+void Model::beginCatchingGpuFailures() {
+  const GpuMemory &gpu = GpuMemory::get();
+  if (gpu.catchBegin && gpu.catchEnd)
+    gpu.catchBegin();
+}
+
+int32_t Model::endCatchingGpuFailures(std::string &why) {
+  const GpuMemory &gpu = GpuMemory::get();
+  if (!gpu.catchBegin || !gpu.catchEnd)
+    return 0;
+  char message[1024] = "";
+  int32_t code = gpu.catchEnd(message, sizeof(message));
+  why = message;
+  return code;
 }
 
 bool Model::isCapturing(void *stream) {
@@ -742,7 +787,7 @@ double *Model::deviceKnob(int64_t id) {
     const GpuMemory &gpu = GpuMemory::require("knob", id);
     auto *copy = static_cast<double *>(gpu.alloc(sizeof(double), nullptr, 0));
     writeDeviceKnob(copy, knob(id));
-    return copy;
+    return gpu.keepUnlessFailed(copy);
   });
 }
 
@@ -770,7 +815,7 @@ int64_t *Model::deviceCounters(int64_t id) {
     auto *table =
         static_cast<int64_t *>(gpu.alloc(tableBytes(stats), nullptr, 0));
     zeroDeviceTable(table, stats);
-    return table;
+    return gpu.keepUnlessFailed(table);
   });
 }
 
@@ -784,7 +829,10 @@ std::vector<int64_t> Model::readDeviceCounts(int64_t id) const {
   // still in flight.
   const StatsEntry &stats = info.stats[id];
   std::vector<int64_t> values(tableSize(stats));
-  GpuMemory::get().copyNow(values.data(), table, tableBytes(stats), nullptr);
+  const GpuMemory &gpu = GpuMemory::get();
+  gpu.copyNow(values.data(), table, tableBytes(stats), nullptr);
+  if (gpu.failed())
+    return {};
   return values;
 }
 
@@ -887,6 +935,10 @@ void Model::resetStats() {
   for (size_t id = 0; id < counters.size(); ++id)
     if (int64_t *table = deviceCounts[id].load(std::memory_order_acquire))
       zeroDeviceTable(table, info.stats[id]);
+  // The host's counters stay when the device's could not be zeroed (a
+  // failure the C API caught and returns).
+  if (GpuMemory::get().failed())
+    return;
   std::lock_guard<std::mutex> lock(statsMutex);
   for (Counters &c : counters) {
     std::fill(c.assignments.begin(), c.assignments.end(), 0);
@@ -924,9 +976,14 @@ llvm::Error Model::setKnob(int64_t id, double value) {
         entry.name.c_str(), entry.layer.c_str(),
         entry.name == "capacity_factor" ? " > 0" : "", value);
   std::lock_guard<std::mutex> lock(knobMutex);
-  knobs[id].store(value, std::memory_order_relaxed);
-  if (double *copy = deviceKnobs[id].load(std::memory_order_relaxed))
+  double before = knobs[id].exchange(value, std::memory_order_relaxed);
+  if (double *copy = deviceKnobs[id].load(std::memory_order_relaxed)) {
     writeDeviceKnob(copy, value);
+    // Not set, on the host either, when the device's copy was not (a
+    // failure the C API caught and returns).
+    if (GpuMemory::get().failed())
+      knobs[id].store(before, std::memory_order_relaxed);
+  }
   return llvm::Error::success();
 }
 

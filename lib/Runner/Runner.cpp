@@ -320,9 +320,16 @@ CompiledFunction::call(ArrayRef<const npy::Array *> inputs) const {
   if (!resultSpecs.empty())
     packedArgs.pointers.push_back(resultStorage.data());
 
+  // A failed GPU operation is the call's error, as in the C API of
+  // compiled libraries (the CUDA runtime catches it; nothing to catch on
+  // the CPU).
+  std::string gpuFailure;
   {
     ::moe::rt::ScopedModel scope(runtimeModel.get());
+    ::moe::rt::Model::beginCatchingGpuFailures();
     packed(packedArgs.pointers.data());
+    if (::moe::rt::Model::endCatchingGpuFailures(gpuFailure) == 0)
+      gpuFailure.clear();
   }
 
   std::vector<npy::Array> outputs;
@@ -365,6 +372,8 @@ CompiledFunction::call(ArrayRef<const npy::Array *> inputs) const {
   }
   for (void *buffer : owned)
     std::free(buffer);
+  if (!gpuFailure.empty())
+    return makeError(gpuFailure);
   return outputs;
 }
 

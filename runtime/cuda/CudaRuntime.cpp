@@ -15,8 +15,12 @@
 //
 // The ABI has no status, so a failure prints one line,
 //   moe cuda runtime: <call> failed: <why>
-// and aborts. Every call runs with the primary context of the default
-// device current on the calling thread.
+// and aborts, unless the calling thread catches failures
+// (moe_cuda_catch_begin, for C APIs that return a status): then the first
+// failure is kept for moe_cuda_catch_end, and the thread's later calls that
+// enqueue or allocate do nothing (those that release still run). Every call
+// runs with the primary context of the default device current on the
+// calling thread.
 //
 //===----------------------------------------------------------------------===//
 
@@ -45,11 +49,64 @@ using namespace moe::rt::cuda;
 
 namespace {
 
-[[noreturn]] void fail(const std::string &call, const std::string &why) {
+[[noreturn]] void fatal(const std::string &call, const std::string &why) {
   std::fprintf(stderr, "moe cuda runtime: %s failed: %s\n", call.c_str(),
                why.c_str());
   std::fflush(stderr);
   std::abort();
+}
+
+/// What a thread that catches failures keeps of the first one.
+struct CaughtFailures {
+  int depth = 0; // open moe_cuda_catch_begin scopes
+  bool failed = false;
+  int32_t code = 0; // the CUresult, or -1
+  std::string message;
+};
+thread_local CaughtFailures caught;
+
+/// Thrown by `fail` on a thread that catches failures, and caught by the
+/// exported function it happened in (`work`, `release`): the failure never
+/// unwinds through the caller's frames, which the lowering generated.
+struct Failure {};
+
+/// `call` failed because of `why` (a driver call's result `code`, or -1):
+/// fatal, unless the thread catches failures.
+[[noreturn]] void fail(const std::string &call, const std::string &why,
+                       int32_t code = -1) {
+  if (caught.depth == 0)
+    fatal(call, why);
+  if (!caught.failed) {
+    caught.failed = true;
+    caught.code = code;
+    caught.message = call + " failed: " + why;
+  }
+  throw Failure();
+}
+
+/// Runs `body`, the work of an exported function that enqueues or
+/// allocates: not at all after a caught failure on this thread, whose
+/// later work would only fail or compute with what is missing. Then, or
+/// when `body` fails, the function returns a null or zero result.
+template <typename Body> auto work(Body body) -> decltype(body()) {
+  using Result = decltype(body());
+  if (caught.failed)
+    return Result();
+  try {
+    return body();
+  } catch (const Failure &) {
+    return Result();
+  }
+}
+
+/// Runs `body`, the work of an exported function that releases a resource,
+/// after a caught failure too: a failed call must not leak what the calls
+/// before it made.
+template <typename Body> void release(Body body) {
+  try {
+    body();
+  } catch (const Failure &) {
+  }
 }
 
 /// Aborts naming `call` when `result` is an error. `call` is a string, or
@@ -60,9 +117,9 @@ void check(const Driver &d, CUresult result, const Call &call) {
   if (result == CUDA_SUCCESS)
     return;
   if constexpr (std::is_invocable_v<Call>)
-    fail(call(), describeError(d, result));
+    fail(call(), describeError(d, result), result);
   else
-    fail(call, describeError(d, result));
+    fail(call, describeError(d, result), result);
 }
 
 /// Calls driver entry point `fn` and aborts when it fails.
@@ -398,6 +455,28 @@ private:
 };
 } // namespace
 
+//===----------------------------------------------------------------------===//
+// Caught failures
+//===----------------------------------------------------------------------===//
+
+MOE_CUDA_EXPORT void moe_cuda_catch_begin(void) { ++caught.depth; }
+
+MOE_CUDA_EXPORT int32_t moe_cuda_caught(void) {
+  return caught.failed ? caught.code : 0;
+}
+
+MOE_CUDA_EXPORT int32_t moe_cuda_catch_end(char *message, int32_t size) {
+  if (caught.depth == 0)
+    fatal("moe_cuda_catch_end", "no moe_cuda_catch_begin before it");
+  int32_t code = caught.failed ? caught.code : 0;
+  if (message && size > 0)
+    std::snprintf(message, static_cast<size_t>(size), "%s",
+                  caught.failed ? caught.message.c_str() : "");
+  if (--caught.depth == 0)
+    caught = CaughtFailures();
+  return code;
+}
+
 MOE_CUDA_EXPORT int64_t moe_cuda_profile_report(void) {
   return profiling() ? Profile::get().report() : 0;
 }
@@ -492,6 +571,16 @@ public:
       waiting.insert(function);
   }
 
+  /// The name `function` was found by, for messages ("?" when unknown).
+  std::string name(CUfunction function) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto &module : modules)
+      for (const auto &entry : module.second.functions)
+        if (entry.second == function)
+          return entry.first;
+    return "?";
+  }
+
   /// Whether `function` is a kernel that waits for the kernel before it.
   bool waits(CUfunction function) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -539,67 +628,75 @@ static void recordModule(const Driver &d, CUmodule module) {
 }
 
 MOE_CUDA_EXPORT CUmodule mgpuModuleLoad(void *data, size_t size) {
-  if (noGPU())
-    return nullptr;
-  const Driver &d = enter("mgpuModuleLoad");
-  CUmodule module = nullptr;
-  CUresult result = d.cuModuleLoadData(&module, data);
-  if (result == CUDA_ERROR_NO_BINARY_FOR_GPU)
-    return foreignModule("cuModuleLoadData: " + describeError(d, result));
-  check(d, result, "cuModuleLoadData");
-  recordModule(d, module);
-  return module;
+  return work([&]() -> CUmodule {
+    if (noGPU())
+      return nullptr;
+    const Driver &d = enter("mgpuModuleLoad");
+    CUmodule module = nullptr;
+    CUresult result = d.cuModuleLoadData(&module, data);
+    if (result == CUDA_ERROR_NO_BINARY_FOR_GPU)
+      return foreignModule("cuModuleLoadData: " + describeError(d, result));
+    check(d, result, "cuModuleLoadData");
+    recordModule(d, module);
+    return module;
+  });
 }
 
 /// NUL-terminated PTX, compiled by the driver at optimization level
 /// `optLevel` (0-4). PTX for an architecture-specific target (`.target
 /// sm_90a`) of another device is not loaded.
 MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
-  if (noGPU())
-    return nullptr;
-  const Driver &d = enter("mgpuModuleLoadJIT");
-  const char *ptx = static_cast<const char *>(data);
-  if (const char *target = ptx ? std::strstr(ptx, "\n.target sm_") : nullptr) {
-    char *end = nullptr;
-    long arch = std::strtol(target + std::strlen("\n.target sm_"), &end, 10);
-    int device = end && *end == 'a' ? deviceArchitecture(d) : 0;
-    if (device && arch != device)
-      return foreignModule("PTX for sm_" + std::to_string(arch) +
-                           "a on a device of compute capability " +
-                           std::to_string(device / 10) + "." +
-                           std::to_string(device % 10));
-  }
-  static constexpr size_t kLogSize = 8192;
-  std::unique_ptr<char[]> log(new char[kLogSize]());
-  int options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
-                   CU_JIT_OPTIMIZATION_LEVEL};
-  intptr_t level = optLevel < 0 ? 0 : optLevel > 4 ? 4 : optLevel;
-  void *values[] = {log.get(), reinterpret_cast<void *>(kLogSize),
-                    reinterpret_cast<void *>(level)};
-  CUmodule module = nullptr;
-  CUresult result = d.cuModuleLoadDataEx(&module, data, 3, options, values);
-  if (result != CUDA_SUCCESS) {
-    log[kLogSize - 1] = '\0';
-    std::string why = describeError(d, result);
-    if (log[0])
-      why += "\n" + std::string(log.get());
-    fail("cuModuleLoadDataEx", why);
-  }
-  recordModule(d, module);
-  return module;
+  return work([&]() -> CUmodule {
+    if (noGPU())
+      return nullptr;
+    const Driver &d = enter("mgpuModuleLoadJIT");
+    const char *ptx = static_cast<const char *>(data);
+    if (const char *target =
+            ptx ? std::strstr(ptx, "\n.target sm_") : nullptr) {
+      char *end = nullptr;
+      long arch = std::strtol(target + std::strlen("\n.target sm_"), &end, 10);
+      int device = end && *end == 'a' ? deviceArchitecture(d) : 0;
+      if (device && arch != device)
+        return foreignModule("PTX for sm_" + std::to_string(arch) +
+                             "a on a device of compute capability " +
+                             std::to_string(device / 10) + "." +
+                             std::to_string(device % 10));
+    }
+    static constexpr size_t kLogSize = 8192;
+    std::unique_ptr<char[]> log(new char[kLogSize]());
+    int options[] = {CU_JIT_ERROR_LOG_BUFFER,
+                     CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+                     CU_JIT_OPTIMIZATION_LEVEL};
+    intptr_t level = optLevel < 0 ? 0 : optLevel > 4 ? 4 : optLevel;
+    void *values[] = {log.get(), reinterpret_cast<void *>(kLogSize),
+                      reinterpret_cast<void *>(level)};
+    CUmodule module = nullptr;
+    CUresult result = d.cuModuleLoadDataEx(&module, data, 3, options, values);
+    if (result != CUDA_SUCCESS) {
+      log[kLogSize - 1] = '\0';
+      std::string why = describeError(d, result);
+      if (log[0])
+        why += "\n" + std::string(log.get());
+      fail("cuModuleLoadDataEx", why, result);
+    }
+    recordModule(d, module);
+    return module;
+  });
 }
 
 /// Runs from global destructors too, possibly after the driver shut down.
 MOE_CUDA_EXPORT void mgpuModuleUnload(CUmodule module) {
-  if (!module)
-    return;
-  FunctionCache::get().forget(module);
-  const Driver &d = driverFor("mgpuModuleUnload");
-  CUresult result = makeCurrent(d);
-  if (result == CUDA_SUCCESS)
-    result = d.cuModuleUnload(module);
-  if (result != CUDA_ERROR_DEINITIALIZED)
-    check(d, result, "cuModuleUnload");
+  release([&] {
+    if (!module)
+      return;
+    FunctionCache::get().forget(module);
+    const Driver &d = driverFor("mgpuModuleUnload");
+    CUresult result = makeCurrent(d);
+    if (result == CUDA_SUCCESS)
+      result = d.cuModuleUnload(module);
+    if (result != CUDA_ERROR_DEINITIALIZED)
+      check(d, result, "cuModuleUnload");
+  });
 }
 
 /// A kernel about to run must come from a module that was loaded.
@@ -615,20 +712,22 @@ static void requireLoaded(const char *entry, CUfunction function) {
 /// unless the grid is empty (a kernel the host code chose not to run).
 MOE_CUDA_EXPORT CUfunction mgpuModuleGetFunction(CUmodule module,
                                                  const char *name) {
-  const Driver &d = enter("mgpuModuleGetFunction");
-  if (!module)
-    return nullptr;
-  if (name)
-    if (CUfunction function = FunctionCache::get().find(module, name))
-      return function;
-  CUfunction function = nullptr;
-  check(d, d.cuModuleGetFunction(&function, module, name), [&] {
-    return std::string("cuModuleGetFunction(\"") + (name ? name : "") + "\")";
+  return work([&]() -> CUfunction {
+    const Driver &d = enter("mgpuModuleGetFunction");
+    if (!module)
+      return nullptr;
+    if (name)
+      if (CUfunction function = FunctionCache::get().find(module, name))
+        return function;
+    CUfunction function = nullptr;
+    check(d, d.cuModuleGetFunction(&function, module, name), [&] {
+      return std::string("cuModuleGetFunction(\"") + (name ? name : "") + "\")";
+    });
+    FunctionCache::get().add(module, name, function);
+    if (profiling())
+      Profile::get().name(function, name);
+    return function;
   });
-  FunctionCache::get().add(module, name, function);
-  if (profiling())
-    Profile::get().name(function, name);
-  return function;
 }
 
 /// Whether `function` is launched with programmatic stream serialization,
@@ -676,44 +775,50 @@ MOE_CUDA_EXPORT void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                                       intptr_t blockZ, int32_t smem,
                                       CUstream stream, void **params,
                                       void **extra, size_t paramsCount) {
-  const char *entry = "mgpuLaunchKernel";
-  const Driver &d = enter(entry);
-  const intptr_t gridIn[3] = {gridX, gridY, gridZ};
-  const intptr_t blockIn[3] = {blockX, blockY, blockZ};
-  unsigned grid[3], block[3];
-  bool gridOk = launchDims(entry, "grid", gridIn, grid);
-  bool blockOk = launchDims(entry, "block", blockIn, block);
-  // No blocks or no threads: nothing to run (an empty batch of tokens).
-  if (!gridOk || !blockOk)
-    return;
-  requireLoaded(entry, function);
-  allowSharedMemory(d, entry, function, smem);
-  CUevent start = profiling() ? Profile::get().begin(d, stream) : nullptr;
-  bool dependent = dependentLaunch(d, entry, function);
-  CUresult result;
-  if (dependent) {
-    CUlaunchAttribute attribute;
-    CUlaunchConfig config =
-        launchConfig(grid, block, smem, stream, &attribute, 0, dependent);
-    result = d.cuLaunchKernelEx(&config, function, params, extra);
-  } else {
-    result = d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0],
-                              block[1], block[2], unsigned(smem), stream,
-                              params, extra);
-  }
-  check(d, result, [&] {
-    return std::string(dependent ? "cuLaunchKernelEx(dependent launch, "
-                                 : "cuLaunchKernel(") +
-           "grid " + dimsString(grid) + ", block " + dimsString(block) + ")";
+  work([&] {
+    const char *entry = "mgpuLaunchKernel";
+    const Driver &d = enter(entry);
+    const intptr_t gridIn[3] = {gridX, gridY, gridZ};
+    const intptr_t blockIn[3] = {blockX, blockY, blockZ};
+    unsigned grid[3], block[3];
+    bool gridOk = launchDims(entry, "grid", gridIn, grid);
+    bool blockOk = launchDims(entry, "block", blockIn, block);
+    // No blocks or no threads: nothing to run (an empty batch of tokens).
+    if (!gridOk || !blockOk)
+      return;
+    requireLoaded(entry, function);
+    allowSharedMemory(d, entry, function, smem);
+    CUevent start = profiling() ? Profile::get().begin(d, stream) : nullptr;
+    bool dependent = dependentLaunch(d, entry, function);
+    CUresult result;
+    if (dependent) {
+      CUlaunchAttribute attribute;
+      CUlaunchConfig config =
+          launchConfig(grid, block, smem, stream, &attribute, 0, dependent);
+      result = d.cuLaunchKernelEx(&config, function, params, extra);
+    } else {
+      result = d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0],
+                                block[1], block[2], unsigned(smem), stream,
+                                params, extra);
+    }
+    check(d, result, [&] {
+      return std::string(dependent ? "cuLaunchKernelEx(dependent launch, "
+                                   : "cuLaunchKernel(") +
+             FunctionCache::get().name(function) + ", grid " +
+             dimsString(grid) + ", block " + dimsString(block) + ")";
+    });
+    if (start)
+      Profile::get().end(d, stream, start, function, grid);
   });
-  if (start)
-    Profile::get().end(d, stream, start, function, grid);
 }
 
 /// A bad setting of the kernel library's choices (KernelChoices.cpp).
+/// Fatal even where failures are caught: KernelChoices' exported functions
+/// do not catch, and the C APIs check the settings before the first GPU
+/// operation (moe_cuda_check).
 void moe::rt::cuda::failKernelChoice(const char *entry,
                                      const std::string &bad) {
-  fail(entry, bad);
+  fatal(entry, bad);
 }
 
 /// Why MOE_GPU_WGMMA=1 cannot be had on the default device, of
@@ -731,35 +836,39 @@ static std::string wgmmaDeviceError(int arch) {
 /// that runs sm_90a code, unless MOE_GPU_WGMMA=0; MOE_GPU_WGMMA=1 asks for
 /// them and fails on any other device.
 MOE_CUDA_EXPORT int32_t moe_gpu_use_wgmma(void) {
-  const char *entry = "moe_gpu_use_wgmma";
-  std::optional<int> choice = readChoice(entry, wgmmaChoice);
-  if (choice == 0)
-    return 0;
-  int arch = deviceArchitecture(enter(entry));
-  if (!choice)
-    return arch == 90;
-  std::string bad = wgmmaDeviceError(arch);
-  if (!bad.empty())
-    fail(entry, bad);
-  return 1;
+  return work([&]() -> int32_t {
+    const char *entry = "moe_gpu_use_wgmma";
+    std::optional<int> choice = readChoice(entry, wgmmaChoice);
+    if (choice == 0)
+      return 0;
+    int arch = deviceArchitecture(enter(entry));
+    if (!choice)
+      return arch == 90;
+    std::string bad = wgmmaDeviceError(arch);
+    if (!bad.empty())
+      fail(entry, bad);
+    return 1;
+  });
 }
 
 MOE_CUDA_EXPORT int32_t moe_cuda_check(char *message, int32_t size) {
-  const char *reason = nullptr;
-  int32_t status = 0;
-  std::string why;
-  if (!moe_cuda_available(&reason)) {
-    status = 1;
-    why = reason && *reason ? reason : "unknown reason";
-  } else {
-    why = kernelChoicesError();
-    if (why.empty() && readChoice("moe_cuda_check", wgmmaChoice) == 1)
-      why = wgmmaDeviceError(deviceArchitecture(enter("moe_cuda_check")));
-    status = why.empty() ? 0 : 2;
-  }
-  if (message && size > 0)
-    std::snprintf(message, static_cast<size_t>(size), "%s", why.c_str());
-  return status;
+  return work([&]() -> int32_t {
+    const char *reason = nullptr;
+    int32_t status = 0;
+    std::string why;
+    if (!moe_cuda_available(&reason)) {
+      status = 1;
+      why = reason && *reason ? reason : "unknown reason";
+    } else {
+      why = kernelChoicesError();
+      if (why.empty() && readChoice("moe_cuda_check", wgmmaChoice) == 1)
+        why = wgmmaDeviceError(deviceArchitecture(enter("moe_cuda_check")));
+      status = why.empty() ? 0 : 2;
+    }
+    if (message && size > 0)
+      std::snprintf(message, static_cast<size_t>(size), "%s", why.c_str());
+    return status;
+  });
 }
 
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a
@@ -770,44 +879,48 @@ mgpuLaunchClusterKernel(CUfunction function, intptr_t clusterX,
                         intptr_t gridY, intptr_t gridZ, intptr_t blockX,
                         intptr_t blockY, intptr_t blockZ, int32_t smem,
                         CUstream stream, void **params, void **extra) {
-  const char *entry = "mgpuLaunchClusterKernel";
-  const Driver &d = enter(entry);
-  const intptr_t clusterIn[3] = {clusterX, clusterY, clusterZ};
-  const intptr_t gridIn[3] = {gridX, gridY, gridZ};
-  const intptr_t blockIn[3] = {blockX, blockY, blockZ};
-  unsigned cluster[3], grid[3], block[3];
-  if (!launchDims(entry, "cluster", clusterIn, cluster))
-    fail(entry, "empty cluster " + dimsString(cluster));
-  bool gridOk = launchDims(entry, "grid", gridIn, grid);
-  bool blockOk = launchDims(entry, "block", blockIn, block);
-  if (!gridOk || !blockOk)
-    return;
-  for (int i = 0; i < 3; ++i)
-    if (grid[i] % cluster[i] != 0)
-      fail(entry, "grid " + dimsString(grid) +
-                      " is not a multiple of cluster " + dimsString(cluster));
-  requireLoaded(entry, function);
-  allowSharedMemory(d, entry, function, smem);
-  // Up to 8 blocks is the portable cluster size; beyond, the kernel opts in.
-  if (uint64_t(cluster[0]) * cluster[1] * cluster[2] > 8)
-    MOE_CU(d, cuFuncSetAttribute, function,
-           CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
+  work([&] {
+    const char *entry = "mgpuLaunchClusterKernel";
+    const Driver &d = enter(entry);
+    const intptr_t clusterIn[3] = {clusterX, clusterY, clusterZ};
+    const intptr_t gridIn[3] = {gridX, gridY, gridZ};
+    const intptr_t blockIn[3] = {blockX, blockY, blockZ};
+    unsigned cluster[3], grid[3], block[3];
+    if (!launchDims(entry, "cluster", clusterIn, cluster))
+      fail(entry, "empty cluster " + dimsString(cluster));
+    bool gridOk = launchDims(entry, "grid", gridIn, grid);
+    bool blockOk = launchDims(entry, "block", blockIn, block);
+    if (!gridOk || !blockOk)
+      return;
+    for (int i = 0; i < 3; ++i)
+      if (grid[i] % cluster[i] != 0)
+        fail(entry, "grid " + dimsString(grid) +
+                        " is not a multiple of cluster " + dimsString(cluster));
+    requireLoaded(entry, function);
+    allowSharedMemory(d, entry, function, smem);
+    // Up to 8 blocks is the portable cluster size; beyond, the kernel opts in.
+    if (uint64_t(cluster[0]) * cluster[1] * cluster[2] > 8)
+      MOE_CU(d, cuFuncSetAttribute, function,
+             CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
 
-  CUlaunchAttribute attributes[3] = {};
-  attributes[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-  attributes[0].value.clusterDim = {cluster[0], cluster[1], cluster[2]};
-  attributes[1].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE;
-  attributes[1].value.clusterSchedulingPolicyPreference =
-      CU_CLUSTER_SCHEDULING_POLICY_SPREAD;
-  CUlaunchConfig config = launchConfig(grid, block, smem, stream, attributes, 2,
-                                       dependentLaunch(d, entry, function));
-  CUevent start = profiling() ? Profile::get().begin(d, stream) : nullptr;
-  check(d, d.cuLaunchKernelEx(&config, function, params, extra), [&] {
-    return "cuLaunchKernelEx(cluster " + dimsString(cluster) + ", grid " +
-           dimsString(grid) + ", block " + dimsString(block) + ")";
+    CUlaunchAttribute attributes[3] = {};
+    attributes[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attributes[0].value.clusterDim = {cluster[0], cluster[1], cluster[2]};
+    attributes[1].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE;
+    attributes[1].value.clusterSchedulingPolicyPreference =
+        CU_CLUSTER_SCHEDULING_POLICY_SPREAD;
+    CUlaunchConfig config =
+        launchConfig(grid, block, smem, stream, attributes, 2,
+                     dependentLaunch(d, entry, function));
+    CUevent start = profiling() ? Profile::get().begin(d, stream) : nullptr;
+    check(d, d.cuLaunchKernelEx(&config, function, params, extra), [&] {
+      return "cuLaunchKernelEx(" + FunctionCache::get().name(function) +
+             ", cluster " + dimsString(cluster) + ", grid " + dimsString(grid) +
+             ", block " + dimsString(block) + ")";
+    });
+    if (start)
+      Profile::get().end(d, stream, start, function, grid);
   });
-  if (start)
-    Profile::get().end(d, stream, start, function, grid);
 }
 
 //===----------------------------------------------------------------------===//
@@ -815,20 +928,26 @@ mgpuLaunchClusterKernel(CUfunction function, intptr_t clusterX,
 //===----------------------------------------------------------------------===//
 
 MOE_CUDA_EXPORT CUstream mgpuStreamCreate(void) {
-  const Driver &d = enter("mgpuStreamCreate");
-  CUstream stream = nullptr;
-  MOE_CU(d, cuStreamCreate, &stream, CU_STREAM_NON_BLOCKING);
-  return stream;
+  return work([&]() -> CUstream {
+    const Driver &d = enter("mgpuStreamCreate");
+    CUstream stream = nullptr;
+    MOE_CU(d, cuStreamCreate, &stream, CU_STREAM_NON_BLOCKING);
+    return stream;
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuStreamDestroy(CUstream stream) {
-  const Driver &d = enter("mgpuStreamDestroy");
-  MOE_CU(d, cuStreamDestroy, stream);
+  release([&] {
+    const Driver &d = enter("mgpuStreamDestroy");
+    MOE_CU(d, cuStreamDestroy, stream);
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuStreamSynchronize(CUstream stream) {
-  const Driver &d = enter("mgpuStreamSynchronize");
-  MOE_CU(d, cuStreamSynchronize, stream);
+  work([&] {
+    const Driver &d = enter("mgpuStreamSynchronize");
+    MOE_CU(d, cuStreamSynchronize, stream);
+  });
 }
 
 /// 1 when `stream` is being captured into a CUDA graph (the runtime's C API
@@ -836,40 +955,52 @@ MOE_CUDA_EXPORT void mgpuStreamSynchronize(CUstream stream) {
 /// legacy default stream while a blocking stream captures counts as
 /// captured: the driver calls it unusable until that capture ends.
 MOE_CUDA_EXPORT int32_t moe_gpu_stream_is_capturing(CUstream stream) {
-  const Driver &d = enter("moe_gpu_stream_is_capturing");
-  int status = 0; // CU_STREAM_CAPTURE_STATUS_NONE
-  CUresult result = d.cuStreamIsCapturing(stream, &status);
-  if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT)
-    return 1;
-  check(d, result, "cuStreamIsCapturing");
-  return status != 0;
+  return work([&]() -> int32_t {
+    const Driver &d = enter("moe_gpu_stream_is_capturing");
+    int status = 0; // CU_STREAM_CAPTURE_STATUS_NONE
+    CUresult result = d.cuStreamIsCapturing(stream, &status);
+    if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT)
+      return 1;
+    check(d, result, "cuStreamIsCapturing");
+    return status != 0;
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuStreamWaitEvent(CUstream stream, CUevent event) {
-  const Driver &d = enter("mgpuStreamWaitEvent");
-  MOE_CU(d, cuStreamWaitEvent, stream, event, 0);
+  work([&] {
+    const Driver &d = enter("mgpuStreamWaitEvent");
+    MOE_CU(d, cuStreamWaitEvent, stream, event, 0);
+  });
 }
 
 MOE_CUDA_EXPORT CUevent mgpuEventCreate(void) {
-  const Driver &d = enter("mgpuEventCreate");
-  CUevent event = nullptr;
-  MOE_CU(d, cuEventCreate, &event, CU_EVENT_DISABLE_TIMING);
-  return event;
+  return work([&]() -> CUevent {
+    const Driver &d = enter("mgpuEventCreate");
+    CUevent event = nullptr;
+    MOE_CU(d, cuEventCreate, &event, CU_EVENT_DISABLE_TIMING);
+    return event;
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuEventDestroy(CUevent event) {
-  const Driver &d = enter("mgpuEventDestroy");
-  MOE_CU(d, cuEventDestroy, event);
+  release([&] {
+    const Driver &d = enter("mgpuEventDestroy");
+    MOE_CU(d, cuEventDestroy, event);
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuEventSynchronize(CUevent event) {
-  const Driver &d = enter("mgpuEventSynchronize");
-  MOE_CU(d, cuEventSynchronize, event);
+  work([&] {
+    const Driver &d = enter("mgpuEventSynchronize");
+    MOE_CU(d, cuEventSynchronize, event);
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuEventRecord(CUevent event, CUstream stream) {
-  const Driver &d = enter("mgpuEventRecord");
-  MOE_CU(d, cuEventRecord, event, stream);
+  work([&] {
+    const Driver &d = enter("mgpuEventRecord");
+    MOE_CU(d, cuEventRecord, event, stream);
+  });
 }
 
 //===----------------------------------------------------------------------===//
@@ -992,131 +1123,151 @@ CUresult allocateOrTrim(const Driver &d, Allocate allocate) {
 /// host-shared memory, synchronously, and any stream may use it.
 MOE_CUDA_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream,
                                    int8_t isHostShared) {
-  const Driver &d = enter("mgpuMemAlloc");
-  if (sizeBytes == 0)
-    return nullptr;
-  CUdeviceptr ptr = 0;
-  bool ordered = stream && !isHostShared;
-  CUmemoryPool pool = ordered ? streamPool(d, defaultDevice()) : nullptr;
-  auto allocate = [&] {
-    if (isHostShared)
-      return d.cuMemAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL);
-    if (pool)
-      return d.cuMemAllocFromPoolAsync(&ptr, sizeBytes, pool, stream);
-    if (ordered)
-      return d.cuMemAllocAsync(&ptr, sizeBytes, stream);
-    return d.cuMemAlloc(&ptr, sizeBytes);
-  };
-  check(d, allocateOrTrim(d, allocate), [&] {
-    return std::string(isHostShared ? "cuMemAllocManaged"
-                       : pool       ? "cuMemAllocFromPoolAsync"
-                       : ordered    ? "cuMemAllocAsync"
-                                    : "cuMemAlloc") +
-           "(" + std::to_string(sizeBytes) + " bytes)";
+  return work([&]() -> void * {
+    const Driver &d = enter("mgpuMemAlloc");
+    if (sizeBytes == 0)
+      return nullptr;
+    CUdeviceptr ptr = 0;
+    bool ordered = stream && !isHostShared;
+    CUmemoryPool pool = ordered ? streamPool(d, defaultDevice()) : nullptr;
+    auto allocate = [&] {
+      if (isHostShared)
+        return d.cuMemAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL);
+      if (pool)
+        return d.cuMemAllocFromPoolAsync(&ptr, sizeBytes, pool, stream);
+      if (ordered)
+        return d.cuMemAllocAsync(&ptr, sizeBytes, stream);
+      return d.cuMemAlloc(&ptr, sizeBytes);
+    };
+    check(d, allocateOrTrim(d, allocate), [&] {
+      return std::string(isHostShared ? "cuMemAllocManaged"
+                         : pool       ? "cuMemAllocFromPoolAsync"
+                         : ordered    ? "cuMemAllocAsync"
+                                      : "cuMemAlloc") +
+             "(" + std::to_string(sizeBytes) + " bytes)";
+    });
+    if (ordered) {
+      std::lock_guard<std::mutex> lock(streamOrderedMutex);
+      streamOrdered.insert(ptr);
+    }
+    return reinterpret_cast<void *>(ptr);
   });
-  if (ordered) {
-    std::lock_guard<std::mutex> lock(streamOrderedMutex);
-    streamOrdered.insert(ptr);
-  }
-  return reinterpret_cast<void *>(ptr);
 }
 
 MOE_CUDA_EXPORT uint64_t moe_cuda_release_memory(void) {
-  // Without a pool there is nothing to give back, and no reason to make a
-  // context current (or create one).
-  const Driver *d = loadDriver();
-  if (!d)
-    return 0;
-  bool anyPool = false;
-  {
-    Pools &all = pools(*d);
-    std::lock_guard<std::mutex> lock(all.mutex);
+  return work([&]() -> uint64_t {
+    // Without a pool there is nothing to give back, and no reason to make a
+    // context current (or create one).
+    const Driver *d = loadDriver();
+    if (!d)
+      return 0;
+    bool anyPool = false;
+    {
+      Pools &all = pools(*d);
+      std::lock_guard<std::mutex> lock(all.mutex);
+      for (int device = 0; device < d->deviceCount; ++device)
+        anyPool = anyPool || all.pool[device];
+    }
+    if (!anyPool || makeCurrent(*d) != CUDA_SUCCESS)
+      return 0;
+    uint64_t released = 0;
     for (int device = 0; device < d->deviceCount; ++device)
-      anyPool = anyPool || all.pool[device];
-  }
-  if (!anyPool || makeCurrent(*d) != CUDA_SUCCESS)
-    return 0;
-  uint64_t released = 0;
-  for (int device = 0; device < d->deviceCount; ++device)
-    released += trimPool(*d, device);
-  return released;
+      released += trimPool(*d, device);
+    return released;
+  });
 }
 
 /// Memory allocated in stream order is freed in stream order on `stream`;
 /// any other memory after the work queued on `stream` has finished.
 MOE_CUDA_EXPORT void mgpuMemFree(void *ptr, CUstream stream) {
-  if (!ptr)
-    return;
-  const Driver &d = enter("mgpuMemFree");
-  bool ordered = false;
-  {
-    std::lock_guard<std::mutex> lock(streamOrderedMutex);
-    ordered = streamOrdered.erase(devicePtr(ptr)) > 0;
-  }
-  if (ordered && stream) {
-    MOE_CU(d, cuMemFreeAsync, devicePtr(ptr), stream);
-    return;
-  }
-  if (stream)
-    MOE_CU(d, cuStreamSynchronize, stream);
-  MOE_CU(d, cuMemFree, devicePtr(ptr));
+  release([&] {
+    if (!ptr)
+      return;
+    const Driver &d = enter("mgpuMemFree");
+    bool ordered = false;
+    {
+      std::lock_guard<std::mutex> lock(streamOrderedMutex);
+      ordered = streamOrdered.erase(devicePtr(ptr)) > 0;
+    }
+    if (ordered && stream) {
+      MOE_CU(d, cuMemFreeAsync, devicePtr(ptr), stream);
+      return;
+    }
+    if (stream)
+      MOE_CU(d, cuStreamSynchronize, stream);
+    MOE_CU(d, cuMemFree, devicePtr(ptr));
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,
                                 CUstream stream) {
-  const Driver &d = enter("mgpuMemcpy");
-  if (sizeBytes == 0)
-    return;
-  MOE_CU(d, cuMemcpyAsync, devicePtr(dst), devicePtr(src), sizeBytes, stream);
+  work([&] {
+    const Driver &d = enter("mgpuMemcpy");
+    if (sizeBytes == 0)
+      return;
+    MOE_CU(d, cuMemcpyAsync, devicePtr(dst), devicePtr(src), sizeBytes, stream);
+  });
 }
 
 /// `count` is in elements (32-bit here, 16-bit below), not bytes.
 MOE_CUDA_EXPORT void mgpuMemset32(void *dst, uint32_t value, size_t count,
                                   CUstream stream) {
-  const Driver &d = enter("mgpuMemset32");
-  if (count == 0)
-    return;
-  MOE_CU(d, cuMemsetD32Async, devicePtr(dst), value, count, stream);
+  work([&] {
+    const Driver &d = enter("mgpuMemset32");
+    if (count == 0)
+      return;
+    MOE_CU(d, cuMemsetD32Async, devicePtr(dst), value, count, stream);
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuMemset16(void *dst, uint16_t value, size_t count,
                                   CUstream stream) {
-  const Driver &d = enter("mgpuMemset16");
-  if (count == 0)
-    return;
-  MOE_CU(d, cuMemsetD16Async, devicePtr(dst), value, count, stream);
+  work([&] {
+    const Driver &d = enter("mgpuMemset16");
+    if (count == 0)
+      return;
+    MOE_CU(d, cuMemsetD16Async, devicePtr(dst), value, count, stream);
+  });
 }
 
 /// Page-locks host memory so that copies from and to it run asynchronously.
 MOE_CUDA_EXPORT void mgpuMemHostRegister(void *ptr, uint64_t sizeBytes) {
-  const Driver &d = enter("mgpuMemHostRegister");
-  if (sizeBytes == 0)
-    return;
-  MOE_CU(d, cuMemHostRegister, ptr, sizeBytes, 0);
+  work([&] {
+    const Driver &d = enter("mgpuMemHostRegister");
+    if (sizeBytes == 0)
+      return;
+    MOE_CU(d, cuMemHostRegister, ptr, sizeBytes, 0);
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuMemHostUnregister(void *ptr) {
-  const Driver &d = enter("mgpuMemHostUnregister");
-  MOE_CU(d, cuMemHostUnregister, ptr);
+  release([&] {
+    const Driver &d = enter("mgpuMemHostUnregister");
+    MOE_CU(d, cuMemHostUnregister, ptr);
+  });
 }
 
 /// gpu.host_register: `descriptor` points to a ranked memref descriptor.
 /// The whole span the memref addresses is registered, strided or not.
 MOE_CUDA_EXPORT void mgpuMemHostRegisterMemRef(int64_t rank, void *descriptor,
                                                int64_t elementSizeBytes) {
-  MemRefView view = viewMemRef(descriptor);
-  uint64_t span =
-      memRefSpan("mgpuMemHostRegisterMemRef", rank, view, elementSizeBytes);
-  if (span != 0)
-    mgpuMemHostRegister(memRefStart(view, elementSizeBytes), span);
+  work([&] {
+    MemRefView view = viewMemRef(descriptor);
+    uint64_t span =
+        memRefSpan("mgpuMemHostRegisterMemRef", rank, view, elementSizeBytes);
+    if (span != 0)
+      mgpuMemHostRegister(memRefStart(view, elementSizeBytes), span);
+  });
 }
 
 MOE_CUDA_EXPORT void mgpuMemHostUnregisterMemRef(int64_t rank, void *descriptor,
                                                  int64_t elementSizeBytes) {
-  MemRefView view = viewMemRef(descriptor);
-  if (memRefSpan("mgpuMemHostUnregisterMemRef", rank, view, elementSizeBytes) !=
-      0)
-    mgpuMemHostUnregister(memRefStart(view, elementSizeBytes));
+  release([&] {
+    MemRefView view = viewMemRef(descriptor);
+    if (memRefSpan("mgpuMemHostUnregisterMemRef", rank, view,
+                   elementSizeBytes) != 0)
+      mgpuMemHostUnregister(memRefStart(view, elementSizeBytes));
+  });
 }
 
 //===----------------------------------------------------------------------===//
@@ -1126,12 +1277,14 @@ MOE_CUDA_EXPORT void mgpuMemHostUnregisterMemRef(int64_t rank, void *descriptor,
 /// Chooses the device of later calls, for every thread. Set it before the
 /// first module loads: a module belongs to the device it was loaded on.
 MOE_CUDA_EXPORT void mgpuSetDefaultDevice(int32_t device) {
-  const Driver &d = driverFor("mgpuSetDefaultDevice");
-  if (device < 0 || device >= d.deviceCount)
-    fail("mgpuSetDefaultDevice", "device " + std::to_string(device) +
-                                     " out of range [0, " +
-                                     std::to_string(d.deviceCount) + ")");
-  setDefaultDevice(device);
+  work([&] {
+    const Driver &d = driverFor("mgpuSetDefaultDevice");
+    if (device < 0 || device >= d.deviceCount)
+      fail("mgpuSetDefaultDevice", "device " + std::to_string(device) +
+                                       " out of range [0, " +
+                                       std::to_string(d.deviceCount) + ")");
+    setDefaultDevice(device);
+  });
 }
 
 /// nvgpu.tma.create.descriptor: encodes a tiled TMA descriptor for a
@@ -1141,40 +1294,43 @@ MOE_CUDA_EXPORT void mgpuSetDefaultDevice(int32_t device) {
 MOE_CUDA_EXPORT void *mgpuTensorMapEncodeTiledMemref(
     int64_t rank, void *descriptor, int64_t dataType, int64_t interleave,
     int64_t swizzle, int64_t l2Promotion, int64_t oobFill, int64_t *boxDims) {
-  const char *entry = "mgpuTensorMapEncodeTiledMemref";
-  const Driver &d = enter(entry);
-  // Bytes per element of CU_TENSOR_MAP_DATA_TYPE_UINT8 ... _TFLOAT32_FTZ.
-  static const int kElementSize[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4};
-  constexpr int64_t kNumTypes = sizeof(kElementSize) / sizeof(int);
-  if (rank < 1 || rank > 5)
-    fail(entry, "rank " + std::to_string(rank) + ", expected 1 to 5");
-  if (dataType < 0 || dataType >= kNumTypes)
-    fail(entry, "data type " + std::to_string(dataType) + ", expected 0 to " +
-                    std::to_string(kNumTypes - 1));
-  int64_t elementSize = kElementSize[dataType];
-  MemRefView view = viewMemRef(descriptor);
+  return work([&]() -> void * {
+    const char *entry = "mgpuTensorMapEncodeTiledMemref";
+    const Driver &d = enter(entry);
+    // Bytes per element of CU_TENSOR_MAP_DATA_TYPE_UINT8 ... _TFLOAT32_FTZ.
+    static const int kElementSize[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4};
+    constexpr int64_t kNumTypes = sizeof(kElementSize) / sizeof(int);
+    if (rank < 1 || rank > 5)
+      fail(entry, "rank " + std::to_string(rank) + ", expected 1 to 5");
+    if (dataType < 0 || dataType >= kNumTypes)
+      fail(entry, "data type " + std::to_string(dataType) + ", expected 0 to " +
+                      std::to_string(kNumTypes - 1));
+    int64_t elementSize = kElementSize[dataType];
+    MemRefView view = viewMemRef(descriptor);
 
-  // The driver lists dimensions innermost first, and the strides of all
-  // but the innermost in bytes.
-  uint64_t globalDim[5] = {}, globalStrides[4] = {};
-  uint32_t box[5] = {}, elementStrides[5] = {};
-  for (int64_t i = 0; i < rank; ++i) {
-    int64_t dim = rank - 1 - i;
-    globalDim[i] = uint64_t(view.sizes[dim]);
-    box[i] = uint32_t(boxDims[dim]);
-    elementStrides[i] = 1;
-    if (i > 0)
-      globalStrides[i - 1] = uint64_t(view.sizes[rank + dim] * elementSize);
-  }
-  CUtensorMap map;
-  check(d,
-        d.cuTensorMapEncodeTiled(
-            &map, int(dataType), uint32_t(rank), memRefStart(view, elementSize),
-            globalDim, globalStrides, box, elementStrides, int(interleave),
-            int(swizzle), int(l2Promotion), int(oobFill)),
-        "cuTensorMapEncodeTiled");
-  CUdeviceptr copy = 0;
-  MOE_CU(d, cuMemAlloc, &copy, sizeof(map));
-  MOE_CU(d, cuMemcpyHtoD, copy, &map, sizeof(map));
-  return reinterpret_cast<void *>(copy);
+    // The driver lists dimensions innermost first, and the strides of all
+    // but the innermost in bytes.
+    uint64_t globalDim[5] = {}, globalStrides[4] = {};
+    uint32_t box[5] = {}, elementStrides[5] = {};
+    for (int64_t i = 0; i < rank; ++i) {
+      int64_t dim = rank - 1 - i;
+      globalDim[i] = uint64_t(view.sizes[dim]);
+      box[i] = uint32_t(boxDims[dim]);
+      elementStrides[i] = 1;
+      if (i > 0)
+        globalStrides[i - 1] = uint64_t(view.sizes[rank + dim] * elementSize);
+    }
+    CUtensorMap map;
+    check(d,
+          d.cuTensorMapEncodeTiled(&map, int(dataType), uint32_t(rank),
+                                   memRefStart(view, elementSize), globalDim,
+                                   globalStrides, box, elementStrides,
+                                   int(interleave), int(swizzle),
+                                   int(l2Promotion), int(oobFill)),
+          "cuTensorMapEncodeTiled");
+    CUdeviceptr copy = 0;
+    MOE_CU(d, cuMemAlloc, &copy, sizeof(map));
+    MOE_CU(d, cuMemcpyHtoD, copy, &map, sizeof(map));
+    return reinterpret_cast<void *>(copy);
+  });
 }

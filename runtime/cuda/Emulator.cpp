@@ -1191,6 +1191,20 @@ MOE_EMU_EXPORT int32_t moe_cuda_check(char *message, int32_t size) {
   return bad.empty() ? 0 : 2;
 }
 
+/// The runtime's moe_cuda_catch_begin, moe_cuda_caught and
+/// moe_cuda_catch_end: the
+/// emulator's failures are a kernel's bad access or a bad launch, errors of
+/// the compiler rather than of the machine, and stay fatal.
+MOE_EMU_EXPORT void moe_cuda_catch_begin() {}
+
+MOE_EMU_EXPORT int32_t moe_cuda_caught() { return 0; }
+
+MOE_EMU_EXPORT int32_t moe_cuda_catch_end(char *message, int32_t size) {
+  if (message && size > 0)
+    message[0] = '\0';
+  return 0;
+}
+
 /// A bad setting of the kernel library's choices (KernelChoices.cpp).
 void moe::rt::cuda::failKernelChoice(const char *entry,
                                      const std::string &bad) {

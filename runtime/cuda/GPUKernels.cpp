@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe_cuda.h"
 #include "moe_gpu_kernels.h"
 
 #include <algorithm>
@@ -313,6 +314,18 @@ std::string prepareLayer(const moe_gpu_layer_dims *dims,
   return "";
 }
 
+/// Runs `enqueue` with the runtime's failures caught (moe_cuda.h): a failed
+/// CUDA operation is `fn`'s error (-1) rather than the end of the process.
+template <typename Enqueue>
+int enqueueCatching(const char *fn, Enqueue enqueue) {
+  moe_cuda_catch_begin();
+  enqueue();
+  char why[1024];
+  if (moe_cuda_catch_end(why, sizeof(why)) == 0)
+    return 0;
+  return fail(std::string(fn) + ": " + why);
+}
+
 /// A layer of no tokens: every group is empty, nothing is dropped.
 void enqueueEmptyLayer(int64_t experts, int32_t *offsets, int32_t *dropped,
                        void *stream) {
@@ -355,10 +368,9 @@ int enqueueLayer(const char *fn, const moe_gpu_layer_dims *dims,
     return fail(std::string(fn) + ": " + error);
   lastError.clear();
   int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn, e = dims->experts;
-  if (t == 0) {
-    enqueueEmptyLayer(e, offsets, dropped, stream);
-    return 0;
-  }
+  if (t == 0)
+    return enqueueCatching(
+        fn, [&] { enqueueEmptyLayer(e, offsets, dropped, stream); });
   MemRef<3> mg = gateWeight(gate_w, up_w, e, f, d),
             mu = upWeight(gate_w, up_w, e, f, d),
             md = dense<3>(down_w, {e, d, f});
@@ -371,14 +383,15 @@ int enqueueLayer(const char *fn, const moe_gpu_layer_dims *dims,
     bd = dense<2>(biases->down, {e, d});
   }
   const moe_gpu_routing &r = ops.r;
-  _mlir_ciface_moe_gpu_layer_async(
-      &ops.x, &ops.routerW, &ops.routerBias, &ops.selectionBias, &mg, &mu, &md,
-      &bg, &bu, &bd, &ops.sharedGate, &ops.sharedUp, &ops.sharedDown,
-      &ops.sharedGateVector, ops.slots, r.score, r.selection, ops.flags,
-      r.scale, r.threshold, ops.groups, ops.topkGroup,
-      r.group_score_sum_top2 ? 1 : 0, ops.capacity, &ops.offsets, &ops.dropped,
-      &ops.y, stream);
-  return 0;
+  return enqueueCatching(fn, [&] {
+    _mlir_ciface_moe_gpu_layer_async(
+        &ops.x, &ops.routerW, &ops.routerBias, &ops.selectionBias, &mg, &mu,
+        &md, &bg, &bu, &bd, &ops.sharedGate, &ops.sharedUp, &ops.sharedDown,
+        &ops.sharedGateVector, ops.slots, r.score, r.selection, ops.flags,
+        r.scale, r.threshold, ops.groups, ops.topkGroup,
+        r.group_score_sum_top2 ? 1 : 0, ops.capacity, &ops.offsets,
+        &ops.dropped, &ops.y, stream);
+  });
 }
 
 } // namespace
@@ -409,16 +422,16 @@ MOE_GPU_EXPORT int moe_gpu_lora_layer_enqueue(
     const void *x, const void *router_w, const moe_gpu_lora_experts *lora,
     const moe_gpu_shared_expert *shared, int32_t *offsets, int32_t *dropped,
     float *y, void *stream) {
-  const char *fn = "moe_gpu_lora_layer_enqueue: ";
+  const char *fn = "moe_gpu_lora_layer_enqueue";
   if (!lora)
-    return fail(std::string(fn) + "lora is NULL");
+    return fail(std::string(fn) + ": lora is NULL");
   if (lora->rank <= 0 || lora->rank % 8)
     return fail(std::string(fn) +
-                "expected a rank that is a positive multiple of 8, found "
+                ": expected a rank that is a positive multiple of 8, found "
                 "rank = " +
                 std::to_string(lora->rank));
   if (!std::isfinite(lora->alpha))
-    return fail(std::string(fn) + "expected a finite alpha");
+    return fail(std::string(fn) + ": expected a finite alpha");
   LayerOperands ops;
   bool gated = lora->gated != 0;
   // lora: the output is the base's d_out = ffn columns.
@@ -439,14 +452,13 @@ MOE_GPU_EXPORT int moe_gpu_lora_layer_enqueue(
   if (error.empty() && dims->activation == MOE_GPU_ACT_SWIGLU_OAI)
     error = "swiglu_oai takes gated experts that are not LoRA experts";
   if (!error.empty())
-    return fail(fn + error);
+    return fail(std::string(fn) + ": " + error);
   lastError.clear();
   int64_t t = dims->tokens, d = dims->hidden, f = dims->ffn, e = dims->experts;
   int64_t rank = lora->rank;
-  if (t == 0) {
-    enqueueEmptyLayer(e, offsets, dropped, stream);
-    return 0;
-  }
+  if (t == 0)
+    return enqueueCatching(
+        fn, [&] { enqueueEmptyLayer(e, offsets, dropped, stream); });
   MemRef<3> none = dense<3>(nullptr, {0, 0, 0});
   // The frozen projections as one expert each [1, n, m]; lora's base is the
   // gate's, its pair the gate's pair.
@@ -463,15 +475,15 @@ MOE_GPU_EXPORT int moe_gpu_lora_layer_enqueue(
     bd = dense<3>(lora->down_b, {e, d, rank});
   }
   const moe_gpu_routing &r = ops.r;
-  _mlir_ciface_moe_gpu_lora_layer_async(
-      &ops.x, &ops.routerW, &ops.routerBias, &ops.selectionBias, &pg, &pu, &pd,
-      &ag, &bg, &au, &bu, &ad, &bd, &ops.sharedGate, &ops.sharedUp,
-      &ops.sharedDown, &ops.sharedGateVector, ops.slots, r.score, r.selection,
-      ops.flags, r.scale, r.threshold, ops.groups, ops.topkGroup,
-      r.group_score_sum_top2 ? 1 : 0,
-      lora->alpha / static_cast<float>(rank), ops.capacity, &ops.offsets,
-      &ops.dropped, &ops.y, stream);
-  return 0;
+  return enqueueCatching(fn, [&] {
+    _mlir_ciface_moe_gpu_lora_layer_async(
+        &ops.x, &ops.routerW, &ops.routerBias, &ops.selectionBias, &pg, &pu,
+        &pd, &ag, &bg, &au, &bu, &ad, &bd, &ops.sharedGate, &ops.sharedUp,
+        &ops.sharedDown, &ops.sharedGateVector, ops.slots, r.score, r.selection,
+        ops.flags, r.scale, r.threshold, ops.groups, ops.topkGroup,
+        r.group_score_sum_top2 ? 1 : 0, lora->alpha / static_cast<float>(rank),
+        ops.capacity, &ops.offsets, &ops.dropped, &ops.y, stream);
+  });
 }
 
 MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
@@ -501,9 +513,10 @@ MOE_GPU_EXPORT int moe_gpu_expert_ffn_enqueue(const moe_gpu_layer_dims *dims,
             mu = upWeight(gate_w, up_w, e, f, d),
             md = dense<3>(down_w, {e, d, f});
   MemRef<1> mo = dense<1>(offsets, {e + 1});
-  _mlir_ciface_moe_gpu_expert_ffn_async(&mx, &mg, &mu, &md, &mo, &my,
-                                        dims->activation, stream);
-  return 0;
+  return enqueueCatching("moe_gpu_expert_ffn_enqueue", [&] {
+    _mlir_ciface_moe_gpu_expert_ffn_async(&mx, &mg, &mu, &md, &mo, &my,
+                                          dims->activation, stream);
+  });
 }
 
 MOE_GPU_EXPORT const char *moe_gpu_last_error(void) {

@@ -11,7 +11,8 @@
 |* first needed, so a program linked with it starts on any machine. These    *|
 |* functions ask, without ever aborting, whether the driver and a GPU are     *|
 |* there; the mgpu* functions abort with a one-line message when they are    *|
-|* not.                                                                       *|
+|* not, or when a driver call fails, unless the thread catches failures      *|
+|* (moe_cuda_catch_begin).                                                    *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
@@ -66,9 +67,9 @@ int moe_cuda_device_name(char *buf, int len);
  * again allocates without the driver mapping memory. The environment
  * variable MOE_CUDA_POOL_RELEASE_THRESHOLD sets the bytes a pool keeps
  * across synchronizations (unset: all of them; 0: the driver's default;
- * anything but a number of bytes is an error, reported on stderr before an
- * abort). When the device is out of memory, an allocation gives the pool's
- * free memory back and tries once more.
+ * anything but a number of bytes is an error of the first allocation on a
+ * stream, fatal unless caught as below). When the device is out of memory, an
+ * allocation gives the pool's free memory back and tries once more.
  *
  * moe_cuda_release_memory gives the free memory of every pool back to the
  * driver now, e.g. before a phase of the program that needs it elsewhere,
@@ -76,6 +77,26 @@ int moe_cuda_device_name(char *buf, int len);
  * Memory freed on a stream whose work the host has not yet seen complete
  * may stay in the pool until a later call. */
 uint64_t moe_cuda_release_memory(void);
+
+/* Failures that a C API returns as a status rather than stopping the
+ * process. Between moe_cuda_catch_begin and moe_cuda_catch_end on one
+ * thread, a failure of an mgpu* function (a driver call that fails: out of
+ * memory, a kernel that faulted earlier on the context; or no usable GPU)
+ * does not abort: the first one is kept, and the thread's later mgpu* calls
+ * that enqueue work or allocate do nothing and return NULL or 0, while those
+ * that free or destroy still run. The work enqueued before the failure
+ * stays enqueued. moe_cuda_catch_end returns 0 when nothing failed, else
+ * the failed driver call's CUresult (2: CUDA_ERROR_OUT_OF_MEMORY), or -1
+ * for a failure of no driver call; message (cut to size bytes) then says
+ * "<call> failed: <why>"; moe_cuda_caught returns the same code without
+ * ending the scope. Scopes nest: the outermost end clears the failure.
+ * Bad MOE_GPU_* settings of moe_gpu_wgmma_rows and the functions below stay
+ * fatal (moe_cuda_check reports them first). The
+ * SIMT emulator exports both functions, and its failures (a kernel's bad
+ * access) stay fatal. */
+void moe_cuda_catch_begin(void);
+int32_t moe_cuda_caught(void);
+int32_t moe_cuda_catch_end(char *message, int32_t size);
 
 /* Kernel times: with the environment variable MOE_CUDA_PROFILE=1 the
  * runtime records a pair of events around every kernel it launches on a
@@ -95,8 +116,8 @@ int64_t moe_cuda_profile_report(void);
  * kernels (wgmma) on the device that the mgpu* functions use: 1 on a device
  * of compute capability 9.0 (the only one that runs sm_90a code), else 0.
  * The environment variable MOE_GPU_WGMMA=0 turns them off, and
- * MOE_GPU_WGMMA=1 asks for them (an error, reported on stderr before an
- * abort, on any other device). The kernel library calls this on every
+ * MOE_GPU_WGMMA=1 asks for them (an error on any other device, fatal
+ * unless caught as below). The kernel library calls this on every
  * layer; the device is asked once. */
 int32_t moe_gpu_use_wgmma(void);
 

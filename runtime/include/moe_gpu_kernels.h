@@ -157,7 +157,11 @@ moe_gpu_routing moe_gpu_routing_default(void);
  * Every expert GEMM accumulates in f32; the activation between the two is
  * rounded to bf16. Results are deterministic (bitwise) run to run.
  * Returns 0, or -1 without enqueuing anything when the dimensions or
- * pointers are invalid (moe_gpu_last_error() says why). */
+ * pointers are invalid (moe_gpu_last_error() says why). A CUDA operation
+ * that fails during the call (out of memory, a kernel that faulted earlier
+ * on the context) is also -1, its driver call named by
+ * moe_gpu_last_error(): the work enqueued before it stays enqueued, y is
+ * undefined, and the temporaries are freed. */
 int moe_gpu_layer_enqueue(const moe_gpu_layer_dims *dims,
                           const moe_gpu_routing *routing, const void *x,
                           const void *router_w, const void *gate_w,

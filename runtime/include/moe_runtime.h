@@ -1,4 +1,5 @@
-/*===-- moe_runtime.h - C API of compiled moe models ---------------*- C -*-===*\
+/*===-- moe_runtime.h - C API of compiled moe models ---------------*- C
+-*-===*\
 |*                                                                            *|
 |* Part of the moe-mlir project, under the Apache License v2.0 with LLVM      *|
 |* Exceptions. See LICENSE for license information.                           *|
@@ -13,6 +14,13 @@
 |* Every function returns a status; on failure, moe_last_error() describes    *|
 |* it. No function aborts the process. Functions are thread-safe: several     *|
 |* threads may run layers of the same model at once.                          *|
+|*                                                                            *|
+|* In a CUDA library a failed GPU operation (out of device memory, a kernel   *|
+|* that faulted earlier on the context) is the error of the function that     *|
+|* met it: MOE_ERROR_OUT_OF_MEMORY or MOE_ERROR_GPU. Its output is then      *|
+|* undefined, the work it enqueued before the failure stays enqueued, and    *|
+|* nothing it made on the GPU is kept (weights not copied are copied at the   *|
+|* next call; a knob that did not reach the GPU keeps its value).             *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
@@ -34,8 +42,11 @@ typedef enum moe_status {
   MOE_ERROR_OUT_OF_MEMORY = 3,
   MOE_ERROR_NO_STATISTICS = 4, /* compiled without statistics */
   MOE_ERROR_INTERNAL = 5,
-  MOE_ERROR_NO_GPU = 6 /* a CUDA library, and no usable GPU (moe_last_error
-                          says why: no driver, a driver too old, no device) */
+  MOE_ERROR_NO_GPU = 6, /* a CUDA library, and no usable GPU (moe_last_error
+                           says why: no driver, a driver too old, no device) */
+  MOE_ERROR_GPU = 7     /* a CUDA operation failed (moe_last_error names the
+                           driver call and its error; out of device memory is
+                           MOE_ERROR_OUT_OF_MEMORY) */
 } moe_status;
 
 typedef enum moe_dtype {

@@ -9,6 +9,11 @@
 // RUN: moe-reference emit --case "op=layer dtype=bf16 renormalize=1" --seed 1 --tokens 7 --dir %t/layer
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/layer/case.mlir --entry case \
 // RUN:   --pipeline cuda --quiet $(cat %t/layer/moe-run.args) | FileCheck %s
+// A CUDA call that fails (the first launch, as after a fault) is moe-run's
+// error, naming the call and the kernel, and not a crash.
+// RUN: env LD_LIBRARY_PATH=%t/fake FAKE_CUDA_FAIL=cuLaunchKernel:700:1 not moe-run %t/layer/case.mlir --entry case \
+// RUN:   --pipeline cuda --quiet $(cat %t/layer/moe-run.args) 2>&1 | FileCheck %s --check-prefix=FAILED
+// FAILED: moe-run: error: cuLaunchKernel(router_logits, grid 2x2x1, block 128x1x1) failed: an illegal memory access was encountered (CUDA_ERROR_ILLEGAL_ADDRESS)
 // DeepSeek-V3-style routing (sigmoid, grouped_top_k, selection bias, scale)
 // with 16 experts: the bias goes to the device with the weights (16 f32).
 // RUN: moe-reference emit --case "op=layer dtype=bf16 score=sigmoid select=grouped_top_k groups=4 topk_group=2 group_score=sum_top2 selection_bias=1 renormalize=1 scale=2.5 E=16 k=4" \

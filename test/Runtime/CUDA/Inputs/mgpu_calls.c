@@ -158,6 +158,42 @@ static void sequence(void) {
   printf("done\n");
 }
 
+/* Failures caught as a C API catches them: the first one is kept, the
+ * thread's later work is skipped while its frees still run, and after the
+ * scope the runtime works again. Scopes nest. */
+static void caught(void) {
+  char why[256];
+  void *stream = mgpuStreamCreate();
+  moe_cuda_catch_begin();
+  void *kept = mgpuMemAlloc(64, stream, 0);
+  void *failed = mgpuMemAlloc(1024, stream, 0);
+  printf("failed allocation: %s; caught %d\n", failed ? "a pointer" : "NULL",
+         moe_cuda_caught());
+  fflush(stdout);
+  mgpuMemset32(kept, 7, 16, stream);
+  mgpuLaunchKernel(NULL, 1, 1, 1, 32, 1, 1, 0, stream, NULL, NULL, 0);
+  printf("stream after the failure: %s\n",
+         mgpuStreamCreate() ? "a stream" : "NULL");
+  fflush(stdout);
+  mgpuMemFree(kept, stream);
+  mgpuStreamSynchronize(stream);
+  moe_cuda_catch_begin();
+  printf("inner end: %d\n", moe_cuda_catch_end(NULL, 0));
+  int code = moe_cuda_catch_end(why, sizeof(why));
+  printf("end: %d: %s\n", code, why);
+  printf("-- after the scope\n");
+  fflush(stdout);
+  void *again = mgpuMemAlloc(1024, stream, 0);
+  mgpuMemset32(again, 7, 16, stream);
+  mgpuMemFree(again, stream);
+  mgpuStreamDestroy(stream);
+  moe_cuda_catch_begin();
+  printf("nothing failed: %d\n", moe_cuda_catch_end(why, sizeof(why)));
+  fflush(stdout);
+  /* An end without a beginning is a bug of the caller. */
+  moe_cuda_catch_end(why, sizeof(why));
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   if (!strcmp(mode, "info")) {
@@ -211,6 +247,8 @@ int main(int argc, char **argv) {
     mgpuLaunchKernel(mgpuModuleGetFunction(again, "scale"), 2, 1, 1, 32, 1, 1,
                      0, stream, NULL, NULL, 0);
     mgpuStreamDestroy(stream);
+  } else if (!strcmp(mode, "caught")) {
+    caught();
   } else if (!strcmp(mode, "alloc")) {
     mgpuMemAlloc(1 << 20, NULL, 0);
   } else if (!strcmp(mode, "profile")) {
