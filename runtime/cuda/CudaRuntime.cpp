@@ -643,8 +643,11 @@ MOE_CUDA_EXPORT CUmodule mgpuModuleLoad(void *data, size_t size) {
 }
 
 /// NUL-terminated PTX, compiled by the driver at optimization level
-/// `optLevel` (0-4). PTX for an architecture-specific target (`.target
-/// sm_90a`) of another device is not loaded.
+/// `optLevel` (0-4). PTX the device cannot run is not loaded (the driver
+/// would fail to compile it, in a global constructor): PTX for an
+/// architecture-specific target (`.target sm_90a`) of another device, and
+/// PTX for a newer architecture than the device's (a library built for
+/// sm_90 on an sm_80 device).
 MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
   return work([&]() -> CUmodule {
     if (noGPU())
@@ -655,12 +658,13 @@ MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
             ptx ? std::strstr(ptx, "\n.target sm_") : nullptr) {
       char *end = nullptr;
       long arch = std::strtol(target + std::strlen("\n.target sm_"), &end, 10);
-      int device = end && *end == 'a' ? deviceArchitecture(d) : 0;
-      if (device && arch != device)
-        return foreignModule("PTX for sm_" + std::to_string(arch) +
-                             "a on a device of compute capability " +
-                             std::to_string(device / 10) + "." +
-                             std::to_string(device % 10));
+      bool specific = end && *end == 'a';
+      int device = deviceArchitecture(d);
+      if (specific ? arch != device : arch > device)
+        return foreignModule(
+            "PTX for sm_" + std::to_string(arch) + (specific ? "a" : "") +
+            " on a device of compute capability " +
+            std::to_string(device / 10) + "." + std::to_string(device % 10));
     }
     static constexpr size_t kLogSize = 8192;
     std::unique_ptr<char[]> log(new char[kLogSize]());

@@ -36,12 +36,13 @@
 //     before a warp-wide operation naming it, lanes of one mask at different
 //     operations, a barrier that some threads never reach.
 //
-// Errors print one line, "moe cuda emulator: ...", and abort, as the driver
-// runtime does. The cp.async copies complete when issued, and their bytes
-// count as in flight (an access to them is an error) until a wait of the
-// issuing thread covers their group; the emulator does not model timing,
-// caches or memory ordering beyond the program order of a fiber and the
-// points where it waits.
+// Errors print one line, "moe cuda emulator: ...", and abort, as the
+// driver runtime does where no C API catches its failures (here they are
+// bugs of a kernel or of the lowering, and are never caught). The cp.async
+// copies complete when issued, and their bytes count as in flight (an access to
+// them is an error) until a wait of the issuing thread covers their group; the
+// emulator does not model timing, caches or memory ordering beyond the program
+// order of a fiber and the points where it waits.
 //
 //===----------------------------------------------------------------------===//
 

@@ -218,17 +218,30 @@ int main(int argc, char **argv) {
     fflush(stdout);
     mgpuLaunchKernel(kernel, 1, 1, 1, 128, 1, 1, 0, NULL, NULL, NULL, 0);
     printf("one block: launched\n");
+  } else if (!strcmp(mode, "newer")) {
+    /* PTX for sm_90 (kPtx): the driver cannot compile it for an older
+     * device, so it is not loaded, and a launch says why. */
+    void *kernel =
+        mgpuModuleGetFunction(mgpuModuleLoadJIT((void *)kPtx, 2), "scale");
+    printf("loaded: %s\n", kernel ? "a kernel" : "nothing");
+    fflush(stdout);
+    mgpuLaunchKernel(kernel, 1, 1, 1, 32, 1, 1, 0, NULL, NULL, NULL, 0);
   } else if (!strcmp(mode, "dependent")) {
     /* Kernels of a module marked by moe-gpu-dependent-launch, and of one
      * that is not, launched as MOE_GPU_DEPENDENT_LAUNCH says; the marked
      * module is unloaded and another, unmarked, loaded in its place (the
      * stand-in driver reuses the handle). */
+    /* For sm_80, so that they load on a device of compute capability 8.0
+     * too, where no launch is dependent. */
     static const char marked[] =
-        "//\n.version 8.0\n.target sm_90\n"
+        "//\n.version 8.0\n.target sm_80\n"
         ".visible .global .align 4 .u32 moe_dependent_launch = 1;\n"
         ".visible .entry scale(\n.param .u64 p\n)\n{\n}\n";
+    static const char unmarked[] =
+        "//\n.version 8.0\n.target sm_80\n"
+        ".visible .entry scale(\n.param .u64 p\n)\n{\n}\n";
     void *waiting = mgpuModuleLoadJIT((void *)marked, 2);
-    void *plain = mgpuModuleLoadJIT((void *)kPtx, 2);
+    void *plain = mgpuModuleLoadJIT((void *)unmarked, 2);
     void *stream = mgpuStreamCreate();
     printf("-- marked\n");
     fflush(stdout);
@@ -243,7 +256,7 @@ int main(int argc, char **argv) {
     mgpuModuleUnload(waiting);
     printf("-- another module in the marked one's place\n");
     fflush(stdout);
-    void *again = mgpuModuleLoadJIT((void *)kPtx, 2);
+    void *again = mgpuModuleLoadJIT((void *)unmarked, 2);
     mgpuLaunchKernel(mgpuModuleGetFunction(again, "scale"), 2, 1, 1, 32, 1, 1,
                      0, stream, NULL, NULL, 0);
     mgpuStreamDestroy(stream);
