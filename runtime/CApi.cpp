@@ -125,6 +125,13 @@ extern "C" moe_status moe_model_load(const char *checkpointDir,
     default:
       return fail(MOE_ERROR_INVALID_ARGUMENT, "moe_model_load: " + why);
     }
+  // Its kernels would fail at their first launch on a device that cannot
+  // run them.
+  if (cuda && !manifest->cudaChip.empty() &&
+      !Model::gpuCanRun(manifest->cudaChip, manifest->cudaFormat, why))
+    return fail(MOE_ERROR_NO_GPU,
+                "moe_model_load: the library's kernels cannot run here: " +
+                    why);
   auto model = Model::load(std::move(*manifest),
                            checkpointDir ? checkpointDir : "");
   if (!model)

@@ -104,6 +104,8 @@ std::string Manifest::toJSON() const {
                     {"stats", std::move(statsArray)},
                     {"knobs", std::move(knobArray)},
                     {"layers", std::move(layerArray)}};
+  if (!cudaChip.empty())
+    root["cuda"] = json::Object{{"chip", cudaChip}, {"format", cudaFormat}};
   std::string text;
   llvm::raw_string_ostream os(text);
   os << json::Value(std::move(root));
@@ -279,6 +281,14 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       manifest.knobs.push_back({*id, layer->str(), name->str(), *value,
                                 k->getBoolean("device").value_or(false)});
     }
+  }
+  if (const json::Object *cuda = object->getObject("cuda")) {
+    auto chip = cuda->getString("chip");
+    auto format = cuda->getString("format");
+    if (!chip || !format || chip->empty())
+      return invalid("malformed cuda entry");
+    manifest.cudaChip = chip->str();
+    manifest.cudaFormat = format->str();
   }
   if (const json::Array *layers = object->getArray("layers")) {
     for (const json::Value &v : *layers) {

@@ -132,6 +132,10 @@ struct LayerEntry {
 
 struct Manifest {
   std::string checkpoint;
+  /// A library of moe-compile --target cuda: the GPU its kernels were
+  /// compiled for (--cuda-chip, e.g. "sm_90") and how they are embedded
+  /// (--cuda-format: "isa", "bin" or "fatbin"); empty otherwise.
+  std::string cudaChip, cudaFormat;
   std::vector<WeightEntry> weights;
   std::vector<StatsEntry> stats;
   std::vector<KnobEntry> knobs;

@@ -596,6 +596,7 @@ struct GpuMemory {
   void (*destroyStream)(void *) = nullptr;
   int32_t (*isCapturing)(void *) = nullptr;
   int32_t (*check)(char *, int32_t) = nullptr;
+  int32_t (*canRun)(const char *, const char *, char *, int32_t) = nullptr;
   void (*catchBegin)() = nullptr;
   int32_t (*caught)() = nullptr;
   int32_t (*catchEnd)(char *, int32_t) = nullptr;
@@ -621,6 +622,8 @@ struct GpuMemory {
           dlsym(lib, "moe_gpu_stream_is_capturing"));
       m.check =
           reinterpret_cast<decltype(m.check)>(dlsym(lib, "moe_cuda_check"));
+      m.canRun =
+          reinterpret_cast<decltype(m.canRun)>(dlsym(lib, "moe_cuda_can_run"));
       m.catchBegin = reinterpret_cast<decltype(m.catchBegin)>(
           dlsym(lib, "moe_cuda_catch_begin"));
       m.caught =
@@ -734,6 +737,18 @@ int32_t Model::checkGpu(std::string &why) {
   int32_t status = gpu.check(message, sizeof(message));
   why = message;
   return status;
+}
+
+bool Model::gpuCanRun(const std::string &chip, const std::string &format,
+                      std::string &why) {
+  const GpuMemory &gpu = GpuMemory::get();
+  if (!gpu.canRun)
+    return true;
+  char message[512] = "";
+  bool runs =
+      gpu.canRun(chip.c_str(), format.c_str(), message, sizeof(message)) != 0;
+  why = message;
+  return runs;
 }
 
 void Model::beginCatchingGpuFailures() {

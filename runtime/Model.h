@@ -89,6 +89,11 @@ public:
   /// this thread is kept rather than fatal. `endCatchingGpuFailures` returns
   /// 0, or the failed driver call's CUresult (-1: not a driver call's),
   /// with `why`. Without a CUDA runtime there is nothing to catch.
+  /// Whether the device that the CUDA runtime in the process uses runs GPU
+  /// code for `chip` in `format` (moe_cuda_can_run); else `why` says why.
+  /// True without a CUDA runtime.
+  static bool gpuCanRun(const std::string &chip, const std::string &format,
+                        std::string &why);
   static void beginCatchingGpuFailures();
   static int32_t endCatchingGpuFailures(std::string &why);
 

@@ -875,6 +875,48 @@ MOE_CUDA_EXPORT int32_t moe_cuda_check(char *message, int32_t size) {
   });
 }
 
+/// Whether the default device runs GPU code for `chip` embedded as `format`
+/// (moe-compile's --cuda-chip and --cuda-format): PTX is compiled by the
+/// driver for its architecture or a newer one, a cubin runs on its major
+/// architecture from its minor one up, a fatbin holds both, and code for
+/// an architecture-specific target (sm_90a) runs on that architecture only.
+MOE_CUDA_EXPORT int32_t moe_cuda_can_run(const char *chip, const char *format,
+                                         char *message, int32_t size) {
+  std::string why;
+  std::string name = chip ? chip : "", kind = format ? format : "";
+  char *end = nullptr;
+  long arch =
+      name.rfind("sm_", 0) == 0 ? std::strtol(name.c_str() + 3, &end, 10) : 0;
+  bool specific = end && *end == 'a';
+  if (arch <= 0 || !end ||
+      (*end && std::string(end) != "a" && std::string(end) != "f")) {
+    why = "unknown GPU architecture '" + name + "'";
+  } else if (kind != "isa" && kind != "bin" && kind != "fatbin") {
+    why = "unknown GPU code format '" + kind + "'";
+  } else {
+    int device =
+        work([] { return deviceArchitecture(enter("moe_cuda_can_run")); });
+    bool runs = specific        ? arch == device
+                : kind == "bin" ? arch / 10 == device / 10 && arch <= device
+                                : arch <= device;
+    if (device && !runs) {
+      why = std::string(kind == "isa"   ? "PTX"
+                        : kind == "bin" ? "a cubin"
+                                        : "a fatbin") +
+            " for " + name + " does not run on device " +
+            std::to_string(defaultDevice()) + " of compute capability " +
+            std::to_string(device / 10) + "." + std::to_string(device % 10) +
+            ": compile for it with --cuda-chip sm_" + std::to_string(device);
+      if (kind == "bin" && !specific && arch <= device)
+        why += ", or as a fatbin (--cuda-format fatbin), whose PTX newer "
+               "devices compile";
+    }
+  }
+  if (message && size > 0)
+    std::snprintf(message, static_cast<size_t>(size), "%s", why.c_str());
+  return why.empty();
+}
+
 /// Thread-block clusters (sm_90+). The grid counts blocks, and is a
 /// multiple of the cluster.
 MOE_CUDA_EXPORT void

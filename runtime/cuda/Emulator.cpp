@@ -1206,6 +1206,14 @@ MOE_EMU_EXPORT int32_t moe_cuda_catch_end(char *message, int32_t size) {
   return 0;
 }
 
+/// The runtime's moe_cuda_can_run: the emulator runs code for any GPU.
+MOE_EMU_EXPORT int32_t moe_cuda_can_run(const char *, const char *,
+                                        char *message, int32_t size) {
+  if (message && size > 0)
+    message[0] = '\0';
+  return 1;
+}
+
 /// A bad setting of the kernel library's choices (KernelChoices.cpp).
 void moe::rt::cuda::failKernelChoice(const char *entry,
                                      const std::string &bad) {

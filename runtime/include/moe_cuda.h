@@ -129,6 +129,19 @@ int32_t moe_gpu_use_wgmma(void);
  * emulator exports the same function (its settings only). */
 int32_t moe_cuda_check(char *message, int32_t size);
 
+/* Whether the device that the mgpu* functions use runs GPU code compiled
+ * for `chip` ("sm_90", "sm_90a") embedded as `format` ("isa": PTX, which
+ * the driver compiles for that architecture or a newer one; "bin": a
+ * cubin, which runs on its major architecture from its minor one up;
+ * "fatbin": both), as moe-compile's --cuda-chip and --cuda-format give
+ * them; code for an architecture-specific target (sm_90a) runs on that
+ * architecture only. 1, or 0 with why in message (cut to size bytes): an
+ * unknown chip or format, or a device that cannot run it, with the
+ * --cuda-chip that would. moe_model_load asks it of a CUDA library. The
+ * SIMT emulator's answer is always 1. */
+int32_t moe_cuda_can_run(const char *chip, const char *format, char *message,
+                         int32_t size);
+
 /* The tile of those sm_90a GEMMs: its rows, 64 (one warpgroup a block) or
  * 128 (two), from the environment variable MOE_GPU_WGMMA_ROWS; its weight
  * rows, 128 or 256, from MOE_GPU_WGMMA_COLS. Unset, 64 and 128; any other

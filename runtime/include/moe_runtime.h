@@ -77,7 +77,8 @@ const char *moe_last_error(void);
  * with config.json and safetensors files, or one .safetensors file); NULL
  * uses the checkpoint recorded at compile time. A library built with
  * moe-compile --target cuda also checks here that the process has a usable
- * GPU (else MOE_ERROR_NO_GPU) and the MOE_GPU_* settings of the environment
+ * GPU that runs the library's kernels (their --cuda-chip and --cuda-format;
+ * else MOE_ERROR_NO_GPU) and the MOE_GPU_* settings of the environment
  * (docs/cuda.md): a bad one is MOE_ERROR_INVALID_ARGUMENT, named by
  * moe_last_error. */
 moe_status moe_model_load(const char *checkpoint_dir, moe_model **model);

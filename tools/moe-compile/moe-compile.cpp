@@ -409,6 +409,14 @@ int main(int argc, char **argv) {
     CUDAPipelineOptions options;
     options.chip = cudaChip;
     options.format = cudaFormat;
+    // moe_model_load checks that the device runs it (the emulator does).
+    if (!emulate) {
+      manifest.cudaChip = cudaChip;
+      manifest.cudaFormat =
+          cudaFormat == CUDAPipelineOptions::Format::Isa   ? "isa"
+          : cudaFormat == CUDAPipelineOptions::Format::Bin ? "bin"
+                                                           : "fatbin";
+    }
     options.stats = !noStats;
     options.statsCoactivation = statsCoactivation;
     options.knobs = !noKnobs;
