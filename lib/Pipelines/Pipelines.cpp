@@ -151,6 +151,18 @@ static void addLowerToNVVM(OpPassManager &pm,
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
+llvm::StringRef mlir::moe::CUDAPipelineOptions::formatName(Format format) {
+  switch (format) {
+  case Format::Isa:
+    return "isa";
+  case Format::Bin:
+    return "bin";
+  case Format::Fatbin:
+    return "fatbin";
+  }
+  llvm_unreachable("unknown CUDA binary format");
+}
+
 void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
                                      const CUDAPipelineOptions &options) {
   // Layers to calls of the kernel library's host functions, on buffers; the
@@ -184,17 +196,7 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   gpu::GPUToNVVMPipelineOptions nvvm;
   nvvm.cubinChip = options.chip;
   nvvm.cubinFeatures = options.features;
-  switch (options.format) {
-  case CUDAPipelineOptions::Format::Isa:
-    nvvm.cubinFormat = "isa";
-    break;
-  case CUDAPipelineOptions::Format::Bin:
-    nvvm.cubinFormat = "bin";
-    break;
-  case CUDAPipelineOptions::Format::Fatbin:
-    nvvm.cubinFormat = "fatbin";
-    break;
-  }
+  nvvm.cubinFormat = CUDAPipelineOptions::formatName(options.format).str();
   nvvm.optLevel = 3;
   addLowerToNVVM(pm, nvvm, options.emulate);
   if (options.check) {

@@ -508,6 +508,23 @@ static CUmodule foreignModule(const std::string &why) {
   return nullptr;
 }
 
+/// "compute capability 9.0" for architecture `arch` (10 major + minor).
+static std::string capabilityName(int arch) {
+  return "compute capability " + std::to_string(arch / 10) + "." +
+         std::to_string(arch % 10);
+}
+
+/// Whether a device of architecture `device` runs code for architecture
+/// `arch`: PTX (`ptx`) is compiled by the driver for its architecture or a
+/// newer one, a cubin runs on its major architecture from its minor one up,
+/// and code for an architecture-specific target (`specific`, sm_90a) runs
+/// on that architecture only.
+static bool runsOn(long arch, bool specific, bool ptx, int device) {
+  if (specific)
+    return arch == device;
+  return arch <= device && (ptx || arch / 10 == device / 10);
+}
+
 /// The compute capability (10 major + minor) of the current device, asked
 /// of the driver once per device (the kernel library asks on every layer).
 static int deviceArchitecture(const Driver &d) {
@@ -660,11 +677,10 @@ MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
       long arch = std::strtol(target + std::strlen("\n.target sm_"), &end, 10);
       bool specific = end && *end == 'a';
       int device = deviceArchitecture(d);
-      if (specific ? arch != device : arch > device)
-        return foreignModule(
-            "PTX for sm_" + std::to_string(arch) + (specific ? "a" : "") +
-            " on a device of compute capability " +
-            std::to_string(device / 10) + "." + std::to_string(device % 10));
+      if (!runsOn(arch, specific, /*ptx=*/true, device))
+        return foreignModule("PTX for sm_" + std::to_string(arch) +
+                             (specific ? "a" : "") + " on a device of " +
+                             capabilityName(device));
     }
     static constexpr size_t kLogSize = 8192;
     std::unique_ptr<char[]> log(new char[kLogSize]());
@@ -831,8 +847,7 @@ static std::string wgmmaDeviceError(int arch) {
   if (arch == 90)
     return "";
   return "MOE_GPU_WGMMA=1 asks for the sm_90a kernels, but device " +
-         std::to_string(defaultDevice()) + " has compute capability " +
-         std::to_string(arch / 10) + "." + std::to_string(arch % 10);
+         std::to_string(defaultDevice()) + " has " + capabilityName(arch);
 }
 
 /// Whether the expert GEMMs of the kernel library take their sm_90a
@@ -876,10 +891,7 @@ MOE_CUDA_EXPORT int32_t moe_cuda_check(char *message, int32_t size) {
 }
 
 /// Whether the default device runs GPU code for `chip` embedded as `format`
-/// (moe-compile's --cuda-chip and --cuda-format): PTX is compiled by the
-/// driver for its architecture or a newer one, a cubin runs on its major
-/// architecture from its minor one up, a fatbin holds both, and code for
-/// an architecture-specific target (sm_90a) runs on that architecture only.
+/// (moe-compile's --cuda-chip and --cuda-format), by the rules of runsOn.
 MOE_CUDA_EXPORT int32_t moe_cuda_can_run(const char *chip, const char *format,
                                          char *message, int32_t size) {
   std::string why;
@@ -896,16 +908,13 @@ MOE_CUDA_EXPORT int32_t moe_cuda_can_run(const char *chip, const char *format,
   } else {
     int device =
         work([] { return deviceArchitecture(enter("moe_cuda_can_run")); });
-    bool runs = specific        ? arch == device
-                : kind == "bin" ? arch / 10 == device / 10 && arch <= device
-                                : arch <= device;
-    if (device && !runs) {
+    // A fatbin holds the cubin and its PTX: it runs where the PTX does.
+    if (device && !runsOn(arch, specific, kind != "bin", device)) {
       why = std::string(kind == "isa"   ? "PTX"
                         : kind == "bin" ? "a cubin"
                                         : "a fatbin") +
             " for " + name + " does not run on device " +
-            std::to_string(defaultDevice()) + " of compute capability " +
-            std::to_string(device / 10) + "." + std::to_string(device % 10) +
+            std::to_string(defaultDevice()) + " of " + capabilityName(device) +
             ": compile for it with --cuda-chip sm_" + std::to_string(device);
       if (kind == "bin" && !specific && arch <= device)
         why += ", or as a fatbin (--cuda-format fatbin), whose PTX newer "

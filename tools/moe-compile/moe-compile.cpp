@@ -412,10 +412,7 @@ int main(int argc, char **argv) {
     // moe_model_load checks that the device runs it (the emulator does).
     if (!emulate) {
       manifest.cudaChip = cudaChip;
-      manifest.cudaFormat =
-          cudaFormat == CUDAPipelineOptions::Format::Isa   ? "isa"
-          : cudaFormat == CUDAPipelineOptions::Format::Bin ? "bin"
-                                                           : "fatbin";
+      manifest.cudaFormat = CUDAPipelineOptions::formatName(cudaFormat).str();
     }
     options.stats = !noStats;
     options.statsCoactivation = statsCoactivation;

@@ -61,6 +61,9 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       *this, "features", llvm::cl::desc("PTX features (cubin-features)"),
       llvm::cl::init("+ptx80")};
   enum class Format { Isa, Bin, Fatbin };
+  /// "isa", "bin" or "fatbin": the option's spelling, gpu-module-to-binary's
+  /// format and the manifest's.
+  static llvm::StringRef formatName(Format format);
   PassOptions::Option<Format> format{
       *this, "format",
       llvm::cl::desc("Device code in gpu.binary (cubin-format)"),
