@@ -39,11 +39,14 @@ static void addBufferization(OpPassManager &pm) {
   pm.addPass(createConvertBufferizationToMemRefPass());
 }
 
-/// The passes both pipelines start with: run-time knobs for tau and the
-/// capacity factors (moe-expose-knobs), then each layer's statistics
-/// (moe-insert-stats), as the options ask.
-static void addKnobsAndStats(OpPassManager &pm, bool knobs, bool stats,
-                             bool coactivation) {
+/// The passes both pipelines start with, as the options ask: f32 and f16
+/// layers narrowed to bf16 (moe-narrow-to-bf16), run-time knobs for tau and
+/// the capacity factors (moe-expose-knobs), then each layer's statistics
+/// (moe-insert-stats).
+static void addFirstPasses(OpPassManager &pm, bool narrowToBF16, bool knobs,
+                           bool stats, bool coactivation) {
+  if (narrowToBF16)
+    pm.addPass(moe::createMoENarrowToBF16());
   if (knobs)
     pm.addPass(moe::createMoEExposeKnobs());
   if (stats) {
@@ -56,7 +59,8 @@ static void addKnobsAndStats(OpPassManager &pm, bool knobs, bool stats,
 void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
                                     const CPUPipelineOptions &options) {
   // moe ops to upstream ops on tensors and runtime calls.
-  addKnobsAndStats(pm, options.knobs, options.stats, options.statsCoactivation);
+  addFirstPasses(pm, options.narrowToBF16, options.knobs, options.stats,
+                 options.statsCoactivation);
   pm.addPass(createMoEDecompose());
   if (!options.reference) {
     pm.addPass(createMoEFuseGating());
@@ -170,17 +174,22 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   // runtime buffers (unpacked), statistics and knobs runtime calls, as on
   // the CPU: the library takes tau and the capacity factor as host scalars
   // on every call.
-  addKnobsAndStats(pm, options.knobs, options.stats, options.statsCoactivation);
+  addFirstPasses(pm, options.narrowToBF16, options.knobs, options.stats,
+                 options.statsCoactivation);
   ConvertMoEToGPUKernelsOptions layers;
   layers.deviceEntries = options.deviceEntries;
   pm.addPass(createConvertMoEToGPUKernels(layers));
   pm.addPass(createConvertMoEToRuntime());
+  // Host arithmetic on whole tensors around the layers (moe-narrow-to-bf16's
+  // roundings) as loops.
+  pm.addPass(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
   // The library comes after bufferization: its gpu.launch_func ops have
   // unknown effects for buffer deallocation.
   addBufferization(pm);
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(createConvertMoEWeightBuffers());
   pm.addPass(createMoELinkGPUKernels());
   // Host functions of the library that no layer calls.

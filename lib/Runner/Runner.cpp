@@ -155,6 +155,7 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
     pipelineOptions.stats = options.stats;
     pipelineOptions.statsCoactivation = options.coactivation;
     pipelineOptions.knobs = options.knobs;
+    pipelineOptions.narrowToBF16 = options.narrowToBF16;
     pipelineOptions.emulate = options.cudaEmulate;
     buildMoECUDAPipeline(pm, pipelineOptions);
   } else {
@@ -162,6 +163,7 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
     pipelineOptions.stats = options.stats;
     pipelineOptions.statsCoactivation = options.coactivation;
     pipelineOptions.knobs = options.knobs;
+    pipelineOptions.narrowToBF16 = options.narrowToBF16;
     pipelineOptions.reference = options.reference;
     buildMoECPUPipeline(pm, pipelineOptions);
   }

@@ -9,6 +9,7 @@
 //   moe-compile IN.mlir -o OUT.(o|so) [--header OUT.h]
 //               [--target cpu|cuda|cuda-emu]
 //               [--mcpu NAME] [--cuda-chip SM] [--cuda-format isa|bin|fatbin]
+//               [--narrow-to-bf16]
 //
 // Compiles every layer function of the module (one [T, d] tensor in, one
 // [T, d_out] tensor out) for the host, or with --target cuda for the host
@@ -98,6 +99,13 @@ static cl::opt<bool> noStats("no-stats",
 static cl::opt<bool> statsCoactivation(
     "stats-coactivation",
     cl::desc("Also count co-activated expert pairs (for moe-place)"),
+    cl::cat(category));
+static cl::opt<bool> narrowToBF16(
+    "narrow-to-bf16",
+    cl::desc("Compute f32 and f16 layers in bf16, their checkpoint weights "
+             "rounded at load time (moe-narrow-to-bf16; the CUDA kernels "
+             "compute only in bf16); the layers keep their f32 or f16 "
+             "inputs and outputs"),
     cl::cat(category));
 static cl::opt<bool>
     noKnobs("no-knobs",
@@ -417,6 +425,7 @@ int main(int argc, char **argv) {
     options.stats = !noStats;
     options.statsCoactivation = statsCoactivation;
     options.knobs = !noKnobs;
+    options.narrowToBF16 = narrowToBF16;
     options.emulate = emulate;
     options.deviceEntries = !noDeviceEntries;
     buildMoECUDAPipeline(pm, options);
@@ -425,6 +434,7 @@ int main(int argc, char **argv) {
     options.stats = !noStats;
     options.statsCoactivation = statsCoactivation;
     options.knobs = !noKnobs;
+    options.narrowToBF16 = narrowToBF16;
     options.reference = reference;
     buildMoECPUPipeline(pm, options);
   }

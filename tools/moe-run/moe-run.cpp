@@ -10,7 +10,7 @@
 //           [--case-dir DIR ...] [--random-inputs [--seed S]
 //           [--dynamic-size N[,N...]]] [--repeat N]
 //           [--pipeline cpu|cuda|cuda-emu] [--cuda-chip SM]
-//           [--checkpoint DIR] [--stats] [--stats-json FILE]
+//           [--narrow-to-bf16] [--checkpoint DIR] [--stats] [--stats-json FILE]
 //           [--stats-history FILE] [--stats-coactivation]
 //           [--knob LAYER:NAME=VALUE ...]
 //
@@ -101,6 +101,12 @@ static cl::opt<std::string> cudaChip(
              "supported GPU runs; sm_90 or newer also lets the kernels "
              "overlap their launches, MOE_GPU_DEPENDENT_LAUNCH=1)"),
     cl::init("sm_80"), cl::cat(category));
+static cl::opt<bool> narrowToBF16(
+    "narrow-to-bf16",
+    cl::desc("Compute f32 and f16 layers in bf16, their checkpoint weights "
+             "rounded at load time (moe-narrow-to-bf16; the CUDA kernels "
+             "compute only in bf16)"),
+    cl::cat(category));
 static cl::opt<bool> reference(
     "reference",
     cl::desc("Compile with the reference lowering only (no CPU kernels)"),
@@ -627,6 +633,7 @@ int main(int argc, char **argv) {
   options.stats = !noStats;
   options.coactivation = statsCoactivation;
   options.knobs = !noKnobs;
+  options.narrowToBF16 = narrowToBF16;
   if (cuda) {
     options.cudaEmulate = pipeline == "cuda-emu";
     options.cudaChip = cudaChip;

@@ -18,6 +18,10 @@ namespace moe {
 
 /// Options of `moe-cpu-pipeline`.
 struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
+  PassOptions::Option<bool> narrowToBF16{
+      *this, "narrow-to-bf16",
+      llvm::cl::desc("Compute f32 and f16 layers in bf16 (moe-narrow-to-bf16)"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> stats{
       *this, "stats",
       llvm::cl::desc("Record each layer's expert statistics in the runtime "
@@ -54,6 +58,10 @@ void buildMoECPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
 /// Options of `moe-cuda-pipeline`.
 struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
+  PassOptions::Option<bool> narrowToBF16{
+      *this, "narrow-to-bf16",
+      llvm::cl::desc("Compute f32 and f16 layers in bf16 (moe-narrow-to-bf16)"),
+      llvm::cl::init(false)};
   PassOptions::Option<std::string> chip{
       *this, "chip", llvm::cl::desc("Target GPU (cubin-chip)"),
       llvm::cl::init("sm_90")};

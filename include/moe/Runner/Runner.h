@@ -57,6 +57,8 @@ struct RunnerOptions {
   bool coactivation = false;
   /// Read tau and capacity factors from run-time knobs (moe-expose-knobs).
   bool knobs = true;
+  /// Compute f32 and f16 layers in bf16 (moe-narrow-to-bf16).
+  bool narrowToBF16 = false;
   /// Compile with the reference lowering only (no CPU kernels).
   bool reference = false;
   /// Compile with moe-cuda-pipeline (PTX for cudaChip, compiled by the

@@ -246,6 +246,48 @@ def MoEExposeKnobs : Pass<"moe-expose-knobs", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 
+def MoENarrowToBF16 : Pass<"moe-narrow-to-bf16"> {
+  let summary = "Compute f32 and f16 moe.layer ops in bf16";
+  let description = [{
+    Rewrites every `moe.layer` with an f32 or f16 input, router weight,
+    expert weight, expert bias or shared weight so that it computes in
+    bf16: those operands are rounded to bf16 (to nearest even), the layer
+    computes as a bf16 layer (`docs/semantics.md`), and its output is
+    widened back to the input's type, so the enclosing function keeps its
+    signature. The CUDA kernel library computes only in bf16; this is how
+    an f32 or f16 layer runs there, and on the CPU it halves the bytes of
+    weights that decoding reads. It changes the results (bf16 keeps 8
+    significant bits), and may change the routing of a token whose best
+    experts' logits are close, so it runs only when asked for
+    (`narrow-to-bf16` of `moe-cpu-pipeline` and `moe-cuda-pipeline`,
+    `--narrow-to-bf16` of `moe-run` and `moe-compile`).
+
+    A checkpoint weight (`moe.weight`) is not rounded by the compiled code:
+    the pass gives the layer a `moe.weight` of the same tensors with a bf16
+    result whose `stored` names what the checkpoint holds, so the runtime
+    rounds it once, at load time (and refuses a finite value that would
+    round to an infinity). Any other operand is rounded by an
+    `arith.truncf`, which folds for constants. Router and selection biases
+    are added to the f32 logits in f32 and are left alone, as are a
+    layer's bf16 operands and its other results (the expert counts).
+
+    ```mlir
+    %w = moe.weight "experts.gate" : tensor<8x32x64xf32>
+    %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xf32>)
+        experts(%w, ...) {...} : tensor<?x64xf32>
+    // becomes
+    %w = moe.weight "experts.gate" {stored = f32} : tensor<8x32x64xbf16>
+    %xb = arith.truncf %x : tensor<?x64xf32> to tensor<?x64xbf16>
+    %wrb = arith.truncf %wr : tensor<8x64xf32> to tensor<8x64xbf16>
+    %yb, %load, %dropped = moe.layer %xb router(%wrb : tensor<8x64xbf16>)
+        experts(%w, ...) {...} : tensor<?x64xbf16>
+    %y = arith.extf %yb : tensor<?x64xbf16> to tensor<?x64xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 def MoELowerCopies : Pass<"moe-lower-copies"> {
   let summary = "Rewrite memref.copy into linalg.copy";
   let description = [{

@@ -97,8 +97,8 @@ static std::string unsupportedReason(LayerOp op) {
        << op.getExpertWeights().front().getType();
     if (!op.getSharedWeights().empty())
       os << ", shared weights " << op.getSharedWeights().front().getType();
-    os << " (a layer of an f32 or f16 checkpoint runs in bf16 when imported "
-          "with moe-import --dtype bf16)";
+    os << " (moe-narrow-to-bf16, --narrow-to-bf16 of moe-run and "
+          "moe-compile, computes an f32 or f16 layer in bf16)";
   } else {
     auto isStatic8 = [](ShapedType t) {
       return t.hasStaticShape() &&
@@ -608,6 +608,16 @@ static std::string deviceEntryObstacle(func::FuncOp func, LayerOp layer,
                                        SetVector<Operation *> &slice) {
   Block &body = func.getBody().front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
+  // f32 rows, or f16 ones through f32, rounded to bf16.
+  auto rounded = layer.getInput().getDefiningOp<arith::TruncFOp>();
+  Value rows = rounded ? rounded.getIn() : Value();
+  if (auto widened = rows ? rows.getDefiningOp<arith::ExtFOp>() : nullptr)
+    rows = widened.getIn();
+  if (rows && func.getNumArguments() == 1 && rows == body.getArgument(0))
+    return "its moe.layer computes in bf16 on rows of another type "
+           "(moe-narrow-to-bf16), and a device entry point takes and "
+           "returns the layer's bf16 rows (import the checkpoint with "
+           "moe-import --dtype bf16 for one)";
   if (func.getNumArguments() != 1 || layer.getInput() != body.getArgument(0))
     return "its only argument must be the input of its moe.layer";
   if (ret.getNumOperands() != 1 || ret.getOperand(0) != layer.getOutput())
