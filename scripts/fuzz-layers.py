@@ -10,13 +10,15 @@ pipelines each case also draws the kernel library's run-time choices
 (MOE_GPU_WGMMA, its tile rows, columns and stages, the GEMV threshold, the
 grid split, the permutation's blocks, dependent launches), so that the kernels the GPU can
 take are checked in combinations the fixed tests do not name; for the CPU,
-the kernels' threads.
+the kernels' threads. One bf16 case in four runs as the f32 layer of the
+same values (scripts/widen-case.py), narrowed back by --narrow-to-bf16.
 
 With --source model, a case is instead a one-layer checkpoint of one of
 the supported families (moe-gen-checkpoint, random sizes, dtype and routing
 options), imported by moe-import (at times in another dtype than the
 checkpoint's, always in bf16 for CUDA, the weights then converted when the
-library loads), compiled by moe-compile --target PIPELINE
+library loads; or an f32 or f16 checkpoint imported as it is and compiled
+with --narrow-to-bf16), compiled by moe-compile --target PIPELINE
 and run through the C API by test/AOT/run_layer_npy.c (several threads at
 once; for CUDA also on device buffers from several streams or replayed from
 a CUDA graph, each bitwise the same), against moe-reference's f64 model of
@@ -46,6 +48,8 @@ TEST_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
 CHECK_COACTIVATION = os.path.join(TEST_ROOT, "Tools", "moe-run", "Inputs",
                                   "check_coactivation.py")
 RUN_LAYER_NPY = os.path.join(TEST_ROOT, "AOT", "run_layer_npy.c")
+WIDEN_CASE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "widen-case.py")
 
 CUDA = ("cuda", "cuda-emu")
 
@@ -173,7 +177,11 @@ def draw_case(rng, pipeline):
     elif not big:
         choices += [257, 300]
     tokens = sorted(rng.sample(choices, rng.randint(1, 3)))
-    return spec, tokens
+    # One bf16 case in four runs as the f32 layer of the same values,
+    # narrowed back to bf16 (moe-run --narrow-to-bf16): exact, so the bf16
+    # reference and its tolerance still hold.
+    widen = spec["dtype"] == "bf16" and rng.random() < 0.25
+    return spec, tokens, widen
 
 
 def draw_env(rng, pipeline):
@@ -231,26 +239,34 @@ class Step:
         return prefix + self.command
 
 
-def layer_steps(case_dir, seed, spec, tokens, env, args):
-    """moe-reference emit, moe-run, compare and the co-activation check."""
+def layer_steps(case_dir, seed, spec, tokens, widen, env, args):
+    """moe-reference emit, moe-run, compare and the co-activation check;
+    with `widen`, the case converted to f32 first (scripts/widen-case.py)
+    and run with --narrow-to-bf16."""
     tool = lambda name: os.path.join(args.bindir, name)
-    stats = os.path.join(case_dir, "stats.json")
-    return [
+    emitted = os.path.join(case_dir, "bf16") if widen else case_dir
+    run_dir = os.path.join(case_dir, "f32") if widen else case_dir
+    stats = os.path.join(run_dir, "stats.json")
+    steps = [
         Step("emit", quote(tool("moe-reference"), "emit", "--case",
                            spec_string(spec), "--seed", seed, "--tokens",
-                           ",".join(map(str, tokens)), "--dir", case_dir),
-             declines=True),
+                           ",".join(map(str, tokens)), "--dir", emitted),
+             declines=True)]
+    if widen:
+        steps.append(Step("widen", quote(sys.executable, WIDEN_CASE, emitted,
+                                         run_dir, "--dtype", "f32")))
+    return steps + [
         Step("moe-run",
-             quote(tool("moe-run"), os.path.join(case_dir, "case.mlir"),
+             quote(tool("moe-run"), os.path.join(run_dir, "case.mlir"),
                    "--entry", "case", "--pipeline", args.pipeline, "--quiet",
                    "--stats-coactivation", "--stats-json", stats,
-                   *args.run_args)
-             + " $(cat " + quote(os.path.join(case_dir, "moe-run.args")) + ")",
+                   *(["--narrow-to-bf16"] if widen else []), *args.run_args)
+             + " $(cat " + quote(os.path.join(run_dir, "moe-run.args")) + ")",
              env),
         Step("compare", quote(tool("moe-reference"), "compare", "--dir",
-                              case_dir)),
+                              run_dir, *(["--tol", "1e-2"] if widen else []))),
         Step("co-activation", quote(sys.executable, CHECK_COACTIVATION, stats,
-                                    case_dir)),
+                                    run_dir)),
     ]
 
 
@@ -364,6 +380,14 @@ def draw_model(rng, pipeline):
     threads = rng.randint(1, 3)
     mode = rng.choice(["", "device", "graph"]) if cuda else ""
     convert = ["--dtype", dtype] if dtype != stored else []
+    # An f32 or f16 layer computed in bf16 (moe-compile --narrow-to-bf16,
+    # the weights rounded when the library loads), on bf16 hidden states
+    # widened to its dtype: the bf16 reference holds. It has no device
+    # entry point.
+    if stored != "bf16" and dtype == "bf16" and rng.random() < 0.4:
+        convert = []
+        compile_args.append("--narrow-to-bf16")
+        mode = ""
     return gen, convert, compile_args, tokens, threads, mode
 
 
@@ -380,6 +404,11 @@ def model_steps(case_dir, seed, model, env, args):
     target = args.pipeline
     flags = ["--cuda-chip", "sm_80", "--cuda-format", "isa"] \
         if target == "cuda" else []
+    # A narrowed layer's cases: bf16 ones of the checkpoint, widened to its
+    # dtype.
+    narrow = "--narrow-to-bf16" in compile_args
+    stored = gen[gen.index("--dtype") + 1]
+    emitted = cases + "-bf16" if narrow else cases
     steps = [
         Step("moe-gen-checkpoint", quote(tool("moe-gen-checkpoint"), *gen,
                                          "--seed", seed, "--out", ckpt)),
@@ -396,10 +425,14 @@ def model_steps(case_dir, seed, model, env, args):
         Step("emit-model", quote(tool("moe-reference"), "emit-model",
                                  "--model", ckpt, "--layer", 0, "--seed",
                                  seed, "--tokens",
-                                 ",".join(map(str, tokens)), "--dir", cases,
-                                 *convert),
+                                 ",".join(map(str, tokens)), "--dir", emitted,
+                                 *(["--dtype", "bf16"] if narrow else
+                                   convert)),
              declines=True),
     ]
+    if narrow:
+        steps.append(Step("widen", quote(sys.executable, WIDEN_CASE, emitted,
+                                         cases, "--dtype", stored)))
     for i in range(len(tokens)):
         data = os.path.join(cases, f"set{i}")
         steps.append(Step(f"run set{i}", quote(
@@ -407,7 +440,8 @@ def model_steps(case_dir, seed, model, env, args):
             os.path.join(data, "out0.npy"), threads, *([mode] if mode else
                                                         [])), env))
     steps.append(Step("compare", quote(tool("moe-reference"), "compare",
-                                       "--dir", cases)))
+                                       "--dir", cases,
+                                       *(["--tol", "1e-2"] if narrow else []))))
     return steps
 
 
@@ -478,8 +512,9 @@ def main():
     cases = []
     for i in range(args.count):
         if args.source == "layer":
-            spec, tokens = draw_case(rng, args.pipeline)
-            what = f"{spec_string(spec)} tokens={','.join(map(str, tokens))}"
+            spec, tokens, widen = draw_case(rng, args.pipeline)
+            what = (f"{spec_string(spec)} tokens={','.join(map(str, tokens))}"
+                    + (" narrowed-from=f32" if widen else ""))
         else:
             model = draw_model(rng, args.pipeline)
             gen, convert, compile_args, tokens, threads, mode = model
@@ -490,8 +525,9 @@ def main():
         env = draw_env(rng, args.pipeline)
         seed = rng.randrange(1 << 30)
         if args.source == "layer":
-            make = (lambda d, seed=seed, spec=spec, tokens=tokens, env=env:
-                    layer_steps(d, seed, spec, tokens, env, args))
+            make = (lambda d, seed=seed, spec=spec, tokens=tokens,
+                    widen=widen, env=env:
+                    layer_steps(d, seed, spec, tokens, widen, env, args))
         else:
             make = (lambda d, seed=seed, model=model, env=env:
                     model_steps(d, seed, model, env, args))
