@@ -113,3 +113,24 @@ func.func @bf16(%x: tensor<?x32xbf16>, %wg: tensor<8x32xbf16>,
        experts = #moe.experts<kind = mlp>} : tensor<?x32xbf16>
   return %b : tensor<?x32xbf16>
 }
+
+// -----
+
+// An f16 layer's weight stored in f32 is rounded to bf16 from the
+// checkpoint's values, once: `stored` stays f32.
+// CHECK-LABEL: func @f16_layer
+// CHECK: moe.weight "w1" {stored = f32} : tensor<8x32x64xbf16>
+// CHECK: moe.weight "w2" {stored = f16} : tensor<8x64x32xbf16>
+// CHECK: moe.layer {{.*}} : tensor<?x64xbf16>
+module attributes {moe.checkpoint = "model"} {
+  func.func @f16_layer(%x: tensor<?x64xf16>, %wg: tensor<8x64xf16>)
+      -> tensor<?x64xf16> {
+    %w1 = moe.weight "w1" {stored = f32} : tensor<8x32x64xf16>
+    %w2 = moe.weight "w2" : tensor<8x64x32xf16>
+    %y, %l, %dr = moe.layer %x router(%wg : tensor<8x64xf16>)
+        experts(%w1, %w2 : tensor<8x32x64xf16>, tensor<8x64x32xf16>)
+        {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+         experts = #moe.experts<kind = mlp>} : tensor<?x64xf16>
+    return %y : tensor<?x64xf16>
+  }
+}

@@ -265,8 +265,9 @@ def MoENarrowToBF16 : Pass<"moe-narrow-to-bf16"> {
     A checkpoint weight (`moe.weight`) is not rounded by the compiled code:
     the pass gives the layer a `moe.weight` of the same tensors with a bf16
     result whose `stored` names what the checkpoint holds, so the runtime
-    rounds it once, at load time (and refuses a finite value that would
-    round to an infinity). Any other operand is rounded by an
+    rounds it once, at load time, from the checkpoint's values (an f16
+    layer's weight stored in f32 is rounded to bf16 directly, not through
+    f16), and refuses a finite value that would round to an infinity. Any other operand is rounded by an
     `arith.truncf`, which folds for constants. Router and selection biases
     are added to the f32 logits in f32 and are left alone, as are a
     layer's bf16 operands and its other results (the expert counts).
