@@ -84,16 +84,16 @@ public:
   /// when the kernel library can run (or the process has neither), 1
   /// without a usable GPU, 2 for a bad MOE_GPU_* setting; `why` says why.
   static int32_t checkGpu(std::string &why);
-  /// The moe_cuda_catch_begin and moe_cuda_catch_end of the CUDA runtime in
-  /// the process (moe_cuda.h): between them a failure of a GPU operation on
-  /// this thread is kept rather than fatal. `endCatchingGpuFailures` returns
-  /// 0, or the failed driver call's CUresult (-1: not a driver call's),
-  /// with `why`. Without a CUDA runtime there is nothing to catch.
   /// Whether the device that the CUDA runtime in the process uses runs GPU
   /// code for `chip` in `format` (moe_cuda_can_run); else `why` says why.
   /// True without a CUDA runtime.
   static bool gpuCanRun(const std::string &chip, const std::string &format,
                         std::string &why);
+  /// The moe_cuda_catch_begin and moe_cuda_catch_end of the CUDA runtime in
+  /// the process (moe_cuda.h): between them a failure of a GPU operation on
+  /// this thread is kept rather than fatal. `endCatchingGpuFailures` returns
+  /// 0, or the failed driver call's CUresult (-1: not a driver call's),
+  /// with `why`. Without a CUDA runtime there is nothing to catch.
   static void beginCatchingGpuFailures();
   static int32_t endCatchingGpuFailures(std::string &why);
 

@@ -66,58 +66,72 @@ def f32_to_f16_bits(x, path):
         sys.exit(f"widen-case: {path}: {x!r} is out of f16's range")
 
 
-def widen_npy(src, dst, dtype):
-    header, payload = read_npy(src)
-    if "'<V2'" not in header and "'|V2'" not in header:
-        shutil.copyfile(src, dst)
-        return
-    values = [struct.unpack("<f", b"\0\0" + payload[i:i + 2])[0]
-              for i in range(0, len(payload), 2)]
-    if dtype == "f32":
-        out = b"".join(struct.pack("<f", v) for v in values)
-        descr = "'<f4'"
-    else:
-        out = b"".join(f32_to_f16_bits(v, src) for v in values)
-        descr = "'<f2'"
-    header = header.replace("'<V2'", descr).replace("'|V2'", descr)
-    write_npy(dst, header, out)
+def is_bf16(header):
+    return "'<V2'" in header or "'|V2'" in header
 
 
-def read_values(path):
-    header, payload = read_npy(path)
-    for descr, size, fmt in (("V2", 2, None), ("f2", 2, "<e"),
-                             ("f4", 4, "<f"), ("f8", 8, "<d"),
-                             ("i8", 8, "<q"), ("i4", 4, "<i")):
-        if "'<" + descr + "'" in header or "'|" + descr + "'" in header:
-            if fmt is None:
-                return [struct.unpack("<f", b"\0\0" + payload[i:i + 2])[0]
-                        for i in range(0, len(payload), 2)]
+def values(path, header, payload):
+    """The elements of an .npy file as Python numbers (bf16 exactly)."""
+    if is_bf16(header):
+        return [struct.unpack("<f", b"\0\0" + payload[i:i + 2])[0]
+                for i in range(0, len(payload), 2)]
+    for descr, size, fmt in (("f2", 2, "<e"), ("f4", 4, "<f"),
+                             ("f8", 8, "<d"), ("i8", 8, "<q"),
+                             ("i4", 4, "<i")):
+        if "'<" + descr + "'" in header:
             return [struct.unpack(fmt, payload[i:i + size])[0]
                     for i in range(0, len(payload), size)]
     sys.exit(f"widen-case: {path}: unsupported dtype in {header.strip()}")
 
 
+def case_sets(case):
+    """The set<i> directories of `case`, in order."""
+    sets = [e for e in os.listdir(case)
+            if e.startswith("set") and e[3:].isdigit()
+            and os.path.isdir(os.path.join(case, e))]
+    return sorted(sets, key=lambda e: int(e[3:]))
+
+
+def case_files(case, prefix):
+    """(set<i>, name) of the files <prefix><k>.npy of each set of `case`."""
+    for entry in case_sets(case):
+        for name in sorted(os.listdir(os.path.join(case, entry))):
+            if name.startswith(prefix) and name.endswith(".npy"):
+                yield entry, name
+
+
+def widen_npy(src, dst, dtype):
+    header, payload = read_npy(src)
+    if not is_bf16(header):
+        shutil.copyfile(src, dst)
+        return
+    elements = values(src, header, payload)
+    if dtype == "f32":
+        out = b"".join(struct.pack("<f", v) for v in elements)
+        descr = "'<f4'"
+    else:
+        out = b"".join(f32_to_f16_bits(v, src) for v in elements)
+        descr = "'<f2'"
+    header = header.replace("'<V2'", descr).replace("'|V2'", descr)
+    write_npy(dst, header, out)
+
+
 def same_outputs(src, dst):
     """Whether every out<k>.npy of DST holds the values of SRC's."""
     checked = 0
-    for entry in sorted(os.listdir(dst)):
-        path = os.path.join(dst, entry)
-        if not (entry.startswith("set") and os.path.isdir(path)):
-            continue
-        for name in sorted(os.listdir(path)):
-            if not (name.startswith("out") and name.endswith(".npy")):
-                continue
-            a = read_values(os.path.join(src, entry, name))
-            b = read_values(os.path.join(path, name))
-            differ = [i for i, (x, y) in enumerate(zip(a, b))
-                      if x != y and not (x != x and y != y)]
-            if len(a) != len(b) or differ:
-                print(f"{entry}/{name}: differs from {src}"
-                      + (f" first at element {differ[0]}: {b[differ[0]]!r}"
-                         f" where it has {a[differ[0]]!r}" if differ else
-                         f" in size ({len(b)} values, {len(a)} there)"))
-                return False
-            checked += 1
+    for entry, name in case_files(dst, "out"):
+        a, b = (values(path, *read_npy(path))
+                for path in (os.path.join(src, entry, name),
+                             os.path.join(dst, entry, name)))
+        differ = [i for i, (x, y) in enumerate(zip(a, b))
+                  if x != y and not (x != x and y != y)]
+        if len(a) != len(b) or differ:
+            print(f"{entry}/{name}: differs from {src}"
+                  + (f" first at element {differ[0]}: {b[differ[0]]!r}"
+                     f" where it has {a[differ[0]]!r}" if differ else
+                     f" in size ({len(b)} values, {len(a)} there)"))
+            return False
+        checked += 1
     if not checked:
         print(f"no out<k>.npy in {dst}")
         return False
@@ -135,19 +149,13 @@ def widen_case(src, dst, dtype):
             module = f.read()
         with open(os.path.join(dst, "case.mlir"), "w") as f:
             f.write(module.replace("xbf16>", "x" + dtype + ">"))
-    for entry in sorted(os.listdir(src)):
-        path = os.path.join(src, entry)
-        if not (entry.startswith("set") and os.path.isdir(path)):
-            continue
-        for name in sorted(os.listdir(path)):
-            if name.startswith("arg") and name.endswith(".npy"):
-                widen_npy(os.path.join(path, name),
-                          os.path.join(dst, entry, name), dtype)
-    with open(os.path.join(src, "moe-run.args")) as f:
-        args = f.read()
+    for entry, name in case_files(src, "arg"):
+        widen_npy(os.path.join(src, entry, name),
+                  os.path.join(dst, entry, name), dtype)
+    # moe-reference's moe-run.args: the sets, as case directories.
     with open(os.path.join(dst, "moe-run.args"), "w") as f:
-        f.write(args.replace(os.path.abspath(src), os.path.abspath(dst))
-                if os.path.abspath(src) in args else args.replace(src, dst))
+        f.write("".join(" --case-dir=" + os.path.join(dst, entry)
+                        for entry in case_sets(dst)) + "\n")
 
 
 def main():

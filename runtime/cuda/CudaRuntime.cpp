@@ -514,6 +514,21 @@ static std::string capabilityName(int arch) {
          std::to_string(arch % 10);
 }
 
+/// The architecture of GPU code named `sm_<arch>[a|f]` (`name` after its
+/// "sm_"): its number, and in `specific` whether it is an
+/// architecture-specific target (sm_90a); 0 when `name` is not one.
+static long parseArchitecture(const char *name, bool &specific,
+                              const char **rest = nullptr) {
+  char *end = nullptr;
+  long arch = std::strtol(name, &end, 10);
+  if (end == name || arch <= 0)
+    return 0;
+  specific = *end == 'a';
+  if (rest)
+    *rest = end;
+  return arch;
+}
+
 /// Whether a device of architecture `device` runs code for architecture
 /// `arch`: PTX (`ptx`) is compiled by the driver for its architecture or a
 /// newer one, a cubin runs on its major architecture from its minor one up,
@@ -673,11 +688,11 @@ MOE_CUDA_EXPORT CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
     const char *ptx = static_cast<const char *>(data);
     if (const char *target =
             ptx ? std::strstr(ptx, "\n.target sm_") : nullptr) {
-      char *end = nullptr;
-      long arch = std::strtol(target + std::strlen("\n.target sm_"), &end, 10);
-      bool specific = end && *end == 'a';
+      bool specific = false;
+      long arch =
+          parseArchitecture(target + std::strlen("\n.target sm_"), specific);
       int device = deviceArchitecture(d);
-      if (!runsOn(arch, specific, /*ptx=*/true, device))
+      if (arch && !runsOn(arch, specific, /*ptx=*/true, device))
         return foreignModule("PTX for sm_" + std::to_string(arch) +
                              (specific ? "a" : "") + " on a device of " +
                              capabilityName(device));
@@ -896,12 +911,12 @@ MOE_CUDA_EXPORT int32_t moe_cuda_can_run(const char *chip, const char *format,
                                          char *message, int32_t size) {
   std::string why;
   std::string name = chip ? chip : "", kind = format ? format : "";
-  char *end = nullptr;
-  long arch =
-      name.rfind("sm_", 0) == 0 ? std::strtol(name.c_str() + 3, &end, 10) : 0;
-  bool specific = end && *end == 'a';
-  if (arch <= 0 || !end ||
-      (*end && std::string(end) != "a" && std::string(end) != "f")) {
+  bool specific = false;
+  const char *end = "";
+  long arch = name.rfind("sm_", 0) == 0
+                  ? parseArchitecture(name.c_str() + 3, specific, &end)
+                  : 0;
+  if (!arch || (*end && std::string(end) != "a" && std::string(end) != "f")) {
     why = "unknown GPU architecture '" + name + "'";
   } else if (kind != "isa" && kind != "bin" && kind != "fatbin") {
     why = "unknown GPU code format '" + kind + "'";
