@@ -75,6 +75,15 @@ using LayerEntryFn = void (*)(Descriptor2D *, Descriptor2D *);
 using DeviceEntryFn = void *(*)(Descriptor2D *, Descriptor2D *, Descriptor2D *,
                                 void *);
 
+/// The device entry point of a layer that moe-narrow-to-bf16 computes in
+/// bf16 on f32 or f16 rows: x, y, counts, then bf16 buffers for the
+/// layer's own input and output (the caller's), stream -> stream. The GPU
+/// computes in bf16 only, so a device entry point of a layer of another
+/// dtype is always one of these.
+using NarrowedEntryFn = void *(*)(Descriptor2D *, Descriptor2D *,
+                                  Descriptor2D *, Descriptor2D *,
+                                  Descriptor2D *, void *);
+
 /// The descriptor of a dense row-major [rows, cols] array at `data`.
 Descriptor2D dense2D(const void *data, int64_t rows, int64_t cols) {
   void *p = const_cast<void *>(data);
@@ -349,7 +358,22 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
         stats ? model->model->deviceCounters(id) : nullptr,
         stats ? stats->deviceRows() : 0, stats ? stats->experts + 1 : 1);
     ScopedModel scope(model->model.get());
-    run(&in, &out, &counts, stream);
+    if (entry.dtype == MOE_DTYPE_BF16) {
+      run(&in, &out, &counts, stream);
+      return ok();
+    }
+    // The layer's bf16 rows, in stream order, as the library's own
+    // temporaries are: freed once the call's kernels are done with them.
+    void *rows = Model::allocateDevice(tokens * entry.hidden * 2, stream);
+    void *result = Model::allocateDevice(tokens * entry.output * 2, stream);
+    Descriptor2D bf16In = dense2D(rows, tokens, entry.hidden);
+    Descriptor2D bf16Out = dense2D(result, tokens, entry.output);
+    // (Through void (*)(), the generic function pointer type.)
+    auto narrowed =
+        reinterpret_cast<NarrowedEntryFn>(reinterpret_cast<void (*)()>(run));
+    narrowed(&in, &out, &counts, &bf16In, &bf16Out, stream);
+    Model::freeDevice(rows, stream);
+    Model::freeDevice(result, stream);
     return ok();
   });
   if (status == MOE_OK)

@@ -767,6 +767,16 @@ int32_t Model::endCatchingGpuFailures(std::string &why) {
   return code;
 }
 
+void *Model::allocateDevice(int64_t bytes, void *stream) {
+  return GpuMemory::require("a temporary of bytes", bytes)
+      .alloc(bytes, stream, 0);
+}
+
+void Model::freeDevice(void *pointer, void *stream) {
+  if (pointer) // from allocateDevice: the functions are there
+    GpuMemory::get().free(pointer, stream);
+}
+
 bool Model::isCapturing(void *stream) {
   const GpuMemory &gpu = GpuMemory::get();
   return gpu.usable() && gpu.isCapturing(stream);

@@ -96,6 +96,11 @@ public:
   /// with `why`. Without a CUDA runtime there is nothing to catch.
   static void beginCatchingGpuFailures();
   static int32_t endCatchingGpuFailures(std::string &why);
+  /// `bytes` of GPU memory in the order of `stream` (the CUDA runtime's
+  /// mgpuMemAlloc and mgpuMemFree), for a call's temporaries; nullptr for
+  /// 0 bytes, and after a caught failure.
+  static void *allocateDevice(int64_t bytes, void *stream);
+  static void freeDevice(void *pointer, void *stream);
 
   /// The counters of statistics `id` on the GPU, [deviceRows(), E + 1] i64
   /// (the assignments of each expert and the tokens, then the dropped ones

@@ -100,7 +100,10 @@ moe_status moe_model_run_layer(moe_model *model, int64_t layer,
 /* Libraries built with moe-compile --target cuda: runs layer `layer` on
  * device buffers, enqueued on `stream` (a CUstream; NULL for the default
  * stream), and returns without waiting. `x` [tokens, hidden_size] and `y`
- * [tokens, output_size] (bf16, C order, 16-byte aligned) are in GPU memory;
+ * [tokens, output_size] (the layer's dtype, C order, 16-byte aligned) are in
+ * GPU memory: bf16, or f32 or f16 for a layer compiled with
+ * --narrow-to-bf16, which the call rounds into bf16 temporaries and back
+ * on the stream (allocated and freed in stream order);
  * nothing is copied to or from the host and nothing synchronizes, so the
  * call can be captured in a CUDA graph. The first call of a layer copies
  * its weights, knobs and statistics table to the GPU synchronously: make it, or

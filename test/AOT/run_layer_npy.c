@@ -35,6 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Bytes of an element of the layer's rows. */
+static size_t element_size(moe_dtype dtype) {
+  return dtype == MOE_DTYPE_F32 ? 4 : 2;
+}
+
 static const char *descr(moe_dtype dtype) {
   return dtype == MOE_DTYPE_F32 ? "<f4" : dtype == MOE_DTYPE_F16 ? "<f2" : "<V2";
 }
@@ -289,8 +294,10 @@ static int check_device(moe_model *model, int64_t layer,
                         const struct stats *one, int counted, int streams) {
   if (streams < 1 || streams > 16)
     return fail("THREADS must be in [1, 16]", 0);
-  size_t xbytes = (size_t)(tokens * info->hidden_size) * 2;
-  size_t ybytes = (size_t)(tokens * info->output_size) * 2;
+  size_t xbytes =
+      (size_t)(tokens * info->hidden_size) * element_size(info->dtype);
+  size_t ybytes =
+      (size_t)(tokens * info->output_size) * element_size(info->dtype);
   void *y = malloc(ybytes + 1);
   moe_model_reset_stats(model);
   void *stream[16], *dx[16], *dy[16];
@@ -345,8 +352,10 @@ static int capture(moe_model *model, int64_t layer, const moe_layer_info *info,
     return fail("graph: no CUDA driver API in the process", 0);
   if (moe_model_upload(model) != MOE_OK)
     return fail("upload: ", moe_last_error());
-  size_t xbytes = (size_t)(tokens * info->hidden_size) * 2;
-  size_t ybytes = (size_t)(tokens * info->output_size) * 2;
+  size_t xbytes =
+      (size_t)(tokens * info->hidden_size) * element_size(info->dtype);
+  size_t ybytes =
+      (size_t)(tokens * info->output_size) * element_size(info->dtype);
   g->stream = gpu->create();
   g->dx = gpu->alloc(xbytes, g->stream, false);
   g->dy = gpu->alloc(ybytes, g->stream, false);
@@ -371,7 +380,8 @@ static int check_graph(moe_model *model, int64_t layer,
                        const struct stats *one, int counted,
                        const struct graph *g) {
   enum { REPLAYS = 3 };
-  size_t ybytes = (size_t)(tokens * info->output_size) * 2;
+  size_t ybytes =
+      (size_t)(tokens * info->output_size) * element_size(info->dtype);
   void *y = malloc(ybytes + 1);
   moe_model_reset_stats(model);
   for (int r = 0; r < REPLAYS; ++r)
@@ -403,7 +413,7 @@ int main(int argc, char **argv) {
   moe_layer_info info;
   if (moe_model_layer_info(model, layer, &info) != MOE_OK)
     return fail("info: ", moe_last_error());
-  size_t element = info.dtype == MOE_DTYPE_F32 ? 4 : 2;
+  size_t element = element_size(info.dtype);
   int64_t tokens = 0;
   void *x = read_npy(argv[3], descr(info.dtype), info.hidden_size, element,
                      &tokens);

@@ -308,6 +308,22 @@ def ConvertMoEToGPUKernels
     the call's counts to `counts`, reading nothing back on the host (the
     compiled model's `moe_model_run_layer_async`). A function that is not
     one layer gets a warning that says why, and no device entry point.
+
+    A function that `moe-narrow-to-bf16` computes in bf16 (its f32 or f16
+    argument rounded to the layer's input, the layer's output widened to
+    its result) is one layer too. Its device entry point takes its own
+    rows, and two bf16 buffers of the caller for the layer's:
+
+    ```mlir
+    func.func @moe_layer_0.device(%x: memref<?x64xf32>,
+        %y: memref<?x64xf32>, %counts: memref<?x?xi64>,
+        %xb: memref<?x64xbf16>, %yb: memref<?x64xbf16>,
+        %stream: !gpu.async.token) -> !gpu.async.token
+    ```
+
+    `@moe_rows_to_bf16_async` rounds `x` into `xb` before the layer, which
+    writes its output to `yb`, and `@moe_rows_from_bf16_async` widens `yb`
+    into `y` after it, as the function's host code rounds and widens.
   }];
   let options = [
     Option<"deviceEntries", "device-entries", "bool", /*default=*/"false",

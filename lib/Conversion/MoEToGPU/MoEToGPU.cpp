@@ -202,10 +202,16 @@ static Value deviceWeight(OpBuilder &b, Value tensor, Type element = {}) {
 
 /// An empty [0] buffer of `element` on the stack: an absent operand of a
 /// device entry point's library call, which the library tests by size.
-static Value emptyVector(OpBuilder &b, Location loc, Type element) {
+static Value emptyBuffer(OpBuilder &b, Location loc, Type element,
+                         int64_t rank) {
   return memref::CastOp::create(
-      b, loc, dynamicMemRef(1, element),
-      memref::AllocaOp::create(b, loc, MemRefType::get({0}, element)));
+      b, loc, dynamicMemRef(rank, element),
+      memref::AllocaOp::create(
+          b, loc, MemRefType::get(SmallVector<int64_t>(rank, 0), element)));
+}
+
+static Value emptyVector(OpBuilder &b, Location loc, Type element) {
+  return emptyBuffer(b, loc, element, 1);
 }
 
 /// The copy in GPU memory of the knob `value` (a `moe.knob {device}` next
@@ -599,29 +605,61 @@ static Value rewriteLayer(LayerOp op, ModuleOp module, SymbolTable &symbols,
   return Value();
 }
 
+/// The rows of a function that moe-narrow-to-bf16 computes in bf16 around
+/// its one layer: its argument (f32 rows, or f16 ones through f32) rounded
+/// to the layer's input, and its result, the layer's output widened to f32
+/// (then rounded to f16). Null values when `func` is not such a function.
+struct NarrowedRows {
+  Value input, output;
+};
+
+static NarrowedRows narrowedRows(func::FuncOp func, LayerOp layer) {
+  Block &body = func.getBody().front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  auto rounded = layer.getInput().getDefiningOp<arith::TruncFOp>();
+  if (!rounded || func.getNumArguments() != 1 || ret.getNumOperands() != 1)
+    return {};
+  auto elementOf = [](Value v) {
+    return cast<ShapedType>(v.getType()).getElementType();
+  };
+  Value rows = rounded.getIn();
+  if (auto exact = rows.getDefiningOp<arith::ExtFOp>();
+      exact && elementOf(exact.getIn()).isF16())
+    rows = exact.getIn();
+  else if (!elementOf(rows).isF32())
+    return {};
+  if (rows != body.getArgument(0))
+    return {};
+  Value result = ret.getOperand(0), wide = result;
+  if (auto narrowed = wide.getDefiningOp<arith::TruncFOp>();
+      narrowed && elementOf(narrowed.getOut()).isF16())
+    wide = narrowed.getIn();
+  else if (!elementOf(wide).isF32())
+    return {};
+  auto widened = wide.getDefiningOp<arith::ExtFOp>();
+  if (!widened || widened.getIn() != layer.getOutput() ||
+      !elementOf(wide).isF32())
+    return {};
+  return {rows, result};
+}
+
 /// Why `func`, which holds `layer`, cannot have a device entry point, or an
 /// empty string: it must be one layer (its one argument the layer's input,
-/// the layer's output its one result), and the layer's other operands must
-/// not depend on the input and must be on the device: checkpoint weights
-/// (the biases are f32), knobs, constants.
+/// the layer's output its one result, or both rounded as
+/// moe-narrow-to-bf16 rounds them: `narrowed`), and the layer's other
+/// operands must not depend on the input and must be on the device:
+/// checkpoint weights (the biases are f32), knobs, constants.
 static std::string deviceEntryObstacle(func::FuncOp func, LayerOp layer,
+                                       const NarrowedRows &narrowed,
                                        SetVector<Operation *> &slice) {
   Block &body = func.getBody().front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
-  // f32 rows, or f16 ones through f32, rounded to bf16.
-  auto rounded = layer.getInput().getDefiningOp<arith::TruncFOp>();
-  Value rows = rounded ? rounded.getIn() : Value();
-  if (auto widened = rows ? rows.getDefiningOp<arith::ExtFOp>() : nullptr)
-    rows = widened.getIn();
-  if (rows && func.getNumArguments() == 1 && rows == body.getArgument(0))
-    return "its moe.layer computes in bf16 on rows of another type "
-           "(moe-narrow-to-bf16), and a device entry point takes and "
-           "returns the layer's bf16 rows (import the checkpoint with "
-           "moe-import --dtype bf16 for one)";
-  if (func.getNumArguments() != 1 || layer.getInput() != body.getArgument(0))
-    return "its only argument must be the input of its moe.layer";
-  if (ret.getNumOperands() != 1 || ret.getOperand(0) != layer.getOutput())
-    return "it must return the output of its moe.layer, and nothing else";
+  if (!narrowed.input) {
+    if (func.getNumArguments() != 1 || layer.getInput() != body.getArgument(0))
+      return "its only argument must be the input of its moe.layer";
+    if (ret.getNumOperands() != 1 || ret.getOperand(0) != layer.getOutput())
+      return "it must return the output of its moe.layer, and nothing else";
+  }
   BackwardSliceOptions options;
   options.inclusive = true;
   options.omitBlockArguments = true;
@@ -675,43 +713,90 @@ static std::string deviceEntryObstacle(func::FuncOp func, LayerOp layer,
 }
 
 /// Adds `@<name>.device` for `func`, which is the one layer `layer` (see
-/// the pass description), next to it.
+/// the pass description), next to it. A `narrowed` function's entry point
+/// takes its f32 or f16 rows, and two bf16 buffers from the caller for the
+/// layer's own input and output, which kernels round and widen.
 static void addDeviceEntry(func::FuncOp func, LayerOp layer,
+                           const NarrowedRows &narrowed,
                            const SetVector<Operation *> &slice, ModuleOp module,
                            SymbolTable &symbols) {
   MLIRContext *ctx = func.getContext();
+  Location loc = layer.getLoc();
   auto inType = cast<RankedTensorType>(layer.getInput().getType());
   auto outType = cast<RankedTensorType>(layer.getOutput().getType());
+  auto memrefOf = [](Value tensor) {
+    auto type = cast<RankedTensorType>(tensor.getType());
+    return MemRefType::get(type.getShape(), type.getElementType());
+  };
   Type token = gpu::AsyncTokenType::get(ctx);
-  auto xType = MemRefType::get(inType.getShape(), inType.getElementType());
-  auto yType = MemRefType::get(outType.getShape(), outType.getElementType());
   auto countsType = dynamicMemRef(2, IntegerType::get(ctx, 64));
+  SmallVector<Type> argTypes = {
+      memrefOf(narrowed.input ? narrowed.input : layer.getInput()),
+      memrefOf(narrowed.output ? narrowed.output : layer.getOutput()),
+      countsType};
+  if (narrowed.input)
+    argTypes.append({memrefOf(layer.getInput()), memrefOf(layer.getOutput())});
+  argTypes.push_back(token);
   OpBuilder b(ctx);
   b.setInsertionPointAfter(func);
-  auto entry = func::FuncOp::create(
-      b, func.getLoc(), (func.getName() + ".device").str(),
-      b.getFunctionType({xType, yType, countsType, token}, {token}));
+  auto entry =
+      func::FuncOp::create(b, func.getLoc(), (func.getName() + ".device").str(),
+                           b.getFunctionType(argTypes, {token}));
   entry->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
   symbols.insert(entry);
   Block *body = entry.addEntryBlock();
   b.setInsertionPointToStart(body);
+  Value stream = body->getArguments().back();
+  Value rows = body->getArgument(0), out = body->getArgument(1);
+
+  // A narrowed layer's rows: the f32 or f16 rows of the caller, the other
+  // type's buffer empty, as @moe_rows_to_bf16_async and
+  // @moe_rows_from_bf16_async take them.
+  auto byType = [&](Value buffer) -> std::pair<Value, Value> {
+    Type f32 = b.getF32Type(), f16 = b.getF16Type();
+    bool wide = cast<MemRefType>(buffer.getType()).getElementType().isF32();
+    Value own = memref::CastOp::create(
+        b, loc, dynamicMemRef(2, wide ? f32 : f16), buffer);
+    Value none = emptyBuffer(b, loc, wide ? f16 : f32, 2);
+    return wide ? std::pair(own, none) : std::pair(none, own);
+  };
+  Type bf16 = b.getBF16Type();
+  if (narrowed.input) {
+    rows = body->getArgument(3);
+    out = body->getArgument(4);
+    auto [xf, xh] = byType(body->getArgument(0));
+    SmallVector<Value> args = {
+        xf, xh, memref::CastOp::create(b, loc, dynamicMemRef(2, bf16), rows),
+        stream};
+    declareHostFunction(module, symbols, "moe_rows_to_bf16_async",
+                        b.getFunctionType(TypeRange(args), {token}));
+    stream = func::CallOp::create(b, loc, "moe_rows_to_bf16_async",
+                                  TypeRange{token}, args)
+                 .getResult(0);
+  }
 
   // The layer's operands as in `func`, its input the device rows.
   IRMapping mapping;
   mapping.map(layer.getInput(),
-              bufferization::ToTensorOp::create(b, layer.getLoc(), inType,
-                                                body->getArgument(0),
+              bufferization::ToTensorOp::create(b, loc, inType, rows,
                                                 /*restrict=*/b.getUnitAttr()));
   for (Operation *op : slice)
     b.clone(*op, mapping);
-  DeviceResults results = {
-      memref::CastOp::create(b, layer.getLoc(),
-                             dynamicMemRef(2, yType.getElementType()),
-                             body->getArgument(1)),
-      body->getArgument(2), body->getArgument(3)};
+  Value layerOut = memref::CastOp::create(
+      b, loc, dynamicMemRef(2, outType.getElementType()), out);
+  DeviceResults results = {layerOut, body->getArgument(2), stream};
   auto copy = cast<LayerOp>(b.clone(*layer, mapping));
   Value done = rewriteLayer(copy, module, symbols, &results);
   b.setInsertionPointToEnd(body);
+  if (narrowed.input) {
+    auto [yf, yh] = byType(body->getArgument(1));
+    SmallVector<Value> args = {layerOut, yf, yh, done};
+    declareHostFunction(module, symbols, "moe_rows_from_bf16_async",
+                        b.getFunctionType(TypeRange(args), {token}));
+    done = func::CallOp::create(b, loc, "moe_rows_from_bf16_async",
+                                TypeRange{token}, args)
+               .getResult(0);
+  }
   func::ReturnOp::create(b, func.getLoc(), done);
 }
 
@@ -739,15 +824,18 @@ void ConvertMoEToGPUKernelsPass::runOnOperation() {
       if (own.empty())
         continue;
       SetVector<Operation *> slice;
+      NarrowedRows narrowed =
+          own.size() > 1 ? NarrowedRows() : narrowedRows(func, own.front());
       std::string obstacle =
-          own.size() > 1 ? std::string("it holds more than one moe.layer")
-                         : deviceEntryObstacle(func, own.front(), slice);
+          own.size() > 1
+              ? std::string("it holds more than one moe.layer")
+              : deviceEntryObstacle(func, own.front(), narrowed, slice);
       if (!obstacle.empty()) {
         func.emitWarning() << "no device entry point for @" << func.getName()
                            << ": " << obstacle;
         continue;
       }
-      addDeviceEntry(func, own.front(), slice, module, symbols);
+      addDeviceEntry(func, own.front(), narrowed, slice, module, symbols);
     }
   }
   for (LayerOp op : layers)

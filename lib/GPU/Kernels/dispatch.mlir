@@ -99,6 +99,12 @@
 //                      for both: the statistics cost a call a block or
 //                      two, not a kernel of their own (at decoding, a
 //                      tenth of the chain).
+//   rows_to_bf16,      A device entry point of a layer computed in bf16 on
+//   rows_from_bf16     f32 or f16 rows (moe-narrow-to-bf16): its input
+//                      rounded to bf16 before the first kernel, and its
+//                      bf16 output widened after finish_layer, as the
+//                      narrowed function's host code rounds them. One
+//                      element a thread.
 //   record_selection   The selection before any drop, for co-activation
 //                      counts (docs/monitoring.md): one thread per token
 //                      copies its expert ids to ids_out when ids_out has
@@ -1366,6 +1372,79 @@ gpu.module @moe_dispatch_kernels {
       %e = arith.addi %e0, %tid : index
       func.call @add_call_counts(%offsets, %dropped, %T, %counts, %e)
           : (memref<?xi32>, memref<?xi32>, index, memref<?x?xi64>, index) -> ()
+    }
+    gpu.return
+  }
+
+  // The rows of a layer that moe-narrow-to-bf16 computes in bf16, on a
+  // device entry point: xb = bf16(x) of f32 rows xf, or of f16 rows xh
+  // (through f32, exact) when xf has no rows; one element a thread, in
+  // row-major order. The host code of the narrowed function rounds the
+  // same way (arith.truncf, to nearest even).
+  gpu.func @rows_to_bf16(%xf: memref<?x?xf32>, %xh: memref<?x?xf16>,
+                         %xb: memref<?x?xbf16>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c256 = arith.constant 256 : index
+    %T = memref.dim %xb, %c0 : memref<?x?xbf16>
+    %n = memref.dim %xb, %c1 : memref<?x?xbf16>
+    %Tn = arith.muli %T, %n : index
+    %f32_rows = memref.dim %xf, %c0 : memref<?x?xf32>
+    %wide = arith.cmpi ne, %f32_rows, %c0 : index
+    %bid = gpu.block_id x
+    %tid = gpu.thread_id x
+    %i0 = arith.muli %bid, %c256 : index
+    %i = arith.addi %i0, %tid : index
+    %in = arith.cmpi ult, %i, %Tn : index
+    scf.if %in {
+      %r = arith.divui %i, %n : index
+      %c = arith.remui %i, %n : index
+      %v = scf.if %wide -> (f32) {
+        %f = memref.load %xf[%r, %c] : memref<?x?xf32>
+        scf.yield %f : f32
+      } else {
+        %h = memref.load %xh[%r, %c] : memref<?x?xf16>
+        %f = arith.extf %h : f16 to f32
+        scf.yield %f : f32
+      }
+      %b = arith.truncf %v : f32 to bf16
+      memref.store %b, %xb[%r, %c] : memref<?x?xbf16>
+    }
+    gpu.return
+  }
+
+  // The inverse step of @rows_to_bf16 for the layer's output: yf =
+  // f32(yb), or, when yf has no rows, yh = f16(f32(yb)) (rounded to
+  // nearest even; an overflow is an infinity), as the narrowed function's
+  // arith.extf and arith.truncf widen the layer's bf16 output.
+  gpu.func @rows_from_bf16(%yb: memref<?x?xbf16>, %yf: memref<?x?xf32>,
+                           %yh: memref<?x?xf16>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c256 = arith.constant 256 : index
+    %T = memref.dim %yb, %c0 : memref<?x?xbf16>
+    %n = memref.dim %yb, %c1 : memref<?x?xbf16>
+    %Tn = arith.muli %T, %n : index
+    %f32_rows = memref.dim %yf, %c0 : memref<?x?xf32>
+    %wide = arith.cmpi ne, %f32_rows, %c0 : index
+    %bid = gpu.block_id x
+    %tid = gpu.thread_id x
+    %i0 = arith.muli %bid, %c256 : index
+    %i = arith.addi %i0, %tid : index
+    %in = arith.cmpi ult, %i, %Tn : index
+    scf.if %in {
+      %r = arith.divui %i, %n : index
+      %c = arith.remui %i, %n : index
+      %b = memref.load %yb[%r, %c] : memref<?x?xbf16>
+      %v = arith.extf %b : bf16 to f32
+      scf.if %wide {
+        memref.store %v, %yf[%r, %c] : memref<?x?xf32>
+      } else {
+        %h = arith.truncf %v : f32 to f16
+        memref.store %h, %yh[%r, %c] : memref<?x?xf16>
+      }
     }
     gpu.return
   }

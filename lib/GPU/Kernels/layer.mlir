@@ -135,6 +135,14 @@
 //     frozen FFN Pg, Pu [1, f, d], Pd [1, d, f], and the pairs of gate, up
 //     and down). s = alpha / r scales the deltas.
 //
+//   @moe_rows_to_bf16_async (xf, xh, xb, stream) -> stream
+//   @moe_rows_from_bf16_async (yb, yf, yh, stream) -> stream
+//     The device entry point of a layer that moe-narrow-to-bf16 computes
+//     in bf16 on f32 or f16 rows: its f32 (xf) or f16 (xh) input rounded
+//     into the bf16 rows xb that @moe_layer_device_async reads, and that
+//     call's bf16 output yb widened into the f32 (yf) or f16 (yh) output;
+//     the other type's buffer is [0, 0]. xb and yb are the caller's.
+//
 // A function that takes a stream is compiled without gpu-async-region
 // (moe-gpu-async-region skips it); callers are inlined first, so that the
 // final synchronization of @moe_layer sees its own stream.
@@ -1123,6 +1131,54 @@ func.func private @device_results_async(%off: memref<?xi32>,
   %f1 = gpu.dealloc async [%f0] %dr : memref<?xi32>
   %f2 = gpu.dealloc async [%f1] %yf : memref<?x?xf32>
   return %f2 : !gpu.async.token
+}
+
+// The blocks of 256 threads of an elementwise kernel over `rows` [T, n].
+func.func private @element_blocks(%rows: memref<?x?xbf16>) -> index {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c255 = arith.constant 255 : index
+  %c256 = arith.constant 256 : index
+  %T = memref.dim %rows, %c0 : memref<?x?xbf16>
+  %n = memref.dim %rows, %c1 : memref<?x?xbf16>
+  %Tn = arith.muli %T, %n : index
+  %Tn255 = arith.addi %Tn, %c255 : index
+  %g = arith.divui %Tn255, %c256 : index
+  return %g : index
+}
+
+// A device entry point of a layer that moe-narrow-to-bf16 computes in
+// bf16 on f32 (xf) or f16 (xh; xf [0, 0]) rows: xb = bf16(x) on `stream`,
+// before @moe_layer_device_async reads xb; @moe_rows_from_bf16_async
+// widens its bf16 output yb into yf, or into yh when yf is [0, 0]. The
+// caller owns xb and yb (the runtime's scratch buffers of the call).
+func.func @moe_rows_to_bf16_async(%xf: memref<?x?xf32>, %xh: memref<?x?xf16>,
+                                  %xb: memref<?x?xbf16>,
+                                  %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  %g = call @element_blocks(%xb) : (memref<?x?xbf16>) -> index
+  %s = gpu.launch_func async [%stream] @moe_dispatch_kernels::@rows_to_bf16
+      blocks in (%g, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%xf : memref<?x?xf32>, %xh : memref<?x?xf16>,
+           %xb : memref<?x?xbf16>)
+  return %s : !gpu.async.token
+}
+
+func.func @moe_rows_from_bf16_async(%yb: memref<?x?xbf16>,
+                                    %yf: memref<?x?xf32>,
+                                    %yh: memref<?x?xf16>,
+                                    %stream: !gpu.async.token)
+    -> !gpu.async.token {
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  %g = call @element_blocks(%yb) : (memref<?x?xbf16>) -> index
+  %s = gpu.launch_func async [%stream] @moe_dispatch_kernels::@rows_from_bf16
+      blocks in (%g, %c1, %c1) threads in (%c256, %c1, %c1)
+      args(%yb : memref<?x?xbf16>, %yf : memref<?x?xf32>,
+           %yh : memref<?x?xf16>)
+  return %s : !gpu.async.token
 }
 
 func.func @moe_layer_device_async(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,

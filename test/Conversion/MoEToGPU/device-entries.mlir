@@ -225,3 +225,94 @@ func.func @stored_f32_bias(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// -----
+
+// A layer that moe-narrow-to-bf16 computes in bf16 on f16 rows: the device
+// entry point takes the f16 rows and two bf16 buffers of the caller, for
+// the layer's own input and output; the library rounds the rows into the
+// first before the layer (the f32 buffer it would take instead empty), and
+// widens the layer's output from the second after it.
+
+// CHECK-LABEL: func.func @narrowed_f16.device(
+// CHECK-SAME:      %[[X:[^:]*]]: memref<?x64xf16>, %[[Y:[^:]*]]: memref<?x64xf16>, %[[COUNTS:[^:]*]]: memref<?x?xi64>, %[[XB:[^:]*]]: memref<?x64xbf16>, %[[YB:[^:]*]]: memref<?x64xbf16>, %[[STREAM:[^:]*]]: !gpu.async.token) -> !gpu.async.token
+// CHECK:         %[[XH:.*]] = memref.cast %[[X]] : memref<?x64xf16> to memref<?x?xf16>
+// CHECK:         %[[NOF:.*]] = memref.alloca() : memref<0x0xf32>
+// CHECK:         %[[XF:.*]] = memref.cast %[[NOF]] : memref<0x0xf32> to memref<?x?xf32>
+// CHECK:         %[[XBM:.*]] = memref.cast %[[XB]] : memref<?x64xbf16> to memref<?x?xbf16>
+// CHECK:         %[[ROUNDED:.*]] = call @moe_rows_to_bf16_async(%[[XF]], %[[XH]], %[[XBM]], %[[STREAM]])
+// CHECK:         %[[XT:.*]] = bufferization.to_tensor %[[XB]] restrict : memref<?x64xbf16> to tensor<?x64xbf16>
+// CHECK-DAG:     moe.weight "router" {device, stored = f16} : tensor<8x64xbf16>
+// CHECK-DAG:     %[[YBM:.*]] = memref.cast %[[YB]] : memref<?x64xbf16> to memref<?x?xbf16>
+// CHECK:         %[[DONE:.*]] = call @moe_layer_device_async({{(%[^,]*, )+}}%[[COUNTS]], %[[YBM]], %[[ROUNDED]])
+// CHECK:         %[[YH:.*]] = memref.cast %[[Y]] : memref<?x64xf16> to memref<?x?xf16>
+// CHECK:         %[[NOF2:.*]] = memref.alloca() : memref<0x0xf32>
+// CHECK:         %[[YF:.*]] = memref.cast %[[NOF2]] : memref<0x0xf32> to memref<?x?xf32>
+// CHECK:         %[[WIDENED:.*]] = call @moe_rows_from_bf16_async(%[[YBM]], %[[YF]], %[[YH]], %[[DONE]])
+// CHECK:         return %[[WIDENED]] : !gpu.async.token
+// CHECK-DAG:   func.func private @moe_rows_to_bf16_async(memref<?x?xf32>, memref<?x?xf16>, memref<?x?xbf16>, !gpu.async.token) -> !gpu.async.token
+// CHECK-DAG:   func.func private @moe_rows_from_bf16_async(memref<?x?xbf16>, memref<?x?xf32>, memref<?x?xf16>, !gpu.async.token) -> !gpu.async.token
+func.func @narrowed_f16(%x: tensor<?x64xf16>) -> tensor<?x64xf16> {
+  %wide = arith.extf %x : tensor<?x64xf16> to tensor<?x64xf32>
+  %xb = arith.truncf %wide : tensor<?x64xf32> to tensor<?x64xbf16>
+  %wr = moe.weight "router" {stored = f16} : tensor<8x64xbf16>
+  %g = moe.weight "gate" {stored = f16} : tensor<8x32x64xbf16>
+  %u = moe.weight "up" {stored = f16} : tensor<8x32x64xbf16>
+  %d = moe.weight "down" {stored = f16} : tensor<8x64x32xbf16>
+  %y, %load, %dropped = moe.layer %xb router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  %yw = arith.extf %y : tensor<?x64xbf16> to tensor<?x64xf32>
+  %yh = arith.truncf %yw : tensor<?x64xf32> to tensor<?x64xf16>
+  return %yh : tensor<?x64xf16>
+}
+
+// -----
+
+// The same on f32 rows: the f16 buffers are the empty ones.
+
+// CHECK-LABEL: func.func @narrowed_f32.device(
+// CHECK-SAME:      %[[X:[^:]*]]: memref<?x64xf32>, %[[Y:[^:]*]]: memref<?x64xf32>, %{{[^:]*}}: memref<?x?xi64>, %[[XB:[^:]*]]: memref<?x64xbf16>, %[[YB:[^:]*]]: memref<?x64xbf16>, %[[STREAM:[^:]*]]: !gpu.async.token) -> !gpu.async.token
+// CHECK:         %[[XF:.*]] = memref.cast %[[X]] : memref<?x64xf32> to memref<?x?xf32>
+// CHECK:         %[[NOH:.*]] = memref.alloca() : memref<0x0xf16>
+// CHECK:         %[[XH:.*]] = memref.cast %[[NOH]] : memref<0x0xf16> to memref<?x?xf16>
+// CHECK:         call @moe_rows_to_bf16_async(%[[XF]], %[[XH]], %{{[^,]*}}, %[[STREAM]])
+// CHECK:         %[[DONE:.*]] = call @moe_layer_device_async(
+// CHECK:         %[[YF:.*]] = memref.cast %[[Y]] : memref<?x64xf32> to memref<?x?xf32>
+// CHECK:         call @moe_rows_from_bf16_async(%{{[^,]*}}, %[[YF]], %{{[^,]*}}, %[[DONE]])
+func.func @narrowed_f32(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %xb = arith.truncf %x : tensor<?x64xf32> to tensor<?x64xbf16>
+  %wr = moe.weight "router" {stored = f32} : tensor<8x64xbf16>
+  %g = moe.weight "gate" {stored = f32} : tensor<8x32x64xbf16>
+  %u = moe.weight "up" {stored = f32} : tensor<8x32x64xbf16>
+  %d = moe.weight "down" {stored = f32} : tensor<8x64x32xbf16>
+  %y, %load, %dropped = moe.layer %xb router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  %yw = arith.extf %y : tensor<?x64xbf16> to tensor<?x64xf32>
+  return %yw : tensor<?x64xf32>
+}
+
+// -----
+
+// Rounded rows whose layer output is returned in bf16 are not a narrowed
+// layer (moe-narrow-to-bf16 widens it back).
+
+// expected-warning @+1 {{no device entry point for @rounded_input_only: its only argument must be the input of its moe.layer}}
+func.func @rounded_input_only(%x: tensor<?x64xf32>) -> tensor<?x64xbf16> {
+  %xb = arith.truncf %x : tensor<?x64xf32> to tensor<?x64xbf16>
+  %wr = moe.weight "router" : tensor<8x64xbf16>
+  %g = moe.weight "gate" : tensor<8x32x64xbf16>
+  %u = moe.weight "up" : tensor<8x32x64xbf16>
+  %d = moe.weight "down" : tensor<8x64x32xbf16>
+  %y, %load, %dropped = moe.layer %xb router(%wr : tensor<8x64xbf16>)
+      experts(%g, %u, %d : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
+              tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = softmax, selection = top_k, k = 2>,
+       experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
