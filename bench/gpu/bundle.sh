@@ -13,7 +13,7 @@
 #          and compressed, since the GPU machine has no LLVM and the
 #          shared libMLIR and libLLVM are too large to carry there
 #   aot/   moe-compile --target cuda libraries of imported checkpoints (bf16,
-#          and an f32 one imported in bf16),
+#          and an f32 one computed in bf16 on its f32 rows),
 #          a C driver for each (test/AOT/run_layer_npy.c) and moe-reference's
 #          cases with their f64 results, and examples/cuda/layer_graph.c
 #          built against the `wide` one (static cudart): its layer on device
@@ -68,19 +68,35 @@ xz -T0 -6 "$out/bin/moe-run"
 # Ahead-of-time libraries, each checked against moe-reference's f64 model
 # on the GPU machine: NAME FAMILY GENERATOR-OPTIONS LAYER TOKENS
 # [COMPILE-OPTIONS]. The checkpoint has dtype $stored (bf16 by default) and
-# is imported in bf16.
+# is imported in bf16; with narrow=1 it is imported in its own dtype and
+# compiled with --narrow-to-bf16 (its rows keep that dtype: the bf16 cases
+# are widened exactly to it, and `tol` holds the bf16 tolerance that
+# run.sh compares them with).
 aot() {
   local name=$1 family=$2 options=$3 layer=$4 tokens=$5 dir="$out/aot/$1"
+  local import=(--dtype bf16) compile=()
+  if [ "${narrow:-0}" = 1 ]; then
+    import=()
+    compile=(--narrow-to-bf16)
+  fi
   mkdir -p "$dir"
   "$build/bin/moe-gen-checkpoint" --family "$family" --dtype "${stored:-bf16}" \
     $options --out "$dir/ckpt" > /dev/null
-  "$build/bin/moe-import" --model "$dir/ckpt" --dtype bf16 -o "$dir/model.mlir"
+  "$build/bin/moe-import" --model "$dir/ckpt" "${import[@]}" -o "$dir/model.mlir"
   "$build/bin/moe-compile" "$dir/model.mlir" --target cuda --cuda-chip "$chip" \
-    --cuda-format bin ${6:-} -o "$dir/libmodel.so" --header "$dir/model.h"
+    --cuda-format bin "${compile[@]}" ${6:-} -o "$dir/libmodel.so" \
+    --header "$dir/model.h"
   cc -O2 -Wall -Wextra -Werror test/AOT/run_layer_npy.c -I"$dir" -L"$dir" \
     -lmodel -lpthread -ldl -Wl,-rpath,'$ORIGIN' -o "$dir/run"
   "$build/bin/moe-reference" emit-model --model "$dir/ckpt" --layer "$layer" \
     --seed 5 --tokens "$tokens" --dir "$dir/cases" --dtype bf16 > /dev/null
+  if [ "${narrow:-0}" = 1 ]; then
+    mv "$dir/cases" "$dir/bf16-cases"
+    python3 scripts/widen-case.py "$dir/bf16-cases" "$dir/cases" \
+      --dtype "$stored"
+    rm -r "$dir/bf16-cases"
+    echo 1e-2 > "$dir/tol"
+  fi
   echo "moe_layer_$layer" > "$dir/layer"
 }
 aot small mixtral "--hidden 32 --inner 48 --seed 3" 1 "0,1,9,40,130"
@@ -92,10 +108,12 @@ aot qwen2 qwen2_moe "--hidden 64 --inner 32 --layers 1 --seed 6" 0 "1,17,64"
 aot deepseek deepseek_v3 "--hidden 64 --inner 32 --layers 1 --first-dense 0 --experts 16 --top-k 4 --seed 7" 0 "1,17,64" --stats-coactivation
 # A fused gate_up operand.
 aot granite granitemoe "--hidden 64 --inner 32 --layers 1 --seed 8" 0 "1,17,64"
-# Qwen3-Next's 512 experts and top-10; an f32 GLM-4.5 checkpoint, its
-# weights rounded to bf16 when the library loads.
+# Qwen3-Next's 512 experts and top-10; an f32 GLM-4.5 checkpoint computed
+# in bf16 (--narrow-to-bf16), its weights rounded to bf16 when the library
+# loads, its f32 rows rounded and widened on the device by the device
+# entry point.
 aot qwen3next qwen3_next "--hidden 32 --inner 16 --shared-inner 16 --experts 512 --top-k 10 --layers 1 --seed 10" 0 "1,17,64"
-stored=f32 aot glm glm4_moe "--hidden 64 --inner 32 --layers 2 --experts 16 --top-k 4 --scaling-factor 2.5 --seed 9" 1 "1,17,64"
+stored=f32 narrow=1 aot glm glm4_moe "--hidden 64 --inner 32 --layers 2 --experts 16 --top-k 4 --scaling-factor 2.5 --seed 9" 1 "1,17,64"
 # GPT-OSS as released: experts in MXFP4 (dequantized when the library
 # loads), gate and up interleaved, expert biases and swiglu_oai, its bf16
 # router bias read in f32.

@@ -124,8 +124,15 @@ for dir in "$bundle"/aot/*/; do
     timeout 60 "$dir/run" "$layer" "$dir/ckpt" "$set/arg0.npy" "$set/out0.npy" \
       4 graph >> "$out/e2e.txt" 2>&1 || ok=0
   done
+  # A library of f32 or f16 rows computed in bf16 compares with the bf16
+  # tolerance in `tol` (bundle.sh).
+  tol=()
+  if [ -f "$dir/tol" ]; then
+    tol=(--tol "$(cat "$dir/tol")")
+  fi
   if [ "$ok" -eq 1 ] &&
-     "$bundle/bin/moe-reference" compare --dir "$dir/cases" >> "$out/e2e.txt" 2>&1; then
+     "$bundle/bin/moe-reference" compare --dir "$dir/cases" "${tol[@]}" \
+       >> "$out/e2e.txt" 2>&1; then
     echo "PASS: aot $name" | tee -a "$out/e2e.txt"
   else
     echo "FAIL: aot $name" | tee -a "$out/e2e.txt"
