@@ -382,12 +382,11 @@ def draw_model(rng, pipeline):
     convert = ["--dtype", dtype] if dtype != stored else []
     # An f32 or f16 layer computed in bf16 (moe-compile --narrow-to-bf16,
     # the weights rounded when the library loads), on bf16 hidden states
-    # widened to its dtype: the bf16 reference holds. It has no device
-    # entry point.
+    # widened to its dtype: the bf16 reference holds. Its device entry
+    # point takes the rows of that dtype as well.
     if stored != "bf16" and dtype == "bf16" and rng.random() < 0.4:
         convert = []
         compile_args.append("--narrow-to-bf16")
-        mode = ""
     return gen, convert, compile_args, tokens, threads, mode
 
 
