@@ -777,6 +777,8 @@ void Model::freeDevice(void *pointer, void *stream) {
     GpuMemory::get().free(pointer, stream);
 }
 
+bool Model::gpuFailureCaught() { return GpuMemory::get().failed(); }
+
 bool Model::isCapturing(void *stream) {
   const GpuMemory &gpu = GpuMemory::get();
   return gpu.usable() && gpu.isCapturing(stream);
@@ -887,6 +889,8 @@ static void addDeviceCounts(const std::vector<int64_t> &table, Counters &c) {
 
 void Model::record(int64_t id, const int64_t *assignments, int64_t aStride,
                    const int64_t *dropped, int64_t dStride, int64_t tokens) {
+  if (gpuFailureCaught())
+    return;
   std::lock_guard<std::mutex> lock(statsMutex);
   if (id < 0 || id >= static_cast<int64_t>(counters.size()))
     return;
@@ -902,6 +906,8 @@ void Model::record(int64_t id, const int64_t *assignments, int64_t aStride,
 void Model::recordCoactivation(int64_t id, const int32_t *ids,
                                int64_t tokens, int64_t slots,
                                int64_t tokenStride, int64_t slotStride) {
+  if (gpuFailureCaught())
+    return;
   std::lock_guard<std::mutex> lock(statsMutex);
   if (id < 0 || id >= static_cast<int64_t>(counters.size()))
     return;

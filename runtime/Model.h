@@ -96,6 +96,10 @@ public:
   /// with `why`. Without a CUDA runtime there is nothing to catch.
   static void beginCatchingGpuFailures();
   static int32_t endCatchingGpuFailures(std::string &why);
+  /// Whether a GPU operation of this thread failed since the C API call
+  /// that catches failures began: the rest of the call's GPU work does
+  /// nothing, its results are undefined, and the call returns the error.
+  static bool gpuFailureCaught();
   /// `bytes` of GPU memory in the order of `stream` (the CUDA runtime's
   /// mgpuMemAlloc and mgpuMemFree), for a call's temporaries; nullptr for
   /// 0 bytes, and after a caught failure.
@@ -116,11 +120,14 @@ public:
   /// nullptr for an unknown id.
   double *deviceKnob(int64_t id);
 
-  /// Adds one call's counts to statistics `id` (strides in elements).
+  /// Adds one call's counts to statistics `id` (strides in elements);
+  /// nothing after a caught GPU failure (gpuFailureCaught), which leaves
+  /// the counts undefined and fails the call.
   void record(int64_t id, const int64_t *assignments, int64_t aStride,
               const int64_t *dropped, int64_t dStride, int64_t tokens);
   /// Adds one call's co-activated pairs from its expert ids ([tokens,
-  /// slots], -1 for unused slots; strides in elements).
+  /// slots], -1 for unused slots; strides in elements); nothing after a
+  /// caught GPU failure, as `record`.
   void recordCoactivation(int64_t id, const int32_t *ids, int64_t tokens,
                           int64_t slots, int64_t tokenStride,
                           int64_t slotStride);

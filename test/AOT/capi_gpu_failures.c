@@ -11,8 +11,8 @@
 |* moe_last_error, and the program goes on after a failure, as a server      *|
 |* would; the same call again succeeds. argv[2] picks what runs first:       *|
 |*   upload  moe_model_upload, twice, then a layer                           *|
-|*   run     moe_model_run_layer, twice                                      *|
-|*   async   moe_model_run_layer_async, twice                                *|
+|*   run     moe_model_run_layer, twice, then the layer's statistics         *|
+|*   async   moe_model_run_layer_async, twice, then the same                 *|
 |*   knob    moe_model_set_knob on a layer with a device knob, twice         *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
@@ -28,6 +28,15 @@ static void show(const char *call, moe_status status) {
 }
 
 #define SHOW(call) show(#call, (call))
+
+/* Layer 0's statistics: a failed call counts nothing. (The stand-in
+   driver runs no kernel: the assignments it gives are not the layer's.) */
+static void show_stats(moe_model *model) {
+  int64_t tokens = 0, calls = 0;
+  SHOW(moe_model_layer_stats(model, 0, NULL, NULL, &tokens, &calls));
+  printf("stats: %lld calls, %lld tokens\n", (long long)calls,
+         (long long)tokens);
+}
 
 int main(int argc, char **argv) {
   if (argc != 3)
@@ -46,9 +55,11 @@ int main(int argc, char **argv) {
   } else if (!strcmp(mode, "run")) {
     SHOW(moe_model_run_layer(model, 0, x, 1, y));
     SHOW(moe_model_run_layer(model, 0, x, 1, y));
+    show_stats(model);
   } else if (!strcmp(mode, "async")) {
     SHOW(moe_model_run_layer_async(model, 0, x, 1, y, NULL));
     SHOW(moe_model_run_layer_async(model, 0, x, 1, y, NULL));
+    show_stats(model);
   } else if (!strcmp(mode, "knob")) {
     moe_layer_info info;
     double tau = 0;
