@@ -180,6 +180,10 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   layers.deviceEntries = options.deviceEntries;
   pm.addPass(createConvertMoEToGPUKernels(layers));
   pm.addPass(createConvertMoEToRuntime());
+  // moe ops outside a layer (standalone routing, experts or losses), which
+  // convert-moe-to-gpu-kernels warned of: the reference lowering, on the
+  // host.
+  pm.addPass(createConvertMoEToLinalg());
   // Host arithmetic on whole tensors around the layers (moe-narrow-to-bf16's
   // roundings) as loops.
   pm.addPass(createConvertElementwiseToLinalgPass());
@@ -189,6 +193,9 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   // The library comes after bufferization: its gpu.launch_func ops have
   // unknown effects for buffer deallocation.
   addBufferization(pm);
+  // The reference lowering's copies as linalg.copy, so as loops (no
+  // runtime library for them).
+  pm.addPass(createMoELowerCopies());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(createConvertMoEWeightBuffers());
   pm.addPass(createMoELinkGPUKernels());
@@ -239,7 +246,8 @@ void mlir::moe::registerMoEPipelines() {
   PassPipelineRegistration<CUDAPipelineOptions>(
       "moe-cuda-pipeline",
       "Compile moe IR whose layers the CUDA kernel library supports to the "
-      "LLVM dialect for the host and a gpu.binary for the GPU",
+      "LLVM dialect for the host and a gpu.binary for the GPU (other moe "
+      "ops run on the host, with the reference lowering)",
       buildMoECUDAPipeline);
   PassPipelineRegistration<gpu::GPUToNVVMPipelineOptions>(
       "moe-gpu-lower-to-nvvm",

@@ -324,6 +324,11 @@ def ConvertMoEToGPUKernels
     `@moe_rows_to_bf16_async` rounds `x` into `xb` before the layer, which
     writes its output to `yb`, and `@moe_rows_from_bf16_async` widens `yb`
     into `y` after it, as the function's host code rounds and widens.
+
+    Other moe ops (standalone routing, dispatch, experts, losses) are left
+    as they are, for `moe-cuda-pipeline` to lower for the host with the
+    reference lowering (`convert-moe-to-linalg`): a function that has any
+    gets one warning that names them.
   }];
   let options = [
     Option<"deviceEntries", "device-entries", "bool", /*default=*/"false",

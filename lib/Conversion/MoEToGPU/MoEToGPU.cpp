@@ -800,6 +800,36 @@ static void addDeviceEntry(func::FuncOp func, LayerOp layer,
   func::ReturnOp::create(b, func.getLoc(), done);
 }
 
+/// Warns, once a function, of the moe ops other than moe.layer that it
+/// computes (standalone routing, experts or losses): the kernel library
+/// runs whole layers only, and moe-cuda-pipeline lowers the others for the
+/// host with the reference lowering (convert-moe-to-linalg).
+static void warnHostOps(ModuleOp module) {
+  module.walk([](func::FuncOp func) {
+    llvm::SetVector<StringRef> names;
+    Operation *first = nullptr;
+    func.walk([&](Operation *op) {
+      if (!isa<MoEDialect>(op->getDialect()) ||
+          isa<LayerOp, WeightOp, WeightBufferOp, KnobOp, KnobBufferOp,
+              RecordStatsOp, UKernelOp>(op))
+        return;
+      names.insert(op->getName().getStringRef());
+      if (!first)
+        first = op;
+    });
+    if (!first)
+      return;
+    // At the op's location, without the op itself as a note.
+    InFlightDiagnostic warning = emitWarning(first->getLoc());
+    llvm::interleaveComma(names, warning);
+    warning << " in @" << func.getName()
+            << (names.size() == 1 ? " runs" : " run")
+            << " on the host: the CUDA kernels compute whole moe.layer ops, "
+               "and moe-cuda-pipeline lowers other moe ops with the "
+               "reference lowering";
+  });
+}
+
 void ConvertMoEToGPUKernelsPass::runOnOperation() {
   ModuleOp module = getOperation();
   SmallVector<LayerOp> layers;
@@ -840,4 +870,5 @@ void ConvertMoEToGPUKernelsPass::runOnOperation() {
   }
   for (LayerOp op : layers)
     rewriteLayer(op, module, symbols);
+  warnHostOps(module);
 }
