@@ -623,22 +623,18 @@ static NarrowedRows narrowedRows(func::FuncOp func, LayerOp layer) {
     return cast<ShapedType>(v.getType()).getElementType();
   };
   Value rows = rounded.getIn();
+  if (!elementOf(rows).isF32())
+    return {};
   if (auto exact = rows.getDefiningOp<arith::ExtFOp>();
       exact && elementOf(exact.getIn()).isF16())
     rows = exact.getIn();
-  else if (!elementOf(rows).isF32())
-    return {};
-  if (rows != body.getArgument(0))
-    return {};
   Value result = ret.getOperand(0), wide = result;
-  if (auto narrowed = wide.getDefiningOp<arith::TruncFOp>();
-      narrowed && elementOf(narrowed.getOut()).isF16())
+  if (auto narrowed = result.getDefiningOp<arith::TruncFOp>();
+      narrowed && elementOf(result).isF16())
     wide = narrowed.getIn();
-  else if (!elementOf(wide).isF32())
-    return {};
   auto widened = wide.getDefiningOp<arith::ExtFOp>();
-  if (!widened || widened.getIn() != layer.getOutput() ||
-      !elementOf(wide).isF32())
+  if (rows != body.getArgument(0) || !widened ||
+      widened.getIn() != layer.getOutput() || !elementOf(wide).isF32())
     return {};
   return {rows, result};
 }

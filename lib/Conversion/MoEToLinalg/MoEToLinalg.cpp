@@ -44,8 +44,10 @@ struct ConvertMoEToLinalgPass
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MoEDialect>();
-    // Runtime buffers and kernel calls are lowered after bufferization.
-    target.addLegalOp<WeightBufferOp, UKernelOp>();
+    // Runtime buffers (weights, and the knobs that a CUDA device entry
+    // point reads in GPU memory) and kernel calls are lowered after
+    // bufferization.
+    target.addLegalOp<WeightBufferOp, KnobBufferOp, UKernelOp>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
