@@ -13,7 +13,8 @@
 #          and compressed, since the GPU machine has no LLVM and the
 #          shared libMLIR and libLLVM are too large to carry there
 #   aot/   moe-compile --target cuda libraries of imported checkpoints (bf16,
-#          and an f32 one computed in bf16 on its f32 rows),
+#          and an f32 one computed in bf16 on its f32 rows; libmodel.so.xz,
+#          which run.sh unpacks),
 #          a C driver for each (test/AOT/run_layer_npy.c) and moe-reference's
 #          cases with their f64 results, and examples/cuda/layer_graph.c
 #          built against the `wide` one (static cudart): its layer on device
@@ -118,6 +119,12 @@ stored=f32 narrow=1 aot glm glm4_moe "--hidden 64 --inner 32 --layers 2 --expert
 # loads), gate and up interleaved, expert biases and swiglu_oai, its bf16
 # router bias read in f32.
 aot gptoss gpt_oss "--hidden 64 --inner 32 --experts 16 --top-k 4 --layers 1 --seed 11 --mxfp4" 0 "1,17,64"
+# An f16 MiniMax-M2 checkpoint (sigmoid scores, the correction bias with a
+# plain top-k, 32 experts and top-8) imported in bf16; Llama-4 (top-1, the
+# weight applied to the expert input, its fused experts stored [in, out]
+# and transposed when the library loads, the shared expert).
+stored=f16 aot minimax minimax_m2 "--hidden 64 --inner 32 --layers 1 --experts 32 --top-k 8 --seed 11" 0 "1,17,64"
+aot llama4 llama4 "--hidden 64 --inner 32 --layers 2 --experts 16 --interleave-step 2 --seed 12" 1 "1,17,64"
 # examples/cuda/layer_graph.c against `wide`, against a threshold-routed
 # layer whose tau the example turns after the capture, and against a layer
 # with a capacity whose factor it turns after the capture.
@@ -140,8 +147,11 @@ for input in threshold capacity; do
   graph_example "$out/graph/$input"
 done
 # The libraries' symbol tables are a sixth of them, and the bundle's size
-# is bounded (below); the dynamic symbols stay.
+# is bounded (below); the dynamic symbols stay. The compiled models'
+# libraries (mostly the kernels' cubins) are carried compressed, a fifth of
+# their size; run.sh unpacks them.
 find "$out" -name '*.so' -exec strip --strip-unneeded {} +
+find "$out/aot" "$out/graph" -name libmodel.so -exec xz -T0 -6 {} +
 
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -66,6 +66,23 @@ export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 step() { printf '\n== %s\n' "$*"; }
 status=0
 
+# FILE from FILE.xz, once: the bundle carries moe-run and the compiled
+# libraries compressed (with python3's lzma where there is no xz).
+unpack() {
+  [ -e "$1" ] || [ ! -f "$1.xz" ] && return 0
+  if command -v xz > /dev/null; then
+    xz -dc "$1.xz" > "$1"
+  else
+    python3 -c 'import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as f, open(sys.argv[2], "wb") as g:
+    shutil.copyfileobj(f, g)' "$1.xz" "$1"
+  fi
+  chmod +x "$1"
+}
+for packed in "$bundle"/aot/*/libmodel.so.xz "$bundle"/graph/*/libmodel.so.xz; do
+  [ -f "$packed" ] && unpack "${packed%.xz}"
+done
+
 step "device"
 "$bundle/bin/moe-cuda-info" 2>&1 | tee "$out/device.txt"
 info=${PIPESTATUS[0]}
@@ -161,16 +178,7 @@ step "moe-run --pipeline cuda against moe-reference"
 # The bundle carries moe-run compressed; it needs a C library as recent as
 # the build machine's.
 moe_run="$bundle/bin/moe-run"
-if [ ! -x "$moe_run" ] && [ -f "$moe_run.xz" ]; then
-  if command -v xz > /dev/null; then
-    xz -dc "$moe_run.xz" > "$moe_run"
-  else
-    python3 -c 'import lzma, shutil, sys
-with lzma.open(sys.argv[1]) as f, open(sys.argv[2], "wb") as g:
-    shutil.copyfileobj(f, g)' "$moe_run.xz" "$moe_run"
-  fi
-  chmod +x "$moe_run"
-fi
+unpack "$moe_run"
 if ! "$moe_run" --version > /dev/null 2>&1; then
   echo "FAIL: moe-run --pipeline cuda: the bundle's moe-run does not start here" |
     tee -a "$out/e2e.txt"
