@@ -364,8 +364,10 @@ extern "C" moe_status moe_model_run_layer_async(moe_model *model, int64_t layer,
     }
     // The layer's bf16 rows, in stream order, as the library's own
     // temporaries are: freed once the call's kernels are done with them.
-    void *rows = Model::allocateDevice(tokens * entry.hidden * 2, stream);
-    void *result = Model::allocateDevice(tokens * entry.output * 2, stream);
+    int64_t element = elementSize(MOE_DTYPE_BF16);
+    void *rows = Model::allocateDevice(tokens * entry.hidden * element, stream);
+    void *result =
+        Model::allocateDevice(tokens * entry.output * element, stream);
     Descriptor2D bf16In = dense2D(rows, tokens, entry.hidden);
     Descriptor2D bf16Out = dense2D(result, tokens, entry.output);
     // (Through void (*)(), the generic function pointer type.)

@@ -768,7 +768,7 @@ int32_t Model::endCatchingGpuFailures(std::string &why) {
 }
 
 void *Model::allocateDevice(int64_t bytes, void *stream) {
-  return GpuMemory::require("a temporary of bytes", bytes)
+  return GpuMemory::require("a layer call's temporary of bytes", bytes)
       .alloc(bytes, stream, 0);
 }
 

@@ -89,13 +89,15 @@ aot() {
     --header "$dir/model.h"
   cc -O2 -Wall -Wextra -Werror test/AOT/run_layer_npy.c -I"$dir" -L"$dir" \
     -lmodel -lpthread -ldl -Wl,-rpath,'$ORIGIN' -o "$dir/run"
-  "$build/bin/moe-reference" emit-model --model "$dir/ckpt" --layer "$layer" \
-    --seed 5 --tokens "$tokens" --dir "$dir/cases" --dtype bf16 > /dev/null
+  local cases="$dir/cases"
   if [ "${narrow:-0}" = 1 ]; then
-    mv "$dir/cases" "$dir/bf16-cases"
-    python3 scripts/widen-case.py "$dir/bf16-cases" "$dir/cases" \
-      --dtype "$stored"
-    rm -r "$dir/bf16-cases"
+    cases="$dir/bf16-cases"
+  fi
+  "$build/bin/moe-reference" emit-model --model "$dir/ckpt" --layer "$layer" \
+    --seed 5 --tokens "$tokens" --dir "$cases" --dtype bf16 > /dev/null
+  if [ "${narrow:-0}" = 1 ]; then
+    python3 scripts/widen-case.py "$cases" "$dir/cases" --dtype "$stored"
+    rm -r "$cases"
     echo 1e-2 > "$dir/tol"
   fi
   echo "moe_layer_$layer" > "$dir/layer"

@@ -69,7 +69,9 @@ status=0
 # FILE from FILE.xz, once: the bundle carries moe-run and the compiled
 # libraries compressed (with python3's lzma where there is no xz).
 unpack() {
-  [ -e "$1" ] || [ ! -f "$1.xz" ] && return 0
+  if [ -e "$1" ] || [ ! -f "$1.xz" ]; then
+    return 0
+  fi
   if command -v xz > /dev/null; then
     xz -dc "$1.xz" > "$1"
   else

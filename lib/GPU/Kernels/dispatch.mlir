@@ -1376,30 +1376,42 @@ gpu.module @moe_dispatch_kernels {
     gpu.return
   }
 
-  // The rows of a layer that moe-narrow-to-bf16 computes in bf16, on a
-  // device entry point: xb = bf16(x) of f32 rows xf, or of f16 rows xh
-  // (through f32, exact) when xf has no rows; one element a thread, in
-  // row-major order. The host code of the narrowed function rounds the
-  // same way (arith.truncf, to nearest even).
-  gpu.func @rows_to_bf16(%xf: memref<?x?xf32>, %xh: memref<?x?xf16>,
-                         %xb: memref<?x?xbf16>)
-      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+  // The element of bf16 rows [T, n] that this thread of a launch of blocks
+  // of 256 takes, one a thread in row-major order: whether there is one,
+  // and its row and column.
+  func.func private @bf16_element(%rows: memref<?x?xbf16>)
+      -> (i1, index, index) {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c256 = arith.constant 256 : index
-    %T = memref.dim %xb, %c0 : memref<?x?xbf16>
-    %n = memref.dim %xb, %c1 : memref<?x?xbf16>
+    %T = memref.dim %rows, %c0 : memref<?x?xbf16>
+    %n = memref.dim %rows, %c1 : memref<?x?xbf16>
     %Tn = arith.muli %T, %n : index
-    %f32_rows = memref.dim %xf, %c0 : memref<?x?xf32>
-    %wide = arith.cmpi ne, %f32_rows, %c0 : index
     %bid = gpu.block_id x
     %tid = gpu.thread_id x
     %i0 = arith.muli %bid, %c256 : index
     %i = arith.addi %i0, %tid : index
     %in = arith.cmpi ult, %i, %Tn : index
+    %n1 = arith.maxui %n, %c1 : index
+    %r = arith.divui %i, %n1 : index
+    %c = arith.remui %i, %n1 : index
+    return %in, %r, %c : i1, index, index
+  }
+
+  // The rows of a layer that moe-narrow-to-bf16 computes in bf16, on a
+  // device entry point: xb = bf16(x) of f32 rows xf, or of f16 rows xh
+  // (through f32, exact) when xf has no rows; one element a thread. The
+  // host code of the narrowed function rounds the same way (arith.truncf,
+  // to nearest even).
+  gpu.func @rows_to_bf16(%xf: memref<?x?xf32>, %xh: memref<?x?xf16>,
+                         %xb: memref<?x?xbf16>)
+      kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
+    %c0 = arith.constant 0 : index
+    %f32_rows = memref.dim %xf, %c0 : memref<?x?xf32>
+    %wide = arith.cmpi ne, %f32_rows, %c0 : index
+    %in, %r, %c = func.call @bf16_element(%xb)
+        : (memref<?x?xbf16>) -> (i1, index, index)
     scf.if %in {
-      %r = arith.divui %i, %n : index
-      %c = arith.remui %i, %n : index
       %v = scf.if %wide -> (f32) {
         %f = memref.load %xf[%r, %c] : memref<?x?xf32>
         scf.yield %f : f32
@@ -1422,21 +1434,11 @@ gpu.module @moe_dispatch_kernels {
                            %yh: memref<?x?xf16>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
-    %c1 = arith.constant 1 : index
-    %c256 = arith.constant 256 : index
-    %T = memref.dim %yb, %c0 : memref<?x?xbf16>
-    %n = memref.dim %yb, %c1 : memref<?x?xbf16>
-    %Tn = arith.muli %T, %n : index
     %f32_rows = memref.dim %yf, %c0 : memref<?x?xf32>
     %wide = arith.cmpi ne, %f32_rows, %c0 : index
-    %bid = gpu.block_id x
-    %tid = gpu.thread_id x
-    %i0 = arith.muli %bid, %c256 : index
-    %i = arith.addi %i0, %tid : index
-    %in = arith.cmpi ult, %i, %Tn : index
+    %in, %r, %c = func.call @bf16_element(%yb)
+        : (memref<?x?xbf16>) -> (i1, index, index)
     scf.if %in {
-      %r = arith.divui %i, %n : index
-      %c = arith.remui %i, %n : index
       %b = memref.load %yb[%r, %c] : memref<?x?xbf16>
       %v = arith.extf %b : bf16 to f32
       scf.if %wide {

@@ -1137,13 +1137,11 @@ func.func private @device_results_async(%off: memref<?xi32>,
 func.func private @element_blocks(%rows: memref<?x?xbf16>) -> index {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  %c255 = arith.constant 255 : index
   %c256 = arith.constant 256 : index
   %T = memref.dim %rows, %c0 : memref<?x?xbf16>
   %n = memref.dim %rows, %c1 : memref<?x?xbf16>
   %Tn = arith.muli %T, %n : index
-  %Tn255 = arith.addi %Tn, %c255 : index
-  %g = arith.divui %Tn255, %c256 : index
+  %g = call @ceil_div(%Tn, %c256) : (index, index) -> index
   return %g : index
 }
 
