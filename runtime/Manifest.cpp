@@ -221,9 +221,9 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
         return invalid("weight " + entry.names.front() +
                        " is transposed but its tensors have fewer than two "
                        "dimensions");
-      if (entry.transposed && entry.scales)
+      if (entry.transposed && entry.scales && entry.scales->mxfp4)
         return invalid("weight " + entry.names.front() +
-                       " is block-scaled and transposed");
+                       " is MXFP4 and transposed");
       entry.interleaved = w->getBoolean("interleaved").value_or(false);
       if (entry.interleaved &&
           (entry.stacked || entry.shape.size() < 2 || entry.shape[1] % 2 != 0))

@@ -324,13 +324,6 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
       weight.scales ? &*weight.scales : nullptr;
   ckpt::DType storedType =
       blocks ? ckpt::DType::F8E4M3 : toCheckpointDType(from);
-  // The rows and columns of each piece's last two dimensions, and of its
-  // scales (FP8 only).
-  int64_t pieceRows = pieceShape.size() >= 2 ? pieceShape.end()[-2] : 1;
-  int64_t pieceCols = pieceShape.empty() ? 1 : pieceShape.back();
-  std::array<int64_t, 2> scaleGrid =
-      blocks ? blocks->grid(pieceRows, pieceCols) : std::array<int64_t, 2>{};
-  int64_t scaleRows = scaleGrid[0], scaleCols = scaleGrid[1];
   int64_t count = 1;
   for (int64_t d : pieceShape)
     count *= d;
@@ -343,6 +336,13 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     k = pieceShape.back();
     std::swap(storedShape[storedShape.size() - 2], storedShape.back());
   }
+  // The rows and columns of each stored piece's last two dimensions, and of
+  // its scales (FP8 and MXFP4, whose blocks cover the tensors as stored).
+  int64_t pieceRows = storedShape.size() >= 2 ? storedShape.end()[-2] : 1;
+  int64_t pieceCols = storedShape.empty() ? 1 : storedShape.back();
+  std::array<int64_t, 2> scaleGrid =
+      blocks ? blocks->grid(pieceRows, pieceCols) : std::array<int64_t, 2>{};
+  int64_t scaleRows = scaleGrid[0], scaleCols = scaleGrid[1];
   int64_t matrix = n * k, batch = matrix ? count / matrix : 0;
   size_t pieceBytes = static_cast<size_t>(count) * elementSize(to);
   // A packed weight is converted one tensor at a time into a scratch
@@ -374,7 +374,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     std::vector<float> scales;
     if (blocks) {
       auto read = readBlockScales(*checkpoint, name, blocks->names[i],
-                                  pieceShape, *blocks);
+                                  storedShape, *blocks);
       if (!read)
         return read.takeError();
       scales = std::move(*read);
@@ -487,7 +487,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         for (int64_t c = c0; c < c1; c += kTile) {
           int64_t rEnd = std::min(r1, r + kTile),
                   cEnd = std::min(c1, c + kTile);
-          if (from == to) { // nothing to convert: move the raw elements
+          if (!blocks && from == to) { // nothing to convert: move them
             const char *src =
                 static_cast<const char *>(in) + base * elementSize(from);
             char *dst = static_cast<char *>(out) + base * elementSize(to);
@@ -498,15 +498,23 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
             continue;
           }
           // The tile is read along the checkpoint's rows, one cache line
-          // each, then converted along the result's.
+          // each, then converted along the result's. A block-scaled value
+          // is its code times its scale, in f32; the code's NaN is noted.
           float tile[kTile][kTile];
+          bool finite[kTile][kTile];
           for (int64_t sc = c; sc < cEnd; ++sc)
-            for (int64_t sr = r; sr < rEnd; ++sr)
-              tile[sr - r][sc - c] = cpu::loadF32(in, from, base + sc * n + sr);
+            for (int64_t sr = r; sr < rEnd; ++sr) {
+              int64_t source = base + sc * n + sr;
+              float value =
+                  blocks ? fp8(source) : cpu::loadF32(in, from, source);
+              finite[sr - r][sc - c] =
+                  blocks ? !std::isnan(value) : std::isfinite(value);
+              tile[sr - r][sc - c] = blocks ? value * scaleOf(source) : value;
+            }
           for (int64_t sr = r; sr < rEnd; ++sr)
             for (int64_t sc = c; sc < cEnd; ++sc)
               store(task, base + sr * k + sc, base + sc * n + sr,
-                    tile[sr - r][sc - c], std::isfinite(tile[sr - r][sc - c]));
+                    tile[sr - r][sc - c], finite[sr - r][sc - c]);
         }
       }
     });

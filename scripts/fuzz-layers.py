@@ -276,8 +276,11 @@ FAMILIES = ["mixtral", "minimax", "minimax_m2", "qwen2_moe", "qwen3_moe",
             "dots1", "ernie4_5_moe", "granitemoe", "granitemoeshared",
             "granitemoehybrid", "lfm2_moe", "llama4",
             "llama4_text", "dbrx", "gpt_oss"]
-# Experts stored [in, out], which moe-import does not read in FP8.
-IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe", "dbrx", "gpt_oss")
+# Fused experts stored [in, out], which their FP8 checkpoints may also hold
+# per expert, [out, in].
+IN_OUT_EXPERTS = ("llama4", "llama4_text", "qwen3_vl_moe")
+# Families written in FP8 by no release (GPT-OSS's is MXFP4).
+NO_FP8 = ("dbrx", "gpt_oss")
 # Experts named gate_proj, up_proj, down_proj under mlp, which a
 # checkpoint may also hold fused as transformers 5 writes them.
 MLP_EXPERTS = ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe", "olmoe",
@@ -338,6 +341,9 @@ def draw_model(rng, pipeline):
         gen += ["--fused-experts", int(fused)]
     elif family == "qwen3_5_moe":  # fused as released
         fused = True
+    elif family in IN_OUT_EXPERTS:
+        fused = rng.random() < 0.7
+        gen += ["--fused-experts", int(fused)]
     if family == "granitemoeshared":  # 0: no shared MLP
         gen += ["--shared-inner", rng.choice([0, size(8, 96)])]
     if (family not in ("mixtral", "minimax", "minimax_m2", "granitemoe",
@@ -348,12 +354,14 @@ def draw_model(rng, pipeline):
         gen += ["--norm-topk-prob", rng.randint(0, 1)]
     # FP8 projections (dequantized when the library loads), scaled per
     # tensor or by blocks that leave partial ones or cover a whole matrix,
-    # in the fp8 or the compressed-tensors format (fused experts share no
-    # scale: not per tensor).
-    if family not in IN_OUT_EXPERTS and rng.random() < 0.25:
+    # in the fp8, the compressed-tensors or Llama-4's fbgemm format (fused
+    # experts share no scale: not per tensor).
+    if family not in NO_FP8 and rng.random() < 0.25:
         draw = rng.random()
         if not fused and draw < 0.2:
             gen += ["--fp8-per-tensor"]
+        elif draw < 0.3:
+            gen += ["--fp8-fbgemm"]
         elif draw < 0.5:
             gen += ["--fp8-compressed", rng.choice([
                 "channel", "group:%d" % rng.choice([8, 16, 128]),

@@ -540,9 +540,16 @@ Checkpoint::require(StringRef name, llvm::ArrayRef<int64_t> shape,
 llvm::Expected<const TensorInfo *>
 Checkpoint::requireScales(StringRef name, llvm::ArrayRef<int64_t> grid) const {
   llvm::SmallVector<int64_t> shape(grid);
-  if (grid == llvm::ArrayRef<int64_t>{1, 1})
-    if (const TensorInfo *t = lookup(name); t && t->shape.size() < 2)
-      shape.assign(t->shape.size(), 1);
+  const TensorInfo *t = lookup(name);
+  if (grid == llvm::ArrayRef<int64_t>{1, 1} && t && t->shape.size() < 2)
+    shape.assign(t->shape.size(), 1);
+  size_t rank = shape.size();
+  if (t && rank >= 2 && (shape[rank - 2] == 1 || shape[rank - 1] == 1)) {
+    llvm::SmallVector<int64_t> swapped(shape);
+    std::swap(swapped[rank - 2], swapped[rank - 1]);
+    if (llvm::ArrayRef<int64_t>(t->shape) == llvm::ArrayRef<int64_t>(swapped))
+      shape = std::move(swapped);
+  }
   return require(name, shape, {DType::F32, DType::F16, DType::BF16});
 }
 

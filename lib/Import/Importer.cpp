@@ -264,9 +264,17 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
   spec.router = routerSpec(m, layer, ckpt);
   if (m.isLlama4() || m.isQwen3VL()) {
     // Fused experts stored [in, out]: gate_up_proj [E, d, 2f] (gate
-    // columns, then up), down_proj [E, f, d].
+    // columns, then up), down_proj [E, f, d]; or, when the checkpoint holds
+    // them per expert (as the FP8 releases of both families do), [out, in]
+    // tensors experts.<e>.gate_proj.weight and so on.
     std::string block = blockPrefix(m, layer);
-    spec.experts = fusedExperts(m, block, /*inOut=*/true);
+    if (!ckpt.lookup(block + ".experts.gate_up_proj") &&
+        ckpt.lookup(block + ".experts.0.gate_proj.weight"))
+      spec.experts = {perExpert("gate", m, block, "gate_proj.weight", {f, d}),
+                      perExpert("up", m, block, "up_proj.weight", {f, d}),
+                      perExpert("down", m, block, "down_proj.weight", {d, f})};
+    else
+      spec.experts = fusedExperts(m, block, /*inOut=*/true);
     if (m.isLlama4())
       addGatedFFN(spec.shared, block + ".shared_expert", d, m.sharedSize);
     return spec;
@@ -424,9 +432,8 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
   };
   if (!m.fp8)
     return fail(m.path + " has no quantization_config of FP8 weights "
-                         "(quant_method \"fp8\" or \"compressed-tensors\")");
-  if (weight.transposed)
-    return fail("FP8 weights stored [in, out] are not supported");
+                         "(quant_method \"fp8\", \"compressed-tensors\" or "
+                         "\"fbgemm_fp8\")");
   llvm::SmallVector<int64_t> shape = weight.tensorShape();
   if (shape.size() < 2)
     return fail("FP8 weights are matrices, and it has rank " +
@@ -434,10 +441,14 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
   if (m.fp8->perTensor() && shape.size() > 2)
     return fail("one scale per tensor of rank " + Twine(shape.size()) +
                 " is not supported (" + m.fp8->description + ")");
-  // A block size of 0 spans its whole dimension.
+  // A block size of 0 spans its whole dimension. The scales of a weight
+  // stored [in, out] cover the tensor as stored, so its blocks are the
+  // config's (given for [out, in]) swapped.
   int64_t rows = shape.end()[-2], cols = shape.back();
-  weight.scaleBlock = {m.fp8->block[0] ? m.fp8->block[0] : rows,
-                       m.fp8->block[1] ? m.fp8->block[1] : cols};
+  std::array<int64_t, 2> block = m.fp8->block;
+  if (weight.transposed)
+    std::swap(block[0], block[1]);
+  weight.scaleBlock = {block[0] ? block[0] : rows, block[1] ? block[1] : cols};
   llvm::SmallVector<int64_t> grid = shape;
   grid.end()[-2] = llvm::divideCeil(rows, weight.scaleBlock[0]);
   grid.back() = llvm::divideCeil(cols, weight.scaleBlock[1]);

@@ -781,6 +781,8 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
 ///   it);
 /// - quant_method "compressed-tensors" (llm-compressor's format): scaled
 ///   per tensor, channel, group or block;
+/// - quant_method "fbgemm_fp8" (Llama-4's FP8 release): one scale an output
+///   channel;
 /// - quant_method "mxfp4" (GPT-OSS's release): its experts in MXFP4.
 /// Any other quantization is refused here, as its tensors are not weights
 /// moe-import can bind.
@@ -804,12 +806,22 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
     m.mxfp4 = true;
     return keys.takeError();
   }
+  // FBGEMM's rowwise FP8: `<name>_scale`, f32, one an output channel. Its
+  // activation_scale_ub bounds the FP8 activations of FBGEMM's kernels;
+  // the layer computes in its dtype and quantizes none.
+  if (!keys.failed() && method == "fbgemm_fp8") {
+    ModelConfig::FP8Scales scales;
+    scales.block = {1, 0};
+    scales.description = "quant_method \"fbgemm_fp8\", per output channel";
+    m.fp8 = std::move(scales);
+    return keys.takeError();
+  }
   if (!keys.failed() && method != "fp8")
     keys.fail("quant_method \"" + method +
               "\" is not supported (moe-import reads unquantized checkpoints, "
               "FP8 ones: quant_method \"fp8\", scaled per tensor or by "
-              "weight_block_size, and \"compressed-tensors\" of FP8 "
-              "weights, and GPT-OSS's \"mxfp4\")");
+              "weight_block_size, \"compressed-tensors\" of FP8 weights and "
+              "\"fbgemm_fp8\", and GPT-OSS's \"mxfp4\")");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +

@@ -691,7 +691,8 @@ bool dtypeOf(const std::string &name, npy::DType *out) {
 
 /// FP8 tensor `t` [..., n, k] times its scales: `<name><suffix>` [...,
 /// ceil(n / r), ceil(k / c)] for blocks `block` of r x c, where 0 spans the
-/// whole dimension; the one scale of a matrix may be [] or [1] too.
+/// whole dimension; the one scale of a matrix may be [] or [1] too, and a
+/// grid of one block row or column [..., m, 1] for [..., 1, m].
 bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
              const std::vector<int64_t> &block, const std::string &suffix,
              std::vector<double> *values, std::string *err) {
@@ -718,7 +719,10 @@ bool readFP8(const st::Reader &reader, const st::TensorEntry &t,
   // The one scale of a matrix may be a scalar or a vector of one.
   bool scalar = expected == std::vector<int64_t>{1, 1} &&
                 (s->shape.empty() || s->shape == std::vector<int64_t>{1});
-  if (s->shape != expected && !scalar) {
+  std::vector<int64_t> swapped = expected;
+  std::swap(swapped[swapped.size() - 2], swapped.back());
+  bool vector = (sr == 1 || sc == 1) && s->shape == swapped;
+  if (s->shape != expected && !scalar && !vector) {
     *err = s->file + ": tensor " + scaleName + " has shape " +
            shapeText(s->shape) + ", expected " + shapeText(expected);
     return false;
@@ -869,6 +873,11 @@ static bool readQuantization(const json::Value &q, Keys &keys,
     return true;
   }
   p->fp8 = true;
+  if (method && method->string == "fbgemm_fp8") { // one an output channel
+    p->fp8Block = {1, 0};
+    p->fp8Suffix = "_scale";
+    return true;
+  }
   if (method && method->string == "compressed-tensors") {
     const json::Value *groups = q.get("config_groups");
     const json::Value *w = nullptr;
@@ -943,6 +952,25 @@ bool planLayer(const json::Value &config, const std::string &file,
 
 void useStoredExpertLayout(const st::Reader &reader, LayerPlan *plan) {
   std::vector<Operand> &ops = plan->operands;
+  auto inOut = std::find_if(ops.begin(), ops.end(), [](const Operand &o) {
+    return o.role == "gate_up" && o.transposed;
+  });
+  if (inOut != ops.end() && inOut + 1 < ops.end() &&
+      !reader.find(inOut->names[0])) {
+    // Llama-4's and Qwen3-VL's experts per expert, [out, in]:
+    // "<p>.experts.gate_up_proj" becomes "<p>.experts.<e>.gate_proj.weight".
+    std::string p = inOut->names[0].substr(
+        0, inOut->names[0].size() - std::string("gate_up_proj").size());
+    if (!reader.find(p + "0.gate_proj.weight"))
+      return;
+    std::string block = p.substr(0, p.size() - std::string(".experts.").size());
+    int64_t E = plan->E, f = plan->f, d = plan->d;
+    inOut = ops.erase(inOut, inOut + 2);
+    ops.insert(inOut, {experts("gate", block, "gate_proj.weight", E, {f, d}),
+                       experts("up", block, "up_proj.weight", E, {f, d}),
+                       experts("down", block, "down_proj.weight", E, {d, f})});
+    return;
+  }
   auto gate = std::find_if(ops.begin(), ops.end(), [](const Operand &o) {
     return o.role == "gate" && o.stacked;
   });
@@ -1016,15 +1044,27 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         return false;
       }
       std::vector<double> values;
+      // A transposed tensor's values in the operand's layout.
+      auto transpose = [&] {
+        if (!op.transposed)
+          return;
+        std::vector<double> stored = values;
+        for (size_t m = 0; m < values.size(); m += rows * cols)
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < cols; ++c)
+              values[m + r * cols + c] = stored[m + c * rows + r];
+      };
       if (t->dtype == "F8_E4M3" && plan.fp8 && op.role != "router" &&
           !op.alwaysF32) {
-        if (!readFP8(reader, *t, plan.fp8Block, plan.fp8Suffix, &values, err))
+        // The config's blocks are [out, in]; a tensor stored [in, out] has
+        // them swapped.
+        std::vector<int64_t> block = plan.fp8Block;
+        if (op.transposed)
+          std::swap(block[0], block[1]);
+        if (!readFP8(reader, *t, block, plan.fp8Suffix, &values, err))
           return false;
-        if (op.transposed) {
-          *err = name + ": FP8 weights stored transposed are not read";
-          return false;
-        }
         for (double &v : values) v = double(float(v));
+        transpose();
         fp8 = true;
         a.dtype = weights->dtype;
         a.f.insert(a.f.end(), values.begin(), values.end());
@@ -1051,13 +1091,7 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
       }
       a.dtype = op.alwaysF32 ? npy::DType::F32 : type;
       if (!reader.read(*t, &values, err)) return false;
-      if (op.transposed) {
-        std::vector<double> stored = values;
-        for (size_t m = 0; m < values.size(); m += rows * cols)
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t c = 0; c < cols; ++c)
-              values[m + r * cols + c] = stored[m + c * rows + r];
-      }
+      transpose();
       a.f.insert(a.f.end(), values.begin(), values.end());
     }
     if (fp8 && plain) {

@@ -110,7 +110,9 @@ struct LayerWeights {
 /// Experts planned per expert (`<p>.experts.N.gate_proj.weight`, up,
 /// down) that the checkpoint stores fused, as transformers 5 writes them
 /// (`<p>.experts.gate_up_proj` [E, 2f, d], gate rows first, and
-/// `<p>.experts.down_proj` [E, d, f]), are planned so instead.
+/// `<p>.experts.down_proj` [E, d, f]), are planned so instead; and the
+/// reverse for Llama-4's and Qwen3-VL's fused experts stored [in, out],
+/// which their FP8 releases hold per expert, [out, in].
 void useStoredExpertLayout(const st::Reader &reader, LayerPlan *plan);
 
 /// Reads and checks the planned tensors: present, of the planned shape, all

@@ -393,15 +393,19 @@ TEST_F(CheckpointTest, RequireAllowsMergedLeadingDimensions) {
 }
 
 /// The scales of FP8 tensors: the grid's shape, in a float dtype; the one
-/// scale of a matrix may also be a scalar or a vector of one.
+/// scale of a matrix may also be a scalar or a vector of one, and a grid of
+/// one block row or column have its last two dimensions swapped.
 TEST_F(CheckpointTest, RequireScalesOfEveryGrid) {
   std::vector<char> one = encode(DType::F32, {0.5f});
   std::vector<char> two = encode(DType::BF16, {0.5f, 0.25f});
-  std::string p = write("scales.safetensors",
-                        {{"scalar", DType::F32, {}, one},
-                         {"vector", DType::F32, {1}, one},
-                         {"pair", DType::BF16, {2}, two},
-                         {"column", DType::BF16, {2, 1}, two}});
+  std::vector<char> six = encode(DType::F32, {1, 2, 3, 4, 5, 6});
+  std::string p =
+      write("scales.safetensors", {{"scalar", DType::F32, {}, one},
+                                   {"vector", DType::F32, {1}, one},
+                                   {"pair", DType::BF16, {2}, two},
+                                   {"column", DType::BF16, {2, 1}, two},
+                                   {"columns", DType::F32, {2, 3, 1}, six},
+                                   {"grid", DType::F32, {1, 2, 3}, six}});
   auto ckpt = Checkpoint::open(p);
   ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
   const Checkpoint &c = **ckpt;
@@ -418,6 +422,19 @@ TEST_F(CheckpointTest, RequireScalesOfEveryGrid) {
             p + ": tensor vector has shape [1], expected [3, 1, 1]");
   EXPECT_EQ(errorOf(c.requireScales("pair", {1, 1})),
             p + ": tensor pair has shape [2], expected [1]");
+  // [E, m, 1] for [E, 1, m] (Llama-4's down_proj scales), and the reverse;
+  // not a grid of more than one block row and column.
+  for (std::vector<int64_t> grid :
+       {std::vector<int64_t>{2, 1, 3}, std::vector<int64_t>{2, 3, 1}}) {
+    auto columns = c.requireScales("columns", grid);
+    EXPECT_TRUE(bool(columns)) << llvm::toString(columns.takeError());
+  }
+  auto row = c.requireScales("column", {1, 2});
+  EXPECT_TRUE(bool(row)) << llvm::toString(row.takeError());
+  EXPECT_EQ(errorOf(c.requireScales("grid", {1, 3, 2})),
+            p + ": tensor grid has shape [1, 2, 3], expected [1, 3, 2]");
+  EXPECT_EQ(errorOf(c.requireScales("columns", {3, 2, 1})),
+            p + ": tensor columns has shape [2, 3, 1], expected [3, 2, 1]");
 }
 
 //===----------------------------------------------------------------------===//

@@ -151,7 +151,9 @@ static cl::opt<bool> fusedExperts(
              "(families whose experts are gate_proj, up_proj, down_proj "
              "under mlp; default 1 for qwen3_5_moe, else 0; for mixtral, "
              "minimax and minimax_m2 the block moves from block_sparse_moe "
-             "to mlp)"),
+             "to mlp); for llama4 and qwen3_vl_moe, fused [in, out] (the "
+             "default) or, with 0, per expert [out, in] as their FP8 "
+             "releases are"),
     cl::ValueRequired, cl::cat(category));
 static cl::opt<bool>
     expertBias("expert-bias",
@@ -168,14 +170,15 @@ static cl::list<int64_t>
     fp8Block("fp8-block",
              cl::desc("rows,cols: write the projections as block-scaled FP8 "
                       "(F8_E4M3 with <name>_scale_inv, quant_method fp8), as "
-                      "DeepSeek-V3 is released; not llama4"),
+                      "DeepSeek-V3 is released; blocks given for [out, in], "
+                      "swapped over experts stored [in, out]"),
              cl::CommaSeparated, cl::cat(category));
 static cl::opt<bool> fp8PerTensor(
     "fp8-per-tensor",
     cl::desc("write the projections as FP8 with one scale each (F8_E4M3 "
              "with <name>_scale and an input_scale, quant_method fp8 without "
-             "weight_block_size), as AutoFP8 writes them; not granitemoe or "
-             "llama4"),
+             "weight_block_size), as AutoFP8 writes them; not with fused "
+             "experts"),
     cl::cat(category));
 static cl::opt<std::string> fp8Compressed(
     "fp8-compressed",
@@ -183,11 +186,20 @@ static cl::opt<std::string> fp8Compressed(
              "as FP8 the way llm-compressor does (quant_method "
              "compressed-tensors; F8_E4M3 with <name>_scale in --dtype, one "
              "a tensor, an output channel, a group of G columns of a row or "
-             "a block of R x C); not llama4, nor tensor for granitemoe"),
+             "a block of R x C); not tensor with fused experts"),
     cl::value_desc("strategy"), cl::cat(category));
+static cl::opt<bool> fp8Fbgemm(
+    "fp8-fbgemm",
+    cl::desc("write the projections as FP8 the way Llama-4's FP8 release "
+             "stores them (quant_method fbgemm_fp8; F8_E4M3 with "
+             "<name>_scale, f32, one an output channel: [n, 1] for a "
+             "Linear's [n, k], [E, 1, 2f] for the fused gate_up_proj and "
+             "[E, d, 1] for the fused down_proj)"),
+    cl::cat(category));
 static cl::opt<bool> fp8Dequantized(
     "fp8-dequantized",
-    cl::desc("with --fp8-block, --fp8-per-tensor or --fp8-compressed: write "
+    cl::desc("with --fp8-block, --fp8-per-tensor, --fp8-compressed or "
+             "--fp8-fbgemm: write "
              "the FP8 weights dequantized to --dtype instead (each FP8 value "
              "times its scale in f32, rounded once), without "
              "quantization_config: the checkpoint's --dtype copy"),
@@ -274,7 +286,13 @@ struct Model {
   /// How the projections are written, when in FP8: the config's format,
   /// and the rows and columns of the block of one scale (0 spans the whole
   /// dimension).
-  enum class FP8 { None, Blocks, PerTensor, Compressed } fp8Format = FP8::None;
+  enum class FP8 {
+    None,
+    Blocks,
+    PerTensor,
+    Compressed,
+    Fbgemm
+  } fp8Format = FP8::None;
   std::array<int64_t, 2> fp8Block = {0, 0};
   /// compressed-tensors' name of the scheme.
   std::string fp8Strategy;
@@ -490,10 +508,12 @@ static llvm::Error checkOptionFamilies(Family family) {
        "or null)"},
       {expertBias, isLfm2, "lfm2_moe"},
       {fusedExperts,
-       [](Family f) { return hasMlpExperts(f) || isMixtralBlock(f); },
-       "qwen2_moe, qwen3_moe, qwen3_next, qwen3_5_moe, olmoe, flex_olmo, "
-       "deepseek, glm4_moe, dots1, ernie4_5_moe, mixtral, minimax and "
-       "minimax_m2"},
+       [](Family f) {
+         return hasMlpExperts(f) || isMixtralBlock(f) || hasInOutExperts(f);
+       },
+       "qwen2_moe, qwen3_moe, qwen3_next, qwen3_5_moe, qwen3_vl_moe, olmoe, "
+       "flex_olmo, deepseek, glm4_moe, dots1, ernie4_5_moe, mixtral, "
+       "minimax, minimax_m2, llama4 and llama4_text"},
   };
   for (const Rule &rule : rules)
     if (rule.option.getNumOccurrences() && !rule.applies(family))
@@ -655,10 +675,12 @@ static llvm::Error parseCompressedStrategy(Model &m) {
 
 /// The FP8 and MXFP4 options.
 static llvm::Error parseFP8(Model &m) {
-  int given = !fp8Block.empty() + fp8PerTensor + !fp8Compressed.empty();
+  int given =
+      !fp8Block.empty() + fp8PerTensor + !fp8Compressed.empty() + fp8Fbgemm;
   if (given > 1)
     return llvm::createStringError(
-        "--fp8-block, --fp8-per-tensor and --fp8-compressed are exclusive");
+        "--fp8-block, --fp8-per-tensor, --fp8-compressed and --fp8-fbgemm "
+        "are exclusive");
   if (!fp8Block.empty()) {
     if (fp8Block.size() != 2 || fp8Block[0] < 1 || fp8Block[1] < 1)
       return llvm::createStringError("--fp8-block must be two positive sizes "
@@ -671,13 +693,16 @@ static llvm::Error parseFP8(Model &m) {
   if (!fp8Compressed.empty())
     if (llvm::Error err = parseCompressedStrategy(m))
       return err;
-  if (m.fp8() && (hasInOutExperts(m.family()) || isDbrx(m.family()) ||
-                  isGptOss(m.family())))
+  if (fp8Fbgemm) {
+    m.fp8Format = Model::FP8::Fbgemm;
+    m.fp8Block = {1, 0};
+  }
+  if (m.fp8() && (isDbrx(m.family()) || isGptOss(m.family())))
     return llvm::createStringError(
         "FP8: " + m.info->modelType +
-        (isDbrx(m.family()) ? "'s down projections (w2) are"
-                            : "'s experts are") +
-        " stored [in, out], which moe-import does not read in FP8");
+        " checkpoints are not written in FP8 (DBRX's stacked [E * f, d] "
+        "tensors have no block grid per expert; GPT-OSS's release is "
+        "--mxfp4)");
   // Granite's experts are always fused.
   bool fused = m.fusedExperts || isGranite(m.family());
   if (m.fp8() && m.fp8Block == std::array<int64_t, 2>{0, 0} && fused)
@@ -685,8 +710,9 @@ static llvm::Error parseFP8(Model &m) {
         "FP8 per tensor: fused expert tensors would share one scale among "
         "experts");
   if (fp8Dequantized && !m.fp8())
-    return llvm::createStringError("--fp8-dequantized needs --fp8-block, "
-                                   "--fp8-per-tensor or --fp8-compressed");
+    return llvm::createStringError(
+        "--fp8-dequantized needs --fp8-block, --fp8-per-tensor, "
+        "--fp8-compressed or --fp8-fbgemm");
   if (mxfp4 && !isGptOss(m.family()))
     return llvm::createStringError("--mxfp4 is GPT-OSS's format: it needs "
                                    "--family gpt_oss");
@@ -731,9 +757,10 @@ static llvm::Expected<Model> parseModel() {
   if (!dtype)
     return llvm::createStringError("--dtype must be f32, f16 or bf16");
   m.dtype = *dtype;
-  m.fusedExperts = fusedExperts.getNumOccurrences()
-                       ? bool(fusedExperts)
-                       : info->family == Family::Qwen35Moe;
+  m.fusedExperts =
+      fusedExperts.getNumOccurrences()
+          ? bool(fusedExperts)
+          : info->family == Family::Qwen35Moe || hasInOutExperts(info->family);
   if (llvm::Error err = parseFP8(m))
     return std::move(err);
   if (llvm::Error err = setFamilyExtras(m))
@@ -995,6 +1022,13 @@ static llvm::json::Object buildConfig(const Model &m) {
     };
   if (!fp8Dequantized && m.fp8Format == Model::FP8::Compressed)
     config["quantization_config"] = compressedTensorsConfig(m);
+  // Llama-4's FP8 release; activation_scale_ub bounds FBGEMM's FP8
+  // activations.
+  if (!fp8Dequantized && m.fp8Format == Model::FP8::Fbgemm)
+    config["quantization_config"] = llvm::json::Object{
+        {"activation_scale_ub", 1200.0},
+        {"quant_method", "fbgemm_fp8"},
+    };
   // GPT-OSS's release: only the experts are MXFP4.
   if (mxfp4 && !mxfp4Dequantized)
     config["quantization_config"] = llvm::json::Object{
@@ -1065,8 +1099,16 @@ static void addSparseBlock(const Model &m, const std::string &layer,
     bool llama4 = isLlama4(m.family());
     std::string block = layer + (llama4 ? ".feed_forward" : ".mlp");
     list.add(block + (llama4 ? ".router.weight" : ".gate.weight"), {e, d});
-    list.add(block + ".experts.gate_up_proj", {e, d, 2 * f}, Init::LinearInOut);
-    list.add(block + ".experts.down_proj", {e, f, d}, Init::LinearInOut);
+    if (m.fusedExperts) {
+      list.add(block + ".experts.gate_up_proj", {e, d, 2 * f},
+               Init::LinearInOut);
+      list.specs.back().quantizable = true;
+      list.add(block + ".experts.down_proj", {e, f, d}, Init::LinearInOut);
+      list.specs.back().quantizable = true;
+    } else {
+      for (int64_t x = 0; x < e; ++x)
+        list.addGatedFFN(block + ".experts." + std::to_string(x), d, f);
+    }
     if (llama4)
       list.addGatedFFN(block + ".shared_expert", d, m.sharedInner);
     return;
@@ -1472,10 +1514,15 @@ static llvm::Error writeWeights(const Model &m,
                       spec.init == Init::Bias ? DType::F32 : m.dtype));
       continue;
     }
-    // A block size of 0 spans the whole dimension.
+    // A block size of 0 spans the whole dimension. The blocks are given
+    // for [out, in]; a tensor stored [in, out] is quantized as stored, in
+    // blocks swapped.
+    bool inOut = spec.init == Init::LinearInOut;
     int64_t rows = spec.shape.end()[-2], cols = spec.shape.back();
-    int64_t block[] = {m.fp8Block[0] ? m.fp8Block[0] : rows,
-                       m.fp8Block[1] ? m.fp8Block[1] : cols};
+    std::array<int64_t, 2> given = m.fp8Block;
+    if (inOut)
+      std::swap(given[0], given[1]);
+    int64_t block[] = {given[0] ? given[0] : rows, given[1] ? given[1] : cols};
     // llm-compressor stores the scales in the model's dtype, the others in
     // f32.
     DType scaleType =
@@ -1510,6 +1557,15 @@ static llvm::Error writeWeights(const Model &m,
                                     : llvm::ArrayRef<int64_t>(fp8.scaleShape),
           std::move(scales));
       break;
+    case Model::FP8::Fbgemm: {
+      // FBGEMM's quantizer stores the fused gate_up_proj's scales [E, 1,
+      // 2f] and the fused down_proj's [E, d, 1].
+      llvm::SmallVector<int64_t> shape(fp8.scaleShape);
+      if (inOut && StringRef(spec.name).ends_with("down_proj"))
+        std::swap(shape.end()[-2], shape.back());
+      add(spec.name + "_scale", scaleType, shape, std::move(scales));
+      break;
+    }
     case Model::FP8::None:
       llvm_unreachable("not FP8");
     }

@@ -500,8 +500,9 @@ void WeightOp::print(OpAsmPrinter &printer) {
 
 /// Block-scaled tensors come with their scales: FP8 (`stored = f8E4M3FN`)
 /// one scale tensor per tensor, blocks of two positive sizes over pieces of
-/// rank 2 or more, and no transposition; MXFP4 (`stored = f4E2M1FN`) the
-/// same with blocks of 1 x 32 (the MX format's) over rows of even length.
+/// rank 2 or more (over the tensors as stored when `transposed`); MXFP4
+/// (`stored = f4E2M1FN`) the same with blocks of 1 x 32 (the MX format's)
+/// over rows of even length, and no transposition.
 LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   TypeAttr stored = getStoredAttr();
   bool fp8 = stored && isa<Float8E4M3FNType>(stored.getValue());
@@ -543,9 +544,9 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
     return emitOpError() << "expected MXFP4 rows of an even length (two "
                             "codes a byte), found "
                          << getType().getShape().back();
-  if (getTransposed())
-    return emitOpError() << "expected block-scaled " << format
-                         << " tensors that are not `transposed`";
+  if (mxfp4 && getTransposed())
+    return emitOpError()
+           << "expected block-scaled MXFP4 tensors that are not `transposed`";
   return success();
 }
 

@@ -196,8 +196,14 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     rounded to the result's element type once, at load time: the weights
     of the checkpoint dequantized as its publishers do to make a bf16
     copy. A scale that is not finite, a NaN weight, or a product out of
-    the result type's range is a load-time error. FP8 tensors are not
-    `transposed`.
+    the result type's range is a load-time error. The blocks and scales
+    of a `transposed` tensor are those of the tensor as stored: a stored
+    piece `[..., k, n]` has scales `[..., ceil(k / r), ceil(n / c)]`, and
+    result element `(i, j)` is stored element `(j, i)` times the scale of
+    its block `(j / r, i / c)`. Scales with one block row or one block
+    column (one a channel, as in Llama-4's FP8 release) may also be stored
+    with their last two dimensions swapped, `[..., m, 1]` for `[..., 1,
+    m]`: the same values in the same order.
 
     With `stored = f4E2M1FN`, the checkpoint tensors are MXFP4 (the OCP
     microscaling format, GPT-OSS's release): each holds a piece `[..., n,

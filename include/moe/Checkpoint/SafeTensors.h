@@ -114,7 +114,10 @@ public:
   /// The scales `name` of an FP8 tensor, one per block of a `grid` (the
   /// tensor's leading dimensions, then its blocks' rows and columns), in
   /// f32, f16 or bf16. The one scale of a matrix (grid [1, 1]) may also be
-  /// stored as a scalar or a vector of one, as FP8 scaled per tensor is.
+  /// stored as a scalar or a vector of one, as FP8 scaled per tensor is,
+  /// and a grid of one block row or column with its last two dimensions
+  /// swapped ([..., m, 1] for [..., 1, m]: the same values in the same
+  /// order, as Llama-4's FP8 release stores its per-channel scales).
   llvm::Expected<const TensorInfo *>
   requireScales(llvm::StringRef name, llvm::ArrayRef<int64_t> grid) const;
   /// The values an E8M0 scale of an MXFP4 tensor covers along its last

@@ -84,7 +84,9 @@
 //   sparse layers follow decoder_sparse_step and mlp_only_layers. Its
 //   experts are fused and stored [in, out] as Llama-4's: gate_up_proj
 //   [E, d, 2f] (gate columns, then up) and down_proj [E, f, d], emitted as
-//   `moe.weight {transposed}`.
+//   `moe.weight {transposed}`, or, when the checkpoint has no gate_up_proj
+//   but experts.0.gate_proj.weight (its FP8 release), per expert and
+//   [out, in] as Qwen3-MoE's.
 // - granitemoeshared and granitemoehybrid (Granite 4.0) are Granite's
 //   sparse block in every layer (Mamba and attention layers alike; the
 //   mixers are not read) plus an ungated `shared_mlp` of
@@ -133,7 +135,8 @@
 //   the logits, each weight the sigmoid of its logit (no renormalization)
 //   applied to the expert's input (`apply_weight = input`); the fused
 //   experts gate_up_proj [E, d, 2f] and down_proj [E, f, d] stored
-//   [in, out], so emitted as `moe.weight {transposed}`; an ungated shared
+//   [in, out], so emitted as `moe.weight {transposed}` (or per expert and
+//   [out, in], as Qwen3-VL-MoE's may be); an ungated shared
 //   expert (Llama4TextMLP) of intermediate_size; the sparse layers listed
 //   in moe_layers, or else every interleave_moe_layer_step-th one (default
 //   1), from layer step - 1.
@@ -185,7 +188,14 @@
 //   ([n, ceil(k / g)]) or per block ([ceil(n / r), ceil(k / c)]), as their
 //   weights' `strategy` says; every config group that quantizes weights
 //   must use the same 8-bit float scheme, and rotations (transform_config)
-//   and sparse formats are refused.
+//   and sparse formats are refused. Llama-4's FP8 release (quant_method
+//   "fbgemm_fp8") scales each output channel: `<name>_scale`, f32, [n, 1]
+//   for a Linear's [n, k] weight, [E, 1, 2f] for the fused gate_up_proj
+//   [E, d, 2f] and [E, d, 1] for down_proj [E, f, d]; its
+//   activation_scale_ub is not read. The scales of a weight stored
+//   [in, out] cover it as stored: blocks of the config's [r, c] swapped,
+//   [c, r] (a grid of one block row or column may be stored with its last
+//   two dimensions swapped, as Llama-4's down_proj scales are).
 //   The router and the correction bias stay unquantized. An F8_E4M3
 //   expert or shared-expert weight becomes `moe.weight {stored =
 //   f8E4M3FN, scales, scale_block}` of the layer's dtype (a per-tensor
@@ -265,9 +275,11 @@ struct ModelConfig {
 
   /// How the FP8 weights of a quantized checkpoint are scaled.
   struct FP8Scales {
-    /// The rows and columns of the block that one scale covers; 0 spans
-    /// the whole dimension ({0, 0}: one scale a matrix; {1, 0}: one an
-    /// output channel).
+    /// The rows and columns of the block that one scale covers, in a
+    /// weight's [out, in] orientation; 0 spans the whole dimension ({0, 0}:
+    /// one scale a matrix; {1, 0}: one an output channel). The scales of a
+    /// weight stored [in, out] cover it as stored, in blocks of {columns,
+    /// rows}.
     std::array<int64_t, 2> block = {0, 0};
     /// The scales of tensor `<name>` are `<name><suffix>`.
     std::string suffix = "_scale";
@@ -277,7 +289,8 @@ struct ModelConfig {
     bool perTensor() const { return block[0] == 0 && block[1] == 0; }
   };
   /// Set when the checkpoint's FP8 weights are described by its
-  /// quantization_config (quant_method "fp8" or "compressed-tensors").
+  /// quantization_config (quant_method "fp8", "compressed-tensors" or
+  /// "fbgemm_fp8").
   std::optional<FP8Scales> fp8;
   /// GPT-OSS's experts are MXFP4 (quant_method "mxfp4"): `<name>_blocks`
   /// and `<name>_scales` for its fused expert projections.

@@ -404,14 +404,6 @@ func.func @weight_fp8_vector() {
 
 // -----
 
-func.func @weight_fp8_transposed() {
-  // expected-error@+1 {{'moe.weight' op expected block-scaled FP8 tensors that are not `transposed`}}
-  %w = moe.weight "a" {stored = f8E4M3FN, scales = ["a_s"], scale_block = array<i64: 128, 128>, transposed} : tensor<2x4xbf16>
-  return
-}
-
-// -----
-
 // MXFP4: E8M0 scales of blocks of 1 x 32, rows of an even length, not
 // transposed.
 func.func @weight_mxfp4_without_scales() {
