@@ -122,11 +122,12 @@ stored=f32 narrow=1 aot glm glm4_moe "--hidden 64 --inner 32 --layers 2 --expert
 # router bias read in f32.
 aot gptoss gpt_oss "--hidden 64 --inner 32 --experts 16 --top-k 4 --layers 1 --seed 11 --mxfp4" 0 "1,17,64"
 # An f16 MiniMax-M2 checkpoint (sigmoid scores, the correction bias with a
-# plain top-k, 32 experts and top-8) imported in bf16; Llama-4 (top-1, the
-# weight applied to the expert input, its fused experts stored [in, out]
-# and transposed when the library loads, the shared expert).
+# plain top-k, 32 experts and top-8) imported in bf16; Llama-4 as its FP8
+# release stores it (top-1, the weight applied to the expert input, its
+# fused experts stored [in, out] in FP8 with a scale an output channel,
+# dequantized and transposed when the library loads, the shared expert).
 stored=f16 aot minimax minimax_m2 "--hidden 64 --inner 32 --layers 1 --experts 32 --top-k 8 --seed 11" 0 "1,17,64"
-aot llama4 llama4 "--hidden 64 --inner 32 --layers 2 --experts 16 --interleave-step 2 --seed 12" 1 "1,17,64"
+aot llama4 llama4 "--hidden 64 --inner 32 --layers 2 --experts 16 --interleave-step 2 --seed 12 --fp8-fbgemm" 1 "1,17,64"
 # examples/cuda/layer_graph.c against `wide`, against a threshold-routed
 # layer whose tau the example turns after the capture, and against a layer
 # with a capacity whose factor it turns after the capture.
