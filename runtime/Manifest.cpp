@@ -58,9 +58,11 @@ std::string Manifest::toJSON() const {
     if (w.stored)
       entry["stored"] = dtypeName(*w.stored);
     if (w.scales) {
-      entry["stored"] = w.scales->mxfp4 ? kStoredF4E2M1 : kStoredF8E4M3;
+      entry["stored"] = w.scales->fp4 ? kStoredF4E2M1 : kStoredF8E4M3;
       entry["scales"] = json::Array(w.scales->names);
       entry["scale_block"] = json::Array{w.scales->rows, w.scales->cols};
+      if (w.scales->nvfp4())
+        entry["global_scales"] = json::Array(w.scales->globals);
     }
     if (w.transposed)
       entry["transposed"] = true;
@@ -117,35 +119,47 @@ static llvm::Error invalid(const llvm::Twine &message) {
                                  "invalid model manifest: " + message);
 }
 
-/// Reads the scale tensors and block size of block-scaled FP8 or MXFP4
-/// (`mxfp4`) weight `w`, whose pieces have rank `pieceRank`, into
-/// `entry.scales`.
+/// Reads the scale tensors and block size of block-scaled FP8, or of MXFP4
+/// or NVFP4 (`fp4`; NVFP4 with global scales), weight `w`, whose pieces
+/// have rank `pieceRank`, into `entry.scales`.
 static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
-                                    bool mxfp4, WeightEntry &entry) {
+                                    bool fp4, WeightEntry &entry) {
   const json::Array *scales = w.getArray("scales");
   const json::Array *block = w.getArray("scale_block");
-  std::string weight =
-      (mxfp4 ? "MXFP4 weight " : "FP8 weight ") + entry.names.front();
+  const json::Array *globals = w.getArray("global_scales");
+  bool nvfp4 = fp4 && globals;
+  std::string weight = (nvfp4 ? "NVFP4 weight "
+                        : fp4 ? "MXFP4 weight "
+                              : "FP8 weight ") +
+                       entry.names.front();
   if (!scales || scales->size() != entry.names.size() || !block ||
-      block->size() != 2 || pieceRank < 2)
+      block->size() != 2 || pieceRank < 2 ||
+      (globals && (!fp4 || globals->size() != entry.names.size())))
     return invalid("malformed block scales of " + weight);
   WeightEntry::BlockScales result;
-  for (const json::Value &n : *scales) {
-    auto name = n.getAsString();
-    if (!name || name->empty())
-      return invalid("a scale name of " + weight + " is not a name");
-    result.names.push_back(name->str());
+  for (auto [list, names] : {std::pair(scales, &result.names),
+                             std::pair(globals, &result.globals)}) {
+    if (!list)
+      continue;
+    for (const json::Value &n : *list) {
+      auto name = n.getAsString();
+      if (!name || name->empty())
+        return invalid("a scale name of " + weight + " is not a name");
+      names->push_back(name->str());
+    }
   }
   std::optional<int64_t> rows = (*block)[0].getAsInteger(),
                          cols = (*block)[1].getAsInteger();
   if (!rows || !cols || *rows < 1 || *cols < 1)
     return invalid("malformed scale block of " + weight);
-  if (mxfp4 &&
-      (*rows != 1 || *cols != mlir::moe::checkpoint::Checkpoint::kMXFP4Block))
-    return invalid(weight + " has a scale block other than 1 x 32");
+  using mlir::moe::checkpoint::Checkpoint;
+  int64_t fp4Block = nvfp4 ? Checkpoint::kNVFP4Block : Checkpoint::kMXFP4Block;
+  if (fp4 && (*rows != 1 || *cols != fp4Block))
+    return invalid(weight + " has a scale block other than 1 x " +
+                   std::to_string(fp4Block));
   result.rows = *rows;
   result.cols = *cols;
-  result.mxfp4 = mxfp4;
+  result.fp4 = fp4;
   entry.scales = std::move(result);
   return llvm::Error::success();
 }
@@ -221,9 +235,9 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
         return invalid("weight " + entry.names.front() +
                        " is transposed but its tensors have fewer than two "
                        "dimensions");
-      if (entry.transposed && entry.scales && entry.scales->mxfp4)
+      if (entry.transposed && entry.scales && entry.scales->fp4)
         return invalid("weight " + entry.names.front() +
-                       " is MXFP4 and transposed");
+                       " is MXFP4 or NVFP4 and transposed");
       entry.interleaved = w->getBoolean("interleaved").value_or(false);
       if (entry.interleaved &&
           (entry.stacked || entry.shape.size() < 2 || entry.shape[1] % 2 != 0))

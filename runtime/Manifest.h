@@ -57,10 +57,14 @@ struct WeightEntry {
   struct BlockScales {
     std::vector<std::string> names;
     int64_t rows = 0, cols = 0;
-    /// MXFP4 (`stored = f4E2M1FN`: E2M1 codes, two a byte, and E8M0
-    /// scales, blocks of 1 x 32) rather than FP8 (E4M3 codes and f32, f16
-    /// or bf16 scales).
-    bool mxfp4 = false;
+    /// E2M1 codes, two a byte (`stored = f4E2M1FN`), rather than FP8 (E4M3
+    /// codes and f32, f16 or bf16 scales): MXFP4 (E8M0 scales, blocks of
+    /// 1 x 32), or NVFP4 when `globals` names the global scale of each
+    /// tensor (E4M3 scales, blocks of 1 x 16).
+    bool fp4 = false;
+    std::vector<std::string> globals;
+
+    bool nvfp4() const { return fp4 && !globals.empty(); }
 
     /// The scales of a matrix of `matrixRows` x `matrixCols`: one per block,
     /// partial blocks included.

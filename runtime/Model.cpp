@@ -224,14 +224,56 @@ readE8M0Scales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
   return scales;
 }
 
+/// The E4M3 scales of NVFP4 tensor `name` (a piece of `pieceShape`), read
+/// from `scaleName` as f32; a NaN is an error.
+static llvm::Expected<std::vector<float>>
+readE4M3Scales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
+               llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape) {
+  auto tensor = checkpoint.requireE4M3Scales(scaleName, pieceShape);
+  if (!tensor)
+    return tensor.takeError();
+  const auto *bytes = static_cast<const uint8_t *>((*tensor)->data);
+  std::vector<float> scales((*tensor)->numElements());
+  for (auto [i, scale] : llvm::enumerate(scales)) {
+    scale = mlir::moe::npy::f8E4M3ToFloat(bytes[i]);
+    if (std::isnan(scale))
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          (*tensor)->file + ": tensor " + scaleName + ": scale " +
+              std::to_string(i) + " of NVFP4 tensor " + name + " is NaN");
+  }
+  return scales;
+}
+
+/// The global scale `globalName` of NVFP4 tensor `name`: a scalar, finite.
+static llvm::Expected<float> readGlobalScale(const ckpt::Checkpoint &checkpoint,
+                                             llvm::StringRef name,
+                                             llvm::StringRef globalName) {
+  auto tensor = checkpoint.requireScales(globalName, {1, 1});
+  if (!tensor)
+    return tensor.takeError();
+  float scale = ckpt::getAsF32(**tensor, 0);
+  if (!std::isfinite(scale)) {
+    char value[32];
+    std::snprintf(value, sizeof(value), "%g", static_cast<double>(scale));
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        (*tensor)->file + ": tensor " + globalName + ": the global scale (" +
+            value + ") of NVFP4 tensor " + name + " is not finite");
+  }
+  return scale;
+}
+
 /// The scales of block-scaled FP8 tensor `name` (a piece of `pieceShape`),
 /// read from `scaleName` as f32, each finite; those of an MXFP4 tensor
-/// from its E8M0 bytes.
+/// from its E8M0 bytes, and of an NVFP4 one from its E4M3 bytes.
 static llvm::Expected<std::vector<float>>
 readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
                 llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape,
                 const WeightEntry::BlockScales &blocks) {
-  if (blocks.mxfp4)
+  if (blocks.nvfp4())
+    return readE4M3Scales(checkpoint, name, scaleName, pieceShape);
+  if (blocks.fp4)
     return readE8M0Scales(checkpoint, name, scaleName, pieceShape);
   llvm::SmallVector<int64_t> grid(pieceShape);
   auto [rows, cols] = blocks.grid(grid.end()[-2], grid.back());
@@ -365,19 +407,27 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
   int64_t cols = weight.transposed ? kBlock : kChunk;
   int64_t rowTasks = (n + rows - 1) / rows, colTasks = (k + cols - 1) / cols;
   int64_t tasks = batch * rowTasks * colTasks;
-  bool mxfp4 = blocks && blocks->mxfp4;
+  bool fp4 = blocks && blocks->fp4;
   for (auto [i, name] : llvm::enumerate(weight.names)) {
-    auto tensor = mxfp4 ? checkpoint->requireMXFP4(name, storedShape)
-                        : checkpoint->require(name, storedShape, {storedType});
+    auto tensor = fp4 ? checkpoint->requireMXFP4(name, storedShape)
+                      : checkpoint->require(name, storedShape, {storedType});
     if (!tensor)
       return tensor.takeError();
     std::vector<float> scales;
+    // NVFP4's global scale, which multiplies every block's.
+    float global = 1.0f;
     if (blocks) {
       auto read = readBlockScales(*checkpoint, name, blocks->names[i],
                                   storedShape, *blocks);
       if (!read)
         return read.takeError();
       scales = std::move(*read);
+      if (blocks->nvfp4()) {
+        auto value = readGlobalScale(*checkpoint, name, blocks->globals[i]);
+        if (!value)
+          return value.takeError();
+        global = *value;
+      }
     }
     const void *in = (*tensor)->data;
     void *out = static_cast<char *>(buffer.get()) +
@@ -404,7 +454,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     };
     // The FP8 or E2M1 value of element j, and the scale of its block.
     auto fp8 = [&](int64_t j) {
-      if (mxfp4)
+      if (fp4)
         return kE2M1[e2m1Code(j)];
       return mlir::moe::npy::f8E4M3ToFloat(static_cast<const uint8_t *>(in)[j]);
     };
@@ -438,8 +488,9 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         }
       }
     };
-    // Dequantizes elements [j0, j1) of the MXFP4 tensor: the 16 products
-    // of a block's scale once, then a lookup an element.
+    // Dequantizes elements [j0, j1) of the MXFP4 or NVFP4 tensor: the 16
+    // products of a block's scale once (code times scale, exact, times the
+    // global scale, rounded once to f32), then a lookup an element.
     auto dequantizeMXFP4 = [&](int64_t task, int64_t j0, int64_t j1) {
       size_t size = elementSize(to);
       char *result = static_cast<char *>(out);
@@ -451,7 +502,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         char products[16][4];
         bool bad[16];
         for (int c = 0; c < 16; ++c) {
-          cpu::storeF32(products[c], to, 0, kE2M1[c] * scale);
+          cpu::storeF32(products[c], to, 0, kE2M1[c] * scale * global);
           bad[c] = !std::isfinite(cpu::loadF32(products[c], to, 0));
         }
         for (; j < end; ++j) {
@@ -468,7 +519,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
       int64_t c0 = task % colTasks * cols;
       int64_t r1 = std::min(n, r0 + rows), c1 = std::min(k, c0 + cols);
       if (!weight.transposed) { // one row: n = 1, b = r0 = 0
-        if (mxfp4) {
+        if (fp4) {
           dequantizeMXFP4(task, c0, c1);
           return;
         }
@@ -518,12 +569,16 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         }
       }
     });
+    llvm::StringRef format = !blocks           ? ""
+                             : blocks->nvfp4() ? "NVFP4"
+                             : fp4             ? "MXFP4"
+                                               : "FP8";
     for (int64_t j : overflow) {
       if (j < 0)
         continue;
       char value[64];
       if (blocks) {
-        float stored = fp8(j), scale = scaleOf(j);
+        float stored = fp8(j), scale = scaleOf(j) * global;
         if (std::isnan(stored))
           return llvm::createStringError(
               llvm::inconvertibleErrorCode(),
@@ -531,14 +586,13 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
                   std::to_string(j) + " is NaN (an FP8 weight must be finite)");
         std::snprintf(value, sizeof(value), "%g times scale %.9g = %.9g",
                       static_cast<double>(stored), static_cast<double>(scale),
-                      static_cast<double>(stored * scale));
+                      static_cast<double>(fp8(j) * scaleOf(j) * global));
         return llvm::createStringError(
             llvm::inconvertibleErrorCode(),
             (*tensor)->file + ": tensor " + name + ": element " +
                 std::to_string(j) + " (" + value + ") is out of the range of " +
                 dtypeName(to).str() + "; the model dequantizes this " +
-                (mxfp4 ? "MXFP4" : "FP8") + " tensor to " +
-                dtypeName(to).str());
+                format.str() + " tensor to " + dtypeName(to).str());
       }
       std::snprintf(value, sizeof(value), "%.9g",
                     static_cast<double>(cpu::loadF32(in, from, j)));

@@ -581,6 +581,15 @@ Checkpoint::requireE8M0Scales(StringRef name,
   return require(name, grid, {DType::U8});
 }
 
+llvm::Expected<const TensorInfo *>
+Checkpoint::requireE4M3Scales(StringRef name,
+                              llvm::ArrayRef<int64_t> shape) const {
+  assert(!shape.empty() && "NVFP4 tensors have a last dimension");
+  llvm::SmallVector<int64_t> grid(shape);
+  grid.back() = llvm::divideCeil(shape.back(), kNVFP4Block);
+  return require(name, grid, {DType::F8E4M3});
+}
+
 //===----------------------------------------------------------------------===//
 // Writing
 //===----------------------------------------------------------------------===//

@@ -122,11 +122,14 @@ struct WeightSpec {
   bool interleaved = false;
   /// FP8 tensors (`moe.weight {stored = f8E4M3FN}`), set when they are
   /// checked: the scale tensor of each, and the block each scale covers.
-  llvm::SmallVector<std::string> scales;
+  std::vector<std::string> scales;
   std::array<int64_t, 2> scaleBlock = {0, 0};
   /// MXFP4 tensors (`moe.weight {stored = f4E2M1FN}`, GPT-OSS's
-  /// `_blocks`), whose E8M0 scales `scales` cover blocks of 1 x 32.
-  bool mxfp4 = false;
+  /// `_blocks`), whose E8M0 scales `scales` cover blocks of 1 x 32; or
+  /// NVFP4 ones, whose E4M3 scales cover blocks of 1 x 16, each tensor with
+  /// its global scale (`globalScales`, `moe.weight {global_scales}`).
+  bool fp4 = false;
+  std::vector<std::string> globalScales;
 
   /// The shape of each checkpoint tensor.
   llvm::SmallVector<int64_t> tensorShape() const {
@@ -303,7 +306,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
         weight.scales = {name + "_scales"};
         weight.scaleBlock = {1, Checkpoint::kMXFP4Block};
         weight.transposed = false;
-        weight.mxfp4 = true;
+        weight.fp4 = true;
       }
     }
     WeightSpec gateUpBias =
@@ -464,6 +467,33 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
   return llvm::Error::success();
 }
 
+/// Checks the NVFP4 tensors of `weight`, as Model Optimizer exports them:
+/// U8 codes `<name>` [..., n, k / 2], F8_E4M3 scales `<name>_scale` [...,
+/// n, ceil(k / 16)] and the global scale `<name>_scale_2`, a scalar.
+static llvm::Error checkNVFP4(const Checkpoint &ckpt, WeightSpec &weight) {
+  const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
+  llvm::SmallVector<int64_t> shape = weight.tensorShape();
+  if (weight.transposed || shape.size() < 2)
+    return makeError(first->file + ": tensor " + weight.names.front() +
+                     " holds NVFP4 codes, but its weight is " +
+                     (weight.transposed ? "stored [in, out]" : "not a matrix") +
+                     ", which NVFP4 checkpoints do not hold");
+  for (const std::string &name : weight.names) {
+    if (llvm::Error err = ckpt.requireMXFP4(name, shape).takeError())
+      return err;
+    std::string scale = name + "_scale", global = name + "_scale_2";
+    if (llvm::Error err = ckpt.requireE4M3Scales(scale, shape).takeError())
+      return err;
+    if (llvm::Error err = ckpt.requireScales(global, {1, 1}).takeError())
+      return err;
+    weight.scales.push_back(std::move(scale));
+    weight.globalScales.push_back(std::move(global));
+  }
+  weight.scaleBlock = {1, Checkpoint::kNVFP4Block};
+  weight.fp4 = true;
+  return llvm::Error::success();
+}
+
 /// Checks the MXFP4 tensors of `weight` and their E8M0 scales.
 static llvm::Error checkMXFP4(const Checkpoint &ckpt,
                               const WeightSpec &weight) {
@@ -492,12 +522,17 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
   }
   for (WeightSpec &weight :
        llvm::concat<WeightSpec>(spec.experts, spec.expertBiases, spec.shared)) {
-    if (weight.mxfp4) {
+    if (weight.fp4) {
       if (llvm::Error err = checkMXFP4(ckpt, weight))
         return err;
       continue;
     }
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
+    if (first && first->dtype == DType::U8 && m.nvfp4) {
+      if (llvm::Error err = checkNVFP4(ckpt, weight))
+        return err;
+      continue;
+    }
     if (first && first->dtype == DType::F8E4M3) {
       if (llvm::Error err = checkFP8(ckpt, m, weight))
         return err;
@@ -557,7 +592,7 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
   // The runtime converts the tensors stored in another dtype than the
   // layer's (or than F32, for the bias).
   auto storedOf = [&](const WeightSpec &weight) {
-    if (weight.mxfp4)
+    if (weight.fp4)
       return Type(Float4E2M1FNType::get(ctx));
     if (!weight.scales.empty())
       return elementType(ctx, DType::F8E4M3);
@@ -614,6 +649,10 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
           weight.scales.begin(), weight.scales.end())));
       op.setScaleBlock(llvm::ArrayRef<int64_t>(weight.scaleBlock));
     }
+    if (!weight.globalScales.empty())
+      op.setGlobalScalesAttr(
+          builder.getStrArrayAttr(llvm::SmallVector<StringRef>(
+              weight.globalScales.begin(), weight.globalScales.end())));
     return op.getResult();
   };
   llvm::SmallVector<Value> router = {materialize(spec.router)};

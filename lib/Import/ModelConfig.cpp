@@ -783,7 +783,10 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
 ///   per tensor, channel, group or block;
 /// - quant_method "fbgemm_fp8" (Llama-4's FP8 release): one scale an output
 ///   channel;
-/// - quant_method "mxfp4" (GPT-OSS's release): its experts in MXFP4.
+/// - quant_method "mxfp4" (GPT-OSS's release): its experts in MXFP4;
+/// - quant_method "modelopt" (Model Optimizer's export): quant_algo
+///   "NVFP4" (E2M1 codes, an E4M3 scale a block of 16 and a global scale a
+///   tensor) or "FP8" (scaled per tensor).
 /// Any other quantization is refused here, as its tensors are not weights
 /// moe-import can bind.
 static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
@@ -806,6 +809,29 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
     m.mxfp4 = true;
     return keys.takeError();
   }
+  // Model Optimizer's export, in NVFP4 or in FP8 per tensor (which names
+  // its scales as AutoFP8 does); its input scales, for quantized
+  // activations, are not read.
+  if (!keys.failed() && method == "modelopt") {
+    std::string algo = keys.getString("quant_algo", std::nullopt);
+    if (!keys.failed() && algo == "NVFP4") {
+      int64_t group =
+          keys.getInt("group_size", checkpoint::Checkpoint::kNVFP4Block, 1);
+      if (!keys.failed() && group != checkpoint::Checkpoint::kNVFP4Block)
+        keys.fail("group_size " + Twine(group) +
+                  " is not supported (NVFP4 scales blocks of 16)");
+      m.nvfp4 = true;
+    } else if (!keys.failed() && algo == "FP8") {
+      ModelConfig::FP8Scales scales;
+      scales.description = "quant_method \"modelopt\", quant_algo \"FP8\"";
+      m.fp8 = std::move(scales);
+    } else if (!keys.failed()) {
+      keys.fail("quant_algo \"" + algo +
+                "\" is not supported (moe-import reads Model Optimizer's "
+                "\"NVFP4\" and \"FP8\")");
+    }
+    return keys.takeError();
+  }
   // FBGEMM's rowwise FP8: `<name>_scale`, f32, one an output channel. Its
   // activation_scale_ub bounds the FP8 activations of FBGEMM's kernels;
   // the layer computes in its dtype and quantizes none.
@@ -821,7 +847,8 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
               "\" is not supported (moe-import reads unquantized checkpoints, "
               "FP8 ones: quant_method \"fp8\", scaled per tensor or by "
               "weight_block_size, \"compressed-tensors\" of FP8 weights and "
-              "\"fbgemm_fp8\", and GPT-OSS's \"mxfp4\")");
+              "\"fbgemm_fp8\", Model Optimizer's \"modelopt\" in NVFP4 or "
+              "FP8, and GPT-OSS's \"mxfp4\")");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +

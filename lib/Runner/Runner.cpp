@@ -470,7 +470,10 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
           blockScales.names.push_back(name.str());
         blockScales.rows = block[0];
         blockScales.cols = block[1];
-        blockScales.mxfp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
+        blockScales.fp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
+        if (auto globals = dict.getAs<ArrayAttr>("global_scales"))
+          for (auto name : globals.getAsRange<StringAttr>())
+            blockScales.globals.push_back(name.str());
         entry.scales = std::move(blockScales);
       }
       if (auto transposed = dict.getAs<BoolAttr>("transposed"))

@@ -800,6 +800,59 @@ static bool readMXFP4(const st::Reader &reader, const std::string &name,
   return true;
 }
 
+/// NVFP4 tensor `t` (U8 [..., n, k / 2], two E2M1 codes a byte, the low
+/// nibble first) of a piece `shape` [..., n, k]: each code's value times its
+/// E4M3 scale `<name>_scale` [..., n, ceil(k / 16)] times the global scale
+/// `<name>_scale_2` (a scalar), the exact product rounded to f32 once.
+static bool readNVFP4(const st::Reader &reader, const st::TensorEntry &t,
+                      const std::vector<int64_t> &shape,
+                      std::vector<double> *values, std::string *err) {
+  int64_t k = shape.back();
+  std::vector<int64_t> codeShape = shape, scaleShape = shape;
+  codeShape.back() = k / 2;
+  scaleShape.back() = (k + 15) / 16;
+  const st::TensorEntry *s = reader.find(t.name + "_scale");
+  const st::TensorEntry *g = reader.find(t.name + "_scale_2");
+  if (k % 2 || t.shape != codeShape) {
+    *err = t.file + ": tensor " + t.name + " is U8 " + shapeText(t.shape) +
+           ", expected NVFP4 codes " + shapeText(codeShape);
+    return false;
+  }
+  for (auto [e, suffix] : {std::pair(s, "_scale"), std::pair(g, "_scale_2")})
+    if (!e) {
+      *err = "the checkpoint has no tensor " + t.name + suffix;
+      return false;
+    }
+  if (s->dtype != "F8_E4M3" || s->shape != scaleShape) {
+    *err = s->file + ": tensor " + s->name + " is " + s->dtype + " " +
+           shapeText(s->shape) + ", expected F8_E4M3 " + shapeText(scaleShape);
+    return false;
+  }
+  if (g->dtype == "F8_E4M3" || g->dtype == "U8" ||
+      !(g->shape.empty() || g->shape == std::vector<int64_t>{1})) {
+    *err = g->file + ": tensor " + g->name + " is " + g->dtype + " " +
+           shapeText(g->shape) + ", expected a float scalar";
+    return false;
+  }
+  std::vector<double> bytes, scales, global;
+  if (!reader.read(t, &bytes, err) || !reader.read(*s, &scales, err) ||
+      !reader.read(*g, &global, err))
+    return false;
+  values->resize(bytes.size() * 2);
+  int64_t blocks = scaleShape.back();
+  for (size_t i = 0; i < values->size(); ++i) {
+    unsigned byte = unsigned(bytes[i / 2]);
+    unsigned code = i % 2 ? byte >> 4 : byte & 15;
+    double scale = scales[i / k * blocks + i % k / 16];
+    if (std::isnan(scale)) {
+      *err = s->file + ": tensor " + s->name + ": a scale is NaN";
+      return false;
+    }
+    (*values)[i] = double(float(e2m1(code) * scale * global[0]));
+  }
+  return true;
+}
+
 std::vector<Mat> perExpert(const npy::Array &a) {
   std::vector<Mat> ms;
   int64_t rows = a.shape[1], cols = a.shape[2];
@@ -870,6 +923,20 @@ static bool readQuantization(const json::Value &q, Keys &keys,
     if (!isGptOss(p->modelType))
       return keys.bad("quantization_config: mxfp4 is read for gpt_oss only");
     p->mxfp4 = true;
+    return true;
+  }
+  if (method && method->string == "modelopt") {
+    const json::Value *algo = q.get("quant_algo");
+    std::string name = algo ? algo->string : "";
+    if (name == "NVFP4") {
+      p->nvfp4 = true;
+      return true;
+    }
+    if (name != "FP8")
+      return keys.bad("quantization_config: quant_algo \"" + name +
+                      "\" is not read");
+    p->fp8 = true; // one scale a tensor, <name>_scale
+    p->fp8Suffix = "_scale";
     return true;
   }
   p->fp8 = true;
@@ -1037,6 +1104,15 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
       if (!t) {
         *err = "the checkpoint has no tensor " + name;
         return false;
+      }
+      if (plan.nvfp4 && t->dtype == "U8" && !op.transposed) {
+        std::vector<double> values;
+        if (!readNVFP4(reader, *t, each, &values, err))
+          return false;
+        fp8 = true;
+        a.dtype = weights->dtype;
+        a.f.insert(a.f.end(), values.begin(), values.end());
+        continue;
       }
       if (!sameElements(t->shape, each)) {
         *err = t->file + ": tensor " + name + " has shape " +

@@ -86,6 +86,10 @@ struct LayerPlan {
   /// a byte, low nibble first) with E8M0 scales <name>_scales [E, out, in
   /// / 32], stored [out, in] where the unquantized ones are [in, out].
   bool mxfp4 = false;
+  /// Model Optimizer's NVFP4 checkpoints (quant_method "modelopt",
+  /// quant_algo "NVFP4"): a U8 weight `<name>` holds E2M1 codes, with E4M3
+  /// scales `<name>_scale` and a global scale `<name>_scale_2`.
+  bool nvfp4 = false;
 };
 
 /// Plans sparse layer `layer` of the model with config.json `config`

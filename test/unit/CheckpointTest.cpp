@@ -268,6 +268,26 @@ TEST_F(CheckpointTest, MXFP4ShapesAreChecked) {
 /// Every finite FP8 E4M3 code decodes to its value by the format's
 /// definition and encodes back; values between two codes go to the nearer,
 /// ties to the even code; magnitudes past 448 saturate; NaN stays NaN.
+/// NVFP4's block scales: F8_E4M3, one a block of 16 of a row, a partial
+/// block included; the codes are MXFP4's.
+TEST_F(CheckpointTest, NVFP4ScalesAreChecked) {
+  std::vector<char> bytes(2 * 3, 0x38);
+  std::string p = write("nvfp4.safetensors",
+                        {TensorData{"scales", DType::F8E4M3, {2, 3}, bytes},
+                         TensorData{"u8", DType::U8, {2, 3}, bytes}});
+  auto ckpt = Checkpoint::open(p);
+  ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
+  const Checkpoint &c = **ckpt;
+  for (int64_t k : {33, 40, 48}) {
+    auto scales = c.requireE4M3Scales("scales", {2, k});
+    EXPECT_TRUE(bool(scales)) << llvm::toString(scales.takeError());
+  }
+  EXPECT_EQ(errorOf(c.requireE4M3Scales("scales", {2, 64})),
+            p + ": tensor scales has shape [2, 3], expected [2, 4]");
+  EXPECT_EQ(errorOf(c.requireE4M3Scales("u8", {2, 48})),
+            p + ": tensor u8 has dtype U8, expected F8_E4M3");
+}
+
 TEST(F8E4M3, DecodesAndRoundsEveryCode) {
   auto value = [](int code) {
     int exponent = (code >> 3) & 15, mantissa = code & 7;

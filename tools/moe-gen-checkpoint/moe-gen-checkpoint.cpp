@@ -219,6 +219,22 @@ static cl::opt<bool> mxfp4Dequantized(
              "without quantization_config"),
     cl::cat(category));
 
+static cl::opt<bool> nvfp4(
+    "nvfp4",
+    cl::desc("write the projections in NVFP4 as Model Optimizer exports "
+             "them (quant_method modelopt, quant_algo NVFP4: <name> U8 "
+             "[n, k / 2], two E2M1 codes a byte; <name>_scale F8_E4M3 "
+             "[n, ceil(k / 16)]; <name>_scale_2, the global scale, and the "
+             "input_scale, F32 scalars); experts stored per expert, even "
+             "sizes"),
+    cl::cat(category));
+static cl::opt<bool> nvfp4Dequantized(
+    "nvfp4-dequantized",
+    cl::desc("with --nvfp4: write those projections dequantized to --dtype "
+             "instead (each code times its scale, times the global scale, "
+             "in f32, rounded once), without quantization_config"),
+    cl::cat(category));
+
 static int fail(const llvm::Twine &message) {
   llvm::errs() << "moe-gen-checkpoint: error: " << message << "\n";
   return 1;
@@ -720,6 +736,18 @@ static llvm::Error parseFP8(Model &m) {
     return llvm::createStringError(
         "--mxfp4 needs --hidden and --inner multiples of 32 (one scale a "
         "block of 32 inputs)");
+  if (nvfp4 && (m.fp8() || mxfp4))
+    return llvm::createStringError(
+        "--nvfp4 and the FP8 and MXFP4 options are exclusive");
+  if (nvfp4 && (fused || isDbrx(m.family()) || isGptOss(m.family())))
+    return llvm::createStringError(
+        "--nvfp4: Model Optimizer exports experts per expert (not with "
+        "fused experts, dbrx or gpt_oss)");
+  if (nvfp4 && (m.hidden % 2 || m.inner % 2))
+    return llvm::createStringError(
+        "--nvfp4 needs even --hidden and --inner (two codes a byte)");
+  if (nvfp4Dequantized && !nvfp4)
+    return llvm::createStringError("--nvfp4-dequantized needs --nvfp4");
   if (mxfp4Dequantized && !mxfp4)
     return llvm::createStringError("--mxfp4-dequantized needs --mxfp4");
   return llvm::Error::success();
@@ -1030,6 +1058,16 @@ static llvm::json::Object buildConfig(const Model &m) {
         {"quant_method", "fbgemm_fp8"},
     };
   // GPT-OSS's release: only the experts are MXFP4.
+  // Model Optimizer's export; the routers and the output head stay
+  // unquantized (which the tensors show: moe-import reads them so).
+  if (nvfp4 && !nvfp4Dequantized)
+    config["quantization_config"] = llvm::json::Object{
+        {"exclude_modules", llvm::json::Array{"lm_head", "*.mlp.gate"}},
+        {"group_size", 16},
+        {"kv_cache_quant_algo", nullptr},
+        {"quant_algo", "NVFP4"},
+        {"quant_method", "modelopt"},
+    };
   if (mxfp4 && !mxfp4Dequantized)
     config["quantization_config"] = llvm::json::Object{
         {"modules_to_not_convert",
@@ -1403,13 +1441,34 @@ struct MXFP4 {
 };
 } // namespace
 
+/// The magnitudes of E2M1's codes 0 to 7 (the sign is bit 3).
+static constexpr float kE2M1Values[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+
+/// The E2M1 code nearest to `v`, ties to the even code.
+static unsigned nearestE2M1(float v) {
+  unsigned best = 0;
+  float bestMiss = std::fabs(v);
+  for (unsigned c = 1; c < 8; ++c) {
+    float miss = std::fabs(std::fabs(v) - kE2M1Values[c]);
+    if (miss < bestMiss || (miss == bestMiss && c % 2 == 0)) {
+      best = c;
+      bestMiss = miss;
+    }
+  }
+  return best | (std::signbit(v) ? 8 : 0);
+}
+
+/// The value of E2M1 code `code`.
+static float e2m1Value(unsigned code) {
+  return code & 8 ? -kE2M1Values[code & 7] : kE2M1Values[code & 7];
+}
+
 /// Quantizes `values` of `shape` [E, in, out] (in a multiple of 32): each
 /// block's scale is the power of two 2^s that brings its largest magnitude
 /// to at most 6 (E2M1's largest), and each value the E2M1 value nearest to
 /// value / 2^s, ties to the even code.
 static MXFP4 quantizeMXFP4(llvm::ArrayRef<float> values,
                            llvm::ArrayRef<int64_t> shape) {
-  static constexpr float kValues[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
   int64_t e = shape[0], in = shape[1], out = shape[2], groups = in / 32;
   MXFP4 q;
   q.blocks.assign(e * out * in / 2, 0);
@@ -1430,23 +1489,69 @@ static MXFP4 quantizeMXFP4(llvm::ArrayRef<float> values,
             static_cast<char>(exponent + 127);
         float scale = std::ldexp(1.0f, exponent);
         for (int64_t i = 0; i < 32; ++i) {
-          float v = values[at(i)] / scale;
-          unsigned best = 0;
-          float bestMiss = std::fabs(v);
-          for (unsigned c = 1; c < 8; ++c) {
-            float miss = std::fabs(std::fabs(v) - kValues[c]);
-            if (miss < bestMiss || (miss == bestMiss && c % 2 == 0)) {
-              best = c;
-              bestMiss = miss;
-            }
-          }
-          unsigned code = best | (std::signbit(v) ? 8 : 0);
+          unsigned code = nearestE2M1(values[at(i)] / scale);
           int64_t j = ((x * out + o) * groups + g) * 32 + i;
           q.blocks[j / 2] =
               static_cast<char>(q.blocks[j / 2] | code << (j % 2 * 4));
-          q.values[at(i)] = (code & 8 ? -kValues[best] : kValues[best]) * scale;
+          q.values[at(i)] = e2m1Value(code) * scale;
         }
       }
+  return q;
+}
+
+namespace {
+/// A tensor [..., n, k] (k even) in NVFP4, as Model Optimizer exports it.
+struct NVFP4 {
+  std::vector<char> codes, scales;
+  llvm::SmallVector<int64_t> codeShape, scaleShape;
+  float global = 1.0f;
+  /// What the dequantization computes: each code's value times its E4M3
+  /// scale (exact), times the global scale, rounded once to f32.
+  std::vector<float> values;
+};
+} // namespace
+
+/// Quantizes `values` of `shape` [..., n, k] (k even) to NVFP4: the global
+/// scale brings the largest magnitude to 6 x 448 (E2M1's and E4M3's
+/// largest), each block of 16 of a row has the E4M3 scale nearest to its
+/// largest magnitude over 6 x global, and each value is the E2M1 value
+/// nearest to value / (scale x global), ties to the even code.
+static NVFP4 quantizeNVFP4(llvm::ArrayRef<float> values,
+                           llvm::ArrayRef<int64_t> shape) {
+  constexpr int64_t kBlock = 16;
+  int64_t k = shape.back(), rows = values.size() / k;
+  int64_t blocks = (k + kBlock - 1) / kBlock;
+  NVFP4 q;
+  q.codeShape.assign(shape.begin(), shape.end());
+  q.codeShape.back() = k / 2;
+  q.scaleShape.assign(shape.begin(), shape.end());
+  q.scaleShape.back() = blocks;
+  float amax = 0;
+  for (float v : values)
+    amax = std::max(amax, std::fabs(v));
+  if (amax > 0)
+    q.global = amax / (6.0f * 448.0f);
+  q.codes.assign(values.size() / 2, 0);
+  q.scales.resize(rows * blocks);
+  q.values.resize(values.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < blocks; ++b) {
+      int64_t c0 = b * kBlock, c1 = std::min(k, c0 + kBlock);
+      float blockMax = 0;
+      for (int64_t c = c0; c < c1; ++c)
+        blockMax = std::max(blockMax, std::fabs(values[r * k + c]));
+      uint8_t byte = npy::floatToF8E4M3(blockMax / 6.0f / q.global);
+      q.scales[r * blocks + b] = static_cast<char>(byte);
+      float scale = npy::f8E4M3ToFloat(byte);
+      for (int64_t c = c0; c < c1; ++c) {
+        int64_t j = r * k + c;
+        unsigned code =
+            scale > 0 ? nearestE2M1(values[j] / (scale * q.global)) : 0;
+        q.codes[j / 2] =
+            static_cast<char>(q.codes[j / 2] | code << (j % 2 * 4));
+        q.values[j] = e2m1Value(code) * scale * q.global;
+      }
+    }
   return q;
 }
 
@@ -1506,6 +1611,27 @@ static llvm::Error writeWeights(const Model &m,
           std::move(q.blocks));
       add(spec.name + "_scales", DType::U8, {e, out, in / 32},
           std::move(q.scales));
+      continue;
+    }
+    if (nvfp4 && spec.quantizable) {
+      if (spec.shape.back() % 2)
+        return llvm::createStringError(
+            "--nvfp4: tensor " + spec.name + " has rows of " +
+            std::to_string(spec.shape.back()) +
+            " values, an odd number (two codes a byte)");
+      NVFP4 q = quantizeNVFP4(generated, spec.shape);
+      if (nvfp4Dequantized) {
+        add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
+        continue;
+      }
+      add(spec.name, DType::U8, q.codeShape, std::move(q.codes));
+      add(spec.name + "_scale", DType::F8E4M3, q.scaleShape,
+          std::move(q.scales));
+      add(spec.name + "_scale_2", DType::F32, {},
+          storeValues({q.global}, DType::F32));
+      StringRef prefix = StringRef(spec.name).drop_back(strlen("weight"));
+      add((prefix + "input_scale").str(), DType::F32, {},
+          storeValues({0.0625f}, DType::F32));
       continue;
     }
     if (!m.fp8() || !spec.quantizable) {

@@ -445,7 +445,8 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         /*stacked=*/nullptr, /*packing=*/nullptr, /*device=*/nullptr,
         stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
         /*interleaved=*/nullptr,
-        /*scales=*/nullptr, /*scale_block=*/nullptr);
+        /*scales=*/nullptr, /*scale_block=*/nullptr,
+        /*global_scales=*/nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
@@ -456,7 +457,8 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         builder.getUnitAttr(), /*packing=*/nullptr, /*device=*/nullptr,
         stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
         /*interleaved=*/nullptr,
-        /*scales=*/nullptr, /*scale_block=*/nullptr);
+        /*scales=*/nullptr, /*scale_block=*/nullptr,
+        /*global_scales=*/nullptr);
 }
 
 // moe.weight "name" : type
@@ -502,20 +504,28 @@ void WeightOp::print(OpAsmPrinter &printer) {
 /// one scale tensor per tensor, blocks of two positive sizes over pieces of
 /// rank 2 or more (over the tensors as stored when `transposed`); MXFP4
 /// (`stored = f4E2M1FN`) the same with blocks of 1 x 32 (the MX format's)
-/// over rows of even length, and no transposition.
+/// over rows of even length, and no transposition; NVFP4 (`stored =
+/// f4E2M1FN` with `global_scales`, one per tensor) as MXFP4 with blocks of
+/// 1 x 16.
 LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   TypeAttr stored = getStoredAttr();
   bool fp8 = stored && isa<Float8E4M3FNType>(stored.getValue());
   bool mxfp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
   ArrayAttr scales = getScalesAttr();
+  ArrayAttr globals = getGlobalScalesAttr();
   std::optional<ArrayRef<int64_t>> block = getScaleBlock();
   if (!fp8 && !mxfp4) {
-    if (scales || block)
-      return emitOpError() << "expected `scales` and `scale_block` only with "
-                              "`stored = f8E4M3FN` or `stored = f4E2M1FN`";
+    if (scales || block || globals)
+      return emitOpError() << "expected `scales`, `scale_block` and "
+                              "`global_scales` only with `stored = f8E4M3FN` "
+                              "or `stored = f4E2M1FN`";
     return success();
   }
-  StringRef format = fp8 ? "FP8" : "MXFP4";
+  if (fp8 && globals)
+    return emitOpError() << "expected `global_scales` only with `stored = "
+                            "f4E2M1FN` (NVFP4)";
+  bool nvfp4 = mxfp4 && globals;
+  StringRef format = fp8 ? "FP8" : nvfp4 ? "NVFP4" : "MXFP4";
   if (!scales || !block)
     return emitOpError() << "expected `scales` and `scale_block` with `stored "
                             "= "
@@ -524,29 +534,38 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   if (scales.size() != getNames().size())
     return emitOpError() << "expected one scale tensor per tensor ("
                          << getNames().size() << "), found " << scales.size();
-  for (Attribute name : scales)
-    if (cast<StringAttr>(name).getValue().empty())
-      return emitOpError() << "expected non-empty scale tensor names";
+  if (globals && globals.size() != getNames().size())
+    return emitOpError() << "expected one global scale per tensor ("
+                         << getNames().size() << "), found " << globals.size();
+  for (ArrayAttr names : {scales, globals})
+    for (Attribute name : names ? names.getValue() : ArrayRef<Attribute>())
+      if (cast<StringAttr>(name).getValue().empty())
+        return emitOpError() << "expected non-empty scale tensor names";
   if (block->size() != 2 || (*block)[0] < 1 || (*block)[1] < 1)
     return emitOpError() << "expected `scale_block` to be two positive sizes "
                             "(rows, columns), found "
                          << getScaleBlockAttr();
-  if (mxfp4 && ((*block)[0] != 1 || (*block)[1] != 32))
+  if (mxfp4 && !nvfp4 && ((*block)[0] != 1 || (*block)[1] != 32))
     return emitOpError() << "expected `scale_block = array<i64: 1, 32>` "
                             "(one E8M0 scale a block of 32) with `stored = "
                             "f4E2M1FN`, found "
+                         << getScaleBlockAttr();
+  if (nvfp4 && ((*block)[0] != 1 || (*block)[1] != 16))
+    return emitOpError() << "expected `scale_block = array<i64: 1, 16>` "
+                            "(one E4M3 scale a block of 16) with `stored = "
+                            "f4E2M1FN` and `global_scales` (NVFP4), found "
                          << getScaleBlockAttr();
   if (pieceRank < 2)
     return emitOpError() << "expected block-scaled tensors of rank 2 or more, "
                             "found rank "
                          << pieceRank;
   if (mxfp4 && getType().getShape().back() % 2 != 0)
-    return emitOpError() << "expected MXFP4 rows of an even length (two "
-                            "codes a byte), found "
+    return emitOpError() << "expected " << format
+                         << " rows of an even length (two codes a byte), found "
                          << getType().getShape().back();
   if (mxfp4 && getTransposed())
-    return emitOpError()
-           << "expected block-scaled MXFP4 tensors that are not `transposed`";
+    return emitOpError() << "expected block-scaled " << format
+                         << " tensors that are not `transposed`";
   return success();
 }
 

@@ -217,6 +217,18 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     NaN), or a product out of the result type's range, is a load-time
     error. MXFP4 tensors are not `transposed`.
 
+    With `stored = f4E2M1FN` and `global_scales`, the checkpoint tensors are
+    NVFP4 (NVIDIA's 4-bit format, as Model Optimizer exports it): the codes
+    as MXFP4's, shaped `[..., n, k / 2]`; `scales` names their F8_E4M3
+    scales `[..., n, ceil(k / 16)]`, `scale_block` must be `array<i64: 1,
+    16>`, and `global_scales` names one more scale per tensor, a scalar
+    (`[]` or `[1]`, f32, f16 or bf16) that multiplies all of its block
+    scales (`weight_scale_2`). Element `(i, j)` is its E2M1 value times the
+    E4M3 scale of `(i, j / 16)` (exact in f32), times the global scale,
+    rounded once to f32 and once more to the result's element type, at
+    load time. A NaN block scale, a global scale that is not finite, or a
+    product out of the result type's range is a load-time error.
+
     With `transposed`, each checkpoint tensor holds its part of the result
     with the last two dimensions swapped: a result piece `[..., n, k]` is
     stored `[..., k, n]`, as in checkpoints that keep a projection as
@@ -257,7 +269,8 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
                        UnitAttr:$transposed,
                        UnitAttr:$interleaved,
                        OptionalAttr<StrArrayAttr>:$scales,
-                       OptionalAttr<DenseI64ArrayAttr>:$scale_block);
+                       OptionalAttr<DenseI64ArrayAttr>:$scale_block,
+                       OptionalAttr<StrArrayAttr>:$global_scales);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;

@@ -132,6 +132,15 @@ public:
   /// one a block of 32 of its last dimension, [..., ceil(k / 32)].
   llvm::Expected<const TensorInfo *>
   requireE8M0Scales(llvm::StringRef name, llvm::ArrayRef<int64_t> shape) const;
+  /// The values an E4M3 scale of an NVFP4 tensor covers along its last
+  /// dimension.
+  static constexpr int64_t kNVFP4Block = 16;
+  /// The E4M3 scales `name` (F8_E4M3) of an NVFP4 tensor of `shape`
+  /// [..., k]: one a block of 16 of its last dimension, [..., ceil(k / 16)].
+  /// (Its codes are MXFP4's, requireMXFP4's [..., k / 2]; its global scale
+  /// a scalar, requireScales' grid [1, 1].)
+  llvm::Expected<const TensorInfo *>
+  requireE4M3Scales(llvm::StringRef name, llvm::ArrayRef<int64_t> shape) const;
 
 private:
   Checkpoint() = default;

@@ -196,6 +196,12 @@
 //   [in, out] cover it as stored: blocks of the config's [r, c] swapped,
 //   [c, r] (a grid of one block row or column may be stored with its last
 //   two dimensions swapped, as Llama-4's down_proj scales are).
+//   Model Optimizer's exports (quant_method "modelopt") are read in
+//   quant_algo "FP8" (per tensor, `<name>_scale`) and "NVFP4": a U8
+//   weight `<name>` [n, k / 2] holds two E2M1 codes a byte, with its E4M3
+//   scales `<name>_scale` [n, ceil(k / 16)] and a global scale
+//   `<name>_scale_2`, a scalar; it becomes `moe.weight {stored = f4E2M1FN,
+//   scales, scale_block = [1, 16], global_scales}`.
 //   The router and the correction bias stay unquantized. An F8_E4M3
 //   expert or shared-expert weight becomes `moe.weight {stored =
 //   f8E4M3FN, scales, scale_block}` of the layer's dtype (a per-tensor
@@ -295,6 +301,10 @@ struct ModelConfig {
   /// GPT-OSS's experts are MXFP4 (quant_method "mxfp4"): `<name>_blocks`
   /// and `<name>_scales` for its fused expert projections.
   bool mxfp4 = false;
+  /// NVFP4 weights (quant_method "modelopt", quant_algo "NVFP4", as Model
+  /// Optimizer exports them): a U8 tensor `<name>` holds E2M1 codes, with
+  /// `<name>_scale` and `<name>_scale_2`.
+  bool nvfp4 = false;
 
   /// The tensors of layer L are under `<layerPrefix>.L`.
   std::string layerPrefix = "model.layers";

@@ -134,7 +134,9 @@ void ConvertMoEToRuntimePass::runOnOperation() {
          op.getScalesAttr() ? Attribute(op.getScalesAttr())
                             : attrs.getUnitAttr(),
          op.getScaleBlockAttr() ? Attribute(op.getScaleBlockAttr())
-                                : attrs.getUnitAttr()});
+                                : attrs.getUnitAttr(),
+         op.getGlobalScalesAttr() ? Attribute(op.getGlobalScalesAttr())
+                                  : attrs.getUnitAttr()});
     auto [it, inserted] =
         weightIds.insert({key, static_cast<int64_t>(weightIds.size())});
     int64_t id = it->second;
@@ -154,12 +156,15 @@ void ConvertMoEToRuntimePass::runOnOperation() {
       // The checkpoint's element type, when the runtime converts it.
       if (stored)
         entry.push_back(attrs.getNamedAttr("stored", stored));
-      // Block-scaled FP8 tensors: their scale tensors and block size.
+      // Block-scaled FP8 and FP4 tensors: their scale tensors and block
+      // size, and NVFP4's global scales.
       if (ArrayAttr scales = op.getScalesAttr()) {
         entry.push_back(attrs.getNamedAttr("scales", scales));
         entry.push_back(
             attrs.getNamedAttr("scale_block", op.getScaleBlockAttr()));
       }
+      if (ArrayAttr globals = op.getGlobalScalesAttr())
+        entry.push_back(attrs.getNamedAttr("global_scales", globals));
       // Tensors stored with their last two dimensions swapped, and with
       // their dimension 1 interleaved.
       if (op.getTransposed())

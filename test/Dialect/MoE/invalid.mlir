@@ -373,7 +373,7 @@ func.func @weight_fp8_without_scales() {
 // -----
 
 func.func @weight_scales_without_fp8() {
-  // expected-error@+1 {{'moe.weight' op expected `scales` and `scale_block` only with `stored = f8E4M3FN` or `stored = f4E2M1FN`}}
+  // expected-error@+1 {{'moe.weight' op expected `scales`, `scale_block` and `global_scales` only with `stored = f8E4M3FN` or `stored = f4E2M1FN`}}
   %w = moe.weight "a" {scales = ["a_scale_inv"], scale_block = array<i64: 128, 128>} : tensor<2x4xbf16>
   return
 }
@@ -433,6 +433,39 @@ func.func @weight_mxfp4_odd() {
 func.func @weight_mxfp4_transposed() {
   // expected-error@+1 {{'moe.weight' op expected block-scaled MXFP4 tensors that are not `transposed`}}
   %w = moe.weight "a_blocks" {stored = f4E2M1FN, scales = ["a_scales"], scale_block = array<i64: 1, 32>, transposed} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+// NVFP4: E4M3 scales of blocks of 1 x 16 and a global scale per tensor.
+func.func @weight_nvfp4_block() {
+  // expected-error@+1 {{'moe.weight' op expected `scale_block = array<i64: 1, 16>` (one E4M3 scale a block of 16) with `stored = f4E2M1FN` and `global_scales` (NVFP4), found array<i64: 1, 32>}}
+  %w = moe.weight "a" {stored = f4E2M1FN, scales = ["a_scale"], scale_block = array<i64: 1, 32>, global_scales = ["a_scale_2"]} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_nvfp4_globals() {
+  // expected-error@+1 {{'moe.weight' op expected one global scale per tensor (2), found 1}}
+  %w = moe.weight stacked ["a", "b"] {stored = f4E2M1FN, scales = ["a_scale", "b_scale"], scale_block = array<i64: 1, 16>, global_scales = ["a_scale_2"]} : tensor<2x2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_fp8_globals() {
+  // expected-error@+1 {{'moe.weight' op expected `global_scales` only with `stored = f4E2M1FN` (NVFP4)}}
+  %w = moe.weight "a" {stored = f8E4M3FN, scales = ["a_scale"], scale_block = array<i64: 1, 16>, global_scales = ["a_scale_2"]} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_nvfp4_transposed() {
+  // expected-error@+1 {{'moe.weight' op expected block-scaled NVFP4 tensors that are not `transposed`}}
+  %w = moe.weight "a" {stored = f4E2M1FN, scales = ["a_scale"], scale_block = array<i64: 1, 16>, global_scales = ["a_scale_2"], transposed} : tensor<2x64xbf16>
   return
 }
 
