@@ -528,7 +528,12 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
       continue;
     }
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
-    if (first && first->dtype == DType::U8 && m.nvfp4) {
+    if (first && first->dtype == DType::U8) {
+      if (!m.nvfp4)
+        return makeError(first->file + ": tensor " + weight.names.front() +
+                         " has dtype U8 (packed 4-bit codes), but " + m.path +
+                         " has no quantization_config of NVFP4 weights "
+                         "(quant_method \"modelopt\", quant_algo \"NVFP4\")");
       if (llvm::Error err = checkNVFP4(ckpt, weight))
         return err;
       continue;
