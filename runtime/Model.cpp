@@ -201,46 +201,28 @@ static constexpr float kE2M1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,
                                     4.0f,  6.0f,  -0.0f, -0.5f, -1.0f, -1.5f,
                                     -2.0f, -3.0f, -4.0f, -6.0f};
 
-/// The E8M0 scales (bytes s: 2^(s - 127)) of MXFP4 tensor `name` (a piece
-/// of `pieceShape`), read from `scaleName` as f32; 255, E8M0's NaN, is an
-/// error.
+/// The byte scales of E2M1 tensor `name` (a piece of `pieceShape`), read
+/// from `scaleName` as f32: MXFP4's E8M0 (bytes s: 2^(s - 127); 255,
+/// E8M0's NaN, is an error), or NVFP4's E4M3 (a NaN is an error).
 static llvm::Expected<std::vector<float>>
-readE8M0Scales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
-               llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape) {
-  auto tensor = checkpoint.requireE8M0Scales(scaleName, pieceShape);
+readFP4Scales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
+              llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape,
+              bool nvfp4) {
+  auto tensor = nvfp4 ? checkpoint.requireE4M3Scales(scaleName, pieceShape)
+                      : checkpoint.requireE8M0Scales(scaleName, pieceShape);
   if (!tensor)
     return tensor.takeError();
   const auto *bytes = static_cast<const uint8_t *>((*tensor)->data);
   std::vector<float> scales((*tensor)->numElements());
   for (auto [i, scale] : llvm::enumerate(scales)) {
-    if (bytes[i] == 0xff)
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                     (*tensor)->file + ": tensor " + scaleName +
-                                         ": scale " + std::to_string(i) +
-                                         " of MXFP4 tensor " + name +
-                                         " is 255, E8M0's NaN");
-    scale = std::ldexp(1.0f, static_cast<int>(bytes[i]) - 127);
-  }
-  return scales;
-}
-
-/// The E4M3 scales of NVFP4 tensor `name` (a piece of `pieceShape`), read
-/// from `scaleName` as f32; a NaN is an error.
-static llvm::Expected<std::vector<float>>
-readE4M3Scales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
-               llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape) {
-  auto tensor = checkpoint.requireE4M3Scales(scaleName, pieceShape);
-  if (!tensor)
-    return tensor.takeError();
-  const auto *bytes = static_cast<const uint8_t *>((*tensor)->data);
-  std::vector<float> scales((*tensor)->numElements());
-  for (auto [i, scale] : llvm::enumerate(scales)) {
-    scale = mlir::moe::npy::f8E4M3ToFloat(bytes[i]);
-    if (std::isnan(scale))
+    scale = nvfp4 ? mlir::moe::npy::f8E4M3ToFloat(bytes[i])
+                  : std::ldexp(1.0f, static_cast<int>(bytes[i]) - 127);
+    if (nvfp4 ? std::isnan(scale) : bytes[i] == 0xff)
       return llvm::createStringError(
           llvm::inconvertibleErrorCode(),
           (*tensor)->file + ": tensor " + scaleName + ": scale " +
-              std::to_string(i) + " of NVFP4 tensor " + name + " is NaN");
+              std::to_string(i) + " of " + (nvfp4 ? "NVFP4" : "MXFP4") +
+              " tensor " + name + (nvfp4 ? " is NaN" : " is 255, E8M0's NaN"));
   }
   return scales;
 }
@@ -271,10 +253,9 @@ static llvm::Expected<std::vector<float>>
 readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
                 llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape,
                 const WeightEntry::BlockScales &blocks) {
-  if (blocks.nvfp4())
-    return readE4M3Scales(checkpoint, name, scaleName, pieceShape);
   if (blocks.fp4)
-    return readE8M0Scales(checkpoint, name, scaleName, pieceShape);
+    return readFP4Scales(checkpoint, name, scaleName, pieceShape,
+                         blocks.nvfp4());
   llvm::SmallVector<int64_t> grid(pieceShape);
   auto [rows, cols] = blocks.grid(grid.end()[-2], grid.back());
   grid.end()[-2] = rows;

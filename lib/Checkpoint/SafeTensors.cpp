@@ -573,21 +573,24 @@ Checkpoint::requireMXFP4(StringRef name, llvm::ArrayRef<int64_t> shape) const {
 }
 
 llvm::Expected<const TensorInfo *>
+Checkpoint::requireRowBlockScales(StringRef name, llvm::ArrayRef<int64_t> shape,
+                                  int64_t block, DType dtype) const {
+  assert(!shape.empty() && "E2M1 tensors have a last dimension");
+  llvm::SmallVector<int64_t> grid(shape);
+  grid.back() = llvm::divideCeil(shape.back(), block);
+  return require(name, grid, {dtype});
+}
+
+llvm::Expected<const TensorInfo *>
 Checkpoint::requireE8M0Scales(StringRef name,
                               llvm::ArrayRef<int64_t> shape) const {
-  assert(!shape.empty() && "MXFP4 tensors have a last dimension");
-  llvm::SmallVector<int64_t> grid(shape);
-  grid.back() = llvm::divideCeil(shape.back(), kMXFP4Block);
-  return require(name, grid, {DType::U8});
+  return requireRowBlockScales(name, shape, kMXFP4Block, DType::U8);
 }
 
 llvm::Expected<const TensorInfo *>
 Checkpoint::requireE4M3Scales(StringRef name,
                               llvm::ArrayRef<int64_t> shape) const {
-  assert(!shape.empty() && "NVFP4 tensors have a last dimension");
-  llvm::SmallVector<int64_t> grid(shape);
-  grid.back() = llvm::divideCeil(shape.back(), kNVFP4Block);
-  return require(name, grid, {DType::F8E4M3});
+  return requireRowBlockScales(name, shape, kNVFP4Block, DType::F8E4M3);
 }
 
 //===----------------------------------------------------------------------===//

@@ -144,6 +144,11 @@ public:
 
 private:
   Checkpoint() = default;
+  /// Scales `name` of `dtype`, one a block of `block` of the last dimension
+  /// of a tensor of `shape`.
+  llvm::Expected<const TensorInfo *>
+  requireRowBlockScales(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
+                        int64_t block, DType dtype) const;
   llvm::Error addFile(llvm::StringRef file);
   llvm::Error openIndex(llvm::StringRef dir, llvm::StringRef indexPath);
   void sortTensors();
