@@ -534,15 +534,20 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
           // is its code times its scale, in f32; the code's NaN is noted.
           float tile[kTile][kTile];
           bool finite[kTile][kTile];
-          for (int64_t sc = c; sc < cEnd; ++sc)
+          for (int64_t sc = c; sc < cEnd; ++sc) {
+            // The scales of stored row sc (of n elements), block-scaled
+            // tensors only.
+            const float *rowScales = blocks ? scaleRow(base / n + sc) : nullptr;
             for (int64_t sr = r; sr < rEnd; ++sr) {
               int64_t source = base + sc * n + sr;
               float value =
                   blocks ? fp8(source) : cpu::loadF32(in, from, source);
               finite[sr - r][sc - c] =
                   blocks ? !std::isnan(value) : std::isfinite(value);
-              tile[sr - r][sc - c] = blocks ? value * scaleOf(source) : value;
+              tile[sr - r][sc - c] =
+                  blocks ? value * rowScales[sr / blocks->cols] : value;
             }
+          }
           for (int64_t sr = r; sr < rEnd; ++sr)
             for (int64_t sc = c; sc < cEnd; ++sc)
               store(task, base + sr * k + sc, base + sc * n + sr,

@@ -190,6 +190,19 @@ static WeightSpec perExpert(StringRef role, const ModelConfig &m,
   return spec;
 }
 
+/// The routed experts stored per expert under `prefix.experts.<e>`: the
+/// gate, up and down projections named by `leaves` (gate_proj.weight and so
+/// on, or Mixtral's w1, w3, w2), each [out, in].
+static llvm::SmallVector<WeightSpec>
+perExpertFFN(const ModelConfig &m, const std::string &prefix,
+             std::array<StringRef, 3> leaves = {
+                 "gate_proj.weight", "up_proj.weight", "down_proj.weight"}) {
+  int64_t d = m.hiddenSize, f = m.expertSize;
+  return {perExpert("gate", m, prefix, leaves[0], {f, d}),
+          perExpert("up", m, prefix, leaves[1], {f, d}),
+          perExpert("down", m, prefix, leaves[2], {d, f})};
+}
+
 /// gate_proj, up_proj, down_proj of the FFN `prefix` with inner size f.
 static void addGatedFFN(llvm::SmallVectorImpl<WeightSpec> &out,
                         const Twine &prefix, int64_t d, int64_t f) {
@@ -273,9 +286,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     std::string block = blockPrefix(m, layer);
     if (!ckpt.lookup(block + ".experts.gate_up_proj") &&
         ckpt.lookup(block + ".experts.0.gate_proj.weight"))
-      spec.experts = {perExpert("gate", m, block, "gate_proj.weight", {f, d}),
-                      perExpert("up", m, block, "up_proj.weight", {f, d}),
-                      perExpert("down", m, block, "down_proj.weight", {d, f})};
+      spec.experts = perExpertFFN(m, block);
     else
       spec.experts = fusedExperts(m, block, /*inOut=*/true);
     if (m.isLlama4())
@@ -344,9 +355,8 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     if (fused)
       spec.experts = fusedExperts(m, moe, /*inOut=*/false);
     else
-      spec.experts = {perExpert("gate", m, moe, "w1.weight", {f, d}),
-                      perExpert("up", m, moe, "w3.weight", {f, d}),
-                      perExpert("down", m, moe, "w2.weight", {d, f})};
+      spec.experts =
+          perExpertFFN(m, moe, {"w1.weight", "w3.weight", "w2.weight"});
     return spec;
   }
   if (m.family == Family::GraniteMoe) {
@@ -382,9 +392,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
       ckpt.lookup(mlp + ".experts.gate_up_proj"))
     spec.experts = fusedExperts(m, mlp, /*inOut=*/false);
   else
-    spec.experts = {perExpert("gate", m, mlp, "gate_proj.weight", {f, d}),
-                    perExpert("up", m, mlp, "up_proj.weight", {f, d}),
-                    perExpert("down", m, mlp, "down_proj.weight", {d, f})};
+    spec.experts = perExpertFFN(m, mlp);
   if (m.sharedSize > 0) {
     bool qwen2 = m.family == Family::Qwen2Moe;
     addGatedFFN(spec.shared,
