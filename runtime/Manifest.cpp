@@ -63,6 +63,8 @@ std::string Manifest::toJSON() const {
       entry["scale_block"] = json::Array{w.scales->rows, w.scales->cols};
       if (w.scales->nvfp4())
         entry["global_scales"] = json::Array(w.scales->globals);
+      if (w.scales->globalsInverse)
+        entry["global_scales_inverse"] = true;
     }
     if (w.transposed)
       entry["transposed"] = true;
@@ -132,11 +134,14 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
                         : fp4 ? "MXFP4 weight "
                               : "FP8 weight ") +
                        entry.names.front();
+  std::optional<bool> inverse = w.getBoolean("global_scales_inverse");
   if (!scales || scales->size() != entry.names.size() || !block ||
       block->size() != 2 || pieceRank < 2 ||
-      (globals && (!fp4 || globals->size() != entry.names.size())))
+      (globals && (!fp4 || globals->size() != entry.names.size())) ||
+      (inverse && !globals) || (!inverse && w.get("global_scales_inverse")))
     return invalid("malformed block scales of " + weight);
   WeightEntry::BlockScales result;
+  result.globalsInverse = inverse.value_or(false);
   for (auto [list, names] : {std::pair(scales, &result.names),
                              std::pair(globals, &result.globals)}) {
     if (!list)

@@ -60,9 +60,11 @@ struct WeightEntry {
     /// E2M1 codes, two a byte (`stored = f4E2M1FN`), rather than FP8 (E4M3
     /// codes and f32, f16 or bf16 scales): MXFP4 (E8M0 scales, blocks of
     /// 1 x 32), or NVFP4 when `globals` names the global scale of each
-    /// tensor (E4M3 scales, blocks of 1 x 16).
+    /// tensor (E4M3 scales, blocks of 1 x 16). The global scales multiply
+    /// the block scales, or divide them with `globalsInverse`.
     bool fp4 = false;
     std::vector<std::string> globals;
+    bool globalsInverse = false;
 
     bool nvfp4() const { return fp4 && !globals.empty(); }
 

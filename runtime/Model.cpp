@@ -227,21 +227,25 @@ readFP4Scales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
   return scales;
 }
 
-/// The global scale `globalName` of NVFP4 tensor `name`: a scalar, finite.
+/// The global scale `globalName` of NVFP4 tensor `name`: a scalar, finite,
+/// and not zero when it divides the block scales (`inverse`).
 static llvm::Expected<float> readGlobalScale(const ckpt::Checkpoint &checkpoint,
                                              llvm::StringRef name,
-                                             llvm::StringRef globalName) {
+                                             llvm::StringRef globalName,
+                                             bool inverse) {
   auto tensor = checkpoint.requireScales(globalName, {1, 1});
   if (!tensor)
     return tensor.takeError();
   float scale = ckpt::getAsF32(**tensor, 0);
-  if (!std::isfinite(scale)) {
+  if (!std::isfinite(scale) || (inverse && scale == 0.0f)) {
     char value[32];
     std::snprintf(value, sizeof(value), "%g", static_cast<double>(scale));
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         (*tensor)->file + ": tensor " + globalName + ": the global scale (" +
-            value + ") of NVFP4 tensor " + name + " is not finite");
+            value + ") of NVFP4 tensor " + name +
+            (std::isfinite(scale) ? " is zero, and it divides the block scales"
+                                  : " is not finite"));
   }
   return scale;
 }
@@ -395,8 +399,9 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     if (!tensor)
       return tensor.takeError();
     std::vector<float> scales;
-    // NVFP4's global scale, which multiplies every block's.
+    // NVFP4's global scale, which multiplies every block's (or divides it).
     float global = 1.0f;
+    bool inverse = blocks && blocks->globalsInverse;
     if (blocks) {
       auto read = readBlockScales(*checkpoint, name, blocks->names[i],
                                   storedShape, *blocks);
@@ -404,7 +409,8 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         return read.takeError();
       scales = std::move(*read);
       if (blocks->nvfp4()) {
-        auto value = readGlobalScale(*checkpoint, name, blocks->globals[i]);
+        auto value =
+            readGlobalScale(*checkpoint, name, blocks->globals[i], inverse);
         if (!value)
           return value.takeError();
         global = *value;
@@ -469,9 +475,14 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         }
       }
     };
+    // An exact product of a code and its block scale with the global
+    // scale, rounded once to f32.
+    auto withGlobal = [&](float exact) {
+      return inverse ? exact / global : exact * global;
+    };
     // Dequantizes elements [j0, j1) of the MXFP4 or NVFP4 tensor: the 16
-    // products of a block's scale once (code times scale, exact, times the
-    // global scale, rounded once to f32), then a lookup an element.
+    // products of a block's scale once (code times scale, exact, with the
+    // global scale), then a lookup an element.
     auto dequantizeMXFP4 = [&](int64_t task, int64_t j0, int64_t j1) {
       size_t size = elementSize(to);
       char *result = static_cast<char *>(out);
@@ -483,7 +494,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         char products[16][4];
         bool bad[16];
         for (int c = 0; c < 16; ++c) {
-          cpu::storeF32(products[c], to, 0, kE2M1[c] * scale * global);
+          cpu::storeF32(products[c], to, 0, withGlobal(kE2M1[c] * scale));
           bad[c] = !std::isfinite(cpu::loadF32(products[c], to, 0));
         }
         for (; j < end; ++j) {
@@ -564,7 +575,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         continue;
       char value[64];
       if (blocks) {
-        float stored = fp8(j), scale = scaleOf(j) * global;
+        float stored = fp8(j), scale = withGlobal(scaleOf(j));
         if (std::isnan(stored))
           return llvm::createStringError(
               llvm::inconvertibleErrorCode(),
@@ -572,7 +583,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
                   std::to_string(j) + " is NaN (an FP8 weight must be finite)");
         std::snprintf(value, sizeof(value), "%g times scale %.9g = %.9g",
                       static_cast<double>(stored), static_cast<double>(scale),
-                      static_cast<double>(fp8(j) * scaleOf(j) * global));
+                      static_cast<double>(withGlobal(fp8(j) * scaleOf(j))));
         return llvm::createStringError(
             llvm::inconvertibleErrorCode(),
             (*tensor)->file + ": tensor " + name + ": element " +

@@ -127,9 +127,11 @@ struct WeightSpec {
   /// MXFP4 tensors (`moe.weight {stored = f4E2M1FN}`, GPT-OSS's
   /// `_blocks`), whose E8M0 scales `scales` cover blocks of 1 x 32; or
   /// NVFP4 ones, whose E4M3 scales cover blocks of 1 x 16, each tensor with
-  /// its global scale (`globalScales`, `moe.weight {global_scales}`).
+  /// its global scale (`globalScales`, `moe.weight {global_scales}`),
+  /// which divides them when `globalScalesInverse`.
   bool fp4 = false;
   std::vector<std::string> globalScales;
+  bool globalScalesInverse = false;
 
   /// The shape of each checkpoint tensor.
   llvm::SmallVector<int64_t> tensorShape() const {
@@ -475,10 +477,11 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
   return llvm::Error::success();
 }
 
-/// Checks the NVFP4 tensors of `weight`, as Model Optimizer exports them:
-/// U8 codes `<name>` [..., n, k / 2], F8_E4M3 scales `<name>_scale` [...,
-/// n, ceil(k / 16)] and the global scale `<name>_scale_2`, a scalar.
-static llvm::Error checkNVFP4(const Checkpoint &ckpt, WeightSpec &weight) {
+/// Checks the NVFP4 tensors of `weight`, named as `m.nvfp4` says: U8 codes
+/// [..., n, k / 2], F8_E4M3 scales [..., n, ceil(k / 16)] and a global
+/// scale, a scalar. `weight.names` name the codes.
+static llvm::Error checkNVFP4(const Checkpoint &ckpt, const ModelConfig &m,
+                              WeightSpec &weight) {
   const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
   llvm::SmallVector<int64_t> shape = weight.tensorShape();
   if (weight.transposed || shape.size() < 2)
@@ -486,10 +489,11 @@ static llvm::Error checkNVFP4(const Checkpoint &ckpt, WeightSpec &weight) {
                      " holds NVFP4 codes, but its weight is " +
                      (weight.transposed ? "stored [in, out]" : "not a matrix") +
                      ", which NVFP4 checkpoints do not hold");
-  for (const std::string &name : weight.names) {
-    if (llvm::Error err = ckpt.requireMXFP4(name, shape).takeError())
+  for (const std::string &codes : weight.names) {
+    if (llvm::Error err = ckpt.requireMXFP4(codes, shape).takeError())
       return err;
-    std::string scale = name + "_scale", global = name + "_scale_2";
+    std::string name = StringRef(codes).drop_back(m.nvfp4->codes.size()).str();
+    std::string scale = name + m.nvfp4->scales, global = name + m.nvfp4->global;
     if (llvm::Error err = ckpt.requireE4M3Scales(scale, shape).takeError())
       return err;
     if (llvm::Error err = ckpt.requireScales(global, {1, 1}).takeError())
@@ -499,6 +503,7 @@ static llvm::Error checkNVFP4(const Checkpoint &ckpt, WeightSpec &weight) {
   }
   weight.scaleBlock = {1, Checkpoint::kNVFP4Block};
   weight.fp4 = true;
+  weight.globalScalesInverse = m.nvfp4->inverse;
   return llvm::Error::success();
 }
 
@@ -536,13 +541,29 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
       continue;
     }
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
+    // llm-compressor's NVFP4 names a projection's codes `<name>_packed`.
+    std::string packed = weight.names.front() + "_packed";
+    if (const checkpoint::TensorInfo *codes = ckpt.lookup(packed);
+        !first && codes) {
+      if (!m.nvfp4 || m.nvfp4->codes != "_packed")
+        return makeError(codes->file + ": tensor " + packed +
+                         " holds packed 4-bit codes, but " + m.path +
+                         " has no quantization_config of them (quant_method "
+                         "\"compressed-tensors\", format "
+                         "\"nvfp4-pack-quantized\")");
+      for (std::string &name : weight.names)
+        name += m.nvfp4->codes;
+      first = codes;
+    }
     if (first && first->dtype == DType::U8) {
       if (!m.nvfp4)
         return makeError(first->file + ": tensor " + weight.names.front() +
                          " has dtype U8 (packed 4-bit codes), but " + m.path +
                          " has no quantization_config of NVFP4 weights "
-                         "(quant_method \"modelopt\", quant_algo \"NVFP4\")");
-      if (llvm::Error err = checkNVFP4(ckpt, weight))
+                         "(quant_method \"modelopt\", quant_algo \"NVFP4\", "
+                         "or \"compressed-tensors\", format "
+                         "\"nvfp4-pack-quantized\")");
+      if (llvm::Error err = checkNVFP4(ckpt, m, weight))
         return err;
       continue;
     }
@@ -666,6 +687,7 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
       op.setGlobalScalesAttr(
           builder.getStrArrayAttr(llvm::SmallVector<StringRef>(
               weight.globalScales.begin(), weight.globalScales.end())));
+    op.setGlobalScalesInverse(weight.globalScalesInverse);
     return op.getResult();
   };
   llvm::SmallVector<Value> router = {materialize(spec.router)};

@@ -669,18 +669,27 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
   reader.fail("model family without a reader");
 }
 
+/// The NVFP4 tensors of llm-compressor's checkpoints.
+static ModelConfig::NVFP4Tensors compressedNVFP4() {
+  return {"_packed", "_scale", "_global_scale", /*inverse=*/true,
+          "quant_method \"compressed-tensors\", format "
+          "\"nvfp4-pack-quantized\""};
+}
+
 /// The weights' scheme of llm-compressor's quantization_config
-/// (quant_method "compressed-tensors"), when it is FP8 E4M3 scaled per
-/// tensor, channel, group or block: every config group that quantizes
+/// (quant_method "compressed-tensors"): FP8 E4M3 scaled per tensor,
+/// channel, group or block (formats float-quantized and naive-quantized), or
+/// NVFP4 (format nvfp4-pack-quantized). Every config group that quantizes
 /// weights must use the same one.
 static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
   std::string format = keys.getString("format", StringRef("float-quantized"));
+  bool nvfp4 = format == "nvfp4-pack-quantized";
   if (!keys.failed() && format != "float-quantized" &&
-      format != "naive-quantized")
+      format != "naive-quantized" && !nvfp4)
     keys.fail("format \"" + format +
               "\" is not supported (compressed-tensors checkpoints are read "
               "in the formats float-quantized and naive-quantized, of FP8 "
-              "weights)");
+              "weights, and nvfp4-pack-quantized)");
   // Rotations change what the weights multiply; a sparse format stores
   // tensors of its own.
   if (const llvm::json::Object *transforms = keys.getObject("transform_config");
@@ -726,13 +735,30 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     bool symmetric = w.getBool("symmetric", true);
     bool dynamic = w.getBool("dynamic", false);
     ModelConfig::FP8Scales scales;
-    if (!w.failed() && (type != "float" || bits != 8))
+    int64_t expectedBits = nvfp4 ? 4 : 8;
+    if (!w.failed() && (type != "float" || bits != expectedBits))
       w.fail("weights of type \"" + type + "\" and " + Twine(bits) +
-             " bits are not supported (moe-import reads FP8 weights: type "
-             "\"float\", num_bits 8)");
+             " bits are not supported in format \"" + format +
+             "\" (moe-import reads " +
+             (nvfp4 ? "NVFP4 weights there: type \"float\", num_bits 4"
+                    : "FP8 weights there: type \"float\", num_bits 8") +
+             ")");
     if (!w.failed() && (!symmetric || dynamic))
       w.fail(Twine(symmetric ? "dynamic" : "asymmetric") +
              " weights are not supported");
+    if (!w.failed() && nvfp4) {
+      // NVFP4: an E4M3 scale a group of 16 of each row, under one global
+      // scale a tensor.
+      int64_t size = w.getInt("group_size", std::nullopt, 1);
+      if (!w.failed() && (strategy != "tensor_group" ||
+                          size != checkpoint::Checkpoint::kNVFP4Block))
+        w.fail("strategy \"" + strategy + "\" with group_size " + Twine(size) +
+               " is not supported in format \"nvfp4-pack-quantized\" "
+               "(NVFP4 weights are scaled by strategy \"tensor_group\", "
+               "group_size 16)");
+      keys.adopt(w);
+      continue;
+    }
     if (!w.failed()) {
       if (strategy == "channel") {
         scales.block = {1, 0};
@@ -771,7 +797,12 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     scheme = std::move(scales);
     schemeGroup = name.str();
   }
-  m.fp8 = std::move(scheme);
+  if (keys.failed())
+    return;
+  if (nvfp4)
+    m.nvfp4 = compressedNVFP4();
+  else
+    m.fp8 = std::move(scheme);
 }
 
 /// quantization_config. FP8 E4M3 weights are read:
@@ -780,7 +811,7 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
 ///   of Qwen3), or per tensor without it (AutoFP8's format, as vLLM reads
 ///   it);
 /// - quant_method "compressed-tensors" (llm-compressor's format): scaled
-///   per tensor, channel, group or block;
+///   per tensor, channel, group or block, or its NVFP4;
 /// - quant_method "fbgemm_fp8" (Llama-4's FP8 release): one scale an output
 ///   channel;
 /// - quant_method "mxfp4" (GPT-OSS's release): its experts in MXFP4;
@@ -820,7 +851,9 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
       if (!keys.failed() && group != checkpoint::Checkpoint::kNVFP4Block)
         keys.fail("group_size " + Twine(group) +
                   " is not supported (NVFP4 scales blocks of 16)");
-      m.nvfp4 = true;
+      m.nvfp4 = ModelConfig::NVFP4Tensors{
+          "", "_scale", "_scale_2", /*inverse=*/false,
+          "quant_method \"modelopt\", quant_algo \"NVFP4\""};
     } else if (!keys.failed() && algo == "FP8") {
       ModelConfig::FP8Scales scales;
       scales.description = "quant_method \"modelopt\", quant_algo \"FP8\"";
@@ -846,9 +879,9 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
     keys.fail("quant_method \"" + method +
               "\" is not supported (moe-import reads unquantized checkpoints, "
               "FP8 ones: quant_method \"fp8\", scaled per tensor or by "
-              "weight_block_size, \"compressed-tensors\" of FP8 weights and "
-              "\"fbgemm_fp8\", Model Optimizer's \"modelopt\" in NVFP4 or "
-              "FP8, and GPT-OSS's \"mxfp4\")");
+              "weight_block_size, \"compressed-tensors\" of FP8 or NVFP4 "
+              "weights and \"fbgemm_fp8\", Model Optimizer's \"modelopt\" "
+              "in NVFP4 or FP8, and GPT-OSS's \"mxfp4\")");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +

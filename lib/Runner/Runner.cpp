@@ -474,6 +474,8 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
         if (auto globals = dict.getAs<ArrayAttr>("global_scales"))
           for (auto name : globals.getAsRange<StringAttr>())
             blockScales.globals.push_back(name.str());
+        if (auto inverse = dict.getAs<BoolAttr>("global_scales_inverse"))
+          blockScales.globalsInverse = inverse.getValue();
         entry.scales = std::move(blockScales);
       }
       if (auto transposed = dict.getAs<BoolAttr>("transposed"))

@@ -801,26 +801,31 @@ static bool readMXFP4(const st::Reader &reader, const std::string &name,
 }
 
 /// NVFP4 tensor `t` (U8 [..., n, k / 2], two E2M1 codes a byte, the low
-/// nibble first) of a piece `shape` [..., n, k]: each code's value times its
-/// E4M3 scale `<name>_scale` [..., n, ceil(k / 16)] times the global scale
-/// `<name>_scale_2` (a scalar), the exact product rounded to f32 once.
+/// nibble first) of weight `name`, a piece `shape` [..., n, k]: each code's
+/// value times its E4M3 scale `<name>_scale` [..., n, ceil(k / 16)] times
+/// the global scale `<name>_scale_2` (a scalar), the exact product rounded
+/// to f32 once; or, `compressed`, divided by the global scale
+/// `<name>_global_scale`.
 static bool readNVFP4(const st::Reader &reader, const st::TensorEntry &t,
+                      const std::string &name, bool compressed,
                       const std::vector<int64_t> &shape,
                       std::vector<double> *values, std::string *err) {
   int64_t k = shape.back();
   std::vector<int64_t> codeShape = shape, scaleShape = shape;
   codeShape.back() = k / 2;
   scaleShape.back() = (k + 15) / 16;
-  const st::TensorEntry *s = reader.find(t.name + "_scale");
-  const st::TensorEntry *g = reader.find(t.name + "_scale_2");
+  std::string global = compressed ? "_global_scale" : "_scale_2";
+  const st::TensorEntry *s = reader.find(name + "_scale");
+  const st::TensorEntry *g = reader.find(name + global);
   if (k % 2 || t.shape != codeShape) {
     *err = t.file + ": tensor " + t.name + " is U8 " + shapeText(t.shape) +
            ", expected NVFP4 codes " + shapeText(codeShape);
     return false;
   }
-  for (auto [e, suffix] : {std::pair(s, "_scale"), std::pair(g, "_scale_2")})
+  for (auto [e, suffix] :
+       {std::pair(s, std::string("_scale")), std::pair(g, global)})
     if (!e) {
-      *err = "the checkpoint has no tensor " + t.name + suffix;
+      *err = "the checkpoint has no tensor " + name + suffix;
       return false;
     }
   if (s->dtype != "F8_E4M3" || s->shape != scaleShape) {
@@ -834,10 +839,11 @@ static bool readNVFP4(const st::Reader &reader, const st::TensorEntry &t,
            shapeText(g->shape) + ", expected a float scalar";
     return false;
   }
-  std::vector<double> bytes, scales, global;
+  std::vector<double> bytes, scales, globals;
   if (!reader.read(t, &bytes, err) || !reader.read(*s, &scales, err) ||
-      !reader.read(*g, &global, err))
+      !reader.read(*g, &globals, err))
     return false;
+  double g0 = globals[0];
   values->resize(bytes.size() * 2);
   int64_t blocks = scaleShape.back();
   for (size_t i = 0; i < values->size(); ++i) {
@@ -848,7 +854,12 @@ static bool readNVFP4(const st::Reader &reader, const st::TensorEntry &t,
       *err = s->file + ": tensor " + s->name + ": a scale is NaN";
       return false;
     }
-    (*values)[i] = double(float(e2m1(code) * scale * global[0]));
+    if (compressed && g0 == 0) {
+      *err = g->file + ": tensor " + g->name + " is zero";
+      return false;
+    }
+    double exact = e2m1(code) * scale;
+    (*values)[i] = double(float(compressed ? exact / g0 : exact * g0));
   }
   return true;
 }
@@ -946,6 +957,13 @@ static bool readQuantization(const json::Value &q, Keys &keys,
     return true;
   }
   if (method && method->string == "compressed-tensors") {
+    const json::Value *format = q.get("format");
+    if (format && format->string == "nvfp4-pack-quantized") {
+      p->fp8 = false;
+      p->nvfp4 = true; // <name>_packed, _scale and _global_scale (divides)
+      p->nvfp4Compressed = true;
+      return true;
+    }
     const json::Value *groups = q.get("config_groups");
     const json::Value *w = nullptr;
     if (groups)
@@ -1101,13 +1119,16 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         continue;
       }
       const st::TensorEntry *t = reader.find(name);
+      if (!t && plan.nvfp4Compressed)
+        t = reader.find(name + "_packed");
       if (!t) {
         *err = "the checkpoint has no tensor " + name;
         return false;
       }
       if (plan.nvfp4 && t->dtype == "U8" && !op.transposed) {
         std::vector<double> values;
-        if (!readNVFP4(reader, *t, each, &values, err))
+        if (!readNVFP4(reader, *t, name, plan.nvfp4Compressed, each, &values,
+                       err))
           return false;
         fp8 = true;
         a.dtype = weights->dtype;

@@ -88,8 +88,12 @@ struct LayerPlan {
   bool mxfp4 = false;
   /// Model Optimizer's NVFP4 checkpoints (quant_method "modelopt",
   /// quant_algo "NVFP4"): a U8 weight `<name>` holds E2M1 codes, with E4M3
-  /// scales `<name>_scale` and a global scale `<name>_scale_2`.
+  /// scales `<name>_scale` and a global scale `<name>_scale_2`. With
+  /// `nvfp4Compressed` (llm-compressor's "nvfp4-pack-quantized"), the
+  /// codes are `<name>_packed` and the global scale `<name>_global_scale`
+  /// divides.
   bool nvfp4 = false;
+  bool nvfp4Compressed = false;
 };
 
 /// Plans sparse layer `layer` of the model with config.json `config`

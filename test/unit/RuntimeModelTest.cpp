@@ -558,6 +558,62 @@ TEST(ManifestDeviceFlags, SurviveTheRoundTrip) {
   EXPECT_EQ(parsed->knobs[1].defaultValue, 1.5);
 }
 
+/// NVFP4 weights keep their global scales and which way they go; the
+/// direction without global scales, or not a boolean, is malformed.
+TEST(ManifestGlobalScales, SurviveTheRoundTrip) {
+  Manifest manifest;
+  WeightEntry weight;
+  weight.names = {"w.0_packed", "w.1_packed"};
+  weight.stacked = true;
+  weight.dtype = MOE_DTYPE_BF16;
+  weight.shape = {2, 4, 32};
+  WeightEntry::BlockScales scales;
+  scales.names = {"w.0_scale", "w.1_scale"};
+  scales.rows = 1;
+  scales.cols = 16;
+  scales.fp4 = true;
+  scales.globals = {"w.0_global_scale", "w.1_global_scale"};
+  scales.globalsInverse = true;
+  weight.scales = scales;
+  manifest.weights = {weight};
+  manifest.weights[0].scales->globalsInverse = false;
+  weight.id = 1;
+  manifest.weights.push_back(weight);
+  std::string text = manifest.toJSON();
+  auto parsed = Manifest::parse(text);
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  ASSERT_EQ(parsed->weights.size(), 2u);
+  for (const WeightEntry &w : parsed->weights) {
+    ASSERT_TRUE(w.scales.has_value());
+    EXPECT_TRUE(w.scales->nvfp4());
+    EXPECT_EQ(w.scales->globals, scales.globals);
+  }
+  EXPECT_FALSE(parsed->weights[0].scales->globalsInverse);
+  EXPECT_TRUE(parsed->weights[1].scales->globalsInverse);
+
+  // Not a boolean.
+  std::string edited = text;
+  size_t at = edited.find("\"global_scales_inverse\":true");
+  ASSERT_NE(at, std::string::npos) << text;
+  edited.replace(at, strlen("\"global_scales_inverse\":true"),
+                 "\"global_scales_inverse\":1");
+  parsed = Manifest::parse(edited);
+  ASSERT_FALSE(bool(parsed)) << edited;
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("malformed block scales of NVFP4 weight w.0_packed"),
+            std::string::npos);
+  // Without global scales (MXFP4's E8M0 scales of blocks of 32).
+  manifest.weights.resize(1);
+  manifest.weights[0].scales->globals.clear();
+  manifest.weights[0].scales->cols = 32;
+  manifest.weights[0].scales->globalsInverse = true;
+  parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("malformed block scales of MXFP4 weight w.0_packed"),
+            std::string::npos);
+}
+
 /// A layer that counts co-activated pairs keeps the flag, and its table in
 /// GPU memory has a row per expert more.
 TEST(ManifestCoactivation, SurvivesTheRoundTrip) {

@@ -228,6 +228,14 @@ static cl::opt<bool> nvfp4(
              "input_scale, F32 scalars); experts stored per expert, even "
              "sizes"),
     cl::cat(category));
+static cl::opt<bool> nvfp4Compressed(
+    "nvfp4-compressed",
+    cl::desc("with --nvfp4: write them as llm-compressor does instead "
+             "(quant_method compressed-tensors, format nvfp4-pack-quantized: "
+             "<name>_packed U8, <name>_scale F8_E4M3, and "
+             "<name>_global_scale, which divides the block scales, and "
+             "input_global_scale, F32 [1])"),
+    cl::cat(category));
 static cl::opt<bool> nvfp4Dequantized(
     "nvfp4-dequantized",
     cl::desc("with --nvfp4: write those projections dequantized to --dtype "
@@ -748,6 +756,8 @@ static llvm::Error parseFP8(Model &m) {
         "--nvfp4 needs even --hidden and --inner (two codes a byte)");
   if (nvfp4Dequantized && !nvfp4)
     return llvm::createStringError("--nvfp4-dequantized needs --nvfp4");
+  if (nvfp4Compressed && !nvfp4)
+    return llvm::createStringError("--nvfp4-compressed needs --nvfp4");
   if (mxfp4Dequantized && !mxfp4)
     return llvm::createStringError("--mxfp4-dequantized needs --mxfp4");
   return llvm::Error::success();
@@ -896,6 +906,27 @@ static void addDeepSeekKeys(const Model &m, llvm::json::Object &config) {
   config["moe_layer_freq"] = m.moeLayerFreq;
 }
 
+/// llm-compressor's quantization_config of one config group, for all
+/// Linear layers but the routers and the output head.
+static llvm::json::Object compressedTensorsConfig(llvm::json::Object weights,
+                                                  llvm::json::Object inputs,
+                                                  StringRef format) {
+  llvm::json::Object group{
+      {"input_activations", std::move(inputs)},
+      {"output_activations", nullptr},
+      {"targets", llvm::json::Array{"Linear"}},
+      {"weights", std::move(weights)},
+  };
+  return llvm::json::Object{
+      {"config_groups", llvm::json::Object{{"group_0", std::move(group)}}},
+      {"format", format},
+      {"ignore", llvm::json::Array{"lm_head", "re:.*gate$", "re:.*router.*"}},
+      {"kv_cache_scheme", nullptr},
+      {"quant_method", "compressed-tensors"},
+      {"quantization_status", "compressed"},
+  };
+}
+
 /// The quantization_config llm-compressor writes for FP8 weights with
 /// dynamic FP8 activations (its FP8_DYNAMIC scheme, and the other weight
 /// strategies of the same format); the routers are not quantized.
@@ -920,20 +951,29 @@ static llvm::json::Object compressedTensorsConfig(const Model &m) {
       {"dynamic", true},   {"num_bits", 8},   {"strategy", "token"},
       {"symmetric", true}, {"type", "float"},
   };
-  llvm::json::Object group{
-      {"input_activations", std::move(activations)},
-      {"output_activations", nullptr},
-      {"targets", llvm::json::Array{"Linear"}},
-      {"weights", std::move(weights)},
+  return compressedTensorsConfig(std::move(weights), std::move(activations),
+                                 "float-quantized");
+}
+
+/// The quantization_config llm-compressor writes for its NVFP4 scheme
+/// (NVFP4 weights and activations, scaled by blocks of 16 under a global
+/// scale a tensor).
+static llvm::json::Object compressedNVFP4Config() {
+  auto scheme = [](llvm::json::Value dynamic) {
+    return llvm::json::Object{
+        {"actorder", nullptr},
+        {"block_structure", nullptr},
+        {"dynamic", dynamic},
+        {"group_size", 16},
+        {"num_bits", 4},
+        {"observer", "minmax"},
+        {"strategy", "tensor_group"},
+        {"symmetric", true},
+        {"type", "float"},
+    };
   };
-  return llvm::json::Object{
-      {"config_groups", llvm::json::Object{{"group_0", std::move(group)}}},
-      {"format", "float-quantized"},
-      {"ignore", llvm::json::Array{"lm_head", "re:.*gate$", "re:.*router.*"}},
-      {"kv_cache_scheme", nullptr},
-      {"quant_method", "compressed-tensors"},
-      {"quantization_status", "compressed"},
-  };
+  return compressedTensorsConfig(scheme(false), scheme("local"),
+                                 "nvfp4-pack-quantized");
 }
 
 static llvm::json::Object buildConfig(const Model &m);
@@ -1060,7 +1100,9 @@ static llvm::json::Object buildConfig(const Model &m) {
   // GPT-OSS's release: only the experts are MXFP4.
   // Model Optimizer's export; the routers and the output head stay
   // unquantized (which the tensors show: moe-import reads them so).
-  if (nvfp4 && !nvfp4Dequantized)
+  if (nvfp4 && nvfp4Compressed && !nvfp4Dequantized)
+    config["quantization_config"] = compressedNVFP4Config();
+  else if (nvfp4 && !nvfp4Dequantized)
     config["quantization_config"] = llvm::json::Object{
         {"exclude_modules", llvm::json::Array{"lm_head", "*.mlp.gate"}},
         {"group_size", 16},
@@ -1500,24 +1542,27 @@ static MXFP4 quantizeMXFP4(llvm::ArrayRef<float> values,
 }
 
 namespace {
-/// A tensor [..., n, k] (k even) in NVFP4, as Model Optimizer exports it.
+/// A tensor [..., n, k] (k even) in NVFP4, as Model Optimizer exports it,
+/// or with the inverse global scale, as llm-compressor does.
 struct NVFP4 {
   std::vector<char> codes, scales;
   llvm::SmallVector<int64_t> codeShape, scaleShape;
   float global = 1.0f;
   /// What the dequantization computes: each code's value times its E4M3
-  /// scale (exact), times the global scale, rounded once to f32.
+  /// scale (exact), times the global scale (divided by it when inverse),
+  /// rounded once to f32.
   std::vector<float> values;
 };
 } // namespace
 
 /// Quantizes `values` of `shape` [..., n, k] (k even) to NVFP4: the global
-/// scale brings the largest magnitude to 6 x 448 (E2M1's and E4M3's
+/// scale g brings the largest magnitude to 6 x 448 (E2M1's and E4M3's
 /// largest), each block of 16 of a row has the E4M3 scale nearest to its
-/// largest magnitude over 6 x global, and each value is the E2M1 value
-/// nearest to value / (scale x global), ties to the even code.
+/// largest magnitude over 6 x g, and each value is the E2M1 value nearest
+/// to value / (scale x g), ties to the even code. With `inverse`, the
+/// global scale stored is 1 / g (rounded to f32), which divides.
 static NVFP4 quantizeNVFP4(llvm::ArrayRef<float> values,
-                           llvm::ArrayRef<int64_t> shape) {
+                           llvm::ArrayRef<int64_t> shape, bool inverse) {
   constexpr int64_t kBlock = 16;
   int64_t k = shape.back(), rows = values.size() / k;
   int64_t blocks = (k + kBlock - 1) / kBlock;
@@ -1530,7 +1575,13 @@ static NVFP4 quantizeNVFP4(llvm::ArrayRef<float> values,
   for (float v : values)
     amax = std::max(amax, std::fabs(v));
   if (amax > 0)
-    q.global = amax / (6.0f * 448.0f);
+    q.global = inverse ? (6.0f * 448.0f) / amax : amax / (6.0f * 448.0f);
+  // The global scale as it multiplies, and a value of code and scale.
+  float g = inverse ? 1.0f / q.global : q.global;
+  auto dequantized = [&](unsigned code, float scale) {
+    float exact = e2m1Value(code) * scale;
+    return inverse ? exact / q.global : exact * q.global;
+  };
   q.codes.assign(values.size() / 2, 0);
   q.scales.resize(rows * blocks);
   q.values.resize(values.size());
@@ -1540,16 +1591,15 @@ static NVFP4 quantizeNVFP4(llvm::ArrayRef<float> values,
       float blockMax = 0;
       for (int64_t c = c0; c < c1; ++c)
         blockMax = std::max(blockMax, std::fabs(values[r * k + c]));
-      uint8_t byte = npy::floatToF8E4M3(blockMax / 6.0f / q.global);
+      uint8_t byte = npy::floatToF8E4M3(blockMax / 6.0f / g);
       q.scales[r * blocks + b] = static_cast<char>(byte);
       float scale = npy::f8E4M3ToFloat(byte);
       for (int64_t c = c0; c < c1; ++c) {
         int64_t j = r * k + c;
-        unsigned code =
-            scale > 0 ? nearestE2M1(values[j] / (scale * q.global)) : 0;
+        unsigned code = scale > 0 ? nearestE2M1(values[j] / (scale * g)) : 0;
         q.codes[j / 2] =
             static_cast<char>(q.codes[j / 2] | code << (j % 2 * 4));
-        q.values[j] = e2m1Value(code) * scale * q.global;
+        q.values[j] = dequantized(code, scale);
       }
     }
   return q;
@@ -1619,19 +1669,26 @@ static llvm::Error writeWeights(const Model &m,
             "--nvfp4: tensor " + spec.name + " has rows of " +
             std::to_string(spec.shape.back()) +
             " values, an odd number (two codes a byte)");
-      NVFP4 q = quantizeNVFP4(generated, spec.shape);
+      NVFP4 q = quantizeNVFP4(generated, spec.shape, nvfp4Compressed);
       if (nvfp4Dequantized) {
         add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
         continue;
       }
-      add(spec.name, DType::U8, q.codeShape, std::move(q.codes));
+      // Model Optimizer's names, or llm-compressor's (whose scalars are
+      // [1]); the activations' scales are not read.
+      StringRef prefix = StringRef(spec.name).drop_back(strlen("weight"));
+      llvm::SmallVector<int64_t> scalar;
+      if (nvfp4Compressed)
+        scalar.push_back(1);
+      add(spec.name + (nvfp4Compressed ? "_packed" : ""), DType::U8,
+          q.codeShape, std::move(q.codes));
       add(spec.name + "_scale", DType::F8E4M3, q.scaleShape,
           std::move(q.scales));
-      add(spec.name + "_scale_2", DType::F32, {},
-          storeValues({q.global}, DType::F32));
-      StringRef prefix = StringRef(spec.name).drop_back(strlen("weight"));
-      add((prefix + "input_scale").str(), DType::F32, {},
-          storeValues({0.0625f}, DType::F32));
+      add(spec.name + (nvfp4Compressed ? "_global_scale" : "_scale_2"),
+          DType::F32, scalar, storeValues({q.global}, DType::F32));
+      add((prefix + (nvfp4Compressed ? "input_global_scale" : "input_scale"))
+              .str(),
+          DType::F32, scalar, storeValues({0.0625f}, DType::F32));
       continue;
     }
     if (!m.fp8() || !spec.quantizable) {

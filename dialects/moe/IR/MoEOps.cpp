@@ -446,7 +446,7 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
         /*interleaved=*/nullptr,
         /*scales=*/nullptr, /*scale_block=*/nullptr,
-        /*global_scales=*/nullptr);
+        /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
@@ -458,7 +458,7 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
         /*interleaved=*/nullptr,
         /*scales=*/nullptr, /*scale_block=*/nullptr,
-        /*global_scales=*/nullptr);
+        /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr);
 }
 
 // moe.weight "name" : type
@@ -505,8 +505,8 @@ void WeightOp::print(OpAsmPrinter &printer) {
 /// rank 2 or more (over the tensors as stored when `transposed`); MXFP4
 /// (`stored = f4E2M1FN`) the same with blocks of 1 x 32 (the MX format's)
 /// over rows of even length, and no transposition; NVFP4 (`stored =
-/// f4E2M1FN` with `global_scales`, one per tensor) as MXFP4 with blocks of
-/// 1 x 16.
+/// f4E2M1FN` with `global_scales`, one per tensor, which
+/// `global_scales_inverse` says divide) as MXFP4 with blocks of 1 x 16.
 LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   TypeAttr stored = getStoredAttr();
   bool fp8 = stored && isa<Float8E4M3FNType>(stored.getValue());
@@ -514,6 +514,9 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   ArrayAttr scales = getScalesAttr();
   ArrayAttr globals = getGlobalScalesAttr();
   std::optional<ArrayRef<int64_t>> block = getScaleBlock();
+  if (getGlobalScalesInverse() && !globals)
+    return emitOpError() << "expected `global_scales_inverse` only with "
+                            "`global_scales` (NVFP4)";
   if (!fp8 && !mxfp4) {
     if (scales || block || globals)
       return emitOpError() << "expected `scales`, `scale_block` and "

@@ -227,7 +227,12 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     E4M3 scale of `(i, j / 16)` (exact in f32), times the global scale,
     rounded once to f32 and once more to the result's element type, at
     load time. A NaN block scale, a global scale that is not finite, or a
-    product out of the result type's range is a load-time error.
+    product out of the result type's range is a load-time error. With
+    `global_scales_inverse` as well, each global scale divides the block
+    scales instead (llm-compressor's `weight_global_scale`, the inverse of
+    Model Optimizer's `weight_scale_2`): element `(i, j)` is the exact
+    product divided by the global scale, rounded once to f32, and a global
+    scale of zero is a load-time error too.
 
     With `transposed`, each checkpoint tensor holds its part of the result
     with the last two dimensions swapped: a result piece `[..., n, k]` is
@@ -270,7 +275,8 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
                        UnitAttr:$interleaved,
                        OptionalAttr<StrArrayAttr>:$scales,
                        OptionalAttr<DenseI64ArrayAttr>:$scale_block,
-                       OptionalAttr<StrArrayAttr>:$global_scales);
+                       OptionalAttr<StrArrayAttr>:$global_scales,
+                       UnitAttr:$global_scales_inverse);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;

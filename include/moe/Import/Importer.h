@@ -201,7 +201,11 @@
 //   weight `<name>` [n, k / 2] holds two E2M1 codes a byte, with its E4M3
 //   scales `<name>_scale` [n, ceil(k / 16)] and a global scale
 //   `<name>_scale_2`, a scalar; it becomes `moe.weight {stored = f4E2M1FN,
-//   scales, scale_block = [1, 16], global_scales}`.
+//   scales, scale_block = [1, 16], global_scales}`. llm-compressor's NVFP4
+//   (compressed-tensors, format "nvfp4-pack-quantized": weights of type
+//   "float", 4 bits, strategy "tensor_group", group_size 16) names the
+//   codes `<name>_packed` and the global scale `<name>_global_scale`, which
+//   divides the block scales (`global_scales_inverse`).
 //   The router and the correction bias stay unquantized. An F8_E4M3
 //   expert or shared-expert weight becomes `moe.weight {stored =
 //   f8E4M3FN, scales, scale_block}` of the layer's dtype (a per-tensor
@@ -301,10 +305,22 @@ struct ModelConfig {
   /// GPT-OSS's experts are MXFP4 (quant_method "mxfp4"): `<name>_blocks`
   /// and `<name>_scales` for its fused expert projections.
   bool mxfp4 = false;
-  /// NVFP4 weights (quant_method "modelopt", quant_algo "NVFP4", as Model
-  /// Optimizer exports them): a U8 tensor `<name>` holds E2M1 codes, with
-  /// `<name>_scale` and `<name>_scale_2`.
-  bool nvfp4 = false;
+  /// How a checkpoint names the tensors of an NVFP4 weight `<name>` (the
+  /// projection's `weight`): a U8 tensor `<name><codes>` of E2M1 codes,
+  /// E4M3 scales `<name><scales>` and a global scale `<name><global>`,
+  /// which multiplies the block scales, or divides them when `inverse`.
+  struct NVFP4Tensors {
+    std::string codes, scales, global;
+    bool inverse = false;
+    /// The quantization_config's words for the scheme, for diagnostics.
+    std::string description;
+  };
+  /// NVFP4 weights: quant_method "modelopt", quant_algo "NVFP4", as Model
+  /// Optimizer exports them (`<name>`, `<name>_scale`, `<name>_scale_2`),
+  /// or "compressed-tensors" in format "nvfp4-pack-quantized", as
+  /// llm-compressor does (`<name>_packed`, `<name>_scale`,
+  /// `<name>_global_scale`, inverse).
+  std::optional<NVFP4Tensors> nvfp4;
 
   /// The tensors of layer L are under `<layerPrefix>.L`.
   std::string layerPrefix = "model.layers";

@@ -136,7 +136,9 @@ void ConvertMoEToRuntimePass::runOnOperation() {
          op.getScaleBlockAttr() ? Attribute(op.getScaleBlockAttr())
                                 : attrs.getUnitAttr(),
          op.getGlobalScalesAttr() ? Attribute(op.getGlobalScalesAttr())
-                                  : attrs.getUnitAttr()});
+                                  : attrs.getUnitAttr(),
+         attrs.getBoolAttr(op.getGlobalScalesInverse()),
+         attrs.getBoolAttr(op.getInterleaved())});
     auto [it, inserted] =
         weightIds.insert({key, static_cast<int64_t>(weightIds.size())});
     int64_t id = it->second;
@@ -165,6 +167,9 @@ void ConvertMoEToRuntimePass::runOnOperation() {
       }
       if (ArrayAttr globals = op.getGlobalScalesAttr())
         entry.push_back(attrs.getNamedAttr("global_scales", globals));
+      if (op.getGlobalScalesInverse())
+        entry.push_back(attrs.getNamedAttr("global_scales_inverse",
+                                           attrs.getBoolAttr(true)));
       // Tensors stored with their last two dimensions swapped, and with
       // their dimension 1 interleaved.
       if (op.getTransposed())

@@ -463,6 +463,22 @@ func.func @weight_fp8_globals() {
 
 // -----
 
+func.func @weight_inverse_without_globals() {
+  // expected-error@+1 {{'moe.weight' op expected `global_scales_inverse` only with `global_scales` (NVFP4)}}
+  %w = moe.weight "a" {stored = f4E2M1FN, scales = ["a_scales"], scale_block = array<i64: 1, 32>, global_scales_inverse} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_inverse_unscaled() {
+  // expected-error@+1 {{'moe.weight' op expected `global_scales_inverse` only with `global_scales` (NVFP4)}}
+  %w = moe.weight "a" {global_scales_inverse} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
 func.func @weight_nvfp4_transposed() {
   // expected-error@+1 {{'moe.weight' op expected block-scaled NVFP4 tensors that are not `transposed`}}
   %w = moe.weight "a" {stored = f4E2M1FN, scales = ["a_scale"], scale_block = array<i64: 1, 16>, global_scales = ["a_scale_2"], transposed} : tensor<2x64xbf16>

@@ -265,6 +265,8 @@ func.func @weights() -> (tensor<8x64xbf16>, tensor<2x3x4xf32>) {
   %qt = moe.weight "experts.gate_up_proj" {stored = f8E4M3FN, scales = ["experts.gate_up_proj_scale"], scale_block = array<i64: 1, 6>, transposed} : tensor<2x6x4xbf16>
   // CHECK: moe.weight stacked ["e.0.w2", "e.1.w2"] {global_scales = ["e.0.w2_scale_2", "e.1.w2_scale_2"], scale_block = array<i64: 1, 16>, scales = ["e.0.w2_scale", "e.1.w2_scale"], stored = f4E2M1FN} : tensor<2x4x32xbf16>
   %nv = moe.weight stacked ["e.0.w2", "e.1.w2"] {stored = f4E2M1FN, scales = ["e.0.w2_scale", "e.1.w2_scale"], scale_block = array<i64: 1, 16>, global_scales = ["e.0.w2_scale_2", "e.1.w2_scale_2"]} : tensor<2x4x32xbf16>
+  // CHECK: moe.weight "e.0.w2_packed" {global_scales = ["e.0.w2_global_scale"], global_scales_inverse, scale_block = array<i64: 1, 16>, scales = ["e.0.w2_scale"], stored = f4E2M1FN} : tensor<4x32xbf16>
+  %nvi = moe.weight "e.0.w2_packed" {stored = f4E2M1FN, scales = ["e.0.w2_scale"], scale_block = array<i64: 1, 16>, global_scales = ["e.0.w2_global_scale"], global_scales_inverse} : tensor<4x32xbf16>
   // CHECK: moe.weight "experts.gate_up_proj_blocks" {interleaved, scale_block = array<i64: 1, 32>, scales = ["experts.gate_up_proj_scales"], stored = f4E2M1FN} : tensor<2x4x64xbf16>
   %mx = moe.weight "experts.gate_up_proj_blocks" {stored = f4E2M1FN, scales = ["experts.gate_up_proj_scales"], scale_block = array<i64: 1, 32>, interleaved} : tensor<2x4x64xbf16>
   return %a, %b : tensor<8x64xbf16>, tensor<2x3x4xf32>
