@@ -16,9 +16,11 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 
 #include <cmath>
 #include <limits>
@@ -805,6 +807,35 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     m.fp8 = std::move(scheme);
 }
 
+/// Model Optimizer's export, in NVFP4 or in FP8 per tensor (which names
+/// its scales as AutoFP8 does), from config.json's quantization_config or
+/// hf_quant_config.json's quantization; its input scales, for quantized
+/// activations, are not read, and a quant_algo of null (the KV cache's
+/// quantization only) leaves the weights unquantized.
+static void readModelOpt(ConfigReader &keys, ModelConfig &m) {
+  if (keys.isNull("quant_algo"))
+    return;
+  std::string algo = keys.getString("quant_algo", std::nullopt);
+  if (!keys.failed() && algo == "NVFP4") {
+    int64_t group =
+        keys.getInt("group_size", checkpoint::Checkpoint::kNVFP4Block, 1);
+    if (!keys.failed() && group != checkpoint::Checkpoint::kNVFP4Block)
+      keys.fail("group_size " + Twine(group) +
+                " is not supported (NVFP4 scales blocks of 16)");
+    m.nvfp4 = ModelConfig::NVFP4Tensors{
+        "", "_scale", "_scale_2", /*inverse=*/false,
+        "quant_method \"modelopt\", quant_algo \"NVFP4\""};
+  } else if (!keys.failed() && algo == "FP8") {
+    ModelConfig::FP8Scales scales;
+    scales.description = "quant_method \"modelopt\", quant_algo \"FP8\"";
+    m.fp8 = std::move(scales);
+  } else if (!keys.failed()) {
+    keys.fail("quant_algo \"" + algo +
+              "\" is not supported (moe-import reads Model Optimizer's "
+              "\"NVFP4\" and \"FP8\")");
+  }
+}
+
 /// quantization_config. FP8 E4M3 weights are read:
 /// - quant_method "fp8": scaled by blocks of weight_block_size
 ///   (DeepSeek-V3's format, and that of MiniMax-M2 and of the FP8 releases
@@ -820,8 +851,30 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
 ///   tensor) or "FP8" (scaled per tensor).
 /// Any other quantization is refused here, as its tensors are not weights
 /// moe-import can bind.
-static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
+///
+/// Without a quantization_config, Model Optimizer's hf_quant_config.json
+/// (`hfQuant`, at `hfQuantPath`), when there is one, is read: its
+/// `quantization` as the quantization_config of quant_method "modelopt".
+static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m,
+                                    const llvm::json::Value *hfQuant,
+                                    StringRef hfQuantPath) {
   const llvm::json::Object *object = reader.getObject("quantization_config");
+  if (!object && !reader.failed() && hfQuant) {
+    const llvm::json::Object *file = hfQuant->getAsObject();
+    if (!file)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     hfQuantPath + ": expected a JSON object");
+    ConfigReader top(*file, hfQuantPath);
+    const llvm::json::Object *quantization = top.getObject("quantization");
+    if (!quantization && !top.failed())
+      top.fail("missing key \"quantization\" (an object: Model Optimizer's "
+               "quantization of the checkpoint)");
+    if (top.failed())
+      return top.takeError();
+    ConfigReader keys(*quantization, (hfQuantPath + ": quantization").str());
+    readModelOpt(keys, m);
+    return keys.takeError();
+  }
   if (!object)
     return reader.takeError();
   ConfigReader keys(*object, m.path + ": quantization_config");
@@ -840,29 +893,8 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
     m.mxfp4 = true;
     return keys.takeError();
   }
-  // Model Optimizer's export, in NVFP4 or in FP8 per tensor (which names
-  // its scales as AutoFP8 does); its input scales, for quantized
-  // activations, are not read.
   if (!keys.failed() && method == "modelopt") {
-    std::string algo = keys.getString("quant_algo", std::nullopt);
-    if (!keys.failed() && algo == "NVFP4") {
-      int64_t group =
-          keys.getInt("group_size", checkpoint::Checkpoint::kNVFP4Block, 1);
-      if (!keys.failed() && group != checkpoint::Checkpoint::kNVFP4Block)
-        keys.fail("group_size " + Twine(group) +
-                  " is not supported (NVFP4 scales blocks of 16)");
-      m.nvfp4 = ModelConfig::NVFP4Tensors{
-          "", "_scale", "_scale_2", /*inverse=*/false,
-          "quant_method \"modelopt\", quant_algo \"NVFP4\""};
-    } else if (!keys.failed() && algo == "FP8") {
-      ModelConfig::FP8Scales scales;
-      scales.description = "quant_method \"modelopt\", quant_algo \"FP8\"";
-      m.fp8 = std::move(scales);
-    } else if (!keys.failed()) {
-      keys.fail("quant_algo \"" + algo +
-                "\" is not supported (moe-import reads Model Optimizer's "
-                "\"NVFP4\" and \"FP8\")");
-    }
+    readModelOpt(keys, m);
     return keys.takeError();
   }
   // FBGEMM's rowwise FP8: `<name>_scale`, f32, one an output channel. Its
@@ -904,9 +936,9 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m) {
   return llvm::Error::success();
 }
 
-llvm::Expected<ModelConfig>
-mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
-                                    StringRef path) {
+llvm::Expected<ModelConfig> mlir::moe::import::parseModelConfig(
+    const llvm::json::Value &config, StringRef path,
+    const llvm::json::Value *hfQuantConfig, StringRef hfQuantPath) {
   const llvm::json::Object *object = config.getAsObject();
   if (!object)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
@@ -926,7 +958,7 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
         path + ": unsupported model_type \"" + m.modelType +
             "\" (supported: " + supportedModelTypes() + ")");
   m.family = info->family;
-  if (llvm::Error err = readQuantization(reader, m))
+  if (llvm::Error err = readQuantization(reader, m, hfQuantConfig, hfQuantPath))
     return std::move(err);
 
   // The multimodal checkpoints keep their text model's keys in
@@ -987,7 +1019,8 @@ mlir::moe::import::parseModelConfig(const llvm::json::Value &config,
   return m;
 }
 
-llvm::Expected<ModelConfig> mlir::moe::import::readModelConfig(StringRef path) {
+/// The JSON of file `path`.
+static llvm::Expected<llvm::json::Value> readJson(StringRef path) {
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
       llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
   if (!buffer)
@@ -1000,7 +1033,26 @@ llvm::Expected<ModelConfig> mlir::moe::import::readModelConfig(StringRef path) {
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         path + ": invalid JSON: " + llvm::toString(json.takeError()));
-  return parseModelConfig(*json, path);
+  return json;
+}
+
+llvm::Expected<ModelConfig> mlir::moe::import::readModelConfig(StringRef path) {
+  llvm::Expected<llvm::json::Value> json = readJson(path);
+  if (!json)
+    return json.takeError();
+  // Model Optimizer's exports describe their quantization in a file of
+  // their own next to config.json.
+  llvm::SmallString<256> hfQuantPath = llvm::sys::path::parent_path(path);
+  llvm::sys::path::append(hfQuantPath, "hf_quant_config.json");
+  std::optional<llvm::json::Value> hfQuant;
+  if (llvm::sys::fs::exists(hfQuantPath)) {
+    llvm::Expected<llvm::json::Value> read = readJson(hfQuantPath);
+    if (!read)
+      return read.takeError();
+    hfQuant = std::move(*read);
+  }
+  return parseModelConfig(*json, path, hfQuant ? &*hfQuant : nullptr,
+                          hfQuantPath);
 }
 
 //===----------------------------------------------------------------------===//

@@ -939,6 +939,8 @@ static bool readQuantization(const json::Value &q, Keys &keys,
   if (method && method->string == "modelopt") {
     const json::Value *algo = q.get("quant_algo");
     std::string name = algo ? algo->string : "";
+    if (algo && algo->kind == json::Value::Kind::Null)
+      return true; // the KV cache's quantization only
     if (name == "NVFP4") {
       p->nvfp4 = true;
       return true;

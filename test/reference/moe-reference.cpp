@@ -1140,6 +1140,25 @@ int emitModel(const std::string &modelDir, int64_t layerIndex, uint64_t seed,
   json::Value config;
   if (!json::parse(readText(configPath), &config, &err))
     fail(configPath.string() + ": invalid JSON: " + err);
+  // A Model Optimizer export may describe its quantization only in
+  // hf_quant_config.json: its "quantization" reads as a quantization_config
+  // of quant_method "modelopt".
+  fs::path hfQuantPath = fs::path(modelDir) / "hf_quant_config.json";
+  if (config.kind == json::Value::Kind::Object &&
+      !config.get("quantization_config") && fs::exists(hfQuantPath)) {
+    json::Value hfQuant;
+    if (!json::parse(readText(hfQuantPath), &hfQuant, &err))
+      fail(hfQuantPath.string() + ": invalid JSON: " + err);
+    const json::Value *quantization = hfQuant.get("quantization");
+    if (!quantization || quantization->kind != json::Value::Kind::Object)
+      fail(hfQuantPath.string() + ": no \"quantization\" object");
+    json::Value q = *quantization;
+    json::Value method;
+    method.kind = json::Value::Kind::String;
+    method.string = "modelopt";
+    q.object.emplace_back("quant_method", std::move(method));
+    config.object.emplace_back("quantization_config", std::move(q));
+  }
   hf::LayerPlan plan;
   if (!hf::planLayer(config, configPath.string(), layerIndex, &plan, &err))
     fail(err);

@@ -978,6 +978,26 @@ static llvm::json::Object compressedNVFP4Config() {
 
 static llvm::json::Object buildConfig(const Model &m);
 
+/// Model Optimizer's description of an NVFP4 export; the routers and the
+/// output head stay unquantized (which the tensors show: moe-import reads
+/// them so).
+static llvm::json::Object modelOptQuantization() {
+  return llvm::json::Object{
+      {"exclude_modules", llvm::json::Array{"lm_head", "*.mlp.gate"}},
+      {"group_size", 16},
+      {"kv_cache_quant_algo", nullptr},
+      {"quant_algo", "NVFP4"},
+  };
+}
+
+/// hf_quant_config.json, which Model Optimizer writes beside config.json.
+static llvm::json::Object modelOptQuantConfig() {
+  return llvm::json::Object{
+      {"producer", llvm::json::Object{{"name", "modelopt"}}},
+      {"quantization", modelOptQuantization()},
+  };
+}
+
 /// The config of a multimodal checkpoint: the text model's config, written
 /// as that of family `text`, nested in text_config (the vision model's is
 /// left out).
@@ -1098,18 +1118,14 @@ static llvm::json::Object buildConfig(const Model &m) {
         {"quant_method", "fbgemm_fp8"},
     };
   // GPT-OSS's release: only the experts are MXFP4.
-  // Model Optimizer's export; the routers and the output head stay
-  // unquantized (which the tensors show: moe-import reads them so).
-  if (nvfp4 && nvfp4Compressed && !nvfp4Dequantized)
+  // NVFP4 as llm-compressor or Model Optimizer exports it.
+  if (nvfp4 && nvfp4Compressed && !nvfp4Dequantized) {
     config["quantization_config"] = compressedNVFP4Config();
-  else if (nvfp4 && !nvfp4Dequantized)
-    config["quantization_config"] = llvm::json::Object{
-        {"exclude_modules", llvm::json::Array{"lm_head", "*.mlp.gate"}},
-        {"group_size", 16},
-        {"kv_cache_quant_algo", nullptr},
-        {"quant_algo", "NVFP4"},
-        {"quant_method", "modelopt"},
-    };
+  } else if (nvfp4 && !nvfp4Dequantized) {
+    llvm::json::Object quantization = modelOptQuantization();
+    quantization["quant_method"] = "modelopt";
+    config["quantization_config"] = std::move(quantization);
+  }
   if (mxfp4 && !mxfp4Dequantized)
     config["quantization_config"] = llvm::json::Object{
         {"modules_to_not_convert",
@@ -1798,6 +1814,11 @@ int main(int argc, char **argv) {
   if (llvm::Error err =
           writeJson(joinPath(outDir, "config.json"), buildConfig(*model)))
     return fail(std::move(err));
+  // Model Optimizer describes its export in a file of its own as well.
+  if (nvfp4 && !nvfp4Compressed && !nvfp4Dequantized)
+    if (llvm::Error err = writeJson(joinPath(outDir, "hf_quant_config.json"),
+                                    modelOptQuantConfig()))
+      return fail(std::move(err));
   if (llvm::Error err = writeWeights(*model, specs, shards))
     return fail(std::move(err));
   return 0;

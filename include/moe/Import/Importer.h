@@ -205,7 +205,10 @@
 //   (compressed-tensors, format "nvfp4-pack-quantized": weights of type
 //   "float", 4 bits, strategy "tensor_group", group_size 16) names the
 //   codes `<name>_packed` and the global scale `<name>_global_scale`, which
-//   divides the block scales (`global_scales_inverse`).
+//   divides the block scales (`global_scales_inverse`). A Model Optimizer
+//   export whose config.json has no quantization_config is read from its
+//   hf_quant_config.json (`quantization`: quant_algo and group_size as in
+//   quantization_config; quant_algo null quantizes the KV cache only).
 //   The router and the correction bias stay unquantized. An F8_E4M3
 //   expert or shared-expert weight becomes `moe.weight {stored =
 //   f8E4M3FN, scales, scale_block}` of the layer's dtype (a per-tensor
@@ -395,10 +398,15 @@ struct ModelConfig {
 llvm::StringRef supportedModelTypes();
 
 /// Derives the configuration from a parsed config.json; `path` names the
-/// file in errors.
-llvm::Expected<ModelConfig> parseModelConfig(const llvm::json::Value &config,
-                                             llvm::StringRef path);
-/// Reads and derives `path` (a config.json).
+/// file in errors. Without a quantization_config, `hfQuantConfig` (Model
+/// Optimizer's hf_quant_config.json, at `hfQuantPath`) describes the
+/// quantization when it is given.
+llvm::Expected<ModelConfig>
+parseModelConfig(const llvm::json::Value &config, llvm::StringRef path,
+                 const llvm::json::Value *hfQuantConfig = nullptr,
+                 llvm::StringRef hfQuantPath = {});
+/// Reads and derives `path` (a config.json), with the hf_quant_config.json
+/// beside it when there is one.
 llvm::Expected<ModelConfig> readModelConfig(llvm::StringRef path);
 
 /// Parses a comma-separated list of layer indices ("1,3").
