@@ -370,15 +370,16 @@ def draw_model(rng, pipeline):
         else:
             gen += ["--fp8-block", "%d,%d" % (rng.choice([8, 16, 128]),
                                               rng.choice([8, 24, 128]))]
-    # NVFP4 projections, as Model Optimizer or llm-compressor exports them
-    # (per expert, even sizes; the CUDA sizes are multiples of 8).
+    # NVFP4 projections, as Model Optimizer or llm-compressor exports them,
+    # or llm-compressor's MXFP4 (per expert, even sizes; the CUDA sizes are
+    # multiples of 8).
     elif (family not in NO_FP8 and not fused and rng.random() < 0.1
           and all(gen[gen.index(o) + 1] % 2 == 0
                   for o in ("--hidden", "--inner"))
           and ("--shared-inner" not in gen
                or gen[gen.index("--shared-inner") + 1] % 2 == 0)):
-        gen += ["--nvfp4"] + (["--nvfp4-compressed"]
-                              if rng.random() < 0.5 else [])
+        gen += rng.choice([["--nvfp4"], ["--nvfp4", "--nvfp4-compressed"],
+                           ["--mxfp4-compressed"]])
     # GPT-OSS's experts in MXFP4, as it is released (dequantized when the
     # library loads): sizes of whole blocks of 32 inputs.
     if family == "gpt_oss" and rng.random() < 0.5:

@@ -477,33 +477,42 @@ static llvm::Error checkFP8(const Checkpoint &ckpt, const ModelConfig &m,
   return llvm::Error::success();
 }
 
-/// Checks the NVFP4 tensors of `weight`, named as `m.nvfp4` says: U8 codes
-/// [..., n, k / 2], F8_E4M3 scales [..., n, ceil(k / 16)] and a global
-/// scale, a scalar. `weight.names` name the codes.
-static llvm::Error checkNVFP4(const Checkpoint &ckpt, const ModelConfig &m,
-                              WeightSpec &weight) {
+/// Checks the 4-bit float tensors of `weight`, named as `m.packedFP4`
+/// says: U8 codes [..., n, k / 2] and NVFP4's F8_E4M3 scales [..., n,
+/// ceil(k / 16)] with a global scale, a scalar, or MXFP4's E8M0 scales
+/// [..., n, ceil(k / 32)]. `weight.names` name the codes.
+static llvm::Error checkPackedFP4(const Checkpoint &ckpt, const ModelConfig &m,
+                                  WeightSpec &weight) {
+  const ModelConfig::FP4Tensors &fp4 = *m.packedFP4;
+  StringRef format = fp4.nvfp4() ? "NVFP4" : "MXFP4";
   const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
   llvm::SmallVector<int64_t> shape = weight.tensorShape();
   if (weight.transposed || shape.size() < 2)
     return makeError(first->file + ": tensor " + weight.names.front() +
-                     " holds NVFP4 codes, but its weight is " +
+                     " holds " + format + " codes, but its weight is " +
                      (weight.transposed ? "stored [in, out]" : "not a matrix") +
-                     ", which NVFP4 checkpoints do not hold");
+                     ", which " + format + " checkpoints do not hold");
   for (const std::string &codes : weight.names) {
     if (llvm::Error err = ckpt.requireMXFP4(codes, shape).takeError())
       return err;
-    std::string name = StringRef(codes).drop_back(m.nvfp4->codes.size()).str();
-    std::string scale = name + m.nvfp4->scales, global = name + m.nvfp4->global;
-    if (llvm::Error err = ckpt.requireE4M3Scales(scale, shape).takeError())
-      return err;
-    if (llvm::Error err = ckpt.requireScales(global, {1, 1}).takeError())
+    std::string name = StringRef(codes).drop_back(fp4.codes.size()).str();
+    std::string scale = name + fp4.scales;
+    if (llvm::Error err =
+            fp4.nvfp4() ? ckpt.requireE4M3Scales(scale, shape).takeError()
+                        : ckpt.requireE8M0Scales(scale, shape).takeError())
       return err;
     weight.scales.push_back(std::move(scale));
+    if (!fp4.nvfp4())
+      continue;
+    std::string global = name + fp4.global;
+    if (llvm::Error err = ckpt.requireScales(global, {1, 1}).takeError())
+      return err;
     weight.globalScales.push_back(std::move(global));
   }
-  weight.scaleBlock = {1, Checkpoint::kNVFP4Block};
+  weight.scaleBlock = {1, fp4.nvfp4() ? Checkpoint::kNVFP4Block
+                                      : Checkpoint::kMXFP4Block};
   weight.fp4 = true;
-  weight.globalScalesInverse = m.nvfp4->inverse;
+  weight.globalScalesInverse = fp4.inverse;
   return llvm::Error::success();
 }
 
@@ -541,29 +550,31 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
       continue;
     }
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
-    // llm-compressor's NVFP4 names a projection's codes `<name>_packed`.
+    // llm-compressor's 4-bit formats name a projection's codes
+    // `<name>_packed`.
     std::string packed = weight.names.front() + "_packed";
     if (const checkpoint::TensorInfo *codes = ckpt.lookup(packed);
         !first && codes) {
-      if (!m.nvfp4 || m.nvfp4->codes != "_packed")
+      if (!m.packedFP4 || m.packedFP4->codes != "_packed")
         return makeError(codes->file + ": tensor " + packed +
                          " holds packed 4-bit codes, but " + m.path +
                          " has no quantization_config of them (quant_method "
                          "\"compressed-tensors\", format "
-                         "\"nvfp4-pack-quantized\")");
+                         "\"nvfp4-pack-quantized\" or "
+                         "\"mxfp4-pack-quantized\")");
       for (std::string &name : weight.names)
-        name += m.nvfp4->codes;
+        name += m.packedFP4->codes;
       first = codes;
     }
     if (first && first->dtype == DType::U8) {
-      if (!m.nvfp4)
+      if (!m.packedFP4)
         return makeError(first->file + ": tensor " + weight.names.front() +
                          " has dtype U8 (packed 4-bit codes), but " + m.path +
                          " has no quantization_config of NVFP4 weights "
                          "(quant_method \"modelopt\", quant_algo \"NVFP4\", "
                          "or \"compressed-tensors\", format "
                          "\"nvfp4-pack-quantized\")");
-      if (llvm::Error err = checkNVFP4(ckpt, m, weight))
+      if (llvm::Error err = checkPackedFP4(ckpt, m, weight))
         return err;
       continue;
     }

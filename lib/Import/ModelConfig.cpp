@@ -671,27 +671,16 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
   reader.fail("model family without a reader");
 }
 
-/// The NVFP4 tensors of llm-compressor's checkpoints.
-static ModelConfig::NVFP4Tensors compressedNVFP4() {
-  return {"_packed", "_scale", "_global_scale", /*inverse=*/true,
-          "quant_method \"compressed-tensors\", format "
-          "\"nvfp4-pack-quantized\""};
-}
-
 /// The weights' scheme of llm-compressor's quantization_config
 /// (quant_method "compressed-tensors"): FP8 E4M3 scaled per tensor,
-/// channel, group or block (formats float-quantized and naive-quantized), or
-/// NVFP4 (format nvfp4-pack-quantized). Every config group that quantizes
-/// weights must use the same one.
+/// channel, group or block (formats float-quantized and naive-quantized),
+/// NVFP4 (format nvfp4-pack-quantized) or MXFP4 (mxfp4-pack-quantized).
+/// The format is the config's, or a config group's own (as under
+/// "mixed-precision"); every config group that quantizes weights must use
+/// the same scheme.
 static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
-  std::string format = keys.getString("format", StringRef("float-quantized"));
-  bool nvfp4 = format == "nvfp4-pack-quantized";
-  if (!keys.failed() && format != "float-quantized" &&
-      format != "naive-quantized" && !nvfp4)
-    keys.fail("format \"" + format +
-              "\" is not supported (compressed-tensors checkpoints are read "
-              "in the formats float-quantized and naive-quantized, of FP8 "
-              "weights, and nvfp4-pack-quantized)");
+  std::string topFormat =
+      keys.getString("format", StringRef("float-quantized"));
   // Rotations change what the weights multiply; a sparse format stores
   // tensors of its own.
   if (const llvm::json::Object *transforms = keys.getObject("transform_config");
@@ -711,7 +700,9 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     keys.fail("missing key \"config_groups\" (an object)");
   if (keys.failed())
     return;
-  std::optional<ModelConfig::FP8Scales> scheme;
+  // The scheme of the first group that quantizes weights: its format and,
+  // for FP8, its blocks.
+  std::optional<std::pair<std::string, ModelConfig::FP8Scales>> scheme;
   std::string schemeGroup;
   // In name order, so that the diagnostic of a mixed scheme is stable.
   llvm::SmallVector<StringRef> names;
@@ -727,9 +718,20 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     }
     ConfigReader groupKeys = keys.nested(*group, key);
     const llvm::json::Object *weights = groupKeys.getObject("weights");
+    std::string format = groupKeys.getString("format", StringRef(topFormat));
     keys.adopt(groupKeys);
-    if (!weights) // a group of activations only
+    if (!weights || keys.failed()) // a group of activations only
       continue;
+    bool nvfp4 = format == "nvfp4-pack-quantized";
+    bool mxfp4 = format == "mxfp4-pack-quantized";
+    if (format != "float-quantized" && format != "naive-quantized" && !nvfp4 &&
+        !mxfp4) {
+      keys.fail("format \"" + format +
+                "\" is not supported (compressed-tensors checkpoints are read "
+                "in the formats float-quantized and naive-quantized, of FP8 "
+                "weights, nvfp4-pack-quantized and mxfp4-pack-quantized)");
+      return;
+    }
     ConfigReader w = groupKeys.nested(*weights, "weights");
     std::string type = w.getString("type", std::nullopt);
     int64_t bits = w.getInt("num_bits", std::nullopt, 1);
@@ -737,31 +739,31 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     bool symmetric = w.getBool("symmetric", true);
     bool dynamic = w.getBool("dynamic", false);
     ModelConfig::FP8Scales scales;
-    int64_t expectedBits = nvfp4 ? 4 : 8;
-    if (!w.failed() && (type != "float" || bits != expectedBits))
+    bool fp4 = nvfp4 || mxfp4;
+    if (!w.failed() && (type != "float" || bits != (fp4 ? 4 : 8)))
       w.fail("weights of type \"" + type + "\" and " + Twine(bits) +
              " bits are not supported in format \"" + format +
              "\" (moe-import reads " +
-             (nvfp4 ? "NVFP4 weights there: type \"float\", num_bits 4"
-                    : "FP8 weights there: type \"float\", num_bits 8") +
+             (fp4 ? "4-bit float weights there: type \"float\", num_bits 4"
+                  : "FP8 weights there: type \"float\", num_bits 8") +
              ")");
     if (!w.failed() && (!symmetric || dynamic))
       w.fail(Twine(symmetric ? "dynamic" : "asymmetric") +
              " weights are not supported");
-    if (!w.failed() && nvfp4) {
+    if (!w.failed() && fp4) {
       // NVFP4: an E4M3 scale a group of 16 of each row, under one global
-      // scale a tensor.
+      // scale a tensor; MXFP4: an E8M0 scale a group of 32.
       int64_t size = w.getInt("group_size", std::nullopt, 1);
-      if (!w.failed() && (strategy != "tensor_group" ||
-                          size != checkpoint::Checkpoint::kNVFP4Block))
+      StringRef want = nvfp4 ? "tensor_group" : "group";
+      int64_t wantSize = nvfp4 ? checkpoint::Checkpoint::kNVFP4Block
+                               : checkpoint::Checkpoint::kMXFP4Block;
+      if (!w.failed() && (strategy != want || size != wantSize))
         w.fail("strategy \"" + strategy + "\" with group_size " + Twine(size) +
-               " is not supported in format \"nvfp4-pack-quantized\" "
-               "(NVFP4 weights are scaled by strategy \"tensor_group\", "
-               "group_size 16)");
-      keys.adopt(w);
-      continue;
-    }
-    if (!w.failed()) {
+               " is not supported in format \"" + format + "\" (" +
+               (nvfp4 ? "NVFP4" : "MXFP4") +
+               " weights are scaled by strategy \"" + want + "\", group_size " +
+               Twine(wantSize) + ")");
+    } else if (!w.failed()) {
       if (strategy == "channel") {
         scales.block = {1, 0};
       } else if (strategy == "group") {
@@ -790,21 +792,27 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
       return;
     scales.description =
         "quant_method \"compressed-tensors\", strategy \"" + strategy + "\"";
-    if (scheme && scheme->block != scales.block) {
+    if (scheme &&
+        (scheme->first != format || scheme->second.block != scales.block)) {
       keys.fail("config groups \"" + schemeGroup + "\" and \"" + name +
                 "\" scale their weights differently; moe-import reads one "
                 "scheme a checkpoint");
       return;
     }
-    scheme = std::move(scales);
+    scheme.emplace(format, std::move(scales));
     schemeGroup = name.str();
   }
-  if (keys.failed())
+  if (!scheme)
     return;
-  if (nvfp4)
-    m.nvfp4 = compressedNVFP4();
+  std::string description =
+      "quant_method \"compressed-tensors\", format \"" + scheme->first + "\"";
+  if (scheme->first == "nvfp4-pack-quantized")
+    m.packedFP4 = {"_packed", "_scale", "_global_scale", /*inverse=*/true,
+                   description};
+  else if (scheme->first == "mxfp4-pack-quantized")
+    m.packedFP4 = {"_packed", "_scale", "", /*inverse=*/false, description};
   else
-    m.fp8 = std::move(scheme);
+    m.fp8 = std::move(scheme->second);
 }
 
 /// Model Optimizer's export, in NVFP4 or in FP8 per tensor (which names
@@ -822,7 +830,7 @@ static void readModelOpt(ConfigReader &keys, ModelConfig &m) {
     if (!keys.failed() && group != checkpoint::Checkpoint::kNVFP4Block)
       keys.fail("group_size " + Twine(group) +
                 " is not supported (NVFP4 scales blocks of 16)");
-    m.nvfp4 = ModelConfig::NVFP4Tensors{
+    m.packedFP4 = ModelConfig::FP4Tensors{
         "", "_scale", "_scale_2", /*inverse=*/false,
         "quant_method \"modelopt\", quant_algo \"NVFP4\""};
   } else if (!keys.failed() && algo == "FP8") {
@@ -842,7 +850,7 @@ static void readModelOpt(ConfigReader &keys, ModelConfig &m) {
 ///   of Qwen3), or per tensor without it (AutoFP8's format, as vLLM reads
 ///   it);
 /// - quant_method "compressed-tensors" (llm-compressor's format): scaled
-///   per tensor, channel, group or block, or its NVFP4;
+///   per tensor, channel, group or block, or its NVFP4 and MXFP4;
 /// - quant_method "fbgemm_fp8" (Llama-4's FP8 release): one scale an output
 ///   channel;
 /// - quant_method "mxfp4" (GPT-OSS's release): its experts in MXFP4;
@@ -908,12 +916,13 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m,
     return keys.takeError();
   }
   if (!keys.failed() && method != "fp8")
-    keys.fail("quant_method \"" + method +
-              "\" is not supported (moe-import reads unquantized checkpoints, "
-              "FP8 ones: quant_method \"fp8\", scaled per tensor or by "
-              "weight_block_size, \"compressed-tensors\" of FP8 or NVFP4 "
-              "weights and \"fbgemm_fp8\", Model Optimizer's \"modelopt\" "
-              "in NVFP4 or FP8, and GPT-OSS's \"mxfp4\")");
+    keys.fail(
+        "quant_method \"" + method +
+        "\" is not supported (moe-import reads unquantized checkpoints, "
+        "FP8 ones: quant_method \"fp8\", scaled per tensor or by "
+        "weight_block_size, \"compressed-tensors\" of FP8, NVFP4 or "
+        "MXFP4 weights and \"fbgemm_fp8\", Model Optimizer's \"modelopt\" "
+        "in NVFP4 or FP8, and GPT-OSS's \"mxfp4\")");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +

@@ -800,6 +800,51 @@ static bool readMXFP4(const st::Reader &reader, const std::string &name,
   return true;
 }
 
+/// llm-compressor's MXFP4 tensor `t` (U8 [..., n, k / 2], two E2M1 codes a
+/// byte, the low nibble first) of weight `name`, a piece `shape` [..., n,
+/// k]: each code's value times 2^(s - 127), s its E8M0 scale in
+/// `<name>_scale` [..., n, ceil(k / 32)].
+static bool readPackedMXFP4(const st::Reader &reader, const st::TensorEntry &t,
+                            const std::string &name,
+                            const std::vector<int64_t> &shape,
+                            std::vector<double> *values, std::string *err) {
+  int64_t k = shape.back();
+  std::vector<int64_t> codeShape = shape, scaleShape = shape;
+  codeShape.back() = k / 2;
+  scaleShape.back() = (k + 31) / 32;
+  const st::TensorEntry *s = reader.find(name + "_scale");
+  if (k % 2 || t.shape != codeShape) {
+    *err = t.file + ": tensor " + t.name + " is U8 " + shapeText(t.shape) +
+           ", expected MXFP4 codes " + shapeText(codeShape);
+    return false;
+  }
+  if (!s) {
+    *err = "the checkpoint has no tensor " + name + "_scale";
+    return false;
+  }
+  if (s->dtype != "U8" || s->shape != scaleShape) {
+    *err = s->file + ": tensor " + s->name + " is " + s->dtype + " " +
+           shapeText(s->shape) + ", expected U8 " + shapeText(scaleShape);
+    return false;
+  }
+  std::vector<double> bytes, scales;
+  if (!reader.read(t, &bytes, err) || !reader.read(*s, &scales, err))
+    return false;
+  values->resize(bytes.size() * 2);
+  int64_t blocks = scaleShape.back();
+  for (size_t i = 0; i < values->size(); ++i) {
+    unsigned byte = unsigned(bytes[i / 2]);
+    unsigned code = i % 2 ? byte >> 4 : byte & 15;
+    int exponent = int(scales[i / k * blocks + i % k / 32]);
+    if (exponent == 255) {
+      *err = s->file + ": tensor " + s->name + ": a scale is NaN (255)";
+      return false;
+    }
+    (*values)[i] = std::ldexp(e2m1(code), exponent - 127);
+  }
+  return true;
+}
+
 /// NVFP4 tensor `t` (U8 [..., n, k / 2], two E2M1 codes a byte, the low
 /// nibble first) of weight `name`, a piece `shape` [..., n, k]: each code's
 /// value times its E4M3 scale `<name>_scale` [..., n, ceil(k / 16)] times
@@ -959,14 +1004,23 @@ static bool readQuantization(const json::Value &q, Keys &keys,
     return true;
   }
   if (method && method->string == "compressed-tensors") {
+    const json::Value *groups = q.get("config_groups");
+    // The format is the config's, or the first config group's own.
     const json::Value *format = q.get("format");
+    if (groups && !groups->object.empty() &&
+        groups->object.front().second.get("format"))
+      format = groups->object.front().second.get("format");
     if (format && format->string == "nvfp4-pack-quantized") {
       p->fp8 = false;
       p->nvfp4 = true; // <name>_packed, _scale and _global_scale (divides)
       p->nvfp4Compressed = true;
       return true;
     }
-    const json::Value *groups = q.get("config_groups");
+    if (format && format->string == "mxfp4-pack-quantized") {
+      p->fp8 = false;
+      p->mxfp4Compressed = true; // <name>_packed and _scale (E8M0)
+      return true;
+    }
     const json::Value *w = nullptr;
     if (groups)
       for (const auto &group : groups->object)
@@ -1121,11 +1175,20 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         continue;
       }
       const st::TensorEntry *t = reader.find(name);
-      if (!t && plan.nvfp4Compressed)
+      if (!t && (plan.nvfp4Compressed || plan.mxfp4Compressed))
         t = reader.find(name + "_packed");
       if (!t) {
         *err = "the checkpoint has no tensor " + name;
         return false;
+      }
+      if (plan.mxfp4Compressed && t->dtype == "U8" && !op.transposed) {
+        std::vector<double> values;
+        if (!readPackedMXFP4(reader, *t, name, each, &values, err))
+          return false;
+        fp8 = true;
+        a.dtype = weights->dtype;
+        a.f.insert(a.f.end(), values.begin(), values.end());
+        continue;
       }
       if (plan.nvfp4 && t->dtype == "U8" && !op.transposed) {
         std::vector<double> values;

@@ -94,6 +94,10 @@ struct LayerPlan {
   /// divides.
   bool nvfp4 = false;
   bool nvfp4Compressed = false;
+  /// llm-compressor's MXFP4 ("mxfp4-pack-quantized"): codes
+  /// `<name>_packed` as NVFP4's, with E8M0 scales `<name>_scale` [..., n,
+  /// ceil(k / 32)] and no global scale.
+  bool mxfp4Compressed = false;
 };
 
 /// Plans sparse layer `layer` of the model with config.json `config`

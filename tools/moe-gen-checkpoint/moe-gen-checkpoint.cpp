@@ -212,11 +212,19 @@ static cl::opt<bool> mxfp4(
              "16], and E8M0 <proj>_scales [E, out, in / 32]; quant_method "
              "mxfp4); --hidden and --inner multiples of 32"),
     cl::cat(category));
+static cl::opt<bool> mxfp4Compressed(
+    "mxfp4-compressed",
+    cl::desc("write the projections in MXFP4 as llm-compressor does "
+             "(quant_method compressed-tensors, format mxfp4-pack-quantized: "
+             "<name>_packed U8 [n, k / 2], two E2M1 codes a byte, and "
+             "<name>_scale, E8M0 bytes [n, ceil(k / 32)]); experts stored "
+             "per expert, even sizes"),
+    cl::cat(category));
 static cl::opt<bool> mxfp4Dequantized(
     "mxfp4-dequantized",
-    cl::desc("with --mxfp4: write those projections dequantized to --dtype "
-             "instead (exact), in the unquantized checkpoints' layout, "
-             "without quantization_config"),
+    cl::desc("with --mxfp4 or --mxfp4-compressed: write those projections "
+             "dequantized to --dtype instead (exact), in the unquantized "
+             "checkpoints' layout, without quantization_config"),
     cl::cat(category));
 
 static cl::opt<bool> nvfp4(
@@ -758,8 +766,22 @@ static llvm::Error parseFP8(Model &m) {
     return llvm::createStringError("--nvfp4-dequantized needs --nvfp4");
   if (nvfp4Compressed && !nvfp4)
     return llvm::createStringError("--nvfp4-compressed needs --nvfp4");
-  if (mxfp4Dequantized && !mxfp4)
-    return llvm::createStringError("--mxfp4-dequantized needs --mxfp4");
+  if (mxfp4Compressed && (m.fp8() || mxfp4 || nvfp4))
+    return llvm::createStringError(
+        "--mxfp4-compressed and the FP8, MXFP4 and NVFP4 options are "
+        "exclusive");
+  if (mxfp4Compressed && (fused || isDbrx(m.family()) || isGptOss(m.family())))
+    return llvm::createStringError(
+        "--mxfp4-compressed: llm-compressor quantizes experts stored per "
+        "expert (not with fused experts, dbrx or gpt_oss, whose own MXFP4 is "
+        "--mxfp4)");
+  if (mxfp4Compressed && (m.hidden % 2 || m.inner % 2))
+    return llvm::createStringError(
+        "--mxfp4-compressed needs even --hidden and --inner (two codes a "
+        "byte)");
+  if (mxfp4Dequantized && !mxfp4 && !mxfp4Compressed)
+    return llvm::createStringError(
+        "--mxfp4-dequantized needs --mxfp4 or --mxfp4-compressed");
   return llvm::Error::success();
 }
 
@@ -976,6 +998,27 @@ static llvm::json::Object compressedNVFP4Config() {
                                  "nvfp4-pack-quantized");
 }
 
+/// The quantization_config llm-compressor writes for its MXFP4 scheme
+/// (MXFP4 weights and activations, an E8M0 scale a group of 32).
+static llvm::json::Object compressedMXFP4Config() {
+  auto scheme = [](bool dynamic) {
+    return llvm::json::Object{
+        {"actorder", nullptr},
+        {"block_structure", nullptr},
+        {"dynamic", dynamic},
+        {"group_size", 32},
+        {"num_bits", 4},
+        {"observer", "minmax"},
+        {"scale_dtype", "torch.uint8"},
+        {"strategy", "group"},
+        {"symmetric", true},
+        {"type", "float"},
+    };
+  };
+  return compressedTensorsConfig(scheme(false), scheme(true),
+                                 "mxfp4-pack-quantized");
+}
+
 static llvm::json::Object buildConfig(const Model &m);
 
 /// Model Optimizer's description of an NVFP4 export; the routers and the
@@ -1119,6 +1162,8 @@ static llvm::json::Object buildConfig(const Model &m) {
     };
   // GPT-OSS's release: only the experts are MXFP4.
   // NVFP4 as llm-compressor or Model Optimizer exports it.
+  if (mxfp4Compressed && !mxfp4Dequantized)
+    config["quantization_config"] = compressedMXFP4Config();
   if (nvfp4 && nvfp4Compressed && !nvfp4Dequantized) {
     config["quantization_config"] = compressedNVFP4Config();
   } else if (nvfp4 && !nvfp4Dequantized) {
@@ -1521,6 +1566,15 @@ static float e2m1Value(unsigned code) {
   return code & 8 ? -kE2M1Values[code & 7] : kE2M1Values[code & 7];
 }
 
+/// The exponent s of the MX scale 2^s of a block whose largest magnitude
+/// is `amax`: the least that brings it to at most 6 (E2M1's largest).
+static int mxExponent(float amax) {
+  int exponent = amax > 0 ? static_cast<int>(std::ceil(
+                                std::log2(static_cast<double>(amax) / 6)))
+                          : 0;
+  return std::clamp(exponent, -127, 127);
+}
+
 /// Quantizes `values` of `shape` [E, in, out] (in a multiple of 32): each
 /// block's scale is the power of two 2^s that brings its largest magnitude
 /// to at most 6 (E2M1's largest), and each value the E2M1 value nearest to
@@ -1539,10 +1593,7 @@ static MXFP4 quantizeMXFP4(llvm::ArrayRef<float> values,
         float amax = 0;
         for (int64_t i = 0; i < 32; ++i)
           amax = std::max(amax, std::fabs(values[at(i)]));
-        int exponent = amax > 0 ? static_cast<int>(std::ceil(
-                                      std::log2(static_cast<double>(amax) / 6)))
-                                : 0;
-        exponent = std::clamp(exponent, -127, 127);
+        int exponent = mxExponent(amax);
         q.scales[(x * out + o) * groups + g] =
             static_cast<char>(exponent + 127);
         float scale = std::ldexp(1.0f, exponent);
@@ -1558,9 +1609,10 @@ static MXFP4 quantizeMXFP4(llvm::ArrayRef<float> values,
 }
 
 namespace {
-/// A tensor [..., n, k] (k even) in NVFP4, as Model Optimizer exports it,
-/// or with the inverse global scale, as llm-compressor does.
-struct NVFP4 {
+/// A tensor [..., n, k] (k even) in E2M1 codes, two a byte, with block
+/// scales: NVFP4 as Model Optimizer exports it, or with the inverse global
+/// scale, as llm-compressor does; or MXFP4 (E8M0 scales, no global one).
+struct PackedFP4 {
   std::vector<char> codes, scales;
   llvm::SmallVector<int64_t> codeShape, scaleShape;
   float global = 1.0f;
@@ -1571,18 +1623,56 @@ struct NVFP4 {
 };
 } // namespace
 
+/// Quantizes `values` of `shape` [..., n, k] (k even) to MXFP4 as
+/// llm-compressor stores it: each block of 32 of a row (the last one
+/// partial when 32 does not divide k) has the scale of mxExponent, an E8M0
+/// byte, and each value is the E2M1 value nearest to value / scale, ties to
+/// the even code. `global` is unused.
+static PackedFP4 quantizeRowsMXFP4(llvm::ArrayRef<float> values,
+                                   llvm::ArrayRef<int64_t> shape) {
+  constexpr int64_t kBlock = 32;
+  int64_t k = shape.back(), rows = values.size() / k;
+  int64_t blocks = (k + kBlock - 1) / kBlock;
+  PackedFP4 q;
+  q.codeShape.assign(shape.begin(), shape.end());
+  q.codeShape.back() = k / 2;
+  q.scaleShape.assign(shape.begin(), shape.end());
+  q.scaleShape.back() = blocks;
+  q.codes.assign(values.size() / 2, 0);
+  q.scales.resize(rows * blocks);
+  q.values.resize(values.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < blocks; ++b) {
+      int64_t c0 = b * kBlock, c1 = std::min(k, c0 + kBlock);
+      float blockMax = 0;
+      for (int64_t c = c0; c < c1; ++c)
+        blockMax = std::max(blockMax, std::fabs(values[r * k + c]));
+      int exponent = mxExponent(blockMax);
+      q.scales[r * blocks + b] = static_cast<char>(exponent + 127);
+      float scale = std::ldexp(1.0f, exponent);
+      for (int64_t c = c0; c < c1; ++c) {
+        int64_t j = r * k + c;
+        unsigned code = nearestE2M1(values[j] / scale);
+        q.codes[j / 2] =
+            static_cast<char>(q.codes[j / 2] | code << (j % 2 * 4));
+        q.values[j] = e2m1Value(code) * scale;
+      }
+    }
+  return q;
+}
+
 /// Quantizes `values` of `shape` [..., n, k] (k even) to NVFP4: the global
 /// scale g brings the largest magnitude to 6 x 448 (E2M1's and E4M3's
 /// largest), each block of 16 of a row has the E4M3 scale nearest to its
 /// largest magnitude over 6 x g, and each value is the E2M1 value nearest
 /// to value / (scale x g), ties to the even code. With `inverse`, the
 /// global scale stored is 1 / g (rounded to f32), which divides.
-static NVFP4 quantizeNVFP4(llvm::ArrayRef<float> values,
-                           llvm::ArrayRef<int64_t> shape, bool inverse) {
+static PackedFP4 quantizeNVFP4(llvm::ArrayRef<float> values,
+                               llvm::ArrayRef<int64_t> shape, bool inverse) {
   constexpr int64_t kBlock = 16;
   int64_t k = shape.back(), rows = values.size() / k;
   int64_t blocks = (k + kBlock - 1) / kBlock;
-  NVFP4 q;
+  PackedFP4 q;
   q.codeShape.assign(shape.begin(), shape.end());
   q.codeShape.back() = k / 2;
   q.scaleShape.assign(shape.begin(), shape.end());
@@ -1679,13 +1769,23 @@ static llvm::Error writeWeights(const Model &m,
           std::move(q.scales));
       continue;
     }
+    if (mxfp4Compressed && spec.quantizable) {
+      PackedFP4 q = quantizeRowsMXFP4(generated, spec.shape);
+      if (mxfp4Dequantized) {
+        add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
+        continue;
+      }
+      add(spec.name + "_packed", DType::U8, q.codeShape, std::move(q.codes));
+      add(spec.name + "_scale", DType::U8, q.scaleShape, std::move(q.scales));
+      continue;
+    }
     if (nvfp4 && spec.quantizable) {
       if (spec.shape.back() % 2)
         return llvm::createStringError(
             "--nvfp4: tensor " + spec.name + " has rows of " +
             std::to_string(spec.shape.back()) +
             " values, an odd number (two codes a byte)");
-      NVFP4 q = quantizeNVFP4(generated, spec.shape, nvfp4Compressed);
+      PackedFP4 q = quantizeNVFP4(generated, spec.shape, nvfp4Compressed);
       if (nvfp4Dequantized) {
         add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
         continue;

@@ -205,7 +205,11 @@
 //   (compressed-tensors, format "nvfp4-pack-quantized": weights of type
 //   "float", 4 bits, strategy "tensor_group", group_size 16) names the
 //   codes `<name>_packed` and the global scale `<name>_global_scale`, which
-//   divides the block scales (`global_scales_inverse`). A Model Optimizer
+//   divides the block scales (`global_scales_inverse`); its MXFP4 (format
+//   "mxfp4-pack-quantized": strategy "group", group_size 32) has
+//   `<name>_packed` and E8M0 scales `<name>_scale` [n, ceil(k / 32)], and
+//   becomes MXFP4's `moe.weight`. A config group's own `format` (as under
+//   "mixed-precision") overrides the config's. A Model Optimizer
 //   export whose config.json has no quantization_config is read from its
 //   hf_quant_config.json (`quantization`: quant_algo and group_size as in
 //   quantization_config; quant_algo null quantizes the KV cache only).
@@ -308,22 +312,28 @@ struct ModelConfig {
   /// GPT-OSS's experts are MXFP4 (quant_method "mxfp4"): `<name>_blocks`
   /// and `<name>_scales` for its fused expert projections.
   bool mxfp4 = false;
-  /// How a checkpoint names the tensors of an NVFP4 weight `<name>` (the
-  /// projection's `weight`): a U8 tensor `<name><codes>` of E2M1 codes,
-  /// E4M3 scales `<name><scales>` and a global scale `<name><global>`,
-  /// which multiplies the block scales, or divides them when `inverse`.
-  struct NVFP4Tensors {
+  /// How a checkpoint names the tensors of a weight `<name>` (the
+  /// projection's `weight`) stored as E2M1 codes, two a byte: a U8 tensor
+  /// `<name><codes>`, block scales `<name><scales>` and, for NVFP4 (E4M3
+  /// scales of blocks of 16), a global scale `<name><global>`, which
+  /// multiplies the block scales, or divides them when `inverse`; without
+  /// one, MXFP4 (E8M0 scales of blocks of 32).
+  struct FP4Tensors {
     std::string codes, scales, global;
     bool inverse = false;
     /// The quantization_config's words for the scheme, for diagnostics.
     std::string description;
+
+    bool nvfp4() const { return !global.empty(); }
   };
-  /// NVFP4 weights: quant_method "modelopt", quant_algo "NVFP4", as Model
-  /// Optimizer exports them (`<name>`, `<name>_scale`, `<name>_scale_2`),
-  /// or "compressed-tensors" in format "nvfp4-pack-quantized", as
-  /// llm-compressor does (`<name>_packed`, `<name>_scale`,
-  /// `<name>_global_scale`, inverse).
-  std::optional<NVFP4Tensors> nvfp4;
+  /// 4-bit float weights: NVFP4 as Model Optimizer exports it (quant_method
+  /// "modelopt", quant_algo "NVFP4": `<name>`, `<name>_scale`,
+  /// `<name>_scale_2`), or as llm-compressor does (quant_method
+  /// "compressed-tensors", format "nvfp4-pack-quantized": `<name>_packed`,
+  /// `<name>_scale`, `<name>_global_scale`, inverse); MXFP4 as
+  /// llm-compressor does (format "mxfp4-pack-quantized": `<name>_packed`,
+  /// `<name>_scale`). GPT-OSS's own MXFP4 is `mxfp4`.
+  std::optional<FP4Tensors> packedFP4;
 
   /// The tensors of layer L are under `<layerPrefix>.L`.
   std::string layerPrefix = "model.layers";
