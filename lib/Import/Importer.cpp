@@ -516,6 +516,52 @@ static llvm::Error checkPackedFP4(const Checkpoint &ckpt, const ModelConfig &m,
   return llvm::Error::success();
 }
 
+/// Under Model Optimizer's MIXED_PRECISION, checks that each tensor of
+/// `weight` is stored as quantized_layers says of its module (the longest
+/// module that holds it): U8 codes for "NVFP4" and "W4A16_NVFP4", F8_E4M3
+/// for "FP8", the layer's dtype for a tensor under no module.
+static llvm::Error checkModelOptLayer(const Checkpoint &ckpt,
+                                      const ModelConfig &m,
+                                      const WeightSpec &weight) {
+  const ModelConfig::ModelOptLayers &mixed = *m.modelOptLayers;
+  for (const std::string &name : weight.names) {
+    const checkpoint::TensorInfo *tensor = ckpt.lookup(name);
+    if (!tensor || !tensor->dtype)
+      continue; // the dtype checks name it
+    StringRef module = StringRef(name);
+    module.consume_back(".weight");
+    auto found = mixed.algos.end();
+    for (StringRef prefix = module; !prefix.empty();
+         prefix = prefix.rsplit('.').first) {
+      found = mixed.algos.find(prefix.str());
+      if (found != mixed.algos.end() || !prefix.contains('.'))
+        break;
+    }
+    StringRef algo;
+    if (found != mixed.algos.end())
+      algo = found->second;
+    DType dtype = *tensor->dtype;
+    bool nvfp4 = algo == "NVFP4" || algo == "W4A16_NVFP4";
+    if (!algo.empty() && !nvfp4 && algo != "FP8")
+      return makeError(mixed.where + ": module " + found->first +
+                       " has quant_algo \"" + algo +
+                       "\", which moe-import does not read (it reads "
+                       "\"NVFP4\", \"W4A16_NVFP4\" and \"FP8\")");
+    bool quantized = dtype == DType::U8 || dtype == DType::F8E4M3;
+    if (quantized == !algo.empty() &&
+        (!quantized || (dtype == DType::U8) == nvfp4))
+      continue;
+    return makeError(tensor->file + ": tensor " + name + " has dtype " +
+                     tensor->dtypeName + ", but " + mixed.where +
+                     (algo.empty()
+                          ? " names no module of it (the tensor would be "
+                            "unquantized)"
+                          : " gives its module " + found->first +
+                                " quant_algo \"" + algo.str() + "\""));
+  }
+  return llvm::Error::success();
+}
+
 /// Checks the MXFP4 tensors of `weight` and their E8M0 scales.
 static llvm::Error checkMXFP4(const Checkpoint &ckpt,
                               const WeightSpec &weight) {
@@ -566,6 +612,9 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
         name += m.packedFP4->codes;
       first = codes;
     }
+    if (m.modelOptLayers)
+      if (llvm::Error err = checkModelOptLayer(ckpt, m, weight))
+        return err;
     if (first && first->dtype == DType::U8) {
       if (!m.packedFP4)
         return makeError(first->file + ": tensor " + weight.names.front() +

@@ -179,6 +179,8 @@ public:
       error = path + ": " + message.str();
   }
   bool failed() const { return !error.empty(); }
+  /// The file and key path that errors name.
+  StringRef where() const { return path; }
   llvm::Error takeError() {
     if (error.empty())
       return llvm::Error::success();
@@ -815,33 +817,87 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     m.fp8 = std::move(scheme->second);
 }
 
-/// Model Optimizer's export, in NVFP4 or in FP8 per tensor (which names
-/// its scales as AutoFP8 does), from config.json's quantization_config or
-/// hf_quant_config.json's quantization; its input scales, for quantized
-/// activations, are not read, and a quant_algo of null (the KV cache's
-/// quantization only) leaves the weights unquantized.
+/// Model Optimizer's NVFP4 tensor names.
+static ModelConfig::FP4Tensors modelOptNVFP4() {
+  return {"", "_scale", "_scale_2", /*inverse=*/false,
+          "quant_method \"modelopt\", quant_algo \"NVFP4\""};
+}
+
+/// Model Optimizer's FP8 per tensor, whose scales it names as AutoFP8 does.
+static ModelConfig::FP8Scales modelOptFP8() {
+  ModelConfig::FP8Scales scales;
+  scales.description = "quant_method \"modelopt\", quant_algo \"FP8\"";
+  return scales;
+}
+
+/// Reads the group_size of NVFP4 weights, which must be 16.
+static void readNVFP4GroupSize(ConfigReader &keys) {
+  int64_t group =
+      keys.getInt("group_size", checkpoint::Checkpoint::kNVFP4Block, 1);
+  if (!keys.failed() && group != checkpoint::Checkpoint::kNVFP4Block)
+    keys.fail("group_size " + Twine(group) +
+              " is not supported (NVFP4 scales blocks of 16)");
+}
+
+/// Model Optimizer's export, from config.json's quantization_config or
+/// hf_quant_config.json's quantization: quant_algo "NVFP4" (or
+/// "W4A16_NVFP4", the same weights), "FP8" per tensor, or
+/// "MIXED_PRECISION", whose quantized_layers give each quantized module its
+/// own. Its input scales, for quantized activations, are not read, and a
+/// quant_algo of null (the KV cache's quantization only) leaves the weights
+/// unquantized.
 static void readModelOpt(ConfigReader &keys, ModelConfig &m) {
   if (keys.isNull("quant_algo"))
     return;
   std::string algo = keys.getString("quant_algo", std::nullopt);
-  if (!keys.failed() && algo == "NVFP4") {
-    int64_t group =
-        keys.getInt("group_size", checkpoint::Checkpoint::kNVFP4Block, 1);
-    if (!keys.failed() && group != checkpoint::Checkpoint::kNVFP4Block)
-      keys.fail("group_size " + Twine(group) +
-                " is not supported (NVFP4 scales blocks of 16)");
-    m.packedFP4 = ModelConfig::FP4Tensors{
-        "", "_scale", "_scale_2", /*inverse=*/false,
-        "quant_method \"modelopt\", quant_algo \"NVFP4\""};
-  } else if (!keys.failed() && algo == "FP8") {
-    ModelConfig::FP8Scales scales;
-    scales.description = "quant_method \"modelopt\", quant_algo \"FP8\"";
-    m.fp8 = std::move(scales);
-  } else if (!keys.failed()) {
+  if (keys.failed())
+    return;
+  if (algo == "NVFP4" || algo == "W4A16_NVFP4") {
+    readNVFP4GroupSize(keys);
+    m.packedFP4 = modelOptNVFP4();
+    return;
+  }
+  if (algo == "FP8") {
+    m.fp8 = modelOptFP8();
+    return;
+  }
+  if (algo != "MIXED_PRECISION") {
     keys.fail("quant_algo \"" + algo +
               "\" is not supported (moe-import reads Model Optimizer's "
-              "\"NVFP4\" and \"FP8\")");
+              "\"NVFP4\", \"W4A16_NVFP4\", \"FP8\" and \"MIXED_PRECISION\" "
+              "of those)");
+    return;
   }
+  const llvm::json::Object *layers = keys.getObject("quantized_layers");
+  if (!layers && !keys.failed())
+    keys.fail("missing key \"quantized_layers\" (an object: the quant_algo "
+              "of each quantized module, with quant_algo "
+              "\"MIXED_PRECISION\")");
+  if (keys.failed())
+    return;
+  ModelConfig::ModelOptLayers mixed;
+  mixed.where = (keys.where() + ".quantized_layers").str();
+  for (const auto &[module, value] : *layers) {
+    std::string key = ("quantized_layers." + module.str());
+    const llvm::json::Object *object = value.getAsObject();
+    if (!object) {
+      keys.fail("key \"" + key + "\" must be an object");
+      return;
+    }
+    ConfigReader layer = keys.nested(*object, key);
+    std::string layerAlgo = layer.getString("quant_algo", std::nullopt);
+    if (!layer.failed() && (layerAlgo == "NVFP4" || layerAlgo == "W4A16_NVFP4"))
+      readNVFP4GroupSize(layer);
+    keys.adopt(layer);
+    if (keys.failed())
+      return;
+    // An algorithm that is not read is refused where a weight of the
+    // layers imported has it, not here: it may quantize attention only.
+    mixed.algos[module.str()] = layerAlgo;
+  }
+  m.modelOptLayers = std::move(mixed);
+  m.packedFP4 = modelOptNVFP4();
+  m.fp8 = modelOptFP8();
 }
 
 /// quantization_config. FP8 E4M3 weights are read:

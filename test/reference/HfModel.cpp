@@ -986,8 +986,15 @@ static bool readQuantization(const json::Value &q, Keys &keys,
     std::string name = algo ? algo->string : "";
     if (algo && algo->kind == json::Value::Kind::Null)
       return true; // the KV cache's quantization only
-    if (name == "NVFP4") {
+    if (name == "NVFP4" || name == "W4A16_NVFP4") {
       p->nvfp4 = true;
+      return true;
+    }
+    // Per module: the tensors' dtypes tell NVFP4 from FP8 per tensor.
+    if (name == "MIXED_PRECISION") {
+      p->nvfp4 = true;
+      p->fp8 = true;
+      p->fp8Suffix = "_scale";
       return true;
     }
     if (name != "FP8")

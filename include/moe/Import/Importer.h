@@ -213,6 +213,10 @@
 //   export whose config.json has no quantization_config is read from its
 //   hf_quant_config.json (`quantization`: quant_algo and group_size as in
 //   quantization_config; quant_algo null quantizes the KV cache only).
+//   quant_algo "W4A16_NVFP4" is read as "NVFP4"; "MIXED_PRECISION" gives
+//   each module of quantized_layers its own ("NVFP4", "W4A16_NVFP4" or
+//   "FP8" where a weight of an imported layer has it): the longest module
+//   that holds a tensor says how it must be stored.
 //   The router and the correction bias stay unquantized. An F8_E4M3
 //   expert or shared-expert weight becomes `moe.weight {stored =
 //   f8E4M3FN, scales, scale_block}` of the layer's dtype (a per-tensor
@@ -237,6 +241,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -334,6 +339,14 @@ struct ModelConfig {
   /// llm-compressor does (format "mxfp4-pack-quantized": `<name>_packed`,
   /// `<name>_scale`). GPT-OSS's own MXFP4 is `mxfp4`.
   std::optional<FP4Tensors> packedFP4;
+  /// Model Optimizer's quant_algo "MIXED_PRECISION": the quant_algo of each
+  /// module of its quantized_layers (`where` names that key). A module
+  /// quantizes the tensors under it; a weight under none is unquantized.
+  struct ModelOptLayers {
+    std::map<std::string, std::string> algos;
+    std::string where;
+  };
+  std::optional<ModelOptLayers> modelOptLayers;
 
   /// The tensors of layer L are under `<layerPrefix>.L`.
   std::string layerPrefix = "model.layers";

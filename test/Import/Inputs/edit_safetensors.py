@@ -7,6 +7,8 @@
 #   edit_safetensors.py IN OUT --set NAME INDEX VALUE (element INDEX, flat)
 #   edit_safetensors.py IN OUT --set-byte NAME INDEX BYTE (an F8_E4M3 code,
 #                                                          e.g. 0x7f)
+#   edit_safetensors.py IN OUT --take PREFIX OTHER (the tensors whose names
+#       start with PREFIX replaced by those of safetensors file OTHER)
 #
 # The copy is laid out like the original writer does (header padded to 8
 # bytes, tensors back to back in the original order), so only the edit
@@ -46,6 +48,8 @@ def main(argv):
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + n].decode("utf-8"))
     body = data[8 + n :]
+    if op == "--take":
+        return take(header, body, name, argv[5], dst)
     if name not in header:
         sys.exit("edit_safetensors: no tensor " + name + " in " + src)
     entries = sorted(
@@ -75,13 +79,45 @@ def main(argv):
         offset += len(raw)
         out_header[key] = info
         chunks.append(raw)
-    text = json.dumps(out_header, separators=(",", ":")).encode("utf-8")
+    write(dst, out_header, chunks)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + n].decode("utf-8")), data[8 + n :]
+
+
+def write(dst, header, chunks):
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * ((8 - len(text) % 8) % 8)
     with open(dst, "wb") as f:
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
         for chunk in chunks:
             f.write(chunk)
+
+
+def take(header, body, prefix, other, dst):
+    other_header, other_body = read(other)
+    out_header, chunks, offset = {}, [], 0
+    sources = [(header, body, lambda k: not k.startswith(prefix)),
+               (other_header, other_body, lambda k: k.startswith(prefix))]
+    for h, b, keep in sources:
+        for begin, key in sorted((v["data_offsets"][0], k)
+                                 for k, v in h.items() if k != "__metadata__"):
+            if not keep(key):
+                continue
+            info = dict(h[key])
+            raw = b[info["data_offsets"][0] : info["data_offsets"][1]]
+            info["data_offsets"] = [offset, offset + len(raw)]
+            offset += len(raw)
+            out_header[key] = info
+            chunks.append(raw)
+    if not any(k.startswith(prefix) for k in out_header):
+        sys.exit("edit_safetensors: no tensor of " + other + " starts with " + prefix)
+    write(dst, out_header, chunks)
 
 
 if __name__ == "__main__":
