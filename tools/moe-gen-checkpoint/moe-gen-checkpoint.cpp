@@ -1623,17 +1623,19 @@ struct PackedFP4 {
 };
 } // namespace
 
-/// Quantizes `values` of `shape` [..., n, k] (k even) to MXFP4 as
-/// llm-compressor stores it: each block of 32 of a row (the last one
-/// partial when 32 does not divide k) has the scale of mxExponent, an E8M0
-/// byte, and each value is the E2M1 value nearest to value / scale, ties to
-/// the even code. `global` is unused.
-static PackedFP4 quantizeRowsMXFP4(llvm::ArrayRef<float> values,
-                                   llvm::ArrayRef<int64_t> shape) {
-  constexpr int64_t kBlock = 32;
+/// Quantizes `values` of `shape` [..., n, k] (k even) to E2M1 codes, two a
+/// byte, the lower-indexed element in the low nibble, in blocks of `block`
+/// of each row (the last one partial when `block` does not divide k):
+/// `scaleOf` gives a block's scale byte and the scale it stands for from the
+/// block's largest magnitude, each value's code is the E2M1 value nearest
+/// to value / (scale x g), ties to the even code, and `valueOf` gives what
+/// a code and its scale dequantize to.
+static void quantizeE2M1Rows(
+    llvm::ArrayRef<float> values, llvm::ArrayRef<int64_t> shape, int64_t block,
+    float g, llvm::function_ref<std::pair<uint8_t, float>(float)> scaleOf,
+    llvm::function_ref<float(unsigned, float)> valueOf, PackedFP4 &q) {
   int64_t k = shape.back(), rows = values.size() / k;
-  int64_t blocks = (k + kBlock - 1) / kBlock;
-  PackedFP4 q;
+  int64_t blocks = (k + block - 1) / block;
   q.codeShape.assign(shape.begin(), shape.end());
   q.codeShape.back() = k / 2;
   q.scaleShape.assign(shape.begin(), shape.end());
@@ -1643,71 +1645,65 @@ static PackedFP4 quantizeRowsMXFP4(llvm::ArrayRef<float> values,
   q.values.resize(values.size());
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t b = 0; b < blocks; ++b) {
-      int64_t c0 = b * kBlock, c1 = std::min(k, c0 + kBlock);
+      int64_t c0 = b * block, c1 = std::min(k, c0 + block);
       float blockMax = 0;
       for (int64_t c = c0; c < c1; ++c)
         blockMax = std::max(blockMax, std::fabs(values[r * k + c]));
-      int exponent = mxExponent(blockMax);
-      q.scales[r * blocks + b] = static_cast<char>(exponent + 127);
-      float scale = std::ldexp(1.0f, exponent);
-      for (int64_t c = c0; c < c1; ++c) {
-        int64_t j = r * k + c;
-        unsigned code = nearestE2M1(values[j] / scale);
-        q.codes[j / 2] =
-            static_cast<char>(q.codes[j / 2] | code << (j % 2 * 4));
-        q.values[j] = e2m1Value(code) * scale;
-      }
-    }
-  return q;
-}
-
-/// Quantizes `values` of `shape` [..., n, k] (k even) to NVFP4: the global
-/// scale g brings the largest magnitude to 6 x 448 (E2M1's and E4M3's
-/// largest), each block of 16 of a row has the E4M3 scale nearest to its
-/// largest magnitude over 6 x g, and each value is the E2M1 value nearest
-/// to value / (scale x g), ties to the even code. With `inverse`, the
-/// global scale stored is 1 / g (rounded to f32), which divides.
-static PackedFP4 quantizeNVFP4(llvm::ArrayRef<float> values,
-                               llvm::ArrayRef<int64_t> shape, bool inverse) {
-  constexpr int64_t kBlock = 16;
-  int64_t k = shape.back(), rows = values.size() / k;
-  int64_t blocks = (k + kBlock - 1) / kBlock;
-  PackedFP4 q;
-  q.codeShape.assign(shape.begin(), shape.end());
-  q.codeShape.back() = k / 2;
-  q.scaleShape.assign(shape.begin(), shape.end());
-  q.scaleShape.back() = blocks;
-  float amax = 0;
-  for (float v : values)
-    amax = std::max(amax, std::fabs(v));
-  if (amax > 0)
-    q.global = inverse ? (6.0f * 448.0f) / amax : amax / (6.0f * 448.0f);
-  // The global scale as it multiplies, and a value of code and scale.
-  float g = inverse ? 1.0f / q.global : q.global;
-  auto dequantized = [&](unsigned code, float scale) {
-    float exact = e2m1Value(code) * scale;
-    return inverse ? exact / q.global : exact * q.global;
-  };
-  q.codes.assign(values.size() / 2, 0);
-  q.scales.resize(rows * blocks);
-  q.values.resize(values.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t b = 0; b < blocks; ++b) {
-      int64_t c0 = b * kBlock, c1 = std::min(k, c0 + kBlock);
-      float blockMax = 0;
-      for (int64_t c = c0; c < c1; ++c)
-        blockMax = std::max(blockMax, std::fabs(values[r * k + c]));
-      uint8_t byte = npy::floatToF8E4M3(blockMax / 6.0f / g);
+      auto [byte, scale] = scaleOf(blockMax);
       q.scales[r * blocks + b] = static_cast<char>(byte);
-      float scale = npy::f8E4M3ToFloat(byte);
       for (int64_t c = c0; c < c1; ++c) {
         int64_t j = r * k + c;
         unsigned code = scale > 0 ? nearestE2M1(values[j] / (scale * g)) : 0;
         q.codes[j / 2] =
             static_cast<char>(q.codes[j / 2] | code << (j % 2 * 4));
-        q.values[j] = dequantized(code, scale);
+        q.values[j] = valueOf(code, scale);
       }
     }
+}
+
+/// Quantizes `values` of `shape` [..., n, k] (k even) to MXFP4 as
+/// llm-compressor stores it: blocks of 32 of a row, each with the scale
+/// 2^s of mxExponent as an E8M0 byte. `global` is unused.
+static PackedFP4 quantizeRowsMXFP4(llvm::ArrayRef<float> values,
+                                   llvm::ArrayRef<int64_t> shape) {
+  PackedFP4 q;
+  quantizeE2M1Rows(
+      values, shape, 32, 1.0f,
+      [](float blockMax) {
+        int exponent = mxExponent(blockMax);
+        return std::pair(static_cast<uint8_t>(exponent + 127),
+                         std::ldexp(1.0f, exponent));
+      },
+      [](unsigned code, float scale) { return e2m1Value(code) * scale; }, q);
+  return q;
+}
+
+/// Quantizes `values` of `shape` [..., n, k] (k even) to NVFP4: the global
+/// scale g brings the largest magnitude to 6 x 448 (E2M1's and E4M3's
+/// largest), and each block of 16 of a row has the E4M3 scale nearest to
+/// its largest magnitude over 6 x g. With `inverse`, the global scale
+/// stored is 1 / g (rounded to f32), which divides.
+static PackedFP4 quantizeNVFP4(llvm::ArrayRef<float> values,
+                               llvm::ArrayRef<int64_t> shape, bool inverse) {
+  PackedFP4 q;
+  float amax = 0;
+  for (float v : values)
+    amax = std::max(amax, std::fabs(v));
+  if (amax > 0)
+    q.global = inverse ? (6.0f * 448.0f) / amax : amax / (6.0f * 448.0f);
+  // The global scale as it multiplies.
+  float g = inverse ? 1.0f / q.global : q.global;
+  quantizeE2M1Rows(
+      values, shape, 16, g,
+      [&](float blockMax) {
+        uint8_t byte = npy::floatToF8E4M3(blockMax / 6.0f / g);
+        return std::pair(byte, npy::f8E4M3ToFloat(byte));
+      },
+      [&](unsigned code, float scale) {
+        float exact = e2m1Value(code) * scale;
+        return inverse ? exact / q.global : exact * q.global;
+      },
+      q);
   return q;
 }
 
