@@ -30,7 +30,7 @@ The same seed draws the same cases.
 
   fuzz-layers.py --bindir build/bin --pipeline cuda-emu --seed 1 --count 50
       [--source layer|model] [--run-arg=--reference ...] [--cc CC]
-      [--jobs N] [--keep DIR] [--list]
+      [--jobs N] [--keep DIR] [--list] [--cases N,M] [--only TEXT]
 """
 
 import argparse
@@ -522,6 +522,13 @@ def main():
                         help="write the cases under DIR (kept on failure)")
     parser.add_argument("--list", action="store_true",
                         help="print the drawn cases without running them")
+    parser.add_argument("--cases", metavar="N,M,...",
+                        help="run only these cases of the --count drawn "
+                             "(to reproduce a failure: the same --seed, "
+                             "--source and --pipeline draw the same cases)")
+    parser.add_argument("--only", metavar="TEXT",
+                        help="run only the drawn cases whose description "
+                             "contains TEXT (say --only nvfp4)")
     args = parser.parse_args()
     args.run_args = [a for a in args.run_args if a]
 
@@ -550,6 +557,16 @@ def main():
                     model_steps(d, seed, model, env, args))
         what += "".join(f" {k}={v}" for k, v in env.items())
         cases.append((i, what, make))
+    # Every case is drawn before any is left out, so that a case is the same
+    # whatever the selection.
+    if args.cases:
+        try:
+            wanted = {int(n) for n in args.cases.split(",")}
+        except ValueError:
+            parser.error("--cases takes case numbers, N,M,...")
+        cases = [c for c in cases if c[0] in wanted]
+    if args.only:
+        cases = [c for c in cases if args.only in c[1]]
     if args.list:
         for i, what, _ in cases:
             print(f"case {i}: {what}")
@@ -577,8 +594,8 @@ def main():
             print(f"FAIL case {i}: {what}")
             for line in lines:
                 print("  " + line)
-    passed = args.count - failed - declined
-    print(f"fuzz-layers: {args.count} {args.source} cases on {args.pipeline}, "
+    passed = len(cases) - failed - declined
+    print(f"fuzz-layers: {len(cases)} {args.source} cases on {args.pipeline}, "
           f"{passed} passed, {declined} declined by the reference, "
           f"{failed} failed")
     if not failed and not args.keep:
