@@ -227,6 +227,12 @@ static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
                                                     : ".mlp");
 }
 
+/// Whether the checkpoint holds projection weight `name`, or
+/// llm-compressor's packed 4-bit codes of it (`<name>_packed`).
+static bool hasWeight(const Checkpoint &ckpt, const std::string &name) {
+  return ckpt.lookup(name) || ckpt.lookup(name + "_packed");
+}
+
 /// Whether layer `layer`'s block_sparse_moe is stored in transformers 5's
 /// layout (save_original_format = False): the block renamed mlp, its
 /// experts fused (`mlp.experts.gate_up_proj`, gate rows first, and
@@ -236,7 +242,7 @@ static bool isMovedToMlp(const ModelConfig &m, int64_t layer,
   if (m.family != Family::Mixtral || m.isLfm2() || m.isLlama4() || m.isDbrx())
     return false;
   std::string prefix = m.layerPrefix + "." + std::to_string(layer);
-  return !ckpt.lookup(prefix + ".block_sparse_moe.experts.0.w1.weight") &&
+  return !hasWeight(ckpt, prefix + ".block_sparse_moe.experts.0.w1.weight") &&
          ckpt.lookup(prefix + ".mlp.experts.gate_up_proj");
 }
 
@@ -287,7 +293,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
     // tensors experts.<e>.gate_proj.weight and so on.
     std::string block = blockPrefix(m, layer);
     if (!ckpt.lookup(block + ".experts.gate_up_proj") &&
-        ckpt.lookup(block + ".experts.0.gate_proj.weight"))
+        hasWeight(ckpt, block + ".experts.0.gate_proj.weight"))
       spec.experts = perExpertFFN(m, block);
     else
       spec.experts = fusedExperts(m, block, /*inOut=*/true);
@@ -390,7 +396,7 @@ static LayerSpec describeLayer(const ModelConfig &m, int64_t layer,
   }
   // Fused experts [E, 2f, d] and [E, d, f] (transformers 5's layout,
   // Qwen3.5-MoE's releases) when the per-expert tensors are not there.
-  if (!ckpt.lookup(mlp + ".experts.0.gate_proj.weight") &&
+  if (!hasWeight(ckpt, mlp + ".experts.0.gate_proj.weight") &&
       ckpt.lookup(mlp + ".experts.gate_up_proj"))
     spec.experts = fusedExperts(m, mlp, /*inOut=*/false);
   else

@@ -1100,6 +1100,10 @@ bool planLayer(const json::Value &config, const std::string &file,
 
 void useStoredExpertLayout(const st::Reader &reader, LayerPlan *plan) {
   std::vector<Operand> &ops = plan->operands;
+  // A projection's weight, or llm-compressor's packed 4-bit codes of it.
+  auto has = [&](const std::string &name) {
+    return reader.find(name) || reader.find(name + "_packed");
+  };
   auto inOut = std::find_if(ops.begin(), ops.end(), [](const Operand &o) {
     return o.role == "gate_up" && o.transposed;
   });
@@ -1109,7 +1113,7 @@ void useStoredExpertLayout(const st::Reader &reader, LayerPlan *plan) {
     // "<p>.experts.gate_up_proj" becomes "<p>.experts.<e>.gate_proj.weight".
     std::string p = inOut->names[0].substr(
         0, inOut->names[0].size() - std::string("gate_up_proj").size());
-    if (!reader.find(p + "0.gate_proj.weight"))
+    if (!has(p + "0.gate_proj.weight"))
       return;
     std::string block = p.substr(0, p.size() - std::string(".experts.").size());
     int64_t E = plan->E, f = plan->f, d = plan->d;
@@ -1122,7 +1126,7 @@ void useStoredExpertLayout(const st::Reader &reader, LayerPlan *plan) {
   auto gate = std::find_if(ops.begin(), ops.end(), [](const Operand &o) {
     return o.role == "gate" && o.stacked;
   });
-  if (gate == ops.end() || gate + 2 >= ops.end() || reader.find(gate->names[0]))
+  if (gate == ops.end() || gate + 2 >= ops.end() || has(gate->names[0]))
     return;
   // names[0] is "<p>.experts.0.gate_proj.weight", or Mixtral's
   // "<layer>.block_sparse_moe.experts.0.w1.weight", whose fused layout
