@@ -498,6 +498,12 @@ static llvm::Error checkPackedFP4(const Checkpoint &ckpt, const ModelConfig &m,
                      " holds " + format + " codes, but its weight is " +
                      (weight.transposed ? "stored [in, out]" : "not a matrix") +
                      ", which " + format + " checkpoints do not hold");
+  // Codes under another exporter's name (Model Optimizer's `<name>` where
+  // llm-compressor's config says `<name>_packed`).
+  if (!StringRef(weight.names.front()).ends_with(fp4.codes))
+    return makeError(first->file + ": tensor " + weight.names.front() +
+                     " holds packed 4-bit codes, but " + m.path + " (" +
+                     fp4.description + ") names them <name>" + fp4.codes);
   for (const std::string &codes : weight.names) {
     if (llvm::Error err = ckpt.requireMXFP4(codes, shape).takeError())
       return err;
