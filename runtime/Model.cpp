@@ -583,7 +583,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
                   std::to_string(j) + " is NaN (an FP8 weight must be finite)");
         std::snprintf(value, sizeof(value), "%g times scale %.9g = %.9g",
                       static_cast<double>(stored), static_cast<double>(scale),
-                      static_cast<double>(withGlobal(fp8(j) * scaleOf(j))));
+                      static_cast<double>(withGlobal(stored * scaleOf(j))));
         return llvm::createStringError(
             llvm::inconvertibleErrorCode(),
             (*tensor)->file + ": tensor " + name + ": element " +

@@ -542,12 +542,10 @@ static llvm::Error checkModelOptLayer(const Checkpoint &ckpt,
       continue; // the dtype checks name it
     StringRef module = StringRef(name);
     module.consume_back(".weight");
-    auto found = mixed.algos.end();
-    for (StringRef prefix = module; !prefix.empty();
-         prefix = prefix.rsplit('.').first) {
-      found = mixed.algos.find(prefix.str());
-      if (found != mixed.algos.end() || !prefix.contains('.'))
-        break;
+    auto found = mixed.algos.find(module.str());
+    while (found == mixed.algos.end() && module.contains('.')) {
+      module = module.rsplit('.').first;
+      found = mixed.algos.find(module.str());
     }
     StringRef algo;
     if (found != mixed.algos.end())

@@ -162,6 +162,15 @@ public:
     return nullptr;
   }
 
+  /// An object that must be there: its absence is an error that says
+  /// `what` it holds (empty: nothing more than "an object").
+  const llvm::json::Object *requireObject(StringRef key, StringRef what) {
+    const llvm::json::Object *result = getObject(key);
+    if (!result && !failed())
+      missing(key, what.empty() ? "an object" : ("an object: " + what).str());
+    return result;
+  }
+
   /// A reader of `value`, the object under `key`, whose errors name the
   /// key's path.
   ConfigReader nested(const llvm::json::Object &value, StringRef key) const {
@@ -697,9 +706,7 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
                   "\" is not supported (moe-import reads dense weights)");
     keys.adopt(sparse);
   }
-  const llvm::json::Object *groups = keys.getObject("config_groups");
-  if (!groups && !keys.failed())
-    keys.fail("missing key \"config_groups\" (an object)");
+  const llvm::json::Object *groups = keys.requireObject("config_groups", "");
   if (keys.failed())
     return;
   // The scheme of the first group that quantizes weights: its format and,
@@ -868,11 +875,10 @@ static void readModelOpt(ConfigReader &keys, ModelConfig &m) {
               "of those)");
     return;
   }
-  const llvm::json::Object *layers = keys.getObject("quantized_layers");
-  if (!layers && !keys.failed())
-    keys.fail("missing key \"quantized_layers\" (an object: the quant_algo "
-              "of each quantized module, with quant_algo "
-              "\"MIXED_PRECISION\")");
+  const llvm::json::Object *layers = keys.requireObject(
+      "quantized_layers",
+      "the quant_algo of each quantized module, with quant_algo "
+      "\"MIXED_PRECISION\"");
   if (keys.failed())
     return;
   ModelConfig::ModelOptLayers mixed;
@@ -911,8 +917,9 @@ static void readModelOpt(ConfigReader &keys, ModelConfig &m) {
 ///   channel;
 /// - quant_method "mxfp4" (GPT-OSS's release): its experts in MXFP4;
 /// - quant_method "modelopt" (Model Optimizer's export): quant_algo
-///   "NVFP4" (E2M1 codes, an E4M3 scale a block of 16 and a global scale a
-///   tensor) or "FP8" (scaled per tensor).
+///   "NVFP4" or "W4A16_NVFP4" (E2M1 codes, an E4M3 scale a block of 16 and
+///   a global scale a tensor), "FP8" (scaled per tensor), or
+///   "MIXED_PRECISION" of those, module by module (readModelOpt).
 /// Any other quantization is refused here, as its tensors are not weights
 /// moe-import can bind.
 ///
@@ -929,10 +936,8 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m,
       return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                      hfQuantPath + ": expected a JSON object");
     ConfigReader top(*file, hfQuantPath);
-    const llvm::json::Object *quantization = top.getObject("quantization");
-    if (!quantization && !top.failed())
-      top.fail("missing key \"quantization\" (an object: Model Optimizer's "
-               "quantization of the checkpoint)");
+    const llvm::json::Object *quantization = top.requireObject(
+        "quantization", "Model Optimizer's quantization of the checkpoint");
     if (top.failed())
       return top.takeError();
     ConfigReader keys(*quantization, (hfQuantPath + ": quantization").str());
@@ -1052,10 +1057,8 @@ llvm::Expected<ModelConfig> mlir::moe::import::parseModelConfig(
   if (m.isDbrx()) {
     m.hiddenSize = reader.getInt("d_model", std::nullopt, 1);
     m.numLayers = reader.getInt("n_layers", std::nullopt, 1);
-    const llvm::json::Object *ffnConfig = reader.getObject("ffn_config");
-    if (!ffnConfig && !reader.failed())
-      reader.fail("missing key \"ffn_config\" (an object: the sparse "
-                  "block's config of a dbrx checkpoint)");
+    const llvm::json::Object *ffnConfig = reader.requireObject(
+        "ffn_config", "the sparse block's config of a dbrx checkpoint");
     if (reader.failed())
       return reader.takeError();
     ffn.emplace(*ffnConfig, (path + ": ffn_config").str());

@@ -800,111 +800,77 @@ static bool readMXFP4(const st::Reader &reader, const std::string &name,
   return true;
 }
 
-/// llm-compressor's MXFP4 tensor `t` (U8 [..., n, k / 2], two E2M1 codes a
-/// byte, the low nibble first) of weight `name`, a piece `shape` [..., n,
-/// k]: each code's value times 2^(s - 127), s its E8M0 scale in
-/// `<name>_scale` [..., n, ceil(k / 32)].
-static bool readPackedMXFP4(const st::Reader &reader, const st::TensorEntry &t,
-                            const std::string &name,
-                            const std::vector<int64_t> &shape,
-                            std::vector<double> *values, std::string *err) {
-  int64_t k = shape.back();
+/// E2M1 codes `t` (U8 [..., n, k / 2], two a byte, the low nibble first)
+/// of weight `name`, a piece `shape` [..., n, k], each times its block
+/// scale `<name>_scale` [..., n, ceil(k / b)], the exact product rounded
+/// to f32 once. With `global` empty the scales are MXFP4's (llm-compressor's
+/// layout): E8M0 bytes s, 2^(s - 127), b = 32. Otherwise they are NVFP4's:
+/// E4M3, b = 16, and the product is multiplied by the scalar
+/// `<name><global>` (Model Optimizer's `_scale_2`), or divided by it when
+/// `inverse` (llm-compressor's `_global_scale`).
+static bool readPackedE2M1(const st::Reader &reader, const st::TensorEntry &t,
+                           const std::string &name, const std::string &global,
+                           bool inverse, const std::vector<int64_t> &shape,
+                           std::vector<double> *values, std::string *err) {
+  bool mx = global.empty();
+  const char *format = mx ? "MXFP4" : "NVFP4";
+  const char *scaleType = mx ? "U8" : "F8_E4M3";
+  int64_t k = shape.back(), b = mx ? 32 : 16;
   std::vector<int64_t> codeShape = shape, scaleShape = shape;
   codeShape.back() = k / 2;
-  scaleShape.back() = (k + 31) / 32;
-  const st::TensorEntry *s = reader.find(name + "_scale");
+  scaleShape.back() = (k + b - 1) / b;
   if (k % 2 || t.shape != codeShape) {
     *err = t.file + ": tensor " + t.name + " is U8 " + shapeText(t.shape) +
-           ", expected MXFP4 codes " + shapeText(codeShape);
+           ", expected " + format + " codes " + shapeText(codeShape);
     return false;
   }
-  if (!s) {
-    *err = "the checkpoint has no tensor " + name + "_scale";
-    return false;
-  }
-  if (s->dtype != "U8" || s->shape != scaleShape) {
-    *err = s->file + ": tensor " + s->name + " is " + s->dtype + " " +
-           shapeText(s->shape) + ", expected U8 " + shapeText(scaleShape);
-    return false;
-  }
-  std::vector<double> bytes, scales;
-  if (!reader.read(t, &bytes, err) || !reader.read(*s, &scales, err))
-    return false;
-  values->resize(bytes.size() * 2);
-  int64_t blocks = scaleShape.back();
-  for (size_t i = 0; i < values->size(); ++i) {
-    unsigned byte = unsigned(bytes[i / 2]);
-    unsigned code = i % 2 ? byte >> 4 : byte & 15;
-    int exponent = int(scales[i / k * blocks + i % k / 32]);
-    if (exponent == 255) {
-      *err = s->file + ": tensor " + s->name + ": a scale is NaN (255)";
-      return false;
-    }
-    (*values)[i] = std::ldexp(e2m1(code), exponent - 127);
-  }
-  return true;
-}
-
-/// NVFP4 tensor `t` (U8 [..., n, k / 2], two E2M1 codes a byte, the low
-/// nibble first) of weight `name`, a piece `shape` [..., n, k]: each code's
-/// value times its E4M3 scale `<name>_scale` [..., n, ceil(k / 16)] times
-/// the global scale `<name>_scale_2` (a scalar), the exact product rounded
-/// to f32 once; or, `compressed`, divided by the global scale
-/// `<name>_global_scale`.
-static bool readNVFP4(const st::Reader &reader, const st::TensorEntry &t,
-                      const std::string &name, bool compressed,
-                      const std::vector<int64_t> &shape,
-                      std::vector<double> *values, std::string *err) {
-  int64_t k = shape.back();
-  std::vector<int64_t> codeShape = shape, scaleShape = shape;
-  codeShape.back() = k / 2;
-  scaleShape.back() = (k + 15) / 16;
-  std::string global = compressed ? "_global_scale" : "_scale_2";
   const st::TensorEntry *s = reader.find(name + "_scale");
-  const st::TensorEntry *g = reader.find(name + global);
-  if (k % 2 || t.shape != codeShape) {
-    *err = t.file + ": tensor " + t.name + " is U8 " + shapeText(t.shape) +
-           ", expected NVFP4 codes " + shapeText(codeShape);
-    return false;
-  }
+  const st::TensorEntry *g = mx ? nullptr : reader.find(name + global);
   for (auto [e, suffix] :
        {std::pair(s, std::string("_scale")), std::pair(g, global)})
-    if (!e) {
+    if (!e && !suffix.empty()) {
       *err = "the checkpoint has no tensor " + name + suffix;
       return false;
     }
-  if (s->dtype != "F8_E4M3" || s->shape != scaleShape) {
+  if (s->dtype != scaleType || s->shape != scaleShape) {
     *err = s->file + ": tensor " + s->name + " is " + s->dtype + " " +
-           shapeText(s->shape) + ", expected F8_E4M3 " + shapeText(scaleShape);
+           shapeText(s->shape) + ", expected " + scaleType + " " +
+           shapeText(scaleShape);
     return false;
   }
-  if (g->dtype == "F8_E4M3" || g->dtype == "U8" ||
-      !(g->shape.empty() || g->shape == std::vector<int64_t>{1})) {
-    *err = g->file + ": tensor " + g->name + " is " + g->dtype + " " +
-           shapeText(g->shape) + ", expected a float scalar";
+  std::vector<double> bytes, scales, globals = {1.0};
+  if (!reader.read(t, &bytes, err) || !reader.read(*s, &scales, err))
     return false;
+  if (g) {
+    if (g->dtype == "F8_E4M3" || g->dtype == "U8" ||
+        !(g->shape.empty() || g->shape == std::vector<int64_t>{1})) {
+      *err = g->file + ": tensor " + g->name + " is " + g->dtype + " " +
+             shapeText(g->shape) + ", expected a float scalar";
+      return false;
+    }
+    if (!reader.read(*g, &globals, err))
+      return false;
+    if (inverse && globals[0] == 0) {
+      *err = g->file + ": tensor " + g->name + " is zero";
+      return false;
+    }
   }
-  std::vector<double> bytes, scales, globals;
-  if (!reader.read(t, &bytes, err) || !reader.read(*s, &scales, err) ||
-      !reader.read(*g, &globals, err))
-    return false;
-  double g0 = globals[0];
+  for (double &scale : scales) {
+    if (mx ? scale == 255 : std::isnan(scale)) {
+      *err = s->file + ": tensor " + s->name + ": a scale is NaN";
+      return false;
+    }
+    if (mx)
+      scale = std::ldexp(1.0, int(scale) - 127);
+  }
   values->resize(bytes.size() * 2);
   int64_t blocks = scaleShape.back();
   for (size_t i = 0; i < values->size(); ++i) {
     unsigned byte = unsigned(bytes[i / 2]);
     unsigned code = i % 2 ? byte >> 4 : byte & 15;
-    double scale = scales[i / k * blocks + i % k / 16];
-    if (std::isnan(scale)) {
-      *err = s->file + ": tensor " + s->name + ": a scale is NaN";
-      return false;
-    }
-    if (compressed && g0 == 0) {
-      *err = g->file + ": tensor " + g->name + " is zero";
-      return false;
-    }
-    double exact = e2m1(code) * scale;
-    (*values)[i] = double(float(compressed ? exact / g0 : exact * g0));
+    double exact = e2m1(code) * scales[i / k * blocks + i % k / b];
+    (*values)[i] =
+        double(float(inverse ? exact / globals[0] : exact * globals[0]));
   }
   return true;
 }
@@ -1192,19 +1158,16 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         *err = "the checkpoint has no tensor " + name;
         return false;
       }
-      if (plan.mxfp4Compressed && t->dtype == "U8" && !op.transposed) {
+      // 4-bit codes: llm-compressor's MXFP4, or NVFP4 (Model Optimizer's
+      // global scale multiplies, llm-compressor's divides).
+      if ((plan.mxfp4Compressed || plan.nvfp4) && t->dtype == "U8" &&
+          !op.transposed) {
+        std::string global = plan.mxfp4Compressed   ? ""
+                             : plan.nvfp4Compressed ? "_global_scale"
+                                                    : "_scale_2";
         std::vector<double> values;
-        if (!readPackedMXFP4(reader, *t, name, each, &values, err))
-          return false;
-        fp8 = true;
-        a.dtype = weights->dtype;
-        a.f.insert(a.f.end(), values.begin(), values.end());
-        continue;
-      }
-      if (plan.nvfp4 && t->dtype == "U8" && !op.transposed) {
-        std::vector<double> values;
-        if (!readNVFP4(reader, *t, name, plan.nvfp4Compressed, each, &values,
-                       err))
+        if (!readPackedE2M1(reader, *t, name, global, plan.nvfp4Compressed,
+                            each, &values, err))
           return false;
         fp8 = true;
         a.dtype = weights->dtype;
