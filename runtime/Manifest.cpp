@@ -32,9 +32,11 @@ size_t moe::rt::elementSize(moe_dtype dtype) {
   return dtype == MOE_DTYPE_F32 ? 4 : 2;
 }
 
-/// The manifest's `stored` of block-scaled FP8 and MXFP4 weights.
+/// The manifest's `stored` of block-scaled FP8, FP4 and integer weights.
 static constexpr llvm::StringLiteral kStoredF8E4M3 = "f8e4m3fn";
 static constexpr llvm::StringLiteral kStoredF4E2M1 = "f4e2m1fn";
+static constexpr llvm::StringLiteral kStoredI4 = "i4";
+static constexpr llvm::StringLiteral kStoredI8 = "i8";
 
 static std::optional<moe_dtype> parseDType(llvm::StringRef name) {
   for (moe_dtype d : {MOE_DTYPE_F32, MOE_DTYPE_F16, MOE_DTYPE_BF16})
@@ -58,7 +60,10 @@ std::string Manifest::toJSON() const {
     if (w.stored)
       entry["stored"] = dtypeName(*w.stored);
     if (w.scales) {
-      entry["stored"] = w.scales->fp4 ? kStoredF4E2M1 : kStoredF8E4M3;
+      entry["stored"] = w.scales->bits == 4 ? kStoredI4
+                        : w.scales->bits    ? kStoredI8
+                        : w.scales->fp4     ? kStoredF4E2M1
+                                            : kStoredF8E4M3;
       entry["scales"] = json::Array(w.scales->names);
       entry["scale_block"] = json::Array{w.scales->rows, w.scales->cols};
       if (w.scales->nvfp4())
@@ -121,18 +126,20 @@ static llvm::Error invalid(const llvm::Twine &message) {
                                  "invalid model manifest: " + message);
 }
 
-/// Reads the scale tensors and block size of block-scaled FP8, or of MXFP4
-/// or NVFP4 (`fp4`; NVFP4 with global scales), weight `w`, whose pieces
-/// have rank `pieceRank`, into `entry.scales`.
+/// Reads the scale tensors and block size of block-scaled FP8, of MXFP4 or
+/// NVFP4 (`fp4`; NVFP4 with global scales), or of integers of `bits` bits,
+/// weight `w`, whose pieces have rank `pieceRank`, into `entry.scales`.
 static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
-                                    bool fp4, WeightEntry &entry) {
+                                    bool fp4, unsigned bits,
+                                    WeightEntry &entry) {
   const json::Array *scales = w.getArray("scales");
   const json::Array *block = w.getArray("scale_block");
   const json::Array *globals = w.getArray("global_scales");
   bool nvfp4 = fp4 && globals;
-  std::string weight = (nvfp4 ? "NVFP4 weight "
-                        : fp4 ? "MXFP4 weight "
-                              : "FP8 weight ") +
+  std::string weight = (nvfp4  ? "NVFP4 weight "
+                        : fp4  ? "MXFP4 weight "
+                        : bits ? "integer weight "
+                               : "FP8 weight ") +
                        entry.names.front();
   std::optional<bool> inverse = w.getBoolean("global_scales_inverse");
   if (!scales || scales->size() != entry.names.size() || !block ||
@@ -162,9 +169,12 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
   if (fp4 && (*rows != 1 || *cols != fp4Block))
     return invalid(weight + " has a scale block other than 1 x " +
                    std::to_string(fp4Block));
+  if (bits && *rows != 1)
+    return invalid(weight + " has a scale block of more than one row");
   result.rows = *rows;
   result.cols = *cols;
   result.fp4 = fp4;
+  result.bits = bits;
   entry.scales = std::move(result);
   return llvm::Error::success();
 }
@@ -221,9 +231,11 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
           entry.shape.size() - (entry.stacked && !entry.shape.empty() ? 1 : 0);
       if (const json::Value *stored = w->get("stored")) {
         auto name = stored->getAsString();
-        if (name == kStoredF8E4M3 || name == kStoredF4E2M1) {
-          if (llvm::Error err =
-                  parseBlockScales(*w, pieceRank, name == kStoredF4E2M1, entry))
+        if (name == kStoredF8E4M3 || name == kStoredF4E2M1 ||
+            name == kStoredI4 || name == kStoredI8) {
+          unsigned bits = name == kStoredI4 ? 4 : name == kStoredI8 ? 8 : 0;
+          if (llvm::Error err = parseBlockScales(
+                  *w, pieceRank, name == kStoredF4E2M1, bits, entry))
             return err;
         } else {
           entry.stored = name ? parseDType(*name) : std::nullopt;
@@ -234,15 +246,17 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       }
       if (!entry.scales && (w->get("scales") || w->get("scale_block")))
         return invalid("weight " + entry.names.front() +
-                       " has block scales but is not stored as FP8 or MXFP4");
+                       " has block scales but is not stored as FP8, FP4 or "
+                       "integers");
       entry.transposed = w->getBoolean("transposed").value_or(false);
       if (entry.transposed && pieceRank < 2)
         return invalid("weight " + entry.names.front() +
                        " is transposed but its tensors have fewer than two "
                        "dimensions");
-      if (entry.transposed && entry.scales && entry.scales->fp4)
+      if (entry.transposed && entry.scales &&
+          (entry.scales->fp4 || entry.scales->bits))
         return invalid("weight " + entry.names.front() +
-                       " is MXFP4 or NVFP4 and transposed");
+                       " is MXFP4, NVFP4 or integers and transposed");
       entry.interleaved = w->getBoolean("interleaved").value_or(false);
       if (entry.interleaved &&
           (entry.stacked || entry.shape.size() < 2 || entry.shape[1] % 2 != 0))

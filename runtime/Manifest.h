@@ -50,10 +50,10 @@ struct WeightEntry {
   /// The element type the checkpoint holds, when it is not `dtype`: the
   /// runtime converts the tensors to `dtype` when it binds them.
   std::optional<moe_dtype> stored;
-  /// Block-scaled FP8 tensors (`moe.weight {stored = f8E4M3FN}`; `stored`
-  /// is then unset): the scale tensor of each tensor of `names` and the
-  /// block size. The runtime dequantizes them to `dtype` when it binds
-  /// them.
+  /// Block-scaled FP8, FP4 and integer tensors (`moe.weight {stored =
+  /// f8E4M3FN}`, ...; `stored` is then unset): the scale tensor of each tensor
+  /// of `names` and the block size. The runtime dequantizes them to `dtype`
+  /// when it binds them.
   struct BlockScales {
     std::vector<std::string> names;
     int64_t rows = 0, cols = 0;
@@ -65,6 +65,11 @@ struct WeightEntry {
     bool fp4 = false;
     std::vector<std::string> globals;
     bool globalsInverse = false;
+    /// Integer codes of 4 or 8 bits packed into I32 words (`stored = i4` or
+    /// `i8`, compressed-tensors' pack-quantized), each the signed value
+    /// plus 2^(bits - 1), with f32, f16 or bf16 scales of blocks of one row;
+    /// 0 for float codes.
+    unsigned bits = 0;
 
     bool nvfp4() const { return fp4 && !globals.empty(); }
 

@@ -250,13 +250,15 @@ static llvm::Expected<float> readGlobalScale(const ckpt::Checkpoint &checkpoint,
   return scale;
 }
 
-/// The scales of block-scaled FP8 tensor `name` (a piece of `pieceShape`),
-/// read from `scaleName` as f32, each finite; those of an MXFP4 tensor
-/// from its E8M0 bytes, and of an NVFP4 one from its E4M3 bytes.
+/// The scales of block-scaled FP8 or integer tensor `name` (a piece of
+/// `pieceShape`, of `format`), read from `scaleName` as f32, each finite;
+/// those of an MXFP4 tensor from its E8M0 bytes, and of an NVFP4 one from
+/// its E4M3 bytes.
 static llvm::Expected<std::vector<float>>
 readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
                 llvm::StringRef scaleName, llvm::ArrayRef<int64_t> pieceShape,
-                const WeightEntry::BlockScales &blocks) {
+                const WeightEntry::BlockScales &blocks,
+                llvm::StringRef format) {
   if (blocks.fp4)
     return readFP4Scales(checkpoint, name, scaleName, pieceShape,
                          blocks.nvfp4());
@@ -276,8 +278,8 @@ readBlockScales(const ckpt::Checkpoint &checkpoint, llvm::StringRef name,
       return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                      (*tensor)->file + ": tensor " + scaleName +
                                          ": scale " + std::to_string(i) + " (" +
-                                         value + ") of FP8 tensor " + name +
-                                         " is not finite");
+                                         value + ") of " + format + " tensor " +
+                                         name + " is not finite");
     }
   }
   return scales;
@@ -343,7 +345,8 @@ static void deinterleave(void *piece, llvm::ArrayRef<int64_t> shape,
 /// times the f32 scale of its block, multiplied in f32 and rounded once to
 /// `dtype`. A NaN weight, or a product out of `dtype`'s range, is an error.
 /// MXFP4 tensors the same way, each E2M1 value times its E8M0 scale (a
-/// product exact in f32).
+/// product exact in f32), and integer ones, each signed value times its
+/// scale.
 llvm::Error Model::bindConverted(const WeightEntry &weight,
                                  llvm::ArrayRef<int64_t> pieceShape) {
   moe_dtype from = weight.stored.value_or(weight.dtype), to = weight.dtype;
@@ -393,9 +396,20 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
   int64_t rowTasks = (n + rows - 1) / rows, colTasks = (k + cols - 1) / cols;
   int64_t tasks = batch * rowTasks * colTasks;
   bool fp4 = blocks && blocks->fp4;
+  unsigned bits = blocks ? blocks->bits : 0;
+  llvm::StringRef format = !blocks           ? ""
+                           : blocks->nvfp4() ? "NVFP4"
+                           : fp4             ? "MXFP4"
+                           : bits == 4       ? "int4"
+                           : bits            ? "int8"
+                                             : "FP8";
+  // Packed integers: the words of a stored row and the codes of a word.
+  int64_t perWord = bits ? 32 / bits : 0;
+  int64_t rowWords = bits ? (pieceCols + perWord - 1) / perWord : 0;
   for (auto [i, name] : llvm::enumerate(weight.names)) {
-    auto tensor = fp4 ? checkpoint->requireMXFP4(name, storedShape)
-                      : checkpoint->require(name, storedShape, {storedType});
+    auto tensor = bits  ? checkpoint->requirePackedInts(name, storedShape, bits)
+                  : fp4 ? checkpoint->requireMXFP4(name, storedShape)
+                        : checkpoint->require(name, storedShape, {storedType});
     if (!tensor)
       return tensor.takeError();
     std::vector<float> scales;
@@ -404,7 +418,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     bool inverse = blocks && blocks->globalsInverse;
     if (blocks) {
       auto read = readBlockScales(*checkpoint, name, blocks->names[i],
-                                  storedShape, *blocks);
+                                  storedShape, *blocks, format);
       if (!read)
         return read.takeError();
       scales = std::move(*read);
@@ -439,8 +453,25 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     auto e2m1Code = [&](int64_t j) {
       return static_cast<const uint8_t *>(in)[j / 2] >> (j % 2 * 4) & 0xf;
     };
-    // The FP8 or E2M1 value of element j, and the scale of its block.
+    // The code of element j of a packed integer tensor (the value plus
+    // 2^(bits - 1)).
+    auto intCode = [&](int64_t j) {
+      int64_t col = j % pieceCols;
+      uint32_t word;
+      std::memcpy(&word,
+                  static_cast<const char *>(in) +
+                      (j / pieceCols * rowWords + col / perWord) * 4,
+                  sizeof(word));
+      return word >> (col % perWord * bits) & ((1u << bits) - 1);
+    };
+    auto intValue = [&](unsigned code) {
+      return static_cast<float>(static_cast<int>(code) - (1 << (bits - 1)));
+    };
+    // The FP8, E2M1 or integer value of element j, and the scale of its
+    // block.
     auto fp8 = [&](int64_t j) {
+      if (bits)
+        return intValue(intCode(j));
       if (fp4)
         return kE2M1[e2m1Code(j)];
       return mlir::moe::npy::f8E4M3ToFloat(static_cast<const uint8_t *>(in)[j]);
@@ -480,25 +511,28 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     auto withGlobal = [&](float exact) {
       return inverse ? exact / global : exact * global;
     };
-    // Dequantizes elements [j0, j1) of the MXFP4 or NVFP4 tensor: the 16
-    // products of a block's scale once (code times scale, exact, with the
-    // global scale), then a lookup an element.
-    auto dequantizeMXFP4 = [&](int64_t task, int64_t j0, int64_t j1) {
+    // Dequantizes elements [j0, j1) of the MXFP4, NVFP4 or integer tensor:
+    // the products of a block's scale and each code once (exact for E2M1,
+    // with the global scale), then a lookup an element.
+    auto dequantizeCodes = [&](int64_t task, int64_t j0, int64_t j1) {
       size_t size = elementSize(to);
       char *result = static_cast<char *>(out);
+      unsigned codes = bits ? 1u << bits : 16;
       for (int64_t j = j0; j < j1;) {
         int64_t col = j % pieceCols;
         int64_t end = std::min(
             {j1, j + pieceCols - col, j + blocks->cols - col % blocks->cols});
         float scale = scaleOf(j);
-        char products[16][4];
-        bool bad[16];
-        for (int c = 0; c < 16; ++c) {
-          cpu::storeF32(products[c], to, 0, withGlobal(kE2M1[c] * scale));
+        char products[256][4];
+        bool bad[256];
+        for (unsigned c = 0; c < codes; ++c) {
+          float product =
+              bits ? intValue(c) * scale : withGlobal(kE2M1[c] * scale);
+          cpu::storeF32(products[c], to, 0, product);
           bad[c] = !std::isfinite(cpu::loadF32(products[c], to, 0));
         }
         for (; j < end; ++j) {
-          unsigned code = e2m1Code(j);
+          unsigned code = bits ? intCode(j) : e2m1Code(j);
           std::memcpy(result + j * size, products[code], size);
           if (bad[code] && overflow[task] < 0)
             overflow[task] = j;
@@ -511,8 +545,8 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
       int64_t c0 = task % colTasks * cols;
       int64_t r1 = std::min(n, r0 + rows), c1 = std::min(k, c0 + cols);
       if (!weight.transposed) { // one row: n = 1, b = r0 = 0
-        if (fp4) {
-          dequantizeMXFP4(task, c0, c1);
+        if (fp4 || bits) {
+          dequantizeCodes(task, c0, c1);
           return;
         }
         if (blocks) {
@@ -566,10 +600,6 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         }
       }
     });
-    llvm::StringRef format = !blocks           ? ""
-                             : blocks->nvfp4() ? "NVFP4"
-                             : fp4             ? "MXFP4"
-                                               : "FP8";
     for (int64_t j : overflow) {
       if (j < 0)
         continue;

@@ -93,6 +93,8 @@ StringRef checkpoint::name(DType type) {
     return "F8_E4M3";
   case DType::U8:
     return "U8";
+  case DType::I32:
+    return "I32";
   }
   llvm_unreachable("unknown dtype");
 }
@@ -100,6 +102,7 @@ StringRef checkpoint::name(DType type) {
 size_t checkpoint::elementSize(DType type) {
   switch (type) {
   case DType::F32:
+  case DType::I32:
     return 4;
   case DType::F16:
   case DType::BF16:
@@ -118,12 +121,13 @@ std::optional<DType> checkpoint::parseDType(StringRef name) {
       .Case("BF16", DType::BF16)
       .Case("F8_E4M3", DType::F8E4M3)
       .Case("U8", DType::U8)
+      .Case("I32", DType::I32)
       .Default(std::nullopt);
 }
 
 std::optional<DType> checkpoint::parseComputeDType(StringRef name) {
   std::optional<DType> type = parseDType(name.upper());
-  if (type == DType::F8E4M3 || type == DType::U8)
+  if (type == DType::F8E4M3 || type == DType::U8 || type == DType::I32)
     return std::nullopt;
   return type;
 }
@@ -165,6 +169,11 @@ float checkpoint::getAsF32(const TensorInfo &tensor, int64_t index) {
     return npy::f8E4M3ToFloat(*reinterpret_cast<const uint8_t *>(p));
   if (*tensor.dtype == DType::U8)
     return *reinterpret_cast<const uint8_t *>(p);
+  if (*tensor.dtype == DType::I32) {
+    int32_t v;
+    std::memcpy(&v, p, sizeof(v));
+    return static_cast<float>(v);
+  }
   uint16_t bits;
   std::memcpy(&bits, p, sizeof(bits));
   return *tensor.dtype == DType::F16 ? npy::f16ToFloat(bits)
@@ -484,9 +493,9 @@ llvm::Expected<const TensorInfo *> Checkpoint::get(StringRef name) const {
   if (!tensor)
     return fail(rootPath, "has no tensor " + name);
   if (!tensor->dtype)
-    return fail(tensor->file, "unsupported dtype " + tensor->dtypeName +
-                                  " for tensor " + name +
-                                  " (expected F32, F16, BF16, F8_E4M3 or U8)");
+    return fail(tensor->file,
+                "unsupported dtype " + tensor->dtypeName + " for tensor " +
+                    name + " (expected F32, F16, BF16, F8_E4M3, U8 or I32)");
   return tensor;
 }
 
@@ -570,6 +579,16 @@ Checkpoint::requireMXFP4(StringRef name, llvm::ArrayRef<int64_t> shape) const {
       bytes.push_back(kMXFP4Block / 2);
     }
   return require(name, bytes, {DType::U8});
+}
+
+llvm::Expected<const TensorInfo *>
+Checkpoint::requirePackedInts(StringRef name, llvm::ArrayRef<int64_t> shape,
+                              unsigned bits) const {
+  assert(!shape.empty() && (bits == 4 || bits == 8) &&
+         "packed integers of 4 or 8 bits, a last dimension");
+  llvm::SmallVector<int64_t> words(shape);
+  words.back() = llvm::divideCeil(shape.back(), 32 / bits);
+  return require(name, words, {DType::I32});
 }
 
 llvm::Expected<const TensorInfo *>

@@ -673,6 +673,7 @@ static Type elementType(MLIRContext *ctx, DType type) {
   case DType::F8E4M3:
     return Float8E4M3FNType::get(ctx);
   case DType::U8:
+  case DType::I32:
     break;
   }
   llvm_unreachable("not an element type of a layer");

@@ -471,6 +471,9 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
         blockScales.rows = block[0];
         blockScales.cols = block[1];
         blockScales.fp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
+        if (auto integer = dyn_cast_if_present<IntegerType>(
+                stored ? stored.getValue() : Type()))
+          blockScales.bits = integer.getWidth();
         if (auto globals = dict.getAs<ArrayAttr>("global_scales"))
           for (auto name : globals.getAsRange<StringAttr>())
             blockScales.globals.push_back(name.str());

@@ -213,11 +213,35 @@ TEST_F(CheckpointTest, UnsupportedDTypeIsListedButNotUsable) {
   EXPECT_EQ(ids->dtypeName, "I64");
   EXPECT_EQ(errorOf((*ckpt)->get("ids")),
             p + ": unsupported dtype I64 for tensor ids (expected F32, F16, "
-                "BF16, F8_E4M3 or U8)");
+                "BF16, F8_E4M3, U8 or I32)");
   EXPECT_EQ(errorOf((*ckpt)->require("f8", {4})),
             p + ": unsupported dtype F8_E5M2 for tensor f8 (expected F32, "
-                "F16, BF16, F8_E4M3 or U8)");
+                "F16, BF16, F8_E4M3, U8 or I32)");
   EXPECT_TRUE(bool((*ckpt)->require("w", {1}, {DType::F32})));
+}
+
+TEST_F(CheckpointTest, PackedIntsAreWholeI32Words) {
+  // Rows of 12 codes: two words of eight 4-bit codes (the second partial),
+  // or three of four 8-bit ones.
+  std::string p = writeRaw(
+      "ints.safetensors",
+      R"({"w4": {"dtype": "I32", "shape": [3, 2], "data_offsets": [0, 24]},
+          "w8": {"dtype": "I32", "shape": [3, 3], "data_offsets": [24, 60]}})",
+      60);
+  auto ckpt = Checkpoint::open(p);
+  ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
+  EXPECT_TRUE(bool((*ckpt)->requirePackedInts("w4", {3, 12}, 4)));
+  EXPECT_TRUE(bool((*ckpt)->requirePackedInts("w8", {3, 12}, 8)));
+  EXPECT_TRUE(bool((*ckpt)->requirePackedInts("w4", {3, 16}, 4)));
+  EXPECT_EQ(errorOf((*ckpt)->requirePackedInts("w4", {3, 17}, 4)),
+            p + ": tensor w4 has shape [3, 2], expected [3, 3]");
+  EXPECT_EQ(errorOf((*ckpt)->requirePackedInts("w8", {3, 12}, 4)),
+            p + ": tensor w8 has shape [3, 3], expected [3, 2]");
+  EXPECT_EQ(name(DType::I32), "I32");
+  EXPECT_EQ(elementSize(DType::I32), 4u);
+  // I32 words are read; they are not a dtype to compute with.
+  EXPECT_EQ(parseDType("I32"), DType::I32);
+  EXPECT_FALSE(parseComputeDType("i32").has_value());
 }
 
 TEST_F(CheckpointTest, F8E4M3IsRead) {

@@ -614,6 +614,46 @@ TEST(ManifestGlobalScales, SurviveTheRoundTrip) {
             std::string::npos);
 }
 
+/// Integer weights keep their bit width; a scale block of more than one
+/// row is malformed for them.
+TEST(ManifestIntegerWeights, SurviveTheRoundTrip) {
+  Manifest manifest;
+  WeightEntry weight;
+  weight.names = {"w.0.weight_packed"};
+  weight.dtype = MOE_DTYPE_BF16;
+  weight.shape = {4, 48};
+  WeightEntry::BlockScales scales;
+  scales.names = {"w.0.weight_scale"};
+  scales.rows = 1;
+  scales.cols = 32;
+  scales.bits = 4;
+  weight.scales = scales;
+  manifest.weights = {weight};
+  weight.id = 1;
+  weight.scales->bits = 8;
+  weight.scales->cols = 48;
+  manifest.weights.push_back(weight);
+  std::string text = manifest.toJSON();
+  EXPECT_NE(text.find("\"stored\":\"i4\""), std::string::npos) << text;
+  auto parsed = Manifest::parse(text);
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  ASSERT_EQ(parsed->weights.size(), 2u);
+  EXPECT_EQ(parsed->weights[0].scales->bits, 4u);
+  EXPECT_EQ(parsed->weights[1].scales->bits, 8u);
+  EXPECT_EQ(parsed->weights[1].scales->cols, 48);
+  EXPECT_FALSE(parsed->weights[0].scales->fp4);
+  EXPECT_FALSE(parsed->weights[0].stored.has_value());
+
+  manifest.weights.resize(1);
+  manifest.weights[0].scales->rows = 2;
+  parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("integer weight w.0.weight_packed has a scale block of "
+                      "more than one row"),
+            std::string::npos);
+}
+
 /// A layer that counts co-activated pairs keeps the flag, and its table in
 /// GPU memory has a row per expert more.
 TEST(ManifestCoactivation, SurvivesTheRoundTrip) {

@@ -842,6 +842,7 @@ static StringRef torchDType(DType type) {
     return "bfloat16";
   case DType::F8E4M3:
   case DType::U8:
+  case DType::I32:
     break;
   }
   llvm_unreachable("not a dtype of a model");

@@ -511,29 +511,36 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   TypeAttr stored = getStoredAttr();
   bool fp8 = stored && isa<Float8E4M3FNType>(stored.getValue());
   bool mxfp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
+  bool ints = stored && isa<IntegerType>(stored.getValue());
   ArrayAttr scales = getScalesAttr();
   ArrayAttr globals = getGlobalScalesAttr();
   std::optional<ArrayRef<int64_t>> block = getScaleBlock();
   if (getGlobalScalesInverse() && !globals)
     return emitOpError() << "expected `global_scales_inverse` only with "
                             "`global_scales` (NVFP4)";
-  if (!fp8 && !mxfp4) {
+  if (!fp8 && !mxfp4 && !ints) {
     if (scales || block || globals)
       return emitOpError() << "expected `scales`, `scale_block` and "
-                              "`global_scales` only with `stored = f8E4M3FN` "
-                              "or `stored = f4E2M1FN`";
+                              "`global_scales` only with `stored = f8E4M3FN`, "
+                              "`stored = f4E2M1FN`, `stored = i4` or `stored "
+                              "= i8`";
     return success();
   }
-  if (fp8 && globals)
+  if (!mxfp4 && globals)
     return emitOpError() << "expected `global_scales` only with `stored = "
                             "f4E2M1FN` (NVFP4)";
   bool nvfp4 = mxfp4 && globals;
-  StringRef format = fp8 ? "FP8" : nvfp4 ? "NVFP4" : "MXFP4";
+  // The stored type as the attribute spells it (a diagnostic quotes types).
+  std::string storedName;
+  llvm::raw_string_ostream(storedName) << stored.getValue();
+  StringRef format = fp8     ? "FP8"
+                     : nvfp4 ? "NVFP4"
+                     : mxfp4 ? "MXFP4"
+                             : "integer";
   if (!scales || !block)
     return emitOpError() << "expected `scales` and `scale_block` with `stored "
                             "= "
-                         << (fp8 ? "f8E4M3FN" : "f4E2M1FN")
-                         << "` (block-scaled " << format << ")";
+                         << storedName << "` (block-scaled " << format << ")";
   if (scales.size() != getNames().size())
     return emitOpError() << "expected one scale tensor per tensor ("
                          << getNames().size() << "), found " << scales.size();
@@ -558,6 +565,10 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
                             "(one E4M3 scale a block of 16) with `stored = "
                             "f4E2M1FN` and `global_scales` (NVFP4), found "
                          << getScaleBlockAttr();
+  if (ints && (*block)[0] != 1)
+    return emitOpError() << "expected `scale_block = array<i64: 1, g>` (one "
+                            "scale a group of g of a row) with `stored = "
+                         << storedName << "`, found " << getScaleBlockAttr();
   if (pieceRank < 2)
     return emitOpError() << "expected block-scaled tensors of rank 2 or more, "
                             "found rank "
@@ -566,7 +577,7 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
     return emitOpError() << "expected " << format
                          << " rows of an even length (two codes a byte), found "
                          << getType().getShape().back();
-  if (mxfp4 && getTransposed())
+  if ((mxfp4 || ints) && getTransposed())
     return emitOpError() << "expected block-scaled " << format
                          << " tensors that are not `transposed`";
   return success();
@@ -600,9 +611,10 @@ LogicalResult WeightOp::verify() {
   if (TypeAttr stored = getStoredAttr()) {
     Type element = stored.getValue();
     if (!(element.isF32() || element.isF16() || element.isBF16() ||
+          element.isSignlessInteger(4) || element.isSignlessInteger(8) ||
           isa<Float8E4M3FNType, Float4E2M1FNType>(element)))
       return emitOpError() << "expected `stored` to be f32, f16, bf16, "
-                              "f8E4M3FN or f4E2M1FN, found "
+                              "f8E4M3FN, f4E2M1FN, i4 or i8, found "
                            << element;
     if (element == type.getElementType())
       return emitOpError() << "expected `stored` to differ from the element "

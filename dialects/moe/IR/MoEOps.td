@@ -234,6 +234,20 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     product divided by the global scale, rounded once to f32, and a global
     scale of zero is a load-time error too.
 
+    With `stored = i4` or `stored = i8`, the checkpoint tensors are integer
+    weights as compressed-tensors' `pack-quantized` format stores them
+    (llm-compressor's W4A16 and W8A16 releases): each holds a piece `[...,
+    n, k]` as I32 words `[..., n, ceil(k / w)]` of w = 8 (i4) or 4 (i8)
+    codes, the lowest-indexed element in the lowest bits, each code the
+    signed value plus 8 (i4) or 128 (i8); `scales` names their scales
+    `[..., n, ceil(k / g)]` (f32, f16 or bf16) and `scale_block` must be
+    `array<i64: 1, g>`: one scale a group of g elements of a row (g = k
+    for one scale a row). Element `(i, j)` is its signed value times the
+    scale of `(i, j / g)`, multiplied in f32 and rounded to the result's
+    element type once, at load time. A scale that is not finite, or a
+    product out of the result type's range, is a load-time error. Integer
+    tensors are not `transposed`.
+
     With `transposed`, each checkpoint tensor holds its part of the result
     with the last two dimensions swapped: a result piece `[..., n, k]` is
     stored `[..., k, n]`, as in checkpoints that keep a projection as
@@ -265,6 +279,10 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
         {interleaved, scale_block = array<i64: 1, 32>,
          scales = ["model.layers.0.mlp.experts.gate_up_proj_scales"],
          stored = f4E2M1FN} : tensor<32x5760x2880xbf16>
+    %w2 = moe.weight "model.layers.1.mlp.experts.3.down_proj.weight_packed"
+        {scale_block = array<i64: 1, 128>,
+         scales = ["model.layers.1.mlp.experts.3.down_proj.weight_scale"],
+         stored = i4} : tensor<2048x768xbf16>
     ```
   }];
   let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked,

@@ -48,10 +48,11 @@ namespace mlir::moe::checkpoint {
 /// The dtypes we read: F32, F16 and BF16, which we compute with,
 /// F8E4M3 (`float8_e4m3fn`), which only block-scaled weights hold, and U8,
 /// the bytes of MXFP4 weights (two 4-bit codes a byte) and of their E8M0
-/// scales.
-enum class DType { F32, F16, BF16, F8E4M3, U8 };
+/// scales, and I32, the words of integer weights packed by
+/// compressed-tensors (eight 4-bit or four 8-bit codes a word).
+enum class DType { F32, F16, BF16, F8E4M3, U8, I32 };
 
-/// The safetensors spelling: "F32", "F16", "BF16", "F8_E4M3", "U8".
+/// The safetensors spelling: "F32", "F16", "BF16", "F8_E4M3", "U8", "I32".
 llvm::StringRef name(DType type);
 size_t elementSize(DType type);
 /// The DType spelled `name`, if it is one we read.
@@ -141,6 +142,14 @@ public:
   /// a scalar, requireScales' grid [1, 1].)
   llvm::Expected<const TensorInfo *>
   requireE4M3Scales(llvm::StringRef name, llvm::ArrayRef<int64_t> shape) const;
+
+  /// The integer codes `name` of a tensor of `shape` [..., k], packed as
+  /// compressed-tensors' pack-quantized format does: I32 words of 32 /
+  /// `bits` codes each (`bits` 4 or 8), the lowest-indexed in the lowest
+  /// bits, [..., ceil(k / (32 / bits))].
+  llvm::Expected<const TensorInfo *>
+  requirePackedInts(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
+                    unsigned bits) const;
 
 private:
   Checkpoint() = default;

@@ -332,7 +332,7 @@ func.func @weight_dynamic() {
 // -----
 
 func.func @weight_stored_type() {
-  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16, f8E4M3FN or f4E2M1FN, found 'i32'}}
+  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16, f8E4M3FN, f4E2M1FN, i4 or i8, found 'i32'}}
   %w = moe.weight "a" {stored = i32} : tensor<2x4xf32>
   return
 }
@@ -373,7 +373,7 @@ func.func @weight_fp8_without_scales() {
 // -----
 
 func.func @weight_scales_without_fp8() {
-  // expected-error@+1 {{'moe.weight' op expected `scales`, `scale_block` and `global_scales` only with `stored = f8E4M3FN` or `stored = f4E2M1FN`}}
+  // expected-error@+1 {{'moe.weight' op expected `scales`, `scale_block` and `global_scales` only with `stored = f8E4M3FN`, `stored = f4E2M1FN`, `stored = i4` or `stored = i8`}}
   %w = moe.weight "a" {scales = ["a_scale_inv"], scale_block = array<i64: 128, 128>} : tensor<2x4xbf16>
   return
 }
@@ -399,6 +399,48 @@ func.func @weight_fp8_block() {
 func.func @weight_fp8_vector() {
   // expected-error@+1 {{'moe.weight' op expected block-scaled tensors of rank 2 or more, found rank 1}}
   %w = moe.weight stacked ["a", "b"] {stored = f8E4M3FN, scales = ["a_s", "b_s"], scale_block = array<i64: 128, 128>} : tensor<2x4xbf16>
+  return
+}
+
+// -----
+
+// Packed integers (compressed-tensors' pack-quantized): scales of groups
+// of one row, not transposed, no global scales.
+func.func @weight_ints_without_scales() {
+  // expected-error@+1 {{'moe.weight' op expected `scales` and `scale_block` with `stored = i4` (block-scaled integer)}}
+  %w = moe.weight "a_packed" {stored = i4} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_ints_block_rows() {
+  // expected-error@+1 {{'moe.weight' op expected `scale_block = array<i64: 1, g>` (one scale a group of g of a row) with `stored = i8`, found array<i64: 2, 32>}}
+  %w = moe.weight "a_packed" {stored = i8, scales = ["a_scale"], scale_block = array<i64: 2, 32>} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_ints_transposed() {
+  // expected-error@+1 {{'moe.weight' op expected block-scaled integer tensors that are not `transposed`}}
+  %w = moe.weight "a_packed" {stored = i4, scales = ["a_scale"], scale_block = array<i64: 1, 32>, transposed} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_ints_global_scales() {
+  // expected-error@+1 {{'moe.weight' op expected `global_scales` only with `stored = f4E2M1FN` (NVFP4)}}
+  %w = moe.weight "a_packed" {stored = i4, scales = ["a_scale"], scale_block = array<i64: 1, 32>, global_scales = ["a_global"]} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_ints_unsigned() {
+  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16, f8E4M3FN, f4E2M1FN, i4 or i8, found 'ui4'}}
+  %w = moe.weight "a_packed" {stored = ui4, scales = ["a_scale"], scale_block = array<i64: 1, 32>} : tensor<2x64xbf16>
   return
 }
 

@@ -269,6 +269,10 @@ func.func @weights() -> (tensor<8x64xbf16>, tensor<2x3x4xf32>) {
   %nvi = moe.weight "e.0.w2_packed" {stored = f4E2M1FN, scales = ["e.0.w2_scale"], scale_block = array<i64: 1, 16>, global_scales = ["e.0.w2_global_scale"], global_scales_inverse} : tensor<4x32xbf16>
   // CHECK: moe.weight "experts.gate_up_proj_blocks" {interleaved, scale_block = array<i64: 1, 32>, scales = ["experts.gate_up_proj_scales"], stored = f4E2M1FN} : tensor<2x4x64xbf16>
   %mx = moe.weight "experts.gate_up_proj_blocks" {stored = f4E2M1FN, scales = ["experts.gate_up_proj_scales"], scale_block = array<i64: 1, 32>, interleaved} : tensor<2x4x64xbf16>
+  // CHECK: moe.weight stacked ["e.0.w1_packed", "e.1.w1_packed"] {scale_block = array<i64: 1, 32>, scales = ["e.0.w1_scale", "e.1.w1_scale"], stored = i4} : tensor<2x3x64xbf16>
+  %i4 = moe.weight stacked ["e.0.w1_packed", "e.1.w1_packed"] {stored = i4, scales = ["e.0.w1_scale", "e.1.w1_scale"], scale_block = array<i64: 1, 32>} : tensor<2x3x64xbf16>
+  // CHECK: moe.weight "e.0.w2_packed" {scale_block = array<i64: 1, 64>, scales = ["e.0.w2_scale"], stored = i8} : tensor<4x64xf32>
+  %i8 = moe.weight "e.0.w2_packed" {stored = i8, scales = ["e.0.w2_scale"], scale_block = array<i64: 1, 64>} : tensor<4x64xf32>
   return %a, %b : tensor<8x64xbf16>, tensor<2x3x4xf32>
 }
 
