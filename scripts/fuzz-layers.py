@@ -380,6 +380,11 @@ def draw_model(rng, pipeline):
                or gen[gen.index("--shared-inner") + 1] % 2 == 0)):
         gen += rng.choice([["--nvfp4"], ["--nvfp4", "--nvfp4-compressed"],
                            ["--mxfp4-compressed"]])
+    # llm-compressor's W4A16 or W8A16 (per expert; groups that leave partial
+    # ones, or one scale a row).
+    elif family not in NO_FP8 and not fused and rng.random() < 0.1:
+        gen += ["--int-compressed", rng.choice([4, 8]),
+                "--int-group", rng.choice([0, 8, 16, 32, 128])]
     # GPT-OSS's experts in MXFP4, as it is released (dequantized when the
     # library loads): sizes of whole blocks of 32 inputs.
     if family == "gpt_oss" and rng.random() < 0.5:

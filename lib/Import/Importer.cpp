@@ -132,6 +132,9 @@ struct WeightSpec {
   bool fp4 = false;
   std::vector<std::string> globalScales;
   bool globalScalesInverse = false;
+  /// Integer tensors of 4 or 8 bits packed into I32 words (`moe.weight
+  /// {stored = i4}` or `i8`), whose scales cover groups of one row.
+  unsigned intBits = 0;
 
   /// The shape of each checkpoint tensor.
   llvm::SmallVector<int64_t> tensorShape() const {
@@ -528,6 +531,43 @@ static llvm::Error checkPackedFP4(const Checkpoint &ckpt, const ModelConfig &m,
   return llvm::Error::success();
 }
 
+/// Checks the integer tensors of `weight`, named as `m.packedInts` says:
+/// I32 words [..., n, ceil(k / (32 / bits))] of `<name>_packed` and their
+/// scales `<name>_scale` [..., n, ceil(k / group)] (f32, f16 or bf16).
+/// `weight.names` name the words.
+static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
+                                   WeightSpec &weight) {
+  const ModelConfig::PackedInts &ints = *m.packedInts;
+  const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
+  llvm::SmallVector<int64_t> shape = weight.tensorShape();
+  if (weight.transposed || shape.size() < 2)
+    return makeError(first->file + ": tensor " + weight.names.front() +
+                     " holds packed integer codes, but its weight is " +
+                     (weight.transposed ? "stored [in, out]" : "not a matrix") +
+                     ", which " + ints.description + " does not hold");
+  StringRef suffix = "_packed";
+  if (!StringRef(weight.names.front()).ends_with(suffix))
+    return makeError(first->file + ": tensor " + weight.names.front() +
+                     " has dtype I32, but " + m.path + " (" + ints.description +
+                     ") names packed integer codes <name>_packed");
+  int64_t group = ints.group ? ints.group : shape.back();
+  llvm::SmallVector<int64_t> grid = shape;
+  grid.back() = llvm::divideCeil(shape.back(), group);
+  for (const std::string &codes : weight.names) {
+    if (llvm::Error err =
+            ckpt.requirePackedInts(codes, shape, ints.bits).takeError())
+      return err;
+    std::string scale =
+        StringRef(codes).drop_back(suffix.size()).str() + "_scale";
+    if (llvm::Error err = ckpt.requireScales(scale, grid).takeError())
+      return err;
+    weight.scales.push_back(std::move(scale));
+  }
+  weight.scaleBlock = {1, group};
+  weight.intBits = ints.bits;
+  return llvm::Error::success();
+}
+
 /// Under Model Optimizer's MIXED_PRECISION, checks that each tensor of
 /// `weight` is stored as quantized_layers says of its module (the longest
 /// module that holds it): U8 codes for "NVFP4" and "W4A16_NVFP4", F8_E4M3
@@ -606,25 +646,37 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
       continue;
     }
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
-    // llm-compressor's 4-bit formats name a projection's codes
+    // llm-compressor's packed formats name a projection's codes
     // `<name>_packed`.
     std::string packed = weight.names.front() + "_packed";
     if (const checkpoint::TensorInfo *codes = ckpt.lookup(packed);
         !first && codes) {
-      if (!m.packedFP4 || m.packedFP4->codes != "_packed")
+      if (!m.packedInts && (!m.packedFP4 || m.packedFP4->codes != "_packed"))
         return makeError(codes->file + ": tensor " + packed +
-                         " holds packed 4-bit codes, but " + m.path +
+                         " holds packed codes, but " + m.path +
                          " has no quantization_config of them (quant_method "
                          "\"compressed-tensors\", format "
-                         "\"nvfp4-pack-quantized\" or "
-                         "\"mxfp4-pack-quantized\")");
+                         "\"nvfp4-pack-quantized\", "
+                         "\"mxfp4-pack-quantized\" or \"pack-quantized\")");
       for (std::string &name : weight.names)
-        name += m.packedFP4->codes;
+        name += "_packed";
       first = codes;
     }
     if (m.modelOptLayers)
       if (llvm::Error err = checkModelOptLayer(ckpt, m, weight))
         return err;
+    if (first && first->dtype == DType::I32) {
+      if (!m.packedInts)
+        return makeError(first->file + ": tensor " + weight.names.front() +
+                         " has dtype I32 (packed integer codes), but " +
+                         m.path +
+                         " has no quantization_config of integer weights "
+                         "(quant_method \"compressed-tensors\", format "
+                         "\"pack-quantized\")");
+      if (llvm::Error err = checkPackedInts(ckpt, m, weight))
+        return err;
+      continue;
+    }
     if (first && first->dtype == DType::U8) {
       if (!m.packedFP4)
         return makeError(first->file + ": tensor " + weight.names.front() +
@@ -699,6 +751,8 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
   auto storedOf = [&](const WeightSpec &weight) {
     if (weight.fp4)
       return Type(Float4E2M1FNType::get(ctx));
+    if (weight.intBits)
+      return Type(IntegerType::get(ctx, weight.intBits));
     if (!weight.scales.empty())
       return elementType(ctx, DType::F8E4M3);
     DType from = weight.alwaysF32 ? weight.storedAs : stored;

@@ -685,7 +685,8 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
 /// The weights' scheme of llm-compressor's quantization_config
 /// (quant_method "compressed-tensors"): FP8 E4M3 scaled per tensor,
 /// channel, group or block (formats float-quantized and naive-quantized),
-/// NVFP4 (format nvfp4-pack-quantized) or MXFP4 (mxfp4-pack-quantized).
+/// NVFP4 (format nvfp4-pack-quantized), MXFP4 (mxfp4-pack-quantized), or
+/// integers of 4 or 8 bits scaled per channel or group (pack-quantized).
 /// The format is the config's, or a config group's own (as under
 /// "mixed-precision"); every config group that quantizes weights must use
 /// the same scheme.
@@ -713,6 +714,7 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
   // for FP8, its blocks.
   std::optional<std::pair<std::string, ModelConfig::FP8Scales>> scheme;
   std::string schemeGroup;
+  int64_t schemeBits = 0;
   // In name order, so that the diagnostic of a mixed scheme is stable.
   llvm::SmallVector<StringRef> names;
   for (const auto &entry : *groups)
@@ -733,12 +735,14 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
       continue;
     bool nvfp4 = format == "nvfp4-pack-quantized";
     bool mxfp4 = format == "mxfp4-pack-quantized";
+    bool ints = format == "pack-quantized";
     if (format != "float-quantized" && format != "naive-quantized" && !nvfp4 &&
-        !mxfp4) {
+        !mxfp4 && !ints) {
       keys.fail("format \"" + format +
                 "\" is not supported (compressed-tensors checkpoints are read "
                 "in the formats float-quantized and naive-quantized, of FP8 "
-                "weights, nvfp4-pack-quantized and mxfp4-pack-quantized)");
+                "weights, nvfp4-pack-quantized, mxfp4-pack-quantized and "
+                "pack-quantized)");
       return;
     }
     ConfigReader w = groupKeys.nested(*weights, "weights");
@@ -749,7 +753,12 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     bool dynamic = w.getBool("dynamic", false);
     ModelConfig::FP8Scales scales;
     bool fp4 = nvfp4 || mxfp4;
-    if (!w.failed() && (type != "float" || bits != (fp4 ? 4 : 8)))
+    if (!w.failed() && ints && (type != "int" || (bits != 4 && bits != 8)))
+      w.fail("weights of type \"" + type + "\" and " + Twine(bits) +
+             " bits are not supported in format \"" + format +
+             "\" (moe-import reads integer weights there: type \"int\", "
+             "num_bits 4 or 8)");
+    if (!w.failed() && !ints && (type != "float" || bits != (fp4 ? 4 : 8)))
       w.fail("weights of type \"" + type + "\" and " + Twine(bits) +
              " bits are not supported in format \"" + format +
              "\" (moe-import reads " +
@@ -758,7 +767,11 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
              ")");
     if (!w.failed() && (!symmetric || dynamic))
       w.fail(Twine(symmetric ? "dynamic" : "asymmetric") +
-             " weights are not supported");
+             " weights are not supported" +
+             (symmetric ? "" : " (moe-import reads no zero points)"));
+    if (!w.failed() && ints && strategy != "group" && strategy != "channel")
+      w.fail("strategy \"" + strategy + "\" is not supported in format \"" +
+             format + "\" (integer weights are scaled per channel or group)");
     if (!w.failed() && fp4) {
       // NVFP4: an E4M3 scale a group of 16 of each row, under one global
       // scale a tensor; MXFP4: an E8M0 scale a group of 32.
@@ -802,7 +815,8 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     scales.description =
         "quant_method \"compressed-tensors\", strategy \"" + strategy + "\"";
     if (scheme &&
-        (scheme->first != format || scheme->second.block != scales.block)) {
+        (scheme->first != format || scheme->second.block != scales.block ||
+         schemeBits != bits)) {
       keys.fail("config groups \"" + schemeGroup + "\" and \"" + name +
                 "\" scale their weights differently; moe-import reads one "
                 "scheme a checkpoint");
@@ -810,6 +824,7 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     }
     scheme.emplace(format, std::move(scales));
     schemeGroup = name.str();
+    schemeBits = bits;
   }
   if (!scheme)
     return;
@@ -820,6 +835,9 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
                    description};
   else if (scheme->first == "mxfp4-pack-quantized")
     m.packedFP4 = {"_packed", "_scale", "", /*inverse=*/false, description};
+  else if (scheme->first == "pack-quantized")
+    m.packedInts = {static_cast<unsigned>(schemeBits), scheme->second.block[1],
+                    description + ", int" + std::to_string(schemeBits)};
   else
     m.fp8 = std::move(scheme->second);
 }

@@ -875,6 +875,57 @@ static bool readPackedE2M1(const st::Reader &reader, const st::TensorEntry &t,
   return true;
 }
 
+/// Integer codes `t` (`<name>_packed`, I32 [..., n, ceil(k / w)], w = 32 /
+/// bits codes a word, the first in the lowest bits, each the value plus
+/// 2^(bits - 1)) of weight `name`, a piece `shape` [..., n, k], each value times its
+/// scale `<name>_scale` [..., n, ceil(k / group)] (group 0: k), the
+/// product rounded to f32 once.
+static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
+                           const std::string &name, int bits, int64_t group,
+                           const std::vector<int64_t> &shape,
+                           std::vector<double> *values, std::string *err) {
+  int64_t k = shape.back(), perWord = 32 / bits;
+  int64_t g = group ? group : k;
+  std::vector<int64_t> wordShape = shape, scaleShape = shape;
+  wordShape.back() = (k + perWord - 1) / perWord;
+  scaleShape.back() = (k + g - 1) / g;
+  if (t.shape != wordShape) {
+    *err = t.file + ": tensor " + t.name + " is I32 " + shapeText(t.shape) +
+           ", expected packed codes " + shapeText(wordShape);
+    return false;
+  }
+  const st::TensorEntry *s = reader.find(name + "_scale");
+  if (!s) {
+    *err = "the checkpoint has no tensor " + name + "_scale";
+    return false;
+  }
+  if ((s->dtype != "F32" && s->dtype != "F16" && s->dtype != "BF16") ||
+      s->shape != scaleShape) {
+    *err = s->file + ": tensor " + s->name + " is " + s->dtype + " " +
+           shapeText(s->shape) + ", expected a float " + shapeText(scaleShape);
+    return false;
+  }
+  std::vector<double> words, scales;
+  if (!reader.read(t, &words, err) || !reader.read(*s, &scales, err))
+    return false;
+  int64_t rows = int64_t(words.size()) / wordShape.back();
+  values->assign(size_t(rows * k), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < k; ++c) {
+      uint32_t word =
+          uint32_t(int64_t(words[size_t(r * wordShape.back() + c / perWord)]));
+      int64_t code = word >> (c % perWord * bits) & ((1u << bits) - 1);
+      double scale = scales[size_t(r * scaleShape.back() + c / g)];
+      if (!std::isfinite(scale)) {
+        *err = s->file + ": tensor " + s->name + ": a scale is not finite";
+        return false;
+      }
+      (*values)[size_t(r * k + c)] =
+          double(float(double(code - (int64_t(1) << (bits - 1))) * scale));
+    }
+  return true;
+}
+
 std::vector<Mat> perExpert(const npy::Array &a) {
   std::vector<Mat> ms;
   int64_t rows = a.shape[1], cols = a.shape[2];
@@ -1005,6 +1056,20 @@ static bool readQuantization(const json::Value &q, Keys &keys,
     const json::Value *strategy = w->get("strategy");
     std::string name = strategy ? strategy->string : "";
     const json::Value *group = w->get("group_size");
+    if (format && format->string == "pack-quantized") {
+      const json::Value *bits = w->get("num_bits");
+      p->fp8 = false;
+      p->intBits = bits && bits->isInteger ? int(bits->integer) : 0;
+      if (p->intBits != 4 && p->intBits != 8)
+        return keys.bad("quantization_config: pack-quantized weights of "
+                        "other than 4 or 8 bits are not read");
+      if (name == "group" && positive(group))
+        p->intGroup = group->integer;
+      else if (name != "channel")
+        return keys.bad("quantization_config: integer weights of strategy \"" +
+                        name + "\" are not read");
+      return true;
+    }
     const json::Value *block = w->get("block_structure");
     if (name == "tensor") p->fp8Block = {0, 0};
     else if (name == "channel") p->fp8Block = {1, 0};
@@ -1152,11 +1217,21 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         continue;
       }
       const st::TensorEntry *t = reader.find(name);
-      if (!t && (plan.nvfp4Compressed || plan.mxfp4Compressed))
+      if (!t && (plan.nvfp4Compressed || plan.mxfp4Compressed || plan.intBits))
         t = reader.find(name + "_packed");
       if (!t) {
         *err = "the checkpoint has no tensor " + name;
         return false;
+      }
+      if (plan.intBits && t->dtype == "I32" && !op.transposed) {
+        std::vector<double> values;
+        if (!readPackedInts(reader, *t, name, plan.intBits, plan.intGroup, each,
+                            &values, err))
+          return false;
+        fp8 = true;
+        a.dtype = weights->dtype;
+        a.f.insert(a.f.end(), values.begin(), values.end());
+        continue;
       }
       // 4-bit codes: llm-compressor's MXFP4, or NVFP4 (Model Optimizer's
       // global scale multiplies, llm-compressor's divides).

@@ -98,6 +98,12 @@ struct LayerPlan {
   /// `<name>_packed` as NVFP4's, with E8M0 scales `<name>_scale` [..., n,
   /// ceil(k / 32)] and no global scale.
   bool mxfp4Compressed = false;
+  /// llm-compressor's integers ("pack-quantized"): `<name>_packed` holds
+  /// I32 words of 32 / intBits codes (4 or 8 bits, the first in the lowest
+  /// bits, each the value plus 2^(intBits - 1)), with scales `<name>_scale`
+  /// [..., n, ceil(k / intGroup)] (intGroup 0: one a row).
+  int intBits = 0;
+  int64_t intGroup = 0;
 };
 
 /// Plans sparse layer `layer` of the model with config.json `config`

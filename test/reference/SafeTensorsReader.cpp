@@ -188,9 +188,9 @@ const TensorEntry *Reader::find(const std::string &name) const {
 bool Reader::read(const TensorEntry &t, std::vector<double> *out,
                   std::string *err) const {
   if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16" &&
-      t.dtype != "F8_E4M3" && t.dtype != "U8") {
+      t.dtype != "F8_E4M3" && t.dtype != "U8" && t.dtype != "I32") {
     *err = t.file + ": tensor " + t.name + " has dtype " + t.dtype +
-           " (expected F32, F16, BF16, F8_E4M3 or U8)";
+           " (expected F32, F16, BF16, F8_E4M3, U8 or I32)";
     return false;
   }
   std::ifstream f(t.file, std::ios::binary);
@@ -210,6 +210,10 @@ bool Reader::read(const TensorEntry &t, std::vector<double> *out,
       float x;
       std::memcpy(&x, &b, 4);
       (*out)[i] = x;
+    } else if (t.dtype == "I32") {
+      uint32_t b = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
+                   uint32_t(p[3]) << 24;
+      (*out)[i] = double(int32_t(b));
     } else if (t.dtype == "F8_E4M3") {
       (*out)[i] = e4m3ToF64(p[0]);
     } else if (t.dtype == "U8") {

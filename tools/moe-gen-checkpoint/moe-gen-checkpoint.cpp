@@ -227,6 +227,27 @@ static cl::opt<bool> mxfp4Dequantized(
              "checkpoints' layout, without quantization_config"),
     cl::cat(category));
 
+static cl::opt<unsigned> intCompressed(
+    "int-compressed",
+    cl::desc("4 or 8: write the projections as llm-compressor's W4A16 or "
+             "W8A16 (quant_method compressed-tensors, format pack-quantized: "
+             "<name>_packed I32 [n, ceil(k / (32 / bits))], the codes of "
+             "each word from its lowest bits, each the value plus 2^(bits - "
+             "1); <name>_scale in --dtype [n, ceil(k / group)]; "
+             "<name>_shape I32 [2]); experts stored per expert"),
+    cl::init(0), cl::cat(category));
+static cl::opt<int64_t> intGroup(
+    "int-group",
+    cl::desc("with --int-compressed: the inputs one scale covers (strategy "
+             "group); 0 for one scale a row (strategy channel)"),
+    cl::init(32), cl::cat(category));
+static cl::opt<bool> intDequantized(
+    "int-dequantized",
+    cl::desc("with --int-compressed: write those projections dequantized "
+             "to --dtype instead (each value times its scale in f32, "
+             "rounded once), without quantization_config"),
+    cl::cat(category));
+
 static cl::opt<bool> nvfp4(
     "nvfp4",
     cl::desc("write the projections in NVFP4 as Model Optimizer exports "
@@ -782,6 +803,21 @@ static llvm::Error parseFP8(Model &m) {
   if (mxfp4Dequantized && !mxfp4 && !mxfp4Compressed)
     return llvm::createStringError(
         "--mxfp4-dequantized needs --mxfp4 or --mxfp4-compressed");
+  if (intCompressed != 0 && intCompressed != 4 && intCompressed != 8)
+    return llvm::createStringError("--int-compressed must be 4 or 8, not " +
+                                   llvm::Twine(intCompressed.getValue()));
+  if (intCompressed && (m.fp8() || mxfp4 || nvfp4 || mxfp4Compressed))
+    return llvm::createStringError(
+        "--int-compressed and the FP8, MXFP4 and NVFP4 options are "
+        "exclusive");
+  if (intCompressed && (fused || isDbrx(m.family()) || isGptOss(m.family())))
+    return llvm::createStringError(
+        "--int-compressed: llm-compressor quantizes experts stored per "
+        "expert (not with fused experts, dbrx or gpt_oss)");
+  if (intGroup < 0)
+    return llvm::createStringError("--int-group must not be negative");
+  if (intDequantized && !intCompressed)
+    return llvm::createStringError("--int-dequantized needs --int-compressed");
   return llvm::Error::success();
 }
 
@@ -999,6 +1035,31 @@ static llvm::json::Object compressedNVFP4Config() {
                                  "nvfp4-pack-quantized");
 }
 
+/// The quantization_config llm-compressor writes for its W4A16 and W8A16
+/// schemes (symmetric integer weights scaled per group or channel,
+/// activations unquantized).
+static llvm::json::Object compressedIntConfig() {
+  llvm::json::Value groupSize = nullptr;
+  if (intGroup)
+    groupSize = intGroup.getValue();
+  llvm::json::Object weights{
+      {"actorder", nullptr},
+      {"block_structure", nullptr},
+      {"dynamic", false},
+      {"group_size", std::move(groupSize)},
+      {"num_bits", intCompressed.getValue()},
+      {"observer", "minmax"},
+      {"strategy", intGroup ? "group" : "channel"},
+      {"symmetric", true},
+      {"type", "int"},
+  };
+  llvm::json::Object config =
+      compressedTensorsConfig(std::move(weights), {}, "pack-quantized");
+  auto *group = config.getObject("config_groups")->getObject("group_0");
+  (*group)["input_activations"] = nullptr;
+  return config;
+}
+
 /// The quantization_config llm-compressor writes for its MXFP4 scheme
 /// (MXFP4 weights and activations, an E8M0 scale a group of 32).
 static llvm::json::Object compressedMXFP4Config() {
@@ -1165,6 +1226,8 @@ static llvm::json::Object buildConfig(const Model &m) {
   // NVFP4 as llm-compressor or Model Optimizer exports it.
   if (mxfp4Compressed && !mxfp4Dequantized)
     config["quantization_config"] = compressedMXFP4Config();
+  if (intCompressed && !intDequantized)
+    config["quantization_config"] = compressedIntConfig();
   if (nvfp4 && nvfp4Compressed && !nvfp4Dequantized) {
     config["quantization_config"] = compressedNVFP4Config();
   } else if (nvfp4 && !nvfp4Dequantized) {
@@ -1679,6 +1742,66 @@ static PackedFP4 quantizeRowsMXFP4(llvm::ArrayRef<float> values,
   return q;
 }
 
+namespace {
+/// Integers packed as compressed-tensors' pack-quantized format.
+struct PackedInts {
+  std::vector<char> words, scales;
+  llvm::SmallVector<int64_t> wordShape, scaleShape;
+  /// What the dequantization computes: each value times its scale, rounded
+  /// once to f32.
+  std::vector<float> values;
+};
+} // namespace
+
+/// Quantizes `values` of `shape` [..., n, k] to symmetric integers of
+/// `bits` bits as llm-compressor does, in groups of `group` of each row (0:
+/// the whole row; the last group partial when `group` does not divide k):
+/// a group's scale is its largest magnitude over (2^bits - 1) / 2, rounded
+/// to `scaleType`, and each value's code is value / scale rounded to
+/// nearest (ties to even) and clamped to [-2^(bits - 1), 2^(bits - 1) - 1],
+/// stored plus 2^(bits - 1), 32 / bits codes an I32 word from its lowest
+/// bits.
+static PackedInts quantizeInts(llvm::ArrayRef<float> values,
+                               llvm::ArrayRef<int64_t> shape, unsigned bits,
+                               int64_t group, DType scaleType) {
+  int64_t k = shape.back(), rows = values.size() / k;
+  int64_t g = group ? group : k, perWord = 32 / bits;
+  int64_t groups = (k + g - 1) / g, words = (k + perWord - 1) / perWord;
+  int offset = 1 << (bits - 1);
+  PackedInts q;
+  q.wordShape.assign(shape.begin(), shape.end());
+  q.wordShape.back() = words;
+  q.scaleShape.assign(shape.begin(), shape.end());
+  q.scaleShape.back() = groups;
+  std::vector<uint32_t> packed(rows * words, 0);
+  std::vector<float> scales(rows * groups);
+  q.values.resize(values.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < groups; ++b) {
+      int64_t c0 = b * g, c1 = std::min(k, c0 + g);
+      float amax = 0;
+      for (int64_t c = c0; c < c1; ++c)
+        amax = std::max(amax, std::fabs(values[r * k + c]));
+      // The scale as the checkpoint stores it, which dequantizes.
+      float scale = roundTo(
+          scaleType, amax > 0 ? amax / ((2.0f * offset - 1.0f) / 2.0f) : 1.0f);
+      scales[r * groups + b] = scale;
+      for (int64_t c = c0; c < c1; ++c) {
+        float code = std::nearbyint(values[r * k + c] / scale);
+        code = std::clamp(code, float(-offset), float(offset - 1));
+        uint32_t stored =
+            static_cast<uint32_t>(static_cast<int>(code) + offset);
+        packed[r * words + c / perWord] |= stored << (c % perWord * bits);
+        q.values[r * k + c] = code * scale;
+      }
+    }
+  }
+  q.words.resize(packed.size() * 4);
+  std::memcpy(q.words.data(), packed.data(), q.words.size());
+  q.scales = storeValues(scales, scaleType);
+  return q;
+}
+
 /// Quantizes `values` of `shape` [..., n, k] (k even) to NVFP4: the global
 /// scale g brings the largest magnitude to 6 x 448 (E2M1's and E4M3's
 /// largest), and each block of 16 of a row has the E4M3 scale nearest to
@@ -1774,6 +1897,23 @@ static llvm::Error writeWeights(const Model &m,
       }
       add(spec.name + "_packed", DType::U8, q.codeShape, std::move(q.codes));
       add(spec.name + "_scale", DType::U8, q.scaleShape, std::move(q.scales));
+      continue;
+    }
+    if (intCompressed && spec.quantizable) {
+      PackedInts q =
+          quantizeInts(generated, spec.shape, intCompressed, intGroup, m.dtype);
+      if (intDequantized) {
+        add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
+        continue;
+      }
+      // The weight's shape, [n, k], which the words do not tell.
+      int32_t dims[] = {static_cast<int32_t>(spec.shape.end()[-2]),
+                        static_cast<int32_t>(spec.shape.back())};
+      add(spec.name + "_packed", DType::I32, q.wordShape, std::move(q.words));
+      add(spec.name + "_scale", m.dtype, q.scaleShape, std::move(q.scales));
+      add(spec.name + "_shape", DType::I32, {2},
+          std::vector<char>(reinterpret_cast<const char *>(dims),
+                            reinterpret_cast<const char *>(dims + 2)));
       continue;
     }
     if (nvfp4 && spec.quantizable) {

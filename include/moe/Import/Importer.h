@@ -339,6 +339,18 @@ struct ModelConfig {
   /// llm-compressor does (format "mxfp4-pack-quantized": `<name>_packed`,
   /// `<name>_scale`). GPT-OSS's own MXFP4 is `mxfp4`.
   std::optional<FP4Tensors> packedFP4;
+  /// Integer weights as llm-compressor stores them (quant_method
+  /// "compressed-tensors", format "pack-quantized": W4A16, W8A16): a
+  /// weight `<name>` is the I32 words `<name>_packed` of its `bits`-bit
+  /// codes and their scales `<name>_scale`, one a group of `group` inputs
+  /// of each row (0: one a row, strategy "channel").
+  struct PackedInts {
+    unsigned bits = 4;
+    int64_t group = 0;
+    /// The quantization_config's words for the scheme, for diagnostics.
+    std::string description;
+  };
+  std::optional<PackedInts> packedInts;
   /// Model Optimizer's quant_algo "MIXED_PRECISION": the quant_algo of each
   /// module of its quantized_layers (`where` names that key). A module
   /// quantizes the tensors under it; a weight under none is unquantized.
