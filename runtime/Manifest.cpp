@@ -70,6 +70,12 @@ std::string Manifest::toJSON() const {
         entry["global_scales"] = json::Array(w.scales->globals);
       if (w.scales->globalsInverse)
         entry["global_scales_inverse"] = true;
+      if (!w.scales->zeros.empty())
+        entry["zero_points"] = json::Array(w.scales->zeros);
+      if (w.scales->zeroOffset)
+        entry["zero_point_offset"] = w.scales->zeroOffset;
+      if (!w.scales->groupIndices.empty())
+        entry["group_indices"] = json::Array(w.scales->groupIndices);
     }
     if (w.transposed)
       entry["transposed"] = true;
@@ -142,15 +148,24 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
                                : "FP8 weight ") +
                        entry.names.front();
   std::optional<bool> inverse = w.getBoolean("global_scales_inverse");
+  const json::Array *zeros = w.getArray("zero_points");
+  const json::Array *groups = w.getArray("group_indices");
+  std::optional<int64_t> zeroOffset = w.getInteger("zero_point_offset");
   if (!scales || scales->size() != entry.names.size() || !block ||
       block->size() != 2 || pieceRank < 2 ||
       (globals && (!fp4 || globals->size() != entry.names.size())) ||
-      (inverse && !globals) || (!inverse && w.get("global_scales_inverse")))
+      (inverse && !globals) || (!inverse && w.get("global_scales_inverse")) ||
+      (zeros && (!bits || zeros->size() != entry.names.size())) ||
+      (groups && (!bits || groups->size() != entry.names.size())) ||
+      (zeroOffset && !zeros) || (!zeroOffset && w.get("zero_point_offset")))
     return invalid("malformed block scales of " + weight);
   WeightEntry::BlockScales result;
   result.globalsInverse = inverse.value_or(false);
-  for (auto [list, names] : {std::pair(scales, &result.names),
-                             std::pair(globals, &result.globals)}) {
+  result.zeroOffset = zeroOffset.value_or(0);
+  for (auto [list, names] :
+       {std::pair(scales, &result.names), std::pair(globals, &result.globals),
+        std::pair(zeros, &result.zeros),
+        std::pair(groups, &result.groupIndices)}) {
     if (!list)
       continue;
     for (const json::Value &n : *list) {
@@ -169,8 +184,10 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
   if (fp4 && (*rows != 1 || *cols != fp4Block))
     return invalid(weight + " has a scale block other than 1 x " +
                    std::to_string(fp4Block));
-  if (bits && *rows != 1)
-    return invalid(weight + " has a scale block of more than one row");
+  bool transposed = w.getBoolean("transposed").value_or(false);
+  if (bits && (transposed ? *cols : *rows) != 1)
+    return invalid(weight + " has a scale block of more than one " +
+                   (transposed ? "stored column" : "row"));
   result.rows = *rows;
   result.cols = *cols;
   result.fp4 = fp4;
@@ -253,10 +270,9 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
         return invalid("weight " + entry.names.front() +
                        " is transposed but its tensors have fewer than two "
                        "dimensions");
-      if (entry.transposed && entry.scales &&
-          (entry.scales->fp4 || entry.scales->bits))
+      if (entry.transposed && entry.scales && entry.scales->fp4)
         return invalid("weight " + entry.names.front() +
-                       " is MXFP4, NVFP4 or integers and transposed");
+                       " is MXFP4 or NVFP4 and transposed");
       entry.interleaved = w->getBoolean("interleaved").value_or(false);
       if (entry.interleaved &&
           (entry.stacked || entry.shape.size() < 2 || entry.shape[1] % 2 != 0))

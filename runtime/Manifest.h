@@ -70,6 +70,13 @@ struct WeightEntry {
     /// plus 2^(bits - 1), with f32, f16 or bf16 scales of blocks of one row;
     /// 0 for float codes.
     unsigned bits = 0;
+    /// Integers only: the zero point tensor of each tensor (else the zero
+    /// point is 2^(bits - 1)), the offset added to each zero point stored,
+    /// and the group index tensor of each (else column j is in group j /
+    /// cols, or j / rows when transposed).
+    std::vector<std::string> zeros;
+    int64_t zeroOffset = 0;
+    std::vector<std::string> groupIndices;
 
     bool nvfp4() const { return fp4 && !globals.empty(); }
 

@@ -333,6 +333,125 @@ static void deinterleave(void *piece, llvm::ArrayRef<int64_t> shape,
   }
 }
 
+/// Reads 32-bit word `index` of `data` (little-endian, maybe unaligned).
+static uint32_t wordAt(const void *data, int64_t index) {
+  uint32_t word;
+  std::memcpy(&word, static_cast<const char *>(data) + index * 4, sizeof(word));
+  return word;
+}
+
+/// Dequantizes integer tensor `codes`, tensor `index` of `weight` (whose
+/// pieces are `pieceShape` [..., n, k]), with its f32 `scales` into `out`,
+/// for the layouts the per-row table of bindConverted does not take: words
+/// [..., ceil(k / w), n] (`transposed`, GPTQ's), zero points, or group
+/// indices. Element (i, j) is (code - zero) * scale in f32, rounded once to
+/// the weight's dtype; its zero is the stored one plus the offset, or
+/// 2^(bits - 1) without zero points, and its group g[j], or j / the block.
+static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
+                                  const WeightEntry &weight, size_t index,
+                                  const ckpt::TensorInfo &codes,
+                                  llvm::ArrayRef<int64_t> pieceShape,
+                                  llvm::ArrayRef<float> scales,
+                                  llvm::StringRef format, void *out) {
+  const WeightEntry::BlockScales &blocks = *weight.scales;
+  moe_dtype to = weight.dtype;
+  bool transposed = weight.transposed;
+  unsigned bits = blocks.bits;
+  int64_t n = pieceShape.end()[-2], k = pieceShape.back(), batch = 1;
+  for (int64_t d : pieceShape.drop_back(2))
+    batch *= d;
+  int64_t perWord = 32 / bits;
+  int64_t group = transposed ? blocks.rows : blocks.cols;
+  int64_t groups = (k + group - 1) / group;
+  int64_t kWords = (k + perWord - 1) / perWord;
+  int64_t nWords = (n + perWord - 1) / perWord;
+  uint32_t mask = (1u << bits) - 1;
+  llvm::StringRef name = weight.names[index];
+  // The zero points, packed along n: [..., ceil(n / w), groups], or
+  // [..., groups, ceil(n / w)] as GPTQ stores them.
+  const void *zeros = nullptr;
+  if (!blocks.zeros.empty()) {
+    llvm::SmallVector<int64_t> shape(pieceShape.drop_back(2));
+    shape.append(transposed ? std::initializer_list<int64_t>{groups, nWords}
+                            : std::initializer_list<int64_t>{nWords, groups});
+    auto tensor =
+        checkpoint.require(blocks.zeros[index], shape, {ckpt::DType::I32});
+    if (!tensor)
+      return tensor.takeError();
+    zeros = (*tensor)->data;
+  }
+  // The group of each column, checked once.
+  std::vector<int32_t> groupOf;
+  if (!blocks.groupIndices.empty()) {
+    llvm::SmallVector<int64_t> shape(pieceShape.drop_back(2));
+    shape.push_back(k);
+    auto tensor = checkpoint.require(blocks.groupIndices[index], shape,
+                                     {ckpt::DType::I32});
+    if (!tensor)
+      return tensor.takeError();
+    groupOf.resize(batch * k);
+    std::memcpy(groupOf.data(), (*tensor)->data, groupOf.size() * 4);
+    for (auto [j, g] : llvm::enumerate(groupOf))
+      if (g < 0 || g >= groups)
+        return llvm::createStringError(
+            llvm::inconvertibleErrorCode(),
+            (*tensor)->file + ": tensor " + blocks.groupIndices[index] +
+                ": group index " + std::to_string(j) + " (" +
+                std::to_string(g) + ") of " + format.str() + " tensor " +
+                name.str() + " is not in [0, " + std::to_string(groups) + ")");
+  }
+  int zeroOffset = static_cast<int>(blocks.zeroOffset);
+  // The signed value of element (i, j) of piece b, and its scale.
+  auto decode = [&](int64_t b, int64_t i, int64_t j) {
+    int64_t word = transposed ? (b * kWords + j / perWord) * n + i
+                              : (b * n + i) * kWords + j / perWord;
+    int code = wordAt(codes.data, word) >> (j % perWord * bits) & mask;
+    int64_t g = groupOf.empty() ? j / group : groupOf[b * k + j];
+    float scale = scales[transposed ? (b * groups + g) * n + i
+                                    : (b * n + i) * groups + g];
+    int zero = 1 << (bits - 1);
+    if (zeros) {
+      int64_t at = transposed ? (b * groups + g) * nWords + i / perWord
+                              : (b * nWords + i / perWord) * groups + g;
+      zero =
+          static_cast<int>(wordAt(zeros, at) >> (i % perWord * bits) & mask) +
+          zeroOffset;
+    }
+    return std::pair(code - zero, scale);
+  };
+  // Tasks of kRows rows of a piece; each notes its first overflow.
+  constexpr int64_t kRows = 64;
+  int64_t rowTasks = (n + kRows - 1) / kRows;
+  std::vector<int64_t> overflow(batch * rowTasks, -1);
+  cpu::parallelFor(batch * rowTasks, [&](int64_t task) {
+    int64_t b = task / rowTasks, i0 = task % rowTasks * kRows;
+    for (int64_t i = i0, i1 = std::min(n, i0 + kRows); i < i1; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        auto [value, scale] = decode(b, i, j);
+        int64_t at = (b * n + i) * k + j;
+        cpu::storeF32(out, to, at, static_cast<float>(value) * scale);
+        if (overflow[task] < 0 && !std::isfinite(cpu::loadF32(out, to, at)))
+          overflow[task] = at;
+      }
+  });
+  for (int64_t at : overflow) {
+    if (at < 0)
+      continue;
+    auto [value, scale] = decode(at / (n * k), at / k % n, at % k);
+    char text[64];
+    std::snprintf(text, sizeof(text), "%d times scale %.9g = %.9g", value,
+                  static_cast<double>(scale),
+                  static_cast<double>(static_cast<float>(value) * scale));
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        codes.file + ": tensor " + name.str() + ": element " +
+            std::to_string(at) + " (" + text + ") is out of the range of " +
+            dtypeName(to).str() + "; the model dequantizes this " +
+            format.str() + " tensor to " + dtypeName(to).str());
+  }
+  return llvm::Error::success();
+}
+
 /// Converts the tensors of `weight` from the checkpoint's `stored` element
 /// type to `dtype`, rounding to nearest even, and swaps the last two
 /// dimensions of each when it is `transposed`, into one buffer in stacking
@@ -406,8 +525,21 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
   // Packed integers: the words of a stored row and the codes of a word.
   int64_t perWord = bits ? 32 / bits : 0;
   int64_t rowWords = bits ? (pieceCols + perWord - 1) / perWord : 0;
+  // Integers in another layout than rows of words with a table of products
+  // a group (dequantizeInts).
+  bool generalInts = bits && (weight.transposed || !blocks->zeros.empty() ||
+                              !blocks->groupIndices.empty());
+  // GPTQ's words pack the result's rows, which are stored columns.
+  llvm::SmallVector<int64_t> wordShape(pieceShape);
+  if (bits) {
+    int64_t &packedDim = wordShape.back();
+    packedDim = (packedDim + perWord - 1) / perWord;
+    if (weight.transposed)
+      std::swap(wordShape.back(), wordShape.end()[-2]);
+  }
   for (auto [i, name] : llvm::enumerate(weight.names)) {
-    auto tensor = bits  ? checkpoint->requirePackedInts(name, storedShape, bits)
+    auto tensor = bits
+                      ? checkpoint->require(name, wordShape, {ckpt::DType::I32})
                   : fp4 ? checkpoint->requireMXFP4(name, storedShape)
                         : checkpoint->require(name, storedShape, {storedType});
     if (!tensor)
@@ -433,6 +565,21 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     const void *in = (*tensor)->data;
     void *out = static_cast<char *>(buffer.get()) +
                 (weight.packing ? 0 : i * pieceBytes);
+    // What is left once the piece is in `out`.
+    auto finish = [&] {
+      if (weight.interleaved)
+        deinterleave(out, pieceShape, elementSize(to));
+      if (weight.packing)
+        packTensor(weight, pieceShape, i, static_cast<const char *>(out),
+                   static_cast<char *>(packedBuffer.get()));
+    };
+    if (generalInts) {
+      if (llvm::Error err = dequantizeInts(*checkpoint, weight, i, **tensor,
+                                           pieceShape, scales, format, out))
+        return err;
+      finish();
+      continue;
+    }
     // Each task notes its first overflow (an index into the checkpoint
     // tensor); the error names the first one.
     std::vector<int64_t> overflow(tasks, -1);
@@ -630,11 +777,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
               dtypeName(to).str() + "; the model converts this " +
               dtypeName(from).str() + " tensor to " + dtypeName(to).str());
     }
-    if (weight.interleaved)
-      deinterleave(out, pieceShape, elementSize(to));
-    if (weight.packing)
-      packTensor(weight, pieceShape, i, static_cast<const char *>(out),
-                 static_cast<char *>(packedBuffer.get()));
+    finish();
   }
   if (weight.packing)
     buffer = std::move(packedBuffer);

@@ -474,6 +474,14 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
         if (auto integer = dyn_cast_if_present<IntegerType>(
                 stored ? stored.getValue() : Type()))
           blockScales.bits = integer.getWidth();
+        for (auto [key, list] :
+             {std::pair("zero_points", &blockScales.zeros),
+              std::pair("group_indices", &blockScales.groupIndices)})
+          if (auto names = dict.getAs<ArrayAttr>(key))
+            for (auto name : names.getAsRange<StringAttr>())
+              list->push_back(name.str());
+        if (auto offset = dict.getAs<IntegerAttr>("zero_point_offset"))
+          blockScales.zeroOffset = offset.getInt();
         if (auto globals = dict.getAs<ArrayAttr>("global_scales"))
           for (auto name : globals.getAsRange<StringAttr>())
             blockScales.globals.push_back(name.str());

@@ -652,6 +652,32 @@ TEST(ManifestIntegerWeights, SurviveTheRoundTrip) {
                 .find("integer weight w.0.weight_packed has a scale block of "
                       "more than one row"),
             std::string::npos);
+
+  // GPTQ's: transposed, blocks of one stored column, zero points stored
+  // minus one, group indices.
+  WeightEntry &gptq = manifest.weights[0];
+  gptq.names = {"w.0.qweight"};
+  gptq.transposed = true;
+  gptq.scales->rows = 32;
+  gptq.scales->cols = 1;
+  gptq.scales->zeros = {"w.0.qzeros"};
+  gptq.scales->zeroOffset = 1;
+  gptq.scales->groupIndices = {"w.0.g_idx"};
+  text = manifest.toJSON();
+  parsed = Manifest::parse(text);
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  const WeightEntry::BlockScales &read = *parsed->weights[0].scales;
+  EXPECT_TRUE(parsed->weights[0].transposed);
+  EXPECT_EQ(read.zeros, gptq.scales->zeros);
+  EXPECT_EQ(read.zeroOffset, 1);
+  EXPECT_EQ(read.groupIndices, gptq.scales->groupIndices);
+  // An offset without zero points.
+  gptq.scales->zeros.clear();
+  parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("malformed block scales of integer weight w.0.qweight"),
+            std::string::npos);
 }
 
 /// A layer that counts co-activated pairs keeps the flag, and its table in

@@ -446,7 +446,9 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
         /*interleaved=*/nullptr,
         /*scales=*/nullptr, /*scale_block=*/nullptr,
-        /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr);
+        /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr,
+        /*zero_points=*/nullptr, /*zero_point_offset=*/nullptr,
+        /*group_indices=*/nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
@@ -458,7 +460,9 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         stored ? TypeAttr::get(stored) : nullptr, /*transposed=*/nullptr,
         /*interleaved=*/nullptr,
         /*scales=*/nullptr, /*scale_block=*/nullptr,
-        /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr);
+        /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr,
+        /*zero_points=*/nullptr, /*zero_point_offset=*/nullptr,
+        /*group_indices=*/nullptr);
 }
 
 // moe.weight "name" : type
@@ -518,6 +522,13 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   if (getGlobalScalesInverse() && !globals)
     return emitOpError() << "expected `global_scales_inverse` only with "
                             "`global_scales` (NVFP4)";
+  ArrayAttr zeros = getZeroPointsAttr(), groups = getGroupIndicesAttr();
+  if ((zeros || groups) && !ints)
+    return emitOpError() << "expected `zero_points` and `group_indices` only "
+                            "with `stored = i4` or `stored = i8`";
+  if (getZeroPointOffsetAttr() && !zeros)
+    return emitOpError() << "expected `zero_point_offset` only with "
+                            "`zero_points`";
   if (!fp8 && !mxfp4 && !ints) {
     if (scales || block || globals)
       return emitOpError() << "expected `scales`, `scale_block` and "
@@ -544,10 +555,13 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   if (scales.size() != getNames().size())
     return emitOpError() << "expected one scale tensor per tensor ("
                          << getNames().size() << "), found " << scales.size();
-  if (globals && globals.size() != getNames().size())
-    return emitOpError() << "expected one global scale per tensor ("
-                         << getNames().size() << "), found " << globals.size();
-  for (ArrayAttr names : {scales, globals})
+  for (auto [what, list] : {std::pair("global scale", globals),
+                            std::pair("zero point tensor", zeros),
+                            std::pair("group index tensor", groups)})
+    if (list && list.size() != getNames().size())
+      return emitOpError() << "expected one " << what << " per tensor ("
+                           << getNames().size() << "), found " << list.size();
+  for (ArrayAttr names : {scales, globals, zeros, groups})
     for (Attribute name : names ? names.getValue() : ArrayRef<Attribute>())
       if (cast<StringAttr>(name).getValue().empty())
         return emitOpError() << "expected non-empty scale tensor names";
@@ -565,10 +579,15 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
                             "(one E4M3 scale a block of 16) with `stored = "
                             "f4E2M1FN` and `global_scales` (NVFP4), found "
                          << getScaleBlockAttr();
-  if (ints && (*block)[0] != 1)
-    return emitOpError() << "expected `scale_block = array<i64: 1, g>` (one "
-                            "scale a group of g of a row) with `stored = "
-                         << storedName << "`, found " << getScaleBlockAttr();
+  // Groups of one row, or of one column of a tensor stored [in, out].
+  if (ints && (*block)[getTransposed() ? 1 : 0] != 1)
+    return emitOpError() << "expected `scale_block = array<i64: "
+                         << (getTransposed() ? "g, 1" : "1, g")
+                         << ">` (one scale a group of g of a "
+                         << (getTransposed() ? "stored column" : "row")
+                         << ") with `stored = " << storedName
+                         << (getTransposed() ? "` and `transposed`" : "`")
+                         << ", found " << getScaleBlockAttr();
   if (pieceRank < 2)
     return emitOpError() << "expected block-scaled tensors of rank 2 or more, "
                             "found rank "
@@ -577,7 +596,7 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
     return emitOpError() << "expected " << format
                          << " rows of an even length (two codes a byte), found "
                          << getType().getShape().back();
-  if ((mxfp4 || ints) && getTransposed())
+  if (mxfp4 && getTransposed())
     return emitOpError() << "expected block-scaled " << format
                          << " tensors that are not `transposed`";
   return success();

@@ -245,8 +245,24 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     for one scale a row). Element `(i, j)` is its signed value times the
     scale of `(i, j / g)`, multiplied in f32 and rounded to the result's
     element type once, at load time. A scale that is not finite, or a
-    product out of the result type's range, is a load-time error. Integer
-    tensors are not `transposed`.
+    product out of the result type's range, is a load-time error.
+
+    With `transposed` as well, the integers are laid out as GPTQ stores
+    them: words `[..., ceil(k / w), n]`, each holding w consecutive
+    elements of a column of the stored tensor (elements `(i, j)` to `(i, j
+    + w - 1)` of the result), and scales `[..., ceil(k / g), n]` with
+    `scale_block = array<i64: g, 1>`, the blocks of the tensor as stored
+    (as for FP8). `zero_points` names one more I32 tensor per tensor, the
+    zero point of each scale packed along n as the codes are along k:
+    `[..., ceil(n / w), ceil(k / g)]`, or `[..., ceil(k / g), ceil(n /
+    w)]` when `transposed`. Element `(i, j)` is then its code minus the
+    zero point of its group (plus `zero_point_offset`, 1 for GPTQ's
+    original format, which stores each zero point minus one), times the
+    scale; without `zero_points`, the zero point is 2^(bits - 1).
+    `group_indices` names one I32 tensor `[..., k]` per tensor: the group
+    of each column (GPTQ's `g_idx`, compressed-tensors' `weight_g_idx`),
+    each in `[0, ceil(k / g))` (a load-time error otherwise), instead of
+    `j / g`.
 
     With `transposed`, each checkpoint tensor holds its part of the result
     with the last two dimensions swapped: a result piece `[..., n, k]` is
@@ -283,6 +299,13 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
         {scale_block = array<i64: 1, 128>,
          scales = ["model.layers.1.mlp.experts.3.down_proj.weight_scale"],
          stored = i4} : tensor<2048x768xbf16>
+    %w1 = moe.weight "model.layers.0.mlp.experts.5.gate_proj.qweight"
+        {group_indices = ["model.layers.0.mlp.experts.5.gate_proj.g_idx"],
+         scale_block = array<i64: 128, 1>,
+         scales = ["model.layers.0.mlp.experts.5.gate_proj.scales"],
+         stored = i4, transposed, zero_point_offset = 1 : i64,
+         zero_points = ["model.layers.0.mlp.experts.5.gate_proj.qzeros"]}
+        : tensor<768x2048xbf16>
     ```
   }];
   let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked,
@@ -294,7 +317,10 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
                        OptionalAttr<StrArrayAttr>:$scales,
                        OptionalAttr<DenseI64ArrayAttr>:$scale_block,
                        OptionalAttr<StrArrayAttr>:$global_scales,
-                       UnitAttr:$global_scales_inverse);
+                       UnitAttr:$global_scales_inverse,
+                       OptionalAttr<StrArrayAttr>:$zero_points,
+                       OptionalAttr<I64Attr>:$zero_point_offset,
+                       OptionalAttr<StrArrayAttr>:$group_indices);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;

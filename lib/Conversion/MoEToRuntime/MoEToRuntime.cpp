@@ -138,7 +138,13 @@ void ConvertMoEToRuntimePass::runOnOperation() {
          op.getGlobalScalesAttr() ? Attribute(op.getGlobalScalesAttr())
                                   : attrs.getUnitAttr(),
          attrs.getBoolAttr(op.getGlobalScalesInverse()),
-         attrs.getBoolAttr(op.getInterleaved())});
+         attrs.getBoolAttr(op.getInterleaved()),
+         op.getZeroPointsAttr() ? Attribute(op.getZeroPointsAttr())
+                                : attrs.getUnitAttr(),
+         op.getZeroPointOffsetAttr() ? Attribute(op.getZeroPointOffsetAttr())
+                                     : attrs.getUnitAttr(),
+         op.getGroupIndicesAttr() ? Attribute(op.getGroupIndicesAttr())
+                                  : attrs.getUnitAttr()});
     auto [it, inserted] =
         weightIds.insert({key, static_cast<int64_t>(weightIds.size())});
     int64_t id = it->second;
@@ -170,6 +176,14 @@ void ConvertMoEToRuntimePass::runOnOperation() {
       if (op.getGlobalScalesInverse())
         entry.push_back(attrs.getNamedAttr("global_scales_inverse",
                                            attrs.getBoolAttr(true)));
+      // Integers' zero points (with the offset stored ones take) and
+      // group indices.
+      if (ArrayAttr zeros = op.getZeroPointsAttr())
+        entry.push_back(attrs.getNamedAttr("zero_points", zeros));
+      if (IntegerAttr offset = op.getZeroPointOffsetAttr())
+        entry.push_back(attrs.getNamedAttr("zero_point_offset", offset));
+      if (ArrayAttr groups = op.getGroupIndicesAttr())
+        entry.push_back(attrs.getNamedAttr("group_indices", groups));
       // Tensors stored with their last two dimensions swapped, and with
       // their dimension 1 interleaved.
       if (op.getTransposed())

@@ -423,8 +423,32 @@ func.func @weight_ints_block_rows() {
 // -----
 
 func.func @weight_ints_transposed() {
-  // expected-error@+1 {{'moe.weight' op expected block-scaled integer tensors that are not `transposed`}}
-  %w = moe.weight "a_packed" {stored = i4, scales = ["a_scale"], scale_block = array<i64: 1, 32>, transposed} : tensor<2x64xbf16>
+  // expected-error@+1 {{'moe.weight' op expected `scale_block = array<i64: g, 1>` (one scale a group of g of a stored column) with `stored = i4` and `transposed`, found array<i64: 1, 32>}}
+  %w = moe.weight "a.qweight" {stored = i4, scales = ["a.scales"], scale_block = array<i64: 1, 32>, transposed} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_zero_points_of_floats() {
+  // expected-error@+1 {{'moe.weight' op expected `zero_points` and `group_indices` only with `stored = i4` or `stored = i8`}}
+  %w = moe.weight "a" {stored = f8E4M3FN, scales = ["a_scale"], scale_block = array<i64: 1, 32>, zero_points = ["a_zero"]} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_zero_point_offset_alone() {
+  // expected-error@+1 {{'moe.weight' op expected `zero_point_offset` only with `zero_points`}}
+  %w = moe.weight "a.qweight" {stored = i4, scales = ["a.scales"], scale_block = array<i64: 32, 1>, transposed, zero_point_offset = 1 : i64} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_group_index_count() {
+  // expected-error@+1 {{'moe.weight' op expected one group index tensor per tensor (2), found 1}}
+  %w = moe.weight stacked ["a.qweight", "b.qweight"] {stored = i4, scales = ["a.scales", "b.scales"], scale_block = array<i64: 32, 1>, transposed, group_indices = ["a.g_idx"]} : tensor<2x2x64xbf16>
   return
 }
 
