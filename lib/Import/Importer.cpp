@@ -133,8 +133,12 @@ struct WeightSpec {
   std::vector<std::string> globalScales;
   bool globalScalesInverse = false;
   /// Integer tensors of 4 or 8 bits packed into I32 words (`moe.weight
-  /// {stored = i4}` or `i8`), whose scales cover groups of one row.
+  /// {stored = i4}` or `i8`), whose scales cover groups of one row (of one
+  /// stored column when `transposed`: GPTQ's), with GPTQ's zero points
+  /// (`zeroPoints`, each stored minus `zeroPointOffset`) and group indices.
   unsigned intBits = 0;
+  std::vector<std::string> zeroPoints, groupIndices;
+  int64_t zeroPointOffset = 0;
 
   /// The shape of each checkpoint tensor.
   llvm::SmallVector<int64_t> tensorShape() const {
@@ -146,6 +150,9 @@ struct WeightSpec {
   }
 };
 
+/// A few operands (a layer has at most three of a kind).
+using WeightSpecs = llvm::SmallVector<WeightSpec, 3>;
+
 /// The operands of a layer's moe.layer, in operand order.
 struct LayerSpec {
   WeightSpec router;
@@ -153,10 +160,10 @@ struct LayerSpec {
   std::optional<WeightSpec> routerBias;
   /// The selection bias.
   std::optional<WeightSpec> bias;
-  llvm::SmallVector<WeightSpec> experts;
+  WeightSpecs experts;
   /// One bias per expert weight (GPT-OSS), or none.
-  llvm::SmallVector<WeightSpec> expertBiases;
-  llvm::SmallVector<WeightSpec> shared;
+  WeightSpecs expertBiases;
+  WeightSpecs shared;
 
   llvm::SmallVector<const WeightSpec *> all() const {
     llvm::SmallVector<const WeightSpec *> specs = {&router};
@@ -198,10 +205,10 @@ static WeightSpec perExpert(StringRef role, const ModelConfig &m,
 /// The routed experts stored per expert under `prefix.experts.<e>`: the
 /// gate, up and down projections named by `leaves` (gate_proj.weight and so
 /// on, or Mixtral's w1, w3, w2), each [out, in].
-static llvm::SmallVector<WeightSpec>
-perExpertFFN(const ModelConfig &m, const std::string &prefix,
-             std::array<StringRef, 3> leaves = {
-                 "gate_proj.weight", "up_proj.weight", "down_proj.weight"}) {
+static WeightSpecs perExpertFFN(const ModelConfig &m, const std::string &prefix,
+                                std::array<StringRef, 3> leaves = {
+                                    "gate_proj.weight", "up_proj.weight",
+                                    "down_proj.weight"}) {
   int64_t d = m.hiddenSize, f = m.expertSize;
   return {perExpert("gate", m, prefix, leaves[0], {f, d}),
           perExpert("up", m, prefix, leaves[1], {f, d}),
@@ -230,10 +237,14 @@ static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
                                                     : ".mlp");
 }
 
-/// Whether the checkpoint holds projection weight `name`, or
-/// llm-compressor's packed 4-bit codes of it (`<name>_packed`).
+/// Whether the checkpoint holds projection weight `name`, llm-compressor's
+/// packed codes of it (`<name>_packed`), or GPTQ's (`<prefix>.qweight` for
+/// `<prefix>.weight`).
 static bool hasWeight(const Checkpoint &ckpt, const std::string &name) {
-  return ckpt.lookup(name) || ckpt.lookup(name + "_packed");
+  StringRef prefix = name;
+  return ckpt.lookup(name) || ckpt.lookup(name + "_packed") ||
+         (prefix.consume_back(".weight") &&
+          ckpt.lookup((prefix + ".qweight").str()));
 }
 
 /// Whether layer `layer`'s block_sparse_moe is stored in transformers 5's
@@ -271,8 +282,8 @@ static WeightSpec routerSpec(const ModelConfig &m, int64_t layer,
 /// Experts fused as transformers stores them: `<block>.experts.gate_up_proj`
 /// [E, 2f, d] (gate rows first) and `<block>.experts.down_proj` [E, d, f],
 /// both stored [in, out] (`moe.weight {transposed}`) when `inOut`.
-static llvm::SmallVector<WeightSpec>
-fusedExperts(const ModelConfig &m, const std::string &block, bool inOut) {
+static WeightSpecs fusedExperts(const ModelConfig &m, const std::string &block,
+                                bool inOut) {
   int64_t d = m.hiddenSize, f = m.expertSize, e = m.numExperts;
   WeightSpec gateUp =
       single("gate_up", block + ".experts.gate_up_proj", {e, 2 * f, d});
@@ -531,6 +542,89 @@ static llvm::Error checkPackedFP4(const Checkpoint &ckpt, const ModelConfig &m,
   return llvm::Error::success();
 }
 
+/// Records the group indices of the integer tensors of `weight` (a piece
+/// [..., n, k] each), `indexName(codes)` of each, I32 [..., k], where the
+/// checkpoint has them: all of them or none.
+static llvm::Error
+collectGroupIndices(const Checkpoint &ckpt, WeightSpec &weight,
+                    llvm::function_ref<std::string(StringRef)> indexName) {
+  llvm::SmallVector<int64_t> columns = weight.tensorShape();
+  columns.erase(columns.end() - 2);
+  for (const std::string &codes : weight.names) {
+    std::string indices = indexName(codes);
+    if (!ckpt.lookup(indices))
+      continue;
+    if (llvm::Error err =
+            ckpt.require(indices, columns, {DType::I32}).takeError())
+      return err;
+    weight.groupIndices.push_back(std::move(indices));
+  }
+  if (!weight.groupIndices.empty() &&
+      weight.groupIndices.size() != weight.names.size())
+    return makeError(ckpt.lookup(weight.names.front())->file + ": tensor " +
+                     weight.names.front() +
+                     " is stacked with integer tensors of which some have "
+                     "group indices (" +
+                     weight.groupIndices.front() + ") and some do not");
+  return llvm::Error::success();
+}
+
+/// Checks GPTQ's tensors of `weight`, whose names are the `<prefix>.qweight`
+/// of each Linear: I32 words [k / w, n] (w codes a word along k), their
+/// scales `<prefix>.scales` [groups, n] (f32, f16 or bf16), zero points
+/// `<prefix>.qzeros`, I32 [groups, n / w], and, when the checkpoint has
+/// them, group indices `<prefix>.g_idx`, I32 [k]. The weight becomes
+/// `transposed`: GPTQ stores [in, out].
+static llvm::Error checkGPTQ(const Checkpoint &ckpt,
+                             const ModelConfig::PackedInts &ints,
+                             WeightSpec &weight) {
+  llvm::SmallVector<int64_t> shape = weight.tensorShape();
+  int64_t n = shape.end()[-2], k = shape.back();
+  int64_t perWord = 32 / ints.bits;
+  int64_t group = ints.group ? ints.group : k;
+  int64_t groups = llvm::divideCeil(k, group);
+  auto withLast2 = [&](int64_t rows, int64_t cols) {
+    llvm::SmallVector<int64_t> result(shape);
+    result.end()[-2] = rows;
+    result.back() = cols;
+    return result;
+  };
+  if (!StringRef(weight.names.front()).ends_with(".qweight"))
+    return makeError(ckpt.lookup(weight.names.front())->file + ": tensor " +
+                     weight.names.front() + " has dtype I32, but " +
+                     ints.description + " names a Linear's words " +
+                     "<prefix>.qweight");
+  for (const std::string &codes : weight.names) {
+    StringRef prefix = StringRef(codes).drop_back(strlen(".qweight"));
+    if (llvm::Error err =
+            ckpt.require(codes, withLast2(llvm::divideCeil(k, perWord), n),
+                         {DType::I32})
+                .takeError())
+      return err;
+    std::string scale = (prefix + ".scales").str();
+    if (llvm::Error err =
+            ckpt.requireScales(scale, withLast2(groups, n)).takeError())
+      return err;
+    weight.scales.push_back(std::move(scale));
+    std::string zeros = (prefix + ".qzeros").str();
+    if (llvm::Error err =
+            ckpt.require(zeros, withLast2(groups, llvm::divideCeil(n, perWord)),
+                         {DType::I32})
+                .takeError())
+      return err;
+    weight.zeroPoints.push_back(std::move(zeros));
+  }
+  if (llvm::Error err = collectGroupIndices(ckpt, weight, [](StringRef codes) {
+        return (codes.drop_back(strlen(".qweight")) + ".g_idx").str();
+      }))
+    return err;
+  weight.transposed = true;
+  weight.scaleBlock = {group, 1};
+  weight.intBits = ints.bits;
+  weight.zeroPointOffset = ints.zeroOffset;
+  return llvm::Error::success();
+}
+
 /// Checks the integer tensors of `weight`, named as `m.packedInts` says:
 /// I32 words [..., n, ceil(k / (32 / bits))] of `<name>_packed` and their
 /// scales `<name>_scale` [..., n, ceil(k / group)] (f32, f16 or bf16).
@@ -540,6 +634,8 @@ static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
   const ModelConfig::PackedInts &ints = *m.packedInts;
   const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
   llvm::SmallVector<int64_t> shape = weight.tensorShape();
+  if (ints.gptq && !weight.transposed && shape.size() >= 2)
+    return checkGPTQ(ckpt, ints, weight);
   if (weight.transposed || shape.size() < 2)
     return makeError(first->file + ": tensor " + weight.names.front() +
                      " holds packed integer codes, but its weight is " +
@@ -563,6 +659,11 @@ static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
       return err;
     weight.scales.push_back(std::move(scale));
   }
+  // Activation order "group": `<name>_g_idx`.
+  if (llvm::Error err = collectGroupIndices(ckpt, weight, [&](StringRef codes) {
+        return (codes.drop_back(suffix.size()) + "_g_idx").str();
+      }))
+    return err;
   weight.scaleBlock = {1, group};
   weight.intBits = ints.bits;
   return llvm::Error::success();
@@ -646,6 +747,17 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
       continue;
     }
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
+    // GPTQ names a Linear's words `<prefix>.qweight`.
+    StringRef prefix = StringRef(weight.names.front());
+    if (!first && m.packedInts && m.packedInts->gptq &&
+        prefix.consume_back(".weight"))
+      if (const checkpoint::TensorInfo *codes =
+              ckpt.lookup((prefix + ".qweight").str())) {
+        for (std::string &name : weight.names)
+          if (StringRef(name).ends_with(".weight"))
+            name = name.substr(0, name.size() - strlen(".weight")) + ".qweight";
+        first = codes;
+      }
     // llm-compressor's packed formats name a projection's codes
     // `<name>_packed`.
     std::string packed = weight.names.front() + "_packed";
@@ -813,6 +925,17 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
           builder.getStrArrayAttr(llvm::SmallVector<StringRef>(
               weight.globalScales.begin(), weight.globalScales.end())));
     op.setGlobalScalesInverse(weight.globalScalesInverse);
+    auto names = [&](const std::vector<std::string> &list) {
+      return builder.getStrArrayAttr(
+          llvm::SmallVector<StringRef>(list.begin(), list.end()));
+    };
+    if (!weight.zeroPoints.empty())
+      op.setZeroPointsAttr(names(weight.zeroPoints));
+    if (weight.zeroPointOffset)
+      op.setZeroPointOffsetAttr(
+          builder.getI64IntegerAttr(weight.zeroPointOffset));
+    if (!weight.groupIndices.empty())
+      op.setGroupIndicesAttr(names(weight.groupIndices));
     return op.getResult();
   };
   llvm::SmallVector<Value> router = {materialize(spec.router)};

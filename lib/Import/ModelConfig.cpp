@@ -790,12 +790,13 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
         scales.block = {1, 0};
       } else if (strategy == "group") {
         scales.block = {1, w.getInt("group_size", std::nullopt, 1)};
-        // Activation order "group" stores a permutation of the groups
-        // (weight_g_idx).
+        // Activation order "group" stores the group of each input
+        // (weight_g_idx), which the integers' loader reads.
         const llvm::json::Value *order = w.find("actorder");
-        if (order && order->getAsString() == std::optional<StringRef>("group"))
-          w.fail("actorder \"group\" is not supported (its weight_g_idx "
-                 "permutes the groups)");
+        if (!ints && order &&
+            order->getAsString() == std::optional<StringRef>("group"))
+          w.fail("actorder \"group\" is not supported for FP8 weights (its "
+                 "weight_g_idx permutes the groups)");
       } else if (strategy == "block") {
         std::vector<int64_t> block = w.getIntList("block_structure");
         if (!w.failed() && (block.size() != 2 || block[0] < 1 || block[1] < 1))
@@ -835,11 +836,47 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
                    description};
   else if (scheme->first == "mxfp4-pack-quantized")
     m.packedFP4 = {"_packed", "_scale", "", /*inverse=*/false, description};
-  else if (scheme->first == "pack-quantized")
-    m.packedInts = {static_cast<unsigned>(schemeBits), scheme->second.block[1],
-                    description + ", int" + std::to_string(schemeBits)};
-  else
+  else if (scheme->first != "pack-quantized")
     m.fp8 = std::move(scheme->second);
+  if (scheme->first != "pack-quantized")
+    return;
+  ModelConfig::PackedInts ints;
+  ints.bits = static_cast<unsigned>(schemeBits);
+  ints.group = scheme->second.block[1];
+  ints.description = description + ", int" + std::to_string(schemeBits);
+  m.packedInts = std::move(ints);
+}
+
+/// GPTQ's quantization_config (quant_method "gptq", as AutoGPTQ, GPTQModel
+/// and transformers write it): 4 or 8 bits, a group_size (-1: one group a
+/// column), symmetric or not (the zero points are read either way), and
+/// checkpoint_format "gptq" (zero points stored minus one) or "gptq_v2".
+/// desc_act needs nothing more: the g_idx tensors give each input's group.
+static void readGPTQ(ConfigReader &keys, ModelConfig &m) {
+  int64_t bits = keys.getInt("bits", std::nullopt, 1);
+  int64_t group = keys.getInt("group_size", -1, -1);
+  std::string format = keys.getString("checkpoint_format", StringRef("gptq"));
+  if (keys.failed())
+    return;
+  if (bits != 4 && bits != 8)
+    return keys.fail("bits " + Twine(bits) +
+                     " is not supported (moe-import reads GPTQ weights of 4 "
+                     "or 8 bits)");
+  if (group == 0)
+    return keys.fail("group_size 0 is not supported (a positive size, or -1 "
+                     "for one group a column)");
+  if (format != "gptq" && format != "gptq_v2")
+    return keys.fail("checkpoint_format \"" + format +
+                     "\" is not supported (moe-import reads \"gptq\" and "
+                     "\"gptq_v2\")");
+  ModelConfig::PackedInts ints;
+  ints.bits = static_cast<unsigned>(bits);
+  ints.group = group < 0 ? 0 : group;
+  ints.gptq = true;
+  ints.zeroOffset = format == "gptq" ? 1 : 0;
+  ints.description = "quant_method \"gptq\", " + std::to_string(bits) +
+                     " bits, checkpoint_format \"" + format + "\"";
+  m.packedInts = std::move(ints);
 }
 
 /// Model Optimizer's NVFP4 tensor names.
@@ -994,14 +1031,19 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m,
     m.fp8 = std::move(scales);
     return keys.takeError();
   }
+  if (!keys.failed() && method == "gptq") {
+    readGPTQ(keys, m);
+    return keys.takeError();
+  }
   if (!keys.failed() && method != "fp8")
     keys.fail(
         "quant_method \"" + method +
         "\" is not supported (moe-import reads unquantized checkpoints, "
         "FP8 ones: quant_method \"fp8\", scaled per tensor or by "
         "weight_block_size, \"compressed-tensors\" of FP8, NVFP4 or "
-        "MXFP4 weights and \"fbgemm_fp8\", Model Optimizer's \"modelopt\" "
-        "in NVFP4 or FP8, and GPT-OSS's \"mxfp4\")");
+        "MXFP4 weights or integer ones and \"fbgemm_fp8\", Model Optimizer's "
+        "\"modelopt\" in NVFP4 or FP8, GPTQ's \"gptq\", and GPT-OSS's "
+        "\"mxfp4\")");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +

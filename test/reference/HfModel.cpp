@@ -884,7 +884,7 @@ static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
                            const std::string &name, int bits, int64_t group,
                            const std::vector<int64_t> &shape,
                            std::vector<double> *values, std::string *err) {
-  int64_t k = shape.back(), perWord = 32 / bits;
+  int64_t n = shape[shape.size() - 2], k = shape.back(), perWord = 32 / bits;
   int64_t g = group ? group : k;
   std::vector<int64_t> wordShape = shape, scaleShape = shape;
   wordShape.back() = (k + perWord - 1) / perWord;
@@ -905,9 +905,25 @@ static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
            shapeText(s->shape) + ", expected a float " + shapeText(scaleShape);
     return false;
   }
-  std::vector<double> words, scales;
+  std::vector<double> words, scales, groupOf;
   if (!reader.read(t, &words, err) || !reader.read(*s, &scales, err))
     return false;
+  // Activation order "group": the group of each input, `<name>_g_idx`.
+  if (const st::TensorEntry *g = reader.find(name + "_g_idx")) {
+    std::vector<int64_t> want(shape.begin(), shape.end() - 2);
+    want.push_back(k);
+    if (g->dtype != "I32" || g->shape != want) {
+      *err = g->file + ": tensor " + g->name + " is " + g->dtype + " " +
+             shapeText(g->shape) + ", expected I32 " + shapeText(want);
+      return false;
+    }
+    if (!reader.read(*g, &groupOf, err)) return false;
+    for (double v : groupOf)
+      if (v < 0 || v >= double(scaleShape.back())) {
+        *err = g->file + ": tensor " + g->name + ": a group is out of range";
+        return false;
+      }
+  }
   int64_t rows = int64_t(words.size()) / wordShape.back();
   values->assign(size_t(rows * k), 0.0);
   for (int64_t r = 0; r < rows; ++r)
@@ -915,13 +931,94 @@ static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
       uint32_t word =
           uint32_t(int64_t(words[size_t(r * wordShape.back() + c / perWord)]));
       int64_t code = word >> (c % perWord * bits) & ((1u << bits) - 1);
-      double scale = scales[size_t(r * scaleShape.back() + c / g)];
+      int64_t grp = groupOf.empty() ? c / g
+                                    : int64_t(groupOf[size_t(r / n * k + c)]);
+      double scale = scales[size_t(r * scaleShape.back() + grp)];
       if (!std::isfinite(scale)) {
         *err = s->file + ": tensor " + s->name + ": a scale is not finite";
         return false;
       }
       (*values)[size_t(r * k + c)] =
           double(float(double(code - (int64_t(1) << (bits - 1))) * scale));
+    }
+  return true;
+}
+
+/// GPTQ's Linear `<prefix>` of a piece `shape` [n, k]: element (i, j) is
+/// (q - z) * s for the code q of `.qweight` (I32 [k / w, n]: word (j / w,
+/// i), bits (j % w) * bits), the group g = g_idx[j] (or j / group), the
+/// zero z of `.qzeros` (I32 [groups, n / w]: word (g, i / w), bits (i % w)
+/// * bits) plus the format's offset, and the scale s of `.scales` [groups,
+/// n], the product rounded to f32 once.
+static bool readGPTQ(const st::Reader &reader, const std::string &prefix,
+                     const LayerPlan &plan, const std::vector<int64_t> &shape,
+                     std::vector<double> *values, std::string *err) {
+  if (shape.size() != 2) {
+    *err = prefix + ": GPTQ weights of rank " + std::to_string(shape.size()) +
+           " are not read";
+    return false;
+  }
+  int bits = plan.intBits;
+  int64_t n = shape[0], k = shape[1], w = 32 / bits;
+  int64_t group = plan.intGroup ? plan.intGroup : k;
+  int64_t groups = (k + group - 1) / group;
+  struct Want { std::string suffix; std::vector<int64_t> shape; bool ints; };
+  std::vector<Want> wants = {
+      {".qweight", {(k + w - 1) / w, n}, true},
+      {".scales", {groups, n}, false},
+      {".qzeros", {groups, (n + w - 1) / w}, true}};
+  std::vector<std::vector<double>> data(4);
+  for (size_t i = 0; i < wants.size(); ++i) {
+    const st::TensorEntry *t = reader.find(prefix + wants[i].suffix);
+    if (!t) {
+      *err = "the checkpoint has no tensor " + prefix + wants[i].suffix;
+      return false;
+    }
+    bool ints = t->dtype == "I32";
+    if (ints != wants[i].ints || t->shape != wants[i].shape) {
+      *err = t->file + ": tensor " + t->name + " is " + t->dtype + " " +
+             shapeText(t->shape) + ", expected " +
+             (wants[i].ints ? "I32 " : "a float ") + shapeText(wants[i].shape);
+      return false;
+    }
+    if (!reader.read(*t, &data[i], err)) return false;
+  }
+  std::vector<int64_t> groupOf(static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; ++j) groupOf[size_t(j)] = j / group;
+  if (const st::TensorEntry *g = reader.find(prefix + ".g_idx")) {
+    if (g->dtype != "I32" || g->shape != std::vector<int64_t>{k}) {
+      *err = g->file + ": tensor " + g->name + " is " + g->dtype + " " +
+             shapeText(g->shape) + ", expected I32 [" + std::to_string(k) +
+             "]";
+      return false;
+    }
+    if (!reader.read(*g, &data[3], err)) return false;
+    for (int64_t j = 0; j < k; ++j) {
+      double v = data[3][size_t(j)];
+      if (v < 0 || v >= double(groups)) {
+        *err = g->file + ": tensor " + g->name + ": a group is out of range";
+        return false;
+      }
+      groupOf[size_t(j)] = int64_t(v);
+    }
+  }
+  auto field = [&](double word, int64_t at) {
+    uint32_t u = uint32_t(int64_t(word));
+    return int64_t(u >> (at * bits) & ((1u << bits) - 1));
+  };
+  values->assign(size_t(n * k), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t g = groupOf[size_t(j)];
+      int64_t q = field(data[0][size_t((j / w) * n + i)], j % w);
+      int64_t z = field(data[2][size_t(g * ((n + w - 1) / w) + i / w)], i % w) +
+                  plan.gptqZeroOffset;
+      double s = data[1][size_t(g * n + i)];
+      if (!std::isfinite(s)) {
+        *err = prefix + ".scales: a scale is not finite";
+        return false;
+      }
+      (*values)[size_t(i * k + j)] = double(float(double(q - z) * s));
     }
   return true;
 }
@@ -992,6 +1089,20 @@ static bool readQuantization(const json::Value &q, Keys &keys,
     return v && v->isInteger && v->integer >= 1;
   };
   const json::Value *method = q.get("quant_method");
+  if (method && method->string == "gptq") {
+    const json::Value *bits = q.get("bits");
+    const json::Value *group = q.get("group_size");
+    const json::Value *format = q.get("checkpoint_format");
+    p->intBits = bits && bits->isInteger ? int(bits->integer) : 0;
+    if (p->intBits != 4 && p->intBits != 8)
+      return keys.bad("quantization_config: GPTQ of other than 4 or 8 bits "
+                      "is not read");
+    p->intGroup = group && group->isInteger && group->integer > 0
+                      ? group->integer : 0;
+    p->gptq = true;
+    p->gptqZeroOffset = format && format->string == "gptq_v2" ? 0 : 1;
+    return true;
+  }
   if (method && method->string == "mxfp4") {
     if (!isGptOss(p->modelType))
       return keys.bad("quantization_config: mxfp4 is read for gpt_oss only");
@@ -1131,9 +1242,13 @@ bool planLayer(const json::Value &config, const std::string &file,
 
 void useStoredExpertLayout(const st::Reader &reader, LayerPlan *plan) {
   std::vector<Operand> &ops = plan->operands;
-  // A projection's weight, or llm-compressor's packed 4-bit codes of it.
+  // A projection's weight, llm-compressor's packed codes of it, or GPTQ's.
   auto has = [&](const std::string &name) {
-    return reader.find(name) || reader.find(name + "_packed");
+    const size_t suffix = std::string(".weight").size();
+    bool gptq = name.size() > suffix &&
+                name.compare(name.size() - suffix, suffix, ".weight") == 0 &&
+                reader.find(name.substr(0, name.size() - suffix) + ".qweight");
+    return reader.find(name) || reader.find(name + "_packed") || gptq;
   };
   auto inOut = std::find_if(ops.begin(), ops.end(), [](const Operand &o) {
     return o.role == "gate_up" && o.transposed;
@@ -1219,6 +1334,19 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
       const st::TensorEntry *t = reader.find(name);
       if (!t && (plan.nvfp4Compressed || plan.mxfp4Compressed || plan.intBits))
         t = reader.find(name + "_packed");
+      std::string gptqPrefix =
+          name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0
+              ? name.substr(0, name.size() - 7) : "";
+      if (!t && plan.gptq && !gptqPrefix.empty() && !op.transposed &&
+          reader.find(gptqPrefix + ".qweight")) {
+        std::vector<double> values;
+        if (!readGPTQ(reader, gptqPrefix, plan, each, &values, err))
+          return false;
+        fp8 = true;
+        a.dtype = weights->dtype;
+        a.f.insert(a.f.end(), values.begin(), values.end());
+        continue;
+      }
       if (!t) {
         *err = "the checkpoint has no tensor " + name;
         return false;

@@ -104,6 +104,13 @@ struct LayerPlan {
   /// [..., n, ceil(k / intGroup)] (intGroup 0: one a row).
   int intBits = 0;
   int64_t intGroup = 0;
+  /// GPTQ (quant_method "gptq"): a Linear `<prefix>` is `<prefix>.qweight`
+  /// (I32 [k / w, n], w codes a word along k, the first in the lowest bits),
+  /// `.scales` [groups, n], `.qzeros` (I32 [groups, n / w], packed as the
+  /// codes along n, each stored minus gptqZeroOffset) and, if present,
+  /// `.g_idx` (I32 [k], the group of each input; else j / intGroup).
+  bool gptq = false;
+  int gptqZeroOffset = 0;
 };
 
 /// Plans sparse layer `layer` of the model with config.json `config`

@@ -241,11 +241,53 @@ static cl::opt<int64_t> intGroup(
     cl::desc("with --int-compressed: the inputs one scale covers (strategy "
              "group); 0 for one scale a row (strategy channel)"),
     cl::init(32), cl::cat(category));
+static cl::opt<bool> intActorder(
+    "int-actorder",
+    cl::desc("with --int-compressed and --int-group: actorder \"group\", the "
+             "groups of the inputs in a random order (<name>_g_idx I32 [k], "
+             "a permutation of j / group)"),
+    cl::cat(category));
 static cl::opt<bool> intDequantized(
     "int-dequantized",
     cl::desc("with --int-compressed: write those projections dequantized "
              "to --dtype instead (each value times its scale in f32, "
              "rounded once), without quantization_config"),
+    cl::cat(category));
+
+static cl::opt<unsigned> gptq(
+    "gptq",
+    cl::desc("4 or 8: write the projections as GPTQ does (quant_method "
+             "gptq: <prefix>.qweight I32 [k / w, n], w = 32 / bits codes a "
+             "word along k from its lowest bits; <prefix>.scales F16 "
+             "[groups, n]; <prefix>.qzeros I32 [groups, n / w], zero points "
+             "packed along n, stored minus one; <prefix>.g_idx I32 [k]); "
+             "experts stored per expert, --hidden and --inner multiples of "
+             "w"),
+    cl::init(0), cl::cat(category));
+static cl::opt<int64_t> gptqGroup(
+    "gptq-group",
+    cl::desc("with --gptq: the group_size (0 for -1, one group a column)"),
+    cl::init(32), cl::cat(category));
+static cl::opt<bool> gptqDescAct(
+    "gptq-desc-act",
+    cl::desc("with --gptq: desc_act, the groups of the inputs in a random "
+             "order (g_idx a permutation of j / group)"),
+    cl::cat(category));
+static cl::opt<bool> gptqAsym(
+    "gptq-asym",
+    cl::desc("with --gptq: sym false, a zero point a group from its minimum "
+             "and maximum"),
+    cl::cat(category));
+static cl::opt<bool> gptqV2(
+    "gptq-v2",
+    cl::desc("with --gptq: checkpoint_format gptq_v2 (zero points stored as "
+             "they are)"),
+    cl::cat(category));
+static cl::opt<bool> gptqDequantized(
+    "gptq-dequantized",
+    cl::desc("with --gptq: write those projections dequantized to --dtype "
+             "instead (each (code - zero) times its scale in f32, rounded "
+             "once), without quantization_config"),
     cl::cat(category));
 
 static cl::opt<bool> nvfp4(
@@ -818,6 +860,31 @@ static llvm::Error parseFP8(Model &m) {
     return llvm::createStringError("--int-group must not be negative");
   if (intDequantized && !intCompressed)
     return llvm::createStringError("--int-dequantized needs --int-compressed");
+  if (intActorder && (!intCompressed || !intGroup))
+    return llvm::createStringError(
+        "--int-actorder needs --int-compressed and a --int-group");
+  if (gptq != 0 && gptq != 4 && gptq != 8)
+    return llvm::createStringError("--gptq must be 4 or 8, not " +
+                                   llvm::Twine(gptq.getValue()));
+  if (gptq && (m.fp8() || mxfp4 || nvfp4 || mxfp4Compressed || intCompressed))
+    return llvm::createStringError(
+        "--gptq and the FP8, MXFP4, NVFP4 and --int-compressed options are "
+        "exclusive");
+  if (gptq && (fused || isDbrx(m.family()) || isGptOss(m.family())))
+    return llvm::createStringError(
+        "--gptq: GPTQ quantizes Linear layers, experts stored per expert "
+        "(not with fused experts, dbrx or gpt_oss)");
+  if (gptq && (m.hidden % (32 / gptq) || m.inner % (32 / gptq)))
+    return llvm::createStringError("--gptq " + llvm::Twine(gptq.getValue()) +
+                                   " needs --hidden and --inner multiples of " +
+                                   llvm::Twine(32 / gptq.getValue()) +
+                                   " (whole words)");
+  if (gptqGroup < 0)
+    return llvm::createStringError("--gptq-group must not be negative");
+  if ((gptqDescAct || gptqAsym || gptqV2 || gptqDequantized) && !gptq)
+    return llvm::createStringError(
+        "--gptq-desc-act, --gptq-asym, --gptq-v2 and --gptq-dequantized need "
+        "--gptq");
   return llvm::Error::success();
 }
 
@@ -1043,7 +1110,7 @@ static llvm::json::Object compressedIntConfig() {
   if (intGroup)
     groupSize = intGroup.getValue();
   llvm::json::Object weights{
-      {"actorder", nullptr},
+      {"actorder", intActorder ? llvm::json::Value("group") : nullptr},
       {"block_structure", nullptr},
       {"dynamic", false},
       {"group_size", std::move(groupSize)},
@@ -1228,6 +1295,18 @@ static llvm::json::Object buildConfig(const Model &m) {
     config["quantization_config"] = compressedMXFP4Config();
   if (intCompressed && !intDequantized)
     config["quantization_config"] = compressedIntConfig();
+  if (gptq && !gptqDequantized)
+    config["quantization_config"] = llvm::json::Object{
+        {"bits", gptq.getValue()},
+        {"checkpoint_format", gptqV2 ? "gptq_v2" : "gptq"},
+        {"damp_percent", 0.01},
+        {"desc_act", gptqDescAct.getValue()},
+        {"group_size", gptqGroup ? gptqGroup.getValue() : int64_t(-1)},
+        {"quant_method", "gptq"},
+        {"static_groups", false},
+        {"sym", !gptqAsym},
+        {"true_sequential", true},
+    };
   if (nvfp4 && nvfp4Compressed && !nvfp4Dequantized) {
     config["quantization_config"] = compressedNVFP4Config();
   } else if (nvfp4 && !nvfp4Dequantized) {
@@ -1742,10 +1821,27 @@ static PackedFP4 quantizeRowsMXFP4(llvm::ArrayRef<float> values,
   return q;
 }
 
+/// The group of each of `k` inputs in groups of `group`: j / group, or with
+/// `shuffled` a permutation of it drawn from the seed and `name` (GPTQ's
+/// g_idx with desc_act, compressed-tensors' weight_g_idx with actorder
+/// "group").
+static std::vector<int32_t> inputGroups(int64_t k, int64_t group, bool shuffled,
+                                        StringRef name) {
+  std::vector<int32_t> groupOf(k);
+  for (int64_t j = 0; j < k; ++j)
+    groupOf[j] = static_cast<int32_t>(j / group);
+  if (shuffled) {
+    Random random(seed ^ hashName(name) ^ 0x67707471ull);
+    for (int64_t j = k - 1; j > 0; --j)
+      std::swap(groupOf[j], groupOf[random.next() % (j + 1)]);
+  }
+  return groupOf;
+}
+
 namespace {
 /// Integers packed as compressed-tensors' pack-quantized format.
 struct PackedInts {
-  std::vector<char> words, scales;
+  std::vector<char> words, scales, groupIndices;
   llvm::SmallVector<int64_t> wordShape, scaleShape;
   /// What the dequantization computes: each value times its scale, rounded
   /// once to f32.
@@ -1763,10 +1859,15 @@ struct PackedInts {
 /// bits.
 static PackedInts quantizeInts(llvm::ArrayRef<float> values,
                                llvm::ArrayRef<int64_t> shape, unsigned bits,
-                               int64_t group, DType scaleType) {
+                               int64_t group, DType scaleType,
+                               llvm::ArrayRef<int32_t> groupOf) {
   int64_t k = shape.back(), rows = values.size() / k;
   int64_t g = group ? group : k, perWord = 32 / bits;
   int64_t groups = (k + g - 1) / g, words = (k + perWord - 1) / perWord;
+  // The inputs of each group.
+  std::vector<std::vector<int64_t>> members(groups);
+  for (int64_t c = 0; c < k; ++c)
+    members[groupOf[c]].push_back(c);
   int offset = 1 << (bits - 1);
   PackedInts q;
   q.wordShape.assign(shape.begin(), shape.end());
@@ -1778,15 +1879,14 @@ static PackedInts quantizeInts(llvm::ArrayRef<float> values,
   q.values.resize(values.size());
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t b = 0; b < groups; ++b) {
-      int64_t c0 = b * g, c1 = std::min(k, c0 + g);
       float amax = 0;
-      for (int64_t c = c0; c < c1; ++c)
+      for (int64_t c : members[b])
         amax = std::max(amax, std::fabs(values[r * k + c]));
       // The scale as the checkpoint stores it, which dequantizes.
       float scale = roundTo(
           scaleType, amax > 0 ? amax / ((2.0f * offset - 1.0f) / 2.0f) : 1.0f);
       scales[r * groups + b] = scale;
-      for (int64_t c = c0; c < c1; ++c) {
+      for (int64_t c : members[b]) {
         float code = std::nearbyint(values[r * k + c] / scale);
         code = std::clamp(code, float(-offset), float(offset - 1));
         uint32_t stored =
@@ -1799,6 +1899,90 @@ static PackedInts quantizeInts(llvm::ArrayRef<float> values,
   q.words.resize(packed.size() * 4);
   std::memcpy(q.words.data(), packed.data(), q.words.size());
   q.scales = storeValues(scales, scaleType);
+  q.groupIndices.resize(groupOf.size() * 4);
+  std::memcpy(q.groupIndices.data(), groupOf.data(), q.groupIndices.size());
+  return q;
+}
+
+namespace {
+/// A Linear in GPTQ's layout.
+struct GPTQ {
+  std::vector<char> qweight, qzeros, scales, gIdx;
+  llvm::SmallVector<int64_t> qweightShape, qzerosShape, scalesShape;
+  /// What the dequantization computes: (code - zero) times the scale,
+  /// rounded once to f32, [n, k].
+  std::vector<float> values;
+};
+} // namespace
+
+/// Quantizes `values` of `shape` [n, k] (multiples of w = 32 / bits) as
+/// GPTQ lays them out (without its error feedback, which changes the codes,
+/// not the format): the inputs in groups of `group` (0: one group), in a
+/// random order with `descAct`; a group's F16 scale per output from its
+/// largest magnitude (symmetric, zero 2^(bits - 1)) or from its range
+/// (`asym`, zero from its minimum, at least 1 unless `v2`: GPTQ's original
+/// format stores it minus one); codes round to nearest, clamped.
+static GPTQ quantizeGPTQ(llvm::ArrayRef<float> values,
+                         llvm::ArrayRef<int64_t> shape, StringRef name) {
+  unsigned bits = gptq;
+  int64_t n = shape[0], k = shape[1], w = 32 / bits;
+  int64_t group = gptqGroup ? gptqGroup.getValue() : k;
+  int64_t groups = (k + group - 1) / group;
+  int maxq = (1 << bits) - 1;
+  std::vector<int32_t> groupOf = inputGroups(k, group, gptqDescAct, name);
+  GPTQ q;
+  q.qweightShape = {k / w, n};
+  q.qzerosShape = {groups, n / w};
+  q.scalesShape = {groups, n};
+  std::vector<uint32_t> qweight(k / w * n, 0), qzeros(groups * n / w, 0);
+  std::vector<float> scales(groups * n);
+  std::vector<int> zeros(groups * n);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<float> lo(groups, 0.0f), hi(groups, 0.0f);
+    for (int64_t j = 0; j < k; ++j) {
+      float v = values[i * k + j];
+      lo[groupOf[j]] = std::min(lo[groupOf[j]], v);
+      hi[groupOf[j]] = std::max(hi[groupOf[j]], v);
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      float scale, zero;
+      if (gptqAsym) {
+        scale = (hi[g] - lo[g]) / maxq;
+        scale = roundTo(DType::F16, scale > 0 ? scale : 1.0f);
+        zero = std::clamp(std::nearbyint(-lo[g] / scale), gptqV2 ? 0.0f : 1.0f,
+                          float(maxq));
+      } else {
+        float amax = std::max(-lo[g], hi[g]);
+        scale = roundTo(DType::F16, amax > 0 ? 2.0f * amax / maxq : 1.0f);
+        zero = float((maxq + 1) / 2);
+      }
+      scales[g * n + i] = scale;
+      zeros[g * n + i] = static_cast<int>(zero);
+      uint32_t stored =
+          static_cast<uint32_t>(zeros[g * n + i] - (gptqV2 ? 0 : 1));
+      qzeros[g * (n / w) + i / w] |= stored << (i % w * bits);
+    }
+  }
+  q.values.resize(n * k);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t g = groupOf[j];
+      float scale = scales[g * n + i];
+      int zero = zeros[g * n + i];
+      float code = std::clamp(std::nearbyint(values[i * k + j] / scale) + zero,
+                              0.0f, float(maxq));
+      qweight[(j / w) * n + i] |= static_cast<uint32_t>(code) << (j % w * bits);
+      q.values[i * k + j] = (code - zero) * scale;
+    }
+  auto bytes = [](const auto &words) {
+    std::vector<char> result(words.size() * 4);
+    std::memcpy(result.data(), words.data(), result.size());
+    return result;
+  };
+  q.qweight = bytes(qweight);
+  q.qzeros = bytes(qzeros);
+  q.gIdx = bytes(groupOf);
+  q.scales = storeValues(scales, DType::F16);
   return q;
 }
 
@@ -1900,8 +2084,11 @@ static llvm::Error writeWeights(const Model &m,
       continue;
     }
     if (intCompressed && spec.quantizable) {
+      int64_t k = spec.shape.back();
       PackedInts q =
-          quantizeInts(generated, spec.shape, intCompressed, intGroup, m.dtype);
+          quantizeInts(generated, spec.shape, intCompressed, intGroup, m.dtype,
+                       inputGroups(k, intGroup ? intGroup.getValue() : k,
+                                   intActorder, spec.name));
       if (intDequantized) {
         add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
         continue;
@@ -1914,6 +2101,24 @@ static llvm::Error writeWeights(const Model &m,
       add(spec.name + "_shape", DType::I32, {2},
           std::vector<char>(reinterpret_cast<const char *>(dims),
                             reinterpret_cast<const char *>(dims + 2)));
+      if (intActorder)
+        add(spec.name + "_g_idx", DType::I32, {k}, std::move(q.groupIndices));
+      continue;
+    }
+    if (gptq && spec.quantizable) {
+      GPTQ q = quantizeGPTQ(generated, spec.shape, spec.name);
+      if (gptqDequantized) {
+        add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
+        continue;
+      }
+      std::string prefix =
+          StringRef(spec.name).drop_back(strlen(".weight")).str();
+      add(prefix + ".qweight", DType::I32, q.qweightShape,
+          std::move(q.qweight));
+      add(prefix + ".qzeros", DType::I32, q.qzerosShape, std::move(q.qzeros));
+      add(prefix + ".scales", DType::F16, q.scalesShape, std::move(q.scales));
+      add(prefix + ".g_idx", DType::I32, {spec.shape.back()},
+          std::move(q.gIdx));
       continue;
     }
     if (nvfp4 && spec.quantizable) {

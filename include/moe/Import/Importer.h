@@ -344,9 +344,18 @@ struct ModelConfig {
   /// weight `<name>` is the I32 words `<name>_packed` of its `bits`-bit
   /// codes and their scales `<name>_scale`, one a group of `group` inputs
   /// of each row (0: one a row, strategy "channel").
+  ///
+  /// With `gptq` (quant_method "gptq"), as GPTQ stores them instead: the
+  /// Linear `<prefix>` (its weight `<prefix>.weight`) is `<prefix>.qweight`
+  /// [k / w, n], words of w codes along k, with `<prefix>.scales` [groups,
+  /// n], zero points `<prefix>.qzeros` [groups, n / w], each stored minus
+  /// `zeroOffset` (1 in GPTQ's original format), and the group of each
+  /// input `<prefix>.g_idx` [k] where the checkpoint has it.
   struct PackedInts {
     unsigned bits = 4;
     int64_t group = 0;
+    bool gptq = false;
+    int64_t zeroOffset = 0;
     /// The quantization_config's words for the scheme, for diagnostics.
     std::string description;
   };

@@ -3,8 +3,9 @@
 # for the error tests of moe-import and of the runtime's loading:
 #
 #   edit_safetensors.py IN OUT --drop NAME
-#   edit_safetensors.py IN OUT --retype NAME DTYPE   (F32, F16 or BF16)
-#   edit_safetensors.py IN OUT --set NAME INDEX VALUE (element INDEX, flat)
+#   edit_safetensors.py IN OUT --retype NAME DTYPE   (F32, F16, BF16, I32)
+#   edit_safetensors.py IN OUT --set NAME INDEX VALUE (element INDEX, flat;
+#                                                      F32, F16, BF16, I32)
 #   edit_safetensors.py IN OUT --set-byte NAME INDEX BYTE (an F8_E4M3 code,
 #                                                          e.g. 0x7f)
 #   edit_safetensors.py IN OUT --take PREFIX OTHER (the tensors whose names
@@ -27,6 +28,8 @@ def decode(dtype, raw):
     if dtype == "BF16":
         halves = struct.unpack("<%dH" % (len(raw) // 2), raw)
         return [struct.unpack("<f", struct.pack("<I", h << 16))[0] for h in halves]
+    if dtype == "I32":
+        return list(struct.unpack("<%di" % (len(raw) // 4), raw))
     sys.exit("edit_safetensors: cannot convert " + dtype)
 
 
@@ -38,6 +41,8 @@ def encode(dtype, values):
     if dtype == "BF16":
         words = [struct.unpack("<I", struct.pack("<f", v))[0] >> 16 for v in values]
         return struct.pack("<%dH" % len(words), *words)
+    if dtype == "I32":
+        return struct.pack("<%di" % len(values), *(int(v) for v in values))
     sys.exit("edit_safetensors: cannot convert to " + dtype)
 
 
