@@ -76,6 +76,10 @@ std::string Manifest::toJSON() const {
         entry["zero_point_offset"] = w.scales->zeroOffset;
       if (!w.scales->groupIndices.empty())
         entry["group_indices"] = json::Array(w.scales->groupIndices);
+      if (w.scales->packOutputs)
+        entry["pack_outputs"] = true;
+      if (!w.scales->packOrder.empty())
+        entry["pack_order"] = json::Array(w.scales->packOrder);
     }
     if (w.transposed)
       entry["transposed"] = true;
@@ -151,17 +155,35 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
   const json::Array *zeros = w.getArray("zero_points");
   const json::Array *groups = w.getArray("group_indices");
   std::optional<int64_t> zeroOffset = w.getInteger("zero_point_offset");
+  std::optional<bool> packOutputs = w.getBoolean("pack_outputs");
+  const json::Array *packOrder = w.getArray("pack_order");
   if (!scales || scales->size() != entry.names.size() || !block ||
       block->size() != 2 || pieceRank < 2 ||
       (globals && (!fp4 || globals->size() != entry.names.size())) ||
       (inverse && !globals) || (!inverse && w.get("global_scales_inverse")) ||
       (zeros && (!bits || zeros->size() != entry.names.size())) ||
       (groups && (!bits || groups->size() != entry.names.size())) ||
-      (zeroOffset && !zeros) || (!zeroOffset && w.get("zero_point_offset")))
+      (zeroOffset && !zeros) || (!zeroOffset && w.get("zero_point_offset")) ||
+      ((packOutputs || packOrder) && !bits) ||
+      (!packOutputs && w.get("pack_outputs")) ||
+      (!packOrder && w.get("pack_order")))
     return invalid("malformed block scales of " + weight);
   WeightEntry::BlockScales result;
   result.globalsInverse = inverse.value_or(false);
   result.zeroOffset = zeroOffset.value_or(0);
+  result.packOutputs = packOutputs.value_or(false);
+  if (packOrder) {
+    // A permutation of the fields of a word.
+    std::vector<bool> seen(32 / bits, false);
+    for (const json::Value &v : *packOrder) {
+      std::optional<int64_t> field = v.getAsInteger();
+      if (!field || *field < 0 || *field >= static_cast<int64_t>(seen.size()) ||
+          seen[*field] || packOrder->size() != seen.size())
+        return invalid("malformed pack order of " + weight);
+      seen[*field] = true;
+      result.packOrder.push_back(*field);
+    }
+  }
   for (auto [list, names] :
        {std::pair(scales, &result.names), std::pair(globals, &result.globals),
         std::pair(zeros, &result.zeros),

@@ -77,6 +77,11 @@ struct WeightEntry {
     std::vector<std::string> zeros;
     int64_t zeroOffset = 0;
     std::vector<std::string> groupIndices;
+    /// Integers only: the words hold consecutive outputs (AWQ's, stored
+    /// [in, out]) rather than inputs, and field p of a word holds element
+    /// packOrder[p] of its run (empty: element p).
+    bool packOutputs = false;
+    std::vector<int64_t> packOrder;
 
     bool nvfp4() const { return fp4 && !globals.empty(); }
 

@@ -343,7 +343,8 @@ static uint32_t wordAt(const void *data, int64_t index) {
 /// Dequantizes integer tensor `codes`, tensor `index` of `weight` (whose
 /// pieces are `pieceShape` [..., n, k]), with its f32 `scales` into `out`,
 /// for the layouts the per-row table of bindConverted does not take: words
-/// [..., ceil(k / w), n] (`transposed`, GPTQ's), zero points, or group
+/// [..., ceil(k / w), n] (`transposed`, GPTQ's) or [..., k, ceil(n / w)]
+/// (`packOutputs`, AWQ's), fields in another order, zero points, or group
 /// indices. Element (i, j) is (code - zero) * scale in f32, rounded once to
 /// the weight's dtype; its zero is the stored one plus the offset, or
 /// 2^(bits - 1) without zero points, and its group g[j], or j / the block.
@@ -402,10 +403,19 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
   }
   int zeroOffset = static_cast<int>(blocks.zeroOffset);
   // The signed value of element (i, j) of piece b, and its scale.
+  // The field of a word that holds element e of its run.
+  llvm::SmallVector<int64_t, 8> fieldOf(perWord);
+  for (int64_t p = 0; p < perWord; ++p)
+    fieldOf[blocks.packOrder.empty() ? p : blocks.packOrder[p]] = p;
+  auto field = [&](uint32_t word, int64_t e) {
+    return static_cast<int>(word >> (fieldOf[e % perWord] * bits) & mask);
+  };
+  bool packOutputs = blocks.packOutputs;
   auto decode = [&](int64_t b, int64_t i, int64_t j) {
-    int64_t word = transposed ? (b * kWords + j / perWord) * n + i
-                              : (b * n + i) * kWords + j / perWord;
-    int code = wordAt(codes.data, word) >> (j % perWord * bits) & mask;
+    int64_t word = packOutputs  ? (b * k + j) * nWords + i / perWord
+                   : transposed ? (b * kWords + j / perWord) * n + i
+                                : (b * n + i) * kWords + j / perWord;
+    int code = field(wordAt(codes.data, word), packOutputs ? i : j);
     int64_t g = groupOf.empty() ? j / group : groupOf[b * k + j];
     float scale = scales[transposed ? (b * groups + g) * n + i
                                     : (b * n + i) * groups + g];
@@ -413,9 +423,7 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
     if (zeros) {
       int64_t at = transposed ? (b * groups + g) * nWords + i / perWord
                               : (b * nWords + i / perWord) * groups + g;
-      zero =
-          static_cast<int>(wordAt(zeros, at) >> (i % perWord * bits) & mask) +
-          zeroOffset;
+      zero = field(wordAt(zeros, at), i) + zeroOffset;
     }
     return std::pair(code - zero, scale);
   };
@@ -527,12 +535,16 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
   int64_t rowWords = bits ? (pieceCols + perWord - 1) / perWord : 0;
   // Integers in another layout than rows of words with a table of products
   // a group (dequantizeInts).
-  bool generalInts = bits && (weight.transposed || !blocks->zeros.empty() ||
-                              !blocks->groupIndices.empty());
-  // GPTQ's words pack the result's rows, which are stored columns.
+  bool generalInts =
+      bits && (weight.transposed || !blocks->zeros.empty() ||
+               !blocks->groupIndices.empty() || !blocks->packOrder.empty());
+  // The shape of the words: the packed dimension in words, the last two
+  // swapped for a weight stored [in, out].
   llvm::SmallVector<int64_t> wordShape(pieceShape);
   if (bits) {
-    int64_t &packedDim = wordShape.back();
+    // The result's dimension the words pack: k, or n for AWQ's.
+    bool outputs = blocks->packOutputs;
+    int64_t &packedDim = outputs ? wordShape.end()[-2] : wordShape.back();
     packedDim = (packedDim + perWord - 1) / perWord;
     if (weight.transposed)
       std::swap(wordShape.back(), wordShape.end()[-2]);

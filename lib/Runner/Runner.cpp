@@ -482,6 +482,11 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
               list->push_back(name.str());
         if (auto offset = dict.getAs<IntegerAttr>("zero_point_offset"))
           blockScales.zeroOffset = offset.getInt();
+        if (auto outputs = dict.getAs<BoolAttr>("pack_outputs"))
+          blockScales.packOutputs = outputs.getValue();
+        if (auto order = dict.getAs<DenseI64ArrayAttr>("pack_order"))
+          blockScales.packOrder.assign(order.asArrayRef().begin(),
+                                       order.asArrayRef().end());
         if (auto globals = dict.getAs<ArrayAttr>("global_scales"))
           for (auto name : globals.getAsRange<StringAttr>())
             blockScales.globals.push_back(name.str());

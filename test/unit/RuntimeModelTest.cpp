@@ -671,6 +671,21 @@ TEST(ManifestIntegerWeights, SurviveTheRoundTrip) {
   EXPECT_EQ(read.zeros, gptq.scales->zeros);
   EXPECT_EQ(read.zeroOffset, 1);
   EXPECT_EQ(read.groupIndices, gptq.scales->groupIndices);
+  // AWQ's words of outputs in its order of fields.
+  gptq.scales->packOutputs = true;
+  gptq.scales->packOrder = {0, 2, 4, 6, 1, 3, 5, 7};
+  parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  EXPECT_TRUE(parsed->weights[0].scales->packOutputs);
+  EXPECT_EQ(parsed->weights[0].scales->packOrder, gptq.scales->packOrder);
+  // An order that is not a permutation of the fields.
+  gptq.scales->packOrder.back() = 5;
+  parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_FALSE(bool(parsed));
+  EXPECT_NE(llvm::toString(parsed.takeError())
+                .find("malformed pack order of integer weight w.0.qweight"),
+            std::string::npos);
+  gptq.scales->packOrder.clear();
   // An offset without zero points.
   gptq.scales->zeros.clear();
   parsed = Manifest::parse(manifest.toJSON());

@@ -448,7 +448,8 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         /*scales=*/nullptr, /*scale_block=*/nullptr,
         /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr,
         /*zero_points=*/nullptr, /*zero_point_offset=*/nullptr,
-        /*group_indices=*/nullptr);
+        /*group_indices=*/nullptr, /*pack_outputs=*/nullptr,
+        /*pack_order=*/nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
@@ -462,7 +463,8 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         /*scales=*/nullptr, /*scale_block=*/nullptr,
         /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr,
         /*zero_points=*/nullptr, /*zero_point_offset=*/nullptr,
-        /*group_indices=*/nullptr);
+        /*group_indices=*/nullptr, /*pack_outputs=*/nullptr,
+        /*pack_order=*/nullptr);
 }
 
 // moe.weight "name" : type
@@ -523,9 +525,25 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
     return emitOpError() << "expected `global_scales_inverse` only with "
                             "`global_scales` (NVFP4)";
   ArrayAttr zeros = getZeroPointsAttr(), groups = getGroupIndicesAttr();
-  if ((zeros || groups) && !ints)
-    return emitOpError() << "expected `zero_points` and `group_indices` only "
-                            "with `stored = i4` or `stored = i8`";
+  if ((zeros || groups || getPackOutputs() || getPackOrder()) && !ints)
+    return emitOpError() << "expected `zero_points`, `group_indices`, "
+                            "`pack_outputs` and `pack_order` only with "
+                            "`stored = i4` or `stored = i8`";
+  if (getPackOutputs() && !getTransposed())
+    return emitOpError() << "expected `pack_outputs` only with `transposed` "
+                            "(words of outputs, as AWQ stores them [in, "
+                            "out])";
+  if (std::optional<ArrayRef<int64_t>> order = getPackOrder()) {
+    // A permutation of the fields of a word.
+    unsigned fields = 32 / cast<IntegerType>(stored.getValue()).getWidth();
+    SmallVector<int64_t> sorted(*order);
+    llvm::sort(sorted);
+    if (sorted != llvm::to_vector(llvm::seq<int64_t>(0, fields)))
+      return emitOpError() << "expected `pack_order` to be a permutation of "
+                              "the "
+                           << fields << " fields of a word, found "
+                           << getPackOrderAttr();
+  }
   if (getZeroPointOffsetAttr() && !zeros)
     return emitOpError() << "expected `zero_point_offset` only with "
                             "`zero_points`";

@@ -264,6 +264,15 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     each in `[0, ceil(k / g))` (a load-time error otherwise), instead of
     `j / g`.
 
+    With `pack_outputs` (and `transposed`), the words hold w consecutive
+    outputs instead, as AWQ stores them: words `[..., k, ceil(n / w)]`,
+    element `(i, j)` in word `(j, i / w)`. `pack_order = array<i64: ...>`
+    (w entries, a permutation) says which element of its run each field of
+    a word holds, the lowest bits first: field p holds element
+    `pack_order[p]` (AWQ's `array<i64: 0, 2, 4, 6, 1, 3, 5, 7>`); the zero
+    points are packed in the same order. Without it, field p holds element
+    p.
+
     With `transposed`, each checkpoint tensor holds its part of the result
     with the last two dimensions swapped: a result piece `[..., n, k]` is
     stored `[..., k, n]`, as in checkpoints that keep a projection as
@@ -320,7 +329,9 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
                        UnitAttr:$global_scales_inverse,
                        OptionalAttr<StrArrayAttr>:$zero_points,
                        OptionalAttr<I64Attr>:$zero_point_offset,
-                       OptionalAttr<StrArrayAttr>:$group_indices);
+                       OptionalAttr<StrArrayAttr>:$group_indices,
+                       UnitAttr:$pack_outputs,
+                       OptionalAttr<DenseI64ArrayAttr>:$pack_order);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;

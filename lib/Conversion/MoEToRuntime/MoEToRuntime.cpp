@@ -116,8 +116,9 @@ void ConvertMoEToRuntimePass::runOnOperation() {
   MLIRContext *ctx = &getContext();
   Builder attrs(ctx);
 
-  // Weights: one id per distinct (names, stacked, type); `device` marks the
-  // ones some layer reads in GPU memory (moe_model_upload copies those).
+  // Weights: one id per distinct type and reading of the checkpoint (names,
+  // stacking, conversion, scales, ...); `device` marks the ones some layer
+  // reads in GPU memory (moe_model_upload copies those).
   llvm::MapVector<Attribute, int64_t> weightIds;
   SmallVector<SmallVector<NamedAttribute>> weightTable;
   SmallVector<WeightOp> weights;
@@ -126,25 +127,11 @@ void ConvertMoEToRuntimePass::runOnOperation() {
     RankedTensorType type = op.getType();
     PackingAttr packing = op.getPackingAttr();
     TypeAttr stored = op.getStoredAttr();
-    Attribute key = attrs.getArrayAttr(
-        {op.getNames(), attrs.getBoolAttr(op.getStacked()), TypeAttr::get(type),
-         packing ? Attribute(packing) : attrs.getUnitAttr(),
-         stored ? Attribute(stored) : attrs.getUnitAttr(),
-         attrs.getBoolAttr(op.getTransposed()),
-         op.getScalesAttr() ? Attribute(op.getScalesAttr())
-                            : attrs.getUnitAttr(),
-         op.getScaleBlockAttr() ? Attribute(op.getScaleBlockAttr())
-                                : attrs.getUnitAttr(),
-         op.getGlobalScalesAttr() ? Attribute(op.getGlobalScalesAttr())
-                                  : attrs.getUnitAttr(),
-         attrs.getBoolAttr(op.getGlobalScalesInverse()),
-         attrs.getBoolAttr(op.getInterleaved()),
-         op.getZeroPointsAttr() ? Attribute(op.getZeroPointsAttr())
-                                : attrs.getUnitAttr(),
-         op.getZeroPointOffsetAttr() ? Attribute(op.getZeroPointOffsetAttr())
-                                     : attrs.getUnitAttr(),
-         op.getGroupIndicesAttr() ? Attribute(op.getGroupIndicesAttr())
-                                  : attrs.getUnitAttr()});
+    // Every attribute but `device` says how the tensors are read.
+    NamedAttrList readAs(op->getAttrDictionary());
+    readAs.erase(op.getDeviceAttrName());
+    Attribute key =
+        attrs.getArrayAttr({TypeAttr::get(type), readAs.getDictionary(ctx)});
     auto [it, inserted] =
         weightIds.insert({key, static_cast<int64_t>(weightIds.size())});
     int64_t id = it->second;
@@ -184,6 +171,12 @@ void ConvertMoEToRuntimePass::runOnOperation() {
         entry.push_back(attrs.getNamedAttr("zero_point_offset", offset));
       if (ArrayAttr groups = op.getGroupIndicesAttr())
         entry.push_back(attrs.getNamedAttr("group_indices", groups));
+      // Words of outputs (AWQ's), and the order of a word's fields.
+      if (op.getPackOutputs())
+        entry.push_back(
+            attrs.getNamedAttr("pack_outputs", attrs.getBoolAttr(true)));
+      if (DenseI64ArrayAttr order = op.getPackOrderAttr())
+        entry.push_back(attrs.getNamedAttr("pack_order", order));
       // Tensors stored with their last two dimensions swapped, and with
       // their dimension 1 interleaved.
       if (op.getTransposed())

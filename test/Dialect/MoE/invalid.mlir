@@ -431,8 +431,24 @@ func.func @weight_ints_transposed() {
 // -----
 
 func.func @weight_zero_points_of_floats() {
-  // expected-error@+1 {{'moe.weight' op expected `zero_points` and `group_indices` only with `stored = i4` or `stored = i8`}}
+  // expected-error@+1 {{'moe.weight' op expected `zero_points`, `group_indices`, `pack_outputs` and `pack_order` only with `stored = i4` or `stored = i8`}}
   %w = moe.weight "a" {stored = f8E4M3FN, scales = ["a_scale"], scale_block = array<i64: 1, 32>, zero_points = ["a_zero"]} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_pack_outputs_not_transposed() {
+  // expected-error@+1 {{'moe.weight' op expected `pack_outputs` only with `transposed` (words of outputs, as AWQ stores them [in, out])}}
+  %w = moe.weight "a.qweight" {stored = i4, scales = ["a.scales"], scale_block = array<i64: 1, 32>, pack_outputs} : tensor<8x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_pack_order() {
+  // expected-error@+1 {{'moe.weight' op expected `pack_order` to be a permutation of the 8 fields of a word, found array<i64: 0, 2, 4, 6, 1, 3, 5, 5>}}
+  %w = moe.weight "a.qweight" {stored = i4, scales = ["a.scales"], scale_block = array<i64: 32, 1>, transposed, pack_outputs, pack_order = array<i64: 0, 2, 4, 6, 1, 3, 5, 5>} : tensor<8x64xbf16>
   return
 }
 
