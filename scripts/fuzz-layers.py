@@ -387,17 +387,20 @@ def draw_model(rng, pipeline):
         gen += ["--int-compressed", rng.choice([4, 8]), "--int-group", group]
         if group and rng.random() < 0.5:
             gen += ["--int-actorder"]
-    # GPTQ (per expert, in whole words: sizes made multiples of 8), its
-    # groups in order or not, symmetric or not, in either format.
-    elif family not in NO_FP8 and not fused and rng.random() < 0.1:
+    # GPTQ or AWQ (per expert, in whole words: sizes made multiples of 8);
+    # GPTQ's groups in order or not, symmetric or not, in either format.
+    elif family not in NO_FP8 and not fused and rng.random() < 0.15:
         for option in ("--hidden", "--inner", "--shared-inner"):
             if option in gen:
                 at = gen.index(option) + 1
                 gen[at] = -(-gen[at] // 8) * 8
-        gen += ["--gptq", rng.choice([4, 8]),
-                "--gptq-group", rng.choice([0, 8, 16, 32, 128])]
-        gen += [o for o in ("--gptq-desc-act", "--gptq-asym", "--gptq-v2")
-                if rng.random() < 0.5]
+        group = rng.choice([0, 8, 16, 32, 128])
+        if rng.random() < 0.35:
+            gen += ["--awq", "--awq-group", group]
+        else:
+            gen += ["--gptq", rng.choice([4, 8]), "--gptq-group", group]
+            gen += [o for o in ("--gptq-desc-act", "--gptq-asym", "--gptq-v2")
+                    if rng.random() < 0.5]
     # GPT-OSS's experts in MXFP4, as it is released (dequantized when the
     # library loads): sizes of whole blocks of 32 inputs.
     if family == "gpt_oss" and rng.random() < 0.5:

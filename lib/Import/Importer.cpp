@@ -139,6 +139,9 @@ struct WeightSpec {
   unsigned intBits = 0;
   std::vector<std::string> zeroPoints, groupIndices;
   int64_t zeroPointOffset = 0;
+  /// AWQ's words of outputs, in its order of fields.
+  bool packOutputs = false;
+  llvm::SmallVector<int64_t, 0> packOrder;
 
   /// The shape of each checkpoint tensor.
   llvm::SmallVector<int64_t> tensorShape() const {
@@ -569,15 +572,20 @@ collectGroupIndices(const Checkpoint &ckpt, WeightSpec &weight,
   return llvm::Error::success();
 }
 
-/// Checks GPTQ's tensors of `weight`, whose names are the `<prefix>.qweight`
-/// of each Linear: I32 words [k / w, n] (w codes a word along k), their
-/// scales `<prefix>.scales` [groups, n] (f32, f16 or bf16), zero points
+/// The fields of AWQ's words, lowest bits first: the element of its run of
+/// 8 outputs each holds.
+static constexpr int64_t kAWQOrder[] = {0, 2, 4, 6, 1, 3, 5, 7};
+
+/// Checks GPTQ's or AWQ's tensors of `weight`, whose names are the
+/// `<prefix>.qweight` of each Linear: I32 words [k / w, n] (GPTQ's, w codes
+/// a word along k) or [k, n / w] (AWQ's, along n), their scales
+/// `<prefix>.scales` [groups, n] (f32, f16 or bf16), zero points
 /// `<prefix>.qzeros`, I32 [groups, n / w], and, when the checkpoint has
-/// them, group indices `<prefix>.g_idx`, I32 [k]. The weight becomes
-/// `transposed`: GPTQ stores [in, out].
-static llvm::Error checkGPTQ(const Checkpoint &ckpt,
-                             const ModelConfig::PackedInts &ints,
-                             WeightSpec &weight) {
+/// them, GPTQ's group indices `<prefix>.g_idx`, I32 [k]. The weight
+/// becomes `transposed`: both store [in, out].
+static llvm::Error checkQWeight(const Checkpoint &ckpt,
+                                const ModelConfig::PackedInts &ints,
+                                WeightSpec &weight) {
   llvm::SmallVector<int64_t> shape = weight.tensorShape();
   int64_t n = shape.end()[-2], k = shape.back();
   int64_t perWord = 32 / ints.bits;
@@ -597,7 +605,9 @@ static llvm::Error checkGPTQ(const Checkpoint &ckpt,
   for (const std::string &codes : weight.names) {
     StringRef prefix = StringRef(codes).drop_back(strlen(".qweight"));
     if (llvm::Error err =
-            ckpt.require(codes, withLast2(llvm::divideCeil(k, perWord), n),
+            ckpt.require(codes,
+                         ints.awq ? withLast2(k, llvm::divideCeil(n, perWord))
+                                  : withLast2(llvm::divideCeil(k, perWord), n),
                          {DType::I32})
                 .takeError())
       return err;
@@ -619,6 +629,9 @@ static llvm::Error checkGPTQ(const Checkpoint &ckpt,
       }))
     return err;
   weight.transposed = true;
+  weight.packOutputs = ints.awq;
+  if (ints.awq)
+    weight.packOrder.assign(std::begin(kAWQOrder), std::end(kAWQOrder));
   weight.scaleBlock = {group, 1};
   weight.intBits = ints.bits;
   weight.zeroPointOffset = ints.zeroOffset;
@@ -634,8 +647,8 @@ static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
   const ModelConfig::PackedInts &ints = *m.packedInts;
   const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
   llvm::SmallVector<int64_t> shape = weight.tensorShape();
-  if (ints.gptq && !weight.transposed && shape.size() >= 2)
-    return checkGPTQ(ckpt, ints, weight);
+  if ((ints.gptq || ints.awq) && !weight.transposed && shape.size() >= 2)
+    return checkQWeight(ckpt, ints, weight);
   if (weight.transposed || shape.size() < 2)
     return makeError(first->file + ": tensor " + weight.names.front() +
                      " holds packed integer codes, but its weight is " +
@@ -747,9 +760,9 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
       continue;
     }
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
-    // GPTQ names a Linear's words `<prefix>.qweight`.
+    // GPTQ and AWQ name a Linear's words `<prefix>.qweight`.
     StringRef prefix = StringRef(weight.names.front());
-    if (!first && m.packedInts && m.packedInts->gptq &&
+    if (!first && m.packedInts && (m.packedInts->gptq || m.packedInts->awq) &&
         prefix.consume_back(".weight"))
       if (const checkpoint::TensorInfo *codes =
               ckpt.lookup((prefix + ".qweight").str())) {
@@ -936,6 +949,9 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
           builder.getI64IntegerAttr(weight.zeroPointOffset));
     if (!weight.groupIndices.empty())
       op.setGroupIndicesAttr(names(weight.groupIndices));
+    op.setPackOutputs(weight.packOutputs);
+    if (!weight.packOrder.empty())
+      op.setPackOrder(weight.packOrder);
     return op.getResult();
   };
   llvm::SmallVector<Value> router = {materialize(spec.router)};

@@ -879,6 +879,38 @@ static void readGPTQ(ConfigReader &keys, ModelConfig &m) {
   m.packedInts = std::move(ints);
 }
 
+/// AWQ's quantization_config (quant_method "awq", as AutoAWQ and
+/// transformers write it): 4 bits, a group_size, zero points, and the
+/// "gemm" layout (its words of outputs; the other versions lay the codes
+/// out for their own kernels).
+static void readAWQ(ConfigReader &keys, ModelConfig &m) {
+  int64_t bits = keys.getInt("bits", std::nullopt, 1);
+  int64_t group = keys.getInt("group_size", std::nullopt, -1);
+  std::string version = keys.getString("version", StringRef("gemm"));
+  bool zeroPoint = keys.getBool("zero_point", true);
+  if (keys.failed())
+    return;
+  if (bits != 4)
+    return keys.fail("bits " + Twine(bits) +
+                     " is not supported (AWQ weights have 4 bits)");
+  if (group == 0)
+    return keys.fail("group_size 0 is not supported (a positive size, or -1 "
+                     "for one group a column)");
+  if (StringRef(version).lower() != "gemm")
+    return keys.fail("version \"" + version +
+                     "\" is not supported (moe-import reads AWQ's \"gemm\" "
+                     "layout)");
+  if (!zeroPoint)
+    return keys.fail("zero_point false is not supported (moe-import reads "
+                     "AWQ weights with their zero points)");
+  ModelConfig::PackedInts ints;
+  ints.bits = 4;
+  ints.group = group < 0 ? 0 : group;
+  ints.awq = true;
+  ints.description = "quant_method \"awq\", version \"" + version + "\"";
+  m.packedInts = std::move(ints);
+}
+
 /// Model Optimizer's NVFP4 tensor names.
 static ModelConfig::FP4Tensors modelOptNVFP4() {
   return {"", "_scale", "_scale_2", /*inverse=*/false,
@@ -1035,15 +1067,18 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m,
     readGPTQ(keys, m);
     return keys.takeError();
   }
+  if (!keys.failed() && method == "awq") {
+    readAWQ(keys, m);
+    return keys.takeError();
+  }
   if (!keys.failed() && method != "fp8")
     keys.fail(
         "quant_method \"" + method +
-        "\" is not supported (moe-import reads unquantized checkpoints, "
-        "FP8 ones: quant_method \"fp8\", scaled per tensor or by "
-        "weight_block_size, \"compressed-tensors\" of FP8, NVFP4 or "
-        "MXFP4 weights or integer ones and \"fbgemm_fp8\", Model Optimizer's "
-        "\"modelopt\" in NVFP4 or FP8, GPTQ's \"gptq\", and GPT-OSS's "
-        "\"mxfp4\")");
+        "\" is not supported (moe-import reads unquantized checkpoints; "
+        "quant_method \"fp8\", scaled per tensor or by weight_block_size, "
+        "and \"fbgemm_fp8\"; \"compressed-tensors\" of FP8, NVFP4, MXFP4 "
+        "or integer weights; Model Optimizer's \"modelopt\" in NVFP4 or "
+        "FP8; \"gptq\"; \"awq\"; and GPT-OSS's \"mxfp4\")");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +

@@ -949,7 +949,9 @@ static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
 /// i), bits (j % w) * bits), the group g = g_idx[j] (or j / group), the
 /// zero z of `.qzeros` (I32 [groups, n / w]: word (g, i / w), bits (i % w)
 /// * bits) plus the format's offset, and the scale s of `.scales` [groups,
-/// n], the product rounded to f32 once.
+/// n], the product rounded to f32 once. AWQ's likewise, but q is in word
+/// (j, i / 8) of `.qweight` [k, n / 8], and the field of element e of a
+/// word's run (q's and z's) is the one AWQ's order gives it.
 static bool readGPTQ(const st::Reader &reader, const std::string &prefix,
                      const LayerPlan &plan, const std::vector<int64_t> &shape,
                      std::vector<double> *values, std::string *err) {
@@ -963,8 +965,11 @@ static bool readGPTQ(const st::Reader &reader, const std::string &prefix,
   int64_t group = plan.intGroup ? plan.intGroup : k;
   int64_t groups = (k + group - 1) / group;
   struct Want { std::string suffix; std::vector<int64_t> shape; bool ints; };
+  std::vector<int64_t> words = plan.awq
+                                   ? std::vector<int64_t>{k, (n + w - 1) / w}
+                                   : std::vector<int64_t>{(k + w - 1) / w, n};
   std::vector<Want> wants = {
-      {".qweight", {(k + w - 1) / w, n}, true},
+      {".qweight", words, true},
       {".scales", {groups, n}, false},
       {".qzeros", {groups, (n + w - 1) / w}, true}};
   std::vector<std::vector<double>> data(4);
@@ -1002,7 +1007,13 @@ static bool readGPTQ(const st::Reader &reader, const std::string &prefix,
       groupOf[size_t(j)] = int64_t(v);
     }
   }
-  auto field = [&](double word, int64_t at) {
+  // Element e of a word's run: field e, or AWQ's field holding it.
+  const int awqOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+  auto field = [&](double word, int64_t e) {
+    int64_t at = e;
+    if (plan.awq)
+      for (int p = 0; p < 8; ++p)
+        if (awqOrder[p] == e) at = p;
     uint32_t u = uint32_t(int64_t(word));
     return int64_t(u >> (at * bits) & ((1u << bits) - 1));
   };
@@ -1010,7 +1021,10 @@ static bool readGPTQ(const st::Reader &reader, const std::string &prefix,
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < k; ++j) {
       int64_t g = groupOf[size_t(j)];
-      int64_t q = field(data[0][size_t((j / w) * n + i)], j % w);
+      int64_t q = plan.awq
+                      ? field(data[0][size_t(j * ((n + w - 1) / w) + i / w)],
+                              i % w)
+                      : field(data[0][size_t((j / w) * n + i)], j % w);
       int64_t z = field(data[2][size_t(g * ((n + w - 1) / w) + i / w)], i % w) +
                   plan.gptqZeroOffset;
       double s = data[1][size_t(g * n + i)];
@@ -1089,6 +1103,20 @@ static bool readQuantization(const json::Value &q, Keys &keys,
     return v && v->isInteger && v->integer >= 1;
   };
   const json::Value *method = q.get("quant_method");
+  if (method && method->string == "awq") {
+    const json::Value *bits = q.get("bits");
+    const json::Value *group = q.get("group_size");
+    const json::Value *version = q.get("version");
+    if (!bits || !bits->isInteger || bits->integer != 4 ||
+        (version && version->string != "gemm" && version->string != "GEMM"))
+      return keys.bad("quantization_config: AWQ other than 4 bits in the "
+                      "gemm layout is not read");
+    p->intBits = 4;
+    p->intGroup = group && group->isInteger && group->integer > 0
+                      ? group->integer : 0;
+    p->awq = true;
+    return true;
+  }
   if (method && method->string == "gptq") {
     const json::Value *bits = q.get("bits");
     const json::Value *group = q.get("group_size");
@@ -1337,7 +1365,8 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
       std::string gptqPrefix =
           name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0
               ? name.substr(0, name.size() - 7) : "";
-      if (!t && plan.gptq && !gptqPrefix.empty() && !op.transposed &&
+      if (!t && (plan.gptq || plan.awq) && !gptqPrefix.empty() &&
+          !op.transposed &&
           reader.find(gptqPrefix + ".qweight")) {
         std::vector<double> values;
         if (!readGPTQ(reader, gptqPrefix, plan, each, &values, err))

@@ -111,6 +111,11 @@ struct LayerPlan {
   /// `.g_idx` (I32 [k], the group of each input; else j / intGroup).
   bool gptq = false;
   int gptqZeroOffset = 0;
+  /// AWQ (quant_method "awq", version "gemm"): as GPTQ's but `.qweight` is
+  /// I32 [k, n / 8], 8 outputs a word, and the fields of its words and of
+  /// `.qzeros`' hold outputs 0, 2, 4, 6, 1, 3, 5, 7 of their run, lowest
+  /// bits first; no zero offset, no g_idx.
+  bool awq = false;
 };
 
 /// Plans sparse layer `layer` of the model with config.json `config`

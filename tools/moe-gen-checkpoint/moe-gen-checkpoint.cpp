@@ -290,6 +290,25 @@ static cl::opt<bool> gptqDequantized(
              "once), without quantization_config"),
     cl::cat(category));
 
+static cl::opt<bool>
+    awq("awq",
+        cl::desc("write the projections as AWQ does (quant_method awq, version "
+                 "gemm, 4 bits, zero points: <prefix>.qweight I32 [k, n / 8], "
+                 "8 outputs a word in AWQ's order of fields; <prefix>.qzeros "
+                 "I32 [groups, n / 8] alike; <prefix>.scales F16 [groups, n]); "
+                 "experts stored per expert, --hidden and --inner multiples of "
+                 "8"),
+        cl::cat(category));
+static cl::opt<int64_t> awqGroup(
+    "awq-group",
+    cl::desc("with --awq: the group_size (0 for -1, one group a column)"),
+    cl::init(32), cl::cat(category));
+static cl::opt<bool> awqDequantized(
+    "awq-dequantized",
+    cl::desc("with --awq: write those projections dequantized to --dtype "
+             "instead, without quantization_config"),
+    cl::cat(category));
+
 static cl::opt<bool> nvfp4(
     "nvfp4",
     cl::desc("write the projections in NVFP4 as Model Optimizer exports "
@@ -881,6 +900,22 @@ static llvm::Error parseFP8(Model &m) {
                                    " (whole words)");
   if (gptqGroup < 0)
     return llvm::createStringError("--gptq-group must not be negative");
+  if (awq &&
+      (m.fp8() || mxfp4 || nvfp4 || mxfp4Compressed || intCompressed || gptq))
+    return llvm::createStringError(
+        "--awq and the FP8, MXFP4, NVFP4, --int-compressed and --gptq "
+        "options are exclusive");
+  if (awq && (fused || isDbrx(m.family()) || isGptOss(m.family())))
+    return llvm::createStringError(
+        "--awq: AWQ quantizes Linear layers, experts stored per expert (not "
+        "with fused experts, dbrx or gpt_oss)");
+  if (awq && (m.hidden % 8 || m.inner % 8))
+    return llvm::createStringError(
+        "--awq needs --hidden and --inner multiples of 8 (whole words)");
+  if (awqGroup < 0)
+    return llvm::createStringError("--awq-group must not be negative");
+  if (awqDequantized && !awq)
+    return llvm::createStringError("--awq-dequantized needs --awq");
   if ((gptqDescAct || gptqAsym || gptqV2 || gptqDequantized) && !gptq)
     return llvm::createStringError(
         "--gptq-desc-act, --gptq-asym, --gptq-v2 and --gptq-dequantized need "
@@ -1295,6 +1330,15 @@ static llvm::json::Object buildConfig(const Model &m) {
     config["quantization_config"] = compressedMXFP4Config();
   if (intCompressed && !intDequantized)
     config["quantization_config"] = compressedIntConfig();
+  if (awq && !awqDequantized)
+    config["quantization_config"] = llvm::json::Object{
+        {"bits", 4},
+        {"group_size", awqGroup ? awqGroup.getValue() : int64_t(-1)},
+        {"modules_to_not_convert", nullptr},
+        {"quant_method", "awq"},
+        {"version", "gemm"},
+        {"zero_point", true},
+    };
   if (gptq && !gptqDequantized)
     config["quantization_config"] = llvm::json::Object{
         {"bits", gptq.getValue()},
@@ -1905,8 +1949,19 @@ static PackedInts quantizeInts(llvm::ArrayRef<float> values,
 }
 
 namespace {
-/// A Linear in GPTQ's layout.
-struct GPTQ {
+/// How a Linear is quantized and laid out as GPTQ or AWQ stores it.
+struct QWeightLayout {
+  unsigned bits = 4;
+  int64_t group = 0;
+  bool descAct = false, asym = false;
+  /// The zero points are stored minus one (GPTQ's original format).
+  bool zerosMinusOne = false;
+  /// AWQ's: words [k, n / 8] of 8 outputs, in its order of fields.
+  bool awq = false;
+};
+
+/// A Linear in GPTQ's or AWQ's layout.
+struct QWeight {
   std::vector<char> qweight, qzeros, scales, gIdx;
   llvm::SmallVector<int64_t> qweightShape, qzerosShape, scalesShape;
   /// What the dequantization computes: (code - zero) times the scale,
@@ -1916,25 +1971,40 @@ struct GPTQ {
 } // namespace
 
 /// Quantizes `values` of `shape` [n, k] (multiples of w = 32 / bits) as
-/// GPTQ lays them out (without its error feedback, which changes the codes,
-/// not the format): the inputs in groups of `group` (0: one group), in a
-/// random order with `descAct`; a group's F16 scale per output from its
-/// largest magnitude (symmetric, zero 2^(bits - 1)) or from its range
-/// (`asym`, zero from its minimum, at least 1 unless `v2`: GPTQ's original
-/// format stores it minus one); codes round to nearest, clamped.
-static GPTQ quantizeGPTQ(llvm::ArrayRef<float> values,
-                         llvm::ArrayRef<int64_t> shape, StringRef name) {
-  unsigned bits = gptq;
+/// GPTQ or AWQ lays them out (without their searches, which change the
+/// codes, not the format): the inputs in groups of `group` (0: one group),
+/// in a random order with `descAct`; a group's F16 scale per output from
+/// its largest magnitude (symmetric, zero 2^(bits - 1)) or from its range
+/// (`asym`, zero from its minimum, at least 1 when stored minus one); codes
+/// round to nearest, clamped. GPTQ's words pack w inputs, AWQ's w outputs
+/// with field p holding output kAWQOrder[p] of the run (its zero points
+/// too).
+static QWeight quantizeQWeight(llvm::ArrayRef<float> values,
+                               llvm::ArrayRef<int64_t> shape, StringRef name,
+                               const QWeightLayout &layout) {
+  static constexpr int kAWQOrder[] = {0, 2, 4, 6, 1, 3, 5, 7};
+  unsigned bits = layout.bits;
   int64_t n = shape[0], k = shape[1], w = 32 / bits;
-  int64_t group = gptqGroup ? gptqGroup.getValue() : k;
+  int64_t group = layout.group ? layout.group : k;
   int64_t groups = (k + group - 1) / group;
   int maxq = (1 << bits) - 1;
-  std::vector<int32_t> groupOf = inputGroups(k, group, gptqDescAct, name);
-  GPTQ q;
-  q.qweightShape = {k / w, n};
+  std::vector<int32_t> groupOf = inputGroups(k, group, layout.descAct, name);
+  // The bit offset of element e of a word's run.
+  auto shift = [&](int64_t e) {
+    int64_t field = e % w;
+    if (layout.awq)
+      field = std::find(std::begin(kAWQOrder), std::end(kAWQOrder), field) -
+              std::begin(kAWQOrder);
+    return static_cast<unsigned>(field * bits);
+  };
+  QWeight q;
+  if (layout.awq)
+    q.qweightShape = {k, n / w};
+  else
+    q.qweightShape = {k / w, n};
   q.qzerosShape = {groups, n / w};
   q.scalesShape = {groups, n};
-  std::vector<uint32_t> qweight(k / w * n, 0), qzeros(groups * n / w, 0);
+  std::vector<uint32_t> qweight(k * n / w, 0), qzeros(groups * n / w, 0);
   std::vector<float> scales(groups * n);
   std::vector<int> zeros(groups * n);
   for (int64_t i = 0; i < n; ++i) {
@@ -1946,11 +2016,11 @@ static GPTQ quantizeGPTQ(llvm::ArrayRef<float> values,
     }
     for (int64_t g = 0; g < groups; ++g) {
       float scale, zero;
-      if (gptqAsym) {
+      if (layout.asym) {
         scale = (hi[g] - lo[g]) / maxq;
         scale = roundTo(DType::F16, scale > 0 ? scale : 1.0f);
-        zero = std::clamp(std::nearbyint(-lo[g] / scale), gptqV2 ? 0.0f : 1.0f,
-                          float(maxq));
+        zero = std::clamp(std::nearbyint(-lo[g] / scale),
+                          layout.zerosMinusOne ? 1.0f : 0.0f, float(maxq));
       } else {
         float amax = std::max(-lo[g], hi[g]);
         scale = roundTo(DType::F16, amax > 0 ? 2.0f * amax / maxq : 1.0f);
@@ -1958,9 +2028,9 @@ static GPTQ quantizeGPTQ(llvm::ArrayRef<float> values,
       }
       scales[g * n + i] = scale;
       zeros[g * n + i] = static_cast<int>(zero);
-      uint32_t stored =
-          static_cast<uint32_t>(zeros[g * n + i] - (gptqV2 ? 0 : 1));
-      qzeros[g * (n / w) + i / w] |= stored << (i % w * bits);
+      uint32_t stored = static_cast<uint32_t>(zeros[g * n + i] -
+                                              (layout.zerosMinusOne ? 1 : 0));
+      qzeros[g * (n / w) + i / w] |= stored << shift(i);
     }
   }
   q.values.resize(n * k);
@@ -1971,7 +2041,10 @@ static GPTQ quantizeGPTQ(llvm::ArrayRef<float> values,
       int zero = zeros[g * n + i];
       float code = std::clamp(std::nearbyint(values[i * k + j] / scale) + zero,
                               0.0f, float(maxq));
-      qweight[(j / w) * n + i] |= static_cast<uint32_t>(code) << (j % w * bits);
+      if (layout.awq)
+        qweight[j * (n / w) + i / w] |= static_cast<uint32_t>(code) << shift(i);
+      else
+        qweight[(j / w) * n + i] |= static_cast<uint32_t>(code) << shift(j);
       q.values[i * k + j] = (code - zero) * scale;
     }
   auto bytes = [](const auto &words) {
@@ -2105,9 +2178,21 @@ static llvm::Error writeWeights(const Model &m,
         add(spec.name + "_g_idx", DType::I32, {k}, std::move(q.groupIndices));
       continue;
     }
-    if (gptq && spec.quantizable) {
-      GPTQ q = quantizeGPTQ(generated, spec.shape, spec.name);
-      if (gptqDequantized) {
+    if ((gptq || awq) && spec.quantizable) {
+      QWeightLayout layout;
+      if (awq) {
+        layout.group = awqGroup;
+        layout.asym = true;
+        layout.awq = true;
+      } else {
+        layout.bits = gptq;
+        layout.group = gptqGroup;
+        layout.descAct = gptqDescAct;
+        layout.asym = gptqAsym;
+        layout.zerosMinusOne = !gptqV2;
+      }
+      QWeight q = quantizeQWeight(generated, spec.shape, spec.name, layout);
+      if (gptqDequantized || awqDequantized) {
         add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
         continue;
       }
@@ -2117,8 +2202,9 @@ static llvm::Error writeWeights(const Model &m,
           std::move(q.qweight));
       add(prefix + ".qzeros", DType::I32, q.qzerosShape, std::move(q.qzeros));
       add(prefix + ".scales", DType::F16, q.scalesShape, std::move(q.scales));
-      add(prefix + ".g_idx", DType::I32, {spec.shape.back()},
-          std::move(q.gIdx));
+      if (gptq)
+        add(prefix + ".g_idx", DType::I32, {spec.shape.back()},
+            std::move(q.gIdx));
       continue;
     }
     if (nvfp4 && spec.quantizable) {

@@ -351,10 +351,15 @@ struct ModelConfig {
   /// n], zero points `<prefix>.qzeros` [groups, n / w], each stored minus
   /// `zeroOffset` (1 in GPTQ's original format), and the group of each
   /// input `<prefix>.g_idx` [k] where the checkpoint has it.
+  ///
+  /// With `awq` (quant_method "awq", version "gemm"), as AWQ stores them:
+  /// `<prefix>.qweight` [k, n / 8], words of 8 outputs in AWQ's order of
+  /// fields, `<prefix>.scales` [groups, n] and `<prefix>.qzeros` [groups,
+  /// n / 8] packed the same way, no group indices.
   struct PackedInts {
     unsigned bits = 4;
     int64_t group = 0;
-    bool gptq = false;
+    bool gptq = false, awq = false;
     int64_t zeroOffset = 0;
     /// The quantization_config's words for the scheme, for diagnostics.
     std::string description;
