@@ -340,14 +340,64 @@ static uint32_t wordAt(const void *data, int64_t index) {
   return word;
 }
 
+/// The 32 / Bits codes of `word` into codes[e], field e from its lowest
+/// bits.
+template <unsigned Bits> static void unpackWord(uint32_t word, int *codes) {
+  constexpr unsigned kFields = 32 / Bits, kMask = (1u << Bits) - 1;
+  for (unsigned e = 0; e < kFields; ++e)
+    codes[e] = static_cast<int>(word >> (e * Bits) & kMask);
+}
+
+/// Stores the `count` f32 `values` as elements [at, at + count) of `out`
+/// (of `to`), rounding to nearest even; returns the index of the first
+/// that is not finite once rounded, or -1.
+static int64_t storeRun(void *out, moe_dtype to, int64_t at,
+                        const float *values, int64_t count) {
+  bool bad = false;
+  switch (to) {
+  case MOE_DTYPE_F32: {
+    float *result = static_cast<float *>(out) + at;
+    for (int64_t e = 0; e < count; ++e) {
+      result[e] = values[e];
+      bad |= !std::isfinite(values[e]);
+    }
+    break;
+  }
+  // An all-ones exponent: an infinity or a NaN.
+  case MOE_DTYPE_BF16: {
+    uint16_t *result = static_cast<uint16_t *>(out) + at;
+    for (int64_t e = 0; e < count; ++e) {
+      result[e] = cpu::toBF16Scalar(values[e]);
+      bad |= (result[e] & 0x7f80) == 0x7f80;
+    }
+    break;
+  }
+  case MOE_DTYPE_F16: {
+    uint16_t *result = static_cast<uint16_t *>(out) + at;
+    for (int64_t e = 0; e < count; ++e) {
+      result[e] = cpu::toF16Scalar(values[e]);
+      bad |= (result[e] & 0x7c00) == 0x7c00;
+    }
+    break;
+  }
+  }
+  if (!bad)
+    return -1;
+  for (int64_t e = 0; e < count; ++e)
+    if (!std::isfinite(cpu::loadF32(out, to, at + e)))
+      return e;
+  return -1;
+}
+
 /// Dequantizes integer tensor `codes`, tensor `index` of `weight` (whose
-/// pieces are `pieceShape` [..., n, k]), with its f32 `scales` into `out`,
-/// for the layouts the per-row table of bindConverted does not take: words
-/// [..., ceil(k / w), n] (`transposed`, GPTQ's) or [..., k, ceil(n / w)]
-/// (`packOutputs`, AWQ's), fields in another order, zero points, or group
-/// indices. Element (i, j) is (code - zero) * scale in f32, rounded once to
-/// the weight's dtype; its zero is the stored one plus the offset, or
-/// 2^(bits - 1) without zero points, and its group g[j], or j / the block.
+/// pieces are `pieceShape` [..., n, k]), with its f32 `scales`, into `out`.
+/// The words are [..., n, ceil(k / w)] (w codes of consecutive inputs a
+/// word), [..., ceil(k / w), n] (`transposed`, GPTQ's) or [..., k, ceil(n /
+/// w)] (`packOutputs`, AWQ's), their fields in `packOrder`. Element (i, j)
+/// is (code - zero) * scale in f32, rounded once to the weight's dtype; its
+/// zero is the stored one plus the offset, or 2^(bits - 1) without zero
+/// points, and its group g[j], or j / the block. Each task decodes 64 rows
+/// of a piece, a row at a time with its groups' scales and zeros at hand.
 static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
                                   const WeightEntry &weight, size_t index,
                                   const ckpt::TensorInfo &codes,
@@ -356,12 +406,13 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
                                   llvm::StringRef format, void *out) {
   const WeightEntry::BlockScales &blocks = *weight.scales;
   moe_dtype to = weight.dtype;
-  bool transposed = weight.transposed;
+  bool transposed = weight.transposed, packOutputs = blocks.packOutputs;
   unsigned bits = blocks.bits;
   int64_t n = pieceShape.end()[-2], k = pieceShape.back(), batch = 1;
   for (int64_t d : pieceShape.drop_back(2))
     batch *= d;
-  int64_t perWord = 32 / bits;
+  // w = 2^wordShift fields a word.
+  int64_t perWord = 32 / bits, wordShift = bits == 4 ? 3 : 2;
   int64_t group = transposed ? blocks.rows : blocks.cols;
   int64_t groups = (k + group - 1) / group;
   int64_t kWords = (k + perWord - 1) / perWord;
@@ -369,7 +420,7 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
   uint32_t mask = (1u << bits) - 1;
   llvm::StringRef name = weight.names[index];
   // The zero points, packed along n: [..., ceil(n / w), groups], or
-  // [..., groups, ceil(n / w)] as GPTQ stores them.
+  // [..., groups, ceil(n / w)] as GPTQ and AWQ store them.
   const void *zeros = nullptr;
   if (!blocks.zeros.empty()) {
     llvm::SmallVector<int64_t> shape(pieceShape.drop_back(2));
@@ -381,7 +432,8 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
       return tensor.takeError();
     zeros = (*tensor)->data;
   }
-  // The group of each column, checked once.
+  // The group of each column of each piece (group indices, checked once),
+  // or of every piece's.
   std::vector<int32_t> groupOf;
   if (!blocks.groupIndices.empty()) {
     llvm::SmallVector<int64_t> shape(pieceShape.drop_back(2));
@@ -400,52 +452,124 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
                 ": group index " + std::to_string(j) + " (" +
                 std::to_string(g) + ") of " + format.str() + " tensor " +
                 name.str() + " is not in [0, " + std::to_string(groups) + ")");
+  } else {
+    groupOf.resize(k);
+    for (int64_t j = 0; j < k; ++j)
+      groupOf[j] = static_cast<int32_t>(j / group);
   }
-  int zeroOffset = static_cast<int>(blocks.zeroOffset);
-  // The signed value of element (i, j) of piece b, and its scale.
-  // The field of a word that holds element e of its run.
-  llvm::SmallVector<int64_t, 8> fieldOf(perWord);
+  bool perPiece = !blocks.groupIndices.empty();
+  // The bit offset of the field that holds element e of a word's run.
+  std::array<unsigned, 8> shiftOf{};
   for (int64_t p = 0; p < perWord; ++p)
-    fieldOf[blocks.packOrder.empty() ? p : blocks.packOrder[p]] = p;
-  auto field = [&](uint32_t word, int64_t e) {
-    return static_cast<int>(word >> (fieldOf[e % perWord] * bits) & mask);
+    shiftOf[blocks.packOrder.empty() ? p : blocks.packOrder[p]] = p * bits;
+  int zeroOffset = static_cast<int>(blocks.zeroOffset);
+  auto zeroOf = [&](int64_t b, int64_t g, int64_t i) {
+    if (!zeros)
+      return 1 << (bits - 1);
+    int64_t at = transposed ? (b * groups + g) * nWords + (i >> wordShift)
+                            : (b * nWords + (i >> wordShift)) * groups + g;
+    return static_cast<int>(wordAt(zeros, at) >> shiftOf[i & (perWord - 1)] &
+                            mask) +
+           zeroOffset;
   };
-  bool packOutputs = blocks.packOutputs;
-  auto decode = [&](int64_t b, int64_t i, int64_t j) {
-    int64_t word = packOutputs  ? (b * k + j) * nWords + i / perWord
-                   : transposed ? (b * kWords + j / perWord) * n + i
-                                : (b * n + i) * kWords + j / perWord;
-    int code = field(wordAt(codes.data, word), packOutputs ? i : j);
-    int64_t g = groupOf.empty() ? j / group : groupOf[b * k + j];
-    float scale = scales[transposed ? (b * groups + g) * n + i
-                                    : (b * n + i) * groups + g];
-    int zero = 1 << (bits - 1);
-    if (zeros) {
-      int64_t at = transposed ? (b * groups + g) * nWords + i / perWord
-                              : (b * nWords + i / perWord) * groups + g;
-      zero = field(wordAt(zeros, at), i) + zeroOffset;
+  auto scaleOf = [&](int64_t b, int64_t g, int64_t i) {
+    return scales[transposed ? (b * groups + g) * n + i
+                             : (b * n + i) * groups + g];
+  };
+  // The codes of rows [i, i + count) of piece b into codes[r * k + j]: a
+  // word at a time, of one row's inputs, or of `count` rows' outputs
+  // (AWQ's words, count <= w, i a multiple of w).
+  auto decodeRows = [&](int64_t b, int64_t i, int64_t count, int *rowCodes) {
+    const char *data = static_cast<const char *>(codes.data);
+    if (packOutputs) {
+      for (int64_t j = 0; j < k; ++j) {
+        uint32_t word = wordAt(data, (b * k + j) * nWords + (i >> wordShift));
+        for (int64_t r = 0; r < count; ++r)
+          rowCodes[r * k + j] = static_cast<int>(word >> shiftOf[r] & mask);
+      }
+      return;
     }
-    return std::pair(code - zero, scale);
+    // Whole words in the fields' own order are unpacked by an unrolled
+    // loop, the others field by field.
+    int64_t whole = blocks.packOrder.empty() ? k / perWord : 0;
+    auto unpack = [&](uint32_t word, int64_t jw, int *row) {
+      if (jw < whole) {
+        if (bits == 4)
+          unpackWord<4>(word, row + jw * perWord);
+        else
+          unpackWord<8>(word, row + jw * perWord);
+        return;
+      }
+      for (int64_t e = 0, j = jw * perWord; e < perWord && j < k; ++e, ++j)
+        row[j] = static_cast<int>(word >> shiftOf[e] & mask);
+    };
+    for (int64_t r = 0; r < count; ++r)
+      for (int64_t jw = 0; jw < kWords; ++jw)
+        unpack(wordAt(data, transposed ? (b * kWords + jw) * n + i + r
+                                       : (b * n + i + r) * kWords + jw),
+               jw, rowCodes + r * k);
   };
-  // Tasks of kRows rows of a piece; each notes its first overflow.
-  constexpr int64_t kRows = 64;
+  // Row i of piece b dequantized from its codes into `products`; returns
+  // the signed value and scale of element `probe` (for a diagnostic).
+  auto dequantizeRow = [&](int64_t b, int64_t i, const int *rowCodes,
+                           float *products, std::vector<float> &groupScales,
+                           std::vector<int> &groupZeros, int64_t probe = 0) {
+    for (int64_t g = 0; g < groups; ++g) {
+      groupScales[g] = scaleOf(b, g, i);
+      groupZeros[g] = zeroOf(b, g, i);
+    }
+    const int32_t *cols = groupOf.data() + (perPiece ? b * k : 0);
+    if (perPiece) {
+      for (int64_t j = 0; j < k; ++j)
+        products[j] = static_cast<float>(rowCodes[j] - groupZeros[cols[j]]) *
+                      groupScales[cols[j]];
+    } else {
+      // Groups of consecutive inputs: a loop the compiler vectorizes.
+      for (int64_t g = 0; g < groups; ++g) {
+        int zero = groupZeros[g];
+        float scale = groupScales[g];
+        for (int64_t j = g * group, end = std::min(k, j + group); j < end; ++j)
+          products[j] = static_cast<float>(rowCodes[j] - zero) * scale;
+      }
+    }
+    return std::pair(rowCodes[probe] - groupZeros[cols[probe]],
+                     groupScales[cols[probe]]);
+  };
+  // Rows decoded together: a word's worth for AWQ's words of outputs.
+  int64_t together = packOutputs ? perWord : 1;
+  constexpr int64_t kRows = 64; // a multiple of every w
   int64_t rowTasks = (n + kRows - 1) / kRows;
   std::vector<int64_t> overflow(batch * rowTasks, -1);
   cpu::parallelFor(batch * rowTasks, [&](int64_t task) {
     int64_t b = task / rowTasks, i0 = task % rowTasks * kRows;
-    for (int64_t i = i0, i1 = std::min(n, i0 + kRows); i < i1; ++i)
-      for (int64_t j = 0; j < k; ++j) {
-        auto [value, scale] = decode(b, i, j);
-        int64_t at = (b * n + i) * k + j;
-        cpu::storeF32(out, to, at, static_cast<float>(value) * scale);
-        if (overflow[task] < 0 && !std::isfinite(cpu::loadF32(out, to, at)))
-          overflow[task] = at;
+    int64_t i1 = std::min(n, i0 + kRows);
+    std::vector<int> rowCodes(together * k), groupZeros(groups);
+    std::vector<float> products(k), groupScales(groups);
+    for (int64_t i = i0; i < i1; i += together) {
+      int64_t count = std::min(together, i1 - i);
+      decodeRows(b, i, count, rowCodes.data());
+      for (int64_t r = 0; r < count; ++r) {
+        dequantizeRow(b, i + r, rowCodes.data() + r * k, products.data(),
+                      groupScales, groupZeros);
+        int64_t at = (b * n + i + r) * k;
+        int64_t bad = storeRun(out, to, at, products.data(), k);
+        if (bad >= 0 && overflow[task] < 0)
+          overflow[task] = at + bad;
       }
+    }
   });
   for (int64_t at : overflow) {
     if (at < 0)
       continue;
-    auto [value, scale] = decode(at / (n * k), at / k % n, at % k);
+    int64_t b = at / (n * k), i = at / k % n;
+    // The rows decoded with row i, from the first of its word.
+    int64_t first = i / together * together;
+    std::vector<int> rowCodes(together * k), groupZeros(groups);
+    std::vector<float> products(k), groupScales(groups);
+    decodeRows(b, first, std::min(together, n - first), rowCodes.data());
+    auto [value, scale] =
+        dequantizeRow(b, i, rowCodes.data() + (i - first) * k, products.data(),
+                      groupScales, groupZeros, at % k);
     char text[64];
     std::snprintf(text, sizeof(text), "%d times scale %.9g = %.9g", value,
                   static_cast<double>(scale),
@@ -530,14 +654,8 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
                            : bits == 4       ? "int4"
                            : bits            ? "int8"
                                              : "FP8";
-  // Packed integers: the words of a stored row and the codes of a word.
   int64_t perWord = bits ? 32 / bits : 0;
-  int64_t rowWords = bits ? (pieceCols + perWord - 1) / perWord : 0;
-  // Integers in another layout than rows of words with a table of products
-  // a group (dequantizeInts).
-  bool generalInts =
-      bits && (weight.transposed || !blocks->zeros.empty() ||
-               !blocks->groupIndices.empty() || !blocks->packOrder.empty());
+
   // The shape of the words: the packed dimension in words, the last two
   // swapped for a weight stored [in, out].
   llvm::SmallVector<int64_t> wordShape(pieceShape);
@@ -585,7 +703,7 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
         packTensor(weight, pieceShape, i, static_cast<const char *>(out),
                    static_cast<char *>(packedBuffer.get()));
     };
-    if (generalInts) {
+    if (bits) {
       if (llvm::Error err = dequantizeInts(*checkpoint, weight, i, **tensor,
                                            pieceShape, scales, format, out))
         return err;
@@ -612,25 +730,8 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     auto e2m1Code = [&](int64_t j) {
       return static_cast<const uint8_t *>(in)[j / 2] >> (j % 2 * 4) & 0xf;
     };
-    // The code of element j of a packed integer tensor (the value plus
-    // 2^(bits - 1)).
-    auto intCode = [&](int64_t j) {
-      int64_t col = j % pieceCols;
-      uint32_t word;
-      std::memcpy(&word,
-                  static_cast<const char *>(in) +
-                      (j / pieceCols * rowWords + col / perWord) * 4,
-                  sizeof(word));
-      return word >> (col % perWord * bits) & ((1u << bits) - 1);
-    };
-    auto intValue = [&](unsigned code) {
-      return static_cast<float>(static_cast<int>(code) - (1 << (bits - 1)));
-    };
-    // The FP8, E2M1 or integer value of element j, and the scale of its
-    // block.
+    // The FP8 or E2M1 value of element j, and the scale of its block.
     auto fp8 = [&](int64_t j) {
-      if (bits)
-        return intValue(intCode(j));
       if (fp4)
         return kE2M1[e2m1Code(j)];
       return mlir::moe::npy::f8E4M3ToFloat(static_cast<const uint8_t *>(in)[j]);
@@ -670,28 +771,25 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     auto withGlobal = [&](float exact) {
       return inverse ? exact / global : exact * global;
     };
-    // Dequantizes elements [j0, j1) of the MXFP4, NVFP4 or integer tensor:
-    // the products of a block's scale and each code once (exact for E2M1,
-    // with the global scale), then a lookup an element.
-    auto dequantizeCodes = [&](int64_t task, int64_t j0, int64_t j1) {
+    // Dequantizes elements [j0, j1) of the MXFP4 or NVFP4 tensor: the 16
+    // products of a block's scale once (code times scale, exact, with the
+    // global scale), then a lookup an element.
+    auto dequantizeMXFP4 = [&](int64_t task, int64_t j0, int64_t j1) {
       size_t size = elementSize(to);
       char *result = static_cast<char *>(out);
-      unsigned codes = bits ? 1u << bits : 16;
       for (int64_t j = j0; j < j1;) {
         int64_t col = j % pieceCols;
         int64_t end = std::min(
             {j1, j + pieceCols - col, j + blocks->cols - col % blocks->cols});
         float scale = scaleOf(j);
-        char products[256][4];
-        bool bad[256];
-        for (unsigned c = 0; c < codes; ++c) {
-          float product =
-              bits ? intValue(c) * scale : withGlobal(kE2M1[c] * scale);
-          cpu::storeF32(products[c], to, 0, product);
+        char products[16][4];
+        bool bad[16];
+        for (int c = 0; c < 16; ++c) {
+          cpu::storeF32(products[c], to, 0, withGlobal(kE2M1[c] * scale));
           bad[c] = !std::isfinite(cpu::loadF32(products[c], to, 0));
         }
         for (; j < end; ++j) {
-          unsigned code = bits ? intCode(j) : e2m1Code(j);
+          unsigned code = e2m1Code(j);
           std::memcpy(result + j * size, products[code], size);
           if (bad[code] && overflow[task] < 0)
             overflow[task] = j;
@@ -704,8 +802,8 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
       int64_t c0 = task % colTasks * cols;
       int64_t r1 = std::min(n, r0 + rows), c1 = std::min(k, c0 + cols);
       if (!weight.transposed) { // one row: n = 1, b = r0 = 0
-        if (fp4 || bits) {
-          dequantizeCodes(task, c0, c1);
+        if (fp4) {
+          dequantizeMXFP4(task, c0, c1);
           return;
         }
         if (blocks) {
