@@ -206,7 +206,7 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
   if (fp4 && (*rows != 1 || *cols != fp4Block))
     return invalid(weight + " has a scale block other than 1 x " +
                    std::to_string(fp4Block));
-  bool transposed = w.getBoolean("transposed").value_or(false);
+  bool transposed = entry.transposed; // read before the scales
   if (bits && (transposed ? *cols : *rows) != 1)
     return invalid(weight + " has a scale block of more than one " +
                    (transposed ? "stored column" : "row"));
@@ -268,6 +268,7 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       }
       size_t pieceRank =
           entry.shape.size() - (entry.stacked && !entry.shape.empty() ? 1 : 0);
+      entry.transposed = w->getBoolean("transposed").value_or(false);
       if (const json::Value *stored = w->get("stored")) {
         auto name = stored->getAsString();
         if (name == kStoredF8E4M3 || name == kStoredF4E2M1 ||
@@ -287,7 +288,6 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
         return invalid("weight " + entry.names.front() +
                        " has block scales but is not stored as FP8, FP4 or "
                        "integers");
-      entry.transposed = w->getBoolean("transposed").value_or(false);
       if (entry.transposed && pieceRank < 2)
         return invalid("weight " + entry.names.front() +
                        " is transposed but its tensors have fewer than two "

@@ -348,6 +348,21 @@ template <unsigned Bits> static void unpackWord(uint32_t word, int *codes) {
     codes[e] = static_cast<int>(word >> (e * Bits) & kMask);
 }
 
+/// Stores `values` as the 16-bit elements [at, at + count) of `out`, each
+/// `round(value)`; whether one of them has the all-ones `exponent` (an
+/// infinity or a NaN).
+template <typename Round>
+static bool storeHalves(void *out, int64_t at, const float *values,
+                        int64_t count, Round round, uint16_t exponent) {
+  uint16_t *result = static_cast<uint16_t *>(out) + at;
+  bool bad = false;
+  for (int64_t e = 0; e < count; ++e) {
+    result[e] = round(values[e]);
+    bad |= (result[e] & exponent) == exponent;
+  }
+  return bad;
+}
+
 /// Stores the `count` f32 `values` as elements [at, at + count) of `out`
 /// (of `to`), rounding to nearest even; returns the index of the first
 /// that is not finite once rounded, or -1.
@@ -363,23 +378,12 @@ static int64_t storeRun(void *out, moe_dtype to, int64_t at,
     }
     break;
   }
-  // An all-ones exponent: an infinity or a NaN.
-  case MOE_DTYPE_BF16: {
-    uint16_t *result = static_cast<uint16_t *>(out) + at;
-    for (int64_t e = 0; e < count; ++e) {
-      result[e] = cpu::toBF16Scalar(values[e]);
-      bad |= (result[e] & 0x7f80) == 0x7f80;
-    }
+  case MOE_DTYPE_BF16:
+    bad = storeHalves(out, at, values, count, cpu::toBF16Scalar, 0x7f80);
     break;
-  }
-  case MOE_DTYPE_F16: {
-    uint16_t *result = static_cast<uint16_t *>(out) + at;
-    for (int64_t e = 0; e < count; ++e) {
-      result[e] = cpu::toF16Scalar(values[e]);
-      bad |= (result[e] & 0x7c00) == 0x7c00;
-    }
+  case MOE_DTYPE_F16:
+    bad = storeHalves(out, at, values, count, cpu::toF16Scalar, 0x7c00);
     break;
-  }
   }
   if (!bad)
     return -1;
@@ -389,20 +393,19 @@ static int64_t storeRun(void *out, moe_dtype to, int64_t at,
   return -1;
 }
 
-/// Dequantizes integer tensor `codes`, tensor `index` of `weight` (whose
-/// pieces are `pieceShape` [..., n, k]), with its f32 `scales`, into `out`.
-/// The words are [..., n, ceil(k / w)] (w codes of consecutive inputs a
-/// word), [..., ceil(k / w), n] (`transposed`, GPTQ's) or [..., k, ceil(n /
-/// w)] (`packOutputs`, AWQ's), their fields in `packOrder`. Element (i, j)
+/// Dequantizes integer tensor `index` of `weight` (whose pieces are
+/// `pieceShape` [..., n, k]), read from the checkpoint with its scales,
+/// zero points and group indices, into `out`. The words are [..., n,
+/// ceil(k / w)] (w codes of consecutive inputs a word), [..., ceil(k / w),
+/// n] (`transposed`, GPTQ's) or [..., k, ceil(n / w)] (`packOutputs`,
+/// AWQ's), their fields in `packOrder`. Element (i, j)
 /// is (code - zero) * scale in f32, rounded once to the weight's dtype; its
 /// zero is the stored one plus the offset, or 2^(bits - 1) without zero
 /// points, and its group g[j], or j / the block. Each task decodes 64 rows
 /// of a piece, a row at a time with its groups' scales and zeros at hand.
 static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
                                   const WeightEntry &weight, size_t index,
-                                  const ckpt::TensorInfo &codes,
                                   llvm::ArrayRef<int64_t> pieceShape,
-                                  llvm::ArrayRef<float> scales,
                                   llvm::StringRef format, void *out) {
   const WeightEntry::BlockScales &blocks = *weight.scales;
   moe_dtype to = weight.dtype;
@@ -419,6 +422,23 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
   int64_t nWords = (n + perWord - 1) / perWord;
   uint32_t mask = (1u << bits) - 1;
   llvm::StringRef name = weight.names[index];
+  // The words, and the scales of the tensor as stored.
+  llvm::SmallVector<int64_t> wordShape(pieceShape), storedShape(pieceShape);
+  (packOutputs ? wordShape.end()[-2] : wordShape.back()) =
+      packOutputs ? nWords : kWords;
+  if (transposed) {
+    std::swap(wordShape.back(), wordShape.end()[-2]);
+    std::swap(storedShape.back(), storedShape.end()[-2]);
+  }
+  auto words = checkpoint.require(name, wordShape, {ckpt::DType::I32});
+  if (!words)
+    return words.takeError();
+  const ckpt::TensorInfo &codes = **words;
+  auto read = readBlockScales(checkpoint, name, blocks.names[index],
+                              storedShape, blocks, format);
+  if (!read)
+    return read.takeError();
+  const std::vector<float> &scales = *read;
   // The zero points, packed along n: [..., ceil(n / w), groups], or
   // [..., groups, ceil(n / w)] as GPTQ and AWQ store them.
   const void *zeros = nullptr;
@@ -654,24 +674,26 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
                            : bits == 4       ? "int4"
                            : bits            ? "int8"
                                              : "FP8";
-  int64_t perWord = bits ? 32 / bits : 0;
-
-  // The shape of the words: the packed dimension in words, the last two
-  // swapped for a weight stored [in, out].
-  llvm::SmallVector<int64_t> wordShape(pieceShape);
-  if (bits) {
-    // The result's dimension the words pack: k, or n for AWQ's.
-    bool outputs = blocks->packOutputs;
-    int64_t &packedDim = outputs ? wordShape.end()[-2] : wordShape.back();
-    packedDim = (packedDim + perWord - 1) / perWord;
-    if (weight.transposed)
-      std::swap(wordShape.back(), wordShape.end()[-2]);
-  }
   for (auto [i, name] : llvm::enumerate(weight.names)) {
-    auto tensor = bits
-                      ? checkpoint->require(name, wordShape, {ckpt::DType::I32})
-                  : fp4 ? checkpoint->requireMXFP4(name, storedShape)
-                        : checkpoint->require(name, storedShape, {storedType});
+    void *out = static_cast<char *>(buffer.get()) +
+                (weight.packing ? 0 : i * pieceBytes);
+    // What is left once the piece is in `out`.
+    auto finish = [&] {
+      if (weight.interleaved)
+        deinterleave(out, pieceShape, elementSize(to));
+      if (weight.packing)
+        packTensor(weight, pieceShape, i, static_cast<const char *>(out),
+                   static_cast<char *>(packedBuffer.get()));
+    };
+    if (bits) {
+      if (llvm::Error err =
+              dequantizeInts(*checkpoint, weight, i, pieceShape, format, out))
+        return err;
+      finish();
+      continue;
+    }
+    auto tensor = fp4 ? checkpoint->requireMXFP4(name, storedShape)
+                      : checkpoint->require(name, storedShape, {storedType});
     if (!tensor)
       return tensor.takeError();
     std::vector<float> scales;
@@ -693,23 +715,6 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
       }
     }
     const void *in = (*tensor)->data;
-    void *out = static_cast<char *>(buffer.get()) +
-                (weight.packing ? 0 : i * pieceBytes);
-    // What is left once the piece is in `out`.
-    auto finish = [&] {
-      if (weight.interleaved)
-        deinterleave(out, pieceShape, elementSize(to));
-      if (weight.packing)
-        packTensor(weight, pieceShape, i, static_cast<const char *>(out),
-                   static_cast<char *>(packedBuffer.get()));
-    };
-    if (bits) {
-      if (llvm::Error err = dequantizeInts(*checkpoint, weight, i, **tensor,
-                                           pieceShape, scales, format, out))
-        return err;
-      finish();
-      continue;
-    }
     // Each task notes its first overflow (an index into the checkpoint
     // tensor); the error names the first one.
     std::vector<int64_t> overflow(tasks, -1);

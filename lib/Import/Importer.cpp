@@ -240,14 +240,19 @@ static std::string blockPrefix(const ModelConfig &m, int64_t layer) {
                                                     : ".mlp");
 }
 
+/// GPTQ's and AWQ's words of a Linear's weight `<prefix>.weight`:
+/// `<prefix>.qweight` (empty for another name).
+static std::string qweightName(StringRef name) {
+  if (!name.consume_back(".weight"))
+    return "";
+  return (name + ".qweight").str();
+}
+
 /// Whether the checkpoint holds projection weight `name`, llm-compressor's
-/// packed codes of it (`<name>_packed`), or GPTQ's (`<prefix>.qweight` for
-/// `<prefix>.weight`).
+/// packed codes of it (`<name>_packed`), or GPTQ's or AWQ's words.
 static bool hasWeight(const Checkpoint &ckpt, const std::string &name) {
-  StringRef prefix = name;
   return ckpt.lookup(name) || ckpt.lookup(name + "_packed") ||
-         (prefix.consume_back(".weight") &&
-          ckpt.lookup((prefix + ".qweight").str()));
+         ckpt.lookup(qweightName(name));
 }
 
 /// Whether layer `layer`'s block_sparse_moe is stored in transformers 5's
@@ -587,6 +592,7 @@ static llvm::Error checkQWeight(const Checkpoint &ckpt,
                                 const ModelConfig::PackedInts &ints,
                                 WeightSpec &weight) {
   llvm::SmallVector<int64_t> shape = weight.tensorShape();
+  bool awq = ints.layout == ModelConfig::PackedInts::Layout::AWQ;
   int64_t n = shape.end()[-2], k = shape.back();
   int64_t perWord = 32 / ints.bits;
   int64_t group = ints.group ? ints.group : k;
@@ -606,8 +612,8 @@ static llvm::Error checkQWeight(const Checkpoint &ckpt,
     StringRef prefix = StringRef(codes).drop_back(strlen(".qweight"));
     if (llvm::Error err =
             ckpt.require(codes,
-                         ints.awq ? withLast2(k, llvm::divideCeil(n, perWord))
-                                  : withLast2(llvm::divideCeil(k, perWord), n),
+                         awq ? withLast2(k, llvm::divideCeil(n, perWord))
+                             : withLast2(llvm::divideCeil(k, perWord), n),
                          {DType::I32})
                 .takeError())
       return err;
@@ -629,8 +635,8 @@ static llvm::Error checkQWeight(const Checkpoint &ckpt,
       }))
     return err;
   weight.transposed = true;
-  weight.packOutputs = ints.awq;
-  if (ints.awq)
+  weight.packOutputs = awq;
+  if (awq)
     weight.packOrder.assign(std::begin(kAWQOrder), std::end(kAWQOrder));
   weight.scaleBlock = {group, 1};
   weight.intBits = ints.bits;
@@ -647,7 +653,7 @@ static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
   const ModelConfig::PackedInts &ints = *m.packedInts;
   const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
   llvm::SmallVector<int64_t> shape = weight.tensorShape();
-  if ((ints.gptq || ints.awq) && !weight.transposed && shape.size() >= 2)
+  if (ints.qweight() && !weight.transposed && shape.size() >= 2)
     return checkQWeight(ckpt, ints, weight);
   if (weight.transposed || shape.size() < 2)
     return makeError(first->file + ": tensor " + weight.names.front() +
@@ -761,14 +767,12 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
     }
     const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
     // GPTQ and AWQ name a Linear's words `<prefix>.qweight`.
-    StringRef prefix = StringRef(weight.names.front());
-    if (!first && m.packedInts && (m.packedInts->gptq || m.packedInts->awq) &&
-        prefix.consume_back(".weight"))
+    if (!first && m.packedInts && m.packedInts->qweight())
       if (const checkpoint::TensorInfo *codes =
-              ckpt.lookup((prefix + ".qweight").str())) {
+              ckpt.lookup(qweightName(weight.names.front()))) {
         for (std::string &name : weight.names)
-          if (StringRef(name).ends_with(".weight"))
-            name = name.substr(0, name.size() - strlen(".weight")) + ".qweight";
+          if (std::string words = qweightName(name); !words.empty())
+            name = std::move(words);
         first = codes;
       }
     // llm-compressor's packed formats name a projection's codes

@@ -872,7 +872,7 @@ static void readGPTQ(ConfigReader &keys, ModelConfig &m) {
   ModelConfig::PackedInts ints;
   ints.bits = static_cast<unsigned>(bits);
   ints.group = group < 0 ? 0 : group;
-  ints.gptq = true;
+  ints.layout = ModelConfig::PackedInts::Layout::GPTQ;
   ints.zeroOffset = format == "gptq" ? 1 : 0;
   ints.description = "quant_method \"gptq\", " + std::to_string(bits) +
                      " bits, checkpoint_format \"" + format + "\"";
@@ -906,7 +906,7 @@ static void readAWQ(ConfigReader &keys, ModelConfig &m) {
   ModelConfig::PackedInts ints;
   ints.bits = 4;
   ints.group = group < 0 ? 0 : group;
-  ints.awq = true;
+  ints.layout = ModelConfig::PackedInts::Layout::AWQ;
   ints.description = "quant_method \"awq\", version \"" + version + "\"";
   m.packedInts = std::move(ints);
 }

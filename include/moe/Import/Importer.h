@@ -345,21 +345,24 @@ struct ModelConfig {
   /// codes and their scales `<name>_scale`, one a group of `group` inputs
   /// of each row (0: one a row, strategy "channel").
   ///
-  /// With `gptq` (quant_method "gptq"), as GPTQ stores them instead: the
+  /// With layout GPTQ (quant_method "gptq"), as GPTQ stores them: the
   /// Linear `<prefix>` (its weight `<prefix>.weight`) is `<prefix>.qweight`
   /// [k / w, n], words of w codes along k, with `<prefix>.scales` [groups,
   /// n], zero points `<prefix>.qzeros` [groups, n / w], each stored minus
   /// `zeroOffset` (1 in GPTQ's original format), and the group of each
   /// input `<prefix>.g_idx` [k] where the checkpoint has it.
   ///
-  /// With `awq` (quant_method "awq", version "gemm"), as AWQ stores them:
+  /// With layout AWQ (quant_method "awq", version "gemm"), as AWQ stores:
   /// `<prefix>.qweight` [k, n / 8], words of 8 outputs in AWQ's order of
   /// fields, `<prefix>.scales` [groups, n] and `<prefix>.qzeros` [groups,
   /// n / 8] packed the same way, no group indices.
   struct PackedInts {
     unsigned bits = 4;
     int64_t group = 0;
-    bool gptq = false, awq = false;
+    enum class Layout { CompressedTensors, GPTQ, AWQ };
+    Layout layout = Layout::CompressedTensors;
+    /// GPTQ's and AWQ's Linears are `<prefix>.qweight`.
+    bool qweight() const { return layout != Layout::CompressedTensors; }
     int64_t zeroOffset = 0;
     /// The quantization_config's words for the scheme, for diagnostics.
     std::string description;
