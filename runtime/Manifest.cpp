@@ -81,6 +81,8 @@ std::string Manifest::toJSON() const {
       if (!w.scales->packOrder.empty())
         entry["pack_order"] = json::Array(w.scales->packOrder);
     }
+    if (w.bitsandbytes)
+      entry["bitsandbytes"] = true;
     if (w.transposed)
       entry["transposed"] = true;
     if (w.interleaved)
@@ -296,6 +298,13 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
         return invalid("weight " + entry.names.front() +
                        " is MXFP4 or NVFP4 and transposed");
       entry.interleaved = w->getBoolean("interleaved").value_or(false);
+      entry.bitsandbytes = w->getBoolean("bitsandbytes").value_or(false);
+      if ((entry.bitsandbytes &&
+           (w->get("stored") || entry.transposed || entry.interleaved)) ||
+          (!entry.bitsandbytes && w->get("bitsandbytes")))
+        return invalid("weight " + entry.names.front() +
+                       " is bitsandbytes and stored, transposed or "
+                       "interleaved, or has a malformed bitsandbytes flag");
       if (entry.interleaved &&
           (entry.stacked || entry.shape.size() < 2 || entry.shape[1] % 2 != 0))
         return invalid("weight " + entry.names.front() +

@@ -92,6 +92,10 @@ struct WeightEntry {
     }
   };
   std::optional<BlockScales> scales;
+  /// bitsandbytes 4-bit tensors (`moe.weight {bitsandbytes}`): the runtime
+  /// dequantizes them to `dtype` when it binds them, reading the tensors
+  /// beside each as its state says.
+  bool bitsandbytes = false;
   /// The checkpoint tensors hold their pieces with the last two dimensions
   /// swapped ([..., k, n] for [..., n, k]): the runtime transposes them
   /// when it binds them.

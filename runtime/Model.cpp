@@ -84,7 +84,8 @@ llvm::Error Model::bind(const WeightEntry &weight) {
   for (int64_t d : shape)
     pieceBytes *= static_cast<size_t>(d);
 
-  if (weight.stored || weight.transposed || weight.scales || weight.interleaved)
+  if (weight.stored || weight.transposed || weight.scales ||
+      weight.interleaved || weight.bitsandbytes)
     return bindConverted(weight, shape);
   if (weight.packing)
     return bindPacked(weight, shape, dtype);
@@ -604,6 +605,85 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
   return llvm::Error::success();
 }
 
+/// Dequantizes bitsandbytes 4-bit tensor `index` of `weight` (whose pieces
+/// are `pieceShape`) into `out`: element j is the value of its code times
+/// the f32 scale of its block j / blocksize, multiplied in f32 and rounded
+/// once to the weight's dtype. Each task decodes a run of elements, the 16
+/// products of a block's scale once, then a lookup an element.
+static llvm::Error dequantizeBnb4(const ckpt::Checkpoint &checkpoint,
+                                  const WeightEntry &weight, size_t index,
+                                  llvm::ArrayRef<int64_t> pieceShape,
+                                  void *out) {
+  llvm::StringRef name = weight.names[index];
+  auto tensor = checkpoint.requireBnb4(name, pieceShape);
+  if (!tensor)
+    return tensor.takeError();
+  std::string format =
+      "bitsandbytes " + llvm::StringRef(tensor->quantType).upper();
+  std::vector<float> scales = tensor->blockScales();
+  for (auto [b, scale] : llvm::enumerate(scales)) {
+    if (std::isfinite(scale))
+      continue;
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.9g", static_cast<double>(scale));
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        tensor->absmax->file + ": tensor " + tensor->absmax->name +
+            ": the scale of block " + std::to_string(b) + " of " + format +
+            " tensor " + name.str() + " is " + text +
+            " (a scale must be finite)");
+  }
+  std::array<float, 16> values = tensor->codeValues();
+  const uint8_t *codes = static_cast<const uint8_t *>(tensor->codes->data);
+  moe_dtype to = weight.dtype;
+  size_t size = elementSize(to);
+  int64_t count = 1;
+  for (int64_t d : pieceShape)
+    count *= d;
+  int64_t block = tensor->blocksize;
+  constexpr int64_t kChunk = 1 << 16;
+  int64_t tasks = (count + kChunk - 1) / kChunk;
+  std::vector<int64_t> overflow(tasks, -1);
+  cpu::parallelFor(tasks, [&](int64_t task) {
+    char *result = static_cast<char *>(out);
+    int64_t j1 = std::min(count, (task + 1) * kChunk);
+    for (int64_t j = task * kChunk; j < j1;) {
+      int64_t b = j / block, end = std::min(j1, (b + 1) * block);
+      char products[16][4];
+      bool bad[16];
+      for (int c = 0; c < 16; ++c) {
+        cpu::storeF32(products[c], to, 0, values[c] * scales[b]);
+        bad[c] = !std::isfinite(cpu::loadF32(products[c], to, 0));
+      }
+      for (; j < end; ++j) {
+        // The lower-indexed element of a byte in its high nibble.
+        unsigned code = codes[j / 2] >> (j % 2 ? 0 : 4) & 0xf;
+        std::memcpy(result + j * size, products[code], size);
+        if (bad[code] && overflow[task] < 0)
+          overflow[task] = j;
+      }
+    }
+  });
+  for (int64_t j : overflow) {
+    if (j < 0)
+      continue;
+    unsigned code = codes[j / 2] >> (j % 2 ? 0 : 4) & 0xf;
+    float scale = scales[j / block];
+    char text[96];
+    std::snprintf(text, sizeof(text), "code %u, %.9g times scale %.9g = %.9g",
+                  code, static_cast<double>(values[code]),
+                  static_cast<double>(scale),
+                  static_cast<double>(values[code] * scale));
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        tensor->codes->file + ": tensor " + name.str() + ": element " +
+            std::to_string(j) + " (" + text + ") is out of the range of " +
+            dtypeName(to).str() + "; the model dequantizes this " + format +
+            " tensor to " + dtypeName(to).str());
+  }
+  return llvm::Error::success();
+}
+
 /// Converts the tensors of `weight` from the checkpoint's `stored` element
 /// type to `dtype`, rounding to nearest even, and swaps the last two
 /// dimensions of each when it is `transposed`, into one buffer in stacking
@@ -616,8 +696,9 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
 /// times the f32 scale of its block, multiplied in f32 and rounded once to
 /// `dtype`. A NaN weight, or a product out of `dtype`'s range, is an error.
 /// MXFP4 tensors the same way, each E2M1 value times its E8M0 scale (a
-/// product exact in f32), and integer ones, each signed value times its
-/// scale.
+/// product exact in f32), integer ones, each signed value times its
+/// scale, and bitsandbytes' 4-bit ones, each code's value times its
+/// block's scale.
 llvm::Error Model::bindConverted(const WeightEntry &weight,
                                  llvm::ArrayRef<int64_t> pieceShape) {
   moe_dtype from = weight.stored.value_or(weight.dtype), to = weight.dtype;
@@ -688,6 +769,13 @@ llvm::Error Model::bindConverted(const WeightEntry &weight,
     if (bits) {
       if (llvm::Error err =
               dequantizeInts(*checkpoint, weight, i, pieceShape, format, out))
+        return err;
+      finish();
+      continue;
+    }
+    if (weight.bitsandbytes) {
+      if (llvm::Error err =
+              dequantizeBnb4(*checkpoint, weight, i, pieceShape, out))
         return err;
       finish();
       continue;

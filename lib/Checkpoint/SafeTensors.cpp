@@ -20,6 +20,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <set>
 
@@ -610,6 +611,183 @@ llvm::Expected<const TensorInfo *>
 Checkpoint::requireE4M3Scales(StringRef name,
                               llvm::ArrayRef<int64_t> shape) const {
   return requireRowBlockScales(name, shape, kNVFP4Block, DType::F8E4M3);
+}
+
+//===----------------------------------------------------------------------===//
+// bitsandbytes
+//===----------------------------------------------------------------------===//
+
+/// The quant types of bitsandbytes' 4-bit tensors, which name their states.
+static constexpr StringRef kBnb4Types[] = {"nf4", "fp4"};
+static constexpr StringRef kBnb4StateInfix = ".quant_state.bitsandbytes__";
+
+const TensorInfo *Checkpoint::lookupBnb4State(StringRef name) const {
+  for (StringRef type : kBnb4Types)
+    if (const TensorInfo *state = lookup((name + kBnb4StateInfix + type).str()))
+      return state;
+  return nullptr;
+}
+
+/// The DType a bitsandbytes state names ("bfloat16", "float16", "float32").
+static std::optional<DType> parseTorchDType(StringRef name) {
+  return llvm::StringSwitch<std::optional<DType>>(name)
+      .Case("bfloat16", DType::BF16)
+      .Case("float16", DType::F16)
+      .Case("float32", DType::F32)
+      .Default(std::nullopt);
+}
+
+llvm::Expected<Bnb4Tensor>
+Checkpoint::requireBnb4(StringRef name, llvm::ArrayRef<int64_t> shape) const {
+  const TensorInfo *state = lookupBnb4State(name);
+  if (!state)
+    return fail(rootPath, "tensor " + name + kBnb4StateInfix +
+                              "nf4 (or fp4), the state of bitsandbytes 4-bit "
+                              "tensor " +
+                              name + ", not found");
+  auto bad = [&](const Twine &why) {
+    return fail(state->file, "tensor " + state->name + ": " + why);
+  };
+  if (!state->dtype || *state->dtype != DType::U8 || state->shape.size() != 1)
+    return bad("expected the U8 bytes of a JSON object, found dtype " +
+               state->dtypeName + " and shape " + formatShape(state->shape));
+  StringRef text(static_cast<const char *>(state->data), state->numBytes);
+  llvm::Expected<llvm::json::Value> parsed = parseJson(text);
+  if (!parsed)
+    return bad("not JSON (" + llvm::toString(parsed.takeError()) + ")");
+  const llvm::json::Object *keys = parsed->getAsObject();
+  if (!keys)
+    return bad("expected a JSON object");
+
+  Bnb4Tensor result;
+  StringRef stateType = StringRef(state->name).rsplit("__").second;
+  std::optional<StringRef> quantType = keys->getString("quant_type");
+  if (quantType != stateType)
+    return bad("expected quant_type \"" + stateType + "\", as its name says");
+  result.quantType = stateType.str();
+  std::optional<StringRef> dtypeName = keys->getString("dtype");
+  std::optional<DType> dtype =
+      dtypeName ? parseTorchDType(*dtypeName) : std::nullopt;
+  if (!dtype)
+    return bad("expected dtype \"bfloat16\", \"float16\" or \"float32\"");
+  result.dtype = *dtype;
+  // The shape of the tensor before quantization: the weight's.
+  const llvm::json::Array *stateShape = keys->getArray("shape");
+  llvm::SmallVector<int64_t> quantized;
+  for (const llvm::json::Value &d :
+       stateShape ? *stateShape : llvm::json::Array()) {
+    std::optional<int64_t> size = d.getAsInteger();
+    if (!size || *size < 0)
+      return bad("expected shape to be a list of sizes");
+    quantized.push_back(*size);
+  }
+  if (!stateShape || !holdsShape(quantized, shape))
+    return bad("expected shape " + formatShape(shape) + " (the weight's), " +
+               "found " + (stateShape ? formatShape(quantized) : "none"));
+  int64_t count = 1;
+  for (int64_t d : shape)
+    count *= d;
+  auto positive = [&](StringRef key, int64_t &out) -> llvm::Error {
+    std::optional<int64_t> value = keys->getInteger(key);
+    if (!value || *value < 1)
+      return bad("expected " + key + " to be a positive integer");
+    out = *value;
+    return llvm::Error::success();
+  };
+  if (llvm::Error err = positive("blocksize", result.blocksize))
+    return std::move(err);
+  int64_t blocks = llvm::divideCeil(count, result.blocksize);
+  bool nested = keys->get("nested_blocksize") || keys->get("nested_offset");
+  if (nested) {
+    if (llvm::Error err = positive("nested_blocksize", result.nestedBlocksize))
+      return std::move(err);
+    std::optional<double> offset = keys->getNumber("nested_offset");
+    if (!offset || !std::isfinite(static_cast<float>(*offset)))
+      return bad("expected nested_offset to be a finite number");
+    result.offset = static_cast<float>(*offset);
+    if (std::optional<StringRef> nestedType = keys->getString("nested_dtype");
+        nestedType && *nestedType != "float32")
+      return bad("nested_dtype \"" + *nestedType +
+                 "\" is not supported (double quantization's scales are "
+                 "\"float32\")");
+  }
+
+  // The codes: ceil(N / 2) bytes, as a column or a vector.
+  llvm::Expected<const TensorInfo *> codes = get(name);
+  if (!codes)
+    return codes.takeError();
+  result.codes = *codes;
+  int64_t bytes = llvm::divideCeil(count, 2);
+  llvm::ArrayRef<int64_t> found = result.codes->shape;
+  if (*result.codes->dtype != DType::U8 ||
+      !(found == llvm::ArrayRef<int64_t>{bytes, 1} ||
+        found == llvm::ArrayRef<int64_t>{bytes}))
+    return fail(result.codes->file,
+                "tensor " + name + " has dtype " + result.codes->dtypeName +
+                    " and shape " + formatShape(found) + ", expected U8 [" +
+                    Twine(bytes) + ", 1] (the codes of " +
+                    "a bitsandbytes 4-bit tensor of shape " +
+                    formatShape(shape) + ")");
+  auto beside = [&](StringRef suffix, llvm::ArrayRef<int64_t> expected,
+                    DType dtype) -> llvm::Expected<const TensorInfo *> {
+    return require((name + "." + suffix).str(), expected, {dtype});
+  };
+  llvm::Expected<const TensorInfo *> absmax =
+      beside("absmax", {blocks}, nested ? DType::U8 : DType::F32);
+  llvm::Expected<const TensorInfo *> quantMap =
+      beside("quant_map", {16}, DType::F32);
+  if (!absmax)
+    return absmax.takeError();
+  if (!quantMap)
+    return quantMap.takeError();
+  result.absmax = *absmax;
+  result.quantMap = *quantMap;
+  if (nested) {
+    llvm::Expected<const TensorInfo *> nestedAbsmax =
+        beside("nested_absmax",
+               {static_cast<int64_t>(
+                   llvm::divideCeil(blocks, result.nestedBlocksize))},
+               DType::F32);
+    if (!nestedAbsmax)
+      return nestedAbsmax.takeError();
+    llvm::Expected<const TensorInfo *> nestedMap =
+        beside("nested_quant_map", {256}, DType::F32);
+    if (!nestedMap)
+      return nestedMap.takeError();
+    result.nestedAbsmax = *nestedAbsmax;
+    result.nestedQuantMap = *nestedMap;
+  } else if (lookup((name + ".nested_absmax").str())) {
+    return bad("expected nested_blocksize and nested_offset, as the "
+               "checkpoint holds " +
+               name + ".nested_absmax");
+  }
+  return result;
+}
+
+std::array<float, 16> Bnb4Tensor::codeValues() const {
+  std::array<float, 16> values;
+  for (int64_t c = 0; c < 16; ++c)
+    values[c] = getAsF32(*quantMap, c);
+  return values;
+}
+
+std::vector<float> Bnb4Tensor::blockScales() const {
+  int64_t blocks = absmax->numElements();
+  std::vector<float> scales(blocks);
+  if (!nested()) {
+    std::memcpy(scales.data(), absmax->data, blocks * sizeof(float));
+    return scales;
+  }
+  std::array<float, 256> table;
+  std::memcpy(table.data(), nestedQuantMap->data, sizeof(table));
+  const uint8_t *codes = static_cast<const uint8_t *>(absmax->data);
+  for (int64_t b = 0; b < blocks; ++b) {
+    // Two roundings, as bitsandbytes computes it (no fused multiply-add).
+    volatile float product =
+        table[codes[b]] * getAsF32(*nestedAbsmax, b / nestedBlocksize);
+    scales[b] = product + offset;
+  }
+  return scales;
 }
 
 //===----------------------------------------------------------------------===//

@@ -494,6 +494,8 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
           blockScales.globalsInverse = inverse.getValue();
         entry.scales = std::move(blockScales);
       }
+      if (auto bnb = dict.getAs<BoolAttr>("bitsandbytes"))
+        entry.bitsandbytes = bnb.getValue();
       if (auto transposed = dict.getAs<BoolAttr>("transposed"))
         entry.transposed = transposed.getValue();
       if (auto interleaved = dict.getAs<BoolAttr>("interleaved"))

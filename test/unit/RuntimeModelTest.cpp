@@ -695,6 +695,40 @@ TEST(ManifestIntegerWeights, SurviveTheRoundTrip) {
             std::string::npos);
 }
 
+/// bitsandbytes' 4-bit weights keep their flag, which excludes any other
+/// way of reading the tensors.
+TEST(ManifestBitsandbytes, SurvivesTheRoundTrip) {
+  Manifest manifest;
+  WeightEntry weight;
+  weight.names = {"e.0.w1.weight", "e.1.w1.weight"};
+  weight.stacked = true;
+  weight.dtype = MOE_DTYPE_BF16;
+  weight.shape = {2, 8, 64};
+  weight.bitsandbytes = true;
+  weight.device = true;
+  manifest.weights.push_back(weight);
+  auto parsed = Manifest::parse(manifest.toJSON());
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  EXPECT_TRUE(parsed->weights[0].bitsandbytes);
+  EXPECT_TRUE(parsed->weights[0].device);
+
+  for (auto [what, edit] :
+       {std::pair<const char *, void (*)(WeightEntry &)>(
+            "stored", [](WeightEntry &w) { w.stored = MOE_DTYPE_F32; }),
+        std::pair<const char *, void (*)(WeightEntry &)>(
+            "transposed", [](WeightEntry &w) { w.transposed = true; })}) {
+    Manifest bad = manifest;
+    edit(bad.weights[0]);
+    parsed = Manifest::parse(bad.toJSON());
+    ASSERT_FALSE(bool(parsed)) << what;
+    EXPECT_NE(llvm::toString(parsed.takeError())
+                  .find("weight e.0.w1.weight is bitsandbytes and stored, "
+                        "transposed or interleaved"),
+              std::string::npos)
+        << what;
+  }
+}
+
 /// A layer that counts co-activated pairs keeps the flag, and its table in
 /// GPU memory has a row per expert more.
 TEST(ManifestCoactivation, SurvivesTheRoundTrip) {

@@ -449,7 +449,7 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr,
         /*zero_points=*/nullptr, /*zero_point_offset=*/nullptr,
         /*group_indices=*/nullptr, /*pack_outputs=*/nullptr,
-        /*pack_order=*/nullptr);
+        /*pack_order=*/nullptr, /*bitsandbytes=*/nullptr);
 }
 
 void WeightOp::build(OpBuilder &builder, OperationState &state,
@@ -464,7 +464,7 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         /*global_scales=*/nullptr, /*global_scales_inverse=*/nullptr,
         /*zero_points=*/nullptr, /*zero_point_offset=*/nullptr,
         /*group_indices=*/nullptr, /*pack_outputs=*/nullptr,
-        /*pack_order=*/nullptr);
+        /*pack_order=*/nullptr, /*bitsandbytes=*/nullptr);
 }
 
 // moe.weight "name" : type
@@ -657,6 +657,22 @@ LogicalResult WeightOp::verify() {
       return emitOpError() << "expected `stored` to differ from the element "
                               "type it is converted to, found "
                            << element << " for both (omit `stored`)";
+  }
+  if (getBitsandbytes()) {
+    // The tensors beside the codes say how they are read: no attribute
+    // about the codes or their scales applies.
+    for (StringRef attr : {"stored", "scales", "scale_block", "global_scales",
+                           "global_scales_inverse", "zero_points",
+                           "zero_point_offset", "group_indices", "pack_outputs",
+                           "pack_order", "transposed", "interleaved"})
+      if ((*this)->hasAttr(attr))
+        return emitOpError() << "expected no `" << attr
+                             << "` with `bitsandbytes` (its state tensors "
+                                "say how the codes are read)";
+    if (!isa<Float32Type, Float16Type, BFloat16Type>(type.getElementType()))
+      return emitOpError() << "expected a `bitsandbytes` weight of f32, f16 "
+                              "or bf16, found "
+                           << type;
   }
   if (failed(verifyBlockScales(pieceRank)))
     return failure();

@@ -273,6 +273,28 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     points are packed in the same order. Without it, field p holds element
     p.
 
+    With `bitsandbytes`, each checkpoint tensor is a 4-bit tensor of
+    bitsandbytes as transformers saves a model loaded in 4 bits (NF4 or
+    FP4, `quant_method = "bitsandbytes"`): a piece of N elements in C order
+    is stored as `<name>`, U8 `[ceil(N / 2), 1]`, two codes a byte with the
+    lower-indexed element in the high nibble, and beside it
+    `<name>.quant_map` (F32 `[16]`, the value of each code),
+    `<name>.absmax` (the scale of each block of `blocksize` consecutive
+    elements) and `<name>.quant_state.bitsandbytes__nf4` (or `__fp4`), the
+    JSON state that gives the block size, the shape and, with double
+    quantization, `nested_blocksize` and `nested_offset`: `absmax` is then
+    U8 codes of `<name>.nested_quant_map` (F32 `[256]`), each times
+    `<name>.nested_absmax` (F32, one a block of `nested_blocksize` scales)
+    plus the offset, each operation rounded to f32. Element i is
+    `quant_map[code]` times the scale of its block, multiplied in f32 and
+    rounded to the result's element type once, at load time (as
+    bitsandbytes dequantizes it). The library's own conventions name the
+    tensors beside `<name>`, so the op names only the codes. A state that
+    disagrees with its tensors, a scale that is not finite, or a product
+    out of the result type's range is a load-time error. `bitsandbytes`
+    takes none of the attributes above but `stacked`, `packing` and
+    `device`.
+
     With `transposed`, each checkpoint tensor holds its part of the result
     with the last two dimensions swapped: a result piece `[..., n, k]` is
     stored `[..., k, n]`, as in checkpoints that keep a projection as
@@ -315,6 +337,8 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
          stored = i4, transposed, zero_point_offset = 1 : i64,
          zero_points = ["model.layers.0.mlp.experts.5.gate_proj.qzeros"]}
         : tensor<768x2048xbf16>
+    %w3 = moe.weight "model.layers.0.block_sparse_moe.experts.1.w3.weight"
+        {bitsandbytes} : tensor<14336x4096xbf16>
     ```
   }];
   let arguments = (ins StrArrayAttr:$names, UnitAttr:$stacked,
@@ -331,7 +355,8 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
                        OptionalAttr<I64Attr>:$zero_point_offset,
                        OptionalAttr<StrArrayAttr>:$group_indices,
                        UnitAttr:$pack_outputs,
-                       OptionalAttr<DenseI64ArrayAttr>:$pack_order);
+                       OptionalAttr<DenseI64ArrayAttr>:$pack_order,
+                       UnitAttr:$bitsandbytes);
   let results = (outs RankedTensorOf<MoE_ActTypes>:$result);
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;

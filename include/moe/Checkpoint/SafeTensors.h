@@ -36,6 +36,7 @@
 #include "llvm/Support/Error.h"
 #include "llvm/Support/FileSystem.h"
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -84,6 +85,8 @@ struct TensorInfo {
 
 /// Element `index` of a tensor of a supported dtype, widened to f32.
 float getAsF32(const TensorInfo &tensor, int64_t index);
+
+struct Bnb4Tensor;
 
 /// The tensors of one model. Owns the file mappings.
 class Checkpoint {
@@ -151,6 +154,15 @@ public:
   requirePackedInts(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
                     unsigned bits) const;
 
+  /// The state tensor of a bitsandbytes 4-bit tensor `name`
+  /// (`<name>.quant_state.bitsandbytes__nf4` or `__fp4`), or nullptr when
+  /// the checkpoint holds none.
+  const TensorInfo *lookupBnb4State(llvm::StringRef name) const;
+  /// The bitsandbytes 4-bit tensor `name` of `shape` and the tensors beside
+  /// it, every one checked against its serialized state (see Bnb4Tensor).
+  llvm::Expected<Bnb4Tensor> requireBnb4(llvm::StringRef name,
+                                         llvm::ArrayRef<int64_t> shape) const;
+
 private:
   Checkpoint() = default;
   /// Scales `name` of `dtype`, one a block of `block` of the last dimension
@@ -165,6 +177,43 @@ private:
   std::string rootPath;
   std::vector<llvm::sys::fs::mapped_file_region> mappings;
   std::vector<TensorInfo> sortedTensors;
+};
+
+/// A 4-bit tensor of bitsandbytes (Params4bit, as transformers saves a
+/// model loaded in 4 bits), of `shape` [..., n, k] and N elements in C
+/// order:
+///   - `<name>`: U8 [ceil(N / 2), 1] (or [ceil(N / 2)]), two codes a byte,
+///     the lower-indexed in the high nibble;
+///   - `<name>.quant_map`: F32 [16], the value of each code (NF4's or FP4's);
+///   - `<name>.absmax`: a scale a block of `blocksize` consecutive elements,
+///     F32 [ceil(N / blocksize)]; with double quantization U8 codes of
+///     `<name>.nested_quant_map` (F32 [256]), each times
+///     `<name>.nested_absmax` (F32, one a block of `nestedBlocksize` scales)
+///     plus `offset`;
+///   - `<name>.quant_state.bitsandbytes__<quant_type>`: U8, a JSON object of
+///     quant_type, blocksize, dtype (the weight's, before quantization) and
+///     shape, and with double quantization nested_blocksize, nested_dtype
+///     ("float32") and nested_offset.
+/// Element i is quant_map[code i] times the f32 scale of its block i /
+/// blocksize, multiplied in f32.
+struct Bnb4Tensor {
+  const TensorInfo *codes = nullptr, *absmax = nullptr, *quantMap = nullptr;
+  /// With double quantization only.
+  const TensorInfo *nestedAbsmax = nullptr, *nestedQuantMap = nullptr;
+  /// "nf4" or "fp4".
+  std::string quantType;
+  /// The dtype the state names (F32, F16 or BF16).
+  DType dtype = DType::BF16;
+  int64_t blocksize = 0, nestedBlocksize = 0;
+  float offset = 0;
+
+  bool nested() const { return nestedAbsmax != nullptr; }
+  /// The f32 scale of each block: absmax, or with double quantization
+  /// nested_quant_map[code] times its nested absmax, plus the offset, each
+  /// operation rounded to f32 (as bitsandbytes computes them).
+  std::vector<float> blockScales() const;
+  /// The 16 code values.
+  std::array<float, 16> codeValues() const;
 };
 
 /// A tensor to write: `bytes` holds product(shape) elements of `dtype`,

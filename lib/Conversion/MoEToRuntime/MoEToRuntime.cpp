@@ -177,6 +177,10 @@ void ConvertMoEToRuntimePass::runOnOperation() {
             attrs.getNamedAttr("pack_outputs", attrs.getBoolAttr(true)));
       if (DenseI64ArrayAttr order = op.getPackOrderAttr())
         entry.push_back(attrs.getNamedAttr("pack_order", order));
+      // bitsandbytes' 4-bit tensors, read as their state tensors say.
+      if (op.getBitsandbytes())
+        entry.push_back(
+            attrs.getNamedAttr("bitsandbytes", attrs.getBoolAttr(true)));
       // Tensors stored with their last two dimensions swapped, and with
       // their dimension 1 interleaved.
       if (op.getTransposed())

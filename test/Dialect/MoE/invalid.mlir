@@ -446,6 +446,30 @@ func.func @weight_pack_outputs_not_transposed() {
 
 // -----
 
+func.func @weight_bitsandbytes_stored() {
+  // expected-error@+1 {{'moe.weight' op expected no `stored` with `bitsandbytes` (its state tensors say how the codes are read)}}
+  %w = moe.weight "a.weight" {bitsandbytes, stored = f32} : tensor<8x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_bitsandbytes_scales() {
+  // expected-error@+1 {{'moe.weight' op expected no `scales` with `bitsandbytes` (its state tensors say how the codes are read)}}
+  %w = moe.weight "a.weight" {bitsandbytes, scales = ["a.weight.absmax"], scale_block = array<i64: 1, 64>} : tensor<8x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_bitsandbytes_transposed() {
+  // expected-error@+1 {{'moe.weight' op expected no `transposed` with `bitsandbytes` (its state tensors say how the codes are read)}}
+  %w = moe.weight "a.weight" {bitsandbytes, transposed} : tensor<8x64xbf16>
+  return
+}
+
+// -----
+
 func.func @weight_pack_order() {
   // expected-error@+1 {{'moe.weight' op expected `pack_order` to be a permutation of the 8 fields of a word, found array<i64: 0, 2, 4, 6, 1, 3, 5, 5>}}
   %w = moe.weight "a.qweight" {stored = i4, scales = ["a.scales"], scale_block = array<i64: 32, 1>, transposed, pack_outputs, pack_order = array<i64: 0, 2, 4, 6, 1, 3, 5, 5>} : tensor<8x64xbf16>

@@ -277,6 +277,10 @@ func.func @weights() -> (tensor<8x64xbf16>, tensor<2x3x4xf32>) {
   %awq = moe.weight "e.0.w2.qweight" {stored = i4, transposed, pack_outputs, pack_order = array<i64: 0, 2, 4, 6, 1, 3, 5, 7>, scales = ["e.0.w2.scales"], scale_block = array<i64: 32, 1>, zero_points = ["e.0.w2.qzeros"]} : tensor<16x64xbf16>
   // CHECK: moe.weight stacked ["e.0.w1.qweight", "e.1.w1.qweight"] {group_indices = ["e.0.w1.g_idx", "e.1.w1.g_idx"], scale_block = array<i64: 32, 1>, scales = ["e.0.w1.scales", "e.1.w1.scales"], stored = i4, transposed, zero_point_offset = 1 : i64, zero_points = ["e.0.w1.qzeros", "e.1.w1.qzeros"]} : tensor<2x8x64xbf16>
   %gptq = moe.weight stacked ["e.0.w1.qweight", "e.1.w1.qweight"] {stored = i4, transposed, scales = ["e.0.w1.scales", "e.1.w1.scales"], scale_block = array<i64: 32, 1>, zero_points = ["e.0.w1.qzeros", "e.1.w1.qzeros"], zero_point_offset = 1, group_indices = ["e.0.w1.g_idx", "e.1.w1.g_idx"]} : tensor<2x8x64xbf16>
+  // CHECK: moe.weight stacked ["e.0.w3.weight", "e.1.w3.weight"] {bitsandbytes} : tensor<2x8x64xbf16>
+  %bnb = moe.weight stacked ["e.0.w3.weight", "e.1.w3.weight"] {bitsandbytes} : tensor<2x8x64xbf16>
+  // CHECK: moe.weight "gate.weight" {bitsandbytes, device} : tensor<4x64xf16>
+  %bnbRouter = moe.weight "gate.weight" {bitsandbytes, device} : tensor<4x64xf16>
   return %a, %b : tensor<8x64xbf16>, tensor<2x3x4xf32>
 }
 
