@@ -401,6 +401,18 @@ def draw_model(rng, pipeline):
             gen += ["--gptq", rng.choice([4, 8]), "--gptq-group", group]
             gen += [o for o in ("--gptq-desc-act", "--gptq-asym", "--gptq-v2")
                     if rng.random() < 0.5]
+    # bitsandbytes' 4-bit weights, NF4 or FP4 (per expert; blocks of
+    # consecutive values that run across rows, the last one partial), their
+    # scales quantized again or not, the routers quantized too or left in the
+    # checkpoint's dtype.
+    elif family not in NO_FP8 and not fused and rng.random() < 0.15:
+        gen += ["--bnb4", rng.choice(["nf4", "fp4"]),
+                "--bnb4-block", rng.choice([32, 64, 128, 256])]
+        if rng.random() < 0.5:
+            gen += ["--bnb4-double-quant",
+                    "--bnb4-nested-block", rng.choice([32, 64, 256])]
+        if rng.random() < 0.5:
+            gen += ["--bnb4-router"]
     # GPT-OSS's experts in MXFP4, as it is released (dequantized when the
     # library loads): sizes of whole blocks of 32 inputs.
     if family == "gpt_oss" and rng.random() < 0.5:

@@ -142,6 +142,9 @@ struct WeightSpec {
   /// AWQ's words of outputs, in its order of fields.
   bool packOutputs = false;
   llvm::SmallVector<int64_t, 0> packOrder;
+  /// bitsandbytes' 4-bit tensors (`moe.weight {bitsandbytes}`), each read
+  /// as its state says.
+  bool bnb4 = false;
 
   /// The shape of each checkpoint tensor.
   llvm::SmallVector<int64_t> tensorShape() const {
@@ -745,12 +748,65 @@ static llvm::Error checkMXFP4(const Checkpoint &ckpt,
   return llvm::Error::success();
 }
 
+/// Checks the bitsandbytes 4-bit tensors of `weight` (the first has a
+/// state): each has its codes, scales and state, and the quant type of the
+/// config; returns the dtype their states name (one for all).
+static llvm::Expected<DType>
+checkBnb4(const Checkpoint &ckpt, const ModelConfig &m, WeightSpec &weight) {
+  const checkpoint::TensorInfo *state =
+      ckpt.lookupBnb4State(weight.names.front());
+  if (!m.bnb4)
+    return makeError(state->file + ": tensor " + state->name +
+                     " is the state of a bitsandbytes 4-bit tensor, but " +
+                     m.path +
+                     " has no quantization_config of them (quant_method "
+                     "\"bitsandbytes\", load_in_4bit)");
+  if (weight.transposed || weight.interleaved)
+    return makeError(state->file + ": tensor " + state->name +
+                     " is the state of a bitsandbytes 4-bit tensor, but its "
+                     "weight is stored " +
+                     (weight.transposed ? "[in, out]" : "interleaved") +
+                     ", which bitsandbytes checkpoints do not hold (they "
+                     "quantize Linear layers)");
+  std::optional<DType> dtype;
+  for (const std::string &name : weight.names) {
+    llvm::Expected<checkpoint::Bnb4Tensor> tensor =
+        ckpt.requireBnb4(name, weight.tensorShape());
+    if (!tensor)
+      return tensor.takeError();
+    if (tensor->quantType != m.bnb4->quantType)
+      return makeError(tensor->codes->file + ": tensor " + name +
+                       " is bitsandbytes " + tensor->quantType + ", but " +
+                       m.path + " has bnb_4bit_quant_type \"" +
+                       m.bnb4->quantType + "\"");
+    if (dtype && *dtype != tensor->dtype)
+      return makeError(
+          tensor->codes->file + ": tensor " + name + " was quantized from " +
+          checkpoint::name(tensor->dtype) + ", but " + weight.names.front() +
+          " from " + checkpoint::name(*dtype) +
+          " (every tensor of a layer has one dtype)");
+    dtype = tensor->dtype;
+  }
+  weight.bnb4 = true;
+  return *dtype;
+}
+
+/// The layer's dtype: its router weight's, or the dtype a bitsandbytes
+/// router was quantized from.
+static llvm::Expected<DType>
+checkRouter(const Checkpoint &ckpt, const ModelConfig &m, WeightSpec router) {
+  if (ckpt.lookupBnb4State(router.names.front()))
+    return checkBnb4(ckpt, m, router);
+  return checkAnyFloat(ckpt, router);
+}
+
 /// Checks every other tensor of the layer against its router's dtype (or as
 /// FP8 or MXFP4), and records the dtype of those computed in F32 whatever the
 /// layer's.
 static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
                               LayerSpec &spec, DType layerType) {
   StringRef routerName = spec.router.names.front();
+  spec.router.bnb4 = ckpt.lookupBnb4State(routerName) != nullptr;
   if (spec.routerBias) {
     for (const std::string &name : spec.routerBias->names)
       if (llvm::Error err = checkTensor(ckpt, name, spec.routerBias->shape,
@@ -794,6 +850,19 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
     if (m.modelOptLayers)
       if (llvm::Error err = checkModelOptLayer(ckpt, m, weight))
         return err;
+    // bitsandbytes' codes are U8 under the weight's own name, with a state.
+    if (first && ckpt.lookupBnb4State(weight.names.front())) {
+      llvm::Expected<DType> dtype = checkBnb4(ckpt, m, weight);
+      if (!dtype)
+        return dtype.takeError();
+      if (*dtype != layerType)
+        return makeError(first->file + ": tensor " + weight.names.front() +
+                         " was quantized from " + checkpoint::name(*dtype) +
+                         ", expected " + checkpoint::name(layerType) +
+                         " like the layer's router weight " + routerName +
+                         " (every tensor of a layer has one dtype)");
+      continue;
+    }
     if (first && first->dtype == DType::I32) {
       if (!m.packedInts)
         return makeError(first->file + ": tensor " + weight.names.front() +
@@ -878,6 +947,8 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
   // The runtime converts the tensors stored in another dtype than the
   // layer's (or than F32, for the bias).
   auto storedOf = [&](const WeightSpec &weight) {
+    if (weight.bnb4)
+      return Type();
     if (weight.fp4)
       return Type(Float4E2M1FNType::get(ctx));
     if (weight.intBits)
@@ -954,6 +1025,7 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
     if (!weight.groupIndices.empty())
       op.setGroupIndicesAttr(names(weight.groupIndices));
     op.setPackOutputs(weight.packOutputs);
+    op.setBitsandbytes(weight.bnb4);
     if (!weight.packOrder.empty())
       op.setPackOrder(weight.packOrder);
     return op.getResult();
@@ -1033,7 +1105,7 @@ mlir::moe::import::importModel(MLIRContext &context, StringRef modelDir,
   llvm::SmallVector<DType> dtypes;
   for (int64_t layer : *layers) {
     llvm::Expected<DType> dtype =
-        checkAnyFloat(**ckpt, routerSpec(*config, layer, **ckpt));
+        checkRouter(**ckpt, *config, routerSpec(*config, layer, **ckpt));
     if (!dtype)
       return dtype.takeError();
     specs.push_back(describeLayer(*config, layer, **ckpt));

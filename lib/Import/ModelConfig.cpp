@@ -911,6 +911,37 @@ static void readAWQ(ConfigReader &keys, ModelConfig &m) {
   m.packedInts = std::move(ints);
 }
 
+/// bitsandbytes' quantization_config (quant_method "bitsandbytes", as
+/// transformers writes it): 4-bit NF4 or FP4 codes stored as bytes
+/// (load_in_4bit; LLM.int8's load_in_8bit is refused). Double quantization
+/// and the block size are read from each tensor's state.
+static void readBitsandbytes(ConfigReader &keys, ModelConfig &m) {
+  bool in4 = keys.getBool("load_in_4bit", false);
+  bool in8 = keys.getBool("load_in_8bit", false);
+  std::string type = keys.getString("bnb_4bit_quant_type", StringRef("fp4"));
+  std::string storage =
+      keys.getString("bnb_4bit_quant_storage", StringRef("uint8"));
+  if (keys.failed())
+    return;
+  if (in8)
+    return keys.fail("load_in_8bit (LLM.int8's 8-bit weights) is not "
+                     "supported (moe-import reads bitsandbytes' 4-bit "
+                     "weights, load_in_4bit)");
+  if (!in4)
+    return keys.fail("expected load_in_4bit true (moe-import reads "
+                     "bitsandbytes' 4-bit weights)");
+  if (type != "nf4" && type != "fp4")
+    return keys.fail("bnb_4bit_quant_type \"" + type +
+                     "\" is not supported (\"nf4\" or \"fp4\")");
+  if (storage != "uint8")
+    return keys.fail("bnb_4bit_quant_storage \"" + storage +
+                     "\" is not supported (moe-import reads codes stored "
+                     "as bytes, \"uint8\")");
+  m.bnb4 = ModelConfig::Bnb4{
+      type,
+      "quant_method \"bitsandbytes\", bnb_4bit_quant_type \"" + type + "\""};
+}
+
 /// Model Optimizer's NVFP4 tensor names.
 static ModelConfig::FP4Tensors modelOptNVFP4() {
   return {"", "_scale", "_scale_2", /*inverse=*/false,
@@ -1007,6 +1038,8 @@ static void readModelOpt(ConfigReader &keys, ModelConfig &m) {
 ///   "NVFP4" or "W4A16_NVFP4" (E2M1 codes, an E4M3 scale a block of 16 and
 ///   a global scale a tensor), "FP8" (scaled per tensor), or
 ///   "MIXED_PRECISION" of those, module by module (readModelOpt).
+/// Integer weights too (quant_method "compressed-tensors", "gptq" and
+/// "awq"), and bitsandbytes' NF4 and FP4 (quant_method "bitsandbytes").
 /// Any other quantization is refused here, as its tensors are not weights
 /// moe-import can bind.
 ///
@@ -1071,6 +1104,10 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m,
     readAWQ(keys, m);
     return keys.takeError();
   }
+  if (!keys.failed() && method == "bitsandbytes") {
+    readBitsandbytes(keys, m);
+    return keys.takeError();
+  }
   if (!keys.failed() && method != "fp8")
     keys.fail(
         "quant_method \"" + method +
@@ -1078,7 +1115,8 @@ static llvm::Error readQuantization(ConfigReader &reader, ModelConfig &m,
         "quant_method \"fp8\", scaled per tensor or by weight_block_size, "
         "and \"fbgemm_fp8\"; \"compressed-tensors\" of FP8, NVFP4, MXFP4 "
         "or integer weights; Model Optimizer's \"modelopt\" in NVFP4 or "
-        "FP8; \"gptq\"; \"awq\"; and GPT-OSS's \"mxfp4\")");
+        "FP8; \"gptq\"; \"awq\"; \"bitsandbytes\" in 4 bits; and "
+        "GPT-OSS's \"mxfp4\")");
   std::string format = keys.getString("fmt", StringRef("e4m3"));
   if (!keys.failed() && format != "e4m3" && format != "float8_e4m3fn")
     keys.fail("fmt \"" + format +

@@ -1037,6 +1037,154 @@ static bool readGPTQ(const st::Reader &reader, const std::string &prefix,
   return true;
 }
 
+/// bitsandbytes' 4-bit weight `t` (Params4bit) of a piece `shape`, whose
+/// state tensor `state` is `<name>.quant_state.bitsandbytes__<type>`: U8
+/// bytes of a JSON object of quant_type, blocksize B, dtype (the weight's
+/// own, returned in `dtype`) and shape, and with double quantization
+/// nested_blocksize B2, nested_dtype and nested_offset. The N values of
+/// the shape, in row-major order, are stored as codes in `t` (U8 [ceil(N /
+/// 2), 1], element f in byte f / 2, the high nibble when f is even). Value
+/// f is quant_map[code] times the scale of its block b = f / B, the
+/// product rounded to f32 once, with `<name>.quant_map` F32 [16] and the
+/// scale `<name>.absmax` F32 [ceil(N / B)]; with double quantization
+/// `<name>.absmax` is U8 and the scale is nested_quant_map[absmax[b]] times
+/// nested_absmax[b / B2] rounded to f32, plus (float) nested_offset, rounded
+/// to f32 (`<name>.nested_quant_map` F32 [256], `<name>.nested_absmax` F32
+/// [ceil(nblocks / B2)]).
+static bool readBnb4(const st::Reader &reader, const st::TensorEntry &t,
+                     const st::TensorEntry &state, const std::string &type,
+                     const std::vector<int64_t> &shape, npy::DType *dtype,
+                     std::vector<double> *values, std::string *err) {
+  const std::string &name = t.name;
+  std::string where = state.file + ": tensor " + state.name;
+  if (state.dtype != "U8" || state.shape.size() != 1) {
+    *err = where + " is " + state.dtype + " " + shapeText(state.shape) +
+           ", expected U8 bytes of JSON";
+    return false;
+  }
+  std::vector<double> bytes;
+  if (!reader.read(state, &bytes, err)) return false;
+  std::string text;
+  for (double b : bytes) text += char(int(b));
+  json::Value root;
+  std::string why;
+  if (!json::parse(text, &root, &why)) {
+    *err = where + ": invalid JSON: " + why;
+    return false;
+  }
+  if (root.kind != json::Value::Kind::Object) {
+    *err = where + ": not a JSON object";
+    return false;
+  }
+  Keys keys{root, where, err};
+  std::string quantType, dtypeName;
+  int64_t B = 0, B2 = 0;
+  std::vector<int64_t> stated;
+  if (!keys.text("quant_type", nullptr, &quantType) ||
+      !keys.integer("blocksize", &B, 1) ||
+      !keys.text("dtype", nullptr, &dtypeName) ||
+      !keys.integers("shape", &stated))
+    return false;
+  if (quantType != "nf4" && quantType != "fp4")
+    return keys.bad("unknown quant_type \"" + quantType + "\"");
+  if (quantType != type)
+    return keys.bad("quant_type \"" + quantType + "\" in the state of " +
+                    type);
+  if (dtypeName == "bfloat16") *dtype = npy::DType::BF16;
+  else if (dtypeName == "float16") *dtype = npy::DType::F16;
+  else if (dtypeName == "float32") *dtype = npy::DType::F32;
+  else return keys.bad("dtype \"" + dtypeName + "\" is not read");
+  if (!keys.find("shape"))
+    return keys.bad("missing key \"shape\" (a list of integers)");
+  if (!sameElements(stated, shape))
+    return keys.bad("shape " + shapeText(stated) + ", expected " +
+                    shapeText(shape));
+  // Double quantization: the state's nested keys and the nested tensors.
+  bool nested = keys.find("nested_blocksize") != nullptr;
+  double offset = 0;
+  if (nested) {
+    std::string nestedType;
+    if (!keys.integer("nested_blocksize", &B2, 1) ||
+        !keys.text("nested_dtype", nullptr, &nestedType))
+      return false;
+    if (nestedType != "float32")
+      return keys.bad("nested_dtype \"" + nestedType + "\" is not read");
+    const json::Value *o = keys.find("nested_offset");
+    if (!o || o->kind != json::Value::Kind::Number)
+      return keys.bad("missing key \"nested_offset\" (a number)");
+    offset = double(float(o->number));
+  } else if (keys.find("nested_offset") || keys.find("nested_dtype")) {
+    return keys.bad("nested_offset or nested_dtype without nested_blocksize");
+  }
+  int64_t N = 1;
+  for (int64_t s : shape) N *= s;
+  int64_t blocks = (N + B - 1) / B;
+  int64_t nestedBlocks = nested ? (blocks + B2 - 1) / B2 : 0;
+  if (t.dtype != "U8" || (t.shape != std::vector<int64_t>{(N + 1) / 2, 1} &&
+                          t.shape != std::vector<int64_t>{(N + 1) / 2})) {
+    *err = t.file + ": tensor " + name + " is " + t.dtype + " " +
+           shapeText(t.shape) + ", expected the U8 codes of " +
+           std::to_string(N) + " values, [" + std::to_string((N + 1) / 2) +
+           ", 1]";
+    return false;
+  }
+  struct Want { std::string suffix, dtype; int64_t size; };
+  std::vector<Want> wants = {{".quant_map", "F32", 16},
+                             {".absmax", nested ? "U8" : "F32", blocks}};
+  if (nested) {
+    wants.push_back({".nested_absmax", "F32", nestedBlocks});
+    wants.push_back({".nested_quant_map", "F32", 256});
+  } else {
+    for (const char *suffix : {".nested_absmax", ".nested_quant_map"})
+      if (reader.find(name + suffix))
+        return keys.bad("no nested_blocksize, but the checkpoint has " +
+                        name + suffix);
+  }
+  std::vector<std::vector<double>> data(wants.size());
+  for (size_t i = 0; i < wants.size(); ++i) {
+    const st::TensorEntry *e = reader.find(name + wants[i].suffix);
+    if (!e) {
+      *err = "the checkpoint has no tensor " + name + wants[i].suffix;
+      return false;
+    }
+    if (e->dtype != wants[i].dtype ||
+        e->shape != std::vector<int64_t>{wants[i].size}) {
+      *err = e->file + ": tensor " + e->name + " is " + e->dtype + " " +
+             shapeText(e->shape) + ", expected " + wants[i].dtype + " [" +
+             std::to_string(wants[i].size) + "]";
+      return false;
+    }
+    if (!reader.read(*e, &data[i], err)) return false;
+  }
+  const std::vector<double> &table = data[0], &absmax = data[1];
+  std::vector<double> scales(size_t(blocks), 0.0);
+  for (int64_t b = 0; b < blocks; ++b) {
+    double scale = absmax[size_t(b)];
+    if (nested) {
+      double product =
+          double(float(data[3][size_t(absmax[size_t(b)])] *
+                       data[2][size_t(b / B2)]));
+      scale = double(float(product + offset));
+    }
+    if (!std::isfinite(scale)) {
+      *err = name + ": the scale of block " + std::to_string(b) +
+             " is not finite";
+      return false;
+    }
+    scales[size_t(b)] = scale;
+  }
+  std::vector<double> codes;
+  if (!reader.read(t, &codes, err)) return false;
+  values->assign(size_t(N), 0.0);
+  for (int64_t f = 0; f < N; ++f) {
+    unsigned byte = unsigned(codes[size_t(f / 2)]);
+    unsigned code = f % 2 ? byte & 15 : byte >> 4;
+    (*values)[size_t(f)] =
+        double(float(table[code] * scales[size_t(f / B)]));
+  }
+  return true;
+}
+
 std::vector<Mat> perExpert(const npy::Array &a) {
   std::vector<Mat> ms;
   int64_t rows = a.shape[1], cols = a.shape[2];
@@ -1129,6 +1277,18 @@ static bool readQuantization(const json::Value &q, Keys &keys,
                       ? group->integer : 0;
     p->gptq = true;
     p->gptqZeroOffset = format && format->string == "gptq_v2" ? 0 : 1;
+    return true;
+  }
+  if (method && method->string == "bitsandbytes") {
+    // Its 4-bit weights carry their own states (readBnb4); LLM.int8's
+    // 8-bit ones are not read.
+    const json::Value *four = q.get("load_in_4bit");
+    const json::Value *eight = q.get("load_in_8bit");
+    if ((eight && eight->kind == json::Value::Kind::Bool && eight->boolean) ||
+        !four || four->kind != json::Value::Kind::Bool || !four->boolean)
+      return keys.bad("quantization_config: bitsandbytes other than "
+                      "load_in_4bit is not read");
+    p->bnb4 = true;
     return true;
   }
   if (method && method->string == "mxfp4") {
@@ -1378,6 +1538,47 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
       }
       if (!t) {
         *err = "the checkpoint has no tensor " + name;
+        return false;
+      }
+      // bitsandbytes' 4-bit weights, found by their state tensors.
+      const std::string state = name + ".quant_state.bitsandbytes__";
+      const st::TensorEntry *nf4 = reader.find(state + "nf4");
+      const st::TensorEntry *fp4 = reader.find(state + "fp4");
+      if (nf4 && fp4) {
+        *err = "the checkpoint has two states of " + name + ", " + state +
+               "nf4 and " + state + "fp4";
+        return false;
+      }
+      if (nf4 || fp4) {
+        if (op.transposed) {
+          *err = name + ": bitsandbytes weights stored [in, out] are not read";
+          return false;
+        }
+        const st::TensorEntry &s = nf4 ? *nf4 : *fp4;
+        npy::DType type;
+        std::vector<double> values;
+        if (!readBnb4(reader, *t, s, nf4 ? "nf4" : "fp4", each, &type, &values,
+                      err))
+          return false;
+        // The state's dtype is the weight's: the layer's, as a stored one.
+        if (haveType && type != weights->dtype) {
+          *err = s.file + ": tensor " + s.name + ": dtype " +
+                 npy::dtypeName(type) + ", expected the layer's " +
+                 npy::dtypeName(weights->dtype);
+          return false;
+        }
+        if (!haveType) {
+          weights->dtype = type;
+          haveType = true;
+        }
+        fp8 = true;
+        a.dtype = type;
+        a.f.insert(a.f.end(), values.begin(), values.end());
+        continue;
+      }
+      if (plan.bnb4 && t->dtype == "U8") {
+        *err = t->file + ": tensor " + name + " is U8 without " + state +
+               "nf4 or " + state + "fp4";
         return false;
       }
       if (plan.intBits && t->dtype == "I32" && !op.transposed) {

@@ -116,6 +116,11 @@ struct LayerPlan {
   /// `.qzeros`' hold outputs 0, 2, 4, 6, 1, 3, 5, 7 of their run, lowest
   /// bits first; no zero offset, no g_idx.
   bool awq = false;
+  /// bitsandbytes (quant_method "bitsandbytes", load_in_4bit): a 4-bit
+  /// weight `<name>` is found by its state tensor,
+  /// `<name>.quant_state.bitsandbytes__nf4` or `__fp4`, whatever the config
+  /// says (see readBnb4 in HfModel.cpp); the others are read as usual.
+  bool bnb4 = false;
 };
 
 /// Plans sparse layer `layer` of the model with config.json `config`

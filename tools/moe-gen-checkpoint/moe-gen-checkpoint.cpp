@@ -37,6 +37,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 
@@ -331,6 +333,53 @@ static cl::opt<bool> nvfp4Dequantized(
     cl::desc("with --nvfp4: write those projections dequantized to --dtype "
              "instead (each code times its scale, times the global scale, "
              "in f32, rounded once), without quantization_config"),
+    cl::cat(category));
+
+static cl::opt<std::string> bnb4(
+    "bnb4",
+    cl::desc("nf4 or fp4: write the projections as bitsandbytes' 4-bit "
+             "Params4bit, as transformers saves a load_in_4bit model "
+             "(quant_method bitsandbytes): <name> U8 [ceil(N / 2), 1], the "
+             "codes of the N values of [n, k] in row-major order, two a "
+             "byte, the first in the high nibble; <name>.quant_map F32 "
+             "[16], the code table; <name>.absmax F32 [ceil(N / block)], the "
+             "largest magnitude of each block of consecutive values; "
+             "<name>.quant_state.bitsandbytes__nf4 (or __fp4), U8, the JSON "
+             "of quant_type, blocksize, dtype and shape); experts stored per "
+             "expert"),
+    cl::value_desc("type"), cl::cat(category));
+static cl::opt<int64_t> bnb4Block(
+    "bnb4-block",
+    cl::desc("with --bnb4: the blocksize, the values one absmax covers (a "
+             "power of two from 32 to 4096)"),
+    cl::init(64), cl::cat(category));
+static cl::opt<bool> bnb4DoubleQuant(
+    "bnb4-double-quant",
+    cl::desc("with --bnb4: bnb_4bit_use_double_quant, the absmax values "
+             "quantized in turn: <name>.absmax U8, codes of absmax minus "
+             "nested_offset (their mean, in the state's JSON) in "
+             "<name>.nested_quant_map (F32 [256]; here 256 even steps from "
+             "-1 to 1, which readers take as stored), times "
+             "<name>.nested_absmax (F32, the largest magnitude of each block "
+             "of them)"),
+    cl::cat(category));
+static cl::opt<int64_t> bnb4NestedBlock(
+    "bnb4-nested-block",
+    cl::desc("with --bnb4-double-quant: the nested_blocksize, the absmax "
+             "values one nested_absmax covers (a power of two from 32 to "
+             "4096)"),
+    cl::init(256), cl::cat(category));
+static cl::opt<bool> bnb4Router(
+    "bnb4-router",
+    cl::desc("with --bnb4: quantize the routers' weights (and the shared "
+             "expert's sigmoid gate) too; without it they stay in --dtype, "
+             "named in llm_int8_skip_modules"),
+    cl::cat(category));
+static cl::opt<bool> bnb4Dequantized(
+    "bnb4-dequantized",
+    cl::desc("with --bnb4: write those weights dequantized to --dtype "
+             "instead (each code's value times its block's scale in f32, "
+             "rounded once), without quantization_config"),
     cl::cat(category));
 
 static int fail(const llvm::Twine &message) {
@@ -923,6 +972,43 @@ static llvm::Error parseFP8(Model &m) {
   return llvm::Error::success();
 }
 
+/// The bitsandbytes options.
+static llvm::Error parseBnb4(const Model &m) {
+  if (bnb4.empty()) {
+    if (bnb4Block.getNumOccurrences() || bnb4DoubleQuant ||
+        bnb4NestedBlock.getNumOccurrences() || bnb4Router || bnb4Dequantized)
+      return llvm::createStringError(
+          "--bnb4-block, --bnb4-double-quant, --bnb4-nested-block, "
+          "--bnb4-router and --bnb4-dequantized need --bnb4");
+    return llvm::Error::success();
+  }
+  if (bnb4 != "nf4" && bnb4 != "fp4")
+    return llvm::createStringError("--bnb4 must be nf4 or fp4, not " + bnb4);
+  if (m.fp8() || mxfp4 || nvfp4 || mxfp4Compressed || intCompressed || gptq ||
+      awq)
+    return llvm::createStringError(
+        "--bnb4 and the FP8, MXFP4, NVFP4, --int-compressed, --gptq and "
+        "--awq options are exclusive");
+  // Granite's experts are always fused.
+  if (m.fusedExperts || isGranite(m.family()) || isDbrx(m.family()) ||
+      isGptOss(m.family()))
+    return llvm::createStringError(
+        "--bnb4: bitsandbytes quantizes Linear layers, experts stored per "
+        "expert (not with fused experts, dbrx or gpt_oss)");
+  for (const cl::opt<int64_t> *option : {&bnb4Block, &bnb4NestedBlock}) {
+    int64_t size = *option;
+    if (size < 32 || size > 4096 || (size & (size - 1)))
+      return llvm::createStringError("--" + option->ArgStr +
+                                     " must be a power of two from 32 to "
+                                     "4096, not " +
+                                     llvm::Twine(size));
+  }
+  if (bnb4NestedBlock.getNumOccurrences() && !bnb4DoubleQuant)
+    return llvm::createStringError(
+        "--bnb4-nested-block needs --bnb4-double-quant");
+  return llvm::Error::success();
+}
+
 static llvm::Expected<Model> parseModel() {
   auto info = llvm::find_if(
       kFamilies, [](const FamilyInfo &i) { return i.modelType == familyName; });
@@ -960,6 +1046,8 @@ static llvm::Expected<Model> parseModel() {
           ? bool(fusedExperts)
           : info->family == Family::Qwen35Moe || hasInOutExperts(info->family);
   if (llvm::Error err = parseFP8(m))
+    return std::move(err);
+  if (llvm::Error err = parseBnb4(m))
     return std::move(err);
   if (llvm::Error err = setFamilyExtras(m))
     return std::move(err);
@@ -1183,6 +1271,39 @@ static llvm::json::Object compressedMXFP4Config() {
                                  "mxfp4-pack-quantized");
 }
 
+/// The quantization_config transformers writes for a model loaded in 4
+/// bits (BitsAndBytesConfig's). llm_int8_skip_modules names the modules
+/// left in --dtype: the output head and, without --bnb4-router, the
+/// routers (Llama-4's and Jamba's router, the others' gate) and
+/// Qwen2-MoE's shared_expert_gate. transformers skips a module whose
+/// dotted name contains one of them, so this list is descriptive only
+/// ("gate" would skip gate_proj there); readers take the tensors as they
+/// are.
+static llvm::json::Object bnb4Config(const Model &m) {
+  llvm::json::Array skip{"lm_head"};
+  if (!bnb4Router) {
+    skip.push_back(isLlama4(m.family()) || isJamba(m.family()) ? "router"
+                                                               : "gate");
+    if (hasGatedSharedExpert(m.family()))
+      skip.push_back("shared_expert_gate");
+  }
+  return llvm::json::Object{
+      {"_load_in_4bit", true},
+      {"_load_in_8bit", false},
+      {"bnb_4bit_compute_dtype", torchDType(m.dtype)},
+      {"bnb_4bit_quant_storage", "uint8"},
+      {"bnb_4bit_quant_type", bnb4.getValue()},
+      {"bnb_4bit_use_double_quant", bnb4DoubleQuant.getValue()},
+      {"llm_int8_enable_fp32_cpu_offload", false},
+      {"llm_int8_has_fp16_weight", false},
+      {"llm_int8_skip_modules", std::move(skip)},
+      {"llm_int8_threshold", 6.0},
+      {"load_in_4bit", true},
+      {"load_in_8bit", false},
+      {"quant_method", "bitsandbytes"},
+  };
+}
+
 static llvm::json::Object buildConfig(const Model &m);
 
 /// Model Optimizer's description of an NVFP4 export; the routers and the
@@ -1351,6 +1472,8 @@ static llvm::json::Object buildConfig(const Model &m) {
         {"sym", !gptqAsym},
         {"true_sequential", true},
     };
+  if (!bnb4.empty() && !bnb4Dequantized)
+    config["quantization_config"] = bnb4Config(m);
   if (nvfp4 && nvfp4Compressed && !nvfp4Dequantized) {
     config["quantization_config"] = compressedNVFP4Config();
   } else if (nvfp4 && !nvfp4Dequantized) {
@@ -1397,6 +1520,9 @@ struct TensorSpec {
   bool quantizable = false;
   /// An expert projection that an MXFP4 checkpoint quantizes (GPT-OSS's).
   bool mxfp4 = false;
+  /// A router's weight, or the shared expert's sigmoid gate: quantized by
+  /// --bnb4 with --bnb4-router.
+  bool router = false;
 };
 
 class TensorList {
@@ -1404,6 +1530,11 @@ public:
   void add(const llvm::Twine &name, llvm::ArrayRef<int64_t> shape,
            Init init = Init::Linear) {
     specs.push_back({name.str(), llvm::SmallVector<int64_t>(shape), init});
+  }
+  /// A router's weight [E, d] (or a shared expert's gate [1, d]).
+  void addRouter(const llvm::Twine &name, llvm::ArrayRef<int64_t> shape) {
+    add(name, shape);
+    specs.back().router = true;
   }
   /// A projection weight, quantized in FP8 checkpoints.
   void addProjection(const llvm::Twine &name, llvm::ArrayRef<int64_t> shape) {
@@ -1426,7 +1557,8 @@ static void addSparseBlock(const Model &m, const std::string &layer,
   if (hasInOutExperts(m.family())) {
     bool llama4 = isLlama4(m.family());
     std::string block = layer + (llama4 ? ".feed_forward" : ".mlp");
-    list.add(block + (llama4 ? ".router.weight" : ".gate.weight"), {e, d});
+    list.addRouter(block + (llama4 ? ".router.weight" : ".gate.weight"),
+                   {e, d});
     if (m.fusedExperts) {
       list.add(block + ".experts.gate_up_proj", {e, d, 2 * f},
                Init::LinearInOut);
@@ -1443,7 +1575,7 @@ static void addSparseBlock(const Model &m, const std::string &layer,
   }
   if (isGptOss(m.family())) {
     std::string mlp = layer + ".mlp";
-    list.add(mlp + ".router.weight", {e, d});
+    list.addRouter(mlp + ".router.weight", {e, d});
     list.add(mlp + ".router.bias", {e}, Init::WideBias);
     // The projections, quantized in MXFP4 checkpoints (--mxfp4).
     list.add(mlp + ".experts.gate_up_proj", {e, d, 2 * f}, Init::LinearInOut);
@@ -1456,7 +1588,7 @@ static void addSparseBlock(const Model &m, const std::string &layer,
   }
   if (isJamba(m.family())) {
     std::string ff = layer + ".feed_forward";
-    list.add(ff + ".router.weight", {e, d});
+    list.addRouter(ff + ".router.weight", {e, d});
     for (int64_t i = 0; i < e; ++i)
       list.addGatedFFN(ff + ".experts." + std::to_string(i), d, f);
     return;
@@ -1467,7 +1599,7 @@ static void addSparseBlock(const Model &m, const std::string &layer,
     std::string moe = layer + (lfm2             ? ".feed_forward"
                                : m.fusedExperts ? ".mlp"
                                                 : ".block_sparse_moe");
-    list.add(moe + ".gate.weight", {e, d});
+    list.addRouter(moe + ".gate.weight", {e, d});
     if (m.family() == Family::MiniMaxM2)
       list.add(moe + ".e_score_correction_bias", {e}, Init::Bias);
     if (lfm2 && m.expertBias)
@@ -1487,7 +1619,7 @@ static void addSparseBlock(const Model &m, const std::string &layer,
   }
   if (isGranite(m.family())) {
     std::string moe = layer + ".block_sparse_moe";
-    list.add(moe + ".router.layer.weight", {e, d});
+    list.addRouter(moe + ".router.layer.weight", {e, d});
     list.addProjection(moe + ".input_linear.weight", {e, 2 * f, d});
     list.addProjection(moe + ".output_linear.weight", {e, d, f});
     if (hasGraniteSharedMlp(m.family()) && m.sharedInner > 0) {
@@ -1498,7 +1630,7 @@ static void addSparseBlock(const Model &m, const std::string &layer,
     return;
   }
   std::string mlp = layer + ".mlp";
-  list.add(mlp + ".gate.weight", {e, d});
+  list.addRouter(mlp + ".gate.weight", {e, d});
   if (hasV3Router(m.family()))
     list.add(mlp + ".gate.e_score_correction_bias", {e}, Init::Bias);
   // Ernie4_5_MoeStatics keeps its bias as [1, E].
@@ -1513,7 +1645,7 @@ static void addSparseBlock(const Model &m, const std::string &layer,
   }
   if (hasGatedSharedExpert(m.family())) {
     list.addGatedFFN(mlp + ".shared_expert", d, m.sharedInner);
-    list.add(mlp + ".shared_expert_gate.weight", {1, d});
+    list.addRouter(mlp + ".shared_expert_gate.weight", {1, d});
   }
   if (hasSharedExperts(m.family()) && m.sharedExperts > 0)
     list.addGatedFFN(mlp + ".shared_experts", d, m.sharedInner);
@@ -1533,7 +1665,7 @@ static std::vector<TensorSpec> buildDbrxTensorList(const Model &m) {
     list.add(attn + ".attn.out_proj.weight", {d, d});
     list.add(attn + ".norm_2.weight", {d}, Init::Norm);
     std::string ffn = block + ".ffn";
-    list.add(ffn + ".router.layer.weight", {e, d});
+    list.addRouter(ffn + ".router.layer.weight", {e, d});
     list.add(ffn + ".experts.mlp.w1", {e * f, d});
     list.add(ffn + ".experts.mlp.v1", {e * f, d});
     // Each expert's down projection [in, out]: fan-in f.
@@ -2088,6 +2220,186 @@ static PackedFP4 quantizeNVFP4(llvm::ArrayRef<float> values,
   return q;
 }
 
+namespace {
+/// A weight quantized as bitsandbytes' Params4bit stores it.
+struct Bnb4Weight {
+  /// The codes, two a byte (the first in the high nibble), and the absmax
+  /// of each block: F32, or with double quantization the U8 codes of the
+  /// nested table, with the F32 nested_absmax of each nested block.
+  std::vector<char> codes, absmax, nestedAbsmax;
+  int64_t blocks = 0, nestedBlocks = 0;
+  /// nested_offset: the mean of the absmax values.
+  float offset = 0;
+  /// What the dequantization computes, in f32: each code's value times the
+  /// scale of its block.
+  std::vector<float> values;
+};
+} // namespace
+
+/// The code table of --bnb4: bitsandbytes' NF4 (QLoRA's), or its FP4 (sign
+/// in bit 3) divided by its largest magnitude, 12.
+static std::array<float, 16> bnb4Table() {
+  static constexpr double kNF4[16] = {-1.0,
+                                      -0.6961928009986877,
+                                      -0.5250730514526367,
+                                      -0.39491748809814453,
+                                      -0.28444138169288635,
+                                      -0.18477343022823334,
+                                      -0.09105003625154495,
+                                      0.0,
+                                      0.07958029955625534,
+                                      0.16093020141124725,
+                                      0.24611230194568634,
+                                      0.33791524171829224,
+                                      0.44070982933044434,
+                                      0.5626170039176941,
+                                      0.7229568362236023,
+                                      1.0};
+  static constexpr float kFP4[16] = {
+      0.0f,  0.0625f,  8.0f,  12.0f,  4.0f,  6.0f,  2.0f,  3.0f,
+      -0.0f, -0.0625f, -8.0f, -12.0f, -4.0f, -6.0f, -2.0f, -3.0f};
+  std::array<float, 16> table;
+  for (int i = 0; i < 16; ++i)
+    table[i] = bnb4 == "nf4" ? static_cast<float>(kNF4[i]) : kFP4[i] / 12.0f;
+  return table;
+}
+
+/// The nested table of --bnb4-double-quant: 256 even steps from -1 to 1
+/// (bitsandbytes' own is its dynamic map; a reader takes the table stored).
+static std::array<float, 256> bnb4NestedTable() {
+  std::array<float, 256> table;
+  for (int i = 0; i < 256; ++i)
+    table[i] = static_cast<float>(-1.0 + 2.0 * i / 255.0);
+  return table;
+}
+
+/// The index of the entry of `table` nearest to `x`, the first of equals.
+static unsigned nearestEntry(llvm::ArrayRef<float> table, float x) {
+  unsigned best = 0;
+  for (unsigned i = 1; i < table.size(); ++i)
+    if (std::fabs(table[i] - x) < std::fabs(table[best] - x))
+      best = i;
+  return best;
+}
+
+/// Quantizes `values` (a weight's, in row-major order) as bitsandbytes'
+/// 4-bit quantization lays them out, without its own rounding of the
+/// codes: blocks of --bnb4-block consecutive values (the last one partial),
+/// each scaled by its largest magnitude, absmax, and each value the code
+/// of the table entry nearest to value / absmax (that of 0 in a block of
+/// zeros). With --bnb4-double-quant, the absmax values minus their mean
+/// (the offset) are quantized in turn to the nested table, in nested blocks
+/// of --bnb4-nested-block scaled by their largest magnitudes; the scale
+/// that dequantizes is then the nested entry times its nested absmax, plus
+/// the offset, each rounded to f32.
+static Bnb4Weight quantizeBnb4(llvm::ArrayRef<float> values) {
+  std::array<float, 16> table = bnb4Table();
+  int64_t count = values.size(), block = bnb4Block;
+  Bnb4Weight q;
+  q.blocks = (count + block - 1) / block;
+  std::vector<float> absmax(q.blocks, 0.0f);
+  for (int64_t i = 0; i < count; ++i)
+    absmax[i / block] = std::max(absmax[i / block], std::fabs(values[i]));
+  std::vector<unsigned> codes(count);
+  q.codes.assign((count + 1) / 2, 0);
+  for (int64_t i = 0; i < count; ++i) {
+    float amax = absmax[i / block];
+    codes[i] = nearestEntry(table, amax > 0 ? values[i] / amax : 0.0f);
+    q.codes[i / 2] =
+        static_cast<char>(q.codes[i / 2] | codes[i] << (i % 2 ? 0 : 4));
+  }
+  // The scales the dequantization reads.
+  std::vector<float> scales = absmax;
+  if (!bnb4DoubleQuant) {
+    q.absmax = storeValues(absmax, DType::F32);
+  } else {
+    std::array<float, 256> nested = bnb4NestedTable();
+    int64_t nestedBlock = bnb4NestedBlock;
+    double sum = 0;
+    for (float amax : absmax)
+      sum += amax;
+    q.offset = static_cast<float>(sum / static_cast<double>(q.blocks));
+    q.nestedBlocks = (q.blocks + nestedBlock - 1) / nestedBlock;
+    std::vector<float> centered(q.blocks), nestedAbsmax(q.nestedBlocks, 0.0f);
+    for (int64_t b = 0; b < q.blocks; ++b) {
+      centered[b] = absmax[b] - q.offset;
+      float &top = nestedAbsmax[b / nestedBlock];
+      top = std::max(top, std::fabs(centered[b]));
+    }
+    q.absmax.resize(q.blocks);
+    for (int64_t b = 0; b < q.blocks; ++b) {
+      float top = nestedAbsmax[b / nestedBlock];
+      unsigned code = nearestEntry(nested, top > 0 ? centered[b] / top : 0.0f);
+      q.absmax[b] = static_cast<char>(code);
+      // The sum in double, rounded once, is the f32 sum; it also keeps the
+      // product from being fused into it.
+      float product = nested[code] * top;
+      scales[b] = static_cast<float>(static_cast<double>(product) + q.offset);
+    }
+    q.nestedAbsmax = storeValues(nestedAbsmax, DType::F32);
+  }
+  q.values.resize(count);
+  for (int64_t i = 0; i < count; ++i)
+    q.values[i] = table[codes[i]] * scales[i / block];
+  return q;
+}
+
+/// How Python's repr (and so json.dumps) writes `value`: the fewest
+/// significant digits that read back as it, positional for decimal
+/// exponents from -4 to 15 ("0.0625", "3.0"), else scientific ("1e-05",
+/// "1.5e+16").
+static std::string pythonFloat(double value) {
+  char text[40];
+  for (int precision = 0; precision <= 17; ++precision) {
+    std::snprintf(text, sizeof(text), "%.*e", precision, value);
+    if (std::strtod(text, nullptr) == value)
+      break;
+  }
+  StringRef all(text);
+  auto [mantissa, exponentText] = all.split('e');
+  int exponent = 0;
+  exponentText.consume_front("+");
+  exponentText.getAsInteger(10, exponent);
+  std::string sign = mantissa.consume_front("-") ? "-" : "";
+  std::string digits = mantissa.str();
+  digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
+  int64_t size = digits.size();
+  if (exponent < -4 || exponent >= 16) {
+    std::string result = sign + digits.substr(0, 1);
+    if (size > 1)
+      result += "." + digits.substr(1);
+    char suffix[16];
+    std::snprintf(suffix, sizeof(suffix), "e%c%02d", exponent < 0 ? '-' : '+',
+                  std::abs(exponent));
+    return result + suffix;
+  }
+  if (exponent < 0)
+    return sign + "0." + std::string(-exponent - 1, '0') + digits;
+  if (size <= exponent + 1)
+    return sign + digits + std::string(exponent + 1 - size, '0') + ".0";
+  return sign + digits.substr(0, exponent + 1) + "." +
+         digits.substr(exponent + 1);
+}
+
+/// The bytes of `<name>.quant_state.bitsandbytes__<type>`: the JSON that
+/// bitsandbytes packs (Python's json.dumps of QuantState.as_dict's other
+/// items, in its order) for a weight of `shape` and `dtype`.
+static std::string bnb4State(llvm::ArrayRef<int64_t> shape, DType dtype,
+                             const Bnb4Weight &q) {
+  std::string state = "{\"quant_type\": \"" + bnb4 +
+                      "\", \"blocksize\": " + std::to_string(bnb4Block) +
+                      ", \"dtype\": \"" + torchDType(dtype).str() +
+                      "\", \"shape\": [";
+  for (auto [i, size] : llvm::enumerate(shape))
+    state += (i ? ", " : "") + std::to_string(size);
+  state += "]";
+  if (bnb4DoubleQuant)
+    state += ", \"nested_blocksize\": " + std::to_string(bnb4NestedBlock) +
+             ", \"nested_dtype\": \"float32\", \"nested_offset\": " +
+             pythonFloat(q.offset);
+  return state + "}";
+}
+
 //===----------------------------------------------------------------------===//
 // Files
 //===----------------------------------------------------------------------===//
@@ -2205,6 +2517,30 @@ static llvm::Error writeWeights(const Model &m,
       if (gptq)
         add(prefix + ".g_idx", DType::I32, {spec.shape.back()},
             std::move(q.gIdx));
+      continue;
+    }
+    if (!bnb4.empty() && (spec.quantizable || (bnb4Router && spec.router))) {
+      Bnb4Weight q = quantizeBnb4(generated);
+      if (bnb4Dequantized) {
+        add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
+        continue;
+      }
+      int64_t count = generated.size();
+      add(spec.name, DType::U8, {(count + 1) / 2, 1}, std::move(q.codes));
+      add(spec.name + ".absmax", bnb4DoubleQuant ? DType::U8 : DType::F32,
+          {q.blocks}, std::move(q.absmax));
+      add(spec.name + ".quant_map", DType::F32, {16},
+          storeValues(bnb4Table(), DType::F32));
+      if (bnb4DoubleQuant) {
+        add(spec.name + ".nested_absmax", DType::F32, {q.nestedBlocks},
+            std::move(q.nestedAbsmax));
+        add(spec.name + ".nested_quant_map", DType::F32, {256},
+            storeValues(bnb4NestedTable(), DType::F32));
+      }
+      std::string state = bnb4State(spec.shape, m.dtype, q);
+      add(spec.name + ".quant_state.bitsandbytes__" + bnb4, DType::U8,
+          {static_cast<int64_t>(state.size())},
+          std::vector<char>(state.begin(), state.end()));
       continue;
     }
     if (nvfp4 && spec.quantizable) {

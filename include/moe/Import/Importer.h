@@ -368,6 +368,18 @@ struct ModelConfig {
     std::string description;
   };
   std::optional<PackedInts> packedInts;
+  /// bitsandbytes' 4-bit weights (quant_method "bitsandbytes",
+  /// load_in_4bit): each quantized Linear's `<prefix>.weight` holds U8
+  /// codes and its state tensors beside it say the rest (quant type, block
+  /// size, double quantization); a Linear left unquantized
+  /// (llm_int8_skip_modules) keeps its dtype.
+  struct Bnb4 {
+    /// bnb_4bit_quant_type: "nf4" or "fp4".
+    std::string quantType;
+    /// The quantization_config's words for the scheme, for diagnostics.
+    std::string description;
+  };
+  std::optional<Bnb4> bnb4;
   /// Model Optimizer's quant_algo "MIXED_PRECISION": the quant_algo of each
   /// module of its quantized_layers (`where` names that key). A module
   /// quantizes the tensors under it; a weight under none is unquantized.

@@ -10,6 +10,10 @@
 #                                                          e.g. 0x7f)
 #   edit_safetensors.py IN OUT --take PREFIX OTHER (the tensors whose names
 #       start with PREFIX replaced by those of safetensors file OTHER)
+#   edit_safetensors.py IN OUT --state NAME KEY JSON (U8 tensor NAME, the
+#       bytes of a JSON object as bitsandbytes stores its states, with KEY
+#       set to the JSON value given, or removed by "null"; or the whole text
+#       replaced when KEY is "-")
 #
 # The copy is laid out like the original writer does (header padded to 8
 # bytes, tensors back to back in the original order), so only the edit
@@ -76,6 +80,18 @@ def main(argv):
             values = decode(info["dtype"], raw)
             values[int(argv[5])] = float(argv[6])
             raw = encode(info["dtype"], values)
+        if key == name and op == "--state":
+            if argv[5] == "-":
+                raw = argv[6].encode("utf-8")
+            else:
+                state = json.loads(raw.decode("utf-8"))
+                value = json.loads(argv[6])
+                if value is None:
+                    state.pop(argv[5], None)
+                else:
+                    state[argv[5]] = value
+                raw = json.dumps(state).encode("utf-8")
+            info["shape"] = [len(raw)]
         if key == name and op == "--set-byte":
             edited = bytearray(raw)
             edited[int(argv[5])] = int(argv[6], 0)
