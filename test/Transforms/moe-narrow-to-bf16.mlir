@@ -6,10 +6,11 @@
 // runtime rounds at load time (`stored` names what the checkpoint holds,
 // and goes where that is bf16); the input is rounded by arith.truncf and
 // the output widened back. The router bias stays f32; the expert biases
-// are rounded. FP8 weights keep their scales, dequantized to bf16.
+// are rounded. FP8 weights keep their scales, and bitsandbytes' weights
+// their states, dequantized to bf16 directly.
 // CHECK-LABEL: func @checkpoint
 // CHECK-SAME: (%[[X:.*]]: tensor<?x32xf32>) -> tensor<?x32xf32>
-// CHECK-DAG: %[[WG:.*]] = moe.weight "router" {stored = f32} : tensor<8x32xbf16>
+// CHECK-DAG: %[[WG:.*]] = moe.weight "router" {bitsandbytes} : tensor<8x32xbf16>
 // CHECK-DAG: %[[BG:.*]] = moe.weight "router.bias" : tensor<8xf32>
 // CHECK-DAG: %[[GU:.*]] = moe.weight "gate_up" : tensor<8x96x32xbf16>
 // CHECK-DAG: %[[D:.*]] = moe.weight "down" {scale_block = array<i64: 16, 16>, scales = ["down_scale"], stored = f8E4M3FN} : tensor<8x32x48xbf16>
@@ -31,7 +32,7 @@
 // TWICE: return
 module attributes {moe.checkpoint = "model"} {
   func.func @checkpoint(%x: tensor<?x32xf32>) -> tensor<?x32xf32> {
-    %wg = moe.weight "router" : tensor<8x32xf32>
+    %wg = moe.weight "router" {bitsandbytes} : tensor<8x32xf32>
     %bg = moe.weight "router.bias" : tensor<8xf32>
     %gu = moe.weight "gate_up" {stored = bf16} : tensor<8x96x32xf32>
     %d = moe.weight "down" {stored = f8E4M3FN, scales = ["down_scale"],
