@@ -25,7 +25,8 @@ KEYWORDS = ["softmax", "sigmoid", "top_k", "top_p", "threshold",
             "grouped_top_k", "expert_choice", "gated", "mlp", "lora",
             "lora_gated", "k", "groups", "topk_group", "tau", "count",
             "factor", "true", "false", "f32", "bf16", "i32", "i64",
-            "tensor", "x", "moe.layer", "moe.route", "moe.dispatch"]
+            "tensor", "x", "moe.layer", "moe.route", "moe.dispatch",
+            "bitsandbytes", "stored", "transposed", "stacked"]
 
 
 def split_functions(text):
