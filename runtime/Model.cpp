@@ -605,11 +605,47 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
   return llvm::Error::success();
 }
 
+/// The code of element j of a bitsandbytes 4-bit tensor: two a byte, the
+/// lower-indexed in the high nibble.
+static inline unsigned bnb4Code(const uint8_t *codes, int64_t j) {
+  return codes[j / 2] >> (j % 2 ? 0 : 4) & 0xf;
+}
+
+/// Stores elements [j0, j1) of a bitsandbytes 4-bit tensor, each the
+/// product of its code in `products` (of the weight's element type T),
+/// into `out`, a byte of codes at a time; returns the set of codes used (a
+/// bit a code).
+template <typename T>
+static unsigned storeBnb4Run(const uint8_t *__restrict codes, int64_t j0,
+                             int64_t j1, const T (&products)[16],
+                             T *__restrict out) {
+  unsigned used = 0;
+  int64_t j = j0;
+  if (j < j1 && j % 2) {
+    unsigned code = bnb4Code(codes, j);
+    out[j++] = products[code];
+    used |= 1u << code;
+  }
+  for (; j + 1 < j1; j += 2) {
+    unsigned byte = codes[j / 2], high = byte >> 4, low = byte & 0xf;
+    out[j] = products[high];
+    out[j + 1] = products[low];
+    used |= 1u << high | 1u << low;
+  }
+  if (j < j1) {
+    unsigned code = bnb4Code(codes, j);
+    out[j] = products[code];
+    used |= 1u << code;
+  }
+  return used;
+}
+
 /// Dequantizes bitsandbytes 4-bit tensor `index` of `weight` (whose pieces
 /// are `pieceShape`) into `out`: element j is the value of its code times
 /// the f32 scale of its block j / blocksize, multiplied in f32 and rounded
 /// once to the weight's dtype. Each task decodes a run of elements, the 16
-/// products of a block's scale once, then a lookup an element.
+/// products of a block's scale once, then a lookup an element, a byte of
+/// codes at a time.
 static llvm::Error dequantizeBnb4(const ckpt::Checkpoint &checkpoint,
                                   const WeightEntry &weight, size_t index,
                                   llvm::ArrayRef<int64_t> pieceShape,
@@ -645,29 +681,37 @@ static llvm::Error dequantizeBnb4(const ckpt::Checkpoint &checkpoint,
   int64_t tasks = (count + kChunk - 1) / kChunk;
   std::vector<int64_t> overflow(tasks, -1);
   cpu::parallelFor(tasks, [&](int64_t task) {
-    char *result = static_cast<char *>(out);
     int64_t j1 = std::min(count, (task + 1) * kChunk);
     for (int64_t j = task * kChunk; j < j1;) {
       int64_t b = j / block, end = std::min(j1, (b + 1) * block);
-      char products[16][4];
-      bool bad[16];
+      // The block's 16 products in the weight's type (bf16 and f16 bits,
+      // as storeF32 writes them, or f32), and those that are not finite.
+      uint16_t narrow[16] = {};
+      float wide[16] = {};
+      unsigned bad = 0;
       for (int c = 0; c < 16; ++c) {
-        cpu::storeF32(products[c], to, 0, values[c] * scales[b]);
-        bad[c] = !std::isfinite(cpu::loadF32(products[c], to, 0));
+        void *product = size == 2 ? static_cast<void *>(&narrow[c]) : &wide[c];
+        cpu::storeF32(product, to, 0, values[c] * scales[b]);
+        if (!std::isfinite(cpu::loadF32(product, to, 0)))
+          bad |= 1u << c;
       }
-      for (; j < end; ++j) {
-        // The lower-indexed element of a byte in its high nibble.
-        unsigned code = codes[j / 2] >> (j % 2 ? 0 : 4) & 0xf;
-        std::memcpy(result + j * size, products[code], size);
-        if (bad[code] && overflow[task] < 0)
-          overflow[task] = j;
-      }
+      unsigned used = size == 2 ? storeBnb4Run(codes, j, end, narrow,
+                                               static_cast<uint16_t *>(out))
+                                : storeBnb4Run(codes, j, end, wide,
+                                               static_cast<float *>(out));
+      if (used & bad && overflow[task] < 0)
+        for (int64_t e = j; e < end; ++e)
+          if (bad >> bnb4Code(codes, e) & 1) {
+            overflow[task] = e;
+            break;
+          }
+      j = end;
     }
   });
   for (int64_t j : overflow) {
     if (j < 0)
       continue;
-    unsigned code = codes[j / 2] >> (j % 2 ? 0 : 4) & 0xf;
+    unsigned code = bnb4Code(codes, j);
     float scale = scales[j / block];
     char text[96];
     std::snprintf(text, sizeof(text), "code %u, %.9g times scale %.9g = %.9g",
