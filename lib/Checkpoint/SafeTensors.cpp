@@ -782,10 +782,12 @@ std::vector<float> Bnb4Tensor::blockScales() const {
   std::memcpy(table.data(), nestedQuantMap->data, sizeof(table));
   const uint8_t *codes = static_cast<const uint8_t *>(absmax->data);
   for (int64_t b = 0; b < blocks; ++b) {
-    // Two roundings, as bitsandbytes computes it (no fused multiply-add).
-    volatile float product =
+    // Two roundings to f32, as bitsandbytes computes it: the f32 product,
+    // then the sum of two floats in double, exact, rounded once (which no
+    // compiler may fuse into a multiply-add of the product's operands).
+    float product =
         table[codes[b]] * getAsF32(*nestedAbsmax, b / nestedBlocksize);
-    scales[b] = product + offset;
+    scales[b] = static_cast<float>(static_cast<double>(product) + offset);
   }
   return scales;
 }

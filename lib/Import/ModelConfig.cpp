@@ -937,9 +937,7 @@ static void readBitsandbytes(ConfigReader &keys, ModelConfig &m) {
     return keys.fail("bnb_4bit_quant_storage \"" + storage +
                      "\" is not supported (moe-import reads codes stored "
                      "as bytes, \"uint8\")");
-  m.bnb4 = ModelConfig::Bnb4{
-      type,
-      "quant_method \"bitsandbytes\", bnb_4bit_quant_type \"" + type + "\""};
+  m.bnb4 = ModelConfig::Bnb4{type};
 }
 
 /// Model Optimizer's NVFP4 tensor names.

@@ -62,17 +62,8 @@ Value MoENarrowToBF16Pass::narrowed(OpBuilder &b, Value value) {
   if (auto weight = value.getDefiningOp<WeightOp>()) {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointAfter(weight);
-    // The same tensors, converted at load time: `stored` says what the
-    // checkpoint holds, and is dropped where that is bf16 already.
-    // Quantized tensors (FP8, FP4, integers, bitsandbytes') are dequantized
-    // to the result's type directly, as they are.
-    auto rounded = cast<WeightOp>(b.clone(*weight));
-    TypeAttr stored = weight.getStoredAttr();
-    if (!stored && !weight.getBitsandbytes())
-      rounded.setStoredAttr(TypeAttr::get(type.getElementType()));
-    else if (stored && stored.getValue().isBF16())
-      rounded.removeStoredAttr();
-    rounded.getResult().setType(type.clone(bf16));
+    // The same tensors, rounded to bf16 by the runtime at load time.
+    WeightOp rounded = weight.cloneWithElementType(b, bf16);
     replacedWeights.insert(weight);
     result = rounded.getResult();
   } else {

@@ -37,8 +37,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 
@@ -2344,60 +2342,24 @@ static Bnb4Weight quantizeBnb4(llvm::ArrayRef<float> values) {
   return q;
 }
 
-/// How Python's repr (and so json.dumps) writes `value`: the fewest
-/// significant digits that read back as it, positional for decimal
-/// exponents from -4 to 15 ("0.0625", "3.0"), else scientific ("1e-05",
-/// "1.5e+16").
-static std::string pythonFloat(double value) {
-  char text[40];
-  for (int precision = 0; precision <= 17; ++precision) {
-    std::snprintf(text, sizeof(text), "%.*e", precision, value);
-    if (std::strtod(text, nullptr) == value)
-      break;
-  }
-  StringRef all(text);
-  auto [mantissa, exponentText] = all.split('e');
-  int exponent = 0;
-  exponentText.consume_front("+");
-  exponentText.getAsInteger(10, exponent);
-  std::string sign = mantissa.consume_front("-") ? "-" : "";
-  std::string digits = mantissa.str();
-  digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
-  int64_t size = digits.size();
-  if (exponent < -4 || exponent >= 16) {
-    std::string result = sign + digits.substr(0, 1);
-    if (size > 1)
-      result += "." + digits.substr(1);
-    char suffix[16];
-    std::snprintf(suffix, sizeof(suffix), "e%c%02d", exponent < 0 ? '-' : '+',
-                  std::abs(exponent));
-    return result + suffix;
-  }
-  if (exponent < 0)
-    return sign + "0." + std::string(-exponent - 1, '0') + digits;
-  if (size <= exponent + 1)
-    return sign + digits + std::string(exponent + 1 - size, '0') + ".0";
-  return sign + digits.substr(0, exponent + 1) + "." +
-         digits.substr(exponent + 1);
-}
-
-/// The bytes of `<name>.quant_state.bitsandbytes__<type>`: the JSON that
-/// bitsandbytes packs (Python's json.dumps of QuantState.as_dict's other
-/// items, in its order) for a weight of `shape` and `dtype`.
+/// The bytes of `<name>.quant_state.bitsandbytes__<type>`: the JSON object
+/// of QuantState.as_dict's other items for a weight of `shape` and `dtype`
+/// (readers take the keys in any order; the offset is printed to read back
+/// exactly).
 static std::string bnb4State(llvm::ArrayRef<int64_t> shape, DType dtype,
                              const Bnb4Weight &q) {
-  std::string state = "{\"quant_type\": \"" + bnb4 +
-                      "\", \"blocksize\": " + std::to_string(bnb4Block) +
-                      ", \"dtype\": \"" + torchDType(dtype).str() +
-                      "\", \"shape\": [";
-  for (auto [i, size] : llvm::enumerate(shape))
-    state += (i ? ", " : "") + std::to_string(size);
-  state += "]";
-  if (bnb4DoubleQuant)
-    state += ", \"nested_blocksize\": " + std::to_string(bnb4NestedBlock) +
-             ", \"nested_dtype\": \"float32\", \"nested_offset\": " +
-             pythonFloat(q.offset);
-  return state + "}";
+  llvm::json::Object state{{"quant_type", bnb4.getValue()},
+                           {"blocksize", bnb4Block.getValue()},
+                           {"dtype", torchDType(dtype).str()},
+                           {"shape", llvm::json::Array(shape)}};
+  if (bnb4DoubleQuant) {
+    state["nested_blocksize"] = bnb4NestedBlock.getValue();
+    state["nested_dtype"] = "float32";
+    state["nested_offset"] = static_cast<double>(q.offset);
+  }
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::json::Value(std::move(state));
+  return text;
 }
 
 //===----------------------------------------------------------------------===//

@@ -467,6 +467,18 @@ void WeightOp::build(OpBuilder &builder, OperationState &state,
         /*pack_order=*/nullptr, /*bitsandbytes=*/nullptr);
 }
 
+WeightOp WeightOp::cloneWithElementType(OpBuilder &builder, Type element) {
+  auto type = cast<RankedTensorType>(getType());
+  auto copy = cast<WeightOp>(builder.clone(*getOperation()));
+  TypeAttr stored = getStoredAttr();
+  if (!stored && !getBitsandbytes() && element != type.getElementType())
+    copy.setStoredAttr(TypeAttr::get(type.getElementType()));
+  else if (stored && stored.getValue() == element)
+    copy.removeStoredAttr();
+  copy.getResult().setType(type.clone(element));
+  return copy;
+}
+
 // moe.weight "name" : type
 // moe.weight stacked ["a", "b"] : type
 ParseResult WeightOp::parse(OpAsmParser &parser, OperationState &result) {

@@ -371,6 +371,15 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     /// The name of the module attribute holding the checkpoint location.
     static ::llvm::StringRef getCheckpointAttrName() { return "moe.checkpoint"; }
 
+    /// A copy of this weight, created by `builder`, whose result has element
+    /// type `element`: the same tensors, converted by the runtime at load
+    /// time. `stored` says what the checkpoint holds (this result's element
+    /// type where it had none; dropped where that is `element`); quantized
+    /// tensors (FP8, FP4, integers, bitsandbytes') are dequantized to any
+    /// element type directly and keep how they are read.
+    WeightOp cloneWithElementType(::mlir::OpBuilder &builder,
+                                  ::mlir::Type element);
+
   private:
     ::llvm::LogicalResult verifyBlockScales(int64_t pieceRank);
   }];

@@ -376,8 +376,6 @@ struct ModelConfig {
   struct Bnb4 {
     /// bnb_4bit_quant_type: "nf4" or "fp4".
     std::string quantType;
-    /// The quantization_config's words for the scheme, for diagnostics.
-    std::string description;
   };
   std::optional<Bnb4> bnb4;
   /// Model Optimizer's quant_algo "MIXED_PRECISION": the quant_algo of each

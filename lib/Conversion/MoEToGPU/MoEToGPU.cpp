@@ -177,9 +177,9 @@ static Value allocate(OpBuilder &b, Location loc, Type element,
 
 /// The copy in GPU memory of checkpoint weight `tensor` (a `moe.weight
 /// {device}` next to its `moe.weight`), with `element` as its element type
-/// when given (`stored` then says what the checkpoint holds, and the
-/// runtime converts it at load time; the weight must not have a `stored` of
-/// its own), or null when `tensor` is not a checkpoint weight.
+/// when given (the runtime converts it at load time, see
+/// WeightOp::cloneWithElementType), or null when `tensor` is not a
+/// checkpoint weight.
 static Value deviceWeight(OpBuilder &b, Value tensor, Type element = {}) {
   auto weight = tensor.getDefiningOp<WeightOp>();
   if (!weight || weight.getPackingAttr())
@@ -189,14 +189,11 @@ static Value deviceWeight(OpBuilder &b, Value tensor, Type element = {}) {
     return tensor;
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointAfter(weight);
-  // The same tensors, with every way of reading them, bound on the device.
-  auto onDevice = cast<WeightOp>(b.clone(*weight));
+  // The same tensors, with every way of reading them, bound on the device
+  // (converted to `element` at load time).
+  WeightOp onDevice =
+      weight.cloneWithElementType(b, element ? element : type.getElementType());
   onDevice.setDevice(true);
-  if (element && element != type.getElementType()) {
-    assert(!weight.getStoredAttr() && "a weight converted twice");
-    onDevice.setStoredAttr(TypeAttr::get(type.getElementType()));
-    onDevice.getResult().setType(type.clone(element));
-  }
   return onDevice.getResult();
 }
 

@@ -191,6 +191,26 @@ func.func @gpt_oss(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
 
 // -----
 
+// bitsandbytes' router bias: its state describes the tensor, which the
+// runtime dequantizes to f32 directly (no `stored`).
+
+// CHECK-LABEL: func.func @bnb_bias.device(
+// CHECK-DAG:     moe.weight "router_bias" {bitsandbytes, device} : tensor<8xf32>
+func.func @bnb_bias(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
+  %wr = moe.weight "router" {bitsandbytes} : tensor<8x64xbf16>
+  %rb = moe.weight "router_bias" {bitsandbytes} : tensor<8xbf16>
+  %gu = moe.weight "gate_up" {bitsandbytes} : tensor<8x64x64xbf16>
+  %dn = moe.weight "down" {bitsandbytes} : tensor<8x64x32xbf16>
+  %y, %load, %dropped = moe.layer %x router(%wr, %rb : tensor<8x64xbf16>, tensor<8xbf16>)
+      experts(%gu, %dn : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
+      {routing = #moe.routing<score = logits, selection = top_k, k = 2,
+                              weights = softmax_selected>,
+       experts = #moe.experts<kind = gated, act = swiglu_oai>} : tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
 // expected-warning @+1 {{no device entry point for @constant_expert_bias: its expert biases must be checkpoint weights (moe.weight)}}
 func.func @constant_expert_bias(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
   %wr = moe.weight "router" : tensor<8x64xbf16>
