@@ -39,12 +39,14 @@ static void addBufferization(OpPassManager &pm) {
   pm.addPass(createConvertBufferizationToMemRefPass());
 }
 
-/// The passes both pipelines start with, as the options ask: f32 and f16
-/// layers narrowed to bf16 (moe-narrow-to-bf16), run-time knobs for tau and
-/// the capacity factors (moe-expose-knobs), then each layer's statistics
-/// (moe-insert-stats).
+/// The passes both pipelines start with: chains of moe ops that compute a
+/// whole block formed into layers (moe-form-layers), then, as the options
+/// ask, f32 and f16 layers narrowed to bf16 (moe-narrow-to-bf16), run-time
+/// knobs for tau and the capacity factors (moe-expose-knobs), and each
+/// layer's statistics (moe-insert-stats).
 static void addFirstPasses(OpPassManager &pm, bool narrowToBF16, bool knobs,
                            bool stats, bool coactivation) {
+  pm.addPass(moe::createMoEFormLayers());
   if (narrowToBF16)
     pm.addPass(moe::createMoENarrowToBF16());
   if (knobs)

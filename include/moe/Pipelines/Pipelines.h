@@ -50,10 +50,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 };
 
 /// moe IR (or any mix of moe and upstream ops on tensors) to the LLVM
-/// dialect for the host: gating and expert computation fused and lowered to
-/// the runtime's CPU kernels (unless `reference`), everything else by the
-/// reference lowering, then bufferization, loops, and conversion to LLVM,
-/// ending in a check that nothing else is left.
+/// dialect for the host: chains of moe ops that compute a whole layer formed
+/// into one (moe-form-layers), gating and expert computation fused and
+/// lowered to the runtime's CPU kernels (unless `reference`), everything
+/// else by the reference lowering, then bufferization, loops, and
+/// conversion to LLVM, ending in a check that nothing else is left.
 void buildMoECPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
 /// Options of `moe-cuda-pipeline`.
@@ -116,8 +117,9 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
 };
 
 /// moe IR whose layers the CUDA kernel library supports to the LLVM
-/// dialect for the host plus a gpu.binary for `chip`: each moe.layer
-/// becomes calls of the library's host functions
+/// dialect for the host plus a gpu.binary for `chip`: each moe.layer (and
+/// each chain of moe ops that moe-form-layers forms into one) becomes calls
+/// of the library's host functions
 /// (convert-moe-to-gpu-kernels), then bufferization and buffer
 /// deallocation, then the library is linked in (moe-link-gpu-kernels) and
 /// the GPU code is lowered as in lib/GPU/Kernels/README.md. Checkpoint

@@ -56,6 +56,44 @@ def MoEDecompose : Pass<"moe-decompose"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MoEFormLayers : Pass<"moe-form-layers"> {
+  let summary = "Form `moe.layer` ops from chains of routing, dispatch and "
+                "expert ops";
+  let description = [{
+    The inverse of `moe-decompose`: replaces a chain of primitive (or fused)
+    moe ops that computes a whole MoE block by one `moe.layer`, so that a
+    front end that spells a block op by op gets what the back ends, the
+    statistics, the knobs and `moe-narrow-to-bf16` do for layers: on the
+    CUDA back end, the chain runs on the layer kernels rather than on the
+    host. Both pipelines run the pass first.
+
+    A chain is, on one input `x` and in one block:
+    - the routing: `moe.router` of `x` and `moe.route`, `moe.gate`, or
+      `moe.router` and `moe.expert_choice`;
+    - `moe.dispatch` of its expert ids and weights (any layout: the combine
+      reads the rows through `slot_row`, so the layout changes no output);
+    - the experts: `moe.gather` of `x`, one expert op (`moe.gated_experts`,
+      `moe.mlp_experts`, `moe.lora_experts`, `moe.lora_gated_experts`) and
+      `moe.combine`, whose addend may be a `moe.shared_expert` of `x`, the
+      `moe.linear` base of LoRA experts, or their sum; or one
+      `moe.fused_experts`;
+    - the weights applied once, where `moe.gather` scales the rows and the
+      combine takes no weights (`apply_weight = input`) or the other way
+      round (`output`), whatever the routing attribute said.
+
+    The layer's assignments replace `moe.expert_load` of the chain's ids
+    (and a `moe.record_stats` that counts co-activation on those ids gets
+    the layer's instead), its `dropped` result the dispatch's. A chain whose
+    intermediate values have other readers (a loss reading the logits or the
+    ids, an offset read elsewhere), whose parts read different inputs, or
+    that `moe.layer` cannot express (its verifier decides) is left as it is;
+    a shared expert and the routed experts must use one activation. A fused
+    shared `gate_up` that `moe-decompose` split into two
+    `tensor.extract_slice` halves of static shape is joined again.
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+}
+
 def MoEFuseGating : Pass<"moe-fuse-gating"> {
   let summary = "Fuse the router matmul with score, selection and weights";
   let description = [{

@@ -1,0 +1,434 @@
+//===- FormLayers.cpp - moe-form-layers -----------------------------------===//
+//
+// Part of the moe-mlir project, under the Apache License v2.0 with LLVM
+// Exceptions. See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Transforms/Passes.h"
+
+#include "mlir/IR/Verifier.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEFORMLAYERS
+#include "moe/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The experts' half of a chain, read back from its last op: the rows in,
+/// the slots out, and the experts as `moe.layer` takes them.
+struct ExpertsHalf {
+  Value input, rowToken, rowWeight, groupSizes, slotRow, slotWeight;
+  ExpertKind kind;
+  std::optional<Activation> act;
+  std::optional<double> alpha;
+  SmallVector<Value> weights, biases, shared;
+};
+
+/// A chain that computes one MoE block, as the operands and attributes of
+/// the `moe.layer` that replaces it.
+struct Chain {
+  ExpertsHalf experts;
+  SmallVector<Value> routerWeights;
+  Value selectionBias, tau, capacityFactor;
+  RoutingAttr routing;
+  CapacityAttr capacity;
+  DispatchOp dispatch;
+  /// E, from the router weight.
+  int64_t numExperts = 0;
+  /// The selection's expert ids, which `moe.expert_load` and
+  /// `moe.record_stats` may read besides the dispatch.
+  Value ids;
+  /// The ops the layer replaces, the root (the chain's last op) included.
+  llvm::SetVector<Operation *> ops;
+};
+
+/// The fused shared `gate_up [2 fs, d]` whose halves `gate` and `up` are,
+/// as `moe-decompose` slices a static one (the slices added to `ops`), or
+/// null.
+Value joinedGateUp(Value gate, Value up, llvm::SetVector<Operation *> &ops) {
+  auto g = gate.getDefiningOp<tensor::ExtractSliceOp>();
+  auto u = up.getDefiningOp<tensor::ExtractSliceOp>();
+  if (!g || !u || g.getSource() != u.getSource() || !g->hasOneUse() ||
+      !u->hasOneUse())
+    return {};
+  RankedTensorType source = g.getSourceType();
+  if (source.getRank() != 2 || !source.hasStaticShape() ||
+      source.getDimSize(0) % 2 != 0)
+    return {};
+  int64_t fs = source.getDimSize(0) / 2, d = source.getDimSize(1);
+  auto isHalf = [&](tensor::ExtractSliceOp slice, int64_t row) {
+    return slice.hasUnitStride() &&
+           slice.getStaticOffsets() == ArrayRef<int64_t>({row, 0}) &&
+           slice.getStaticSizes() == ArrayRef<int64_t>({fs, d});
+  };
+  if (!isHalf(g, 0) || !isHalf(u, fs))
+    return {};
+  ops.insert(g);
+  ops.insert(u);
+  return g.getSource();
+}
+
+/// Reads the always-on terms of a combine's `addend`: a shared expert of
+/// `half.input`, the `moe.linear` base of LoRA experts, or their sum.
+LogicalResult matchAddend(Value addend, ExpertsHalf &half,
+                          llvm::SetVector<Operation *> &ops) {
+  SmallVector<Value> terms = {addend};
+  if (auto sum = addend.getDefiningOp<arith::AddFOp>();
+      sum && sum->hasOneUse()) {
+    terms = {sum.getLhs(), sum.getRhs()};
+    ops.insert(sum);
+  }
+  Value base;
+  for (Value term : terms) {
+    Operation *def = term.getDefiningOp();
+    if (!def || !def->hasOneUse())
+      return failure();
+    if (auto linear = dyn_cast<LinearOp>(def)) {
+      if (half.kind != ExpertKind::Lora || base ||
+          linear.getInput() != half.input)
+        return failure();
+      base = linear.getWeight();
+      ops.insert(linear);
+      continue;
+    }
+    auto shared = dyn_cast<SharedExpertOp>(def);
+    if (!shared || !half.shared.empty() || shared.getInput() != half.input ||
+        (half.act && shared.getAct() != *half.act))
+      return failure();
+    half.act = shared.getAct();
+    Value gateUp = shared.getGateWeight()
+                       ? Value()
+                       : joinedGateUp(shared.getGate(), shared.getUp(), ops);
+    if (gateUp)
+      half.shared = {gateUp, shared.getDown()};
+    else
+      half.shared = {shared.getGate(), shared.getUp(), shared.getDown()};
+    if (shared.getGateWeight())
+      half.shared.push_back(shared.getGateWeight());
+    ops.insert(shared);
+  }
+  if (half.kind == ExpertKind::Lora) {
+    if (!base)
+      return failure();
+    half.weights.insert(half.weights.begin(), base);
+  }
+  return success();
+}
+
+/// The experts' half of a chain ending in `moe.combine`: a gather, one
+/// expert op and the combine.
+FailureOr<ExpertsHalf> matchExperts(CombineOp combine,
+                                    llvm::SetVector<Operation *> &ops) {
+  Operation *experts = combine.getRows().getDefiningOp();
+  if (!experts || !experts->hasOneUse())
+    return failure();
+  ExpertsHalf half;
+  if (auto gated = dyn_cast<GatedExpertsOp>(experts)) {
+    half.kind = ExpertKind::Gated;
+    half.act = gated.getAct();
+    if (gated.getGateUp())
+      half.weights = {gated.getGateUp(), gated.getDown()};
+    else
+      half.weights = {gated.getGate(), gated.getUp(), gated.getDown()};
+    half.biases = llvm::to_vector(gated.getBiases());
+  } else if (auto mlp = dyn_cast<MlpExpertsOp>(experts)) {
+    half.kind = ExpertKind::Mlp;
+    half.act = mlp.getAct();
+    half.weights = {mlp.getW1(), mlp.getW2()};
+  } else if (auto lora = dyn_cast<LoraExpertsOp>(experts)) {
+    half.kind = ExpertKind::Lora;
+    half.alpha = lora.getAlpha().convertToDouble();
+    half.weights = {lora.getLoraA(), lora.getLoraB()};
+  } else if (auto mix = dyn_cast<LoraGatedExpertsOp>(experts)) {
+    half.kind = ExpertKind::LoraGated;
+    half.act = mix.getAct();
+    half.alpha = mix.getAlpha().convertToDouble();
+    half.weights = llvm::to_vector(mix->getOperands().drop_front(2));
+  } else {
+    return failure();
+  }
+  auto gather = experts->getOperand(0).getDefiningOp<GatherOp>();
+  if (!gather || !gather->hasOneUse())
+    return failure();
+  half.input = gather.getInput();
+  half.rowToken = gather.getRowToken();
+  half.rowWeight = gather.getRowWeight();
+  half.groupSizes = experts->getOperand(1);
+  half.slotRow = combine.getSlotRow();
+  half.slotWeight = combine.getSlotWeight();
+  for (Operation *op : {combine.getOperation(), experts, gather.getOperation()})
+    ops.insert(op);
+  if (Value addend = combine.getAddend()) {
+    if (failed(matchAddend(addend, half, ops)))
+      return failure();
+  } else if (half.kind == ExpertKind::Lora) {
+    return failure(); // A LoRA delta without its base is not a layer.
+  }
+  return half;
+}
+
+/// The experts' half of a chain ending in `moe.fused_experts`.
+ExpertsHalf matchExperts(FusedExpertsOp fused,
+                         llvm::SetVector<Operation *> &ops) {
+  ExpertsHalf half;
+  ExpertsAttr experts = fused.getExperts();
+  half.kind = experts.getKind();
+  half.act = experts.getAct();
+  if (experts.getAlpha())
+    half.alpha = experts.getAlpha()->value;
+  half.input = fused.getInput();
+  half.rowToken = fused.getRowToken();
+  half.rowWeight = fused.getRowWeight();
+  half.groupSizes = fused.getGroupSizes();
+  half.slotRow = fused.getSlotRow();
+  half.slotWeight = fused.getSlotWeight();
+  half.weights = llvm::to_vector(fused.getExpertWeights());
+  half.biases = llvm::to_vector(fused.getExpertBiases());
+  half.shared = llvm::to_vector(fused.getSharedWeights());
+  if (half.shared.size() == 3)
+    if (Value gateUp = joinedGateUp(half.shared[0], half.shared[1], ops))
+      half.shared = {gateUp, half.shared[2]};
+  ops.insert(fused);
+  return half;
+}
+
+/// The routing half: router and route, a gate, or router and expert choice,
+/// selecting the ids and weights that `chain.dispatch` reads.
+LogicalResult matchRouting(Chain &chain) {
+  MLIRContext *ctx = chain.dispatch.getContext();
+  Value ids = chain.dispatch.getExpertIds();
+  Value weights = chain.dispatch.getWeights();
+  Operation *selection = ids.getDefiningOp();
+  if (!selection || weights.getDefiningOp() != selection)
+    return failure();
+  chain.ids = ids;
+  chain.ops.insert(selection);
+  ApplyWeight apply =
+      chain.experts.rowWeight ? ApplyWeight::Input : ApplyWeight::Output;
+  Value logits;
+  if (auto gate = dyn_cast<GateOp>(selection)) {
+    chain.routerWeights = {gate.getWeight()};
+    if (gate.getBias())
+      chain.routerWeights.push_back(gate.getBias());
+    if (gate.getInput() != chain.experts.input)
+      return failure();
+    chain.selectionBias = gate.getSelectionBias();
+    chain.tau = gate.getTau();
+    chain.routing = gate.getRouting();
+  } else if (auto route = dyn_cast<RouteOp>(selection)) {
+    logits = route.getLogits();
+    chain.selectionBias = route.getSelectionBias();
+    chain.tau = route.getTau();
+    chain.routing = route.getRouting();
+  } else if (auto choice = dyn_cast<ExpertChoiceOp>(selection)) {
+    // The layer's expert choice bounds each expert itself; its dispatch
+    // keeps every slot.
+    if (chain.dispatch.getCapacityAttr() || chain.dispatch.getCapacityFactor())
+      return failure();
+    logits = choice.getLogits();
+    chain.capacity = choice.getCapacityAttr();
+    chain.routing = RoutingAttr::get(
+        ctx, ScoreFunc::Softmax, Selection::ExpertChoice, choice.getK(),
+        /*groups=*/1, /*topk_group=*/std::nullopt, GroupScore::Max,
+        /*top_p=*/std::nullopt, /*tau=*/std::nullopt, CombineWeights::Scores,
+        /*renormalize=*/false, /*scale=*/F64{1.0}, apply);
+  } else {
+    return failure();
+  }
+  if (!isa<ExpertChoiceOp>(selection)) {
+    chain.capacity = chain.dispatch.getCapacityAttr();
+    chain.capacityFactor = chain.dispatch.getCapacityFactor();
+  }
+  if (logits) {
+    auto router = logits.getDefiningOp<RouterOp>();
+    if (!router || !logits.hasOneUse() ||
+        router.getInput() != chain.experts.input)
+      return failure();
+    chain.routerWeights = {router.getWeight()};
+    if (router.getBias())
+      chain.routerWeights.push_back(router.getBias());
+    chain.ops.insert(router);
+  }
+  // Where the chain applies the weights decides, whatever the route's
+  // attribute said: it changes no score, selection or weight.
+  RoutingAttr r = chain.routing;
+  if (r.getApplyWeight() != apply)
+    chain.routing = RoutingAttr::get(
+        ctx, r.getScore(), r.getSelection(), r.getK(), r.getGroups(),
+        r.getTopkGroup(), r.getGroupScore(), r.getTopP(), r.getTau(),
+        r.getWeights(), r.getRenormalize(), r.getScale(), apply);
+  return success();
+}
+
+/// The chain whose last op is `root` (a combine or a fused_experts), or
+/// failure when there is none that a layer computes.
+FailureOr<Chain> matchChain(Operation *root) {
+  Chain chain;
+  if (auto combine = dyn_cast<CombineOp>(root)) {
+    FailureOr<ExpertsHalf> half = matchExperts(combine, chain.ops);
+    if (failed(half))
+      return failure();
+    chain.experts = std::move(*half);
+  } else {
+    chain.experts = matchExperts(cast<FusedExpertsOp>(root), chain.ops);
+  }
+  ExpertsHalf &half = chain.experts;
+  auto dispatch = half.rowToken.getDefiningOp<DispatchOp>();
+  // The weights applied exactly once: to the rows or to the slots.
+  if (!dispatch || half.groupSizes != dispatch.getGroupSizes() ||
+      half.slotRow != dispatch.getSlotRow() ||
+      (half.rowWeight && half.rowWeight != dispatch.getRowWeight()) ||
+      (half.slotWeight && half.slotWeight != dispatch.getSlotWeight()) ||
+      !half.rowWeight == !half.slotWeight)
+    return failure();
+  chain.dispatch = dispatch;
+  chain.ops.insert(dispatch);
+  if (failed(matchRouting(chain)))
+    return failure();
+  chain.numExperts =
+      cast<ShapedType>(chain.routerWeights.front().getType()).getDimSize(0);
+  if (ShapedType::isDynamic(chain.numExperts) ||
+      static_cast<int64_t>(dispatch.getNumExperts()) != chain.numExperts)
+    return failure();
+
+  // Nothing outside the chain reads what the layer hides, and the chain
+  // lies in one block, where the layer takes the root's place.
+  Block *block = root->getBlock();
+  for (Operation *op : chain.ops) {
+    if (op->getBlock() != block)
+      return failure();
+    if (op == root)
+      continue;
+    for (Value result : op->getResults()) {
+      if (result == dispatch.getDropped() || result == chain.ids)
+        continue;
+      for (Operation *user : result.getUsers())
+        if (!chain.ops.contains(user))
+          return failure();
+    }
+  }
+  return chain;
+}
+
+/// Whether `user` comes after `root` in `root`'s block.
+bool isAfter(Operation *user, Operation *root) {
+  Operation *ancestor = root->getBlock()->findAncestorOpInBlock(*user);
+  return ancestor && root->isBeforeInBlock(ancestor);
+}
+
+/// Replaces `chain` by one moe.layer, or leaves it when a reader of its
+/// ids or dropped counts is not one the layer can serve, or the layer's
+/// verifier refuses what the chain computes.
+LogicalResult formLayer(Chain &chain, Operation *root) {
+  ExpertsHalf &half = chain.experts;
+  MLIRContext *ctx = root->getContext();
+  int64_t numExperts = chain.numExperts;
+
+  // The ids' readers besides the dispatch: assignment counts (the layer's
+  // `assignments`) and statistics counting co-activation.
+  SmallVector<ExpertLoadOp> loads;
+  SmallVector<RecordStatsOp> records;
+  for (Operation *user : chain.ids.getUsers()) {
+    if (user == chain.dispatch)
+      continue;
+    if (auto load = dyn_cast<ExpertLoadOp>(user);
+        load && static_cast<int64_t>(load.getNumExperts()) == numExperts) {
+      loads.push_back(load);
+      continue;
+    }
+    auto record = dyn_cast<RecordStatsOp>(user);
+    if (!record || record.getExpertIds() != chain.ids)
+      return failure();
+    records.push_back(record);
+  }
+  for (RecordStatsOp record : records) {
+    auto load = record.getAssignments().getDefiningOp<ExpertLoadOp>();
+    if (!load || !llvm::is_contained(loads, load) || !isAfter(record, root))
+      return failure();
+  }
+  SmallVector<Value> replaced = {chain.dispatch.getDropped()};
+  for (ExpertLoadOp load : loads)
+    replaced.push_back(load.getCounts());
+  for (Value value : replaced)
+    for (Operation *user : value.getUsers())
+      if (!isAfter(user, root))
+        return failure();
+
+  // What a layer can be is the word of its verifier (and the experts
+  // attribute's); their reasons are not the user's concern, since the
+  // chain then stays as written.
+  ScopedDiagnosticHandler quiet(ctx, [](Diagnostic &) { return success(); });
+  std::optional<F64> alpha;
+  if (half.alpha)
+    alpha = F64{*half.alpha};
+  Location loc = root->getLoc();
+  auto experts =
+      ExpertsAttr::getChecked([&] { return emitError(loc); }, ctx, half.kind,
+                              half.act.value_or(Activation::Silu), alpha);
+  if (!experts)
+    return failure();
+  auto counts = RankedTensorType::get({numExperts}, IntegerType::get(ctx, 64));
+  OpBuilder b(ctx);
+  OperationState state(loc, LayerOp::getOperationName());
+  LayerOp::build(b, state, root->getResult(0).getType(), counts,
+                 chain.dispatch.getDropped().getType(), half.input,
+                 chain.routerWeights, chain.selectionBias, chain.tau,
+                 chain.capacityFactor, half.weights, half.biases, half.shared,
+                 chain.routing, chain.capacity, experts,
+                 /*family=*/FamilyAttr());
+  Operation *layer = Operation::create(state);
+  if (failed(verify(layer))) {
+    layer->destroy();
+    return failure();
+  }
+  b.setInsertionPoint(root);
+  b.insert(layer);
+  auto formed = cast<LayerOp>(layer);
+  root->getResult(0).replaceAllUsesWith(formed.getOutput());
+  chain.dispatch.getDropped().replaceAllUsesWith(formed.getDropped());
+  for (ExpertLoadOp load : loads) {
+    load.getCounts().replaceAllUsesWith(formed.getAssignments());
+    chain.ops.insert(load);
+  }
+  for (RecordStatsOp record : records) {
+    record.getExpertIdsMutable().clear();
+    record.setWithCoactivation(true);
+  }
+  // Users before producers: the chain's ops share the root's block, and
+  // the loads, which may not, read only the ids.
+  SmallVector<Operation *> dead = chain.ops.takeVector();
+  llvm::sort(dead, [&](Operation *a, Operation *b) {
+    Block *block = root->getBlock();
+    return block->findAncestorOpInBlock(*b)->isBeforeInBlock(
+        block->findAncestorOpInBlock(*a));
+  });
+  for (Operation *op : dead) {
+    assert(op->use_empty() && "a chain op is still read");
+    op->erase();
+  }
+  return success();
+}
+
+struct MoEFormLayersPass
+    : mlir::moe::impl::MoEFormLayersBase<MoEFormLayersPass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> roots;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<CombineOp, FusedExpertsOp>(op))
+        roots.push_back(op);
+    });
+    for (Operation *root : roots) {
+      FailureOr<Chain> chain = matchChain(root);
+      if (succeeded(chain))
+        (void)formLayer(*chain, root);
+    }
+  }
+};
+
+} // namespace
