@@ -12,6 +12,8 @@ grid split, the permutation's blocks, dependent launches), so that the kernels t
 take are checked in combinations the fixed tests do not name; for the CPU,
 the kernels' threads. One bf16 case in four runs as the f32 layer of the
 same values (scripts/widen-case.py), narrowed back by --narrow-to-bf16.
+One case in two is written as the layer's decomposed ops, primitive or
+fused, which moe-form-layers must form back into the layer.
 
 With --source model, a case is instead a one-layer checkpoint of one of
 the supported families (moe-gen-checkpoint, random sizes, dtype and routing
@@ -239,10 +241,14 @@ class Step:
         return prefix + self.command
 
 
-def layer_steps(case_dir, seed, spec, tokens, widen, env, args):
+def layer_steps(case_dir, seed, spec, tokens, widen, spelling, env, args):
     """moe-reference emit, moe-run, compare and the co-activation check;
     with `widen`, the case converted to f32 first (scripts/widen-case.py)
-    and run with --narrow-to-bf16."""
+    and run with --narrow-to-bf16. With `spelling` "ops" or "fused", the
+    layer is written as its decomposed ops (moe-decompose, then for "fused"
+    moe-fuse-gating and moe-fuse-expert-io), which moe-form-layers must
+    turn back into the layer, op for op, and the pipelines into the same
+    results."""
     tool = lambda name: os.path.join(args.bindir, name)
     emitted = os.path.join(case_dir, "bf16") if widen else case_dir
     run_dir = os.path.join(case_dir, "f32") if widen else case_dir
@@ -255,6 +261,27 @@ def layer_steps(case_dir, seed, spec, tokens, widen, env, args):
     if widen:
         steps.append(Step("widen", quote(sys.executable, WIDEN_CASE, emitted,
                                          run_dir, "--dtype", "f32")))
+    if spelling != "layer":
+        case = os.path.join(run_dir, "case.mlir")
+        layer = os.path.join(run_dir, "layer.mlir")
+        fuse = ["--moe-fuse-gating", "--moe-fuse-expert-io"] \
+            if spelling == "fused" else []
+        # LoRA experts without a shared expert use no activation, which
+        # their ops therefore do not carry: the formed layer's is silu.
+        moot = spec.get("experts") == "lora" and "shared" not in spec
+        normal = (" | sed -E 's/kind = lora, act = [a-z_]+,/kind = lora,/'"
+                  if moot else "")
+        steps += [
+            Step("decompose",
+                 quote(tool("moe-opt"), case, "--canonicalize", "--cse",
+                       "-o", layer) + " && " +
+                 quote(tool("moe-opt"), layer, "--moe-decompose", *fuse,
+                       "-o", case)),
+            Step("form-layers",
+                 "cmp <(" + quote(tool("moe-opt"), case, "--moe-form-layers",
+                                  "--canonicalize", "--cse") + normal +
+                 ") <(" + quote("cat", layer) + normal + ")"),
+        ]
     return steps + [
         Step("moe-run",
              quote(tool("moe-run"), os.path.join(run_dir, "case.mlir"),
@@ -582,9 +609,14 @@ def main():
         env = draw_env(rng, args.pipeline)
         seed = rng.randrange(1 << 30)
         if args.source == "layer":
+            # From the seed, so that adding it left the other draws alone.
+            spelling = ("layer", "layer", "ops", "fused")[seed % 4]
+            if spelling != "layer":
+                what += f" spelling={spelling}"
             make = (lambda d, seed=seed, spec=spec, tokens=tokens,
-                    widen=widen, env=env:
-                    layer_steps(d, seed, spec, tokens, widen, env, args))
+                    widen=widen, spelling=spelling, env=env:
+                    layer_steps(d, seed, spec, tokens, widen, spelling, env,
+                                args))
         else:
             make = (lambda d, seed=seed, model=model, env=env:
                     model_steps(d, seed, model, env, args))
