@@ -13,6 +13,7 @@
 #include "moe/Conversion/Passes.h"
 #include "moe/IR/MoEOps.h"
 #include "moe/Pipelines/Pipelines.h"
+#include "moe/Transforms/Passes.h"
 
 #include "Manifest.h"
 #include "Model.h"
@@ -131,6 +132,8 @@ CompiledFunction::compile(ModuleOp module, StringRef entry,
   }
 
   markArgumentsReadOnly(func);
+  if (failed(formLayers(module)))
+    return makeError("moe-form-layers failed (see the diagnostics above)");
 
   PassManager pm(module.getContext(), ModuleOp::getOperationName());
   bool cuda = !options.cudaRuntime.empty();
@@ -400,6 +403,12 @@ static std::optional<moe_dtype> runtimeDType(Type type) {
   if (type.isBF16())
     return MOE_DTYPE_BF16;
   return std::nullopt;
+}
+
+LogicalResult mlir::moe::formLayers(ModuleOp module) {
+  PassManager pm(module.getContext(), ModuleOp::getOperationName());
+  pm.addPass(createMoEFormLayers());
+  return pm.run(module);
 }
 
 void mlir::moe::collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest,

@@ -400,6 +400,8 @@ int main(int argc, char **argv) {
     return fail("cannot parse " + inputFile);
 
   // The layers the C API exposes: their arguments are the caller's.
+  if (failed(formLayers(*module)))
+    return fail("moe-form-layers failed (see the diagnostics above)");
   ::moe::rt::Manifest manifest;
   collectLayers(*module, manifest, /*cuda=*/target != "cpu");
   if (manifest.layers.empty())

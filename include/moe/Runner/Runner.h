@@ -115,10 +115,17 @@ private:
   void (*packed)(void **) = nullptr;
 };
 
+/// Forms the chains of moe ops in `module` that compute a whole layer into
+/// moe.layer ops (moe-form-layers), as both pipelines do first. Call it
+/// before reading the layers (collectLayers, the token limits of a CUDA
+/// build), so that those are the layers that the pipeline compiles.
+LogicalResult formLayers(ModuleOp module);
+
 /// The layer functions of `module` as the runtime sees them: public
 /// functions from one `[T, d]` float tensor to one `[T, d_out]` tensor of
 /// the same element type. With `cuda`, each takes at most the fewest
-/// tokens of cudaMaxTokens over its moe.layer ops. Call before lowering.
+/// tokens of cudaMaxTokens over its moe.layer ops. Call after formLayers,
+/// before lowering.
 void collectLayers(ModuleOp module, ::moe::rt::Manifest &manifest,
                    bool cuda = false);
 
