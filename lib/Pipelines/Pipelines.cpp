@@ -44,9 +44,12 @@ static void addBufferization(OpPassManager &pm) {
 /// ask, f32 and f16 layers narrowed to bf16 (moe-narrow-to-bf16), run-time
 /// knobs for tau and the capacity factors (moe-expose-knobs), and each
 /// layer's statistics (moe-insert-stats).
-static void addFirstPasses(OpPassManager &pm, bool narrowToBF16, bool knobs,
-                           bool stats, bool coactivation) {
-  pm.addPass(moe::createMoEFormLayers());
+static void addFirstPasses(OpPassManager &pm, bool cuda, bool narrowToBF16,
+                           bool knobs, bool stats, bool coactivation) {
+  // On the GPU a chain left apart runs on the host: a remark says why.
+  moe::MoEFormLayersOptions form;
+  form.explain = cuda;
+  pm.addPass(moe::createMoEFormLayers(form));
   if (narrowToBF16)
     pm.addPass(moe::createMoENarrowToBF16());
   if (knobs)
@@ -61,8 +64,8 @@ static void addFirstPasses(OpPassManager &pm, bool narrowToBF16, bool knobs,
 void mlir::moe::buildMoECPUPipeline(OpPassManager &pm,
                                     const CPUPipelineOptions &options) {
   // moe ops to upstream ops on tensors and runtime calls.
-  addFirstPasses(pm, options.narrowToBF16, options.knobs, options.stats,
-                 options.statsCoactivation);
+  addFirstPasses(pm, /*cuda=*/false, options.narrowToBF16, options.knobs,
+                 options.stats, options.statsCoactivation);
   pm.addPass(createMoEDecompose());
   if (!options.reference) {
     pm.addPass(createMoEFuseGating());
@@ -176,8 +179,8 @@ void mlir::moe::buildMoECUDAPipeline(OpPassManager &pm,
   // runtime buffers (unpacked), statistics and knobs runtime calls, as on
   // the CPU: the library takes tau and the capacity factor as host scalars
   // on every call.
-  addFirstPasses(pm, options.narrowToBF16, options.knobs, options.stats,
-                 options.statsCoactivation);
+  addFirstPasses(pm, /*cuda=*/true, options.narrowToBF16, options.knobs,
+                 options.stats, options.statsCoactivation);
   ConvertMoEToGPUKernelsOptions layers;
   layers.deviceEntries = options.deviceEntries;
   pm.addPass(createConvertMoEToGPUKernels(layers));

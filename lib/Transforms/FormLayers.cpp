@@ -48,6 +48,18 @@ struct Chain {
   llvm::SetVector<Operation *> ops;
 };
 
+/// Why a chain is not formed into a layer, for the pass's `explain` remarks.
+using Why = std::string;
+
+/// Records `reason` in `why` and fails.
+LogicalResult refuse(Why &why, const llvm::Twine &reason) {
+  why = reason.str();
+  return failure();
+}
+
+/// The name of `op` for a reason, `moe.z_loss` say.
+std::string nameOf(Operation *op) { return op->getName().getStringRef().str(); }
+
 /// The fused shared `gate_up [2 fs, d]` whose halves `gate` and `up` are,
 /// as `moe-decompose` slices a static one (the slices added to `ops`), or
 /// null.
@@ -77,7 +89,7 @@ Value joinedGateUp(Value gate, Value up, llvm::SetVector<Operation *> &ops) {
 /// Reads the always-on terms of a combine's `addend`: a shared expert of
 /// `half.input`, the `moe.linear` base of LoRA experts, or their sum.
 LogicalResult matchAddend(Value addend, ExpertsHalf &half,
-                          llvm::SetVector<Operation *> &ops) {
+                          llvm::SetVector<Operation *> &ops, Why &why) {
   SmallVector<Value> terms = {addend};
   if (auto sum = addend.getDefiningOp<arith::AddFOp>();
       sum && sum->hasOneUse()) {
@@ -87,20 +99,32 @@ LogicalResult matchAddend(Value addend, ExpertsHalf &half,
   Value base;
   for (Value term : terms) {
     Operation *def = term.getDefiningOp();
-    if (!def || !def->hasOneUse())
-      return failure();
+    if (!def || !def->hasOneUse() || !isa<LinearOp, SharedExpertOp>(def))
+      return refuse(why, "the combine's addend is not a moe.shared_expert, "
+                         "the moe.linear base of LoRA experts or their sum, "
+                         "read by the combine alone");
     if (auto linear = dyn_cast<LinearOp>(def)) {
-      if (half.kind != ExpertKind::Lora || base ||
-          linear.getInput() != half.input)
-        return failure();
+      if (half.kind != ExpertKind::Lora || base)
+        return refuse(why, "a moe.linear addend belongs to LoRA experts "
+                           "(kind = lora), once");
+      if (linear.getInput() != half.input)
+        return refuse(why, "the LoRA base reads another input than the "
+                           "experts");
       base = linear.getWeight();
       ops.insert(linear);
       continue;
     }
-    auto shared = dyn_cast<SharedExpertOp>(def);
-    if (!shared || !half.shared.empty() || shared.getInput() != half.input ||
-        (half.act && shared.getAct() != *half.act))
-      return failure();
+    auto shared = cast<SharedExpertOp>(def);
+    if (!half.shared.empty())
+      return refuse(why, "the combine adds two shared experts");
+    if (shared.getInput() != half.input)
+      return refuse(why, "the shared expert reads another input than the "
+                         "routed experts");
+    if (half.act && shared.getAct() != *half.act)
+      return refuse(why, "the shared expert's activation (" +
+                             stringifyActivation(shared.getAct()) +
+                             ") is not the routed experts' (" +
+                             stringifyActivation(*half.act) + ")");
     half.act = shared.getAct();
     Value gateUp = shared.getGateWeight()
                        ? Value()
@@ -115,7 +139,7 @@ LogicalResult matchAddend(Value addend, ExpertsHalf &half,
   }
   if (half.kind == ExpertKind::Lora) {
     if (!base)
-      return failure();
+      return refuse(why, "LoRA experts without their moe.linear base");
     half.weights.insert(half.weights.begin(), base);
   }
   return success();
@@ -123,11 +147,12 @@ LogicalResult matchAddend(Value addend, ExpertsHalf &half,
 
 /// The experts' half of a chain ending in `moe.combine`: a gather, one
 /// expert op and the combine.
-FailureOr<ExpertsHalf> matchExperts(CombineOp combine,
-                                    llvm::SetVector<Operation *> &ops) {
+FailureOr<ExpertsHalf>
+matchExperts(CombineOp combine, llvm::SetVector<Operation *> &ops, Why &why) {
   Operation *experts = combine.getRows().getDefiningOp();
   if (!experts || !experts->hasOneUse())
-    return failure();
+    return refuse(why, "the combined rows do not come from an expert op "
+                       "that the combine alone reads");
   ExpertsHalf half;
   if (auto gated = dyn_cast<GatedExpertsOp>(experts)) {
     half.kind = ExpertKind::Gated;
@@ -151,11 +176,13 @@ FailureOr<ExpertsHalf> matchExperts(CombineOp combine,
     half.alpha = mix.getAlpha().convertToDouble();
     half.weights = llvm::to_vector(mix->getOperands().drop_front(2));
   } else {
-    return failure();
+    return refuse(why, "the combined rows come from " + nameOf(experts) +
+                           ", not from an expert op");
   }
   auto gather = experts->getOperand(0).getDefiningOp<GatherOp>();
   if (!gather || !gather->hasOneUse())
-    return failure();
+    return refuse(why, "the experts' rows are not a moe.gather that the "
+                       "experts alone read");
   half.input = gather.getInput();
   half.rowToken = gather.getRowToken();
   half.rowWeight = gather.getRowWeight();
@@ -165,10 +192,10 @@ FailureOr<ExpertsHalf> matchExperts(CombineOp combine,
   for (Operation *op : {combine.getOperation(), experts, gather.getOperation()})
     ops.insert(op);
   if (Value addend = combine.getAddend()) {
-    if (failed(matchAddend(addend, half, ops)))
+    if (failed(matchAddend(addend, half, ops, why)))
       return failure();
   } else if (half.kind == ExpertKind::Lora) {
-    return failure(); // A LoRA delta without its base is not a layer.
+    return refuse(why, "LoRA experts without their moe.linear base");
   }
   return half;
 }
@@ -200,13 +227,15 @@ ExpertsHalf matchExperts(FusedExpertsOp fused,
 
 /// The routing half: router and route, a gate, or router and expert choice,
 /// selecting the ids and weights that `chain.dispatch` reads.
-LogicalResult matchRouting(Chain &chain) {
+LogicalResult matchRouting(Chain &chain, Why &why) {
   MLIRContext *ctx = chain.dispatch.getContext();
   Value ids = chain.dispatch.getExpertIds();
   Value weights = chain.dispatch.getWeights();
   Operation *selection = ids.getDefiningOp();
-  if (!selection || weights.getDefiningOp() != selection)
-    return failure();
+  if (!selection || weights.getDefiningOp() != selection ||
+      !isa<GateOp, RouteOp, ExpertChoiceOp>(selection))
+    return refuse(why, "the dispatched ids and weights do not come from one "
+                       "moe.route, moe.gate or moe.expert_choice");
   chain.ids = ids;
   chain.ops.insert(selection);
   ApplyWeight apply =
@@ -217,7 +246,7 @@ LogicalResult matchRouting(Chain &chain) {
     if (gate.getBias())
       chain.routerWeights.push_back(gate.getBias());
     if (gate.getInput() != chain.experts.input)
-      return failure();
+      return refuse(why, "the router reads another input than the experts");
     chain.selectionBias = gate.getSelectionBias();
     chain.tau = gate.getTau();
     chain.routing = gate.getRouting();
@@ -230,7 +259,8 @@ LogicalResult matchRouting(Chain &chain) {
     // The layer's expert choice bounds each expert itself; its dispatch
     // keeps every slot.
     if (chain.dispatch.getCapacityAttr() || chain.dispatch.getCapacityFactor())
-      return failure();
+      return refuse(why, "expert choice bounds each expert itself: its "
+                         "dispatch takes no capacity");
     logits = choice.getLogits();
     chain.capacity = choice.getCapacityAttr();
     chain.routing = RoutingAttr::get(
@@ -238,8 +268,6 @@ LogicalResult matchRouting(Chain &chain) {
         /*groups=*/1, /*topk_group=*/std::nullopt, GroupScore::Max,
         /*top_p=*/std::nullopt, /*tau=*/std::nullopt, CombineWeights::Scores,
         /*renormalize=*/false, /*scale=*/F64{1.0}, apply);
-  } else {
-    return failure();
   }
   if (!isa<ExpertChoiceOp>(selection)) {
     chain.capacity = chain.dispatch.getCapacityAttr();
@@ -247,9 +275,13 @@ LogicalResult matchRouting(Chain &chain) {
   }
   if (logits) {
     auto router = logits.getDefiningOp<RouterOp>();
-    if (!router || !logits.hasOneUse() ||
-        router.getInput() != chain.experts.input)
-      return failure();
+    if (!router)
+      return refuse(why, "the logits do not come from a moe.router");
+    for (Operation *user : logits.getUsers())
+      if (user != selection)
+        return refuse(why, "the logits are also read by " + nameOf(user));
+    if (router.getInput() != chain.experts.input)
+      return refuse(why, "the router reads another input than the experts");
     chain.routerWeights = {router.getWeight()};
     if (router.getBias())
       chain.routerWeights.push_back(router.getBias());
@@ -268,10 +300,10 @@ LogicalResult matchRouting(Chain &chain) {
 
 /// The chain whose last op is `root` (a combine or a fused_experts), or
 /// failure when there is none that a layer computes.
-FailureOr<Chain> matchChain(Operation *root) {
+FailureOr<Chain> matchChain(Operation *root, Why &why) {
   Chain chain;
   if (auto combine = dyn_cast<CombineOp>(root)) {
-    FailureOr<ExpertsHalf> half = matchExperts(combine, chain.ops);
+    FailureOr<ExpertsHalf> half = matchExperts(combine, chain.ops, why);
     if (failed(half))
       return failure();
     chain.experts = std::move(*half);
@@ -280,29 +312,38 @@ FailureOr<Chain> matchChain(Operation *root) {
   }
   ExpertsHalf &half = chain.experts;
   auto dispatch = half.rowToken.getDefiningOp<DispatchOp>();
-  // The weights applied exactly once: to the rows or to the slots.
   if (!dispatch || half.groupSizes != dispatch.getGroupSizes() ||
       half.slotRow != dispatch.getSlotRow() ||
       (half.rowWeight && half.rowWeight != dispatch.getRowWeight()) ||
-      (half.slotWeight && half.slotWeight != dispatch.getSlotWeight()) ||
-      !half.rowWeight == !half.slotWeight)
-    return failure();
+      (half.slotWeight && half.slotWeight != dispatch.getSlotWeight()))
+    return refuse(why, "the rows, group sizes and slots are not those of "
+                       "one moe.dispatch");
+  // The weights applied exactly once: to the rows or to the slots.
+  if (!half.rowWeight == !half.slotWeight)
+    return refuse(why, half.rowWeight
+                           ? "the weights are applied twice: to the "
+                             "gathered rows and in the combine"
+                           : "the weights are applied nowhere: neither to "
+                             "the gathered rows nor in the combine");
   chain.dispatch = dispatch;
   chain.ops.insert(dispatch);
-  if (failed(matchRouting(chain)))
+  if (failed(matchRouting(chain, why)))
     return failure();
   chain.numExperts =
       cast<ShapedType>(chain.routerWeights.front().getType()).getDimSize(0);
-  if (ShapedType::isDynamic(chain.numExperts) ||
-      static_cast<int64_t>(dispatch.getNumExperts()) != chain.numExperts)
-    return failure();
+  if (ShapedType::isDynamic(chain.numExperts))
+    return refuse(why, "the router weight has a dynamic number of experts");
+  if (static_cast<int64_t>(dispatch.getNumExperts()) != chain.numExperts)
+    return refuse(why,
+                  "the dispatch has " + llvm::Twine(dispatch.getNumExperts()) +
+                      " experts, the router " + llvm::Twine(chain.numExperts));
 
   // Nothing outside the chain reads what the layer hides, and the chain
   // lies in one block, where the layer takes the root's place.
   Block *block = root->getBlock();
   for (Operation *op : chain.ops) {
     if (op->getBlock() != block)
-      return failure();
+      return refuse(why, "its ops lie in more than one block");
     if (op == root)
       continue;
     for (Value result : op->getResults()) {
@@ -310,7 +351,8 @@ FailureOr<Chain> matchChain(Operation *root) {
         continue;
       for (Operation *user : result.getUsers())
         if (!chain.ops.contains(user))
-          return failure();
+          return refuse(why, "a result of " + nameOf(op) + " is also read by " +
+                                 nameOf(user));
     }
   }
   return chain;
@@ -325,7 +367,7 @@ bool isAfter(Operation *user, Operation *root) {
 /// Replaces `chain` by one moe.layer, or leaves it when a reader of its
 /// ids or dropped counts is not one the layer can serve, or the layer's
 /// verifier refuses what the chain computes.
-LogicalResult formLayer(Chain &chain, Operation *root) {
+LogicalResult formLayer(Chain &chain, Operation *root, Why &why) {
   ExpertsHalf &half = chain.experts;
   MLIRContext *ctx = root->getContext();
   int64_t numExperts = chain.numExperts;
@@ -344,13 +386,17 @@ LogicalResult formLayer(Chain &chain, Operation *root) {
     }
     auto record = dyn_cast<RecordStatsOp>(user);
     if (!record || record.getExpertIds() != chain.ids)
-      return failure();
+      return refuse(why, "the expert ids are also read by " + nameOf(user));
     records.push_back(record);
   }
   for (RecordStatsOp record : records) {
     auto load = record.getAssignments().getDefiningOp<ExpertLoadOp>();
-    if (!load || !llvm::is_contained(loads, load) || !isAfter(record, root))
-      return failure();
+    if (!load || !llvm::is_contained(loads, load))
+      return refuse(why, "statistics count co-activation on the ids but "
+                         "not the assignments of their moe.expert_load");
+    if (!isAfter(record, root))
+      return refuse(why, "statistics on the ids come before the chain's "
+                         "end, where the layer would be");
   }
   SmallVector<Value> replaced = {chain.dispatch.getDropped()};
   for (ExpertLoadOp load : loads)
@@ -358,12 +404,19 @@ LogicalResult formLayer(Chain &chain, Operation *root) {
   for (Value value : replaced)
     for (Operation *user : value.getUsers())
       if (!isAfter(user, root))
-        return failure();
+        return refuse(why, nameOf(user) + " reads the assignment or dropped "
+                                          "counts before the chain's end, "
+                                          "where the layer would be");
 
   // What a layer can be is the word of its verifier (and the experts
-  // attribute's); their reasons are not the user's concern, since the
-  // chain then stays as written.
-  ScopedDiagnosticHandler quiet(ctx, [](Diagnostic &) { return success(); });
+  // attribute's): its first diagnostic is the reason, kept for `explain`
+  // rather than reported, since the chain then stays as written.
+  std::string verdict;
+  ScopedDiagnosticHandler quiet(ctx, [&](Diagnostic &diagnostic) {
+    if (verdict.empty())
+      verdict = diagnostic.str();
+    return success();
+  });
   std::optional<F64> alpha;
   if (half.alpha)
     alpha = F64{*half.alpha};
@@ -372,7 +425,7 @@ LogicalResult formLayer(Chain &chain, Operation *root) {
       ExpertsAttr::getChecked([&] { return emitError(loc); }, ctx, half.kind,
                               half.act.value_or(Activation::Silu), alpha);
   if (!experts)
-    return failure();
+    return refuse(why, "moe.layer cannot express it: " + verdict);
   auto counts = RankedTensorType::get({numExperts}, IntegerType::get(ctx, 64));
   OpBuilder b(ctx);
   OperationState state(loc, LayerOp::getOperationName());
@@ -385,7 +438,7 @@ LogicalResult formLayer(Chain &chain, Operation *root) {
   Operation *layer = Operation::create(state);
   if (failed(verify(layer))) {
     layer->destroy();
-    return failure();
+    return refuse(why, "moe.layer cannot express it: " + verdict);
   }
   b.setInsertionPoint(root);
   b.insert(layer);
@@ -417,6 +470,8 @@ LogicalResult formLayer(Chain &chain, Operation *root) {
 
 struct MoEFormLayersPass
     : mlir::moe::impl::MoEFormLayersBase<MoEFormLayersPass> {
+  using Base::Base;
+
   void runOnOperation() override {
     SmallVector<Operation *> roots;
     getOperation()->walk([&](Operation *op) {
@@ -424,9 +479,12 @@ struct MoEFormLayersPass
         roots.push_back(op);
     });
     for (Operation *root : roots) {
-      FailureOr<Chain> chain = matchChain(root);
-      if (succeeded(chain))
-        (void)formLayer(*chain, root);
+      Why why;
+      FailureOr<Chain> chain = matchChain(root, why);
+      if (succeeded(chain) && succeeded(formLayer(*chain, root, why)))
+        continue;
+      if (explain)
+        emitRemark(root->getLoc()) << "not formed into a moe.layer: " << why;
     }
   }
 };

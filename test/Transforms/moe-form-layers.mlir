@@ -1,4 +1,6 @@
 // RUN: moe-opt %s --moe-form-layers --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-form-layers=explain=1 --split-input-file \
+// RUN:   --verify-diagnostics > /dev/null
 
 // A Mixtral block written op by op: router, route, dispatch, gather, gated
 // experts, combine. The assignment counts become the layer's; statistics
@@ -177,6 +179,7 @@ func.func @logits_read(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
   %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
       : tensor<?x32xf32>, tensor<8xi64>, tensor<8x48x32xf32>,
         tensor<8x32x48xf32>
+  // expected-remark @below {{not formed into a moe.layer: the logits are also read by moe.z_loss}}
   %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
       : tensor<?x32xf32>, tensor<?x2xi32>
   %l = moe.z_loss %z : tensor<?x8xf32>
@@ -199,6 +202,7 @@ func.func @ids_read(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
   %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
       : tensor<?x32xf32>, tensor<8xi64>, tensor<8x48x32xf32>,
         tensor<8x32x48xf32>
+  // expected-remark @below {{not formed into a moe.layer: the expert ids are also read by moe.aux_loss}}
   %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
       : tensor<?x32xf32>, tensor<?x2xi32>
   %zz = moe.router %x, %wg : tensor<?x32xf32>, tensor<8x32xf32>
@@ -223,6 +227,7 @@ func.func @offsets_read(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
   %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
       : tensor<?x32xf32>, tensor<8xi64>, tensor<8x48x32xf32>,
         tensor<8x32x48xf32>
+  // expected-remark @below {{not formed into a moe.layer: a result of moe.dispatch is also read by func.return}}
   %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
       : tensor<?x32xf32>, tensor<?x2xi32>
   return %y, %offsets : tensor<?x32xf32>, tensor<8xi64>
@@ -244,6 +249,7 @@ func.func @two_inputs(%x: tensor<?x32xf32>, %x2: tensor<?x32xf32>,
   %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
       : tensor<?x32xf32>, tensor<8xi64>, tensor<8x48x32xf32>,
         tensor<8x32x48xf32>
+  // expected-remark @below {{not formed into a moe.layer: the router reads another input than the experts}}
   %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
       : tensor<?x32xf32>, tensor<?x2xi32>
   return %y : tensor<?x32xf32>
@@ -266,6 +272,7 @@ func.func @weighted_twice(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
   %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
       : tensor<?x32xf32>, tensor<8xi64>, tensor<8x48x32xf32>,
         tensor<8x32x48xf32>
+  // expected-remark @below {{not formed into a moe.layer: the weights are applied twice: to the gathered rows and in the combine}}
   %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
       : tensor<?x32xf32>, tensor<?x2xi32>
   return %y : tensor<?x32xf32>
@@ -291,6 +298,7 @@ func.func @shared_act(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
   %s = moe.shared_expert %x, %sg, %su, %sd act = silu
       : tensor<?x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>,
         tensor<32x16xf32>
+  // expected-remark @below {{not formed into a moe.layer: the shared expert's activation (silu) is not the routed experts' (relu)}}
   %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
       addend(%s : tensor<?x32xf32>) : tensor<?x32xf32>, tensor<?x2xi32>
   return %y : tensor<?x32xf32>
@@ -315,6 +323,7 @@ func.func @load_read_early(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
   %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
       : tensor<?x32xf32>, tensor<8xi64>, tensor<8x48x32xf32>,
         tensor<8x32x48xf32>
+  // expected-remark @below {{not formed into a moe.layer: arith.addi reads the assignment or dropped counts before the chain's end, where the layer would be}}
   %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
       : tensor<?x32xf32>, tensor<?x2xi32>
   return %y, %twice : tensor<?x32xf32>, tensor<8xi64>
@@ -336,6 +345,7 @@ func.func @expert_count(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
   %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
       : tensor<?x32xf32>, tensor<16xi64>, tensor<16x48x32xf32>,
         tensor<16x32x48xf32>
+  // expected-remark @below {{not formed into a moe.layer: the dispatch has 16 experts, the router 8}}
   %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
       : tensor<?x32xf32>, tensor<?x2xi32>
   return %y : tensor<?x32xf32>
@@ -358,6 +368,7 @@ func.func @two_blocks(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
     %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
         : tensor<?x32xf32>, tensor<8xi64>, tensor<8x48x32xf32>,
           tensor<8x32x48xf32>
+    // expected-remark @below {{not formed into a moe.layer: its ops lie in more than one block}}
     %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
         : tensor<?x32xf32>, tensor<?x2xi32>
     scf.yield %y : tensor<?x32xf32>
@@ -391,6 +402,7 @@ func.func @lora_swiglu_oai(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
         tensor<32x16xf32>
   %p = moe.linear %x, %base : tensor<?x32xf32>, tensor<32x32xf32>
   %sum = arith.addf %p, %s : tensor<?x32xf32>
+  // expected-remark @below {{not formed into a moe.layer: moe.layer cannot express it: act = swiglu_oai combines gate and up, so it needs kind = gated, found kind = lora}}
   %y = moe.combine %dg, %sr weights(%sw : tensor<?x2xf32>)
       addend(%sum : tensor<?x32xf32>) : tensor<?x32xf32>, tensor<?x2xi32>
   return %y : tensor<?x32xf32>
@@ -415,6 +427,7 @@ func.func @renormalized_scale(%x: tensor<?x32xf32>, %wg: tensor<8x32xf32>,
   %yg = moe.mlp_experts %xg, %sizes, %w1, %w2 act = relu
       : tensor<?x32xf32>, tensor<8xi64>, tensor<8x48x32xf32>,
         tensor<8x32x48xf32>
+  // expected-remark @below {{not formed into a moe.layer: moe.layer cannot express it: 'moe.layer' op renormalize_after_drop makes each token's weights sum to 1, which would cancel scale = 2.5}}
   %y = moe.combine %yg, %sr weights(%sw : tensor<?x2xf32>)
       : tensor<?x32xf32>, tensor<?x2xi32>
   return %y : tensor<?x32xf32>

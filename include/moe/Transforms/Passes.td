@@ -90,7 +90,15 @@ def MoEFormLayers : Pass<"moe-form-layers"> {
     a shared expert and the routed experts must use one activation. A fused
     shared `gate_up` that `moe-decompose` split into two
     `tensor.extract_slice` halves of static shape is joined again.
+
+    With `explain`, each chain left as it is (each `moe.combine` or
+    `moe.fused_experts` not formed) gets a remark that says why; the CUDA
+    pipeline asks for them, since such a chain runs on the host there.
   }];
+  let options = [
+    Option<"explain", "explain", "bool", /*default=*/"false",
+           "Remark on each chain left as it is, saying why">
+  ];
   let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 
