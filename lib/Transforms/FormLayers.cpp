@@ -24,7 +24,7 @@ namespace {
 /// the slots out, and the experts as `moe.layer` takes them.
 struct ExpertsHalf {
   Value input, rowToken, rowWeight, groupSizes, slotRow, slotWeight;
-  ExpertKind kind;
+  ExpertKind kind = ExpertKind::Gated;
   std::optional<Activation> act;
   std::optional<double> alpha;
   SmallVector<Value> weights, biases, shared;
@@ -48,22 +48,27 @@ struct Chain {
   llvm::SetVector<Operation *> ops;
 };
 
+} // namespace
+
 /// Why a chain is not formed into a layer, for the pass's `explain` remarks.
 using Why = std::string;
 
 /// Records `reason` in `why` and fails.
-LogicalResult refuse(Why &why, const llvm::Twine &reason) {
+static LogicalResult refuse(Why &why, const llvm::Twine &reason) {
   why = reason.str();
   return failure();
 }
 
 /// The name of `op` for a reason, `moe.z_loss` say.
-std::string nameOf(Operation *op) { return op->getName().getStringRef().str(); }
+static std::string nameOf(Operation *op) {
+  return op->getName().getStringRef().str();
+}
 
 /// The fused shared `gate_up [2 fs, d]` whose halves `gate` and `up` are,
 /// as `moe-decompose` slices a static one (the slices added to `ops`), or
 /// null.
-Value joinedGateUp(Value gate, Value up, llvm::SetVector<Operation *> &ops) {
+static Value joinedGateUp(Value gate, Value up,
+                          llvm::SetVector<Operation *> &ops) {
   auto g = gate.getDefiningOp<tensor::ExtractSliceOp>();
   auto u = up.getDefiningOp<tensor::ExtractSliceOp>();
   if (!g || !u || g.getSource() != u.getSource() || !g->hasOneUse() ||
@@ -88,8 +93,8 @@ Value joinedGateUp(Value gate, Value up, llvm::SetVector<Operation *> &ops) {
 
 /// Reads the always-on terms of a combine's `addend`: a shared expert of
 /// `half.input`, the `moe.linear` base of LoRA experts, or their sum.
-LogicalResult matchAddend(Value addend, ExpertsHalf &half,
-                          llvm::SetVector<Operation *> &ops, Why &why) {
+static LogicalResult matchAddend(Value addend, ExpertsHalf &half,
+                                 llvm::SetVector<Operation *> &ops, Why &why) {
   SmallVector<Value> terms = {addend};
   if (auto sum = addend.getDefiningOp<arith::AddFOp>();
       sum && sum->hasOneUse()) {
@@ -147,7 +152,7 @@ LogicalResult matchAddend(Value addend, ExpertsHalf &half,
 
 /// The experts' half of a chain ending in `moe.combine`: a gather, one
 /// expert op and the combine.
-FailureOr<ExpertsHalf>
+static FailureOr<ExpertsHalf>
 matchExperts(CombineOp combine, llvm::SetVector<Operation *> &ops, Why &why) {
   Operation *experts = combine.getRows().getDefiningOp();
   if (!experts || !experts->hasOneUse())
@@ -201,8 +206,8 @@ matchExperts(CombineOp combine, llvm::SetVector<Operation *> &ops, Why &why) {
 }
 
 /// The experts' half of a chain ending in `moe.fused_experts`.
-ExpertsHalf matchExperts(FusedExpertsOp fused,
-                         llvm::SetVector<Operation *> &ops) {
+static ExpertsHalf matchExperts(FusedExpertsOp fused,
+                                llvm::SetVector<Operation *> &ops) {
   ExpertsHalf half;
   ExpertsAttr experts = fused.getExperts();
   half.kind = experts.getKind();
@@ -227,7 +232,7 @@ ExpertsHalf matchExperts(FusedExpertsOp fused,
 
 /// The routing half: router and route, a gate, or router and expert choice,
 /// selecting the ids and weights that `chain.dispatch` reads.
-LogicalResult matchRouting(Chain &chain, Why &why) {
+static LogicalResult matchRouting(Chain &chain, Why &why) {
   MLIRContext *ctx = chain.dispatch.getContext();
   Value ids = chain.dispatch.getExpertIds();
   Value weights = chain.dispatch.getWeights();
@@ -300,7 +305,7 @@ LogicalResult matchRouting(Chain &chain, Why &why) {
 
 /// The chain whose last op is `root` (a combine or a fused_experts), or
 /// failure when there is none that a layer computes.
-FailureOr<Chain> matchChain(Operation *root, Why &why) {
+static FailureOr<Chain> matchChain(Operation *root, Why &why) {
   Chain chain;
   if (auto combine = dyn_cast<CombineOp>(root)) {
     FailureOr<ExpertsHalf> half = matchExperts(combine, chain.ops, why);
@@ -359,7 +364,7 @@ FailureOr<Chain> matchChain(Operation *root, Why &why) {
 }
 
 /// Whether `user` comes after `root` in `root`'s block.
-bool isAfter(Operation *user, Operation *root) {
+static bool isAfter(Operation *user, Operation *root) {
   Operation *ancestor = root->getBlock()->findAncestorOpInBlock(*user);
   return ancestor && root->isBeforeInBlock(ancestor);
 }
@@ -367,7 +372,7 @@ bool isAfter(Operation *user, Operation *root) {
 /// Replaces `chain` by one moe.layer, or leaves it when a reader of its
 /// ids or dropped counts is not one the layer can serve, or the layer's
 /// verifier refuses what the chain computes.
-LogicalResult formLayer(Chain &chain, Operation *root, Why &why) {
+static LogicalResult formLayer(Chain &chain, Operation *root, Why &why) {
   ExpertsHalf &half = chain.experts;
   MLIRContext *ctx = root->getContext();
   int64_t numExperts = chain.numExperts;
@@ -468,6 +473,7 @@ LogicalResult formLayer(Chain &chain, Operation *root, Why &why) {
   return success();
 }
 
+namespace {
 struct MoEFormLayersPass
     : mlir::moe::impl::MoEFormLayersBase<MoEFormLayersPass> {
   using Base::Base;
