@@ -719,7 +719,7 @@ Checkpoint::requireBnb4(StringRef name, llvm::ArrayRef<int64_t> shape) const {
   result.codes = *codes;
   int64_t bytes = llvm::divideCeil(count, 2);
   llvm::ArrayRef<int64_t> found = result.codes->shape;
-  if (*result.codes->dtype != DType::U8 ||
+  if (result.codes->dtype != DType::U8 ||
       !(found == llvm::ArrayRef<int64_t>{bytes, 1} ||
         found == llvm::ArrayRef<int64_t>{bytes}))
     return fail(result.codes->file,

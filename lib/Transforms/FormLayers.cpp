@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ExpertChain.h"
+
 #include "moe/Transforms/Passes.h"
 
 #include "mlir/IR/Verifier.h"
@@ -20,20 +22,11 @@ using namespace mlir::moe;
 
 namespace {
 
-/// The experts' half of a chain, read back from its last op: the rows in,
-/// the slots out, and the experts as `moe.layer` takes them.
-struct ExpertsHalf {
-  Value input, rowToken, rowWeight, groupSizes, slotRow, slotWeight;
-  ExpertKind kind = ExpertKind::Gated;
-  std::optional<Activation> act;
-  std::optional<double> alpha;
-  SmallVector<Value> weights, biases, shared;
-};
-
 /// A chain that computes one MoE block, as the operands and attributes of
 /// the `moe.layer` that replaces it.
 struct Chain {
-  ExpertsHalf experts;
+  /// The experts' half (its `ops` are in `ops` too).
+  ExpertChain experts;
   SmallVector<Value> routerWeights;
   Value selectionBias, tau, capacityFactor;
   RoutingAttr routing;
@@ -52,12 +45,6 @@ struct Chain {
 
 /// Why a chain is not formed into a layer, for the pass's `explain` remarks.
 using Why = std::string;
-
-/// Records `reason` in `why` and fails.
-static LogicalResult refuse(Why &why, const llvm::Twine &reason) {
-  why = reason.str();
-  return failure();
-}
 
 /// The name of `op` for a reason, `moe.z_loss` say.
 static std::string nameOf(Operation *op) {
@@ -91,124 +78,9 @@ static Value joinedGateUp(Value gate, Value up,
   return g.getSource();
 }
 
-/// Reads the always-on terms of a combine's `addend`: a shared expert of
-/// `half.input`, the `moe.linear` base of LoRA experts, or their sum.
-static LogicalResult matchAddend(Value addend, ExpertsHalf &half,
-                                 llvm::SetVector<Operation *> &ops, Why &why) {
-  SmallVector<Value> terms = {addend};
-  if (auto sum = addend.getDefiningOp<arith::AddFOp>();
-      sum && sum->hasOneUse()) {
-    terms = {sum.getLhs(), sum.getRhs()};
-    ops.insert(sum);
-  }
-  Value base;
-  for (Value term : terms) {
-    Operation *def = term.getDefiningOp();
-    if (!def || !def->hasOneUse() || !isa<LinearOp, SharedExpertOp>(def))
-      return refuse(why, "the combine's addend is not a moe.shared_expert, "
-                         "the moe.linear base of LoRA experts or their sum, "
-                         "read by the combine alone");
-    if (auto linear = dyn_cast<LinearOp>(def)) {
-      if (half.kind != ExpertKind::Lora || base)
-        return refuse(why, "a moe.linear addend belongs to LoRA experts "
-                           "(kind = lora), once");
-      if (linear.getInput() != half.input)
-        return refuse(why, "the LoRA base reads another input than the "
-                           "experts");
-      base = linear.getWeight();
-      ops.insert(linear);
-      continue;
-    }
-    auto shared = cast<SharedExpertOp>(def);
-    if (!half.shared.empty())
-      return refuse(why, "the combine adds two shared experts");
-    if (shared.getInput() != half.input)
-      return refuse(why, "the shared expert reads another input than the "
-                         "routed experts");
-    if (half.act && shared.getAct() != *half.act)
-      return refuse(why, "the shared expert's activation (" +
-                             stringifyActivation(shared.getAct()) +
-                             ") is not the routed experts' (" +
-                             stringifyActivation(*half.act) + ")");
-    half.act = shared.getAct();
-    Value gateUp = shared.getGateWeight()
-                       ? Value()
-                       : joinedGateUp(shared.getGate(), shared.getUp(), ops);
-    if (gateUp)
-      half.shared = {gateUp, shared.getDown()};
-    else
-      half.shared = {shared.getGate(), shared.getUp(), shared.getDown()};
-    if (shared.getGateWeight())
-      half.shared.push_back(shared.getGateWeight());
-    ops.insert(shared);
-  }
-  if (half.kind == ExpertKind::Lora) {
-    if (!base)
-      return refuse(why, "LoRA experts without their moe.linear base");
-    half.weights.insert(half.weights.begin(), base);
-  }
-  return success();
-}
-
-/// The experts' half of a chain ending in `moe.combine`: a gather, one
-/// expert op and the combine.
-static FailureOr<ExpertsHalf>
-matchExperts(CombineOp combine, llvm::SetVector<Operation *> &ops, Why &why) {
-  Operation *experts = combine.getRows().getDefiningOp();
-  if (!experts || !experts->hasOneUse())
-    return refuse(why, "the combined rows do not come from an expert op "
-                       "that the combine alone reads");
-  ExpertsHalf half;
-  if (auto gated = dyn_cast<GatedExpertsOp>(experts)) {
-    half.kind = ExpertKind::Gated;
-    half.act = gated.getAct();
-    if (gated.getGateUp())
-      half.weights = {gated.getGateUp(), gated.getDown()};
-    else
-      half.weights = {gated.getGate(), gated.getUp(), gated.getDown()};
-    half.biases = llvm::to_vector(gated.getBiases());
-  } else if (auto mlp = dyn_cast<MlpExpertsOp>(experts)) {
-    half.kind = ExpertKind::Mlp;
-    half.act = mlp.getAct();
-    half.weights = {mlp.getW1(), mlp.getW2()};
-  } else if (auto lora = dyn_cast<LoraExpertsOp>(experts)) {
-    half.kind = ExpertKind::Lora;
-    half.alpha = lora.getAlpha().convertToDouble();
-    half.weights = {lora.getLoraA(), lora.getLoraB()};
-  } else if (auto mix = dyn_cast<LoraGatedExpertsOp>(experts)) {
-    half.kind = ExpertKind::LoraGated;
-    half.act = mix.getAct();
-    half.alpha = mix.getAlpha().convertToDouble();
-    half.weights = llvm::to_vector(mix->getOperands().drop_front(2));
-  } else {
-    return refuse(why, "the combined rows come from " + nameOf(experts) +
-                           ", not from an expert op");
-  }
-  auto gather = experts->getOperand(0).getDefiningOp<GatherOp>();
-  if (!gather || !gather->hasOneUse())
-    return refuse(why, "the experts' rows are not a moe.gather that the "
-                       "experts alone read");
-  half.input = gather.getInput();
-  half.rowToken = gather.getRowToken();
-  half.rowWeight = gather.getRowWeight();
-  half.groupSizes = experts->getOperand(1);
-  half.slotRow = combine.getSlotRow();
-  half.slotWeight = combine.getSlotWeight();
-  for (Operation *op : {combine.getOperation(), experts, gather.getOperation()})
-    ops.insert(op);
-  if (Value addend = combine.getAddend()) {
-    if (failed(matchAddend(addend, half, ops, why)))
-      return failure();
-  } else if (half.kind == ExpertKind::Lora) {
-    return refuse(why, "LoRA experts without their moe.linear base");
-  }
-  return half;
-}
-
 /// The experts' half of a chain ending in `moe.fused_experts`.
-static ExpertsHalf matchExperts(FusedExpertsOp fused,
-                                llvm::SetVector<Operation *> &ops) {
-  ExpertsHalf half;
+static ExpertChain matchExperts(FusedExpertsOp fused) {
+  ExpertChain half;
   ExpertsAttr experts = fused.getExperts();
   half.kind = experts.getKind();
   half.act = experts.getAct();
@@ -223,10 +95,7 @@ static ExpertsHalf matchExperts(FusedExpertsOp fused,
   half.weights = llvm::to_vector(fused.getExpertWeights());
   half.biases = llvm::to_vector(fused.getExpertBiases());
   half.shared = llvm::to_vector(fused.getSharedWeights());
-  if (half.shared.size() == 3)
-    if (Value gateUp = joinedGateUp(half.shared[0], half.shared[1], ops))
-      half.shared = {gateUp, half.shared[2]};
-  ops.insert(fused);
+  half.ops.insert(fused);
   return half;
 }
 
@@ -308,14 +177,18 @@ static LogicalResult matchRouting(Chain &chain, Why &why) {
 static FailureOr<Chain> matchChain(Operation *root, Why &why) {
   Chain chain;
   if (auto combine = dyn_cast<CombineOp>(root)) {
-    FailureOr<ExpertsHalf> half = matchExperts(combine, chain.ops, why);
+    FailureOr<ExpertChain> half = matchExpertChain(combine, why);
     if (failed(half))
       return failure();
     chain.experts = std::move(*half);
   } else {
-    chain.experts = matchExperts(cast<FusedExpertsOp>(root), chain.ops);
+    chain.experts = matchExperts(cast<FusedExpertsOp>(root));
   }
-  ExpertsHalf &half = chain.experts;
+  ExpertChain &half = chain.experts;
+  chain.ops.insert(half.ops.begin(), half.ops.end());
+  if (half.shared.size() == 3)
+    if (Value gateUp = joinedGateUp(half.shared[0], half.shared[1], chain.ops))
+      half.shared = {gateUp, half.shared[2]};
   auto dispatch = half.rowToken.getDefiningOp<DispatchOp>();
   if (!dispatch || half.groupSizes != dispatch.getGroupSizes() ||
       half.slotRow != dispatch.getSlotRow() ||
@@ -373,7 +246,7 @@ static bool isAfter(Operation *user, Operation *root) {
 /// ids or dropped counts is not one the layer can serve, or the layer's
 /// verifier refuses what the chain computes.
 static LogicalResult formLayer(Chain &chain, Operation *root, Why &why) {
-  ExpertsHalf &half = chain.experts;
+  ExpertChain &half = chain.experts;
   MLIRContext *ctx = root->getContext();
   int64_t numExperts = chain.numExperts;
 

@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ExpertChain.h"
+
 #include "moe/Transforms/Passes.h"
 
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -46,88 +48,22 @@ struct FuseExpertIO : OpRewritePattern<CombineOp> {
 
   LogicalResult matchAndRewrite(CombineOp combine,
                                 PatternRewriter &rewriter) const override {
-    Operation *experts = combine.getRows().getDefiningOp();
-    if (!experts || !experts->hasOneUse() ||
-        !isa<GatedExpertsOp, MlpExpertsOp, LoraExpertsOp>(experts))
-      return rewriter.notifyMatchFailure(combine, "rows not from experts");
-    Value rows = experts->getOperand(0);
-    auto gather = rows.getDefiningOp<GatherOp>();
-    if (!gather || !gather->hasOneUse())
-      return rewriter.notifyMatchFailure(combine, "expert rows not gathered");
-    Value input = gather.getInput();
-
-    ExpertKind kind;
-    std::optional<Activation> act;
-    std::optional<double> alpha;
-    Value groupSizes;
-    SmallVector<Value> weights, biases;
-    if (auto gated = dyn_cast<GatedExpertsOp>(experts)) {
-      kind = ExpertKind::Gated;
-      act = gated.getAct();
-      groupSizes = gated.getGroupSizes();
-      biases = gated.getBiases();
-      if (gated.getGateUp())
-        weights = {gated.getGateUp(), gated.getDown()};
-      else
-        weights = {gated.getGate(), gated.getUp(), gated.getDown()};
-    } else if (auto mlp = dyn_cast<MlpExpertsOp>(experts)) {
-      kind = ExpertKind::Mlp;
-      act = mlp.getAct();
-      groupSizes = mlp.getGroupSizes();
-      weights = {mlp.getW1(), mlp.getW2()};
-    } else {
-      auto lora = cast<LoraExpertsOp>(experts);
-      kind = ExpertKind::Lora;
-      alpha = lora.getAlpha().convertToDouble();
-      groupSizes = lora.getGroupSizes();
-      weights = {Value(), lora.getLoraA(), lora.getLoraB()};
-    }
-
-    // The always-on terms folded: a shared expert of the same input (and,
-    // for gated/mlp experts, activation), and for LoRA experts the frozen
-    // base `moe.linear` of the input, which LoRA requires. Anything else
-    // keeps the chain apart.
-    SmallVector<Value> terms;
-    if (Value addend = combine.getAddend()) {
-      if (auto sum = addend.getDefiningOp<arith::AddFOp>();
-          sum && sum->hasOneUse())
-        terms = {sum.getLhs(), sum.getRhs()};
-      else
-        terms = {addend};
-    }
-    SmallVector<Value> shared;
-    Value base;
-    for (Value term : terms) {
-      Operation *def = term.getDefiningOp();
-      if (auto linear = dyn_cast_or_null<LinearOp>(def);
-          linear && linear->hasOneUse() && kind == ExpertKind::Lora && !base &&
-          linear.getInput() == input) {
-        base = linear.getWeight();
-        continue;
-      }
-      auto sharedOp = dyn_cast_or_null<SharedExpertOp>(def);
-      if (!sharedOp || !sharedOp->hasOneUse() || !shared.empty() ||
-          sharedOp.getInput() != input || (act && sharedOp.getAct() != *act))
-        return rewriter.notifyMatchFailure(combine, "addend not foldable");
-      if (!act)
-        act = sharedOp.getAct();
-      shared = {sharedOp.getGate(), sharedOp.getUp(), sharedOp.getDown()};
-      if (sharedOp.getGateWeight())
-        shared.push_back(sharedOp.getGateWeight());
-    }
-    if (kind == ExpertKind::Lora) {
-      if (!base)
-        return rewriter.notifyMatchFailure(combine, "LoRA without its base");
-      weights[0] = base;
-    }
-
+    std::string why;
+    FailureOr<ExpertChain> chain = matchExpertChain(combine, why);
+    if (failed(chain))
+      return rewriter.notifyMatchFailure(combine, why);
+    if (chain->kind == ExpertKind::LoraGated)
+      return rewriter.notifyMatchFailure(combine,
+                                         "lora_gated experts have no fused "
+                                         "form");
     auto attr = ExpertsAttr::get(
-        rewriter.getContext(), kind, act.value_or(Activation::Silu),
-        alpha ? std::optional<F64>(F64{*alpha}) : std::nullopt);
+        rewriter.getContext(), chain->kind,
+        chain->act.value_or(Activation::Silu),
+        chain->alpha ? std::optional<F64>(F64{*chain->alpha}) : std::nullopt);
     rewriter.replaceOpWithNewOp<FusedExpertsOp>(
-        combine, input, gather.getRowToken(), groupSizes, gather.getRowWeight(),
-        combine.getSlotRow(), combine.getSlotWeight(), weights, biases, shared,
-        attr);
+        combine, chain->input, chain->rowToken, chain->groupSizes,
+        chain->rowWeight, chain->slotRow, chain->slotWeight, chain->weights,
+        chain->biases, chain->shared, attr);
     return success();
   }
 };
