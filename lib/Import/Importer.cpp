@@ -648,9 +648,11 @@ static llvm::Error checkQWeight(const Checkpoint &ckpt,
 }
 
 /// Checks the integer tensors of `weight`, named as `m.packedInts` says:
-/// I32 words [..., n, ceil(k / (32 / bits))] of `<name>_packed` and their
-/// scales `<name>_scale` [..., n, ceil(k / group)] (f32, f16 or bf16).
-/// `weight.names` name the words.
+/// I32 words [..., n, ceil(k / (32 / bits))] of `<name>_packed`, their
+/// scales `<name>_scale` [..., n, ceil(k / group)] (f32, f16 or bf16) and,
+/// for asymmetric weights, their zero points `<name>_zero_point`, I32
+/// [..., ceil(n / (32 / bits)), ceil(k / group)]. `weight.names` name the
+/// words.
 static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
                                    WeightSpec &weight) {
   const ModelConfig::PackedInts &ints = *m.packedInts;
@@ -671,15 +673,33 @@ static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
   int64_t group = ints.group ? ints.group : shape.back();
   llvm::SmallVector<int64_t> grid = shape;
   grid.back() = llvm::divideCeil(shape.back(), group);
+  // The zero points are packed along n, 32 / bits a word.
+  llvm::SmallVector<int64_t> zeroGrid = grid;
+  zeroGrid.end()[-2] = llvm::divideCeil(shape.end()[-2], 32 / ints.bits);
   for (const std::string &codes : weight.names) {
     if (llvm::Error err =
             ckpt.requirePackedInts(codes, shape, ints.bits).takeError())
       return err;
-    std::string scale =
-        StringRef(codes).drop_back(suffix.size()).str() + "_scale";
+    StringRef stem = StringRef(codes).drop_back(suffix.size());
+    std::string scale = (stem + "_scale").str();
     if (llvm::Error err = ckpt.requireScales(scale, grid).takeError())
       return err;
     weight.scales.push_back(std::move(scale));
+    std::string zeros = (stem + "_zero_point").str();
+    if (!ints.zeroPoints) {
+      // compressed-tensors packs the zero points of asymmetric weights
+      // only: read as symmetric, such weights would silently be off.
+      const checkpoint::TensorInfo *packed = ckpt.lookup(zeros);
+      if (packed && packed->dtype == DType::I32)
+        return makeError(packed->file + ": tensor " + zeros +
+                         " holds packed zero points, but " + m.path + " (" +
+                         ints.description + ") says the weights are symmetric");
+      continue;
+    }
+    if (llvm::Error err =
+            ckpt.require(zeros, zeroGrid, {DType::I32}).takeError())
+      return err;
+    weight.zeroPoints.push_back(std::move(zeros));
   }
   // Activation order "group": `<name>_g_idx`.
   if (llvm::Error err = collectGroupIndices(ckpt, weight, [&](StringRef codes) {

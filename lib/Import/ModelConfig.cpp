@@ -686,7 +686,8 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
 /// (quant_method "compressed-tensors"): FP8 E4M3 scaled per tensor,
 /// channel, group or block (formats float-quantized and naive-quantized),
 /// NVFP4 (format nvfp4-pack-quantized), MXFP4 (mxfp4-pack-quantized), or
-/// integers of 4 or 8 bits scaled per channel or group (pack-quantized).
+/// integers of 4 or 8 bits scaled per channel or group, symmetric or with
+/// zero points (pack-quantized).
 /// The format is the config's, or a config group's own (as under
 /// "mixed-precision"); every config group that quantizes weights must use
 /// the same scheme.
@@ -715,6 +716,7 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
   std::optional<std::pair<std::string, ModelConfig::FP8Scales>> scheme;
   std::string schemeGroup;
   int64_t schemeBits = 0;
+  bool schemeSymmetric = true;
   // In name order, so that the diagnostic of a mixed scheme is stable.
   llvm::SmallVector<StringRef> names;
   for (const auto &entry : *groups)
@@ -765,10 +767,13 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
              (fp4 ? "4-bit float weights there: type \"float\", num_bits 4"
                   : "FP8 weights there: type \"float\", num_bits 8") +
              ")");
-    if (!w.failed() && (!symmetric || dynamic))
-      w.fail(Twine(symmetric ? "dynamic" : "asymmetric") +
-             " weights are not supported" +
-             (symmetric ? "" : " (moe-import reads no zero points)"));
+    // Integer weights may be asymmetric: their zero points are read.
+    if (!w.failed() && dynamic)
+      w.fail("dynamic weights are not supported");
+    if (!w.failed() && !symmetric && !ints)
+      w.fail("asymmetric weights are not supported in format \"" + format +
+             "\" (moe-import reads the zero points of integer weights, "
+             "format \"pack-quantized\")");
     if (!w.failed() && ints && strategy != "group" && strategy != "channel")
       w.fail("strategy \"" + strategy + "\" is not supported in format \"" +
              format + "\" (integer weights are scaled per channel or group)");
@@ -817,7 +822,7 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
         "quant_method \"compressed-tensors\", strategy \"" + strategy + "\"";
     if (scheme &&
         (scheme->first != format || scheme->second.block != scales.block ||
-         schemeBits != bits)) {
+         schemeBits != bits || schemeSymmetric != symmetric)) {
       keys.fail("config groups \"" + schemeGroup + "\" and \"" + name +
                 "\" scale their weights differently; moe-import reads one "
                 "scheme a checkpoint");
@@ -826,6 +831,7 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     scheme.emplace(format, std::move(scales));
     schemeGroup = name.str();
     schemeBits = bits;
+    schemeSymmetric = symmetric;
   }
   if (!scheme)
     return;
@@ -843,7 +849,9 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
   ModelConfig::PackedInts ints;
   ints.bits = static_cast<unsigned>(schemeBits);
   ints.group = scheme->second.block[1];
-  ints.description = description + ", int" + std::to_string(schemeBits);
+  ints.zeroPoints = !schemeSymmetric;
+  ints.description = description + ", int" + std::to_string(schemeBits) +
+                     (schemeSymmetric ? "" : " asymmetric");
   m.packedInts = std::move(ints);
 }
 

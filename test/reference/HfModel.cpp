@@ -879,10 +879,13 @@ static bool readPackedE2M1(const st::Reader &reader, const st::TensorEntry &t,
 /// bits codes a word, the first in the lowest bits, each the value plus
 /// 2^(bits - 1)) of weight `name`, a piece `shape` [..., n, k], each value times its
 /// scale `<name>_scale` [..., n, ceil(k / group)] (group 0: k), the
-/// product rounded to f32 once.
+/// product rounded to f32 once. `asymmetric`: each code minus the zero
+/// point of its group and row, from `<name>_zero_point` (I32 [..., ceil(n
+/// / w), groups], stored as the codes are, packed along n), rather than
+/// minus 2^(bits - 1).
 static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
                            const std::string &name, int bits, int64_t group,
-                           const std::vector<int64_t> &shape,
+                           bool asymmetric, const std::vector<int64_t> &shape,
                            std::vector<double> *values, std::string *err) {
   int64_t n = shape[shape.size() - 2], k = shape.back(), perWord = 32 / bits;
   int64_t g = group ? group : k;
@@ -905,9 +908,24 @@ static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
            shapeText(s->shape) + ", expected a float " + shapeText(scaleShape);
     return false;
   }
-  std::vector<double> words, scales, groupOf;
+  std::vector<double> words, scales, groupOf, zeros;
   if (!reader.read(t, &words, err) || !reader.read(*s, &scales, err))
     return false;
+  std::vector<int64_t> zeroShape = scaleShape;
+  zeroShape[zeroShape.size() - 2] = (n + perWord - 1) / perWord;
+  if (asymmetric) {
+    const st::TensorEntry *z = reader.find(name + "_zero_point");
+    if (!z) {
+      *err = "the checkpoint has no tensor " + name + "_zero_point";
+      return false;
+    }
+    if (z->dtype != "I32" || z->shape != zeroShape) {
+      *err = z->file + ": tensor " + z->name + " is " + z->dtype + " " +
+             shapeText(z->shape) + ", expected I32 " + shapeText(zeroShape);
+      return false;
+    }
+    if (!reader.read(*z, &zeros, err)) return false;
+  }
   // Activation order "group": the group of each input, `<name>_g_idx`.
   if (const st::TensorEntry *g = reader.find(name + "_g_idx")) {
     std::vector<int64_t> want(shape.begin(), shape.end() - 2);
@@ -938,8 +956,17 @@ static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
         *err = s->file + ": tensor " + s->name + ": a scale is not finite";
         return false;
       }
+      int64_t zero = int64_t(1) << (bits - 1);
+      if (asymmetric) {
+        // Row r is row i = r % n of piece r / n.
+        int64_t i = r % n;
+        int64_t at = (r / n * zeroShape[zeroShape.size() - 2] + i / perWord) *
+                         scaleShape.back() + grp;
+        uint32_t word = uint32_t(int64_t(zeros[size_t(at)]));
+        zero = word >> (i % perWord * bits) & ((1u << bits) - 1);
+      }
       (*values)[size_t(r * k + c)] =
-          double(float(double(code - (int64_t(1) << (bits - 1))) * scale));
+          double(float(double(code - zero) * scale));
     }
   return true;
 }
@@ -1367,6 +1394,10 @@ static bool readQuantization(const json::Value &q, Keys &keys,
       else if (name != "channel")
         return keys.bad("quantization_config: integer weights of strategy \"" +
                         name + "\" are not read");
+      const json::Value *symmetric = w->get("symmetric");
+      p->intAsymmetric = symmetric &&
+                         symmetric->kind == json::Value::Kind::Bool &&
+                         !symmetric->boolean;
       return true;
     }
     const json::Value *block = w->get("block_structure");
@@ -1583,8 +1614,8 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
       }
       if (plan.intBits && t->dtype == "I32" && !op.transposed) {
         std::vector<double> values;
-        if (!readPackedInts(reader, *t, name, plan.intBits, plan.intGroup, each,
-                            &values, err))
+        if (!readPackedInts(reader, *t, name, plan.intBits, plan.intGroup,
+                            plan.intAsymmetric, each, &values, err))
           return false;
         fp8 = true;
         a.dtype = weights->dtype;

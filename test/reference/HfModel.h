@@ -101,9 +101,14 @@ struct LayerPlan {
   /// llm-compressor's integers ("pack-quantized"): `<name>_packed` holds
   /// I32 words of 32 / intBits codes (4 or 8 bits, the first in the lowest
   /// bits, each the value plus 2^(intBits - 1)), with scales `<name>_scale`
-  /// [..., n, ceil(k / intGroup)] (intGroup 0: one a row).
+  /// [..., n, ceil(k / intGroup)] (intGroup 0: one a row). intAsymmetric
+  /// ("symmetric": false): zero points `<name>_zero_point`, I32 [...,
+  /// ceil(n / w), groups], w rows' zero points a word (row i in the bits
+  /// (i % w) * intBits), each stored plus 2^(intBits - 1) as the codes are;
+  /// element (i, j) is (code - zero) * scale.
   int intBits = 0;
   int64_t intGroup = 0;
+  bool intAsymmetric = false;
   /// GPTQ (quant_method "gptq"): a Linear `<prefix>` is `<prefix>.qweight`
   /// (I32 [k / w, n], w codes a word along k, the first in the lowest bits),
   /// `.scales` [groups, n], `.qzeros` (I32 [groups, n / w], packed as the

@@ -247,6 +247,15 @@ static cl::opt<bool> intActorder(
              "groups of the inputs in a random order (<name>_g_idx I32 [k], "
              "a permutation of j / group)"),
     cl::cat(category));
+static cl::opt<bool> intAsymmetric(
+    "int-asymmetric",
+    cl::desc("with --int-compressed: asymmetric weights (\"symmetric\": "
+             "false), each group scaled over its range [min(v, 0), max(v, "
+             "0)] with a zero point; <name>_zero_point I32 [ceil(n / (32 / "
+             "bits)), ceil(k / group)], the zero points of a group's rows "
+             "packed along n as the codes are along k, each plus 2^(bits - "
+             "1)"),
+    cl::cat(category));
 static cl::opt<bool> intDequantized(
     "int-dequantized",
     cl::desc("with --int-compressed: write those projections dequantized "
@@ -926,6 +935,8 @@ static llvm::Error parseFP8(Model &m) {
     return llvm::createStringError("--int-group must not be negative");
   if (intDequantized && !intCompressed)
     return llvm::createStringError("--int-dequantized needs --int-compressed");
+  if (intAsymmetric && !intCompressed)
+    return llvm::createStringError("--int-asymmetric needs --int-compressed");
   if (intActorder && (!intCompressed || !intGroup))
     return llvm::createStringError(
         "--int-actorder needs --int-compressed and a --int-group");
@@ -1238,7 +1249,7 @@ static llvm::json::Object compressedIntConfig() {
       {"num_bits", intCompressed.getValue()},
       {"observer", "minmax"},
       {"strategy", intGroup ? "group" : "channel"},
-      {"symmetric", true},
+      {"symmetric", !intAsymmetric},
       {"type", "int"},
   };
   llvm::json::Object config =
@@ -2015,8 +2026,8 @@ static std::vector<int32_t> inputGroups(int64_t k, int64_t group, bool shuffled,
 namespace {
 /// Integers packed as compressed-tensors' pack-quantized format.
 struct PackedInts {
-  std::vector<char> words, scales, groupIndices;
-  llvm::SmallVector<int64_t> wordShape, scaleShape;
+  std::vector<char> words, scales, zeros, groupIndices;
+  llvm::SmallVector<int64_t> wordShape, scaleShape, zeroShape;
   /// What the dequantization computes: each value times its scale, rounded
   /// once to f32.
   std::vector<float> values;
@@ -2030,14 +2041,20 @@ struct PackedInts {
 /// to `scaleType`, and each value's code is value / scale rounded to
 /// nearest (ties to even) and clamped to [-2^(bits - 1), 2^(bits - 1) - 1],
 /// stored plus 2^(bits - 1), 32 / bits codes an I32 word from its lowest
-/// bits.
+/// bits. `asymmetric`: a group's scale is its range [min(v, 0), max(v, 0)]
+/// over 2^bits - 1, rounded to `scaleType`, its zero point z the code of 0
+/// (-2^(bits - 1) - round(min / scale), clamped), each code round(v /
+/// scale) + z clamped, and the value (code - z) * scale; the zero points
+/// are stored plus 2^(bits - 1) too, packed along the rows.
 static PackedInts quantizeInts(llvm::ArrayRef<float> values,
                                llvm::ArrayRef<int64_t> shape, unsigned bits,
                                int64_t group, DType scaleType,
-                               llvm::ArrayRef<int32_t> groupOf) {
+                               llvm::ArrayRef<int32_t> groupOf,
+                               bool asymmetric) {
   int64_t k = shape.back(), rows = values.size() / k;
   int64_t g = group ? group : k, perWord = 32 / bits;
   int64_t groups = (k + g - 1) / g, words = (k + perWord - 1) / perWord;
+  int64_t n = shape.end()[-2], nWords = (n + perWord - 1) / perWord;
   // The inputs of each group.
   std::vector<std::vector<int64_t>> members(groups);
   for (int64_t c = 0; c < k; ++c)
@@ -2048,30 +2065,49 @@ static PackedInts quantizeInts(llvm::ArrayRef<float> values,
   q.wordShape.back() = words;
   q.scaleShape.assign(shape.begin(), shape.end());
   q.scaleShape.back() = groups;
+  q.zeroShape.assign(q.scaleShape.begin(), q.scaleShape.end());
+  q.zeroShape.end()[-2] = nWords;
   std::vector<uint32_t> packed(rows * words, 0);
+  std::vector<uint32_t> zeros(rows / n * nWords * groups, 0);
   std::vector<float> scales(rows * groups);
   q.values.resize(values.size());
+  float lowest = float(-offset), highest = float(offset - 1);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t b = 0; b < groups; ++b) {
-      float amax = 0;
-      for (int64_t c : members[b])
-        amax = std::max(amax, std::fabs(values[r * k + c]));
-      // The scale as the checkpoint stores it, which dequantizes.
-      float scale = roundTo(
-          scaleType, amax > 0 ? amax / ((2.0f * offset - 1.0f) / 2.0f) : 1.0f);
-      scales[r * groups + b] = scale;
+      float lo = 0, hi = 0;
       for (int64_t c : members[b]) {
-        float code = std::nearbyint(values[r * k + c] / scale);
-        code = std::clamp(code, float(-offset), float(offset - 1));
+        lo = std::min(lo, values[r * k + c]);
+        hi = std::max(hi, values[r * k + c]);
+      }
+      // The scale as the checkpoint stores it, which dequantizes.
+      float range = asymmetric ? (hi - lo) / (2.0f * offset - 1.0f)
+                               : std::max(-lo, hi) / (offset - 0.5f);
+      float scale = roundTo(scaleType, range > 0 ? range : 1.0f);
+      scales[r * groups + b] = scale;
+      float zero = 0;
+      if (asymmetric) {
+        zero = std::clamp(lowest - std::nearbyint(lo / scale), lowest, highest);
+        int64_t word = (r / n * nWords + r % n / perWord) * groups + b;
+        zeros[word] |= static_cast<uint32_t>(static_cast<int>(zero) + offset)
+                       << (r % n % perWord * bits);
+      }
+      for (int64_t c : members[b]) {
+        float code = std::nearbyint(values[r * k + c] / scale) + zero;
+        code = std::clamp(code, lowest, highest);
         uint32_t stored =
             static_cast<uint32_t>(static_cast<int>(code) + offset);
         packed[r * words + c / perWord] |= stored << (c % perWord * bits);
-        q.values[r * k + c] = code * scale;
+        q.values[r * k + c] = (code - zero) * scale;
       }
     }
   }
-  q.words.resize(packed.size() * 4);
-  std::memcpy(q.words.data(), packed.data(), q.words.size());
+  auto bytes = [](const std::vector<uint32_t> &words) {
+    std::vector<char> result(words.size() * 4);
+    std::memcpy(result.data(), words.data(), result.size());
+    return result;
+  };
+  q.words = bytes(packed);
+  q.zeros = bytes(zeros);
   q.scales = storeValues(scales, scaleType);
   q.groupIndices.resize(groupOf.size() * 4);
   std::memcpy(q.groupIndices.data(), groupOf.data(), q.groupIndices.size());
@@ -2435,7 +2471,8 @@ static llvm::Error writeWeights(const Model &m,
       PackedInts q =
           quantizeInts(generated, spec.shape, intCompressed, intGroup, m.dtype,
                        inputGroups(k, intGroup ? intGroup.getValue() : k,
-                                   intActorder, spec.name));
+                                   intActorder, spec.name),
+                       intAsymmetric);
       if (intDequantized) {
         add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
         continue;
@@ -2448,6 +2485,9 @@ static llvm::Error writeWeights(const Model &m,
       add(spec.name + "_shape", DType::I32, {2},
           std::vector<char>(reinterpret_cast<const char *>(dims),
                             reinterpret_cast<const char *>(dims + 2)));
+      if (intAsymmetric)
+        add(spec.name + "_zero_point", DType::I32, q.zeroShape,
+            std::move(q.zeros));
       if (intActorder)
         add(spec.name + "_g_idx", DType::I32, {k}, std::move(q.groupIndices));
       continue;

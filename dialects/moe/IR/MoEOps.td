@@ -254,8 +254,9 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     `scale_block = array<i64: g, 1>`, the blocks of the tensor as stored
     (as for FP8). `zero_points` names one more I32 tensor per tensor, the
     zero point of each scale packed along n as the codes are along k:
-    `[..., ceil(n / w), ceil(k / g)]`, or `[..., ceil(k / g), ceil(n /
-    w)]` when `transposed`. Element `(i, j)` is then its code minus the
+    `[..., ceil(n / w), ceil(k / g)]` (llm-compressor's asymmetric
+    weights), or `[..., ceil(k / g), ceil(n / w)]` when `transposed`.
+    Element `(i, j)` is then its code minus the
     zero point of its group (plus `zero_point_offset`, 1 for GPTQ's
     original format, which stores each zero point minus one), times the
     scale; without `zero_points`, the zero point is 2^(bits - 1).

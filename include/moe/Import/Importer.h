@@ -343,7 +343,10 @@ struct ModelConfig {
   /// "compressed-tensors", format "pack-quantized": W4A16, W8A16): a
   /// weight `<name>` is the I32 words `<name>_packed` of its `bits`-bit
   /// codes and their scales `<name>_scale`, one a group of `group` inputs
-  /// of each row (0: one a row, strategy "channel").
+  /// of each row (0: one a row, strategy "channel"). Asymmetric weights
+  /// (`zeroPoints`, "symmetric": false) also have the zero points
+  /// `<name>_zero_point`, I32 [ceil(n / w), groups], packed along n as the
+  /// codes are along k, each stored plus 2^(bits - 1) as the codes are.
   ///
   /// With layout GPTQ (quant_method "gptq"), as GPTQ stores them: the
   /// Linear `<prefix>` (its weight `<prefix>.weight`) is `<prefix>.qweight`
@@ -364,6 +367,9 @@ struct ModelConfig {
     /// GPTQ's and AWQ's Linears are `<prefix>.qweight`.
     bool qweight() const { return layout != Layout::CompressedTensors; }
     int64_t zeroOffset = 0;
+    /// Layout CompressedTensors: the weights are asymmetric and have zero
+    /// points (GPTQ's and AWQ's always have them).
+    bool zeroPoints = false;
     /// The quantization_config's words for the scheme, for diagnostics.
     std::string description;
   };
