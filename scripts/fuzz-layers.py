@@ -299,7 +299,8 @@ def layer_steps(case_dir, seed, spec, tokens, widen, spelling, env, args):
 
 FAMILIES = ["mixtral", "minimax", "minimax_m2", "qwen2_moe", "qwen3_moe",
             "qwen3_next", "qwen3_vl_moe", "qwen3_5_moe", "olmoe", "flex_olmo", "jamba",
-            "deepseek_v2", "deepseek_v3", "glm4_moe", "glm4v_moe",
+            "deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2",
+            "glm4_moe", "glm4v_moe", "glm4_moe_lite", "glm_moe_dsa",
             "dots1", "ernie4_5_moe", "granitemoe", "granitemoeshared",
             "granitemoehybrid", "lfm2_moe", "llama4",
             "llama4_text", "dbrx", "gpt_oss"]
@@ -311,8 +312,9 @@ NO_FP8 = ("dbrx", "gpt_oss")
 # Experts named gate_proj, up_proj, down_proj under mlp, which a
 # checkpoint may also hold fused as transformers 5 writes them.
 MLP_EXPERTS = ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe", "olmoe",
-               "flex_olmo", "deepseek_v2", "deepseek_v3", "glm4_moe",
-               "glm4v_moe", "dots1", "ernie4_5_moe")
+               "flex_olmo", "deepseek_v2", "deepseek_v3", "deepseek_v32",
+               "kimi_k2", "glm4_moe", "glm4v_moe", "glm4_moe_lite",
+               "glm_moe_dsa", "dots1", "ernie4_5_moe")
 # Mixtral's block, which transformers 5 stores fused under mlp.
 MIXTRAL_BLOCK = ("mixtral", "minimax", "minimax_m2")
 
@@ -338,8 +340,8 @@ def draw_model(rng, pipeline):
     gen = ["--family", family, "--dtype", stored,
            "--hidden", size(8, 256), "--inner", size(8, 160),
            "--experts", E, "--top-k", k, "--layers", 1]
-    if family.startswith("deepseek") or family in ("glm4_moe", "glm4v_moe",
-                                                   "dots1"):
+    if family.startswith(("deepseek", "glm")) or family in ("kimi_k2",
+                                                            "dots1"):
         # Groups of at least two experts, enough of them kept for k.
         divisors = [g for g in range(1, E // 2 + 1) if E % g == 0]
         groups = rng.choice(divisors)

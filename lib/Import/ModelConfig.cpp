@@ -151,6 +151,28 @@ public:
     return result;
   }
 
+  /// A list of strings; absent means empty.
+  std::vector<std::string> getStringList(StringRef key) {
+    std::vector<std::string> result;
+    const llvm::json::Value *value = find(key);
+    if (!value)
+      return result;
+    const llvm::json::Array *array = value->getAsArray();
+    if (!array) {
+      mistyped(key, "a list of strings", *value);
+      return result;
+    }
+    for (const llvm::json::Value &item : *array) {
+      std::optional<StringRef> text = item.getAsString();
+      if (!text) {
+        mistyped(key, "a list of strings", item);
+        return {};
+      }
+      result.push_back(text->str());
+    }
+    return result;
+  }
+
   /// An object, or null when absent.
   const llvm::json::Object *getObject(StringRef key) {
     const llvm::json::Value *value = find(key);
@@ -297,6 +319,20 @@ static const FamilyInfo kFamilies[] = {
     // its keys are in text_config.
     {"glm4v_moe", Family::DeepseekV3, "n_routed_experts",
      "moe_intermediate_size"},
+    // Kimi K2 is DeepSeek-V3's architecture under its own model type (its
+    // config class is DeepSeek's DeepseekV3Config).
+    {"kimi_k2", Family::DeepseekV3, "n_routed_experts",
+     "moe_intermediate_size"},
+    // DeepSeek-V3.2 adds sparse attention to DeepSeek-V3 and keeps its
+    // sparse block; GLM-4.7-Flash (glm4_moe_lite) and GLM-5 (glm_moe_dsa)
+    // share it. Their config classes say which layers are sparse in
+    // mlp_layer_types and route as DeepSeek-V3 without routing keys.
+    {"deepseek_v32", Family::DeepseekV3, "n_routed_experts",
+     "moe_intermediate_size"},
+    {"glm4_moe_lite", Family::DeepseekV3, "n_routed_experts",
+     "moe_intermediate_size"},
+    {"glm_moe_dsa", Family::DeepseekV3, "n_routed_experts",
+     "moe_intermediate_size"},
     // ERNIE-4.5-MoE: its own block (Ernie4_5_MoeSparseMoeBlock) with
     // DeepSeek-V2's tensor names (an ungated shared_experts FFN); no preset
     // names its routing, and the family only fills the field.
@@ -327,7 +363,8 @@ StringRef mlir::moe::import::supportedModelTypes() {
   return "mixtral, minimax, minimax_m2, qwen2_moe, qwen3_moe, qwen3_next, "
          "qwen3_vl_moe, qwen3_5_moe, olmoe, flex_olmo, granitemoe, "
          "granitemoeshared, granitemoehybrid, jamba, deepseek_v2, "
-         "deepseek_v3, glm4_moe, glm4v_moe, dots1, ernie4_5_moe, lfm2_moe, "
+         "deepseek_v3, deepseek_v32, kimi_k2, glm4_moe, glm4v_moe, "
+         "glm4_moe_lite, glm_moe_dsa, dots1, ernie4_5_moe, lfm2_moe, "
          "llama4, "
          "llama4_text, dbrx, gpt_oss";
 }
@@ -386,9 +423,10 @@ static void readActivation(ConfigReader &reader, ModelConfig &m) {
 /// which topk_group are kept. `fallback` is the config class's default for
 /// both keys, when it has one.
 static void readGroups(ConfigReader &reader, ModelConfig &m,
-                       int64_t minPerGroup, std::optional<int64_t> fallback) {
+                       int64_t minPerGroup, std::optional<int64_t> fallback,
+                       std::optional<int64_t> topkFallback) {
   m.groups = reader.getInt("n_group", fallback, 1);
-  m.topkGroup = reader.getInt("topk_group", fallback, 1);
+  m.topkGroup = reader.getInt("topk_group", topkFallback, 1);
   if (reader.failed())
     return;
   if (m.numExperts % m.groups != 0)
@@ -411,6 +449,28 @@ static void readGroups(ConfigReader &reader, ModelConfig &m,
                        " kept groups");
 }
 
+/// mlp_layer_types: "dense" or "sparse" for each layer; the sparse ones
+/// become moe_layers.
+static void readMlpLayerTypes(ConfigReader &reader, ModelConfig &m) {
+  std::vector<std::string> types = reader.getStringList("mlp_layer_types");
+  if (reader.failed())
+    return;
+  if (static_cast<int64_t>(types.size()) != m.numLayers)
+    return reader.fail("mlp_layer_types has " + Twine(types.size()) +
+                       " entries, expected one a layer (num_hidden_layers = " +
+                       Twine(m.numLayers) + ")");
+  std::vector<int64_t> sparse;
+  for (auto [layer, type] : llvm::enumerate(types)) {
+    if (type != "dense" && type != "sparse")
+      return reader.fail("mlp_layer_types[" + Twine(layer) + "] is \"" + type +
+                         "\", expected \"dense\" or \"sparse\"");
+    if (type == "sparse")
+      sparse.push_back(static_cast<int64_t>(layer));
+  }
+  m.moeLayers = std::move(sparse);
+  m.moeLayersKey = "mlp_layer_types";
+}
+
 static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   bool v3 = m.family == Family::DeepseekV3;
   // glm4_moe and dots1: their config classes' defaults; their modeling
@@ -419,19 +479,49 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   // norm_topk_prob to false and n_group and topk_group to 1.
   bool glm = m.modelType == "glm4_moe" || m.modelType == "glm4v_moe";
   bool dots = m.modelType == "dots1";
-  bool fixedRouter = glm || dots;
+  // deepseek_v32, glm_moe_dsa and glm4_moe_lite: their config classes
+  // (transformers' DeepseekV32Config, GlmMoeDsaConfig, Glm4MoeLiteConfig)
+  // route as DeepSeek-V3 too, list their sparse layers in mlp_layer_types
+  // (by default the first first_k_dense_replace layers dense, 3; or only
+  // layer 0, for glm4_moe_lite) and default to one shared expert.
+  bool dsa = m.modelType == "deepseek_v32" || m.modelType == "glm_moe_dsa";
+  bool lite = dsa || m.modelType == "glm4_moe_lite";
+  // kimi_k2: DeepSeek's own DeepseekV3Config, whose routing defaults are
+  // DeepSeek-V2's (softmax, greedy): its releases give every routing key,
+  // and moe-import asks for them rather than assume either class's.
+  bool kimi = m.modelType == "kimi_k2";
+  bool fixedRouter = glm || dots || lite;
+  if (kimi)
+    for (StringRef key :
+         {"scoring_func", "topk_method", "n_group", "topk_group",
+          "routed_scaling_factor", "norm_topk_prob"})
+      if (!reader.failed() && !reader.find(key))
+        reader.fail("missing key \"" + key +
+                    "\" (kimi_k2's config class has DeepSeek-V2's routing "
+                    "defaults, so moe-import reads its routing from the "
+                    "config only)");
   // n_shared_experts = null means none (Python None); an absent key is an
   // error, since the config classes disagree on its default.
   int64_t sharedExperts =
       reader.isNull("n_shared_experts")
           ? 0
-          : reader.getInt("n_shared_experts", std::nullopt, 0);
+          : reader.getInt("n_shared_experts",
+                          lite ? std::optional<int64_t>(1) : std::nullopt, 0);
   m.sharedSize = sharedExpertsSize(reader, "n_shared_experts", sharedExperts,
                                    m.expertSize);
-  m.firstKDenseReplace = reader.getInt("first_k_dense_replace", glm ? 1 : 0, 0);
+  m.firstKDenseReplace = lite && !dsa ? 1
+                                      : reader.getInt("first_k_dense_replace",
+                                                      glm   ? 1
+                                                      : dsa ? 3
+                                                            : 0,
+                                                      0);
+  if (lite && reader.find("mlp_layer_types"))
+    readMlpLayerTypes(reader, m);
   m.moeLayerFreq = fixedRouter ? 1 : reader.getInt("moe_layer_freq", 1, 1);
   double factor = reader.getPositive("routed_scaling_factor",
-                                     v3 && !fixedRouter ? 2.5 : 1.0);
+                                     m.modelType == "glm4_moe_lite" ? 1.8
+                                     : v3 && (!fixedRouter || dsa)  ? 2.5
+                                                                    : 1.0);
   bool norm = reader.getBool("norm_topk_prob", v3 && !dots);
   StringRef defaultScoring = v3 ? "sigmoid" : "softmax";
   StringRef defaultMethod = v3 ? "noaux_tc" : "greedy";
@@ -454,7 +544,7 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
     if (method == "group_limited_greedy") {
       m.selection = Selection::GroupedTopK;
       m.groupScore = GroupScore::Max;
-      readGroups(reader, m, 1, std::nullopt);
+      readGroups(reader, m, 1, std::nullopt, std::nullopt);
     } else if (method != "greedy") {
       return reader.fail("topk_method \"" + method +
                          "\" is not supported for deepseek_v2 (supported: "
@@ -478,7 +568,17 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   m.selection = Selection::GroupedTopK;
   m.groupScore = GroupScore::SumTop2;
   m.selectionBias = true;
-  readGroups(reader, m, 2, dots ? std::optional<int64_t>(1) : std::nullopt);
+  // Dots1Config, Glm4MoeLiteConfig and GlmMoeDsaConfig default to one
+  // group, DeepseekV32Config to 8 groups of which 4 are kept.
+  bool oneGroup = dots || (lite && m.modelType != "deepseek_v32");
+  std::optional<int64_t> groups, kept;
+  if (oneGroup)
+    groups = kept = 1;
+  if (m.modelType == "deepseek_v32") {
+    groups = 8;
+    kept = 4;
+  }
+  readGroups(reader, m, 2, groups, kept);
   m.renormalize = norm;
   m.scale = factor;
 }
@@ -1299,7 +1399,9 @@ llvm::SmallVector<int64_t> ModelConfig::sparseLayers() const {
 std::string ModelConfig::denseReason(int64_t layer) const {
   std::string l = std::to_string(layer);
   if (moeLayers)
-    return "it is not in moe_layers";
+    return moeLayersKey == "mlp_layer_types"
+               ? "mlp_layer_types[" + l + "] is \"dense\""
+               : "it is not in moe_layers";
   if (isLlama4())
     return l + " % interleave_moe_layer_step (" + std::to_string(moeLayerFreq) +
            ") != " + std::to_string(moeLayerFreq - 1);

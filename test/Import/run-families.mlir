@@ -97,6 +97,30 @@
 // RUN: moe-run %t/dots.mlir --entry moe_layer_1 --quiet $(cat %t/dots-cases/moe-run.args)
 // RUN: moe-reference compare --dir %t/dots-cases | FileCheck %s
 
+// Kimi K2, bf16: 64 experts in one group, top-8, the scale of its
+// release, a shared expert.
+// RUN: moe-gen-checkpoint --family kimi_k2 --out %t/kimi --seed 40 --hidden 32 --inner 48 --experts 64 --top-k 8 --layers 2 --first-dense 1 --groups 1 --topk-group 1 --scaling-factor 2.827 --dtype bf16
+// RUN: moe-import --model %t/kimi -o %t/kimi.mlir
+// RUN: moe-reference emit-model --model %t/kimi --layer 1 --seed 15 --tokens 0,1,7,33 --dir %t/kimi-cases
+// RUN: moe-run %t/kimi.mlir --entry moe_layer_1 --quiet $(cat %t/kimi-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/kimi-cases | FileCheck %s
+
+// DeepSeek-V3.2, f32 and GLM-4.7-Flash, bf16: the sparse layers from
+// mlp_layer_types (every other one for DeepSeek-V3.2).
+// RUN: moe-gen-checkpoint --family deepseek_v32 --out %t/v32 --seed 41 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 4 --first-dense 1 --groups 8 --topk-group 4 --dtype f32
+// RUN: %python -c "import json, sys; c = json.load(open(sys.argv[1])); c['mlp_layer_types'] = ['dense', 'sparse', 'dense', 'sparse']; json.dump(c, open(sys.argv[1], 'w'))" %t/v32/config.json
+// RUN: moe-import --model %t/v32 -o %t/v32.mlir
+// RUN: moe-reference emit-model --model %t/v32 --layer 3 --seed 16 --tokens 0,1,7,33 --dir %t/v32-cases --dtype f32
+// RUN: moe-run %t/v32.mlir --entry moe_layer_3 --quiet $(cat %t/v32-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/v32-cases | FileCheck %s
+// RUN: not moe-reference emit-model --model %t/v32 --layer 2 --seed 16 --tokens 1 --dir %t/v32-dense 2>&1 | FileCheck %s --check-prefix=V32-DENSE
+// V32-DENSE: error: {{.*}}config.json: layer 2 is dense, not a sparse MoE layer
+// RUN: moe-gen-checkpoint --family glm4_moe_lite --out %t/glm-flash --seed 42 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2 --first-dense 1 --groups 1 --topk-group 1 --dtype bf16
+// RUN: moe-import --model %t/glm-flash -o %t/glm-flash.mlir
+// RUN: moe-reference emit-model --model %t/glm-flash --layer 1 --seed 17 --tokens 0,1,7,33 --dir %t/glm-flash-cases
+// RUN: moe-run %t/glm-flash.mlir --entry moe_layer_1 --quiet $(cat %t/glm-flash-cases/moe-run.args)
+// RUN: moe-reference compare --dir %t/glm-flash-cases | FileCheck %s
+
 // Qwen3-VL-MoE, f16: the text model's fused experts transposed when the
 // model loads; the first layer dense (mlp_only_layers).
 // RUN: moe-gen-checkpoint --family qwen3_vl_moe --out %t/qwen3vl --seed 23 --hidden 32 --inner 48 --experts 16 --top-k 4 --layers 2 --mlp-only-layers 0 --dtype f16

@@ -137,8 +137,22 @@ bool isGlm(const std::string &t) {
 /// dots1's sparse block is DeepSeek-V3's too (Dots1MoE, Dots1TopkRouter),
 /// under Dots1Config's defaults.
 bool isDots(const std::string &t) { return t == "dots1"; }
+/// kimi_k2 is DeepSeek-V3 under its own model type (DeepSeek's config class,
+/// whose routing defaults are V2's: the releases give every routing key).
+bool isKimi(const std::string &t) { return t == "kimi_k2"; }
+/// deepseek_v32, glm_moe_dsa and glm4_moe_lite: DeepSeek-V3's block under
+/// config classes that list the layers' kinds in mlp_layer_types and
+/// never read a routing method.
+bool isLayerTyped(const std::string &t) {
+  return t == "deepseek_v32" || t == "glm_moe_dsa" || t == "glm4_moe_lite";
+}
 bool isDeepSeek(const std::string &t) {
-  return t == "deepseek_v2" || t == "deepseek_v3" || isGlm(t) || isDots(t);
+  return t == "deepseek_v2" || t == "deepseek_v3" || isKimi(t) || isGlm(t) ||
+         isDots(t) || isLayerTyped(t);
+}
+/// DeepSeek-V3's router: sigmoid scores, e_score_correction_bias.
+bool hasV3Router(const std::string &t) {
+  return isDeepSeek(t) && t != "deepseek_v2";
 }
 /// minimax_m2's sparse block is Mixtral's (MiniMaxM2SparseMoeBlock derives
 /// from MixtralSparseMoeBlock) with MiniMaxM2TopKRouter: sigmoid scores and
@@ -197,6 +211,7 @@ struct Model {
   /// LFM2-MoE's use_expert_bias.
   bool expertBias = false;
   /// Llama-4: moe_layers when given, else every freq-th layer from freq - 1.
+  /// isLayerTyped: the "sparse" layers of mlp_layer_types when given.
   bool hasMoeLayers = false;
   std::vector<int64_t> moeLayers;
 
@@ -209,6 +224,9 @@ struct Model {
     if (isQwen(type))
       return std::find(mlpOnly.begin(), mlpOnly.end(), l) == mlpOnly.end() &&
              (l + 1) % sparseStep == 0;
+    if (isLayerTyped(type) && hasMoeLayers)
+      return std::find(moeLayers.begin(), moeLayers.end(), l) !=
+             moeLayers.end();
     if (isDeepSeek(type)) return l >= firstDense && l % freq == 0;
     if (isLfm2(type)) return l >= firstDense;
     if (isErnie(type))
@@ -312,6 +330,30 @@ bool readModel(Keys &keys, Model *m) {
     return keys.integerOr("first_k_dense_replace", 1, &m->firstDense, 0);
   if (isDots(m->type))  // nor has Dots1DecoderLayer
     return keys.integerOr("first_k_dense_replace", 0, &m->firstDense, 0);
+  if (isLayerTyped(m->type)) {
+    if (const json::Value *types = keys.find("mlp_layer_types")) {
+      if (types->kind != json::Value::Kind::Array ||
+          int64_t(types->array.size()) != m->layers)
+        return keys.bad("mlp_layer_types must list one kind a layer");
+      m->hasMoeLayers = true;
+      for (size_t l = 0; l < types->array.size(); ++l) {
+        const json::Value &kind = types->array[l];
+        if (kind.kind != json::Value::Kind::String ||
+            (kind.string != "dense" && kind.string != "sparse"))
+          return keys.bad("mlp_layer_types holds something other than "
+                          "\"dense\" and \"sparse\"");
+        if (kind.string == "sparse") m->moeLayers.push_back(int64_t(l));
+      }
+      return true;
+    }
+    // Without the list: Glm4MoeLiteConfig makes layer 0 dense, the others
+    // the first first_k_dense_replace (default 3).
+    if (m->type == "glm4_moe_lite") {
+      m->firstDense = 1;
+      return true;
+    }
+    return keys.integerOr("first_k_dense_replace", 3, &m->firstDense, 0);
+  }
   if (isDeepSeek(m->type))
     return keys.integerOr("first_k_dense_replace", 0, &m->firstDense, 0) &&
            keys.integerOr("moe_layer_freq", 1, &m->freq, 1);
@@ -355,10 +397,14 @@ bool readAct(Keys &keys, const Model &m, Act *act) {
 bool readGroups(Keys &keys, const Model &m, moeref::RoutingConfig *r) {
   // Dots1Config defaults both to 1; the other classes' defaults differ
   // from their released configs, which always give them.
-  const int64_t one = 1;
-  const int64_t *fallback = isDots(m.type) ? &one : nullptr;
-  if (!keys.integer("n_group", &r->groups, 1, fallback) ||
-      !keys.integer("topk_group", &r->topkGroup, 1, fallback))
+  // So do Glm4MoeLiteConfig and GlmMoeDsaConfig; DeepseekV32Config keeps
+  // 4 of 8 groups.
+  const int64_t one = 1, eight = 8, four = 4;
+  bool v32 = m.type == "deepseek_v32";
+  const int64_t *fallback =
+      isDots(m.type) || (isLayerTyped(m.type) && !v32) ? &one : nullptr;
+  if (!keys.integer("n_group", &r->groups, 1, v32 ? &eight : fallback) ||
+      !keys.integer("topk_group", &r->topkGroup, 1, v32 ? &four : fallback))
     return false;
   if (m.E % r->groups != 0) return keys.bad("n_group does not divide the experts");
   if (r->topkGroup > r->groups) return keys.bad("topk_group exceeds n_group");
@@ -480,14 +526,23 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
   // router never reads scoring_func or topk_method).
   // GLM-4.5 and dots.llm1 route with DeepSeek-V3's router, which reads
   // neither scoring_func nor topk_method.
-  bool glm = isGlm(t) || isDots(t);
-  bool v3 = t == "deepseek_v3" || glm;
+  bool glm = isGlm(t) || isDots(t) || isLayerTyped(t);
+  bool v3 = hasV3Router(t);
   bool norm = false;
   double factor = 1.0;
   std::string scoring = "sigmoid", method = "noaux_tc";
+  if (isKimi(t))
+    for (const char *key : {"scoring_func", "topk_method", "n_group",
+                            "topk_group", "routed_scaling_factor",
+                            "norm_topk_prob"})
+      if (!keys.find(key))
+        return keys.bad(std::string("kimi_k2 needs key \"") + key + "\"");
+  double scaleDefault = t == "glm4_moe_lite" ? 1.8
+                        : t == "deepseek_v3" || isKimi(t) || isLayerTyped(t)
+                            ? 2.5
+                            : 1.0;
   if (!keys.boolean("norm_topk_prob", v3 && !isDots(t), &norm) ||
-      !keys.positive("routed_scaling_factor", t == "deepseek_v3" ? 2.5 : 1.0,
-                     &factor))
+      !keys.positive("routed_scaling_factor", scaleDefault, &factor))
     return false;
   if (!glm && (!keys.text("scoring_func", v3 ? "sigmoid" : "softmax",
                           &scoring) ||
@@ -496,6 +551,8 @@ bool readRouting(Keys &keys, const Model &m, LayerConfig *cfg, int64_t *fs) {
   int64_t shared = 0;
   if (keys.find("n_shared_experts")) {
     if (!keys.integer("n_shared_experts", &shared, 0)) return false;
+  } else if (isLayerTyped(t) && !keys.root.get("n_shared_experts")) {
+    shared = 1;  // their config classes' default
   } else if (!keys.root.get("n_shared_experts")) {
     return keys.bad("missing key \"n_shared_experts\" (an integer)");
   }
@@ -636,7 +693,7 @@ std::vector<Operand> layerOperands(const Model &m, const LayerConfig &cfg,
   }
   std::string p = base + ".mlp";
   ops.push_back(tensor("router", p + ".gate.weight", {E, d}));
-  if (m.type == "deepseek_v3" || isGlm(m.type) || isDots(m.type)) {
+  if (hasV3Router(m.type)) {
     ops.push_back(tensor("bias", p + ".gate.e_score_correction_bias", {E}));
     ops.back().alwaysF32 = true;
   }

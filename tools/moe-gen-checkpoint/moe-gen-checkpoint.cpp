@@ -52,7 +52,8 @@ static cl::opt<std::string> familyName(
     cl::desc("mixtral, minimax, minimax_m2, qwen3_5_moe, qwen2_moe, qwen3_moe, "
              "qwen3_next, "
              "qwen3_vl_moe, olmoe, flex_olmo, jamba, deepseek_v2, deepseek_v3, "
-             "glm4_moe, glm4v_moe, dots1, ernie4_5_moe, granitemoe, "
+             "deepseek_v32, kimi_k2, glm4_moe, glm4v_moe, glm4_moe_lite, "
+             "glm_moe_dsa, dots1, ernie4_5_moe, granitemoe, "
              "granitemoeshared, gpt_oss, "
              "granitemoehybrid, lfm2_moe, llama4, llama4_text or dbrx"),
     cl::Required, cl::cat(category));
@@ -421,6 +422,10 @@ enum class Family {
   Glm4Moe,
   Glm4vMoe,
   Dots1,
+  KimiK2,
+  DeepSeekV32,
+  Glm4MoeLite,
+  GlmMoeDsa,
   Ernie45Moe,
   GraniteMoe,
   GraniteMoeShared,
@@ -491,6 +496,10 @@ static const FamilyInfo kFamilies[] = {
     {Family::Glm4Moe, "glm4_moe", "Glm4MoeForCausalLM"},
     {Family::Glm4vMoe, "glm4v_moe", "Glm4vMoeForConditionalGeneration"},
     {Family::Dots1, "dots1", "Dots1ForCausalLM"},
+    {Family::KimiK2, "kimi_k2", "DeepseekV3ForCausalLM"},
+    {Family::DeepSeekV32, "deepseek_v32", "DeepseekV32ForCausalLM"},
+    {Family::Glm4MoeLite, "glm4_moe_lite", "Glm4MoeLiteForCausalLM"},
+    {Family::GlmMoeDsa, "glm_moe_dsa", "GlmMoeDsaForCausalLM"},
     {Family::Ernie45Moe, "ernie4_5_moe", "Ernie4_5_MoeForCausalLM"},
     {Family::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM"},
     {Family::GraniteMoeShared, "granitemoeshared",
@@ -580,23 +589,32 @@ static bool hasGatedSharedExpert(Family f) {
   return f == Family::Qwen2Moe || f == Family::Qwen3Next ||
          f == Family::Qwen35Moe;
 }
-/// DeepSeek's sparse block: DeepSeek-V2 and V3, GLM-4.5 and dots.llm1
-/// (V3's router and tensors under other config defaults, without
-/// moe_layer_freq).
+/// DeepSeek-V3's block under the config classes that list the sparse
+/// layers in mlp_layer_types: DeepSeek-V3.2, GLM-4.7-Flash and GLM-5.
+static bool hasMlpLayerTypes(Family f) {
+  return f == Family::DeepSeekV32 || f == Family::Glm4MoeLite ||
+         f == Family::GlmMoeDsa;
+}
+/// DeepSeek's sparse block: DeepSeek-V2 and V3, Kimi K2, GLM-4.5 and
+/// dots.llm1 (V3's router and tensors under other config defaults, without
+/// moe_layer_freq), and those above.
 static bool isDeepSeek(Family f) {
   return f == Family::DeepSeekV2 || f == Family::DeepSeekV3 ||
-         f == Family::Glm4Moe || f == Family::Glm4vMoe || f == Family::Dots1;
+         f == Family::KimiK2 || f == Family::Glm4Moe || f == Family::Glm4vMoe ||
+         f == Family::Dots1 || hasMlpLayerTypes(f);
 }
 /// Families with an ungated shared FFN of n_shared_experts * inner.
 static bool hasSharedExperts(Family f) { return isDeepSeek(f) || isErnie(f); }
 /// Sigmoid scores, the f32 e_score_correction_bias, groups scored by their
 /// two best experts.
 static bool hasV3Router(Family f) {
-  return f == Family::DeepSeekV3 || f == Family::Glm4Moe ||
-         f == Family::Glm4vMoe || f == Family::Dots1;
+  return f == Family::DeepSeekV3 || f == Family::KimiK2 ||
+         f == Family::Glm4Moe || f == Family::Glm4vMoe || f == Family::Dots1 ||
+         hasMlpLayerTypes(f);
 }
 static bool hasMoeLayerFreq(Family f) {
-  return f == Family::DeepSeekV2 || f == Family::DeepSeekV3;
+  return f == Family::DeepSeekV2 || f == Family::DeepSeekV3 ||
+         f == Family::KimiK2;
 }
 /// Families whose config has norm_topk_prob (the others always or never
 /// renormalize, spec section 9).
@@ -794,7 +812,10 @@ static llvm::Error setFamilyExtras(Model &m) {
   m.moeLayerFreq = moeLayerFreq;
   m.scalingFactor =
       scalingFactor.getNumOccurrences() ? double(scalingFactor)
-      : f == Family::DeepSeekV3         ? 2.5
+      : f == Family::DeepSeekV3 || f == Family::KimiK2 ||
+              f == Family::DeepSeekV32 || f == Family::GlmMoeDsa
+          ? 2.5
+      : f == Family::Glm4MoeLite ? 1.8
       : f == Family::Glm4Moe || f == Family::Glm4vMoe || f == Family::Dots1
           ? 1.0
           : 16.0;
@@ -1148,12 +1169,21 @@ static void addMoEKeys(const Model &m, llvm::json::Object &config) {
 }
 
 static void addDeepSeekKeys(const Model &m, llvm::json::Object &config) {
-  bool v3 = m.family() == Family::DeepSeekV3;
+  bool v3 = hasV3Router(m.family());
   config["n_shared_experts"] = m.sharedExperts;
   config["n_group"] = m.groups;
   config["topk_group"] = m.topkGroup;
   config["routed_scaling_factor"] = m.scalingFactor;
-  config["first_k_dense_replace"] = m.firstDense;
+  // Glm4MoeLiteConfig has no first_k_dense_replace: its mlp_layer_types
+  // alone say which layers are dense.
+  if (m.family() != Family::Glm4MoeLite)
+    config["first_k_dense_replace"] = m.firstDense;
+  if (hasMlpLayerTypes(m.family())) {
+    llvm::json::Array types;
+    for (int64_t l = 0; l < m.layers; ++l)
+      types.push_back(isSparseLayer(m, l) ? "sparse" : "dense");
+    config["mlp_layer_types"] = std::move(types);
+  }
   // Glm4MoeConfig has neither a routing method nor moe_layer_freq.
   if (!hasMoeLayerFreq(m.family()))
     return;

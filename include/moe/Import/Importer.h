@@ -399,6 +399,9 @@ struct ModelConfig {
   // Which layers are sparse.
   /// Llama-4's moe_layers, when the config lists them.
   std::optional<std::vector<int64_t>> moeLayers;
+  /// The key that listed them: "moe_layers", or "mlp_layer_types" (the
+  /// layers it calls "sparse", DeepSeek-V3.2's and GLM-5's).
+  std::string moeLayersKey = "moe_layers";
   std::vector<int64_t> mlpOnlyLayers;
   int64_t decoderSparseStep = 1;
   int64_t firstKDenseReplace = 0;
