@@ -66,6 +66,17 @@ CHECKPOINTS = {
     "deepseek_v2": ["--experts", "8", "--inner", "24", "--shards", "2"],
     "deepseek_v3": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                     "--fp8-block", "16,16"],
+    # Kimi K2 in asymmetric W4A16 (zero points), DeepSeek-V3.2 in its
+    # release's FP8 blocks, GLM-5 and GLM-4.7-Flash with mlp_layer_types.
+    "kimi_k2": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
+                "--int-compressed", "4", "--int-group", "16",
+                "--int-asymmetric"],
+    "deepseek_v32": ["--experts", "16", "--inner", "24", "--layers", "3",
+                     "--groups", "8", "--topk-group", "4", "--dtype", "bf16",
+                     "--fp8-block", "8,8"],
+    "glm_moe_dsa": ["--experts", "8", "--inner", "24", "--layers", "4",
+                    "--first-dense", "3", "--dtype", "bf16"],
+    "glm4_moe_lite": ["--experts", "8", "--inner", "24", "--layers", "2"],
     "dots1": ["--experts", "8", "--inner", "24", "--groups", "1",
               "--topk-group", "1", "--first-dense", "0"],
     "glm4_moe": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
