@@ -129,48 +129,42 @@ public:
     return fallback.value_or("").str();
   }
 
-  /// A list of integers; absent means empty.
-  std::vector<int64_t> getIntList(StringRef key) {
-    std::vector<int64_t> result;
+  /// A list whose items `convert` reads (std::nullopt: the wrong type,
+  /// which `what` names); absent means empty.
+  template <typename T, typename Convert>
+  std::vector<T> getList(StringRef key, StringRef what, Convert convert) {
+    std::vector<T> result;
     const llvm::json::Value *value = find(key);
     if (!value)
       return result;
     const llvm::json::Array *array = value->getAsArray();
     if (!array) {
-      mistyped(key, "a list of integers", *value);
+      mistyped(key, what, *value);
       return result;
     }
     for (const llvm::json::Value &item : *array) {
-      std::optional<int64_t> i = item.getAsInteger();
-      if (!i) {
-        mistyped(key, "a list of integers", item);
+      std::optional<T> converted = convert(item);
+      if (!converted) {
+        mistyped(key, what, item);
         return {};
       }
-      result.push_back(*i);
+      result.push_back(std::move(*converted));
     }
     return result;
   }
-
-  /// A list of strings; absent means empty.
+  std::vector<int64_t> getIntList(StringRef key) {
+    return getList<int64_t>(
+        key, "a list of integers",
+        [](const llvm::json::Value &item) { return item.getAsInteger(); });
+  }
   std::vector<std::string> getStringList(StringRef key) {
-    std::vector<std::string> result;
-    const llvm::json::Value *value = find(key);
-    if (!value)
-      return result;
-    const llvm::json::Array *array = value->getAsArray();
-    if (!array) {
-      mistyped(key, "a list of strings", *value);
-      return result;
-    }
-    for (const llvm::json::Value &item : *array) {
-      std::optional<StringRef> text = item.getAsString();
-      if (!text) {
-        mistyped(key, "a list of strings", item);
-        return {};
-      }
-      result.push_back(text->str());
-    }
-    return result;
+    return getList<std::string>(
+        key, "a list of strings",
+        [](const llvm::json::Value &item) -> std::optional<std::string> {
+          if (std::optional<StringRef> text = item.getAsString())
+            return text->str();
+          return std::nullopt;
+        });
   }
 
   /// An object, or null when absent.
