@@ -414,8 +414,8 @@ static void readActivation(ConfigReader &reader, ModelConfig &m) {
 }
 
 /// DeepSeek's expert groups: n_group groups of E / n_group experts, of
-/// which topk_group are kept. `fallback` is the config class's default for
-/// both keys, when it has one.
+/// which topk_group are kept. `fallback` and `topkFallback` are the config
+/// class's defaults of the two keys, when it has them.
 static void readGroups(ConfigReader &reader, ModelConfig &m,
                        int64_t minPerGroup, std::optional<int64_t> fallback,
                        std::optional<int64_t> topkFallback) {
@@ -495,7 +495,8 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
                     "defaults, so moe-import reads its routing from the "
                     "config only)");
   // n_shared_experts = null means none (Python None); an absent key is an
-  // error, since the config classes disagree on its default.
+  // error, since the config classes disagree on its default, except for
+  // the classes of mlp_layer_types, which all default to one.
   int64_t sharedExperts =
       reader.isNull("n_shared_experts")
           ? 0
@@ -503,12 +504,11 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
                           lite ? std::optional<int64_t>(1) : std::nullopt, 0);
   m.sharedSize = sharedExpertsSize(reader, "n_shared_experts", sharedExperts,
                                    m.expertSize);
-  m.firstKDenseReplace = lite && !dsa ? 1
-                                      : reader.getInt("first_k_dense_replace",
-                                                      glm   ? 1
-                                                      : dsa ? 3
-                                                            : 0,
-                                                      0);
+  // Glm4MoeLiteConfig has no first_k_dense_replace: layer 0 is dense.
+  int64_t denseDefault = glm ? 1 : dsa ? 3 : 0;
+  m.firstKDenseReplace =
+      lite && !dsa ? 1
+                   : reader.getInt("first_k_dense_replace", denseDefault, 0);
   if (lite && reader.find("mlp_layer_types"))
     readMlpLayerTypes(reader, m);
   m.moeLayerFreq = fixedRouter ? 1 : reader.getInt("moe_layer_freq", 1, 1);

@@ -397,10 +397,11 @@ struct ModelConfig {
   std::string layerPrefix = "model.layers";
 
   // Which layers are sparse.
-  /// Llama-4's moe_layers, when the config lists them.
+  /// The sparse layers, when the config lists them: Llama-4's moe_layers,
+  /// or the "sparse" entries of mlp_layer_types.
   std::optional<std::vector<int64_t>> moeLayers;
-  /// The key that listed them: "moe_layers", or "mlp_layer_types" (the
-  /// layers it calls "sparse", DeepSeek-V3.2's and GLM-5's).
+  /// The key that listed them: "moe_layers", or "mlp_layer_types"
+  /// (DeepSeek-V3.2's, GLM-5's and GLM-4.7-Flash's).
   std::string moeLayersKey = "moe_layers";
   std::vector<int64_t> mlpOnlyLayers;
   int64_t decoderSparseStep = 1;
