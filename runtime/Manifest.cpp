@@ -37,6 +37,7 @@ static constexpr llvm::StringLiteral kStoredF8E4M3 = "f8e4m3fn";
 static constexpr llvm::StringLiteral kStoredF4E2M1 = "f4e2m1fn";
 static constexpr llvm::StringLiteral kStoredI4 = "i4";
 static constexpr llvm::StringLiteral kStoredI8 = "i8";
+static constexpr llvm::StringLiteral kStoredSI8 = "si8";
 
 static std::optional<moe_dtype> parseDType(llvm::StringRef name) {
   for (moe_dtype d : {MOE_DTYPE_F32, MOE_DTYPE_F16, MOE_DTYPE_BF16})
@@ -61,6 +62,7 @@ std::string Manifest::toJSON() const {
       entry["stored"] = dtypeName(*w.stored);
     if (w.scales) {
       entry["stored"] = w.scales->bits == 4 ? kStoredI4
+                        : w.scales->bytes   ? kStoredSI8
                         : w.scales->bits    ? kStoredI8
                         : w.scales->fp4     ? kStoredF4E2M1
                                             : kStoredF8E4M3;
@@ -139,10 +141,11 @@ static llvm::Error invalid(const llvm::Twine &message) {
 }
 
 /// Reads the scale tensors and block size of block-scaled FP8, of MXFP4 or
-/// NVFP4 (`fp4`; NVFP4 with global scales), or of integers of `bits` bits,
-/// weight `w`, whose pieces have rank `pieceRank`, into `entry.scales`.
+/// NVFP4 (`fp4`; NVFP4 with global scales), or of integers of `bits` bits
+/// (one a byte with `bytes`), weight `w`, whose pieces have rank
+/// `pieceRank`, into `entry.scales`.
 static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
-                                    bool fp4, unsigned bits,
+                                    bool fp4, unsigned bits, bool bytes,
                                     WeightEntry &entry) {
   const json::Array *scales = w.getArray("scales");
   const json::Array *block = w.getArray("scale_block");
@@ -167,6 +170,7 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
       (groups && (!bits || groups->size() != entry.names.size())) ||
       (zeroOffset && !zeros) || (!zeroOffset && w.get("zero_point_offset")) ||
       ((packOutputs || packOrder) && !bits) ||
+      (bytes && (zeros || packOutputs || packOrder || entry.transposed)) ||
       (!packOutputs && w.get("pack_outputs")) ||
       (!packOrder && w.get("pack_order")))
     return invalid("malformed block scales of " + weight);
@@ -216,6 +220,7 @@ static llvm::Error parseBlockScales(const json::Object &w, size_t pieceRank,
   result.cols = *cols;
   result.fp4 = fp4;
   result.bits = bits;
+  result.bytes = bytes;
   entry.scales = std::move(result);
   return llvm::Error::success();
 }
@@ -274,10 +279,13 @@ llvm::Expected<Manifest> Manifest::parse(llvm::StringRef text) {
       if (const json::Value *stored = w->get("stored")) {
         auto name = stored->getAsString();
         if (name == kStoredF8E4M3 || name == kStoredF4E2M1 ||
-            name == kStoredI4 || name == kStoredI8) {
-          unsigned bits = name == kStoredI4 ? 4 : name == kStoredI8 ? 8 : 0;
-          if (llvm::Error err = parseBlockScales(
-                  *w, pieceRank, name == kStoredF4E2M1, bits, entry))
+            name == kStoredI4 || name == kStoredI8 || name == kStoredSI8) {
+          unsigned bits = name == kStoredI4                         ? 4
+                          : name == kStoredI8 || name == kStoredSI8 ? 8
+                                                                    : 0;
+          if (llvm::Error err =
+                  parseBlockScales(*w, pieceRank, name == kStoredF4E2M1, bits,
+                                   name == kStoredSI8, entry))
             return err;
         } else {
           entry.stored = name ? parseDType(*name) : std::nullopt;

@@ -70,6 +70,10 @@ struct WeightEntry {
     /// plus 2^(bits - 1), with f32, f16 or bf16 scales of blocks of one row;
     /// 0 for float codes.
     unsigned bits = 0;
+    /// Integers only: one signed I8 value a byte (`stored = si8`,
+    /// compressed-tensors' int-quantized), rather than codes in words; no
+    /// zero points, words of outputs or transposition.
+    bool bytes = false;
     /// Integers only: the zero point tensor of each tensor (else the zero
     /// point is 2^(bits - 1)), the offset added to each zero point stored,
     /// and the group index tensor of each (else column j is in group j /

@@ -399,9 +399,10 @@ static int64_t storeRun(void *out, moe_dtype to, int64_t at,
 /// zero points and group indices, into `out`. The words are [..., n,
 /// ceil(k / w)] (w codes of consecutive inputs a word), [..., ceil(k / w),
 /// n] (`transposed`, GPTQ's) or [..., k, ceil(n / w)] (`packOutputs`,
-/// AWQ's), their fields in `packOrder`. Element (i, j)
-/// is (code - zero) * scale in f32, rounded once to the weight's dtype; its
-/// zero is the stored one plus the offset, or 2^(bits - 1) without zero
+/// AWQ's), their fields in `packOrder`; or, with `bytes`, I8 [..., n, k],
+/// each its signed value (compressed-tensors' int-quantized). Element
+/// (i, j) is (code - zero) * scale in f32, rounded once to the weight's dtype;
+/// its zero is the stored one plus the offset, or 2^(bits - 1) without zero
 /// points, and its group g[j], or j / the block. Each task decodes 64 rows
 /// of a piece, a row at a time with its groups' scales and zeros at hand.
 static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
@@ -411,6 +412,9 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
   const WeightEntry::BlockScales &blocks = *weight.scales;
   moe_dtype to = weight.dtype;
   bool transposed = weight.transposed, packOutputs = blocks.packOutputs;
+  // One signed I8 value a byte (int-quantized), read as the code value +
+  // 2^(bits - 1), the zero point of integers without zero points.
+  bool bytes = blocks.bytes;
   unsigned bits = blocks.bits;
   int64_t n = pieceShape.end()[-2], k = pieceShape.back(), batch = 1;
   for (int64_t d : pieceShape.drop_back(2))
@@ -431,7 +435,8 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
     std::swap(wordShape.back(), wordShape.end()[-2]);
     std::swap(storedShape.back(), storedShape.end()[-2]);
   }
-  auto words = checkpoint.require(name, wordShape, {ckpt::DType::I32});
+  auto words = bytes ? checkpoint.require(name, pieceShape, {ckpt::DType::I8})
+                     : checkpoint.require(name, wordShape, {ckpt::DType::I32});
   if (!words)
     return words.takeError();
   const ckpt::TensorInfo &codes = **words;
@@ -502,6 +507,13 @@ static llvm::Error dequantizeInts(const ckpt::Checkpoint &checkpoint,
   // (AWQ's words, count <= w, i a multiple of w).
   auto decodeRows = [&](int64_t b, int64_t i, int64_t count, int *rowCodes) {
     const char *data = static_cast<const char *>(codes.data);
+    if (bytes) {
+      const int8_t *values =
+          reinterpret_cast<const int8_t *>(data) + (b * n + i) * k;
+      for (int64_t e = 0; e < count * k; ++e)
+        rowCodes[e] = values[e] + (1 << (bits - 1));
+      return;
+    }
     if (packOutputs) {
       for (int64_t j = 0; j < k; ++j) {
         uint32_t word = wordAt(data, (b * k + j) * nWords + (i >> wordShift));

@@ -51,7 +51,9 @@ CHECKPOINTS = {
                     "--dtype", "bf16", "--fp8-block", "16,16"],
     "qwen3_next": ["--experts", "16", "--top-k", "4", "--inner", "8",
                    "--shared-inner", "16", "--dtype", "bf16"],
-    "olmoe": ["--experts", "8", "--inner", "24"],
+    "olmoe": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
+              "--int-compressed", "8", "--int-group", "8", "--int-format",
+              "int-quantized"],
     "flex_olmo": ["--experts", "7", "--inner", "24", "--dtype", "bf16"],
     "jamba": ["--experts", "8", "--inner", "24", "--layers", "4",
               "--dtype", "bf16", "--fp8-per-tensor"],
@@ -66,7 +68,8 @@ CHECKPOINTS = {
     "deepseek_v2": ["--experts", "8", "--inner", "24", "--shards", "2"],
     "deepseek_v3": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                     "--fp8-block", "16,16"],
-    # Kimi K2 in asymmetric W4A16 (zero points), DeepSeek-V3.2 in its
+    # OLMoE in W8A8 (int8 weights, one an element), Kimi K2 in asymmetric
+    # W4A16 (zero points), DeepSeek-V3.2 in its
     # release's FP8 blocks, GLM-5 and GLM-4.7-Flash with mlp_layer_types.
     "kimi_k2": ["--experts", "8", "--inner", "24", "--dtype", "bf16",
                 "--int-compressed", "4", "--int-group", "16",

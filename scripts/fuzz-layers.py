@@ -411,14 +411,18 @@ def draw_model(rng, pipeline):
                            ["--mxfp4-compressed"]])
     # llm-compressor's W4A16 or W8A16 (per expert; groups that leave partial
     # ones, or one scale a row; groups in activation order; symmetric or
-    # with zero points).
+    # with zero points), or W8A8's int8 weights.
     elif family not in NO_FP8 and not fused and rng.random() < 0.1:
         group = rng.choice([0, 8, 16, 32, 128])
-        gen += ["--int-compressed", rng.choice([4, 8]), "--int-group", group]
+        bits = rng.choice([4, 8])
+        gen += ["--int-compressed", bits, "--int-group", group]
         if group and rng.random() < 0.5:
             gen += ["--int-actorder"]
         if rng.random() < 0.5:
             gen += ["--int-asymmetric"]
+        elif bits == 8 and rng.random() < 0.5:
+            # W8A8's int8 weights, one an element (int-quantized).
+            gen += ["--int-format", "int-quantized"]
     # GPTQ or AWQ (per expert, in whole words: sizes made multiples of 8);
     # GPTQ's groups in order or not, symmetric or not, in either format.
     elif family not in NO_FP8 and not fused and rng.random() < 0.15:

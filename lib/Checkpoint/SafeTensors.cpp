@@ -94,6 +94,8 @@ StringRef checkpoint::name(DType type) {
     return "F8_E4M3";
   case DType::U8:
     return "U8";
+  case DType::I8:
+    return "I8";
   case DType::I32:
     return "I32";
   }
@@ -110,6 +112,7 @@ size_t checkpoint::elementSize(DType type) {
     return 2;
   case DType::F8E4M3:
   case DType::U8:
+  case DType::I8:
     return 1;
   }
   llvm_unreachable("unknown dtype");
@@ -122,13 +125,15 @@ std::optional<DType> checkpoint::parseDType(StringRef name) {
       .Case("BF16", DType::BF16)
       .Case("F8_E4M3", DType::F8E4M3)
       .Case("U8", DType::U8)
+      .Case("I8", DType::I8)
       .Case("I32", DType::I32)
       .Default(std::nullopt);
 }
 
 std::optional<DType> checkpoint::parseComputeDType(StringRef name) {
   std::optional<DType> type = parseDType(name.upper());
-  if (type == DType::F8E4M3 || type == DType::U8 || type == DType::I32)
+  if (type == DType::F8E4M3 || type == DType::U8 || type == DType::I8 ||
+      type == DType::I32)
     return std::nullopt;
   return type;
 }
@@ -170,6 +175,8 @@ float checkpoint::getAsF32(const TensorInfo &tensor, int64_t index) {
     return npy::f8E4M3ToFloat(*reinterpret_cast<const uint8_t *>(p));
   if (*tensor.dtype == DType::U8)
     return *reinterpret_cast<const uint8_t *>(p);
+  if (*tensor.dtype == DType::I8)
+    return *reinterpret_cast<const int8_t *>(p);
   if (*tensor.dtype == DType::I32) {
     int32_t v;
     std::memcpy(&v, p, sizeof(v));

@@ -137,6 +137,9 @@ struct WeightSpec {
   /// stored column when `transposed`: GPTQ's), with GPTQ's zero points
   /// (`zeroPoints`, each stored minus `zeroPointOffset`) and group indices.
   unsigned intBits = 0;
+  /// Signed 8-bit values, one an I8 element (`moe.weight {stored = si8}`,
+  /// compressed-tensors' int-quantized), rather than codes in words.
+  bool intBytes = false;
   std::vector<std::string> zeroPoints, groupIndices;
   int64_t zeroPointOffset = 0;
   /// AWQ's words of outputs, in its order of fields.
@@ -711,6 +714,41 @@ static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
   return llvm::Error::success();
 }
 
+/// Checks the 8-bit integer tensors of `weight`, stored as
+/// compressed-tensors' int-quantized format stores them: each `<name>` I8
+/// [..., n, k], one signed value an element, with its scales `<name>_scale`
+/// [..., n, ceil(k / group)] (f32, f16 or bf16) and, in activation order
+/// "group", its group indices `<name>_g_idx`.
+static llvm::Error checkIntBytes(const Checkpoint &ckpt, const ModelConfig &m,
+                                 WeightSpec &weight) {
+  const ModelConfig::PackedInts &ints = *m.packedInts;
+  llvm::SmallVector<int64_t> shape = weight.tensorShape();
+  const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
+  if (weight.transposed || shape.size() < 2)
+    return makeError(first->file + ": tensor " + weight.names.front() +
+                     " holds 8-bit integers, but its weight is " +
+                     (weight.transposed ? "stored [in, out]" : "not a matrix") +
+                     ", which " + ints.description + " does not hold");
+  int64_t group = ints.group ? ints.group : shape.back();
+  llvm::SmallVector<int64_t> grid = shape;
+  grid.back() = llvm::divideCeil(shape.back(), group);
+  for (const std::string &name : weight.names) {
+    if (llvm::Error err = ckpt.require(name, shape, {DType::I8}).takeError())
+      return err;
+    std::string scale = name + "_scale";
+    if (llvm::Error err = ckpt.requireScales(scale, grid).takeError())
+      return err;
+    weight.scales.push_back(std::move(scale));
+  }
+  if (llvm::Error err = collectGroupIndices(
+          ckpt, weight, [](StringRef name) { return (name + "_g_idx").str(); }))
+    return err;
+  weight.scaleBlock = {1, group};
+  weight.intBits = 8;
+  weight.intBytes = true;
+  return llvm::Error::success();
+}
+
 /// Under Model Optimizer's MIXED_PRECISION, checks that each tensor of
 /// `weight` is stored as quantized_layers says of its module (the longest
 /// module that holds it): U8 codes for "NVFP4" and "W4A16_NVFP4", F8_E4M3
@@ -895,6 +933,16 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
         return err;
       continue;
     }
+    if (first && first->dtype == DType::I8) {
+      if (!m.packedInts || !m.packedInts->bytes)
+        return makeError(first->file + ": tensor " + weight.names.front() +
+                         " has dtype I8 (8-bit integers), but " + m.path +
+                         " has no quantization_config of them (quant_method "
+                         "\"compressed-tensors\", format \"int-quantized\")");
+      if (llvm::Error err = checkIntBytes(ckpt, m, weight))
+        return err;
+      continue;
+    }
     if (first && first->dtype == DType::U8) {
       if (!m.packedFP4)
         return makeError(first->file + ": tensor " + weight.names.front() +
@@ -943,6 +991,7 @@ static Type elementType(MLIRContext *ctx, DType type) {
   case DType::F8E4M3:
     return Float8E4M3FNType::get(ctx);
   case DType::U8:
+  case DType::I8:
   case DType::I32:
     break;
   }
@@ -971,6 +1020,8 @@ static void buildLayerFunction(OpBuilder &builder, ModuleOp module,
       return Type();
     if (weight.fp4)
       return Type(Float4E2M1FNType::get(ctx));
+    if (weight.intBytes)
+      return Type(IntegerType::get(ctx, 8, IntegerType::Signed));
     if (weight.intBits)
       return Type(IntegerType::get(ctx, weight.intBits));
     if (!weight.scales.empty())

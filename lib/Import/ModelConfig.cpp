@@ -779,9 +779,11 @@ static void readFamily(ConfigReader &reader, ModelConfig &m) {
 /// The weights' scheme of llm-compressor's quantization_config
 /// (quant_method "compressed-tensors"): FP8 E4M3 scaled per tensor,
 /// channel, group or block (formats float-quantized and naive-quantized),
-/// NVFP4 (format nvfp4-pack-quantized), MXFP4 (mxfp4-pack-quantized), or
+/// NVFP4 (format nvfp4-pack-quantized), MXFP4 (mxfp4-pack-quantized),
 /// integers of 4 or 8 bits scaled per channel or group, symmetric or with
-/// zero points (pack-quantized).
+/// zero points (pack-quantized), or 8-bit integers one an element, scaled
+/// per channel or group (int-quantized, or naive-quantized of integers:
+/// W8A8's weights; the activations' quantization is not applied).
 /// The format is the config's, or a config group's own (as under
 /// "mixed-precision"); every config group that quantizes weights must use
 /// the same scheme.
@@ -832,17 +834,24 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
     bool nvfp4 = format == "nvfp4-pack-quantized";
     bool mxfp4 = format == "mxfp4-pack-quantized";
     bool ints = format == "pack-quantized";
-    if (format != "float-quantized" && format != "naive-quantized" && !nvfp4 &&
-        !mxfp4 && !ints) {
+    if (format != "float-quantized" && format != "naive-quantized" &&
+        format != "int-quantized" && !nvfp4 && !mxfp4 && !ints) {
       keys.fail("format \"" + format +
                 "\" is not supported (compressed-tensors checkpoints are read "
                 "in the formats float-quantized and naive-quantized, of FP8 "
-                "weights, nvfp4-pack-quantized, mxfp4-pack-quantized and "
+                "weights, int-quantized and naive-quantized, of 8-bit "
+                "integers, nvfp4-pack-quantized, mxfp4-pack-quantized and "
                 "pack-quantized)");
       return;
     }
     ConfigReader w = groupKeys.nested(*weights, "weights");
     std::string type = w.getString("type", std::nullopt);
+    // One integer an element: int-quantized, or naive-quantized of
+    // integers (the same compressor). Read as that one format.
+    bool bytes = format == "int-quantized" ||
+                 (format == "naive-quantized" && type == "int");
+    if (bytes)
+      format = "int-quantized";
     int64_t bits = w.getInt("num_bits", std::nullopt, 1);
     std::string strategy = w.getString("strategy", std::nullopt);
     bool symmetric = w.getBool("symmetric", true);
@@ -854,7 +863,13 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
              " bits are not supported in format \"" + format +
              "\" (moe-import reads integer weights there: type \"int\", "
              "num_bits 4 or 8)");
-    if (!w.failed() && !ints && (type != "float" || bits != (fp4 ? 4 : 8)))
+    if (!w.failed() && bytes && (type != "int" || bits != 8))
+      w.fail("weights of type \"" + type + "\" and " + Twine(bits) +
+             " bits are not supported in format \"" + format +
+             "\" (moe-import reads 8-bit integers there, one an I8 "
+             "element)");
+    if (!w.failed() && !ints && !bytes &&
+        (type != "float" || bits != (fp4 ? 4 : 8)))
       w.fail("weights of type \"" + type + "\" and " + Twine(bits) +
              " bits are not supported in format \"" + format +
              "\" (moe-import reads " +
@@ -866,9 +881,10 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
       w.fail("dynamic weights are not supported");
     if (!w.failed() && !symmetric && !ints)
       w.fail("asymmetric weights are not supported in format \"" + format +
-             "\" (moe-import reads the zero points of integer weights, "
-             "format \"pack-quantized\")");
-    if (!w.failed() && ints && strategy != "group" && strategy != "channel")
+             "\" (moe-import reads the zero points of packed integer "
+             "weights, format \"pack-quantized\")");
+    if (!w.failed() && (ints || bytes) && strategy != "group" &&
+        strategy != "channel")
       w.fail("strategy \"" + strategy + "\" is not supported in format \"" +
              format + "\" (integer weights are scaled per channel or group)");
     if (!w.failed() && fp4) {
@@ -892,7 +908,7 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
         // Activation order "group" stores the group of each input
         // (weight_g_idx), which the integers' loader reads.
         const llvm::json::Value *order = w.find("actorder");
-        if (!ints && order &&
+        if (!ints && !bytes && order &&
             order->getAsString() == std::optional<StringRef>("group"))
           w.fail("actorder \"group\" is not supported for FP8 weights (its "
                  "weight_g_idx permutes the groups)");
@@ -936,11 +952,13 @@ static void readCompressedTensors(ConfigReader &keys, ModelConfig &m) {
                    description};
   else if (scheme->first == "mxfp4-pack-quantized")
     m.packedFP4 = {"_packed", "_scale", "", /*inverse=*/false, description};
-  else if (scheme->first != "pack-quantized")
+  else if (scheme->first != "pack-quantized" &&
+           scheme->first != "int-quantized")
     m.fp8 = std::move(scheme->second);
-  if (scheme->first != "pack-quantized")
+  if (scheme->first != "pack-quantized" && scheme->first != "int-quantized")
     return;
   ModelConfig::PackedInts ints;
+  ints.bytes = scheme->first == "int-quantized";
   ints.bits = static_cast<unsigned>(schemeBits);
   ints.group = scheme->second.block[1];
   ints.zeroPoints = !schemeSymmetric;

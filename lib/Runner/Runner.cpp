@@ -481,8 +481,10 @@ llvm::Error mlir::moe::collectRuntimeTables(ModuleOp module,
         blockScales.cols = block[1];
         blockScales.fp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
         if (auto integer = dyn_cast_if_present<IntegerType>(
-                stored ? stored.getValue() : Type()))
+                stored ? stored.getValue() : Type())) {
           blockScales.bits = integer.getWidth();
+          blockScales.bytes = integer.isSigned();
+        }
         for (auto [key, list] :
              {std::pair("zero_points", &blockScales.zeros),
               std::pair("group_indices", &blockScales.groupIndices)})

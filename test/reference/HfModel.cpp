@@ -1028,6 +1028,68 @@ static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
   return true;
 }
 
+/// 8-bit integers `t` of weight `name` (I8, a piece `shape` [..., n, k],
+/// each element its signed value), each times the scale of its row's group
+/// in `<name>_scale` [..., n, ceil(k / group)] (group 0: k; the group of
+/// input j from `<name>_g_idx` when there is one), rounded to f32 once.
+static bool readIntValues(const st::Reader &reader, const st::TensorEntry &t,
+                          const std::string &name, int64_t group,
+                          const std::vector<int64_t> &shape,
+                          std::vector<double> *values, std::string *err) {
+  int64_t k = shape.back(), g = group ? group : k;
+  int64_t groups = (k + g - 1) / g;
+  std::vector<int64_t> scaleShape = shape;
+  scaleShape.back() = groups;
+  if (t.shape != shape) {
+    *err = t.file + ": tensor " + t.name + " is I8 " + shapeText(t.shape) +
+           ", expected " + shapeText(shape);
+    return false;
+  }
+  const st::TensorEntry *s = reader.find(name + "_scale");
+  if (!s) {
+    *err = "the checkpoint has no tensor " + name + "_scale";
+    return false;
+  }
+  if ((s->dtype != "F32" && s->dtype != "F16" && s->dtype != "BF16") ||
+      s->shape != scaleShape) {
+    *err = s->file + ": tensor " + s->name + " is " + s->dtype + " " +
+           shapeText(s->shape) + ", expected a float " + shapeText(scaleShape);
+    return false;
+  }
+  std::vector<double> ints, scales, groupOf;
+  if (!reader.read(t, &ints, err) || !reader.read(*s, &scales, err))
+    return false;
+  int64_t n = shape[shape.size() - 2];
+  if (const st::TensorEntry *gi = reader.find(name + "_g_idx")) {
+    std::vector<int64_t> want(shape.begin(), shape.end() - 2);
+    want.push_back(k);
+    if (gi->dtype != "I32" || gi->shape != want) {
+      *err = gi->file + ": tensor " + gi->name + " is " + gi->dtype + " " +
+             shapeText(gi->shape) + ", expected I32 " + shapeText(want);
+      return false;
+    }
+    if (!reader.read(*gi, &groupOf, err)) return false;
+    for (double v : groupOf)
+      if (v < 0 || v >= double(groups)) {
+        *err = gi->file + ": tensor " + gi->name + ": a group is out of range";
+        return false;
+      }
+  }
+  values->assign(ints.size(), 0.0);
+  for (size_t e = 0; e < ints.size(); ++e) {
+    int64_t row = int64_t(e) / k, col = int64_t(e) % k;
+    int64_t grp = groupOf.empty() ? col / g
+                                  : int64_t(groupOf[size_t(row / n * k + col)]);
+    double scale = scales[size_t(row * groups + grp)];
+    if (!std::isfinite(scale)) {
+      *err = s->file + ": tensor " + s->name + ": a scale is not finite";
+      return false;
+    }
+    (*values)[e] = double(float(ints[e] * scale));
+  }
+  return true;
+}
+
 /// GPTQ's Linear `<prefix>` of a piece `shape` [n, k]: element (i, j) is
 /// (q - z) * s for the code q of `.qweight` (I32 [k / w, n]: word (j / w,
 /// i), bits (j % w) * bits), the group g = g_idx[j] (or j / group), the
@@ -1457,6 +1519,29 @@ static bool readQuantization(const json::Value &q, Keys &keys,
                          !symmetric->boolean;
       return true;
     }
+    const json::Value *type = w->get("type");
+    bool integers = type && type->kind == json::Value::Kind::String &&
+                    type->string == "int";
+    if (format && (format->string == "int-quantized" ||
+                   (format->string == "naive-quantized" && integers))) {
+      const json::Value *bits = w->get("num_bits");
+      const json::Value *symmetric = w->get("symmetric");
+      p->fp8 = false;
+      p->intValues = true;
+      if (!bits || !bits->isInteger || bits->integer != 8)
+        return keys.bad("quantization_config: int-quantized weights of "
+                        "other than 8 bits are not read");
+      if (symmetric && symmetric->kind == json::Value::Kind::Bool &&
+          !symmetric->boolean)
+        return keys.bad("quantization_config: asymmetric int-quantized "
+                        "weights are not read");
+      if (name == "group" && positive(group))
+        p->intGroup = group->integer;
+      else if (name != "channel")
+        return keys.bad("quantization_config: integer weights of strategy \"" +
+                        name + "\" are not read");
+      return true;
+    }
     const json::Value *block = w->get("block_structure");
     if (name == "tensor") p->fp8Block = {0, 0};
     else if (name == "channel") p->fp8Block = {1, 0};
@@ -1668,6 +1753,16 @@ bool loadWeights(const st::Reader &reader, const LayerPlan &plan,
         *err = t->file + ": tensor " + name + " is U8 without " + state +
                "nf4 or " + state + "fp4";
         return false;
+      }
+      if (plan.intValues && t->dtype == "I8" && !op.transposed) {
+        std::vector<double> values;
+        if (!readIntValues(reader, *t, name, plan.intGroup, each, &values,
+                           err))
+          return false;
+        fp8 = true;
+        a.dtype = weights->dtype;
+        a.f.insert(a.f.end(), values.begin(), values.end());
+        continue;
       }
       if (plan.intBits && t->dtype == "I32" && !op.transposed) {
         std::vector<double> values;

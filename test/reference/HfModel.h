@@ -109,6 +109,12 @@ struct LayerPlan {
   int intBits = 0;
   int64_t intGroup = 0;
   bool intAsymmetric = false;
+  /// llm-compressor's 8-bit integers one an element ("int-quantized", or
+  /// "naive-quantized" of type int: W8A8's weights): `<name>` is I8 [...,
+  /// n, k], each element its signed value, times its scale `<name>_scale`
+  /// [..., n, ceil(k / intGroup)] (the group from `<name>_g_idx` when
+  /// present). The activations' quantization is not modelled.
+  bool intValues = false;
   /// GPTQ (quant_method "gptq"): a Linear `<prefix>` is `<prefix>.qweight`
   /// (I32 [k / w, n], w codes a word along k, the first in the lowest bits),
   /// `.scales` [groups, n], `.qzeros` (I32 [groups, n / w], packed as the

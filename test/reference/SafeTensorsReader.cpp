@@ -188,9 +188,10 @@ const TensorEntry *Reader::find(const std::string &name) const {
 bool Reader::read(const TensorEntry &t, std::vector<double> *out,
                   std::string *err) const {
   if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16" &&
-      t.dtype != "F8_E4M3" && t.dtype != "U8" && t.dtype != "I32") {
+      t.dtype != "F8_E4M3" && t.dtype != "U8" && t.dtype != "I8" &&
+      t.dtype != "I32") {
     *err = t.file + ": tensor " + t.name + " has dtype " + t.dtype +
-           " (expected F32, F16, BF16, F8_E4M3, U8 or I32)";
+           " (expected F32, F16, BF16, F8_E4M3, U8, I8 or I32)";
     return false;
   }
   std::ifstream f(t.file, std::ios::binary);
@@ -218,6 +219,8 @@ bool Reader::read(const TensorEntry &t, std::vector<double> *out,
       (*out)[i] = e4m3ToF64(p[0]);
     } else if (t.dtype == "U8") {
       (*out)[i] = p[0];
+    } else if (t.dtype == "I8") {
+      (*out)[i] = double(int8_t(p[0]));
     } else {
       uint16_t h = uint16_t(p[0] | p[1] << 8);
       (*out)[i] = t.dtype == "F16" ? npy::f16ToF64(h) : npy::bf16ToF32(h);

@@ -312,6 +312,25 @@ TEST_F(CheckpointTest, NVFP4ScalesAreChecked) {
             p + ": tensor u8 has dtype U8, expected F8_E4M3");
 }
 
+/// I8 tensors (compressed-tensors' int-quantized weights) are read as
+/// signed bytes, and told apart from U8 ones.
+TEST_F(CheckpointTest, I8IsSigned) {
+  std::vector<char> bytes = {0, 1, 127, -128, -1, 5};
+  std::string p =
+      write("i8.safetensors", {TensorData{"i8", DType::I8, {2, 3}, bytes},
+                               TensorData{"u8", DType::U8, {2, 3}, bytes}});
+  auto ckpt = Checkpoint::open(p);
+  ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
+  const Checkpoint &c = **ckpt;
+  auto i8 = c.require("i8", {2, 3}, {DType::I8});
+  ASSERT_TRUE(bool(i8)) << llvm::toString(i8.takeError());
+  const float expected[] = {0, 1, 127, -128, -1, 5};
+  for (int64_t i = 0; i < 6; ++i)
+    EXPECT_EQ(getAsF32(**i8, i), expected[i]) << i;
+  EXPECT_EQ(errorOf(c.require("u8", {2, 3}, {DType::I8})),
+            p + ": tensor u8 has dtype U8, expected I8");
+}
+
 TEST(F8E4M3, DecodesAndRoundsEveryCode) {
   auto value = [](int code) {
     int exponent = (code >> 3) & 15, mantissa = code & 7;

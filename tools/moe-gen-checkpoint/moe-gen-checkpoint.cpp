@@ -248,6 +248,14 @@ static cl::opt<bool> intActorder(
              "groups of the inputs in a random order (<name>_g_idx I32 [k], "
              "a permutation of j / group)"),
     cl::cat(category));
+static cl::opt<std::string> intFormat(
+    "int-format",
+    cl::desc("with --int-compressed: pack-quantized (the default: codes in "
+             "I32 words) or int-quantized (llm-compressor's W8A8: --int-"
+             "compressed 8 only, each projection <name> I8 [n, k], its "
+             "signed values, with <name>_scale; the config's activations "
+             "dynamic int8 per token)"),
+    cl::init("pack-quantized"), cl::cat(category));
 static cl::opt<bool> intAsymmetric(
     "int-asymmetric",
     cl::desc("with --int-compressed: asymmetric weights (\"symmetric\": "
@@ -958,6 +966,14 @@ static llvm::Error parseFP8(Model &m) {
     return llvm::createStringError("--int-dequantized needs --int-compressed");
   if (intAsymmetric && !intCompressed)
     return llvm::createStringError("--int-asymmetric needs --int-compressed");
+  if (intFormat != "pack-quantized" && intFormat != "int-quantized")
+    return llvm::createStringError(
+        "--int-format must be pack-quantized or int-quantized, not " +
+        intFormat);
+  if (intFormat == "int-quantized" && (intCompressed != 8 || intAsymmetric))
+    return llvm::createStringError(
+        "--int-format int-quantized needs --int-compressed 8 and symmetric "
+        "weights (no --int-asymmetric)");
   if (intActorder && (!intCompressed || !intGroup))
     return llvm::createStringError(
         "--int-actorder needs --int-compressed and a --int-group");
@@ -1098,6 +1114,7 @@ static StringRef torchDType(DType type) {
     return "bfloat16";
   case DType::F8E4M3:
   case DType::U8:
+  case DType::I8:
   case DType::I32:
     break;
   }
@@ -1265,8 +1282,9 @@ static llvm::json::Object compressedNVFP4Config() {
 }
 
 /// The quantization_config llm-compressor writes for its W4A16 and W8A16
-/// schemes (symmetric integer weights scaled per group or channel,
-/// activations unquantized).
+/// schemes (integer weights scaled per group or channel, activations
+/// unquantized), or for W8A8 (--int-format int-quantized: int8 activations
+/// quantized per token when the model runs).
 static llvm::json::Object compressedIntConfig() {
   llvm::json::Value groupSize = nullptr;
   if (intGroup)
@@ -1282,10 +1300,20 @@ static llvm::json::Object compressedIntConfig() {
       {"symmetric", !intAsymmetric},
       {"type", "int"},
   };
-  llvm::json::Object config =
-      compressedTensorsConfig(std::move(weights), {}, "pack-quantized");
-  auto *group = config.getObject("config_groups")->getObject("group_0");
-  (*group)["input_activations"] = nullptr;
+  bool w8a8 = intFormat == "int-quantized";
+  llvm::json::Object inputs{
+      {"actorder", nullptr}, {"block_structure", nullptr},
+      {"dynamic", true},     {"group_size", nullptr},
+      {"num_bits", 8},       {"observer", nullptr},
+      {"strategy", "token"}, {"symmetric", true},
+      {"type", "int"},
+  };
+  llvm::json::Object config = compressedTensorsConfig(
+      std::move(weights), std::move(inputs), intFormat.getValue());
+  if (!w8a8) {
+    auto *group = config.getObject("config_groups")->getObject("group_0");
+    (*group)["input_activations"] = nullptr;
+  }
   return config;
 }
 
@@ -2056,7 +2084,8 @@ static std::vector<int32_t> inputGroups(int64_t k, int64_t group, bool shuffled,
 namespace {
 /// Integers packed as compressed-tensors' pack-quantized format.
 struct PackedInts {
-  std::vector<char> words, scales, zeros, groupIndices;
+  /// `bytes`: the signed codes of 8 bits, one a byte (int-quantized).
+  std::vector<char> words, bytes, scales, zeros, groupIndices;
   llvm::SmallVector<int64_t> wordShape, scaleShape, zeroShape;
   /// What the dequantization computes: each value times its scale, rounded
   /// once to f32.
@@ -2099,6 +2128,8 @@ static PackedInts quantizeInts(llvm::ArrayRef<float> values,
   q.zeroShape.end()[-2] = nWords;
   std::vector<uint32_t> packed(rows * words, 0);
   std::vector<uint32_t> zeros(rows / n * nWords * groups, 0);
+  if (bits == 8)
+    q.bytes.resize(values.size());
   std::vector<float> scales(rows * groups);
   q.values.resize(values.size());
   float lowest = float(-offset), highest = float(offset - 1);
@@ -2127,6 +2158,8 @@ static PackedInts quantizeInts(llvm::ArrayRef<float> values,
         uint32_t stored =
             static_cast<uint32_t>(static_cast<int>(code) + offset);
         packed[r * words + c / perWord] |= stored << (c % perWord * bits);
+        if (bits == 8)
+          q.bytes[r * k + c] = static_cast<char>(static_cast<int>(code));
         q.values[r * k + c] = (code - zero) * scale;
       }
     }
@@ -2505,6 +2538,13 @@ static llvm::Error writeWeights(const Model &m,
                        intAsymmetric);
       if (intDequantized) {
         add(spec.name, m.dtype, spec.shape, storeValues(q.values, m.dtype));
+        continue;
+      }
+      if (intFormat == "int-quantized") {
+        add(spec.name, DType::I8, spec.shape, std::move(q.bytes));
+        add(spec.name + "_scale", m.dtype, q.scaleShape, std::move(q.scales));
+        if (intActorder)
+          add(spec.name + "_g_idx", DType::I32, {k}, std::move(q.groupIndices));
         continue;
       }
       // The weight's shape, [n, k], which the words do not tell.

@@ -530,6 +530,8 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   bool fp8 = stored && isa<Float8E4M3FNType>(stored.getValue());
   bool mxfp4 = stored && isa<Float4E2M1FNType>(stored.getValue());
   bool ints = stored && isa<IntegerType>(stored.getValue());
+  // One signed value a byte (`stored = si8`), rather than codes in words.
+  bool bytes = ints && cast<IntegerType>(stored.getValue()).isSigned();
   ArrayAttr scales = getScalesAttr();
   ArrayAttr globals = getGlobalScalesAttr();
   std::optional<ArrayRef<int64_t>> block = getScaleBlock();
@@ -540,7 +542,12 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
   if ((zeros || groups || getPackOutputs() || getPackOrder()) && !ints)
     return emitOpError() << "expected `zero_points`, `group_indices`, "
                             "`pack_outputs` and `pack_order` only with "
-                            "`stored = i4` or `stored = i8`";
+                            "`stored = i4`, `stored = i8` or `stored = si8`";
+  if (bytes && (zeros || getPackOutputs() || getPackOrder() || getTransposed()))
+    return emitOpError() << "expected no `zero_points`, `pack_outputs`, "
+                            "`pack_order` or `transposed` with `stored = "
+                            "si8` (one signed value a byte, each its own "
+                            "code)";
   if (getPackOutputs() && !getTransposed())
     return emitOpError() << "expected `pack_outputs` only with `transposed` "
                             "(words of outputs, as AWQ stores them [in, "
@@ -563,8 +570,8 @@ LogicalResult WeightOp::verifyBlockScales(int64_t pieceRank) {
     if (scales || block || globals)
       return emitOpError() << "expected `scales`, `scale_block` and "
                               "`global_scales` only with `stored = f8E4M3FN`, "
-                              "`stored = f4E2M1FN`, `stored = i4` or `stored "
-                              "= i8`";
+                              "`stored = f4E2M1FN`, `stored = i4`, `stored = "
+                              "i8` or `stored = si8`";
     return success();
   }
   if (!mxfp4 && globals)
@@ -661,9 +668,10 @@ LogicalResult WeightOp::verify() {
     Type element = stored.getValue();
     if (!(element.isF32() || element.isF16() || element.isBF16() ||
           element.isSignlessInteger(4) || element.isSignlessInteger(8) ||
+          element.isSignedInteger(8) ||
           isa<Float8E4M3FNType, Float4E2M1FNType>(element)))
       return emitOpError() << "expected `stored` to be f32, f16, bf16, "
-                              "f8E4M3FN, f4E2M1FN, i4 or i8, found "
+                              "f8E4M3FN, f4E2M1FN, i4, i8 or si8, found "
                            << element;
     if (element == type.getElementType())
       return emitOpError() << "expected `stored` to differ from the element "

@@ -274,6 +274,15 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
     points are packed in the same order. Without it, field p holds element
     p.
 
+    With `stored = si8`, the checkpoint tensors are I8, one element a byte
+    holding its signed value (compressed-tensors' `int-quantized` and
+    `naive-quantized` formats of integers, llm-compressor's W8A8 weights),
+    with `scales` and `scale_block = array<i64: 1, g>` as for `i8`:
+    element `(i, j)` is its value times the scale of `(i, j / g)` (or of
+    its `group_indices` group), multiplied in f32 and rounded once to the
+    result's element type. Such tensors take no `zero_points`,
+    `pack_outputs`, `pack_order` or `transposed`.
+
     With `bitsandbytes`, each checkpoint tensor is a 4-bit tensor of
     bitsandbytes as transformers saves a model loaded in 4 bits (NF4 or
     FP4, `quant_method = "bitsandbytes"`): a piece of N elements in C order

@@ -51,9 +51,10 @@ namespace mlir::moe::checkpoint {
 /// the bytes of MXFP4 weights (two 4-bit codes a byte) and of their E8M0
 /// scales, and I32, the words of integer weights packed by
 /// compressed-tensors (eight 4-bit or four 8-bit codes a word).
-enum class DType { F32, F16, BF16, F8E4M3, U8, I32 };
+enum class DType { F32, F16, BF16, F8E4M3, U8, I8, I32 };
 
-/// The safetensors spelling: "F32", "F16", "BF16", "F8_E4M3", "U8", "I32".
+/// The safetensors spelling: "F32", "F16", "BF16", "F8_E4M3", "U8", "I8",
+/// "I32".
 llvm::StringRef name(DType type);
 size_t elementSize(DType type);
 /// The DType spelled `name`, if it is one we read.

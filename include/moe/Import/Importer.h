@@ -370,6 +370,10 @@ struct ModelConfig {
     /// Layout CompressedTensors: the weights are asymmetric and have zero
     /// points (GPTQ's and AWQ's always have them).
     bool zeroPoints = false;
+    /// Layout CompressedTensors, format "int-quantized" (llm-compressor's
+    /// W8A8 weights): each weight `<name>` is I8, one signed value an
+    /// element, with `<name>_scale` as above; no words, no zero points.
+    bool bytes = false;
     /// The quantization_config's words for the scheme, for diagnostics.
     std::string description;
   };

@@ -332,7 +332,7 @@ func.func @weight_dynamic() {
 // -----
 
 func.func @weight_stored_type() {
-  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16, f8E4M3FN, f4E2M1FN, i4 or i8, found 'i32'}}
+  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16, f8E4M3FN, f4E2M1FN, i4, i8 or si8, found 'i32'}}
   %w = moe.weight "a" {stored = i32} : tensor<2x4xf32>
   return
 }
@@ -373,7 +373,7 @@ func.func @weight_fp8_without_scales() {
 // -----
 
 func.func @weight_scales_without_fp8() {
-  // expected-error@+1 {{'moe.weight' op expected `scales`, `scale_block` and `global_scales` only with `stored = f8E4M3FN`, `stored = f4E2M1FN`, `stored = i4` or `stored = i8`}}
+  // expected-error@+1 {{'moe.weight' op expected `scales`, `scale_block` and `global_scales` only with `stored = f8E4M3FN`, `stored = f4E2M1FN`, `stored = i4`, `stored = i8` or `stored = si8`}}
   %w = moe.weight "a" {scales = ["a_scale_inv"], scale_block = array<i64: 128, 128>} : tensor<2x4xbf16>
   return
 }
@@ -431,7 +431,7 @@ func.func @weight_ints_transposed() {
 // -----
 
 func.func @weight_zero_points_of_floats() {
-  // expected-error@+1 {{'moe.weight' op expected `zero_points`, `group_indices`, `pack_outputs` and `pack_order` only with `stored = i4` or `stored = i8`}}
+  // expected-error@+1 {{'moe.weight' op expected `zero_points`, `group_indices`, `pack_outputs` and `pack_order` only with `stored = i4`, `stored = i8` or `stored = si8`}}
   %w = moe.weight "a" {stored = f8E4M3FN, scales = ["a_scale"], scale_block = array<i64: 1, 32>, zero_points = ["a_zero"]} : tensor<2x64xbf16>
   return
 }
@@ -503,7 +503,7 @@ func.func @weight_ints_global_scales() {
 // -----
 
 func.func @weight_ints_unsigned() {
-  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16, f8E4M3FN, f4E2M1FN, i4 or i8, found 'ui4'}}
+  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16, f8E4M3FN, f4E2M1FN, i4, i8 or si8, found 'ui4'}}
   %w = moe.weight "a_packed" {stored = ui4, scales = ["a_scale"], scale_block = array<i64: 1, 32>} : tensor<2x64xbf16>
   return
 }
@@ -905,5 +905,37 @@ func.func @dispatch_factor_count(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>, %f:
 func.func @dispatch_factor_padded(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>, %f: f64) {
   // expected-error@+1 {{'moe.dispatch' op expected layout kind = ragged or aligned with a run-time capacity_factor, found padded}}
   %r:7 = moe.dispatch %ids, %w experts = 8 capacity <factor = 1.0> capacity_factor(%f) layout <kind = padded> : tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+func.func @weight_si4() {
+  // expected-error@+1 {{'moe.weight' op expected `stored` to be f32, f16, bf16, f8E4M3FN, f4E2M1FN, i4, i8 or si8, found 'si4'}}
+  %w = moe.weight "a" {stored = si4, scales = ["a_scale"], scale_block = array<i64: 1, 32>} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_si8_zero_points() {
+  // expected-error@+1 {{'moe.weight' op expected no `zero_points`, `pack_outputs`, `pack_order` or `transposed` with `stored = si8` (one signed value a byte, each its own code)}}
+  %w = moe.weight "a" {stored = si8, scales = ["a_scale"], scale_block = array<i64: 1, 32>, zero_points = ["a_zero_point"]} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_si8_transposed() {
+  // expected-error@+1 {{'moe.weight' op expected no `zero_points`, `pack_outputs`, `pack_order` or `transposed` with `stored = si8` (one signed value a byte, each its own code)}}
+  %w = moe.weight "a" {stored = si8, scales = ["a_scale"], scale_block = array<i64: 32, 1>, transposed} : tensor<2x64xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_si8_without_scales() {
+  // expected-error@+1 {{'moe.weight' op expected `scales` and `scale_block` with `stored = si8` (block-scaled integer)}}
+  %w = moe.weight "a" {stored = si8} : tensor<2x64xbf16>
   return
 }
