@@ -932,6 +932,51 @@ static bool readPackedE2M1(const st::Reader &reader, const st::TensorEntry &t,
   return true;
 }
 
+/// The float scales `<name>_scale` of an integer weight, of shape
+/// `scaleShape`, into `scales`; `*found` is the tensor (for diagnostics).
+static bool readIntScales(const st::Reader &reader, const std::string &name,
+                          const std::vector<int64_t> &scaleShape,
+                          std::vector<double> *scales,
+                          const st::TensorEntry **found, std::string *err) {
+  const st::TensorEntry *s = reader.find(name + "_scale");
+  if (!s) {
+    *err = "the checkpoint has no tensor " + name + "_scale";
+    return false;
+  }
+  if ((s->dtype != "F32" && s->dtype != "F16" && s->dtype != "BF16") ||
+      s->shape != scaleShape) {
+    *err = s->file + ": tensor " + s->name + " is " + s->dtype + " " +
+           shapeText(s->shape) + ", expected a float " + shapeText(scaleShape);
+    return false;
+  }
+  *found = s;
+  return reader.read(*s, scales, err);
+}
+
+/// Activation order "group": the group of each input of an integer weight
+/// of piece `shape` [..., n, k], `<name>_g_idx` (I32 [..., k], each in
+/// [0, groups)), into `groupOf`; left empty when there is no such tensor.
+static bool readGroupIndices(const st::Reader &reader, const std::string &name,
+                             const std::vector<int64_t> &shape, int64_t groups,
+                             std::vector<double> *groupOf, std::string *err) {
+  const st::TensorEntry *g = reader.find(name + "_g_idx");
+  if (!g) return true;
+  std::vector<int64_t> want(shape.begin(), shape.end() - 2);
+  want.push_back(shape.back());
+  if (g->dtype != "I32" || g->shape != want) {
+    *err = g->file + ": tensor " + g->name + " is " + g->dtype + " " +
+           shapeText(g->shape) + ", expected I32 " + shapeText(want);
+    return false;
+  }
+  if (!reader.read(*g, groupOf, err)) return false;
+  for (double v : *groupOf)
+    if (v < 0 || v >= double(groups)) {
+      *err = g->file + ": tensor " + g->name + ": a group is out of range";
+      return false;
+    }
+  return true;
+}
+
 /// Integer codes `t` (`<name>_packed`, I32 [..., n, ceil(k / w)], w = 32 /
 /// bits codes a word, the first in the lowest bits, each the value plus
 /// 2^(bits - 1)) of weight `name`, a piece `shape` [..., n, k], each value times its
@@ -954,19 +999,10 @@ static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
            ", expected packed codes " + shapeText(wordShape);
     return false;
   }
-  const st::TensorEntry *s = reader.find(name + "_scale");
-  if (!s) {
-    *err = "the checkpoint has no tensor " + name + "_scale";
-    return false;
-  }
-  if ((s->dtype != "F32" && s->dtype != "F16" && s->dtype != "BF16") ||
-      s->shape != scaleShape) {
-    *err = s->file + ": tensor " + s->name + " is " + s->dtype + " " +
-           shapeText(s->shape) + ", expected a float " + shapeText(scaleShape);
-    return false;
-  }
   std::vector<double> words, scales, groupOf, zeros;
-  if (!reader.read(t, &words, err) || !reader.read(*s, &scales, err))
+  const st::TensorEntry *s = nullptr;
+  if (!readIntScales(reader, name, scaleShape, &scales, &s, err) ||
+      !reader.read(t, &words, err))
     return false;
   std::vector<int64_t> zeroShape = scaleShape;
   zeroShape[zeroShape.size() - 2] = (n + perWord - 1) / perWord;
@@ -983,22 +1019,8 @@ static bool readPackedInts(const st::Reader &reader, const st::TensorEntry &t,
     }
     if (!reader.read(*z, &zeros, err)) return false;
   }
-  // Activation order "group": the group of each input, `<name>_g_idx`.
-  if (const st::TensorEntry *g = reader.find(name + "_g_idx")) {
-    std::vector<int64_t> want(shape.begin(), shape.end() - 2);
-    want.push_back(k);
-    if (g->dtype != "I32" || g->shape != want) {
-      *err = g->file + ": tensor " + g->name + " is " + g->dtype + " " +
-             shapeText(g->shape) + ", expected I32 " + shapeText(want);
-      return false;
-    }
-    if (!reader.read(*g, &groupOf, err)) return false;
-    for (double v : groupOf)
-      if (v < 0 || v >= double(scaleShape.back())) {
-        *err = g->file + ": tensor " + g->name + ": a group is out of range";
-        return false;
-      }
-  }
+  if (!readGroupIndices(reader, name, shape, scaleShape.back(), &groupOf, err))
+    return false;
   int64_t rows = int64_t(words.size()) / wordShape.back();
   values->assign(size_t(rows * k), 0.0);
   for (int64_t r = 0; r < rows; ++r)
@@ -1045,36 +1067,13 @@ static bool readIntValues(const st::Reader &reader, const st::TensorEntry &t,
            ", expected " + shapeText(shape);
     return false;
   }
-  const st::TensorEntry *s = reader.find(name + "_scale");
-  if (!s) {
-    *err = "the checkpoint has no tensor " + name + "_scale";
-    return false;
-  }
-  if ((s->dtype != "F32" && s->dtype != "F16" && s->dtype != "BF16") ||
-      s->shape != scaleShape) {
-    *err = s->file + ": tensor " + s->name + " is " + s->dtype + " " +
-           shapeText(s->shape) + ", expected a float " + shapeText(scaleShape);
-    return false;
-  }
   std::vector<double> ints, scales, groupOf;
-  if (!reader.read(t, &ints, err) || !reader.read(*s, &scales, err))
+  const st::TensorEntry *s = nullptr;
+  if (!readIntScales(reader, name, scaleShape, &scales, &s, err) ||
+      !reader.read(t, &ints, err) ||
+      !readGroupIndices(reader, name, shape, groups, &groupOf, err))
     return false;
   int64_t n = shape[shape.size() - 2];
-  if (const st::TensorEntry *gi = reader.find(name + "_g_idx")) {
-    std::vector<int64_t> want(shape.begin(), shape.end() - 2);
-    want.push_back(k);
-    if (gi->dtype != "I32" || gi->shape != want) {
-      *err = gi->file + ": tensor " + gi->name + " is " + gi->dtype + " " +
-             shapeText(gi->shape) + ", expected I32 " + shapeText(want);
-      return false;
-    }
-    if (!reader.read(*gi, &groupOf, err)) return false;
-    for (double v : groupOf)
-      if (v < 0 || v >= double(groups)) {
-        *err = gi->file + ": tensor " + gi->name + ": a group is out of range";
-        return false;
-      }
-  }
   values->assign(ints.size(), 0.0);
   for (size_t e = 0; e < ints.size(); ++e) {
     int64_t row = int64_t(e) / k, col = int64_t(e) % k;
