@@ -655,7 +655,9 @@ static llvm::Error checkQWeight(const Checkpoint &ckpt,
 /// scales `<name>_scale` [..., n, ceil(k / group)] (f32, f16 or bf16) and,
 /// for asymmetric weights, their zero points `<name>_zero_point`, I32
 /// [..., ceil(n / (32 / bits)), ceil(k / group)]. `weight.names` name the
-/// words.
+/// words. W8A8's integers (`ints.bytes`, int-quantized) are each `<name>`
+/// itself, I8 [..., n, k], one signed value an element, with the same
+/// scales and group indices.
 static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
                                    WeightSpec &weight) {
   const ModelConfig::PackedInts &ints = *m.packedInts;
@@ -665,10 +667,12 @@ static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
     return checkQWeight(ckpt, ints, weight);
   if (weight.transposed || shape.size() < 2)
     return makeError(first->file + ": tensor " + weight.names.front() +
-                     " holds packed integer codes, but its weight is " +
+                     " holds " +
+                     (ints.bytes ? "8-bit integers" : "packed integer codes") +
+                     ", but its weight is " +
                      (weight.transposed ? "stored [in, out]" : "not a matrix") +
                      ", which " + ints.description + " does not hold");
-  StringRef suffix = "_packed";
+  StringRef suffix = ints.bytes ? "" : "_packed";
   if (!StringRef(weight.names.front()).ends_with(suffix))
     return makeError(first->file + ": tensor " + weight.names.front() +
                      " has dtype I32, but " + m.path + " (" + ints.description +
@@ -681,7 +685,9 @@ static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
   zeroGrid.end()[-2] = llvm::divideCeil(shape.end()[-2], 32 / ints.bits);
   for (const std::string &codes : weight.names) {
     if (llvm::Error err =
-            ckpt.requirePackedInts(codes, shape, ints.bits).takeError())
+            (ints.bytes ? ckpt.require(codes, shape, {DType::I8})
+                        : ckpt.requirePackedInts(codes, shape, ints.bits))
+                .takeError())
       return err;
     StringRef stem = StringRef(codes).drop_back(suffix.size());
     std::string scale = (stem + "_scale").str();
@@ -711,41 +717,7 @@ static llvm::Error checkPackedInts(const Checkpoint &ckpt, const ModelConfig &m,
     return err;
   weight.scaleBlock = {1, group};
   weight.intBits = ints.bits;
-  return llvm::Error::success();
-}
-
-/// Checks the 8-bit integer tensors of `weight`, stored as
-/// compressed-tensors' int-quantized format stores them: each `<name>` I8
-/// [..., n, k], one signed value an element, with its scales `<name>_scale`
-/// [..., n, ceil(k / group)] (f32, f16 or bf16) and, in activation order
-/// "group", its group indices `<name>_g_idx`.
-static llvm::Error checkIntBytes(const Checkpoint &ckpt, const ModelConfig &m,
-                                 WeightSpec &weight) {
-  const ModelConfig::PackedInts &ints = *m.packedInts;
-  llvm::SmallVector<int64_t> shape = weight.tensorShape();
-  const checkpoint::TensorInfo *first = ckpt.lookup(weight.names.front());
-  if (weight.transposed || shape.size() < 2)
-    return makeError(first->file + ": tensor " + weight.names.front() +
-                     " holds 8-bit integers, but its weight is " +
-                     (weight.transposed ? "stored [in, out]" : "not a matrix") +
-                     ", which " + ints.description + " does not hold");
-  int64_t group = ints.group ? ints.group : shape.back();
-  llvm::SmallVector<int64_t> grid = shape;
-  grid.back() = llvm::divideCeil(shape.back(), group);
-  for (const std::string &name : weight.names) {
-    if (llvm::Error err = ckpt.require(name, shape, {DType::I8}).takeError())
-      return err;
-    std::string scale = name + "_scale";
-    if (llvm::Error err = ckpt.requireScales(scale, grid).takeError())
-      return err;
-    weight.scales.push_back(std::move(scale));
-  }
-  if (llvm::Error err = collectGroupIndices(
-          ckpt, weight, [](StringRef name) { return (name + "_g_idx").str(); }))
-    return err;
-  weight.scaleBlock = {1, group};
-  weight.intBits = 8;
-  weight.intBytes = true;
+  weight.intBytes = ints.bytes;
   return llvm::Error::success();
 }
 
@@ -939,7 +911,7 @@ static llvm::Error checkLayer(const Checkpoint &ckpt, const ModelConfig &m,
                          " has dtype I8 (8-bit integers), but " + m.path +
                          " has no quantization_config of them (quant_method "
                          "\"compressed-tensors\", format \"int-quantized\")");
-      if (llvm::Error err = checkIntBytes(ckpt, m, weight))
+      if (llvm::Error err = checkPackedInts(ckpt, m, weight))
         return err;
       continue;
     }

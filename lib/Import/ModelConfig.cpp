@@ -478,8 +478,10 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   // route as DeepSeek-V3 too, list their sparse layers in mlp_layer_types
   // (by default the first first_k_dense_replace layers dense, 3; or only
   // layer 0, for glm4_moe_lite) and default to one shared expert.
-  bool dsa = m.modelType == "deepseek_v32" || m.modelType == "glm_moe_dsa";
-  bool lite = dsa || m.modelType == "glm4_moe_lite";
+  bool v32 = m.modelType == "deepseek_v32";
+  bool dsa = v32 || m.modelType == "glm_moe_dsa";
+  bool flash = m.modelType == "glm4_moe_lite";
+  bool lite = dsa || flash;
   // kimi_k2: DeepSeek's own DeepseekV3Config, whose routing defaults are
   // DeepSeek-V2's (softmax, greedy): its releases give every routing key,
   // and moe-import asks for them rather than assume either class's.
@@ -507,15 +509,14 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   // Glm4MoeLiteConfig has no first_k_dense_replace: layer 0 is dense.
   int64_t denseDefault = glm ? 1 : dsa ? 3 : 0;
   m.firstKDenseReplace =
-      lite && !dsa ? 1
-                   : reader.getInt("first_k_dense_replace", denseDefault, 0);
+      flash ? 1 : reader.getInt("first_k_dense_replace", denseDefault, 0);
   if (lite && reader.find("mlp_layer_types"))
     readMlpLayerTypes(reader, m);
   m.moeLayerFreq = fixedRouter ? 1 : reader.getInt("moe_layer_freq", 1, 1);
   double factor = reader.getPositive("routed_scaling_factor",
-                                     m.modelType == "glm4_moe_lite" ? 1.8
-                                     : v3 && (!fixedRouter || dsa)  ? 2.5
-                                                                    : 1.0);
+                                     flash                         ? 1.8
+                                     : v3 && (!fixedRouter || dsa) ? 2.5
+                                                                   : 1.0);
   bool norm = reader.getBool("norm_topk_prob", v3 && !dots);
   StringRef defaultScoring = v3 ? "sigmoid" : "softmax";
   StringRef defaultMethod = v3 ? "noaux_tc" : "greedy";
@@ -564,11 +565,10 @@ static void readDeepSeek(ConfigReader &reader, ModelConfig &m) {
   m.selectionBias = true;
   // Dots1Config, Glm4MoeLiteConfig and GlmMoeDsaConfig default to one
   // group, DeepseekV32Config to 8 groups of which 4 are kept.
-  bool oneGroup = dots || (lite && m.modelType != "deepseek_v32");
   std::optional<int64_t> groups, kept;
-  if (oneGroup)
+  if (dots || (lite && !v32))
     groups = kept = 1;
-  if (m.modelType == "deepseek_v32") {
+  if (v32) {
     groups = 8;
     kept = 4;
   }

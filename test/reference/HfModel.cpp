@@ -1500,40 +1500,37 @@ static bool readQuantization(const json::Value &q, Keys &keys,
     const json::Value *strategy = w->get("strategy");
     std::string name = strategy ? strategy->string : "";
     const json::Value *group = w->get("group_size");
-    if (format && format->string == "pack-quantized") {
-      const json::Value *bits = w->get("num_bits");
-      p->fp8 = false;
-      p->intBits = bits && bits->isInteger ? int(bits->integer) : 0;
-      if (p->intBits != 4 && p->intBits != 8)
-        return keys.bad("quantization_config: pack-quantized weights of "
-                        "other than 4 or 8 bits are not read");
-      if (name == "group" && positive(group))
-        p->intGroup = group->integer;
-      else if (name != "channel")
-        return keys.bad("quantization_config: integer weights of strategy \"" +
-                        name + "\" are not read");
-      const json::Value *symmetric = w->get("symmetric");
-      p->intAsymmetric = symmetric &&
-                         symmetric->kind == json::Value::Kind::Bool &&
-                         !symmetric->boolean;
-      return true;
-    }
+    // Integers: codes packed in words, or one value an I8 element
+    // (int-quantized, or naive-quantized of type int: W8A8's weights).
     const json::Value *type = w->get("type");
     bool integers = type && type->kind == json::Value::Kind::String &&
                     type->string == "int";
-    if (format && (format->string == "int-quantized" ||
-                   (format->string == "naive-quantized" && integers))) {
+    bool packed = format && format->string == "pack-quantized";
+    bool values = format && (format->string == "int-quantized" ||
+                             (format->string == "naive-quantized" && integers));
+    if (packed || values) {
       const json::Value *bits = w->get("num_bits");
       const json::Value *symmetric = w->get("symmetric");
+      int width = bits && bits->isInteger ? int(bits->integer) : 0;
+      bool asymmetric = symmetric &&
+                        symmetric->kind == json::Value::Kind::Bool &&
+                        !symmetric->boolean;
       p->fp8 = false;
-      p->intValues = true;
-      if (!bits || !bits->isInteger || bits->integer != 8)
-        return keys.bad("quantization_config: int-quantized weights of "
-                        "other than 8 bits are not read");
-      if (symmetric && symmetric->kind == json::Value::Kind::Bool &&
-          !symmetric->boolean)
-        return keys.bad("quantization_config: asymmetric int-quantized "
-                        "weights are not read");
+      if (packed) {
+        p->intBits = width;
+        p->intAsymmetric = asymmetric;
+        if (width != 4 && width != 8)
+          return keys.bad("quantization_config: pack-quantized weights of "
+                          "other than 4 or 8 bits are not read");
+      } else {
+        p->intValues = true;
+        if (width != 8)
+          return keys.bad("quantization_config: int-quantized weights of "
+                          "other than 8 bits are not read");
+        if (asymmetric)
+          return keys.bad("quantization_config: asymmetric int-quantized "
+                          "weights are not read");
+      }
       if (name == "group" && positive(group))
         p->intGroup = group->integer;
       else if (name != "channel")
