@@ -137,7 +137,7 @@ def draw_case(rng, pipeline):
     # GEMMs' buffers, so that their rings wrap around.
     deep = rng.random() < 0.1
     E = rng.choice([1, 2, 3, 4, 8, 8, 16] if deep else
-                   [1, 2, 3, 4, 8, 8, 16, 16, 24, 32, 64, 128, 256, 384, 512])
+                   [1, 2, 3, 4, 8, 8, 16, 16, 24, 32, 64, 128, 256, 384, 512, 1000, 2048])
     big = E >= 128
     k = rng.randint(1, min(E, 8))
     spec = {"op": "layer", "E": E, "k": k}

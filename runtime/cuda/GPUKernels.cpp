@@ -88,9 +88,9 @@ std::string checkDims(const moe_gpu_layer_dims *dims, bool layer,
   if (dims->ffn <= 0 || dims->ffn % 8)
     return "expected an ffn size that is a positive multiple of 8, found " +
            value("ffn", dims->ffn);
-  if (dims->experts < 1 || dims->experts > 512)
-    return "expected 1 <= experts <= 512, found " +
-           value("experts", dims->experts);
+  if (dims->experts < 1 || dims->experts > MOE_GPU_MAX_EXPERTS)
+    return "expected 1 <= experts <= " + std::to_string(MOE_GPU_MAX_EXPERTS) +
+           ", found " + value("experts", dims->experts);
   if (dims->activation < MOE_GPU_ACT_SILU ||
       dims->activation > MOE_GPU_ACT_SWIGLU_OAI)
     return "expected a moe_gpu_activation, found " +

@@ -30,6 +30,11 @@
 extern "C" {
 #endif
 
+/* The most experts a layer of the kernel library may have: the router and
+ * the permutation keep per-warp tables of the experts in shared memory (48
+ * E and 32 E bytes), within every sm_80 and newer GPU's limit at 2048. */
+#define MOE_GPU_MAX_EXPERTS 2048
+
 /* The activation of the experts: act(x gate_w^T) * (x up_w^T), or
  * act(x gate_w^T) for plain MLP experts. MOE_GPU_ACT_SWIGLU_OAI is
  * GPT-OSS's clamped SwiGLU, which combines gate g and up u itself:
@@ -49,7 +54,7 @@ typedef struct moe_gpu_layer_dims {
   int64_t tokens; /* T >= 0 */
   int64_t hidden; /* d > 0, a multiple of 8 */
   int64_t ffn;    /* f > 0, a multiple of 8 */
-  int64_t experts; /* 1 <= E <= 512 */
+  int64_t experts; /* 1 <= E <= MOE_GPU_MAX_EXPERTS */
   int64_t top_k;  /* 1 <= k <= E */
   int activation; /* moe_gpu_activation, of the routed and shared experts */
 } moe_gpu_layer_dims;

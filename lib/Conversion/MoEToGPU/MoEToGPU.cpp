@@ -61,7 +61,7 @@ static_assert(static_cast<int>(Activation::Silu) == 0 &&
 static constexpr const char *supportedConfig =
     "moe-cuda-pipeline supports moe.layer with any selection (top_k, "
     "grouped_top_k, top_p, threshold, expert_choice; "
-    "1 <= k <= E <= 512), any score function, combine weights and scale, "
+    "1 <= k <= E <= 2048), any score function, combine weights and scale, "
     "router and selection biases, a run-time tau, any capacity (count or "
     "factor, also at run time; any drop order), weights applied to the "
     "output or the input, "
@@ -71,6 +71,11 @@ static constexpr const char *supportedConfig =
     "shared experts (gated or not; gate, up and down or fused gate_up and "
     "down), bf16 input and weights, and static "
     "expert and shared expert sizes that are multiples of 8";
+
+/// The most experts of a layer the kernel library computes (its router's
+/// and permutation's shared tables; MOE_GPU_MAX_EXPERTS of
+/// runtime/include/moe_gpu_kernels.h).
+static constexpr int64_t kMaxExperts = 2048;
 
 /// The first reason why the kernel library cannot compute `op`, or an
 /// empty string.
@@ -82,7 +87,7 @@ static std::string unsupportedReason(LayerOp op) {
   auto isBF16 = [](Value v) {
     return cast<ShapedType>(v.getType()).getElementType().isBF16();
   };
-  if (ShapedType::isDynamic(numExperts) || numExperts > 512)
+  if (ShapedType::isDynamic(numExperts) || numExperts > kMaxExperts)
     os << "E = "
        << (ShapedType::isDynamic(numExperts) ? std::string("?")
                                              : std::to_string(numExperts));

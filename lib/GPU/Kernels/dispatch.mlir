@@ -33,8 +33,11 @@
 //                      does not depend on the order of the atomics); marks
 //                      unused slots in slot_row. counts must be zero first.
 //                      For the segmented permutation below.
-//   build_permutation  1 block of 256 threads (E <= 512, two experts a
-//                      thread), with no count before it. Warp w owns the
+//   build_permutation  1 block of 256 threads (ceil(E / 256) consecutive
+//                      experts a thread; the warps' counts an 8 x E table
+//                      in dynamic shared memory, 32 E + 1024 bytes with the
+//                      scan), with no
+//                      count before it. Warp w owns the
 //                      w-th eighth of the slots and walks it 32 slots at a
 //                      time: lanes of one expert find each other with
 //                      match.sync and count (pass 1: the warp's count of
@@ -124,7 +127,7 @@
 // +0, ties to the lower slot t * k + j (capacity) or token (expert choice),
 // as docs/semantics.md says; deterministic.
 //
-// Limits: E <= 512, d % 8 == 0 with 16-byte aligned rows, T * k < 2^31.
+// Limits: E <= 2048, d % 8 == 0 with 16-byte aligned rows, T * k < 2^31.
 //
 // Host functions (host memrefs in and out; one stream, one synchronization
 // at the end):
@@ -235,7 +238,7 @@ gpu.module @moe_dispatch_kernels {
   // count of that expert, cnt[row0 + e]. Called by the whole warp.
   func.func private @count_chunk(%ids: memref<?x?xi32>, %base: index,
                                  %seg1: index, %E: index,
-                                 %cnt: memref<4096xi32, #gpu.address_space<workgroup>>,
+                                 %cnt: memref<?xi32, #gpu.address_space<workgroup>>,
                                  %row0: index) {
     %c32 = arith.constant 32 : index
     %z = arith.constant 0 : i32
@@ -255,9 +258,9 @@ gpu.module @moe_dispatch_kernels {
       %n = math.ctpop %mask : i32
       %e = arith.index_cast %e_i : i32 to index
       %cell = arith.addi %row0, %e : index
-      %old = memref.load %cnt[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      %old = memref.load %cnt[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
       %new = arith.addi %old, %n : i32
-      memref.store %new, %cnt[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      memref.store %new, %cnt[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
     }
     return
   }
@@ -271,7 +274,7 @@ gpu.module @moe_dispatch_kernels {
   // warp.
   func.func private @place_chunk(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
                                  %base: index, %seg1: index, %E: index,
-                                 %rows: memref<4096xi32, #gpu.address_space<workgroup>>,
+                                 %rows: memref<?xi32, #gpu.address_space<workgroup>>,
                                  %row0: index, %row_token: memref<?xi32>,
                                  %row_weight: memref<?xf32>,
                                  %slot_row: memref<?x?xi32>) {
@@ -294,7 +297,7 @@ gpu.module @moe_dispatch_kernels {
     %e_c = arith.select %used, %e_i, %z : i32
     %e = arith.index_cast %e_c : i32 to index
     %cell = arith.addi %row0, %e : index
-    %rbase = memref.load %rows[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+    %rbase = memref.load %rows[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
     nvvm.bar.warp.sync %full : i32
     scf.if %used {
       %rank = math.ctpop %lower : i32
@@ -311,7 +314,7 @@ gpu.module @moe_dispatch_kernels {
       scf.if %first {
         %n = math.ctpop %mask : i32
         %next = arith.addi %rbase, %n : i32
-        memref.store %next, %rows[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+        memref.store %next, %rows[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
       }
     } else {
       scf.if %in_segment {
@@ -325,23 +328,47 @@ gpu.module @moe_dispatch_kernels {
   }
 
   // Expert e's count in a permutation's per-warp table: the sum of the 8
-  // warps' counts, cnt[512 w + e].
+  // warps' counts, cnt[E w + e].
   func.func private @warps_count(
-      %cnt: memref<4096xi32, #gpu.address_space<workgroup>>, %e: index)
+      %cnt: memref<?xi32, #gpu.address_space<workgroup>>, %E: index, %e: index)
       -> i32 {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c8 = arith.constant 8 : index
-    %c512 = arith.constant 512 : index
     %z = arith.constant 0 : i32
     %sum = scf.for %w = %c0 to %c8 step %c1 iter_args(%acc = %z) -> (i32) {
-      %cell0 = arith.muli %w, %c512 : index
+      %cell0 = arith.muli %w, %E : index
       %cell = arith.addi %cell0, %e : index
-      %n = memref.load %cnt[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      %n = memref.load %cnt[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
       %next = arith.addi %acc, %n : i32
       scf.yield %next : i32
     }
     return %sum : i32
+  }
+
+  // The experts [e0, e1) of the calling thread of a block of 256: q =
+  // ceil(E / 256) consecutive experts a thread, so that a block scan over
+  // the threads visits the experts in order, whatever E.
+  func.func private @thread_experts(%E: index) -> (index, index) {
+    %c255 = arith.constant 255 : index
+    %c256 = arith.constant 256 : index
+    %tid = gpu.thread_id x
+    %ep = arith.addi %E, %c255 : index
+    %q = arith.divui %ep, %c256 : index
+    %e0u = arith.muli %tid, %q : index
+    %e0 = arith.minui %e0u, %E : index
+    %e1u = arith.addi %e0, %q : index
+    %e1 = arith.minui %e1u, %E : index
+    return %e0, %e1 : index, index
+  }
+
+  // The tiles of `rows` rows that a group of `count` rows takes.
+  func.func private @tiles_of(%count: i32, %rows: i32) -> i32 {
+    %one = arith.constant 1 : i32
+    %rows1 = arith.subi %rows, %one : i32
+    %p = arith.addi %count, %rows1 : i32
+    %n = arith.divui %p, %rows : i32
+    return %n : i32
   }
 
   // The tile-map entries of expert e, whose `count` rows start at row lo:
@@ -377,39 +404,41 @@ gpu.module @moe_dispatch_kernels {
   }
 
   // The tile map of the expert GEMMs from build_permutation's counts:
-  // thread t owns experts 2 t and 2 t + 1 (count_a rows from lo_a, count_b
-  // from lo_b = lo_a + count_a); a block scan of their tiles of `rows`
-  // rows places their entries (@write_tiles), and the entries past the
-  // last tile are (-1, 0, 0, 0), as @build_tile_map leaves them. Called by
-  // the whole block; %scan is free again when it returns.
-  func.func private @map_tiles(%count_a: i32, %count_b: i32, %lo_a: i32,
-                               %rows_per: index, %tiles: memref<?x4xi32>,
+  // thread t owns the experts [e0, e1) (@thread_experts), whose rows start
+  // at row lo; a block scan of their tiles of `rows` rows places their
+  // entries (@write_tiles), and the entries past the last tile are (-1, 0,
+  // 0, 0), as @build_tile_map leaves them. The counts are those the thread
+  // wrote. Called by the whole block; %scan is free again when it returns.
+  func.func private @map_tiles(%e0: index, %e1: index, %lo: i32,
+                               %counts: memref<?xi32>, %rows_per: index,
+                               %tiles: memref<?x4xi32>,
                                %scan: memref<256xi32, #gpu.address_space<workgroup>>) {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
-    %c2 = arith.constant 2 : index
     %c255 = arith.constant 255 : index
     %c256 = arith.constant 256 : index
-    %one = arith.constant 1 : i32
+    %z = arith.constant 0 : i32
     %tid = gpu.thread_id x
     %rows = arith.index_cast %rows_per : index to i32
-    %rows1 = arith.subi %rows, %one : i32
-    %pa = arith.addi %count_a, %rows1 : i32
-    %tiles_a = arith.divui %pa, %rows : i32
-    %pb = arith.addi %count_b, %rows1 : i32
-    %tiles_b = arith.divui %pb, %rows : i32
-    %own = arith.addi %tiles_a, %tiles_b : i32
+    %own = scf.for %e = %e0 to %e1 step %c1 iter_args(%acc = %z) -> (i32) {
+      %n = memref.load %counts[%e] : memref<?xi32>
+      %nt = func.call @tiles_of(%n, %rows) : (i32, i32) -> i32
+      %next = arith.addi %acc, %nt : i32
+      scf.yield %next : i32
+    }
     %incl = func.call @block_scan(%own, %scan)
         : (i32, memref<256xi32, #gpu.address_space<workgroup>>) -> i32
-    %first_a = arith.subi %incl, %own : i32
-    %first_b = arith.addi %first_a, %tiles_a : i32
-    %lo_b = arith.addi %lo_a, %count_a : i32
-    %ea = arith.muli %tid, %c2 : index
-    %eb = arith.addi %ea, %c1 : index
-    func.call @write_tiles(%tiles, %ea, %lo_a, %count_a, %first_a, %rows)
-        : (memref<?x4xi32>, index, i32, i32, i32, i32) -> ()
-    func.call @write_tiles(%tiles, %eb, %lo_b, %count_b, %first_b, %rows)
-        : (memref<?x4xi32>, index, i32, i32, i32, i32) -> ()
+    %first = arith.subi %incl, %own : i32
+    %ends:2 = scf.for %e = %e0 to %e1 step %c1
+        iter_args(%slot = %first, %row = %lo) -> (i32, i32) {
+      %n = memref.load %counts[%e] : memref<?xi32>
+      func.call @write_tiles(%tiles, %e, %row, %n, %slot, %rows)
+          : (memref<?x4xi32>, index, i32, i32, i32, i32) -> ()
+      %nt = func.call @tiles_of(%n, %rows) : (i32, i32) -> i32
+      %next_slot = arith.addi %slot, %nt : i32
+      %next_row = arith.addi %row, %n : i32
+      scf.yield %next_slot, %next_row : i32, i32
+    }
     // The scan's last value is the number of tiles.
     %count_i = memref.load %scan[%c255] : memref<256xi32, #gpu.address_space<workgroup>>
     %count = arith.index_cast %count_i : i32 to index
@@ -430,18 +459,15 @@ gpu.module @moe_dispatch_kernels {
                               %row_weight: memref<?xf32>,
                               %slot_row: memref<?x?xi32>, %rows_per: index,
                               %tiles: memref<?x4xi32>)
-      workgroup(%wbase: memref<4096xi32, #gpu.address_space<workgroup>>,
-                %offs: memref<513xi32, #gpu.address_space<workgroup>>,
-                %scan: memref<256xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
-    %c2 = arith.constant 2 : index
+    %c4 = arith.constant 4 : index
     %c7 = arith.constant 7 : index
     %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
+    %c255 = arith.constant 255 : index
     %c256 = arith.constant 256 : index
-    %c512 = arith.constant 512 : index
     %z = arith.constant 0 : i32
     %m1 = arith.constant -1 : i32
     %f0 = arith.constant 0.0 : f32
@@ -452,14 +478,16 @@ gpu.module @moe_dispatch_kernels {
     %tid = gpu.thread_id x
     %bdim = gpu.block_dim x
     %is0 = arith.cmpi eq, %tid, %c0 : index
-    // The per-warp counts zeroed (thread t: columns t and t + 256 of the
-    // 8 x 512 table).
-    scf.for %w = %c0 to %c8 step %c1 {
-      %cell0 = arith.muli %w, %c512 : index
-      %cell = arith.addi %cell0, %tid : index
-      %cell2 = arith.addi %cell, %c256 : index
-      memref.store %z, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
-      memref.store %z, %wbase[%cell2] : memref<4096xi32, #gpu.address_space<workgroup>>
+    // The per-warp counts, an 8 x E table in the launch's dynamic shared
+    // memory (@permutation_shared_bytes), zeroed, and after it the block
+    // scan's 256 entries (no static shared memory beside the dynamic).
+    %E8 = arith.muli %E, %c8 : index
+    %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+    %wbase = memref.view %smem[%c0][%E8] : memref<?xi8, #gpu.address_space<workgroup>> to memref<?xi32, #gpu.address_space<workgroup>>
+    %scan_at = arith.muli %E8, %c4 : index
+    %scan = memref.view %smem[%scan_at][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<256xi32, #gpu.address_space<workgroup>>
+    scf.for %cell = %tid to %E8 step %c256 {
+      memref.store %z, %wbase[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
     }
     gpu.barrier
     // Warp w owns the slots [w S, (w + 1) S), S = ceil(T k / 8), and walks
@@ -473,38 +501,26 @@ gpu.module @moe_dispatch_kernels {
     %seg0 = arith.muli %warp, %S : index
     %seg1u = arith.addi %seg0, %S : index
     %seg1 = arith.minui %seg1u, %TK : index
-    %row0 = arith.muli %warp, %c512 : index
+    %row0 = arith.muli %warp, %E : index
     // Pass 1: the warp's count of each expert in its segment.
     scf.for %base = %seg0 to %seg1 step %c32 {
       func.call @count_chunk(%ids, %base, %seg1, %E, %wbase, %row0)
           : (memref<?x?xi32>, index, index, index,
-             memref<4096xi32, #gpu.address_space<workgroup>>, index) -> ()
+             memref<?xi32, #gpu.address_space<workgroup>>, index) -> ()
     }
     gpu.barrier
     // Each expert's count, the sum of the warps' counts (written to
-    // `counts`), and the group offsets: a block scan of the counts, thread
-    // t owning experts 2 t and 2 t + 1 (E <= 512).
-    %ea = arith.muli %tid, %c2 : index
-    %eb = arith.addi %ea, %c1 : index
-    %has_a = arith.cmpi ult, %ea, %E : index
-    %has_b = arith.cmpi ult, %eb, %E : index
-    %count_a = scf.if %has_a -> (i32) {
-      %c = func.call @warps_count(%wbase, %ea)
-          : (memref<4096xi32, #gpu.address_space<workgroup>>, index) -> i32
-      memref.store %c, %counts[%ea] : memref<?xi32>
-      scf.yield %c : i32
-    } else {
-      scf.yield %z : i32
+    // `counts`), and the group offsets: a block scan of the counts of each
+    // thread's experts [e0, e1).
+    %own_e:2 = func.call @thread_experts(%E) : (index) -> (index, index)
+    %own_count = scf.for %e = %own_e#0 to %own_e#1 step %c1
+        iter_args(%acc = %z) -> (i32) {
+      %c = func.call @warps_count(%wbase, %E, %e)
+          : (memref<?xi32, #gpu.address_space<workgroup>>, index, index) -> i32
+      memref.store %c, %counts[%e] : memref<?xi32>
+      %next = arith.addi %acc, %c : i32
+      scf.yield %next : i32
     }
-    %count_b = scf.if %has_b -> (i32) {
-      %c = func.call @warps_count(%wbase, %eb)
-          : (memref<4096xi32, #gpu.address_space<workgroup>>, index) -> i32
-      memref.store %c, %counts[%eb] : memref<?xi32>
-      scf.yield %c : i32
-    } else {
-      scf.yield %z : i32
-    }
-    %own_count = arith.addi %count_a, %count_b : i32
     // Inclusive block scan (Hillis-Steele in %scan, 8 steps): thread t gets
     // the sum of the values of threads 0..t. Written out here rather than a
     // call of @block_scan: MLIR's inliner inlines into scf regions but not
@@ -526,61 +542,55 @@ gpu.module @moe_dispatch_kernels {
       gpu.barrier
       scf.yield %next : i32
     }
+    // The scan's last value: the rows of all groups.
+    %endi = memref.load %scan[%c255] : memref<256xi32, #gpu.address_space<workgroup>>
     scf.if %is0 {
-      memref.store %z, %offs[%c0] : memref<513xi32, #gpu.address_space<workgroup>>
       memref.store %z, %offsets[%c0] : memref<?xi32>
     }
-    // offsets[e + 1]: the counts of the experts up to e.
+    // offsets[e + 1], the rows of the experts up to e, and each expert's
+    // warp counts turned into the rows where each warp starts.
     %excl = arith.subi %incl, %own_count : i32
-    %end_a = arith.addi %excl, %count_a : i32
-    scf.if %has_a {
-      memref.store %end_a, %offs[%eb] : memref<513xi32, #gpu.address_space<workgroup>>
-      memref.store %end_a, %offsets[%eb] : memref<?xi32>
+    %own_end = scf.for %e = %own_e#0 to %own_e#1 step %c1
+        iter_args(%start = %excl) -> (i32) {
+      %last = scf.for %w = %c0 to %c8 step %c1 iter_args(%run = %start) -> (i32) {
+        %cell0 = arith.muli %w, %E : index
+        %cell = arith.addi %cell0, %e : index
+        %cnt = memref.load %wbase[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
+        memref.store %run, %wbase[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
+        %nrun = arith.addi %run, %cnt : i32
+        scf.yield %nrun : i32
+      }
+      %e1 = arith.addi %e, %c1 : index
+      memref.store %last, %offsets[%e1] : memref<?xi32>
+      scf.yield %last : i32
     }
-    scf.if %has_b {
-      %eb1 = arith.addi %eb, %c1 : index
-      memref.store %incl, %offs[%eb1] : memref<513xi32, #gpu.address_space<workgroup>>
-      memref.store %incl, %offsets[%eb1] : memref<?xi32>
-    }
+    // (%scan read above before @map_tiles reuses it; the rows table
+    // complete before pass 2.)
     gpu.barrier
     // The expert GEMMs' tile map, when the caller passes one with entries:
     // from the counts at hand, so that no kernel of its own follows.
     %n_entries = memref.dim %tiles, %c0 : memref<?x4xi32>
     %mapping = arith.cmpi ne, %n_entries, %c0 : index
     scf.if %mapping {
-      func.call @map_tiles(%count_a, %count_b, %excl, %rows_per, %tiles, %scan)
-          : (i32, i32, i32, index, memref<?x4xi32>,
+      func.call @map_tiles(%own_e#0, %own_e#1, %excl, %counts, %rows_per,
+                           %tiles, %scan)
+          : (index, index, i32, memref<?xi32>, index, memref<?x4xi32>,
              memref<256xi32, #gpu.address_space<workgroup>>) -> ()
     }
     // Padding rows past the last group: unused slots.
-    %endi = memref.load %offs[%E] : memref<513xi32, #gpu.address_space<workgroup>>
     %end = arith.index_cast %endi : i32 to index
     %pad0 = arith.addi %end, %tid : index
     scf.for %r = %pad0 to %TK step %bdim {
       memref.store %m1, %row_token[%r] : memref<?xi32>
       memref.store %f0, %row_weight[%r] : memref<?xf32>
     }
-    // Each expert's warp counts to the rows where each warp starts: thread
-    // t scans columns t and t + 256 (experts) from the group's offset.
-    scf.for %e = %tid to %E step %c256 {
-      %start = memref.load %offs[%e] : memref<513xi32, #gpu.address_space<workgroup>>
-      %last = scf.for %w = %c0 to %c8 step %c1 iter_args(%run = %start) -> (i32) {
-        %cell0 = arith.muli %w, %c512 : index
-        %cell = arith.addi %cell0, %e : index
-        %cnt = memref.load %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
-        memref.store %run, %wbase[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
-        %nrun = arith.addi %run, %cnt : i32
-        scf.yield %nrun : i32
-      }
-    }
-    gpu.barrier
     // Pass 2: each slot takes the next row of its expert in the warp's
     // range, in slot order; unused slots get -1.
     scf.for %base = %seg0 to %seg1 step %c32 {
       func.call @place_chunk(%ids, %wts, %base, %seg1, %E, %wbase, %row0,
                              %row_token, %row_weight, %slot_row)
           : (memref<?x?xi32>, memref<?x?xf32>, index, index, index,
-             memref<4096xi32, #gpu.address_space<workgroup>>, index, memref<?xi32>,
+             memref<?xi32, #gpu.address_space<workgroup>>, index, memref<?xi32>,
              memref<?xf32>, memref<?x?xi32>) -> ()
     }
     gpu.return
@@ -598,12 +608,12 @@ gpu.module @moe_dispatch_kernels {
 
   // The slots [seg0, seg1) of the calling warp's segment (S as above, NS
   // = 8 gridDim.x), its index s and the start of its row of the shared
-  // table, 512 w.
-  func.func private @warp_segment(%TK: index) -> (index, index, index, index) {
+  // 8 x E table, E w.
+  func.func private @warp_segment(%TK: index, %E: index)
+      -> (index, index, index, index) {
     %c1 = arith.constant 1 : index
     %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
-    %c512 = arith.constant 512 : index
     %tid = gpu.thread_id x
     %b = gpu.block_id x
     %nb = gpu.grid_dim x
@@ -618,19 +628,18 @@ gpu.module @moe_dispatch_kernels {
     %seg0 = arith.minui %seg0u, %TK : index
     %seg1u = arith.addi %seg0, %S : index
     %seg1 = arith.minui %seg1u, %TK : index
-    %row0 = arith.muli %warp, %c512 : index
+    %row0 = arith.muli %warp, %E : index
     return %seg0, %seg1, %s, %row0 : index, index, index, index
   }
 
   // segc[s, e]: the slots of segment s routed to expert e.
   gpu.func @permute_count(%ids: memref<?x?xi32>, %segc: memref<?x?xi32>)
-      workgroup(%cnt: memref<4096xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
     %c256 = arith.constant 256 : index
-    %c4096 = arith.constant 4096 : index
     %z = arith.constant 0 : i32
     %T = memref.dim %ids, %c0 : memref<?x?xi32>
     %k = memref.dim %ids, %c1 : memref<?x?xi32>
@@ -638,20 +647,25 @@ gpu.module @moe_dispatch_kernels {
     %E = memref.dim %segc, %c1 : memref<?x?xi32>
     %tid = gpu.thread_id x
     %lane = arith.remui %tid, %c32 : index
-    scf.for %i = %tid to %c4096 step %c256 {
-      memref.store %z, %cnt[%i] : memref<4096xi32, #gpu.address_space<workgroup>>
+    // The warps' counts: an 8 x E table in dynamic shared memory
+    // (@permutation_shared_bytes), zeroed.
+    %E8 = arith.muli %E, %c8 : index
+    %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+    %cnt = memref.view %smem[%c0][%E8] : memref<?xi8, #gpu.address_space<workgroup>> to memref<?xi32, #gpu.address_space<workgroup>>
+    scf.for %i = %tid to %E8 step %c256 {
+      memref.store %z, %cnt[%i] : memref<?xi32, #gpu.address_space<workgroup>>
     }
     gpu.barrier
-    %seg:4 = func.call @warp_segment(%TK) : (index) -> (index, index, index, index)
+    %seg:4 = func.call @warp_segment(%TK, %E) : (index, index) -> (index, index, index, index)
     scf.for %base = %seg#0 to %seg#1 step %c32 {
       func.call @count_chunk(%ids, %base, %seg#1, %E, %cnt, %seg#3)
           : (memref<?x?xi32>, index, index, index,
-             memref<4096xi32, #gpu.address_space<workgroup>>, index) -> ()
+             memref<?xi32, #gpu.address_space<workgroup>>, index) -> ()
     }
     gpu.barrier
     scf.for %e = %lane to %E step %c32 {
       %cell = arith.addi %seg#3, %e : index
-      %n = memref.load %cnt[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      %n = memref.load %cnt[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
       memref.store %n, %segc[%seg#2, %e] : memref<?x?xi32>
     }
     gpu.return
@@ -735,10 +749,10 @@ gpu.module @moe_dispatch_kernels {
                          %row_token: memref<?xi32>,
                          %row_weight: memref<?xf32>,
                          %slot_row: memref<?x?xi32>)
-      workgroup(%rows: memref<4096xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
     %c32 = arith.constant 32 : index
     %c256 = arith.constant 256 : index
     %m1 = arith.constant -1 : i32
@@ -751,18 +765,23 @@ gpu.module @moe_dispatch_kernels {
     %b = gpu.block_id x
     %nb = gpu.grid_dim x
     %lane = arith.remui %tid, %c32 : index
-    %seg:4 = func.call @warp_segment(%TK) : (index) -> (index, index, index, index)
+    // The warps' next rows: an 8 x E table in dynamic shared memory
+    // (@permutation_shared_bytes).
+    %E8 = arith.muli %E, %c8 : index
+    %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+    %rows = memref.view %smem[%c0][%E8] : memref<?xi8, #gpu.address_space<workgroup>> to memref<?xi32, #gpu.address_space<workgroup>>
+    %seg:4 = func.call @warp_segment(%TK, %E) : (index, index) -> (index, index, index, index)
     scf.for %e = %lane to %E step %c32 {
       %cell = arith.addi %seg#3, %e : index
       %r = memref.load %segc[%seg#2, %e] : memref<?x?xi32>
-      memref.store %r, %rows[%cell] : memref<4096xi32, #gpu.address_space<workgroup>>
+      memref.store %r, %rows[%cell] : memref<?xi32, #gpu.address_space<workgroup>>
     }
     gpu.barrier
     scf.for %base = %seg#0 to %seg#1 step %c32 {
       func.call @place_chunk(%ids, %wts, %base, %seg#1, %E, %rows, %seg#3,
                              %row_token, %row_weight, %slot_row)
           : (memref<?x?xi32>, memref<?x?xf32>, index, index, index,
-             memref<4096xi32, #gpu.address_space<workgroup>>, index, memref<?xi32>,
+             memref<?xi32, #gpu.address_space<workgroup>>, index, memref<?xi32>,
              memref<?xf32>, memref<?x?xi32>) -> ()
     }
     // Padding rows past the last group: unused slots.
@@ -1607,13 +1626,25 @@ gpu.module @moe_dispatch_kernels {
 func.func private @check_dispatch_limits(%d: index, %E: index) {
   %c0 = arith.constant 0 : index
   %c8 = arith.constant 8 : index
-  %c512 = arith.constant 512 : index
+  %c2048 = arith.constant 2048 : index
   %rem = arith.remui %d, %c8 : index
   %d_ok = arith.cmpi eq, %rem, %c0 : index
   cf.assert %d_ok, "moe gpu dispatch: the hidden size d must be a multiple of 8"
-  %e_ok = arith.cmpi ule, %E, %c512 : index
-  cf.assert %e_ok, "moe gpu dispatch: at most 512 experts"
+  %e_ok = arith.cmpi ule, %E, %c2048 : index
+  cf.assert %e_ok, "moe gpu dispatch: at most 2048 experts"
   return
+}
+
+// The dynamic shared memory of build_permutation, permute_count and
+// permute_rows for E experts: the warps' 8 x E table of i32, then
+// build_permutation's block scan (256 i32).
+func.func private @permutation_shared_bytes(%E: index) -> i32 {
+  %c32 = arith.constant 32 : index
+  %c1024 = arith.constant 1024 : index
+  %table = arith.muli %E, %c32 : index
+  %bytes = arith.addi %table, %c1024 : index
+  %b = arith.index_cast %bytes : index to i32
+  return %b : i32
 }
 
 // Fast path: memset, counts, scan and permutation, gather, all enqueued on
@@ -1674,8 +1705,10 @@ func.func private @permute_async(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
       args(%ids : memref<?x?xi32>, %counts : memref<?xi32>,
            %slot_row : memref<?x?xi32>)
   %segc, %a0 = gpu.alloc async [%kc] (%ns, %E) : memref<?x?xi32>
+  %smem = call @permutation_shared_bytes(%E) : (index) -> i32
   %k0 = gpu.launch_func async [%a0] @moe_dispatch_kernels::@build_permutation
       blocks in (%g_single, %c1, %c1) threads in (%c256, %c1, %c1)
+      dynamic_shared_memory_size %smem
       args(%ids : memref<?x?xi32>, %wts : memref<?x?xf32>,
            %counts : memref<?xi32>, %offsets : memref<?xi32>,
            %row_token : memref<?xi32>, %row_weight : memref<?xf32>,
@@ -1683,6 +1716,7 @@ func.func private @permute_async(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
            %tiles : memref<?x4xi32>)
   %k1 = gpu.launch_func async [%k0] @moe_dispatch_kernels::@permute_count
       blocks in (%g_seg, %c1, %c1) threads in (%c256, %c1, %c1)
+      dynamic_shared_memory_size %smem
       args(%ids : memref<?x?xi32>, %segc : memref<?x?xi32>)
   %k2 = gpu.launch_func async [%k1] @moe_dispatch_kernels::@permute_scan
       blocks in (%g_scan, %c1, %c1) threads in (%c256, %c1, %c1)
@@ -1690,6 +1724,7 @@ func.func private @permute_async(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
            %offsets : memref<?xi32>)
   %k3 = gpu.launch_func async [%k2] @moe_dispatch_kernels::@permute_rows
       blocks in (%g_seg, %c1, %c1) threads in (%c256, %c1, %c1)
+      dynamic_shared_memory_size %smem
       args(%ids : memref<?x?xi32>, %wts : memref<?x?xf32>,
            %offsets : memref<?xi32>, %segc : memref<?x?xi32>,
            %row_token : memref<?xi32>, %row_weight : memref<?xf32>,
@@ -1716,6 +1751,7 @@ func.func @moe_dispatch(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
   %E1 = memref.dim %offsets, %c0 : memref<?xi32>
   %E = arith.subi %E1, %c1 : index
   call @check_dispatch_limits(%d, %E) : (index, index) -> ()
+  %smem = call @permutation_shared_bytes(%E) : (index) -> i32
   %TK = arith.muli %T, %k : index
   %dids = gpu.alloc (%T, %k) : memref<?x?xi32>
   %dwts = gpu.alloc (%T, %k) : memref<?x?xf32>
@@ -1735,6 +1771,7 @@ func.func @moe_dispatch(%ids: memref<?x?xi32>, %wts: memref<?x?xf32>,
       strides: [4, 1] : memref<?xi32> to memref<?x4xi32>
   gpu.launch_func @moe_dispatch_kernels::@build_permutation
       blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
+      dynamic_shared_memory_size %smem
       args(%dids : memref<?x?xi32>, %dwts : memref<?x?xf32>,
            %dcnt : memref<?xi32>, %doff : memref<?xi32>,
            %drt : memref<?xi32>, %drw : memref<?xf32>,

@@ -23,7 +23,8 @@
 //
 // Kernels of @moe_experts:
 //
-//   build_tile_map      1 block of 256 threads (E <= 512). A block scan of
+//   build_tile_map      1 block of 256 threads (ceil(E / 256) consecutive
+//                       groups a thread). A block scan of
 //                       the groups' tile counts; then lists the 64-row
 //                       tiles of every non-empty group in expert order,
 //                       entry i (e, m0, mend, 0): rows m0 .. mend - 1 of
@@ -81,7 +82,7 @@
 //
 // Limits (not checked on the device; the host functions assert the first
 // two): K % 8 == 0 (a 16-byte cp.async chunk lies wholly inside or outside
-// a row), E <= 512 (the tile map's prefix table), base pointers 16-byte
+// a row), E <= 2048 (the router's and the permutation's shared tables), base pointers 16-byte
 // aligned (gpu.alloc gives 256), N < 2^31. The tiles of the map go in the
 // grid's y, and in z past 65535 (moe_gpu_grid_y, _z; @block_index_y).
 // N, Nout and the K tail are arbitrary. Every output element is computed by
@@ -1219,32 +1220,34 @@ gpu.module @moe_experts {
   // kernel) of the groups, in expert order: entry i of `tiles` is (e, m0,
   // mend, 0), tile i covering rows m0 .. mend - 1 of expert e, where mend
   // = min(m0 + rows, off[e + 1]); the entries past the last tile are (-1,
-  // 0, 0, 0). Grid 1, block 256: a block scan of the groups' tile counts
-  // (thread t owns groups 2 t and 2 t + 1), then thread t fills the
-  // entries of experts t, t + 256, and every 256th entry past the tiles
-  // from t.
+  // 0, 0, 0). Grid 1, block 256: thread t owns the q = ceil(E / 256)
+  // consecutive groups from t q; a block scan of their tile counts gives
+  // each thread the first entry of its groups, which it fills, and then
+  // every 256th entry past the tiles from t.
   gpu.func @build_tile_map(%off: memref<?xi32>, %E: index, %rows_per: index,
                            %tiles: memref<?x4xi32>)
-      workgroup(%pref: memref<513xi32, #gpu.address_space<workgroup>>,
-                %scan: memref<256xi32, #gpu.address_space<workgroup>>)
+      workgroup(%scan: memref<256xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 256, 1, 1>} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
-    %c2 = arith.constant 2 : index
     %c255 = arith.constant 255 : index
+    %c256 = arith.constant 256 : index
     %z = arith.constant 0 : i32
     %tid = gpu.thread_id x
     %bdim = gpu.block_dim x
     %rows_per_i = arith.index_cast %rows_per : index to i32
-    // Thread t: the tiles of groups 2 t and 2 t + 1 (E <= 512); their
-    // prefix sums by a block scan.
-    %ea = arith.muli %tid, %c2 : index
-    %eb = arith.addi %ea, %c1 : index
-    %tiles_a = func.call @group_tiles(%off, %ea, %E, %rows_per)
-        : (memref<?xi32>, index, index, index) -> i32
-    %tiles_b = func.call @group_tiles(%off, %eb, %E, %rows_per)
-        : (memref<?xi32>, index, index, index) -> i32
-    %ntiles = arith.addi %tiles_a, %tiles_b : i32
+    %ep = arith.addi %E, %c255 : index
+    %q = arith.divui %ep, %c256 : index
+    %e0u = arith.muli %tid, %q : index
+    %e0 = arith.minui %e0u, %E : index
+    %e1u = arith.addi %e0, %q : index
+    %e1 = arith.minui %e1u, %E : index
+    %ntiles = scf.for %e = %e0 to %e1 step %c1 iter_args(%acc = %z) -> (i32) {
+      %n = func.call @group_tiles(%off, %e, %E, %rows_per)
+          : (memref<?xi32>, index, index, index) -> i32
+      %next = arith.addi %acc, %n : i32
+      scf.yield %next : i32
+    }
     // Inclusive block scan (Hillis-Steele in %scan, 8 steps): thread t gets
     // the sum of the values of threads 0..t.
     memref.store %ntiles, %scan[%tid] : memref<256xi32, #gpu.address_space<workgroup>>
@@ -1263,34 +1266,18 @@ gpu.module @moe_experts {
       gpu.barrier
       scf.yield %next : i32
     }
-    %is0 = arith.cmpi eq, %tid, %c0 : index
-    scf.if %is0 {
-      memref.store %z, %pref[%c0] : memref<513xi32, #gpu.address_space<workgroup>>
-    }
-    %excl = arith.subi %incl, %ntiles : i32
-    %end_a = arith.addi %excl, %tiles_a : i32
-    %has_a = arith.cmpi ult, %ea, %E : index
-    scf.if %has_a {
-      memref.store %end_a, %pref[%eb] : memref<513xi32, #gpu.address_space<workgroup>>
-    }
-    %has_b = arith.cmpi ult, %eb, %E : index
-    scf.if %has_b {
-      %eb1 = arith.addi %eb, %c1 : index
-      memref.store %incl, %pref[%eb1] : memref<513xi32, #gpu.address_space<workgroup>>
-    }
-    gpu.barrier
-    scf.for %e = %tid to %E step %bdim {
-      %e1 = arith.addi %e, %c1 : index
-      %p0 = memref.load %pref[%e] : memref<513xi32, #gpu.address_space<workgroup>>
-      %p1 = memref.load %pref[%e1] : memref<513xi32, #gpu.address_space<workgroup>>
+    %first = arith.subi %incl, %ntiles : i32
+    %first_i = arith.index_cast %first : i32 to index
+    %done = scf.for %e = %e0 to %e1 step %c1 iter_args(%slot0 = %first_i) -> (index) {
+      %e1g = arith.addi %e, %c1 : index
       %lo = memref.load %off[%e] : memref<?xi32>
-      %hi = memref.load %off[%e1] : memref<?xi32>
-      %p0i = arith.index_cast %p0 : i32 to index
-      %p1i = arith.index_cast %p1 : i32 to index
-      %ntile = arith.subi %p1i, %p0i : index
+      %hi = memref.load %off[%e1g] : memref<?xi32>
+      %ntile_i = func.call @group_tiles(%off, %e, %E, %rows_per)
+          : (memref<?xi32>, index, index, index) -> i32
+      %ntile = arith.index_cast %ntile_i : i32 to index
       %ei = arith.index_cast %e : index to i32
       scf.for %t = %c0 to %ntile step %c1 {
-        %slot = arith.addi %p0i, %t : index
+        %slot = arith.addi %slot0, %t : index
         %rows = arith.muli %t, %rows_per : index
         %rowsi = arith.index_cast %rows : index to i32
         %m0 = arith.addi %lo, %rowsi : i32
@@ -1300,14 +1287,16 @@ gpu.module @moe_experts {
         vector.store %entry, %tiles[%slot, %c0] {alignment = 16}
             : memref<?x4xi32>, vector<4xi32>
       }
+      %next = arith.addi %slot0, %ntile : index
+      scf.yield %next : index
     }
     // The scan's last value is the number of tiles.
     %count_i = memref.load %scan[%c255] : memref<256xi32, #gpu.address_space<workgroup>>
     %count = arith.index_cast %count_i : i32 to index
     %size = memref.dim %tiles, %c0 : memref<?x4xi32>
-    %first = arith.addi %count, %tid : index
+    %from0 = arith.addi %count, %tid : index
     %none = arith.constant dense<[-1, 0, 0, 0]> : vector<4xi32>
-    scf.for %slot = %first to %size step %bdim {
+    scf.for %slot = %from0 to %size step %bdim {
       vector.store %none, %tiles[%slot, %c0] {alignment = 16}
           : memref<?x4xi32>, vector<4xi32>
     }
@@ -2508,12 +2497,12 @@ gpu.module @moe_experts {
 func.func private @check_expert_limits(%K: index, %E: index) {
   %c0 = arith.constant 0 : index
   %c8 = arith.constant 8 : index
-  %c512 = arith.constant 512 : index
+  %c2048 = arith.constant 2048 : index
   %rem = arith.remui %K, %c8 : index
   %k_ok = arith.cmpi eq, %rem, %c0 : index
   cf.assert %k_ok, "moe gpu experts: the reduction size K must be a multiple of 8"
-  %e_ok = arith.cmpi ule, %E, %c512 : index
-  cf.assert %e_ok, "moe gpu experts: at most 512 experts"
+  %e_ok = arith.cmpi ule, %E, %c2048 : index
+  cf.assert %e_ok, "moe gpu experts: at most 2048 experts"
   return
 }
 

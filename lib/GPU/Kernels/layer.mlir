@@ -290,8 +290,10 @@ func.func private @moe_route_dispatch_async(
       args(%x : memref<?x?xbf16>, %Wr : memref<?x?xbf16>,
            %rbias : memref<?xf32>, %flags : i32, %lg#2 : index,
            %dz : memref<?x?xf32>)
+  %topk_smem = call @router_topk_shared_bytes(%E) : (index) -> i32
   %k0 = gpu.launch_func async [%kz] @moe_router_kernels::@router_topk
       blocks in (%g_router, %c1, %c1) threads in (%c128, %c1, %c1)
+      dynamic_shared_memory_size %topk_smem
       args(%dz : memref<?x?xf32>, %sbias : memref<?xf32>, %k : index,
            %score : i32, %sel : i32, %flags : i32, %scale : f32,
            %param : f32, %param_dev : memref<?xf64>, %G : index,

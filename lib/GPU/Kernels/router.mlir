@@ -43,16 +43,19 @@
 //                    tokens, so that a decoding step spreads the router
 //                    weight over E warps, else 8).
 //   router_topk      One warp per token, 4 tokens per block of 128 threads,
-//                    grid ceil(T / 4). The E logits of the warp's token
-//                    go to shared memory ([4][512] f32), and so do its
-//                    scores and keys. Softmax
+//                    grid ceil(T / 4). The E scores and keys of the warp's
+//                    token go to its rows of [4][E] f32 tables in dynamic
+//                    shared memory (48 E bytes with the groups' table: 96
+//                    KiB at 2048 experts, within every sm_80+ GPU's opt-in
+//                    limit); the logits stay in global memory. Softmax
 //                    max and sum are warp reductions. grouped_top_k: lane 0
-//                    ranks the groups (the kept ones marked in [4][512] i32
+//                    ranks the groups (the kept ones marked in [4][E] i32
 //                    of shared memory) and gives the experts of the dropped
 //                    ones out. Then k rounds of warp argmax on the keys, in
 //                    the order of the spec (NaN lowest): a lane keeps the
 //                    first maximum of its experts not yet taken nor left
-//                    out (a bit mask in a register), lanes combine (value,
+//                    out (a 64-bit mask in a register: a lane's at most 64
+//                    experts e = lane + 32 j), lanes combine (value,
 //                    index) pairs with ties to the lower index, and the
 //                    winner's lane marks it taken. Lane 0 then drops slots (top_p, threshold) and
 //                    computes the weights of the k slots. Warps past T
@@ -62,7 +65,7 @@
 //                    top_k, renormalized): one thread per token, logits
 //                    recomputed in d order for every use.
 //
-// Limits: d % 8 == 0 with 16-byte aligned rows, 1 <= k <= E <= 512 (the
+// Limits: d % 8 == 0 with 16-byte aligned rows, 1 <= k <= E <= 2048 (the
 // host functions assert them). The selection is deterministic; the logits
 // of the fast and the reference kernels differ only by the order of f32
 // additions, and a token's logits do not depend on the other tokens.
@@ -358,10 +361,6 @@ gpu.module @moe_router_kernels {
                         %param_dev: memref<?xf64>, %G: index, %topkg: index,
                         %gscore: i32, %scores: memref<?x?xf32>,
                         %ids: memref<?x?xi32>, %wts: memref<?x?xf32>)
-      workgroup(%lg: memref<4x512xf32, #gpu.address_space<workgroup>>,
-                %sc: memref<4x512xf32, #gpu.address_space<workgroup>>,
-                %ky: memref<4x512xf32, #gpu.address_space<workgroup>>,
-                %gkept: memref<4x512xi32, #gpu.address_space<workgroup>>)
       kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32} {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -419,22 +418,28 @@ gpu.module @moe_router_kernels {
     %ec = arith.cmpi eq, %sel, %i4 : i32
     %per_token = arith.cmpi ne, %sel, %i4 : i32
 
-      // ---- the logits of the warp's token (router_logits), into shared memory
-    scf.for %e = %lane to %E step %c32 {
-      %z = memref.load %logits[%tc, %e] : memref<?x?xf32>
-      memref.store %z, %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
-    }
-    gpu.barrier
+    // ---- the warps' tables in the launch's dynamic shared memory (48 E
+    // bytes, @router_topk_shared_bytes): a warp's row of each [4, E] table
+    // holds its token's scores, its selection keys and its kept groups (G
+    // <= E entries); the logits are read from %logits, where router_logits
+    // left them.
+    %smem = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+    %c16 = arith.constant 16 : index
+    %ky_at = arith.muli %E, %c16 : index
+    %gk_at = arith.addi %ky_at, %ky_at : index
+    %sc = memref.view %smem[%c0][%E] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4x?xf32, #gpu.address_space<workgroup>>
+    %ky = memref.view %smem[%ky_at][%E] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4x?xf32, #gpu.address_space<workgroup>>
+    %gkept = memref.view %smem[%gk_at][%E] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4x?xi32, #gpu.address_space<workgroup>>
 
     // ---- softmax statistics: m = max logit, Z = sum exp(z - m)
     %lmax = scf.for %e = %lane to %E step %c32 iter_args(%m = %ninf) -> (f32) {
-      %v = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+      %v = memref.load %logits[%tc, %e] : memref<?x?xf32>
       %nm = arith.maximumf %m, %v : f32
       scf.yield %nm : f32
     }
     %mx = func.call @warp_max(%lmax) : (f32) -> f32
     %lsum = scf.for %e = %lane to %E step %c32 iter_args(%s = %f0) -> (f32) {
-      %v = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+      %v = memref.load %logits[%tc, %e] : memref<?x?xf32>
       %dv = arith.subf %v, %mx : f32
       %ev = math.exp %dv : f32
       %ns = arith.addf %s, %ev : f32
@@ -444,9 +449,9 @@ gpu.module @moe_router_kernels {
 
     // ---- scores s (unbiased) and selection keys s + b
     scf.for %e = %lane to %E step %c32 {
-      %z = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+      %z = memref.load %logits[%tc, %e] : memref<?x?xf32>
       %sv = func.call @score_of(%z, %mx, %Z, %score) : (f32, f32, f32, i32) -> f32
-      memref.store %sv, %sc[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+      memref.store %sv, %sc[%warp, %e] : memref<4x?xf32, #gpu.address_space<workgroup>>
       %b = scf.if %has_sbias -> (f32) {
         %bv = memref.load %sbias[%e] : memref<?xf32>
         scf.yield %bv : f32
@@ -454,7 +459,7 @@ gpu.module @moe_router_kernels {
         scf.yield %f0 : f32
       }
       %key = arith.addf %sv, %b : f32
-      memref.store %key, %ky[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+      memref.store %key, %ky[%warp, %e] : memref<4x?xf32, #gpu.address_space<workgroup>>
       // expert_choice: the scores out, for @expert_choice to select per expert
       %out = arith.andi %ec, %valid : i1
       scf.if %out {
@@ -472,20 +477,20 @@ gpu.module @moe_router_kernels {
         scf.if %is_l0 {
           %gs = arith.divui %E, %G : index
           scf.for %g = %c0 to %G step %c1 {
-            memref.store %i0, %gkept[%warp, %g] : memref<4x512xi32, #gpu.address_space<workgroup>>
+            memref.store %i0, %gkept[%warp, %g] : memref<4x?xi32, #gpu.address_space<workgroup>>
           }
           scf.for %r = %c0 to %topkg step %c1 {
             %best:2 = scf.for %g = %c0 to %G step %c1
                 iter_args(%bv = %nan, %bg = %Gi) -> (f32, i32) {
               %gi = arith.index_cast %g : index to i32
-              %mark = memref.load %gkept[%warp, %g] : memref<4x512xi32, #gpu.address_space<workgroup>>
+              %mark = memref.load %gkept[%warp, %g] : memref<4x?xi32, #gpu.address_space<workgroup>>
               %free = arith.cmpi eq, %mark, %i0 : i32
               %e0 = arith.muli %g, %gs : index
               %e1 = arith.addi %e0, %gs : index
               // NaN, the lowest key, until a key is seen
               %top:2 = scf.for %e = %e0 to %e1 step %c1
                   iter_args(%b1 = %nan, %b2 = %nan) -> (f32, f32) {
-                %v = memref.load %ky[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+                %v = memref.load %ky[%warp, %e] : memref<4x?xf32, #gpu.address_space<workgroup>>
                 %gt1 = func.call @key_above(%v, %b1) : (f32, f32) -> i1
                 %gt2 = func.call @key_above(%v, %b2) : (f32, f32) -> i1
                 %n2a = arith.select %gt2, %v, %b2 : f32
@@ -505,7 +510,7 @@ gpu.module @moe_router_kernels {
               scf.yield %nbv, %nbg : f32, i32
             }
             %bgx = arith.index_cast %best#1 : i32 to index
-            memref.store %i1, %gkept[%warp, %bgx] : memref<4x512xi32, #gpu.address_space<workgroup>>
+            memref.store %i1, %gkept[%warp, %bgx] : memref<4x?xi32, #gpu.address_space<workgroup>>
           }
         }
         gpu.barrier
@@ -520,18 +525,20 @@ gpu.module @moe_router_kernels {
       // grouped_top_k, so guard the division for the other selections.
       %G1 = arith.maxui %G, %c1 : index
       %gsz = arith.divui %E, %G1 : index
-      %rounds = scf.for %r = %c0 to %k step %c1 iter_args(%taken = %i0) -> (i32) {
+      %l0 = arith.constant 0 : i64
+      %l1 = arith.constant 1 : i64
+      %rounds = scf.for %r = %c0 to %k step %c1 iter_args(%taken = %l0) -> (i64) {
         %lb:2 = scf.for %e = %lane to %E step %c32 iter_args(%bv = %nan, %bi = %Ei) -> (f32, i32) {
-          %v = memref.load %ky[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+          %v = memref.load %ky[%warp, %e] : memref<4x?xf32, #gpu.address_space<workgroup>>
           %ei = arith.index_cast %e : index to i32
           %j = arith.divui %e, %c32 : index
-          %ji = arith.index_cast %j : index to i32
-          %bit = arith.shli %i1, %ji : i32
-          %mine = arith.andi %taken, %bit : i32
-          %used = arith.cmpi ne, %mine, %i0 : i32
+          %ji = arith.index_cast %j : index to i64
+          %bit = arith.shli %l1, %ji : i64
+          %mine = arith.andi %taken, %bit : i64
+          %used = arith.cmpi ne, %mine, %l0 : i64
           %dropped = scf.if %grouped -> (i1) {
             %g = arith.divui %e, %gsz : index
-            %mark = memref.load %gkept[%warp, %g] : memref<4x512xi32, #gpu.address_space<workgroup>>
+            %mark = memref.load %gkept[%warp, %g] : memref<4x?xi32, #gpu.address_space<workgroup>>
             %out = arith.cmpi eq, %mark, %i0 : i32
             scf.yield %out : i1
           } else {
@@ -559,10 +566,11 @@ gpu.module @moe_router_kernels {
         %lane_i = arith.index_cast %lane : index to i32
         %owner = arith.cmpi eq, %w_lane, %lane_i : i32
         %w_j = arith.divui %a1#1, %i32 : i32
-        %w_bit = arith.shli %i1, %w_j : i32
-        %marked = arith.ori %taken, %w_bit : i32
-        %next = arith.select %owner, %marked, %taken : i32
-        scf.yield %next : i32
+        %w_j64 = arith.extui %w_j : i32 to i64
+        %w_bit = arith.shli %l1, %w_j64 : i64
+        %marked = arith.ori %taken, %w_bit : i64
+        %next = arith.select %owner, %marked, %taken : i64
+        scf.yield %next : i64
       }
 
       // ---- slots and weights (spec sections 2-3), by lane 0: top_p keeps slot
@@ -575,8 +583,8 @@ gpu.module @moe_router_kernels {
         %kept:2 = scf.for %r = %c0 to %k step %c1 iter_args(%cum = %f0, %zm = %ninf) -> (f32, f32) {
           %id = memref.load %ids[%t, %r] : memref<?x?xi32>
           %e = arith.index_cast %id : i32 to index
-          %sv = memref.load %sc[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
-          %z = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+          %sv = memref.load %sc[%warp, %e] : memref<4x?xf32, #gpu.address_space<workgroup>>
+          %z = memref.load %logits[%tc, %e] : memref<?x?xf32>
           %first = arith.cmpi eq, %r, %c0 : index
           %below_p = arith.cmpf olt, %cum, %param : f32
           %under = arith.cmpf olt, %sv, %param : f32
@@ -599,8 +607,8 @@ gpu.module @moe_router_kernels {
           %used = arith.cmpi sge, %id, %i0 : i32
           %raw = scf.if %used -> (f32) {
             %e = arith.index_cast %id : i32 to index
-            %sv = memref.load %sc[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
-            %z = memref.load %lg[%warp, %e] : memref<4x512xf32, #gpu.address_space<workgroup>>
+            %sv = memref.load %sc[%warp, %e] : memref<4x?xf32, #gpu.address_space<workgroup>>
+            %z = memref.load %logits[%tc, %e] : memref<?x?xf32>
             %dz = arith.subf %z, %kept#1 : f32
             %ez = math.exp %dz : f32
             %rv = arith.select %softmax_sel, %ez, %sv : f32
@@ -746,12 +754,12 @@ func.func private @check_router_limits(%d: index, %E: index, %k: index) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c8 = arith.constant 8 : index
-  %c512 = arith.constant 512 : index
+  %c2048 = arith.constant 2048 : index
   %rem = arith.remui %d, %c8 : index
   %d_ok = arith.cmpi eq, %rem, %c0 : index
   cf.assert %d_ok, "moe gpu router: the hidden size d must be a multiple of 8"
-  %e_ok = arith.cmpi ule, %E, %c512 : index
-  cf.assert %e_ok, "moe gpu router: at most 512 experts"
+  %e_ok = arith.cmpi ule, %E, %c2048 : index
+  cf.assert %e_ok, "moe gpu router: at most 2048 experts"
   %k_lo = arith.cmpi uge, %k, %c1 : index
   %k_hi = arith.cmpi ule, %k, %E : index
   %k_ok = arith.andi %k_lo, %k_hi : i1
@@ -760,7 +768,7 @@ func.func private @check_router_limits(%d: index, %E: index, %k: index) {
 }
 
 // The routing configuration's own limits: for grouped_top_k (sel = 1),
-// G >= 1 groups that divide E (so G <= E <= 512), 1 <= topk_group <= G, k
+// G >= 1 groups that divide E (so G <= E <= 2048), 1 <= topk_group <= G, k
 // experts among the kept groups, two experts per group for sum_top2 (gscore = 1); for
 // top_p (sel = 2), p in (0, 1].
 func.func private @check_routing(%E: index, %k: index, %sel: i32, %G: index,
@@ -810,6 +818,15 @@ func.func private @check_routing(%E: index, %k: index, %sel: i32, %G: index,
   return
 }
 
+// The dynamic shared memory of router_topk for E experts: three [4, E]
+// tables of 4-byte entries.
+func.func private @router_topk_shared_bytes(%E: index) -> i32 {
+  %c48 = arith.constant 48 : index
+  %bytes = arith.muli %E, %c48 : index
+  %b = arith.index_cast %bytes : index to i32
+  return %b : i32
+}
+
 // The grid of router_logits for T tokens and E experts, and its experts
 // per warp: ceil(T / 4) blocks of 4 tokens in x; in y blocks of 4 warps
 // with one expert each below 256 tokens (decoding: the router weight read
@@ -851,6 +868,7 @@ func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %E = memref.dim %Wr, %c0 : memref<?x?xbf16>
   %k = memref.dim %ids, %c1 : memref<?x?xi32>
   call @check_router_limits(%d, %E, %k) : (index, index, index) -> ()
+  %smem = call @router_topk_shared_bytes(%E) : (index) -> i32
   %dx = gpu.alloc (%T, %d) : memref<?x?xbf16>
   %dWr = gpu.alloc (%E, %d) : memref<?x?xbf16>
   %dids = gpu.alloc (%T, %k) : memref<?x?xi32>
@@ -873,6 +891,7 @@ func.func @moe_router(%x: memref<?x?xbf16>, %Wr: memref<?x?xbf16>,
   %none = memref.cast %none0 : memref<0xf64> to memref<?xf64>
   gpu.launch_func @moe_router_kernels::@router_topk
       blocks in (%gx, %c1, %c1) threads in (%c128, %c1, %c1)
+      dynamic_shared_memory_size %smem
       args(%dz : memref<?x?xf32>, %nb : memref<?xf32>, %k : index,
            %i0 : i32, %i0 : i32, %i1 : i32, %f1 : f32, %f0 : f32,
            %none : memref<?xf64>, %c1 : index, %c1 : index, %i0 : i32, %dwts : memref<?x?xf32>,

@@ -39,5 +39,5 @@
 // RUN: cmp %t.pairs/set0/out0.npy %t.pairs/set0.npy
 // RUN: cmp %t.pairs/set1/out0.npy %t.pairs/set1.npy
 
-// CHECK-COUNT-42: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok; coactivation: {{[0-9]+}} sets, {{[0-9]+}} pairs, {{[0-9]+}} co-activations, as the reference
+// CHECK-COUNT-47: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok; coactivation: {{[0-9]+}} sets, {{[0-9]+}} pairs, {{[0-9]+}} co-activations, as the reference
 // CHECK-NOT: compare:

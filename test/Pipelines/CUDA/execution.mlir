@@ -7,5 +7,5 @@
 // UNSUPPORTED: reference-pipeline
 // RUN: bash %S/Inputs/layers.sh cuda %t %moe_obj_root/bin | FileCheck %s
 
-// CHECK-COUNT-42: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok; coactivation: {{[0-9]+}} sets, {{[0-9]+}} pairs, {{[0-9]+}} co-activations, as the reference
+// CHECK-COUNT-47: compare: {{[0-9]+}} sets, {{[0-9]+}} outputs, all ok; coactivation: {{[0-9]+}} sets, {{[0-9]+}} pairs, {{[0-9]+}} co-activations, as the reference
 // CHECK-NOT: compare:

@@ -84,9 +84,9 @@
 // CHECK-NOT:     cuLaunchKernel
 // CHECK:         cuda: cuLaunchKernel(router_logits, grid 2x2x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
-// CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 384, a stream)
 // CHECK-NOT:     cuLaunchKernel
-// CHECK:         cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 1280, a stream)
 // CHECK:         cuda: cuLaunchKernel(gather_rows, grid 10x1x1, block 128x1x1, smem 0, a stream)
 // CHECK-NOT:     cuLaunchKernel
 // CHECK:         cuda: cuLaunchKernel(gemv_experts, grid 6x9x1, block 256x1x1, smem 0, a stream)

@@ -21,7 +21,7 @@
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/deepseek/case.mlir --entry case \
 // RUN:   --pipeline cuda --quiet $(cat %t/deepseek/moe-run.args) | FileCheck %s --check-prefix=DEEPSEEK
 // DEEPSEEK:      cuda: cuMemcpyAsync(64)
-// DEEPSEEK:      cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// DEEPSEEK:      cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 768, a stream)
 // DEEPSEEK:      cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
 // DEEPSEEK:      cuda: cuStreamSynchronize()
 // A capacity (score order): capacity_drop on the 8 groups between a
@@ -30,11 +30,11 @@
 // RUN:   --seed 1 --tokens 7 --dir %t/capacity
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/capacity/case.mlir --entry case \
 // RUN:   --pipeline cuda --quiet $(cat %t/capacity/moe-run.args) | FileCheck %s --check-prefix=CAPACITY
-// CAPACITY:      cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CAPACITY:      cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 1280, a stream)
 // CAPACITY:      cuda: cuLaunchKernel(capacity_drop, grid 8x1x1, block 256x1x1, smem 0, a stream)
 // CAPACITY-NOT:  cuLaunchKernel(renormalize_kept
 // CAPACITY-NOT:  cuLaunchKernel(count_experts
-// CAPACITY:      cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CAPACITY:      cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 1280, a stream)
 // CAPACITY:      cuda: cuLaunchKernel(combine, grid 1x7x1, block 256x1x1, smem 0, a stream)
 // CAPACITY:      cuda: cuStreamSynchronize()
 // A Qwen2-MoE-style gated shared expert (fs = 64): after the combine, its
@@ -71,7 +71,7 @@
 // RUN:   --seed 1 --tokens 7 --dir %t/groups
 // RUN: env LD_LIBRARY_PATH=%t/fake moe-run %t/groups/case.mlir --entry case \
 // RUN:   --pipeline cuda --quiet $(cat %t/groups/moe-run.args) | FileCheck %s --check-prefix=GROUPS
-// GROUPS: cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// GROUPS: cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 12288, a stream)
 // GROUPS: cuda: cuLaunchKernel(gather_rows, grid 56x1x1, block 128x1x1, smem 0, a stream)
 
 // Decode (one token, k = 8 of 64 experts): the expert GEMMs on
@@ -181,7 +181,7 @@
 // RUN:   --knob case:top_p=0.5 $(cat %t/knobs/moe-run.args) 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // RUN: env LD_LIBRARY_PATH=%t/fake not moe-run %t/knobs/case.mlir --entry case --pipeline cuda \
 // RUN:   --no-knobs --knob case:tau=0.2 $(cat %t/knobs/moe-run.args) 2>&1 | FileCheck %s --check-prefix=NOKNOBS
-// KNOBS:   cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// KNOBS:   cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 384, a stream)
 // KNOBS:   cuda: cuLaunchKernel(capacity_drop, grid 8x1x1, block 256x1x1, smem 0, a stream)
 // KNOBS:   cuda: cuStreamSynchronize()
 // UNKNOWN: error: --knob case:top_p=0.5: the module has no knob top_p of layer case (knobs: case:tau, case:capacity_factor)
@@ -222,14 +222,14 @@
 // copied back.
 // CHECK-NEXT:    cuda: cuStreamCreate(flags 1)
 // CHECK-NOT:     cuStream
-// CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 0, a stream)
+// CHECK:         cuda: cuLaunchKernel(router_topk, grid 2x1x1, block 128x1x1, smem 384, a stream)
 // CHECK-NOT:     cuLaunchKernel
 // CHECK-NOT:     cuStream
 // One block counts and places the 14 slots: no memset of the counts, no
 // count_experts.
 // CHECK:         cuda: cuModuleGetFunction(count_experts)
 // CHECK-NEXT:    cuda: cuModuleGetFunction(build_permutation)
-// CHECK-NEXT:    cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 0, a stream)
+// CHECK-NEXT:    cuda: cuLaunchKernel(build_permutation, grid 1x1x1, block 256x1x1, smem 1280, a stream)
 // CHECK-NOT:     cuStream
 // CHECK:         cuda: cuLaunchKernel(gather_rows, grid 14x1x1, block 128x1x1, smem 0, a stream)
 // The router's and the dispatch's other temporaries freed in stream order

@@ -9,7 +9,7 @@
 func.func @f32(%x: tensor<?x64xf32>, %wr: tensor<8x64xf32>,
     %g: tensor<8x32x64xf32>, %u: tensor<8x32x64xf32>,
     %dn: tensor<8x64x32xf32>, %gu: tensor<8x64x64xf32>) -> tensor<?x64xf32> {
-  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 512), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found input tensor<?x64xf32>, router weight tensor<8x64xf32>, expert weights tensor<8x32x64xf32> (moe-narrow-to-bf16, --narrow-to-bf16 of moe-run and moe-compile, computes an f32 or f16 layer in bf16)}}
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 2048), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found input tensor<?x64xf32>, router weight tensor<8x64xf32>, expert weights tensor<8x32x64xf32> (moe-narrow-to-bf16, --narrow-to-bf16 of moe-run and moe-compile, computes an f32 or f16 layer in bf16)}}
   %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xf32>)
       experts(%g, %u, %dn : tensor<8x32x64xf32>, tensor<8x32x64xf32>,
               tensor<8x64x32xf32>)
@@ -23,7 +23,7 @@ func.func @f32(%x: tensor<?x64xf32>, %wr: tensor<8x64xf32>,
 func.func @lora_rank_4(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %w0: tensor<64x64xbf16>, %a: tensor<8x4x64xbf16>,
     %b: tensor<8x64x4xbf16>) -> tensor<?x64xbf16> {
-  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 512), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found expert weight tensor<8x4x64xbf16>}}
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 2048), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found expert weight tensor<8x4x64xbf16>}}
   %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
       experts(%w0, %a, %b : tensor<64x64xbf16>, tensor<8x4x64xbf16>,
                             tensor<8x64x4xbf16>)
@@ -38,7 +38,7 @@ func.func @shared_odd_f(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %g: tensor<8x32x64xbf16>, %u: tensor<8x32x64xbf16>,
     %dn: tensor<8x64x32xbf16>, %sg: tensor<12x64xbf16>,
     %su: tensor<12x64xbf16>, %sd: tensor<64x12xbf16>) -> tensor<?x64xbf16> {
-  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 512), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found shared down projection tensor<64x12xbf16>}}
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 2048), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found shared down projection tensor<64x12xbf16>}}
   %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
       experts(%g, %u, %dn : tensor<8x32x64xbf16>, tensor<8x32x64xbf16>,
               tensor<8x64x32xbf16>)
@@ -54,7 +54,7 @@ func.func @shared_odd_f(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 func.func @odd_f(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %g: tensor<8x12x64xbf16>, %u: tensor<8x12x64xbf16>,
     %dn: tensor<8x64x12xbf16>, %gu: tensor<8x24x64xbf16>) -> tensor<?x64xbf16> {
-  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 512), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found expert weight tensor<8x12x64xbf16>}}
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 2048), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found expert weight tensor<8x12x64xbf16>}}
   %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
       experts(%g, %u, %dn : tensor<8x12x64xbf16>, tensor<8x12x64xbf16>,
               tensor<8x64x12xbf16>)
@@ -65,13 +65,13 @@ func.func @odd_f(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
 
 // -----
 
-func.func @many_experts(%x: tensor<?x64xbf16>, %wr: tensor<1024x64xbf16>,
-    %g: tensor<1024x32x64xbf16>, %u: tensor<1024x32x64xbf16>,
-    %dn: tensor<1024x64x32xbf16>, %gu: tensor<1024x64x64xbf16>) -> tensor<?x64xbf16> {
-  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 512), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found E = 1024}}
-  %y, %load, %dropped = moe.layer %x router(%wr : tensor<1024x64xbf16>)
-      experts(%g, %u, %dn : tensor<1024x32x64xbf16>, tensor<1024x32x64xbf16>,
-              tensor<1024x64x32xbf16>)
+func.func @many_experts(%x: tensor<?x64xbf16>, %wr: tensor<4096x64xbf16>,
+    %g: tensor<4096x32x64xbf16>, %u: tensor<4096x32x64xbf16>,
+    %dn: tensor<4096x64x32xbf16>, %gu: tensor<4096x64x64xbf16>) -> tensor<?x64xbf16> {
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 2048), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found E = 4096}}
+  %y, %load, %dropped = moe.layer %x router(%wr : tensor<4096x64xbf16>)
+      experts(%g, %u, %dn : tensor<4096x32x64xbf16>, tensor<4096x32x64xbf16>,
+              tensor<4096x64x32xbf16>)
       {routing = #moe.routing<score = softmax, selection = top_k, k = 2, renormalize = true>,
        experts = #moe.experts<kind = gated, act = silu>} : tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
@@ -83,7 +83,7 @@ func.func @many_experts(%x: tensor<?x64xbf16>, %wr: tensor<1024x64xbf16>,
 func.func @shared_dynamic(%x: tensor<?x64xbf16>, %wr: tensor<8x64xbf16>,
     %gu: tensor<8x64x64xbf16>, %dn: tensor<8x64x32xbf16>,
     %sgu: tensor<?x64xbf16>, %sd: tensor<64x16xbf16>) -> tensor<?x64xbf16> {
-  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 512), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found shared projection tensor<?x64xbf16>}}
+  // expected-error @+1 {{moe-cuda-pipeline supports moe.layer with any selection (top_k, grouped_top_k, top_p, threshold, expert_choice; 1 <= k <= E <= 2048), any score function, combine weights and scale, router and selection biases, a run-time tau, any capacity (count or factor, also at run time; any drop order), weights applied to the output or the input, gated experts (silu, gelu_tanh, gelu_erf, relu or swiglu_oai, with or without expert biases; gate, up and down operands or fused gate_up and down), plain MLP experts or LoRA experts (lora or lora_gated), shared experts (gated or not; gate, up and down or fused gate_up and down), bf16 input and weights, and static expert and shared expert sizes that are multiples of 8; found shared projection tensor<?x64xbf16>}}
   %y, %load, %dropped = moe.layer %x router(%wr : tensor<8x64xbf16>)
       experts(%gu, %dn : tensor<8x64x64xbf16>, tensor<8x64x32xbf16>)
       shared(%sgu, %sd : tensor<?x64xbf16>, tensor<64x16xbf16>)

@@ -107,6 +107,17 @@ renormalize=1 capacity=factor:0.5 drop_order=score
 capacity=factor:0.5 drop_order=choice_major E=16 k=4
 SPECS
 
+# More experts than 512, up to the library's 2048: the router's and the
+# permutation's shared tables sized by E, a lane's 64 experts in its taken
+# mask (256 of 2048 experts a token reach the last ones), several experts a
+# thread in the block scans, and the segmented permutation (600 tokens x 8
+# slots), with grouped top-k, a capacity and expert choice.
+run many1 11 1,7,600 renormalize=1 E=1024 k=8 d=16 f=16
+run many2 12 1,33 score=sigmoid select=grouped_top_k groups=64 topk_group=4 group_score=sum_top2 renormalize=1 E=2048 k=8 d=16 f=16
+run many3 13 1,7 E=2048 k=256 d=8 f=8
+run many4 14 7,33 renormalize=1 capacity=factor:0.75 drop_order=score E=1024 k=4 d=16 f=16
+run many5 15 3,40 select=expert_choice k=2 E=1536 d=16 f=16
+
 # Run-time knobs (test/Integration/knobs.mlir): the reference is made for
 # tau = 0.3 and a capacity factor of 0.75, the module defaults to other
 # values, and the knobs set the reference's.

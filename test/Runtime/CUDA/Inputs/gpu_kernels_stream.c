@@ -168,7 +168,7 @@ int main(void) {
   report("top_k", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd,
                                         (void *)0, off, (int32_t *)0, y, 0));
   bad = dims;
-  bad.experts = 600;
+  bad.experts = MOE_GPU_MAX_EXPERTS + 1;
   bad.top_k = 2;
   report("experts", moe_gpu_layer_enqueue(&bad, (void *)0, x, wr, wg, wu, wd,
                                           (void *)0, off, (int32_t *)0, y, 0));
