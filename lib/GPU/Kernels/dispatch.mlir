@@ -381,12 +381,9 @@ gpu.module @moe_dispatch_kernels {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %z = arith.constant 0 : i32
-    %one = arith.constant 1 : i32
     %ei = arith.index_cast %e : index to i32
     %hi = arith.addi %lo, %count : i32
-    %rows1 = arith.subi %rows, %one : i32
-    %cp = arith.addi %count, %rows1 : i32
-    %n_i = arith.divui %cp, %rows : i32
+    %n_i = func.call @tiles_of(%count, %rows) : (i32, i32) -> i32
     %n = arith.index_cast %n_i : i32 to index
     %first_i = arith.index_cast %first : i32 to index
     scf.for %t = %c0 to %n step %c1 {
